@@ -1,0 +1,25 @@
+//! kozomol-core: the domain types every part shares.
+//!
+//! It owns the identifiers (cameras, events, cases), violation kinds and their
+//! measurements, the device register's vocabulary (measuring devices and their
+//! calibration certificates), case states, and the camera wire protocol: the signed
+//! evidence envelope, receipts, status and config messages. It does no I/O.
+
+pub mod case_state;
+pub mod cose;
+pub mod dead_letter;
+pub mod device;
+pub mod envelope;
+mod error;
+pub mod ids;
+pub mod messages;
+pub mod topics;
+pub mod violation;
+
+pub use case_state::CaseState;
+pub use dead_letter::DeadLetterReason;
+pub use device::{CalibrationCertificate, MeasuringDevice};
+pub use envelope::{DecodedEnvelope, FrameRef, FrameRole, ViolationEvent};
+pub use error::CoreError;
+pub use ids::{CameraId, CaseId, EventId};
+pub use violation::{ClockSource, Measurement, PlateRead, Site, ViolationKind};

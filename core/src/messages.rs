@@ -1,0 +1,137 @@
+//! The small messages beside the envelope: receipts (ingest → camera), status
+//! (camera, retained, with a last will) and config (server → camera, retained, signed).
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::cose::{to_canonical_cbor, Sign1};
+use crate::{CoreError, DeadLetterReason};
+
+/// Ingest's answer to one violation message, published after its commit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The event id, when the message was decodable far enough to have one.
+    pub event_id: Option<String>,
+    pub status: ReceiptStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<DeadLetterReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    /// A new case was committed.
+    Accepted,
+    /// The event was committed before; nothing changed.
+    Duplicate,
+    /// Refused and dead-lettered; re-sending will not help.
+    Rejected,
+}
+
+/// A camera's retained status; its last will says `offline`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraStatus {
+    pub state: CameraLinkState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbox_depth: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_version: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraLinkState {
+    Online,
+    Offline,
+}
+
+/// Settings the server pushes to a camera; applied only with a valid server signature
+/// and a version above the one in force.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraConfig {
+    pub version: u64,
+    pub issued_at_ms: i64,
+    pub speed_limits: Vec<LaneSpeedLimit>,
+}
+
+/// A speed limit for one lane in a daily time window (local time, `HH:MM`, end
+/// exclusive; a window may wrap past midnight).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneSpeedLimit {
+    pub lane: u8,
+    pub limit_kmh: u16,
+    pub from: String,
+    pub until: String,
+}
+
+/// The key id the server signs camera config with.
+pub const SERVER_KID: &str = "server";
+
+impl CameraConfig {
+    /// Encodes and signs this config with the server's key (COSE_Sign1 bytes).
+    pub fn sign(&self, key: &SigningKey) -> Result<Vec<u8>, CoreError> {
+        Sign1::sign(to_canonical_cbor(self)?, SERVER_KID, key)?.to_bytes()
+    }
+
+    /// Verifies a signed config with the server's public key and decodes it.
+    pub fn verify(bytes: &[u8], key: &VerifyingKey) -> Result<Self, CoreError> {
+        let sign1 = Sign1::from_bytes(bytes)?;
+        sign1.verify(key)?;
+        ciborium::from_reader(&sign1.payload[..])
+            .map_err(|e| CoreError::Malformed(format!("camera config: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_needs_the_server_signature() {
+        let server = SigningKey::from_bytes(&[3; 32]);
+        let config = CameraConfig {
+            version: 4,
+            issued_at_ms: 1_795_000_000_000,
+            speed_limits: vec![LaneSpeedLimit {
+                lane: 1,
+                limit_kmh: 40,
+                from: "07:00".into(),
+                until: "20:00".into(),
+            }],
+        };
+        let signed = config.sign(&server).expect("sign");
+        assert_eq!(
+            CameraConfig::verify(&signed, &server.verifying_key()),
+            Ok(config)
+        );
+        let other = SigningKey::from_bytes(&[4; 32]).verifying_key();
+        assert_eq!(
+            CameraConfig::verify(&signed, &other),
+            Err(CoreError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn receipt_json_shape() {
+        let receipt = Receipt {
+            event_id: Some("e".into()),
+            status: ReceiptStatus::Rejected,
+            reason: Some(DeadLetterReason::BadSignature),
+            detail: None,
+            case_id: None,
+        };
+        let json = serde_json::to_string(&receipt).expect("json");
+        assert_eq!(
+            json,
+            r#"{"event_id":"e","status":"rejected","reason":"bad_signature"}"#
+        );
+    }
+}
