@@ -9,6 +9,8 @@ pub enum CoreError {
     InvalidEventId(String),
     #[error("unknown case state `{0}`")]
     UnknownCaseState(String),
+    #[error("unknown role `{0}`")]
+    UnknownRole(String),
     #[error("unknown violation kind `{0}`")]
     UnknownViolationKind(String),
     #[error("message is {len} bytes, above the limit of {limit}")]

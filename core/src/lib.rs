@@ -5,6 +5,7 @@
 //! calibration certificates), case states, and the camera wire protocol: the signed
 //! evidence envelope, receipts, status and config messages. It does no I/O.
 
+pub mod access;
 pub mod case_state;
 pub mod cose;
 pub mod dead_letter;
@@ -16,6 +17,7 @@ pub mod messages;
 pub mod topics;
 pub mod violation;
 
+pub use access::Role;
 pub use case_state::CaseState;
 pub use dead_letter::DeadLetterReason;
 pub use device::{CalibrationCertificate, MeasuringDevice};

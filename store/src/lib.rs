@@ -1,1 +1,101 @@
+//! kozomol-store: persistence behind one trait per aggregate.
+//!
+//! It owns the schema and its migrations (one folder per backend), the SQLite
+//! implementation (the embedded default, WAL) and the PostgreSQL one (production),
+//! the evidence segment files that hold frames content-addressed, and the audit log.
+//! One behavioural suite (`tests/conformance.rs`) runs against both backends.
 
+mod error;
+pub mod evidence;
+mod model;
+
+pub use error::StoreError;
+pub use evidence::{EvidenceStore, FrameLocation};
+pub use model::*;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use kozomol_core::{CameraId, CaseId};
+
+/// The device register: cameras with their keys, measuring devices, certificates and
+/// sites, and what the cameras last said about themselves.
+#[async_trait]
+pub trait CameraRegister: Send + Sync {
+    /// Adds or updates a camera; its certificate is added to the device's list.
+    async fn register_camera(&self, camera: &CameraRegistration) -> Result<(), StoreError>;
+    async fn camera(&self, id: &CameraId) -> Result<Option<CameraRecord>, StoreError>;
+    async fn cameras(&self) -> Result<Vec<CameraRecord>, StoreError>;
+    /// Records a status message (retained `.../status` topic).
+    async fn record_camera_status(
+        &self,
+        id: &CameraId,
+        status: &CameraStatusUpdate,
+    ) -> Result<(), StoreError>;
+}
+
+/// Cases: written by ingest in batches, read by the API.
+#[async_trait]
+pub trait CaseStore: Send + Sync {
+    /// Writes a batch of cases, their frames' index rows and one audit row each, in
+    /// one transaction. Dedupe is by (camera, event id): the same fingerprint again
+    /// gives `Duplicate`, another fingerprint `Conflict`; both leave the store as it was.
+    /// Repeats inside `cases` are treated the same way. Updates the cameras' last-seen.
+    async fn record_cases(
+        &self,
+        cases: &[NewCase],
+        actor: &str,
+    ) -> Result<Vec<CaseWrite>, StoreError>;
+    async fn case(&self, id: CaseId) -> Result<Option<CaseRecord>, StoreError>;
+    /// Cases matching `query`, by ascending id, after `query.after`.
+    async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseSummary>, StoreError>;
+    async fn count_cases(&self, query: &CaseQuery) -> Result<u64, StoreError>;
+    /// Which of these frame hashes already have evidence stored.
+    async fn known_frames(&self, sha256s: &[[u8; 32]]) -> Result<HashSet<[u8; 32]>, StoreError>;
+    /// The audit rows of one case, oldest first.
+    async fn case_audit(&self, id: CaseId) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// Messages that were refused, with the reason and (bounded) raw bytes.
+#[async_trait]
+pub trait DeadLetterStore: Send + Sync {
+    async fn record_dead_letters(&self, letters: &[NewDeadLetter]) -> Result<(), StoreError>;
+    /// By ascending id, after `after`.
+    async fn dead_letters(
+        &self,
+        limit: u32,
+        after: Option<i64>,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
+}
+
+/// Accounts, roles and API tokens (only token hashes are stored).
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    async fn create_account(&self, account: &NewAccount) -> Result<AccountId, StoreError>;
+    async fn account_by_login(&self, login: &str) -> Result<Option<Account>, StoreError>;
+    async fn store_token(
+        &self,
+        account: AccountId,
+        token_sha256: &[u8; 32],
+        label: &str,
+    ) -> Result<(), StoreError>;
+    async fn account_by_token(&self, token_sha256: &[u8; 32]) -> Result<Option<Account>, StoreError>;
+}
+
+/// Everything kozomol persists in its database.
+pub trait Store: CameraRegister + CaseStore + DeadLetterStore + AccountStore {
+    fn backend(&self) -> Backend;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Opens (and migrates) the database at `url`: `sqlite://PATH` or `postgres://...`.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    let _ = url;
+    todo!("store implementation")
+}

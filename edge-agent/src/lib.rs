@@ -1,0 +1,1 @@
+//! kozomol-edge-agent: the program on camera hardware.
