@@ -1,0 +1,340 @@
+//! One batch of violation messages made durable: frames appended to evidence segments
+//! with one fsync, then cases, audit rows and dead letters committed; the caller acks
+//! and sends receipts only after [`BatchWriter::write`] returns.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{FixedOffset, Utc};
+use kozomol_core::{CameraId, CaseId, DeadLetterReason};
+use kozomol_store::{CameraRecord, CaseWrite, EvidenceStore, NewCase, NewDeadLetter, NewFrame, Store};
+
+use crate::verify::{self, AcceptedEvent, Refusal, Verdict};
+use crate::{IngestError, IngestMetrics};
+
+/// How long a camera's register record is reused before it is read again.
+const CAMERA_CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// What became of one message, in the order the messages were given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchOutcome {
+    Accepted {
+        camera: CameraId,
+        event_id: String,
+        case_id: CaseId,
+    },
+    Duplicate {
+        camera: CameraId,
+        event_id: String,
+        case_id: CaseId,
+    },
+    Rejected {
+        camera: Option<String>,
+        event_id: Option<String>,
+        reason: DeadLetterReason,
+        detail: String,
+    },
+}
+
+/// Writes batches of violation messages; shared by every ingest loop of a process.
+pub struct BatchWriter {
+    store: Arc<dyn Store>,
+    evidence: Arc<EvidenceStore>,
+    metrics: Arc<IngestMetrics>,
+    actor: String,
+    local_offset: FixedOffset,
+    cameras: Mutex<HashMap<CameraId, (Instant, CameraRecord)>>,
+}
+
+enum Slot {
+    Refused(Refusal),
+    Verified(Box<AcceptedEvent>),
+}
+
+impl BatchWriter {
+    pub fn new(
+        store: Arc<dyn Store>,
+        evidence: Arc<EvidenceStore>,
+        metrics: Arc<IngestMetrics>,
+        actor: String,
+        local_offset: FixedOffset,
+    ) -> Self {
+        BatchWriter {
+            store,
+            evidence,
+            metrics,
+            actor,
+            local_offset,
+            cameras: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Verifies and commits `messages` (topic, payload). On error nothing of the batch
+    /// may be acknowledged; retrying the same batch is safe (dedupe by event id).
+    pub async fn write(&self, messages: &[(String, Vec<u8>)]) -> Result<Vec<BatchOutcome>, IngestError> {
+        let started = Instant::now();
+        let decoded = {
+            let messages = messages.to_vec();
+            tokio::task::spawn_blocking(move || {
+                messages
+                    .iter()
+                    .map(|(topic, payload)| verify::decode(topic, payload))
+                    .collect::<Vec<_>>()
+            })
+            .await?
+        };
+        let mut cameras: HashMap<CameraId, Option<CameraRecord>> = HashMap::new();
+        for (camera, _) in decoded.iter().flatten() {
+            if !cameras.contains_key(camera) {
+                let record = self.camera(camera).await?;
+                cameras.insert(camera.clone(), record);
+            }
+        }
+        let offset = self.local_offset;
+        let slots: Vec<Slot> = tokio::task::spawn_blocking(move || {
+            decoded
+                .into_iter()
+                .map(|d| match d {
+                    Err(refusal) => Slot::Refused(refusal),
+                    Ok((camera, envelope)) => {
+                        let record = cameras.get(&camera).and_then(Option::as_ref);
+                        match verify::check_event(envelope, record, offset) {
+                            Verdict::Accept(accepted) => Slot::Verified(accepted),
+                            Verdict::Refuse(refusal) => Slot::Refused(refusal),
+                        }
+                    }
+                })
+                .collect()
+        })
+        .await?;
+
+        let accepted: Vec<&AcceptedEvent> = slots
+            .iter()
+            .filter_map(|s| match s {
+                Slot::Verified(a) => Some(a.as_ref()),
+                Slot::Refused(_) => None,
+            })
+            .collect();
+        let locations = self.store_frames(&accepted).await?;
+        let new_cases: Vec<NewCase> = accepted
+            .iter()
+            .map(|a| new_case(a, &locations))
+            .collect::<Result<_, _>>()?;
+        let writes = if new_cases.is_empty() {
+            Vec::new()
+        } else {
+            self.store.record_cases(&new_cases, &self.actor).await?
+        };
+
+        let mut writes = writes.into_iter();
+        let mut outcomes = Vec::with_capacity(messages.len());
+        let mut dead_letters = Vec::new();
+        let now = Utc::now();
+        for (slot, (topic, payload)) in slots.iter().zip(messages) {
+            let outcome = match slot {
+                Slot::Refused(r) => {
+                    dead_letters.push(dead_letter(topic, payload, r.clone(), now));
+                    rejected(r.clone())
+                }
+                Slot::Verified(a) => {
+                    let camera = a.envelope.event.camera_id.clone();
+                    let event_id = a.envelope.event.event_id.to_string();
+                    match writes.next() {
+                        Some(CaseWrite::Created(case_id)) => BatchOutcome::Accepted {
+                            camera,
+                            event_id,
+                            case_id,
+                        },
+                        Some(CaseWrite::Duplicate(case_id)) => BatchOutcome::Duplicate {
+                            camera,
+                            event_id,
+                            case_id,
+                        },
+                        Some(CaseWrite::Conflict(case_id)) => {
+                            let refusal = Refusal {
+                                reason: DeadLetterReason::ConflictingDuplicate,
+                                detail: format!(
+                                    "event id already recorded as case {case_id} with other content"
+                                ),
+                                camera_id: Some(camera.to_string()),
+                                event_id: Some(event_id),
+                            };
+                            dead_letters.push(dead_letter(topic, payload, refusal.clone(), now));
+                            rejected(refusal)
+                        }
+                        None => {
+                            return Err(IngestError::Store(kozomol_store::StoreError::Corrupt(
+                                "record_cases returned fewer results than cases".into(),
+                            )))
+                        }
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        if !dead_letters.is_empty() {
+            self.store.record_dead_letters(&dead_letters).await?;
+        }
+        self.count(&outcomes);
+        tracing::debug!(
+            messages = messages.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "batch committed"
+        );
+        Ok(outcomes)
+    }
+
+    /// Appends the frames not already stored, one fsync for the batch.
+    async fn store_frames(
+        &self,
+        accepted: &[&AcceptedEvent],
+    ) -> Result<HashMap<[u8; 32], kozomol_store::FrameLocation>, IngestError> {
+        let mut hashes: Vec<[u8; 32]> = Vec::new();
+        let mut seen = HashSet::new();
+        for a in accepted {
+            for f in &a.envelope.event.frames {
+                if let Ok(h) = <[u8; 32]>::try_from(f.sha256.as_slice()) {
+                    if seen.insert(h) {
+                        hashes.push(h);
+                    }
+                }
+            }
+        }
+        if hashes.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let known = self.store.known_frames(&hashes).await?;
+        let mut to_write: Vec<([u8; 32], Vec<u8>)> = Vec::new();
+        let mut queued = HashSet::new();
+        for a in accepted {
+            for (f, bytes) in a.envelope.event.frames.iter().zip(&a.envelope.frames) {
+                if let Ok(h) = <[u8; 32]>::try_from(f.sha256.as_slice()) {
+                    if !known.contains(&h) && queued.insert(h) {
+                        to_write.push((h, bytes.clone()));
+                    }
+                }
+            }
+        }
+        let evidence = Arc::clone(&self.evidence);
+        let bytes_total: usize = to_write.iter().map(|(_, b)| b.len()).sum();
+        let written = tokio::task::spawn_blocking(move || {
+            let frames: Vec<&[u8]> = to_write.iter().map(|(_, b)| b.as_slice()).collect();
+            evidence
+                .append_batch(&frames)
+                .map(|locs| to_write.iter().map(|(h, _)| *h).zip(locs).collect::<HashMap<_, _>>())
+        })
+        .await??;
+        self.metrics
+            .evidence_bytes
+            .fetch_add(bytes_total as u64, Ordering::Relaxed);
+        Ok(written)
+    }
+
+    async fn camera(&self, id: &CameraId) -> Result<Option<CameraRecord>, IngestError> {
+        if let Ok(cache) = self.cameras.lock() {
+            if let Some((at, record)) = cache.get(id) {
+                if at.elapsed() < CAMERA_CACHE_TTL {
+                    return Ok(Some(record.clone()));
+                }
+            }
+        }
+        let record = self.store.camera(id).await?;
+        if let (Some(record), Ok(mut cache)) = (&record, self.cameras.lock()) {
+            cache.insert(id.clone(), (Instant::now(), record.clone()));
+        }
+        Ok(record)
+    }
+
+    fn count(&self, outcomes: &[BatchOutcome]) {
+        let m = &self.metrics;
+        m.batches.fetch_add(1, Ordering::Relaxed);
+        m.messages.fetch_add(outcomes.len() as u64, Ordering::Relaxed);
+        for outcome in outcomes {
+            match outcome {
+                BatchOutcome::Accepted { .. } => {
+                    m.accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                BatchOutcome::Duplicate { .. } => {
+                    m.duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+                BatchOutcome::Rejected { reason, .. } => m.count_dead_letter(*reason),
+            }
+        }
+    }
+}
+
+fn rejected(r: Refusal) -> BatchOutcome {
+    BatchOutcome::Rejected {
+        camera: r.camera_id,
+        event_id: r.event_id,
+        reason: r.reason,
+        detail: r.detail,
+    }
+}
+
+fn dead_letter(topic: &str, payload: &[u8], r: Refusal, now: chrono::DateTime<Utc>) -> NewDeadLetter {
+    tracing::warn!(
+        reason = %r.reason,
+        camera = r.camera_id.as_deref().unwrap_or("-"),
+        detail = %r.detail,
+        "message dead-lettered"
+    );
+    NewDeadLetter {
+        received_at: now,
+        topic: topic.chars().take(512).collect(),
+        camera_id: r.camera_id,
+        event_id: r.event_id,
+        reason: r.reason,
+        detail: r.detail,
+        raw: payload.to_vec(),
+    }
+}
+
+fn new_case(
+    a: &AcceptedEvent,
+    locations: &HashMap<[u8; 32], kozomol_store::FrameLocation>,
+) -> Result<NewCase, IngestError> {
+    let event = &a.envelope.event;
+    let frames = event
+        .frames
+        .iter()
+        .map(|f| {
+            let sha256 = <[u8; 32]>::try_from(f.sha256.as_slice()).unwrap_or([0; 32]);
+            NewFrame {
+                role: f.role,
+                sha256,
+                // Frames already stored keep their first location; the store ignores this one.
+                location: locations.get(&sha256).cloned().unwrap_or(kozomol_store::FrameLocation {
+                    segment: String::new(),
+                    offset: 0,
+                    len: f.len,
+                }),
+            }
+        })
+        .collect();
+    Ok(NewCase {
+        event_id: event.event_id,
+        camera_id: event.camera_id.clone(),
+        captured_at: event.captured_at().unwrap_or_else(Utc::now),
+        kind: event.kind,
+        fingerprint: a.envelope.fingerprint(),
+        event: event_json(event),
+        camera_plate: event.plate_read.as_ref().map(|p| p.text.clone()),
+        enforceable: a.enforceable,
+        enforceability_note: a.enforceability_note.clone(),
+        frames,
+    })
+}
+
+/// The signed event as JSON for readers, with frame hashes in hex.
+fn event_json(event: &kozomol_core::ViolationEvent) -> serde_json::Value {
+    let mut value = serde_json::to_value(event).unwrap_or(serde_json::Value::Null);
+    if let Some(frames) = value.get_mut("frames").and_then(|f| f.as_array_mut()) {
+        for (json, frame) in frames.iter_mut().zip(&event.frames) {
+            json["sha256"] = serde_json::Value::String(hex::encode(&frame.sha256));
+        }
+    }
+    value
+}

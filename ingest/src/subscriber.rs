@@ -1,0 +1,292 @@
+//! The MQTT side of ingest: one connection, a task that drives it, and a loop that
+//! takes messages in batches, commits them, and only then acks (in arrival order)
+//! and publishes receipts.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{FixedOffset, Utc};
+use kozomol_core::messages::{CameraLinkState, CameraStatus, Receipt, ReceiptStatus};
+use kozomol_core::topics::{self, TopicKind};
+use kozomol_store::{CameraStatusUpdate, EvidenceStore, Store};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::{BatchOutcome, BatchWriter};
+use crate::{IngestError, IngestMetrics};
+
+/// The largest MQTT packet ingest accepts: above the envelope limit (2 MiB).
+pub const MAX_PACKET_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct IngestConfig {
+    pub broker_host: String,
+    pub broker_port: u16,
+    /// Stable per process: the broker keeps this session's unacked messages.
+    pub client_id: String,
+    /// Join the `$share/ingest/...` group (external brokers with several ingests).
+    pub shared_subscription: bool,
+    pub batch_max: usize,
+    /// How long a batch waits for more messages once it has one.
+    pub batch_linger: Duration,
+    /// Written into audit rows, e.g. `ingest:host-1`.
+    pub actor: String,
+    /// The jurisdiction's offset from UTC, for calibration dates.
+    pub local_utc_offset_minutes: i32,
+}
+
+impl IngestConfig {
+    pub fn new(broker_host: impl Into<String>, broker_port: u16, client_id: impl Into<String>) -> Self {
+        let client_id = client_id.into();
+        IngestConfig {
+            broker_host: broker_host.into(),
+            broker_port,
+            actor: format!("ingest:{client_id}"),
+            client_id,
+            shared_subscription: false,
+            batch_max: 512,
+            batch_linger: Duration::from_millis(3),
+            local_utc_offset_minutes: 6 * 60,
+        }
+    }
+}
+
+/// Runs ingest until `cancel` fires. Messages taken but not committed are not acked,
+/// so the broker delivers them again.
+pub async fn run(
+    config: IngestConfig,
+    store: Arc<dyn Store>,
+    evidence: Arc<EvidenceStore>,
+    metrics: Arc<IngestMetrics>,
+    cancel: CancellationToken,
+) -> Result<(), IngestError> {
+    let offset = FixedOffset::east_opt(config.local_utc_offset_minutes * 60)
+        .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset is valid"));
+    let writer = BatchWriter::new(
+        Arc::clone(&store),
+        evidence,
+        Arc::clone(&metrics),
+        config.actor.clone(),
+        offset,
+    );
+    let mut options = MqttOptions::new(&config.client_id, &config.broker_host, config.broker_port);
+    options
+        .set_keep_alive(Duration::from_secs(15))
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES)
+        .set_inflight(1000);
+    let (client, eventloop) = AsyncClient::new(options, 50_000);
+    let (tx, mut rx) = mpsc::channel::<Publish>(config.batch_max * 4);
+    let driver_cancel = cancel.child_token();
+    let driver = tokio::spawn(drive(
+        eventloop,
+        client.clone(),
+        config.clone(),
+        tx,
+        driver_cancel.clone(),
+    ));
+    tracing::info!(broker = %format!("{}:{}", config.broker_host, config.broker_port), client_id = %config.client_id, "ingest started");
+
+    let mut batch: Vec<Publish> = Vec::with_capacity(config.batch_max);
+    loop {
+        batch.clear();
+        let first = tokio::select! {
+            _ = cancel.cancelled() => break,
+            next = rx.recv() => match next { Some(p) => p, None => break },
+        };
+        batch.push(first);
+        let linger = tokio::time::sleep(config.batch_linger);
+        tokio::pin!(linger);
+        while batch.len() < config.batch_max {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => {
+                    tokio::select! {
+                        _ = &mut linger => break,
+                        next = rx.recv() => match next { Some(p) => batch.push(p), None => break },
+                    }
+                }
+            }
+        }
+        if !commit_batch(&writer, &store, &client, &metrics, &batch, &cancel).await {
+            break;
+        }
+    }
+    // Stop taking messages; what was not committed stays unacked at the broker.
+    driver_cancel.cancel();
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
+    tracing::info!("ingest stopped");
+    Ok(())
+}
+
+/// Commits one batch, retrying while the store is unavailable; then acks and sends
+/// receipts. Returns false when cancelled before the commit.
+async fn commit_batch(
+    writer: &BatchWriter,
+    store: &Arc<dyn Store>,
+    client: &AsyncClient,
+    metrics: &IngestMetrics,
+    batch: &[Publish],
+    cancel: &CancellationToken,
+) -> bool {
+    let mut violations: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut statuses = Vec::new();
+    for p in batch {
+        match topics::parse(&p.topic) {
+            Some((camera, TopicKind::Status)) => statuses.push((camera, p.payload.clone())),
+            _ => violations.push((p.topic.clone(), p.payload.to_vec())),
+        }
+    }
+    let mut backoff = Duration::from_millis(200);
+    let outcomes = loop {
+        match writer.write(&violations).await {
+            Ok(outcomes) => break outcomes,
+            Err(e) => {
+                tracing::error!(error = %e, messages = violations.len(), "batch not committed; retrying");
+                tokio::select! {
+                    _ = cancel.cancelled() => return false,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
+    for (camera, payload) in statuses {
+        record_status(store.as_ref(), metrics, &camera, &payload).await;
+    }
+    // Acks go out in arrival order, as the broker expects.
+    for p in batch {
+        if let Err(e) = client.ack(p).await {
+            tracing::warn!(error = %e, "ack not queued");
+        }
+    }
+    for outcome in outcomes {
+        let (camera, receipt) = receipt_for(outcome);
+        let Some(camera) = camera else { continue };
+        let Ok(body) = serde_json::to_vec(&receipt) else { continue };
+        let topic = topics::topic(&camera, TopicKind::Receipts);
+        match client.publish(topic, QoS::AtLeastOnce, false, body).await {
+            Ok(()) => {
+                metrics.receipts.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, camera = %camera, "receipt not queued"),
+        }
+    }
+    true
+}
+
+fn receipt_for(outcome: BatchOutcome) -> (Option<kozomol_core::CameraId>, Receipt) {
+    match outcome {
+        BatchOutcome::Accepted { camera, event_id, case_id } => (
+            Some(camera),
+            Receipt {
+                event_id: Some(event_id),
+                status: ReceiptStatus::Accepted,
+                reason: None,
+                detail: None,
+                case_id: Some(case_id.0),
+            },
+        ),
+        BatchOutcome::Duplicate { camera, event_id, case_id } => (
+            Some(camera),
+            Receipt {
+                event_id: Some(event_id),
+                status: ReceiptStatus::Duplicate,
+                reason: None,
+                detail: None,
+                case_id: Some(case_id.0),
+            },
+        ),
+        BatchOutcome::Rejected { camera, event_id, reason, detail } => (
+            camera.and_then(|c| kozomol_core::CameraId::parse(&c).ok()),
+            Receipt {
+                event_id,
+                status: ReceiptStatus::Rejected,
+                reason: Some(reason),
+                detail: Some(detail),
+                case_id: None,
+            },
+        ),
+    }
+}
+
+async fn record_status(store: &dyn Store, metrics: &IngestMetrics, camera: &kozomol_core::CameraId, payload: &[u8]) {
+    let status: CameraStatus = match serde_json::from_slice(payload) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(camera = %camera, error = %e, "camera status is not valid JSON; ignored");
+            return;
+        }
+    };
+    let at = status
+        .at_ms
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .unwrap_or_else(Utc::now);
+    let update = CameraStatusUpdate {
+        online: status.state == CameraLinkState::Online,
+        outbox_depth: status.outbox_depth.and_then(|d| i64::try_from(d).ok()),
+        clock_offset_ms: status.clock_offset_ms,
+        at,
+    };
+    match store.record_camera_status(camera, &update).await {
+        Ok(()) => {
+            metrics.status_updates.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => tracing::warn!(camera = %camera, error = %e, "camera status not recorded"),
+    }
+}
+
+/// Drives the MQTT connection: reconnects with backoff, (re)subscribes on every
+/// connect, and hands publishes to the batch loop.
+async fn drive(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    config: IngestConfig,
+    tx: mpsc::Sender<Publish>,
+    cancel: CancellationToken,
+) {
+    let violations = if config.shared_subscription {
+        topics::shared_violations_filter()
+    } else {
+        topics::VIOLATIONS_FILTER.to_owned()
+    };
+    let status = format!("{}/+/status", topics::PREFIX);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let event = tokio::select! {
+            _ = cancel.cancelled() => return,
+            event = eventloop.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = Duration::from_millis(100);
+                tracing::info!("connected to broker");
+                // try_: the request channel is drained by this very loop.
+                for filter in [&violations, &status] {
+                    if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
+                        tracing::error!(error = %e, filter = %filter, "subscribe not queued");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    sent = tx.send(p) => if sent.is_err() { return },
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "broker connection lost");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Checks one message against the protocol and the device register, without I/O:
+//! the caller looks the camera up and passes its register record.
+
+use chrono::{FixedOffset, TimeZone};
+use kozomol_core::envelope::{DecodedEnvelope, MAX_ENVELOPE_BYTES};
+use kozomol_core::topics::{self, TopicKind};
+use kozomol_core::{CameraId, CoreError, DeadLetterReason};
+use kozomol_store::CameraRecord;
+
+/// What ingest does with one violation message.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Verified: store it as a case.
+    Accept(Box<AcceptedEvent>),
+    /// Refuse it: dead-letter with this reason.
+    Refuse(Refusal),
+}
+
+#[derive(Debug)]
+pub struct AcceptedEvent {
+    pub envelope: DecodedEnvelope,
+    pub enforceable: bool,
+    pub enforceability_note: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub reason: DeadLetterReason,
+    pub detail: String,
+    pub camera_id: Option<String>,
+    pub event_id: Option<String>,
+}
+
+impl Refusal {
+    fn new(reason: DeadLetterReason, detail: impl Into<String>) -> Self {
+        Refusal {
+            reason,
+            detail: detail.into(),
+            camera_id: None,
+            event_id: None,
+        }
+    }
+}
+
+/// Decodes a message far enough to know which camera it claims to come from.
+pub fn decode(topic: &str, payload: &[u8]) -> Result<(CameraId, DecodedEnvelope), Refusal> {
+    let topic_camera = match topics::parse(topic) {
+        Some((camera, TopicKind::Violations)) => Some(camera),
+        _ => None,
+    };
+    let with_camera = |mut r: Refusal| {
+        r.camera_id = topic_camera.as_ref().map(|c| c.to_string());
+        r
+    };
+    if payload.len() > MAX_ENVELOPE_BYTES {
+        let e = CoreError::Oversize {
+            len: payload.len(),
+            limit: MAX_ENVELOPE_BYTES,
+        };
+        return Err(with_camera(Refusal::new(e.dead_letter_reason(), e.to_string())));
+    }
+    let envelope = DecodedEnvelope::decode(payload)
+        .map_err(|e| with_camera(Refusal::new(e.dead_letter_reason(), e.to_string())))?;
+    let event_id = Some(envelope.event.event_id.to_string());
+    let Some(topic_camera) = topic_camera else {
+        return Err(Refusal {
+            camera_id: Some(envelope.event.camera_id.to_string()),
+            event_id,
+            ..Refusal::new(DeadLetterReason::TopicMismatch, format!("not a violations topic: {topic}"))
+        });
+    };
+    if topic_camera != envelope.event.camera_id {
+        return Err(Refusal {
+            camera_id: Some(topic_camera.to_string()),
+            event_id,
+            ..Refusal::new(
+                DeadLetterReason::TopicMismatch,
+                format!(
+                    "topic names camera `{topic_camera}` but the event names `{}`",
+                    envelope.event.camera_id
+                ),
+            )
+        });
+    }
+    Ok((topic_camera, envelope))
+}
+
+/// Verifies a decoded envelope against the camera's register record (`None`: the
+/// camera is not registered). `local_offset` is the jurisdiction's UTC offset, used to
+/// find the capture's calendar date for the calibration check.
+pub fn check_event(
+    envelope: DecodedEnvelope,
+    camera: Option<&CameraRecord>,
+    local_offset: FixedOffset,
+) -> Verdict {
+    let event = &envelope.event;
+    let refuse = |reason, detail: String| {
+        Verdict::Refuse(Refusal {
+            reason,
+            detail,
+            camera_id: Some(event.camera_id.to_string()),
+            event_id: Some(event.event_id.to_string()),
+        })
+    };
+    let Some(camera) = camera else {
+        return refuse(
+            DeadLetterReason::UnknownCamera,
+            format!("camera `{}` is not in the device register", event.camera_id),
+        );
+    };
+    let key = match ed25519_dalek::VerifyingKey::from_bytes(&camera.public_key) {
+        Ok(key) => key,
+        Err(e) => return refuse(DeadLetterReason::BadSignature, format!("registered key is invalid: {e}")),
+    };
+    if let Err(e) = envelope.verify(&key) {
+        return refuse(e.dead_letter_reason(), e.to_string());
+    }
+    if event.device.serial != camera.device_serial {
+        return refuse(
+            DeadLetterReason::RegisterMismatch,
+            format!(
+                "device `{}` is not the device `{}` registered for this camera",
+                event.device.serial, camera.device_serial
+            ),
+        );
+    }
+    if event.site.id != camera.site.id {
+        return refuse(
+            DeadLetterReason::RegisterMismatch,
+            format!(
+                "site `{}` is not the site `{}` registered for this camera",
+                event.site.id, camera.site.id
+            ),
+        );
+    }
+    let claimed = &event.device.certificate.number;
+    let Some(certificate) = camera.certificates.iter().find(|c| &c.number == claimed) else {
+        return refuse(
+            DeadLetterReason::RegisterMismatch,
+            format!("calibration certificate `{claimed}` is not registered for device `{}`", camera.device_serial),
+        );
+    };
+    // The register's dates are the truth, not the camera's copy of them.
+    let capture_date = event
+        .captured_at()
+        .map(|t| local_offset.from_utc_datetime(&t.naive_utc()).date_naive());
+    let (enforceable, note) = match capture_date {
+        Some(date) if certificate.covers(date) => (true, None),
+        Some(date) => (
+            false,
+            Some(format!(
+                "calibration certificate {} is valid {}..{} and does not cover the capture date {date}",
+                certificate.number, certificate.valid_from, certificate.valid_until
+            )),
+        ),
+        None => {
+            return refuse(
+                DeadLetterReason::Malformed,
+                "capture time is out of range".to_owned(),
+            )
+        }
+    };
+    Verdict::Accept(Box::new(AcceptedEvent {
+        envelope,
+        enforceable,
+        enforceability_note: note,
+    }))
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: format, lints, and the whole test suite against SQLite,
+# the embedded broker, and the PostgreSQL and Mosquitto on this machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ensure_services
+ensure_nextest
+
+export KOZOMOL_TEST_POSTGRES_URL="${KOZOMOL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export KOZOMOL_TEST_MOSQUITTO="${KOZOMOL_TEST_MOSQUITTO:-127.0.0.1:1883}"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "build the binaries the end-to-end tests start"
+cargo build --workspace --bins --locked
+step "tests"
+cargo nextest run --workspace --locked --no-fail-fast "$@"
+step "doc tests"
+cargo test --workspace --doc --locked

@@ -1,0 +1,305 @@
+//! The `kozomol` binary's settings: defaults, then a TOML file, then `KOZOMOL_*`
+//! environment variables, then command-line flags; validated once at start-up with
+//! every problem reported together.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read settings file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("settings file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid settings:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where SQLite, evidence, keys and demo credentials live.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://...`; default: SQLite in the data dir.
+    pub database_url: Option<String>,
+    /// The address people and systems use to reach kozomol; used in every link.
+    pub public_base_url: Option<String>,
+    pub http: HttpSettings,
+    pub mqtt: MqttSettings,
+    pub ingest: IngestSettings,
+    /// The jurisdiction's offset from UTC in minutes (Bishkek: 360).
+    pub utc_offset_minutes: i32,
+    /// Ed25519 key that signs camera config; default `DATA_DIR/server.key`.
+    pub server_key_file: Option<PathBuf>,
+    /// Evidence folder; default `DATA_DIR/evidence`.
+    pub evidence_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    pub listen: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttSettings {
+    /// The broker's `host:port`.
+    pub broker: String,
+    /// Run the embedded broker on `broker` (serve only).
+    pub embedded: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// Stable per ingest process; the broker keeps its unacked messages.
+    pub client_id: String,
+    /// Join `$share/ingest/...` so several ingest processes split the stream.
+    pub shared_subscription: bool,
+    pub batch_max: usize,
+    pub batch_linger_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("./kozomol-data"),
+            database_url: None,
+            public_base_url: None,
+            http: HttpSettings::default(),
+            mqtt: MqttSettings::default(),
+            ingest: IngestSettings::default(),
+            utc_offset_minutes: 6 * 60,
+            server_key_file: None,
+            evidence_dir: None,
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            listen: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+impl Default for MqttSettings {
+    fn default() -> Self {
+        MqttSettings {
+            broker: "127.0.0.1:1884".into(),
+            embedded: true,
+        }
+    }
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            client_id: "kozomol-ingest".into(),
+            shared_subscription: false,
+            batch_max: 512,
+            batch_linger_ms: 3,
+        }
+    }
+}
+
+/// Environment variables that override settings, for containers.
+pub const ENV_OVERRIDES: &[&str] = &[
+    "KOZOMOL_DATA_DIR",
+    "KOZOMOL_DATABASE_URL",
+    "KOZOMOL_PUBLIC_BASE_URL",
+    "KOZOMOL_HTTP_LISTEN",
+    "KOZOMOL_MQTT_BROKER",
+    "KOZOMOL_MQTT_EMBEDDED",
+    "KOZOMOL_INGEST_CLIENT_ID",
+    "KOZOMOL_INGEST_SHARED_SUBSCRIPTION",
+];
+
+impl Settings {
+    /// Defaults, then `file` if given, then the environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, SettingsError> {
+        let mut settings = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| SettingsError::Parse {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
+            }
+            None => Settings::default(),
+        };
+        let mut problems = Vec::new();
+        if let Some(v) = env("KOZOMOL_DATA_DIR") {
+            settings.data_dir = v.into();
+        }
+        if let Some(v) = env("KOZOMOL_DATABASE_URL") {
+            settings.database_url = Some(v);
+        }
+        if let Some(v) = env("KOZOMOL_PUBLIC_BASE_URL") {
+            settings.public_base_url = Some(v);
+        }
+        if let Some(v) = env("KOZOMOL_HTTP_LISTEN") {
+            settings.http.listen = v;
+        }
+        if let Some(v) = env("KOZOMOL_MQTT_BROKER") {
+            settings.mqtt.broker = v;
+        }
+        for (name, target) in [
+            ("KOZOMOL_MQTT_EMBEDDED", &mut settings.mqtt.embedded),
+            (
+                "KOZOMOL_INGEST_SHARED_SUBSCRIPTION",
+                &mut settings.ingest.shared_subscription,
+            ),
+        ] {
+            if let Some(v) = env(name) {
+                match v.parse() {
+                    Ok(b) => *target = b,
+                    Err(_) => problems.push(format!("{name} must be true or false, not `{v}`")),
+                }
+            }
+        }
+        if let Some(v) = env("KOZOMOL_INGEST_CLIENT_ID") {
+            settings.ingest.client_id = v;
+        }
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(SettingsError::Invalid(problems))
+        }
+    }
+
+    /// Checks everything at once; call after command-line flags are applied.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let mut problems = Vec::new();
+        if self.http.listen.parse::<SocketAddr>().is_err() {
+            problems.push(format!("http.listen `{}` is not an address like 127.0.0.1:8080", self.http.listen));
+        }
+        if split_host_port(&self.mqtt.broker).is_none() {
+            problems.push(format!("mqtt.broker `{}` is not host:port", self.mqtt.broker));
+        }
+        if self.mqtt.embedded && self.mqtt.broker.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "mqtt.broker `{}` must be an IP address and port for the embedded broker",
+                self.mqtt.broker
+            ));
+        }
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                problems.push("database_url must start with sqlite:// or postgres://".into());
+            }
+        }
+        if let Some(url) = &self.public_base_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                problems.push(format!("public_base_url `{url}` must start with http:// or https://"));
+            }
+        }
+        if !(-12 * 60..=14 * 60).contains(&self.utc_offset_minutes) {
+            problems.push("utc_offset_minutes must be between -720 and 840".into());
+        }
+        if self.ingest.batch_max == 0 || self.ingest.batch_max > 10_000 {
+            problems.push("ingest.batch_max must be 1..=10000".into());
+        }
+        if self.ingest.client_id.is_empty() {
+            problems.push("ingest.client_id must not be empty".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(SettingsError::Invalid(problems))
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join("kozomol.db").display())
+        })
+    }
+
+    pub fn evidence_dir(&self) -> PathBuf {
+        self.evidence_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("evidence"))
+    }
+
+    pub fn server_key_file(&self) -> PathBuf {
+        self.server_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("server.key"))
+    }
+
+    pub fn public_base_url(&self) -> String {
+        self.public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.http.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// The broker's host and port.
+    pub fn broker_host_port(&self) -> Option<(String, u16)> {
+        split_host_port(&self.mqtt.broker)
+    }
+}
+
+fn split_host_port(addr: &str) -> Option<(String, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    (!host.is_empty()).then(|| (host.trim_matches(['[', ']']).to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut s = Settings::default();
+        s.http.listen = "nowhere".into();
+        s.mqtt.broker = "no-port".into();
+        s.ingest.batch_max = 0;
+        let Err(SettingsError::Invalid(problems)) = s.validate() else {
+            panic!("expected invalid settings");
+        };
+        assert!(problems.len() >= 3, "{problems:?}");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("k.toml");
+        std::fs::write(&file, "data_dir = \"/a\"\n[mqtt]\nbroker = \"10.0.0.1:1883\"\nembedded = false\n")
+            .expect("write");
+        let s = Settings::load(Some(&file), |k| {
+            (k == "KOZOMOL_DATA_DIR").then(|| "/b".to_owned())
+        })
+        .expect("loads");
+        assert_eq!(s.data_dir, PathBuf::from("/b"));
+        assert_eq!(s.mqtt.broker, "10.0.0.1:1883");
+        assert!(!s.mqtt.embedded);
+        s.validate().expect("valid");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("k.toml");
+        std::fs::write(&file, "data_dri = \"/a\"\n").expect("write");
+        assert!(matches!(
+            Settings::load(Some(&file), |_| None),
+            Err(SettingsError::Parse { .. })
+        ));
+    }
+}
