@@ -15,3 +15,19 @@ pub enum StoreError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
 }
+
+/// The one place where database errors become domain errors: a unique violation
+/// means `what` already exists; everything else stays a database error.
+pub(crate) fn db_error(err: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict { what: what() }
+        }
+        _ => StoreError::Database(err),
+    }
+}
+
+/// A stored value that does not parse: the database holds something this code never wrote.
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}

@@ -5,12 +5,18 @@
 //! the evidence segment files that hold frames content-addressed, and the audit log.
 //! One behavioural suite (`tests/conformance.rs`) runs against both backends.
 
+pub mod audit;
+mod batch;
+mod decode;
 mod error;
 pub mod evidence;
+mod migrate;
 mod model;
+mod postgres;
+mod sqlite;
 
 pub use error::StoreError;
-pub use evidence::{EvidenceStore, FrameLocation};
+pub use evidence::{scan_segment, EvidenceStore, FrameLocation, SegmentScan};
 pub use model::*;
 
 use std::collections::HashSet;
@@ -50,6 +56,7 @@ pub trait CaseStore: Send + Sync {
     async fn case(&self, id: CaseId) -> Result<Option<CaseRecord>, StoreError>;
     /// Cases matching `query`, by ascending id, after `query.after`.
     async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseSummary>, StoreError>;
+    /// How many cases match the filters of `query`; its `after` and `limit` are ignored.
     async fn count_cases(&self, query: &CaseQuery) -> Result<u64, StoreError>;
     /// Which of these frame hashes already have evidence stored.
     async fn known_frames(&self, sha256s: &[[u8; 32]]) -> Result<HashSet<[u8; 32]>, StoreError>;
@@ -80,7 +87,12 @@ pub trait AccountStore: Send + Sync {
         token_sha256: &[u8; 32],
         label: &str,
     ) -> Result<(), StoreError>;
-    async fn account_by_token(&self, token_sha256: &[u8; 32]) -> Result<Option<Account>, StoreError>;
+    async fn account_by_token(
+        &self,
+        token_sha256: &[u8; 32],
+    ) -> Result<Option<Account>, StoreError>;
+    /// Every account, by login (for the admin's account list).
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
 }
 
 /// Everything kozomol persists in its database.
@@ -96,6 +108,54 @@ pub enum Backend {
 
 /// Opens (and migrates) the database at `url`: `sqlite://PATH` or `postgres://...`.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    let _ = url;
-    todo!("store implementation")
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .filter(|path| !path.is_empty())
+    {
+        let store = sqlite::SqliteStore::open(std::path::Path::new(path)).await?;
+        Ok(Arc::new(store))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = postgres::PgStore::open(url).await?;
+        Ok(Arc::new(store))
+    } else {
+        Err(StoreError::UnsupportedUrl(redact(url)))
+    }
+}
+
+/// The url without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact("mysql://u:secret@h/db"), "mysql://u:***@h/db");
+        assert_eq!(redact("mysql://u@h/db"), "mysql://u@h/db");
+        assert_eq!(redact("nonsense"), "nonsense");
+    }
+
+    #[tokio::test]
+    async fn unknown_schemes_are_refused() {
+        for url in ["mysql://u:secret@h/db", "sqlite://", "", "/tmp/x.db"] {
+            match connect(url).await {
+                Err(StoreError::UnsupportedUrl(shown)) => assert!(!shown.contains("secret")),
+                Err(other) => panic!("{url}: {other}"),
+                Ok(_) => panic!("{url} was accepted"),
+            }
+        }
+    }
 }

@@ -153,6 +153,10 @@ pub struct AuditEntry {
     pub detail: Option<String>,
     /// Hex SHA-256 chaining this row to the one before it in its batch.
     pub hash: String,
+    /// The batch whose chain this row belongs to (see `audit`).
+    pub batch_id: uuid::Uuid,
+    /// Hex hash of the previous row in the batch, or of the batch id for its first row.
+    pub prev_hash: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

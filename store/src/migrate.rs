@@ -1,0 +1,185 @@
+//! A small migration runner: the SQL files of `store/migrations/{sqlite,postgres}` are
+//! compiled in, applied in version order inside one transaction, and recorded with a
+//! checksum in `schema_migrations`. Concurrent starts are serialized: SQLite by
+//! `BEGIN IMMEDIATE`, PostgreSQL by a transaction-scoped advisory lock.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+use sqlx::{PgPool, SqlitePool};
+use tracing::info;
+
+use crate::StoreError;
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../migrations/sqlite/0001_initial.sql"),
+}];
+
+const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../migrations/postgres/0001_initial.sql"),
+}];
+
+/// Any constant works; it only has to be the same in every kozomol process.
+const PG_MIGRATION_LOCK: i64 = 0x6b6f_7a6f_6d6f_6c01;
+
+const SQLITE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY NOT NULL,
+    name       TEXT NOT NULL,
+    checksum   BLOB NOT NULL,
+    applied_at INTEGER NOT NULL
+) STRICT";
+
+const PG_LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    BIGINT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    checksum   BYTEA NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)";
+
+fn checksum(m: &Migration) -> Vec<u8> {
+    Sha256::digest(m.sql.as_bytes()).to_vec()
+}
+
+fn failed(m: &Migration) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |err| StoreError::Migration(format!("{:04}_{}: {err}", m.version, m.name))
+}
+
+/// Which migrations still need applying; refuses a ledger whose applied migrations
+/// differ from the compiled-in ones.
+fn pending<'m>(
+    all: &'m [Migration],
+    applied: &[(i64, Vec<u8>)],
+) -> Result<Vec<&'m Migration>, StoreError> {
+    let applied: HashMap<i64, &Vec<u8>> = applied.iter().map(|(v, c)| (*v, c)).collect();
+    if let Some(newest) = applied.keys().max() {
+        if all.iter().all(|m| m.version != *newest) {
+            return Err(StoreError::Migration(format!(
+                "database has migration {newest}, which this kozomol does not know: it is older than the database"
+            )));
+        }
+    }
+    let mut todo = Vec::new();
+    for m in all {
+        match applied.get(&m.version) {
+            Some(sum) if **sum == checksum(m) => {}
+            Some(_) => {
+                return Err(StoreError::Migration(format!(
+                    "{:04}_{} was changed after it was applied",
+                    m.version, m.name
+                )))
+            }
+            None => todo.push(m),
+        }
+    }
+    Ok(todo)
+}
+
+pub(crate) async fn sqlite(pool: &SqlitePool) -> Result<(), StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::raw_sql(SQLITE_LEDGER).execute(&mut *tx).await?;
+    let applied: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT version, checksum FROM schema_migrations")
+            .fetch_all(&mut *tx)
+            .await?;
+    for m in pending(SQLITE, &applied)? {
+        sqlx::raw_sql(m.sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(m))?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(checksum(m))
+        .bind(chrono::Utc::now().timestamp_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(failed(m))?;
+        info!(
+            version = m.version,
+            name = m.name,
+            backend = "sqlite",
+            "migration applied"
+        );
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn postgres(pool: &PgPool) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(PG_MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(PG_LEDGER).execute(&mut *tx).await?;
+    let applied: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT version, checksum FROM schema_migrations")
+            .fetch_all(&mut *tx)
+            .await?;
+    for m in pending(POSTGRES, &applied)? {
+        sqlx::raw_sql(m.sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(m))?;
+        sqlx::query("INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(checksum(m))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(m))?;
+        info!(
+            version = m.version,
+            name = m.name,
+            backend = "postgres",
+            "migration applied"
+        );
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order() {
+        for list in [SQLITE, POSTGRES] {
+            for (i, m) in list.iter().enumerate() {
+                assert_eq!(m.version, i as i64 + 1, "{}", m.name);
+            }
+        }
+        assert_eq!(
+            SQLITE.len(),
+            POSTGRES.len(),
+            "both backends share one schema history"
+        );
+    }
+
+    #[test]
+    fn a_changed_or_unknown_migration_is_refused() {
+        let good = vec![(1, checksum(&SQLITE[0]))];
+        assert!(pending(SQLITE, &good).expect("ledger matches").is_empty());
+        assert_eq!(
+            pending(SQLITE, &[]).expect("empty ledger").len(),
+            SQLITE.len()
+        );
+        let changed = vec![(1, vec![0u8; 32])];
+        assert!(pending(SQLITE, &changed).is_err());
+        let newer = vec![(1, checksum(&SQLITE[0])), (999, vec![0u8; 32])];
+        assert!(pending(SQLITE, &newer).is_err());
+    }
+}

@@ -1,0 +1,689 @@
+//! The SQLite store: the embedded default. WAL, `synchronous=FULL`, foreign keys on.
+//! Writes go through a pool of one connection (SQLite has one writer at a time; a
+//! single connection queues writers in-process instead of making them spin on
+//! `SQLITE_BUSY`) and start with `BEGIN IMMEDIATE`, so a write never has to upgrade a
+//! read lock; reads use their own pool.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use kozomol_core::{CalibrationCertificate, CameraId, CaseId, Site};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use tracing::debug;
+
+use crate::audit::now_millis;
+use crate::batch::{self, BatchPlan, CaseKey, CreatedRows};
+use crate::error::{corrupt, db_error};
+use crate::{
+    decode, Account, AccountId, AccountStore, AuditEntry, Backend, CameraRecord, CameraRegister,
+    CameraRegistration, CameraStatusUpdate, CaseFrame, CaseQuery, CaseRecord, CaseStore,
+    CaseSummary, CaseWrite, DeadLetter, DeadLetterStore, FrameLocation, NewAccount, NewCase,
+    NewDeadLetter, Store, StoreError, DEAD_LETTER_RAW_LIMIT,
+};
+
+/// SQLite's default limit on bound parameters per statement (since 3.32).
+const MAX_BINDS: usize = 32_766;
+/// Longer statements buy nothing more and cost memory in the statement cache.
+const MAX_ROWS: usize = 1_000;
+const READERS: u32 = 4;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    pub(crate) async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        crate::migrate::sqlite(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(options)
+            .await?;
+        debug!(path = %path.display(), "sqlite store open");
+        Ok(SqliteStore { writer, reader })
+    }
+}
+
+fn rows_per_statement(columns: usize) -> usize {
+    batch::rows_per_statement(columns, MAX_BINDS, MAX_ROWS)
+}
+
+fn ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+}
+
+fn certificate_from_row(row: &SqliteRow) -> Result<(String, CalibrationCertificate), StoreError> {
+    Ok((
+        row.try_get("device_serial")?,
+        CalibrationCertificate {
+            number: row.try_get("number")?,
+            valid_from: row.try_get::<NaiveDate, _>("valid_from")?,
+            valid_until: row.try_get::<NaiveDate, _>("valid_until")?,
+        },
+    ))
+}
+
+fn camera_from_row(
+    row: &SqliteRow,
+    certificates: Vec<CalibrationCertificate>,
+) -> Result<CameraRecord, StoreError> {
+    let key: Vec<u8> = row.try_get("public_key")?;
+    Ok(CameraRecord {
+        camera_id: decode::camera_id(row.try_get("camera_id")?)?,
+        public_key: decode::hash32(&key, "public key")?,
+        device_serial: row.try_get("device_serial")?,
+        certificates,
+        site: Site {
+            id: row.try_get("site_id")?,
+            lat_e6: row.try_get("site_lat_e6")?,
+            lon_e6: row.try_get("site_lon_e6")?,
+            address: row.try_get("site_address")?,
+            direction: row.try_get("site_direction")?,
+            lane: decode::u8_of(row.try_get("site_lane")?, "lane")?,
+        },
+        registered_at: decode::millis(row.try_get("registered_at")?)?,
+        last_seen: decode::opt_millis(row.try_get("last_seen")?)?,
+        online: row.try_get("online")?,
+        outbox_depth: row.try_get("outbox_depth")?,
+        clock_offset_ms: row.try_get("clock_offset_ms")?,
+        status_at: decode::opt_millis(row.try_get("status_at")?)?,
+    })
+}
+
+/// The camera columns; a macro because `query()` takes only `&'static str`.
+macro_rules! select_cameras {
+    ($tail:literal) => {
+        concat!(
+            "SELECT camera_id, public_key, device_serial, site_id, site_lat_e6, site_lon_e6, ",
+            "site_address, site_direction, site_lane, registered_at, last_seen, online, ",
+            "outbox_depth, clock_offset_ms, status_at FROM cameras",
+            $tail
+        )
+    };
+}
+
+#[async_trait]
+impl CameraRegister for SqliteStore {
+    async fn register_camera(&self, camera: &CameraRegistration) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO cameras (camera_id, public_key, device_serial, site_id, site_lat_e6, \
+             site_lon_e6, site_address, site_direction, site_lane, registered_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (camera_id) DO UPDATE SET public_key = excluded.public_key, \
+             device_serial = excluded.device_serial, site_id = excluded.site_id, \
+             site_lat_e6 = excluded.site_lat_e6, site_lon_e6 = excluded.site_lon_e6, \
+             site_address = excluded.site_address, site_direction = excluded.site_direction, \
+             site_lane = excluded.site_lane",
+        )
+        .bind(camera.camera_id.as_str())
+        .bind(&camera.public_key[..])
+        .bind(&camera.device_serial)
+        .bind(&camera.site.id)
+        .bind(camera.site.lat_e6)
+        .bind(camera.site.lon_e6)
+        .bind(&camera.site.address)
+        .bind(&camera.site.direction)
+        .bind(i64::from(camera.site.lane))
+        .bind(ms(Utc::now()))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO calibration_certificates (device_serial, number, valid_from, valid_until) \
+             VALUES (?, ?, ?, ?) ON CONFLICT (device_serial, number) DO UPDATE SET \
+             valid_from = excluded.valid_from, valid_until = excluded.valid_until",
+        )
+        .bind(&camera.device_serial)
+        .bind(&camera.certificate.number)
+        .bind(camera.certificate.valid_from)
+        .bind(camera.certificate.valid_until)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn camera(&self, id: &CameraId) -> Result<Option<CameraRecord>, StoreError> {
+        let Some(row) = sqlx::query(select_cameras!(" WHERE camera_id = ?"))
+            .bind(id.as_str())
+            .fetch_optional(&self.reader)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let serial: String = row.try_get("device_serial")?;
+        let certificates = sqlx::query(
+            "SELECT device_serial, number, valid_from, valid_until FROM calibration_certificates \
+             WHERE device_serial = ? ORDER BY valid_from, number",
+        )
+        .bind(&serial)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| certificate_from_row(r).map(|(_, c)| c))
+        .collect::<Result<_, _>>()?;
+        camera_from_row(&row, certificates).map(Some)
+    }
+
+    async fn cameras(&self) -> Result<Vec<CameraRecord>, StoreError> {
+        let rows = sqlx::query(select_cameras!(" ORDER BY camera_id"))
+            .fetch_all(&self.reader)
+            .await?;
+        let mut by_device: HashMap<String, Vec<CalibrationCertificate>> = HashMap::new();
+        for row in sqlx::query(
+            "SELECT device_serial, number, valid_from, valid_until FROM calibration_certificates \
+             ORDER BY device_serial, valid_from, number",
+        )
+        .fetch_all(&self.reader)
+        .await?
+        {
+            let (serial, cert) = certificate_from_row(&row)?;
+            by_device.entry(serial).or_default().push(cert);
+        }
+        rows.iter()
+            .map(|row| {
+                let serial: String = row.try_get("device_serial")?;
+                camera_from_row(row, by_device.get(&serial).cloned().unwrap_or_default())
+            })
+            .collect()
+    }
+
+    async fn record_camera_status(
+        &self,
+        id: &CameraId,
+        status: &CameraStatusUpdate,
+    ) -> Result<(), StoreError> {
+        // A retained status can arrive after a newer one; the newest wins.
+        sqlx::query(
+            "UPDATE cameras SET online = ?, outbox_depth = ?, clock_offset_ms = ?, status_at = ? \
+             WHERE camera_id = ? AND (status_at IS NULL OR status_at <= ?)",
+        )
+        .bind(status.online)
+        .bind(status.outbox_depth)
+        .bind(status.clock_offset_ms)
+        .bind(ms(status.at))
+        .bind(id.as_str())
+        .bind(ms(status.at))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CaseStore for SqliteStore {
+    async fn record_cases(
+        &self,
+        cases: &[NewCase],
+        actor: &str,
+    ) -> Result<Vec<CaseWrite>, StoreError> {
+        if cases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let plan = BatchPlan::new(cases);
+        let now = now_millis();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+
+        let mut created: HashMap<CaseKey, CaseId> = HashMap::with_capacity(cases.len());
+        for chunk in plan.candidates.chunks(rows_per_statement(11)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO cases (event_id, camera_id, captured_at, received_at, kind, state, \
+                 plate, enforceable, enforceability_note, fingerprint, event) ",
+            );
+            qb.push_values(chunk, |mut row, &i| {
+                let case = &cases[i];
+                row.push_bind(case.event_id.0.to_string())
+                    .push_bind(case.camera_id.as_str())
+                    .push_bind(ms(case.captured_at))
+                    .push_bind(ms(now))
+                    .push_bind(case.kind.as_str())
+                    .push_bind(kozomol_core::CaseState::Received.as_str())
+                    .push_bind(case.camera_plate.as_deref())
+                    .push_bind(case.enforceable)
+                    .push_bind(case.enforceability_note.as_deref())
+                    .push_bind(&case.fingerprint[..])
+                    .push_bind(case.event.to_string());
+            });
+            qb.push(
+                " ON CONFLICT (camera_id, event_id) DO NOTHING RETURNING id, camera_id, event_id",
+            );
+            for row in qb.build().fetch_all(&mut *tx).await? {
+                let key = (
+                    row.try_get::<String, _>("camera_id")?,
+                    decode::uuid(row.try_get("event_id")?)?,
+                );
+                created.insert(key, CaseId(row.try_get("id")?));
+            }
+        }
+
+        let missing: Vec<&NewCase> = plan.not_created(cases, &created).collect();
+        let mut existing: HashMap<CaseKey, (CaseId, [u8; 32])> = HashMap::new();
+        for chunk in missing.chunks(rows_per_statement(1)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT id, camera_id, event_id, fingerprint FROM cases WHERE event_id IN (",
+            );
+            let mut ids = qb.separated(", ");
+            for case in chunk {
+                ids.push_bind(case.event_id.0.to_string());
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(&mut *tx).await? {
+                let key = (
+                    row.try_get::<String, _>("camera_id")?,
+                    decode::uuid(row.try_get("event_id")?)?,
+                );
+                let fingerprint: Vec<u8> = row.try_get("fingerprint")?;
+                existing.insert(
+                    key,
+                    (
+                        CaseId(row.try_get("id")?),
+                        decode::hash32(&fingerprint, "fingerprint")?,
+                    ),
+                );
+            }
+        }
+        let writes = plan.resolve(cases, &created, &existing)?;
+
+        let rows = CreatedRows::new(cases, &created, actor, now);
+        for chunk in rows.blobs.chunks(rows_per_statement(4)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) ",
+            );
+            qb.push_values(chunk, |mut row, (sha, loc)| {
+                row.push_bind(&sha[..])
+                    .push_bind(loc.segment.as_str())
+                    .push_bind(offset_i64(loc.offset))
+                    .push_bind(i64::from(loc.len));
+            });
+            qb.push(" ON CONFLICT (sha256) DO NOTHING");
+            qb.build().execute(&mut *tx).await?;
+        }
+        for chunk in rows.frames.chunks(rows_per_statement(4)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO case_frames (case_id, idx, role, sha256) ",
+            );
+            qb.push_values(chunk, |mut row, (case_id, idx, role, sha)| {
+                row.push_bind(case_id.0)
+                    .push_bind(*idx)
+                    .push_bind(*role)
+                    .push_bind(&sha[..]);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        for chunk in rows.audit.chunks(rows_per_statement(10)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO audit_log (batch_id, case_id, at, actor, action, from_state, \
+                 to_state, detail, prev_hash, hash) ",
+            );
+            qb.push_values(chunk, |mut row, audit| {
+                let r = &audit.row;
+                row.push_bind(r.batch_id.to_string())
+                    .push_bind(r.case_id.map(|id| id.0))
+                    .push_bind(ms(r.at))
+                    .push_bind(r.actor)
+                    .push_bind(r.action)
+                    .push_bind(r.from_state.map(|s| s.as_str()))
+                    .push_bind(r.to_state.map(|s| s.as_str()))
+                    .push_bind(r.detail)
+                    .push_bind(&audit.prev_hash[..])
+                    .push_bind(&audit.hash[..]);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        for chunk in batch::cameras_of(cases).chunks(rows_per_statement(1) - 1) {
+            let mut qb = QueryBuilder::<Sqlite>::new("UPDATE cameras SET last_seen = ");
+            qb.push_bind(ms(now)).push(" WHERE camera_id IN (");
+            let mut ids = qb.separated(", ");
+            for id in chunk {
+                ids.push_bind(*id);
+            }
+            qb.push(")");
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        debug!(
+            cases = cases.len(),
+            created = created.len(),
+            "sqlite case batch committed"
+        );
+        Ok(writes)
+    }
+
+    async fn case(&self, id: CaseId) -> Result<Option<CaseRecord>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT id, event_id, camera_id, captured_at, received_at, kind, state, plate, \
+             enforceable, enforceability_note, fingerprint, event FROM cases WHERE id = ?",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.reader)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let frames = sqlx::query(
+            "SELECT f.idx, f.role, f.sha256, b.segment, b.byte_offset, b.byte_len \
+             FROM case_frames f JOIN evidence_blobs b ON b.sha256 = f.sha256 \
+             WHERE f.case_id = ? ORDER BY f.idx",
+        )
+        .bind(id.0)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(frame_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        let summary = summary_from_row(&row)?;
+        let fingerprint: Vec<u8> = row.try_get("fingerprint")?;
+        let event: String = row.try_get("event")?;
+        Ok(Some(CaseRecord {
+            id: summary.id,
+            event_id: summary.event_id,
+            camera_id: summary.camera_id,
+            captured_at: summary.captured_at,
+            received_at: summary.received_at,
+            kind: summary.kind,
+            state: summary.state,
+            plate: summary.plate,
+            enforceable: summary.enforceable,
+            enforceability_note: row.try_get("enforceability_note")?,
+            fingerprint: decode::hash32(&fingerprint, "fingerprint")?,
+            event: serde_json::from_str(&event).map_err(|e| corrupt(format!("case event: {e}")))?,
+            frames,
+        }))
+    }
+
+    async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseSummary>, StoreError> {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT id, event_id, camera_id, captured_at, received_at, kind, state, plate, \
+             enforceable FROM cases",
+        );
+        push_case_filter(&mut qb, query);
+        if let Some(after) = query.after {
+            qb.push(" AND id > ").push_bind(after.0);
+        }
+        qb.push(" ORDER BY id LIMIT ")
+            .push_bind(i64::from(query.limit));
+        qb.build()
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(summary_from_row)
+            .collect()
+    }
+
+    async fn count_cases(&self, query: &CaseQuery) -> Result<u64, StoreError> {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) AS n FROM cases");
+        push_case_filter(&mut qb, query);
+        let n: i64 = qb.build().fetch_one(&self.reader).await?.try_get("n")?;
+        u64::try_from(n).map_err(|_| corrupt(format!("count {n}")))
+    }
+
+    async fn known_frames(&self, sha256s: &[[u8; 32]]) -> Result<HashSet<[u8; 32]>, StoreError> {
+        let mut known = HashSet::new();
+        for chunk in sha256s.chunks(rows_per_statement(1)) {
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("SELECT sha256 FROM evidence_blobs WHERE sha256 IN (");
+            let mut list = qb.separated(", ");
+            for sha in chunk {
+                list.push_bind(&sha[..]);
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(&self.reader).await? {
+                let sha: Vec<u8> = row.try_get("sha256")?;
+                known.insert(decode::hash32(&sha, "evidence hash")?);
+            }
+        }
+        Ok(known)
+    }
+
+    async fn case_audit(&self, id: CaseId) -> Result<Vec<AuditEntry>, StoreError> {
+        sqlx::query(
+            "SELECT id, batch_id, case_id, at, actor, action, from_state, to_state, detail, \
+             prev_hash, hash FROM audit_log WHERE case_id = ? ORDER BY id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|row| {
+            let prev_hash: Vec<u8> = row.try_get("prev_hash")?;
+            let hash: Vec<u8> = row.try_get("hash")?;
+            Ok(AuditEntry {
+                id: row.try_get("id")?,
+                batch_id: decode::uuid(row.try_get("batch_id")?)?,
+                case_id: row.try_get::<Option<i64>, _>("case_id")?.map(CaseId),
+                at: decode::millis(row.try_get("at")?)?,
+                actor: row.try_get("actor")?,
+                action: row.try_get("action")?,
+                from_state: decode::opt_state(row.try_get("from_state")?)?,
+                to_state: decode::opt_state(row.try_get("to_state")?)?,
+                detail: row.try_get("detail")?,
+                prev_hash: hex::encode(prev_hash),
+                hash: hex::encode(hash),
+            })
+        })
+        .collect()
+    }
+}
+
+fn offset_i64(offset: u64) -> i64 {
+    i64::try_from(offset).expect("segment files stay far below 8 EiB")
+}
+
+fn push_case_filter(qb: &mut QueryBuilder<Sqlite>, query: &CaseQuery) {
+    qb.push(" WHERE 1 = 1");
+    if let Some(state) = query.state {
+        qb.push(" AND state = ").push_bind(state.as_str());
+    }
+    if let Some(camera) = &query.camera {
+        qb.push(" AND camera_id = ")
+            .push_bind(camera.as_str().to_owned());
+    }
+    if let Some(plate) = &query.plate {
+        qb.push(" AND plate = ").push_bind(plate.clone());
+    }
+    if let Some(from) = query.from {
+        qb.push(" AND captured_at >= ").push_bind(ms(from));
+    }
+    if let Some(to) = query.to {
+        qb.push(" AND captured_at < ").push_bind(ms(to));
+    }
+}
+
+fn summary_from_row(row: &SqliteRow) -> Result<CaseSummary, StoreError> {
+    Ok(CaseSummary {
+        id: CaseId(row.try_get("id")?),
+        event_id: kozomol_core::EventId(decode::uuid(row.try_get("event_id")?)?),
+        camera_id: decode::camera_id(row.try_get("camera_id")?)?,
+        captured_at: decode::millis(row.try_get("captured_at")?)?,
+        received_at: decode::millis(row.try_get("received_at")?)?,
+        kind: decode::kind(row.try_get("kind")?)?,
+        state: decode::state(row.try_get("state")?)?,
+        plate: row.try_get("plate")?,
+        enforceable: row.try_get("enforceable")?,
+    })
+}
+
+fn frame_from_row(row: &SqliteRow) -> Result<CaseFrame, StoreError> {
+    let sha: Vec<u8> = row.try_get("sha256")?;
+    let offset: i64 = row.try_get("byte_offset")?;
+    Ok(CaseFrame {
+        index: decode::u32_of(row.try_get("idx")?, "frame index")?,
+        role: decode::frame_role(row.try_get("role")?)?,
+        sha256: decode::hash32(&sha, "frame hash")?,
+        location: FrameLocation {
+            segment: row.try_get("segment")?,
+            offset: u64::try_from(offset).map_err(|_| corrupt(format!("offset {offset}")))?,
+            len: decode::u32_of(row.try_get("byte_len")?, "frame length")?,
+        },
+    })
+}
+
+#[async_trait]
+impl DeadLetterStore for SqliteStore {
+    async fn record_dead_letters(&self, letters: &[NewDeadLetter]) -> Result<(), StoreError> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        for chunk in letters.chunks(rows_per_statement(8)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO dead_letters (received_at, topic, camera_id, event_id, reason, \
+                 detail, raw_len, raw) ",
+            );
+            qb.push_values(chunk, |mut row, letter| {
+                let kept = letter.raw.len().min(DEAD_LETTER_RAW_LIMIT);
+                row.push_bind(ms(letter.received_at))
+                    .push_bind(letter.topic.as_str())
+                    .push_bind(letter.camera_id.as_deref())
+                    .push_bind(letter.event_id.as_deref())
+                    .push_bind(letter.reason.as_str())
+                    .push_bind(letter.detail.as_str())
+                    .push_bind(i64::try_from(letter.raw.len()).unwrap_or(i64::MAX))
+                    .push_bind(&letter.raw[..kept]);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn dead_letters(
+        &self,
+        limit: u32,
+        after: Option<i64>,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        sqlx::query(
+            "SELECT id, received_at, topic, camera_id, event_id, reason, detail, raw_len, raw \
+             FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after.unwrap_or(i64::MIN))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(DeadLetter {
+                id: row.try_get("id")?,
+                received_at: decode::millis(row.try_get("received_at")?)?,
+                topic: row.try_get("topic")?,
+                camera_id: row.try_get("camera_id")?,
+                event_id: row.try_get("event_id")?,
+                reason: decode::reason(row.try_get("reason")?)?,
+                detail: row.try_get("detail")?,
+                raw_len: row.try_get("raw_len")?,
+                raw: row.try_get("raw")?,
+            })
+        })
+        .collect()
+    }
+}
+
+fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
+    Ok(Account {
+        id: AccountId(row.try_get("id")?),
+        login: row.try_get("login")?,
+        role: decode::role(row.try_get("role")?)?,
+        password_hash: row.try_get("password_hash")?,
+    })
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn create_account(&self, account: &NewAccount) -> Result<AccountId, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO accounts (login, role, password_hash, created_at) VALUES (?, ?, ?, ?) \
+             RETURNING id",
+        )
+        .bind(&account.login)
+        .bind(account.role.as_str())
+        .bind(&account.password_hash)
+        .bind(ms(Utc::now()))
+        .fetch_one(&self.writer)
+        .await
+        .map_err(|e| db_error(e, || format!("account `{}`", account.login)))?;
+        Ok(AccountId(row.try_get("id")?))
+    }
+
+    async fn account_by_login(&self, login: &str) -> Result<Option<Account>, StoreError> {
+        sqlx::query("SELECT id, login, role, password_hash FROM accounts WHERE login = ?")
+            .bind(login)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(account_from_row)
+            .transpose()
+    }
+
+    async fn store_token(
+        &self,
+        account: AccountId,
+        token_sha256: &[u8; 32],
+        label: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_tokens (token_sha256, account_id, label, created_at) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(&token_sha256[..])
+        .bind(account.0)
+        .bind(label)
+        .bind(ms(Utc::now()))
+        .execute(&self.writer)
+        .await
+        .map_err(|e| db_error(e, || "api token".to_owned()))?;
+        Ok(())
+    }
+
+    async fn account_by_token(
+        &self,
+        token_sha256: &[u8; 32],
+    ) -> Result<Option<Account>, StoreError> {
+        sqlx::query(
+            "SELECT a.id, a.login, a.role, a.password_hash FROM api_tokens t \
+             JOIN accounts a ON a.id = t.account_id WHERE t.token_sha256 = ?",
+        )
+        .bind(&token_sha256[..])
+        .fetch_optional(&self.reader)
+        .await?
+        .as_ref()
+        .map(account_from_row)
+        .transpose()
+    }
+
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        sqlx::query("SELECT id, login, role, password_hash FROM accounts ORDER BY login")
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(account_from_row)
+            .collect()
+    }
+}
