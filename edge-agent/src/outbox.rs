@@ -1,0 +1,396 @@
+//! The durable outbox: one file per signed envelope under `outbox/`, kept until
+//! ingest's receipt for it arrives, plus the in-memory index that says what to send
+//! next. File operations here block; callers run them on `spawn_blocking`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use kozomol_core::EventId;
+use tracing::{debug, warn};
+
+use crate::EdgeError;
+
+/// File name suffix of an envelope in the outbox and in `rejected/`.
+const ENVELOPE_SUFFIX: &str = ".env";
+const TMP_SUFFIX: &str = ".tmp";
+/// Fresh envelopes are kept in memory up to this many bytes so their first publish
+/// does not read them back; beyond it they are read from disk when sent.
+const FRESH_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+#[derive(Debug)]
+struct Entry {
+    len: u64,
+    sent_at: Option<Instant>,
+    sends: u32,
+    fresh: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    /// UUIDv7 ids sort by creation time, so the first entry is the oldest.
+    entries: BTreeMap<EventId, Entry>,
+    /// Bytes of all entries plus those reserved by writes in progress.
+    bytes: u64,
+    fresh_bytes: u64,
+    /// Entries to send now (never sent, or reset by a reconnect), oldest first.
+    ready: VecDeque<EventId>,
+    /// Sent entries in send order, to find those whose receipt is overdue.
+    sent: VecDeque<(Instant, EventId)>,
+}
+
+/// One envelope the publisher should send now.
+#[derive(Debug)]
+pub(crate) struct Due {
+    pub id: EventId,
+    /// The bytes if still cached; otherwise they are read from disk.
+    pub bytes: Option<Vec<u8>>,
+    /// Whether this is a re-send.
+    pub resend: bool,
+}
+
+/// What a receipt settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Settled {
+    pub sends: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    dir: PathBuf,
+    rejected_dir: PathBuf,
+    index: Mutex<Index>,
+}
+
+impl Outbox {
+    /// Opens (creating if needed) the outbox under `data_dir` and indexes what it holds;
+    /// leftovers of interrupted writes are removed. Blocking.
+    pub fn open(data_dir: &Path) -> Result<Outbox, EdgeError> {
+        let dir = data_dir.join("outbox");
+        let rejected_dir = data_dir.join("rejected");
+        for d in [&dir, &rejected_dir] {
+            fs::create_dir_all(d).map_err(EdgeError::io(format!("creating {}", d.display())))?;
+        }
+        let mut index = Index::default();
+        let listing =
+            fs::read_dir(&dir).map_err(EdgeError::io(format!("reading {}", dir.display())))?;
+        for item in listing {
+            let item = item.map_err(EdgeError::io(format!("reading {}", dir.display())))?;
+            let name = item.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.ends_with(TMP_SUFFIX) {
+                // A write that never reached its rename: its submit never returned.
+                fs::remove_file(item.path())
+                    .map_err(EdgeError::io(format!("removing {}", item.path().display())))?;
+                continue;
+            }
+            let id = name
+                .strip_suffix(ENVELOPE_SUFFIX)
+                .and_then(|stem| stem.parse::<EventId>().ok());
+            let Some(id) = id else {
+                warn!(file = %item.path().display(), "ignoring a foreign file in the outbox");
+                continue;
+            };
+            let len = item
+                .metadata()
+                .map_err(EdgeError::io(format!("reading {}", item.path().display())))?
+                .len();
+            index.bytes += len;
+            index.entries.insert(
+                id,
+                Entry {
+                    len,
+                    sent_at: None,
+                    // Loaded entries may have been sent before the restart.
+                    sends: 1,
+                    fresh: None,
+                },
+            );
+        }
+        index.ready = index.entries.keys().copied().collect();
+        Ok(Outbox {
+            dir,
+            rejected_dir,
+            index: Mutex::new(index),
+        })
+    }
+
+    fn index(&self) -> MutexGuard<'_, Index> {
+        // A panic elsewhere never leaves the index half-updated in a way that matters
+        // more than losing the agent, so keep going with what is there.
+        self.index.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn path_of(&self, id: EventId) -> PathBuf {
+        self.dir.join(format!("{id}{ENVELOPE_SUFFIX}"))
+    }
+
+    pub fn contains(&self, id: EventId) -> bool {
+        self.index().entries.contains_key(&id)
+    }
+
+    /// Number of entries and their bytes.
+    pub fn depth(&self) -> (u64, u64) {
+        let index = self.index();
+        (index.entries.len() as u64, index.bytes)
+    }
+
+    /// Reserves room for `len` more bytes, evicting the oldest entries while the total
+    /// would exceed `limit`. Returns the evicted ids; their files must be deleted.
+    pub fn reserve(&self, len: u64, limit: u64) -> Result<Vec<EventId>, EdgeError> {
+        if len > limit {
+            return Err(EdgeError::TooLargeForOutbox { len, limit });
+        }
+        let mut index = self.index();
+        let mut evicted = Vec::new();
+        while index.bytes + len > limit {
+            let Some((id, entry)) = index.entries.pop_first() else {
+                // Only reservations of writes in progress are left; they will fit
+                // once those finish or fail, and the bound is soft for that moment.
+                break;
+            };
+            index.bytes -= entry.len;
+            if entry.fresh.is_some() {
+                index.fresh_bytes -= entry.len;
+            }
+            evicted.push(id);
+        }
+        index.bytes += len;
+        Ok(evicted)
+    }
+
+    /// Gives back a reservation whose write failed.
+    pub fn unreserve(&self, len: u64) {
+        let mut index = self.index();
+        index.bytes = index.bytes.saturating_sub(len);
+    }
+
+    /// Indexes an envelope that is durably on disk (its bytes were reserved).
+    pub fn insert(&self, id: EventId, bytes: Vec<u8>) {
+        let mut index = self.index();
+        let len = bytes.len() as u64;
+        let fresh = if index.fresh_bytes + len <= FRESH_CACHE_BYTES {
+            index.fresh_bytes += len;
+            Some(bytes)
+        } else {
+            None
+        };
+        let previous = index.entries.insert(
+            id,
+            Entry {
+                len,
+                sent_at: None,
+                sends: 0,
+                fresh,
+            },
+        );
+        if let Some(previous) = previous {
+            // Written twice (a re-submitted spool capture): count it once.
+            index.bytes -= previous.len;
+            if previous.fresh.is_some() {
+                index.fresh_bytes -= previous.len;
+            }
+        }
+        index.ready.push_back(id);
+    }
+
+    /// Takes up to `max` envelopes to send now: first those never sent (or reset by a
+    /// reconnect), then those whose receipt is overdue. Marks them sent at `now`.
+    pub fn take_due(&self, now: Instant, resend_after: Duration, max: usize) -> Vec<Due> {
+        let mut index = self.index();
+        let index = &mut *index;
+        let mut due = Vec::new();
+        while due.len() < max {
+            let id = if let Some(id) = index.ready.pop_front() {
+                id
+            } else {
+                match index.sent.front() {
+                    Some((at, _)) if now.duration_since(*at) >= resend_after => {
+                        let Some((at, id)) = index.sent.pop_front() else {
+                            break;
+                        };
+                        // A later send of the same entry makes this record stale.
+                        let current = index.entries.get(&id).and_then(|e| e.sent_at);
+                        if current != Some(at) {
+                            continue;
+                        }
+                        id
+                    }
+                    _ => break,
+                }
+            };
+            let Some(entry) = index.entries.get_mut(&id) else {
+                continue; // settled meanwhile
+            };
+            if entry
+                .sent_at
+                .is_some_and(|at| now.duration_since(at) < resend_after)
+            {
+                continue; // queued twice; the recent send stands
+            }
+            let bytes = entry.fresh.take();
+            if bytes.is_some() {
+                index.fresh_bytes -= entry.len;
+            }
+            let resend = entry.sends > 0;
+            entry.sends += 1;
+            entry.sent_at = Some(now);
+            index.sent.push_back((now, id));
+            due.push(Due { id, bytes, resend });
+        }
+        due
+    }
+
+    /// When the oldest outstanding send becomes overdue, if any is outstanding.
+    pub fn next_resend_at(&self, resend_after: Duration) -> Option<Instant> {
+        let index = self.index();
+        if !index.ready.is_empty() {
+            return Some(Instant::now());
+        }
+        index.sent.front().map(|(at, _)| *at + resend_after)
+    }
+
+    /// Marks every entry to be sent again at once (after a reconnect: what was in
+    /// flight may be lost).
+    pub fn reset_for_resend(&self) {
+        let mut index = self.index();
+        let index = &mut *index;
+        index.sent.clear();
+        for entry in index.entries.values_mut() {
+            entry.sent_at = None;
+        }
+        index.ready = index.entries.keys().copied().collect();
+    }
+
+    /// Removes an entry from the index once its receipt arrived; its file must then be
+    /// deleted or moved aside.
+    pub fn settle(&self, id: EventId) -> Option<Settled> {
+        let mut index = self.index();
+        let entry = index.entries.remove(&id)?;
+        index.bytes -= entry.len;
+        if entry.fresh.is_some() {
+            index.fresh_bytes -= entry.len;
+        }
+        Some(Settled { sends: entry.sends })
+    }
+
+    /// Forgets an entry whose file vanished. Blocking-free.
+    pub fn forget(&self, id: EventId) {
+        self.settle(id);
+    }
+
+    /// Writes an envelope durably: temp file, fsync, rename, directory fsync. Blocking.
+    pub fn write_durable(&self, id: EventId, bytes: &[u8]) -> io::Result<()> {
+        let path = self.path_of(id);
+        let tmp = self.dir.join(format!("{id}{ENVELOPE_SUFFIX}{TMP_SUFFIX}"));
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, &path)?;
+        sync_dir(&self.dir)
+    }
+
+    /// Reads an entry's bytes; `None` if its file is gone. Blocking.
+    pub fn read(&self, id: EventId) -> io::Result<Option<Vec<u8>>> {
+        match fs::read(self.path_of(id)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes settled or evicted entries' files. Blocking. A deletion lost in a crash
+    /// only causes a harmless re-send, so the directory is not fsync'd.
+    pub fn delete(&self, id: EventId) -> io::Result<()> {
+        match fs::remove_file(self.path_of(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves a rejected entry to `rejected/` with its receipt beside it. Blocking.
+    pub fn reject(&self, id: EventId, receipt_json: &[u8]) -> io::Result<()> {
+        let target = self.rejected_dir.join(format!("{id}{ENVELOPE_SUFFIX}"));
+        match fs::rename(self.path_of(id), &target) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                debug!(event_id = %id, "rejected entry had no file left");
+            }
+            other => other?,
+        }
+        fs::write(
+            self.rejected_dir.join(format!("{id}.receipt.json")),
+            receipt_json,
+        )?;
+        sync_dir(&self.rejected_dir)
+    }
+}
+
+/// fsyncs a directory so a rename or a new file in it survives power loss.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> EventId {
+        EventId::new_v7()
+    }
+
+    #[test]
+    fn due_order_resend_and_settle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outbox = Outbox::open(dir.path()).expect("open");
+        let (a, b) = (id(), id());
+        for x in [a, b] {
+            outbox.reserve(10, 100).expect("reserve");
+            outbox.write_durable(x, &[7; 10]).expect("write");
+            outbox.insert(x, vec![7; 10]);
+        }
+        let t0 = Instant::now();
+        let wait = Duration::from_secs(30);
+        let first = outbox.take_due(t0, wait, 10);
+        assert_eq!(first.iter().map(|d| d.id).collect::<Vec<_>>(), vec![a, b]);
+        assert!(first.iter().all(|d| !d.resend && d.bytes.is_some()));
+        assert!(outbox
+            .take_due(t0 + Duration::from_secs(1), wait, 10)
+            .is_empty());
+        assert_eq!(outbox.settle(a), Some(Settled { sends: 1 }));
+        let again = outbox.take_due(t0 + wait, wait, 10);
+        assert_eq!(again.len(), 1);
+        assert!(again[0].resend && again[0].bytes.is_none() && again[0].id == b);
+        assert_eq!(outbox.depth(), (1, 10));
+    }
+
+    #[test]
+    fn reserve_evicts_oldest_and_reopen_indexes_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outbox = Outbox::open(dir.path()).expect("open");
+        let ids: Vec<EventId> = (0..3).map(|_| id()).collect();
+        for x in &ids {
+            let evicted = outbox.reserve(40, 100).expect("reserve");
+            for e in evicted {
+                outbox.delete(e).expect("delete");
+            }
+            outbox.write_durable(*x, &[1; 40]).expect("write");
+            outbox.insert(*x, vec![1; 40]);
+        }
+        assert_eq!(outbox.depth(), (2, 80));
+        assert!(matches!(
+            outbox.reserve(101, 100),
+            Err(EdgeError::TooLargeForOutbox { .. })
+        ));
+        fs::write(dir.path().join("outbox/leftover.env.tmp"), b"x").expect("tmp");
+        let reopened = Outbox::open(dir.path()).expect("reopen");
+        assert_eq!(reopened.depth(), (2, 80));
+        assert!(!reopened.contains(ids[0]) && reopened.contains(ids[2]));
+        assert!(!dir.path().join("outbox/leftover.env.tmp").exists());
+        let due = reopened.take_due(Instant::now(), Duration::from_secs(1), 10);
+        assert!(due.iter().all(|d| d.resend));
+    }
+}

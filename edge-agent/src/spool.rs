@@ -1,0 +1,461 @@
+//! The spool folder that camera firmware fills: one capture is `NAME.json` (the sidecar,
+//! written last or renamed into place from `NAME.json.tmp`) plus the JPEG files it
+//! names. A capture is first *claimed* — renamed to `NAME.<event-id>.claim` — so that a
+//! crash after submitting it re-submits the same event id, which ingest dedupes. Its
+//! files are removed only after `submit` returned (the outbox is fsync'd). A sidecar
+//! that cannot be used moves to `bad/` with a `.error` text file beside it.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use kozomol_core::{ClockSource, EventId, FrameRole, Measurement, PlateRead, ViolationKind};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::outbox::sync_dir;
+use crate::{Agent, Capture, EdgeError};
+
+const SIDECAR_SUFFIX: &str = ".json";
+const CLAIM_SUFFIX: &str = ".claim";
+const MAX_SIDECAR_BYTES: u64 = 64 * 1024;
+/// A capture that could not be submitted for a passing reason is tried again after this.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// A capture's sidecar, as the firmware writes it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sidecar {
+    /// RFC 3339.
+    pub captured_at: DateTime<Utc>,
+    pub clock_source: ClockSource,
+    #[serde(default)]
+    pub clock_offset_ms: Option<i64>,
+    pub kind: ViolationKind,
+    #[serde(default)]
+    pub measurement: Measurement,
+    #[serde(default)]
+    pub lane: Option<u8>,
+    #[serde(default)]
+    pub plate_read: Option<PlateRead>,
+    pub frames: Vec<SidecarFrame>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SidecarFrame {
+    /// A file name in the spool folder (no directories).
+    pub file: String,
+    pub role: FrameRole,
+}
+
+impl Sidecar {
+    /// Parses and checks a sidecar's JSON.
+    pub fn parse(json: &[u8]) -> Result<Sidecar, EdgeError> {
+        let sidecar: Sidecar =
+            serde_json::from_slice(json).map_err(|e| EdgeError::Sidecar(e.to_string()))?;
+        if sidecar.frames.is_empty() {
+            return Err(EdgeError::Sidecar("frames is empty".into()));
+        }
+        for frame in &sidecar.frames {
+            if !is_plain_file_name(&frame.file) {
+                return Err(EdgeError::Sidecar(format!(
+                    "frame file `{}` must be a plain file name in the spool folder",
+                    frame.file
+                )));
+            }
+        }
+        Ok(sidecar)
+    }
+}
+
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\'])
+        && !name.ends_with(SIDECAR_SUFFIX)
+        && !name.ends_with(CLAIM_SUFFIX)
+}
+
+/// What one pass over the spool did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpoolReport {
+    pub submitted: u64,
+    /// Speeding captures not above the limit in force.
+    pub discarded: u64,
+    /// Sidecars moved to `bad/`.
+    pub bad: u64,
+    /// Captures left for a later pass (no speed limit yet, disk trouble).
+    pub deferred: u64,
+}
+
+/// A spool folder and the captures in it that wait for a retry.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    bad_dir: PathBuf,
+    retry_at: HashMap<String, Instant>,
+}
+
+/// One capture found in the spool.
+#[derive(Debug)]
+enum Found {
+    New { name: String },
+    Claimed { name: String, id: EventId },
+}
+
+enum Loaded {
+    Ready(Sidecar, Vec<Vec<u8>>),
+    /// A claimed capture whose frames are gone was submitted before a crash.
+    AlreadySubmitted,
+}
+
+impl Spool {
+    /// Opens the spool folder, creating it and `bad/` if needed.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Spool, EdgeError> {
+        let dir = dir.into();
+        let bad_dir = dir.join("bad");
+        fs::create_dir_all(&bad_dir)
+            .map_err(EdgeError::io(format!("creating {}", bad_dir.display())))?;
+        Ok(Spool {
+            dir,
+            bad_dir,
+            retry_at: HashMap::new(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Watches the folder until `cancel`, scanning every `poll`.
+    pub async fn run(mut self, agent: &Agent, poll: Duration, cancel: CancellationToken) {
+        loop {
+            match self.scan_once(agent).await {
+                Ok(report) if report != SpoolReport::default() => {
+                    info!(
+                        submitted = report.submitted,
+                        discarded = report.discarded,
+                        bad = report.bad,
+                        deferred = report.deferred,
+                        "spool pass"
+                    );
+                }
+                Ok(_) => {}
+                Err(EdgeError::ShuttingDown) => break,
+                Err(e) => error!(spool = %self.dir.display(), error = %e, "spool pass failed"),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    /// Submits every complete capture in the folder once.
+    pub async fn scan_once(&mut self, agent: &Agent) -> Result<SpoolReport, EdgeError> {
+        let dir = self.dir.clone();
+        let found = tokio::task::spawn_blocking(move || list(&dir)).await??;
+        let mut report = SpoolReport::default();
+        let now = Instant::now();
+        self.retry_at.retain(|_, at| *at > now);
+        for capture in found {
+            let key = match &capture {
+                Found::New { name } | Found::Claimed { name, .. } => name.clone(),
+            };
+            if self.retry_at.contains_key(&key) {
+                report.deferred += 1;
+                continue;
+            }
+            match self.process(agent, capture).await {
+                Ok(outcome) => match outcome {
+                    Outcome::Submitted => report.submitted += 1,
+                    Outcome::Discarded => report.discarded += 1,
+                    Outcome::Bad => report.bad += 1,
+                    Outcome::Deferred => {
+                        report.deferred += 1;
+                        self.retry_at.insert(key, now + RETRY_AFTER);
+                    }
+                    Outcome::Gone => {}
+                },
+                Err(EdgeError::ShuttingDown) => return Err(EdgeError::ShuttingDown),
+                Err(e) => {
+                    warn!(capture = %key, error = %e, "spool capture left for a later pass");
+                    report.deferred += 1;
+                    self.retry_at.insert(key, now + RETRY_AFTER);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn process(&self, agent: &Agent, found: Found) -> Result<Outcome, EdgeError> {
+        let dir = self.dir.clone();
+        let (name, claim) = match found {
+            Found::Claimed { name, id } => {
+                let claim = dir.join(format!("{name}.{id}{CLAIM_SUFFIX}"));
+                (name, Some((id, claim)))
+            }
+            Found::New { name } => (name, None),
+        };
+        let source = match &claim {
+            Some((_, path)) => path.clone(),
+            None => dir.join(format!("{name}{SIDECAR_SUFFIX}")),
+        };
+        let claimed = claim.is_some();
+        let read_from = source.clone();
+        let read_dir = dir.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || load(&read_dir, &read_from, claimed)).await?;
+        let (sidecar, frames) = match loaded {
+            Ok(Some(Loaded::Ready(sidecar, frames))) => (sidecar, frames),
+            Ok(Some(Loaded::AlreadySubmitted)) => {
+                let path = source.clone();
+                tokio::task::spawn_blocking(move || remove_if_exists(&path))
+                    .await?
+                    .map_err(EdgeError::io("removing a finished claim"))?;
+                info!(capture = %name, "removed the claim of a capture submitted before a restart");
+                return Ok(Outcome::Gone);
+            }
+            Ok(None) => return Ok(Outcome::Gone), // taken away meanwhile
+            Err(e) if e.is_capture_fault() => {
+                self.move_to_bad(&name, &source, &[], &e).await?;
+                return Ok(Outcome::Bad);
+            }
+            Err(e) => return Err(e),
+        };
+        let frame_files: Vec<PathBuf> = sidecar.frames.iter().map(|f| dir.join(&f.file)).collect();
+        let (id, claim_path) = match claim {
+            Some(claim) => claim,
+            None => {
+                let id = EventId::new_v7();
+                let claim = dir.join(format!("{name}.{id}{CLAIM_SUFFIX}"));
+                let (from, to, spool) = (source.clone(), claim.clone(), dir.clone());
+                tokio::task::spawn_blocking(move || {
+                    fs::rename(&from, &to)?;
+                    sync_dir(&spool)
+                })
+                .await?
+                .map_err(EdgeError::io(format!("claiming capture {name}")))?;
+                (id, claim)
+            }
+        };
+        let capture = Capture {
+            captured_at: sidecar.captured_at,
+            clock_source: sidecar.clock_source,
+            clock_offset_ms: sidecar.clock_offset_ms,
+            kind: sidecar.kind,
+            measurement: sidecar.measurement,
+            lane: sidecar.lane,
+            plate_read: sidecar.plate_read,
+            frames: sidecar.frames.iter().map(|f| f.role).zip(frames).collect(),
+        };
+        let outcome = match agent.submit_as(id, capture).await {
+            Ok(_) => Outcome::Submitted,
+            Err(EdgeError::BelowLimit { .. }) => Outcome::Discarded,
+            Err(e) if e.is_capture_fault() => {
+                self.move_to_bad(&name, &claim_path, &frame_files, &e)
+                    .await?;
+                return Ok(Outcome::Bad);
+            }
+            Err(e @ EdgeError::NoSpeedLimit { .. }) => {
+                warn!(capture = %name, error = %e, "capture waits for a speed limit from the server config");
+                return Ok(Outcome::Deferred);
+            }
+            Err(e) => return Err(e),
+        };
+        // Frames first, the claim last: a claim without frames means "done".
+        tokio::task::spawn_blocking(move || {
+            for file in frame_files.iter().chain([&claim_path]) {
+                remove_if_exists(file)?;
+            }
+            Ok::<_, io::Error>(())
+        })
+        .await?
+        .map_err(EdgeError::io(format!("removing submitted capture {name}")))?;
+        Ok(outcome)
+    }
+
+    async fn move_to_bad(
+        &self,
+        name: &str,
+        sidecar: &Path,
+        frames: &[PathBuf],
+        why: &EdgeError,
+    ) -> Result<(), EdgeError> {
+        warn!(capture = %name, error = %why, "capture moved to spool/bad");
+        let bad = self.bad_dir.clone();
+        let name = name.to_owned();
+        let sidecar = sidecar.to_owned();
+        let frames = frames.to_vec();
+        let message = format!("{why}\n");
+        let spool = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            fs::write(bad.join(format!("{name}{SIDECAR_SUFFIX}.error")), message)?;
+            let frames = if frames.is_empty() {
+                frame_files_hint(&sidecar)
+                    .into_iter()
+                    .map(|f| spool.join(f))
+                    .collect()
+            } else {
+                frames
+            };
+            for file in frames {
+                if let Some(file_name) = file.file_name() {
+                    rename_if_exists(&file, &bad.join(file_name))?;
+                }
+            }
+            rename_if_exists(&sidecar, &bad.join(format!("{name}{SIDECAR_SUFFIX}")))
+        })
+        .await?
+        .map_err(EdgeError::io("moving a capture to spool/bad"))
+    }
+}
+
+enum Outcome {
+    Submitted,
+    Discarded,
+    Bad,
+    Deferred,
+    Gone,
+}
+
+/// Lists claimed captures (first: they were interrupted) and new sidecars, by name.
+fn list(dir: &Path) -> Result<Vec<Found>, EdgeError> {
+    let mut claimed = Vec::new();
+    let mut new = Vec::new();
+    let listing = fs::read_dir(dir).map_err(EdgeError::io(format!("reading {}", dir.display())))?;
+    for item in listing {
+        let item = item.map_err(EdgeError::io(format!("reading {}", dir.display())))?;
+        let file_name = item.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
+        if let Some(stem) = file_name.strip_suffix(CLAIM_SUFFIX) {
+            let parsed = stem
+                .rsplit_once('.')
+                .and_then(|(name, id)| Some((name.to_owned(), id.parse::<EventId>().ok()?)));
+            if let Some((name, id)) = parsed {
+                claimed.push(Found::Claimed { name, id });
+            }
+        } else if let Some(name) = file_name.strip_suffix(SIDECAR_SUFFIX) {
+            if !name.is_empty() && item.file_type().is_ok_and(|t| t.is_file()) {
+                new.push(Found::New {
+                    name: name.to_owned(),
+                });
+            }
+        }
+    }
+    let name = |f: &Found| match f {
+        Found::New { name } | Found::Claimed { name, .. } => name.clone(),
+    };
+    claimed.sort_by_key(name);
+    new.sort_by_key(name);
+    claimed.extend(new);
+    Ok(claimed)
+}
+
+/// Reads a sidecar and its frames; `Ok(None)` if the sidecar vanished.
+fn load(dir: &Path, sidecar: &Path, claimed: bool) -> Result<Option<Loaded>, EdgeError> {
+    let meta = match fs::metadata(sidecar) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(EdgeError::io(format!("reading {}", sidecar.display()))(e)),
+    };
+    if meta.len() > MAX_SIDECAR_BYTES {
+        return Err(EdgeError::Sidecar(format!(
+            "sidecar is {} bytes, above {MAX_SIDECAR_BYTES}",
+            meta.len()
+        )));
+    }
+    let json =
+        fs::read(sidecar).map_err(EdgeError::io(format!("reading {}", sidecar.display())))?;
+    let sidecar = Sidecar::parse(&json)?;
+    let mut frames = Vec::with_capacity(sidecar.frames.len());
+    for frame in &sidecar.frames {
+        let path = dir.join(&frame.file);
+        match fs::read(&path) {
+            Ok(bytes) => frames.push(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if claimed {
+                    return Ok(Some(Loaded::AlreadySubmitted));
+                }
+                return Err(EdgeError::Sidecar(format!(
+                    "frame file `{}` is missing",
+                    frame.file
+                )));
+            }
+            Err(e) => return Err(EdgeError::io(format!("reading {}", path.display()))(e)),
+        }
+    }
+    Ok(Some(Loaded::Ready(sidecar, frames)))
+}
+
+/// The frame files a sidecar names, read as leniently as possible, so that the JPEGs
+/// of a sidecar that fails its checks move to `bad/` with it.
+fn frame_files_hint(sidecar: &Path) -> Vec<String> {
+    let Ok(json) = fs::read(sidecar) else {
+        return Vec::new();
+    };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&json) else {
+        return Vec::new();
+    };
+    value
+        .get("frames")
+        .and_then(|f| f.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.get("file")?.as_str())
+        .filter(|f| is_plain_file_name(f))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn rename_if_exists(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::rename(from, to) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sidecar_parsing() {
+        let good = br#"{"captured_at":"2026-05-01T08:30:00.250+06:00","clock_source":"gnss",
+            "clock_offset_ms":-3,"kind":"speeding","measurement":{"speed_kmh":97},
+            "lane":2,"plate_read":{"text":"01KG123ABC","confidence_milli":930,"country":"KG"},
+            "frames":[{"file":"a-overview.jpg","role":"overview"},{"file":"a-plate.jpg","role":"plate"}]}"#;
+        let sidecar = Sidecar::parse(good).expect("good sidecar");
+        assert_eq!(sidecar.captured_at.timestamp_millis(), 1_777_602_600_250);
+        assert_eq!(sidecar.measurement.speed_kmh, Some(97));
+        assert_eq!(sidecar.frames[1].role, FrameRole::Plate);
+        let bad: [&[u8]; 5] = [
+            b"{",
+            br#"{"captured_at":"2026-05-01T08:30:00Z","clock_source":"gnss","kind":"speeding","frames":[]}"#,
+            br#"{"captured_at":"2026-05-01T08:30:00Z","clock_source":"gnss","kind":"speeding","frames":[{"file":"../etc/passwd","role":"overview"}]}"#,
+            br#"{"captured_at":"2026-05-01T08:30:00Z","clock_source":"sundial","kind":"speeding","frames":[{"file":"a.jpg","role":"overview"}]}"#,
+            br#"{"captured_at":"2026-05-01T08:30:00Z","clock_source":"gnss","kind":"speeding","extra":1,"frames":[{"file":"a.jpg","role":"overview"}]}"#,
+        ];
+        for json in bad {
+            assert!(
+                Sidecar::parse(json).is_err(),
+                "{}",
+                String::from_utf8_lossy(json)
+            );
+        }
+    }
+}
