@@ -1,0 +1,487 @@
+//! kozomol-tests: the harness for end-to-end tests that cross crates and processes.
+//!
+//! It starts the real `kozomol` and `edge-agent` binaries (built by `cargo build
+//! --workspace --bins`), and, for fault tests, private Mosquitto brokers and
+//! PostgreSQL clusters on free ports, so the machine's shared services are never
+//! disturbed. Everything it starts is killed when its handle drops.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("an ephemeral port is available")
+}
+
+/// The folder holding the workspace's built binaries (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/debug/deps/e2e-HASH → target/debug
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/PROFILE/deps")
+        .to_owned()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("nothing listens on {addr} after {timeout:?}")
+}
+
+/// A child process killed (SIGKILL) on drop, its output kept in a log file.
+pub struct Process {
+    pub child: Child,
+    pub log: PathBuf,
+    pub name: String,
+}
+
+impl Process {
+    pub fn spawn(name: &str, mut command: Command, log_dir: &Path) -> Result<Process> {
+        std::fs::create_dir_all(log_dir)?;
+        let log = log_dir.join(format!("{name}-{}.log", uuid::Uuid::now_v7().simple()));
+        let file = std::fs::File::create(&log)?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("start {name}"))?;
+        Ok(Process {
+            child,
+            log,
+            name: name.to_owned(),
+        })
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for exit and returns the status code.
+    pub fn wait(&mut self, timeout: Duration) -> Result<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status.code().unwrap_or(-1));
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                bail!("{} did not finish within {timeout:?}; log:\n{}", self.name, tail(&self.log_text(), 4000));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn tail(text: &str, chars: usize) -> String {
+    let skip = text.chars().count().saturating_sub(chars);
+    text.chars().skip(skip).collect()
+}
+
+/// `kozomol serve` on free ports with its own data folder.
+pub struct Kozomol {
+    pub process: Process,
+    pub http: SocketAddr,
+    pub mqtt: SocketAddr,
+    pub data_dir: PathBuf,
+    pub external_broker: Option<String>,
+    pub database_url: Option<String>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Kozomol {
+    /// Embedded defaults (SQLite, embedded broker), demo accounts, no simulated cameras.
+    pub fn start() -> Result<Kozomol> {
+        let tmp = tempfile::tempdir()?;
+        let data_dir = tmp.path().join("data");
+        let mut k = Kozomol::start_in(&data_dir, None, None)?;
+        k._tmp = Some(tmp);
+        Ok(k)
+    }
+
+    pub fn start_in(data_dir: &Path, external_broker: Option<String>, database_url: Option<String>) -> Result<Kozomol> {
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+        let mqtt: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+        let mut k = Kozomol {
+            process: Kozomol::spawn(data_dir, http, mqtt, external_broker.as_deref(), database_url.as_deref())?,
+            http,
+            mqtt,
+            data_dir: data_dir.to_owned(),
+            external_broker,
+            database_url,
+            _tmp: None,
+        };
+        k.wait_ready()?;
+        Ok(k)
+    }
+
+    fn spawn(
+        data_dir: &Path,
+        http: SocketAddr,
+        mqtt: SocketAddr,
+        external_broker: Option<&str>,
+        database_url: Option<&str>,
+    ) -> Result<Process> {
+        let mut command = Command::new(bin("kozomol"));
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--http")
+            .arg(http.to_string())
+            .arg("--demo")
+            .arg("--demo-cameras")
+            .arg("0")
+            .env("RUST_LOG", "info,rumqttd=warn,rumqttc=warn,sqlx=warn");
+        match external_broker {
+            Some(b) => command.arg("--external-broker").arg(b),
+            None => command.arg("--mqtt").arg(mqtt.to_string()),
+        };
+        if let Some(url) = database_url {
+            command.arg("--database-url").arg(url);
+        }
+        Process::spawn("kozomol", command, &data_dir.with_extension("logs"))
+    }
+
+    pub fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = format!("http://{}/readyz", self.http);
+        while Instant::now() < deadline {
+            if !self.process.is_running() {
+                bail!("kozomol exited; log:\n{}", tail(&self.process.log_text(), 4000));
+            }
+            if let Ok(r) = reqwest::blocking::get(&url) {
+                if r.status().is_success() && self.data_dir.join("demo-credentials.json").exists() {
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("kozomol not ready; log:\n{}", tail(&self.process.log_text(), 4000))
+    }
+
+    /// SIGKILL the server (and its embedded broker).
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts it again on the same ports and data.
+    pub fn restart(&mut self) -> Result<()> {
+        self.process.kill();
+        self.process = Kozomol::spawn(
+            &self.data_dir,
+            self.http,
+            self.mqtt,
+            self.external_broker.as_deref(),
+            self.database_url.as_deref(),
+        )?;
+        self.wait_ready()
+    }
+
+    pub fn api(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    pub fn broker(&self) -> String {
+        self.external_broker.clone().unwrap_or_else(|| self.mqtt.to_string())
+    }
+
+    pub fn token(&self, role: &str) -> Result<String> {
+        let creds: Value = serde_json::from_str(&std::fs::read_to_string(
+            self.data_dir.join("demo-credentials.json"),
+        )?)?;
+        creds[role]["token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("demo credentials have a token per role")
+    }
+
+    pub fn get_json(&self, path: &str, role: &str) -> Result<Value> {
+        let response = reqwest::blocking::Client::new()
+            .get(format!("{}{path}", self.api()))
+            .bearer_auth(self.token(role)?)
+            .send()?;
+        let status = response.status();
+        let body = response.text()?;
+        if !status.is_success() {
+            bail!("GET {path}: {status}: {body}");
+        }
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    pub fn get_bytes(&self, path: &str, role: &str) -> Result<Vec<u8>> {
+        let response = reqwest::blocking::Client::new()
+            .get(format!("{}{path}", self.api()))
+            .bearer_auth(self.token(role)?)
+            .send()?;
+        if !response.status().is_success() {
+            bail!("GET {path}: {}", response.status());
+        }
+        Ok(response.bytes()?.to_vec())
+    }
+
+    /// Every case, following the cursor.
+    pub fn all_cases(&self) -> Result<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let path = match &next {
+                Some(c) => format!("/api/v1/cases?limit=1000&cursor={c}"),
+                None => "/api/v1/cases?limit=1000".to_owned(),
+            };
+            let page = self.get_json(&path, "auditor")?;
+            items.extend(page["items"].as_array().cloned().unwrap_or_default());
+            match page["next"].as_str() {
+                Some(c) => next = Some(c.to_owned()),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// Runs `kozomol simulate` against this server; returns its JSON report.
+    pub fn simulate(&self, cameras: u32, events: u64, rate: f64, extra: &[&str]) -> Result<Value> {
+        let mut sim = self.spawn_simulate(cameras, events, rate, extra)?;
+        let code = sim.wait(Duration::from_secs(600))?;
+        let log = sim.log_text();
+        if code != 0 {
+            bail!("simulate exited {code}; log:\n{}", tail(&log, 4000));
+        }
+        last_json_line(&log)
+    }
+
+    pub fn spawn_simulate(&self, cameras: u32, events: u64, rate: f64, extra: &[&str]) -> Result<Process> {
+        let mut command = Command::new(bin("kozomol"));
+        command
+            .arg("simulate")
+            .args(["--cameras", &cameras.to_string()])
+            .args(["--events", &events.to_string()])
+            .args(["--rate", &rate.to_string()])
+            .args(["--broker", &self.broker()])
+            .args(["--api", &self.api()])
+            .args(["--token", &self.token("admin")?])
+            .args(extra)
+            .env("RUST_LOG", "warn");
+        Process::spawn("simulate", command, &self.data_dir.with_extension("logs"))
+    }
+}
+
+/// The last line of `log` that parses as a JSON object.
+pub fn last_json_line(log: &str) -> Result<Value> {
+    BufReader::new(log.as_bytes())
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+        .filter(Value::is_object)
+        .last()
+        .context("no JSON line in output")
+}
+
+/// A private Mosquitto on a free port, persisting to its own folder.
+pub struct Mosquitto {
+    pub process: Process,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    pub fn start() -> Result<Mosquitto> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let mut m = Mosquitto {
+            process: Mosquitto::spawn(dir.path(), port)?,
+            port,
+            dir,
+        };
+        m.wait()?;
+        Ok(m)
+    }
+
+    fn spawn(dir: &Path, port: u16) -> Result<Process> {
+        let config = dir.join("mosquitto.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\nmax_inflight_messages 1000\nmax_queued_messages 1000000\nmax_queued_bytes 0\nmessage_size_limit 4194304\n",
+                dir.display()
+            ),
+        )?;
+        let mut command = Command::new(mosquitto_bin());
+        command.arg("-c").arg(&config);
+        Process::spawn("mosquitto", command, &dir.join("logs"))
+    }
+
+    fn wait(&mut self) -> Result<()> {
+        wait_for_port(format!("127.0.0.1:{}", self.port).parse()?, Duration::from_secs(10))
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    pub fn restart(&mut self) -> Result<()> {
+        self.process.kill();
+        self.process = Mosquitto::spawn(self.dir.path(), self.port)?;
+        self.wait()
+    }
+}
+
+fn mosquitto_bin() -> PathBuf {
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("mosquitto"))
+}
+
+/// A private PostgreSQL cluster (initdb + pg_ctl as the `postgres` user) on a free port.
+pub struct PgCluster {
+    pub port: u16,
+    pub dir: PathBuf,
+    pg_bin: PathBuf,
+}
+
+impl PgCluster {
+    pub fn start() -> Result<PgCluster> {
+        let pg_bin = pg_bin_dir()?;
+        let dir = std::env::temp_dir().join(format!("kozomol-pg-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir)?;
+        run_as_postgres(&format!("chown postgres {}", dir.display()), true)?;
+        let cluster = PgCluster {
+            port: free_port(),
+            dir,
+            pg_bin,
+        };
+        run_as_postgres(
+            &format!(
+                "{}/initdb -D {}/data -A trust -U postgres --no-sync >/dev/null",
+                cluster.pg_bin.display(),
+                cluster.dir.display()
+            ),
+            false,
+        )?;
+        cluster.pg_start()?;
+        Ok(cluster)
+    }
+
+    fn pg_start(&self) -> Result<()> {
+        run_as_postgres(
+            &format!(
+                "{}/pg_ctl -D {dir}/data -l {dir}/log -w -o '-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=on' start >/dev/null",
+                self.pg_bin.display(),
+                dir = self.dir.display(),
+                port = self.port
+            ),
+            false,
+        )
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Kills the postmaster with SIGKILL (no shutdown checkpoint).
+    pub fn kill(&self) -> Result<()> {
+        let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid"))?;
+        let pid = pid.lines().next().context("postmaster.pid has a pid")?.trim().to_owned();
+        Command::new("kill").args(["-9", &pid]).status()?;
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(())
+    }
+
+    pub fn restart(&self) -> Result<()> {
+        let _ = std::fs::remove_file(self.dir.join("data/postmaster.pid"));
+        self.pg_start()
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = run_as_postgres(
+            &format!(
+                "{}/pg_ctl -D {}/data -m immediate stop >/dev/null 2>&1",
+                self.pg_bin.display(),
+                self.dir.display()
+            ),
+            false,
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn pg_bin_dir() -> Result<PathBuf> {
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if dir.join("initdb").exists() {
+            return Ok(dir);
+        }
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop().context("no PostgreSQL initdb found")
+}
+
+fn run_as_postgres(script: &str, as_root: bool) -> Result<()> {
+    let status = if as_root {
+        Command::new("sh").arg("-c").arg(script).status()?
+    } else {
+        Command::new("su").args(["postgres", "-s", "/bin/sh", "-c", script]).status()?
+    };
+    if !status.success() {
+        bail!("`{script}` failed: {status}");
+    }
+    Ok(())
+}
+
+/// SHA-256 in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests: the real binaries, real brokers and databases.
+
+mod backbone;
+mod bad_input;
