@@ -283,4 +283,13 @@ valid_until = "2027-01-14"
         let errors = SettingsFile::parse(&unknown).expect_err("unknown field");
         assert!(errors[0].contains("colour"), "{errors:?}");
     }
+
+    #[test]
+    fn the_example_in_deploy_is_valid_but_for_its_key() {
+        let example = include_str!("../../deploy/edge-agent.toml");
+        let file = SettingsFile::parse(example).expect("example parses");
+        let errors = file.validate().err().expect("no key file here");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("key_file"), "{errors:?}");
+    }
 }

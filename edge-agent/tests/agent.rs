@@ -544,3 +544,123 @@ async fn the_spool_submits_complete_captures_and_sets_bad_ones_aside() {
     );
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_binary_makes_keys_and_runs_the_spool_until_sigterm() {
+    let exe = env!("CARGO_BIN_EXE_edge-agent");
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let out = std::process::Command::new(exe)
+        .args(["keygen", "--out"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let public_hex = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(
+        std::fs::read_to_string(keys.join("camera.pub"))
+            .unwrap()
+            .trim(),
+        public_hex
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(keys.join("camera.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let again = std::process::Command::new(exe)
+        .args(["keygen", "--out"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "keygen must not overwrite a key");
+    let camera_public = kozomol_core::envelope::parse_public_key(&public_hex).unwrap();
+
+    let broker = Broker::start();
+    let ingest = FakeIngest::start(&broker, vec![(camera("cam-bin"), camera_public)], |_, _| {
+        Answer::Accept
+    })
+    .await;
+    let spool_dir = dir.path().join("spool");
+    std::fs::create_dir_all(&spool_dir).unwrap();
+    write_capture(&spool_dir, "0001", 1, "");
+    let settings = dir.path().join("edge.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            r#"camera_id = "cam-bin"
+key_file = "{key}"
+broker = "127.0.0.1:1"
+data_dir = "/overridden/by/env"
+spool_dir = "{spool}"
+spool_poll_ms = 100
+
+[site]
+id = "site-chuy-manas"
+latitude = 42.876
+longitude = 74.604
+address = "проспект Чуй / проспект Манаса"
+direction = "eastbound"
+lane = 1
+
+[device]
+serial = "KRIS-P-12345"
+certificate = "KG-CSM-2026-0042"
+valid_from = "2026-01-15"
+valid_until = "2027-01-14"
+"#,
+            key = keys.join("camera.key").display(),
+            spool = spool_dir.display(),
+        ),
+    )
+    .unwrap();
+    let data_dir = dir.path().join("data");
+    let mut child = tokio::process::Command::new(exe)
+        .args(["run", "--config"])
+        .arg(&settings)
+        .env("KOZOMOL_EDGE_BROKER", broker.addr())
+        .env("KOZOMOL_EDGE_DATA_DIR", &data_dir)
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    assert!(eventually(WAIT, || ingest.distinct_events() == 1).await);
+    write_capture(&spool_dir, "0002", 2, "");
+    std::fs::write(spool_dir.join("0003.json"), b"[]").unwrap();
+    assert!(eventually(WAIT, || ingest.distinct_events() == 2).await);
+    assert!(
+        eventually(WAIT, || files_in(&spool_dir).is_empty()).await,
+        "{:?}",
+        files_in(&spool_dir)
+    );
+    assert!(files_in(&spool_dir.join("bad")).contains(&"0003.json.error".to_string()));
+    assert!(eventually(WAIT, || files_in(&data_dir.join("outbox")).is_empty()).await);
+    assert_eq!(ingest.failures(), Vec::<String>::new());
+
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+
+    // Every validation problem is reported at once, and the exit code says so.
+    std::fs::write(&settings, "camera_id = \"bad/id\"\n").unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["run", "--config"])
+        .arg(&settings)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let help = std::process::Command::new(exe)
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--config"));
+}
