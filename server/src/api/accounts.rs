@@ -1,0 +1,163 @@
+//! Logging in for a token, and the admin's account list.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use kozomol_core::Role;
+use kozomol_store::{Account, AccountId, NewAccount};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::access::{AccountReaders, Admins, Authorized};
+use super::{json_body, ApiError, ApiState, FieldProblem};
+use crate::auth::{decoy_password_hash, hash_password, issue_token, verify_password};
+
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    login: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+pub struct LoginAnswer {
+    token: String,
+    role: Role,
+}
+
+/// `POST /api/v1/auth/token`: a fresh bearer token for a login and password.
+pub async fn login(
+    State(state): State<ApiState>,
+    body: Result<Json<LoginRequest>, JsonRejection>,
+) -> Result<Json<LoginAnswer>, ApiError> {
+    let LoginRequest { login, password } = json_body(body)?;
+    if let Err(wait) = state.logins.check(&login) {
+        warn!(login = %login, "login refused: too many failed attempts");
+        return Err(ApiError::TooManyAttempts {
+            retry_after_s: wait.as_secs().max(1),
+        });
+    }
+    let account = state.app.store.account_by_login(&login).await?;
+    // An unknown login is checked against a decoy hash so both failures take as long.
+    let phc = account
+        .as_ref()
+        .map(|a| a.password_hash.clone())
+        .unwrap_or_else(|| decoy_password_hash().to_owned());
+    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &phc)).await?;
+    let account = match account {
+        Some(account) if matches => account,
+        _ => {
+            state.logins.record_failure(&login);
+            info!(login = %login, "login failed");
+            return Err(ApiError::InvalidCredentials);
+        }
+    };
+    state.logins.clear(&login);
+    let token = issue_token(state.app.store.as_ref(), account.id, "login").await?;
+    info!(login = %account.login, role = %account.role, "token issued");
+    Ok(Json(LoginAnswer {
+        token,
+        role: account.role,
+    }))
+}
+
+#[derive(Serialize)]
+pub struct AccountView {
+    id: AccountId,
+    login: String,
+    role: Role,
+}
+
+impl From<Account> for AccountView {
+    fn from(a: Account) -> Self {
+        AccountView {
+            id: a.id,
+            login: a.login,
+            role: a.role,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct AccountList {
+    items: Vec<AccountView>,
+}
+
+/// `GET /api/v1/accounts`.
+pub async fn list(
+    _caller: Authorized<AccountReaders>,
+    State(state): State<ApiState>,
+) -> Result<Json<AccountList>, ApiError> {
+    let accounts = state.app.store.accounts().await?;
+    Ok(Json(AccountList {
+        items: accounts.into_iter().map(AccountView::from).collect(),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct NewAccountRequest {
+    login: Option<String>,
+    role: Option<String>,
+    password: Option<String>,
+}
+
+pub const MIN_PASSWORD_CHARS: usize = 12;
+const MAX_PASSWORD_CHARS: usize = 256;
+
+/// `POST /api/v1/accounts`: a new account; 409 when the login is taken.
+pub async fn create(
+    caller: Authorized<Admins>,
+    State(state): State<ApiState>,
+    body: Result<Json<NewAccountRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<AccountView>), ApiError> {
+    let request = json_body(body)?;
+    let mut problems = Vec::new();
+    let login = request.login.unwrap_or_default();
+    if !valid_login(&login) {
+        problems.push(FieldProblem::new(
+            "login",
+            "must be 1-64 characters from a-z 0-9 . _ - @",
+        ));
+    }
+    let role = match request.role.as_deref().map(str::parse::<Role>) {
+        Some(Ok(role)) => Some(role),
+        _ => {
+            problems.push(FieldProblem::new(
+                "role",
+                "must be one of reviewer, supervisor, finance, admin, auditor",
+            ));
+            None
+        }
+    };
+    let password = request.password.unwrap_or_default();
+    let chars = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
+        problems.push(FieldProblem::new(
+            "password",
+            format!("must be {MIN_PASSWORD_CHARS}-{MAX_PASSWORD_CHARS} characters"),
+        ));
+    }
+    let Some(role) = role.filter(|_| problems.is_empty()) else {
+        return Err(ApiError::Validation(problems));
+    };
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
+    let id = state
+        .app
+        .store
+        .create_account(&NewAccount {
+            login: login.clone(),
+            role,
+            password_hash,
+        })
+        .await?;
+    info!(login = %login, role = %role, by = %caller.account.login, "account created");
+    Ok((StatusCode::CREATED, Json(AccountView { id, login, role })))
+}
+
+fn valid_login(login: &str) -> bool {
+    !login.is_empty()
+        && login.len() <= 64
+        && login.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-' | b'@')
+        })
+}

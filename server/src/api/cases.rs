@@ -1,0 +1,275 @@
+//! Cases: the filtered, paged list, one case with its frames and audit trail, and the
+//! frame bytes themselves, re-verified against their SHA-256 before they are served.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use kozomol_core::{CameraId, CaseId, CaseState, FrameRole};
+use kozomol_store::{AuditEntry, CaseQuery, CaseRecord, CaseSummary};
+use serde::{Deserialize, Serialize};
+use tracing::error;
+
+use super::access::{Authorized, CaseReaders};
+use super::paging::{page, parse_paging, CursorKind, Page};
+use super::{ApiError, ApiState, FieldProblem};
+
+#[derive(Deserialize)]
+pub struct CaseParams {
+    state: Option<String>,
+    camera: Option<String>,
+    plate: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct CaseItem {
+    #[serde(flatten)]
+    summary: CaseSummary,
+    href: String,
+}
+
+/// `GET /api/v1/cases`.
+pub async fn list(
+    _caller: Authorized<CaseReaders>,
+    State(state): State<ApiState>,
+    params: Result<Query<CaseParams>, QueryRejection>,
+) -> Result<Json<Page<CaseItem>>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let mut query = parse_case_query(params)?;
+    let limit = query.limit;
+    // One row beyond the page says whether there is a next one.
+    query.limit = limit + 1;
+    let rows = state.app.store.cases(&query).await?;
+    Ok(Json(page(
+        rows,
+        limit,
+        CursorKind::Cases,
+        |c| c.id.0,
+        |summary| CaseItem {
+            href: state.app.link(&format!("/api/v1/cases/{}", summary.id)),
+            summary,
+        },
+    )))
+}
+
+fn parse_case_query(params: CaseParams) -> Result<CaseQuery, ApiError> {
+    let mut problems = Vec::new();
+    let state = params
+        .state
+        .as_deref()
+        .and_then(|raw| match raw.parse::<CaseState>() {
+            Ok(state) => Some(state),
+            Err(_) => {
+                problems.push(FieldProblem::new("state", "is not a case state"));
+                None
+            }
+        });
+    let camera = params
+        .camera
+        .as_deref()
+        .and_then(|raw| match CameraId::parse(raw) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                problems.push(FieldProblem::new("camera", e.to_string()));
+                None
+            }
+        });
+    let plate = params.plate.as_deref().map(normalize_plate);
+    if plate
+        .as_deref()
+        .is_some_and(|p| p.is_empty() || p.len() > 32)
+    {
+        problems.push(FieldProblem::new("plate", "must be 1-32 characters"));
+    }
+    let from = instant(params.from.as_deref(), "from", &mut problems);
+    let to = instant(params.to.as_deref(), "to", &mut problems);
+    if let (Some(from), Some(to)) = (from, to) {
+        if to < from {
+            problems.push(FieldProblem::new("to", "must not be before from"));
+        }
+    }
+    let (limit, after) = parse_paging(
+        params.limit.as_deref(),
+        params.cursor.as_deref(),
+        CursorKind::Cases,
+        &mut problems,
+    );
+    if !problems.is_empty() {
+        return Err(ApiError::InvalidQuery(problems));
+    }
+    Ok(CaseQuery {
+        state,
+        camera,
+        plate,
+        from,
+        to,
+        limit,
+        after: after.map(CaseId),
+    })
+}
+
+/// Plates are stored upper case without spaces; accept them as people type them.
+fn normalize_plate(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+fn instant(
+    raw: Option<&str>,
+    field: &str,
+    problems: &mut Vec<FieldProblem>,
+) -> Option<DateTime<Utc>> {
+    raw.and_then(|raw| match DateTime::parse_from_rfc3339(raw) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(_) => {
+            problems.push(FieldProblem::new(
+                field,
+                "must be an RFC 3339 instant, e.g. 2026-03-01T00:00:00Z",
+            ));
+            None
+        }
+    })
+}
+
+#[derive(Serialize)]
+pub struct FrameView {
+    index: u32,
+    role: FrameRole,
+    sha256: String,
+    len: u32,
+    url: String,
+}
+
+#[derive(Serialize)]
+pub struct CaseDetail {
+    id: CaseId,
+    event_id: kozomol_core::EventId,
+    camera_id: CameraId,
+    captured_at: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+    kind: kozomol_core::ViolationKind,
+    state: CaseState,
+    plate: Option<String>,
+    enforceable: bool,
+    enforceability_note: Option<String>,
+    /// SHA-256 of the signed payload, hex.
+    fingerprint: String,
+    /// The event as the camera signed it.
+    event: serde_json::Value,
+    frames: Vec<FrameView>,
+    audit: Vec<AuditEntry>,
+    camera_href: String,
+}
+
+/// `GET /api/v1/cases/{id}`.
+pub async fn show(
+    _caller: Authorized<CaseReaders>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<CaseDetail>, ApiError> {
+    let case = find_case(&state, &id).await?;
+    let audit = state.app.store.case_audit(case.id).await?;
+    let frames = case
+        .frames
+        .iter()
+        .map(|f| FrameView {
+            index: f.index,
+            role: f.role,
+            sha256: hex::encode(f.sha256),
+            len: f.location.len,
+            url: state
+                .app
+                .link(&format!("/api/v1/cases/{}/frames/{}", case.id, f.index)),
+        })
+        .collect();
+    Ok(Json(CaseDetail {
+        camera_href: state
+            .app
+            .link(&format!("/api/v1/cameras/{}", case.camera_id)),
+        id: case.id,
+        event_id: case.event_id,
+        camera_id: case.camera_id,
+        captured_at: case.captured_at,
+        received_at: case.received_at,
+        kind: case.kind,
+        state: case.state,
+        plate: case.plate,
+        enforceable: case.enforceable,
+        enforceability_note: case.enforceability_note,
+        fingerprint: hex::encode(case.fingerprint),
+        event: case.event,
+        frames,
+        audit,
+    }))
+}
+
+async fn find_case(state: &ApiState, raw_id: &str) -> Result<CaseRecord, ApiError> {
+    let id = raw_id
+        .parse::<i64>()
+        .map(CaseId)
+        .map_err(|_| ApiError::BadRequest("a case id is a whole number".into()))?;
+    state
+        .app
+        .store
+        .case(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("case {id}")))
+}
+
+/// `GET /api/v1/cases/{id}/frames/{n}`: the JPEG bytes, only if they still hash to
+/// the SHA-256 the camera signed.
+pub async fn frame(
+    _caller: Authorized<CaseReaders>,
+    State(state): State<ApiState>,
+    Path((id, n)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let case = find_case(&state, &id).await?;
+    let index: u32 = n
+        .parse()
+        .map_err(|_| ApiError::BadRequest("a frame number is a whole number from 0".into()))?;
+    let frame = case
+        .frames
+        .iter()
+        .find(|f| f.index == index)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("frame {index} of case {}", case.id)))?;
+    let evidence = state.app.evidence.clone();
+    let (location, sha256) = (frame.location.clone(), frame.sha256);
+    // Reading and hashing up to a few hundred KB is blocking work.
+    let bytes = tokio::task::spawn_blocking(move || evidence.read(&location, &sha256))
+        .await?
+        .map_err(|e| {
+            let e = ApiError::from(e);
+            if matches!(e, ApiError::EvidenceCorrupt { .. }) {
+                error!(
+                    case_id = %case.id,
+                    frame = index,
+                    sha256 = %hex::encode(frame.sha256),
+                    segment = %frame.location.segment,
+                    "evidence does not match its hash; frame not served"
+                );
+            }
+            e
+        })?;
+    let etag = format!("\"{}\"", hex::encode(frame.sha256));
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    // Content-addressed: the bytes behind this URL never change.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    Ok(response)
+}

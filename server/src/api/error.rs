@@ -1,0 +1,235 @@
+//! Every way a request can fail, mapped once to an HTTP status, a stable code and a
+//! title, and rendered as `application/problem+json` (RFC 9457).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kozomol_store::StoreError;
+use serde::Serialize;
+use tracing::error;
+
+use crate::auth::AuthError;
+
+/// One problem with one field of a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldProblem {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldProblem {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a valid bearer token is required")]
+    Unauthenticated,
+    #[error("role `{role}` may not use this route")]
+    Forbidden { role: kozomol_core::Role },
+    #[error("login or password is wrong")]
+    InvalidCredentials,
+    #[error("too many failed attempts for this login; retry in {retry_after_s} s")]
+    TooManyAttempts { retry_after_s: u64 },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("invalid query parameters")]
+    InvalidQuery(Vec<FieldProblem>),
+    #[error("the request body is not valid")]
+    Validation(Vec<FieldProblem>),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("stored evidence does not match its hash")]
+    EvidenceCorrupt { sha256: String },
+    #[error("the service is not ready")]
+    NotReady,
+    #[error("this process does not publish camera config")]
+    ConfigUnavailable,
+    #[error("camera config could not be published")]
+    ConfigPublish(String),
+    /// Anything the client cannot act on; the message is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The one table: status, stable code, title.
+    fn meta(&self) -> (StatusCode, &'static str, &'static str) {
+        use ApiError::*;
+        match self {
+            Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+            ),
+            Forbidden { .. } => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Not allowed for this role",
+            ),
+            InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "Invalid credentials",
+            ),
+            TooManyAttempts { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "Too many failed attempts",
+            ),
+            NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", "Bad request"),
+            InvalidQuery(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "Invalid query parameters",
+            ),
+            Validation(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "Validation failed",
+            ),
+            Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            EvidenceCorrupt { .. } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "evidence_corrupt",
+                "Evidence is corrupt",
+            ),
+            NotReady => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "Service not ready",
+            ),
+            ConfigUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "config_unavailable",
+                "Camera config publishing unavailable",
+            ),
+            ConfigPublish(_) => (
+                StatusCode::BAD_GATEWAY,
+                "config_publish_failed",
+                "Camera config publish failed",
+            ),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+            ),
+        }
+    }
+
+    /// The stable code clients match on.
+    pub fn code(&self) -> &'static str {
+        self.meta().1
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.meta().0
+    }
+}
+
+/// Every problem code the API answers with, for the documentation test.
+pub const PROBLEM_CODES: &[&str] = &[
+    "unauthenticated",
+    "forbidden",
+    "invalid_credentials",
+    "too_many_attempts",
+    "not_found",
+    "bad_request",
+    "invalid_query",
+    "validation_failed",
+    "conflict",
+    "evidence_corrupt",
+    "not_ready",
+    "config_unavailable",
+    "config_publish_failed",
+    "internal",
+];
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldProblem]>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, title) = self.meta();
+        match &self {
+            ApiError::Internal(cause) => error!(error = %cause, "request failed"),
+            ApiError::ConfigPublish(cause) => {
+                error!(error = %cause, "camera config publish failed")
+            }
+            _ => {}
+        }
+        let errors = match &self {
+            ApiError::InvalidQuery(problems) | ApiError::Validation(problems) => {
+                Some(problems.as_slice())
+            }
+            _ => None,
+        };
+        let problem = Problem {
+            kind: format!("urn:kozomol:problem:{code}"),
+            title,
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code,
+            errors,
+        };
+        let body = serde_json::to_vec(&problem)
+            .expect("a problem of strings and numbers always serializes");
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match &self {
+            ApiError::Unauthenticated | ApiError::InvalidCredentials => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::TooManyAttempts { retry_after_s } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict { what } => ApiError::Conflict(format!("{what} already exists")),
+            StoreError::EvidenceCorrupt { sha256 } => ApiError::EvidenceCorrupt { sha256 },
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Store(store) => store.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ApiError::Internal(format!("blocking task failed: {e}"))
+    }
+}

@@ -1,0 +1,151 @@
+//! The HTTP API: health and metrics for operators, JSON under `/api/v1` for staff,
+//! every route but health, metrics and login behind a bearer token of an allowed role.
+
+mod access;
+mod accounts;
+mod cameras;
+mod cases;
+mod dead_letters;
+mod error;
+mod paging;
+mod system;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use kozomol_core::CameraId;
+use kozomol_ingest::IngestMetrics;
+use kozomol_store::{EvidenceStore, Store};
+use tower_http::trace::TraceLayer;
+
+pub use access::{AccountReaders, Admins, AnyStaff, CaseReaders, DeadLetterReaders, Policy};
+pub use error::{ApiError, FieldProblem, PROBLEM_CODES};
+
+use crate::auth::LoginLimiter;
+use crate::metrics::HttpMetrics;
+
+/// Hands a signed camera config to the cameras (over MQTT: a retained publish on
+/// `kozomol/v1/cameras/{id}/config`).
+#[async_trait]
+pub trait CameraConfigPublisher: Send + Sync {
+    async fn publish_config(&self, camera: &CameraId, signed_config: Vec<u8>)
+        -> Result<(), String>;
+}
+
+/// What the API needs from the rest of the process.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub evidence: Arc<EvidenceStore>,
+    pub ingest_metrics: Arc<IngestMetrics>,
+    /// Base of every link the API prints, e.g. `https://kozomol.example.kg`.
+    pub public_base_url: String,
+    /// Set once the process's parts have started; `/readyz` answers 503 until then.
+    pub ready: Arc<AtomicBool>,
+    /// Signs camera config; cameras hold its public half.
+    pub server_key: Arc<ed25519_dalek::SigningKey>,
+    /// `None` in a process that has no broker connection.
+    pub config_publisher: Option<Arc<dyn CameraConfigPublisher>>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        evidence: Arc<EvidenceStore>,
+        ingest_metrics: Arc<IngestMetrics>,
+        public_base_url: impl Into<String>,
+        server_key: Arc<ed25519_dalek::SigningKey>,
+    ) -> Self {
+        AppState {
+            store,
+            evidence,
+            ingest_metrics,
+            public_base_url: public_base_url.into(),
+            ready: Arc::new(AtomicBool::new(false)),
+            server_key,
+            config_publisher: None,
+        }
+    }
+
+    pub fn with_config_publisher(mut self, publisher: Arc<dyn CameraConfigPublisher>) -> Self {
+        self.config_publisher = Some(publisher);
+        self
+    }
+
+    /// `public_base_url` joined with an absolute `path`.
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.public_base_url.trim_end_matches('/'))
+    }
+}
+
+/// The router's own state: the caller's `AppState` plus what lives as long as the router.
+#[derive(Clone)]
+pub(crate) struct ApiState {
+    pub(crate) app: AppState,
+    pub(crate) http_metrics: Arc<HttpMetrics>,
+    pub(crate) logins: Arc<LoginLimiter>,
+}
+
+/// Every route of the API; each handler names its role policy in its signature.
+pub fn router(state: AppState) -> Router {
+    let state = ApiState {
+        app: state,
+        http_metrics: Arc::new(HttpMetrics::default()),
+        logins: Arc::new(LoginLimiter::default()),
+    };
+    Router::new()
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .route("/metrics", get(system::metrics))
+        .route("/api/v1/openapi.json", get(system::openapi))
+        .route("/api/v1/auth/token", post(accounts::login))
+        .route(
+            "/api/v1/accounts",
+            get(accounts::list).post(accounts::create),
+        )
+        .route("/api/v1/server-key", get(cameras::server_key))
+        .route(
+            "/api/v1/cameras",
+            get(cameras::list).post(cameras::register),
+        )
+        .route("/api/v1/cameras/{id}", get(cameras::show))
+        .route("/api/v1/cameras/{id}/config", put(cameras::put_config))
+        .route("/api/v1/cases", get(cases::list))
+        .route("/api/v1/cases/{id}", get(cases::show))
+        .route("/api/v1/cases/{id}/frames/{n}", get(cases::frame))
+        .route("/api/v1/dead-letters", get(dead_letters::list))
+        .route("/api/v1/dead-letters/{id}/raw", get(dead_letters::raw))
+        .fallback(system::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_responses,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Counts every response by status class for `/metrics`.
+async fn count_responses(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    state.http_metrics.count(response.status());
+    response
+}
+
+/// The body of a JSON request: wrong shape is 422, not JSON at all is 400.
+pub(crate) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    match body {
+        Ok(Json(value)) => Ok(value),
+        Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Validation(vec![FieldProblem::new(
+            "body",
+            e.body_text(),
+        )])),
+        Err(other) => Err(ApiError::BadRequest(other.body_text())),
+    }
+}

@@ -1,0 +1,475 @@
+//! Accounts and access: argon2id passwords, bearer tokens (stored only as SHA-256),
+//! a limit on failed logins, and the demo accounts `kozomol serve --demo` creates.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use kozomol_core::Role;
+use kozomol_store::{Account, AccountId, NewAccount, Store, StoreError};
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::info;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("no system randomness: {0}")]
+    Random(String),
+    #[error("demo credentials file {path}: {source}")]
+    CredentialsFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("demo credentials file {path} is not valid: {source}")]
+    CredentialsFormat {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "account `{login}` exists but its password is not in {path}; remove the account or \
+         restore the file"
+    )]
+    DemoAccountUnknownPassword { login: String, path: PathBuf },
+    #[error("blocking task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Hashes a password with argon2id (the crate's defaults) into a PHC string.
+/// CPU-heavy by design: call it off the async executor.
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| AuthError::Hash(e.to_string()))
+}
+
+/// Whether `password` matches the PHC string; a malformed hash never matches.
+/// CPU-heavy by design: call it off the async executor.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|hash| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A hash nobody's password matches, verified against when a login is unknown so that
+/// a wrong login takes as long as a wrong password.
+pub fn decoy_password_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(b"kozomol decoy password", &salt)
+            .map(|hash| hash.to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// An API bearer token: 32 random bytes, shown once as unpadded base64url.
+pub struct ApiToken([u8; 32]);
+
+impl ApiToken {
+    pub fn generate() -> Result<Self, AuthError> {
+        let mut bytes = [0u8; 32];
+        getrandom::getrandom(&mut bytes).map_err(|e| AuthError::Random(e.to_string()))?;
+        Ok(ApiToken(bytes))
+    }
+
+    /// Parses the text form; `None` for anything that is not 32 bytes of base64url.
+    pub fn parse(text: &str) -> Option<Self> {
+        let bytes = URL_SAFE_NO_PAD.decode(text.trim()).ok()?;
+        bytes.try_into().ok().map(ApiToken)
+    }
+
+    /// The text the holder sends as `Authorization: Bearer <text>`.
+    pub fn reveal(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// What the store keeps.
+    pub fn sha256(&self) -> [u8; 32] {
+        Sha256::digest(self.0).into()
+    }
+}
+
+/// Makes a new token for `account`, stores its hash and returns its text.
+pub async fn issue_token(
+    store: &dyn Store,
+    account: AccountId,
+    label: &str,
+) -> Result<String, AuthError> {
+    let token = ApiToken::generate()?;
+    store.store_token(account, &token.sha256(), label).await?;
+    Ok(token.reveal())
+}
+
+/// The account a bearer token belongs to, if any.
+pub async fn account_for_token(
+    store: &dyn Store,
+    text: &str,
+) -> Result<Option<Account>, AuthError> {
+    match ApiToken::parse(text) {
+        Some(token) => Ok(store.account_by_token(&token.sha256()).await?),
+        None => Ok(None),
+    }
+}
+
+/// A random password of 24 letters and digits (~142 bits).
+pub fn random_password() -> String {
+    rand::rngs::OsRng
+        .sample_iter(&Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect()
+}
+
+/// Counts failed logins per login name in a sliding window and refuses more than
+/// `max_failures` within it. In memory: each API process limits on its own.
+pub struct LoginLimiter {
+    max_failures: usize,
+    window: Duration,
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+/// Above this many tracked logins, stale entries are swept on the next failure.
+const LIMITER_SWEEP_ABOVE: usize = 10_000;
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        LoginLimiter::new(5, Duration::from_secs(60))
+    }
+}
+
+impl LoginLimiter {
+    pub fn new(max_failures: usize, window: Duration) -> Self {
+        LoginLimiter {
+            max_failures,
+            window,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Err(wait)` while `login` has used up its failures in the window.
+    pub fn check(&self, login: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(times) = failures.get_mut(login) else {
+            return Ok(());
+        };
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            times.pop_front();
+        }
+        if times.len() < self.max_failures {
+            return Ok(());
+        }
+        let oldest = times.front().copied().unwrap_or(now);
+        Err(self.window.saturating_sub(now.duration_since(oldest)))
+    }
+
+    pub fn record_failure(&self, login: &str) {
+        let now = Instant::now();
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.len() > LIMITER_SWEEP_ABOVE {
+            let window = self.window;
+            failures.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < window)
+            });
+        }
+        let times = failures.entry(login.to_owned()).or_default();
+        times.push_back(now);
+        while times.len() > self.max_failures {
+            times.pop_front();
+        }
+    }
+
+    pub fn clear(&self, login: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.remove(login);
+    }
+}
+
+/// One demo account's credentials.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemoAccount {
+    pub login: String,
+    pub password: String,
+    pub token: String,
+}
+
+/// The content of `DATA_DIR/demo-credentials.json`: one account per role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemoCredentials {
+    pub reviewer: DemoAccount,
+    pub supervisor: DemoAccount,
+    pub finance: DemoAccount,
+    pub admin: DemoAccount,
+    pub auditor: DemoAccount,
+}
+
+impl DemoCredentials {
+    pub const FILE_NAME: &'static str = "demo-credentials.json";
+
+    pub fn for_role(&self, role: Role) -> &DemoAccount {
+        match role {
+            Role::Reviewer => &self.reviewer,
+            Role::Supervisor => &self.supervisor,
+            Role::Finance => &self.finance,
+            Role::Admin => &self.admin,
+            Role::Auditor => &self.auditor,
+        }
+    }
+
+    fn for_role_mut(&mut self, role: Role) -> &mut DemoAccount {
+        match role {
+            Role::Reviewer => &mut self.reviewer,
+            Role::Supervisor => &mut self.supervisor,
+            Role::Finance => &mut self.finance,
+            Role::Admin => &mut self.admin,
+            Role::Auditor => &mut self.auditor,
+        }
+    }
+}
+
+const DEMO_TOKEN_LABEL: &str = "demo";
+
+/// Makes one account per role (login = role name, random password) with a token
+/// each, and writes them to `DATA_DIR/demo-credentials.json` (mode 0600).
+///
+/// Idempotent: accounts and tokens named in an existing file are reused; missing ones
+/// are created (with the file's password when it has one). An existing account whose
+/// password the file does not hold is an error, since it cannot be shown.
+pub async fn create_demo_accounts(
+    store: &dyn Store,
+    data_dir: &Path,
+) -> Result<DemoCredentials, AuthError> {
+    let path = data_dir.join(DemoCredentials::FILE_NAME);
+    let previous = read_credentials(&path).await?;
+    let mut changed = previous.is_none();
+    let mut credentials = previous.clone().unwrap_or_else(|| {
+        let blank = DemoAccount {
+            login: String::new(),
+            password: String::new(),
+            token: String::new(),
+        };
+        DemoCredentials {
+            reviewer: blank.clone(),
+            supervisor: blank.clone(),
+            finance: blank.clone(),
+            admin: blank.clone(),
+            auditor: blank,
+        }
+    });
+
+    for role in Role::ALL {
+        let known = previous.as_ref().map(|p| p.for_role(role).clone());
+        let login = role.as_str().to_owned();
+        let entry = ensure_demo_account(store, role, &login, known, &path).await?;
+        if previous.as_ref().map(|p| p.for_role(role)) != Some(&entry) {
+            changed = true;
+        }
+        *credentials.for_role_mut(role) = entry;
+    }
+
+    if changed {
+        write_credentials(&path, &credentials).await?;
+        info!(path = %path.display(), "demo credentials written");
+    } else {
+        info!(path = %path.display(), "demo credentials reused");
+    }
+    Ok(credentials)
+}
+
+async fn ensure_demo_account(
+    store: &dyn Store,
+    role: Role,
+    login: &str,
+    known: Option<DemoAccount>,
+    path: &Path,
+) -> Result<DemoAccount, AuthError> {
+    let known = known.filter(|k| k.login == login && !k.password.is_empty());
+    let account = match store.account_by_login(login).await? {
+        Some(account) => {
+            let Some(known) = known.as_ref() else {
+                return Err(AuthError::DemoAccountUnknownPassword {
+                    login: login.to_owned(),
+                    path: path.to_owned(),
+                });
+            };
+            let (password, phc) = (known.password.clone(), account.password_hash.clone());
+            let matches =
+                tokio::task::spawn_blocking(move || verify_password(&password, &phc)).await?;
+            if !matches || account.role != role {
+                return Err(AuthError::DemoAccountUnknownPassword {
+                    login: login.to_owned(),
+                    path: path.to_owned(),
+                });
+            }
+            account
+        }
+        None => {
+            let password = known
+                .as_ref()
+                .map(|k| k.password.clone())
+                .unwrap_or_else(random_password);
+            let for_hash = password.clone();
+            let password_hash =
+                tokio::task::spawn_blocking(move || hash_password(&for_hash)).await??;
+            let id = store
+                .create_account(&NewAccount {
+                    login: login.to_owned(),
+                    role,
+                    password_hash,
+                })
+                .await?;
+            info!(login, role = %role, "demo account created");
+            let token = issue_token(store, id, DEMO_TOKEN_LABEL).await?;
+            return Ok(DemoAccount {
+                login: login.to_owned(),
+                password,
+                token,
+            });
+        }
+    };
+
+    let known = known.expect("an existing account was only accepted with known credentials");
+    let token_works = match account_for_token(store, &known.token).await? {
+        Some(holder) => holder.id == account.id,
+        None => false,
+    };
+    let token = if token_works {
+        known.token
+    } else {
+        issue_token(store, account.id, DEMO_TOKEN_LABEL).await?
+    };
+    Ok(DemoAccount {
+        login: login.to_owned(),
+        password: known.password,
+        token,
+    })
+}
+
+async fn read_credentials(path: &Path) -> Result<Option<DemoCredentials>, AuthError> {
+    let owned = path.to_owned();
+    let bytes = tokio::task::spawn_blocking(move || std::fs::read(&owned)).await?;
+    match bytes {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|source| {
+            AuthError::CredentialsFormat {
+                path: path.to_owned(),
+                source,
+            }
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(AuthError::CredentialsFile {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Writes the file through a temporary sibling and a rename, readable by the owner only.
+async fn write_credentials(path: &Path, credentials: &DemoCredentials) -> Result<(), AuthError> {
+    let mut bytes =
+        serde_json::to_vec_pretty(credentials).map_err(|source| AuthError::CredentialsFormat {
+            path: path.to_owned(),
+            source,
+        })?;
+    bytes.push(b'\n');
+    let owned = path.to_owned();
+    tokio::task::spawn_blocking(move || write_private(&owned, &bytes))
+        .await?
+        .map_err(|source| AuthError::CredentialsFile {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_themselves() {
+        let phc = hash_password("correct horse").expect("hash");
+        assert!(phc.starts_with("$argon2id$"), "{phc}");
+        assert!(verify_password("correct horse", &phc));
+        assert!(!verify_password("correct horsE", &phc));
+        assert!(!verify_password("correct horse", "not a phc string"));
+    }
+
+    #[test]
+    fn tokens_round_trip_and_reject_garbage() {
+        let token = ApiToken::generate().expect("token");
+        let text = token.reveal();
+        assert_eq!(text.len(), 43);
+        let parsed = ApiToken::parse(&text).expect("parses");
+        assert_eq!(parsed.sha256(), token.sha256());
+        assert!(ApiToken::parse("short").is_none());
+        assert!(ApiToken::parse(&format!("{text}AA")).is_none());
+    }
+
+    #[test]
+    fn limiter_refuses_after_five_failures_per_login() {
+        let limiter = LoginLimiter::new(5, Duration::from_secs(60));
+        for _ in 0..5 {
+            assert!(limiter.check("alice").is_ok());
+            limiter.record_failure("alice");
+        }
+        let wait = limiter.check("alice").expect_err("sixth attempt refused");
+        assert!(wait <= Duration::from_secs(60) && wait > Duration::from_secs(50));
+        assert!(limiter.check("bob").is_ok(), "other logins unaffected");
+        limiter.clear("alice");
+        assert!(limiter.check("alice").is_ok());
+    }
+
+    #[test]
+    fn limiter_forgets_old_failures() {
+        let limiter = LoginLimiter::new(2, Duration::from_millis(30));
+        limiter.record_failure("carol");
+        limiter.record_failure("carol");
+        assert!(limiter.check("carol").is_err());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(limiter.check("carol").is_ok());
+    }
+}

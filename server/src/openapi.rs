@@ -1,0 +1,507 @@
+//! The OpenAPI 3.1 description of the HTTP API, written by hand so that it says what
+//! the handlers do (and a test checks that every route is in it).
+
+use serde_json::{json, Value};
+
+use crate::api::{AccountReaders, Admins, AnyStaff, CaseReaders, DeadLetterReaders, Policy};
+
+/// The document served at `/api/v1/openapi.json`.
+pub fn document(public_base_url: &str) -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "kozomol API",
+            "version": "1",
+            "description": "Traffic-camera enforcement back end: the device register, \
+                cases with their evidence, dead letters, accounts. Every route but \
+                /healthz, /readyz, /metrics and /api/v1/auth/token needs \
+                `Authorization: Bearer <token>` of a role listed in the operation's \
+                `x-kozomol-roles`. Errors are RFC 9457 problem details with a stable `code`.",
+            "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" }
+        },
+        "servers": [ { "url": public_base_url.trim_end_matches('/') } ],
+        "security": [ { "bearer": [] } ],
+        "paths": paths(),
+        "components": components(),
+    })
+}
+
+fn roles<P: Policy>() -> Value {
+    json!(P::ROLES.iter().map(|r| r.as_str()).collect::<Vec<_>>())
+}
+
+fn problem(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
+    })
+}
+
+fn json_of(description: &str, schema: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
+    })
+}
+
+fn body_of(schema: &str) -> Value {
+    json!({
+        "required": true,
+        "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
+    })
+}
+
+/// An operation behind a bearer token: adds 401, 403 and 500 answers.
+fn secured(roles: Value, mut op: Value) -> Value {
+    op["security"] = json!([{ "bearer": [] }]);
+    op["x-kozomol-roles"] = roles;
+    let responses = op["responses"]
+        .as_object_mut()
+        .expect("every operation lists its responses");
+    responses.insert(
+        "401".into(),
+        problem("No token, or an unknown one (`unauthenticated`)."),
+    );
+    responses.insert(
+        "403".into(),
+        problem("The token's role may not use this route (`forbidden`)."),
+    );
+    responses.insert(
+        "500".into(),
+        problem("Internal error; details are only logged (`internal`)."),
+    );
+    op
+}
+
+fn path_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": schema })
+}
+
+fn query_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+fn paging_params() -> Vec<Value> {
+    vec![
+        query_param(
+            "limit",
+            "Page size.",
+            json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 50 }),
+        ),
+        query_param(
+            "cursor",
+            "The `next` value of the previous page.",
+            json!({ "type": "string" }),
+        ),
+    ]
+}
+
+fn paths() -> Value {
+    let camera_id = path_param(
+        "id",
+        "Camera id.",
+        json!({ "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$" }),
+    );
+    let case_id = path_param(
+        "id",
+        "Numeric case id.",
+        json!({ "type": "integer", "format": "int64" }),
+    );
+    let mut case_params = vec![
+        query_param(
+            "state",
+            "Case state.",
+            json!({ "$ref": "#/components/schemas/CaseState" }),
+        ),
+        query_param("camera", "Camera id.", json!({ "type": "string" })),
+        query_param(
+            "plate",
+            "Plate text; spaces and dashes are ignored, letters compared upper case.",
+            json!({ "type": "string" }),
+        ),
+        query_param(
+            "from",
+            "Capture time, inclusive (RFC 3339).",
+            json!({ "type": "string", "format": "date-time" }),
+        ),
+        query_param(
+            "to",
+            "Capture time, exclusive (RFC 3339).",
+            json!({ "type": "string", "format": "date-time" }),
+        ),
+    ];
+    case_params.extend(paging_params());
+
+    json!({
+        "/healthz": { "get": {
+            "operationId": "healthz",
+            "summary": "The process is alive.",
+            "security": [],
+            "responses": { "200": json_of("Alive.", "Status") }
+        }},
+        "/readyz": { "get": {
+            "operationId": "readyz",
+            "summary": "The process has started its parts and its database answers.",
+            "security": [],
+            "responses": {
+                "200": json_of("Ready.", "Status"),
+                "503": problem("Not ready yet (`not_ready`).")
+            }
+        }},
+        "/metrics": { "get": {
+            "operationId": "metrics",
+            "summary": "Prometheus metrics: ingest counters (dead letters by reason), cameras registered and online, HTTP responses by status class.",
+            "security": [],
+            "responses": {
+                "200": { "description": "Prometheus text format 0.0.4.",
+                         "content": { "text/plain": { "schema": { "type": "string" } } } },
+                "500": problem("The store did not answer (`internal`).")
+            }
+        }},
+        "/api/v1/openapi.json": { "get": secured(roles::<AnyStaff>(), json!({
+            "operationId": "openapi",
+            "summary": "This document.",
+            "responses": { "200": { "description": "OpenAPI 3.1 document.",
+                                    "content": { "application/json": { "schema": { "type": "object" } } } } }
+        }))},
+        "/api/v1/auth/token": { "post": {
+            "operationId": "issueToken",
+            "summary": "Exchange a login and password for a new bearer token. At most 5 failures per login per minute.",
+            "security": [],
+            "requestBody": body_of("LoginRequest"),
+            "responses": {
+                "200": json_of("A new token; it is shown only here.", "TokenAnswer"),
+                "400": problem("Not JSON (`bad_request`)."),
+                "401": problem("Login or password wrong (`invalid_credentials`)."),
+                "422": problem("Fields missing (`validation_failed`)."),
+                "429": problem("Too many failures for this login; see Retry-After (`too_many_attempts`).")
+            }
+        }},
+        "/api/v1/accounts": {
+            "get": secured(roles::<AccountReaders>(), json!({
+                "operationId": "listAccounts",
+                "summary": "Every account with its role.",
+                "responses": { "200": json_of("Accounts.", "AccountList") }
+            })),
+            "post": secured(roles::<Admins>(), json!({
+                "operationId": "createAccount",
+                "summary": "Create an account.",
+                "requestBody": body_of("NewAccount"),
+                "responses": {
+                    "201": json_of("Created.", "Account"),
+                    "400": problem("Not JSON (`bad_request`)."),
+                    "409": problem("The login is taken (`conflict`)."),
+                    "422": problem("Every invalid field, in `errors` (`validation_failed`).")
+                }
+            }))
+        },
+        "/api/v1/server-key": { "get": secured(roles::<AnyStaff>(), json!({
+            "operationId": "serverKey",
+            "summary": "The public key cameras verify signed config with.",
+            "responses": { "200": json_of("The key.", "ServerKey") }
+        }))},
+        "/api/v1/cameras": {
+            "get": secured(roles::<AnyStaff>(), json!({
+                "operationId": "listCameras",
+                "summary": "The device register with each camera's last-known status.",
+                "responses": { "200": json_of("Cameras.", "CameraList") }
+            })),
+            "post": secured(roles::<Admins>(), json!({
+                "operationId": "registerCamera",
+                "summary": "Register a camera, or update it (its certificate is added to the device's list).",
+                "requestBody": body_of("CameraRegistration"),
+                "responses": {
+                    "201": {
+                        "description": "Registered; Location names the camera.",
+                        "headers": { "Location": { "schema": { "type": "string" } } },
+                        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Camera" } } }
+                    },
+                    "400": problem("Not JSON (`bad_request`)."),
+                    "422": problem("Every invalid field, in `errors` (`validation_failed`).")
+                }
+            }))
+        },
+        "/api/v1/cameras/{id}": { "get": secured(roles::<AnyStaff>(), json!({
+            "operationId": "getCamera",
+            "summary": "One camera.",
+            "parameters": [camera_id.clone()],
+            "responses": {
+                "200": json_of("The camera.", "Camera"),
+                "404": problem("No such camera (`not_found`).")
+            }
+        }))},
+        "/api/v1/cameras/{id}/config": { "put": secured(roles::<Admins>(), json!({
+            "operationId": "putCameraConfig",
+            "summary": "Sign a camera config with the server key and publish it, retained, on kozomol/v1/cameras/{id}/config.",
+            "parameters": [camera_id],
+            "requestBody": body_of("CameraConfig"),
+            "responses": {
+                "200": json_of("Published.", "ConfigPublished"),
+                "400": problem("Not JSON (`bad_request`)."),
+                "404": problem("No such camera (`not_found`)."),
+                "422": problem("Every invalid field, in `errors` (`validation_failed`)."),
+                "502": problem("The broker refused the publish (`config_publish_failed`)."),
+                "503": problem("This process has no broker connection (`config_unavailable`).")
+            }
+        }))},
+        "/api/v1/cases": { "get": secured(roles::<CaseReaders>(), json!({
+            "operationId": "listCases",
+            "summary": "Cases by ascending id, filtered, one page at a time.",
+            "parameters": case_params,
+            "responses": {
+                "200": json_of("One page.", "CasePage"),
+                "400": problem("Invalid parameters, each in `errors` (`invalid_query`).")
+            }
+        }))},
+        "/api/v1/cases/{id}": { "get": secured(roles::<CaseReaders>(), json!({
+            "operationId": "getCase",
+            "summary": "One case: the signed event, frames with their links, enforceability, audit trail.",
+            "parameters": [case_id.clone()],
+            "responses": {
+                "200": json_of("The case.", "CaseDetail"),
+                "400": problem("The id is not a number (`bad_request`)."),
+                "404": problem("No such case (`not_found`).")
+            }
+        }))},
+        "/api/v1/cases/{id}/frames/{n}": { "get": secured(roles::<CaseReaders>(), json!({
+            "operationId": "getCaseFrame",
+            "summary": "A frame's JPEG bytes, re-verified against their SHA-256 before they are sent.",
+            "parameters": [
+                case_id,
+                path_param("n", "Frame number, from 0.", json!({ "type": "integer", "minimum": 0 }))
+            ],
+            "responses": {
+                "200": {
+                    "description": "The frame; ETag is its SHA-256.",
+                    "headers": { "ETag": { "schema": { "type": "string" } } },
+                    "content": { "image/jpeg": { "schema": { "type": "string", "contentMediaType": "image/jpeg" } } }
+                },
+                "400": problem("Id or number not a number (`bad_request`)."),
+                "404": problem("No such case or frame (`not_found`)."),
+                "500": problem("The stored bytes no longer match their hash (`evidence_corrupt`); nothing is served.")
+            }
+        }))},
+        "/api/v1/dead-letters": { "get": secured(roles::<DeadLetterReaders>(), json!({
+            "operationId": "listDeadLetters",
+            "summary": "Refused messages by ascending id, one page at a time (without their bytes).",
+            "parameters": paging_params(),
+            "responses": {
+                "200": json_of("One page.", "DeadLetterPage"),
+                "400": problem("Invalid parameters (`invalid_query`).")
+            }
+        }))},
+        "/api/v1/dead-letters/{id}/raw": { "get": secured(roles::<DeadLetterReaders>(), json!({
+            "operationId": "getDeadLetterRaw",
+            "summary": "The refused message's bytes as received (at most 64 KiB are kept).",
+            "parameters": [path_param("id", "Dead letter id.", json!({ "type": "integer", "format": "int64" }))],
+            "responses": {
+                "200": { "description": "Raw bytes.",
+                         "content": { "application/octet-stream": { "schema": { "type": "string", "contentMediaType": "application/octet-stream" } } } },
+                "400": problem("The id is not a number (`bad_request`)."),
+                "404": problem("No such dead letter (`not_found`).")
+            }
+        }))}
+    })
+}
+
+fn components() -> Value {
+    let text = json!({ "type": "string" });
+    let nullable_text = json!({ "type": ["string", "null"] });
+    let instant = json!({ "type": "string", "format": "date-time" });
+    let date = json!({ "type": "string", "format": "date" });
+    let hex32 = json!({ "type": "string", "pattern": "^[0-9a-f]{64}$" });
+    let security_schemes = json!({
+        "securitySchemes": {
+            "bearer": { "type": "http", "scheme": "bearer",
+                        "description": "A token from POST /api/v1/auth/token (32 random bytes, base64url)." }
+        }
+    });
+    let mut schemas = serde_json::Map::new();
+    schemas.insert(
+        "Problem".into(),
+        json!({
+            "type": "object",
+            "required": ["type", "title", "status", "detail", "code"],
+            "properties": {
+                "type": text, "title": text, "status": { "type": "integer" }, "detail": text,
+                "code": { "type": "string", "enum": crate::api::PROBLEM_CODES },
+                "errors": { "type": "array", "items": {
+                    "type": "object", "required": ["field", "message"],
+                    "properties": { "field": text, "message": text } } }
+            }
+        }),
+    );
+    schemas.insert(
+        "Status".into(),
+        json!({ "type": "object", "properties": { "status": text } }),
+    );
+    schemas.insert("Role".into(), json!({ "type": "string", "enum": ["reviewer", "supervisor", "finance", "admin", "auditor"] }));
+    schemas.insert("CaseState".into(), json!({ "type": "string", "enum": kozomol_core::CaseState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>() }));
+    schemas.insert(
+        "LoginRequest".into(),
+        json!({
+            "type": "object", "required": ["login", "password"],
+            "properties": { "login": text, "password": { "type": "string", "format": "password" } }
+        }),
+    );
+    schemas.insert(
+        "TokenAnswer".into(),
+        json!({
+            "type": "object", "required": ["token", "role"],
+            "properties": { "token": text, "role": { "$ref": "#/components/schemas/Role" } }
+        }),
+    );
+    schemas.insert("NewAccount".into(), json!({
+                "type": "object", "required": ["login", "role", "password"],
+                "properties": {
+                    "login": { "type": "string", "pattern": "^[a-z0-9._@-]{1,64}$" },
+                    "role": { "$ref": "#/components/schemas/Role" },
+                    "password": { "type": "string", "format": "password", "minLength": 12, "maxLength": 256 }
+                }
+            }));
+    schemas.insert("Account".into(), json!({
+                "type": "object", "required": ["id", "login", "role"],
+                "properties": { "id": { "type": "integer" }, "login": text, "role": { "$ref": "#/components/schemas/Role" } }
+            }));
+    schemas.insert("AccountList".into(), json!({ "type": "object", "required": ["items"],
+                "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/Account" } } } }));
+    schemas.insert(
+        "ServerKey".into(),
+        json!({
+            "type": "object", "required": ["kid", "algorithm", "public_key"],
+            "properties": { "kid": text, "algorithm": { "const": "EdDSA" }, "public_key": hex32 }
+        }),
+    );
+    schemas.insert(
+        "Certificate".into(),
+        json!({
+            "type": "object", "required": ["number", "valid_from", "valid_until"],
+            "properties": { "number": text, "valid_from": date, "valid_until": date }
+        }),
+    );
+    schemas.insert("Site".into(), json!({
+                "type": "object", "required": ["id", "lat_e6", "lon_e6", "address", "direction", "lane"],
+                "properties": {
+                    "id": text,
+                    "lat_e6": { "type": "integer", "minimum": -90000000, "maximum": 90000000 },
+                    "lon_e6": { "type": "integer", "minimum": -180000000, "maximum": 180000000 },
+                    "address": text, "direction": text,
+                    "lane": { "type": "integer", "minimum": 1, "maximum": 255 }
+                }
+            }));
+    schemas.insert("CameraRegistration".into(), json!({
+                "type": "object",
+                "required": ["camera_id", "public_key", "device_serial", "certificate", "site"],
+                "properties": {
+                    "camera_id": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$" },
+                    "public_key": { "type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "Ed25519 public key, hex." },
+                    "device_serial": text,
+                    "certificate": { "$ref": "#/components/schemas/Certificate" },
+                    "site": { "$ref": "#/components/schemas/Site" }
+                }
+            }));
+    schemas.insert("Camera".into(), json!({
+                "type": "object",
+                "properties": {
+                    "camera_id": text, "public_key": hex32, "device_serial": text,
+                    "certificates": { "type": "array", "items": { "$ref": "#/components/schemas/Certificate" } },
+                    "site": { "$ref": "#/components/schemas/Site" },
+                    "registered_at": instant,
+                    "last_seen": { "type": ["string", "null"], "format": "date-time" },
+                    "online": { "type": "boolean" },
+                    "outbox_depth": { "type": ["integer", "null"] },
+                    "clock_offset_ms": { "type": ["integer", "null"] },
+                    "status_at": { "type": ["string", "null"], "format": "date-time" },
+                    "href": text
+                }
+            }));
+    schemas.insert("CameraList".into(), json!({ "type": "object", "required": ["items"],
+                "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/Camera" } } } }));
+    schemas.insert(
+        "CameraConfig".into(),
+        json!({
+            "type": "object", "required": ["version", "issued_at_ms", "speed_limits"],
+            "properties": {
+                "version": { "type": "integer", "minimum": 1 },
+                "issued_at_ms": { "type": "integer" },
+                "speed_limits": { "type": "array", "items": {
+                    "type": "object", "required": ["lane", "limit_kmh", "from", "until"],
+                    "properties": {
+                        "lane": { "type": "integer", "minimum": 1 },
+                        "limit_kmh": { "type": "integer", "minimum": 1, "maximum": 300 },
+                        "from": { "type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$" },
+                        "until": { "type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$" }
+                    } } }
+            }
+        }),
+    );
+    schemas.insert("ConfigPublished".into(), json!({
+                "type": "object",
+                "properties": { "camera_id": text, "version": { "type": "integer" }, "topic": text, "signed_config_sha256": hex32 }
+            }));
+    schemas.insert("CaseSummary".into(), json!({
+                "type": "object",
+                "properties": {
+                    "id": { "type": "integer", "format": "int64" }, "event_id": { "type": "string", "format": "uuid" },
+                    "camera_id": text, "captured_at": instant, "received_at": instant,
+                    "kind": text, "state": { "$ref": "#/components/schemas/CaseState" },
+                    "plate": nullable_text, "enforceable": { "type": "boolean" }, "href": text
+                }
+            }));
+    schemas.insert("CasePage".into(), json!({
+                "type": "object", "required": ["items", "next"],
+                "properties": {
+                    "items": { "type": "array", "items": { "$ref": "#/components/schemas/CaseSummary" } },
+                    "next": nullable_text
+                }
+            }));
+    schemas.insert("Frame".into(), json!({
+                "type": "object",
+                "properties": {
+                    "index": { "type": "integer" }, "role": { "type": "string", "enum": ["overview", "plate"] },
+                    "sha256": hex32, "len": { "type": "integer" }, "url": text
+                }
+            }));
+    schemas.insert("AuditEntry".into(), json!({
+                "type": "object",
+                "properties": {
+                    "id": { "type": "integer" }, "case_id": { "type": ["integer", "null"] }, "at": instant,
+                    "actor": text, "action": text,
+                    "from_state": { "type": ["string", "null"] }, "to_state": { "type": ["string", "null"] },
+                    "detail": nullable_text, "hash": text
+                }
+            }));
+    schemas.insert("CaseDetail".into(), json!({
+                "type": "object",
+                "properties": {
+                    "id": { "type": "integer", "format": "int64" }, "event_id": { "type": "string", "format": "uuid" },
+                    "camera_id": text, "captured_at": instant, "received_at": instant,
+                    "kind": text, "state": { "$ref": "#/components/schemas/CaseState" },
+                    "plate": nullable_text, "enforceable": { "type": "boolean" },
+                    "enforceability_note": nullable_text, "fingerprint": hex32,
+                    "event": { "type": "object", "description": "The event as the camera signed it." },
+                    "frames": { "type": "array", "items": { "$ref": "#/components/schemas/Frame" } },
+                    "audit": { "type": "array", "items": { "$ref": "#/components/schemas/AuditEntry" } },
+                    "camera_href": text
+                }
+            }));
+    schemas.insert("DeadLetter".into(), json!({
+                "type": "object",
+                "properties": {
+                    "id": { "type": "integer", "format": "int64" }, "received_at": instant, "topic": text,
+                    "camera_id": nullable_text, "event_id": nullable_text,
+                    "reason": { "type": "string", "enum": kozomol_core::DeadLetterReason::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>() },
+                    "detail": text, "raw_len": { "type": "integer" }, "raw_kept": { "type": "integer" }, "raw_url": text
+                }
+            }));
+    schemas.insert("DeadLetterPage".into(), json!({
+                "type": "object", "required": ["items", "next"],
+                "properties": {
+                    "items": { "type": "array", "items": { "$ref": "#/components/schemas/DeadLetter" } },
+                    "next": nullable_text
+                }
+            }));
+    let mut components = security_schemes;
+    components["schemas"] = Value::Object(schemas);
+    components
+}
