@@ -118,7 +118,7 @@ async fn unreceipted_events_stay_and_are_sent_again() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = agent_config("cam-b", 2, broker.addr(), dir.path());
-    config.resend_after = Duration::from_millis(1500);
+    config.resend_after = Duration::from_secs(2);
     let agent = Agent::start(config, CancellationToken::new())
         .await
         .unwrap();
@@ -133,10 +133,12 @@ async fn unreceipted_events_stay_and_are_sent_again() {
     assert_eq!(files_in(&dir.path().join("outbox")).len(), 3);
     assert!(agent.wait_until_empty(WAIT).await, "{:?}", agent.stats());
     for id in ids {
-        assert_eq!(ingest.delivery_count(id), 2, "{id}");
+        // Twice, or more if a receipt was slower than `resend_after` on a busy machine.
+        assert!(ingest.delivery_count(id) >= 2, "{id}");
     }
     let stats = agent.stats();
-    assert_eq!((stats.published, stats.resent, stats.accepted), (3, 3, 3));
+    assert_eq!((stats.published, stats.accepted), (3, 3));
+    assert!(stats.resent >= 3, "{stats:?}");
     agent.shutdown().await;
 }
 
@@ -176,8 +178,10 @@ async fn rejected_events_are_kept_aside_and_never_resent() {
     );
     let receipt = std::fs::read_to_string(rejected.join(format!("{a}.receipt.json"))).unwrap();
     assert!(receipt.contains("register_mismatch"), "{receipt}");
+    // Once rejected, never sent again (however often it was sent before the receipt).
+    let counts = (ingest.delivery_count(a), ingest.delivery_count(b));
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!((ingest.delivery_count(a), ingest.delivery_count(b)), (1, 1));
+    assert_eq!((ingest.delivery_count(a), ingest.delivery_count(b)), counts);
     assert_eq!(agent.stats().rejected, 2);
     assert!(files_in(&dir.path().join("outbox")).is_empty());
     agent.shutdown().await;
@@ -237,12 +241,12 @@ async fn a_restarted_agent_resends_its_outbox() {
 async fn the_broker_may_come_up_after_the_agent() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let agent = Agent::start(
-        agent_config("cam-e", 5, format!("127.0.0.1:{port}"), dir.path()),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let mut config = agent_config("cam-e", 5, format!("127.0.0.1:{port}"), dir.path());
+    // The agent may publish before the fake ingest subscribes; a re-send covers that.
+    config.resend_after = Duration::from_secs(2);
+    let agent = Agent::start(config, CancellationToken::new())
+        .await
+        .unwrap();
     let mut ids = Vec::new();
     for n in 0..3 {
         ids.push(agent.submit(speeding(n, 4_000)).await.unwrap());
@@ -264,8 +268,45 @@ async fn the_broker_may_come_up_after_the_agent() {
         agent.stats()
     );
     for id in ids {
-        assert_eq!(ingest.delivery_count(id), 1);
+        assert!(ingest.delivery_count(id) >= 1);
     }
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_killed_broker_is_reconnected_and_the_outbox_resent() {
+    let broker = Broker::start();
+    let port = broker.port;
+    let keys = vec![(camera("cam-k"), camera_key(12).verifying_key())];
+    let ingest = FakeIngest::start(&broker, keys.clone(), |_, _| Answer::Accept).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = agent_config("cam-k", 12, broker.addr(), dir.path());
+    config.resend_after = Duration::from_secs(2);
+    let agent = Agent::start(config, CancellationToken::new())
+        .await
+        .unwrap();
+    for n in 0..5 {
+        agent.submit(speeding(n, 4_000)).await.unwrap();
+    }
+    assert!(agent.wait_until_empty(WAIT).await);
+    drop(ingest);
+    drop(broker); // SIGKILL
+    assert!(eventually(WAIT, || !agent.stats().connected).await);
+    let mut ids = Vec::new();
+    for n in 5..10 {
+        ids.push(agent.submit(speeding(n, 4_000)).await.unwrap());
+    }
+    let broker = Broker::start_on(port);
+    let ingest = FakeIngest::start(&broker, keys, |_, _| Answer::Accept).await;
+    assert!(
+        agent.wait_until_empty(Duration::from_secs(40)).await,
+        "{:?}",
+        agent.stats()
+    );
+    for id in ids {
+        assert!(ingest.delivery_count(id) >= 1, "{id}");
+    }
+    assert_eq!(agent.stats().accepted + agent.stats().duplicates, 10);
     agent.shutdown().await;
 }
 
@@ -663,4 +704,58 @@ valid_until = "2027-01-14"
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("--config"));
+}
+
+/// Throughput probe, not a check: `cargo test -p kozomol-edge-agent --release --test agent
+/// -- --ignored --nocapture throughput`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput() {
+    let broker = Broker::start();
+    let ingest = FakeIngest::start(
+        &broker,
+        vec![(camera("cam-t"), camera_key(11).verifying_key())],
+        |_, _| Answer::Accept,
+    )
+    .await;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let agent = Arc::new(
+        Agent::start(
+            agent_config("cam-t", 11, broker.addr(), dir.path()),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap(),
+    );
+    for (frame_len, events, concurrency) in [
+        (1_000, 2_000u64, 1u64),
+        (1_000, 4_000, 16),
+        (200_000, 400, 4),
+    ] {
+        let started = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..concurrency {
+            let agent = agent.clone();
+            tasks.push(tokio::spawn(async move {
+                for n in 0..events / concurrency {
+                    agent
+                        .submit(speeding(c * 1_000_000 + n, frame_len))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let submitted = started.elapsed();
+        assert!(agent.wait_until_empty(Duration::from_secs(120)).await);
+        let done = started.elapsed();
+        println!(
+            "frame {frame_len} B, {events} events, {concurrency} submitters: submit {:.0}/s, receipted {:.0}/s",
+            events as f64 / submitted.as_secs_f64(),
+            events as f64 / done.as_secs_f64()
+        );
+    }
+    assert!(ingest.failures().is_empty());
 }
