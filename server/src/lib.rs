@@ -3,3 +3,13 @@
 //! It owns configuration, wiring of the parts into one process (`serve`) or one part
 //! per process (`run PART`), the embedded MQTT broker, the HTTP API with its access
 //! control, metrics and OpenAPI description, and the camera simulator command.
+
+pub mod broker;
+pub mod settings;
+
+pub mod api;
+pub mod auth;
+pub mod metrics;
+pub mod openapi;
+pub mod simulate;
+pub mod serve;

@@ -1,1 +1,221 @@
-fn main() {}
+//! `kozomol`: the whole system in one binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kozomol_server::serve::{self, Part, Plan};
+use kozomol_server::settings::Settings;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "kozomol", version, about = "Traffic-camera enforcement: cameras to cases, fines and payments")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every part in one process: embedded MQTT broker, ingest, HTTP API (SQLite,
+    /// evidence on the local disk).
+    Serve {
+        /// Settings file (TOML); `KOZOMOL_*` variables and these flags override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data folder [default: ./kozomol-data].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// HTTP listen address [default: 127.0.0.1:8080].
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        /// Embedded MQTT broker address [default: 127.0.0.1:1884].
+        #[arg(long)]
+        mqtt: Option<SocketAddr>,
+        /// Database URL (sqlite://PATH or postgres://...) [default: SQLite in the data folder].
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Use this external broker (host:port) instead of the embedded one.
+        #[arg(long, conflicts_with = "mqtt")]
+        external_broker: Option<String>,
+        /// Create demo accounts (written to DATA_DIR/demo-credentials.json) and start
+        /// simulated cameras.
+        #[arg(long)]
+        demo: bool,
+        /// How many simulated cameras `--demo` starts.
+        #[arg(long, default_value_t = 3, requires = "demo")]
+        demo_cameras: u32,
+    },
+    /// Run one part alone, against PostgreSQL and an external MQTT broker.
+    Run {
+        #[arg(value_enum)]
+        part: Part,
+        /// Settings file (TOML); `KOZOMOL_*` variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Simulated cameras: register N cameras through the API and send M events at R
+    /// per second in total; exits 0 once every event has its receipt.
+    Simulate {
+        #[arg(long, default_value_t = 3)]
+        cameras: u32,
+        #[arg(long, default_value_t = 100)]
+        events: u64,
+        /// Events per second, all cameras together.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        #[arg(long, default_value = "127.0.0.1:1884")]
+        broker: String,
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+        /// Admin bearer token [default: the admin token in DATA_DIR/demo-credentials.json].
+        #[arg(long, env = "KOZOMOL_TOKEN")]
+        token: Option<String>,
+        /// Where `kozomol serve` keeps its data (for the demo credentials).
+        #[arg(long, default_value = "./kozomol-data")]
+        data_dir: PathBuf,
+        /// Give up when receipts are still missing after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        receipt_timeout: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttd=warn,rumqttc=warn,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let cancel = shutdown_on_signals();
+    match cli.command {
+        Command::Serve {
+            config,
+            data_dir,
+            http,
+            mqtt,
+            database_url,
+            external_broker,
+            demo,
+            demo_cameras,
+        } => {
+            let mut settings = Settings::load(config.as_deref(), |k| std::env::var(k).ok())?;
+            if let Some(d) = data_dir {
+                settings.data_dir = d;
+            }
+            if let Some(h) = http {
+                settings.http.listen = h.to_string();
+            }
+            if let Some(m) = mqtt {
+                settings.mqtt.broker = m.to_string();
+            }
+            if let Some(url) = database_url {
+                settings.database_url = Some(url);
+            }
+            if let Some(b) = external_broker {
+                settings.mqtt.broker = b;
+                settings.mqtt.embedded = false;
+            }
+            let plan = Plan {
+                parts: vec![Part::Ingest, Part::Api],
+                embedded_broker: settings.mqtt.embedded,
+                demo,
+                demo_cameras,
+            };
+            serve::run(settings, plan, cancel).await?;
+        }
+        Command::Run { part, config } => {
+            let mut settings = Settings::load(config.as_deref(), |k| std::env::var(k).ok())?;
+            settings.mqtt.embedded = false;
+            let plan = Plan {
+                parts: vec![part],
+                embedded_broker: false,
+                demo: false,
+                demo_cameras: 0,
+            };
+            serve::run(settings, plan, cancel).await?;
+        }
+        Command::Simulate {
+            cameras,
+            events,
+            rate,
+            broker,
+            api,
+            token,
+            data_dir,
+            receipt_timeout,
+        } => {
+            let token = match token {
+                Some(t) => t,
+                None => kozomol_server::simulate::admin_token_from_demo_credentials(&data_dir)
+                    .context("no --token given and no demo credentials to take one from")?,
+            };
+            let options = kozomol_server::simulate::SimulationOptions {
+                cameras,
+                events: Some(events),
+                rate,
+                broker,
+                api,
+                token,
+                work_dir: std::env::temp_dir().join(format!("kozomol-simulate-{}", std::process::id())),
+                receipt_timeout: Duration::from_secs(receipt_timeout),
+            };
+            let work_dir = options.work_dir.clone();
+            let report = kozomol_server::simulate::run_simulation(options, cancel).await;
+            let _ = std::fs::remove_dir_all(&work_dir);
+            let report = report?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "run_id": report.run_id,
+                    "cameras": report.camera_ids.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                    "submitted": report.submitted,
+                    "accepted": report.accepted,
+                    "duplicates": report.duplicates,
+                    "rejected": report.rejected,
+                    "resent": report.resent,
+                    "elapsed_s": report.elapsed.as_secs_f64(),
+                    "rate_achieved": report.rate_achieved,
+                })
+            );
+            if !report.all_accepted() {
+                anyhow::bail!("{} events were rejected", report.rejected);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first Ctrl-C or SIGTERM cancels every part; a second one exits at once.
+fn shutdown_on_signals() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let token = cancel.clone();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                return;
+            }
+        };
+        for round in 0..2 {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            if round == 0 {
+                tracing::info!("shutting down (again to force)");
+                token.cancel();
+            } else {
+                tracing::warn!("forced exit");
+                std::process::exit(130);
+            }
+        }
+    });
+    cancel
+}

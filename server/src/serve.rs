@@ -1,0 +1,301 @@
+//! Wiring: the parts of kozomol started in one process (`kozomol serve`) or one part
+//! per process (`kozomol run PART`), with one cancellation token for all of them.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use ed25519_dalek::SigningKey;
+use kozomol_core::topics::{self, TopicKind};
+use kozomol_core::CameraId;
+use kozomol_ingest::{IngestConfig, IngestMetrics};
+use kozomol_store::EvidenceStore;
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState, CameraConfigPublisher};
+use crate::settings::Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    #[error(transparent)]
+    Store(#[from] kozomol_store::StoreError),
+    #[error(transparent)]
+    Broker(#[from] crate::broker::BrokerError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    #[error("server key {path}: {message}")]
+    ServerKey { path: String, message: String },
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    HttpBind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("a part stopped with an error: {0}")]
+    Part(String),
+}
+
+/// A part that can run in its own process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// MQTT → verified, committed cases.
+    Ingest,
+    /// The HTTP API.
+    Api,
+}
+
+/// What to start.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub parts: Vec<Part>,
+    /// Run the embedded broker (`serve` on the embedded default).
+    pub embedded_broker: bool,
+    /// Demo accounts and simulated cameras.
+    pub demo: bool,
+    /// How many simulated cameras the demo starts (0: accounts only).
+    pub demo_cameras: u32,
+}
+
+/// Runs the plan until `cancel` fires or a part fails.
+pub async fn run(settings: Settings, plan: Plan, cancel: CancellationToken) -> Result<(), ServeError> {
+    settings.validate()?;
+    create_dir(&settings.data_dir)?;
+    let store = kozomol_store::connect(&settings.database_url()).await?;
+    let instance = instance_id();
+    let evidence = Arc::new(EvidenceStore::open(&settings.evidence_dir(), &instance)?);
+    let metrics = Arc::new(IngestMetrics::default());
+    let server_key = Arc::new(load_or_create_server_key(&settings.server_key_file())?);
+    let (broker_host, broker_port) = settings.broker_host_port().ok_or_else(|| {
+        crate::settings::SettingsError::Invalid(vec!["mqtt.broker is not host:port".into()])
+    })?;
+
+    if plan.embedded_broker {
+        let listen: SocketAddr = settings.mqtt.broker.parse().map_err(|_| {
+            crate::settings::SettingsError::Invalid(vec!["mqtt.broker must be ip:port".into()])
+        })?;
+        tokio::task::spawn_blocking(move || crate::broker::start(listen))
+            .await
+            .map_err(|e| ServeError::Part(e.to_string()))??;
+    }
+
+    let mut tasks: JoinSet<Result<(), ServeError>> = JoinSet::new();
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    if plan.parts.contains(&Part::Ingest) {
+        let mut config = IngestConfig::new(broker_host.clone(), broker_port, settings.ingest.client_id.clone());
+        config.shared_subscription = settings.ingest.shared_subscription;
+        config.batch_max = settings.ingest.batch_max;
+        config.batch_linger = Duration::from_millis(settings.ingest.batch_linger_ms);
+        config.local_utc_offset_minutes = settings.utc_offset_minutes;
+        config.actor = format!("ingest:{}", settings.ingest.client_id);
+        let (store, evidence, metrics, cancel) = (
+            Arc::clone(&store),
+            Arc::clone(&evidence),
+            Arc::clone(&metrics),
+            cancel.clone(),
+        );
+        tasks.spawn(async move {
+            kozomol_ingest::run(config, store, evidence, metrics, cancel)
+                .await
+                .map_err(|e| ServeError::Part(format!("ingest: {e}")))
+        });
+    }
+
+    let mut http_addr = None;
+    if plan.parts.contains(&Part::Api) {
+        let publisher = MqttConfigPublisher::connect(&broker_host, broker_port, &instance, cancel.clone());
+        let mut state = AppState::new(
+            Arc::clone(&store),
+            Arc::clone(&evidence),
+            Arc::clone(&metrics),
+            settings.public_base_url(),
+            Arc::clone(&server_key),
+        )
+        .with_config_publisher(Arc::new(publisher));
+        state.ready = Arc::clone(&ready);
+        let listener = tokio::net::TcpListener::bind(&settings.http.listen)
+            .await
+            .map_err(|source| ServeError::HttpBind {
+                addr: settings.http.listen.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Io {
+            what: "http listener address".into(),
+            source,
+        })?;
+        http_addr = Some(addr);
+        let router = api::router(state);
+        let shutdown = cancel.clone();
+        tasks.spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+                .map_err(|source| ServeError::Io {
+                    what: "http server".into(),
+                    source,
+                })
+        });
+        tracing::info!(listen = %addr, public_base_url = %settings.public_base_url(), "HTTP API listening");
+    }
+
+    if plan.demo {
+        let credentials = crate::auth::create_demo_accounts(store.as_ref(), &settings.data_dir).await?;
+        tracing::info!(
+            file = %settings.data_dir.join("demo-credentials.json").display(),
+            "demo accounts ready"
+        );
+        if let (Some(addr), true) = (http_addr, plan.demo_cameras > 0) {
+            let options = crate::simulate::SimulationOptions {
+                cameras: plan.demo_cameras,
+                events: None,
+                rate: 0.5,
+                broker: settings.mqtt.broker.clone(),
+                api: format!("http://{addr}"),
+                token: credentials.admin.token.clone(),
+                work_dir: settings.data_dir.join("simulated-cameras"),
+                receipt_timeout: Duration::from_secs(60),
+            };
+            let cancel = cancel.clone();
+            tasks.spawn(async move {
+                // The API must answer before cameras register through it.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                match crate::simulate::run_simulation(options, cancel).await {
+                    Ok(report) => tracing::info!(?report, "simulated cameras stopped"),
+                    Err(e) => tracing::warn!(error = %e, "simulated cameras stopped"),
+                }
+                Ok(())
+            });
+        }
+    }
+
+    ready.store(true, Ordering::SeqCst);
+    tracing::info!(parts = ?plan.parts, instance = %instance, "kozomol running");
+
+    let mut result = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let outcome = joined.map_err(|e| ServeError::Part(e.to_string())).and_then(|r| r);
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "a part failed; stopping");
+            cancel.cancel();
+            if result.is_ok() {
+                result = Err(e);
+            }
+        } else if !cancel.is_cancelled() && tasks.is_empty() {
+            break;
+        }
+    }
+    result
+}
+
+fn create_dir(dir: &Path) -> Result<(), ServeError> {
+    std::fs::create_dir_all(dir).map_err(|source| ServeError::Io {
+        what: format!("create {}", dir.display()),
+        source,
+    })
+}
+
+/// A name for this process, unique enough to keep evidence segment files apart.
+fn instance_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(32)
+        .collect();
+    format!("{}-{}", if host.is_empty() { "kozomol" } else { &host }, uuid::Uuid::now_v7().simple())
+}
+
+/// Reads the config-signing key, or makes one (mode 0600) on first start.
+pub fn load_or_create_server_key(path: &Path) -> Result<SigningKey, ServeError> {
+    let err = |message: String| ServeError::ServerKey {
+        path: path.display().to_string(),
+        message,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes: [u8; 32] = hex::decode(text.trim())
+                .map_err(|e| err(e.to_string()))?
+                .try_into()
+                .map_err(|_| err("an Ed25519 secret key is 32 bytes of hex".into()))?;
+            Ok(SigningKey::from_bytes(&bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut secret = [0u8; 32];
+            getrandom::getrandom(&mut secret).map_err(|e| err(e.to_string()))?;
+            if let Some(parent) = path.parent() {
+                create_dir(parent)?;
+            }
+            write_secret(path, &hex::encode(secret)).map_err(|e| err(e.to_string()))?;
+            tracing::info!(path = %path.display(), "created the server's config-signing key");
+            Ok(SigningKey::from_bytes(&secret))
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// Publishes signed camera config, retained, over its own MQTT connection.
+pub struct MqttConfigPublisher {
+    client: AsyncClient,
+}
+
+impl MqttConfigPublisher {
+    pub fn connect(host: &str, port: u16, instance: &str, cancel: CancellationToken) -> Self {
+        let mut options = MqttOptions::new(format!("kozomol-config-{instance}"), host, port);
+        options
+            .set_keep_alive(Duration::from_secs(30))
+            .set_max_packet_size(1024 * 1024, 1024 * 1024);
+        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    event = eventloop.poll() => if let Err(e) = event {
+                        tracing::debug!(error = %e, "config publisher disconnected; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        MqttConfigPublisher { client }
+    }
+}
+
+#[async_trait]
+impl CameraConfigPublisher for MqttConfigPublisher {
+    async fn publish_config(&self, camera: &CameraId, signed_config: Vec<u8>) -> Result<(), String> {
+        let topic = topics::topic(camera, TopicKind::Config);
+        self.client
+            .publish(topic, QoS::AtLeastOnce, true, signed_config)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(camera = %camera, at = %Utc::now(), "camera config published");
+        Ok(())
+    }
+}
