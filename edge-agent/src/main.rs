@@ -114,6 +114,7 @@ async fn run(config_path: &Path) -> anyhow::Result<()> {
                 errors.join("\n  - ")
             )
         })?;
+    warn_if_key_is_readable_by_others(&settings.agent_key_file);
     // The agent's own token is cancelled only after its graceful shutdown was tried.
     let stop = CancellationToken::new();
     let agent_cancel = CancellationToken::new();
@@ -131,6 +132,16 @@ async fn run(config_path: &Path) -> anyhow::Result<()> {
     }
     agent_cancel.cancel();
     Ok(())
+}
+
+fn warn_if_key_is_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            warn!(key_file = %path.display(), mode = format!("{:o}", mode & 0o777), "the camera key is readable by others; chmod 600 it");
+        }
+    }
 }
 
 /// The first SIGINT or SIGTERM stops gracefully; a second one exits at once.

@@ -81,6 +81,8 @@ fn default_spool_poll_ms() -> u64 {
 /// Everything `run` needs, validated.
 pub struct Settings {
     pub agent: AgentConfig,
+    /// Where the key was read from (to check its permissions).
+    pub agent_key_file: PathBuf,
     pub spool_dir: PathBuf,
     pub spool_poll: Duration,
 }
@@ -214,6 +216,7 @@ impl SettingsFile {
         agent.utc_offset_minutes = self.utc_offset_minutes;
         Ok(Settings {
             agent,
+            agent_key_file: self.key_file,
             spool_dir: self.spool_dir,
             spool_poll: Duration::from_millis(self.spool_poll_ms),
         })

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use kozomol_core::{ClockSource, EventId, FrameRole, Measurement, PlateRead, ViolationKind};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::outbox::sync_dir;
 use crate::{Agent, Capture, EdgeError};
@@ -135,9 +135,9 @@ impl Spool {
     /// Watches the folder until `cancel`, scanning every `poll`.
     pub async fn run(mut self, agent: &Agent, poll: Duration, cancel: CancellationToken) {
         loop {
-            match self.scan_once(agent).await {
+            match self.scan(agent, Some(&cancel)).await {
                 Ok(report) if report != SpoolReport::default() => {
-                    info!(
+                    debug!(
                         submitted = report.submitted,
                         discarded = report.discarded,
                         bad = report.bad,
@@ -158,12 +158,24 @@ impl Spool {
 
     /// Submits every complete capture in the folder once.
     pub async fn scan_once(&mut self, agent: &Agent) -> Result<SpoolReport, EdgeError> {
+        self.scan(agent, None).await
+    }
+
+    /// One pass; stops between captures once `cancel` fires.
+    async fn scan(
+        &mut self,
+        agent: &Agent,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<SpoolReport, EdgeError> {
         let dir = self.dir.clone();
         let found = tokio::task::spawn_blocking(move || list(&dir)).await??;
         let mut report = SpoolReport::default();
         let now = Instant::now();
         self.retry_at.retain(|_, at| *at > now);
         for capture in found {
+            if cancel.is_some_and(|c| c.is_cancelled()) {
+                break;
+            }
             let key = match &capture {
                 Found::New { name } | Found::Claimed { name, .. } => name.clone(),
             };
