@@ -127,6 +127,7 @@ pub struct Kozomol {
     pub data_dir: PathBuf,
     pub external_broker: Option<String>,
     pub database_url: Option<String>,
+    pub env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -141,15 +142,27 @@ impl Kozomol {
     }
 
     pub fn start_in(data_dir: &Path, external_broker: Option<String>, database_url: Option<String>) -> Result<Kozomol> {
+        Kozomol::start_with_env(data_dir, external_broker, database_url, &[])
+    }
+
+    /// Like [`Kozomol::start_in`], with extra environment variables for the server.
+    pub fn start_with_env(
+        data_dir: &Path,
+        external_broker: Option<String>,
+        database_url: Option<String>,
+        env: &[(&str, &str)],
+    ) -> Result<Kozomol> {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
         let mqtt: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut k = Kozomol {
-            process: Kozomol::spawn(data_dir, http, mqtt, external_broker.as_deref(), database_url.as_deref())?,
+            process: Kozomol::spawn(data_dir, http, mqtt, external_broker.as_deref(), database_url.as_deref(), &env)?,
             http,
             mqtt,
             data_dir: data_dir.to_owned(),
             external_broker,
             database_url,
+            env,
             _tmp: None,
         };
         k.wait_ready()?;
@@ -162,8 +175,10 @@ impl Kozomol {
         mqtt: SocketAddr,
         external_broker: Option<&str>,
         database_url: Option<&str>,
+        env: &[(String, String)],
     ) -> Result<Process> {
         let mut command = Command::new(bin("kozomol"));
+        command.envs(env.iter().map(|(k, v)| (k, v)));
         command
             .arg("serve")
             .arg("--data-dir")
@@ -215,6 +230,7 @@ impl Kozomol {
             self.mqtt,
             self.external_broker.as_deref(),
             self.database_url.as_deref(),
+            &self.env,
         )?;
         self.wait_ready()
     }
@@ -326,8 +342,12 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start() -> Result<Mosquitto> {
+        Mosquitto::start_on(free_port())
+    }
+
+    /// On a given port (e.g. one a client was already told to use).
+    pub fn start_on(port: u16) -> Result<Mosquitto> {
         let dir = tempfile::tempdir()?;
-        let port = free_port();
         let mut m = Mosquitto {
             process: Mosquitto::spawn(dir.path(), port)?,
             port,
@@ -484,4 +504,41 @@ fn run_as_postgres(script: &str, as_root: bool) -> Result<()> {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// A fresh database on the machine's PostgreSQL (for tests that do not kill it),
+/// dropped at the end.
+pub struct ScratchDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl ScratchDatabase {
+    pub fn create() -> Result<ScratchDatabase> {
+        let base = std::env::var("KOZOMOL_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!("kozomol_e2e_{}", uuid::Uuid::now_v7().simple());
+        psql(&base, &format!("CREATE DATABASE {name}"))?;
+        let (prefix, _) = base.rsplit_once('/').context("postgres url names a database")?;
+        Ok(ScratchDatabase {
+            url: format!("{prefix}/{name}"),
+            name,
+        })
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        let base = std::env::var("KOZOMOL_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let _ = psql(&base, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+fn psql(url: &str, sql: &str) -> Result<()> {
+    let out = Command::new("psql").arg(url).args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql]).output()?;
+    if !out.status.success() {
+        bail!("psql `{sql}`: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
 }

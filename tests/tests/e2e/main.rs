@@ -2,3 +2,4 @@
 
 mod backbone;
 mod bad_input;
+mod faults;
