@@ -186,6 +186,16 @@ pub(crate) fn cameras_of(cases: &[NewCase]) -> Vec<&str> {
     ids
 }
 
+/// The first of `cameras` (sorted) that is not among `registered`.
+pub(crate) fn first_unregistered(cameras: &[&str], registered: &[String]) -> Option<String> {
+    let registered: std::collections::HashSet<&str> =
+        registered.iter().map(String::as_str).collect();
+    cameras
+        .iter()
+        .find(|id| !registered.contains(**id))
+        .map(|id| (*id).to_owned())
+}
+
 /// Rows per multi-row statement so that `columns` binds per row stay within `max_binds`.
 pub(crate) fn rows_per_statement(columns: usize, max_binds: usize, cap: usize) -> usize {
     (max_binds / columns).clamp(1, cap)

@@ -4,6 +4,8 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("{what} already exists")]
     Conflict { what: String },
+    #[error("camera `{0}` is not registered")]
+    UnknownCamera(String),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
     #[error("evidence {sha256} does not match its hash")]

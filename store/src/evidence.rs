@@ -331,6 +331,7 @@ pub fn scan_segment(dir: &Path, segment: &str) -> Result<SegmentScan, StoreError
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 

@@ -14,7 +14,7 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use tracing::debug;
 use uuid::Uuid;
 
-use crate::audit::now_millis;
+use crate::audit::{now_millis, AuditRow};
 use crate::batch::{self, BatchPlan, CaseKey, CreatedRows};
 use crate::error::{corrupt, db_error};
 use crate::{
@@ -224,50 +224,91 @@ impl CaseStore for PgStore {
         }
         let plan = BatchPlan::new(cases);
         let now = now_millis();
+        let cameras: Vec<&str> = batch::cameras_of(cases);
         let mut tx = self.pool.begin().await?;
 
-        let mut created: HashMap<CaseKey, CaseId> = HashMap::with_capacity(cases.len());
-        for chunk in plan.candidates.chunks(rows_per_statement(11)) {
-            let mut qb = QueryBuilder::<Postgres>::new(
-                "INSERT INTO cases (event_id, camera_id, captured_at, received_at, kind, state, \
-                 plate, enforceable, enforceability_note, fingerprint, event) ",
-            );
-            qb.push_values(chunk, |mut row, &i| {
-                let case = &cases[i];
-                row.push_bind(case.event_id.0)
-                    .push_bind(case.camera_id.as_str())
-                    .push_bind(case.captured_at)
-                    .push_bind(now)
-                    .push_bind(case.kind.as_str())
-                    .push_bind(CaseState::Received.as_str())
-                    .push_bind(case.camera_plate.as_deref())
-                    .push_bind(case.enforceable)
-                    .push_bind(case.enforceability_note.as_deref())
-                    .push_bind(&case.fingerprint[..])
-                    .push_bind(Json(&case.event));
-            });
-            qb.push(
-                " ON CONFLICT (camera_id, event_id) DO NOTHING RETURNING id, camera_id, event_id",
-            );
-            for row in qb.build().fetch_all(&mut *tx).await? {
-                let key = (
-                    row.try_get::<String, _>("camera_id")?,
-                    row.try_get::<Uuid, _>("event_id")?,
-                );
-                created.insert(key, CaseId(row.try_get("id")?));
-            }
+        let registered: Vec<String> =
+            sqlx::query_scalar("SELECT camera_id FROM cameras WHERE camera_id = ANY($1)")
+                .bind(&cameras)
+                .fetch_all(&mut *tx)
+                .await?;
+        if let Some(unknown) = batch::first_unregistered(&cameras, &registered) {
+            return Err(StoreError::UnknownCamera(unknown));
         }
 
-        let missing: Vec<Uuid> = plan
+        let mut created: HashMap<CaseKey, CaseId> = HashMap::with_capacity(cases.len());
+        let candidates: Vec<&NewCase> = plan.candidates.iter().map(|&i| &cases[i]).collect();
+        let events: Vec<String> = candidates.iter().map(|c| c.event.to_string()).collect();
+        let inserted = sqlx::query(
+            "INSERT INTO cases (event_id, camera_id, captured_at, received_at, kind, state, \
+             plate, enforceable, enforceability_note, fingerprint, event) \
+             SELECT event_id, camera_id, captured_at, $4, kind, $5, plate, enforceable, note, \
+             fingerprint, event::jsonb \
+             FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $6::text[], $7::text[], \
+             $8::boolean[], $9::text[], $10::bytea[], $11::text[]) WITH ORDINALITY \
+             AS t (event_id, camera_id, captured_at, kind, plate, enforceable, note, \
+             fingerprint, event, n) ORDER BY n \
+             ON CONFLICT (camera_id, event_id) DO NOTHING RETURNING id, camera_id, event_id",
+        )
+        .bind(candidates.iter().map(|c| c.event_id.0).collect::<Vec<_>>())
+        .bind(
+            candidates
+                .iter()
+                .map(|c| c.camera_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(candidates.iter().map(|c| c.captured_at).collect::<Vec<_>>())
+        .bind(now)
+        .bind(CaseState::Received.as_str())
+        .bind(
+            candidates
+                .iter()
+                .map(|c| c.kind.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            candidates
+                .iter()
+                .map(|c| c.camera_plate.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(candidates.iter().map(|c| c.enforceable).collect::<Vec<_>>())
+        .bind(
+            candidates
+                .iter()
+                .map(|c| c.enforceability_note.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            candidates
+                .iter()
+                .map(|c| &c.fingerprint[..])
+                .collect::<Vec<_>>(),
+        )
+        .bind(&events)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in inserted {
+            let key = (
+                row.try_get::<String, _>("camera_id")?,
+                row.try_get::<Uuid, _>("event_id")?,
+            );
+            created.insert(key, CaseId(row.try_get("id")?));
+        }
+
+        let (missing_cameras, missing_events): (Vec<&str>, Vec<Uuid>) = plan
             .not_created(cases, &created)
-            .map(|case| case.event_id.0)
-            .collect();
+            .map(|case| (case.camera_id.as_str(), case.event_id.0))
+            .unzip();
         let mut existing: HashMap<CaseKey, (CaseId, [u8; 32])> = HashMap::new();
-        if !missing.is_empty() {
+        if !missing_events.is_empty() {
             for row in sqlx::query(
-                "SELECT id, camera_id, event_id, fingerprint FROM cases WHERE event_id = ANY($1)",
+                "SELECT c.id, c.camera_id, c.event_id, c.fingerprint FROM cases c \
+                 JOIN UNNEST($1::text[], $2::uuid[]) AS k (camera_id, event_id) \
+                 ON c.camera_id = k.camera_id AND c.event_id = k.event_id",
             )
-            .bind(&missing)
+            .bind(&missing_cameras)
+            .bind(&missing_events)
             .fetch_all(&mut *tx)
             .await?
             {
@@ -288,52 +329,96 @@ impl CaseStore for PgStore {
         let writes = plan.resolve(cases, &created, &existing)?;
 
         let rows = CreatedRows::new(cases, &created, actor, now);
-        for chunk in rows.blobs.chunks(rows_per_statement(4)) {
-            let mut qb = QueryBuilder::<Postgres>::new(
-                "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) ",
-            );
-            qb.push_values(chunk, |mut row, (sha, loc)| {
-                row.push_bind(&sha[..])
-                    .push_bind(loc.segment.as_str())
-                    .push_bind(offset_i64(loc.offset))
-                    .push_bind(i64::from(loc.len));
-            });
-            qb.push(" ON CONFLICT (sha256) DO NOTHING");
-            qb.build().execute(&mut *tx).await?;
+        if !rows.blobs.is_empty() {
+            sqlx::query(
+                "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) \
+                 SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::bigint[], $4::bigint[]) \
+                 ON CONFLICT (sha256) DO NOTHING",
+            )
+            .bind(
+                rows.blobs
+                    .iter()
+                    .map(|(sha, _)| &sha[..])
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                rows.blobs
+                    .iter()
+                    .map(|(_, l)| l.segment.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                rows.blobs
+                    .iter()
+                    .map(|(_, l)| offset_i64(l.offset))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                rows.blobs
+                    .iter()
+                    .map(|(_, l)| i64::from(l.len))
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *tx)
+            .await?;
         }
-        for chunk in rows.frames.chunks(rows_per_statement(4)) {
-            let mut qb = QueryBuilder::<Postgres>::new(
-                "INSERT INTO case_frames (case_id, idx, role, sha256) ",
-            );
-            qb.push_values(chunk, |mut row, (case_id, idx, role, sha)| {
-                row.push_bind(case_id.0)
-                    .push_bind(*idx)
-                    .push_bind(*role)
-                    .push_bind(&sha[..]);
-            });
-            qb.build().execute(&mut *tx).await?;
+        if !rows.frames.is_empty() {
+            sqlx::query(
+                "INSERT INTO case_frames (case_id, idx, role, sha256) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::integer[], $3::text[], $4::bytea[])",
+            )
+            .bind(rows.frames.iter().map(|f| f.0 .0).collect::<Vec<_>>())
+            .bind(rows.frames.iter().map(|f| f.1).collect::<Vec<_>>())
+            .bind(rows.frames.iter().map(|f| f.2).collect::<Vec<_>>())
+            .bind(rows.frames.iter().map(|f| &f.3[..]).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
         }
-        for chunk in rows.audit.chunks(rows_per_statement(10)) {
-            let mut qb = QueryBuilder::<Postgres>::new(
+        if !rows.audit.is_empty() {
+            // Ordered so the ids follow the chain.
+            let audit: Vec<&AuditRow<'_>> = rows.audit.iter().map(|a| &a.row).collect();
+            sqlx::query(
                 "INSERT INTO audit_log (batch_id, case_id, at, actor, action, from_state, \
-                 to_state, detail, prev_hash, hash) ",
-            );
-            qb.push_values(chunk, |mut row, audit| {
-                let r = &audit.row;
-                row.push_bind(r.batch_id)
-                    .push_bind(r.case_id.map(|id| id.0))
-                    .push_bind(r.at)
-                    .push_bind(r.actor)
-                    .push_bind(r.action)
-                    .push_bind(r.from_state.map(|s| s.as_str()))
-                    .push_bind(r.to_state.map(|s| s.as_str()))
-                    .push_bind(r.detail)
-                    .push_bind(&audit.prev_hash[..])
-                    .push_bind(&audit.hash[..]);
-            });
-            qb.build().execute(&mut *tx).await?;
+                 to_state, detail, prev_hash, hash) \
+                 SELECT batch_id, case_id, at, actor, action, from_state, to_state, detail, \
+                 prev_hash, hash FROM UNNEST($1::uuid[], $2::bigint[], $3::timestamptz[], \
+                 $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[], \
+                 $10::bytea[]) WITH ORDINALITY AS t (batch_id, case_id, at, actor, action, \
+                 from_state, to_state, detail, prev_hash, hash, n) ORDER BY n",
+            )
+            .bind(audit.iter().map(|r| r.batch_id).collect::<Vec<_>>())
+            .bind(
+                audit
+                    .iter()
+                    .map(|r| r.case_id.map(|id| id.0))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(audit.iter().map(|r| r.at).collect::<Vec<_>>())
+            .bind(audit.iter().map(|r| r.actor).collect::<Vec<_>>())
+            .bind(audit.iter().map(|r| r.action).collect::<Vec<_>>())
+            .bind(
+                audit
+                    .iter()
+                    .map(|r| r.from_state.map(CaseState::as_str))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                audit
+                    .iter()
+                    .map(|r| r.to_state.map(CaseState::as_str))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(audit.iter().map(|r| r.detail).collect::<Vec<_>>())
+            .bind(
+                rows.audit
+                    .iter()
+                    .map(|a| &a.prev_hash[..])
+                    .collect::<Vec<_>>(),
+            )
+            .bind(rows.audit.iter().map(|a| &a.hash[..]).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
         }
-        let cameras: Vec<&str> = batch::cameras_of(cases);
         sqlx::query("UPDATE cameras SET last_seen = $1 WHERE camera_id = ANY($2)")
             .bind(now)
             .bind(&cameras)

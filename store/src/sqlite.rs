@@ -250,7 +250,25 @@ impl CaseStore for SqliteStore {
         }
         let plan = BatchPlan::new(cases);
         let now = now_millis();
+        let cameras: Vec<&str> = batch::cameras_of(cases);
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+
+        let mut registered: Vec<String> = Vec::with_capacity(cameras.len());
+        for chunk in cameras.chunks(rows_per_statement(1)) {
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("SELECT camera_id FROM cameras WHERE camera_id IN (");
+            let mut ids = qb.separated(", ");
+            for id in chunk {
+                ids.push_bind(*id);
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(&mut *tx).await? {
+                registered.push(row.try_get("camera_id")?);
+            }
+        }
+        if let Some(unknown) = batch::first_unregistered(&cameras, &registered) {
+            return Err(StoreError::UnknownCamera(unknown));
+        }
 
         let mut created: HashMap<CaseKey, CaseId> = HashMap::with_capacity(cases.len());
         for chunk in plan.candidates.chunks(rows_per_statement(11)) {
@@ -286,15 +304,17 @@ impl CaseStore for SqliteStore {
 
         let missing: Vec<&NewCase> = plan.not_created(cases, &created).collect();
         let mut existing: HashMap<CaseKey, (CaseId, [u8; 32])> = HashMap::new();
-        for chunk in missing.chunks(rows_per_statement(1)) {
+        for chunk in missing.chunks(rows_per_statement(2)) {
+            // A join, not `(camera_id, event_id) IN (VALUES ...)`, which SQLite
+            // answers with a scan of the whole table.
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT id, camera_id, event_id, fingerprint FROM cases WHERE event_id IN (",
+                "SELECT c.id, c.camera_id, c.event_id, c.fingerprint FROM (",
             );
-            let mut ids = qb.separated(", ");
-            for case in chunk {
-                ids.push_bind(case.event_id.0.to_string());
-            }
-            qb.push(")");
+            qb.push_values(chunk, |mut key, case| {
+                key.push_bind(case.camera_id.as_str())
+                    .push_bind(case.event_id.0.to_string());
+            });
+            qb.push(") AS k JOIN cases c ON c.camera_id = k.column1 AND c.event_id = k.column2");
             for row in qb.build().fetch_all(&mut *tx).await? {
                 let key = (
                     row.try_get::<String, _>("camera_id")?,
@@ -358,7 +378,7 @@ impl CaseStore for SqliteStore {
             });
             qb.build().execute(&mut *tx).await?;
         }
-        for chunk in batch::cameras_of(cases).chunks(rows_per_statement(1) - 1) {
+        for chunk in cameras.chunks(rows_per_statement(1) - 1) {
             let mut qb = QueryBuilder::<Sqlite>::new("UPDATE cameras SET last_seen = ");
             qb.push_bind(ms(now)).push(" WHERE camera_id IN (");
             let mut ids = qb.separated(", ");

@@ -51,7 +51,6 @@ CREATE INDEX cases_state ON cases (state, id);
 CREATE INDEX cases_camera ON cases (camera_id, id);
 CREATE INDEX cases_plate ON cases (plate, id);
 CREATE INDEX cases_captured_at ON cases (captured_at);
-CREATE INDEX cases_event_id ON cases (event_id);
 
 CREATE TABLE evidence_blobs (
     sha256      BLOB PRIMARY KEY NOT NULL CHECK (length(sha256) = 32),

@@ -1,0 +1,1014 @@
+//! One behavioural suite for every store backend: each behaviour is written once as
+//! an `async fn` and run against SQLite (a temporary folder) and PostgreSQL (a fresh
+//! database per test on the server at `KOZOMOL_TEST_POSTGRES_URL`, by default
+//! postgres://postgres@127.0.0.1:5432/test).
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use kozomol_core::{
+    CalibrationCertificate, CameraId, CaseId, CaseState, DeadLetterReason, EventId, FrameRole,
+    Role, Site, ViolationKind,
+};
+use kozomol_store::audit::{chain_start, row_hash, AuditRow, CASE_RECEIVED};
+use kozomol_store::{
+    connect, Backend, CameraRegistration, CameraStatusUpdate, CaseQuery, CaseWrite, FrameLocation,
+    NewAccount, NewCase, NewDeadLetter, NewFrame, Store, StoreError, DEAD_LETTER_RAW_LIMIT,
+};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+// ---- harness -----------------------------------------------------------------------
+
+struct SqliteDb {
+    _dir: tempfile::TempDir,
+    url: String,
+}
+
+impl SqliteDb {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let url = format!("sqlite://{}", dir.path().join("kozomol.db").display());
+        SqliteDb { _dir: dir, url }
+    }
+}
+
+/// A database of its own on the shared PostgreSQL server, dropped when the test ends
+/// (also when it fails).
+struct PgDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDb {
+    async fn new() -> Self {
+        let admin_url = std::env::var("KOZOMOL_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let name = format!("kozomol_t_{}", Uuid::now_v7().simple());
+        let admin = sqlx::PgPool::connect(&admin_url)
+            .await
+            .expect("PostgreSQL for tests (set KOZOMOL_TEST_POSTGRES_URL)");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let base = admin_url.split('?').next().unwrap_or(&admin_url);
+        let url = match base.rfind('/') {
+            Some(slash) if slash > "postgres://".len() => format!("{}/{name}", &base[..slash]),
+            _ => format!("{base}/{name}"),
+        };
+        PgDb {
+            admin_url,
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs outside async code; a small runtime of its own does the work.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime for dropping the test database");
+            rt.block_on(async {
+                let admin = sqlx::PgPool::connect(&admin_url).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&admin)
+                .await?;
+                admin.close().await;
+                Ok::<_, sqlx::Error>(())
+            })
+        })
+        .join();
+        if let Ok(Err(err)) = dropped {
+            eprintln!("could not drop test database {}: {err}", self.name);
+        }
+    }
+}
+
+/// Runs each behaviour on both backends. The first list takes the store, the second
+/// the database url (for behaviours about connecting).
+macro_rules! conformance {
+    (store: [$($store_test:ident),* $(,)?], url: [$($url_test:ident),* $(,)?]) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $store_test() {
+                    let db = super::SqliteDb::new();
+                    let store = kozomol_store::connect(&db.url).await.expect("sqlite store");
+                    assert_eq!(store.backend(), kozomol_store::Backend::Sqlite);
+                    super::$store_test(store).await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $url_test() {
+                    let db = super::SqliteDb::new();
+                    super::$url_test(db.url.clone()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $store_test() {
+                    let db = super::PgDb::new().await;
+                    let store = kozomol_store::connect(&db.url).await.expect("postgres store");
+                    assert_eq!(store.backend(), kozomol_store::Backend::Postgres);
+                    super::$store_test(store).await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $url_test() {
+                    let db = super::PgDb::new().await;
+                    super::$url_test(db.url.clone()).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    store: [
+        cameras_are_registered_listed_and_updated,
+        camera_status_keeps_the_newest,
+        new_cases_are_created_with_their_frames,
+        repeats_are_duplicates_or_conflicts_and_change_nothing,
+        repeats_inside_one_batch_behave_like_repeats_across_batches,
+        case_ids_are_numeric_and_increase,
+        every_case_filter_narrows_and_the_cursor_pages,
+        each_created_case_gets_one_chained_audit_row,
+        recording_cases_updates_last_seen,
+        a_case_from_an_unregistered_camera_is_refused,
+        known_frames_keep_their_first_location,
+        dead_letters_keep_bounded_raw_bytes,
+        accounts_and_tokens,
+        large_batches_are_written_in_one_call,
+    ],
+    url: [migrations_are_idempotent, concurrent_first_connects_migrate_once]
+);
+
+// ---- fixtures ----------------------------------------------------------------------
+
+fn cam(id: &str) -> CameraId {
+    CameraId::parse(id).expect("test camera id")
+}
+
+fn date(s: &str) -> NaiveDate {
+    s.parse().expect("test date")
+}
+
+fn registration(id: &str, serial: &str, certificate: &str) -> CameraRegistration {
+    CameraRegistration {
+        camera_id: cam(id),
+        public_key: Sha256::digest(id.as_bytes()).into(),
+        device_serial: serial.to_owned(),
+        certificate: CalibrationCertificate {
+            number: certificate.to_owned(),
+            valid_from: date("2026-01-10"),
+            valid_until: date("2027-01-09"),
+        },
+        site: Site {
+            id: format!("site-{id}"),
+            lat_e6: 42_874_621,
+            lon_e6: 74_569_762,
+            address: "Бишкек, пр. Чуй / ул. Советская".to_owned(),
+            direction: "eastbound".to_owned(),
+            lane: 2,
+        },
+    }
+}
+
+async fn register(store: &dyn Store, ids: &[&str]) {
+    for id in ids {
+        store
+            .register_camera(&registration(id, &format!("dev-{id}"), "KG-1"))
+            .await
+            .expect("register camera");
+    }
+}
+
+fn t(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0)
+        .single()
+        .expect("valid instant")
+        + Duration::minutes(minutes)
+}
+
+fn sha(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+fn location(segment_offset: u64) -> FrameLocation {
+    FrameLocation {
+        segment: "seg-test-0000000001.kzs".to_owned(),
+        offset: segment_offset,
+        len: 1000,
+    }
+}
+
+fn new_case(camera: &str, plate: Option<&str>, captured_at: DateTime<Utc>) -> NewCase {
+    let event_id = EventId::new_v7();
+    NewCase {
+        event_id,
+        camera_id: cam(camera),
+        captured_at,
+        kind: ViolationKind::Speeding,
+        fingerprint: sha(&format!("payload {event_id}")),
+        event: serde_json::json!({
+            "event_id": event_id.to_string(),
+            "camera_id": camera,
+            "measurement": {"speed_kmh": 97, "limit_kmh": 60},
+        }),
+        camera_plate: plate.map(str::to_owned),
+        enforceable: true,
+        enforceability_note: None,
+        frames: vec![
+            NewFrame {
+                role: FrameRole::Overview,
+                sha256: sha(&format!("overview {event_id}")),
+                location: location(40),
+            },
+            NewFrame {
+                role: FrameRole::Plate,
+                sha256: sha(&format!("plate {event_id}")),
+                location: location(1080),
+            },
+        ],
+    }
+}
+
+/// The same event with other signed bytes.
+fn altered(case: &NewCase) -> NewCase {
+    let mut other = case.clone();
+    other.fingerprint = sha(&format!("altered {}", case.event_id));
+    other.camera_plate = Some("01KG999ZZZ".to_owned());
+    other
+}
+
+fn created(write: CaseWrite) -> CaseId {
+    match write {
+        CaseWrite::Created(id) => id,
+        other => panic!("expected a created case, got {other:?}"),
+    }
+}
+
+fn all() -> CaseQuery {
+    CaseQuery {
+        limit: 1000,
+        ..CaseQuery::default()
+    }
+}
+
+// ---- behaviours --------------------------------------------------------------------
+
+async fn cameras_are_registered_listed_and_updated(store: Arc<dyn Store>) {
+    assert!(store.cameras().await.unwrap().is_empty());
+    assert_eq!(store.camera(&cam("cam-b")).await.unwrap(), None);
+
+    let b = registration("cam-b", "dev-1", "KG-2026-0001");
+    let a = registration("cam-a", "dev-2", "KG-2026-0002");
+    store.register_camera(&b).await.unwrap();
+    store.register_camera(&a).await.unwrap();
+
+    let listed = store.cameras().await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|c| c.camera_id.as_str()).collect();
+    assert_eq!(ids, ["cam-a", "cam-b"]);
+    let got = store
+        .camera(&cam("cam-b"))
+        .await
+        .unwrap()
+        .expect("registered");
+    assert_eq!(got.public_key, b.public_key);
+    assert_eq!(got.device_serial, "dev-1");
+    assert_eq!(got.site, b.site);
+    assert_eq!(got.certificates, vec![b.certificate.clone()]);
+    assert_eq!(got.last_seen, None);
+    assert!(!got.online);
+    assert!((Utc::now() - got.registered_at).num_seconds().abs() < 60);
+
+    // Re-registering with a renewed certificate and a moved site: the certificate is
+    // added to the device's list, the site replaced, the registration time kept.
+    let mut renewed = b.clone();
+    renewed.certificate = CalibrationCertificate {
+        number: "KG-2027-0007".to_owned(),
+        valid_from: date("2027-01-10"),
+        valid_until: date("2028-01-09"),
+    };
+    renewed.site.lane = 3;
+    renewed.public_key = sha("new key");
+    store.register_camera(&renewed).await.unwrap();
+    let got2 = store
+        .camera(&cam("cam-b"))
+        .await
+        .unwrap()
+        .expect("registered");
+    assert_eq!(
+        got2.certificates,
+        vec![b.certificate.clone(), renewed.certificate.clone()]
+    );
+    assert_eq!(got2.site.lane, 3);
+    assert_eq!(got2.public_key, sha("new key"));
+    assert_eq!(got2.registered_at, got.registered_at);
+
+    // Registering the same certificate again does not duplicate it.
+    store.register_camera(&renewed).await.unwrap();
+    let listed = store.cameras().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1].certificates.len(), 2);
+    assert_eq!(listed[0].certificates, vec![a.certificate]);
+}
+
+async fn camera_status_keeps_the_newest(store: Arc<dyn Store>) {
+    register(&*store, &["cam-1"]).await;
+    let status = |online, depth, minutes| CameraStatusUpdate {
+        online,
+        outbox_depth: Some(depth),
+        clock_offset_ms: Some(-12),
+        at: t(minutes),
+    };
+    store
+        .record_camera_status(&cam("cam-1"), &status(true, 5, 10))
+        .await
+        .unwrap();
+    let got = store.camera(&cam("cam-1")).await.unwrap().unwrap();
+    assert!(got.online);
+    assert_eq!(got.outbox_depth, Some(5));
+    assert_eq!(got.clock_offset_ms, Some(-12));
+    assert_eq!(got.status_at, Some(t(10)));
+
+    // An older retained status arriving late changes nothing.
+    store
+        .record_camera_status(&cam("cam-1"), &status(false, 99, 5))
+        .await
+        .unwrap();
+    let got = store.camera(&cam("cam-1")).await.unwrap().unwrap();
+    assert!(got.online);
+    assert_eq!(got.outbox_depth, Some(5));
+
+    store
+        .record_camera_status(&cam("cam-1"), &status(false, 0, 11))
+        .await
+        .unwrap();
+    let got = store.camera(&cam("cam-1")).await.unwrap().unwrap();
+    assert!(!got.online);
+    assert_eq!(got.outbox_depth, Some(0));
+
+    // A status for a camera nobody registered is ignored.
+    store
+        .record_camera_status(&cam("ghost"), &status(true, 1, 12))
+        .await
+        .unwrap();
+    assert_eq!(store.camera(&cam("ghost")).await.unwrap(), None);
+}
+
+async fn new_cases_are_created_with_their_frames(store: Arc<dyn Store>) {
+    register(&*store, &["cam-1"]).await;
+    let mut lapsed = new_case("cam-1", None, t(2));
+    lapsed.enforceable = false;
+    lapsed.enforceability_note = Some("certificate KG-1 expired 2026-01-09".to_owned());
+    lapsed.kind = ViolationKind::RedLight;
+    let batch = vec![new_case("cam-1", Some("01KG123ABC"), t(1)), lapsed];
+    let before = Utc::now() - Duration::seconds(5);
+    let writes = store.record_cases(&batch, "ingest-test").await.unwrap();
+    let ids: Vec<CaseId> = writes.into_iter().map(created).collect();
+
+    for (input, id) in batch.iter().zip(&ids) {
+        let case = store.case(*id).await.unwrap().expect("created case");
+        assert_eq!(case.id, *id);
+        assert_eq!(case.event_id, input.event_id);
+        assert_eq!(case.camera_id, input.camera_id);
+        assert_eq!(case.captured_at, input.captured_at);
+        assert!(case.received_at >= before && case.received_at <= Utc::now());
+        assert_eq!(case.kind, input.kind);
+        assert_eq!(case.state, CaseState::Received);
+        assert_eq!(case.plate, input.camera_plate);
+        assert_eq!(case.enforceable, input.enforceable);
+        assert_eq!(case.enforceability_note, input.enforceability_note);
+        assert_eq!(case.fingerprint, input.fingerprint);
+        assert_eq!(case.event, input.event);
+        assert_eq!(case.frames.len(), 2);
+        for (n, (frame, sent)) in case.frames.iter().zip(&input.frames).enumerate() {
+            assert_eq!(frame.index as usize, n);
+            assert_eq!(frame.role, sent.role);
+            assert_eq!(frame.sha256, sent.sha256);
+            assert_eq!(frame.location, sent.location);
+        }
+    }
+    assert_eq!(store.case(CaseId(ids[1].0 + 1000)).await.unwrap(), None);
+    assert!(store
+        .record_cases(&[], "ingest-test")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn repeats_are_duplicates_or_conflicts_and_change_nothing(store: Arc<dyn Store>) {
+    register(&*store, &["cam-1"]).await;
+    let batch: Vec<NewCase> = (0..3)
+        .map(|i| new_case("cam-1", Some("01KG123ABC"), t(i)))
+        .collect();
+    let ids: Vec<CaseId> = store
+        .record_cases(&batch, "ingest")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(created)
+        .collect();
+    let before = store.case(ids[1]).await.unwrap();
+
+    let again = store.record_cases(&batch, "ingest").await.unwrap();
+    assert_eq!(
+        again,
+        ids.iter()
+            .map(|id| CaseWrite::Duplicate(*id))
+            .collect::<Vec<_>>()
+    );
+
+    // One repeat with other bytes, one new case, one plain repeat.
+    let fresh = new_case("cam-1", None, t(9));
+    let mixed = vec![altered(&batch[1]), fresh.clone(), batch[2].clone()];
+    let writes = store.record_cases(&mixed, "ingest").await.unwrap();
+    assert_eq!(writes[0], CaseWrite::Conflict(ids[1]));
+    let fresh_id = created(writes[1]);
+    assert_eq!(writes[2], CaseWrite::Duplicate(ids[2]));
+
+    assert_eq!(
+        store.case(ids[1]).await.unwrap(),
+        before,
+        "conflict left it alone"
+    );
+    assert_eq!(store.count_cases(&all()).await.unwrap(), 4);
+    assert_eq!(store.case_audit(ids[1]).await.unwrap().len(), 1);
+    assert_eq!(store.case_audit(fresh_id).await.unwrap().len(), 1);
+
+    // The same event id from another camera is another case.
+    register(&*store, &["cam-2"]).await;
+    let mut elsewhere = batch[0].clone();
+    elsewhere.camera_id = cam("cam-2");
+    created(store.record_cases(&[elsewhere], "ingest").await.unwrap()[0]);
+}
+
+async fn repeats_inside_one_batch_behave_like_repeats_across_batches(store: Arc<dyn Store>) {
+    register(&*store, &["cam-1"]).await;
+    let a = new_case("cam-1", Some("01KG001AAA"), t(1));
+    let b = new_case("cam-1", Some("01KG002BBB"), t(2));
+    let batch = vec![a.clone(), a.clone(), altered(&a), b.clone(), b.clone()];
+    let writes = store.record_cases(&batch, "ingest").await.unwrap();
+    let a_id = created(writes[0]);
+    let b_id = created(writes[3]);
+    assert_eq!(
+        writes,
+        vec![
+            CaseWrite::Created(a_id),
+            CaseWrite::Duplicate(a_id),
+            CaseWrite::Conflict(a_id),
+            CaseWrite::Created(b_id),
+            CaseWrite::Duplicate(b_id),
+        ]
+    );
+    assert_eq!(store.count_cases(&all()).await.unwrap(), 2);
+    let stored = store.case(a_id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.fingerprint, a.fingerprint,
+        "the first occurrence wins"
+    );
+    assert_eq!(stored.plate.as_deref(), Some("01KG001AAA"));
+    assert_eq!(store.case_audit(a_id).await.unwrap().len(), 1);
+    assert_eq!(store.case_audit(b_id).await.unwrap().len(), 1);
+
+    // A batch whose first row repeats an old case and whose later row alters it.
+    let writes = store
+        .record_cases(&[b.clone(), altered(&b)], "ingest")
+        .await
+        .unwrap();
+    assert_eq!(
+        writes,
+        vec![CaseWrite::Duplicate(b_id), CaseWrite::Conflict(b_id)]
+    );
+}
+
+async fn case_ids_are_numeric_and_increase(store: Arc<dyn Store>) {
+    register(&*store, &["cam-1", "cam-2"]).await;
+    let mut last = CaseId(0);
+    for round in 0..3 {
+        let batch: Vec<NewCase> = (0..4)
+            .map(|i| new_case(if i % 2 == 0 { "cam-1" } else { "cam-2" }, None, t(round)))
+            .collect();
+        let mut ids: Vec<CaseId> = store
+            .record_cases(&batch, "ingest")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(created)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 4, "ids are distinct");
+        assert!(ids[0] > last, "later batches get larger ids");
+        assert!(ids[0].0 > 0);
+        last = ids[3];
+    }
+}
+
+async fn every_case_filter_narrows_and_the_cursor_pages(store: Arc<dyn Store>) {
+    register(&*store, &["cam-1", "cam-2"]).await;
+    // 10 cases: cameras alternate, plates cycle over three values (one missing),
+    // captured a minute apart.
+    let plates = [Some("01KG111AAA"), Some("01KG222BBB"), None];
+    let batch: Vec<NewCase> = (0..10)
+        .map(|i| {
+            new_case(
+                if i % 2 == 0 { "cam-1" } else { "cam-2" },
+                plates[i % 3],
+                t(i as i64),
+            )
+        })
+        .collect();
+    let ids: Vec<CaseId> = store
+        .record_cases(&batch, "ingest")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(created)
+        .collect();
+    let expect = |pred: &dyn Fn(usize) -> bool| -> Vec<CaseId> {
+        let mut want: Vec<CaseId> = (0..10).filter(|&i| pred(i)).map(|i| ids[i]).collect();
+        want.sort();
+        want
+    };
+    let run = |query: CaseQuery| {
+        let store = Arc::clone(&store);
+        async move {
+            let got: Vec<CaseId> = store
+                .cases(&query)
+                .await
+                .unwrap()
+                .iter()
+                .map(|c| c.id)
+                .collect();
+            let n = store.count_cases(&query).await.unwrap();
+            (got, n)
+        }
+    };
+
+    let (got, n) = run(all()).await;
+    assert_eq!(got, expect(&|_| true));
+    assert_eq!(n, 10);
+
+    let (got, n) = run(CaseQuery {
+        camera: Some(cam("cam-2")),
+        ..all()
+    })
+    .await;
+    assert_eq!(got, expect(&|i| i % 2 == 1));
+    assert_eq!(n, 5);
+
+    let (got, _) = run(CaseQuery {
+        plate: Some("01KG222BBB".to_owned()),
+        ..all()
+    })
+    .await;
+    assert_eq!(got, expect(&|i| i % 3 == 1));
+
+    let (got, n) = run(CaseQuery {
+        from: Some(t(3)),
+        to: Some(t(7)),
+        ..all()
+    })
+    .await;
+    assert_eq!(
+        got,
+        expect(&|i| (3..7).contains(&i)),
+        "from inclusive, to exclusive"
+    );
+    assert_eq!(n, 4);
+
+    let (got, _) = run(CaseQuery {
+        state: Some(CaseState::Received),
+        ..all()
+    })
+    .await;
+    assert_eq!(got.len(), 10);
+    let (got, n) = run(CaseQuery {
+        state: Some(CaseState::Approved),
+        ..all()
+    })
+    .await;
+    assert!(got.is_empty());
+    assert_eq!(n, 0);
+
+    let (got, n) = run(CaseQuery {
+        camera: Some(cam("cam-1")),
+        plate: Some("01KG111AAA".to_owned()),
+        from: Some(t(1)),
+        ..all()
+    })
+    .await;
+    // cam-1 is even i; plate 111 is i % 3 == 0; from t(1): i = 6.
+    assert_eq!(got, expect(&|i| i == 6));
+    assert_eq!(n, 1);
+
+    // Paging: limit 3 with the cursor walks every case once, in id order; the count
+    // ignores the cursor and the limit.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let query = CaseQuery {
+            limit: 3,
+            after,
+            ..CaseQuery::default()
+        };
+        let page = store.cases(&query).await.unwrap();
+        assert!(page.len() <= 3);
+        assert_eq!(store.count_cases(&query).await.unwrap(), 10);
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        seen.extend(page.iter().map(|c| c.id));
+    }
+    assert_eq!(seen, expect(&|_| true));
+
+    // Summaries carry what the list shows.
+    let page = store
+        .cases(&CaseQuery {
+            limit: 1,
+            ..CaseQuery::default()
+        })
+        .await
+        .unwrap();
+    let first = batch
+        .iter()
+        .zip(&ids)
+        .find(|(_, id)| **id == page[0].id)
+        .map(|(case, _)| case)
+        .unwrap();
+    assert_eq!(page[0].event_id, first.event_id);
+    assert_eq!(page[0].camera_id, first.camera_id);
+    assert_eq!(page[0].plate, first.camera_plate);
+    assert_eq!(page[0].kind, ViolationKind::Speeding);
+    assert_eq!(page[0].state, CaseState::Received);
+    assert!(page[0].enforceable);
+}
+
+async fn each_created_case_gets_one_chained_audit_row(store: Arc<dyn Store>) {
+    register(&*store, &["cam-1"]).await;
+    let batch: Vec<NewCase> = (0..3).map(|i| new_case("cam-1", None, t(i))).collect();
+    let mut ids: Vec<CaseId> = store
+        .record_cases(&batch, "ingest-7")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(created)
+        .collect();
+    ids.sort();
+
+    let mut rows = Vec::new();
+    for id in &ids {
+        let audit = store.case_audit(*id).await.unwrap();
+        assert_eq!(audit.len(), 1);
+        rows.push(audit.into_iter().next().unwrap());
+    }
+    let batch_id = rows[0].batch_id;
+    let mut prev = chain_start(batch_id);
+    for (row, id) in rows.iter().zip(&ids) {
+        assert_eq!(row.case_id, Some(*id));
+        assert_eq!(row.actor, "ingest-7");
+        assert_eq!(row.action, CASE_RECEIVED);
+        assert_eq!(row.from_state, None);
+        assert_eq!(row.to_state, Some(CaseState::Received));
+        assert_eq!(row.batch_id, batch_id, "one chain per batch");
+        assert_eq!(row.prev_hash, hex::encode(prev));
+        let recomputed = row_hash(
+            &prev,
+            &AuditRow {
+                batch_id: row.batch_id,
+                case_id: row.case_id,
+                at: row.at,
+                actor: &row.actor,
+                action: &row.action,
+                from_state: row.from_state,
+                to_state: row.to_state,
+                detail: row.detail.as_deref(),
+            },
+        );
+        assert_eq!(
+            row.hash,
+            hex::encode(recomputed),
+            "hash recomputes from the stored row"
+        );
+        prev = recomputed;
+    }
+
+    // A second batch starts a chain of its own; duplicates add no audit rows.
+    let next = new_case("cam-1", None, t(5));
+    let mut second = batch.clone();
+    second.push(next);
+    let writes = store.record_cases(&second, "ingest-7").await.unwrap();
+    let next_id = created(writes[3]);
+    let audit = store.case_audit(next_id).await.unwrap();
+    assert_ne!(audit[0].batch_id, batch_id);
+    assert_eq!(
+        audit[0].prev_hash,
+        hex::encode(chain_start(audit[0].batch_id))
+    );
+    for id in &ids {
+        assert_eq!(store.case_audit(*id).await.unwrap().len(), 1);
+    }
+}
+
+async fn recording_cases_updates_last_seen(store: Arc<dyn Store>) {
+    register(&*store, &["cam-1", "cam-2"]).await;
+    let before = Utc::now() - Duration::seconds(5);
+    let case = new_case("cam-1", None, t(0));
+    store
+        .record_cases(std::slice::from_ref(&case), "ingest")
+        .await
+        .unwrap();
+    let seen = store
+        .camera(&cam("cam-1"))
+        .await
+        .unwrap()
+        .unwrap()
+        .last_seen;
+    assert!(seen.is_some_and(|at| at >= before && at <= Utc::now()));
+    assert_eq!(
+        store
+            .camera(&cam("cam-2"))
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seen,
+        None
+    );
+    // A repeat still shows the camera is alive.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    store.record_cases(&[case], "ingest").await.unwrap();
+    let again = store
+        .camera(&cam("cam-1"))
+        .await
+        .unwrap()
+        .unwrap()
+        .last_seen;
+    assert!(again > seen);
+}
+
+async fn a_case_from_an_unregistered_camera_is_refused(store: Arc<dyn Store>) {
+    register(&*store, &["cam-1"]).await;
+    let batch = vec![new_case("cam-1", None, t(0)), new_case("ghost", None, t(0))];
+    match store.record_cases(&batch, "ingest").await {
+        Err(StoreError::UnknownCamera(id)) => assert_eq!(id, "ghost"),
+        other => panic!("a case from an unregistered camera gave {other:?}"),
+    }
+    assert_eq!(
+        store.count_cases(&all()).await.unwrap(),
+        0,
+        "the batch is one transaction"
+    );
+    let frames: Vec<[u8; 32]> = batch[0].frames.iter().map(|f| f.sha256).collect();
+    assert!(store.known_frames(&frames).await.unwrap().is_empty());
+}
+
+async fn known_frames_keep_their_first_location(store: Arc<dyn Store>) {
+    register(&*store, &["cam-1"]).await;
+    let first = new_case("cam-1", None, t(0));
+    let shared = first.frames[0].sha256;
+    assert!(store.known_frames(&[shared]).await.unwrap().is_empty());
+    assert!(store.known_frames(&[]).await.unwrap().is_empty());
+
+    // A second case showing the same overview frame, written elsewhere; and a third
+    // in the same batch as the first.
+    let mut second = new_case("cam-1", None, t(1));
+    second.frames[0] = NewFrame {
+        role: FrameRole::Overview,
+        sha256: shared,
+        location: location(999_000),
+    };
+    let mut third = new_case("cam-1", None, t(2));
+    third.frames[0] = NewFrame {
+        role: FrameRole::Overview,
+        sha256: shared,
+        location: location(555_000),
+    };
+    let writes = store
+        .record_cases(&[first.clone(), third], "ingest")
+        .await
+        .unwrap();
+    let first_id = created(writes[0]);
+    let third_id = created(writes[1]);
+    let second_id = created(store.record_cases(&[second], "ingest").await.unwrap()[0]);
+
+    let unknown = sha("never stored");
+    let known = store
+        .known_frames(&[shared, first.frames[1].sha256, unknown])
+        .await
+        .unwrap();
+    assert_eq!(known.len(), 2);
+    assert!(known.contains(&shared) && !known.contains(&unknown));
+
+    for id in [first_id, second_id, third_id] {
+        let case = store.case(id).await.unwrap().unwrap();
+        assert_eq!(case.frames[0].sha256, shared);
+        assert_eq!(case.frames[0].location, location(40), "first location wins");
+    }
+}
+
+async fn dead_letters_keep_bounded_raw_bytes(store: Arc<dyn Store>) {
+    assert!(store.dead_letters(10, None).await.unwrap().is_empty());
+    store.record_dead_letters(&[]).await.unwrap();
+    let huge: Vec<u8> = (0..DEAD_LETTER_RAW_LIMIT + 5000).map(|i| i as u8).collect();
+    let letters: Vec<NewDeadLetter> = DeadLetterReason::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, reason)| NewDeadLetter {
+            received_at: t(i as i64),
+            topic: format!("kozomol/v1/cameras/cam-{i}/violations"),
+            camera_id: (i % 2 == 0).then(|| format!("cam-{i}")),
+            event_id: (i % 3 == 0).then(|| Uuid::now_v7().to_string()),
+            reason: *reason,
+            detail: format!("detail {i}"),
+            raw: if i == 0 {
+                huge.clone()
+            } else {
+                vec![i as u8; 10]
+            },
+        })
+        .collect();
+    store.record_dead_letters(&letters).await.unwrap();
+
+    let stored = store.dead_letters(100, None).await.unwrap();
+    assert_eq!(stored.len(), letters.len());
+    assert!(stored.windows(2).all(|w| w[0].id < w[1].id));
+    for (got, sent) in stored.iter().zip(&letters) {
+        assert_eq!(got.received_at, sent.received_at);
+        assert_eq!(got.topic, sent.topic);
+        assert_eq!(got.camera_id, sent.camera_id);
+        assert_eq!(got.event_id, sent.event_id);
+        assert_eq!(got.reason, sent.reason);
+        assert_eq!(got.detail, sent.detail);
+        assert_eq!(got.raw_len as usize, sent.raw.len());
+    }
+    assert_eq!(stored[0].raw.len(), DEAD_LETTER_RAW_LIMIT);
+    assert_eq!(stored[0].raw[..], huge[..DEAD_LETTER_RAW_LIMIT]);
+    assert_eq!(stored[1].raw, vec![1u8; 10]);
+
+    let page = store.dead_letters(2, Some(stored[3].id)).await.unwrap();
+    assert_eq!(
+        page.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![stored[4].id, stored[5].id]
+    );
+}
+
+async fn accounts_and_tokens(store: Arc<dyn Store>) {
+    let account = |login: &str, role| NewAccount {
+        login: login.to_owned(),
+        role,
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$salt${login}"),
+    };
+    let officer = store
+        .create_account(&account("officer", Role::Reviewer))
+        .await
+        .unwrap();
+    let admin = store
+        .create_account(&account("admin", Role::Admin))
+        .await
+        .unwrap();
+    assert_ne!(officer, admin);
+
+    match store
+        .create_account(&account("officer", Role::Auditor))
+        .await
+    {
+        Err(StoreError::Conflict { what }) => assert!(what.contains("officer"), "{what}"),
+        other => panic!("a second `officer` was {other:?}"),
+    }
+
+    let got = store.account_by_login("officer").await.unwrap().unwrap();
+    assert_eq!(got.id, officer);
+    assert_eq!(got.role, Role::Reviewer);
+    assert_eq!(
+        got.password_hash,
+        account("officer", Role::Reviewer).password_hash
+    );
+    assert_eq!(store.account_by_login("nobody").await.unwrap(), None);
+
+    let token = sha("secret token");
+    store.store_token(officer, &token, "cli").await.unwrap();
+    assert!(matches!(
+        store.store_token(admin, &token, "again").await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(store.account_by_token(&token).await.unwrap(), Some(got));
+    assert_eq!(store.account_by_token(&sha("other")).await.unwrap(), None);
+
+    let logins: Vec<String> = store
+        .accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.login)
+        .collect();
+    assert_eq!(logins, ["admin", "officer"]);
+}
+
+/// Also prints how long 1,000 small cases take (ingest needs well under 100 ms).
+async fn large_batches_are_written_in_one_call(store: Arc<dyn Store>) {
+    let cameras: Vec<String> = (0..10).map(|i| format!("cam-{i}")).collect();
+    let names: Vec<&str> = cameras.iter().map(String::as_str).collect();
+    register(&*store, &names).await;
+    let make = |n: usize| -> Vec<NewCase> {
+        (0..n)
+            .map(|i| new_case(names[i % names.len()], Some("01KG123ABC"), t(i as i64)))
+            .collect()
+    };
+
+    // The fastest of a few rounds: the machine is shared, the minimum is the signal.
+    let mut fastest = std::time::Duration::MAX;
+    for _ in 0..4 {
+        let batch = make(1000);
+        let started = Instant::now();
+        let writes = store.record_cases(&batch, "bench").await.unwrap();
+        fastest = fastest.min(started.elapsed());
+        assert!(writes.iter().all(|w| matches!(w, CaseWrite::Created(_))));
+    }
+    let backend = match store.backend() {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    println!("{backend}: record_cases of 1000 small cases took {fastest:?} (fastest of 4)");
+
+    // Beyond one statement's rows: 2,500 cases, half of them repeats.
+    let mut big = make(1250);
+    big.extend(big.clone());
+    let writes = store.record_cases(&big, "bench").await.unwrap();
+    assert_eq!(
+        writes
+            .iter()
+            .filter(|w| matches!(w, CaseWrite::Created(_)))
+            .count(),
+        1250
+    );
+    assert_eq!(
+        writes[1250..],
+        writes[..1250]
+            .iter()
+            .map(|w| match w {
+                CaseWrite::Created(id) => CaseWrite::Duplicate(*id),
+                other => *other,
+            })
+            .collect::<Vec<_>>()[..]
+    );
+    assert_eq!(store.count_cases(&all()).await.unwrap(), 5250);
+    let page = store
+        .cases(&CaseQuery {
+            camera: Some(cam("cam-3")),
+            limit: 10_000,
+            ..CaseQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 525);
+}
+
+async fn migrations_are_idempotent(url: String) {
+    let store = connect(&url).await.unwrap();
+    register(&*store, &["cam-1"]).await;
+    let id = created(
+        store
+            .record_cases(&[new_case("cam-1", None, t(0))], "ingest")
+            .await
+            .unwrap()[0],
+    );
+    drop(store);
+    let again = connect(&url).await.unwrap();
+    assert!(again.case(id).await.unwrap().is_some(), "data survives");
+    let third = connect(&url).await.unwrap();
+    assert_eq!(third.cameras().await.unwrap().len(), 1);
+}
+
+async fn concurrent_first_connects_migrate_once(url: String) {
+    let connects: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { connect(&url).await })
+        })
+        .collect();
+    for handle in connects {
+        handle.await.expect("task").expect("every process starts");
+    }
+    let store = connect(&url).await.unwrap();
+    register(&*store, &["cam-1"]).await;
+    assert_eq!(store.cameras().await.unwrap().len(), 1);
+}
