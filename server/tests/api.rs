@@ -1,0 +1,1259 @@
+//! The HTTP API against a real SQLite store and evidence folder in a temporary
+//! directory, called in-process through `tower::ServiceExt::oneshot`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use chrono::{DateTime, TimeZone, Utc};
+use ed25519_dalek::SigningKey;
+use kozomol_core::messages::{CameraConfig, LaneSpeedLimit};
+use kozomol_core::{
+    CalibrationCertificate, CameraId, CaseState, DeadLetterReason, EventId, FrameRole, Role, Site,
+    ViolationKind,
+};
+use kozomol_ingest::IngestMetrics;
+use kozomol_server::api::{router, AppState, CameraConfigPublisher};
+use kozomol_server::auth::{create_demo_accounts, DemoCredentials};
+use kozomol_store::{
+    CameraRegistration, EvidenceStore, FrameLocation, NewCase, NewDeadLetter, NewFrame, Store,
+};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+const BASE: &str = "https://kozomol.test.kg/";
+
+/// Captures what the API hands to the broker.
+#[derive(Default)]
+struct RecordingPublisher {
+    published: Mutex<Vec<(CameraId, Vec<u8>)>>,
+}
+
+#[async_trait]
+impl CameraConfigPublisher for RecordingPublisher {
+    async fn publish_config(&self, camera: &CameraId, signed: Vec<u8>) -> Result<(), String> {
+        self.published
+            .lock()
+            .expect("publisher lock")
+            .push((camera.clone(), signed));
+        Ok(())
+    }
+}
+
+struct Harness {
+    dir: TempDir,
+    app: Router,
+    store: Arc<dyn Store>,
+    evidence: Arc<EvidenceStore>,
+    state: AppState,
+    creds: DemoCredentials,
+    publisher: Arc<RecordingPublisher>,
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("kozomol.db");
+        let store = kozomol_store::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("sqlite store opens");
+        let evidence = Arc::new(open_evidence(&dir.path().join("evidence")));
+        let publisher = Arc::new(RecordingPublisher::default());
+        let state = AppState::new(
+            store.clone(),
+            evidence.clone(),
+            Arc::new(IngestMetrics::default()),
+            BASE,
+            Arc::new(SigningKey::from_bytes(&[7; 32])),
+        )
+        .with_config_publisher(publisher.clone());
+        state.ready.store(true, Ordering::Release);
+        let creds = create_demo_accounts(store.as_ref(), dir.path())
+            .await
+            .expect("demo accounts");
+        Harness {
+            app: router(state.clone()),
+            dir,
+            store,
+            evidence,
+            state,
+            creds,
+            publisher,
+        }
+    }
+
+    fn token(&self, role: Role) -> &str {
+        &self.creds.for_role(role).token
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .expect("request builds");
+        let response = self.app.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 64 << 20)
+            .await
+            .expect("body reads");
+        Answer {
+            status,
+            headers,
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    async fn get(&self, uri: &str, role: Role) -> Answer {
+        self.call(Method::GET, uri, Some(self.token(role)), None)
+            .await
+    }
+
+    async fn register_camera(&self, n: u8) -> CameraId {
+        let id = CameraId::parse(&format!("cam-{n:03}")).expect("camera id");
+        self.store
+            .register_camera(&registration(&id, n))
+            .await
+            .expect("camera registers");
+        id
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    bytes: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or_else(|e| {
+            panic!(
+                "{} is not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.bytes)
+            )
+        })
+    }
+
+    fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// Asserts a problem answer with this status and code.
+    fn problem(&self, status: StatusCode, code: &str) -> Value {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.bytes)
+        );
+        assert_eq!(self.content_type(), "application/problem+json");
+        let body = self.json();
+        assert_eq!(body["code"], code, "{body}");
+        assert_eq!(body["status"], status.as_u16());
+        assert!(
+            body["title"].is_string() && body["detail"].is_string() && body["type"].is_string()
+        );
+        body
+    }
+}
+
+fn open_evidence(dir: &Path) -> EvidenceStore {
+    EvidenceStore::open(dir, "api-test").expect("evidence folder opens")
+}
+
+/// Writes frames durably and returns where they lie.
+fn store_frames(evidence: &EvidenceStore, frames: &[Vec<u8>]) -> Vec<FrameLocation> {
+    let batch: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    evidence.append_batch(&batch).expect("frames append")
+}
+
+fn camera_key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+fn registration(id: &CameraId, n: u8) -> CameraRegistration {
+    CameraRegistration {
+        camera_id: id.clone(),
+        public_key: camera_key(n).verifying_key().to_bytes(),
+        device_serial: format!("KRIS-P-{n:05}"),
+        certificate: CalibrationCertificate {
+            number: format!("KG-CSM-2026-{n:04}"),
+            valid_from: "2026-01-01".parse().expect("date"),
+            valid_until: "2027-01-01".parse().expect("date"),
+        },
+        site: Site {
+            id: format!("site-{n}"),
+            lat_e6: 42_876_000,
+            lon_e6: 74_604_000,
+            address: "проспект Чуй, Бишкек".into(),
+            direction: "eastbound".into(),
+            lane: 2,
+        },
+    }
+}
+
+fn registration_json(id: &str, n: u8, certificate: &str) -> Value {
+    json!({
+        "camera_id": id,
+        "public_key": hex::encode(camera_key(n).verifying_key().to_bytes()),
+        "device_serial": format!("KRIS-P-{n:05}"),
+        "certificate": {"number": certificate, "valid_from": "2026-01-01", "valid_until": "2027-01-01"},
+        "site": {"id": "site-chuy", "lat_e6": 42876000, "lon_e6": 74604000,
+                 "address": "проспект Чуй, Бишкек", "direction": "eastbound", "lane": 2}
+    })
+}
+
+/// A JPEG-looking frame unique to (case, role).
+fn frame_bytes(seed: u32, role: u8) -> Vec<u8> {
+    let mut bytes = vec![0xff, 0xd8];
+    bytes.extend((0..2048u32).map(|i| (i.wrapping_mul(31) ^ seed ^ u32::from(role)) as u8));
+    bytes.extend([role, 0xff, 0xd9]);
+    bytes
+}
+
+fn at(minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0)
+        .single()
+        .expect("valid time")
+        + chrono::Duration::minutes(i64::from(minute))
+}
+
+/// Records one case with two frames; returns its frames' bytes.
+async fn record_case(
+    h: &Harness,
+    camera: &CameraId,
+    seed: u32,
+    plate: &str,
+    captured_at: DateTime<Utc>,
+) -> (kozomol_core::CaseId, Vec<Vec<u8>>) {
+    let frames = vec![frame_bytes(seed, 0), frame_bytes(seed, 1)];
+    let locations = store_frames(&h.evidence, &frames);
+    let event_id = EventId::new_v7();
+    let case = NewCase {
+        event_id,
+        camera_id: camera.clone(),
+        captured_at,
+        kind: ViolationKind::Speeding,
+        fingerprint: Sha256::digest(format!("event {event_id}")).into(),
+        event: json!({"event_id": event_id.to_string(), "kind": "speeding", "speed_kmh": 97}),
+        camera_plate: Some(plate.to_owned()),
+        enforceable: true,
+        enforceability_note: None,
+        frames: [FrameRole::Overview, FrameRole::Plate]
+            .into_iter()
+            .zip(frames.iter().zip(locations))
+            .map(|(role, (bytes, location))| NewFrame {
+                role,
+                sha256: Sha256::digest(bytes).into(),
+                location,
+            })
+            .collect(),
+    };
+    let written = h
+        .store
+        .record_cases(&[case], "test")
+        .await
+        .expect("case records");
+    match written.as_slice() {
+        [kozomol_store::CaseWrite::Created(id)] => (*id, frames),
+        other => panic!("expected one created case, got {other:?}"),
+    }
+}
+
+/// Every route, with the roles allowed on it; `{id}`-style paths are templates as the
+/// OpenAPI document spells them, `uri` a concrete request.
+struct RouteCase {
+    method: Method,
+    template: &'static str,
+    uri: &'static str,
+    roles: &'static [Role],
+    body: Option<fn() -> Value>,
+}
+
+const ALL: &[Role] = &Role::ALL;
+const CASES: &[Role] = &[Role::Reviewer, Role::Supervisor, Role::Admin, Role::Auditor];
+const DEAD: &[Role] = &[Role::Supervisor, Role::Admin, Role::Auditor];
+const ACCOUNT_READ: &[Role] = &[Role::Admin, Role::Auditor];
+const ADMIN: &[Role] = &[Role::Admin];
+
+fn secured_routes() -> Vec<RouteCase> {
+    fn r(
+        method: Method,
+        template: &'static str,
+        uri: &'static str,
+        roles: &'static [Role],
+    ) -> RouteCase {
+        RouteCase {
+            method,
+            template,
+            uri,
+            roles,
+            body: None,
+        }
+    }
+    vec![
+        r(
+            Method::GET,
+            "/api/v1/openapi.json",
+            "/api/v1/openapi.json",
+            ALL,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/accounts",
+            "/api/v1/accounts",
+            ACCOUNT_READ,
+        ),
+        RouteCase {
+            body: Some(|| json!({"login": "x", "role": "nope", "password": "short"})),
+            ..r(Method::POST, "/api/v1/accounts", "/api/v1/accounts", ADMIN)
+        },
+        r(Method::GET, "/api/v1/server-key", "/api/v1/server-key", ALL),
+        r(Method::GET, "/api/v1/cameras", "/api/v1/cameras", ALL),
+        RouteCase {
+            body: Some(|| registration_json("cam-matrix", 9, "KG-9")),
+            ..r(Method::POST, "/api/v1/cameras", "/api/v1/cameras", ADMIN)
+        },
+        r(
+            Method::GET,
+            "/api/v1/cameras/{id}",
+            "/api/v1/cameras/cam-001",
+            ALL,
+        ),
+        RouteCase {
+            body: Some(|| json!({"version": 1, "issued_at_ms": 0, "speed_limits": []})),
+            ..r(
+                Method::PUT,
+                "/api/v1/cameras/{id}/config",
+                "/api/v1/cameras/cam-001/config",
+                ADMIN,
+            )
+        },
+        r(Method::GET, "/api/v1/cases", "/api/v1/cases", CASES),
+        r(Method::GET, "/api/v1/cases/{id}", "/api/v1/cases/1", CASES),
+        r(
+            Method::GET,
+            "/api/v1/cases/{id}/frames/{n}",
+            "/api/v1/cases/1/frames/0",
+            CASES,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/dead-letters",
+            "/api/v1/dead-letters",
+            DEAD,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/dead-letters/{id}/raw",
+            "/api/v1/dead-letters/1/raw",
+            DEAD,
+        ),
+    ]
+}
+
+/// Routes anyone may call.
+fn public_routes() -> Vec<(Method, &'static str)> {
+    vec![
+        (Method::GET, "/healthz"),
+        (Method::GET, "/readyz"),
+        (Method::GET, "/metrics"),
+        (Method::POST, "/api/v1/auth/token"),
+    ]
+}
+
+#[tokio::test]
+async fn every_route_refuses_missing_unknown_and_wrong_role_tokens() {
+    let h = Harness::new().await;
+    let camera = h.register_camera(1).await;
+    record_case(&h, &camera, 1, "01KG123ABC", at(0)).await;
+    let unknown = kozomol_server::auth::ApiToken::generate()
+        .expect("token")
+        .reveal();
+
+    for route in secured_routes() {
+        let body = route.body.map(|b| b());
+        let what = format!("{} {}", route.method, route.uri);
+
+        let none = h
+            .call(route.method.clone(), route.uri, None, body.clone())
+            .await;
+        none.problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+        assert_eq!(
+            none.headers
+                .get(header::WWW_AUTHENTICATE)
+                .map(|v| v.as_bytes()),
+            Some(&b"Bearer"[..]),
+            "{what}"
+        );
+        h.call(
+            route.method.clone(),
+            route.uri,
+            Some(&unknown),
+            body.clone(),
+        )
+        .await
+        .problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+        h.call(
+            route.method.clone(),
+            route.uri,
+            Some("not-a-token"),
+            body.clone(),
+        )
+        .await
+        .problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+
+        for role in Role::ALL {
+            let answer = h
+                .call(
+                    route.method.clone(),
+                    route.uri,
+                    Some(h.token(role)),
+                    body.clone(),
+                )
+                .await;
+            if route.roles.contains(&role) {
+                assert!(
+                    answer.status != StatusCode::UNAUTHORIZED
+                        && answer.status != StatusCode::FORBIDDEN,
+                    "{what} as {role}: {} {}",
+                    answer.status,
+                    String::from_utf8_lossy(&answer.bytes)
+                );
+                if answer.status == StatusCode::NOT_FOUND {
+                    assert_ne!(
+                        answer.json()["detail"],
+                        "route not found",
+                        "{what} is routed"
+                    );
+                }
+            } else {
+                let problem = answer.problem(StatusCode::FORBIDDEN, "forbidden");
+                assert!(
+                    problem["detail"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains(role.as_str()),
+                    "{what}"
+                );
+            }
+        }
+    }
+
+    for (method, path) in public_routes() {
+        let body = (method == Method::POST).then(|| json!({"login": "nobody", "password": "x"}));
+        let answer = h.call(method.clone(), path, None, body).await;
+        assert!(
+            answer.status != StatusCode::FORBIDDEN
+                && (answer.status != StatusCode::UNAUTHORIZED
+                    || answer.json()["code"] == "invalid_credentials"),
+            "{method} {path}: {}",
+            answer.status
+        );
+    }
+}
+
+#[tokio::test]
+async fn openapi_describes_every_route_with_its_roles() {
+    let h = Harness::new().await;
+    let doc = h.get("/api/v1/openapi.json", Role::Reviewer).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let doc = doc.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["servers"][0]["url"], BASE.trim_end_matches('/'));
+    let paths = doc["paths"].as_object().expect("paths");
+
+    let mut routed = BTreeSet::new();
+    for route in secured_routes() {
+        let method = route.method.as_str().to_lowercase();
+        let op = &paths
+            .get(route.template)
+            .unwrap_or_else(|| panic!("{} missing from openapi", route.template))[&method];
+        assert!(
+            op.is_object(),
+            "{method} {} missing from openapi",
+            route.template
+        );
+        assert_eq!(
+            op["security"],
+            json!([{"bearer": []}]),
+            "{}",
+            route.template
+        );
+        let roles: Vec<&str> = route.roles.iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            op["x-kozomol-roles"],
+            json!(roles),
+            "{method} {}",
+            route.template
+        );
+        for status in ["401", "403"] {
+            assert!(
+                op["responses"][status].is_object(),
+                "{method} {} {status}",
+                route.template
+            );
+        }
+        routed.insert((method, route.template.to_owned()));
+    }
+    for (method, path) in public_routes() {
+        let method = method.as_str().to_lowercase();
+        let op = &paths[path][&method];
+        assert!(op.is_object(), "{method} {path} missing from openapi");
+        assert_eq!(op["security"], json!([]), "{path} is public");
+        routed.insert((method, path.to_owned()));
+    }
+
+    // And nothing in the document that is not routed (every entry is exercised above).
+    let mut documented = BTreeSet::new();
+    for (path, item) in paths {
+        for method in item.as_object().expect("path item").keys() {
+            documented.insert((method.clone(), path.clone()));
+        }
+    }
+    assert_eq!(documented, routed);
+
+    // Every $ref resolves.
+    let text = doc.to_string();
+    for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = piece.split('"').next().expect("ref name");
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "dangling $ref {name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cameras_register_validate_update_and_list() {
+    let h = Harness::new().await;
+
+    let created = h
+        .call(
+            Method::POST,
+            "/api/v1/cameras",
+            Some(h.token(Role::Admin)),
+            Some(registration_json("bishkek-chuy-001", 3, "KG-CSM-1")),
+        )
+        .await;
+    assert_eq!(
+        created.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&created.bytes)
+    );
+    assert_eq!(
+        created
+            .headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok()),
+        Some("https://kozomol.test.kg/api/v1/cameras/bishkek-chuy-001")
+    );
+    let body = created.json();
+    assert_eq!(
+        body["public_key"],
+        hex::encode(camera_key(3).verifying_key().to_bytes())
+    );
+
+    // The same camera again, with a renewed certificate: updated, not duplicated.
+    let mut renewed = registration_json("bishkek-chuy-001", 3, "KG-CSM-2");
+    renewed["certificate"]["valid_from"] = json!("2027-01-02");
+    renewed["certificate"]["valid_until"] = json!("2028-01-01");
+    let again = h
+        .call(
+            Method::POST,
+            "/api/v1/cameras",
+            Some(h.token(Role::Admin)),
+            Some(renewed),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED);
+
+    let list = h.get("/api/v1/cameras", Role::Finance).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let list = list.json();
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1);
+    let camera = &items[0];
+    assert_eq!(camera["camera_id"], "bishkek-chuy-001");
+    let numbers: Vec<&str> = camera["certificates"]
+        .as_array()
+        .expect("certificates")
+        .iter()
+        .map(|c| c["number"].as_str().expect("number"))
+        .collect();
+    assert_eq!(numbers, ["KG-CSM-1", "KG-CSM-2"]);
+    assert_eq!(camera["site"]["lane"], 2);
+    assert_eq!(camera["online"], false);
+    assert!(camera["last_seen"].is_null());
+    for field in ["outbox_depth", "clock_offset_ms"] {
+        assert!(camera.get(field).is_some(), "{field} listed");
+    }
+    assert_eq!(
+        camera["href"],
+        "https://kozomol.test.kg/api/v1/cameras/bishkek-chuy-001"
+    );
+
+    let one = h
+        .get("/api/v1/cameras/bishkek-chuy-001", Role::Reviewer)
+        .await;
+    assert_eq!(one.status, StatusCode::OK);
+    assert_eq!(one.json()["device_serial"], "KRIS-P-00003");
+    h.get("/api/v1/cameras/nope", Role::Reviewer)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
+
+    // Every problem at once.
+    let bad = json!({
+        "camera_id": "a/b",
+        "public_key": "abcd",
+        "certificate": {"number": "", "valid_from": "2027-01-01", "valid_until": "2026-01-01"},
+        "site": {"id": "s", "lat_e6": 95000000, "lon_e6": 0, "address": "x", "direction": "n", "lane": 0}
+    });
+    let refused = h
+        .call(
+            Method::POST,
+            "/api/v1/cameras",
+            Some(h.token(Role::Admin)),
+            Some(bad),
+        )
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let fields: BTreeSet<&str> = refused["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field"))
+        .collect();
+    let expected: BTreeSet<&str> = [
+        "camera_id",
+        "public_key",
+        "device_serial",
+        "certificate.number",
+        "certificate.valid_until",
+        "site.lat_e6",
+        "site.lane",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(fields, expected);
+
+    let not_json = h
+        .call(
+            Method::POST,
+            "/api/v1/cameras",
+            Some(h.token(Role::Admin)),
+            None,
+        )
+        .await;
+    assert_eq!(not_json.content_type(), "application/problem+json");
+    assert!(not_json.status.is_client_error());
+    assert_eq!(
+        h.get("/api/v1/cameras", Role::Admin).await.json()["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn cases_filter_and_page_with_a_cursor() {
+    let h = Harness::new().await;
+    let east = h.register_camera(1).await;
+    let west = h.register_camera(2).await;
+    let mut ids = Vec::new();
+    for i in 0..7u32 {
+        let (camera, plate) = if i % 2 == 0 {
+            (&east, "01KG123ABC")
+        } else {
+            (&west, "08KG777XYZ")
+        };
+        ids.push(record_case(&h, camera, i, plate, at(i * 10)).await.0);
+    }
+
+    // Paging by 3 visits every case once, in id order.
+    let mut seen = Vec::new();
+    let mut uri = "/api/v1/cases?limit=3".to_owned();
+    let mut pages = 0;
+    loop {
+        let page = h.get(&uri, Role::Reviewer).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let page = page.json();
+        let items = page["items"].as_array().expect("items");
+        assert!(items.len() <= 3);
+        seen.extend(items.iter().map(|c| c["id"].as_i64().expect("id")));
+        pages += 1;
+        match page["next"].as_str() {
+            Some(next) => uri = format!("/api/v1/cases?limit=3&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, ids.iter().map(|id| id.0).collect::<Vec<_>>());
+
+    let count = |answer: Answer| {
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&answer.bytes)
+        );
+        answer.json()["items"].as_array().expect("items").len()
+    };
+    assert_eq!(
+        count(h.get("/api/v1/cases?camera=cam-001", Role::Auditor).await),
+        4
+    );
+    assert_eq!(
+        count(h.get("/api/v1/cases?camera=cam-002", Role::Auditor).await),
+        3
+    );
+    assert_eq!(
+        count(
+            h.get("/api/v1/cases?plate=08kg%20777xyz", Role::Auditor)
+                .await
+        ),
+        3
+    );
+    assert_eq!(
+        count(h.get("/api/v1/cases?state=received", Role::Auditor).await),
+        7
+    );
+    assert_eq!(
+        count(h.get("/api/v1/cases?state=paid", Role::Auditor).await),
+        0
+    );
+    // [08:10, 08:40): captures at 08:10, 08:20, 08:30.
+    assert_eq!(
+        count(
+            h.get(
+                "/api/v1/cases?from=2026-03-01T08:10:00Z&to=2026-03-01T08:40:00Z",
+                Role::Auditor
+            )
+            .await
+        ),
+        3
+    );
+    // The same instant in Bishkek time.
+    assert_eq!(
+        count(
+            h.get(
+                "/api/v1/cases?from=2026-03-01T14:10:00%2B06:00&camera=cam-001",
+                Role::Auditor
+            )
+            .await
+        ),
+        3
+    );
+    let first = h
+        .get("/api/v1/cases?camera=cam-002&limit=1", Role::Supervisor)
+        .await
+        .json();
+    assert_eq!(first["items"][0]["plate"], "08KG777XYZ");
+    assert_eq!(
+        first["items"][0]["href"],
+        format!("https://kozomol.test.kg/api/v1/cases/{}", ids[1])
+    );
+    assert!(first["next"].is_string());
+
+    let bad = h
+        .get(
+            "/api/v1/cases?state=lost&from=yesterday&limit=5000&cursor=zzz&camera=a%2Fb",
+            Role::Reviewer,
+        )
+        .await
+        .problem(StatusCode::BAD_REQUEST, "invalid_query");
+    let fields: BTreeSet<&str> = bad["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field"))
+        .collect();
+    assert_eq!(
+        fields,
+        ["camera", "cursor", "from", "limit", "state"]
+            .into_iter()
+            .collect()
+    );
+}
+
+#[tokio::test]
+async fn case_detail_frames_and_corrupt_evidence() {
+    let h = Harness::new().await;
+    let camera = h.register_camera(1).await;
+    let (id, frames) = record_case(&h, &camera, 42, "01KG123ABC", at(5)).await;
+
+    let detail = h.get(&format!("/api/v1/cases/{id}"), Role::Reviewer).await;
+    assert_eq!(detail.status, StatusCode::OK);
+    let detail = detail.json();
+    assert_eq!(detail["id"], id.0);
+    assert_eq!(detail["state"], CaseState::Received.as_str());
+    assert_eq!(detail["enforceable"], true);
+    assert_eq!(detail["event"]["speed_kmh"], 97);
+    let listed = detail["frames"].as_array().expect("frames");
+    assert_eq!(listed.len(), 2);
+    for (n, frame) in listed.iter().enumerate() {
+        assert_eq!(frame["index"], n);
+        assert_eq!(frame["sha256"], hex::encode(Sha256::digest(&frames[n])));
+        assert_eq!(frame["len"], frames[n].len());
+        assert_eq!(
+            frame["url"],
+            format!("https://kozomol.test.kg/api/v1/cases/{id}/frames/{n}")
+        );
+    }
+    assert_eq!(listed[1]["role"], "plate");
+    let audit = detail["audit"].as_array().expect("audit");
+    assert!(!audit.is_empty(), "the recording left an audit row");
+    assert_eq!(audit[0]["actor"], "test");
+
+    for (n, bytes) in frames.iter().enumerate() {
+        let served = h
+            .get(&format!("/api/v1/cases/{id}/frames/{n}"), Role::Auditor)
+            .await;
+        assert_eq!(served.status, StatusCode::OK);
+        assert_eq!(served.content_type(), "image/jpeg");
+        assert_eq!(&served.bytes, bytes);
+    }
+    h.get(&format!("/api/v1/cases/{id}/frames/2"), Role::Auditor)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
+    h.get("/api/v1/cases/999999", Role::Auditor)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
+    h.get("/api/v1/cases/abc", Role::Auditor)
+        .await
+        .problem(StatusCode::BAD_REQUEST, "bad_request");
+
+    // Flip one byte of the plate frame where it lies in its segment.
+    let record = h
+        .store
+        .case(id)
+        .await
+        .expect("case reads")
+        .expect("case exists");
+    let location = record.frames[1].location.clone();
+    let segment = find_file(&h.dir.path().join("evidence"), &location.segment);
+    let mut bytes = std::fs::read(&segment).expect("segment reads");
+    let target = location.offset as usize + 10;
+    bytes[target] ^= 0x55;
+    std::fs::write(&segment, &bytes).expect("segment writes");
+
+    let corrupt = h
+        .get(&format!("/api/v1/cases/{id}/frames/1"), Role::Reviewer)
+        .await;
+    corrupt.problem(StatusCode::INTERNAL_SERVER_ERROR, "evidence_corrupt");
+    let tampered =
+        &bytes[location.offset as usize..location.offset as usize + location.len as usize];
+    assert!(
+        !corrupt
+            .bytes
+            .windows(16)
+            .any(|w| tampered.windows(16).any(|t| t == w)),
+        "no frame bytes in the answer"
+    );
+    // The untouched frame is still served.
+    assert_eq!(
+        h.get(&format!("/api/v1/cases/{id}/frames/0"), Role::Reviewer)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+/// The file named `name` somewhere under `dir`.
+fn find_file(dir: &Path, name: &str) -> std::path::PathBuf {
+    let direct = dir.join(name);
+    if direct.is_file() {
+        return direct;
+    }
+    for entry in std::fs::read_dir(dir).expect("dir reads") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            let found = find_file(&path, name);
+            if found.is_file() {
+                return found;
+            }
+        }
+    }
+    dir.join(name)
+}
+
+#[tokio::test]
+async fn dead_letters_page_without_bytes_and_serve_them_raw() {
+    let h = Harness::new().await;
+    let letters: Vec<NewDeadLetter> = (0..3u8)
+        .map(|i| NewDeadLetter {
+            received_at: at(u32::from(i)),
+            topic: "kozomol/v1/cameras/cam-x/violations".into(),
+            camera_id: Some("cam-x".into()),
+            event_id: None,
+            reason: DeadLetterReason::UnknownCamera,
+            detail: format!("camera cam-x is not registered ({i})"),
+            raw: vec![0xA0 + i; 100 + usize::from(i)],
+        })
+        .collect();
+    h.store
+        .record_dead_letters(&letters)
+        .await
+        .expect("dead letters record");
+
+    let first = h
+        .get("/api/v1/dead-letters?limit=2", Role::Supervisor)
+        .await;
+    assert_eq!(first.status, StatusCode::OK);
+    let first = first.json();
+    let items = first["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    assert!(items[0].get("raw").is_none(), "no bytes in the list");
+    assert_eq!(items[0]["reason"], "unknown_camera");
+    assert_eq!(items[0]["raw_len"], 100);
+    let next = first["next"].as_str().expect("a second page");
+    let second = h
+        .get(
+            &format!("/api/v1/dead-letters?limit=2&cursor={next}"),
+            Role::Auditor,
+        )
+        .await
+        .json();
+    assert_eq!(second["items"].as_array().map(Vec::len), Some(1));
+    assert!(second["next"].is_null());
+    // A case cursor is not a dead-letter cursor.
+    let camera = h.register_camera(1).await;
+    record_case(&h, &camera, 1, "01KG123ABC", at(0)).await;
+    record_case(&h, &camera, 2, "01KG123ABC", at(1)).await;
+    let cases = h.get("/api/v1/cases?limit=1", Role::Admin).await.json();
+    let case_cursor = cases["next"].as_str().expect("a case cursor");
+    h.get(
+        &format!("/api/v1/dead-letters?cursor={case_cursor}"),
+        Role::Admin,
+    )
+    .await
+    .problem(StatusCode::BAD_REQUEST, "invalid_query");
+
+    let last = &second["items"][0];
+    let raw_url = last["raw_url"].as_str().expect("raw_url");
+    let path = raw_url
+        .strip_prefix(BASE.trim_end_matches('/'))
+        .expect("link from base url");
+    let raw = h.get(path, Role::Admin).await;
+    assert_eq!(raw.status, StatusCode::OK);
+    assert_eq!(raw.content_type(), "application/octet-stream");
+    assert_eq!(raw.bytes, vec![0xA2; 102]);
+    h.get("/api/v1/dead-letters/987654/raw", Role::Admin)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn demo_credentials_file_has_one_working_account_per_role() {
+    let h = Harness::new().await;
+    let path = h.dir.path().join("demo-credentials.json");
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("file written")).expect("json");
+    let roles: BTreeSet<&str> = file
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(roles, Role::ALL.iter().map(|r| r.as_str()).collect());
+    for role in Role::ALL {
+        let entry = file[role.as_str()].as_object().expect("entry");
+        let keys: BTreeSet<&str> = entry.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["login", "password", "token"].into_iter().collect());
+        assert_eq!(entry["login"], role.as_str());
+        assert!(entry["password"].as_str().expect("password").len() >= 16);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // Tokens work, and the passwords log in.
+    let account = h.get("/api/v1/accounts", Role::Admin).await.json();
+    assert_eq!(account["items"].as_array().map(Vec::len), Some(5));
+    let login = h
+        .call(
+            Method::POST,
+            "/api/v1/auth/token",
+            None,
+            Some(json!({"login": "auditor", "password": file["auditor"]["password"]})),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK);
+    let login = login.json();
+    assert_eq!(login["role"], "auditor");
+    let token = login["token"].as_str().expect("token");
+    assert_ne!(token, h.token(Role::Auditor), "a fresh token");
+    let with_new = h
+        .call(Method::GET, "/api/v1/cases", Some(token), None)
+        .await;
+    assert_eq!(with_new.status, StatusCode::OK);
+
+    // Idempotent: a second run reuses the same accounts and tokens.
+    let again = create_demo_accounts(h.store.as_ref(), h.dir.path())
+        .await
+        .expect("second run");
+    assert_eq!(again, h.creds);
+    assert_eq!(h.store.accounts().await.expect("accounts").len(), 5);
+}
+
+#[tokio::test]
+async fn demo_accounts_are_recreated_in_a_fresh_database_from_the_file() {
+    let h = Harness::new().await;
+    let fresh = kozomol_store::connect(&format!(
+        "sqlite://{}",
+        h.dir.path().join("other.db").display()
+    ))
+    .await
+    .expect("second store");
+    let again = create_demo_accounts(fresh.as_ref(), h.dir.path())
+        .await
+        .expect("recreated");
+    for role in Role::ALL {
+        assert_eq!(
+            again.for_role(role).password,
+            h.creds.for_role(role).password
+        );
+        let account = fresh
+            .account_by_login(role.as_str())
+            .await
+            .expect("reads")
+            .expect("exists");
+        assert_eq!(account.role, role);
+    }
+}
+
+#[tokio::test]
+async fn login_failures_are_limited_per_login() {
+    let h = Harness::new().await;
+    let password = h.creds.reviewer.password.clone();
+    let attempt = |login: &'static str, password: String| {
+        let h = &h;
+        async move {
+            h.call(
+                Method::POST,
+                "/api/v1/auth/token",
+                None,
+                Some(json!({"login": login, "password": password})),
+            )
+            .await
+        }
+    };
+    for _ in 0..5 {
+        attempt("reviewer", "wrong password".into())
+            .await
+            .problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    let limited = attempt("reviewer", password.clone()).await;
+    limited.problem(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
+    let retry: u64 = limited
+        .headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=60).contains(&retry));
+    // Other logins are not affected; unknown logins fail like wrong passwords.
+    attempt("nobody", "whatever".into())
+        .await
+        .problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let supervisor = attempt("supervisor", h.creds.supervisor.password.clone()).await;
+    assert_eq!(supervisor.status, StatusCode::OK);
+    attempt("supervisor", String::new())
+        .await
+        .problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+}
+
+#[tokio::test]
+async fn admins_create_accounts_once() {
+    let h = Harness::new().await;
+    let create = |body: Value| {
+        h.call(
+            Method::POST,
+            "/api/v1/accounts",
+            Some(h.token(Role::Admin)),
+            Some(body),
+        )
+    };
+    let created = create(
+        json!({"login": "aigul.officer", "role": "reviewer", "password": "long enough secret"}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(created.json()["role"], "reviewer");
+    assert!(created.json().get("password_hash").is_none());
+    create(json!({"login": "aigul.officer", "role": "auditor", "password": "another long secret"}))
+        .await
+        .problem(StatusCode::CONFLICT, "conflict");
+    let refused = create(json!({"login": "Bad Login", "role": "chief", "password": "short"}))
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(refused["errors"].as_array().map(Vec::len), Some(3));
+
+    let list = h.get("/api/v1/accounts", Role::Auditor).await.json();
+    let logins: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|a| a["login"].as_str().expect("login"))
+        .collect();
+    assert!(logins.contains(&"aigul.officer"));
+    assert!(!list.to_string().contains("argon2"), "no hashes listed");
+
+    let login = h
+        .call(
+            Method::POST,
+            "/api/v1/auth/token",
+            None,
+            Some(json!({"login": "aigul.officer", "password": "long enough secret"})),
+        )
+        .await;
+    assert_eq!(login.json()["role"], "reviewer");
+}
+
+#[tokio::test]
+async fn camera_config_is_signed_with_the_server_key_and_published() {
+    let h = Harness::new().await;
+    let camera = h.register_camera(4).await;
+    let config = CameraConfig {
+        version: 3,
+        issued_at_ms: 1_790_000_000_000,
+        speed_limits: vec![LaneSpeedLimit {
+            lane: 1,
+            limit_kmh: 60,
+            from: "22:00".into(),
+            until: "06:00".into(),
+        }],
+    };
+    let answer = h
+        .call(
+            Method::PUT,
+            &format!("/api/v1/cameras/{camera}/config"),
+            Some(h.token(Role::Admin)),
+            Some(serde_json::to_value(&config).expect("config json")),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&answer.bytes)
+    );
+    assert_eq!(answer.json()["topic"], "kozomol/v1/cameras/cam-004/config");
+
+    let key = h.get("/api/v1/server-key", Role::Finance).await.json();
+    let public = kozomol_core::envelope::parse_public_key(key["public_key"].as_str().expect("key"))
+        .expect("valid key");
+    assert_eq!(public, h.state.server_key.verifying_key());
+
+    let published = h.publisher.published.lock().expect("lock").clone();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].0, camera);
+    assert_eq!(
+        CameraConfig::verify(&published[0].1, &public).expect("verifies"),
+        config
+    );
+    assert_eq!(
+        answer.json()["signed_config_sha256"],
+        hex::encode(Sha256::digest(&published[0].1))
+    );
+
+    let bad = h
+        .call(
+            Method::PUT,
+            &format!("/api/v1/cameras/{camera}/config"),
+            Some(h.token(Role::Admin)),
+            Some(json!({"version": 0, "issued_at_ms": 0,
+                        "speed_limits": [{"lane": 0, "limit_kmh": 0, "from": "25:00", "until": "6"}]})),
+        )
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(bad["errors"].as_array().map(Vec::len), Some(5));
+    h.call(
+        Method::PUT,
+        "/api/v1/cameras/cam-404/config",
+        Some(h.token(Role::Admin)),
+        Some(serde_json::to_value(&config).expect("config json")),
+    )
+    .await
+    .problem(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(h.publisher.published.lock().expect("lock").len(), 1);
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_and_unknown_routes() {
+    let h = Harness::new().await;
+    assert_eq!(
+        h.call(Method::GET, "/healthz", None, None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        h.call(Method::GET, "/readyz", None, None).await.status,
+        StatusCode::OK
+    );
+    h.state.ready.store(false, Ordering::Release);
+    h.call(Method::GET, "/readyz", None, None)
+        .await
+        .problem(StatusCode::SERVICE_UNAVAILABLE, "not_ready");
+
+    h.register_camera(1).await;
+    h.state
+        .ingest_metrics
+        .accepted
+        .fetch_add(12, Ordering::Relaxed);
+    h.state
+        .ingest_metrics
+        .count_dead_letter(DeadLetterReason::FrameHashMismatch);
+    h.call(Method::GET, "/nowhere", None, None)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
+    let metrics = h.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(metrics.content_type().starts_with("text/plain"));
+    let text = String::from_utf8(metrics.bytes).expect("utf-8");
+    for line in [
+        "kozomol_ingest_accepted_total 12",
+        "kozomol_ingest_dead_letters_total{reason=\"frame_hash_mismatch\"} 1",
+        "kozomol_cameras_registered 1",
+        "kozomol_cameras_online 0",
+        "kozomol_http_responses_total{class=\"2xx\"} 2",
+        "kozomol_http_responses_total{class=\"4xx\"} 1",
+        "kozomol_http_responses_total{class=\"5xx\"} 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in\n{text}"
+        );
+    }
+}
