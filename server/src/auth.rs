@@ -17,6 +17,7 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 use tracing::info;
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,33 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
                 .is_ok()
         })
         .unwrap_or(false)
+}
+
+/// Argon2 takes ~19 MiB and tens of milliseconds per call: at most one call per core
+/// runs at a time, so a burst of logins queues instead of exhausting memory and the
+/// blocking thread pool.
+fn hashing_permits() -> &'static Semaphore {
+    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
+    PERMITS
+        .get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
+}
+
+/// [`hash_password`] on the blocking pool, bounded by the hashing permits.
+pub async fn hash_password_in_pool(password: String) -> Result<String, AuthError> {
+    let _permit = hashing_permits()
+        .acquire()
+        .await
+        .map_err(|e| AuthError::Hash(e.to_string()))?;
+    tokio::task::spawn_blocking(move || hash_password(&password)).await?
+}
+
+/// [`verify_password`] on the blocking pool, bounded by the hashing permits.
+pub async fn verify_password_in_pool(password: String, phc: String) -> Result<bool, AuthError> {
+    let _permit = hashing_permits()
+        .acquire()
+        .await
+        .map_err(|e| AuthError::Hash(e.to_string()))?;
+    Ok(tokio::task::spawn_blocking(move || verify_password(&password, &phc)).await?)
 }
 
 /// A hash nobody's password matches, verified against when a login is unknown so that
@@ -316,9 +344,9 @@ async fn ensure_demo_account(
                     path: path.to_owned(),
                 });
             };
-            let (password, phc) = (known.password.clone(), account.password_hash.clone());
             let matches =
-                tokio::task::spawn_blocking(move || verify_password(&password, &phc)).await?;
+                verify_password_in_pool(known.password.clone(), account.password_hash.clone())
+                    .await?;
             if !matches || account.role != role {
                 return Err(AuthError::DemoAccountUnknownPassword {
                     login: login.to_owned(),
@@ -332,9 +360,7 @@ async fn ensure_demo_account(
                 .as_ref()
                 .map(|k| k.password.clone())
                 .unwrap_or_else(random_password);
-            let for_hash = password.clone();
-            let password_hash =
-                tokio::task::spawn_blocking(move || hash_password(&for_hash)).await??;
+            let password_hash = hash_password_in_pool(password.clone()).await?;
             let id = store
                 .create_account(&NewAccount {
                     login: login.to_owned(),

@@ -11,7 +11,9 @@ use tracing::{info, warn};
 
 use super::access::{AccountReaders, Admins, Authorized};
 use super::{json_body, ApiError, ApiState, FieldProblem};
-use crate::auth::{decoy_password_hash, hash_password, issue_token, verify_password};
+use crate::auth::{
+    decoy_password_hash, hash_password_in_pool, issue_token, verify_password_in_pool,
+};
 
 #[derive(Deserialize)]
 pub struct LoginRequest {
@@ -39,11 +41,12 @@ pub async fn login(
     }
     let account = state.app.store.account_by_login(&login).await?;
     // An unknown login is checked against a decoy hash so both failures take as long.
-    let phc = account
-        .as_ref()
-        .map(|a| a.password_hash.clone())
-        .unwrap_or_else(|| decoy_password_hash().to_owned());
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &phc)).await?;
+    let phc = match &account {
+        Some(account) => account.password_hash.clone(),
+        // The decoy is made by hashing once, on first use: off the executor too.
+        None => tokio::task::spawn_blocking(|| decoy_password_hash().to_owned()).await?,
+    };
+    let matches = verify_password_in_pool(password, phc).await?;
     let account = match account {
         Some(account) if matches => account,
         _ => {
@@ -140,7 +143,7 @@ pub async fn create(
     let Some(role) = role.filter(|_| problems.is_empty()) else {
         return Err(ApiError::Validation(problems));
     };
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
+    let password_hash = hash_password_in_pool(password).await?;
     let id = state
         .app
         .store
