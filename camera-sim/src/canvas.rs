@@ -27,6 +27,14 @@ fn row_range(img: &RgbImage, y0: f32, y1: f32) -> std::ops::Range<i64> {
 fn fill_span(img: &mut RgbImage, y: i64, x0: f32, x1: f32, color: Color, alpha: f32) {
     let left = x0.round().max(0.0) as i64;
     let right = (x1.round() as i64).min(i64::from(img.width()));
+    if alpha >= 1.0 && y >= 0 && y < i64::from(img.height()) && left < right {
+        // opaque: write the row directly (most of a scene is opaque fills)
+        let (left, right, y) = (left as u32, right as u32, y as u32);
+        for x in left..right {
+            img.put_pixel(x, y, image::Rgb(color));
+        }
+        return;
+    }
     for x in left..right {
         blend(img, x, y, color, alpha);
     }

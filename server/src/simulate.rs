@@ -124,6 +124,9 @@ pub fn admin_token_from_demo_credentials(data_dir: &Path) -> Result<String, Simu
 
 /// Frames rendered per camera: enough variety for a demo, few enough to start fast.
 const FRAMES_PER_CAMERA: u64 = 4;
+/// With many cameras each gets fewer frames (at least one): rendering one takes
+/// 0.1-0.5 s of CPU.
+const MAX_FRAMES_RENDERED: u64 = 48;
 /// Camera agents re-send what has no receipt after this long.
 const RESEND_AFTER: Duration = Duration::from_secs(10);
 const BISHKEK_UTC_OFFSET_S: i32 = 6 * 3600;
@@ -159,6 +162,7 @@ pub async fn run_simulation(
     let per_camera = opts
         .events
         .map_or(FRAMES_PER_CAMERA, |m| m.div_ceil(u64::from(opts.cameras)))
+        .min(MAX_FRAMES_RENDERED / u64::from(opts.cameras))
         .clamp(1, FRAMES_PER_CAMERA);
     let pools = render_pools(&cameras, per_camera).await?;
 
