@@ -1238,6 +1238,9 @@ async fn health_readiness_metrics_and_unknown_routes() {
     h.call(Method::GET, "/nowhere", None, None)
         .await
         .problem(StatusCode::NOT_FOUND, "not_found");
+    h.call(Method::DELETE, "/api/v1/cases", None, None)
+        .await
+        .problem(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
     let metrics = h.call(Method::GET, "/metrics", None, None).await;
     assert_eq!(metrics.status, StatusCode::OK);
     assert!(metrics.content_type().starts_with("text/plain"));
@@ -1248,7 +1251,7 @@ async fn health_readiness_metrics_and_unknown_routes() {
         "kozomol_cameras_registered 1",
         "kozomol_cameras_online 0",
         "kozomol_http_responses_total{class=\"2xx\"} 2",
-        "kozomol_http_responses_total{class=\"4xx\"} 1",
+        "kozomol_http_responses_total{class=\"4xx\"} 2",
         "kozomol_http_responses_total{class=\"5xx\"} 1",
     ] {
         assert!(

@@ -37,6 +37,8 @@ pub enum ApiError {
     TooManyAttempts { retry_after_s: u64 },
     #[error("{0} not found")]
     NotFound(String),
+    #[error("this route does not take that method")]
+    MethodNotAllowed,
     #[error("{0}")]
     BadRequest(String),
     #[error("invalid query parameters")]
@@ -84,6 +86,11 @@ impl ApiError {
                 "Too many failed attempts",
             ),
             NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            ),
             BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", "Bad request"),
             InvalidQuery(_) => (
                 StatusCode::BAD_REQUEST,
@@ -141,6 +148,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "invalid_credentials",
     "too_many_attempts",
     "not_found",
+    "method_not_allowed",
     "bad_request",
     "invalid_query",
     "validation_failed",

@@ -123,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/dead-letters", get(dead_letters::list))
         .route("/api/v1/dead-letters/{id}/raw", get(dead_letters::raw))
         .fallback(system::not_found)
+        .method_not_allowed_fallback(system::method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_responses,

@@ -60,3 +60,8 @@ pub async fn openapi(
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("route".into())
 }
+
+/// A known path with a method it does not take.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
