@@ -482,6 +482,42 @@ mod tests {
         }
     }
 
+    /// `cargo test -p kozomol-store --release -- --ignored --nocapture evidence_bandwidth`
+    #[test]
+    #[ignore = "measures the disk; run by hand"]
+    fn evidence_bandwidth_against_plain_fsynced_writes() {
+        let dir = tempfile::tempdir_in(".").unwrap();
+        let frames: Vec<Vec<u8>> = (0..8).map(|i| frame(i, 300_000)).collect();
+        let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        let batch_bytes: usize = frames.iter().map(Vec::len).sum();
+        let rounds = 40;
+
+        let store = EvidenceStore::open(dir.path(), "bench").unwrap();
+        let mut plain = File::create(dir.path().join("plain")).unwrap();
+        let (mut plain_time, mut store_time) = (0.0, 0.0);
+        // Interleaved, so both see the same background writeback.
+        for _ in 0..rounds {
+            let started = std::time::Instant::now();
+            for f in &refs {
+                plain.write_all(f).unwrap();
+            }
+            plain.sync_data().unwrap();
+            plain_time += started.elapsed().as_secs_f64();
+
+            let started = std::time::Instant::now();
+            store.append_batch(&refs).unwrap();
+            store_time += started.elapsed().as_secs_f64();
+        }
+        let plain_rate = (batch_bytes * rounds) as f64 / plain_time;
+        let store_rate = (batch_bytes * rounds) as f64 / store_time;
+        println!(
+            "plain {:.0} MB/s, evidence store {:.0} MB/s, ratio {:.2}",
+            plain_rate / 1e6,
+            store_rate / 1e6,
+            store_rate / plain_rate
+        );
+    }
+
     #[test]
     fn the_store_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}

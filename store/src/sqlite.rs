@@ -33,6 +33,7 @@ const MAX_BINDS: usize = 32_766;
 /// Longer statements buy nothing more and cost memory in the statement cache.
 const MAX_ROWS: usize = 1_000;
 const READERS: u32 = 4;
+const WRITER_STATEMENT_CACHE: usize = 32;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) struct SqliteStore {
@@ -52,9 +53,15 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        // Batches of every size make statements of every length; a small cache keeps
+        // the common shapes prepared without holding hundreds of large ones.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .statement_cache_capacity(WRITER_STATEMENT_CACHE),
+            )
             .await?;
         crate::migrate::sqlite(&writer).await?;
         let reader = SqlitePoolOptions::new()

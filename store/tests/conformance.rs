@@ -157,6 +157,7 @@ conformance!(
         dead_letters_keep_bounded_raw_bytes,
         accounts_and_tokens,
         large_batches_are_written_in_one_call,
+        concurrent_overlapping_batches_create_each_case_once,
     ],
     url: [migrations_are_idempotent, concurrent_first_connects_migrate_once]
 );
@@ -980,6 +981,56 @@ async fn large_batches_are_written_in_one_call(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(page.len(), 525);
+}
+
+/// Two ingest workers handed the same redelivered events in different orders: every
+/// case is created once, the other worker hears `Duplicate`, and nobody deadlocks.
+async fn concurrent_overlapping_batches_create_each_case_once(store: Arc<dyn Store>) {
+    register(&*store, &["cam-1", "cam-2", "cam-3"]).await;
+    let events: Vec<NewCase> = (0..300)
+        .map(|i| new_case(["cam-1", "cam-2", "cam-3"][i % 3], None, t(i as i64)))
+        .collect();
+    let mut tasks = Vec::new();
+    for worker in 0..4 {
+        let store = Arc::clone(&store);
+        let mut mine = events.clone();
+        if worker % 2 == 1 {
+            mine.reverse();
+        }
+        tasks.push(tokio::spawn(async move {
+            let mut writes = Vec::new();
+            for batch in mine.chunks(50) {
+                writes.extend(store.record_cases(batch, "ingest").await.unwrap());
+            }
+            (worker, writes)
+        }));
+    }
+    let mut ids_per_worker = Vec::new();
+    let mut created_total = 0;
+    for task in tasks {
+        let (worker, mut writes) = task.await.unwrap();
+        if worker % 2 == 1 {
+            writes.reverse();
+        }
+        created_total += writes
+            .iter()
+            .filter(|w| matches!(w, CaseWrite::Created(_)))
+            .count();
+        let ids: Vec<CaseId> = writes
+            .iter()
+            .map(|w| match w {
+                CaseWrite::Created(id) | CaseWrite::Duplicate(id) => *id,
+                CaseWrite::Conflict(id) => panic!("same bytes reported as a conflict: {id}"),
+            })
+            .collect();
+        ids_per_worker.push(ids);
+    }
+    assert_eq!(created_total, 300, "each case created exactly once");
+    assert!(
+        ids_per_worker.windows(2).all(|w| w[0] == w[1]),
+        "all agree on the ids"
+    );
+    assert_eq!(store.count_cases(&all()).await.unwrap(), 300);
 }
 
 async fn migrations_are_idempotent(url: String) {
