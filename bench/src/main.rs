@@ -14,8 +14,8 @@ use clap::Parser;
 use ed25519_dalek::SigningKey;
 use kozomol_core::envelope::{encode_signed, FrameRef};
 use kozomol_core::{
-    CalibrationCertificate, CameraId, ClockSource, EventId, FrameRole, Measurement, MeasuringDevice,
-    PlateRead, Site, ViolationEvent, ViolationKind,
+    CalibrationCertificate, CameraId, ClockSource, EventId, FrameRole, Measurement,
+    MeasuringDevice, PlateRead, Site, ViolationEvent, ViolationKind,
 };
 use kozomol_ingest::{IngestConfig, IngestMetrics};
 use kozomol_store::{CameraRegistration, EvidenceStore, Store};
@@ -50,7 +50,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
@@ -59,7 +61,10 @@ async fn main() -> Result<()> {
         None => tempfile::tempdir()?,
     };
     let disk = disk_bandwidth(tmp.path())?;
-    println!("disk: fsync'd sequential write {:.1} MB/s (4 MiB writes, fdatasync each)", disk / 1e6);
+    println!(
+        "disk: fsync'd sequential write {:.1} MB/s (4 MiB writes, fdatasync each)",
+        disk / 1e6
+    );
 
     let cameras = make_cameras(args.cameras);
     let large = make_events(&cameras, args.large_events, 150_000)?;
@@ -90,7 +95,10 @@ async fn main() -> Result<()> {
             results.push(line);
         }
     }
-    println!("{}", json!({"disk_mb_per_s": (disk / 1e4).round() / 100.0, "results": results}));
+    println!(
+        "{}",
+        json!({"disk_mb_per_s": (disk / 1e4).round() / 100.0, "results": results})
+    );
     Ok(())
 }
 
@@ -185,11 +193,23 @@ fn make_events(cameras: &[Camera], n: usize, frame_bytes: usize) -> Result<Vec<(
                 frames: frames
                     .iter()
                     .enumerate()
-                    .map(|(j, f)| FrameRef::of(if j == 0 { FrameRole::Overview } else { FrameRole::Plate }, f))
+                    .map(|(j, f)| {
+                        FrameRef::of(
+                            if j == 0 {
+                                FrameRole::Overview
+                            } else {
+                                FrameRole::Plate
+                            },
+                            f,
+                        )
+                    })
                     .collect(),
             };
             let bytes = encode_signed(&event, &frames, &camera.key)?;
-            Ok((format!("kozomol/v1/cameras/{}/violations", camera.id), bytes))
+            Ok((
+                format!("kozomol/v1/cameras/{}/violations", camera.id),
+                bytes,
+            ))
         })
         .collect()
 }
@@ -210,7 +230,9 @@ impl Environment {
         if backend.starts_with("embedded") {
             let addr = format!("127.0.0.1:{port}").parse()?;
             tokio::task::spawn_blocking(move || kozomol_server::broker::start(addr)).await??;
-            let store = kozomol_store::connect(&format!("sqlite://{}", dir.join("kozomol.db").display())).await?;
+            let store =
+                kozomol_store::connect(&format!("sqlite://{}", dir.join("kozomol.db").display()))
+                    .await?;
             Ok(Environment {
                 store,
                 evidence,
@@ -237,7 +259,9 @@ impl Environment {
             wait_port(port).await?;
             let name = format!("kozomol_bench_{}", std::process::id());
             let admin = sqlx::PgPool::connect(postgres).await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&admin)
+                .await?;
             admin.close().await;
             let url = match postgres.rsplit_once('/') {
                 Some((base, _)) => format!("{base}/{name}"),
@@ -264,9 +288,11 @@ impl Environment {
             drop(self.store);
             tokio::time::sleep(Duration::from_millis(200)).await;
             if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .execute(&admin)
-                    .await;
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&admin)
+                .await;
             }
         }
     }
@@ -277,7 +303,11 @@ struct RunResult {
     bytes: u64,
 }
 
-async fn run(env: &Environment, cameras: &[Camera], events: &[(String, Vec<u8>)]) -> Result<RunResult> {
+async fn run(
+    env: &Environment,
+    cameras: &[Camera],
+    events: &[(String, Vec<u8>)],
+) -> Result<RunResult> {
     for camera in cameras {
         env.store
             .register_camera(&CameraRegistration {
@@ -308,13 +338,17 @@ async fn run(env: &Environment, cameras: &[Camera], events: &[(String, Vec<u8>)]
     let started = Instant::now();
     let mut tasks = Vec::new();
     for p in 0..publishers {
-        let slice: Vec<(String, Vec<u8>)> = events.iter().skip(p).step_by(publishers).cloned().collect();
+        let slice: Vec<(String, Vec<u8>)> =
+            events.iter().skip(p).step_by(publishers).cloned().collect();
         let (host, port) = env.broker.clone();
-        tasks.push(tokio::spawn(async move { publish_all(host, port, p, slice).await }));
+        tasks.push(tokio::spawn(async move {
+            publish_all(host, port, p, slice).await
+        }));
     }
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let done = metrics.accepted.load(Ordering::Relaxed) + metrics.duplicates.load(Ordering::Relaxed);
+        let done =
+            metrics.accepted.load(Ordering::Relaxed) + metrics.duplicates.load(Ordering::Relaxed);
         if done >= events.len() as u64 {
             break;
         }
@@ -330,12 +364,21 @@ async fn run(env: &Environment, cameras: &[Camera], events: &[(String, Vec<u8>)]
     cancel.cancel();
     let _ = ingest.await;
     if metrics.accepted.load(Ordering::Relaxed) != events.len() as u64 {
-        bail!("accepted {} of {}", metrics.accepted.load(Ordering::Relaxed), events.len());
+        bail!(
+            "accepted {} of {}",
+            metrics.accepted.load(Ordering::Relaxed),
+            events.len()
+        );
     }
     Ok(RunResult { seconds, bytes })
 }
 
-async fn publish_all(host: String, port: u16, n: usize, events: Vec<(String, Vec<u8>)>) -> Result<()> {
+async fn publish_all(
+    host: String,
+    port: u16,
+    n: usize,
+    events: Vec<(String, Vec<u8>)>,
+) -> Result<()> {
     let mut options = MqttOptions::new(format!("bench-pub-{n}"), host, port);
     options
         .set_max_packet_size(4 << 20, 4 << 20)
@@ -345,7 +388,9 @@ async fn publish_all(host: String, port: u16, n: usize, events: Vec<(String, Vec
     let total = events.len();
     let sender = tokio::spawn(async move {
         for (topic, payload) in events {
-            client.publish(topic, QoS::AtLeastOnce, false, payload).await?;
+            client
+                .publish(topic, QoS::AtLeastOnce, false, payload)
+                .await?;
         }
         Ok::<_, rumqttc::ClientError>(client)
     });
@@ -363,12 +408,17 @@ async fn publish_all(host: String, port: u16, n: usize, events: Vec<(String, Vec
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 async fn wait_port(port: u16) -> Result<()> {
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -30,8 +30,14 @@ impl Sign1 {
     /// protected header.
     pub fn sign(payload: Vec<u8>, kid: &str, key: &SigningKey) -> Result<Self, CoreError> {
         let header = Value::Map(vec![
-            (Value::Integer(HEADER_ALG.into()), Value::Integer(ALG_EDDSA.into())),
-            (Value::Integer(HEADER_KID.into()), Value::Bytes(kid.as_bytes().to_vec())),
+            (
+                Value::Integer(HEADER_ALG.into()),
+                Value::Integer(ALG_EDDSA.into()),
+            ),
+            (
+                Value::Integer(HEADER_KID.into()),
+                Value::Bytes(kid.as_bytes().to_vec()),
+            ),
         ]);
         let protected = encode_value(&canonicalize(header))?;
         let to_sign = sig_structure(&protected, &payload)?;
@@ -92,7 +98,9 @@ impl Sign1 {
         let (Value::Bytes(protected), Value::Bytes(payload), Value::Bytes(signature)) =
             (protected, payload, signature)
         else {
-            return Err(malformed("protected, payload and signature must be byte strings"));
+            return Err(malformed(
+                "protected, payload and signature must be byte strings",
+            ));
         };
         let signature: [u8; 64] = signature
             .try_into()
@@ -209,9 +217,6 @@ mod tests {
         }
         let bytes = to_canonical_cbor(&Unsorted { zz: 1, a: 2, bb: 3 }).expect("encode");
         // {"a": 2, "bb": 3, "zz": 1}
-        assert_eq!(
-            hex::encode(bytes),
-            "a361610262626203627a7a01",
-        );
+        assert_eq!(hex::encode(bytes), "a361610262626203627a7a01",);
     }
 }

@@ -214,7 +214,9 @@ impl DecodedEnvelope {
         let (Some(sign1), Some(Value::Array(frame_values)), None) =
             (items.next(), items.next(), items.next())
         else {
-            return Err(malformed("a version-1 envelope is [1, COSE_Sign1, [frames]]"));
+            return Err(malformed(
+                "a version-1 envelope is [1, COSE_Sign1, [frames]]",
+            ));
         };
         let sign1 = Sign1::from_value(sign1)?;
         let event: ViolationEvent = ciborium::from_reader(&sign1.payload[..])
@@ -275,7 +277,9 @@ pub(crate) mod tests {
 
     pub fn sample_event(frames: &[Vec<u8>]) -> ViolationEvent {
         ViolationEvent {
-            event_id: "01936f0e-1c2a-7b3d-8e4f-5a6b7c8d9e0f".parse().expect("uuid"),
+            event_id: "01936f0e-1c2a-7b3d-8e4f-5a6b7c8d9e0f"
+                .parse()
+                .expect("uuid"),
             camera_id: CameraId::parse("bishkek-chuy-001").expect("camera id"),
             captured_at_ms: 1_795_000_000_123,
             clock_source: ClockSource::Gnss,
@@ -319,7 +323,10 @@ pub(crate) mod tests {
     }
 
     fn frames() -> Vec<Vec<u8>> {
-        vec![vec![0xff, 0xd8, 1, 2, 3, 0xff, 0xd9], vec![0xff, 0xd8, 9, 0xff, 0xd9]]
+        vec![
+            vec![0xff, 0xd8, 1, 2, 3, 0xff, 0xd9],
+            vec![0xff, 0xd8, 9, 0xff, 0xd9],
+        ]
     }
 
     #[test]
@@ -332,7 +339,10 @@ pub(crate) mod tests {
         assert_eq!(decoded.frames, frames);
         decoded.verify(&key().verifying_key()).expect("verify");
         // deterministic: the same event signs to the same bytes
-        assert_eq!(encode_signed(&event, &frames, &key()).expect("encode"), bytes);
+        assert_eq!(
+            encode_signed(&event, &frames, &key()).expect("encode"),
+            bytes
+        );
     }
 
     #[test]

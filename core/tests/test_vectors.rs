@@ -9,18 +9,25 @@ use kozomol_core::{
     MeasuringDevice, PlateRead, Site, ViolationEvent, ViolationKind,
 };
 
-const VECTOR_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/test-vectors/envelope-v1.json");
+const VECTOR_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../docs/test-vectors/envelope-v1.json"
+);
 
 fn vector() -> serde_json::Value {
     let secret = [0x5a_u8; 32];
     let key = SigningKey::from_bytes(&secret);
     // Tiny but well-formed JPEG markers stand in for real frames.
     let frames = vec![
-        vec![0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0xff, 0xd9],
+        vec![
+            0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0xff, 0xd9,
+        ],
         vec![0xff, 0xd8, 0xff, 0xdb, 0x00, 0x02, 0xff, 0xd9],
     ];
     let event = ViolationEvent {
-        event_id: "01936f0e-1c2a-7b3d-8e4f-5a6b7c8d9e0f".parse().expect("uuid"),
+        event_id: "01936f0e-1c2a-7b3d-8e4f-5a6b7c8d9e0f"
+            .parse()
+            .expect("uuid"),
         camera_id: CameraId::parse("bishkek-chuy-001").expect("camera id"),
         captured_at_ms: 1_795_000_000_123,
         clock_source: ClockSource::Gnss,
@@ -99,6 +106,10 @@ fn test_vectors_match_the_code() {
     if std::env::var_os("KOZOMOL_WRITE_VECTORS").is_some() {
         std::fs::write(VECTOR_PATH, &generated).expect("write vectors");
     }
-    let on_disk = std::fs::read_to_string(VECTOR_PATH).expect("docs/test-vectors/envelope-v1.json exists");
-    assert_eq!(on_disk, generated, "test vectors are stale: regenerate them (see the file's doc comment)");
+    let on_disk =
+        std::fs::read_to_string(VECTOR_PATH).expect("docs/test-vectors/envelope-v1.json exists");
+    assert_eq!(
+        on_disk, generated,
+        "test vectors are stale: regenerate them (see the file's doc comment)"
+    );
 }

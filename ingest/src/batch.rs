@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{FixedOffset, Utc};
 use kozomol_core::{CameraId, CaseId, DeadLetterReason};
-use kozomol_store::{CameraRecord, CaseWrite, EvidenceStore, NewCase, NewDeadLetter, NewFrame, Store};
+use kozomol_store::{
+    CameraRecord, CaseWrite, EvidenceStore, NewCase, NewDeadLetter, NewFrame, Store,
+};
 
 use crate::verify::{self, AcceptedEvent, Refusal, Verdict};
 use crate::{IngestError, IngestMetrics};
@@ -73,7 +75,10 @@ impl BatchWriter {
 
     /// Verifies and commits `messages` (topic, payload). On error nothing of the batch
     /// may be acknowledged; retrying the same batch is safe (dedupe by event id).
-    pub async fn write(&self, messages: &[(String, Vec<u8>)]) -> Result<Vec<BatchOutcome>, IngestError> {
+    pub async fn write(
+        &self,
+        messages: &[(String, Vec<u8>)],
+    ) -> Result<Vec<BatchOutcome>, IngestError> {
         let started = Instant::now();
         let decoded = {
             let messages = messages.to_vec();
@@ -221,9 +226,13 @@ impl BatchWriter {
         let bytes_total: usize = to_write.iter().map(|(_, b)| b.len()).sum();
         let written = tokio::task::spawn_blocking(move || {
             let frames: Vec<&[u8]> = to_write.iter().map(|(_, b)| b.as_slice()).collect();
-            evidence
-                .append_batch(&frames)
-                .map(|locs| to_write.iter().map(|(h, _)| *h).zip(locs).collect::<HashMap<_, _>>())
+            evidence.append_batch(&frames).map(|locs| {
+                to_write
+                    .iter()
+                    .map(|(h, _)| *h)
+                    .zip(locs)
+                    .collect::<HashMap<_, _>>()
+            })
         })
         .await??;
         self.metrics
@@ -250,7 +259,8 @@ impl BatchWriter {
     fn count(&self, outcomes: &[BatchOutcome]) {
         let m = &self.metrics;
         m.batches.fetch_add(1, Ordering::Relaxed);
-        m.messages.fetch_add(outcomes.len() as u64, Ordering::Relaxed);
+        m.messages
+            .fetch_add(outcomes.len() as u64, Ordering::Relaxed);
         for outcome in outcomes {
             match outcome {
                 BatchOutcome::Accepted { .. } => {
@@ -274,7 +284,12 @@ fn rejected(r: Refusal) -> BatchOutcome {
     }
 }
 
-fn dead_letter(topic: &str, payload: &[u8], r: Refusal, now: chrono::DateTime<Utc>) -> NewDeadLetter {
+fn dead_letter(
+    topic: &str,
+    payload: &[u8],
+    r: Refusal,
+    now: chrono::DateTime<Utc>,
+) -> NewDeadLetter {
     tracing::warn!(
         reason = %r.reason,
         camera = r.camera_id.as_deref().unwrap_or("-"),
@@ -306,11 +321,14 @@ fn new_case(
                 role: f.role,
                 sha256,
                 // Frames already stored keep their first location; the store ignores this one.
-                location: locations.get(&sha256).cloned().unwrap_or(kozomol_store::FrameLocation {
-                    segment: String::new(),
-                    offset: 0,
-                    len: f.len,
-                }),
+                location: locations
+                    .get(&sha256)
+                    .cloned()
+                    .unwrap_or(kozomol_store::FrameLocation {
+                        segment: String::new(),
+                        offset: 0,
+                        len: f.len,
+                    }),
             }
         })
         .collect();

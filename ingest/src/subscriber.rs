@@ -38,7 +38,11 @@ pub struct IngestConfig {
 }
 
 impl IngestConfig {
-    pub fn new(broker_host: impl Into<String>, broker_port: u16, client_id: impl Into<String>) -> Self {
+    pub fn new(
+        broker_host: impl Into<String>,
+        broker_port: u16,
+        client_id: impl Into<String>,
+    ) -> Self {
         let client_id = client_id.into();
         IngestConfig {
             broker_host: broker_host.into(),
@@ -167,7 +171,9 @@ async fn commit_batch(
     for outcome in outcomes {
         let (camera, receipt) = receipt_for(outcome);
         let Some(camera) = camera else { continue };
-        let Ok(body) = serde_json::to_vec(&receipt) else { continue };
+        let Ok(body) = serde_json::to_vec(&receipt) else {
+            continue;
+        };
         let topic = topics::topic(&camera, TopicKind::Receipts);
         match client.publish(topic, QoS::AtLeastOnce, false, body).await {
             Ok(()) => {
@@ -181,7 +187,11 @@ async fn commit_batch(
 
 fn receipt_for(outcome: BatchOutcome) -> (Option<kozomol_core::CameraId>, Receipt) {
     match outcome {
-        BatchOutcome::Accepted { camera, event_id, case_id } => (
+        BatchOutcome::Accepted {
+            camera,
+            event_id,
+            case_id,
+        } => (
             Some(camera),
             Receipt {
                 event_id: Some(event_id),
@@ -191,7 +201,11 @@ fn receipt_for(outcome: BatchOutcome) -> (Option<kozomol_core::CameraId>, Receip
                 case_id: Some(case_id.0),
             },
         ),
-        BatchOutcome::Duplicate { camera, event_id, case_id } => (
+        BatchOutcome::Duplicate {
+            camera,
+            event_id,
+            case_id,
+        } => (
             Some(camera),
             Receipt {
                 event_id: Some(event_id),
@@ -201,7 +215,12 @@ fn receipt_for(outcome: BatchOutcome) -> (Option<kozomol_core::CameraId>, Receip
                 case_id: Some(case_id.0),
             },
         ),
-        BatchOutcome::Rejected { camera, event_id, reason, detail } => (
+        BatchOutcome::Rejected {
+            camera,
+            event_id,
+            reason,
+            detail,
+        } => (
             camera.and_then(|c| kozomol_core::CameraId::parse(&c).ok()),
             Receipt {
                 event_id,
@@ -214,7 +233,12 @@ fn receipt_for(outcome: BatchOutcome) -> (Option<kozomol_core::CameraId>, Receip
     }
 }
 
-async fn record_status(store: &dyn Store, metrics: &IngestMetrics, camera: &kozomol_core::CameraId, payload: &[u8]) {
+async fn record_status(
+    store: &dyn Store,
+    metrics: &IngestMetrics,
+    camera: &kozomol_core::CameraId,
+    payload: &[u8],
+) {
     let status: CameraStatus = match serde_json::from_slice(payload) {
         Ok(s) => s,
         Err(e) => {

@@ -57,7 +57,10 @@ pub fn decode(topic: &str, payload: &[u8]) -> Result<(CameraId, DecodedEnvelope)
             len: payload.len(),
             limit: MAX_ENVELOPE_BYTES,
         };
-        return Err(with_camera(Refusal::new(e.dead_letter_reason(), e.to_string())));
+        return Err(with_camera(Refusal::new(
+            e.dead_letter_reason(),
+            e.to_string(),
+        )));
     }
     let envelope = DecodedEnvelope::decode(payload)
         .map_err(|e| with_camera(Refusal::new(e.dead_letter_reason(), e.to_string())))?;
@@ -66,7 +69,10 @@ pub fn decode(topic: &str, payload: &[u8]) -> Result<(CameraId, DecodedEnvelope)
         return Err(Refusal {
             camera_id: Some(envelope.event.camera_id.to_string()),
             event_id,
-            ..Refusal::new(DeadLetterReason::TopicMismatch, format!("not a violations topic: {topic}"))
+            ..Refusal::new(
+                DeadLetterReason::TopicMismatch,
+                format!("not a violations topic: {topic}"),
+            )
         });
     };
     if topic_camera != envelope.event.camera_id {
@@ -110,7 +116,12 @@ pub fn check_event(
     };
     let key = match ed25519_dalek::VerifyingKey::from_bytes(&camera.public_key) {
         Ok(key) => key,
-        Err(e) => return refuse(DeadLetterReason::BadSignature, format!("registered key is invalid: {e}")),
+        Err(e) => {
+            return refuse(
+                DeadLetterReason::BadSignature,
+                format!("registered key is invalid: {e}"),
+            )
+        }
     };
     if let Err(e) = envelope.verify(&key) {
         return refuse(e.dead_letter_reason(), e.to_string());
@@ -137,7 +148,10 @@ pub fn check_event(
     let Some(certificate) = camera.certificates.iter().find(|c| &c.number == claimed) else {
         return refuse(
             DeadLetterReason::RegisterMismatch,
-            format!("calibration certificate `{claimed}` is not registered for device `{}`", camera.device_serial),
+            format!(
+                "calibration certificate `{claimed}` is not registered for device `{}`",
+                camera.device_serial
+            ),
         );
     };
     // The register's dates are the truth, not the camera's copy of them.

@@ -11,5 +11,5 @@ pub mod api;
 pub mod auth;
 pub mod metrics;
 pub mod openapi;
-pub mod simulate;
 pub mod serve;
+pub mod simulate;

@@ -11,7 +11,11 @@ use kozomol_server::settings::Settings;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "kozomol", version, about = "Traffic-camera enforcement: cameras to cases, fines and payments")]
+#[command(
+    name = "kozomol",
+    version,
+    about = "Traffic-camera enforcement: cameras to cases, fines and payments"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -162,7 +166,8 @@ async fn main() -> anyhow::Result<()> {
                 broker,
                 api,
                 token,
-                work_dir: std::env::temp_dir().join(format!("kozomol-simulate-{}", std::process::id())),
+                work_dir: std::env::temp_dir()
+                    .join(format!("kozomol-simulate-{}", std::process::id())),
                 receipt_timeout: Duration::from_secs(receipt_timeout),
             };
             let work_dir = options.work_dir.clone();
@@ -196,13 +201,14 @@ fn shutdown_on_signals() -> CancellationToken {
     let cancel = CancellationToken::new();
     let token = cancel.clone();
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
         for round in 0..2 {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}

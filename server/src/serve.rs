@@ -69,7 +69,11 @@ pub struct Plan {
 }
 
 /// Runs the plan until `cancel` fires or a part fails.
-pub async fn run(settings: Settings, plan: Plan, cancel: CancellationToken) -> Result<(), ServeError> {
+pub async fn run(
+    settings: Settings,
+    plan: Plan,
+    cancel: CancellationToken,
+) -> Result<(), ServeError> {
     settings.validate()?;
     create_dir(&settings.data_dir)?;
     let store = kozomol_store::connect(&settings.database_url()).await?;
@@ -94,7 +98,11 @@ pub async fn run(settings: Settings, plan: Plan, cancel: CancellationToken) -> R
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
     if plan.parts.contains(&Part::Ingest) {
-        let mut config = IngestConfig::new(broker_host.clone(), broker_port, settings.ingest.client_id.clone());
+        let mut config = IngestConfig::new(
+            broker_host.clone(),
+            broker_port,
+            settings.ingest.client_id.clone(),
+        );
         config.shared_subscription = settings.ingest.shared_subscription;
         config.batch_max = settings.ingest.batch_max;
         config.batch_linger = Duration::from_millis(settings.ingest.batch_linger_ms);
@@ -115,7 +123,8 @@ pub async fn run(settings: Settings, plan: Plan, cancel: CancellationToken) -> R
 
     let mut http_addr = None;
     if plan.parts.contains(&Part::Api) {
-        let publisher = MqttConfigPublisher::connect(&broker_host, broker_port, &instance, cancel.clone());
+        let publisher =
+            MqttConfigPublisher::connect(&broker_host, broker_port, &instance, cancel.clone());
         let mut state = AppState::new(
             Arc::clone(&store),
             Arc::clone(&evidence),
@@ -151,7 +160,8 @@ pub async fn run(settings: Settings, plan: Plan, cancel: CancellationToken) -> R
     }
 
     if plan.demo {
-        let credentials = crate::auth::create_demo_accounts(store.as_ref(), &settings.data_dir).await?;
+        let credentials =
+            crate::auth::create_demo_accounts(store.as_ref(), &settings.data_dir).await?;
         tracing::info!(
             file = %settings.data_dir.join("demo-credentials.json").display(),
             "demo accounts ready"
@@ -185,7 +195,9 @@ pub async fn run(settings: Settings, plan: Plan, cancel: CancellationToken) -> R
 
     let mut result = Ok(());
     while let Some(joined) = tasks.join_next().await {
-        let outcome = joined.map_err(|e| ServeError::Part(e.to_string())).and_then(|r| r);
+        let outcome = joined
+            .map_err(|e| ServeError::Part(e.to_string()))
+            .and_then(|r| r);
         if let Err(e) = outcome {
             tracing::error!(error = %e, "a part failed; stopping");
             cancel.cancel();
@@ -216,7 +228,11 @@ fn instance_id() -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .take(32)
         .collect();
-    format!("{}-{}", if host.is_empty() { "kozomol" } else { &host }, uuid::Uuid::now_v7().simple())
+    format!(
+        "{}-{}",
+        if host.is_empty() { "kozomol" } else { &host },
+        uuid::Uuid::now_v7().simple()
+    )
 }
 
 /// Reads the config-signing key, or makes one (mode 0600) on first start.
@@ -289,7 +305,11 @@ impl MqttConfigPublisher {
 
 #[async_trait]
 impl CameraConfigPublisher for MqttConfigPublisher {
-    async fn publish_config(&self, camera: &CameraId, signed_config: Vec<u8>) -> Result<(), String> {
+    async fn publish_config(
+        &self,
+        camera: &CameraId,
+        signed_config: Vec<u8>,
+    ) -> Result<(), String> {
         let topic = topics::topic(camera, TopicKind::Config);
         self.client
             .publish(topic, QoS::AtLeastOnce, true, signed_config)

@@ -185,10 +185,16 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         let mut problems = Vec::new();
         if self.http.listen.parse::<SocketAddr>().is_err() {
-            problems.push(format!("http.listen `{}` is not an address like 127.0.0.1:8080", self.http.listen));
+            problems.push(format!(
+                "http.listen `{}` is not an address like 127.0.0.1:8080",
+                self.http.listen
+            ));
         }
         if split_host_port(&self.mqtt.broker).is_none() {
-            problems.push(format!("mqtt.broker `{}` is not host:port", self.mqtt.broker));
+            problems.push(format!(
+                "mqtt.broker `{}` is not host:port",
+                self.mqtt.broker
+            ));
         }
         if self.mqtt.embedded && self.mqtt.broker.parse::<SocketAddr>().is_err() {
             problems.push(format!(
@@ -197,13 +203,18 @@ impl Settings {
             ));
         }
         if let Some(url) = &self.database_url {
-            if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
                 problems.push("database_url must start with sqlite:// or postgres://".into());
             }
         }
         if let Some(url) = &self.public_base_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                problems.push(format!("public_base_url `{url}` must start with http:// or https://"));
+                problems.push(format!(
+                    "public_base_url `{url}` must start with http:// or https://"
+                ));
             }
         }
         if !(-12 * 60..=14 * 60).contains(&self.utc_offset_minutes) {
@@ -223,9 +234,9 @@ impl Settings {
     }
 
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.data_dir.join("kozomol.db").display())
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("kozomol.db").display()))
     }
 
     pub fn evidence_dir(&self) -> PathBuf {
@@ -280,8 +291,11 @@ mod tests {
     fn environment_overrides_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("k.toml");
-        std::fs::write(&file, "data_dir = \"/a\"\n[mqtt]\nbroker = \"10.0.0.1:1883\"\nembedded = false\n")
-            .expect("write");
+        std::fs::write(
+            &file,
+            "data_dir = \"/a\"\n[mqtt]\nbroker = \"10.0.0.1:1883\"\nembedded = false\n",
+        )
+        .expect("write");
         let s = Settings::load(Some(&file), |k| {
             (k == "KOZOMOL_DATA_DIR").then(|| "/b".to_owned())
         })

@@ -101,7 +101,11 @@ impl Process {
             }
             if Instant::now() > deadline {
                 self.kill();
-                bail!("{} did not finish within {timeout:?}; log:\n{}", self.name, tail(&self.log_text(), 4000));
+                bail!(
+                    "{} did not finish within {timeout:?}; log:\n{}",
+                    self.name,
+                    tail(&self.log_text(), 4000)
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -141,7 +145,11 @@ impl Kozomol {
         Ok(k)
     }
 
-    pub fn start_in(data_dir: &Path, external_broker: Option<String>, database_url: Option<String>) -> Result<Kozomol> {
+    pub fn start_in(
+        data_dir: &Path,
+        external_broker: Option<String>,
+        database_url: Option<String>,
+    ) -> Result<Kozomol> {
         Kozomol::start_with_env(data_dir, external_broker, database_url, &[])
     }
 
@@ -154,9 +162,19 @@ impl Kozomol {
     ) -> Result<Kozomol> {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
         let mqtt: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let mut k = Kozomol {
-            process: Kozomol::spawn(data_dir, http, mqtt, external_broker.as_deref(), database_url.as_deref(), &env)?,
+            process: Kozomol::spawn(
+                data_dir,
+                http,
+                mqtt,
+                external_broker.as_deref(),
+                database_url.as_deref(),
+                &env,
+            )?,
             http,
             mqtt,
             data_dir: data_dir.to_owned(),
@@ -204,7 +222,10 @@ impl Kozomol {
         let url = format!("http://{}/readyz", self.http);
         while Instant::now() < deadline {
             if !self.process.is_running() {
-                bail!("kozomol exited; log:\n{}", tail(&self.process.log_text(), 4000));
+                bail!(
+                    "kozomol exited; log:\n{}",
+                    tail(&self.process.log_text(), 4000)
+                );
             }
             if let Ok(r) = reqwest::blocking::get(&url) {
                 if r.status().is_success() && self.data_dir.join("demo-credentials.json").exists() {
@@ -213,7 +234,10 @@ impl Kozomol {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        bail!("kozomol not ready; log:\n{}", tail(&self.process.log_text(), 4000))
+        bail!(
+            "kozomol not ready; log:\n{}",
+            tail(&self.process.log_text(), 4000)
+        )
     }
 
     /// SIGKILL the server (and its embedded broker).
@@ -240,7 +264,9 @@ impl Kozomol {
     }
 
     pub fn broker(&self) -> String {
-        self.external_broker.clone().unwrap_or_else(|| self.mqtt.to_string())
+        self.external_broker
+            .clone()
+            .unwrap_or_else(|| self.mqtt.to_string())
     }
 
     pub fn token(&self, role: &str) -> Result<String> {
@@ -306,7 +332,13 @@ impl Kozomol {
         last_json_line(&log)
     }
 
-    pub fn spawn_simulate(&self, cameras: u32, events: u64, rate: f64, extra: &[&str]) -> Result<Process> {
+    pub fn spawn_simulate(
+        &self,
+        cameras: u32,
+        events: u64,
+        rate: f64,
+        extra: &[&str],
+    ) -> Result<Process> {
         let mut command = Command::new(bin("kozomol"));
         command
             .arg("simulate")
@@ -372,7 +404,10 @@ impl Mosquitto {
     }
 
     fn wait(&mut self) -> Result<()> {
-        wait_for_port(format!("127.0.0.1:{}", self.port).parse()?, Duration::from_secs(10))
+        wait_for_port(
+            format!("127.0.0.1:{}", self.port).parse()?,
+            Duration::from_secs(10),
+        )
     }
 
     pub fn addr(&self) -> String {
@@ -408,7 +443,8 @@ pub struct PgCluster {
 impl PgCluster {
     pub fn start() -> Result<PgCluster> {
         let pg_bin = pg_bin_dir()?;
-        let dir = std::env::temp_dir().join(format!("kozomol-pg-{}", uuid::Uuid::now_v7().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("kozomol-pg-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir)?;
         run_as_postgres(&format!("chown postgres {}", dir.display()), true)?;
         let cluster = PgCluster {
@@ -447,7 +483,12 @@ impl PgCluster {
     /// Kills the postmaster with SIGKILL (no shutdown checkpoint).
     pub fn kill(&self) -> Result<()> {
         let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid"))?;
-        let pid = pid.lines().next().context("postmaster.pid has a pid")?.trim().to_owned();
+        let pid = pid
+            .lines()
+            .next()
+            .context("postmaster.pid has a pid")?
+            .trim()
+            .to_owned();
         Command::new("kill").args(["-9", &pid]).status()?;
         std::thread::sleep(Duration::from_millis(500));
         Ok(())
@@ -492,7 +533,9 @@ fn run_as_postgres(script: &str, as_root: bool) -> Result<()> {
     let status = if as_root {
         Command::new("sh").arg("-c").arg(script).status()?
     } else {
-        Command::new("su").args(["postgres", "-s", "/bin/sh", "-c", script]).status()?
+        Command::new("su")
+            .args(["postgres", "-s", "/bin/sh", "-c", script])
+            .status()?
     };
     if !status.success() {
         bail!("`{script}` failed: {status}");
@@ -519,7 +562,9 @@ impl ScratchDatabase {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let name = format!("kozomol_e2e_{}", uuid::Uuid::now_v7().simple());
         psql(&base, &format!("CREATE DATABASE {name}"))?;
-        let (prefix, _) = base.rsplit_once('/').context("postgres url names a database")?;
+        let (prefix, _) = base
+            .rsplit_once('/')
+            .context("postgres url names a database")?;
         Ok(ScratchDatabase {
             url: format!("{prefix}/{name}"),
             name,
@@ -531,12 +576,18 @@ impl Drop for ScratchDatabase {
     fn drop(&mut self) {
         let base = std::env::var("KOZOMOL_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let _ = psql(&base, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        let _ = psql(
+            &base,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
     }
 }
 
 fn psql(url: &str, sql: &str) -> Result<()> {
-    let out = Command::new("psql").arg(url).args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql]).output()?;
+    let out = Command::new("psql")
+        .arg(url)
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()?;
     if !out.status.success() {
         bail!("psql `{sql}`: {}", String::from_utf8_lossy(&out.stderr));
     }

@@ -25,7 +25,10 @@ pub fn assert_cases_with_frames(server: &Kozomol, expected: usize) {
         let detail = server
             .get_json(&format!("/api/v1/cases/{id}"), "reviewer")
             .expect("case detail");
-        let listed = detail["event"]["frames"].as_array().expect("event frames").clone();
+        let listed = detail["event"]["frames"]
+            .as_array()
+            .expect("event frames")
+            .clone();
         let stored = detail["frames"].as_array().expect("stored frames").clone();
         assert_eq!(listed.len(), stored.len(), "case {id} frame count");
         for (n, (l, s)) in listed.iter().zip(&stored).enumerate() {
@@ -51,8 +54,17 @@ fn thousand_events_from_ten_cameras_become_exactly_thousand_cases() {
     assert_eq!(report["submitted"], 1000, "{report}");
     assert_eq!(report["accepted"], 1000, "{report}");
     assert_cases_with_frames(&server, 1000);
-    let cameras = server.get_json("/api/v1/cameras", "auditor").expect("cameras");
-    let cameras = cameras.as_array().cloned().or_else(|| cameras["items"].as_array().cloned()).expect("camera list");
+    let cameras = server
+        .get_json("/api/v1/cameras", "auditor")
+        .expect("cameras");
+    let cameras = cameras
+        .as_array()
+        .cloned()
+        .or_else(|| cameras["items"].as_array().cloned())
+        .expect("camera list");
     assert_eq!(cameras.len(), 10);
-    assert!(cameras.iter().all(|c| !c["last_seen"].is_null()), "every camera seen");
+    assert!(
+        cameras.iter().all(|c| !c["last_seen"].is_null()),
+        "every camera seen"
+    );
 }

@@ -44,7 +44,11 @@ fn register(server: &Kozomol, camera: &str, key: &SigningKey) {
         .json(&body)
         .send()
         .expect("register camera");
-    assert!(response.status().is_success(), "register {camera}: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "register {camera}: {}",
+        response.status()
+    );
 }
 
 fn event(camera: &str, captured: &str, speed: u16, frames: &[Vec<u8>]) -> ViolationEvent {
@@ -75,7 +79,16 @@ fn event(camera: &str, captured: &str, speed: u16, frames: &[Vec<u8>]) -> Violat
         frames: frames
             .iter()
             .enumerate()
-            .map(|(i, f)| FrameRef::of(if i == 0 { FrameRole::Overview } else { FrameRole::Plate }, f))
+            .map(|(i, f)| {
+                FrameRef::of(
+                    if i == 0 {
+                        FrameRole::Overview
+                    } else {
+                        FrameRole::Plate
+                    },
+                    f,
+                )
+            })
             .collect(),
     }
 }
@@ -83,7 +96,12 @@ fn event(camera: &str, captured: &str, speed: u16, frames: &[Vec<u8>]) -> Violat
 fn frames(tag: u8) -> Vec<Vec<u8>> {
     vec![
         [&[0xff, 0xd8][..], &vec![tag; 5000], &[0xff, 0xd9]].concat(),
-        [&[0xff, 0xd8][..], &vec![tag.wrapping_add(1); 900], &[0xff, 0xd9]].concat(),
+        [
+            &[0xff, 0xd8][..],
+            &vec![tag.wrapping_add(1); 900],
+            &[0xff, 0xd9],
+        ]
+        .concat(),
     ]
 }
 
@@ -117,18 +135,54 @@ fn each_bad_message_is_dead_lettered_and_the_stream_goes_on() {
     let topic = |cam: &str| format!("kozomol/v1/cameras/{cam}/violations");
     let messages: Vec<(&str, String, Vec<u8>)> = vec![
         ("good_a", topic("cam-bad"), good_a_bytes.clone()),
-        ("unknown_camera", topic("cam-ghost"), encode_signed(&ghost, &f, &key).expect("encode")),
-        ("bad_signature", topic("cam-bad"), encode_signed(&bad_sig, &f, &other_key).expect("encode")),
+        (
+            "unknown_camera",
+            topic("cam-ghost"),
+            encode_signed(&ghost, &f, &key).expect("encode"),
+        ),
+        (
+            "bad_signature",
+            topic("cam-bad"),
+            encode_signed(&bad_sig, &f, &other_key).expect("encode"),
+        ),
         ("frame_hash_mismatch", topic("cam-bad"), hash_bytes),
-        ("malformed", topic("cam-bad"), good_a_bytes[..good_a_bytes.len() / 2].to_vec()),
-        ("oversize", topic("cam-bad"), vec![0u8; 2 * 1024 * 1024 + 10]),
+        (
+            "malformed",
+            topic("cam-bad"),
+            good_a_bytes[..good_a_bytes.len() / 2].to_vec(),
+        ),
+        (
+            "oversize",
+            topic("cam-bad"),
+            vec![0u8; 2 * 1024 * 1024 + 10],
+        ),
         ("unsupported_version", topic("cam-bad"), v2),
-        ("conflicting_duplicate", topic("cam-bad"), encode_signed(&conflicting, &f, &key).expect("encode")),
-        ("topic_mismatch", topic("cam-other"), encode_signed(&event("cam-bad", ok, 97, &f), &f, &key).expect("encode")),
-        ("register_mismatch", topic("cam-bad"), encode_signed(&wrong_device, &f, &key).expect("encode")),
+        (
+            "conflicting_duplicate",
+            topic("cam-bad"),
+            encode_signed(&conflicting, &f, &key).expect("encode"),
+        ),
+        (
+            "topic_mismatch",
+            topic("cam-other"),
+            encode_signed(&event("cam-bad", ok, 97, &f), &f, &key).expect("encode"),
+        ),
+        (
+            "register_mismatch",
+            topic("cam-bad"),
+            encode_signed(&wrong_device, &f, &key).expect("encode"),
+        ),
         ("duplicate", topic("cam-bad"), good_a_bytes.clone()),
-        ("lapsed", topic("cam-bad"), encode_signed(&lapsed, &f, &key).expect("encode")),
-        ("good_b", topic("cam-bad"), encode_signed(&good_b, &f, &key).expect("encode")),
+        (
+            "lapsed",
+            topic("cam-bad"),
+            encode_signed(&lapsed, &f, &key).expect("encode"),
+        ),
+        (
+            "good_b",
+            topic("cam-bad"),
+            encode_signed(&good_b, &f, &key).expect("encode"),
+        ),
     ];
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -166,36 +220,69 @@ fn each_bad_message_is_dead_lettered_and_the_stream_goes_on() {
         }
         receipts
     });
-    assert_eq!(receipts.len(), messages.len(), "one receipt per message: {receipts:?}");
+    assert_eq!(
+        receipts.len(),
+        messages.len(),
+        "one receipt per message: {receipts:?}"
+    );
 
-    let by_status = |status: &str| receipts.iter().filter(|r| serde_json::to_value(r.status).expect("status") == status).count();
-    assert_eq!(by_status("accepted"), 3, "good_a, lapsed, good_b: {receipts:?}");
+    let by_status = |status: &str| {
+        receipts
+            .iter()
+            .filter(|r| serde_json::to_value(r.status).expect("status") == status)
+            .count()
+    };
+    assert_eq!(
+        by_status("accepted"),
+        3,
+        "good_a, lapsed, good_b: {receipts:?}"
+    );
     assert_eq!(by_status("duplicate"), 1, "{receipts:?}");
     assert_eq!(by_status("rejected"), 9, "{receipts:?}");
 
-    let letters = server.get_json("/api/v1/dead-letters?limit=100", "auditor").expect("dead letters");
-    let reasons: HashMap<String, usize> = letters["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .fold(HashMap::new(), |mut m, l| {
-            *m.entry(l["reason"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
-            m
-        });
+    let letters = server
+        .get_json("/api/v1/dead-letters?limit=100", "auditor")
+        .expect("dead letters");
+    let reasons: HashMap<String, usize> =
+        letters["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .fold(HashMap::new(), |mut m, l| {
+                *m.entry(l["reason"].as_str().unwrap_or_default().to_owned())
+                    .or_default() += 1;
+                m
+            });
     for (name, _, _) in &messages {
         if !["good_a", "good_b", "duplicate", "lapsed"].contains(name) {
-            assert_eq!(reasons.get(*name), Some(&1), "dead letter `{name}` in {reasons:?}");
+            assert_eq!(
+                reasons.get(*name),
+                Some(&1),
+                "dead letter `{name}` in {reasons:?}"
+            );
         }
     }
 
     let cases = server.all_cases().expect("cases");
     assert_eq!(cases.len(), 3, "{cases:?}");
-    let lapsed_case = cases.iter().find(|c| c["event_id"] == lapsed.event_id.to_string()).expect("lapsed case kept");
+    let lapsed_case = cases
+        .iter()
+        .find(|c| c["event_id"] == lapsed.event_id.to_string())
+        .expect("lapsed case kept");
     assert_eq!(lapsed_case["enforceable"], false);
     for good in [&good_a, &good_b] {
-        let case = cases.iter().find(|c| c["event_id"] == good.event_id.to_string()).expect("good case");
+        let case = cases
+            .iter()
+            .find(|c| c["event_id"] == good.event_id.to_string())
+            .expect("good case");
         assert_eq!(case["enforceable"], true);
     }
-    let metrics = reqwest::blocking::get(format!("{}/metrics", server.api())).expect("metrics").text().expect("text");
-    assert!(metrics.contains("bad_signature"), "metrics count dead letters by reason");
+    let metrics = reqwest::blocking::get(format!("{}/metrics", server.api()))
+        .expect("metrics")
+        .text()
+        .expect("text");
+    assert!(
+        metrics.contains("bad_signature"),
+        "metrics count dead letters by reason"
+    );
 }

@@ -40,7 +40,9 @@ fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
 }
 
 fn finish_simulation(mut sim: Process) -> serde_json::Value {
-    let code = sim.wait(Duration::from_secs(300)).expect("simulate finishes");
+    let code = sim
+        .wait(Duration::from_secs(300))
+        .expect("simulate finishes");
     let log = sim.log_text();
     assert_eq!(code, 0, "simulate failed:\n{}", tail(&log, 4000));
     kozomol_tests::last_json_line(&log).expect("simulate report")
@@ -65,7 +67,8 @@ fn server_with_embedded_broker_killed_mid_stream_and_restarted() {
 fn external_broker_killed_mid_stream_and_restarted() {
     let mut mosquitto = Mosquitto::start().expect("mosquitto starts");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let server = Kozomol::start_in(&tmp.path().join("data"), Some(mosquitto.addr()), None).expect("kozomol starts");
+    let server = Kozomol::start_in(&tmp.path().join("data"), Some(mosquitto.addr()), None)
+        .expect("kozomol starts");
     let sim = server.spawn_simulate(4, 400, 80.0, &[]).expect("simulate");
     wait_until("the first cases", Duration::from_secs(60), || {
         server.all_cases().map(|c| c.len() >= 60).unwrap_or(false)
@@ -161,7 +164,11 @@ fn fill_spool(spool: &Path, n: usize) {
 
 fn start_agent(config: &Path, dir: &Path) -> Process {
     let mut command = Command::new(bin("edge-agent"));
-    command.arg("run").arg("--config").arg(config).env("RUST_LOG", "info,rumqttc=warn");
+    command
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info,rumqttc=warn");
     Process::spawn("edge-agent", command, &dir.join("logs")).expect("edge-agent starts")
 }
 
@@ -171,13 +178,18 @@ fn broker_down_when_the_edge_agent_starts_and_up_later() {
     let port = free_port();
     let broker = format!("127.0.0.1:{port}");
     // kozomol's ingest keeps retrying the broker, which is not there yet.
-    let server = Kozomol::start_in(&tmp.path().join("data"), Some(broker.clone()), None).expect("kozomol starts");
+    let server = Kozomol::start_in(&tmp.path().join("data"), Some(broker.clone()), None)
+        .expect("kozomol starts");
     let dir = tmp.path().join("camera");
     let config = edge_agent_setup(&server, &dir, "edge-late-broker", &broker);
     fill_spool(&dir.join("spool"), 50);
     let _agent = start_agent(&config, &dir);
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(server.all_cases().expect("cases").len(), 0, "no broker, no cases yet");
+    assert_eq!(
+        server.all_cases().expect("cases").len(),
+        0,
+        "no broker, no cases yet"
+    );
     let _mosquitto = Mosquitto::start_on(port).expect("mosquitto comes up");
     assert_eq!(wait_for_cases(&server, 50, Duration::from_secs(90)), 50);
     std::thread::sleep(Duration::from_secs(2));
@@ -192,12 +204,17 @@ fn edge_agent_killed_mid_publish_and_restarted() {
     let config = edge_agent_setup(&server, &dir, "edge-killed", &server.broker());
     fill_spool(&dir.join("spool"), 300);
     let mut agent = start_agent(&config, &dir);
-    wait_until("the agent to start publishing", Duration::from_secs(60), || {
-        server.all_cases().map(|c| !c.is_empty()).unwrap_or(false)
-    });
+    wait_until(
+        "the agent to start publishing",
+        Duration::from_secs(60),
+        || server.all_cases().map(|c| !c.is_empty()).unwrap_or(false),
+    );
     agent.kill();
     let before = server.all_cases().expect("cases").len();
-    assert!(before < 300, "killed mid-stream ({before} of 300 were already in)");
+    assert!(
+        before < 300,
+        "killed mid-stream ({before} of 300 were already in)"
+    );
     let _agent = start_agent(&config, &dir);
     assert_eq!(wait_for_cases(&server, 300, Duration::from_secs(120)), 300);
     // Late re-sends must still be absorbed as duplicates.
@@ -216,7 +233,10 @@ fn two_ingest_processes_share_one_mosquitto_subscription() {
         &data,
         Some(mosquitto.addr()),
         Some(db.url.clone()),
-        &[("KOZOMOL_INGEST_SHARED_SUBSCRIPTION", "true"), ("KOZOMOL_INGEST_CLIENT_ID", "ingest-a")],
+        &[
+            ("KOZOMOL_INGEST_SHARED_SUBSCRIPTION", "true"),
+            ("KOZOMOL_INGEST_CLIENT_ID", "ingest-a"),
+        ],
     )
     .expect("kozomol starts");
     // A second ingest process joins the same group.
@@ -230,22 +250,33 @@ fn two_ingest_processes_share_one_mosquitto_subscription() {
         .env("KOZOMOL_INGEST_CLIENT_ID", "ingest-b")
         .env("KOZOMOL_HTTP_LISTEN", format!("127.0.0.1:{}", free_port()))
         .env("RUST_LOG", "info,rumqttc=warn,sqlx=warn");
-    let second = Process::spawn("ingest-b", command, &tmp.path().join("logs")).expect("ingest-b starts");
+    let second =
+        Process::spawn("ingest-b", command, &tmp.path().join("logs")).expect("ingest-b starts");
     std::thread::sleep(Duration::from_secs(2));
-    let report = server.simulate(10, 10_000, 2_000.0, &["--small-frames"]).expect("simulate");
+    let report = server
+        .simulate(10, 10_000, 2_000.0, &["--small-frames"])
+        .expect("simulate");
     assert_eq!(report["submitted"], 10_000, "{report}");
     let cases = server.all_cases().expect("cases");
     assert_eq!(cases.len(), 10_000);
-    let unique: std::collections::HashSet<_> = cases.iter().map(|c| c["event_id"].to_string()).collect();
+    let unique: std::collections::HashSet<_> =
+        cases.iter().map(|c| c["event_id"].to_string()).collect();
     assert_eq!(unique.len(), 10_000, "no event stored twice");
     // Both processes took a share: the API process's own ingest committed some, not all.
-    let metrics = reqwest::blocking::get(format!("{}/metrics", server.api())).expect("metrics").text().expect("text");
+    let metrics = reqwest::blocking::get(format!("{}/metrics", server.api()))
+        .expect("metrics")
+        .text()
+        .expect("text");
     let mine = metrics
         .lines()
         .find(|l| l.starts_with("kozomol_ingest_accepted_total"))
         .and_then(|l| l.split_whitespace().last())
         .and_then(|v| v.parse::<f64>().ok())
         .expect("accepted counter");
-    assert!(mine > 0.0 && mine < 10_000.0, "ingest-a committed {mine} of 10000; log of ingest-b:\n{}", tail(&second.log_text(), 2000));
+    assert!(
+        mine > 0.0 && mine < 10_000.0,
+        "ingest-a committed {mine} of 10000; log of ingest-b:\n{}",
+        tail(&second.log_text(), 2000)
+    );
     drop(second);
 }
