@@ -13,6 +13,21 @@ pub fn encode(img: &RgbImage, quality: u8) -> Result<Vec<u8>, SimError> {
     Ok(out)
 }
 
+/// Re-encodes a JPEG scaled down to `width` pixels across (never up), keeping its
+/// aspect ratio.
+pub fn shrink(jpeg: &[u8], width: u32, quality: u8) -> Result<Vec<u8>, SimError> {
+    let img = image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg)
+        .map_err(|_| SimError::NotJpeg)?
+        .to_rgb8();
+    if img.width() <= width {
+        return encode(&img, quality);
+    }
+    let height = (u64::from(img.height()) * u64::from(width) / u64::from(img.width())).max(1);
+    let height = u32::try_from(height).unwrap_or(u32::MAX);
+    let small = image::imageops::resize(&img, width, height, image::imageops::FilterType::Triangle);
+    encode(&small, quality)
+}
+
 /// The largest comment one COM segment holds (its length field counts itself).
 const MAX_COMMENT: usize = u16::MAX as usize - 2;
 

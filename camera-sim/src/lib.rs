@@ -16,6 +16,8 @@ mod measurement;
 mod plate;
 mod plate_render;
 mod pool;
+#[cfg(test)]
+mod readability;
 mod scene;
 mod sites;
 

@@ -6,7 +6,7 @@ use ab_glyph::PxScale;
 use image::RgbImage;
 
 use crate::canvas::{fill_ellipse, fill_rect, fill_rounded_rect, Color};
-use crate::font::{draw_text_centered, ink_bounds};
+use crate::font::{draw_text, draw_text_centered, ink_bounds};
 use crate::KgPlate;
 
 pub const PLATE_MM: (f32, f32) = (520.0, 110.0);
@@ -81,13 +81,31 @@ pub fn draw_plate(
     );
     draw_text_centered(img, "KG", cap(17.0, 1.0), (x + mm(76.0), y + mm(74.0)), INK);
 
-    // main field: "123 ABC", condensed to fit the 400 mm it has
-    let main = format!("{} {}", plate.digits(), plate.letters());
-    let mut scale = cap(62.0, 0.88);
-    let (l, _, r, _) = ink_bounds(&main, scale);
-    let room = mm(385.0);
-    if r - l > room {
-        scale.x *= room / (r - l);
+    // main field: "123 ABC" in fixed cells, as plate dies stamp them, so glyphs
+    // never touch: 55 mm per character, 25 mm between the digits and the letters
+    let scale = cap(62.0, 0.95);
+    let baseline = y + mm(86.0);
+    let text: Vec<char> = plate
+        .digits()
+        .chars()
+        .chain(plate.letters().chars())
+        .collect();
+    for (i, ch) in text.into_iter().enumerate() {
+        let gap = if i >= 3 { 25.0 } else { 0.0 };
+        let centre = x + mm(133.5 + 27.5 + 55.0 * i as f32 + gap);
+        let mut glyph_scale = scale;
+        let (l, _, r, _) = ink_bounds(&ch.to_string(), glyph_scale);
+        let room = mm(50.0);
+        if r - l > room {
+            glyph_scale.x *= room / (r - l);
+        }
+        let (l, _, r, _) = ink_bounds(&ch.to_string(), glyph_scale);
+        draw_text(
+            img,
+            &ch.to_string(),
+            glyph_scale,
+            (centre - (l + r) / 2.0, baseline),
+            INK,
+        );
     }
-    draw_text_centered(img, &main, scale, (x + mm(312.0), y + mm(55.0)), INK);
 }

@@ -53,6 +53,25 @@ impl FramePool {
         })
     }
 
+    /// The same violations with each overview scaled down to `width` pixels across:
+    /// small events for load tests, still carrying a readable plate close-up.
+    pub fn with_small_overviews(&self, width: u32) -> Result<Self, SimError> {
+        let frames = self
+            .frames
+            .iter()
+            .map(|f| {
+                Ok(Arc::new(RenderedFrames {
+                    overview: crate::jpeg::shrink(&f.overview, width, 70)?,
+                    ..(**f).clone()
+                }))
+            })
+            .collect::<Result<_, SimError>>()?;
+        Ok(FramePool {
+            frames,
+            next: AtomicUsize::new(0),
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.frames.len()
     }
@@ -95,6 +114,13 @@ mod tests {
         }
         let handed: Vec<_> = (0..6).map(|_| pool.next().spec.seed).collect();
         assert_eq!(handed, [100, 101, 102, 100, 101, 102]);
+        let small = pool.with_small_overviews(320).expect("shrink");
+        assert_eq!(small.len(), 3);
+        let (big, little) = (&pool.frames()[0], &small.frames()[0]);
+        assert!(little.overview.len() * 4 < big.overview.len());
+        assert_eq!(little.plate_close_up, big.plate_close_up);
+        let decoded = image::load_from_memory(&little.overview).expect("decodes");
+        assert_eq!(decoded.width(), 320);
         let single = render_frames(&specs[1]).expect("render");
         assert_eq!(single.overview, pool.frames()[1].overview);
         assert!(matches!(

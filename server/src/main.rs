@@ -83,6 +83,9 @@ enum Command {
         /// Give up when receipts are still missing after this many seconds.
         #[arg(long, default_value_t = 120)]
         receipt_timeout: u64,
+        /// Send only the plate close-up with each event (a load test's small events).
+        #[arg(long)]
+        small_frames: bool,
     },
 }
 
@@ -153,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
             token,
             data_dir,
             receipt_timeout,
+            small_frames,
         } => {
             let token = match token {
                 Some(t) => t,
@@ -169,6 +173,7 @@ async fn main() -> anyhow::Result<()> {
                 work_dir: std::env::temp_dir()
                     .join(format!("kozomol-simulate-{}", std::process::id())),
                 receipt_timeout: Duration::from_secs(receipt_timeout),
+                small_frames,
             };
             let work_dir = options.work_dir.clone();
             let report = kozomol_server::simulate::run_simulation(options, cancel).await;

@@ -176,6 +176,7 @@ pub async fn run(
                 token: credentials.admin.token.clone(),
                 work_dir: settings.data_dir.join("simulated-cameras"),
                 receipt_timeout: Duration::from_secs(60),
+                small_frames: false,
             };
             let cancel = cancel.clone();
             tasks.spawn(async move {

@@ -45,6 +45,9 @@ pub struct SimulationOptions {
     pub work_dir: PathBuf,
     /// How long to wait, once submitting ends, for the last receipts.
     pub receipt_timeout: Duration,
+    /// Scale the overview down to 320 pixels across (events of a few tens of
+    /// kilobytes): for load tests where the event count matters, not the evidence size.
+    pub small_frames: bool,
 }
 
 /// How a simulation went.
@@ -164,7 +167,7 @@ pub async fn run_simulation(
         .map_or(FRAMES_PER_CAMERA, |m| m.div_ceil(u64::from(opts.cameras)))
         .min(MAX_FRAMES_RENDERED / u64::from(opts.cameras))
         .clamp(1, FRAMES_PER_CAMERA);
-    let pools = render_pools(&cameras, per_camera).await?;
+    let pools = render_pools(&cameras, per_camera, opts.small_frames).await?;
 
     // The agents outlive `cancel`: once submitting stops they still have receipts to
     // take. They stop when this function returns, whichever way it does.
@@ -325,10 +328,14 @@ async fn register(
     Ok(())
 }
 
+/// Overview width with `small_frames`: an event of a few tens of kilobytes.
+const SMALL_OVERVIEW_WIDTH: u32 = 320;
+
 /// Renders `per_camera` violations for each camera (its id and address burned in).
 async fn render_pools(
     cameras: &[SimCamera],
     per_camera: u64,
+    small_frames: bool,
 ) -> Result<Vec<Arc<FramePool>>, SimulateError> {
     let started = Instant::now();
     let mut seeds = StdRng::from_entropy();
@@ -347,7 +354,15 @@ async fn render_pools(
     let pools = tokio::task::spawn_blocking(move || {
         spec_sets
             .into_iter()
-            .map(|specs| FramePool::render(specs, threads).map(Arc::new))
+            .map(|specs| {
+                let pool = FramePool::render(specs, threads)?;
+                let pool = if small_frames {
+                    pool.with_small_overviews(SMALL_OVERVIEW_WIDTH)?
+                } else {
+                    pool
+                };
+                Ok::<_, SimError>(Arc::new(pool))
+            })
             .collect::<Result<Vec<_>, _>>()
     })
     .await
@@ -535,6 +550,7 @@ mod tests {
             token: "t".into(),
             work_dir: PathBuf::from("/tmp"),
             receipt_timeout: Duration::from_secs(5),
+            small_frames: false,
         }
     }
 

@@ -263,6 +263,7 @@ fn options(api: String, broker_port: u16, work_dir: &std::path::Path) -> Simulat
         token: TOKEN.into(),
         work_dir: work_dir.to_path_buf(),
         receipt_timeout: Duration::from_secs(30),
+        small_frames: false,
     }
 }
 
