@@ -29,6 +29,11 @@ pub enum CoreError {
     FrameCountMismatch { listed: usize, carried: usize },
     #[error("event is not valid: {0}")]
     InvalidEvent(String),
+    #[error("config is signed for camera `{signed_for}`, not `{expected}`")]
+    ConfigForOtherCamera {
+        signed_for: String,
+        expected: String,
+    },
 }
 
 impl CoreError {

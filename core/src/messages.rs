@@ -5,7 +5,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::cose::{to_canonical_cbor, Sign1};
-use crate::{CoreError, DeadLetterReason};
+use crate::{CameraId, CoreError, DeadLetterReason};
 
 /// Ingest's answer to one violation message, published after its commit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,18 +75,47 @@ pub struct LaneSpeedLimit {
 /// The key id the server signs camera config with.
 pub const SERVER_KID: &str = "server";
 
+/// What the server signs: the config and the camera it is for, so that a config
+/// signed for one camera is refused when replayed on another camera's topic.
+#[derive(Serialize, Deserialize)]
+struct AddressedConfig {
+    camera_id: CameraId,
+    #[serde(flatten)]
+    config: CameraConfig,
+}
+
 impl CameraConfig {
-    /// Encodes and signs this config with the server's key (COSE_Sign1 bytes).
-    pub fn sign(&self, key: &SigningKey) -> Result<Vec<u8>, CoreError> {
-        Sign1::sign(to_canonical_cbor(self)?, SERVER_KID, key)?.to_bytes()
+    /// Encodes this config for `camera` and signs it with the server's key
+    /// (COSE_Sign1 bytes).
+    pub fn sign(&self, camera: &CameraId, key: &SigningKey) -> Result<Vec<u8>, CoreError> {
+        let addressed = AddressedConfig {
+            camera_id: camera.clone(),
+            config: self.clone(),
+        };
+        Sign1::sign(to_canonical_cbor(&addressed)?, SERVER_KID, key)?.to_bytes()
     }
 
-    /// Verifies a signed config with the server's public key and decodes it.
-    pub fn verify(bytes: &[u8], key: &VerifyingKey) -> Result<Self, CoreError> {
+    /// Verifies a signed config with the server's public key, checks it is addressed
+    /// to `camera`, and decodes it.
+    pub fn verify(bytes: &[u8], key: &VerifyingKey, camera: &CameraId) -> Result<Self, CoreError> {
         let sign1 = Sign1::from_bytes(bytes)?;
         sign1.verify(key)?;
-        ciborium::from_reader(&sign1.payload[..])
-            .map_err(|e| CoreError::Malformed(format!("camera config: {e}")))
+        let (signed_for, config) = Self::decode_payload(&sign1.payload)?;
+        if signed_for != *camera {
+            return Err(CoreError::ConfigForOtherCamera {
+                signed_for: signed_for.to_string(),
+                expected: camera.to_string(),
+            });
+        }
+        Ok(config)
+    }
+
+    /// Decodes a config payload without any check of who signed it: the camera it is
+    /// addressed to and the config.
+    pub fn decode_payload(payload: &[u8]) -> Result<(CameraId, Self), CoreError> {
+        let addressed: AddressedConfig = ciborium::from_reader(payload)
+            .map_err(|e| CoreError::Malformed(format!("camera config: {e}")))?;
+        Ok((addressed.camera_id, addressed.config))
     }
 }
 
@@ -107,15 +136,25 @@ mod tests {
                 until: "20:00".into(),
             }],
         };
-        let signed = config.sign(&server).expect("sign");
+        let camera = CameraId::parse("cam-01").expect("id");
+        let signed = config.sign(&camera, &server).expect("sign");
         assert_eq!(
-            CameraConfig::verify(&signed, &server.verifying_key()),
+            CameraConfig::verify(&signed, &server.verifying_key(), &camera),
             Ok(config)
         );
         let other = SigningKey::from_bytes(&[4; 32]).verifying_key();
         assert_eq!(
-            CameraConfig::verify(&signed, &other),
+            CameraConfig::verify(&signed, &other, &camera),
             Err(CoreError::BadSignature)
+        );
+        // replayed on another camera's topic
+        let elsewhere = CameraId::parse("cam-02").expect("id");
+        assert_eq!(
+            CameraConfig::verify(&signed, &server.verifying_key(), &elsewhere),
+            Err(CoreError::ConfigForOtherCamera {
+                signed_for: "cam-01".into(),
+                expected: "cam-02".into(),
+            })
         );
     }
 

@@ -114,7 +114,7 @@ fn envelope_corpus_replays_without_panic_and_seeds_keep_their_outcome() {
             assert_eq!(outcome, expected, "corpus file {name}");
         }
         if name.starts_with("config-ok-") {
-            let config = CameraConfig::verify(bytes, &key);
+            let config = CameraConfig::verify(bytes, &key, &fuzz::seed_camera());
             assert!(config.is_ok(), "corpus file {name}: {config:?}");
         }
         let category = name.split('-').next().unwrap_or_default();
@@ -833,7 +833,9 @@ fn envelope_seeds() -> Vec<(String, Vec<u8>)> {
     };
     add(
         "config-ok-speed-limits",
-        config.sign(&key).expect("sign config"),
+        config
+            .sign(&fuzz::seed_camera(), &key)
+            .expect("sign config"),
     );
     seeds
 }

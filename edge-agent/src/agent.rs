@@ -218,9 +218,10 @@ impl Agent {
         let (host, port) = parse_broker(&config.broker)?;
         let data_dir = config.data_dir.clone();
         let server_key = config.server_public_key;
+        let camera = config.camera_id.clone();
         let (outbox, applied) = tokio::task::spawn_blocking(move || {
             let outbox = Outbox::open(&data_dir)?;
-            let applied = speed_limits::load(&data_dir, server_key.as_ref())
+            let applied = speed_limits::load(&data_dir, server_key.as_ref(), &camera)
                 .map_err(EdgeError::io("reading the applied config"))?;
             Ok::<_, EdgeError>((outbox, applied))
         })

@@ -209,8 +209,11 @@ pub(crate) async fn apply_configs(
             signed = configs.recv() => match signed { Some(s) => s, None => break },
         };
         let key = inner.config.server_public_key;
-        let verified =
-            tokio::task::spawn_blocking(move || AppliedConfig::verify(&signed, key.as_ref())).await;
+        let for_camera = camera.clone();
+        let verified = tokio::task::spawn_blocking(move || {
+            AppliedConfig::verify(&signed, key.as_ref(), &for_camera)
+        })
+        .await;
         let config = match verified {
             Ok(Ok(config)) => config,
             Ok(Err(refusal)) => {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Duration as ChronoDuration, NaiveTime, Utc};
 use ed25519_dalek::VerifyingKey;
 use kozomol_core::messages::CameraConfig;
-use kozomol_core::CoreError;
+use kozomol_core::{CameraId, CoreError};
 
 use crate::outbox::sync_dir;
 
@@ -55,10 +55,15 @@ pub(crate) enum ConfigRefusal {
 }
 
 impl AppliedConfig {
-    /// Verifies a signed config with the server's key and parses its windows.
-    pub fn verify(signed: &[u8], key: Option<&VerifyingKey>) -> Result<Self, ConfigRefusal> {
+    /// Verifies a signed config with the server's key, checks it is addressed to
+    /// `camera`, and parses its windows.
+    pub fn verify(
+        signed: &[u8],
+        key: Option<&VerifyingKey>,
+        camera: &CameraId,
+    ) -> Result<Self, ConfigRefusal> {
         let key = key.ok_or(ConfigRefusal::NoServerKey)?;
-        let config = CameraConfig::verify(signed, key)?;
+        let config = CameraConfig::verify(signed, key, camera)?;
         let parse = |s: &str| {
             NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| ConfigRefusal::BadTime(s.into()))
         };
@@ -106,9 +111,10 @@ pub(crate) fn state_path(data_dir: &Path) -> PathBuf {
 pub(crate) fn load(
     data_dir: &Path,
     key: Option<&VerifyingKey>,
+    camera: &CameraId,
 ) -> io::Result<Option<Result<AppliedConfig, ConfigRefusal>>> {
     match fs::read(state_path(data_dir)) {
-        Ok(bytes) => Ok(Some(AppliedConfig::verify(&bytes, key))),
+        Ok(bytes) => Ok(Some(AppliedConfig::verify(&bytes, key, camera))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
@@ -155,9 +161,10 @@ mod tests {
                 limit(2, 70, "00:00", "00:00"),
             ],
         };
-        let signed = config.sign(&server).expect("sign");
+        let camera = CameraId::parse("cam-01").expect("id");
+        let signed = config.sign(&camera, &server).expect("sign");
         let applied =
-            AppliedConfig::verify(&signed, Some(&server.verifying_key())).expect("verify");
+            AppliedConfig::verify(&signed, Some(&server.verifying_key()), &camera).expect("verify");
         let at = |s: &str| s.parse::<DateTime<Utc>>().expect("instant");
         // 02:30 UTC is 08:30 in Bishkek (UTC+6).
         let table = [
@@ -176,17 +183,24 @@ mod tests {
             );
         }
         assert!(matches!(
-            AppliedConfig::verify(&signed, None),
+            AppliedConfig::verify(&signed, None, &camera),
             Err(ConfigRefusal::NoServerKey)
         ));
         let bad = CameraConfig {
             speed_limits: vec![limit(1, 40, "7am", "20:00")],
             ..config
         };
-        let bad = bad.sign(&server).expect("sign");
+        let bad = bad.sign(&camera, &server).expect("sign");
         assert!(matches!(
-            AppliedConfig::verify(&bad, Some(&server.verifying_key())),
+            AppliedConfig::verify(&bad, Some(&server.verifying_key()), &camera),
             Err(ConfigRefusal::BadTime(_))
+        ));
+        let elsewhere = CameraId::parse("cam-02").expect("id");
+        assert!(matches!(
+            AppliedConfig::verify(&signed, Some(&server.verifying_key()), &elsewhere),
+            Err(ConfigRefusal::Signature(
+                CoreError::ConfigForOtherCamera { .. }
+            ))
         ));
     }
 }

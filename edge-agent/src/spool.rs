@@ -449,7 +449,7 @@ mod tests {
     fn sidecar_parsing() {
         let good = br#"{"captured_at":"2026-05-01T08:30:00.250+06:00","clock_source":"gnss",
             "clock_offset_ms":-3,"kind":"speeding","measurement":{"speed_kmh":97},
-            "lane":2,"plate_read":{"text":"01KG123ABC","confidence_milli":930,"country":"KG"},
+            "lane":2,"plate_read":{"text":"01123ABC","confidence_milli":930,"country":"KG"},
             "frames":[{"file":"a-overview.jpg","role":"overview"},{"file":"a-plate.jpg","role":"plate"}]}"#;
         let sidecar = Sidecar::parse(good).expect("good sidecar");
         assert_eq!(sidecar.captured_at.timestamp_millis(), 1_777_602_600_250);

@@ -379,7 +379,7 @@ async fn only_server_signed_newer_config_is_applied() {
     tokio::spawn(async move { while admin_loop.poll().await.is_ok() {} });
     let config_topic = topic(&camera("cam-g"), TopicKind::Config);
     let publish = |config: CameraConfig, key: &ed25519_dalek::SigningKey| {
-        let signed = config.sign(key).unwrap();
+        let signed = config.sign(&camera("cam-g"), key).unwrap();
         let admin = admin.clone();
         let config_topic = config_topic.clone();
         async move {
@@ -465,7 +465,9 @@ async fn a_camera_without_the_server_key_ignores_config() {
     let broker = Broker::start();
     let (admin, mut admin_loop) = observer(&broker).await;
     tokio::spawn(async move { while admin_loop.poll().await.is_ok() {} });
-    let signed = limits(1, 60).sign(&camera_key(100)).unwrap();
+    let signed = limits(1, 60)
+        .sign(&camera("cam-h"), &camera_key(100))
+        .unwrap();
     admin
         .publish(
             topic(&camera("cam-h"), TopicKind::Config),
@@ -495,7 +497,7 @@ fn write_capture(spool: &std::path::Path, name: &str, n: u64, sidecar_extra: &st
     let json = format!(
         r#"{{"captured_at":"2026-05-01T08:30:00.250+06:00","clock_source":"gnss","clock_offset_ms":-3,
         "kind":"red_light","measurement":{{"red_elapsed_ms":1200}},"lane":2{sidecar_extra},
-        "plate_read":{{"text":"01KG123ABC","confidence_milli":930}},
+        "plate_read":{{"text":"01123ABC","confidence_milli":930}},
         "frames":[{{"file":"{name}-o.jpg","role":"overview"}},{{"file":"{name}-p.jpg","role":"plate"}}]}}"#
     );
     // As firmware does: write under a temporary name, then rename into place.

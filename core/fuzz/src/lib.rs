@@ -8,7 +8,7 @@
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use kozomol_core::cose::Sign1;
 use kozomol_core::messages::{CameraConfig, CameraStatus, Receipt};
-use kozomol_core::DecodedEnvelope;
+use kozomol_core::{CameraId, DecodedEnvelope};
 
 /// The secret key of `docs/test-vectors/envelope-v1.json`; every valid seed in the
 /// corpus is signed with it, so the fuzzer reaches the frame-hash checks behind the
@@ -21,6 +21,11 @@ pub fn seed_key() -> SigningKey {
 
 pub fn seed_public_key() -> VerifyingKey {
     seed_key().verifying_key()
+}
+
+/// The camera the corpus's signed configs are addressed to.
+pub fn seed_camera() -> CameraId {
+    CameraId::parse("cam-fuzz-01").expect("a valid camera id")
 }
 
 /// How far an envelope got.
@@ -57,10 +62,10 @@ pub fn exercise_envelope(bytes: &[u8], key: &VerifyingKey) -> EnvelopeOutcome {
         let _ = sign1.kid();
         let _ = sign1.verify(key);
     }
-    let _ = CameraConfig::verify(bytes, key);
+    let _ = CameraConfig::verify(bytes, key, &seed_camera());
     // A forged config never gets past the signature, so its payload decoder is
     // also fed directly.
-    let _ = ciborium::from_reader::<CameraConfig, _>(bytes);
+    let _ = CameraConfig::decode_payload(bytes);
     outcome
 }
 

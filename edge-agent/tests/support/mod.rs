@@ -332,7 +332,7 @@ pub fn speeding(n: u64, frame_len: usize) -> Capture {
         },
         lane: None,
         plate_read: Some(PlateRead {
-            text: "01KG123ABC".into(),
+            text: "01123ABC".into(),
             confidence_milli: 930,
             country: Some("KG".into()),
         }),

@@ -332,7 +332,7 @@ pub async fn put_config(
         .ok_or(ApiError::ConfigUnavailable)?;
     // One Ed25519 signature over a few hundred bytes: microseconds, fine inline.
     let signed = config
-        .sign(&state.app.server_key)
+        .sign(&camera.camera_id, &state.app.server_key)
         .map_err(|e| ApiError::Internal(format!("signing camera config: {e}")))?;
     let digest = hex::encode(Sha256::digest(&signed));
     publisher
