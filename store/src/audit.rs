@@ -10,6 +10,10 @@ use uuid::Uuid;
 
 /// Action of the audit row written for every case ingest creates.
 pub const CASE_RECEIVED: &str = "case.received";
+/// Action of the audit row written when a recognizer stores its result for a case.
+pub const RECOGNITION_COMPLETED: &str = "case.recognition_completed";
+/// Action of the audit row written when recognition gives up on a case.
+pub const RECOGNITION_FAILED: &str = "case.recognition_failed";
 
 /// An audit row's content, before it is chained.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,6 +4,12 @@
 //! implementation (the embedded default, WAL) and the PostgreSQL one (production),
 //! the evidence segment files that hold frames content-addressed, and the audit log.
 //! One behavioural suite (`tests/conformance.rs`) runs against both backends.
+//!
+//! Cases also form the recognition queue ([`RecognitionQueue`]): every case in state
+//! `received` waits for a recognizer, which claims a few under a time-limited lease,
+//! reads their plates and completes or fails each one. A lease that runs out (its
+//! worker crashed or hung) puts the case back in the queue, so a case is never lost,
+//! and repeated failures end in `needs_review`, so no case blocks the queue forever.
 
 pub mod audit;
 mod batch;
@@ -13,7 +19,10 @@ pub mod evidence;
 mod migrate;
 mod model;
 mod postgres;
+mod postgres_recognition;
+mod recognition;
 mod sqlite;
+mod sqlite_recognition;
 
 pub use error::StoreError;
 pub use evidence::{scan_segment, EvidenceStore, FrameLocation, SegmentScan};
@@ -21,6 +30,7 @@ pub use model::*;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use kozomol_core::{CameraId, CaseId};
@@ -95,8 +105,56 @@ pub trait AccountStore: Send + Sync {
     async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
 }
 
+/// The plate-recognition queue over cases in state `received`.
+///
+/// A worker name identifies one recognizer process (say `host:pid`) and must not be
+/// shared by two live processes: the lease is checked by name. A lease guards a case
+/// until it expires; once expired the case can be claimed again (the attempt counter
+/// says how often it was), and only then is the first worker's lease lost. A worker
+/// whose lease expired but was not taken over can still complete or fail the case.
+#[async_trait]
+pub trait RecognitionQueue: Send + Sync {
+    /// Takes up to `limit` cases in state `received` that hold no live lease, in the
+    /// order they were received (by id), and leases them to `worker` for `lease`.
+    /// Concurrent claims, from this process or others, never take the same case.
+    /// Durations above a year count as a year.
+    async fn claim_recognition(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<RecognitionJob>, StoreError>;
+
+    /// Stores `outcome` (and its crop's location), moves the case to the state the
+    /// outcome names and audits the change, in one transaction; or, when the case is
+    /// not `received` under `worker`'s lease, changes nothing and says `LeaseLost`.
+    async fn complete_recognition(
+        &self,
+        worker: &str,
+        outcome: &RecognitionOutcome,
+    ) -> Result<CompleteResult, StoreError>;
+
+    /// Records that `worker` could not recognise the case. Once the case has been
+    /// claimed `max_attempts` times it goes to `needs_review` with `error` stored as
+    /// its recognition (and audited); before that it returns to the queue when
+    /// `retry_after` has passed. `LeaseLost` as for `complete_recognition`.
+    async fn fail_recognition(
+        &self,
+        worker: &str,
+        case_id: CaseId,
+        error: &str,
+        retry_after: Duration,
+        max_attempts: u32,
+    ) -> Result<FailResult, StoreError>;
+
+    /// The stored recognition of a case, if it has one.
+    async fn recognition(&self, case_id: CaseId) -> Result<Option<RecognitionRecord>, StoreError>;
+}
+
 /// Everything kozomol persists in its database.
-pub trait Store: CameraRegister + CaseStore + DeadLetterStore + AccountStore {
+pub trait Store:
+    CameraRegister + CaseStore + DeadLetterStore + AccountStore + RecognitionQueue
+{
     fn backend(&self) -> Backend;
 }
 

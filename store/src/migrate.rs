@@ -17,17 +17,31 @@ struct Migration {
     sql: &'static str,
 }
 
-const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/sqlite/0001_initial.sql"),
-}];
+const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/sqlite/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "recognition",
+        sql: include_str!("../migrations/sqlite/0002_recognition.sql"),
+    },
+];
 
-const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/postgres/0001_initial.sql"),
-}];
+const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "recognition",
+        sql: include_str!("../migrations/postgres/0002_recognition.sql"),
+    },
+];
 
 /// Any constant works; it only has to be the same in every kozomol process.
 const PG_MIGRATION_LOCK: i64 = 0x6b6f_7a6f_6d6f_6c01;
@@ -171,11 +185,18 @@ mod tests {
 
     #[test]
     fn a_changed_or_unknown_migration_is_refused() {
-        let good = vec![(1, checksum(&SQLITE[0]))];
+        let good: Vec<(i64, Vec<u8>)> = SQLITE.iter().map(|m| (m.version, checksum(m))).collect();
         assert!(pending(SQLITE, &good).expect("ledger matches").is_empty());
         assert_eq!(
             pending(SQLITE, &[]).expect("empty ledger").len(),
             SQLITE.len()
+        );
+        // A database from before a migration gets just the newer ones.
+        let older = vec![(1, checksum(&SQLITE[0]))];
+        let todo = pending(SQLITE, &older).expect("older ledger");
+        assert_eq!(
+            todo.iter().map(|m| m.version).collect::<Vec<_>>(),
+            (2..=SQLITE.len() as i64).collect::<Vec<_>>()
         );
         let changed = vec![(1, vec![0u8; 32])];
         assert!(pending(SQLITE, &changed).is_err());

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use kozomol_core::{
     CalibrationCertificate, CameraId, CaseId, CaseState, DeadLetterReason, EventId, FrameRole,
-    Role, Site, ViolationKind,
+    PlateRead, Role, Site, ViolationKind,
 };
 use serde::Serialize;
 
@@ -207,4 +207,138 @@ pub struct Account {
     pub login: String,
     pub role: Role,
     pub password_hash: String,
+}
+
+// ---- recognition -------------------------------------------------------------------
+
+/// A case taken from the recognition queue: what a recognizer needs to read its plate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecognitionJob {
+    pub case_id: CaseId,
+    pub camera_id: CameraId,
+    /// What the camera read itself, if anything.
+    pub camera_read: Option<CameraPlateRead>,
+    /// The case's frames, by index; their bytes are read through `EvidenceStore`.
+    pub frames: Vec<CaseFrame>,
+    /// 1 on the first claim, counting every claim since (expired leases included).
+    pub attempt: u32,
+    /// When the lease ends and another worker may take the case. On PostgreSQL this
+    /// is the database server's clock, which every worker's lease is measured against.
+    pub leased_until: DateTime<Utc>,
+    /// The error a previous attempt reported, if any.
+    pub last_error: Option<String>,
+}
+
+/// The camera's plate read as the store holds it: the text ingest stored with the
+/// case, the confidence and country from the signed event (absent when the event
+/// carried none).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CameraPlateRead {
+    pub text: String,
+    pub confidence_milli: Option<u16>,
+    pub country: Option<String>,
+}
+
+/// Where a recognition sends its case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecognitionDecision {
+    Recognized,
+    NeedsReview,
+}
+
+impl RecognitionDecision {
+    pub fn state(self) -> CaseState {
+        match self {
+            RecognitionDecision::Recognized => CaseState::Recognized,
+            RecognitionDecision::NeedsReview => CaseState::NeedsReview,
+        }
+    }
+}
+
+/// The plate's bounding box in pixels of one of the case's frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PlateBox {
+    /// Index of the frame (as in `CaseFrame::index`) the box lies in.
+    pub frame_index: u32,
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+}
+
+/// Evidence bytes that belong to no frame list, such as a plate crop: its hash and
+/// where `EvidenceStore::append_batch` put it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EvidenceRef {
+    #[serde(serialize_with = "hex_key")]
+    pub sha256: [u8; 32],
+    #[serde(skip)]
+    pub location: FrameLocation,
+}
+
+/// What a recognizer concluded about one case it holds the lease of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecognitionOutcome {
+    pub case_id: CaseId,
+    pub decision: RecognitionDecision,
+    /// The plate read (text, confidence in thousandths, country); `None` when no
+    /// plate was read.
+    pub plate: Option<PlateRead>,
+    /// Confidence of each character of `plate`, in thousandths.
+    pub char_confidences_milli: Vec<u16>,
+    /// Alternative reads, best first.
+    pub candidates: Vec<PlateRead>,
+    pub plate_box: Option<PlateBox>,
+    /// The plate crop, already durable in an evidence segment.
+    pub crop: Option<EvidenceRef>,
+    /// Name and version of the model that read the plate.
+    pub model: String,
+    /// Whether the read agrees with the camera's; `None` when there is nothing to compare.
+    pub agreement: Option<bool>,
+}
+
+/// The stored result of recognising a case: a read written by `complete_recognition`,
+/// or the error that made `fail_recognition` give up (then `model` and `plate` are
+/// `None` and `error` says why).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecognitionRecord {
+    pub case_id: CaseId,
+    pub decision: RecognitionDecision,
+    /// The worker that decided.
+    pub worker: String,
+    /// Claims the case took, the deciding one included.
+    pub attempts: u32,
+    pub decided_at: DateTime<Utc>,
+    pub plate: Option<PlateRead>,
+    pub char_confidences_milli: Vec<u16>,
+    pub candidates: Vec<PlateRead>,
+    pub plate_box: Option<PlateBox>,
+    pub crop: Option<EvidenceRef>,
+    pub model: Option<String>,
+    /// The camera's read when the decision was made.
+    pub camera_read: Option<CameraPlateRead>,
+    pub agreement: Option<bool>,
+    pub error: Option<String>,
+}
+
+/// The answer to `complete_recognition`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompleteResult {
+    /// The recognition is stored and the case moved on.
+    Completed,
+    /// The case is no longer `received` under this worker's lease (another worker
+    /// took it after the lease expired, or it was decided already); nothing changed.
+    LeaseLost,
+}
+
+/// The answer to `fail_recognition`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailResult {
+    /// The case goes back to the queue once `retry_after` has passed.
+    WillRetry { attempts: u32 },
+    /// Attempts are used up: the case is in `needs_review` with the error recorded.
+    SentToReview { attempts: u32 },
+    /// As in `CompleteResult::LeaseLost`: nothing changed.
+    LeaseLost,
 }

@@ -30,7 +30,7 @@ const MAX_ROWS: usize = 1_000;
 const MAX_CONNECTIONS: u32 = 8;
 
 pub(crate) struct PgStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PgStore {
@@ -548,7 +548,7 @@ impl CaseStore for PgStore {
     }
 }
 
-fn offset_i64(offset: u64) -> i64 {
+pub(crate) fn offset_i64(offset: u64) -> i64 {
     i64::try_from(offset).expect("segment files stay far below 8 EiB")
 }
 
@@ -586,7 +586,7 @@ fn summary_from_row(row: &PgRow) -> Result<CaseSummary, StoreError> {
     })
 }
 
-fn frame_from_row(row: &PgRow) -> Result<CaseFrame, StoreError> {
+pub(crate) fn frame_from_row(row: &PgRow) -> Result<CaseFrame, StoreError> {
     let sha: Vec<u8> = row.try_get("sha256")?;
     let idx: i32 = row.try_get("idx")?;
     let offset: i64 = row.try_get("byte_offset")?;

@@ -37,8 +37,8 @@ const WRITER_STATEMENT_CACHE: usize = 32;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
 }
 
 impl SqliteStore {
@@ -73,11 +73,11 @@ impl SqliteStore {
     }
 }
 
-fn rows_per_statement(columns: usize) -> usize {
+pub(crate) fn rows_per_statement(columns: usize) -> usize {
     batch::rows_per_statement(columns, MAX_BINDS, MAX_ROWS)
 }
 
-fn ms(at: DateTime<Utc>) -> i64 {
+pub(crate) fn ms(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 
@@ -520,7 +520,7 @@ impl CaseStore for SqliteStore {
     }
 }
 
-fn offset_i64(offset: u64) -> i64 {
+pub(crate) fn offset_i64(offset: u64) -> i64 {
     i64::try_from(offset).expect("segment files stay far below 8 EiB")
 }
 
@@ -558,7 +558,7 @@ fn summary_from_row(row: &SqliteRow) -> Result<CaseSummary, StoreError> {
     })
 }
 
-fn frame_from_row(row: &SqliteRow) -> Result<CaseFrame, StoreError> {
+pub(crate) fn frame_from_row(row: &SqliteRow) -> Result<CaseFrame, StoreError> {
     let sha: Vec<u8> = row.try_get("sha256")?;
     let offset: i64 = row.try_get("byte_offset")?;
     Ok(CaseFrame {

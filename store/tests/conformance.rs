@@ -11,12 +11,16 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use kozomol_core::{
     CalibrationCertificate, CameraId, CaseId, CaseState, DeadLetterReason, EventId, FrameRole,
-    Role, Site, ViolationKind,
+    PlateRead, Role, Site, ViolationKind,
 };
-use kozomol_store::audit::{chain_start, row_hash, AuditRow, CASE_RECEIVED};
+use kozomol_store::audit::{
+    chain_start, row_hash, AuditRow, CASE_RECEIVED, RECOGNITION_COMPLETED, RECOGNITION_FAILED,
+};
 use kozomol_store::{
-    connect, Backend, CameraRegistration, CameraStatusUpdate, CaseQuery, CaseWrite, FrameLocation,
-    NewAccount, NewCase, NewDeadLetter, NewFrame, Store, StoreError, DEAD_LETTER_RAW_LIMIT,
+    connect, AuditEntry, Backend, CameraPlateRead, CameraRegistration, CameraStatusUpdate,
+    CaseQuery, CaseWrite, CompleteResult, EvidenceRef, FailResult, FrameLocation, NewAccount,
+    NewCase, NewDeadLetter, NewFrame, PlateBox, RecognitionDecision, RecognitionJob,
+    RecognitionOutcome, Store, StoreError, DEAD_LETTER_RAW_LIMIT,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -158,8 +162,18 @@ conformance!(
         accounts_and_tokens,
         large_batches_are_written_in_one_call,
         concurrent_overlapping_batches_create_each_case_once,
+        recognition_claims_the_oldest_free_cases_up_to_the_limit,
+        an_expired_lease_is_claimed_again,
+        a_lost_lease_can_neither_complete_nor_fail,
+        completing_moves_the_case_and_audits_it,
+        failures_retry_after_a_delay_then_go_to_review,
+        recognitions_round_trip,
     ],
-    url: [migrations_are_idempotent, concurrent_first_connects_migrate_once]
+    url: [
+        migrations_are_idempotent,
+        concurrent_first_connects_migrate_once,
+        concurrent_claimers_never_share_a_case,
+    ]
 );
 
 // ---- fixtures ----------------------------------------------------------------------
@@ -1062,4 +1076,557 @@ async fn concurrent_first_connects_migrate_once(url: String) {
     let store = connect(&url).await.unwrap();
     register(&*store, &["cam-1"]).await;
     assert_eq!(store.cameras().await.unwrap().len(), 1);
+}
+
+// ---- recognition -------------------------------------------------------------------
+
+const LONG_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
+/// Short enough to wait out in a test, long enough that a claim made right after it
+/// was taken still sees it live on a loaded machine.
+const SHORT_LEASE: std::time::Duration = std::time::Duration::from_millis(400);
+
+async fn outlast(lease: std::time::Duration) {
+    tokio::time::sleep(lease + std::time::Duration::from_millis(300)).await;
+}
+
+/// A case whose event carries the camera's own read, as ingest stores one.
+fn new_case_read(camera: &str, plate: &str, confidence_milli: u16) -> NewCase {
+    let mut case = new_case(camera, Some(plate), t(0));
+    case.event["plate_read"] = serde_json::json!({
+        "text": plate,
+        "confidence_milli": confidence_milli,
+        "country": "KG",
+    });
+    case
+}
+
+/// Records `n` cases on cam-1 (registered here), one a minute; their ids ascending.
+async fn queued(store: &dyn Store, n: usize) -> Vec<CaseId> {
+    register(store, &["cam-1"]).await;
+    let batch: Vec<NewCase> = (0..n)
+        .map(|i| new_case_read("cam-1", &format!("01KG{i:03}ABC"), 900))
+        .collect();
+    let mut ids: Vec<CaseId> = store
+        .record_cases(&batch, "ingest")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(created)
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn job_ids(jobs: &[RecognitionJob]) -> Vec<CaseId> {
+    jobs.iter().map(|j| j.case_id).collect()
+}
+
+fn read(text: &str, confidence_milli: u16, country: Option<&str>) -> PlateRead {
+    PlateRead {
+        text: text.to_owned(),
+        confidence_milli,
+        country: country.map(str::to_owned),
+    }
+}
+
+/// A plain successful read of `case_id`.
+fn outcome(case_id: CaseId) -> RecognitionOutcome {
+    RecognitionOutcome {
+        case_id,
+        decision: RecognitionDecision::Recognized,
+        plate: Some(read("01KG123ABC", 930, Some("KG"))),
+        char_confidences_milli: vec![990, 980, 970, 960, 950, 940, 930, 920, 910, 900],
+        candidates: vec![read("01KG123ABC", 930, Some("KG"))],
+        plate_box: None,
+        crop: None,
+        model: "lpr-test-1".to_owned(),
+        agreement: Some(true),
+    }
+}
+
+/// Recomputes the hash of a decision's audit row, which is a chain of its own.
+fn assert_chained_alone(row: &AuditEntry) {
+    let prev = chain_start(row.batch_id);
+    assert_eq!(row.prev_hash, hex::encode(prev));
+    let recomputed = row_hash(
+        &prev,
+        &AuditRow {
+            batch_id: row.batch_id,
+            case_id: row.case_id,
+            at: row.at,
+            actor: &row.actor,
+            action: &row.action,
+            from_state: row.from_state,
+            to_state: row.to_state,
+            detail: row.detail.as_deref(),
+        },
+    );
+    assert_eq!(row.hash, hex::encode(recomputed));
+}
+
+async fn recognition_claims_the_oldest_free_cases_up_to_the_limit(store: Arc<dyn Store>) {
+    let ids = queued(&*store, 5).await;
+    let mut silent = new_case("cam-1", None, t(1));
+    silent.frames.truncate(1);
+    let silent_id = created(store.record_cases(&[silent], "ingest").await.unwrap()[0]);
+
+    assert!(store
+        .claim_recognition("w1", 0, LONG_LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    let before = Utc::now() + Duration::seconds(LONG_LEASE.as_secs() as i64 - 60);
+    let first = store.claim_recognition("w1", 2, LONG_LEASE).await.unwrap();
+    assert_eq!(job_ids(&first), ids[..2]);
+    let second = store.claim_recognition("w2", 2, LONG_LEASE).await.unwrap();
+    assert_eq!(job_ids(&second), ids[2..4], "leased cases are skipped");
+    let rest = store.claim_recognition("w1", 10, LONG_LEASE).await.unwrap();
+    assert_eq!(job_ids(&rest), vec![ids[4], silent_id]);
+    assert!(store
+        .claim_recognition("w3", 10, LONG_LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+
+    for job in first.iter().chain(&second).chain(&rest) {
+        let case = store.case(job.case_id).await.unwrap().unwrap();
+        assert_eq!(job.camera_id, case.camera_id);
+        assert_eq!(job.frames, case.frames, "frames with their locations");
+        assert_eq!(job.attempt, 1);
+        assert_eq!(job.last_error, None);
+        assert!(job.leased_until > before, "{:?}", job.leased_until);
+        assert_eq!(
+            case.state,
+            CaseState::Received,
+            "a claim leaves the state alone"
+        );
+        if job.case_id == silent_id {
+            assert_eq!(job.camera_read, None);
+            assert_eq!(job.frames.len(), 1);
+        } else {
+            assert_eq!(
+                job.camera_read,
+                Some(CameraPlateRead {
+                    text: case.plate.clone().unwrap(),
+                    confidence_milli: Some(900),
+                    country: Some("KG".to_owned()),
+                })
+            );
+        }
+    }
+}
+
+async fn an_expired_lease_is_claimed_again(store: Arc<dyn Store>) {
+    let ids = queued(&*store, 2).await;
+    let crashed = store.claim_recognition("w1", 1, SHORT_LEASE).await.unwrap();
+    assert_eq!(job_ids(&crashed), ids[..1]);
+    // While the lease lives, the next claim passes over it.
+    let other = store.claim_recognition("w2", 1, LONG_LEASE).await.unwrap();
+    assert_eq!(job_ids(&other), ids[1..]);
+    assert!(store
+        .claim_recognition("w2", 5, LONG_LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+
+    outlast(SHORT_LEASE).await;
+    let again = store.claim_recognition("w2", 5, LONG_LEASE).await.unwrap();
+    assert_eq!(
+        job_ids(&again),
+        ids[..1],
+        "the crashed worker's case comes back"
+    );
+    assert_eq!(again[0].attempt, 2);
+    assert!(again[0].leased_until > crashed[0].leased_until);
+    assert_eq!(again[0].frames, crashed[0].frames);
+}
+
+async fn a_lost_lease_can_neither_complete_nor_fail(store: Arc<dyn Store>) {
+    let ids = queued(&*store, 3).await;
+    let never_claimed = ids[2];
+    assert_eq!(
+        store
+            .complete_recognition("w1", &outcome(never_claimed))
+            .await
+            .unwrap(),
+        CompleteResult::LeaseLost
+    );
+
+    let slow = store.claim_recognition("w1", 1, SHORT_LEASE).await.unwrap();
+    let id = slow[0].case_id;
+    assert_eq!(id, ids[0]);
+    // Someone else's lease is not ours.
+    assert_eq!(
+        store
+            .complete_recognition("w2", &outcome(id))
+            .await
+            .unwrap(),
+        CompleteResult::LeaseLost
+    );
+    outlast(SHORT_LEASE).await;
+    let taken = store.claim_recognition("w2", 1, LONG_LEASE).await.unwrap();
+    assert_eq!(job_ids(&taken), vec![id]);
+    assert_eq!(taken[0].attempt, 2);
+
+    let audit_before = store.case_audit(id).await.unwrap();
+    let case_before = store.case(id).await.unwrap().unwrap();
+    let mut late = outcome(id);
+    late.crop = Some(EvidenceRef {
+        sha256: sha("late crop"),
+        location: location(77_000),
+    });
+    assert_eq!(
+        store.complete_recognition("w1", &late).await.unwrap(),
+        CompleteResult::LeaseLost
+    );
+    assert_eq!(
+        store
+            .fail_recognition("w1", id, "timed out", std::time::Duration::ZERO, 1)
+            .await
+            .unwrap(),
+        FailResult::LeaseLost
+    );
+    assert_eq!(store.case(id).await.unwrap().unwrap(), case_before);
+    assert_eq!(store.case_audit(id).await.unwrap(), audit_before);
+    assert_eq!(store.recognition(id).await.unwrap(), None);
+    assert!(
+        store
+            .known_frames(&[sha("late crop")])
+            .await
+            .unwrap()
+            .is_empty(),
+        "a refused completion stores no crop"
+    );
+    // w2 still holds it: another claim takes only what is free.
+    let unlucky = store.claim_recognition("w3", 5, SHORT_LEASE).await.unwrap();
+    assert_eq!(job_ids(&unlucky), ids[1..]);
+
+    // The new holder completes; after that nobody can.
+    assert_eq!(
+        store
+            .complete_recognition("w2", &outcome(id))
+            .await
+            .unwrap(),
+        CompleteResult::Completed
+    );
+    assert_eq!(
+        store
+            .complete_recognition("w2", &outcome(id))
+            .await
+            .unwrap(),
+        CompleteResult::LeaseLost
+    );
+
+    // A lease that ran out but that nobody took over still completes: nobody else
+    // is working on the case.
+    outlast(SHORT_LEASE).await;
+    for job in &unlucky {
+        assert_eq!(
+            store
+                .complete_recognition("w3", &outcome(job.case_id))
+                .await
+                .unwrap(),
+            CompleteResult::Completed
+        );
+    }
+}
+
+async fn completing_moves_the_case_and_audits_it(store: Arc<dyn Store>) {
+    let ids = queued(&*store, 2).await;
+    let jobs = store.claim_recognition("w1", 2, LONG_LEASE).await.unwrap();
+    assert_eq!(job_ids(&jobs), ids);
+
+    let before = Utc::now() - Duration::seconds(5);
+    assert_eq!(
+        store
+            .complete_recognition("w1", &outcome(ids[0]))
+            .await
+            .unwrap(),
+        CompleteResult::Completed
+    );
+    let mut unsure = outcome(ids[1]);
+    unsure.decision = RecognitionDecision::NeedsReview;
+    unsure.plate = None;
+    unsure.char_confidences_milli.clear();
+    unsure.candidates.clear();
+    unsure.agreement = None;
+    assert_eq!(
+        store.complete_recognition("w1", &unsure).await.unwrap(),
+        CompleteResult::Completed
+    );
+
+    for (id, state) in [
+        (ids[0], CaseState::Recognized),
+        (ids[1], CaseState::NeedsReview),
+    ] {
+        let case = store.case(id).await.unwrap().unwrap();
+        assert_eq!(case.state, state);
+        let audit = store.case_audit(id).await.unwrap();
+        assert_eq!(audit.len(), 2, "received, then the decision");
+        let row = &audit[1];
+        assert_eq!(row.actor, "recognizer:w1");
+        assert_eq!(row.action, RECOGNITION_COMPLETED);
+        assert_eq!(row.from_state, Some(CaseState::Received));
+        assert_eq!(row.to_state, Some(state));
+        assert!(row.at >= before && row.at <= Utc::now());
+        assert!(row.detail.as_deref().unwrap().contains("lpr-test-1"));
+        assert_chained_alone(row);
+
+        let stored = store.recognition(id).await.unwrap().unwrap();
+        assert_eq!(stored.decided_at, row.at);
+        assert_eq!(stored.worker, "w1");
+        assert_eq!(stored.attempts, 1);
+    }
+    assert!(store.case_audit(ids[0]).await.unwrap()[1]
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("01KG123ABC"));
+    assert_eq!(
+        store
+            .count_cases(&CaseQuery {
+                state: Some(CaseState::Received),
+                ..all()
+            })
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(store
+        .claim_recognition("w2", 10, LONG_LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn failures_retry_after_a_delay_then_go_to_review(store: Arc<dyn Store>) {
+    let ids = queued(&*store, 1).await;
+    let id = ids[0];
+    let retry = std::time::Duration::from_millis(400);
+    store.claim_recognition("w1", 1, LONG_LEASE).await.unwrap();
+    assert_eq!(
+        store
+            .fail_recognition("w2", id, "not mine", retry, 2)
+            .await
+            .unwrap(),
+        FailResult::LeaseLost
+    );
+    assert_eq!(
+        store
+            .fail_recognition("w1", id, "frame 0: not a JPEG", retry, 2)
+            .await
+            .unwrap(),
+        FailResult::WillRetry { attempts: 1 }
+    );
+    assert_eq!(
+        store
+            .complete_recognition("w1", &outcome(id))
+            .await
+            .unwrap(),
+        CompleteResult::LeaseLost,
+        "a failed attempt gives up its lease"
+    );
+    assert!(
+        store
+            .claim_recognition("w1", 1, LONG_LEASE)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not before retry_after"
+    );
+    assert_eq!(
+        store.case(id).await.unwrap().unwrap().state,
+        CaseState::Received
+    );
+    assert_eq!(
+        store.case_audit(id).await.unwrap().len(),
+        1,
+        "no state change"
+    );
+
+    outlast(retry).await;
+    let again = store.claim_recognition("w2", 1, LONG_LEASE).await.unwrap();
+    assert_eq!(job_ids(&again), vec![id]);
+    assert_eq!(again[0].attempt, 2);
+    assert_eq!(again[0].last_error.as_deref(), Some("frame 0: not a JPEG"));
+
+    let error = "frame 0: not a JPEG (again)";
+    assert_eq!(
+        store
+            .fail_recognition("w2", id, error, retry, 2)
+            .await
+            .unwrap(),
+        FailResult::SentToReview { attempts: 2 }
+    );
+    assert_eq!(
+        store.case(id).await.unwrap().unwrap().state,
+        CaseState::NeedsReview
+    );
+    let stored = store.recognition(id).await.unwrap().unwrap();
+    assert_eq!(stored.decision, RecognitionDecision::NeedsReview);
+    assert_eq!(stored.error.as_deref(), Some(error));
+    assert_eq!(stored.worker, "w2");
+    assert_eq!(stored.attempts, 2);
+    assert_eq!(stored.plate, None);
+    assert_eq!(stored.model, None);
+    assert!(stored.candidates.is_empty() && stored.char_confidences_milli.is_empty());
+    assert_eq!(
+        stored.camera_read.map(|r| r.text),
+        store.case(id).await.unwrap().unwrap().plate
+    );
+    let audit = store.case_audit(id).await.unwrap();
+    assert_eq!(audit.len(), 2);
+    let row = &audit[1];
+    assert_eq!(row.actor, "recognizer:w2");
+    assert_eq!(row.action, RECOGNITION_FAILED);
+    assert_eq!(row.from_state, Some(CaseState::Received));
+    assert_eq!(row.to_state, Some(CaseState::NeedsReview));
+    assert_eq!(row.detail.as_deref(), Some(error));
+    assert_eq!(row.at, stored.decided_at);
+    assert_chained_alone(row);
+
+    outlast(retry).await;
+    assert!(
+        store
+            .claim_recognition("w1", 1, LONG_LEASE)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a case in review is out of the queue"
+    );
+    assert_eq!(
+        store
+            .fail_recognition("w2", id, error, retry, 2)
+            .await
+            .unwrap(),
+        FailResult::LeaseLost
+    );
+}
+
+async fn recognitions_round_trip(store: Arc<dyn Store>) {
+    let ids = queued(&*store, 2).await;
+    assert_eq!(store.recognition(ids[0]).await.unwrap(), None);
+    let jobs = store.claim_recognition("w1", 2, LONG_LEASE).await.unwrap();
+    assert_eq!(job_ids(&jobs), ids);
+
+    let crop = EvidenceRef {
+        sha256: sha("crop of case 0"),
+        location: FrameLocation {
+            segment: "seg-rec-0000000001.kzs".to_owned(),
+            offset: 4_000_000_123,
+            len: 5321,
+        },
+    };
+    let full = RecognitionOutcome {
+        case_id: ids[0],
+        decision: RecognitionDecision::NeedsReview,
+        plate: Some(read("01KG123ABO", 612, None)),
+        char_confidences_milli: vec![1000, 999, 0, 500, 612, 700, 800, 900, 950, 123],
+        candidates: vec![
+            read("01KG123ABO", 612, None),
+            read("01KG123AB0", 598, Some("KG")),
+            read("O1KG123ABO", 12, Some("KZ")),
+        ],
+        plate_box: Some(PlateBox {
+            frame_index: 1,
+            x: 1812,
+            y: 960,
+            w: 240,
+            h: 52,
+        }),
+        crop: Some(crop.clone()),
+        model: "lpr-v3.2 (fp16)".to_owned(),
+        agreement: Some(false),
+    };
+    assert_eq!(
+        store.complete_recognition("w1", &full).await.unwrap(),
+        CompleteResult::Completed
+    );
+    let got = store.recognition(ids[0]).await.unwrap().unwrap();
+    assert_eq!(got.case_id, ids[0]);
+    assert_eq!(got.decision, full.decision);
+    assert_eq!(got.plate, full.plate);
+    assert_eq!(got.char_confidences_milli, full.char_confidences_milli);
+    assert_eq!(got.candidates, full.candidates);
+    assert_eq!(got.plate_box, full.plate_box);
+    assert_eq!(got.crop, Some(crop.clone()));
+    assert_eq!(got.model.as_deref(), Some("lpr-v3.2 (fp16)"));
+    assert_eq!(got.agreement, Some(false));
+    assert_eq!(got.error, None);
+    assert_eq!(
+        got.camera_read, jobs[0].camera_read,
+        "the camera's read is copied"
+    );
+    assert!(
+        store
+            .known_frames(&[crop.sha256])
+            .await
+            .unwrap()
+            .contains(&crop.sha256),
+        "the crop's location is stored with the frames'"
+    );
+
+    // Nothing read: empty lists and no box, crop or agreement.
+    let mut nothing = outcome(ids[1]);
+    nothing.plate = None;
+    nothing.char_confidences_milli.clear();
+    nothing.candidates.clear();
+    nothing.agreement = None;
+    store.complete_recognition("w1", &nothing).await.unwrap();
+    let got = store.recognition(ids[1]).await.unwrap().unwrap();
+    assert_eq!(got.plate, None);
+    assert!(got.char_confidences_milli.is_empty() && got.candidates.is_empty());
+    assert_eq!((got.plate_box, got.crop, got.agreement), (None, None, None));
+    assert_eq!(got.decision, RecognitionDecision::Recognized);
+}
+
+/// Four recognizer processes (a store each, so separate connections and pools)
+/// claiming and completing in a loop: no case is handed out twice, none is missed.
+async fn concurrent_claimers_never_share_a_case(url: String) {
+    let store = connect(&url).await.unwrap();
+    let ids = queued(&*store, 200).await;
+    let mut tasks = Vec::new();
+    for worker in 0..4 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let store = connect(&url).await.unwrap();
+            let name = format!("w{worker}");
+            let mut mine = Vec::new();
+            loop {
+                let jobs = store.claim_recognition(&name, 7, LONG_LEASE).await.unwrap();
+                if jobs.is_empty() {
+                    break;
+                }
+                for job in jobs {
+                    assert_eq!(job.attempt, 1, "{name} got a case someone else held");
+                    let done = store
+                        .complete_recognition(&name, &outcome(job.case_id))
+                        .await
+                        .unwrap();
+                    assert_eq!(done, CompleteResult::Completed);
+                    mine.push(job.case_id);
+                }
+            }
+            mine
+        }));
+    }
+    let mut all_claimed = Vec::new();
+    for task in tasks {
+        all_claimed.extend(task.await.unwrap());
+    }
+    let claimed_count = all_claimed.len();
+    all_claimed.sort();
+    all_claimed.dedup();
+    assert_eq!(claimed_count, all_claimed.len(), "a case was claimed twice");
+    assert_eq!(all_claimed, ids, "every case was claimed");
+    assert_eq!(
+        store
+            .count_cases(&CaseQuery {
+                state: Some(CaseState::Recognized),
+                ..all()
+            })
+            .await
+            .unwrap(),
+        200
+    );
 }
