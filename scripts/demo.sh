@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+ensure_onnxruntime
 step "building kozomol (release)"
 cargo build --release --locked -p kozomol-server -p kozomol-edge-agent
 step "starting: tokens are in ./kozomol-data/demo-credentials.json; Ctrl-C stops"

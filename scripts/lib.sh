@@ -35,3 +35,39 @@ ensure_services() {
         for _ in $(seq 1 30); do (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && break; sleep 0.2; done
     fi
 }
+
+# ONNX Runtime for the recognizer (ort's `load-dynamic`): the shared library from the
+# PyPI `onnxruntime` wheel, unpacked once under .cache/onnxruntime/lib/. Exports
+# ORT_DYLIB_PATH unless the caller already points it at a library.
+ONNXRUNTIME_VERSION=1.32.0
+ensure_onnxruntime() {
+    if [ -n "${ORT_DYLIB_PATH:-}" ] && [ -f "$ORT_DYLIB_PATH" ]; then
+        return 0
+    fi
+    local root lib
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.cache/onnxruntime"
+    lib="$root/lib/libonnxruntime.so.$ONNXRUNTIME_VERSION"
+    if [ ! -f "$lib" ]; then
+        step "fetching ONNX Runtime $ONNXRUNTIME_VERSION (PyPI wheel onnxruntime)"
+        local pip=pip3
+        command -v pip3 >/dev/null || pip="python3 -m pip"
+        # The wheel is tagged per Python version; any tag carries the same library.
+        $pip download --quiet --no-deps "onnxruntime==$ONNXRUNTIME_VERSION" -d "$root/wheel" \
+            || $pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+                --platform manylinux_2_28_x86_64 "onnxruntime==$ONNXRUNTIME_VERSION" -d "$root/wheel"
+        local wheel
+        wheel="$(ls "$root"/wheel/onnxruntime-"$ONNXRUNTIME_VERSION"-*.whl | head -1)"
+        mkdir -p "$root/lib"
+        python3 - "$wheel" "$root/lib" <<'PY'
+import sys, zipfile, os
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        base = os.path.basename(name)
+        if name.startswith("onnxruntime/capi/") and base.startswith("libonnxruntime"):
+            with z.open(name) as src, open(os.path.join(dest, base), "wb") as out:
+                out.write(src.read())
+PY
+    fi
+    export ORT_DYLIB_PATH="$lib"
+}

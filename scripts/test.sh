@@ -7,6 +7,7 @@ source scripts/lib.sh
 
 ensure_services
 ensure_nextest
+ensure_onnxruntime
 
 export KOZOMOL_TEST_POSTGRES_URL="${KOZOMOL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export KOZOMOL_TEST_MOSQUITTO="${KOZOMOL_TEST_MOSQUITTO:-127.0.0.1:1883}"

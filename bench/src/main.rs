@@ -31,7 +31,7 @@ struct Args {
     #[arg(long, default_value_t = 2000)]
     large_events: usize,
     /// Number of 1 KB events per backend.
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = 20_000)]
     small_events: usize,
     /// Cameras the events come from.
     #[arg(long, default_value_t = 20)]

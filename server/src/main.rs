@@ -128,8 +128,12 @@ async fn main() -> anyhow::Result<()> {
                 settings.mqtt.broker = b;
                 settings.mqtt.embedded = false;
             }
+            let mut parts = vec![Part::Ingest, Part::Api];
+            if settings.recognizer.enabled {
+                parts.push(Part::Recognizer);
+            }
             let plan = Plan {
-                parts: vec![Part::Ingest, Part::Api],
+                parts,
                 embedded_broker: settings.mqtt.embedded,
                 demo,
                 demo_cameras,

@@ -281,6 +281,21 @@ fn paths() -> Value {
                 "500": problem("The stored bytes no longer match their hash (`evidence_corrupt`); nothing is served.")
             }
         }))},
+        "/api/v1/cases/{id}/plate-crop": { "get": secured(roles::<CaseReaders>(), json!({
+            "operationId": "getCasePlateCrop",
+            "summary": "The plate as the recognizer cut it out of a frame (JPEG), re-verified against its SHA-256.",
+            "parameters": [case_id],
+            "responses": {
+                "200": {
+                    "description": "The crop; ETag is its SHA-256.",
+                    "headers": { "ETag": { "schema": { "type": "string" } } },
+                    "content": { "image/jpeg": { "schema": { "type": "string", "contentMediaType": "image/jpeg" } } }
+                },
+                "400": problem("Id not a number (`bad_request`)."),
+                "404": problem("No such case, or no plate read on it yet (`not_found`)."),
+                "500": problem("The stored bytes no longer match their hash (`evidence_corrupt`); nothing is served.")
+            }
+        }))},
         "/api/v1/dead-letters": { "get": secured(roles::<DeadLetterReaders>(), json!({
             "operationId": "listDeadLetters",
             "summary": "Refused messages by ascending id, one page at a time (without their bytes).",
@@ -481,8 +496,38 @@ fn components() -> Value {
                     "enforceability_note": nullable_text, "fingerprint": hex32,
                     "event": { "type": "object", "description": "The event as the camera signed it." },
                     "frames": { "type": "array", "items": { "$ref": "#/components/schemas/Frame" } },
+                    "recognition": { "oneOf": [{ "type": "null" }, { "$ref": "#/components/schemas/Recognition" }] },
+                    "plate_crop_url": nullable_text,
                     "audit": { "type": "array", "items": { "$ref": "#/components/schemas/AuditEntry" } },
                     "camera_href": text
+                }
+            }));
+    let plate_read = json!({
+        "type": "object",
+        "properties": {
+            "text": text,
+            "confidence_milli": { "type": "integer", "minimum": 0, "maximum": 1000 },
+            "country": nullable_text
+        }
+    });
+    schemas.insert("Recognition".into(), json!({
+                "type": "object",
+                "description": "The recognizer's decision on a case: its read, the alternatives, where the plate is, and whether the camera's read agrees.",
+                "properties": {
+                    "case_id": { "type": "integer", "format": "int64" },
+                    "decision": { "type": "string", "enum": ["recognized", "needs_review"] },
+                    "worker": text, "attempts": { "type": "integer" }, "decided_at": instant,
+                    "plate": { "oneOf": [{ "type": "null" }, plate_read] },
+                    "char_confidences_milli": { "type": "array", "items": { "type": "integer" } },
+                    "candidates": { "type": "array", "items": plate_read },
+                    "plate_box": { "oneOf": [{ "type": "null" }, { "type": "object", "properties": {
+                        "frame_index": { "type": "integer" }, "x": { "type": "integer" }, "y": { "type": "integer" },
+                        "w": { "type": "integer" }, "h": { "type": "integer" } } }] },
+                    "crop": { "oneOf": [{ "type": "null" }, { "type": "object", "properties": { "sha256": hex32 } }] },
+                    "model": nullable_text,
+                    "camera_read": { "oneOf": [{ "type": "null" }, plate_read] },
+                    "agreement": { "type": ["boolean", "null"] },
+                    "error": nullable_text
                 }
             }));
     schemas.insert("DeadLetter".into(), json!({

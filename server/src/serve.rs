@@ -43,6 +43,8 @@ pub enum ServeError {
         what: String,
         source: std::io::Error,
     },
+    #[error("recognizer: {0}")]
+    Recognizer(#[from] kozomol_recognizer::RecognizerError),
     #[error("a part stopped with an error: {0}")]
     Part(String),
 }
@@ -54,6 +56,8 @@ pub enum Part {
     Ingest,
     /// The HTTP API.
     Api,
+    /// Plate recognition on received cases.
+    Recognizer,
 }
 
 /// What to start.
@@ -118,6 +122,30 @@ pub async fn run(
             kozomol_ingest::run(config, store, evidence, metrics, cancel)
                 .await
                 .map_err(|e| ServeError::Part(format!("ingest: {e}")))
+        });
+    }
+
+    if plan.parts.contains(&Part::Recognizer) {
+        // Loaded before anything is announced as running: a missing library or model
+        // stops start-up with the reason, instead of a worker failing later.
+        let recognizer_config = settings.recognizer.recognizer_config();
+        let recognizer = tokio::task::spawn_blocking(move || {
+            kozomol_recognizer::Recognizer::load(&recognizer_config)
+        })
+        .await
+        .map_err(|e| ServeError::Part(e.to_string()))??;
+        let r = &settings.recognizer;
+        let mut config =
+            kozomol_recognizer::worker::WorkerConfig::new(format!("recognizer-{instance}"));
+        config.batch = r.batch;
+        config.lease = Duration::from_secs(r.lease_s);
+        config.max_attempts = r.max_attempts;
+        config.thresholds = r.thresholds();
+        let (store, evidence, cancel) = (Arc::clone(&store), Arc::clone(&evidence), cancel.clone());
+        tasks.spawn(async move {
+            kozomol_recognizer::worker::run(config, Arc::new(recognizer), store, evidence, cancel)
+                .await
+                .map_err(|e| ServeError::Part(format!("recognizer: {e}")))
         });
     }
 

@@ -32,6 +32,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub mqtt: MqttSettings,
     pub ingest: IngestSettings,
+    pub recognizer: RecognizerSettings,
     /// The jurisdiction's offset from UTC in minutes (Bishkek: 360).
     pub utc_offset_minutes: i32,
     /// Ed25519 key that signs camera config; default `DATA_DIR/server.key`.
@@ -75,6 +76,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             mqtt: MqttSettings::default(),
             ingest: IngestSettings::default(),
+            recognizer: RecognizerSettings::default(),
             utc_offset_minutes: 6 * 60,
             server_key_file: None,
             evidence_dir: None,
@@ -110,6 +112,51 @@ impl Default for IngestSettings {
     }
 }
 
+/// Plate recognition: the models, ONNX Runtime, and when a read decides a case alone.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecognizerSettings {
+    /// Whether `serve` runs the recognizer (`run recognizer` always does).
+    pub enabled: bool,
+    /// The folder holding the models' `model.toml`.
+    pub models_dir: PathBuf,
+    /// `libonnxruntime.so`; default: the `ORT_DYLIB_PATH` variable, which
+    /// `scripts/lib.sh` sets after fetching the library.
+    pub onnxruntime: Option<PathBuf>,
+    /// Threads ONNX Runtime uses per model.
+    pub threads: usize,
+    /// Run the models on CUDA where the build and the library allow it.
+    pub cuda: bool,
+    /// Cases claimed at a time.
+    pub batch: u32,
+    /// Seconds a claim holds before another recognizer may take the case.
+    pub lease_s: u64,
+    /// Tries before a case whose frames cannot be read goes to review.
+    pub max_attempts: u32,
+    /// With no camera read, our read alone decides at or above this confidence (0-1).
+    pub auto_accept: f32,
+    /// With a camera read that agrees, our read decides at or above this confidence.
+    pub agreement_accept: f32,
+}
+
+impl Default for RecognizerSettings {
+    fn default() -> Self {
+        let thresholds = kozomol_recognizer::worker::Thresholds::default();
+        RecognizerSettings {
+            enabled: true,
+            models_dir: PathBuf::from("models/ppocr-v4"),
+            onnxruntime: None,
+            threads: 2,
+            cuda: false,
+            batch: 8,
+            lease_s: 120,
+            max_attempts: 3,
+            auto_accept: thresholds.auto_accept,
+            agreement_accept: thresholds.agreement_accept,
+        }
+    }
+}
+
 /// Environment variables that override settings, for containers.
 pub const ENV_OVERRIDES: &[&str] = &[
     "KOZOMOL_DATA_DIR",
@@ -120,7 +167,29 @@ pub const ENV_OVERRIDES: &[&str] = &[
     "KOZOMOL_MQTT_EMBEDDED",
     "KOZOMOL_INGEST_CLIENT_ID",
     "KOZOMOL_INGEST_SHARED_SUBSCRIPTION",
+    "KOZOMOL_RECOGNIZER_ENABLED",
+    "KOZOMOL_RECOGNIZER_MODELS_DIR",
+    "ORT_DYLIB_PATH",
 ];
+
+impl RecognizerSettings {
+    pub fn recognizer_config(&self) -> kozomol_recognizer::RecognizerConfig {
+        kozomol_recognizer::RecognizerConfig {
+            models_dir: self.models_dir.clone(),
+            onnxruntime: self.onnxruntime.clone(),
+            threads: self.threads,
+            cuda: self.cuda,
+            ..Default::default()
+        }
+    }
+
+    pub fn thresholds(&self) -> kozomol_recognizer::worker::Thresholds {
+        kozomol_recognizer::worker::Thresholds {
+            auto_accept: self.auto_accept,
+            agreement_accept: self.agreement_accept,
+        }
+    }
+}
 
 impl Settings {
     /// Defaults, then `file` if given, then the environment.
@@ -163,6 +232,10 @@ impl Settings {
                 "KOZOMOL_INGEST_SHARED_SUBSCRIPTION",
                 &mut settings.ingest.shared_subscription,
             ),
+            (
+                "KOZOMOL_RECOGNIZER_ENABLED",
+                &mut settings.recognizer.enabled,
+            ),
         ] {
             if let Some(v) = env(name) {
                 match v.parse() {
@@ -173,6 +246,12 @@ impl Settings {
         }
         if let Some(v) = env("KOZOMOL_INGEST_CLIENT_ID") {
             settings.ingest.client_id = v;
+        }
+        if let Some(v) = env("KOZOMOL_RECOGNIZER_MODELS_DIR") {
+            settings.recognizer.models_dir = v.into();
+        }
+        if settings.recognizer.onnxruntime.is_none() {
+            settings.recognizer.onnxruntime = env("ORT_DYLIB_PATH").map(PathBuf::from);
         }
         if problems.is_empty() {
             Ok(settings)
@@ -225,6 +304,18 @@ impl Settings {
         }
         if self.ingest.client_id.is_empty() {
             problems.push("ingest.client_id must not be empty".into());
+        }
+        let r = &self.recognizer;
+        for (name, value) in [
+            ("recognizer.auto_accept", r.auto_accept),
+            ("recognizer.agreement_accept", r.agreement_accept),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                problems.push(format!("{name} must be between 0 and 1"));
+            }
+        }
+        if r.batch == 0 || r.lease_s == 0 || r.max_attempts == 0 {
+            problems.push("recognizer.batch, lease_s and max_attempts must be at least 1".into());
         }
         if problems.is_empty() {
             Ok(())

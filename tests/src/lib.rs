@@ -32,6 +32,11 @@ pub fn bin_dir() -> PathBuf {
         .to_owned()
 }
 
+/// The committed plate models the recognizer loads.
+pub fn models_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/ppocr-v4")
+}
+
 pub fn bin(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(
@@ -196,6 +201,11 @@ impl Kozomol {
         env: &[(String, String)],
     ) -> Result<Process> {
         let mut command = Command::new(bin("kozomol"));
+        // The recognizer is off unless a test turns it on: most tests look at cases
+        // as ingest leaves them.
+        command
+            .env("KOZOMOL_RECOGNIZER_ENABLED", "false")
+            .env("KOZOMOL_RECOGNIZER_MODELS_DIR", models_dir());
         command.envs(env.iter().map(|(k, v)| (k, v)));
         command
             .arg("serve")

@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use kozomol_core::{CameraId, CaseId, CaseState, FrameRole};
-use kozomol_store::{AuditEntry, CaseQuery, CaseRecord, CaseSummary};
+use kozomol_store::{
+    AuditEntry, CaseQuery, CaseRecord, CaseSummary, FrameLocation, RecognitionRecord,
+};
 use serde::{Deserialize, Serialize};
 use tracing::error;
 
@@ -165,6 +167,10 @@ pub struct CaseDetail {
     /// The event as the camera signed it.
     event: serde_json::Value,
     frames: Vec<FrameView>,
+    /// The recognizer's read, once it has decided.
+    recognition: Option<RecognitionRecord>,
+    /// The plate as the recognizer cut it out, when it read one.
+    plate_crop_url: Option<String>,
     audit: Vec<AuditEntry>,
     camera_href: String,
 }
@@ -177,6 +183,12 @@ pub async fn show(
 ) -> Result<Json<CaseDetail>, ApiError> {
     let case = find_case(&state, &id).await?;
     let audit = state.app.store.case_audit(case.id).await?;
+    let recognition = state.app.store.recognition(case.id).await?;
+    let plate_crop_url = recognition.as_ref().and_then(|r| r.crop.as_ref()).map(|_| {
+        state
+            .app
+            .link(&format!("/api/v1/cases/{}/plate-crop", case.id))
+    });
     let frames = case
         .frames
         .iter()
@@ -207,6 +219,8 @@ pub async fn show(
         fingerprint: hex::encode(case.fingerprint),
         event: case.event,
         frames,
+        recognition,
+        plate_crop_url,
         audit,
     }))
 }
@@ -241,8 +255,44 @@ pub async fn frame(
         .find(|f| f.index == index)
         .cloned()
         .ok_or_else(|| ApiError::NotFound(format!("frame {index} of case {}", case.id)))?;
+    serve_evidence(
+        &state,
+        case.id,
+        &format!("frame {index}"),
+        frame.location,
+        frame.sha256,
+    )
+    .await
+}
+
+/// `GET /api/v1/cases/{id}/plate-crop`: the plate the recognizer read, as it cut it
+/// out of the frame, only if it still hashes to the SHA-256 recorded with the read.
+pub async fn plate_crop(
+    _caller: Authorized<CaseReaders>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let case = find_case(&state, &id).await?;
+    let crop = state
+        .app
+        .store
+        .recognition(case.id)
+        .await?
+        .and_then(|r| r.crop)
+        .ok_or_else(|| ApiError::NotFound(format!("plate crop of case {}", case.id)))?;
+    serve_evidence(&state, case.id, "plate crop", crop.location, crop.sha256).await
+}
+
+/// Evidence bytes as an immutable JPEG response, re-verified against their hash.
+async fn serve_evidence(
+    state: &ApiState,
+    case_id: CaseId,
+    what: &str,
+    location: FrameLocation,
+    sha256: [u8; 32],
+) -> Result<Response, ApiError> {
     let evidence = state.app.evidence.clone();
-    let (location, sha256) = (frame.location.clone(), frame.sha256);
+    let segment = location.segment.clone();
     // Reading and hashing up to a few hundred KB is blocking work.
     let bytes = tokio::task::spawn_blocking(move || evidence.read(&location, &sha256))
         .await?
@@ -250,16 +300,16 @@ pub async fn frame(
             let e = ApiError::from(e);
             if matches!(e, ApiError::EvidenceCorrupt { .. }) {
                 error!(
-                    case_id = %case.id,
-                    frame = index,
-                    sha256 = %hex::encode(frame.sha256),
-                    segment = %frame.location.segment,
-                    "evidence does not match its hash; frame not served"
+                    case_id = %case_id,
+                    what,
+                    sha256 = %hex::encode(sha256),
+                    segment = %segment,
+                    "evidence does not match its hash; not served"
                 );
             }
             e
         })?;
-    let etag = format!("\"{}\"", hex::encode(frame.sha256));
+    let etag = format!("\"{}\"", hex::encode(sha256));
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));

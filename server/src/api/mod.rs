@@ -120,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/cases", get(cases::list))
         .route("/api/v1/cases/{id}", get(cases::show))
         .route("/api/v1/cases/{id}/frames/{n}", get(cases::frame))
+        .route("/api/v1/cases/{id}/plate-crop", get(cases::plate_crop))
         .route("/api/v1/dead-letters", get(dead_letters::list))
         .route("/api/v1/dead-letters/{id}/raw", get(dead_letters::raw))
         .fallback(system::not_found)

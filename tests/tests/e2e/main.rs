@@ -3,3 +3,4 @@
 mod backbone;
 mod bad_input;
 mod faults;
+mod recognition;

@@ -1,0 +1,310 @@
+//! From text boxes to plates. A plate may be one text box or several: the 2016
+//! Kyrgyz plate prints its region code over "KG" left of the number, Russian and
+//! Kazakh plates print the region right of it, and a detector may split "123 ABC" at
+//! the gap. So each box, taken as a plate's main line, is tried alone and with its
+//! neighbours on the same line (boxes no taller than it, within one text height), and
+//! keeps the reading whose best candidate scores highest. Plates then rank by how
+//! plate-like they are, and each box serves one plate.
+
+use crate::detect::TextBox;
+use crate::plates::{self, CharRead, Scored};
+use crate::read::LineRead;
+
+/// A neighbour is at most this much taller than the main line.
+const NEIGHBOUR_HEIGHT: f32 = 1.1;
+/// How far a neighbour may be from the main line, in main-line heights.
+const NEIGHBOUR_GAP: f32 = 1.0;
+/// At most this many neighbours on each side.
+const MAX_NEIGHBOURS: usize = 3;
+/// Width / height of a plate's text line.
+const PLATE_ASPECT: std::ops::RangeInclusive<f32> = 1.5..=8.0;
+/// Alphanumerics a plate has.
+const PLATE_LENGTH: std::ops::RangeInclusive<usize> = 4..=10;
+/// Boxes longer than this for their height (an overlay line, a banner) are not read.
+const MAX_READ_ASPECT: f32 = 12.0;
+/// Nor are boxes lower than this many pixels: too small to read.
+const MIN_READ_HEIGHT: f32 = 6.0;
+
+/// Whether a text box may hold (part of) a plate and is worth reading.
+pub(crate) fn worth_reading(b: &TextBox) -> bool {
+    let width = crate::geometry::dist(b.corners[0], b.corners[1]);
+    let height = crate::geometry::dist(b.corners[0], b.corners[3]);
+    height >= MIN_READ_HEIGHT && width <= MAX_READ_ASPECT * height
+}
+
+/// Axis-aligned bounds: x0, y0, x1, y1.
+pub(crate) type Bounds = [f32; 4];
+
+pub(crate) fn bounds(corners: &[(f32, f32); 4]) -> Bounds {
+    corners
+        .iter()
+        .fold([f32::MAX, f32::MAX, f32::MIN, f32::MIN], |b, &(x, y)| {
+            [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)]
+        })
+}
+
+fn union(a: Bounds, b: Bounds) -> Bounds {
+    [
+        a[0].min(b[0]),
+        a[1].min(b[1]),
+        a[2].max(b[2]),
+        a[3].max(b[3]),
+    ]
+}
+
+/// One plate made of one or more text boxes.
+#[derive(Debug, Clone)]
+pub(crate) struct Group {
+    /// Indices of its boxes, in reading order.
+    pub parts: Vec<usize>,
+    pub bounds: Bounds,
+    pub raw: String,
+    pub candidates: Vec<Scored>,
+    pub detection_score: f32,
+    /// 0 ranks first.
+    tier: u8,
+    rank: f32,
+}
+
+/// Plates from boxes and their reads (same order), best first, at most `max_plates`,
+/// each with up to `limit` candidates.
+pub(crate) fn plates(
+    boxes: &[TextBox],
+    reads: &[LineRead],
+    limit: usize,
+    max_plates: usize,
+) -> Vec<Group> {
+    let all_bounds: Vec<Bounds> = boxes.iter().map(|b| bounds(&b.corners)).collect();
+    let read: Vec<bool> = reads.iter().map(|r| !r.chars.is_empty()).collect();
+    let mut groups: Vec<Group> = (0..boxes.len())
+        .filter(|&main| read[main])
+        .filter_map(|main| {
+            let (left, right) = neighbours(&all_bounds, &read, main);
+            let mut layouts = vec![vec![main]];
+            if !left.is_empty() {
+                layouts.push([left.as_slice(), &[main]].concat());
+            }
+            if !right.is_empty() {
+                layouts.push([&[main][..], right.as_slice()].concat());
+            }
+            if !left.is_empty() && !right.is_empty() {
+                layouts.push([left.as_slice(), &[main], right.as_slice()].concat());
+            }
+            layouts
+                .into_iter()
+                .map(|parts| group(parts, boxes, &all_bounds, reads, limit))
+                .max_by(|a, b| best_score(a).total_cmp(&best_score(b)))
+        })
+        .collect();
+    groups.sort_by(|a, b| a.tier.cmp(&b.tier).then(b.rank.total_cmp(&a.rank)));
+    let mut used = vec![false; boxes.len()];
+    let mut kept = Vec::new();
+    for g in groups {
+        if kept.len() == max_plates {
+            break;
+        }
+        if g.parts.iter().any(|&p| used[p]) || g.raw.is_empty() {
+            continue;
+        }
+        g.parts.iter().for_each(|&p| used[p] = true);
+        kept.push(g);
+    }
+    kept
+}
+
+fn best_score(g: &Group) -> f32 {
+    g.candidates.first().map_or(0.0, |c| c.score)
+}
+
+/// Boxes beside `main` on its line, nearest first, chained: each within one text
+/// height of the group so far.
+fn neighbours(all: &[Bounds], read: &[bool], main: usize) -> (Vec<usize>, Vec<usize>) {
+    let m = all[main];
+    let height = m[3] - m[1];
+    let on_line = |b: &Bounds| {
+        let cy = (b[1] + b[3]) / 2.0;
+        b[3] - b[1] <= NEIGHBOUR_HEIGHT * height
+            && cy >= m[1] - 0.25 * height
+            && cy <= m[3] + 0.25 * height
+    };
+    let chain = |leftwards: bool| {
+        let mut edge = if leftwards { m[0] } else { m[2] };
+        let mut found: Vec<usize> = Vec::new();
+        loop {
+            let next: Vec<usize> = (0..all.len())
+                .filter(|&j| j != main && read[j] && !found.contains(&j) && on_line(&all[j]))
+                .filter(|&j| {
+                    let b = all[j];
+                    if leftwards {
+                        b[0] < m[0]
+                            && b[2] <= edge + 0.3 * height
+                            && b[2] >= edge - NEIGHBOUR_GAP * height
+                    } else {
+                        b[2] > m[2]
+                            && b[0] >= edge - 0.3 * height
+                            && b[0] <= edge + NEIGHBOUR_GAP * height
+                    }
+                })
+                .collect();
+            if next.is_empty() || found.len() + next.len() > MAX_NEIGHBOURS {
+                break;
+            }
+            for &j in &next {
+                edge = if leftwards {
+                    edge.min(all[j][0])
+                } else {
+                    edge.max(all[j][2])
+                };
+            }
+            found.extend(next);
+        }
+        found
+    };
+    (chain(true), chain(false))
+}
+
+/// Reading order: columns left to right (boxes overlapping horizontally by half the
+/// narrower share a column, as a region code stacked over "KG"), top to bottom
+/// within a column.
+fn reading_order(mut parts: Vec<usize>, all: &[Bounds]) -> Vec<usize> {
+    parts.sort_by(|&a, &b| all[a][0].total_cmp(&all[b][0]));
+    let mut columns: Vec<(Bounds, Vec<usize>)> = Vec::new();
+    for p in parts {
+        let b = all[p];
+        match columns.last_mut() {
+            Some((c, members))
+                if {
+                    let overlap = c[2].min(b[2]) - c[0].max(b[0]);
+                    overlap >= 0.5 * (c[2] - c[0]).min(b[2] - b[0])
+                } =>
+            {
+                *c = union(*c, b);
+                members.push(p);
+            }
+            _ => columns.push((b, vec![p])),
+        }
+    }
+    columns
+        .into_iter()
+        .flat_map(|(_, mut members)| {
+            members.sort_by(|&a, &b| all[a][1].total_cmp(&all[b][1]));
+            members
+        })
+        .collect()
+}
+
+fn group(
+    parts: Vec<usize>,
+    boxes: &[TextBox],
+    all: &[Bounds],
+    reads: &[LineRead],
+    limit: usize,
+) -> Group {
+    let parts = reading_order(parts, all);
+    let chars: Vec<CharRead> = parts
+        .iter()
+        .flat_map(|&p| reads[p].chars.iter().cloned())
+        .collect();
+    let raw: String = parts
+        .iter()
+        .map(|&p| reads[p].raw.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let candidates = plates::candidates(&chars, limit.max(1));
+    let b = parts.iter().map(|&p| all[p]).fold(all[parts[0]], union);
+    let detection_score = parts.iter().map(|&p| boxes[p].score).sum::<f32>() / parts.len() as f32;
+    let length = plates::canonicalise(&raw).chars().count();
+    let aspect = (b[2] - b[0]) / (b[3] - b[1]).max(1.0);
+    let plate_like = PLATE_ASPECT.contains(&aspect);
+    let format = candidates.first().and_then(|c| c.format);
+    let specific = format.is_some_and(|f| f.country.is_some());
+    let tier = match (
+        PLATE_LENGTH.contains(&length),
+        specific,
+        format.is_some(),
+        plate_like,
+    ) {
+        (false, ..) => 4,
+        (true, true, _, true) => 0,
+        (true, false, true, true) => 1,
+        (true, _, true, false) | (true, _, false, true) => 2,
+        (true, _, false, false) => 3,
+    };
+    Group {
+        parts,
+        bounds: b,
+        raw,
+        rank: candidates.first().map_or(0.0, |c| c.score) * detection_score,
+        candidates,
+        detection_score,
+        tier,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_box(x0: f32, y0: f32, x1: f32, y1: f32) -> TextBox {
+        TextBox {
+            corners: [(x0, y0), (x1, y0), (x1, y1), (x0, y1)],
+            score: 0.9,
+        }
+    }
+
+    fn line(text: &str) -> LineRead {
+        LineRead {
+            raw: text.to_owned(),
+            chars: text
+                .chars()
+                .map(|ch| CharRead {
+                    ch,
+                    prob: 0.95,
+                    alternatives: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_kyrgyz_plate_joins_its_region_block() {
+        // a 2016 plate in three boxes: "01" over "KG" left of "123ABC", plus an
+        // overlay line and a stray sign elsewhere
+        let boxes = [
+            text_box(100.0, 500.0, 220.0, 530.0), // 123ABC, main line
+            text_box(60.0, 498.0, 85.0, 512.0),   // 01
+            text_box(62.0, 516.0, 84.0, 528.0),   // KG
+            text_box(10.0, 10.0, 600.0, 40.0),    // overlay
+            text_box(700.0, 300.0, 760.0, 330.0), // sign
+        ];
+        let reads = [
+            line("123ABC"),
+            line("01"),
+            line("KG"),
+            line("2026-11-14 12:00:01 CAM-7 Chui avenue"),
+            line("STOP"),
+        ];
+        let found = plates(&boxes, &reads, 5, 3);
+        assert_eq!(found[0].candidates[0].candidate.text, "01123ABC");
+        assert_eq!(found[0].parts, vec![1, 2, 0]);
+        assert_eq!(found[0].bounds, [60.0, 498.0, 220.0, 530.0]);
+        // the parts serve one plate; the overlay ranks after the sign
+        assert!(found
+            .iter()
+            .skip(1)
+            .all(|g| g.parts.iter().all(|p| ![0, 1, 2].contains(p))));
+        assert_eq!(found.last().map(|g| g.parts.clone()), Some(vec![3]));
+    }
+
+    #[test]
+    fn a_plate_like_read_outranks_other_text() {
+        let boxes = [
+            text_box(0.0, 0.0, 400.0, 30.0),
+            text_box(100.0, 200.0, 220.0, 230.0),
+        ];
+        let reads = [line("SPEED LIMIT 60 KM/H"), line("123ABC02")];
+        let found = plates(&boxes, &reads, 3, 1);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].candidates[0].candidate.text, "123ABC02");
+    }
+}

@@ -1,0 +1,330 @@
+//! kozomol-recognizer: reads licence plates in camera frames.
+//!
+//! It owns the models manifest (`models/<name>/model.toml`), ONNX Runtime through `ort`
+//! (the library is loaded at run time from a path; sessions are built once and shared),
+//! text detection with its post-processing, cropping and deskewing, reading with
+//! per-character probabilities, and the plate formats of the countries whose cars
+//! the cameras see, which turn reads into ranked candidates with a country guess.
+//! Reading itself does no I/O beyond loading the models: callers hand it JPEG bytes or
+//! images. [`plates`] is pure and usable on its own. [`worker`] is the pipeline stage
+//! around it: recognition jobs from the store, the dual-read rule, and the outcome
+//! (with the plate crop as evidence) back to the store.
+
+mod assemble;
+mod detect;
+mod error;
+mod geometry;
+pub mod model;
+pub mod plates;
+mod read;
+mod runtime;
+pub mod worker;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+pub use error::RecognizerError;
+pub use plates::{Candidate, CharRead, Country};
+
+use detect::Detector;
+use model::{Alphabet, ModelManifest};
+use read::{LineRead, Reader};
+use runtime::Model;
+
+/// How to build a [`Recognizer`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecognizerConfig {
+    /// The folder holding `model.toml`.
+    pub models_dir: PathBuf,
+    /// `libonnxruntime.so`. The library reads no environment: binaries fill this from
+    /// their settings or `ORT_DYLIB_PATH`, which `scripts/lib.sh`'s
+    /// `ensure_onnxruntime` sets.
+    pub onnxruntime: Option<PathBuf>,
+    /// Intra-op threads per model; 0 lets ONNX Runtime choose.
+    pub threads: usize,
+    /// Run on CUDA when this build has the `cuda` feature and the library has the
+    /// CUDA execution provider; otherwise a warning, and the CPU.
+    pub cuda: bool,
+    /// Plates reported per frame.
+    pub max_plates: usize,
+    /// Candidates reported per plate.
+    pub candidates: usize,
+}
+
+impl Default for RecognizerConfig {
+    fn default() -> Self {
+        RecognizerConfig {
+            models_dir: PathBuf::from("models/ppocr-v4"),
+            onnxruntime: None,
+            threads: 2,
+            cuda: false,
+            max_plates: 4,
+            candidates: 5,
+        }
+    }
+}
+
+/// An axis-aligned rectangle in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PixelBox {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// What a frame shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recognition {
+    pub width: u32,
+    pub height: u32,
+    /// Best first.
+    pub plates: Vec<PlateReading>,
+    /// JPEG decoding (0 for [`Recognizer::recognize_image`]).
+    pub decode_ms: f64,
+    pub detect_ms: f64,
+    /// Cropping, reading and plate assembly.
+    pub read_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlateReading {
+    pub bbox: PixelBox,
+    /// Top-left, top-right, bottom-right, bottom-left.
+    pub corners: [(f32, f32); 4],
+    pub detection_score: f32,
+    pub text: PlateText,
+    /// The plate as read, upright: evidence for a reviewer.
+    #[serde(skip)]
+    pub crop: RgbImage,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlateText {
+    /// The best candidate, canonical (upper-case Latin letters and digits).
+    pub text: String,
+    /// What the reader saw, unnormalised (several boxes joined by a space).
+    pub raw: String,
+    /// The product of `char_confidences`: see [`plates`] for why.
+    pub confidence: f32,
+    pub char_confidences: Vec<f32>,
+    /// The country of the best candidate's format.
+    pub country: Option<Country>,
+    /// Best first; the first is `text`.
+    pub candidates: Vec<Candidate>,
+}
+
+impl PlateText {
+    fn from_scored(raw: String, scored: Vec<plates::Scored>) -> PlateText {
+        let best = scored.first();
+        PlateText {
+            text: best.map(|s| s.candidate.text.clone()).unwrap_or_default(),
+            raw,
+            confidence: best.map_or(0.0, |s| s.candidate.confidence),
+            char_confidences: best.map(|s| s.char_confidences.clone()).unwrap_or_default(),
+            country: best.and_then(|s| s.candidate.country),
+            candidates: scored.into_iter().map(|s| s.candidate).collect(),
+        }
+    }
+}
+
+/// Detector and reader, loaded once; share it between threads (`Send + Sync`; each
+/// model runs one call at a time, so two threads overlap detection and reading).
+/// Every call is CPU-bound for hundreds of milliseconds: async callers run it on
+/// `spawn_blocking` or a pool of their own.
+pub struct Recognizer {
+    name: String,
+    detector: Detector,
+    reader: Reader,
+    max_plates: usize,
+    candidates: usize,
+}
+
+impl Recognizer {
+    /// Loads ONNX Runtime (once per process), the manifest, the alphabet and both
+    /// models.
+    pub fn load(cfg: &RecognizerConfig) -> Result<Self, RecognizerError> {
+        let env = runtime::environment(cfg.onnxruntime.as_deref())?;
+        let dir = &cfg.models_dir;
+        let manifest = ModelManifest::load(dir)?;
+        let alphabet = Alphabet::load(&dir.join(&manifest.reader.alphabet))?;
+        let (d, r) = (&manifest.detector, &manifest.reader);
+        let detector = Detector {
+            model: Model::load(
+                &env,
+                &dir.join(&d.file),
+                &d.input_name,
+                cfg.threads,
+                cfg.cuda,
+            )?,
+            spec: d.clone(),
+        };
+        let reader = Reader {
+            model: Model::load(
+                &env,
+                &dir.join(&r.file),
+                &r.input_name,
+                cfg.threads,
+                cfg.cuda,
+            )?,
+            spec: r.clone(),
+            alphabet,
+        };
+        tracing::info!(model = %manifest.name, dir = %dir.display(), "recognizer loaded");
+        Ok(Recognizer {
+            name: manifest.name,
+            detector,
+            reader,
+            max_plates: cfg.max_plates,
+            candidates: cfg.candidates.max(1),
+        })
+    }
+
+    pub fn model_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Decodes a JPEG frame and reads its plates; anything but a decodable JPEG is an
+    /// error.
+    pub fn recognize_jpeg(&self, jpeg: &[u8]) -> Result<Recognition, RecognizerError> {
+        let start = Instant::now();
+        let img = image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg)
+            .map_err(|e| RecognizerError::Decode(e.to_string()))?
+            .into_rgb8();
+        let decode_ms = ms(start);
+        let mut recognition = self.recognize_image(&img)?;
+        recognition.decode_ms = decode_ms;
+        Ok(recognition)
+    }
+
+    pub fn recognize_image(&self, img: &RgbImage) -> Result<Recognition, RecognizerError> {
+        if img.width() < 8 || img.height() < 8 {
+            return Err(RecognizerError::ImageTooSmall {
+                width: img.width(),
+                height: img.height(),
+            });
+        }
+        let start = Instant::now();
+        let boxes = self.detector.detect(img)?;
+        let detect_ms = ms(start);
+        let start = Instant::now();
+        // only plausible plate lines are cropped and read; the rest stay unread
+        let worth: Vec<usize> = (0..boxes.len())
+            .filter(|&i| assemble::worth_reading(&boxes[i]))
+            .collect();
+        let crops: Vec<RgbImage> = worth
+            .iter()
+            .map(|&i| geometry::warp_crop(img, &boxes[i].corners))
+            .collect();
+        let mut reads = vec![LineRead::default(); boxes.len()];
+        let mut crop_of = vec![None; boxes.len()];
+        for ((&i, read), crop) in worth.iter().zip(self.reader.read(&crops)?).zip(crops) {
+            reads[i] = read;
+            crop_of[i] = Some(crop);
+        }
+        let groups = assemble::plates(&boxes, &reads, self.candidates, self.max_plates);
+        let plates = groups
+            .into_iter()
+            .map(|g| {
+                let single = g.parts.len() == 1;
+                let [x0, y0, x1, y1] = g.bounds;
+                let bbox = PixelBox {
+                    x: x0.max(0.0).floor() as u32,
+                    y: y0.max(0.0).floor() as u32,
+                    width: ((x1.min(img.width() as f32) - x0.max(0.0)).ceil() as u32).max(1),
+                    height: ((y1.min(img.height() as f32) - y0.max(0.0)).ceil() as u32).max(1),
+                };
+                let (corners, crop) =
+                    if let (true, Some(crop)) = (single, crop_of[g.parts[0]].take()) {
+                        (boxes[g.parts[0]].corners, crop)
+                    } else {
+                        let crop =
+                            image::imageops::crop_imm(img, bbox.x, bbox.y, bbox.width, bbox.height)
+                                .to_image();
+                        ([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], crop)
+                    };
+                PlateReading {
+                    bbox,
+                    corners,
+                    detection_score: g.detection_score,
+                    text: PlateText::from_scored(g.raw, g.candidates),
+                    crop,
+                }
+            })
+            .collect();
+        Ok(Recognition {
+            width: img.width(),
+            height: img.height(),
+            plates,
+            decode_ms: 0.0,
+            detect_ms,
+            read_ms: ms(start),
+        })
+    }
+
+    /// Reads plate crops with the reader alone (no detection), in batches; one
+    /// result per crop, in order.
+    pub fn read_crops(&self, crops: &[RgbImage]) -> Result<Vec<PlateText>, RecognizerError> {
+        if let Some(c) = crops.iter().find(|c| c.width() == 0 || c.height() == 0) {
+            return Err(RecognizerError::ImageTooSmall {
+                width: c.width(),
+                height: c.height(),
+            });
+        }
+        let reads = self.reader.read(crops)?;
+        Ok(reads
+            .into_iter()
+            .map(|LineRead { raw, chars }| {
+                PlateText::from_scored(raw, plates::candidates(&chars, self.candidates))
+            })
+            .collect())
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognizer_is_shareable() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Recognizer>();
+    }
+
+    #[test]
+    fn a_missing_onnx_runtime_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = RecognizerConfig {
+            onnxruntime: Some(dir.path().join("libonnxruntime.so")),
+            ..RecognizerConfig::default()
+        };
+        let not_configured = RecognizerConfig::default();
+        let junk = dir.path().join("junk.so");
+        std::fs::write(&junk, b"not a library").expect("write");
+        let unloadable = RecognizerConfig {
+            onnxruntime: Some(junk),
+            ..RecognizerConfig::default()
+        };
+        for (cfg, says) in [
+            (missing, "does not exist"),
+            (not_configured, "no onnx runtime library configured"),
+            (unloadable, "failed to load"),
+        ] {
+            let err = match Recognizer::load(&cfg) {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("{cfg:?} should not load"),
+            };
+            for part in [says, "ORT_DYLIB_PATH", "scripts/lib.sh"] {
+                assert!(err.contains(part), "{err:?} should say {part:?}");
+            }
+        }
+    }
+}

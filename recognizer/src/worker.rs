@@ -1,0 +1,413 @@
+//! The recognition worker: takes leased jobs from the store, reads the plate on each
+//! case's frames, keeps the plate crop as evidence and moves the case to `recognized`
+//! or `needs_review` by the dual-read rule ([`decide`]). Several workers, in one
+//! process or many, share the queue: the store's leases keep them off each other's
+//! cases, and a crashed worker's cases come back when its lease ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use image::codecs::jpeg::JpegEncoder;
+use kozomol_core::{CaseId, FrameRole, PlateRead};
+use kozomol_store::{
+    CameraPlateRead, CompleteResult, EvidenceRef, EvidenceStore, FailResult, PlateBox,
+    RecognitionDecision, RecognitionJob, RecognitionOutcome, Store,
+};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::plates::canonicalise;
+use crate::{PlateReading, Recognizer, RecognizerError};
+
+/// When a read may decide a case without a person.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Thresholds {
+    /// With no camera read, our read alone decides at or above this confidence (0–1).
+    pub auto_accept: f32,
+    /// With a camera read that says the same, our read decides at or above this
+    /// confidence: two independent reads agreeing are strong evidence.
+    pub agreement_accept: f32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            auto_accept: 0.90,
+            agreement_accept: 0.50,
+        }
+    }
+}
+
+/// The dual-read rule. Returns where the case goes and whether the two reads agree
+/// (`None` when there is no camera read or no read of ours to compare).
+pub fn decide(
+    camera: Option<&str>,
+    ours: Option<(&str, f32)>,
+    thresholds: &Thresholds,
+) -> (RecognitionDecision, Option<bool>) {
+    use RecognitionDecision::{NeedsReview, Recognized};
+    let Some((text, confidence)) = ours.filter(|(text, _)| !text.is_empty()) else {
+        return (NeedsReview, None);
+    };
+    let camera = camera.map(canonicalise).filter(|c| !c.is_empty());
+    match camera {
+        Some(camera) => {
+            let agree = camera == text;
+            let decision = if agree && confidence >= thresholds.agreement_accept {
+                Recognized
+            } else {
+                NeedsReview
+            };
+            (decision, Some(agree))
+        }
+        None if confidence >= thresholds.auto_accept => (Recognized, None),
+        None => (NeedsReview, None),
+    }
+}
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique among the workers sharing the store (for example `host-pid`).
+    pub worker: String,
+    /// Jobs claimed at a time.
+    pub batch: u32,
+    /// How long a claim is ours; longer than the slowest batch takes.
+    pub lease: Duration,
+    /// How long to wait before looking again when the queue is empty.
+    pub idle_poll: Duration,
+    /// A case whose frames could not be read is tried again after this...
+    pub retry_after: Duration,
+    /// ...at most this many times, then it goes to review with the error.
+    pub max_attempts: u32,
+    pub thresholds: Thresholds,
+}
+
+impl WorkerConfig {
+    pub fn new(worker: impl Into<String>) -> Self {
+        WorkerConfig {
+            worker: worker.into(),
+            batch: 8,
+            lease: Duration::from_secs(120),
+            idle_poll: Duration::from_millis(500),
+            retry_after: Duration::from_secs(30),
+            max_attempts: 3,
+            thresholds: Thresholds::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("store: {0}")]
+    Store(#[from] kozomol_store::StoreError),
+    #[error("a recognition task stopped: {0}")]
+    Task(String),
+}
+
+/// What happened to one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobResult {
+    Decided(RecognitionDecision),
+    /// The frames could not be read; the case is retried later or sent to review.
+    Failed(FailResult),
+    /// Another worker holds the case now; nothing was written.
+    LeaseLost,
+}
+
+/// Runs until `cancel` fires: claim, recognise, record, repeat.
+pub async fn run(
+    config: WorkerConfig,
+    recognizer: Arc<Recognizer>,
+    store: Arc<dyn Store>,
+    evidence: Arc<EvidenceStore>,
+    cancel: CancellationToken,
+) -> Result<(), WorkerError> {
+    info!(worker = %config.worker, model = recognizer.model_name(), "recognizer worker started");
+    while !cancel.is_cancelled() {
+        let done = run_once(&config, &recognizer, &store, &evidence).await?;
+        if done.is_empty() {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(config.idle_poll) => {}
+            }
+        }
+    }
+    info!(worker = %config.worker, "recognizer worker stopped");
+    Ok(())
+}
+
+/// Claims one batch and handles every job in it; returns what became of each.
+pub async fn run_once(
+    config: &WorkerConfig,
+    recognizer: &Arc<Recognizer>,
+    store: &Arc<dyn Store>,
+    evidence: &Arc<EvidenceStore>,
+) -> Result<Vec<(CaseId, JobResult)>, WorkerError> {
+    let jobs = store
+        .claim_recognition(&config.worker, config.batch, config.lease)
+        .await?;
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let case_id = job.case_id;
+        let result = handle(config, recognizer, store, evidence, job).await?;
+        debug!(case = %case_id, ?result, "recognition job done");
+        results.push((case_id, result));
+    }
+    Ok(results)
+}
+
+/// A read of one frame: the best plate on it.
+struct FrameRead {
+    frame_index: u32,
+    plate: PlateReading,
+}
+
+/// Why a job's frames gave no result. `permanent` errors (bad JPEG bytes) will not
+/// change on a retry, so the case goes to review at once.
+struct JobFailure {
+    message: String,
+    permanent: bool,
+}
+
+async fn handle(
+    config: &WorkerConfig,
+    recognizer: &Arc<Recognizer>,
+    store: &Arc<dyn Store>,
+    evidence: &Arc<EvidenceStore>,
+    job: RecognitionJob,
+) -> Result<JobResult, WorkerError> {
+    let read = {
+        let (recognizer, evidence, job) =
+            (Arc::clone(recognizer), Arc::clone(evidence), job.clone());
+        tokio::task::spawn_blocking(move || read_job(&recognizer, &evidence, &job))
+            .await
+            .map_err(|e| WorkerError::Task(e.to_string()))?
+    };
+    let best = match read {
+        Ok(best) => best,
+        Err(failure) => {
+            warn!(case = %job.case_id, attempt = job.attempt, error = %failure.message, "recognition failed");
+            let max_attempts = if failure.permanent {
+                job.attempt
+            } else {
+                config.max_attempts
+            };
+            let result = store
+                .fail_recognition(
+                    &config.worker,
+                    job.case_id,
+                    &failure.message,
+                    config.retry_after,
+                    max_attempts,
+                )
+                .await?;
+            return Ok(match result {
+                FailResult::LeaseLost => JobResult::LeaseLost,
+                other => JobResult::Failed(other),
+            });
+        }
+    };
+
+    let crop = match &best {
+        Some(read) => {
+            let jpeg = encode_crop(&read.plate.crop);
+            let evidence = Arc::clone(evidence);
+            let stored =
+                tokio::task::spawn_blocking(move || -> Result<_, kozomol_store::StoreError> {
+                    let jpeg = jpeg?;
+                    let location = evidence.append_batch(&[&jpeg])?.remove(0);
+                    Ok(EvidenceRef {
+                        sha256: sha256(&jpeg),
+                        location,
+                    })
+                })
+                .await
+                .map_err(|e| WorkerError::Task(e.to_string()))??;
+            Some(stored)
+        }
+        None => None,
+    };
+
+    let outcome = outcome(
+        &job,
+        best.as_ref(),
+        crop,
+        recognizer.model_name(),
+        &config.thresholds,
+    );
+    let decision = outcome.decision;
+    Ok(
+        match store.complete_recognition(&config.worker, &outcome).await? {
+            CompleteResult::Completed => JobResult::Decided(decision),
+            CompleteResult::LeaseLost => JobResult::LeaseLost,
+        },
+    )
+}
+
+/// Reads every frame of the job (plate close-ups and overviews alike) and keeps the
+/// most confident plate. Blocking.
+fn read_job(
+    recognizer: &Recognizer,
+    evidence: &EvidenceStore,
+    job: &RecognitionJob,
+) -> Result<Option<FrameRead>, JobFailure> {
+    let mut best: Option<FrameRead> = None;
+    // The close-up shows the plate largest: read it first, so that on a tie it wins.
+    let mut frames: Vec<_> = job.frames.iter().collect();
+    frames.sort_by_key(|f| (f.role != FrameRole::Plate, f.index));
+    for frame in frames {
+        let bytes = evidence
+            .read(&frame.location, &frame.sha256)
+            .map_err(|e| JobFailure {
+                message: format!("frame {}: {e}", frame.index),
+                permanent: false,
+            })?;
+        let recognition = recognizer.recognize_jpeg(&bytes).map_err(|e| JobFailure {
+            permanent: matches!(
+                e,
+                RecognizerError::Decode(_) | RecognizerError::ImageTooSmall { .. }
+            ),
+            message: format!("frame {}: {e}", frame.index),
+        })?;
+        if let Some(plate) = recognition.plates.into_iter().next() {
+            let better = best
+                .as_ref()
+                .is_none_or(|b| plate.text.confidence > b.plate.text.confidence);
+            if better {
+                best = Some(FrameRead {
+                    frame_index: frame.index,
+                    plate,
+                });
+            }
+        }
+    }
+    Ok(best)
+}
+
+fn outcome(
+    job: &RecognitionJob,
+    best: Option<&FrameRead>,
+    crop: Option<EvidenceRef>,
+    model: &str,
+    thresholds: &Thresholds,
+) -> RecognitionOutcome {
+    let camera = job
+        .camera_read
+        .as_ref()
+        .map(|c: &CameraPlateRead| c.text.as_str());
+    let ours = best
+        .map(|b| (b.plate.text.text.as_str(), b.plate.text.confidence))
+        .filter(|(text, _)| !text.is_empty());
+    let (decision, agreement) = decide(camera, ours, thresholds);
+    let text = best.map(|b| &b.plate.text).filter(|t| !t.text.is_empty());
+    RecognitionOutcome {
+        case_id: job.case_id,
+        decision,
+        plate: text.map(|t| PlateRead {
+            text: t.text.clone(),
+            confidence_milli: milli(t.confidence),
+            country: t.country.map(|c| c.code().to_owned()),
+        }),
+        char_confidences_milli: text
+            .map(|t| t.char_confidences.iter().map(|&c| milli(c)).collect())
+            .unwrap_or_default(),
+        candidates: text
+            .map(|t| {
+                t.candidates
+                    .iter()
+                    .map(|c| PlateRead {
+                        text: c.text.clone(),
+                        confidence_milli: milli(c.confidence),
+                        country: c.country.map(|c| c.code().to_owned()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        plate_box: best.map(|b| PlateBox {
+            frame_index: b.frame_index,
+            x: b.plate.bbox.x,
+            y: b.plate.bbox.y,
+            w: b.plate.bbox.width,
+            h: b.plate.bbox.height,
+        }),
+        crop,
+        model: model.to_owned(),
+        agreement,
+    }
+}
+
+fn milli(p: f32) -> u16 {
+    (p.clamp(0.0, 1.0) * 1000.0).round() as u16
+}
+
+fn encode_crop(crop: &image::RgbImage) -> Result<Vec<u8>, kozomol_store::StoreError> {
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(crop)
+        .map_err(|e| {
+            kozomol_store::StoreError::Io(std::io::Error::other(format!("plate crop JPEG: {e}")))
+        })?;
+    Ok(out)
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RecognitionDecision::{NeedsReview, Recognized};
+
+    #[test]
+    fn dual_read_routing() {
+        let t = Thresholds::default();
+        let table: [(
+            Option<&str>,
+            Option<(&str, f32)>,
+            (RecognitionDecision, Option<bool>),
+        ); 9] = [
+            // camera and we agree: the lower threshold applies
+            (
+                Some("01123ABC"),
+                Some(("01123ABC", 0.97)),
+                (Recognized, Some(true)),
+            ),
+            (
+                Some("01123ABC"),
+                Some(("01123ABC", 0.60)),
+                (Recognized, Some(true)),
+            ),
+            (
+                Some("01123ABC"),
+                Some(("01123ABC", 0.30)),
+                (NeedsReview, Some(true)),
+            ),
+            // the camera's read is canonicalised first (spaces, Cyrillic look-alikes)
+            (
+                Some("01 123 АВС"),
+                Some(("01123ABC", 0.97)),
+                (Recognized, Some(true)),
+            ),
+            // disagreement always goes to a person, however confident we are
+            (
+                Some("01123ABD"),
+                Some(("01123ABC", 0.99)),
+                (NeedsReview, Some(false)),
+            ),
+            // no camera read: our read alone, at the higher threshold
+            (None, Some(("01123ABC", 0.95)), (Recognized, None)),
+            (None, Some(("01123ABC", 0.80)), (NeedsReview, None)),
+            // nothing read
+            (Some("01123ABC"), None, (NeedsReview, None)),
+            (None, Some(("", 0.99)), (NeedsReview, None)),
+        ];
+        for (camera, ours, expected) in table {
+            assert_eq!(decide(camera, ours, &t), expected, "{camera:?} {ours:?}");
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The recognizer on the bundled models and a real ONNX Runtime, reading plates the
+//! camera simulator renders. Skips (saying why) where the library or the models are
+//! absent; `source scripts/lib.sh && ensure_onnxruntime` provides the library.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chrono::DateTime;
+use image::RgbImage;
+use kozomol_camera_sim::{render_frames, FrameSpec, RenderedFrames};
+use kozomol_recognizer::{Recognizer, RecognizerConfig, RecognizerError};
+
+const SEEDS: u64 = 10;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The library (ORT_DYLIB_PATH, or where scripts/lib.sh unpacks it) and the models.
+fn config() -> Option<RecognizerConfig> {
+    let library = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let dir = repo().join(".cache/onnxruntime/lib");
+            std::fs::read_dir(dir)
+                .ok()?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so"))
+                })
+        })
+        .filter(|p| p.is_file());
+    let models_dir = repo().join("models/ppocr-v4");
+    match library {
+        None => println!(
+            "skipped: no onnx runtime library (source scripts/lib.sh && ensure_onnxruntime)"
+        ),
+        Some(_) if !models_dir.join("model.toml").is_file() => {
+            println!("skipped: no models in {}", models_dir.display())
+        }
+        Some(library) => {
+            return Some(RecognizerConfig {
+                models_dir,
+                onnxruntime: Some(library),
+                threads: 2,
+                ..RecognizerConfig::default()
+            })
+        }
+    }
+    None
+}
+
+fn frames(seed: u64) -> RenderedFrames {
+    let at = DateTime::from_timestamp(1_795_000_000 + seed as i64 * 61, 0).expect("time");
+    let spec = FrameSpec::random(
+        seed,
+        "sim-bishkek-01",
+        "проспект Чуй / улица Абдрахманова, Бишкек",
+        at,
+    );
+    render_frames(&spec).expect("frames render")
+}
+
+fn decode(jpeg: &[u8]) -> RgbImage {
+    image::load_from_memory(jpeg)
+        .expect("rendered JPEG decodes")
+        .into_rgb8()
+}
+
+#[test]
+fn reads_rendered_plates() {
+    let Some(cfg) = config() else { return };
+    let recognizer = Recognizer::load(&cfg).expect("recognizer loads");
+    assert_eq!(recognizer.model_name(), "ppocr-v4");
+    let (mut scene_hits, mut close_hits, mut tight_hits, mut main_line_hits) = (0, 0, 0, 0);
+    let mut frame_ms = Vec::new();
+    let mut crops = Vec::new();
+    let mut truths = Vec::new();
+    for seed in 0..SEEDS {
+        let f = frames(seed);
+        let truth = f.spec.plate.canonical();
+        let start = Instant::now();
+        let r = recognizer
+            .recognize_jpeg(&f.overview)
+            .expect("overview reads");
+        frame_ms.push(start.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!((r.width, r.height), (1920, 1080));
+        let best = r.plates.first();
+        let read = best.map_or("", |p| p.text.text.as_str());
+        scene_hits += usize::from(read == truth);
+        println!(
+            "seed {seed}: {truth} read {read:?} (raw {:?}, conf {:.3}, country {:?}) at {:?}; \
+             decode {:.0} + detect {:.0} + read {:.0} ms",
+            best.map_or("", |p| p.text.raw.as_str()),
+            best.map_or(0.0, |p| p.text.confidence),
+            best.and_then(|p| p.text.country),
+            best.map(|p| p.bbox),
+            r.decode_ms,
+            r.detect_ms,
+            r.read_ms,
+        );
+        if let Some(p) = best.filter(|_| read == truth) {
+            // the box lies on the rendered plate
+            let b = f.plate_box;
+            let (cx, cy) = (p.bbox.x + p.bbox.width / 2, p.bbox.y + p.bbox.height / 2);
+            assert!(
+                cx >= b.x && cx <= b.x + b.width && cy >= b.y && cy <= b.y + b.height,
+                "{p:?} vs {b:?}"
+            );
+            assert_eq!(p.text.candidates[0].text, truth);
+            assert_eq!(p.text.char_confidences.len(), truth.len());
+        }
+        // the close-up shows the plate with its surroundings (2×): detect and read it
+        let close = recognizer
+            .recognize_jpeg(&f.plate_close_up)
+            .expect("close-up reads");
+        let close_read = close.plates.first().map_or("", |p| p.text.text.as_str());
+        close_hits += usize::from(close_read == truth);
+        // and the plate alone, cut from the close-up (margins as camera-sim's close_up)
+        let close = decode(&f.plate_close_up);
+        let (mx, my) = (f.plate_box.width / 2, f.plate_box.height * 3 / 2);
+        let (px, py) = (f.plate_box.x.min(mx) * 2, f.plate_box.y.min(my) * 2);
+        crops.push(
+            image::imageops::crop_imm(
+                &close,
+                px,
+                py,
+                f.plate_box.width * 2,
+                f.plate_box.height * 2,
+            )
+            .to_image(),
+        );
+        println!("  close-up read {close_read:?}");
+        truths.push(truth);
+    }
+    let start = Instant::now();
+    let texts = recognizer.read_crops(&crops).expect("crops read");
+    let crops_ms = start.elapsed().as_secs_f64() * 1000.0;
+    for (truth, tight) in truths.iter().zip(&texts) {
+        tight_hits += usize::from(&tight.text == truth);
+        // a line reader does not see the region code stacked over "KG": it reads the
+        // number's main line ("123ABC")
+        main_line_hits += usize::from(tight.text.len() >= 6 && truth.ends_with(&tight.text));
+        println!(
+            "plate crop: {truth} read {:?} (raw {:?}, conf {:.3})",
+            tight.text, tight.raw, tight.confidence
+        );
+    }
+    frame_ms.sort_by(f64::total_cmp);
+    println!(
+        "1920x1080 frames end to end: median {:.0} ms, max {:.0} ms ({} threads); \
+         {} crops read in {crops_ms:.0} ms ({:.1} ms per crop)",
+        frame_ms[frame_ms.len() / 2],
+        frame_ms[frame_ms.len() - 1],
+        cfg.threads,
+        crops.len(),
+        crops_ms / crops.len() as f64,
+    );
+    println!(
+        "exact: scenes {scene_hits}/{SEEDS}, close-ups {close_hits}/{SEEDS}, plate crops {tight_hits}/{SEEDS} \
+         (main line {main_line_hits}/{SEEDS})"
+    );
+    let most = |hits: usize| hits * 10 >= SEEDS as usize * 7;
+    assert!(most(scene_hits), "scenes read {scene_hits}/{SEEDS}");
+    assert!(most(close_hits), "close-ups read {close_hits}/{SEEDS}");
+    assert!(
+        most(main_line_hits),
+        "plate crops' main lines read {main_line_hits}/{SEEDS}"
+    );
+}
+
+#[test]
+fn bad_frames_are_errors() {
+    let Some(cfg) = config() else { return };
+    let recognizer = Recognizer::load(&cfg).expect("recognizer loads");
+    let jpeg = frames(1).overview;
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x02\0\0\0";
+    let cases: [(&str, &[u8]); 4] = [
+        ("empty", b""),
+        ("text", b"this is not a picture"),
+        ("png", png),
+        ("truncated jpeg", &jpeg[..600]),
+    ];
+    for (what, bytes) in cases {
+        match recognizer.recognize_jpeg(bytes) {
+            Err(RecognizerError::Decode(e)) => println!("{what}: {e}"),
+            other => panic!("{what} should not decode: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        recognizer.recognize_image(&RgbImage::new(4, 4)),
+        Err(RecognizerError::ImageTooSmall { .. })
+    ));
+    // the same recognizer serves several threads at once
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| recognizer.recognize_jpeg(&jpeg)))
+            .collect();
+        for h in handles {
+            let r = h.join().expect("thread").expect("reads");
+            let json = serde_json::to_value(&r).expect("serialises");
+            assert!(json["plates"].is_array() && json["plates"][0].get("crop").is_none());
+        }
+    });
+}
+
+/// The reader gives the texts that models/ppocr-v4/eval_reference.py (Python, Pillow,
+/// onnxruntime) wrote to reference.json for the first alpr-dev crops.
+#[test]
+fn reads_like_the_python_reference() {
+    let Some(cfg) = config() else { return };
+    let reference = cfg.models_dir.join("reference.json");
+    let crops_dir = repo().join("../shared/data/alpr-dev/crops");
+    let (Ok(text), true) = (std::fs::read_to_string(&reference), crops_dir.is_dir()) else {
+        println!(
+            "skipped: needs {} and {}",
+            reference.display(),
+            crops_dir.display()
+        );
+        return;
+    };
+    let reference: serde_json::Value = serde_json::from_str(&text).expect("reference.json parses");
+    let entries = reference["crops"].as_array().expect("a list of crops");
+    let crops: Vec<RgbImage> = entries
+        .iter()
+        .map(|e| {
+            let file = e["file"].as_str().expect("file name");
+            image::open(crops_dir.join(file))
+                .expect("crop decodes")
+                .into_rgb8()
+        })
+        .collect();
+    let recognizer = Recognizer::load(&cfg).expect("recognizer loads");
+    let reads = recognizer.read_crops(&crops).expect("crops read");
+    let mut same = 0;
+    for (e, read) in entries.iter().zip(&reads) {
+        let want = e["text"].as_str().expect("text");
+        same += usize::from(read.raw == want);
+        println!(
+            "{}: python {want:?}, rust {:?} → {:?}",
+            e["file"], read.raw, read.text
+        );
+    }
+    println!(
+        "same text as the python reference: {same}/{}",
+        entries.len()
+    );
+    // JPEG decoders may differ by a level here and there
+    assert!(
+        same + 1 >= entries.len(),
+        "{same}/{} texts as the reference",
+        entries.len()
+    );
+}
