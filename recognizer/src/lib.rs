@@ -13,6 +13,7 @@
 mod assemble;
 mod detect;
 mod error;
+pub mod evaluation;
 mod geometry;
 pub mod model;
 pub mod plates;

@@ -11,5 +11,6 @@ pub mod api;
 pub mod auth;
 pub mod metrics;
 pub mod openapi;
+pub mod plate_reading;
 pub mod serve;
 pub mod simulate;

@@ -87,6 +87,29 @@ enum Command {
         #[arg(long)]
         small_frames: bool,
     },
+    /// Read the plates in JPEG files or folders of them.
+    Recognize {
+        /// Files, or folders whose `.jpg` files are read.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// One JSON object per image: boxes, text, confidence, candidates, country.
+        #[arg(long)]
+        json: bool,
+        /// Settings file (TOML): its `[recognizer]` section names the models and the library.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Score the recognizer on labelled images; prints the figures as JSON on the last line.
+    EvalAlpr {
+        /// A folder of `NAME.jpg` + `NAME.txt` (`file x y w h plate`, tab-separated),
+        /// or with `--crops` of plate crops with `groundtruth.csv` (`file,state,plate`).
+        dir: PathBuf,
+        #[arg(long)]
+        crops: bool,
+        /// Settings file (TOML), as for `recognize`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -94,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rumqttd=warn,rumqttc=warn,sqlx=warn".into()),
+                .unwrap_or_else(|_| "info,rumqttd=warn,rumqttc=warn,sqlx=warn,ort=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -151,6 +174,28 @@ async fn main() -> anyhow::Result<()> {
             };
             serve::run(settings, plan, cancel).await?;
         }
+        Command::Recognize {
+            paths,
+            json,
+            config,
+        } => {
+            let (recognizer, _) = load_recognizer(config.as_deref()).await?;
+            let failed = tokio::task::spawn_blocking(move || {
+                kozomol_server::plate_reading::recognize(&recognizer, &paths, json)
+            })
+            .await??;
+            if failed > 0 {
+                anyhow::bail!("{failed} files could not be read");
+            }
+        }
+        Command::EvalAlpr { dir, crops, config } => {
+            let (recognizer, accept_at) = load_recognizer(config.as_deref()).await?;
+            let summary = tokio::task::spawn_blocking(move || {
+                kozomol_server::plate_reading::evaluate(&recognizer, &dir, crops, accept_at)
+            })
+            .await??;
+            println!("{}", serde_json::to_string(&summary)?);
+        }
         Command::Simulate {
             cameras,
             events,
@@ -203,6 +248,20 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The recognizer the settings describe, and the confidence that auto-accepts a read.
+async fn load_recognizer(
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<(kozomol_recognizer::Recognizer, f32)> {
+    let settings = Settings::load(config, |k| std::env::var(k).ok())?;
+    settings.validate()?;
+    let recognizer_config = settings.recognizer.recognizer_config();
+    let recognizer = tokio::task::spawn_blocking(move || {
+        kozomol_recognizer::Recognizer::load(&recognizer_config)
+    })
+    .await??;
+    Ok((recognizer, settings.recognizer.auto_accept))
 }
 
 /// The first Ctrl-C or SIGTERM cancels every part; a second one exits at once.

@@ -1,0 +1,265 @@
+//! The recognition worker against a real store (SQLite and PostgreSQL), real evidence
+//! segments and the bundled models: state moves, dual-read routing, the plate crop as
+//! evidence, and a corrupt frame that is recorded without stopping the queue.
+//! Needs the ONNX Runtime library (`source scripts/lib.sh && ensure_onnxruntime`):
+//! without it the test fails and says so, since it could prove nothing.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use kozomol_camera_sim::{render_frames, FrameSpec};
+use kozomol_core::{
+    CalibrationCertificate, CameraId, CaseId, CaseState, EventId, FrameRole, Site, ViolationKind,
+};
+use kozomol_recognizer::worker::{run_once, JobResult, WorkerConfig};
+use kozomol_recognizer::{Recognizer, RecognizerConfig};
+use kozomol_store::{
+    connect, CameraRegistration, CaseWrite, EvidenceStore, FailResult, NewCase, NewFrame,
+    RecognitionDecision, Store,
+};
+use sha2::{Digest, Sha256};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn recognizer() -> Arc<Recognizer> {
+    let library = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .expect(
+        "ORT_DYLIB_PATH: run `source scripts/lib.sh && ensure_onnxruntime` (scripts/test.sh does)",
+    );
+    Arc::new(
+        Recognizer::load(&RecognizerConfig {
+            models_dir: repo().join("models/ppocr-v4"),
+            onnxruntime: Some(library),
+            threads: 2,
+            ..RecognizerConfig::default()
+        })
+        .expect("recognizer loads"),
+    )
+}
+
+struct PgDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDb {
+    async fn new() -> PgDb {
+        let admin_url = std::env::var("KOZOMOL_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let name = format!("kozomol_r_{}", uuid::Uuid::now_v7().simple());
+        let admin = sqlx::PgPool::connect(&admin_url)
+            .await
+            .expect("PostgreSQL for tests");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let base = admin_url.split('?').next().unwrap_or(&admin_url);
+        let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+        PgDb {
+            admin_url,
+            name,
+            url,
+        }
+    }
+
+    async fn drop_database(self) {
+        let admin = sqlx::PgPool::connect(&self.admin_url).await.unwrap();
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+            .execute(&admin)
+            .await;
+    }
+}
+
+fn camera() -> CameraId {
+    CameraId::parse("cam-rec-1").unwrap()
+}
+
+async fn register(store: &dyn Store) {
+    store
+        .register_camera(&CameraRegistration {
+            camera_id: camera(),
+            public_key: [7; 32],
+            device_serial: "DEV-1".into(),
+            certificate: CalibrationCertificate {
+                number: "KG-1".into(),
+                valid_from: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+                valid_until: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
+            },
+            site: Site {
+                id: "site-1".into(),
+                lat_e6: 42_870_000,
+                lon_e6: 74_600_000,
+                address: "проспект Чуй, Бишкек".into(),
+                direction: "east".into(),
+                lane: 1,
+            },
+        })
+        .await
+        .unwrap();
+}
+
+/// A case whose frames are `frames` (role, bytes), stored in `evidence`, with the
+/// camera's read `camera_plate`.
+async fn record(
+    store: &dyn Store,
+    evidence: &EvidenceStore,
+    frames: &[(FrameRole, Vec<u8>)],
+    camera_plate: Option<&str>,
+) -> CaseId {
+    let bytes: Vec<&[u8]> = frames.iter().map(|(_, b)| b.as_slice()).collect();
+    let locations = evidence.append_batch(&bytes).unwrap();
+    let event_id = EventId::new_v7();
+    let plate_read = camera_plate
+        .map(|p| serde_json::json!({"text": p, "confidence_milli": 930, "country": "KG"}));
+    let case = NewCase {
+        event_id,
+        camera_id: camera(),
+        captured_at: Utc::now(),
+        kind: ViolationKind::Speeding,
+        fingerprint: Sha256::digest(event_id.to_string()).into(),
+        event: serde_json::json!({"event_id": event_id.to_string(), "plate_read": plate_read}),
+        camera_plate: camera_plate.map(str::to_owned),
+        enforceable: true,
+        enforceability_note: None,
+        frames: frames
+            .iter()
+            .zip(locations)
+            .map(|((role, bytes), location)| NewFrame {
+                role: *role,
+                sha256: Sha256::digest(bytes).into(),
+                location,
+            })
+            .collect(),
+    };
+    match store.record_cases(&[case], "test").await.unwrap().remove(0) {
+        CaseWrite::Created(id) => id,
+        other => panic!("not created: {other:?}"),
+    }
+}
+
+async fn worker_routes_reads(store: Arc<dyn Store>) {
+    let recognizer = recognizer();
+    let dir = tempfile::tempdir().unwrap();
+    let evidence = Arc::new(EvidenceStore::open(&dir.path().join("evidence"), "t").unwrap());
+    register(&*store).await;
+    let at = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+    let scene = |seed| {
+        let f = render_frames(&FrameSpec::random(
+            seed,
+            "cam-rec-1",
+            "проспект Чуй, Бишкек",
+            at,
+        ))
+        .unwrap();
+        let plate = f.spec.plate.canonical();
+        (
+            vec![
+                (FrameRole::Overview, f.overview),
+                (FrameRole::Plate, f.plate_close_up),
+            ],
+            plate,
+        )
+    };
+    let (frames_a, plate_a) = scene(1);
+    let (frames_b, plate_b) = scene(2);
+    let (frames_c, plate_c) = scene(3);
+    let agreeing = record(&*store, &evidence, &frames_a, Some(&plate_a)).await;
+    let disagreeing = record(&*store, &evidence, &frames_b, Some("01999XXX")).await;
+    let corrupt = record(
+        &*store,
+        &evidence,
+        &[(FrameRole::Overview, b"\xff\xd8 not really a JPEG".to_vec())],
+        Some("01123ABC"),
+    )
+    .await;
+    let no_camera_read = record(&*store, &evidence, &frames_c, None).await;
+
+    let config = WorkerConfig::new("worker-test");
+    let mut results = run_once(&config, &recognizer, &store, &evidence)
+        .await
+        .unwrap();
+    results.sort_by_key(|(id, _)| id.0);
+    let result = |id: CaseId| results.iter().find(|(c, _)| *c == id).map(|(_, r)| *r);
+
+    // Agreement: recognized, with the crop kept as evidence that still verifies.
+    assert_eq!(
+        result(agreeing),
+        Some(JobResult::Decided(RecognitionDecision::Recognized))
+    );
+    let read = store.recognition(agreeing).await.unwrap().unwrap();
+    assert_eq!(read.plate.as_ref().unwrap().text, plate_a);
+    assert_eq!(read.agreement, Some(true));
+    assert_eq!(read.model.as_deref(), Some("ppocr-v4"));
+    let crop = read.crop.unwrap();
+    let crop_bytes = evidence.read(&crop.location, &crop.sha256).unwrap();
+    assert_eq!(&crop_bytes[..2], &[0xff, 0xd8]);
+    assert!(read.plate_box.is_some());
+    assert_eq!(
+        store.case(agreeing).await.unwrap().unwrap().state,
+        CaseState::Recognized
+    );
+
+    // Disagreement: a person decides, with both reads on record.
+    assert_eq!(
+        result(disagreeing),
+        Some(JobResult::Decided(RecognitionDecision::NeedsReview))
+    );
+    let read = store.recognition(disagreeing).await.unwrap().unwrap();
+    assert_eq!(read.plate.unwrap().text, plate_b);
+    assert_eq!(read.camera_read.unwrap().text, "01999XXX");
+    assert_eq!(read.agreement, Some(false));
+
+    // Bad bytes: recorded on the case, sent to review at once, and the others went on.
+    assert_eq!(
+        result(corrupt),
+        Some(JobResult::Failed(FailResult::SentToReview { attempts: 1 }))
+    );
+    let read = store.recognition(corrupt).await.unwrap().unwrap();
+    assert!(
+        read.error.as_deref().unwrap().contains("JPEG"),
+        "{:?}",
+        read.error
+    );
+    assert_eq!(
+        store.case(corrupt).await.unwrap().unwrap().state,
+        CaseState::NeedsReview
+    );
+
+    // No camera read: our read alone, correct whichever way the threshold sends it.
+    let read = store.recognition(no_camera_read).await.unwrap().unwrap();
+    assert_eq!(read.plate.unwrap().text, plate_c);
+    assert_eq!(read.agreement, None);
+
+    // Nothing is left to take.
+    assert!(run_once(&config, &recognizer, &store, &evidence)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = connect(&format!("sqlite://{}", dir.path().join("k.db").display()))
+        .await
+        .unwrap();
+    worker_routes_reads(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_on_postgres() {
+    let db = PgDb::new().await;
+    let store = connect(&db.url).await.unwrap();
+    worker_routes_reads(store).await;
+    db.drop_database().await;
+}
