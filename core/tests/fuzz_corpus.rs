@@ -262,7 +262,7 @@ fn event(n: u8, kind: ViolationKind, frames: &[(FrameRole, &[u8])]) -> Violation
         camera_id: CameraId::parse("bishkek-fuzz-001").expect("camera id"),
         captured_at_ms: 1_795_000_000_000 + i64::from(n),
         clock_source: clock_sources[usize::from(n) % clock_sources.len()],
-        clock_offset_ms: (n % 2 == 0).then_some(-i64::from(n)),
+        clock_offset_ms: n.is_multiple_of(2).then_some(-i64::from(n)),
         site: Site {
             id: "site-fuzz".into(),
             lat_e6: 42_876_000,
@@ -284,7 +284,7 @@ fn event(n: u8, kind: ViolationKind, frames: &[(FrameRole, &[u8])]) -> Violation
         plate_read: (n % 3 != 1).then(|| PlateRead {
             text: "01KG123ABC".into(),
             confidence_milli: 900,
-            country: (n % 3 == 0).then(|| "KG".into()),
+            country: n.is_multiple_of(3).then(|| "KG".into()),
         }),
         frames: frames
             .iter()

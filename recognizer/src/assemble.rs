@@ -205,15 +205,32 @@ fn group(
         .iter()
         .flat_map(|&p| reads[p].chars.iter().cloned())
         .collect();
+    let unmarked: Vec<CharRead> = parts
+        .iter()
+        .flat_map(|&p| without_marks(&reads[p].chars))
+        .collect();
     let raw: String = parts
         .iter()
         .map(|&p| reads[p].raw.as_str())
         .collect::<Vec<_>>()
         .join(" ");
-    let candidates = plates::candidates(&chars, limit.max(1));
+    let candidates = if unmarked.len() == chars.len() {
+        plates::candidates(&chars, limit.max(1))
+    } else {
+        // the read with its marks too: a pattern may print them, and a mark's letters
+        // may after all belong to the number
+        best_of(
+            plates::candidates(&unmarked, limit.max(1)),
+            plates::candidates(&chars, limit.max(1)),
+            limit.max(1),
+        )
+    };
     let b = parts.iter().map(|&p| all[p]).fold(all[parts[0]], union);
     let detection_score = parts.iter().map(|&p| boxes[p].score).sum::<f32>() / parts.len() as f32;
-    let length = plates::canonicalise(&raw).chars().count();
+    let length = unmarked
+        .iter()
+        .filter(|c| plates::normalise_char(c.ch).is_some())
+        .count();
     let aspect = (b[2] - b[0]) / (b[3] - b[1]).max(1.0);
     let plate_like = PLATE_ASPECT.contains(&aspect);
     let format = candidates.first().and_then(|c| c.format);
@@ -239,6 +256,69 @@ fn group(
         detection_score,
         tier,
     }
+}
+
+/// Country marks printed beside a plate's number ("KG" under the region, "KZ" by
+/// the flag, "RUS" after the region): read, never part of the canonical text.
+const COUNTRY_MARKS: &[&str] = &["KG", "KZ", "RUS"];
+
+/// A box's read without its country marks: a mark standing alone or glued to digits
+/// ("01KG228" → "01228"; not the letters of "123AKG"). Separators stay.
+fn without_marks(chars: &[CharRead]) -> Vec<CharRead> {
+    // plate characters with their places in `chars`
+    let plate: Vec<(usize, char)> = chars
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| plates::normalise_char(c.ch).map(|n| (i, n)))
+        .collect();
+    let mut dropped = vec![false; chars.len()];
+    let mut at = 0;
+    while at < plate.len() {
+        let mark = COUNTRY_MARKS.iter().find(|m| {
+            let end = at + m.len();
+            end <= plate.len()
+                && plate[at..end].iter().map(|p| p.1).eq(m.chars())
+                && (at == 0 || plate[at - 1].1.is_ascii_digit())
+                && (end == plate.len() || plate[end].1.is_ascii_digit())
+        });
+        match mark {
+            Some(m) => {
+                plate[at..at + m.len()]
+                    .iter()
+                    .for_each(|p| dropped[p.0] = true);
+                at += m.len();
+            }
+            None => at += 1,
+        }
+    }
+    chars
+        .iter()
+        .zip(dropped)
+        .filter(|(_, d)| !d)
+        .map(|(c, _)| c.clone())
+        .collect()
+}
+
+/// Two candidate lists as one: each text once with its best score, best first.
+fn best_of(a: Vec<Scored>, b: Vec<Scored>, limit: usize) -> Vec<Scored> {
+    let mut all: Vec<Scored> = Vec::new();
+    for s in a.into_iter().chain(b) {
+        match all
+            .iter_mut()
+            .find(|k| k.candidate.text == s.candidate.text)
+        {
+            Some(known) if known.score >= s.score => {}
+            Some(known) => *known = s,
+            None => all.push(s),
+        }
+    }
+    all.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.candidate.text.cmp(&b.candidate.text))
+    });
+    all.truncate(limit);
+    all
 }
 
 #[cfg(test)]
@@ -294,6 +374,51 @@ mod tests {
             .skip(1)
             .all(|g| g.parts.iter().all(|p| ![0, 1, 2].contains(p))));
         assert_eq!(found.last().map(|g| g.parts.clone()), Some(vec![3]));
+    }
+
+    #[test]
+    fn country_marks_are_dropped_from_reads() {
+        let text = |chars: Vec<CharRead>| chars.iter().map(|c| c.ch).collect::<String>();
+        let cases = [
+            ("01KG228", "01228"),
+            ("KG", ""),
+            ("01 KG", "01 "),
+            ("KZ123ABC02", "123ABC02"),
+            ("A123BC777RUS", "A123BC777"),
+            ("01kg123", "01123"),
+            // letters of the number stay
+            ("123AKG", "123AKG"),
+            ("KGB", "KGB"),
+            ("01KGB", "01KGB"),
+        ];
+        for (read, expected) in cases {
+            assert_eq!(text(without_marks(&line(read).chars)), expected, "{read}");
+        }
+    }
+
+    #[test]
+    fn a_merged_region_box_drops_its_mark_and_joins_its_neighbour() {
+        // the detector merged "01 KG 228" into one box; "EEX" is its neighbour
+        let boxes = [
+            text_box(60.0, 498.0, 180.0, 530.0),
+            text_box(192.0, 500.0, 250.0, 530.0),
+        ];
+        let found = plates(&boxes, &[line("01KG228"), line("EEX")], 5, 2);
+        assert_eq!(found[0].candidates[0].candidate.text, "01228EEX");
+        assert_eq!(found[0].parts, vec![0, 1]);
+    }
+
+    #[test]
+    fn a_stacked_region_fixes_a_letter_read_as_a_digit() {
+        // "01" stacked over "KG" left of "766XKO", whose O was read as 0
+        let boxes = [
+            text_box(100.0, 500.0, 220.0, 530.0),
+            text_box(60.0, 496.0, 85.0, 511.0),
+            text_box(62.0, 516.0, 84.0, 528.0),
+        ];
+        let found = plates(&boxes, &[line("766XK0"), line("01"), line("KG")], 5, 2);
+        assert_eq!(found[0].candidates[0].candidate.text, "01766XKO");
+        assert_eq!(found[0].parts, vec![1, 2, 0]);
     }
 
     #[test]

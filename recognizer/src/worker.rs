@@ -248,7 +248,7 @@ async fn handle(
 }
 
 /// Reads every frame of the job (plate close-ups and overviews alike) and keeps the
-/// most confident plate. Blocking.
+/// best plate: one in a known format first, then the most confident. Blocking.
 fn read_job(
     recognizer: &Recognizer,
     evidence: &EvidenceStore,
@@ -273,9 +273,10 @@ fn read_job(
             message: format!("frame {}: {e}", frame.index),
         })?;
         if let Some(plate) = recognition.plates.into_iter().next() {
-            let better = best
-                .as_ref()
-                .is_none_or(|b| plate.text.confidence > b.plate.text.confidence);
+            // A read in a known plate format beats one in none, however confident:
+            // the latter is often a plate line cut short or joined with its marks.
+            let rank = |p: &PlateReading| (p.text.country.is_some(), p.text.confidence);
+            let better = best.as_ref().is_none_or(|b| rank(&plate) > rank(&b.plate));
             if better {
                 best = Some(FrameRead {
                     frame_index: frame.index,
@@ -363,14 +364,17 @@ mod tests {
     use super::*;
     use RecognitionDecision::{NeedsReview, Recognized};
 
+    /// Camera read, our read and confidence, and what `decide` must answer.
+    type Row = (
+        Option<&'static str>,
+        Option<(&'static str, f32)>,
+        (RecognitionDecision, Option<bool>),
+    );
+
     #[test]
     fn dual_read_routing() {
         let t = Thresholds::default();
-        let table: [(
-            Option<&str>,
-            Option<(&str, f32)>,
-            (RecognitionDecision, Option<bool>),
-        ); 9] = [
+        let table: [Row; 9] = [
             // camera and we agree: the lower threshold applies
             (
                 Some("01123ABC"),

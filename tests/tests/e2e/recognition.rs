@@ -64,7 +64,10 @@ fn simulated_plates_are_read_and_agree_with_the_camera() {
             assert_eq!(recognition["agreement"], true, "case {id}: {recognition}");
             assert_eq!(recognition["camera_read"]["text"], camera);
         } else {
-            misreads.push(format!("{camera} read as {ours:?} ({})", recognition["candidates"]));
+            misreads.push(format!(
+                "{camera} read as {ours:?} ({})",
+                recognition["candidates"]
+            ));
             assert_eq!(recognition["agreement"], false, "case {id}: {recognition}");
             assert_eq!(
                 detail["state"], "needs_review",
@@ -92,5 +95,9 @@ fn simulated_plates_are_read_and_agree_with_the_camera() {
         );
     }
     // Rendered plates are clean: every one should be read exactly.
-    assert_eq!(exact, cases.len(), "plates read exactly; misreads: {misreads:#?}");
+    assert_eq!(
+        exact,
+        cases.len(),
+        "plates read exactly; misreads: {misreads:#?}"
+    );
 }
