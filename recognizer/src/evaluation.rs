@@ -362,7 +362,7 @@ mod tests {
             },
             LabelledPlate {
                 bbox: b(500, 500, 100, 50),
-                text: "XYZ789".into(),
+                text: "XYZ780".into(),
             },
             LabelledPlate {
                 bbox: b(900, 100, 100, 50),
