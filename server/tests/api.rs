@@ -364,6 +364,12 @@ fn secured_routes() -> Vec<RouteCase> {
         ),
         r(
             Method::GET,
+            "/api/v1/cases/{id}/plate-crop",
+            "/api/v1/cases/1/plate-crop",
+            CASES,
+        ),
+        r(
+            Method::GET,
             "/api/v1/dead-letters",
             "/api/v1/dead-letters",
             DEAD,
