@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::plates::canonicalise;
+use crate::worker::{decide, OurRead, Thresholds};
 use crate::PixelBox;
+use kozomol_store::RecognitionDecision;
 
 /// One labelled plate in a photo.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,7 +198,7 @@ pub struct PlateScore {
     pub detected: Option<bool>,
     pub exact: bool,
     pub lenient: bool,
-    /// The read was confident enough to be accepted without a person.
+    /// With no camera read, the read would decide the case without a person.
     pub accepted: bool,
 }
 
@@ -205,8 +207,8 @@ pub struct PlateScore {
 /// overlaps less still counts for the text).
 pub fn score_photo(
     labels: &[LabelledPlate],
-    reads: &[(PixelBox, String, f32)],
-    accept_at: f32,
+    reads: &[(PixelBox, String, f32, bool)],
+    thresholds: &Thresholds,
 ) -> Vec<PlateScore> {
     labels
         .iter()
@@ -217,29 +219,30 @@ pub fn score_photo(
                 .max_by(|a, b| a.0.total_cmp(&b.0));
             let detected = best.is_some_and(|(overlap, _)| overlap >= 0.5);
             let read = best.filter(|(overlap, _)| *overlap > 0.0).map(|(_, r)| r);
-            score_text(
-                &label.text,
-                read.map(|r| (r.1.as_str(), r.2)),
-                accept_at,
-                Some(detected),
-            )
+            let read = read.map(|r| OurRead {
+                text: &r.1,
+                confidence: r.2,
+                known_format: r.3,
+            });
+            score_text(&label.text, read, thresholds, Some(detected))
         })
         .collect()
 }
 
-/// Scores one read against the right text.
+/// Scores one read against the right text; `accepted` is the worker's own rule for a
+/// read with no camera read beside it.
 pub fn score_text(
     truth: &str,
-    read: Option<(&str, f32)>,
-    accept_at: f32,
+    read: Option<OurRead<'_>>,
+    thresholds: &Thresholds,
     detected: Option<bool>,
 ) -> PlateScore {
-    let (text, confidence) = read.unwrap_or(("", 0.0));
+    let text = read.map_or("", |r| r.text);
     PlateScore {
         detected,
         exact: !text.is_empty() && text == truth,
         lenient: !text.is_empty() && lenient_eq(text, truth),
-        accepted: !text.is_empty() && confidence >= accept_at,
+        accepted: decide(None, read, thresholds).0 == RecognitionDecision::Recognized,
     }
 }
 
@@ -370,10 +373,10 @@ mod tests {
             },
         ];
         let reads = [
-            (b(102, 101, 98, 48), "ABC123".to_owned(), 0.97),
-            (b(540, 500, 100, 50), "XYZ78O".to_owned(), 0.60), // IoU 0.43: read, not detected
+            (b(102, 101, 98, 48), "ABC123".to_owned(), 0.97, true),
+            (b(540, 500, 100, 50), "XYZ78O".to_owned(), 0.60, true), // IoU 0.43: read, not detected
         ];
-        let scores = score_photo(&labels, &reads, 0.9);
+        let scores = score_photo(&labels, &reads, &Thresholds::default());
         assert_eq!(
             scores,
             vec![
@@ -408,7 +411,13 @@ mod tests {
 
     #[test]
     fn crops_have_no_detection_rate() {
-        let scores = [score_text("ABC", Some(("ABC", 0.5)), 0.9, None)];
+        let read = OurRead {
+            text: "ABC",
+            confidence: 0.95,
+            known_format: false,
+        };
+        // confident, but in no known format: not accepted alone
+        let scores = [score_text("ABC", Some(read), &Thresholds::default(), None)];
         let summary = summarise(1, &scores, vec![5.0], 0.9);
         assert_eq!(summary.detection_rate, None);
         assert_eq!(summary.accepted_exact_rate, None);

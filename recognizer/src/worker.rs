@@ -40,15 +40,29 @@ impl Default for Thresholds {
     }
 }
 
+/// Our read of a case: the text, its confidence, and whether it fits a known plate
+/// format (a read that fits none is often a plate line cut short).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OurRead<'a> {
+    pub text: &'a str,
+    pub confidence: f32,
+    pub known_format: bool,
+}
+
 /// The dual-read rule. Returns where the case goes and whether the two reads agree
 /// (`None` when there is no camera read or no read of ours to compare).
 pub fn decide(
     camera: Option<&str>,
-    ours: Option<(&str, f32)>,
+    ours: Option<OurRead<'_>>,
     thresholds: &Thresholds,
 ) -> (RecognitionDecision, Option<bool>) {
     use RecognitionDecision::{NeedsReview, Recognized};
-    let Some((text, confidence)) = ours.filter(|(text, _)| !text.is_empty()) else {
+    let Some(OurRead {
+        text,
+        confidence,
+        known_format,
+    }) = ours.filter(|r| !r.text.is_empty())
+    else {
         return (NeedsReview, None);
     };
     let camera = camera.map(canonicalise).filter(|c| !c.is_empty());
@@ -62,7 +76,8 @@ pub fn decide(
             };
             (decision, Some(agree))
         }
-        None if confidence >= thresholds.auto_accept => (Recognized, None),
+        // Alone, a read decides only in a known format: no second read vouches for it.
+        None if known_format && confidence >= thresholds.auto_accept => (Recognized, None),
         None => (NeedsReview, None),
     }
 }
@@ -299,9 +314,11 @@ fn outcome(
         .camera_read
         .as_ref()
         .map(|c: &CameraPlateRead| c.text.as_str());
-    let ours = best
-        .map(|b| (b.plate.text.text.as_str(), b.plate.text.confidence))
-        .filter(|(text, _)| !text.is_empty());
+    let ours = best.map(|b| OurRead {
+        text: &b.plate.text.text,
+        confidence: b.plate.text.confidence,
+        known_format: b.plate.text.country.is_some(),
+    });
     let (decision, agreement) = decide(camera, ours, thresholds);
     let text = best.map(|b| &b.plate.text).filter(|t| !t.text.is_empty());
     RecognitionOutcome {
@@ -364,53 +381,66 @@ mod tests {
     use super::*;
     use RecognitionDecision::{NeedsReview, Recognized};
 
-    /// Camera read, our read and confidence, and what `decide` must answer.
+    /// Camera read; our read, confidence and whether it fits a known format; and what
+    /// `decide` must answer.
     type Row = (
         Option<&'static str>,
-        Option<(&'static str, f32)>,
+        Option<(&'static str, f32, bool)>,
         (RecognitionDecision, Option<bool>),
     );
 
     #[test]
     fn dual_read_routing() {
         let t = Thresholds::default();
-        let table: [Row; 9] = [
+        let table: [Row; 11] = [
             // camera and we agree: the lower threshold applies
             (
                 Some("01123ABC"),
-                Some(("01123ABC", 0.97)),
+                Some(("01123ABC", 0.97, true)),
                 (Recognized, Some(true)),
             ),
             (
                 Some("01123ABC"),
-                Some(("01123ABC", 0.60)),
+                Some(("01123ABC", 0.60, true)),
                 (Recognized, Some(true)),
             ),
             (
                 Some("01123ABC"),
-                Some(("01123ABC", 0.30)),
+                Some(("01123ABC", 0.30, true)),
                 (NeedsReview, Some(true)),
+            ),
+            // two reads agreeing vouch for each other, whatever the format
+            (
+                Some("YG9X2G"),
+                Some(("YG9X2G", 0.90, false)),
+                (Recognized, Some(true)),
             ),
             // the camera's read is canonicalised first (spaces, Cyrillic look-alikes)
             (
                 Some("01 123 АВС"),
-                Some(("01123ABC", 0.97)),
+                Some(("01123ABC", 0.97, true)),
                 (Recognized, Some(true)),
             ),
             // disagreement always goes to a person, however confident we are
             (
                 Some("01123ABD"),
-                Some(("01123ABC", 0.99)),
+                Some(("01123ABC", 0.99, true)),
                 (NeedsReview, Some(false)),
             ),
-            // no camera read: our read alone, at the higher threshold
-            (None, Some(("01123ABC", 0.95)), (Recognized, None)),
-            (None, Some(("01123ABC", 0.80)), (NeedsReview, None)),
+            // no camera read: our read alone, at the higher threshold, in a known format
+            (None, Some(("01123ABC", 0.95, true)), (Recognized, None)),
+            (None, Some(("01123ABC", 0.80, true)), (NeedsReview, None)),
+            (None, Some(("123ABC", 0.99, false)), (NeedsReview, None)),
             // nothing read
             (Some("01123ABC"), None, (NeedsReview, None)),
-            (None, Some(("", 0.99)), (NeedsReview, None)),
+            (None, Some(("", 0.99, true)), (NeedsReview, None)),
         ];
         for (camera, ours, expected) in table {
+            let ours = ours.map(|(text, confidence, known_format)| OurRead {
+                text,
+                confidence,
+                known_format,
+            });
             assert_eq!(decide(camera, ours, &t), expected, "{camera:?} {ours:?}");
         }
     }

@@ -189,9 +189,9 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::EvalAlpr { dir, crops, config } => {
-            let (recognizer, accept_at) = load_recognizer(config.as_deref()).await?;
+            let (recognizer, thresholds) = load_recognizer(config.as_deref()).await?;
             let summary = tokio::task::spawn_blocking(move || {
-                kozomol_server::plate_reading::evaluate(&recognizer, &dir, crops, accept_at)
+                kozomol_server::plate_reading::evaluate(&recognizer, &dir, crops, &thresholds)
             })
             .await??;
             println!("{}", serde_json::to_string(&summary)?);
@@ -250,10 +250,13 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The recognizer the settings describe, and the confidence that auto-accepts a read.
+/// The recognizer the settings describe, and when a read decides a case alone.
 async fn load_recognizer(
     config: Option<&std::path::Path>,
-) -> anyhow::Result<(kozomol_recognizer::Recognizer, f32)> {
+) -> anyhow::Result<(
+    kozomol_recognizer::Recognizer,
+    kozomol_recognizer::worker::Thresholds,
+)> {
     let settings = Settings::load(config, |k| std::env::var(k).ok())?;
     settings.validate()?;
     let recognizer_config = settings.recognizer.recognizer_config();
@@ -261,7 +264,7 @@ async fn load_recognizer(
         kozomol_recognizer::Recognizer::load(&recognizer_config)
     })
     .await??;
-    Ok((recognizer, settings.recognizer.auto_accept))
+    Ok((recognizer, settings.recognizer.thresholds()))
 }
 
 /// The first Ctrl-C or SIGTERM cancels every part; a second one exits at once.

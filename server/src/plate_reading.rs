@@ -8,6 +8,7 @@ use std::time::Instant;
 use kozomol_recognizer::evaluation::{
     load_crops, load_photos, score_photo, score_text, summarise, EvaluationError, EvaluationSummary,
 };
+use kozomol_recognizer::worker::{OurRead, Thresholds};
 use kozomol_recognizer::{Recognition, Recognizer, RecognizerError};
 use serde_json::json;
 
@@ -183,7 +184,7 @@ pub fn evaluate(
     recognizer: &Recognizer,
     dir: &Path,
     crops: bool,
-    accept_at: f32,
+    thresholds: &Thresholds,
 ) -> Result<EvaluationSummary, PlateReadingError> {
     let mut scores = Vec::new();
     let mut ms = Vec::new();
@@ -206,15 +207,20 @@ pub fn evaluate(
                     None
                 }
             };
-            scores.push(score_text(
-                &crop.text,
-                read.as_ref().map(|t| (t.text.as_str(), t.confidence)),
-                accept_at,
-                None,
-            ));
+            let read = read.as_ref().map(|t| OurRead {
+                text: &t.text,
+                confidence: t.confidence,
+                known_format: t.country.is_some(),
+            });
+            scores.push(score_text(&crop.text, read, thresholds, None));
             progress.step(&crop.image.display().to_string());
         }
-        Ok(summarise(labelled.len(), &scores, ms, accept_at))
+        Ok(summarise(
+            labelled.len(),
+            &scores,
+            ms,
+            thresholds.auto_accept,
+        ))
     } else {
         let photos = load_photos(dir)?;
         let mut progress = Progress::new(photos.len());
@@ -227,16 +233,23 @@ pub fn evaluate(
                 Ok(r) => r
                     .plates
                     .into_iter()
-                    .map(|p| (p.bbox, p.text.text, p.text.confidence))
+                    .map(|p| {
+                        (
+                            p.bbox,
+                            p.text.text,
+                            p.text.confidence,
+                            p.text.country.is_some(),
+                        )
+                    })
                     .collect(),
                 Err(e) => {
                     tracing::warn!(file = %photo.image.display(), error = %e, "photo not read");
                     Vec::new()
                 }
             };
-            scores.extend(score_photo(&photo.plates, &reads, accept_at));
+            scores.extend(score_photo(&photo.plates, &reads, thresholds));
             progress.step(&photo.image.display().to_string());
         }
-        Ok(summarise(photos.len(), &scores, ms, accept_at))
+        Ok(summarise(photos.len(), &scores, ms, thresholds.auto_accept))
     }
 }
