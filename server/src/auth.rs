@@ -109,8 +109,12 @@ pub fn decoy_password_hash() -> &'static str {
     })
 }
 
-/// An API bearer token: 32 random bytes, shown once as unpadded base64url.
+/// An API bearer token: 32 random bytes, shown once as `kzm_` and unpadded base64url.
+/// The prefix keeps a token from starting with `-` (read as an option by command
+/// lines such as `kozomol simulate --token T`) and lets secret scanners spot one.
 pub struct ApiToken([u8; 32]);
+
+const TOKEN_PREFIX: &str = "kzm_";
 
 impl ApiToken {
     pub fn generate() -> Result<Self, AuthError> {
@@ -120,14 +124,18 @@ impl ApiToken {
     }
 
     /// Parses the text form; `None` for anything that is not 32 bytes of base64url.
+    /// Tokens shown before the prefix existed are still accepted without it.
     pub fn parse(text: &str) -> Option<Self> {
-        let bytes = URL_SAFE_NO_PAD.decode(text.trim()).ok()?;
+        let text = text.trim();
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text.strip_prefix(TOKEN_PREFIX).unwrap_or(text))
+            .ok()?;
         bytes.try_into().ok().map(ApiToken)
     }
 
     /// The text the holder sends as `Authorization: Bearer <text>`.
     pub fn reveal(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.0)
+        format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(self.0))
     }
 
     /// What the store keeps.
@@ -468,9 +476,13 @@ mod tests {
     fn tokens_round_trip_and_reject_garbage() {
         let token = ApiToken::generate().expect("token");
         let text = token.reveal();
-        assert_eq!(text.len(), 43);
+        assert_eq!(text.len(), 47);
+        assert!(text.starts_with("kzm_"), "{text}");
         let parsed = ApiToken::parse(&text).expect("parses");
         assert_eq!(parsed.sha256(), token.sha256());
+        // a token shown without the prefix (as before it existed) still works
+        let bare = ApiToken::parse(&text[4..]).expect("parses without the prefix");
+        assert_eq!(bare.sha256(), token.sha256());
         assert!(ApiToken::parse("short").is_none());
         assert!(ApiToken::parse(&format!("{text}AA")).is_none());
     }

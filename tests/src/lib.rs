@@ -357,7 +357,7 @@ impl Kozomol {
             .args(["--rate", &rate.to_string()])
             .args(["--broker", &self.broker()])
             .args(["--api", &self.api()])
-            .args(["--token", &self.token("admin")?])
+            .arg(format!("--token={}", self.token("admin")?))
             .args(extra)
             .env("RUST_LOG", "warn");
         Process::spawn("simulate", command, &self.data_dir.with_extension("logs"))
