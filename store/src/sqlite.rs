@@ -46,6 +46,22 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir).await?;
         }
+        // Processes starting together on a new file race to switch it to WAL, and
+        // SQLite answers the loser "busy" without waiting: try again until the
+        // busy timeout has passed.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match Self::try_open(path).await {
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    debug!(path = %path.display(), error = %e, "database busy at open; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                opened => return opened,
+            }
+        }
+    }
+
+    async fn try_open(path: &Path) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -70,6 +86,17 @@ impl SqliteStore {
             .await?;
         debug!(path = %path.display(), "sqlite store open");
         Ok(SqliteStore { writer, reader })
+    }
+}
+
+/// SQLITE_BUSY, with any of its extended codes.
+fn is_busy(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(sqlx::Error::Database(db)) => db
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| c & 0xff == 5),
+        _ => false,
     }
 }
 
