@@ -86,6 +86,9 @@ enum Command {
         /// Send only the plate close-up with each event (a load test's small events).
         #[arg(long)]
         small_frames: bool,
+        /// Draw the violations from this seed, to repeat a run's plates and scenes.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Read the plates in JPEG files or folders of them.
     Recognize {
@@ -206,6 +209,7 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             receipt_timeout,
             small_frames,
+            seed,
         } => {
             let token = match token {
                 Some(t) => t,
@@ -223,6 +227,7 @@ async fn main() -> anyhow::Result<()> {
                     .join(format!("kozomol-simulate-{}", std::process::id())),
                 receipt_timeout: Duration::from_secs(receipt_timeout),
                 small_frames,
+                scene_seed: seed,
             };
             let work_dir = options.work_dir.clone();
             let report = kozomol_server::simulate::run_simulation(options, cancel).await;

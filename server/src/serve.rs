@@ -205,6 +205,7 @@ pub async fn run(
                 work_dir: settings.data_dir.join("simulated-cameras"),
                 receipt_timeout: Duration::from_secs(60),
                 small_frames: false,
+                scene_seed: None,
             };
             let cancel = cancel.clone();
             tasks.spawn(async move {

@@ -48,6 +48,9 @@ pub struct SimulationOptions {
     /// Scale the overview down to 320 pixels across (events of a few tens of
     /// kilobytes): for load tests where the event count matters, not the evidence size.
     pub small_frames: bool,
+    /// Draw the violations (plates, kinds, scenes) from this seed, so a run can be
+    /// repeated; `None` draws fresh ones each run.
+    pub scene_seed: Option<u64>,
 }
 
 /// How a simulation went.
@@ -167,7 +170,7 @@ pub async fn run_simulation(
         .map_or(FRAMES_PER_CAMERA, |m| m.div_ceil(u64::from(opts.cameras)))
         .min(MAX_FRAMES_RENDERED / u64::from(opts.cameras))
         .clamp(1, FRAMES_PER_CAMERA);
-    let pools = render_pools(&cameras, per_camera, opts.small_frames).await?;
+    let pools = render_pools(&cameras, per_camera, opts.small_frames, opts.scene_seed).await?;
 
     // The agents outlive `cancel`: once submitting stops they still have receipts to
     // take. They stop when this function returns, whichever way it does.
@@ -336,9 +339,10 @@ async fn render_pools(
     cameras: &[SimCamera],
     per_camera: u64,
     small_frames: bool,
+    scene_seed: Option<u64>,
 ) -> Result<Vec<Arc<FramePool>>, SimulateError> {
     let started = Instant::now();
-    let mut seeds = StdRng::from_entropy();
+    let mut seeds = scene_seed.map_or_else(StdRng::from_entropy, StdRng::seed_from_u64);
     let now = Utc::now();
     let spec_sets: Vec<Vec<FrameSpec>> = cameras
         .iter()
@@ -551,6 +555,7 @@ mod tests {
             work_dir: PathBuf::from("/tmp"),
             receipt_timeout: Duration::from_secs(5),
             small_frames: false,
+            scene_seed: None,
         }
     }
 

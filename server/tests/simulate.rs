@@ -264,6 +264,7 @@ fn options(api: String, broker_port: u16, work_dir: &std::path::Path) -> Simulat
         work_dir: work_dir.to_path_buf(),
         receipt_timeout: Duration::from_secs(30),
         small_frames: false,
+        scene_seed: None,
     }
 }
 
@@ -303,6 +304,31 @@ async fn every_event_is_signed_receipted_and_counted() {
     // pooled frames carry a per-event comment, so every overview is distinct evidence
     assert_eq!(seen.overview_hashes.len(), 12);
     assert_eq!(seen.plates.len(), 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scene_seed_repeats_the_plates() {
+    let mut runs = Vec::new();
+    for seed in [Some(7), Some(7), Some(8)] {
+        let broker = Mosquitto::start();
+        let (api, registered) = start_api().await;
+        let seen = start_fake_ingest(broker.port, registered).await;
+        let work = tempfile::tempdir().expect("tempdir");
+        let mut opts = options(api, broker.port, work.path());
+        opts.cameras = 2;
+        opts.events = Some(4);
+        opts.scene_seed = seed;
+        let report = run_simulation(opts, CancellationToken::new())
+            .await
+            .expect("simulation succeeds");
+        assert!(report.all_accepted(), "{report:?}");
+        let mut plates = seen.lock().expect("lock").plates.clone();
+        plates.sort();
+        assert_eq!(plates.len(), 4);
+        runs.push(plates);
+    }
+    assert_eq!(runs[0], runs[1], "one seed, one set of plates");
+    assert_ne!(runs[0], runs[2], "another seed, other plates");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
