@@ -14,6 +14,12 @@ use crate::read::LineRead;
 const NEIGHBOUR_HEIGHT: f32 = 1.1;
 /// How far a neighbour may be from the main line, in main-line heights.
 const NEIGHBOUR_GAP: f32 = 1.0;
+/// A neighbour may overlap the line by this many line heights: detector boxes of one
+/// plate often share a glyph.
+const NEIGHBOUR_OVERLAP: f32 = 0.6;
+/// Overlapping boxes that both read the same character at their seam, by at least
+/// this many heights, read it once.
+const SEAM_OVERLAP: f32 = 0.25;
 /// At most this many neighbours on each side.
 const MAX_NEIGHBOURS: usize = 3;
 /// Width / height of a plate's text line.
@@ -137,11 +143,11 @@ fn neighbours(all: &[Bounds], read: &[bool], main: usize) -> (Vec<usize>, Vec<us
                     let b = all[j];
                     if leftwards {
                         b[0] < m[0]
-                            && b[2] <= edge + 0.3 * height
+                            && b[2] <= edge + NEIGHBOUR_OVERLAP * height
                             && b[2] >= edge - NEIGHBOUR_GAP * height
                     } else {
                         b[2] > m[2]
-                            && b[0] >= edge - 0.3 * height
+                            && b[0] >= edge - NEIGHBOUR_OVERLAP * height
                             && b[0] <= edge + NEIGHBOUR_GAP * height
                     }
                 })
@@ -201,30 +207,36 @@ fn group(
     limit: usize,
 ) -> Group {
     let parts = reading_order(parts, all);
-    let chars: Vec<CharRead> = parts
-        .iter()
-        .flat_map(|&p| reads[p].chars.iter().cloned())
-        .collect();
-    let unmarked: Vec<CharRead> = parts
-        .iter()
-        .flat_map(|&p| without_marks(&reads[p].chars))
-        .collect();
+    let seams = doubled_at_seams(&parts, all, reads);
+    let joined = |marks: bool| -> Vec<CharRead> {
+        parts
+            .iter()
+            .flat_map(|&p| {
+                let chars = if marks {
+                    reads[p].chars.clone()
+                } else {
+                    without_marks(&reads[p].chars)
+                };
+                let doubled = seams
+                    .contains(&p)
+                    .then(|| chars.iter().position(|c| c.ch.is_alphanumeric()))
+                    .flatten();
+                chars
+                    .into_iter()
+                    .enumerate()
+                    .filter(move |(i, _)| Some(*i) != doubled)
+                    .map(|(_, c)| c)
+            })
+            .collect()
+    };
+    let chars = joined(true);
+    let unmarked = joined(false);
     let raw: String = parts
         .iter()
         .map(|&p| reads[p].raw.as_str())
         .collect::<Vec<_>>()
         .join(" ");
-    let candidates = if unmarked.len() == chars.len() {
-        plates::candidates(&chars, limit.max(1))
-    } else {
-        // the read with its marks too: a pattern may print them, and a mark's letters
-        // may after all belong to the number
-        best_of(
-            plates::candidates(&unmarked, limit.max(1)),
-            plates::candidates(&chars, limit.max(1)),
-            limit.max(1),
-        )
-    };
+    let candidates = ranked(&unmarked, &chars, limit);
     let b = parts.iter().map(|&p| all[p]).fold(all[parts[0]], union);
     let detection_score = parts.iter().map(|&p| boxes[p].score).sum::<f32>() / parts.len() as f32;
     let length = unmarked
@@ -257,6 +269,52 @@ fn group(
         tier,
     }
 }
+
+/// Parts whose first character repeats the last of the part before it, where the two
+/// boxes overlap: the detector drew the boxes over the same glyph ("01 KG 656H" beside
+/// "HPX"), so it is read once. Boxes that only touch keep both characters.
+fn doubled_at_seams(parts: &[usize], all: &[Bounds], reads: &[LineRead]) -> Vec<usize> {
+    parts
+        .windows(2)
+        .filter(|w| {
+            let (a, b) = (all[w[0]], all[w[1]]);
+            let height = (a[3] - a[1]).min(b[3] - b[1]);
+            let overlap = a[2] - b[0];
+            let last = reads[w[0]]
+                .chars
+                .iter()
+                .rev()
+                .find(|c| c.ch.is_alphanumeric());
+            let first = reads[w[1]].chars.iter().find(|c| c.ch.is_alphanumeric());
+            b[0] > a[0]
+                && overlap >= SEAM_OVERLAP * height
+                && last.zip(first).is_some_and(|(l, f)| l.ch == f.ch)
+        })
+        .map(|w| w[1])
+        .collect()
+}
+
+/// Candidates for one line's read (see [`ranked`]).
+pub(crate) fn line_candidates(chars: &[CharRead], limit: usize) -> Vec<Scored> {
+    ranked(&without_marks(chars), chars, limit)
+}
+
+/// Candidates for a read without its country marks and with them: a pattern may
+/// print them, and a mark's letters may after all belong to the number, but far less
+/// often than a mark is a mark ("KZ933CL" is KZ's 933 CL, not a European plate).
+fn ranked(unmarked: &[CharRead], chars: &[CharRead], limit: usize) -> Vec<Scored> {
+    let limit = limit.max(1);
+    if unmarked.len() == chars.len() {
+        return plates::candidates(chars, limit);
+    }
+    let mut marked = plates::candidates(chars, limit);
+    marked.iter_mut().for_each(|s| s.score *= MARK_AS_TEXT);
+    best_of(plates::candidates(unmarked, limit), marked, limit)
+}
+
+/// How much of its score a candidate keeps when it reads a country mark as part of
+/// the number.
+const MARK_AS_TEXT: f32 = 0.3;
 
 /// Country marks printed beside a plate's number ("KG" under the region, "KZ" by
 /// the flag, "RUS" after the region): read, never part of the canonical text.
@@ -406,6 +464,29 @@ mod tests {
         let found = plates(&boxes, &[line("01KG228"), line("EEX")], 5, 2);
         assert_eq!(found[0].candidates[0].candidate.text, "01228EEX");
         assert_eq!(found[0].parts, vec![0, 1]);
+    }
+
+    #[test]
+    fn overlapping_boxes_read_their_shared_glyph_once() {
+        // "01 KG 656H" and "HPX" both hold the H
+        let merged = text_box(213.0, 134.0, 460.0, 196.0);
+        let neighbour = text_box(433.0, 148.0, 567.0, 196.0);
+        for right in [line("HPX"), line(" HPX")] {
+            let reads = [line("01KG656H"), right];
+            let found = plates(&[merged.clone(), neighbour.clone()], &reads, 5, 1);
+            assert_eq!(found[0].parts, vec![0, 1]);
+            assert_eq!(found[0].candidates[0].candidate.text, "01656HPX");
+        }
+        // boxes that only touch, or overlap on different characters, keep both
+        let touching = text_box(458.0, 148.0, 567.0, 196.0);
+        let all = [bounds(&merged.corners), bounds(&touching.corners)];
+        assert!(doubled_at_seams(&[0, 1], &all, &[line("01KG656H"), line("HPX")]).is_empty());
+        let all = [bounds(&merged.corners), bounds(&neighbour.corners)];
+        assert_eq!(
+            doubled_at_seams(&[0, 1], &all, &[line("01KG656H"), line("HPX")]),
+            vec![1]
+        );
+        assert!(doubled_at_seams(&[0, 1], &all, &[line("01KG656"), line("HPX")]).is_empty());
     }
 
     #[test]

@@ -36,16 +36,36 @@ pub(crate) struct Detector {
 
 impl Detector {
     pub(crate) fn detect(&self, img: &RgbImage) -> Result<Vec<TextBox>, RecognizerError> {
+        self.detect_scaled(img, self.spec.max_side, self.spec.min_side.unwrap_or(0))
+    }
+
+    /// As [`Detector::detect`], with the `db` input's sides bounded by these rather
+    /// than the manifest's (a `boxes` detector always letterboxes to its square).
+    pub(crate) fn detect_scaled(
+        &self,
+        img: &RgbImage,
+        max_side: u32,
+        min_side: u32,
+    ) -> Result<Vec<TextBox>, RecognizerError> {
         let mut boxes = match self.spec.format {
-            DetectorFormat::Db => self.detect_db(img)?,
+            DetectorFormat::Db => self.detect_db(img, max_side, min_side)?,
             DetectorFormat::Boxes => self.detect_boxes(img)?,
         };
         boxes.sort_by(|a, b| b.score.total_cmp(&a.score));
         Ok(boxes)
     }
 
-    fn detect_db(&self, img: &RgbImage) -> Result<Vec<TextBox>, RecognizerError> {
-        let (w, h) = db_input_size(img.dimensions(), self.spec.max_side, self.spec.min_side);
+    fn detect_db(
+        &self,
+        img: &RgbImage,
+        max_side: u32,
+        min_side: u32,
+    ) -> Result<Vec<TextBox>, RecognizerError> {
+        let (w, h) = db_input_size(
+            img.dimensions(),
+            max_side,
+            Some(min_side).filter(|&m| m > 0),
+        );
         let mut input = vec![0.0; 3 * (w * h) as usize];
         resize_into_nchw(img, (w, h), &self.spec.normalise(), &mut input, w as usize);
         let params = DbParams {

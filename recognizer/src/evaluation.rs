@@ -192,8 +192,11 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// How one labelled plate came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PlateScore {
+    /// The labelled text and what was read ("" when nothing was).
+    pub truth: String,
+    pub read: String,
     /// `None` for crops, where nothing is detected.
     pub detected: Option<bool>,
     pub exact: bool,
@@ -222,7 +225,7 @@ pub fn score_photo(
             let read = read.map(|r| OurRead {
                 text: &r.1,
                 confidence: r.2,
-                known_format: r.3,
+                may_decide_alone: r.3,
             });
             score_text(&label.text, read, thresholds, Some(detected))
         })
@@ -239,6 +242,8 @@ pub fn score_text(
 ) -> PlateScore {
     let text = read.map_or("", |r| r.text);
     PlateScore {
+        truth: truth.to_owned(),
+        read: text.to_owned(),
         detected,
         exact: !text.is_empty() && text == truth,
         lenient: !text.is_empty() && lenient_eq(text, truth),
@@ -381,18 +386,24 @@ mod tests {
             scores,
             vec![
                 PlateScore {
+                    truth: "ABC123".into(),
+                    read: "ABC123".into(),
                     detected: Some(true),
                     exact: true,
                     lenient: true,
                     accepted: true
                 },
                 PlateScore {
+                    truth: "XYZ780".into(),
+                    read: "XYZ78O".into(),
                     detected: Some(false),
                     exact: false,
                     lenient: true,
                     accepted: false
                 },
                 PlateScore {
+                    truth: "QQQ111".into(),
+                    read: String::new(),
                     detected: Some(false),
                     exact: false,
                     lenient: false,
@@ -414,7 +425,7 @@ mod tests {
         let read = OurRead {
             text: "ABC",
             confidence: 0.95,
-            known_format: false,
+            may_decide_alone: false,
         };
         // confident, but in no known format: not accepted alone
         let scores = [score_text("ABC", Some(read), &Thresholds::default(), None)];

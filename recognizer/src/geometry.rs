@@ -196,6 +196,17 @@ pub fn warp_crop(img: &RgbImage, corners: &[Point; 4]) -> RgbImage {
     }
 }
 
+/// `img` inside a border `margin` pixels wide that repeats its edge pixels: a
+/// text detector finds text that touches the image's edge poorly.
+pub fn pad_edges(img: &RgbImage, margin: u32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    RgbImage::from_fn(w + 2 * margin, h + 2 * margin, |x, y| {
+        let sx = x.saturating_sub(margin).min(w - 1);
+        let sy = y.saturating_sub(margin).min(h - 1);
+        *img.get_pixel(sx, sy)
+    })
+}
+
 pub fn dist(a: Point, b: Point) -> f32 {
     ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt()
 }
@@ -432,5 +443,16 @@ mod tests {
                 .fold(0.0f32, f32::max);
             assert!(worst <= 1.0, "{w}x{h}: off by {worst}");
         }
+    }
+
+    #[test]
+    fn padding_repeats_the_edges() {
+        let img = RgbImage::from_fn(3, 2, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let padded = pad_edges(&img, 2);
+        assert_eq!(padded.dimensions(), (7, 6));
+        assert_eq!(padded.get_pixel(0, 0), img.get_pixel(0, 0));
+        assert_eq!(padded.get_pixel(6, 5), img.get_pixel(2, 1));
+        assert_eq!(padded.get_pixel(3, 3), img.get_pixel(1, 1));
+        assert_eq!(padded.get_pixel(4, 0), img.get_pixel(2, 0));
     }
 }

@@ -35,6 +35,17 @@ use model::{Alphabet, ModelManifest};
 use read::{LineRead, Reader};
 use runtime::Model;
 
+/// A plate's surroundings are detected again with their shorter side scaled to this
+/// many detector pixels: a region code stacked over "KG", a few frame pixels high,
+/// becomes legible, and a plate crop's separate blocks become separate boxes.
+const REGION_SIDE: u32 = 192;
+/// The longer side of that second look's detector input, at most.
+const REGION_MAX_SIDE: u32 = 2560;
+/// The surroundings: the plate's box grown by this many of its heights on the left and
+/// right (where region blocks are printed) and above and below.
+const REGION_GROW_X: f32 = 1.2;
+const REGION_GROW_Y: f32 = 0.4;
+
 /// How to build a [`Recognizer`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -113,6 +124,11 @@ pub struct PlateText {
     /// The product of `char_confidences`: see [`plates`] for why.
     pub confidence: f32,
     pub char_confidences: Vec<f32>,
+    /// What candidates rank by: the best one's confidence × its format's prior.
+    #[serde(skip)]
+    pub score: f32,
+    /// Read on the second look at the plate's surroundings (see [`REGION_SIDE`]).
+    pub second_look: bool,
     /// The country of the best candidate's format.
     pub country: Option<Country>,
     /// Best first; the first is `text`.
@@ -120,6 +136,14 @@ pub struct PlateText {
 }
 
 impl PlateText {
+    /// Whether this read, confident enough, may decide a case with no camera read
+    /// beside it: it fits a country's format on the first look. A second look joins
+    /// text around the plate, and a sticker's or a frame's digits beside a US number
+    /// make it fit a Kazakh or Kyrgyz format as readily as a real region code does.
+    pub fn may_decide_alone(&self) -> bool {
+        self.country.is_some() && !self.second_look
+    }
+
     fn from_scored(raw: String, scored: Vec<plates::Scored>) -> PlateText {
         let best = scored.first();
         PlateText {
@@ -127,6 +151,8 @@ impl PlateText {
             raw,
             confidence: best.map_or(0.0, |s| s.candidate.confidence),
             char_confidences: best.map(|s| s.char_confidences.clone()).unwrap_or_default(),
+            score: best.map_or(0.0, |s| s.score),
+            second_look: false,
             country: best.and_then(|s| s.candidate.country),
             candidates: scored.into_iter().map(|s| s.candidate).collect(),
         }
@@ -213,25 +239,24 @@ impl Recognizer {
         let boxes = self.detector.detect(img)?;
         let detect_ms = ms(start);
         let start = Instant::now();
-        // only plausible plate lines are cropped and read; the rest stay unread
-        let worth: Vec<usize> = (0..boxes.len())
-            .filter(|&i| assemble::worth_reading(&boxes[i]))
-            .collect();
-        let crops: Vec<RgbImage> = worth
-            .iter()
-            .map(|&i| geometry::warp_crop(img, &boxes[i].corners))
-            .collect();
-        let mut reads = vec![LineRead::default(); boxes.len()];
-        let mut crop_of = vec![None; boxes.len()];
-        for ((&i, read), crop) in worth.iter().zip(self.reader.read(&crops)?).zip(crops) {
-            reads[i] = read;
-            crop_of[i] = Some(crop);
-        }
+        let (reads, mut crop_of) = self.read_boxes(img, &boxes)?;
         let groups = assemble::plates(&boxes, &reads, self.candidates, self.max_plates);
         let plates = groups
             .into_iter()
-            .map(|g| {
-                let single = g.parts.len() == 1;
+            .enumerate()
+            // the best plate only: the one a case is decided on, and one extra
+            // detection per frame at most
+            .map(|(i, g)| match i {
+                0 => self.look_again(img, g),
+                _ => Ok((g, false)),
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .map(|(g, refined)| {
+                // a single box's upright crop, unless the parts are the second look's
+                let own_crop = (!refined && g.parts.len() == 1)
+                    .then(|| crop_of[g.parts[0]].take())
+                    .flatten();
                 let [x0, y0, x1, y1] = g.bounds;
                 let bbox = PixelBox {
                     x: x0.max(0.0).floor() as u32,
@@ -239,20 +264,22 @@ impl Recognizer {
                     width: ((x1.min(img.width() as f32) - x0.max(0.0)).ceil() as u32).max(1),
                     height: ((y1.min(img.height() as f32) - y0.max(0.0)).ceil() as u32).max(1),
                 };
-                let (corners, crop) =
-                    if let (true, Some(crop)) = (single, crop_of[g.parts[0]].take()) {
-                        (boxes[g.parts[0]].corners, crop)
-                    } else {
-                        let crop =
-                            image::imageops::crop_imm(img, bbox.x, bbox.y, bbox.width, bbox.height)
-                                .to_image();
-                        ([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], crop)
-                    };
+                let (corners, crop) = if let Some(crop) = own_crop {
+                    (boxes[g.parts[0]].corners, crop)
+                } else {
+                    let crop =
+                        image::imageops::crop_imm(img, bbox.x, bbox.y, bbox.width, bbox.height)
+                            .to_image();
+                    ([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], crop)
+                };
                 PlateReading {
                     bbox,
                     corners,
                     detection_score: g.detection_score,
-                    text: PlateText::from_scored(g.raw, g.candidates),
+                    text: PlateText {
+                        second_look: refined,
+                        ..PlateText::from_scored(g.raw, g.candidates)
+                    },
                     crop,
                 }
             })
@@ -267,9 +294,9 @@ impl Recognizer {
         })
     }
 
-    /// Reads plate crops with the reader alone (no detection), in batches; one
-    /// result per crop, in order.
-    pub fn read_crops(&self, crops: &[RgbImage]) -> Result<Vec<PlateText>, RecognizerError> {
+    /// Reads each crop as one text line, in batches: what the reader model says
+    /// (country marks set aside as in a frame), with no detection. One result per crop, in order.
+    pub fn read_lines(&self, crops: &[RgbImage]) -> Result<Vec<PlateText>, RecognizerError> {
         if let Some(c) = crops.iter().find(|c| c.width() == 0 || c.height() == 0) {
             return Err(RecognizerError::ImageTooSmall {
                 width: c.width(),
@@ -280,10 +307,124 @@ impl Recognizer {
         Ok(reads
             .into_iter()
             .map(|LineRead { raw, chars }| {
-                PlateText::from_scored(raw, plates::candidates(&chars, self.candidates))
+                PlateText::from_scored(raw, assemble::line_candidates(&chars, self.candidates))
             })
             .collect())
     }
+
+    /// Reads plate crops, one result per crop, in order: each crop as one line
+    /// ([`Recognizer::read_lines`]), and a read that fits no country's format again
+    /// with the text boxes found in the crop, which splits off a stacked region code.
+    pub fn read_crops(&self, crops: &[RgbImage]) -> Result<Vec<PlateText>, RecognizerError> {
+        let lines = self.read_lines(crops)?;
+        lines
+            .into_iter()
+            .zip(crops)
+            .map(|(line, crop)| {
+                if line.country.is_some() {
+                    return Ok(line);
+                }
+                Ok(match self.read_region(crop)? {
+                    Some(g) if best_score(&g.candidates) > line.score => PlateText {
+                        second_look: true,
+                        ..PlateText::from_scored(g.raw, g.candidates)
+                    },
+                    _ => line,
+                })
+            })
+            .collect()
+    }
+
+    /// Cuts out and reads the boxes that may hold a plate line; the others stay
+    /// unread (an empty read, no crop). One read and one crop per box.
+    fn read_boxes(
+        &self,
+        img: &RgbImage,
+        boxes: &[detect::TextBox],
+    ) -> Result<(Vec<LineRead>, Vec<Option<RgbImage>>), RecognizerError> {
+        let worth: Vec<usize> = (0..boxes.len())
+            .filter(|&i| assemble::worth_reading(&boxes[i]))
+            .collect();
+        let crops: Vec<RgbImage> = worth
+            .iter()
+            .map(|&i| geometry::warp_crop(img, &boxes[i].corners))
+            .collect();
+        let mut reads = vec![LineRead::default(); boxes.len()];
+        let mut crop_of = vec![None; boxes.len()];
+        for ((&i, read), crop) in worth.iter().zip(self.reader.read(&crops)?).zip(crops) {
+            reads[i] = read;
+            crop_of[i] = Some(crop);
+        }
+        Ok((reads, crop_of))
+    }
+
+    /// The best plate read in a frame, if it fits no country's format, gets a second look at
+    /// its surroundings, scaled up (see [`REGION_SIDE`]); the better reading is kept,
+    /// in the frame's pixels. `true` when the second look won.
+    fn look_again(
+        &self,
+        img: &RgbImage,
+        g: assemble::Group,
+    ) -> Result<(assemble::Group, bool), RecognizerError> {
+        if g.candidates
+            .first()
+            .is_some_and(|c| c.candidate.country.is_some())
+        {
+            return Ok((g, false));
+        }
+        let [x0, y0, x1, y1] = g.bounds;
+        let h = y1 - y0;
+        let clamp = |v: f32, max: u32| (v.max(0.0) as u32).min(max);
+        let (rx0, ry0) = (
+            clamp(x0 - REGION_GROW_X * h, img.width()),
+            clamp(y0 - REGION_GROW_Y * h, img.height()),
+        );
+        let (rx1, ry1) = (
+            clamp(x1 + REGION_GROW_X * h, img.width()),
+            clamp(y1 + REGION_GROW_Y * h, img.height()),
+        );
+        if rx1 < rx0 + 8 || ry1 < ry0 + 8 {
+            return Ok((g, false));
+        }
+        let region = image::imageops::crop_imm(img, rx0, ry0, rx1 - rx0, ry1 - ry0).to_image();
+        match self.read_region(&region)? {
+            Some(mut better) if best_score(&better.candidates) > best_score(&g.candidates) => {
+                let [bx0, by0, bx1, by1] = better.bounds;
+                let (dx, dy) = (rx0 as f32, ry0 as f32);
+                better.bounds = [bx0 + dx, by0 + dy, bx1 + dx, by1 + dy];
+                Ok((better, true))
+            }
+            _ => Ok((g, false)),
+        }
+    }
+
+    /// The best plate among the text boxes of a plate-sized image (in its pixels),
+    /// detected with a margin around it and its shorter side at [`REGION_SIDE`].
+    fn read_region(&self, region: &RgbImage) -> Result<Option<assemble::Group>, RecognizerError> {
+        if region.width() < 8 || region.height() < 8 {
+            return Ok(None);
+        }
+        let margin = region.height() / 2;
+        let padded = geometry::pad_edges(region, margin);
+        // the scale is the region's own, margins aside
+        let side = REGION_SIDE * padded.height() / region.height();
+        let region = &padded;
+        let boxes = self.detector.detect_scaled(region, REGION_MAX_SIDE, side)?;
+        let (reads, _) = self.read_boxes(region, &boxes)?;
+        let shift = margin as f32;
+        Ok(assemble::plates(&boxes, &reads, self.candidates, 1)
+            .into_iter()
+            .next()
+            .map(|mut g| {
+                let [x0, y0, x1, y1] = g.bounds;
+                g.bounds = [x0 - shift, y0 - shift, x1 - shift, y1 - shift];
+                g
+            }))
+    }
+}
+
+fn best_score(candidates: &[plates::Scored]) -> f32 {
+    candidates.first().map_or(0.0, |c| c.score)
 }
 
 fn ms(since: Instant) -> f64 {

@@ -160,8 +160,10 @@ const RU_LETTERS: &str = "ABEKMHOPCTYX";
 /// itself: roughly P(read `O` | plate shows `0`) / P(read `O` | plate shows `O`).
 /// The closer the glyphs, the higher; so a `0` in a letter's place becomes `O`
 /// rather than `D` or `Q`.
+/// Plate fonts draw `O` and `0` alike (a letter's place is the only tell), and the
+/// reader takes one for the other on most plates that print them.
 const CONFUSIONS: &[(char, char, f32)] = &[
-    ('O', '0', 0.3),
+    ('O', '0', 0.8),
     ('I', '1', 0.3),
     ('B', '8', 0.2),
     ('S', '5', 0.2),

@@ -40,13 +40,14 @@ impl Default for Thresholds {
     }
 }
 
-/// Our read of a case: the text, its confidence, and whether it fits a known plate
-/// format (a read that fits none is often a plate line cut short).
+/// Our read of a case: the text, its confidence, and whether it may decide the case
+/// alone ([`crate::PlateText::may_decide_alone`]: a read in no known format is often a
+/// plate line cut short).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OurRead<'a> {
     pub text: &'a str,
     pub confidence: f32,
-    pub known_format: bool,
+    pub may_decide_alone: bool,
 }
 
 /// The dual-read rule. Returns where the case goes and whether the two reads agree
@@ -60,7 +61,7 @@ pub fn decide(
     let Some(OurRead {
         text,
         confidence,
-        known_format,
+        may_decide_alone,
     }) = ours.filter(|r| !r.text.is_empty())
     else {
         return (NeedsReview, None);
@@ -77,7 +78,7 @@ pub fn decide(
             (decision, Some(agree))
         }
         // Alone, a read decides only in a known format: no second read vouches for it.
-        None if known_format && confidence >= thresholds.auto_accept => (Recognized, None),
+        None if may_decide_alone && confidence >= thresholds.auto_accept => (Recognized, None),
         None => (NeedsReview, None),
     }
 }
@@ -317,7 +318,7 @@ fn outcome(
     let ours = best.map(|b| OurRead {
         text: &b.plate.text.text,
         confidence: b.plate.text.confidence,
-        known_format: b.plate.text.country.is_some(),
+        may_decide_alone: b.plate.text.may_decide_alone(),
     });
     let (decision, agreement) = decide(camera, ours, thresholds);
     let text = best.map(|b| &b.plate.text).filter(|t| !t.text.is_empty());
@@ -436,10 +437,10 @@ mod tests {
             (None, Some(("", 0.99, true)), (NeedsReview, None)),
         ];
         for (camera, ours, expected) in table {
-            let ours = ours.map(|(text, confidence, known_format)| OurRead {
+            let ours = ours.map(|(text, confidence, may_decide_alone)| OurRead {
                 text,
                 confidence,
-                known_format,
+                may_decide_alone,
             });
             assert_eq!(decide(camera, ours, &t), expected, "{camera:?} {ours:?}");
         }

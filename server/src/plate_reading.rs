@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use kozomol_recognizer::evaluation::{
-    load_crops, load_photos, score_photo, score_text, summarise, EvaluationError, EvaluationSummary,
+    load_crops, load_photos, score_photo, score_text, summarise, EvaluationError,
+    EvaluationSummary, PlateScore,
 };
 use kozomol_recognizer::worker::{OurRead, Thresholds};
 use kozomol_recognizer::{Recognition, Recognizer, RecognizerError};
@@ -210,9 +211,11 @@ pub fn evaluate(
             let read = read.as_ref().map(|t| OurRead {
                 text: &t.text,
                 confidence: t.confidence,
-                known_format: t.country.is_some(),
+                may_decide_alone: t.may_decide_alone(),
             });
-            scores.push(score_text(&crop.text, read, thresholds, None));
+            let score = score_text(&crop.text, read, thresholds, None);
+            log_misread(&crop.image, &score);
+            scores.push(score);
             progress.step(&crop.image.display().to_string());
         }
         Ok(summarise(
@@ -234,12 +237,8 @@ pub fn evaluate(
                     .plates
                     .into_iter()
                     .map(|p| {
-                        (
-                            p.bbox,
-                            p.text.text,
-                            p.text.confidence,
-                            p.text.country.is_some(),
-                        )
+                        let alone = p.text.may_decide_alone();
+                        (p.bbox, p.text.text, p.text.confidence, alone)
                     })
                     .collect(),
                 Err(e) => {
@@ -247,9 +246,27 @@ pub fn evaluate(
                     Vec::new()
                 }
             };
-            scores.extend(score_photo(&photo.plates, &reads, thresholds));
+            let photo_scores = score_photo(&photo.plates, &reads, thresholds);
+            photo_scores
+                .iter()
+                .for_each(|score| log_misread(&photo.image, score));
+            scores.extend(photo_scores);
             progress.step(&photo.image.display().to_string());
         }
         Ok(summarise(photos.len(), &scores, ms, thresholds.auto_accept))
+    }
+}
+
+/// Each plate not read exactly goes to the log, so a figure can be looked into.
+fn log_misread(image: &Path, score: &PlateScore) {
+    if !score.exact {
+        tracing::info!(
+            file = %image.display(),
+            truth = %score.truth,
+            read = %score.read,
+            detected = ?score.detected,
+            accepted = score.accepted,
+            "misread"
+        );
     }
 }
