@@ -83,7 +83,14 @@ pub async fn run(
         .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES)
         .set_inflight(1000);
     let (client, eventloop) = AsyncClient::new(options, 50_000);
-    let (tx, mut rx) = mpsc::channel::<Publish>(config.batch_max * 4);
+    // Unbounded, so the driver never stops polling the event loop: the committer's
+    // acks and receipts go through the client's request channel, which only that
+    // polling drains, and a driver blocked on a full hand-over channel while the
+    // committer waits on a full request channel is a deadlock (50,000 events in a
+    // burst did it). What waits here is bounded anyway: acks are manual and sent
+    // after the commit, so the broker holds back all but its in-flight window
+    // (1,000 messages: deploy/mosquitto.conf, and the embedded broker's settings).
+    let (tx, mut rx) = mpsc::unbounded_channel::<Publish>();
     let driver_cancel = cancel.child_token();
     let driver = tokio::spawn(drive(
         eventloop,
@@ -270,7 +277,7 @@ async fn drive(
     mut eventloop: EventLoop,
     client: AsyncClient,
     config: IngestConfig,
-    tx: mpsc::Sender<Publish>,
+    tx: mpsc::UnboundedSender<Publish>,
     cancel: CancellationToken,
 ) {
     let violations = if config.shared_subscription {
@@ -297,9 +304,8 @@ async fn drive(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    sent = tx.send(p) => if sent.is_err() { return },
+                if tx.send(p).is_err() {
+                    return;
                 }
             }
             Ok(_) => {}
