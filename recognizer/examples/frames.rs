@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cfg = RecognizerConfig {
         models_dir: args
             .get(1)
-            .map_or_else(|| repo.join("models/ppocr-v4"), PathBuf::from),
+            .map_or_else(|| repo.join("models/kozomol-reader"), PathBuf::from),
         onnxruntime: std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from),
         threads: args.get(2).map_or(Ok(2), |a| a.parse())?,
         ..RecognizerConfig::default()

@@ -5,7 +5,7 @@
 
 use image::RgbImage;
 
-use crate::model::{Normalise, ResizeFilter};
+use crate::model::{Channels, Normalise, ResizeFilter};
 
 pub type Point = (f32, f32);
 
@@ -24,8 +24,37 @@ fn linear_taps(src: u32, dst: u32) -> Vec<(usize, usize, f32)> {
         .collect()
 }
 
+/// How one resized pixel becomes its tensor values, one per plane.
+struct PixelValues {
+    affine: [(usize, f32, f32); 3],
+    grey: bool,
+    planes: usize,
+}
+
+impl PixelValues {
+    fn new(norm: &Normalise) -> Self {
+        PixelValues {
+            affine: norm.affine(),
+            grey: norm.channels == Channels::Grey,
+            planes: norm.channels.planes(),
+        }
+    }
+
+    /// From RGB values 0–255; only the first `planes` entries are meant.
+    #[inline]
+    fn values(&self, rgb: [f32; 3]) -> [f32; 3] {
+        if self.grey {
+            let (_, mul, add) = self.affine[0];
+            let luma = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2];
+            [luma * mul + add, 0.0, 0.0]
+        } else {
+            self.affine.map(|(ch, mul, add)| rgb[ch] * mul + add)
+        }
+    }
+}
+
 /// Resizes `img` to `width` × `height` with the filter `norm` names and writes it
-/// normalised into `dst`, laid out as three planes of `height` rows of `stride`
+/// normalised into `dst`, laid out as its channels' planes (three, or one for grey) of `height` rows of `stride`
 /// values (`stride ≥ width`; what lies right of `width` is left as it is).
 pub fn resize_into_nchw(
     img: &RgbImage,
@@ -101,7 +130,7 @@ fn triangle_into_nchw(
     }
     // vertical pass, normalised into the planes
     let plane = stride * height as usize;
-    let affine = norm.affine();
+    let pixel = PixelValues::new(norm);
     let taps = if img.height() == height {
         (0..sh).map(|y| (y, vec![1.0])).collect()
     } else {
@@ -114,10 +143,11 @@ fn triangle_into_nchw(
             let row = &rows[(lo + k) * w * 3..(lo + k + 1) * w * 3];
             acc.iter_mut().zip(row).for_each(|(a, &r)| *a += wt * r);
         }
-        for (c, &(ch, mul, add)) in affine.iter().enumerate() {
-            let out = &mut dst[c * plane + y * stride..c * plane + y * stride + w];
-            for (x, o) in out.iter_mut().enumerate() {
-                *o = acc[x * 3 + ch].clamp(0.0, 255.0) * mul + add;
+        for x in 0..w {
+            let rgb = [0, 1, 2].map(|ch| acc[x * 3 + ch].clamp(0.0, 255.0));
+            let values = pixel.values(rgb);
+            for (c, v) in values.iter().take(pixel.planes).enumerate() {
+                dst[c * plane + y * stride + x] = *v;
             }
         }
     }
@@ -132,11 +162,11 @@ fn sample_into_nchw(
     stride: usize,
 ) {
     let plane = stride * height as usize;
-    debug_assert!(dst.len() >= 3 * plane && stride >= width as usize);
+    let pixel = PixelValues::new(norm);
+    debug_assert!(dst.len() >= pixel.planes * plane && stride >= width as usize);
     let src = img.as_raw();
     let src_stride = img.width() as usize * 3;
     let xs = linear_taps(img.width(), width);
-    let affine = norm.affine();
     for (y, &(y0, y1, wy)) in linear_taps(img.height(), height).iter().enumerate() {
         let (r0, r1) = (&src[y0 * src_stride..], &src[y1 * src_stride..]);
         for (x, &(x0, x1, wx)) in xs.iter().enumerate() {
@@ -145,9 +175,9 @@ fn sample_into_nchw(
                 let bottom = r1[x0 * 3 + ch] as f32 * (1.0 - wx) + r1[x1 * 3 + ch] as f32 * wx;
                 top * (1.0 - wy) + bottom * wy
             };
-            let rgb = [px(0), px(1), px(2)];
-            for (c, &(ch, mul, add)) in affine.iter().enumerate() {
-                dst[c * plane + y * stride + x] = rgb[ch] * mul + add;
+            let values = pixel.values([px(0), px(1), px(2)]);
+            for (c, v) in values.iter().take(pixel.planes).enumerate() {
+                dst[c * plane + y * stride + x] = *v;
             }
         }
     }
@@ -416,6 +446,21 @@ mod tests {
             dst, dst2,
             "a flat image looks the same through either filter"
         );
+        // grey: one plane of luma, 0.299 × 255 + 0.114 × 51 = 82.059
+        for filter in [ResizeFilter::Linear, ResizeFilter::Triangle] {
+            let grey = Normalise {
+                filter,
+                channels: Channels::Grey,
+                ..norm
+            };
+            let mut dst = vec![9.0; 2 * 3 + 1];
+            resize_into_nchw(&img, (2, 2), &grey, &mut dst, 3);
+            let want = (82.059 / 255.0 - 0.5) / 0.5;
+            for i in [0, 1, 3, 4] {
+                assert!((dst[i] - want).abs() < 1e-5, "{filter:?}: {dst:?}");
+            }
+            assert_eq!((dst[2], dst[6]), (9.0, 9.0), "one plane, padding untouched");
+        }
     }
 
     #[test]

@@ -502,6 +502,27 @@ pub fn candidates(read: &[CharRead], limit: usize) -> Vec<Scored> {
     ranked
 }
 
+/// Two readers' best candidates for one plate, where they are the same text: that
+/// text with the noisy-or of their confidences, per character and whole (two readers
+/// that saw the plate differently and agree are more often right than either),
+/// scored by that × its format's prior. `None` where they differ.
+pub fn agreed(first: &Scored, second: &Scored) -> Option<Scored> {
+    if first.candidate.text != second.candidate.text {
+        return None;
+    }
+    let either = |a: f32, b: f32| 1.0 - (1.0 - a) * (1.0 - b);
+    let mut m = first.clone();
+    m.candidate.confidence = either(first.candidate.confidence, second.candidate.confidence);
+    m.char_confidences = first
+        .char_confidences
+        .iter()
+        .zip(&second.char_confidences)
+        .map(|(&a, &b)| either(a, b))
+        .collect();
+    m.score = m.candidate.confidence * m.format.map_or(UNKNOWN_PRIOR, |f| f.prior);
+    Some(m)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -681,6 +702,47 @@ mod tests {
         let fixed = candidates(&read("O1123ABC", 0.9, &[]), 3);
         assert_eq!(fixed[0].candidate.text, "01123ABC");
         assert!(fixed[0].candidate.confidence < 0.9f32.powi(8));
+    }
+
+    #[test]
+    fn agreement_is_the_same_best_text() {
+        let both = |a: f32, b: f32| 1.0 - (1.0 - a) * (1.0 - b);
+        // (first read, second read, agreed confidence)
+        let cases: &[(&str, &str, Option<f32>)] = &[
+            (
+                "01123ABC",
+                "01123ABC",
+                Some(both(0.9f32.powi(8), 0.8f32.powi(8))),
+            ),
+            // a separator or a look-alike read differently is still the same plate
+            (
+                "01 123 ABC",
+                "O1123ABC",
+                Some(both(0.9f32.powi(8), 0.8f32.powi(8))),
+            ),
+            ("01123ABC", "02123ABC", None),
+            ("123ABC", "01123ABC", None),
+        ];
+        for &(a, b, want) in cases {
+            let (a_best, b_best) = (
+                candidates(&read(a, 0.9, &[]), 5).remove(0),
+                candidates(&read(b, 0.8, &[]), 5).remove(0),
+            );
+            let got = agreed(&a_best, &b_best);
+            match (got, want) {
+                (Some(m), Some(c)) => {
+                    assert!(
+                        (m.candidate.confidence - c).abs() < 0.02,
+                        "{a} + {b}: {m:?}"
+                    );
+                    assert!(m.candidate.confidence > a_best.candidate.confidence);
+                    assert!(m.score > a_best.score && m.score > b_best.score);
+                    assert_eq!(m.char_confidences.len(), m.candidate.text.len());
+                }
+                (None, None) => {}
+                (got, _) => panic!("{a} + {b}: {got:?}"),
+            }
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Text reading: upright crops are resized to the reader's height, batched by width,
+//! Text reading: upright crops are resized to the reader's height (or stretched to its
+//! fixed size), batched by width,
 //! run through the reader, and its CTC output is decoded greedily, keeping each
 //! character's probability and the runner-up classes at the same time step (the
 //! plate candidates are built from them).
@@ -39,7 +40,10 @@ impl Reader {
         let (height, max_width) = (self.spec.height, self.spec.max_width);
         let widths: Vec<u32> = crops
             .iter()
-            .map(|c| reader_width(c.dimensions(), height, max_width))
+            .map(|c| match self.spec.stretch {
+                true => max_width,
+                false => reader_width(c.dimensions(), height, max_width),
+            })
             .collect();
         let mut order: Vec<usize> = (0..crops.len()).collect();
         order.sort_by_key(|&i| widths[i]);
@@ -62,14 +66,15 @@ impl Reader {
         for batch in &batches {
             let widest = batch.iter().map(|&i| widths[i]).max().unwrap_or(1);
             let stride = widest.max(min_width) as usize;
-            let item = 3 * height as usize * stride;
+            let planes = self.spec.channels.planes();
+            let item = planes * height as usize * stride;
             // zero is the padding after normalisation, as PaddleOCR pads
             let mut input = vec![0.0; batch.len() * item];
             for (slot, &i) in batch.iter().enumerate() {
                 let dst = &mut input[slot * item..(slot + 1) * item];
                 resize_into_nchw(&crops[i], (widths[i], height), &norm, dst, stride);
             }
-            let shape = [batch.len(), 3, height as usize, stride];
+            let shape = [batch.len(), planes, height as usize, stride];
             let decoded = self.model.run(shape, &input, |shape, probs| {
                 let classes = self.alphabet.classes();
                 let [n, t, c] = *shape else {

@@ -32,7 +32,7 @@ fn config() -> Option<RecognizerConfig> {
                 })
         })
         .filter(|p| p.is_file());
-    let models_dir = repo().join("models/ppocr-v4");
+    let models_dir = repo().join("models/kozomol-reader");
     match library {
         None => println!(
             "skipped: no onnx runtime library (source scripts/lib.sh && ensure_onnxruntime)"
@@ -73,7 +73,7 @@ fn decode(jpeg: &[u8]) -> RgbImage {
 fn reads_rendered_plates() {
     let Some(cfg) = config() else { return };
     let recognizer = Recognizer::load(&cfg).expect("recognizer loads");
-    assert_eq!(recognizer.model_name(), "ppocr-v4");
+    assert_eq!(recognizer.model_name(), "kozomol-reader-v1");
     let (mut scene_hits, mut close_hits, mut tight_hits) = (0, 0, 0);
     let mut frame_ms = Vec::new();
     let mut crops = Vec::new();
@@ -201,51 +201,64 @@ fn bad_frames_are_errors() {
     });
 }
 
-/// The reader, one line per crop, gives the texts that models/ppocr-v4/eval_reference.py (Python, Pillow,
-/// onnxruntime) wrote to reference.json for the first alpr-dev crops.
+/// The line reader (one line per crop) and the plate reader (each crop whole) give the
+/// texts that each model's Python reference (models/ppocr-v4/eval_reference.py,
+/// models/plate_reader/evaluate.py: Pillow, onnxruntime) wrote to its reference.json
+/// for the first alpr-dev crops.
 #[test]
 fn reads_like_the_python_reference() {
     let Some(cfg) = config() else { return };
-    let reference = cfg.models_dir.join("reference.json");
     let crops_dir = repo().join("../shared/data/alpr-dev/crops");
-    let (Ok(text), true) = (std::fs::read_to_string(&reference), crops_dir.is_dir()) else {
-        println!(
-            "skipped: needs {} and {}",
-            reference.display(),
-            crops_dir.display()
-        );
+    if !crops_dir.is_dir() {
+        println!("skipped: needs {}", crops_dir.display());
         return;
-    };
-    let reference: serde_json::Value = serde_json::from_str(&text).expect("reference.json parses");
-    let entries = reference["crops"].as_array().expect("a list of crops");
-    let crops: Vec<RgbImage> = entries
-        .iter()
-        .map(|e| {
-            let file = e["file"].as_str().expect("file name");
-            image::open(crops_dir.join(file))
-                .expect("crop decodes")
-                .into_rgb8()
-        })
-        .collect();
+    }
     let recognizer = Recognizer::load(&cfg).expect("recognizer loads");
-    let reads = recognizer.read_lines(&crops).expect("crops read");
-    let mut same = 0;
-    for (e, read) in entries.iter().zip(&reads) {
-        let want = e["text"].as_str().expect("text");
-        same += usize::from(read.raw == want);
+    type Read = fn(&Recognizer, &[RgbImage]) -> Vec<String>;
+    let lines: Read = |r, crops| {
+        let reads = r.read_lines(crops).expect("crops read");
+        reads.into_iter().map(|t| t.raw).collect()
+    };
+    let whole: Read = |r, crops| {
+        let reads = r.read_whole_plates(crops).expect("crops read");
+        reads
+            .into_iter()
+            .map(|t| t.expect("the models have a plate reader").raw)
+            .collect()
+    };
+    for (reference, read) in [
+        (repo().join("models/ppocr-v4/reference.json"), lines),
+        (cfg.models_dir.join("reference.json"), whole),
+    ] {
+        let text = std::fs::read_to_string(&reference).expect("reference.json is bundled");
+        let reference: serde_json::Value =
+            serde_json::from_str(&text).expect("reference.json parses");
+        let entries = reference["crops"].as_array().expect("a list of crops");
+        let crops: Vec<RgbImage> = entries
+            .iter()
+            .map(|e| {
+                let file = e["file"].as_str().expect("file name");
+                image::open(crops_dir.join(file))
+                    .expect("crop decodes")
+                    .into_rgb8()
+            })
+            .collect();
+        let reads = read(&recognizer, &crops);
+        let mut same = 0;
+        for (e, read) in entries.iter().zip(&reads) {
+            let want = e["text"].as_str().expect("text");
+            same += usize::from(read == want);
+            println!("{}: python {want:?}, rust {read:?}", e["file"]);
+        }
         println!(
-            "{}: python {want:?}, rust {:?} → {:?}",
-            e["file"], read.raw, read.text
+            "same text as the python reference: {same}/{}",
+            entries.len()
+        );
+        // JPEG decoders may differ by a level here and there
+        assert!(
+            same + 1 >= entries.len(),
+            "{same}/{} texts as the reference",
+            entries.len()
         );
     }
-    println!(
-        "same text as the python reference: {same}/{}",
-        entries.len()
-    );
-    // JPEG decoders may differ by a level here and there
-    assert!(
-        same + 1 >= entries.len(),
-        "{same}/{} texts as the reference",
-        entries.len()
-    );
 }

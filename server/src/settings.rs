@@ -144,7 +144,7 @@ impl Default for RecognizerSettings {
         let thresholds = kozomol_recognizer::worker::Thresholds::default();
         RecognizerSettings {
             enabled: true,
-            models_dir: PathBuf::from("models/ppocr-v4"),
+            models_dir: PathBuf::from("models/kozomol-reader"),
             onnxruntime: None,
             threads: 2,
             cuda: false,

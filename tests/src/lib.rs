@@ -34,7 +34,7 @@ pub fn bin_dir() -> PathBuf {
 
 /// The committed plate models the recognizer loads.
 pub fn models_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/ppocr-v4")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/kozomol-reader")
 }
 
 pub fn bin(name: &str) -> PathBuf {
