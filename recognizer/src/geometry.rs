@@ -54,8 +54,9 @@ impl PixelValues {
 }
 
 /// Resizes `img` to `width` × `height` with the filter `norm` names and writes it
-/// normalised into `dst`, laid out as its channels' planes (three, or one for grey) of `height` rows of `stride`
-/// values (`stride ≥ width`; what lies right of `width` is left as it is).
+/// normalised into `dst`, laid out as its channels' planes (three, or one for grey)
+/// of `height` rows of `stride` values (`stride ≥ width`; what lies right of `width`
+/// is left as it is).
 pub fn resize_into_nchw(
     img: &RgbImage,
     size: (u32, u32),

@@ -130,9 +130,6 @@ pub struct PlateText {
     /// The product of `char_confidences`: see [`plates`] for why.
     pub confidence: f32,
     pub char_confidences: Vec<f32>,
-    /// What candidates rank by: the best one's confidence × its format's prior.
-    #[serde(skip)]
-    pub score: f32,
     /// Which look gave this text.
     pub look: Look,
     /// The country of the best candidate's format.
@@ -159,7 +156,6 @@ impl PlateText {
             raw,
             confidence: best.map_or(0.0, |s| s.candidate.confidence),
             char_confidences: best.map(|s| s.char_confidences.clone()).unwrap_or_default(),
-            score: best.map_or(0.0, |s| s.score),
             look,
             country: best.and_then(|s| s.candidate.country),
             candidates: scored.into_iter().map(|s| s.candidate).collect(),

@@ -222,22 +222,22 @@ impl ModelManifest {
         if d.channels == Channels::Grey {
             problems.push("detector.channels must be \"rgb\" or \"bgr\"".to_owned());
         }
-        let readers = std::iter::once(("reader", &manifest.reader))
-            .chain(manifest.plate_reader.as_ref().map(|r| ("plate_reader", r)));
-        for (what, r) in readers {
+        let readers: Vec<(&str, &ReaderSpec)> = std::iter::once(("reader", &manifest.reader))
+            .chain(manifest.plate_reader.as_ref().map(|r| ("plate_reader", r)))
+            .collect();
+        for &(what, r) in &readers {
             if r.height < 8 || r.max_width < r.height {
                 problems.push(format!(
                     "{what}.height must be at least 8 and {what}.max_width at least the height"
                 ));
             }
-            let n = r.normalise();
+        }
+        let normalisers = std::iter::once(("detector", d.normalise()))
+            .chain(readers.iter().map(|&(what, r)| (what, r.normalise())));
+        for (what, n) in normalisers {
             if n.scale <= 0.0 || n.std.iter().any(|s| *s <= 0.0) {
                 problems.push(format!("{what}.scale and {what}.std must be positive"));
             }
-        }
-        let n = d.normalise();
-        if n.scale <= 0.0 || n.std.iter().any(|s| *s <= 0.0) {
-            problems.push("detector.scale and detector.std must be positive".to_owned());
         }
         if problems.is_empty() {
             Ok(manifest)

@@ -1,8 +1,7 @@
 //! Text reading: upright crops are resized to the reader's height (or stretched to its
-//! fixed size), batched by width,
-//! run through the reader, and its CTC output is decoded greedily, keeping each
-//! character's probability and the runner-up classes at the same time step (the
-//! plate candidates are built from them).
+//! fixed size), batched by width, run through the reader, and its CTC output is
+//! decoded greedily, keeping each character's probability and the runner-up classes
+//! at the same time step (the plate candidates are built from them).
 
 use image::RgbImage;
 

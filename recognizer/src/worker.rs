@@ -77,7 +77,8 @@ pub fn decide(
             };
             (decision, Some(agree))
         }
-        // Alone, a read decides only in a known format: no second read vouches for it.
+        // Alone, a read decides only where it may (a known format, a look that can be
+        // trusted): no second read vouches for it.
         None if may_decide_alone && confidence >= thresholds.auto_accept => (Recognized, None),
         None => (NeedsReview, None),
     }
