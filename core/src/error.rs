@@ -11,6 +11,16 @@ pub enum CoreError {
     UnknownCaseState(String),
     #[error("unknown role `{0}`")]
     UnknownRole(String),
+    #[error("unknown currency `{0}`")]
+    UnknownCurrency(String),
+    #[error("unknown jurisdiction `{0}`: kg or kz")]
+    UnknownJurisdiction(String),
+    #[error("unknown review tier `{0}`")]
+    UnknownReviewTier(String),
+    #[error("unknown review decision `{0}`")]
+    UnknownReviewDecision(String),
+    #[error("unknown reject reason `{0}`")]
+    UnknownRejectReason(String),
     #[error("unknown violation kind `{0}`")]
     UnknownViolationKind(String),
     #[error("message is {len} bytes, above the limit of {limit}")]

@@ -2,8 +2,9 @@
 //!
 //! It owns the identifiers (cameras, events, cases), violation kinds and their
 //! measurements, the device register's vocabulary (measuring devices and their
-//! calibration certificates), case states, and the camera wire protocol: the signed
-//! evidence envelope, receipts, status and config messages. It does no I/O.
+//! calibration certificates), case states, review decisions and owner lookups, money
+//! and jurisdictions, and the camera wire protocol: the signed evidence envelope,
+//! receipts, status and config messages. It does no I/O.
 
 pub mod access;
 pub mod case_state;
@@ -14,6 +15,9 @@ pub mod envelope;
 mod error;
 pub mod ids;
 pub mod messages;
+pub mod money;
+pub mod owner;
+pub mod review;
 pub mod topics;
 pub mod violation;
 
@@ -24,4 +28,7 @@ pub use device::{CalibrationCertificate, MeasuringDevice};
 pub use envelope::{DecodedEnvelope, FrameRef, FrameRole, ViolationEvent};
 pub use error::CoreError;
 pub use ids::{CameraId, CaseId, EventId};
+pub use money::{Currency, Jurisdiction, Money};
+pub use owner::{OwnerKind, OwnerOfRecord, OwnerOutcome};
+pub use review::{RejectReason, ReviewDecision, ReviewTier};
 pub use violation::{ClockSource, Measurement, PlateRead, Site, ViolationKind};
