@@ -1,0 +1,116 @@
+//! Which plates the Kyrgyz registry can know, and one spelling for each plate.
+
+use serde::{Deserialize, Serialize};
+
+/// Who decides whether a plate is Kyrgyz: the caller (from the recognizer's country or
+/// an officer's word), or `is_domestic_plate` when the caller leaves it open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlateOrigin {
+    /// Decide with [`is_domestic_plate`].
+    #[default]
+    Auto,
+    Domestic,
+    /// Answered `ForeignPlate` without asking the bus.
+    Foreign,
+}
+
+/// Upper case, without spaces, hyphens or dots, with the Cyrillic letters that look
+/// like Latin ones (А В Е К М Н О Р С Т Х У) written in Latin.
+pub fn normalize_plate(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !c.is_whitespace() && !matches!(c, '-' | '.' | '_'))
+        .flat_map(char::to_uppercase)
+        .map(|c| match c {
+            'А' => 'A',
+            'В' => 'B',
+            'Е' => 'E',
+            'К' => 'K',
+            'М' => 'M',
+            'Н' => 'H',
+            'О' => 'O',
+            'Р' => 'P',
+            'С' => 'C',
+            'Т' => 'T',
+            'Х' => 'X',
+            'У' => 'Y',
+            other => other,
+        })
+        .collect()
+}
+
+/// Whether a plate is in a Kyrgyz format this crate knows, after [`normalize_plate`]:
+/// - 2016 format: region `01`–`09`, `KG`, three digits, three letters —
+///   `01KG123ABC`; also without `KG` (`01123ABC`), as the recognizer writes it;
+/// - the older format: a region letter, four digits, two letters — `B1234AB`.
+///
+/// Other Kyrgyz plates (diplomatic, military, trailers, motorcycles, transit) are not
+/// recognised: a caller that knows better passes [`PlateOrigin::Domestic`].
+pub fn is_domestic_plate(raw: &str) -> bool {
+    let plate: Vec<char> = normalize_plate(raw).chars().collect();
+    let digit = |c: &char| c.is_ascii_digit();
+    let letter = |c: &char| c.is_ascii_uppercase();
+    let region = |p: &[char]| p[0] == '0' && ('1'..='9').contains(&p[1]);
+    match plate.len() {
+        10 => {
+            region(&plate)
+                && plate[2..4] == ['K', 'G']
+                && plate[4..7].iter().all(digit)
+                && plate[7..10].iter().all(letter)
+        }
+        8 => region(&plate) && plate[2..5].iter().all(digit) && plate[5..8].iter().all(letter),
+        7 => letter(&plate[0]) && plate[1..5].iter().all(digit) && plate[5..7].iter().all(letter),
+        _ => false,
+    }
+}
+
+/// The key under which two spellings of one plate meet: normalised, with the `KG` of
+/// the 2016 format dropped.
+pub(crate) fn plate_key(raw: &str) -> String {
+    let plate = normalize_plate(raw);
+    let chars: Vec<char> = plate.chars().collect();
+    if chars.len() == 10 && chars[2..4] == ['K', 'G'] && chars[..2].iter().all(char::is_ascii_digit)
+    {
+        chars[..2].iter().chain(&chars[4..]).collect()
+    } else {
+        plate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domestic_plates() {
+        let cases = [
+            ("01KG123ABC", true),
+            ("01 KG 123 ABC", true),
+            ("01kg123abc", true),
+            ("01123ABC", true),
+            ("09KG999XYZ", true),
+            ("00KG123ABC", false),
+            ("10KG123ABC", false),
+            ("01KZ123ABC", false),
+            ("01KG12ABC", false),
+            ("B1234AB", true),
+            ("B 1234 AB", true),
+            ("В1234АВ", true), // Cyrillic homoglyphs
+            ("1234AB", false),
+            ("123ABC01", false), // Kazakh 2012
+            ("A123BC77", false), // Russian
+            ("", false),
+            ("01KG123АВС", true),
+        ];
+        for (plate, domestic) in cases {
+            assert_eq!(is_domestic_plate(plate), domestic, "{plate}");
+        }
+    }
+
+    #[test]
+    fn spellings_meet() {
+        assert_eq!(plate_key("01 KG 123 ABC"), plate_key("01123abc"));
+        assert_eq!(plate_key("В 1234 АВ"), "B1234AB");
+        assert_ne!(plate_key("01KG123ABC"), plate_key("02KG123ABC"));
+    }
+}
