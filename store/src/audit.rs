@@ -14,6 +14,14 @@ pub const CASE_RECEIVED: &str = "case.received";
 pub const RECOGNITION_COMPLETED: &str = "case.recognition_completed";
 /// Action of the audit row written when recognition gives up on a case.
 pub const RECOGNITION_FAILED: &str = "case.recognition_failed";
+/// Action of the audit row written with every review decision (auto-approval too).
+pub const CASE_REVIEWED: &str = "case.reviewed";
+/// Action of the audit row written when an owner lookup moves a case on.
+pub const OWNER_LOOKED_UP: &str = "case.owner_looked_up";
+/// Action of the audit row written when a resolution is issued for a case.
+pub const RESOLUTION_ISSUED: &str = "case.resolution_issued";
+/// Action of the audit row written when a stage hands a case to a person.
+pub const CASE_SET_ASIDE: &str = "case.set_aside";
 
 /// An audit row's content, before it is chained.
 #[derive(Clone, Debug, PartialEq, Eq)]

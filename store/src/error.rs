@@ -6,6 +6,8 @@ pub enum StoreError {
     Conflict { what: String },
     #[error("camera `{0}` is not registered")]
     UnknownCamera(String),
+    #[error("not stored: {0}")]
+    Invalid(String),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
     #[error("evidence {sha256} does not match its hash")]

@@ -10,6 +10,7 @@
 //! reads their plates and completes or fails each one. A lease that runs out (its
 //! worker crashed or hung) puts the case back in the queue, so a case is never lost,
 //! and repeated failures end in `needs_review`, so no case blocks the queue forever.
+//! Review decisions ([`ReviewLog`]) move cases on from there, each with its audit row.
 
 pub mod audit;
 mod batch;
@@ -20,9 +21,15 @@ mod migrate;
 mod model;
 mod postgres;
 mod postgres_recognition;
+mod postgres_review;
+mod postgres_stages;
 mod recognition;
+mod review;
 mod sqlite;
 mod sqlite_recognition;
+mod sqlite_review;
+mod sqlite_stages;
+mod stages;
 
 pub use error::StoreError;
 pub use evidence::{scan_segment, EvidenceStore, FrameLocation, SegmentScan};
@@ -151,9 +158,95 @@ pub trait RecognitionQueue: Send + Sync {
     async fn recognition(&self, case_id: CaseId) -> Result<Option<RecognitionRecord>, StoreError>;
 }
 
+/// Review decisions: every decision moves its case and is kept with its audit row.
+#[async_trait]
+pub trait ReviewLog: Send + Sync {
+    /// Moves the case from `review.from_state` to `review.to_state`, sets its decided
+    /// plate when the review names one, and stores the review and its audit row, in one
+    /// transaction; or, when the case is no longer in `from_state`, writes nothing and
+    /// says where it is. Two reviewers deciding at once: one is recorded, the other
+    /// told the state changed. A decision ends any stage lease held on the case.
+    async fn record_review(&self, review: &NewReview) -> Result<ReviewWrite, StoreError>;
+    /// A case's reviews, oldest first.
+    async fn reviews(&self, case_id: CaseId) -> Result<Vec<ReviewRecord>, StoreError>;
+    /// The plate the fine will name, once a review proposed or approved one.
+    async fn decided_plate(&self, case_id: CaseId) -> Result<Option<String>, StoreError>;
+}
+
+/// The stages that take an approved case to an issued resolution. Each stage's queue
+/// is the cases in its state (`approved`: owner lookup; `owner_found`: issuing), claimed
+/// under a lease exactly as recognition jobs are: concurrent claims never take the
+/// same case, and an expired lease makes the case claimable again.
+#[async_trait]
+pub trait FineStages: Send + Sync {
+    /// Takes up to `limit` cases in `state` (`approved` or `owner_found`) that hold no
+    /// live stage lease, oldest first, and leases them to `worker`.
+    async fn claim_stage(
+        &self,
+        state: kozomol_core::CaseState,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<CaseId>, StoreError>;
+
+    /// Stores the lookup and moves the case from `approved` to `owner_found` (found)
+    /// or `owner_unknown` (anything else, with the reason), audited, in one
+    /// transaction; `LeaseLost` when `worker` does not hold the case in `approved`.
+    async fn record_owner_lookup(
+        &self,
+        worker: &str,
+        lookup: &OwnerLookupRecord,
+    ) -> Result<CompleteResult, StoreError>;
+
+    async fn owner_lookup(&self, case_id: CaseId) -> Result<Option<OwnerLookupRecord>, StoreError>;
+
+    /// The sequence number of the case's resolution for `issuer` and `year`: the one
+    /// reserved for it before, or the next free one, reserved now. Numbers never
+    /// repeat; a retry of the same case gets the same one.
+    async fn reserve_resolution_number(
+        &self,
+        case_id: CaseId,
+        issuer: &str,
+        year: i32,
+    ) -> Result<u64, StoreError>;
+
+    /// Stores the issued resolution (its PDF already in the evidence store) and moves
+    /// the case from `owner_found` to `issued`, audited, in one transaction;
+    /// `LeaseLost` as for the lookup.
+    async fn record_resolution(
+        &self,
+        worker: &str,
+        resolution: &NewResolution,
+    ) -> Result<CompleteResult, StoreError>;
+
+    /// Moves a case the stage cannot finish from `from` to `to` (where a person takes
+    /// it up, e.g. `supervisor_review`), keeping `reason` on the case and in the audit;
+    /// `LeaseLost` when `worker` does not hold the case in `from`.
+    async fn set_aside(
+        &self,
+        worker: &str,
+        case_id: CaseId,
+        from: kozomol_core::CaseState,
+        to: kozomol_core::CaseState,
+        reason: &str,
+    ) -> Result<CompleteResult, StoreError>;
+
+    async fn resolution(&self, number: &str) -> Result<Option<ResolutionRecord>, StoreError>;
+    async fn resolution_of_case(
+        &self,
+        case_id: CaseId,
+    ) -> Result<Option<ResolutionRecord>, StoreError>;
+}
+
 /// Everything kozomol persists in its database.
 pub trait Store:
-    CameraRegister + CaseStore + DeadLetterStore + AccountStore + RecognitionQueue
+    CameraRegister
+    + CaseStore
+    + DeadLetterStore
+    + AccountStore
+    + RecognitionQueue
+    + ReviewLog
+    + FineStages
 {
     fn backend(&self) -> Backend;
 }

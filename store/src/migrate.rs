@@ -28,6 +28,16 @@ const SQLITE: &[Migration] = &[
         name: "recognition",
         sql: include_str!("../migrations/sqlite/0002_recognition.sql"),
     },
+    Migration {
+        version: 3,
+        name: "review",
+        sql: include_str!("../migrations/sqlite/0003_review.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "fine_stages",
+        sql: include_str!("../migrations/sqlite/0004_fine_stages.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -40,6 +50,16 @@ const POSTGRES: &[Migration] = &[
         version: 2,
         name: "recognition",
         sql: include_str!("../migrations/postgres/0002_recognition.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "review",
+        sql: include_str!("../migrations/postgres/0003_review.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "fine_stages",
+        sql: include_str!("../migrations/postgres/0004_fine_stages.sql"),
     },
 ];
 

@@ -342,3 +342,106 @@ pub enum FailResult {
     /// As in `CompleteResult::LeaseLost`: nothing changed.
     LeaseLost,
 }
+
+/// A review decision to record, with the state move it makes. The caller has applied
+/// the review rules; the store checks only that the case is still in `from_state`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewReview {
+    pub case_id: CaseId,
+    pub tier: kozomol_core::ReviewTier,
+    /// The account's login, or the machine's name for auto-approval.
+    pub reviewer: String,
+    pub decision: kozomol_core::ReviewDecision,
+    pub reason: Option<kozomol_core::RejectReason>,
+    /// The plate the decision proposes or approves; becomes the case's decided plate.
+    pub plate: Option<String>,
+    pub note: Option<String>,
+    pub from_state: CaseState,
+    pub to_state: CaseState,
+}
+
+/// What became of a review.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReviewWrite {
+    Recorded,
+    /// The case had moved on (another reviewer, a worker) or does not exist (`None`);
+    /// nothing was written.
+    StateChanged(Option<CaseState>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReviewRecord {
+    pub id: i64,
+    pub case_id: CaseId,
+    pub tier: kozomol_core::ReviewTier,
+    pub reviewer: String,
+    pub decision: kozomol_core::ReviewDecision,
+    pub reason: Option<kozomol_core::RejectReason>,
+    pub plate: Option<String>,
+    pub note: Option<String>,
+    pub from_state: CaseState,
+    pub to_state: CaseState,
+    pub decided_at: DateTime<Utc>,
+}
+
+// ---- the stages after review -------------------------------------------------------
+
+/// An owner lookup's result as stored; `owner` is set exactly when `outcome` is found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OwnerLookupRecord {
+    pub case_id: CaseId,
+    pub outcome: kozomol_core::OwnerOutcome,
+    pub owner: Option<kozomol_core::OwnerOfRecord>,
+    /// The registry's vehicle data (make, model, colour, VIN, ...), as JSON.
+    pub vehicle: serde_json::Value,
+    /// Why no one can be fined yet (outcome other than found).
+    pub reason: Option<String>,
+    /// The X-Road message id of the exchange, for the bus's own logs.
+    pub exchange_id: Option<String>,
+    pub looked_up_at: DateTime<Utc>,
+}
+
+/// A resolution to record as issued; its number was reserved for the case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewResolution {
+    pub number: String,
+    pub case_id: CaseId,
+    pub payment_code: String,
+    pub jurisdiction: kozomol_core::Jurisdiction,
+    pub article: String,
+    pub units: u32,
+    pub amount: kozomol_core::Money,
+    pub discounted: Option<kozomol_core::Money>,
+    pub issued_at: DateTime<Utc>,
+    /// The PDF, already written to the evidence store.
+    pub pdf: EvidenceRef,
+    pub signature: Vec<u8>,
+    pub signature_key_id: String,
+    /// Whose key signed (e.g. `officer:1234` or `issuer:KG-BSK`).
+    pub signer: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ResolutionRecord {
+    pub number: String,
+    pub case_id: CaseId,
+    pub payment_code: String,
+    pub jurisdiction: kozomol_core::Jurisdiction,
+    pub article: String,
+    pub units: u32,
+    pub amount: kozomol_core::Money,
+    pub discounted: Option<kozomol_core::Money>,
+    pub issued_at: DateTime<Utc>,
+    #[serde(serialize_with = "hex_key")]
+    pub pdf_sha256: [u8; 32],
+    #[serde(skip)]
+    pub pdf_location: FrameLocation,
+    #[serde(serialize_with = "hex_bytes")]
+    pub signature: Vec<u8>,
+    pub signature_key_id: String,
+    pub signer: String,
+}
+
+fn hex_bytes<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(bytes))
+}

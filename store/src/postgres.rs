@@ -589,16 +589,21 @@ fn summary_from_row(row: &PgRow) -> Result<CaseSummary, StoreError> {
 pub(crate) fn frame_from_row(row: &PgRow) -> Result<CaseFrame, StoreError> {
     let sha: Vec<u8> = row.try_get("sha256")?;
     let idx: i32 = row.try_get("idx")?;
-    let offset: i64 = row.try_get("byte_offset")?;
     Ok(CaseFrame {
         index: decode::u32_of(i64::from(idx), "frame index")?,
         role: decode::frame_role(row.try_get("role")?)?,
         sha256: decode::hash32(&sha, "frame hash")?,
-        location: FrameLocation {
-            segment: row.try_get("segment")?,
-            offset: u64::try_from(offset).map_err(|_| corrupt(format!("offset {offset}")))?,
-            len: decode::u32_of(row.try_get("byte_len")?, "frame length")?,
-        },
+        location: location_from_row(row)?,
+    })
+}
+
+/// Where evidence bytes lie, from a row's `segment`, `byte_offset` and `byte_len`.
+pub(crate) fn location_from_row(row: &PgRow) -> Result<FrameLocation, StoreError> {
+    let offset: i64 = row.try_get("byte_offset")?;
+    Ok(FrameLocation {
+        segment: row.try_get("segment")?,
+        offset: u64::try_from(offset).map_err(|_| corrupt(format!("offset {offset}")))?,
+        len: decode::u32_of(row.try_get("byte_len")?, "evidence length")?,
     })
 }
 

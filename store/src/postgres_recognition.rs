@@ -46,7 +46,10 @@ fn camera_read_from_row(row: &PgRow) -> Result<CameraReadColumns, StoreError> {
     })
 }
 
-async fn insert_audit(tx: &mut PgConnection, audit: &ChainedAudit<'_>) -> Result<(), StoreError> {
+pub(crate) async fn insert_audit(
+    tx: &mut PgConnection,
+    audit: &ChainedAudit<'_>,
+) -> Result<(), StoreError> {
     let r = &audit.row;
     sqlx::query(
         "INSERT INTO audit_log (batch_id, case_id, at, actor, action, from_state, to_state, \
@@ -67,7 +70,10 @@ async fn insert_audit(tx: &mut PgConnection, audit: &ChainedAudit<'_>) -> Result
     Ok(())
 }
 
-async fn insert_crop(tx: &mut PgConnection, crop: &EvidenceRef) -> Result<(), StoreError> {
+pub(crate) async fn insert_evidence(
+    tx: &mut PgConnection,
+    crop: &EvidenceRef,
+) -> Result<(), StoreError> {
     // The same bytes may be stored already (the first location wins, as for frames).
     sqlx::query(
         "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) \
@@ -178,7 +184,7 @@ impl RecognitionQueue for PgStore {
         };
         let attempts: i32 = row.try_get("recognition_attempts")?;
         if let Some(crop) = &outcome.crop {
-            insert_crop(&mut tx, crop).await?;
+            insert_evidence(&mut tx, crop).await?;
         }
         let plate = outcome.plate.as_ref();
         let [box_frame, box_x, box_y, box_w, box_h] = columns.plate_box;

@@ -37,7 +37,7 @@ pub(crate) fn actor(worker: &str) -> String {
 }
 
 /// One audit row, chained on its own: every decision is a batch of one.
-fn chained(row: AuditRow<'_>) -> ChainedAudit<'_> {
+pub(crate) fn chained(row: AuditRow<'_>) -> ChainedAudit<'_> {
     let prev_hash = audit::chain_start(row.batch_id);
     let hash = audit::row_hash(&prev_hash, &row);
     ChainedAudit {

@@ -41,7 +41,7 @@ fn camera_read_from_row(row: &SqliteRow) -> Result<CameraReadColumns, StoreError
     })
 }
 
-async fn insert_audit(
+pub(crate) async fn insert_audit(
     tx: &mut SqliteConnection,
     audit: &ChainedAudit<'_>,
 ) -> Result<(), StoreError> {
@@ -65,7 +65,10 @@ async fn insert_audit(
     Ok(())
 }
 
-async fn insert_crop(tx: &mut SqliteConnection, crop: &EvidenceRef) -> Result<(), StoreError> {
+pub(crate) async fn insert_evidence(
+    tx: &mut SqliteConnection,
+    crop: &EvidenceRef,
+) -> Result<(), StoreError> {
     // The same bytes may be stored already (the first location wins, as for frames).
     sqlx::query(
         "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) \
@@ -179,7 +182,7 @@ impl RecognitionQueue for SqliteStore {
         };
         let attempts: i64 = row.try_get("recognition_attempts")?;
         if let Some(crop) = &outcome.crop {
-            insert_crop(&mut tx, crop).await?;
+            insert_evidence(&mut tx, crop).await?;
         }
         let plate = outcome.plate.as_ref();
         let [box_frame, box_x, box_y, box_w, box_h] = columns.plate_box;

@@ -13,14 +13,17 @@ use kozomol_core::{
     CalibrationCertificate, CameraId, CaseId, CaseState, DeadLetterReason, EventId, FrameRole,
     PlateRead, Role, Site, ViolationKind,
 };
+use kozomol_core::{RejectReason, ReviewDecision, ReviewTier};
 use kozomol_store::audit::{
-    chain_start, row_hash, AuditRow, CASE_RECEIVED, RECOGNITION_COMPLETED, RECOGNITION_FAILED,
+    chain_start, row_hash, AuditRow, CASE_RECEIVED, CASE_REVIEWED, RECOGNITION_COMPLETED,
+    RECOGNITION_FAILED,
 };
+use kozomol_store::NewReview;
 use kozomol_store::{
     connect, AuditEntry, Backend, CameraPlateRead, CameraRegistration, CameraStatusUpdate,
     CaseQuery, CaseWrite, CompleteResult, EvidenceRef, FailResult, FrameLocation, NewAccount,
     NewCase, NewDeadLetter, NewFrame, PlateBox, RecognitionDecision, RecognitionJob,
-    RecognitionOutcome, Store, StoreError, DEAD_LETTER_RAW_LIMIT,
+    RecognitionOutcome, ReviewWrite, Store, StoreError, DEAD_LETTER_RAW_LIMIT,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -168,6 +171,10 @@ conformance!(
         completing_moves_the_case_and_audits_it,
         failures_retry_after_a_delay_then_go_to_review,
         recognitions_round_trip,
+        reviews_move_the_case_and_are_audited,
+        a_stale_review_writes_nothing,
+        owner_lookups_move_approved_cases_once,
+        resolution_numbers_are_reserved_once_and_issued,
     ],
     url: [
         migrations_are_idempotent,
@@ -1629,4 +1636,552 @@ async fn concurrent_claimers_never_share_a_case(url: String) {
             .unwrap(),
         200
     );
+}
+
+// ---- review -----------------------------------------------------------------------
+
+/// Cases already read: the first `recognized`, the rest `needs_review`.
+async fn reviewable(store: &dyn Store, n: usize) -> Vec<CaseId> {
+    let ids = queued(store, n).await;
+    store
+        .claim_recognition("w1", n as u32, LONG_LEASE)
+        .await
+        .unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let mut read = outcome(*id);
+        if i > 0 {
+            read.decision = RecognitionDecision::NeedsReview;
+        }
+        assert_eq!(
+            store.complete_recognition("w1", &read).await.unwrap(),
+            CompleteResult::Completed
+        );
+    }
+    ids
+}
+
+fn review(case_id: CaseId, tier: ReviewTier, from: CaseState, to: CaseState) -> NewReview {
+    NewReview {
+        case_id,
+        tier,
+        reviewer: "officer-1".to_owned(),
+        decision: ReviewDecision::Approve,
+        reason: None,
+        plate: Some("01KG123ABC".to_owned()),
+        note: None,
+        from_state: from,
+        to_state: to,
+    }
+}
+
+async fn reviews_move_the_case_and_are_audited(store: Arc<dyn Store>) {
+    let ids = reviewable(&*store, 3).await;
+    let (auto, corrected, rejected) = (ids[0], ids[1], ids[2]);
+
+    let mut approve = review(
+        auto,
+        ReviewTier::Auto,
+        CaseState::Recognized,
+        CaseState::Approved,
+    );
+    approve.reviewer = "auto-approval".to_owned();
+    assert_eq!(
+        store.record_review(&approve).await.unwrap(),
+        ReviewWrite::Recorded
+    );
+
+    // A reviewer proposes another plate, a supervisor confirms it.
+    let mut first = review(
+        corrected,
+        ReviewTier::First,
+        CaseState::NeedsReview,
+        CaseState::SupervisorReview,
+    );
+    first.decision = ReviewDecision::CorrectPlate;
+    first.plate = Some("01KG128ABC".to_owned());
+    first.note = Some("8, not 3: the bolt hides the stroke".to_owned());
+    assert_eq!(
+        store.record_review(&first).await.unwrap(),
+        ReviewWrite::Recorded
+    );
+    assert_eq!(
+        store.decided_plate(corrected).await.unwrap().as_deref(),
+        Some("01KG128ABC")
+    );
+    let mut second = review(
+        corrected,
+        ReviewTier::Supervisor,
+        CaseState::SupervisorReview,
+        CaseState::Approved,
+    );
+    second.reviewer = "supervisor-1".to_owned();
+    second.plate = None;
+    assert_eq!(
+        store.record_review(&second).await.unwrap(),
+        ReviewWrite::Recorded
+    );
+
+    let mut reject = review(
+        rejected,
+        ReviewTier::First,
+        CaseState::NeedsReview,
+        CaseState::Rejected,
+    );
+    reject.decision = ReviewDecision::Reject;
+    reject.reason = Some(RejectReason::PlateUnreadable);
+    reject.plate = None;
+    assert_eq!(
+        store.record_review(&reject).await.unwrap(),
+        ReviewWrite::Recorded
+    );
+
+    for (id, state, plate) in [
+        (auto, CaseState::Approved, Some("01KG123ABC")),
+        // The supervisor named no plate: the proposed one stays decided.
+        (corrected, CaseState::Approved, Some("01KG128ABC")),
+        (rejected, CaseState::Rejected, None),
+    ] {
+        let case = store.case(id).await.unwrap().unwrap();
+        assert_eq!(case.state, state, "case {id}");
+        assert_eq!(
+            store.decided_plate(id).await.unwrap().as_deref(),
+            plate,
+            "case {id}"
+        );
+    }
+
+    let history = store.reviews(corrected).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(
+        (
+            history[0].tier,
+            history[0].decision,
+            history[0].plate.as_deref(),
+            history[0].note.as_deref()
+        ),
+        (
+            ReviewTier::First,
+            ReviewDecision::CorrectPlate,
+            Some("01KG128ABC"),
+            first.note.as_deref()
+        )
+    );
+    assert_eq!(
+        (
+            history[1].tier,
+            history[1].reviewer.as_str(),
+            history[1].from_state,
+            history[1].to_state
+        ),
+        (
+            ReviewTier::Supervisor,
+            "supervisor-1",
+            CaseState::SupervisorReview,
+            CaseState::Approved
+        )
+    );
+    assert!(history[0].decided_at <= history[1].decided_at);
+    let reasons: Vec<_> = store
+        .reviews(rejected)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.reason)
+        .collect();
+    assert_eq!(reasons, [Some(RejectReason::PlateUnreadable)]);
+
+    // Each decision is audited with who and when, chained on its own.
+    let audit = store.case_audit(corrected).await.unwrap();
+    let reviewed: Vec<&AuditEntry> = audit.iter().filter(|a| a.action == CASE_REVIEWED).collect();
+    assert_eq!(reviewed.len(), 2);
+    assert_eq!(reviewed[0].actor, "officer-1");
+    assert_eq!(reviewed[1].actor, "supervisor-1");
+    assert_eq!(reviewed[1].to_state, Some(CaseState::Approved));
+    assert!(reviewed[0]
+        .detail
+        .as_deref()
+        .is_some_and(|d| d.contains("01KG128ABC")));
+    for row in reviewed {
+        assert_chained_alone(row);
+    }
+}
+
+async fn a_stale_review_writes_nothing(store: Arc<dyn Store>) {
+    let ids = reviewable(&*store, 2).await;
+    let case = ids[1];
+    // Two reviewers decide the same case at once: exactly one is recorded.
+    let a = review(
+        case,
+        ReviewTier::First,
+        CaseState::NeedsReview,
+        CaseState::Approved,
+    );
+    let mut b = a.clone();
+    b.reviewer = "officer-2".to_owned();
+    b.to_state = CaseState::SupervisorReview;
+    let (ra, rb) = tokio::join!(store.record_review(&a), store.record_review(&b));
+    let mut results = [ra.unwrap(), rb.unwrap()];
+    results.sort_by_key(|r| matches!(r, ReviewWrite::Recorded));
+    assert!(
+        matches!(results[0], ReviewWrite::StateChanged(Some(_))),
+        "{results:?}"
+    );
+    assert_eq!(results[1], ReviewWrite::Recorded);
+    assert_eq!(store.reviews(case).await.unwrap().len(), 1);
+
+    // From a state the case is not in, and for a case that does not exist.
+    let stale = review(
+        ids[0],
+        ReviewTier::First,
+        CaseState::NeedsReview,
+        CaseState::Approved,
+    );
+    assert_eq!(
+        store.record_review(&stale).await.unwrap(),
+        ReviewWrite::StateChanged(Some(CaseState::Recognized))
+    );
+    let missing = review(
+        CaseId(9_999_999),
+        ReviewTier::First,
+        CaseState::NeedsReview,
+        CaseState::Approved,
+    );
+    assert_eq!(
+        store.record_review(&missing).await.unwrap(),
+        ReviewWrite::StateChanged(None)
+    );
+
+    // A rejection without its reason breaks a constraint and leaves the case as it was.
+    let mut bare = review(
+        ids[0],
+        ReviewTier::First,
+        CaseState::Recognized,
+        CaseState::Rejected,
+    );
+    bare.decision = ReviewDecision::Reject;
+    assert!(store.record_review(&bare).await.is_err());
+    assert_eq!(
+        store.case(ids[0]).await.unwrap().unwrap().state,
+        CaseState::Recognized
+    );
+    assert!(store.reviews(ids[0]).await.unwrap().is_empty());
+    let audit = store.case_audit(ids[0]).await.unwrap();
+    assert!(audit.iter().all(|a| a.action != CASE_REVIEWED));
+}
+
+// ---- the stages after review --------------------------------------------------------
+
+/// Cases already approved by the machine, oldest first.
+async fn approved(store: &dyn Store, n: usize) -> Vec<CaseId> {
+    let ids = reviewable(store, n).await;
+    for (i, id) in ids.iter().enumerate() {
+        let from = if i == 0 {
+            CaseState::Recognized
+        } else {
+            CaseState::NeedsReview
+        };
+        let decision = review(*id, ReviewTier::First, from, CaseState::Approved);
+        assert_eq!(
+            store.record_review(&decision).await.unwrap(),
+            ReviewWrite::Recorded
+        );
+    }
+    ids
+}
+
+fn person() -> kozomol_core::OwnerOfRecord {
+    kozomol_core::OwnerOfRecord {
+        kind: kozomol_core::OwnerKind::Person,
+        id: "21212198000123".to_owned(),
+        name: "Асанов Бакыт Токтогулович".to_owned(),
+        address: Some("Бишкек, ул. Киевская 96".to_owned()),
+    }
+}
+
+fn lookup(
+    case_id: CaseId,
+    outcome: kozomol_core::OwnerOutcome,
+) -> kozomol_store::OwnerLookupRecord {
+    let found = outcome == kozomol_core::OwnerOutcome::Found;
+    kozomol_store::OwnerLookupRecord {
+        case_id,
+        outcome,
+        owner: found.then(person),
+        vehicle: serde_json::json!({"make": "Toyota", "model": "Camry", "colour": "белый"}),
+        reason: (!found).then(|| format!("registry: {}", outcome.as_str())),
+        exchange_id: Some(Uuid::now_v7().to_string()),
+        looked_up_at: at_millis(Utc::now()),
+    }
+}
+
+fn at_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap()
+}
+
+async fn owner_lookups_move_approved_cases_once(store: Arc<dyn Store>) {
+    use kozomol_core::OwnerOutcome;
+    let ids = approved(&*store, 3).await;
+    let claimed = store
+        .claim_stage(CaseState::Approved, "f1", 10, LONG_LEASE)
+        .await
+        .unwrap();
+    assert_eq!(claimed, ids);
+    // Held: nobody else takes them; nothing waits in the next stage yet.
+    assert!(store
+        .claim_stage(CaseState::Approved, "f2", 10, LONG_LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .claim_stage(CaseState::OwnerFound, "f2", 10, LONG_LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let found = lookup(ids[0], OwnerOutcome::Found);
+    assert_eq!(
+        store.record_owner_lookup("f2", &found).await.unwrap(),
+        CompleteResult::LeaseLost
+    );
+    assert_eq!(
+        store.record_owner_lookup("f1", &found).await.unwrap(),
+        CompleteResult::Completed
+    );
+    // Done once: the same completion again finds no lease.
+    assert_eq!(
+        store.record_owner_lookup("f1", &found).await.unwrap(),
+        CompleteResult::LeaseLost
+    );
+    let unknown = lookup(ids[1], OwnerOutcome::SeveralOwners);
+    assert_eq!(
+        store.record_owner_lookup("f1", &unknown).await.unwrap(),
+        CompleteResult::Completed
+    );
+    // A found outcome without an owner is refused before anything is written.
+    let mut broken = lookup(ids[2], OwnerOutcome::Found);
+    broken.owner = None;
+    assert!(store.record_owner_lookup("f1", &broken).await.is_err());
+    assert_eq!(
+        store.case(ids[2]).await.unwrap().unwrap().state,
+        CaseState::Approved
+    );
+
+    assert_eq!(
+        store.case(ids[0]).await.unwrap().unwrap().state,
+        CaseState::OwnerFound
+    );
+    assert_eq!(
+        store.case(ids[1]).await.unwrap().unwrap().state,
+        CaseState::OwnerUnknown
+    );
+    assert_eq!(
+        store.owner_lookup(ids[0]).await.unwrap().as_ref(),
+        Some(&found)
+    );
+    assert_eq!(
+        store.owner_lookup(ids[1]).await.unwrap().as_ref(),
+        Some(&unknown)
+    );
+    assert_eq!(store.owner_lookup(ids[2]).await.unwrap(), None);
+    assert_eq!(
+        store
+            .claim_stage(CaseState::OwnerFound, "f2", 10, LONG_LEASE)
+            .await
+            .unwrap(),
+        [ids[0]]
+    );
+
+    // Audited without the owner's personal data.
+    let audit = store.case_audit(ids[0]).await.unwrap();
+    let row = audit
+        .iter()
+        .find(|a| a.action == "case.owner_looked_up")
+        .expect("audited");
+    assert_eq!(
+        (row.from_state, row.to_state),
+        (Some(CaseState::Approved), Some(CaseState::OwnerFound))
+    );
+    assert_eq!(row.actor, "fines:f1");
+    assert!(!row.detail.as_deref().unwrap_or("").contains("Асанов"));
+    assert_chained_alone(row);
+
+    // A case the stage cannot finish is handed to a person, with the reason.
+    let reason = "article 596.3 imposes a licence suspension, not a fine";
+    let aside = |worker| {
+        store.set_aside(
+            worker,
+            ids[2],
+            CaseState::Approved,
+            CaseState::SupervisorReview,
+            reason,
+        )
+    };
+    assert_eq!(aside("f2").await.unwrap(), CompleteResult::LeaseLost);
+    assert_eq!(aside("f1").await.unwrap(), CompleteResult::Completed);
+    assert_eq!(aside("f1").await.unwrap(), CompleteResult::LeaseLost);
+    assert_eq!(
+        store.case(ids[2]).await.unwrap().unwrap().state,
+        CaseState::SupervisorReview
+    );
+    let audit = store.case_audit(ids[2]).await.unwrap();
+    let row = audit
+        .iter()
+        .find(|a| a.action == "case.set_aside")
+        .expect("audited");
+    assert_eq!(row.detail.as_deref(), Some(reason));
+    assert_chained_alone(row);
+}
+
+async fn resolution_numbers_are_reserved_once_and_issued(store: Arc<dyn Store>) {
+    use kozomol_core::{Currency, Jurisdiction, Money, OwnerOutcome};
+    let ids = approved(&*store, 3).await;
+    store
+        .claim_stage(CaseState::Approved, "f1", 10, LONG_LEASE)
+        .await
+        .unwrap();
+    for id in &ids {
+        let found = lookup(*id, OwnerOutcome::Found);
+        assert_eq!(
+            store.record_owner_lookup("f1", &found).await.unwrap(),
+            CompleteResult::Completed
+        );
+    }
+
+    // Numbers per issuer and year from 1; a case keeps its own.
+    let a = store
+        .reserve_resolution_number(ids[0], "BSK", 2026)
+        .await
+        .unwrap();
+    let b = store
+        .reserve_resolution_number(ids[1], "BSK", 2026)
+        .await
+        .unwrap();
+    assert_eq!((a, b), (1, 2));
+    assert_eq!(
+        store
+            .reserve_resolution_number(ids[0], "BSK", 2026)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .reserve_resolution_number(ids[2], "OSH", 2026)
+            .await
+            .unwrap(),
+        1
+    );
+    // Concurrent reservations never share a number.
+    let more = approved(&*store, 4).await;
+    let (x, y) = tokio::join!(
+        store.reserve_resolution_number(more[1], "BSK", 2026),
+        store.reserve_resolution_number(more[2], "BSK", 2026)
+    );
+    let mut got = [x.unwrap(), y.unwrap()];
+    got.sort();
+    assert_eq!(got, [3, 4]);
+
+    let claimed = store
+        .claim_stage(CaseState::OwnerFound, "f1", 10, LONG_LEASE)
+        .await
+        .unwrap();
+    assert_eq!(claimed, ids);
+    let resolution = |case: CaseId, number: &str, code: &str| kozomol_store::NewResolution {
+        number: number.to_owned(),
+        case_id: case,
+        payment_code: code.to_owned(),
+        jurisdiction: Jurisdiction::Kg,
+        article: "red light".to_owned(),
+        units: 50,
+        amount: Money::new(500_000, Currency::KGS),
+        discounted: Some(Money::new(250_000, Currency::KGS)),
+        issued_at: at_millis(Utc::now()),
+        pdf: EvidenceRef {
+            sha256: sha(number),
+            location: FrameLocation {
+                segment: "seg-res-0000000001.kzs".to_owned(),
+                offset: 4_000_000_000 + u64::from(case.0 as u32),
+                len: 61_234,
+            },
+        },
+        signature: vec![7; 64],
+        signature_key_id: "0011223344556677".to_owned(),
+        signer: "issuer:KG-BSK".to_owned(),
+    };
+    let first = resolution(ids[0], "KG-BSK-2026-0000001", "111260010000000014");
+    assert_eq!(
+        store.record_resolution("f2", &first).await.unwrap(),
+        CompleteResult::LeaseLost
+    );
+    assert_eq!(
+        store.record_resolution("f1", &first).await.unwrap(),
+        CompleteResult::Completed
+    );
+    assert_eq!(
+        store.case(ids[0]).await.unwrap().unwrap().state,
+        CaseState::Issued
+    );
+    // A payment code is never given twice; the refused case stays where it was.
+    let clash = resolution(ids[1], "KG-BSK-2026-0000002", "111260010000000014");
+    assert!(matches!(
+        store.record_resolution("f1", &clash).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        store.case(ids[1]).await.unwrap().unwrap().state,
+        CaseState::OwnerFound
+    );
+
+    let stored = store
+        .resolution("KG-BSK-2026-0000001")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(
+        (
+            stored.case_id,
+            stored.payment_code.as_str(),
+            stored.units,
+            stored.amount,
+            stored.discounted
+        ),
+        (
+            ids[0],
+            "111260010000000014",
+            50,
+            first.amount,
+            first.discounted
+        )
+    );
+    assert_eq!(
+        (stored.pdf_sha256, &stored.pdf_location),
+        (first.pdf.sha256, &first.pdf.location)
+    );
+    assert_eq!(
+        (stored.signature.as_slice(), stored.signer.as_str()),
+        (&[7u8; 64][..], "issuer:KG-BSK")
+    );
+    assert_eq!(stored.issued_at, first.issued_at);
+    assert_eq!(
+        store.resolution_of_case(ids[0]).await.unwrap(),
+        Some(stored)
+    );
+    assert_eq!(store.resolution("KG-BSK-2026-0000009").await.unwrap(), None);
+    assert!(store
+        .known_frames(&[first.pdf.sha256])
+        .await
+        .unwrap()
+        .contains(&first.pdf.sha256));
+
+    let audit = store.case_audit(ids[0]).await.unwrap();
+    let row = audit
+        .iter()
+        .find(|a| a.action == "case.resolution_issued")
+        .expect("audited");
+    assert_eq!(row.to_state, Some(CaseState::Issued));
+    assert!(row
+        .detail
+        .as_deref()
+        .is_some_and(|d| d.contains("KG-BSK-2026-0000001")));
+    assert_chained_alone(row);
 }

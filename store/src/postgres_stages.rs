@@ -1,0 +1,347 @@
+//! The stages after review on PostgreSQL: claims under a lease (`FOR UPDATE SKIP
+//! LOCKED`, leases on the server's clock), the owner lookup and the issued resolution,
+//! each stored with its state move and audit row in one transaction.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kozomol_core::{CaseId, CaseState};
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+
+use crate::audit::now_millis;
+use crate::postgres::{location_from_row, PgStore};
+use crate::postgres_recognition::{insert_audit, insert_evidence};
+use crate::recognition::delay_millis;
+use crate::stages::{self, LookupColumns, ResolutionColumns};
+use crate::{
+    CompleteResult, FineStages, NewResolution, OwnerLookupRecord, ResolutionRecord, StoreError,
+};
+
+/// The resolution's columns with its PDF's location. A macro because `query()` takes
+/// only `&'static str`.
+macro_rules! resolution_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT r.number, r.case_id, r.payment_code, r.jurisdiction, \
+     r.article, r.units, r.amount_minor, r.discounted_minor, r.currency, r.issued_at, \
+     r.pdf_sha256, b.segment, b.byte_offset, b.byte_len, r.signature, r.signature_key_id, \
+     r.signer FROM resolutions r JOIN evidence_blobs b ON b.sha256 = r.pdf_sha256 ",
+            $where
+        )
+    };
+}
+
+fn resolution_from_row(row: &PgRow) -> Result<ResolutionRecord, StoreError> {
+    ResolutionColumns {
+        number: row.try_get("number")?,
+        case_id: row.try_get("case_id")?,
+        payment_code: row.try_get("payment_code")?,
+        jurisdiction: row.try_get("jurisdiction")?,
+        article: row.try_get("article")?,
+        units: i64::from(row.try_get::<i32, _>("units")?),
+        amount_minor: row.try_get("amount_minor")?,
+        discounted_minor: row.try_get("discounted_minor")?,
+        currency: row.try_get("currency")?,
+        issued_at: row.try_get("issued_at")?,
+        pdf_sha256: row.try_get("pdf_sha256")?,
+        pdf_location: location_from_row(row)?,
+        signature: row.try_get("signature")?,
+        signature_key_id: row.try_get("signature_key_id")?,
+        signer: row.try_get("signer")?,
+    }
+    .record()
+}
+
+#[async_trait]
+impl FineStages for PgStore {
+    async fn claim_stage(
+        &self,
+        state: CaseState,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<CaseId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut ids: Vec<CaseId> = sqlx::query_scalar(
+            "UPDATE cases SET stage_worker = $1, \
+             stage_lease_until = now() + $2::double precision * interval '1 millisecond', \
+             stage_attempts = stage_attempts + 1 \
+             WHERE id = ANY (ARRAY (SELECT id FROM cases WHERE state = $3 \
+             AND (stage_lease_until IS NULL OR stage_lease_until <= now()) \
+             ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)) \
+             RETURNING id",
+        )
+        .bind(worker)
+        // Exact: leases are capped at a year, some 3.2e10 milliseconds.
+        .bind(delay_millis(lease) as f64)
+        .bind(state.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(CaseId)
+        .collect();
+        tx.commit().await?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn record_owner_lookup(
+        &self,
+        worker: &str,
+        lookup: &OwnerLookupRecord,
+    ) -> Result<CompleteResult, StoreError> {
+        stages::check_lookup(lookup)?;
+        let now = now_millis();
+        let actor = stages::actor(worker);
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE cases SET state = $1, stage_worker = NULL, stage_lease_until = NULL, \
+             stage_attempts = 0, stage_error = NULL \
+             WHERE id = $2 AND state = 'approved' AND stage_worker = $3",
+        )
+        .bind(stages::lookup_state(lookup).as_str())
+        .bind(lookup.case_id.0)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Ok(CompleteResult::LeaseLost);
+        }
+        let owner = lookup.owner.as_ref();
+        sqlx::query(
+            "INSERT INTO owner_lookups (case_id, outcome, owner_kind, owner_id, owner_name, \
+             owner_address, vehicle, reason, exchange_id, looked_up_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (case_id) DO UPDATE SET outcome = excluded.outcome, \
+             owner_kind = excluded.owner_kind, owner_id = excluded.owner_id, \
+             owner_name = excluded.owner_name, owner_address = excluded.owner_address, \
+             vehicle = excluded.vehicle, reason = excluded.reason, \
+             exchange_id = excluded.exchange_id, looked_up_at = excluded.looked_up_at",
+        )
+        .bind(lookup.case_id.0)
+        .bind(lookup.outcome.as_str())
+        .bind(owner.map(|o| o.kind.as_str()))
+        .bind(owner.map(|o| o.id.as_str()))
+        .bind(owner.map(|o| o.name.as_str()))
+        .bind(owner.and_then(|o| o.address.as_deref()))
+        .bind(&lookup.vehicle)
+        .bind(lookup.reason.as_deref())
+        .bind(lookup.exchange_id.as_deref())
+        .bind(lookup.looked_up_at)
+        .execute(&mut *tx)
+        .await?;
+        let detail = stages::lookup_detail(lookup);
+        insert_audit(&mut tx, &stages::lookup_audit(lookup, &actor, &detail, now)).await?;
+        tx.commit().await?;
+        Ok(CompleteResult::Completed)
+    }
+
+    async fn owner_lookup(&self, case_id: CaseId) -> Result<Option<OwnerLookupRecord>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT case_id, outcome, owner_kind, owner_id, owner_name, owner_address, \
+             vehicle, reason, exchange_id, looked_up_at FROM owner_lookups WHERE case_id = $1",
+        )
+        .bind(case_id.0)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        LookupColumns {
+            case_id: row.try_get("case_id")?,
+            outcome: row.try_get("outcome")?,
+            owner_kind: row.try_get("owner_kind")?,
+            owner_id: row.try_get("owner_id")?,
+            owner_name: row.try_get("owner_name")?,
+            owner_address: row.try_get("owner_address")?,
+            vehicle: row.try_get("vehicle")?,
+            reason: row.try_get("reason")?,
+            exchange_id: row.try_get("exchange_id")?,
+            looked_up_at: row.try_get("looked_up_at")?,
+        }
+        .record()
+        .map(Some)
+    }
+
+    async fn reserve_resolution_number(
+        &self,
+        case_id: CaseId,
+        issuer: &str,
+        year: i32,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let reserved: Option<i64> = sqlx::query_scalar(
+            "SELECT sequence FROM resolution_numbers WHERE case_id = $1 AND issuer = $2 AND year = $3",
+        )
+        .bind(case_id.0)
+        .bind(issuer)
+        .bind(year)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let sequence = match reserved {
+            Some(sequence) => sequence,
+            None => {
+                let sequence: i64 = sqlx::query_scalar(
+                    "INSERT INTO resolution_counters (issuer, year, next) VALUES ($1, $2, 2) \
+                     ON CONFLICT (issuer, year) DO UPDATE SET next = resolution_counters.next + 1 \
+                     RETURNING next - 1",
+                )
+                .bind(issuer)
+                .bind(year)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO resolution_numbers (case_id, issuer, year, sequence) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(case_id.0)
+                .bind(issuer)
+                .bind(year)
+                .bind(sequence)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    crate::error::db_error(e, || format!("a resolution number for case {case_id}"))
+                })?;
+                sequence
+            }
+        };
+        tx.commit().await?;
+        u64::try_from(sequence).map_err(|_| StoreError::Corrupt(format!("sequence {sequence}")))
+    }
+
+    async fn record_resolution(
+        &self,
+        worker: &str,
+        resolution: &NewResolution,
+    ) -> Result<CompleteResult, StoreError> {
+        if resolution
+            .discounted
+            .is_some_and(|d| d.currency != resolution.amount.currency)
+        {
+            return Err(StoreError::Invalid(
+                "amount and discount in two currencies".into(),
+            ));
+        }
+        let now = now_millis();
+        let actor = stages::actor(worker);
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE cases SET state = 'issued', stage_worker = NULL, stage_lease_until = NULL, \
+             stage_attempts = 0, stage_error = NULL \
+             WHERE id = $1 AND state = 'owner_found' AND stage_worker = $2",
+        )
+        .bind(resolution.case_id.0)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Ok(CompleteResult::LeaseLost);
+        }
+        insert_evidence(&mut tx, &resolution.pdf).await?;
+        sqlx::query(
+            "INSERT INTO resolutions (number, case_id, payment_code, jurisdiction, article, \
+             units, amount_minor, discounted_minor, currency, issued_at, pdf_sha256, \
+             signature, signature_key_id, signer) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(resolution.number.as_str())
+        .bind(resolution.case_id.0)
+        .bind(resolution.payment_code.as_str())
+        .bind(resolution.jurisdiction.as_str())
+        .bind(resolution.article.as_str())
+        .bind(
+            i32::try_from(resolution.units)
+                .map_err(|_| StoreError::Invalid("units out of range".into()))?,
+        )
+        .bind(resolution.amount.minor)
+        .bind(resolution.discounted.map(|d| d.minor))
+        .bind(resolution.amount.currency.code())
+        .bind(resolution.issued_at)
+        .bind(&resolution.pdf.sha256[..])
+        .bind(&resolution.signature[..])
+        .bind(resolution.signature_key_id.as_str())
+        .bind(resolution.signer.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            crate::error::db_error(e, || {
+                format!("resolution {} or its payment code", resolution.number)
+            })
+        })?;
+        let detail = stages::resolution_detail(resolution);
+        insert_audit(
+            &mut tx,
+            &stages::resolution_audit(resolution, &actor, &detail, now),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CompleteResult::Completed)
+    }
+
+    async fn set_aside(
+        &self,
+        worker: &str,
+        case_id: CaseId,
+        from: CaseState,
+        to: CaseState,
+        reason: &str,
+    ) -> Result<CompleteResult, StoreError> {
+        let now = now_millis();
+        let actor = stages::actor(worker);
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE cases SET state = $1, stage_worker = NULL, stage_lease_until = NULL, \
+             stage_attempts = 0, stage_error = $2 \
+             WHERE id = $3 AND state = $4 AND stage_worker = $5",
+        )
+        .bind(to.as_str())
+        .bind(reason)
+        .bind(case_id.0)
+        .bind(from.as_str())
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Ok(CompleteResult::LeaseLost);
+        }
+        insert_audit(
+            &mut tx,
+            &stages::set_aside_audit(case_id, from, to, &actor, reason, now),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CompleteResult::Completed)
+    }
+
+    async fn resolution(&self, number: &str) -> Result<Option<ResolutionRecord>, StoreError> {
+        sqlx::query(resolution_select!("WHERE r.number = $1"))
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(resolution_from_row)
+            .transpose()
+    }
+
+    async fn resolution_of_case(
+        &self,
+        case_id: CaseId,
+    ) -> Result<Option<ResolutionRecord>, StoreError> {
+        sqlx::query(resolution_select!("WHERE r.case_id = $1"))
+            .bind(case_id.0)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(resolution_from_row)
+            .transpose()
+    }
+}

@@ -1,0 +1,98 @@
+//! Review decisions on SQLite: the state move, the review row and its audit row in one
+//! `BEGIN IMMEDIATE` transaction.
+
+use async_trait::async_trait;
+use kozomol_core::CaseId;
+use sqlx::Row;
+
+use crate::audit::now_millis;
+use crate::review::{self, ReviewColumns};
+use crate::sqlite::{ms, SqliteStore};
+use crate::sqlite_recognition::insert_audit;
+use crate::{decode, NewReview, ReviewLog, ReviewRecord, ReviewWrite, StoreError};
+
+#[async_trait]
+impl ReviewLog for SqliteStore {
+    async fn record_review(&self, review: &NewReview) -> Result<ReviewWrite, StoreError> {
+        let now = now_millis();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let moved = sqlx::query(
+            "UPDATE cases SET state = ?, decided_plate = COALESCE(?, decided_plate), \
+             stage_worker = NULL, stage_lease_until = NULL \
+             WHERE id = ? AND state = ?",
+        )
+        .bind(review.to_state.as_str())
+        .bind(review.plate.as_deref())
+        .bind(review.case_id.0)
+        .bind(review.from_state.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            let current: Option<String> =
+                sqlx::query_scalar("SELECT state FROM cases WHERE id = ?")
+                    .bind(review.case_id.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Ok(ReviewWrite::StateChanged(decode::opt_state(current)?));
+        }
+        sqlx::query(
+            "INSERT INTO reviews (case_id, tier, reviewer, decision, reason, plate, note, \
+             from_state, to_state, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(review.case_id.0)
+        .bind(review.tier.as_str())
+        .bind(review.reviewer.as_str())
+        .bind(review.decision.as_str())
+        .bind(review.reason.map(|r| r.as_str()))
+        .bind(review.plate.as_deref())
+        .bind(review.note.as_deref())
+        .bind(review.from_state.as_str())
+        .bind(review.to_state.as_str())
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?;
+        let detail = review::detail(review);
+        insert_audit(&mut tx, &review::audit(review, &detail, now)).await?;
+        tx.commit().await?;
+        Ok(ReviewWrite::Recorded)
+    }
+
+    async fn reviews(&self, case_id: CaseId) -> Result<Vec<ReviewRecord>, StoreError> {
+        sqlx::query(
+            "SELECT id, case_id, tier, reviewer, decision, reason, plate, note, from_state, \
+             to_state, decided_at FROM reviews WHERE case_id = ? ORDER BY id",
+        )
+        .bind(case_id.0)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|row| {
+            ReviewColumns {
+                id: row.try_get("id")?,
+                case_id: row.try_get("case_id")?,
+                tier: row.try_get("tier")?,
+                reviewer: row.try_get("reviewer")?,
+                decision: row.try_get("decision")?,
+                reason: row.try_get("reason")?,
+                plate: row.try_get("plate")?,
+                note: row.try_get("note")?,
+                from_state: row.try_get("from_state")?,
+                to_state: row.try_get("to_state")?,
+                decided_at: decode::millis(row.try_get("decided_at")?)?,
+            }
+            .record()
+        })
+        .collect()
+    }
+
+    async fn decided_plate(&self, case_id: CaseId) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT decided_plate FROM cases WHERE id = ?")
+                .bind(case_id.0)
+                .fetch_optional(&self.reader)
+                .await?
+                .flatten(),
+        )
+    }
+}

@@ -1,0 +1,349 @@
+//! The stages after review on SQLite: claims under a lease (one writer at a time, so a
+//! claim's single `UPDATE ... RETURNING` never races another), the owner lookup and
+//! the issued resolution, each stored with its state move and audit row in one
+//! `BEGIN IMMEDIATE` transaction.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use kozomol_core::{CaseId, CaseState};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use crate::audit::now_millis;
+use crate::recognition::delay_millis;
+use crate::sqlite::{location_from_row, ms, SqliteStore};
+use crate::sqlite_recognition::{insert_audit, insert_evidence};
+use crate::stages::{self, LookupColumns, ResolutionColumns};
+use crate::{
+    decode, CompleteResult, FineStages, NewResolution, OwnerLookupRecord, ResolutionRecord,
+    StoreError,
+};
+
+/// The resolution's columns with its PDF's location. A macro because `query()` takes
+/// only `&'static str`.
+macro_rules! resolution_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT r.number, r.case_id, r.payment_code, r.jurisdiction, \
+     r.article, r.units, r.amount_minor, r.discounted_minor, r.currency, r.issued_at, \
+     r.pdf_sha256, b.segment, b.byte_offset, b.byte_len, r.signature, r.signature_key_id, \
+     r.signer FROM resolutions r JOIN evidence_blobs b ON b.sha256 = r.pdf_sha256 ",
+            $where
+        )
+    };
+}
+
+fn resolution_from_row(row: &SqliteRow) -> Result<ResolutionRecord, StoreError> {
+    ResolutionColumns {
+        number: row.try_get("number")?,
+        case_id: row.try_get("case_id")?,
+        payment_code: row.try_get("payment_code")?,
+        jurisdiction: row.try_get("jurisdiction")?,
+        article: row.try_get("article")?,
+        units: row.try_get("units")?,
+        amount_minor: row.try_get("amount_minor")?,
+        discounted_minor: row.try_get("discounted_minor")?,
+        currency: row.try_get("currency")?,
+        issued_at: decode::millis(row.try_get("issued_at")?)?,
+        pdf_sha256: row.try_get("pdf_sha256")?,
+        pdf_location: location_from_row(row)?,
+        signature: row.try_get("signature")?,
+        signature_key_id: row.try_get("signature_key_id")?,
+        signer: row.try_get("signer")?,
+    }
+    .record()
+}
+
+#[async_trait]
+impl FineStages for SqliteStore {
+    async fn claim_stage(
+        &self,
+        state: CaseState,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<CaseId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = Utc::now().timestamp_millis();
+        let until = now.saturating_add(delay_millis(lease));
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut ids: Vec<CaseId> = sqlx::query_scalar(
+            "UPDATE cases SET stage_worker = ?, stage_lease_until = ?, \
+             stage_attempts = stage_attempts + 1 \
+             WHERE id IN (SELECT id FROM cases WHERE state = ? \
+             AND (stage_lease_until IS NULL OR stage_lease_until <= ?) ORDER BY id LIMIT ?) \
+             RETURNING id",
+        )
+        .bind(worker)
+        .bind(until)
+        .bind(state.as_str())
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(CaseId)
+        .collect();
+        tx.commit().await?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn record_owner_lookup(
+        &self,
+        worker: &str,
+        lookup: &OwnerLookupRecord,
+    ) -> Result<CompleteResult, StoreError> {
+        stages::check_lookup(lookup)?;
+        let now = now_millis();
+        let actor = stages::actor(worker);
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let moved = sqlx::query(
+            "UPDATE cases SET state = ?, stage_worker = NULL, stage_lease_until = NULL, \
+             stage_attempts = 0, stage_error = NULL \
+             WHERE id = ? AND state = 'approved' AND stage_worker = ?",
+        )
+        .bind(stages::lookup_state(lookup).as_str())
+        .bind(lookup.case_id.0)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Ok(CompleteResult::LeaseLost);
+        }
+        let owner = lookup.owner.as_ref();
+        sqlx::query(
+            "INSERT INTO owner_lookups (case_id, outcome, owner_kind, owner_id, owner_name, \
+             owner_address, vehicle, reason, exchange_id, looked_up_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (case_id) DO UPDATE SET outcome = excluded.outcome, \
+             owner_kind = excluded.owner_kind, owner_id = excluded.owner_id, \
+             owner_name = excluded.owner_name, owner_address = excluded.owner_address, \
+             vehicle = excluded.vehicle, reason = excluded.reason, \
+             exchange_id = excluded.exchange_id, looked_up_at = excluded.looked_up_at",
+        )
+        .bind(lookup.case_id.0)
+        .bind(lookup.outcome.as_str())
+        .bind(owner.map(|o| o.kind.as_str()))
+        .bind(owner.map(|o| o.id.as_str()))
+        .bind(owner.map(|o| o.name.as_str()))
+        .bind(owner.and_then(|o| o.address.as_deref()))
+        .bind(lookup.vehicle.to_string())
+        .bind(lookup.reason.as_deref())
+        .bind(lookup.exchange_id.as_deref())
+        .bind(ms(lookup.looked_up_at))
+        .execute(&mut *tx)
+        .await?;
+        let detail = stages::lookup_detail(lookup);
+        insert_audit(&mut tx, &stages::lookup_audit(lookup, &actor, &detail, now)).await?;
+        tx.commit().await?;
+        Ok(CompleteResult::Completed)
+    }
+
+    async fn owner_lookup(&self, case_id: CaseId) -> Result<Option<OwnerLookupRecord>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT case_id, outcome, owner_kind, owner_id, owner_name, owner_address, \
+             vehicle, reason, exchange_id, looked_up_at FROM owner_lookups WHERE case_id = ?",
+        )
+        .bind(case_id.0)
+        .fetch_optional(&self.reader)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let vehicle: String = row.try_get("vehicle")?;
+        LookupColumns {
+            case_id: row.try_get("case_id")?,
+            outcome: row.try_get("outcome")?,
+            owner_kind: row.try_get("owner_kind")?,
+            owner_id: row.try_get("owner_id")?,
+            owner_name: row.try_get("owner_name")?,
+            owner_address: row.try_get("owner_address")?,
+            vehicle: serde_json::from_str(&vehicle)
+                .map_err(|e| StoreError::Corrupt(format!("vehicle json: {e}")))?,
+            reason: row.try_get("reason")?,
+            exchange_id: row.try_get("exchange_id")?,
+            looked_up_at: decode::millis(row.try_get("looked_up_at")?)?,
+        }
+        .record()
+        .map(Some)
+    }
+
+    async fn reserve_resolution_number(
+        &self,
+        case_id: CaseId,
+        issuer: &str,
+        year: i32,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let reserved: Option<i64> = sqlx::query_scalar(
+            "SELECT sequence FROM resolution_numbers WHERE case_id = ? AND issuer = ? AND year = ?",
+        )
+        .bind(case_id.0)
+        .bind(issuer)
+        .bind(year)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let sequence = match reserved {
+            Some(sequence) => sequence,
+            None => {
+                let sequence: i64 = sqlx::query_scalar(
+                    "INSERT INTO resolution_counters (issuer, year, next) VALUES (?, ?, 2) \
+                     ON CONFLICT (issuer, year) DO UPDATE SET next = resolution_counters.next + 1 \
+                     RETURNING next - 1",
+                )
+                .bind(issuer)
+                .bind(year)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO resolution_numbers (case_id, issuer, year, sequence) \
+                     VALUES (?, ?, ?, ?)",
+                )
+                .bind(case_id.0)
+                .bind(issuer)
+                .bind(year)
+                .bind(sequence)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    crate::error::db_error(e, || format!("a resolution number for case {case_id}"))
+                })?;
+                sequence
+            }
+        };
+        tx.commit().await?;
+        u64::try_from(sequence).map_err(|_| StoreError::Corrupt(format!("sequence {sequence}")))
+    }
+
+    async fn record_resolution(
+        &self,
+        worker: &str,
+        resolution: &NewResolution,
+    ) -> Result<CompleteResult, StoreError> {
+        if resolution
+            .discounted
+            .is_some_and(|d| d.currency != resolution.amount.currency)
+        {
+            return Err(StoreError::Invalid(
+                "amount and discount in two currencies".into(),
+            ));
+        }
+        let now = now_millis();
+        let actor = stages::actor(worker);
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let moved = sqlx::query(
+            "UPDATE cases SET state = 'issued', stage_worker = NULL, stage_lease_until = NULL, \
+             stage_attempts = 0, stage_error = NULL \
+             WHERE id = ? AND state = 'owner_found' AND stage_worker = ?",
+        )
+        .bind(resolution.case_id.0)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Ok(CompleteResult::LeaseLost);
+        }
+        insert_evidence(&mut tx, &resolution.pdf).await?;
+        sqlx::query(
+            "INSERT INTO resolutions (number, case_id, payment_code, jurisdiction, article, \
+             units, amount_minor, discounted_minor, currency, issued_at, pdf_sha256, \
+             signature, signature_key_id, signer) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(resolution.number.as_str())
+        .bind(resolution.case_id.0)
+        .bind(resolution.payment_code.as_str())
+        .bind(resolution.jurisdiction.as_str())
+        .bind(resolution.article.as_str())
+        .bind(i64::from(resolution.units))
+        .bind(resolution.amount.minor)
+        .bind(resolution.discounted.map(|d| d.minor))
+        .bind(resolution.amount.currency.code())
+        .bind(ms(resolution.issued_at))
+        .bind(&resolution.pdf.sha256[..])
+        .bind(&resolution.signature[..])
+        .bind(resolution.signature_key_id.as_str())
+        .bind(resolution.signer.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            crate::error::db_error(e, || {
+                format!("resolution {} or its payment code", resolution.number)
+            })
+        })?;
+        let detail = stages::resolution_detail(resolution);
+        insert_audit(
+            &mut tx,
+            &stages::resolution_audit(resolution, &actor, &detail, now),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CompleteResult::Completed)
+    }
+
+    async fn set_aside(
+        &self,
+        worker: &str,
+        case_id: CaseId,
+        from: CaseState,
+        to: CaseState,
+        reason: &str,
+    ) -> Result<CompleteResult, StoreError> {
+        let now = now_millis();
+        let actor = stages::actor(worker);
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let moved = sqlx::query(
+            "UPDATE cases SET state = ?, stage_worker = NULL, stage_lease_until = NULL, \
+             stage_attempts = 0, stage_error = ? \
+             WHERE id = ? AND state = ? AND stage_worker = ?",
+        )
+        .bind(to.as_str())
+        .bind(reason)
+        .bind(case_id.0)
+        .bind(from.as_str())
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Ok(CompleteResult::LeaseLost);
+        }
+        insert_audit(
+            &mut tx,
+            &stages::set_aside_audit(case_id, from, to, &actor, reason, now),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CompleteResult::Completed)
+    }
+
+    async fn resolution(&self, number: &str) -> Result<Option<ResolutionRecord>, StoreError> {
+        sqlx::query(resolution_select!("WHERE r.number = ?"))
+            .bind(number)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(resolution_from_row)
+            .transpose()
+    }
+
+    async fn resolution_of_case(
+        &self,
+        case_id: CaseId,
+    ) -> Result<Option<ResolutionRecord>, StoreError> {
+        sqlx::query(resolution_select!("WHERE r.case_id = ?"))
+            .bind(case_id.0)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(resolution_from_row)
+            .transpose()
+    }
+}

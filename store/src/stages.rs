@@ -1,0 +1,205 @@
+//! The stages after review, shared by both backends: audit rows and decoding.
+
+use chrono::{DateTime, Utc};
+use kozomol_core::{
+    CaseId, CaseState, Currency, Jurisdiction, Money, OwnerKind, OwnerOfRecord, OwnerOutcome,
+};
+use uuid::Uuid;
+
+use crate::audit::{AuditRow, CASE_SET_ASIDE, OWNER_LOOKED_UP, RESOLUTION_ISSUED};
+use crate::batch::ChainedAudit;
+use crate::decode;
+use crate::error::corrupt;
+use crate::recognition::chained;
+use crate::{FrameLocation, NewResolution, OwnerLookupRecord, ResolutionRecord, StoreError};
+
+/// The state an owner lookup sends its case to.
+pub(crate) fn lookup_state(lookup: &OwnerLookupRecord) -> CaseState {
+    match lookup.outcome {
+        OwnerOutcome::Found => CaseState::OwnerFound,
+        _ => CaseState::OwnerUnknown,
+    }
+}
+
+/// Checks what the columns' constraints cannot say well.
+pub(crate) fn check_lookup(lookup: &OwnerLookupRecord) -> Result<(), StoreError> {
+    if (lookup.outcome == OwnerOutcome::Found) != lookup.owner.is_some() {
+        return Err(StoreError::Invalid(
+            "an owner lookup names an owner exactly when it found one".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The lookup's audit detail names the outcome and reason, never the owner: personal
+/// data stays in its own table, where every view of it can be logged.
+pub(crate) fn lookup_detail(lookup: &OwnerLookupRecord) -> String {
+    serde_json::json!({
+        "outcome": lookup.outcome,
+        "reason": lookup.reason,
+        "exchange_id": lookup.exchange_id,
+    })
+    .to_string()
+}
+
+pub(crate) fn lookup_audit<'a>(
+    lookup: &OwnerLookupRecord,
+    actor: &'a str,
+    detail: &'a str,
+    at: DateTime<Utc>,
+) -> ChainedAudit<'a> {
+    chained(AuditRow {
+        batch_id: Uuid::now_v7(),
+        case_id: Some(lookup.case_id),
+        at,
+        actor,
+        action: OWNER_LOOKED_UP,
+        from_state: Some(CaseState::Approved),
+        to_state: Some(lookup_state(lookup)),
+        detail: Some(detail),
+    })
+}
+
+pub(crate) fn resolution_detail(resolution: &NewResolution) -> String {
+    serde_json::json!({
+        "number": resolution.number,
+        "payment_code": resolution.payment_code,
+        "article": resolution.article,
+        "amount_minor": resolution.amount.minor,
+        "currency": resolution.amount.currency,
+        "pdf_sha256": hex::encode(resolution.pdf.sha256),
+        "signer": resolution.signer,
+    })
+    .to_string()
+}
+
+pub(crate) fn resolution_audit<'a>(
+    resolution: &NewResolution,
+    actor: &'a str,
+    detail: &'a str,
+    at: DateTime<Utc>,
+) -> ChainedAudit<'a> {
+    chained(AuditRow {
+        batch_id: Uuid::now_v7(),
+        case_id: Some(resolution.case_id),
+        at,
+        actor,
+        action: RESOLUTION_ISSUED,
+        from_state: Some(CaseState::OwnerFound),
+        to_state: Some(CaseState::Issued),
+        detail: Some(detail),
+    })
+}
+
+pub(crate) fn set_aside_audit<'a>(
+    case_id: CaseId,
+    from: CaseState,
+    to: CaseState,
+    actor: &'a str,
+    reason: &'a str,
+    at: DateTime<Utc>,
+) -> ChainedAudit<'a> {
+    chained(AuditRow {
+        batch_id: Uuid::now_v7(),
+        case_id: Some(case_id),
+        at,
+        actor,
+        action: CASE_SET_ASIDE,
+        from_state: Some(from),
+        to_state: Some(to),
+        detail: Some(reason),
+    })
+}
+
+pub(crate) fn actor(worker: &str) -> String {
+    format!("fines:{worker}")
+}
+
+/// An owner lookup's columns as read.
+pub(crate) struct LookupColumns {
+    pub case_id: i64,
+    pub outcome: String,
+    pub owner_kind: Option<String>,
+    pub owner_id: Option<String>,
+    pub owner_name: Option<String>,
+    pub owner_address: Option<String>,
+    pub vehicle: serde_json::Value,
+    pub reason: Option<String>,
+    pub exchange_id: Option<String>,
+    pub looked_up_at: DateTime<Utc>,
+}
+
+impl LookupColumns {
+    pub(crate) fn record(self) -> Result<OwnerLookupRecord, StoreError> {
+        let outcome = OwnerOutcome::parse(&self.outcome)
+            .ok_or_else(|| corrupt(format!("owner lookup outcome `{}`", self.outcome)))?;
+        let owner = match (self.owner_kind, self.owner_id) {
+            (Some(kind), Some(id)) => Some(OwnerOfRecord {
+                kind: OwnerKind::parse(&kind)
+                    .ok_or_else(|| corrupt(format!("owner kind `{kind}`")))?,
+                id,
+                name: self.owner_name.unwrap_or_default(),
+                address: self.owner_address,
+            }),
+            _ => None,
+        };
+        Ok(OwnerLookupRecord {
+            case_id: CaseId(self.case_id),
+            outcome,
+            owner,
+            vehicle: self.vehicle,
+            reason: self.reason,
+            exchange_id: self.exchange_id,
+            looked_up_at: self.looked_up_at,
+        })
+    }
+}
+
+/// A resolution's columns as read.
+pub(crate) struct ResolutionColumns {
+    pub number: String,
+    pub case_id: i64,
+    pub payment_code: String,
+    pub jurisdiction: String,
+    pub article: String,
+    pub units: i64,
+    pub amount_minor: i64,
+    pub discounted_minor: Option<i64>,
+    pub currency: String,
+    pub issued_at: DateTime<Utc>,
+    pub pdf_sha256: Vec<u8>,
+    pub pdf_location: FrameLocation,
+    pub signature: Vec<u8>,
+    pub signature_key_id: String,
+    pub signer: String,
+}
+
+impl ResolutionColumns {
+    pub(crate) fn record(self) -> Result<ResolutionRecord, StoreError> {
+        let currency: Currency = self
+            .currency
+            .parse()
+            .map_err(|_| corrupt(format!("currency `{}`", self.currency)))?;
+        let jurisdiction: Jurisdiction = self
+            .jurisdiction
+            .parse()
+            .map_err(|_| corrupt(format!("jurisdiction `{}`", self.jurisdiction)))?;
+        Ok(ResolutionRecord {
+            number: self.number,
+            case_id: CaseId(self.case_id),
+            payment_code: self.payment_code,
+            jurisdiction,
+            article: self.article,
+            units: u32::try_from(self.units)
+                .map_err(|_| corrupt(format!("units {}", self.units)))?,
+            amount: Money::new(self.amount_minor, currency),
+            discounted: self.discounted_minor.map(|m| Money::new(m, currency)),
+            issued_at: self.issued_at,
+            pdf_sha256: decode::hash32(&self.pdf_sha256, "resolution pdf hash")?,
+            pdf_location: self.pdf_location,
+            signature: self.signature,
+            signature_key_id: self.signature_key_id,
+            signer: self.signer,
+        })
+    }
+}
