@@ -21,6 +21,11 @@ ensure_nextest() {
 # what the tests use; start whichever is down.
 ensure_services() {
     command -v mosquitto >/dev/null || command -v /usr/sbin/mosquitto >/dev/null || apt_install mosquitto
+    # xmllint checks the Tunduk stand-in's bodies against the WSDL's schema.
+    command -v xmllint >/dev/null || apt_install libxml2-utils
+    # qpdf and pdftotext check the resolution PDFs.
+    command -v qpdf >/dev/null || apt_install qpdf
+    command -v pdftotext >/dev/null || apt_install poppler-utils
     command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || apt_install postgresql
     if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
         step "starting PostgreSQL"

@@ -1,0 +1,168 @@
+//! The owner-lookup stage: approved cases are claimed under a lease, the plate the
+//! review decided is looked up in the vehicle registry over Tunduk, and each case moves
+//! to `owner_found` or, with the reason, to `owner_unknown` — the work queue where an
+//! officer deals with no data, several owners, foreign plates and bus failures.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kozomol_core::{CaseId, CaseState, OwnerKind, OwnerOfRecord, OwnerOutcome};
+use kozomol_store::{CompleteResult, OwnerLookupRecord, Store, StoreError};
+use kozomol_tunduk::{
+    ExchangeContext, Owner, OwnerLookup, OwnerRecord, PlateOrigin, TundukError, VehicleRegistry,
+};
+use tracing::{info, warn};
+
+/// How the stage runs.
+#[derive(Clone, Debug)]
+pub struct LookupStage {
+    /// Unique among the workers sharing the store.
+    pub worker: String,
+    pub batch: u32,
+    /// Longer than a batch of lookups takes with every retry.
+    pub lease: Duration,
+}
+
+impl LookupStage {
+    pub fn new(worker: impl Into<String>) -> Self {
+        LookupStage {
+            worker: worker.into(),
+            batch: 16,
+            lease: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Claims one batch of approved cases and looks each one up; returns where each went
+/// (`None`: another worker took the case over meanwhile).
+pub async fn run_lookups(
+    stage: &LookupStage,
+    store: &dyn Store,
+    registry: &VehicleRegistry,
+) -> Result<Vec<(CaseId, Option<CaseState>)>, StoreError> {
+    let claimed = store
+        .claim_stage(CaseState::Approved, &stage.worker, stage.batch, stage.lease)
+        .await?;
+    let mut moved = Vec::with_capacity(claimed.len());
+    for case_id in claimed {
+        let plate = match store.decided_plate(case_id).await? {
+            Some(plate) => Some(plate),
+            None => store.case(case_id).await?.and_then(|c| c.plate),
+        };
+        let answer = match &plate {
+            Some(plate) => Some(
+                registry
+                    .transport_current_info(
+                        plate,
+                        PlateOrigin::Auto,
+                        &ExchangeContext::system(case_id),
+                    )
+                    .await,
+            ),
+            None => None,
+        };
+        let record = lookup_record(case_id, plate.as_deref(), answer, Utc::now());
+        let to = match record.outcome {
+            OwnerOutcome::Found => CaseState::OwnerFound,
+            _ => CaseState::OwnerUnknown,
+        };
+        match store.record_owner_lookup(&stage.worker, &record).await? {
+            CompleteResult::Completed => {
+                if to == CaseState::OwnerUnknown {
+                    warn!(case_id = %case_id, outcome = record.outcome.as_str(), reason = record.reason.as_deref().unwrap_or(""), "owner unknown");
+                } else {
+                    info!(case_id = %case_id, "owner found");
+                }
+                moved.push((case_id, Some(to)));
+            }
+            CompleteResult::LeaseLost => moved.push((case_id, None)),
+        }
+    }
+    Ok(moved)
+}
+
+/// What to store for a case's lookup: `plate` is the plate asked about (none: the
+/// review decided none), `answer` the registry's (none when not asked).
+pub fn lookup_record(
+    case_id: CaseId,
+    plate: Option<&str>,
+    answer: Option<Result<OwnerLookup, TundukError>>,
+    now: DateTime<Utc>,
+) -> OwnerLookupRecord {
+    let unknown =
+        |outcome: OwnerOutcome, reason: String, vehicle: serde_json::Value| OwnerLookupRecord {
+            case_id,
+            outcome,
+            owner: None,
+            vehicle,
+            reason: Some(reason),
+            exchange_id: None,
+            looked_up_at: now,
+        };
+    let plate_text = plate.unwrap_or("");
+    match answer {
+        None => unknown(
+            OwnerOutcome::NoData,
+            "no plate was decided for this case".into(),
+            serde_json::Value::Null,
+        ),
+        Some(Ok(OwnerLookup::Found(record))) => match owner_of_record(&record) {
+            Some(owner) => OwnerLookupRecord {
+                case_id,
+                outcome: OwnerOutcome::Found,
+                owner: Some(owner),
+                vehicle: vehicle_json(&record),
+                reason: None,
+                exchange_id: None,
+                looked_up_at: now,
+            },
+            None => unknown(
+                OwnerOutcome::NoData,
+                format!("the registry names no PIN or INN for {plate_text}"),
+                vehicle_json(&record),
+            ),
+        },
+        Some(Ok(OwnerLookup::SeveralOwners(records))) => unknown(
+            OwnerOutcome::SeveralOwners,
+            format!(
+                "the registry names {} owners for {plate_text}",
+                records.len()
+            ),
+            serde_json::Value::Array(records.iter().map(vehicle_json).collect()),
+        ),
+        Some(Ok(OwnerLookup::NoData)) => unknown(
+            OwnerOutcome::NoData,
+            format!("the registry has no vehicle with plate {plate_text}"),
+            serde_json::Value::Null,
+        ),
+        Some(Ok(OwnerLookup::ForeignPlate)) => unknown(
+            OwnerOutcome::ForeignPlate,
+            format!("{plate_text} is not a Kyrgyz plate: the registry was not asked"),
+            serde_json::Value::Null,
+        ),
+        Some(Err(error)) => unknown(
+            OwnerOutcome::BusError,
+            format!("vehicle registry: {error}"),
+            serde_json::Value::Null,
+        ),
+    }
+}
+
+/// The owner a resolution can be addressed to: needs the PIN or INN, which repeat
+/// offences are counted by.
+fn owner_of_record(record: &OwnerRecord) -> Option<OwnerOfRecord> {
+    let (kind, id) = match &record.owner {
+        Owner::Person(p) => (OwnerKind::Person, p.pin.clone()),
+        Owner::Company(c) => (OwnerKind::Company, c.inn.clone()),
+    };
+    Some(OwnerOfRecord {
+        kind,
+        id: id.filter(|id| !id.trim().is_empty())?,
+        name: record.owner.display_name().unwrap_or_default(),
+        address: record.owner.address().and_then(|a| a.one_line()),
+    })
+}
+
+fn vehicle_json(record: &OwnerRecord) -> serde_json::Value {
+    serde_json::to_value(&record.vehicle).unwrap_or(serde_json::Value::Null)
+}

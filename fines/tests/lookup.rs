@@ -1,0 +1,288 @@
+//! The owner-lookup stage against a stand-in security server: each approved case goes
+//! to owner_found or to owner_unknown with its reason, for every way the registry and
+//! the bus answer.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use kozomol_core::{
+    CameraId, CaseId, CaseState, EventId, FrameRole, OwnerKind, OwnerOutcome, ReviewDecision,
+    ReviewTier, ViolationKind,
+};
+use kozomol_fines::lookup::{run_lookups, LookupStage};
+use kozomol_store::{CaseWrite, FrameLocation, NewCase, NewFrame, NewReview, ReviewWrite, Store};
+use kozomol_tunduk::standin::{EntryOwner, Failure, RegistryEntry, StandIn, StandInConfig};
+use kozomol_tunduk::{RegistryConfig, VehicleRegistry, XRoadClient};
+use sha2::{Digest, Sha256};
+use support::{Backend, Db};
+
+mod support;
+
+fn client() -> XRoadClient {
+    XRoadClient::parse("central-server/GOV/70000099/kozomol").expect("client id")
+}
+
+async fn store(backend: Backend) -> (Db, Arc<dyn Store>) {
+    let db = Db::with_camera(backend).await;
+    let store = Arc::clone(&db.store);
+    (db, store)
+}
+
+/// An approved case whose decided plate is `plate` (or none).
+async fn approved(store: &dyn Store, plate: Option<&str>) -> CaseId {
+    let event_id = EventId::new_v7();
+    let hash = |what: &str| -> [u8; 32] { Sha256::digest(format!("{what} {event_id}")).into() };
+    let case = NewCase {
+        event_id,
+        camera_id: CameraId::parse("cam-1").expect("id"),
+        captured_at: Utc::now(),
+        kind: ViolationKind::RedLight,
+        fingerprint: hash("payload"),
+        event: serde_json::json!({"event_id": event_id.to_string()}),
+        camera_plate: None,
+        enforceable: true,
+        enforceability_note: None,
+        frames: vec![NewFrame {
+            role: FrameRole::Overview,
+            sha256: hash("overview"),
+            location: FrameLocation {
+                segment: "seg-1.kzs".into(),
+                offset: 0,
+                len: 10,
+            },
+        }],
+    };
+    let id = match store
+        .record_cases(&[case], "test")
+        .await
+        .expect("case")
+        .as_slice()
+    {
+        [CaseWrite::Created(id)] => *id,
+        other => panic!("{other:?}"),
+    };
+    let review = NewReview {
+        case_id: id,
+        tier: ReviewTier::Supervisor,
+        reviewer: "supervisor-1".into(),
+        decision: ReviewDecision::CorrectPlate,
+        reason: None,
+        plate: plate.map(str::to_owned),
+        note: None,
+        from_state: CaseState::Received,
+        to_state: CaseState::Approved,
+    };
+    assert_eq!(
+        store.record_review(&review).await.expect("review"),
+        ReviewWrite::Recorded
+    );
+    id
+}
+
+fn registry(standin: &StandIn) -> VehicleRegistry {
+    let mut config = RegistryConfig::new(standin.url(), client());
+    config.request_timeout_ms = 2_000;
+    config.backoff_base_ms = 5;
+    config.backoff_max_ms = 20;
+    config.cache_ttl_secs = 0;
+    VehicleRegistry::new(config).expect("registry")
+}
+
+#[tokio::test]
+async fn every_answer_lands_the_case_where_it_belongs_on_sqlite() {
+    every_answer_lands_the_case_where_it_belongs(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn every_answer_lands_the_case_where_it_belongs_on_postgres() {
+    every_answer_lands_the_case_where_it_belongs(Backend::Postgres).await;
+}
+
+async fn every_answer_lands_the_case_where_it_belongs(backend: Backend) {
+    let (_db, store) = store(backend).await;
+    let standin = StandIn::start(StandInConfig::new(vec![client()]))
+        .await
+        .expect("stand-in");
+    standin.set_entry(
+        "01KG123ABC",
+        RegistryEntry::person(
+            "01KG123ABC",
+            "21212198000123",
+            "Асанов",
+            "Бакыт",
+            "Токтогулович",
+        ),
+    );
+    standin.set_entry(
+        "01KG777AAA",
+        RegistryEntry::company("01KG777AAA", "02212199810123", "ОсОО Жол Курулуш"),
+    );
+    standin.set_entry(
+        "01KG555BBB",
+        RegistryEntry::person(
+            "01KG555BBB",
+            "21212198000123",
+            "Асанов",
+            "Бакыт",
+            "Токтогулович",
+        )
+        .with_owner(EntryOwner {
+            pin: Some("11111198000999".to_owned()),
+            surname: "Исаева".to_owned(),
+            name: "Айгуль".to_owned(),
+            ..EntryOwner::default()
+        }),
+    );
+
+    // (plate decided, expected state, outcome, words in the reason)
+    let table: Vec<(Option<&str>, CaseState, OwnerOutcome, &str)> = vec![
+        (
+            Some("01KG123ABC"),
+            CaseState::OwnerFound,
+            OwnerOutcome::Found,
+            "",
+        ),
+        (
+            Some("01KG777AAA"),
+            CaseState::OwnerFound,
+            OwnerOutcome::Found,
+            "",
+        ),
+        (
+            Some("01KG555BBB"),
+            CaseState::OwnerUnknown,
+            OwnerOutcome::SeveralOwners,
+            "2 owners",
+        ),
+        (
+            Some("01KG999ZZZ"),
+            CaseState::OwnerUnknown,
+            OwnerOutcome::NoData,
+            "no vehicle",
+        ),
+        (
+            Some("A123BC77"),
+            CaseState::OwnerUnknown,
+            OwnerOutcome::ForeignPlate,
+            "not a Kyrgyz plate",
+        ),
+        (
+            None,
+            CaseState::OwnerUnknown,
+            OwnerOutcome::NoData,
+            "no plate",
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (plate, ..) in &table {
+        ids.push(approved(store.as_ref(), *plate).await);
+    }
+    let stage = LookupStage::new("lookup-1");
+    let moved = run_lookups(&stage, store.as_ref(), &registry(&standin))
+        .await
+        .expect("stage runs");
+    assert_eq!(moved.len(), table.len());
+    for (id, (plate, state, outcome, words)) in ids.iter().zip(&table) {
+        let case = store.case(*id).await.expect("read").expect("case");
+        assert_eq!(case.state, *state, "{plate:?}");
+        let lookup = store
+            .owner_lookup(*id)
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(lookup.outcome, *outcome, "{plate:?}");
+        assert!(
+            lookup.reason.as_deref().unwrap_or("").contains(words),
+            "{plate:?}: {:?}",
+            lookup.reason
+        );
+    }
+    let person = store
+        .owner_lookup(ids[0])
+        .await
+        .expect("read")
+        .expect("stored");
+    let owner = person.owner.expect("owner");
+    assert_eq!(
+        (owner.kind, owner.id.as_str()),
+        (OwnerKind::Person, "21212198000123")
+    );
+    assert!(owner.name.contains("Асанов"));
+    let company = store
+        .owner_lookup(ids[1])
+        .await
+        .expect("read")
+        .expect("stored")
+        .owner
+        .expect("owner");
+    assert_eq!(company.kind, OwnerKind::Company);
+    // Nothing is left to look up: every case was moved once.
+    assert!(run_lookups(&stage, store.as_ref(), &registry(&standin))
+        .await
+        .expect("runs")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn bus_failures_park_the_case_with_the_reason_on_sqlite() {
+    bus_failures_park_the_case_with_the_reason(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn bus_failures_park_the_case_with_the_reason_on_postgres() {
+    bus_failures_park_the_case_with_the_reason(Backend::Postgres).await;
+}
+
+async fn bus_failures_park_the_case_with_the_reason(backend: Backend) {
+    let (_db, store) = store(backend).await;
+    let standin = StandIn::start(StandInConfig::new(vec![client()]))
+        .await
+        .expect("stand-in");
+    standin.set_entry(
+        "01KG123ABC",
+        RegistryEntry::person(
+            "01KG123ABC",
+            "21212198000123",
+            "Асанов",
+            "Бакыт",
+            "Токтогулович",
+        ),
+    );
+    // A failure the retries ride out: found.
+    let first = approved(store.as_ref(), Some("01KG123ABC")).await;
+    standin.fail_next(1, Failure::Http500);
+    let stage = LookupStage::new("lookup-1");
+    run_lookups(&stage, store.as_ref(), &registry(&standin))
+        .await
+        .expect("runs");
+    assert_eq!(
+        store.case(first).await.expect("read").expect("case").state,
+        CaseState::OwnerFound
+    );
+
+    // Failures past every retry: owner_unknown, the bus error kept as the reason.
+    let second = approved(store.as_ref(), Some("01KG123ABC")).await;
+    standin.fail_next(100, Failure::Http500);
+    run_lookups(&stage, store.as_ref(), &registry(&standin))
+        .await
+        .expect("runs");
+    assert_eq!(
+        store.case(second).await.expect("read").expect("case").state,
+        CaseState::OwnerUnknown
+    );
+    let lookup = store
+        .owner_lookup(second)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(lookup.outcome, OwnerOutcome::BusError);
+    assert!(
+        lookup
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("vehicle registry:"),
+        "{:?}",
+        lookup.reason
+    );
+}
