@@ -113,6 +113,30 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Price and date one offence from the catalogue: one line of JSON. Exits 2 when no
+    /// fine applies (below the lowest band, or a sanction that is not a fine).
+    Quote {
+        #[arg(long)]
+        jurisdiction: kozomol_core::Jurisdiction,
+        /// The wire protocol's violation kind (speeding, red_light, stop_line, ...).
+        #[arg(long)]
+        kind: kozomol_core::ViolationKind,
+        /// Measured speed, km/h (speeding).
+        #[arg(long, requires = "limit")]
+        measured: Option<u16>,
+        /// Speed limit, km/h (speeding).
+        #[arg(long, requires = "measured")]
+        limit: Option<u16>,
+        /// The offence's date (YYYY-MM-DD, the jurisdiction's calendar).
+        #[arg(long)]
+        date: chrono::NaiveDate,
+        /// The date of proven delivery; the discount, appeal and payment clocks start there.
+        #[arg(long)]
+        delivered: Option<chrono::NaiveDate>,
+        /// Again within a year of a penalty for the same offence.
+        #[arg(long)]
+        repeat: bool,
+    },
 }
 
 #[tokio::main]
@@ -124,7 +148,11 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    // Usage errors exit 64 (EX_USAGE), not clap's 2, which `quote` gives to "no fine".
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        let _ = e.print();
+        std::process::exit(if e.use_stderr() { 64 } else { 0 });
+    });
     let cancel = shutdown_on_signals();
     match cli.command {
         Command::Serve {
@@ -198,6 +226,37 @@ async fn main() -> anyhow::Result<()> {
             })
             .await??;
             println!("{}", serde_json::to_string(&summary)?);
+        }
+        Command::Quote {
+            jurisdiction,
+            kind,
+            measured,
+            limit,
+            date,
+            delivered,
+            repeat,
+        } => {
+            use kozomol_fines::quote::{quote, Offence, Pricing, Speed};
+            let offence = Offence {
+                jurisdiction,
+                kind,
+                speed: measured.zip(limit).map(|(measured_kmh, limit_kmh)| Speed {
+                    measured_kmh,
+                    limit_kmh,
+                }),
+                date,
+                delivered,
+                repeat,
+            };
+            let catalogue = kozomol_fines::catalogue::Catalogue::bundled(jurisdiction);
+            let calendars = kozomol_fines::calendar::Calendars::bundled();
+            match quote(&catalogue, &calendars, &offence)? {
+                Pricing::Fine(q) => println!("{}", serde_json::to_string(&q)?),
+                Pricing::NoFine(none) => {
+                    println!("{}", serde_json::to_string(&none)?);
+                    std::process::exit(2);
+                }
+            }
         }
         Command::Simulate {
             cameras,

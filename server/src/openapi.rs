@@ -3,7 +3,9 @@
 
 use serde_json::{json, Value};
 
-use crate::api::{AccountReaders, Admins, AnyStaff, CaseReaders, DeadLetterReaders, Policy};
+use crate::api::{
+    AccountReaders, Admins, AnyStaff, CaseReaders, DeadLetterReaders, Policy, Reviewers,
+};
 
 /// The document served at `/api/v1/openapi.json`.
 pub fn document(public_base_url: &str) -> Value {
@@ -296,6 +298,30 @@ fn paths() -> Value {
                 "500": problem("The stored bytes no longer match their hash (`evidence_corrupt`); nothing is served.")
             }
         }))},
+        "/api/v1/cases/{id}/review": { "post": secured(roles::<Reviewers>(), json!({
+            "operationId": "reviewCase",
+            "summary": "Approve, correct the plate or reject (with a reason code). A reviewer's approval stands when it agrees with a strong machine read; otherwise the case goes to a supervisor, whose decision is final. Audited with who and when.",
+            "parameters": [case_id],
+            "requestBody": body_of("ReviewRequest"),
+            "responses": {
+                "200": json_of("Where the case went.", "ReviewResult"),
+                "400": problem("Id not a number or body not JSON (`bad_request`)."),
+                "404": problem("No such case (`not_found`)."),
+                "409": problem("The case is not open to this review, or moved on meanwhile (`conflict`)."),
+                "422": problem("Unknown decision or reason, a rejection without a reason, a correction without a plate (`validation_failed`).")
+            }
+        }))},
+        "/api/v1/cases/{id}/reviews": { "get": secured(roles::<CaseReaders>(), json!({
+            "operationId": "listCaseReviews",
+            "summary": "The review decisions on a case, oldest first.",
+            "parameters": [case_id],
+            "responses": {
+                "200": { "description": "The decisions.", "content": { "application/json": { "schema": {
+                    "type": "array", "items": { "$ref": "#/components/schemas/Review" } } } } },
+                "400": problem("Id not a number (`bad_request`)."),
+                "404": problem("No such case (`not_found`).")
+            }
+        }))},
         "/api/v1/dead-letters": { "get": secured(roles::<DeadLetterReaders>(), json!({
             "operationId": "listDeadLetters",
             "summary": "Refused messages by ascending id, one page at a time (without their bytes).",
@@ -352,6 +378,45 @@ fn components() -> Value {
     );
     schemas.insert("Role".into(), json!({ "type": "string", "enum": ["reviewer", "supervisor", "finance", "admin", "auditor"] }));
     schemas.insert("CaseState".into(), json!({ "type": "string", "enum": kozomol_core::CaseState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>() }));
+    let enum_of = |names: Vec<&str>| json!({ "type": "string", "enum": names });
+    schemas.insert("ReviewRequest".into(), json!({
+                "type": "object", "required": ["decision"],
+                "properties": {
+                    "decision": enum_of(kozomol_core::ReviewDecision::ALL.iter().map(|d| d.as_str()).collect()),
+                    "plate": { "type": "string", "description": "The plate as it should read (correct_plate)." },
+                    "reason": enum_of(kozomol_core::RejectReason::ALL.iter().map(|r| r.as_str()).collect()),
+                    "note": { "type": "string", "maxLength": 2000 }
+                }
+            }));
+    schemas.insert(
+        "ReviewResult".into(),
+        json!({
+            "type": "object", "required": ["case_id", "state", "plate", "href"],
+            "properties": {
+                "case_id": { "type": "integer", "format": "int64" },
+                "state": { "$ref": "#/components/schemas/CaseState" },
+                "plate": { "type": ["string", "null"] },
+                "href": text
+            }
+        }),
+    );
+    schemas.insert("Review".into(), json!({
+                "type": "object",
+                "required": ["id", "case_id", "tier", "reviewer", "decision", "from_state", "to_state", "decided_at"],
+                "properties": {
+                    "id": { "type": "integer" },
+                    "case_id": { "type": "integer", "format": "int64" },
+                    "tier": enum_of(kozomol_core::ReviewTier::ALL.iter().map(|t| t.as_str()).collect()),
+                    "reviewer": text,
+                    "decision": enum_of(kozomol_core::ReviewDecision::ALL.iter().map(|d| d.as_str()).collect()),
+                    "reason": { "type": ["string", "null"] },
+                    "plate": { "type": ["string", "null"] },
+                    "note": { "type": ["string", "null"] },
+                    "from_state": { "$ref": "#/components/schemas/CaseState" },
+                    "to_state": { "$ref": "#/components/schemas/CaseState" },
+                    "decided_at": instant
+                }
+            }));
     schemas.insert(
         "LoginRequest".into(),
         json!({

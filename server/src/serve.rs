@@ -162,6 +162,8 @@ pub async fn run(
         )
         .with_config_publisher(Arc::new(publisher));
         state.ready = Arc::clone(&ready);
+        // The confidence at which a read may decide alone is where it stops being weak.
+        state.weak_read_below_milli = (settings.recognizer.auto_accept * 1000.0).round() as u16;
         let listener = tokio::net::TcpListener::bind(&settings.http.listen)
             .await
             .map_err(|source| ServeError::HttpBind {

@@ -300,6 +300,7 @@ const CASES: &[Role] = &[Role::Reviewer, Role::Supervisor, Role::Admin, Role::Au
 const DEAD: &[Role] = &[Role::Supervisor, Role::Admin, Role::Auditor];
 const ACCOUNT_READ: &[Role] = &[Role::Admin, Role::Auditor];
 const ADMIN: &[Role] = &[Role::Admin];
+const REVIEW: &[Role] = &[Role::Reviewer, Role::Supervisor];
 
 fn secured_routes() -> Vec<RouteCase> {
     fn r(
@@ -366,6 +367,21 @@ fn secured_routes() -> Vec<RouteCase> {
             Method::GET,
             "/api/v1/cases/{id}/plate-crop",
             "/api/v1/cases/1/plate-crop",
+            CASES,
+        ),
+        RouteCase {
+            body: Some(|| json!({"decision": "approve"})),
+            ..r(
+                Method::POST,
+                "/api/v1/cases/{id}/review",
+                "/api/v1/cases/1/review",
+                REVIEW,
+            )
+        },
+        r(
+            Method::GET,
+            "/api/v1/cases/{id}/reviews",
+            "/api/v1/cases/1/reviews",
             CASES,
         ),
         r(
@@ -1265,4 +1281,151 @@ async fn health_readiness_metrics_and_unknown_routes() {
             "missing `{line}` in\n{text}"
         );
     }
+}
+
+/// Puts a case through recognition with our read `plate` at `confidence_milli`.
+async fn recognised(h: &Harness, case: kozomol_core::CaseId, plate: &str, confidence_milli: u16) {
+    let jobs = h
+        .store
+        .claim_recognition("api-test", 10, std::time::Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert!(jobs.iter().any(|j| j.case_id == case));
+    for job in jobs {
+        let read = kozomol_core::PlateRead {
+            text: plate.to_owned(),
+            confidence_milli,
+            country: Some("KG".to_owned()),
+        };
+        let outcome = kozomol_store::RecognitionOutcome {
+            case_id: job.case_id,
+            decision: kozomol_store::RecognitionDecision::NeedsReview,
+            plate: Some(read.clone()),
+            char_confidences_milli: vec![],
+            candidates: vec![read],
+            plate_box: None,
+            crop: None,
+            model: "test".to_owned(),
+            agreement: Some(false),
+        };
+        h.store
+            .complete_recognition("api-test", &outcome)
+            .await
+            .expect("complete");
+    }
+}
+
+#[tokio::test]
+async fn reviewers_decide_and_supervisors_settle() {
+    let h = Harness::new().await;
+    let camera = h.register_camera(1).await;
+    let (agreed, _) = record_case(&h, &camera, 1, "01KG123ABC", at(0)).await;
+    recognised(&h, agreed, "01KG123ABC", 950).await;
+    let (disputed, _) = record_case(&h, &camera, 2, "01KG123ABC", at(1)).await;
+    recognised(&h, disputed, "01KG123ABC", 950).await;
+    let (rejected, _) = record_case(&h, &camera, 3, "01KG123ABC", at(2)).await;
+    recognised(&h, rejected, "01KG123ABC", 950).await;
+    let h = &h;
+    let review = |case: kozomol_core::CaseId, role: Role, body: Value| {
+        let uri = format!("/api/v1/cases/{case}/review");
+        let token = h.token(role).to_owned();
+        async move { h.call(Method::POST, &uri, Some(&token), Some(body)).await }
+    };
+
+    // The reviewer agrees with a strong read: approved at once.
+    let answer = review(agreed, Role::Reviewer, json!({"decision": "approve"})).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&answer.bytes)
+    );
+    assert_eq!(answer.json()["state"], "approved");
+    assert_eq!(answer.json()["plate"], "01KG123ABC");
+
+    // The reviewer reads another plate: a supervisor decides.
+    let answer = review(
+        disputed,
+        Role::Reviewer,
+        json!({"decision": "correct_plate", "plate": "01 KG 128 ABC", "note": "8, not 3"}),
+    )
+    .await;
+    assert_eq!(answer.json()["state"], "supervisor_review");
+    assert_eq!(answer.json()["plate"], "01KG128ABC");
+    // The reviewer cannot settle it a second time; the supervisor approves the proposal.
+    review(disputed, Role::Reviewer, json!({"decision": "approve"}))
+        .await
+        .problem(StatusCode::CONFLICT, "conflict");
+    let answer = review(disputed, Role::Supervisor, json!({"decision": "approve"})).await;
+    assert_eq!(answer.json()["state"], "approved");
+    assert_eq!(answer.json()["plate"], "01KG128ABC");
+    let history = h
+        .get(&format!("/api/v1/cases/{disputed}/reviews"), Role::Auditor)
+        .await
+        .json();
+    let tiers: Vec<&str> = history
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|r| r["tier"].as_str())
+        .collect();
+    assert_eq!(tiers, ["first", "supervisor"]);
+    assert_eq!(
+        history[0]["reviewer"],
+        h.creds.for_role(Role::Reviewer).login.as_str()
+    );
+    assert_eq!(history[0]["note"], "8, not 3");
+    // The case's audit trail names the decisions.
+    let detail = h
+        .get(&format!("/api/v1/cases/{disputed}"), Role::Auditor)
+        .await
+        .json();
+    let reviewed = detail["audit"]
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter(|a| a["action"] == "case.reviewed")
+        .count();
+    assert_eq!(reviewed, 2);
+
+    // Bad submissions change nothing.
+    for body in [
+        json!({"decision": "reject"}),
+        json!({"decision": "reject", "reason": "because"}),
+        json!({"decision": "maybe"}),
+        json!({"decision": "correct_plate"}),
+        json!({"decision": "correct_plate", "plate": "01KG/1"}),
+        json!({"decision": "approve", "reason": "other"}),
+    ] {
+        review(rejected, Role::Reviewer, body.clone())
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    }
+    review(
+        rejected,
+        Role::Reviewer,
+        json!({"decision": "approve", "extra": 1}),
+    )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let answer = review(
+        rejected,
+        Role::Reviewer,
+        json!({"decision": "reject", "reason": "no_violation"}),
+    )
+    .await;
+    assert_eq!(answer.json()["state"], "rejected");
+    let history = h
+        .get(&format!("/api/v1/cases/{rejected}/reviews"), Role::Reviewer)
+        .await
+        .json();
+    assert_eq!(history.as_array().map(Vec::len), Some(1));
+    assert_eq!(history[0]["reason"], "no_violation");
+    review(
+        kozomol_core::CaseId(424_242),
+        Role::Reviewer,
+        json!({"decision": "approve"}),
+    )
+    .await
+    .problem(StatusCode::NOT_FOUND, "not_found");
 }

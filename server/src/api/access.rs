@@ -29,6 +29,12 @@ impl Policy for CaseReaders {
     const ROLES: &'static [Role] = &[Role::Reviewer, Role::Supervisor, Role::Admin, Role::Auditor];
 }
 
+/// Review decisions: reviewers decide first, supervisors settle.
+pub struct Reviewers;
+impl Policy for Reviewers {
+    const ROLES: &'static [Role] = &[Role::Reviewer, Role::Supervisor];
+}
+
 /// Refused camera messages and their raw bytes.
 pub struct DeadLetterReaders;
 impl Policy for DeadLetterReaders {

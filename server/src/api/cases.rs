@@ -225,7 +225,7 @@ pub async fn show(
     }))
 }
 
-async fn find_case(state: &ApiState, raw_id: &str) -> Result<CaseRecord, ApiError> {
+pub(crate) async fn find_case(state: &ApiState, raw_id: &str) -> Result<CaseRecord, ApiError> {
     let id = raw_id
         .parse::<i64>()
         .map(CaseId)

@@ -8,6 +8,7 @@ mod cases;
 mod dead_letters;
 mod error;
 mod paging;
+mod review;
 mod system;
 
 use std::sync::atomic::AtomicBool;
@@ -25,7 +26,9 @@ use kozomol_ingest::IngestMetrics;
 use kozomol_store::{EvidenceStore, Store};
 use tower_http::trace::TraceLayer;
 
-pub use access::{AccountReaders, Admins, AnyStaff, CaseReaders, DeadLetterReaders, Policy};
+pub use access::{
+    AccountReaders, Admins, AnyStaff, CaseReaders, DeadLetterReaders, Policy, Reviewers,
+};
 pub use error::{ApiError, FieldProblem, PROBLEM_CODES};
 
 use crate::auth::LoginLimiter;
@@ -53,6 +56,9 @@ pub struct AppState {
     pub server_key: Arc<ed25519_dalek::SigningKey>,
     /// `None` in a process that has no broker connection.
     pub config_publisher: Option<Arc<dyn CameraConfigPublisher>>,
+    /// A machine read below this confidence (thousandths) is weak: a reviewer's
+    /// approval of it goes to a supervisor.
+    pub weak_read_below_milli: u16,
 }
 
 impl AppState {
@@ -71,6 +77,7 @@ impl AppState {
             ready: Arc::new(AtomicBool::new(false)),
             server_key,
             config_publisher: None,
+            weak_read_below_milli: 900,
         }
     }
 
@@ -121,6 +128,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/cases/{id}", get(cases::show))
         .route("/api/v1/cases/{id}/frames/{n}", get(cases::frame))
         .route("/api/v1/cases/{id}/plate-crop", get(cases::plate_crop))
+        .route("/api/v1/cases/{id}/review", post(review::decide))
+        .route("/api/v1/cases/{id}/reviews", get(review::list))
         .route("/api/v1/dead-letters", get(dead_letters::list))
         .route("/api/v1/dead-letters/{id}/raw", get(dead_letters::raw))
         .fallback(system::not_found)
