@@ -4,7 +4,8 @@
 //! and deadline rules, as data with effective dates), the public-holiday calendars the
 //! deadlines count in, the pure functions that price a case and date its deadlines,
 //! the resolution document (its PDF and signature), where a review decision sends a
-//! case, and the stages after review: auto-approval, owner lookup over Tunduk, issuing.
+//! case, and the stages after review: auto-approval, owner lookup over Tunduk, issuing,
+//! and the worker that runs them.
 
 pub mod approval;
 pub mod calendar;
@@ -17,5 +18,6 @@ pub mod lookup;
 pub mod quote;
 pub mod resolution;
 pub mod review;
+pub mod worker;
 
 pub use error::FinesError;

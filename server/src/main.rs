@@ -23,8 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every part in one process: embedded MQTT broker, ingest, HTTP API (SQLite,
-    /// evidence on the local disk).
+    /// Run every part in one process: embedded MQTT broker, ingest, recognizer, fines,
+    /// HTTP API (SQLite, evidence on the local disk).
     Serve {
         /// Settings file (TOML); `KOZOMOL_*` variables and these flags override it.
         #[arg(long)]
@@ -44,8 +44,9 @@ enum Command {
         /// Use this external broker (host:port) instead of the embedded one.
         #[arg(long, conflicts_with = "mqtt")]
         external_broker: Option<String>,
-        /// Create demo accounts (written to DATA_DIR/demo-credentials.json) and start
-        /// simulated cameras.
+        /// Create demo accounts (written to DATA_DIR/demo-credentials.json), start
+        /// simulated cameras, and (without a `[tunduk]` section) a stand-in bus whose
+        /// registry knows every plate.
         #[arg(long)]
         demo: bool,
         /// How many simulated cameras `--demo` starts.
@@ -185,6 +186,9 @@ async fn main() -> anyhow::Result<()> {
             let mut parts = vec![Part::Ingest, Part::Api];
             if settings.recognizer.enabled {
                 parts.push(Part::Recognizer);
+            }
+            if settings.fines.enabled {
+                parts.push(Part::Fines);
             }
             let plan = Plan {
                 parts,

@@ -104,6 +104,11 @@ fn paths() -> Value {
         "Camera id.",
         json!({ "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$" }),
     );
+    let number = path_param(
+        "number",
+        "The resolution's number, e.g. KG-BSK-2026-0000001.",
+        json!({ "type": "string" }),
+    );
     let case_id = path_param(
         "id",
         "Numeric case id.",
@@ -322,6 +327,51 @@ fn paths() -> Value {
                 "404": problem("No such case (`not_found`).")
             }
         }))},
+        "/api/v1/resolutions/{number}": { "get": secured(roles::<CaseReaders>(), json!({
+            "operationId": "getResolution",
+            "summary": "An issued resolution: number, case, payment code, article, amounts, the PDF's SHA-256 and its detached signature.",
+            "parameters": [number],
+            "responses": {
+                "200": json_of("The resolution.", "Resolution"),
+                "400": problem("Not a resolution number (`bad_request`)."),
+                "404": problem("No such resolution (`not_found`).")
+            }
+        }))},
+        "/api/v1/resolutions/{number}/pdf": { "get": secured(roles::<CaseReaders>(), json!({
+            "operationId": "getResolutionPdf",
+            "summary": "The resolution's PDF, byte for byte as issued and signed, re-verified against its SHA-256.",
+            "parameters": [number],
+            "responses": {
+                "200": {
+                    "description": "The PDF; ETag is its SHA-256.",
+                    "headers": { "ETag": { "schema": { "type": "string" } } },
+                    "content": { "application/pdf": { "schema": { "type": "string", "contentMediaType": "application/pdf" } } }
+                },
+                "400": problem("Not a resolution number (`bad_request`)."),
+                "404": problem("No such resolution (`not_found`)."),
+                "500": problem("The stored bytes no longer match their hash (`evidence_corrupt`); nothing is served.")
+            }
+        }))},
+        "/api/v1/resolutions/{number}/verify": { "post": {
+            "operationId": "verifyResolution",
+            "summary": "Whether a PDF is this resolution as issued, signed with a published key. Anyone may ask.",
+            "security": [],
+            "parameters": [number],
+            "requestBody": { "required": true, "content": { "application/pdf": { "schema": {
+                "type": "string", "contentMediaType": "application/pdf" } } } },
+            "responses": {
+                "200": json_of("The verdict; `valid` is true only for the exact bytes issued.", "Verification"),
+                "400": problem("Not a resolution number, or no body (`bad_request`)."),
+                "404": problem("No such resolution (`not_found`)."),
+                "413": { "description": "Larger than any resolution (16 MiB)." }
+            }
+        }},
+        "/api/v1/resolution-keys": { "get": {
+            "operationId": "resolutionKeys",
+            "summary": "The public keys resolution signatures verify with (the signing key and earlier ones still trusted).",
+            "security": [],
+            "responses": { "200": json_of("The keys.", "ResolutionKeys") }
+        }},
         "/api/v1/dead-letters": { "get": secured(roles::<DeadLetterReaders>(), json!({
             "operationId": "listDeadLetters",
             "summary": "Refused messages by ascending id, one page at a time (without their bytes).",
@@ -417,6 +467,54 @@ fn components() -> Value {
                     "decided_at": instant
                 }
             }));
+    let money = json!({
+        "type": "object", "required": ["minor", "currency"],
+        "properties": { "minor": { "type": "integer", "format": "int64" }, "currency": { "type": "string", "enum": ["KGS", "KZT"] } }
+    });
+    schemas.insert("Resolution".into(), json!({
+        "type": "object",
+        "required": ["number", "case_id", "payment_code", "jurisdiction", "article", "units", "amount", "issued_at", "pdf_sha256", "signature", "signature_key_id", "signer", "pdf_href", "verify_href", "case_href"],
+        "properties": {
+            "number": text,
+            "case_id": { "type": "integer", "format": "int64" },
+            "payment_code": text,
+            "jurisdiction": { "type": "string", "enum": ["kg", "kz"] },
+            "article": text,
+            "units": { "type": "integer" },
+            "amount": money,
+            "discounted": { "oneOf": [money, { "type": "null" }] },
+            "issued_at": instant,
+            "pdf_sha256": text,
+            "signature": { "type": "string", "description": "The Ed25519 signature, hex." },
+            "signature_key_id": text,
+            "signer": { "type": "string", "description": "issuer:NAME or officer:BADGE." },
+            "pdf_href": text,
+            "verify_href": text,
+            "case_href": text
+        }
+    }));
+    schemas.insert("Verification".into(), json!({
+        "type": "object",
+        "required": ["valid", "verdict", "number", "sha256", "signed_sha256", "key_id", "signer", "algorithm", "issued_at"],
+        "properties": {
+            "valid": { "type": "boolean" },
+            "verdict": { "type": "string", "enum": ["valid", "hash_mismatch", "bad_signature", "unknown_key"] },
+            "number": text,
+            "sha256": text,
+            "signed_sha256": text,
+            "key_id": text,
+            "signer": text,
+            "algorithm": { "type": "string", "enum": ["ed25519"] },
+            "issued_at": instant
+        }
+    }));
+    schemas.insert("ResolutionKeys".into(), json!({
+        "type": "object", "required": ["keys"],
+        "properties": { "keys": { "type": "array", "items": {
+            "type": "object", "required": ["key_id", "algorithm", "public_key"],
+            "properties": { "key_id": text, "algorithm": { "type": "string", "enum": ["ed25519"] }, "public_key": text }
+        } } }
+    }));
     schemas.insert(
         "LoginRequest".into(),
         json!({
@@ -563,6 +661,8 @@ fn components() -> Value {
                     "frames": { "type": "array", "items": { "$ref": "#/components/schemas/Frame" } },
                     "recognition": { "oneOf": [{ "type": "null" }, { "$ref": "#/components/schemas/Recognition" }] },
                     "plate_crop_url": nullable_text,
+                    "resolution": nullable_text,
+                    "resolution_href": nullable_text,
                     "audit": { "type": "array", "items": { "$ref": "#/components/schemas/AuditEntry" } },
                     "camera_href": text
                 }

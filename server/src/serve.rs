@@ -18,6 +18,14 @@ use rumqttc::{AsyncClient, MqttOptions, QoS};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use kozomol_fines::approval::ApprovalStage;
+use kozomol_fines::calendar::Calendars;
+use kozomol_fines::catalogue::Catalogue;
+use kozomol_fines::issuing::{Issuer, IssuingStage};
+use kozomol_fines::lookup::LookupStage;
+use kozomol_fines::resolution::{Ed25519Signer, Officer, SignerIdentity, VerifyingKeys};
+use kozomol_fines::worker::FinesWorker;
+
 use crate::api::{self, AppState, CameraConfigPublisher};
 use crate::settings::Settings;
 
@@ -31,8 +39,8 @@ pub enum ServeError {
     Broker(#[from] crate::broker::BrokerError),
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
-    #[error("server key {path}: {message}")]
-    ServerKey { path: String, message: String },
+    #[error("signing key {path}: {message}")]
+    SigningKey { path: String, message: String },
     #[error("cannot listen for HTTP on {addr}: {source}")]
     HttpBind {
         addr: String,
@@ -45,6 +53,10 @@ pub enum ServeError {
     },
     #[error("recognizer: {0}")]
     Recognizer(#[from] kozomol_recognizer::RecognizerError),
+    #[error("fines: {0}")]
+    Fines(String),
+    #[error("tunduk: {0}")]
+    Tunduk(#[from] kozomol_tunduk::TundukError),
     #[error("a part stopped with an error: {0}")]
     Part(String),
 }
@@ -58,6 +70,8 @@ pub enum Part {
     Api,
     /// Plate recognition on received cases.
     Recognizer,
+    /// Auto-approval, owner lookup over Tunduk and issuing signed resolutions.
+    Fines,
 }
 
 /// What to start.
@@ -84,7 +98,8 @@ pub async fn run(
     let instance = instance_id();
     let evidence = Arc::new(EvidenceStore::open(&settings.evidence_dir(), &instance)?);
     let metrics = Arc::new(IngestMetrics::default());
-    let server_key = Arc::new(load_or_create_server_key(&settings.server_key_file())?);
+    let server_key = Arc::new(load_or_create_key(&settings.server_key_file())?);
+    let resolution_keys = ResolutionKeys::load(&settings)?;
     let (broker_host, broker_port) = settings.broker_host_port().ok_or_else(|| {
         crate::settings::SettingsError::Invalid(vec!["mqtt.broker is not host:port".into()])
     })?;
@@ -149,6 +164,32 @@ pub async fn run(
         });
     }
 
+    // The demo's bus: a stand-in security server whose registry knows every plate.
+    let mut registry_config = settings.tunduk.clone();
+    let mut _demo_bus = None;
+    if plan.demo && registry_config.is_none() && plan.parts.contains(&Part::Fines) {
+        let (bus, config) = crate::demo_bus::start().await?;
+        tracing::info!(url = %bus.url(), "demo Tunduk stand-in answering owner lookups");
+        registry_config = Some(config);
+        _demo_bus = Some(bus);
+    }
+
+    if plan.parts.contains(&Part::Fines) {
+        let worker = fines_worker(
+            &settings,
+            &instance,
+            registry_config,
+            &resolution_keys,
+            Arc::clone(&evidence),
+        )?;
+        let (store, cancel) = (Arc::clone(&store), cancel.clone());
+        tasks.spawn(async move {
+            kozomol_fines::worker::run(worker, store, cancel)
+                .await
+                .map_err(|e| ServeError::Part(format!("fines: {e}")))
+        });
+    }
+
     let mut http_addr = None;
     if plan.parts.contains(&Part::Api) {
         let publisher =
@@ -162,6 +203,7 @@ pub async fn run(
         )
         .with_config_publisher(Arc::new(publisher));
         state.ready = Arc::clone(&ready);
+        state.resolution_keys = Arc::new(resolution_keys.verifying.clone());
         // The confidence at which a read may decide alone is where it stops being weak.
         state.weak_read_below_milli = (settings.recognizer.auto_accept * 1000.0).round() as u16;
         let listener = tokio::net::TcpListener::bind(&settings.http.listen)
@@ -267,9 +309,111 @@ fn instance_id() -> String {
     )
 }
 
-/// Reads the config-signing key, or makes one (mode 0600) on first start.
-pub fn load_or_create_server_key(path: &Path) -> Result<SigningKey, ServeError> {
-    let err = |message: String| ServeError::ServerKey {
+/// The key that signs resolutions and every key their signatures verify with.
+struct ResolutionKeys {
+    seed: [u8; 32],
+    verifying: VerifyingKeys,
+}
+
+impl ResolutionKeys {
+    fn load(settings: &Settings) -> Result<Self, ServeError> {
+        let key = load_or_create_key(&settings.signing_key_file())?;
+        let mut verifying: VerifyingKeys = [key.verifying_key()].into_iter().collect();
+        for hex_key in &settings.fines.retired_public_keys {
+            // Checked by Settings::validate.
+            if let Some(key) = parse_public_key(hex_key) {
+                verifying.insert(key);
+            }
+        }
+        Ok(ResolutionKeys {
+            seed: key.to_bytes(),
+            verifying,
+        })
+    }
+}
+
+/// An Ed25519 public key from its 32 bytes in hex.
+pub fn parse_public_key(hex_key: &str) -> Option<ed25519_dalek::VerifyingKey> {
+    let bytes: [u8; 32] = hex::decode(hex_key.trim()).ok()?.try_into().ok()?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok()
+}
+
+/// The fines stages as the settings describe them.
+fn fines_worker(
+    settings: &Settings,
+    instance: &str,
+    registry: Option<kozomol_tunduk::RegistryConfig>,
+    keys: &ResolutionKeys,
+    evidence: Arc<EvidenceStore>,
+) -> Result<FinesWorker, ServeError> {
+    let f = &settings.fines;
+    let worker = |stage: &str| format!("{stage}-{instance}");
+    let lease = Duration::from_secs(f.lease_s);
+    let mut approval = ApprovalStage::new(
+        worker("approval"),
+        // The confidence at which a read may decide alone, as the review API uses it.
+        (settings.recognizer.auto_accept * 1000.0).round() as u16,
+    );
+    approval.batch = f.batch;
+    approval.lease = lease;
+    let lookup = match registry {
+        Some(config) => {
+            let mut stage = LookupStage::new(worker("lookup"));
+            stage.batch = f.batch;
+            stage.lease = lease;
+            Some((
+                stage,
+                Arc::new(kozomol_tunduk::VehicleRegistry::new(config)?),
+            ))
+        }
+        None => {
+            tracing::warn!("no [tunduk] security server is configured: approved cases wait for an owner lookup");
+            None
+        }
+    };
+    let merchant = kozomol_payments::MerchantAccount::new(&f.merchant_guid, &f.merchant_name)
+        .map_err(|e| ServeError::Fines(e.to_string()))?;
+    let stage = IssuingStage {
+        worker: worker("issuing"),
+        batch: f.batch,
+        lease,
+        jurisdiction: f.jurisdiction,
+        issuer: f.issuer.clone(),
+        issuer_code: f.issuer_code,
+        authority: f.authority.clone(),
+        appeal_rights: f.appeal_rights.clone(),
+        verification_base_url: settings.public_base_url(),
+        merchant,
+        duty_officer: Officer {
+            name: f.duty_officer_name.clone(),
+            badge: f.duty_officer_badge.clone(),
+        },
+    };
+    let signer = Ed25519Signer::from_seed(
+        &keys.seed,
+        SignerIdentity::Issuer {
+            name: format!("{}-{}", f.jurisdiction.as_str().to_uppercase(), f.issuer),
+        },
+    );
+    let issuer = Issuer {
+        catalogue: Catalogue::bundled(f.jurisdiction),
+        calendars: Calendars::bundled(),
+        signer: Arc::new(signer),
+        evidence,
+    };
+    Ok(FinesWorker {
+        approval: Some(approval),
+        lookup,
+        issuing: Some((stage, Arc::new(issuer))),
+        idle_poll: Duration::from_millis(f.idle_poll_ms),
+        error_backoff: Duration::from_secs(2),
+    })
+}
+
+/// Reads an Ed25519 signing key (its seed in hex), or makes one (mode 0600) on first
+/// start.
+pub fn load_or_create_key(path: &Path) -> Result<SigningKey, ServeError> {
+    let err = |message: String| ServeError::SigningKey {
         path: path.display().to_string(),
         message,
     };
@@ -288,7 +432,7 @@ pub fn load_or_create_server_key(path: &Path) -> Result<SigningKey, ServeError> 
                 create_dir(parent)?;
             }
             write_secret(path, &hex::encode(secret)).map_err(|e| err(e.to_string()))?;
-            tracing::info!(path = %path.display(), "created the server's config-signing key");
+            tracing::info!(path = %path.display(), "created a signing key");
             Ok(SigningKey::from_bytes(&secret))
         }
         Err(e) => Err(err(e.to_string())),

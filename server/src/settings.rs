@@ -33,6 +33,10 @@ pub struct Settings {
     pub mqtt: MqttSettings,
     pub ingest: IngestSettings,
     pub recognizer: RecognizerSettings,
+    pub fines: FinesSettings,
+    /// The city's security server of Tunduk (X-Road), for owner lookups; without it
+    /// approved cases wait for an owner (`serve --demo` starts a stand-in instead).
+    pub tunduk: Option<kozomol_tunduk::RegistryConfig>,
     /// The jurisdiction's offset from UTC in minutes (Bishkek: 360).
     pub utc_offset_minutes: i32,
     /// Ed25519 key that signs camera config; default `DATA_DIR/server.key`.
@@ -77,6 +81,8 @@ impl Default for Settings {
             mqtt: MqttSettings::default(),
             ingest: IngestSettings::default(),
             recognizer: RecognizerSettings::default(),
+            fines: FinesSettings::default(),
+            tunduk: None,
             utc_offset_minutes: 6 * 60,
             server_key_file: None,
             evidence_dir: None,
@@ -157,6 +163,63 @@ impl Default for RecognizerSettings {
     }
 }
 
+/// Issuing resolutions: who issues them, with which key, and how the stages run.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FinesSettings {
+    /// Whether `serve` runs approval, owner lookup and issuing (`run fines` always does).
+    pub enabled: bool,
+    pub jurisdiction: kozomol_core::Jurisdiction,
+    /// The issuer's code in resolution numbers, 2-6 upper-case letters.
+    pub issuer: String,
+    /// The issuer's number in payment codes (0-999).
+    pub issuer_code: u16,
+    /// The issuing body, as printed on the resolution.
+    pub authority: String,
+    pub appeal_rights: String,
+    /// Ed25519 seed (hex) that signs resolutions; default
+    /// `DATA_DIR/resolution-signing.key`, made on first start.
+    pub signing_key_file: Option<PathBuf>,
+    /// Public keys (hex) of earlier signing keys: resolutions they signed still verify.
+    pub retired_public_keys: Vec<String>,
+    /// The payee in the payment QR: the payment system's merchant GUID and name.
+    pub merchant_guid: String,
+    pub merchant_name: String,
+    /// Named as confirming officer where the machine approved a case.
+    pub duty_officer_name: String,
+    pub duty_officer_badge: String,
+    /// Cases claimed at a time, per stage.
+    pub batch: u32,
+    /// Seconds a stage's claim holds before another worker may take the case.
+    pub lease_s: u64,
+    /// How long an idle stage waits before it looks for work again.
+    pub idle_poll_ms: u64,
+}
+
+impl Default for FinesSettings {
+    fn default() -> Self {
+        FinesSettings {
+            enabled: true,
+            jurisdiction: kozomol_core::Jurisdiction::Kg,
+            issuer: "BSK".into(),
+            issuer_code: 1,
+            authority: "Управление патрульной милиции ГУВД г. Бишкек".into(),
+            appeal_rights: "Постановление может быть обжаловано в течение 10 дней со дня \
+                            вручения его копии в вышестоящий орган или в суд."
+                .into(),
+            signing_key_file: None,
+            retired_public_keys: Vec::new(),
+            merchant_guid: "qr.kozomol.kg".into(),
+            merchant_name: "KOZOMOL".into(),
+            duty_officer_name: "Дежурный инспектор".into(),
+            duty_officer_badge: "0001".into(),
+            batch: 16,
+            lease_s: 300,
+            idle_poll_ms: 500,
+        }
+    }
+}
+
 /// Environment variables that override settings, for containers.
 pub const ENV_OVERRIDES: &[&str] = &[
     "KOZOMOL_DATA_DIR",
@@ -169,6 +232,7 @@ pub const ENV_OVERRIDES: &[&str] = &[
     "KOZOMOL_INGEST_SHARED_SUBSCRIPTION",
     "KOZOMOL_RECOGNIZER_ENABLED",
     "KOZOMOL_RECOGNIZER_MODELS_DIR",
+    "KOZOMOL_FINES_ENABLED",
     "ORT_DYLIB_PATH",
 ];
 
@@ -236,6 +300,7 @@ impl Settings {
                 "KOZOMOL_RECOGNIZER_ENABLED",
                 &mut settings.recognizer.enabled,
             ),
+            ("KOZOMOL_FINES_ENABLED", &mut settings.fines.enabled),
         ] {
             if let Some(v) = env(name) {
                 match v.parse() {
@@ -317,6 +382,41 @@ impl Settings {
         if r.batch == 0 || r.lease_s == 0 || r.max_attempts == 0 {
             problems.push("recognizer.batch, lease_s and max_attempts must be at least 1".into());
         }
+        let f = &self.fines;
+        if !(2..=6).contains(&f.issuer.len()) || !f.issuer.bytes().all(|b| b.is_ascii_uppercase()) {
+            problems.push("fines.issuer must be 2-6 upper-case Latin letters".into());
+        }
+        if f.issuer_code > 999 {
+            problems.push("fines.issuer_code must be 0-999".into());
+        }
+        for (name, value) in [
+            ("fines.authority", &f.authority),
+            ("fines.appeal_rights", &f.appeal_rights),
+            ("fines.duty_officer_name", &f.duty_officer_name),
+            ("fines.duty_officer_badge", &f.duty_officer_badge),
+        ] {
+            if value.trim().is_empty() {
+                problems.push(format!("{name} must not be empty"));
+            }
+        }
+        if let Err(e) = kozomol_payments::MerchantAccount::new(&f.merchant_guid, &f.merchant_name) {
+            problems.push(format!("fines.merchant_guid/merchant_name: {e}"));
+        }
+        for key in &f.retired_public_keys {
+            if crate::serve::parse_public_key(key).is_none() {
+                problems.push(format!(
+                    "fines.retired_public_keys: `{key}` is not a 32-byte Ed25519 key in hex"
+                ));
+            }
+        }
+        if f.batch == 0 || f.lease_s == 0 || f.idle_poll_ms == 0 {
+            problems.push("fines.batch, lease_s and idle_poll_ms must be at least 1".into());
+        }
+        if let Some(tunduk) = &self.tunduk {
+            if let Err(e) = tunduk.validate() {
+                problems.push(format!("tunduk: {e}"));
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -340,6 +440,13 @@ impl Settings {
         self.server_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("server.key"))
+    }
+
+    pub fn signing_key_file(&self) -> PathBuf {
+        self.fines
+            .signing_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("resolution-signing.key"))
     }
 
     pub fn public_base_url(&self) -> String {

@@ -386,6 +386,18 @@ fn secured_routes() -> Vec<RouteCase> {
         ),
         r(
             Method::GET,
+            "/api/v1/resolutions/{number}",
+            "/api/v1/resolutions/KG-BSK-2026-0000001",
+            CASES,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/resolutions/{number}/pdf",
+            "/api/v1/resolutions/KG-BSK-2026-0000001/pdf",
+            CASES,
+        ),
+        r(
+            Method::GET,
             "/api/v1/dead-letters",
             "/api/v1/dead-letters",
             DEAD,
@@ -399,13 +411,23 @@ fn secured_routes() -> Vec<RouteCase> {
     ]
 }
 
-/// Routes anyone may call.
-fn public_routes() -> Vec<(Method, &'static str)> {
+/// Routes anyone may call: method, template, a URI.
+fn public_routes() -> Vec<(Method, &'static str, &'static str)> {
     vec![
-        (Method::GET, "/healthz"),
-        (Method::GET, "/readyz"),
-        (Method::GET, "/metrics"),
-        (Method::POST, "/api/v1/auth/token"),
+        (Method::GET, "/healthz", "/healthz"),
+        (Method::GET, "/readyz", "/readyz"),
+        (Method::GET, "/metrics", "/metrics"),
+        (Method::POST, "/api/v1/auth/token", "/api/v1/auth/token"),
+        (
+            Method::POST,
+            "/api/v1/resolutions/{number}/verify",
+            "/api/v1/resolutions/KG-BSK-2026-0000001/verify",
+        ),
+        (
+            Method::GET,
+            "/api/v1/resolution-keys",
+            "/api/v1/resolution-keys",
+        ),
     ]
 }
 
@@ -487,7 +509,7 @@ async fn every_route_refuses_missing_unknown_and_wrong_role_tokens() {
         }
     }
 
-    for (method, path) in public_routes() {
+    for (method, _, path) in public_routes() {
         let body = (method == Method::POST).then(|| json!({"login": "nobody", "password": "x"}));
         let answer = h.call(method.clone(), path, None, body).await;
         assert!(
@@ -543,7 +565,7 @@ async fn openapi_describes_every_route_with_its_roles() {
         }
         routed.insert((method, route.template.to_owned()));
     }
-    for (method, path) in public_routes() {
+    for (method, path, _) in public_routes() {
         let method = method.as_str().to_lowercase();
         let op = &paths[path][&method];
         assert!(op.is_object(), "{method} {path} missing from openapi");

@@ -306,7 +306,6 @@ pub enum Answer {
     RawJson(serde_json::Value),
 }
 
-#[derive(Debug)]
 struct Shared {
     service: XRoadService,
     allowed: Mutex<Vec<XRoadClient>>,
@@ -315,7 +314,21 @@ struct Shared {
     delay: Mutex<Duration>,
     failures: Mutex<VecDeque<Failure>>,
     tamper: Mutex<Option<EchoTamper>>,
+    fallback: Mutex<Option<Fallback>>,
     requests: AtomicUsize,
+}
+
+/// Makes the registry's record for a plate that has no answer set.
+pub type Fallback = Arc<dyn Fn(&str) -> RegistryEntry + Send + Sync>;
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("service", &self.service)
+            .field("answers", &lock(&self.answers).len())
+            .field("requests", &self.requests.load(Ordering::SeqCst))
+            .finish_non_exhaustive()
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -337,7 +350,11 @@ impl Shared {
     }
 
     fn answer(&self, plate: &str) -> Option<Answer> {
-        lock(&self.answers).get(&plate_key(plate)).cloned()
+        if let Some(answer) = lock(&self.answers).get(&plate_key(plate)) {
+            return Some(answer.clone());
+        }
+        let fallback = lock(&self.fallback).clone();
+        fallback.map(|make| Answer::Entry(Box::new(make(plate))))
     }
 }
 
@@ -361,6 +378,7 @@ impl StandIn {
             delay: Mutex::new(Duration::ZERO),
             failures: Mutex::new(VecDeque::new()),
             tamper: Mutex::new(None),
+            fallback: Mutex::new(None),
             requests: AtomicUsize::new(0),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
@@ -403,6 +421,12 @@ impl StandIn {
 
     pub fn set_answer(&self, plate: &str, answer: Answer) {
         lock(&self.shared.answers).insert(plate_key(plate), answer);
+    }
+
+    /// Every plate without its own answer gets `make(plate)`: a registry that knows
+    /// every car, for the demo and end-to-end tests.
+    pub fn set_fallback(&self, make: Option<Fallback>) {
+        *lock(&self.shared.fallback) = make;
     }
 
     pub fn remove(&self, plate: &str) {

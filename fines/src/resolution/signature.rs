@@ -28,6 +28,9 @@ pub enum SignError {
     /// The signer was reached but refused or failed to sign.
     #[error("signing failed: {reason}")]
     Failed { reason: String },
+    /// A stored signer name that reads as no identity.
+    #[error("`{0}` names no signer (officer:BADGE or issuer:NAME)")]
+    UnknownSigner(String),
 }
 
 /// Whose key signed: an officer's personal key or the issuing body's key.
@@ -44,6 +47,23 @@ impl SignerIdentity {
         match self {
             SignerIdentity::Officer { badge } => format!("officer:{badge}"),
             SignerIdentity::Issuer { name } => format!("issuer:{name}"),
+        }
+    }
+}
+
+impl std::str::FromStr for SignerIdentity {
+    type Err = SignError;
+
+    /// Reads the canonical form back (`officer:BADGE`, `issuer:NAME`), as stored.
+    fn from_str(s: &str) -> Result<Self, SignError> {
+        match s.split_once(':') {
+            Some(("officer", badge)) if !badge.is_empty() => Ok(SignerIdentity::Officer {
+                badge: badge.to_owned(),
+            }),
+            Some(("issuer", name)) if !name.is_empty() => Ok(SignerIdentity::Issuer {
+                name: name.to_owned(),
+            }),
+            _ => Err(SignError::UnknownSigner(s.to_owned())),
         }
     }
 }
@@ -197,6 +217,11 @@ impl VerifyingKeys {
 
     pub fn len(&self) -> usize {
         self.keys.len()
+    }
+
+    /// The trusted keys with their ids, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &VerifyingKey)> {
+        self.keys.iter().map(|(id, key)| (id.as_str(), key))
     }
 
     pub fn is_empty(&self) -> bool {

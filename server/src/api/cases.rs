@@ -171,6 +171,9 @@ pub struct CaseDetail {
     recognition: Option<RecognitionRecord>,
     /// The plate as the recognizer cut it out, when it read one.
     plate_crop_url: Option<String>,
+    /// The issued resolution's number and where to read it, once issued.
+    resolution: Option<String>,
+    resolution_href: Option<String>,
     audit: Vec<AuditEntry>,
     camera_href: String,
 }
@@ -184,6 +187,15 @@ pub async fn show(
     let case = find_case(&state, &id).await?;
     let audit = state.app.store.case_audit(case.id).await?;
     let recognition = state.app.store.recognition(case.id).await?;
+    let resolution = state
+        .app
+        .store
+        .resolution_of_case(case.id)
+        .await?
+        .map(|r| r.number);
+    let resolution_href = resolution
+        .as_ref()
+        .map(|n| state.app.link(&format!("/api/v1/resolutions/{n}")));
     let plate_crop_url = recognition.as_ref().and_then(|r| r.crop.as_ref()).map(|_| {
         state
             .app
@@ -221,6 +233,8 @@ pub async fn show(
         frames,
         recognition,
         plate_crop_url,
+        resolution,
+        resolution_href,
         audit,
     }))
 }
@@ -291,6 +305,31 @@ async fn serve_evidence(
     location: FrameLocation,
     sha256: [u8; 32],
 ) -> Result<Response, ApiError> {
+    let bytes = read_evidence(state, case_id, what, location, sha256).await?;
+    let etag = format!("\"{}\"", hex::encode(sha256));
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    // Content-addressed: the bytes behind this URL never change.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    Ok(response)
+}
+
+/// A case's evidence bytes, only if they still hash to `sha256`; a mismatch is logged
+/// as corruption and never served.
+pub(crate) async fn read_evidence(
+    state: &ApiState,
+    case_id: CaseId,
+    what: &str,
+    location: FrameLocation,
+    sha256: [u8; 32],
+) -> Result<Vec<u8>, ApiError> {
     let evidence = state.app.evidence.clone();
     let segment = location.segment.clone();
     // Reading and hashing up to a few hundred KB is blocking work.
@@ -309,17 +348,5 @@ async fn serve_evidence(
             }
             e
         })?;
-    let etag = format!("\"{}\"", hex::encode(sha256));
-    let mut response = bytes.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-    // Content-addressed: the bytes behind this URL never change.
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=31536000, immutable"),
-    );
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        headers.insert(header::ETAG, value);
-    }
-    Ok(response)
+    Ok(bytes)
 }

@@ -1,5 +1,6 @@
 //! The HTTP API: health and metrics for operators, JSON under `/api/v1` for staff,
-//! every route but health, metrics and login behind a bearer token of an allowed role.
+//! every route but health, metrics, login and the public resolution checks (verify a
+//! PDF, the signing keys) behind a bearer token of an allowed role.
 
 mod access;
 mod accounts;
@@ -8,6 +9,7 @@ mod cases;
 mod dead_letters;
 mod error;
 mod paging;
+mod resolutions;
 mod review;
 mod system;
 
@@ -16,6 +18,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -59,6 +62,8 @@ pub struct AppState {
     /// A machine read below this confidence (thousandths) is weak: a reviewer's
     /// approval of it goes to a supervisor.
     pub weak_read_below_milli: u16,
+    /// The public keys resolution signatures are verified with (published).
+    pub resolution_keys: Arc<kozomol_fines::resolution::VerifyingKeys>,
 }
 
 impl AppState {
@@ -78,6 +83,7 @@ impl AppState {
             server_key,
             config_publisher: None,
             weak_read_below_milli: 900,
+            resolution_keys: Arc::default(),
         }
     }
 
@@ -130,6 +136,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/cases/{id}/plate-crop", get(cases::plate_crop))
         .route("/api/v1/cases/{id}/review", post(review::decide))
         .route("/api/v1/cases/{id}/reviews", get(review::list))
+        .route("/api/v1/resolutions/{number}", get(resolutions::show))
+        .route("/api/v1/resolutions/{number}/pdf", get(resolutions::pdf))
+        .route(
+            "/api/v1/resolutions/{number}/verify",
+            post(resolutions::check).layer(DefaultBodyLimit::max(resolutions::MAX_PDF_BYTES)),
+        )
+        .route("/api/v1/resolution-keys", get(resolutions::keys))
         .route("/api/v1/dead-letters", get(dead_letters::list))
         .route("/api/v1/dead-letters/{id}/raw", get(dead_letters::raw))
         .fallback(system::not_found)

@@ -3,4 +3,5 @@
 mod backbone;
 mod bad_input;
 mod faults;
+mod fines;
 mod recognition;

@@ -1,0 +1,116 @@
+//! The fines worker: the stages after recognition run side by side in one process,
+//! each claiming its own batches under leases, so several workers (processes or
+//! machines) share the queues without doing a case twice. A stage that finds nothing
+//! to do waits `idle_poll` before it looks again.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kozomol_store::{Store, StoreError};
+use kozomol_tunduk::VehicleRegistry;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::approval::{run_approvals, ApprovalStage};
+use crate::issuing::{run_issuing, Issuer, IssuingError, IssuingStage};
+use crate::lookup::{run_lookups, LookupStage};
+
+/// The stages this worker runs. A stage left out (`None`) is run by another process,
+/// or waits until configured (owner lookups without a bus connection).
+pub struct FinesWorker {
+    pub approval: Option<ApprovalStage>,
+    pub lookup: Option<(LookupStage, Arc<VehicleRegistry>)>,
+    pub issuing: Option<(IssuingStage, Arc<Issuer>)>,
+    pub idle_poll: Duration,
+    /// The pause after a stage's pass failed (the database is down, say).
+    pub error_backoff: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("a fines stage task stopped: {0}")]
+    Task(String),
+}
+
+/// Runs every configured stage until `cancel` fires. A stage's failed pass is logged
+/// and tried again after `error_backoff`: the leases keep its cases safe meanwhile.
+pub async fn run(
+    worker: FinesWorker,
+    store: Arc<dyn Store>,
+    cancel: CancellationToken,
+) -> Result<(), WorkerError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let (idle, backoff) = (worker.idle_poll, worker.error_backoff);
+    if let Some(stage) = worker.approval {
+        let (store, cancel) = (Arc::clone(&store), cancel.clone());
+        tasks.spawn(repeat("approval", idle, backoff, cancel, move || {
+            let (stage, store) = (stage.clone(), Arc::clone(&store));
+            async move {
+                run_approvals(&stage, store.as_ref())
+                    .await
+                    .map(|done| done.len())
+                    .map_err(|e: StoreError| e.to_string())
+            }
+        }));
+    }
+    if let Some((stage, registry)) = worker.lookup {
+        let (store, cancel) = (Arc::clone(&store), cancel.clone());
+        tasks.spawn(repeat("owner lookup", idle, backoff, cancel, move || {
+            let (stage, store, registry) =
+                (stage.clone(), Arc::clone(&store), Arc::clone(&registry));
+            async move {
+                run_lookups(&stage, store.as_ref(), &registry)
+                    .await
+                    .map(|done| done.len())
+                    .map_err(|e| e.to_string())
+            }
+        }));
+    }
+    if let Some((stage, issuer)) = worker.issuing {
+        let (store, cancel) = (Arc::clone(&store), cancel.clone());
+        tasks.spawn(repeat("issuing", idle, backoff, cancel, move || {
+            let (stage, store, issuer) = (stage.clone(), Arc::clone(&store), Arc::clone(&issuer));
+            async move {
+                run_issuing(&stage, &issuer, store.as_ref())
+                    .await
+                    .map(|done| done.len())
+                    .map_err(|e: IssuingError| e.to_string())
+            }
+        }));
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.map_err(|e| WorkerError::Task(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Runs `pass` until cancelled: again at once while it finds work, after `idle` when
+/// it finds none, after `backoff` when it fails.
+async fn repeat<F, Fut>(
+    name: &'static str,
+    idle: Duration,
+    backoff: Duration,
+    cancel: CancellationToken,
+    pass: F,
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<usize, String>>,
+{
+    info!(stage = name, "fines stage started");
+    while !cancel.is_cancelled() {
+        let pause = match pass().await {
+            Ok(0) => idle,
+            Ok(_) => continue,
+            Err(e) => {
+                warn!(stage = name, error = %e, "fines stage pass failed; trying again");
+                backoff
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+    info!(stage = name, "fines stage stopped");
+}
