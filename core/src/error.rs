@@ -23,6 +23,15 @@ pub enum CoreError {
     UnknownRejectReason(String),
     #[error("unknown violation kind `{0}`")]
     UnknownViolationKind(String),
+    #[error("unknown delivery channel `{0}`: sms, email, post or portal")]
+    UnknownDeliveryChannel(String),
+    #[error("unknown delivery state `{0}`")]
+    UnknownDeliveryState(String),
+    #[error("invalid {channel} contact: {reason}")]
+    InvalidContact {
+        channel: &'static str,
+        reason: String,
+    },
     #[error("message is {len} bytes, above the limit of {limit}")]
     Oversize { len: usize, limit: usize },
     #[error("message is not well-formed: {0}")]

@@ -2,14 +2,16 @@
 //!
 //! It owns the identifiers (cameras, events, cases), violation kinds and their
 //! measurements, the device register's vocabulary (measuring devices and their
-//! calibration certificates), case states, review decisions and owner lookups, money
-//! and jurisdictions, and the camera wire protocol: the signed evidence envelope,
-//! receipts, status and config messages. It does no I/O.
+//! calibration certificates), case states, review decisions and owner lookups,
+//! delivery channels and the contacts citizens give, money and jurisdictions, and the
+//! camera wire protocol: the signed evidence envelope, receipts, status and config
+//! messages. It does no I/O.
 
 pub mod access;
 pub mod case_state;
 pub mod cose;
 pub mod dead_letter;
+pub mod delivery;
 pub mod device;
 pub mod envelope;
 mod error;
@@ -24,6 +26,7 @@ pub mod violation;
 pub use access::Role;
 pub use case_state::CaseState;
 pub use dead_letter::DeadLetterReason;
+pub use delivery::{ContactAddress, DeliveryChannel, DeliveryState};
 pub use device::{CalibrationCertificate, MeasuringDevice};
 pub use envelope::{DecodedEnvelope, FrameRef, FrameRole, ViolationEvent};
 pub use error::CoreError;

@@ -20,6 +20,9 @@ pub const CASE_REVIEWED: &str = "case.reviewed";
 pub const OWNER_LOOKED_UP: &str = "case.owner_looked_up";
 /// Action of the audit row written when a resolution is issued for a case.
 pub const RESOLUTION_ISSUED: &str = "case.resolution_issued";
+/// Action of the audit row written when a proof of delivery of a case's resolution is
+/// recorded (the first one starts the clocks and moves an `issued` case to `delivered`).
+pub const RESOLUTION_DELIVERED: &str = "case.resolution_delivered";
 /// Action of the audit row written when a stage hands a case to a person.
 pub const CASE_SET_ASIDE: &str = "case.set_aside";
 

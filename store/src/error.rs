@@ -4,6 +4,8 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("{what} already exists")]
     Conflict { what: String },
+    #[error("{what} does not exist")]
+    NotFound { what: String },
     #[error("camera `{0}` is not registered")]
     UnknownCamera(String),
     #[error("not stored: {0}")]

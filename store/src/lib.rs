@@ -11,26 +11,55 @@
 //! worker crashed or hung) puts the case back in the queue, so a case is never lost,
 //! and repeated failures end in `needs_review`, so no case blocks the queue forever.
 //! Review decisions ([`ReviewLog`]) move cases on from there, each with its audit row.
+//! Before an approved case's owner is looked up, the checks before issuing read the
+//! exemption list, the hot list and the plate's other sightings ([`PreIssueChecks`]).
+//! Issued resolutions go out through the delivery outbox ([`DeliveryOutbox`]); once
+//! delivered, a case's clocks run ([`CaseClocks`]) until it is paid, lapses, or an
+//! appeal or a bulk void ends it ([`Appeals`]).
 
+pub mod appeals;
 pub mod audit;
 mod batch;
+pub mod checks;
 mod decode;
+mod delivery;
 mod error;
 pub mod evidence;
 mod migrate;
 mod model;
 mod postgres;
+mod postgres_appeals;
+mod postgres_checks;
+mod postgres_delivery;
 mod postgres_recognition;
 mod postgres_review;
 mod postgres_stages;
 mod recognition;
 mod review;
 mod sqlite;
+mod sqlite_appeals;
+mod sqlite_checks;
+mod sqlite_delivery;
 mod sqlite_recognition;
 mod sqlite_review;
 mod sqlite_stages;
 mod stages;
 
+pub use appeals::{
+    AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest,
+    BulkVoidResult, DeadlineWrite, DueClock, NewAppeal, NewAttachment, RefundRequestRecord,
+    StoredClock,
+};
+pub use checks::{
+    AlertAcknowledged, AlertKind, AlertQuery, AlertRaised, AlertRecord, ExemptionRecord,
+    HotListRecord, NewAlert, NewExemption, NewHotListEntry, PlateSighting, PreIssueChecks,
+    SightingSite,
+};
+pub use delivery::{
+    AttemptKind, AttemptOutcome, AttemptRecord, AttemptResult, ContactAdded, ContactRecord,
+    DeliveryId, DeliveryJob, DeliveryRecord, DeliveryRecorded, DeliveryTarget, NewContact,
+    NewPrintBatch, PrintBatchId, PrintBatchRecord, PrintBatchWrite, ProvenDelivery,
+};
 pub use error::StoreError;
 pub use evidence::{scan_segment, EvidenceStore, FrameLocation, SegmentScan};
 pub use model::*;
@@ -212,7 +241,9 @@ pub trait FineStages: Send + Sync {
 
     /// Stores the issued resolution (its PDF already in the evidence store) and moves
     /// the case from `owner_found` to `issued`, audited, in one transaction;
-    /// `LeaseLost` as for the lookup.
+    /// `LeaseLost` as for the lookup. The same transaction plans its deliveries (see
+    /// [`DeliveryOutbox`]): a letter when the owner lookup has an address, and a message
+    /// to each contact the owner left, so nothing issued can miss its delivery.
     async fn record_resolution(
         &self,
         worker: &str,
@@ -238,6 +269,168 @@ pub trait FineStages: Send + Sync {
     ) -> Result<Option<ResolutionRecord>, StoreError>;
 }
 
+/// The delivery outbox of issued resolutions, and the contacts citizens leave for it.
+///
+/// A delivery is one resolution to one address by one channel: a letter (`post`, the
+/// owner's address from the lookup), a text (`sms`) or an e-mail (`email`) to a contact
+/// on file, or one another system reports (`portal`). Workers claim the due rows of a
+/// channel under a lease exactly as the stages claim cases (concurrent claims never
+/// take the same row; an expired lease makes it claimable again; a worker name must
+/// not be shared by two live processes). Sending is at least once: a worker that dies
+/// after the channel took a message but before recording it leaves the row to be sent
+/// again when the lease ends, so senders pass the delivery id on as an idempotency key.
+/// Proofs are idempotent: the first proof of a row marks it delivered, the first proof
+/// of a resolution sets its `delivered_at` (which starts the clocks), and the same
+/// proof again changes nothing.
+#[async_trait]
+pub trait DeliveryOutbox: Send + Sync {
+    /// Stores a contact and queues a delivery to it for each of the owner's resolutions
+    /// no delivery has proven yet; the same contact again changes nothing.
+    async fn add_contact(&self, contact: &NewContact) -> Result<ContactAdded, StoreError>;
+    /// The owner's contacts, oldest first.
+    async fn contacts(&self, owner_id: &str) -> Result<Vec<ContactRecord>, StoreError>;
+
+    /// Takes up to `limit` due deliveries of `channel` (queued with their attempt time
+    /// passed, or left `sending` by a worker whose lease ran out), earliest due first,
+    /// leases them to `worker` and counts the attempt.
+    async fn claim_deliveries(
+        &self,
+        channel: kozomol_core::DeliveryChannel,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<DeliveryJob>, StoreError>;
+
+    /// Takes up to `limit` `sent` deliveries of `channel` whose status check is due and
+    /// leases them to `worker`; the attempt count stays.
+    async fn claim_unconfirmed(
+        &self,
+        channel: kozomol_core::DeliveryChannel,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<DeliveryJob>, StoreError>;
+
+    /// Records an attempt on a delivery `worker` holds and ends the lease: `Sent` (from
+    /// `sending` only) keeps the channel's id and answer; `Failed` queues the delivery
+    /// again after its delay, or gives up (state `failed`) once it was claimed
+    /// `max_attempts` times or when no retry is asked for; `Deferred` queues it again
+    /// without counting the attempt (the channel was down, not the delivery at fault).
+    async fn record_attempt(
+        &self,
+        worker: &str,
+        id: DeliveryId,
+        outcome: &AttemptOutcome,
+        max_attempts: u32,
+    ) -> Result<AttemptResult, StoreError>;
+
+    /// After a status check that proved nothing: the next check is due after
+    /// `next_check`, or, with `None`, the worker stops asking and records the delivery
+    /// as unconfirmed with `note` (it stays `sent`; a proof may still come from outside).
+    async fn check_later(
+        &self,
+        worker: &str,
+        id: DeliveryId,
+        next_check: Option<Duration>,
+        note: &str,
+    ) -> Result<crate::CompleteResult, StoreError>;
+
+    /// Records a proof of delivery (see [`DeliveryRecorded`]), with its attempt row and
+    /// an audit row, in one transaction. `NotFound` when the resolution or the outbox
+    /// row does not exist; `Invalid` when the row is another resolution's, or the
+    /// instant lies before issuing or in the future.
+    async fn record_delivery(&self, proof: &ProvenDelivery)
+        -> Result<DeliveryRecorded, StoreError>;
+
+    /// Records a print batch of postal deliveries `worker` holds: the batch, and each
+    /// letter `sent` with its page, in one transaction.
+    async fn record_print_batch(
+        &self,
+        worker: &str,
+        batch: &NewPrintBatch,
+    ) -> Result<PrintBatchWrite, StoreError>;
+
+    /// A resolution's deliveries, by id.
+    async fn deliveries(&self, resolution_number: &str) -> Result<Vec<DeliveryRecord>, StoreError>;
+    async fn delivery(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError>;
+    /// A delivery's attempts, oldest first.
+    async fn delivery_attempts(&self, id: DeliveryId) -> Result<Vec<AttemptRecord>, StoreError>;
+    async fn print_batch(&self, id: PrintBatchId) -> Result<Option<PrintBatchRecord>, StoreError>;
+}
+
+/// A delivered case's clocks: dated once delivery is proven (and again after a
+/// rejected appeal), then moved on by the deadlines scheduler.
+#[async_trait]
+pub trait CaseClocks: Send + Sync {
+    /// Takes up to `limit` cases whose clocks need dating — `delivered` without a clock,
+    /// or `appeal_rejected` — that hold no live stage lease, and leases them.
+    async fn claim_undated(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<CaseId>, StoreError>;
+
+    /// Stores the case's clock and moves it from `from` to `to` (the same state when
+    /// only the clock is new), audited, in one transaction; `LeaseLost` when `worker`
+    /// does not hold the case in `from`.
+    async fn record_clock(
+        &self,
+        worker: &str,
+        from: kozomol_core::CaseState,
+        to: kozomol_core::CaseState,
+        clock: &StoredClock,
+        detail: &str,
+    ) -> Result<CompleteResult, StoreError>;
+
+    async fn clock(&self, case_id: CaseId) -> Result<Option<StoredClock>, StoreError>;
+
+    /// Up to `limit` clocks whose wake-up day is `today` or earlier, earliest first.
+    async fn due_clocks(
+        &self,
+        today: chrono::NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<DueClock>, StoreError>;
+
+    /// Applies one deadline move with its audit row if the case and its clock are
+    /// still as the scheduler read them; false (nothing written) otherwise.
+    async fn apply_deadline(&self, write: &DeadlineWrite<'_>) -> Result<bool, StoreError>;
+}
+
+/// Appeals against resolutions, bulk voids, and the refund requests they queue.
+#[async_trait]
+pub trait Appeals: Send + Sync {
+    /// Files an appeal (attachments already in the evidence store) and moves the case
+    /// to `appealed`, pausing its clocks, in one transaction.
+    async fn file_appeal(&self, appeal: &NewAppeal) -> Result<AppealFiled, StoreError>;
+
+    async fn appeal(&self, id: i64) -> Result<Option<AppealRecord>, StoreError>;
+
+    async fn appeals_of_case(&self, case_id: CaseId) -> Result<Vec<AppealRecord>, StoreError>;
+
+    /// Decides an open appeal: `Rejected` (the case goes to `appeal_rejected`, whose
+    /// clocks are dated again) or `Annulled` (to `annulled`, with a refund request when
+    /// money was taken), audited, in one transaction.
+    async fn decide_appeal(
+        &self,
+        id: i64,
+        decision: AppealState,
+        decided_by: &str,
+        note: &str,
+    ) -> Result<AppealDecided, StoreError>;
+
+    /// Voids every case not yet closed whose event names the device and whose capture
+    /// falls in the range, queues refunds where money was taken, and records the void.
+    async fn bulk_void(&self, request: &BulkVoidRequest) -> Result<BulkVoidResult, StoreError>;
+
+    /// Refund requests after `after_id`, in id order.
+    async fn refund_requests(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<RefundRequestRecord>, StoreError>;
+}
+
 /// Everything kozomol persists in its database.
 pub trait Store:
     CameraRegister
@@ -247,6 +440,10 @@ pub trait Store:
     + RecognitionQueue
     + ReviewLog
     + FineStages
+    + DeliveryOutbox
+    + CaseClocks
+    + Appeals
+    + PreIssueChecks
 {
     fn backend(&self) -> Backend;
 }

@@ -38,6 +38,21 @@ const SQLITE: &[Migration] = &[
         name: "fine_stages",
         sql: include_str!("../migrations/sqlite/0004_fine_stages.sql"),
     },
+    Migration {
+        version: 5,
+        name: "delivery",
+        sql: include_str!("../migrations/sqlite/0005_delivery.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "appeals",
+        sql: include_str!("../migrations/sqlite/0006_appeals.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "checks",
+        sql: include_str!("../migrations/sqlite/0007_checks.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -60,6 +75,21 @@ const POSTGRES: &[Migration] = &[
         version: 4,
         name: "fine_stages",
         sql: include_str!("../migrations/postgres/0004_fine_stages.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "delivery",
+        sql: include_str!("../migrations/postgres/0005_delivery.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "appeals",
+        sql: include_str!("../migrations/postgres/0006_appeals.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "checks",
+        sql: include_str!("../migrations/postgres/0007_checks.sql"),
     },
 ];
 

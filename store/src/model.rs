@@ -37,7 +37,7 @@ pub struct CameraRecord {
     pub status_at: Option<DateTime<Utc>>,
 }
 
-fn hex_key<S: serde::Serializer>(key: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn hex_key<S: serde::Serializer>(key: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&hex::encode(key))
 }
 
@@ -440,6 +440,11 @@ pub struct ResolutionRecord {
     pub signature: Vec<u8>,
     pub signature_key_id: String,
     pub signer: String,
+    /// The first proven delivery: the discount and appeal clocks run from it. `None`
+    /// until a delivery is proven, whatever was sent.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// The channel of that delivery.
+    pub delivered_via: Option<kozomol_core::DeliveryChannel>,
 }
 
 fn hex_bytes<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {

@@ -29,7 +29,8 @@ macro_rules! resolution_select {
             "SELECT r.number, r.case_id, r.payment_code, r.jurisdiction, \
      r.article, r.units, r.amount_minor, r.discounted_minor, r.currency, r.issued_at, \
      r.pdf_sha256, b.segment, b.byte_offset, b.byte_len, r.signature, r.signature_key_id, \
-     r.signer FROM resolutions r JOIN evidence_blobs b ON b.sha256 = r.pdf_sha256 ",
+     r.signer, r.delivered_at, r.delivered_via \
+     FROM resolutions r JOIN evidence_blobs b ON b.sha256 = r.pdf_sha256 ",
             $where
         )
     };
@@ -52,6 +53,8 @@ fn resolution_from_row(row: &SqliteRow) -> Result<ResolutionRecord, StoreError> 
         signature: row.try_get("signature")?,
         signature_key_id: row.try_get("signature_key_id")?,
         signer: row.try_get("signer")?,
+        delivered_at: decode::opt_millis(row.try_get("delivered_at")?)?,
+        delivered_via: row.try_get("delivered_via")?,
     }
     .record()
 }
@@ -278,6 +281,15 @@ impl FineStages for SqliteStore {
                 format!("resolution {} or its payment code", resolution.number)
             })
         })?;
+        // Planned with the resolution, so an issued resolution is never without its
+        // deliveries (a crash between the two would lose them).
+        crate::sqlite_delivery::plan_deliveries(
+            &mut tx,
+            &resolution.number,
+            resolution.case_id,
+            ms(now),
+        )
+        .await?;
         let detail = stages::resolution_detail(resolution);
         insert_audit(
             &mut tx,

@@ -172,6 +172,8 @@ pub(crate) struct ResolutionColumns {
     pub signature: Vec<u8>,
     pub signature_key_id: String,
     pub signer: String,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub delivered_via: Option<String>,
 }
 
 impl ResolutionColumns {
@@ -200,6 +202,12 @@ impl ResolutionColumns {
             signature: self.signature,
             signature_key_id: self.signature_key_id,
             signer: self.signer,
+            delivered_at: self.delivered_at,
+            delivered_via: self
+                .delivered_via
+                .as_deref()
+                .map(crate::delivery::channel)
+                .transpose()?,
         })
     }
 }

@@ -13,10 +13,11 @@ use kozomol_core::{
     CalibrationCertificate, CameraId, CaseId, CaseState, DeadLetterReason, EventId, FrameRole,
     PlateRead, Role, Site, ViolationKind,
 };
+use kozomol_core::{ContactAddress, DeliveryChannel, DeliveryState};
 use kozomol_core::{RejectReason, ReviewDecision, ReviewTier};
 use kozomol_store::audit::{
     chain_start, row_hash, AuditRow, CASE_RECEIVED, CASE_REVIEWED, RECOGNITION_COMPLETED,
-    RECOGNITION_FAILED,
+    RECOGNITION_FAILED, RESOLUTION_DELIVERED,
 };
 use kozomol_store::NewReview;
 use kozomol_store::{
@@ -24,6 +25,11 @@ use kozomol_store::{
     CaseQuery, CaseWrite, CompleteResult, EvidenceRef, FailResult, FrameLocation, NewAccount,
     NewCase, NewDeadLetter, NewFrame, PlateBox, RecognitionDecision, RecognitionJob,
     RecognitionOutcome, ReviewWrite, Store, StoreError, DEAD_LETTER_RAW_LIMIT,
+};
+use kozomol_store::{
+    AttemptKind, AttemptOutcome, AttemptResult, ContactAdded, DeliveryId, DeliveryRecord,
+    DeliveryRecorded, DeliveryTarget, NewContact, NewPrintBatch, PrintBatchId, PrintBatchWrite,
+    ProvenDelivery,
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -175,11 +181,21 @@ conformance!(
         a_stale_review_writes_nothing,
         owner_lookups_move_approved_cases_once,
         resolution_numbers_are_reserved_once_and_issued,
+        deliveries_are_planned_with_the_resolution_and_claimed_once,
+        failed_attempts_retry_after_a_delay_then_give_up,
+        proofs_start_the_clocks_once_and_are_idempotent,
+        print_batches_send_the_claimed_letters,
+        exemptions_are_listed_in_order_and_removal_keeps_the_row,
+        the_hot_list_holds_one_entry_per_plate,
+        alerts_are_raised_once_per_case_and_acknowledged_once,
+        plate_sightings_read_the_decided_plate_and_the_events_site,
     ],
     url: [
         migrations_are_idempotent,
         concurrent_first_connects_migrate_once,
         concurrent_claimers_never_share_a_case,
+        concurrent_delivery_claimers_never_share_a_row,
+        list_changes_are_audited_without_a_case,
     ]
 );
 
@@ -2184,4 +2200,1246 @@ async fn resolution_numbers_are_reserved_once_and_issued(store: Arc<dyn Store>) 
         .as_deref()
         .is_some_and(|d| d.contains("KG-BSK-2026-0000001")));
     assert_chained_alone(row);
+}
+
+// ---- the delivery outbox -------------------------------------------------------------
+
+fn owner(id: &str, address: Option<&str>) -> kozomol_core::OwnerOfRecord {
+    kozomol_core::OwnerOfRecord {
+        id: id.to_owned(),
+        address: address.map(str::to_owned),
+        ..person()
+    }
+}
+
+fn contact(owner_id: &str, channel: DeliveryChannel, raw: &str) -> NewContact {
+    NewContact {
+        owner_id: owner_id.to_owned(),
+        address: ContactAddress::parse(channel, raw).unwrap(),
+        added_by: "clerk-1".to_owned(),
+    }
+}
+
+fn new_resolution(case: CaseId) -> kozomol_store::NewResolution {
+    use kozomol_core::{Currency, Jurisdiction, Money};
+    let number = format!("KG-BSK-2026-{:07}", case.0);
+    kozomol_store::NewResolution {
+        number: number.clone(),
+        case_id: case,
+        payment_code: format!("{:018}", 111_260_010_000_000_000 + case.0),
+        jurisdiction: Jurisdiction::Kg,
+        article: "speeding".to_owned(),
+        units: 50,
+        amount: Money::new(500_000, Currency::KGS),
+        discounted: Some(Money::new(250_000, Currency::KGS)),
+        issued_at: at_millis(Utc::now()),
+        pdf: EvidenceRef {
+            sha256: sha(&number),
+            location: FrameLocation {
+                segment: "seg-res-0000000001.kzs".to_owned(),
+                offset: 40 + 100_000 * case.0 as u64,
+                len: 61_234,
+            },
+        },
+        signature: vec![7; 64],
+        signature_key_id: "0011223344556677".to_owned(),
+        signer: "issuer:KG-BSK".to_owned(),
+    }
+}
+
+/// `n` cases of `owner` taken through the owner lookup and issued; their resolution
+/// numbers, oldest first.
+async fn issued(store: &dyn Store, n: usize, owner: &kozomol_core::OwnerOfRecord) -> Vec<String> {
+    let ids = approved(store, n).await;
+    store
+        .claim_stage(CaseState::Approved, "f1", n as u32, LONG_LEASE)
+        .await
+        .unwrap();
+    for id in &ids {
+        let mut found = lookup(*id, kozomol_core::OwnerOutcome::Found);
+        found.owner = Some(owner.clone());
+        assert_eq!(
+            store.record_owner_lookup("f1", &found).await.unwrap(),
+            CompleteResult::Completed
+        );
+    }
+    store
+        .claim_stage(CaseState::OwnerFound, "f1", n as u32, LONG_LEASE)
+        .await
+        .unwrap();
+    let mut numbers = Vec::new();
+    for id in &ids {
+        store
+            .reserve_resolution_number(*id, "BSK", 2026)
+            .await
+            .unwrap();
+        let resolution = new_resolution(*id);
+        assert_eq!(
+            store.record_resolution("f1", &resolution).await.unwrap(),
+            CompleteResult::Completed
+        );
+        numbers.push(resolution.number);
+    }
+    numbers
+}
+
+fn by_channel(deliveries: &[DeliveryRecord], channel: DeliveryChannel) -> &DeliveryRecord {
+    deliveries
+        .iter()
+        .find(|d| d.channel == channel)
+        .unwrap_or_else(|| panic!("no {channel} delivery in {deliveries:?}"))
+}
+
+fn sent(external_id: &str, check_after: Option<std::time::Duration>) -> AttemptOutcome {
+    AttemptOutcome::Sent {
+        external_id: Some(external_id.to_owned()),
+        proof: serde_json::json!({"gateway": "accepted", "id": external_id}),
+        check_after,
+    }
+}
+
+fn failed(retry_after: Option<std::time::Duration>) -> AttemptOutcome {
+    AttemptOutcome::Failed {
+        error: "gateway: 503 service unavailable".to_owned(),
+        retry_after,
+    }
+}
+
+async fn deliveries_are_planned_with_the_resolution_and_claimed_once(store: Arc<dyn Store>) {
+    let asanov = owner("21212198000123", Some("  Бишкек, ул. Киевская 96  "));
+    let phone = contact(&asanov.id, DeliveryChannel::Sms, "+996 555 123 456");
+    assert!(matches!(
+        store.add_contact(&phone).await.unwrap(),
+        ContactAdded::Added { planned: 0, .. }
+    ));
+    store
+        .add_contact(&contact(
+            &asanov.id,
+            DeliveryChannel::Email,
+            "Asanov@Mail.KG",
+        ))
+        .await
+        .unwrap();
+    // The same contact twice is one contact.
+    assert!(matches!(
+        store.add_contact(&phone).await.unwrap(),
+        ContactAdded::AlreadyKnown { .. }
+    ));
+    let contacts = store.contacts(&asanov.id).await.unwrap();
+    assert_eq!(
+        contacts
+            .iter()
+            .map(|c| (c.channel, c.address.as_str(), c.added_by.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (DeliveryChannel::Sms, "+996555123456", "clerk-1"),
+            (DeliveryChannel::Email, "Asanov@mail.kg", "clerk-1"),
+        ]
+    );
+    assert!(store.contacts("nobody").await.unwrap().is_empty());
+
+    // Issuing plans a letter to the lookup's address and a message per contact.
+    let numbers = issued(&*store, 1, &asanov).await;
+    let planned = store.deliveries(&numbers[0]).await.unwrap();
+    assert_eq!(planned.len(), 3, "{planned:?}");
+    assert_eq!(
+        by_channel(&planned, DeliveryChannel::Post).address,
+        "Бишкек, ул. Киевская 96"
+    );
+    assert_eq!(
+        by_channel(&planned, DeliveryChannel::Sms).address,
+        "+996555123456"
+    );
+    for d in &planned {
+        assert_eq!(
+            (d.state, d.attempts, d.delivered_at),
+            (DeliveryState::Queued, 0, None)
+        );
+        assert!(d.next_attempt_at.is_some());
+    }
+    // An owner without an address on file gets no letter.
+    let nomad = owner("10101199900011", None);
+    let other = issued(&*store, 1, &nomad).await;
+    assert!(store.deliveries(&other[0]).await.unwrap().is_empty());
+
+    // One claim takes a row; nobody else gets it while the lease lives.
+    let jobs = store
+        .claim_deliveries(DeliveryChannel::Sms, "d1", 10, LONG_LEASE)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    let job = &jobs[0];
+    assert_eq!(
+        (
+            job.resolution_number.as_str(),
+            job.address.as_str(),
+            job.attempt
+        ),
+        (numbers[0].as_str(), "+996555123456", 1)
+    );
+    assert!(store
+        .claim_deliveries(DeliveryChannel::Sms, "d2", 10, LONG_LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .claim_deliveries(DeliveryChannel::Post, "d2", 10, LONG_LEASE)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Only the holder records the attempt.
+    let check = std::time::Duration::ZERO;
+    assert_eq!(
+        store
+            .record_attempt("d2", job.id, &sent("m-1", Some(check)), 5)
+            .await
+            .unwrap(),
+        AttemptResult::LeaseLost
+    );
+    assert_eq!(
+        store
+            .record_attempt("d1", job.id, &sent("m-1", Some(check)), 5)
+            .await
+            .unwrap(),
+        AttemptResult::Sent
+    );
+    let row = store.delivery(job.id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.external_id.as_deref()),
+        (DeliveryState::Sent, Some("m-1"))
+    );
+    assert!(row.sent_at.is_some());
+    assert_eq!(row.proof.as_ref().unwrap()["gateway"], "accepted");
+
+    // A sent message waits for its status check, then for the next one.
+    let checks = store
+        .claim_unconfirmed(DeliveryChannel::Sms, "d1", 10, LONG_LEASE)
+        .await
+        .unwrap();
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].external_id.as_deref(), Some("m-1"));
+    assert_eq!(checks[0].attempt, 1, "a status check is not an attempt");
+    // Held: a second checker gets nothing, and the row cannot be sent twice.
+    assert!(store
+        .claim_unconfirmed(DeliveryChannel::Sms, "d2", 10, LONG_LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        store
+            .record_attempt("d1", job.id, &sent("m-2", None), 5)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(
+        store
+            .check_later("d2", job.id, Some(LONG_LEASE), "")
+            .await
+            .unwrap(),
+        CompleteResult::LeaseLost
+    );
+    assert_eq!(
+        store
+            .check_later("d1", job.id, Some(LONG_LEASE), "")
+            .await
+            .unwrap(),
+        CompleteResult::Completed
+    );
+    assert!(store
+        .claim_unconfirmed(DeliveryChannel::Sms, "d1", 10, LONG_LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A contact added after issuing is planned for the undelivered resolution.
+    assert!(matches!(
+        store
+            .add_contact(&contact(&asanov.id, DeliveryChannel::Sms, "+996700000001"))
+            .await
+            .unwrap(),
+        ContactAdded::Added { planned: 1, .. }
+    ));
+    assert_eq!(store.deliveries(&numbers[0]).await.unwrap().len(), 4);
+    let attempts = store.delivery_attempts(job.id).await.unwrap();
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|a| (a.outcome, a.attempt, a.actor.as_str()))
+            .collect::<Vec<_>>(),
+        [(AttemptKind::Sent, 1, "fines:d1")]
+    );
+}
+
+async fn failed_attempts_retry_after_a_delay_then_give_up(store: Arc<dyn Store>) {
+    let asanov = owner("21212198000123", None);
+    store
+        .add_contact(&contact(&asanov.id, DeliveryChannel::Sms, "+996555123456"))
+        .await
+        .unwrap();
+    store
+        .add_contact(&contact(&asanov.id, DeliveryChannel::Email, "a@mail.kg"))
+        .await
+        .unwrap();
+    let numbers = issued(&*store, 1, &asanov).await;
+    let deliveries = store.deliveries(&numbers[0]).await.unwrap();
+    let sms = by_channel(&deliveries, DeliveryChannel::Sms).id;
+
+    let mut last_due = None;
+    for attempt in 1..=3u32 {
+        let jobs = store
+            .claim_deliveries(DeliveryChannel::Sms, "d1", 10, LONG_LEASE)
+            .await
+            .unwrap();
+        assert_eq!(
+            jobs.iter().map(|j| (j.id, j.attempt)).collect::<Vec<_>>(),
+            [(sms, attempt)]
+        );
+        if attempt > 1 {
+            assert_eq!(
+                jobs[0].last_error.as_deref(),
+                Some("gateway: 503 service unavailable")
+            );
+        }
+        let result = store
+            .record_attempt("d1", sms, &failed(Some(SHORT_LEASE)), 3)
+            .await
+            .unwrap();
+        let row = store.delivery(sms).await.unwrap().unwrap();
+        if attempt < 3 {
+            assert_eq!(result, AttemptResult::WillRetry { attempts: attempt });
+            assert_eq!(row.state, DeliveryState::Queued);
+            let due = row.next_attempt_at.unwrap();
+            assert!(last_due.is_none_or(|before| due > before));
+            last_due = Some(due);
+            // Not due before its delay has passed.
+            assert!(store
+                .claim_deliveries(DeliveryChannel::Sms, "d1", 10, LONG_LEASE)
+                .await
+                .unwrap()
+                .is_empty());
+            outlast(SHORT_LEASE).await;
+        } else {
+            assert_eq!(result, AttemptResult::GaveUp { attempts: 3 });
+            assert_eq!(
+                (row.state, row.next_attempt_at),
+                (DeliveryState::Failed, None)
+            );
+        }
+    }
+    assert!(store
+        .claim_deliveries(DeliveryChannel::Sms, "d1", 10, LONG_LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    let attempts = store.delivery_attempts(sms).await.unwrap();
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|a| (a.attempt, a.outcome))
+            .collect::<Vec<_>>(),
+        [
+            (1, AttemptKind::Failed),
+            (2, AttemptKind::Failed),
+            (3, AttemptKind::Failed)
+        ]
+    );
+
+    // The e-mail was untouched. Its channel down, an attempt is recorded but not
+    // counted, and the delivery waits for its delay.
+    let email = store
+        .claim_deliveries(DeliveryChannel::Email, "d1", 10, LONG_LEASE)
+        .await
+        .unwrap();
+    assert_eq!(email.len(), 1);
+    let deferred = AttemptOutcome::Deferred {
+        error: "smtp: connection refused".to_owned(),
+        retry_after: SHORT_LEASE,
+    };
+    assert_eq!(
+        store
+            .record_attempt("d1", email[0].id, &deferred, 1)
+            .await
+            .unwrap(),
+        AttemptResult::Deferred { attempts: 0 }
+    );
+    let row = store.delivery(email[0].id).await.unwrap().unwrap();
+    assert_eq!((row.state, row.attempts), (DeliveryState::Queued, 0));
+    assert_eq!(row.last_error.as_deref(), Some("smtp: connection refused"));
+    assert_eq!(
+        store
+            .delivery_attempts(email[0].id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|a| (a.attempt, a.outcome))
+            .collect::<Vec<_>>(),
+        [(1, AttemptKind::Failed)]
+    );
+    assert!(store
+        .claim_deliveries(DeliveryChannel::Email, "d1", 10, SHORT_LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    outlast(SHORT_LEASE).await;
+
+    // Refused for good, it gives up at the first counted attempt.
+    let email = store
+        .claim_deliveries(DeliveryChannel::Email, "d1", 10, SHORT_LEASE)
+        .await
+        .unwrap();
+    assert_eq!(email.len(), 1);
+    assert_eq!(email[0].attempt, 1);
+    // A lease that ran out is taken over; the first worker can no longer record.
+    outlast(SHORT_LEASE).await;
+    let again = store
+        .claim_deliveries(DeliveryChannel::Email, "d2", 10, LONG_LEASE)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|j| (j.id, j.attempt)).collect::<Vec<_>>(),
+        [(email[0].id, 2)]
+    );
+    assert_eq!(
+        store
+            .record_attempt("d1", email[0].id, &failed(None), 5)
+            .await
+            .unwrap(),
+        AttemptResult::LeaseLost
+    );
+    assert_eq!(
+        store
+            .record_attempt("d2", email[0].id, &failed(None), 5)
+            .await
+            .unwrap(),
+        AttemptResult::GaveUp { attempts: 2 }
+    );
+}
+
+async fn proofs_start_the_clocks_once_and_are_idempotent(store: Arc<dyn Store>) {
+    let asanov = owner("21212198000123", Some("Бишкек, ул. Киевская 96"));
+    store
+        .add_contact(&contact(&asanov.id, DeliveryChannel::Sms, "+996555123456"))
+        .await
+        .unwrap();
+    let numbers = issued(&*store, 2, &asanov).await;
+    let number = numbers[0].as_str();
+    let resolution = store.resolution(number).await.unwrap().unwrap();
+    assert_eq!(
+        (resolution.delivered_at, resolution.delivered_via),
+        (None, None)
+    );
+    let deliveries = store.deliveries(number).await.unwrap();
+    let sms = by_channel(&deliveries, DeliveryChannel::Sms).id;
+    let post = by_channel(&deliveries, DeliveryChannel::Post).id;
+    let case_id = resolution.case_id;
+
+    let delivered_at = at_millis(Utc::now());
+    let proof = |target: DeliveryTarget, by: &str| ProvenDelivery {
+        resolution_number: number.to_owned(),
+        target,
+        delivered_at,
+        proof: serde_json::json!({"status": "delivered", "by": by}),
+        reported_by: by.to_owned(),
+    };
+    let first = store
+        .record_delivery(&proof(DeliveryTarget::Outbox(sms), "fines:d1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        DeliveryRecorded::First {
+            delivery_id: sms,
+            delivered_at
+        }
+    );
+    let resolution = store.resolution(number).await.unwrap().unwrap();
+    assert_eq!(
+        (resolution.delivered_at, resolution.delivered_via),
+        (Some(delivered_at), Some(DeliveryChannel::Sms))
+    );
+    assert_eq!(
+        store.case(case_id).await.unwrap().unwrap().state,
+        CaseState::Delivered
+    );
+    let row = store.delivery(sms).await.unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.delivered_at),
+        (DeliveryState::Delivered, Some(delivered_at))
+    );
+    assert_eq!(row.proof.as_ref().unwrap()["status"], "delivered");
+
+    // The same report again changes nothing and says so.
+    assert_eq!(
+        store
+            .record_delivery(&proof(DeliveryTarget::Outbox(sms), "fines:d1"))
+            .await
+            .unwrap(),
+        DeliveryRecorded::AlreadyRecorded { delivery_id: sms }
+    );
+    // The portal's report is kept; the clocks still run from the first proof.
+    let portal = DeliveryTarget::Reported {
+        channel: DeliveryChannel::Portal,
+        source: "egov.kg".to_owned(),
+    };
+    let later = store
+        .record_delivery(&proof(portal.clone(), "portal:egov"))
+        .await
+        .unwrap();
+    let DeliveryRecorded::Additional {
+        delivery_id: portal_id,
+        resolution_delivered_at,
+    } = later
+    else {
+        panic!("{later:?}")
+    };
+    assert_eq!(resolution_delivered_at, delivered_at);
+    assert_eq!(
+        store
+            .record_delivery(&proof(portal, "portal:egov"))
+            .await
+            .unwrap(),
+        DeliveryRecorded::AlreadyRecorded {
+            delivery_id: portal_id
+        }
+    );
+    let rows = store.deliveries(number).await.unwrap();
+    let portal_row = by_channel(&rows, DeliveryChannel::Portal);
+    assert_eq!(
+        (portal_row.address.as_str(), portal_row.state),
+        ("egov.kg", DeliveryState::Delivered)
+    );
+    // A return receipt for the letter: recorded, the clocks stand.
+    assert!(matches!(
+        store
+            .record_delivery(&proof(DeliveryTarget::Outbox(post), "post:kyrgyzpochtasy"))
+            .await
+            .unwrap(),
+        DeliveryRecorded::Additional { .. }
+    ));
+    assert_eq!(
+        store
+            .resolution(number)
+            .await
+            .unwrap()
+            .unwrap()
+            .delivered_via,
+        Some(DeliveryChannel::Sms)
+    );
+
+    // One audit row per recorded proof; the first moved the case.
+    let audit = store.case_audit(case_id).await.unwrap();
+    let rows: Vec<&AuditEntry> = audit
+        .iter()
+        .filter(|a| a.action == RESOLUTION_DELIVERED)
+        .collect();
+    assert_eq!(rows.len(), 3, "{audit:?}");
+    assert_eq!(
+        (rows[0].from_state, rows[0].to_state, rows[0].actor.as_str()),
+        (
+            Some(CaseState::Issued),
+            Some(CaseState::Delivered),
+            "fines:d1"
+        )
+    );
+    assert!(rows[0]
+        .detail
+        .as_deref()
+        .unwrap_or("")
+        .contains("\"first\":true"));
+    assert_eq!((rows[1].from_state, rows[1].to_state), (None, None));
+    for row in &rows {
+        assert_chained_alone(row);
+    }
+
+    // What is refused, and writes nothing.
+    let mut unknown = proof(DeliveryTarget::Outbox(sms), "x");
+    unknown.resolution_number = "KG-BSK-2026-9999999".to_owned();
+    assert!(matches!(
+        store.record_delivery(&unknown).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let mut stranger = proof(DeliveryTarget::Outbox(sms), "x");
+    stranger.resolution_number = numbers[1].clone();
+    assert!(matches!(
+        store.record_delivery(&stranger).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store
+            .record_delivery(&proof(DeliveryTarget::Outbox(DeliveryId(999_999)), "x"))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let mut early = proof(DeliveryTarget::Outbox(post), "x");
+    early.resolution_number = numbers[1].clone();
+    early.target = DeliveryTarget::Reported {
+        channel: DeliveryChannel::Portal,
+        source: "egov.kg".to_owned(),
+    };
+    early.delivered_at = resolution.issued_at - Duration::days(1);
+    assert!(matches!(
+        store.record_delivery(&early).await,
+        Err(StoreError::Invalid(_))
+    ));
+    early.delivered_at = Utc::now() + Duration::days(1);
+    assert!(matches!(
+        store.record_delivery(&early).await,
+        Err(StoreError::Invalid(_))
+    ));
+    early.delivered_at = at_millis(Utc::now());
+    early.target = DeliveryTarget::Reported {
+        channel: DeliveryChannel::Sms,
+        source: "someone".to_owned(),
+    };
+    assert!(matches!(
+        store.record_delivery(&early).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let untouched = store.resolution(&numbers[1]).await.unwrap().unwrap();
+    assert_eq!(untouched.delivered_at, None);
+    assert!(store
+        .deliveries(&numbers[1])
+        .await
+        .unwrap()
+        .iter()
+        .all(|d| d.channel != DeliveryChannel::Portal));
+}
+
+async fn print_batches_send_the_claimed_letters(store: Arc<dyn Store>) {
+    let asanov = owner("21212198000123", Some("Бишкек, ул. Киевская 96"));
+    let numbers = issued(&*store, 3, &asanov).await;
+    let letters = store
+        .claim_deliveries(DeliveryChannel::Post, "p1", 10, LONG_LEASE)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 3);
+    let pdf = EvidenceRef {
+        sha256: sha("batch pdf"),
+        location: FrameLocation {
+            segment: "seg-print-0000000001.kzs".to_owned(),
+            offset: 40,
+            len: 180_000,
+        },
+    };
+    let batch = NewPrintBatch {
+        pdf: pdf.clone(),
+        pages: 3,
+        letters: letters
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (j.id, i as u32 + 1))
+            .collect(),
+    };
+    assert_eq!(
+        store.record_print_batch("p2", &batch).await.unwrap(),
+        PrintBatchWrite::LeaseLost
+    );
+    // A page outside the batch, or a letter twice, is refused.
+    let mut bad = batch.clone();
+    bad.letters[0].1 = 4;
+    assert!(store.record_print_batch("p1", &bad).await.is_err());
+    bad.letters[0] = bad.letters[1];
+    assert!(store.record_print_batch("p1", &bad).await.is_err());
+
+    let PrintBatchWrite::Recorded(batch_id) = store.record_print_batch("p1", &batch).await.unwrap()
+    else {
+        panic!("batch not recorded")
+    };
+    let stored = store.print_batch(batch_id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.pages, stored.created_by.as_str(), stored.pdf_sha256),
+        (3, "p1", pdf.sha256)
+    );
+    assert_eq!(stored.pdf_location, pdf.location);
+    assert_eq!(stored.letters, batch.letters);
+    assert!(store
+        .known_frames(&[pdf.sha256])
+        .await
+        .unwrap()
+        .contains(&pdf.sha256));
+    for (number, (id, page)) in numbers.iter().zip(&batch.letters) {
+        let row = store.delivery(*id).await.unwrap().unwrap();
+        assert_eq!(&row.resolution_number, number);
+        assert_eq!(
+            (row.state, row.batch_id, row.batch_page, row.next_attempt_at),
+            (DeliveryState::Sent, Some(batch_id), Some(*page), None)
+        );
+        assert_eq!(row.proof.as_ref().unwrap()["first_page"], *page);
+        // Sent is not delivered: no clock runs yet.
+        assert_eq!(
+            store
+                .resolution(number)
+                .await
+                .unwrap()
+                .unwrap()
+                .delivered_at,
+            None
+        );
+    }
+    // Recorded once: the same batch again finds no lease.
+    assert_eq!(
+        store.record_print_batch("p1", &batch).await.unwrap(),
+        PrintBatchWrite::LeaseLost
+    );
+    // Letters wait for a return receipt, not for a status check.
+    assert!(store
+        .claim_unconfirmed(DeliveryChannel::Post, "p1", 10, LONG_LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .print_batch(PrintBatchId(batch_id.0 + 1))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// Three outbox workers (a store each, so separate connections and pools) claiming
+/// and sending in a loop: no delivery is handed out twice, none is missed.
+async fn concurrent_delivery_claimers_never_share_a_row(url: String) {
+    let store = connect(&url).await.unwrap();
+    let asanov = owner("21212198000123", None);
+    store
+        .add_contact(&contact(&asanov.id, DeliveryChannel::Sms, "+996555123456"))
+        .await
+        .unwrap();
+    let numbers = issued(&*store, 24, &asanov).await;
+    let mut tasks = Vec::new();
+    for worker in 0..3 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let store = connect(&url).await.unwrap();
+            let name = format!("d{worker}");
+            let mut mine = Vec::new();
+            loop {
+                let jobs = store
+                    .claim_deliveries(DeliveryChannel::Sms, &name, 3, LONG_LEASE)
+                    .await
+                    .unwrap();
+                if jobs.is_empty() {
+                    break;
+                }
+                for job in jobs {
+                    assert_eq!(job.attempt, 1, "{name} got a delivery someone else held");
+                    let done = store
+                        .record_attempt(&name, job.id, &sent(&format!("m-{}", job.id), None), 5)
+                        .await
+                        .unwrap();
+                    assert_eq!(done, AttemptResult::Sent);
+                    mine.push(job.resolution_number);
+                }
+            }
+            mine
+        }));
+    }
+    let mut all_sent = Vec::new();
+    for task in tasks {
+        all_sent.extend(task.await.unwrap());
+    }
+    let count = all_sent.len();
+    all_sent.sort();
+    all_sent.dedup();
+    assert_eq!(count, all_sent.len(), "a delivery was sent twice");
+    let mut want = numbers;
+    want.sort();
+    assert_eq!(all_sent, want, "every delivery was sent");
+}
+
+// ---- the checks before issuing --------------------------------------------------------
+
+fn exemption(pattern: &str, category: &str) -> kozomol_store::NewExemption {
+    kozomol_store::NewExemption {
+        pattern: pattern.to_owned(),
+        category: category.to_owned(),
+        note: format!("{pattern}: decree 12/2026"),
+        valid_from: Some(date("2026-01-01")),
+        valid_until: Some(date("2026-12-31")),
+        added_by: "admin".to_owned(),
+    }
+}
+
+fn hot(plate: &str) -> kozomol_store::NewHotListEntry {
+    kozomol_store::NewHotListEntry {
+        plate: plate.to_owned(),
+        reason: "stolen".to_owned(),
+        note: "reported 2026-03-01".to_owned(),
+        listed_by: "supervisor".to_owned(),
+    }
+}
+
+/// A case of `camera` whose signed event names a site (or none).
+fn sighted_case(
+    camera: &str,
+    plate: &str,
+    captured_at: DateTime<Utc>,
+    site: Option<(&str, i32, i32)>,
+) -> NewCase {
+    let mut case = new_case(camera, Some(plate), captured_at);
+    if let Some((id, lat_e6, lon_e6)) = site {
+        case.event["site"] = serde_json::json!({
+            "id": id, "lat_e6": lat_e6, "lon_e6": lon_e6,
+            "address": "Бишкек", "direction": "east", "lane": 1
+        });
+    }
+    case
+}
+
+async fn exemptions_are_listed_in_order_and_removal_keeps_the_row(store: Arc<dyn Store>) {
+    assert!(store.exemptions().await.unwrap().is_empty());
+    let first = store
+        .add_exemption(&exemption("D*", "diplomatic"))
+        .await
+        .unwrap();
+    let second = store
+        .add_exemption(&kozomol_store::NewExemption {
+            valid_from: None,
+            valid_until: None,
+            ..exemption("01KG001AAA", "emergency")
+        })
+        .await
+        .unwrap();
+    assert!(second.id > first.id);
+    assert_eq!(
+        (
+            first.pattern.as_str(),
+            first.category.as_str(),
+            first.note.as_str()
+        ),
+        ("D*", "diplomatic", "D*: decree 12/2026")
+    );
+    assert_eq!(
+        (first.valid_from, first.valid_until),
+        (Some(date("2026-01-01")), Some(date("2026-12-31")))
+    );
+    assert_eq!((second.valid_from, second.valid_until), (None, None));
+    assert_eq!(first.added_by, "admin");
+    assert!((Utc::now() - first.added_at).num_seconds().abs() < 60);
+    assert_eq!(
+        (first.removed_at, first.removed_by.as_deref()),
+        (None, None)
+    );
+    assert_eq!(
+        store.exemptions().await.unwrap(),
+        vec![first.clone(), second.clone()]
+    );
+
+    // What the store cannot keep is refused, and nothing is written.
+    for bad in [
+        exemption("D*", "friends"),
+        exemption("", "other"),
+        kozomol_store::NewExemption {
+            valid_from: Some(date("2026-06-01")),
+            valid_until: Some(date("2026-05-31")),
+            ..exemption("G*", "government")
+        },
+    ] {
+        assert!(
+            matches!(store.add_exemption(&bad).await, Err(StoreError::Invalid(_))),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(store.exemptions().await.unwrap().len(), 2);
+
+    let removed = store
+        .remove_exemption(first.id, "supervisor")
+        .await
+        .unwrap()
+        .expect("the entry was in force");
+    assert_eq!(removed.id, first.id);
+    assert_eq!(removed.removed_by.as_deref(), Some("supervisor"));
+    assert!(removed.removed_at.is_some());
+    assert_eq!(store.exemptions().await.unwrap(), vec![second.clone()]);
+    // Removing it again, or an id that never was, changes nothing.
+    assert_eq!(
+        store
+            .remove_exemption(first.id, "supervisor")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.remove_exemption(9_999, "admin").await.unwrap(), None);
+    assert_eq!(store.exemptions().await.unwrap(), vec![second]);
+}
+
+async fn the_hot_list_holds_one_entry_per_plate(store: Arc<dyn Store>) {
+    let listed = store.add_hot_list_entry(&hot("01KG123ABC")).await.unwrap();
+    assert_eq!(
+        (
+            listed.plate.as_str(),
+            listed.reason.as_str(),
+            listed.listed_by.as_str()
+        ),
+        ("01KG123ABC", "stolen", "supervisor")
+    );
+    assert!(matches!(
+        store.add_hot_list_entry(&hot("01KG123ABC")).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        store
+            .add_hot_list_entry(&kozomol_store::NewHotListEntry {
+                reason: "lost".to_owned(),
+                ..hot("01KG555XYZ")
+            })
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    let wanted = store
+        .add_hot_list_entry(&kozomol_store::NewHotListEntry {
+            reason: "wanted".to_owned(),
+            ..hot("01KG777BBB")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.hot_list().await.unwrap(),
+        vec![listed.clone(), wanted.clone()]
+    );
+
+    let removed = store
+        .remove_hot_list_entry("01KG123ABC", "admin")
+        .await
+        .unwrap()
+        .expect("listed");
+    assert_eq!(
+        (removed.id, removed.removed_by.as_deref()),
+        (listed.id, Some("admin"))
+    );
+    assert_eq!(
+        store
+            .remove_hot_list_entry("01KG123ABC", "admin")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.hot_list().await.unwrap(), vec![wanted.clone()]);
+    // Once off the list, the plate may be listed again: a new entry, the old row kept.
+    let again = store.add_hot_list_entry(&hot("01KG123ABC")).await.unwrap();
+    assert!(again.id > wanted.id);
+    assert_eq!(store.hot_list().await.unwrap(), vec![wanted, again]);
+}
+
+async fn alerts_are_raised_once_per_case_and_acknowledged_once(store: Arc<dyn Store>) {
+    use kozomol_store::checks::{ALERT_ACKNOWLEDGED, ALERT_RAISED};
+    use kozomol_store::{AlertAcknowledged, AlertKind, AlertQuery, AlertRaised, NewAlert};
+    register(&*store, &["cam-1"]).await;
+    let writes = store
+        .record_cases(
+            &[
+                new_case("cam-1", Some("01KG123ABC"), t(0)),
+                new_case("cam-1", Some("01KG777BBB"), t(1)),
+            ],
+            "ingest",
+        )
+        .await
+        .unwrap();
+    let (one, two) = (created(writes[0]), created(writes[1]));
+    let alert = |case_id| NewAlert {
+        case_id,
+        kind: AlertKind::HotList,
+        detail: serde_json::json!({"plate": "01KG123ABC", "reason": "stolen"}),
+        raised_by: "fines:lookup-1".to_owned(),
+    };
+
+    // Workers checking the same case at once raise one alert between them.
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (store, alert) = (Arc::clone(&store), alert(one));
+        tasks.push(tokio::spawn(async move {
+            store.raise_alert(&alert).await.unwrap()
+        }));
+    }
+    let mut raised = Vec::new();
+    for task in tasks {
+        raised.push(task.await.unwrap());
+    }
+    let first = raised
+        .iter()
+        .find_map(|r| match r {
+            AlertRaised::Raised(id) => Some(*id),
+            AlertRaised::AlreadyRaised(_) => None,
+        })
+        .expect("one raised it");
+    assert_eq!(
+        raised
+            .iter()
+            .filter(|r| matches!(r, AlertRaised::Raised(_)))
+            .count(),
+        1,
+        "{raised:?}"
+    );
+    assert!(raised.iter().all(
+        |r| matches!(r, AlertRaised::Raised(id) | AlertRaised::AlreadyRaised(id) if *id == first)
+    ));
+    let AlertRaised::Raised(second) = store.raise_alert(&alert(two)).await.unwrap() else {
+        panic!("another case gets its own alert");
+    };
+
+    let open = AlertQuery {
+        open_only: true,
+        limit: 10,
+        ..AlertQuery::default()
+    };
+    let listed = store.alerts(&open).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|a| a.id).collect::<Vec<_>>(),
+        vec![first, second]
+    );
+    assert_eq!(listed[0].case_id, one);
+    assert_eq!(listed[0].kind, AlertKind::HotList);
+    assert_eq!(listed[0].detail["reason"], "stolen");
+    assert_eq!(listed[0].acknowledged_by, None);
+    assert_eq!(store.alert(first).await.unwrap().as_ref(), Some(&listed[0]));
+    assert_eq!(store.alert(9_999).await.unwrap(), None);
+    // Filters and the cursor.
+    let of_two = AlertQuery {
+        case_id: Some(two),
+        ..open.clone()
+    };
+    assert_eq!(store.alerts(&of_two).await.unwrap().len(), 1);
+    let after_first = AlertQuery {
+        after: Some(first),
+        ..open.clone()
+    };
+    assert_eq!(store.alerts(&after_first).await.unwrap()[0].id, second);
+    let one_page = AlertQuery {
+        limit: 1,
+        ..open.clone()
+    };
+    assert_eq!(store.alerts(&one_page).await.unwrap().len(), 1);
+
+    let AlertAcknowledged::Acknowledged(acked) =
+        store.acknowledge_alert(first, "supervisor").await.unwrap()
+    else {
+        panic!("the first acknowledgement is recorded");
+    };
+    assert_eq!(acked.acknowledged_by.as_deref(), Some("supervisor"));
+    assert!(acked.acknowledged_at.is_some());
+    match store.acknowledge_alert(first, "other").await.unwrap() {
+        AlertAcknowledged::Already(record) => assert_eq!(record, acked),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.acknowledge_alert(9_999, "supervisor").await.unwrap(),
+        AlertAcknowledged::NotFound
+    );
+    assert_eq!(
+        store
+            .alerts(&open)
+            .await
+            .unwrap()
+            .iter()
+            .map(|a| a.id)
+            .collect::<Vec<_>>(),
+        vec![second]
+    );
+    let everything = AlertQuery {
+        open_only: false,
+        ..open
+    };
+    assert_eq!(store.alerts(&everything).await.unwrap()[0], acked);
+
+    // One audit row for the raise, one for the acknowledgement, each chained alone.
+    let audit = store.case_audit(one).await.unwrap();
+    let raised_rows: Vec<_> = audit.iter().filter(|a| a.action == ALERT_RAISED).collect();
+    let acked_rows: Vec<_> = audit
+        .iter()
+        .filter(|a| a.action == ALERT_ACKNOWLEDGED)
+        .collect();
+    assert_eq!((raised_rows.len(), acked_rows.len()), (1, 1));
+    assert_eq!(raised_rows[0].actor, "fines:lookup-1");
+    assert!(raised_rows[0]
+        .detail
+        .as_deref()
+        .unwrap_or("")
+        .contains("stolen"));
+    assert_eq!(acked_rows[0].actor, "supervisor");
+    assert_chained_alone(raised_rows[0]);
+    assert_chained_alone(acked_rows[0]);
+}
+
+async fn plate_sightings_read_the_decided_plate_and_the_events_site(store: Arc<dyn Store>) {
+    register(&*store, &["cam-1"]).await;
+    let at = |seconds: i64| t(0) + Duration::seconds(seconds);
+    let plate = "01KG123ABC";
+    let cases = [
+        // 0: the plate, read by the camera, at a site.
+        sighted_case("cam-1", plate, at(0), Some(("S1", 42_874_600, 74_569_800))),
+        // 1: read as another plate, corrected to this one by review.
+        sighted_case(
+            "cam-1",
+            "01KG128ABC",
+            at(30),
+            Some(("S2", 42_883_600, 74_569_800)),
+        ),
+        // 2: read as this plate, corrected to another by review: not a sighting.
+        sighted_case("cam-1", plate, at(20), Some(("S1", 42_874_600, 74_569_800))),
+        // 3: exactly at the end of the range (included), an event without a site.
+        sighted_case("cam-1", plate, at(600), None),
+        // 4: a second after the range.
+        sighted_case(
+            "cam-1",
+            plate,
+            at(601),
+            Some(("S1", 42_874_600, 74_569_800)),
+        ),
+        // 5: another plate altogether.
+        sighted_case(
+            "cam-1",
+            "01KG777BBB",
+            at(10),
+            Some(("S1", 42_874_600, 74_569_800)),
+        ),
+        // 6: exactly at the start of the range, at the same instant as 7 (by id).
+        sighted_case(
+            "cam-1",
+            plate,
+            at(-60),
+            Some(("S3", -33_868_800, 151_209_300)),
+        ),
+        sighted_case(
+            "cam-1",
+            plate,
+            at(-60),
+            Some(("S3", -33_868_800, 151_209_300)),
+        ),
+    ];
+    let ids: Vec<CaseId> = store
+        .record_cases(&cases, "ingest")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(created)
+        .collect();
+    for (case, decided) in [(ids[1], plate), (ids[2], "01KG999ZZZ")] {
+        let mut decision = review(
+            case,
+            ReviewTier::Supervisor,
+            CaseState::Received,
+            CaseState::Approved,
+        );
+        decision.decision = ReviewDecision::CorrectPlate;
+        decision.plate = Some(decided.to_owned());
+        assert_eq!(
+            store.record_review(&decision).await.unwrap(),
+            ReviewWrite::Recorded
+        );
+    }
+
+    let sightings = store
+        .plate_sightings(plate, at(-60), at(600))
+        .await
+        .unwrap();
+    assert_eq!(
+        sightings.iter().map(|s| s.case_id).collect::<Vec<_>>(),
+        vec![ids[6], ids[7], ids[0], ids[1], ids[3]]
+    );
+    let by_id = |id: CaseId| sightings.iter().find(|s| s.case_id == id).unwrap();
+    let corrected = by_id(ids[1]);
+    assert_eq!(corrected.plate, plate);
+    assert_eq!(corrected.state, CaseState::Approved);
+    assert_eq!(corrected.kind, ViolationKind::Speeding);
+    assert_eq!(corrected.captured_at, at(30));
+    assert!((Utc::now() - corrected.received_at).num_seconds().abs() < 60);
+    assert_eq!(
+        corrected.site,
+        Some(kozomol_store::SightingSite {
+            id: "S2".to_owned(),
+            lat_e6: 42_883_600,
+            lon_e6: 74_569_800,
+        })
+    );
+    assert_eq!(by_id(ids[0]).state, CaseState::Received);
+    assert_eq!(
+        by_id(ids[6]).site.as_ref().map(|s| s.lat_e6),
+        Some(-33_868_800)
+    );
+    assert_eq!(by_id(ids[3]).site, None);
+    // The corrected-away read is the other plate's sighting.
+    let other = store
+        .plate_sightings("01KG999ZZZ", at(-60), at(600))
+        .await
+        .unwrap();
+    assert_eq!(
+        other.iter().map(|s| s.case_id).collect::<Vec<_>>(),
+        vec![ids[2]]
+    );
+    assert!(store
+        .plate_sightings("01KG000AAA", at(-60), at(600))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// The audit rows that name no case: `(action, actor, detail)`, oldest first.
+async fn audit_without_case(url: &str) -> Vec<(String, String, String)> {
+    const SQL: &str =
+        "SELECT action, actor, detail FROM audit_log WHERE case_id IS NULL ORDER BY id";
+    if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let rows = sqlx::query_as(SQL).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let rows = sqlx::query_as(SQL).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows
+    }
+}
+
+async fn list_changes_are_audited_without_a_case(url: String) {
+    use kozomol_store::checks::{
+        EXEMPTION_ADDED, EXEMPTION_REMOVED, HOT_LIST_ADDED, HOT_LIST_REMOVED,
+    };
+    let store = connect(&url).await.unwrap();
+    let entry = store
+        .add_exemption(&exemption("CMD*", "diplomatic"))
+        .await
+        .unwrap();
+    store
+        .remove_exemption(entry.id, "supervisor")
+        .await
+        .unwrap();
+    store.add_hot_list_entry(&hot("01KG123ABC")).await.unwrap();
+    store
+        .remove_hot_list_entry("01KG123ABC", "admin")
+        .await
+        .unwrap();
+    // Refused and repeated changes leave no row.
+    assert!(store
+        .add_exemption(&exemption("CMD*", "friends"))
+        .await
+        .is_err());
+    store
+        .remove_exemption(entry.id, "supervisor")
+        .await
+        .unwrap();
+
+    let rows = audit_without_case(&url).await;
+    let actions: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|(action, actor, _)| (action.as_str(), actor.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            (EXEMPTION_ADDED, "admin"),
+            (EXEMPTION_REMOVED, "supervisor"),
+            (HOT_LIST_ADDED, "supervisor"),
+            (HOT_LIST_REMOVED, "admin"),
+        ]
+    );
+    let detail: serde_json::Value = serde_json::from_str(&rows[0].2).unwrap();
+    assert_eq!(detail["pattern"], "CMD*");
+    assert_eq!(detail["category"], "diplomatic");
+    assert_eq!(detail["valid_until"], "2026-12-31");
+    let detail: serde_json::Value = serde_json::from_str(&rows[3].2).unwrap();
+    assert_eq!(detail["plate"], "01KG123ABC");
 }

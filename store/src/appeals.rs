@@ -1,0 +1,282 @@
+//! After delivery, shared by both backends: a case's clocks (the dates its delivery
+//! set, and the deadline moves the scheduler applies), appeals and their decisions,
+//! bulk voids, and the refund requests both leave for the payments side.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use kozomol_core::{CaseId, CaseState, Jurisdiction};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::audit::AuditRow;
+use crate::batch::ChainedAudit;
+use crate::recognition::chained;
+use crate::{EvidenceRef, FrameLocation, StoreError};
+
+/// Action of the audit row written when a case's clocks are dated (at delivery, and
+/// again after a rejected appeal).
+pub const CLOCKS_DATED: &str = "case.clocks_dated";
+/// Action of the audit row written for every deadline move (the discount's end too).
+pub const DEADLINE_PASSED: &str = "case.deadline_passed";
+pub const APPEAL_FILED: &str = "case.appeal_filed";
+pub const APPEAL_DECIDED: &str = "case.appeal_decided";
+pub const CASE_VOIDED: &str = "case.voided";
+pub const REFUND_REQUESTED: &str = "case.refund_requested";
+
+/// The states an appeal may be filed from: a resolution that stands, paid or not, and
+/// has not gone to enforcement or lapsed.
+pub const APPEALABLE: [CaseState; 6] = [
+    CaseState::Issued,
+    CaseState::Delivered,
+    CaseState::PartiallyPaid,
+    CaseState::Overdue,
+    CaseState::Paid,
+    CaseState::PaidDiscounted,
+];
+
+/// States in which money has been taken for the resolution: annulling or voiding such
+/// a case queues a refund request.
+pub const MONEY_TAKEN: [CaseState; 3] = [
+    CaseState::Paid,
+    CaseState::PaidDiscounted,
+    CaseState::PartiallyPaid,
+];
+
+/// States a bulk void leaves alone: nothing stands against anyone there any more.
+pub const CLOSED: [CaseState; 7] = [
+    CaseState::Rejected,
+    CaseState::Duplicate,
+    CaseState::Exempt,
+    CaseState::Annulled,
+    CaseState::Refunded,
+    CaseState::Voided,
+    CaseState::Lapsed,
+];
+
+/// A case's clocks as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoredClock {
+    pub case_id: CaseId,
+    pub jurisdiction: Jurisdiction,
+    /// The day the periods run from: proven delivery, or an appeal's rejection.
+    pub runs_from: NaiveDate,
+    pub discount_until: Option<NaiveDate>,
+    pub due: Option<NaiveDate>,
+    pub appeal_until: Option<NaiveDate>,
+    pub enforcement_by: Option<NaiveDate>,
+    pub lapses: Option<NaiveDate>,
+    pub discount_open: bool,
+    /// The first day a deadline move is due; none once nothing more is.
+    pub next_wakeup: Option<NaiveDate>,
+}
+
+/// A clock whose wake-up has come, with its case's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueClock {
+    pub clock: StoredClock,
+    pub state: CaseState,
+}
+
+/// One deadline move, applied only if the case is still in `from` and its clock still
+/// wakes at `expected_wakeup`: two schedulers never apply one move twice.
+#[derive(Clone, Debug)]
+pub struct DeadlineWrite<'a> {
+    pub case_id: CaseId,
+    pub from: CaseState,
+    /// None: the state stays (the discount's end).
+    pub to: Option<CaseState>,
+    pub expected_wakeup: Option<NaiveDate>,
+    pub discount_open: bool,
+    pub next_wakeup: Option<NaiveDate>,
+    /// What passed and the rule, for the audit.
+    pub detail: &'a str,
+    pub actor: &'a str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppealState {
+    /// Waiting for an officer's decision; the case's clocks are paused.
+    Filed,
+    /// The resolution stands; its clocks run again from the decision.
+    Rejected,
+    /// The resolution is annulled.
+    Annulled,
+}
+
+impl AppealState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppealState::Filed => "filed",
+            AppealState::Rejected => "rejected",
+            AppealState::Annulled => "annulled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            AppealState::Filed,
+            AppealState::Rejected,
+            AppealState::Annulled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+}
+
+/// A file the appellant sent, already in the evidence store.
+#[derive(Clone, Debug)]
+pub struct NewAttachment {
+    pub name: String,
+    pub content_type: String,
+    pub evidence: EvidenceRef,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewAppeal {
+    pub case_id: CaseId,
+    pub appellant: String,
+    pub contact: Option<String>,
+    pub grounds: String,
+    /// Who took it in: an account's login, or `portal` for a citizen's own filing.
+    pub filed_by: String,
+    pub attachments: Vec<NewAttachment>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AttachmentRecord {
+    pub position: u32,
+    pub name: String,
+    pub content_type: String,
+    #[serde(serialize_with = "crate::model::hex_key")]
+    pub sha256: [u8; 32],
+    #[serde(skip)]
+    pub location: FrameLocation,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AppealRecord {
+    pub id: i64,
+    pub case_id: CaseId,
+    pub resolution_number: String,
+    pub appellant: String,
+    pub contact: Option<String>,
+    pub grounds: String,
+    pub filed_at: DateTime<Utc>,
+    pub filed_by: String,
+    /// The state the appeal paused.
+    pub from_state: CaseState,
+    pub state: AppealState,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decision_note: Option<String>,
+    pub attachments: Vec<AttachmentRecord>,
+}
+
+/// The answer to `file_appeal`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppealFiled {
+    /// Filed; the case moved to `appealed`.
+    Filed(Box<AppealRecord>),
+    /// The case is in a state no appeal is taken in (nothing written).
+    NotAppealable(CaseState),
+    /// An appeal of the case is open already (its id).
+    AlreadyOpen(i64),
+    /// The case has no resolution to appeal.
+    NoResolution,
+}
+
+/// The answer to `decide_appeal`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppealDecided {
+    Decided {
+        case_state: CaseState,
+        /// The refund request an annulment of a paid case queued.
+        refund_request: Option<i64>,
+    },
+    /// Decided before (its state); nothing changed.
+    NotOpen(AppealState),
+    NotFound,
+}
+
+/// Every case of a device whose capture falls in `[captured_from, captured_until)`.
+#[derive(Clone, Debug)]
+pub struct BulkVoidRequest {
+    pub device_serial: String,
+    pub captured_from: DateTime<Utc>,
+    pub captured_until: DateTime<Utc>,
+    pub reason: String,
+    pub requested_by: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BulkVoidResult {
+    pub id: i64,
+    pub voided: Vec<CaseId>,
+    pub refund_requests: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RefundRequestRecord {
+    pub id: i64,
+    pub case_id: CaseId,
+    pub resolution_number: String,
+    /// `annulled` or `voided`.
+    pub cause: String,
+    pub detail: String,
+    pub requested_at: DateTime<Utc>,
+    pub requested_by: String,
+    pub state: String,
+}
+
+pub(crate) fn audit<'a>(
+    case_id: CaseId,
+    action: &'a str,
+    from: Option<CaseState>,
+    to: Option<CaseState>,
+    actor: &'a str,
+    detail: &'a str,
+    at: DateTime<Utc>,
+) -> ChainedAudit<'a> {
+    chained(AuditRow {
+        batch_id: Uuid::now_v7(),
+        case_id: Some(case_id),
+        at,
+        actor,
+        action,
+        from_state: from,
+        to_state: to,
+        detail: Some(detail),
+    })
+}
+
+/// The device serial of a stored event (its `device.serial`).
+pub(crate) fn event_device_serial(event: &serde_json::Value) -> Option<&str> {
+    event.get("device")?.get("serial")?.as_str()
+}
+
+pub(crate) fn check_appeal(appeal: &NewAppeal) -> Result<(), StoreError> {
+    if appeal.appellant.trim().is_empty() || appeal.grounds.trim().is_empty() {
+        return Err(StoreError::Invalid(
+            "an appeal names its appellant and its grounds".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_void(request: &BulkVoidRequest) -> Result<(), StoreError> {
+    if request.captured_from >= request.captured_until {
+        return Err(StoreError::Invalid(
+            "a bulk void's time range must end after it starts".into(),
+        ));
+    }
+    if request.device_serial.trim().is_empty() || request.reason.trim().is_empty() {
+        return Err(StoreError::Invalid(
+            "a bulk void names the device and the reason".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn decode_appeal_state(raw: &str) -> Result<AppealState, StoreError> {
+    AppealState::parse(raw).ok_or_else(|| crate::error::corrupt(format!("appeal state `{raw}`")))
+}

@@ -1,0 +1,563 @@
+//! The delivery outbox, shared by both backends: the rows it reads and writes, the
+//! checks made before anything is written, the audit row of a proven delivery, and
+//! the decoding of stored rows.
+//!
+//! A resolution's deliveries are planned when it is recorded (one letter to the
+//! owner's address, one message per contact on file). Workers claim the due rows of a
+//! channel under a lease, send, and record each attempt; a proof of delivery, from the
+//! worker (the SMS gateway's delivery report) or from outside (the state portal, a
+//! postal return receipt), marks the row delivered, and the first one the resolution.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kozomol_core::{CaseId, CaseState, ContactAddress, DeliveryChannel, DeliveryState};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::audit::{AuditRow, RESOLUTION_DELIVERED};
+use crate::batch::ChainedAudit;
+use crate::error::corrupt;
+use crate::recognition::chained;
+use crate::{EvidenceRef, FrameLocation, StoreError};
+
+/// How far ahead of the store's clock a reported delivery may lie (the reporter's
+/// clock may run a little fast); further is a mistake, not a delivery.
+pub(crate) const DELIVERY_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+/// Longer texts (errors, proofs' notes) are cut: they are for people to read.
+const ERROR_LIMIT: usize = 2_000;
+
+/// An outbox row's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct DeliveryId(pub i64);
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A print batch's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct PrintBatchId(pub i64);
+
+impl fmt::Display for PrintBatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A contact a citizen gave for notices: the owner id an owner lookup names (PIN or
+/// INN) and a checked phone number or e-mail address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewContact {
+    pub owner_id: String,
+    pub address: ContactAddress,
+    /// Who took it: an officer's login, `portal:...` for a citizen's own form.
+    pub added_by: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContactRecord {
+    pub id: i64,
+    pub owner_id: String,
+    pub channel: DeliveryChannel,
+    pub address: String,
+    pub added_at: DateTime<Utc>,
+    pub added_by: String,
+}
+
+/// What became of a new contact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContactAdded {
+    /// Stored; `planned` deliveries were queued to it for the owner's resolutions that
+    /// no delivery has proven yet.
+    Added { id: i64, planned: u32 },
+    /// The owner had this contact already: nothing changed.
+    AlreadyKnown { id: i64 },
+}
+
+/// A delivery taken from the outbox: where it goes and what it carries (the
+/// resolution, read by its number).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryJob {
+    pub id: DeliveryId,
+    pub resolution_number: String,
+    pub case_id: CaseId,
+    pub channel: DeliveryChannel,
+    pub address: String,
+    /// Sending claims so far, this one included (status checks do not count).
+    pub attempt: u32,
+    /// The channel's id of what was sent (for a status check).
+    pub external_id: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    /// When the lease ends (on PostgreSQL, by the database server's clock).
+    pub leased_until: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+/// The result of one attempt to hand a delivery to its channel.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttemptOutcome {
+    /// The channel took it: the gateway's message id, the mail server's reply.
+    Sent {
+        external_id: Option<String>,
+        /// What the channel answered, kept as the proof of hand-over.
+        proof: serde_json::Value,
+        /// When to ask the channel whether it was delivered; `None` where the channel
+        /// never says (e-mail, post): the proof then comes from outside, if at all.
+        check_after: Option<Duration>,
+    },
+    /// Not handed over. `retry_after`: when to try again (while attempts remain);
+    /// `None` gives up at once (the channel refused the address for good).
+    Failed {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// The channel itself could not be used (its gateway unreachable, our credentials
+    /// refused): nothing was wrong with this delivery, so the attempt is recorded but
+    /// not counted, and the delivery is due again after `retry_after`. Without this an
+    /// outage longer than the backoff would fail every delivery for good.
+    Deferred {
+        error: String,
+        retry_after: Duration,
+    },
+}
+
+/// Where an attempt left its delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptResult {
+    Sent,
+    /// Queued again; due once the retry delay has passed.
+    WillRetry {
+        attempts: u32,
+    },
+    /// Failed for good after `attempts` attempts.
+    GaveUp {
+        attempts: u32,
+    },
+    /// Queued again without counting the attempt; `attempts` is the count kept.
+    Deferred {
+        attempts: u32,
+    },
+    /// The worker does not hold the delivery (its lease was taken over, or the row
+    /// moved on); nothing was written.
+    LeaseLost,
+}
+
+/// Which delivery a proof is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryTarget {
+    /// A row of the outbox: an SMS whose delivery the gateway reported, a posted
+    /// letter whose return receipt came back.
+    Outbox(DeliveryId),
+    /// A delivery the outbox did not make, reported by `source` (the state portal's
+    /// name, an officer who handed it over); recorded as a row of its own.
+    Reported {
+        channel: DeliveryChannel,
+        source: String,
+    },
+}
+
+/// A proof that a resolution reached its addressee.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProvenDelivery {
+    pub resolution_number: String,
+    pub target: DeliveryTarget,
+    /// When it was delivered, as the proof says (not when the proof arrived).
+    pub delivered_at: DateTime<Utc>,
+    /// The proof itself: the gateway's report, the portal's message, the receipt.
+    pub proof: serde_json::Value,
+    /// Who records it (the audit row's actor): `fines:worker`, `portal:egov`, a login.
+    pub reported_by: String,
+}
+
+/// What recording a proof did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryRecorded {
+    /// The resolution's first proven delivery: its clocks start at `delivered_at`
+    /// (and an `issued` case moved to `delivered`).
+    First {
+        delivery_id: DeliveryId,
+        delivered_at: DateTime<Utc>,
+    },
+    /// Recorded for this delivery; the resolution was proven delivered before, at
+    /// `resolution_delivered_at`, which stands.
+    Additional {
+        delivery_id: DeliveryId,
+        resolution_delivered_at: DateTime<Utc>,
+    },
+    /// This delivery was proven before: nothing changed.
+    AlreadyRecorded { delivery_id: DeliveryId },
+}
+
+/// An outbox row as stored.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeliveryRecord {
+    pub id: DeliveryId,
+    pub resolution_number: String,
+    pub case_id: CaseId,
+    pub channel: DeliveryChannel,
+    pub address: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub external_id: Option<String>,
+    pub batch_id: Option<PrintBatchId>,
+    /// The letter's first page in its batch's PDF, from 1.
+    pub batch_page: Option<u32>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub proof: Option<serde_json::Value>,
+}
+
+/// What one attempt came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptKind {
+    Sent,
+    Failed,
+    Delivered,
+    /// No proof came while the worker waited for one.
+    Unconfirmed,
+}
+
+impl AttemptKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptKind::Sent => "sent",
+            AttemptKind::Failed => "failed",
+            AttemptKind::Delivered => "delivered",
+            AttemptKind::Unconfirmed => "unconfirmed",
+        }
+    }
+
+    fn parse(raw: &str) -> Result<Self, StoreError> {
+        [
+            AttemptKind::Sent,
+            AttemptKind::Failed,
+            AttemptKind::Delivered,
+            AttemptKind::Unconfirmed,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == raw)
+        .ok_or_else(|| corrupt(format!("delivery attempt outcome `{raw}`")))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AttemptRecord {
+    pub id: i64,
+    pub delivery_id: DeliveryId,
+    /// The delivery's attempt count when it was written.
+    pub attempt: u32,
+    pub actor: String,
+    pub outcome: AttemptKind,
+    pub at: DateTime<Utc>,
+    pub external_id: Option<String>,
+    pub error: Option<String>,
+    pub proof: Option<serde_json::Value>,
+}
+
+/// A print batch to record: its merged PDF (already in the evidence store) and the
+/// claimed postal deliveries in it, each with its first page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewPrintBatch {
+    pub pdf: EvidenceRef,
+    pub pages: u32,
+    pub letters: Vec<(DeliveryId, u32)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrintBatchWrite {
+    /// Stored, and every letter in it is `sent`.
+    Recorded(PrintBatchId),
+    /// The worker no longer holds one of the letters: nothing was written (the PDF
+    /// stays in the evidence store unreferenced).
+    LeaseLost,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PrintBatchRecord {
+    pub id: PrintBatchId,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    #[serde(serialize_with = "hex_hash")]
+    pub pdf_sha256: [u8; 32],
+    #[serde(skip)]
+    pub pdf_location: FrameLocation,
+    pub pages: u32,
+    /// Its letters, by first page.
+    pub letters: Vec<(DeliveryId, u32)>,
+}
+
+fn hex_hash<S: serde::Serializer>(hash: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(hash))
+}
+
+// ---- shared by both backends ---------------------------------------------------------
+
+/// A person reads these; a runaway error text must not fill the table.
+pub(crate) fn bounded(text: &str) -> String {
+    if text.len() <= ERROR_LIMIT {
+        return text.to_owned();
+    }
+    let mut end = ERROR_LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+pub(crate) fn check_batch(batch: &NewPrintBatch) -> Result<(), StoreError> {
+    if batch.letters.is_empty() {
+        return Err(StoreError::Invalid("a print batch holds letters".into()));
+    }
+    let mut ids: Vec<DeliveryId> = batch.letters.iter().map(|(id, _)| *id).collect();
+    ids.sort();
+    ids.dedup();
+    if ids.len() != batch.letters.len() {
+        return Err(StoreError::Invalid(
+            "a print batch holds each letter once".into(),
+        ));
+    }
+    if batch
+        .letters
+        .iter()
+        .any(|(_, page)| *page == 0 || *page > batch.pages)
+    {
+        return Err(StoreError::Invalid(
+            "a letter's first page lies within its batch".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The proof's instant must lie after issuing and not in the future.
+pub(crate) fn check_delivered_at(
+    number: &str,
+    issued_at: DateTime<Utc>,
+    delivered_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if delivered_at < issued_at {
+        return Err(StoreError::Invalid(format!(
+            "resolution {number} cannot be delivered at {delivered_at}, before it was issued at {issued_at}"
+        )));
+    }
+    if delivered_at > now + DELIVERY_CLOCK_SKEW {
+        return Err(StoreError::Invalid(format!(
+            "a delivery at {delivered_at} lies in the future"
+        )));
+    }
+    Ok(())
+}
+
+/// The outbox row a proof names: it must belong to the resolution and be a real
+/// delivery channel's row.
+pub(crate) fn check_target_row(
+    id: DeliveryId,
+    number: &str,
+    row_number: &str,
+) -> Result<(), StoreError> {
+    if row_number != number {
+        return Err(StoreError::Invalid(format!(
+            "delivery {id} belongs to resolution {row_number}, not {number}"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_reported(channel: DeliveryChannel, source: &str) -> Result<(), StoreError> {
+    if source.trim().is_empty() {
+        return Err(StoreError::Invalid(
+            "a reported delivery names its source".into(),
+        ));
+    }
+    if matches!(channel, DeliveryChannel::Sms | DeliveryChannel::Email) {
+        // Those are the outbox's own: their proofs name the outbox row.
+        return Err(StoreError::Invalid(format!(
+            "a {channel} delivery is proven through its outbox row"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn delivered_detail(
+    proof: &ProvenDelivery,
+    delivery_id: DeliveryId,
+    channel: DeliveryChannel,
+    first: bool,
+) -> String {
+    serde_json::json!({
+        "number": proof.resolution_number,
+        "delivery_id": delivery_id,
+        "channel": channel,
+        "delivered_at": proof.delivered_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "first": first,
+    })
+    .to_string()
+}
+
+/// The audit row of a recorded proof; it moves the case only when this proof started
+/// its clocks and the case was still `issued`.
+pub(crate) fn delivered_audit<'a>(
+    case_id: CaseId,
+    moved: bool,
+    actor: &'a str,
+    detail: &'a str,
+    at: DateTime<Utc>,
+) -> ChainedAudit<'a> {
+    chained(AuditRow {
+        batch_id: Uuid::now_v7(),
+        case_id: Some(case_id),
+        at,
+        actor,
+        action: RESOLUTION_DELIVERED,
+        from_state: moved.then_some(CaseState::Issued),
+        to_state: moved.then_some(CaseState::Delivered),
+        detail: Some(detail),
+    })
+}
+
+pub(crate) fn channel(raw: &str) -> Result<DeliveryChannel, StoreError> {
+    raw.parse()
+        .map_err(|e| corrupt(format!("delivery channel: {e}")))
+}
+
+pub(crate) fn state(raw: &str) -> Result<DeliveryState, StoreError> {
+    raw.parse()
+        .map_err(|e| corrupt(format!("delivery state: {e}")))
+}
+
+pub(crate) fn kind(raw: &str) -> Result<AttemptKind, StoreError> {
+    AttemptKind::parse(raw)
+}
+
+pub(crate) fn count(raw: i64, what: &str) -> Result<u32, StoreError> {
+    crate::decode::u32_of(raw, what)
+}
+
+/// JSON kept as text (SQLite) read back.
+pub(crate) fn json_text(raw: Option<String>) -> Result<Option<serde_json::Value>, StoreError> {
+    raw.map(|text| {
+        serde_json::from_str(&text).map_err(|e| corrupt(format!("delivery proof json: {e}")))
+    })
+    .transpose()
+}
+
+/// An outbox row's columns as read, instants already decoded.
+pub(crate) struct DeliveryColumns {
+    pub id: i64,
+    pub resolution_number: String,
+    pub case_id: i64,
+    pub channel: String,
+    pub address: String,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub external_id: Option<String>,
+    pub batch_id: Option<i64>,
+    pub batch_page: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub proof: Option<serde_json::Value>,
+}
+
+impl DeliveryColumns {
+    pub(crate) fn record(self) -> Result<DeliveryRecord, StoreError> {
+        Ok(DeliveryRecord {
+            id: DeliveryId(self.id),
+            resolution_number: self.resolution_number,
+            case_id: CaseId(self.case_id),
+            channel: channel(&self.channel)?,
+            address: self.address,
+            state: state(&self.state)?,
+            attempts: count(self.attempts, "delivery attempts")?,
+            next_attempt_at: self.next_attempt_at,
+            last_error: self.last_error,
+            external_id: self.external_id,
+            batch_id: self.batch_id.map(PrintBatchId),
+            batch_page: self
+                .batch_page
+                .map(|p| count(p, "batch page"))
+                .transpose()?,
+            created_at: self.created_at,
+            sent_at: self.sent_at,
+            delivered_at: self.delivered_at,
+            proof: self.proof,
+        })
+    }
+}
+
+/// A claimed row's columns.
+pub(crate) struct JobColumns {
+    pub id: i64,
+    pub resolution_number: String,
+    pub case_id: i64,
+    pub channel: String,
+    pub address: String,
+    pub attempts: i64,
+    pub external_id: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub leased_until: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+impl JobColumns {
+    pub(crate) fn job(self) -> Result<DeliveryJob, StoreError> {
+        Ok(DeliveryJob {
+            id: DeliveryId(self.id),
+            resolution_number: self.resolution_number,
+            case_id: CaseId(self.case_id),
+            channel: channel(&self.channel)?,
+            address: self.address,
+            attempt: count(self.attempts, "delivery attempts")?,
+            external_id: self.external_id,
+            sent_at: self.sent_at,
+            leased_until: self.leased_until,
+            last_error: self.last_error,
+        })
+    }
+}
+
+pub(crate) fn sent_proof_json(outcome: &AttemptOutcome) -> Option<String> {
+    match outcome {
+        AttemptOutcome::Sent { proof, .. } => Some(proof.to_string()),
+        AttemptOutcome::Failed { .. } | AttemptOutcome::Deferred { .. } => None,
+    }
+}
+
+/// The proof a print batch leaves on each of its letters.
+pub(crate) fn batch_proof(batch_id: PrintBatchId, batch: &NewPrintBatch, page: u32) -> String {
+    serde_json::json!({
+        "print_batch": batch_id,
+        "pdf_sha256": hex::encode(batch.pdf.sha256),
+        "first_page": page,
+        "pages": batch.pages,
+    })
+    .to_string()
+}
+
+/// The external id of a letter: its batch and page, what the post office is told.
+pub(crate) fn letter_id(batch_id: PrintBatchId, page: u32) -> String {
+    format!("batch-{batch_id}-p{page}")
+}
+
+/// A `delivery_attempts` row to write; its attempt number is the delivery's count.
+pub(crate) struct AttemptRow<'a> {
+    pub id: DeliveryId,
+    pub actor: &'a str,
+    pub outcome: AttemptKind,
+    pub at: DateTime<Utc>,
+    pub external_id: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub proof: Option<&'a str>,
+}

@@ -1,0 +1,658 @@
+//! Clocks, appeals, bulk voids and refund requests on SQLite: every state move is a
+//! compare-and-set on the case's state, written with its audit row in one
+//! `BEGIN IMMEDIATE` transaction.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, Utc};
+use kozomol_core::{CaseId, CaseState};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use crate::appeals::{
+    self, AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest,
+    BulkVoidResult, DeadlineWrite, DueClock, NewAppeal, RefundRequestRecord, StoredClock,
+    APPEALABLE, APPEAL_DECIDED, APPEAL_FILED, CASE_VOIDED, CLOCKS_DATED, CLOSED, DEADLINE_PASSED,
+    MONEY_TAKEN, REFUND_REQUESTED,
+};
+use crate::recognition::delay_millis;
+use crate::sqlite::{location_from_row, ms, SqliteStore};
+use crate::sqlite_recognition::{insert_audit, insert_evidence};
+use crate::{decode, Appeals, CaseClocks, CompleteResult, StoreError};
+
+/// A clock's columns. A macro because `query()` takes only `&'static str`.
+macro_rules! clock_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT c.case_id, c.jurisdiction, c.runs_from, c.discount_until, c.due, \
+             c.appeal_until, c.enforcement_by, c.lapses, c.discount_open, c.next_wakeup, \
+             s.state FROM case_clocks c JOIN cases s ON s.id = c.case_id ",
+            $rest
+        )
+    };
+}
+
+macro_rules! appeal_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT id, case_id, resolution_number, appellant, contact, grounds, filed_at, \
+             filed_by, from_state, state, decided_by, decided_at, decision_note FROM appeals ",
+            $where,
+            " ORDER BY id"
+        )
+    };
+}
+
+fn clock_from_row(row: &SqliteRow) -> Result<StoredClock, StoreError> {
+    let jurisdiction: String = row.try_get("jurisdiction")?;
+    Ok(StoredClock {
+        case_id: CaseId(row.try_get("case_id")?),
+        jurisdiction: jurisdiction
+            .parse()
+            .map_err(|_| crate::error::corrupt(format!("jurisdiction `{jurisdiction}`")))?,
+        runs_from: row.try_get("runs_from")?,
+        discount_until: row.try_get("discount_until")?,
+        due: row.try_get("due")?,
+        appeal_until: row.try_get("appeal_until")?,
+        enforcement_by: row.try_get("enforcement_by")?,
+        lapses: row.try_get("lapses")?,
+        discount_open: row.try_get::<i64, _>("discount_open")? != 0,
+        next_wakeup: row.try_get("next_wakeup")?,
+    })
+}
+
+/// Moves a case from `from` to `to` only if it is still in `from`.
+async fn move_case(
+    tx: &mut SqliteConnection,
+    case_id: CaseId,
+    from: CaseState,
+    to: CaseState,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE cases SET state = ?, stage_worker = NULL, stage_lease_until = NULL \
+         WHERE id = ? AND state = ?",
+    )
+    .bind(to.as_str())
+    .bind(case_id.0)
+    .bind(from.as_str())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Stops the case's clocks: nothing more is due on a closed or paused case.
+async fn stop_clock(tx: &mut SqliteConnection, case_id: CaseId) -> Result<(), StoreError> {
+    sqlx::query("UPDATE case_clocks SET next_wakeup = NULL, discount_open = 0 WHERE case_id = ?")
+        .bind(case_id.0)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Queues the refund of a case whose money was taken; returns its id.
+async fn request_refund(
+    tx: &mut SqliteConnection,
+    case_id: CaseId,
+    cause: &str,
+    detail: &str,
+    actor: &str,
+) -> Result<Option<i64>, StoreError> {
+    let now = Utc::now();
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO refund_requests (case_id, resolution_number, cause, detail, requested_at, \
+         requested_by, state) \
+         SELECT ?, number, ?, ?, ?, ?, 'queued' FROM resolutions WHERE case_id = ? \
+         ON CONFLICT (case_id) DO NOTHING RETURNING id",
+    )
+    .bind(case_id.0)
+    .bind(cause)
+    .bind(detail)
+    .bind(ms(now))
+    .bind(actor)
+    .bind(case_id.0)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if id.is_some() {
+        insert_audit(
+            tx,
+            &appeals::audit(case_id, REFUND_REQUESTED, None, None, actor, detail, now),
+        )
+        .await?;
+    }
+    Ok(id)
+}
+
+async fn attachments(
+    conn: &mut SqliteConnection,
+    appeal_id: i64,
+) -> Result<Vec<AttachmentRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT a.position, a.name, a.content_type, a.sha256, b.segment, b.byte_offset, \
+         b.byte_len FROM appeal_attachments a JOIN evidence_blobs b ON b.sha256 = a.sha256 \
+         WHERE a.appeal_id = ? ORDER BY a.position",
+    )
+    .bind(appeal_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(AttachmentRecord {
+                position: decode::u32_of(row.try_get("position")?, "attachment position")?,
+                name: row.try_get("name")?,
+                content_type: row.try_get("content_type")?,
+                sha256: decode::hash32(&row.try_get::<Vec<u8>, _>("sha256")?, "attachment")?,
+                location: location_from_row(row)?,
+            })
+        })
+        .collect()
+}
+
+/// Appeals by their id (`by_case` false) or by their case's id.
+async fn appeal_by(
+    conn: &mut SqliteConnection,
+    by_case: bool,
+    key: i64,
+) -> Result<Vec<AppealRecord>, StoreError> {
+    let sql = if by_case {
+        appeal_select!("WHERE case_id = ?")
+    } else {
+        appeal_select!("WHERE id = ?")
+    };
+    let rows = sqlx::query(sql).bind(key).fetch_all(&mut *conn).await?;
+    let mut appeals = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let id: i64 = row.try_get("id")?;
+        appeals.push(AppealRecord {
+            id,
+            case_id: CaseId(row.try_get("case_id")?),
+            resolution_number: row.try_get("resolution_number")?,
+            appellant: row.try_get("appellant")?,
+            contact: row.try_get("contact")?,
+            grounds: row.try_get("grounds")?,
+            filed_at: decode::millis(row.try_get("filed_at")?)?,
+            filed_by: row.try_get("filed_by")?,
+            from_state: decode::state(&row.try_get::<String, _>("from_state")?)?,
+            state: appeals::decode_appeal_state(&row.try_get::<String, _>("state")?)?,
+            decided_by: row.try_get("decided_by")?,
+            decided_at: decode::opt_millis(row.try_get("decided_at")?)?,
+            decision_note: row.try_get("decision_note")?,
+            attachments: attachments(conn, id).await?,
+        });
+    }
+    Ok(appeals)
+}
+
+#[async_trait]
+impl CaseClocks for SqliteStore {
+    async fn claim_undated(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<CaseId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = Utc::now().timestamp_millis();
+        let until = now.saturating_add(delay_millis(lease));
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut ids: Vec<CaseId> = sqlx::query_scalar(
+            "UPDATE cases SET stage_worker = ?, stage_lease_until = ?, \
+             stage_attempts = stage_attempts + 1 \
+             WHERE id IN (SELECT id FROM cases WHERE \
+             ((state = 'delivered' AND NOT EXISTS \
+               (SELECT 1 FROM case_clocks k WHERE k.case_id = cases.id)) \
+              OR state = 'appeal_rejected') \
+             AND (stage_lease_until IS NULL OR stage_lease_until <= ?) ORDER BY id LIMIT ?) \
+             RETURNING id",
+        )
+        .bind(worker)
+        .bind(until)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(CaseId)
+        .collect();
+        tx.commit().await?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn record_clock(
+        &self,
+        worker: &str,
+        from: CaseState,
+        to: CaseState,
+        clock: &StoredClock,
+        detail: &str,
+    ) -> Result<CompleteResult, StoreError> {
+        let now = Utc::now();
+        let actor = crate::stages::actor(worker);
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let held = sqlx::query(
+            "UPDATE cases SET state = ?, stage_worker = NULL, stage_lease_until = NULL, \
+             stage_attempts = 0, stage_error = NULL \
+             WHERE id = ? AND state = ? AND stage_worker = ?",
+        )
+        .bind(to.as_str())
+        .bind(clock.case_id.0)
+        .bind(from.as_str())
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if held == 0 {
+            return Ok(CompleteResult::LeaseLost);
+        }
+        sqlx::query(
+            "INSERT INTO case_clocks (case_id, jurisdiction, runs_from, discount_until, due, \
+             appeal_until, enforcement_by, lapses, discount_open, next_wakeup, dated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (case_id) DO UPDATE SET jurisdiction = excluded.jurisdiction, \
+             runs_from = excluded.runs_from, discount_until = excluded.discount_until, \
+             due = excluded.due, appeal_until = excluded.appeal_until, \
+             enforcement_by = excluded.enforcement_by, lapses = excluded.lapses, \
+             discount_open = excluded.discount_open, next_wakeup = excluded.next_wakeup, \
+             dated_at = excluded.dated_at",
+        )
+        .bind(clock.case_id.0)
+        .bind(clock.jurisdiction.as_str())
+        .bind(clock.runs_from)
+        .bind(clock.discount_until)
+        .bind(clock.due)
+        .bind(clock.appeal_until)
+        .bind(clock.enforcement_by)
+        .bind(clock.lapses)
+        .bind(i64::from(clock.discount_open))
+        .bind(clock.next_wakeup)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(
+            &mut tx,
+            &appeals::audit(
+                clock.case_id,
+                CLOCKS_DATED,
+                Some(from),
+                Some(to),
+                &actor,
+                detail,
+                now,
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CompleteResult::Completed)
+    }
+
+    async fn clock(&self, case_id: CaseId) -> Result<Option<StoredClock>, StoreError> {
+        sqlx::query(clock_select!("WHERE c.case_id = ?"))
+            .bind(case_id.0)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(clock_from_row)
+            .transpose()
+    }
+
+    async fn due_clocks(&self, today: NaiveDate, limit: u32) -> Result<Vec<DueClock>, StoreError> {
+        let rows = sqlx::query(clock_select!(
+            "WHERE c.next_wakeup IS NOT NULL AND c.next_wakeup <= ? ORDER BY c.next_wakeup, c.case_id LIMIT ?"
+        ))
+            .bind(today)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DueClock {
+                    clock: clock_from_row(row)?,
+                    state: decode::state(&row.try_get::<String, _>("state")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn apply_deadline(&self, write: &DeadlineWrite<'_>) -> Result<bool, StoreError> {
+        let now = Utc::now();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let clock_moved = sqlx::query(
+            "UPDATE case_clocks SET discount_open = ?, next_wakeup = ? \
+             WHERE case_id = ? AND next_wakeup IS ? \
+             AND EXISTS (SELECT 1 FROM cases WHERE id = ? AND state = ?)",
+        )
+        .bind(i64::from(write.discount_open))
+        .bind(write.next_wakeup)
+        .bind(write.case_id.0)
+        .bind(write.expected_wakeup)
+        .bind(write.case_id.0)
+        .bind(write.from.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if clock_moved == 0 {
+            return Ok(false);
+        }
+        if let Some(to) = write.to {
+            if !move_case(&mut tx, write.case_id, write.from, to).await? {
+                return Ok(false);
+            }
+        }
+        insert_audit(
+            &mut tx,
+            &appeals::audit(
+                write.case_id,
+                DEADLINE_PASSED,
+                Some(write.from),
+                write.to,
+                write.actor,
+                write.detail,
+                now,
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl Appeals for SqliteStore {
+    async fn file_appeal(&self, appeal: &NewAppeal) -> Result<AppealFiled, StoreError> {
+        appeals::check_appeal(appeal)?;
+        let now = Utc::now();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(
+            "SELECT s.state, r.number FROM cases s LEFT JOIN resolutions r ON r.case_id = s.id \
+             WHERE s.id = ?",
+        )
+        .bind(appeal.case_id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(AppealFiled::NoResolution);
+        };
+        let state = decode::state(&row.try_get::<String, _>("state")?)?;
+        let Some(number) = row.try_get::<Option<String>, _>("number")? else {
+            return Ok(AppealFiled::NoResolution);
+        };
+        if state == CaseState::Appealed {
+            let open: i64 =
+                sqlx::query_scalar("SELECT id FROM appeals WHERE case_id = ? AND state = 'filed'")
+                    .bind(appeal.case_id.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            return Ok(AppealFiled::AlreadyOpen(open));
+        }
+        if !APPEALABLE.contains(&state) {
+            return Ok(AppealFiled::NotAppealable(state));
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO appeals (case_id, resolution_number, appellant, contact, grounds, \
+             filed_at, filed_by, from_state, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'filed') \
+             RETURNING id",
+        )
+        .bind(appeal.case_id.0)
+        .bind(&number)
+        .bind(&appeal.appellant)
+        .bind(appeal.contact.as_deref())
+        .bind(&appeal.grounds)
+        .bind(ms(now))
+        .bind(&appeal.filed_by)
+        .bind(state.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        for (position, file) in appeal.attachments.iter().enumerate() {
+            insert_evidence(&mut tx, &file.evidence).await?;
+            sqlx::query(
+                "INSERT INTO appeal_attachments (appeal_id, position, name, content_type, \
+                 sha256) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(position as i64)
+            .bind(&file.name)
+            .bind(&file.content_type)
+            .bind(&file.evidence.sha256[..])
+            .execute(&mut *tx)
+            .await?;
+        }
+        move_case(&mut tx, appeal.case_id, state, CaseState::Appealed).await?;
+        // An appeal pauses the clocks; a rejection dates them again.
+        stop_clock(&mut tx, appeal.case_id).await?;
+        let detail =
+            serde_json::json!({ "appeal_id": id, "filed_by": appeal.filed_by }).to_string();
+        insert_audit(
+            &mut tx,
+            &appeals::audit(
+                appeal.case_id,
+                APPEAL_FILED,
+                Some(state),
+                Some(CaseState::Appealed),
+                &appeal.filed_by,
+                &detail,
+                now,
+            ),
+        )
+        .await?;
+        let mut filed = appeal_by(&mut tx, false, id).await?;
+        tx.commit().await?;
+        filed
+            .pop()
+            .map(|a| AppealFiled::Filed(Box::new(a)))
+            .ok_or_else(|| crate::error::corrupt("the appeal just filed is missing"))
+    }
+
+    async fn appeal(&self, id: i64) -> Result<Option<AppealRecord>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        Ok(appeal_by(&mut conn, false, id).await?.pop())
+    }
+
+    async fn appeals_of_case(&self, case_id: CaseId) -> Result<Vec<AppealRecord>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        appeal_by(&mut conn, true, case_id.0).await
+    }
+
+    async fn decide_appeal(
+        &self,
+        id: i64,
+        decision: AppealState,
+        decided_by: &str,
+        note: &str,
+    ) -> Result<AppealDecided, StoreError> {
+        let to = match decision {
+            AppealState::Rejected => CaseState::AppealRejected,
+            AppealState::Annulled => CaseState::Annulled,
+            AppealState::Filed => {
+                return Err(StoreError::Invalid(
+                    "an appeal is decided `rejected` or `annulled`".into(),
+                ))
+            }
+        };
+        let now = Utc::now();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let Some(appeal) = appeal_by(&mut tx, false, id).await?.pop() else {
+            return Ok(AppealDecided::NotFound);
+        };
+        if appeal.state != AppealState::Filed {
+            return Ok(AppealDecided::NotOpen(appeal.state));
+        }
+        sqlx::query(
+            "UPDATE appeals SET state = ?, decided_by = ?, decided_at = ?, decision_note = ? \
+             WHERE id = ? AND state = 'filed'",
+        )
+        .bind(decision.as_str())
+        .bind(decided_by)
+        .bind(ms(now))
+        .bind(note)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if !move_case(&mut tx, appeal.case_id, CaseState::Appealed, to).await? {
+            return Err(crate::error::corrupt(format!(
+                "case {} has an open appeal but is not `appealed`",
+                appeal.case_id
+            )));
+        }
+        let detail = serde_json::json!({
+            "appeal_id": id, "decision": decision.as_str(), "note": note,
+        })
+        .to_string();
+        insert_audit(
+            &mut tx,
+            &appeals::audit(
+                appeal.case_id,
+                APPEAL_DECIDED,
+                Some(CaseState::Appealed),
+                Some(to),
+                decided_by,
+                &detail,
+                now,
+            ),
+        )
+        .await?;
+        let refund_request =
+            if decision == AppealState::Annulled && MONEY_TAKEN.contains(&appeal.from_state) {
+                let why = format!("appeal {id} annulled the resolution");
+                request_refund(&mut tx, appeal.case_id, "annulled", &why, decided_by).await?
+            } else {
+                None
+            };
+        tx.commit().await?;
+        Ok(AppealDecided::Decided {
+            case_state: to,
+            refund_request,
+        })
+    }
+
+    async fn bulk_void(&self, request: &BulkVoidRequest) -> Result<BulkVoidResult, StoreError> {
+        appeals::check_void(request)?;
+        let now = Utc::now();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "SELECT id, state, event FROM cases WHERE captured_at >= ? AND captured_at < ? \
+             ORDER BY id",
+        )
+        .bind(ms(request.captured_from))
+        .bind(ms(request.captured_until))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut affected = Vec::new();
+        for row in &rows {
+            let state = decode::state(&row.try_get::<String, _>("state")?)?;
+            let event: serde_json::Value =
+                serde_json::from_str(&row.try_get::<String, _>("event")?)
+                    .map_err(|e| crate::error::corrupt(format!("stored event: {e}")))?;
+            if !CLOSED.contains(&state)
+                && appeals::event_device_serial(&event) == Some(request.device_serial.as_str())
+            {
+                affected.push((CaseId(row.try_get("id")?), state));
+            }
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO bulk_voids (device_serial, captured_from, captured_until, reason, \
+             requested_by, requested_at, voided, refunds) VALUES (?, ?, ?, ?, ?, ?, 0, 0) \
+             RETURNING id",
+        )
+        .bind(&request.device_serial)
+        .bind(ms(request.captured_from))
+        .bind(ms(request.captured_until))
+        .bind(&request.reason)
+        .bind(&request.requested_by)
+        .bind(ms(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let detail = serde_json::json!({
+            "bulk_void": id, "device_serial": request.device_serial, "reason": request.reason,
+        })
+        .to_string();
+        let mut voided = Vec::with_capacity(affected.len());
+        let mut refunds = 0u32;
+        for (case_id, state) in affected {
+            move_case(&mut tx, case_id, state, CaseState::Voided).await?;
+            stop_clock(&mut tx, case_id).await?;
+            // An open appeal has nothing left to decide.
+            let paused: Option<String> = sqlx::query_scalar(
+                "UPDATE appeals SET state = 'annulled', decided_by = ?, decided_at = ?, \
+                 decision_note = ? WHERE case_id = ? AND state = 'filed' RETURNING from_state",
+            )
+            .bind(&request.requested_by)
+            .bind(ms(now))
+            .bind(format!("bulk void {id}: {}", request.reason))
+            .bind(case_id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+            insert_audit(
+                &mut tx,
+                &appeals::audit(
+                    case_id,
+                    CASE_VOIDED,
+                    Some(state),
+                    Some(CaseState::Voided),
+                    &request.requested_by,
+                    &detail,
+                    now,
+                ),
+            )
+            .await?;
+            let paid_state = match paused {
+                Some(raw) => decode::state(&raw)?,
+                None => state,
+            };
+            if MONEY_TAKEN.contains(&paid_state) {
+                let why = format!("bulk void {id}: {}", request.reason);
+                if request_refund(&mut tx, case_id, "voided", &why, &request.requested_by)
+                    .await?
+                    .is_some()
+                {
+                    refunds += 1;
+                }
+            }
+            voided.push(case_id);
+        }
+        sqlx::query("UPDATE bulk_voids SET voided = ?, refunds = ? WHERE id = ?")
+            .bind(voided.len() as i64)
+            .bind(i64::from(refunds))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(BulkVoidResult {
+            id,
+            voided,
+            refund_requests: refunds,
+        })
+    }
+
+    async fn refund_requests(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<RefundRequestRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, case_id, resolution_number, cause, detail, requested_at, requested_by, \
+             state FROM refund_requests WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RefundRequestRecord {
+                    id: row.try_get("id")?,
+                    case_id: CaseId(row.try_get("case_id")?),
+                    resolution_number: row.try_get("resolution_number")?,
+                    cause: row.try_get("cause")?,
+                    detail: row.try_get("detail")?,
+                    requested_at: decode::millis(row.try_get("requested_at")?)?,
+                    requested_by: row.try_get("requested_by")?,
+                    state: row.try_get("state")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,754 @@
+//! The delivery outbox on SQLite: claims under a lease (one writer at a time, so a
+//! claim's single `UPDATE ... RETURNING` never races another), attempts, proofs and
+//! print batches, each written with its attempt and audit rows in one `BEGIN
+//! IMMEDIATE` transaction. Instants are unix milliseconds by the process's clock.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kozomol_core::{CaseId, DeliveryChannel, DeliveryState};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use crate::audit::now_millis;
+use crate::delivery::{self, AttemptRow, DeliveryColumns, JobColumns};
+use crate::recognition::delay_millis;
+use crate::sqlite::{location_from_row, ms, SqliteStore};
+use crate::sqlite_recognition::{insert_audit, insert_evidence};
+use crate::{
+    decode, AttemptOutcome, AttemptRecord, AttemptResult, CompleteResult, ContactAdded,
+    ContactRecord, DeliveryId, DeliveryJob, DeliveryOutbox, DeliveryRecord, DeliveryRecorded,
+    DeliveryTarget, NewContact, NewPrintBatch, PrintBatchId, PrintBatchRecord, PrintBatchWrite,
+    ProvenDelivery, StoreError,
+};
+
+/// What a claim returns. A macro because `query()` takes only `&'static str`.
+macro_rules! job_columns {
+    () => {
+        " RETURNING id, resolution_number, case_id, channel, address, attempts, external_id, \
+         sent_at, lease_until, last_error"
+    };
+}
+
+/// An outbox row's columns. A macro because `query()` takes only `&'static str`.
+macro_rules! delivery_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT id, resolution_number, case_id, channel, address, state, attempts, \
+             next_attempt_at, last_error, external_id, batch_id, batch_page, created_at, \
+             sent_at, delivered_at, proof FROM deliveries ",
+            $where
+        )
+    };
+}
+
+fn job_from_row(row: &SqliteRow) -> Result<DeliveryJob, StoreError> {
+    JobColumns {
+        id: row.try_get("id")?,
+        resolution_number: row.try_get("resolution_number")?,
+        case_id: row.try_get("case_id")?,
+        channel: row.try_get("channel")?,
+        address: row.try_get("address")?,
+        attempts: row.try_get("attempts")?,
+        external_id: row.try_get("external_id")?,
+        sent_at: decode::opt_millis(row.try_get("sent_at")?)?,
+        leased_until: decode::millis(row.try_get("lease_until")?)?,
+        last_error: row.try_get("last_error")?,
+    }
+    .job()
+}
+
+fn delivery_from_row(row: &SqliteRow) -> Result<DeliveryRecord, StoreError> {
+    DeliveryColumns {
+        id: row.try_get("id")?,
+        resolution_number: row.try_get("resolution_number")?,
+        case_id: row.try_get("case_id")?,
+        channel: row.try_get("channel")?,
+        address: row.try_get("address")?,
+        state: row.try_get("state")?,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: decode::opt_millis(row.try_get("next_attempt_at")?)?,
+        last_error: row.try_get("last_error")?,
+        external_id: row.try_get("external_id")?,
+        batch_id: row.try_get("batch_id")?,
+        batch_page: row.try_get("batch_page")?,
+        created_at: decode::millis(row.try_get("created_at")?)?,
+        sent_at: decode::opt_millis(row.try_get("sent_at")?)?,
+        delivered_at: decode::opt_millis(row.try_get("delivered_at")?)?,
+        proof: delivery::json_text(row.try_get("proof")?)?,
+    }
+    .record()
+}
+
+/// Plans a just-recorded resolution's deliveries: a letter to the owner's address
+/// when the lookup has one, and a message to each contact the owner left. Runs inside
+/// `record_resolution`'s transaction.
+pub(crate) async fn plan_deliveries(
+    tx: &mut SqliteConnection,
+    number: &str,
+    case_id: CaseId,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO deliveries (resolution_number, case_id, channel, address, state, \
+         next_attempt_at, created_at) \
+         SELECT ?, case_id, 'post', trim(owner_address), 'queued', ?, ? FROM owner_lookups \
+         WHERE case_id = ? AND owner_id IS NOT NULL AND trim(coalesce(owner_address, '')) <> ''",
+    )
+    .bind(number)
+    .bind(now)
+    .bind(now)
+    .bind(case_id.0)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO deliveries (resolution_number, case_id, channel, address, state, \
+         next_attempt_at, created_at) \
+         SELECT ?, l.case_id, c.channel, c.address, 'queued', ?, ? \
+         FROM owner_contacts c JOIN owner_lookups l ON l.owner_id = c.owner_id \
+         WHERE l.case_id = ? ORDER BY c.id",
+    )
+    .bind(number)
+    .bind(now)
+    .bind(now)
+    .bind(case_id.0)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_attempt(tx: &mut SqliteConnection, row: AttemptRow<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO delivery_attempts (delivery_id, attempt, actor, outcome, at, external_id, \
+         error, proof) SELECT id, attempts, ?, ?, ?, ?, ?, ? FROM deliveries WHERE id = ?",
+    )
+    .bind(row.actor)
+    .bind(row.outcome.as_str())
+    .bind(ms(row.at))
+    .bind(row.external_id)
+    .bind(row.error)
+    .bind(row.proof)
+    .bind(row.id.0)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl DeliveryOutbox for SqliteStore {
+    async fn add_contact(&self, contact: &NewContact) -> Result<ContactAdded, StoreError> {
+        let now = ms(now_millis());
+        let channel = contact.address.channel().as_str();
+        let address = contact.address.as_str();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let known: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM owner_contacts WHERE owner_id = ? AND channel = ? AND address = ?",
+        )
+        .bind(&contact.owner_id)
+        .bind(channel)
+        .bind(address)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(id) = known {
+            return Ok(ContactAdded::AlreadyKnown { id });
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO owner_contacts (owner_id, channel, address, added_at, added_by) \
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&contact.owner_id)
+        .bind(channel)
+        .bind(address)
+        .bind(now)
+        .bind(&contact.added_by)
+        .fetch_one(&mut *tx)
+        .await?;
+        // Resolutions already out but not yet proven delivered get the new contact too:
+        // a citizen who leaves a number after the letter went still gets the text.
+        let planned = sqlx::query(
+            "INSERT INTO deliveries (resolution_number, case_id, channel, address, state, \
+             next_attempt_at, created_at) \
+             SELECT r.number, r.case_id, ?, ?, 'queued', ?, ? FROM resolutions r \
+             JOIN owner_lookups l ON l.case_id = r.case_id \
+             JOIN cases k ON k.id = r.case_id \
+             WHERE l.owner_id = ? AND r.delivered_at IS NULL AND k.state = 'issued' \
+             ON CONFLICT (resolution_number, channel, address) DO NOTHING",
+        )
+        .bind(channel)
+        .bind(address)
+        .bind(now)
+        .bind(now)
+        .bind(&contact.owner_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(ContactAdded::Added {
+            id,
+            planned: u32::try_from(planned).unwrap_or(u32::MAX),
+        })
+    }
+
+    async fn contacts(&self, owner_id: &str) -> Result<Vec<ContactRecord>, StoreError> {
+        sqlx::query(
+            "SELECT id, owner_id, channel, address, added_at, added_by FROM owner_contacts \
+             WHERE owner_id = ? ORDER BY id",
+        )
+        .bind(owner_id)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ContactRecord {
+                id: row.try_get("id")?,
+                owner_id: row.try_get("owner_id")?,
+                channel: delivery::channel(row.try_get("channel")?)?,
+                address: row.try_get("address")?,
+                added_at: decode::millis(row.try_get("added_at")?)?,
+                added_by: row.try_get("added_by")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn claim_deliveries(
+        &self,
+        channel: DeliveryChannel,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<DeliveryJob>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let until = now.saturating_add(delay_millis(lease));
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut jobs = sqlx::query(concat!(
+            "UPDATE deliveries SET state = 'sending', worker = ?, lease_until = ?, \
+             attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM deliveries WHERE channel = ? \
+             AND state IN ('queued', 'sending') AND next_attempt_at <= ? \
+             AND (lease_until IS NULL OR lease_until <= ?) \
+             ORDER BY next_attempt_at, id LIMIT ?)",
+            job_columns!()
+        ))
+        .bind(worker)
+        .bind(until)
+        .bind(channel.as_str())
+        .bind(now)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(job_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await?;
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
+    }
+
+    async fn claim_unconfirmed(
+        &self,
+        channel: DeliveryChannel,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<DeliveryJob>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let until = now.saturating_add(delay_millis(lease));
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut jobs = sqlx::query(concat!(
+            "UPDATE deliveries SET worker = ?, lease_until = ? \
+             WHERE id IN (SELECT id FROM deliveries WHERE channel = ? AND state = 'sent' \
+             AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) \
+             ORDER BY next_attempt_at, id LIMIT ?)",
+            job_columns!()
+        ))
+        .bind(worker)
+        .bind(until)
+        .bind(channel.as_str())
+        .bind(now)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(job_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await?;
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
+    }
+
+    async fn record_attempt(
+        &self,
+        worker: &str,
+        id: DeliveryId,
+        outcome: &AttemptOutcome,
+        max_attempts: u32,
+    ) -> Result<AttemptResult, StoreError> {
+        let at = now_millis();
+        let now = ms(at);
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let Some(row) = sqlx::query(
+            "SELECT state, attempts FROM deliveries WHERE id = ? AND worker = ? \
+             AND state IN ('sending', 'sent')",
+        )
+        .bind(id.0)
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(AttemptResult::LeaseLost);
+        };
+        let state = delivery::state(row.try_get("state")?)?;
+        let attempts = delivery::count(row.try_get("attempts")?, "delivery attempts")?;
+        let actor = crate::stages::actor(worker);
+        let result = match outcome {
+            AttemptOutcome::Sent {
+                external_id,
+                check_after,
+                ..
+            } => {
+                if state != DeliveryState::Sending {
+                    return Err(StoreError::Invalid(format!(
+                        "delivery {id} was sent already"
+                    )));
+                }
+                let proof = delivery::sent_proof_json(outcome);
+                sqlx::query(
+                    "UPDATE deliveries SET state = 'sent', external_id = ?, sent_at = ?, \
+                     proof = ?, last_error = NULL, worker = NULL, lease_until = NULL, \
+                     next_attempt_at = ? WHERE id = ?",
+                )
+                .bind(external_id.as_deref())
+                .bind(now)
+                .bind(proof.as_deref())
+                .bind(check_after.map(|d| now.saturating_add(delay_millis(d))))
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+                insert_attempt(
+                    &mut tx,
+                    AttemptRow {
+                        id,
+                        actor: &actor,
+                        outcome: crate::AttemptKind::Sent,
+                        at,
+                        external_id: external_id.as_deref(),
+                        error: None,
+                        proof: proof.as_deref(),
+                    },
+                )
+                .await?;
+                AttemptResult::Sent
+            }
+            AttemptOutcome::Failed { error, retry_after } => {
+                let error = delivery::bounded(error);
+                let retry = retry_after.filter(|_| attempts < max_attempts);
+                sqlx::query(
+                    "UPDATE deliveries SET state = ?, last_error = ?, worker = NULL, \
+                     lease_until = NULL, next_attempt_at = ? WHERE id = ?",
+                )
+                .bind(if retry.is_some() { "queued" } else { "failed" })
+                .bind(&error)
+                .bind(retry.map(|d| now.saturating_add(delay_millis(d))))
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+                insert_attempt(
+                    &mut tx,
+                    AttemptRow {
+                        id,
+                        actor: &actor,
+                        outcome: crate::AttemptKind::Failed,
+                        at,
+                        external_id: None,
+                        error: Some(&error),
+                        proof: None,
+                    },
+                )
+                .await?;
+                match retry {
+                    Some(_) => AttemptResult::WillRetry { attempts },
+                    None => AttemptResult::GaveUp { attempts },
+                }
+            }
+            AttemptOutcome::Deferred { error, retry_after } => {
+                let error = delivery::bounded(error);
+                // Written before the count goes back, so the row names the claim it ended.
+                insert_attempt(
+                    &mut tx,
+                    AttemptRow {
+                        id,
+                        actor: &actor,
+                        outcome: crate::AttemptKind::Failed,
+                        at,
+                        external_id: None,
+                        error: Some(&error),
+                        proof: None,
+                    },
+                )
+                .await?;
+                sqlx::query(
+                    "UPDATE deliveries SET state = 'queued', last_error = ?, worker = NULL, \
+                     lease_until = NULL, next_attempt_at = ?, attempts = max(attempts - 1, 0) \
+                     WHERE id = ?",
+                )
+                .bind(&error)
+                .bind(now.saturating_add(delay_millis(*retry_after)))
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+                AttemptResult::Deferred {
+                    attempts: attempts.saturating_sub(1),
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    async fn check_later(
+        &self,
+        worker: &str,
+        id: DeliveryId,
+        next_check: Option<Duration>,
+        note: &str,
+    ) -> Result<CompleteResult, StoreError> {
+        let at = now_millis();
+        let now = ms(at);
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let moved = sqlx::query(
+            "UPDATE deliveries SET next_attempt_at = ?, worker = NULL, lease_until = NULL \
+             WHERE id = ? AND state = 'sent' AND worker = ?",
+        )
+        .bind(next_check.map(|d| now.saturating_add(delay_millis(d))))
+        .bind(id.0)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Ok(CompleteResult::LeaseLost);
+        }
+        if next_check.is_none() {
+            let note = delivery::bounded(note);
+            insert_attempt(
+                &mut tx,
+                AttemptRow {
+                    id,
+                    actor: &crate::stages::actor(worker),
+                    outcome: crate::AttemptKind::Unconfirmed,
+                    at,
+                    external_id: None,
+                    error: Some(&note),
+                    proof: None,
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(CompleteResult::Completed)
+    }
+
+    async fn record_delivery(
+        &self,
+        proof: &ProvenDelivery,
+    ) -> Result<DeliveryRecorded, StoreError> {
+        let now = now_millis();
+        let number = proof.resolution_number.as_str();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let Some(resolution) = sqlx::query(
+            "SELECT case_id, issued_at, delivered_at FROM resolutions WHERE number = ?",
+        )
+        .bind(number)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Err(StoreError::NotFound {
+                what: format!("resolution {number}"),
+            });
+        };
+        let case_id = CaseId(resolution.try_get("case_id")?);
+        let issued_at = decode::millis(resolution.try_get("issued_at")?)?;
+        let resolution_delivered = decode::opt_millis(resolution.try_get("delivered_at")?)?;
+        delivery::check_delivered_at(number, issued_at, proof.delivered_at, now)?;
+
+        let (id, channel, state, external_id) = match &proof.target {
+            DeliveryTarget::Outbox(id) => {
+                let Some(row) = sqlx::query(
+                    "SELECT resolution_number, channel, state, external_id FROM deliveries \
+                     WHERE id = ?",
+                )
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?
+                else {
+                    return Err(StoreError::NotFound {
+                        what: format!("delivery {id}"),
+                    });
+                };
+                let row_number: String = row.try_get("resolution_number")?;
+                delivery::check_target_row(*id, number, &row_number)?;
+                (
+                    *id,
+                    delivery::channel(row.try_get("channel")?)?,
+                    delivery::state(row.try_get("state")?)?,
+                    row.try_get::<Option<String>, _>("external_id")?,
+                )
+            }
+            DeliveryTarget::Reported { channel, source } => {
+                delivery::check_reported(*channel, source)?;
+                // Kept as a row of its own in `sent` (waiting for its proof), so it is
+                // recorded below exactly as an outbox delivery is.
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO deliveries (resolution_number, case_id, channel, address, \
+                     state, created_at) VALUES (?, ?, ?, ?, 'sent', ?) \
+                     ON CONFLICT (resolution_number, channel, address) \
+                     DO UPDATE SET address = excluded.address RETURNING id",
+                )
+                .bind(number)
+                .bind(case_id.0)
+                .bind(channel.as_str())
+                .bind(source.trim())
+                .bind(ms(now))
+                .fetch_one(&mut *tx)
+                .await?;
+                let state: String = sqlx::query_scalar("SELECT state FROM deliveries WHERE id = ?")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                (DeliveryId(id), *channel, delivery::state(&state)?, None)
+            }
+        };
+        if state == DeliveryState::Delivered {
+            return Ok(DeliveryRecorded::AlreadyRecorded { delivery_id: id });
+        }
+        let proof_json = proof.proof.to_string();
+        sqlx::query(
+            "UPDATE deliveries SET state = 'delivered', delivered_at = ?, proof = ?, \
+             worker = NULL, lease_until = NULL, next_attempt_at = NULL, last_error = NULL \
+             WHERE id = ?",
+        )
+        .bind(ms(proof.delivered_at))
+        .bind(&proof_json)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        insert_attempt(
+            &mut tx,
+            AttemptRow {
+                id,
+                actor: &proof.reported_by,
+                outcome: crate::AttemptKind::Delivered,
+                at: now,
+                external_id: external_id.as_deref(),
+                error: None,
+                proof: Some(&proof_json),
+            },
+        )
+        .await?;
+        let (recorded, moved) = match resolution_delivered {
+            Some(at) => (
+                DeliveryRecorded::Additional {
+                    delivery_id: id,
+                    resolution_delivered_at: at,
+                },
+                false,
+            ),
+            None => {
+                sqlx::query(
+                    "UPDATE resolutions SET delivered_at = ?, delivered_via = ? \
+                     WHERE number = ? AND delivered_at IS NULL",
+                )
+                .bind(ms(proof.delivered_at))
+                .bind(channel.as_str())
+                .bind(number)
+                .execute(&mut *tx)
+                .await?;
+                let moved = sqlx::query(
+                    "UPDATE cases SET state = 'delivered' WHERE id = ? AND state = 'issued'",
+                )
+                .bind(case_id.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                (
+                    DeliveryRecorded::First {
+                        delivery_id: id,
+                        delivered_at: proof.delivered_at,
+                    },
+                    moved > 0,
+                )
+            }
+        };
+        let first = matches!(recorded, DeliveryRecorded::First { .. });
+        let detail = delivery::delivered_detail(proof, id, channel, first);
+        insert_audit(
+            &mut tx,
+            &delivery::delivered_audit(case_id, moved, &proof.reported_by, &detail, now),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    async fn record_print_batch(
+        &self,
+        worker: &str,
+        batch: &NewPrintBatch,
+    ) -> Result<PrintBatchWrite, StoreError> {
+        delivery::check_batch(batch)?;
+        let at = now_millis();
+        let now = ms(at);
+        let ids: Vec<i64> = batch.letters.iter().map(|(id, _)| id.0).collect();
+        let ids_json = serde_json::Value::from(ids.clone()).to_string();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM deliveries WHERE id IN (SELECT value FROM json_each(?)) \
+             AND channel = 'post' AND state = 'sending' AND worker = ?",
+        )
+        .bind(&ids_json)
+        .bind(worker)
+        .fetch_one(&mut *tx)
+        .await?;
+        if usize::try_from(held).ok() != Some(ids.len()) {
+            return Ok(PrintBatchWrite::LeaseLost);
+        }
+        insert_evidence(&mut tx, &batch.pdf).await?;
+        let batch_id = PrintBatchId(
+            sqlx::query_scalar(
+                "INSERT INTO print_batches (created_at, created_by, pdf_sha256, pages) \
+                 VALUES (?, ?, ?, ?) RETURNING id",
+            )
+            .bind(now)
+            .bind(worker)
+            .bind(&batch.pdf.sha256[..])
+            .bind(i64::from(batch.pages))
+            .fetch_one(&mut *tx)
+            .await?,
+        );
+        let actor = crate::stages::actor(worker);
+        for (id, page) in &batch.letters {
+            let proof = delivery::batch_proof(batch_id, batch, *page);
+            let letter = delivery::letter_id(batch_id, *page);
+            sqlx::query(
+                "UPDATE deliveries SET state = 'sent', batch_id = ?, batch_page = ?, \
+                 external_id = ?, sent_at = ?, proof = ?, last_error = NULL, worker = NULL, \
+                 lease_until = NULL, next_attempt_at = NULL WHERE id = ?",
+            )
+            .bind(batch_id.0)
+            .bind(i64::from(*page))
+            .bind(&letter)
+            .bind(now)
+            .bind(&proof)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+            insert_attempt(
+                &mut tx,
+                AttemptRow {
+                    id: *id,
+                    actor: &actor,
+                    outcome: crate::AttemptKind::Sent,
+                    at,
+                    external_id: Some(&letter),
+                    error: None,
+                    proof: Some(&proof),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(PrintBatchWrite::Recorded(batch_id))
+    }
+
+    async fn deliveries(&self, resolution_number: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
+        sqlx::query(delivery_select!("WHERE resolution_number = ? ORDER BY id"))
+            .bind(resolution_number)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(delivery_from_row)
+            .collect()
+    }
+
+    async fn delivery(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
+        sqlx::query(delivery_select!("WHERE id = ?"))
+            .bind(id.0)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(delivery_from_row)
+            .transpose()
+    }
+
+    async fn delivery_attempts(&self, id: DeliveryId) -> Result<Vec<AttemptRecord>, StoreError> {
+        sqlx::query(
+            "SELECT id, delivery_id, attempt, actor, outcome, at, external_id, error, proof \
+             FROM delivery_attempts WHERE delivery_id = ? ORDER BY id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(AttemptRecord {
+                id: row.try_get("id")?,
+                delivery_id: DeliveryId(row.try_get("delivery_id")?),
+                attempt: delivery::count(row.try_get("attempt")?, "attempt")?,
+                actor: row.try_get("actor")?,
+                outcome: delivery::kind(row.try_get("outcome")?)?,
+                at: decode::millis(row.try_get("at")?)?,
+                external_id: row.try_get("external_id")?,
+                error: row.try_get("error")?,
+                proof: delivery::json_text(row.try_get("proof")?)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn print_batch(&self, id: PrintBatchId) -> Result<Option<PrintBatchRecord>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT p.id, p.created_at, p.created_by, p.pdf_sha256, p.pages, b.segment, \
+             b.byte_offset, b.byte_len FROM print_batches p \
+             JOIN evidence_blobs b ON b.sha256 = p.pdf_sha256 WHERE p.id = ?",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.reader)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let letters = sqlx::query(
+            "SELECT id, batch_page FROM deliveries WHERE batch_id = ? ORDER BY batch_page, id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                DeliveryId(r.try_get("id")?),
+                delivery::count(r.try_get("batch_page")?, "batch page")?,
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let sha: Vec<u8> = row.try_get("pdf_sha256")?;
+        Ok(Some(PrintBatchRecord {
+            id: PrintBatchId(row.try_get("id")?),
+            created_at: decode::millis(row.try_get("created_at")?)?,
+            created_by: row.try_get("created_by")?,
+            pdf_sha256: decode::hash32(&sha, "print batch pdf hash")?,
+            pdf_location: location_from_row(&row)?,
+            pages: delivery::count(row.try_get("pages")?, "pages")?,
+            letters,
+        }))
+    }
+}
