@@ -9,8 +9,9 @@
 //!    exempt is a decision of the state, not of this program. An exempt case is `exempt`.
 //! 2. **Duplicate** ([`duplicate_of`]): several cameras catching one act make one fine,
 //!    not several. The same plate, violation kind and site within
-//!    [`ChecksConfig::duplicate_window_s`] is one act; the later-checked case is
-//!    `duplicate`.
+//!    [`ChecksConfig::duplicate_window_s`] is one act; the case that is fined is the
+//!    earliest one approved (or one already past the checks), the others are
+//!    `duplicate`, whatever order they are checked in.
 //! 3. **Cloned plate** ([`clone_conflicts`]): one plate at two sites faster than a car
 //!    can travel means one of the two carries a copied plate, and fining the plate's
 //!    owner for the copy's act would be wrong. It is a review, not a fine: the case goes
@@ -44,6 +45,8 @@ pub enum ChecksError {
     },
     #[error("max_plausible_kmh must be positive")]
     ZeroMaxSpeed,
+    #[error("{what} `{name}` is not known")]
+    UnknownName { what: &'static str, name: String },
 }
 
 /// The checks' settings; every field has a default, so an empty table is valid.
@@ -326,15 +329,22 @@ fn stands(state: CaseState) -> bool {
 
 /// The case `case` duplicates: among `others` of the same plate, kind and site captured
 /// at most `duplicate_window_s` before **or after** it (cameras deliver out of order),
-/// the earliest (by capture time, then case id) that stands: approved or later, and not
-/// rejected, duplicate or voided. The later-checked case of one act is the duplicate,
-/// so checks of one plate must run one at a time.
+/// the earliest (by capture time, then case id) that stands — approved or later, and
+/// not rejected, duplicate or voided — and that is either **earlier** than `case` in
+/// (capture time, case id) order or already past the checks (a standing state other
+/// than `approved`).
+///
+/// A case still `approved` and later than `case` is not deferred to: it is waiting for
+/// its own checks, which will make it the duplicate of `case`. So two cases of one act
+/// checked at the same time by two workers cannot both defer to each other, nor both
+/// proceed: the earlier one proceeds, the later one is the duplicate.
 pub fn duplicate_of<'a>(
     config: &ChecksConfig,
     case: &CaseFacts,
     others: &'a [CaseFacts],
 ) -> Option<&'a CaseFacts> {
     let window = TimeDelta::seconds(i64::from(config.duplicate_window_s));
+    let order = |c: &CaseFacts| (c.captured_at, c.case_id);
     others
         .iter()
         .filter(|o| {
@@ -343,9 +353,10 @@ pub fn duplicate_of<'a>(
                 && o.site_id == case.site_id
                 && same_plate(&o.plate, &case.plate)
                 && stands(o.state)
+                && (o.state != CaseState::Approved || order(o) < order(case))
                 && (o.captured_at - case.captured_at).abs() <= window
         })
-        .min_by_key(|o| (o.captured_at, o.case_id))
+        .min_by_key(|o| order(o))
 }
 
 /// A sighting of the same plate that the car could not have reached in time.

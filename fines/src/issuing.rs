@@ -170,21 +170,7 @@ async fn prepare(
         Some(plate) => plate,
         None => return Ok(Prepared::SetAside("no plate was decided".into())),
     };
-    let offence = Offence {
-        jurisdiction: stage.jurisdiction,
-        kind: case.kind,
-        speed: match (event.measurement.speed_kmh, event.measurement.limit_kmh) {
-            (Some(measured_kmh), Some(limit_kmh)) => Some(Speed {
-                measured_kmh,
-                limit_kmh,
-            }),
-            _ => None,
-        },
-        date: stage.jurisdiction.local_date(case.captured_at),
-        delivered: None,
-        // Counting earlier penalties per offender comes with the offender register.
-        repeat: false,
-    };
+    let offence = offence_of(stage.jurisdiction, &case, &event, None);
     let priced = match quote(&issuer.catalogue, &issuer.calendars, &offence) {
         Ok(Pricing::Fine(q)) => q,
         Ok(Pricing::NoFine(none)) => return Ok(Prepared::SetAside(none.reason)),
@@ -423,6 +409,30 @@ async fn confirming_officer(
             None => stage.duty_officer.clone(),
         },
     )
+}
+
+/// The offence a case records, for the catalogue; `delivered` dates the clocks.
+pub(crate) fn offence_of(
+    jurisdiction: Jurisdiction,
+    case: &CaseRecord,
+    event: &ViolationEvent,
+    delivered: Option<chrono::NaiveDate>,
+) -> Offence {
+    Offence {
+        jurisdiction,
+        kind: case.kind,
+        speed: match (event.measurement.speed_kmh, event.measurement.limit_kmh) {
+            (Some(measured_kmh), Some(limit_kmh)) => Some(Speed {
+                measured_kmh,
+                limit_kmh,
+            }),
+            _ => None,
+        },
+        date: jurisdiction.local_date(case.captured_at),
+        delivered,
+        // Counting earlier penalties per offender comes with the offender register.
+        repeat: false,
+    }
 }
 
 fn measurement_text(event: &ViolationEvent) -> String {

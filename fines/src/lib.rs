@@ -4,17 +4,23 @@
 //! and deadline rules, as data with effective dates), the public-holiday calendars the
 //! deadlines count in, the pure functions that price a case and date its deadlines,
 //! the resolution document (its PDF and signature), where a review decision sends a
-//! case, and the stages after review: auto-approval, owner lookup over Tunduk, issuing,
-//! and the worker that runs them.
+//! case, and the stages after review: auto-approval, the checks before issuing and the
+//! owner lookup over Tunduk, issuing, delivery, dating a delivered case's clocks and
+//! moving them on (the deadlines scheduler), the rules around appeals, and the worker
+//! that runs the stages.
 
+pub mod appeals;
 pub mod approval;
 pub mod calendar;
 pub mod catalogue;
 pub mod checks;
+pub mod clocks;
 pub mod deadlines;
+pub mod delivery;
 mod error;
 pub mod issuing;
 pub mod lookup;
+pub mod pre_issue;
 pub mod quote;
 pub mod resolution;
 pub mod review;

@@ -1,17 +1,23 @@
-//! The owner-lookup stage: approved cases are claimed under a lease, the plate the
-//! review decided is looked up in the vehicle registry over Tunduk, and each case moves
-//! to `owner_found` or, with the reason, to `owner_unknown` — the work queue where an
-//! officer deals with no data, several owners, foreign plates and bus failures.
+//! The owner-lookup stage: approved cases are claimed under a lease, the checks before
+//! issuing run on each ([`crate::pre_issue`]: an exempt vehicle, a duplicate of an act
+//! already on its way or a possible cloned plate is set aside and the bus is not
+//! asked), the plate the review decided is looked up in the vehicle registry over
+//! Tunduk, and each case moves to `owner_found` or, with the reason, to `owner_unknown`
+//! — the work queue where an officer deals with no data, several owners, foreign
+//! plates and bus failures.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kozomol_core::{CaseId, CaseState, OwnerKind, OwnerOfRecord, OwnerOutcome};
+use kozomol_core::{CaseId, CaseState, Jurisdiction, OwnerKind, OwnerOfRecord, OwnerOutcome};
 use kozomol_store::{CompleteResult, OwnerLookupRecord, Store, StoreError};
 use kozomol_tunduk::{
     ExchangeContext, Owner, OwnerLookup, OwnerRecord, PlateOrigin, TundukError, VehicleRegistry,
 };
 use tracing::{info, warn};
+
+use crate::checks::ChecksConfig;
+use crate::pre_issue::{check_case, CheckLists, CheckRun, Checked};
 
 /// How the stage runs.
 #[derive(Clone, Debug)]
@@ -21,6 +27,10 @@ pub struct LookupStage {
     pub batch: u32,
     /// Longer than a batch of lookups takes with every retry.
     pub lease: Duration,
+    /// The checks before issuing, run on every case before its owner is looked up.
+    pub checks: ChecksConfig,
+    /// Whose calendar date an exemption's validity dates are read in.
+    pub jurisdiction: Jurisdiction,
 }
 
 impl LookupStage {
@@ -29,12 +39,15 @@ impl LookupStage {
             worker: worker.into(),
             batch: 16,
             lease: Duration::from_secs(300),
+            checks: ChecksConfig::default(),
+            jurisdiction: Jurisdiction::Kg,
         }
     }
 }
 
-/// Claims one batch of approved cases and looks each one up; returns where each went
-/// (`None`: another worker took the case over meanwhile).
+/// Claims one batch of approved cases, checks each one and looks up the owner of those
+/// the checks let through; returns where each went (`None`: another worker took the
+/// case over meanwhile).
 pub async fn run_lookups(
     stage: &LookupStage,
     store: &dyn Store,
@@ -43,12 +56,37 @@ pub async fn run_lookups(
     let claimed = store
         .claim_stage(CaseState::Approved, &stage.worker, stage.batch, stage.lease)
         .await?;
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lists = CheckLists::load(store).await?;
+    let run = CheckRun {
+        worker: &stage.worker,
+        config: &stage.checks,
+        jurisdiction: stage.jurisdiction,
+        lists: &lists,
+    };
     let mut moved = Vec::with_capacity(claimed.len());
     for case_id in claimed {
+        let record = store.case(case_id).await?;
         let plate = match store.decided_plate(case_id).await? {
             Some(plate) => Some(plate),
-            None => store.case(case_id).await?.and_then(|c| c.plate),
+            None => record.as_ref().and_then(|c| c.plate.clone()),
         };
+        // A case without a plate has nothing to check: its lookup records why.
+        if let (Some(record), Some(plate)) = (&record, &plate) {
+            match check_case(&run, store, record, plate).await? {
+                Checked::Proceed(_) => {}
+                Checked::SetAside(outcome) => {
+                    moved.push((case_id, outcome.to));
+                    continue;
+                }
+                Checked::LeaseLost => {
+                    moved.push((case_id, None));
+                    continue;
+                }
+            }
+        }
         let answer = match &plate {
             Some(plate) => Some(
                 registry

@@ -1,7 +1,8 @@
-//! The fines worker: the stages after recognition run side by side in one process,
-//! each claiming its own batches under leases, so several workers (processes or
-//! machines) share the queues without doing a case twice. A stage that finds nothing
-//! to do waits `idle_poll` before it looks again.
+//! The fines worker: the stages after recognition (approval, owner lookup, issuing,
+//! dating delivered cases' clocks, the deadlines scheduler) run side by side in one
+//! process, each claiming its own batches under leases, so several workers (processes
+//! or machines) share the queues without doing a case twice. A stage that finds
+//! nothing to do waits `idle_poll` before it looks again.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,7 +13,10 @@ use kozomol_tunduk::VehicleRegistry;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use chrono::Utc;
+
 use crate::approval::{run_approvals, ApprovalStage};
+use crate::clocks::{run_dating, run_deadlines, DatingStage};
 use crate::issuing::{run_issuing, Issuer, IssuingError, IssuingStage};
 use crate::lookup::{run_lookups, LookupStage};
 
@@ -22,9 +26,22 @@ pub struct FinesWorker {
     pub approval: Option<ApprovalStage>,
     pub lookup: Option<(LookupStage, Arc<VehicleRegistry>)>,
     pub issuing: Option<(IssuingStage, Arc<Issuer>)>,
+    /// Dates delivered cases' clocks with the issuer's catalogue and calendars.
+    pub dating: Option<(DatingStage, Arc<Issuer>)>,
+    /// Moves cases whose deadlines passed; its audit rows name `actor`.
+    pub deadlines: Option<DeadlineSchedule>,
     pub idle_poll: Duration,
     /// The pause after a stage's pass failed (the database is down, say).
     pub error_backoff: Duration,
+}
+
+/// How the deadlines scheduler runs. Deadlines are days, so a pass a minute is ample;
+/// every scheduler may run it, the store's compare-and-set keeps moves single.
+#[derive(Clone, Debug)]
+pub struct DeadlineSchedule {
+    pub actor: String,
+    pub every: Duration,
+    pub batch: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +93,31 @@ pub async fn run(
                     .await
                     .map(|done| done.len())
                     .map_err(|e: IssuingError| e.to_string())
+            }
+        }));
+    }
+    if let Some((stage, issuer)) = worker.dating {
+        let (store, cancel) = (Arc::clone(&store), cancel.clone());
+        tasks.spawn(repeat("clock dating", idle, backoff, cancel, move || {
+            let (stage, store, issuer) = (stage.clone(), Arc::clone(&store), Arc::clone(&issuer));
+            async move {
+                run_dating(&stage, &issuer.catalogue, &issuer.calendars, store.as_ref())
+                    .await
+                    .map(|done| done.len())
+                    .map_err(|e| e.to_string())
+            }
+        }));
+    }
+    if let Some(schedule) = worker.deadlines {
+        let (store, cancel) = (Arc::clone(&store), cancel.clone());
+        let every = schedule.every;
+        tasks.spawn(repeat("deadlines", every, backoff, cancel, move || {
+            let (schedule, store) = (schedule.clone(), Arc::clone(&store));
+            async move {
+                run_deadlines(store.as_ref(), &schedule.actor, Utc::now(), schedule.batch)
+                    .await
+                    .map(|pass| pass.moved.len())
+                    .map_err(|e| e.to_string())
             }
         }));
     }

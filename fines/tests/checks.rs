@@ -300,6 +300,39 @@ fn duplicate_window_and_candidates() {
             ],
             Some(2),
         ),
+        (
+            "an approved case captured earlier",
+            vec![case(2, "S1", BISHKEK, -12_000, Approved)],
+            Some(2),
+        ),
+        (
+            "an approved case captured later is left to its own checks",
+            vec![case(2, "S1", BISHKEK, 12_000, Approved)],
+            None,
+        ),
+        (
+            "an approved case at the same instant with a higher id",
+            vec![case(2, "S1", BISHKEK, 0, Approved)],
+            None,
+        ),
+        (
+            "an approved case at the same instant with a lower id",
+            vec![case(0, "S1", BISHKEK, 0, Approved)],
+            Some(0),
+        ),
+        (
+            "a later case already past the checks",
+            vec![case(2, "S1", BISHKEK, 12_000, OwnerFound)],
+            Some(2),
+        ),
+        (
+            "the earliest of an earlier approved and a later issued one",
+            vec![
+                case(3, "S1", BISHKEK, 12_000, Issued),
+                case(2, "S1", BISHKEK, -12_000, Approved),
+            ],
+            Some(2),
+        ),
     ];
     for (what, others, want) in table {
         let got = duplicate_of(&config, &this, &others).map(|c| c.case_id);
@@ -318,16 +351,74 @@ fn duplicate_defers_only_to_a_case_that_stands() {
     let config = ChecksConfig::default();
     let this = case(1, "S1", BISHKEK, 0, Approved);
     for state in CaseState::ALL {
-        let others = [case(2, "S1", BISHKEK, -5_000, state)];
         let stands = !matches!(
             state,
             Received | Recognized | NeedsReview | SupervisorReview | Rejected | Duplicate | Voided
         );
+        let earlier = [case(2, "S1", BISHKEK, -5_000, state)];
         assert_eq!(
-            duplicate_of(&config, &this, &others).is_some(),
+            duplicate_of(&config, &this, &earlier).is_some(),
             stands,
-            "{state}"
+            "earlier, {state}"
         );
+        // A later case is deferred to only once it is past the checks.
+        let later = [case(2, "S1", BISHKEK, 5_000, state)];
+        assert_eq!(
+            duplicate_of(&config, &this, &later).is_some(),
+            stands && state != Approved,
+            "later, {state}"
+        );
+    }
+}
+
+#[test]
+fn two_cases_of_one_act_checked_at_once_agree() {
+    let config = ChecksConfig::default();
+    // (description, first case, second case): both approved, each checked while the
+    // other is still approved, as two workers would.
+    let table = [
+        (
+            "captured apart",
+            case(7, "S1", BISHKEK, 3_000, Approved),
+            case(8, "S1", BISHKEK, 0, Approved),
+        ),
+        (
+            "the same instant",
+            case(7, "S1", BISHKEK, 0, Approved),
+            case(8, "S1", BISHKEK, 0, Approved),
+        ),
+    ];
+    for (what, a, b) in table {
+        let a_of = duplicate_of(&config, &a, std::slice::from_ref(&b)).map(|c| c.case_id);
+        let b_of = duplicate_of(&config, &b, std::slice::from_ref(&a)).map(|c| c.case_id);
+        // Exactly one is the duplicate, of the other: the later in (capture, id) order.
+        let (first, second) = if (a.captured_at, a.case_id) < (b.captured_at, b.case_id) {
+            (&a, &b)
+        } else {
+            (&b, &a)
+        };
+        let (first_of, second_of) = if first.case_id == a.case_id {
+            (a_of, b_of)
+        } else {
+            (b_of, a_of)
+        };
+        assert_eq!(first_of, None, "{what}");
+        assert_eq!(second_of, Some(first.case_id), "{what}");
+        // Whichever finishes first, the other's check still agrees.
+        let moved_on = CaseFacts {
+            state: OwnerFound,
+            ..first.clone()
+        };
+        assert_eq!(
+            duplicate_of(&config, second, &[moved_on]).map(|c| c.case_id),
+            Some(first.case_id),
+            "{what}"
+        );
+        let set_aside = CaseFacts {
+            state: Duplicate,
+            ..second.clone()
+        };
+        assert_eq!(duplicate_of(&config, first, &[set_aside]), None, "{what}");
     }
 }
 

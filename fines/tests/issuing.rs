@@ -6,195 +6,22 @@
 use std::process::Command;
 use std::sync::Arc;
 
-use chrono::{TimeZone, Utc};
-use kozomol_core::{
-    CalibrationCertificate, CameraId, CaseId, CaseState, ClockSource, EventId, FrameRef, FrameRole,
-    Jurisdiction, Measurement, MeasuringDevice, ReviewDecision, ReviewTier, Site, ViolationEvent,
-    ViolationKind,
-};
+use chrono::Utc;
+use kozomol_core::{CaseState, Jurisdiction, Measurement, ViolationKind};
 use kozomol_fines::calendar::Calendars;
 use kozomol_fines::catalogue::Catalogue;
-use kozomol_fines::issuing::{run_issuing, Issued, Issuer, IssuingStage};
+use kozomol_fines::issuing::{run_issuing, Issued, Issuer};
 use kozomol_fines::lookup::{run_lookups, LookupStage};
 use kozomol_fines::resolution::{
-    verify, DetachedSignature, Ed25519Signer, Officer, SignatureAlgorithm, SignerIdentity, Verdict,
+    verify, DetachedSignature, Ed25519Signer, SignatureAlgorithm, SignerIdentity, Verdict,
     VerifyingKeys,
 };
-use kozomol_payments::MerchantAccount;
-use kozomol_store::{CaseWrite, EvidenceStore, NewCase, NewFrame, NewReview, ReviewWrite, Store};
 use kozomol_tunduk::standin::{RegistryEntry, StandIn, StandInConfig};
-use kozomol_tunduk::{RegistryConfig, VehicleRegistry, XRoadClient};
-use sha2::{Digest, Sha256};
-use support::{Backend, Db};
+use kozomol_tunduk::{RegistryConfig, VehicleRegistry};
+use support::issued::{approved, client, stage, world, PLATE};
+use support::Backend;
 
 mod support;
-
-const PLATE: &str = "01KG123ABC";
-
-fn client() -> XRoadClient {
-    XRoadClient::parse("central-server/GOV/70000099/kozomol").expect("client id")
-}
-
-fn jpeg(seed: u8, w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([
-            (x as u8).wrapping_add(seed),
-            (y as u8).wrapping_mul(3),
-            seed,
-        ])
-    });
-    let mut out = std::io::Cursor::new(Vec::new());
-    image::DynamicImage::ImageRgb8(img)
-        .write_to(&mut out, image::ImageFormat::Jpeg)
-        .expect("jpeg encodes");
-    out.into_inner()
-}
-
-fn site() -> Site {
-    Site {
-        id: "site-chuy-manas".into(),
-        lat_e6: 42_876_000,
-        lon_e6: 74_604_000,
-        address: "проспект Чуй / проспект Манаса, Бишкек".into(),
-        direction: "eastbound".into(),
-        lane: 2,
-    }
-}
-
-fn certificate() -> CalibrationCertificate {
-    CalibrationCertificate {
-        number: "KG-CSM-2026-0042".into(),
-        valid_from: "2026-01-15".parse().expect("date"),
-        valid_until: "2027-01-14".parse().expect("date"),
-    }
-}
-
-struct World {
-    _db: Db,
-    store: Arc<dyn Store>,
-    evidence: Arc<EvidenceStore>,
-}
-
-async fn world(backend: Backend) -> World {
-    // The document names the device and site from the signed event, not the register.
-    let db = Db::with_camera(backend).await;
-    let store = Arc::clone(&db.store);
-    let evidence =
-        Arc::new(EvidenceStore::open(&db.dir.path().join("evidence"), "t").expect("evidence"));
-    World {
-        _db: db,
-        store,
-        evidence,
-    }
-}
-
-/// An approved case with real frames, approved by `reviewer`.
-async fn approved(
-    w: &World,
-    kind: ViolationKind,
-    measurement: Measurement,
-    reviewer: &str,
-) -> CaseId {
-    let frames = [
-        (FrameRole::Overview, jpeg(1, 640, 360)),
-        (FrameRole::Plate, jpeg(2, 160, 48)),
-    ];
-    let bytes: Vec<&[u8]> = frames.iter().map(|(_, b)| b.as_slice()).collect();
-    let locations = w.evidence.append_batch(&bytes).expect("frames stored");
-    let captured_at = Utc
-        .with_ymd_and_hms(2026, 3, 10, 8, 30, 0)
-        .single()
-        .expect("instant");
-    let event = ViolationEvent {
-        event_id: EventId::new_v7(),
-        camera_id: CameraId::parse("cam-1").expect("id"),
-        captured_at_ms: captured_at.timestamp_millis(),
-        clock_source: ClockSource::Gnss,
-        clock_offset_ms: None,
-        site: site(),
-        kind,
-        measurement,
-        device: MeasuringDevice {
-            serial: "KRIS-P-12345".into(),
-            certificate: certificate(),
-        },
-        plate_read: None,
-        frames: frames
-            .iter()
-            .map(|(role, b)| FrameRef {
-                role: *role,
-                sha256: Sha256::digest(b).to_vec(),
-                len: b.len() as u32,
-            })
-            .collect(),
-    };
-    let case = NewCase {
-        event_id: event.event_id,
-        camera_id: event.camera_id.clone(),
-        captured_at,
-        kind,
-        fingerprint: Sha256::digest(event.event_id.0.as_bytes()).into(),
-        event: serde_json::to_value(&event).expect("event json"),
-        camera_plate: None,
-        enforceable: true,
-        enforceability_note: None,
-        frames: frames
-            .iter()
-            .zip(locations)
-            .map(|((role, b), location)| NewFrame {
-                role: *role,
-                sha256: Sha256::digest(b).into(),
-                location,
-            })
-            .collect(),
-    };
-    let id = match w
-        .store
-        .record_cases(&[case], "test")
-        .await
-        .expect("case")
-        .as_slice()
-    {
-        [CaseWrite::Created(id)] => *id,
-        other => panic!("{other:?}"),
-    };
-    let review = NewReview {
-        case_id: id,
-        tier: ReviewTier::Supervisor,
-        reviewer: reviewer.into(),
-        decision: ReviewDecision::CorrectPlate,
-        reason: None,
-        plate: Some(PLATE.into()),
-        note: None,
-        from_state: CaseState::Received,
-        to_state: CaseState::Approved,
-    };
-    assert_eq!(
-        w.store.record_review(&review).await.expect("review"),
-        ReviewWrite::Recorded
-    );
-    id
-}
-
-fn stage() -> IssuingStage {
-    IssuingStage {
-        worker: "issuer-1".into(),
-        batch: 8,
-        lease: std::time::Duration::from_secs(60),
-        jurisdiction: Jurisdiction::Kg,
-        issuer: "BSK".into(),
-        issuer_code: 1,
-        authority: "Управление патрульной милиции ГУВД г. Бишкек".into(),
-        appeal_rights: "Постановление может быть обжаловано в течение 10 дней со дня вручения."
-            .into(),
-        verification_base_url: "https://kozomol.example.kg".into(),
-        merchant: MerchantAccount::new("qr.kozomol.kg", "KOZOMOL").expect("merchant"),
-        duty_officer: Officer {
-            name: "Дежурный инспектор".into(),
-            badge: "0001".into(),
-        },
-    }
-}
 
 #[tokio::test]
 async fn an_approved_case_becomes_a_signed_resolution_on_sqlite() {

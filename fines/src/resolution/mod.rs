@@ -13,10 +13,10 @@ mod fonts;
 mod jpeg;
 mod layout;
 mod number;
-mod pdf;
+pub(crate) mod pdf;
 mod qr;
 pub mod signature;
-mod wording;
+pub(crate) mod wording;
 
 use std::fmt;
 

@@ -100,7 +100,13 @@ fn save_options() -> PdfSaveOptions {
 
 fn save(doc: &PdfDocument) -> Result<Vec<u8>, ResolutionError> {
     let mut warnings = Vec::new();
-    let mut lo = doc.to_lopdf_document(&save_options(), &mut warnings);
+    let lo = doc.to_lopdf_document(&save_options(), &mut warnings);
+    write_with_content_id(lo)
+}
+
+/// Compresses and writes `lo` with a trailer `/ID` derived from its content, so the
+/// same document always makes the same bytes (print batches use it too).
+pub(crate) fn write_with_content_id(mut lo: lopdf::Document) -> Result<Vec<u8>, ResolutionError> {
     // printpdf draws the trailer /ID at random. Write a zero placeholder, then put the
     // first 16 bytes of the file's SHA-256 in its place (same length, so the offsets
     // in the cross-reference table stay right). ISO 32000-1 14.4 asks for the same

@@ -4,6 +4,10 @@
 
 use std::sync::Arc;
 
+// Not every test binary that shares this module issues resolutions.
+#[allow(dead_code)]
+pub mod issued;
+
 use chrono::NaiveDate;
 use kozomol_core::{CalibrationCertificate, CameraId, Site};
 use kozomol_store::{CameraRegistration, Store};
@@ -22,6 +26,9 @@ pub struct Db {
     #[allow(dead_code)]
     pub dir: tempfile::TempDir,
     postgres: Option<(String, String)>,
+    /// The database's URL, for what no store method does yet.
+    #[allow(dead_code)]
+    pub url: String,
 }
 
 impl Db {
@@ -35,6 +42,7 @@ impl Db {
                     store,
                     dir,
                     postgres: None,
+                    url,
                 }
             }
             Backend::Postgres => {
@@ -61,6 +69,7 @@ impl Db {
                     store,
                     dir,
                     postgres: Some((admin_url, name)),
+                    url,
                 }
             }
         }
@@ -68,6 +77,31 @@ impl Db {
 }
 
 impl Db {
+    /// Puts a case in `state` directly: payments (which move cases to the paid states)
+    /// are not part of these stages.
+    #[allow(dead_code)]
+    pub async fn force_state(&self, case_id: kozomol_core::CaseId, state: kozomol_core::CaseState) {
+        if self.postgres.is_some() {
+            let pool = sqlx::PgPool::connect(&self.url).await.expect("connect");
+            sqlx::query("UPDATE cases SET state = $1 WHERE id = $2")
+                .bind(state.as_str())
+                .bind(case_id.0)
+                .execute(&pool)
+                .await
+                .expect("state set");
+            pool.close().await;
+        } else {
+            let pool = sqlx::SqlitePool::connect(&self.url).await.expect("connect");
+            sqlx::query("UPDATE cases SET state = ? WHERE id = ?")
+                .bind(state.as_str())
+                .bind(case_id.0)
+                .execute(&pool)
+                .await
+                .expect("state set");
+            pool.close().await;
+        }
+    }
+
     /// A database with camera `cam-1` registered, which every test case comes from.
     pub async fn with_camera(backend: Backend) -> Db {
         let db = Db::new(backend).await;

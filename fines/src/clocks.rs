@@ -1,0 +1,276 @@
+//! A delivered case's clocks, as two stages.
+//!
+//! Dating: a case whose delivery is proven (`delivered`, no clock yet) gets the dates
+//! the catalogue's rules give from its delivery day — discount, due, appeal window,
+//! enforcement, lapse — and a case whose appeal was rejected (`appeal_rejected`) gets
+//! them again from the decision day, with no discount (it was forgone by appealing),
+//! and goes back to where the appeal found it: `delivered`, `partially_paid`, or its
+//! paid state. Claimed under a lease, like the stages before.
+//!
+//! The deadlines scheduler: each pass takes the clocks whose wake-up day has come and
+//! applies the one move `deadlines::due_moves` gives (discount ended, overdue,
+//! enforcement, lapsed), each a compare-and-set on the case's state and the clock's
+//! wake-up, so several schedulers never move a case twice; a case with several moves
+//! due gets them one pass after another, in the order the rules give.
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use kozomol_core::{CaseId, CaseState, Jurisdiction, ViolationEvent};
+use kozomol_store::{
+    AppealState, CompleteResult, DeadlineWrite, DueClock, Store, StoreError, StoredClock,
+};
+use tracing::{info, warn};
+
+use crate::calendar::Calendars;
+use crate::catalogue::Catalogue;
+use crate::deadlines::{due_moves, next_wakeup, CaseClock};
+use crate::issuing::offence_of;
+use crate::quote::{quote, Pricing};
+
+/// How the dating stage runs; one jurisdiction's catalogue.
+#[derive(Clone, Debug)]
+pub struct DatingStage {
+    pub worker: String,
+    pub batch: u32,
+    pub lease: Duration,
+    pub jurisdiction: Jurisdiction,
+}
+
+/// What became of one case the dating stage claimed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dated {
+    /// Dated; the case is in this state now.
+    Clock(CaseState),
+    /// Handed to a supervisor with the reason (the catalogue cannot date it).
+    SetAside(String),
+    LeaseLost,
+}
+
+/// Claims one batch of cases whose clocks need dating and dates each.
+pub async fn run_dating(
+    stage: &DatingStage,
+    catalogue: &Catalogue,
+    calendars: &Calendars,
+    store: &dyn Store,
+) -> Result<Vec<(CaseId, Dated)>, StoreError> {
+    let claimed = store
+        .claim_undated(&stage.worker, stage.batch, stage.lease)
+        .await?;
+    let mut results = Vec::with_capacity(claimed.len());
+    for case_id in claimed {
+        let outcome = match date_case(stage, catalogue, calendars, store, case_id).await? {
+            Ok((from, to, clock, detail)) => {
+                match store
+                    .record_clock(&stage.worker, from, to, &clock, &detail)
+                    .await?
+                {
+                    CompleteResult::Completed => {
+                        info!(case_id = %case_id, state = to.as_str(), "clocks dated");
+                        Dated::Clock(to)
+                    }
+                    CompleteResult::LeaseLost => Dated::LeaseLost,
+                }
+            }
+            Err((from, reason)) => {
+                match store
+                    .set_aside(
+                        &stage.worker,
+                        case_id,
+                        from,
+                        CaseState::SupervisorReview,
+                        &reason,
+                    )
+                    .await?
+                {
+                    CompleteResult::Completed => {
+                        warn!(case_id = %case_id, reason = %reason, "clocks not dated; set aside");
+                        Dated::SetAside(reason)
+                    }
+                    CompleteResult::LeaseLost => Dated::LeaseLost,
+                }
+            }
+        };
+        results.push((case_id, outcome));
+    }
+    Ok(results)
+}
+
+type Dating = Result<(CaseState, CaseState, StoredClock, String), (CaseState, String)>;
+
+async fn date_case(
+    stage: &DatingStage,
+    catalogue: &Catalogue,
+    calendars: &Calendars,
+    store: &dyn Store,
+    case_id: CaseId,
+) -> Result<Dating, StoreError> {
+    let Some(case) = store.case(case_id).await? else {
+        return Err(StoreError::Invalid(format!("case {case_id} vanished")));
+    };
+    let from = case.state;
+    let event: ViolationEvent = match serde_json::from_value(case.event.clone()) {
+        Ok(event) => event,
+        Err(e) => return Ok(Err((from, format!("the stored event does not read: {e}")))),
+    };
+    // Where the periods run from, and where the case goes once dated.
+    let (runs_from_instant, to, discount) = if from == CaseState::AppealRejected {
+        let appeal = store
+            .appeals_of_case(case_id)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|a| a.state == AppealState::Rejected);
+        let Some((decided_at, paused)) =
+            appeal.and_then(|a| a.decided_at.map(|d| (d, a.from_state)))
+        else {
+            return Ok(Err((from, "no rejected appeal is recorded".into())));
+        };
+        let to = match paused {
+            CaseState::Paid | CaseState::PaidDiscounted | CaseState::PartiallyPaid => paused,
+            _ => CaseState::Delivered,
+        };
+        (decided_at, to, false)
+    } else {
+        let delivered_at = store
+            .resolution_of_case(case_id)
+            .await?
+            .and_then(|r| r.delivered_at);
+        let Some(delivered_at) = delivered_at else {
+            return Ok(Err((from, "no proven delivery is recorded".into())));
+        };
+        (delivered_at, CaseState::Delivered, true)
+    };
+    let runs_from = stage.jurisdiction.local_date(runs_from_instant);
+    let offence = offence_of(stage.jurisdiction, &case, &event, Some(runs_from));
+    let priced = match quote(catalogue, calendars, &offence) {
+        Ok(Pricing::Fine(q)) => q,
+        Ok(Pricing::NoFine(none)) => return Ok(Err((from, none.reason))),
+        Err(e) => return Ok(Err((from, e.to_string()))),
+    };
+    let mut clock = CaseClock::from_quote(to, &priced);
+    clock.discount_open &= discount;
+    let stored = stored_clock(case_id, runs_from, &clock, priced.appeal_until);
+    let detail = serde_json::json!({
+        "runs_from": runs_from,
+        "from": if from == CaseState::AppealRejected { "appeal_rejected" } else { "delivery" },
+        "discount_until": stored.discount_until.filter(|_| stored.discount_open),
+        "due": stored.due,
+        "appeal_until": stored.appeal_until,
+        "lapses": stored.lapses,
+        "unconfirmed": priced.unconfirmed,
+    })
+    .to_string();
+    Ok(Ok((from, to, stored, detail)))
+}
+
+fn stored_clock(
+    case_id: CaseId,
+    runs_from: NaiveDate,
+    clock: &CaseClock,
+    appeal_until: Option<NaiveDate>,
+) -> StoredClock {
+    StoredClock {
+        case_id,
+        jurisdiction: clock.jurisdiction,
+        runs_from,
+        discount_until: clock.discount_until,
+        due: clock.due,
+        appeal_until,
+        enforcement_by: clock.enforcement_by,
+        lapses: clock.lapses,
+        discount_open: clock.discount_open,
+        next_wakeup: next_wakeup(clock),
+    }
+}
+
+fn case_clock(due: &DueClock) -> CaseClock {
+    let c = &due.clock;
+    CaseClock {
+        jurisdiction: c.jurisdiction,
+        state: due.state,
+        discount_until: c.discount_until,
+        due: c.due,
+        enforcement_by: c.enforcement_by,
+        lapses: c.lapses,
+        discount_open: c.discount_open,
+    }
+}
+
+/// The moves one scheduler pass made, per case.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeadlinePass {
+    pub moved: Vec<(CaseId, &'static str)>,
+    /// Moves another scheduler (or a payment) got to first.
+    pub raced: usize,
+}
+
+/// Applies the moves due on `now`'s local day in each clock's jurisdiction to up to
+/// `limit` clocks; run again while it moves anything.
+pub async fn run_deadlines(
+    store: &dyn Store,
+    actor: &str,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<DeadlinePass, StoreError> {
+    // The latest local day anywhere (UTC+6 is ahead of both countries' zones being
+    // read): each clock is then checked against its own jurisdiction's day.
+    let latest = [Jurisdiction::Kg, Jurisdiction::Kz]
+        .into_iter()
+        .map(|j| j.local_date(now))
+        .max()
+        .unwrap_or_else(|| now.date_naive());
+    let mut pass = DeadlinePass::default();
+    for due in store.due_clocks(latest, limit).await? {
+        let today = due.clock.jurisdiction.local_date(now);
+        let mut clock = case_clock(&due);
+        let Some(mv) = due_moves(&clock, today) else {
+            // Asleep until a later day in its own zone, or its state stopped the
+            // clock (paid, appealed): nothing is due, so it stops waking.
+            if !crate::deadlines::clocks_run(due.state) {
+                stop_waking(store, &due, actor).await?;
+            }
+            continue;
+        };
+        clock.apply(&mv);
+        let detail = serde_json::json!({
+            "move": mv.as_str(),
+            "deadline": mv.rule().deadline,
+            "rule": mv.rule().text,
+        })
+        .to_string();
+        let write = DeadlineWrite {
+            case_id: due.clock.case_id,
+            from: due.state,
+            to: mv.to(),
+            expected_wakeup: due.clock.next_wakeup,
+            discount_open: clock.discount_open,
+            next_wakeup: next_wakeup(&clock),
+            detail: &detail,
+            actor,
+        };
+        if store.apply_deadline(&write).await? {
+            info!(case_id = %due.clock.case_id, r#move = mv.as_str(), "deadline passed");
+            pass.moved.push((due.clock.case_id, mv.as_str()));
+        } else {
+            pass.raced += 1;
+        }
+    }
+    Ok(pass)
+}
+
+/// A clock whose case left the running states (paid, appealed, closed) wakes no more;
+/// cleared without a state move, so the index only holds live clocks.
+async fn stop_waking(store: &dyn Store, due: &DueClock, actor: &str) -> Result<(), StoreError> {
+    let write = DeadlineWrite {
+        case_id: due.clock.case_id,
+        from: due.state,
+        to: None,
+        expected_wakeup: due.clock.next_wakeup,
+        discount_open: false,
+        next_wakeup: None,
+        detail: r#"{"move":"clock_stopped","reason":"the case's state runs no clock"}"#,
+        actor,
+    };
+    store.apply_deadline(&write).await.map(|_| ())
+}

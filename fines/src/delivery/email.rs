@@ -1,0 +1,146 @@
+//! The e-mail channel: SMTP to the organisation's relay through `lettre`, one
+//! connection per message, the resolution PDF attached. A message the relay accepted
+//! is `sent`, never proven delivered: mail servers do not report delivery, so an
+//! e-mail starts no clock (a delivery proven otherwise does).
+//!
+//! The connection is plain SMTP without TLS, for a relay on the local network or the
+//! same host; a relay across untrusted networks needs lettre's TLS features first.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kozomol_core::DeliveryChannel;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::message::Notice;
+use super::sender::{Handover, MessageSender, SendError};
+use super::DeliveryError;
+
+#[derive(Clone, Debug)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    /// The sender, e.g. `Козомол <noreply@kozomol.kg>`.
+    pub from: String,
+    /// The name kozomol greets the relay with (EHLO) and the domain of message ids.
+    pub hello_name: String,
+    /// For the whole exchange of one message.
+    pub timeout: Duration,
+}
+
+impl SmtpConfig {
+    pub fn new(host: impl Into<String>, port: u16, from: impl Into<String>) -> Self {
+        SmtpConfig {
+            host: host.into(),
+            port,
+            from: from.into(),
+            hello_name: "kozomol.local".to_owned(),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Sends notices to the relay.
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    hello_name: String,
+}
+
+impl SmtpMailer {
+    pub fn new(config: SmtpConfig) -> Result<Self, DeliveryError> {
+        let from: Mailbox = config
+            .from
+            .parse()
+            .map_err(|e| DeliveryError::Config(format!("smtp sender `{}`: {e}", config.from)))?;
+        if config.hello_name.is_empty() || config.hello_name.contains(char::is_whitespace) {
+            return Err(DeliveryError::Config(format!(
+                "smtp hello name `{}` is not a host name",
+                config.hello_name
+            )));
+        }
+        // `dangerous`: plain SMTP, no TLS at all, which is what a local relay speaks.
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
+            .port(config.port)
+            .hello_name(ClientId::Domain(config.hello_name.clone()))
+            .timeout(Some(config.timeout))
+            .build();
+        Ok(SmtpMailer {
+            transport,
+            from,
+            hello_name: config.hello_name,
+        })
+    }
+
+    fn message(&self, notice: &Notice) -> Result<Message, SendError> {
+        let to: Mailbox = notice
+            .to
+            .parse()
+            .map_err(|e| SendError::Permanent(format!("e-mail address: {e}")))?;
+        // Base64 keeps every line short and the Cyrillic text intact through any relay.
+        let text = Body::new_with_encoding(notice.text.clone(), ContentTransferEncoding::Base64)
+            .map_err(|_| SendError::Permanent("the text does not encode".into()))?;
+        let text = SinglePart::builder()
+            .header(ContentType::TEXT_PLAIN)
+            .body(text);
+        let body = match &notice.pdf {
+            Some(pdf) => {
+                let pdf_type = ContentType::parse("application/pdf")
+                    .map_err(|e| SendError::Permanent(format!("content type: {e}")))?;
+                MultiPart::mixed().singlepart(text).singlepart(
+                    Attachment::new(format!("{}.pdf", notice.number)).body(pdf.clone(), pdf_type),
+                )
+            }
+            None => MultiPart::mixed().singlepart(text),
+        };
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(notice.subject.clone())
+            // One id per delivery: a resent message is recognisably the same one.
+            .message_id(Some(format!("<{}@{}>", notice.reference, self.hello_name)))
+            .multipart(body)
+            .map_err(|e| SendError::Permanent(format!("the message does not build: {e}")))
+    }
+}
+
+#[async_trait]
+impl MessageSender for SmtpMailer {
+    fn channel(&self) -> DeliveryChannel {
+        DeliveryChannel::Email
+    }
+
+    fn attaches_pdf(&self) -> bool {
+        true
+    }
+
+    async fn send(&self, notice: &Notice) -> Result<Handover, SendError> {
+        let message = self.message(notice)?;
+        let message_id = format!("<{}@{}>", notice.reference, self.hello_name);
+        match self.transport.send(message).await {
+            Ok(response) => {
+                let reply: Vec<&str> = response.message().collect();
+                let reply = reply.join(" ");
+                Ok(Handover {
+                    external_id: Some(message_id.clone()),
+                    proof: serde_json::json!({
+                        "smtp_code": response.code().to_string(),
+                        "smtp_reply": reply,
+                        "message_id": message_id,
+                    }),
+                })
+            }
+            Err(e) if e.is_permanent() => Err(SendError::Permanent(format!("smtp: {e}"))),
+            // A 4xx reply or a time-out concerns this message: it counts.
+            Err(e) if e.is_transient() || e.is_timeout() => {
+                Err(SendError::Temporary(format!("smtp: {e}")))
+            }
+            // The relay not reached at all (refused, unresolvable): no message is at
+            // fault, so none is counted.
+            Err(e) => Err(SendError::Unavailable(format!("smtp: {e}"))),
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! After delivery, on SQLite and PostgreSQL: a delivered case's clocks are dated and
+//! the deadlines scheduler moves it on (once, however many schedulers run); an appeal
+//! pauses the clocks, its rejection dates them again, an annulment of a paid case
+//! queues a refund; a bulk void ends every open case of a device in a time range.
+
+use std::time::Duration;
+
+use chrono::{Days, TimeZone, Utc};
+use kozomol_core::{CaseId, CaseState, Jurisdiction};
+use kozomol_fines::clocks::{run_dating, run_deadlines, Dated, DatingStage};
+use kozomol_store::{
+    AppealDecided, AppealFiled, AppealState, BulkVoidRequest, NewAppeal, NewAttachment, Store,
+};
+use support::issued::{issued_speeding, issuer, world, World};
+use support::Backend;
+
+mod support;
+
+fn dating() -> DatingStage {
+    DatingStage {
+        worker: "dating-1".into(),
+        batch: 8,
+        lease: Duration::from_secs(60),
+        jurisdiction: Jurisdiction::Kg,
+    }
+}
+
+async fn date_all(w: &World) -> Vec<(CaseId, Dated)> {
+    let issuer = issuer(w);
+    run_dating(
+        &dating(),
+        &issuer.catalogue,
+        &issuer.calendars,
+        w.store.as_ref(),
+    )
+    .await
+    .expect("dating")
+}
+
+async fn state(store: &dyn Store, id: CaseId) -> CaseState {
+    store.case(id).await.expect("read").expect("case").state
+}
+
+async fn audit_actions(store: &dyn Store, id: CaseId) -> Vec<String> {
+    store
+        .case_audit(id)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|a| a.action)
+        .collect()
+}
+
+/// A speeding case issued, delivered through the portal now, and dated.
+async fn delivered(w: &World) -> (CaseId, String) {
+    let (id, number) = issued_speeding(w).await;
+    support::issued::deliver(w, &number, Utc::now()).await;
+    assert_eq!(state(w.store.as_ref(), id).await, CaseState::Delivered);
+    assert_eq!(
+        date_all(w).await,
+        vec![(id, Dated::Clock(CaseState::Delivered))]
+    );
+    (id, number)
+}
+
+#[tokio::test]
+async fn clocks_are_dated_at_delivery_and_deadlines_move_cases_on_sqlite() {
+    clocks_are_dated_at_delivery_and_deadlines_move_cases(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn clocks_are_dated_at_delivery_and_deadlines_move_cases_on_postgres() {
+    clocks_are_dated_at_delivery_and_deadlines_move_cases(Backend::Postgres).await;
+}
+
+async fn clocks_are_dated_at_delivery_and_deadlines_move_cases(backend: Backend) {
+    let w = world(backend).await;
+    let store = w.store.as_ref();
+    let (id, _) = delivered(&w).await;
+    let clock = store.clock(id).await.expect("read").expect("clock");
+    let today = Jurisdiction::Kg.local_date(Utc::now());
+    assert_eq!(clock.runs_from, today);
+    assert!(clock.discount_open, "{clock:?}");
+    let discount_until = clock.discount_until.expect("KG has a discount");
+    let due = clock.due.expect("a due date");
+    assert!(
+        discount_until >= today && due >= discount_until,
+        "{clock:?}"
+    );
+    assert!(clock.appeal_until.is_some(), "{clock:?}");
+    assert_eq!(
+        clock.next_wakeup,
+        discount_until.checked_add_days(Days::new(1))
+    );
+    // Dated once: nothing more to claim.
+    assert!(date_all(&w).await.is_empty());
+
+    // Nothing is due today, nor on the discount's last day (it is still within time).
+    let noon = |d: chrono::NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(6, 0, 0).expect("time"));
+    for day in [today, discount_until] {
+        let pass = run_deadlines(store, "fines:deadlines", noon(day), 100)
+            .await
+            .expect("pass");
+        assert!(pass.moved.is_empty(), "{day}: {pass:?}");
+    }
+
+    // The day after: the discount ends; two schedulers at once move it once.
+    let after_discount = noon(discount_until.checked_add_days(Days::new(1)).expect("day"));
+    let (a, b) = tokio::join!(
+        run_deadlines(store, "fines:deadlines-a", after_discount, 100),
+        run_deadlines(store, "fines:deadlines-b", after_discount, 100)
+    );
+    let (a, b) = (a.expect("a"), b.expect("b"));
+    let moves: Vec<_> = a.moved.iter().chain(&b.moved).collect();
+    assert_eq!(moves, vec![&(id, "discount_ended")], "{a:?} {b:?}");
+    assert_eq!(state(store, id).await, CaseState::Delivered);
+    assert!(
+        !store
+            .clock(id)
+            .await
+            .expect("read")
+            .expect("clock")
+            .discount_open
+    );
+
+    // Weeks late: overdue first, then (if the catalogue dates it) enforcement, then
+    // the lapse — one move a pass, in the rules' order.
+    let far = noon(
+        clock
+            .lapses
+            .expect("a lapse date")
+            .checked_add_days(Days::new(1))
+            .expect("day"),
+    );
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let pass = run_deadlines(store, "fines:deadlines", far, 100)
+            .await
+            .expect("pass");
+        seen.extend(pass.moved.iter().map(|(_, m)| *m));
+    }
+    assert_eq!(seen.first(), Some(&"lapsed"), "lapse wins: {seen:?}");
+    assert_eq!(state(store, id).await, CaseState::Lapsed);
+    assert_eq!(
+        store
+            .clock(id)
+            .await
+            .expect("read")
+            .expect("clock")
+            .next_wakeup,
+        None
+    );
+    let audit = audit_actions(store, id).await;
+    for action in ["case.clocks_dated", "case.deadline_passed"] {
+        assert!(audit.iter().any(|a| a == action), "{action} in {audit:?}");
+    }
+}
+
+#[tokio::test]
+async fn overdue_comes_after_the_due_date_on_sqlite() {
+    overdue_comes_after_the_due_date(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn overdue_comes_after_the_due_date_on_postgres() {
+    overdue_comes_after_the_due_date(Backend::Postgres).await;
+}
+
+async fn overdue_comes_after_the_due_date(backend: Backend) {
+    let w = world(backend).await;
+    let store = w.store.as_ref();
+    let (id, _) = delivered(&w).await;
+    let clock = store.clock(id).await.expect("read").expect("clock");
+    let after_due = Utc.from_utc_datetime(
+        &clock
+            .due
+            .expect("due")
+            .checked_add_days(Days::new(1))
+            .expect("day")
+            .and_hms_opt(6, 0, 0)
+            .expect("time"),
+    );
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let pass = run_deadlines(store, "fines:deadlines", after_due, 100)
+            .await
+            .expect("pass");
+        seen.extend(pass.moved.iter().map(|(_, m)| *m));
+    }
+    // The discount ended before the due date, so it goes first.
+    assert_eq!(seen, vec!["discount_ended", "overdue"]);
+    assert_eq!(state(store, id).await, CaseState::Overdue);
+}
+
+#[tokio::test]
+async fn an_appeal_pauses_the_clocks_and_a_rejection_dates_them_again_on_sqlite() {
+    an_appeal_pauses_the_clocks_and_a_rejection_dates_them_again(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_appeal_pauses_the_clocks_and_a_rejection_dates_them_again_on_postgres() {
+    an_appeal_pauses_the_clocks_and_a_rejection_dates_them_again(Backend::Postgres).await;
+}
+
+fn appeal(case_id: CaseId, w: &World) -> NewAppeal {
+    let scan = b"%PDF-1.7 a scanned letter".to_vec();
+    let location = w
+        .evidence
+        .append_batch(&[scan.as_slice()])
+        .expect("stored")
+        .remove(0);
+    NewAppeal {
+        case_id,
+        appellant: "Асанов Бакыт Токтогулович".into(),
+        contact: Some("+996555123456".into()),
+        grounds: "В это время автомобиль находился на ремонте.".into(),
+        filed_by: "officer-3".into(),
+        attachments: vec![NewAttachment {
+            name: "справка.pdf".into(),
+            content_type: "application/pdf".into(),
+            evidence: kozomol_store::EvidenceRef {
+                sha256: sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
+                    &scan,
+                ))
+                .into(),
+                location,
+            },
+        }],
+    }
+}
+
+async fn an_appeal_pauses_the_clocks_and_a_rejection_dates_them_again(backend: Backend) {
+    let w = world(backend).await;
+    let store = w.store.as_ref();
+    let (id, number) = delivered(&w).await;
+
+    let filed = match store.file_appeal(&appeal(id, &w)).await.expect("file") {
+        AppealFiled::Filed(record) => record,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (
+            filed.state,
+            filed.from_state,
+            filed.resolution_number.as_str()
+        ),
+        (AppealState::Filed, CaseState::Delivered, number.as_str())
+    );
+    assert_eq!(filed.attachments.len(), 1);
+    assert_eq!(
+        w.evidence
+            .read(&filed.attachments[0].location, &filed.attachments[0].sha256)
+            .expect("attachment reads back"),
+        b"%PDF-1.7 a scanned letter"
+    );
+    assert_eq!(state(store, id).await, CaseState::Appealed);
+    let paused = store.clock(id).await.expect("read").expect("clock");
+    assert_eq!((paused.next_wakeup, paused.discount_open), (None, false));
+    // A second appeal while one is open is refused, and nothing changes.
+    assert_eq!(
+        store.file_appeal(&appeal(id, &w)).await.expect("file"),
+        AppealFiled::AlreadyOpen(filed.id)
+    );
+    // The scheduler does not touch a paused case, whatever the date.
+    let far = Utc::now() + chrono::Duration::days(800);
+    assert!(run_deadlines(store, "fines:deadlines", far, 100)
+        .await
+        .expect("pass")
+        .moved
+        .is_empty());
+
+    assert_eq!(
+        store
+            .decide_appeal(
+                filed.id,
+                AppealState::Rejected,
+                "supervisor-1",
+                "Доводы не подтверждены."
+            )
+            .await
+            .expect("decide"),
+        AppealDecided::Decided {
+            case_state: CaseState::AppealRejected,
+            refund_request: None
+        }
+    );
+    assert_eq!(
+        store
+            .decide_appeal(filed.id, AppealState::Annulled, "supervisor-1", "again")
+            .await
+            .expect("decide"),
+        AppealDecided::NotOpen(AppealState::Rejected)
+    );
+    // Dated again from the decision, with no discount: the case runs as delivered.
+    assert_eq!(
+        date_all(&w).await,
+        vec![(id, Dated::Clock(CaseState::Delivered))]
+    );
+    let again = store.clock(id).await.expect("read").expect("clock");
+    assert_eq!(again.runs_from, Jurisdiction::Kg.local_date(Utc::now()));
+    assert!(!again.discount_open);
+    assert!(again.next_wakeup.is_some());
+    let audit = audit_actions(store, id).await;
+    for action in ["case.appeal_filed", "case.appeal_decided"] {
+        assert!(audit.iter().any(|a| a == action), "{action} in {audit:?}");
+    }
+    assert!(store
+        .refund_requests(0, 10)
+        .await
+        .expect("refunds")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn annulling_a_paid_resolution_queues_a_refund_on_sqlite() {
+    annulling_a_paid_resolution_queues_a_refund(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn annulling_a_paid_resolution_queues_a_refund_on_postgres() {
+    annulling_a_paid_resolution_queues_a_refund(Backend::Postgres).await;
+}
+
+async fn annulling_a_paid_resolution_queues_a_refund(backend: Backend) {
+    let w = world(backend).await;
+    let store = w.store.as_ref();
+    let (id, number) = delivered(&w).await;
+    w._db.force_state(id, CaseState::PaidDiscounted).await;
+    let AppealFiled::Filed(filed) = store.file_appeal(&appeal(id, &w)).await.expect("file") else {
+        panic!("not filed");
+    };
+    assert_eq!(filed.from_state, CaseState::PaidDiscounted);
+    let AppealDecided::Decided {
+        case_state,
+        refund_request: Some(refund),
+    } = store
+        .decide_appeal(
+            filed.id,
+            AppealState::Annulled,
+            "supervisor-1",
+            "Нарушение не доказано.",
+        )
+        .await
+        .expect("decide")
+    else {
+        panic!("no refund queued");
+    };
+    assert_eq!(case_state, CaseState::Annulled);
+    let refunds = store.refund_requests(0, 10).await.expect("refunds");
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(
+        (
+            refunds[0].id,
+            refunds[0].case_id,
+            refunds[0].resolution_number.as_str(),
+            refunds[0].cause.as_str(),
+            refunds[0].state.as_str()
+        ),
+        (refund, id, number.as_str(), "annulled", "queued")
+    );
+    // An annulled case takes no new appeal.
+    assert_eq!(
+        store.file_appeal(&appeal(id, &w)).await.expect("file"),
+        AppealFiled::NotAppealable(CaseState::Annulled)
+    );
+}
+
+#[tokio::test]
+async fn a_bulk_void_ends_a_devices_open_cases_in_its_range_on_sqlite() {
+    a_bulk_void_ends_a_devices_open_cases_in_its_range(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_bulk_void_ends_a_devices_open_cases_in_its_range_on_postgres() {
+    a_bulk_void_ends_a_devices_open_cases_in_its_range(Backend::Postgres).await;
+}
+
+async fn a_bulk_void_ends_a_devices_open_cases_in_its_range(backend: Backend) {
+    let w = world(backend).await;
+    let store = w.store.as_ref();
+    let (paid, _) = delivered(&w).await;
+    w._db.force_state(paid, CaseState::Paid).await;
+    let (appealed, _) = issued_speeding(&w).await;
+    let AppealFiled::Filed(open) = store
+        .file_appeal(&appeal(appealed, &w))
+        .await
+        .expect("file")
+    else {
+        panic!("not filed");
+    };
+    let (rejected, _) = issued_speeding(&w).await;
+    w._db.force_state(rejected, CaseState::Rejected).await;
+
+    // Every test case was captured at 2026-03-10 08:30 UTC by device KRIS-P-12345.
+    let at = |h: u32| {
+        Utc.with_ymd_and_hms(2026, 3, 10, h, 0, 0)
+            .single()
+            .expect("instant")
+    };
+    let request = |serial: &str, from, until| BulkVoidRequest {
+        device_serial: serial.into(),
+        captured_from: from,
+        captured_until: until,
+        reason: "Свидетельство о поверке признано недействительным".into(),
+        requested_by: "supervisor-1".into(),
+    };
+    for (serial, from, until) in [
+        ("KRIS-P-12345", at(9), at(10)),
+        ("KRIS-P-99999", at(8), at(9)),
+    ] {
+        let none = store
+            .bulk_void(&request(serial, from, until))
+            .await
+            .expect("void");
+        assert!(none.voided.is_empty(), "{serial}: {none:?}");
+    }
+    assert!(matches!(
+        store
+            .bulk_void(&request("KRIS-P-12345", at(9), at(8)))
+            .await,
+        Err(kozomol_store::StoreError::Invalid(_))
+    ));
+
+    let done = store
+        .bulk_void(&request("KRIS-P-12345", at(8), at(9)))
+        .await
+        .expect("void");
+    let mut want = vec![paid, appealed];
+    want.sort();
+    assert_eq!((done.voided.clone(), done.refund_requests), (want, 1));
+    for id in [paid, appealed] {
+        assert_eq!(state(store, id).await, CaseState::Voided);
+        assert!(audit_actions(store, id)
+            .await
+            .iter()
+            .any(|a| a == "case.voided"));
+    }
+    assert_eq!(
+        state(store, rejected).await,
+        CaseState::Rejected,
+        "closed cases stay"
+    );
+    let appeal = store.appeal(open.id).await.expect("read").expect("appeal");
+    assert_eq!(appeal.state, AppealState::Annulled);
+    let refunds = store.refund_requests(0, 10).await.expect("refunds");
+    assert_eq!(
+        refunds
+            .iter()
+            .map(|r| (r.case_id, r.cause.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(paid, "voided")]
+    );
+    // Again: nothing left to void, nothing refunded twice.
+    let again = store
+        .bulk_void(&request("KRIS-P-12345", at(8), at(9)))
+        .await
+        .expect("void");
+    assert_eq!((again.voided.len(), again.refund_requests), (0, 0));
+}

@@ -1,0 +1,993 @@
+//! The delivery outbox end to end, on SQLite and PostgreSQL: resolutions issued through
+//! the real stages (owner lookup over the stand-in security server, rendered and
+//! signed PDFs), then delivered by the outbox worker through the stand-in SMS gateway,
+//! a test SMTP server and print batches; proofs from the gateway, the state portal and
+//! postal return receipts; contacts refused when no channel could use them.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{TimeZone, Utc};
+use kozomol_core::{
+    CameraId, CaseState, ClockSource, CoreError, DeliveryChannel, DeliveryState, EventId, FrameRef,
+    FrameRole, Measurement, MeasuringDevice, ReviewDecision, ReviewTier, ViolationEvent,
+    ViolationKind,
+};
+use kozomol_fines::delivery::standin::StandInGateway;
+use kozomol_fines::delivery::{
+    add_contact, record_portal_delivery, record_return_receipt, DeliveryConfig, DeliveryError,
+    DeliveryWorker, SmsGateway, SmsGatewayConfig, SmtpConfig, SmtpMailer,
+};
+use kozomol_fines::issuing::{run_issuing, Issued};
+use kozomol_fines::lookup::{run_lookups, LookupStage};
+use kozomol_store::audit::RESOLUTION_DELIVERED;
+use kozomol_store::{
+    AttemptKind, ContactAdded, DeliveryRecord, DeliveryRecorded, DeliveryTarget, NewCase, NewFrame,
+    NewReview, ProvenDelivery, ReviewWrite,
+};
+use kozomol_tunduk::standin::{RegistryEntry, StandIn, StandInConfig};
+use kozomol_tunduk::{RegistryConfig, VehicleRegistry};
+use sha2::{Digest, Sha256};
+use support::issued::{certificate, client, issuer, jpeg, site, stage, world, World};
+use support::Backend;
+
+#[path = "support/smtp.rs"]
+mod smtp;
+mod support;
+
+const TOKEN: &str = "test-gateway-token";
+const BASE_URL: &str = "https://kozomol.example.kg";
+
+/// Runs each behaviour on both backends, on a runtime with two threads so that two
+/// workers really run at once.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    an_sms_proven_delivered_starts_the_clocks,
+    gateway_failures_retry_with_backoff_then_give_up,
+    an_unavailable_gateway_counts_no_attempt,
+    two_workers_never_send_one_delivery_twice,
+    an_email_reaches_the_smtp_server_with_its_pdf,
+    a_print_batch_holds_every_letter_and_passes_qpdf,
+    portal_reports_and_return_receipts_are_recorded_once,
+    contacts_no_channel_could_use_are_refused,
+);
+
+// ---- fixtures ----------------------------------------------------------------------
+
+/// An owner of record: the plate they own, their PIN, their surname.
+struct Owner {
+    plate: &'static str,
+    pin: &'static str,
+    surname: &'static str,
+}
+
+const OWNERS: [Owner; 6] = [
+    Owner {
+        plate: "01KG101AAA",
+        pin: "21212198000101",
+        surname: "Асанов",
+    },
+    Owner {
+        plate: "01KG102AAB",
+        pin: "21212198000102",
+        surname: "Бекова",
+    },
+    Owner {
+        plate: "01KG103AAC",
+        pin: "21212198000103",
+        surname: "Жумабаев",
+    },
+    Owner {
+        plate: "01KG104AAD",
+        pin: "21212198000104",
+        surname: "Исаков",
+    },
+    Owner {
+        plate: "01KG105AAE",
+        pin: "21212198000105",
+        surname: "Токтогулова",
+    },
+    Owner {
+        plate: "01KG106AAF",
+        pin: "21212198000106",
+        surname: "Усенов",
+    },
+];
+
+/// The phone number each owner left: `+99655500010n`.
+fn phone(i: usize) -> String {
+    format!("+996 555 000 {:03}", 101 + i)
+}
+
+fn e164(i: usize) -> String {
+    phone(i).replace(' ', "")
+}
+
+/// An approved speeding case of `owner`'s car, with real frames.
+async fn approved(w: &World, owner: &Owner, seed: u8) {
+    let frames = [
+        (FrameRole::Overview, jpeg(seed, 640, 360)),
+        (FrameRole::Plate, jpeg(seed.wrapping_add(1), 160, 48)),
+    ];
+    let bytes: Vec<&[u8]> = frames.iter().map(|(_, b)| b.as_slice()).collect();
+    let locations = w.evidence.append_batch(&bytes).expect("frames stored");
+    let captured_at = Utc
+        .with_ymd_and_hms(2026, 3, 10, 8, 30, u32::from(seed) % 60)
+        .single()
+        .expect("instant");
+    let event = ViolationEvent {
+        event_id: EventId::new_v7(),
+        camera_id: CameraId::parse("cam-1").expect("id"),
+        captured_at_ms: captured_at.timestamp_millis(),
+        clock_source: ClockSource::Gnss,
+        clock_offset_ms: None,
+        site: site(),
+        kind: ViolationKind::Speeding,
+        measurement: Measurement {
+            speed_kmh: Some(112),
+            limit_kmh: Some(60),
+            red_elapsed_ms: None,
+        },
+        device: MeasuringDevice {
+            serial: "KRIS-P-12345".into(),
+            certificate: certificate(),
+        },
+        plate_read: None,
+        frames: frames
+            .iter()
+            .map(|(role, b)| FrameRef {
+                role: *role,
+                sha256: Sha256::digest(b).to_vec(),
+                len: b.len() as u32,
+            })
+            .collect(),
+    };
+    let case = NewCase {
+        event_id: event.event_id,
+        camera_id: event.camera_id.clone(),
+        captured_at,
+        kind: ViolationKind::Speeding,
+        fingerprint: Sha256::digest(event.event_id.0.as_bytes()).into(),
+        event: serde_json::to_value(&event).expect("event json"),
+        camera_plate: None,
+        enforceable: true,
+        enforceability_note: None,
+        frames: frames
+            .iter()
+            .zip(locations)
+            .map(|((role, b), location)| NewFrame {
+                role: *role,
+                sha256: Sha256::digest(b).into(),
+                location,
+            })
+            .collect(),
+    };
+    let written = w.store.record_cases(&[case], "test").await.expect("case");
+    let [kozomol_store::CaseWrite::Created(id)] = written.as_slice() else {
+        panic!("{written:?}")
+    };
+    let review = NewReview {
+        case_id: *id,
+        tier: ReviewTier::Supervisor,
+        reviewer: "officer-7".into(),
+        decision: ReviewDecision::CorrectPlate,
+        reason: None,
+        plate: Some(owner.plate.into()),
+        note: None,
+        from_state: CaseState::Received,
+        to_state: CaseState::Approved,
+    };
+    assert_eq!(
+        w.store.record_review(&review).await.expect("review"),
+        ReviewWrite::Recorded
+    );
+}
+
+/// Issues one resolution to each of `owners` (their contacts added first with
+/// `contacts`), through the owner lookup and the issuing stage; the numbers, in order.
+async fn issue(w: &World, owners: &[&Owner]) -> Vec<String> {
+    let registry_server = StandIn::start(StandInConfig::new(vec![client()]))
+        .await
+        .expect("stand-in security server");
+    for (i, owner) in owners.iter().enumerate() {
+        approved(w, owner, 10 + 2 * i as u8).await;
+        registry_server.set_entry(
+            owner.plate,
+            RegistryEntry::person(
+                owner.plate,
+                owner.pin,
+                owner.surname,
+                "Бакыт",
+                "Токтогулович",
+            ),
+        );
+    }
+    let mut config = RegistryConfig::new(registry_server.url(), client());
+    config.cache_ttl_secs = 0;
+    let registry = VehicleRegistry::new(config).expect("registry");
+    run_lookups(&LookupStage::new("lookup-1"), w.store.as_ref(), &registry)
+        .await
+        .expect("lookups");
+    let issued = run_issuing(&stage(), &issuer(w), w.store.as_ref())
+        .await
+        .expect("issuing");
+    assert_eq!(issued.len(), owners.len(), "{issued:?}");
+    issued
+        .into_iter()
+        .map(|(case, result)| match result {
+            Issued::Resolution(number) => number,
+            other => panic!("case {case} not issued: {other:?}"),
+        })
+        .collect()
+}
+
+async fn add_phone(w: &World, i: usize) {
+    let added = add_contact(
+        w.store.as_ref(),
+        OWNERS[i].pin,
+        DeliveryChannel::Sms,
+        &phone(i),
+        "clerk-1",
+    )
+    .await
+    .expect("phone taken");
+    assert!(matches!(added, ContactAdded::Added { .. }), "{added:?}");
+}
+
+/// A configuration that retries and checks within a test's patience.
+fn fast(worker: &str) -> DeliveryConfig {
+    let mut config = DeliveryConfig::new(worker, BASE_URL);
+    config.first_check = Duration::ZERO;
+    config.retry_base = Duration::from_millis(300);
+    config.retry_max = Duration::from_secs(2);
+    config.max_attempts = 3;
+    config.batch = 8;
+    config
+}
+
+fn sms_worker(w: &World, config: DeliveryConfig, gateway: &StandInGateway) -> DeliveryWorker {
+    let sender = SmsGateway::new(SmsGatewayConfig::new(gateway.url(), TOKEN)).expect("gateway");
+    DeliveryWorker::new(config, Arc::clone(&w.evidence))
+        .expect("worker")
+        .with_sender(Arc::new(sender))
+}
+
+async fn of_channel(w: &World, number: &str, channel: DeliveryChannel) -> DeliveryRecord {
+    w.store
+        .deliveries(number)
+        .await
+        .expect("deliveries")
+        .into_iter()
+        .find(|d| d.channel == channel)
+        .unwrap_or_else(|| panic!("{number} has no {channel} delivery"))
+}
+
+async fn state_of(w: &World, number: &str) -> CaseState {
+    let resolution = w
+        .store
+        .resolution(number)
+        .await
+        .expect("read")
+        .expect("resolution");
+    w.store
+        .case(resolution.case_id)
+        .await
+        .expect("read")
+        .expect("case")
+        .state
+}
+
+// ---- behaviours --------------------------------------------------------------------
+
+async fn an_sms_proven_delivered_starts_the_clocks(backend: Backend) {
+    let w = world(backend).await;
+    add_phone(&w, 0).await;
+    let numbers = issue(&w, &[&OWNERS[0]]).await;
+    let number = &numbers[0];
+    // Planned with the resolution: a letter to the registry's address and the text.
+    let planned = w.store.deliveries(number).await.expect("deliveries");
+    assert_eq!(
+        planned.iter().map(|d| d.channel).collect::<Vec<_>>(),
+        [DeliveryChannel::Post, DeliveryChannel::Sms]
+    );
+
+    let gateway = StandInGateway::start(TOKEN).await.expect("gateway");
+    let worker = sms_worker(&w, fast("d1"), &gateway);
+    let first = worker.run_once(w.store.as_ref()).await.expect("pass");
+    assert_eq!((first.sent, first.delivered), (1, 0), "{first:?}");
+    let sent = gateway.messages();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, e164(0));
+    let resolution = w
+        .store
+        .resolution(number)
+        .await
+        .expect("read")
+        .expect("stored");
+    for want in [
+        number.as_str(),
+        resolution.payment_code.as_str(),
+        &format!("{BASE_URL}/v/{number}"),
+        "7 500,00 сом",
+    ] {
+        assert!(
+            sent[0].text.contains(want),
+            "`{want}` missing: {}",
+            sent[0].text
+        );
+    }
+    // Sent is not delivered: no clock runs.
+    assert_eq!(resolution.delivered_at, None);
+    assert_eq!(state_of(&w, number).await, CaseState::Issued);
+    let sms = of_channel(&w, number, DeliveryChannel::Sms).await;
+    assert_eq!(
+        (sms.state, sms.external_id.as_deref()),
+        (DeliveryState::Sent, Some(sent[0].id.as_str()))
+    );
+
+    // The next pass asks the gateway, which reports delivery: the clocks start.
+    let second = worker.run_once(w.store.as_ref()).await.expect("pass");
+    assert_eq!((second.sent, second.delivered), (0, 1), "{second:?}");
+    let resolution = w
+        .store
+        .resolution(number)
+        .await
+        .expect("read")
+        .expect("stored");
+    let delivered_at = resolution.delivered_at.expect("delivered");
+    assert_eq!(resolution.delivered_via, Some(DeliveryChannel::Sms));
+    assert!(delivered_at >= resolution.issued_at && delivered_at <= Utc::now());
+    assert_eq!(state_of(&w, number).await, CaseState::Delivered);
+    let sms = of_channel(&w, number, DeliveryChannel::Sms).await;
+    assert_eq!(sms.state, DeliveryState::Delivered);
+    assert_eq!(
+        sms.proof.as_ref().expect("proof")["gateway"]["status"],
+        "delivered"
+    );
+    let attempts = w.store.delivery_attempts(sms.id).await.expect("attempts");
+    assert_eq!(
+        attempts.iter().map(|a| a.outcome).collect::<Vec<_>>(),
+        [AttemptKind::Sent, AttemptKind::Delivered]
+    );
+    let audit = w.store.case_audit(resolution.case_id).await.expect("audit");
+    let row = audit
+        .iter()
+        .find(|a| a.action == RESOLUTION_DELIVERED)
+        .expect("delivery audited");
+    assert_eq!(
+        (row.from_state, row.to_state, row.actor.as_str()),
+        (
+            Some(CaseState::Issued),
+            Some(CaseState::Delivered),
+            "fines:d1"
+        )
+    );
+
+    // The same report again changes nothing and says so; nothing is left to do.
+    let again = w
+        .store
+        .record_delivery(&ProvenDelivery {
+            resolution_number: number.clone(),
+            target: DeliveryTarget::Outbox(sms.id),
+            delivered_at,
+            proof: serde_json::json!({"again": true}),
+            reported_by: "fines:d1".into(),
+        })
+        .await
+        .expect("recorded");
+    assert_eq!(
+        again,
+        DeliveryRecorded::AlreadyRecorded {
+            delivery_id: sms.id
+        }
+    );
+    assert!(worker
+        .run_once(w.store.as_ref())
+        .await
+        .expect("pass")
+        .is_idle());
+    assert_eq!(
+        gateway.requests_for(&format!("kozomol-delivery-{}", sms.id)),
+        1
+    );
+}
+
+async fn gateway_failures_retry_with_backoff_then_give_up(backend: Backend) {
+    let w = world(backend).await;
+    for i in 0..3 {
+        add_phone(&w, i).await;
+    }
+    let numbers = issue(&w, &[&OWNERS[0], &OWNERS[1], &OWNERS[2]]).await;
+    let gateway = StandInGateway::start(TOKEN).await.expect("gateway");
+    // Owner 0's operator route is down; owner 2's number is refused for good.
+    gateway.fail_to(&e164(0));
+    gateway.refuse_to(&e164(2));
+    let config = fast("d1");
+    let worker = sms_worker(&w, config.clone(), &gateway);
+    let failing = of_channel(&w, &numbers[0], DeliveryChannel::Sms).await.id;
+    for _ in 0..40 {
+        worker.run_once(w.store.as_ref()).await.expect("pass");
+        let row = w.store.delivery(failing).await.expect("read").expect("row");
+        if row.state == DeliveryState::Failed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let row = w.store.delivery(failing).await.expect("read").expect("row");
+    assert_eq!((row.state, row.attempts), (DeliveryState::Failed, 3));
+    assert!(
+        row.last_error.as_deref().unwrap_or("").contains("503"),
+        "{row:?}"
+    );
+    let attempts = w.store.delivery_attempts(failing).await.expect("attempts");
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|a| (a.attempt, a.outcome))
+            .collect::<Vec<_>>(),
+        [
+            (1, AttemptKind::Failed),
+            (2, AttemptKind::Failed),
+            (3, AttemptKind::Failed)
+        ]
+    );
+    // Each wait was at least the backoff: 300 ms, then 600 ms.
+    for (pair, attempt) in attempts.windows(2).zip(1u32..) {
+        let waited = (pair[1].at - pair[0].at).to_std().expect("ordered");
+        let backoff = Duration::from_millis(300) * 2u32.pow(attempt - 1);
+        assert!(
+            waited >= backoff,
+            "attempt {attempt}: waited {waited:?}, backoff {backoff:?}"
+        );
+    }
+    assert_eq!(
+        gateway.requests_for(&format!("kozomol-delivery-{failing}")),
+        3
+    );
+    assert_eq!(
+        w.store
+            .resolution(&numbers[0])
+            .await
+            .expect("read")
+            .expect("r")
+            .delivered_at,
+        None
+    );
+
+    // The refused number failed at once, without retries.
+    let refused = of_channel(&w, &numbers[2], DeliveryChannel::Sms).await;
+    assert_eq!(
+        (refused.state, refused.attempts),
+        (DeliveryState::Failed, 1)
+    );
+    assert!(refused.last_error.as_deref().unwrap_or("").contains("422"));
+
+    // The others went on regardless: owner 1 was reached and proven delivered.
+    let fine = of_channel(&w, &numbers[1], DeliveryChannel::Sms).await;
+    assert_eq!((fine.state, fine.attempts), (DeliveryState::Delivered, 1));
+    assert_eq!(state_of(&w, &numbers[1]).await, CaseState::Delivered);
+}
+
+async fn an_unavailable_gateway_counts_no_attempt(backend: Backend) {
+    let w = world(backend).await;
+    add_phone(&w, 0).await;
+    add_phone(&w, 1).await;
+    let numbers = issue(&w, &[&OWNERS[0], &OWNERS[1]]).await;
+    let gateway = StandInGateway::start(TOKEN).await.expect("gateway");
+    let mut config = fast("d1");
+    config.max_attempts = 1;
+    // Nobody listens on port 1; then the gateway refuses our token.
+    let unreachable = SmsGateway::new(SmsGatewayConfig::new("http://127.0.0.1:1", TOKEN))
+        .expect("gateway client");
+    let bad_token = SmsGateway::new(SmsGatewayConfig::new(gateway.url(), "wrong-token"))
+        .expect("gateway client");
+    for sender in [unreachable, bad_token] {
+        let worker = DeliveryWorker::new(config.clone(), Arc::clone(&w.evidence))
+            .expect("worker")
+            .with_sender(Arc::new(sender));
+        let pass = worker.run_once(w.store.as_ref()).await.expect("pass");
+        assert_eq!(
+            (pass.deferred, pass.failed, pass.sent),
+            (2, 0, 0),
+            "{pass:?}"
+        );
+        tokio::time::sleep(config.retry_base + Duration::from_millis(100)).await;
+    }
+    assert!(gateway.messages().is_empty());
+    for number in &numbers {
+        let sms = of_channel(&w, number, DeliveryChannel::Sms).await;
+        // Two passes, neither counted: one attempt allowed is still left.
+        assert_eq!((sms.state, sms.attempts), (DeliveryState::Queued, 0));
+        let attempts = w.store.delivery_attempts(sms.id).await.expect("attempts");
+        assert_eq!(attempts.len(), 2);
+        assert!(attempts[1].error.as_deref().unwrap_or("").contains("401"));
+    }
+    // The gateway back, everything goes out at its first counted attempt.
+    let worker = sms_worker(&w, config, &gateway);
+    let pass = worker.run_once(w.store.as_ref()).await.expect("pass");
+    assert_eq!(pass.sent, 2, "{pass:?}");
+    for number in &numbers {
+        let sms = of_channel(&w, number, DeliveryChannel::Sms).await;
+        assert_eq!((sms.state, sms.attempts), (DeliveryState::Sent, 1));
+    }
+}
+
+async fn two_workers_never_send_one_delivery_twice(backend: Backend) {
+    let w = world(backend).await;
+    for i in 0..OWNERS.len() {
+        add_phone(&w, i).await;
+    }
+    let owners: Vec<&Owner> = OWNERS.iter().collect();
+    let numbers = issue(&w, &owners).await;
+    let gateway = Arc::new(StandInGateway::start(TOKEN).await.expect("gateway"));
+    let mut tasks = Vec::new();
+    for name in ["d-a", "d-b"] {
+        let mut config = fast(name);
+        config.batch = 2;
+        let worker = sms_worker(&w, config, &gateway);
+        let store = Arc::clone(&w.store);
+        tasks.push(tokio::spawn(async move {
+            let mut sent = 0;
+            for _ in 0..20 {
+                let pass = worker.run_once(store.as_ref()).await.expect("pass");
+                sent += pass.sent;
+                if pass.is_idle() {
+                    break;
+                }
+            }
+            sent
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.expect("worker task");
+    }
+    assert_eq!(total as usize, numbers.len());
+    let requests = gateway.requests();
+    assert_eq!(requests.len(), numbers.len(), "{requests:?}");
+    assert!(
+        requests.values().all(|n| *n == 1),
+        "a message was sent twice: {requests:?}"
+    );
+    let mut to: Vec<String> = gateway.messages().into_iter().map(|m| m.to).collect();
+    to.sort();
+    assert_eq!(to, (0..OWNERS.len()).map(e164).collect::<Vec<_>>());
+    for number in &numbers {
+        let sms = of_channel(&w, number, DeliveryChannel::Sms).await;
+        assert_eq!(sms.attempts, 1);
+        assert!(matches!(
+            sms.state,
+            DeliveryState::Sent | DeliveryState::Delivered
+        ));
+    }
+}
+
+/// The parts of a MIME multipart message: each one's headers and body.
+fn mime_parts(data: &str) -> Vec<(String, String)> {
+    let boundary = data
+        .split("boundary=")
+        .nth(1)
+        .map(|rest| {
+            rest.trim_start_matches('"')
+                .split(['"', '\r', '\n', ';'])
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .expect("a multipart message");
+    data.split(&format!("--{boundary}"))
+        .skip(1)
+        .filter(|part| !part.starts_with("--"))
+        .filter_map(|part| {
+            let (headers, body) = part.split_once("\r\n\r\n")?;
+            Some((headers.to_owned(), body.to_owned()))
+        })
+        .collect()
+}
+
+fn base64_body(body: &str) -> Vec<u8> {
+    let joined: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(joined)
+        .expect("a base64 body")
+}
+
+async fn an_email_reaches_the_smtp_server_with_its_pdf(backend: Backend) {
+    let w = world(backend).await;
+    add_contact(
+        w.store.as_ref(),
+        OWNERS[0].pin,
+        DeliveryChannel::Email,
+        "Asanov@Mail.KG",
+        "clerk-1",
+    )
+    .await
+    .expect("e-mail taken");
+    let numbers = issue(&w, &[&OWNERS[0]]).await;
+    let number = &numbers[0];
+    let server = smtp::TestSmtp::start().await;
+    let mut mail = SmtpConfig::new("127.0.0.1", server.port(), "Козомол <noreply@kozomol.kg>");
+    mail.hello_name = "kozomol.test".into();
+    let worker = DeliveryWorker::new(fast("mail-1"), Arc::clone(&w.evidence))
+        .expect("worker")
+        .with_sender(Arc::new(SmtpMailer::new(mail).expect("mailer")));
+    let pass = worker.run_once(w.store.as_ref()).await.expect("pass");
+    assert_eq!(pass.sent, 1, "{pass:?}");
+
+    let received = server.messages();
+    assert_eq!(received.len(), 1);
+    let message = &received[0];
+    assert_eq!(message.to, ["Asanov@mail.kg"]);
+    assert_eq!(message.from, "noreply@kozomol.kg");
+    let resolution = w
+        .store
+        .resolution(number)
+        .await
+        .expect("read")
+        .expect("stored");
+    let parts = mime_parts(&message.data);
+    let (_, text) = parts
+        .iter()
+        .find(|(h, _)| h.contains("text/plain"))
+        .expect("a text part");
+    let text = String::from_utf8(base64_body(text)).expect("utf-8 text");
+    for want in [
+        number.as_str(),
+        resolution.payment_code.as_str(),
+        &format!("{BASE_URL}/v/{number}"),
+        "Сумма штрафа: 7 500,00 сом",
+    ] {
+        assert!(text.contains(want), "`{want}` missing: {text}");
+    }
+    // The attachment is the resolution's PDF, byte for byte.
+    let (headers, pdf) = parts
+        .iter()
+        .find(|(h, _)| h.contains("application/pdf"))
+        .expect("the pdf attached");
+    assert!(headers.contains(&format!("{number}.pdf")), "{headers}");
+    let pdf: [u8; 32] = Sha256::digest(base64_body(pdf)).into();
+    assert_eq!(pdf, resolution.pdf_sha256);
+
+    // Accepted by the server is sent, not delivered: no clock starts, nobody asks.
+    let email = of_channel(&w, number, DeliveryChannel::Email).await;
+    assert_eq!(
+        (email.state, email.next_attempt_at),
+        (DeliveryState::Sent, None)
+    );
+    assert!(email.proof.as_ref().expect("proof")["smtp_reply"]
+        .as_str()
+        .unwrap_or("")
+        .contains("queued as Q1"));
+    assert_eq!(resolution.delivered_at, None);
+    assert!(worker
+        .run_once(w.store.as_ref())
+        .await
+        .expect("pass")
+        .is_idle());
+    assert_eq!(server.messages().len(), 1);
+}
+
+fn qpdf(args: &[&str], path: &std::path::Path) -> String {
+    let out = Command::new("qpdf")
+        .args(args)
+        .arg(path)
+        .output()
+        .expect("qpdf runs (apt-get install qpdf)");
+    assert!(
+        out.status.success(),
+        "qpdf {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn a_print_batch_holds_every_letter_and_passes_qpdf(backend: Backend) {
+    let w = world(backend).await;
+    let numbers = issue(&w, &[&OWNERS[0], &OWNERS[1], &OWNERS[2]]).await;
+    let mut config = fast("print-1");
+    config.print_batch_max = 10;
+    let worker = DeliveryWorker::new(config, Arc::clone(&w.evidence))
+        .expect("worker")
+        .with_post();
+    let pass = worker.run_once(w.store.as_ref()).await.expect("pass");
+    assert_eq!(pass.letters, 3, "{pass:?}");
+    let [batch_id] = pass.print_batches.as_slice() else {
+        panic!("{pass:?}")
+    };
+    let batch = w
+        .store
+        .print_batch(*batch_id)
+        .await
+        .expect("read")
+        .expect("batch");
+    assert_eq!(batch.pages, 3);
+    let pdf = w
+        .evidence
+        .read(&batch.pdf_location, &batch.pdf_sha256)
+        .expect("batch pdf reads");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("batch.pdf");
+    std::fs::write(&path, &pdf).expect("written");
+    qpdf(&["--check"], &path);
+    assert_eq!(qpdf(&["--show-npages"], &path).trim(), "3");
+    // Each letter is on its page, in the order the batch lists them.
+    let mut on_page = HashMap::new();
+    for (id, page) in &batch.letters {
+        let row = w.store.delivery(*id).await.expect("read").expect("letter");
+        assert_eq!(
+            (row.state, row.batch_id, row.batch_page),
+            (DeliveryState::Sent, Some(*batch_id), Some(*page))
+        );
+        on_page.insert(*page, row.resolution_number);
+    }
+    for page in 1..=3u32 {
+        let text = Command::new("pdftotext")
+            .args([
+                "-enc",
+                "UTF-8",
+                "-f",
+                &page.to_string(),
+                "-l",
+                &page.to_string(),
+            ])
+            .arg(&path)
+            .arg("-")
+            .output()
+            .expect("pdftotext runs");
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            text.contains(&on_page[&page]),
+            "page {page} lacks {}",
+            on_page[&page]
+        );
+    }
+    let mut printed: Vec<&String> = on_page.values().collect();
+    printed.sort();
+    assert_eq!(printed, numbers.iter().collect::<Vec<_>>());
+    // Printed is sent, not delivered.
+    for number in &numbers {
+        assert_eq!(state_of(&w, number).await, CaseState::Issued);
+    }
+    assert!(worker
+        .run_once(w.store.as_ref())
+        .await
+        .expect("pass")
+        .is_idle());
+
+    // The return receipt proves the letter; a second copy of it changes nothing.
+    let signed = Utc::now();
+    let receipt = serde_json::json!({"receipt": "RR123456789KG", "signed_by": "Асанов Б. Т."});
+    let first = record_return_receipt(
+        w.store.as_ref(),
+        &numbers[0],
+        signed,
+        receipt.clone(),
+        "post:kyrgyzpochtasy",
+    )
+    .await
+    .expect("receipt");
+    assert!(matches!(first, DeliveryRecorded::First { .. }), "{first:?}");
+    let again = record_return_receipt(w.store.as_ref(), &numbers[0], signed, receipt, "post:x")
+        .await
+        .expect("receipt");
+    assert!(
+        matches!(again, DeliveryRecorded::AlreadyRecorded { .. }),
+        "{again:?}"
+    );
+    let resolution = w
+        .store
+        .resolution(&numbers[0])
+        .await
+        .expect("read")
+        .expect("r");
+    assert_eq!(resolution.delivered_via, Some(DeliveryChannel::Post));
+    assert_eq!(state_of(&w, &numbers[0]).await, CaseState::Delivered);
+}
+
+async fn portal_reports_and_return_receipts_are_recorded_once(backend: Backend) {
+    let w = world(backend).await;
+    let numbers = issue(&w, &[&OWNERS[0]]).await;
+    let number = &numbers[0];
+    let worker = DeliveryWorker::new(fast("print-1"), Arc::clone(&w.evidence))
+        .expect("worker")
+        .with_post();
+    assert_eq!(
+        worker
+            .run_once(w.store.as_ref())
+            .await
+            .expect("pass")
+            .letters,
+        1
+    );
+
+    // Milliseconds: what both backends keep, so the instant reads back equal.
+    let at =
+        chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("instant");
+    let report = serde_json::json!({"portal_message": "EGOV-778812", "status": "read"});
+    let first = record_portal_delivery(
+        w.store.as_ref(),
+        number,
+        "egov.kg",
+        at,
+        report.clone(),
+        "portal:egov",
+    )
+    .await
+    .expect("portal report");
+    assert!(matches!(first, DeliveryRecorded::First { delivered_at, .. } if delivered_at == at));
+    let again = record_portal_delivery(
+        w.store.as_ref(),
+        number,
+        "egov.kg",
+        at,
+        report,
+        "portal:egov",
+    )
+    .await
+    .expect("portal report");
+    assert!(
+        matches!(again, DeliveryRecorded::AlreadyRecorded { .. }),
+        "{again:?}"
+    );
+    // The letter's receipt comes later: recorded, the clocks stay where they started.
+    let receipt = serde_json::json!({"receipt": "RR000000001KG"});
+    let later = record_return_receipt(
+        w.store.as_ref(),
+        number,
+        Utc::now(),
+        receipt.clone(),
+        "post:k",
+    )
+    .await
+    .expect("receipt");
+    assert!(
+        matches!(later, DeliveryRecorded::Additional { resolution_delivered_at, .. } if resolution_delivered_at == at),
+        "{later:?}"
+    );
+    let twice = record_return_receipt(w.store.as_ref(), number, Utc::now(), receipt, "post:k")
+        .await
+        .expect("receipt");
+    assert!(
+        matches!(twice, DeliveryRecorded::AlreadyRecorded { .. }),
+        "{twice:?}"
+    );
+    let resolution = w.store.resolution(number).await.expect("read").expect("r");
+    assert_eq!(
+        (resolution.delivered_at, resolution.delivered_via),
+        (Some(at), Some(DeliveryChannel::Portal))
+    );
+    let audit = w.store.case_audit(resolution.case_id).await.expect("audit");
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| a.action == RESOLUTION_DELIVERED)
+            .count(),
+        2,
+        "one row per recorded proof"
+    );
+    // A resolution nobody issued has nothing to prove.
+    assert!(matches!(
+        record_return_receipt(
+            w.store.as_ref(),
+            "KG-BSK-2026-9999999",
+            Utc::now(),
+            serde_json::json!({}),
+            "x"
+        )
+        .await,
+        Err(DeliveryError::NoLetter(_))
+    ));
+}
+
+async fn contacts_no_channel_could_use_are_refused(backend: Backend) {
+    let w = world(backend).await;
+    let store = w.store.as_ref();
+    let pin = OWNERS[0].pin;
+    for (channel, raw, says) in [
+        (DeliveryChannel::Sms, "0555 123 456", "international form"),
+        (DeliveryChannel::Sms, "+996 555", "8 to 15 digits"),
+        (DeliveryChannel::Sms, "+996 555 12x 456", "only digits"),
+        (DeliveryChannel::Email, "asanov.mail.kg", "has an @"),
+        (DeliveryChannel::Email, "asanov@mail", "domain"),
+        (DeliveryChannel::Email, "асанов@почта.кг", "ASCII"),
+        (
+            DeliveryChannel::Post,
+            "Бишкек, ул. Киевская 96",
+            "takes no contacts",
+        ),
+    ] {
+        let err = add_contact(store, pin, channel, raw, "clerk-1")
+            .await
+            .expect_err(raw);
+        assert!(
+            matches!(
+                err,
+                DeliveryError::Contact(CoreError::InvalidContact { .. })
+            ),
+            "{raw}: {err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(says), "{raw}: `{text}` does not say `{says}`");
+        assert!(
+            text.starts_with(&format!("invalid {channel} contact")),
+            "{text}"
+        );
+    }
+    assert!(matches!(
+        add_contact(
+            store,
+            "  ",
+            DeliveryChannel::Sms,
+            "+996555123456",
+            "clerk-1"
+        )
+        .await,
+        Err(DeliveryError::NoOwner)
+    ));
+    assert!(
+        store.contacts(pin).await.expect("read").is_empty(),
+        "nothing refused was kept"
+    );
+
+    // Valid ones are kept in one spelling, once.
+    add_contact(
+        store,
+        pin,
+        DeliveryChannel::Sms,
+        "00996 (555) 12-34-56",
+        "clerk-1",
+    )
+    .await
+    .expect("phone");
+    add_contact(
+        store,
+        pin,
+        DeliveryChannel::Email,
+        " Asanov@Mail.KG ",
+        "portal:self",
+    )
+    .await
+    .expect("e-mail");
+    let again = add_contact(store, pin, DeliveryChannel::Sms, "+996555123456", "clerk-2")
+        .await
+        .expect("phone again");
+    assert!(matches!(again, ContactAdded::AlreadyKnown { .. }));
+    let kept: Vec<(DeliveryChannel, String)> = store
+        .contacts(pin)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|c| (c.channel, c.address))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (DeliveryChannel::Sms, "+996555123456".to_owned()),
+            (DeliveryChannel::Email, "Asanov@mail.kg".to_owned()),
+        ]
+    );
+}
