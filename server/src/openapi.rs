@@ -4,7 +4,8 @@
 use serde_json::{json, Value};
 
 use crate::api::{
-    AccountReaders, Admins, AnyStaff, CaseReaders, DeadLetterReaders, Policy, Reviewers,
+    AccountReaders, Admins, AnyStaff, AppealClerks, CaseReaders, DeadLetterReaders, FinanceReaders,
+    ListKeepers, Policy, Reviewers, Supervisors, Voiders,
 };
 
 /// The document served at `/api/v1/openapi.json`.
@@ -23,7 +24,7 @@ pub fn document(public_base_url: &str) -> Value {
         },
         "servers": [ { "url": public_base_url.trim_end_matches('/') } ],
         "security": [ { "bearer": [] } ],
-        "paths": paths(),
+        "paths": merged(merged(paths(), fines_paths()), checks_paths()),
         "components": components(),
     })
 }
@@ -103,11 +104,6 @@ fn paths() -> Value {
         "id",
         "Camera id.",
         json!({ "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$" }),
-    );
-    let number = path_param(
-        "number",
-        "The resolution's number, e.g. KG-BSK-2026-0000001.",
-        json!({ "type": "string" }),
     );
     let case_id = path_param(
         "id",
@@ -327,6 +323,122 @@ fn paths() -> Value {
                 "404": problem("No such case (`not_found`).")
             }
         }))},
+        "/api/v1/dead-letters": { "get": secured(roles::<DeadLetterReaders>(), json!({
+            "operationId": "listDeadLetters",
+            "summary": "Refused messages by ascending id, one page at a time (without their bytes).",
+            "parameters": paging_params(),
+            "responses": {
+                "200": json_of("One page.", "DeadLetterPage"),
+                "400": problem("Invalid parameters (`invalid_query`).")
+            }
+        }))},
+        "/api/v1/dead-letters/{id}/raw": { "get": secured(roles::<DeadLetterReaders>(), json!({
+            "operationId": "getDeadLetterRaw",
+            "summary": "The refused message's bytes as received (at most 64 KiB are kept).",
+            "parameters": [path_param("id", "Dead letter id.", json!({ "type": "integer", "format": "int64" }))],
+            "responses": {
+                "200": { "description": "Raw bytes.",
+                         "content": { "application/octet-stream": { "schema": { "type": "string", "contentMediaType": "application/octet-stream" } } } },
+                "400": problem("The id is not a number (`bad_request`)."),
+                "404": problem("No such dead letter (`not_found`).")
+            }
+        }))}
+    })
+}
+
+/// The routes after issuing: appeals, voids, refunds, resolutions (a second `json!`
+/// because one would pass the macro's recursion limit).
+fn fines_paths() -> Value {
+    let case_id = path_param(
+        "id",
+        "Numeric case id.",
+        json!({ "type": "integer", "format": "int64" }),
+    );
+    let appeal_id = path_param(
+        "id",
+        "The appeal's id.",
+        json!({ "type": "integer", "format": "int64" }),
+    );
+    let number = path_param(
+        "number",
+        "The resolution's number, e.g. KG-BSK-2026-0000001.",
+        json!({ "type": "string" }),
+    );
+    json!({
+        "/api/v1/cases/{id}/appeals": {
+            "get": secured(roles::<CaseReaders>(), json!({
+                "operationId": "listCaseAppeals",
+                "summary": "The case's appeals, oldest first, with their attachments' names, types and hashes.",
+                "parameters": [case_id],
+                "responses": {
+                    "200": { "description": "The appeals.", "content": { "application/json": { "schema": {
+                        "type": "array", "items": { "$ref": "#/components/schemas/Appeal" } } } } },
+                    "400": problem("Id not a number (`bad_request`)."),
+                    "404": problem("No such case (`not_found`).")
+                }
+            })),
+            "post": secured(roles::<AppealClerks>(), json!({
+                "operationId": "fileAppeal",
+                "summary": "Take in an appeal against the case's resolution, with up to 10 files (JPEG, PNG, PDF; 10 MiB each, base64). The case moves to `appealed` and its clocks pause. Audited.",
+                "parameters": [case_id],
+                "requestBody": body_of("AppealRequest"),
+                "responses": {
+                    "201": json_of("Filed.", "Appeal"),
+                    "400": problem("Id not a number or body not JSON (`bad_request`)."),
+                    "404": problem("No such case (`not_found`)."),
+                    "409": problem("No resolution, a state that takes no appeal, an appeal already open, or the window closed (`conflict`)."),
+                    "413": { "description": "The body is larger than ten attachments." },
+                    "422": problem("Missing appellant or grounds, a file of the wrong type, size or content (`validation_failed`).")
+                }
+            }))
+        },
+        "/api/v1/appeals/{id}/decision": { "post": secured(roles::<Supervisors>(), json!({
+            "operationId": "decideAppeal",
+            "summary": "Decide an open appeal: `rejected` (the resolution stands; its clocks are dated again from today) or `annulled` (with a refund request when money was taken). Audited.",
+            "parameters": [appeal_id],
+            "requestBody": body_of("AppealDecision"),
+            "responses": {
+                "200": json_of("Decided.", "AppealDecisionResult"),
+                "400": problem("Id not a number or body not JSON (`bad_request`)."),
+                "404": problem("No such appeal (`not_found`)."),
+                "409": problem("Decided already (`conflict`)."),
+                "422": problem("Unknown decision, or no note (`validation_failed`).")
+            }
+        }))},
+        "/api/v1/appeals/{id}/attachments/{n}": { "get": secured(roles::<CaseReaders>(), json!({
+            "operationId": "getAppealAttachment",
+            "summary": "One of the appellant's files, with its type, re-verified against its SHA-256.",
+            "parameters": [appeal_id, path_param("n", "The attachment's position, from 0.", json!({ "type": "integer", "minimum": 0 }))],
+            "responses": {
+                "200": { "description": "The file.", "content": { "*/*": { "schema": { "type": "string" } } } },
+                "400": problem("Id or position not a number (`bad_request`)."),
+                "404": problem("No such appeal or attachment (`not_found`)."),
+                "500": problem("The stored bytes no longer match their hash (`evidence_corrupt`).")
+            }
+        }))},
+        "/api/v1/bulk-voids": { "post": secured(roles::<Voiders>(), json!({
+            "operationId": "bulkVoid",
+            "summary": "Void every case not yet closed whose event names the device and whose capture falls in [captured_from, captured_until): open appeals end, clocks stop, paid cases get refund requests. Audited per case.",
+            "requestBody": body_of("BulkVoidRequest"),
+            "responses": {
+                "201": json_of("Voided.", "BulkVoidResult"),
+                "400": problem("Body not JSON (`bad_request`)."),
+                "422": problem("Missing fields or an empty time range (`validation_failed`).")
+            }
+        }))},
+        "/api/v1/refund-requests": { "get": secured(roles::<FinanceReaders>(), json!({
+            "operationId": "listRefundRequests",
+            "summary": "Refunds owed because an annulment or a bulk void ended a paid resolution, in id order.",
+            "parameters": [
+                { "name": "after", "in": "query", "required": false, "description": "The last id of the previous page.", "schema": { "type": "integer" } },
+                { "name": "limit", "in": "query", "required": false, "description": "1 to 1000; default 100.", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }
+            ],
+            "responses": {
+                "200": json_of("One page.", "RefundPage"),
+                "400": problem("Parameters not numbers (`bad_request`)."),
+                "422": problem("Limit out of range (`invalid_query`).")
+            }
+        }))},
         "/api/v1/resolutions/{number}": { "get": secured(roles::<CaseReaders>(), json!({
             "operationId": "getResolution",
             "summary": "An issued resolution: number, case, payment code, article, amounts, the PDF's SHA-256 and its detached signature.",
@@ -371,28 +483,197 @@ fn paths() -> Value {
             "summary": "The public keys resolution signatures verify with (the signing key and earlier ones still trusted).",
             "security": [],
             "responses": { "200": json_of("The keys.", "ResolutionKeys") }
-        }},
-        "/api/v1/dead-letters": { "get": secured(roles::<DeadLetterReaders>(), json!({
-            "operationId": "listDeadLetters",
-            "summary": "Refused messages by ascending id, one page at a time (without their bytes).",
-            "parameters": paging_params(),
+        }}
+    })
+}
+
+/// The checks before issuing: the exemption list, the hot list and the alerts (a
+/// function of its own, like `fines_paths`, for the `json!` macro's recursion limit).
+fn checks_paths() -> Value {
+    let numeric_id = |what: &str| {
+        path_param(
+            "id",
+            &format!("The {what}'s id."),
+            json!({ "type": "integer", "format": "int64" }),
+        )
+    };
+    let plate = path_param(
+        "plate",
+        "The plate (spaces and hyphens dropped, upper-cased).",
+        json!({ "type": "string" }),
+    );
+    let mut alert_params = vec![query_param(
+        "open",
+        "`true`: only alerts nobody has acknowledged.",
+        json!({ "type": "boolean" }),
+    )];
+    alert_params.extend(paging_params());
+    json!({
+        "/api/v1/exemptions": {
+            "get": secured(roles::<CaseReaders>(), json!({
+                "operationId": "listExemptions",
+                "summary": "The exemption list in force (plates and series not fined from a camera), in the order the entries were added.",
+                "responses": { "200": json_of("The entries.", "ExemptionList") }
+            })),
+            "post": secured(roles::<ListKeepers>(), json!({
+                "operationId": "addExemption",
+                "summary": "Add a plate or a series (`*` any run, `?` one character) with its category, the note it rests on and its validity dates (both included). Audited.",
+                "requestBody": body_of("ExemptionRequest"),
+                "responses": {
+                    "201": json_of("Added.", "Exemption"),
+                    "400": problem("Body not JSON (`bad_request`)."),
+                    "422": problem("Every problem with the fields at once (`validation_failed`).")
+                }
+            }))
+        },
+        "/api/v1/exemptions/{id}": { "delete": secured(roles::<ListKeepers>(), json!({
+            "operationId": "removeExemption",
+            "summary": "End an entry's force: it exempts no case checked from now on; the entry is kept with who removed it and when. Audited.",
+            "parameters": [numeric_id("exemption")],
             "responses": {
-                "200": json_of("One page.", "DeadLetterPage"),
-                "400": problem("Invalid parameters (`invalid_query`).")
+                "200": json_of("Removed.", "Exemption"),
+                "400": problem("Id not a number (`bad_request`)."),
+                "404": problem("No entry in force with this id (`not_found`).")
             }
         }))},
-        "/api/v1/dead-letters/{id}/raw": { "get": secured(roles::<DeadLetterReaders>(), json!({
-            "operationId": "getDeadLetterRaw",
-            "summary": "The refused message's bytes as received (at most 64 KiB are kept).",
-            "parameters": [path_param("id", "Dead letter id.", json!({ "type": "integer", "format": "int64" }))],
+        "/api/v1/hot-list": {
+            "get": secured(roles::<CaseReaders>(), json!({
+                "operationId": "listHotList",
+                "summary": "The plates on the hot list (stolen, wanted), in the order they were listed.",
+                "responses": { "200": json_of("The entries.", "HotListList") }
+            })),
+            "post": secured(roles::<ListKeepers>(), json!({
+                "operationId": "addHotListEntry",
+                "summary": "Put a plate on the hot list: a case of it raises an alert (the fine is not stopped). Audited.",
+                "requestBody": body_of("HotListRequest"),
+                "responses": {
+                    "201": json_of("Listed.", "HotListEntry"),
+                    "400": problem("Body not JSON (`bad_request`)."),
+                    "409": problem("The plate is listed already (`conflict`)."),
+                    "422": problem("Every problem with the fields at once (`validation_failed`).")
+                }
+            }))
+        },
+        "/api/v1/hot-list/{plate}": { "delete": secured(roles::<ListKeepers>(), json!({
+            "operationId": "removeHotListEntry",
+            "summary": "Take a plate off the hot list; the entry is kept with who removed it and when. Audited.",
+            "parameters": [plate],
             "responses": {
-                "200": { "description": "Raw bytes.",
-                         "content": { "application/octet-stream": { "schema": { "type": "string", "contentMediaType": "application/octet-stream" } } } },
-                "400": problem("The id is not a number (`bad_request`)."),
-                "404": problem("No such dead letter (`not_found`).")
+                "200": json_of("Removed.", "HotListEntry"),
+                "400": problem("Not a plate (`bad_request`)."),
+                "404": problem("The plate is not listed (`not_found`).")
+            }
+        }))},
+        "/api/v1/alerts": { "get": secured(roles::<CaseReaders>(), json!({
+            "operationId": "listAlerts",
+            "summary": "Alerts the checks raised (a plate on the hot list), by ascending id.",
+            "parameters": alert_params,
+            "responses": {
+                "200": json_of("One page.", "AlertPage"),
+                "400": problem("Bad parameters (`invalid_query`).")
+            }
+        }))},
+        "/api/v1/alerts/{id}/acknowledge": { "post": secured(roles::<Supervisors>(), json!({
+            "operationId": "acknowledgeAlert",
+            "summary": "Record that a supervisor has seen to an alert. Audited.",
+            "parameters": [numeric_id("alert")],
+            "responses": {
+                "200": json_of("Acknowledged.", "Alert"),
+                "400": problem("Id not a number (`bad_request`)."),
+                "404": problem("No such alert (`not_found`)."),
+                "409": problem("Acknowledged already (`conflict`).")
             }
         }))}
     })
+}
+
+/// The schemas of the checks' routes.
+fn checks_schemas(schemas: &mut serde_json::Map<String, Value>) {
+    let text = json!({ "type": "string" });
+    let nullable_text = json!({ "type": ["string", "null"] });
+    let instant = json!({ "type": "string", "format": "date-time" });
+    let nullable_instant = json!({ "type": ["string", "null"], "format": "date-time" });
+    let nullable_date = json!({ "type": ["string", "null"], "format": "date" });
+    let id = json!({ "type": "integer", "format": "int64" });
+    let categories =
+        json!({ "type": "string", "enum": kozomol_store::checks::EXEMPTION_CATEGORIES });
+    let reasons = json!({ "type": "string", "enum": kozomol_store::checks::HOT_LIST_REASONS });
+    let list_of = |schema: &str| {
+        json!({ "type": "object", "required": ["items"], "properties": {
+            "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{schema}") } } } })
+    };
+    schemas.insert("ExemptionRequest".into(), json!({
+        "type": "object", "required": ["pattern", "category", "note"],
+        "properties": {
+            "pattern": { "type": "string", "description": "An exact plate or a series: `*` any run of characters, `?` one; letters, digits, `*`, `?`, at most 16, at least one letter or digit." },
+            "category": categories,
+            "note": { "type": "string", "minLength": 1, "maxLength": 2000, "description": "What the entry rests on (a decree, a letter)." },
+            "valid_from": { "type": "string", "format": "date" },
+            "valid_until": { "type": "string", "format": "date" }
+        }
+    }));
+    schemas.insert(
+        "Exemption".into(),
+        json!({
+            "type": "object",
+            "properties": {
+                "id": id, "pattern": text, "category": categories, "note": text,
+                "valid_from": nullable_date, "valid_until": nullable_date,
+                "added_by": text, "added_at": instant,
+                "removed_at": nullable_instant, "removed_by": nullable_text
+            }
+        }),
+    );
+    schemas.insert("ExemptionList".into(), list_of("Exemption"));
+    schemas.insert("HotListRequest".into(), json!({
+        "type": "object", "required": ["plate", "reason"],
+        "properties": {
+            "plate": { "type": "string", "description": "2-12 letters and digits; spaces and hyphens are dropped." },
+            "reason": reasons,
+            "note": { "type": "string", "maxLength": 2000 }
+        }
+    }));
+    schemas.insert(
+        "HotListEntry".into(),
+        json!({
+            "type": "object",
+            "properties": {
+                "id": id, "plate": text, "reason": reasons, "note": text,
+                "listed_at": instant, "listed_by": text,
+                "removed_at": nullable_instant, "removed_by": nullable_text
+            }
+        }),
+    );
+    schemas.insert("HotListList".into(), list_of("HotListEntry"));
+    schemas.insert("Alert".into(), json!({
+        "type": "object",
+        "properties": {
+            "id": id, "case_id": id,
+            "kind": { "type": "string", "enum": ["hot_list"] },
+            "detail": { "type": "object", "description": "For `hot_list`: plate, reason, note, listed_at, site_id, captured_at and the checks' reason." },
+            "raised_at": instant,
+            "acknowledged_by": nullable_text, "acknowledged_at": nullable_instant,
+            "case_href": text
+        }
+    }));
+    schemas.insert(
+        "AlertPage".into(),
+        json!({
+            "type": "object", "required": ["items", "next"],
+            "properties": {
+                "items": { "type": "array", "items": { "$ref": "#/components/schemas/Alert" } },
+                "next": nullable_text
+            }
+        }),
+    );
+}
+
+/// `a` with `b`'s entries added.
+fn merged(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
 }
 
 fn components() -> Value {
@@ -491,6 +772,90 @@ fn components() -> Value {
             "pdf_href": text,
             "verify_href": text,
             "case_href": text
+        }
+    }));
+    schemas.insert("AppealRequest".into(), json!({
+        "type": "object", "required": ["appellant", "grounds"],
+        "properties": {
+            "appellant": text, "contact": text, "grounds": text,
+            "attachments": { "type": "array", "maxItems": 10, "items": {
+                "type": "object", "required": ["name", "content_type", "data"],
+                "properties": {
+                    "name": text,
+                    "content_type": { "type": "string", "enum": ["image/jpeg", "image/png", "application/pdf"] },
+                    "data": { "type": "string", "contentEncoding": "base64" }
+                }
+            } }
+        }
+    }));
+    schemas.insert("Appeal".into(), json!({
+        "type": "object",
+        "required": ["id", "case_id", "resolution_number", "appellant", "grounds", "filed_at", "filed_by", "from_state", "state", "attachments"],
+        "properties": {
+            "id": { "type": "integer", "format": "int64" },
+            "case_id": { "type": "integer", "format": "int64" },
+            "resolution_number": text,
+            "appellant": text,
+            "contact": nullable_text,
+            "grounds": text,
+            "filed_at": instant,
+            "filed_by": text,
+            "from_state": { "$ref": "#/components/schemas/CaseState" },
+            "state": { "type": "string", "enum": ["filed", "rejected", "annulled"] },
+            "decided_by": nullable_text,
+            "decided_at": { "type": ["string", "null"], "format": "date-time" },
+            "decision_note": nullable_text,
+            "attachments": { "type": "array", "items": {
+                "type": "object", "required": ["position", "name", "content_type", "sha256"],
+                "properties": { "position": { "type": "integer" }, "name": text, "content_type": text, "sha256": text }
+            } }
+        }
+    }));
+    schemas.insert("AppealDecision".into(), json!({
+        "type": "object", "required": ["decision", "note"],
+        "properties": { "decision": { "type": "string", "enum": ["rejected", "annulled"] }, "note": text }
+    }));
+    schemas.insert(
+        "AppealDecisionResult".into(),
+        json!({
+            "type": "object", "required": ["appeal_id", "case_id", "state", "refund_request"],
+            "properties": {
+                "appeal_id": { "type": "integer" }, "case_id": { "type": "integer" },
+                "state": { "$ref": "#/components/schemas/CaseState" },
+                "refund_request": { "type": ["integer", "null"] }
+            }
+        }),
+    );
+    schemas.insert("BulkVoidRequest".into(), json!({
+        "type": "object", "required": ["device_serial", "captured_from", "captured_until", "reason"],
+        "properties": { "device_serial": text, "captured_from": instant, "captured_until": instant, "reason": text }
+    }));
+    schemas.insert(
+        "BulkVoidResult".into(),
+        json!({
+            "type": "object", "required": ["id", "voided", "refund_requests"],
+            "properties": {
+                "id": { "type": "integer" },
+                "voided": { "type": "array", "items": { "type": "integer" } },
+                "refund_requests": { "type": "integer" }
+            }
+        }),
+    );
+    schemas.insert("RefundPage".into(), json!({
+        "type": "object", "required": ["items"],
+        "properties": {
+            "items": { "type": "array", "items": {
+                "type": "object",
+                "required": ["id", "case_id", "resolution_number", "cause", "detail", "requested_at", "requested_by", "state"],
+                "properties": {
+                    "id": { "type": "integer" }, "case_id": { "type": "integer" },
+                    "resolution_number": text,
+                    "cause": { "type": "string", "enum": ["annulled", "voided"] },
+                    "detail": text, "requested_at": instant, "requested_by": text,
+                    "state": { "type": "string", "enum": ["queued", "refunded", "cancelled"] }
+                }
+            } },
+            "next": { "type": ["integer", "null"] }
         }
     }));
     schemas.insert("Verification".into(), json!({
@@ -711,6 +1076,7 @@ fn components() -> Value {
                     "next": nullable_text
                 }
             }));
+    checks_schemas(&mut schemas);
     let mut components = security_schemes;
     components["schemas"] = Value::Object(schemas);
     components

@@ -21,10 +21,11 @@ use tokio_util::sync::CancellationToken;
 use kozomol_fines::approval::ApprovalStage;
 use kozomol_fines::calendar::Calendars;
 use kozomol_fines::catalogue::Catalogue;
+use kozomol_fines::clocks::DatingStage;
 use kozomol_fines::issuing::{Issuer, IssuingStage};
 use kozomol_fines::lookup::LookupStage;
 use kozomol_fines::resolution::{Ed25519Signer, Officer, SignerIdentity, VerifyingKeys};
-use kozomol_fines::worker::FinesWorker;
+use kozomol_fines::worker::{DeadlineSchedule, FinesWorker};
 
 use crate::api::{self, AppState, CameraConfigPublisher};
 use crate::settings::Settings;
@@ -361,6 +362,8 @@ fn fines_worker(
             let mut stage = LookupStage::new(worker("lookup"));
             stage.batch = f.batch;
             stage.lease = lease;
+            stage.checks = f.checks;
+            stage.jurisdiction = f.jurisdiction;
             Some((
                 stage,
                 Arc::new(kozomol_tunduk::VehicleRegistry::new(config)?),
@@ -395,16 +398,28 @@ fn fines_worker(
             name: format!("{}-{}", f.jurisdiction.as_str().to_uppercase(), f.issuer),
         },
     );
-    let issuer = Issuer {
+    let issuer = Arc::new(Issuer {
         catalogue: Catalogue::bundled(f.jurisdiction),
         calendars: Calendars::bundled(),
         signer: Arc::new(signer),
         evidence,
+    });
+    let dating = DatingStage {
+        worker: worker("dating"),
+        batch: f.batch,
+        lease,
+        jurisdiction: f.jurisdiction,
     };
     Ok(FinesWorker {
         approval: Some(approval),
         lookup,
-        issuing: Some((stage, Arc::new(issuer))),
+        issuing: Some((stage, Arc::clone(&issuer))),
+        dating: Some((dating, issuer)),
+        deadlines: Some(DeadlineSchedule {
+            actor: format!("fines:{}", worker("deadlines")),
+            every: Duration::from_secs(60),
+            batch: 500,
+        }),
         idle_poll: Duration::from_millis(f.idle_poll_ms),
         error_backoff: Duration::from_secs(2),
     })

@@ -194,6 +194,9 @@ pub struct FinesSettings {
     pub lease_s: u64,
     /// How long an idle stage waits before it looks for work again.
     pub idle_poll_ms: u64,
+    /// The checks before issuing (`[fines.checks]`: duplicate window, fastest
+    /// plausible speed between sites, clock-skew allowance).
+    pub checks: kozomol_fines::checks::ChecksConfig,
 }
 
 impl Default for FinesSettings {
@@ -216,6 +219,7 @@ impl Default for FinesSettings {
             batch: 16,
             lease_s: 300,
             idle_poll_ms: 500,
+            checks: kozomol_fines::checks::ChecksConfig::default(),
         }
     }
 }
@@ -412,6 +416,9 @@ impl Settings {
         if f.batch == 0 || f.lease_s == 0 || f.idle_poll_ms == 0 {
             problems.push("fines.batch, lease_s and idle_poll_ms must be at least 1".into());
         }
+        if let Err(e) = f.checks.validate() {
+            problems.push(format!("fines.checks: {e}"));
+        }
         if let Some(tunduk) = &self.tunduk {
             if let Err(e) = tunduk.validate() {
                 problems.push(format!("tunduk: {e}"));
@@ -502,6 +509,30 @@ mod tests {
         assert_eq!(s.mqtt.broker, "10.0.0.1:1883");
         assert!(!s.mqtt.embedded);
         s.validate().expect("valid");
+    }
+
+    #[test]
+    fn the_checks_before_issuing_are_read_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("k.toml");
+        std::fs::write(
+            &file,
+            "[fines.checks]\nduplicate_window_s = 120\nmax_plausible_kmh = 0\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&file), |_| None).expect("loads");
+        assert_eq!(s.fines.checks.duplicate_window_s, 120);
+        assert_eq!(
+            s.fines.checks.clock_skew_s, 2,
+            "the rest keep their defaults"
+        );
+        let Err(SettingsError::Invalid(problems)) = s.validate() else {
+            panic!("a zero speed is refused");
+        };
+        assert!(
+            problems.iter().any(|p| p.starts_with("fines.checks: ")),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -301,6 +301,8 @@ const DEAD: &[Role] = &[Role::Supervisor, Role::Admin, Role::Auditor];
 const ACCOUNT_READ: &[Role] = &[Role::Admin, Role::Auditor];
 const ADMIN: &[Role] = &[Role::Admin];
 const REVIEW: &[Role] = &[Role::Reviewer, Role::Supervisor];
+const APPEAL_CLERKS: &[Role] = &[Role::Reviewer, Role::Supervisor, Role::Admin];
+const LIST_KEEPERS: &[Role] = &[Role::Supervisor, Role::Admin];
 
 fn secured_routes() -> Vec<RouteCase> {
     fn r(
@@ -386,6 +388,54 @@ fn secured_routes() -> Vec<RouteCase> {
         ),
         r(
             Method::GET,
+            "/api/v1/cases/{id}/appeals",
+            "/api/v1/cases/1/appeals",
+            CASES,
+        ),
+        RouteCase {
+            body: Some(|| json!({"appellant": "А. Асанов", "grounds": "не мой автомобиль"})),
+            ..r(
+                Method::POST,
+                "/api/v1/cases/{id}/appeals",
+                "/api/v1/cases/1/appeals",
+                APPEAL_CLERKS,
+            )
+        },
+        RouteCase {
+            body: Some(|| json!({"decision": "rejected", "note": "без оснований"})),
+            ..r(
+                Method::POST,
+                "/api/v1/appeals/{id}/decision",
+                "/api/v1/appeals/1/decision",
+                &[Role::Supervisor],
+            )
+        },
+        r(
+            Method::GET,
+            "/api/v1/appeals/{id}/attachments/{n}",
+            "/api/v1/appeals/1/attachments/0",
+            CASES,
+        ),
+        RouteCase {
+            body: Some(|| {
+                json!({"device_serial": "KRIS-P-1", "captured_from": "2026-01-01T00:00:00Z",
+                       "captured_until": "2026-01-02T00:00:00Z", "reason": "поверка истекла"})
+            }),
+            ..r(
+                Method::POST,
+                "/api/v1/bulk-voids",
+                "/api/v1/bulk-voids",
+                &[Role::Supervisor, Role::Admin],
+            )
+        },
+        r(
+            Method::GET,
+            "/api/v1/refund-requests",
+            "/api/v1/refund-requests",
+            &[Role::Finance, Role::Admin, Role::Auditor],
+        ),
+        r(
+            Method::GET,
             "/api/v1/resolutions/{number}",
             "/api/v1/resolutions/KG-BSK-2026-0000001",
             CASES,
@@ -407,6 +457,52 @@ fn secured_routes() -> Vec<RouteCase> {
             "/api/v1/dead-letters/{id}/raw",
             "/api/v1/dead-letters/1/raw",
             DEAD,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/exemptions",
+            "/api/v1/exemptions",
+            CASES,
+        ),
+        RouteCase {
+            body: Some(
+                || json!({"pattern": "CMD*", "category": "diplomatic", "note": "нота МИД 12/2026"}),
+            ),
+            ..r(
+                Method::POST,
+                "/api/v1/exemptions",
+                "/api/v1/exemptions",
+                LIST_KEEPERS,
+            )
+        },
+        r(
+            Method::DELETE,
+            "/api/v1/exemptions/{id}",
+            "/api/v1/exemptions/1",
+            LIST_KEEPERS,
+        ),
+        r(Method::GET, "/api/v1/hot-list", "/api/v1/hot-list", CASES),
+        RouteCase {
+            body: Some(|| json!({"plate": "01KG666XYZ", "reason": "stolen"})),
+            ..r(
+                Method::POST,
+                "/api/v1/hot-list",
+                "/api/v1/hot-list",
+                LIST_KEEPERS,
+            )
+        },
+        r(
+            Method::DELETE,
+            "/api/v1/hot-list/{plate}",
+            "/api/v1/hot-list/01KG666XYZ",
+            LIST_KEEPERS,
+        ),
+        r(Method::GET, "/api/v1/alerts", "/api/v1/alerts", CASES),
+        r(
+            Method::POST,
+            "/api/v1/alerts/{id}/acknowledge",
+            "/api/v1/alerts/1/acknowledge",
+            &[Role::Supervisor],
         ),
     ]
 }
@@ -1450,4 +1546,316 @@ async fn reviewers_decide_and_supervisors_settle() {
     )
     .await
     .problem(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn appeals_and_voids_check_their_input_before_anything_moves() {
+    let h = Harness::new().await;
+    let camera = h.register_camera(1).await;
+    let (case, _) = record_case(&h, &camera, 1, "01KG123ABC", at(0)).await;
+    let clerk = h.token(Role::Reviewer).to_owned();
+    let uri = format!("/api/v1/cases/{case}/appeals");
+    let file = |body: Value| {
+        let (uri, clerk) = (uri.clone(), clerk.clone());
+        let h = &h;
+        async move { h.call(Method::POST, &uri, Some(&clerk), Some(body)).await }
+    };
+
+    // Every problem at once, nothing filed.
+    let answer = file(json!({
+        "grounds": "",
+        "attachments": [
+            {"name": "a.html", "content_type": "text/html", "data": "PGh0bWw+"},
+            {"name": "b.jpg", "content_type": "image/jpeg", "data": "JVBERi0="},
+            {"name": "c.pdf", "content_type": "application/pdf", "data": "***"}
+        ]
+    }))
+    .await;
+    let problem = answer.problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "appellant",
+            "grounds",
+            "attachments[0]",
+            "attachments[1]",
+            "attachments[2].data"
+        ],
+        "{problem}"
+    );
+
+    // A valid appeal of a case with no resolution is refused with the reason.
+    let answer = file(json!({
+        "appellant": "Асанов Бакыт",
+        "grounds": "не мой автомобиль",
+        "attachments": [{"name": "scan.pdf", "content_type": "application/pdf", "data": "JVBERi0xLjc="}]
+    }))
+    .await;
+    let problem = answer.problem(StatusCode::CONFLICT, "conflict");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no resolution"),
+        "{problem}"
+    );
+    let listed = h.get(&uri, Role::Auditor).await;
+    assert_eq!(listed.json(), json!([]));
+
+    // A void with its range backwards voids nothing.
+    let supervisor = h.token(Role::Supervisor).to_owned();
+    let answer = h
+        .call(
+            Method::POST,
+            "/api/v1/bulk-voids",
+            Some(&supervisor),
+            Some(
+                json!({"device_serial": "KRIS-P-1", "captured_from": "2026-01-02T00:00:00Z",
+                        "captured_until": "2026-01-01T00:00:00Z", "reason": "поверка"}),
+            ),
+        )
+        .await;
+    answer.problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let decided = h
+        .call(
+            Method::POST,
+            "/api/v1/appeals/77/decision",
+            Some(&supervisor),
+            Some(json!({"decision": "upheld", "note": "x"})),
+        )
+        .await;
+    decided.problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let refunds = h.get("/api/v1/refund-requests", Role::Finance).await;
+    assert_eq!(refunds.json()["items"], json!([]));
+}
+
+/// The fields named in a `validation_failed` answer, in order.
+fn problem_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_checks_lists_and_alerts_are_validated_audited_and_acknowledged() {
+    use kozomol_store::{AlertKind, AlertRaised, NewAlert};
+    let h = Harness::new().await;
+    let admin = h.token(Role::Admin).to_owned();
+    let supervisor = h.token(Role::Supervisor).to_owned();
+
+    // Exemptions: every problem at once, nothing added.
+    let answer = h
+        .call(
+            Method::POST,
+            "/api/v1/exemptions",
+            Some(&admin),
+            Some(json!({"pattern": "**", "category": "friends", "note": " ",
+                        "valid_from": "2026-13-01", "valid_until": "soon"})),
+        )
+        .await;
+    let problem = answer.problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(
+        problem_fields(&problem),
+        ["pattern", "category", "note", "valid_from", "valid_until"],
+        "{problem}"
+    );
+    let answer = h
+        .call(
+            Method::POST,
+            "/api/v1/exemptions",
+            Some(&admin),
+            Some(json!({"category": "other", "note": "x",
+                        "valid_from": "2026-06-01", "valid_until": "2026-05-31"})),
+        )
+        .await;
+    let problem = answer.problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(problem_fields(&problem), ["pattern", "valid_until"]);
+    h.call(
+        Method::POST,
+        "/api/v1/exemptions",
+        Some(&admin),
+        Some(json!({"pattern": "D*", "category": "other", "note": "x", "colour": "red"})),
+    )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(
+        h.get("/api/v1/exemptions", Role::Auditor).await.json(),
+        json!({"items": []})
+    );
+
+    let added = h
+        .call(
+            Method::POST,
+            "/api/v1/exemptions",
+            Some(&admin),
+            Some(json!({"pattern": "cmd *", "category": "diplomatic",
+                        "note": "нота МИД 12/2026", "valid_until": "2026-12-31"})),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.json());
+    let added = added.json();
+    assert_eq!(added["pattern"], "CMD*");
+    assert_eq!(added["category"], "diplomatic");
+    assert_eq!(added["valid_from"], Value::Null);
+    assert_eq!(added["valid_until"], "2026-12-31");
+    assert_eq!(added["added_by"], "admin");
+    let listed = h.get("/api/v1/exemptions", Role::Reviewer).await.json();
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(listed["items"][0]["id"], added["id"]);
+    h.get("/api/v1/exemptions", Role::Finance)
+        .await
+        .problem(StatusCode::FORBIDDEN, "forbidden");
+
+    let uri = format!("/api/v1/exemptions/{}", added["id"]);
+    let removed = h.call(Method::DELETE, &uri, Some(&supervisor), None).await;
+    assert_eq!(removed.status, StatusCode::OK);
+    assert_eq!(removed.json()["removed_by"], "supervisor");
+    h.call(Method::DELETE, &uri, Some(&supervisor), None)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
+    h.call(Method::DELETE, "/api/v1/exemptions/x", Some(&admin), None)
+        .await
+        .problem(StatusCode::BAD_REQUEST, "bad_request");
+    assert_eq!(
+        h.get("/api/v1/exemptions", Role::Auditor).await.json(),
+        json!({"items": []})
+    );
+
+    // The hot list: one entry per plate.
+    let answer = h
+        .call(
+            Method::POST,
+            "/api/v1/hot-list",
+            Some(&supervisor),
+            Some(json!({"plate": "!", "reason": "lost", "note": "x".repeat(2001)})),
+        )
+        .await;
+    let problem = answer.problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(problem_fields(&problem), ["plate", "reason", "note"]);
+    let listed = h
+        .call(
+            Method::POST,
+            "/api/v1/hot-list",
+            Some(&supervisor),
+            Some(json!({"plate": "01 kg 666-xyz", "reason": "stolen", "note": "угон"})),
+        )
+        .await;
+    assert_eq!(listed.status, StatusCode::CREATED);
+    assert_eq!(listed.json()["plate"], "01KG666XYZ");
+    assert_eq!(listed.json()["listed_by"], "supervisor");
+    h.call(
+        Method::POST,
+        "/api/v1/hot-list",
+        Some(&admin),
+        Some(json!({"plate": "01KG666XYZ", "reason": "wanted"})),
+    )
+    .await
+    .problem(StatusCode::CONFLICT, "conflict");
+    let list = h.get("/api/v1/hot-list", Role::Reviewer).await.json();
+    assert_eq!(list["items"][0]["reason"], "stolen");
+    h.call(
+        Method::POST,
+        "/api/v1/hot-list",
+        Some(h.token(Role::Reviewer)),
+        Some(json!({"plate": "01KG555AAA", "reason": "stolen"})),
+    )
+    .await
+    .problem(StatusCode::FORBIDDEN, "forbidden");
+    let removed = h
+        .call(
+            Method::DELETE,
+            "/api/v1/hot-list/01kg666xyz",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::OK);
+    assert_eq!(removed.json()["removed_by"], "admin");
+    h.call(
+        Method::DELETE,
+        "/api/v1/hot-list/01KG666XYZ",
+        Some(&admin),
+        None,
+    )
+    .await
+    .problem(StatusCode::NOT_FOUND, "not_found");
+
+    // Alerts: raised by the checks, read by case readers, acknowledged once by a
+    // supervisor.
+    let camera = h.register_camera(1).await;
+    let (case, _) = record_case(&h, &camera, 1, "01KG666XYZ", at(0)).await;
+    let raised = h
+        .store
+        .raise_alert(&NewAlert {
+            case_id: case,
+            kind: AlertKind::HotList,
+            detail: json!({"plate": "01KG666XYZ", "reason": "stolen"}),
+            raised_by: "fines:lookup-1".into(),
+        })
+        .await
+        .expect("alert");
+    let AlertRaised::Raised(alert_id) = raised else {
+        panic!("{raised:?}")
+    };
+    let page = h
+        .get("/api/v1/alerts?open=true", Role::Auditor)
+        .await
+        .json();
+    assert_eq!(page["items"][0]["id"], alert_id);
+    assert_eq!(page["items"][0]["kind"], "hot_list");
+    assert_eq!(page["items"][0]["detail"]["plate"], "01KG666XYZ");
+    assert_eq!(
+        page["items"][0]["case_href"],
+        format!("https://kozomol.test.kg/api/v1/cases/{case}")
+    );
+    assert_eq!(page["next"], Value::Null);
+    let problem = h
+        .get("/api/v1/alerts?open=maybe&limit=0", Role::Reviewer)
+        .await
+        .problem(StatusCode::BAD_REQUEST, "invalid_query");
+    assert_eq!(problem_fields(&problem), ["open", "limit"]);
+
+    let uri = format!("/api/v1/alerts/{alert_id}/acknowledge");
+    h.call(Method::POST, &uri, Some(h.token(Role::Reviewer)), None)
+        .await
+        .problem(StatusCode::FORBIDDEN, "forbidden");
+    let acked = h.call(Method::POST, &uri, Some(&supervisor), None).await;
+    assert_eq!(acked.status, StatusCode::OK);
+    assert_eq!(acked.json()["acknowledged_by"], "supervisor");
+    h.call(Method::POST, &uri, Some(&supervisor), None)
+        .await
+        .problem(StatusCode::CONFLICT, "conflict");
+    h.call(
+        Method::POST,
+        "/api/v1/alerts/999/acknowledge",
+        Some(&supervisor),
+        None,
+    )
+    .await
+    .problem(StatusCode::NOT_FOUND, "not_found");
+    let open = h
+        .get("/api/v1/alerts?open=true", Role::Reviewer)
+        .await
+        .json();
+    assert_eq!(open["items"], json!([]));
+    let all = h.get("/api/v1/alerts", Role::Reviewer).await.json();
+    assert_eq!(all["items"][0]["acknowledged_by"], "supervisor");
+
+    // The case's trail shows the alert and who acknowledged it.
+    let audit = h.store.case_audit(case).await.expect("audit");
+    let actions: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|a| (a.action.as_str(), a.actor.as_str()))
+        .collect();
+    assert!(actions.contains(&("case.alert_raised", "fines:lookup-1")));
+    assert!(actions.contains(&("case.alert_acknowledged", "supervisor")));
 }

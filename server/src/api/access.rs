@@ -35,6 +35,36 @@ impl Policy for Reviewers {
     const ROLES: &'static [Role] = &[Role::Reviewer, Role::Supervisor];
 }
 
+/// Taking in an appeal for a citizen (filed on paper, at a desk, by phone).
+pub struct AppealClerks;
+impl Policy for AppealClerks {
+    const ROLES: &'static [Role] = &[Role::Reviewer, Role::Supervisor, Role::Admin];
+}
+
+/// Deciding appeals: the resolution stands or is annulled.
+pub struct Supervisors;
+impl Policy for Supervisors {
+    const ROLES: &'static [Role] = &[Role::Supervisor];
+}
+
+/// Voiding every case of a device over a time range.
+pub struct Voiders;
+impl Policy for Voiders {
+    const ROLES: &'static [Role] = &[Role::Supervisor, Role::Admin];
+}
+
+/// Keeping the checks' lists: exemptions and the hot list.
+pub struct ListKeepers;
+impl Policy for ListKeepers {
+    const ROLES: &'static [Role] = &[Role::Supervisor, Role::Admin];
+}
+
+/// Money owed back: refund requests.
+pub struct FinanceReaders;
+impl Policy for FinanceReaders {
+    const ROLES: &'static [Role] = &[Role::Finance, Role::Admin, Role::Auditor];
+}
+
 /// Refused camera messages and their raw bytes.
 pub struct DeadLetterReaders;
 impl Policy for DeadLetterReaders {

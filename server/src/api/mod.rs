@@ -4,8 +4,10 @@
 
 mod access;
 mod accounts;
+mod appeals;
 mod cameras;
 mod cases;
+mod checks;
 mod dead_letters;
 mod error;
 mod paging;
@@ -22,7 +24,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use kozomol_core::CameraId;
 use kozomol_ingest::IngestMetrics;
@@ -30,7 +32,8 @@ use kozomol_store::{EvidenceStore, Store};
 use tower_http::trace::TraceLayer;
 
 pub use access::{
-    AccountReaders, Admins, AnyStaff, CaseReaders, DeadLetterReaders, Policy, Reviewers,
+    AccountReaders, Admins, AnyStaff, AppealClerks, CaseReaders, DeadLetterReaders, FinanceReaders,
+    ListKeepers, Policy, Reviewers, Supervisors, Voiders,
 };
 pub use error::{ApiError, FieldProblem, PROBLEM_CODES};
 
@@ -106,6 +109,9 @@ pub(crate) struct ApiState {
     pub(crate) logins: Arc<LoginLimiter>,
 }
 
+/// Ten attachments of 10 MiB, base64 (4/3), and the text around them.
+const APPEAL_BODY_LIMIT: usize = 10 * 14 * 1024 * 1024 + 64 * 1024;
+
 /// Every route of the API; each handler names its role policy in its signature.
 pub fn router(state: AppState) -> Router {
     let state = ApiState {
@@ -136,6 +142,34 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/cases/{id}/plate-crop", get(cases::plate_crop))
         .route("/api/v1/cases/{id}/review", post(review::decide))
         .route("/api/v1/cases/{id}/reviews", get(review::list))
+        .route(
+            "/api/v1/cases/{id}/appeals",
+            get(appeals::list)
+                .post(appeals::file)
+                .layer(DefaultBodyLimit::max(APPEAL_BODY_LIMIT)),
+        )
+        .route("/api/v1/appeals/{id}/decision", post(appeals::decide))
+        .route(
+            "/api/v1/appeals/{id}/attachments/{n}",
+            get(appeals::attachment),
+        )
+        .route("/api/v1/bulk-voids", post(appeals::bulk_void))
+        .route("/api/v1/refund-requests", get(appeals::refunds))
+        .route(
+            "/api/v1/exemptions",
+            get(checks::exemptions).post(checks::add_exemption),
+        )
+        .route("/api/v1/exemptions/{id}", delete(checks::remove_exemption))
+        .route(
+            "/api/v1/hot-list",
+            get(checks::hot_list).post(checks::add_hot_list_entry),
+        )
+        .route(
+            "/api/v1/hot-list/{plate}",
+            delete(checks::remove_hot_list_entry),
+        )
+        .route("/api/v1/alerts", get(checks::alerts))
+        .route("/api/v1/alerts/{id}/acknowledge", post(checks::acknowledge))
         .route("/api/v1/resolutions/{number}", get(resolutions::show))
         .route("/api/v1/resolutions/{number}/pdf", get(resolutions::pdf))
         .route(

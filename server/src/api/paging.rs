@@ -22,6 +22,7 @@ pub struct Page<T> {
 pub enum CursorKind {
     Cases,
     DeadLetters,
+    Alerts,
 }
 
 impl CursorKind {
@@ -29,6 +30,7 @@ impl CursorKind {
         match self {
             CursorKind::Cases => "case:",
             CursorKind::DeadLetters => "dead-letter:",
+            CursorKind::Alerts => "alert:",
         }
     }
 

@@ -1,0 +1,382 @@
+//! Appeals, bulk voids and refund requests: an officer takes in an appeal (with the
+//! appellant's files) and a supervisor decides it; a supervisor or admin voids every
+//! case of a device over a time range (a lapsed calibration, say); finance reads the
+//! refunds both leave behind. The rules are `kozomol_fines::appeals` and the store's
+//! (every move a compare-and-set with its audit row).
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use kozomol_fines::appeals::{appeal_in_time, check_attachment, AppealRefusal, MAX_ATTACHMENTS};
+use kozomol_store::{
+    AppealDecided, AppealFiled, AppealRecord, AppealState, BulkVoidRequest, BulkVoidResult,
+    EvidenceRef, NewAppeal, NewAttachment, RefundRequestRecord,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::access::{AppealClerks, Authorized, CaseReaders, FinanceReaders, Supervisors, Voiders};
+use super::cases::{find_case, read_evidence};
+use super::{json_body, ApiError, ApiState, FieldProblem};
+
+const MAX_TEXT_CHARS: usize = 4000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentUpload {
+    name: String,
+    content_type: String,
+    /// The file's bytes, base64 (standard alphabet, padded).
+    data: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppealRequest {
+    appellant: Option<String>,
+    contact: Option<String>,
+    grounds: Option<String>,
+    #[serde(default)]
+    attachments: Vec<AttachmentUpload>,
+}
+
+fn text_field(
+    problems: &mut Vec<FieldProblem>,
+    field: &str,
+    value: Option<String>,
+    required: bool,
+) -> Option<String> {
+    let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    match &value {
+        None if required => problems.push(FieldProblem::new(field, "required")),
+        Some(v) if v.chars().count() > MAX_TEXT_CHARS => problems.push(FieldProblem::new(
+            field,
+            format!("at most {MAX_TEXT_CHARS} characters"),
+        )),
+        _ => {}
+    }
+    value
+}
+
+/// `POST /api/v1/cases/{id}/appeals`.
+pub async fn file(
+    caller: Authorized<AppealClerks>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Result<Json<AppealRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<AppealRecord>), ApiError> {
+    let request = json_body(body)?;
+    let mut problems = Vec::new();
+    let appellant = text_field(&mut problems, "appellant", request.appellant, true);
+    let contact = text_field(&mut problems, "contact", request.contact, false);
+    let grounds = text_field(&mut problems, "grounds", request.grounds, true);
+    if request.attachments.len() > MAX_ATTACHMENTS {
+        problems.push(FieldProblem::new(
+            "attachments",
+            AppealRefusal::TooManyAttachments.to_string(),
+        ));
+    }
+    let mut files = Vec::new();
+    for (i, upload) in request.attachments.iter().enumerate() {
+        let field = format!("attachments[{i}]");
+        let name = upload.name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            problems.push(FieldProblem::new(
+                format!("{field}.name"),
+                "1 to 200 characters",
+            ));
+            continue;
+        }
+        let bytes = match base64::engine::general_purpose::STANDARD.decode(&upload.data) {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                problems.push(FieldProblem::new(format!("{field}.data"), "not base64"));
+                continue;
+            }
+        };
+        if let Err(e) = check_attachment(name, &upload.content_type, &bytes) {
+            problems.push(FieldProblem::new(field, e.to_string()));
+            continue;
+        }
+        files.push((name.to_owned(), upload.content_type.clone(), bytes));
+    }
+    let (Some(appellant), Some(grounds), true) = (appellant, grounds, problems.is_empty()) else {
+        return Err(ApiError::Validation(problems));
+    };
+
+    let case = find_case(&state, &id).await?;
+    let store = &state.app.store;
+    let clock = store.clock(case.id).await?;
+    if let Some(clock) = &clock {
+        appeal_in_time(Some(clock), clock.jurisdiction.local_date(Utc::now()))
+            .map_err(|e| ApiError::Conflict(e.to_string()))?;
+    }
+    // The files go to the evidence store first: an appeal that then fails to file
+    // leaves unreferenced bytes, never a reference to missing ones.
+    let evidence = state.app.evidence.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let slices: Vec<&[u8]> = files.iter().map(|(_, _, b)| b.as_slice()).collect();
+        evidence.append_batch(&slices).map(|locations| {
+            files
+                .iter()
+                .zip(locations)
+                .map(|((name, content_type, bytes), location)| NewAttachment {
+                    name: name.clone(),
+                    content_type: content_type.clone(),
+                    evidence: EvidenceRef {
+                        sha256: Sha256::digest(bytes).into(),
+                        location,
+                    },
+                })
+                .collect::<Vec<_>>()
+        })
+    })
+    .await??;
+    let appeal = NewAppeal {
+        case_id: case.id,
+        appellant,
+        contact,
+        grounds,
+        filed_by: caller.account.login.clone(),
+        attachments: stored,
+    };
+    match store.file_appeal(&appeal).await? {
+        AppealFiled::Filed(record) => {
+            tracing::info!(case_id = %case.id, appeal_id = record.id, "appeal filed");
+            Ok((StatusCode::CREATED, Json(*record)))
+        }
+        AppealFiled::NotAppealable(now) => Err(ApiError::Conflict(format!(
+            "case {} is `{now}`: no appeal is taken in that state",
+            case.id
+        ))),
+        AppealFiled::AlreadyOpen(open) => Err(ApiError::Conflict(format!(
+            "appeal {open} of case {} is still open",
+            case.id
+        ))),
+        AppealFiled::NoResolution => Err(ApiError::Conflict(format!(
+            "case {} has no resolution to appeal",
+            case.id
+        ))),
+    }
+}
+
+/// `GET /api/v1/cases/{id}/appeals`: the case's appeals, oldest first.
+pub async fn list(
+    _caller: Authorized<CaseReaders>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<AppealRecord>>, ApiError> {
+    let case = find_case(&state, &id).await?;
+    Ok(Json(state.app.store.appeals_of_case(case.id).await?))
+}
+
+async fn find_appeal(state: &ApiState, raw: &str) -> Result<AppealRecord, ApiError> {
+    let id: i64 = raw
+        .parse()
+        .map_err(|_| ApiError::BadRequest("an appeal id is a whole number".into()))?;
+    state
+        .app
+        .store
+        .appeal(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("appeal {id}")))
+}
+
+/// `GET /api/v1/appeals/{id}/attachments/{n}`: one of the appellant's files, served
+/// only while it matches its hash.
+pub async fn attachment(
+    _caller: Authorized<CaseReaders>,
+    State(state): State<ApiState>,
+    Path((id, n)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let appeal = find_appeal(&state, &id).await?;
+    let position: u32 = n
+        .parse()
+        .map_err(|_| ApiError::BadRequest("an attachment number is a whole number".into()))?;
+    let file = appeal
+        .attachments
+        .iter()
+        .find(|a| a.position == position)
+        .ok_or_else(|| ApiError::NotFound(format!("attachment {position} of appeal {id}")))?;
+    let bytes = read_evidence(
+        &state,
+        appeal.case_id,
+        "appeal attachment",
+        file.location.clone(),
+        file.sha256,
+    )
+    .await?;
+    let mut response = bytes.into_response();
+    if let Ok(value) = HeaderValue::from_str(&file.content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    decision: Option<String>,
+    note: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct DecisionResult {
+    appeal_id: i64,
+    case_id: i64,
+    state: kozomol_core::CaseState,
+    refund_request: Option<i64>,
+}
+
+/// `POST /api/v1/appeals/{id}/decision`.
+pub async fn decide(
+    caller: Authorized<Supervisors>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Result<Json<DecisionRequest>, JsonRejection>,
+) -> Result<Json<DecisionResult>, ApiError> {
+    let request = json_body(body)?;
+    let mut problems = Vec::new();
+    let decision = match request.decision.as_deref() {
+        Some("rejected") => Some(AppealState::Rejected),
+        Some("annulled") => Some(AppealState::Annulled),
+        _ => {
+            problems.push(FieldProblem::new(
+                "decision",
+                "must be `rejected` (the resolution stands) or `annulled`",
+            ));
+            None
+        }
+    };
+    let note = text_field(&mut problems, "note", request.note, true);
+    let (Some(decision), Some(note), true) = (decision, note, problems.is_empty()) else {
+        return Err(ApiError::Validation(problems));
+    };
+    let appeal = find_appeal(&state, &id).await?;
+    match state
+        .app
+        .store
+        .decide_appeal(appeal.id, decision, &caller.account.login, &note)
+        .await?
+    {
+        AppealDecided::Decided {
+            case_state,
+            refund_request,
+        } => {
+            tracing::info!(appeal_id = appeal.id, case_id = %appeal.case_id, decision = decision.as_str(), "appeal decided");
+            Ok(Json(DecisionResult {
+                appeal_id: appeal.id,
+                case_id: appeal.case_id.0,
+                state: case_state,
+                refund_request,
+            }))
+        }
+        AppealDecided::NotOpen(was) => Err(ApiError::Conflict(format!(
+            "appeal {} was decided already ({})",
+            appeal.id,
+            was.as_str()
+        ))),
+        AppealDecided::NotFound => Err(ApiError::NotFound(format!("appeal {}", appeal.id))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoidRequest {
+    device_serial: Option<String>,
+    captured_from: Option<DateTime<Utc>>,
+    captured_until: Option<DateTime<Utc>>,
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/bulk-voids`: voids every open case of a device captured in
+/// `[captured_from, captured_until)`.
+pub async fn bulk_void(
+    caller: Authorized<Voiders>,
+    State(state): State<ApiState>,
+    body: Result<Json<VoidRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<BulkVoidResult>), ApiError> {
+    let request = json_body(body)?;
+    let mut problems = Vec::new();
+    let serial = text_field(&mut problems, "device_serial", request.device_serial, true);
+    let reason = text_field(&mut problems, "reason", request.reason, true);
+    match (request.captured_from, request.captured_until) {
+        (Some(from), Some(until)) if from < until => {}
+        (Some(_), Some(_)) => problems.push(FieldProblem::new(
+            "captured_until",
+            "must be after captured_from",
+        )),
+        _ => problems.push(FieldProblem::new(
+            "captured_from",
+            "captured_from and captured_until are required (RFC 3339)",
+        )),
+    }
+    let (Some(device_serial), Some(reason), Some(from), Some(until), true) = (
+        serial,
+        reason,
+        request.captured_from,
+        request.captured_until,
+        problems.is_empty(),
+    ) else {
+        return Err(ApiError::Validation(problems));
+    };
+    let result = state
+        .app
+        .store
+        .bulk_void(&BulkVoidRequest {
+            device_serial,
+            captured_from: from,
+            captured_until: until,
+            reason,
+            requested_by: caller.account.login.clone(),
+        })
+        .await?;
+    tracing::warn!(
+        bulk_void = result.id,
+        voided = result.voided.len(),
+        refunds = result.refund_requests,
+        "cases voided in bulk"
+    );
+    Ok((StatusCode::CREATED, Json(result)))
+}
+
+#[derive(Deserialize)]
+pub struct RefundQuery {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+#[derive(Serialize)]
+pub struct RefundPage {
+    items: Vec<RefundRequestRecord>,
+    /// Pass as `after` for the next page; absent on the last.
+    next: Option<i64>,
+}
+
+/// `GET /api/v1/refund-requests?after=ID&limit=N`.
+pub async fn refunds(
+    _caller: Authorized<FinanceReaders>,
+    State(state): State<ApiState>,
+    Query(query): Query<RefundQuery>,
+) -> Result<Json<RefundPage>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::InvalidQuery(vec![FieldProblem::new(
+            "limit",
+            "1 to 1000",
+        )]));
+    }
+    let items = state
+        .app
+        .store
+        .refund_requests(query.after.unwrap_or(0), limit)
+        .await?;
+    let next = (items.len() == limit as usize)
+        .then(|| items.last().map(|r| r.id))
+        .flatten();
+    Ok(Json(RefundPage { items, next }))
+}
