@@ -1,5 +1,5 @@
 //! The fines worker: the stages after recognition (approval, owner lookup, issuing,
-//! dating delivered cases' clocks, the deadlines scheduler) run side by side in one
+//! delivery, dating delivered cases' clocks, the deadlines scheduler) run side by side in one
 //! process, each claiming its own batches under leases, so several workers (processes
 //! or machines) share the queues without doing a case twice. A stage that finds
 //! nothing to do waits `idle_poll` before it looks again.
@@ -17,6 +17,7 @@ use chrono::Utc;
 
 use crate::approval::{run_approvals, ApprovalStage};
 use crate::clocks::{run_dating, run_deadlines, DatingStage};
+use crate::delivery::DeliveryWorker;
 use crate::issuing::{run_issuing, Issuer, IssuingError, IssuingStage};
 use crate::lookup::{run_lookups, LookupStage};
 
@@ -30,6 +31,8 @@ pub struct FinesWorker {
     pub dating: Option<(DatingStage, Arc<Issuer>)>,
     /// Moves cases whose deadlines passed; its audit rows name `actor`.
     pub deadlines: Option<DeadlineSchedule>,
+    /// Sends issued resolutions from the outbox and checks their proofs.
+    pub delivery: Option<Arc<DeliveryWorker>>,
     pub idle_poll: Duration,
     /// The pause after a stage's pass failed (the database is down, say).
     pub error_backoff: Duration,
@@ -117,6 +120,19 @@ pub async fn run(
                 run_deadlines(store.as_ref(), &schedule.actor, Utc::now(), schedule.batch)
                     .await
                     .map(|pass| pass.moved.len())
+                    .map_err(|e| e.to_string())
+            }
+        }));
+    }
+    if let Some(delivery) = worker.delivery {
+        let (store, cancel) = (Arc::clone(&store), cancel.clone());
+        tasks.spawn(repeat("delivery", idle, backoff, cancel, move || {
+            let (delivery, store) = (Arc::clone(&delivery), Arc::clone(&store));
+            async move {
+                delivery
+                    .run_once(store.as_ref())
+                    .await
+                    .map(|report| usize::from(!report.is_idle()))
                     .map_err(|e| e.to_string())
             }
         }));

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::api::{
-    AccountReaders, Admins, AnyStaff, AppealClerks, CaseReaders, DeadLetterReaders, FinanceReaders,
+    AccountReaders, Admins, AnyStaff, CaseReaders, DeadLetterReaders, DeskOfficers, FinanceReaders,
     ListKeepers, Policy, Reviewers, Supervisors, Voiders,
 };
 
@@ -377,7 +377,7 @@ fn fines_paths() -> Value {
                     "404": problem("No such case (`not_found`).")
                 }
             })),
-            "post": secured(roles::<AppealClerks>(), json!({
+            "post": secured(roles::<DeskOfficers>(), json!({
                 "operationId": "fileAppeal",
                 "summary": "Take in an appeal against the case's resolution, with up to 10 files (JPEG, PNG, PDF; 10 MiB each, base64). The case moves to `appealed` and its clocks pause. Audited.",
                 "parameters": [case_id],
@@ -462,6 +462,44 @@ fn fines_paths() -> Value {
                 "400": problem("Not a resolution number (`bad_request`)."),
                 "404": problem("No such resolution (`not_found`)."),
                 "500": problem("The stored bytes no longer match their hash (`evidence_corrupt`); nothing is served.")
+            }
+        }))},
+        "/api/v1/resolutions/{number}/deliveries": {
+            "get": secured(roles::<CaseReaders>(), json!({
+                "operationId": "listResolutionDeliveries",
+                "summary": "The resolution's deliveries from the outbox and those reported to it: channel, address, state, attempts, the channel's id, when sent and delivered, and the proof.",
+                "parameters": [number],
+                "responses": {
+                    "200": { "description": "The deliveries.", "content": { "application/json": { "schema": {
+                        "type": "array", "items": { "type": "object" } } } } },
+                    "400": problem("Not a resolution number (`bad_request`)."),
+                    "404": problem("No such resolution (`not_found`).")
+                }
+            })),
+            "post": secured(roles::<DeskOfficers>(), json!({
+                "operationId": "recordDeliveryProof",
+                "summary": "Record a proof of delivery that came back outside the outbox: a posted letter's return receipt, or another system's report. The first proof starts the clocks; the same proof again changes nothing.",
+                "parameters": [number],
+                "requestBody": body_of("DeliveryProof"),
+                "responses": {
+                    "200": json_of("Recorded.", "DeliveryProofResult"),
+                    "400": problem("Not a resolution number or body not JSON (`bad_request`)."),
+                    "404": problem("No such resolution (`not_found`)."),
+                    "409": problem("A return receipt for a resolution with no letter sent (`conflict`)."),
+                    "422": problem("Unknown kind, no time, a time before issuing or in the future (`validation_failed`).")
+                }
+            }))
+        },
+        "/api/v1/owners/{owner_id}/contacts": { "post": secured(roles::<DeskOfficers>(), json!({
+            "operationId": "addOwnerContact",
+            "summary": "A phone number (E.164) or e-mail address an owner leaves for notices; their resolutions not yet delivered are queued to it.",
+            "parameters": [path_param("owner_id", "The owner's PIN or INN, as the owner lookup names them.", json!({ "type": "string" }))],
+            "requestBody": body_of("ContactRequest"),
+            "responses": {
+                "201": json_of("Added.", "ContactResult"),
+                "200": json_of("Known already; nothing changed.", "ContactResult"),
+                "400": problem("Body not JSON (`bad_request`)."),
+                "422": problem("Unknown channel, or an address that channel cannot use (`validation_failed`).")
             }
         }))},
         "/api/v1/resolutions/{number}/verify": { "post": {
@@ -857,6 +895,31 @@ fn components() -> Value {
             } },
             "next": { "type": ["integer", "null"] }
         }
+    }));
+    schemas.insert("DeliveryProof".into(), json!({
+        "type": "object", "required": ["kind", "delivered_at"],
+        "properties": {
+            "kind": { "type": "string", "enum": ["return_receipt", "portal"] },
+            "delivered_at": instant,
+            "source": { "type": "string", "description": "The delivering system (portal reports)." },
+            "proof": { "type": "object" }
+        }
+    }));
+    schemas.insert("DeliveryProofResult".into(), json!({
+        "type": "object", "required": ["delivery_id", "recorded", "delivered_at"],
+        "properties": {
+            "delivery_id": { "type": "integer" },
+            "recorded": { "type": "string", "enum": ["first", "additional", "already_recorded"] },
+            "delivered_at": instant
+        }
+    }));
+    schemas.insert("ContactRequest".into(), json!({
+        "type": "object", "required": ["channel", "address"],
+        "properties": { "channel": { "type": "string", "enum": ["sms", "email"] }, "address": text }
+    }));
+    schemas.insert("ContactResult".into(), json!({
+        "type": "object", "required": ["id", "planned", "already_known"],
+        "properties": { "id": { "type": "integer" }, "planned": { "type": "integer" }, "already_known": { "type": "boolean" } }
     }));
     schemas.insert("Verification".into(), json!({
         "type": "object",

@@ -22,6 +22,10 @@ use kozomol_fines::approval::ApprovalStage;
 use kozomol_fines::calendar::Calendars;
 use kozomol_fines::catalogue::Catalogue;
 use kozomol_fines::clocks::DatingStage;
+use kozomol_fines::delivery::standin::StandInGateway;
+use kozomol_fines::delivery::{
+    DeliveryConfig, DeliveryWorker, SmsGateway, SmsGatewayConfig, SmtpConfig, SmtpMailer,
+};
 use kozomol_fines::issuing::{Issuer, IssuingStage};
 use kozomol_fines::lookup::LookupStage;
 use kozomol_fines::resolution::{Ed25519Signer, Officer, SignerIdentity, VerifyingKeys};
@@ -174,12 +178,33 @@ pub async fn run(
         registry_config = Some(config);
         _demo_bus = Some(bus);
     }
+    // And its SMS gateway, for contacts citizens leave in the demo.
+    let d = &settings.delivery;
+    let mut sms = d
+        .sms_gateway_url
+        .clone()
+        .zip(d.sms_gateway_token.clone())
+        .map(|(url, token)| SmsGatewayConfig::new(url, token));
+    let mut _demo_sms = None;
+    if plan.demo && sms.is_none() && d.enabled && plan.parts.contains(&Part::Fines) {
+        const DEMO_TOKEN: &str = "demo-sms-gateway";
+        let gateway = StandInGateway::start(DEMO_TOKEN)
+            .await
+            .map_err(|source| ServeError::Io {
+                what: "demo SMS gateway stand-in".into(),
+                source,
+            })?;
+        tracing::info!(url = %gateway.url(), "demo SMS gateway stand-in delivering texts");
+        sms = Some(SmsGatewayConfig::new(gateway.url(), DEMO_TOKEN));
+        _demo_sms = Some(gateway);
+    }
 
     if plan.parts.contains(&Part::Fines) {
         let worker = fines_worker(
             &settings,
             &instance,
             registry_config,
+            sms,
             &resolution_keys,
             Arc::clone(&evidence),
         )?;
@@ -344,6 +369,7 @@ fn fines_worker(
     settings: &Settings,
     instance: &str,
     registry: Option<kozomol_tunduk::RegistryConfig>,
+    sms: Option<SmsGatewayConfig>,
     keys: &ResolutionKeys,
     evidence: Arc<EvidenceStore>,
 ) -> Result<FinesWorker, ServeError> {
@@ -402,8 +428,27 @@ fn fines_worker(
         catalogue: Catalogue::bundled(f.jurisdiction),
         calendars: Calendars::bundled(),
         signer: Arc::new(signer),
-        evidence,
+        evidence: Arc::clone(&evidence),
     });
+    let delivery = if settings.delivery.enabled {
+        let fail = |e: kozomol_fines::delivery::DeliveryError| ServeError::Fines(e.to_string());
+        let config = DeliveryConfig::new(worker("delivery"), settings.public_base_url());
+        let mut delivery = DeliveryWorker::new(config, evidence).map_err(fail)?;
+        if let Some(sms) = sms {
+            delivery = delivery.with_sender(Arc::new(SmsGateway::new(sms).map_err(fail)?));
+        }
+        let d = &settings.delivery;
+        if let (Some(host), Some(from)) = (&d.smtp_host, &d.smtp_from) {
+            let smtp = SmtpConfig::new(host.clone(), d.smtp_port, from.clone());
+            delivery = delivery.with_sender(Arc::new(SmtpMailer::new(smtp).map_err(fail)?));
+        }
+        if d.post {
+            delivery = delivery.with_post();
+        }
+        Some(Arc::new(delivery))
+    } else {
+        None
+    };
     let dating = DatingStage {
         worker: worker("dating"),
         batch: f.batch,
@@ -420,6 +465,7 @@ fn fines_worker(
             every: Duration::from_secs(60),
             batch: 500,
         }),
+        delivery,
         idle_poll: Duration::from_millis(f.idle_poll_ms),
         error_backoff: Duration::from_secs(2),
     })

@@ -34,6 +34,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub recognizer: RecognizerSettings,
     pub fines: FinesSettings,
+    pub delivery: DeliverySettings,
     /// The city's security server of Tunduk (X-Road), for owner lookups; without it
     /// approved cases wait for an owner (`serve --demo` starts a stand-in instead).
     pub tunduk: Option<kozomol_tunduk::RegistryConfig>,
@@ -82,6 +83,7 @@ impl Default for Settings {
             ingest: IngestSettings::default(),
             recognizer: RecognizerSettings::default(),
             fines: FinesSettings::default(),
+            delivery: DeliverySettings::default(),
             tunduk: None,
             utc_offset_minutes: 6 * 60,
             server_key_file: None,
@@ -220,6 +222,40 @@ impl Default for FinesSettings {
             lease_s: 300,
             idle_poll_ms: 500,
             checks: kozomol_fines::checks::ChecksConfig::default(),
+        }
+    }
+}
+
+/// Delivering issued resolutions: which channels this process serves and how to reach
+/// them. A channel left unconfigured keeps its deliveries queued for a process that
+/// serves it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySettings {
+    /// Whether the fines part runs the outbox.
+    pub enabled: bool,
+    /// The SMS gateway's send endpoint and bearer token (docs/fines.md, "Delivery");
+    /// `serve --demo` without one starts the stand-in gateway.
+    pub sms_gateway_url: Option<String>,
+    pub sms_gateway_token: Option<String>,
+    /// The mail server resolutions are e-mailed through (plain SMTP, a local relay).
+    pub smtp_host: Option<String>,
+    pub smtp_port: u16,
+    pub smtp_from: Option<String>,
+    /// Print letters for post in batches.
+    pub post: bool,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings {
+            enabled: true,
+            sms_gateway_url: None,
+            sms_gateway_token: None,
+            smtp_host: None,
+            smtp_port: 25,
+            smtp_from: None,
+            post: true,
         }
     }
 }
@@ -418,6 +454,13 @@ impl Settings {
         }
         if let Err(e) = f.checks.validate() {
             problems.push(format!("fines.checks: {e}"));
+        }
+        let d = &self.delivery;
+        if d.sms_gateway_url.is_some() != d.sms_gateway_token.is_some() {
+            problems.push("delivery.sms_gateway_url and sms_gateway_token go together".into());
+        }
+        if d.smtp_host.is_some() != d.smtp_from.is_some() {
+            problems.push("delivery.smtp_host and smtp_from go together".into());
         }
         if let Some(tunduk) = &self.tunduk {
             if let Err(e) = tunduk.validate() {

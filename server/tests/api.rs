@@ -301,7 +301,7 @@ const DEAD: &[Role] = &[Role::Supervisor, Role::Admin, Role::Auditor];
 const ACCOUNT_READ: &[Role] = &[Role::Admin, Role::Auditor];
 const ADMIN: &[Role] = &[Role::Admin];
 const REVIEW: &[Role] = &[Role::Reviewer, Role::Supervisor];
-const APPEAL_CLERKS: &[Role] = &[Role::Reviewer, Role::Supervisor, Role::Admin];
+const DESK_OFFICERS: &[Role] = &[Role::Reviewer, Role::Supervisor, Role::Admin];
 const LIST_KEEPERS: &[Role] = &[Role::Supervisor, Role::Admin];
 
 fn secured_routes() -> Vec<RouteCase> {
@@ -398,7 +398,7 @@ fn secured_routes() -> Vec<RouteCase> {
                 Method::POST,
                 "/api/v1/cases/{id}/appeals",
                 "/api/v1/cases/1/appeals",
-                APPEAL_CLERKS,
+                DESK_OFFICERS,
             )
         },
         RouteCase {
@@ -440,6 +440,32 @@ fn secured_routes() -> Vec<RouteCase> {
             "/api/v1/resolutions/KG-BSK-2026-0000001",
             CASES,
         ),
+        r(
+            Method::GET,
+            "/api/v1/resolutions/{number}/deliveries",
+            "/api/v1/resolutions/KG-BSK-2026-0000001/deliveries",
+            CASES,
+        ),
+        RouteCase {
+            body: Some(
+                || json!({"kind": "return_receipt", "delivered_at": "2026-03-12T10:00:00Z"}),
+            ),
+            ..r(
+                Method::POST,
+                "/api/v1/resolutions/{number}/deliveries",
+                "/api/v1/resolutions/KG-BSK-2026-0000001/deliveries",
+                DESK_OFFICERS,
+            )
+        },
+        RouteCase {
+            body: Some(|| json!({"channel": "sms", "address": "+996555123456"})),
+            ..r(
+                Method::POST,
+                "/api/v1/owners/{owner_id}/contacts",
+                "/api/v1/owners/21212198000123/contacts",
+                DESK_OFFICERS,
+            )
+        },
         r(
             Method::GET,
             "/api/v1/resolutions/{number}/pdf",

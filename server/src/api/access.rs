@@ -35,9 +35,10 @@ impl Policy for Reviewers {
     const ROLES: &'static [Role] = &[Role::Reviewer, Role::Supervisor];
 }
 
-/// Taking in an appeal for a citizen (filed on paper, at a desk, by phone).
-pub struct AppealClerks;
-impl Policy for AppealClerks {
+/// Officers at a desk: taking in an appeal for a citizen, a contact they leave, a
+/// proof of delivery that comes back on paper.
+pub struct DeskOfficers;
+impl Policy for DeskOfficers {
     const ROLES: &'static [Role] = &[Role::Reviewer, Role::Supervisor, Role::Admin];
 }
 

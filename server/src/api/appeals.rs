@@ -19,7 +19,7 @@ use kozomol_store::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::access::{AppealClerks, Authorized, CaseReaders, FinanceReaders, Supervisors, Voiders};
+use super::access::{Authorized, CaseReaders, DeskOfficers, FinanceReaders, Supervisors, Voiders};
 use super::cases::{find_case, read_evidence};
 use super::{json_body, ApiError, ApiState, FieldProblem};
 
@@ -64,7 +64,7 @@ fn text_field(
 
 /// `POST /api/v1/cases/{id}/appeals`.
 pub async fn file(
-    caller: Authorized<AppealClerks>,
+    caller: Authorized<DeskOfficers>,
     State(state): State<ApiState>,
     Path(id): Path<String>,
     body: Result<Json<AppealRequest>, JsonRejection>,

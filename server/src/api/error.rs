@@ -222,6 +222,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict { what } => ApiError::Conflict(format!("{what} already exists")),
             StoreError::EvidenceCorrupt { sha256 } => ApiError::EvidenceCorrupt { sha256 },
+            StoreError::NotFound { what } => ApiError::NotFound(what),
+            StoreError::Invalid(why) => ApiError::Validation(vec![FieldProblem::new("body", why)]),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -32,7 +32,7 @@ use kozomol_store::{EvidenceStore, Store};
 use tower_http::trace::TraceLayer;
 
 pub use access::{
-    AccountReaders, Admins, AnyStaff, AppealClerks, CaseReaders, DeadLetterReaders, FinanceReaders,
+    AccountReaders, Admins, AnyStaff, CaseReaders, DeadLetterReaders, DeskOfficers, FinanceReaders,
     ListKeepers, Policy, Reviewers, Supervisors, Voiders,
 };
 pub use error::{ApiError, FieldProblem, PROBLEM_CODES};
@@ -172,6 +172,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}/acknowledge", post(checks::acknowledge))
         .route("/api/v1/resolutions/{number}", get(resolutions::show))
         .route("/api/v1/resolutions/{number}/pdf", get(resolutions::pdf))
+        .route(
+            "/api/v1/resolutions/{number}/deliveries",
+            get(resolutions::deliveries).post(resolutions::record_proof),
+        )
+        .route(
+            "/api/v1/owners/{owner_id}/contacts",
+            post(resolutions::add_contact),
+        )
         .route(
             "/api/v1/resolutions/{number}/verify",
             post(resolutions::check).layer(DefaultBodyLimit::max(resolutions::MAX_PDF_BYTES)),

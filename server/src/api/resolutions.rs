@@ -1,22 +1,28 @@
-//! Resolutions: staff read an issued resolution and its PDF; anyone may check whether
-//! a PDF is a genuine one (`verify`) with the published public keys, so that a citizen,
-//! a bank or a court can trust a copy without asking who sent it.
+//! Resolutions: staff read an issued resolution, its PDF and its deliveries, record a
+//! proof of delivery that came back on paper or from another system, and take the
+//! contacts citizens leave; anyone may check whether a PDF is a genuine one (`verify`)
+//! with the published public keys, so that a citizen, a bank or a court can trust a
+//! copy without asking who sent it.
 
 use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chrono::{DateTime, Utc};
+use kozomol_core::DeliveryChannel;
+use kozomol_fines::delivery::{self, DeliveryError};
 use kozomol_fines::resolution::{
     verify, DetachedSignature, ResolutionNumber, SignatureAlgorithm, SignerIdentity, Verdict,
 };
-use kozomol_store::ResolutionRecord;
-use serde::Serialize;
+use kozomol_store::{ContactAdded, DeliveryRecord, DeliveryRecorded, ResolutionRecord};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::access::{Authorized, CaseReaders};
+use super::access::{Authorized, CaseReaders, DeskOfficers};
 use super::cases::read_evidence;
-use super::{ApiError, ApiState};
+use super::{json_body, ApiError, ApiState, FieldProblem};
 
 /// A PDF larger than this is no resolution of ours (they are a few hundred KB).
 pub const MAX_PDF_BYTES: usize = 16 * 1024 * 1024;
@@ -181,5 +187,198 @@ pub async fn keys(State(state): State<ApiState>) -> Json<PublishedKeys> {
                 public_key: hex::encode(key.as_bytes()),
             })
             .collect(),
+    })
+}
+
+/// `GET /api/v1/resolutions/{number}/deliveries`: the outbox rows of a resolution —
+/// channel, address, state, attempts, proof — oldest first.
+pub async fn deliveries(
+    _caller: Authorized<CaseReaders>,
+    State(state): State<ApiState>,
+    Path(number): Path<String>,
+) -> Result<Json<Vec<DeliveryRecord>>, ApiError> {
+    let record = find(&state, &number).await?;
+    Ok(Json(state.app.store.deliveries(&record.number).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProofRequest {
+    /// `return_receipt` (the posted letter's receipt came back) or `portal` (another
+    /// system, named in `source`, delivered it).
+    kind: Option<String>,
+    delivered_at: Option<DateTime<Utc>>,
+    source: Option<String>,
+    /// What the proof says (receipt number, the portal's message id), as given.
+    #[serde(default)]
+    proof: serde_json::Value,
+}
+
+#[derive(Serialize)]
+pub struct ProofResult {
+    delivery_id: i64,
+    /// `first` (the clocks start at `delivered_at`), `additional`, `already_recorded`.
+    recorded: &'static str,
+    /// When the resolution counts as delivered.
+    delivered_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/resolutions/{number}/deliveries`: records a proof of delivery that
+/// came back outside the outbox's own channels.
+pub async fn record_proof(
+    caller: Authorized<DeskOfficers>,
+    State(state): State<ApiState>,
+    Path(number): Path<String>,
+    body: Result<Json<ProofRequest>, JsonRejection>,
+) -> Result<Json<ProofResult>, ApiError> {
+    let request = json_body(body)?;
+    let mut problems = Vec::new();
+    let kind = request.kind.as_deref();
+    if !matches!(kind, Some("return_receipt" | "portal")) {
+        problems.push(FieldProblem::new(
+            "kind",
+            "must be `return_receipt` or `portal`",
+        ));
+    }
+    let source = request
+        .source
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    if kind == Some("portal") && source.is_none() {
+        problems.push(FieldProblem::new(
+            "source",
+            "a portal report names the system that delivered",
+        ));
+    }
+    let Some(delivered_at) = request.delivered_at.filter(|_| problems.is_empty()) else {
+        if request.delivered_at.is_none() {
+            problems.push(FieldProblem::new("delivered_at", "required (RFC 3339)"));
+        }
+        return Err(ApiError::Validation(problems));
+    };
+    let record = find(&state, &number).await?;
+    let store = state.app.store.as_ref();
+    let who = &caller.account.login;
+    let recorded = match (kind, source) {
+        (Some("portal"), Some(source)) => {
+            delivery::record_portal_delivery(
+                store,
+                &record.number,
+                source,
+                delivered_at,
+                request.proof,
+                who,
+            )
+            .await
+        }
+        _ => {
+            delivery::record_return_receipt(store, &record.number, delivered_at, request.proof, who)
+                .await
+        }
+    }
+    .map_err(|e| match e {
+        DeliveryError::Store(store) => ApiError::from(store),
+        DeliveryError::NoLetter(_) => ApiError::Conflict(e.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    })?;
+    let (id, word, at) = match recorded {
+        DeliveryRecorded::First {
+            delivery_id,
+            delivered_at,
+        } => (delivery_id, "first", delivered_at),
+        DeliveryRecorded::Additional {
+            delivery_id,
+            resolution_delivered_at,
+        } => (delivery_id, "additional", resolution_delivered_at),
+        DeliveryRecorded::AlreadyRecorded { delivery_id } => (
+            delivery_id,
+            "already_recorded",
+            state
+                .app
+                .store
+                .resolution(&record.number)
+                .await?
+                .and_then(|r| r.delivered_at)
+                .unwrap_or(delivered_at),
+        ),
+    };
+    Ok(Json(ProofResult {
+        delivery_id: id.0,
+        recorded: word,
+        delivered_at: at,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactRequest {
+    channel: Option<String>,
+    address: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ContactResult {
+    id: i64,
+    /// Deliveries queued to it for the owner's resolutions not yet delivered.
+    planned: u32,
+    already_known: bool,
+}
+
+/// `POST /api/v1/owners/{owner_id}/contacts`: a phone number or e-mail address a
+/// citizen leaves for notices; the owner's undelivered resolutions go to it at once.
+pub async fn add_contact(
+    caller: Authorized<DeskOfficers>,
+    State(state): State<ApiState>,
+    Path(owner_id): Path<String>,
+    body: Result<Json<ContactRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<ContactResult>), ApiError> {
+    let request = json_body(body)?;
+    let channel = match request.channel.as_deref() {
+        Some("sms") => Some(DeliveryChannel::Sms),
+        Some("email") => Some(DeliveryChannel::Email),
+        _ => None,
+    };
+    let (Some(channel), Some(address)) = (channel, request.address) else {
+        return Err(ApiError::Validation(vec![FieldProblem::new(
+            "channel",
+            "`sms` or `email`, with the `address`",
+        )]));
+    };
+    let added = delivery::add_contact(
+        state.app.store.as_ref(),
+        &owner_id,
+        channel,
+        &address,
+        &caller.account.login,
+    )
+    .await
+    .map_err(|e| match e {
+        DeliveryError::Store(store) => ApiError::from(store),
+        DeliveryError::Contact(_) => {
+            ApiError::Validation(vec![FieldProblem::new("address", e.to_string())])
+        }
+        DeliveryError::NoOwner => {
+            ApiError::Validation(vec![FieldProblem::new("owner_id", e.to_string())])
+        }
+        other => ApiError::Internal(other.to_string()),
+    })?;
+    Ok(match added {
+        ContactAdded::Added { id, planned } => (
+            StatusCode::CREATED,
+            Json(ContactResult {
+                id,
+                planned,
+                already_known: false,
+            }),
+        ),
+        ContactAdded::AlreadyKnown { id } => (
+            StatusCode::OK,
+            Json(ContactResult {
+                id,
+                planned: 0,
+                already_known: true,
+            }),
+        ),
     })
 }

@@ -1,7 +1,8 @@
 //! Simulated cameras → ingest → recognizer → auto-approval → owner lookup through the
-//! stand-in bus → signed resolution, through the real `kozomol serve --demo`: the PDF
-//! is a valid file with its Russian text and plate, its signature verifies through the
-//! API, and a one-byte change does not.
+//! stand-in bus → signed resolution → delivered, through the real `kozomol serve
+//! --demo`: the PDF is a valid file with its Russian text and plate, its signature
+//! verifies through the API, and a one-byte change does not; the letter is printed in a
+//! batch, its return receipt recorded, and the case's clocks start.
 //!
 //! Needs `qpdf` and `pdftotext` on PATH (`scripts/lib.sh` installs them).
 
@@ -110,7 +111,7 @@ fn a_simulated_violation_becomes_a_signed_resolution() {
     let published = keys["keys"].as_array().expect("keys");
     assert_eq!(published.len(), 1, "{keys}");
 
-    for case in issued {
+    for case in &issued {
         let id = case["id"].as_i64().expect("id");
         let detail = server
             .get_json(&format!("/api/v1/cases/{id}"), "reviewer")
@@ -169,5 +170,69 @@ fn a_simulated_violation_becomes_a_signed_resolution() {
         let forged = verify(&server, number, altered);
         assert_eq!(forged["valid"], false, "{forged}");
         assert_eq!(forged["verdict"], "hash_mismatch");
+    }
+
+    // Delivery: the letter to the owner's address goes out in a print batch; its return
+    // receipt, recorded at the desk, proves delivery and starts the clocks.
+    let first = issued[0]["id"].as_i64().expect("id");
+    let number = server
+        .get_json(&format!("/api/v1/cases/{first}"), "reviewer")
+        .expect("case")["resolution"]
+        .as_str()
+        .expect("number")
+        .to_owned();
+    let deliveries = format!("/api/v1/resolutions/{number}/deliveries");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = server
+            .get_json(&deliveries, "reviewer")
+            .expect("deliveries");
+        let letter = rows
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|d| d["channel"] == "post")
+            .cloned();
+        if letter.as_ref().is_some_and(|l| l["state"] == "sent") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no letter sent: {rows}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let receipt = reqwest::blocking::Client::new()
+        .post(format!("{}{deliveries}", server.api()))
+        .bearer_auth(server.token("reviewer").expect("token"))
+        .json(&serde_json::json!({
+            "kind": "return_receipt",
+            // A second back, so it is never in the server's future.
+            "delivered_at": (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339(),
+            "proof": {"receipt": "RR123456789KG"}
+        }))
+        .send()
+        .expect("receipt");
+    assert!(receipt.status().is_success(), "{}", receipt.status());
+    let receipt: Value = receipt.json().expect("json");
+    assert_eq!(receipt["recorded"], "first", "{receipt}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let detail = server
+            .get_json(&format!("/api/v1/cases/{first}"), "reviewer")
+            .expect("case");
+        let audit: Vec<&str> = detail["audit"]
+            .as_array()
+            .expect("audit")
+            .iter()
+            .filter_map(|a| a["action"].as_str())
+            .collect();
+        if detail["state"] == "delivered" && audit.contains(&"case.clocks_dated") {
+            assert!(audit.contains(&"case.resolution_delivered"), "{audit:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "case {first} not delivered and dated: {} {audit:?}",
+            detail["state"]
+        );
+        std::thread::sleep(Duration::from_millis(300));
     }
 }
