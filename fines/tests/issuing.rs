@@ -11,14 +11,11 @@ use kozomol_core::{CaseState, Jurisdiction, Measurement, ViolationKind};
 use kozomol_fines::calendar::Calendars;
 use kozomol_fines::catalogue::Catalogue;
 use kozomol_fines::issuing::{run_issuing, Issued, Issuer};
-use kozomol_fines::lookup::{run_lookups, LookupStage};
 use kozomol_fines::resolution::{
     verify, DetachedSignature, Ed25519Signer, SignatureAlgorithm, SignerIdentity, Verdict,
     VerifyingKeys,
 };
-use kozomol_tunduk::standin::{RegistryEntry, StandIn, StandInConfig};
-use kozomol_tunduk::{RegistryConfig, VehicleRegistry};
-use support::issued::{approved, client, stage, world, PLATE};
+use support::issued::{approved, look_up_owners, stage, world, PLATE};
 use support::Backend;
 
 mod support;
@@ -54,19 +51,7 @@ async fn an_approved_case_becomes_a_signed_resolution(backend: Backend) {
     )
     .await;
 
-    let standin = StandIn::start(StandInConfig::new(vec![client()]))
-        .await
-        .expect("stand-in");
-    standin.set_entry(
-        PLATE,
-        RegistryEntry::person(PLATE, "21212198000123", "Асанов", "Бакыт", "Токтогулович"),
-    );
-    let mut config = RegistryConfig::new(standin.url(), client());
-    config.cache_ttl_secs = 0;
-    let registry = VehicleRegistry::new(config).expect("registry");
-    run_lookups(&LookupStage::new("lookup-1"), w.store.as_ref(), &registry)
-        .await
-        .expect("lookups");
+    look_up_owners(&w).await;
 
     let signer = Ed25519Signer::from_seed(
         &[9; 32],

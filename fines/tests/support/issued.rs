@@ -201,9 +201,9 @@ pub fn stage() -> IssuingStage {
     }
 }
 
-/// Looks up the owner of every approved case and issues their resolutions; returns
-/// what became of each case.
-pub async fn issue_all(w: &World) -> Vec<(CaseId, Issued)> {
+/// Looks up the owner of every approved case through the stand-in security server
+/// (which knows [`PLATE`]).
+pub async fn look_up_owners(w: &World) {
     let standin = StandIn::start(StandInConfig::new(vec![client()]))
         .await
         .expect("stand-in");
@@ -217,6 +217,12 @@ pub async fn issue_all(w: &World) -> Vec<(CaseId, Issued)> {
     run_lookups(&LookupStage::new("lookup-1"), w.store.as_ref(), &registry)
         .await
         .expect("lookups");
+}
+
+/// Looks up the owner of every approved case and issues their resolutions; returns
+/// what became of each case.
+pub async fn issue_all(w: &World) -> Vec<(CaseId, Issued)> {
+    look_up_owners(w).await;
     run_issuing(&stage(), &issuer(w), w.store.as_ref())
         .await
         .expect("issuing")
