@@ -5,11 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use kozomol_core::{CaseId, CaseState, Jurisdiction};
 use serde::Serialize;
-use uuid::Uuid;
 
-use crate::audit::AuditRow;
-use crate::batch::ChainedAudit;
-use crate::recognition::chained;
 use crate::{EvidenceRef, FrameLocation, StoreError};
 
 /// Action of the audit row written when a case's clocks are dated (at delivery, and
@@ -226,27 +222,6 @@ pub struct RefundRequestRecord {
     pub requested_at: DateTime<Utc>,
     pub requested_by: String,
     pub state: String,
-}
-
-pub(crate) fn audit<'a>(
-    case_id: CaseId,
-    action: &'a str,
-    from: Option<CaseState>,
-    to: Option<CaseState>,
-    actor: &'a str,
-    detail: &'a str,
-    at: DateTime<Utc>,
-) -> ChainedAudit<'a> {
-    chained(AuditRow {
-        batch_id: Uuid::now_v7(),
-        case_id: Some(case_id),
-        at,
-        actor,
-        action,
-        from_state: from,
-        to_state: to,
-        detail: Some(detail),
-    })
 }
 
 /// The device serial of a stored event (its `device.serial`).

@@ -12,12 +12,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use kozomol_core::{CaseId, CaseState, ViolationKind};
 use serde::Serialize;
-use uuid::Uuid;
 
-use crate::audit::AuditRow;
 use crate::batch::ChainedAudit;
 use crate::error::corrupt;
-use crate::recognition::chained;
+use crate::recognition::audit_row;
 use crate::StoreError;
 
 /// Action of the audit row written when an exemption is added (no case).
@@ -329,16 +327,7 @@ pub(crate) fn audit<'a>(
     detail: &'a str,
     at: DateTime<Utc>,
 ) -> ChainedAudit<'a> {
-    chained(AuditRow {
-        batch_id: Uuid::now_v7(),
-        case_id,
-        at,
-        actor,
-        action,
-        from_state: None,
-        to_state: None,
-        detail: Some(detail),
-    })
+    audit_row(case_id, action, None, None, actor, detail, at)
 }
 
 pub(crate) fn alert_kind(raw: &str) -> Result<AlertKind, StoreError> {

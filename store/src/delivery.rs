@@ -14,12 +14,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use kozomol_core::{CaseId, CaseState, ContactAddress, DeliveryChannel, DeliveryState};
 use serde::Serialize;
-use uuid::Uuid;
 
-use crate::audit::{AuditRow, RESOLUTION_DELIVERED};
+use crate::audit::RESOLUTION_DELIVERED;
 use crate::batch::ChainedAudit;
 use crate::error::corrupt;
-use crate::recognition::chained;
+use crate::recognition::audit_row;
 use crate::{EvidenceRef, FrameLocation, StoreError};
 
 /// How far ahead of the store's clock a reported delivery may lie (the reporter's
@@ -413,16 +412,15 @@ pub(crate) fn delivered_audit<'a>(
     detail: &'a str,
     at: DateTime<Utc>,
 ) -> ChainedAudit<'a> {
-    chained(AuditRow {
-        batch_id: Uuid::now_v7(),
-        case_id: Some(case_id),
-        at,
+    audit_row(
+        case_id,
+        RESOLUTION_DELIVERED,
+        moved.then_some(CaseState::Issued),
+        moved.then_some(CaseState::Delivered),
         actor,
-        action: RESOLUTION_DELIVERED,
-        from_state: moved.then_some(CaseState::Issued),
-        to_state: moved.then_some(CaseState::Delivered),
-        detail: Some(detail),
-    })
+        detail,
+        at,
+    )
 }
 
 pub(crate) fn channel(raw: &str) -> Result<DeliveryChannel, StoreError> {

@@ -18,7 +18,7 @@ use crate::appeals::{
 };
 use crate::postgres::{location_from_row, PgStore};
 use crate::postgres_recognition::{insert_audit, insert_evidence};
-use crate::recognition::delay_millis;
+use crate::recognition::{audit_row, delay_millis};
 use crate::{decode, Appeals, CaseClocks, CompleteResult, StoreError};
 
 /// A clock's columns. A macro because `query()` takes only `&'static str`.
@@ -119,7 +119,7 @@ async fn request_refund(
     if id.is_some() {
         insert_audit(
             tx,
-            &appeals::audit(case_id, REFUND_REQUESTED, None, None, actor, detail, now),
+            &audit_row(case_id, REFUND_REQUESTED, None, None, actor, detail, now),
         )
         .await?;
     }
@@ -276,7 +276,7 @@ impl CaseClocks for PgStore {
         .await?;
         insert_audit(
             &mut tx,
-            &appeals::audit(
+            &audit_row(
                 clock.case_id,
                 CLOCKS_DATED,
                 Some(from),
@@ -346,7 +346,7 @@ impl CaseClocks for PgStore {
         }
         insert_audit(
             &mut tx,
-            &appeals::audit(
+            &audit_row(
                 write.case_id,
                 DEADLINE_PASSED,
                 Some(write.from),
@@ -429,7 +429,7 @@ impl Appeals for PgStore {
             serde_json::json!({ "appeal_id": id, "filed_by": appeal.filed_by }).to_string();
         insert_audit(
             &mut tx,
-            &appeals::audit(
+            &audit_row(
                 appeal.case_id,
                 APPEAL_FILED,
                 Some(state),
@@ -505,7 +505,7 @@ impl Appeals for PgStore {
         .to_string();
         insert_audit(
             &mut tx,
-            &appeals::audit(
+            &audit_row(
                 appeal.case_id,
                 APPEAL_DECIDED,
                 Some(CaseState::Appealed),
@@ -587,7 +587,7 @@ impl Appeals for PgStore {
             .await?;
             insert_audit(
                 &mut tx,
-                &appeals::audit(
+                &audit_row(
                     case_id,
                     CASE_VOIDED,
                     Some(state),

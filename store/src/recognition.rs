@@ -47,6 +47,28 @@ pub(crate) fn chained(row: AuditRow<'_>) -> ChainedAudit<'_> {
     }
 }
 
+/// One audit row of a case (or of no case), chained on its own.
+pub(crate) fn audit_row<'a>(
+    case_id: impl Into<Option<CaseId>>,
+    action: &'a str,
+    from_state: Option<CaseState>,
+    to_state: Option<CaseState>,
+    actor: &'a str,
+    detail: &'a str,
+    at: DateTime<Utc>,
+) -> ChainedAudit<'a> {
+    chained(AuditRow {
+        batch_id: Uuid::now_v7(),
+        case_id: case_id.into(),
+        at,
+        actor,
+        action,
+        from_state,
+        to_state,
+        detail: Some(detail),
+    })
+}
+
 /// The audit row of a completed recognition; `detail` says what was read, so that the
 /// log alone tells why the case went where it went.
 pub(crate) fn completed_audit<'a>(
@@ -56,16 +78,15 @@ pub(crate) fn completed_audit<'a>(
     detail: &'a str,
     at: DateTime<Utc>,
 ) -> ChainedAudit<'a> {
-    chained(AuditRow {
-        batch_id: Uuid::now_v7(),
-        case_id: Some(case_id),
-        at,
+    audit_row(
+        case_id,
+        RECOGNITION_COMPLETED,
+        Some(CaseState::Received),
+        Some(decision.state()),
         actor,
-        action: RECOGNITION_COMPLETED,
-        from_state: Some(CaseState::Received),
-        to_state: Some(decision.state()),
-        detail: Some(detail),
-    })
+        detail,
+        at,
+    )
 }
 
 /// The audit row of a recognition given up on; `detail` is the last error.
@@ -75,16 +96,15 @@ pub(crate) fn failed_audit<'a>(
     error: &'a str,
     at: DateTime<Utc>,
 ) -> ChainedAudit<'a> {
-    chained(AuditRow {
-        batch_id: Uuid::now_v7(),
-        case_id: Some(case_id),
-        at,
+    audit_row(
+        case_id,
+        RECOGNITION_FAILED,
+        Some(CaseState::Received),
+        Some(CaseState::NeedsReview),
         actor,
-        action: RECOGNITION_FAILED,
-        from_state: Some(CaseState::Received),
-        to_state: Some(CaseState::NeedsReview),
-        detail: Some(error),
-    })
+        error,
+        at,
+    )
 }
 
 pub(crate) fn completed_detail(outcome: &RecognitionOutcome) -> String {

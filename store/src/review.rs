@@ -2,13 +2,12 @@
 //! decoding of stored rows.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
-use crate::audit::{AuditRow, CASE_REVIEWED};
+use crate::audit::CASE_REVIEWED;
 use crate::batch::ChainedAudit;
 use crate::decode;
 use crate::error::corrupt;
-use crate::recognition::chained;
+use crate::recognition::audit_row;
 use crate::{NewReview, ReviewRecord, StoreError};
 
 /// The audit row's detail: what was decided, so that the log alone tells the story.
@@ -28,16 +27,15 @@ pub(crate) fn audit<'a>(
     detail: &'a str,
     at: DateTime<Utc>,
 ) -> ChainedAudit<'a> {
-    chained(AuditRow {
-        batch_id: Uuid::now_v7(),
-        case_id: Some(review.case_id),
+    audit_row(
+        review.case_id,
+        CASE_REVIEWED,
+        Some(review.from_state),
+        Some(review.to_state),
+        &review.reviewer,
+        detail,
         at,
-        actor: &review.reviewer,
-        action: CASE_REVIEWED,
-        from_state: Some(review.from_state),
-        to_state: Some(review.to_state),
-        detail: Some(detail),
-    })
+    )
 }
 
 /// A stored review's columns, decoded.

@@ -16,7 +16,7 @@ use crate::appeals::{
     APPEALABLE, APPEAL_DECIDED, APPEAL_FILED, CASE_VOIDED, CLOCKS_DATED, CLOSED, DEADLINE_PASSED,
     MONEY_TAKEN, REFUND_REQUESTED,
 };
-use crate::recognition::delay_millis;
+use crate::recognition::{audit_row, delay_millis};
 use crate::sqlite::{location_from_row, ms, SqliteStore};
 use crate::sqlite_recognition::{insert_audit, insert_evidence};
 use crate::{decode, Appeals, CaseClocks, CompleteResult, StoreError};
@@ -117,7 +117,7 @@ async fn request_refund(
     if id.is_some() {
         insert_audit(
             tx,
-            &appeals::audit(case_id, REFUND_REQUESTED, None, None, actor, detail, now),
+            &audit_row(case_id, REFUND_REQUESTED, None, None, actor, detail, now),
         )
         .await?;
     }
@@ -274,7 +274,7 @@ impl CaseClocks for SqliteStore {
         .await?;
         insert_audit(
             &mut tx,
-            &appeals::audit(
+            &audit_row(
                 clock.case_id,
                 CLOCKS_DATED,
                 Some(from),
@@ -344,7 +344,7 @@ impl CaseClocks for SqliteStore {
         }
         insert_audit(
             &mut tx,
-            &appeals::audit(
+            &audit_row(
                 write.case_id,
                 DEADLINE_PASSED,
                 Some(write.from),
@@ -427,7 +427,7 @@ impl Appeals for SqliteStore {
             serde_json::json!({ "appeal_id": id, "filed_by": appeal.filed_by }).to_string();
         insert_audit(
             &mut tx,
-            &appeals::audit(
+            &audit_row(
                 appeal.case_id,
                 APPEAL_FILED,
                 Some(state),
@@ -503,7 +503,7 @@ impl Appeals for SqliteStore {
         .to_string();
         insert_audit(
             &mut tx,
-            &appeals::audit(
+            &audit_row(
                 appeal.case_id,
                 APPEAL_DECIDED,
                 Some(CaseState::Appealed),
@@ -587,7 +587,7 @@ impl Appeals for SqliteStore {
             .await?;
             insert_audit(
                 &mut tx,
-                &appeals::audit(
+                &audit_row(
                     case_id,
                     CASE_VOIDED,
                     Some(state),

@@ -4,13 +4,12 @@ use chrono::{DateTime, Utc};
 use kozomol_core::{
     CaseId, CaseState, Currency, Jurisdiction, Money, OwnerKind, OwnerOfRecord, OwnerOutcome,
 };
-use uuid::Uuid;
 
-use crate::audit::{AuditRow, CASE_SET_ASIDE, OWNER_LOOKED_UP, RESOLUTION_ISSUED};
+use crate::audit::{CASE_SET_ASIDE, OWNER_LOOKED_UP, RESOLUTION_ISSUED};
 use crate::batch::ChainedAudit;
 use crate::decode;
 use crate::error::corrupt;
-use crate::recognition::chained;
+use crate::recognition::audit_row;
 use crate::{FrameLocation, NewResolution, OwnerLookupRecord, ResolutionRecord, StoreError};
 
 /// The state an owner lookup sends its case to.
@@ -48,16 +47,15 @@ pub(crate) fn lookup_audit<'a>(
     detail: &'a str,
     at: DateTime<Utc>,
 ) -> ChainedAudit<'a> {
-    chained(AuditRow {
-        batch_id: Uuid::now_v7(),
-        case_id: Some(lookup.case_id),
-        at,
+    audit_row(
+        lookup.case_id,
+        OWNER_LOOKED_UP,
+        Some(CaseState::Approved),
+        Some(lookup_state(lookup)),
         actor,
-        action: OWNER_LOOKED_UP,
-        from_state: Some(CaseState::Approved),
-        to_state: Some(lookup_state(lookup)),
-        detail: Some(detail),
-    })
+        detail,
+        at,
+    )
 }
 
 pub(crate) fn resolution_detail(resolution: &NewResolution) -> String {
@@ -79,16 +77,15 @@ pub(crate) fn resolution_audit<'a>(
     detail: &'a str,
     at: DateTime<Utc>,
 ) -> ChainedAudit<'a> {
-    chained(AuditRow {
-        batch_id: Uuid::now_v7(),
-        case_id: Some(resolution.case_id),
-        at,
+    audit_row(
+        resolution.case_id,
+        RESOLUTION_ISSUED,
+        Some(CaseState::OwnerFound),
+        Some(CaseState::Issued),
         actor,
-        action: RESOLUTION_ISSUED,
-        from_state: Some(CaseState::OwnerFound),
-        to_state: Some(CaseState::Issued),
-        detail: Some(detail),
-    })
+        detail,
+        at,
+    )
 }
 
 pub(crate) fn set_aside_audit<'a>(
@@ -99,16 +96,15 @@ pub(crate) fn set_aside_audit<'a>(
     reason: &'a str,
     at: DateTime<Utc>,
 ) -> ChainedAudit<'a> {
-    chained(AuditRow {
-        batch_id: Uuid::now_v7(),
-        case_id: Some(case_id),
-        at,
+    audit_row(
+        case_id,
+        CASE_SET_ASIDE,
+        Some(from),
+        Some(to),
         actor,
-        action: CASE_SET_ASIDE,
-        from_state: Some(from),
-        to_state: Some(to),
-        detail: Some(reason),
-    })
+        reason,
+        at,
+    )
 }
 
 pub(crate) fn actor(worker: &str) -> String {
