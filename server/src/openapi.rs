@@ -84,6 +84,14 @@ fn query_param(name: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
 }
 
+fn case_id_param() -> Value {
+    path_param(
+        "id",
+        "Numeric case id.",
+        json!({ "type": "integer", "format": "int64" }),
+    )
+}
+
 fn paging_params() -> Vec<Value> {
     vec![
         query_param(
@@ -105,11 +113,7 @@ fn paths() -> Value {
         "Camera id.",
         json!({ "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$" }),
     );
-    let case_id = path_param(
-        "id",
-        "Numeric case id.",
-        json!({ "type": "integer", "format": "int64" }),
-    );
+    let case_id = case_id_param();
     let mut case_params = vec![
         query_param(
             "state",
@@ -349,11 +353,7 @@ fn paths() -> Value {
 /// The routes after issuing: appeals, voids, refunds, resolutions (a second `json!`
 /// because one would pass the macro's recursion limit).
 fn fines_paths() -> Value {
-    let case_id = path_param(
-        "id",
-        "Numeric case id.",
-        json!({ "type": "integer", "format": "int64" }),
-    );
+    let case_id = case_id_param();
     let appeal_id = path_param(
         "id",
         "The appeal's id.",

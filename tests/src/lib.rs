@@ -32,6 +32,15 @@ pub fn bin_dir() -> PathBuf {
         .to_owned()
 }
 
+/// The ONNX Runtime library `scripts/test.sh` fetches; without it a test of the
+/// recognizer cannot say anything, so it fails with the way to get it rather than
+/// passing.
+pub fn onnxruntime() -> String {
+    std::env::var("ORT_DYLIB_PATH").unwrap_or_else(|_| {
+        panic!("ORT_DYLIB_PATH is not set: run the tests through scripts/test.sh, or `source scripts/lib.sh && ensure_onnxruntime` first")
+    })
+}
+
 /// The committed plate models the recognizer loads.
 pub fn models_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/kozomol-reader")

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::access::{Authorized, CaseReaders, DeskOfficers, FinanceReaders, Supervisors, Voiders};
 use super::cases::{find_case, read_evidence};
-use super::{json_body, ApiError, ApiState, FieldProblem};
+use super::{json_body, text_field, ApiError, ApiState, FieldProblem};
 
 const MAX_TEXT_CHARS: usize = 4000;
 
@@ -44,24 +44,6 @@ pub struct AppealRequest {
     attachments: Vec<AttachmentUpload>,
 }
 
-fn text_field(
-    problems: &mut Vec<FieldProblem>,
-    field: &str,
-    value: Option<String>,
-    required: bool,
-) -> Option<String> {
-    let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    match &value {
-        None if required => problems.push(FieldProblem::new(field, "required")),
-        Some(v) if v.chars().count() > MAX_TEXT_CHARS => problems.push(FieldProblem::new(
-            field,
-            format!("at most {MAX_TEXT_CHARS} characters"),
-        )),
-        _ => {}
-    }
-    value
-}
-
 /// `POST /api/v1/cases/{id}/appeals`.
 pub async fn file(
     caller: Authorized<DeskOfficers>,
@@ -71,9 +53,27 @@ pub async fn file(
 ) -> Result<(StatusCode, Json<AppealRecord>), ApiError> {
     let request = json_body(body)?;
     let mut problems = Vec::new();
-    let appellant = text_field(&mut problems, "appellant", request.appellant, true);
-    let contact = text_field(&mut problems, "contact", request.contact, false);
-    let grounds = text_field(&mut problems, "grounds", request.grounds, true);
+    let appellant = text_field(
+        &mut problems,
+        "appellant",
+        request.appellant,
+        MAX_TEXT_CHARS,
+        Some("required"),
+    );
+    let contact = text_field(
+        &mut problems,
+        "contact",
+        request.contact,
+        MAX_TEXT_CHARS,
+        None,
+    );
+    let grounds = text_field(
+        &mut problems,
+        "grounds",
+        request.grounds,
+        MAX_TEXT_CHARS,
+        Some("required"),
+    );
     if request.attachments.len() > MAX_ATTACHMENTS {
         problems.push(FieldProblem::new(
             "attachments",
@@ -252,7 +252,13 @@ pub async fn decide(
             None
         }
     };
-    let note = text_field(&mut problems, "note", request.note, true);
+    let note = text_field(
+        &mut problems,
+        "note",
+        request.note,
+        MAX_TEXT_CHARS,
+        Some("required"),
+    );
     let (Some(decision), Some(note), true) = (decision, note, problems.is_empty()) else {
         return Err(ApiError::Validation(problems));
     };
@@ -302,8 +308,20 @@ pub async fn bulk_void(
 ) -> Result<(StatusCode, Json<BulkVoidResult>), ApiError> {
     let request = json_body(body)?;
     let mut problems = Vec::new();
-    let serial = text_field(&mut problems, "device_serial", request.device_serial, true);
-    let reason = text_field(&mut problems, "reason", request.reason, true);
+    let serial = text_field(
+        &mut problems,
+        "device_serial",
+        request.device_serial,
+        MAX_TEXT_CHARS,
+        Some("required"),
+    );
+    let reason = text_field(
+        &mut problems,
+        "reason",
+        request.reason,
+        MAX_TEXT_CHARS,
+        Some("required"),
+    );
     match (request.captured_from, request.captured_until) {
         (Some(from), Some(until)) if from < until => {}
         (Some(_), Some(_)) => problems.push(FieldProblem::new(

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::access::{Authorized, CaseReaders, ListKeepers, Supervisors};
 use super::paging::{page, parse_paging, CursorKind, Page};
-use super::{json_body, ApiError, ApiState, FieldProblem};
+use super::{json_body, text_field, ApiError, ApiState, FieldProblem};
 
 const MAX_NOTE_CHARS: usize = 2000;
 
@@ -31,19 +31,8 @@ pub struct Items<T> {
 
 /// A note: required or not, trimmed, at most `MAX_NOTE_CHARS`.
 fn note_field(problems: &mut Vec<FieldProblem>, value: Option<String>, required: bool) -> String {
-    let value = value.map(|v| v.trim().to_owned()).unwrap_or_default();
-    if required && value.is_empty() {
-        problems.push(FieldProblem::new(
-            "note",
-            "required: what the entry rests on (a decree, a letter)",
-        ));
-    } else if value.chars().count() > MAX_NOTE_CHARS {
-        problems.push(FieldProblem::new(
-            "note",
-            format!("at most {MAX_NOTE_CHARS} characters"),
-        ));
-    }
-    value
+    let missing = required.then_some("required: what the entry rests on (a decree, a letter)");
+    text_field(problems, "note", value, MAX_NOTE_CHARS, missing).unwrap_or_default()
 }
 
 /// One of `names`, or a problem listing them.

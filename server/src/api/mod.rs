@@ -204,6 +204,27 @@ async fn count_responses(State(state): State<ApiState>, request: Request, next: 
     response
 }
 
+/// A free-text field, trimmed: empty counts as absent; a problem when it is missing and
+/// `required` (the message to give) or longer than `max_chars`.
+pub(crate) fn text_field(
+    problems: &mut Vec<FieldProblem>,
+    field: &str,
+    value: Option<String>,
+    max_chars: usize,
+    required: Option<&str>,
+) -> Option<String> {
+    let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    match (&value, required) {
+        (None, Some(message)) => problems.push(FieldProblem::new(field, message)),
+        (Some(v), _) if v.chars().count() > max_chars => problems.push(FieldProblem::new(
+            field,
+            format!("at most {max_chars} characters"),
+        )),
+        _ => {}
+    }
+    value
+}
+
 /// The body of a JSON request: wrong shape is 422, not JSON at all is 400.
 pub(crate) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     match body {

@@ -291,16 +291,11 @@ pub async fn record_proof(
             delivery_id,
             resolution_delivered_at,
         } => (delivery_id, "additional", resolution_delivered_at),
+        // Proven before this request: the resolution as read above says when.
         DeliveryRecorded::AlreadyRecorded { delivery_id } => (
             delivery_id,
             "already_recorded",
-            state
-                .app
-                .store
-                .resolution(&record.number)
-                .await?
-                .and_then(|r| r.delivered_at)
-                .unwrap_or(delivered_at),
+            record.delivered_at.unwrap_or(delivered_at),
         ),
     };
     Ok(Json(ProofResult {

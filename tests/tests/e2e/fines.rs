@@ -10,14 +10,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kozomol_tests::Kozomol;
+use kozomol_tests::{onnxruntime, Kozomol};
 use serde_json::Value;
-
-fn onnxruntime() -> String {
-    std::env::var("ORT_DYLIB_PATH").unwrap_or_else(|_| {
-        panic!("ORT_DYLIB_PATH is not set: run the tests through scripts/test.sh, or `source scripts/lib.sh && ensure_onnxruntime` first")
-    })
-}
 
 /// Runs `tool ARGS... FILE` on the PDF; returns success and what it printed.
 fn pdf_tool(tool: &str, args: &[&str], pdf: &[u8], dir: &std::path::Path) -> (bool, String) {

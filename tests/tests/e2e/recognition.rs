@@ -3,15 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use kozomol_tests::Kozomol;
-
-/// The ONNX Runtime library `scripts/test.sh` fetches; without it this test cannot
-/// say anything, so it fails with the way to get it rather than passing.
-fn onnxruntime() -> String {
-    std::env::var("ORT_DYLIB_PATH").unwrap_or_else(|_| {
-        panic!("ORT_DYLIB_PATH is not set: run the tests through scripts/test.sh, or `source scripts/lib.sh && ensure_onnxruntime` first")
-    })
-}
+use kozomol_tests::{onnxruntime, Kozomol};
 
 #[test]
 fn simulated_plates_are_read_and_agree_with_the_camera() {
