@@ -36,6 +36,9 @@ struct Args {
     /// Issuing workers running at once.
     #[arg(long, default_value_t = 2)]
     workers: usize,
+    /// Cases each worker claims at once (`fines.batch`; the server's default is 16).
+    #[arg(long, default_value_t = 16)]
+    batch: u32,
 }
 
 #[tokio::main]
@@ -68,7 +71,7 @@ async fn main() -> Result<()> {
     for w in 0..args.workers {
         let (store, issuer) = (Arc::clone(&store), Arc::clone(&issuer));
         workers.spawn(async move {
-            let stage = stage(&format!("issuer-{w}"));
+            let stage = stage(&format!("issuer-{w}"), args.batch);
             let mut issued = 0usize;
             loop {
                 let done = run_issuing(&stage, &issuer, store.as_ref()).await?;
@@ -125,6 +128,7 @@ async fn main() -> Result<()> {
         serde_json::json!({
             "cases": issued,
             "workers": args.workers,
+            "batch": args.batch,
             "overview_jpeg_bytes": overview.len(),
             "pdf_bytes": pdf.len(),
             "issued_per_s": (per_s(issued, stage_elapsed) * 10.0).round() / 10.0,
@@ -135,10 +139,10 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-fn stage(worker: &str) -> IssuingStage {
+fn stage(worker: &str, batch: u32) -> IssuingStage {
     IssuingStage {
         worker: worker.into(),
-        batch: 16,
+        batch,
         lease: Duration::from_secs(300),
         jurisdiction: Jurisdiction::Kg,
         issuer: "BSK".into(),
@@ -331,8 +335,8 @@ fn sample_document(overview: &[u8], plate: &[u8]) -> Result<kozomol_fines::resol
         offence_at: Utc::now(),
         place: Place {
             address: site().address,
-            lat_e6: site().lat_e6,
-            lon_e6: site().lon_e6,
+            lat_e6: Some(site().lat_e6),
+            lon_e6: Some(site().lon_e6),
         },
         plate: "01KG123ABC".into(),
         vehicle: Vehicle {
@@ -342,6 +346,7 @@ fn sample_document(overview: &[u8], plate: &[u8]) -> Result<kozomol_fines::resol
         owner: Owner {
             name: "Асанов Бакыт Токтогулович".into(),
             address: "Бишкек, ул. Киевская 96".into(),
+            liable_as: Liability::Owner,
         },
         article: Article {
             number: "speeding 40–60".into(),
@@ -349,7 +354,7 @@ fn sample_document(overview: &[u8], plate: &[u8]) -> Result<kozomol_fines::resol
         },
         violation: ViolationKind::Speeding,
         measurement: "105 км/ч при разрешенной скорости 60 км/ч (превышение на 45 км/ч)".into(),
-        device: device(),
+        device: Some(device()),
         officer: Officer {
             name: "officer-1".into(),
             badge: "officer-1".into(),

@@ -5,7 +5,7 @@
 //! calibration certificates), case states, review decisions and owner lookups,
 //! delivery channels and the contacts citizens give, money and jurisdictions, and the
 //! camera wire protocol: the signed evidence envelope, receipts, status and config
-//! messages. It does no I/O.
+//! messages, and the report an officer files for a violation he saw. It does no I/O.
 
 pub mod access;
 pub mod case_state;
@@ -18,6 +18,7 @@ mod error;
 pub mod ids;
 pub mod messages;
 pub mod money;
+pub mod officer;
 pub mod owner;
 pub mod review;
 pub mod topics;
@@ -32,6 +33,7 @@ pub use envelope::{DecodedEnvelope, FrameRef, FrameRole, ViolationEvent};
 pub use error::CoreError;
 pub use ids::{CameraId, CaseId, EventId};
 pub use money::{Currency, Jurisdiction, Money};
+pub use officer::{OfficerReport, ReportedPlace, OFFICER_SOURCE};
 pub use owner::{OwnerKind, OwnerOfRecord, OwnerOutcome};
 pub use review::{RejectReason, ReviewDecision, ReviewTier};
 pub use violation::{ClockSource, Measurement, PlateRead, Site, ViolationKind};

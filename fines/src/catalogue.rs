@@ -106,6 +106,29 @@ impl Article {
     }
 }
 
+/// How long a penalty makes a new offence of its kind a repeat: the months after the
+/// day it was imposed (the earlier resolution's issue date). Both codes count a person
+/// as penalised for a year; a file that names no window gets that year, unconfirmed.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepeatWindow {
+    pub months: u32,
+    #[serde(default)]
+    pub unconfirmed: bool,
+    #[serde(default)]
+    pub source: String,
+}
+
+impl Default for RepeatWindow {
+    fn default() -> Self {
+        RepeatWindow {
+            months: 12,
+            unconfirmed: true,
+            source: String::new(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogueFile {
@@ -115,6 +138,8 @@ struct CatalogueFile {
     /// amount (false: the repeat amounts were not found, and a repeat quote says so).
     #[serde(default = "confirmed")]
     repeat_amounts_confirmed: bool,
+    #[serde(default)]
+    repeat_window: RepeatWindow,
     unit_values: Vec<UnitValue>,
     procedure: Vec<Procedure>,
     articles: Vec<Article>,
@@ -130,6 +155,7 @@ pub struct Catalogue {
     pub jurisdiction: Jurisdiction,
     pub unit: FineUnit,
     pub repeat_amounts_confirmed: bool,
+    pub repeat_window: RepeatWindow,
     unit_values: Vec<UnitValue>,
     procedure: Vec<Procedure>,
     articles: Vec<Article>,
@@ -178,6 +204,9 @@ impl Catalogue {
         if !parsed.unit_values.windows(2).all(|w| w[0].from < w[1].from) {
             return Err(bad("unit_values must be in date order".into()));
         }
+        if parsed.repeat_window.months == 0 {
+            return Err(bad("repeat_window.months must be positive".into()));
+        }
         if !parsed.procedure.windows(2).all(|w| w[0].from < w[1].from) {
             return Err(bad("procedure entries must be in date order".into()));
         }
@@ -215,6 +244,7 @@ impl Catalogue {
             jurisdiction: parsed.jurisdiction,
             unit: parsed.unit,
             repeat_amounts_confirmed: parsed.repeat_amounts_confirmed,
+            repeat_window: parsed.repeat_window,
             unit_values: parsed.unit_values,
             procedure: parsed.procedure,
             articles: parsed.articles,
@@ -316,5 +346,17 @@ impl Catalogue {
 
     pub fn articles(&self) -> &[Article] {
         &self.articles
+    }
+
+    /// The offences that count as one for repeats: an article's repeat part when it
+    /// has one (parts 2 and 3 of KZ art. 592 share part 4), else the article itself.
+    /// An issued resolution records the part it was priced under, so a repeat part
+    /// maps to itself and to the articles that lead to it.
+    pub fn repeat_group<'a>(&'a self, article: &'a str) -> &'a str {
+        self.articles
+            .iter()
+            .find(|a| a.article == article)
+            .and_then(|a| a.repeat_article.as_deref())
+            .unwrap_or(article)
     }
 }

@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use kozomol_core::{CaseId, CaseState, Jurisdiction, ViolationEvent};
+use kozomol_core::{CaseId, CaseState, Jurisdiction};
 use kozomol_store::{
     AppealState, CompleteResult, DeadlineWrite, DueClock, Store, StoreError, StoredClock,
 };
@@ -109,9 +109,9 @@ async fn date_case(
         return Err(StoreError::Invalid(format!("case {case_id} vanished")));
     };
     let from = case.state;
-    let event: ViolationEvent = match serde_json::from_value(case.event.clone()) {
-        Ok(event) => event,
-        Err(e) => return Ok(Err((from, format!("the stored event does not read: {e}")))),
+    let event = match crate::officer::case_facts(&case) {
+        Ok(facts) => facts,
+        Err(reason) => return Ok(Err((from, reason))),
     };
     // Where the periods run from, and where the case goes once dated.
     let (runs_from_instant, to, discount) = if from == CaseState::AppealRejected {

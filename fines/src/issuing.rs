@@ -2,27 +2,31 @@
 //! catalogue, numbered, given a payment code and QR, rendered to the resolution PDF,
 //! signed, stored once as evidence and moved to `issued`. A case the catalogue gives no
 //! fine for (or cannot price) is set aside for a supervisor with the reason.
+//!
+//! The resolution is addressed to the case's offender: the owner of record, or the
+//! driver the owner named (a re-issued case, whose recognition and reviews are the
+//! original case's). An offence is priced as a repeat when the offender's earlier
+//! resolutions say so (`crate::repeat`), and the resolution names the one it repeats.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Datelike, Utc};
-use kozomol_core::{
-    CaseId, CaseState, FrameRole, Jurisdiction, Money, ReviewTier, ViolationEvent, ViolationKind,
-};
+use kozomol_core::{CaseId, CaseState, FrameRole, Jurisdiction, Money, ReviewTier, ViolationKind};
 use kozomol_payments::{CodeKind, MerchantAccount, PaymentCode};
 use kozomol_store::{
     CaseRecord, CompleteResult, EvidenceRef, EvidenceStore, NewResolution, Store, StoreError,
 };
-use sha2::{Digest, Sha256};
 use tracing::{error, info, warn};
 
 use crate::calendar::Calendars;
 use crate::catalogue::Catalogue;
-use crate::quote::{quote, Offence, Pricing, Speed};
+use crate::officer::{case_facts, CaseFacts};
+use crate::quote::{quote, Offence, Pricing, Quote, Speed};
+use crate::repeat::earlier_penalty;
 use crate::resolution::{
-    self, Article, Discount, Officer, Owner, Photos, Place, Resolution, ResolutionNumber, Signer,
-    Term, Vehicle,
+    self, Article, Discount, Liability, Officer, Owner, Photos, Resolution, ResolutionNumber,
+    Signer, Term, Vehicle,
 };
 
 /// Who issues, and how: one issuing authority of one jurisdiction.
@@ -75,7 +79,10 @@ pub enum IssuingError {
     Task(String),
 }
 
-/// Claims one batch of `owner_found` cases and issues each.
+/// Claims one batch of `owner_found` cases and issues each. The batch's documents are
+/// rendered and signed on every core, their PDFs appended to the evidence store with
+/// one fsync and the resolutions recorded in one transaction: a commit per resolution
+/// bounded issuing far below what rendering allows.
 pub async fn run_issuing(
     stage: &IssuingStage,
     issuer: &Arc<Issuer>,
@@ -90,37 +97,66 @@ pub async fn run_issuing(
         )
         .await?;
     let mut results = Vec::with_capacity(claimed.len());
-    for case_id in claimed {
-        let result = match prepare(stage, issuer, store, case_id).await? {
-            Prepared::Fine(resolution, record) => {
-                finish(stage, issuer, store, *resolution, *record).await?
-            }
+    let mut drafts = Vec::new();
+    for &case_id in &claimed {
+        match prepare(stage, issuer, store, case_id).await? {
+            Prepared::Fine(draft) => drafts.push(*draft),
             Prepared::SetAside(reason) => {
-                match store
-                    .set_aside(
-                        &stage.worker,
-                        case_id,
-                        CaseState::OwnerFound,
-                        CaseState::SupervisorReview,
-                        &reason,
-                    )
-                    .await?
-                {
-                    CompleteResult::Completed => {
-                        warn!(case_id = %case_id, reason = %reason, "case set aside for a supervisor");
-                        Issued::SetAside(reason)
-                    }
-                    CompleteResult::LeaseLost => Issued::LeaseLost,
-                }
+                results.push((case_id, set_aside(stage, store, case_id, reason).await?));
             }
             Prepared::Failed(reason) => {
                 error!(case_id = %case_id, error = %reason, "resolution not issued; retried when the lease ends");
-                Issued::Failed(reason)
+                results.push((case_id, Issued::Failed(reason)));
             }
-        };
-        results.push((case_id, result));
+        }
     }
+    // Numbers for the whole batch in one transaction, after the cases set aside have
+    // left it, so no number is taken by a case that is not issued now.
+    let issued_at = Utc::now();
+    let year = u16::try_from(stage.jurisdiction.local_date(issued_at).year()).unwrap_or(0);
+    let ids: Vec<CaseId> = drafts.iter().map(|d| d.case.id).collect();
+    let sequences = store
+        .reserve_resolution_numbers(&ids, &stage.issuer, i32::from(year))
+        .await?;
+    let mut fines = Vec::with_capacity(drafts.len());
+    for (draft, sequence) in drafts.into_iter().zip(sequences) {
+        let case_id = draft.case.id;
+        match compose(stage, draft, issued_at, year, sequence) {
+            Ok(fine) => fines.push(fine),
+            Err(reason) => results.push((case_id, set_aside(stage, store, case_id, reason).await?)),
+        }
+    }
+    results.extend(finish(stage, issuer, store, fines).await?);
+    // In the order claimed, as each case was before batching.
+    results.sort_by_key(|(case_id, _)| claimed.iter().position(|c| c == case_id));
     Ok(results)
+}
+
+/// Hands the case to a supervisor with the reason it cannot be issued.
+async fn set_aside(
+    stage: &IssuingStage,
+    store: &dyn Store,
+    case_id: CaseId,
+    reason: String,
+) -> Result<Issued, IssuingError> {
+    Ok(
+        match store
+            .set_aside(
+                &stage.worker,
+                case_id,
+                CaseState::OwnerFound,
+                CaseState::SupervisorReview,
+                &reason,
+            )
+            .await?
+        {
+            CompleteResult::Completed => {
+                warn!(case_id = %case_id, reason = %reason, "case set aside for a supervisor");
+                Issued::SetAside(reason)
+            }
+            CompleteResult::LeaseLost => Issued::LeaseLost,
+        },
+    )
 }
 
 /// What the stored record says besides the PDF and its signature.
@@ -133,10 +169,11 @@ struct Pending {
     amount: Money,
     discounted: Option<Money>,
     issued_at: chrono::DateTime<Utc>,
+    repeat_of: Option<String>,
 }
 
 enum Prepared {
-    Fine(Box<Resolution>, Box<Pending>),
+    Fine(Box<Draft>),
     SetAside(String),
     Failed(String),
 }
@@ -152,13 +189,9 @@ async fn prepare(
     let Some(case) = store.case(case_id).await? else {
         return Ok(Prepared::Failed(format!("case {case_id} vanished")));
     };
-    let event: ViolationEvent = match serde_json::from_value(case.event.clone()) {
-        Ok(event) => event,
-        Err(e) => {
-            return Ok(Prepared::SetAside(format!(
-                "the stored event does not read: {e}"
-            )))
-        }
+    let event = match case_facts(&case) {
+        Ok(facts) => facts,
+        Err(reason) => return Ok(Prepared::SetAside(reason)),
     };
     let Some(lookup) = store.owner_lookup(case_id).await? else {
         return Ok(Prepared::SetAside("no owner lookup is stored".into()));
@@ -170,21 +203,123 @@ async fn prepare(
         Some(plate) => plate,
         None => return Ok(Prepared::SetAside("no plate was decided".into())),
     };
-    let offence = offence_of(stage.jurisdiction, &case, &event, None);
-    let priced = match quote(&issuer.catalogue, &issuer.calendars, &offence) {
-        Ok(Pricing::Fine(q)) => q,
-        Ok(Pricing::NoFine(none)) => return Ok(Prepared::SetAside(none.reason)),
-        Err(e) => return Ok(Prepared::SetAside(e.to_string())),
+    // A re-issued case's evidence and reviews are those of the case it came from.
+    let evidence_case = store.reissued_from(case_id).await?.unwrap_or(case_id);
+    // Only a driver the owner named is addressed on a re-issued case.
+    let named_driver = evidence_case != case_id;
+    let mut offence = offence_of(stage.jurisdiction, &case, &event, None);
+    let price = |offence: &Offence| match quote(&issuer.catalogue, &issuer.calendars, offence) {
+        Ok(Pricing::Fine(q)) => Ok(q),
+        Ok(Pricing::NoFine(none)) => Err(none.reason),
+        Err(e) => Err(e.to_string()),
     };
+    let mut priced: Quote = match price(&offence) {
+        Ok(q) => q,
+        Err(reason) => return Ok(Prepared::SetAside(reason)),
+    };
+    // Repeats count per offender (PIN or INN), never per plate.
+    let history = store
+        .offender_resolutions(owner.kind, &owner.id, case.captured_at)
+        .await?;
+    let repeat_of = earlier_penalty(
+        &issuer.catalogue,
+        &priced.article,
+        case.captured_at,
+        &history,
+    )
+    .map(|earlier| earlier.number.clone());
+    if let Some(earlier) = &repeat_of {
+        offence.repeat = true;
+        priced = match price(&offence) {
+            Ok(q) => q,
+            Err(reason) => return Ok(Prepared::SetAside(reason)),
+        };
+        priced.title = format!(
+            "{} (повторно в течение года, постановление № {earlier})",
+            priced.title
+        );
+    }
     let procedure = match issuer.catalogue.procedure(offence.date) {
         Ok(p) => p.clone(),
         Err(e) => return Ok(Prepared::SetAside(e.to_string())),
     };
-    let issued_at = Utc::now();
-    let year = u16::try_from(stage.jurisdiction.local_date(issued_at).year()).unwrap_or(0);
-    let sequence = store
-        .reserve_resolution_number(case_id, &stage.issuer, i32::from(year))
-        .await?;
+    let photos = match photos(issuer, store, &case, evidence_case).await? {
+        Ok(photos) => photos,
+        Err(reason) => return Ok(Prepared::Failed(reason)),
+    };
+    // An officer who filed the case himself is its witness and confirms it.
+    let officer = match &event.witness {
+        Some(login) => Officer {
+            name: login.clone(),
+            badge: login.clone(),
+        },
+        None => confirming_officer(stage, store, evidence_case).await?,
+    };
+    let vehicle = Vehicle {
+        make: lookup
+            .vehicle
+            .get("make")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+        model: lookup
+            .vehicle
+            .get("model")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+    };
+    Ok(Prepared::Fine(Box::new(Draft {
+        case,
+        event,
+        owner,
+        named_driver,
+        plate,
+        priced,
+        procedure,
+        repeat_of,
+        photos,
+        officer,
+        vehicle,
+    })))
+}
+
+/// Everything a resolution says but its number.
+struct Draft {
+    case: CaseRecord,
+    event: CaseFacts,
+    owner: kozomol_core::OwnerOfRecord,
+    named_driver: bool,
+    plate: String,
+    priced: Quote,
+    procedure: crate::catalogue::Procedure,
+    repeat_of: Option<String>,
+    photos: Photos,
+    officer: Officer,
+    vehicle: Vehicle,
+}
+
+/// The document and its record, once the draft's number is reserved: `Err` with the
+/// reason the case is set aside when the number, payment code or QR cannot be made.
+fn compose(
+    stage: &IssuingStage,
+    draft: Draft,
+    issued_at: chrono::DateTime<Utc>,
+    year: u16,
+    sequence: u64,
+) -> Result<(Resolution, Pending), String> {
+    let Draft {
+        case,
+        event,
+        owner,
+        named_driver,
+        plate,
+        priced,
+        procedure,
+        repeat_of,
+        photos,
+        officer,
+        vehicle,
+    } = draft;
+    let case_id = case.id;
     let built = (|| -> Result<(ResolutionNumber, PaymentCode, String), String> {
         let sequence =
             u32::try_from(sequence).map_err(|_| format!("sequence {sequence} too large"))?;
@@ -212,43 +347,24 @@ async fn prepare(
         .map_err(|e| e.to_string())?;
         Ok((number, code, qr))
     })();
-    let (number, code, payment_qr) = match built {
-        Ok(parts) => parts,
-        Err(reason) => return Ok(Prepared::SetAside(reason)),
-    };
-    let photos = match photos(issuer, store, &case).await? {
-        Ok(photos) => photos,
-        Err(reason) => return Ok(Prepared::Failed(reason)),
-    };
-    let officer = confirming_officer(stage, store, case_id).await?;
-    let vehicle = Vehicle {
-        make: lookup
-            .vehicle
-            .get("make")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned),
-        model: lookup
-            .vehicle
-            .get("model")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned),
-    };
+    let (number, code, payment_qr) = built?;
     let document = Resolution {
         number: number.clone(),
         jurisdiction: stage.jurisdiction,
         authority: stage.authority.clone(),
         issued_at,
         offence_at: case.captured_at,
-        place: Place {
-            address: event.site.address.clone(),
-            lat_e6: event.site.lat_e6,
-            lon_e6: event.site.lon_e6,
-        },
+        place: event.place.clone(),
         plate,
         vehicle,
         owner: Owner {
             name: owner.name.clone(),
             address: owner.address.clone().unwrap_or_default(),
+            liable_as: if named_driver {
+                Liability::NamedDriver
+            } else {
+                Liability::Owner
+            },
         },
         article: Article {
             number: priced.article.clone(),
@@ -292,82 +408,171 @@ async fn prepare(
         amount: priced.amount,
         discounted: priced.discounted_amount,
         issued_at,
+        repeat_of,
     };
-    Ok(Prepared::Fine(Box::new(document), Box::new(record)))
+    Ok((document, record))
 }
 
-/// Renders, signs, stores the PDF once and records the resolution.
+/// Renders and signs the documents, stores their PDFs once and records the
+/// resolutions. A document that does not render fails alone; should the batch's
+/// transaction fail, each resolution is recorded on its own, so one bad record (a
+/// clashing number, say) holds up no other.
 async fn finish(
     stage: &IssuingStage,
     issuer: &Arc<Issuer>,
     store: &dyn Store,
-    document: Resolution,
-    pending: Pending,
-) -> Result<Issued, IssuingError> {
-    let case_id = pending.case_id;
+    batch: Vec<(Resolution, Pending)>,
+) -> Result<Vec<(CaseId, Issued)>, IssuingError> {
+    let mut results = Vec::with_capacity(batch.len());
+    let (documents, pendings): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
     let rendered = {
         let issuer = Arc::clone(issuer);
-        tokio::task::spawn_blocking(move || -> Result<_, String> {
-            let issued =
-                resolution::issue(&document, issuer.signer.as_ref()).map_err(|e| e.to_string())?;
-            let location = issuer
-                .evidence
-                .append_batch(&[&issued.pdf])
-                .map_err(|e| e.to_string())?
-                .remove(0);
-            Ok((issued, location))
+        tokio::task::spawn_blocking(move || render_all(issuer.signer.as_ref(), &documents))
+            .await
+            .map_err(|e| IssuingError::Task(e.to_string()))?
+    };
+    let mut signed = Vec::with_capacity(pendings.len());
+    for (pending, rendered) in pendings.into_iter().zip(rendered) {
+        match rendered {
+            Ok(issued) => signed.push((pending, issued)),
+            Err(reason) => {
+                error!(case_id = %pending.case_id, error = %reason, "resolution not rendered; retried when the lease ends");
+                results.push((pending.case_id, Issued::Failed(reason)));
+            }
+        }
+    }
+    if signed.is_empty() {
+        return Ok(results);
+    }
+    let (signed, stored) = {
+        let evidence = Arc::clone(&issuer.evidence);
+        tokio::task::spawn_blocking(move || {
+            let pdfs: Vec<&[u8]> = signed.iter().map(|(_, i)| i.pdf.as_slice()).collect();
+            let stored = evidence.append_batch(&pdfs).map_err(|e| e.to_string());
+            (signed, stored)
         })
         .await
         .map_err(|e| IssuingError::Task(e.to_string()))?
     };
-    let (issued, location) = match rendered {
-        Ok(done) => done,
+    let locations = match stored {
+        Ok(locations) => locations,
         Err(reason) => {
-            error!(case_id = %case_id, error = %reason, "resolution not rendered; retried when the lease ends");
-            return Ok(Issued::Failed(reason));
+            for (pending, _) in &signed {
+                error!(case_id = %pending.case_id, error = %reason, "resolution not stored; retried when the lease ends");
+                results.push((pending.case_id, Issued::Failed(reason.clone())));
+            }
+            return Ok(results);
         }
     };
-    let record = NewResolution {
-        number: pending.number,
-        case_id,
-        payment_code: pending.payment_code,
-        jurisdiction: stage.jurisdiction,
-        article: pending.article,
-        units: pending.units,
-        amount: pending.amount,
-        discounted: pending.discounted,
-        issued_at: pending.issued_at,
-        pdf: EvidenceRef {
-            sha256: Sha256::digest(&issued.pdf).into(),
-            location,
-        },
-        signature: issued.signature.signature.clone(),
-        signature_key_id: issued.signature.key_id.clone(),
-        signer: issued.signature.signer.to_string(),
+    let records: Vec<NewResolution> = signed
+        .into_iter()
+        .zip(locations)
+        .map(|((pending, issued), location)| NewResolution {
+            number: pending.number,
+            case_id: pending.case_id,
+            payment_code: pending.payment_code,
+            jurisdiction: stage.jurisdiction,
+            article: pending.article,
+            units: pending.units,
+            amount: pending.amount,
+            discounted: pending.discounted,
+            issued_at: pending.issued_at,
+            pdf: EvidenceRef {
+                // Hashed once already, for the signature.
+                sha256: issued.signature.document_sha256,
+                location,
+            },
+            signature: issued.signature.signature.clone(),
+            signature_key_id: issued.signature.key_id.clone(),
+            signer: issued.signature.signer.to_string(),
+            repeat_of: pending.repeat_of,
+        })
+        .collect();
+    let outcomes: Vec<Result<CompleteResult, String>> = match store
+        .record_resolutions(&stage.worker, &records)
+        .await
+    {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(e) => {
+            warn!(error = %e, cases = records.len(), "the batch's resolutions not recorded together; recording each alone");
+            let mut outcomes = Vec::with_capacity(records.len());
+            for record in &records {
+                outcomes.push(
+                    store
+                        .record_resolution(&stage.worker, record)
+                        .await
+                        .map_err(|e| e.to_string()),
+                );
+            }
+            outcomes
+        }
     };
-    Ok(
-        match store.record_resolution(&stage.worker, &record).await? {
-            CompleteResult::Completed => {
-                info!(case_id = %case_id, number = %record.number, "resolution issued");
+    for (record, outcome) in records.into_iter().zip(outcomes) {
+        let result = match outcome {
+            Ok(CompleteResult::Completed) => {
+                info!(case_id = %record.case_id, number = %record.number, "resolution issued");
                 Issued::Resolution(record.number)
             }
-            CompleteResult::LeaseLost => Issued::LeaseLost,
-        },
-    )
+            Ok(CompleteResult::LeaseLost) => Issued::LeaseLost,
+            Err(reason) => {
+                error!(case_id = %record.case_id, error = %reason, "resolution not recorded; retried when the lease ends");
+                Issued::Failed(reason)
+            }
+        };
+        results.push((record.case_id, result));
+    }
+    Ok(results)
 }
 
-/// The overview frame and the plate: the recognizer's crop when it made one, else
-/// the camera's plate frame; their bytes re-checked against their hashes.
+/// Renders and signs `documents` on as many threads as there are cores, in order.
+fn render_all(
+    signer: &dyn Signer,
+    documents: &[Resolution],
+) -> Vec<Result<resolution::IssuedResolution, String>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(documents.len())
+        .max(1);
+    let chunk = documents.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = documents
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|document| {
+                            resolution::issue(document, signer).map_err(|e| e.to_string())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(documents.chunks(chunk))
+            .flat_map(|(handle, part)| {
+                handle.join().unwrap_or_else(|_| {
+                    vec![Err("rendering the resolution panicked".to_owned()); part.len()]
+                })
+            })
+            .collect()
+    })
+}
+
+/// The overview frame and the plate: the recognizer's crop (of `evidence_case`) when
+/// it made one, else the camera's plate frame; their bytes re-checked against their
+/// hashes.
 async fn photos(
     issuer: &Issuer,
     store: &dyn Store,
     case: &CaseRecord,
+    evidence_case: CaseId,
 ) -> Result<Result<Photos, String>, IssuingError> {
     let frame = |role: FrameRole| case.frames.iter().find(|f| f.role == role);
     let Some(overview) = frame(FrameRole::Overview).or_else(|| case.frames.first()) else {
         return Ok(Err("the case has no frames".into()));
     };
-    let crop = store.recognition(case.id).await?.and_then(|r| r.crop);
+    let crop = store.recognition(evidence_case).await?.and_then(|r| r.crop);
     let plate = match (&crop, frame(FrameRole::Plate)) {
         (Some(crop), _) => (crop.location.clone(), crop.sha256),
         (None, Some(f)) => (f.location.clone(), f.sha256),
@@ -415,7 +620,7 @@ async fn confirming_officer(
 pub(crate) fn offence_of(
     jurisdiction: Jurisdiction,
     case: &CaseRecord,
-    event: &ViolationEvent,
+    event: &CaseFacts,
     delivered: Option<chrono::NaiveDate>,
 ) -> Offence {
     Offence {
@@ -430,12 +635,13 @@ pub(crate) fn offence_of(
         },
         date: jurisdiction.local_date(case.captured_at),
         delivered,
-        // Counting earlier penalties per offender comes with the offender register.
+        // The issuing stage counts the offender's earlier penalties; dates do not
+        // depend on them.
         repeat: false,
     }
 }
 
-fn measurement_text(event: &ViolationEvent) -> String {
+fn measurement_text(event: &CaseFacts) -> String {
     let m = &event.measurement;
     match (event.kind, m.speed_kmh, m.limit_kmh, m.red_elapsed_ms) {
         (ViolationKind::Speeding, Some(speed), Some(limit), _) => format!(
@@ -447,6 +653,7 @@ fn measurement_text(event: &ViolationEvent) -> String {
             ms / 1000,
             ms % 1000
         ),
+        _ if event.device.is_none() => "выявлено сотрудником милиции непосредственно".to_owned(),
         _ => "зафиксировано специальным техническим средством".to_owned(),
     }
 }

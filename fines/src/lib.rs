@@ -7,8 +7,10 @@
 //! case, and the stages after review: auto-approval, the checks before issuing and the
 //! owner lookup over Tunduk, issuing, delivery, dating a delivered case's clocks and
 //! moving them on (the deadlines scheduler), the rules around appeals, and the worker
-//! that runs the stages.
+//! that runs the stages. A case an officer filed himself (no camera, no device) reads
+//! through [`officer::case_facts`] like a camera's.
 
+pub mod accidents;
 pub mod appeals;
 pub mod approval;
 pub mod calendar;
@@ -20,8 +22,10 @@ pub mod delivery;
 mod error;
 pub mod issuing;
 pub mod lookup;
+pub mod officer;
 pub mod pre_issue;
 pub mod quote;
+pub mod repeat;
 pub mod resolution;
 pub mod review;
 pub mod worker;

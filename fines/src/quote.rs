@@ -142,6 +142,9 @@ pub fn quote(
         if article.repeat_units.is_none() && !catalogue.repeat_amounts_confirmed {
             unconfirmed.push("repeat".into());
         }
+        if catalogue.repeat_window.unconfirmed {
+            unconfirmed.push("repeat_window".into());
+        }
         (
             article
                 .repeat_article

@@ -9,9 +9,9 @@ use chrono::{Days, TimeZone, Utc};
 use kozomol_core::{CaseId, CaseState, Jurisdiction};
 use kozomol_fines::clocks::{run_dating, run_deadlines, Dated, DatingStage};
 use kozomol_store::{
-    AppealDecided, AppealFiled, AppealState, BulkVoidRequest, NewAppeal, NewAttachment, Store,
+    AppealDecided, AppealFiled, AppealState, BulkVoidRequest, NewAppeal, NewAttachment,
 };
-use support::issued::{issued_speeding, issuer, world, World};
+use support::issued::{audit_actions, issued_speeding, issuer, state, world, World};
 use support::Backend;
 
 mod support;
@@ -35,20 +35,6 @@ async fn date_all(w: &World) -> Vec<(CaseId, Dated)> {
     )
     .await
     .expect("dating")
-}
-
-async fn state(store: &dyn Store, id: CaseId) -> CaseState {
-    store.case(id).await.expect("read").expect("case").state
-}
-
-async fn audit_actions(store: &dyn Store, id: CaseId) -> Vec<String> {
-    store
-        .case_audit(id)
-        .await
-        .expect("audit")
-        .into_iter()
-        .map(|a| a.action)
-        .collect()
 }
 
 /// A speeding case issued, delivered through the portal now, and dated.

@@ -16,9 +16,9 @@ use image::{ImageBuffer, Rgb};
 use kozomol_core::ViolationKind;
 use kozomol_core::{CalibrationCertificate, Currency, Jurisdiction, MeasuringDevice, Money};
 use kozomol_fines::resolution::{
-    issue, render_pdf, verify, Article, Discount, Ed25519Signer, Officer, Owner, Photos, Place,
-    Resolution, ResolutionError, ResolutionNumber, Signer, SignerIdentity, Term, Vehicle, Verdict,
-    VerifyingKeys,
+    issue, render_pdf, verify, Article, Discount, Ed25519Signer, Liability, Officer, Owner, Photos,
+    Place, Resolution, ResolutionError, ResolutionNumber, Signer, SignerIdentity, Term, Vehicle,
+    Verdict, VerifyingKeys,
 };
 
 fn d(s: &str) -> NaiveDate {
@@ -54,8 +54,8 @@ fn sample() -> Resolution {
         offence_at: t("2026-03-01T08:32:05Z"),
         place: Place {
             address: "г. Бишкек, пр. Чуй — ул. Советская, направление на восток, полоса 2".into(),
-            lat_e6: 42_874_620,
-            lon_e6: 74_612_345,
+            lat_e6: Some(42_874_620),
+            lon_e6: Some(74_612_345),
         },
         plate: "01KG123ABC".into(),
         vehicle: Vehicle {
@@ -65,6 +65,7 @@ fn sample() -> Resolution {
         owner: Owner {
             name: "Асанов Бакыт Жумабекович".into(),
             address: "г. Бишкек, ул. Токтогула, д. 125, кв. 14".into(),
+            liable_as: Liability::Owner,
         },
         article: Article {
             number: "155.1".into(),
@@ -74,14 +75,14 @@ fn sample() -> Resolution {
         },
         violation: ViolationKind::Speeding,
         measurement: "96 км/ч при разрешенной скорости 60 км/ч (превышение на 36 км/ч)".into(),
-        device: MeasuringDevice {
+        device: Some(MeasuringDevice {
             serial: "KZM-0042".into(),
             certificate: CalibrationCertificate {
                 number: "KG-2026-0001".into(),
                 valid_from: d("2026-01-10"),
                 valid_until: d("2027-01-09"),
             },
-        },
+        }),
         officer: Officer {
             name: "Иманалиев Н. К.".into(),
             badge: "0457".into(),
@@ -197,6 +198,37 @@ fn text_extracts_in_russian() {
 }
 
 #[test]
+fn a_named_driver_is_addressed_as_the_driver() {
+    let mut r = sample();
+    r.owner.liable_as = Liability::NamedDriver;
+    let pdf = render_pdf(&r).expect("renders");
+    let (ok, text) = run_tool("pdftotext", &["-enc", "UTF-8"], &pdf);
+    assert!(ok, "pdftotext failed: {text}");
+    assert!(text.contains("Водитель (указан собственником)"), "{text}");
+    assert!(!text.contains("Собственник (владелец)"), "{text}");
+}
+
+#[test]
+fn names_outside_the_prepared_repertoire_still_print() {
+    // Greek is not in the faces prepared once per process: the page is laid out again
+    // in the full faces, subset for this document.
+    let mut r = sample();
+    r.owner.name = "Παπαδόπουλος Γιώργος".to_owned();
+    let pdf = render_pdf(&r).expect("renders");
+    let (ok, text) = run_tool("pdftotext", &["-layout", "-enc", "UTF-8"], &pdf);
+    assert!(ok, "pdftotext failed: {text}");
+    assert!(text.contains("Παπαδόπουλος Γιώργος"), "{text}");
+    assert!(
+        text.contains("ПОСТАНОВЛЕНИЕ № KG-BSK-2026-0000123"),
+        "{text}"
+    );
+    let (ok, report) = run_tool("qpdf", &["--check"], &pdf);
+    assert!(ok, "{report}");
+    let usual = render_pdf(&sample()).expect("renders");
+    assert!(pdf.len() < usual.len(), "a per-document subset is smaller");
+}
+
+#[test]
 fn camera_jpegs_are_embedded_unchanged() {
     let r = sample();
     let pdf = render_pdf(&r).expect("renders");
@@ -220,7 +252,7 @@ fn fonts_are_subset() {
     let r = sample();
     let pdf = render_pdf(&r).expect("renders");
     let photos = r.photos.overview.len() + r.photos.plate.len();
-    // Two full DejaVu faces would add ≈ 700 KB compressed; subsets add tens of KB.
+    // Two full DejaVu faces would add ≈ 700 KB compressed; the prepared subsets ≈ 70 KB.
     let rest = pdf.len() - photos;
     assert!(rest < 120_000, "{rest} bytes besides the photos");
     assert!(

@@ -24,7 +24,10 @@ pub fn document(public_base_url: &str) -> Value {
         },
         "servers": [ { "url": public_base_url.trim_end_matches('/') } ],
         "security": [ { "bearer": [] } ],
-        "paths": merged(merged(paths(), fines_paths()), checks_paths()),
+        "paths": merged(
+            merged(merged(paths(), fines_paths()), checks_paths()),
+            merged(owner_liability_paths(), officer_filings_paths())
+        ),
         "components": components(),
     })
 }
@@ -359,11 +362,7 @@ fn fines_paths() -> Value {
         "The appeal's id.",
         json!({ "type": "integer", "format": "int64" }),
     );
-    let number = path_param(
-        "number",
-        "The resolution's number, e.g. KG-BSK-2026-0000001.",
-        json!({ "type": "string" }),
-    );
+    let number = resolution_number_param();
     json!({
         "/api/v1/cases/{id}/appeals": {
             "get": secured(roles::<CaseReaders>(), json!({
@@ -626,6 +625,274 @@ fn checks_paths() -> Value {
 }
 
 /// The schemas of the checks' routes.
+fn resolution_number_param() -> Value {
+    path_param(
+        "number",
+        "The resolution's number, e.g. KG-BSK-2026-0000001.",
+        json!({ "type": "string" }),
+    )
+}
+
+/// Owner liability (KZ art. 31): the owner's statement against a resolution.
+fn owner_liability_paths() -> Value {
+    json!({
+        "/api/v1/resolutions/{number}/nominations": {
+            "get": secured(roles::<CaseReaders>(), json!({
+                "operationId": "getNomination",
+                "summary": "The owner's statement against the resolution: the driver they named (and the case re-issued to them) or the theft they reported.",
+                "parameters": [resolution_number_param()],
+                "responses": {
+                    "200": json_of("The statement.", "Nomination"),
+                    "400": problem("Not a resolution number (`bad_request`)."),
+                    "404": problem("No such resolution, or no statement against it (`not_found`).")
+                }
+            })),
+            "post": secured(roles::<DeskOfficers>(), json!({
+                "operationId": "recordNomination",
+                "summary": "Take the owner's statement against an open resolution (issued, delivered, partially paid, overdue, paid) within the appeal period: `driver` annuls it and re-issues the offence to the named driver (a new case and, once the issuing stage runs, a new resolution number, priced with the driver's repeats); `stolen` annuls it and puts the plate on the hot list. A paid resolution's money is queued for refund. One statement per resolution. Audited.",
+                "parameters": [resolution_number_param()],
+                "requestBody": body_of("NominationRequest"),
+                "responses": {
+                    "201": json_of("Recorded.", "Nomination"),
+                    "400": problem("Not a resolution number, or body not JSON (`bad_request`)."),
+                    "404": problem("No such resolution (`not_found`)."),
+                    "409": problem("A statement was recorded already, the case is in a state that takes none (appealed, closed, gone to enforcement), or the appeal period closed (`conflict`)."),
+                    "422": problem("Unknown kind, a driver without PIN (12–14 digits) or name, a theft without police report or with a report time in the future, no statement (`validation_failed`).")
+                }
+            }))
+        }
+    })
+}
+
+fn officer_filings_paths() -> Value {
+    let accident_id = path_param(
+        "id",
+        "The accident's id.",
+        json!({ "type": "integer", "format": "int64" }),
+    );
+    json!({
+        "/api/v1/officer-violations": { "post": secured(roles::<DeskOfficers>(), json!({
+            "operationId": "fileOfficerViolation",
+            "summary": "File a violation the calling officer saw himself, with JPEG photos (embedded unchanged in the resolution). It becomes a case with no camera in `approved` (the officer is the witness: no reading, no review), which the fines worker takes to the owner lookup and issuing; its resolution names the officer instead of a measuring device. A retry with the same `report_id` returns the same case. Audited.",
+            "requestBody": body_of("OfficerViolationRequest"),
+            "responses": {
+                "201": json_of("Filed.", "OfficerViolationFiled"),
+                "200": json_of("Filed before under this report id; nothing new.", "OfficerViolationFiled"),
+                "400": problem("Body not JSON (`bad_request`)."),
+                "409": problem("The report id names another report, or the accident is closed (`conflict`)."),
+                "422": problem("Bad plate, kind, time, place, measurement, photos (JPEG, 1 to 10) or unknown accident (`validation_failed`).")
+            }
+        }))},
+        "/api/v1/accidents": {
+            "get": secured(roles::<CaseReaders>(), json!({
+                "operationId": "listAccidents",
+                "summary": "Road accidents in id order, optionally in one state.",
+                "parameters": [
+                    query_param("state", "registered, under_investigation or closed.", json!({ "type": "string", "enum": ["registered", "under_investigation", "closed"] })),
+                    query_param("after", "The last id of the previous page.", json!({ "type": "integer" })),
+                    query_param("limit", "1 to 1000, default 100.", json!({ "type": "integer", "minimum": 1, "maximum": 1000 }))
+                ],
+                "responses": {
+                    "200": json_of("A page.", "AccidentPage"),
+                    "400": problem("Bad state or limit (`invalid_query`).")
+                }
+            })),
+            "post": secured(roles::<DeskOfficers>(), json!({
+                "operationId": "registerAccident",
+                "summary": "Register a road accident: place, time, description, vehicles, participants (a driver names his vehicle), JPEG photos and the scheme (JPEG, PNG or PDF). It starts `registered`. A retry with the same `report_id` returns the same accident. Audited.",
+                "requestBody": body_of("AccidentRequest"),
+                "responses": {
+                    "201": json_of("Registered.", "Accident"),
+                    "200": json_of("Registered before under this report id; nothing new.", "Accident"),
+                    "400": problem("Body not JSON (`bad_request`)."),
+                    "422": problem("Missing or bad fields (`validation_failed`).")
+                }
+            }))
+        },
+        "/api/v1/accidents/{id}": { "get": secured(roles::<CaseReaders>(), json!({
+            "operationId": "getAccident",
+            "summary": "An accident with its vehicles, participants, files, the violations filed under it and every move.",
+            "parameters": [accident_id.clone()],
+            "responses": {
+                "200": json_of("The accident.", "Accident"),
+                "400": problem("Id not a number (`bad_request`)."),
+                "404": problem("No such accident (`not_found`).")
+            }
+        }))},
+        "/api/v1/accidents/{id}/files/{n}": { "get": secured(roles::<CaseReaders>(), json!({
+            "operationId": "getAccidentFile",
+            "summary": "A photo or the scheme, with its type, re-verified against its SHA-256.",
+            "parameters": [accident_id.clone(), path_param("n", "The file's position, from 0.", json!({ "type": "integer", "minimum": 0 }))],
+            "responses": {
+                "200": { "description": "The file.", "content": { "*/*": { "schema": { "type": "string" } } } },
+                "400": problem("Id or position not a number (`bad_request`)."),
+                "404": problem("No such accident or file (`not_found`)."),
+                "500": problem("The stored bytes no longer match their hash (`evidence_corrupt`).")
+            }
+        }))},
+        "/api/v1/accidents/{id}/moves": { "post": secured(roles::<DeskOfficers>(), json!({
+            "operationId": "moveAccident",
+            "summary": "Move the investigation on: registered → under_investigation → closed (with an outcome: violations_filed needs a violation filed under it, no_violation none, and serious or fatal injuries need referred_to_court). A compare-and-set on `from` (default: the state read), audited.",
+            "parameters": [accident_id],
+            "requestBody": body_of("AccidentMoveRequest"),
+            "responses": {
+                "200": json_of("Moved.", "Accident"),
+                "400": problem("Id not a number, or body not JSON (`bad_request`)."),
+                "404": problem("No such accident (`not_found`)."),
+                "409": problem("Not the next state, an outcome the rules refuse, or the accident moved on meanwhile (`conflict`)."),
+                "422": problem("Unknown state or outcome (`validation_failed`).")
+            }
+        }))}
+    })
+}
+
+fn officer_filings_schemas(schemas: &mut serde_json::Map<String, Value>) {
+    let text = json!({ "type": "string" });
+    let nullable_text = json!({ "type": ["string", "null"] });
+    let instant = json!({ "type": "string", "format": "date-time" });
+    let id = json!({ "type": "integer", "format": "int64" });
+    let uuid = json!({ "type": "string", "format": "uuid" });
+    let micro = json!({ "type": ["integer", "null"], "description": "Micro-degrees (WGS 84); both or neither." });
+    let place = json!({ "type": "object", "required": ["address"], "properties": {
+        "address": text, "lat_e6": micro, "lon_e6": micro } });
+    let upload = |types: Vec<&str>| {
+        json!({
+            "type": "object", "required": ["name", "content_type", "data"],
+            "properties": {
+                "name": { "type": "string" },
+                "content_type": { "type": "string", "enum": types },
+                "data": { "type": "string", "contentEncoding": "base64" }
+            }
+        })
+    };
+    let states = json!({ "type": "string", "enum": kozomol_store::AccidentState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>() });
+    let outcomes = json!({ "type": ["string", "null"], "enum": kozomol_store::AccidentOutcome::ALL.iter().map(|s| Some(s.as_str())).chain([None]).collect::<Vec<_>>() });
+    schemas.insert("OfficerViolationRequest".into(), json!({
+        "type": "object", "required": ["plate", "kind", "occurred_at", "place", "photos"],
+        "properties": {
+            "report_id": uuid,
+            "plate": text,
+            "kind": { "type": "string", "enum": kozomol_core::ViolationKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>() },
+            "occurred_at": instant,
+            "place": place,
+            "speed_kmh": { "type": "integer", "description": "Speeding only, with limit_kmh." },
+            "limit_kmh": { "type": "integer" },
+            "notes": text,
+            "accident_id": id,
+            "photos": { "type": "array", "minItems": 1, "maxItems": 10, "items": upload(vec!["image/jpeg"]) },
+            "plate_photo": upload(vec!["image/jpeg"])
+        }
+    }));
+    schemas.insert(
+        "OfficerViolationFiled".into(),
+        json!({
+            "type": "object", "required": ["case_id", "state", "created", "case_href"],
+            "properties": { "case_id": id, "state": { "$ref": "#/components/schemas/CaseState" },
+                            "created": { "type": "boolean" }, "case_href": text }
+        }),
+    );
+    schemas.insert("AccidentRequest".into(), json!({
+        "type": "object", "required": ["occurred_at", "place", "description", "vehicles", "participants"],
+        "properties": {
+            "report_id": uuid, "occurred_at": instant, "place": place, "description": text,
+            "vehicles": { "type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["plate", "damage"],
+                "properties": { "plate": text, "make": text, "model": text, "damage": text } } },
+            "participants": { "type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["name", "role"],
+                "properties": {
+                    "name": text,
+                    "role": { "type": "string", "enum": ["driver", "passenger", "pedestrian", "witness"] },
+                    "vehicle": { "type": "integer", "minimum": 0, "description": "Index into vehicles." },
+                    "pin": { "type": "string", "pattern": "^([0-9]{12}|[0-9]{14})$" },
+                    "injuries": { "type": "string", "enum": ["none", "light", "serious", "fatal"] }
+                } } },
+            "photos": { "type": "array", "items": upload(vec!["image/jpeg"]) },
+            "scheme": upload(vec!["image/jpeg", "image/png", "application/pdf"])
+        }
+    }));
+    schemas.insert(
+        "AccidentMoveRequest".into(),
+        json!({
+            "type": "object", "required": ["to"],
+            "properties": { "from": states, "to": states, "outcome": outcomes, "note": text }
+        }),
+    );
+    schemas.insert("AccidentSummary".into(), json!({
+        "type": "object",
+        "required": ["id", "occurred_at", "address", "state", "outcome", "registered_by", "registered_at"],
+        "properties": { "id": id, "occurred_at": instant, "address": text, "state": states,
+                        "outcome": outcomes, "registered_by": text, "registered_at": instant }
+    }));
+    schemas.insert("AccidentPage".into(), json!({
+        "type": "object", "required": ["items"],
+        "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/AccidentSummary" } },
+                        "next": { "type": ["integer", "null"] } }
+    }));
+    schemas.insert("Accident".into(), json!({
+        "type": "object",
+        "required": ["id", "report_id", "occurred_at", "place", "description", "state", "outcome",
+                     "registered_by", "registered_at", "vehicles", "participants", "files",
+                     "cases", "moves", "file_urls", "case_hrefs"],
+        "properties": {
+            "id": id, "report_id": uuid, "occurred_at": instant, "place": place,
+            "description": text, "state": states, "outcome": outcomes,
+            "registered_by": text, "registered_at": instant,
+            "vehicles": { "type": "array", "items": { "type": "object" } },
+            "participants": { "type": "array", "items": { "type": "object" } },
+            "files": { "type": "array", "items": { "type": "object" } },
+            "cases": { "type": "array", "items": id },
+            "moves": { "type": "array", "items": { "type": "object", "properties": {
+                "id": id, "from_state": nullable_text, "to_state": text, "outcome": nullable_text,
+                "actor": text, "note": nullable_text, "at": instant } } },
+            "file_urls": { "type": "array", "items": { "type": "object" } },
+            "case_hrefs": { "type": "array", "items": text }
+        }
+    }));
+}
+
+fn owner_liability_schemas(schemas: &mut serde_json::Map<String, Value>) {
+    let text = json!({ "type": "string" });
+    let nullable_text = json!({ "type": ["string", "null"] });
+    let instant = json!({ "type": "string", "format": "date-time" });
+    let id = json!({ "type": "integer", "format": "int64" });
+    let driver = json!({
+        "type": "object", "required": ["pin", "name"],
+        "properties": {
+            "pin": { "type": "string", "pattern": "^[0-9]{12,14}$", "description": "PIN (KG) or IIN (KZ)." },
+            "name": text, "address": nullable_text
+        }
+    });
+    schemas.insert("NominationRequest".into(), json!({
+        "type": "object", "required": ["kind", "statement"],
+        "properties": {
+            "kind": { "type": "string", "enum": ["driver", "stolen"] },
+            "driver": driver,
+            "police_report": { "type": "string", "description": "The police report's number (stolen)." },
+            "reported_at": { "type": "string", "format": "date-time", "description": "When the theft was reported to the police (stolen)." },
+            "statement": { "type": "string", "description": "The owner's statement as taken down." }
+        }
+    }));
+    schemas.insert("Nomination".into(), json!({
+        "type": "object",
+        "required": ["id", "case_id", "resolution_number", "kind", "statement", "from_state", "recorded_by", "recorded_at", "case_href"],
+        "properties": {
+            "id": id, "case_id": id, "resolution_number": text,
+            "kind": { "type": "string", "enum": ["driver", "stolen"] },
+            "driver": driver,
+            "police_report": text, "reported_at": instant,
+            "statement": text,
+            "from_state": { "type": "string", "description": "The state the statement found the case in." },
+            "reissued_case_id": { "type": ["integer", "null"], "format": "int64", "description": "The case re-issued to the named driver." },
+            "recorded_by": text, "recorded_at": instant,
+            "refund_request": { "type": "integer", "format": "int64", "description": "The refund request queued (paid resolutions, on recording only)." },
+            "hot_list_entry": { "type": "integer", "format": "int64", "description": "The hot-list entry a theft added (on recording only)." },
+            "case_href": text,
+            "reissued_case_href": text
+        }
+    }));
+}
+
 fn checks_schemas(schemas: &mut serde_json::Map<String, Value>) {
     let text = json!({ "type": "string" });
     let nullable_text = json!({ "type": ["string", "null"] });
@@ -798,10 +1065,11 @@ fn components() -> Value {
             "case_id": { "type": "integer", "format": "int64" },
             "payment_code": text,
             "jurisdiction": { "type": "string", "enum": ["kg", "kz"] },
-            "article": text,
+            "article": { "type": "string", "description": "The article part it was priced under: the repeat part for a repeat." },
             "units": { "type": "integer" },
             "amount": money,
             "discounted": { "oneOf": [money, { "type": "null" }] },
+            "repeat_of": { "type": ["string", "null"], "description": "The offender's earlier resolution that made this offence a repeat." },
             "issued_at": instant,
             "pdf_sha256": text,
             "signature": { "type": "string", "description": "The Ed25519 signature, hex." },
@@ -1049,7 +1317,7 @@ fn components() -> Value {
                 "type": "object",
                 "properties": {
                     "id": { "type": "integer", "format": "int64" }, "event_id": { "type": "string", "format": "uuid" },
-                    "camera_id": text, "captured_at": instant, "received_at": instant,
+                    "camera_id": nullable_text, "captured_at": instant, "received_at": instant,
                     "kind": text, "state": { "$ref": "#/components/schemas/CaseState" },
                     "plate": nullable_text, "enforceable": { "type": "boolean" }, "href": text
                 }
@@ -1081,7 +1349,7 @@ fn components() -> Value {
                 "type": "object",
                 "properties": {
                     "id": { "type": "integer", "format": "int64" }, "event_id": { "type": "string", "format": "uuid" },
-                    "camera_id": text, "captured_at": instant, "received_at": instant,
+                    "camera_id": nullable_text, "captured_at": instant, "received_at": instant,
                     "kind": text, "state": { "$ref": "#/components/schemas/CaseState" },
                     "plate": nullable_text, "enforceable": { "type": "boolean" },
                     "enforceability_note": nullable_text, "fingerprint": hex32,
@@ -1140,6 +1408,8 @@ fn components() -> Value {
                 }
             }));
     checks_schemas(&mut schemas);
+    owner_liability_schemas(&mut schemas);
+    officer_filings_schemas(&mut schemas);
     let mut components = security_schemes;
     components["schemas"] = Value::Object(schemas);
     components

@@ -474,6 +474,24 @@ fn secured_routes() -> Vec<RouteCase> {
         ),
         r(
             Method::GET,
+            "/api/v1/resolutions/{number}/nominations",
+            "/api/v1/resolutions/KG-BSK-2026-0000001/nominations",
+            CASES,
+        ),
+        RouteCase {
+            body: Some(|| {
+                json!({"kind": "stolen", "police_report": "КУСП-1",
+                       "reported_at": "2026-01-04T09:00:00Z", "statement": "угнан"})
+            }),
+            ..r(
+                Method::POST,
+                "/api/v1/resolutions/{number}/nominations",
+                "/api/v1/resolutions/KG-BSK-2026-0000001/nominations",
+                DESK_OFFICERS,
+            )
+        },
+        r(
+            Method::GET,
             "/api/v1/dead-letters",
             "/api/v1/dead-letters",
             DEAD,
@@ -524,6 +542,37 @@ fn secured_routes() -> Vec<RouteCase> {
             LIST_KEEPERS,
         ),
         r(Method::GET, "/api/v1/alerts", "/api/v1/alerts", CASES),
+        r(
+            Method::POST,
+            "/api/v1/officer-violations",
+            "/api/v1/officer-violations",
+            DESK_OFFICERS,
+        ),
+        r(Method::GET, "/api/v1/accidents", "/api/v1/accidents", CASES),
+        r(
+            Method::POST,
+            "/api/v1/accidents",
+            "/api/v1/accidents",
+            DESK_OFFICERS,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/accidents/{id}",
+            "/api/v1/accidents/1",
+            CASES,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/accidents/{id}/files/{n}",
+            "/api/v1/accidents/1/files/0",
+            CASES,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/accidents/{id}/moves",
+            "/api/v1/accidents/1/moves",
+            DESK_OFFICERS,
+        ),
         r(
             Method::POST,
             "/api/v1/alerts/{id}/acknowledge",
@@ -1661,6 +1710,63 @@ async fn appeals_and_voids_check_their_input_before_anything_moves() {
     assert_eq!(refunds.json()["items"], json!([]));
 }
 
+#[tokio::test]
+async fn owner_statements_check_their_input_before_anything_moves() {
+    let h = Harness::new().await;
+    let clerk = h.token(Role::Reviewer).to_owned();
+    let uri = "/api/v1/resolutions/KG-BSK-2026-0000001/nominations";
+    let state = |body: Value| {
+        let clerk = clerk.clone();
+        let h = &h;
+        async move { h.call(Method::POST, uri, Some(&clerk), Some(body)).await }
+    };
+
+    // Every problem at once.
+    let answer = state(
+        json!({"kind": "driver", "driver": {"pin": "12-34", "name": " "},
+                              "police_report": "КУСП-1"}),
+    )
+    .await;
+    let problem = answer.problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(
+        problem_fields(&problem),
+        ["statement", "driver.pin", "driver.name", "police_report"],
+        "{problem}"
+    );
+    let answer = state(
+        json!({"kind": "stolen", "reported_at": "2999-01-01T00:00:00Z",
+                              "statement": "угнан"}),
+    )
+    .await;
+    let problem = answer.problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(
+        problem_fields(&problem),
+        ["police_report", "reported_at"],
+        "{problem}"
+    );
+    let answer = state(json!({"kind": "lent", "statement": "x"})).await;
+    let problem = answer.problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(problem_fields(&problem), ["kind"], "{problem}");
+
+    // A valid statement against no resolution, and a number that cannot be one.
+    let valid = json!({"kind": "driver", "driver": {"pin": "12345678901234", "name": "Токтосунов Н."},
+                       "statement": "за рулём был Токтосунов Н."});
+    state(valid.clone())
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
+    h.call(
+        Method::POST,
+        "/api/v1/resolutions/nonsense/nominations",
+        Some(&clerk),
+        Some(valid),
+    )
+    .await
+    .problem(StatusCode::BAD_REQUEST, "bad_request");
+    h.get(uri, Role::Auditor)
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
+}
+
 /// The fields named in a `validation_failed` answer, in order.
 fn problem_fields(problem: &Value) -> Vec<String> {
     problem["errors"]
@@ -1884,4 +1990,210 @@ async fn the_checks_lists_and_alerts_are_validated_audited_and_acknowledged() {
         .collect();
     assert!(actions.contains(&("case.alert_raised", "fines:lookup-1")));
     assert!(actions.contains(&("case.alert_acknowledged", "supervisor")));
+}
+
+/// A real JPEG (the resolution embeds officers' photos unchanged), as an upload.
+fn jpeg_upload(name: &str, seed: u8) -> Value {
+    use base64::Engine;
+    let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 ^ seed, y as u8, seed]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut out, image::ImageFormat::Jpeg)
+        .expect("jpeg encodes");
+    json!({
+        "name": name,
+        "content_type": "image/jpeg",
+        "data": base64::engine::general_purpose::STANDARD.encode(out.into_inner()),
+    })
+}
+
+#[tokio::test]
+async fn officers_file_violations_and_accidents_whose_investigation_moves_on() {
+    use base64::Engine;
+    let h = Harness::new().await;
+    let officer = h.token(Role::Reviewer).to_owned();
+    let post = |uri: &'static str, body: Value| {
+        let (h, officer) = (&h, officer.clone());
+        async move { h.call(Method::POST, uri, Some(&officer), Some(body)).await }
+    };
+
+    // Every problem at once, nothing filed.
+    let answer = post(
+        "/api/v1/officer-violations",
+        json!({
+            "plate": "?",
+            "kind": "jaywalking",
+            "occurred_at": "2999-01-01T00:00:00Z",
+            "place": {"address": "Бишкек", "lat_e6": 42_874_620},
+            "photos": [{"name": "a.png", "content_type": "image/png", "data": "iVBORw0KGgo="}],
+        }),
+    )
+    .await;
+    let problem = answer.problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(
+        problem_fields(&problem),
+        ["plate", "kind", "occurred_at", "place.lat_e6", "photos[0]"],
+        "{problem}"
+    );
+    let answer = post(
+        "/api/v1/officer-violations",
+        json!({
+            "plate": "01KG123ABC", "kind": "speeding", "occurred_at": "2026-03-01T08:00:00Z",
+            "place": {"address": "Бишкек"}, "photos": [],
+        }),
+    )
+    .await;
+    let problem = answer.problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(
+        problem_fields(&problem),
+        ["speed_kmh", "photos"],
+        "{problem}"
+    );
+    let cases = h.store.count_cases(&Default::default()).await;
+    assert_eq!(cases.expect("count"), 0);
+
+    // An accident with a driver, a hurt pedestrian, a photo and a scheme.
+    let scheme = base64::engine::general_purpose::STANDARD.encode(b"%PDF-1.7 scheme");
+    let report_id = uuid::Uuid::now_v7();
+    let accident_body = json!({
+        "report_id": report_id,
+        "occurred_at": "2026-03-01T07:40:00Z",
+        "place": {"address": "г. Бишкек, пр. Чуй — ул. Панфилова", "lat_e6": 42_876_000, "lon_e6": 74_604_000},
+        "description": "наезд на пешехода на регулируемом переходе",
+        "vehicles": [{"plate": "01 kg 123 abc", "make": "Toyota", "damage": "капот"}],
+        "participants": [
+            {"name": "Асанов Б.", "role": "driver", "vehicle": 0, "pin": "21212198000123"},
+            {"name": "Петрова Е.", "role": "pedestrian", "injuries": "light"}
+        ],
+        "photos": [jpeg_upload("scene.jpg", 1)],
+        "scheme": {"name": "scheme.pdf", "content_type": "application/pdf", "data": scheme},
+    });
+    let created = post("/api/v1/accidents", accident_body.clone()).await;
+    assert_eq!(
+        created.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&created.bytes)
+    );
+    let accident = created.json();
+    let id = accident["id"].as_i64().expect("id");
+    assert_eq!(accident["state"], "registered");
+    assert_eq!(accident["vehicles"][0]["plate"], "01KG123ABC");
+    assert_eq!(accident["registered_by"], "reviewer");
+    let again = post("/api/v1/accidents", accident_body).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.json()["id"], id);
+    let scheme_url = accident["file_urls"][1]["url"].as_str().expect("url");
+    let file = h
+        .get(
+            scheme_url
+                .strip_prefix(BASE.trim_end_matches('/'))
+                .expect("ours"),
+            Role::Auditor,
+        )
+        .await;
+    assert_eq!(file.status, StatusCode::OK);
+    assert_eq!(file.bytes, b"%PDF-1.7 scheme");
+    assert_eq!(file.headers[header::CONTENT_TYPE], "application/pdf");
+
+    // A violation found in it: a case in `approved` with no camera, linked both ways.
+    let violation = json!({
+        "report_id": uuid::Uuid::now_v7(),
+        "plate": "01KG123ABC",
+        "kind": "red_light",
+        "occurred_at": "2026-03-01T07:40:00Z",
+        "place": {"address": "г. Бишкек, пр. Чуй — ул. Панфилова"},
+        "notes": "проезд на красный, наезд на пешехода",
+        "accident_id": id,
+        "photos": [jpeg_upload("scene.jpg", 1)],
+        "plate_photo": jpeg_upload("plate.jpg", 2),
+    });
+    let filed = post("/api/v1/officer-violations", violation.clone()).await;
+    assert_eq!(
+        filed.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&filed.bytes)
+    );
+    let case_id = filed.json()["case_id"].as_i64().expect("case id");
+    assert_eq!(filed.json()["state"], "approved");
+    let repeat = post("/api/v1/officer-violations", violation).await;
+    assert_eq!(
+        (repeat.status, repeat.json()["created"].clone()),
+        (StatusCode::OK, json!(false))
+    );
+    let case = h
+        .get(&format!("/api/v1/cases/{case_id}"), Role::Auditor)
+        .await
+        .json();
+    assert_eq!(case["camera_id"], Value::Null);
+    assert_eq!(case["camera_href"], Value::Null);
+    assert_eq!(case["event"]["officer"], "reviewer");
+    assert_eq!(case["frames"][1]["role"], "plate");
+    assert_eq!(case["audit"][0]["action"], "case.officer_filed");
+    let shown = h
+        .get(&format!("/api/v1/accidents/{id}"), Role::Auditor)
+        .await
+        .json();
+    assert_eq!(shown["cases"], json!([case_id]));
+
+    // The investigation: rules first, then the compare-and-set.
+    let moves = format!("/api/v1/accidents/{id}/moves");
+    let step = |body: Value| {
+        let (h, officer, moves) = (&h, officer.clone(), moves.clone());
+        async move {
+            h.call(Method::POST, &moves, Some(&officer), Some(body))
+                .await
+        }
+    };
+    step(json!({"to": "closed", "outcome": "no_violation"}))
+        .await
+        .problem(StatusCode::CONFLICT, "conflict");
+    let started = step(json!({"from": "registered", "to": "under_investigation"})).await;
+    assert_eq!(started.status, StatusCode::OK);
+    step(json!({"from": "registered", "to": "under_investigation"}))
+        .await
+        .problem(StatusCode::CONFLICT, "conflict");
+    step(json!({"to": "closed", "outcome": "no_violation"}))
+        .await
+        .problem(StatusCode::CONFLICT, "conflict");
+    step(json!({"to": "closed", "outcome": "sideways"}))
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let closed =
+        step(json!({"to": "closed", "outcome": "violations_filed", "note": "материал собран"}))
+            .await;
+    assert_eq!(closed.status, StatusCode::OK);
+    let closed = closed.json();
+    assert_eq!(
+        (closed["state"].clone(), closed["outcome"].clone()),
+        (json!("closed"), json!("violations_filed"))
+    );
+    assert_eq!(closed["moves"].as_array().map(Vec::len), Some(3));
+
+    // Nothing more is filed under a closed accident.
+    let late = post(
+        "/api/v1/officer-violations",
+        json!({
+            "plate": "01KG123ABC", "kind": "seat_belt", "occurred_at": "2026-03-01T07:40:00Z",
+            "place": {"address": "Бишкек"}, "accident_id": id,
+            "photos": [jpeg_upload("scene.jpg", 3)],
+        }),
+    )
+    .await;
+    late.problem(StatusCode::CONFLICT, "conflict");
+
+    let listed = h
+        .get("/api/v1/accidents?state=closed", Role::Auditor)
+        .await
+        .json();
+    assert_eq!(listed["items"][0]["id"], id);
+    let none = h
+        .get("/api/v1/accidents?state=registered", Role::Auditor)
+        .await
+        .json();
+    assert_eq!(none["items"], json!([]));
+    h.get("/api/v1/accidents?state=lost", Role::Auditor)
+        .await
+        .problem(StatusCode::BAD_REQUEST, "invalid_query");
 }

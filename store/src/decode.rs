@@ -11,6 +11,11 @@ pub(crate) fn camera_id(raw: &str) -> Result<CameraId, StoreError> {
     CameraId::parse(raw).map_err(|e| corrupt(format!("camera id: {e}")))
 }
 
+/// A case's camera; none for a case an officer filed.
+pub(crate) fn opt_camera_id(raw: Option<&str>) -> Result<Option<CameraId>, StoreError> {
+    raw.map(camera_id).transpose()
+}
+
 pub(crate) fn state(raw: &str) -> Result<CaseState, StoreError> {
     raw.parse().map_err(|e| corrupt(format!("case state: {e}")))
 }

@@ -15,8 +15,12 @@
 //! exemption list, the hot list and the plate's other sightings ([`PreIssueChecks`]).
 //! Issued resolutions go out through the delivery outbox ([`DeliveryOutbox`]); once
 //! delivered, a case's clocks run ([`CaseClocks`]) until it is paid, lapses, or an
-//! appeal or a bulk void ends it ([`Appeals`]).
+//! appeal or a bulk void ends it ([`Appeals`]). Officers file violations they saw and
+//! road accidents themselves ([`OfficerFilings`]).
+//! An owner may name the driver or report the car stolen, and repeat offences count
+//! per offender ([`Offenders`]).
 
+pub mod accidents;
 pub mod appeals;
 pub mod audit;
 mod batch;
@@ -27,24 +31,35 @@ mod error;
 pub mod evidence;
 mod migrate;
 mod model;
+pub mod nominations;
 mod postgres;
+mod postgres_accidents;
 mod postgres_appeals;
 mod postgres_checks;
 mod postgres_delivery;
+mod postgres_nominations;
 mod postgres_recognition;
 mod postgres_review;
 mod postgres_stages;
 mod recognition;
 mod review;
 mod sqlite;
+mod sqlite_accidents;
 mod sqlite_appeals;
 mod sqlite_checks;
 mod sqlite_delivery;
+mod sqlite_nominations;
 mod sqlite_recognition;
 mod sqlite_review;
 mod sqlite_stages;
 mod stages;
 
+pub use accidents::{
+    AccidentFileRecord, AccidentFileRole, AccidentMove, AccidentMoveRecord, AccidentMoved,
+    AccidentOutcome, AccidentParticipant, AccidentQuery, AccidentRecord, AccidentRegistered,
+    AccidentState, AccidentSummary, AccidentVehicle, Injury, NewAccident, NewAccidentFile,
+    NewOfficerViolation, OfficerFiled, ParticipantRole,
+};
 pub use appeals::{
     AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest,
     BulkVoidResult, DeadlineWrite, DueClock, NewAppeal, NewAttachment, RefundRequestRecord,
@@ -63,6 +78,10 @@ pub use delivery::{
 pub use error::StoreError;
 pub use evidence::{scan_segment, EvidenceStore, FrameLocation, SegmentScan};
 pub use model::*;
+pub use nominations::{
+    Claim, NewNomination, NominatedDriver, NominationRecord, NominationRecorded,
+    OffenderResolution, Offenders,
+};
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -229,26 +248,60 @@ pub trait FineStages: Send + Sync {
 
     async fn owner_lookup(&self, case_id: CaseId) -> Result<Option<OwnerLookupRecord>, StoreError>;
 
-    /// The sequence number of the case's resolution for `issuer` and `year`: the one
-    /// reserved for it before, or the next free one, reserved now. Numbers never
-    /// repeat; a retry of the same case gets the same one.
+    /// The sequence numbers of the cases' resolutions for `issuer` and `year`, in the
+    /// order of `cases`: for each, the one reserved for it before, or the next free
+    /// one, reserved now, all in one transaction (an issuing batch pays for one commit).
+    /// Numbers never repeat; a retry of the same case gets the same one.
+    async fn reserve_resolution_numbers(
+        &self,
+        cases: &[CaseId],
+        issuer: &str,
+        year: i32,
+    ) -> Result<Vec<u64>, StoreError>;
+
+    /// [`FineStages::reserve_resolution_numbers`] for one case.
     async fn reserve_resolution_number(
         &self,
         case_id: CaseId,
         issuer: &str,
         year: i32,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<u64, StoreError> {
+        let numbers = self
+            .reserve_resolution_numbers(&[case_id], issuer, year)
+            .await?;
+        numbers
+            .first()
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt("no resolution number reserved".into()))
+    }
 
-    /// Stores the issued resolution (its PDF already in the evidence store) and moves
-    /// the case from `owner_found` to `issued`, audited, in one transaction;
-    /// `LeaseLost` as for the lookup. The same transaction plans its deliveries (see
-    /// [`DeliveryOutbox`]): a letter when the owner lookup has an address, and a message
-    /// to each contact the owner left, so nothing issued can miss its delivery.
+    /// Stores each issued resolution (its PDF already in the evidence store) and moves
+    /// its case from `owner_found` to `issued`, audited; `LeaseLost` as for the lookup,
+    /// per resolution, in the order given. The same transaction plans their deliveries
+    /// (see [`DeliveryOutbox`]): a letter when the owner lookup has an address, and a
+    /// message to each contact the owner left, so nothing issued can miss its delivery.
+    /// All of them go in one transaction (one commit for an issuing batch): an error
+    /// writes none of them.
+    async fn record_resolutions(
+        &self,
+        worker: &str,
+        resolutions: &[NewResolution],
+    ) -> Result<Vec<CompleteResult>, StoreError>;
+
+    /// [`FineStages::record_resolutions`] for one resolution.
     async fn record_resolution(
         &self,
         worker: &str,
         resolution: &NewResolution,
-    ) -> Result<CompleteResult, StoreError>;
+    ) -> Result<CompleteResult, StoreError> {
+        let results = self
+            .record_resolutions(worker, std::slice::from_ref(resolution))
+            .await?;
+        results
+            .first()
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt("no resolution recorded".into()))
+    }
 
     /// Moves a case the stage cannot finish from `from` to `to` (where a person takes
     /// it up, e.g. `supervisor_review`), keeping `reason` on the case and in the audit;
@@ -431,6 +484,40 @@ pub trait Appeals: Send + Sync {
     ) -> Result<Vec<RefundRequestRecord>, StoreError>;
 }
 
+/// What officers file themselves: violations they saw, which become cases in
+/// `approved` with no camera behind them, and road accidents, whose investigation is
+/// a flow of its own.
+#[async_trait]
+pub trait OfficerFilings: Send + Sync {
+    /// Stores the report as a case in `approved` (its plate the decided one), the
+    /// photos as its frames, who filed it and under which accident, and its audit row,
+    /// in one transaction. Dedupe is by the report id: the same report again gives
+    /// `Duplicate`, another report under that id `Conflict`; neither writes anything.
+    /// Nothing is filed under an accident that does not exist or whose investigation
+    /// is closed.
+    async fn file_officer_violation(
+        &self,
+        filing: &NewOfficerViolation,
+    ) -> Result<OfficerFiled, StoreError>;
+
+    /// Stores an accident in `registered` with its vehicles, participants and files
+    /// (already in the evidence store), its first move and audit row, in one
+    /// transaction; a report id seen before gives `Duplicate` and writes nothing.
+    async fn register_accident(
+        &self,
+        accident: &NewAccident,
+    ) -> Result<AccidentRegistered, StoreError>;
+
+    async fn accident(&self, id: i64) -> Result<Option<AccidentRecord>, StoreError>;
+
+    async fn accidents(&self, query: &AccidentQuery) -> Result<Vec<AccidentSummary>, StoreError>;
+
+    /// Moves an accident from `step.from` to `step.to` with its history row and audit
+    /// row, in one transaction, or, when it is no longer in `step.from`, writes nothing
+    /// and says where it is.
+    async fn move_accident(&self, step: &AccidentMove) -> Result<AccidentMoved, StoreError>;
+}
+
 /// Everything kozomol persists in its database.
 pub trait Store:
     CameraRegister
@@ -444,6 +531,8 @@ pub trait Store:
     + CaseClocks
     + Appeals
     + PreIssueChecks
+    + Offenders
+    + OfficerFilings
 {
     fn backend(&self) -> Backend;
 }

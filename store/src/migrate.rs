@@ -53,6 +53,16 @@ const SQLITE: &[Migration] = &[
         name: "checks",
         sql: include_str!("../migrations/sqlite/0007_checks.sql"),
     },
+    Migration {
+        version: 8,
+        name: "officer_reports",
+        sql: include_str!("../migrations/sqlite/0008_officer_reports.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "owner_liability",
+        sql: include_str!("../migrations/sqlite/0009_owner_liability.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -90,6 +100,16 @@ const POSTGRES: &[Migration] = &[
         version: 7,
         name: "checks",
         sql: include_str!("../migrations/postgres/0007_checks.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "officer_reports",
+        sql: include_str!("../migrations/postgres/0008_officer_reports.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "owner_liability",
+        sql: include_str!("../migrations/postgres/0009_owner_liability.sql"),
     },
 ];
 
@@ -218,6 +238,102 @@ pub(crate) async fn postgres(pool: &PgPool) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 0008 rebuilds SQLite's `cases` to make `camera_id` nullable: the rows, their ids,
+    /// the id sequence and every reference to them must come through unchanged.
+    #[tokio::test]
+    async fn sqlite_cases_survive_the_rebuild_that_frees_the_camera() {
+        use sqlx::sqlite::SqliteConnectOptions;
+        use std::str::FromStr;
+
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let url = format!("sqlite://{}", dir.path().join("v7.db").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .expect("url")
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = SqlitePool::connect_with(options).await.expect("sqlite");
+        let v7 = &SQLITE[..7];
+        let mut tx = pool.begin().await.expect("tx");
+        sqlx::raw_sql(SQLITE_LEDGER)
+            .execute(&mut *tx)
+            .await
+            .expect("ledger");
+        for m in v7 {
+            sqlx::raw_sql(m.sql)
+                .execute(&mut *tx)
+                .await
+                .expect("v7 schema");
+            sqlx::query("INSERT INTO schema_migrations VALUES (?, ?, ?, 0)")
+                .bind(m.version)
+                .bind(m.name)
+                .bind(checksum(m))
+                .execute(&mut *tx)
+                .await
+                .expect("ledger row");
+        }
+        sqlx::raw_sql(
+            "INSERT INTO cameras (camera_id, public_key, device_serial, site_id, site_lat_e6, \
+             site_lon_e6, site_address, site_direction, site_lane, registered_at) \
+             VALUES ('cam-1', zeroblob(32), 'SER-1', 's', 0, 0, 'a', 'n', 1, 0); \
+             INSERT INTO cases (id, event_id, camera_id, captured_at, received_at, kind, state, \
+             plate, enforceable, fingerprint, event, decided_plate, stage_attempts) \
+             VALUES (41, 'e-41', 'cam-1', 1, 2, 'speeding', 'approved', '01KG1', 1, \
+             zeroblob(32), '{}', '01KG1', 3); \
+             INSERT INTO evidence_blobs VALUES (zeroblob(32), 'seg', 0, 10); \
+             INSERT INTO case_frames VALUES (41, 0, 'overview', zeroblob(32)); \
+             INSERT INTO audit_log (batch_id, case_id, at, actor, action, prev_hash, hash) \
+             VALUES ('b', 41, 0, 'ingest', 'case.received', x'00', x'00'); \
+             UPDATE sqlite_sequence SET seq = 50 WHERE name = 'cases';",
+        )
+        .execute(&mut *tx)
+        .await
+        .expect("v7 rows");
+        tx.commit().await.expect("commit v7");
+
+        sqlite(&pool).await.expect("migrates to the newest schema");
+
+        let kept: (i64, String, String, i64) = sqlx::query_as(
+            "SELECT id, camera_id, decided_plate, stage_attempts FROM cases WHERE id = 41",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("the case is kept");
+        assert_eq!(kept, (41, "cam-1".into(), "01KG1".into(), 3));
+        let dangling: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(&pool)
+                .await
+                .expect("foreign key check");
+        assert!(dangling.is_empty(), "{dangling:?}");
+        // The sequence goes on from the old ids, and a case may now have no camera.
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO cases (event_id, camera_id, captured_at, received_at, kind, state, \
+             enforceable, fingerprint, event) VALUES ('r-1', NULL, 1, 2, 'phone', 'approved', \
+             1, zeroblob(32), '{}') RETURNING id",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("a case without a camera");
+        assert_eq!(id, 51, "ids are never handed out twice");
+        // References are still enforced against the new table.
+        assert!(
+            sqlx::query("INSERT INTO case_frames VALUES (999, 0, 'overview', zeroblob(32))")
+                .execute(&pool)
+                .await
+                .is_err()
+        );
+        let indexes: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cases' \
+             AND name IN ('cases_state', 'cases_camera', 'cases_plate', 'cases_captured_at', \
+             'cases_sightings', 'cases_officer_report')",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("indexes");
+        assert_eq!(indexes, 6);
+        pool.close().await;
+    }
 
     #[test]
     fn migrations_are_numbered_in_order() {

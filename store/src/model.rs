@@ -87,7 +87,8 @@ pub enum CaseWrite {
 pub struct CaseRecord {
     pub id: CaseId,
     pub event_id: EventId,
-    pub camera_id: CameraId,
+    /// None for a case an officer filed (see `OfficerReport`): no camera saw it.
+    pub camera_id: Option<CameraId>,
     pub captured_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     pub kind: ViolationKind,
@@ -115,7 +116,8 @@ pub struct CaseFrame {
 pub struct CaseSummary {
     pub id: CaseId,
     pub event_id: EventId,
-    pub camera_id: CameraId,
+    /// None for a case an officer filed (see `OfficerReport`): no camera saw it.
+    pub camera_id: Option<CameraId>,
     pub captured_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     pub kind: ViolationKind,
@@ -419,6 +421,8 @@ pub struct NewResolution {
     pub signature_key_id: String,
     /// Whose key signed (e.g. `officer:1234` or `issuer:KG-BSK`).
     pub signer: String,
+    /// The offender's earlier resolution that made this offence a repeat.
+    pub repeat_of: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -445,6 +449,8 @@ pub struct ResolutionRecord {
     pub delivered_at: Option<DateTime<Utc>>,
     /// The channel of that delivery.
     pub delivered_via: Option<kozomol_core::DeliveryChannel>,
+    /// The offender's earlier resolution that made this offence a repeat.
+    pub repeat_of: Option<String>,
 }
 
 fn hex_bytes<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {

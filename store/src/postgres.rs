@@ -576,7 +576,7 @@ fn summary_from_row(row: &PgRow) -> Result<CaseSummary, StoreError> {
     Ok(CaseSummary {
         id: CaseId(row.try_get("id")?),
         event_id: EventId(row.try_get("event_id")?),
-        camera_id: decode::camera_id(row.try_get("camera_id")?)?,
+        camera_id: decode::opt_camera_id(row.try_get("camera_id")?)?,
         captured_at: row.try_get::<DateTime<Utc>, _>("captured_at")?,
         received_at: row.try_get::<DateTime<Utc>, _>("received_at")?,
         kind: decode::kind(row.try_get("kind")?)?,

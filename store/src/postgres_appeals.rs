@@ -63,7 +63,7 @@ fn clock_from_row(row: &PgRow) -> Result<StoredClock, StoreError> {
 }
 
 /// Moves a case from `from` to `to` only if it is still in `from`.
-async fn move_case(
+pub(crate) async fn move_case(
     tx: &mut PgConnection,
     case_id: CaseId,
     from: CaseState,
@@ -83,7 +83,7 @@ async fn move_case(
 }
 
 /// Stops the case's clocks: nothing more is due on a closed or paused case.
-async fn stop_clock(tx: &mut PgConnection, case_id: CaseId) -> Result<(), StoreError> {
+pub(crate) async fn stop_clock(tx: &mut PgConnection, case_id: CaseId) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE case_clocks SET next_wakeup = NULL, discount_open = FALSE WHERE case_id = $1",
     )
@@ -94,7 +94,7 @@ async fn stop_clock(tx: &mut PgConnection, case_id: CaseId) -> Result<(), StoreE
 }
 
 /// Queues the refund of a case whose money was taken; returns its id.
-async fn request_refund(
+pub(crate) async fn request_refund(
     tx: &mut PgConnection,
     case_id: CaseId,
     cause: &str,

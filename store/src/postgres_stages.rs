@@ -26,7 +26,7 @@ macro_rules! resolution_select {
             "SELECT r.number, r.case_id, r.payment_code, r.jurisdiction, \
      r.article, r.units, r.amount_minor, r.discounted_minor, r.currency, r.issued_at, \
      r.pdf_sha256, b.segment, b.byte_offset, b.byte_len, r.signature, r.signature_key_id, \
-     r.signer, r.delivered_at, r.delivered_via \
+     r.signer, r.delivered_at, r.delivered_via, r.repeat_of \
      FROM resolutions r JOIN evidence_blobs b ON b.sha256 = r.pdf_sha256 ",
             $where
         )
@@ -52,6 +52,7 @@ fn resolution_from_row(row: &PgRow) -> Result<ResolutionRecord, StoreError> {
         signer: row.try_get("signer")?,
         delivered_at: row.try_get("delivered_at")?,
         delivered_via: row.try_get("delivered_via")?,
+        repeat_of: row.try_get("repeat_of")?,
     }
     .record()
 }
@@ -172,130 +173,38 @@ impl FineStages for PgStore {
         .map(Some)
     }
 
-    async fn reserve_resolution_number(
+    async fn reserve_resolution_numbers(
         &self,
-        case_id: CaseId,
+        cases: &[CaseId],
         issuer: &str,
         year: i32,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<u64>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let reserved: Option<i64> = sqlx::query_scalar(
-            "SELECT sequence FROM resolution_numbers WHERE case_id = $1 AND issuer = $2 AND year = $3",
-        )
-        .bind(case_id.0)
-        .bind(issuer)
-        .bind(year)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let sequence = match reserved {
-            Some(sequence) => sequence,
-            None => {
-                let sequence: i64 = sqlx::query_scalar(
-                    "INSERT INTO resolution_counters (issuer, year, next) VALUES ($1, $2, 2) \
-                     ON CONFLICT (issuer, year) DO UPDATE SET next = resolution_counters.next + 1 \
-                     RETURNING next - 1",
-                )
-                .bind(issuer)
-                .bind(year)
-                .fetch_one(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO resolution_numbers (case_id, issuer, year, sequence) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(case_id.0)
-                .bind(issuer)
-                .bind(year)
-                .bind(sequence)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| {
-                    crate::error::db_error(e, || format!("a resolution number for case {case_id}"))
-                })?;
-                sequence
-            }
-        };
+        let mut numbers = Vec::with_capacity(cases.len());
+        for &case_id in cases {
+            numbers.push(reserve_number(&mut tx, case_id, issuer, year).await?);
+        }
         tx.commit().await?;
-        u64::try_from(sequence).map_err(|_| StoreError::Corrupt(format!("sequence {sequence}")))
+        Ok(numbers)
     }
 
-    async fn record_resolution(
+    async fn record_resolutions(
         &self,
         worker: &str,
-        resolution: &NewResolution,
-    ) -> Result<CompleteResult, StoreError> {
-        if resolution
-            .discounted
-            .is_some_and(|d| d.currency != resolution.amount.currency)
-        {
-            return Err(StoreError::Invalid(
-                "amount and discount in two currencies".into(),
-            ));
+        resolutions: &[NewResolution],
+    ) -> Result<Vec<CompleteResult>, StoreError> {
+        for resolution in resolutions {
+            stages::check_resolution(resolution)?;
         }
         let now = now_millis();
         let actor = stages::actor(worker);
         let mut tx = self.pool.begin().await?;
-        let moved = sqlx::query(
-            "UPDATE cases SET state = 'issued', stage_worker = NULL, stage_lease_until = NULL, \
-             stage_attempts = 0, stage_error = NULL \
-             WHERE id = $1 AND state = 'owner_found' AND stage_worker = $2",
-        )
-        .bind(resolution.case_id.0)
-        .bind(worker)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if moved == 0 {
-            return Ok(CompleteResult::LeaseLost);
+        let mut results = Vec::with_capacity(resolutions.len());
+        for resolution in resolutions {
+            results.push(record_one(&mut tx, worker, &actor, resolution, now).await?);
         }
-        insert_evidence(&mut tx, &resolution.pdf).await?;
-        sqlx::query(
-            "INSERT INTO resolutions (number, case_id, payment_code, jurisdiction, article, \
-             units, amount_minor, discounted_minor, currency, issued_at, pdf_sha256, \
-             signature, signature_key_id, signer) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(resolution.number.as_str())
-        .bind(resolution.case_id.0)
-        .bind(resolution.payment_code.as_str())
-        .bind(resolution.jurisdiction.as_str())
-        .bind(resolution.article.as_str())
-        .bind(
-            i32::try_from(resolution.units)
-                .map_err(|_| StoreError::Invalid("units out of range".into()))?,
-        )
-        .bind(resolution.amount.minor)
-        .bind(resolution.discounted.map(|d| d.minor))
-        .bind(resolution.amount.currency.code())
-        .bind(resolution.issued_at)
-        .bind(&resolution.pdf.sha256[..])
-        .bind(&resolution.signature[..])
-        .bind(resolution.signature_key_id.as_str())
-        .bind(resolution.signer.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            crate::error::db_error(e, || {
-                format!("resolution {} or its payment code", resolution.number)
-            })
-        })?;
-        // Planned with the resolution, so an issued resolution is never without its
-        // deliveries (a crash between the two would lose them).
-        crate::postgres_delivery::plan_deliveries(
-            &mut tx,
-            &resolution.number,
-            resolution.case_id,
-            now,
-        )
-        .await?;
-        let detail = stages::resolution_detail(resolution);
-        insert_audit(
-            &mut tx,
-            &stages::resolution_audit(resolution, &actor, &detail, now),
-        )
-        .await?;
         tx.commit().await?;
-        Ok(CompleteResult::Completed)
+        Ok(results)
     }
 
     async fn set_aside(
@@ -356,4 +265,116 @@ impl FineStages for PgStore {
             .map(resolution_from_row)
             .transpose()
     }
+}
+
+/// The case's reserved number, or the next free one, reserved now.
+async fn reserve_number(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    case_id: CaseId,
+    issuer: &str,
+    year: i32,
+) -> Result<u64, StoreError> {
+    let reserved: Option<i64> = sqlx::query_scalar(
+        "SELECT sequence FROM resolution_numbers WHERE case_id = $1 AND issuer = $2 AND year = $3",
+    )
+    .bind(case_id.0)
+    .bind(issuer)
+    .bind(year)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let sequence = match reserved {
+        Some(sequence) => sequence,
+        None => {
+            let sequence: i64 = sqlx::query_scalar(
+                "INSERT INTO resolution_counters (issuer, year, next) VALUES ($1, $2, 2) \
+                     ON CONFLICT (issuer, year) DO UPDATE SET next = resolution_counters.next + 1 \
+                     RETURNING next - 1",
+            )
+            .bind(issuer)
+            .bind(year)
+            .fetch_one(&mut **tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO resolution_numbers (case_id, issuer, year, sequence) \
+                     VALUES ($1, $2, $3, $4)",
+            )
+            .bind(case_id.0)
+            .bind(issuer)
+            .bind(year)
+            .bind(sequence)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| {
+                crate::error::db_error(e, || format!("a resolution number for case {case_id}"))
+            })?;
+            sequence
+        }
+    };
+    u64::try_from(sequence).map_err(|_| StoreError::Corrupt(format!("sequence {sequence}")))
+}
+
+/// One resolution of a batch: the case's move, the resolution, its deliveries, audit.
+async fn record_one(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    worker: &str,
+    actor: &str,
+    resolution: &NewResolution,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<CompleteResult, StoreError> {
+    let moved = sqlx::query(
+        "UPDATE cases SET state = 'issued', stage_worker = NULL, stage_lease_until = NULL, \
+             stage_attempts = 0, stage_error = NULL \
+             WHERE id = $1 AND state = 'owner_found' AND stage_worker = $2",
+    )
+    .bind(resolution.case_id.0)
+    .bind(worker)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if moved == 0 {
+        return Ok(CompleteResult::LeaseLost);
+    }
+    insert_evidence(tx, &resolution.pdf).await?;
+    sqlx::query(
+        "INSERT INTO resolutions (number, case_id, payment_code, jurisdiction, article, \
+             units, amount_minor, discounted_minor, currency, issued_at, pdf_sha256, \
+             signature, signature_key_id, signer, repeat_of) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(resolution.number.as_str())
+    .bind(resolution.case_id.0)
+    .bind(resolution.payment_code.as_str())
+    .bind(resolution.jurisdiction.as_str())
+    .bind(resolution.article.as_str())
+    .bind(
+        i32::try_from(resolution.units)
+            .map_err(|_| StoreError::Invalid("units out of range".into()))?,
+    )
+    .bind(resolution.amount.minor)
+    .bind(resolution.discounted.map(|d| d.minor))
+    .bind(resolution.amount.currency.code())
+    .bind(resolution.issued_at)
+    .bind(&resolution.pdf.sha256[..])
+    .bind(&resolution.signature[..])
+    .bind(resolution.signature_key_id.as_str())
+    .bind(resolution.signer.as_str())
+    .bind(resolution.repeat_of.as_deref())
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| {
+        crate::error::db_error(e, || {
+            format!("resolution {} or its payment code", resolution.number)
+        })
+    })?;
+    // Planned with the resolution, so an issued resolution is never without its
+    // deliveries (a crash between the two would lose them).
+    crate::postgres_delivery::plan_deliveries(tx, &resolution.number, resolution.case_id, now)
+        .await?;
+    let detail = stages::resolution_detail(resolution);
+    insert_audit(
+        tx,
+        &stages::resolution_audit(resolution, actor, &detail, now),
+    )
+    .await?;
+    Ok(CompleteResult::Completed)
 }

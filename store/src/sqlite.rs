@@ -575,7 +575,7 @@ fn summary_from_row(row: &SqliteRow) -> Result<CaseSummary, StoreError> {
     Ok(CaseSummary {
         id: CaseId(row.try_get("id")?),
         event_id: kozomol_core::EventId(decode::uuid(row.try_get("event_id")?)?),
-        camera_id: decode::camera_id(row.try_get("camera_id")?)?,
+        camera_id: decode::opt_camera_id(row.try_get("camera_id")?)?,
         captured_at: decode::millis(row.try_get("captured_at")?)?,
         received_at: decode::millis(row.try_get("received_at")?)?,
         kind: decode::kind(row.try_get("kind")?)?,

@@ -63,7 +63,7 @@ fn clock_from_row(row: &SqliteRow) -> Result<StoredClock, StoreError> {
 }
 
 /// Moves a case from `from` to `to` only if it is still in `from`.
-async fn move_case(
+pub(crate) async fn move_case(
     tx: &mut SqliteConnection,
     case_id: CaseId,
     from: CaseState,
@@ -83,7 +83,10 @@ async fn move_case(
 }
 
 /// Stops the case's clocks: nothing more is due on a closed or paused case.
-async fn stop_clock(tx: &mut SqliteConnection, case_id: CaseId) -> Result<(), StoreError> {
+pub(crate) async fn stop_clock(
+    tx: &mut SqliteConnection,
+    case_id: CaseId,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE case_clocks SET next_wakeup = NULL, discount_open = 0 WHERE case_id = ?")
         .bind(case_id.0)
         .execute(&mut *tx)
@@ -92,7 +95,7 @@ async fn stop_clock(tx: &mut SqliteConnection, case_id: CaseId) -> Result<(), St
 }
 
 /// Queues the refund of a case whose money was taken; returns its id.
-async fn request_refund(
+pub(crate) async fn request_refund(
     tx: &mut SqliteConnection,
     case_id: CaseId,
     cause: &str,

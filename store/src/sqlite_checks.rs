@@ -54,7 +54,7 @@ fn exemption_from_row(row: &SqliteRow) -> Result<ExemptionRecord, StoreError> {
     })
 }
 
-fn hot_list_from_row(row: &SqliteRow) -> Result<HotListRecord, StoreError> {
+pub(crate) fn hot_list_from_row(row: &SqliteRow) -> Result<HotListRecord, StoreError> {
     Ok(HotListRecord {
         id: row.try_get("id")?,
         plate: row.try_get("plate")?,

@@ -67,6 +67,7 @@ pub(crate) fn resolution_detail(resolution: &NewResolution) -> String {
         "currency": resolution.amount.currency,
         "pdf_sha256": hex::encode(resolution.pdf.sha256),
         "signer": resolution.signer,
+        "repeat_of": resolution.repeat_of,
     })
     .to_string()
 }
@@ -105,6 +106,19 @@ pub(crate) fn set_aside_audit<'a>(
         reason,
         at,
     )
+}
+
+/// What both stores refuse before they write a resolution.
+pub(crate) fn check_resolution(resolution: &NewResolution) -> Result<(), StoreError> {
+    if resolution
+        .discounted
+        .is_some_and(|d| d.currency != resolution.amount.currency)
+    {
+        return Err(StoreError::Invalid(
+            "amount and discount in two currencies".into(),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn actor(worker: &str) -> String {
@@ -170,6 +184,7 @@ pub(crate) struct ResolutionColumns {
     pub signer: String,
     pub delivered_at: Option<DateTime<Utc>>,
     pub delivered_via: Option<String>,
+    pub repeat_of: Option<String>,
 }
 
 impl ResolutionColumns {
@@ -204,6 +219,7 @@ impl ResolutionColumns {
                 .as_deref()
                 .map(crate::delivery::channel)
                 .transpose()?,
+            repeat_of: self.repeat_of,
         })
     }
 }

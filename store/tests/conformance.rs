@@ -181,6 +181,7 @@ conformance!(
         a_stale_review_writes_nothing,
         owner_lookups_move_approved_cases_once,
         resolution_numbers_are_reserved_once_and_issued,
+        offenders_count_by_pin_or_inn_and_owners_state_once,
         deliveries_are_planned_with_the_resolution_and_claimed_once,
         failed_attempts_retry_after_a_delay_then_give_up,
         proofs_start_the_clocks_once_and_are_idempotent,
@@ -189,6 +190,7 @@ conformance!(
         the_hot_list_holds_one_entry_per_plate,
         alerts_are_raised_once_per_case_and_acknowledged_once,
         plate_sightings_read_the_decided_plate_and_the_events_site,
+        officer_violations_enter_the_fine_flow_once,
     ],
     url: [
         migrations_are_idempotent,
@@ -196,6 +198,7 @@ conformance!(
         concurrent_claimers_never_share_a_case,
         concurrent_delivery_claimers_never_share_a_row,
         list_changes_are_audited_without_a_case,
+        accidents_move_by_compare_and_set_and_link_their_violations,
     ]
 );
 
@@ -428,7 +431,7 @@ async fn new_cases_are_created_with_their_frames(store: Arc<dyn Store>) {
         let case = store.case(*id).await.unwrap().expect("created case");
         assert_eq!(case.id, *id);
         assert_eq!(case.event_id, input.event_id);
-        assert_eq!(case.camera_id, input.camera_id);
+        assert_eq!(case.camera_id.as_ref(), Some(&input.camera_id));
         assert_eq!(case.captured_at, input.captured_at);
         assert!(case.received_at >= before && case.received_at <= Utc::now());
         assert_eq!(case.kind, input.kind);
@@ -694,7 +697,7 @@ async fn every_case_filter_narrows_and_the_cursor_pages(store: Arc<dyn Store>) {
         .map(|(case, _)| case)
         .unwrap();
     assert_eq!(page[0].event_id, first.event_id);
-    assert_eq!(page[0].camera_id, first.camera_id);
+    assert_eq!(page[0].camera_id.as_ref(), Some(&first.camera_id));
     assert_eq!(page[0].plate, first.camera_plate);
     assert_eq!(page[0].kind, ViolationKind::Speeding);
     assert_eq!(page[0].state, CaseState::Received);
@@ -1213,7 +1216,7 @@ async fn recognition_claims_the_oldest_free_cases_up_to_the_limit(store: Arc<dyn
 
     for job in first.iter().chain(&second).chain(&rest) {
         let case = store.case(job.case_id).await.unwrap().unwrap();
-        assert_eq!(job.camera_id, case.camera_id);
+        assert_eq!(Some(&job.camera_id), case.camera_id.as_ref());
         assert_eq!(job.frames, case.frames, "frames with their locations");
         assert_eq!(job.attempt, 1);
         assert_eq!(job.last_error, None);
@@ -2096,6 +2099,16 @@ async fn resolution_numbers_are_reserved_once_and_issued(store: Arc<dyn Store>) 
     let mut got = [x.unwrap(), y.unwrap()];
     got.sort();
     assert_eq!(got, [3, 4]);
+    // A batch reserves in its own order and keeps what a case already has.
+    let batch = store
+        .reserve_resolution_numbers(&[more[0], more[1], more[3]], "BSK", 2026)
+        .await
+        .unwrap();
+    let kept = store
+        .reserve_resolution_number(more[1], "BSK", 2026)
+        .await
+        .unwrap();
+    assert_eq!(batch, vec![5, kept, 6]);
 
     let claimed = store
         .claim_stage(CaseState::OwnerFound, "f1", 10, LONG_LEASE)
@@ -2123,6 +2136,7 @@ async fn resolution_numbers_are_reserved_once_and_issued(store: Arc<dyn Store>) 
         signature: vec![7; 64],
         signature_key_id: "0011223344556677".to_owned(),
         signer: "issuer:KG-BSK".to_owned(),
+        repeat_of: None,
     };
     let first = resolution(ids[0], "KG-BSK-2026-0000001", "111260010000000014");
     assert_eq!(
@@ -2147,6 +2161,40 @@ async fn resolution_numbers_are_reserved_once_and_issued(store: Arc<dyn Store>) 
         store.case(ids[1]).await.unwrap().unwrap().state,
         CaseState::OwnerFound
     );
+    // A batch is one transaction: a clash anywhere in it writes none of it; a case
+    // the worker no longer holds is skipped and the rest are written.
+    let second = resolution(ids[1], "KG-BSK-2026-0000002", "111260010000000022");
+    let third = resolution(ids[2], "KG-OSH-2026-0000001", "111260020000000030");
+    let clashing_third = resolution(ids[2], "KG-OSH-2026-0000001", "111260010000000014");
+    assert!(matches!(
+        store
+            .record_resolutions("f1", &[second.clone(), clashing_third])
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        store.case(ids[1]).await.unwrap().unwrap().state,
+        CaseState::OwnerFound
+    );
+    let gone = resolution(ids[0], "KG-BSK-2026-0000099", "111260010000000099");
+    assert_eq!(
+        store
+            .record_resolutions("f1", &[second, gone, third])
+            .await
+            .unwrap(),
+        vec![
+            CompleteResult::Completed,
+            CompleteResult::LeaseLost,
+            CompleteResult::Completed
+        ]
+    );
+    for id in [ids[1], ids[2]] {
+        assert_eq!(
+            store.case(id).await.unwrap().unwrap().state,
+            CaseState::Issued
+        );
+    }
+    assert_eq!(store.resolution("KG-BSK-2026-0000099").await.unwrap(), None);
 
     let stored = store
         .resolution("KG-BSK-2026-0000001")
@@ -2244,6 +2292,7 @@ fn new_resolution(case: CaseId) -> kozomol_store::NewResolution {
         signature: vec![7; 64],
         signature_key_id: "0011223344556677".to_owned(),
         signer: "issuer:KG-BSK".to_owned(),
+        repeat_of: None,
     }
 }
 
@@ -3442,4 +3491,432 @@ async fn list_changes_are_audited_without_a_case(url: String) {
     assert_eq!(detail["valid_until"], "2026-12-31");
     let detail: serde_json::Value = serde_json::from_str(&rows[3].2).unwrap();
     assert_eq!(detail["plate"], "01KG123ABC");
+}
+
+// ---- officers' filings ---------------------------------------------------------------
+
+fn officer_report(plate: &str, accident_id: Option<i64>) -> kozomol_core::OfficerReport {
+    kozomol_core::OfficerReport {
+        source: kozomol_core::OFFICER_SOURCE.to_owned(),
+        report_id: Uuid::now_v7(),
+        kind: ViolationKind::SeatBelt,
+        occurred_at: at_millis(t(-30)),
+        plate: plate.to_owned(),
+        measurement: Default::default(),
+        place: kozomol_core::ReportedPlace {
+            address: "г. Бишкек, пр. Чуй — ул. Советская".to_owned(),
+            lat_e6: None,
+            lon_e6: None,
+        },
+        officer: "officer-7".to_owned(),
+        notes: Some("не пристегнут, остановлен".to_owned()),
+        accident_id,
+    }
+}
+
+fn officer_filing(report: kozomol_core::OfficerReport) -> kozomol_store::NewOfficerViolation {
+    let id = report.report_id;
+    kozomol_store::NewOfficerViolation {
+        report,
+        photos: vec![
+            NewFrame {
+                role: FrameRole::Overview,
+                sha256: sha(&format!("officer overview {id}")),
+                location: location(10),
+            },
+            NewFrame {
+                role: FrameRole::Plate,
+                sha256: sha(&format!("officer plate {id}")),
+                location: location(2010),
+            },
+        ],
+    }
+}
+
+async fn officer_violations_enter_the_fine_flow_once(store: Arc<dyn Store>) {
+    use kozomol_store::accidents::OFFICER_FILED;
+    use kozomol_store::OfficerFiled;
+
+    let filing = officer_filing(officer_report("01KG777AAA", None));
+    let OfficerFiled::Filed(id) = store.file_officer_violation(&filing).await.unwrap() else {
+        panic!("not filed");
+    };
+    let case = store.case(id).await.unwrap().unwrap();
+    assert_eq!(case.camera_id, None, "no camera saw it");
+    assert_eq!(case.state, CaseState::Approved);
+    assert_eq!(case.kind, ViolationKind::SeatBelt);
+    assert_eq!(case.captured_at, filing.report.occurred_at);
+    assert_eq!(case.plate.as_deref(), Some("01KG777AAA"));
+    assert_eq!(case.event_id.0, filing.report.report_id);
+    let stored: kozomol_core::OfficerReport = serde_json::from_value(case.event.clone()).unwrap();
+    assert_eq!(stored, filing.report);
+    let roles: Vec<FrameRole> = case.frames.iter().map(|f| f.role).collect();
+    assert_eq!(roles, [FrameRole::Overview, FrameRole::Plate]);
+    assert_eq!(case.frames[1].location, filing.photos[1].location);
+    assert_eq!(
+        store.decided_plate(id).await.unwrap().as_deref(),
+        Some("01KG777AAA")
+    );
+    let audit = store.case_audit(id).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].action, OFFICER_FILED);
+    assert_eq!(audit[0].actor, "officer-7");
+    assert_eq!(audit[0].from_state, None);
+    assert_eq!(audit[0].to_state, Some(CaseState::Approved));
+    assert_chained_alone(&audit[0]);
+
+    // A retry is the same case; another report under the same id is refused.
+    assert_eq!(
+        store.file_officer_violation(&filing).await.unwrap(),
+        OfficerFiled::Duplicate(id)
+    );
+    let mut other = filing.clone();
+    other.report.plate = "01KG888BBB".to_owned();
+    assert_eq!(
+        store.file_officer_violation(&other).await.unwrap(),
+        OfficerFiled::Conflict(id)
+    );
+    let orphan = officer_filing(officer_report("01KG777AAA", Some(424242)));
+    assert_eq!(
+        store.file_officer_violation(&orphan).await.unwrap(),
+        OfficerFiled::AccidentNotFound
+    );
+    let mut bare = officer_filing(officer_report("01KG777AAA", None));
+    bare.photos.clear();
+    assert!(matches!(
+        store.file_officer_violation(&bare).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.case_audit(id).await.unwrap().len(), 1);
+
+    // It waits for the owner lookup like any approved case.
+    let claimed = store
+        .claim_stage(
+            CaseState::Approved,
+            "fines-1",
+            10,
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed, vec![id]);
+}
+
+async fn accidents_move_by_compare_and_set_and_link_their_violations(url: String) {
+    use kozomol_store::accidents::{ACCIDENT_MOVED, ACCIDENT_REGISTERED};
+    use kozomol_store::{
+        AccidentFileRole, AccidentMove, AccidentMoved, AccidentOutcome, AccidentParticipant,
+        AccidentQuery, AccidentRegistered, AccidentState, AccidentVehicle, Injury, NewAccident,
+        NewAccidentFile, NewAttachment, OfficerFiled, ParticipantRole,
+    };
+
+    let store = connect(&url).await.unwrap();
+    let file = |role, name: &str, content_type: &str, offset| NewAccidentFile {
+        role,
+        file: NewAttachment {
+            name: name.to_owned(),
+            content_type: content_type.to_owned(),
+            evidence: EvidenceRef {
+                sha256: sha(name),
+                location: location(offset),
+            },
+        },
+    };
+    let accident = NewAccident {
+        report_id: Uuid::now_v7(),
+        occurred_at: at_millis(t(-90)),
+        place: kozomol_core::ReportedPlace {
+            address: "г. Бишкек, ул. Киевская — ул. Тоголок Молдо".to_owned(),
+            lat_e6: Some(42_876_000),
+            lon_e6: Some(74_590_000),
+        },
+        description: "столкновение при повороте налево".to_owned(),
+        vehicles: vec![
+            AccidentVehicle {
+                plate: "01KG111AAA".to_owned(),
+                make: Some("Toyota".to_owned()),
+                model: Some("Camry".to_owned()),
+                damage: "передний бампер".to_owned(),
+            },
+            AccidentVehicle {
+                plate: "01KG222BBB".to_owned(),
+                make: None,
+                model: None,
+                damage: "левая дверь".to_owned(),
+            },
+        ],
+        participants: vec![
+            AccidentParticipant {
+                name: "Асанов Б.".to_owned(),
+                role: ParticipantRole::Driver,
+                vehicle: Some(0),
+                pin: Some("21234567890123".to_owned()),
+                injury: Injury::None,
+            },
+            AccidentParticipant {
+                name: "Иванова А.".to_owned(),
+                role: ParticipantRole::Witness,
+                vehicle: None,
+                pin: None,
+                injury: Injury::Light,
+            },
+        ],
+        files: vec![
+            file(AccidentFileRole::Photo, "photo-1.jpg", "image/jpeg", 100),
+            file(
+                AccidentFileRole::Scheme,
+                "scheme.pdf",
+                "application/pdf",
+                5000,
+            ),
+        ],
+        registered_by: "officer-7".to_owned(),
+    };
+    let AccidentRegistered::Registered(record) = store.register_accident(&accident).await.unwrap()
+    else {
+        panic!("not registered");
+    };
+    assert_eq!(record.state, AccidentState::Registered);
+    assert_eq!(record.outcome, None);
+    assert_eq!(record.place, accident.place);
+    assert_eq!(record.vehicles, accident.vehicles);
+    assert_eq!(record.participants, accident.participants);
+    assert_eq!(record.worst_injury(), Injury::Light);
+    assert_eq!(record.files.len(), 2);
+    assert_eq!(record.files[1].role, AccidentFileRole::Scheme);
+    assert_eq!(record.files[1].file.location, location(5000));
+    assert_eq!(record.moves.len(), 1);
+    assert_eq!(record.moves[0].from_state, None);
+    assert_eq!(record.occurred_at, accident.occurred_at);
+    assert_eq!(
+        store.register_accident(&accident).await.unwrap(),
+        AccidentRegistered::Duplicate(record.id)
+    );
+    let mut bad = accident.clone();
+    bad.report_id = Uuid::now_v7();
+    bad.participants[0].vehicle = Some(7);
+    assert!(matches!(
+        store.register_accident(&bad).await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    // Violations found in it are linked both ways.
+    let filing = officer_filing(officer_report("01KG111AAA", Some(record.id)));
+    let OfficerFiled::Filed(case_id) = store.file_officer_violation(&filing).await.unwrap() else {
+        panic!("not filed");
+    };
+    let step = |from, to, outcome| AccidentMove {
+        accident_id: record.id,
+        from,
+        to,
+        outcome,
+        actor: "supervisor-1".to_owned(),
+        note: Some("осмотр проведён".to_owned()),
+    };
+    let AccidentMoved::Moved(moved) = store
+        .move_accident(&step(
+            AccidentState::Registered,
+            AccidentState::UnderInvestigation,
+            None,
+        ))
+        .await
+        .unwrap()
+    else {
+        panic!("not moved");
+    };
+    assert_eq!(moved.state, AccidentState::UnderInvestigation);
+    assert_eq!(moved.cases, vec![case_id]);
+    // A second officer acting on what he saw before writes nothing.
+    assert_eq!(
+        store
+            .move_accident(&step(
+                AccidentState::Registered,
+                AccidentState::UnderInvestigation,
+                None
+            ))
+            .await
+            .unwrap(),
+        AccidentMoved::StateChanged(AccidentState::UnderInvestigation)
+    );
+    let closing = step(
+        AccidentState::UnderInvestigation,
+        AccidentState::Closed,
+        Some(AccidentOutcome::ViolationsFiled),
+    );
+    let AccidentMoved::Moved(closed) = store.move_accident(&closing).await.unwrap() else {
+        panic!("not closed");
+    };
+    assert_eq!(closed.outcome, Some(AccidentOutcome::ViolationsFiled));
+    assert_eq!(closed.moves.len(), 3);
+    assert_eq!(closed.moves[2].actor, "supervisor-1");
+    assert_eq!(
+        store
+            .file_officer_violation(&officer_filing(officer_report(
+                "01KG222BBB",
+                Some(record.id)
+            )))
+            .await
+            .unwrap(),
+        OfficerFiled::AccidentClosed
+    );
+    let mut missing = closing.clone();
+    missing.accident_id = 987_654;
+    assert_eq!(
+        store.move_accident(&missing).await.unwrap(),
+        AccidentMoved::NotFound
+    );
+
+    // Listing filters by state and pages by id.
+    let mut second = accident.clone();
+    second.report_id = Uuid::now_v7();
+    store.register_accident(&second).await.unwrap();
+    let query = |state, after, limit| AccidentQuery {
+        state,
+        after,
+        limit,
+    };
+    let all = store.accidents(&query(None, None, 10)).await.unwrap();
+    assert_eq!(all.len(), 2);
+    let open = store
+        .accidents(&query(Some(AccidentState::Registered), None, 10))
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1);
+    assert_ne!(open[0].id, record.id);
+    let page = store
+        .accidents(&query(None, Some(record.id), 10))
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+
+    // The moves are in the audit log, chained, with no case to name.
+    let rows = audit_without_case(&url).await;
+    let actions: Vec<&str> = rows.iter().map(|(a, _, _)| a.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            ACCIDENT_REGISTERED,
+            ACCIDENT_MOVED,
+            ACCIDENT_MOVED,
+            ACCIDENT_REGISTERED
+        ]
+    );
+    assert!(rows[2].2.contains("violations_filed"), "{}", rows[2].2);
+    assert_eq!(rows[1].1, "supervisor-1");
+}
+
+// ---- owner liability ----------------------------------------------------------------
+
+async fn offenders_count_by_pin_or_inn_and_owners_state_once(store: Arc<dyn Store>) {
+    use kozomol_core::OwnerKind;
+    use kozomol_store::{Claim, NewNomination, NominatedDriver, NominationRecorded};
+    let holder = person();
+    let numbers = issued(store.as_ref(), 2, &holder).await;
+    let later = Utc::now() + Duration::minutes(1);
+    let history = store
+        .offender_resolutions(OwnerKind::Person, &holder.id, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        history.iter().map(|r| r.number.clone()).collect::<Vec<_>>(),
+        numbers
+    );
+    assert!(history.iter().all(|r| r.state == CaseState::Issued));
+    for (kind, id) in [
+        (OwnerKind::Company, holder.id.as_str()),
+        (OwnerKind::Person, "00000000000000"),
+    ] {
+        assert!(store
+            .offender_resolutions(kind, id, later)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    // The owner names the driver: annulled, and a case of the driver's own to issue.
+    let named = NewNomination {
+        resolution_number: numbers[0].clone(),
+        claim: Claim::Driver {
+            driver: NominatedDriver {
+                pin: "12345678901234".to_owned(),
+                name: "Токтосунов Нурлан".to_owned(),
+                address: None,
+            },
+        },
+        statement: "за рулём был Токтосунов Н.".to_owned(),
+        recorded_by: "desk-1".to_owned(),
+    };
+    let NominationRecorded::Recorded {
+        nomination,
+        refund_request,
+        hot_list_entry,
+    } = store.record_nomination(&named).await.unwrap()
+    else {
+        panic!("statement not recorded");
+    };
+    assert_eq!((refund_request, hot_list_entry), (None, None));
+    let reissued = nomination.reissued_case_id.expect("re-issued");
+    let state = |id: CaseId| {
+        let store = Arc::clone(&store);
+        async move { store.case(id).await.unwrap().unwrap().state }
+    };
+    assert_eq!(state(nomination.case_id).await, CaseState::Annulled);
+    assert_eq!(state(reissued).await, CaseState::OwnerFound);
+    let addressee = store.owner_lookup(reissued).await.unwrap().unwrap().owner;
+    assert_eq!(addressee.map(|o| o.id), Some("12345678901234".to_owned()));
+    assert_eq!(
+        store.reissued_from(reissued).await.unwrap(),
+        Some(nomination.case_id)
+    );
+    assert_eq!(
+        store
+            .claim_stage(CaseState::OwnerFound, "f2", 10, LONG_LEASE)
+            .await
+            .unwrap(),
+        vec![reissued]
+    );
+    assert_eq!(
+        store.record_nomination(&named).await.unwrap(),
+        NominationRecorded::AlreadyRecorded(nomination.id)
+    );
+
+    // The car was stolen: closed, and on the hot list.
+    let stolen = NewNomination {
+        resolution_number: numbers[1].clone(),
+        claim: Claim::Stolen {
+            police_report: "КУСП-7".to_owned(),
+            reported_at: at_millis(Utc::now()),
+        },
+        statement: "автомобиль угнан".to_owned(),
+        recorded_by: "desk-1".to_owned(),
+    };
+    let NominationRecorded::Recorded {
+        nomination,
+        hot_list_entry,
+        ..
+    } = store.record_nomination(&stolen).await.unwrap()
+    else {
+        panic!("statement not recorded");
+    };
+    assert!(hot_list_entry.is_some());
+    assert_eq!(nomination.reissued_case_id, None);
+    assert_eq!(state(nomination.case_id).await, CaseState::Annulled);
+    assert_eq!(
+        store.nomination(&numbers[1]).await.unwrap(),
+        Some(*nomination)
+    );
+    assert!(store
+        .hot_list()
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.reason == "stolen"));
+    let unknown = NewNomination {
+        resolution_number: "KG-BSK-2026-9999999".to_owned(),
+        ..stolen
+    };
+    assert_eq!(
+        store.record_nomination(&unknown).await.unwrap(),
+        NominationRecorded::NotFound
+    );
 }

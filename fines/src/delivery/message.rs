@@ -124,6 +124,7 @@ mod tests {
             signature: vec![],
             signature_key_id: String::new(),
             signer: String::new(),
+            repeat_of: None,
             delivered_at: None,
             delivered_via: None,
         }

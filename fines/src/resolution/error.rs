@@ -37,11 +37,8 @@ pub enum ResolutionError {
         photo: &'static str,
         reason: &'static str,
     },
-    #[error("the {what} does not fit in a qr code: {source}")]
-    Qr {
-        what: &'static str,
-        source: qrcode::types::QrError,
-    },
+    #[error("the {what} does not fit in a qr code: {reason}")]
+    Qr { what: &'static str, reason: String },
     #[error("the resolution does not fit on one page ({overflow_pt} pt too long): shorten the longest texts")]
     PageOverflow { overflow_pt: u32 },
     #[error("writing the pdf failed: {reason}")]

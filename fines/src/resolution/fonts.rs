@@ -1,7 +1,16 @@
 //! The bundled fonts (DejaVu Sans and DejaVu Sans Bold, from Debian's
 //! `fonts-dejavu-core` 2.37; licence in `fines/fonts/LICENSE-DejaVu.txt`), parsed once
 //! per process, and text measurement for line wrapping.
+//!
+//! Two sets: [`prepared`] holds the faces cut down once per process to the characters
+//! resolutions are written in (Latin and Cyrillic with their punctuation), with their
+//! programs already compressed, so a resolution embeds them as they are; [`full`] holds
+//! the whole faces, subset for each document, for the rare text outside that repertoire
+//! (a foreign owner's name in Greek, say). Subsetting and compressing a font program for
+//! every document cost most of the time a resolution took to render.
 
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::sync::OnceLock;
 
 use printpdf::{FontId, ParsedFont, PdfFontHandle};
@@ -14,26 +23,106 @@ const BOLD_TTF: &[u8] = include_bytes!("../../fonts/DejaVuSans-Bold.ttf");
 pub const REGULAR_ID: &str = "DJVREG";
 pub const BOLD_ID: &str = "DJVBLD";
 
+/// What the prepared faces keep: Basic Latin, Latin-1 and Latin Extended-A (names from
+/// all over Europe), the modifier letters of Uzbek Latin, the Cyrillic alphabets of the
+/// region (Russian, Ukrainian, Belarusian, and the Kyrgyz, Kazakh, Uzbek and Tajik
+/// letters), general punctuation, №, and the euro, tenge and rouble signs. Every glyph
+/// kept adds to every resolution (the prepared programs go in whole, ≈ 70 KB deflated
+/// for both faces), so rarer scripts take the per-document path instead.
+const REPERTOIRE: [RangeInclusive<u32>; 13] = [
+    0x20..=0x7E,
+    0xA0..=0x17F,
+    0x2BB..=0x2BC,
+    0x400..=0x45F,
+    0x490..=0x4BB,
+    0x4D8..=0x4D9,
+    0x4E2..=0x4E3,
+    0x4E8..=0x4E9,
+    0x4EE..=0x4EF,
+    0x2010..=0x203A,
+    0x2116..=0x2116,
+    0x20AC..=0x20AC,
+    0x20B8..=0x20BD,
+];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Weight {
     Regular,
     Bold,
 }
 
+impl Weight {
+    pub const BOTH: [Weight; 2] = [Weight::Regular, Weight::Bold];
+}
+
+/// A prepared face's font program: the bytes printpdf embeds, and the same bytes
+/// deflated once, which the document carries instead.
+pub struct Program {
+    pub raw: Vec<u8>,
+    pub deflated: Vec<u8>,
+}
+
 pub struct Fonts {
     pub regular: ParsedFont,
     pub bold: ParsedFont,
+    /// For the prepared set, the programs (regular, bold) embedded whole; `None` for the
+    /// full faces, which printpdf subsets per document.
+    pub programs: Option<[Program; 2]>,
 }
 
-/// The parsed bundled fonts (parsing takes milliseconds; done once).
-pub fn fonts() -> &'static Fonts {
+/// The whole bundled faces (parsing takes milliseconds; done once).
+pub fn full() -> &'static Fonts {
     static FONTS: OnceLock<Fonts> = OnceLock::new();
     FONTS.get_or_init(|| Fonts {
-        regular: ParsedFont::from_bytes(REGULAR_TTF, 0, &mut Vec::new())
-            .expect("bundled DejaVu Sans should parse"),
-        bold: ParsedFont::from_bytes(BOLD_TTF, 0, &mut Vec::new())
-            .expect("bundled DejaVu Sans Bold should parse"),
+        regular: parse(REGULAR_TTF, "DejaVu Sans"),
+        bold: parse(BOLD_TTF, "DejaVu Sans Bold"),
+        programs: None,
     })
+}
+
+/// The faces cut down to [`REPERTOIRE`], made once per process.
+pub fn prepared() -> &'static Fonts {
+    static FONTS: OnceLock<Fonts> = OnceLock::new();
+    FONTS.get_or_init(|| {
+        let full = full();
+        let [(regular, regular_program), (bold, bold_program)] =
+            Weight::BOTH.map(|weight| cut_down(full.face(weight)));
+        Fonts {
+            regular,
+            bold,
+            programs: Some([regular_program, bold_program]),
+        }
+    })
+}
+
+fn parse(bytes: &[u8], name: &str) -> ParsedFont {
+    ParsedFont::from_bytes(bytes, 0, &mut Vec::new())
+        .unwrap_or_else(|| panic!("bundled {name} should parse"))
+}
+
+/// `face` subset to the repertoire (allsorts keeps a Unicode cmap, so layout looks
+/// characters up in the cut-down face itself), and its program deflated.
+fn cut_down(face: &ParsedFont) -> (ParsedFont, Program) {
+    let glyphs: BTreeMap<u16, String> = REPERTOIRE
+        .iter()
+        .flat_map(|range| range.clone())
+        .filter_map(|code| {
+            let c = char::from_u32(code)?;
+            let gid = face.lookup_glyph_index(code)?;
+            Some((gid, c.to_string()))
+        })
+        .collect();
+    let subset = printpdf::font::subset_font(face, &glyphs)
+        .expect("the bundled fonts should subset to the repertoire");
+    let parsed = parse(&subset.bytes, "DejaVu subset");
+    let deflated = super::pdf::deflate(&subset.bytes, flate2::Compression::best());
+    (
+        parsed,
+        Program {
+            raw: subset.bytes,
+            deflated,
+        },
+    )
 }
 
 impl Fonts {
@@ -42,6 +131,15 @@ impl Fonts {
             Weight::Regular => &self.regular,
             Weight::Bold => &self.bold,
         }
+    }
+
+    /// Whether every character of `text` has a glyph in this set's `weight` face.
+    pub fn covers(&self, weight: Weight, text: &str) -> bool {
+        let face = self.face(weight);
+        text.chars().all(|c| {
+            face.lookup_glyph_index(u32::from(c))
+                .is_some_and(|gid| gid != 0)
+        })
     }
 
     /// Width of `text` set at `size` points, as printpdf writes it (glyph advances, no
@@ -110,21 +208,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bundled_fonts_cover_russian_kyrgyz_and_kazakh() {
-        let f = fonts();
-        for c in "АБВЯабвяЁёңөүәғқұһі№€₸0123456789«»–—".chars() {
-            for w in [Weight::Regular, Weight::Bold] {
-                assert!(
-                    f.face(w).lookup_glyph_index(u32::from(c)).is_some(),
-                    "{c} in {w:?}"
-                );
+    fn both_sets_cover_russian_kyrgyz_and_kazakh() {
+        let text = "АБВЯабвяЁёЄєЎўңөүәғқұһіҳҷӣӯ№€₸0123456789«»–—ÄÖÜßçłʻ";
+        for set in [full(), prepared()] {
+            for w in Weight::BOTH {
+                assert!(set.covers(w, text), "{w:?}");
             }
+        }
+        // Greek is in DejaVu but not in the repertoire: only the full faces have it.
+        assert!(full().covers(Weight::Regular, "Ωμέγα"));
+        assert!(!prepared().covers(Weight::Regular, "Ωμέγα"));
+    }
+
+    #[test]
+    fn prepared_faces_measure_as_the_full_ones() {
+        let text = "Постановление № 01 KG 123 ABC — 1 500,00 сом";
+        for w in Weight::BOTH {
+            assert_eq!(full().width(w, 10.0, text), prepared().width(w, 10.0, text));
+        }
+        let programs = prepared().programs.as_ref().expect("prepared programs");
+        for program in programs {
+            assert!(program.raw.len() < 200_000, "{} bytes", program.raw.len());
+            assert!(program.deflated.len() < program.raw.len());
         }
     }
 
     #[test]
     fn wraps_at_spaces_within_width() {
-        let f = fonts();
+        let f = prepared();
         let text = "Постановление может быть обжаловано в течение десяти дней со дня вручения";
         let lines = f.wrap(Weight::Regular, 10.0, text, 150.0);
         assert!(lines.len() > 1);

@@ -11,7 +11,7 @@ use super::fonts::{self, Fonts, Weight};
 use super::jpeg::JpegInfo;
 use super::qr::QrMatrix;
 use super::wording;
-use super::{Resolution, ResolutionError};
+use super::{Liability, Resolution, ResolutionError};
 
 /// A4 in points.
 pub const PAGE_WIDTH: f32 = 595.28;
@@ -48,15 +48,23 @@ pub struct Inputs<'a> {
     pub verify_qr: &'a QrMatrix,
 }
 
+/// The page laid out in one set of fonts.
+pub struct Laid {
+    pub ops: Vec<Op>,
+    /// Whether the fonts have a glyph for every character set; when not, the page is
+    /// laid out again in the full faces.
+    pub covered: bool,
+}
+
 /// The page's drawing operations, or [`ResolutionError::PageOverflow`] when the texts
 /// are too long for one page.
-pub fn page_ops(inputs: &Inputs<'_>) -> Result<Vec<Op>, ResolutionError> {
+pub fn page_ops(inputs: &Inputs<'_>, fonts: &Fonts) -> Result<Laid, ResolutionError> {
     // Long texts first take room from the overview photo, down to a minimum height.
     let mut photo_height = PHOTO_HEIGHT;
-    let mut page = body(inputs, photo_height);
+    let mut page = body(inputs, fonts, photo_height);
     while page.y > FOOTER_TOP && photo_height > MIN_PHOTO_HEIGHT {
         photo_height = (photo_height - (page.y - FOOTER_TOP)).max(MIN_PHOTO_HEIGHT);
-        page = body(inputs, photo_height);
+        page = body(inputs, fonts, photo_height);
     }
     if page.y > FOOTER_TOP {
         return Err(ResolutionError::PageOverflow {
@@ -64,14 +72,17 @@ pub fn page_ops(inputs: &Inputs<'_>) -> Result<Vec<Op>, ResolutionError> {
         });
     }
     footer(&mut page, inputs.resolution);
-    Ok(page.ops)
+    Ok(Laid {
+        ops: page.ops,
+        covered: page.covered,
+    })
 }
 
 /// Everything above the footer, with the overview photo at most `photo_height` tall.
-fn body(inputs: &Inputs<'_>, photo_height: f32) -> Page<'static> {
+fn body<'f>(inputs: &Inputs<'_>, fonts: &'f Fonts, photo_height: f32) -> Page<'f> {
     let r = inputs.resolution;
     let country = wording::country(r.jurisdiction);
-    let mut page = Page::new(fonts::fonts());
+    let mut page = Page::new(fonts);
 
     // Header.
     page.centered(Weight::Bold, 9.0, country.country);
@@ -115,7 +126,10 @@ fn body(inputs: &Inputs<'_>, photo_height: f32) -> Page<'static> {
         fw,
     );
     page.field(
-        "Собственник (владелец)",
+        match r.owner.liable_as {
+            Liability::Owner => "Собственник (владелец)",
+            Liability::NamedDriver => "Водитель (указан собственником)",
+        },
         &r.owner.name,
         Weight::Bold,
         BODY,
@@ -142,17 +156,15 @@ fn body(inputs: &Inputs<'_>, photo_height: f32) -> Page<'static> {
         fw,
     );
     page.field("Место", &r.place.address, Weight::Regular, BODY, fw);
-    page.field(
-        "Координаты",
-        &format!(
-            "{}, {}",
-            wording::coordinate(r.place.lat_e6),
-            wording::coordinate(r.place.lon_e6)
-        ),
-        Weight::Regular,
-        BODY,
-        fw,
-    );
+    if let (Some(lat), Some(lon)) = (r.place.lat_e6, r.place.lon_e6) {
+        page.field(
+            "Координаты",
+            &format!("{}, {}", wording::coordinate(lat), wording::coordinate(lon)),
+            Weight::Regular,
+            BODY,
+            fw,
+        );
+    }
     page.field(
         "Нарушение",
         wording::violation(r.violation),
@@ -177,20 +189,35 @@ fn body(inputs: &Inputs<'_>, photo_height: f32) -> Page<'static> {
         BODY,
         fw,
     );
-    let cert = &r.device.certificate;
-    page.field(
-        "Специальное техническое средство",
-        &format!(
-            "заводской № {}; свидетельство о поверке № {}, действительно с {} по {}",
-            r.device.serial,
-            cert.number,
-            wording::date(cert.valid_from),
-            wording::date(cert.valid_until)
+    match &r.device {
+        Some(device) => {
+            let cert = &device.certificate;
+            page.field(
+                "Специальное техническое средство",
+                &format!(
+                    "заводской № {}; свидетельство о поверке № {}, действительно с {} по {}",
+                    device.serial,
+                    cert.number,
+                    wording::date(cert.valid_from),
+                    wording::date(cert.valid_until)
+                ),
+                Weight::Regular,
+                BODY,
+                fw,
+            );
+        }
+        // No device measured anything: the officer who saw it is the evidence.
+        None => page.field(
+            "Способ выявления",
+            &format!(
+                "непосредственно сотрудником милиции {}, нагрудный знак № {}",
+                r.officer.name, r.officer.badge
+            ),
+            Weight::Regular,
+            BODY,
+            fw,
         ),
-        Weight::Regular,
-        BODY,
-        fw,
-    );
+    }
     page.field(
         "Нарушение подтвердил",
         &format!("{}, нагрудный знак № {}", r.officer.name, r.officer.badge),
@@ -363,6 +390,7 @@ struct Page<'f> {
     fonts: &'f Fonts,
     ops: Vec<Op>,
     y: f32,
+    covered: bool,
 }
 
 fn leading(size: f32) -> f32 {
@@ -379,6 +407,7 @@ impl<'f> Page<'f> {
             fonts,
             ops: Vec::new(),
             y: MARGIN_TOP,
+            covered: true,
         }
     }
 
@@ -387,6 +416,7 @@ impl<'f> Page<'f> {
         if text.is_empty() {
             return;
         }
+        self.covered &= self.fonts.covers(weight, text);
         let baseline = PAGE_HEIGHT - top - size;
         self.ops.extend([
             Op::SetFillColor { col: grey(level) },

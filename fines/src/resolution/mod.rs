@@ -24,6 +24,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use kozomol_core::{Jurisdiction, MeasuringDevice, Money, ViolationKind};
 
 pub use error::ResolutionError;
+
+/// Whether `bytes` is a JPEG the document can embed unchanged, as it embeds every
+/// photo (an officer's photos are checked with this when he files them).
+pub fn embeddable_photo(bytes: &[u8]) -> Result<(), &'static str> {
+    jpeg::read_info(bytes).map(|_| ())
+}
 pub use number::{ResolutionNumber, MAX_SEQUENCE};
 pub use signature::{
     key_id, verify, DetachedSignature, Ed25519Signer, SignError, SignatureAlgorithm, Signer,
@@ -51,8 +57,9 @@ pub struct Resolution {
     pub violation: ViolationKind,
     /// The measurement in words, e.g. "96 км/ч при ограничении 60 км/ч".
     pub measurement: String,
-    /// The measuring device and its calibration certificate.
-    pub device: MeasuringDevice,
+    /// The measuring device and its calibration certificate; none when an officer saw
+    /// the violation himself (he is then the one who confirms it).
+    pub device: Option<MeasuringDevice>,
     /// The officer who confirmed the violation.
     pub officer: Officer,
     pub amount: Money,
@@ -76,10 +83,10 @@ pub struct Resolution {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Place {
     pub address: String,
-    /// Latitude in micro-degrees (WGS 84).
-    pub lat_e6: i32,
+    /// Latitude in micro-degrees (WGS 84); an officer on foot may have given none.
+    pub lat_e6: Option<i32>,
     /// Longitude in micro-degrees (WGS 84).
-    pub lon_e6: i32,
+    pub lon_e6: Option<i32>,
 }
 
 /// Make and model as the vehicle register gives them, when known.
@@ -102,12 +109,23 @@ impl Vehicle {
     }
 }
 
+/// The person or organisation the resolution is addressed to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owner {
     /// A person's full name or an organisation's name.
     pub name: String,
     /// May be empty when the register has none; printed as "не указан".
     pub address: String,
+    pub liable_as: Liability,
+}
+
+/// Why the addressee answers for the offence, as the document names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liability {
+    /// The vehicle's owner of record.
+    Owner,
+    /// The driver the owner named (KZ art. 31): the resolution was re-issued to them.
+    NamedDriver,
 }
 
 /// The article applied, e.g. number "592.2" with its title.
@@ -190,15 +208,23 @@ impl Resolution {
             ("article.number", &self.article.number),
             ("article.title", &self.article.title),
             ("measurement", &self.measurement),
-            ("device.serial", &self.device.serial),
-            ("device.certificate.number", &self.device.certificate.number),
             ("officer.name", &self.officer.name),
             ("officer.badge", &self.officer.badge),
             ("appeal_rights", &self.appeal_rights),
             ("payment_qr", &self.payment_qr),
             ("verification_url", &self.verification_url),
         ];
-        if let Some((field, _)) = required.iter().find(|(_, v)| v.trim().is_empty()) {
+        let device = self.device.iter().flat_map(|d| {
+            [
+                ("device.serial", &d.serial),
+                ("device.certificate.number", &d.certificate.number),
+            ]
+        });
+        if let Some((field, _)) = required
+            .into_iter()
+            .chain(device)
+            .find(|(_, v)| v.trim().is_empty())
+        {
             return Err(ResolutionError::EmptyField { field });
         }
         let currency = self.jurisdiction.currency();
@@ -240,14 +266,17 @@ impl Resolution {
         if code.is_empty() || code.len() > 64 || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ResolutionError::InvalidPaymentCode);
         }
-        let (lat, lon) = (self.place.lat_e6, self.place.lon_e6);
-        if !(-90_000_000..=90_000_000).contains(&lat)
-            || !(-180_000_000..=180_000_000).contains(&lon)
-        {
-            return Err(ResolutionError::InvalidCoordinates {
-                lat_e6: lat,
-                lon_e6: lon,
-            });
+        match (self.place.lat_e6, self.place.lon_e6) {
+            (None, None) => {}
+            (Some(lat), Some(lon))
+                if (-90_000_000..=90_000_000).contains(&lat)
+                    && (-180_000_000..=180_000_000).contains(&lon) => {}
+            (lat, lon) => {
+                return Err(ResolutionError::InvalidCoordinates {
+                    lat_e6: lat.unwrap_or(i32::MIN),
+                    lon_e6: lon.unwrap_or(i32::MIN),
+                })
+            }
         }
         Ok(())
     }

@@ -2,8 +2,8 @@
 //! of PDF, no image to encode. One code pays (the national payment payload), the other
 //! verifies the document (its URL).
 
+use fast_qr::{QRBuilder, ECL};
 use printpdf::{Op, PaintMode, Pt, Rect, WindingOrder};
-use qrcode::{Color, EcLevel, QrCode};
 
 use super::ResolutionError;
 
@@ -21,13 +21,19 @@ impl QrMatrix {
     /// Encodes `data` with error-correction level M (15 %: survives a crease or a
     /// stamp on the printed page).
     pub fn encode(data: &str, what: &'static str) -> Result<Self, ResolutionError> {
-        let code = QrCode::with_error_correction_level(data.as_bytes(), EcLevel::M)
-            .map_err(|source| ResolutionError::Qr { what, source })?;
-        let width = code.width();
-        let dark = code
-            .into_colors()
-            .into_iter()
-            .map(|c| c == Color::Dark)
+        // fast_qr picks the mask by the standard's penalty rules as qrcode did, in a
+        // fraction of the time (the two codes were a third of a resolution's rendering).
+        let code = QRBuilder::new(data.as_bytes())
+            .ecl(ECL::M)
+            .build()
+            .map_err(|source| ResolutionError::Qr {
+                what,
+                reason: source.to_string(),
+            })?;
+        let width = code.size;
+        let dark = code.data[..width * width]
+            .iter()
+            .map(|module| module.value())
             .collect();
         Ok(QrMatrix { width, dark })
     }
@@ -93,6 +99,34 @@ mod tests {
             op,
             Op::DrawRectangle { rectangle } if rectangle.mode == Some(PaintMode::Fill)
         )));
+    }
+
+    /// The symbol as a phone's camera would see it: 4 pixels a module, quiet zone round.
+    fn decode(qr: &QrMatrix) -> String {
+        const PX: usize = 4;
+        let side = (qr.width + 2 * QUIET_ZONE) * PX;
+        let module = |p: usize| (p / PX).checked_sub(QUIET_ZONE);
+        let mut image = rqrr::PreparedImage::prepare_from_greyscale(side, side, |x, y| {
+            match (module(x), module(y)) {
+                (Some(mx), Some(my)) if qr.is_dark(mx, my) => 0,
+                _ => 255,
+            }
+        });
+        let grids = image.detect_grids();
+        assert_eq!(grids.len(), 1, "one symbol");
+        grids[0].decode().expect("the symbol decodes").1
+    }
+
+    #[test]
+    fn symbols_read_back_as_their_data() {
+        for data in [
+            "https://kozomol.example/v/KG-BSK-2026-0000123",
+            "00020101021232590013kg.elqr.kgs0107BSKGUVD1018110226260000123456",
+            &"Постановление № KG-BSK-2026-0000123 ".repeat(6),
+        ] {
+            let qr = QrMatrix::encode(data, "payload").expect("fits");
+            assert_eq!(decode(&qr), data);
+        }
     }
 
     #[test]

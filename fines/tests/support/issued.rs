@@ -84,12 +84,23 @@ pub async fn world(backend: Backend) -> World {
     }
 }
 
-/// An approved case with real frames, approved by `reviewer`.
+/// An approved case of [`PLATE`] with real frames, approved by `reviewer`.
 pub async fn approved(
     w: &World,
     kind: ViolationKind,
     measurement: Measurement,
     reviewer: &str,
+) -> CaseId {
+    approved_plate(w, kind, measurement, reviewer, PLATE).await
+}
+
+/// An approved case of `plate` with real frames, approved by `reviewer`.
+pub async fn approved_plate(
+    w: &World,
+    kind: ViolationKind,
+    measurement: Measurement,
+    reviewer: &str,
+    plate: &str,
 ) -> CaseId {
     let frames = [
         (FrameRole::Overview, jpeg(1, 640, 360)),
@@ -169,7 +180,7 @@ pub async fn approved(
         reviewer: reviewer.into(),
         decision: ReviewDecision::CorrectPlate,
         reason: None,
-        plate: Some(PLATE.into()),
+        plate: Some(plate.into()),
         note: None,
         from_state: CaseState::Received,
         to_state: CaseState::Approved,
@@ -284,4 +295,20 @@ pub async fn deliver(w: &World, number: &str, at: DateTime<Utc>) {
         matches!(recorded, DeliveryRecorded::First { .. }),
         "{recorded:?}"
     );
+}
+
+/// The case's state now.
+pub async fn state(store: &dyn Store, id: CaseId) -> CaseState {
+    store.case(id).await.expect("read").expect("case").state
+}
+
+/// The actions of the case's audit rows, oldest first.
+pub async fn audit_actions(store: &dyn Store, id: CaseId) -> Vec<String> {
+    store
+        .case_audit(id)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|a| a.action)
+        .collect()
 }

@@ -81,23 +81,46 @@ impl Db {
     /// are not part of these stages.
     #[allow(dead_code)]
     pub async fn force_state(&self, case_id: kozomol_core::CaseId, state: kozomol_core::CaseState) {
+        let sql = format!(
+            "UPDATE cases SET state = '{}' WHERE id = {}",
+            state.as_str(),
+            case_id.0
+        );
+        self.execute(sql.clone(), sql).await;
+    }
+
+    /// Dates a resolution's issue back to `at`: a penalty imposed before the offences
+    /// a test then issues, which were all captured on one day.
+    #[allow(dead_code)]
+    pub async fn force_issued_at(&self, number: &str, at: chrono::DateTime<chrono::Utc>) {
+        self.execute(
+            format!(
+                "UPDATE resolutions SET issued_at = '{}' WHERE number = '{number}'",
+                at.to_rfc3339()
+            ),
+            format!(
+                "UPDATE resolutions SET issued_at = {} WHERE number = '{number}'",
+                at.timestamp_millis()
+            ),
+        )
+        .await;
+    }
+
+    /// Runs one statement, written for each backend, for what no store method does.
+    async fn execute(&self, postgres: String, sqlite: String) {
         if self.postgres.is_some() {
             let pool = sqlx::PgPool::connect(&self.url).await.expect("connect");
-            sqlx::query("UPDATE cases SET state = $1 WHERE id = $2")
-                .bind(state.as_str())
-                .bind(case_id.0)
+            sqlx::raw_sql(sqlx::AssertSqlSafe(postgres))
                 .execute(&pool)
                 .await
-                .expect("state set");
+                .expect("statement runs");
             pool.close().await;
         } else {
             let pool = sqlx::SqlitePool::connect(&self.url).await.expect("connect");
-            sqlx::query("UPDATE cases SET state = ? WHERE id = ?")
-                .bind(state.as_str())
-                .bind(case_id.0)
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sqlite))
                 .execute(&pool)
                 .await
-                .expect("state set");
+                .expect("statement runs");
             pool.close().await;
         }
     }

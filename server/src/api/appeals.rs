@@ -13,14 +13,14 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use kozomol_fines::appeals::{appeal_in_time, check_attachment, AppealRefusal, MAX_ATTACHMENTS};
 use kozomol_store::{
-    AppealDecided, AppealFiled, AppealRecord, AppealState, BulkVoidRequest, BulkVoidResult,
-    EvidenceRef, NewAppeal, NewAttachment, RefundRequestRecord,
+    AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest,
+    BulkVoidResult, EvidenceRef, NewAppeal, NewAttachment, RefundRequestRecord,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::access::{Authorized, CaseReaders, DeskOfficers, FinanceReaders, Supervisors, Voiders};
-use super::cases::{find_case, read_evidence};
+use super::cases::{find_case, read_evidence_of};
 use super::{json_body, text_field, ApiError, ApiState, FieldProblem};
 
 const MAX_TEXT_CHARS: usize = 4000;
@@ -80,30 +80,7 @@ pub async fn file(
             AppealRefusal::TooManyAttachments.to_string(),
         ));
     }
-    let mut files = Vec::new();
-    for (i, upload) in request.attachments.iter().enumerate() {
-        let field = format!("attachments[{i}]");
-        let name = upload.name.trim();
-        if name.is_empty() || name.chars().count() > 200 {
-            problems.push(FieldProblem::new(
-                format!("{field}.name"),
-                "1 to 200 characters",
-            ));
-            continue;
-        }
-        let bytes = match base64::engine::general_purpose::STANDARD.decode(&upload.data) {
-            Ok(bytes) => bytes,
-            Err(_) => {
-                problems.push(FieldProblem::new(format!("{field}.data"), "not base64"));
-                continue;
-            }
-        };
-        if let Err(e) = check_attachment(name, &upload.content_type, &bytes) {
-            problems.push(FieldProblem::new(field, e.to_string()));
-            continue;
-        }
-        files.push((name.to_owned(), upload.content_type.clone(), bytes));
-    }
+    let files = decode_uploads(&mut problems, "attachments", &request.attachments);
     let (Some(appellant), Some(grounds), true) = (appellant, grounds, problems.is_empty()) else {
         return Err(ApiError::Validation(problems));
     };
@@ -115,27 +92,7 @@ pub async fn file(
         appeal_in_time(Some(clock), clock.jurisdiction.local_date(Utc::now()))
             .map_err(|e| ApiError::Conflict(e.to_string()))?;
     }
-    // The files go to the evidence store first: an appeal that then fails to file
-    // leaves unreferenced bytes, never a reference to missing ones.
-    let evidence = state.app.evidence.clone();
-    let stored = tokio::task::spawn_blocking(move || {
-        let slices: Vec<&[u8]> = files.iter().map(|(_, _, b)| b.as_slice()).collect();
-        evidence.append_batch(&slices).map(|locations| {
-            files
-                .iter()
-                .zip(locations)
-                .map(|((name, content_type, bytes), location)| NewAttachment {
-                    name: name.clone(),
-                    content_type: content_type.clone(),
-                    evidence: EvidenceRef {
-                        sha256: Sha256::digest(bytes).into(),
-                        location,
-                    },
-                })
-                .collect::<Vec<_>>()
-        })
-    })
-    .await??;
+    let stored = store_uploads(&state, files).await?;
     let appeal = NewAppeal {
         case_id: case.id,
         appellant,
@@ -162,6 +119,79 @@ pub async fn file(
             case.id
         ))),
     }
+}
+
+/// An uploaded file that passed its checks.
+pub(crate) struct Upload {
+    pub(crate) name: String,
+    pub(crate) content_type: String,
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// Decodes and checks uploaded files (name, base64, type, size, content), putting
+/// what is wrong with each under `field[i]`; returns those that passed.
+pub(crate) fn decode_uploads(
+    problems: &mut Vec<FieldProblem>,
+    field: &str,
+    uploads: &[AttachmentUpload],
+) -> Vec<Upload> {
+    let mut files = Vec::new();
+    for (i, upload) in uploads.iter().enumerate() {
+        let field = format!("{field}[{i}]");
+        let name = upload.name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            problems.push(FieldProblem::new(
+                format!("{field}.name"),
+                "1 to 200 characters",
+            ));
+            continue;
+        }
+        let bytes = match base64::engine::general_purpose::STANDARD.decode(&upload.data) {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                problems.push(FieldProblem::new(format!("{field}.data"), "not base64"));
+                continue;
+            }
+        };
+        if let Err(e) = check_attachment(name, &upload.content_type, &bytes) {
+            problems.push(FieldProblem::new(field, e.to_string()));
+            continue;
+        }
+        files.push(Upload {
+            name: name.to_owned(),
+            content_type: upload.content_type.clone(),
+            bytes,
+        });
+    }
+    files
+}
+
+/// Writes checked files to the evidence store. The files go there before the record
+/// that names them: a filing that then fails leaves unreferenced bytes, never a
+/// reference to missing ones.
+pub(crate) async fn store_uploads(
+    state: &ApiState,
+    files: Vec<Upload>,
+) -> Result<Vec<NewAttachment>, ApiError> {
+    let evidence = state.app.evidence.clone();
+    Ok(tokio::task::spawn_blocking(move || {
+        let slices: Vec<&[u8]> = files.iter().map(|f| f.bytes.as_slice()).collect();
+        evidence.append_batch(&slices).map(|locations| {
+            files
+                .into_iter()
+                .zip(locations)
+                .map(|(file, location)| NewAttachment {
+                    evidence: EvidenceRef {
+                        sha256: Sha256::digest(&file.bytes).into(),
+                        location,
+                    },
+                    name: file.name,
+                    content_type: file.content_type,
+                })
+                .collect::<Vec<_>>()
+        })
+    })
+    .await??)
 }
 
 /// `GET /api/v1/cases/{id}/appeals`: the case's appeals, oldest first.
@@ -194,22 +224,31 @@ pub async fn attachment(
     Path((id, n)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let appeal = find_appeal(&state, &id).await?;
+    serve_file(
+        &state,
+        &format!("appeal {} of case {}", appeal.id, appeal.case_id),
+        &n,
+        &appeal.attachments,
+    )
+    .await
+}
+
+/// File `n` of `owner`'s files (an appeal's, an accident's), with its type, served only
+/// while it matches its hash.
+pub(crate) async fn serve_file<'a>(
+    state: &ApiState,
+    owner: &str,
+    n: &str,
+    files: impl IntoIterator<Item = &'a AttachmentRecord>,
+) -> Result<Response, ApiError> {
     let position: u32 = n
         .parse()
-        .map_err(|_| ApiError::BadRequest("an attachment number is a whole number".into()))?;
-    let file = appeal
-        .attachments
-        .iter()
+        .map_err(|_| ApiError::BadRequest("a file number is a whole number".into()))?;
+    let file = files
+        .into_iter()
         .find(|a| a.position == position)
-        .ok_or_else(|| ApiError::NotFound(format!("attachment {position} of appeal {id}")))?;
-    let bytes = read_evidence(
-        &state,
-        appeal.case_id,
-        "appeal attachment",
-        file.location.clone(),
-        file.sha256,
-    )
-    .await?;
+        .ok_or_else(|| ApiError::NotFound(format!("file {position} of {owner}")))?;
+    let bytes = read_evidence_of(state, owner, "file", file.location.clone(), file.sha256).await?;
     let mut response = bytes.into_response();
     if let Ok(value) = HeaderValue::from_str(&file.content_type) {
         response.headers_mut().insert(header::CONTENT_TYPE, value);

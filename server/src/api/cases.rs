@@ -154,7 +154,8 @@ pub struct FrameView {
 pub struct CaseDetail {
     id: CaseId,
     event_id: kozomol_core::EventId,
-    camera_id: CameraId,
+    /// Null for a case an officer filed himself.
+    camera_id: Option<CameraId>,
     captured_at: DateTime<Utc>,
     received_at: DateTime<Utc>,
     kind: kozomol_core::ViolationKind,
@@ -175,7 +176,7 @@ pub struct CaseDetail {
     resolution: Option<String>,
     resolution_href: Option<String>,
     audit: Vec<AuditEntry>,
-    camera_href: String,
+    camera_href: Option<String>,
 }
 
 /// `GET /api/v1/cases/{id}`.
@@ -215,9 +216,10 @@ pub async fn show(
         })
         .collect();
     Ok(Json(CaseDetail {
-        camera_href: state
-            .app
-            .link(&format!("/api/v1/cameras/{}", case.camera_id)),
+        camera_href: case
+            .camera_id
+            .as_ref()
+            .map(|camera| state.app.link(&format!("/api/v1/cameras/{camera}"))),
         id: case.id,
         event_id: case.event_id,
         camera_id: case.camera_id,
@@ -330,6 +332,18 @@ pub(crate) async fn read_evidence(
     location: FrameLocation,
     sha256: [u8; 32],
 ) -> Result<Vec<u8>, ApiError> {
+    read_evidence_of(state, &format!("case {case_id}"), what, location, sha256).await
+}
+
+/// Reads evidence bytes that belong to `owner` (a case, an accident), re-checking
+/// their hash; a mismatch is logged for an operator and never served.
+pub(crate) async fn read_evidence_of(
+    state: &ApiState,
+    owner: &str,
+    what: &str,
+    location: FrameLocation,
+    sha256: [u8; 32],
+) -> Result<Vec<u8>, ApiError> {
     let evidence = state.app.evidence.clone();
     let segment = location.segment.clone();
     // Reading and hashing up to a few hundred KB is blocking work.
@@ -339,7 +353,7 @@ pub(crate) async fn read_evidence(
             let e = ApiError::from(e);
             if matches!(e, ApiError::EvidenceCorrupt { .. }) {
                 error!(
-                    case_id = %case_id,
+                    owner,
                     what,
                     sha256 = %hex::encode(sha256),
                     segment = %segment,

@@ -3,6 +3,7 @@
 //! PDF, the signing keys) behind a bearer token of an allowed role.
 
 mod access;
+mod accidents;
 mod accounts;
 mod appeals;
 mod cameras;
@@ -10,6 +11,8 @@ mod cases;
 mod checks;
 mod dead_letters;
 mod error;
+mod nominations;
+mod officer_violations;
 mod paging;
 mod resolutions;
 mod review;
@@ -153,6 +156,19 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/appeals/{id}/attachments/{n}",
             get(appeals::attachment),
         )
+        .route(
+            "/api/v1/officer-violations",
+            post(officer_violations::file).layer(DefaultBodyLimit::max(APPEAL_BODY_LIMIT)),
+        )
+        .route(
+            "/api/v1/accidents",
+            get(accidents::list)
+                .post(accidents::register)
+                .layer(DefaultBodyLimit::max(APPEAL_BODY_LIMIT)),
+        )
+        .route("/api/v1/accidents/{id}", get(accidents::show))
+        .route("/api/v1/accidents/{id}/files/{n}", get(accidents::file))
+        .route("/api/v1/accidents/{id}/moves", post(accidents::move_on))
         .route("/api/v1/bulk-voids", post(appeals::bulk_void))
         .route("/api/v1/refund-requests", get(appeals::refunds))
         .route(
@@ -172,6 +188,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}/acknowledge", post(checks::acknowledge))
         .route("/api/v1/resolutions/{number}", get(resolutions::show))
         .route("/api/v1/resolutions/{number}/pdf", get(resolutions::pdf))
+        .route(
+            "/api/v1/resolutions/{number}/nominations",
+            get(nominations::show).post(nominations::record),
+        )
         .route(
             "/api/v1/resolutions/{number}/deliveries",
             get(resolutions::deliveries).post(resolutions::record_proof),

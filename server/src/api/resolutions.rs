@@ -27,7 +27,7 @@ use super::{json_body, ApiError, ApiState, FieldProblem};
 /// A PDF larger than this is no resolution of ours (they are a few hundred KB).
 pub const MAX_PDF_BYTES: usize = 16 * 1024 * 1024;
 
-async fn find(state: &ApiState, number: &str) -> Result<ResolutionRecord, ApiError> {
+pub(super) async fn find(state: &ApiState, number: &str) -> Result<ResolutionRecord, ApiError> {
     // A number that cannot be one is a client error, not a miss.
     ResolutionNumber::parse(number).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     state

@@ -1,0 +1,99 @@
+//! A violation an officer filed himself goes the same way as a camera's: the owner
+//! lookup and issuing take it from `approved`, and its resolution, with no measuring
+//! device to cite, names the officer who saw it.
+
+use kozomol_core::{
+    CaseState, FrameRole, Measurement, OfficerReport, ReportedPlace, ViolationKind, OFFICER_SOURCE,
+};
+use kozomol_fines::issuing::Issued;
+use kozomol_store::accidents::OFFICER_FILED;
+use kozomol_store::audit::{OWNER_LOOKED_UP, RESOLUTION_ISSUED};
+use kozomol_store::{NewFrame, NewOfficerViolation, OfficerFiled};
+use sha2::{Digest, Sha256};
+use support::issued::{audit_actions, issue_all, jpeg, state, world, PLATE};
+use support::Backend;
+
+mod support;
+
+#[tokio::test]
+async fn an_officer_filed_case_is_issued_on_sqlite() {
+    an_officer_filed_case_is_issued(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_officer_filed_case_is_issued_on_postgres() {
+    an_officer_filed_case_is_issued(Backend::Postgres).await;
+}
+
+async fn an_officer_filed_case_is_issued(backend: Backend) {
+    let w = world(backend).await;
+    let photos = [jpeg(3, 640, 360), jpeg(5, 240, 60)];
+    let slices: Vec<&[u8]> = photos.iter().map(Vec::as_slice).collect();
+    let locations = w.evidence.append_batch(&slices).expect("photos stored");
+    let report = OfficerReport {
+        source: OFFICER_SOURCE.to_owned(),
+        report_id: uuid::Uuid::now_v7(),
+        kind: ViolationKind::RedLight,
+        occurred_at: chrono::Utc::now() - chrono::Duration::hours(2),
+        plate: PLATE.to_owned(),
+        measurement: Measurement::default(),
+        place: ReportedPlace {
+            address: "г. Бишкек, пр. Манаса — ул. Боконбаева".to_owned(),
+            lat_e6: None,
+            lon_e6: None,
+        },
+        officer: "officer-12".to_owned(),
+        notes: None,
+        accident_id: None,
+    };
+    let filing = NewOfficerViolation {
+        report,
+        photos: photos
+            .iter()
+            .zip(locations)
+            .zip([FrameRole::Overview, FrameRole::Plate])
+            .map(|((bytes, location), role)| NewFrame {
+                role,
+                sha256: Sha256::digest(bytes).into(),
+                location,
+            })
+            .collect(),
+    };
+    let OfficerFiled::Filed(id) = w
+        .store
+        .file_officer_violation(&filing)
+        .await
+        .expect("filed")
+    else {
+        panic!("not filed");
+    };
+
+    let issued = issue_all(&w).await;
+    let Some((_, Issued::Resolution(number))) = issued.iter().find(|(case, _)| *case == id) else {
+        panic!("case {id} not issued: {issued:?}");
+    };
+    assert_eq!(state(w.store.as_ref(), id).await, CaseState::Issued);
+    assert_eq!(
+        audit_actions(w.store.as_ref(), id).await,
+        [OFFICER_FILED, OWNER_LOOKED_UP, RESOLUTION_ISSUED]
+    );
+    let stored = w
+        .store
+        .resolution(number)
+        .await
+        .expect("read")
+        .expect("stored");
+    // KG: running a red light is 50 РП, 5,000 som.
+    assert_eq!(stored.amount.minor, 500_000);
+    let pdf = w
+        .evidence
+        .read(&stored.pdf_location, &stored.pdf_sha256)
+        .expect("pdf reads");
+    assert!(pdf.starts_with(b"%PDF-"));
+    // The officer's own photo is embedded unchanged.
+    assert!(
+        pdf.windows(photos[0].len())
+            .any(|w| w == photos[0].as_slice()),
+        "the overview photo is in the PDF byte for byte"
+    );
+}
