@@ -98,8 +98,16 @@ pub async fn run_issuing(
         .await?;
     let mut results = Vec::with_capacity(claimed.len());
     let mut drafts = Vec::new();
-    for &case_id in &claimed {
-        match prepare(stage, issuer, store, case_id).await? {
+    // The reads of a batch's cases overlap: one after another, their round trips to
+    // the database took longer than rendering the documents.
+    let prepared = futures::future::join_all(
+        claimed
+            .iter()
+            .map(|&case_id| prepare(stage, issuer, store, case_id)),
+    )
+    .await;
+    for (&case_id, prepared) in claimed.iter().zip(prepared) {
+        match prepared? {
             Prepared::Fine(draft) => drafts.push(*draft),
             Prepared::SetAside(reason) => {
                 results.push((case_id, set_aside(stage, store, case_id, reason).await?));
