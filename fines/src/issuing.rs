@@ -213,8 +213,16 @@ async fn prepare(
     };
     // A re-issued case's evidence and reviews are those of the case it came from.
     let evidence_case = store.reissued_from(case_id).await?.unwrap_or(case_id);
-    // Only a driver the owner named is addressed on a re-issued case.
-    let named_driver = evidence_case != case_id;
+    // A re-issued case is addressed to the driver the owner named.
+    let addressee = Owner {
+        name: owner.name.clone(),
+        address: owner.address.clone().unwrap_or_default(),
+        liable_as: if evidence_case == case_id {
+            Liability::Owner
+        } else {
+            Liability::NamedDriver
+        },
+    };
     let mut offence = offence_of(stage.jurisdiction, &case, &event, None);
     let price = |offence: &Offence| match quote(&issuer.catalogue, &issuer.calendars, offence) {
         Ok(Pricing::Fine(q)) => Ok(q),
@@ -278,8 +286,7 @@ async fn prepare(
     Ok(Prepared::Fine(Box::new(Draft {
         case,
         event,
-        owner,
-        named_driver,
+        addressee,
         plate,
         priced,
         procedure,
@@ -294,8 +301,7 @@ async fn prepare(
 struct Draft {
     case: CaseRecord,
     event: CaseFacts,
-    owner: kozomol_core::OwnerOfRecord,
-    named_driver: bool,
+    addressee: Owner,
     plate: String,
     priced: Quote,
     procedure: crate::catalogue::Procedure,
@@ -314,20 +320,9 @@ fn compose(
     year: u16,
     sequence: u64,
 ) -> Result<(Resolution, Pending), String> {
-    let Draft {
-        case,
-        event,
-        owner,
-        named_driver,
-        plate,
-        priced,
-        procedure,
-        repeat_of,
-        photos,
-        officer,
-        vehicle,
-    } = draft;
-    let case_id = case.id;
+    let case_id = draft.case.id;
+    let priced = &draft.priced;
+    let procedure = &draft.procedure;
     let built = (|| -> Result<(ResolutionNumber, PaymentCode, String), String> {
         let sequence =
             u32::try_from(sequence).map_err(|_| format!("sequence {sequence} too large"))?;
@@ -361,27 +356,19 @@ fn compose(
         jurisdiction: stage.jurisdiction,
         authority: stage.authority.clone(),
         issued_at,
-        offence_at: case.captured_at,
-        place: event.place.clone(),
-        plate,
-        vehicle,
-        owner: Owner {
-            name: owner.name.clone(),
-            address: owner.address.clone().unwrap_or_default(),
-            liable_as: if named_driver {
-                Liability::NamedDriver
-            } else {
-                Liability::Owner
-            },
-        },
+        offence_at: draft.case.captured_at,
+        place: draft.event.place.clone(),
+        plate: draft.plate,
+        vehicle: draft.vehicle,
+        owner: draft.addressee,
         article: Article {
             number: priced.article.clone(),
             title: priced.title.clone(),
         },
-        violation: case.kind,
-        measurement: measurement_text(&event),
-        device: event.device.clone(),
-        officer,
+        violation: draft.case.kind,
+        measurement: measurement_text(&draft.event),
+        device: draft.event.device.clone(),
+        officer: draft.officer,
         amount: priced.amount,
         discount: priced.discounted_amount.map(|amount| Discount {
             percent: procedure.discount_percent,
@@ -405,7 +392,7 @@ fn compose(
             "{}/v/{number}",
             stage.verification_base_url.trim_end_matches('/')
         ),
-        photos,
+        photos: draft.photos,
     };
     let record = Pending {
         number: number.to_string(),
@@ -416,7 +403,7 @@ fn compose(
         amount: priced.amount,
         discounted: priced.discounted_amount,
         issued_at,
-        repeat_of,
+        repeat_of: draft.repeat_of,
     };
     Ok((document, record))
 }

@@ -252,7 +252,7 @@ fn fonts_are_subset() {
     let r = sample();
     let pdf = render_pdf(&r).expect("renders");
     let photos = r.photos.overview.len() + r.photos.plate.len();
-    // Two full DejaVu faces would add ≈ 700 KB compressed; the prepared subsets ≈ 70 KB.
+    // Two full DejaVu faces would add ≈ 700 KB compressed; the prepared subsets ≈ 82 KB.
     let rest = pdf.len() - photos;
     assert!(rest < 120_000, "{rest} bytes besides the photos");
     assert!(

@@ -27,7 +27,7 @@ pub const BOLD_ID: &str = "DJVBLD";
 /// all over Europe), the modifier letters of Uzbek Latin, the Cyrillic alphabets of the
 /// region (Russian, Ukrainian, Belarusian, and the Kyrgyz, Kazakh, Uzbek and Tajik
 /// letters), general punctuation, №, and the euro, tenge and rouble signs. Every glyph
-/// kept adds to every resolution (the prepared programs go in whole, ≈ 70 KB deflated
+/// kept adds to every resolution (the prepared programs go in whole, ≈ 82 KB deflated
 /// for both faces), so rarer scripts take the per-document path instead.
 const REPERTOIRE: [RangeInclusive<u32>; 13] = [
     0x20..=0x7E,
