@@ -309,6 +309,11 @@ pub struct CaseFacts {
     pub position: Coordinates,
     pub captured_at: DateTime<Utc>,
     pub state: CaseState,
+    /// An `approved` case that passed its checks and is on its way to the owner lookup
+    /// (the store's mark, set under the plate's lock): past the checks like a case in a
+    /// later state.
+    #[serde(default)]
+    pub checks_passed: bool,
 }
 
 /// Whether a case can be the one a duplicate defers to: it has been approved (a case
@@ -332,12 +337,14 @@ fn stands(state: CaseState) -> bool {
 /// the earliest (by capture time, then case id) that stands — approved or later, and
 /// not rejected, duplicate or voided — and that is either **earlier** than `case` in
 /// (capture time, case id) order or already past the checks (a standing state other
-/// than `approved`).
+/// than `approved`, or `approved` with [`CaseFacts::checks_passed`]).
 ///
-/// A case still `approved` and later than `case` is not deferred to: it is waiting for
-/// its own checks, which will make it the duplicate of `case`. So two cases of one act
-/// checked at the same time by two workers cannot both defer to each other, nor both
-/// proceed: the earlier one proceeds, the later one is the duplicate.
+/// A case still `approved` and later than `case`, without the mark, is not deferred
+/// to: it is waiting for its own checks, which will make it the duplicate of `case`. So
+/// two cases of one act checked at the same time by two workers cannot both defer to
+/// each other, nor both proceed: the earlier one proceeds, the later one is the
+/// duplicate. A later case that passed while `case` did not yet stand (say, still in
+/// review) carries the mark, and `case` defers to it.
 pub fn duplicate_of<'a>(
     config: &ChecksConfig,
     case: &CaseFacts,
@@ -353,7 +360,7 @@ pub fn duplicate_of<'a>(
                 && o.site_id == case.site_id
                 && same_plate(&o.plate, &case.plate)
                 && stands(o.state)
-                && (o.state != CaseState::Approved || order(o) < order(case))
+                && (o.state != CaseState::Approved || o.checks_passed || order(o) < order(case))
                 && (o.captured_at - case.captured_at).abs() <= window
         })
         .min_by_key(|o| order(o))
@@ -503,11 +510,7 @@ pub fn pre_issue_checks(config: &ChecksConfig, input: &CheckInput<'_>) -> CheckO
         }
     };
     if let Some(hit) = &hot {
-        reason.push_str(&format!(
-            "; plate on the hot list ({}, listed {})",
-            hit.reason.as_str(),
-            hit.listed_at.date_naive()
-        ));
+        reason.push_str(&hot_list_note(hit));
     }
     CheckOutcome {
         verdict,
@@ -533,7 +536,17 @@ fn exempt_reason(plate: &str, e: &Exemption, date: NaiveDate) -> String {
     reason
 }
 
-fn duplicate_reason(config: &ChecksConfig, case: &CaseFacts, first: &CaseFacts) -> String {
+/// What a reason says after the verdict's own words when the plate is on the hot list.
+pub fn hot_list_note(hit: &HotListEntry) -> String {
+    format!(
+        "; plate on the hot list ({}, listed {})",
+        hit.reason.as_str(),
+        hit.listed_at.date_naive()
+    )
+}
+
+/// The reason a duplicate verdict gives: `case` is the same act as `first`.
+pub fn duplicate_reason(config: &ChecksConfig, case: &CaseFacts, first: &CaseFacts) -> String {
     let apart_s = (first.captured_at - case.captured_at)
         .abs()
         .num_milliseconds() as f64

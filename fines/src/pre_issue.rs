@@ -20,19 +20,30 @@
 //!   verdict; the fine is not stopped by it.
 //! - A verdict that moves the case (exempt, duplicate, supervisor review) sets it aside
 //!   with the verdict's reason, under the stage's lease, and the bus is not asked.
+//! - **The mark**: a case that proceeds is marked as past the checks
+//!   ([`kozomol_store::PreIssueChecks::pass_checks`]) before the bus is asked. Without
+//!   it, a later case let through while the earlier one was still in review, and still
+//!   `approved` during its owner lookup, looks to the earlier one's checks like a case
+//!   waiting for its own, and both are fined. The store reads the plate's sightings
+//!   again under a per-plate lock and sets the mark only if the duplicate check still
+//!   finds nothing; otherwise the case is set aside as a duplicate, as the verdict
+//!   would have done.
+
+use std::sync::OnceLock;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use kozomol_core::{CaseId, CaseState, Jurisdiction};
 use kozomol_store::audit::{CASE_REVIEWED, CASE_SET_ASIDE};
 use kozomol_store::{
-    AlertKind, AlertRaised, AuditEntry, CaseRecord, CompleteResult, ExemptionRecord, HotListRecord,
-    NewAlert, PlateSighting, Store, StoreError,
+    AlertKind, AlertRaised, AuditEntry, CaseRecord, ChecksPassed, CompleteResult, ExemptionRecord,
+    HotListRecord, NewAlert, PlateSighting, Store, StoreError,
 };
 use tracing::{info, warn};
 
 use crate::checks::{
-    pre_issue_checks, CaseFacts, CheckInput, CheckOutcome, ChecksConfig, ChecksError, Coordinates,
-    Exemption, ExemptionCategory, HotListEntry, HotListReason, PlatePattern, Verdict,
+    duplicate_of, duplicate_reason, hot_list_note, pre_issue_checks, CaseFacts, CheckInput,
+    CheckOutcome, ChecksConfig, ChecksError, Coordinates, Exemption, ExemptionCategory,
+    HotListEntry, HotListReason, PlatePattern, Verdict,
 };
 
 /// How far either side of a capture the plate's other sightings are read.
@@ -131,6 +142,7 @@ pub fn facts_of(sighting: &PlateSighting) -> Option<CaseFacts> {
         },
         captured_at: sighting.captured_at,
         state: sighting.state,
+        checks_passed: sighting.checks_passed,
     })
 }
 
@@ -221,16 +233,20 @@ pub async fn check_case(
         },
         captured_at,
         state: CaseState::Approved,
+        checks_passed: false,
     });
-    let others: Vec<CaseFacts> = if placed {
-        sightings
-            .iter()
-            .filter(|s| s.case_id != case_id)
-            .filter_map(facts_of)
-            .collect()
-    } else {
-        Vec::new()
+    let others_in = |sightings: &[PlateSighting]| -> Vec<CaseFacts> {
+        if placed {
+            sightings
+                .iter()
+                .filter(|s| s.case_id != case_id)
+                .filter_map(facts_of)
+                .collect()
+        } else {
+            Vec::new()
+        }
     };
+    let others = others_in(&sightings);
     let input = |clone_cleared| CheckInput {
         jurisdiction: run.jurisdiction,
         case: &case,
@@ -268,8 +284,53 @@ pub async fn check_case(
             warn!(case_id = %case_id, alert_id, plate = %case.plate, reason = hit.reason.as_str(), "plate on the hot list: alert raised");
         }
     }
-    let Some(to) = outcome.to else {
-        return Ok(Checked::Proceed(Box::new(outcome)));
+    let to = match outcome.to {
+        Some(to) => to,
+        None => {
+            // Another case of the act may have passed since the sightings were read:
+            // the mark is set only if the duplicate check still finds none under the
+            // plate's lock.
+            // The store hands back only the reason; the verdict also names the case.
+            let duplicate = OnceLock::new();
+            let still_clear = |fresh: &[PlateSighting]| {
+                let others = others_in(fresh);
+                let first = duplicate_of(run.config, &case, &others)?;
+                let _ = duplicate.set(first.case_id);
+                let mut reason = duplicate_reason(run.config, &case, first);
+                if let Some(hit) = &outcome.hot_list {
+                    reason.push_str(&hot_list_note(hit));
+                }
+                Some(reason)
+            };
+            let passed = store
+                .pass_checks(
+                    run.worker,
+                    case_id,
+                    plate,
+                    captured_at - span,
+                    captured_at + span,
+                    &still_clear,
+                )
+                .await?;
+            match passed {
+                ChecksPassed::Passed => return Ok(Checked::Proceed(Box::new(outcome))),
+                ChecksPassed::LeaseLost => return Ok(Checked::LeaseLost),
+                ChecksPassed::Conflict(reason) => {
+                    let of = duplicate.get().copied().ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "case {case_id}: the store found a conflict the checks did not name"
+                        ))
+                    })?;
+                    outcome = CheckOutcome {
+                        verdict: Verdict::Duplicate { of },
+                        to: Some(CaseState::Duplicate),
+                        reason,
+                        hot_list: outcome.hot_list,
+                    };
+                    CaseState::Duplicate
+                }
+            }
+        }
     };
     match store
         .set_aside(

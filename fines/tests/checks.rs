@@ -51,6 +51,15 @@ fn case(id: i64, site: &str, at: Coordinates, ms: i64, state: CaseState) -> Case
         position: at,
         captured_at: after(ms),
         state,
+        checks_passed: false,
+    }
+}
+
+/// The case with the store's mark: it passed its checks while still `approved`.
+fn passed(case: CaseFacts) -> CaseFacts {
+    CaseFacts {
+        checks_passed: true,
+        ..case
     }
 }
 
@@ -333,6 +342,47 @@ fn duplicate_window_and_candidates() {
             ],
             Some(2),
         ),
+        (
+            "a later approved case that passed its checks",
+            vec![passed(case(2, "S1", BISHKEK, 12_000, Approved))],
+            Some(2),
+        ),
+        (
+            "an approved case at the same instant with a higher id that passed",
+            vec![passed(case(2, "S1", BISHKEK, 0, Approved))],
+            Some(2),
+        ),
+        (
+            "an earlier approved case that passed",
+            vec![passed(case(2, "S1", BISHKEK, -12_000, Approved))],
+            Some(2),
+        ),
+        (
+            "a later passed case outside the window",
+            vec![passed(case(2, "S1", BISHKEK, 300_001, Approved))],
+            None,
+        ),
+        (
+            "a passed case at another site",
+            vec![CaseFacts {
+                site_id: "S2".into(),
+                ..passed(case(2, "S1", BISHKEK, 12_000, Approved))
+            }],
+            None,
+        ),
+        (
+            "the mark on a case that no longer stands",
+            vec![passed(case(2, "S1", BISHKEK, -12_000, Duplicate))],
+            None,
+        ),
+        (
+            "the earliest of a later passed and a later unmarked approved one",
+            vec![
+                case(2, "S1", BISHKEK, 5_000, Approved),
+                passed(case(3, "S1", BISHKEK, 12_000, Approved)),
+            ],
+            Some(3),
+        ),
     ];
     for (what, others, want) in table {
         let got = duplicate_of(&config, &this, &others).map(|c| c.case_id);
@@ -367,6 +417,13 @@ fn duplicate_defers_only_to_a_case_that_stands() {
             duplicate_of(&config, &this, &later).is_some(),
             stands && state != Approved,
             "later, {state}"
+        );
+        // The store's mark makes an approved case past the checks.
+        let later_passed = [passed(case(2, "S1", BISHKEK, 5_000, state))];
+        assert_eq!(
+            duplicate_of(&config, &this, &later_passed).is_some(),
+            stands,
+            "later with the mark, {state}"
         );
     }
 }
@@ -419,6 +476,13 @@ fn two_cases_of_one_act_checked_at_once_agree() {
             ..second.clone()
         };
         assert_eq!(duplicate_of(&config, first, &[set_aside]), None, "{what}");
+        // The later one let through while the earlier one was still in review carries
+        // the mark: the earlier one, checked now, is its duplicate.
+        assert_eq!(
+            duplicate_of(&config, first, &[passed(second.clone())]).map(|c| c.case_id),
+            Some(second.case_id),
+            "{what}"
+        );
     }
 }
 

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use kozomol_core::{
-    CalibrationCertificate, CameraId, CaseId, CaseState, EventId, FrameRole, ReviewDecision,
-    ReviewTier, Site, ViolationKind,
+    CalibrationCertificate, CameraId, CaseId, CaseState, EventId, FrameRole, Jurisdiction,
+    ReviewDecision, ReviewTier, Site, ViolationKind,
 };
+use kozomol_fines::checks::{ChecksConfig, Verdict};
 use kozomol_fines::lookup::{run_lookups, LookupStage};
+use kozomol_fines::pre_issue::{check_case, CheckLists, CheckRun, Checked};
 use kozomol_store::audit::CASE_SET_ASIDE;
 use kozomol_store::{
     AlertKind, AlertQuery, CameraRegistration, CaseWrite, FrameLocation, NewCase, NewExemption,
@@ -257,6 +259,7 @@ on_both_backends!(
     an_exempt_plate_is_set_aside_without_asking_the_bus,
     two_cameras_catching_one_act_make_one_fine,
     two_workers_checking_one_act_at_once_agree,
+    an_earlier_case_defers_to_a_later_one_already_let_through,
     a_plate_at_two_far_sites_minutes_apart_goes_to_a_supervisor,
     a_hot_list_hit_raises_an_alert_and_the_case_proceeds,
 );
@@ -416,6 +419,61 @@ async fn two_workers_checking_one_act_at_once_agree(backend: Backend) {
         w.standin.request_count(),
         plates.len(),
         "one lookup per act"
+    );
+}
+
+async fn an_earlier_case_defers_to_a_later_one_already_let_through(backend: Backend) {
+    let plate = "01KG123ABC";
+    let w = World::new(backend, &[plate]).await;
+    let (config, lists) = (ChecksConfig::default(), CheckLists::default());
+    let run = |worker| CheckRun {
+        worker,
+        config: &config,
+        jurisdiction: Jurisdiction::Kg,
+        lists: &lists,
+    };
+    let check = |worker: &'static str, id: CaseId| {
+        let store = Arc::clone(&w.store);
+        let run = run(worker);
+        async move {
+            let claimed = store
+                .claim_stage(CaseState::Approved, worker, 10, Duration::from_secs(600))
+                .await
+                .expect("claim");
+            assert_eq!(claimed, [id]);
+            let record = store.case(id).await.expect("read").expect("case");
+            check_case(&run, store.as_ref(), &record, plate)
+                .await
+                .expect("checks run")
+        }
+    };
+    // The later capture is approved and checked while the earlier one is still in
+    // review (here: not yet delivered at all): nothing stands before it.
+    let later = w
+        .approved("cam-2", plate, &CHUY, at(0) + TimeDelta::seconds(40))
+        .await;
+    assert!(matches!(
+        check("lookup-2", later).await,
+        Checked::Proceed(_)
+    ));
+    // Its owner lookup is under way: it is still `approved` when the earlier one is
+    // approved and checked. Without the mark the earlier one would see a later case
+    // waiting for its checks, and both would be fined.
+    let earlier = w.approved("cam-1", plate, &CHUY, at(0)).await;
+    match check("lookup-1", earlier).await {
+        Checked::SetAside(outcome) => {
+            assert_eq!(outcome.verdict, Verdict::Duplicate { of: later });
+            assert_eq!(outcome.to, Some(CaseState::Duplicate));
+        }
+        other => panic!("the earlier case is the duplicate: {other:?}"),
+    }
+    assert_eq!(w.state(earlier).await, CaseState::Duplicate);
+    assert_eq!(w.state(later).await, CaseState::Approved);
+    assert_eq!(
+        w.set_aside_reason(earlier).await,
+        format!(
+            "duplicate of case {later}: red_light by plate {plate} at site site-chuy-manas, captured 40 s after this one (window 300 s)"
+        )
     );
 }
 

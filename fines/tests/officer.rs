@@ -8,6 +8,7 @@ use kozomol_core::{
 use kozomol_fines::issuing::Issued;
 use kozomol_store::accidents::OFFICER_FILED;
 use kozomol_store::audit::{OWNER_LOOKED_UP, RESOLUTION_ISSUED};
+use kozomol_store::checks::CHECKS_PASSED;
 use kozomol_store::{NewFrame, NewOfficerViolation, OfficerFiled};
 use sha2::{Digest, Sha256};
 use support::issued::{audit_actions, issue_all, jpeg, state, world, PLATE};
@@ -75,7 +76,12 @@ async fn an_officer_filed_case_is_issued(backend: Backend) {
     assert_eq!(state(w.store.as_ref(), id).await, CaseState::Issued);
     assert_eq!(
         audit_actions(w.store.as_ref(), id).await,
-        [OFFICER_FILED, OWNER_LOOKED_UP, RESOLUTION_ISSUED]
+        [
+            OFFICER_FILED,
+            CHECKS_PASSED,
+            OWNER_LOOKED_UP,
+            RESOLUTION_ISSUED
+        ]
     );
     let stored = w
         .store

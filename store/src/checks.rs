@@ -30,6 +30,9 @@ pub const HOT_LIST_REMOVED: &str = "checks.hot_list_removed";
 pub const ALERT_RAISED: &str = "case.alert_raised";
 /// Action of the audit row written when a supervisor acknowledges a case's alert.
 pub const ALERT_ACKNOWLEDGED: &str = "case.alert_acknowledged";
+/// Action of the audit row written when an approved case passes the checks and gets
+/// its mark ([`PreIssueChecks::pass_checks`]).
+pub const CHECKS_PASSED: &str = "case.checks_passed";
 
 /// The names an exemption's category may take (`kozomol_fines::checks::ExemptionCategory`).
 pub const EXEMPTION_CATEGORIES: [&str; 4] = ["emergency", "diplomatic", "government", "other"];
@@ -193,6 +196,21 @@ pub struct PlateSighting {
     /// When ingest recorded the case.
     pub received_at: DateTime<Utc>,
     pub state: CaseState,
+    /// The case passed the checks before issuing ([`PreIssueChecks::pass_checks`]): an
+    /// `approved` case with the mark is already on its way to a fine.
+    pub checks_passed: bool,
+}
+
+/// What [`PreIssueChecks::pass_checks`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChecksPassed {
+    /// The mark is set (audited `case.checks_passed`).
+    Passed,
+    /// The sightings read under the plate's lock no longer let the case through; the
+    /// reason is `still_clear`'s. Nothing was written.
+    Conflict(String),
+    /// The case is not `approved` under the worker's lease; nothing was written.
+    LeaseLost,
 }
 
 /// The lists and alerts of the checks before issuing, and the sightings they compare.
@@ -251,6 +269,22 @@ pub trait PreIssueChecks: Send + Sync {
         from: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<PlateSighting>, StoreError>;
+
+    /// Marks an approved case that `worker` holds as past the checks, unless the
+    /// plate's sightings say otherwise now. In one transaction, serialized per plate
+    /// (so no two checks of one plate read before either marks): reads the sightings as
+    /// [`Self::plate_sightings`] does, asks `still_clear`, and on `None` sets the mark,
+    /// audited (`case.checks_passed`). (`for<'s>` is spelled out: `async_trait` would
+    /// otherwise tie the slice to the call's lifetime.)
+    async fn pass_checks(
+        &self,
+        worker: &str,
+        case_id: CaseId,
+        plate: &str,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        still_clear: &(dyn for<'s> Fn(&'s [PlateSighting]) -> Option<String> + Send + Sync),
+    ) -> Result<ChecksPassed, StoreError>;
 }
 
 /// Checks what the columns' constraints cannot say well.
@@ -328,6 +362,11 @@ pub(crate) fn audit<'a>(
     at: DateTime<Utc>,
 ) -> ChainedAudit<'a> {
     audit_row(case_id, action, None, None, actor, detail, at)
+}
+
+/// The detail of a `case.checks_passed` row: the plate whose sightings were read.
+pub(crate) fn checks_passed_detail(plate: &str) -> String {
+    serde_json::json!({ "plate": plate }).to_string()
 }
 
 pub(crate) fn alert_kind(raw: &str) -> Result<AlertKind, StoreError> {

@@ -66,9 +66,9 @@ pub use appeals::{
     StoredClock,
 };
 pub use checks::{
-    AlertAcknowledged, AlertKind, AlertQuery, AlertRaised, AlertRecord, ExemptionRecord,
-    HotListRecord, NewAlert, NewExemption, NewHotListEntry, PlateSighting, PreIssueChecks,
-    SightingSite,
+    AlertAcknowledged, AlertKind, AlertQuery, AlertRaised, AlertRecord, ChecksPassed,
+    ExemptionRecord, HotListRecord, NewAlert, NewExemption, NewHotListEntry, PlateSighting,
+    PreIssueChecks, SightingSite,
 };
 pub use delivery::{
     AttemptKind, AttemptOutcome, AttemptRecord, AttemptResult, ContactAdded, ContactRecord,

@@ -63,6 +63,11 @@ const SQLITE: &[Migration] = &[
         name: "owner_liability",
         sql: include_str!("../migrations/sqlite/0009_owner_liability.sql"),
     },
+    Migration {
+        version: 10,
+        name: "checks_passed",
+        sql: include_str!("../migrations/sqlite/0010_checks_passed.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -110,6 +115,11 @@ const POSTGRES: &[Migration] = &[
         version: 9,
         name: "owner_liability",
         sql: include_str!("../migrations/postgres/0009_owner_liability.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "checks_passed",
+        sql: include_str!("../migrations/postgres/0010_checks_passed.sql"),
     },
 ];
 

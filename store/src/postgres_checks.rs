@@ -9,14 +9,15 @@ use sqlx::Row;
 
 use crate::audit::now_millis;
 use crate::checks::{
-    self, AlertAcknowledged, AlertQuery, AlertRaised, AlertRecord, ExemptionRecord, HotListRecord,
-    NewAlert, NewExemption, NewHotListEntry, PlateSighting, PreIssueChecks, ALERT_ACKNOWLEDGED,
-    ALERT_RAISED, EXEMPTION_ADDED, EXEMPTION_REMOVED, HOT_LIST_ADDED, HOT_LIST_REMOVED,
+    self, AlertAcknowledged, AlertQuery, AlertRaised, AlertRecord, ChecksPassed, ExemptionRecord,
+    HotListRecord, NewAlert, NewExemption, NewHotListEntry, PlateSighting, PreIssueChecks,
+    ALERT_ACKNOWLEDGED, ALERT_RAISED, CHECKS_PASSED, EXEMPTION_ADDED, EXEMPTION_REMOVED,
+    HOT_LIST_ADDED, HOT_LIST_REMOVED,
 };
 use crate::error::db_error;
 use crate::postgres::PgStore;
 use crate::postgres_recognition::insert_audit;
-use crate::{decode, StoreError};
+use crate::{decode, stages, StoreError};
 
 /// An exemption's columns. Macros because `query()` takes only `&'static str`.
 macro_rules! exemption_select {
@@ -38,6 +39,19 @@ macro_rules! alert_select {
         )
     };
 }
+
+/// A plate's sightings, bound as (plate, from, until). The plate expression is the one
+/// `cases_sightings` indexes.
+const SIGHTINGS: &str = "SELECT id, COALESCE(decided_plate, plate) AS sighted_plate, kind, \
+     state, captured_at, received_at, checks_passed_at IS NOT NULL AS checks_passed, \
+     CASE WHEN jsonb_typeof(event #> '{site,id}') = 'string' \
+          THEN event #>> '{site,id}' END AS site_id, \
+     CASE WHEN jsonb_typeof(event #> '{site,lat_e6}') = 'number' \
+          THEN (event #>> '{site,lat_e6}')::numeric::bigint END AS site_lat_e6, \
+     CASE WHEN jsonb_typeof(event #> '{site,lon_e6}') = 'number' \
+          THEN (event #>> '{site,lon_e6}')::numeric::bigint END AS site_lon_e6 \
+     FROM cases WHERE COALESCE(decided_plate, plate) = $1 \
+     AND captured_at >= $2 AND captured_at <= $3 ORDER BY captured_at, id";
 
 fn exemption_from_row(row: &PgRow) -> Result<ExemptionRecord, StoreError> {
     Ok(ExemptionRecord {
@@ -92,6 +106,7 @@ fn sighting_from_row(row: &PgRow) -> Result<PlateSighting, StoreError> {
         captured_at: row.try_get("captured_at")?,
         received_at: row.try_get("received_at")?,
         state: decode::state(row.try_get("state")?)?,
+        checks_passed: row.try_get("checks_passed")?,
     })
 }
 
@@ -357,26 +372,69 @@ impl PreIssueChecks for PgStore {
         from: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<PlateSighting>, StoreError> {
-        // The plate expression is the one `cases_sightings` indexes.
-        sqlx::query(
-            "SELECT id, COALESCE(decided_plate, plate) AS sighted_plate, kind, state, \
-             captured_at, received_at, \
-             CASE WHEN jsonb_typeof(event #> '{site,id}') = 'string' \
-                  THEN event #>> '{site,id}' END AS site_id, \
-             CASE WHEN jsonb_typeof(event #> '{site,lat_e6}') = 'number' \
-                  THEN (event #>> '{site,lat_e6}')::numeric::bigint END AS site_lat_e6, \
-             CASE WHEN jsonb_typeof(event #> '{site,lon_e6}') = 'number' \
-                  THEN (event #>> '{site,lon_e6}')::numeric::bigint END AS site_lon_e6 \
-             FROM cases WHERE COALESCE(decided_plate, plate) = $1 \
-             AND captured_at >= $2 AND captured_at <= $3 ORDER BY captured_at, id",
+        sqlx::query(SIGHTINGS)
+            .bind(plate)
+            .bind(from)
+            .bind(until)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(sighting_from_row)
+            .collect()
+    }
+
+    async fn pass_checks(
+        &self,
+        worker: &str,
+        case_id: CaseId,
+        plate: &str,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        still_clear: &(dyn for<'s> Fn(&'s [PlateSighting]) -> Option<String> + Send + Sync),
+    ) -> Result<ChecksPassed, StoreError> {
+        let now = now_millis();
+        let actor = stages::actor(worker);
+        let mut tx = self.pool.begin().await?;
+        // Checks of one plate take turns until commit; each statement after the lock
+        // (read committed) sees every mark committed before it was granted.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(plate)
+            .execute(&mut *tx)
+            .await?;
+        let sightings = sqlx::query(SIGHTINGS)
+            .bind(plate)
+            .bind(from)
+            .bind(until)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(sighting_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(reason) = still_clear(&sightings) {
+            tx.rollback().await?;
+            return Ok(ChecksPassed::Conflict(reason));
+        }
+        let marked = sqlx::query(
+            "UPDATE cases SET checks_passed_at = $1 \
+             WHERE id = $2 AND state = 'approved' AND stage_worker = $3",
         )
-        .bind(plate)
-        .bind(from)
-        .bind(until)
-        .fetch_all(&self.pool)
+        .bind(now)
+        .bind(case_id.0)
+        .bind(worker)
+        .execute(&mut *tx)
         .await?
-        .iter()
-        .map(sighting_from_row)
-        .collect()
+        .rows_affected();
+        if marked == 0 {
+            tx.rollback().await?;
+            return Ok(ChecksPassed::LeaseLost);
+        }
+        let detail = checks::checks_passed_detail(plate);
+        insert_audit(
+            &mut tx,
+            &checks::audit(Some(case_id), CHECKS_PASSED, &actor, &detail, now),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ChecksPassed::Passed)
     }
 }

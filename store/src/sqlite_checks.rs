@@ -9,14 +9,15 @@ use sqlx::Row;
 
 use crate::audit::now_millis;
 use crate::checks::{
-    self, AlertAcknowledged, AlertQuery, AlertRaised, AlertRecord, ExemptionRecord, HotListRecord,
-    NewAlert, NewExemption, NewHotListEntry, PlateSighting, PreIssueChecks, ALERT_ACKNOWLEDGED,
-    ALERT_RAISED, EXEMPTION_ADDED, EXEMPTION_REMOVED, HOT_LIST_ADDED, HOT_LIST_REMOVED,
+    self, AlertAcknowledged, AlertQuery, AlertRaised, AlertRecord, ChecksPassed, ExemptionRecord,
+    HotListRecord, NewAlert, NewExemption, NewHotListEntry, PlateSighting, PreIssueChecks,
+    ALERT_ACKNOWLEDGED, ALERT_RAISED, CHECKS_PASSED, EXEMPTION_ADDED, EXEMPTION_REMOVED,
+    HOT_LIST_ADDED, HOT_LIST_REMOVED,
 };
 use crate::error::db_error;
 use crate::sqlite::{ms, SqliteStore};
 use crate::sqlite_recognition::insert_audit;
-use crate::{decode, StoreError};
+use crate::{decode, stages, StoreError};
 
 /// An exemption's columns. Macros because `query()` takes only `&'static str`.
 macro_rules! exemption_select {
@@ -38,6 +39,19 @@ macro_rules! alert_select {
         )
     };
 }
+
+/// A plate's sightings, bound as (plate, from, until). The plate expression is the one
+/// `cases_sightings` indexes.
+const SIGHTINGS: &str = "SELECT id, COALESCE(decided_plate, plate) AS sighted_plate, kind, \
+     state, captured_at, received_at, checks_passed_at IS NOT NULL AS checks_passed, \
+     CASE WHEN json_type(event, '$.site.id') = 'text' \
+          THEN json_extract(event, '$.site.id') END AS site_id, \
+     CASE WHEN json_type(event, '$.site.lat_e6') = 'integer' \
+          THEN json_extract(event, '$.site.lat_e6') END AS site_lat_e6, \
+     CASE WHEN json_type(event, '$.site.lon_e6') = 'integer' \
+          THEN json_extract(event, '$.site.lon_e6') END AS site_lon_e6 \
+     FROM cases WHERE COALESCE(decided_plate, plate) = ? \
+     AND captured_at >= ? AND captured_at <= ? ORDER BY captured_at, id";
 
 fn exemption_from_row(row: &SqliteRow) -> Result<ExemptionRecord, StoreError> {
     Ok(ExemptionRecord {
@@ -94,6 +108,7 @@ fn sighting_from_row(row: &SqliteRow) -> Result<PlateSighting, StoreError> {
         captured_at: decode::millis(row.try_get("captured_at")?)?,
         received_at: decode::millis(row.try_get("received_at")?)?,
         state: decode::state(row.try_get("state")?)?,
+        checks_passed: row.try_get("checks_passed")?,
     })
 }
 
@@ -360,26 +375,65 @@ impl PreIssueChecks for SqliteStore {
         from: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<PlateSighting>, StoreError> {
-        // The plate expression is the one `cases_sightings` indexes.
-        sqlx::query(
-            "SELECT id, COALESCE(decided_plate, plate) AS sighted_plate, kind, state, \
-             captured_at, received_at, \
-             CASE WHEN json_type(event, '$.site.id') = 'text' \
-                  THEN json_extract(event, '$.site.id') END AS site_id, \
-             CASE WHEN json_type(event, '$.site.lat_e6') = 'integer' \
-                  THEN json_extract(event, '$.site.lat_e6') END AS site_lat_e6, \
-             CASE WHEN json_type(event, '$.site.lon_e6') = 'integer' \
-                  THEN json_extract(event, '$.site.lon_e6') END AS site_lon_e6 \
-             FROM cases WHERE COALESCE(decided_plate, plate) = ? \
-             AND captured_at >= ? AND captured_at <= ? ORDER BY captured_at, id",
+        sqlx::query(SIGHTINGS)
+            .bind(plate)
+            .bind(ms(from))
+            .bind(ms(until))
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(sighting_from_row)
+            .collect()
+    }
+
+    async fn pass_checks(
+        &self,
+        worker: &str,
+        case_id: CaseId,
+        plate: &str,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        still_clear: &(dyn for<'s> Fn(&'s [PlateSighting]) -> Option<String> + Send + Sync),
+    ) -> Result<ChecksPassed, StoreError> {
+        let now = now_millis();
+        let actor = stages::actor(worker);
+        // The one writer, taken before the read: every mark committed so far is seen,
+        // and none can be committed until this one is decided (one lock for all plates).
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let sightings = sqlx::query(SIGHTINGS)
+            .bind(plate)
+            .bind(ms(from))
+            .bind(ms(until))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(sighting_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(reason) = still_clear(&sightings) {
+            tx.rollback().await?;
+            return Ok(ChecksPassed::Conflict(reason));
+        }
+        let marked = sqlx::query(
+            "UPDATE cases SET checks_passed_at = ? \
+             WHERE id = ? AND state = 'approved' AND stage_worker = ?",
         )
-        .bind(plate)
-        .bind(ms(from))
-        .bind(ms(until))
-        .fetch_all(&self.reader)
+        .bind(ms(now))
+        .bind(case_id.0)
+        .bind(worker)
+        .execute(&mut *tx)
         .await?
-        .iter()
-        .map(sighting_from_row)
-        .collect()
+        .rows_affected();
+        if marked == 0 {
+            tx.rollback().await?;
+            return Ok(ChecksPassed::LeaseLost);
+        }
+        let detail = checks::checks_passed_detail(plate);
+        insert_audit(
+            &mut tx,
+            &checks::audit(Some(case_id), CHECKS_PASSED, &actor, &detail, now),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ChecksPassed::Passed)
     }
 }

@@ -190,6 +190,8 @@ conformance!(
         the_hot_list_holds_one_entry_per_plate,
         alerts_are_raised_once_per_case_and_acknowledged_once,
         plate_sightings_read_the_decided_plate_and_the_events_site,
+        passing_the_checks_marks_the_case_under_its_lease,
+        checks_of_one_plate_pass_one_at_a_time,
         officer_violations_enter_the_fine_flow_once,
     ],
     url: [
@@ -3424,6 +3426,195 @@ async fn plate_sightings_read_the_decided_plate_and_the_events_site(store: Arc<d
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Cases of `plate` at one site, `seconds` after t(0), approved by a supervisor who
+/// decided the plate, and claimed for the owner lookup by `worker`.
+async fn approved_sightings(
+    store: &dyn Store,
+    plate: &str,
+    seconds: &[i64],
+    worker: &str,
+) -> Vec<CaseId> {
+    let site = Some(("S1", 42_874_600, 74_569_800));
+    let cases: Vec<NewCase> = seconds
+        .iter()
+        .map(|s| sighted_case("cam-1", plate, t(0) + Duration::seconds(*s), site))
+        .collect();
+    let ids: Vec<CaseId> = store
+        .record_cases(&cases, "ingest")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(created)
+        .collect();
+    for id in &ids {
+        let mut decision = review(
+            *id,
+            ReviewTier::Supervisor,
+            CaseState::Received,
+            CaseState::Approved,
+        );
+        decision.decision = ReviewDecision::CorrectPlate;
+        decision.plate = Some(plate.to_owned());
+        assert_eq!(
+            store.record_review(&decision).await.unwrap(),
+            ReviewWrite::Recorded
+        );
+    }
+    let claimed = store
+        .claim_stage(CaseState::Approved, worker, 10, LONG_LEASE)
+        .await
+        .unwrap();
+    assert_eq!(claimed, ids);
+    ids
+}
+
+fn marks(sightings: &[kozomol_store::PlateSighting]) -> Vec<(CaseId, bool)> {
+    sightings
+        .iter()
+        .map(|s| (s.case_id, s.checks_passed))
+        .collect()
+}
+
+async fn passing_the_checks_marks_the_case_under_its_lease(store: Arc<dyn Store>) {
+    use kozomol_store::checks::CHECKS_PASSED;
+    use kozomol_store::{ChecksPassed, PlateSighting};
+    register(&*store, &["cam-1"]).await;
+    let plate = "01KG123ABC";
+    let ids = approved_sightings(&*store, plate, &[0, 40], "f1").await;
+    let (from, until) = (t(-10), t(10));
+    let sightings = || store.plate_sightings(plate, from, until);
+    assert_eq!(
+        marks(&sightings().await.unwrap()),
+        [(ids[0], false), (ids[1], false)]
+    );
+
+    // A conflict writes nothing; the closure saw the plate's sightings.
+    let seen = std::sync::Mutex::new(Vec::new());
+    let conflict = |s: &[PlateSighting]| -> Option<String> {
+        *seen.lock().unwrap() = marks(s);
+        Some("duplicate of case 7".to_owned())
+    };
+    assert_eq!(
+        store
+            .pass_checks("f1", ids[0], plate, from, until, &conflict)
+            .await
+            .unwrap(),
+        ChecksPassed::Conflict("duplicate of case 7".to_owned())
+    );
+    assert_eq!(*seen.lock().unwrap(), [(ids[0], false), (ids[1], false)]);
+    assert_eq!(
+        marks(&sightings().await.unwrap()),
+        [(ids[0], false), (ids[1], false)]
+    );
+
+    // Another worker's lease marks nothing.
+    let clear = |_: &[PlateSighting]| -> Option<String> { None };
+    assert_eq!(
+        store
+            .pass_checks("f2", ids[0], plate, from, until, &clear)
+            .await
+            .unwrap(),
+        ChecksPassed::LeaseLost
+    );
+    assert_eq!(
+        marks(&sightings().await.unwrap()),
+        [(ids[0], false), (ids[1], false)]
+    );
+
+    // The holder's: marked, audited, and the case stays approved for its lookup.
+    assert_eq!(
+        store
+            .pass_checks("f1", ids[0], plate, from, until, &clear)
+            .await
+            .unwrap(),
+        ChecksPassed::Passed
+    );
+    assert_eq!(
+        marks(&sightings().await.unwrap()),
+        [(ids[0], true), (ids[1], false)]
+    );
+    assert_eq!(
+        store.case(ids[0]).await.unwrap().unwrap().state,
+        CaseState::Approved
+    );
+    let audit = store.case_audit(ids[0]).await.unwrap();
+    let rows: Vec<_> = audit.iter().filter(|a| a.action == CHECKS_PASSED).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].actor, "fines:f1");
+    assert_chained_alone(rows[0]);
+    assert!(store
+        .case_audit(ids[1])
+        .await
+        .unwrap()
+        .iter()
+        .all(|a| a.action != CHECKS_PASSED));
+
+    // A case that left `approved` is not marked.
+    assert_eq!(
+        store
+            .set_aside(
+                "f1",
+                ids[1],
+                CaseState::Approved,
+                CaseState::Duplicate,
+                "duplicate"
+            )
+            .await
+            .unwrap(),
+        CompleteResult::Completed
+    );
+    assert_eq!(
+        store
+            .pass_checks("f1", ids[1], plate, from, until, &clear)
+            .await
+            .unwrap(),
+        ChecksPassed::LeaseLost
+    );
+    assert_eq!(
+        marks(&sightings().await.unwrap()),
+        [(ids[0], true), (ids[1], false)]
+    );
+}
+
+/// Two checks of one plate at once: each lets its case through only if no other case
+/// is marked; under the plate's lock exactly one of them passes.
+async fn checks_of_one_plate_pass_one_at_a_time(store: Arc<dyn Store>) {
+    use kozomol_store::{ChecksPassed, PlateSighting};
+    register(&*store, &["cam-1"]).await;
+    let plate = "01KG456DEF";
+    let ids = approved_sightings(&*store, plate, &[0, 5], "f1").await;
+    let (from, until) = (t(-10), t(10));
+    let alone = |me: CaseId| {
+        move |s: &[PlateSighting]| -> Option<String> {
+            s.iter()
+                .find(|o| o.case_id != me && o.checks_passed)
+                .map(|o| format!("duplicate of case {}", o.case_id))
+        }
+    };
+    let (first, second) = (alone(ids[0]), alone(ids[1]));
+    // Two connections open beforehand, so that neither check waits for one while the
+    // other runs to its end.
+    let (warm_a, warm_b) = tokio::join!(
+        store.plate_sightings(plate, from, until),
+        store.plate_sightings(plate, from, until),
+    );
+    assert_eq!(warm_a.unwrap().len() + warm_b.unwrap().len(), 4);
+    let (a, b) = tokio::join!(
+        store.pass_checks("f1", ids[0], plate, from, until, &first),
+        store.pass_checks("f1", ids[1], plate, from, until, &second),
+    );
+    let mut results = [a.unwrap(), b.unwrap()];
+    results.sort_by_key(|r| matches!(r, ChecksPassed::Passed));
+    match &results {
+        [ChecksPassed::Conflict(reason), ChecksPassed::Passed] => {
+            assert!(reason.starts_with("duplicate of case"), "{reason}")
+        }
+        other => panic!("one passes, one conflicts: {other:?}"),
+    }
+    let marked = marks(&store.plate_sightings(plate, from, until).await.unwrap());
+    assert_eq!(marked.iter().filter(|(_, m)| *m).count(), 1, "{marked:?}");
 }
 
 /// The audit rows that name no case: `(action, actor, detail)`, oldest first.

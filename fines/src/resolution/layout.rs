@@ -34,6 +34,8 @@ const LABEL: f32 = 8.0;
 /// Fixed XObject resource names of the two photos.
 pub const OVERVIEW_ID: &str = "ImOverview";
 pub const PLATE_ID: &str = "ImPlate";
+pub const PAY_QR_ID: &str = "FmPayQr";
+pub const VERIFY_QR_ID: &str = "FmVerifyQr";
 
 const BLACK: f32 = 0.0;
 const GREY: f32 = 0.35;
@@ -310,15 +312,15 @@ fn body<'f>(inputs: &Inputs<'_>, fonts: &'f Fonts, photo_height: f32) -> Page<'f
     page.field("Код платежа", &r.payment_code, Weight::Bold, 11.0, value_w);
     let qr_x = PAGE_WIDTH - MARGIN_X - qr_block;
     let mut below = top;
-    for (i, (qr, caption)) in [
-        (inputs.pay_qr, "Оплатить"),
-        (inputs.verify_qr, "Проверить подлинность"),
+    for (i, (id, qr, caption)) in [
+        (PAY_QR_ID, inputs.pay_qr, "Оплатить"),
+        (VERIFY_QR_ID, inputs.verify_qr, "Проверить подлинность"),
     ]
     .into_iter()
     .enumerate()
     {
         let x = qr_x + i as f32 * (qr_side + qr_gap);
-        page.qr(qr, x, top, qr_side);
+        page.qr(id, qr, x, top, qr_side);
         let mut y = top + qr_side + 2.0;
         page.wrapped_centered(x, &mut y, qr_side, Weight::Bold, LABEL, caption);
         below = below.max(y);
@@ -541,25 +543,32 @@ impl<'f> Page<'f> {
         let (iw, ih) = (f32::from(info.width), f32::from(info.height));
         let scale = (box_w / iw).min(box_h / ih);
         let (w, h) = (iw * scale, ih * scale);
+        // The image space is the unit square: scale straight to points.
+        self.place(id, x, PAGE_HEIGHT - top - h, w, h);
+        h
+    }
+
+    /// A QR code (the form XObject `id`, one unit a module) with its quiet zone in a
+    /// `side`-point square, top-left at (`x`, `top`).
+    fn qr(&mut self, id: &str, qr: &QrMatrix, x: f32, top: f32, side: f32) {
+        let scale = side / qr.modules() as f32;
+        self.place(id, x, PAGE_HEIGHT - top - side, scale, scale);
+    }
+
+    /// Draws the XObject `id` with its space scaled by (`scale_x`, `scale_y`) and its
+    /// origin at (`x`, `y`) in PDF coordinates.
+    fn place(&mut self, id: &str, x: f32, y: f32, scale_x: f32, scale_y: f32) {
         self.ops.push(Op::UseXobject {
             id: XObjectId(id.to_owned()),
             transform: XObjectTransform {
                 translate_x: Some(Pt(x)),
-                translate_y: Some(Pt(PAGE_HEIGHT - top - h)),
-                scale_x: Some(w),
-                scale_y: Some(h),
-                // The image space is the unit square: scale straight to points.
+                translate_y: Some(Pt(y)),
+                scale_x: Some(scale_x),
+                scale_y: Some(scale_y),
                 no_auto_scale: true,
                 ..XObjectTransform::default()
             },
         });
-        h
-    }
-
-    /// A QR code with its quiet zone in a `side`-point square, top-left at (`x`, `top`).
-    fn qr(&mut self, qr: &QrMatrix, x: f32, top: f32, side: f32) {
-        self.ops.push(Op::SetFillColor { col: grey(BLACK) });
-        self.ops.extend(qr.draw(x, PAGE_HEIGHT - top - side, side));
     }
 }
 

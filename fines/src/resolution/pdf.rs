@@ -82,6 +82,15 @@ pub fn render(resolution: &Resolution) -> Result<Vec<u8>, ResolutionError> {
             XObject::External(jpeg::image_xobject(bytes, info)),
         );
     }
+    for (id, qr) in [
+        (layout::PAY_QR_ID, &pay_qr),
+        (layout::VERIFY_QR_ID, &verify_qr),
+    ] {
+        doc.resources.xobjects.map.insert(
+            XObjectId(id.to_owned()),
+            XObject::External(qr.form_xobject()),
+        );
+    }
     doc.pages = vec![PdfPage::new(
         Mm::from(printpdf::Pt(layout::PAGE_WIDTH)),
         Mm::from(printpdf::Pt(layout::PAGE_HEIGHT)),

@@ -2,9 +2,14 @@
 //! of PDF, no image to encode. One code pays (the national payment payload), the other
 //! verifies the document (its URL).
 
-use fast_qr::{QRBuilder, ECL};
-use printpdf::{Op, PaintMode, Pt, Rect, WindingOrder};
+use std::collections::BTreeMap;
+use std::fmt::Write;
 
+use fast_qr::{QRBuilder, ECL};
+use flate2::Compression;
+use printpdf::{DictItem, ExternalStream, ExternalXObject};
+
+use super::pdf::deflate;
 use super::ResolutionError;
 
 /// Modules of light margin around the symbol that scanners need.
@@ -42,13 +47,15 @@ impl QrMatrix {
         x < self.width && y < self.width && self.dark[y * self.width + x]
     }
 
-    /// Filled rectangles drawing the symbol with its quiet zone in a `side`-point square
-    /// whose lower-left corner is (`x`, `y`) in PDF coordinates. Runs of dark modules in
-    /// a row become one rectangle. The caller sets the fill colour.
-    pub fn draw(&self, x: f32, y: f32, side: f32) -> Vec<Op> {
-        let modules = (self.width + 2 * QUIET_ZONE) as f32;
-        let m = side / modules;
-        let mut ops = Vec::new();
+    /// The symbol with its quiet zone as a form XObject, one unit a module: runs of dark
+    /// modules in a row are filled rectangles at whole-number coordinates, written
+    /// straight into a deflated stream. Drawn as page operations, the runs of the two
+    /// codes were a fifth of a resolution's rendering, most of it formatting their
+    /// coordinates; scaled by the page's `cm` they stay vectors, sharp at any size.
+    pub fn form_xobject(&self) -> ExternalXObject {
+        let modules = self.modules();
+        let mut content = String::with_capacity(16 * self.width * self.width / 4);
+        content.push_str("0 g\n");
         for row in 0..self.width {
             let mut col = 0;
             while col < self.width {
@@ -61,20 +68,37 @@ impl QrMatrix {
                     col += 1;
                 }
                 // Row 0 is the top of the symbol; PDF's y grows upwards.
-                let top = y + side - (QUIET_ZONE + row) as f32 * m;
-                ops.push(Op::DrawRectangle {
-                    rectangle: Rect {
-                        x: Pt(x + (QUIET_ZONE + start) as f32 * m),
-                        y: Pt(top - m),
-                        width: Pt((col - start) as f32 * m),
-                        height: Pt(m),
-                        mode: Some(PaintMode::Fill),
-                        winding_order: Some(WindingOrder::NonZero),
-                    },
-                });
+                let y = modules - QUIET_ZONE - row - 1;
+                let _ = writeln!(content, "{} {y} {} 1 re", QUIET_ZONE + start, col - start);
             }
         }
-        ops
+        content.push_str("f\n");
+        let name = |s: &str| DictItem::Name(s.as_bytes().to_vec());
+        let side = DictItem::Int(i64::try_from(modules).unwrap_or(i64::MAX));
+        let dict = BTreeMap::from([
+            ("Type".to_owned(), name("XObject")),
+            ("Subtype".to_owned(), name("Form")),
+            (
+                "BBox".to_owned(),
+                DictItem::Array(vec![DictItem::Int(0), DictItem::Int(0), side.clone(), side]),
+            ),
+            ("Filter".to_owned(), name("FlateDecode")),
+        ]);
+        ExternalXObject {
+            stream: ExternalStream {
+                dict,
+                content: deflate(content.as_bytes(), Compression::fast()),
+                compress: false,
+            },
+            width: None,
+            height: None,
+            dpi: None,
+        }
+    }
+
+    /// Modules across the symbol with its quiet zone on both sides.
+    pub fn modules(&self) -> usize {
+        self.width + 2 * QUIET_ZONE
     }
 }
 
@@ -83,7 +107,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn encodes_and_draws_finder_patterns() {
+    fn encodes_finder_patterns() {
         let qr = QrMatrix::encode("https://kozomol.example/v/KG-BSK-2026-0000123", "url")
             .expect("short text fits");
         assert!(qr.width >= 21);
@@ -93,12 +117,56 @@ mod tests {
             assert!(qr.is_dark(x, y), "finder corner {x},{y}");
         }
         assert!(!qr.is_dark(w, 0), "outside is light");
-        let ops = qr.draw(0.0, 0.0, 100.0);
-        assert!(!ops.is_empty());
-        assert!(ops.iter().all(|op| matches!(
-            op,
-            Op::DrawRectangle { rectangle } if rectangle.mode == Some(PaintMode::Fill)
-        )));
+    }
+
+    /// The modules the form XObject fills, read back from its inflated content stream.
+    fn painted(qr: &QrMatrix) -> Vec<bool> {
+        use std::io::Read;
+        let form = qr.form_xobject();
+        assert_eq!(
+            form.stream.dict.get("Subtype"),
+            Some(&DictItem::Name(b"Form".to_vec()))
+        );
+        let mut content = String::new();
+        flate2::read::ZlibDecoder::new(form.stream.content.as_slice())
+            .read_to_string(&mut content)
+            .expect("the stream inflates");
+        let n = qr.modules();
+        let mut painted = vec![false; n * n];
+        let mut lines = content.lines();
+        assert_eq!(lines.next(), Some("0 g"));
+        assert_eq!(lines.next_back(), Some("f"));
+        for line in lines {
+            let v: Vec<usize> = line
+                .strip_suffix(" 1 re")
+                .expect("a one-module-high rectangle")
+                .split(' ')
+                .map(|n| n.parse().expect("whole numbers"))
+                .collect();
+            let (x, y, w) = (v[0], v[1], v[2]);
+            for col in x..x + w {
+                // Back from PDF's upward y to rows counted from the top.
+                painted[(n - 1 - y) * n + col] = true;
+            }
+        }
+        painted
+    }
+
+    #[test]
+    fn the_form_fills_exactly_the_dark_modules() {
+        let qr =
+            QrMatrix::encode("00020101021232590013kg.elqr.kgs0107BSK", "payload").expect("fits");
+        let n = qr.modules();
+        let painted = painted(&qr);
+        for row in 0..n {
+            for col in 0..n {
+                let dark = match (col.checked_sub(QUIET_ZONE), row.checked_sub(QUIET_ZONE)) {
+                    (Some(x), Some(y)) => qr.is_dark(x, y),
+                    _ => false,
+                };
+                assert_eq!(painted[row * n + col], dark, "module {col},{row}");
+            }
+        }
     }
 
     /// The symbol as a phone's camera would see it: 4 pixels a module, quiet zone round.
