@@ -7,6 +7,7 @@ and procedural streets with simple cars.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,7 +19,10 @@ from .effects import degrade, dirt, paste_warped, random_quad, rounded_mask
 from .fonts import pick_font, text_mask
 from .plates import render_plate
 
-OPENIMAGES = Path(__file__).resolve().parents[3] / "shared" / "data" / "plates-train" / "openimages"
+# Read in place beside the checkout; KOZOMOL_OPENIMAGES points elsewhere (a training
+# machine that holds a copy outside any checkout).
+OPENIMAGES = Path(os.environ.get("KOZOMOL_OPENIMAGES")
+                  or Path(__file__).resolve().parents[3] / "shared" / "data" / "plates-train" / "openimages")
 LETTERBOX_FILL = 114
 
 

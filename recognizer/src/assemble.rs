@@ -102,7 +102,7 @@ pub(crate) fn plates(
                 .max_by(|a, b| best_score(a).total_cmp(&best_score(b)))
         })
         .collect();
-    groups.sort_by(|a, b| a.tier.cmp(&b.tier).then(b.rank.total_cmp(&a.rank)));
+    rank(&mut groups);
     let mut used = vec![false; boxes.len()];
     let mut kept = Vec::new();
     for g in groups {
@@ -116,6 +116,23 @@ pub(crate) fn plates(
         kept.push(g);
     }
     kept
+}
+
+/// Best first: by tier (a country's format first), then by read score times detection
+/// score.
+pub(crate) fn rank(groups: &mut [Group]) {
+    groups.sort_by(|a, b| a.tier.cmp(&b.tier).then(b.rank.total_cmp(&a.rank)));
+}
+
+impl Group {
+    /// This group, read in a plate the plate detector found at `plate` (frame pixels)
+    /// with `score`: the plate's box is the group's, and the score ranks it.
+    pub(crate) fn in_detected_plate(mut self, plate: Bounds, score: f32) -> Group {
+        self.bounds = plate;
+        self.rank = best_score(&self) * score;
+        self.detection_score = score;
+        self
+    }
 }
 
 fn best_score(g: &Group) -> f32 {

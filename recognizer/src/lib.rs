@@ -2,7 +2,7 @@
 //!
 //! It owns the models manifest (`models/<name>/model.toml`), ONNX Runtime through `ort`
 //! (the library is loaded at run time from a path; sessions are built once and shared),
-//! text detection with its post-processing, cropping and deskewing, reading with
+//! plate and text detection with their post-processing, cropping and deskewing, reading with
 //! per-character probabilities, and the plate formats of the countries whose cars
 //! the cameras see, which turn reads into ranked candidates with a country guess.
 //! Reading itself does no I/O beyond loading the models: callers hand it JPEG bytes or
@@ -51,6 +51,15 @@ const REGION_GROW_Y: f32 = 0.4;
 /// that the lines missed).
 const WHOLE_MARGIN_X: f32 = 0.06;
 const WHOLE_MARGIN_Y: f32 = 0.2;
+/// A plate the plate detector finds is read from its box grown by this many of its
+/// heights on every side: the box's edges may cut a glyph.
+const PLATE_MARGIN: f32 = 0.15;
+/// Such a plate is detected at this many detector pixels high (margin included): the
+/// plate itself at the size [`REGION_SIDE`] gives it on a second look, at half the cost.
+const PLATE_SIDE: u32 = 192;
+/// A frame's further plates are read only where the plate detector scores them this
+/// high: most weaker boxes are signs and lettering, each costing a text detection.
+const FURTHER_PLATE_SCORE: f32 = 0.3;
 
 /// How to build a [`Recognizer`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,7 +180,7 @@ pub enum Look {
     /// joined into a plate.
     Lines,
     /// The lines found on a second, closer look at the plate's surroundings (see
-    /// [`REGION_SIDE`]).
+    /// [`REGION_SIDE`]), or in a plate the plate detector found.
     SecondLook,
     /// The plate reader, on the plate cut out whole (see [`WHOLE_MARGIN_X`]).
     WholePlate,
@@ -218,6 +227,7 @@ pub struct Recognizer {
     detector: Detector,
     reader: Reader,
     plate_reader: Option<Reader>,
+    plate_detector: Option<Detector>,
     max_plates: usize,
     candidates: usize,
 }
@@ -229,17 +239,24 @@ impl Recognizer {
         let env = runtime::environment(cfg.onnxruntime.as_deref())?;
         let dir = &cfg.models_dir;
         let manifest = ModelManifest::load(dir)?;
-        let d = &manifest.detector;
-        let detector = Detector {
-            model: Model::load(
-                &env,
-                &dir.join(&d.file),
-                &d.input_name,
-                cfg.threads,
-                cfg.cuda,
-            )?,
-            spec: d.clone(),
+        let load_detector = |d: &model::DetectorSpec| -> Result<Detector, RecognizerError> {
+            Ok(Detector {
+                model: Model::load(
+                    &env,
+                    &dir.join(&d.file),
+                    &d.input_name,
+                    cfg.threads,
+                    cfg.cuda,
+                )?,
+                spec: d.clone(),
+            })
         };
+        let detector = load_detector(&manifest.detector)?;
+        let plate_detector = manifest
+            .plate_detector
+            .as_ref()
+            .map(load_detector)
+            .transpose()?;
         let load_reader = |r: &model::ReaderSpec| -> Result<Reader, RecognizerError> {
             Ok(Reader {
                 model: Model::load(
@@ -265,6 +282,7 @@ impl Recognizer {
             detector,
             reader,
             plate_reader,
+            plate_detector,
             max_plates: cfg.max_plates,
             candidates: cfg.candidates.max(1),
         })
@@ -295,10 +313,17 @@ impl Recognizer {
             });
         }
         let start = Instant::now();
+        if let Some(plate_detector) = &self.plate_detector {
+            let found = plate_detector.detect(img)?;
+            let (detect_ms, reading) = (ms(start), Instant::now());
+            if let Some(plates) = self.read_detected_plates(img, &found)? {
+                return self.finish(img, plates, Vec::new(), Vec::new(), detect_ms, reading);
+            }
+        }
         let boxes = self.detector.detect(img)?;
         let detect_ms = ms(start);
         let start = Instant::now();
-        let (reads, mut crop_of) = self.read_boxes(img, &boxes)?;
+        let (reads, crop_of) = self.read_boxes(img, &boxes)?;
         let groups = assemble::plates(&boxes, &reads, self.candidates, self.max_plates);
         let looked = groups
             .into_iter()
@@ -310,6 +335,68 @@ impl Recognizer {
                 _ => Ok((g, false)),
             })
             .collect::<Result<Vec<_>, _>>()?;
+        self.finish(img, looked, boxes, crop_of, detect_ms, start)
+    }
+
+    /// The plates the plate detector found (`found`, best first), each read from the
+    /// text boxes found in it (the best one looked at again, as in a frame, where it
+    /// fits no format); `None` where none of them reads in a country's format.
+    fn read_detected_plates(
+        &self,
+        img: &RgbImage,
+        found: &[detect::TextBox],
+    ) -> Result<Option<Vec<(assemble::Group, bool)>>, RecognizerError> {
+        let mut groups: Vec<assemble::Group> = Vec::new();
+        for found in found.iter().take(self.max_plates) {
+            if found.score < FURTHER_PLATE_SCORE
+                && groups.iter().any(|g| fits_a_country(&g.candidates))
+            {
+                break;
+            }
+            let [x0, y0] = [found.corners[0].0, found.corners[0].1];
+            let [x1, y1] = [found.corners[2].0, found.corners[2].1];
+            let h = y1 - y0;
+            let Some([rx, ry, rw, rh]) =
+                grown(img, [x0, y0, x1, y1], PLATE_MARGIN * h, PLATE_MARGIN * h)
+            else {
+                continue;
+            };
+            let plate = image::imageops::crop_imm(img, rx, ry, rw, rh).to_image();
+            if let Some(g) = self.read_region(&plate, PLATE_SIDE)? {
+                groups.push(g.in_detected_plate([x0, y0, x1, y1], found.score));
+            }
+        }
+        // A plate in no country's format may be a sign the detector took for one, or a
+        // plate cut short; the frame detected whole finds what the detector missed.
+        if !groups.iter().any(|g| fits_a_country(&g.candidates)) {
+            return Ok(None);
+        }
+        assemble::rank(&mut groups);
+        let mut groups = groups.into_iter();
+        // Read at a second look's scale, these are second-look reads: a box around a US
+        // plate takes in its sticker's digits as readily, so only the plate reader's
+        // agreement lets one decide a case alone.
+        let best = groups.next().map(|g| self.look_again(img, g)).transpose()?;
+        Ok(Some(
+            best.into_iter()
+                .chain(groups.map(|g| (g, false)))
+                .map(|(g, _)| (g, true))
+                .collect(),
+        ))
+    }
+
+    /// Plates read from lines (`looked`: each group, and whether the second look
+    /// gave it) completed by the plate reader, with their crops: a group of one of
+    /// `boxes` keeps that box's upright crop (`crop_of`), any other is cut out.
+    fn finish(
+        &self,
+        img: &RgbImage,
+        looked: Vec<(assemble::Group, bool)>,
+        boxes: Vec<detect::TextBox>,
+        mut crop_of: Vec<Option<RgbImage>>,
+        detect_ms: f64,
+        start: Instant,
+    ) -> Result<Recognition, RecognizerError> {
         let cut_out = looked
             .iter()
             .enumerate()
@@ -329,7 +416,7 @@ impl Recognizer {
             .map(|((g, refined), whole)| {
                 // a single box's upright crop, unless the parts are the second look's
                 let own_crop = (!refined && g.parts.len() == 1)
-                    .then(|| crop_of[g.parts[0]].take())
+                    .then(|| crop_of.get_mut(g.parts[0]).and_then(Option::take))
                     .flatten();
                 let [x0, y0, x1, y1] = g.bounds;
                 let bbox = PixelBox {
@@ -421,7 +508,7 @@ impl Recognizer {
             .map(|((line, crop), whole)| {
                 let (look, line) = match fits_a_country(&line.1) {
                     true => (Look::Lines, line),
-                    false => match self.read_region(crop)? {
+                    false => match self.read_region(crop, REGION_SIDE)? {
                         Some(g) if best_score(&g.candidates) > best_score(&line.1) => {
                             (Look::SecondLook, (g.raw, g.candidates))
                         }
@@ -511,7 +598,7 @@ impl Recognizer {
             return Ok((g, false));
         };
         let region = image::imageops::crop_imm(img, rx0, ry0, rw, rh).to_image();
-        match self.read_region(&region)? {
+        match self.read_region(&region, REGION_SIDE)? {
             Some(mut better) if best_score(&better.candidates) > best_score(&g.candidates) => {
                 let [bx0, by0, bx1, by1] = better.bounds;
                 let (dx, dy) = (rx0 as f32, ry0 as f32);
@@ -523,15 +610,19 @@ impl Recognizer {
     }
 
     /// The best plate among the text boxes of a plate-sized image (in its pixels),
-    /// detected with a margin around it and its shorter side at [`REGION_SIDE`].
-    fn read_region(&self, region: &RgbImage) -> Result<Option<assemble::Group>, RecognizerError> {
+    /// detected with a margin around it and its shorter side at `side` detector pixels.
+    fn read_region(
+        &self,
+        region: &RgbImage,
+        side: u32,
+    ) -> Result<Option<assemble::Group>, RecognizerError> {
         if region.width() < 8 || region.height() < 8 {
             return Ok(None);
         }
         let margin = region.height() / 2;
         let padded = geometry::pad_edges(region, margin);
         // the scale is the region's own, margins aside
-        let side = REGION_SIDE * padded.height() / region.height();
+        let side = side * padded.height() / region.height();
         let region = &padded;
         let boxes = self.detector.detect_scaled(region, REGION_MAX_SIDE, side)?;
         let (reads, _) = self.read_boxes(region, &boxes)?;

@@ -22,6 +22,11 @@ pub struct ModelManifest {
     /// plate alphabet. Optional: without it the line reads alone make the plate.
     #[serde(default)]
     pub plate_reader: Option<ReaderSpec>,
+    /// Finds whole plates in a frame (format `boxes`), so that only their
+    /// surroundings go through text detection; a frame where it finds none, or none
+    /// with text, is detected whole. Optional: without it every frame is.
+    #[serde(default)]
+    pub plate_detector: Option<DetectorSpec>,
 }
 
 /// What the detector's output means.
@@ -222,6 +227,17 @@ impl ModelManifest {
         if d.channels == Channels::Grey {
             problems.push("detector.channels must be \"rgb\" or \"bgr\"".to_owned());
         }
+        if let Some(p) = &manifest.plate_detector {
+            if p.format != DetectorFormat::Boxes {
+                problems.push("plate_detector.format must be \"boxes\"".to_owned());
+            }
+            if p.max_side < 32 || p.channels == Channels::Grey {
+                problems.push(
+                    "plate_detector.max_side must be at least 32 and its channels \"rgb\" or \"bgr\""
+                        .to_owned(),
+                );
+            }
+        }
         let readers: Vec<(&str, &ReaderSpec)> = std::iter::once(("reader", &manifest.reader))
             .chain(manifest.plate_reader.as_ref().map(|r| ("plate_reader", r)))
             .collect();
@@ -233,6 +249,12 @@ impl ModelManifest {
             }
         }
         let normalisers = std::iter::once(("detector", d.normalise()))
+            .chain(
+                manifest
+                    .plate_detector
+                    .as_ref()
+                    .map(|p| ("plate_detector", p.normalise())),
+            )
             .chain(readers.iter().map(|&(what, r)| (what, r.normalise())));
         for (what, n) in normalisers {
             if n.scale <= 0.0 || n.std.iter().any(|s| *s <= 0.0) {
@@ -386,6 +408,16 @@ alphabet = "rec_alphabet.txt"
                 PPOCR.replace("std = [0.5, 0.5, 0.5]", "std = [0.5, 0.0, 0.5]"),
                 "reader.scale and reader.std must be positive",
             ),
+            (
+                // a plate detector must give boxes: a text map has no plates in it
+                format!(
+                    "{PPOCR}\n[plate_detector]\nfile = \"p.onnx\"\nformat = \"db\"\n\
+                     input_name = \"image\"\nmax_side = 640\nmean = [0.0, 0.0, 0.0]\n\
+                     std = [1.0, 1.0, 1.0]\nscale = 255.0\nchannels = \"rgb\"\n\
+                     box_threshold = 0.2\n"
+                ),
+                "plate_detector.format must be \"boxes\"",
+            ),
         ];
         for (text, expected) in cases {
             let err = ModelManifest::parse(&text).expect_err(expected);
@@ -414,6 +446,11 @@ alphabet = "rec_alphabet.txt"
             .plate_reader
             .as_ref()
             .is_some_and(|r| r.stretch && r.channels == Channels::Grey));
+        assert!(ours
+            .plate_detector
+            .as_ref()
+            .is_some_and(|p| p.format == DetectorFormat::Boxes
+                && models.join("kozomol-reader").join(&p.file).is_file()));
         // the copied sections say what ppocr-v4's say, files aside
         let shared = |m: &ModelManifest| {
             let (mut d, mut r) = (m.detector.clone(), m.reader.clone());

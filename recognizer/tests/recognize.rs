@@ -73,7 +73,7 @@ fn decode(jpeg: &[u8]) -> RgbImage {
 fn reads_rendered_plates() {
     let Some(cfg) = config() else { return };
     let recognizer = Recognizer::load(&cfg).expect("recognizer loads");
-    assert_eq!(recognizer.model_name(), "kozomol-reader-v1");
+    assert_eq!(recognizer.model_name(), "kozomol-reader-v2");
     let (mut scene_hits, mut close_hits, mut tight_hits) = (0, 0, 0);
     let mut frame_ms = Vec::new();
     let mut crops = Vec::new();

@@ -199,7 +199,7 @@ async fn worker_routes_reads(store: Arc<dyn Store>) {
     let read = store.recognition(agreeing).await.unwrap().unwrap();
     assert_eq!(read.plate.as_ref().unwrap().text, plate_a);
     assert_eq!(read.agreement, Some(true));
-    assert_eq!(read.model.as_deref(), Some("kozomol-reader-v1"));
+    assert_eq!(read.model.as_deref(), Some("kozomol-reader-v2"));
     let crop = read.crop.unwrap();
     let crop_bytes = evidence.read(&crop.location, &crop.sha256).unwrap();
     assert_eq!(&crop_bytes[..2], &[0xff, 0xd8]);

@@ -1,0 +1,1 @@
+"""kozomol's plate detector: rendering its training scenes, training, export to ONNX."""
