@@ -8,7 +8,7 @@ use std::time::Instant;
 use chrono::DateTime;
 use image::RgbImage;
 use kozomol_camera_sim::{render_frames, FrameSpec, RenderedFrames};
-use kozomol_recognizer::{Recognizer, RecognizerConfig, RecognizerError};
+use kozomol_recognizer::{Look, Recognizer, RecognizerConfig, RecognizerError};
 
 const SEEDS: u64 = 10;
 
@@ -164,6 +164,49 @@ fn reads_rendered_plates() {
     assert!(most(scene_hits), "scenes read {scene_hits}/{SEEDS}");
     assert!(most(close_hits), "close-ups read {close_hits}/{SEEDS}");
     assert!(most(tight_hits), "plate crops read {tight_hits}/{SEEDS}");
+}
+
+/// Where the plate detector finds nothing (here: its threshold is out of reach), the
+/// frame is detected whole and its plate read as well; where it finds the plate, the
+/// text comes from its box, read as a second look (never as a frame's first-look lines).
+#[test]
+fn a_plate_the_plate_detector_misses_is_found_in_the_whole_frame() {
+    let Some(cfg) = config() else { return };
+    let models = cfg.models_dir.canonicalize().expect("models folder");
+    let manifest = std::fs::read_to_string(models.join("model.toml")).expect("manifest");
+    let at = |key: &str| format!("{key} = \"{}/", models.display());
+    let blind_manifest = manifest
+        .replace("file = \"", &at("file"))
+        .replace("alphabet = \"", &at("alphabet"))
+        .replace("box_threshold = 0.2 ", "box_threshold = 1.01 ");
+    assert!(blind_manifest.contains("box_threshold = 1.01 "));
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("model.toml"), blind_manifest).expect("write manifest");
+    let sighted = Recognizer::load(&cfg).expect("recognizer loads");
+    let blind = Recognizer::load(&RecognizerConfig {
+        models_dir: dir.path().to_owned(),
+        ..cfg.clone()
+    })
+    .expect("the blind recognizer loads");
+    for seed in 0..3 {
+        let f = frames(seed);
+        let truth = f.spec.plate.canonical();
+        let best = |r: &Recognizer| {
+            let read = r.recognize_jpeg(&f.overview).expect("overview reads");
+            read.plates.into_iter().next().expect("a plate").text
+        };
+        let (seen, whole) = (best(&sighted), best(&blind));
+        println!(
+            "seed {seed}: {truth} read {:?} ({:?}), whole frame {:?} ({:?})",
+            seen.text, seen.look, whole.text, whole.look
+        );
+        assert_eq!(seen.text, truth);
+        assert_ne!(seen.look, Look::Lines);
+        assert_eq!(
+            (whole.text.as_str(), whole.look),
+            (truth.as_str(), Look::Lines)
+        );
+    }
 }
 
 #[test]
