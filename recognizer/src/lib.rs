@@ -240,15 +240,12 @@ impl Recognizer {
         let env = runtime::environment(cfg.onnxruntime.as_deref())?;
         let dir = &cfg.models_dir;
         let manifest = ModelManifest::load(dir)?;
+        let load_model = |file: &std::path::Path, input_name: &str| {
+            Model::load(&env, &dir.join(file), input_name, cfg.threads, cfg.cuda)
+        };
         let load_detector = |d: &model::DetectorSpec| -> Result<Detector, RecognizerError> {
             Ok(Detector {
-                model: Model::load(
-                    &env,
-                    &dir.join(&d.file),
-                    &d.input_name,
-                    cfg.threads,
-                    cfg.cuda,
-                )?,
+                model: load_model(&d.file, &d.input_name)?,
                 spec: d.clone(),
             })
         };
@@ -260,13 +257,7 @@ impl Recognizer {
             .transpose()?;
         let load_reader = |r: &model::ReaderSpec| -> Result<Reader, RecognizerError> {
             Ok(Reader {
-                model: Model::load(
-                    &env,
-                    &dir.join(&r.file),
-                    &r.input_name,
-                    cfg.threads,
-                    cfg.cuda,
-                )?,
+                model: load_model(&r.file, &r.input_name)?,
                 spec: r.clone(),
                 alphabet: Alphabet::load(&dir.join(&r.alphabet))?,
             })
@@ -354,17 +345,15 @@ impl Recognizer {
             {
                 break;
             }
-            let [x0, y0] = [found.corners[0].0, found.corners[0].1];
-            let [x1, y1] = [found.corners[2].0, found.corners[2].1];
-            let h = y1 - y0;
-            let Some([rx, ry, rw, rh]) =
-                grown(img, [x0, y0, x1, y1], PLATE_MARGIN * h, PLATE_MARGIN * h)
+            let plate = assemble::bounds(&found.corners);
+            let h = plate[3] - plate[1];
+            let Some([rx, ry, rw, rh]) = grown(img, plate, PLATE_MARGIN * h, PLATE_MARGIN * h)
             else {
                 continue;
             };
-            let plate = image::imageops::crop_imm(img, rx, ry, rw, rh).to_image();
-            if let Some(g) = self.read_region(&plate, PLATE_SIDE)? {
-                groups.push(g.in_detected_plate([x0, y0, x1, y1], found.score));
+            let cut = image::imageops::crop_imm(img, rx, ry, rw, rh).to_image();
+            if let Some(g) = self.read_region(&cut, PLATE_SIDE)? {
+                groups.push(g.in_detected_plate(plate, found.score));
             }
         }
         // A plate in no country's format may be a sign the detector took for one, or a
@@ -379,9 +368,10 @@ impl Recognizer {
         // agreement lets one decide a case alone.
         let best = groups.next().map(|g| self.look_again(img, g)).transpose()?;
         Ok(Some(
-            best.into_iter()
-                .chain(groups.map(|g| (g, false)))
-                .map(|(g, _)| (g, true))
+            best.map(|(g, _)| g)
+                .into_iter()
+                .chain(groups)
+                .map(|g| (g, true))
                 .collect(),
         ))
     }

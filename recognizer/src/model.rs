@@ -23,8 +23,8 @@ pub struct ModelManifest {
     #[serde(default)]
     pub plate_reader: Option<ReaderSpec>,
     /// Finds whole plates in a frame (format `boxes`), so that only their
-    /// surroundings go through text detection; a frame where it finds none, or none
-    /// with text, is detected whole. Optional: without it every frame is.
+    /// surroundings go through text detection; a frame where none of its plates reads
+    /// in a country's format is detected whole. Optional: without it every frame is.
     #[serde(default)]
     pub plate_detector: Option<DetectorSpec>,
 }
@@ -212,31 +212,37 @@ impl ModelManifest {
             None => e.message().to_owned(),
         })?;
         let mut problems = Vec::new();
-        let d = &manifest.detector;
-        if d.max_side < 32 {
-            problems.push("detector.max_side must be at least 32".to_owned());
+        let detectors: Vec<(&str, &DetectorSpec)> =
+            std::iter::once(("detector", &manifest.detector))
+                .chain(
+                    manifest
+                        .plate_detector
+                        .as_ref()
+                        .map(|p| ("plate_detector", p)),
+                )
+                .collect();
+        for &(what, d) in &detectors {
+            if d.max_side < 32 {
+                problems.push(format!("{what}.max_side must be at least 32"));
+            }
+            if d.format == DetectorFormat::Db {
+                if d.bin_threshold.is_none() {
+                    problems.push(format!("{what}.bin_threshold is required by format \"db\""));
+                }
+                if d.unclip_ratio.is_none() {
+                    problems.push(format!("{what}.unclip_ratio is required by format \"db\""));
+                }
+            }
+            if d.channels == Channels::Grey {
+                problems.push(format!("{what}.channels must be \"rgb\" or \"bgr\""));
+            }
         }
-        if d.format == DetectorFormat::Db {
-            if d.bin_threshold.is_none() {
-                problems.push("detector.bin_threshold is required by format \"db\"".to_owned());
-            }
-            if d.unclip_ratio.is_none() {
-                problems.push("detector.unclip_ratio is required by format \"db\"".to_owned());
-            }
-        }
-        if d.channels == Channels::Grey {
-            problems.push("detector.channels must be \"rgb\" or \"bgr\"".to_owned());
-        }
-        if let Some(p) = &manifest.plate_detector {
-            if p.format != DetectorFormat::Boxes {
-                problems.push("plate_detector.format must be \"boxes\"".to_owned());
-            }
-            if p.max_side < 32 || p.channels == Channels::Grey {
-                problems.push(
-                    "plate_detector.max_side must be at least 32 and its channels \"rgb\" or \"bgr\""
-                        .to_owned(),
-                );
-            }
+        if manifest
+            .plate_detector
+            .as_ref()
+            .is_some_and(|p| p.format != DetectorFormat::Boxes)
+        {
+            problems.push("plate_detector.format must be \"boxes\"".to_owned());
         }
         let readers: Vec<(&str, &ReaderSpec)> = std::iter::once(("reader", &manifest.reader))
             .chain(manifest.plate_reader.as_ref().map(|r| ("plate_reader", r)))
@@ -248,13 +254,9 @@ impl ModelManifest {
                 ));
             }
         }
-        let normalisers = std::iter::once(("detector", d.normalise()))
-            .chain(
-                manifest
-                    .plate_detector
-                    .as_ref()
-                    .map(|p| ("plate_detector", p.normalise())),
-            )
+        let normalisers = detectors
+            .iter()
+            .map(|&(what, d)| (what, d.normalise()))
             .chain(readers.iter().map(|&(what, r)| (what, r.normalise())));
         for (what, n) in normalisers {
             if n.scale <= 0.0 || n.std.iter().any(|s| *s <= 0.0) {
