@@ -8,14 +8,19 @@
 //! original case's). An offence is priced as a repeat when the offender's earlier
 //! resolutions say so (`crate::repeat`), and the resolution names the one it repeats.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Datelike, Utc};
-use kozomol_core::{CaseId, CaseState, FrameRole, Jurisdiction, Money, ReviewTier, ViolationKind};
+use kozomol_core::{
+    CaseId, CaseState, FrameRole, Jurisdiction, Money, OwnerKind, ReviewTier, ViolationKind,
+};
 use kozomol_payments::{CodeKind, MerchantAccount, PaymentCode};
+use kozomol_store::nominations::OffenderResolution;
 use kozomol_store::{
-    CaseRecord, CompleteResult, EvidenceRef, EvidenceStore, NewResolution, Store, StoreError,
+    CaseRecord, CompleteResult, EvidenceRef, EvidenceStore, IssuingRead, NewResolution,
+    ReviewRecord, Store, StoreError,
 };
 use tracing::{error, info, warn};
 
@@ -100,14 +105,12 @@ pub async fn run_issuing(
     let mut drafts = Vec::new();
     // The reads of a batch's cases overlap: one after another, their round trips to
     // the database took longer than rendering the documents.
-    let prepared = futures::future::join_all(
-        claimed
-            .iter()
-            .map(|&case_id| prepare(stage, issuer, store, case_id)),
-    )
-    .await;
-    for (&case_id, prepared) in claimed.iter().zip(prepared) {
-        match prepared? {
+    // The batch's reads in a few queries: one after another, a case's reads cost more
+    // than rendering its document.
+    let reads = store.issuing_reads(&claimed).await?;
+    let histories = offender_histories(store, &reads).await?;
+    for (&case_id, read) in claimed.iter().zip(reads) {
+        match prepare(stage, issuer, case_id, read, &histories) {
             Prepared::Fine(draft) => drafts.push(*draft),
             Prepared::SetAside(reason) => {
                 results.push((case_id, set_aside(stage, store, case_id, reason).await?));
@@ -186,33 +189,71 @@ enum Prepared {
     Failed(String),
 }
 
+/// Earlier resolutions by offender (kind, PIN or INN), of every offender the reads
+/// name, issued before the latest of their offences.
+type Histories = HashMap<(OwnerKind, String), Vec<OffenderResolution>>;
+
+/// Repeats count per offender, never per plate: the earlier resolutions of the batch's
+/// offenders, in one query.
+async fn offender_histories(
+    store: &dyn Store,
+    reads: &[Option<IssuingRead>],
+) -> Result<Histories, IssuingError> {
+    let mut offenders: Vec<(OwnerKind, &str)> = reads
+        .iter()
+        .flatten()
+        .filter_map(|read| read.lookup.as_ref()?.owner.as_ref())
+        .map(|owner| (owner.kind, owner.id.as_str()))
+        .collect();
+    offenders.sort_unstable_by_key(|(kind, id)| (kind.as_str(), *id));
+    offenders.dedup();
+    let Some(before) = reads.iter().flatten().map(|r| r.case.captured_at).max() else {
+        return Ok(Histories::new());
+    };
+    let found = store.offenders_resolutions(&offenders, before).await?;
+    Ok(offenders
+        .iter()
+        .map(|(kind, id)| (*kind, (*id).to_owned()))
+        .zip(found)
+        .collect())
+}
+
 /// Gathers everything the document says; the stored record's PDF fields are filled
 /// in once it is rendered.
-async fn prepare(
+fn prepare(
     stage: &IssuingStage,
     issuer: &Issuer,
-    store: &dyn Store,
     case_id: CaseId,
-) -> Result<Prepared, IssuingError> {
-    let Some(case) = store.case(case_id).await? else {
-        return Ok(Prepared::Failed(format!("case {case_id} vanished")));
+    read: Option<IssuingRead>,
+    histories: &Histories,
+) -> Prepared {
+    let Some(IssuingRead {
+        case,
+        decided_plate,
+        lookup,
+        reissued_from,
+        crop,
+        reviews,
+    }) = read
+    else {
+        return Prepared::Failed(format!("case {case_id} vanished"));
     };
     let event = match case_facts(&case) {
         Ok(facts) => facts,
-        Err(reason) => return Ok(Prepared::SetAside(reason)),
+        Err(reason) => return Prepared::SetAside(reason),
     };
-    let Some(lookup) = store.owner_lookup(case_id).await? else {
-        return Ok(Prepared::SetAside("no owner lookup is stored".into()));
+    let Some(lookup) = lookup else {
+        return Prepared::SetAside("no owner lookup is stored".into());
     };
     let Some(owner) = lookup.owner.clone() else {
-        return Ok(Prepared::SetAside("the owner lookup names no owner".into()));
+        return Prepared::SetAside("the owner lookup names no owner".into());
     };
-    let plate = match store.decided_plate(case_id).await? {
+    let plate = match decided_plate {
         Some(plate) => plate,
-        None => return Ok(Prepared::SetAside("no plate was decided".into())),
+        None => return Prepared::SetAside("no plate was decided".into()),
     };
     // A re-issued case's evidence and reviews are those of the case it came from.
-    let evidence_case = store.reissued_from(case_id).await?.unwrap_or(case_id);
+    let evidence_case = reissued_from.unwrap_or(case_id);
     // A re-issued case is addressed to the driver the owner named.
     let addressee = Owner {
         name: owner.name.clone(),
@@ -231,24 +272,23 @@ async fn prepare(
     };
     let mut priced: Quote = match price(&offence) {
         Ok(q) => q,
-        Err(reason) => return Ok(Prepared::SetAside(reason)),
+        Err(reason) => return Prepared::SetAside(reason),
     };
-    // Repeats count per offender (PIN or INN), never per plate.
-    let history = store
-        .offender_resolutions(owner.kind, &owner.id, case.captured_at)
-        .await?;
+    let history = histories
+        .get(&(owner.kind, owner.id.clone()))
+        .map_or(&[][..], Vec::as_slice);
     let repeat_of = earlier_penalty(
         &issuer.catalogue,
         &priced.article,
         case.captured_at,
-        &history,
+        history,
     )
     .map(|earlier| earlier.number.clone());
     if let Some(earlier) = &repeat_of {
         offence.repeat = true;
         priced = match price(&offence) {
             Ok(q) => q,
-            Err(reason) => return Ok(Prepared::SetAside(reason)),
+            Err(reason) => return Prepared::SetAside(reason),
         };
         priced.title = format!(
             "{} (повторно в течение года, постановление № {earlier})",
@@ -257,11 +297,11 @@ async fn prepare(
     }
     let procedure = match issuer.catalogue.procedure(offence.date) {
         Ok(p) => p.clone(),
-        Err(e) => return Ok(Prepared::SetAside(e.to_string())),
+        Err(e) => return Prepared::SetAside(e.to_string()),
     };
-    let photos = match photos(issuer, store, &case, evidence_case).await? {
+    let photos = match photos(issuer, &case, crop) {
         Ok(photos) => photos,
-        Err(reason) => return Ok(Prepared::Failed(reason)),
+        Err(reason) => return Prepared::Failed(reason),
     };
     // An officer who filed the case himself is its witness and confirms it.
     let officer = match &event.witness {
@@ -269,7 +309,7 @@ async fn prepare(
             name: login.clone(),
             badge: login.clone(),
         },
-        None => confirming_officer(stage, store, evidence_case).await?,
+        None => confirming_officer(stage, &reviews),
     };
     let vehicle = Vehicle {
         make: lookup
@@ -283,7 +323,7 @@ async fn prepare(
             .and_then(|v| v.as_str())
             .map(str::to_owned),
     };
-    Ok(Prepared::Fine(Box::new(Draft {
+    Prepared::Fine(Box::new(Draft {
         case,
         event,
         addressee,
@@ -294,7 +334,7 @@ async fn prepare(
         photos,
         officer,
         vehicle,
-    })))
+    }))
 }
 
 /// Everything a resolution says but its number.
@@ -442,8 +482,12 @@ async fn finish(
     let (signed, stored) = {
         let evidence = Arc::clone(&issuer.evidence);
         tokio::task::spawn_blocking(move || {
-            let pdfs: Vec<&[u8]> = signed.iter().map(|(_, i)| i.pdf.as_slice()).collect();
-            let stored = evidence.append_batch(&pdfs).map_err(|e| e.to_string());
+            // Hashed once already, for the signature.
+            let pdfs: Vec<(&[u8], [u8; 32])> = signed
+                .iter()
+                .map(|(_, i)| (i.pdf.as_slice(), i.signature.document_sha256))
+                .collect();
+            let stored = evidence.append_hashed(&pdfs).map_err(|e| e.to_string());
             (signed, stored)
         })
         .await
@@ -473,7 +517,6 @@ async fn finish(
             discounted: pending.discounted,
             issued_at: pending.issued_at,
             pdf: EvidenceRef {
-                // Hashed once already, for the signature.
                 sha256: issued.signature.document_sha256,
                 location,
             },
@@ -554,20 +597,14 @@ fn render_all(
     })
 }
 
-/// The overview frame and the plate: the recognizer's crop (of `evidence_case`) when
+/// The overview frame and the plate: the recognizer's crop (of the evidence case) when
 /// it made one, else the camera's plate frame; their bytes re-checked against their
 /// hashes.
-async fn photos(
-    issuer: &Issuer,
-    store: &dyn Store,
-    case: &CaseRecord,
-    evidence_case: CaseId,
-) -> Result<Result<Photos, String>, IssuingError> {
+fn photos(issuer: &Issuer, case: &CaseRecord, crop: Option<EvidenceRef>) -> Result<Photos, String> {
     let frame = |role: FrameRole| case.frames.iter().find(|f| f.role == role);
     let Some(overview) = frame(FrameRole::Overview).or_else(|| case.frames.first()) else {
-        return Ok(Err("the case has no frames".into()));
+        return Err("the case has no frames".into());
     };
-    let crop = store.recognition(evidence_case).await?.and_then(|r| r.crop);
     let plate = match (&crop, frame(FrameRole::Plate)) {
         (Some(crop), _) => (crop.location.clone(), crop.sha256),
         (None, Some(f)) => (f.location.clone(), f.sha256),
@@ -579,36 +616,28 @@ async fn photos(
             .read(location, sha)
             .map_err(|e| e.to_string())
     };
-    Ok((|| {
-        Ok(Photos {
-            overview: read(&overview.location, &overview.sha256)?,
-            plate: read(&plate.0, &plate.1)?,
-        })
-    })())
+    Ok(Photos {
+        overview: read(&overview.location, &overview.sha256)?,
+        plate: read(&plate.0, &plate.1)?,
+    })
 }
 
-/// The officer whose decision approved the case, or the duty officer for the machine's.
-async fn confirming_officer(
-    stage: &IssuingStage,
-    store: &dyn Store,
-    case_id: CaseId,
-) -> Result<Officer, IssuingError> {
-    let reviews = store.reviews(case_id).await?;
-    Ok(
-        match reviews
-            .iter()
-            .rev()
-            .find(|r| r.to_state == CaseState::Approved && r.tier != ReviewTier::Auto)
-        {
-            // Accounts carry a login only; names and badge numbers come with the
-            // officers' register.
-            Some(review) => Officer {
-                name: review.reviewer.clone(),
-                badge: review.reviewer.clone(),
-            },
-            None => stage.duty_officer.clone(),
+/// The officer whose decision approved the case (among its `reviews`), or the duty
+/// officer for the machine's.
+fn confirming_officer(stage: &IssuingStage, reviews: &[ReviewRecord]) -> Officer {
+    match reviews
+        .iter()
+        .rev()
+        .find(|r| r.to_state == CaseState::Approved && r.tier != ReviewTier::Auto)
+    {
+        // Accounts carry a login only; names and badge numbers come with the
+        // officers' register.
+        Some(review) => Officer {
+            name: review.reviewer.clone(),
+            badge: review.reviewer.clone(),
         },
-    )
+        None => stage.duty_officer.clone(),
+    }
 }
 
 /// The offence a case records, for the catalogue; `delivered` dates the clocks.

@@ -2,7 +2,7 @@
 //! its repeat part) again within the catalogue's window after a penalty that still
 //! stands was imposed on the same offender. Offenders are counted by whom the earlier
 //! resolutions were addressed to (a person's PIN, a company's INN, a named driver's
-//! PIN), never by plate; the store finds them (`Offenders::offender_resolutions`).
+//! PIN), never by plate; the store finds them (`Offenders::offenders_resolutions`).
 
 use chrono::{DateTime, Months, Utc};
 use kozomol_core::CaseState;

@@ -27,6 +27,10 @@ pub struct FinesWorker {
     pub approval: Option<ApprovalStage>,
     pub lookup: Option<(LookupStage, Arc<VehicleRegistry>)>,
     pub issuing: Option<(IssuingStage, Arc<Issuer>)>,
+    /// Issuing loops run side by side (at least one), the first under the stage's
+    /// worker name, the others under `{worker}-2`, `{worker}-3`, ...: while one waits on
+    /// its commits and its evidence fsync, another renders.
+    pub issuing_loops: usize,
     /// Dates delivered cases' clocks with the issuer's catalogue and calendars.
     pub dating: Option<(DatingStage, Arc<Issuer>)>,
     /// Moves cases whose deadlines passed; its audit rows name `actor`.
@@ -87,17 +91,24 @@ pub async fn run(
             }
         }));
     }
-    if let Some((stage, issuer)) = worker.issuing {
-        let (store, cancel) = (Arc::clone(&store), cancel.clone());
-        tasks.spawn(repeat("issuing", idle, backoff, cancel, move || {
-            let (stage, store, issuer) = (stage.clone(), Arc::clone(&store), Arc::clone(&issuer));
-            async move {
-                run_issuing(&stage, &issuer, store.as_ref())
-                    .await
-                    .map(|done| done.len())
-                    .map_err(|e: IssuingError| e.to_string())
+    if let Some((first, issuer)) = worker.issuing {
+        for n in 1..=worker.issuing_loops.max(1) {
+            let mut stage = first.clone();
+            if n > 1 {
+                stage.worker = format!("{}-{n}", first.worker);
             }
-        }));
+            let (store, cancel, issuer) = (Arc::clone(&store), cancel.clone(), Arc::clone(&issuer));
+            tasks.spawn(repeat("issuing", idle, backoff, cancel, move || {
+                let (stage, store, issuer) =
+                    (stage.clone(), Arc::clone(&store), Arc::clone(&issuer));
+                async move {
+                    run_issuing(&stage, &issuer, store.as_ref())
+                        .await
+                        .map(|done| done.len())
+                        .map_err(|e: IssuingError| e.to_string())
+                }
+            }));
+        }
     }
     if let Some((stage, issuer)) = worker.dating {
         let (store, cancel) = (Arc::clone(&store), cancel.clone());

@@ -404,7 +404,7 @@ fn fines_worker(
         .map_err(|e| ServeError::Fines(e.to_string()))?;
     let stage = IssuingStage {
         worker: worker("issuing"),
-        batch: f.batch,
+        batch: f.issue_batch,
         lease,
         jurisdiction: f.jurisdiction,
         issuer: f.issuer.clone(),
@@ -459,6 +459,7 @@ fn fines_worker(
         approval: Some(approval),
         lookup,
         issuing: Some((stage, Arc::clone(&issuer))),
+        issuing_loops: f.issue_workers,
         dating: Some((dating, issuer)),
         deadlines: Some(DeadlineSchedule {
             actor: format!("fines:{}", worker("deadlines")),

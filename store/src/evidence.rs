@@ -116,12 +116,26 @@ impl EvidenceStore {
     /// Appends every frame, then makes them durable with one `fdatasync`. Returns
     /// each frame's location, in input order. Nothing is durable before it returns.
     pub fn append_batch(&self, frames: &[&[u8]]) -> Result<Vec<FrameLocation>, StoreError> {
+        let hashed: Vec<(&[u8], [u8; 32])> = frames
+            .iter()
+            .map(|frame| (*frame, Sha256::digest(frame).into()))
+            .collect();
+        self.append_hashed(&hashed)
+    }
+
+    /// [`EvidenceStore::append_batch`] for frames whose SHA-256 the caller has already
+    /// (a signed document, hashed for its signature): a hash that is not its frame's
+    /// makes the frame unreadable ([`StoreError::EvidenceCorrupt`]), never wrong.
+    pub fn append_hashed(
+        &self,
+        frames: &[(&[u8], [u8; 32])],
+    ) -> Result<Vec<FrameLocation>, StoreError> {
         if frames.is_empty() {
             return Ok(Vec::new());
         }
         let lens = frames
             .iter()
-            .map(|frame| {
+            .map(|(frame, _)| {
                 u32::try_from(frame.len()).map_err(|_| {
                     StoreError::Io(io::Error::new(
                         io::ErrorKind::InvalidInput,
@@ -225,17 +239,16 @@ impl EvidenceStore {
 
 fn write_records(
     segment: &mut OpenSegment,
-    frames: &[&[u8]],
+    frames: &[(&[u8], [u8; 32])],
     lens: &[u32],
 ) -> io::Result<Vec<FrameLocation>> {
     let mut locations = Vec::with_capacity(frames.len());
     let mut position = segment.len;
-    for (frame, &len) in frames.iter().zip(lens) {
-        let sha256: [u8; 32] = Sha256::digest(frame).into();
+    for ((frame, sha256), &len) in frames.iter().zip(lens) {
         let mut header = [0u8; RECORD_HEADER_LEN as usize];
         header[..4].copy_from_slice(&MAGIC);
         header[4..8].copy_from_slice(&len.to_le_bytes());
-        header[8..].copy_from_slice(&sha256);
+        header[8..].copy_from_slice(sha256);
         segment.file.write_all(&header)?;
         segment.file.write_all(frame)?;
         locations.push(FrameLocation {

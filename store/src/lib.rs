@@ -248,6 +248,12 @@ pub trait FineStages: Send + Sync {
 
     async fn owner_lookup(&self, case_id: CaseId) -> Result<Option<OwnerLookupRecord>, StoreError>;
 
+    /// What issuing reads of each case, in the order of `cases` (`None` for a case
+    /// that does not exist): a claimed batch's reads in a few queries, not several per
+    /// case.
+    async fn issuing_reads(&self, cases: &[CaseId])
+        -> Result<Vec<Option<IssuingRead>>, StoreError>;
+
     /// The sequence numbers of the cases' resolutions for `issuer` and `year`, in the
     /// order of `cases`: for each, the one reserved for it before, or the next free
     /// one, reserved now, all in one transaction (an issuing batch pays for one commit).

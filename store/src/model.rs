@@ -456,3 +456,18 @@ pub struct ResolutionRecord {
 fn hex_bytes<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&hex::encode(bytes))
 }
+
+/// What the issuing stage reads of one claimed case, read for a whole batch at once
+/// ([`crate::FineStages::issuing_reads`]).
+#[derive(Clone, Debug)]
+pub struct IssuingRead {
+    pub case: CaseRecord,
+    pub decided_plate: Option<String>,
+    pub lookup: Option<OwnerLookupRecord>,
+    /// The case a re-issued case came from, whose recognition and reviews it keeps.
+    pub reissued_from: Option<CaseId>,
+    /// The recognizer's plate crop of the evidence case (`reissued_from`, else this).
+    pub crop: Option<EvidenceRef>,
+    /// The evidence case's reviews, oldest first.
+    pub reviews: Vec<ReviewRecord>,
+}

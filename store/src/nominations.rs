@@ -10,6 +10,8 @@
 //! contacts and repeat counting follow the driver), and `reissued_from` leads the
 //! issuing stage back to the original's recognition and reviews.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use kozomol_core::{CaseId, CaseState, Jurisdiction, OwnerKind};
@@ -120,14 +122,29 @@ pub enum NominationRecorded {
 /// Owner liability: an offender's earlier resolutions, and the owner's statements.
 #[async_trait]
 pub trait Offenders: Send + Sync {
-    /// The resolutions addressed to the offender (`kind` and PIN or INN) issued before
-    /// `before`, oldest first, whatever became of their cases.
+    /// The resolutions addressed to each offender (`kind` and PIN or INN) issued
+    /// before `before`, oldest first, whatever became of their cases: one list per
+    /// offender, in the order given (an issuing batch asks for all its offenders at
+    /// once).
+    async fn offenders_resolutions(
+        &self,
+        offenders: &[(OwnerKind, &str)],
+        before: DateTime<Utc>,
+    ) -> Result<Vec<Vec<OffenderResolution>>, StoreError>;
+
+    /// [`Offenders::offenders_resolutions`] for one offender.
     async fn offender_resolutions(
         &self,
         kind: OwnerKind,
         id: &str,
         before: DateTime<Utc>,
-    ) -> Result<Vec<OffenderResolution>, StoreError>;
+    ) -> Result<Vec<OffenderResolution>, StoreError> {
+        Ok(self
+            .offenders_resolutions(&[(kind, id)], before)
+            .await?
+            .pop()
+            .unwrap_or_default())
+    }
 
     /// Records the owner's statement against an open resolution, in one transaction:
     /// the case is annulled (compare-and-set on its state, clocks stopped, a refund
@@ -249,5 +266,48 @@ impl NominationColumns {
             recorded_by: self.recorded_by,
             recorded_at: self.recorded_at,
         })
+    }
+}
+
+/// An offenders query's rows gathered into one list per offender asked for, in the
+/// order asked (both backends read the rows, this groups them).
+pub(crate) struct OffenderLists<'a> {
+    asked: &'a [(OwnerKind, &'a str)],
+    found: HashMap<(&'static str, &'a str), Vec<OffenderResolution>>,
+}
+
+impl<'a> OffenderLists<'a> {
+    pub(crate) fn new(asked: &'a [(OwnerKind, &'a str)]) -> Self {
+        OffenderLists {
+            asked,
+            found: HashMap::new(),
+        }
+    }
+
+    /// A row's resolution, addressed to the offender `kind` and `id` name.
+    pub(crate) fn add(&mut self, kind: &str, id: &str, resolution: OffenderResolution) {
+        // Keyed by the offenders asked for, so the row's strings need not be kept.
+        if let Some((asked_kind, asked_id)) = self
+            .asked
+            .iter()
+            .find(|(k, i)| k.as_str() == kind && *i == id)
+        {
+            self.found
+                .entry((asked_kind.as_str(), asked_id))
+                .or_default()
+                .push(resolution);
+        }
+    }
+
+    pub(crate) fn finish(self) -> Vec<Vec<OffenderResolution>> {
+        self.asked
+            .iter()
+            .map(|(kind, id)| {
+                self.found
+                    .get(&(kind.as_str(), *id))
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect()
     }
 }

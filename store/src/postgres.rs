@@ -45,7 +45,7 @@ impl PgStore {
     }
 }
 
-fn rows_per_statement(columns: usize) -> usize {
+pub(crate) fn rows_per_statement(columns: usize) -> usize {
     batch::rows_per_statement(columns, MAX_BINDS, MAX_ROWS)
 }
 

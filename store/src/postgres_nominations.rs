@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use kozomol_core::{CaseId, CaseState, OwnerKind};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::appeals::MONEY_TAKEN;
@@ -15,7 +15,7 @@ use crate::checks::{self, HOT_LIST_ADDED};
 use crate::error::{corrupt, db_error};
 use crate::nominations::{
     self, Claim, NewNomination, NominatedDriver, NominationColumns, NominationRecord,
-    NominationRecorded, OffenderResolution, Offenders, CASE_REISSUED, NOMINABLE,
+    NominationRecorded, OffenderLists, OffenderResolution, Offenders, CASE_REISSUED, NOMINABLE,
 };
 use crate::postgres::PgStore;
 use crate::postgres_appeals::{move_case, request_refund, stop_clock};
@@ -154,28 +154,36 @@ async fn list_stolen(
 
 #[async_trait]
 impl Offenders for PgStore {
-    async fn offender_resolutions(
+    async fn offenders_resolutions(
         &self,
-        kind: OwnerKind,
-        id: &str,
+        offenders: &[(OwnerKind, &str)],
         before: DateTime<Utc>,
-    ) -> Result<Vec<OffenderResolution>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT r.number, r.case_id, r.jurisdiction, r.article, r.issued_at, c.state \
-             FROM owner_lookups l JOIN resolutions r ON r.case_id = l.case_id \
-             JOIN cases c ON c.id = r.case_id \
-             WHERE l.owner_kind = $1 AND l.owner_id = $2 AND r.issued_at < $3 \
-             ORDER BY r.issued_at, r.number",
-        )
-        .bind(kind.as_str())
-        .bind(id)
-        .bind(before)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
+    ) -> Result<Vec<Vec<OffenderResolution>>, StoreError> {
+        let mut lists = OffenderLists::new(offenders);
+        for chunk in offenders.chunks(crate::postgres::rows_per_statement(2) - 1) {
+            let mut qb = QueryBuilder::<Postgres>::new(
+                "SELECT l.owner_kind, l.owner_id, r.number, r.case_id, r.jurisdiction, \
+                 r.article, r.issued_at, c.state \
+                 FROM owner_lookups l JOIN resolutions r ON r.case_id = l.case_id \
+                 JOIN cases c ON c.id = r.case_id WHERE r.issued_at < ",
+            );
+            qb.push_bind(before).push(" AND (");
+            for (i, (kind, id)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    qb.push(" OR ");
+                }
+                qb.push("(l.owner_kind = ")
+                    .push_bind(kind.as_str())
+                    .push(" AND l.owner_id = ")
+                    .push_bind(*id)
+                    .push(")");
+            }
+            qb.push(") ORDER BY r.issued_at, r.number");
+            for row in qb.build().fetch_all(&self.pool).await? {
+                let kind: String = row.try_get("owner_kind")?;
+                let id: String = row.try_get("owner_id")?;
                 let jurisdiction: String = row.try_get("jurisdiction")?;
-                Ok(OffenderResolution {
+                let resolution = OffenderResolution {
                     number: row.try_get("number")?,
                     case_id: CaseId(row.try_get("case_id")?),
                     jurisdiction: jurisdiction
@@ -184,9 +192,11 @@ impl Offenders for PgStore {
                     article: row.try_get("article")?,
                     issued_at: row.try_get("issued_at")?,
                     state: decode::state(&row.try_get::<String, _>("state")?)?,
-                })
-            })
-            .collect()
+                };
+                lists.add(&kind, &id, resolution);
+            }
+        }
+        Ok(lists.finish())
     }
 
     async fn record_nomination(

@@ -15,7 +15,8 @@ use crate::postgres_recognition::{insert_audit, insert_evidence};
 use crate::recognition::delay_millis;
 use crate::stages::{self, LookupColumns, ResolutionColumns};
 use crate::{
-    CompleteResult, FineStages, NewResolution, OwnerLookupRecord, ResolutionRecord, StoreError,
+    CompleteResult, FineStages, IssuingRead, NewResolution, OwnerLookupRecord, ResolutionRecord,
+    StoreError,
 };
 
 /// The resolution's columns with its PDF's location. A macro because `query()` takes
@@ -171,6 +172,32 @@ impl FineStages for PgStore {
         }
         .record()
         .map(Some)
+    }
+
+    async fn issuing_reads(
+        &self,
+        cases: &[CaseId],
+    ) -> Result<Vec<Option<IssuingRead>>, StoreError> {
+        use crate::nominations::Offenders;
+        use crate::{CaseStore, RecognitionQueue, ReviewLog};
+        let mut reads = Vec::with_capacity(cases.len());
+        for &case_id in cases {
+            let Some(case) = self.case(case_id).await? else {
+                reads.push(None);
+                continue;
+            };
+            let reissued_from = self.reissued_from(case_id).await?;
+            let evidence = reissued_from.unwrap_or(case_id);
+            reads.push(Some(IssuingRead {
+                case,
+                decided_plate: self.decided_plate(case_id).await?,
+                lookup: self.owner_lookup(case_id).await?,
+                reissued_from,
+                crop: self.recognition(evidence).await?.and_then(|r| r.crop),
+                reviews: self.reviews(evidence).await?,
+            }));
+        }
+        Ok(reads)
     }
 
     async fn reserve_resolution_numbers(

@@ -367,19 +367,7 @@ impl CaseStore for SqliteStore {
         let writes = plan.resolve(cases, &created, &existing)?;
 
         let rows = CreatedRows::new(cases, &created, actor, now);
-        for chunk in rows.blobs.chunks(rows_per_statement(4)) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) ",
-            );
-            qb.push_values(chunk, |mut row, (sha, loc)| {
-                row.push_bind(&sha[..])
-                    .push_bind(loc.segment.as_str())
-                    .push_bind(offset_i64(loc.offset))
-                    .push_bind(i64::from(loc.len));
-            });
-            qb.push(" ON CONFLICT (sha256) DO NOTHING");
-            qb.build().execute(&mut *tx).await?;
-        }
+        crate::sqlite_recognition::insert_blobs(&mut tx, &rows.blobs).await?;
         for chunk in rows.frames.chunks(rows_per_statement(4)) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO case_frames (case_id, idx, role, sha256) ",
@@ -392,26 +380,7 @@ impl CaseStore for SqliteStore {
             });
             qb.build().execute(&mut *tx).await?;
         }
-        for chunk in rows.audit.chunks(rows_per_statement(10)) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO audit_log (batch_id, case_id, at, actor, action, from_state, \
-                 to_state, detail, prev_hash, hash) ",
-            );
-            qb.push_values(chunk, |mut row, audit| {
-                let r = &audit.row;
-                row.push_bind(r.batch_id.to_string())
-                    .push_bind(r.case_id.map(|id| id.0))
-                    .push_bind(ms(r.at))
-                    .push_bind(r.actor)
-                    .push_bind(r.action)
-                    .push_bind(r.from_state.map(|s| s.as_str()))
-                    .push_bind(r.to_state.map(|s| s.as_str()))
-                    .push_bind(r.detail)
-                    .push_bind(&audit.prev_hash[..])
-                    .push_bind(&audit.hash[..]);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
+        crate::sqlite_recognition::insert_audits(&mut tx, &rows.audit).await?;
         for chunk in cameras.chunks(rows_per_statement(1) - 1) {
             let mut qb = QueryBuilder::<Sqlite>::new("UPDATE cameras SET last_seen = ");
             qb.push_bind(ms(now)).push(" WHERE camera_id IN (");
@@ -453,24 +422,7 @@ impl CaseStore for SqliteStore {
         .iter()
         .map(frame_from_row)
         .collect::<Result<Vec<_>, _>>()?;
-        let summary = summary_from_row(&row)?;
-        let fingerprint: Vec<u8> = row.try_get("fingerprint")?;
-        let event: String = row.try_get("event")?;
-        Ok(Some(CaseRecord {
-            id: summary.id,
-            event_id: summary.event_id,
-            camera_id: summary.camera_id,
-            captured_at: summary.captured_at,
-            received_at: summary.received_at,
-            kind: summary.kind,
-            state: summary.state,
-            plate: summary.plate,
-            enforceable: summary.enforceable,
-            enforceability_note: row.try_get("enforceability_note")?,
-            fingerprint: decode::hash32(&fingerprint, "fingerprint")?,
-            event: serde_json::from_str(&event).map_err(|e| corrupt(format!("case event: {e}")))?,
-            frames,
-        }))
+        case_from_row(&row, frames).map(Some)
     }
 
     async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseSummary>, StoreError> {
@@ -569,6 +521,31 @@ fn push_case_filter(qb: &mut QueryBuilder<Sqlite>, query: &CaseQuery) {
     if let Some(to) = query.to {
         qb.push(" AND captured_at < ").push_bind(ms(to));
     }
+}
+
+/// A case from a row of the `cases` columns `case` selects, and its frames.
+pub(crate) fn case_from_row(
+    row: &SqliteRow,
+    frames: Vec<CaseFrame>,
+) -> Result<CaseRecord, StoreError> {
+    let summary = summary_from_row(row)?;
+    let fingerprint: Vec<u8> = row.try_get("fingerprint")?;
+    let event: String = row.try_get("event")?;
+    Ok(CaseRecord {
+        id: summary.id,
+        event_id: summary.event_id,
+        camera_id: summary.camera_id,
+        captured_at: summary.captured_at,
+        received_at: summary.received_at,
+        kind: summary.kind,
+        state: summary.state,
+        plate: summary.plate,
+        enforceable: summary.enforceable,
+        enforceability_note: row.try_get("enforceability_note")?,
+        fingerprint: decode::hash32(&fingerprint, "fingerprint")?,
+        event: serde_json::from_str(&event).map_err(|e| corrupt(format!("case event: {e}")))?,
+        frames,
+    })
 }
 
 fn summary_from_row(row: &SqliteRow) -> Result<CaseSummary, StoreError> {

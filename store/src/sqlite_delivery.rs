@@ -8,12 +8,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kozomol_core::{CaseId, DeliveryChannel, DeliveryState};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use crate::audit::now_millis;
 use crate::delivery::{self, AttemptRow, DeliveryColumns, JobColumns};
 use crate::recognition::delay_millis;
-use crate::sqlite::{location_from_row, ms, SqliteStore};
+use crate::sqlite::{location_from_row, ms, rows_per_statement, SqliteStore};
 use crate::sqlite_recognition::{insert_audit, insert_evidence};
 use crate::{
     decode, AttemptOutcome, AttemptRecord, AttemptResult, CompleteResult, ContactAdded,
@@ -80,40 +80,43 @@ fn delivery_from_row(row: &SqliteRow) -> Result<DeliveryRecord, StoreError> {
     .record()
 }
 
-/// Plans a just-recorded resolution's deliveries: a letter to the owner's address
-/// when the lookup has one, and a message to each contact the owner left. Runs inside
-/// `record_resolution`'s transaction.
+/// Plans just-recorded resolutions' deliveries, given as (number, case): a letter to
+/// the owner's address when the lookup has one, and a message to each contact the
+/// owner left, in that order for each resolution in turn. Runs inside
+/// `record_resolutions`' transaction.
 pub(crate) async fn plan_deliveries(
     tx: &mut SqliteConnection,
-    number: &str,
-    case_id: CaseId,
+    resolutions: &[(&str, CaseId)],
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO deliveries (resolution_number, case_id, channel, address, state, \
-         next_attempt_at, created_at) \
-         SELECT ?, case_id, 'post', trim(owner_address), 'queued', ?, ? FROM owner_lookups \
-         WHERE case_id = ? AND owner_id IS NOT NULL AND trim(coalesce(owner_address, '')) <> ''",
-    )
-    .bind(number)
-    .bind(now)
-    .bind(now)
-    .bind(case_id.0)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO deliveries (resolution_number, case_id, channel, address, state, \
-         next_attempt_at, created_at) \
-         SELECT ?, l.case_id, c.channel, c.address, 'queued', ?, ? \
-         FROM owner_contacts c JOIN owner_lookups l ON l.owner_id = c.owner_id \
-         WHERE l.case_id = ? ORDER BY c.id",
-    )
-    .bind(number)
-    .bind(now)
-    .bind(now)
-    .bind(case_id.0)
-    .execute(&mut *tx)
-    .await?;
+    for chunk in resolutions.chunks(rows_per_statement(3) - 1) {
+        let mut qb = QueryBuilder::<Sqlite>::new("WITH planned (idx, number, case_id) AS (");
+        qb.push_values(
+            chunk.iter().enumerate(),
+            |mut row, (idx, (number, case_id))| {
+                row.push_bind(idx as i64)
+                    .push_bind(*number)
+                    .push_bind(case_id.0);
+            },
+        );
+        qb.push(
+            ") INSERT INTO deliveries (resolution_number, case_id, channel, address, state, \
+             next_attempt_at, created_at) \
+             SELECT number, case_id, channel, address, 'queued', at, at FROM (\
+             SELECT p.idx, 0 AS contact, p.number, l.case_id, 'post' AS channel, \
+             trim(l.owner_address) AS address FROM planned p \
+             JOIN owner_lookups l ON l.case_id = p.case_id \
+             WHERE l.owner_id IS NOT NULL AND trim(coalesce(l.owner_address, '')) <> '' \
+             UNION ALL \
+             SELECT p.idx, c.id, p.number, l.case_id, c.channel, c.address FROM planned p \
+             JOIN owner_lookups l ON l.case_id = p.case_id \
+             JOIN owner_contacts c ON c.owner_id = l.owner_id\
+             ) JOIN (SELECT ",
+        );
+        qb.push_bind(now);
+        qb.push(" AS at) ORDER BY idx, contact");
+        qb.build().execute(&mut *tx).await?;
+    }
     Ok(())
 }
 

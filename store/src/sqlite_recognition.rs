@@ -19,8 +19,8 @@ use crate::error::db_error;
 use crate::recognition::{self, CameraReadColumns, ClaimedRow, OutcomeColumns, RecordRow};
 use crate::sqlite::{frame_from_row, ms, offset_i64, rows_per_statement, SqliteStore};
 use crate::{
-    decode, CompleteResult, EvidenceRef, FailResult, RecognitionJob, RecognitionOutcome,
-    RecognitionQueue, RecognitionRecord, StoreError,
+    decode, CompleteResult, EvidenceRef, FailResult, FrameLocation, RecognitionJob,
+    RecognitionOutcome, RecognitionQueue, RecognitionRecord, StoreError,
 };
 
 /// The camera's read, selected from a `cases` row: the text ingest stored, the rest
@@ -45,23 +45,34 @@ pub(crate) async fn insert_audit(
     tx: &mut SqliteConnection,
     audit: &ChainedAudit<'_>,
 ) -> Result<(), StoreError> {
-    let r = &audit.row;
-    sqlx::query(
-        "INSERT INTO audit_log (batch_id, case_id, at, actor, action, from_state, to_state, \
-         detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(r.batch_id.to_string())
-    .bind(r.case_id.map(|id| id.0))
-    .bind(ms(r.at))
-    .bind(r.actor)
-    .bind(r.action)
-    .bind(r.from_state.map(CaseState::as_str))
-    .bind(r.to_state.map(CaseState::as_str))
-    .bind(r.detail)
-    .bind(&audit.prev_hash[..])
-    .bind(&audit.hash[..])
-    .execute(&mut *tx)
-    .await?;
+    insert_audits(tx, std::slice::from_ref(audit)).await
+}
+
+/// Audit rows, as many to a statement as the binds allow.
+pub(crate) async fn insert_audits(
+    tx: &mut SqliteConnection,
+    audits: &[ChainedAudit<'_>],
+) -> Result<(), StoreError> {
+    for chunk in audits.chunks(rows_per_statement(10)) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO audit_log (batch_id, case_id, at, actor, action, from_state, \
+             to_state, detail, prev_hash, hash) ",
+        );
+        qb.push_values(chunk, |mut row, audit| {
+            let r = &audit.row;
+            row.push_bind(r.batch_id.to_string())
+                .push_bind(r.case_id.map(|id| id.0))
+                .push_bind(ms(r.at))
+                .push_bind(r.actor)
+                .push_bind(r.action)
+                .push_bind(r.from_state.map(CaseState::as_str))
+                .push_bind(r.to_state.map(CaseState::as_str))
+                .push_bind(r.detail)
+                .push_bind(&audit.prev_hash[..])
+                .push_bind(&audit.hash[..]);
+        });
+        qb.build().execute(&mut *tx).await?;
+    }
     Ok(())
 }
 
@@ -69,17 +80,28 @@ pub(crate) async fn insert_evidence(
     tx: &mut SqliteConnection,
     crop: &EvidenceRef,
 ) -> Result<(), StoreError> {
-    // The same bytes may be stored already (the first location wins, as for frames).
-    sqlx::query(
-        "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) \
-         VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
-    )
-    .bind(&crop.sha256[..])
-    .bind(crop.location.segment.as_str())
-    .bind(offset_i64(crop.location.offset))
-    .bind(i64::from(crop.location.len))
-    .execute(&mut *tx)
-    .await?;
+    insert_blobs(tx, &[(&crop.sha256, &crop.location)]).await
+}
+
+/// Where stored bytes lie, by their hash, as many to a statement as the binds allow.
+/// The same bytes may be stored already: the first location wins.
+pub(crate) async fn insert_blobs(
+    tx: &mut SqliteConnection,
+    blobs: &[(&[u8; 32], &FrameLocation)],
+) -> Result<(), StoreError> {
+    for chunk in blobs.chunks(rows_per_statement(4)) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) ",
+        );
+        qb.push_values(chunk, |mut row, (sha, location)| {
+            row.push_bind(&sha[..])
+                .push_bind(location.segment.as_str())
+                .push_bind(offset_i64(location.offset))
+                .push_bind(i64::from(location.len));
+        });
+        qb.push(" ON CONFLICT (sha256) DO NOTHING");
+        qb.build().execute(&mut *tx).await?;
+    }
     Ok(())
 }
 

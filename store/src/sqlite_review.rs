@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use kozomol_core::CaseId;
+use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use crate::audit::now_millis;
@@ -67,22 +68,7 @@ impl ReviewLog for SqliteStore {
         .fetch_all(&self.reader)
         .await?
         .iter()
-        .map(|row| {
-            ReviewColumns {
-                id: row.try_get("id")?,
-                case_id: row.try_get("case_id")?,
-                tier: row.try_get("tier")?,
-                reviewer: row.try_get("reviewer")?,
-                decision: row.try_get("decision")?,
-                reason: row.try_get("reason")?,
-                plate: row.try_get("plate")?,
-                note: row.try_get("note")?,
-                from_state: row.try_get("from_state")?,
-                to_state: row.try_get("to_state")?,
-                decided_at: decode::millis(row.try_get("decided_at")?)?,
-            }
-            .record()
-        })
+        .map(review_from_row)
         .collect()
     }
 
@@ -95,4 +81,21 @@ impl ReviewLog for SqliteStore {
                 .flatten(),
         )
     }
+}
+
+pub(crate) fn review_from_row(row: &SqliteRow) -> Result<ReviewRecord, StoreError> {
+    ReviewColumns {
+        id: row.try_get("id")?,
+        case_id: row.try_get("case_id")?,
+        tier: row.try_get("tier")?,
+        reviewer: row.try_get("reviewer")?,
+        decision: row.try_get("decision")?,
+        reason: row.try_get("reason")?,
+        plate: row.try_get("plate")?,
+        note: row.try_get("note")?,
+        from_state: row.try_get("from_state")?,
+        to_state: row.try_get("to_state")?,
+        decided_at: decode::millis(row.try_get("decided_at")?)?,
+    }
+    .record()
 }

@@ -3,22 +3,26 @@
 //! the issued resolution, each stored with its state move and audit row in one
 //! `BEGIN IMMEDIATE` transaction.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
 use kozomol_core::{CaseId, CaseState};
 use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use crate::audit::now_millis;
 use crate::recognition::delay_millis;
-use crate::sqlite::{location_from_row, ms, SqliteStore};
-use crate::sqlite_recognition::{insert_audit, insert_evidence};
+use crate::sqlite::{
+    case_from_row, frame_from_row, location_from_row, ms, rows_per_statement, SqliteStore,
+};
+use crate::sqlite_recognition::{insert_audit, insert_audits, insert_blobs};
+use crate::sqlite_review::review_from_row;
 use crate::stages::{self, LookupColumns, ResolutionColumns};
 use crate::{
-    decode, CompleteResult, FineStages, NewResolution, OwnerLookupRecord, ResolutionRecord,
-    StoreError,
+    decode, CaseFrame, CompleteResult, EvidenceRef, FineStages, IssuingRead, NewResolution,
+    OwnerLookupRecord, ResolutionRecord, ReviewRecord, StoreError,
 };
 
 /// The resolution's columns with its PDF's location. A macro because `query()` takes
@@ -160,22 +164,134 @@ impl FineStages for SqliteStore {
         else {
             return Ok(None);
         };
-        let vehicle: String = row.try_get("vehicle")?;
-        LookupColumns {
-            case_id: row.try_get("case_id")?,
-            outcome: row.try_get("outcome")?,
-            owner_kind: row.try_get("owner_kind")?,
-            owner_id: row.try_get("owner_id")?,
-            owner_name: row.try_get("owner_name")?,
-            owner_address: row.try_get("owner_address")?,
-            vehicle: serde_json::from_str(&vehicle)
-                .map_err(|e| StoreError::Corrupt(format!("vehicle json: {e}")))?,
-            reason: row.try_get("reason")?,
-            exchange_id: row.try_get("exchange_id")?,
-            looked_up_at: decode::millis(row.try_get("looked_up_at")?)?,
+        lookup_from_row(&row).map(Some)
+    }
+
+    async fn issuing_reads(
+        &self,
+        cases: &[CaseId],
+    ) -> Result<Vec<Option<IssuingRead>>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let mut reads: HashMap<CaseId, IssuingRead> = HashMap::with_capacity(cases.len());
+        let mut evidence_of: HashMap<CaseId, CaseId> = HashMap::with_capacity(cases.len());
+        for chunk in cases.chunks(rows_per_statement(1)) {
+            let rows = select_in(
+                &mut conn,
+                "SELECT id, event_id, camera_id, captured_at, received_at, kind, state, plate, \
+                 enforceable, enforceability_note, fingerprint, event, decided_plate \
+                 FROM cases WHERE id IN (",
+                chunk,
+                ")",
+            )
+            .await?;
+            let frames = select_in(
+                &mut conn,
+                "SELECT f.case_id, f.idx, f.role, f.sha256, b.segment, b.byte_offset, \
+                 b.byte_len FROM case_frames f JOIN evidence_blobs b ON b.sha256 = f.sha256 \
+                 WHERE f.case_id IN (",
+                chunk,
+                ") ORDER BY f.case_id, f.idx",
+            )
+            .await?;
+            let mut frames_of: HashMap<CaseId, Vec<CaseFrame>> = HashMap::new();
+            for row in &frames {
+                frames_of
+                    .entry(CaseId(row.try_get("case_id")?))
+                    .or_default()
+                    .push(frame_from_row(row)?);
+            }
+            for row in &rows {
+                let id = CaseId(row.try_get("id")?);
+                let case = case_from_row(row, frames_of.remove(&id).unwrap_or_default())?;
+                evidence_of.insert(id, id);
+                reads.insert(
+                    id,
+                    IssuingRead {
+                        case,
+                        decided_plate: row.try_get("decided_plate")?,
+                        lookup: None,
+                        reissued_from: None,
+                        crop: None,
+                        reviews: Vec::new(),
+                    },
+                );
+            }
+            for row in select_in(
+                &mut conn,
+                "SELECT case_id, outcome, owner_kind, owner_id, owner_name, owner_address, \
+                 vehicle, reason, exchange_id, looked_up_at FROM owner_lookups \
+                 WHERE case_id IN (",
+                chunk,
+                ")",
+            )
+            .await?
+            {
+                let lookup = lookup_from_row(&row)?;
+                if let Some(read) = reads.get_mut(&lookup.case_id) {
+                    read.lookup = Some(lookup);
+                }
+            }
+            for row in select_in(
+                &mut conn,
+                "SELECT reissued_case_id, case_id FROM nominations WHERE reissued_case_id IN (",
+                chunk,
+                ")",
+            )
+            .await?
+            {
+                let reissued = CaseId(row.try_get("reissued_case_id")?);
+                let from = CaseId(row.try_get("case_id")?);
+                if let Some(read) = reads.get_mut(&reissued) {
+                    read.reissued_from = Some(from);
+                    evidence_of.insert(reissued, from);
+                }
+            }
         }
-        .record()
-        .map(Some)
+        // Crops and reviews are the evidence case's: the original of a re-issued one.
+        let mut evidence_cases: Vec<CaseId> = evidence_of.values().copied().collect();
+        evidence_cases.sort_unstable();
+        evidence_cases.dedup();
+        let mut crops: HashMap<CaseId, EvidenceRef> = HashMap::new();
+        let mut reviews: HashMap<CaseId, Vec<ReviewRecord>> = HashMap::new();
+        for chunk in evidence_cases.chunks(rows_per_statement(1)) {
+            for row in select_in(
+                &mut conn,
+                "SELECT r.case_id, r.crop_sha256, b.segment, b.byte_offset, b.byte_len \
+                 FROM recognitions r JOIN evidence_blobs b ON b.sha256 = r.crop_sha256 \
+                 WHERE r.case_id IN (",
+                chunk,
+                ")",
+            )
+            .await?
+            {
+                let sha: Vec<u8> = row.try_get("crop_sha256")?;
+                crops.insert(
+                    CaseId(row.try_get("case_id")?),
+                    EvidenceRef {
+                        sha256: decode::hash32(&sha, "crop hash")?,
+                        location: location_from_row(&row)?,
+                    },
+                );
+            }
+            for row in select_in(
+                &mut conn,
+                "SELECT id, case_id, tier, reviewer, decision, reason, plate, note, from_state, \
+                 to_state, decided_at FROM reviews WHERE case_id IN (",
+                chunk,
+                ") ORDER BY id",
+            )
+            .await?
+            {
+                let review = review_from_row(&row)?;
+                reviews.entry(review.case_id).or_default().push(review);
+            }
+        }
+        for (id, read) in &mut reads {
+            let evidence = evidence_of.get(id).copied().unwrap_or(*id);
+            read.crop = crops.get(&evidence).cloned();
+            read.reviews = reviews.get(&evidence).cloned().unwrap_or_default();
+        }
+        Ok(cases.iter().map(|id| reads.get(id).cloned()).collect())
     }
 
     async fn reserve_resolution_numbers(
@@ -185,12 +301,84 @@ impl FineStages for SqliteStore {
         year: i32,
     ) -> Result<Vec<u64>, StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let mut numbers = Vec::with_capacity(cases.len());
+        let mut numbers = HashMap::with_capacity(cases.len());
+        for chunk in cases.chunks(rows_per_statement(1) - 2) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT case_id, sequence FROM resolution_numbers WHERE issuer = ",
+            );
+            qb.push_bind(issuer)
+                .push(" AND year = ")
+                .push_bind(year)
+                .push(" AND case_id IN (");
+            let mut ids = qb.separated(", ");
+            for id in chunk {
+                ids.push_bind(id.0);
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(&mut *tx).await? {
+                numbers.insert(
+                    CaseId(row.try_get("case_id")?),
+                    row.try_get::<i64, _>("sequence")?,
+                );
+            }
+        }
+        // The cases without a number take the next ones, in the order given.
+        let mut missing: Vec<CaseId> = Vec::new();
         for &case_id in cases {
-            numbers.push(reserve_number(&mut tx, case_id, issuer, year).await?);
+            if !numbers.contains_key(&case_id) && !missing.contains(&case_id) {
+                missing.push(case_id);
+            }
+        }
+        if !missing.is_empty() {
+            let count = i64::try_from(missing.len())
+                .map_err(|_| StoreError::Corrupt("too many cases to number".into()))?;
+            let first: i64 = sqlx::query_scalar(
+                "INSERT INTO resolution_counters (issuer, year, next) VALUES (?, ?, 1 + ?) \
+                     ON CONFLICT (issuer, year) DO UPDATE SET next = resolution_counters.next + ? \
+                     RETURNING next - ?",
+            )
+            .bind(issuer)
+            .bind(year)
+            .bind(count)
+            .bind(count)
+            .bind(count)
+            .fetch_one(&mut *tx)
+            .await?;
+            let reserved: Vec<(CaseId, i64)> = missing
+                .iter()
+                .zip(first..)
+                .map(|(&id, seq)| (id, seq))
+                .collect();
+            for chunk in reserved.chunks(rows_per_statement(4)) {
+                let mut qb = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO resolution_numbers (case_id, issuer, year, sequence) ",
+                );
+                qb.push_values(chunk, |mut row, (case_id, sequence)| {
+                    row.push_bind(case_id.0)
+                        .push_bind(issuer)
+                        .push_bind(year)
+                        .push_bind(*sequence);
+                });
+                qb.build().execute(&mut *tx).await.map_err(|e| {
+                    crate::error::db_error(e, || {
+                        format!(
+                            "resolution numbers for cases {:?}",
+                            chunk.iter().map(|(id, _)| id.0).collect::<Vec<_>>()
+                        )
+                    })
+                })?;
+            }
+            numbers.extend(reserved);
         }
         tx.commit().await?;
-        Ok(numbers)
+        cases
+            .iter()
+            .map(|case_id| {
+                let sequence = numbers[case_id];
+                u64::try_from(sequence)
+                    .map_err(|_| StoreError::Corrupt(format!("sequence {sequence}")))
+            })
+            .collect()
     }
 
     async fn record_resolutions(
@@ -204,12 +392,91 @@ impl FineStages for SqliteStore {
         let now = now_millis();
         let actor = stages::actor(worker);
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let mut results = Vec::with_capacity(resolutions.len());
-        for resolution in resolutions {
-            results.push(record_one(&mut tx, worker, &actor, resolution, now).await?);
+        // The cases still leased to this worker move; the rest were lost to another.
+        let mut moved = HashSet::with_capacity(resolutions.len());
+        for chunk in resolutions.chunks(rows_per_statement(1) - 1) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "UPDATE cases SET state = 'issued', stage_worker = NULL, \
+                 stage_lease_until = NULL, stage_attempts = 0, stage_error = NULL \
+                 WHERE state = 'owner_found' AND stage_worker = ",
+            );
+            qb.push_bind(worker).push(" AND id IN (");
+            let mut ids = qb.separated(", ");
+            for resolution in chunk {
+                ids.push_bind(resolution.case_id.0);
+            }
+            qb.push(") RETURNING id");
+            for row in qb.build().fetch_all(&mut *tx).await? {
+                moved.insert(CaseId(row.try_get("id")?));
+            }
         }
+        let recorded: Vec<&NewResolution> = resolutions
+            .iter()
+            .filter(|r| moved.contains(&r.case_id))
+            .collect();
+        let blobs: Vec<_> = recorded
+            .iter()
+            .map(|r| (&r.pdf.sha256, &r.pdf.location))
+            .collect();
+        insert_blobs(&mut tx, &blobs).await?;
+        for chunk in recorded.chunks(rows_per_statement(15)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO resolutions (number, case_id, payment_code, jurisdiction, article, \
+                 units, amount_minor, discounted_minor, currency, issued_at, pdf_sha256, \
+                 signature, signature_key_id, signer, repeat_of) ",
+            );
+            qb.push_values(chunk, |mut row, resolution| {
+                row.push_bind(resolution.number.as_str())
+                    .push_bind(resolution.case_id.0)
+                    .push_bind(resolution.payment_code.as_str())
+                    .push_bind(resolution.jurisdiction.as_str())
+                    .push_bind(resolution.article.as_str())
+                    .push_bind(i64::from(resolution.units))
+                    .push_bind(resolution.amount.minor)
+                    .push_bind(resolution.discounted.map(|d| d.minor))
+                    .push_bind(resolution.amount.currency.code())
+                    .push_bind(ms(resolution.issued_at))
+                    .push_bind(&resolution.pdf.sha256[..])
+                    .push_bind(&resolution.signature[..])
+                    .push_bind(resolution.signature_key_id.as_str())
+                    .push_bind(resolution.signer.as_str())
+                    .push_bind(resolution.repeat_of.as_deref());
+            });
+            qb.build().execute(&mut *tx).await.map_err(|e| {
+                crate::error::db_error(e, || {
+                    let numbers: Vec<&str> = chunk.iter().map(|r| r.number.as_str()).collect();
+                    format!("resolutions {} or their payment codes", numbers.join(", "))
+                })
+            })?;
+        }
+        // Planned with the resolutions, so an issued resolution is never without its
+        // deliveries (a crash between the two would lose them).
+        let planned: Vec<(&str, CaseId)> = recorded
+            .iter()
+            .map(|r| (r.number.as_str(), r.case_id))
+            .collect();
+        crate::sqlite_delivery::plan_deliveries(&mut tx, &planned, ms(now)).await?;
+        let details: Vec<String> = recorded
+            .iter()
+            .map(|r| stages::resolution_detail(r))
+            .collect();
+        let audits: Vec<_> = recorded
+            .iter()
+            .zip(&details)
+            .map(|(r, detail)| stages::resolution_audit(r, &actor, detail, now))
+            .collect();
+        insert_audits(&mut tx, &audits).await?;
         tx.commit().await?;
-        Ok(results)
+        Ok(resolutions
+            .iter()
+            .map(|r| {
+                if moved.contains(&r.case_id) {
+                    CompleteResult::Completed
+                } else {
+                    CompleteResult::LeaseLost
+                }
+            })
+            .collect())
     }
 
     async fn set_aside(
@@ -272,111 +539,36 @@ impl FineStages for SqliteStore {
     }
 }
 
-/// The case's reserved number, or the next free one, reserved now.
-async fn reserve_number(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    case_id: CaseId,
-    issuer: &str,
-    year: i32,
-) -> Result<u64, StoreError> {
-    let reserved: Option<i64> = sqlx::query_scalar(
-        "SELECT sequence FROM resolution_numbers WHERE case_id = ? AND issuer = ? AND year = ?",
-    )
-    .bind(case_id.0)
-    .bind(issuer)
-    .bind(year)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let sequence = match reserved {
-        Some(sequence) => sequence,
-        None => {
-            let sequence: i64 = sqlx::query_scalar(
-                "INSERT INTO resolution_counters (issuer, year, next) VALUES (?, ?, 2) \
-                     ON CONFLICT (issuer, year) DO UPDATE SET next = resolution_counters.next + 1 \
-                     RETURNING next - 1",
-            )
-            .bind(issuer)
-            .bind(year)
-            .fetch_one(&mut **tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO resolution_numbers (case_id, issuer, year, sequence) \
-                     VALUES (?, ?, ?, ?)",
-            )
-            .bind(case_id.0)
-            .bind(issuer)
-            .bind(year)
-            .bind(sequence)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| {
-                crate::error::db_error(e, || format!("a resolution number for case {case_id}"))
-            })?;
-            sequence
-        }
-    };
-    u64::try_from(sequence).map_err(|_| StoreError::Corrupt(format!("sequence {sequence}")))
+fn lookup_from_row(row: &SqliteRow) -> Result<OwnerLookupRecord, StoreError> {
+    let vehicle: String = row.try_get("vehicle")?;
+    LookupColumns {
+        case_id: row.try_get("case_id")?,
+        outcome: row.try_get("outcome")?,
+        owner_kind: row.try_get("owner_kind")?,
+        owner_id: row.try_get("owner_id")?,
+        owner_name: row.try_get("owner_name")?,
+        owner_address: row.try_get("owner_address")?,
+        vehicle: serde_json::from_str(&vehicle)
+            .map_err(|e| StoreError::Corrupt(format!("vehicle json: {e}")))?,
+        reason: row.try_get("reason")?,
+        exchange_id: row.try_get("exchange_id")?,
+        looked_up_at: decode::millis(row.try_get("looked_up_at")?)?,
+    }
+    .record()
 }
 
-/// One resolution of a batch: the case's move, the resolution, its deliveries, audit.
-async fn record_one(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    worker: &str,
-    actor: &str,
-    resolution: &NewResolution,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<CompleteResult, StoreError> {
-    let moved = sqlx::query(
-        "UPDATE cases SET state = 'issued', stage_worker = NULL, stage_lease_until = NULL, \
-             stage_attempts = 0, stage_error = NULL \
-             WHERE id = ? AND state = 'owner_found' AND stage_worker = ?",
-    )
-    .bind(resolution.case_id.0)
-    .bind(worker)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if moved == 0 {
-        return Ok(CompleteResult::LeaseLost);
+/// Rows of `head` + the ids, comma-separated binds + `tail`.
+async fn select_in(
+    conn: &mut SqliteConnection,
+    head: &str,
+    ids: &[CaseId],
+    tail: &str,
+) -> Result<Vec<SqliteRow>, StoreError> {
+    let mut qb = QueryBuilder::<Sqlite>::new(head);
+    let mut list = qb.separated(", ");
+    for id in ids {
+        list.push_bind(id.0);
     }
-    insert_evidence(tx, &resolution.pdf).await?;
-    sqlx::query(
-        "INSERT INTO resolutions (number, case_id, payment_code, jurisdiction, article, \
-             units, amount_minor, discounted_minor, currency, issued_at, pdf_sha256, \
-             signature, signature_key_id, signer, repeat_of) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(resolution.number.as_str())
-    .bind(resolution.case_id.0)
-    .bind(resolution.payment_code.as_str())
-    .bind(resolution.jurisdiction.as_str())
-    .bind(resolution.article.as_str())
-    .bind(i64::from(resolution.units))
-    .bind(resolution.amount.minor)
-    .bind(resolution.discounted.map(|d| d.minor))
-    .bind(resolution.amount.currency.code())
-    .bind(ms(resolution.issued_at))
-    .bind(&resolution.pdf.sha256[..])
-    .bind(&resolution.signature[..])
-    .bind(resolution.signature_key_id.as_str())
-    .bind(resolution.signer.as_str())
-    .bind(resolution.repeat_of.as_deref())
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| {
-        crate::error::db_error(e, || {
-            format!("resolution {} or its payment code", resolution.number)
-        })
-    })?;
-    // Planned with the resolution, so an issued resolution is never without its
-    // deliveries (a crash between the two would lose them).
-    crate::sqlite_delivery::plan_deliveries(tx, &resolution.number, resolution.case_id, ms(now))
-        .await?;
-    let detail = stages::resolution_detail(resolution);
-    insert_audit(
-        tx,
-        &stages::resolution_audit(resolution, actor, &detail, now),
-    )
-    .await?;
-    Ok(CompleteResult::Completed)
+    qb.push(tail);
+    Ok(qb.build().fetch_all(&mut *conn).await?)
 }

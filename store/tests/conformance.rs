@@ -4059,6 +4059,56 @@ async fn offenders_count_by_pin_or_inn_and_owners_state_once(store: Arc<dyn Stor
         store.reissued_from(reissued).await.unwrap(),
         Some(nomination.case_id)
     );
+    // The issuing stage's batched reads say what the single reads say; a re-issued
+    // case's crop and reviews are its original's.
+    let original = nomination.case_id;
+    let reads = store
+        .issuing_reads(&[reissued, original, CaseId(i64::MAX), reissued])
+        .await
+        .unwrap();
+    assert_eq!(reads.len(), 4);
+    assert!(reads[2].is_none());
+    for (read, id, evidence) in [
+        (&reads[0], reissued, original),
+        (&reads[1], original, original),
+        (&reads[3], reissued, original),
+    ] {
+        let read = read.as_ref().expect("the case is read");
+        assert_eq!(read.case, store.case(id).await.unwrap().unwrap());
+        assert_eq!(read.decided_plate, store.decided_plate(id).await.unwrap());
+        assert_eq!(read.lookup, store.owner_lookup(id).await.unwrap());
+        assert_eq!(read.reissued_from, store.reissued_from(id).await.unwrap());
+        assert_eq!(
+            read.crop,
+            store
+                .recognition(evidence)
+                .await
+                .unwrap()
+                .and_then(|r| r.crop)
+        );
+        assert_eq!(read.reviews, store.reviews(evidence).await.unwrap());
+        assert!(!read.reviews.is_empty());
+    }
+    assert_eq!(reads[0].as_ref().unwrap().reissued_from, Some(original));
+    // Several offenders at once, each with its own list, in the order asked.
+    let lists = store
+        .offenders_resolutions(
+            &[
+                (OwnerKind::Person, holder.id.as_str()),
+                (OwnerKind::Person, "12345678901234"),
+                (OwnerKind::Company, holder.id.as_str()),
+                (OwnerKind::Person, holder.id.as_str()),
+            ],
+            later,
+        )
+        .await
+        .unwrap();
+    let numbers_of = |list: &Vec<kozomol_store::nominations::OffenderResolution>| {
+        list.iter().map(|r| r.number.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(numbers_of(&lists[0]), numbers);
+    assert!(lists[1].is_empty() && lists[2].is_empty());
+    assert_eq!(numbers_of(&lists[3]), numbers);
     assert_eq!(
         store
             .claim_stage(CaseState::OwnerFound, "f2", 10, LONG_LEASE)

@@ -68,15 +68,46 @@ pub struct Fonts {
     /// For the prepared set, the programs (regular, bold) embedded whole; `None` for the
     /// full faces, which printpdf subsets per document.
     pub programs: Option<[Program; 2]>,
+    /// Glyph advances (regular, bold) of the code points below [`ADVANCE_TABLE_END`],
+    /// looked up once: finding a glyph through the font's tables for every character
+    /// measured was a tenth of a resolution's rendering.
+    advances: [Vec<u16>; 2],
+}
+
+/// Latin and Cyrillic, where nearly every character a resolution measures lies.
+const ADVANCE_TABLE_END: u32 = 0x500;
+
+fn advance_of(face: &ParsedFont, c: u32) -> u16 {
+    face.get_horizontal_advance(face.lookup_glyph_index(c).unwrap_or(0))
+}
+
+fn advance_table(face: &ParsedFont) -> Vec<u16> {
+    (0..ADVANCE_TABLE_END)
+        .map(|c| advance_of(face, c))
+        .collect()
+}
+
+impl Fonts {
+    fn new(regular: ParsedFont, bold: ParsedFont, programs: Option<[Program; 2]>) -> Self {
+        let advances = [advance_table(&regular), advance_table(&bold)];
+        Fonts {
+            regular,
+            bold,
+            programs,
+            advances,
+        }
+    }
 }
 
 /// The whole bundled faces (parsing takes milliseconds; done once).
 pub fn full() -> &'static Fonts {
     static FONTS: OnceLock<Fonts> = OnceLock::new();
-    FONTS.get_or_init(|| Fonts {
-        regular: parse(REGULAR_TTF, "DejaVu Sans"),
-        bold: parse(BOLD_TTF, "DejaVu Sans Bold"),
-        programs: None,
+    FONTS.get_or_init(|| {
+        Fonts::new(
+            parse(REGULAR_TTF, "DejaVu Sans"),
+            parse(BOLD_TTF, "DejaVu Sans Bold"),
+            None,
+        )
     })
 }
 
@@ -87,11 +118,7 @@ pub fn prepared() -> &'static Fonts {
         let full = full();
         let [(regular, regular_program), (bold, bold_program)] =
             Weight::BOTH.map(|weight| cut_down(full.face(weight)));
-        Fonts {
-            regular,
-            bold,
-            programs: Some([regular_program, bold_program]),
-        }
+        Fonts::new(regular, bold, Some([regular_program, bold_program]))
     })
 }
 
@@ -145,45 +172,72 @@ impl Fonts {
     /// Width of `text` set at `size` points, as printpdf writes it (glyph advances, no
     /// kerning); characters the font lacks count as its `.notdef` glyph.
     pub fn width(&self, weight: Weight, size: f32, text: &str) -> f32 {
+        self.points(weight, size, self.units(weight, text))
+    }
+
+    /// The advances of `text`'s glyphs, in font units: a sum, so a line's width is its
+    /// words' and spaces' added up.
+    fn units(&self, weight: Weight, text: &str) -> u32 {
         let face = self.face(weight);
-        let units_per_em = f32::from(face.pdf_font_metrics.units_per_em.max(1));
-        let advance: u32 = text
-            .chars()
+        let table = match weight {
+            Weight::Regular => &self.advances[0],
+            Weight::Bold => &self.advances[1],
+        };
+        text.chars()
             .map(|c| {
-                let gid = face.lookup_glyph_index(u32::from(c)).unwrap_or(0);
-                u32::from(face.get_horizontal_advance(gid))
+                let code = u32::from(c);
+                u32::from(match table.get(code as usize) {
+                    Some(&advance) => advance,
+                    None => advance_of(face, code),
+                })
             })
-            .sum();
-        advance as f32 * size / units_per_em
+            .sum()
+    }
+
+    fn points(&self, weight: Weight, size: f32, units: u32) -> f32 {
+        let units_per_em = f32::from(self.face(weight).pdf_font_metrics.units_per_em.max(1));
+        units as f32 * size / units_per_em
     }
 
     /// Breaks `text` into lines no wider than `max_width`: at spaces, and inside a word
-    /// only when the word alone is too wide. A `\n` starts a new line.
+    /// only when the word alone is too wide. A `\n` starts a new line. Each word is
+    /// measured once and added to its line's width, not the line measured again.
     pub fn wrap(&self, weight: Weight, size: f32, text: &str, max_width: f32) -> Vec<String> {
+        let fits = |units: u32| self.points(weight, size, units) <= max_width;
+        let space = self.units(weight, " ");
         let mut lines = Vec::new();
         for paragraph in text.split('\n') {
             let mut line = String::new();
+            let mut line_units = 0;
             for word in paragraph.split_whitespace() {
+                let word_units = self.units(weight, word);
                 let candidate = if line.is_empty() {
-                    word.to_owned()
+                    word_units
                 } else {
-                    format!("{line} {word}")
+                    line_units + space + word_units
                 };
-                if self.width(weight, size, &candidate) <= max_width {
-                    line = candidate;
+                if fits(candidate) {
+                    if !line.is_empty() {
+                        line.push(' ');
+                    }
+                    line.push_str(word);
+                    line_units = candidate;
                     continue;
                 }
                 if !line.is_empty() {
                     lines.push(std::mem::take(&mut line));
                 }
                 // The word alone: split it if it is still too wide.
+                line_units = 0;
+                let mut buf = [0u8; 4];
                 for c in word.chars() {
-                    line.push(c);
-                    if self.width(weight, size, &line) > max_width && line.chars().count() > 1 {
-                        line.pop();
+                    let c_units = self.units(weight, c.encode_utf8(&mut buf));
+                    if !line.is_empty() && !fits(line_units + c_units) {
                         lines.push(std::mem::take(&mut line));
-                        line.push(c);
+                        line_units = 0;
                     }
+                    line.push(c);
+                    line_units += c_units;
                 }
             }
             lines.push(line);

@@ -1,6 +1,7 @@
 //! Assembling and writing the PDF with printpdf 0.12, deterministically: the same
 //! resolution gives the same bytes (fixed resource names, dates from the issue time,
-//! a trailer `/ID` derived from the content), so the archived hash can be re-derived.
+//! a trailer `/ID` derived from the resolution's number, issue time and payment code),
+//! so the archived hash can be re-derived.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -96,7 +97,7 @@ pub fn render(resolution: &Resolution) -> Result<Vec<u8>, ResolutionError> {
         Mm::from(printpdf::Pt(layout::PAGE_HEIGHT)),
         ops,
     )];
-    save(&doc, set)
+    save(&doc, set, &resolution_id(resolution))
 }
 
 fn save_options(set: &Fonts) -> PdfSaveOptions {
@@ -118,13 +119,13 @@ fn save_options(set: &Fonts) -> PdfSaveOptions {
     }
 }
 
-fn save(doc: &PdfDocument, set: &Fonts) -> Result<Vec<u8>, ResolutionError> {
+fn save(doc: &PdfDocument, set: &Fonts, id: &[u8; ID_LEN]) -> Result<Vec<u8>, ResolutionError> {
     let mut warnings = Vec::new();
     let mut lo = doc.to_lopdf_document(&save_options(set), &mut warnings);
     if let Some(programs) = &set.programs {
         embed_prepared(&mut lo, programs);
     }
-    write_with_content_id(lo)
+    write_with_id(lo, id)
 }
 
 /// Puts the prepared programs in deflated as they were once per process (printpdf
@@ -205,19 +206,38 @@ fn deflate_streams(lo: &mut lopdf::Document) {
     }
 }
 
-/// Compresses and writes `lo` with a trailer `/ID` derived from its content, so the
-/// same document always makes the same bytes (print batches use it too).
-pub(crate) fn write_with_content_id(mut lo: lopdf::Document) -> Result<Vec<u8>, ResolutionError> {
-    // printpdf draws the trailer /ID at random. Write a zero placeholder, then put the
-    // first 16 bytes of the file's SHA-256 in its place (same length, so the offsets
-    // in the cross-reference table stay right). ISO 32000-1 14.4 asks for the same
-    // value in both slots of a document that was never modified.
-    let placeholder = vec![0u8; ID_LEN];
+/// The resolution's trailer `/ID`: the first 16 bytes of the SHA-256 of what makes it
+/// unique (its number, issue instant and payment code). Hashing the whole file, as
+/// print batches do, would cost a pass over its ≈ 200 KB for every document.
+fn resolution_id(resolution: &Resolution) -> [u8; ID_LEN] {
+    let mut hasher = Sha256::new();
+    for part in [
+        "kozomol resolution".as_bytes(),
+        resolution.number.to_string().as_bytes(),
+        resolution
+            .issued_at
+            .timestamp_millis()
+            .to_string()
+            .as_bytes(),
+        resolution.payment_code.as_bytes(),
+    ] {
+        hasher.update(part);
+        // A separator no part contains, so that no two lists of parts hash alike.
+        hasher.update([0]);
+    }
+    let mut id = [0; ID_LEN];
+    id.copy_from_slice(&hasher.finalize()[..ID_LEN]);
+    id
+}
+
+/// Compresses and writes `lo` with `id` in both slots of the trailer's `/ID` (ISO
+/// 32000-1 14.4 asks for the same value twice in a document never modified).
+fn write_with_id(mut lo: lopdf::Document, id: &[u8; ID_LEN]) -> Result<Vec<u8>, ResolutionError> {
     lo.trailer.set(
         "ID",
         Object::Array(vec![
-            Object::String(placeholder.clone(), StringFormat::Hexadecimal),
-            Object::String(placeholder, StringFormat::Hexadecimal),
+            Object::String(id.to_vec(), StringFormat::Hexadecimal),
+            Object::String(id.to_vec(), StringFormat::Hexadecimal),
         ]),
     );
     deflate_streams(&mut lo);
@@ -226,6 +246,17 @@ pub(crate) fn write_with_content_id(mut lo: lopdf::Document) -> Result<Vec<u8>, 
         .map_err(|e| ResolutionError::PdfWrite {
             reason: e.to_string(),
         })?;
+    Ok(out)
+}
+
+/// Compresses and writes `lo` with a trailer `/ID` derived from its content, so the
+/// same document always makes the same bytes (print batches, whose pages have no one
+/// number, use it).
+pub(crate) fn write_with_content_id(lo: lopdf::Document) -> Result<Vec<u8>, ResolutionError> {
+    // printpdf and lopdf draw the trailer /ID at random. Write a zero placeholder, then
+    // put the first 16 bytes of the file's SHA-256 in its place (same length, so the
+    // offsets in the cross-reference table stay right).
+    let mut out = write_with_id(lo, &[0; ID_LEN])?;
     let id = hex::encode_upper(&Sha256::digest(&out)[..ID_LEN]);
     let zeros = format!("<{}>", "0".repeat(2 * ID_LEN));
     let trailer = find_last(&out, b"trailer").ok_or_else(|| ResolutionError::PdfWrite {
