@@ -103,10 +103,8 @@ pub async fn run_issuing(
         .await?;
     let mut results = Vec::with_capacity(claimed.len());
     let mut drafts = Vec::new();
-    // The reads of a batch's cases overlap: one after another, their round trips to
-    // the database took longer than rendering the documents.
-    // The batch's reads in a few queries: one after another, a case's reads cost more
-    // than rendering its document.
+    // The batch's reads in a few queries: one round trip per read and case cost more
+    // than rendering the case's document.
     let reads = store.issuing_reads(&claimed).await?;
     let histories = offender_histories(store, &reads).await?;
     for (&case_id, read) in claimed.iter().zip(reads) {

@@ -10,7 +10,7 @@
 //! contacts and repeat counting follow the driver), and `reissued_from` leads the
 //! issuing stage back to the original's recognition and reviews.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -282,6 +282,17 @@ impl<'a> OffenderLists<'a> {
             asked,
             found: HashMap::new(),
         }
+    }
+
+    /// The offenders to query, each once (an offender asked for twice would have each
+    /// of their rows twice).
+    pub(crate) fn distinct(&self) -> Vec<(OwnerKind, &'a str)> {
+        let mut seen = HashSet::with_capacity(self.asked.len());
+        self.asked
+            .iter()
+            .copied()
+            .filter(|offender| seen.insert(*offender))
+            .collect()
     }
 
     /// A row's resolution, addressed to the offender `kind` and `id` name.

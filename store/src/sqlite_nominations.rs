@@ -159,25 +159,23 @@ impl Offenders for SqliteStore {
         before: DateTime<Utc>,
     ) -> Result<Vec<Vec<OffenderResolution>>, StoreError> {
         let mut lists = OffenderLists::new(offenders);
-        for chunk in offenders.chunks(crate::sqlite::rows_per_statement(2) - 1) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT l.owner_kind, l.owner_id, r.number, r.case_id, r.jurisdiction, \
-                 r.article, r.issued_at, c.state \
-                 FROM owner_lookups l JOIN resolutions r ON r.case_id = l.case_id \
+        let distinct = lists.distinct();
+        for chunk in distinct.chunks(crate::sqlite::rows_per_statement(2) - 1) {
+            // The offenders as a table joined to the lookups: a chain of ORs as long as
+            // a large batch is deeper than SQLite lets an expression be.
+            let mut qb = QueryBuilder::<Sqlite>::new("WITH asked (kind, id) AS (");
+            qb.push_values(chunk, |mut row, (kind, id)| {
+                row.push_bind(kind.as_str()).push_bind(*id);
+            });
+            qb.push(
+                ") SELECT l.owner_kind, l.owner_id, r.number, r.case_id, r.jurisdiction, \
+                 r.article, r.issued_at, c.state FROM asked a \
+                 JOIN owner_lookups l ON l.owner_kind = a.kind AND l.owner_id = a.id \
+                 JOIN resolutions r ON r.case_id = l.case_id \
                  JOIN cases c ON c.id = r.case_id WHERE r.issued_at < ",
             );
-            qb.push_bind(ms(before)).push(" AND (");
-            for (i, (kind, id)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    qb.push(" OR ");
-                }
-                qb.push("(l.owner_kind = ")
-                    .push_bind(kind.as_str())
-                    .push(" AND l.owner_id = ")
-                    .push_bind(*id)
-                    .push(")");
-            }
-            qb.push(") ORDER BY r.issued_at, r.number");
+            qb.push_bind(ms(before))
+                .push(" ORDER BY r.issued_at, r.number");
             for row in qb.build().fetch_all(&self.reader).await? {
                 let kind: String = row.try_get("owner_kind")?;
                 let id: String = row.try_get("owner_id")?;

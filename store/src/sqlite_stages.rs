@@ -410,9 +410,12 @@ impl FineStages for SqliteStore {
                 moved.insert(CaseId(row.try_get("id")?));
             }
         }
+        // A case given twice is recorded once: its first copy; the others found it
+        // moved already, as they would one at a time.
+        let mut first = HashSet::with_capacity(resolutions.len());
         let recorded: Vec<&NewResolution> = resolutions
             .iter()
-            .filter(|r| moved.contains(&r.case_id))
+            .filter(|r| moved.contains(&r.case_id) && first.insert(r.case_id))
             .collect();
         let blobs: Vec<_> = recorded
             .iter()
@@ -467,10 +470,11 @@ impl FineStages for SqliteStore {
             .collect();
         insert_audits(&mut tx, &audits).await?;
         tx.commit().await?;
+        let mut reported = HashSet::with_capacity(recorded.len());
         Ok(resolutions
             .iter()
             .map(|r| {
-                if moved.contains(&r.case_id) {
+                if moved.contains(&r.case_id) && reported.insert(r.case_id) {
                     CompleteResult::Completed
                 } else {
                     CompleteResult::LeaseLost

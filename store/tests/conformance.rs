@@ -2181,13 +2181,15 @@ async fn resolution_numbers_are_reserved_once_and_issued(store: Arc<dyn Store>) 
     let gone = resolution(ids[0], "KG-BSK-2026-0000099", "111260010000000099");
     assert_eq!(
         store
-            .record_resolutions("f1", &[second, gone, third])
+            .record_resolutions("f1", &[second.clone(), gone, third, second])
             .await
             .unwrap(),
+        // A case given twice is recorded once, as one at a time would.
         vec![
             CompleteResult::Completed,
             CompleteResult::LeaseLost,
-            CompleteResult::Completed
+            CompleteResult::Completed,
+            CompleteResult::LeaseLost
         ]
     );
     for id in [ids[1], ids[2]] {
@@ -4109,6 +4111,17 @@ async fn offenders_count_by_pin_or_inn_and_owners_state_once(store: Arc<dyn Stor
     assert_eq!(numbers_of(&lists[0]), numbers);
     assert!(lists[1].is_empty() && lists[2].is_empty());
     assert_eq!(numbers_of(&lists[3]), numbers);
+    // As many offenders as a large batch has, the one with resolutions last.
+    let strangers: Vec<String> = (0..1_200).map(|n| format!("9{n:013}")).collect();
+    let mut many: Vec<(OwnerKind, &str)> = strangers
+        .iter()
+        .map(|id| (OwnerKind::Person, id.as_str()))
+        .collect();
+    many.push((OwnerKind::Person, holder.id.as_str()));
+    let lists = store.offenders_resolutions(&many, later).await.unwrap();
+    assert_eq!(lists.len(), many.len());
+    assert!(lists[..1_200].iter().all(Vec::is_empty));
+    assert_eq!(numbers_of(&lists[1_200]), numbers);
     assert_eq!(
         store
             .claim_stage(CaseState::OwnerFound, "f2", 10, LONG_LEASE)
