@@ -197,8 +197,8 @@ pub struct FinesSettings {
     /// issued about 750/s, of 64 about 900/s; docs/performance.md).
     pub issue_batch: u32,
     /// Issuing loops in this process: more than cores keeps them busy while a loop
-    /// waits on its commits and fsync (on 2 cores, 4 loops issued about 1,050/s, 2
-    /// about 900/s, 1 about 770/s).
+    /// waits on its commits and fsync (on 2 cores, 4 loops issued 764–1,098/s, 2 loops
+    /// 864–910/s, 1 loop 762–783/s; docs/performance.md).
     pub issue_workers: usize,
     /// Seconds a stage's claim holds before another worker may take the case.
     pub lease_s: u64,
