@@ -269,11 +269,22 @@ impl NominationColumns {
     }
 }
 
+/// The offenders query after its `WITH asked (kind, id) AS (VALUES ...)`, up to the
+/// `issued_at` bound both backends bind: the offenders as a table joined to the
+/// lookups, since a chain of ORs as long as a large batch is deeper than SQLite lets an
+/// expression be.
+pub(crate) const OFFENDERS_SELECT: &str = ") SELECT l.owner_kind, l.owner_id, r.number, \
+    r.case_id, r.jurisdiction, r.article, r.issued_at, c.state FROM asked a \
+    JOIN owner_lookups l ON l.owner_kind = a.kind AND l.owner_id = a.id \
+    JOIN resolutions r ON r.case_id = l.case_id \
+    JOIN cases c ON c.id = r.case_id WHERE r.issued_at < ";
+
 /// An offenders query's rows gathered into one list per offender asked for, in the
 /// order asked (both backends read the rows, this groups them).
 pub(crate) struct OffenderLists<'a> {
     asked: &'a [(OwnerKind, &'a str)],
-    found: HashMap<(&'static str, &'a str), Vec<OffenderResolution>>,
+    /// By the row's owner kind and id.
+    found: HashMap<(String, String), Vec<OffenderResolution>>,
 }
 
 impl<'a> OffenderLists<'a> {
@@ -295,19 +306,10 @@ impl<'a> OffenderLists<'a> {
             .collect()
     }
 
-    /// A row's resolution, addressed to the offender `kind` and `id` name.
-    pub(crate) fn add(&mut self, kind: &str, id: &str, resolution: OffenderResolution) {
-        // Keyed by the offenders asked for, so the row's strings need not be kept.
-        if let Some((asked_kind, asked_id)) = self
-            .asked
-            .iter()
-            .find(|(k, i)| k.as_str() == kind && *i == id)
-        {
-            self.found
-                .entry((asked_kind.as_str(), asked_id))
-                .or_default()
-                .push(resolution);
-        }
+    /// A row's resolution, addressed to the offender its `owner_kind` and `owner_id`
+    /// name.
+    pub(crate) fn add(&mut self, kind: String, id: String, resolution: OffenderResolution) {
+        self.found.entry((kind, id)).or_default().push(resolution);
     }
 
     pub(crate) fn finish(self) -> Vec<Vec<OffenderResolution>> {
@@ -315,7 +317,7 @@ impl<'a> OffenderLists<'a> {
             .iter()
             .map(|(kind, id)| {
                 self.found
-                    .get(&(kind.as_str(), *id))
+                    .get(&(kind.as_str().to_owned(), (*id).to_owned()))
                     .cloned()
                     .unwrap_or_default()
             })

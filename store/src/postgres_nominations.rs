@@ -16,6 +16,7 @@ use crate::error::{corrupt, db_error};
 use crate::nominations::{
     self, Claim, NewNomination, NominatedDriver, NominationColumns, NominationRecord,
     NominationRecorded, OffenderLists, OffenderResolution, Offenders, CASE_REISSUED, NOMINABLE,
+    OFFENDERS_SELECT,
 };
 use crate::postgres::PgStore;
 use crate::postgres_appeals::{move_case, request_refund, stop_clock};
@@ -162,19 +163,11 @@ impl Offenders for PgStore {
         let mut lists = OffenderLists::new(offenders);
         let distinct = lists.distinct();
         for chunk in distinct.chunks(crate::postgres::rows_per_statement(2) - 1) {
-            // The offenders as a table joined to the lookups: a chain of ORs as long as
-            // a large batch is deeper than SQLite lets an expression be.
             let mut qb = QueryBuilder::<Postgres>::new("WITH asked (kind, id) AS (");
             qb.push_values(chunk, |mut row, (kind, id)| {
                 row.push_bind(kind.as_str()).push_bind(*id);
             });
-            qb.push(
-                ") SELECT l.owner_kind, l.owner_id, r.number, r.case_id, r.jurisdiction, \
-                 r.article, r.issued_at, c.state FROM asked a \
-                 JOIN owner_lookups l ON l.owner_kind = a.kind AND l.owner_id = a.id \
-                 JOIN resolutions r ON r.case_id = l.case_id \
-                 JOIN cases c ON c.id = r.case_id WHERE r.issued_at < ",
-            );
+            qb.push(OFFENDERS_SELECT);
             qb.push_bind(before).push(" ORDER BY r.issued_at, r.number");
             for row in qb.build().fetch_all(&self.pool).await? {
                 let kind: String = row.try_get("owner_kind")?;
@@ -190,7 +183,7 @@ impl Offenders for PgStore {
                     issued_at: row.try_get("issued_at")?,
                     state: decode::state(&row.try_get::<String, _>("state")?)?,
                 };
-                lists.add(&kind, &id, resolution);
+                lists.add(kind, id, resolution);
             }
         }
         Ok(lists.finish())
