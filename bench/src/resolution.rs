@@ -13,7 +13,7 @@ use clap::Parser;
 use kozomol_core::{
     CalibrationCertificate, CameraId, CaseId, CaseState, ClockSource, EventId, FrameRef, FrameRole,
     Jurisdiction, Measurement, MeasuringDevice, OwnerKind, OwnerOfRecord, OwnerOutcome,
-    ReviewDecision, ReviewTier, Site, ViolationEvent, ViolationKind,
+    ReviewDecision, ReviewTier, Role, Site, ViolationEvent, ViolationKind,
 };
 use kozomol_fines::calendar::Calendars;
 use kozomol_fines::catalogue::Catalogue;
@@ -21,11 +21,15 @@ use kozomol_fines::issuing::{run_issuing, Issued, Issuer, IssuingStage};
 use kozomol_fines::resolution::{Ed25519Signer, Officer, SignerIdentity};
 use kozomol_payments::MerchantAccount;
 use kozomol_store::{
-    CameraRegistration, CaseWrite, EvidenceStore, NewCase, NewFrame, NewReview, OwnerLookupRecord,
-    Store,
+    CameraRegistration, CaseWrite, EvidenceStore, NewAccount, NewCase, NewFrame, NewReview,
+    OfficerIdentity, OwnerLookupRecord, Store,
 };
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
+
+/// The officer who approves every bench case, as the register names him.
+const OFFICER_NAME: &str = "Исаков Нурлан Бекович";
+const OFFICER_BADGE: &str = "KG-0417";
 
 #[derive(Parser)]
 #[command(about = "Resolutions issued per second, PDF and signature included")]
@@ -326,6 +330,19 @@ async fn owner_found_cases(
             }
         }
     }
+    // The document names the approving officer from the officers' register.
+    store
+        .create_account(&NewAccount {
+            login: "officer-1".into(),
+            role: Role::Reviewer,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$bench".into(),
+            officer: Some(OfficerIdentity {
+                full_name: OFFICER_NAME.into(),
+                badge: OFFICER_BADGE.into(),
+            }),
+            created_by: "bench".into(),
+        })
+        .await?;
     for (i, id) in ids.iter().enumerate() {
         store
             .record_review(&NewReview {
@@ -407,8 +424,8 @@ fn sample_document(overview: &[u8], plate: &[u8]) -> Result<kozomol_fines::resol
         measurement: "105 км/ч при разрешенной скорости 60 км/ч (превышение на 45 км/ч)".into(),
         device: Some(device()),
         officer: Officer {
-            name: "officer-1".into(),
-            badge: "officer-1".into(),
+            name: OFFICER_NAME.into(),
+            badge: OFFICER_BADGE.into(),
         },
         amount: Money::new(750_000, Currency::KGS),
         discount: Some(Discount {

@@ -40,6 +40,12 @@ impl Role {
             Role::Auditor => "auditor",
         }
     }
+
+    /// Whether the role's decisions confirm violations, so that a resolution names its
+    /// holder: such an account needs an entry in the officers' register.
+    pub fn confirms_violations(self) -> bool {
+        matches!(self, Role::Reviewer | Role::Supervisor)
+    }
 }
 
 impl FromStr for Role {
@@ -55,5 +61,24 @@ impl FromStr for Role {
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_reviewers_and_supervisors_confirm_violations() {
+        for (role, confirms) in [
+            (Role::Reviewer, true),
+            (Role::Supervisor, true),
+            (Role::Finance, false),
+            (Role::Admin, false),
+            (Role::Auditor, false),
+        ] {
+            assert_eq!(role.confirms_violations(), confirms, "{role:?}");
+            assert_eq!(role.as_str().parse::<Role>().ok(), Some(role));
+        }
     }
 }

@@ -20,7 +20,7 @@ use kozomol_payments::{CodeKind, MerchantAccount, PaymentCode};
 use kozomol_store::nominations::OffenderResolution;
 use kozomol_store::{
     CaseRecord, CompleteResult, EvidenceRef, EvidenceStore, IssuingRead, NewResolution,
-    ReviewRecord, Store, StoreError,
+    OfficerIdentity, ReviewRecord, Store, StoreError,
 };
 use tracing::{error, info, warn};
 
@@ -107,8 +107,13 @@ pub async fn run_issuing(
     // than rendering the case's document.
     let reads = store.issuing_reads(&claimed).await?;
     let histories = offender_histories(store, &reads).await?;
-    for (&case_id, read) in claimed.iter().zip(reads) {
-        match prepare(stage, issuer, case_id, read, &histories) {
+    let facts: Vec<Option<Result<CaseFacts, String>>> = reads
+        .iter()
+        .map(|read| read.as_ref().map(|r| case_facts(&r.case)))
+        .collect();
+    let register = officers_register(store, &reads, &facts).await?;
+    for ((&case_id, read), facts) in claimed.iter().zip(reads).zip(facts) {
+        match prepare(stage, issuer, case_id, read, facts, &histories, &register) {
             Prepared::Fine(draft) => drafts.push(*draft),
             Prepared::SetAside(reason) => {
                 results.push((case_id, set_aside(stage, store, case_id, reason).await?));
@@ -216,6 +221,35 @@ async fn offender_histories(
         .collect())
 }
 
+/// The officers' register entries of the officers the batch's documents name, by login.
+type Register = HashMap<String, OfficerIdentity>;
+
+/// The register entries of every officer who filed or approved one of the batch's
+/// cases, in one query.
+async fn officers_register(
+    store: &dyn Store,
+    reads: &[Option<IssuingRead>],
+    facts: &[Option<Result<CaseFacts, String>>],
+) -> Result<Register, IssuingError> {
+    let mut logins: Vec<&str> = reads
+        .iter()
+        .zip(facts)
+        .filter_map(|(read, facts)| match facts {
+            Some(Ok(CaseFacts {
+                witness: Some(login),
+                ..
+            })) => Some(login.as_str()),
+            _ => approving_reviewer(&read.as_ref()?.reviews),
+        })
+        .collect();
+    logins.sort_unstable();
+    logins.dedup();
+    if logins.is_empty() {
+        return Ok(Register::new());
+    }
+    Ok(store.officers(&logins).await?)
+}
+
 /// Gathers everything the document says; the stored record's PDF fields are filled
 /// in once it is rendered.
 fn prepare(
@@ -223,7 +257,9 @@ fn prepare(
     issuer: &Issuer,
     case_id: CaseId,
     read: Option<IssuingRead>,
+    facts: Option<Result<CaseFacts, String>>,
     histories: &Histories,
+    register: &Register,
 ) -> Prepared {
     let Some(IssuingRead {
         case,
@@ -236,9 +272,10 @@ fn prepare(
     else {
         return Prepared::Failed(format!("case {case_id} vanished"));
     };
-    let event = match case_facts(&case) {
-        Ok(facts) => facts,
-        Err(reason) => return Prepared::SetAside(reason),
+    let event = match facts {
+        Some(Ok(facts)) => facts,
+        Some(Err(reason)) => return Prepared::SetAside(reason),
+        None => return Prepared::Failed(format!("case {case_id} has no facts read")),
     };
     let Some(lookup) = lookup else {
         return Prepared::SetAside("no owner lookup is stored".into());
@@ -302,12 +339,25 @@ fn prepare(
         Err(reason) => return Prepared::Failed(reason),
     };
     // An officer who filed the case himself is its witness and confirms it.
-    let officer = match &event.witness {
-        Some(login) => Officer {
-            name: login.clone(),
-            badge: login.clone(),
+    let confirming = match &event.witness {
+        Some(login) => Some(login.as_str()),
+        None => approving_reviewer(&reviews),
+    };
+    let officer = match confirming {
+        None => stage.duty_officer.clone(),
+        Some(login) => match register.get(login) {
+            Some(entry) => Officer {
+                name: entry.full_name.clone(),
+                badge: entry.badge.clone(),
+            },
+            // A resolution must name the officer; the case waits for the register.
+            None => {
+                return Prepared::SetAside(format!(
+                    "officer `{login}`, who confirmed the violation, has no entry in the \
+                     officers' register (full name and badge number)"
+                ))
+            }
         },
-        None => confirming_officer(stage, &reviews),
     };
     let vehicle = Vehicle {
         make: lookup
@@ -620,22 +670,14 @@ fn photos(issuer: &Issuer, case: &CaseRecord, crop: Option<EvidenceRef>) -> Resu
     })
 }
 
-/// The officer whose decision approved the case (among its `reviews`), or the duty
-/// officer for the machine's.
-fn confirming_officer(stage: &IssuingStage, reviews: &[ReviewRecord]) -> Officer {
-    match reviews
+/// The login of the officer whose decision approved the case (among its `reviews`);
+/// `None` when the machine approved it, and the duty officer is named.
+fn approving_reviewer(reviews: &[ReviewRecord]) -> Option<&str> {
+    reviews
         .iter()
         .rev()
         .find(|r| r.to_state == CaseState::Approved && r.tier != ReviewTier::Auto)
-    {
-        // Accounts carry a login only; names and badge numbers come with the
-        // officers' register.
-        Some(review) => Officer {
-            name: review.reviewer.clone(),
-            badge: review.reviewer.clone(),
-        },
-        None => stage.duty_officer.clone(),
-    }
+        .map(|r| r.reviewer.as_str())
 }
 
 /// The offence a case records, for the catalogue; `delivered` dates the clocks.

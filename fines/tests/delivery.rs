@@ -31,7 +31,9 @@ use kozomol_store::{
 use kozomol_tunduk::standin::{RegistryEntry, StandIn, StandInConfig};
 use kozomol_tunduk::{RegistryConfig, VehicleRegistry};
 use sha2::{Digest, Sha256};
-use support::issued::{certificate, client, issuer, jpeg, site, stage, world, World};
+use support::issued::{
+    certificate, client, issuer, jpeg, register_officer, site, stage, world, World,
+};
 use support::Backend;
 
 #[path = "support/smtp.rs"]
@@ -189,6 +191,7 @@ async fn approved(w: &World, owner: &Owner, seed: u8) {
     let [kozomol_store::CaseWrite::Created(id)] = written.as_slice() else {
         panic!("{written:?}")
     };
+    register_officer(w, "officer-7").await;
     let review = NewReview {
         case_id: *id,
         tier: ReviewTier::Supervisor,

@@ -1,13 +1,16 @@
 //! The issuing stage end to end on SQLite: an approved case with real JPEG frames, its
 //! owner found through the stand-in security server, priced, numbered, rendered,
 //! signed, stored once and moved to `issued`; a case the catalogue cannot price is set
-//! aside for a supervisor.
+//! aside for a supervisor, and so is one whose confirming officer the officers'
+//! register does not name.
 
 use std::process::Command;
 use std::sync::Arc;
 
 use chrono::Utc;
-use kozomol_core::{CaseState, Jurisdiction, Measurement, ViolationKind};
+use kozomol_core::{
+    CaseState, Jurisdiction, Measurement, ReviewDecision, ReviewTier, ViolationKind,
+};
 use kozomol_fines::calendar::Calendars;
 use kozomol_fines::catalogue::Catalogue;
 use kozomol_fines::issuing::{run_issuing, Issued, Issuer};
@@ -15,7 +18,10 @@ use kozomol_fines::resolution::{
     verify, DetachedSignature, Ed25519Signer, SignatureAlgorithm, SignerIdentity, Verdict,
     VerifyingKeys,
 };
-use support::issued::{approved, look_up_owners, stage, world, PLATE};
+use support::issued::{
+    approved, approved_by_anyone, issuer, look_up_owners, officer_name, pdf_text, register_officer,
+    stage, world, PLATE,
+};
 use support::Backend;
 
 mod support;
@@ -160,7 +166,8 @@ async fn an_approved_case_becomes_a_signed_resolution(backend: Backend) {
         &number,
         "Асанов",
         "112 км/ч",
-        "officer-7",
+        &officer_name("officer-7"),
+        "B-OFFICER-7",
         &stored.payment_code,
     ] {
         assert!(text.contains(want), "`{want}` missing from:\n{text}");
@@ -171,4 +178,75 @@ async fn an_approved_case_becomes_a_signed_resolution(backend: Backend) {
         .await
         .expect("issuing")
         .is_empty());
+}
+
+#[tokio::test]
+async fn an_officer_missing_from_the_register_sets_the_case_aside_on_sqlite() {
+    an_officer_missing_from_the_register_sets_the_case_aside(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_officer_missing_from_the_register_sets_the_case_aside_on_postgres() {
+    an_officer_missing_from_the_register_sets_the_case_aside(Backend::Postgres).await;
+}
+
+/// A resolution names its confirming officer by full name and badge: a case approved by
+/// an account the register lacks waits for a supervisor, whose approval names him.
+async fn an_officer_missing_from_the_register_sets_the_case_aside(backend: Backend) {
+    let w = world(backend).await;
+    let speeding = Measurement {
+        speed_kmh: Some(112),
+        limit_kmh: Some(60),
+        red_elapsed_ms: None,
+    };
+    let case =
+        approved_by_anyone(&w, ViolationKind::Speeding, speeding, "old-account", PLATE).await;
+    look_up_owners(&w).await;
+    let issuer = issuer(&w);
+    let results = run_issuing(&stage(), &issuer, w.store.as_ref())
+        .await
+        .expect("issuing");
+    assert!(
+        matches!(&results[..], [(id, Issued::SetAside(reason))]
+            if *id == case && reason.contains("`old-account`") && reason.contains("register")),
+        "{results:?}"
+    );
+    let stored = w.store.case(case).await.expect("read").expect("case");
+    assert_eq!(stored.state, CaseState::SupervisorReview);
+
+    // The supervisor who approves it again is the confirming officer.
+    register_officer(&w, "supervisor-2").await;
+    let review = kozomol_store::NewReview {
+        case_id: case,
+        tier: ReviewTier::Supervisor,
+        reviewer: "supervisor-2".into(),
+        decision: ReviewDecision::Approve,
+        reason: None,
+        plate: None,
+        note: None,
+        from_state: CaseState::SupervisorReview,
+        to_state: CaseState::Approved,
+    };
+    w.store.record_review(&review).await.expect("review");
+    look_up_owners(&w).await;
+    let results = run_issuing(&stage(), &issuer, w.store.as_ref())
+        .await
+        .expect("issuing");
+    let [(id, Issued::Resolution(number))] = &results[..] else {
+        panic!("{results:?}")
+    };
+    assert_eq!(*id, case);
+    let stored = w
+        .store
+        .resolution(number)
+        .await
+        .expect("read")
+        .expect("stored");
+    let pdf = w
+        .evidence
+        .read(&stored.pdf_location, &stored.pdf_sha256)
+        .expect("pdf reads");
+    let text = pdf_text(&pdf);
+    assert!(text.contains(&officer_name("supervisor-2")), "{text}");
+    assert!(!text.contains("old-account"), "{text}");
 }

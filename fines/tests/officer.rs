@@ -3,7 +3,8 @@
 //! device to cite, names the officer who saw it.
 
 use kozomol_core::{
-    CaseState, FrameRole, Measurement, OfficerReport, ReportedPlace, ViolationKind, OFFICER_SOURCE,
+    CaseId, CaseState, FrameRole, Measurement, OfficerReport, ReportedPlace, ViolationKind,
+    OFFICER_SOURCE,
 };
 use kozomol_fines::issuing::Issued;
 use kozomol_store::accidents::OFFICER_FILED;
@@ -11,7 +12,10 @@ use kozomol_store::audit::{OWNER_LOOKED_UP, RESOLUTION_ISSUED};
 use kozomol_store::checks::CHECKS_PASSED;
 use kozomol_store::{NewFrame, NewOfficerViolation, OfficerFiled};
 use sha2::{Digest, Sha256};
-use support::issued::{audit_actions, issue_all, jpeg, state, world, PLATE};
+use support::issued::{
+    audit_actions, issue_all, jpeg, officer_name, pdf_text, register_officer, state, world, World,
+    PLATE,
+};
 use support::Backend;
 
 mod support;
@@ -26,16 +30,15 @@ async fn an_officer_filed_case_is_issued_on_postgres() {
     an_officer_filed_case_is_issued(Backend::Postgres).await;
 }
 
-async fn an_officer_filed_case_is_issued(backend: Backend) {
-    let w = world(backend).await;
-    let photos = [jpeg(3, 640, 360), jpeg(5, 240, 60)];
+/// Files a red-light report by `officer`, `hours_ago`; its case id.
+async fn file(w: &World, officer: &str, hours_ago: i64, photos: &[Vec<u8>; 2]) -> CaseId {
     let slices: Vec<&[u8]> = photos.iter().map(Vec::as_slice).collect();
     let locations = w.evidence.append_batch(&slices).expect("photos stored");
     let report = OfficerReport {
         source: OFFICER_SOURCE.to_owned(),
         report_id: uuid::Uuid::now_v7(),
         kind: ViolationKind::RedLight,
-        occurred_at: chrono::Utc::now() - chrono::Duration::hours(2),
+        occurred_at: chrono::Utc::now() - chrono::Duration::hours(hours_ago),
         plate: PLATE.to_owned(),
         measurement: Measurement::default(),
         place: ReportedPlace {
@@ -43,7 +46,7 @@ async fn an_officer_filed_case_is_issued(backend: Backend) {
             lat_e6: None,
             lon_e6: None,
         },
-        officer: "officer-12".to_owned(),
+        officer: officer.to_owned(),
         notes: None,
         accident_id: None,
     };
@@ -68,11 +71,30 @@ async fn an_officer_filed_case_is_issued(backend: Backend) {
     else {
         panic!("not filed");
     };
+    id
+}
+
+async fn an_officer_filed_case_is_issued(backend: Backend) {
+    let w = world(backend).await;
+    let photos = [jpeg(3, 640, 360), jpeg(5, 240, 60)];
+    register_officer(&w, "officer-12").await;
+    let id = file(&w, "officer-12", 2, &photos).await;
+    // The witness is who the resolution names: one the register lacks is not issued.
+    let unnamed = file(&w, "officer-13", 30, &[jpeg(4, 640, 360), jpeg(6, 240, 60)]).await;
 
     let issued = issue_all(&w).await;
     let Some((_, Issued::Resolution(number))) = issued.iter().find(|(case, _)| *case == id) else {
         panic!("case {id} not issued: {issued:?}");
     };
+    assert!(
+        issued.iter().any(|(case, result)| *case == unnamed
+            && matches!(result, Issued::SetAside(reason) if reason.contains("`officer-13`"))),
+        "{issued:?}"
+    );
+    assert_eq!(
+        state(w.store.as_ref(), unnamed).await,
+        CaseState::SupervisorReview
+    );
     assert_eq!(state(w.store.as_ref(), id).await, CaseState::Issued);
     assert_eq!(
         audit_actions(w.store.as_ref(), id).await,
@@ -102,4 +124,7 @@ async fn an_officer_filed_case_is_issued(backend: Backend) {
             .any(|w| w == photos[0].as_slice()),
         "the overview photo is in the PDF byte for byte"
     );
+    let text = pdf_text(&pdf);
+    assert!(text.contains(&officer_name("officer-12")), "{text}");
+    assert!(text.contains("B-OFFICER-12"), "{text}");
 }

@@ -12,7 +12,7 @@ use argon2::Argon2;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use kozomol_core::Role;
-use kozomol_store::{Account, AccountId, NewAccount, Store, StoreError};
+use kozomol_store::{Account, AccountId, NewAccount, OfficerIdentity, Store, StoreError};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -288,6 +288,21 @@ impl DemoCredentials {
 }
 
 const DEMO_TOKEN_LABEL: &str = "demo";
+/// The audit's actor for what the demo set-up writes.
+const DEMO_ACTOR: &str = "demo";
+
+/// The demo's officers, as its resolutions name them.
+fn demo_officer(role: Role) -> Option<OfficerIdentity> {
+    let (full_name, badge) = match role {
+        Role::Reviewer => ("Демо Рецензент", "DEMO-0001"),
+        Role::Supervisor => ("Демо Супервайзер", "DEMO-0002"),
+        _ => return None,
+    };
+    Some(OfficerIdentity {
+        full_name: full_name.to_owned(),
+        badge: badge.to_owned(),
+    })
+}
 
 /// Makes one account per role (login = role name, random password) with a token
 /// each, and writes them to `DATA_DIR/demo-credentials.json` (mode 0600).
@@ -374,6 +389,8 @@ async fn ensure_demo_account(
                     login: login.to_owned(),
                     role,
                     password_hash,
+                    officer: demo_officer(role),
+                    created_by: DEMO_ACTOR.to_owned(),
                 })
                 .await?;
             info!(login, role = %role, "demo account created");
@@ -386,6 +403,10 @@ async fn ensure_demo_account(
         }
     };
 
+    // A demo data folder from before the officers' register gets its entries.
+    if let (None, Some(officer)) = (&account.officer, demo_officer(role)) {
+        store.register_officer(login, &officer, DEMO_ACTOR).await?;
+    }
     let known = known.expect("an existing account was only accepted with known credentials");
     let token_works = match account_for_token(store, &known.token).await? {
         Some(holder) => holder.id == account.id,

@@ -200,11 +200,24 @@ fn paths() -> Value {
                 "responses": {
                     "201": json_of("Created.", "Account"),
                     "400": problem("Not JSON (`bad_request`)."),
-                    "409": problem("The login is taken (`conflict`)."),
-                    "422": problem("Every invalid field, in `errors` (`validation_failed`).")
+                    "409": problem("The login or the badge is taken (`conflict`)."),
+                    "422": problem("Every invalid field, in `errors` (`validation_failed`); a reviewer or supervisor needs `full_name` and `badge`.")
                 }
             }))
         },
+        "/api/v1/accounts/{login}/officer": { "put": secured(roles::<Admins>(), json!({
+            "operationId": "registerOfficer",
+            "summary": "Set the account's entry in the officers' register: the name and badge a resolution names its confirming officer by.",
+            "parameters": [{ "name": "login", "in": "path", "required": true, "schema": { "type": "string" } }],
+            "requestBody": body_of("Officer"),
+            "responses": {
+                "200": json_of("The account with its entry.", "Account"),
+                "400": problem("Not JSON (`bad_request`)."),
+                "404": problem("No such account (`not_found`)."),
+                "409": problem("The badge is another officer's (`conflict`)."),
+                "422": problem("Every invalid field, in `errors` (`validation_failed`).")
+            }
+        }))},
         "/api/v1/server-key": { "get": secured(roles::<AnyStaff>(), json!({
             "operationId": "serverKey",
             "summary": "The public key cameras verify signed config with.",
@@ -1230,12 +1243,24 @@ fn components() -> Value {
                 "properties": {
                     "login": { "type": "string", "pattern": "^[a-z0-9._@-]{1,64}$" },
                     "role": { "$ref": "#/components/schemas/Role" },
-                    "password": { "type": "string", "format": "password", "minLength": 12, "maxLength": 256 }
+                    "password": { "type": "string", "format": "password", "minLength": 12, "maxLength": 256 },
+                    "full_name": { "type": "string", "minLength": 2, "maxLength": 120, "description": "Required, with `badge`, for a reviewer or supervisor." },
+                    "badge": { "type": "string", "pattern": "^[A-Za-z0-9/-]{1,32}$" }
+                }
+            }));
+    schemas.insert("Officer".into(), json!({
+                "type": "object", "required": ["full_name", "badge"],
+                "properties": {
+                    "full_name": { "type": "string", "minLength": 2, "maxLength": 120 },
+                    "badge": { "type": "string", "pattern": "^[A-Za-z0-9/-]{1,32}$", "description": "Stored upper-cased; one officer's." }
                 }
             }));
     schemas.insert("Account".into(), json!({
-                "type": "object", "required": ["id", "login", "role"],
-                "properties": { "id": { "type": "integer" }, "login": text, "role": { "$ref": "#/components/schemas/Role" } }
+                "type": "object", "required": ["id", "login", "role", "officer"],
+                "properties": {
+                    "id": { "type": "integer" }, "login": text, "role": { "$ref": "#/components/schemas/Role" },
+                    "officer": { "oneOf": [{ "$ref": "#/components/schemas/Officer" }, { "type": "null" }] }
+                }
             }));
     schemas.insert("AccountList".into(), json!({ "type": "object", "required": ["items"],
                 "properties": { "items": { "type": "array", "items": { "$ref": "#/components/schemas/Account" } } } }));

@@ -336,6 +336,15 @@ fn secured_routes() -> Vec<RouteCase> {
             body: Some(|| json!({"login": "x", "role": "nope", "password": "short"})),
             ..r(Method::POST, "/api/v1/accounts", "/api/v1/accounts", ADMIN)
         },
+        RouteCase {
+            body: Some(|| json!({"full_name": "", "badge": ""})),
+            ..r(
+                Method::PUT,
+                "/api/v1/accounts/{login}/officer",
+                "/api/v1/accounts/nobody/officer",
+                ADMIN,
+            )
+        },
         r(Method::GET, "/api/v1/server-key", "/api/v1/server-key", ALL),
         r(Method::GET, "/api/v1/cameras", "/api/v1/cameras", ALL),
         RouteCase {
@@ -1321,12 +1330,24 @@ async fn admins_create_accounts_once() {
             Some(body),
         )
     };
-    let created = create(
+    // A reviewer confirms violations: resolutions name him from the officers' register.
+    let nameless = create(
         json!({"login": "aigul.officer", "role": "reviewer", "password": "long enough secret"}),
     )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(nameless["errors"][0]["field"], "full_name", "{nameless}");
+    let created = create(json!({
+        "login": "aigul.officer", "role": "reviewer", "password": "long enough secret",
+        "full_name": " Бекова Айгуль Маратовна ", "badge": "kg-0420"
+    }))
     .await;
     assert_eq!(created.status, StatusCode::CREATED);
     assert_eq!(created.json()["role"], "reviewer");
+    assert_eq!(
+        created.json()["officer"],
+        json!({"full_name": "Бекова Айгуль Маратовна", "badge": "KG-0420"})
+    );
     assert!(created.json().get("password_hash").is_none());
     create(json!({"login": "aigul.officer", "role": "auditor", "password": "another long secret"}))
         .await
@@ -1335,6 +1356,53 @@ async fn admins_create_accounts_once() {
         .await
         .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert_eq!(refused["errors"].as_array().map(Vec::len), Some(3));
+    let malformed = create(json!({
+        "login": "x", "role": "supervisor", "password": "long enough secret",
+        "full_name": "<script>", "badge": "no spaces please"
+    }))
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(malformed["errors"].as_array().map(Vec::len), Some(2));
+    // An auditor needs no entry; a badge is one officer's.
+    let auditor = create(
+        json!({"login": "auditor.two", "role": "auditor", "password": "long enough secret"}),
+    )
+    .await;
+    assert_eq!(auditor.status, StatusCode::CREATED);
+    assert_eq!(auditor.json()["officer"], Value::Null);
+    create(json!({
+        "login": "twin", "role": "supervisor", "password": "long enough secret",
+        "full_name": "Другой Офицер", "badge": "KG-0420"
+    }))
+    .await
+    .problem(StatusCode::CONFLICT, "conflict");
+
+    // The register is kept for accounts made before it, and names change.
+    let register = |login: &'static str, body: Value| {
+        let uri = format!("/api/v1/accounts/{login}/officer");
+        let h = &h;
+        async move {
+            h.call(Method::PUT, &uri, Some(h.token(Role::Admin)), Some(body))
+                .await
+        }
+    };
+    let entry = json!({"full_name": "Токтогулов Эрлан", "badge": "KG-0500"});
+    let registered = register("auditor.two", entry.clone()).await;
+    assert_eq!(registered.status, StatusCode::OK);
+    assert_eq!(registered.json()["officer"], entry);
+    register("nobody", entry.clone())
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
+    register(
+        "auditor.two",
+        json!({"full_name": "Токтогулов Эрлан", "badge": "KG-0420"}),
+    )
+    .await
+    .problem(StatusCode::CONFLICT, "conflict");
+    let half = register("auditor.two", json!({"full_name": "Токтогулов Эрлан"}))
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(half["errors"][0]["field"], "badge", "{half}");
 
     let list = h.get("/api/v1/accounts", Role::Auditor).await.json();
     let logins: Vec<&str> = list["items"]

@@ -353,7 +353,8 @@ pub(crate) fn alert_detail(id: i64, kind: AlertKind, detail: &serde_json::Value)
     serde_json::json!({ "alert_id": id, "kind": kind, "detail": detail }).to_string()
 }
 
-/// An audit row of a list change (no case) or of an alert (its case).
+/// An audit row that moves no case: a list or account change (no case), an alert (its
+/// case).
 pub(crate) fn audit<'a>(
     case_id: Option<CaseId>,
     action: &'a str,

@@ -21,6 +21,7 @@
 //! per offender ([`Offenders`]).
 
 pub mod accidents;
+mod accounts;
 pub mod appeals;
 pub mod audit;
 mod batch;
@@ -60,6 +61,7 @@ pub use accidents::{
     AccidentState, AccidentSummary, AccidentVehicle, Injury, NewAccident, NewAccidentFile,
     NewOfficerViolation, OfficerFiled, ParticipantRole,
 };
+pub use accounts::{ACCOUNT_CREATED, OFFICER_REGISTERED};
 pub use appeals::{
     AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest,
     BulkVoidResult, DeadlineWrite, DueClock, NewAppeal, NewAttachment, RefundRequestRecord,
@@ -83,7 +85,7 @@ pub use nominations::{
     OffenderResolution, Offenders,
 };
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,7 +146,23 @@ pub trait DeadLetterStore: Send + Sync {
 /// Accounts, roles and API tokens (only token hashes are stored).
 #[async_trait]
 pub trait AccountStore: Send + Sync {
+    /// Makes an account, audited (`account.created`, with its register entry if any);
+    /// `Conflict` when the login or the badge is taken.
     async fn create_account(&self, account: &NewAccount) -> Result<AccountId, StoreError>;
+    /// Sets an account's entry in the officers' register, audited
+    /// (`account.officer_registered`); `None` when no account has the login, `Conflict`
+    /// when the badge is another account's.
+    async fn register_officer(
+        &self,
+        login: &str,
+        officer: &OfficerIdentity,
+        by: &str,
+    ) -> Result<Option<Account>, StoreError>;
+    /// The register's entries of those of `logins` that have one, by login.
+    async fn officers(
+        &self,
+        logins: &[&str],
+    ) -> Result<HashMap<String, OfficerIdentity>, StoreError>;
     async fn account_by_login(&self, login: &str) -> Result<Option<Account>, StoreError>;
     async fn store_token(
         &self,

@@ -68,6 +68,11 @@ const SQLITE: &[Migration] = &[
         name: "checks_passed",
         sql: include_str!("../migrations/sqlite/0010_checks_passed.sql"),
     },
+    Migration {
+        version: 11,
+        name: "officers_register",
+        sql: include_str!("../migrations/sqlite/0011_officers_register.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -120,6 +125,11 @@ const POSTGRES: &[Migration] = &[
         version: 10,
         name: "checks_passed",
         sql: include_str!("../migrations/postgres/0010_checks_passed.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "officers_register",
+        sql: include_str!("../migrations/postgres/0011_officers_register.sql"),
     },
 ];
 

@@ -195,12 +195,25 @@ pub struct DeadLetter {
 #[serde(transparent)]
 pub struct AccountId(pub i64);
 
+/// An officer's entry in the officers' register: what a resolution names him by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OfficerIdentity {
+    /// As the resolution prints it, e.g. "Асанов Бакыт Орозбекович".
+    pub full_name: String,
+    /// The badge (service ID) number; one officer's.
+    pub badge: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewAccount {
     pub login: String,
     pub role: Role,
     /// Argon2id PHC string.
     pub password_hash: String,
+    /// The register's entry, for an account of an officer.
+    pub officer: Option<OfficerIdentity>,
+    /// Who made the account (the audit's actor).
+    pub created_by: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -209,6 +222,8 @@ pub struct Account {
     pub login: String,
     pub role: Role,
     pub password_hash: String,
+    /// `None` for an account that is not in the officers' register.
+    pub officer: Option<OfficerIdentity>,
 }
 
 // ---- recognition -------------------------------------------------------------------

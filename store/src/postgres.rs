@@ -14,14 +14,18 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use tracing::debug;
 use uuid::Uuid;
 
+use crate::accounts::{self, account_columns};
 use crate::audit::{now_millis, AuditRow};
 use crate::batch::{self, BatchPlan, CaseKey, CreatedRows};
+use crate::checks;
 use crate::error::{corrupt, db_error};
+use crate::postgres_recognition::insert_audit;
 use crate::{
     decode, Account, AccountId, AccountStore, AuditEntry, Backend, CameraRecord, CameraRegister,
     CameraRegistration, CameraStatusUpdate, CaseFrame, CaseQuery, CaseRecord, CaseStore,
     CaseSummary, CaseWrite, DeadLetter, DeadLetterStore, FrameLocation, NewAccount, NewCase,
-    NewDeadLetter, Store, StoreError, DEAD_LETTER_RAW_LIMIT,
+    NewDeadLetter, OfficerIdentity, Store, StoreError, ACCOUNT_CREATED, DEAD_LETTER_RAW_LIMIT,
+    OFFICER_REGISTERED,
 };
 
 /// The wire protocol counts bind parameters in 16 bits.
@@ -673,33 +677,112 @@ fn account_from_row(row: &PgRow) -> Result<Account, StoreError> {
         login: row.try_get("login")?,
         role: decode::role(row.try_get("role")?)?,
         password_hash: row.try_get("password_hash")?,
+        officer: accounts::officer_of(row.try_get("full_name")?, row.try_get("badge")?)?,
     })
 }
 
 #[async_trait]
 impl AccountStore for PgStore {
     async fn create_account(&self, account: &NewAccount) -> Result<AccountId, StoreError> {
+        if let Some(officer) = &account.officer {
+            accounts::check_officer(officer)?;
+        }
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "INSERT INTO accounts (login, role, password_hash, created_at) \
-             VALUES ($1, $2, $3, now()) RETURNING id",
+            "INSERT INTO accounts (login, role, password_hash, full_name, badge, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(&account.login)
         .bind(account.role.as_str())
         .bind(&account.password_hash)
-        .fetch_one(&self.pool)
+        .bind(account.officer.as_ref().map(|o| o.full_name.as_str()))
+        .bind(account.officer.as_ref().map(|o| o.badge.as_str()))
+        .bind(now)
+        .fetch_one(&mut *tx)
         .await
-        .map_err(|e| db_error(e, || format!("account `{}`", account.login)))?;
+        .map_err(|e| {
+            db_error(e, || {
+                accounts::taken(&account.login, account.officer.as_ref())
+            })
+        })?;
+        let detail = accounts::created_detail(account);
+        insert_audit(
+            &mut tx,
+            &checks::audit(None, ACCOUNT_CREATED, &account.created_by, &detail, now),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(AccountId(row.try_get("id")?))
     }
 
+    async fn register_officer(
+        &self,
+        login: &str,
+        officer: &OfficerIdentity,
+        by: &str,
+    ) -> Result<Option<Account>, StoreError> {
+        accounts::check_officer(officer)?;
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = sqlx::query(concat!(
+            "UPDATE accounts SET full_name = $1, badge = $2 WHERE login = $3 RETURNING ",
+            account_columns!()
+        ))
+        .bind(&officer.full_name)
+        .bind(&officer.badge)
+        .bind(login)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| db_error(e, || format!("badge `{}`", officer.badge)))?
+        else {
+            return Ok(None);
+        };
+        let account = account_from_row(&row)?;
+        let detail = accounts::registered_detail(login, officer);
+        insert_audit(
+            &mut tx,
+            &checks::audit(None, OFFICER_REGISTERED, by, &detail, now),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(account))
+    }
+
+    async fn officers(
+        &self,
+        logins: &[&str],
+    ) -> Result<HashMap<String, OfficerIdentity>, StoreError> {
+        let mut found = HashMap::new();
+        let rows = sqlx::query(
+            "SELECT login, full_name, badge FROM accounts \
+             WHERE full_name IS NOT NULL AND login = ANY($1)",
+        )
+        .bind(logins)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in rows {
+            if let Some(officer) =
+                accounts::officer_of(row.try_get("full_name")?, row.try_get("badge")?)?
+            {
+                found.insert(row.try_get("login")?, officer);
+            }
+        }
+        Ok(found)
+    }
+
     async fn account_by_login(&self, login: &str) -> Result<Option<Account>, StoreError> {
-        sqlx::query("SELECT id, login, role, password_hash FROM accounts WHERE login = $1")
-            .bind(login)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(account_from_row)
-            .transpose()
+        sqlx::query(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE login = $1"
+        ))
+        .bind(login)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(account_from_row)
+        .transpose()
     }
 
     async fn store_token(
@@ -726,8 +809,9 @@ impl AccountStore for PgStore {
         token_sha256: &[u8; 32],
     ) -> Result<Option<Account>, StoreError> {
         sqlx::query(
-            "SELECT a.id, a.login, a.role, a.password_hash FROM api_tokens t \
-             JOIN accounts a ON a.id = t.account_id WHERE t.token_sha256 = $1",
+            "SELECT a.id, a.login, a.role, a.password_hash, a.full_name, a.badge \
+             FROM api_tokens t JOIN accounts a ON a.id = t.account_id \
+             WHERE t.token_sha256 = $1",
         )
         .bind(&token_sha256[..])
         .fetch_optional(&self.pool)
@@ -738,11 +822,15 @@ impl AccountStore for PgStore {
     }
 
     async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
-        sqlx::query("SELECT id, login, role, password_hash FROM accounts ORDER BY login")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(account_from_row)
-            .collect()
+        sqlx::query(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts ORDER BY login"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(account_from_row)
+        .collect()
     }
 }

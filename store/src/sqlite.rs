@@ -18,14 +18,18 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 use tracing::debug;
 
+use crate::accounts::{self, account_columns};
 use crate::audit::now_millis;
 use crate::batch::{self, BatchPlan, CaseKey, CreatedRows};
+use crate::checks;
 use crate::error::{corrupt, db_error};
+use crate::sqlite_recognition::insert_audit;
 use crate::{
     decode, Account, AccountId, AccountStore, AuditEntry, Backend, CameraRecord, CameraRegister,
     CameraRegistration, CameraStatusUpdate, CaseFrame, CaseQuery, CaseRecord, CaseStore,
     CaseSummary, CaseWrite, DeadLetter, DeadLetterStore, FrameLocation, NewAccount, NewCase,
-    NewDeadLetter, Store, StoreError, DEAD_LETTER_RAW_LIMIT,
+    NewDeadLetter, OfficerIdentity, Store, StoreError, ACCOUNT_CREATED, DEAD_LETTER_RAW_LIMIT,
+    OFFICER_REGISTERED,
 };
 
 /// SQLite's default limit on bound parameters per statement (since 3.32).
@@ -648,34 +652,116 @@ fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
         login: row.try_get("login")?,
         role: decode::role(row.try_get("role")?)?,
         password_hash: row.try_get("password_hash")?,
+        officer: accounts::officer_of(row.try_get("full_name")?, row.try_get("badge")?)?,
     })
 }
 
 #[async_trait]
 impl AccountStore for SqliteStore {
     async fn create_account(&self, account: &NewAccount) -> Result<AccountId, StoreError> {
+        if let Some(officer) = &account.officer {
+            accounts::check_officer(officer)?;
+        }
+        let now = now_millis();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
-            "INSERT INTO accounts (login, role, password_hash, created_at) VALUES (?, ?, ?, ?) \
-             RETURNING id",
+            "INSERT INTO accounts (login, role, password_hash, full_name, badge, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&account.login)
         .bind(account.role.as_str())
         .bind(&account.password_hash)
-        .bind(ms(Utc::now()))
-        .fetch_one(&self.writer)
+        .bind(account.officer.as_ref().map(|o| o.full_name.as_str()))
+        .bind(account.officer.as_ref().map(|o| o.badge.as_str()))
+        .bind(ms(now))
+        .fetch_one(&mut *tx)
         .await
-        .map_err(|e| db_error(e, || format!("account `{}`", account.login)))?;
+        .map_err(|e| {
+            db_error(e, || {
+                accounts::taken(&account.login, account.officer.as_ref())
+            })
+        })?;
+        let detail = accounts::created_detail(account);
+        insert_audit(
+            &mut tx,
+            &checks::audit(None, ACCOUNT_CREATED, &account.created_by, &detail, now),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(AccountId(row.try_get("id")?))
     }
 
+    async fn register_officer(
+        &self,
+        login: &str,
+        officer: &OfficerIdentity,
+        by: &str,
+    ) -> Result<Option<Account>, StoreError> {
+        accounts::check_officer(officer)?;
+        let now = now_millis();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let Some(row) = sqlx::query(concat!(
+            "UPDATE accounts SET full_name = ?, badge = ? WHERE login = ? RETURNING ",
+            account_columns!()
+        ))
+        .bind(&officer.full_name)
+        .bind(&officer.badge)
+        .bind(login)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| db_error(e, || format!("badge `{}`", officer.badge)))?
+        else {
+            return Ok(None);
+        };
+        let account = account_from_row(&row)?;
+        let detail = accounts::registered_detail(login, officer);
+        insert_audit(
+            &mut tx,
+            &checks::audit(None, OFFICER_REGISTERED, by, &detail, now),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(account))
+    }
+
+    async fn officers(
+        &self,
+        logins: &[&str],
+    ) -> Result<HashMap<String, OfficerIdentity>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in logins.chunks(MAX_ROWS) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT login, full_name, badge FROM accounts \
+                 WHERE full_name IS NOT NULL AND login IN (",
+            );
+            let mut list = qb.separated(", ");
+            for login in chunk {
+                list.push_bind(*login);
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(&self.reader).await? {
+                if let Some(officer) =
+                    accounts::officer_of(row.try_get("full_name")?, row.try_get("badge")?)?
+                {
+                    found.insert(row.try_get("login")?, officer);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     async fn account_by_login(&self, login: &str) -> Result<Option<Account>, StoreError> {
-        sqlx::query("SELECT id, login, role, password_hash FROM accounts WHERE login = ?")
-            .bind(login)
-            .fetch_optional(&self.reader)
-            .await?
-            .as_ref()
-            .map(account_from_row)
-            .transpose()
+        sqlx::query(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE login = ?"
+        ))
+        .bind(login)
+        .fetch_optional(&self.reader)
+        .await?
+        .as_ref()
+        .map(account_from_row)
+        .transpose()
     }
 
     async fn store_token(
@@ -703,8 +789,9 @@ impl AccountStore for SqliteStore {
         token_sha256: &[u8; 32],
     ) -> Result<Option<Account>, StoreError> {
         sqlx::query(
-            "SELECT a.id, a.login, a.role, a.password_hash FROM api_tokens t \
-             JOIN accounts a ON a.id = t.account_id WHERE t.token_sha256 = ?",
+            "SELECT a.id, a.login, a.role, a.password_hash, a.full_name, a.badge \
+             FROM api_tokens t JOIN accounts a ON a.id = t.account_id \
+             WHERE t.token_sha256 = ?",
         )
         .bind(&token_sha256[..])
         .fetch_optional(&self.reader)
@@ -715,11 +802,15 @@ impl AccountStore for SqliteStore {
     }
 
     async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
-        sqlx::query("SELECT id, login, role, password_hash FROM accounts ORDER BY login")
-            .fetch_all(&self.reader)
-            .await?
-            .iter()
-            .map(account_from_row)
-            .collect()
+        sqlx::query(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts ORDER BY login"
+        ))
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(account_from_row)
+        .collect()
     }
 }

@@ -31,6 +31,7 @@ use kozomol_store::{
     DeliveryRecorded, DeliveryTarget, NewContact, NewPrintBatch, PrintBatchId, PrintBatchWrite,
     ProvenDelivery,
 };
+use kozomol_store::{OfficerIdentity, ACCOUNT_CREATED, OFFICER_REGISTERED};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -200,6 +201,7 @@ conformance!(
         concurrent_claimers_never_share_a_case,
         concurrent_delivery_claimers_never_share_a_row,
         list_changes_are_audited_without_a_case,
+        officers_register,
         accidents_move_by_compare_and_set_and_link_their_violations,
     ]
 );
@@ -919,6 +921,8 @@ async fn accounts_and_tokens(store: Arc<dyn Store>) {
         login: login.to_owned(),
         role,
         password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$salt${login}"),
+        officer: None,
+        created_by: "admin".into(),
     };
     let officer = store
         .create_account(&account("officer", Role::Reviewer))
@@ -964,6 +968,108 @@ async fn accounts_and_tokens(store: Arc<dyn Store>) {
         .map(|a| a.login)
         .collect();
     assert_eq!(logins, ["admin", "officer"]);
+}
+
+/// The officers' register: an entry made with the account or set later, audited, a
+/// badge one officer's, read back for issuing by login.
+async fn officers_register(url: String) {
+    let store = connect(&url).await.unwrap();
+    let asanov = OfficerIdentity {
+        full_name: "Асанов Бакыт Орозбекович".into(),
+        badge: "KG-0417".into(),
+    };
+    let account = |login: &str, officer: Option<&OfficerIdentity>| NewAccount {
+        login: login.to_owned(),
+        role: Role::Reviewer,
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$salt${login}"),
+        officer: officer.cloned(),
+        created_by: "admin".into(),
+    };
+    store
+        .create_account(&account("asanov", Some(&asanov)))
+        .await
+        .unwrap();
+    store
+        .create_account(&account("before", None))
+        .await
+        .unwrap();
+    let got = store.account_by_login("asanov").await.unwrap().unwrap();
+    assert_eq!(got.officer.as_ref(), Some(&asanov));
+    assert_eq!(
+        store
+            .account_by_login("before")
+            .await
+            .unwrap()
+            .unwrap()
+            .officer,
+        None
+    );
+
+    // A badge is one officer's, at creation and later; nothing is written either time.
+    assert!(matches!(
+        store.create_account(&account("twin", Some(&asanov))).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(store.account_by_login("twin").await.unwrap(), None);
+    assert!(matches!(
+        store.register_officer("before", &asanov, "admin").await,
+        Err(StoreError::Conflict { .. })
+    ));
+    // Half an entry is refused.
+    let nameless = OfficerIdentity {
+        full_name: " ".into(),
+        badge: "KG-0001".into(),
+    };
+    assert!(matches!(
+        store.register_officer("before", &nameless, "admin").await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(
+        store
+            .register_officer("nobody", &asanov, "admin")
+            .await
+            .unwrap(),
+        None
+    );
+
+    let bekova = OfficerIdentity {
+        full_name: "Бекова Айгуль".into(),
+        badge: "KG-0420".into(),
+    };
+    let registered = store
+        .register_officer("before", &bekova, "supervisor")
+        .await
+        .unwrap()
+        .expect("the account exists");
+    assert_eq!(registered.officer.as_ref(), Some(&bekova));
+
+    let found = store
+        .officers(&["asanov", "before", "nobody", "asanov"])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2);
+    assert_eq!(found["asanov"], asanov);
+    assert_eq!(found["before"], bekova);
+    assert!(store.officers(&[]).await.unwrap().is_empty());
+
+    let rows = audit_without_case(&url).await;
+    let actions: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|(action, actor, _)| (action.as_str(), actor.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (ACCOUNT_CREATED, "admin"),
+            (ACCOUNT_CREATED, "admin"),
+            (OFFICER_REGISTERED, "supervisor"),
+        ]
+    );
+    let detail = &rows[2].2;
+    assert!(
+        detail.contains("KG-0420") && detail.contains("before"),
+        "{detail}"
+    );
 }
 
 /// Also prints how long 1,000 small cases take (ingest needs well under 100 ms).

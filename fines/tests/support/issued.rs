@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use kozomol_core::{
     CalibrationCertificate, CameraId, CaseId, CaseState, ClockSource, DeliveryChannel, EventId,
     FrameRef, FrameRole, Jurisdiction, Measurement, MeasuringDevice, ReviewDecision, ReviewTier,
-    Site, ViolationEvent, ViolationKind,
+    Role, Site, ViolationEvent, ViolationKind,
 };
 use kozomol_fines::calendar::Calendars;
 use kozomol_fines::catalogue::Catalogue;
@@ -16,8 +16,8 @@ use kozomol_fines::lookup::{run_lookups, LookupStage};
 use kozomol_fines::resolution::{Ed25519Signer, Officer, SignerIdentity};
 use kozomol_payments::MerchantAccount;
 use kozomol_store::{
-    CaseWrite, DeliveryRecorded, DeliveryTarget, EvidenceStore, NewCase, NewFrame, NewReview,
-    ProvenDelivery, ReviewWrite, Store,
+    CaseWrite, DeliveryRecorded, DeliveryTarget, EvidenceStore, NewAccount, NewCase, NewFrame,
+    NewReview, OfficerIdentity, ProvenDelivery, ReviewWrite, Store,
 };
 use kozomol_tunduk::standin::{RegistryEntry, StandIn, StandInConfig};
 use kozomol_tunduk::{RegistryConfig, VehicleRegistry, XRoadClient};
@@ -94,8 +94,22 @@ pub async fn approved(
     approved_plate(w, kind, measurement, reviewer, PLATE).await
 }
 
-/// An approved case of `plate` with real frames, approved by `reviewer`.
+/// An approved case of `plate` with real frames, approved by `reviewer`, who is in the
+/// officers' register.
 pub async fn approved_plate(
+    w: &World,
+    kind: ViolationKind,
+    measurement: Measurement,
+    reviewer: &str,
+    plate: &str,
+) -> CaseId {
+    register_officer(w, reviewer).await;
+    approved_by_anyone(w, kind, measurement, reviewer, plate).await
+}
+
+/// An approved case of `plate` with real frames, approved by `reviewer`, whether the
+/// register has him or not.
+pub async fn approved_by_anyone(
     w: &World,
     kind: ViolationKind,
     measurement: Measurement,
@@ -190,6 +204,51 @@ pub async fn approved_plate(
         ReviewWrite::Recorded
     );
     id
+}
+
+/// The text of a PDF, by `pdftotext` (poppler-utils), non-breaking spaces as spaces.
+pub fn pdf_text(pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("r.pdf");
+    std::fs::write(&path, pdf).expect("pdf written");
+    let out = std::process::Command::new("pdftotext")
+        .args(["-enc", "UTF-8"])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext runs (apt-get install poppler-utils)");
+    String::from_utf8_lossy(&out.stdout).replace('\u{a0}', " ")
+}
+
+/// The full name the officers' register gives `login` (see [`register_officer`]).
+pub fn officer_name(login: &str) -> String {
+    format!("Инспектор {login}")
+}
+
+/// An account for `login` with an entry in the officers' register, unless it has one:
+/// a resolution names the officer who approved its case.
+pub async fn register_officer(w: &World, login: &str) {
+    if w.store
+        .account_by_login(login)
+        .await
+        .expect("account read")
+        .is_some()
+    {
+        return;
+    }
+    w.store
+        .create_account(&NewAccount {
+            login: login.into(),
+            role: Role::Supervisor,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$test".into(),
+            officer: Some(OfficerIdentity {
+                full_name: officer_name(login),
+                badge: format!("B-{login}").to_uppercase(),
+            }),
+            created_by: "test".into(),
+        })
+        .await
+        .expect("officer's account");
 }
 
 pub fn stage() -> IssuingStage {

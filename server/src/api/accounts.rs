@@ -1,11 +1,12 @@
-//! Logging in for a token, and the admin's account list.
+//! Logging in for a token, the admin's account list, and the officers' register: the
+//! full name and badge number a resolution names a confirming officer by.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use kozomol_core::Role;
-use kozomol_store::{Account, AccountId, NewAccount};
+use kozomol_store::{Account, AccountId, NewAccount, OfficerIdentity};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -69,6 +70,8 @@ pub struct AccountView {
     id: AccountId,
     login: String,
     role: Role,
+    /// The officers' register entry; `null` for an account without one.
+    officer: Option<OfficerIdentity>,
 }
 
 impl From<Account> for AccountView {
@@ -77,6 +80,7 @@ impl From<Account> for AccountView {
             id: a.id,
             login: a.login,
             role: a.role,
+            officer: a.officer,
         }
     }
 }
@@ -102,6 +106,14 @@ pub struct NewAccountRequest {
     login: Option<String>,
     role: Option<String>,
     password: Option<String>,
+    full_name: Option<String>,
+    badge: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct OfficerRequest {
+    full_name: Option<String>,
+    badge: Option<String>,
 }
 
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -140,6 +152,18 @@ pub async fn create(
             format!("must be {MIN_PASSWORD_CHARS}-{MAX_PASSWORD_CHARS} characters"),
         ));
     }
+    let officer = match (request.full_name, request.badge) {
+        (None, None) if role.is_some_and(Role::confirms_violations) => {
+            problems.push(FieldProblem::new(
+                "full_name",
+                "a reviewer's or supervisor's account needs a full name and a badge: \
+                 resolutions name the officer who confirmed the violation",
+            ));
+            None
+        }
+        (None, None) => None,
+        (full_name, badge) => officer_identity(full_name, badge, &mut problems),
+    };
     let Some(role) = role.filter(|_| problems.is_empty()) else {
         return Err(ApiError::Validation(problems));
     };
@@ -151,10 +175,81 @@ pub async fn create(
             login: login.clone(),
             role,
             password_hash,
+            officer: officer.clone(),
+            created_by: caller.account.login.clone(),
         })
         .await?;
     info!(login = %login, role = %role, by = %caller.account.login, "account created");
-    Ok((StatusCode::CREATED, Json(AccountView { id, login, role })))
+    Ok((
+        StatusCode::CREATED,
+        Json(AccountView {
+            id,
+            login,
+            role,
+            officer,
+        }),
+    ))
+}
+
+/// `PUT /api/v1/accounts/{login}/officer`: sets the account's entry in the officers'
+/// register (an account made before the register, a name changed); 409 when the badge
+/// is another officer's.
+pub async fn register_officer(
+    caller: Authorized<Admins>,
+    State(state): State<ApiState>,
+    Path(login): Path<String>,
+    body: Result<Json<OfficerRequest>, JsonRejection>,
+) -> Result<Json<AccountView>, ApiError> {
+    let request = json_body(body)?;
+    let mut problems = Vec::new();
+    let officer = officer_identity(request.full_name, request.badge, &mut problems);
+    let Some(officer) = officer.filter(|_| problems.is_empty()) else {
+        return Err(ApiError::Validation(problems));
+    };
+    let account = state
+        .app
+        .store
+        .register_officer(&login, &officer, &caller.account.login)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("account `{login}`")))?;
+    info!(login = %login, badge = %officer.badge, by = %caller.account.login, "officer registered");
+    Ok(Json(AccountView::from(account)))
+}
+
+const MAX_NAME_CHARS: usize = 120;
+const MAX_BADGE_CHARS: usize = 32;
+
+/// A register entry from its two fields, both required, with a problem for each that is
+/// missing or malformed. Names are kept as written, trimmed; a badge is upper-cased.
+fn officer_identity(
+    full_name: Option<String>,
+    badge: Option<String>,
+    problems: &mut Vec<FieldProblem>,
+) -> Option<OfficerIdentity> {
+    let full_name = full_name.unwrap_or_default().trim().to_owned();
+    let name_chars = full_name.chars().count();
+    let name_ok = (2..=MAX_NAME_CHARS).contains(&name_chars)
+        && full_name
+            .chars()
+            .all(|c| c.is_alphabetic() || matches!(c, ' ' | '-' | '.' | '\''));
+    if !name_ok {
+        problems.push(FieldProblem::new(
+            "full_name",
+            format!("must be 2-{MAX_NAME_CHARS} letters, spaces, hyphens, dots or apostrophes"),
+        ));
+    }
+    let badge = badge.unwrap_or_default().trim().to_uppercase();
+    let badge_ok = (1..=MAX_BADGE_CHARS).contains(&badge.len())
+        && badge
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'-' | b'/'));
+    if !badge_ok {
+        problems.push(FieldProblem::new(
+            "badge",
+            format!("must be 1-{MAX_BADGE_CHARS} characters from A-Z 0-9 - /"),
+        ));
+    }
+    (name_ok && badge_ok).then_some(OfficerIdentity { full_name, badge })
 }
 
 fn valid_login(login: &str) -> bool {

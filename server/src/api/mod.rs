@@ -132,6 +132,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/accounts",
             get(accounts::list).post(accounts::create),
         )
+        .route(
+            "/api/v1/accounts/{login}/officer",
+            put(accounts::register_officer),
+        )
         .route("/api/v1/server-key", get(cameras::server_key))
         .route(
             "/api/v1/cameras",
