@@ -287,6 +287,19 @@ fn prepare(
         Some(plate) => plate,
         None => return Prepared::SetAside("no plate was decided".into()),
     };
+    // A camera's calibration was checked against the register at ingest; an officer's
+    // speed gun is checked here, on the jurisdiction's calendar day of the offence.
+    if let (Some(_), Some(device)) = (&event.witness, &event.device) {
+        let day = stage.jurisdiction.local_date(case.captured_at);
+        let c = &device.certificate;
+        if !c.covers(day) {
+            return Prepared::SetAside(format!(
+                "speed gun {}: calibration certificate {} is valid {}..{} and does not \
+                 cover the offence date {day}",
+                device.serial, c.number, c.valid_from, c.valid_until
+            ));
+        }
+    }
     // A re-issued case's evidence and reviews are those of the case it came from.
     let evidence_case = reissued_from.unwrap_or(case_id);
     // A re-issued case is addressed to the driver the owner named.

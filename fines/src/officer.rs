@@ -1,6 +1,7 @@
 //! The facts the issuing stages read from a case, whoever recorded it: a camera's
-//! signed event, or the report of an officer who saw the violation himself (no
-//! measuring device, no coordinates where he had none, the officer as the witness).
+//! signed event, or the report of an officer who saw the violation himself (a speed
+//! gun only for speeding, no coordinates where he had none, the officer as the
+//! witness).
 
 use kozomol_core::{
     Measurement, MeasuringDevice, OfficerReport, ViolationEvent, ViolationKind, OFFICER_SOURCE,
@@ -15,7 +16,8 @@ pub struct CaseFacts {
     pub kind: ViolationKind,
     pub place: Place,
     pub measurement: Measurement,
-    /// The camera's measuring device; none when an officer filed the case.
+    /// The camera's measuring device, or the speed gun an officer measured with; none
+    /// for an officer's report of anything but speeding.
     pub device: Option<MeasuringDevice>,
     /// The login of the officer who filed the case himself, the witness.
     pub witness: Option<String>,
@@ -34,7 +36,7 @@ pub fn case_facts(case: &CaseRecord) -> Result<CaseFacts, String> {
                 lon_e6: report.place.lon_e6,
             },
             measurement: report.measurement,
-            device: None,
+            device: report.device,
             witness: Some(report.officer),
         });
     }

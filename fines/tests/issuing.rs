@@ -19,8 +19,8 @@ use kozomol_fines::resolution::{
     VerifyingKeys,
 };
 use support::issued::{
-    approved, approved_by_anyone, issuer, look_up_owners, officer_name, pdf_text, register_officer,
-    stage, world, PLATE,
+    approved, approved_by_anyone, issuer, look_up_owners, officer_name, register_officer,
+    resolution_text, stage, world, PLATE,
 };
 use support::Backend;
 
@@ -236,17 +236,7 @@ async fn an_officer_missing_from_the_register_sets_the_case_aside(backend: Backe
         panic!("{results:?}")
     };
     assert_eq!(*id, case);
-    let stored = w
-        .store
-        .resolution(number)
-        .await
-        .expect("read")
-        .expect("stored");
-    let pdf = w
-        .evidence
-        .read(&stored.pdf_location, &stored.pdf_sha256)
-        .expect("pdf reads");
-    let text = pdf_text(&pdf);
+    let text = resolution_text(&w, number).await;
     assert!(text.contains(&officer_name("supervisor-2")), "{text}");
     assert!(!text.contains("old-account"), "{text}");
 }

@@ -2114,9 +2114,32 @@ async fn officers_file_violations_and_accidents_whose_investigation_moves_on() {
     let problem = answer.problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert_eq!(
         problem_fields(&problem),
-        ["speed_kmh", "photos"],
+        ["speed_kmh", "device", "photos"],
         "{problem}"
     );
+    // A speed gun on anything but speeding, and one with its certificate's dates
+    // backwards, are refused.
+    let gun = |from: &str, until: &str| {
+        json!({"serial": "4471", "certificate":
+            {"number": "KG-CSM-2026-0117", "valid_from": from, "valid_until": until}})
+    };
+    for (kind, device) in [
+        ("seat_belt", gun("2026-01-10", "2027-01-09")),
+        ("speeding", gun("2027-01-10", "2026-01-09")),
+    ] {
+        let answer = post(
+            "/api/v1/officer-violations",
+            json!({
+                "plate": "01KG123ABC", "kind": kind, "occurred_at": "2026-03-01T08:00:00Z",
+                "place": {"address": "Бишкек"}, "speed_kmh": 95, "limit_kmh": 60,
+                "device": device, "photos": [jpeg_upload("scene.jpg", 1)],
+            }),
+        )
+        .await;
+        let problem = answer.problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        let fields = problem_fields(&problem);
+        assert!(fields.contains(&"device".to_owned()), "{kind}: {problem}");
+    }
     let cases = h.store.count_cases(&Default::default()).await;
     assert_eq!(cases.expect("count"), 0);
 
@@ -2198,6 +2221,33 @@ async fn officers_file_violations_and_accidents_whose_investigation_moves_on() {
     assert_eq!(case["camera_href"], Value::Null);
     assert_eq!(case["event"]["officer"], "reviewer");
     assert_eq!(case["frames"][1]["role"], "plate");
+    // Speeding, measured with a speed gun the report keeps.
+    let speeding = post(
+        "/api/v1/officer-violations",
+        json!({
+            "plate": "01KG777XYZ", "kind": "speeding", "occurred_at": "2026-03-01T08:10:00Z",
+            "place": {"address": "г. Бишкек, ул. Ахунбаева"}, "speed_kmh": 95, "limit_kmh": 60,
+            "device": {"serial": "ИСКРА-ВИДЕО-2 №4471", "certificate":
+                {"number": "KG-CSM-2026-0117", "valid_from": "2026-01-10", "valid_until": "2027-01-09"}},
+            "photos": [jpeg_upload("gun.jpg", 3)],
+        }),
+    )
+    .await;
+    assert_eq!(
+        speeding.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&speeding.bytes)
+    );
+    let speeding_id = speeding.json()["case_id"].as_i64().expect("case id");
+    let speeding_case = h
+        .get(&format!("/api/v1/cases/{speeding_id}"), Role::Auditor)
+        .await
+        .json();
+    assert_eq!(
+        speeding_case["event"]["device"]["certificate"]["number"],
+        "KG-CSM-2026-0117"
+    );
     assert_eq!(case["audit"][0]["action"], "case.officer_filed");
     let shown = h
         .get(&format!("/api/v1/accidents/{id}"), Role::Auditor)

@@ -3802,6 +3802,7 @@ fn officer_report(plate: &str, accident_id: Option<i64>) -> kozomol_core::Office
         occurred_at: at_millis(t(-30)),
         plate: plate.to_owned(),
         measurement: Default::default(),
+        device: None,
         place: kozomol_core::ReportedPlace {
             address: "г. Бишкек, пр. Чуй — ул. Советская".to_owned(),
             lat_e6: None,

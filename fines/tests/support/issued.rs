@@ -206,6 +206,21 @@ pub async fn approved_by_anyone(
     id
 }
 
+/// The text of resolution `number`'s stored PDF.
+pub async fn resolution_text(w: &World, number: &str) -> String {
+    let stored = w
+        .store
+        .resolution(number)
+        .await
+        .expect("read")
+        .expect("stored");
+    let pdf = w
+        .evidence
+        .read(&stored.pdf_location, &stored.pdf_sha256)
+        .expect("pdf reads");
+    pdf_text(&pdf)
+}
+
 /// The text of a PDF, by `pdftotext` (poppler-utils), non-breaking spaces as spaces.
 pub fn pdf_text(pdf: &[u8]) -> String {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use kozomol_core::{
-    CaseId, CaseState, FrameRole, Measurement, OfficerReport, ViolationKind, OFFICER_SOURCE,
+    CaseId, CaseState, FrameRole, Measurement, MeasuringDevice, OfficerReport, ViolationKind,
+    OFFICER_SOURCE,
 };
 use kozomol_fines::appeals::MAX_ATTACHMENTS;
 use kozomol_fines::review::normalise_plate;
@@ -32,6 +33,8 @@ pub struct OfficerViolationRequest {
     place: Option<PlaceRequest>,
     speed_kmh: Option<u16>,
     limit_kmh: Option<u16>,
+    /// The speed gun a speeding report's speed was measured with.
+    device: Option<MeasuringDevice>,
     notes: Option<String>,
     accident_id: Option<i64>,
     /// Scene photos, JPEG; the first is the resolution's overview.
@@ -106,6 +109,9 @@ pub async fn file(
         if let Err(e) = OfficerReport::check_measurement(kind, &measurement) {
             problems.push(FieldProblem::new("speed_kmh", e.to_string()));
         }
+        if let Err(e) = OfficerReport::check_device(kind, request.device.as_ref()) {
+            problems.push(FieldProblem::new("device", e.to_string()));
+        }
     }
     let occurred_at = check_occurred_at(&mut problems, request.occurred_at, Utc::now());
     let place = place_field(&mut problems, "place", request.place);
@@ -143,6 +149,7 @@ pub async fn file(
         occurred_at,
         plate,
         measurement,
+        device: request.device,
         place,
         officer: caller.account.login.clone(),
         notes,
