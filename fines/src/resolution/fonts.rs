@@ -4,7 +4,9 @@
 //!
 //! Two sets: [`prepared`] holds the faces cut down once per process to the characters
 //! resolutions are written in (Latin and Cyrillic with their punctuation), with their
-//! programs already compressed, so a resolution embeds them as they are; [`full`] holds
+//! programs already compressed and their PDF font objects built once
+//! (`pdf::attach_prepared_fonts`), so a resolution embeds them as they are and shows
+//! its text as their glyph ids ([`Fonts::glyph_codes`]); [`full`] holds
 //! the whole faces, subset for each document, for the rare text outside that repertoire
 //! (a foreign owner's name in Greek, say). Subsetting and compressing a font program for
 //! every document cost most of the time a resolution took to render.
@@ -72,6 +74,9 @@ pub struct Fonts {
     /// looked up once: finding a glyph through the font's tables for every character
     /// measured was a tenth of a resolution's rendering.
     advances: [Vec<u16>; 2],
+    /// The glyph ids (regular, bold) of the same code points, for the text the
+    /// prepared faces show.
+    glyphs: [Vec<u16>; 2],
 }
 
 /// Latin and Cyrillic, where nearly every character a resolution measures lies.
@@ -87,16 +92,35 @@ fn advance_table(face: &ParsedFont) -> Vec<u16> {
         .collect()
 }
 
+fn glyph_table(face: &ParsedFont) -> Vec<u16> {
+    (0..ADVANCE_TABLE_END)
+        .map(|c| face.lookup_glyph_index(c).unwrap_or(0))
+        .collect()
+}
+
 impl Fonts {
     fn new(regular: ParsedFont, bold: ParsedFont, programs: Option<[Program; 2]>) -> Self {
         let advances = [advance_table(&regular), advance_table(&bold)];
+        let glyphs = [glyph_table(&regular), glyph_table(&bold)];
         Fonts {
             regular,
             bold,
             programs,
             advances,
+            glyphs,
         }
     }
+}
+
+/// Every character of the prepared faces' repertoire that they have a glyph for.
+pub fn repertoire_text() -> String {
+    let face = prepared().face(Weight::Regular);
+    REPERTOIRE
+        .iter()
+        .flat_map(|range| range.clone())
+        .filter(|&code| face.lookup_glyph_index(code).is_some_and(|gid| gid != 0))
+        .filter_map(char::from_u32)
+        .collect()
 }
 
 /// The whole bundled faces (parsing takes milliseconds; done once).
@@ -194,6 +218,27 @@ impl Fonts {
             .sum()
     }
 
+    /// `text` as this set's `weight` face's glyph ids, two bytes each, big-endian: the
+    /// string a `Tj` shows in a font encoded `Identity-H` over the face's own glyph ids.
+    /// A character the face lacks shows its `.notdef` glyph (0).
+    pub fn glyph_codes(&self, weight: Weight, text: &str) -> Vec<u8> {
+        let face = self.face(weight);
+        let table = match weight {
+            Weight::Regular => &self.glyphs[0],
+            Weight::Bold => &self.glyphs[1],
+        };
+        let mut codes = Vec::with_capacity(2 * text.len());
+        for c in text.chars() {
+            let code = u32::from(c);
+            let gid = match table.get(code as usize) {
+                Some(&gid) => gid,
+                None => face.lookup_glyph_index(code).unwrap_or(0),
+            };
+            codes.extend_from_slice(&gid.to_be_bytes());
+        }
+        codes
+    }
+
     fn points(&self, weight: Weight, size: f32, units: u32) -> f32 {
         let units_per_em = f32::from(self.face(weight).pdf_font_metrics.units_per_em.max(1));
         units as f32 * size / units_per_em
@@ -284,6 +329,32 @@ mod tests {
         for program in programs {
             assert!(program.raw.len() < 200_000, "{} bytes", program.raw.len());
             assert!(program.deflated.len() < program.raw.len());
+        }
+    }
+
+    #[test]
+    fn glyph_codes_are_the_faces_own_glyph_ids() {
+        let f = prepared();
+        // Inside the looked-up table (Cyrillic) and past it (№, the tenge sign).
+        let text = "Аж1 №₸";
+        for w in Weight::BOTH {
+            let codes = f.glyph_codes(w, text);
+            let expected: Vec<u8> = text
+                .chars()
+                .flat_map(|c| {
+                    let gid = f.face(w).lookup_glyph_index(u32::from(c)).expect("glyph");
+                    gid.to_be_bytes()
+                })
+                .collect();
+            assert_eq!(codes, expected, "{w:?}");
+            assert!(codes.chunks(2).all(|gid| gid != [0, 0]), "{w:?}");
+        }
+        // A character the face lacks is its .notdef glyph.
+        assert_eq!(f.glyph_codes(Weight::Regular, "Ω"), [0, 0]);
+        let repertoire = repertoire_text();
+        assert!(repertoire.chars().count() > 500);
+        for w in Weight::BOTH {
+            assert!(f.covers(w, &repertoire), "{w:?}");
         }
     }
 

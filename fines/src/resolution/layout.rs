@@ -3,7 +3,7 @@
 //! Pure: a [`Resolution`] in, printpdf drawing operations out.
 
 use printpdf::{
-    Color, Greyscale, Op, PaintMode, Point, Pt, Rect, TextItem, WindingOrder, XObjectId,
+    Color, DictItem, Greyscale, Op, PaintMode, Point, Pt, Rect, TextItem, WindingOrder, XObjectId,
     XObjectTransform,
 };
 
@@ -420,22 +420,50 @@ impl<'f> Page<'f> {
         }
         self.covered &= self.fonts.covers(weight, text);
         let baseline = PAGE_HEIGHT - top - size;
+        let cursor = Op::SetTextCursor {
+            pos: Point {
+                x: Pt(x),
+                y: Pt(baseline),
+            },
+        };
+        let (set_font, show) = if self.fonts.programs.is_some() {
+            // The prepared faces' font objects are made once per process and attached
+            // to each document (`pdf::attach_prepared_fonts`), so the text is written
+            // here as their glyph ids: printpdf, given the fonts, would rebuild those
+            // objects from the glyphs used, for every document.
+            (
+                Op::Unknown {
+                    key: "Tf".to_owned(),
+                    value: vec![
+                        DictItem::Name(fonts::font_id(weight).0.into_bytes()),
+                        DictItem::Real(size),
+                    ],
+                },
+                Op::Unknown {
+                    key: "Tj".to_owned(),
+                    value: vec![DictItem::String {
+                        data: self.fonts.glyph_codes(weight, text),
+                        literal: false,
+                    }],
+                },
+            )
+        } else {
+            (
+                Op::SetFont {
+                    font: fonts::handle(weight),
+                    size: Pt(size),
+                },
+                Op::ShowText {
+                    items: vec![TextItem::Text(text.to_owned())],
+                },
+            )
+        };
         self.ops.extend([
             Op::SetFillColor { col: grey(level) },
             Op::StartTextSection,
-            Op::SetFont {
-                font: fonts::handle(weight),
-                size: Pt(size),
-            },
-            Op::SetTextCursor {
-                pos: Point {
-                    x: Pt(x),
-                    y: Pt(baseline),
-                },
-            },
-            Op::ShowText {
-                items: vec![TextItem::Text(text.to_owned())],
-            },
+            set_font,
+            cursor,
+            show,
             Op::EndTextSection,
         ]);
     }

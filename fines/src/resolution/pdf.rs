@@ -5,13 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::OnceLock;
 
 use flate2::write::ZlibEncoder;
 use flate2::Compression;
 use lopdf::{Object, ObjectId, StringFormat};
 use printpdf::{
-    ImageOptimizationOptions, Mm, OffsetDateTime, PdfDocument, PdfFont, PdfPage, PdfSaveOptions,
-    XObject, XObjectId,
+    ImageOptimizationOptions, Mm, OffsetDateTime, Op, PdfDocument, PdfFont, PdfPage,
+    PdfSaveOptions, TextItem, XObject, XObjectId,
 };
 use sha2::{Digest, Sha256};
 
@@ -67,12 +68,15 @@ pub fn render(resolution: &Resolution) -> Result<Vec<u8>, ResolutionError> {
     info.producer = "kozomol-fines (printpdf 0.12)".to_owned();
     info.identifier = resolution.number.to_string();
 
-    // Resources under fixed names (printpdf's `add_*` would draw random ones).
-    for weight in Weight::BOTH {
-        doc.resources.fonts.map.insert(
-            fonts::font_id(weight),
-            PdfFont::new(set.face(weight).clone()),
-        );
+    // Resources under fixed names (printpdf's `add_*` would draw random ones). The
+    // prepared faces' font objects are attached after printpdf is done.
+    if set.programs.is_none() {
+        for weight in Weight::BOTH {
+            doc.resources.fonts.map.insert(
+                fonts::font_id(weight),
+                PdfFont::new(set.face(weight).clone()),
+            );
+        }
     }
     for (id, bytes, info) in [
         (layout::OVERVIEW_ID, &resolution.photos.overview, overview),
@@ -105,7 +109,10 @@ fn save_options(set: &Fonts) -> PdfSaveOptions {
         optimize: true,
         // The prepared faces are subsets already and go in whole.
         subset_fonts: set.programs.is_none(),
-        secure: true,
+        // `secure` drops the operators printpdf does not model; with the prepared faces
+        // the layout writes its text operators itself (`layout::Page::text`). Every
+        // operation on the page is kozomol's own, never taken from outside.
+        secure: set.programs.is_none(),
         // The photos are raw DCT streams printpdf does not touch; should a decoded
         // image ever be added, it must not be downscaled nor re-encoded either.
         image_optimization: Some(ImageOptimizationOptions {
@@ -122,17 +129,172 @@ fn save_options(set: &Fonts) -> PdfSaveOptions {
 fn save(doc: &PdfDocument, set: &Fonts, id: &[u8; ID_LEN]) -> Result<Vec<u8>, ResolutionError> {
     let mut warnings = Vec::new();
     let mut lo = doc.to_lopdf_document(&save_options(set), &mut warnings);
-    if let Some(programs) = &set.programs {
-        embed_prepared(&mut lo, programs);
+    if set.programs.is_some() {
+        attach_prepared_fonts(&mut lo)?;
     }
     write_with_id(lo, id)
 }
 
-/// Puts the prepared programs in deflated as they were once per process (printpdf
-/// hands over the raw bytes, and deflating them again for every document would cost
-/// more than the rest of the rendering), and names each face as the subset it is: the
-/// six-letter tag before its name on `/FontName` and both `/BaseFont`s (ISO 32000-1,
-/// 9.6.4).
+/// The prepared faces' font objects as printpdf writes them for a page that shows every
+/// glyph of the repertoire (so their widths and ToUnicode maps cover any text the faces
+/// can show), with the programs put in by [`embed_prepared`]; made once per process.
+struct PreparedFontObjects {
+    objects: BTreeMap<ObjectId, Object>,
+    /// Resource name and font dictionary of each face.
+    fonts: Vec<(Vec<u8>, ObjectId)>,
+    max_id: u32,
+}
+
+fn prepared_font_objects() -> &'static PreparedFontObjects {
+    static OBJECTS: OnceLock<PreparedFontObjects> = OnceLock::new();
+    OBJECTS.get_or_init(|| {
+        let set = fonts::prepared();
+        let repertoire = fonts::repertoire_text();
+        let mut doc = PdfDocument::new("fonts");
+        let mut ops = Vec::new();
+        for weight in Weight::BOTH {
+            doc.resources.fonts.map.insert(
+                fonts::font_id(weight),
+                PdfFont::new(set.face(weight).clone()),
+            );
+            ops.extend([
+                Op::StartTextSection,
+                Op::SetFont {
+                    font: fonts::handle(weight),
+                    size: printpdf::Pt(10.0),
+                },
+                Op::ShowText {
+                    items: vec![TextItem::Text(repertoire.clone())],
+                },
+                Op::EndTextSection,
+            ]);
+        }
+        doc.pages = vec![PdfPage::new(Mm(210.0), Mm(297.0), ops)];
+        let mut warnings = Vec::new();
+        let mut lo = doc.to_lopdf_document(&save_options(set), &mut warnings);
+        let programs = set
+            .programs
+            .as_ref()
+            .expect("the prepared set has its programs");
+        embed_prepared(&mut lo, programs);
+        // Deflated once here, not in every document (the ToUnicode maps).
+        deflate_streams(&mut lo);
+        let fonts: Vec<(Vec<u8>, ObjectId)> = page_resources(&lo)
+            .and_then(|resources| resources.get(b"Font").ok())
+            .and_then(|fonts| resolve(&lo, fonts).as_dict().ok())
+            .map(|fonts| {
+                fonts
+                    .iter()
+                    .filter_map(|(name, font)| Some((name.clone(), font.as_reference().ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(fonts.len(), 2, "printpdf should write both prepared faces");
+        // Everything the two font dictionaries reach.
+        let mut objects = BTreeMap::new();
+        let mut pending: Vec<ObjectId> = fonts.iter().map(|(_, id)| *id).collect();
+        while let Some(id) = pending.pop() {
+            if objects.contains_key(&id) {
+                continue;
+            }
+            let object = lo
+                .objects
+                .get(&id)
+                .expect("a font object printpdf refers to exists")
+                .clone();
+            references(&object, &mut pending);
+            objects.insert(id, object);
+        }
+        let max_id = objects.keys().map(|id| id.0).max().unwrap_or(0);
+        PreparedFontObjects {
+            objects,
+            fonts,
+            max_id,
+        }
+    })
+}
+
+/// Adds the prepared faces' font objects to `lo` under fresh object numbers and names
+/// them in its page's resources, as the text operators the layout wrote expect.
+fn attach_prepared_fonts(lo: &mut lopdf::Document) -> Result<(), ResolutionError> {
+    let prepared = prepared_font_objects();
+    let base = lo.max_id;
+    for (id, object) in &prepared.objects {
+        let mut object = object.clone();
+        renumber(&mut object, base);
+        lo.objects.insert((id.0 + base, id.1), object);
+    }
+    lo.max_id = base + prepared.max_id;
+    let fonts: lopdf::Dictionary = prepared
+        .fonts
+        .iter()
+        .map(|(name, id)| (name.clone(), Object::Reference((id.0 + base, id.1))))
+        .collect();
+    let missing = || ResolutionError::PdfWrite {
+        reason: "the page has no resources to name its fonts in".to_owned(),
+    };
+    let page = *lo.get_pages().values().next().ok_or_else(missing)?;
+    let resources = match lo
+        .get_dictionary(page)
+        .map_err(|_| missing())?
+        .get(b"Resources")
+    {
+        Ok(Object::Reference(id)) => Some(*id),
+        Ok(Object::Dictionary(_)) => None,
+        _ => return Err(missing()),
+    };
+    let dict = match resources {
+        Some(id) => lo.get_dictionary_mut(id),
+        None => lo
+            .get_dictionary_mut(page)
+            .and_then(|page| page.get_mut(b"Resources"))
+            .and_then(Object::as_dict_mut),
+    }
+    .map_err(|_| missing())?;
+    dict.set("Font", Object::Dictionary(fonts));
+    Ok(())
+}
+
+/// The first page's resource dictionary.
+fn page_resources(lo: &lopdf::Document) -> Option<&lopdf::Dictionary> {
+    let page = *lo.get_pages().values().next()?;
+    let resources = lo.get_dictionary(page).ok()?.get(b"Resources").ok()?;
+    resolve(lo, resources).as_dict().ok()
+}
+
+fn resolve<'a>(lo: &'a lopdf::Document, object: &'a Object) -> &'a Object {
+    match object {
+        Object::Reference(id) => lo.objects.get(id).unwrap_or(object),
+        _ => object,
+    }
+}
+
+/// Every object `object` refers to, added to `into`.
+fn references(object: &Object, into: &mut Vec<ObjectId>) {
+    match object {
+        Object::Reference(id) => into.push(*id),
+        Object::Array(items) => items.iter().for_each(|item| references(item, into)),
+        Object::Dictionary(dict) => dict.iter().for_each(|(_, v)| references(v, into)),
+        Object::Stream(stream) => stream.dict.iter().for_each(|(_, v)| references(v, into)),
+        _ => {}
+    }
+}
+
+/// Moves every reference in `object` up by `base` object numbers.
+fn renumber(object: &mut Object, base: u32) {
+    match object {
+        Object::Reference(id) => id.0 += base,
+        Object::Array(items) => items.iter_mut().for_each(|item| renumber(item, base)),
+        Object::Dictionary(dict) => dict.iter_mut().for_each(|(_, v)| renumber(v, base)),
+        Object::Stream(stream) => stream.dict.iter_mut().for_each(|(_, v)| renumber(v, base)),
+        _ => {}
+    }
+}
+
+/// Puts the prepared programs in, deflated once per process, in the font objects every
+/// document shares (printpdf hands over the raw bytes), and names each face as the
+/// subset it is: the six-letter tag before its name on `/FontName` and both
+/// `/BaseFont`s (ISO 32000-1, 9.6.4).
 fn embed_prepared(lo: &mut lopdf::Document, programs: &[Program; 2]) {
     let tags = Weight::BOTH.map(|weight| fonts::font_id(weight).0);
     let descriptors: Vec<(ObjectId, ObjectId, Vec<u8>)> = lo
