@@ -367,7 +367,8 @@ fn prepare(
             None => {
                 return Prepared::SetAside(format!(
                     "officer `{login}`, who confirmed the violation, has no entry in the \
-                     officers' register (full name and badge number)"
+                     officers' register (full name and badge number): register him \
+                     (PUT /api/v1/accounts/{login}/officer) or approve the case yourself"
                 ))
             }
         },

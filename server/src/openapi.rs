@@ -686,7 +686,7 @@ fn officer_filings_paths() -> Value {
     json!({
         "/api/v1/officer-violations": { "post": secured(roles::<DeskOfficers>(), json!({
             "operationId": "fileOfficerViolation",
-            "summary": "File a violation the calling officer saw himself, with JPEG photos (embedded unchanged in the resolution). It becomes a case with no camera in `approved` (the officer is the witness: no reading, no review), which the fines worker takes to the owner lookup and issuing; its resolution names the officer instead of a measuring device. A retry with the same `report_id` returns the same case. Audited.",
+            "summary": "File a violation the calling officer saw himself, with JPEG photos (embedded unchanged in the resolution). It becomes a case with no camera in `approved` (the officer is the witness: no reading, no review), which the fines worker takes to the owner lookup and issuing; its resolution names the officer from the officers' register (the caller needs an entry) and, for speeding, the speed gun. A retry with the same `report_id` returns the same case. Audited.",
             "requestBody": body_of("OfficerViolationRequest"),
             "responses": {
                 "201": json_of("Filed.", "OfficerViolationFiled"),
@@ -790,6 +790,14 @@ fn officer_filings_schemas(schemas: &mut serde_json::Map<String, Value>) {
             "place": place,
             "speed_kmh": { "type": "integer", "description": "Speeding only, with limit_kmh." },
             "limit_kmh": { "type": "integer" },
+            "device": {
+                "type": "object", "required": ["serial", "certificate"],
+                "description": "The speed gun the speed was measured with: speeding only, and required for it. Its certificate must cover the offence's day, or the case is set aside at issuing.",
+                "properties": {
+                    "serial": { "type": "string", "minLength": 1, "maxLength": 64 },
+                    "certificate": { "$ref": "#/components/schemas/Certificate" }
+                }
+            },
             "notes": text,
             "accident_id": id,
             "photos": { "type": "array", "minItems": 1, "maxItems": 10, "items": upload(vec!["image/jpeg"]) },
@@ -1244,14 +1252,14 @@ fn components() -> Value {
                     "login": { "type": "string", "pattern": "^[a-z0-9._@-]{1,64}$" },
                     "role": { "$ref": "#/components/schemas/Role" },
                     "password": { "type": "string", "format": "password", "minLength": 12, "maxLength": 256 },
-                    "full_name": { "type": "string", "minLength": 2, "maxLength": 120, "description": "Required, with `badge`, for a reviewer or supervisor." },
+                    "full_name": { "type": "string", "minLength": 2, "maxLength": 120, "description": "Letters, spaces, `-`, `.` and `'`, trimmed. Required, with `badge`, for a reviewer or supervisor." },
                     "badge": { "type": "string", "pattern": "^[A-Za-z0-9/-]{1,32}$" }
                 }
             }));
     schemas.insert("Officer".into(), json!({
                 "type": "object", "required": ["full_name", "badge"],
                 "properties": {
-                    "full_name": { "type": "string", "minLength": 2, "maxLength": 120 },
+                    "full_name": { "type": "string", "minLength": 2, "maxLength": 120, "description": "Letters, spaces, `-`, `.` and `'`, trimmed." },
                     "badge": { "type": "string", "pattern": "^[A-Za-z0-9/-]{1,32}$", "description": "Stored upper-cased; one officer's." }
                 }
             }));

@@ -232,6 +232,7 @@ pub async fn run(
         state.resolution_keys = Arc::new(resolution_keys.verifying.clone());
         // The confidence at which a read may decide alone is where it stops being weak.
         state.weak_read_below_milli = (settings.recognizer.auto_accept * 1000.0).round() as u16;
+        state.jurisdiction = settings.fines.jurisdiction;
         let listener = tokio::net::TcpListener::bind(&settings.http.listen)
             .await
             .map_err(|source| ServeError::HttpBind {

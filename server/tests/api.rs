@@ -2126,6 +2126,8 @@ async fn officers_file_violations_and_accidents_whose_investigation_moves_on() {
     for (kind, device) in [
         ("seat_belt", gun("2026-01-10", "2027-01-09")),
         ("speeding", gun("2027-01-10", "2026-01-09")),
+        // Lapsed before the offence's day.
+        ("speeding", gun("2025-01-10", "2026-01-09")),
     ] {
         let answer = post(
             "/api/v1/officer-violations",
@@ -2140,6 +2142,20 @@ async fn officers_file_violations_and_accidents_whose_investigation_moves_on() {
         let fields = problem_fields(&problem);
         assert!(fields.contains(&"device".to_owned()), "{kind}: {problem}");
     }
+    // The witness must be in the officers' register: the demo admin is not.
+    let unregistered = h
+        .call(
+            Method::POST,
+            "/api/v1/officer-violations",
+            Some(h.token(Role::Admin)),
+            Some(json!({
+                "plate": "01KG123ABC", "kind": "seat_belt", "occurred_at": "2026-03-01T08:00:00Z",
+                "place": {"address": "Бишкек"}, "photos": [jpeg_upload("scene.jpg", 1)],
+            })),
+        )
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(problem_fields(&unregistered), ["officer"], "{unregistered}");
     let cases = h.store.count_cases(&Default::default()).await;
     assert_eq!(cases.expect("count"), 0);
 

@@ -112,9 +112,9 @@ impl Fonts {
     }
 }
 
-/// Every character of the prepared faces' repertoire that they have a glyph for.
-pub fn repertoire_text() -> String {
-    let face = prepared().face(Weight::Regular);
+/// Every character of the repertoire that the prepared `weight` face has a glyph for.
+pub fn repertoire_text(weight: Weight) -> String {
+    let face = prepared().face(weight);
     REPERTOIRE
         .iter()
         .flat_map(|range| range.clone())
@@ -351,9 +351,9 @@ mod tests {
         }
         // A character the face lacks is its .notdef glyph.
         assert_eq!(f.glyph_codes(Weight::Regular, "Ω"), [0, 0]);
-        let repertoire = repertoire_text();
-        assert!(repertoire.chars().count() > 500);
         for w in Weight::BOTH {
+            let repertoire = repertoire_text(w);
+            assert!(repertoire.chars().count() > 500, "{w:?}");
             assert!(f.covers(w, &repertoire), "{w:?}");
         }
     }

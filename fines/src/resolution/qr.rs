@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use fast_qr::{QRBuilder, ECL};
-use flate2::Compression;
 use printpdf::{DictItem, ExternalStream, ExternalXObject};
 
-use super::pdf::deflate;
+use super::pdf::deflate_fast;
 use super::ResolutionError;
 
 /// Modules of light margin around the symbol that scanners need.
@@ -87,7 +86,7 @@ impl QrMatrix {
         ExternalXObject {
             stream: ExternalStream {
                 dict,
-                content: deflate(content.as_bytes(), Compression::fast()),
+                content: deflate_fast(content.as_bytes()),
                 compress: false,
             },
             width: None,

@@ -152,16 +152,10 @@ pub async fn create(
             format!("must be {MIN_PASSWORD_CHARS}-{MAX_PASSWORD_CHARS} characters"),
         ));
     }
+    // A reviewer or supervisor confirms violations, and resolutions name him: both
+    // fields are required (and reported missing) for those roles.
     let officer = match (request.full_name, request.badge) {
-        (None, None) if role.is_some_and(Role::confirms_violations) => {
-            problems.push(FieldProblem::new(
-                "full_name",
-                "a reviewer's or supervisor's account needs a full name and a badge: \
-                 resolutions name the officer who confirmed the violation",
-            ));
-            None
-        }
-        (None, None) => None,
+        (None, None) if !role.is_some_and(Role::confirms_violations) => None,
         (full_name, badge) => officer_identity(full_name, badge, &mut problems),
     };
     let Some(role) = role.filter(|_| problems.is_empty()) else {

@@ -70,6 +70,8 @@ pub struct AppState {
     pub weak_read_below_milli: u16,
     /// The public keys resolution signatures are verified with (published).
     pub resolution_keys: Arc<kozomol_fines::resolution::VerifyingKeys>,
+    /// Whose calendar days the API judges dates by (a speed gun's certificate).
+    pub jurisdiction: kozomol_core::Jurisdiction,
 }
 
 impl AppState {
@@ -90,6 +92,7 @@ impl AppState {
             config_publisher: None,
             weak_read_below_milli: 900,
             resolution_keys: Arc::default(),
+            jurisdiction: kozomol_core::Jurisdiction::Kg,
         }
     }
 

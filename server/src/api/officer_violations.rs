@@ -77,6 +77,17 @@ pub async fn file(
     body: Result<Json<OfficerViolationRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<OfficerViolationFiled>), ApiError> {
     let request = json_body(body)?;
+    // The filing officer is the witness the resolution names.
+    if caller.account.officer.is_none() {
+        return Err(ApiError::Validation(vec![FieldProblem::new(
+            "officer",
+            format!(
+                "account `{}` has no entry in the officers' register (full name and badge), \
+                 which a resolution names its witness by; an admin sets it",
+                caller.account.login
+            ),
+        )]));
+    }
     let mut problems = Vec::new();
     let plate = match request.plate.as_deref().map(normalise_plate) {
         Some(Some(plate)) => Some(plate),
@@ -114,6 +125,20 @@ pub async fn file(
         }
     }
     let occurred_at = check_occurred_at(&mut problems, request.occurred_at, Utc::now());
+    // Issuing checks it again; here the officer learns it while he can still correct it.
+    if let (Some(device), Some(at)) = (&request.device, occurred_at) {
+        let day = state.app.jurisdiction.local_date(at);
+        let c = &device.certificate;
+        if c.valid_from <= c.valid_until && !c.covers(day) {
+            problems.push(FieldProblem::new(
+                "device",
+                format!(
+                    "certificate {} is valid {}..{} and does not cover {day}",
+                    c.number, c.valid_from, c.valid_until
+                ),
+            ));
+        }
+    }
     let place = place_field(&mut problems, "place", request.place);
     let notes = text_field(&mut problems, "notes", request.notes, MAX_TEXT_CHARS, None);
     let uploads_count = request.photos.len() + usize::from(request.plate_photo.is_some());
