@@ -17,6 +17,16 @@ impl CalibrationCertificate {
     pub fn covers(&self, date: NaiveDate) -> bool {
         self.valid_from <= date && date <= self.valid_until
     }
+
+    /// Why the certificate does not cover `date`, in words; `None` when it does.
+    pub fn not_covering(&self, date: NaiveDate) -> Option<String> {
+        (!self.covers(date)).then(|| {
+            format!(
+                "calibration certificate {} is valid {}..{} and does not cover {date}",
+                self.number, self.valid_from, self.valid_until
+            )
+        })
+    }
 }
 
 /// A measuring device as the camera reports it in each event.
@@ -50,6 +60,14 @@ mod tests {
         ];
         for (date, covered) in table {
             assert_eq!(cert.covers(d(date)), covered, "{date}");
+            assert_eq!(cert.not_covering(d(date)).is_none(), covered, "{date}");
         }
+        assert_eq!(
+            cert.not_covering(d("2027-01-10")).as_deref(),
+            Some(
+                "calibration certificate KG-2026-0001 is valid 2026-01-10..2027-01-09 and \
+                 does not cover 2027-01-10"
+            )
+        );
     }
 }

@@ -231,15 +231,13 @@ async fn officers_register(
     reads: &[Option<IssuingRead>],
     facts: &[Option<Result<CaseFacts, String>>],
 ) -> Result<Register, IssuingError> {
+    // A case whose facts do not read is set aside before it names anyone.
     let mut logins: Vec<&str> = reads
         .iter()
         .zip(facts)
-        .filter_map(|(read, facts)| match facts {
-            Some(Ok(CaseFacts {
-                witness: Some(login),
-                ..
-            })) => Some(login.as_str()),
-            _ => approving_reviewer(&read.as_ref()?.reviews),
+        .filter_map(|(read, facts)| match (read, facts) {
+            (Some(read), Some(Ok(facts))) => confirming_login(facts, &read.reviews),
+            _ => None,
         })
         .collect();
     logins.sort_unstable();
@@ -291,12 +289,10 @@ fn prepare(
     // speed gun is checked here, on the jurisdiction's calendar day of the offence.
     if let (Some(_), Some(device)) = (&event.witness, &event.device) {
         let day = stage.jurisdiction.local_date(case.captured_at);
-        let c = &device.certificate;
-        if !c.covers(day) {
+        if let Some(why) = device.certificate.not_covering(day) {
             return Prepared::SetAside(format!(
-                "speed gun {}: calibration certificate {} is valid {}..{} and does not \
-                 cover the offence date {day}",
-                device.serial, c.number, c.valid_from, c.valid_until
+                "speed gun {}: {why}, the offence date",
+                device.serial
             ));
         }
     }
@@ -351,12 +347,7 @@ fn prepare(
         Ok(photos) => photos,
         Err(reason) => return Prepared::Failed(reason),
     };
-    // An officer who filed the case himself is its witness and confirms it.
-    let confirming = match &event.witness {
-        Some(login) => Some(login.as_str()),
-        None => approving_reviewer(&reviews),
-    };
-    let officer = match confirming {
+    let officer = match confirming_login(&event, &reviews) {
         None => stage.duty_officer.clone(),
         Some(login) => match register.get(login) {
             Some(entry) => Officer {
@@ -684,9 +675,14 @@ fn photos(issuer: &Issuer, case: &CaseRecord, crop: Option<EvidenceRef>) -> Resu
     })
 }
 
-/// The login of the officer whose decision approved the case (among its `reviews`);
-/// `None` when the machine approved it, and the duty officer is named.
-fn approving_reviewer(reviews: &[ReviewRecord]) -> Option<&str> {
+/// The login of the officer the resolution names as confirming the violation: the one
+/// who filed the case himself (its witness), else the one whose decision approved it
+/// (among its `reviews`); `None` when the machine approved it, and the duty officer is
+/// named.
+fn confirming_login<'a>(facts: &'a CaseFacts, reviews: &'a [ReviewRecord]) -> Option<&'a str> {
+    if let Some(witness) = &facts.witness {
+        return Some(witness);
+    }
     reviews
         .iter()
         .rev()

@@ -19,7 +19,7 @@ use kozomol_fines::resolution::{
     VerifyingKeys,
 };
 use support::issued::{
-    approved, approved_by_anyone, issuer, look_up_owners, officer_name, register_officer,
+    approved, approved_by_anyone, issuer, look_up_owners, officer_name, pdf_text, register_officer,
     resolution_text, stage, world, PLATE,
 };
 use support::Backend;
@@ -153,13 +153,7 @@ async fn an_approved_case_becomes_a_signed_resolution(backend: Backend) {
         "{}",
         String::from_utf8_lossy(&qpdf.stdout)
     );
-    let text = Command::new("pdftotext")
-        .args(["-enc", "UTF-8"])
-        .arg(&path)
-        .arg("-")
-        .output()
-        .expect("pdftotext runs");
-    let text = String::from_utf8_lossy(&text.stdout).replace('\u{a0}', " ");
+    let text = pdf_text(&pdf);
     for want in [
         "ПОСТАНОВЛЕНИЕ",
         PLATE,

@@ -159,14 +159,10 @@ pub fn check_event(
         .captured_at()
         .map(|t| local_offset.from_utc_datetime(&t.naive_utc()).date_naive());
     let (enforceable, note) = match capture_date {
-        Some(date) if certificate.covers(date) => (true, None),
-        Some(date) => (
-            false,
-            Some(format!(
-                "calibration certificate {} is valid {}..{} and does not cover the capture date {date}",
-                certificate.number, certificate.valid_from, certificate.valid_until
-            )),
-        ),
+        Some(date) => match certificate.not_covering(date) {
+            None => (true, None),
+            Some(why) => (false, Some(format!("{why}, the capture date"))),
+        },
         None => {
             return refuse(
                 DeadLetterReason::Malformed,

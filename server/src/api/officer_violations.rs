@@ -127,16 +127,13 @@ pub async fn file(
     let occurred_at = check_occurred_at(&mut problems, request.occurred_at, Utc::now());
     // Issuing checks it again; here the officer learns it while he can still correct it.
     if let (Some(device), Some(at)) = (&request.device, occurred_at) {
-        let day = state.app.jurisdiction.local_date(at);
         let c = &device.certificate;
-        if c.valid_from <= c.valid_until && !c.covers(day) {
-            problems.push(FieldProblem::new(
-                "device",
-                format!(
-                    "certificate {} is valid {}..{} and does not cover {day}",
-                    c.number, c.valid_from, c.valid_until
-                ),
-            ));
+        // Dates out of order are `check_device`'s problem, reported once.
+        let uncovered = (c.valid_from <= c.valid_until)
+            .then(|| c.not_covering(state.app.jurisdiction.local_date(at)))
+            .flatten();
+        if let Some(why) = uncovered {
+            problems.push(FieldProblem::new("device", why));
         }
     }
     let place = place_field(&mut problems, "place", request.place);
