@@ -19,7 +19,7 @@ use kozomol_core::{
 use kozomol_fines::delivery::standin::StandInGateway;
 use kozomol_fines::delivery::{
     add_contact, record_portal_delivery, record_return_receipt, DeliveryConfig, DeliveryError,
-    DeliveryWorker, SmsGateway, SmsGatewayConfig, SmtpConfig, SmtpMailer,
+    DeliveryWorker, SmsGateway, SmsGatewayConfig, SmtpConfig, SmtpMailer, SmtpSecurity,
 };
 use kozomol_fines::issuing::{run_issuing, Issued};
 use kozomol_fines::lookup::{run_lookups, LookupStage};
@@ -634,6 +634,7 @@ async fn an_email_reaches_the_smtp_server_with_its_pdf(backend: Backend) {
     let server = smtp::TestSmtp::start().await;
     let mut mail = SmtpConfig::new("127.0.0.1", server.port(), "Козомол <noreply@kozomol.kg>");
     mail.hello_name = "kozomol.test".into();
+    mail.security = SmtpSecurity::None;
     let worker = DeliveryWorker::new(fast("mail-1"), Arc::clone(&w.evidence))
         .expect("worker")
         .with_sender(Arc::new(SmtpMailer::new(mail).expect("mailer")));

@@ -24,7 +24,7 @@ use kozomol_fines::catalogue::Catalogue;
 use kozomol_fines::clocks::DatingStage;
 use kozomol_fines::delivery::standin::StandInGateway;
 use kozomol_fines::delivery::{
-    DeliveryConfig, DeliveryWorker, SmsGateway, SmsGatewayConfig, SmtpConfig, SmtpMailer,
+    DeliveryConfig, DeliveryWorker, SmsGateway, SmsGatewayConfig, SmtpMailer,
 };
 use kozomol_fines::issuing::{Issuer, IssuingStage};
 use kozomol_fines::lookup::LookupStage;
@@ -181,10 +181,8 @@ pub async fn run(
     // And its SMS gateway, for contacts citizens leave in the demo.
     let d = &settings.delivery;
     let mut sms = d
-        .sms_gateway_url
-        .clone()
-        .zip(d.sms_gateway_token.clone())
-        .map(|(url, token)| SmsGatewayConfig::new(url, token));
+        .sms_gateway()
+        .map_err(|e| ServeError::Fines(e.to_string()))?;
     let mut _demo_sms = None;
     if plan.demo && sms.is_none() && d.enabled && plan.parts.contains(&Part::Fines) {
         const DEMO_TOKEN: &str = "demo-sms-gateway";
@@ -439,8 +437,7 @@ fn fines_worker(
             delivery = delivery.with_sender(Arc::new(SmsGateway::new(sms).map_err(fail)?));
         }
         let d = &settings.delivery;
-        if let (Some(host), Some(from)) = (&d.smtp_host, &d.smtp_from) {
-            let smtp = SmtpConfig::new(host.clone(), d.smtp_port, from.clone());
+        if let Some(smtp) = d.smtp().map_err(fail)? {
             delivery = delivery.with_sender(Arc::new(SmtpMailer::new(smtp).map_err(fail)?));
         }
         if d.post {

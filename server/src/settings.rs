@@ -5,6 +5,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use kozomol_fines::delivery::{
+    DeliveryError, SmsGatewayConfig, SmtpConfig, SmtpCredentials, SmtpMailer, SmtpSecurity,
+    TrustedCertificates,
+};
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -244,14 +248,25 @@ impl Default for FinesSettings {
 pub struct DeliverySettings {
     /// Whether the fines part runs the outbox.
     pub enabled: bool,
-    /// The SMS gateway's send endpoint and bearer token (docs/fines.md, "Delivery");
-    /// `serve --demo` without one starts the stand-in gateway.
+    /// The SMS gateway's base URL and bearer token (docs/fines.md, "Delivery"); the
+    /// token may come from `KOZOMOL_SMS_GATEWAY_TOKEN` instead. `serve --demo` without
+    /// a gateway starts the stand-in one.
     pub sms_gateway_url: Option<String>,
     pub sms_gateway_token: Option<String>,
-    /// The mail server resolutions are e-mailed through (plain SMTP, a local relay).
+    /// PEM certificates trusted for the gateway besides the public roots.
+    pub sms_gateway_ca_file: Option<PathBuf>,
+    /// The mail server resolutions are e-mailed through.
     pub smtp_host: Option<String>,
-    pub smtp_port: u16,
+    /// Defaults to the security's port: 587 (starttls), 465 (tls), 25 (none).
+    pub smtp_port: Option<u16>,
     pub smtp_from: Option<String>,
+    /// `starttls` (required), `tls` (from the first byte) or `none` (a local relay).
+    pub smtp_security: SmtpSecurity,
+    /// PEM certificates trusted for the relay besides the public roots.
+    pub smtp_ca_file: Option<PathBuf>,
+    /// The account to submit as; the password may come from `KOZOMOL_SMTP_PASSWORD`.
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<String>,
     /// Print letters for post in batches.
     pub post: bool,
 }
@@ -262,29 +277,62 @@ impl Default for DeliverySettings {
             enabled: true,
             sms_gateway_url: None,
             sms_gateway_token: None,
+            sms_gateway_ca_file: None,
             smtp_host: None,
-            smtp_port: 25,
+            smtp_port: None,
             smtp_from: None,
+            smtp_security: SmtpSecurity::default(),
+            smtp_ca_file: None,
+            smtp_username: None,
+            smtp_password: None,
             post: true,
         }
     }
 }
 
-/// Environment variables that override settings, for containers.
-pub const ENV_OVERRIDES: &[&str] = &[
-    "KOZOMOL_DATA_DIR",
-    "KOZOMOL_DATABASE_URL",
-    "KOZOMOL_PUBLIC_BASE_URL",
-    "KOZOMOL_HTTP_LISTEN",
-    "KOZOMOL_MQTT_BROKER",
-    "KOZOMOL_MQTT_EMBEDDED",
-    "KOZOMOL_INGEST_CLIENT_ID",
-    "KOZOMOL_INGEST_SHARED_SUBSCRIPTION",
-    "KOZOMOL_RECOGNIZER_ENABLED",
-    "KOZOMOL_RECOGNIZER_MODELS_DIR",
-    "KOZOMOL_FINES_ENABLED",
-    "ORT_DYLIB_PATH",
-];
+impl DeliverySettings {
+    /// The SMS gateway's client settings, its certificates read; `None` without a
+    /// gateway.
+    pub fn sms_gateway(&self) -> Result<Option<SmsGatewayConfig>, DeliveryError> {
+        let (Some(url), Some(token)) = (&self.sms_gateway_url, &self.sms_gateway_token) else {
+            return Ok(None);
+        };
+        let mut config = SmsGatewayConfig::new(url.clone(), token.clone());
+        config.trusted = self
+            .sms_gateway_ca_file
+            .as_deref()
+            .map(TrustedCertificates::read)
+            .transpose()?;
+        Ok(Some(config))
+    }
+
+    /// The relay's client settings, its certificates read; `None` without a relay.
+    pub fn smtp(&self) -> Result<Option<SmtpConfig>, DeliveryError> {
+        let (Some(host), Some(from)) = (&self.smtp_host, &self.smtp_from) else {
+            return Ok(None);
+        };
+        let port = self.smtp_port.unwrap_or(match self.smtp_security {
+            SmtpSecurity::StartTls => 587,
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::None => 25,
+        });
+        let mut config = SmtpConfig::new(host.clone(), port, from.clone());
+        config.security = self.smtp_security;
+        config.trusted = self
+            .smtp_ca_file
+            .as_deref()
+            .map(TrustedCertificates::read)
+            .transpose()?;
+        config.credentials = match (&self.smtp_username, &self.smtp_password) {
+            (Some(username), Some(password)) => Some(SmtpCredentials {
+                username: username.clone(),
+                password: password.clone(),
+            }),
+            _ => None,
+        };
+        Ok(Some(config))
+    }
+}
 
 impl RecognizerSettings {
     pub fn recognizer_config(&self) -> kozomol_recognizer::RecognizerConfig {
@@ -358,6 +406,13 @@ impl Settings {
                     Err(_) => problems.push(format!("{name} must be true or false, not `{v}`")),
                 }
             }
+        }
+        // Secrets kept out of the settings file.
+        if let Some(v) = env("KOZOMOL_SMS_GATEWAY_TOKEN") {
+            settings.delivery.sms_gateway_token = Some(v);
+        }
+        if let Some(v) = env("KOZOMOL_SMTP_PASSWORD") {
+            settings.delivery.smtp_password = Some(v);
         }
         if let Some(v) = env("KOZOMOL_INGEST_CLIENT_ID") {
             settings.ingest.client_id = v;
@@ -481,6 +536,30 @@ impl Settings {
         if d.smtp_host.is_some() != d.smtp_from.is_some() {
             problems.push("delivery.smtp_host and smtp_from go together".into());
         }
+        if d.smtp_username.is_some() != d.smtp_password.is_some() {
+            problems.push("delivery.smtp_username and smtp_password go together".into());
+        }
+        if d.sms_gateway_url.is_none() && d.sms_gateway_ca_file.is_some() {
+            problems.push("delivery.sms_gateway_ca_file without sms_gateway_url".into());
+        }
+        if d.smtp_host.is_none()
+            && (d.smtp_ca_file.is_some() || d.smtp_username.is_some() || d.smtp_port.is_some())
+        {
+            problems.push("delivery.smtp_* settings without smtp_host".into());
+        }
+        // Certificate files read, and the relay's settings checked, here already.
+        if let Err(e) = d.sms_gateway() {
+            problems.push(format!("delivery.sms_gateway: {e}"));
+        }
+        match d.smtp() {
+            Ok(Some(smtp)) => {
+                if let Err(e) = SmtpMailer::new(smtp) {
+                    problems.push(format!("delivery.smtp: {e}"));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => problems.push(format!("delivery.smtp: {e}")),
+        }
         if let Some(tunduk) = &self.tunduk {
             if let Err(e) = tunduk.validate() {
                 problems.push(format!("tunduk: {e}"));
@@ -593,6 +672,84 @@ mod tests {
         };
         assert!(
             problems.iter().any(|p| p.starts_with("fines.checks: ")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn delivery_channels_are_read_with_their_security() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("k.toml");
+        let table = |extra: &str| {
+            format!(
+                "[delivery]\nsmtp_host = \"mail.city.kg\"\nsmtp_from = \"kozomol@city.kg\"\n{extra}"
+            )
+        };
+        // (settings, the port, the security) — the port follows the security.
+        for (extra, port, security) in [
+            ("", 587, SmtpSecurity::StartTls),
+            ("smtp_security = \"tls\"\n", 465, SmtpSecurity::Tls),
+            ("smtp_security = \"none\"\n", 25, SmtpSecurity::None),
+            (
+                "smtp_security = \"none\"\nsmtp_port = 2525\n",
+                2525,
+                SmtpSecurity::None,
+            ),
+        ] {
+            std::fs::write(&file, table(extra)).expect("write");
+            let s = Settings::load(Some(&file), |_| None).expect("loads");
+            s.validate().expect("valid");
+            let smtp = s.delivery.smtp().expect("read").expect("a relay");
+            assert_eq!((smtp.port, smtp.security), (port, security), "{extra}");
+        }
+
+        // Secrets from the environment.
+        std::fs::write(
+            &file,
+            table("smtp_username = \"kozomol\"\nsms_gateway_url = \"https://sms.city.kg\"\n"),
+        )
+        .expect("write");
+        let s = Settings::load(Some(&file), |k| match k {
+            "KOZOMOL_SMTP_PASSWORD" => Some("from-env".to_owned()),
+            "KOZOMOL_SMS_GATEWAY_TOKEN" => Some("token-from-env".to_owned()),
+            _ => None,
+        })
+        .expect("loads");
+        s.validate().expect("valid");
+        let smtp = s.delivery.smtp().expect("read").expect("a relay");
+        assert_eq!(smtp.credentials.expect("an account").password, "from-env");
+        let sms = s.delivery.sms_gateway().expect("read").expect("a gateway");
+        assert_eq!(sms.token, "token-from-env");
+
+        // A certificate file that is not one, and a password sent in clear.
+        std::fs::write(dir.path().join("ca.pem"), "not a certificate\n").expect("write");
+        std::fs::write(
+            &file,
+            table(&format!(
+                "smtp_ca_file = \"{}\"\nsmtp_security = \"tls\"\n",
+                dir.path().join("ca.pem").display()
+            )),
+        )
+        .expect("write");
+        let s = Settings::load(Some(&file), |_| None).expect("loads");
+        let Err(SettingsError::Invalid(problems)) = s.validate() else {
+            panic!("a file without certificates is refused");
+        };
+        assert!(
+            problems.iter().any(|p| p.contains("ca.pem")),
+            "{problems:?}"
+        );
+        std::fs::write(
+            &file,
+            table("smtp_security = \"none\"\nsmtp_username = \"k\"\nsmtp_password = \"p\"\n"),
+        )
+        .expect("write");
+        let s = Settings::load(Some(&file), |_| None).expect("loads");
+        let Err(SettingsError::Invalid(problems)) = s.validate() else {
+            panic!("credentials over plain SMTP are refused");
+        };
+        assert!(
+            problems.iter().any(|p| p.contains("in clear")),
             "{problems:?}"
         );
     }

@@ -3,8 +3,11 @@
 //! is `sent`, never proven delivered: mail servers do not report delivery, so an
 //! e-mail starts no clock (a delivery proven otherwise does).
 //!
-//! The connection is plain SMTP without TLS, for a relay on the local network or the
-//! same host; a relay across untrusted networks needs lettre's TLS features first.
+//! The connection is protected as [`SmtpSecurity`] says: STARTTLS required by default
+//! (a relay that does not offer it gets nothing), TLS from the first byte, or plain SMTP
+//! for a relay on the same host or trusted network. The relay's certificate must chain
+//! to a public root or to one of [`SmtpConfig::trusted`]. Credentials (AUTH) go only
+//! over TLS.
 
 use std::time::Duration;
 
@@ -12,12 +15,55 @@ use async_trait::async_trait;
 use kozomol_core::DeliveryChannel;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use tracing::error;
 
 use super::message::Notice;
 use super::sender::{Handover, MessageSender, SendError};
+use super::tls::TrustedCertificates;
 use super::DeliveryError;
+
+/// How the connection to the relay is protected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain SMTP, then STARTTLS, required (submission, port 587).
+    #[default]
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS at all: only for a relay on the same host or a trusted local network.
+    None,
+}
+
+impl SmtpSecurity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpSecurity::StartTls => "starttls",
+            SmtpSecurity::Tls => "tls",
+            SmtpSecurity::None => "none",
+        }
+    }
+}
+
+/// The account kozomol submits mail as (AUTH PLAIN or LOGIN, as the relay offers).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for SmtpCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpCredentials")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct SmtpConfig {
@@ -29,6 +75,10 @@ pub struct SmtpConfig {
     pub hello_name: String,
     /// For the whole exchange of one message.
     pub timeout: Duration,
+    pub security: SmtpSecurity,
+    /// Roots trusted besides the public ones (a city's own CA).
+    pub trusted: Option<TrustedCertificates>,
+    pub credentials: Option<SmtpCredentials>,
 }
 
 impl SmtpConfig {
@@ -39,8 +89,26 @@ impl SmtpConfig {
             from: from.into(),
             hello_name: "kozomol.local".to_owned(),
             timeout: Duration::from_secs(30),
+            security: SmtpSecurity::default(),
+            trusted: None,
+            credentials: None,
         }
     }
+}
+
+/// The server name the relay's certificate must carry is `host` (a name or an address).
+fn tls_parameters(config: &SmtpConfig) -> Result<TlsParameters, DeliveryError> {
+    let mut parameters = TlsParameters::builder(config.host.clone());
+    if let Some(trusted) = &config.trusted {
+        parameters = parameters.add_root_certificate(trusted.for_smtp()?);
+    }
+    parameters
+        .build_rustls()
+        .map_err(|e| DeliveryError::Config(format!("smtp tls: {e}")))
+}
+
+fn is_about_credentials(code: &str) -> bool {
+    matches!(code, "530" | "534" | "535" | "538")
 }
 
 /// Sends notices to the relay.
@@ -48,6 +116,7 @@ pub struct SmtpMailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     hello_name: String,
+    security: SmtpSecurity,
 }
 
 impl SmtpMailer {
@@ -62,16 +131,38 @@ impl SmtpMailer {
                 config.hello_name
             )));
         }
-        // `dangerous`: plain SMTP, no TLS at all, which is what a local relay speaks.
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
+        // `dangerous` only names the starting point: plain until `tls` below says otherwise.
+        let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
             .port(config.port)
             .hello_name(ClientId::Domain(config.hello_name.clone()))
-            .timeout(Some(config.timeout))
-            .build();
+            .timeout(Some(config.timeout));
+        transport = match config.security {
+            SmtpSecurity::None => {
+                if config.credentials.is_some() {
+                    return Err(DeliveryError::Config(
+                        "smtp credentials would cross the network in clear: use starttls or tls"
+                            .into(),
+                    ));
+                }
+                if config.trusted.is_some() {
+                    return Err(DeliveryError::Config(
+                        "smtp certificates are given but the connection has no TLS".into(),
+                    ));
+                }
+                transport
+            }
+            SmtpSecurity::StartTls => transport.tls(Tls::Required(tls_parameters(&config)?)),
+            SmtpSecurity::Tls => transport.tls(Tls::Wrapper(tls_parameters(&config)?)),
+        };
+        if let Some(c) = &config.credentials {
+            transport =
+                transport.credentials(Credentials::new(c.username.clone(), c.password.clone()));
+        }
         Ok(SmtpMailer {
-            transport,
+            transport: transport.build(),
             from,
             hello_name: config.hello_name,
+            security: config.security,
         })
     }
 
@@ -130,8 +221,18 @@ impl MessageSender for SmtpMailer {
                         "smtp_code": response.code().to_string(),
                         "smtp_reply": reply,
                         "message_id": message_id,
+                        "security": self.security.as_str(),
                     }),
                 })
+            }
+            // Our account refused or required (530, 534, 535, 538): an operator must act;
+            // no message is at fault.
+            Err(e)
+                if e.status()
+                    .is_some_and(|c| is_about_credentials(&c.to_string())) =>
+            {
+                error!("smtp relay refuses our credentials: {e}");
+                Err(SendError::Unavailable(format!("smtp: {e}")))
             }
             Err(e) if e.is_permanent() => Err(SendError::Permanent(format!("smtp: {e}"))),
             // A 4xx reply or a time-out concerns this message: it counts.

@@ -2,7 +2,7 @@
 //!
 //! It owns the outbox worker ([`DeliveryWorker`]: claim per channel, send, record), the
 //! channel senders behind one trait ([`MessageSender`]: SMS over an HTTP gateway, e-mail
-//! over SMTP), print batches for post (many resolutions merged into one PDF, stored as
+//! over SMTP, both over TLS where they cross networks, [`tls`]), print batches for post (many resolutions merged into one PDF, stored as
 //! evidence), the notices' Russian text, and the ways a delivery is proven: the SMS
 //! gateway's delivery report, a postal return receipt, a delivery the state portal
 //! reports. Only a proven delivery starts the discount and appeal clocks; `sent`
@@ -18,6 +18,7 @@ pub mod sender;
 pub mod sms;
 #[cfg(feature = "standin")]
 pub mod standin;
+pub mod tls;
 pub mod worker;
 
 use chrono::{DateTime, Utc};
@@ -26,11 +27,12 @@ use kozomol_store::{
     ContactAdded, DeliveryRecorded, DeliveryTarget, NewContact, ProvenDelivery, Store, StoreError,
 };
 
-pub use email::{SmtpConfig, SmtpMailer};
+pub use email::{SmtpConfig, SmtpCredentials, SmtpMailer, SmtpSecurity};
 pub use message::Notice;
 pub use post::{merge_pdfs, MergedPdf, PrintError};
 pub use sender::{Handover, MessageSender, SendError, Status};
 pub use sms::{SmsGateway, SmsGatewayConfig};
+pub use tls::TrustedCertificates;
 pub use worker::{DeliveryConfig, DeliveryWorker, PassReport};
 
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,8 @@
 //! docs/fines.md, "Delivery"). A message is sent with `POST /v1/messages` and an
 //! idempotency reference, and its fate read back with `GET /v1/messages/{id}`: the
 //! gateway's `delivered` status, with its timestamp, is the proof that starts the
-//! clocks.
+//! clocks. Over `https://` the gateway's certificate must chain to a public root or to
+//! one of [`SmsGatewayConfig::trusted`].
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use tracing::error;
 
 use super::message::Notice;
 use super::sender::{Handover, MessageSender, SendError, Status};
+use super::tls::TrustedCertificates;
 use super::DeliveryError;
 
 /// Longer answers are not the gateway's: refuse to buffer them.
@@ -22,8 +24,9 @@ const ANSWER_LIMIT: usize = 64 * 1024;
 /// Where the gateway is and how to talk to it.
 #[derive(Clone)]
 pub struct SmsGatewayConfig {
-    /// The gateway's base URL, e.g. `http://sms-gw.internal:8080`; `/v1/messages` is
-    /// appended.
+    /// The gateway's base URL, e.g. `https://sms.example.kg`; `/v1/messages` is
+    /// appended. Plain `http://` only for a gateway on the same trusted network: the
+    /// texts carry citizens' numbers and fines.
     pub url: String,
     /// The bearer token; read from the environment or a file, never from the repo.
     pub token: String,
@@ -31,6 +34,8 @@ pub struct SmsGatewayConfig {
     pub sender: Option<String>,
     /// For each request, connecting included.
     pub timeout: Duration,
+    /// Roots trusted besides the public ones (a city's own CA).
+    pub trusted: Option<TrustedCertificates>,
 }
 
 impl std::fmt::Debug for SmsGatewayConfig {
@@ -40,6 +45,7 @@ impl std::fmt::Debug for SmsGatewayConfig {
             .field("token", &"***")
             .field("sender", &self.sender)
             .field("timeout", &self.timeout)
+            .field("trusted", &self.trusted)
             .finish()
     }
 }
@@ -51,6 +57,7 @@ impl SmsGatewayConfig {
             token: token.into(),
             sender: Some("KOZOMOL".to_owned()),
             timeout: Duration::from_secs(10),
+            trusted: None,
         }
     }
 }
@@ -97,8 +104,15 @@ impl SmsGateway {
         if config.token.trim().is_empty() {
             return Err(DeliveryError::Config("sms gateway token is empty".into()));
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(config.timeout)
+            .https_only(base.starts_with("https://"));
+        if let Some(trusted) = &config.trusted {
+            for certificate in trusted.for_http()? {
+                http = http.add_root_certificate(certificate);
+            }
+        }
+        let http = http
             .build()
             .map_err(|e| DeliveryError::Config(format!("sms gateway client: {e}")))?;
         Ok(SmsGateway {
