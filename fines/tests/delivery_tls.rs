@@ -9,13 +9,11 @@ use kozomol_fines::delivery::{
     MessageSender, Notice, SendError, SmsGateway, SmsGatewayConfig, SmtpConfig, SmtpCredentials,
     SmtpMailer, SmtpSecurity, TrustedCertificates,
 };
+use kozomol_testkit::{TestCertificate, TlsFront};
 use smtp::{Offer, TestSmtp};
-use tls::{TestCertificate, TlsFront};
 
 #[path = "support/smtp.rs"]
 mod smtp;
-#[path = "support/tls.rs"]
-mod tls;
 
 const TOKEN: &str = "tls-gateway-token";
 
@@ -51,7 +49,7 @@ async fn https_gateway(certificate: &TestCertificate) -> (StandInGateway, TlsFro
         .trim_start_matches("http://")
         .parse()
         .expect("the stand-in's address");
-    let front = TlsFront::start(behind, certificate.acceptor.clone()).await;
+    let front = TlsFront::start(behind, certificate.acceptor()).await;
     let url = format!("https://127.0.0.1:{}", front.port());
     (gateway, front, url)
 }
@@ -111,7 +109,7 @@ fn account() -> SmtpCredentials {
 async fn relay_with_account(certificate: &TestCertificate) -> TestSmtp {
     let account = account();
     TestSmtp::offering(Offer {
-        starttls: Some(certificate.acceptor.clone()),
+        starttls: Some(certificate.acceptor()),
         account: Some((account.username, account.password)),
         ..Offer::default()
     })
@@ -140,7 +138,7 @@ async fn an_email_goes_through_starttls_and_authenticates() {
 async fn an_email_goes_over_tls_from_the_first_byte() {
     let certificate = TestCertificate::new();
     let server = TestSmtp::offering(Offer {
-        implicit_tls: Some(certificate.acceptor.clone()),
+        implicit_tls: Some(certificate.acceptor()),
         ..Offer::default()
     })
     .await;
@@ -174,14 +172,14 @@ async fn a_relay_with_an_untrusted_certificate_gets_nothing() {
         (
             SmtpSecurity::StartTls,
             Offer {
-                starttls: Some(certificate.acceptor.clone()),
+                starttls: Some(certificate.acceptor()),
                 ..Offer::default()
             },
         ),
         (
             SmtpSecurity::Tls,
             Offer {
-                implicit_tls: Some(certificate.acceptor.clone()),
+                implicit_tls: Some(certificate.acceptor()),
                 ..Offer::default()
             },
         ),

@@ -1,5 +1,6 @@
 //! Every knob of the vehicle-registry consumer, with defaults, in one struct.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,18 @@ pub struct RegistryConfig {
     /// A longer reply is refused as malformed.
     #[serde(default = "defaults::max_response_bytes")]
     pub max_response_bytes: usize,
+    /// PEM certificates trusted for an `https://` security server besides the public
+    /// roots: a security server's internal TLS certificate signs itself and is exported
+    /// from its console.
+    #[serde(default)]
+    pub security_server_ca_file: Option<PathBuf>,
+    /// kozomol's TLS identity where the security server authenticates its information
+    /// systems by certificate (connection type HTTPS): the certificate registered there
+    /// and its private key, both PEM.
+    #[serde(default)]
+    pub client_certificate_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
 }
 
 mod defaults {
@@ -122,13 +135,25 @@ impl RegistryConfig {
             cache_ttl_secs: defaults::cache_ttl_secs(),
             cache_max_entries: defaults::cache_max_entries(),
             max_response_bytes: defaults::max_response_bytes(),
+            security_server_ca_file: None,
+            client_certificate_file: None,
+            client_key_file: None,
         }
     }
 
     /// Checks every field and reports all problems at once.
     pub fn validate(&self) -> Result<(), TundukError> {
         let mut problems = Vec::new();
+        if self.client_certificate_file.is_some() != self.client_key_file.is_some() {
+            problems.push("client_certificate_file and client_key_file go together".to_owned());
+        }
+        let tls_files =
+            self.security_server_ca_file.is_some() || self.client_certificate_file.is_some();
         match reqwest::Url::parse(&self.security_server_url) {
+            Ok(url) if tls_files && url.scheme() != "https" => problems.push(format!(
+                "security_server_url `{}` is not https, but TLS files are given",
+                self.security_server_url
+            )),
             Ok(url) if !matches!(url.scheme(), "http" | "https") => problems.push(format!(
                 "security_server_url `{}` is not http or https",
                 self.security_server_url

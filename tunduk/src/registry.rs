@@ -29,6 +29,48 @@ pub fn transport_current_info_request(service_code: &str, plate: &str) -> Elemen
     )
 }
 
+/// The security server's certificates trusted and kozomol's own identity, read from
+/// their files once, so a bad file stops start-up instead of failing every lookup.
+fn tls(
+    config: &RegistryConfig,
+    mut http: reqwest::ClientBuilder,
+) -> Result<reqwest::ClientBuilder, TundukError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| TundukError::Config(vec![format!("{}: {e}", path.display())]))
+    };
+    if let Some(path) = &config.security_server_ca_file {
+        let certificates = reqwest::Certificate::from_pem_bundle(&read(path)?)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                TundukError::Config(vec![format!(
+                    "{}: no PEM certificate reads",
+                    path.display()
+                )])
+            })?;
+        for certificate in certificates {
+            http = http.add_root_certificate(certificate);
+        }
+    }
+    if let (Some(certificate), Some(key)) =
+        (&config.client_certificate_file, &config.client_key_file)
+    {
+        let mut pem = read(key)?;
+        pem.push(b'\n');
+        pem.extend(read(certificate)?);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            TundukError::Config(vec![format!(
+                "{} with {}: not a certificate and its key: {e}",
+                certificate.display(),
+                key.display()
+            )])
+        })?;
+        http = http.identity(identity);
+    }
+    Ok(http)
+}
+
 /// kozomol's consumer of the vehicle registry. Share one per process (e.g. in an
 /// `Arc`): the cache and the circuit breaker live in it.
 #[derive(Debug)]
@@ -45,12 +87,15 @@ impl VehicleRegistry {
         config.validate()?;
         let url = reqwest::Url::parse(&config.security_server_url)
             .map_err(|e| TundukError::Config(vec![e.to_string()]))?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout())
-            // X-Road passes redirects through unfollowed, and so does kozomol.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| TundukError::Config(vec![format!("http client: {e}")]))?;
+        let http = tls(
+            &config,
+            reqwest::Client::builder()
+                .connect_timeout(config.connect_timeout())
+                // X-Road passes redirects through unfollowed, and so does kozomol.
+                .redirect(reqwest::redirect::Policy::none()),
+        )?
+        .build()
+        .map_err(|e| TundukError::Config(vec![format!("http client: {e}")]))?;
         Ok(VehicleRegistry {
             soap: SoapClient::new(
                 http.clone(),

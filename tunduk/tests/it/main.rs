@@ -6,3 +6,4 @@ mod robustness;
 mod schema;
 mod soap;
 mod standin;
+mod tls;
