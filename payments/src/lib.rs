@@ -4,11 +4,13 @@
 //! Tunduk `paymentNumber`), receipt codes that pay several fines at once, and the
 //! payment QR payloads: parsing and verifying EMVCo TLV text in its Kyrgyz national form
 //! (SHA-256 checksum) and its EMVCo form (CRC-16), and building kozomol's own payment QR
-//! for a fine in either. It does no I/O.
+//! for a fine in either, and what a payment does to a fine (`settlement`: the amount due
+//! on a day, the discount's window, part payments and excess). It does no I/O.
 
 pub mod code;
 mod error;
 pub mod qr;
+pub mod settlement;
 
 pub use code::{check_digit, CodeKind, PaymentCode, Receipt, PAYMENT_CODE_LEN};
 pub use error::{PaymentCodeError, QrError};
@@ -16,3 +18,4 @@ pub use qr::{
     emvco_payment_payload, kg_payment_payload, parse_tlv, verify, Checksum, MerchantAccount,
     TlvField,
 };
+pub use settlement::{settle, Due, Settlement, SettlementError};
