@@ -33,12 +33,14 @@ pub mod evidence;
 mod migrate;
 mod model;
 pub mod nominations;
+pub mod payments;
 mod postgres;
 mod postgres_accidents;
 mod postgres_appeals;
 mod postgres_checks;
 mod postgres_delivery;
 mod postgres_nominations;
+mod postgres_payments;
 mod postgres_recognition;
 mod postgres_review;
 mod postgres_stages;
@@ -50,6 +52,7 @@ mod sqlite_appeals;
 mod sqlite_checks;
 mod sqlite_delivery;
 mod sqlite_nominations;
+mod sqlite_payments;
 mod sqlite_recognition;
 mod sqlite_review;
 mod sqlite_stages;
@@ -83,6 +86,9 @@ pub use model::*;
 pub use nominations::{
     Claim, NewNomination, NominatedDriver, NominationRecord, NominationRecorded,
     OffenderResolution, Offenders,
+};
+pub use payments::{
+    NewPayment, PaymentChannel, PaymentPosted, PaymentRecord, PaymentRefusal, PAYMENT_POSTED,
 };
 
 use std::collections::{HashMap, HashSet};
@@ -542,6 +548,19 @@ pub trait OfficerFilings: Send + Sync {
     async fn move_accident(&self, step: &AccidentMove) -> Result<AccidentMoved, StoreError>;
 }
 
+/// The payments ledger (`payments`).
+#[async_trait]
+pub trait PaymentLedger: Send + Sync {
+    /// Records `payment` for the fine with its payment code and applies it, in one
+    /// transaction with the case's move and its audit row; the same reporter's same id
+    /// again changes nothing (`AlreadyPosted`), and a payment the fine cannot take is
+    /// refused, not recorded.
+    async fn post_payment(&self, payment: &NewPayment) -> Result<PaymentPosted, StoreError>;
+
+    /// The payments of a resolution, oldest first.
+    async fn payments(&self, resolution_number: &str) -> Result<Vec<PaymentRecord>, StoreError>;
+}
+
 /// Everything kozomol persists in its database.
 pub trait Store:
     CameraRegister
@@ -557,6 +576,7 @@ pub trait Store:
     + PreIssueChecks
     + Offenders
     + OfficerFilings
+    + PaymentLedger
 {
     fn backend(&self) -> Backend;
 }

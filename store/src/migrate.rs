@@ -73,6 +73,11 @@ const SQLITE: &[Migration] = &[
         name: "officers_register",
         sql: include_str!("../migrations/sqlite/0011_officers_register.sql"),
     },
+    Migration {
+        version: 12,
+        name: "payments",
+        sql: include_str!("../migrations/sqlite/0012_payments.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -130,6 +135,11 @@ const POSTGRES: &[Migration] = &[
         version: 11,
         name: "officers_register",
         sql: include_str!("../migrations/postgres/0011_officers_register.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "payments",
+        sql: include_str!("../migrations/postgres/0012_payments.sql"),
     },
 ];
 

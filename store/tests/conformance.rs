@@ -194,6 +194,9 @@ conformance!(
         passing_the_checks_marks_the_case_under_its_lease,
         checks_of_one_plate_pass_one_at_a_time,
         officer_violations_enter_the_fine_flow_once,
+        payments_are_applied_once_and_move_the_case,
+        exact_payments_take_only_what_is_outstanding,
+        payments_no_fine_can_take_are_refused,
     ],
     url: [
         migrations_are_idempotent,
@@ -203,6 +206,7 @@ conformance!(
         list_changes_are_audited_without_a_case,
         officers_register,
         accidents_move_by_compare_and_set_and_link_their_violations,
+        one_payment_reported_ten_times_at_once_is_applied_once,
     ]
 );
 
@@ -4279,5 +4283,256 @@ async fn offenders_count_by_pin_or_inn_and_owners_state_once(store: Arc<dyn Stor
     assert_eq!(
         store.record_nomination(&unknown).await.unwrap(),
         NominationRecorded::NotFound
+    );
+}
+
+// ---- the payments ledger -----------------------------------------------------------
+
+fn som(minor: i64) -> kozomol_core::Money {
+    kozomol_core::Money::new(minor, kozomol_core::Currency::KGS)
+}
+
+/// A payment of `minor` tyiyn for the resolution `number` (see `new_resolution`: 5,000
+/// som, 2,500 with the discount), reported through the REST API as `external_id`.
+async fn payment_for(
+    store: &dyn Store,
+    number: &str,
+    external_id: &str,
+    minor: i64,
+) -> kozomol_store::NewPayment {
+    let resolution = store.resolution(number).await.unwrap().unwrap();
+    kozomol_store::NewPayment {
+        payment_code: resolution.payment_code,
+        channel: kozomol_store::PaymentChannel::Api,
+        source: "provider-1".to_owned(),
+        external_id: external_id.to_owned(),
+        amount: som(minor),
+        paid_at: Utc::now(),
+        exact_only: false,
+        posted_by: "payments-api".to_owned(),
+    }
+}
+
+fn applied(posted: kozomol_store::PaymentPosted) -> kozomol_store::PaymentRecord {
+    match posted {
+        kozomol_store::PaymentPosted::Applied(record) => record,
+        other => panic!("expected the payment applied, got {other:?}"),
+    }
+}
+
+fn refused(posted: kozomol_store::PaymentPosted) -> kozomol_store::PaymentRefusal {
+    match posted {
+        kozomol_store::PaymentPosted::Refused(why) => why,
+        other => panic!("expected the payment refused, got {other:?}"),
+    }
+}
+
+async fn state_of(store: &dyn Store, number: &str) -> CaseState {
+    let resolution = store.resolution(number).await.unwrap().unwrap();
+    store.case(resolution.case_id).await.unwrap().unwrap().state
+}
+
+async fn payments_are_applied_once_and_move_the_case(store: Arc<dyn Store>) {
+    let numbers = issued(store.as_ref(), 1, &person()).await;
+    let number = &numbers[0];
+
+    // A part of the discounted amount (no delivery yet: the discount applies).
+    let first = payment_for(store.as_ref(), number, "pay-1", 100_000).await;
+    let part = applied(store.post_payment(&first).await.unwrap());
+    assert_eq!(
+        (part.from_state, part.settled_as, part.excess_minor),
+        (CaseState::Issued, CaseState::PartiallyPaid, 0)
+    );
+    assert_eq!(
+        state_of(store.as_ref(), number).await,
+        CaseState::PartiallyPaid
+    );
+
+    // The same report again is that payment; the same id for other money is refused.
+    match store.post_payment(&first).await.unwrap() {
+        kozomol_store::PaymentPosted::AlreadyPosted(again) => assert_eq!(again, part),
+        other => panic!("expected the earlier payment, got {other:?}"),
+    }
+    let mut other_money = first.clone();
+    other_money.amount = som(100_001);
+    assert!(matches!(
+        refused(store.post_payment(&other_money).await.unwrap()),
+        kozomol_store::PaymentRefusal::IdReused(earlier) if earlier.id == part.id
+    ));
+
+    // The rest of the discounted amount, and a little more, settles it at the discount.
+    let rest = applied(
+        store
+            .post_payment(&payment_for(store.as_ref(), number, "pay-2", 150_100).await)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        (rest.from_state, rest.settled_as, rest.excess_minor),
+        (CaseState::PartiallyPaid, CaseState::PaidDiscounted, 100)
+    );
+    assert_eq!(
+        state_of(store.as_ref(), number).await,
+        CaseState::PaidDiscounted
+    );
+    assert_eq!(
+        refused(
+            store
+                .post_payment(&payment_for(store.as_ref(), number, "pay-3", 500_000).await)
+                .await
+                .unwrap()
+        ),
+        kozomol_store::PaymentRefusal::AlreadyPaid
+    );
+
+    let ledger = store.payments(number).await.unwrap();
+    assert_eq!(ledger, vec![part.clone(), rest.clone()]);
+    let audit: Vec<_> = store
+        .case_audit(part.case_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|row| row.action == kozomol_store::PAYMENT_POSTED)
+        .map(|row| (row.from_state, row.to_state, row.actor))
+        .collect();
+    assert_eq!(
+        audit,
+        vec![
+            (
+                Some(CaseState::Issued),
+                Some(CaseState::PartiallyPaid),
+                "payments-api".to_owned()
+            ),
+            (
+                Some(CaseState::PartiallyPaid),
+                Some(CaseState::PaidDiscounted),
+                "payments-api".to_owned()
+            ),
+        ]
+    );
+}
+
+async fn exact_payments_take_only_what_is_outstanding(store: Arc<dyn Store>) {
+    let numbers = issued(store.as_ref(), 1, &person()).await;
+    let number = &numbers[0];
+    let exact = |id: &'static str, minor: i64| {
+        let store = Arc::clone(&store);
+        let number = number.clone();
+        async move {
+            let mut payment = payment_for(store.as_ref(), &number, id, minor).await;
+            payment.channel = kozomol_store::PaymentChannel::Soap;
+            payment.source = "central-server/COM/12345678/bank".to_owned();
+            payment.exact_only = true;
+            store.post_payment(&payment).await.unwrap()
+        }
+    };
+    assert_eq!(
+        refused(exact("soap-1", 249_999).await),
+        kozomol_store::PaymentRefusal::Underpaid {
+            outstanding: som(250_000)
+        }
+    );
+    assert_eq!(
+        refused(exact("soap-2", 250_001).await),
+        kozomol_store::PaymentRefusal::Overpaid {
+            outstanding: som(250_000)
+        }
+    );
+    assert!(
+        store.payments(number).await.unwrap().is_empty(),
+        "refusals are not recorded"
+    );
+    let paid = applied(exact("soap-3", 250_000).await);
+    assert_eq!(paid.settled_as, CaseState::PaidDiscounted);
+    assert_eq!(
+        refused(exact("soap-4", 250_000).await),
+        kozomol_store::PaymentRefusal::AlreadyPaid
+    );
+}
+
+async fn payments_no_fine_can_take_are_refused(store: Arc<dyn Store>) {
+    let numbers = issued(store.as_ref(), 1, &person()).await;
+    let number = &numbers[0];
+    let mut unknown = payment_for(store.as_ref(), number, "x-1", 250_000).await;
+    unknown.payment_code = "112600100000000009".to_owned();
+    assert_eq!(
+        refused(store.post_payment(&unknown).await.unwrap()),
+        kozomol_store::PaymentRefusal::UnknownCode
+    );
+    let mut tenge = payment_for(store.as_ref(), number, "x-2", 250_000).await;
+    tenge.amount = kozomol_core::Money::new(250_000, kozomol_core::Currency::KZT);
+    assert!(matches!(
+        refused(store.post_payment(&tenge).await.unwrap()),
+        kozomol_store::PaymentRefusal::Invalid(why) if why.contains("KZT")
+    ));
+    let mut nobody = payment_for(store.as_ref(), number, "x-3", 250_000).await;
+    nobody.source = " ".to_owned();
+    assert!(matches!(
+        store.post_payment(&nobody).await,
+        Err(StoreError::Invalid(why)) if why.contains("source")
+    ));
+    assert!(store.payments(number).await.unwrap().is_empty());
+    assert_eq!(state_of(store.as_ref(), number).await, CaseState::Issued);
+}
+
+/// Ten reports of one payment at once (a callback retried by an impatient provider),
+/// then ten different banks paying one fine at once: each fine is paid once.
+async fn one_payment_reported_ten_times_at_once_is_applied_once(url: String) {
+    let store = kozomol_store::connect(&url).await.unwrap();
+    let numbers = issued(store.as_ref(), 2, &person()).await;
+
+    let payment = payment_for(store.as_ref(), &numbers[0], "callback-1", 250_000).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let (store, payment) = (kozomol_store::connect(&url).await.unwrap(), payment.clone());
+        tasks.spawn(async move { store.post_payment(&payment).await.unwrap() });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        outcomes.push(done.unwrap());
+    }
+    let applied_ids: Vec<i64> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            kozomol_store::PaymentPosted::Applied(r) => Some(r.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(applied_ids.len(), 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| match o {
+        kozomol_store::PaymentPosted::Applied(_) => true,
+        kozomol_store::PaymentPosted::AlreadyPosted(r) => r.id == applied_ids[0],
+        _ => false,
+    }));
+    assert_eq!(store.payments(&numbers[0]).await.unwrap().len(), 1);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for bank in 0..10 {
+        let store = kozomol_store::connect(&url).await.unwrap();
+        let mut payment = payment_for(
+            store.as_ref(),
+            &numbers[1],
+            &format!("bank-{bank}"),
+            250_000,
+        )
+        .await;
+        payment.channel = kozomol_store::PaymentChannel::Soap;
+        payment.source = format!("central-server/COM/1000000{bank}/bank");
+        payment.exact_only = true;
+        tasks.spawn(async move { store.post_payment(&payment).await.unwrap() });
+    }
+    let mut applied = 0;
+    while let Some(done) = tasks.join_next().await {
+        match done.unwrap() {
+            kozomol_store::PaymentPosted::Applied(_) => applied += 1,
+            kozomol_store::PaymentPosted::Refused(kozomol_store::PaymentRefusal::AlreadyPaid) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(applied, 1);
+    assert_eq!(store.payments(&numbers[1]).await.unwrap().len(), 1);
+    assert_eq!(
+        state_of(store.as_ref(), &numbers[1]).await,
+        CaseState::PaidDiscounted
     );
 }

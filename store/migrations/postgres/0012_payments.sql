@@ -1,0 +1,27 @@
+-- kozomol schema v12 for PostgreSQL: the payments ledger.
+--
+-- Every payment reported for a resolution, once per the reporter's own id of it: a
+-- report repeated (a retried call, a callback sent again, a statement imported twice)
+-- finds its row and changes nothing. from_state is the case's state before the
+-- payment; settled_as the state it left (paid, paid_discounted, partially_paid);
+-- excess_minor what was paid beyond the amount due, to be refunded.
+CREATE TABLE payments (
+    id                 BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    resolution_number  TEXT NOT NULL REFERENCES resolutions (number),
+    case_id            BIGINT NOT NULL REFERENCES cases (id),
+    channel            TEXT NOT NULL CHECK (channel IN ('soap', 'api', 'statement')),
+    source             TEXT NOT NULL,
+    external_id        TEXT NOT NULL,
+    amount_minor       BIGINT NOT NULL CHECK (amount_minor > 0),
+    currency           TEXT NOT NULL,
+    paid_at            TIMESTAMPTZ NOT NULL,
+    posted_at          TIMESTAMPTZ NOT NULL,
+    posted_by          TEXT NOT NULL,
+    from_state         TEXT NOT NULL,
+    settled_as         TEXT NOT NULL
+        CHECK (settled_as IN ('paid', 'paid_discounted', 'partially_paid')),
+    excess_minor       BIGINT NOT NULL CHECK (excess_minor >= 0),
+    UNIQUE (channel, source, external_id)
+);
+
+CREATE INDEX payments_resolution ON payments (resolution_number, id);

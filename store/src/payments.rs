@@ -1,0 +1,302 @@
+//! The payments ledger, shared by both backends: a payment reported for a resolution
+//! (by its payment code) is recorded once per the reporter's own id of it, applied to
+//! the fine by `kozomol_payments::settle` in the same transaction that moves the case
+//! (`paid`, `paid_discounted`, `partially_paid`) and writes its audit row. The case's
+//! row is locked first, so two reports of one fine are applied one after the other,
+//! each seeing what the other paid; a report repeated finds its row and changes
+//! nothing.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use kozomol_core::{CaseId, CaseState, Money};
+use kozomol_payments::{settle, Due, Settlement};
+use serde::Serialize;
+
+use crate::StoreError;
+
+/// Action of the audit row written when a payment is applied.
+pub const PAYMENT_POSTED: &str = "case.payment_posted";
+
+/// The states a payment is taken in: the resolution stands and is unpaid.
+pub const PAYABLE: [CaseState; 6] = [
+    CaseState::Issued,
+    CaseState::Delivered,
+    CaseState::PartiallyPaid,
+    CaseState::Overdue,
+    CaseState::Enforcement,
+    CaseState::AppealRejected,
+];
+
+/// The states in which nothing is owed any more, paid or not.
+pub const SETTLED_OR_CLOSED: [CaseState; 6] = [
+    CaseState::Paid,
+    CaseState::PaidDiscounted,
+    CaseState::Annulled,
+    CaseState::Voided,
+    CaseState::Lapsed,
+    CaseState::Refunded,
+];
+
+/// How a payment reached kozomol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentChannel {
+    /// A bank over Tunduk (`setPaymentLegal`).
+    Soap,
+    /// A payment provider over the REST payment API.
+    Api,
+    /// A line of an imported bank statement.
+    Statement,
+}
+
+impl PaymentChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentChannel::Soap => "soap",
+            PaymentChannel::Api => "api",
+            PaymentChannel::Statement => "statement",
+        }
+    }
+
+    pub(crate) fn parse(raw: &str) -> Result<Self, StoreError> {
+        match raw {
+            "soap" => Ok(PaymentChannel::Soap),
+            "api" => Ok(PaymentChannel::Api),
+            "statement" => Ok(PaymentChannel::Statement),
+            other => Err(crate::error::corrupt(format!("payment channel `{other}`"))),
+        }
+    }
+}
+
+/// A payment as its reporter gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewPayment {
+    pub payment_code: String,
+    pub channel: PaymentChannel,
+    /// Who reports it: the bank's X-Road client, the provider's id, the statement's
+    /// account.
+    pub source: String,
+    /// The reporter's own id of this payment; the same id again is the same payment.
+    pub external_id: String,
+    pub amount: Money,
+    /// When the payer paid (the bank's time); it decides the discount.
+    pub paid_at: DateTime<Utc>,
+    /// Take only the exact amount outstanding (Tunduk's contract): more or less is
+    /// refused, not applied.
+    pub exact_only: bool,
+    pub posted_by: String,
+}
+
+/// A payment as the ledger holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PaymentRecord {
+    pub id: i64,
+    pub resolution_number: String,
+    pub case_id: CaseId,
+    pub channel: PaymentChannel,
+    pub source: String,
+    pub external_id: String,
+    pub amount: Money,
+    pub paid_at: DateTime<Utc>,
+    pub posted_at: DateTime<Utc>,
+    pub posted_by: String,
+    pub from_state: CaseState,
+    pub settled_as: CaseState,
+    /// Paid beyond what was due, in the payment's currency: to be refunded.
+    pub excess_minor: i64,
+}
+
+/// What posting a payment did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PaymentPosted {
+    /// Recorded and applied; the case is now in `payment.settled_as`.
+    Applied(PaymentRecord),
+    /// The same reporter's same id was posted before, with the same amount: nothing
+    /// changed, this is that payment.
+    AlreadyPosted(PaymentRecord),
+    /// Not recorded.
+    Refused(PaymentRefusal),
+}
+
+/// Why a payment was not taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PaymentRefusal {
+    /// No resolution has this payment code.
+    UnknownCode,
+    /// The resolution no longer stands (annulled, voided, lapsed, refunded).
+    Closed(CaseState),
+    /// Nothing is owed: the fine is paid.
+    AlreadyPaid,
+    /// The case takes no payment now (under appeal).
+    NotPayable(CaseState),
+    /// Exact payments only: more than `outstanding` was offered.
+    Overpaid { outstanding: Money },
+    /// Exact payments only: less than `outstanding` was offered.
+    Underpaid { outstanding: Money },
+    /// The reporter's id was used before for another amount or another fine.
+    IdReused(Box<PaymentRecord>),
+    /// The money cannot pay this fine (another currency).
+    Invalid(String),
+}
+
+/// What the ledger reads under the case's lock before deciding.
+#[derive(Clone, Debug)]
+pub(crate) struct Standing {
+    pub resolution_number: String,
+    pub jurisdiction: kozomol_core::Jurisdiction,
+    pub case_id: CaseId,
+    pub state: CaseState,
+    pub due: Due,
+    /// Paid so far, in the fine's currency.
+    pub paid_minor: i64,
+}
+
+/// The payment to record, once decided.
+pub(crate) struct Decided {
+    pub settled_as: CaseState,
+    pub excess_minor: i64,
+}
+
+/// Whether and how `payment` applies to the fine `standing` describes, on the day the
+/// payer paid (in the fine's jurisdiction).
+pub(crate) fn decide(standing: &Standing, payment: &NewPayment) -> Result<Decided, PaymentRefusal> {
+    let day: NaiveDate = standing.jurisdiction.local_date(payment.paid_at);
+    match standing.state {
+        CaseState::Paid | CaseState::PaidDiscounted => return Err(PaymentRefusal::AlreadyPaid),
+        state if SETTLED_OR_CLOSED.contains(&state) => return Err(PaymentRefusal::Closed(state)),
+        state if !PAYABLE.contains(&state) => return Err(PaymentRefusal::NotPayable(state)),
+        _ => {}
+    }
+    let outstanding = standing.due.outstanding(standing.paid_minor, day);
+    if outstanding == 0 {
+        return Err(PaymentRefusal::AlreadyPaid);
+    }
+    if payment.exact_only && payment.amount.currency == standing.due.amount.currency {
+        let outstanding = Money::new(outstanding, standing.due.amount.currency);
+        if payment.amount.minor > outstanding.minor {
+            return Err(PaymentRefusal::Overpaid { outstanding });
+        }
+        if payment.amount.minor < outstanding.minor {
+            return Err(PaymentRefusal::Underpaid { outstanding });
+        }
+    }
+    let settlement = settle(&standing.due, standing.paid_minor, payment.amount, day)
+        .map_err(|e| PaymentRefusal::Invalid(e.to_string()))?;
+    Ok(match settlement {
+        Settlement::Paid { excess } => Decided {
+            settled_as: CaseState::Paid,
+            excess_minor: excess,
+        },
+        Settlement::PaidDiscounted { excess } => Decided {
+            settled_as: CaseState::PaidDiscounted,
+            excess_minor: excess,
+        },
+        Settlement::PartiallyPaid { .. } => Decided {
+            settled_as: CaseState::PartiallyPaid,
+            excess_minor: 0,
+        },
+    })
+}
+
+/// A repeat of an earlier report: the same payment if it names the same fine and
+/// amount, else refused.
+pub(crate) fn repeat(
+    earlier: PaymentRecord,
+    payment: &NewPayment,
+    resolution_number: &str,
+) -> PaymentPosted {
+    if earlier.resolution_number == resolution_number && earlier.amount == payment.amount {
+        PaymentPosted::AlreadyPosted(earlier)
+    } else {
+        PaymentPosted::Refused(PaymentRefusal::IdReused(Box::new(earlier)))
+    }
+}
+
+/// The standing read from a row's raw values: the amount as (minor, discounted minor,
+/// currency).
+pub(crate) fn standing_of(
+    resolution_number: String,
+    case_id: CaseId,
+    jurisdiction: &str,
+    state: &str,
+    (amount_minor, discounted_minor, currency): (i64, Option<i64>, &str),
+    discount_until: Option<NaiveDate>,
+    paid_minor: i64,
+) -> Result<Standing, StoreError> {
+    let currency: kozomol_core::Currency = currency
+        .parse()
+        .map_err(|_| crate::error::corrupt(format!("currency `{currency}`")))?;
+    Ok(Standing {
+        resolution_number,
+        jurisdiction: jurisdiction
+            .parse()
+            .map_err(|_| crate::error::corrupt(format!("jurisdiction `{jurisdiction}`")))?,
+        case_id,
+        state: crate::decode::state(state)?,
+        due: Due {
+            amount: Money::new(amount_minor, currency),
+            discounted: discounted_minor.map(|minor| Money::new(minor, currency)),
+            discount_until,
+        },
+        paid_minor,
+    })
+}
+
+/// Instants are kept to the millisecond on both backends.
+pub(crate) fn whole_millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
+}
+
+/// The record of a payment just written.
+pub(crate) fn record(
+    standing: &Standing,
+    payment: &NewPayment,
+    id: i64,
+    paid_at: DateTime<Utc>,
+    posted_at: DateTime<Utc>,
+    decided: &Decided,
+) -> PaymentRecord {
+    PaymentRecord {
+        id,
+        resolution_number: standing.resolution_number.clone(),
+        case_id: standing.case_id,
+        channel: payment.channel,
+        source: payment.source.clone(),
+        external_id: payment.external_id.clone(),
+        amount: payment.amount,
+        paid_at,
+        posted_at,
+        posted_by: payment.posted_by.clone(),
+        from_state: standing.state,
+        settled_as: decided.settled_as,
+        excess_minor: decided.excess_minor,
+    }
+}
+
+pub(crate) fn check(payment: &NewPayment) -> Result<(), StoreError> {
+    for (what, value) in [
+        ("payment code", &payment.payment_code),
+        ("source", &payment.source),
+        ("external id", &payment.external_id),
+        ("posted by", &payment.posted_by),
+    ] {
+        if value.trim().is_empty() {
+            return Err(StoreError::Invalid(format!("a payment needs its {what}")));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn audit_detail(record: &PaymentRecord) -> String {
+    serde_json::json!({
+        "payment_id": record.id,
+        "resolution": record.resolution_number,
+        "channel": record.channel,
+        "source": record.source,
+        "external_id": record.external_id,
+        "amount": record.amount,
+        "paid_at": record.paid_at,
+        "settled_as": record.settled_as,
+        "excess_minor": record.excess_minor,
+    })
+    .to_string()
+}

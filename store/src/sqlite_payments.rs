@@ -1,0 +1,187 @@
+//! The payments ledger on SQLite: a payment is decided and written with the case's move
+//! and its audit row in one `BEGIN IMMEDIATE` transaction, which also serializes two
+//! reports of one fine.
+
+use async_trait::async_trait;
+use kozomol_core::{CaseId, Money};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use crate::audit::now_millis;
+use crate::payments::{
+    self, NewPayment, PaymentChannel, PaymentPosted, PaymentRecord, PaymentRefusal, Standing,
+    PAYMENT_POSTED,
+};
+use crate::recognition::audit_row;
+use crate::sqlite::{ms, SqliteStore};
+use crate::sqlite_appeals::move_case;
+use crate::sqlite_recognition::insert_audit;
+use crate::{decode, PaymentLedger, StoreError};
+
+/// A payment's columns. A macro because `query()` takes only `&'static str`.
+macro_rules! payment_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, resolution_number, case_id, channel, source, external_id, amount_minor, \
+             currency, paid_at, posted_at, posted_by, from_state, settled_as, excess_minor \
+             FROM payments ",
+            $rest
+        )
+    };
+}
+
+fn payment_from_row(row: &SqliteRow) -> Result<PaymentRecord, StoreError> {
+    let currency: String = row.try_get("currency")?;
+    Ok(PaymentRecord {
+        id: row.try_get("id")?,
+        resolution_number: row.try_get("resolution_number")?,
+        case_id: CaseId(row.try_get("case_id")?),
+        channel: PaymentChannel::parse(&row.try_get::<String, _>("channel")?)?,
+        source: row.try_get("source")?,
+        external_id: row.try_get("external_id")?,
+        amount: Money::new(
+            row.try_get("amount_minor")?,
+            currency
+                .parse()
+                .map_err(|_| crate::error::corrupt(format!("currency `{currency}`")))?,
+        ),
+        paid_at: decode::millis(row.try_get("paid_at")?)?,
+        posted_at: decode::millis(row.try_get("posted_at")?)?,
+        posted_by: row.try_get("posted_by")?,
+        from_state: decode::state(&row.try_get::<String, _>("from_state")?)?,
+        settled_as: decode::state(&row.try_get::<String, _>("settled_as")?)?,
+        excess_minor: row.try_get("excess_minor")?,
+    })
+}
+
+/// The fine with `code` as it stands, or `None` if no resolution has the code.
+async fn standing(tx: &mut SqliteConnection, code: &str) -> Result<Option<Standing>, StoreError> {
+    let Some(row) = sqlx::query(
+        "SELECT r.number, r.case_id, r.jurisdiction, r.amount_minor, r.discounted_minor, \
+         r.currency, s.state, c.discount_until FROM resolutions r \
+         JOIN cases s ON s.id = r.case_id LEFT JOIN case_clocks c ON c.case_id = r.case_id \
+         WHERE r.payment_code = ?",
+    )
+    .bind(code)
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let number: String = row.try_get("number")?;
+    let paid_minor: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(amount_minor), 0) FROM payments WHERE resolution_number = ?",
+    )
+    .bind(&number)
+    .fetch_one(&mut *tx)
+    .await?;
+    payments::standing_of(
+        number,
+        CaseId(row.try_get("case_id")?),
+        &row.try_get::<String, _>("jurisdiction")?,
+        &row.try_get::<String, _>("state")?,
+        (
+            row.try_get("amount_minor")?,
+            row.try_get("discounted_minor")?,
+            &row.try_get::<String, _>("currency")?,
+        ),
+        row.try_get("discount_until")?,
+        paid_minor,
+    )
+    .map(Some)
+}
+
+#[async_trait]
+impl PaymentLedger for SqliteStore {
+    async fn post_payment(&self, payment: &NewPayment) -> Result<PaymentPosted, StoreError> {
+        payments::check(payment)?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let Some(standing) = standing(&mut tx, &payment.payment_code).await? else {
+            return Ok(PaymentPosted::Refused(PaymentRefusal::UnknownCode));
+        };
+        let earlier = sqlx::query(payment_select!(
+            "WHERE channel = ? AND source = ? AND external_id = ?"
+        ))
+        .bind(payment.channel.as_str())
+        .bind(&payment.source)
+        .bind(&payment.external_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(earlier) = earlier {
+            let earlier = payment_from_row(&earlier)?;
+            return Ok(payments::repeat(
+                earlier,
+                payment,
+                &standing.resolution_number,
+            ));
+        }
+        let decided = match payments::decide(&standing, payment) {
+            Ok(decided) => decided,
+            Err(refusal) => return Ok(PaymentPosted::Refused(refusal)),
+        };
+        let now = now_millis();
+        let paid_at = payments::whole_millis(payment.paid_at);
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO payments (resolution_number, case_id, channel, source, external_id, \
+             amount_minor, currency, paid_at, posted_at, posted_by, from_state, settled_as, \
+             excess_minor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&standing.resolution_number)
+        .bind(standing.case_id.0)
+        .bind(payment.channel.as_str())
+        .bind(&payment.source)
+        .bind(&payment.external_id)
+        .bind(payment.amount.minor)
+        .bind(payment.amount.currency.code())
+        .bind(ms(paid_at))
+        .bind(ms(now))
+        .bind(&payment.posted_by)
+        .bind(standing.state.as_str())
+        .bind(decided.settled_as.as_str())
+        .bind(decided.excess_minor)
+        .fetch_one(&mut *tx)
+        .await?;
+        if decided.settled_as != standing.state
+            && !move_case(
+                &mut tx,
+                standing.case_id,
+                standing.state,
+                decided.settled_as,
+            )
+            .await?
+        {
+            // The transaction holds the only writer: the state read above stands.
+            return Err(crate::error::corrupt(format!(
+                "case {} left {} while its payment was posted",
+                standing.case_id, standing.state
+            )));
+        }
+        let record = payments::record(&standing, payment, id, paid_at, now, &decided);
+        let detail = payments::audit_detail(&record);
+        insert_audit(
+            &mut tx,
+            &audit_row(
+                standing.case_id,
+                PAYMENT_POSTED,
+                Some(standing.state),
+                Some(decided.settled_as),
+                &payment.posted_by,
+                &detail,
+                now,
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(PaymentPosted::Applied(record))
+    }
+
+    async fn payments(&self, resolution_number: &str) -> Result<Vec<PaymentRecord>, StoreError> {
+        sqlx::query(payment_select!("WHERE resolution_number = ? ORDER BY id"))
+            .bind(resolution_number)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(payment_from_row)
+            .collect()
+    }
+}
