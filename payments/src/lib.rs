@@ -18,4 +18,4 @@ pub use qr::{
     emvco_payment_payload, kg_payment_payload, parse_tlv, verify, Checksum, MerchantAccount,
     TlvField,
 };
-pub use settlement::{settle, Due, Settlement, SettlementError};
+pub use settlement::{check_payment, settle, Due, PaidSoFar, Settlement, SettlementError};

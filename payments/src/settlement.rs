@@ -3,11 +3,12 @@
 //! the fine, settles it at the discount, or leaves a remainder. Pure: the ledger in
 //! the store applies it inside the transaction that records the payment.
 //!
-//! The discount belongs to the day the payer paid (the bank's date), not to the day
-//! the payment reached kozomol: a payment made on the last day of the window and
-//! reported a day later still earns it. Before delivery is proven no window has
-//! started, so the discount applies. It is earned only when the discounted amount is
-//! paid in full within the window; money paid earlier counts towards it.
+//! Each payment belongs to the day its payer paid (the bank's date), not to the day the
+//! report reached kozomol: a payment made on the last day of the window and reported a
+//! day later, or reported after a later one, still counts as made within the window.
+//! Before delivery is proven no window has started, so every payment is within it. The
+//! discount is earned when the money paid on days within the window reaches the
+//! discounted amount; otherwise everything paid counts towards the full amount.
 
 use chrono::NaiveDate;
 use kozomol_core::Money;
@@ -16,11 +17,19 @@ use kozomol_core::Money;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Due {
     pub amount: Money,
-    /// The amount if paid within the window; `None` where the law grants no discount.
+    /// The amount if paid within the window; `None` where the law grants no discount,
+    /// or where it was forfeited (an appeal).
     pub discounted: Option<Money>,
     /// The last day of the window; `None` until delivery is proven (the window has
     /// not started).
     pub discount_until: Option<NaiveDate>,
+}
+
+/// What was paid towards a fine: in all, and on days within the discount's window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PaidSoFar {
+    pub total: i64,
+    pub within_window: i64,
 }
 
 impl Due {
@@ -29,29 +38,57 @@ impl Due {
         self.discounted.is_some() && self.discount_until.is_none_or(|until| day <= until)
     }
 
-    /// The whole amount a payment on `day` must reach, before anything paid earlier.
-    pub fn target(&self, day: NaiveDate) -> Money {
-        match self.discounted {
-            Some(discounted) if self.discount_applies(day) => discounted,
-            _ => self.amount,
+    /// `paid` with one more payment of `minor` made on `day`.
+    pub fn with_payment(&self, paid: PaidSoFar, minor: i64, day: NaiveDate) -> PaidSoFar {
+        PaidSoFar {
+            total: paid.total.saturating_add(minor),
+            within_window: paid
+                .within_window
+                .saturating_add(if self.discount_applies(day) { minor } else { 0 }),
         }
     }
 
-    /// What is left to pay on `day`, after `paid_before` (in the fine's currency);
-    /// zero once settled.
-    pub fn outstanding(&self, paid_before: i64, day: NaiveDate) -> i64 {
-        (self.target(day).minor - paid_before).max(0)
+    /// What a payment made on `day` must bring to settle the fine after `paid`: the
+    /// rest of the discounted amount while the window is open (or of the full amount,
+    /// if that is less), the rest of the full amount after; zero once settled.
+    pub fn outstanding(&self, paid: PaidSoFar, day: NaiveDate) -> i64 {
+        let full = self.amount.minor - paid.total;
+        let owed = match self.discounted {
+            Some(discounted) if self.discount_applies(day) => {
+                full.min(discounted.minor - paid.within_window)
+            }
+            _ => full,
+        };
+        owed.max(0)
+    }
+
+    /// Where `paid` leaves the fine.
+    pub fn settlement(&self, paid: PaidSoFar) -> Settlement {
+        match self.discounted {
+            Some(discounted) if paid.within_window >= discounted.minor => {
+                Settlement::PaidDiscounted {
+                    excess: paid.total - discounted.minor,
+                }
+            }
+            _ if paid.total >= self.amount.minor => Settlement::Paid {
+                excess: paid.total - self.amount.minor,
+            },
+            _ => Settlement::PartiallyPaid {
+                outstanding: self.amount.minor - paid.total,
+            },
+        }
     }
 }
 
-/// What one more payment made of the fine.
+/// Where the payments made so far leave a fine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Settlement {
     /// Settled at the full amount; `excess` paid beyond it (to be refunded).
     Paid { excess: i64 },
-    /// Settled at the discounted amount, within its window.
+    /// Settled at the discounted amount, paid within its window; `excess` beyond it.
     PaidDiscounted { excess: i64 },
-    /// Not settled: `outstanding` remains, as of the payment's day.
+    /// Not settled: `outstanding` of the full amount remains (less while the
+    /// discount's window is open: [`Due::outstanding`]).
     PartiallyPaid { outstanding: i64 },
 }
 
@@ -66,14 +103,8 @@ pub enum SettlementError {
     NotPositive(i64),
 }
 
-/// Applies `payment`, made on `day`, to a fine of which `paid_before` (minor units,
-/// its currency) was paid already.
-pub fn settle(
-    due: &Due,
-    paid_before: i64,
-    payment: Money,
-    day: NaiveDate,
-) -> Result<Settlement, SettlementError> {
+/// Whether `payment` can pay the fine at all: its currency, and more than nothing.
+pub fn check_payment(due: &Due, payment: Money) -> Result<(), SettlementError> {
     if payment.currency != due.amount.currency {
         return Err(SettlementError::Currency {
             paid: payment.currency,
@@ -83,21 +114,18 @@ pub fn settle(
     if payment.minor <= 0 {
         return Err(SettlementError::NotPositive(payment.minor));
     }
-    let total = paid_before.saturating_add(payment.minor);
-    let target = due.target(day);
-    Ok(if total < target.minor {
-        Settlement::PartiallyPaid {
-            outstanding: target.minor - total,
-        }
-    } else if Some(target) == due.discounted && due.discount_applies(day) {
-        Settlement::PaidDiscounted {
-            excess: total - target.minor,
-        }
-    } else {
-        Settlement::Paid {
-            excess: total - target.minor,
-        }
-    })
+    Ok(())
+}
+
+/// Applies `payment`, made on `day`, to a fine after `paid` (in its currency).
+pub fn settle(
+    due: &Due,
+    paid: PaidSoFar,
+    payment: Money,
+    day: NaiveDate,
+) -> Result<Settlement, SettlementError> {
+    check_payment(due, payment)?;
+    Ok(due.settlement(due.with_payment(paid, payment.minor, day)))
 }
 
 #[cfg(test)]
@@ -123,6 +151,22 @@ mod tests {
         }
     }
 
+    /// Paid so far: all of it within the window.
+    fn within(minor: i64) -> PaidSoFar {
+        PaidSoFar {
+            total: minor,
+            within_window: minor,
+        }
+    }
+
+    /// Paid so far: none of it within the window.
+    fn late(minor: i64) -> PaidSoFar {
+        PaidSoFar {
+            total: minor,
+            within_window: 0,
+        }
+    }
+
     #[test]
     fn payments_settle_as_the_day_and_the_amount_say() {
         let window = kg_speeding(Some(day(15)));
@@ -135,14 +179,14 @@ mod tests {
             // Within the window, the discounted amount settles it; on its last day too.
             (
                 window,
-                0,
+                within(0),
                 250_000,
                 day(10),
                 Settlement::PaidDiscounted { excess: 0 },
             ),
             (
                 window,
-                0,
+                within(0),
                 250_000,
                 day(15),
                 Settlement::PaidDiscounted { excess: 0 },
@@ -150,58 +194,92 @@ mod tests {
             // A day late, the same money is a part payment of the full amount.
             (
                 window,
-                0,
+                within(0),
                 250_000,
                 day(16),
                 Settlement::PartiallyPaid {
                     outstanding: 250_000,
                 },
             ),
-            (window, 0, 500_000, day(16), Settlement::Paid { excess: 0 }),
+            (
+                window,
+                within(0),
+                500_000,
+                day(16),
+                Settlement::Paid { excess: 0 },
+            ),
             // Paying the full amount within the window overpays the discounted one.
             (
                 window,
-                0,
+                within(0),
                 500_000,
                 day(10),
                 Settlement::PaidDiscounted { excess: 250_000 },
             ),
-            // Earlier money counts towards the discount.
+            // Earlier money within the window counts towards the discount.
             (
                 window,
-                100_000,
+                within(100_000),
                 150_000,
                 day(12),
                 Settlement::PaidDiscounted { excess: 0 },
             ),
             (
                 window,
-                100_000,
+                within(100_000),
                 100_000,
                 day(12),
                 Settlement::PartiallyPaid {
-                    outstanding: 50_000,
+                    outstanding: 300_000,
                 },
             ),
-            // ... and towards the full amount after the window.
+            // ... and all money towards the full amount after the window.
             (
                 window,
+                within(250_000),
                 250_000,
+                day(20),
+                Settlement::PaidDiscounted { excess: 250_000 },
+            ),
+            (
+                window,
+                late(250_000),
                 250_000,
                 day(20),
                 Settlement::Paid { excess: 0 },
             ),
             (
                 window,
-                250_000,
+                late(250_000),
                 250_001,
                 day(20),
                 Settlement::Paid { excess: 1 },
             ),
+            // Reported out of order: money paid late does not earn the discount for
+            // money paid in time...
+            (
+                window,
+                late(100_000),
+                150_000,
+                day(10),
+                Settlement::PartiallyPaid {
+                    outstanding: 250_000,
+                },
+            ),
+            // ... and money paid in time, reported after later money, is still taken.
+            (
+                window,
+                late(250_000),
+                100_000,
+                day(10),
+                Settlement::PartiallyPaid {
+                    outstanding: 150_000,
+                },
+            ),
             // Before delivery no window has started: the discount applies.
             (
                 kg_speeding(None),
-                0,
+                within(0),
                 250_000,
                 day(1),
                 Settlement::PaidDiscounted { excess: 0 },
@@ -209,7 +287,7 @@ mod tests {
             // Where the law grants none, only the full amount settles.
             (
                 no_discount,
-                0,
+                within(0),
                 250_000,
                 day(1),
                 Settlement::PartiallyPaid {
@@ -218,7 +296,7 @@ mod tests {
             ),
             (
                 no_discount,
-                0,
+                within(0),
                 500_000,
                 day(1),
                 Settlement::Paid { excess: 0 },
@@ -226,17 +304,19 @@ mod tests {
             // One tyiyn short is short.
             (
                 window,
-                0,
+                within(0),
                 249_999,
                 day(1),
-                Settlement::PartiallyPaid { outstanding: 1 },
+                Settlement::PartiallyPaid {
+                    outstanding: 250_001,
+                },
             ),
         ];
         for (due, before, now, on, want) in cases {
             assert_eq!(
                 settle(&due, before, som(now), on),
                 Ok(want),
-                "{before} + {now} on {on} of {due:?}"
+                "{before:?} + {now} on {on} of {due:?}"
             );
         }
     }
@@ -245,13 +325,16 @@ mod tests {
     fn outstanding_follows_the_window() {
         let due = kg_speeding(Some(day(15)));
         for (before, on, want) in [
-            (0, day(15), 250_000),
-            (0, day(16), 500_000),
-            (100_000, day(1), 150_000),
-            (300_000, day(1), 0),
-            (300_000, day(16), 200_000),
+            (within(0), day(15), 250_000),
+            (within(0), day(16), 500_000),
+            (within(100_000), day(1), 150_000),
+            (within(300_000), day(1), 0),
+            (within(300_000), day(16), 200_000),
+            // Late money counts only towards the full amount, whichever is less.
+            (late(100_000), day(1), 250_000),
+            (late(400_000), day(1), 100_000),
         ] {
-            assert_eq!(due.outstanding(before, on), want, "{before} on {on}");
+            assert_eq!(due.outstanding(before, on), want, "{before:?} on {on}");
         }
     }
 
@@ -259,7 +342,7 @@ mod tests {
     fn foreign_money_and_nothing_are_refused() {
         let due = kg_speeding(None);
         assert_eq!(
-            settle(&due, 0, Money::new(250_000, Currency::KZT), day(1)),
+            settle(&due, within(0), Money::new(250_000, Currency::KZT), day(1)),
             Err(SettlementError::Currency {
                 paid: Currency::KZT,
                 due: Currency::KGS
@@ -267,7 +350,7 @@ mod tests {
         );
         for minor in [0, -1] {
             assert_eq!(
-                settle(&due, 0, som(minor), day(1)),
+                settle(&due, within(0), som(minor), day(1)),
                 Err(SettlementError::NotPositive(minor))
             );
         }

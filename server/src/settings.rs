@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use kozomol_fines::delivery::{
-    DeliveryError, SmsGatewayConfig, SmtpConfig, SmtpCredentials, SmtpMailer, SmtpSecurity,
-    TrustedCertificates,
+    DeliveryError, SmsGateway, SmsGatewayConfig, SmtpConfig, SmtpCredentials, SmtpMailer,
+    SmtpSecurity, TrustedCertificates,
 };
 use serde::Deserialize;
 
@@ -242,8 +242,8 @@ impl Default for FinesSettings {
 
 /// Delivering issued resolutions: which channels this process serves and how to reach
 /// them. A channel left unconfigured keeps its deliveries queued for a process that
-/// serves it.
-#[derive(Clone, Debug, Deserialize)]
+/// serves it. `Debug` hides the token and the password.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliverySettings {
     /// Whether the fines part runs the outbox.
@@ -287,6 +287,26 @@ impl Default for DeliverySettings {
             smtp_password: None,
             post: true,
         }
+    }
+}
+
+impl std::fmt::Debug for DeliverySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |secret: &Option<String>| secret.as_ref().map(|_| "***");
+        f.debug_struct("DeliverySettings")
+            .field("enabled", &self.enabled)
+            .field("sms_gateway_url", &self.sms_gateway_url)
+            .field("sms_gateway_token", &hidden(&self.sms_gateway_token))
+            .field("sms_gateway_ca_file", &self.sms_gateway_ca_file)
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtp_from", &self.smtp_from)
+            .field("smtp_security", &self.smtp_security)
+            .field("smtp_ca_file", &self.smtp_ca_file)
+            .field("smtp_username", &self.smtp_username)
+            .field("smtp_password", &hidden(&self.smtp_password))
+            .field("post", &self.post)
+            .finish()
     }
 }
 
@@ -547,9 +567,15 @@ impl Settings {
         {
             problems.push("delivery.smtp_* settings without smtp_host".into());
         }
-        // Certificate files read, and the relay's settings checked, here already.
-        if let Err(e) = d.sms_gateway() {
-            problems.push(format!("delivery.sms_gateway: {e}"));
+        // Certificate files read, and both channels' settings checked, here already.
+        match d.sms_gateway() {
+            Ok(Some(sms)) => {
+                if let Err(e) = SmsGateway::new(sms) {
+                    problems.push(format!("delivery.sms_gateway: {e}"));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => problems.push(format!("delivery.sms_gateway: {e}")),
         }
         match d.smtp() {
             Ok(Some(smtp)) => {
@@ -720,6 +746,8 @@ mod tests {
         assert_eq!(smtp.credentials.expect("an account").password, "from-env");
         let sms = s.delivery.sms_gateway().expect("read").expect("a gateway");
         assert_eq!(sms.token, "token-from-env");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("from-env"), "a secret in Debug: {shown}");
 
         // A certificate file that is not one, and a password sent in clear.
         std::fs::write(dir.path().join("ca.pem"), "not a certificate\n").expect("write");

@@ -18,7 +18,8 @@
 //! appeal or a bulk void ends it ([`Appeals`]). Officers file violations they saw and
 //! road accidents themselves ([`OfficerFilings`]).
 //! An owner may name the driver or report the car stolen, and repeat offences count
-//! per offender ([`Offenders`]).
+//! per offender ([`Offenders`]). Payments reported for a resolution's payment code are
+//! recorded once each and applied to the fine ([`PaymentLedger`]).
 
 pub mod accidents;
 mod accounts;

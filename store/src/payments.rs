@@ -1,14 +1,20 @@
 //! The payments ledger, shared by both backends: a payment reported for a resolution
 //! (by its payment code) is recorded once per the reporter's own id of it, applied to
-//! the fine by `kozomol_payments::settle` in the same transaction that moves the case
-//! (`paid`, `paid_discounted`, `partially_paid`) and writes its audit row. The case's
-//! row is locked first, so two reports of one fine are applied one after the other,
-//! each seeing what the other paid; a report repeated finds its row and changes
-//! nothing.
+//! the fine by `kozomol_payments`' settlement rule in the same transaction that moves
+//! the case and writes its audit row. The case's row is locked first, so two reports of
+//! one fine are applied one after the other, each seeing what the other paid; a report
+//! repeated finds its row and changes nothing.
+//!
+//! A payment that settles the fine moves the case to `paid` or `paid_discounted`. A
+//! part payment moves a delivered case whose clocks are dated to `partially_paid`
+//! (which the deadlines engine runs like `delivered`); in any other state it moves
+//! nothing, so a case still waiting for delivery or dating keeps its place in those
+//! queues, and an overdue case or one in enforcement is not sent round those moves
+//! again. An appeal forfeits the discount for every payment recorded after it.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use kozomol_core::{CaseId, CaseState, Money};
-use kozomol_payments::{settle, Due, Settlement};
+use kozomol_payments::{check_payment, Due, PaidSoFar, Settlement};
 use serde::Serialize;
 
 use crate::StoreError;
@@ -100,7 +106,7 @@ pub struct PaymentRecord {
     pub posted_at: DateTime<Utc>,
     pub posted_by: String,
     pub from_state: CaseState,
-    pub settled_as: CaseState,
+    pub to_state: CaseState,
     /// Paid beyond what was due, in the payment's currency: to be refunded.
     pub excess_minor: i64,
 }
@@ -108,7 +114,7 @@ pub struct PaymentRecord {
 /// What posting a payment did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PaymentPosted {
-    /// Recorded and applied; the case is now in `payment.settled_as`.
+    /// Recorded and applied; the case is now in `payment.to_state`.
     Applied(PaymentRecord),
     /// The same reporter's same id was posted before, with the same amount: nothing
     /// changed, this is that payment.
@@ -145,33 +151,37 @@ pub(crate) struct Standing {
     pub jurisdiction: kozomol_core::Jurisdiction,
     pub case_id: CaseId,
     pub state: CaseState,
+    /// The discount is gone once an appeal was filed.
     pub due: Due,
-    /// Paid so far, in the fine's currency.
-    pub paid_minor: i64,
+    pub paid: PaidSoFar,
+    /// Whether the case's clocks are dated (its delivery is proven and the periods
+    /// run).
+    pub dated: bool,
 }
 
 /// The payment to record, once decided.
 pub(crate) struct Decided {
-    pub settled_as: CaseState,
+    pub to_state: CaseState,
     pub excess_minor: i64,
 }
 
 /// Whether and how `payment` applies to the fine `standing` describes, on the day the
 /// payer paid (in the fine's jurisdiction).
 pub(crate) fn decide(standing: &Standing, payment: &NewPayment) -> Result<Decided, PaymentRefusal> {
-    let day: NaiveDate = standing.jurisdiction.local_date(payment.paid_at);
     match standing.state {
         CaseState::Paid | CaseState::PaidDiscounted => return Err(PaymentRefusal::AlreadyPaid),
         state if SETTLED_OR_CLOSED.contains(&state) => return Err(PaymentRefusal::Closed(state)),
         state if !PAYABLE.contains(&state) => return Err(PaymentRefusal::NotPayable(state)),
         _ => {}
     }
-    let outstanding = standing.due.outstanding(standing.paid_minor, day);
-    if outstanding == 0 {
-        return Err(PaymentRefusal::AlreadyPaid);
-    }
-    if payment.exact_only && payment.amount.currency == standing.due.amount.currency {
-        let outstanding = Money::new(outstanding, standing.due.amount.currency);
+    let due = &standing.due;
+    check_payment(due, payment.amount).map_err(|e| PaymentRefusal::Invalid(e.to_string()))?;
+    let day: NaiveDate = standing.jurisdiction.local_date(payment.paid_at);
+    if payment.exact_only {
+        let outstanding = Money::new(due.outstanding(standing.paid, day), due.amount.currency);
+        if outstanding.minor == 0 {
+            return Err(PaymentRefusal::AlreadyPaid);
+        }
         if payment.amount.minor > outstanding.minor {
             return Err(PaymentRefusal::Overpaid { outstanding });
         }
@@ -179,19 +189,22 @@ pub(crate) fn decide(standing: &Standing, payment: &NewPayment) -> Result<Decide
             return Err(PaymentRefusal::Underpaid { outstanding });
         }
     }
-    let settlement = settle(&standing.due, standing.paid_minor, payment.amount, day)
-        .map_err(|e| PaymentRefusal::Invalid(e.to_string()))?;
-    Ok(match settlement {
+    let after = due.with_payment(standing.paid, payment.amount.minor, day);
+    Ok(match due.settlement(after) {
         Settlement::Paid { excess } => Decided {
-            settled_as: CaseState::Paid,
+            to_state: CaseState::Paid,
             excess_minor: excess,
         },
         Settlement::PaidDiscounted { excess } => Decided {
-            settled_as: CaseState::PaidDiscounted,
+            to_state: CaseState::PaidDiscounted,
             excess_minor: excess,
         },
         Settlement::PartiallyPaid { .. } => Decided {
-            settled_as: CaseState::PartiallyPaid,
+            to_state: if standing.state == CaseState::Delivered && standing.dated {
+                CaseState::PartiallyPaid
+            } else {
+                standing.state
+            },
             excess_minor: 0,
         },
     })
@@ -211,33 +224,54 @@ pub(crate) fn repeat(
     }
 }
 
-/// The standing read from a row's raw values: the amount as (minor, discounted minor,
-/// currency).
+/// A fine's row as both backends read it under the case's lock.
+pub(crate) struct StandingRow {
+    pub resolution_number: String,
+    pub case_id: CaseId,
+    pub jurisdiction: String,
+    pub state: String,
+    pub amount_minor: i64,
+    pub discounted_minor: Option<i64>,
+    pub currency: String,
+    pub discount_until: Option<NaiveDate>,
+    pub dated: bool,
+    pub appealed: bool,
+}
+
+/// The standing of `row`, with the payments recorded so far as (amount, paid at).
 pub(crate) fn standing_of(
-    resolution_number: String,
-    case_id: CaseId,
-    jurisdiction: &str,
-    state: &str,
-    (amount_minor, discounted_minor, currency): (i64, Option<i64>, &str),
-    discount_until: Option<NaiveDate>,
-    paid_minor: i64,
+    row: StandingRow,
+    payments: &[(i64, DateTime<Utc>)],
 ) -> Result<Standing, StoreError> {
-    let currency: kozomol_core::Currency = currency
+    let currency: kozomol_core::Currency = row
+        .currency
         .parse()
-        .map_err(|_| crate::error::corrupt(format!("currency `{currency}`")))?;
+        .map_err(|_| crate::error::corrupt(format!("currency `{}`", row.currency)))?;
+    let jurisdiction: kozomol_core::Jurisdiction = row
+        .jurisdiction
+        .parse()
+        .map_err(|_| crate::error::corrupt(format!("jurisdiction `{}`", row.jurisdiction)))?;
+    let due = Due {
+        amount: Money::new(row.amount_minor, currency),
+        discounted: row
+            .discounted_minor
+            .filter(|_| !row.appealed)
+            .map(|minor| Money::new(minor, currency)),
+        discount_until: row.discount_until,
+    };
+    let paid = payments
+        .iter()
+        .fold(PaidSoFar::default(), |paid, (minor, at)| {
+            due.with_payment(paid, *minor, jurisdiction.local_date(*at))
+        });
     Ok(Standing {
-        resolution_number,
-        jurisdiction: jurisdiction
-            .parse()
-            .map_err(|_| crate::error::corrupt(format!("jurisdiction `{jurisdiction}`")))?,
-        case_id,
-        state: crate::decode::state(state)?,
-        due: Due {
-            amount: Money::new(amount_minor, currency),
-            discounted: discounted_minor.map(|minor| Money::new(minor, currency)),
-            discount_until,
-        },
-        paid_minor,
+        resolution_number: row.resolution_number,
+        jurisdiction,
+        case_id: row.case_id,
+        state: crate::decode::state(&row.state)?,
+        due,
+        paid,
+        dated: row.dated,
     })
 }
 
@@ -267,7 +301,7 @@ pub(crate) fn record(
         posted_at,
         posted_by: payment.posted_by.clone(),
         from_state: standing.state,
-        settled_as: decided.settled_as,
+        to_state: decided.to_state,
         excess_minor: decided.excess_minor,
     }
 }
@@ -295,7 +329,7 @@ pub(crate) fn audit_detail(record: &PaymentRecord) -> String {
         "external_id": record.external_id,
         "amount": record.amount,
         "paid_at": record.paid_at,
-        "settled_as": record.settled_as,
+        "to_state": record.to_state,
         "excess_minor": record.excess_minor,
     })
     .to_string()

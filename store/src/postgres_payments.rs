@@ -1,7 +1,8 @@
 //! The payments ledger on PostgreSQL: the case's row is locked (`FOR UPDATE`) before
 //! anything is read, so two reports of one fine are applied one after the other; the
-//! payment is written with the case's move and its audit row in one transaction, and
-//! the unique reporter's id catches a repeat that raced past the lock's first reader.
+//! payment is written with the case's move and its audit row in one transaction. One
+//! reporter's id used for two fines at once is not covered by either case's lock: the
+//! unique index refuses the second, which then answers as a repeat would.
 
 use async_trait::async_trait;
 use kozomol_core::{CaseId, Money};
@@ -11,7 +12,7 @@ use sqlx::{PgConnection, Row};
 use crate::audit::now_millis;
 use crate::payments::{
     self, NewPayment, PaymentChannel, PaymentPosted, PaymentRecord, PaymentRefusal, Standing,
-    PAYMENT_POSTED,
+    StandingRow, PAYMENT_POSTED,
 };
 use crate::postgres::PgStore;
 use crate::postgres_appeals::move_case;
@@ -24,7 +25,7 @@ macro_rules! payment_select {
     ($rest:literal) => {
         concat!(
             "SELECT id, resolution_number, case_id, channel, source, external_id, amount_minor, \
-             currency, paid_at, posted_at, posted_by, from_state, settled_as, excess_minor \
+             currency, paid_at, posted_at, posted_by, from_state, to_state, excess_minor \
              FROM payments ",
             $rest
         )
@@ -50,7 +51,7 @@ fn payment_from_row(row: &PgRow) -> Result<PaymentRecord, StoreError> {
         posted_at: row.try_get("posted_at")?,
         posted_by: row.try_get("posted_by")?,
         from_state: decode::state(&row.try_get::<String, _>("from_state")?)?,
-        settled_as: decode::state(&row.try_get::<String, _>("settled_as")?)?,
+        to_state: decode::state(&row.try_get::<String, _>("to_state")?)?,
         excess_minor: row.try_get("excess_minor")?,
     })
 }
@@ -59,9 +60,10 @@ fn payment_from_row(row: &PgRow) -> Result<PaymentRecord, StoreError> {
 async fn standing(tx: &mut PgConnection, code: &str) -> Result<Option<Standing>, StoreError> {
     let Some(row) = sqlx::query(
         "SELECT r.number, r.case_id, r.jurisdiction, r.amount_minor, r.discounted_minor, \
-         r.currency, s.state, c.discount_until FROM resolutions r \
-         JOIN cases s ON s.id = r.case_id LEFT JOIN case_clocks c ON c.case_id = r.case_id \
-         WHERE r.payment_code = $1 FOR UPDATE OF s",
+         r.currency, s.state, c.discount_until, c.case_id IS NOT NULL AS dated, \
+         EXISTS (SELECT 1 FROM appeals a WHERE a.case_id = r.case_id) AS appealed \
+         FROM resolutions r JOIN cases s ON s.id = r.case_id \
+         LEFT JOIN case_clocks c ON c.case_id = r.case_id WHERE r.payment_code = $1 FOR UPDATE OF s",
     )
     .bind(code)
     .fetch_optional(&mut *tx)
@@ -69,27 +71,32 @@ async fn standing(tx: &mut PgConnection, code: &str) -> Result<Option<Standing>,
     else {
         return Ok(None);
     };
-    let number: String = row.try_get("number")?;
-    let paid_minor: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(SUM(amount_minor), 0)::BIGINT FROM payments WHERE resolution_number = $1",
-    )
-    .bind(&number)
-    .fetch_one(&mut *tx)
-    .await?;
-    payments::standing_of(
-        number,
-        CaseId(row.try_get("case_id")?),
-        &row.try_get::<String, _>("jurisdiction")?,
-        &row.try_get::<String, _>("state")?,
-        (
-            row.try_get("amount_minor")?,
-            row.try_get("discounted_minor")?,
-            &row.try_get::<String, _>("currency")?,
-        ),
-        row.try_get("discount_until")?,
-        paid_minor,
-    )
-    .map(Some)
+    let row = StandingRow {
+        resolution_number: row.try_get("number")?,
+        case_id: CaseId(row.try_get("case_id")?),
+        jurisdiction: row.try_get("jurisdiction")?,
+        state: row.try_get("state")?,
+        amount_minor: row.try_get("amount_minor")?,
+        discounted_minor: row.try_get("discounted_minor")?,
+        currency: row.try_get("currency")?,
+        discount_until: row.try_get("discount_until")?,
+        dated: row.try_get::<bool, _>("dated")?,
+        appealed: row.try_get::<bool, _>("appealed")?,
+    };
+    let paid =
+        sqlx::query("SELECT amount_minor, paid_at FROM payments WHERE resolution_number = $1")
+            .bind(&row.resolution_number)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok::<_, StoreError>((
+                    row.try_get::<i64, _>("amount_minor")?,
+                    row.try_get("paid_at")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+    payments::standing_of(row, &paid).map(Some)
 }
 
 #[async_trait]
@@ -122,9 +129,9 @@ impl PaymentLedger for PgStore {
         };
         let now = now_millis();
         let paid_at = payments::whole_millis(payment.paid_at);
-        let id: i64 = sqlx::query_scalar(
+        let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
             "INSERT INTO payments (resolution_number, case_id, channel, source, external_id, \
-             amount_minor, currency, paid_at, posted_at, posted_by, from_state, settled_as, \
+             amount_minor, currency, paid_at, posted_at, posted_by, from_state, to_state, \
              excess_minor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
         )
         .bind(&standing.resolution_number)
@@ -138,18 +145,32 @@ impl PaymentLedger for PgStore {
         .bind(now)
         .bind(&payment.posted_by)
         .bind(standing.state.as_str())
-        .bind(decided.settled_as.as_str())
+        .bind(decided.to_state.as_str())
         .bind(decided.excess_minor)
         .fetch_one(&mut *tx)
-        .await?;
-        if decided.settled_as != standing.state
-            && !move_case(
-                &mut tx,
-                standing.case_id,
-                standing.state,
-                decided.settled_as,
-            )
-            .await?
+        .await;
+        let id = match inserted {
+            Ok(id) => id,
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                tx.rollback().await?;
+                let earlier = sqlx::query(payment_select!(
+                    "WHERE channel = $1 AND source = $2 AND external_id = $3"
+                ))
+                .bind(payment.channel.as_str())
+                .bind(&payment.source)
+                .bind(&payment.external_id)
+                .fetch_one(&self.pool)
+                .await?;
+                return Ok(payments::repeat(
+                    payment_from_row(&earlier)?,
+                    payment,
+                    &standing.resolution_number,
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if decided.to_state != standing.state
+            && !move_case(&mut tx, standing.case_id, standing.state, decided.to_state).await?
         {
             // The case's row is locked: the state read above stands.
             return Err(crate::error::corrupt(format!(
@@ -165,7 +186,7 @@ impl PaymentLedger for PgStore {
                 standing.case_id,
                 PAYMENT_POSTED,
                 Some(standing.state),
-                Some(decided.settled_as),
+                Some(decided.to_state),
                 &payment.posted_by,
                 &detail,
                 now,

@@ -10,7 +10,7 @@ use sqlx::{Row, SqliteConnection};
 use crate::audit::now_millis;
 use crate::payments::{
     self, NewPayment, PaymentChannel, PaymentPosted, PaymentRecord, PaymentRefusal, Standing,
-    PAYMENT_POSTED,
+    StandingRow, PAYMENT_POSTED,
 };
 use crate::recognition::audit_row;
 use crate::sqlite::{ms, SqliteStore};
@@ -23,7 +23,7 @@ macro_rules! payment_select {
     ($rest:literal) => {
         concat!(
             "SELECT id, resolution_number, case_id, channel, source, external_id, amount_minor, \
-             currency, paid_at, posted_at, posted_by, from_state, settled_as, excess_minor \
+             currency, paid_at, posted_at, posted_by, from_state, to_state, excess_minor \
              FROM payments ",
             $rest
         )
@@ -49,7 +49,7 @@ fn payment_from_row(row: &SqliteRow) -> Result<PaymentRecord, StoreError> {
         posted_at: decode::millis(row.try_get("posted_at")?)?,
         posted_by: row.try_get("posted_by")?,
         from_state: decode::state(&row.try_get::<String, _>("from_state")?)?,
-        settled_as: decode::state(&row.try_get::<String, _>("settled_as")?)?,
+        to_state: decode::state(&row.try_get::<String, _>("to_state")?)?,
         excess_minor: row.try_get("excess_minor")?,
     })
 }
@@ -58,9 +58,10 @@ fn payment_from_row(row: &SqliteRow) -> Result<PaymentRecord, StoreError> {
 async fn standing(tx: &mut SqliteConnection, code: &str) -> Result<Option<Standing>, StoreError> {
     let Some(row) = sqlx::query(
         "SELECT r.number, r.case_id, r.jurisdiction, r.amount_minor, r.discounted_minor, \
-         r.currency, s.state, c.discount_until FROM resolutions r \
-         JOIN cases s ON s.id = r.case_id LEFT JOIN case_clocks c ON c.case_id = r.case_id \
-         WHERE r.payment_code = ?",
+         r.currency, s.state, c.discount_until, c.case_id IS NOT NULL AS dated, \
+         EXISTS (SELECT 1 FROM appeals a WHERE a.case_id = r.case_id) AS appealed \
+         FROM resolutions r JOIN cases s ON s.id = r.case_id \
+         LEFT JOIN case_clocks c ON c.case_id = r.case_id WHERE r.payment_code = ?",
     )
     .bind(code)
     .fetch_optional(&mut *tx)
@@ -68,27 +69,32 @@ async fn standing(tx: &mut SqliteConnection, code: &str) -> Result<Option<Standi
     else {
         return Ok(None);
     };
-    let number: String = row.try_get("number")?;
-    let paid_minor: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(SUM(amount_minor), 0) FROM payments WHERE resolution_number = ?",
-    )
-    .bind(&number)
-    .fetch_one(&mut *tx)
-    .await?;
-    payments::standing_of(
-        number,
-        CaseId(row.try_get("case_id")?),
-        &row.try_get::<String, _>("jurisdiction")?,
-        &row.try_get::<String, _>("state")?,
-        (
-            row.try_get("amount_minor")?,
-            row.try_get("discounted_minor")?,
-            &row.try_get::<String, _>("currency")?,
-        ),
-        row.try_get("discount_until")?,
-        paid_minor,
-    )
-    .map(Some)
+    let row = StandingRow {
+        resolution_number: row.try_get("number")?,
+        case_id: CaseId(row.try_get("case_id")?),
+        jurisdiction: row.try_get("jurisdiction")?,
+        state: row.try_get("state")?,
+        amount_minor: row.try_get("amount_minor")?,
+        discounted_minor: row.try_get("discounted_minor")?,
+        currency: row.try_get("currency")?,
+        discount_until: row.try_get("discount_until")?,
+        dated: row.try_get::<i64, _>("dated")? != 0,
+        appealed: row.try_get::<i64, _>("appealed")? != 0,
+    };
+    let paid =
+        sqlx::query("SELECT amount_minor, paid_at FROM payments WHERE resolution_number = ?")
+            .bind(&row.resolution_number)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok::<_, StoreError>((
+                    row.try_get::<i64, _>("amount_minor")?,
+                    decode::millis(row.try_get("paid_at")?)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+    payments::standing_of(row, &paid).map(Some)
 }
 
 #[async_trait]
@@ -123,7 +129,7 @@ impl PaymentLedger for SqliteStore {
         let paid_at = payments::whole_millis(payment.paid_at);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO payments (resolution_number, case_id, channel, source, external_id, \
-             amount_minor, currency, paid_at, posted_at, posted_by, from_state, settled_as, \
+             amount_minor, currency, paid_at, posted_at, posted_by, from_state, to_state, \
              excess_minor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&standing.resolution_number)
@@ -137,18 +143,12 @@ impl PaymentLedger for SqliteStore {
         .bind(ms(now))
         .bind(&payment.posted_by)
         .bind(standing.state.as_str())
-        .bind(decided.settled_as.as_str())
+        .bind(decided.to_state.as_str())
         .bind(decided.excess_minor)
         .fetch_one(&mut *tx)
         .await?;
-        if decided.settled_as != standing.state
-            && !move_case(
-                &mut tx,
-                standing.case_id,
-                standing.state,
-                decided.settled_as,
-            )
-            .await?
+        if decided.to_state != standing.state
+            && !move_case(&mut tx, standing.case_id, standing.state, decided.to_state).await?
         {
             // The transaction holds the only writer: the state read above stands.
             return Err(crate::error::corrupt(format!(
@@ -164,7 +164,7 @@ impl PaymentLedger for SqliteStore {
                 standing.case_id,
                 PAYMENT_POSTED,
                 Some(standing.state),
-                Some(decided.settled_as),
+                Some(decided.to_state),
                 &payment.posted_by,
                 &detail,
                 now,

@@ -195,6 +195,8 @@ conformance!(
         checks_of_one_plate_pass_one_at_a_time,
         officer_violations_enter_the_fine_flow_once,
         payments_are_applied_once_and_move_the_case,
+        the_discount_follows_the_payers_days,
+        an_appeal_forfeits_the_discount,
         exact_payments_take_only_what_is_outstanding,
         payments_no_fine_can_take_are_refused,
     ],
@@ -4332,43 +4334,105 @@ async fn state_of(store: &dyn Store, number: &str) -> CaseState {
     store.case(resolution.case_id).await.unwrap().unwrap().state
 }
 
-async fn payments_are_applied_once_and_move_the_case(store: Arc<dyn Store>) {
-    let numbers = issued(store.as_ref(), 1, &person()).await;
-    let number = &numbers[0];
+/// The resolution's delivery proven through the state portal today and its clocks
+/// dated: the discount's window ends on `discount_until`.
+async fn delivered_and_dated(store: &dyn Store, number: &str, discount_until: NaiveDate) {
+    let resolution = store.resolution(number).await.unwrap().unwrap();
+    store
+        .record_delivery(&ProvenDelivery {
+            resolution_number: number.to_owned(),
+            target: DeliveryTarget::Reported {
+                channel: DeliveryChannel::Portal,
+                source: "portal:egov".to_owned(),
+            },
+            delivered_at: at_millis(Utc::now()),
+            proof: serde_json::json!({"status": "delivered"}),
+            reported_by: "portal:egov".to_owned(),
+        })
+        .await
+        .unwrap();
+    let claimed = store.claim_undated("d1", 100, LONG_LEASE).await.unwrap();
+    assert!(claimed.contains(&resolution.case_id));
+    let clock = kozomol_store::StoredClock {
+        case_id: resolution.case_id,
+        jurisdiction: kozomol_core::Jurisdiction::Kg,
+        runs_from: discount_until - chrono::Days::new(15),
+        discount_until: Some(discount_until),
+        due: Some(discount_until + chrono::Days::new(15)),
+        appeal_until: Some(discount_until - chrono::Days::new(5)),
+        enforcement_by: None,
+        lapses: Some(discount_until + chrono::Days::new(365)),
+        discount_open: true,
+        next_wakeup: Some(discount_until + chrono::Days::new(1)),
+    };
+    assert_eq!(
+        store
+            .record_clock(
+                "d1",
+                CaseState::Delivered,
+                CaseState::Delivered,
+                &clock,
+                "{}"
+            )
+            .await
+            .unwrap(),
+        CompleteResult::Completed
+    );
+}
 
-    // A part of the discounted amount (no delivery yet: the discount applies).
-    let first = payment_for(store.as_ref(), number, "pay-1", 100_000).await;
+/// Noon in Bishkek on `day`.
+fn bishkek_noon(day: NaiveDate) -> DateTime<Utc> {
+    day.and_hms_opt(6, 0, 0).unwrap().and_utc()
+}
+
+async fn payments_are_applied_once_and_move_the_case(store: Arc<dyn Store>) {
+    let numbers = issued(store.as_ref(), 2, &person()).await;
+    let (number, undelivered) = (&numbers[0], &numbers[1]);
+    let until = date("2026-03-15");
+    delivered_and_dated(store.as_ref(), number, until).await;
+
+    // A part of the discounted amount moves the delivered case to partially_paid.
+    let mut first = payment_for(store.as_ref(), number, "pay-1", 100_000).await;
+    first.paid_at = bishkek_noon(date("2026-03-10"));
     let part = applied(store.post_payment(&first).await.unwrap());
     assert_eq!(
-        (part.from_state, part.settled_as, part.excess_minor),
-        (CaseState::Issued, CaseState::PartiallyPaid, 0)
+        (part.from_state, part.to_state, part.excess_minor),
+        (CaseState::Delivered, CaseState::PartiallyPaid, 0)
     );
     assert_eq!(
         state_of(store.as_ref(), number).await,
         CaseState::PartiallyPaid
     );
 
-    // The same report again is that payment; the same id for other money is refused.
+    // The same report again is that payment; the same id for other money, or for
+    // another fine, is refused.
     match store.post_payment(&first).await.unwrap() {
         kozomol_store::PaymentPosted::AlreadyPosted(again) => assert_eq!(again, part),
         other => panic!("expected the earlier payment, got {other:?}"),
     }
     let mut other_money = first.clone();
     other_money.amount = som(100_001);
-    assert!(matches!(
-        refused(store.post_payment(&other_money).await.unwrap()),
-        kozomol_store::PaymentRefusal::IdReused(earlier) if earlier.id == part.id
-    ));
+    let mut other_fine = first.clone();
+    other_fine.payment_code = store
+        .resolution(undelivered)
+        .await
+        .unwrap()
+        .unwrap()
+        .payment_code;
+    for reused in [other_money, other_fine] {
+        assert!(matches!(
+            refused(store.post_payment(&reused).await.unwrap()),
+            kozomol_store::PaymentRefusal::IdReused(earlier) if earlier.id == part.id
+        ));
+    }
 
-    // The rest of the discounted amount, and a little more, settles it at the discount.
-    let rest = applied(
-        store
-            .post_payment(&payment_for(store.as_ref(), number, "pay-2", 150_100).await)
-            .await
-            .unwrap(),
-    );
+    // The rest of the discounted amount, paid on the window's last day and reported
+    // days later, settles it at the discount; the tyiyn beyond is kept as excess.
+    let mut rest = payment_for(store.as_ref(), number, "pay-2", 150_100).await;
+    rest.paid_at = bishkek_noon(until);
+    let rest = applied(store.post_payment(&rest).await.unwrap());
     assert_eq!(
-        (rest.from_state, rest.settled_as, rest.excess_minor),
+        (rest.from_state, rest.to_state, rest.excess_minor),
         (CaseState::PartiallyPaid, CaseState::PaidDiscounted, 100)
     );
     assert_eq!(
@@ -4399,7 +4463,7 @@ async fn payments_are_applied_once_and_move_the_case(store: Arc<dyn Store>) {
         audit,
         vec![
             (
-                Some(CaseState::Issued),
+                Some(CaseState::Delivered),
                 Some(CaseState::PartiallyPaid),
                 "payments-api".to_owned()
             ),
@@ -4410,6 +4474,109 @@ async fn payments_are_applied_once_and_move_the_case(store: Arc<dyn Store>) {
             ),
         ]
     );
+
+    // A part payment before delivery moves nothing: the case keeps its place in the
+    // delivery and dating queues.
+    let early = applied(
+        store
+            .post_payment(&payment_for(store.as_ref(), undelivered, "pay-4", 100_000).await)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        (early.from_state, early.to_state),
+        (CaseState::Issued, CaseState::Issued)
+    );
+    assert_eq!(
+        state_of(store.as_ref(), undelivered).await,
+        CaseState::Issued
+    );
+}
+
+/// The discount belongs to money paid on days within the window, whatever order the
+/// reports come in; after the window only the full amount settles.
+async fn the_discount_follows_the_payers_days(store: Arc<dyn Store>) {
+    let numbers = issued(store.as_ref(), 2, &person()).await;
+    let until = date("2026-03-15");
+    for number in &numbers {
+        delivered_and_dated(store.as_ref(), number, until).await;
+    }
+    let paid_on = |number: &String, id: &'static str, minor: i64, day: &str| {
+        let store = Arc::clone(&store);
+        let (number, day) = (number.clone(), date(day));
+        async move {
+            let mut payment = payment_for(store.as_ref(), &number, id, minor).await;
+            payment.paid_at = bishkek_noon(day);
+            applied(store.post_payment(&payment).await.unwrap())
+        }
+    };
+    // Late money reported first does not earn the discount for money paid in time...
+    let late = paid_on(&numbers[0], "a-1", 100_000, "2026-03-20").await;
+    assert_eq!(late.to_state, CaseState::PartiallyPaid);
+    let in_time = paid_on(&numbers[0], "a-2", 150_000, "2026-03-10").await;
+    assert_eq!(in_time.to_state, CaseState::PartiallyPaid);
+    // ... which the rest of the full amount settles.
+    let rest = paid_on(&numbers[0], "a-3", 250_000, "2026-03-21").await;
+    assert_eq!((rest.to_state, rest.excess_minor), (CaseState::Paid, 0));
+
+    // Money paid in time and reported after later money is still taken: the whole
+    // discounted amount paid within the window settles the fine at the discount, and
+    // the late money is excess to refund.
+    let late = paid_on(&numbers[1], "b-1", 250_000, "2026-03-16").await;
+    assert_eq!(late.to_state, CaseState::PartiallyPaid);
+    let in_time = paid_on(&numbers[1], "b-2", 250_000, "2026-03-14").await;
+    assert_eq!(
+        (in_time.to_state, in_time.excess_minor),
+        (CaseState::PaidDiscounted, 250_000)
+    );
+}
+
+/// An appeal takes no payment while it is open and forfeits the discount for good.
+async fn an_appeal_forfeits_the_discount(store: Arc<dyn Store>) {
+    let numbers = issued(store.as_ref(), 1, &person()).await;
+    let number = &numbers[0];
+    let until = date("2026-03-15");
+    delivered_and_dated(store.as_ref(), number, until).await;
+    let case_id = store.resolution(number).await.unwrap().unwrap().case_id;
+    let filed = store
+        .file_appeal(&kozomol_store::NewAppeal {
+            case_id,
+            appellant: "Асанов Бакыт Токтогулович".to_owned(),
+            contact: None,
+            grounds: "Я не управлял автомобилем".to_owned(),
+            filed_by: "portal".to_owned(),
+            attachments: vec![],
+        })
+        .await
+        .unwrap();
+    let kozomol_store::AppealFiled::Filed(appeal) = filed else {
+        panic!("not filed: {filed:?}");
+    };
+    let mut payment = payment_for(store.as_ref(), number, "c-1", 250_000).await;
+    payment.paid_at = bishkek_noon(date("2026-03-10"));
+    assert_eq!(
+        refused(store.post_payment(&payment).await.unwrap()),
+        kozomol_store::PaymentRefusal::NotPayable(CaseState::Appealed)
+    );
+    store
+        .decide_appeal(
+            appeal.id,
+            kozomol_store::AppealState::Rejected,
+            "supervisor-1",
+            "",
+        )
+        .await
+        .unwrap();
+    // The same money, paid within the old window, is now a part of the full amount.
+    let part = applied(store.post_payment(&payment).await.unwrap());
+    assert_eq!(
+        (part.from_state, part.to_state),
+        (CaseState::AppealRejected, CaseState::AppealRejected)
+    );
+    let mut rest = payment_for(store.as_ref(), number, "c-2", 250_000).await;
+    rest.paid_at = bishkek_noon(date("2026-03-11"));
+    let rest = applied(store.post_payment(&rest).await.unwrap());
+    assert_eq!((rest.to_state, rest.excess_minor), (CaseState::Paid, 0));
 }
 
 async fn exact_payments_take_only_what_is_outstanding(store: Arc<dyn Store>) {
@@ -4443,7 +4610,7 @@ async fn exact_payments_take_only_what_is_outstanding(store: Arc<dyn Store>) {
         "refusals are not recorded"
     );
     let paid = applied(exact("soap-3", 250_000).await);
-    assert_eq!(paid.settled_as, CaseState::PaidDiscounted);
+    assert_eq!(paid.to_state, CaseState::PaidDiscounted);
     assert_eq!(
         refused(exact("soap-4", 250_000).await),
         kozomol_store::PaymentRefusal::AlreadyPaid

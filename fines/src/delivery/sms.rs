@@ -101,6 +101,11 @@ impl SmsGateway {
                 "sms gateway url `{base}` is not http:// or https://"
             )));
         }
+        if config.trusted.is_some() && !base.starts_with("https://") {
+            return Err(DeliveryError::Config(format!(
+                "sms gateway certificates are given but `{base}` is not https://"
+            )));
+        }
         if config.token.trim().is_empty() {
             return Err(DeliveryError::Config("sms gateway token is empty".into()));
         }

@@ -2,9 +2,10 @@
 --
 -- Every payment reported for a resolution, once per the reporter's own id of it: a
 -- report repeated (a retried call, a callback sent again, a statement imported twice)
--- finds its row and changes nothing. from_state is the case's state before the
--- payment; settled_as the state it left (paid, paid_discounted, partially_paid);
--- excess_minor what was paid beyond the amount due, to be refunded.
+-- finds its row and changes nothing. from_state and to_state are the case's state
+-- before and after the payment (paid, paid_discounted, partially_paid, or unchanged
+-- where a part payment moves nothing); excess_minor what was paid beyond the amount
+-- due, to be refunded.
 CREATE TABLE payments (
     id                 BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     resolution_number  TEXT NOT NULL REFERENCES resolutions (number),
@@ -18,8 +19,7 @@ CREATE TABLE payments (
     posted_at          TIMESTAMPTZ NOT NULL,
     posted_by          TEXT NOT NULL,
     from_state         TEXT NOT NULL,
-    settled_as         TEXT NOT NULL
-        CHECK (settled_as IN ('paid', 'paid_discounted', 'partially_paid')),
+    to_state           TEXT NOT NULL,
     excess_minor       BIGINT NOT NULL CHECK (excess_minor >= 0),
     UNIQUE (channel, source, external_id)
 );
