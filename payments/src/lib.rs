@@ -4,15 +4,18 @@
 //! Tunduk `paymentNumber`), receipt codes that pay several fines at once, and the
 //! payment QR payloads: parsing and verifying EMVCo TLV text in its Kyrgyz national form
 //! (SHA-256 checksum) and its EMVCo form (CRC-16), and building kozomol's own payment QR
-//! for a fine in either, and what a payment does to a fine (`settlement`: the amount due
-//! on a day, the discount's window, part payments and excess). It does no I/O.
+//! for a fine in either; what a payment does to a fine (`settlement`: the amount due on
+//! a day, the discount's window, part payments and excess); and amounts as Tunduk's
+//! `xsd:decimal` text, read exactly (`decimal`). It does no I/O.
 
 pub mod code;
+pub mod decimal;
 mod error;
 pub mod qr;
 pub mod settlement;
 
 pub use code::{check_digit, CodeKind, PaymentCode, Receipt, PAYMENT_CODE_LEN};
+pub use decimal::{format_decimal, parse_decimal, DecimalError};
 pub use error::{PaymentCodeError, QrError};
 pub use qr::{
     emvco_payment_payload, kg_payment_payload, parse_tlv, verify, Checksum, MerchantAccount,
