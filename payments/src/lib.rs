@@ -6,14 +6,17 @@
 //! (SHA-256 checksum) and its EMVCo form (CRC-16), and building kozomol's own payment QR
 //! for a fine in either; what a payment does to a fine (`settlement`: the amount due on
 //! a day, the discount's window, part payments and excess); and amounts as Tunduk's
-//! `xsd:decimal` text, read exactly (`decimal`). It does no I/O.
+//! `xsd:decimal` text, read exactly (`decimal`); and the signatures of payment
+//! providers' callbacks (`callback`: HMAC-SHA256, Stripe's header). It does no I/O.
 
+pub mod callback;
 pub mod code;
 pub mod decimal;
 mod error;
 pub mod qr;
 pub mod settlement;
 
+pub use callback::{signature_header, verify_signature, SignatureError, DEFAULT_TOLERANCE_S};
 pub use code::{check_digit, CodeKind, PaymentCode, Receipt, PAYMENT_CODE_LEN};
 pub use decimal::{format_decimal, parse_decimal, DecimalError};
 pub use error::{PaymentCodeError, QrError};
