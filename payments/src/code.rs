@@ -189,6 +189,60 @@ impl PaymentCode {
         Ok(PaymentCode { value })
     }
 
+    /// The valid payment codes written in free text, as a bank statement's remittance
+    /// line carries them (`Штраф, код 1126 0010 0000 1234 54`): runs of digits, which
+    /// may be grouped by single spaces or hyphens, of 18 digits in all, each kept only
+    /// if it parses (the check digit rules out most other numbers). A longer run of
+    /// digits holds no code. In the order written, each once.
+    pub fn find_in(text: &str) -> Vec<PaymentCode> {
+        let mut found: Vec<PaymentCode> = Vec::new();
+        let mut push = |digits: &str| {
+            if let Ok(code) = PaymentCode::parse(digits) {
+                if !found.contains(&code) {
+                    found.push(code);
+                }
+            }
+        };
+        // A grouped run: digits, with one space or hyphen allowed between two digits.
+        let chars: Vec<char> = text.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            if !chars[i].is_ascii_digit() {
+                i += 1;
+                continue;
+            }
+            let mut digits = String::new();
+            let mut j = i;
+            while j < chars.len() {
+                if chars[j].is_ascii_digit() {
+                    digits.push(chars[j]);
+                    j += 1;
+                } else if matches!(chars[j], ' ' | '-')
+                    && chars.get(j + 1).is_some_and(char::is_ascii_digit)
+                {
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            if digits.len() == PAYMENT_CODE_LEN {
+                push(&digits);
+            } else if digits.len() > PAYMENT_CODE_LEN {
+                // Grouping may have joined a code to a neighbouring number: the
+                // ungrouped runs inside are tried on their own.
+                for run in chars[i..j]
+                    .split(|c| !c.is_ascii_digit())
+                    .map(|run| run.iter().collect::<String>())
+                    .filter(|run| run.len() == PAYMENT_CODE_LEN)
+                {
+                    push(&run);
+                }
+            }
+            i = j.max(i + 1);
+        }
+        found
+    }
+
     /// Parses the 18-digit text form. Checks, in order: only digits, 18 of them, no
     /// leading zero, the check digit, a known kind and a known jurisdiction.
     pub fn parse(text: &str) -> Result<PaymentCode, PaymentCodeError> {
@@ -362,6 +416,47 @@ mod tests {
 
     fn code(text: &str) -> PaymentCode {
         PaymentCode::parse(text).expect("test code should be valid")
+    }
+
+    #[test]
+    fn codes_are_found_in_remittance_text() {
+        let a = "112600100000123454";
+        let b = code(a);
+        let other = PaymentCode::new(CodeKind::Fine, Jurisdiction::Kg, 2026, 1, 7)
+            .expect("a code")
+            .to_string();
+        for (text, want) in [
+            (format!("Штраф, код {a}"), vec![a.to_owned()]),
+            (
+                "Штраф, код 1126 0010 0000 1234 54".to_owned(),
+                vec![a.to_owned()],
+            ),
+            (
+                "1126-0010-0000-1234-54 оплата".to_owned(),
+                vec![a.to_owned()],
+            ),
+            (
+                format!("{a};{other} {a}"),
+                vec![a.to_owned(), other.clone()],
+            ),
+            // The check digit wrong, a digit missing, a longer number: no code.
+            ("Штраф 112600100000123455".to_owned(), vec![]),
+            ("Штраф 11260010000012345".to_owned(), vec![]),
+            (format!("счёт 4{a}"), vec![]),
+            // Two spaces or a point do not group digits.
+            ("1126  0010 0000 1234 54".to_owned(), vec![]),
+            ("1126.0010.0000.1234.54".to_owned(), vec![]),
+            // A code next to a grouped number is still found on its own.
+            (format!("12 {a}"), vec![a.to_owned()]),
+            (String::new(), vec![]),
+        ] {
+            let found: Vec<String> = PaymentCode::find_in(&text)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(found, want, "{text:?}");
+        }
+        assert_eq!(PaymentCode::find_in(a), vec![b]);
     }
 
     #[test]
