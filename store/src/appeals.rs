@@ -37,7 +37,8 @@ pub const MONEY_TAKEN: [CaseState; 3] = [
     CaseState::PartiallyPaid,
 ];
 
-/// States a bulk void leaves alone: nothing stands against anyone there any more.
+/// States in which nothing stands against anyone any more: a bulk void leaves them
+/// alone, and the payments ledger refuses money for them.
 pub const CLOSED: [CaseState; 7] = [
     CaseState::Rejected,
     CaseState::Duplicate,

@@ -86,8 +86,12 @@ pub fn chain(batch_id: Uuid, rows: &[AuditRow<'_>]) -> Vec<([u8; 32], [u8; 32])>
 /// The current instant at the precision both backends keep (milliseconds), so that a
 /// row's hash can be recomputed from what was stored.
 pub(crate) fn now_millis() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+    whole_millis(Utc::now())
+}
+
+/// `at` at the precision both backends keep.
+pub(crate) fn whole_millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use kozomol_core::{CaseId, CaseState, Money};
 use kozomol_payments::{check_payment, Due, PaidSoFar, Settlement};
 use serde::Serialize;
 
+use crate::appeals::CLOSED;
 use crate::StoreError;
 
 /// Action of the audit row written when a payment is applied.
@@ -30,16 +31,6 @@ pub const PAYABLE: [CaseState; 6] = [
     CaseState::Overdue,
     CaseState::Enforcement,
     CaseState::AppealRejected,
-];
-
-/// The states in which nothing is owed any more, paid or not.
-pub const SETTLED_OR_CLOSED: [CaseState; 6] = [
-    CaseState::Paid,
-    CaseState::PaidDiscounted,
-    CaseState::Annulled,
-    CaseState::Voided,
-    CaseState::Lapsed,
-    CaseState::Refunded,
 ];
 
 /// How a payment reached kozomol.
@@ -170,7 +161,7 @@ pub(crate) struct Decided {
 pub(crate) fn decide(standing: &Standing, payment: &NewPayment) -> Result<Decided, PaymentRefusal> {
     match standing.state {
         CaseState::Paid | CaseState::PaidDiscounted => return Err(PaymentRefusal::AlreadyPaid),
-        state if SETTLED_OR_CLOSED.contains(&state) => return Err(PaymentRefusal::Closed(state)),
+        state if CLOSED.contains(&state) => return Err(PaymentRefusal::Closed(state)),
         state if !PAYABLE.contains(&state) => return Err(PaymentRefusal::NotPayable(state)),
         _ => {}
     }
@@ -273,11 +264,6 @@ pub(crate) fn standing_of(
         paid,
         dated: row.dated,
     })
-}
-
-/// Instants are kept to the millisecond on both backends.
-pub(crate) fn whole_millis(at: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
 }
 
 /// The record of a payment just written.

@@ -9,7 +9,7 @@ use kozomol_core::{CaseId, Money};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use crate::audit::now_millis;
+use crate::audit::{now_millis, whole_millis};
 use crate::payments::{
     self, NewPayment, PaymentChannel, PaymentPosted, PaymentRecord, PaymentRefusal, Standing,
     StandingRow, PAYMENT_POSTED,
@@ -99,6 +99,24 @@ async fn standing(tx: &mut PgConnection, code: &str) -> Result<Option<Standing>,
     payments::standing_of(row, &paid).map(Some)
 }
 
+/// The payment reported before under the same reporter's id, if any.
+async fn earlier_report(
+    conn: &mut PgConnection,
+    payment: &NewPayment,
+) -> Result<Option<PaymentRecord>, StoreError> {
+    sqlx::query(payment_select!(
+        "WHERE channel = $1 AND source = $2 AND external_id = $3"
+    ))
+    .bind(payment.channel.as_str())
+    .bind(&payment.source)
+    .bind(&payment.external_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .as_ref()
+    .map(payment_from_row)
+    .transpose()
+}
+
 #[async_trait]
 impl PaymentLedger for PgStore {
     async fn post_payment(&self, payment: &NewPayment) -> Result<PaymentPosted, StoreError> {
@@ -107,16 +125,7 @@ impl PaymentLedger for PgStore {
         let Some(standing) = standing(&mut tx, &payment.payment_code).await? else {
             return Ok(PaymentPosted::Refused(PaymentRefusal::UnknownCode));
         };
-        let earlier = sqlx::query(payment_select!(
-            "WHERE channel = $1 AND source = $2 AND external_id = $3"
-        ))
-        .bind(payment.channel.as_str())
-        .bind(&payment.source)
-        .bind(&payment.external_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(earlier) = earlier {
-            let earlier = payment_from_row(&earlier)?;
+        if let Some(earlier) = earlier_report(&mut tx, payment).await? {
             return Ok(payments::repeat(
                 earlier,
                 payment,
@@ -128,7 +137,7 @@ impl PaymentLedger for PgStore {
             Err(refusal) => return Ok(PaymentPosted::Refused(refusal)),
         };
         let now = now_millis();
-        let paid_at = payments::whole_millis(payment.paid_at);
+        let paid_at = whole_millis(payment.paid_at);
         let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
             "INSERT INTO payments (resolution_number, case_id, channel, source, external_id, \
              amount_minor, currency, paid_at, posted_at, posted_by, from_state, to_state, \
@@ -153,16 +162,13 @@ impl PaymentLedger for PgStore {
             Ok(id) => id,
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 tx.rollback().await?;
-                let earlier = sqlx::query(payment_select!(
-                    "WHERE channel = $1 AND source = $2 AND external_id = $3"
-                ))
-                .bind(payment.channel.as_str())
-                .bind(&payment.source)
-                .bind(&payment.external_id)
-                .fetch_one(&self.pool)
-                .await?;
+                let earlier = earlier_report(&mut *self.pool.acquire().await?, payment)
+                    .await?
+                    .ok_or_else(|| {
+                        crate::error::corrupt("a payment's reporter id is taken by no row")
+                    })?;
                 return Ok(payments::repeat(
-                    payment_from_row(&earlier)?,
+                    earlier,
                     payment,
                     &standing.resolution_number,
                 ));

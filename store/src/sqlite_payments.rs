@@ -7,7 +7,7 @@ use kozomol_core::{CaseId, Money};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
-use crate::audit::now_millis;
+use crate::audit::{now_millis, whole_millis};
 use crate::payments::{
     self, NewPayment, PaymentChannel, PaymentPosted, PaymentRecord, PaymentRefusal, Standing,
     StandingRow, PAYMENT_POSTED,
@@ -126,7 +126,7 @@ impl PaymentLedger for SqliteStore {
             Err(refusal) => return Ok(PaymentPosted::Refused(refusal)),
         };
         let now = now_millis();
-        let paid_at = payments::whole_millis(payment.paid_at);
+        let paid_at = whole_millis(payment.paid_at);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO payments (resolution_number, case_id, channel, source, external_id, \
              amount_minor, currency, paid_at, posted_at, posted_by, from_state, to_state, \
