@@ -76,3 +76,24 @@ PY
     fi
     export ORT_DYLIB_PATH="$lib"
 }
+
+# The stock SOAP client the smartcity-service tests call the endpoint with: Python's
+# zeep from PyPI, in its own virtual environment under .cache/stock-soap/. Exports
+# KOZOMOL_STOCK_SOAP_PYTHON unless the caller already names a Python.
+ZEEP_VERSION=4.3.3
+ensure_stock_soap_client() {
+    if [ -n "${KOZOMOL_STOCK_SOAP_PYTHON:-}" ]; then
+        return 0
+    fi
+    local root
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.cache/stock-soap"
+    if ! "$root/bin/python" -c "import zeep; assert zeep.__version__ == '$ZEEP_VERSION'" 2>/dev/null; then
+        step "installing the stock SOAP client (PyPI zeep $ZEEP_VERSION)"
+        python3 -m venv --clear "$root" 2>/dev/null || {
+            apt_install python3-venv
+            python3 -m venv --clear "$root"
+        }
+        "$root/bin/python" -m pip install --quiet "zeep==$ZEEP_VERSION"
+    fi
+    export KOZOMOL_STOCK_SOAP_PYTHON="$root/bin/python"
+}

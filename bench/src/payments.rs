@@ -11,13 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use chrono::Utc;
 use clap::Parser;
-use kozomol_bench::{cpu_ms, noise_jpeg, owner_found_cases, process_cpu};
-use kozomol_core::{CaseId, CaseState, Currency, Jurisdiction, Money};
-use kozomol_payments::{CodeKind, PaymentCode};
-use kozomol_store::{
-    EvidenceRef, EvidenceStore, NewPayment, NewResolution, PaymentChannel, PaymentPosted, Store,
-};
-use sha2::{Digest, Sha256};
+use kozomol_bench::{cpu_ms, process_cpu};
+use kozomol_core::{CaseState, Currency, Money};
+use kozomol_store::{EvidenceStore, NewPayment, PaymentChannel, PaymentPosted, Store};
+use kozomol_testkit::fines::issued_fines;
 
 #[derive(Parser)]
 #[command(about = "Payment postings per second, exactly once")]
@@ -212,58 +209,4 @@ async fn post_all(
         started.elapsed(),
         process_cpu().saturating_sub(cpu_started),
     ))
-}
-
-/// `n` fines of 5,000 som (2,500 with the discount) issued to their owners, with real
-/// payment codes; the PDF is a stand-in blob (postings never read it).
-/// Returns the first fine's case and every fine's payment code.
-async fn issued_fines(
-    store: &dyn Store,
-    evidence: &EvidenceStore,
-    n: usize,
-) -> Result<(CaseId, Vec<String>)> {
-    let (overview, plate) = (noise_jpeg(64, 36, 1), noise_jpeg(32, 8, 2));
-    let ids = owner_found_cases(store, evidence, n, n, &overview, &plate).await?;
-    let first = *ids.first().context("no fines to pay")?;
-    store
-        .claim_stage(
-            CaseState::OwnerFound,
-            "bench",
-            n as u32,
-            Duration::from_secs(600),
-        )
-        .await?;
-    let pdf = b"%PDF-1.7 bench stand-in".to_vec();
-    let location = evidence.append_batch(&[&pdf])?.remove(0);
-    let sha256: [u8; 32] = Sha256::digest(&pdf).into();
-    let mut codes = Vec::with_capacity(n);
-    for chunk in ids.chunks(256) {
-        let numbers = store.reserve_resolution_numbers(chunk, "BSK", 2026).await?;
-        let mut resolutions = Vec::with_capacity(chunk.len());
-        for (case, number) in chunk.iter().zip(numbers) {
-            let code = PaymentCode::new(CodeKind::Fine, Jurisdiction::Kg, 2026, 1, number)?;
-            codes.push(code.to_string());
-            resolutions.push(NewResolution {
-                number: format!("KG-BSK-2026-{number:07}"),
-                case_id: *case,
-                payment_code: code.to_string(),
-                jurisdiction: Jurisdiction::Kg,
-                article: "Ст. 148 ч. 3".into(),
-                units: 50,
-                amount: Money::new(500_000, Currency::KGS),
-                discounted: Some(Money::new(250_000, Currency::KGS)),
-                issued_at: Utc::now(),
-                pdf: EvidenceRef {
-                    sha256,
-                    location: location.clone(),
-                },
-                signature: vec![7; 64],
-                signature_key_id: "bench".into(),
-                signer: "issuer:KG-BSK".into(),
-                repeat_of: None,
-            });
-        }
-        store.record_resolutions("bench", &resolutions).await?;
-    }
-    Ok((first, codes))
 }

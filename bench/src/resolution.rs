@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use chrono::Utc;
 use clap::Parser;
-use kozomol_bench::{
-    cpu_ms, device, noise_jpeg, owner_found_cases, process_cpu, site, OFFICER_BADGE, OFFICER_NAME,
-};
+use kozomol_bench::{cpu_ms, process_cpu};
 use kozomol_core::{Jurisdiction, ViolationKind};
 use kozomol_fines::calendar::Calendars;
 use kozomol_fines::catalogue::Catalogue;
@@ -20,6 +18,9 @@ use kozomol_fines::issuing::{run_issuing, Issued, Issuer, IssuingStage};
 use kozomol_fines::resolution::{Ed25519Signer, Officer, SignerIdentity};
 use kozomol_payments::MerchantAccount;
 use kozomol_store::EvidenceStore;
+use kozomol_testkit::fines::{
+    device, noise_jpeg, owner_found_cases, site, OFFICER_BADGE, OFFICER_NAME,
+};
 
 #[derive(Parser)]
 #[command(about = "Resolutions issued per second, PDF and signature included")]

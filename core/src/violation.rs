@@ -114,6 +114,14 @@ pub struct Site {
     pub lane: u8,
 }
 
+/// Millionths of a degree (`Site::lat_e6`, `lon_e6`) as decimal degrees, exactly:
+/// `42.874620`.
+pub fn decimal_degrees(e6: i32) -> String {
+    let sign = if e6 < 0 { "-" } else { "" };
+    let abs = e6.unsigned_abs();
+    format!("{sign}{}.{:06}", abs / 1_000_000, abs % 1_000_000)
+}
+
 /// How the camera knew the time of capture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -139,6 +147,19 @@ pub struct PlateRead {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn degrees_are_written_exactly() {
+        for (e6, text) in [
+            (42_874_620, "42.874620"),
+            (-500_000, "-0.500000"),
+            (-74_000_001, "-74.000001"),
+            (5, "0.000005"),
+            (0, "0.000000"),
+        ] {
+            assert_eq!(decimal_degrees(e6), text);
+        }
+    }
 
     #[test]
     fn kinds_round_trip() {

@@ -231,6 +231,12 @@ pub async fn run(
         // The confidence at which a read may decide alone is where it stops being weak.
         state.weak_read_below_milli = (settings.recognizer.auto_accept * 1000.0).round() as u16;
         state.jurisdiction = settings.fines.jurisdiction;
+        state.smartcity = settings.smartcity.clone().map(|provider| {
+            Arc::new(api::SmartcityService {
+                settings: provider,
+                offset: settings.utc_offset(),
+            })
+        });
         let listener = tokio::net::TcpListener::bind(&settings.http.listen)
             .await
             .map_err(|source| ServeError::HttpBind {
@@ -245,13 +251,17 @@ pub async fn run(
         let router = api::router(state);
         let shutdown = cancel.clone();
         tasks.spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
-                .map_err(|source| ServeError::Io {
-                    what: "http server".into(),
-                    source,
-                })
+            // The peer's address: `/xroad/soap` answers only the security server.
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .map_err(|source| ServeError::Io {
+                what: "http server".into(),
+                source,
+            })
         });
         tracing::info!(listen = %addr, public_base_url = %settings.public_base_url(), "HTTP API listening");
     }

@@ -42,6 +42,10 @@ pub struct Settings {
     /// The city's security server of Tunduk (X-Road), for owner lookups; without it
     /// approved cases wait for an owner (`serve --demo` starts a stand-in instead).
     pub tunduk: Option<kozomol_tunduk::RegistryConfig>,
+    /// Tunduk's `smartcity-service`, which kozomol provides at `/xroad/soap`: the
+    /// security server's addresses and the clients allowed per operation. Without it
+    /// the endpoint answers that the service is not provided here.
+    pub smartcity: Option<kozomol_tunduk::smartcity::ProviderSettings>,
     /// The jurisdiction's offset from UTC in minutes (Bishkek: 360).
     pub utc_offset_minutes: i32,
     /// Ed25519 key that signs camera config; default `DATA_DIR/server.key`.
@@ -76,6 +80,15 @@ pub struct IngestSettings {
     pub batch_linger_ms: u64,
 }
 
+impl Settings {
+    /// The jurisdiction's offset from UTC (`utc_offset_minutes`, checked by validate;
+    /// UTC if out of range).
+    pub fn utc_offset(&self) -> chrono::FixedOffset {
+        chrono::FixedOffset::east_opt(self.utc_offset_minutes * 60)
+            .unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc))
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -89,6 +102,7 @@ impl Default for Settings {
             fines: FinesSettings::default(),
             delivery: DeliverySettings::default(),
             tunduk: None,
+            smartcity: None,
             utc_offset_minutes: 6 * 60,
             server_key_file: None,
             evidence_dir: None,
@@ -589,6 +603,11 @@ impl Settings {
         if let Some(tunduk) = &self.tunduk {
             if let Err(e) = tunduk.validate() {
                 problems.push(format!("tunduk: {e}"));
+            }
+        }
+        if let Some(smartcity) = &self.smartcity {
+            if let Err(e) = smartcity.validate() {
+                problems.push(format!("smartcity: {e}"));
             }
         }
         if problems.is_empty() {

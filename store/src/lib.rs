@@ -89,7 +89,8 @@ pub use nominations::{
     OffenderResolution, Offenders,
 };
 pub use payments::{
-    NewPayment, PaymentChannel, PaymentPosted, PaymentRecord, PaymentRefusal, PAYMENT_POSTED,
+    NewPayment, PaymentChannel, PaymentPosted, PaymentQuote, PaymentRecord, PaymentRefusal,
+    PAYMENT_POSTED,
 };
 
 use std::collections::{HashMap, HashSet};
@@ -557,6 +558,14 @@ pub trait PaymentLedger: Send + Sync {
     /// again changes nothing (`AlreadyPosted`), and a payment the fine cannot take is
     /// refused, not recorded.
     async fn post_payment(&self, payment: &NewPayment) -> Result<PaymentPosted, StoreError>;
+
+    /// What the fine with `payment_code` would take from a payer paying at `at`
+    /// (a bank's check before it pays), or why it would take nothing.
+    async fn payment_quote(
+        &self,
+        payment_code: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Result<PaymentQuote, PaymentRefusal>, StoreError>;
 
     /// The payments of a resolution, oldest first.
     async fn payments(&self, resolution_number: &str) -> Result<Vec<PaymentRecord>, StoreError>;

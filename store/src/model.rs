@@ -131,8 +131,11 @@ pub struct CaseSummary {
 pub struct CaseQuery {
     pub state: Option<CaseState>,
     pub camera: Option<CameraId>,
-    /// Exact plate text (upper case, no spaces).
+    /// Exact plate text (upper case, no spaces) as the camera read it.
     pub plate: Option<String>,
+    /// Exact plate text as a review decided it, else as the camera read it: the plate
+    /// a fine names (the sightings index serves it with a capture-time range).
+    pub sighted_plate: Option<String>,
     /// Capture time, inclusive.
     pub from: Option<DateTime<Utc>>,
     /// Capture time, exclusive.

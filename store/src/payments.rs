@@ -114,6 +114,16 @@ pub enum PaymentPosted {
     Refused(PaymentRefusal),
 }
 
+/// What a fine would take now ([`crate::PaymentLedger::payment_quote`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentQuote {
+    pub resolution_number: String,
+    pub case_id: CaseId,
+    pub state: CaseState,
+    /// What is left to pay on the payer's day (the discounted sum within its window).
+    pub outstanding: Money,
+}
+
 /// Why a payment was not taken.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PaymentRefusal {
@@ -159,12 +169,7 @@ pub(crate) struct Decided {
 /// Whether and how `payment` applies to the fine `standing` describes, on the day the
 /// payer paid (in the fine's jurisdiction).
 pub(crate) fn decide(standing: &Standing, payment: &NewPayment) -> Result<Decided, PaymentRefusal> {
-    match standing.state {
-        CaseState::Paid | CaseState::PaidDiscounted => return Err(PaymentRefusal::AlreadyPaid),
-        state if CLOSED.contains(&state) => return Err(PaymentRefusal::Closed(state)),
-        state if !PAYABLE.contains(&state) => return Err(PaymentRefusal::NotPayable(state)),
-        _ => {}
-    }
+    takes_payment(standing.state)?;
     let due = &standing.due;
     check_payment(due, payment.amount).map_err(|e| PaymentRefusal::Invalid(e.to_string()))?;
     let day: NaiveDate = standing.jurisdiction.local_date(payment.paid_at);
@@ -198,6 +203,37 @@ pub(crate) fn decide(standing: &Standing, payment: &NewPayment) -> Result<Decide
             },
             excess_minor: 0,
         },
+    })
+}
+
+/// Whether a case in `state` takes a payment at all.
+fn takes_payment(state: CaseState) -> Result<(), PaymentRefusal> {
+    match state {
+        CaseState::Paid | CaseState::PaidDiscounted => Err(PaymentRefusal::AlreadyPaid),
+        state if CLOSED.contains(&state) => Err(PaymentRefusal::Closed(state)),
+        state if !PAYABLE.contains(&state) => Err(PaymentRefusal::NotPayable(state)),
+        _ => Ok(()),
+    }
+}
+
+/// What the fine `standing` describes would take from a payer paying at `at`: the
+/// amount outstanding on that day, or why it takes nothing.
+pub(crate) fn quote(
+    standing: &Standing,
+    at: DateTime<Utc>,
+) -> Result<PaymentQuote, PaymentRefusal> {
+    takes_payment(standing.state)?;
+    let due = &standing.due;
+    let day = standing.jurisdiction.local_date(at);
+    let outstanding = Money::new(due.outstanding(standing.paid, day), due.amount.currency);
+    if outstanding.minor == 0 {
+        return Err(PaymentRefusal::AlreadyPaid);
+    }
+    Ok(PaymentQuote {
+        resolution_number: standing.resolution_number.clone(),
+        case_id: standing.case_id,
+        state: standing.state,
+        outstanding,
     })
 }
 

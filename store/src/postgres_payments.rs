@@ -5,14 +5,15 @@
 //! unique index refuses the second, which then answers as a repeat would.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use kozomol_core::{CaseId, Money};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use crate::audit::{now_millis, whole_millis};
 use crate::payments::{
-    self, NewPayment, PaymentChannel, PaymentPosted, PaymentRecord, PaymentRefusal, Standing,
-    StandingRow, PAYMENT_POSTED,
+    self, NewPayment, PaymentChannel, PaymentPosted, PaymentQuote, PaymentRecord, PaymentRefusal,
+    Standing, StandingRow, PAYMENT_POSTED,
 };
 use crate::postgres::PgStore;
 use crate::postgres_appeals::move_case;
@@ -201,6 +202,22 @@ impl PaymentLedger for PgStore {
         .await?;
         tx.commit().await?;
         Ok(PaymentPosted::Applied(record))
+    }
+
+    async fn payment_quote(
+        &self,
+        payment_code: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Result<PaymentQuote, PaymentRefusal>, StoreError> {
+        // The standing is read as a payment reads it, under the case's lock, so a quote
+        // never sees half of a payment being posted.
+        let mut tx = self.pool.begin().await?;
+        let quote = match standing(&mut tx, payment_code).await? {
+            Some(standing) => payments::quote(&standing, at),
+            None => Err(PaymentRefusal::UnknownCode),
+        };
+        tx.rollback().await?;
+        Ok(quote)
     }
 
     async fn payments(&self, resolution_number: &str) -> Result<Vec<PaymentRecord>, StoreError> {

@@ -519,6 +519,10 @@ fn push_case_filter(qb: &mut QueryBuilder<Sqlite>, query: &CaseQuery) {
     if let Some(plate) = &query.plate {
         qb.push(" AND plate = ").push_bind(plate.clone());
     }
+    if let Some(plate) = &query.sighted_plate {
+        qb.push(" AND COALESCE(decided_plate, plate) = ")
+            .push_bind(plate.clone());
+    }
     if let Some(from) = query.from {
         qb.push(" AND captured_at >= ").push_bind(ms(from));
     }

@@ -3,14 +3,15 @@
 //! reports of one fine.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use kozomol_core::{CaseId, Money};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use crate::audit::{now_millis, whole_millis};
 use crate::payments::{
-    self, NewPayment, PaymentChannel, PaymentPosted, PaymentRecord, PaymentRefusal, Standing,
-    StandingRow, PAYMENT_POSTED,
+    self, NewPayment, PaymentChannel, PaymentPosted, PaymentQuote, PaymentRecord, PaymentRefusal,
+    Standing, StandingRow, PAYMENT_POSTED,
 };
 use crate::recognition::audit_row;
 use crate::sqlite::{ms, SqliteStore};
@@ -173,6 +174,18 @@ impl PaymentLedger for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(PaymentPosted::Applied(record))
+    }
+
+    async fn payment_quote(
+        &self,
+        payment_code: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Result<PaymentQuote, PaymentRefusal>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        Ok(match standing(&mut conn, payment_code).await? {
+            Some(standing) => payments::quote(&standing, at),
+            None => Err(PaymentRefusal::UnknownCode),
+        })
     }
 
     async fn payments(&self, resolution_number: &str) -> Result<Vec<PaymentRecord>, StoreError> {

@@ -196,6 +196,7 @@ conformance!(
         officer_violations_enter_the_fine_flow_once,
         payments_are_applied_once_and_move_the_case,
         the_discount_follows_the_payers_days,
+        a_quote_says_what_a_payment_would_take,
         an_appeal_forfeits_the_discount,
         exact_payments_take_only_what_is_outstanding,
         payments_no_fine_can_take_are_refused,
@@ -634,6 +635,16 @@ async fn every_case_filter_narrows_and_the_cursor_pages(store: Arc<dyn Store>) {
     })
     .await;
     assert_eq!(got, expect(&|i| i % 3 == 1));
+    let (got, _) = run(CaseQuery {
+        sighted_plate: Some("01KG222BBB".to_owned()),
+        ..all()
+    })
+    .await;
+    assert_eq!(
+        got,
+        expect(&|i| i % 3 == 1),
+        "no review decided another plate"
+    );
 
     let (got, n) = run(CaseQuery {
         from: Some(t(3)),
@@ -4528,6 +4539,64 @@ async fn the_discount_follows_the_payers_days(store: Arc<dyn Store>) {
     assert_eq!(
         (in_time.to_state, in_time.excess_minor),
         (CaseState::PaidDiscounted, 250_000)
+    );
+}
+
+/// A bank's check before it pays: what is outstanding on the payer's day, or why
+/// nothing is taken; a quote changes nothing.
+async fn a_quote_says_what_a_payment_would_take(store: Arc<dyn Store>) {
+    let numbers = issued(store.as_ref(), 1, &person()).await;
+    let number = &numbers[0];
+    let code = store
+        .resolution(number)
+        .await
+        .unwrap()
+        .unwrap()
+        .payment_code;
+    let outstanding = |day: &'static str| {
+        let (store, code) = (Arc::clone(&store), code.clone());
+        async move {
+            match store
+                .payment_quote(&code, bishkek_noon(date(day)))
+                .await
+                .unwrap()
+            {
+                Ok(quote) => {
+                    assert_eq!(&quote.resolution_number, number);
+                    quote.outstanding.minor
+                }
+                Err(refusal) => panic!("expected a quote, got {refusal:?}"),
+            }
+        }
+    };
+    // Before delivery every day is within the window.
+    assert_eq!(outstanding("2026-09-01").await, 250_000);
+    delivered_and_dated(store.as_ref(), number, date("2026-03-15")).await;
+    assert_eq!(outstanding("2026-03-15").await, 250_000);
+    assert_eq!(outstanding("2026-03-16").await, 500_000);
+    let mut part = payment_for(store.as_ref(), number, "q-1", 100_000).await;
+    part.paid_at = bishkek_noon(date("2026-03-10"));
+    applied(store.post_payment(&part).await.unwrap());
+    assert_eq!(outstanding("2026-03-11").await, 150_000);
+    assert_eq!(outstanding("2026-03-16").await, 400_000);
+    assert_eq!(
+        state_of(store.as_ref(), number).await,
+        CaseState::PartiallyPaid
+    );
+
+    let mut rest = payment_for(store.as_ref(), number, "q-2", 150_000).await;
+    rest.paid_at = bishkek_noon(date("2026-03-11"));
+    applied(store.post_payment(&rest).await.unwrap());
+    assert_eq!(
+        store.payment_quote(&code, Utc::now()).await.unwrap(),
+        Err(kozomol_store::PaymentRefusal::AlreadyPaid)
+    );
+    assert_eq!(
+        store
+            .payment_quote("100000000000000009", Utc::now())
+            .await
+            .unwrap(),
+        Err(kozomol_store::PaymentRefusal::UnknownCode)
     );
 }
 

@@ -1,8 +1,11 @@
-//! TLS peers for kozomol's tests (a dev-dependency, never shipped): certificates made
+//! What kozomol's tests share (a dev-dependency, never shipped; the benchmarks use it
+//! too): fines as the stages leave them (`fines`), and TLS peers: certificates made
 //! per run for 127.0.0.1 — a server's, which the client under test is told to trust or
 //! not, and a client's, which a server may require — and a front that takes TLS
 //! connections and passes their plain bytes to a stand-in behind it (the stand-ins
 //! speak plain HTTP). Every certificate signs itself: trusting one means naming it.
+
+pub mod fines;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,4 +1,4 @@
-//! kozomol-tunduk: the exchange-bus adapter (Tunduk, an X-Road instance), consumer side.
+//! kozomol-tunduk: the exchange-bus adapter (Tunduk, an X-Road instance), both sides.
 //!
 //! - X-Road identifiers of clients and services, in their path form (`identifiers`).
 //! - X-Road message protocol v4.0 over SOAP (`soap`) and the REST protocol r1
@@ -7,6 +7,9 @@
 //! - The vehicle registry (`vehicles-service`, `transportCurrentInfo`): owner and
 //!   vehicle by plate, read leniently, with retries, a circuit breaker and a short
 //!   cache ([`VehicleRegistry`], configured by [`RegistryConfig`]).
+//! - The provider side of the SOAP protocol (`provider`: a request read and checked,
+//!   the reply echoing its header) and the contract of the `smartcity-service` kozomol
+//!   provides (`smartcity`: operations, fields, responses in the WSDL's shape).
 //! - With the `standin` feature, a stand-in security server for tests (`standin`).
 
 mod cache;
@@ -17,9 +20,11 @@ mod http;
 pub mod identifiers;
 pub mod owner;
 pub mod plate;
+pub mod provider;
 pub mod registry;
 pub mod resilience;
 pub mod rest;
+pub mod smartcity;
 pub mod soap;
 #[cfg(feature = "standin")]
 pub mod standin;

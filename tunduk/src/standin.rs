@@ -32,18 +32,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use base64::Engine as _;
-use roxmltree::Node;
 use sha2::{Digest, Sha512};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::plate::plate_key;
+use crate::provider::{fault_envelope, XRoadRequest};
 use crate::rest::{decode_part, decode_path};
-use crate::soap::identifier_path;
-use crate::xml::{
-    self, child, children, escape, is, Element, IDENTIFIERS_NS, SOAP_ENV_NS, VEHICLES_NS, XROAD_NS,
-};
+use crate::xml::{self, child, is, Element, VEHICLES_NS, XROAD_NS};
 use crate::{XRoadClient, XRoadService, DEFAULT_SERVICE};
 
 pub const REQUEST_HASH_ALGORITHM: &str = "http://www.w3.org/2001/04/xmlenc#sha512";
@@ -506,12 +503,7 @@ fn reject(prefix: &'static str, name: &'static str, message: impl Into<String>) 
 }
 
 fn soap_fault(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><SOAP-ENV:Envelope xmlns:SOAP-ENV="{SOAP_ENV_NS}"><SOAP-ENV:Body><SOAP-ENV:Fault><faultcode>{}</faultcode><faultstring>{}</faultstring><faultactor></faultactor><detail><faultDetail xmlns="">{}</faultDetail></detail></SOAP-ENV:Fault></SOAP-ENV:Body></SOAP-ENV:Envelope>"#,
-        escape(code),
-        escape(message),
-        Uuid::now_v7()
-    );
+    let body = fault_envelope(code, message, &Uuid::now_v7().to_string());
     (
         status,
         [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
@@ -571,254 +563,81 @@ fn handle_soap(
             )
         });
     }
-    check_content_type(headers)?;
-    let text = std::str::from_utf8(body)
-        .map_err(|_| reject("Client", "InvalidSoap", "malformed SOAP message: not utf-8"))?;
-    let doc = xml::parse(text).map_err(|e| {
-        reject(
-            "Client",
-            "InvalidSoap",
-            format!("malformed SOAP message: {e}"),
-        )
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let request = XRoadRequest::read(content_type, body).map_err(|fault| Rejection {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        prefix: fault.prefix,
+        name: fault.name,
+        message: fault.message,
     })?;
-    let envelope = doc.root_element();
-    if !is(envelope, SOAP_ENV_NS, "Envelope") {
-        return Err(reject(
-            "Client",
-            "InvalidSoap",
-            "malformed SOAP message: no SOAP 1.1 envelope",
-        ));
-    }
-    let head = child(envelope, SOAP_ENV_NS, "Header").ok_or_else(|| {
-        reject(
-            "Client",
-            "MissingHeader",
-            "malformed SOAP message: header missing",
-        )
-    })?;
-    for (name, required) in [
-        ("client", true),
-        ("service", true),
-        ("id", true),
-        ("protocolVersion", true),
-        ("userId", false),
-        ("issue", false),
-    ] {
-        match children(head, XROAD_NS, name).count() {
-            0 if required => {
-                return Err(reject(
-                    "Client",
-                    "MissingHeaderField",
-                    format!("required field '{name}' is missing"),
-                ))
-            }
-            0 | 1 => {}
-            _ => {
-                return Err(reject(
-                    "Client",
-                    "DuplicateHeaderField",
-                    format!("field '{name}' appears more than once"),
-                ))
-            }
-        }
-    }
-    let field = |name: &str| child(head, XROAD_NS, name).map(|n| xml::text(n).trim().to_owned());
-    if field("protocolVersion").as_deref() != Some("4.0") {
-        return Err(reject(
-            "Client",
-            "InvalidProtocolVersion",
-            "invalid protocol version, expected 4.0",
-        ));
-    }
-    if field("id").is_none_or(|id| id.is_empty()) {
-        return Err(reject(
-            "Client",
-            "MissingHeaderField",
-            "field 'id' is empty",
-        ));
-    }
-    let client_node = child(head, XROAD_NS, "client").ok_or_else(|| {
-        reject(
-            "Client",
-            "MissingHeaderField",
-            "required field 'client' is missing",
-        )
-    })?;
-    let client = (client_node.attribute((IDENTIFIERS_NS, "objectType")) == Some("SUBSYSTEM"))
-        .then(|| XRoadClient::parse(&identifier_path(client_node)).ok())
-        .flatten()
-        .ok_or_else(|| {
-            reject(
-                "Client",
-                "InvalidClientIdentifier",
-                "invalid client identifier",
-            )
-        })?;
-    let service_node = child(head, XROAD_NS, "service").ok_or_else(|| {
-        reject(
-            "Client",
-            "MissingHeaderField",
-            "required field 'service' is missing",
-        )
-    })?;
-    let service = (service_node.attribute((IDENTIFIERS_NS, "objectType")) == Some("SERVICE"))
-        .then(|| XRoadService::parse(&identifier_path(service_node)).ok())
-        .flatten()
-        .ok_or_else(|| {
-            reject(
-                "Client",
-                "InvalidServiceIdentifier",
-                "invalid service identifier",
-            )
-        })?;
-    let soap_body = child(envelope, SOAP_ENV_NS, "Body").ok_or_else(|| {
-        reject(
-            "Client",
-            "MissingBody",
-            "malformed SOAP message: body missing",
-        )
-    })?;
-    let mut payloads = soap_body.children().filter(|n| n.is_element());
-    let payload = match (payloads.next(), payloads.next()) {
-        (Some(payload), None) => payload,
-        _ => {
-            return Err(reject(
-                "Client",
-                "InvalidBody",
-                "malformed SOAP message: the body must hold one element",
-            ))
-        }
-    };
-    if service != shared.service {
+    let service = &request.service;
+    if *service != shared.service {
         return Err(reject(
             "Server.ServerProxy",
             "UnknownService",
             format!("Unknown service: SERVICE:{service}"),
         ));
     }
-    if !lock(&shared.allowed).contains(&client) {
+    if !lock(&shared.allowed).contains(&request.client) {
         return Err(reject(
             "Server.ServerProxy",
             "AccessDenied",
             format!("Request is not allowed: SERVICE:{service}"),
         ));
     }
-    if !is(payload, VEHICLES_NS, service.service_code()) {
-        return Err(reject(
+    let plate = request.with_payload(|payload| {
+        is(payload, VEHICLES_NS, service.service_code()).then(|| {
+            child(payload, VEHICLES_NS, "request")
+                .and_then(|r| child(r, VEHICLES_NS, "govPlate"))
+                .map(|n| xml::text(n).trim().to_owned())
+                .unwrap_or_default()
+        })
+    });
+    let plate = plate.ok_or_else(|| {
+        reject(
             "Client",
             "InvalidBody",
             format!(
                 "the body element must be {{{VEHICLES_NS}}}{}",
                 service.service_code()
             ),
-        ));
-    }
-    let plate = child(payload, VEHICLES_NS, "request")
-        .and_then(|r| child(r, VEHICLES_NS, "govPlate"))
-        .map(|n| xml::text(n).trim().to_owned())
-        .unwrap_or_default();
+        )
+    })?;
     let reply_payload = match shared.answer(&plate) {
         Some(Answer::RawSoapPayload(raw)) => raw,
-        Some(Answer::Entry(entry)) => soap_payload(&service, &plate, Some(&*entry)),
-        Some(Answer::RawJson(_)) | None => soap_payload(&service, &plate, None),
+        Some(Answer::Entry(entry)) => soap_payload(service, &plate, Some(&*entry)),
+        Some(Answer::RawJson(_)) | None => soap_payload(service, &plate, None),
     };
     let tamper = *lock(&shared.tamper);
-    let envelope_xml = reply_envelope(text, envelope, head, &reply_payload, tamper);
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
-        envelope_xml,
+        reply_envelope(&request, &reply_payload, tamper),
     )
         .into_response())
 }
 
-fn check_content_type(headers: &HeaderMap) -> Result<(), Rejection> {
-    let value = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let mut parts = value.split(';').map(str::trim);
-    let media = parts.next().unwrap_or_default();
-    let charset_ok = parts
-        .filter_map(|p| p.strip_prefix("charset="))
-        .all(|c| c.trim_matches('"') == "utf-8");
-    if media == "text/xml" && charset_ok {
-        Ok(())
-    } else {
-        Err(reject(
-            "Client",
-            "InvalidContentType",
-            format!("invalid content type `{value}`, expected text/xml; charset=utf-8"),
-        ))
-    }
-}
-
-/// The reply envelope: the request's own prefixes and namespace declarations, its
-/// header fields copied byte for byte (one spoiled if asked), `requestHash`, the body.
-fn reply_envelope(
-    request: &str,
-    envelope: Node<'_, '_>,
-    head: Node<'_, '_>,
-    payload: &str,
-    tamper: Option<EchoTamper>,
-) -> String {
-    let qname: String = request[envelope.range().start + 1..]
-        .chars()
-        .take_while(|c| !c.is_whitespace() && *c != '>' && *c != '/')
-        .collect();
-    let prefix = qname
-        .rsplit_once(':')
-        .map(|(p, _)| format!("{p}:"))
-        .unwrap_or_default();
-
-    let mut declarations: Vec<(Option<&str>, &str)> = Vec::new();
-    for node in head.ancestors().filter(|n| n.is_element()) {
-        for ns in node.namespaces() {
-            if ns.name() != Some("xml") && !declarations.iter().any(|(p, _)| *p == ns.name()) {
-                declarations.push((ns.name(), ns.uri()));
-            }
-        }
-    }
-    let mut decls = String::new();
-    for (name, uri) in declarations {
-        match name {
-            Some(name) => decls.push_str(&format!(" xmlns:{name}=\"{}\"", escape(uri))),
-            None => decls.push_str(&format!(" xmlns=\"{}\"", escape(uri))),
-        }
-    }
-
+/// The reply envelope a security server passes back: the provider's reply (the
+/// request's header fields, one spoiled if asked) with `requestHash` added.
+fn reply_envelope(request: &XRoadRequest, payload: &str, tamper: Option<EchoTamper>) -> String {
     let spoiled = tamper.and_then(|tamper| {
         let (field, part, replacement) = match tamper {
             EchoTamper::Id => ("id", None, "00000000-0000-0000-0000-000000000000"),
             EchoTamper::Client => ("client", Some("memberCode"), "00000000"),
             EchoTamper::Service => ("service", Some("serviceCode"), "tamperedService"),
         };
-        let mut node = child(head, XROAD_NS, field)?;
-        if let Some(part) = part {
-            node = child(node, IDENTIFIERS_NS, part)?;
-        }
-        let text = node.children().find(|n| n.is_text())?;
-        Some((text.range(), replacement))
+        request.header_fields_spoiled(field, part, replacement)
     });
-    let inner = match (head.first_child(), head.last_child()) {
-        (Some(first), Some(last)) => {
-            let range = first.range().start..last.range().end;
-            match spoiled {
-                Some((spot, replacement)) => format!(
-                    "{}{replacement}{}",
-                    &request[range.start..spot.start],
-                    &request[spot.end..range.end]
-                ),
-                None => request[range].to_owned(),
-            }
-        }
-        _ => String::new(),
-    };
-    let hash = base64::engine::general_purpose::STANDARD.encode(Sha512::digest(request.as_bytes()));
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><{prefix}Envelope{decls}><{prefix}Header>{inner}<xrd:requestHash xmlns:xrd="{XROAD_NS}" algorithmId="{REQUEST_HASH_ALGORITHM}">{hash}</xrd:requestHash></{prefix}Header><{prefix}Body>{payload}</{prefix}Body></{prefix}Envelope>"#
-    )
+    let fields = spoiled.unwrap_or_else(|| request.header_fields().to_owned());
+    let hash =
+        base64::engine::general_purpose::STANDARD.encode(Sha512::digest(request.text().as_bytes()));
+    let header = format!(
+        r#"{fields}<xrd:requestHash xmlns:xrd="{XROAD_NS}" algorithmId="{REQUEST_HASH_ALGORITHM}">{hash}</xrd:requestHash>"#
+    );
+    request.reply_with_header(&header, payload)
 }
 
 /// `transportCurrentInfoResponse` for `entry`, or the "not found" reply (status 203,

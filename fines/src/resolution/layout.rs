@@ -161,7 +161,11 @@ fn body<'f>(inputs: &Inputs<'_>, fonts: &'f Fonts, photo_height: f32) -> Page<'f
     if let (Some(lat), Some(lon)) = (r.place.lat_e6, r.place.lon_e6) {
         page.field(
             "Координаты",
-            &format!("{}, {}", wording::coordinate(lat), wording::coordinate(lon)),
+            &format!(
+                "{}, {}",
+                kozomol_core::decimal_degrees(lat),
+                kozomol_core::decimal_degrees(lon)
+            ),
             Weight::Regular,
             BODY,
             fw,

@@ -119,13 +119,6 @@ pub fn percent(p: u32) -> String {
     format!("{p}{NBSP}%")
 }
 
-/// Micro-degrees as `42.874620`.
-pub fn coordinate(e6: i32) -> String {
-    let sign = if e6 < 0 { "-" } else { "" };
-    let abs = e6.unsigned_abs();
-    format!("{sign}{}.{:06}", abs / 1_000_000, abs % 1_000_000)
-}
-
 #[cfg(test)]
 mod tests {
 
@@ -176,9 +169,6 @@ mod tests {
             money(Money::major(4325, Currency::KZT), Jurisdiction::Kz),
             "4\u{a0}325,00\u{a0}тенге"
         );
-        assert_eq!(coordinate(42_874_620), "42.874620");
-        assert_eq!(coordinate(-500_000), "-0.500000");
-        assert_eq!(coordinate(74_000_001), "74.000001");
         let d: NaiveDate = "2026-03-05".parse().expect("date");
         assert_eq!(date(d), "05.03.2026");
         let t: DateTime<Utc> = "2026-03-01T18:30:05Z".parse().expect("instant");

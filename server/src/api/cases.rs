@@ -109,6 +109,7 @@ fn parse_case_query(params: CaseParams) -> Result<CaseQuery, ApiError> {
         state,
         camera,
         plate,
+        sighted_plate: None,
         from,
         to,
         limit,

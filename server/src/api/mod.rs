@@ -16,6 +16,7 @@ mod officer_violations;
 mod paging;
 mod resolutions;
 mod review;
+mod smartcity;
 mod system;
 
 use std::sync::atomic::AtomicBool;
@@ -39,6 +40,7 @@ pub use access::{
     ListKeepers, Policy, Reviewers, Supervisors, Voiders,
 };
 pub use error::{ApiError, FieldProblem, PROBLEM_CODES};
+pub use smartcity::SmartcityService;
 
 use crate::auth::LoginLimiter;
 use crate::metrics::HttpMetrics;
@@ -72,6 +74,9 @@ pub struct AppState {
     pub resolution_keys: Arc<kozomol_fines::resolution::VerifyingKeys>,
     /// Whose calendar days the API judges dates by (a speed gun's certificate).
     pub jurisdiction: kozomol_core::Jurisdiction,
+    /// Tunduk's `smartcity-service` at `/xroad/soap`; `None` answers that it is not
+    /// provided here.
+    pub smartcity: Option<Arc<SmartcityService>>,
 }
 
 impl AppState {
@@ -93,6 +98,7 @@ impl AppState {
             weak_read_below_milli: 900,
             resolution_keys: Arc::default(),
             jurisdiction: kozomol_core::Jurisdiction::Kg,
+            smartcity: None,
         }
     }
 
@@ -130,6 +136,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))
         .route("/api/v1/openapi.json", get(system::openapi))
+        // Its own access rules: the security server's address, then X-Road clients.
+        .route("/xroad/soap", post(smartcity::endpoint))
         .route("/api/v1/auth/token", post(accounts::login))
         .route(
             "/api/v1/accounts",

@@ -1,0 +1,711 @@
+//! `POST /xroad/soap`: Tunduk's `smartcity-service`, provided to the bus through the
+//! city's security server. Only that server's addresses are answered; each operation
+//! has its own allow-list of X-Road clients; every exchange is logged with its X-Road
+//! `id`, `userId` and `issue`. Answers follow `tunduk/wsdl/smartcity-service.wsdl`:
+//! the request echoed, then the operation's codes (docs/payments.md maps them).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use chrono::{DateTime, Datelike, FixedOffset, Utc};
+use kozomol_core::{decimal_degrees, CameraId, CaseId, CaseState, FrameRole, Money};
+use kozomol_fines::delivery;
+use kozomol_payments::{format_decimal, parse_decimal, PaymentCode};
+use kozomol_store::{
+    CaseQuery, DeliveryRecorded, NewPayment, PaymentChannel, PaymentPosted, PaymentRefusal,
+    ResolutionRecord,
+};
+use kozomol_tunduk::provider::{fault_envelope, RequestFault, XRoadRequest};
+use kozomol_tunduk::smartcity::{
+    coded_response, event_photo, payment_response, write_date_time, Call, InvalidCall, Operation,
+    Passage, PaymentInfo, PlateFine, ProviderSettings, NO_PAYMENT_DATE, SMARTCITY_NS,
+};
+use kozomol_tunduk::xml::Element;
+use uuid::Uuid;
+
+use super::ApiState;
+
+/// The service as configured for this process, with the city's UTC offset (dates
+/// without a zone are the city's time).
+#[derive(Debug, Clone)]
+pub struct SmartcityService {
+    pub settings: ProviderSettings,
+    pub offset: FixedOffset,
+}
+
+/// Most passages one `getEvents` answer lists (a day of one plate is far fewer).
+const EVENTS_LIMIT: u32 = 1000;
+/// Most fines one plate's answer lists.
+const PLATE_FINES_LIMIT: u32 = 200;
+
+/// A SOAP fault to answer with.
+struct Fault {
+    status: StatusCode,
+    code: String,
+    message: String,
+}
+
+impl Fault {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Fault {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn invalid(e: InvalidCall) -> Self {
+        Fault::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Client.InvalidRequest",
+            e.to_string(),
+        )
+    }
+
+    fn internal(what: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %what, "smartcity-service failed");
+        Fault::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Server.InternalError",
+            "internal error; the exchange id is logged",
+        )
+    }
+
+    fn response(&self) -> Response {
+        let detail = Uuid::now_v7().to_string();
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+            fault_envelope(&self.code, &self.message, &detail),
+        )
+            .into_response()
+    }
+}
+
+impl From<RequestFault> for Fault {
+    fn from(fault: RequestFault) -> Self {
+        Fault::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &fault.code(),
+            fault.message,
+        )
+    }
+}
+
+impl From<kozomol_store::StoreError> for Fault {
+    fn from(e: kozomol_store::StoreError) -> Self {
+        Fault::internal(e)
+    }
+}
+
+/// `POST /xroad/soap`.
+pub async fn endpoint(State(state): State<ApiState>, request: axum::extract::Request) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let headers: HeaderMap = request.headers().clone();
+    let body = match axum::body::to_bytes(request.into_body(), BODY_LIMIT).await {
+        Ok(body) => body,
+        Err(_) => {
+            return Fault::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Client.InvalidSoap",
+                format!("a request is at most {BODY_LIMIT} bytes"),
+            )
+            .response()
+        }
+    };
+    let Some(service) = state.app.smartcity.clone() else {
+        return Fault::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Server.ServiceUnavailable",
+            "this kozomol provides no smartcity-service ([smartcity] is not configured)",
+        )
+        .response();
+    };
+    if !peer.is_some_and(|ip| service.settings.security_servers.contains(&ip)) {
+        tracing::warn!(peer = ?peer, "smartcity-service called from outside the security server");
+        return Fault::new(
+            StatusCode::FORBIDDEN,
+            "Client.AccessDenied",
+            "only the city's security server may call this service",
+        )
+        .response();
+    }
+    match answer(&state, &service, &headers, &body).await {
+        Ok(reply) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+            reply,
+        )
+            .into_response(),
+        Err(fault) => fault.response(),
+    }
+}
+
+/// A request's whole body; the largest call is a few hundred bytes.
+const BODY_LIMIT: usize = 64 * 1024;
+
+async fn answer(
+    state: &ApiState,
+    service: &SmartcityService,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<String, Fault> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let request = XRoadRequest::read(content_type, body)?;
+    let operation = Operation::from_name(request.service.service_code())
+        .filter(|_| *request.service.provider() == service.settings.provider)
+        .ok_or_else(|| {
+            Fault::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Server.ServerProxy.UnknownService",
+                format!("Unknown service: SERVICE:{}", request.service),
+            )
+        })?;
+    let log = ExchangeLog::new(&request, operation);
+    if !service.settings.allows(operation, &request.client) {
+        log.refused("client not allowed");
+        return Err(Fault::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Server.ServerProxy.AccessDenied",
+            format!("Request is not allowed: SERVICE:{}", request.service),
+        ));
+    }
+    let call = request
+        .with_payload(|payload| {
+            Call::read(payload).map_err(|e| match e {
+                Some(e) => Fault::invalid(e),
+                None => Fault::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Client.InvalidBody",
+                    format!(
+                        "the body element must be {{{SMARTCITY_NS}}}{}",
+                        operation.name()
+                    ),
+                ),
+            })
+        })
+        .and_then(|call| {
+            if call.operation == operation {
+                Ok(call)
+            } else {
+                Err(Fault::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Client.InvalidBody",
+                    format!(
+                        "the service is {} but the body calls {}",
+                        operation.name(),
+                        call.operation.name()
+                    ),
+                ))
+            }
+        });
+    let call = match call {
+        Ok(call) => call,
+        Err(fault) => {
+            log.refused(&fault.message);
+            return Err(fault);
+        }
+    };
+    let exchange = Exchange {
+        state,
+        offset: service.offset,
+        request: &request,
+        call: &call,
+    };
+    let answered = match operation {
+        Operation::SetPaymentLegal => exchange.set_payment().await,
+        Operation::GetViolationsByPlate => exchange.fines_by_plate().await,
+        Operation::ProtocolInfo => exchange.protocol_info().await,
+        Operation::ResolutionDeliveryStatus => exchange.delivery_status().await,
+        Operation::GetEvents => exchange.events().await,
+        Operation::GetEventPhoto => exchange.event_photo().await,
+        other => Err(Fault::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Server.UnknownOperation",
+            format!("kozomol does not provide {}", other.name()),
+        )),
+    };
+    match answered {
+        Ok((code, response)) => {
+            log.answered(code);
+            Ok(request.reply(&call.reply(response).to_xml()))
+        }
+        Err(fault) => {
+            log.refused(&fault.message);
+            Err(fault)
+        }
+    }
+}
+
+/// The log line of one exchange as provider.
+struct ExchangeLog {
+    id: String,
+    user_id: String,
+    issue: String,
+    client: String,
+    operation: &'static str,
+}
+
+impl ExchangeLog {
+    fn new(request: &XRoadRequest, operation: Operation) -> Self {
+        ExchangeLog {
+            id: request.id.clone(),
+            user_id: request.user_id.clone().unwrap_or_default(),
+            issue: request.issue.clone().unwrap_or_default(),
+            client: request.client.to_string(),
+            operation: operation.name(),
+        }
+    }
+
+    fn answered(&self, code: u16) {
+        tracing::info!(
+            xroad_id = %self.id, user_id = %self.user_id, issue = %self.issue,
+            client = %self.client, operation = self.operation, code,
+            "smartcity-service answered"
+        );
+    }
+
+    fn refused(&self, reason: &str) {
+        tracing::warn!(
+            xroad_id = %self.id, user_id = %self.user_id, issue = %self.issue,
+            client = %self.client, operation = self.operation, reason,
+            "smartcity-service refused"
+        );
+    }
+}
+
+/// One call being answered: each operation returns its code (for the log) and its
+/// `response` element.
+struct Exchange<'a> {
+    state: &'a ApiState,
+    offset: FixedOffset,
+    request: &'a XRoadRequest,
+    call: &'a Call,
+}
+
+type Answered = Result<(u16, Element), Fault>;
+
+/// `setPaymentLegal`'s answer code for a payment the ledger would not take.
+fn refusal_status(refusal: &PaymentRefusal) -> Option<u16> {
+    match refusal {
+        PaymentRefusal::UnknownCode => Some(404),
+        // A case under appeal takes no payment now; the contract has no closer code.
+        PaymentRefusal::Closed(_) | PaymentRefusal::NotPayable(_) => Some(405),
+        PaymentRefusal::AlreadyPaid => Some(406),
+        PaymentRefusal::Overpaid { .. } => Some(408),
+        PaymentRefusal::Underpaid { .. } => Some(409),
+        PaymentRefusal::IdReused(_) | PaymentRefusal::Invalid(_) => None,
+    }
+}
+
+impl Exchange<'_> {
+    fn store(&self) -> &dyn kozomol_store::Store {
+        self.state.app.store.as_ref()
+    }
+
+    fn date(&self, at: DateTime<Utc>) -> String {
+        write_date_time(at, self.offset)
+    }
+
+    /// A resolution named by its number (`KG-BSK-2026-0000123`) or by its case's
+    /// numeric id, as `smartcityGetViolations` writes `protocolNumber`.
+    async fn resolution(&self, protocol: &str) -> Result<Option<ResolutionRecord>, Fault> {
+        if let Ok(id) = protocol.parse::<i64>() {
+            return Ok(self.store().resolution_of_case(CaseId(id)).await?);
+        }
+        Ok(self.store().resolution(protocol).await?)
+    }
+
+    /// `setPaymentLegal`: 0 checks what the fine takes on the payment day, 1 pays
+    /// exactly that (once: a second payment answers 406), 2 cancels.
+    async fn set_payment(&self) -> Answered {
+        let call = self.call;
+        let status = call.integer("status").map_err(Fault::invalid)?;
+        let raw_code = call.required("paymentNumber").map_err(Fault::invalid)?;
+        let paid_at = call
+            .date_time("paymentDate", self.offset)
+            .map_err(Fault::invalid)?;
+        // The fine's currency is the code's jurisdiction's; an unknown code is 404.
+        let Ok(code) = raw_code.parse::<PaymentCode>() else {
+            return Ok((404, payment_response(404, "0.00")));
+        };
+        let currency = code.jurisdiction().currency();
+        let sum = parse_decimal(call.text("sum"), currency).map_err(|e| {
+            Fault::invalid(InvalidCall {
+                operation: Operation::SetPaymentLegal.name(),
+                field: "sum",
+                reason: e.to_string(),
+            })
+        })?;
+        let refused = |refusal: PaymentRefusal| -> Answered {
+            let cost = match &refusal {
+                PaymentRefusal::Overpaid { outstanding }
+                | PaymentRefusal::Underpaid { outstanding } => format_decimal(*outstanding),
+                _ => format_decimal(Money::new(0, currency)),
+            };
+            match refusal_status(&refusal) {
+                Some(status) => Ok((status, payment_response(status, &cost))),
+                None => Err(Fault::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Client.InvalidRequest",
+                    match refusal {
+                        PaymentRefusal::IdReused(_) => {
+                            "this X-Road message id was used for another payment".to_owned()
+                        }
+                        PaymentRefusal::Invalid(reason) => reason,
+                        _ => "refused".to_owned(),
+                    },
+                )),
+            }
+        };
+        match status {
+            0 => match self.store().payment_quote(&code.to_string(), paid_at).await? {
+                Ok(quote) => Ok((200, payment_response(200, &format_decimal(quote.outstanding)))),
+                Err(refusal) => refused(refusal),
+            },
+            1 => {
+                let client = self.request.client.to_string();
+                let posted = self
+                    .store()
+                    .post_payment(&NewPayment {
+                        payment_code: code.to_string(),
+                        channel: PaymentChannel::Soap,
+                        source: client.clone(),
+                        // The message id: the same message again is the same payment.
+                        external_id: self.request.id.clone(),
+                        amount: sum,
+                        paid_at,
+                        exact_only: true,
+                        posted_by: format!("xroad:{client}"),
+                    })
+                    .await?;
+                match posted {
+                    PaymentPosted::Applied(record) | PaymentPosted::AlreadyPosted(record) => {
+                        Ok((200, payment_response(200, &format_decimal(record.amount))))
+                    }
+                    PaymentPosted::Refused(refusal) => refused(refusal),
+                }
+            }
+            2 => Err(Fault::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Server.NotSupported",
+                "cancelling a payment over Tunduk is not supported yet; ask the city's finance office",
+            )),
+            other => Err(Fault::invalid(InvalidCall {
+                operation: Operation::SetPaymentLegal.name(),
+                field: "status",
+                reason: format!("{other} is not 0 (check), 1 (pay) or 2 (cancel)"),
+            })),
+        }
+    }
+
+    /// `getViolationsByPlate`: the plate's fines that still take money, with what each
+    /// takes today.
+    async fn fines_by_plate(&self) -> Answered {
+        let plate = kozomol_tunduk::normalize_plate(self.call.text("plate"));
+        if plate.is_empty() {
+            return Ok((400, coded_response(400, "Bad Request: plate is empty")));
+        }
+        let cases = self
+            .store()
+            .cases(&CaseQuery {
+                sighted_plate: Some(plate.clone()),
+                limit: PLATE_FINES_LIMIT,
+                ..CaseQuery::default()
+            })
+            .await?;
+        let now = Utc::now();
+        let mut fines = Vec::new();
+        for case in cases {
+            let Some(resolution) = self.store().resolution_of_case(case.id).await? else {
+                continue;
+            };
+            if let Ok(quote) = self
+                .store()
+                .payment_quote(&resolution.payment_code, now)
+                .await?
+            {
+                fines.push(PlateFine {
+                    payment_number: resolution.payment_code,
+                    amount: format_decimal(quote.outstanding),
+                });
+            }
+        }
+        if fines.is_empty() {
+            return Ok((
+                404,
+                coded_response(404, "По данному гос.номеру нарушений не найдено"),
+            ));
+        }
+        let mut response = coded_response(200, "Успешно");
+        for fine in &fines {
+            response = response.child(fine.element());
+        }
+        Ok((200, response))
+    }
+
+    /// `protocolInfo`: how the resolution stands with payment.
+    async fn protocol_info(&self) -> Answered {
+        let protocol = self.call.text("protocol");
+        let Some(resolution) = self.resolution(protocol).await? else {
+            return Ok((
+                404,
+                coded_response(404, "Не найдено").child(Element::nil("data")),
+            ));
+        };
+        let case = self
+            .store()
+            .case(resolution.case_id)
+            .await?
+            .ok_or_else(|| Fault::internal(format!("the case of {} is gone", resolution.number)))?;
+        let payments = self.store().payments(&resolution.number).await?;
+        let paid_minor: i64 = payments.iter().map(|p| p.amount.minor).sum();
+        let paid = matches!(case.state, CaseState::Paid | CaseState::PaidDiscounted);
+        let message = match (paid, paid_minor) {
+            (true, _) => "Оплачено",
+            (false, 0) => "Не оплачено",
+            (false, _) => "Оплачено частично",
+        };
+        let info = PaymentInfo {
+            paid,
+            message: message.to_owned(),
+            paid_sum: format_decimal(Money::new(paid_minor, resolution.amount.currency)),
+            payment_date: payments
+                .iter()
+                .map(|p| p.paid_at)
+                .max()
+                .map(|at| self.date(at))
+                .unwrap_or_else(|| NO_PAYMENT_DATE.to_owned()),
+        };
+        Ok((200, coded_response(200, "Успешно").child(info.element())))
+    }
+
+    /// `resolutionDeliveryStatus`: the state portal reports that it delivered the
+    /// resolution (`deliveryStatus` 1); its clocks start from `deliveryDate`.
+    async fn delivery_status(&self) -> Answered {
+        let call = self.call;
+        let status = call.integer("deliveryStatus").map_err(Fault::invalid)?;
+        if status != 1 {
+            return Err(Fault::invalid(InvalidCall {
+                operation: Operation::ResolutionDeliveryStatus.name(),
+                field: "deliveryStatus",
+                reason: format!("{status} is not 1 (delivered), the only status kozomol records"),
+            }));
+        }
+        let delivered_at = call
+            .date_time("deliveryDate", self.offset)
+            .map_err(Fault::invalid)?;
+        let Some(resolution) = self.resolution(call.text("protocol")).await? else {
+            return Ok((404, coded_response(404, "Номер протокола не найден.")));
+        };
+        let client = self.request.client.to_string();
+        let recorded = delivery::record_portal_delivery(
+            self.store(),
+            &resolution.number,
+            &client,
+            delivered_at,
+            serde_json::json!({
+                "xroad_id": self.request.id,
+                "user_id": self.request.user_id,
+                "delivery_status": status,
+                "delivery_date": call.text("deliveryDate"),
+                "note": call.text("note"),
+            }),
+            &format!("xroad:{client}"),
+        )
+        .await
+        .map_err(|e| match e {
+            // A date before the resolution was issued, or in the future.
+            delivery::DeliveryError::Store(kozomol_store::StoreError::Invalid(reason)) => {
+                Fault::invalid(InvalidCall {
+                    operation: Operation::ResolutionDeliveryStatus.name(),
+                    field: "deliveryDate",
+                    reason,
+                })
+            }
+            other => Fault::internal(other),
+        })?;
+        Ok(match recorded {
+            DeliveryRecorded::AlreadyRecorded { .. } => {
+                (402, coded_response(402, "Статус уже установлен."))
+            }
+            DeliveryRecorded::First { .. } | DeliveryRecorded::Additional { .. } => {
+                (200, coded_response(200, "Успешно"))
+            }
+        })
+    }
+
+    /// `getEvents`: the plate's passages (cases) in a period of at most 24 hours
+    /// within one month.
+    async fn events(&self) -> Answered {
+        let call = self.call;
+        let plate = kozomol_tunduk::normalize_plate(call.text("plateNumber"));
+        let (Ok(from), Ok(to)) = (
+            call.date_time("fromDate", self.offset),
+            call.date_time("toDate", self.offset),
+        ) else {
+            return Ok((400, coded_response(400, "Bad request")));
+        };
+        if plate.is_empty() || to < from {
+            return Ok((400, coded_response(400, "Bad request")));
+        }
+        if to - from > chrono::Duration::hours(24) {
+            return Ok((
+                400,
+                coded_response(400, "The period range is more then 24 hours"),
+            ));
+        }
+        let (first, last) = (
+            from.with_timezone(&self.offset),
+            to.with_timezone(&self.offset),
+        );
+        if (first.year(), first.month()) != (last.year(), last.month()) {
+            return Ok((
+                400,
+                coded_response(
+                    400,
+                    "The period covers 2 months. It can only be within one month",
+                ),
+            ));
+        }
+        let cases = self
+            .store()
+            .cases(&CaseQuery {
+                sighted_plate: Some(plate.clone()),
+                from: Some(from),
+                // `toDate` is inclusive; the query's end is not.
+                to: Some(to + chrono::Duration::milliseconds(1)),
+                limit: EVENTS_LIMIT,
+                ..CaseQuery::default()
+            })
+            .await?;
+        let mut sites: HashMap<CameraId, Option<kozomol_core::Site>> = HashMap::new();
+        let mut passages = Vec::new();
+        for case in cases {
+            let site = match &case.camera_id {
+                Some(camera) => {
+                    if !sites.contains_key(camera) {
+                        let site = self.store().camera(camera).await?.map(|c| c.site);
+                        sites.insert(camera.clone(), site);
+                    }
+                    sites.get(camera).cloned().flatten()
+                }
+                None => None,
+            };
+            passages.push(Passage {
+                id: case.id.0,
+                crossroad: site.as_ref().map(|s| s.address.clone()).unwrap_or_default(),
+                plate_number: plate.clone(),
+                event_date: self.date(case.captured_at),
+                gps_y: site
+                    .as_ref()
+                    .map(|s| decimal_degrees(s.lat_e6))
+                    .unwrap_or_default(),
+                gps_x: site
+                    .as_ref()
+                    .map(|s| decimal_degrees(s.lon_e6))
+                    .unwrap_or_default(),
+            });
+        }
+        if passages.is_empty() {
+            return Ok((
+                404,
+                coded_response(404, "There are no events for the specified parameters"),
+            ));
+        }
+        let mut response = coded_response(200, "Success");
+        for passage in &passages {
+            response = response.child(passage.element());
+        }
+        Ok((200, response))
+    }
+
+    /// `getEventPhoto`: the overview frame of the case with this id captured at this
+    /// time (to the second).
+    async fn event_photo(&self) -> Answered {
+        let call = self.call;
+        let (Ok(id), Ok(at)) = (
+            call.integer("eventId"),
+            call.date_time("eventDate", self.offset),
+        ) else {
+            return Ok((
+                400,
+                coded_response(400, "Bad request").child(Element::nil("data")),
+            ));
+        };
+        let not_found = || {
+            Ok((
+                404,
+                coded_response(404, "There is no event for the specified parameters")
+                    .child(Element::nil("data")),
+            ))
+        };
+        let Some(case) = self.store().case(CaseId(id)).await? else {
+            return not_found();
+        };
+        if case.captured_at.timestamp() != at.timestamp() {
+            return not_found();
+        }
+        let Some(frame) = case
+            .frames
+            .iter()
+            .find(|f| f.role == FrameRole::Overview)
+            .or_else(|| case.frames.first())
+        else {
+            return not_found();
+        };
+        let bytes = super::cases::read_evidence(
+            self.state,
+            case.id,
+            "event photo",
+            frame.location.clone(),
+            frame.sha256,
+        )
+        .await
+        .map_err(Fault::internal)?;
+        let image = base64::engine::general_purpose::STANDARD.encode(bytes);
+        Ok((
+            200,
+            coded_response(200, "Success").child(event_photo(
+                case.id.0,
+                &self.date(case.captured_at),
+                &image,
+            )),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kozomol_core::Currency;
+
+    use super::*;
+
+    #[test]
+    fn every_refusal_has_its_answer() {
+        let outstanding = Money::new(250_000, Currency::KGS);
+        for (refusal, status) in [
+            (PaymentRefusal::UnknownCode, Some(404)),
+            (PaymentRefusal::Closed(CaseState::Annulled), Some(405)),
+            (PaymentRefusal::NotPayable(CaseState::Appealed), Some(405)),
+            (PaymentRefusal::AlreadyPaid, Some(406)),
+            (PaymentRefusal::Overpaid { outstanding }, Some(408)),
+            (PaymentRefusal::Underpaid { outstanding }, Some(409)),
+            (PaymentRefusal::Invalid("another currency".into()), None),
+        ] {
+            assert_eq!(refusal_status(&refusal), status, "{refusal:?}");
+        }
+    }
+}

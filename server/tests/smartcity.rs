@@ -1,0 +1,530 @@
+//! `smartcity-service` at `/xroad/soap`, called by a stock SOAP client built from the
+//! WSDL (Python's `zeep`, `tests/smartcity/stock_client.py`) against a real HTTP
+//! server over fines issued through the store. `scripts/test.sh` installs zeep and
+//! names its Python in `KOZOMOL_STOCK_SOAP_PYTHON`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use chrono::FixedOffset;
+use ed25519_dalek::SigningKey;
+use kozomol_core::CaseState;
+use kozomol_ingest::IngestMetrics;
+use kozomol_server::api::{router, AppState, SmartcityService};
+use kozomol_store::{EvidenceStore, NewAppeal, Store};
+use kozomol_testkit::fines::issued_fines;
+use kozomol_tunduk::smartcity::ProviderSettings;
+use kozomol_tunduk::XRoadClient;
+use serde_json::{json, Value};
+
+const PROVIDER: &str = "central-server/GOV/70000001/smartcity";
+const BANK: &str = "central-server/COM/10000001/payments";
+const PORTAL: &str = "central-server/GOV/70000002/portal";
+const POLICE: &str = "central-server/GOV/70000003/police";
+
+fn clients(names: &[&str]) -> Vec<XRoadClient> {
+    names
+        .iter()
+        .map(|n| XRoadClient::parse(n).expect("client"))
+        .collect()
+}
+
+struct Provider {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    url: String,
+    codes: Vec<String>,
+    first_case: i64,
+}
+
+impl Provider {
+    async fn start(security_servers: Vec<std::net::IpAddr>) -> Provider {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = kozomol_store::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("kozomol.db").display()
+        ))
+        .await
+        .expect("sqlite store opens");
+        let evidence = Arc::new(
+            EvidenceStore::open(&dir.path().join("evidence"), "smartcity-test").expect("evidence"),
+        );
+        let (first, codes) = issued_fines(store.as_ref(), &evidence, 3)
+            .await
+            .expect("fines issued");
+        let mut allowed = BTreeMap::new();
+        allowed.insert("setPaymentLegal".to_owned(), clients(&[BANK]));
+        allowed.insert("getViolationsByPlate".to_owned(), clients(&[BANK, PORTAL]));
+        allowed.insert("protocolInfo".to_owned(), clients(&[BANK, PORTAL]));
+        allowed.insert("resolutionDeliveryStatus".to_owned(), clients(&[PORTAL]));
+        allowed.insert("getEvents".to_owned(), clients(&[POLICE]));
+        allowed.insert("getEventPhoto".to_owned(), clients(&[POLICE]));
+        let mut state = AppState::new(
+            store.clone(),
+            evidence,
+            Arc::new(IngestMetrics::default()),
+            "http://kozomol.test",
+            Arc::new(SigningKey::from_bytes(&[7; 32])),
+        );
+        state.smartcity = Some(Arc::new(SmartcityService {
+            settings: ProviderSettings {
+                provider: XRoadClient::parse(PROVIDER).expect("provider"),
+                security_servers,
+                clients: allowed,
+            },
+            offset: FixedOffset::east_opt(6 * 3600).expect("+06:00"),
+        }));
+        state.ready.store(true, Ordering::Release);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Provider {
+            _dir: dir,
+            store,
+            url: format!("http://{addr}/xroad/soap"),
+            codes,
+            first_case: first.0,
+        }
+    }
+
+    async fn number(&self, i: usize) -> String {
+        self.store
+            .resolution_of_case(kozomol_core::CaseId(self.first_case + i as i64))
+            .await
+            .expect("read")
+            .expect("issued")
+            .number
+    }
+
+    async fn state(&self, i: usize) -> CaseState {
+        self.store
+            .case(kozomol_core::CaseId(self.first_case + i as i64))
+            .await
+            .expect("read")
+            .expect("case")
+            .state
+    }
+}
+
+fn wsdl() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tunduk/wsdl/smartcity-service.wsdl")
+}
+
+/// The Python that has zeep: `KOZOMOL_STOCK_SOAP_PYTHON`, else `python3` if it has it.
+fn python() -> String {
+    if let Ok(python) = std::env::var("KOZOMOL_STOCK_SOAP_PYTHON") {
+        return python;
+    }
+    let has_zeep = Command::new("python3")
+        .args(["-c", "import zeep"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        has_zeep,
+        "the stock SOAP client needs Python's zeep: run scripts/test.sh, or set \
+         KOZOMOL_STOCK_SOAP_PYTHON to a Python that has it"
+    );
+    "python3".to_owned()
+}
+
+/// One call for the stock client: `client` calls `operation` with `request`.
+fn call(client: &str, operation: &str, id: &str, request: Value) -> Value {
+    json!({"client": client, "provider": PROVIDER, "operation": operation, "id": id, "request": request})
+}
+
+/// Runs the stock client over `calls`, in order, and returns its answers.
+async fn stock_client(url: &str, calls: Vec<Value>) -> Vec<Value> {
+    let job = json!({"wsdl": wsdl(), "url": url, "calls": calls}).to_string();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smartcity/stock_client.py");
+    let python = python();
+    let output = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = Command::new(python)
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(job.as_bytes())
+            .expect("job written");
+        child.wait_with_output().expect("python ends")
+    })
+    .await
+    .expect("joined");
+    assert!(
+        output.status.success(),
+        "stock client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("answers are JSON")
+}
+
+fn response(answer: &Value) -> &Value {
+    &answer["body"]["response"]
+}
+
+fn fault_code(answer: &Value) -> &str {
+    answer["fault"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a fault, got {answer}"))
+}
+
+fn pay(status: u8, code: &str, sum: &str, id: &str) -> Value {
+    call(
+        BANK,
+        "setPaymentLegal",
+        id,
+        json!({"status": status, "sum": sum, "paymentNumber": code.parse::<i64>().unwrap_or(1), "paymentDate": "2026-03-12T15:30:00+06:00"}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn banks_check_and_pay_exactly_once_through_the_stock_client() {
+    let provider = Provider::start(vec!["127.0.0.1".parse().expect("ip")]).await;
+    let codes = &provider.codes;
+    // The third fine is under appeal: it takes no payment.
+    provider
+        .store
+        .file_appeal(&NewAppeal {
+            case_id: kozomol_core::CaseId(provider.first_case + 2),
+            appellant: "Асанов Бакыт".into(),
+            contact: None,
+            grounds: "Я не превышал скорость".into(),
+            filed_by: "portal".into(),
+            attachments: vec![],
+        })
+        .await
+        .expect("appeal filed");
+    // A valid code no resolution has.
+    let stranger = kozomol_payments::PaymentCode::new(
+        kozomol_payments::CodeKind::Fine,
+        kozomol_core::Jurisdiction::Kg,
+        2026,
+        1,
+        9_999_999,
+    )
+    .expect("code")
+    .to_string();
+
+    let answers = stock_client(
+        &provider.url,
+        vec![
+            pay(0, &codes[0], "0", "check-1"),
+            pay(1, &codes[0], "3000.00", "over-1"),
+            pay(1, &codes[0], "2000", "under-1"),
+            pay(1, &codes[0], "2500.00", "pay-1"),
+            pay(1, &codes[0], "2500.00", "pay-2"),
+            pay(1, &codes[0], "2500.00", "pay-1"),
+            pay(0, &codes[0], "0", "check-2"),
+            pay(0, &stranger, "0", "check-3"),
+            pay(1, &codes[2], "2500.00", "pay-3"),
+            pay(1, &codes[1], "2500.005", "pay-4"),
+            pay(7, &codes[1], "2500.00", "pay-5"),
+            call(
+                PORTAL,
+                "setPaymentLegal",
+                "pay-6",
+                pay(1, &codes[1], "2500.00", "x")["request"].clone(),
+            ),
+        ],
+    )
+    .await;
+    let status_cost = |i: usize| {
+        let r = response(&answers[i]);
+        (
+            r["status"].as_i64().unwrap_or(-1),
+            r["cost"].as_str().unwrap_or("").to_owned(),
+        )
+    };
+    assert_eq!(
+        status_cost(0),
+        (200, "2500.00".into()),
+        "the discounted sum: {}",
+        answers[0]
+    );
+    assert_eq!(status_cost(1), (408, "2500.00".into()), "overpaid");
+    assert_eq!(status_cost(2), (409, "2500.00".into()), "underpaid");
+    assert_eq!(status_cost(3), (200, "2500.00".into()), "paid");
+    assert_eq!(status_cost(4).0, 406, "a second payment of the code");
+    assert_eq!(
+        status_cost(5),
+        (200, "2500.00".into()),
+        "the same message again is that payment"
+    );
+    assert_eq!(status_cost(6).0, 406, "nothing is left to check");
+    assert_eq!(status_cost(7).0, 404, "no resolution has the code");
+    assert_eq!(status_cost(8).0, 405, "under appeal");
+    assert_eq!(
+        fault_code(&answers[9]),
+        "Client.InvalidRequest",
+        "three decimals are never rounded"
+    );
+    assert_eq!(
+        fault_code(&answers[10]),
+        "Client.InvalidRequest",
+        "status 7"
+    );
+    assert_eq!(
+        fault_code(&answers[11]),
+        "Server.ServerProxy.AccessDenied",
+        "the portal may not pay"
+    );
+    // The request is echoed as sent.
+    assert_eq!(answers[3]["body"]["request"]["sum"], "2500.00");
+    assert_eq!(
+        answers[3]["body"]["request"]["paymentNumber"]
+            .as_i64()
+            .map(|n| n.to_string()),
+        Some(codes[0].clone())
+    );
+
+    // Exactly one payment, at the discount (paid before delivery).
+    let number = provider.number(0).await;
+    let payments = provider.store.payments(&number).await.expect("payments");
+    assert_eq!(payments.len(), 1, "{payments:?}");
+    assert_eq!(payments[0].amount.minor, 250_000);
+    assert_eq!(payments[0].source, BANK);
+    assert_eq!(payments[0].external_id, "pay-1");
+    assert_eq!(provider.state(0).await, CaseState::PaidDiscounted);
+    assert_eq!(
+        provider.state(1).await,
+        CaseState::Issued,
+        "refused payments change nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fines_deliveries_events_and_photos_through_the_stock_client() {
+    let provider = Provider::start(vec!["127.0.0.1".parse().expect("ip")]).await;
+    let codes = &provider.codes;
+    let (paid, unpaid) = (provider.number(0).await, provider.number(1).await);
+    let plate_of_1 = provider
+        .store
+        .decided_plate(kozomol_core::CaseId(provider.first_case + 1))
+        .await
+        .expect("read")
+        .expect("a decided plate");
+    let case_1 = provider.first_case + 1;
+    // Fines are issued now: the portal delivers just after (to the second, within the
+    // clock skew a delivery date may have).
+    let delivered = (chrono::Utc::now() + chrono::Duration::seconds(2))
+        .with_timezone(&FixedOffset::east_opt(6 * 3600).expect("+06:00"))
+        .format("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string();
+    // Cases were captured on 2026-03-10 at 08:30 UTC (14:30 in Bishkek).
+    let answers = stock_client(
+        &provider.url,
+        vec![
+            pay(1, &codes[0], "2500.00", "pay-1"),
+            call(PORTAL, "getViolationsByPlate", "p-1", json!({"plate": plate_of_1})),
+            call(PORTAL, "getViolationsByPlate", "p-2", json!({"plate": "01KG999ZZZ"})),
+            call(BANK, "protocolInfo", "i-1", json!({"protocol": paid})),
+            call(BANK, "protocolInfo", "i-2", json!({"protocol": unpaid})),
+            call(BANK, "protocolInfo", "i-3", json!({"protocol": "KG-BSK-2026-9999999"})),
+            call(PORTAL, "resolutionDeliveryStatus", "d-1", json!({"protocol": unpaid, "deliveryStatus": 1, "deliveryDate": delivered, "note": "прочитано в личном кабинете"})),
+            call(PORTAL, "resolutionDeliveryStatus", "d-2", json!({"protocol": unpaid, "deliveryStatus": 1, "deliveryDate": delivered, "note": "повтор"})),
+            call(PORTAL, "resolutionDeliveryStatus", "d-3", json!({"protocol": "KG-BSK-2026-9999999", "deliveryStatus": 1, "deliveryDate": delivered, "note": ""})),
+            call(PORTAL, "resolutionDeliveryStatus", "d-4", json!({"protocol": paid, "deliveryStatus": 1, "deliveryDate": "2026-03-11T09:00:00+06:00", "note": "before the fine"})),
+            call(POLICE, "getEvents", "e-1", json!({"plateNumber": plate_of_1, "fromDate": "2026-03-10T00:00:00+06:00", "toDate": "2026-03-10T23:59:59+06:00"})),
+            call(POLICE, "getEvents", "e-2", json!({"plateNumber": plate_of_1, "fromDate": "2026-03-09T00:00:00+06:00", "toDate": "2026-03-10T23:59:59+06:00"})),
+            call(POLICE, "getEvents", "e-3", json!({"plateNumber": plate_of_1, "fromDate": "2026-02-28T12:00:00+06:00", "toDate": "2026-03-01T10:00:00+06:00"})),
+            call(POLICE, "getEvents", "e-4", json!({"plateNumber": plate_of_1, "fromDate": "2026-03-11T00:00:00+06:00", "toDate": "2026-03-11T23:00:00+06:00"})),
+            call(POLICE, "getEventPhoto", "f-1", json!({"eventId": case_1, "eventDate": "2026-03-10T14:30:00+06:00"})),
+            call(POLICE, "getEventPhoto", "f-2", json!({"eventId": case_1, "eventDate": "2026-03-10T14:31:00+06:00"})),
+            call(BANK, "getEvents", "e-5", json!({"plateNumber": plate_of_1, "fromDate": "2026-03-10T00:00:00+06:00", "toDate": "2026-03-10T23:59:59+06:00"})),
+        ],
+    )
+    .await;
+    let code = |i: usize| response(&answers[i])["code"].as_i64().unwrap_or(-1);
+
+    assert_eq!(code(1), 200, "{}", answers[1]);
+    let listed = &response(&answers[1])["protocols"];
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(
+        listed[0]["paymentNumber"].as_i64().map(|n| n.to_string()),
+        Some(codes[1].clone())
+    );
+    assert_eq!(listed[0]["violationAmmount"].as_f64(), Some(2500.0));
+    assert_eq!(code(2), 404);
+
+    assert_eq!(code(3), 200);
+    let info = &response(&answers[3])["data"];
+    assert_eq!(
+        (info["paymentStatus"].as_i64(), info["paidSum"].as_f64()),
+        (Some(1), Some(2500.0)),
+        "{info}"
+    );
+    assert!(
+        info["paymentDate"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("2026-03-12T15:30:00")),
+        "{info}"
+    );
+    let info = &response(&answers[4])["data"];
+    assert_eq!(
+        (
+            info["paymentStatus"].as_i64(),
+            info["paymentMessage"].as_str()
+        ),
+        (Some(0), Some("Не оплачено"))
+    );
+    assert_eq!(code(5), 404);
+    // zeep reads the nil `data` as an element with no values.
+    assert!(
+        response(&answers[5])["data"]["paymentStatus"].is_null(),
+        "{}",
+        answers[5]
+    );
+
+    assert_eq!(
+        (code(6), code(7), code(8)),
+        (200, 402, 404),
+        "delivered, again, unknown: {} {}",
+        answers[6],
+        answers[7]
+    );
+    let resolution = provider
+        .store
+        .resolution(&unpaid)
+        .await
+        .expect("read")
+        .expect("issued");
+    assert_eq!(
+        resolution.delivered_at.map(|at| at.timestamp()),
+        chrono::DateTime::parse_from_rfc3339(&delivered)
+            .ok()
+            .map(|at| at.timestamp()),
+        "the portal's delivery starts the clocks"
+    );
+    assert_eq!(provider.state(1).await, CaseState::Delivered);
+    assert_eq!(
+        fault_code(&answers[9]),
+        "Client.InvalidRequest",
+        "delivered before it was issued"
+    );
+
+    assert_eq!(code(10), 200, "{}", answers[10]);
+    let events = &response(&answers[10])["data"];
+    assert_eq!(events.as_array().map(Vec::len), Some(1), "{events}");
+    assert_eq!(events[0]["id"].as_i64(), Some(case_1));
+    assert_eq!(events[0]["plateNumber"].as_str(), Some(plate_of_1.as_str()));
+    assert_eq!(
+        (events[0]["gpsY"].as_str(), events[0]["gpsX"].as_str()),
+        (Some("42.876000"), Some("74.604000"))
+    );
+    assert!(events[0]["eventDate"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("2026-03-10T14:30:00")));
+    assert_eq!(code(11), 400, "more than 24 hours");
+    assert_eq!(code(12), 400, "two months");
+    assert_eq!(code(13), 404, "no passage that day");
+
+    assert_eq!(code(14), 200);
+    let photo = &response(&answers[14])["data"];
+    assert_eq!(photo["id"].as_i64(), Some(case_1));
+    assert!(
+        photo["image"]["bytes"].as_u64().is_some_and(|n| n > 100),
+        "{photo}"
+    );
+    assert_eq!(code(15), 404, "another time is another event");
+    assert_eq!(
+        fault_code(&answers[16]),
+        "Server.ServerProxy.AccessDenied",
+        "banks see no passages"
+    );
+}
+
+/// Requests written by hand: any prefixes (namespaces are read by URI), and what the
+/// endpoint refuses before any operation runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_reads_by_namespace_and_answers_only_the_security_server() {
+    let provider = Provider::start(vec!["127.0.0.1".parse().expect("ip")]).await;
+    let http = reqwest::Client::new();
+    let number = provider.number(1).await;
+    let envelope = |service_code: &str, body: &str| {
+        format!(
+            r#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/" xmlns:h="http://x-road.eu/xsd/xroad.xsd" xmlns:k="http://x-road.eu/xsd/identifiers" xmlns:z="http://tunduk-seccurity-infocom.x-road.fi/producer"><e:Header><h:client k:objectType="SUBSYSTEM"><k:xRoadInstance>central-server</k:xRoadInstance><k:memberClass>COM</k:memberClass><k:memberCode>10000001</k:memberCode><k:subsystemCode>payments</k:subsystemCode></h:client><h:service k:objectType="SERVICE"><k:xRoadInstance>central-server</k:xRoadInstance><k:memberClass>GOV</k:memberClass><k:memberCode>70000001</k:memberCode><k:subsystemCode>smartcity</k:subsystemCode><k:serviceCode>{service_code}</k:serviceCode><k:serviceVersion>v1</k:serviceVersion></h:service><h:id>raw-1</h:id><h:protocolVersion>4.0</h:protocolVersion></e:Header><e:Body>{body}</e:Body></e:Envelope>"#
+        )
+    };
+    let post = |text: String| {
+        http.post(&provider.url)
+            .header("content-type", "text/xml; charset=utf-8")
+            .body(text)
+            .send()
+    };
+    let reply = post(envelope(
+        "protocolInfo",
+        &format!("<z:protocolInfo><z:request><z:protocol>{number}</z:protocol></z:request></z:protocolInfo>"),
+    ))
+    .await
+    .expect("sent");
+    assert_eq!(reply.status(), 200);
+    let text = reply.text().await.expect("body");
+    assert!(
+        text.contains("<h:id>raw-1</h:id>"),
+        "the header is echoed: {text}"
+    );
+    assert!(
+        text.contains("<paymentMessage>Не оплачено</paymentMessage>"),
+        "{text}"
+    );
+
+    for (body, service_code, expected) in [
+        (
+            "<z:protocolInfo><z:request/></z:protocolInfo>",
+            "protocolInfo",
+            "Client.InvalidRequest",
+        ),
+        (
+            "<protocolInfo><request><protocol>1</protocol></request></protocolInfo>",
+            "protocolInfo",
+            "Client.InvalidBody",
+        ),
+        (
+            "<z:protocolInfo><z:request><z:protocol>1</z:protocol></z:request></z:protocolInfo>",
+            "getViolationsByPlate",
+            "Client.InvalidBody",
+        ),
+        (
+            "<z:x/>",
+            "noSuchOperation",
+            "Server.ServerProxy.UnknownService",
+        ),
+    ] {
+        let reply = post(envelope(service_code, body)).await.expect("sent");
+        assert_eq!(reply.status(), 500);
+        let text = reply.text().await.expect("body");
+        assert!(
+            text.contains(&format!("<faultcode>{expected}</faultcode>")),
+            "{body}: {text}"
+        );
+    }
+
+    // Another address than the security server's gets nothing.
+    let elsewhere = Provider::start(vec!["10.0.0.1".parse().expect("ip")]).await;
+    let reply = http
+        .post(&elsewhere.url)
+        .header("content-type", "text/xml; charset=utf-8")
+        .body(envelope("protocolInfo", "<z:protocolInfo/>"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(reply.status(), 403);
+    assert!(reply
+        .text()
+        .await
+        .expect("body")
+        .contains("Client.AccessDenied"));
+}
