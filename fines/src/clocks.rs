@@ -185,16 +185,36 @@ fn stored_clock(
 }
 
 fn case_clock(due: &DueClock) -> CaseClock {
-    let c = &due.clock;
+    clock_in(&due.clock, due.state, due.clock.discount_open)
+}
+
+fn clock_in(c: &StoredClock, state: CaseState, discount_open: bool) -> CaseClock {
     CaseClock {
         jurisdiction: c.jurisdiction,
-        state: due.state,
+        state,
         discount_until: c.discount_until,
         due: c.due,
         enforcement_by: c.enforcement_by,
         lapses: c.lapses,
-        discount_open: c.discount_open,
+        discount_open,
     }
+}
+
+/// The clock of a case a reversed payment sends back to `state`
+/// ([`kozomol_store::ClockRestart`]): the discount open while its last day has not
+/// passed, and the next wake-up by the deadlines rules — a day already past is due at
+/// the scheduler's next pass, which then makes the moves missed while it was paid.
+pub fn restart_clock(
+    clock: &StoredClock,
+    state: CaseState,
+    now: DateTime<Utc>,
+) -> (bool, Option<NaiveDate>) {
+    let today = clock.jurisdiction.local_date(now);
+    let discount_open = clock.discount_until.is_some_and(|until| today <= until);
+    (
+        discount_open,
+        next_wakeup(&clock_in(clock, state, discount_open)),
+    )
 }
 
 /// The moves one scheduler pass made, per case.
@@ -273,4 +293,68 @@ async fn stop_waking(store: &dyn Store, due: &DueClock, actor: &str) -> Result<(
         actor,
     };
     store.apply_deadline(&write).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        text.parse().expect("date")
+    }
+
+    #[test]
+    fn a_clock_restarts_where_the_rules_say() {
+        let clock = StoredClock {
+            case_id: CaseId(1),
+            jurisdiction: Jurisdiction::Kg,
+            runs_from: day("2026-03-01"),
+            discount_until: Some(day("2026-03-15")),
+            due: Some(day("2026-03-30")),
+            appeal_until: Some(day("2026-03-10")),
+            enforcement_by: Some(day("2026-06-30")),
+            lapses: Some(day("2027-03-01")),
+            discount_open: false,
+            next_wakeup: None,
+        };
+        // Noon in Bishkek on `d`.
+        let at = |d: &str| day(d).and_hms_opt(6, 0, 0).expect("time").and_utc();
+        let table = [
+            (
+                CaseState::Delivered,
+                "2026-03-10",
+                (true, Some(day("2026-03-16"))),
+            ),
+            (
+                CaseState::Delivered,
+                "2026-03-15",
+                (true, Some(day("2026-03-16"))),
+            ),
+            (
+                CaseState::PartiallyPaid,
+                "2026-03-20",
+                (false, Some(day("2026-03-31"))),
+            ),
+            // Due passed while it was paid: the next pass makes the case overdue.
+            (
+                CaseState::Delivered,
+                "2026-04-20",
+                (false, Some(day("2026-03-31"))),
+            ),
+            (
+                CaseState::Overdue,
+                "2026-04-20",
+                (false, Some(day("2026-07-01"))),
+            ),
+            (CaseState::Issued, "2026-03-10", (true, None)),
+            (CaseState::Paid, "2026-03-10", (true, None)),
+        ];
+        for (state, now, want) in table {
+            assert_eq!(
+                restart_clock(&clock, state, at(now)),
+                want,
+                "{state:?} on {now}"
+            );
+        }
+    }
 }

@@ -238,6 +238,11 @@ async fn banks_check_and_pay_exactly_once_through_the_stock_client() {
                 "pay-6",
                 pay(1, &codes[1], "2500.00", "x")["request"].clone(),
             ),
+            pay(2, &codes[0], "2500.00", "cancel-1"),
+            pay(2, &codes[0], "2500.00", "cancel-2"),
+            pay(0, &codes[0], "0", "check-4"),
+            pay(1, &codes[0], "2500.00", "pay-7"),
+            pay(2, &codes[1], "2500.00", "cancel-3"),
         ],
     )
     .await;
@@ -281,6 +286,23 @@ async fn banks_check_and_pay_exactly_once_through_the_stock_client() {
         "Server.ServerProxy.AccessDenied",
         "the portal may not pay"
     );
+    assert_eq!(
+        status_cost(12),
+        (200, "2500.00".into()),
+        "the bank cancels its payment"
+    );
+    assert_eq!(status_cost(13).0, 407, "cancelled already");
+    assert_eq!(
+        status_cost(14),
+        (200, "2500.00".into()),
+        "the fine takes money again"
+    );
+    assert_eq!(status_cost(15), (200, "2500.00".into()), "paid again");
+    assert_eq!(
+        status_cost(16).0,
+        404,
+        "the bank paid nothing for this code"
+    );
     // The request is echoed as sent.
     assert_eq!(answers[3]["body"]["request"]["sum"], "2500.00");
     assert_eq!(
@@ -290,13 +312,21 @@ async fn banks_check_and_pay_exactly_once_through_the_stock_client() {
         Some(codes[0].clone())
     );
 
-    // Exactly one payment, at the discount (paid before delivery).
+    // One payment cancelled, one standing, at the discount (paid before delivery).
     let number = provider.number(0).await;
     let payments = provider.store.payments(&number).await.expect("payments");
-    assert_eq!(payments.len(), 1, "{payments:?}");
+    assert_eq!(payments.len(), 2, "{payments:?}");
     assert_eq!(payments[0].amount.minor, 250_000);
     assert_eq!(payments[0].source, BANK);
     assert_eq!(payments[0].external_id, "pay-1");
+    assert!(
+        payments[0].reversed_at.is_some(),
+        "the cancelled payment stays, reversed"
+    );
+    assert_eq!(
+        (payments[1].external_id.as_str(), payments[1].reversed_at),
+        ("pay-7", None)
+    );
     assert_eq!(provider.state(0).await, CaseState::PaidDiscounted);
     assert_eq!(
         provider.state(1).await,

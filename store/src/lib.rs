@@ -89,8 +89,8 @@ pub use nominations::{
     OffenderResolution, Offenders,
 };
 pub use payments::{
-    NewPayment, PaymentChannel, PaymentPosted, PaymentQuote, PaymentRecord, PaymentRefusal,
-    PAYMENT_POSTED,
+    ClockRestart, NewPayment, PaymentChannel, PaymentPosted, PaymentQuote, PaymentRecord,
+    PaymentRefusal, PaymentReversal, PaymentReversed, PAYMENT_POSTED, PAYMENT_REVERSED,
 };
 
 use std::collections::{HashMap, HashSet};
@@ -566,6 +566,15 @@ pub trait PaymentLedger: Send + Sync {
         payment_code: &str,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<Result<PaymentQuote, PaymentRefusal>, StoreError>;
+
+    /// Marks a payment reversed (it stays in the ledger and no longer counts) and moves
+    /// the case back as the remaining money decides, in one transaction with its audit
+    /// row; a case back in a state whose clocks run has them restarted by
+    /// `reversal.restart_clock`. Reversing it again changes nothing.
+    async fn reverse_payment(
+        &self,
+        reversal: &PaymentReversal,
+    ) -> Result<PaymentReversed, StoreError>;
 
     /// The payments of a resolution, oldest first.
     async fn payments(&self, resolution_number: &str) -> Result<Vec<PaymentRecord>, StoreError>;

@@ -78,6 +78,11 @@ const SQLITE: &[Migration] = &[
         name: "payments",
         sql: include_str!("../migrations/sqlite/0012_payments.sql"),
     },
+    Migration {
+        version: 13,
+        name: "payment_reversals",
+        sql: include_str!("../migrations/sqlite/0013_payment_reversals.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -140,6 +145,11 @@ const POSTGRES: &[Migration] = &[
         version: 12,
         name: "payments",
         sql: include_str!("../migrations/postgres/0012_payments.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "payment_reversals",
+        sql: include_str!("../migrations/postgres/0013_payment_reversals.sql"),
     },
 ];
 

@@ -17,11 +17,13 @@ use kozomol_core::{CaseId, CaseState, Money};
 use kozomol_payments::{check_payment, Due, PaidSoFar, Settlement};
 use serde::Serialize;
 
-use crate::appeals::CLOSED;
+use crate::appeals::{StoredClock, CLOSED};
 use crate::StoreError;
 
 /// Action of the audit row written when a payment is applied.
 pub const PAYMENT_POSTED: &str = "case.payment_posted";
+/// Action of the audit row written when a payment is reversed.
+pub const PAYMENT_REVERSED: &str = "case.payment_reversed";
 
 /// The states a payment is taken in: the resolution stands and is unpaid.
 pub const PAYABLE: [CaseState; 6] = [
@@ -100,6 +102,8 @@ pub struct PaymentRecord {
     pub to_state: CaseState,
     /// Paid beyond what was due, in the payment's currency: to be refunded.
     pub excess_minor: i64,
+    /// When its reporter took it back; a reversed payment no longer counts.
+    pub reversed_at: Option<DateTime<Utc>>,
 }
 
 /// What posting a payment did.
@@ -112,6 +116,81 @@ pub enum PaymentPosted {
     AlreadyPosted(PaymentRecord),
     /// Not recorded.
     Refused(PaymentRefusal),
+}
+
+/// The deadlines engine's rule for a clock that runs again (the store keeps no rule of
+/// its own): for the case's clock and the state it returns to, whether the discount is
+/// still open and the clock's next wake-up, judged at the given time.
+pub type ClockRestart = fn(&StoredClock, CaseState, DateTime<Utc>) -> (bool, Option<NaiveDate>);
+
+/// A payment its reporter takes back (a bank's cancellation, a provider's reversal).
+#[derive(Clone, Debug)]
+pub struct PaymentReversal {
+    pub payment_code: String,
+    pub channel: PaymentChannel,
+    pub source: String,
+    /// The reporter's id of the payment; `None`: its latest payment of the code.
+    pub external_id: Option<String>,
+    pub reason: String,
+    pub reversed_by: String,
+    pub restart_clock: ClockRestart,
+}
+
+/// What reversing a payment did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PaymentReversed {
+    /// Marked reversed; the case is now in `to_state` (its clocks running again where
+    /// that state runs them).
+    Reversed {
+        payment: PaymentRecord,
+        from_state: CaseState,
+        to_state: CaseState,
+    },
+    /// It was reversed before: nothing changed.
+    AlreadyReversed(PaymentRecord),
+    /// No resolution has the payment code.
+    UnknownCode,
+    /// The reporter has no such payment of this fine.
+    NoPayment,
+}
+
+/// Where a case goes once a payment is reversed: `standing` is read without it, and
+/// `unpaid_state` is where the case was when payments first moved it. A case that no
+/// payment moved stays where it is; one the remaining money still settles stays paid
+/// (at the discount or not, as that money decides); otherwise it goes back, to
+/// `partially_paid` if money remains and it was delivered and dated.
+pub(crate) fn state_after_reversal(standing: &Standing, unpaid_state: CaseState) -> CaseState {
+    if !matches!(
+        standing.state,
+        CaseState::Paid | CaseState::PaidDiscounted | CaseState::PartiallyPaid
+    ) {
+        return standing.state;
+    }
+    match standing.due.settlement(standing.paid) {
+        Settlement::Paid { .. } => CaseState::Paid,
+        Settlement::PaidDiscounted { .. } => CaseState::PaidDiscounted,
+        Settlement::PartiallyPaid { .. }
+            if standing.paid.total > 0
+                && unpaid_state == CaseState::Delivered
+                && standing.dated =>
+        {
+            CaseState::PartiallyPaid
+        }
+        Settlement::PartiallyPaid { .. } => unpaid_state,
+    }
+}
+
+pub(crate) fn reversal_detail(record: &PaymentRecord, reversal: &PaymentReversal) -> String {
+    serde_json::json!({
+        "payment_id": record.id,
+        "resolution": record.resolution_number,
+        "channel": record.channel,
+        "source": record.source,
+        "external_id": record.external_id,
+        "amount": record.amount,
+        "reason": reversal.reason,
+    })
+    .to_string()
 }
 
 /// What a fine would take now ([`crate::PaymentLedger::payment_quote`]).
@@ -325,6 +404,7 @@ pub(crate) fn record(
         from_state: standing.state,
         to_state: decided.to_state,
         excess_minor: decided.excess_minor,
+        reversed_at: None,
     }
 }
 

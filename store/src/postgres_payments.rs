@@ -13,10 +13,10 @@ use sqlx::{PgConnection, Row};
 use crate::audit::{now_millis, whole_millis};
 use crate::payments::{
     self, NewPayment, PaymentChannel, PaymentPosted, PaymentQuote, PaymentRecord, PaymentRefusal,
-    Standing, StandingRow, PAYMENT_POSTED,
+    PaymentReversal, PaymentReversed, Standing, StandingRow, PAYMENT_POSTED, PAYMENT_REVERSED,
 };
 use crate::postgres::PgStore;
-use crate::postgres_appeals::move_case;
+use crate::postgres_appeals::{clock_of, move_case, restart_clock};
 use crate::postgres_recognition::insert_audit;
 use crate::recognition::audit_row;
 use crate::{decode, PaymentLedger, StoreError};
@@ -26,8 +26,8 @@ macro_rules! payment_select {
     ($rest:literal) => {
         concat!(
             "SELECT id, resolution_number, case_id, channel, source, external_id, amount_minor, \
-             currency, paid_at, posted_at, posted_by, from_state, to_state, excess_minor \
-             FROM payments ",
+             currency, paid_at, posted_at, posted_by, from_state, to_state, excess_minor, \
+             reversed_at FROM payments ",
             $rest
         )
     };
@@ -54,6 +54,7 @@ fn payment_from_row(row: &PgRow) -> Result<PaymentRecord, StoreError> {
         from_state: decode::state(&row.try_get::<String, _>("from_state")?)?,
         to_state: decode::state(&row.try_get::<String, _>("to_state")?)?,
         excess_minor: row.try_get("excess_minor")?,
+        reversed_at: row.try_get("reversed_at")?,
     })
 }
 
@@ -84,19 +85,21 @@ async fn standing(tx: &mut PgConnection, code: &str) -> Result<Option<Standing>,
         dated: row.try_get::<bool, _>("dated")?,
         appealed: row.try_get::<bool, _>("appealed")?,
     };
-    let paid =
-        sqlx::query("SELECT amount_minor, paid_at FROM payments WHERE resolution_number = $1")
-            .bind(&row.resolution_number)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok::<_, StoreError>((
-                    row.try_get::<i64, _>("amount_minor")?,
-                    row.try_get("paid_at")?,
-                ))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+    let paid = sqlx::query(
+        "SELECT amount_minor, paid_at FROM payments \
+             WHERE resolution_number = $1 AND reversed_at IS NULL",
+    )
+    .bind(&row.resolution_number)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok::<_, StoreError>((
+            row.try_get::<i64, _>("amount_minor")?,
+            row.try_get("paid_at")?,
+        ))
+    })
+    .collect::<Result<Vec<_>, _>>()?;
     payments::standing_of(row, &paid).map(Some)
 }
 
@@ -202,6 +205,97 @@ impl PaymentLedger for PgStore {
         .await?;
         tx.commit().await?;
         Ok(PaymentPosted::Applied(record))
+    }
+
+    async fn reverse_payment(
+        &self,
+        reversal: &PaymentReversal,
+    ) -> Result<PaymentReversed, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The fine's standing first: its case row locked, so the reversal waits for any payment being posted.
+        let Some(before) = standing(&mut tx, &reversal.payment_code).await? else {
+            return Ok(PaymentReversed::UnknownCode);
+        };
+        let number = before.resolution_number.clone();
+        let row = match &reversal.external_id {
+            Some(external_id) => {
+                sqlx::query(payment_select!("WHERE channel = $1 AND source = $2 AND external_id = $3 AND resolution_number = $4 FOR UPDATE"))
+                    .bind(reversal.channel.as_str())
+                    .bind(&reversal.source)
+                    .bind(external_id)
+                    .bind(&number)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+            None => {
+                sqlx::query(payment_select!("WHERE channel = $1 AND source = $2 AND resolution_number = $3 ORDER BY reversed_at IS NULL DESC, id DESC LIMIT 1 FOR UPDATE"))
+                    .bind(reversal.channel.as_str())
+                    .bind(&reversal.source)
+                    .bind(&number)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+        };
+        let Some(row) = row else {
+            return Ok(PaymentReversed::NoPayment);
+        };
+        let mut record = payment_from_row(&row)?;
+        if record.reversed_at.is_some() {
+            return Ok(PaymentReversed::AlreadyReversed(record));
+        }
+        let now = now_millis();
+        sqlx::query("UPDATE payments SET reversed_at = $1, reversed_by = $2, reversal_reason = $3 WHERE id = $4")
+            .bind(now)
+            .bind(&reversal.reversed_by)
+            .bind(&reversal.reason)
+            .bind(record.id)
+            .execute(&mut *tx)
+            .await?;
+        record.reversed_at = Some(now);
+        let after = standing(&mut tx, &reversal.payment_code)
+            .await?
+            .ok_or_else(|| crate::error::corrupt(format!("resolution {number} vanished")))?;
+        let first_moved: Option<String> = sqlx::query_scalar("SELECT from_state FROM payments WHERE resolution_number = $1 AND from_state <> to_state ORDER BY id LIMIT 1")
+            .bind(&number)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let unpaid_state = match first_moved {
+            Some(state) => decode::state(&state)?,
+            None => before.state,
+        };
+        let to_state = payments::state_after_reversal(&after, unpaid_state);
+        if to_state != before.state {
+            if !move_case(&mut tx, before.case_id, before.state, to_state).await? {
+                return Err(crate::error::corrupt(format!(
+                    "case {} left {} while a payment was reversed",
+                    before.case_id, before.state
+                )));
+            }
+            if let Some(clock) = clock_of(&mut tx, before.case_id).await? {
+                let (discount_open, next_wakeup) = (reversal.restart_clock)(&clock, to_state, now);
+                restart_clock(&mut tx, before.case_id, discount_open, next_wakeup).await?;
+            }
+        }
+        let detail = payments::reversal_detail(&record, reversal);
+        insert_audit(
+            &mut tx,
+            &audit_row(
+                before.case_id,
+                PAYMENT_REVERSED,
+                Some(before.state),
+                Some(to_state),
+                &reversal.reversed_by,
+                &detail,
+                now,
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(PaymentReversed::Reversed {
+            payment: record,
+            from_state: before.state,
+            to_state,
+        })
     }
 
     async fn payment_quote(

@@ -82,6 +82,36 @@ pub(crate) async fn move_case(
         == 1)
 }
 
+/// The case's clock, if its delivery dated it.
+pub(crate) async fn clock_of(
+    tx: &mut SqliteConnection,
+    case_id: CaseId,
+) -> Result<Option<StoredClock>, StoreError> {
+    sqlx::query(clock_select!("WHERE c.case_id = ?"))
+        .bind(case_id.0)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(clock_from_row)
+        .transpose()
+}
+
+/// Sets the clock of a case that runs again (a payment reversed).
+pub(crate) async fn restart_clock(
+    tx: &mut SqliteConnection,
+    case_id: CaseId,
+    discount_open: bool,
+    next_wakeup: Option<chrono::NaiveDate>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE case_clocks SET discount_open = ?, next_wakeup = ? WHERE case_id = ?")
+        .bind(i64::from(discount_open))
+        .bind(next_wakeup)
+        .bind(case_id.0)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 /// Stops the case's clocks: nothing more is due on a closed or paused case.
 pub(crate) async fn stop_clock(
     tx: &mut SqliteConnection,

@@ -197,6 +197,7 @@ conformance!(
         payments_are_applied_once_and_move_the_case,
         the_discount_follows_the_payers_days,
         a_quote_says_what_a_payment_would_take,
+        a_reversed_payment_no_longer_counts,
         an_appeal_forfeits_the_discount,
         exact_payments_take_only_what_is_outstanding,
         payments_no_fine_can_take_are_refused,
@@ -4597,6 +4598,160 @@ async fn a_quote_says_what_a_payment_would_take(store: Arc<dyn Store>) {
             .await
             .unwrap(),
         Err(kozomol_store::PaymentRefusal::UnknownCode)
+    );
+}
+
+/// The clock rule a reversal is given in these tests: the discount open, waking on
+/// 2026-03-16.
+fn restart_on_the_16th(
+    _clock: &kozomol_store::StoredClock,
+    _state: CaseState,
+    _now: DateTime<Utc>,
+) -> (bool, Option<NaiveDate>) {
+    (true, Some(date("2026-03-16")))
+}
+
+fn reversal_of(code: &str, external_id: Option<&str>) -> kozomol_store::PaymentReversal {
+    kozomol_store::PaymentReversal {
+        payment_code: code.to_owned(),
+        channel: kozomol_store::PaymentChannel::Api,
+        source: "provider-1".to_owned(),
+        external_id: external_id.map(str::to_owned),
+        reason: "the payer's bank recalled it".to_owned(),
+        reversed_by: "payments-api".to_owned(),
+        restart_clock: restart_on_the_16th,
+    }
+}
+
+/// A payment its reporter takes back stays in the ledger, reversed: it no longer
+/// counts, the case goes back as the remaining money decides, its clock runs again,
+/// and a second reversal changes nothing.
+async fn a_reversed_payment_no_longer_counts(store: Arc<dyn Store>) {
+    use kozomol_store::PaymentReversed;
+    let numbers = issued(store.as_ref(), 1, &person()).await;
+    let number = &numbers[0];
+    let code = store
+        .resolution(number)
+        .await
+        .unwrap()
+        .unwrap()
+        .payment_code;
+    delivered_and_dated(store.as_ref(), number, date("2026-03-15")).await;
+    let case_id = store.resolution(number).await.unwrap().unwrap().case_id;
+    let paid_on = |id: &'static str, minor: i64| {
+        let store = Arc::clone(&store);
+        async move {
+            let mut payment = payment_for(store.as_ref(), number, id, minor).await;
+            payment.paid_at = bishkek_noon(date("2026-03-10"));
+            applied(store.post_payment(&payment).await.unwrap())
+        }
+    };
+    let part = paid_on("r-1", 100_000).await;
+    let rest = paid_on("r-2", 150_000).await;
+    assert_eq!(rest.to_state, CaseState::PaidDiscounted);
+    // A paid case's clock is stopped by the deadlines scheduler.
+    let clock = store.clock(case_id).await.unwrap().unwrap();
+    assert!(store
+        .apply_deadline(&kozomol_store::DeadlineWrite {
+            case_id,
+            from: CaseState::PaidDiscounted,
+            to: None,
+            expected_wakeup: clock.next_wakeup,
+            discount_open: false,
+            next_wakeup: None,
+            detail: r#"{"move":"clock_stopped"}"#,
+            actor: "deadlines",
+        })
+        .await
+        .unwrap());
+    assert_eq!(
+        store.clock(case_id).await.unwrap().unwrap().next_wakeup,
+        None
+    );
+
+    // The latest payment reversed: part of the fine stays paid.
+    match store
+        .reverse_payment(&reversal_of(&code, None))
+        .await
+        .unwrap()
+    {
+        PaymentReversed::Reversed {
+            payment,
+            from_state,
+            to_state,
+        } => {
+            assert_eq!(payment.id, rest.id);
+            assert!(payment.reversed_at.is_some());
+            assert_eq!(
+                (from_state, to_state),
+                (CaseState::PaidDiscounted, CaseState::PartiallyPaid)
+            );
+        }
+        other => panic!("expected the payment reversed, got {other:?}"),
+    }
+    assert_eq!(
+        state_of(store.as_ref(), number).await,
+        CaseState::PartiallyPaid
+    );
+    assert_eq!(
+        store.clock(case_id).await.unwrap().unwrap().next_wakeup,
+        Some(date("2026-03-16")),
+        "the clock runs again"
+    );
+    let outstanding = store
+        .payment_quote(&code, bishkek_noon(date("2026-03-11")))
+        .await
+        .unwrap()
+        .expect("a quote");
+    assert_eq!(
+        outstanding.outstanding.minor, 150_000,
+        "the reversed money no longer counts"
+    );
+
+    // Again: nothing changes.
+    assert!(matches!(
+        store.reverse_payment(&reversal_of(&code, Some("r-2"))).await.unwrap(),
+        PaymentReversed::AlreadyReversed(p) if p.id == rest.id
+    ));
+    // The first payment too: the case is as if never paid.
+    assert!(matches!(
+        store.reverse_payment(&reversal_of(&code, Some("r-1"))).await.unwrap(),
+        PaymentReversed::Reversed { payment, to_state: CaseState::Delivered, .. } if payment.id == part.id
+    ));
+    assert_eq!(state_of(store.as_ref(), number).await, CaseState::Delivered);
+    assert!(matches!(
+        store
+            .reverse_payment(&reversal_of(&code, Some("r-9")))
+            .await
+            .unwrap(),
+        PaymentReversed::NoPayment
+    ));
+    assert!(matches!(
+        store
+            .reverse_payment(&reversal_of("100000000000000009", None))
+            .await
+            .unwrap(),
+        PaymentReversed::UnknownCode
+    ));
+    let ledger = store.payments(number).await.unwrap();
+    assert_eq!(ledger.len(), 2);
+    assert!(ledger.iter().all(|p| p.reversed_at.is_some()));
+    let actions: Vec<String> = store
+        .case_audit(case_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .filter(|a| a.starts_with("case.payment"))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "case.payment_posted",
+            "case.payment_posted",
+            "case.payment_reversed",
+            "case.payment_reversed"
+        ]
     );
 }
 

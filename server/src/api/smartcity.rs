@@ -19,7 +19,7 @@ use kozomol_fines::delivery;
 use kozomol_payments::{format_decimal, parse_decimal, PaymentCode};
 use kozomol_store::{
     CaseQuery, DeliveryRecorded, NewPayment, PaymentChannel, PaymentPosted, PaymentRefusal,
-    ResolutionRecord,
+    PaymentReversal, PaymentReversed, ResolutionRecord,
 };
 use kozomol_tunduk::provider::{fault_envelope, RequestFault, XRoadRequest};
 use kozomol_tunduk::smartcity::{
@@ -371,8 +371,15 @@ impl Exchange<'_> {
             }
         };
         match status {
-            0 => match self.store().payment_quote(&code.to_string(), paid_at).await? {
-                Ok(quote) => Ok((200, payment_response(200, &format_decimal(quote.outstanding)))),
+            0 => match self
+                .store()
+                .payment_quote(&code.to_string(), paid_at)
+                .await?
+            {
+                Ok(quote) => Ok((
+                    200,
+                    payment_response(200, &format_decimal(quote.outstanding)),
+                )),
                 Err(refusal) => refused(refusal),
             },
             1 => {
@@ -398,11 +405,34 @@ impl Exchange<'_> {
                     PaymentPosted::Refused(refusal) => refused(refusal),
                 }
             }
-            2 => Err(Fault::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Server.NotSupported",
-                "cancelling a payment over Tunduk is not supported yet; ask the city's finance office",
-            )),
+            2 => {
+                let client = self.request.client.to_string();
+                let reversed = self
+                    .store()
+                    .reverse_payment(&PaymentReversal {
+                        payment_code: code.to_string(),
+                        channel: PaymentChannel::Soap,
+                        source: client.clone(),
+                        // The bank's latest payment of the code.
+                        external_id: None,
+                        reason: format!("cancelled over Tunduk (message {})", self.request.id),
+                        reversed_by: format!("xroad:{client}"),
+                        restart_clock: kozomol_fines::clocks::restart_clock,
+                    })
+                    .await?;
+                Ok(match reversed {
+                    PaymentReversed::Reversed { payment, .. } => {
+                        (200, payment_response(200, &format_decimal(payment.amount)))
+                    }
+                    PaymentReversed::AlreadyReversed(payment) => {
+                        (407, payment_response(407, &format_decimal(payment.amount)))
+                    }
+                    PaymentReversed::UnknownCode | PaymentReversed::NoPayment => (
+                        404,
+                        payment_response(404, &format_decimal(Money::new(0, currency))),
+                    ),
+                })
+            }
             other => Err(Fault::invalid(InvalidCall {
                 operation: Operation::SetPaymentLegal.name(),
                 field: "status",
