@@ -59,6 +59,7 @@ impl Provider {
         let mut allowed = BTreeMap::new();
         allowed.insert("setPaymentLegal".to_owned(), clients(&[BANK]));
         allowed.insert("getViolationsByPlate".to_owned(), clients(&[BANK, PORTAL]));
+        allowed.insert("smartcityGetViolations".to_owned(), clients(&[PORTAL]));
         allowed.insert("protocolInfo".to_owned(), clients(&[BANK, PORTAL]));
         allowed.insert("resolutionDeliveryStatus".to_owned(), clients(&[PORTAL]));
         allowed.insert("getEvents".to_owned(), clients(&[POLICE]));
@@ -182,11 +183,16 @@ fn fault_code(answer: &Value) -> &str {
 }
 
 fn pay(status: u8, code: &str, sum: &str, id: &str) -> Value {
+    pay_at(status, code, sum, id, "2026-03-12T15:30:00+06:00")
+}
+
+/// `setPaymentLegal` from the bank, paid at `date`.
+fn pay_at(status: u8, code: &str, sum: &str, id: &str, date: &str) -> Value {
     call(
         BANK,
         "setPaymentLegal",
         id,
-        json!({"status": status, "sum": sum, "paymentNumber": code.parse::<i64>().unwrap_or(1), "paymentDate": "2026-03-12T15:30:00+06:00"}),
+        json!({"status": status, "sum": sum, "paymentNumber": code.parse::<i64>().unwrap_or(1), "paymentDate": date}),
     )
 }
 
@@ -241,8 +247,25 @@ async fn banks_check_and_pay_exactly_once_through_the_stock_client() {
             pay(2, &codes[0], "2500.00", "cancel-1"),
             pay(2, &codes[0], "2500.00", "cancel-2"),
             pay(0, &codes[0], "0", "check-4"),
-            pay(1, &codes[0], "2500.00", "pay-7"),
+            pay_at(
+                1,
+                &codes[0],
+                "2500.00",
+                "pay-7",
+                "2026-03-13T10:00:00+06:00",
+            ),
             pay(2, &codes[1], "2500.00", "cancel-3"),
+            // The first cancel sent again: it names pay-1's time, so pay-7 stands.
+            pay(2, &codes[0], "2500.00", "cancel-4"),
+            // pay-1's message again, after its payment was cancelled.
+            pay(1, &codes[0], "2500.00", "pay-1"),
+            pay_at(
+                1,
+                &codes[0],
+                "2500.00",
+                "pay-8",
+                "2099-01-01T00:00:00+06:00",
+            ),
         ],
     )
     .await;
@@ -374,6 +397,10 @@ async fn fines_deliveries_events_and_photos_through_the_stock_client() {
             call(POLICE, "getEventPhoto", "f-1", json!({"eventId": case_1, "eventDate": "2026-03-10T14:30:00+06:00"})),
             call(POLICE, "getEventPhoto", "f-2", json!({"eventId": case_1, "eventDate": "2026-03-10T14:31:00+06:00"})),
             call(BANK, "getEvents", "e-5", json!({"plateNumber": plate_of_1, "fromDate": "2026-03-10T00:00:00+06:00", "toDate": "2026-03-10T23:59:59+06:00"})),
+            // The fixtures' owners: the PIN 2121219 and the case's place, 7 digits.
+            call(PORTAL, "smartcityGetViolations", "v-1", json!({"pin": "21212190000001", "plate": plate_of_1, "image": false})),
+            call(PORTAL, "smartcityGetViolations", "v-2", json!({"pin": "21212190000001", "plate": plate_of_1})),
+            call(PORTAL, "smartcityGetViolations", "v-3", json!({"pin": "21212190000000", "plate": plate_of_1, "image": false})),
         ],
     )
     .await;
@@ -474,6 +501,39 @@ async fn fines_deliveries_events_and_photos_through_the_stock_client() {
         "Server.ServerProxy.AccessDenied",
         "banks see no passages"
     );
+
+    assert_eq!(code(17), 200, "{}", answers[17]);
+    let fines = &response(&answers[17])["protocols"];
+    assert_eq!(fines.as_array().map(Vec::len), Some(1), "{fines}");
+    let fine = &fines[0];
+    assert_eq!(fine["protocolNumber"].as_i64(), Some(case_1));
+    assert_eq!(
+        fine["paymentNumber"].as_i64().map(|n| n.to_string()),
+        Some(codes[1].clone())
+    );
+    assert_eq!(
+        (fine["lastname"].as_str(), fine["firstname"].as_str()),
+        (Some("Асанов"), Some("Бакыт"))
+    );
+    assert_eq!(
+        (fine["paymentStatus"].as_i64(), fine["carBrand"].as_str()),
+        (Some(0), Some("Toyota"))
+    );
+    assert_eq!(
+        fine["violationAmmount"].as_f64(),
+        Some(2500.0),
+        "within the discount's window"
+    );
+    assert!(fine["violationImage"].is_null(), "no photo asked for");
+    assert!(
+        fine["deliveryDate"].as_str().is_some(),
+        "the portal delivered it"
+    );
+    let with_photo = &response(&answers[18])["protocols"][0];
+    assert!(with_photo["violationImage"]
+        .as_str()
+        .is_some_and(|b| b.len() > 100));
+    assert_eq!(code(19), 404, "another owner's PIN");
 }
 
 /// Requests written by hand: any prefixes (namespaces are read by URI), and what the

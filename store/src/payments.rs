@@ -129,8 +129,11 @@ pub struct PaymentReversal {
     pub payment_code: String,
     pub channel: PaymentChannel,
     pub source: String,
-    /// The reporter's id of the payment; `None`: its latest payment of the code.
+    /// The reporter's id of the payment; `None`: its latest payment of the code that
+    /// has `amount` and `paid_at` where these are given.
     pub external_id: Option<String>,
+    pub amount: Option<Money>,
+    pub paid_at: Option<DateTime<Utc>>,
     pub reason: String,
     pub reversed_by: String,
     pub restart_clock: ClockRestart,
@@ -152,10 +155,39 @@ pub enum PaymentReversed {
     UnknownCode,
     /// The reporter has no such payment of this fine.
     NoPayment,
+    /// The case is under appeal or closed (a refund may be queued for its money): a
+    /// payment is not taken back from it.
+    NotReversible(CaseState),
+}
+
+/// The states a payment is reversed in: paid, or still taking payments.
+pub(crate) fn reversible(state: CaseState) -> bool {
+    matches!(
+        state,
+        CaseState::Paid | CaseState::PaidDiscounted | CaseState::PartiallyPaid
+    ) || PAYABLE.contains(&state)
+}
+
+/// Where payments moved the case from, for a case now in `state`: the `from_state` of
+/// the latest payment (of `payments`, oldest first, those that stand and the one being
+/// reversed) that moved it into `state`; through `partially_paid` to where the part
+/// payments found it. `None` when no payment moved it.
+pub(crate) fn moved_from(state: CaseState, payments: &[PaymentRecord]) -> Option<CaseState> {
+    let from = |into: CaseState| {
+        payments
+            .iter()
+            .rev()
+            .find(|p| p.to_state == into && p.from_state != into)
+            .map(|p| p.from_state)
+    };
+    match from(state)? {
+        CaseState::PartiallyPaid => from(CaseState::PartiallyPaid).or(Some(CaseState::Delivered)),
+        found => Some(found),
+    }
 }
 
 /// Where a case goes once a payment is reversed: `standing` is read without it, and
-/// `unpaid_state` is where the case was when payments first moved it. A case that no
+/// `unpaid_state` is where payments moved it from ([`moved_from`]). A case that no
 /// payment moved stays where it is; one the remaining money still settles stays paid
 /// (at the discount or not, as that money decides); otherwise it goes back, to
 /// `partially_paid` if money remains and it was delivered and dated.
@@ -435,4 +467,88 @@ pub(crate) fn audit_detail(record: &PaymentRecord) -> String {
         "excess_minor": record.excess_minor,
     })
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kozomol_core::Currency;
+
+    fn moved(id: i64, from: CaseState, to: CaseState) -> PaymentRecord {
+        PaymentRecord {
+            id,
+            resolution_number: "KG-BSK-2026-0000001".into(),
+            case_id: CaseId(1),
+            channel: PaymentChannel::Soap,
+            source: "bank".into(),
+            external_id: format!("p-{id}"),
+            amount: Money::new(100, Currency::KGS),
+            paid_at: DateTime::<Utc>::UNIX_EPOCH,
+            posted_at: DateTime::<Utc>::UNIX_EPOCH,
+            posted_by: "bank".into(),
+            from_state: from,
+            to_state: to,
+            excess_minor: 0,
+            reversed_at: None,
+        }
+    }
+
+    #[test]
+    fn a_reversal_goes_back_to_where_the_payments_found_the_case() {
+        use CaseState::*;
+        // (the payments' moves, the state now, where a reversal goes back to)
+        type Row = (
+            &'static [(CaseState, CaseState)],
+            CaseState,
+            Option<CaseState>,
+        );
+        let table: [Row; 6] = [
+            (&[(Delivered, Paid)], Paid, Some(Delivered)),
+            // Paid, cancelled, overdue meanwhile, paid again: back to overdue.
+            (&[(Delivered, Paid), (Overdue, Paid)], Paid, Some(Overdue)),
+            // A part payment, then overdue by the deadlines, then paid in full.
+            (
+                &[(Delivered, PartiallyPaid), (Overdue, Paid)],
+                Paid,
+                Some(Overdue),
+            ),
+            // Two part payments that settled it: back through partially_paid.
+            (
+                &[(Delivered, PartiallyPaid), (PartiallyPaid, PaidDiscounted)],
+                PaidDiscounted,
+                Some(Delivered),
+            ),
+            (&[(Issued, Issued)], Issued, None),
+            (&[], Delivered, None),
+        ];
+        for (moves, state, want) in table {
+            let payments: Vec<PaymentRecord> = moves
+                .iter()
+                .enumerate()
+                .map(|(i, (from, to))| moved(i as i64, *from, *to))
+                .collect();
+            assert_eq!(
+                moved_from(state, &payments),
+                want,
+                "{moves:?} now {state:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn payments_are_reversed_only_where_money_stands() {
+        use CaseState::*;
+        for (state, want) in [
+            (Paid, true),
+            (PaidDiscounted, true),
+            (PartiallyPaid, true),
+            (Delivered, true),
+            (Overdue, true),
+            (Appealed, false),
+            (Annulled, false),
+            (Refunded, false),
+        ] {
+            assert_eq!(reversible(state), want, "{state:?}");
+        }
+    }
 }

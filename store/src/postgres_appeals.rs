@@ -352,6 +352,12 @@ impl CaseClocks for PgStore {
     async fn apply_deadline(&self, write: &DeadlineWrite<'_>) -> Result<bool, StoreError> {
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
+        // The case row first, as payments and their reversals lock it before the
+        // clock: the same order everywhere, so the two never deadlock.
+        sqlx::query("SELECT 1 FROM cases WHERE id = $1 FOR UPDATE")
+            .bind(write.case_id.0)
+            .execute(&mut *tx)
+            .await?;
         let clock_moved = sqlx::query(
             "UPDATE case_clocks SET discount_open = $1, next_wakeup = $2 \
              WHERE case_id = $3 AND next_wakeup IS NOT DISTINCT FROM $4 \

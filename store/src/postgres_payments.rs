@@ -60,12 +60,22 @@ fn payment_from_row(row: &PgRow) -> Result<PaymentRecord, StoreError> {
 
 /// The fine with `code` as it stands, or `None` if no resolution has the code.
 async fn standing(tx: &mut PgConnection, code: &str) -> Result<Option<Standing>, StoreError> {
+    // The case row is locked by a statement of its own: a statement that waited for a
+    // lock re-reads only the locked row, so the clock and appeal read with it could be
+    // older than the payment that held the lock.
+    sqlx::query(
+        "SELECT 1 FROM resolutions r JOIN cases s ON s.id = r.case_id \
+         WHERE r.payment_code = $1 FOR UPDATE OF s",
+    )
+    .bind(code)
+    .execute(&mut *tx)
+    .await?;
     let Some(row) = sqlx::query(
         "SELECT r.number, r.case_id, r.jurisdiction, r.amount_minor, r.discounted_minor, \
          r.currency, s.state, c.discount_until, c.case_id IS NOT NULL AS dated, \
          EXISTS (SELECT 1 FROM appeals a WHERE a.case_id = r.case_id) AS appealed \
          FROM resolutions r JOIN cases s ON s.id = r.case_id \
-         LEFT JOIN case_clocks c ON c.case_id = r.case_id WHERE r.payment_code = $1 FOR UPDATE OF s",
+         LEFT JOIN case_clocks c ON c.case_id = r.case_id WHERE r.payment_code = $1",
     )
     .bind(code)
     .fetch_optional(&mut *tx)
@@ -216,6 +226,9 @@ impl PaymentLedger for PgStore {
         let Some(before) = standing(&mut tx, &reversal.payment_code).await? else {
             return Ok(PaymentReversed::UnknownCode);
         };
+        if !payments::reversible(before.state) {
+            return Ok(PaymentReversed::NotReversible(before.state));
+        }
         let number = before.resolution_number.clone();
         let row = match &reversal.external_id {
             Some(external_id) => {
@@ -228,10 +241,17 @@ impl PaymentLedger for PgStore {
                     .await?
             }
             None => {
-                sqlx::query(payment_select!("WHERE channel = $1 AND source = $2 AND resolution_number = $3 ORDER BY reversed_at IS NULL DESC, id DESC LIMIT 1 FOR UPDATE"))
+                sqlx::query(payment_select!(
+                    "WHERE channel = $1 AND source = $2 AND resolution_number = $3 \
+                     AND ($4::BIGINT IS NULL OR amount_minor = $4) \
+                     AND ($5::TIMESTAMPTZ IS NULL OR paid_at = $5) \
+                     ORDER BY reversed_at IS NULL DESC, id DESC LIMIT 1 FOR UPDATE"
+                ))
                     .bind(reversal.channel.as_str())
                     .bind(&reversal.source)
                     .bind(&number)
+                    .bind(reversal.amount.map(|a| a.minor))
+                    .bind(reversal.paid_at.map(whole_millis))
                     .fetch_optional(&mut *tx)
                     .await?
             }
@@ -255,14 +275,17 @@ impl PaymentLedger for PgStore {
         let after = standing(&mut tx, &reversal.payment_code)
             .await?
             .ok_or_else(|| crate::error::corrupt(format!("resolution {number} vanished")))?;
-        let first_moved: Option<String> = sqlx::query_scalar("SELECT from_state FROM payments WHERE resolution_number = $1 AND from_state <> to_state ORDER BY id LIMIT 1")
-            .bind(&number)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let unpaid_state = match first_moved {
-            Some(state) => decode::state(&state)?,
-            None => before.state,
-        };
+        let moved: Vec<PaymentRecord> = sqlx::query(payment_select!(
+            "WHERE resolution_number = $1 AND (reversed_at IS NULL OR id = $2) ORDER BY id"
+        ))
+        .bind(&number)
+        .bind(record.id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(payment_from_row)
+        .collect::<Result<_, _>>()?;
+        let unpaid_state = payments::moved_from(before.state, &moved).unwrap_or(before.state);
         let to_state = payments::state_after_reversal(&after, unpaid_state);
         if to_state != before.state {
             if !move_case(&mut tx, before.case_id, before.state, to_state).await? {
@@ -273,6 +296,8 @@ impl PaymentLedger for PgStore {
             }
             if let Some(clock) = clock_of(&mut tx, before.case_id).await? {
                 let (discount_open, next_wakeup) = (reversal.restart_clock)(&clock, to_state, now);
+                // An appeal forfeited the discount for good (the standing has none then).
+                let discount_open = discount_open && after.due.discounted.is_some();
                 restart_clock(&mut tx, before.case_id, discount_open, next_wakeup).await?;
             }
         }

@@ -188,24 +188,37 @@ impl PaymentLedger for SqliteStore {
         let Some(before) = standing(&mut tx, &reversal.payment_code).await? else {
             return Ok(PaymentReversed::UnknownCode);
         };
+        if !payments::reversible(before.state) {
+            return Ok(PaymentReversed::NotReversible(before.state));
+        }
         let number = before.resolution_number.clone();
         let row = match &reversal.external_id {
             Some(external_id) => {
-                sqlx::query(payment_select!("WHERE channel = ? AND source = ? AND external_id = ? AND resolution_number = ?"))
-                    .bind(reversal.channel.as_str())
-                    .bind(&reversal.source)
-                    .bind(external_id)
-                    .bind(&number)
-                    .fetch_optional(&mut *tx)
-                    .await?
+                sqlx::query(payment_select!(
+                "WHERE channel = ? AND source = ? AND external_id = ? AND resolution_number = ?"
+            ))
+                .bind(reversal.channel.as_str())
+                .bind(&reversal.source)
+                .bind(external_id)
+                .bind(&number)
+                .fetch_optional(&mut *tx)
+                .await?
             }
             None => {
-                sqlx::query(payment_select!("WHERE channel = ? AND source = ? AND resolution_number = ? ORDER BY reversed_at IS NULL DESC, id DESC LIMIT 1"))
-                    .bind(reversal.channel.as_str())
-                    .bind(&reversal.source)
-                    .bind(&number)
-                    .fetch_optional(&mut *tx)
-                    .await?
+                sqlx::query(payment_select!(
+                    "WHERE channel = ? AND source = ? AND resolution_number = ? \
+                     AND (? IS NULL OR amount_minor = ?) AND (? IS NULL OR paid_at = ?) \
+                     ORDER BY reversed_at IS NULL DESC, id DESC LIMIT 1"
+                ))
+                .bind(reversal.channel.as_str())
+                .bind(&reversal.source)
+                .bind(&number)
+                .bind(reversal.amount.map(|a| a.minor))
+                .bind(reversal.amount.map(|a| a.minor))
+                .bind(reversal.paid_at.map(|at| ms(whole_millis(at))))
+                .bind(reversal.paid_at.map(|at| ms(whole_millis(at))))
+                .fetch_optional(&mut *tx)
+                .await?
             }
         };
         let Some(row) = row else {
@@ -227,14 +240,17 @@ impl PaymentLedger for SqliteStore {
         let after = standing(&mut tx, &reversal.payment_code)
             .await?
             .ok_or_else(|| crate::error::corrupt(format!("resolution {number} vanished")))?;
-        let first_moved: Option<String> = sqlx::query_scalar("SELECT from_state FROM payments WHERE resolution_number = ? AND from_state <> to_state ORDER BY id LIMIT 1")
-            .bind(&number)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let unpaid_state = match first_moved {
-            Some(state) => decode::state(&state)?,
-            None => before.state,
-        };
+        let moved: Vec<PaymentRecord> = sqlx::query(payment_select!(
+            "WHERE resolution_number = ? AND (reversed_at IS NULL OR id = ?) ORDER BY id"
+        ))
+        .bind(&number)
+        .bind(record.id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(payment_from_row)
+        .collect::<Result<_, _>>()?;
+        let unpaid_state = payments::moved_from(before.state, &moved).unwrap_or(before.state);
         let to_state = payments::state_after_reversal(&after, unpaid_state);
         if to_state != before.state {
             if !move_case(&mut tx, before.case_id, before.state, to_state).await? {
@@ -245,6 +261,8 @@ impl PaymentLedger for SqliteStore {
             }
             if let Some(clock) = clock_of(&mut tx, before.case_id).await? {
                 let (discount_open, next_wakeup) = (reversal.restart_clock)(&clock, to_state, now);
+                // An appeal forfeited the discount for good (the standing has none then).
+                let discount_open = discount_open && after.due.discounted.is_some();
                 restart_clock(&mut tx, before.case_id, discount_open, next_wakeup).await?;
             }
         }

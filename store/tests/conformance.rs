@@ -4617,6 +4617,8 @@ fn reversal_of(code: &str, external_id: Option<&str>) -> kozomol_store::PaymentR
         channel: kozomol_store::PaymentChannel::Api,
         source: "provider-1".to_owned(),
         external_id: external_id.map(str::to_owned),
+        amount: None,
+        paid_at: None,
         reason: "the payer's bank recalled it".to_owned(),
         reversed_by: "payments-api".to_owned(),
         restart_clock: restart_on_the_16th,

@@ -400,6 +400,10 @@ impl OwnerFine {
     }
 }
 
+/// What `smartcityGetViolations` writes as `certEcpExpire` (required there): kozomol's
+/// resolution signing keys have no expiry date.
+pub const SIGNATURE_NEVER_EXPIRES: &str = "9999-12-31T23:59:59Z";
+
 /// `protocolInfo`'s data: how a resolution stands with payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentInfo {

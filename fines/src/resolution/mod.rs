@@ -35,6 +35,8 @@ pub use signature::{
     key_id, verify, DetachedSignature, Ed25519Signer, SignError, SignatureAlgorithm, Signer,
     SignerIdentity, Verdict, VerifyingKeys,
 };
+/// What a violation is called on the resolution (and where other systems show it).
+pub use wording::violation as violation_wording;
 
 /// Everything the document shows; the issuing code fills it from the case, the
 /// catalogue's quote, the owner lookup and the payment code.

@@ -24,7 +24,8 @@ use kozomol_store::{
 use kozomol_tunduk::provider::{fault_envelope, RequestFault, XRoadRequest};
 use kozomol_tunduk::smartcity::{
     coded_response, event_photo, payment_response, write_date_time, Call, InvalidCall, Operation,
-    Passage, PaymentInfo, PlateFine, ProviderSettings, NO_PAYMENT_DATE, SMARTCITY_NS,
+    OwnerFine, Passage, PaymentInfo, PlateFine, ProviderSettings, NO_PAYMENT_DATE,
+    SIGNATURE_NEVER_EXPIRES, SMARTCITY_NS,
 };
 use kozomol_tunduk::xml::Element;
 use uuid::Uuid;
@@ -163,7 +164,10 @@ async fn answer(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let request = XRoadRequest::read(content_type, body)?;
+    let request = XRoadRequest::read(content_type, body).map_err(|fault| {
+        tracing::warn!(code = %fault.code(), reason = %fault.message, "smartcity-service request refused");
+        Fault::from(fault)
+    })?;
     let operation = Operation::from_name(request.service.service_code())
         .filter(|_| *request.service.provider() == service.settings.provider)
         .ok_or_else(|| {
@@ -171,6 +175,12 @@ async fn answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Server.ServerProxy.UnknownService",
                 format!("Unknown service: SERVICE:{}", request.service),
+            )
+        })
+        .inspect_err(|fault| {
+            tracing::warn!(
+                xroad_id = %request.id, client = %request.client, reason = %fault.message,
+                "smartcity-service refused"
             )
         })?;
     let log = ExchangeLog::new(&request, operation);
@@ -227,6 +237,7 @@ async fn answer(
     let answered = match operation {
         Operation::SetPaymentLegal => exchange.set_payment().await,
         Operation::GetViolationsByPlate => exchange.fines_by_plate().await,
+        Operation::SmartcityGetViolations => exchange.owner_fines().await,
         Operation::ProtocolInfo => exchange.protocol_info().await,
         Operation::ResolutionDeliveryStatus => exchange.delivery_status().await,
         Operation::GetEvents => exchange.events().await,
@@ -337,6 +348,13 @@ impl Exchange<'_> {
         let paid_at = call
             .date_time("paymentDate", self.offset)
             .map_err(Fault::invalid)?;
+        if paid_at > Utc::now() + chrono::Duration::minutes(5) {
+            return Err(Fault::invalid(InvalidCall {
+                operation: Operation::SetPaymentLegal.name(),
+                field: "paymentDate",
+                reason: "lies in the future".to_owned(),
+            }));
+        }
         // The fine's currency is the code's jurisdiction's; an unknown code is 404.
         let Ok(code) = raw_code.parse::<PaymentCode>() else {
             return Ok((404, payment_response(404, "0.00")));
@@ -399,6 +417,10 @@ impl Exchange<'_> {
                     })
                     .await?;
                 match posted {
+                    // The same message again, but its payment was cancelled since.
+                    PaymentPosted::AlreadyPosted(record) if record.reversed_at.is_some() => {
+                        Ok((407, payment_response(407, &format_decimal(record.amount))))
+                    }
                     PaymentPosted::Applied(record) | PaymentPosted::AlreadyPosted(record) => {
                         Ok((200, payment_response(200, &format_decimal(record.amount))))
                     }
@@ -413,8 +435,11 @@ impl Exchange<'_> {
                         payment_code: code.to_string(),
                         channel: PaymentChannel::Soap,
                         source: client.clone(),
-                        // The bank's latest payment of the code.
+                        // The bank's payment of the code with this sum and time: a
+                        // cancel sent again never takes back a later payment.
                         external_id: None,
+                        amount: Some(sum),
+                        paid_at: Some(paid_at),
                         reason: format!("cancelled over Tunduk (message {})", self.request.id),
                         reversed_by: format!("xroad:{client}"),
                         restart_clock: kozomol_fines::clocks::restart_clock,
@@ -427,6 +452,10 @@ impl Exchange<'_> {
                     PaymentReversed::AlreadyReversed(payment) => {
                         (407, payment_response(407, &format_decimal(payment.amount)))
                     }
+                    PaymentReversed::NotReversible(_) => (
+                        405,
+                        payment_response(405, &format_decimal(Money::new(0, currency))),
+                    ),
                     PaymentReversed::UnknownCode | PaymentReversed::NoPayment => (
                         404,
                         payment_response(404, &format_decimal(Money::new(0, currency))),
@@ -441,6 +470,18 @@ impl Exchange<'_> {
         }
     }
 
+    /// The cases of a plate as the fines name it (at most [`PLATE_FINES_LIMIT`]).
+    async fn plate_cases(&self, plate: &str) -> Result<Vec<kozomol_store::CaseSummary>, Fault> {
+        Ok(self
+            .store()
+            .cases(&CaseQuery {
+                sighted_plate: Some(plate.to_owned()),
+                limit: PLATE_FINES_LIMIT,
+                ..CaseQuery::default()
+            })
+            .await?)
+    }
+
     /// `getViolationsByPlate`: the plate's fines that still take money, with what each
     /// takes today.
     async fn fines_by_plate(&self) -> Answered {
@@ -448,14 +489,7 @@ impl Exchange<'_> {
         if plate.is_empty() {
             return Ok((400, coded_response(400, "Bad Request: plate is empty")));
         }
-        let cases = self
-            .store()
-            .cases(&CaseQuery {
-                sighted_plate: Some(plate.clone()),
-                limit: PLATE_FINES_LIMIT,
-                ..CaseQuery::default()
-            })
-            .await?;
+        let cases = self.plate_cases(&plate).await?;
         let now = Utc::now();
         let mut fines = Vec::new();
         for case in cases {
@@ -479,11 +513,137 @@ impl Exchange<'_> {
                 coded_response(404, "По данному гос.номеру нарушений не найдено"),
             ));
         }
-        let mut response = coded_response(200, "Успешно");
-        for fine in &fines {
-            response = response.child(fine.element());
+        Ok((
+            200,
+            listing("Успешно", fines.iter().map(|item| item.element())),
+        ))
+    }
+
+    /// `smartcityGetViolations`: the fines of the owner with this PIN for this plate
+    /// (paid or not; not those annulled or voided), with the evidence photo unless
+    /// `image` is false.
+    async fn owner_fines(&self) -> Answered {
+        let call = self.call;
+        let pin = call.text("pin").trim();
+        let plate = kozomol_tunduk::normalize_plate(call.text("plate"));
+        let with_image = call
+            .boolean("image")
+            .map_err(Fault::invalid)?
+            .unwrap_or(true);
+        if pin.is_empty() || plate.is_empty() {
+            return Ok((400, coded_response(400, "Bad Request")));
         }
-        Ok((200, response))
+        let cases = self.plate_cases(&plate).await?;
+        let now = Utc::now();
+        let mut sites = SiteCache::default();
+        let mut fines = Vec::new();
+        for summary in cases {
+            let Some(lookup) = self.store().owner_lookup(summary.id).await? else {
+                continue;
+            };
+            let Some(owner) = lookup.owner.filter(|owner| owner.id == pin) else {
+                continue;
+            };
+            let Some(resolution) = self.store().resolution_of_case(summary.id).await? else {
+                continue;
+            };
+            let (paid, amount) = match self
+                .store()
+                .payment_quote(&resolution.payment_code, now)
+                .await?
+            {
+                Ok(quote) => (false, quote.outstanding),
+                Err(PaymentRefusal::AlreadyPaid) => (
+                    true,
+                    match summary.state {
+                        CaseState::PaidDiscounted => {
+                            resolution.discounted.unwrap_or(resolution.amount)
+                        }
+                        _ => resolution.amount,
+                    },
+                ),
+                Err(PaymentRefusal::NotPayable(_)) => (false, resolution.amount),
+                // Annulled, voided, lapsed or refunded: no longer a fine to pay.
+                Err(_) => continue,
+            };
+            let (lastname, firstname, patronymic) = match owner.kind {
+                kozomol_core::OwnerKind::Person => split_name(&owner.name),
+                _ => (owner.name.clone(), None, None),
+            };
+            let vehicle = |key: &str| {
+                lookup
+                    .vehicle
+                    .get(key)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let site = sites.site(self.store(), summary.camera_id.as_ref()).await?;
+            let image = if with_image {
+                self.overview_base64(summary.id).await?
+            } else {
+                None
+            };
+            fines.push(OwnerFine {
+                lastname,
+                firstname,
+                patronymic,
+                birthdate: None,
+                address: owner.address.clone().unwrap_or_default(),
+                car_brand: vehicle("make"),
+                car_model: vehicle("model"),
+                payment_number: resolution.payment_code.clone(),
+                paid,
+                plate_number: plate.clone(),
+                protocol_number: summary.id.0,
+                violation_type: kozomol_fines::resolution::violation_wording(summary.kind)
+                    .to_owned(),
+                amount: format_decimal(amount),
+                violation_date: self.date(summary.captured_at),
+                article: resolution.article.clone(),
+                place: site.map(|s| s.address).unwrap_or_default(),
+                image,
+                cert_expire: SIGNATURE_NEVER_EXPIRES.to_owned(),
+                delivery_date: resolution.delivered_at.map(|at| self.date(at)),
+            });
+        }
+        if fines.is_empty() {
+            return Ok((
+                404,
+                coded_response(404, "По данному гос.номеру и пин нарушений не найдено"),
+            ));
+        }
+        Ok((
+            200,
+            listing("Успешно", fines.iter().map(|item| item.element())),
+        ))
+    }
+
+    /// The case's overview frame (or its first), base64; `None` if it has no frame.
+    async fn overview_base64(&self, case_id: CaseId) -> Result<Option<String>, Fault> {
+        let Some(case) = self.store().case(case_id).await? else {
+            return Ok(None);
+        };
+        let Some(frame) = case
+            .frames
+            .iter()
+            .find(|f| f.role == FrameRole::Overview)
+            .or_else(|| case.frames.first())
+        else {
+            return Ok(None);
+        };
+        let bytes = super::cases::read_evidence(
+            self.state,
+            case.id,
+            "evidence photo",
+            frame.location.clone(),
+            frame.sha256,
+        )
+        .await
+        .map_err(Fault::internal)?;
+        Ok(Some(
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        ))
     }
 
     /// `protocolInfo`: how the resolution stands with payment.
@@ -500,7 +660,13 @@ impl Exchange<'_> {
             .case(resolution.case_id)
             .await?
             .ok_or_else(|| Fault::internal(format!("the case of {} is gone", resolution.number)))?;
-        let payments = self.store().payments(&resolution.number).await?;
+        let payments: Vec<_> = self
+            .store()
+            .payments(&resolution.number)
+            .await?
+            .into_iter()
+            .filter(|p| p.reversed_at.is_none())
+            .collect();
         let paid_minor: i64 = payments.iter().map(|p| p.amount.minor).sum();
         let paid = matches!(case.state, CaseState::Paid | CaseState::PaidDiscounted);
         let message = match (paid, paid_minor) {
@@ -621,19 +787,10 @@ impl Exchange<'_> {
                 ..CaseQuery::default()
             })
             .await?;
-        let mut sites: HashMap<CameraId, Option<kozomol_core::Site>> = HashMap::new();
+        let mut sites = SiteCache::default();
         let mut passages = Vec::new();
         for case in cases {
-            let site = match &case.camera_id {
-                Some(camera) => {
-                    if !sites.contains_key(camera) {
-                        let site = self.store().camera(camera).await?.map(|c| c.site);
-                        sites.insert(camera.clone(), site);
-                    }
-                    sites.get(camera).cloned().flatten()
-                }
-                None => None,
-            };
+            let site = sites.site(self.store(), case.camera_id.as_ref()).await?;
             passages.push(Passage {
                 id: case.id.0,
                 crossroad: site.as_ref().map(|s| s.address.clone()).unwrap_or_default(),
@@ -655,11 +812,10 @@ impl Exchange<'_> {
                 coded_response(404, "There are no events for the specified parameters"),
             ));
         }
-        let mut response = coded_response(200, "Success");
-        for passage in &passages {
-            response = response.child(passage.element());
-        }
-        Ok((200, response))
+        Ok((
+            200,
+            listing("Success", passages.iter().map(|item| item.element())),
+        ))
     }
 
     /// `getEventPhoto`: the overview frame of the case with this id captured at this
@@ -688,24 +844,9 @@ impl Exchange<'_> {
         if case.captured_at.timestamp() != at.timestamp() {
             return not_found();
         }
-        let Some(frame) = case
-            .frames
-            .iter()
-            .find(|f| f.role == FrameRole::Overview)
-            .or_else(|| case.frames.first())
-        else {
+        let Some(image) = self.overview_base64(case.id).await? else {
             return not_found();
         };
-        let bytes = super::cases::read_evidence(
-            self.state,
-            case.id,
-            "event photo",
-            frame.location.clone(),
-            frame.sha256,
-        )
-        .await
-        .map_err(Fault::internal)?;
-        let image = base64::engine::general_purpose::STANDARD.encode(bytes);
         Ok((
             200,
             coded_response(200, "Success").child(event_photo(
@@ -717,11 +858,69 @@ impl Exchange<'_> {
     }
 }
 
+/// A 200 `response` with `items` after its code and message.
+fn listing(message: &str, items: impl Iterator<Item = Element>) -> Element {
+    items.fold(coded_response(200, message), Element::child)
+}
+
+/// The cameras' sites, each read once per answer.
+#[derive(Default)]
+struct SiteCache(HashMap<CameraId, Option<kozomol_core::Site>>);
+
+impl SiteCache {
+    async fn site(
+        &mut self,
+        store: &dyn kozomol_store::Store,
+        camera: Option<&CameraId>,
+    ) -> Result<Option<kozomol_core::Site>, Fault> {
+        let Some(camera) = camera else {
+            // An officer's own filing: no camera, no site.
+            return Ok(None);
+        };
+        if !self.0.contains_key(camera) {
+            let site = store.camera(camera).await?.map(|c| c.site);
+            self.0.insert(camera.clone(), site);
+        }
+        Ok(self.0.get(camera).cloned().flatten())
+    }
+}
+
+/// A person's name as registries write it, "Surname Name Patronymic": the surname, then
+/// the name and the rest (a patronymic may have several words, e.g. "Токтогул уулу").
+fn split_name(full: &str) -> (String, Option<String>, Option<String>) {
+    let mut words = full.split_whitespace();
+    let lastname = words.next().unwrap_or_default().to_owned();
+    let firstname = words.next().map(str::to_owned);
+    let rest: Vec<&str> = words.collect();
+    let patronymic = (!rest.is_empty()).then(|| rest.join(" "));
+    (lastname, firstname, patronymic)
+}
+
 #[cfg(test)]
 mod tests {
     use kozomol_core::Currency;
 
     use super::*;
+
+    #[test]
+    fn names_split_as_registries_write_them() {
+        let owned = |s: &str| Some(s.to_owned());
+        for (full, want) in [
+            (
+                "Асанов Бакыт Токтогулович",
+                ("Асанов".to_owned(), owned("Бакыт"), owned("Токтогулович")),
+            ),
+            (
+                "Асанов  Бакыт Токтогул уулу",
+                ("Асанов".to_owned(), owned("Бакыт"), owned("Токтогул уулу")),
+            ),
+            ("Асанов Бакыт", ("Асанов".to_owned(), owned("Бакыт"), None)),
+            ("Асанов", ("Асанов".to_owned(), None, None)),
+            ("", (String::new(), None, None)),
+        ] {
+            assert_eq!(split_name(full), want, "{full}");
+        }
+    }
 
     #[test]
     fn every_refusal_has_its_answer() {
