@@ -213,16 +213,7 @@ pub(crate) fn state_after_reversal(standing: &Standing, unpaid_state: CaseState)
 }
 
 pub(crate) fn reversal_detail(record: &PaymentRecord, reversal: &PaymentReversal) -> String {
-    serde_json::json!({
-        "payment_id": record.id,
-        "resolution": record.resolution_number,
-        "channel": record.channel,
-        "source": record.source,
-        "external_id": record.external_id,
-        "amount": record.amount,
-        "reason": reversal.reason,
-    })
-    .to_string()
+    payment_detail(record, serde_json::json!({ "reason": reversal.reason }))
 }
 
 /// What a fine would take now ([`crate::PaymentLedger::payment_quote`]).
@@ -455,18 +446,30 @@ pub(crate) fn check(payment: &NewPayment) -> Result<(), StoreError> {
 }
 
 pub(crate) fn audit_detail(record: &PaymentRecord) -> String {
-    serde_json::json!({
+    payment_detail(
+        record,
+        serde_json::json!({
+            "paid_at": record.paid_at,
+            "to_state": record.to_state,
+            "excess_minor": record.excess_minor,
+        }),
+    )
+}
+
+/// An audit row's detail about `record`: which payment, from whom, how much, and `more`.
+fn payment_detail(record: &PaymentRecord, more: serde_json::Value) -> String {
+    let mut detail = serde_json::json!({
         "payment_id": record.id,
         "resolution": record.resolution_number,
         "channel": record.channel,
         "source": record.source,
         "external_id": record.external_id,
         "amount": record.amount,
-        "paid_at": record.paid_at,
-        "to_state": record.to_state,
-        "excess_minor": record.excess_minor,
-    })
-    .to_string()
+    });
+    if let (Some(detail), serde_json::Value::Object(more)) = (detail.as_object_mut(), more) {
+        detail.extend(more);
+    }
+    detail.to_string()
 }
 
 #[cfg(test)]

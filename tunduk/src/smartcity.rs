@@ -210,7 +210,9 @@ impl Call {
         Ok(Call { operation, fields })
     }
 
-    fn invalid(&self, field: &'static str, reason: impl Into<String>) -> InvalidCall {
+    /// This call's `field` is wrong for `reason`: what a check the schema cannot
+    /// express (a status the contract does not know, a date in the future) reports.
+    pub fn invalid(&self, field: &'static str, reason: impl Into<String>) -> InvalidCall {
         InvalidCall {
             operation: self.operation.name(),
             field,

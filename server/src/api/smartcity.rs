@@ -349,24 +349,17 @@ impl Exchange<'_> {
             .date_time("paymentDate", self.offset)
             .map_err(Fault::invalid)?;
         if paid_at > Utc::now() + chrono::Duration::minutes(5) {
-            return Err(Fault::invalid(InvalidCall {
-                operation: Operation::SetPaymentLegal.name(),
-                field: "paymentDate",
-                reason: "lies in the future".to_owned(),
-            }));
+            return Err(Fault::invalid(
+                call.invalid("paymentDate", "lies in the future"),
+            ));
         }
         // The fine's currency is the code's jurisdiction's; an unknown code is 404.
         let Ok(code) = raw_code.parse::<PaymentCode>() else {
             return Ok((404, payment_response(404, "0.00")));
         };
         let currency = code.jurisdiction().currency();
-        let sum = parse_decimal(call.text("sum"), currency).map_err(|e| {
-            Fault::invalid(InvalidCall {
-                operation: Operation::SetPaymentLegal.name(),
-                field: "sum",
-                reason: e.to_string(),
-            })
-        })?;
+        let sum = parse_decimal(call.text("sum"), currency)
+            .map_err(|e| Fault::invalid(call.invalid("sum", e.to_string())))?;
         let refused = |refusal: PaymentRefusal| -> Answered {
             let cost = match &refusal {
                 PaymentRefusal::Overpaid { outstanding }
@@ -462,11 +455,10 @@ impl Exchange<'_> {
                     ),
                 })
             }
-            other => Err(Fault::invalid(InvalidCall {
-                operation: Operation::SetPaymentLegal.name(),
-                field: "status",
-                reason: format!("{other} is not 0 (check), 1 (pay) or 2 (cancel)"),
-            })),
+            other => Err(Fault::invalid(call.invalid(
+                "status",
+                format!("{other} is not 0 (check), 1 (pay) or 2 (cancel)"),
+            ))),
         }
     }
 
@@ -694,11 +686,10 @@ impl Exchange<'_> {
         let call = self.call;
         let status = call.integer("deliveryStatus").map_err(Fault::invalid)?;
         if status != 1 {
-            return Err(Fault::invalid(InvalidCall {
-                operation: Operation::ResolutionDeliveryStatus.name(),
-                field: "deliveryStatus",
-                reason: format!("{status} is not 1 (delivered), the only status kozomol records"),
-            }));
+            return Err(Fault::invalid(call.invalid(
+                "deliveryStatus",
+                format!("{status} is not 1 (delivered), the only status kozomol records"),
+            )));
         }
         let delivered_at = call
             .date_time("deliveryDate", self.offset)
@@ -725,11 +716,7 @@ impl Exchange<'_> {
         .map_err(|e| match e {
             // A date before the resolution was issued, or in the future.
             delivery::DeliveryError::Store(kozomol_store::StoreError::Invalid(reason)) => {
-                Fault::invalid(InvalidCall {
-                    operation: Operation::ResolutionDeliveryStatus.name(),
-                    field: "deliveryDate",
-                    reason,
-                })
+                Fault::invalid(call.invalid("deliveryDate", reason))
             }
             other => Fault::internal(other),
         })?;
