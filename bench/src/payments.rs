@@ -15,6 +15,7 @@ use kozomol_bench::{cpu_ms, process_cpu};
 use kozomol_core::{CaseState, Currency, Money};
 use kozomol_store::{EvidenceStore, NewPayment, PaymentChannel, PaymentPosted, Store};
 use kozomol_testkit::fines::issued_fines;
+use kozomol_testkit::postgres::ScratchPostgres;
 
 #[derive(Parser)]
 #[command(about = "Payment postings per second, exactly once")]
@@ -37,57 +38,6 @@ struct Args {
     sqlite: bool,
 }
 
-/// A database of the bench's own on the PostgreSQL server.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    async fn create(admin_url: &str) -> Result<(PgDatabase, String)> {
-        let name = format!("kozomol_bench_{}", uuid_like());
-        let admin = sqlx::PgPool::connect(admin_url)
-            .await
-            .context("PostgreSQL for the bench (--postgres)")?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await?;
-        admin.close().await;
-        let base = admin_url.split('?').next().unwrap_or(admin_url);
-        let url = match base.rfind('/') {
-            Some(slash) if slash > "postgres://".len() => format!("{}/{name}", &base[..slash]),
-            _ => format!("{base}/{name}"),
-        };
-        Ok((
-            PgDatabase {
-                admin_url: admin_url.to_owned(),
-                name,
-            },
-            url,
-        ))
-    }
-
-    async fn drop_now(self) -> Result<()> {
-        let admin = sqlx::PgPool::connect(&self.admin_url).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&admin)
-        .await?;
-        admin.close().await;
-        Ok(())
-    }
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{:x}{:x}",
-        Utc::now().timestamp_micros(),
-        std::process::id()
-    )
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -98,7 +48,8 @@ async fn main() -> Result<()> {
             format!("sqlite://{}", dir.path().join("k.db").display()),
         )
     } else {
-        let (database, url) = PgDatabase::create(&args.postgres).await?;
+        let database = ScratchPostgres::create(&args.postgres, "kozomol_bench").await?;
+        let url = database.url.clone();
         (Some(database), url)
     };
     let outcome = run(&args, &url, &dir).await;
@@ -126,6 +77,7 @@ async fn run(args: &Args, url: &str, dir: &tempfile::TempDir) -> Result<serde_js
                 amount: Money::new(250_000, Currency::KGS),
                 paid_at: Utc::now(),
                 exact_only: true,
+                intent: None,
                 posted_by: "bench".into(),
             })
             .collect(),

@@ -7,7 +7,8 @@
 //! for a fine in either; what a payment does to a fine (`settlement`: the amount due on
 //! a day, the discount's window, part payments and excess); and amounts as Tunduk's
 //! `xsd:decimal` text, read exactly (`decimal`); and the signatures of payment
-//! providers' callbacks (`callback`: HMAC-SHA256, Stripe's header). It does no I/O.
+//! providers' callbacks (`callback`: HMAC-SHA256, Stripe's header); and the credits
+//! a bank statement lists (`statement`: camt.053 and CSV). It does no I/O.
 
 pub mod callback;
 pub mod code;
@@ -15,6 +16,7 @@ pub mod decimal;
 mod error;
 pub mod qr;
 pub mod settlement;
+pub mod statement;
 
 pub use callback::{signature_header, verify_signature, SignatureError, DEFAULT_TOLERANCE_S};
 pub use code::{check_digit, CodeKind, PaymentCode, Receipt, PAYMENT_CODE_LEN};
@@ -25,3 +27,6 @@ pub use qr::{
     TlvField,
 };
 pub use settlement::{check_payment, settle, Due, PaidSoFar, Settlement, SettlementError};
+pub use statement::{
+    books_the_payment, parse_camt053, parse_csv, Statement, StatementCredit, StatementError,
+};

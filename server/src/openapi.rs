@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 
 use crate::api::{
-    AccountReaders, Admins, AnyStaff, CaseReaders, DeadLetterReaders, DeskOfficers, FinanceReaders,
-    ListKeepers, Policy, Reviewers, Supervisors, Voiders,
+    AccountReaders, Admins, AnyStaff, CaseReaders, DeadLetterReaders, DeskOfficers, Finance,
+    FinanceReaders, ListKeepers, Policy, Reviewers, Supervisors, Voiders,
 };
 
 /// The document served at `/api/v1/openapi.json`.
@@ -26,7 +26,10 @@ pub fn document(public_base_url: &str) -> Value {
         "security": [ { "bearer": [] } ],
         "paths": merged(
             merged(merged(paths(), fines_paths()), checks_paths()),
-            merged(owner_liability_paths(), officer_filings_paths())
+            merged(
+                merged(owner_liability_paths(), officer_filings_paths()),
+                merged(payment_api_paths(), reconciliation_paths())
+            )
         ),
         "components": components(),
     })
@@ -447,8 +450,7 @@ fn fines_paths() -> Value {
             ],
             "responses": {
                 "200": json_of("One page.", "RefundPage"),
-                "400": problem("Parameters not numbers (`bad_request`)."),
-                "422": problem("Limit out of range (`invalid_query`).")
+                "400": problem("Parameters not numbers (`bad_request`), or the limit out of range (`invalid_query`).")
             }
         }))},
         "/api/v1/resolutions/{number}": { "get": secured(roles::<CaseReaders>(), json!({
@@ -534,6 +536,172 @@ fn fines_paths() -> Value {
             "security": [],
             "responses": { "200": json_of("The keys.", "ResolutionKeys") }
         }}
+    })
+}
+
+/// A payment provider's operation: signed with its secret (`Kozomol-Signature`), not a
+/// bearer token; adds the answers every one of them gives.
+fn provider_signed(mut op: Value) -> Value {
+    op["security"] = json!([{ "providerSignature": [] }]);
+    let provider = path_param(
+        "provider",
+        "The provider's id, as configured in `[[payment_providers]]`.",
+        json!({ "type": "string", "pattern": "^[a-z0-9_-]{1,40}$" }),
+    );
+    let mut parameters = vec![provider];
+    if let Some(more) = op["parameters"].as_array() {
+        parameters.extend(more.iter().cloned());
+    }
+    op["parameters"] = json!(parameters);
+    let responses = op["responses"]
+        .as_object_mut()
+        .expect("every operation lists its responses");
+    responses.insert(
+        "401".into(),
+        problem(
+            "Unsigned, signed with no secret in force, an unknown provider \
+             (`signature_invalid`), or a `t` more than 300 s from now (`signature_stale`).",
+        ),
+    );
+    responses.insert(
+        "500".into(),
+        problem("Internal error; details are only logged (`internal`)."),
+    );
+    op
+}
+
+/// The REST payment API of payment providers, and finance's view of their callbacks.
+fn payment_api_paths() -> Value {
+    let intent_id = path_param(
+        "id",
+        "The intent's id (`pi_...`).",
+        json!({ "type": "string" }),
+    );
+    let idempotency_key = |required: bool| {
+        json!({ "name": "Idempotency-Key", "in": "header", "required": required,
+                "description": "Stripe's semantics: the first response to a request with this key is kept 24 h and replayed (with `Idempotent-Replayed: true`) to the same request; the key with other parameters is refused.",
+                "schema": { "type": "string", "minLength": 1, "maxLength": 255 } })
+    };
+    json!({
+        "/api/v1/providers/{provider}/payment-intents": { "post": provider_signed(json!({
+            "operationId": "createPaymentIntent",
+            "summary": "An offer to pay one fine: by default the amount due today (the discounted sum within its window), or a part of it, or more.",
+            "parameters": [idempotency_key(true)],
+            "requestBody": body_of("NewPaymentIntent"),
+            "responses": {
+                "201": json_of("The intent, with what the fine asks for today.", "PaymentIntent"),
+                "400": problem("No Idempotency-Key, or not JSON (`bad_request`)."),
+                "404": problem("No resolution has the code (`unknown_payment_code`)."),
+                "409": problem("The fine is paid (`already_paid`), closed (`case_closed`) or under appeal (`not_payable`); the key's first request is still being answered (`idempotency_key_in_use`)."),
+                "422": problem("Fields wrong (`validation_failed`), another currency (`invalid_money`), or the key used with other parameters (`idempotency_key_reused`).")
+            }
+        }))},
+        "/api/v1/providers/{provider}/payment-intents/{id}": { "get": provider_signed(json!({
+            "operationId": "getPaymentIntent",
+            "summary": "One of the provider's intents, with what its fine asks for now. Signed over an empty body.",
+            "parameters": [intent_id],
+            "responses": {
+                "200": json_of("The intent.", "PaymentIntent"),
+                "404": problem("The provider has no such intent (`not_found`).")
+            }
+        }))},
+        "/api/v1/providers/{provider}/payment-intents/{id}/cancel": { "post": provider_signed(json!({
+            "operationId": "cancelPaymentIntent",
+            "summary": "Cancels an unpaid intent (again: the same answer); a payment reported for it later is refused.",
+            "parameters": [intent_id, idempotency_key(false)],
+            "responses": {
+                "200": json_of("The cancelled intent.", "PaymentIntent"),
+                "404": problem("The provider has no such intent (`not_found`)."),
+                "409": problem("The intent was paid: reverse its payment instead (`intent_paid`)."),
+                "422": problem("The key used with other parameters (`idempotency_key_reused`).")
+            }
+        }))},
+        "/api/v1/providers/{provider}/callbacks": { "post": provider_signed(json!({
+            "operationId": "paymentCallback",
+            "summary": "The provider reports a payment (`payment.succeeded`) or takes one back (`payment.reversed`). Applied once per provider payment id however often it is sent; every callback is recorded with its answer.",
+            "requestBody": body_of("PaymentCallback"),
+            "responses": {
+                "200": json_of("Applied now (`applied`) or before (`repeat`).", "PaymentCallbackAnswer"),
+                "400": problem("Not JSON (`bad_request`)."),
+                "404": problem("No resolution has the code (`unknown_payment_code`), no such intent (`unknown_intent`), no such payment to reverse (`unknown_payment`)."),
+                "409": problem("The fine is paid (`already_paid`), closed (`case_closed`), under appeal (`not_payable`); the intent cancelled (`intent_cancelled`) or paid (`intent_paid`); the payment id used for another payment (`payment_id_reused`); a case whose money is refunded, not reversed (`not_reversible`)."),
+                "422": problem("Fields wrong (`validation_failed`), the amount not the intent's (`amount_mismatch`), the intent for another fine (`intent_for_other_fine`), another currency (`invalid_money`), an unknown event type (`unknown_event_type`).")
+            }
+        }))},
+        "/api/v1/payment-callbacks": { "get": secured(roles::<FinanceReaders>(), json!({
+            "operationId": "listPaymentCallbacks",
+            "summary": "Every callback providers sent, with its answer, in id order; `refused=true` for those not taken.",
+            "parameters": [
+                { "name": "refused", "in": "query", "required": false, "description": "Only the refused ones.", "schema": { "type": "boolean" } },
+                { "name": "after", "in": "query", "required": false, "description": "The last id of the previous page.", "schema": { "type": "integer" } },
+                { "name": "limit", "in": "query", "required": false, "description": "1 to 1000; default 100.", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }
+            ],
+            "responses": {
+                "200": json_of("One page.", "PaymentCallbackPage"),
+                "400": problem("Parameters not numbers (`bad_request`), or the limit out of range (`invalid_query`).")
+            }
+        }))}
+    })
+}
+
+/// Bank statements, the queue of credits no fine took, and the daily totals.
+fn reconciliation_paths() -> Value {
+    json!({
+        "/api/v1/statements": { "post": secured(roles::<Finance>(), json!({
+            "operationId": "importStatement",
+            "summary": "Imports a bank statement of the city's account (ISO 20022 camt.053, or CSV with the columns booking_date, amount, currency, reference, remittance and optionally payer). Each credit is matched to the payment a bank or provider reported earlier (the same money counts once), applied as a payment of its own, or queued for finance. Importing it again changes nothing. A statement with any problem is refused whole.",
+            "parameters": [
+                { "name": "format", "in": "query", "required": false, "description": "`camt053` or `csv`; by default from the content type (XML or CSV).", "schema": { "type": "string", "enum": ["camt053", "csv"] } },
+                { "name": "account", "in": "query", "required": false, "description": "The account a CSV statement is of (camt.053 names its own).", "schema": { "type": "string" } }
+            ],
+            "requestBody": { "required": true, "content": {
+                "application/xml": { "schema": { "type": "string" } },
+                "text/csv": { "schema": { "type": "string" } }
+            } },
+            "responses": {
+                "200": json_of("What became of each credit.", "StatementImport"),
+                "400": problem("No format (`bad_request`)."),
+                "413": problem("Larger than 32 MiB."),
+                "422": problem("The statement's problems, each with its line or entry (`validation_failed`); an unknown format (`invalid_query`).")
+            }
+        }))},
+        "/api/v1/statement-lines": { "get": secured(roles::<FinanceReaders>(), json!({
+            "operationId": "listStatementLines",
+            "summary": "Imported credits in id order; `queued=true` for those waiting for finance (no code, several codes, an unknown code, or money the fine could not take). While a queued credit names a fine, the fine's clocks wait.",
+            "parameters": [
+                { "name": "queued", "in": "query", "required": false, "description": "Only the queued ones.", "schema": { "type": "boolean" } },
+                { "name": "after", "in": "query", "required": false, "description": "The last id of the previous page.", "schema": { "type": "integer" } },
+                { "name": "limit", "in": "query", "required": false, "description": "1 to 1000; default 100.", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }
+            ],
+            "responses": {
+                "200": json_of("One page.", "StatementLinePage"),
+                "400": problem("Parameters not numbers (`bad_request`), or the limit out of range (`invalid_query`).")
+            }
+        }))},
+        "/api/v1/statement-lines/{id}/resolution": { "post": secured(roles::<Finance>(), json!({
+            "operationId": "resolveStatementLine",
+            "summary": "Takes a queued credit off the queue: `apply` it to the fine with `payment_code` (matched where it is money a bank reported), or `dismiss` it (returned to the payer); `note` says why.",
+            "parameters": [path_param("id", "The credit's id.", json!({ "type": "integer" }))],
+            "requestBody": body_of("StatementLineResolution"),
+            "responses": {
+                "200": json_of("The credit, resolved.", "StatementLine"),
+                "404": problem("No such credit (`not_found`); no resolution has the code (`unknown_payment_code`)."),
+                "409": problem("Not queued (`conflict`); the fine cannot take the money (`already_paid`, `case_closed`, `not_payable`)."),
+                "422": problem("Fields wrong (`validation_failed`).")
+            }
+        }))},
+        "/api/v1/payment-totals": { "get": secured(roles::<FinanceReaders>(), json!({
+            "operationId": "paymentTotals",
+            "summary": "Per day of the jurisdiction's calendar: the standing payments of each channel (count, minor units), those reported over SOAP or the API that no credit has matched yet, and the credits booked by what became of them; `balanced` when every day's credits are accounted for.",
+            "parameters": [
+                { "name": "from", "in": "query", "required": true, "schema": { "type": "string", "format": "date" } },
+                { "name": "to", "in": "query", "required": true, "description": "At most 62 days after `from`, included.", "schema": { "type": "string", "format": "date" } }
+            ],
+            "responses": {
+                "200": json_of("The days.", "PaymentTotals"),
+                "400": problem("Dates missing or not dates (`bad_request`), `to` before `from` or too far (`invalid_query`).")
+            }
+        }))}
     })
 }
 
@@ -1011,7 +1179,9 @@ fn components() -> Value {
     let security_schemes = json!({
         "securitySchemes": {
             "bearer": { "type": "http", "scheme": "bearer",
-                        "description": "A token from POST /api/v1/auth/token (32 random bytes, base64url)." }
+                        "description": "A token from POST /api/v1/auth/token (32 random bytes, base64url)." },
+            "providerSignature": { "type": "apiKey", "in": "header", "name": "Kozomol-Signature",
+                        "description": "`t=<unix seconds>,v1=<hex>`: HMAC-SHA256 over `{t}.{body}` with a secret shared with the provider; several `v1` during a key rotation; `t` within 300 s of now." }
         }
     });
     let mut schemas = serde_json::Map::new();
@@ -1165,6 +1335,136 @@ fn components() -> Value {
                 "id": { "type": "integer" },
                 "voided": { "type": "array", "items": { "type": "integer" } },
                 "refund_requests": { "type": "integer" }
+            }
+        }),
+    );
+    schemas.insert("NewPaymentIntent".into(), json!({
+        "type": "object", "required": ["payment_code"], "additionalProperties": false,
+        "properties": {
+            "payment_code": { "type": "string", "pattern": "^[1-9][0-9]{17}$" },
+            "amount_minor": { "type": "integer", "minimum": 1, "description": "Default: due today." },
+            "currency": { "type": "string", "description": "If given, the fine's (KGS, KZT)." }
+        }
+    }));
+    schemas.insert("PaymentIntent".into(), json!({
+        "type": "object",
+        "required": ["id", "status", "payment_code", "resolution_number", "amount_minor", "currency", "created_at", "updated_at"],
+        "properties": {
+            "id": text, "status": { "type": "string", "enum": ["requires_payment", "succeeded", "cancelled"] },
+            "payment_code": text, "resolution_number": text,
+            "amount_minor": { "type": "integer" }, "currency": text,
+            "payment_id": { "type": ["integer", "null"] },
+            "created_at": instant, "updated_at": instant,
+            "outstanding_minor": { "type": "integer", "description": "What the fine asks for today." }
+        }
+    }));
+    schemas.insert("PaymentCallback".into(), json!({
+        "type": "object", "required": ["id", "type", "data"], "additionalProperties": false,
+        "properties": {
+            "id": { "type": "string", "description": "The provider's id of the event." },
+            "type": { "type": "string", "enum": ["payment.succeeded", "payment.reversed"] },
+            "data": {
+                "type": "object", "additionalProperties": false,
+                "required": ["payment_id", "payment_code", "amount_minor", "currency", "paid_at"],
+                "properties": {
+                    "payment_id": { "type": "string", "description": "The provider's id of the payment: the same id again is the same payment." },
+                    "payment_code": text,
+                    "intent": { "type": "string", "description": "The intent paid: the payment must be its fine and amount." },
+                    "amount_minor": { "type": "integer", "minimum": 1 },
+                    "currency": text,
+                    "paid_at": { "type": "string", "format": "date-time", "description": "When the payer paid: it decides the discount." },
+                    "reason": { "type": "string", "description": "Why a payment is taken back." }
+                }
+            }
+        }
+    }));
+    schemas.insert("PaymentCallbackAnswer".into(), json!({
+        "type": "object", "required": ["outcome", "payment"],
+        "properties": {
+            "outcome": { "type": "string", "enum": ["applied", "repeat"] },
+            "payment": { "type": "object", "description": "The ledger's payment: id, resolution_number, case_id, channel, source, external_id, amount, paid_at, posted_at, from_state, to_state, excess_minor (paid beyond what was due), reversed_at." }
+        }
+    }));
+    schemas.insert("PaymentCallbackPage".into(), json!({
+        "type": "object", "required": ["items"],
+        "properties": {
+            "items": { "type": "array", "items": {
+                "type": "object",
+                "required": ["id", "provider", "received_at", "signature", "body", "outcome", "status", "detail"],
+                "properties": {
+                    "id": { "type": "integer" }, "provider": text, "received_at": instant,
+                    "event_id": nullable_text, "event_type": nullable_text,
+                    "signature": text, "body": text,
+                    "outcome": { "type": "string", "enum": ["applied", "repeat", "refused"] },
+                    "status": { "type": "integer" }, "detail": text
+                }
+            } },
+            "next": { "type": ["integer", "null"] }
+        }
+    }));
+    let statement_line = json!({
+        "type": "object",
+        "required": ["id", "account", "statement_id", "bank_reference", "booked_on", "amount", "remittance", "codes", "status", "detail", "imported_at", "imported_by"],
+        "properties": {
+            "id": { "type": "integer" }, "account": text, "statement_id": text, "bank_reference": text,
+            "booked_on": date,
+            "amount": { "type": "object", "properties": { "minor": { "type": "integer" }, "currency": text } },
+            "remittance": text, "payer": nullable_text,
+            "codes": { "type": "array", "items": text },
+            "status": { "type": "string", "enum": ["applied", "matched", "unmatched", "ambiguous", "refused", "resolved"] },
+            "payment_id": { "type": ["integer", "null"] }, "detail": text,
+            "imported_at": instant, "imported_by": text,
+            "resolved_at": { "type": ["string", "null"], "format": "date-time" }, "resolved_by": nullable_text
+        }
+    });
+    schemas.insert("StatementLine".into(), statement_line);
+    schemas.insert("StatementLinePage".into(), json!({
+        "type": "object", "required": ["items"],
+        "properties": {
+            "items": { "type": "array", "items": { "$ref": "#/components/schemas/StatementLine" } },
+            "next": { "type": ["integer", "null"] }
+        }
+    }));
+    schemas.insert("StatementLineResolution".into(), json!({
+        "type": "object", "required": ["action", "note"], "additionalProperties": false,
+        "properties": {
+            "action": { "type": "string", "enum": ["apply", "dismiss"] },
+            "payment_code": { "type": "string", "description": "With `apply`: the fine the money is for." },
+            "note": { "type": "string", "maxLength": 2000 }
+        }
+    }));
+    schemas.insert("StatementImport".into(), json!({
+        "type": "object",
+        "required": ["account", "statement_id", "credits", "skipped", "applied", "matched", "queued", "repeats", "lines"],
+        "properties": {
+            "account": text, "statement_id": text,
+            "credits": { "type": "integer" }, "skipped": { "type": "integer", "description": "Debits, reversals and entries not booked." },
+            "applied": { "type": "integer" }, "matched": { "type": "integer" }, "queued": { "type": "integer" }, "repeats": { "type": "integer" },
+            "lines": { "type": "array", "items": {
+                "type": "object", "required": ["id", "bank_reference", "status", "detail", "repeat"],
+                "properties": {
+                    "id": { "type": "integer" }, "bank_reference": text,
+                    "status": { "type": "string", "enum": ["applied", "matched", "unmatched", "ambiguous", "refused", "resolved"] },
+                    "payment_id": { "type": ["integer", "null"] }, "detail": text, "repeat": { "type": "boolean" }
+                }
+            } }
+        }
+    }));
+    let pair = json!({ "type": "array", "items": { "type": "integer" }, "minItems": 2, "maxItems": 2, "description": "[count, minor units]" });
+    schemas.insert(
+        "PaymentTotals".into(),
+        json!({
+            "type": "object", "required": ["days", "balanced"],
+            "properties": {
+                "balanced": { "type": "boolean" },
+                "days": { "type": "array", "items": {
+                    "type": "object",
+                    "properties": {
+                        "day": date, "soap": pair, "api": pair, "statement": pair,
+                        "awaiting_statement": pair, "credits": pair, "credits_applied": pair,
+                        "credits_matched": pair, "credits_queued": pair, "credits_resolved": pair
+                    }
+                } }
             }
         }),
     );

@@ -231,6 +231,7 @@ pub async fn run(
         // The confidence at which a read may decide alone is where it stops being weak.
         state.weak_read_below_milli = (settings.recognizer.auto_accept * 1000.0).round() as u16;
         state.jurisdiction = settings.fines.jurisdiction;
+        state.payment_providers = Arc::new(settings.payment_providers.clone());
         state.smartcity = settings.smartcity.clone().map(|provider| {
             Arc::new(api::SmartcityService {
                 settings: provider,

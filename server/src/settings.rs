@@ -46,6 +46,9 @@ pub struct Settings {
     /// security server's addresses and the clients allowed per operation. Without it
     /// the endpoint answers that the service is not provided here.
     pub smartcity: Option<kozomol_tunduk::smartcity::ProviderSettings>,
+    /// Payment providers allowed on the REST payment API, each with the secrets its
+    /// requests and callbacks are signed with (docs/payments.md).
+    pub payment_providers: Vec<PaymentProvider>,
     /// The jurisdiction's offset from UTC in minutes (Bishkek: 360).
     pub utc_offset_minutes: i32,
     /// Ed25519 key that signs camera config; default `DATA_DIR/server.key`.
@@ -103,6 +106,7 @@ impl Default for Settings {
             delivery: DeliverySettings::default(),
             tunduk: None,
             smartcity: None,
+            payment_providers: Vec::new(),
             utc_offset_minutes: 6 * 60,
             server_key_file: None,
             evidence_dir: None,
@@ -251,6 +255,82 @@ impl Default for FinesSettings {
             idle_poll_ms: 500,
             checks: kozomol_fines::checks::ChecksConfig::default(),
         }
+    }
+}
+
+/// A payment provider of the REST payment API. Its secrets may come from
+/// `KOZOMOL_PAYMENT_PROVIDER_SECRETS_<ID>` (the id upper-cased, other characters as `_`;
+/// secrets comma-separated) instead of the file. `Debug` hides them.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentProvider {
+    /// How the provider is named in paths and in the ledger: `[a-z0-9_-]`, 1 to 40.
+    pub id: String,
+    /// The HMAC-SHA256 secrets in force: one, or the old and the new during a rotation.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+}
+
+/// A secret shorter than this is refused: it could be guessed.
+const MIN_PROVIDER_SECRET_BYTES: usize = 16;
+
+impl PaymentProvider {
+    /// The environment variable that may hold the provider's secrets.
+    pub fn secrets_variable(&self) -> String {
+        let id: String = self
+            .id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("KOZOMOL_PAYMENT_PROVIDER_SECRETS_{id}")
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let valid_id = (1..=40).contains(&self.id.len())
+            && self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !valid_id {
+            problems.push(format!(
+                "payment_providers: id `{}` must be 1 to 40 of a-z, 0-9, - and _",
+                self.id
+            ));
+        }
+        if self.secrets.is_empty() {
+            problems.push(format!(
+                "payment_providers.{}: no secret (set secrets or {})",
+                self.id,
+                self.secrets_variable()
+            ));
+        }
+        if self
+            .secrets
+            .iter()
+            .any(|s| s.len() < MIN_PROVIDER_SECRET_BYTES)
+        {
+            problems.push(format!(
+                "payment_providers.{}: every secret needs at least {MIN_PROVIDER_SECRET_BYTES} bytes",
+                self.id
+            ));
+        }
+        problems
+    }
+}
+
+impl std::fmt::Debug for PaymentProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentProvider")
+            .field("id", &self.id)
+            .field("secrets", &format!("{} hidden", self.secrets.len()))
+            .finish()
     }
 }
 
@@ -448,6 +528,16 @@ impl Settings {
         if let Some(v) = env("KOZOMOL_SMTP_PASSWORD") {
             settings.delivery.smtp_password = Some(v);
         }
+        for provider in &mut settings.payment_providers {
+            if let Some(v) = env(&provider.secrets_variable()) {
+                provider.secrets = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
+        }
         if let Some(v) = env("KOZOMOL_INGEST_CLIENT_ID") {
             settings.ingest.client_id = v;
         }
@@ -608,6 +698,13 @@ impl Settings {
         if let Some(smartcity) = &self.smartcity {
             if let Err(e) = smartcity.validate() {
                 problems.push(format!("smartcity: {e}"));
+            }
+        }
+        let mut provider_ids = std::collections::BTreeSet::new();
+        for provider in &self.payment_providers {
+            problems.extend(provider.problems());
+            if !provider_ids.insert(provider.id.as_str()) {
+                problems.push(format!("payment_providers: `{}` twice", provider.id));
             }
         }
         if problems.is_empty() {

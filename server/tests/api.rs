@@ -445,6 +445,39 @@ fn secured_routes() -> Vec<RouteCase> {
         ),
         r(
             Method::GET,
+            "/api/v1/payment-callbacks",
+            "/api/v1/payment-callbacks",
+            &[Role::Finance, Role::Admin, Role::Auditor],
+        ),
+        r(
+            Method::POST,
+            "/api/v1/statements",
+            "/api/v1/statements?format=csv&account=KG1",
+            &[Role::Finance],
+        ),
+        r(
+            Method::GET,
+            "/api/v1/statement-lines",
+            "/api/v1/statement-lines",
+            &[Role::Finance, Role::Admin, Role::Auditor],
+        ),
+        RouteCase {
+            body: Some(|| json!({"action": "dismiss", "note": "x"})),
+            ..r(
+                Method::POST,
+                "/api/v1/statement-lines/{id}/resolution",
+                "/api/v1/statement-lines/1/resolution",
+                &[Role::Finance],
+            )
+        },
+        r(
+            Method::GET,
+            "/api/v1/payment-totals",
+            "/api/v1/payment-totals?from=2026-03-01&to=2026-03-02",
+            &[Role::Finance, Role::Admin, Role::Auditor],
+        ),
+        r(
+            Method::GET,
             "/api/v1/resolutions/{number}",
             "/api/v1/resolutions/KG-BSK-2026-0000001",
             CASES,
@@ -611,6 +644,33 @@ fn public_routes() -> Vec<(Method, &'static str, &'static str)> {
     ]
 }
 
+/// Routes of payment providers, signed with their secret instead of a bearer token:
+/// method, template, a URI.
+fn provider_routes() -> Vec<(Method, &'static str, &'static str)> {
+    vec![
+        (
+            Method::POST,
+            "/api/v1/providers/{provider}/payment-intents",
+            "/api/v1/providers/bank/payment-intents",
+        ),
+        (
+            Method::GET,
+            "/api/v1/providers/{provider}/payment-intents/{id}",
+            "/api/v1/providers/bank/payment-intents/pi_1",
+        ),
+        (
+            Method::POST,
+            "/api/v1/providers/{provider}/payment-intents/{id}/cancel",
+            "/api/v1/providers/bank/payment-intents/pi_1/cancel",
+        ),
+        (
+            Method::POST,
+            "/api/v1/providers/{provider}/callbacks",
+            "/api/v1/providers/bank/callbacks",
+        ),
+    ]
+}
+
 #[tokio::test]
 async fn every_route_refuses_missing_unknown_and_wrong_role_tokens() {
     let h = Harness::new().await;
@@ -689,6 +749,15 @@ async fn every_route_refuses_missing_unknown_and_wrong_role_tokens() {
         }
     }
 
+    // A provider's route takes no bearer token, staff's or any: only its signature.
+    for (method, _, path) in provider_routes() {
+        let body = (method == Method::POST).then(|| json!({}));
+        let answer = h
+            .call(method.clone(), path, Some(h.token(Role::Admin)), body)
+            .await;
+        answer.problem(StatusCode::UNAUTHORIZED, "signature_invalid");
+    }
+
     for (method, _, path) in public_routes() {
         let body = (method == Method::POST).then(|| json!({"login": "nobody", "password": "x"}));
         let answer = h.call(method.clone(), path, None, body).await;
@@ -750,6 +819,18 @@ async fn openapi_describes_every_route_with_its_roles() {
         let op = &paths[path][&method];
         assert!(op.is_object(), "{method} {path} missing from openapi");
         assert_eq!(op["security"], json!([]), "{path} is public");
+        routed.insert((method, path.to_owned()));
+    }
+    for (method, path, _) in provider_routes() {
+        let method = method.as_str().to_lowercase();
+        let op = &paths[path][&method];
+        assert!(op.is_object(), "{method} {path} missing from openapi");
+        assert_eq!(
+            op["security"],
+            json!([{"providerSignature": []}]),
+            "{path} is signed"
+        );
+        assert!(op["responses"]["401"].is_object(), "{method} {path} 401");
         routed.insert((method, path.to_owned()));
     }
 

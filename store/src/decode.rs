@@ -70,3 +70,7 @@ pub(crate) fn u32_of(raw: i64, what: &str) -> Result<u32, StoreError> {
 pub(crate) fn u8_of(raw: i64, what: &str) -> Result<u8, StoreError> {
     u8::try_from(raw).map_err(|_| corrupt(format!("{what} {raw} out of range")))
 }
+
+pub(crate) fn u16_of(raw: i64, what: &str) -> Result<u16, StoreError> {
+    u16::try_from(raw).map_err(|_| corrupt(format!("{what} {raw} out of range")))
+}

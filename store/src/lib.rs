@@ -34,6 +34,7 @@ pub mod evidence;
 mod migrate;
 mod model;
 pub mod nominations;
+pub mod payment_intents;
 pub mod payments;
 mod postgres;
 mod postgres_accidents;
@@ -41,11 +42,14 @@ mod postgres_appeals;
 mod postgres_checks;
 mod postgres_delivery;
 mod postgres_nominations;
+mod postgres_payment_intents;
 mod postgres_payments;
 mod postgres_recognition;
+mod postgres_reconciliation;
 mod postgres_review;
 mod postgres_stages;
 mod recognition;
+pub mod reconciliation;
 mod review;
 mod sqlite;
 mod sqlite_accidents;
@@ -53,8 +57,10 @@ mod sqlite_appeals;
 mod sqlite_checks;
 mod sqlite_delivery;
 mod sqlite_nominations;
+mod sqlite_payment_intents;
 mod sqlite_payments;
 mod sqlite_recognition;
+mod sqlite_reconciliation;
 mod sqlite_review;
 mod sqlite_stages;
 mod stages;
@@ -88,9 +94,17 @@ pub use nominations::{
     Claim, NewNomination, NominatedDriver, NominationRecord, NominationRecorded,
     OffenderResolution, Offenders,
 };
+pub use payment_intents::{
+    CallbackOutcome, CallbackRecord, IdempotentStart, IntentCancelled, IntentRefusal, IntentStatus,
+    NewCallback, NewPaymentIntent, PaymentIntent, StoredResponse,
+};
 pub use payments::{
     ClockRestart, NewPayment, PaymentChannel, PaymentPosted, PaymentQuote, PaymentRecord,
     PaymentRefusal, PaymentReversal, PaymentReversed, PAYMENT_POSTED, PAYMENT_REVERSED,
+};
+pub use reconciliation::{
+    daily_totals, DayTotals, LineReconciled, LineResolution, LineResolved, LineStatus,
+    NewStatementLine, StatementLineRecord,
 };
 
 use std::collections::{HashMap, HashSet};
@@ -580,6 +594,109 @@ pub trait PaymentLedger: Send + Sync {
     async fn payments(&self, resolution_number: &str) -> Result<Vec<PaymentRecord>, StoreError>;
 }
 
+/// What the REST payment API of payment providers keeps: intents, idempotency keys and
+/// the callbacks received.
+#[async_trait]
+pub trait PaymentIntents: Send + Sync {
+    /// Records an intent; `Conflict` when its id is taken.
+    async fn create_intent(&self, intent: &NewPaymentIntent) -> Result<PaymentIntent, StoreError>;
+
+    /// The provider's intent with `id`.
+    async fn payment_intent(
+        &self,
+        provider: &str,
+        id: &str,
+    ) -> Result<Option<PaymentIntent>, StoreError>;
+
+    /// Cancels the provider's intent unless it was paid; `None` when it has none such.
+    /// The intent's row is locked, so a payment reported for it at the same moment is
+    /// either taken before (and the intent stays paid) or refused after.
+    async fn cancel_intent(
+        &self,
+        provider: &str,
+        id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<IntentCancelled>, StoreError>;
+
+    /// Claims `key` for a request of `scope` (the provider) whose parameters hash to
+    /// `fingerprint`, or says why it cannot be answered afresh. A key older than
+    /// [`payment_intents::IDEMPOTENCY_KEY_HOURS`] is new again.
+    async fn begin_idempotent(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<IdempotentStart, StoreError>;
+
+    /// Keeps the response to the request that claimed `key`.
+    async fn finish_idempotent(
+        &self,
+        scope: &str,
+        key: &str,
+        response: &StoredResponse,
+    ) -> Result<(), StoreError>;
+
+    /// Frees `key` when its request could not be answered (a server error): the same
+    /// request may be tried again.
+    async fn abandon_idempotent(&self, scope: &str, key: &str) -> Result<(), StoreError>;
+
+    /// Records a callback as received and answered.
+    async fn record_callback(&self, callback: &NewCallback) -> Result<i64, StoreError>;
+
+    /// Callbacks after `after_id`, in id order; only the refused ones if `refused_only`.
+    async fn callbacks(
+        &self,
+        refused_only: bool,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<CallbackRecord>, StoreError>;
+}
+
+/// Bank statements reconciled with the ledger ([`reconciliation`]).
+#[async_trait]
+pub trait Reconciliation: Send + Sync {
+    /// Takes one credit of a statement: matched to the payment a bank or provider
+    /// reported earlier, applied as a payment of its own, or queued for finance, in one
+    /// transaction under the lock of the fine it names. The same account and reference
+    /// again changes nothing (`repeat`).
+    async fn reconcile_credit(&self, line: &NewStatementLine)
+        -> Result<LineReconciled, StoreError>;
+
+    /// Takes a queued credit off the queue: applied to the fine with a code finance
+    /// names (matched, as above, where it is a payment reported earlier), or dismissed;
+    /// `None` when no credit has the id.
+    async fn resolve_statement_line(
+        &self,
+        id: i64,
+        resolution: &LineResolution,
+        by: &str,
+        note: &str,
+    ) -> Result<Option<LineResolved>, StoreError>;
+
+    /// Credits after `after_id`, in id order; only the queued ones if `queued_only`.
+    async fn statement_lines(
+        &self,
+        queued_only: bool,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StatementLineRecord>, StoreError>;
+
+    /// Credits booked from `from` to `to`, both included.
+    async fn statement_lines_booked(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<StatementLineRecord>, StoreError>;
+
+    /// Standing payments paid in `[from, to)`, by every channel.
+    async fn payments_paid(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<PaymentRecord>, StoreError>;
+}
+
 /// Everything kozomol persists in its database.
 pub trait Store:
     CameraRegister
@@ -596,6 +713,8 @@ pub trait Store:
     + Offenders
     + OfficerFilings
     + PaymentLedger
+    + PaymentIntents
+    + Reconciliation
 {
     fn backend(&self) -> Backend;
 }

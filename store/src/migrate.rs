@@ -83,6 +83,16 @@ const SQLITE: &[Migration] = &[
         name: "payment_reversals",
         sql: include_str!("../migrations/sqlite/0013_payment_reversals.sql"),
     },
+    Migration {
+        version: 14,
+        name: "payment_intents",
+        sql: include_str!("../migrations/sqlite/0014_payment_intents.sql"),
+    },
+    Migration {
+        version: 15,
+        name: "reconciliation",
+        sql: include_str!("../migrations/sqlite/0015_reconciliation.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -150,6 +160,16 @@ const POSTGRES: &[Migration] = &[
         version: 13,
         name: "payment_reversals",
         sql: include_str!("../migrations/postgres/0013_payment_reversals.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "payment_intents",
+        sql: include_str!("../migrations/postgres/0014_payment_intents.sql"),
+    },
+    Migration {
+        version: 15,
+        name: "reconciliation",
+        sql: include_str!("../migrations/postgres/0015_reconciliation.sql"),
     },
 ];
 

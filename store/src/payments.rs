@@ -82,6 +82,9 @@ pub struct NewPayment {
     /// Take only the exact amount outstanding (Tunduk's contract): more or less is
     /// refused, not applied.
     pub exact_only: bool,
+    /// The provider's payment intent it pays (the REST payment API): the payment must
+    /// be for the intent's fine and amount, and marks it succeeded.
+    pub intent: Option<String>,
     pub posted_by: String,
 }
 
@@ -245,6 +248,8 @@ pub enum PaymentRefusal {
     IdReused(Box<PaymentRecord>),
     /// The money cannot pay this fine (another currency).
     Invalid(String),
+    /// The payment does not fit the intent it names.
+    Intent(crate::IntentRefusal),
 }
 
 /// What the ledger reads under the case's lock before deciding.

@@ -333,7 +333,12 @@ impl CaseClocks for PgStore {
 
     async fn due_clocks(&self, today: NaiveDate, limit: u32) -> Result<Vec<DueClock>, StoreError> {
         let rows = sqlx::query(clock_select!(
-            "WHERE c.next_wakeup IS NOT NULL AND c.next_wakeup <= $1 ORDER BY c.next_wakeup, c.case_id LIMIT $2"
+            "WHERE c.next_wakeup IS NOT NULL AND c.next_wakeup <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM resolutions r \
+                 JOIN statement_line_codes q ON q.payment_code = r.payment_code \
+                 JOIN statement_lines l ON l.id = q.line_id \
+                 WHERE r.case_id = c.case_id AND l.status IN ('unmatched', 'ambiguous', 'refused')) \
+             ORDER BY c.next_wakeup, c.case_id LIMIT $2"
         ))
             .bind(today)
             .bind(i64::from(limit))
@@ -374,6 +379,22 @@ impl CaseClocks for PgStore {
         .rows_affected();
         if clock_moved == 0 {
             return Ok(false);
+        }
+        // A credit waiting for finance that names the fine may be its payment: no
+        // escalation until finance has placed it.
+        if crate::reconciliation::escalation(write.to) {
+            let held: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM resolutions r \
+                 JOIN statement_line_codes q ON q.payment_code = r.payment_code \
+                 JOIN statement_lines l ON l.id = q.line_id \
+                 WHERE r.case_id = $1 AND l.status IN ('unmatched', 'ambiguous', 'refused'))",
+            )
+            .bind(write.case_id.0)
+            .fetch_one(&mut *tx)
+            .await?;
+            if held {
+                return Ok(false);
+            }
         }
         if let Some(to) = write.to {
             if !move_case(&mut tx, write.case_id, write.from, to).await? {

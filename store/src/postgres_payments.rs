@@ -19,6 +19,7 @@ use crate::postgres::PgStore;
 use crate::postgres_appeals::{clock_of, move_case, restart_clock};
 use crate::postgres_recognition::insert_audit;
 use crate::recognition::audit_row;
+use crate::reconciliation;
 use crate::{decode, PaymentLedger, StoreError};
 
 /// A payment's columns. A macro because `query()` takes only `&'static str`.
@@ -33,7 +34,7 @@ macro_rules! payment_select {
     };
 }
 
-fn payment_from_row(row: &PgRow) -> Result<PaymentRecord, StoreError> {
+pub(crate) fn payment_from_row(row: &PgRow) -> Result<PaymentRecord, StoreError> {
     let currency: String = row.try_get("currency")?;
     Ok(PaymentRecord {
         id: row.try_get("id")?,
@@ -59,7 +60,10 @@ fn payment_from_row(row: &PgRow) -> Result<PaymentRecord, StoreError> {
 }
 
 /// The fine with `code` as it stands, or `None` if no resolution has the code.
-async fn standing(tx: &mut PgConnection, code: &str) -> Result<Option<Standing>, StoreError> {
+pub(crate) async fn standing(
+    tx: &mut PgConnection,
+    code: &str,
+) -> Result<Option<Standing>, StoreError> {
     // The case row is locked by a statement of its own: a statement that waited for a
     // lock re-reads only the locked row, so the clock and appeal read with it could be
     // older than the payment that held the lock.
@@ -118,7 +122,7 @@ async fn earlier_report(
     conn: &mut PgConnection,
     payment: &NewPayment,
 ) -> Result<Option<PaymentRecord>, StoreError> {
-    sqlx::query(payment_select!(
+    let first = sqlx::query(payment_select!(
         "WHERE channel = $1 AND source = $2 AND external_id = $3"
     ))
     .bind(payment.channel.as_str())
@@ -128,7 +132,234 @@ async fn earlier_report(
     .await?
     .as_ref()
     .map(payment_from_row)
-    .transpose()
+    .transpose()?;
+    if first.is_some() {
+        return Ok(first);
+    }
+    // Reported again over another channel: the payment it was recognised as.
+    let twin: Option<i64> = sqlx::query_scalar(
+        "SELECT payment_id FROM payment_reports WHERE channel = $1 AND source = $2 AND external_id = $3",
+    )
+    .bind(payment.channel.as_str())
+    .bind(&payment.source)
+    .bind(&payment.external_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match twin {
+        Some(id) => payment_by_id(conn, id).await,
+        None => Ok(None),
+    }
+}
+
+/// Posts `payment` to the fine `standing` describes, its case row locked by the caller's
+/// transaction (which the caller commits); `None` when the reporter's id was taken
+/// meanwhile for another fine (the unique index refused it: the caller rolls back and
+/// answers as a repeat).
+pub(crate) async fn post_locked(
+    tx: &mut PgConnection,
+    standing: &Standing,
+    payment: &NewPayment,
+) -> Result<Option<PaymentPosted>, StoreError> {
+    if let Some(earlier) = earlier_report(&mut *tx, payment).await? {
+        return Ok(Some(payments::repeat(
+            earlier,
+            payment,
+            &standing.resolution_number,
+        )));
+    }
+    if let Some(intent) = &payment.intent {
+        if let Err(refusal) =
+            crate::postgres_payment_intents::take_intent(&mut *tx, payment, intent).await?
+        {
+            return Ok(Some(PaymentPosted::Refused(PaymentRefusal::Intent(
+                refusal,
+            ))));
+        }
+    }
+    // Money a statement booked before the bank reported it: that payment.
+    if reconciliation::REPORTING.contains(&payment.channel) {
+        if let Some(booked) = booked_twin(&mut *tx, standing, payment).await? {
+            let now = now_millis();
+            sqlx::query(
+                "INSERT INTO payment_reports (payment_id, channel, source, external_id, reported_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(booked.id)
+            .bind(payment.channel.as_str())
+            .bind(&payment.source)
+            .bind(&payment.external_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(intent) = &payment.intent {
+                crate::postgres_payment_intents::mark_intent_paid(
+                    &mut *tx,
+                    &payment.source,
+                    intent,
+                    booked.id,
+                    now,
+                )
+                .await?;
+            }
+            return Ok(Some(PaymentPosted::AlreadyPosted(booked)));
+        }
+    }
+    let decided = match payments::decide(standing, payment) {
+        Ok(decided) => decided,
+        Err(refusal) => return Ok(Some(PaymentPosted::Refused(refusal))),
+    };
+    let now = now_millis();
+    let paid_at = whole_millis(payment.paid_at);
+    let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
+        "INSERT INTO payments (resolution_number, case_id, channel, source, external_id, \
+         amount_minor, currency, paid_at, posted_at, posted_by, from_state, to_state, \
+         excess_minor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+    )
+    .bind(&standing.resolution_number)
+    .bind(standing.case_id.0)
+    .bind(payment.channel.as_str())
+    .bind(&payment.source)
+    .bind(&payment.external_id)
+    .bind(payment.amount.minor)
+    .bind(payment.amount.currency.code())
+    .bind(paid_at)
+    .bind(now)
+    .bind(&payment.posted_by)
+    .bind(standing.state.as_str())
+    .bind(decided.to_state.as_str())
+    .bind(decided.excess_minor)
+    .fetch_one(&mut *tx)
+    .await;
+    let id = match inserted {
+        Ok(id) => id,
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if decided.to_state != standing.state
+        && !move_case(&mut *tx, standing.case_id, standing.state, decided.to_state).await?
+    {
+        // The case's row is locked: the state read above stands.
+        return Err(crate::error::corrupt(format!(
+            "case {} left {} while its payment was posted",
+            standing.case_id, standing.state
+        )));
+    }
+    if let Some(intent) = &payment.intent {
+        crate::postgres_payment_intents::mark_intent_paid(
+            &mut *tx,
+            &payment.source,
+            intent,
+            id,
+            now,
+        )
+        .await?;
+    }
+    let record = payments::record(standing, payment, id, paid_at, now, &decided);
+    let detail = payments::audit_detail(&record);
+    insert_audit(
+        &mut *tx,
+        &audit_row(
+            standing.case_id,
+            PAYMENT_POSTED,
+            Some(standing.state),
+            Some(decided.to_state),
+            &payment.posted_by,
+            &detail,
+            now,
+        ),
+    )
+    .await?;
+    Ok(Some(PaymentPosted::Applied(record)))
+}
+
+/// The statement payment of the fine that is the money `payment` reports: the same
+/// amount, booked on the day paid or within the booking lag after, not yet reported
+/// over SOAP or the API.
+async fn booked_twin(
+    conn: &mut PgConnection,
+    standing: &Standing,
+    payment: &NewPayment,
+) -> Result<Option<PaymentRecord>, StoreError> {
+    let booked = channel_payments(&mut *conn, &standing.resolution_number, true).await?;
+    if booked.is_empty() {
+        return Ok(None);
+    }
+    let reported: std::collections::HashSet<i64> = sqlx::query_scalar(
+        "SELECT r.payment_id FROM payment_reports r JOIN payments p ON p.id = r.payment_id \
+         WHERE p.resolution_number = $1 AND r.channel IN ('soap', 'api')",
+    )
+    .bind(&standing.resolution_number)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    let candidates: Vec<(PaymentRecord, bool)> = booked
+        .into_iter()
+        .map(|p| {
+            let seen = reported.contains(&p.id);
+            (p, seen)
+        })
+        .collect();
+    let paid_on = standing.jurisdiction.local_date(payment.paid_at);
+    Ok(reconciliation::twin(
+        &candidates,
+        standing.jurisdiction,
+        payment.amount,
+        (Some(paid_on), None),
+    )
+    .cloned())
+}
+
+/// The fine's standing payments of the statement channel (`statement`) or of the
+/// others, oldest first.
+pub(crate) async fn channel_payments(
+    conn: &mut PgConnection,
+    resolution_number: &str,
+    statement: bool,
+) -> Result<Vec<PaymentRecord>, StoreError> {
+    sqlx::query(payment_select!(
+        "WHERE resolution_number = $1 AND (channel = 'statement') = $2 \
+         AND reversed_at IS NULL ORDER BY id"
+    ))
+    .bind(resolution_number)
+    .bind(statement)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(payment_from_row)
+    .collect()
+}
+
+/// The payment with `id`.
+pub(crate) async fn payment_by_id(
+    conn: &mut PgConnection,
+    id: i64,
+) -> Result<Option<PaymentRecord>, StoreError> {
+    sqlx::query(payment_select!("WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(payment_from_row)
+        .transpose()
+}
+
+/// Standing payments paid in `[from, to)`, in id order.
+pub(crate) async fn payments_paid(
+    conn: &mut PgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<PaymentRecord>, StoreError> {
+    sqlx::query(payment_select!(
+        "WHERE paid_at >= $1 AND paid_at < $2 AND reversed_at IS NULL ORDER BY id"
+    ))
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(payment_from_row)
+    .collect()
 }
 
 #[async_trait]
@@ -139,82 +370,25 @@ impl PaymentLedger for PgStore {
         let Some(standing) = standing(&mut tx, &payment.payment_code).await? else {
             return Ok(PaymentPosted::Refused(PaymentRefusal::UnknownCode));
         };
-        if let Some(earlier) = earlier_report(&mut tx, payment).await? {
-            return Ok(payments::repeat(
-                earlier,
-                payment,
-                &standing.resolution_number,
-            ));
-        }
-        let decided = match payments::decide(&standing, payment) {
-            Ok(decided) => decided,
-            Err(refusal) => return Ok(PaymentPosted::Refused(refusal)),
-        };
-        let now = now_millis();
-        let paid_at = whole_millis(payment.paid_at);
-        let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
-            "INSERT INTO payments (resolution_number, case_id, channel, source, external_id, \
-             amount_minor, currency, paid_at, posted_at, posted_by, from_state, to_state, \
-             excess_minor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
-        )
-        .bind(&standing.resolution_number)
-        .bind(standing.case_id.0)
-        .bind(payment.channel.as_str())
-        .bind(&payment.source)
-        .bind(&payment.external_id)
-        .bind(payment.amount.minor)
-        .bind(payment.amount.currency.code())
-        .bind(paid_at)
-        .bind(now)
-        .bind(&payment.posted_by)
-        .bind(standing.state.as_str())
-        .bind(decided.to_state.as_str())
-        .bind(decided.excess_minor)
-        .fetch_one(&mut *tx)
-        .await;
-        let id = match inserted {
-            Ok(id) => id,
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+        match post_locked(&mut tx, &standing, payment).await? {
+            Some(posted) => {
+                tx.commit().await?;
+                Ok(posted)
+            }
+            None => {
                 tx.rollback().await?;
                 let earlier = earlier_report(&mut *self.pool.acquire().await?, payment)
                     .await?
                     .ok_or_else(|| {
                         crate::error::corrupt("a payment's reporter id is taken by no row")
                     })?;
-                return Ok(payments::repeat(
+                Ok(payments::repeat(
                     earlier,
                     payment,
                     &standing.resolution_number,
-                ));
+                ))
             }
-            Err(e) => return Err(e.into()),
-        };
-        if decided.to_state != standing.state
-            && !move_case(&mut tx, standing.case_id, standing.state, decided.to_state).await?
-        {
-            // The case's row is locked: the state read above stands.
-            return Err(crate::error::corrupt(format!(
-                "case {} left {} while its payment was posted",
-                standing.case_id, standing.state
-            )));
         }
-        let record = payments::record(&standing, payment, id, paid_at, now, &decided);
-        let detail = payments::audit_detail(&record);
-        insert_audit(
-            &mut tx,
-            &audit_row(
-                standing.case_id,
-                PAYMENT_POSTED,
-                Some(standing.state),
-                Some(decided.to_state),
-                &payment.posted_by,
-                &detail,
-                now,
-            ),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(PaymentPosted::Applied(record))
     }
 
     async fn reverse_payment(

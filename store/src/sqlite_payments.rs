@@ -14,6 +14,7 @@ use crate::payments::{
     PaymentReversal, PaymentReversed, Standing, StandingRow, PAYMENT_POSTED, PAYMENT_REVERSED,
 };
 use crate::recognition::audit_row;
+use crate::reconciliation;
 use crate::sqlite::{ms, SqliteStore};
 use crate::sqlite_appeals::{clock_of, move_case, restart_clock};
 use crate::sqlite_recognition::insert_audit;
@@ -31,7 +32,7 @@ macro_rules! payment_select {
     };
 }
 
-fn payment_from_row(row: &SqliteRow) -> Result<PaymentRecord, StoreError> {
+pub(crate) fn payment_from_row(row: &SqliteRow) -> Result<PaymentRecord, StoreError> {
     let currency: String = row.try_get("currency")?;
     Ok(PaymentRecord {
         id: row.try_get("id")?,
@@ -57,7 +58,10 @@ fn payment_from_row(row: &SqliteRow) -> Result<PaymentRecord, StoreError> {
 }
 
 /// The fine with `code` as it stands, or `None` if no resolution has the code.
-async fn standing(tx: &mut SqliteConnection, code: &str) -> Result<Option<Standing>, StoreError> {
+pub(crate) async fn standing(
+    tx: &mut SqliteConnection,
+    code: &str,
+) -> Result<Option<Standing>, StoreError> {
     let Some(row) = sqlx::query(
         "SELECT r.number, r.case_id, r.jurisdiction, r.amount_minor, r.discounted_minor, \
          r.currency, s.state, c.discount_until, c.case_id IS NOT NULL AS dated, \
@@ -101,6 +105,236 @@ async fn standing(tx: &mut SqliteConnection, code: &str) -> Result<Option<Standi
     payments::standing_of(row, &paid).map(Some)
 }
 
+/// Posts `payment` to the fine `standing` describes, in the caller's `BEGIN IMMEDIATE`
+/// transaction (which the caller commits).
+pub(crate) async fn post_locked(
+    tx: &mut SqliteConnection,
+    standing: &Standing,
+    payment: &NewPayment,
+) -> Result<PaymentPosted, StoreError> {
+    if let Some(earlier) = earlier_report(&mut *tx, payment).await? {
+        return Ok(payments::repeat(
+            earlier,
+            payment,
+            &standing.resolution_number,
+        ));
+    }
+    if let Some(intent) = &payment.intent {
+        if let Err(refusal) =
+            crate::sqlite_payment_intents::take_intent(&mut *tx, payment, intent).await?
+        {
+            return Ok(PaymentPosted::Refused(PaymentRefusal::Intent(refusal)));
+        }
+    }
+    // Money a statement booked before the bank reported it: that payment.
+    if reconciliation::REPORTING.contains(&payment.channel) {
+        if let Some(booked) = booked_twin(&mut *tx, standing, payment).await? {
+            let now = now_millis();
+            sqlx::query(
+                "INSERT INTO payment_reports (payment_id, channel, source, external_id, reported_at) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(booked.id)
+            .bind(payment.channel.as_str())
+            .bind(&payment.source)
+            .bind(&payment.external_id)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+            if let Some(intent) = &payment.intent {
+                crate::sqlite_payment_intents::mark_intent_paid(
+                    &mut *tx,
+                    &payment.source,
+                    intent,
+                    booked.id,
+                    now,
+                )
+                .await?;
+            }
+            return Ok(PaymentPosted::AlreadyPosted(booked));
+        }
+    }
+    let decided = match payments::decide(standing, payment) {
+        Ok(decided) => decided,
+        Err(refusal) => return Ok(PaymentPosted::Refused(refusal)),
+    };
+    let now = now_millis();
+    let paid_at = whole_millis(payment.paid_at);
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO payments (resolution_number, case_id, channel, source, external_id, \
+         amount_minor, currency, paid_at, posted_at, posted_by, from_state, to_state, \
+         excess_minor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&standing.resolution_number)
+    .bind(standing.case_id.0)
+    .bind(payment.channel.as_str())
+    .bind(&payment.source)
+    .bind(&payment.external_id)
+    .bind(payment.amount.minor)
+    .bind(payment.amount.currency.code())
+    .bind(ms(paid_at))
+    .bind(ms(now))
+    .bind(&payment.posted_by)
+    .bind(standing.state.as_str())
+    .bind(decided.to_state.as_str())
+    .bind(decided.excess_minor)
+    .fetch_one(&mut *tx)
+    .await?;
+    if decided.to_state != standing.state
+        && !move_case(&mut *tx, standing.case_id, standing.state, decided.to_state).await?
+    {
+        // The transaction holds the only writer: the state read above stands.
+        return Err(crate::error::corrupt(format!(
+            "case {} left {} while its payment was posted",
+            standing.case_id, standing.state
+        )));
+    }
+    if let Some(intent) = &payment.intent {
+        crate::sqlite_payment_intents::mark_intent_paid(&mut *tx, &payment.source, intent, id, now)
+            .await?;
+    }
+    let record = payments::record(standing, payment, id, paid_at, now, &decided);
+    let detail = payments::audit_detail(&record);
+    insert_audit(
+        &mut *tx,
+        &audit_row(
+            standing.case_id,
+            PAYMENT_POSTED,
+            Some(standing.state),
+            Some(decided.to_state),
+            &payment.posted_by,
+            &detail,
+            now,
+        ),
+    )
+    .await?;
+    Ok(PaymentPosted::Applied(record))
+}
+
+/// The payment reported before under the same reporter's id, if any: its own, or the
+/// one it was recognised as when it came over a second channel.
+async fn earlier_report(
+    conn: &mut SqliteConnection,
+    payment: &NewPayment,
+) -> Result<Option<PaymentRecord>, StoreError> {
+    let first = sqlx::query(payment_select!(
+        "WHERE channel = ? AND source = ? AND external_id = ?"
+    ))
+    .bind(payment.channel.as_str())
+    .bind(&payment.source)
+    .bind(&payment.external_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .as_ref()
+    .map(payment_from_row)
+    .transpose()?;
+    if first.is_some() {
+        return Ok(first);
+    }
+    let twin: Option<i64> = sqlx::query_scalar(
+        "SELECT payment_id FROM payment_reports WHERE channel = ? AND source = ? AND external_id = ?",
+    )
+    .bind(payment.channel.as_str())
+    .bind(&payment.source)
+    .bind(&payment.external_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match twin {
+        Some(id) => payment_by_id(conn, id).await,
+        None => Ok(None),
+    }
+}
+
+/// The statement payment of the fine that is the money `payment` reports: the same
+/// amount, booked on the day paid or within the booking lag after, not yet reported
+/// over SOAP or the API.
+async fn booked_twin(
+    conn: &mut SqliteConnection,
+    standing: &Standing,
+    payment: &NewPayment,
+) -> Result<Option<PaymentRecord>, StoreError> {
+    let booked = channel_payments(&mut *conn, &standing.resolution_number, true).await?;
+    if booked.is_empty() {
+        return Ok(None);
+    }
+    let reported: std::collections::HashSet<i64> = sqlx::query_scalar(
+        "SELECT r.payment_id FROM payment_reports r JOIN payments p ON p.id = r.payment_id \
+         WHERE p.resolution_number = ? AND r.channel IN ('soap', 'api')",
+    )
+    .bind(&standing.resolution_number)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    let candidates: Vec<(PaymentRecord, bool)> = booked
+        .into_iter()
+        .map(|p| {
+            let seen = reported.contains(&p.id);
+            (p, seen)
+        })
+        .collect();
+    let paid_on = standing.jurisdiction.local_date(payment.paid_at);
+    Ok(reconciliation::twin(
+        &candidates,
+        standing.jurisdiction,
+        payment.amount,
+        (Some(paid_on), None),
+    )
+    .cloned())
+}
+
+/// The fine's standing payments of the statement channel (`statement`) or of the
+/// others, oldest first.
+pub(crate) async fn channel_payments(
+    conn: &mut SqliteConnection,
+    resolution_number: &str,
+    statement: bool,
+) -> Result<Vec<PaymentRecord>, StoreError> {
+    sqlx::query(payment_select!(
+        "WHERE resolution_number = ? AND (channel = 'statement') = ? \
+         AND reversed_at IS NULL ORDER BY id"
+    ))
+    .bind(resolution_number)
+    .bind(statement)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(payment_from_row)
+    .collect()
+}
+
+/// The payment with `id`.
+pub(crate) async fn payment_by_id(
+    conn: &mut SqliteConnection,
+    id: i64,
+) -> Result<Option<PaymentRecord>, StoreError> {
+    sqlx::query(payment_select!("WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(payment_from_row)
+        .transpose()
+}
+
+/// Standing payments paid in `[from, to)`, in id order.
+pub(crate) async fn payments_paid(
+    conn: &mut SqliteConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<PaymentRecord>, StoreError> {
+    sqlx::query(payment_select!(
+        "WHERE paid_at >= ? AND paid_at < ? AND reversed_at IS NULL ORDER BY id"
+    ))
+    .bind(ms(from))
+    .bind(ms(to))
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(payment_from_row)
+    .collect()
+}
+
 #[async_trait]
 impl PaymentLedger for SqliteStore {
     async fn post_payment(&self, payment: &NewPayment) -> Result<PaymentPosted, StoreError> {
@@ -109,74 +343,9 @@ impl PaymentLedger for SqliteStore {
         let Some(standing) = standing(&mut tx, &payment.payment_code).await? else {
             return Ok(PaymentPosted::Refused(PaymentRefusal::UnknownCode));
         };
-        let earlier = sqlx::query(payment_select!(
-            "WHERE channel = ? AND source = ? AND external_id = ?"
-        ))
-        .bind(payment.channel.as_str())
-        .bind(&payment.source)
-        .bind(&payment.external_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(earlier) = earlier {
-            let earlier = payment_from_row(&earlier)?;
-            return Ok(payments::repeat(
-                earlier,
-                payment,
-                &standing.resolution_number,
-            ));
-        }
-        let decided = match payments::decide(&standing, payment) {
-            Ok(decided) => decided,
-            Err(refusal) => return Ok(PaymentPosted::Refused(refusal)),
-        };
-        let now = now_millis();
-        let paid_at = whole_millis(payment.paid_at);
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO payments (resolution_number, case_id, channel, source, external_id, \
-             amount_minor, currency, paid_at, posted_at, posted_by, from_state, to_state, \
-             excess_minor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(&standing.resolution_number)
-        .bind(standing.case_id.0)
-        .bind(payment.channel.as_str())
-        .bind(&payment.source)
-        .bind(&payment.external_id)
-        .bind(payment.amount.minor)
-        .bind(payment.amount.currency.code())
-        .bind(ms(paid_at))
-        .bind(ms(now))
-        .bind(&payment.posted_by)
-        .bind(standing.state.as_str())
-        .bind(decided.to_state.as_str())
-        .bind(decided.excess_minor)
-        .fetch_one(&mut *tx)
-        .await?;
-        if decided.to_state != standing.state
-            && !move_case(&mut tx, standing.case_id, standing.state, decided.to_state).await?
-        {
-            // The transaction holds the only writer: the state read above stands.
-            return Err(crate::error::corrupt(format!(
-                "case {} left {} while its payment was posted",
-                standing.case_id, standing.state
-            )));
-        }
-        let record = payments::record(&standing, payment, id, paid_at, now, &decided);
-        let detail = payments::audit_detail(&record);
-        insert_audit(
-            &mut tx,
-            &audit_row(
-                standing.case_id,
-                PAYMENT_POSTED,
-                Some(standing.state),
-                Some(decided.to_state),
-                &payment.posted_by,
-                &detail,
-                now,
-            ),
-        )
-        .await?;
+        let posted = post_locked(&mut tx, &standing, payment).await?;
         tx.commit().await?;
-        Ok(PaymentPosted::Applied(record))
+        Ok(posted)
     }
 
     async fn reverse_payment(

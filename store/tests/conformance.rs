@@ -201,6 +201,9 @@ conformance!(
         an_appeal_forfeits_the_discount,
         exact_payments_take_only_what_is_outstanding,
         payments_no_fine_can_take_are_refused,
+        callbacks_are_kept_with_their_answer,
+        statement_credits_are_matched_applied_or_queued,
+        a_queued_credit_holds_the_fines_clocks,
     ],
     url: [
         migrations_are_idempotent,
@@ -211,6 +214,9 @@ conformance!(
         officers_register,
         accidents_move_by_compare_and_set_and_link_their_violations,
         one_payment_reported_ten_times_at_once_is_applied_once,
+        an_intent_is_either_paid_once_or_cancelled,
+        an_idempotency_key_is_claimed_once,
+        a_bank_payment_over_soap_and_in_a_statement_counts_once,
     ]
 );
 
@@ -4323,6 +4329,7 @@ async fn payment_for(
         amount: som(minor),
         paid_at: Utc::now(),
         exact_only: false,
+        intent: None,
         posted_by: "payments-api".to_owned(),
     }
 }
@@ -4928,4 +4935,673 @@ async fn one_payment_reported_ten_times_at_once_is_applied_once(url: String) {
         state_of(store.as_ref(), &numbers[1]).await,
         CaseState::PaidDiscounted
     );
+}
+
+// ---- the REST payment API: intents, idempotency keys, callbacks ---------------------
+
+async fn intent_for(
+    store: &dyn Store,
+    number: &str,
+    id: &str,
+    minor: i64,
+) -> kozomol_store::PaymentIntent {
+    let resolution = store.resolution(number).await.unwrap().unwrap();
+    store
+        .create_intent(&kozomol_store::NewPaymentIntent {
+            id: id.to_owned(),
+            provider: "provider-1".to_owned(),
+            payment_code: resolution.payment_code,
+            resolution_number: number.to_owned(),
+            case_id: resolution.case_id,
+            amount: som(minor),
+            created_at: Utc::now(),
+        })
+        .await
+        .unwrap()
+}
+
+/// Payments naming an intent and cancellations of it, all at once: the intent ends
+/// paid by exactly one payment (every cancel after it refused), or cancelled with no
+/// payment taken.
+async fn an_intent_is_either_paid_once_or_cancelled(url: String) {
+    use kozomol_store::{
+        IntentCancelled, IntentRefusal, IntentStatus, PaymentPosted, PaymentRefusal,
+    };
+    let store = kozomol_store::connect(&url).await.unwrap();
+    let numbers = issued(store.as_ref(), 1, &person()).await;
+    let intent = intent_for(store.as_ref(), &numbers[0], "pi_race", 250_000).await;
+    assert_eq!(intent.status, IntentStatus::RequiresPayment);
+    // Its id is the provider's own: taken twice, it conflicts.
+    let again = store
+        .create_intent(&kozomol_store::NewPaymentIntent {
+            id: "pi_race".to_owned(),
+            provider: "provider-1".to_owned(),
+            payment_code: intent.payment_code.clone(),
+            resolution_number: numbers[0].clone(),
+            case_id: intent.case_id,
+            amount: som(1),
+            created_at: Utc::now(),
+        })
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict { .. })),
+        "{again:?}"
+    );
+
+    let mut payments = tokio::task::JoinSet::new();
+    let mut cancels = tokio::task::JoinSet::new();
+    for i in 0..5 {
+        let store = kozomol_store::connect(&url).await.unwrap();
+        let mut payment =
+            payment_for(store.as_ref(), &numbers[0], &format!("pay-{i}"), 250_000).await;
+        payment.intent = Some("pi_race".to_owned());
+        payments.spawn(async move { store.post_payment(&payment).await.unwrap() });
+        let store = kozomol_store::connect(&url).await.unwrap();
+        cancels.spawn(async move {
+            store
+                .cancel_intent("provider-1", "pi_race", Utc::now())
+                .await
+                .unwrap()
+                .unwrap()
+        });
+    }
+    let mut applied = 0;
+    while let Some(done) = payments.join_next().await {
+        match done.unwrap() {
+            PaymentPosted::Applied(_) => applied += 1,
+            PaymentPosted::Refused(PaymentRefusal::Intent(
+                IntentRefusal::Cancelled | IntentRefusal::PaidBy(_),
+            )) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut cancelled = 0;
+    while let Some(done) = cancels.join_next().await {
+        match done.unwrap() {
+            IntentCancelled::Cancelled(_) => cancelled += 1,
+            IntentCancelled::AlreadyCancelled(_) | IntentCancelled::Succeeded(_) => {}
+        }
+    }
+    let after = store
+        .payment_intent("provider-1", "pi_race")
+        .await
+        .unwrap()
+        .unwrap();
+    let paid = store.payments(&numbers[0]).await.unwrap();
+    match after.status {
+        IntentStatus::Succeeded => {
+            assert_eq!((applied, cancelled, paid.len()), (1, 0, 1));
+            assert_eq!(after.payment_id, Some(paid[0].id));
+            assert_eq!(
+                state_of(store.as_ref(), &numbers[0]).await,
+                CaseState::PaidDiscounted
+            );
+        }
+        IntentStatus::Cancelled => {
+            assert_eq!((applied, cancelled, paid.len()), (0, 1, 0));
+            assert_eq!(
+                state_of(store.as_ref(), &numbers[0]).await,
+                CaseState::Issued
+            );
+        }
+        IntentStatus::RequiresPayment => panic!("neither paid nor cancelled"),
+    }
+    // Another provider's intent of the same id is not this one.
+    assert_eq!(
+        store.payment_intent("provider-2", "pi_race").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .cancel_intent("provider-2", "pi_race", Utc::now())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// Ten requests with one key at once: one is answered, the others wait for its answer;
+/// then it is replayed, and refused for other parameters.
+async fn an_idempotency_key_is_claimed_once(url: String) {
+    use kozomol_store::{IdempotentStart, StoredResponse};
+    let store = kozomol_store::connect(&url).await.unwrap();
+    let now = Utc::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let store = kozomol_store::connect(&url).await.unwrap();
+        tasks.spawn(async move {
+            store
+                .begin_idempotent("bank", "k1", "fp-1", now)
+                .await
+                .unwrap()
+        });
+    }
+    let mut fresh = 0;
+    while let Some(done) = tasks.join_next().await {
+        match done.unwrap() {
+            IdempotentStart::Fresh => fresh += 1,
+            IdempotentStart::InFlight => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(fresh, 1);
+    assert_eq!(
+        store
+            .begin_idempotent("bank", "k1", "fp-2", now)
+            .await
+            .unwrap(),
+        IdempotentStart::OtherRequest
+    );
+    let kept = StoredResponse {
+        status: 201,
+        body: "{\"id\":\"pi_1\"}".to_owned(),
+    };
+    store.finish_idempotent("bank", "k1", &kept).await.unwrap();
+    // Abandoning an answered key changes nothing: its answer stays.
+    store.abandon_idempotent("bank", "k1").await.unwrap();
+    assert_eq!(
+        store
+            .begin_idempotent("bank", "k1", "fp-1", now)
+            .await
+            .unwrap(),
+        IdempotentStart::Replay(kept)
+    );
+    // A key abandoned while in flight (a server error) is free again.
+    assert_eq!(
+        store
+            .begin_idempotent("bank", "k2", "fp", now)
+            .await
+            .unwrap(),
+        IdempotentStart::Fresh
+    );
+    store.abandon_idempotent("bank", "k2").await.unwrap();
+    assert_eq!(
+        store
+            .begin_idempotent("bank", "k2", "fp", now)
+            .await
+            .unwrap(),
+        IdempotentStart::Fresh
+    );
+    // After a day a key is new.
+    let tomorrow = now + chrono::Duration::hours(24) + chrono::Duration::seconds(1);
+    assert_eq!(
+        store
+            .begin_idempotent("bank", "k1", "fp-3", tomorrow)
+            .await
+            .unwrap(),
+        IdempotentStart::Fresh
+    );
+}
+
+async fn callbacks_are_kept_with_their_answer(store: Arc<dyn Store>) {
+    use kozomol_store::{CallbackOutcome, NewCallback};
+    let at = Utc::now();
+    let refused = NewCallback {
+        provider: "bank".to_owned(),
+        received_at: at,
+        event_id: None,
+        event_type: None,
+        signature: "t=1,v1=00".to_owned(),
+        body: b"{\"forged\": true}".to_vec(),
+        outcome: CallbackOutcome::Refused,
+        status: 401,
+        detail: "no signature matches a secret in force".to_owned(),
+    };
+    let applied = NewCallback {
+        event_id: Some("evt-1".to_owned()),
+        event_type: Some("payment.succeeded".to_owned()),
+        body: vec![0xff, b'{', b'}'],
+        outcome: CallbackOutcome::Applied,
+        status: 200,
+        detail: String::new(),
+        ..refused.clone()
+    };
+    let first = store.record_callback(&refused).await.unwrap();
+    let second = store.record_callback(&applied).await.unwrap();
+    assert!(second > first);
+    let all = store.callbacks(false, 0, 10).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        (
+            all[0].status,
+            all[0].outcome,
+            all[0].body.as_str(),
+            all[0].detail.as_str()
+        ),
+        (
+            401,
+            CallbackOutcome::Refused,
+            "{\"forged\": true}",
+            "no signature matches a secret in force"
+        )
+    );
+    assert_eq!(
+        Some(all[0].received_at),
+        DateTime::from_timestamp_millis(at.timestamp_millis())
+    );
+    // Bytes that are not UTF-8 are kept as text.
+    assert_eq!(all[1].body, "\u{fffd}{}");
+    assert_eq!(all[1].event_type.as_deref(), Some("payment.succeeded"));
+    let refused_only = store.callbacks(true, 0, 10).await.unwrap();
+    assert_eq!(
+        refused_only.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![first]
+    );
+    assert!(store.callbacks(false, second, 10).await.unwrap().is_empty());
+}
+
+// ---- bank statements reconciled ----------------------------------------------------
+
+/// A credit of 2,500 som booked on `booked_on` on account KG1, naming `codes`.
+fn credit(
+    reference: &str,
+    booked_on: &str,
+    minor: i64,
+    codes: &[&str],
+) -> kozomol_store::NewStatementLine {
+    kozomol_store::NewStatementLine {
+        account: "KG1".to_owned(),
+        statement_id: "STMT-1".to_owned(),
+        bank_reference: reference.to_owned(),
+        booked_on: date(booked_on),
+        amount: som(minor),
+        remittance: format!("Штраф {}", codes.join(" ")),
+        payer: Some("Асанов Б.".to_owned()),
+        codes: codes.iter().map(|c| c.to_string()).collect(),
+        imported_by: "finance-1".to_owned(),
+    }
+}
+
+async fn code_of(store: &dyn Store, number: &str) -> String {
+    store
+        .resolution(number)
+        .await
+        .unwrap()
+        .unwrap()
+        .payment_code
+}
+
+/// A bank's payment over SOAP of `minor` for `number`, paid at noon on `day`.
+async fn soap_payment(
+    store: &dyn Store,
+    number: &str,
+    id: &str,
+    minor: i64,
+    day: &str,
+) -> kozomol_store::NewPayment {
+    let mut payment = payment_for(store, number, id, minor).await;
+    payment.channel = kozomol_store::PaymentChannel::Soap;
+    payment.source = "central-server/COM/10000001/bank".to_owned();
+    payment.exact_only = true;
+    payment.paid_at = bishkek_noon(date(day));
+    payment
+}
+
+async fn statement_credits_are_matched_applied_or_queued(store: Arc<dyn Store>) {
+    use kozomol_store::{LineResolution, LineResolved, LineStatus, PaymentChannel, PaymentPosted};
+    let numbers = issued(store.as_ref(), 3, &person()).await;
+    let mut codes = Vec::new();
+    for number in &numbers {
+        codes.push(code_of(store.as_ref(), number).await);
+    }
+    let (a, b, c) = (codes[0].as_str(), codes[1].as_str(), codes[2].as_str());
+
+    // A bank reported A's payment over SOAP; its money is booked the next day: matched.
+    let soap = applied(
+        store
+            .post_payment(
+                &soap_payment(store.as_ref(), &numbers[0], "msg-a", 250_000, "2026-03-10").await,
+            )
+            .await
+            .unwrap(),
+    );
+    let matched = store
+        .reconcile_credit(&credit("BR-1", "2026-03-11", 250_000, &[a]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (matched.line.status, matched.repeat),
+        (LineStatus::Matched, false)
+    );
+    assert_eq!(matched.payment.as_ref().map(|p| p.id), Some(soap.id));
+    assert_eq!(store.payments(&numbers[0]).await.unwrap().len(), 1);
+    // Imported again: nothing changes.
+    let again = store
+        .reconcile_credit(&credit("BR-1", "2026-03-11", 250_000, &[a]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.line.id, again.line.status, again.repeat),
+        (matched.line.id, LineStatus::Matched, true)
+    );
+    // More money for A, now paid: queued for finance (a refund).
+    let more = store
+        .reconcile_credit(&credit("BR-2", "2026-03-11", 250_000, &[a]))
+        .await
+        .unwrap();
+    assert_eq!(more.line.status, LineStatus::Refused);
+    assert!(more.line.detail.contains("paid"), "{}", more.line.detail);
+
+    // B's money is booked before the bank reports it: applied, and the bank's report
+    // then is that payment, as is the same report sent again.
+    let booked = store
+        .reconcile_credit(&credit("BR-3", "2026-03-10", 250_000, &[b]))
+        .await
+        .unwrap();
+    assert_eq!(booked.line.status, LineStatus::Applied);
+    let booked_payment = booked.payment.expect("a payment");
+    assert_eq!(booked_payment.channel, PaymentChannel::Statement);
+    assert_eq!(
+        state_of(store.as_ref(), &numbers[1]).await,
+        CaseState::PaidDiscounted
+    );
+    let report = soap_payment(store.as_ref(), &numbers[1], "msg-b", 250_000, "2026-03-10").await;
+    for _ in 0..2 {
+        match store.post_payment(&report).await.unwrap() {
+            PaymentPosted::AlreadyPosted(record) => assert_eq!(record.id, booked_payment.id),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(store.payments(&numbers[1]).await.unwrap().len(), 1);
+    // A report of money paid after the booking is another payment (and B is paid).
+    let later = soap_payment(store.as_ref(), &numbers[1], "msg-b2", 250_000, "2026-03-12").await;
+    assert_eq!(
+        refused(store.post_payment(&later).await.unwrap()),
+        kozomol_store::PaymentRefusal::AlreadyPaid
+    );
+
+    // No code, two codes, a code no fine has: queued.
+    let unknown = kozomol_payments::PaymentCode::new(
+        kozomol_payments::CodeKind::Fine,
+        kozomol_core::Jurisdiction::Kg,
+        2026,
+        1,
+        9_999_999,
+    )
+    .unwrap()
+    .to_string();
+    let none = store
+        .reconcile_credit(&credit("BR-4", "2026-03-11", 250_000, &[]))
+        .await
+        .unwrap();
+    let two = store
+        .reconcile_credit(&credit("BR-5", "2026-03-11", 500_000, &[b, c]))
+        .await
+        .unwrap();
+    let nobody = store
+        .reconcile_credit(&credit("BR-6", "2026-03-11", 250_000, &[&unknown]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (none.line.status, two.line.status, nobody.line.status),
+        (
+            LineStatus::Unmatched,
+            LineStatus::Ambiguous,
+            LineStatus::Unmatched
+        )
+    );
+    let mut both = vec![b.to_owned(), c.to_owned()];
+    both.sort();
+    assert_eq!(two.line.codes, both);
+    let queue = store.statement_lines(true, 0, 100).await.unwrap();
+    assert_eq!(
+        queue
+            .iter()
+            .map(|l| l.bank_reference.as_str())
+            .collect::<Vec<_>>(),
+        vec!["BR-2", "BR-4", "BR-5", "BR-6"]
+    );
+    assert_eq!(queue[2].codes, both);
+    assert_eq!(store.statement_lines(false, 0, 100).await.unwrap().len(), 6);
+
+    // Finance applies the code-less credit to C, and dismisses the others.
+    match store
+        .resolve_statement_line(
+            none.line.id,
+            &LineResolution::Apply {
+                payment_code: c.to_owned(),
+            },
+            "finance-1",
+            "the payer wrote the plate",
+        )
+        .await
+        .unwrap()
+    {
+        Some(LineResolved::Resolved(done)) => {
+            assert_eq!(done.line.status, LineStatus::Applied);
+            assert_eq!(done.line.codes, vec![c.to_owned()]);
+            assert_eq!(done.line.resolved_by.as_deref(), Some("finance-1"));
+            assert_eq!(done.line.detail, "the payer wrote the plate");
+            assert_eq!(
+                done.payment.map(|p| p.channel),
+                Some(PaymentChannel::Statement)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        state_of(store.as_ref(), &numbers[2]).await,
+        CaseState::PaidDiscounted
+    );
+    // Applying the unknown-code credit to a paid fine is refused, and it stays queued.
+    match store
+        .resolve_statement_line(
+            nobody.line.id,
+            &LineResolution::Apply {
+                payment_code: a.to_owned(),
+            },
+            "finance-1",
+            "x",
+        )
+        .await
+        .unwrap()
+    {
+        Some(LineResolved::Refused(kozomol_store::PaymentRefusal::AlreadyPaid)) => {}
+        other => panic!("{other:?}"),
+    }
+    match store
+        .resolve_statement_line(
+            nobody.line.id,
+            &LineResolution::Apply {
+                payment_code: unknown.clone(),
+            },
+            "finance-1",
+            "x",
+        )
+        .await
+        .unwrap()
+    {
+        Some(LineResolved::Refused(kozomol_store::PaymentRefusal::UnknownCode)) => {}
+        other => panic!("{other:?}"),
+    }
+    for line in [&two.line, &nobody.line, &more.line] {
+        match store
+            .resolve_statement_line(
+                line.id,
+                &LineResolution::Dismiss,
+                "finance-1",
+                "returned to the payer",
+            )
+            .await
+            .unwrap()
+        {
+            Some(LineResolved::Resolved(done)) => {
+                assert_eq!(done.line.status, LineStatus::Resolved)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    match store
+        .resolve_statement_line(two.line.id, &LineResolution::Dismiss, "finance-1", "again")
+        .await
+        .unwrap()
+    {
+        Some(LineResolved::NotQueued(line)) => assert_eq!(line.status, LineStatus::Resolved),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store
+            .resolve_statement_line(999_999, &LineResolution::Dismiss, "f", "x")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store
+        .statement_lines(true, 0, 100)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The days reconcile: every credit accounted for, B's and C's money from statements,
+    // A's over SOAP and matched.
+    let lines = store
+        .statement_lines_booked(date("2026-03-09"), date("2026-03-12"))
+        .await
+        .unwrap();
+    assert_eq!(lines.len(), 6);
+    let paid = store
+        .payments_paid(
+            bishkek_noon(date("2026-03-09")),
+            bishkek_noon(date("2026-03-13")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(paid.len(), 3);
+    let days = kozomol_store::daily_totals(kozomol_core::Jurisdiction::Kg, &paid, &lines);
+    assert!(days.iter().all(|d| d.balanced()), "{days:?}");
+    let tenth = days
+        .iter()
+        .find(|d| d.day == Some(date("2026-03-10")))
+        .unwrap();
+    assert_eq!(
+        (tenth.soap, tenth.statement, tenth.awaiting_statement),
+        ((1, 250_000), (1, 250_000), (0, 0))
+    );
+    assert_eq!(
+        (tenth.credits, tenth.credits_applied),
+        ((1, 250_000), (1, 250_000))
+    );
+    let eleventh = days
+        .iter()
+        .find(|d| d.day == Some(date("2026-03-11")))
+        .unwrap();
+    assert_eq!(eleventh.credits, (5, 1_500_000));
+    assert_eq!(eleventh.credits_matched, (1, 250_000));
+    assert_eq!(eleventh.credits_resolved, (3, 1_000_000));
+}
+
+async fn a_queued_credit_holds_the_fines_clocks(store: Arc<dyn Store>) {
+    use kozomol_store::{LineResolution, LineStatus};
+    let numbers = issued(store.as_ref(), 2, &person()).await;
+    delivered_and_dated(store.as_ref(), &numbers[0], date("2026-03-15")).await;
+    let resolution = store.resolution(&numbers[0]).await.unwrap().unwrap();
+    let case_id = resolution.case_id;
+    let due_day = date("2026-04-20");
+    let due =
+        |clocks: Vec<kozomol_store::DueClock>| clocks.iter().any(|c| c.clock.case_id == case_id);
+    assert!(due(store.due_clocks(due_day, 100).await.unwrap()));
+
+    // Money naming this fine and another waits for finance: the fine's clocks wait too.
+    let other = code_of(store.as_ref(), &numbers[1]).await;
+    let queued = store
+        .reconcile_credit(&credit(
+            "BR-H",
+            "2026-03-20",
+            250_000,
+            &[&resolution.payment_code, &other],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(queued.line.status, LineStatus::Ambiguous);
+    assert!(!due(store.due_clocks(due_day, 100).await.unwrap()));
+    let clock = store.clock(case_id).await.unwrap().unwrap();
+    let overdue = kozomol_store::DeadlineWrite {
+        case_id,
+        from: CaseState::Delivered,
+        to: Some(CaseState::Overdue),
+        expected_wakeup: clock.next_wakeup,
+        discount_open: false,
+        next_wakeup: None,
+        detail: r#"{"move":"overdue"}"#,
+        actor: "deadlines",
+    };
+    assert!(!store.apply_deadline(&overdue).await.unwrap());
+    assert_eq!(
+        state_of(store.as_ref(), &numbers[0]).await,
+        CaseState::Delivered
+    );
+
+    // Placed elsewhere by finance: the clocks run again.
+    store
+        .resolve_statement_line(
+            queued.line.id,
+            &LineResolution::Dismiss,
+            "finance-1",
+            "another city's fine",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(due(store.due_clocks(due_day, 100).await.unwrap()));
+    assert!(store.apply_deadline(&overdue).await.unwrap());
+    assert_eq!(
+        state_of(store.as_ref(), &numbers[0]).await,
+        CaseState::Overdue
+    );
+}
+
+/// Each fine's money reported over SOAP and listed on a statement at the same moment:
+/// whichever comes first, the other finds it, and each fine has one payment.
+async fn a_bank_payment_over_soap_and_in_a_statement_counts_once(url: String) {
+    use kozomol_store::{LineStatus, PaymentChannel, PaymentPosted};
+    let store = kozomol_store::connect(&url).await.unwrap();
+    let numbers = issued(store.as_ref(), 8, &person()).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, number) in numbers.iter().enumerate() {
+        let code = code_of(store.as_ref(), number).await;
+        let report = soap_payment(
+            store.as_ref(),
+            number,
+            &format!("msg-{i}"),
+            250_000,
+            "2026-03-10",
+        )
+        .await;
+        let line = credit(&format!("BR-{i}"), "2026-03-10", 250_000, &[&code]);
+        let (soap_store, line_store) = (
+            kozomol_store::connect(&url).await.unwrap(),
+            kozomol_store::connect(&url).await.unwrap(),
+        );
+        tasks.spawn(async move {
+            let (posted, reconciled) = tokio::join!(
+                soap_store.post_payment(&report),
+                line_store.reconcile_credit(&line)
+            );
+            (i, posted.unwrap(), reconciled.unwrap())
+        });
+    }
+    let (mut soap_first, mut statement_first) = (0, 0);
+    while let Some(done) = tasks.join_next().await {
+        let (i, posted, reconciled) = done.unwrap();
+        let paid = store.payments(&numbers[i]).await.unwrap();
+        assert_eq!(paid.len(), 1, "fine {i}: {paid:?}");
+        let payment_id = reconciled.payment.as_ref().map(|p| p.id);
+        assert_eq!(payment_id, Some(paid[0].id), "fine {i}");
+        match (posted, reconciled.line.status) {
+            (PaymentPosted::Applied(record), LineStatus::Matched) => {
+                assert_eq!(record.channel, PaymentChannel::Soap);
+                soap_first += 1;
+            }
+            (PaymentPosted::AlreadyPosted(record), LineStatus::Applied) => {
+                assert_eq!(record.channel, PaymentChannel::Statement);
+                statement_first += 1;
+            }
+            other => panic!("fine {i}: {other:?}"),
+        }
+        assert_eq!(
+            state_of(store.as_ref(), &numbers[i]).await,
+            CaseState::PaidDiscounted
+        );
+    }
+    assert_eq!(soap_first + statement_first, 8);
 }

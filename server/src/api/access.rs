@@ -60,7 +60,13 @@ impl Policy for ListKeepers {
     const ROLES: &'static [Role] = &[Role::Supervisor, Role::Admin];
 }
 
-/// Money owed back: refund requests.
+/// Money taken in: bank statements imported, queued credits resolved.
+pub struct Finance;
+impl Policy for Finance {
+    const ROLES: &'static [Role] = &[Role::Finance];
+}
+
+/// Money owed back and money taken in: refund requests, callbacks, statements, totals.
 pub struct FinanceReaders;
 impl Policy for FinanceReaders {
     const ROLES: &'static [Role] = &[Role::Finance, Role::Admin, Role::Auditor];

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::access::{Authorized, CaseReaders, DeskOfficers, FinanceReaders, Supervisors, Voiders};
 use super::cases::{find_case, read_evidence_of};
+use super::paging::{after_page, AfterPage, AfterQuery};
 use super::{json_body, text_field, ApiError, ApiState, FieldProblem};
 
 const MAX_TEXT_CHARS: usize = 4000;
@@ -401,39 +402,13 @@ pub async fn bulk_void(
     Ok((StatusCode::CREATED, Json(result)))
 }
 
-#[derive(Deserialize)]
-pub struct RefundQuery {
-    after: Option<i64>,
-    limit: Option<u32>,
-}
-
-#[derive(Serialize)]
-pub struct RefundPage {
-    items: Vec<RefundRequestRecord>,
-    /// Pass as `after` for the next page; absent on the last.
-    next: Option<i64>,
-}
-
 /// `GET /api/v1/refund-requests?after=ID&limit=N`.
 pub async fn refunds(
     _caller: Authorized<FinanceReaders>,
     State(state): State<ApiState>,
-    Query(query): Query<RefundQuery>,
-) -> Result<Json<RefundPage>, ApiError> {
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::InvalidQuery(vec![FieldProblem::new(
-            "limit",
-            "1 to 1000",
-        )]));
-    }
-    let items = state
-        .app
-        .store
-        .refund_requests(query.after.unwrap_or(0), limit)
-        .await?;
-    let next = (items.len() == limit as usize)
-        .then(|| items.last().map(|r| r.id))
-        .flatten();
-    Ok(Json(RefundPage { items, next }))
+    Query(query): Query<AfterQuery>,
+) -> Result<Json<AfterPage<RefundRequestRecord>>, ApiError> {
+    let (after, limit) = query.bounds()?;
+    let items = state.app.store.refund_requests(after, limit).await?;
+    Ok(Json(after_page(items, limit, |r| r.id)))
 }

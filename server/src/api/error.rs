@@ -47,6 +47,19 @@ pub enum ApiError {
     Validation(Vec<FieldProblem>),
     #[error("{0}")]
     Conflict(String),
+    /// A provider's request or callback whose signature is not taken.
+    #[error("{0}")]
+    Signature(kozomol_payments::SignatureError),
+    #[error("this Idempotency-Key was used for another request")]
+    IdempotencyKeyReused,
+    #[error("the first request with this Idempotency-Key is still being answered")]
+    IdempotencyKeyInUse,
+    /// A payment, an intent or a callback refused by the ledger's rules.
+    #[error("{detail}")]
+    Payment {
+        problem: super::payment_api::PaymentProblem,
+        detail: String,
+    },
     #[error("stored evidence does not match its hash")]
     EvidenceCorrupt { sha256: String },
     #[error("the service is not ready")]
@@ -103,6 +116,27 @@ impl ApiError {
                 "Validation failed",
             ),
             Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Signature(kozomol_payments::SignatureError::Stale { .. }) => (
+                StatusCode::UNAUTHORIZED,
+                "signature_stale",
+                "Signature too old or too new",
+            ),
+            Signature(_) => (
+                StatusCode::UNAUTHORIZED,
+                "signature_invalid",
+                "Signature refused",
+            ),
+            IdempotencyKeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Idempotency key reused",
+            ),
+            IdempotencyKeyInUse => (
+                StatusCode::CONFLICT,
+                "idempotency_key_in_use",
+                "Idempotency key in use",
+            ),
+            Payment { problem, .. } => problem.meta(),
             EvidenceCorrupt { .. } => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "evidence_corrupt",
@@ -153,6 +187,24 @@ pub const PROBLEM_CODES: &[&str] = &[
     "invalid_query",
     "validation_failed",
     "conflict",
+    "signature_invalid",
+    "signature_stale",
+    "idempotency_key_reused",
+    "idempotency_key_in_use",
+    "unknown_payment_code",
+    "case_closed",
+    "already_paid",
+    "not_payable",
+    "payment_id_reused",
+    "invalid_money",
+    "unknown_intent",
+    "intent_for_other_fine",
+    "amount_mismatch",
+    "intent_cancelled",
+    "intent_paid",
+    "unknown_payment",
+    "not_reversible",
+    "unknown_event_type",
     "evidence_corrupt",
     "not_ready",
     "config_unavailable",

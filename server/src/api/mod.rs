@@ -14,9 +14,11 @@ mod error;
 mod nominations;
 mod officer_violations;
 mod paging;
+mod payment_api;
 mod resolutions;
 mod review;
 mod smartcity;
+mod statements;
 mod system;
 
 use std::sync::atomic::AtomicBool;
@@ -36,10 +38,11 @@ use kozomol_store::{EvidenceStore, Store};
 use tower_http::trace::TraceLayer;
 
 pub use access::{
-    AccountReaders, Admins, AnyStaff, CaseReaders, DeadLetterReaders, DeskOfficers, FinanceReaders,
-    ListKeepers, Policy, Reviewers, Supervisors, Voiders,
+    AccountReaders, Admins, AnyStaff, CaseReaders, DeadLetterReaders, DeskOfficers, Finance,
+    FinanceReaders, ListKeepers, Policy, Reviewers, Supervisors, Voiders,
 };
 pub use error::{ApiError, FieldProblem, PROBLEM_CODES};
+pub use payment_api::{PaymentProblem, IDEMPOTENCY_HEADER, REPLAYED_HEADER, SIGNATURE_HEADER};
 pub use smartcity::SmartcityService;
 
 use crate::auth::LoginLimiter;
@@ -77,6 +80,8 @@ pub struct AppState {
     /// Tunduk's `smartcity-service` at `/xroad/soap`; `None` answers that it is not
     /// provided here.
     pub smartcity: Option<Arc<SmartcityService>>,
+    /// The payment providers of the REST payment API, with their secrets.
+    pub payment_providers: Arc<Vec<crate::settings::PaymentProvider>>,
 }
 
 impl AppState {
@@ -99,6 +104,7 @@ impl AppState {
             resolution_keys: Arc::default(),
             jurisdiction: kozomol_core::Jurisdiction::Kg,
             smartcity: None,
+            payment_providers: Arc::default(),
         }
     }
 
@@ -138,6 +144,34 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(system::openapi))
         // Its own access rules: the security server's address, then X-Road clients.
         .route("/xroad/soap", post(smartcity::endpoint))
+        // Signed by the provider (HMAC), not a bearer token.
+        .route(
+            "/api/v1/providers/{provider}/payment-intents",
+            post(payment_api::create_intent),
+        )
+        .route(
+            "/api/v1/providers/{provider}/payment-intents/{id}",
+            get(payment_api::show_intent),
+        )
+        .route(
+            "/api/v1/providers/{provider}/payment-intents/{id}/cancel",
+            post(payment_api::cancel_intent),
+        )
+        .route(
+            "/api/v1/providers/{provider}/callbacks",
+            post(payment_api::callback),
+        )
+        .route("/api/v1/payment-callbacks", get(payment_api::callbacks))
+        .route(
+            "/api/v1/statements",
+            post(statements::import).layer(DefaultBodyLimit::max(statements::MAX_STATEMENT_BYTES)),
+        )
+        .route("/api/v1/statement-lines", get(statements::lines))
+        .route(
+            "/api/v1/statement-lines/{id}/resolution",
+            post(statements::resolve),
+        )
+        .route("/api/v1/payment-totals", get(statements::totals))
         .route("/api/v1/auth/token", post(accounts::login))
         .route(
             "/api/v1/accounts",

@@ -96,6 +96,43 @@ pub fn page<T, U>(
     }
 }
 
+/// The `after`/`limit` lists of finance (refunds, callbacks, statement credits):
+/// `limit` 1 to 1000, default 100; `next` is the last id when the page is full.
+#[derive(Debug, serde::Deserialize)]
+pub struct AfterQuery {
+    pub after: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AfterPage<T> {
+    pub items: Vec<T>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next: Option<i64>,
+}
+
+impl AfterQuery {
+    /// The id to read after and the page size, or what is wrong with the size.
+    pub fn bounds(&self) -> Result<(i64, u32), super::ApiError> {
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(super::ApiError::InvalidQuery(vec![FieldProblem::new(
+                "limit",
+                format!("1 to {MAX_LIMIT}"),
+            )]));
+        }
+        Ok((self.after.unwrap_or(0), limit))
+    }
+}
+
+/// The page of `items` read with `limit`.
+pub fn after_page<T>(items: Vec<T>, limit: u32, id_of: impl Fn(&T) -> i64) -> AfterPage<T> {
+    let next = (items.len() == limit as usize)
+        .then(|| items.last().map(&id_of))
+        .flatten();
+    AfterPage { items, next }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +160,16 @@ mod tests {
         parse_paging(Some("1001"), None, CursorKind::Cases, &mut problems);
         parse_paging(Some("0"), Some("x"), CursorKind::Cases, &mut problems);
         assert_eq!(problems.len(), 3);
+    }
+
+    #[test]
+    fn after_pages_end_when_short() {
+        assert_eq!(after_page(vec![3, 4], 2, |n| *n).next, Some(4));
+        assert_eq!(after_page(vec![3], 2, |n| *n).next, None);
+        let query = |limit| AfterQuery { after: None, limit };
+        assert_eq!(query(None).bounds().ok(), Some((0, 100)));
+        assert!(query(Some(0)).bounds().is_err());
+        assert!(query(Some(1001)).bounds().is_err());
     }
 
     #[test]

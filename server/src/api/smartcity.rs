@@ -317,7 +317,9 @@ fn refusal_status(refusal: &PaymentRefusal) -> Option<u16> {
         PaymentRefusal::AlreadyPaid => Some(406),
         PaymentRefusal::Overpaid { .. } => Some(408),
         PaymentRefusal::Underpaid { .. } => Some(409),
-        PaymentRefusal::IdReused(_) | PaymentRefusal::Invalid(_) => None,
+        PaymentRefusal::IdReused(_) | PaymentRefusal::Invalid(_) | PaymentRefusal::Intent(_) => {
+            None
+        }
     }
 }
 
@@ -406,6 +408,7 @@ impl Exchange<'_> {
                         amount: sum,
                         paid_at,
                         exact_only: true,
+                        intent: None,
                         posted_by: format!("xroad:{client}"),
                     })
                     .await?;

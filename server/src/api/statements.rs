@@ -1,0 +1,317 @@
+//! Reconciliation for finance: bank statements of the city's account imported
+//! (camt.053 or CSV) and matched to fines by the payment code in each credit's
+//! remittance; the queue of credits no fine took; and the daily totals per channel
+//! that reconcile the statements to the ledger.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use chrono::{Days, NaiveDate};
+use kozomol_payments::{parse_camt053, parse_csv, PaymentCode, Statement, StatementError};
+use kozomol_store::{
+    daily_totals, DayTotals, LineResolution, LineResolved, LineStatus, NewStatementLine,
+    StatementLineRecord,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::access::{Authorized, Finance, FinanceReaders};
+use super::paging::{after_page, AfterPage, AfterQuery};
+use super::{json_body, text_field, ApiError, ApiState, FieldProblem};
+
+/// A statement's file may be this large (a month of a busy account in camt.053).
+pub const MAX_STATEMENT_BYTES: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+pub struct ImportQuery {
+    /// `camt053` or `csv`; by default from the content type.
+    format: Option<String>,
+    /// The account a CSV statement is of (camt.053 names its own).
+    account: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LineOutcome {
+    id: i64,
+    bank_reference: String,
+    status: LineStatus,
+    payment_id: Option<i64>,
+    detail: String,
+    /// Imported before: nothing changed.
+    repeat: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Imported {
+    account: String,
+    statement_id: String,
+    credits: usize,
+    /// Debits, reversals and entries not booked, left out.
+    skipped: usize,
+    applied: usize,
+    matched: usize,
+    queued: usize,
+    repeats: usize,
+    lines: Vec<LineOutcome>,
+}
+
+fn statement_of(
+    headers: &HeaderMap,
+    query: &ImportQuery,
+    body: &[u8],
+) -> Result<Statement, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let format = match query.format.as_deref() {
+        Some(format) => format.to_owned(),
+        None if content_type.contains("xml") => "camt053".to_owned(),
+        None if content_type.contains("csv") => "csv".to_owned(),
+        None => {
+            return Err(ApiError::BadRequest(
+                "say the statement's format: ?format=camt053 or csv, or its content type".into(),
+            ))
+        }
+    };
+    let parsed = match format.as_str() {
+        "camt053" => parse_camt053(body),
+        "csv" => {
+            let account = query.account.as_deref().unwrap_or("");
+            let id = hex::encode(Sha256::digest(body));
+            parse_csv(body, account, &id)
+        }
+        other => {
+            return Err(ApiError::InvalidQuery(vec![FieldProblem::new(
+                "format",
+                format!("`{other}`: camt053 or csv"),
+            )]))
+        }
+    };
+    parsed.map_err(|e| match e {
+        StatementError::Problems(problems) => ApiError::Validation(
+            problems
+                .into_iter()
+                .map(|p| FieldProblem::new("statement", p))
+                .collect(),
+        ),
+        other => ApiError::Validation(vec![FieldProblem::new("statement", other.to_string())]),
+    })
+}
+
+/// `POST /api/v1/statements?format=camt053|csv&account=…`: the statement's credits,
+/// each applied, matched to a payment reported earlier, or queued. Importing a
+/// statement again changes nothing.
+pub async fn import(
+    caller: Authorized<Finance>,
+    State(state): State<ApiState>,
+    Query(query): Query<ImportQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Imported>), ApiError> {
+    let statement = statement_of(&headers, &query, &body)?;
+    let mut imported = Imported {
+        account: statement.account.clone(),
+        statement_id: statement.id.clone(),
+        credits: statement.credits.len(),
+        skipped: statement.skipped,
+        applied: 0,
+        matched: 0,
+        queued: 0,
+        repeats: 0,
+        lines: Vec::with_capacity(statement.credits.len()),
+    };
+    let by = caller.account.login.clone();
+    for credit in &statement.credits {
+        let codes = PaymentCode::find_in(&credit.remittance)
+            .into_iter()
+            .map(|c| c.to_string())
+            .collect();
+        let reconciled = state
+            .app
+            .store
+            .reconcile_credit(&NewStatementLine {
+                account: statement.account.clone(),
+                statement_id: statement.id.clone(),
+                bank_reference: credit.bank_reference.clone(),
+                booked_on: credit.booked_on,
+                amount: credit.amount,
+                remittance: credit.remittance.clone(),
+                payer: credit.payer.clone(),
+                codes,
+                imported_by: by.clone(),
+            })
+            .await?;
+        let line = reconciled.line;
+        if reconciled.repeat {
+            imported.repeats += 1;
+        } else {
+            match line.status {
+                LineStatus::Applied => imported.applied += 1,
+                LineStatus::Matched => imported.matched += 1,
+                _ => imported.queued += 1,
+            }
+        }
+        imported.lines.push(LineOutcome {
+            id: line.id,
+            bank_reference: line.bank_reference,
+            status: line.status,
+            payment_id: line.payment_id,
+            detail: line.detail,
+            repeat: reconciled.repeat,
+        });
+    }
+    Ok((StatusCode::OK, Json(imported)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LineQuery {
+    /// Only the credits waiting for finance.
+    queued: Option<bool>,
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/statement-lines?queued=true&after=ID&limit=N`.
+pub async fn lines(
+    _caller: Authorized<FinanceReaders>,
+    State(state): State<ApiState>,
+    Query(query): Query<LineQuery>,
+) -> Result<Json<AfterPage<StatementLineRecord>>, ApiError> {
+    let (after, limit) = AfterQuery {
+        after: query.after,
+        limit: query.limit,
+    }
+    .bounds()?;
+    let items = state
+        .app
+        .store
+        .statement_lines(query.queued.unwrap_or(false), after, limit)
+        .await?;
+    Ok(Json(after_page(items, limit, |l| l.id)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolutionBody {
+    /// `apply` (with `payment_code`) or `dismiss`.
+    action: String,
+    payment_code: Option<String>,
+    /// Why: required.
+    note: Option<String>,
+}
+
+/// `POST /api/v1/statement-lines/{id}/resolution`: finance applies a queued credit to
+/// the fine it was meant for, or takes it off the queue (returned to the payer).
+pub async fn resolve(
+    caller: Authorized<Finance>,
+    State(state): State<ApiState>,
+    Path(id): Path<i64>,
+    body: Result<Json<ResolutionBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<StatementLineRecord>, ApiError> {
+    let body = json_body(body)?;
+    let mut problems = Vec::new();
+    let note = text_field(&mut problems, "note", body.note, 2000, Some("say why"));
+    let resolution = match body.action.as_str() {
+        "apply" => match body.payment_code.as_deref().map(str::trim) {
+            Some(code) => match PaymentCode::parse(code) {
+                Ok(code) => Some(LineResolution::Apply {
+                    payment_code: code.to_string(),
+                }),
+                Err(e) => {
+                    problems.push(FieldProblem::new("payment_code", e.to_string()));
+                    None
+                }
+            },
+            None => {
+                problems.push(FieldProblem::new(
+                    "payment_code",
+                    "the fine to apply the credit to",
+                ));
+                None
+            }
+        },
+        "dismiss" => Some(LineResolution::Dismiss),
+        other => {
+            problems.push(FieldProblem::new(
+                "action",
+                format!("`{other}`: apply or dismiss"),
+            ));
+            None
+        }
+    };
+    let (Some(note), Some(resolution), true) = (note, resolution, problems.is_empty()) else {
+        return Err(ApiError::Validation(problems));
+    };
+    let by = caller.account.login.clone();
+    match state
+        .app
+        .store
+        .resolve_statement_line(id, &resolution, &by, &note)
+        .await?
+    {
+        None => Err(ApiError::NotFound(format!("statement line {id}"))),
+        Some(LineResolved::Resolved(done)) => Ok(Json(done.line)),
+        Some(LineResolved::NotQueued(line)) => Err(ApiError::Conflict(format!(
+            "statement line {id} is {}, not queued",
+            line.status.as_str()
+        ))),
+        Some(LineResolved::Refused(refusal)) => Err(refusal.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TotalsQuery {
+    from: NaiveDate,
+    to: NaiveDate,
+}
+
+/// The longest range one totals request covers.
+const MAX_TOTALS_DAYS: u64 = 62;
+
+#[derive(Debug, Serialize)]
+pub struct Totals {
+    days: Vec<DayTotals>,
+    /// Whether every day's credits are accounted for.
+    balanced: bool,
+}
+
+/// `GET /api/v1/payment-totals?from=YYYY-MM-DD&to=YYYY-MM-DD`: per day of the
+/// jurisdiction's calendar, the money of each channel and the credits booked.
+pub async fn totals(
+    _caller: Authorized<FinanceReaders>,
+    State(state): State<ApiState>,
+    Query(query): Query<TotalsQuery>,
+) -> Result<Json<Totals>, ApiError> {
+    let last = query.from.checked_add_days(Days::new(MAX_TOTALS_DAYS - 1));
+    if query.to < query.from || last.is_some_and(|last| query.to > last) {
+        return Err(ApiError::InvalidQuery(vec![FieldProblem::new(
+            "to",
+            format!("on or after `from`, at most {MAX_TOTALS_DAYS} days in all"),
+        )]));
+    }
+    let jurisdiction = state.app.jurisdiction;
+    let offset = chrono::Duration::seconds(i64::from(jurisdiction.utc_offset_seconds()));
+    let start = query
+        .from
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc()
+        - offset;
+    let end = query
+        .to
+        .checked_add_days(Days::new(1))
+        .unwrap_or(query.to)
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc()
+        - offset;
+    let store = &state.app.store;
+    let payments = store.payments_paid(start, end).await?;
+    let lines = store.statement_lines_booked(query.from, query.to).await?;
+    let days = daily_totals(jurisdiction, &payments, &lines);
+    let balanced = days.iter().all(DayTotals::balanced);
+    Ok(Json(Totals { days, balanced }))
+}

@@ -1,0 +1,315 @@
+//! Payment intents, idempotency keys and the callback log on SQLite. The payment that
+//! pays an intent reads it in the ledger's `BEGIN IMMEDIATE` transaction, and its
+//! cancellation takes the writer too, so the two are taken one after the other.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use crate::audit::whole_millis;
+use crate::decode;
+use crate::error::db_error;
+use crate::payment_intents::{
+    self, CallbackOutcome, CallbackRecord, IdempotentStart, IntentCancelled, IntentRefusal,
+    IntentRow, IntentStatus, NewCallback, NewPaymentIntent, PaymentIntent, StoredResponse,
+    IDEMPOTENCY_KEY_HOURS,
+};
+use crate::payments::NewPayment;
+use crate::sqlite::{ms, SqliteStore};
+use crate::{PaymentIntents, StoreError};
+
+/// An intent's columns. A macro because `query()` takes only `&'static str`.
+macro_rules! intent_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, provider, payment_code, resolution_number, case_id, amount_minor, \
+             currency, status, payment_id, created_at, updated_at FROM payment_intents \
+             WHERE provider = ? AND id = ?",
+            $rest
+        )
+    };
+}
+
+fn intent_from_row(row: &SqliteRow) -> Result<PaymentIntent, StoreError> {
+    IntentRow {
+        id: row.try_get("id")?,
+        provider: row.try_get("provider")?,
+        payment_code: row.try_get("payment_code")?,
+        resolution_number: row.try_get("resolution_number")?,
+        case_id: row.try_get("case_id")?,
+        amount_minor: row.try_get("amount_minor")?,
+        currency: row.try_get("currency")?,
+        status: row.try_get("status")?,
+        payment_id: row.try_get("payment_id")?,
+        created_at: decode::millis(row.try_get("created_at")?)?,
+        updated_at: decode::millis(row.try_get("updated_at")?)?,
+    }
+    .into_intent()
+}
+
+async fn intent_in(
+    conn: &mut SqliteConnection,
+    provider: &str,
+    id: &str,
+) -> Result<Option<PaymentIntent>, StoreError> {
+    sqlx::query(intent_select!(""))
+        .bind(provider)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(intent_from_row)
+        .transpose()
+}
+
+/// Whether `payment` may pay the intent it names (its reporter's).
+pub(crate) async fn take_intent(
+    conn: &mut SqliteConnection,
+    payment: &NewPayment,
+    id: &str,
+) -> Result<Result<(), IntentRefusal>, StoreError> {
+    Ok(match intent_in(conn, &payment.source, id).await? {
+        None => Err(IntentRefusal::Unknown),
+        Some(intent) => {
+            payment_intents::intent_takes(&intent, &payment.payment_code, payment.amount)
+        }
+    })
+}
+
+/// Marks the intent paid by the ledger's payment `payment_id`.
+pub(crate) async fn mark_intent_paid(
+    conn: &mut SqliteConnection,
+    provider: &str,
+    id: &str,
+    payment_id: i64,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE payment_intents SET status = 'succeeded', payment_id = ?3, updated_at = ?4 \
+         WHERE provider = ?1 AND id = ?2",
+    )
+    .bind(provider)
+    .bind(id)
+    .bind(payment_id)
+    .bind(ms(at))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn callback_from_row(row: &SqliteRow) -> Result<CallbackRecord, StoreError> {
+    Ok(CallbackRecord {
+        id: row.try_get("id")?,
+        provider: row.try_get("provider")?,
+        received_at: decode::millis(row.try_get("received_at")?)?,
+        event_id: row.try_get("event_id")?,
+        event_type: row.try_get("event_type")?,
+        signature: row.try_get("signature")?,
+        body: row.try_get("body")?,
+        outcome: CallbackOutcome::parse(&row.try_get::<String, _>("outcome")?)?,
+        status: decode::u16_of(row.try_get("status")?, "status")?,
+        detail: row.try_get("detail")?,
+    })
+}
+
+#[async_trait]
+impl PaymentIntents for SqliteStore {
+    async fn create_intent(&self, intent: &NewPaymentIntent) -> Result<PaymentIntent, StoreError> {
+        payment_intents::check_intent(intent)?;
+        let at = whole_millis(intent.created_at);
+        sqlx::query(
+            "INSERT INTO payment_intents (id, provider, payment_code, resolution_number, \
+             case_id, amount_minor, currency, status, payment_id, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'requires_payment', NULL, ?8, ?8)",
+        )
+        .bind(&intent.id)
+        .bind(&intent.provider)
+        .bind(&intent.payment_code)
+        .bind(&intent.resolution_number)
+        .bind(intent.case_id.0)
+        .bind(intent.amount.minor)
+        .bind(intent.amount.currency.code())
+        .bind(ms(at))
+        .execute(&self.writer)
+        .await
+        .map_err(|e| db_error(e, || format!("payment intent {}", intent.id)))?;
+        Ok(PaymentIntent {
+            id: intent.id.clone(),
+            provider: intent.provider.clone(),
+            payment_code: intent.payment_code.clone(),
+            resolution_number: intent.resolution_number.clone(),
+            case_id: intent.case_id,
+            amount: intent.amount,
+            status: IntentStatus::RequiresPayment,
+            payment_id: None,
+            created_at: at,
+            updated_at: at,
+        })
+    }
+
+    async fn payment_intent(
+        &self,
+        provider: &str,
+        id: &str,
+    ) -> Result<Option<PaymentIntent>, StoreError> {
+        sqlx::query(intent_select!(""))
+            .bind(provider)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(intent_from_row)
+            .transpose()
+    }
+
+    async fn cancel_intent(
+        &self,
+        provider: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<IntentCancelled>, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let Some(intent) = intent_in(&mut tx, provider, id).await? else {
+            return Ok(None);
+        };
+        let outcome = match intent.status {
+            IntentStatus::Cancelled => IntentCancelled::AlreadyCancelled(intent),
+            IntentStatus::Succeeded => IntentCancelled::Succeeded(intent),
+            IntentStatus::RequiresPayment => {
+                let at = whole_millis(at);
+                sqlx::query(
+                    "UPDATE payment_intents SET status = 'cancelled', updated_at = ?3 \
+                     WHERE provider = ?1 AND id = ?2",
+                )
+                .bind(provider)
+                .bind(id)
+                .bind(ms(at))
+                .execute(&mut *tx)
+                .await?;
+                IntentCancelled::Cancelled(PaymentIntent {
+                    status: IntentStatus::Cancelled,
+                    updated_at: at,
+                    ..intent
+                })
+            }
+        };
+        tx.commit().await?;
+        Ok(Some(outcome))
+    }
+
+    async fn begin_idempotent(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &str,
+        at: DateTime<Utc>,
+    ) -> Result<IdempotentStart, StoreError> {
+        let at = whole_millis(at);
+        // A key past its time is claimed again in the same statement, so two requests
+        // cannot both take it.
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) \
+             VALUES (?, ?, ?, NULL, NULL, ?) \
+             ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, \
+             status = NULL, body = NULL, created_at = EXCLUDED.created_at \
+             WHERE idempotency_keys.created_at < ?",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(ms(at))
+        .bind(ms(at - Duration::hours(IDEMPOTENCY_KEY_HOURS)))
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        if claimed == 1 {
+            return Ok(IdempotentStart::Fresh);
+        }
+        let row = sqlx::query(
+            "SELECT fingerprint, status, body FROM idempotency_keys WHERE scope = ? AND key = ?",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&self.writer)
+        .await?;
+        let Some(row) = row else {
+            // Abandoned between the two statements: the caller may send it again.
+            return Ok(IdempotentStart::InFlight);
+        };
+        payment_intents::idempotent_start(
+            fingerprint,
+            row.try_get("fingerprint")?,
+            row.try_get::<Option<i64>, _>("status")?,
+            row.try_get("body")?,
+        )
+    }
+
+    async fn finish_idempotent(
+        &self,
+        scope: &str,
+        key: &str,
+        response: &StoredResponse,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET status = ?3, body = ?4 WHERE scope = ?1 AND key = ?2",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(i64::from(response.status))
+        .bind(&response.body)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn abandon_idempotent(&self, scope: &str, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND status IS NULL")
+            .bind(scope)
+            .bind(key)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn record_callback(&self, callback: &NewCallback) -> Result<i64, StoreError> {
+        let (body, signature) = payment_intents::kept_text(callback);
+        Ok(sqlx::query_scalar(
+            "INSERT INTO payment_callbacks (provider, received_at, event_id, event_type, \
+             signature, body, outcome, status, detail) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&callback.provider)
+        .bind(ms(callback.received_at))
+        .bind(&callback.event_id)
+        .bind(&callback.event_type)
+        .bind(signature)
+        .bind(body)
+        .bind(callback.outcome.as_str())
+        .bind(i64::from(callback.status))
+        .bind(&callback.detail)
+        .fetch_one(&self.writer)
+        .await?)
+    }
+
+    async fn callbacks(
+        &self,
+        refused_only: bool,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<CallbackRecord>, StoreError> {
+        sqlx::query(
+            "SELECT id, provider, received_at, event_id, event_type, signature, body, outcome, \
+             status, detail FROM payment_callbacks \
+             WHERE id > ? AND (NOT ? OR outcome = 'refused') ORDER BY id LIMIT ?",
+        )
+        .bind(after_id)
+        .bind(refused_only)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(callback_from_row)
+        .collect()
+    }
+}
