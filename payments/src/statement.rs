@@ -196,7 +196,12 @@ fn finish(
         return Err(StatementError::Problems(problems));
     }
     Ok(Statement {
-        account: account.trim().to_owned(),
+        // One account however a statement spells it (`KG12 BANK …` and `kg12bank…`).
+        account: account
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .flat_map(char::to_uppercase)
+            .collect(),
         id: id.to_owned(),
         credits,
         skipped,
@@ -259,6 +264,18 @@ struct Camt<'n> {
 }
 
 impl Camt<'_> {
+    fn children<'a, 'i>(
+        &self,
+        node: roxmltree::Node<'a, 'i>,
+        name: &'static str,
+    ) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> + use<'a, 'i, '_> {
+        node.children().filter(move |c| {
+            c.is_element()
+                && c.tag_name().name() == name
+                && c.tag_name().namespace() == Some(self.ns)
+        })
+    }
+
     fn child<'a, 'i>(
         &self,
         node: roxmltree::Node<'a, 'i>,
@@ -303,9 +320,24 @@ pub fn parse_camt053(bytes: &[u8]) -> Result<Statement, StatementError> {
         )));
     }
     let camt = Camt { ns };
-    let statement = camt
-        .path(root, &["BkToCstmrStmt", "Stmt"])
-        .ok_or_else(|| StatementError::Problems(vec!["no BkToCstmrStmt/Stmt".into()]))?;
+    let statements: Vec<_> = camt
+        .path(root, &["BkToCstmrStmt"])
+        .map(|report| camt.children(report, "Stmt").collect())
+        .unwrap_or_default();
+    let statement = match statements.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(StatementError::Problems(vec![
+                "no BkToCstmrStmt/Stmt".into()
+            ]))
+        }
+        several => {
+            return Err(StatementError::Problems(vec![format!(
+                "{} statements in one file: import each on its own",
+                several.len()
+            )]))
+        }
+    };
     let account = camt
         .text(statement, &["Acct", "Id", "IBAN"])
         .or_else(|| camt.text(statement, &["Acct", "Id", "Othr", "Id"]))
@@ -317,9 +349,7 @@ pub fn parse_camt053(bytes: &[u8]) -> Result<Statement, StatementError> {
     }
     let mut credits = Vec::new();
     let mut skipped = 0;
-    let entries = statement
-        .children()
-        .filter(|c| c.is_element() && c.tag_name().name() == "Ntry");
+    let entries = camt.children(statement, "Ntry");
     for (n, entry) in entries.enumerate() {
         let at = format!("entry {}", n + 1);
         // camt.053.001.02 writes the status as text, later versions as `Sts/Cd`.
@@ -348,15 +378,11 @@ pub fn parse_camt053(bytes: &[u8]) -> Result<Statement, StatementError> {
         let entry_reference = camt
             .text(entry, &["AcctSvcrRef"])
             .or_else(|| camt.text(entry, &["NtryRef"]));
+        // Every transaction of every NtryDtls block of the entry.
         let transactions: Vec<_> = camt
-            .path(entry, &["NtryDtls"])
-            .map(|details| {
-                details
-                    .children()
-                    .filter(|c| c.is_element() && c.tag_name().name() == "TxDtls")
-                    .collect()
-            })
-            .unwrap_or_default();
+            .children(entry, "NtryDtls")
+            .flat_map(|details| camt.children(details, "TxDtls"))
+            .collect();
         let amount_of =
             |node: roxmltree::Node<'_, '_>, names: &[&str]| -> Option<Result<Money, String>> {
                 let amount = camt.path(node, names)?;
@@ -383,19 +409,24 @@ pub fn parse_camt053(bytes: &[u8]) -> Result<Statement, StatementError> {
             camt.text(node, &["RltdPties", "Dbtr", "Nm"])
                 .or_else(|| camt.text(node, &["RltdPties", "Dbtr", "Pty", "Nm"]))
         };
+        let entry_amount = match amount_of(entry, &["Amt"]) {
+            Some(Ok(amount)) if amount.minor > 0 => amount,
+            Some(Ok(_)) => {
+                problems.push(format!("{at}: a credit of nothing or less"));
+                continue;
+            }
+            Some(Err(e)) => {
+                problems.push(format!("{at}: {e}"));
+                continue;
+            }
+            None => {
+                problems.push(format!("{at}: no Amt"));
+                continue;
+            }
+        };
         if transactions.len() <= 1 {
             let detail = transactions.first().copied();
-            let amount = match amount_of(entry, &["Amt"]) {
-                Some(Ok(amount)) => amount,
-                Some(Err(e)) => {
-                    problems.push(format!("{at}: {e}"));
-                    continue;
-                }
-                None => {
-                    problems.push(format!("{at}: no Amt"));
-                    continue;
-                }
-            };
+            let amount = entry_amount;
             let reference = entry_reference
                 .clone()
                 .or_else(|| detail.and_then(|d| camt.text(d, &["Refs", "AcctSvcrRef"])));
@@ -414,13 +445,31 @@ pub fn parse_camt053(bytes: &[u8]) -> Result<Statement, StatementError> {
             });
             continue;
         }
-        // A batch: each transaction is a payment of its own.
+        // A batch: each transaction is a payment of its own, and together they are the
+        // entry's amount.
+        let mut batch_total = Some(0i64);
+        let credits_before = credits.len();
         for (t, detail) in transactions.iter().enumerate() {
             let at = format!("{at}, transaction {}", t + 1);
+            if camt.text(*detail, &["CdtDbtInd"]).as_deref() == Some("DBIT") {
+                problems.push(format!("{at}: a debit inside a credit entry"));
+                continue;
+            }
             let amount = match amount_of(*detail, &["Amt"])
                 .or_else(|| amount_of(*detail, &["AmtDtls", "TxAmt", "Amt"]))
             {
-                Some(Ok(amount)) => amount,
+                Some(Ok(amount))
+                    if amount.minor > 0 && amount.currency == entry_amount.currency =>
+                {
+                    batch_total = batch_total.and_then(|t| t.checked_add(amount.minor));
+                    amount
+                }
+                Some(Ok(_)) => {
+                    problems.push(format!(
+                        "{at}: not a credit in the entry's currency of more than nothing"
+                    ));
+                    continue;
+                }
                 Some(Err(e)) => {
                     problems.push(format!("{at}: {e}"));
                     continue;
@@ -448,6 +497,15 @@ pub fn parse_camt053(bytes: &[u8]) -> Result<Statement, StatementError> {
                 remittance: remittance_of(*detail),
                 payer: payer_of(*detail),
             });
+        }
+        if credits.len() - credits_before == transactions.len()
+            && batch_total != Some(entry_amount.minor)
+        {
+            problems.push(format!(
+                "{at}: its transactions add up to {} minor units, not the entry's {}",
+                batch_total.map_or("too many".to_owned(), |t| t.to_string()),
+                entry_amount.minor
+            ));
         }
     }
     finish(&account, &id, credits, skipped, problems)
@@ -701,6 +759,55 @@ mod tests {
             Err(StatementError::Problems(vec![
                 "no BkToCstmrStmt/Stmt".into()
             ]))
+        );
+        // Two statements in one file; a batch not adding up, or with a debit in it; a
+        // credit of nothing.
+        let two = CAMT_V2.replace("</Stmt>", "</Stmt><Stmt><Id>S2</Id></Stmt>");
+        assert_eq!(
+            parse_camt053(two.as_bytes()),
+            Err(StatementError::Problems(vec![
+                "2 statements in one file: import each on its own".into()
+            ]))
+        );
+        let short = CAMT_V2.replace(
+            "<Amt Ccy=\"KGS\">5000.00</Amt>",
+            "<Amt Ccy=\"KGS\">4999.99</Amt>",
+        );
+        assert_eq!(
+            parse_camt053(short.as_bytes()),
+            Err(StatementError::Problems(vec![
+                "entry 2: its transactions add up to 749999 minor units, not the entry's 750000"
+                    .into()
+            ]))
+        );
+        let debit = CAMT_V2.replace(
+            "<Amt Ccy=\"KGS\">5000.00</Amt>",
+            "<Amt Ccy=\"KGS\">5000.00</Amt><CdtDbtInd>DBIT</CdtDbtInd>",
+        );
+        assert_eq!(
+            parse_camt053(debit.as_bytes()),
+            Err(StatementError::Problems(vec![
+                "entry 2, transaction 2: a debit inside a credit entry".into()
+            ]))
+        );
+        let nothing = CAMT_V2.replace(
+            "<Amt Ccy=\"KGS\">2500.00</Amt><CdtDbtInd>CRDT",
+            "<Amt Ccy=\"KGS\">0.00</Amt><CdtDbtInd>CRDT",
+        );
+        assert_eq!(
+            parse_camt053(nothing.as_bytes()),
+            Err(StatementError::Problems(vec![
+                "entry 1: a credit of nothing or less".into()
+            ]))
+        );
+        // An account however spelt is one account.
+        let spaced = CAMT_V2.replace(
+            "KG12BANK0000000001234567",
+            " kg12 bank 0000 0000 0123 4567 ",
+        );
+        assert_eq!(
+            parse_camt053(spaced.as_bytes()).map(|s| s.account),
+            Ok("KG12BANK0000000001234567".to_owned())
         );
         let broken = CAMT_V2
             .replace(

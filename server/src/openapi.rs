@@ -1181,7 +1181,7 @@ fn components() -> Value {
             "bearer": { "type": "http", "scheme": "bearer",
                         "description": "A token from POST /api/v1/auth/token (32 random bytes, base64url)." },
             "providerSignature": { "type": "apiKey", "in": "header", "name": "Kozomol-Signature",
-                        "description": "`t=<unix seconds>,v1=<hex>`: HMAC-SHA256 over `{t}.{body}` with a secret shared with the provider; several `v1` during a key rotation; `t` within 300 s of now." }
+                        "description": "`t=<unix seconds>,v1=<hex>`: HMAC-SHA256 with a secret shared with the provider over `{t}.{body}` for a callback, and over `{t}.{METHOD} {path?query}\\n{Idempotency-Key or empty}\\n{body}` for a request; several `v1` during a key rotation; `t` within 300 s of now." }
         }
     });
     let mut schemas = serde_json::Map::new();
@@ -1350,7 +1350,7 @@ fn components() -> Value {
         "type": "object",
         "required": ["id", "status", "payment_code", "resolution_number", "amount_minor", "currency", "created_at", "updated_at"],
         "properties": {
-            "id": text, "status": { "type": "string", "enum": ["requires_payment", "succeeded", "cancelled"] },
+            "id": text, "status": { "type": "string", "enum": ["requires_payment", "succeeded", "cancelled", "reversed"] },
             "payment_code": text, "resolution_number": text,
             "amount_minor": { "type": "integer" }, "currency": text,
             "payment_id": { "type": ["integer", "null"] },

@@ -14,7 +14,8 @@ use kozomol_core::{CaseId, CaseState, Jurisdiction};
 use kozomol_ingest::IngestMetrics;
 use kozomol_payments::{signature_header, CodeKind, PaymentCode};
 use kozomol_server::api::{
-    router, AppState, IDEMPOTENCY_HEADER, REPLAYED_HEADER, SIGNATURE_HEADER,
+    request_signing_payload, router, AppState, IDEMPOTENCY_HEADER, REPLAYED_HEADER,
+    SIGNATURE_HEADER,
 };
 use kozomol_server::auth::create_demo_accounts;
 use kozomol_server::settings::PaymentProvider;
@@ -142,13 +143,19 @@ impl Api {
         }
     }
 
+    /// A POST signed as the provider signs: a callback its body, a request its
+    /// method, path, key and body.
     async fn signed(&self, path: &str, body: &Value, key: Option<&str>) -> Answer {
         let body = body.to_string();
-        let signature = signature_header(
-            NEW_SECRET.as_bytes(),
-            Utc::now().timestamp(),
-            body.as_bytes(),
-        );
+        let signature = if path == "/callbacks" {
+            signature_header(
+                NEW_SECRET.as_bytes(),
+                Utc::now().timestamp(),
+                body.as_bytes(),
+            )
+        } else {
+            request_signature(NEW_SECRET, "POST", path, key, body.as_bytes())
+        };
         self.send(reqwest::Method::POST, path, &body, Some(signature), key)
             .await
     }
@@ -201,6 +208,23 @@ fn paid(
         data["intent"] = json!(intent);
     }
     json!({ "id": event, "type": kind, "data": data })
+}
+
+/// The signature of a request to the provider route `path` (below the provider's base).
+fn request_signature(
+    secret: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: &[u8],
+) -> String {
+    let payload = request_signing_payload(
+        method,
+        &format!("/api/v1/providers/{BANK}{path}"),
+        key,
+        body,
+    );
+    signature_header(secret.as_bytes(), Utc::now().timestamp(), &payload)
 }
 
 fn problem_code(answer: &Answer) -> &str {
@@ -274,9 +298,11 @@ async fn the_same_callback_sent_ten_times_at_once_is_applied_once_on_postgres() 
             reqwest::Method::GET,
             &format!("/payment-intents/{intent}"),
             "",
-            Some(signature_header(
-                NEW_SECRET.as_bytes(),
-                Utc::now().timestamp(),
+            Some(request_signature(
+                NEW_SECRET,
+                "GET",
+                &format!("/payment-intents/{intent}"),
+                None,
                 b"",
             )),
             None,
@@ -339,9 +365,11 @@ async fn refused_callbacks_are_answered_and_recorded_on_postgres() {
             post.clone(),
             "/payment-intents",
             &json!({ "payment_code": code, "amount_minor": 100_000 }).to_string(),
-            Some(signature_header(
-                OLD_SECRET.as_bytes(),
-                now,
+            Some(request_signature(
+                OLD_SECRET,
+                "POST",
+                "/payment-intents",
+                Some("k-old"),
                 json!({ "payment_code": code, "amount_minor": 100_000 })
                     .to_string()
                     .as_bytes(),
@@ -351,6 +379,71 @@ async fn refused_callbacks_are_answered_and_recorded_on_postgres() {
         .await;
     assert_eq!(by_old.status, 201, "{}", by_old.body);
     let intent = by_old.body["id"].as_str().expect("an id").to_owned();
+
+    // A request's signature is good for its route, key and body only: not to cancel,
+    // not under another key, not for another provider.
+    let shown = request_signature(
+        NEW_SECRET,
+        "GET",
+        &format!("/payment-intents/{intent}"),
+        None,
+        b"",
+    );
+    let cancel = api
+        .send(
+            post.clone(),
+            &format!("/payment-intents/{intent}/cancel"),
+            "",
+            Some(shown),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (cancel.status, problem_code(&cancel)),
+        (401, "signature_invalid")
+    );
+    let made = json!({ "payment_code": code }).to_string();
+    let for_k1 = request_signature(
+        NEW_SECRET,
+        "POST",
+        "/payment-intents",
+        Some("k-1"),
+        made.as_bytes(),
+    );
+    let other_key = api
+        .send(
+            post.clone(),
+            "/payment-intents",
+            &made,
+            Some(for_k1.clone()),
+            Some("k-2"),
+        )
+        .await;
+    assert_eq!(
+        (other_key.status, problem_code(&other_key)),
+        (401, "signature_invalid")
+    );
+    let elsewhere = api
+        .http
+        .post(format!(
+            "{}/api/v1/providers/nobody/payment-intents",
+            api.root
+        ))
+        .header(SIGNATURE_HEADER, for_k1)
+        .header(IDEMPOTENCY_HEADER, "k-1")
+        .body(made)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(elsewhere.status().as_u16(), 401);
+    assert_eq!(
+        api.store
+            .payment_intent(BANK, &intent)
+            .await
+            .expect("read")
+            .map(|i| i.status),
+        Some(kozomol_store::IntentStatus::RequiresPayment)
+    );
 
     let unknown = PaymentCode::new(CodeKind::Fine, Jurisdiction::Kg, 2026, 1, 9_999_999)
         .expect("a code")
@@ -553,7 +646,12 @@ async fn intents_take_part_and_over_payments_are_cancelled_and_reversed() {
             Some(&rest_id),
         ))
         .await;
-    assert_eq!(again.status, 409, "{}", again.body);
+    assert_eq!(
+        (again.status, problem_code(&again)),
+        (409, "intent_paid"),
+        "{}",
+        again.body
+    );
     let cancel = api
         .signed(
             &format!("/payment-intents/{rest_id}/cancel"),
@@ -629,6 +727,29 @@ async fn intents_take_part_and_over_payments_are_cancelled_and_reversed() {
         (other.status, problem_code(&other)),
         (422, "intent_for_other_fine")
     );
+    // A paid intent whose payment is reversed takes no payment any more.
+    let back = api
+        .callback(&paid("e9", "payment.reversed", "p-a2", &a, 150_000, None))
+        .await;
+    assert_eq!(back.status, 200, "{}", back.body);
+    let reversed = api
+        .store
+        .payment_intent(BANK, &rest_id)
+        .await
+        .expect("read")
+        .expect("the intent");
+    assert_eq!(reversed.status, kozomol_store::IntentStatus::Reversed);
+    let after = api
+        .callback(&paid(
+            "e10",
+            "payment.succeeded",
+            "p-a5",
+            &a,
+            150_000,
+            Some(&rest_id),
+        ))
+        .await;
+    assert_eq!((after.status, problem_code(&after)), (409, "intent_paid"));
     api.finish().await;
 }
 
@@ -675,17 +796,18 @@ async fn idempotency_keys_replay_the_first_answer() {
     }
     // Without a key no intent is made; a bad key is refused.
     let body = request.to_string();
-    let signature = signature_header(
-        NEW_SECRET.as_bytes(),
-        Utc::now().timestamp(),
-        body.as_bytes(),
-    );
     let keyless = api
         .send(
             reqwest::Method::POST,
             "/payment-intents",
             &body,
-            Some(signature.clone()),
+            Some(request_signature(
+                NEW_SECRET,
+                "POST",
+                "/payment-intents",
+                None,
+                body.as_bytes(),
+            )),
             None,
         )
         .await;
@@ -698,7 +820,13 @@ async fn idempotency_keys_replay_the_first_answer() {
             reqwest::Method::POST,
             "/payment-intents",
             &body,
-            Some(signature),
+            Some(request_signature(
+                NEW_SECRET,
+                "POST",
+                "/payment-intents",
+                Some("a key"),
+                body.as_bytes(),
+            )),
             Some("a key"),
         )
         .await;

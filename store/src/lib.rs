@@ -620,7 +620,8 @@ pub trait PaymentIntents: Send + Sync {
 
     /// Claims `key` for a request of `scope` (the provider) whose parameters hash to
     /// `fingerprint`, or says why it cannot be answered afresh. A key older than
-    /// [`payment_intents::IDEMPOTENCY_KEY_HOURS`] is new again.
+    /// [`payment_intents::IDEMPOTENCY_KEY_HOURS`] is new again, and so is one whose first
+    /// request went unanswered for [`payment_intents::IDEMPOTENCY_IN_FLIGHT_SECONDS`].
     async fn begin_idempotent(
         &self,
         scope: &str,

@@ -13,6 +13,10 @@ use crate::StoreError;
 /// How long an idempotency key holds its response; after that the key is new again.
 pub const IDEMPOTENCY_KEY_HOURS: i64 = 24;
 
+/// How long a key's first request may go unanswered before the key may be claimed
+/// again (the process answering it stopped, or could not keep its answer).
+pub const IDEMPOTENCY_IN_FLIGHT_SECONDS: i64 = 60;
+
 /// Where an intent is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -23,6 +27,8 @@ pub enum IntentStatus {
     Succeeded,
     /// Cancelled by the provider: no payment is taken for it.
     Cancelled,
+    /// Its payment was reversed: no payment is taken for it any more.
+    Reversed,
 }
 
 impl IntentStatus {
@@ -31,6 +37,7 @@ impl IntentStatus {
             IntentStatus::RequiresPayment => "requires_payment",
             IntentStatus::Succeeded => "succeeded",
             IntentStatus::Cancelled => "cancelled",
+            IntentStatus::Reversed => "reversed",
         }
     }
 
@@ -39,6 +46,7 @@ impl IntentStatus {
             "requires_payment" => Ok(IntentStatus::RequiresPayment),
             "succeeded" => Ok(IntentStatus::Succeeded),
             "cancelled" => Ok(IntentStatus::Cancelled),
+            "reversed" => Ok(IntentStatus::Reversed),
             other => Err(crate::error::corrupt(format!("intent status `{other}`"))),
         }
     }
@@ -235,7 +243,7 @@ pub(crate) fn intent_takes(
     }
     match intent.status {
         IntentStatus::Cancelled => return Err(IntentRefusal::Cancelled),
-        IntentStatus::Succeeded => {
+        IntentStatus::Succeeded | IntentStatus::Reversed => {
             return Err(IntentRefusal::PaidBy(intent.payment_id.unwrap_or_default()))
         }
         IntentStatus::RequiresPayment => {}

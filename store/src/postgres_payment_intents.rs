@@ -12,7 +12,7 @@ use crate::error::db_error;
 use crate::payment_intents::{
     self, CallbackOutcome, CallbackRecord, IdempotentStart, IntentCancelled, IntentRefusal,
     IntentRow, IntentStatus, NewCallback, NewPaymentIntent, PaymentIntent, StoredResponse,
-    IDEMPOTENCY_KEY_HOURS,
+    IDEMPOTENCY_IN_FLIGHT_SECONDS, IDEMPOTENCY_KEY_HOURS,
 };
 use crate::payments::NewPayment;
 use crate::postgres::PgStore;
@@ -175,6 +175,8 @@ impl PaymentIntents for PgStore {
         let outcome = match intent.status {
             IntentStatus::Cancelled => IntentCancelled::AlreadyCancelled(intent),
             IntentStatus::Succeeded => IntentCancelled::Succeeded(intent),
+            // Its payment was reversed: nothing will pay it, as if cancelled.
+            IntentStatus::Reversed => IntentCancelled::AlreadyCancelled(intent),
             IntentStatus::RequiresPayment => {
                 let at = whole_millis(at);
                 sqlx::query(
@@ -212,13 +214,15 @@ impl PaymentIntents for PgStore {
              VALUES ($1, $2, $3, NULL, NULL, $4) \
              ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, \
              status = NULL, body = NULL, created_at = EXCLUDED.created_at \
-             WHERE idempotency_keys.created_at < $5",
+             WHERE idempotency_keys.created_at < $5 \
+             OR (idempotency_keys.status IS NULL AND idempotency_keys.created_at < $6)",
         )
         .bind(scope)
         .bind(key)
         .bind(fingerprint)
         .bind(at)
         .bind(at - Duration::hours(IDEMPOTENCY_KEY_HOURS))
+        .bind(at - Duration::seconds(IDEMPOTENCY_IN_FLIGHT_SECONDS))
         .execute(&self.pool)
         .await?
         .rows_affected();

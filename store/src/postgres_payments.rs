@@ -180,7 +180,7 @@ pub(crate) async fn post_locked(
     if reconciliation::REPORTING.contains(&payment.channel) {
         if let Some(booked) = booked_twin(&mut *tx, standing, payment).await? {
             let now = now_millis();
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO payment_reports (payment_id, channel, source, external_id, reported_at) \
                  VALUES ($1, $2, $3, $4, $5)",
             )
@@ -190,7 +190,13 @@ pub(crate) async fn post_locked(
             .bind(&payment.external_id)
             .bind(now)
             .execute(&mut *tx)
-            .await?;
+            .await;
+            match inserted {
+                Ok(_) => {}
+                // The same report for another fine at this moment: answered as a repeat.
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
             if let Some(intent) = &payment.intent {
                 crate::postgres_payment_intents::mark_intent_paid(
                     &mut *tx,
@@ -305,7 +311,7 @@ async fn booked_twin(
         &candidates,
         standing.jurisdiction,
         payment.amount,
-        (Some(paid_on), None),
+        reconciliation::Seen::PaidOn(paid_on),
     )
     .cloned())
 }
@@ -446,6 +452,13 @@ impl PaymentLedger for PgStore {
             .execute(&mut *tx)
             .await?;
         record.reversed_at = Some(now);
+        sqlx::query(
+            "UPDATE payment_intents SET status = 'reversed', updated_at = $2 WHERE payment_id = $1",
+        )
+        .bind(record.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         let after = standing(&mut tx, &reversal.payment_code)
             .await?
             .ok_or_else(|| crate::error::corrupt(format!("resolution {number} vanished")))?;

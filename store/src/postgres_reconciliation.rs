@@ -149,7 +149,7 @@ async fn reported_twin(
         &candidates,
         standing.jurisdiction,
         amount,
-        (None, Some(booked_on)),
+        reconciliation::Seen::BookedOn(booked_on),
     )
     .cloned())
 }

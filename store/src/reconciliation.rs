@@ -310,8 +310,10 @@ pub(crate) fn record_of(
 }
 
 /// When a statement's payer is taken to have paid: noon of the booking day on the
-/// jurisdiction's clock (the bank books on the day paid or later, so the discount is
-/// never taken from a payer by the booking).
+/// jurisdiction's clock. A statement says when the bank booked the money, not when the
+/// payer paid, which may be days earlier: where the bank reported the payment before the
+/// statement came (over SOAP), that report is the payment and keeps the payer's day; a
+/// report after the statement is matched to the statement's payment, whose day stands.
 pub(crate) fn booked_instant(jurisdiction: Jurisdiction, booked_on: NaiveDate) -> DateTime<Utc> {
     let noon = booked_on
         .and_hms_opt(12, 0, 0)
@@ -320,31 +322,44 @@ pub(crate) fn booked_instant(jurisdiction: Jurisdiction, booked_on: NaiveDate) -
     noon - chrono::Duration::seconds(i64::from(jurisdiction.utc_offset_seconds()))
 }
 
-/// The earlier report of the same money, among `candidates` (the fine's standing
-/// payments of the other channels, oldest first, with whether each already has a report
-/// of `channel`): the first of the same amount paid within the booking lag.
+/// How the money being matched was seen.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Seen {
+    /// A statement's credit booked that day: its twin is a report of money paid then or
+    /// before.
+    BookedOn(NaiveDate),
+    /// A bank's or provider's report of money paid that day: its twin is a credit booked
+    /// then or after.
+    PaidOn(NaiveDate),
+}
+
+/// The other sighting of the same money among `candidates` (the fine's standing
+/// payments of the other kind, with whether each already has its twin): the same amount,
+/// within the booking lag, and of those the closest in time — so two equal payments of
+/// one fine are each matched to their own credit.
 pub(crate) fn twin(
     candidates: &[(PaymentRecord, bool)],
     jurisdiction: Jurisdiction,
     amount: Money,
-    paid_on_or_booked_on: (Option<NaiveDate>, Option<NaiveDate>),
+    seen: Seen,
 ) -> Option<&PaymentRecord> {
     candidates
         .iter()
-        .filter(|(payment, reported)| {
-            !reported && payment.reversed_at.is_none() && payment.amount == amount
+        .filter(|(payment, twinned)| {
+            !twinned && payment.reversed_at.is_none() && payment.amount == amount
         })
         .map(|(payment, _)| payment)
-        .find(|payment| {
+        .filter_map(|payment| {
             let day = jurisdiction.local_date(payment.paid_at);
-            match paid_on_or_booked_on {
-                // A statement's credit booked on `booked`: the payment paid before it.
-                (None, Some(booked)) => kozomol_payments::books_the_payment(day, booked),
-                // A bank's report of money paid on `paid`: the credit booked after it.
-                (Some(paid), None) => kozomol_payments::books_the_payment(paid, day),
-                _ => false,
-            }
+            let (paid, booked) = match seen {
+                Seen::BookedOn(booked) => (day, booked),
+                Seen::PaidOn(paid) => (paid, day),
+            };
+            kozomol_payments::books_the_payment(paid, booked)
+                .then(|| ((booked - paid).num_days(), payment))
         })
+        .min_by_key(|(gap, payment)| (*gap, payment.id))
+        .map(|(_, payment)| payment)
 }
 
 /// The channels whose reports a credit of a statement may be the money of.
@@ -369,15 +384,17 @@ pub struct DayTotals {
 }
 
 impl DayTotals {
-    /// Whether the day's credits are all accounted for: applied, matched, queued or
-    /// resolved add up to what was booked, and the money applied from statements is the
-    /// ledger's statement channel.
+    /// Whether the day reconciles: every credit booked is applied, matched, queued or
+    /// resolved, and the money the statements applied is what the ledger's statement
+    /// channel holds for the day (a statement payment reversed, or a credit applied
+    /// twice, shows here).
     pub fn balanced(&self) -> bool {
         let add = |a: (u64, i64), b: (u64, i64)| (a.0 + b.0, a.1 + b.1);
         add(
             add(self.credits_applied, self.credits_matched),
             add(self.credits_queued, self.credits_resolved),
         ) == self.credits
+            && self.credits_applied == self.statement
     }
 }
 
@@ -386,18 +403,24 @@ fn add(total: &mut (u64, i64), minor: i64) {
     total.1 += minor;
 }
 
-/// Totals per day (of `jurisdiction`'s calendar) of the `payments` paid and the
-/// `lines` booked, with `matched` the ids of payments a credit is the money of.
+/// Totals per day from `from` to `to` (of `jurisdiction`'s calendar) of the `payments`
+/// paid and the `lines` booked. `lines` may reach past `to` (by the booking lag): those
+/// count only as the credits that matched a payment of the range.
 pub fn daily_totals(
     jurisdiction: Jurisdiction,
+    (from, to): (NaiveDate, NaiveDate),
     payments: &[PaymentRecord],
     lines: &[StatementLineRecord],
 ) -> Vec<DayTotals> {
     let mut days: std::collections::BTreeMap<NaiveDate, DayTotals> = Default::default();
     let linked: std::collections::HashSet<i64> =
         lines.iter().filter_map(|l| l.payment_id).collect();
+    let in_range = |day: &NaiveDate| (from..=to).contains(day);
     for payment in payments.iter().filter(|p| p.reversed_at.is_none()) {
         let day = jurisdiction.local_date(payment.paid_at);
+        if !in_range(&day) {
+            continue;
+        }
         let totals = days.entry(day).or_default();
         let minor = payment.amount.minor;
         match payment.channel {
@@ -409,7 +432,7 @@ pub fn daily_totals(
             add(&mut totals.awaiting_statement, minor);
         }
     }
-    for line in lines {
+    for line in lines.iter().filter(|l| in_range(&l.booked_on)) {
         let totals = days.entry(line.booked_on).or_default();
         let minor = line.amount.minor;
         add(&mut totals.credits, minor);
@@ -417,7 +440,9 @@ pub fn daily_totals(
             LineStatus::Applied => add(&mut totals.credits_applied, minor),
             LineStatus::Matched => add(&mut totals.credits_matched, minor),
             LineStatus::Resolved => add(&mut totals.credits_resolved, minor),
-            _ => add(&mut totals.credits_queued, minor),
+            LineStatus::Unmatched | LineStatus::Ambiguous | LineStatus::Refused => {
+                add(&mut totals.credits_queued, minor)
+            }
         }
     }
     days.into_iter()
@@ -432,4 +457,138 @@ pub fn daily_totals(
 /// credit naming it).
 pub(crate) fn escalation(to: Option<CaseState>) -> bool {
     matches!(to, Some(CaseState::Overdue | CaseState::Enforcement))
+}
+
+#[cfg(test)]
+mod tests {
+    use kozomol_core::{CaseId, Currency};
+
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        text.parse().expect("a day")
+    }
+
+    fn payment(id: i64, channel: PaymentChannel, minor: i64, paid: &str) -> PaymentRecord {
+        PaymentRecord {
+            id,
+            resolution_number: format!("R{id}"),
+            case_id: CaseId(id),
+            channel,
+            source: "bank".into(),
+            external_id: format!("x{id}"),
+            amount: Money::new(minor, Currency::KGS),
+            paid_at: booked_instant(Jurisdiction::Kg, day(paid)),
+            posted_at: DateTime::UNIX_EPOCH,
+            posted_by: "t".into(),
+            from_state: CaseState::Issued,
+            to_state: CaseState::Paid,
+            excess_minor: 0,
+            reversed_at: None,
+        }
+    }
+
+    fn line(
+        id: i64,
+        status: LineStatus,
+        minor: i64,
+        booked: &str,
+        payment_id: Option<i64>,
+    ) -> StatementLineRecord {
+        StatementLineRecord {
+            id,
+            account: "KG1".into(),
+            statement_id: "S".into(),
+            bank_reference: format!("B{id}"),
+            booked_on: day(booked),
+            amount: Money::new(minor, Currency::KGS),
+            remittance: String::new(),
+            payer: None,
+            codes: Vec::new(),
+            status,
+            payment_id,
+            detail: String::new(),
+            imported_at: DateTime::UNIX_EPOCH,
+            imported_by: "f".into(),
+            resolved_at: None,
+            resolved_by: None,
+        }
+    }
+
+    #[test]
+    fn days_balance_only_when_the_statements_money_is_the_ledgers() {
+        let range = (day("2026-03-10"), day("2026-03-11"));
+        let payments = vec![
+            payment(1, PaymentChannel::Soap, 250_000, "2026-03-10"),
+            payment(2, PaymentChannel::Statement, 500_000, "2026-03-10"),
+            payment(3, PaymentChannel::Api, 100_000, "2026-03-11"),
+        ];
+        let lines = vec![
+            line(1, LineStatus::Applied, 500_000, "2026-03-10", Some(2)),
+            line(2, LineStatus::Unmatched, 7_000, "2026-03-10", None),
+            // Booked after the range: it only says payment 1's money came.
+            line(3, LineStatus::Matched, 250_000, "2026-03-12", Some(1)),
+        ];
+        let days = daily_totals(Jurisdiction::Kg, range, &payments, &lines);
+        assert_eq!(days.len(), 2);
+        let tenth = &days[0];
+        assert_eq!(
+            (tenth.soap, tenth.statement, tenth.awaiting_statement),
+            ((1, 250_000), (1, 500_000), (0, 0))
+        );
+        assert_eq!(
+            (tenth.credits, tenth.credits_applied, tenth.credits_queued),
+            ((2, 507_000), (1, 500_000), (1, 7_000))
+        );
+        assert!(tenth.balanced());
+        // The API payment of the 11th has no credit yet.
+        assert_eq!(days[1].awaiting_statement, (1, 100_000));
+        assert!(days[1].balanced());
+
+        // The statement's payment reversed, its credit still applied: the day is off.
+        let mut reversed = payments.clone();
+        reversed[1].reversed_at = Some(DateTime::UNIX_EPOCH);
+        let days = daily_totals(Jurisdiction::Kg, range, &reversed, &lines);
+        assert!(!days[0].balanced());
+    }
+
+    #[test]
+    fn the_closest_payment_in_time_is_the_twin() {
+        let candidates = vec![
+            (
+                payment(1, PaymentChannel::Soap, 250_000, "2026-03-01"),
+                false,
+            ),
+            (
+                payment(2, PaymentChannel::Soap, 250_000, "2026-03-05"),
+                false,
+            ),
+            (
+                payment(3, PaymentChannel::Soap, 250_000, "2026-03-06"),
+                true,
+            ),
+            (
+                payment(4, PaymentChannel::Soap, 100_000, "2026-03-06"),
+                false,
+            ),
+        ];
+        let twin_of = |seen| {
+            twin(
+                &candidates,
+                Jurisdiction::Kg,
+                Money::new(250_000, Currency::KGS),
+                seen,
+            )
+            .map(|p| p.id)
+        };
+        // Booked on the 6th: the payment of the 5th, not the 1st (also within the lag),
+        // nor the 6th's (matched already) or another amount.
+        assert_eq!(twin_of(Seen::BookedOn(day("2026-03-06"))), Some(2));
+        assert_eq!(twin_of(Seen::BookedOn(day("2026-03-02"))), Some(1));
+        assert_eq!(twin_of(Seen::BookedOn(day("2026-02-28"))), None);
+        assert_eq!(twin_of(Seen::BookedOn(day("2026-03-12"))), None);
+        // Paid on the 1st: the credit booked closest after.
+        assert_eq!(twin_of(Seen::PaidOn(day("2026-03-01"))), Some(1));
+        assert_eq!(twin_of(Seen::PaidOn(day("2026-03-04"))), Some(2));
+    }
 }

@@ -13,7 +13,7 @@ use crate::error::db_error;
 use crate::payment_intents::{
     self, CallbackOutcome, CallbackRecord, IdempotentStart, IntentCancelled, IntentRefusal,
     IntentRow, IntentStatus, NewCallback, NewPaymentIntent, PaymentIntent, StoredResponse,
-    IDEMPOTENCY_KEY_HOURS,
+    IDEMPOTENCY_IN_FLIGHT_SECONDS, IDEMPOTENCY_KEY_HOURS,
 };
 use crate::payments::NewPayment;
 use crate::sqlite::{ms, SqliteStore};
@@ -176,6 +176,8 @@ impl PaymentIntents for SqliteStore {
         let outcome = match intent.status {
             IntentStatus::Cancelled => IntentCancelled::AlreadyCancelled(intent),
             IntentStatus::Succeeded => IntentCancelled::Succeeded(intent),
+            // Its payment was reversed: nothing will pay it, as if cancelled.
+            IntentStatus::Reversed => IntentCancelled::AlreadyCancelled(intent),
             IntentStatus::RequiresPayment => {
                 let at = whole_millis(at);
                 sqlx::query(
@@ -213,13 +215,15 @@ impl PaymentIntents for SqliteStore {
              VALUES (?, ?, ?, NULL, NULL, ?) \
              ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, \
              status = NULL, body = NULL, created_at = EXCLUDED.created_at \
-             WHERE idempotency_keys.created_at < ?",
+             WHERE idempotency_keys.created_at < ? \
+             OR (idempotency_keys.status IS NULL AND idempotency_keys.created_at < ?)",
         )
         .bind(scope)
         .bind(key)
         .bind(fingerprint)
         .bind(ms(at))
         .bind(ms(at - Duration::hours(IDEMPOTENCY_KEY_HOURS)))
+        .bind(ms(at - Duration::seconds(IDEMPOTENCY_IN_FLIGHT_SECONDS)))
         .execute(&self.writer)
         .await?
         .rows_affected();

@@ -278,7 +278,7 @@ async fn booked_twin(
         &candidates,
         standing.jurisdiction,
         payment.amount,
-        (Some(paid_on), None),
+        reconciliation::Seen::PaidOn(paid_on),
     )
     .cloned())
 }
@@ -406,6 +406,13 @@ impl PaymentLedger for SqliteStore {
             .execute(&mut *tx)
             .await?;
         record.reversed_at = Some(now);
+        sqlx::query(
+            "UPDATE payment_intents SET status = 'reversed', updated_at = ? WHERE payment_id = ?",
+        )
+        .bind(ms(now))
+        .bind(record.id)
+        .execute(&mut *tx)
+        .await?;
         let after = standing(&mut tx, &reversal.payment_code)
             .await?
             .ok_or_else(|| crate::error::corrupt(format!("resolution {number} vanished")))?;

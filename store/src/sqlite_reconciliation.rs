@@ -148,7 +148,7 @@ async fn reported_twin(
         &candidates,
         standing.jurisdiction,
         amount,
-        (None, Some(booked_on)),
+        reconciliation::Seen::BookedOn(booked_on),
     )
     .cloned())
 }

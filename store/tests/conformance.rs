@@ -5044,7 +5044,9 @@ async fn an_intent_is_either_paid_once_or_cancelled(url: String) {
                 CaseState::Issued
             );
         }
-        IntentStatus::RequiresPayment => panic!("neither paid nor cancelled"),
+        IntentStatus::RequiresPayment | IntentStatus::Reversed => {
+            panic!("neither paid nor cancelled: {after:?}")
+        }
     }
     // Another provider's intent of the same id is not this one.
     assert_eq!(
@@ -5118,6 +5120,28 @@ async fn an_idempotency_key_is_claimed_once(url: String) {
     assert_eq!(
         store
             .begin_idempotent("bank", "k2", "fp", now)
+            .await
+            .unwrap(),
+        IdempotentStart::Fresh
+    );
+    // A first request unanswered for over a minute (its process stopped) frees its key.
+    assert_eq!(
+        store
+            .begin_idempotent("bank", "k3", "fp", now)
+            .await
+            .unwrap(),
+        IdempotentStart::Fresh
+    );
+    assert_eq!(
+        store
+            .begin_idempotent("bank", "k3", "fp", now + chrono::Duration::seconds(30))
+            .await
+            .unwrap(),
+        IdempotentStart::InFlight
+    );
+    assert_eq!(
+        store
+            .begin_idempotent("bank", "k3", "fp", now + chrono::Duration::seconds(61))
             .await
             .unwrap(),
         IdempotentStart::Fresh
@@ -5467,7 +5491,12 @@ async fn statement_credits_are_matched_applied_or_queued(store: Arc<dyn Store>) 
         .await
         .unwrap();
     assert_eq!(paid.len(), 3);
-    let days = kozomol_store::daily_totals(kozomol_core::Jurisdiction::Kg, &paid, &lines);
+    let days = kozomol_store::daily_totals(
+        kozomol_core::Jurisdiction::Kg,
+        (date("2026-03-09"), date("2026-03-12")),
+        &paid,
+        &lines,
+    );
     assert!(days.iter().all(|d| d.balanced()), "{days:?}");
     let tenth = days
         .iter()

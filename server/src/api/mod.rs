@@ -42,7 +42,9 @@ pub use access::{
     FinanceReaders, ListKeepers, Policy, Reviewers, Supervisors, Voiders,
 };
 pub use error::{ApiError, FieldProblem, PROBLEM_CODES};
-pub use payment_api::{PaymentProblem, IDEMPOTENCY_HEADER, REPLAYED_HEADER, SIGNATURE_HEADER};
+pub use payment_api::{
+    request_signing_payload, PaymentProblem, IDEMPOTENCY_HEADER, REPLAYED_HEADER, SIGNATURE_HEADER,
+};
 pub use smartcity::SmartcityService;
 
 use crate::auth::LoginLimiter;

@@ -13,7 +13,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -209,12 +209,40 @@ impl From<PaymentRefusal> for ApiError {
     }
 }
 
-/// The provider `id`, if the request is signed by one of its secrets now.
+/// What a provider's request signs besides its time: its method, path with query,
+/// idempotency key and body, one per line but the body, so that a signature made for one
+/// request is good for no other route, key or body. (A callback signs its body alone.)
+pub fn request_signing_payload(
+    method: &str,
+    path_and_query: &str,
+    idempotency_key: Option<&str>,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut payload = format!(
+        "{method} {path_and_query}\n{}\n",
+        idempotency_key.unwrap_or("")
+    )
+    .into_bytes();
+    payload.extend_from_slice(body);
+    payload
+}
+
+/// A provider's request, as its signature covers it.
+fn request_payload(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let key = headers
+        .get(IDEMPOTENCY_HEADER)
+        .and_then(|v| v.to_str().ok());
+    request_signing_payload(method.as_str(), path, key, body)
+}
+
+/// The provider `id`, if `signed` (what the signature covers) is signed by one of its
+/// secrets now.
 fn signed_by<'a>(
     providers: &'a [PaymentProvider],
     id: &str,
     headers: &HeaderMap,
-    body: &[u8],
+    signed: &[u8],
     now: DateTime<Utc>,
 ) -> Result<&'a PaymentProvider, ApiError> {
     // An unknown provider is answered as a wrong signature: no list of providers leaks.
@@ -231,8 +259,14 @@ fn signed_by<'a>(
             ))
         })?;
     let secrets: Vec<&[u8]> = provider.secrets.iter().map(|s| s.as_bytes()).collect();
-    verify_signature(header, body, &secrets, now.timestamp(), DEFAULT_TOLERANCE_S)
-        .map_err(ApiError::Signature)?;
+    verify_signature(
+        header,
+        signed,
+        &secrets,
+        now.timestamp(),
+        DEFAULT_TOLERANCE_S,
+    )
+    .map_err(ApiError::Signature)?;
     Ok(provider)
 }
 
@@ -431,6 +465,8 @@ fn json_of<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 pub async fn create_intent(
     State(state): State<ApiState>,
     Path(provider): Path<String>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -439,7 +475,7 @@ pub async fn create_intent(
         &state.app.payment_providers,
         &provider,
         &headers,
-        &body,
+        &request_payload(&method, &uri, &headers, &body),
         now,
     )?;
     let key = idempotency_key(&headers)?.ok_or_else(|| {
@@ -503,10 +539,12 @@ pub async fn create_intent(
     .await
 }
 
-/// `GET /api/v1/providers/{provider}/payment-intents/{id}` (signed over an empty body).
+/// `GET /api/v1/providers/{provider}/payment-intents/{id}`.
 pub async fn show_intent(
     State(state): State<ApiState>,
     Path((provider, id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<IntentView>, ApiError> {
@@ -515,7 +553,7 @@ pub async fn show_intent(
         &state.app.payment_providers,
         &provider,
         &headers,
-        &body,
+        &request_payload(&method, &uri, &headers, &body),
         now,
     )?;
     let intent = state
@@ -531,7 +569,9 @@ pub async fn show_intent(
         .await?
     {
         Ok(quote) => Some(quote.outstanding),
-        Err(_) => Some(Money::new(0, intent.amount.currency)),
+        Err(PaymentRefusal::AlreadyPaid) => Some(Money::new(0, intent.amount.currency)),
+        // Closed or under appeal: it asks for nothing now, but is not settled either.
+        Err(_) => None,
     };
     Ok(Json(IntentView::of(intent, outstanding)))
 }
@@ -541,6 +581,8 @@ pub async fn show_intent(
 pub async fn cancel_intent(
     State(state): State<ApiState>,
     Path((provider, id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -549,7 +591,7 @@ pub async fn cancel_intent(
         &state.app.payment_providers,
         &provider,
         &headers,
-        &body,
+        &request_payload(&method, &uri, &headers, &body),
         now,
     )?;
     let key = idempotency_key(&headers)?;
@@ -604,6 +646,9 @@ struct CallbackPayment {
     reason: Option<String>,
 }
 
+/// How much of a callback no provider signed is kept in the log.
+const UNSIGNED_BODY_KEPT: usize = 1024;
+
 /// What a callback did.
 #[derive(Debug, Serialize)]
 struct CallbackAnswer {
@@ -625,6 +670,7 @@ pub async fn callback(
     let received_at = Utc::now();
     let mut event_id = None;
     let mut event_type = None;
+    let mut signed = false;
     let answered = async {
         let provider = signed_by(
             &state.app.payment_providers,
@@ -633,6 +679,7 @@ pub async fn callback(
             &body,
             received_at,
         )?;
+        signed = true;
         let callback: Callback = json_of(&body)?;
         event_id = Some(callback.id.clone());
         event_type = Some(callback.kind.clone());
@@ -664,7 +711,12 @@ pub async fn callback(
             event_id,
             event_type,
             signature,
-            body: body.to_vec(),
+            // What no provider signed is kept short: anyone can send it.
+            body: if signed {
+                body.to_vec()
+            } else {
+                body[..body.len().min(UNSIGNED_BODY_KEPT)].to_vec()
+            },
             outcome,
             status: answer.status.as_u16(),
             detail,
@@ -672,7 +724,8 @@ pub async fn callback(
         .await;
     match recorded {
         Ok(_) => answer.into_response(false),
-        // Unrecorded, the callback is not taken either: the provider sends it again.
+        // Answered as a failure, so the provider sends it again; a payment it applied is
+        // then found and recorded as a repeat.
         Err(e) => {
             ApiError::Internal(format!("a callback could not be recorded: {e}")).into_response()
         }

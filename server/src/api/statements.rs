@@ -8,6 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use chrono::{Days, NaiveDate};
+use kozomol_payments::statement::BOOKING_LAG_DAYS;
 use kozomol_payments::{parse_camt053, parse_csv, PaymentCode, Statement, StatementError};
 use kozomol_store::{
     daily_totals, DayTotals, LineResolution, LineResolved, LineStatus, NewStatementLine,
@@ -310,8 +311,14 @@ pub async fn totals(
         - offset;
     let store = &state.app.store;
     let payments = store.payments_paid(start, end).await?;
-    let lines = store.statement_lines_booked(query.from, query.to).await?;
-    let days = daily_totals(jurisdiction, &payments, &lines);
+    // Credits booked up to the booking lag after the range may be the money of its
+    // payments.
+    let lag_end = query
+        .to
+        .checked_add_days(Days::new(BOOKING_LAG_DAYS))
+        .unwrap_or(query.to);
+    let lines = store.statement_lines_booked(query.from, lag_end).await?;
+    let days = daily_totals(jurisdiction, (query.from, query.to), &payments, &lines);
     let balanced = days.iter().all(DayTotals::balanced);
     Ok(Json(Totals { days, balanced }))
 }

@@ -2,7 +2,8 @@
 --
 -- A payment intent is a provider's offer to pay one fine a set amount (the amount due
 -- when it was made, or a part of it, or more); the payment its callback reports is
--- checked against it and marks it succeeded in the ledger's transaction. An
+-- checked against it and marks it succeeded in the ledger's transaction (reversed
+-- with it). An
 -- idempotency key keeps the first response to a provider's request, replayed when the
 -- request is sent again. Every callback received is kept with what became of it, the
 -- refused ones (forged, stale, wrong) too.
@@ -14,7 +15,7 @@ CREATE TABLE payment_intents (
     case_id            BIGINT NOT NULL REFERENCES cases (id),
     amount_minor       BIGINT NOT NULL CHECK (amount_minor > 0),
     currency           TEXT NOT NULL,
-    status             TEXT NOT NULL CHECK (status IN ('requires_payment', 'succeeded', 'cancelled')),
+    status             TEXT NOT NULL CHECK (status IN ('requires_payment', 'succeeded', 'cancelled', 'reversed')),
     payment_id         BIGINT REFERENCES payments (id),
     created_at         TIMESTAMPTZ NOT NULL,
     updated_at         TIMESTAMPTZ NOT NULL
