@@ -1,5 +1,5 @@
 //! `smartcity-service` at `/xroad/soap`, called by a stock SOAP client built from the
-//! WSDL (Python's `zeep`, `tests/smartcity/stock_client.py`) against a real HTTP
+//! WSDL (Python's `zeep`, `tests/payments/stock_client.py`) against a real HTTP
 //! server over fines issued through the store. `scripts/test.sh` installs zeep and
 //! names its Python in `KOZOMOL_STOCK_SOAP_PYTHON`.
 
@@ -143,7 +143,7 @@ fn call(client: &str, operation: &str, id: &str, request: Value) -> Value {
 /// Runs the stock client over `calls`, in order, and returns its answers.
 async fn stock_client(url: &str, calls: Vec<Value>) -> Vec<Value> {
     let job = json!({"wsdl": wsdl(), "url": url, "calls": calls}).to_string();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smartcity/stock_client.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/payments/stock_client.py");
     let python = python();
     let output = tokio::task::spawn_blocking(move || {
         use std::io::Write;
