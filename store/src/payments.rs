@@ -265,6 +265,9 @@ pub(crate) struct Standing {
     /// Whether the case's clocks are dated (its delivery is proven and the periods
     /// run).
     pub dated: bool,
+    /// The channels of its standing payments (reconciliation looks for a twin only
+    /// where one can be).
+    pub channels: Vec<PaymentChannel>,
 }
 
 /// The payment to record, once decided.
@@ -372,10 +375,11 @@ pub(crate) struct StandingRow {
     pub appealed: bool,
 }
 
-/// The standing of `row`, with the payments recorded so far as (amount, paid at).
+/// The standing of `row`, with the standing payments recorded so far as (amount, paid
+/// at, channel).
 pub(crate) fn standing_of(
     row: StandingRow,
-    payments: &[(i64, DateTime<Utc>)],
+    payments: &[(i64, DateTime<Utc>, PaymentChannel)],
 ) -> Result<Standing, StoreError> {
     let currency: kozomol_core::Currency = row
         .currency
@@ -395,9 +399,12 @@ pub(crate) fn standing_of(
     };
     let paid = payments
         .iter()
-        .fold(PaidSoFar::default(), |paid, (minor, at)| {
+        .fold(PaidSoFar::default(), |paid, (minor, at, _)| {
             due.with_payment(paid, *minor, jurisdiction.local_date(*at))
         });
+    let mut channels: Vec<PaymentChannel> = payments.iter().map(|(_, _, c)| *c).collect();
+    channels.sort_by_key(|c| c.as_str());
+    channels.dedup();
     Ok(Standing {
         resolution_number: row.resolution_number,
         jurisdiction,
@@ -406,6 +413,7 @@ pub(crate) fn standing_of(
         due,
         paid,
         dated: row.dated,
+        channels,
     })
 }
 

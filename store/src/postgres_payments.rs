@@ -100,7 +100,7 @@ pub(crate) async fn standing(
         appealed: row.try_get::<bool, _>("appealed")?,
     };
     let paid = sqlx::query(
-        "SELECT amount_minor, paid_at FROM payments \
+        "SELECT amount_minor, paid_at, channel FROM payments \
              WHERE resolution_number = $1 AND reversed_at IS NULL",
     )
     .bind(&row.resolution_number)
@@ -111,19 +111,26 @@ pub(crate) async fn standing(
         Ok::<_, StoreError>((
             row.try_get::<i64, _>("amount_minor")?,
             row.try_get("paid_at")?,
+            PaymentChannel::parse(&row.try_get::<String, _>("channel")?)?,
         ))
     })
     .collect::<Result<Vec<_>, _>>()?;
     payments::standing_of(row, &paid).map(Some)
 }
 
-/// The payment reported before under the same reporter's id, if any.
+/// The payment reported before under the same reporter's id, if any: its own, or the
+/// one it was recognised as when it came over a second channel (`payment_reports`).
 async fn earlier_report(
     conn: &mut PgConnection,
     payment: &NewPayment,
 ) -> Result<Option<PaymentRecord>, StoreError> {
-    let first = sqlx::query(payment_select!(
-        "WHERE channel = $1 AND source = $2 AND external_id = $3"
+    sqlx::query(payment_select!(
+        "WHERE channel = $1 AND source = $2 AND external_id = $3 \
+         UNION ALL SELECT p.id, p.resolution_number, p.case_id, p.channel, p.source, p.external_id, p.amount_minor, \
+             p.currency, p.paid_at, p.posted_at, p.posted_by, p.from_state, p.to_state, p.excess_minor, \
+             p.reversed_at \
+         FROM payment_reports r JOIN payments p ON p.id = r.payment_id \
+         WHERE r.channel = $1 AND r.source = $2 AND r.external_id = $3 LIMIT 1"
     ))
     .bind(payment.channel.as_str())
     .bind(&payment.source)
@@ -132,23 +139,7 @@ async fn earlier_report(
     .await?
     .as_ref()
     .map(payment_from_row)
-    .transpose()?;
-    if first.is_some() {
-        return Ok(first);
-    }
-    // Reported again over another channel: the payment it was recognised as.
-    let twin: Option<i64> = sqlx::query_scalar(
-        "SELECT payment_id FROM payment_reports WHERE channel = $1 AND source = $2 AND external_id = $3",
-    )
-    .bind(payment.channel.as_str())
-    .bind(&payment.source)
-    .bind(&payment.external_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match twin {
-        Some(id) => payment_by_id(conn, id).await,
-        None => Ok(None),
-    }
+    .transpose()
 }
 
 /// Posts `payment` to the fine `standing` describes, its case row locked by the caller's
@@ -286,10 +277,10 @@ async fn booked_twin(
     standing: &Standing,
     payment: &NewPayment,
 ) -> Result<Option<PaymentRecord>, StoreError> {
-    let booked = channel_payments(&mut *conn, &standing.resolution_number, true).await?;
-    if booked.is_empty() {
+    if !standing.channels.contains(&PaymentChannel::Statement) {
         return Ok(None);
     }
+    let booked = channel_payments(&mut *conn, &standing.resolution_number, true).await?;
     let reported: std::collections::HashSet<i64> = sqlx::query_scalar(
         "SELECT r.payment_id FROM payment_reports r JOIN payments p ON p.id = r.payment_id \
          WHERE p.resolution_number = $1 AND r.channel IN ('soap', 'api')",

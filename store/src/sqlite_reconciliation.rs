@@ -124,10 +124,13 @@ async fn reported_twin(
     amount: Money,
     booked_on: NaiveDate,
 ) -> Result<Option<PaymentRecord>, StoreError> {
-    let reported = channel_payments(&mut *conn, &standing.resolution_number, false).await?;
-    if reported.is_empty() {
+    if !crate::reconciliation::REPORTING
+        .iter()
+        .any(|c| standing.channels.contains(c))
+    {
         return Ok(None);
     }
+    let reported = channel_payments(&mut *conn, &standing.resolution_number, false).await?;
     let linked: HashSet<i64> = sqlx::query_scalar(
         "SELECT l.payment_id FROM statement_lines l JOIN payments p ON p.id = l.payment_id \
          WHERE p.resolution_number = ?1",
