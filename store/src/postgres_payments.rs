@@ -290,16 +290,10 @@ async fn booked_twin(
     .await?
     .into_iter()
     .collect();
-    let candidates: Vec<(PaymentRecord, bool)> = booked
-        .into_iter()
-        .map(|p| {
-            let seen = reported.contains(&p.id);
-            (p, seen)
-        })
-        .collect();
     let paid_on = standing.jurisdiction.local_date(payment.paid_at);
     Ok(reconciliation::twin(
-        &candidates,
+        &booked,
+        &reported,
         standing.jurisdiction,
         payment.amount,
         reconciliation::Seen::PaidOn(paid_on),

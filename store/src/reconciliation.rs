@@ -334,21 +334,23 @@ pub(crate) enum Seen {
 }
 
 /// The other sighting of the same money among `candidates` (the fine's standing
-/// payments of the other kind, with whether each already has its twin): the same amount,
+/// payments of the other kind; those in `twinned` have theirs already): the same amount,
 /// within the booking lag, and of those the closest in time — so two equal payments of
 /// one fine are each matched to their own credit.
-pub(crate) fn twin(
-    candidates: &[(PaymentRecord, bool)],
+pub(crate) fn twin<'a>(
+    candidates: &'a [PaymentRecord],
+    twinned: &std::collections::HashSet<i64>,
     jurisdiction: Jurisdiction,
     amount: Money,
     seen: Seen,
-) -> Option<&PaymentRecord> {
+) -> Option<&'a PaymentRecord> {
     candidates
         .iter()
-        .filter(|(payment, twinned)| {
-            !twinned && payment.reversed_at.is_none() && payment.amount == amount
+        .filter(|payment| {
+            !twinned.contains(&payment.id)
+                && payment.reversed_at.is_none()
+                && payment.amount == amount
         })
-        .map(|(payment, _)| payment)
         .filter_map(|payment| {
             let day = jurisdiction.local_date(payment.paid_at);
             let (paid, booked) = match seen {
@@ -555,26 +557,16 @@ mod tests {
     #[test]
     fn the_closest_payment_in_time_is_the_twin() {
         let candidates = vec![
-            (
-                payment(1, PaymentChannel::Soap, 250_000, "2026-03-01"),
-                false,
-            ),
-            (
-                payment(2, PaymentChannel::Soap, 250_000, "2026-03-05"),
-                false,
-            ),
-            (
-                payment(3, PaymentChannel::Soap, 250_000, "2026-03-06"),
-                true,
-            ),
-            (
-                payment(4, PaymentChannel::Soap, 100_000, "2026-03-06"),
-                false,
-            ),
+            payment(1, PaymentChannel::Soap, 250_000, "2026-03-01"),
+            payment(2, PaymentChannel::Soap, 250_000, "2026-03-05"),
+            payment(3, PaymentChannel::Soap, 250_000, "2026-03-06"),
+            payment(4, PaymentChannel::Soap, 100_000, "2026-03-06"),
         ];
+        let twinned = std::collections::HashSet::from([3]);
         let twin_of = |seen| {
             twin(
                 &candidates,
+                &twinned,
                 Jurisdiction::Kg,
                 Money::new(250_000, Currency::KGS),
                 seen,

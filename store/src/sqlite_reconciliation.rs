@@ -140,15 +140,9 @@ async fn reported_twin(
     .await?
     .into_iter()
     .collect();
-    let candidates: Vec<(PaymentRecord, bool)> = reported
-        .into_iter()
-        .map(|p| {
-            let seen = linked.contains(&p.id);
-            (p, seen)
-        })
-        .collect();
     Ok(reconciliation::twin(
-        &candidates,
+        &reported,
+        &linked,
         standing.jurisdiction,
         amount,
         reconciliation::Seen::BookedOn(booked_on),
