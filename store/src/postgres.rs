@@ -423,11 +423,17 @@ impl CaseStore for PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("UPDATE cameras SET last_seen = $1 WHERE camera_id = ANY($2)")
-            .bind(now)
-            .bind(&cameras)
-            .execute(&mut *tx)
-            .await?;
+        // Row locks in camera-id order: an UPDATE over `ANY` takes them in scan
+        // order, which differs between transactions and deadlocks two batches.
+        sqlx::query(
+            "UPDATE cameras SET last_seen = $1 WHERE camera_id IN \
+             (SELECT camera_id FROM cameras WHERE camera_id = ANY($2) \
+             ORDER BY camera_id FOR NO KEY UPDATE)",
+        )
+        .bind(now)
+        .bind(&cameras)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         debug!(
             cases = cases.len(),
