@@ -133,6 +133,7 @@ pub fn lookup_record(
             outcome,
             owner: None,
             vehicle,
+            registry_owner: serde_json::Value::Null,
             reason: Some(reason),
             exchange_id: None,
             looked_up_at: now,
@@ -150,6 +151,7 @@ pub fn lookup_record(
                 outcome: OwnerOutcome::Found,
                 owner: Some(owner),
                 vehicle: vehicle_json(&record),
+                registry_owner: registry_owner_json(&record),
                 reason: None,
                 exchange_id: None,
                 looked_up_at: now,
@@ -199,6 +201,16 @@ fn owner_of_record(record: &OwnerRecord) -> Option<OwnerOfRecord> {
         name: record.owner.display_name().unwrap_or_default(),
         address: record.owner.address().and_then(|a| a.one_line()),
     })
+}
+
+/// The registry's owner as smartcity-service's `protocol` answers it (birth date,
+/// address by parts); the passport is left out: nothing kozomol does needs it.
+fn registry_owner_json(record: &OwnerRecord) -> serde_json::Value {
+    let mut owner = record.owner.clone();
+    if let Owner::Person(person) = &mut owner {
+        person.passport = None;
+    }
+    serde_json::to_value(&owner).unwrap_or(serde_json::Value::Null)
 }
 
 fn vehicle_json(record: &OwnerRecord) -> serde_json::Value {

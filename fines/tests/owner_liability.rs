@@ -84,6 +84,7 @@ async fn issued_to(w: &World, plate: &str, owner: &OwnerOfRecord) -> String {
         outcome: OwnerOutcome::Found,
         owner: Some(owner.clone()),
         vehicle: serde_json::json!({"make": "Toyota", "model": "Camry"}),
+        registry_owner: serde_json::Value::Null,
         reason: None,
         exchange_id: None,
         looked_up_at: Utc::now(),

@@ -93,6 +93,11 @@ const SQLITE: &[Migration] = &[
         name: "reconciliation",
         sql: include_str!("../migrations/sqlite/0015_reconciliation.sql"),
     },
+    Migration {
+        version: 16,
+        name: "registry_owner",
+        sql: include_str!("../migrations/sqlite/0016_registry_owner.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -170,6 +175,11 @@ const POSTGRES: &[Migration] = &[
         version: 15,
         name: "reconciliation",
         sql: include_str!("../migrations/postgres/0015_reconciliation.sql"),
+    },
+    Migration {
+        version: 16,
+        name: "registry_owner",
+        sql: include_str!("../migrations/postgres/0016_registry_owner.sql"),
     },
 ];
 

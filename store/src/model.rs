@@ -414,6 +414,9 @@ pub struct OwnerLookupRecord {
     pub owner: Option<kozomol_core::OwnerOfRecord>,
     /// The registry's vehicle data (make, model, colour, VIN, ...), as JSON.
     pub vehicle: serde_json::Value,
+    /// The registry's owner (birth date, address by parts), as JSON; null where the
+    /// registry was not the source (a nominated driver).
+    pub registry_owner: serde_json::Value,
     /// Why no one can be fined yet (outcome other than found).
     pub reason: Option<String>,
     /// The X-Road message id of the exchange, for the bus's own logs.

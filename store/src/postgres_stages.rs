@@ -121,12 +121,13 @@ impl FineStages for PgStore {
         let owner = lookup.owner.as_ref();
         sqlx::query(
             "INSERT INTO owner_lookups (case_id, outcome, owner_kind, owner_id, owner_name, \
-             owner_address, vehicle, reason, exchange_id, looked_up_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             owner_address, vehicle, registry_owner, reason, exchange_id, looked_up_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (case_id) DO UPDATE SET outcome = excluded.outcome, \
              owner_kind = excluded.owner_kind, owner_id = excluded.owner_id, \
              owner_name = excluded.owner_name, owner_address = excluded.owner_address, \
-             vehicle = excluded.vehicle, reason = excluded.reason, \
+             vehicle = excluded.vehicle, registry_owner = excluded.registry_owner, \
+             reason = excluded.reason, \
              exchange_id = excluded.exchange_id, looked_up_at = excluded.looked_up_at",
         )
         .bind(lookup.case_id.0)
@@ -136,6 +137,7 @@ impl FineStages for PgStore {
         .bind(owner.map(|o| o.name.as_str()))
         .bind(owner.and_then(|o| o.address.as_deref()))
         .bind(&lookup.vehicle)
+        .bind((!lookup.registry_owner.is_null()).then_some(&lookup.registry_owner))
         .bind(lookup.reason.as_deref())
         .bind(lookup.exchange_id.as_deref())
         .bind(lookup.looked_up_at)
@@ -150,7 +152,7 @@ impl FineStages for PgStore {
     async fn owner_lookup(&self, case_id: CaseId) -> Result<Option<OwnerLookupRecord>, StoreError> {
         let Some(row) = sqlx::query(
             "SELECT case_id, outcome, owner_kind, owner_id, owner_name, owner_address, \
-             vehicle, reason, exchange_id, looked_up_at FROM owner_lookups WHERE case_id = $1",
+             vehicle, registry_owner, reason, exchange_id, looked_up_at FROM owner_lookups WHERE case_id = $1",
         )
         .bind(case_id.0)
         .fetch_optional(&self.pool)
@@ -166,6 +168,7 @@ impl FineStages for PgStore {
             owner_name: row.try_get("owner_name")?,
             owner_address: row.try_get("owner_address")?,
             vehicle: row.try_get("vehicle")?,
+            registry_owner: row.try_get("registry_owner")?,
             reason: row.try_get("reason")?,
             exchange_id: row.try_get("exchange_id")?,
             looked_up_at: row.try_get("looked_up_at")?,

@@ -127,12 +127,13 @@ impl FineStages for SqliteStore {
         let owner = lookup.owner.as_ref();
         sqlx::query(
             "INSERT INTO owner_lookups (case_id, outcome, owner_kind, owner_id, owner_name, \
-             owner_address, vehicle, reason, exchange_id, looked_up_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             owner_address, vehicle, registry_owner, reason, exchange_id, looked_up_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (case_id) DO UPDATE SET outcome = excluded.outcome, \
              owner_kind = excluded.owner_kind, owner_id = excluded.owner_id, \
              owner_name = excluded.owner_name, owner_address = excluded.owner_address, \
-             vehicle = excluded.vehicle, reason = excluded.reason, \
+             vehicle = excluded.vehicle, registry_owner = excluded.registry_owner, \
+             reason = excluded.reason, \
              exchange_id = excluded.exchange_id, looked_up_at = excluded.looked_up_at",
         )
         .bind(lookup.case_id.0)
@@ -142,6 +143,7 @@ impl FineStages for SqliteStore {
         .bind(owner.map(|o| o.name.as_str()))
         .bind(owner.and_then(|o| o.address.as_deref()))
         .bind(lookup.vehicle.to_string())
+        .bind((!lookup.registry_owner.is_null()).then(|| lookup.registry_owner.to_string()))
         .bind(lookup.reason.as_deref())
         .bind(lookup.exchange_id.as_deref())
         .bind(ms(lookup.looked_up_at))
@@ -156,7 +158,7 @@ impl FineStages for SqliteStore {
     async fn owner_lookup(&self, case_id: CaseId) -> Result<Option<OwnerLookupRecord>, StoreError> {
         let Some(row) = sqlx::query(
             "SELECT case_id, outcome, owner_kind, owner_id, owner_name, owner_address, \
-             vehicle, reason, exchange_id, looked_up_at FROM owner_lookups WHERE case_id = ?",
+             vehicle, registry_owner, reason, exchange_id, looked_up_at FROM owner_lookups WHERE case_id = ?",
         )
         .bind(case_id.0)
         .fetch_optional(&self.reader)
@@ -219,7 +221,7 @@ impl FineStages for SqliteStore {
             for row in select_in(
                 &mut conn,
                 "SELECT case_id, outcome, owner_kind, owner_id, owner_name, owner_address, \
-                 vehicle, reason, exchange_id, looked_up_at FROM owner_lookups \
+                 vehicle, registry_owner, reason, exchange_id, looked_up_at FROM owner_lookups \
                  WHERE case_id IN (",
                 chunk,
                 ")",
@@ -554,6 +556,11 @@ fn lookup_from_row(row: &SqliteRow) -> Result<OwnerLookupRecord, StoreError> {
         owner_address: row.try_get("owner_address")?,
         vehicle: serde_json::from_str(&vehicle)
             .map_err(|e| StoreError::Corrupt(format!("vehicle json: {e}")))?,
+        registry_owner: row
+            .try_get::<Option<String>, _>("registry_owner")?
+            .map(|json| serde_json::from_str(&json))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("registry owner json: {e}")))?,
         reason: row.try_get("reason")?,
         exchange_id: row.try_get("exchange_id")?,
         looked_up_at: decode::millis(row.try_get("looked_up_at")?)?,

@@ -2059,6 +2059,11 @@ fn lookup(
         outcome,
         owner: found.then(person),
         vehicle: serde_json::json!({"make": "Toyota", "model": "Camry", "colour": "белый"}),
+        registry_owner: if found {
+            serde_json::json!({"kind": "person", "birth_date": "1980-12-21"})
+        } else {
+            serde_json::Value::Null
+        },
         reason: (!found).then(|| format!("registry: {}", outcome.as_str())),
         exchange_id: Some(Uuid::now_v7().to_string()),
         looked_up_at: at_millis(Utc::now()),

@@ -191,7 +191,21 @@ pub async fn owner_found_cases(
                         name: "Асанов Бакыт Токтогулович".into(),
                         address: Some("Бишкек, ул. Киевская 96".into()),
                     }),
-                    vehicle: serde_json::json!({"make": "Toyota", "model": "Camry"}),
+                    vehicle: serde_json::json!({
+                        "make": "Toyota", "model": "Camry", "colour": "белый", "year": 2015
+                    }),
+                    // As the registry answers it (kozomol_tunduk::Owner).
+                    registry_owner: serde_json::json!({
+                        "kind": "person",
+                        "pin": format!("2121219{:07}", i % owners),
+                        "surname": "Асанов", "name": "Бакыт", "patronymic": "Токтогулович",
+                        "birth_date": "1980-12-21",
+                        "address": {
+                            "region": "Чуйская", "district": "Аламединский",
+                            "village": "Бишкек", "street": "ул. Киевская", "house": "96",
+                            "flat": "12", "full": "Бишкек, ул. Киевская 96"
+                        }
+                    }),
                     reason: None,
                     exchange_id: None,
                     looked_up_at: Utc::now(),

@@ -415,12 +415,13 @@ pub struct PaymentInfo {
     /// What was paid so far (`0.00` when nothing).
     pub paid_sum: String,
     /// The last payment's time; the schema requires a date, so with no payment it is
-    /// [`NO_PAYMENT_DATE`].
+    /// [`NO_DATE`].
     pub payment_date: String,
 }
 
-/// The date `protocolInfo` writes when nothing was paid (the schema has no nil there).
-pub const NO_PAYMENT_DATE: &str = "0001-01-01T00:00:00Z";
+/// The date written where the schema requires one and there is none (nothing paid yet,
+/// a birth date the registry did not give): the schema has no nil there.
+pub const NO_DATE: &str = "0001-01-01T00:00:00Z";
 
 impl PaymentInfo {
     pub fn element(&self) -> Element {
@@ -432,6 +433,159 @@ impl PaymentInfo {
             .child(Element::text("paymentMessage", &self.message))
             .child(Element::text("paidSum", &self.paid_sum))
             .child(Element::text("paymentDate", &self.payment_date))
+    }
+}
+
+/// `protocol`'s data: the whole resolution as the contract spells it. Dates are
+/// written `xsd:dateTime`s; amounts `xsd:decimal`s; `None` is written nil (only where
+/// the schema allows it: the rest are never `None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProtocolRecord {
+    /// The case's numeric id (`id` and `protocolNumber`).
+    pub id: i64,
+    pub plate_number: String,
+    pub violation_date: String,
+    /// The camera's id and serial; empty for an officer's report.
+    pub device_name: String,
+    pub device_serial: String,
+    pub car_brand: String,
+    pub car_model: String,
+    pub car_color: String,
+    /// An `xsd:gYear`.
+    pub car_year: String,
+    pub pin: String,
+    pub lastname: String,
+    pub firstname: String,
+    pub patronymic: String,
+    pub birthdate: String,
+    pub address: String,
+    /// The registry's address parts.
+    pub obl: Option<String>,
+    pub raion: Option<String>,
+    pub aymak: Option<String>,
+    pub village: Option<String>,
+    pub street: Option<String>,
+    pub house: String,
+    pub building: Option<String>,
+    pub flat: Option<String>,
+    pub payment_number: String,
+    /// 1 when paid in full, else 0.
+    pub paid: bool,
+    pub payment_date: Option<String>,
+    pub payment_sum: Option<String>,
+    pub violation_name: String,
+    pub violation_amount: String,
+    pub violation_article: String,
+    pub violation_article_part: String,
+    pub violation_category: String,
+    pub violation_place: String,
+    /// 1 when delivery is proven, else 0.
+    pub delivered: bool,
+    pub delivery_date: Option<String>,
+    pub delivery_note: Option<String>,
+    pub judgement_status: Option<String>,
+    pub judgement_reason: Option<String>,
+    pub judgement_status_date: Option<String>,
+    pub vendor: String,
+    pub protocol_date: String,
+    pub sign_date: String,
+    /// SHA-256 of the signed PDF, hex; the signature over it, base64.
+    pub protocol_hash: String,
+    pub signed_hash: String,
+    pub gps_y: String,
+    pub gps_x: String,
+    /// The calibration certificate covering the capture, and its date.
+    pub certificate: String,
+    pub certificate_date: String,
+    /// The signing key's id; its issue and expiry dates.
+    pub cert_ecp: String,
+    pub cert_ecp_issue: String,
+    pub cert_ecp_expire: String,
+    pub violation_image: String,
+    pub operator_fio: String,
+    pub manager_rank: String,
+    pub manager_fio: String,
+    pub complex_type: String,
+    pub ern_send_date: String,
+}
+
+impl ProtocolRecord {
+    pub fn element(&self) -> Element {
+        let text = Element::text;
+        let optional =
+            |name: &str, value: &Option<String>| Element::optional(name, value.as_deref());
+        let nil = Element::nil;
+        let id = self.id.to_string();
+        Element::new("data")
+            .child(text("id", &id))
+            .child(text("protocolNumber", &id))
+            .child(text("plateNumber", &self.plate_number))
+            .child(text("violationDate", &self.violation_date))
+            .child(text("deviceName", &self.device_name))
+            .child(text("deviceSerial", &self.device_serial))
+            .child(text("carBrand", &self.car_brand))
+            .child(text("carModel", &self.car_model))
+            .child(text("carColor", &self.car_color))
+            .child(text("carYear", &self.car_year))
+            .child(text("pin", &self.pin))
+            .child(text("lastname", &self.lastname))
+            .child(text("firstname", &self.firstname))
+            .child(text("patronymic", &self.patronymic))
+            .child(text("birthdate", &self.birthdate))
+            .child(text("address", &self.address))
+            .child(optional("obl", &self.obl))
+            .child(optional("raion", &self.raion))
+            .child(optional("aymak", &self.aymak))
+            .child(optional("village", &self.village))
+            .child(optional("street", &self.street))
+            .child(text("house", &self.house))
+            .child(optional("building", &self.building))
+            .child(optional("flat", &self.flat))
+            // kozomol keeps no ids of the address classifier.
+            .child(nil("oblId"))
+            .child(nil("raionId"))
+            .child(nil("aymakId"))
+            .child(nil("villageId"))
+            .child(nil("streetId"))
+            .child(text("paymentNumber", &self.payment_number))
+            .child(text("paymentStatus", if self.paid { "1" } else { "0" }))
+            .child(optional("paymentDate", &self.payment_date))
+            .child(optional("paymentSum", &self.payment_sum))
+            .child(text("violationName", &self.violation_name))
+            .child(text("violationAmmount", &self.violation_amount))
+            .child(text("violationArticle", &self.violation_article))
+            .child(text("violationArticlePart", &self.violation_article_part))
+            .child(text("violationCategory", &self.violation_category))
+            .child(text("violationPlace", &self.violation_place))
+            .child(text(
+                "deliveryStatus",
+                if self.delivered { "1" } else { "0" },
+            ))
+            .child(optional("deliveryDate", &self.delivery_date))
+            .child(optional("deliveryNote", &self.delivery_note))
+            .child(optional("deliveryUpdateDate", &self.delivery_date))
+            .child(optional("judgementStatus", &self.judgement_status))
+            .child(optional("judgementReason", &self.judgement_reason))
+            .child(optional("judgementStatusDate", &self.judgement_status_date))
+            .child(text("vendor", &self.vendor))
+            .child(text("protocolDate", &self.protocol_date))
+            .child(text("signDate", &self.sign_date))
+            .child(text("protocolHash", &self.protocol_hash))
+            .child(text("signedHash", &self.signed_hash))
+            .child(text("gpsY", &self.gps_y))
+            .child(text("gpsX", &self.gps_x))
+            .child(text("certificate", &self.certificate))
+            .child(text("certificateDate", &self.certificate_date))
+            .child(text("certEcp", &self.cert_ecp))
+            .child(text("certEcpIssue", &self.cert_ecp_issue))
+            .child(text("certEcpExpire", &self.cert_ecp_expire))
+            .child(text("violationImage", &self.violation_image))
+            .child(text("operatorFio", &self.operator_fio))
+            .child(text("managerRank", &self.manager_rank))
+            .child(text("managerFio", &self.manager_fio))
+            .child(text("complexType", &self.complex_type))
+            .child(nil("pddType"))
+            .child(text("ernSendDate", &self.ern_send_date))
     }
 }
 

@@ -24,7 +24,7 @@ use kozomol_store::{
 use kozomol_tunduk::provider::{fault_envelope, RequestFault, XRoadRequest};
 use kozomol_tunduk::smartcity::{
     coded_response, event_photo, payment_response, write_date_time, Call, InvalidCall, Operation,
-    OwnerFine, Passage, PaymentInfo, PlateFine, ProviderSettings, NO_PAYMENT_DATE,
+    OwnerFine, Passage, PaymentInfo, PlateFine, ProtocolRecord, ProviderSettings, NO_DATE,
     SIGNATURE_NEVER_EXPIRES, SMARTCITY_NS,
 };
 use kozomol_tunduk::xml::Element;
@@ -239,6 +239,7 @@ async fn answer(
         Operation::GetViolationsByPlate => exchange.fines_by_plate().await,
         Operation::SmartcityGetViolations => exchange.owner_fines().await,
         Operation::ProtocolInfo => exchange.protocol_info().await,
+        Operation::Protocol => exchange.protocol().await,
         Operation::ResolutionDeliveryStatus => exchange.delivery_status().await,
         Operation::GetEvents => exchange.events().await,
         Operation::GetEventPhoto => exchange.event_photo().await,
@@ -330,6 +331,12 @@ impl Exchange<'_> {
 
     fn date(&self, at: DateTime<Utc>) -> String {
         write_date_time(at, self.offset)
+    }
+
+    /// A calendar day as an `xsd:dateTime`: its midnight, the city's.
+    fn day(&self, day: chrono::NaiveDate) -> String {
+        let midnight = day.and_time(chrono::NaiveTime::MIN);
+        write_date_time(midnight.and_utc() - self.offset, self.offset)
     }
 
     /// A resolution named by its number (`KG-BSK-2026-0000123`) or by its case's
@@ -536,7 +543,7 @@ impl Exchange<'_> {
             let Some(lookup) = self.store().owner_lookup(summary.id).await? else {
                 continue;
             };
-            let Some(owner) = lookup.owner.filter(|owner| owner.id == pin) else {
+            let Some(owner) = lookup.owner.as_ref().filter(|owner| owner.id == pin) else {
                 continue;
             };
             let Some(resolution) = self.store().resolution_of_case(summary.id).await? else {
@@ -583,7 +590,10 @@ impl Exchange<'_> {
                 lastname,
                 firstname,
                 patronymic,
-                birthdate: None,
+                birthdate: registry_owner(&lookup)?
+                    .as_ref()
+                    .and_then(birth_date)
+                    .map(|day| self.day(day)),
                 address: owner.address.clone().unwrap_or_default(),
                 car_brand: vehicle("make"),
                 car_model: vehicle("model"),
@@ -655,6 +665,31 @@ impl Exchange<'_> {
             .case(resolution.case_id)
             .await?
             .ok_or_else(|| Fault::internal(format!("the case of {} is gone", resolution.number)))?;
+        let standing = self.payment_standing(&resolution, case.state).await?;
+        let message = match (standing.paid, standing.paid_sum.minor) {
+            (true, _) => "Оплачено",
+            (false, 0) => "Не оплачено",
+            (false, _) => "Оплачено частично",
+        };
+        let info = PaymentInfo {
+            paid: standing.paid,
+            message: message.to_owned(),
+            paid_sum: format_decimal(standing.paid_sum),
+            payment_date: standing
+                .last_paid_at
+                .map(|at| self.date(at))
+                .unwrap_or_else(|| NO_DATE.to_owned()),
+        };
+        Ok((200, coded_response(200, "Успешно").child(info.element())))
+    }
+
+    /// What was paid towards a resolution (reversed payments left out), and whether
+    /// that settled it.
+    async fn payment_standing(
+        &self,
+        resolution: &ResolutionRecord,
+        state: CaseState,
+    ) -> Result<PaymentStanding, Fault> {
         let payments: Vec<_> = self
             .store()
             .payments(&resolution.number)
@@ -662,25 +697,178 @@ impl Exchange<'_> {
             .into_iter()
             .filter(|p| p.reversed_at.is_none())
             .collect();
-        let paid_minor: i64 = payments.iter().map(|p| p.amount.minor).sum();
-        let paid = matches!(case.state, CaseState::Paid | CaseState::PaidDiscounted);
-        let message = match (paid, paid_minor) {
-            (true, _) => "Оплачено",
-            (false, 0) => "Не оплачено",
-            (false, _) => "Оплачено частично",
+        Ok(PaymentStanding {
+            paid: matches!(state, CaseState::Paid | CaseState::PaidDiscounted),
+            paid_sum: Money::new(
+                payments.iter().map(|p| p.amount.minor).sum(),
+                resolution.amount.currency,
+            ),
+            last_paid_at: payments.iter().map(|p| p.paid_at).max(),
+        })
+    }
+
+    /// `protocol`: the whole resolution: the case and its camera, the owner and the
+    /// vehicle as the registry gave them, payment, delivery, appeal and signature.
+    async fn protocol(&self) -> Answered {
+        let Some(resolution) = self
+            .resolution(self.call.text("protocolNumber").trim())
+            .await?
+        else {
+            return Ok((
+                404,
+                coded_response(404, "Номер постановления отсутствует").child(Element::nil("data")),
+            ));
         };
-        let info = PaymentInfo {
-            paid,
-            message: message.to_owned(),
-            paid_sum: format_decimal(Money::new(paid_minor, resolution.amount.currency)),
-            payment_date: payments
-                .iter()
-                .map(|p| p.paid_at)
-                .max()
-                .map(|at| self.date(at))
-                .unwrap_or_else(|| NO_PAYMENT_DATE.to_owned()),
+        let store = self.store();
+        let case = store
+            .case(resolution.case_id)
+            .await?
+            .ok_or_else(|| Fault::internal(format!("the case of {} is gone", resolution.number)))?;
+        let camera = match &case.camera_id {
+            Some(id) => store.camera(id).await?,
+            None => None,
         };
-        Ok((200, coded_response(200, "Успешно").child(info.element())))
+        let lookup = store.owner_lookup(case.id).await?;
+        let owner = lookup.as_ref().and_then(|l| l.owner.clone());
+        let registry_owner = lookup.as_ref().map(registry_owner).transpose()?.flatten();
+        let vehicle = |key: &str| -> String {
+            match lookup.as_ref().and_then(|l| l.vehicle.get(key)) {
+                Some(serde_json::Value::String(text)) => text.clone(),
+                Some(serde_json::Value::Number(n)) => n.to_string(),
+                _ => String::new(),
+            }
+        };
+        let (lastname, firstname, patronymic) = match (&registry_owner, &owner) {
+            (Some(kozomol_tunduk::Owner::Person(p)), _) => (
+                p.surname.clone().unwrap_or_default(),
+                p.name.clone(),
+                p.patronymic.clone(),
+            ),
+            (_, Some(o)) if o.kind == kozomol_core::OwnerKind::Person => split_name(&o.name),
+            (_, Some(o)) => (o.name.clone(), None, None),
+            (_, None) => (String::new(), None, None),
+        };
+        let birth_date = registry_owner.as_ref().and_then(birth_date);
+        let address = registry_owner
+            .as_ref()
+            .and_then(|o| o.address().cloned())
+            .unwrap_or_default();
+        let plate = store
+            .decided_plate(case.id)
+            .await?
+            .or_else(|| case.plate.clone())
+            .unwrap_or_default();
+        let standing = self.payment_standing(&resolution, case.state).await?;
+        let appeal = store
+            .appeals_of_case(case.id)
+            .await?
+            .into_iter()
+            .max_by_key(|a| a.filed_at);
+        let approvals: Vec<String> = store
+            .reviews(case.id)
+            .await?
+            .into_iter()
+            .filter(|r| r.decision != kozomol_core::ReviewDecision::Reject)
+            .map(|r| r.reviewer)
+            .collect();
+        let logins: Vec<&str> = approvals.iter().map(String::as_str).collect();
+        let officers = store.officers(&logins).await?;
+        let officer_name = |login: Option<&String>| {
+            login
+                .map(|l| officers.get(l).map_or(l.clone(), |o| o.full_name.clone()))
+                .unwrap_or_default()
+        };
+        let certificate = camera.as_ref().and_then(|c| {
+            let day = case.captured_at.with_timezone(&self.offset).date_naive();
+            c.certificates.iter().rev().find(|cert| cert.covers(day))
+        });
+        let site = camera.as_ref().map(|c| &c.site);
+        let (article, part) = article_and_part(&resolution.article);
+        let record = ProtocolRecord {
+            id: case.id.0,
+            plate_number: plate,
+            violation_date: self.date(case.captured_at),
+            device_name: case
+                .camera_id
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            device_serial: camera
+                .as_ref()
+                .map(|c| c.device_serial.clone())
+                .unwrap_or_default(),
+            car_brand: vehicle("make"),
+            car_model: vehicle("model"),
+            car_color: vehicle("colour"),
+            car_year: Some(vehicle("year"))
+                .filter(|y| !y.is_empty())
+                .unwrap_or_else(|| NO_YEAR.to_owned()),
+            pin: owner.as_ref().map(|o| o.id.clone()).unwrap_or_default(),
+            lastname,
+            firstname: firstname.unwrap_or_default(),
+            patronymic: patronymic.unwrap_or_default(),
+            birthdate: birth_date
+                .map(|day| self.day(day))
+                .unwrap_or_else(|| NO_DATE.to_owned()),
+            address: owner
+                .as_ref()
+                .and_then(|o| o.address.clone())
+                .unwrap_or_default(),
+            obl: address.region,
+            raion: address.district,
+            aymak: address.aymak,
+            village: address.village,
+            street: address.street,
+            house: address.house.unwrap_or_default(),
+            building: address.building,
+            flat: address.flat,
+            payment_number: resolution.payment_code.clone(),
+            paid: standing.paid,
+            payment_date: standing.last_paid_at.map(|at| self.date(at)),
+            payment_sum: (standing.paid_sum.minor > 0).then(|| format_decimal(standing.paid_sum)),
+            violation_name: kozomol_fines::resolution::violation_wording(case.kind).to_owned(),
+            violation_amount: format_decimal(resolution.amount),
+            violation_article: article.to_owned(),
+            violation_article_part: part.unwrap_or_default().to_owned(),
+            violation_category: case.kind.as_str().to_owned(),
+            violation_place: site.map(|s| s.address.clone()).unwrap_or_default(),
+            delivered: resolution.delivered_at.is_some(),
+            delivery_date: resolution.delivered_at.map(|at| self.date(at)),
+            delivery_note: resolution.delivered_via.map(|via| via.as_str().to_owned()),
+            judgement_status: appeal.as_ref().map(|a| a.state.as_str().to_owned()),
+            judgement_reason: appeal.as_ref().and_then(|a| a.decision_note.clone()),
+            judgement_status_date: appeal
+                .as_ref()
+                .map(|a| self.date(a.decided_at.unwrap_or(a.filed_at))),
+            vendor: "kozomol".to_owned(),
+            protocol_date: self.date(resolution.issued_at),
+            sign_date: self.date(resolution.issued_at),
+            protocol_hash: hex::encode(resolution.pdf_sha256),
+            signed_hash: base64::engine::general_purpose::STANDARD.encode(&resolution.signature),
+            gps_y: site.map(|s| decimal_degrees(s.lat_e6)).unwrap_or_default(),
+            gps_x: site.map(|s| decimal_degrees(s.lon_e6)).unwrap_or_default(),
+            certificate: certificate.map(|c| c.number.clone()).unwrap_or_default(),
+            certificate_date: certificate
+                .map(|c| self.day(c.valid_from))
+                .unwrap_or_else(|| NO_DATE.to_owned()),
+            cert_ecp: resolution.signature_key_id.clone(),
+            cert_ecp_issue: NO_DATE.to_owned(),
+            cert_ecp_expire: SIGNATURE_NEVER_EXPIRES.to_owned(),
+            violation_image: self.overview_base64(case.id).await?.unwrap_or_default(),
+            operator_fio: officer_name(approvals.first()),
+            // kozomol keeps no ranks.
+            manager_rank: String::new(),
+            manager_fio: officer_name(approvals.last()),
+            complex_type: if case.camera_id.is_some() {
+                "camera"
+            } else {
+                "officer"
+            }
+            .to_owned(),
+            // kozomol reports to no register of offences (ЕРН).
+            ern_send_date: NO_DATE.to_owned(),
+        };
+        Ok((200, coded_response(200, "Ok").child(record.element())))
     }
 
     /// `resolutionDeliveryStatus`: the state portal reports that it delivered the
@@ -848,6 +1036,47 @@ impl Exchange<'_> {
     }
 }
 
+/// The owner as the registry gave it (`None` where the registry was not the source).
+fn registry_owner(
+    lookup: &kozomol_store::OwnerLookupRecord,
+) -> Result<Option<kozomol_tunduk::Owner>, Fault> {
+    if lookup.registry_owner.is_null() {
+        return Ok(None);
+    }
+    serde_json::from_value(lookup.registry_owner.clone())
+        .map(Some)
+        .map_err(|e| Fault::internal(format!("case {}: registry owner: {e}", lookup.case_id)))
+}
+
+fn birth_date(owner: &kozomol_tunduk::Owner) -> Option<chrono::NaiveDate> {
+    match owner {
+        kozomol_tunduk::Owner::Person(person) => person.birth_date,
+        kozomol_tunduk::Owner::Company(_) => None,
+    }
+}
+
+/// "Ст. 148 ч. 3" as the contract splits it: the article ("Ст. 148") and its part
+/// ("3"); an article named without a part is whole.
+fn article_and_part(article: &str) -> (&str, Option<&str>) {
+    match article.rsplit_once(" ч. ") {
+        Some((whole, part)) if !whole.trim().is_empty() && !part.trim().is_empty() => {
+            (whole.trim(), Some(part.trim()))
+        }
+        _ => (article.trim(), None),
+    }
+}
+
+/// What was paid towards one resolution.
+struct PaymentStanding {
+    /// Settled in full (with or without the discount).
+    paid: bool,
+    paid_sum: Money,
+    last_paid_at: Option<DateTime<Utc>>,
+}
+
+/// `protocol`'s `carYear` (an `xsd:gYear`, required) when the registry gave none.
+const NO_YEAR: &str = "0001";
+
 /// A 200 `response` with `items` after its code and message.
 fn listing(message: &str, items: impl Iterator<Item = Element>) -> Element {
     items.fold(coded_response(200, message), Element::child)
@@ -909,6 +1138,20 @@ mod tests {
             ("", (String::new(), None, None)),
         ] {
             assert_eq!(split_name(full), want, "{full}");
+        }
+    }
+
+    #[test]
+    fn articles_split_into_article_and_part() {
+        for (article, want) in [
+            ("Ст. 148 ч. 3", ("Ст. 148", Some("3"))),
+            ("Ст. 148 ч. 12", ("Ст. 148", Some("12"))),
+            ("Ст. 150", ("Ст. 150", None)),
+            ("speeding 10–20", ("speeding 10–20", None)),
+            (" ч. 3", (" ч. 3".trim(), None)),
+            ("Ст. 148 ч. ", ("Ст. 148 ч.", None)),
+        ] {
+            assert_eq!(article_and_part(article), want, "{article}");
         }
     }
 

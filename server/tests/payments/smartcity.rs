@@ -61,6 +61,7 @@ impl Provider {
         allowed.insert("getViolationsByPlate".to_owned(), clients(&[BANK, PORTAL]));
         allowed.insert("smartcityGetViolations".to_owned(), clients(&[PORTAL]));
         allowed.insert("protocolInfo".to_owned(), clients(&[BANK, PORTAL]));
+        allowed.insert("protocol".to_owned(), clients(&[PORTAL]));
         allowed.insert("resolutionDeliveryStatus".to_owned(), clients(&[PORTAL]));
         allowed.insert("getEvents".to_owned(), clients(&[POLICE]));
         allowed.insert("getEventPhoto".to_owned(), clients(&[POLICE]));
@@ -401,6 +402,10 @@ async fn fines_deliveries_events_and_photos_through_the_stock_client() {
             call(PORTAL, "smartcityGetViolations", "v-1", json!({"pin": "21212190000001", "plate": plate_of_1, "image": false})),
             call(PORTAL, "smartcityGetViolations", "v-2", json!({"pin": "21212190000001", "plate": plate_of_1})),
             call(PORTAL, "smartcityGetViolations", "v-3", json!({"pin": "21212190000000", "plate": plate_of_1, "image": false})),
+            call(PORTAL, "protocol", "r-1", json!({"protocolNumber": unpaid})),
+            call(PORTAL, "protocol", "r-2", json!({"protocolNumber": provider.first_case.to_string()})),
+            call(PORTAL, "protocol", "r-3", json!({"protocolNumber": "KG-BSK-2026-9999999"})),
+            call(BANK, "protocol", "r-4", json!({"protocolNumber": unpaid})),
         ],
     )
     .await;
@@ -534,6 +539,99 @@ async fn fines_deliveries_events_and_photos_through_the_stock_client() {
         .as_str()
         .is_some_and(|b| b.len() > 100));
     assert_eq!(code(19), 404, "another owner's PIN");
+    assert!(
+        fine["birthdate"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("1980-12-21T00:00:00")),
+        "{fine}"
+    );
+
+    assert_eq!(code(20), 200, "{}", answers[20]);
+    let protocol = &response(&answers[20])["data"];
+    let text = |field: &str| protocol[field].as_str().map(str::to_owned);
+    assert_eq!(protocol["id"].as_i64(), Some(case_1));
+    assert_eq!(text("plateNumber"), Some(plate_of_1.clone()));
+    assert_eq!(
+        (text("pin"), text("lastname"), text("patronymic")),
+        (
+            Some("21212190000001".to_owned()),
+            Some("Асанов".to_owned()),
+            Some("Токтогулович".to_owned())
+        )
+    );
+    assert!(text("birthdate").is_some_and(|d| d.starts_with("1980-12-21T00:00:00")));
+    assert_eq!(
+        (text("obl"), text("street"), text("house"), text("flat")),
+        (
+            Some("Чуйская".to_owned()),
+            Some("ул. Киевская".to_owned()),
+            Some("96".to_owned()),
+            Some("12".to_owned())
+        )
+    );
+    assert!(protocol["aymak"].is_null() && protocol["oblId"].is_null());
+    assert_eq!(
+        // zeep reads an xsd:gYear as (year, zone).
+        (
+            text("carBrand"),
+            text("carColor"),
+            protocol["carYear"][0].as_i64()
+        ),
+        (
+            Some("Toyota".to_owned()),
+            Some("белый".to_owned()),
+            Some(2015)
+        ),
+        "{protocol}"
+    );
+    assert_eq!(
+        protocol["paymentNumber"].as_str().map(str::to_owned),
+        Some(codes[1].clone())
+    );
+    assert_eq!(protocol["paymentStatus"].as_str(), Some("0"));
+    assert!(protocol["paymentDate"].is_null() && protocol["paymentSum"].is_null());
+    assert_eq!(protocol["violationAmmount"].as_f64(), Some(5000.0));
+    assert_eq!(
+        (text("violationArticle"), text("violationArticlePart")),
+        (Some("Ст. 148".to_owned()), Some("3".to_owned()))
+    );
+    assert_eq!(
+        protocol["deliveryStatus"].as_str(),
+        Some("1"),
+        "d-1 delivered it"
+    );
+    assert_eq!(
+        (text("gpsY"), text("gpsX")),
+        (Some("42.876000".to_owned()), Some("74.604000".to_owned()))
+    );
+    assert_eq!(
+        text("protocolHash"),
+        Some(hex::encode(resolution.pdf_sha256))
+    );
+    assert_eq!(text("certEcp"), Some(resolution.signature_key_id.clone()));
+    assert!(
+        text("certificate").is_some_and(|c| !c.is_empty()),
+        "{protocol}"
+    );
+    assert_eq!(
+        text("operatorFio").as_deref(),
+        Some(kozomol_testkit::fines::OFFICER_NAME)
+    );
+    assert!(text("violationImage").is_some_and(|b| b.len() > 100));
+
+    assert_eq!(code(21), 200, "{}", answers[21]);
+    let paid = &response(&answers[21])["data"];
+    assert_eq!(
+        (paid["paymentStatus"].as_str(), paid["paymentSum"].as_f64()),
+        (Some("1"), Some(2500.0)),
+        "{paid}"
+    );
+    assert_eq!(code(22), 404);
+    assert_eq!(
+        fault_code(&answers[23]),
+        "Server.ServerProxy.AccessDenied",
+        "a bank reads no owner's data"
+    );
 }
 
 /// Requests written by hand: any prefixes (namespaces are read by URI), and what the
