@@ -48,6 +48,7 @@ mod postgres_recognition;
 mod postgres_reconciliation;
 mod postgres_review;
 mod postgres_stages;
+mod postgres_subscriptions;
 mod recognition;
 pub mod reconciliation;
 mod review;
@@ -63,7 +64,9 @@ mod sqlite_recognition;
 mod sqlite_reconciliation;
 mod sqlite_review;
 mod sqlite_stages;
+mod sqlite_subscriptions;
 mod stages;
+pub mod subscriptions;
 
 pub use accidents::{
     AccidentFileRecord, AccidentFileRole, AccidentMove, AccidentMoveRecord, AccidentMoved,
@@ -102,6 +105,7 @@ pub use payments::{
     ClockRestart, NewPayment, PaymentChannel, PaymentPosted, PaymentQuote, PaymentRecord,
     PaymentRefusal, PaymentReversal, PaymentReversed, PAYMENT_POSTED, PAYMENT_REVERSED,
 };
+pub use subscriptions::{NewSubscription, Subscribed, SubscriptionRecord, Unsubscribed};
 pub use reconciliation::{
     daily_totals, DayTotals, LineReconciled, LineResolution, LineResolved, LineStatus,
     NewStatementLine, StatementLineRecord,
@@ -654,6 +658,30 @@ pub trait PaymentIntents: Send + Sync {
     ) -> Result<Vec<CallbackRecord>, StoreError>;
 }
 
+/// Subscriptions to an owner's new violations ([`subscriptions`]).
+#[async_trait]
+pub trait Subscriptions: Send + Sync {
+    /// Records a subscription; `Exists` when the client has one for this owner and
+    /// plate already.
+    async fn subscribe(&self, subscription: &NewSubscription) -> Result<Subscribed, StoreError>;
+    /// Ends the client's subscription for this owner and plate, if it is the one under
+    /// `unique_number`. Notices of it still queued are not sent.
+    async fn unsubscribe(
+        &self,
+        client: &str,
+        pin: &str,
+        plate: &str,
+        unique_number: &str,
+    ) -> Result<Unsubscribed, StoreError>;
+    /// The client's subscription a resolution's notice is for: the one for the
+    /// resolution's owner and decided plate; `None` once it has ended.
+    async fn subscription_for(
+        &self,
+        client: &str,
+        resolution_number: &str,
+    ) -> Result<Option<SubscriptionRecord>, StoreError>;
+}
+
 /// Bank statements reconciled with the ledger ([`reconciliation`]).
 #[async_trait]
 pub trait Reconciliation: Send + Sync {
@@ -716,6 +744,7 @@ pub trait Store:
     + PaymentLedger
     + PaymentIntents
     + Reconciliation
+    + Subscriptions
 {
     fn backend(&self) -> Backend;
 }

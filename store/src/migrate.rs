@@ -98,6 +98,11 @@ const SQLITE: &[Migration] = &[
         name: "registry_owner",
         sql: include_str!("../migrations/sqlite/0016_registry_owner.sql"),
     },
+    Migration {
+        version: 17,
+        name: "violation_subscriptions",
+        sql: include_str!("../migrations/sqlite/0017_violation_subscriptions.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -180,6 +185,11 @@ const POSTGRES: &[Migration] = &[
         version: 16,
         name: "registry_owner",
         sql: include_str!("../migrations/postgres/0016_registry_owner.sql"),
+    },
+    Migration {
+        version: 17,
+        name: "violation_subscriptions",
+        sql: include_str!("../migrations/postgres/0017_violation_subscriptions.sql"),
     },
 ];
 

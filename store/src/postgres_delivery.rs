@@ -121,6 +121,20 @@ pub(crate) async fn plan_deliveries(
     .bind(case_id.0)
     .execute(&mut *tx)
     .await?;
+    // A notice to each system subscribed to the owner's violations for this plate.
+    sqlx::query(
+        "INSERT INTO deliveries (resolution_number, case_id, channel, address, state, \
+         next_attempt_at, created_at) \
+         SELECT $1, l.case_id, 'portal', s.client, 'queued', now(), $2 \
+         FROM violation_subscriptions s JOIN owner_lookups l ON l.owner_id = s.pin \
+         JOIN cases c ON c.id = l.case_id AND c.decided_plate = s.plate \
+         WHERE l.case_id = $3 ORDER BY s.id",
+    )
+    .bind(number)
+    .bind(now)
+    .bind(case_id.0)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 

@@ -103,18 +103,24 @@ pub(crate) async fn plan_deliveries(
             ") INSERT INTO deliveries (resolution_number, case_id, channel, address, state, \
              next_attempt_at, created_at) \
              SELECT number, case_id, channel, address, 'queued', at, at FROM (\
-             SELECT p.idx, 0 AS contact, p.number, l.case_id, 'post' AS channel, \
+             SELECT p.idx, 0 AS kind, 0 AS contact, p.number, l.case_id, 'post' AS channel, \
              trim(l.owner_address) AS address FROM planned p \
              JOIN owner_lookups l ON l.case_id = p.case_id \
              WHERE l.owner_id IS NOT NULL AND trim(coalesce(l.owner_address, '')) <> '' \
              UNION ALL \
-             SELECT p.idx, c.id, p.number, l.case_id, c.channel, c.address FROM planned p \
+             SELECT p.idx, 1, c.id, p.number, l.case_id, c.channel, c.address FROM planned p \
              JOIN owner_lookups l ON l.case_id = p.case_id \
-             JOIN owner_contacts c ON c.owner_id = l.owner_id\
+             JOIN owner_contacts c ON c.owner_id = l.owner_id \
+             UNION ALL \
+             SELECT p.idx, 2, s.id, p.number, l.case_id, 'portal', s.client FROM planned p \
+             JOIN owner_lookups l ON l.case_id = p.case_id \
+             JOIN cases k ON k.id = l.case_id \
+             JOIN violation_subscriptions s ON s.pin = l.owner_id AND s.plate = k.decided_plate\
              ) JOIN (SELECT ",
         );
         qb.push_bind(now);
-        qb.push(" AS at) ORDER BY idx, contact");
+        // The post first, then the owner's contacts, then subscribed systems.
+        qb.push(" AS at) ORDER BY idx, kind, contact");
         qb.build().execute(&mut *tx).await?;
     }
     Ok(())

@@ -184,6 +184,7 @@ conformance!(
         resolution_numbers_are_reserved_once_and_issued,
         offenders_count_by_pin_or_inn_and_owners_state_once,
         deliveries_are_planned_with_the_resolution_and_claimed_once,
+        subscriptions_queue_a_notice_of_each_new_resolution,
         failed_attempts_retry_after_a_delay_then_give_up,
         proofs_start_the_clocks_once_and_are_idempotent,
         print_batches_send_the_claimed_letters,
@@ -2491,6 +2492,111 @@ fn failed(retry_after: Option<std::time::Duration>) -> AttemptOutcome {
         error: "gateway: 503 service unavailable".to_owned(),
         retry_after,
     }
+}
+
+async fn subscriptions_queue_a_notice_of_each_new_resolution(store: Arc<dyn Store>) {
+    use kozomol_store::{NewSubscription, Subscribed, Unsubscribed};
+    let portal = "central-server/GOV/70000001/portal";
+    let bank = "central-server/COM/10000001/payments";
+    let asanov = owner("21212198000123", None);
+    let subscription = |client: &str, pin: &str, number: &str| NewSubscription {
+        client: client.to_owned(),
+        pin: pin.to_owned(),
+        // The plate the reviews in these tests decide.
+        plate: "01KG123ABC".to_owned(),
+        unique_number: number.to_owned(),
+        xroad_id: format!("msg-{number}"),
+    };
+    let Subscribed::Created(created) = store
+        .subscribe(&subscription(portal, &asanov.id, "sub-1"))
+        .await
+        .unwrap()
+    else {
+        panic!("a new subscription is created");
+    };
+    assert_eq!(
+        (created.client.as_str(), created.unique_number.as_str()),
+        (portal, "sub-1")
+    );
+    // The same client, owner and plate again, under any number: the one it has.
+    assert_eq!(
+        store
+            .subscribe(&subscription(portal, &asanov.id, "sub-2"))
+            .await
+            .unwrap(),
+        Subscribed::Exists(created.clone())
+    );
+    // Another owner's, and another system's for the same owner.
+    store
+        .subscribe(&subscription(portal, "10101199900011", "sub-3"))
+        .await
+        .unwrap();
+    store
+        .subscribe(&subscription(bank, &asanov.id, "b-1"))
+        .await
+        .unwrap();
+
+    // Each subscribed system gets a notice of the owner's resolution, in the outbox.
+    let numbers = issued(&*store, 1, &asanov).await;
+    let planned = store.deliveries(&numbers[0]).await.unwrap();
+    let mut notices: Vec<(&str, DeliveryState)> = planned
+        .iter()
+        .filter(|d| d.channel == DeliveryChannel::Portal)
+        .map(|d| (d.address.as_str(), d.state))
+        .collect();
+    notices.sort_by_key(|(client, _)| *client);
+    assert_eq!(
+        notices,
+        [(bank, DeliveryState::Queued), (portal, DeliveryState::Queued)],
+        "{planned:?}"
+    );
+    assert_eq!(
+        store.subscription_for(portal, &numbers[0]).await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(
+        store.subscription_for(portal, "KG-BSK-2026-9999999").await.unwrap(),
+        None
+    );
+
+    // Unsubscribing needs the number it was made under; then its notice has no
+    // subscription to go to.
+    assert_eq!(
+        store
+            .unsubscribe(portal, &asanov.id, "01KG123ABC", "sub-2")
+            .await
+            .unwrap(),
+        Unsubscribed::NotFound
+    );
+    assert_eq!(
+        store
+            .unsubscribe(portal, &asanov.id, "01KG123ABC", "sub-1")
+            .await
+            .unwrap(),
+        Unsubscribed::Ended(created)
+    );
+    assert_eq!(
+        store
+            .unsubscribe(portal, &asanov.id, "01KG123ABC", "sub-1")
+            .await
+            .unwrap(),
+        Unsubscribed::NotFound
+    );
+    assert_eq!(
+        store.subscription_for(portal, &numbers[0]).await.unwrap(),
+        None
+    );
+    // A later resolution of the owner goes to the system still subscribed alone.
+    let later = issued(&*store, 1, &asanov).await;
+    let notices: Vec<String> = store
+        .deliveries(&later[0])
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.channel == DeliveryChannel::Portal)
+        .map(|d| d.address)
+        .collect();
+    assert_eq!(notices, [bank]);
 }
 
 async fn deliveries_are_planned_with_the_resolution_and_claimed_once(store: Arc<dyn Store>) {
