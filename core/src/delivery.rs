@@ -20,7 +20,8 @@ pub enum DeliveryChannel {
     Email,
     /// A letter: the resolution printed in a batch and posted to the owner's address.
     Post,
-    /// Delivered by another system (the state portal) that reports it to kozomol.
+    /// Delivered by another system (the state portal) that reports it to kozomol; a
+    /// system subscribed to the owner's violations is sent a notice over X-Road first.
     Portal,
 }
 

@@ -25,6 +25,7 @@ fn notice(to: &str) -> Notice {
         subject: "Постановление № KG-BSK-2026-0000001".to_owned(),
         reference: "kozomol-delivery-1".to_owned(),
         pdf: Some(b"%PDF-1.7 test".to_vec()),
+        subscription: None,
     }
 }
 

@@ -24,7 +24,7 @@ use kozomol_fines::catalogue::Catalogue;
 use kozomol_fines::clocks::DatingStage;
 use kozomol_fines::delivery::standin::StandInGateway;
 use kozomol_fines::delivery::{
-    DeliveryConfig, DeliveryWorker, SmsGateway, SmsGatewayConfig, SmtpMailer,
+    DeliveryConfig, DeliveryWorker, SmsGateway, SmsGatewayConfig, SmtpMailer, SubscriberNotifier,
 };
 use kozomol_fines::issuing::{Issuer, IssuingStage};
 use kozomol_fines::lookup::LookupStage;
@@ -393,6 +393,23 @@ fn fines_worker(
     );
     approval.batch = f.batch;
     approval.lease = lease;
+    // Notices to the systems subscribed to owners' violations leave through the same
+    // security server.
+    let notifier = match (&settings.smartcity, &registry) {
+        (Some(smartcity), Some(config)) if !smartcity.subscribers.is_empty() => {
+            Some(Arc::new(SubscriberNotifier::new(
+                kozomol_tunduk::registry::soap_client(config)?,
+                smartcity.subscribers.clone(),
+                config.request_timeout(),
+            )))
+        }
+        (Some(smartcity), None) if !smartcity.subscribers.is_empty() => {
+            return Err(ServeError::Fines(
+                "[smartcity] subscribers are sent their notices through the [tunduk] security server, which is not configured".into(),
+            ))
+        }
+        _ => None,
+    };
     let lookup = match registry {
         Some(config) => {
             let mut stage = LookupStage::new(worker("lookup"));
@@ -453,6 +470,9 @@ fn fines_worker(
         }
         if d.post {
             delivery = delivery.with_post();
+        }
+        if let Some(notifier) = notifier {
+            delivery = delivery.with_sender(notifier);
         }
         Some(Arc::new(delivery))
     } else {

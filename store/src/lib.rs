@@ -105,11 +105,11 @@ pub use payments::{
     ClockRestart, NewPayment, PaymentChannel, PaymentPosted, PaymentQuote, PaymentRecord,
     PaymentRefusal, PaymentReversal, PaymentReversed, PAYMENT_POSTED, PAYMENT_REVERSED,
 };
-pub use subscriptions::{NewSubscription, Subscribed, SubscriptionRecord, Unsubscribed};
 pub use reconciliation::{
     daily_totals, DayTotals, LineReconciled, LineResolution, LineResolved, LineStatus,
     NewStatementLine, StatementLineRecord,
 };
+pub use subscriptions::{NewSubscription, Subscribed, SubscriptionRecord, Unsubscribed};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -46,4 +46,3 @@ pub enum Unsubscribed {
     /// The client has no subscription for this owner and plate under this number.
     NotFound,
 }
-

@@ -2547,7 +2547,10 @@ async fn subscriptions_queue_a_notice_of_each_new_resolution(store: Arc<dyn Stor
     notices.sort_by_key(|(client, _)| *client);
     assert_eq!(
         notices,
-        [(bank, DeliveryState::Queued), (portal, DeliveryState::Queued)],
+        [
+            (bank, DeliveryState::Queued),
+            (portal, DeliveryState::Queued)
+        ],
         "{planned:?}"
     );
     assert_eq!(
@@ -2555,7 +2558,10 @@ async fn subscriptions_queue_a_notice_of_each_new_resolution(store: Arc<dyn Stor
         Some(created.clone())
     );
     assert_eq!(
-        store.subscription_for(portal, "KG-BSK-2026-9999999").await.unwrap(),
+        store
+            .subscription_for(portal, "KG-BSK-2026-9999999")
+            .await
+            .unwrap(),
         None
     );
 

@@ -71,6 +71,38 @@ fn tls(
     Ok(http)
 }
 
+/// The HTTP client and address of kozomol's security server, as `config` names them
+/// (its TLS trust and client certificate included).
+fn security_server(
+    config: &RegistryConfig,
+) -> Result<(reqwest::Client, reqwest::Url), TundukError> {
+    config.validate()?;
+    let url = reqwest::Url::parse(&config.security_server_url)
+        .map_err(|e| TundukError::Config(vec![e.to_string()]))?;
+    let http = tls(
+        config,
+        reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout())
+            // X-Road passes redirects through unfollowed, and so does kozomol.
+            .redirect(reqwest::redirect::Policy::none()),
+    )?
+    .build()
+    .map_err(|e| TundukError::Config(vec![format!("http client: {e}")]))?;
+    Ok((http, url))
+}
+
+/// A SOAP client of kozomol's security server as `config` names it, for services other
+/// than the registry's (the notices to subscribed systems).
+pub fn soap_client(config: &RegistryConfig) -> Result<SoapClient, TundukError> {
+    let (http, url) = security_server(config)?;
+    Ok(SoapClient::new(
+        http,
+        url,
+        config.client.clone(),
+        config.max_response_bytes,
+    ))
+}
+
 /// kozomol's consumer of the vehicle registry. Share one per process (e.g. in an
 /// `Arc`): the cache and the circuit breaker live in it.
 #[derive(Debug)]
@@ -84,18 +116,7 @@ pub struct VehicleRegistry {
 
 impl VehicleRegistry {
     pub fn new(config: RegistryConfig) -> Result<Self, TundukError> {
-        config.validate()?;
-        let url = reqwest::Url::parse(&config.security_server_url)
-            .map_err(|e| TundukError::Config(vec![e.to_string()]))?;
-        let http = tls(
-            &config,
-            reqwest::Client::builder()
-                .connect_timeout(config.connect_timeout())
-                // X-Road passes redirects through unfollowed, and so does kozomol.
-                .redirect(reqwest::redirect::Policy::none()),
-        )?
-        .build()
-        .map_err(|e| TundukError::Config(vec![format!("http client: {e}")]))?;
+        let (http, url) = security_server(&config)?;
         Ok(VehicleRegistry {
             soap: SoapClient::new(
                 http.clone(),

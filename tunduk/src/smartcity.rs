@@ -8,7 +8,7 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat, Utc};
 use roxmltree::Node;
 
 use crate::xml::{self, child, Element, VEHICLES_NS};
-use crate::XRoadClient;
+use crate::{XRoadClient, XRoadService};
 
 /// The service's target namespace; `vehicles-service` shares it.
 pub const SMARTCITY_NS: &str = VEHICLES_NS;
@@ -134,21 +134,58 @@ pub struct ProviderSettings {
     /// not listed is open to no one.
     #[serde(default)]
     pub clients: std::collections::BTreeMap<String, Vec<XRoadClient>>,
+    /// The members of the notification service: the systems that may subscribe to an
+    /// owner's violations (`subscribeViolations`), each with the service its notices
+    /// are sent to. Another client allowed to call `subscribeViolations` is answered 405.
+    #[serde(default)]
+    pub subscribers: Vec<Subscriber>,
 }
 
+/// A system that takes notices of new violations: its client and its service
+/// `violationNotification` (`instance/class/member/subsystem/violationNotification[/version]`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscriber {
+    pub client: XRoadClient,
+    pub service: XRoadService,
+}
+
+/// The service code of a subscriber's notice service.
+pub const NOTIFICATION_SERVICE: &str = "violationNotification";
+
 impl ProviderSettings {
-    /// Every operation named in `clients` is one of the service's.
+    /// Every operation named in `clients` is one of the service's; each subscriber is
+    /// named once, with a `violationNotification` service.
     pub fn validate(&self) -> Result<(), String> {
-        match self
+        if let Some(name) = self
             .clients
             .keys()
             .find(|name| Operation::from_name(name).is_none())
         {
-            Some(name) => Err(format!(
+            return Err(format!(
                 "clients names `{name}`, which is not an operation of smartcity-service"
-            )),
-            None => Ok(()),
+            ));
         }
+        for (i, subscriber) in self.subscribers.iter().enumerate() {
+            if subscriber.service.service_code() != NOTIFICATION_SERVICE {
+                return Err(format!(
+                    "subscribers: {} is not a {NOTIFICATION_SERVICE} service",
+                    subscriber.service
+                ));
+            }
+            if self.subscribers[..i]
+                .iter()
+                .any(|s| s.client == subscriber.client)
+            {
+                return Err(format!("subscribers: {} is named twice", subscriber.client));
+            }
+        }
+        Ok(())
+    }
+
+    /// The notice service of `client`, when it is a member of the notification service.
+    pub fn subscriber(&self, client: &XRoadClient) -> Option<&Subscriber> {
+        self.subscribers.iter().find(|s| s.client == *client)
     }
 
     /// Whether `client` may call `operation`.

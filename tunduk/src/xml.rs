@@ -1,7 +1,7 @@
 //! Writing XML with every value escaped, and reading it by namespace URI (never by
 //! prefix) on top of `roxmltree`.
 
-use roxmltree::Node;
+pub use roxmltree::Node;
 
 pub const SOAP_ENV_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const XROAD_NS: &str = "http://x-road.eu/xsd/xroad.xsd";

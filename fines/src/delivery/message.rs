@@ -3,7 +3,7 @@
 //! anyone can check the document (`{public_base_url}/v/{number}`). One short text for
 //! SMS, a subject and a body for e-mail; the e-mail carries the PDF itself.
 
-use kozomol_store::ResolutionRecord;
+use kozomol_store::{ResolutionRecord, SubscriptionRecord};
 
 use crate::resolution::wording;
 
@@ -22,6 +22,8 @@ pub struct Notice {
     pub reference: String,
     /// The resolution PDF, for channels that attach it.
     pub pdf: Option<Vec<u8>>,
+    /// For a notice to a subscribed system: the subscription it answers.
+    pub subscription: Option<SubscriptionRecord>,
 }
 
 /// `https://kozomol.example.kg/v/KG-BSK-2026-0000001`.

@@ -18,6 +18,7 @@ pub mod sender;
 pub mod sms;
 #[cfg(feature = "standin")]
 pub mod standin;
+pub mod subscriber;
 pub mod tls;
 pub mod worker;
 
@@ -32,6 +33,7 @@ pub use message::Notice;
 pub use post::{merge_pdfs, MergedPdf, PrintError};
 pub use sender::{Handover, MessageSender, SendError, Status};
 pub use sms::{SmsGateway, SmsGatewayConfig};
+pub use subscriber::SubscriberNotifier;
 pub use tls::TrustedCertificates;
 pub use worker::{DeliveryConfig, DeliveryWorker, PassReport};
 

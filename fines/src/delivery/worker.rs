@@ -15,7 +15,7 @@ use kozomol_core::{CaseState, DeliveryChannel};
 use kozomol_store::{
     AttemptOutcome, AttemptResult, CompleteResult, DeliveryId, DeliveryJob, DeliveryRecorded,
     DeliveryTarget, EvidenceRef, EvidenceStore, NewPrintBatch, PrintBatchId, PrintBatchWrite,
-    ProvenDelivery, ResolutionRecord, Store, StoreError,
+    ProvenDelivery, ResolutionRecord, Store, StoreError, SubscriptionRecord,
 };
 use sha2::{Digest, Sha256};
 use tracing::{debug, error, info, warn};
@@ -262,7 +262,10 @@ impl DeliveryWorker {
                     error: error.clone(),
                     retry_after: self.config.retry_base,
                 },
-                (None, Ok(resolution)) => self.send_one(sender, &job, &resolution).await?,
+                (None, Ok((resolution, subscription))) => {
+                    self.send_one(sender, &job, &resolution, subscription)
+                        .await?
+                }
             };
             if let AttemptOutcome::Deferred { error, .. } = &outcome {
                 if unavailable.is_none() {
@@ -284,12 +287,13 @@ impl DeliveryWorker {
         Ok(())
     }
 
-    /// The resolution a claimed delivery carries, or why it must not go out.
+    /// The resolution a claimed delivery carries (and, for a notice to a subscribed
+    /// system, the subscription), or why it must not go out.
     async fn sendable(
         &self,
         store: &dyn Store,
         job: &DeliveryJob,
-    ) -> Result<Result<ResolutionRecord, String>, DeliveryError> {
+    ) -> Result<Result<(ResolutionRecord, Option<SubscriptionRecord>), String>, DeliveryError> {
         let Some(resolution) = store.resolution(&job.resolution_number).await? else {
             return Ok(Err(format!(
                 "resolution {} does not exist",
@@ -301,7 +305,18 @@ impl DeliveryWorker {
         if let Some(state @ (CaseState::Voided | CaseState::Annulled)) = state {
             return Ok(Err(format!("not sent: the case is {state}")));
         }
-        Ok(Ok(resolution))
+        if job.channel != DeliveryChannel::Portal {
+            return Ok(Ok((resolution, None)));
+        }
+        Ok(
+            match store
+                .subscription_for(&job.address, &resolution.number)
+                .await?
+            {
+                Some(subscription) => Ok((resolution, Some(subscription))),
+                None => Err("not sent: the subscription has ended".to_owned()),
+            },
+        )
     }
 
     async fn send_one(
@@ -309,6 +324,7 @@ impl DeliveryWorker {
         sender: &dyn MessageSender,
         job: &DeliveryJob,
         resolution: &ResolutionRecord,
+        subscription: Option<SubscriptionRecord>,
     ) -> Result<AttemptOutcome, DeliveryError> {
         let retry = || Some(self.config.retry_delay(job.attempt, job.id));
         let pdf = if sender.attaches_pdf() {
@@ -335,6 +351,7 @@ impl DeliveryWorker {
             subject: message::email_subject(resolution),
             reference: format!("kozomol-delivery-{}", job.id),
             pdf,
+            subscription,
         };
         Ok(match sender.send(&notice).await {
             Ok(handover) => AttemptOutcome::Sent {
@@ -498,7 +515,7 @@ impl DeliveryWorker {
         let mut letters: Vec<(DeliveryJob, Vec<u8>)> = Vec::with_capacity(jobs.len());
         for job in jobs {
             let outcome = match self.sendable(store, &job).await? {
-                Ok(resolution) => match self.read_pdf(&resolution).await? {
+                Ok((resolution, _)) => match self.read_pdf(&resolution).await? {
                     Ok(pdf) => {
                         letters.push((job, pdf));
                         continue;

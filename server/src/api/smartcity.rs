@@ -18,8 +18,8 @@ use kozomol_core::{decimal_degrees, CameraId, CaseId, CaseState, FrameRole, Mone
 use kozomol_fines::delivery;
 use kozomol_payments::{format_decimal, parse_decimal, PaymentCode};
 use kozomol_store::{
-    CaseQuery, DeliveryRecorded, NewPayment, PaymentChannel, PaymentPosted, PaymentRefusal,
-    PaymentReversal, PaymentReversed, ResolutionRecord,
+    CaseQuery, DeliveryRecorded, NewPayment, NewSubscription, PaymentChannel, PaymentPosted,
+    PaymentRefusal, PaymentReversal, PaymentReversed, ResolutionRecord, Subscribed, Unsubscribed,
 };
 use kozomol_tunduk::provider::{fault_envelope, RequestFault, XRoadRequest};
 use kozomol_tunduk::smartcity::{
@@ -240,14 +240,19 @@ async fn answer(
         Operation::SmartcityGetViolations => exchange.owner_fines().await,
         Operation::ProtocolInfo => exchange.protocol_info().await,
         Operation::Protocol => exchange.protocol().await,
+        Operation::SubscribeViolations => exchange.subscribe(service).await,
+        Operation::UnsubscribeViolations => exchange.unsubscribe(service).await,
+        // Searches of the vehicle registry's owners: kozomol is not that registry, and
+        // answering them from the owners of fined vehicles would hand out personal
+        // data no fine needs.
+        Operation::VehicleOwnerSearch | Operation::VehicleOwnerList => Err(Fault::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Server.UnknownOperation",
+            format!("kozomol does not provide {}", operation.name()),
+        )),
         Operation::ResolutionDeliveryStatus => exchange.delivery_status().await,
         Operation::GetEvents => exchange.events().await,
         Operation::GetEventPhoto => exchange.event_photo().await,
-        other => Err(Fault::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Server.UnknownOperation",
-            format!("kozomol does not provide {}", other.name()),
-        )),
     };
     match answered {
         Ok((code, response)) => {
@@ -869,6 +874,81 @@ impl Exchange<'_> {
             ern_send_date: NO_DATE.to_owned(),
         };
         Ok((200, coded_response(200, "Ok").child(record.element())))
+    }
+
+    /// The owner, plate and number a (un)subscription names, or the 401 answer for
+    /// the first one missing, or 405 when the caller takes no notices.
+    fn subscription_fields(
+        &self,
+        service: &SmartcityService,
+    ) -> Result<(String, String, String), (u16, Element)> {
+        let call = self.call;
+        let unique_number = call.text("uniqueNumber").trim();
+        let pin = call.text("pin").trim();
+        let plate = kozomol_tunduk::normalize_plate(call.text("plate"));
+        let missing = [
+            (unique_number.is_empty(), "uniqueNumber не указан"),
+            (pin.is_empty(), "ПИН является обязательным полем"),
+            (plate.is_empty(), "Гос номер является обязательным полем"),
+        ]
+        .into_iter()
+        .find_map(|(missing, message)| missing.then_some(message));
+        if let Some(message) = missing {
+            return Err((401, coded_response(401, message)));
+        }
+        if service.settings.subscriber(&self.request.client).is_none() {
+            return Err((
+                405,
+                coded_response(405, "Подсистема не является участником сервиса уведомлений"),
+            ));
+        }
+        Ok((pin.to_owned(), plate, unique_number.to_owned()))
+    }
+
+    /// `subscribeViolations`: a member of the notification service takes a notice of
+    /// each resolution issued from now on to the owner with this PIN (or INN) for this
+    /// plate (sent by the delivery outbox to its `violationNotification` service).
+    async fn subscribe(&self, service: &SmartcityService) -> Answered {
+        let (pin, plate, unique_number) = match self.subscription_fields(service) {
+            Ok(fields) => fields,
+            Err(answer) => return Ok(answer),
+        };
+        let subscribed = self
+            .store()
+            .subscribe(&NewSubscription {
+                client: self.request.client.to_string(),
+                pin,
+                plate,
+                unique_number,
+                xroad_id: self.request.id.clone(),
+            })
+            .await?;
+        Ok(match subscribed {
+            Subscribed::Created(_) => (200, coded_response(200, "Подписка успешно создана")),
+            Subscribed::Exists(_) => (406, coded_response(406, "Указанная подписка уже имеется")),
+        })
+    }
+
+    /// `unsubscribeViolations`: ends the caller's subscription for this owner and plate
+    /// made under this unique number; notices of it still queued are not sent.
+    async fn unsubscribe(&self, service: &SmartcityService) -> Answered {
+        let (pin, plate, unique_number) = match self.subscription_fields(service) {
+            Ok(fields) => fields,
+            Err(answer) => return Ok(answer),
+        };
+        let client = self.request.client.to_string();
+        Ok(
+            match self
+                .store()
+                .unsubscribe(&client, &pin, &plate, &unique_number)
+                .await?
+            {
+                Unsubscribed::Ended(_) => (200, coded_response(200, "Подписка успешно удалена")),
+                Unsubscribed::NotFound => {
+                    (406, coded_response(406, "Указанная подписка отсутствует"))
+                }
+            },
+        )
     }
 
     /// `resolutionDeliveryStatus`: the state portal reports that it delivered the

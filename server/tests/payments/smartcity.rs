@@ -17,14 +17,23 @@ use kozomol_ingest::IngestMetrics;
 use kozomol_server::api::{router, AppState, SmartcityService};
 use kozomol_store::{EvidenceStore, NewAppeal, Store};
 use kozomol_testkit::fines::issued_fines;
-use kozomol_tunduk::smartcity::ProviderSettings;
-use kozomol_tunduk::XRoadClient;
+use kozomol_tunduk::smartcity::{ProviderSettings, Subscriber};
+use kozomol_tunduk::{XRoadClient, XRoadService};
 use serde_json::{json, Value};
 
 const PROVIDER: &str = "central-server/GOV/70000001/smartcity";
 const BANK: &str = "central-server/COM/10000001/payments";
 const PORTAL: &str = "central-server/GOV/70000002/portal";
 const POLICE: &str = "central-server/GOV/70000003/police";
+
+/// The portal takes notices of new violations at its `violationNotification`.
+fn portal_subscriber() -> Subscriber {
+    Subscriber {
+        client: XRoadClient::parse(PORTAL).expect("client"),
+        service: XRoadService::parse(&format!("{PORTAL}/violationNotification/v1"))
+            .expect("service"),
+    }
+}
 
 fn clients(names: &[&str]) -> Vec<XRoadClient> {
     names
@@ -41,18 +50,24 @@ struct Provider {
     first_case: i64,
 }
 
+/// A store and an evidence store in a temporary folder (kept while the folder lives).
+async fn sqlite_store() -> (tempfile::TempDir, Arc<dyn Store>, Arc<EvidenceStore>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = kozomol_store::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("kozomol.db").display()
+    ))
+    .await
+    .expect("sqlite store opens");
+    let evidence = Arc::new(
+        EvidenceStore::open(&dir.path().join("evidence"), "smartcity-test").expect("evidence"),
+    );
+    (dir, store, evidence)
+}
+
 impl Provider {
     async fn start(security_servers: Vec<std::net::IpAddr>) -> Provider {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = kozomol_store::connect(&format!(
-            "sqlite://{}",
-            dir.path().join("kozomol.db").display()
-        ))
-        .await
-        .expect("sqlite store opens");
-        let evidence = Arc::new(
-            EvidenceStore::open(&dir.path().join("evidence"), "smartcity-test").expect("evidence"),
-        );
+        let (dir, store, evidence) = sqlite_store().await;
         let (first, codes) = issued_fines(store.as_ref(), &evidence, 3)
             .await
             .expect("fines issued");
@@ -62,6 +77,8 @@ impl Provider {
         allowed.insert("smartcityGetViolations".to_owned(), clients(&[PORTAL]));
         allowed.insert("protocolInfo".to_owned(), clients(&[BANK, PORTAL]));
         allowed.insert("protocol".to_owned(), clients(&[PORTAL]));
+        allowed.insert("subscribeViolations".to_owned(), clients(&[BANK, PORTAL]));
+        allowed.insert("unsubscribeViolations".to_owned(), clients(&[BANK, PORTAL]));
         allowed.insert("resolutionDeliveryStatus".to_owned(), clients(&[PORTAL]));
         allowed.insert("getEvents".to_owned(), clients(&[POLICE]));
         allowed.insert("getEventPhoto".to_owned(), clients(&[POLICE]));
@@ -77,6 +94,7 @@ impl Provider {
                 provider: XRoadClient::parse(PROVIDER).expect("provider"),
                 security_servers,
                 clients: allowed,
+                subscribers: vec![portal_subscriber()],
             },
             offset: FixedOffset::east_opt(6 * 3600).expect("+06:00"),
         }));
@@ -632,6 +650,233 @@ async fn fines_deliveries_events_and_photos_through_the_stock_client() {
         "Server.ServerProxy.AccessDenied",
         "a bank reads no owner's data"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_through_the_stock_client() {
+    let provider = Provider::start(vec!["127.0.0.1".parse().expect("ip")]).await;
+    let (pin, plate) = ("21212190000001", "01 kg 001 abc");
+    let (subscribe, unsubscribe) = ("subscribeViolations", "unsubscribeViolations");
+    let (taken, exists, absent) = (
+        "Подписка успешно создана",
+        "Указанная подписка уже имеется",
+        "Указанная подписка отсутствует",
+    );
+    let no_member = "Подсистема не является участником сервиса уведомлений";
+    // Client, operation, PIN, plate, unique number; the code and message answered.
+    let table = [
+        (PORTAL, subscribe, pin, plate, "u-1", 200, taken),
+        // The same owner and plate (written another way) again.
+        (PORTAL, subscribe, pin, "01KG001ABC", "u-2", 406, exists),
+        (
+            PORTAL,
+            subscribe,
+            pin,
+            plate,
+            " ",
+            401,
+            "uniqueNumber не указан",
+        ),
+        (
+            PORTAL,
+            subscribe,
+            "",
+            plate,
+            "u-1",
+            401,
+            "ПИН является обязательным полем",
+        ),
+        (
+            PORTAL,
+            subscribe,
+            pin,
+            "",
+            "u-1",
+            401,
+            "Гос номер является обязательным полем",
+        ),
+        (BANK, subscribe, pin, plate, "u-1", 405, no_member),
+        (PORTAL, unsubscribe, pin, plate, "u-2", 406, absent),
+        (BANK, unsubscribe, pin, plate, "u-1", 405, no_member),
+        (
+            PORTAL,
+            unsubscribe,
+            pin,
+            plate,
+            "u-1",
+            200,
+            "Подписка успешно удалена",
+        ),
+        (PORTAL, unsubscribe, pin, plate, "u-1", 406, absent),
+        // Not allowed to call at all.
+        (POLICE, subscribe, pin, plate, "u-1", 0, ""),
+    ];
+    let calls = table
+        .iter()
+        .enumerate()
+        .map(|(i, (client, operation, pin, plate, number, ..))| {
+            let request = json!({"pin": pin, "plate": plate, "uniqueNumber": number});
+            call(client, operation, &format!("s-{i}"), request)
+        })
+        .collect();
+    let answers = stock_client(&provider.url, calls).await;
+    for (i, (.., code, message)) in table.iter().enumerate() {
+        if *code == 0 {
+            assert_eq!(fault_code(&answers[i]), "Server.ServerProxy.AccessDenied");
+            continue;
+        }
+        let response = response(&answers[i]);
+        assert_eq!(
+            (response["code"].as_i64(), response["message"].as_str()),
+            (Some(*code), Some(*message)),
+            "call {i}: {}",
+            answers[i]
+        );
+    }
+    // The request is echoed as sent.
+    assert_eq!(
+        answers[0]["body"]["request"]["plate"].as_str(),
+        Some(plate),
+        "{}",
+        answers[0]
+    );
+}
+
+/// A stand-in of the portal's security server: takes each notice (its body kept) and
+/// answers it as the portal's `violationNotification` would.
+async fn stand_in_subscriber() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::http::{header, HeaderMap};
+    let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = Arc::clone(&received);
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let kept = Arc::clone(&kept);
+            async move {
+                let content_type = headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                let request = kozomol_tunduk::provider::XRoadRequest::read(content_type, &body)
+                    .expect("an X-Road request");
+                kept.lock()
+                    .expect("lock")
+                    .push(String::from_utf8_lossy(&body).into_owned());
+                (
+                    [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+                    request.reply(&format!(
+                        r#"<violationNotificationResponse xmlns="{}"><request/><response><code>200</code><message>принято</message></response></violationNotificationResponse>"#,
+                        kozomol_tunduk::smartcity::SMARTCITY_NS
+                    )),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/"), received)
+}
+
+#[tokio::test]
+async fn subscribed_systems_get_a_notice_of_each_new_resolution() {
+    use kozomol_fines::delivery::{DeliveryConfig, DeliveryWorker, SubscriberNotifier};
+    use kozomol_store::{NewSubscription, Subscribed};
+    let (_dir, store, evidence) = sqlite_store().await;
+    // The fixtures' first fine: its owner's PIN and its plate.
+    let subscribed = store
+        .subscribe(&NewSubscription {
+            client: PORTAL.to_owned(),
+            pin: "21212190000000".to_owned(),
+            plate: "01KG000ABC".to_owned(),
+            unique_number: "portal-sub-7".to_owned(),
+            xroad_id: "m-1".to_owned(),
+        })
+        .await
+        .expect("subscribed");
+    assert!(matches!(subscribed, Subscribed::Created(_)));
+    let (first, _) = issued_fines(store.as_ref(), &evidence, 2)
+        .await
+        .expect("fines issued");
+    let number = |case: i64| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .resolution_of_case(kozomol_core::CaseId(case))
+                .await
+                .expect("read")
+                .expect("issued")
+                .number
+        }
+    };
+    let (notified, other) = (number(first.0).await, number(first.0 + 1).await);
+
+    let (url, received) = stand_in_subscriber().await;
+    let soap = kozomol_tunduk::soap::SoapClient::new(
+        reqwest::Client::new(),
+        url.parse().expect("url"),
+        XRoadClient::parse(PROVIDER).expect("client"),
+        1 << 20,
+    );
+    let worker = DeliveryWorker::new(
+        DeliveryConfig::new("notices", "http://kozomol.test"),
+        Arc::clone(&evidence),
+    )
+    .expect("worker")
+    .with_sender(Arc::new(SubscriberNotifier::new(
+        soap,
+        vec![portal_subscriber()],
+        std::time::Duration::from_secs(5),
+    )));
+    let report = worker.run_once(store.as_ref()).await.expect("a pass");
+    assert_eq!((report.sent, report.failed), (1, 0), "{report:?}");
+
+    let bodies = received.lock().expect("lock").clone();
+    assert_eq!(bodies.len(), 1);
+    for part in [
+        "<uniqueNumber>portal-sub-7</uniqueNumber>",
+        "<pin>21212190000000</pin>",
+        "<plate>01KG000ABC</plate>",
+        &format!("<protocolNumber>{notified}</protocolNumber>"),
+        "<id:serviceCode>violationNotification</id:serviceCode>",
+    ] {
+        assert!(bodies[0].contains(part), "{part} in {}", bodies[0]);
+    }
+    let portal = |deliveries: Vec<kozomol_store::DeliveryRecord>| {
+        deliveries
+            .into_iter()
+            .filter(|d| d.channel == kozomol_core::DeliveryChannel::Portal)
+            .collect::<Vec<_>>()
+    };
+    let notices = portal(store.deliveries(&notified).await.expect("read"));
+    assert_eq!(notices.len(), 1);
+    assert_eq!(
+        (notices[0].address.as_str(), notices[0].state),
+        (PORTAL, kozomol_core::DeliveryState::Sent)
+    );
+    assert!(
+        portal(store.deliveries(&other).await.expect("read")).is_empty(),
+        "another owner's fine is no notice"
+    );
+    // The portal then reports the fine delivered: that notice is proven, no other row.
+    kozomol_fines::delivery::record_portal_delivery(
+        store.as_ref(),
+        &notified,
+        PORTAL,
+        chrono::Utc::now(),
+        json!({"note": "read in the citizen's cabinet"}),
+        "test",
+    )
+    .await
+    .expect("recorded");
+    let notices = portal(store.deliveries(&notified).await.expect("read"));
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].state, kozomol_core::DeliveryState::Delivered);
+    // Nothing is left to send.
+    let again = worker.run_once(store.as_ref()).await.expect("a pass");
+    assert_eq!(again.sent, 0);
 }
 
 /// Requests written by hand: any prefixes (namespaces are read by URI), and what the
