@@ -441,9 +441,21 @@ fn fines_paths() -> Value {
                 "422": problem("Missing fields or an empty time range (`validation_failed`).")
             }
         }))},
+        "/api/v1/refund-requests/{id}/settlement": { "post": secured(roles::<Finance>(), json!({
+            "operationId": "settleRefundRequest",
+            "summary": "Settles a queued refund once: `refunded` with the transfer's `reference`, or `cancelled` with a `note` saying why. Audited (`case.refund_settled`).",
+            "parameters": [path_param("id", "The refund request's id.", json!({ "type": "integer" }))],
+            "requestBody": body_of("RefundSettlement"),
+            "responses": {
+                "200": json_of("The request, settled.", "RefundRequest"),
+                "404": problem("No such refund request (`not_found`)."),
+                "409": problem("Settled already (`conflict`)."),
+                "422": problem("Fields wrong (`validation_failed`).")
+            }
+        }))},
         "/api/v1/refund-requests": { "get": secured(roles::<FinanceReaders>(), json!({
             "operationId": "listRefundRequests",
-            "summary": "Refunds owed because an annulment or a bulk void ended a paid resolution, in id order.",
+            "summary": "Refunds owed, in id order: the money of a paid resolution an annulment or a bulk void ended, and each payment's excess beyond its fine.",
             "parameters": [
                 { "name": "after", "in": "query", "required": false, "description": "The last id of the previous page.", "schema": { "type": "integer" } },
                 { "name": "limit", "in": "query", "required": false, "description": "1 to 1000; default 100.", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }
@@ -1468,21 +1480,36 @@ fn components() -> Value {
             }
         }),
     );
+    schemas.insert("RefundRequest".into(), json!({
+        "type": "object",
+        "required": ["id", "case_id", "resolution_number", "cause", "payment_id", "amount", "detail", "requested_at", "requested_by", "state", "settled_at", "settled_by", "reference", "note"],
+        "properties": {
+            "id": { "type": "integer" }, "case_id": { "type": "integer" },
+            "resolution_number": text,
+            "cause": { "type": "string", "enum": ["annulled", "voided", "excess"], "description": "`annulled`/`voided`: the money the case took, less its excess queued apart; `excess`: what one payment paid beyond the fine." },
+            "payment_id": { "type": ["integer", "null"], "description": "The payment whose excess it is (`excess` only)." },
+            "amount": money,
+            "detail": text, "requested_at": instant, "requested_by": text,
+            "state": { "type": "string", "enum": ["queued", "refunded", "cancelled"], "description": "An excess whose payment is reversed is cancelled." },
+            "settled_at": { "type": ["string", "null"], "format": "date-time" },
+            "settled_by": { "type": ["string", "null"] },
+            "reference": { "type": ["string", "null"], "description": "The transfer's reference at the bank or provider." },
+            "note": { "type": ["string", "null"] }
+        }
+    }));
     schemas.insert("RefundPage".into(), json!({
         "type": "object", "required": ["items"],
         "properties": {
-            "items": { "type": "array", "items": {
-                "type": "object",
-                "required": ["id", "case_id", "resolution_number", "cause", "detail", "requested_at", "requested_by", "state"],
-                "properties": {
-                    "id": { "type": "integer" }, "case_id": { "type": "integer" },
-                    "resolution_number": text,
-                    "cause": { "type": "string", "enum": ["annulled", "voided"] },
-                    "detail": text, "requested_at": instant, "requested_by": text,
-                    "state": { "type": "string", "enum": ["queued", "refunded", "cancelled"] }
-                }
-            } },
+            "items": { "type": "array", "items": { "$ref": "#/components/schemas/RefundRequest" } },
             "next": { "type": ["integer", "null"] }
+        }
+    }));
+    schemas.insert("RefundSettlement".into(), json!({
+        "type": "object", "required": ["outcome"],
+        "properties": {
+            "outcome": { "type": "string", "enum": ["refunded", "cancelled"] },
+            "reference": { "type": "string", "maxLength": 200, "description": "Required when refunded: the transfer's reference." },
+            "note": { "type": "string", "maxLength": 200, "description": "Required when cancelled: why it is not paid back." }
         }
     }));
     schemas.insert("DeliveryProof".into(), json!({

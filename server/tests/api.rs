@@ -443,6 +443,15 @@ fn secured_routes() -> Vec<RouteCase> {
             "/api/v1/refund-requests",
             &[Role::Finance, Role::Admin, Role::Auditor],
         ),
+        RouteCase {
+            body: Some(|| json!({"outcome": "refunded", "reference": "TR-1"})),
+            ..r(
+                Method::POST,
+                "/api/v1/refund-requests/{id}/settlement",
+                "/api/v1/refund-requests/1/settlement",
+                &[Role::Finance],
+            )
+        },
         r(
             Method::GET,
             "/api/v1/payment-callbacks",

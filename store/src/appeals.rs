@@ -17,6 +17,7 @@ pub const APPEAL_FILED: &str = "case.appeal_filed";
 pub const APPEAL_DECIDED: &str = "case.appeal_decided";
 pub const CASE_VOIDED: &str = "case.voided";
 pub const REFUND_REQUESTED: &str = "case.refund_requested";
+pub const REFUND_SETTLED: &str = "case.refund_settled";
 
 /// The states an appeal may be filed from: a resolution that stands, paid or not, and
 /// has not gone to enforcement or lapsed.
@@ -212,17 +213,160 @@ pub struct BulkVoidResult {
     pub refund_requests: u32,
 }
 
+/// Money to pay back, and how it went.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RefundRequestRecord {
     pub id: i64,
     pub case_id: CaseId,
     pub resolution_number: String,
-    /// `annulled` or `voided`.
+    /// `annulled` or `voided` (the money the case took, less excess queued apart), or
+    /// `excess` (what one payment paid beyond the fine).
     pub cause: String,
+    /// The payment whose excess this is (`excess` only).
+    pub payment_id: Option<i64>,
+    pub amount: kozomol_core::Money,
+    pub detail: String,
+    pub requested_at: DateTime<Utc>,
+    pub requested_by: String,
+    /// `queued`, `refunded` or `cancelled`.
+    pub state: String,
+    pub settled_at: Option<DateTime<Utc>>,
+    pub settled_by: Option<String>,
+    /// The bank's or provider's reference of the money sent back.
+    pub reference: Option<String>,
+    pub note: Option<String>,
+}
+
+/// How finance settles a queued refund.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundOutcome {
+    /// The money went back: the reference of the transfer is required.
+    Refunded,
+    /// Not to be paid back (the payer took the money another way, a duplicate): the
+    /// note says why.
+    Cancelled,
+}
+
+impl RefundOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundOutcome::Refunded => "refunded",
+            RefundOutcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundSettlement {
+    pub id: i64,
+    pub outcome: RefundOutcome,
+    pub reference: Option<String>,
+    pub note: Option<String>,
+    pub settled_by: String,
+}
+
+/// The answer to `settle_refund`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefundSettled {
+    Settled(RefundRequestRecord),
+    /// Settled before (nothing written): as it stands.
+    AlreadySettled(RefundRequestRecord),
+    NotFound,
+}
+
+/// A refund paid needs the transfer's reference, a cancelled one its reason; each at
+/// most 200 characters.
+pub(crate) fn check_settlement(settlement: &RefundSettlement) -> Result<(), StoreError> {
+    let given = |field: &Option<String>| field.as_deref().is_some_and(|v| !v.trim().is_empty());
+    let problem = match settlement.outcome {
+        RefundOutcome::Refunded if !given(&settlement.reference) => {
+            Some("a refund paid names the transfer's reference")
+        }
+        RefundOutcome::Cancelled if !given(&settlement.note) => {
+            Some("a cancelled refund says why in its note")
+        }
+        _ => None,
+    };
+    let too_long = [&settlement.reference, &settlement.note]
+        .into_iter()
+        .flatten()
+        .any(|v| v.chars().count() > 200);
+    match (problem, too_long) {
+        (Some(problem), _) => Err(StoreError::Invalid(problem.into())),
+        (None, true) => Err(StoreError::Invalid(
+            "a reference or note is at most 200 characters".into(),
+        )),
+        (None, false) => Ok(()),
+    }
+}
+
+/// The audit detail of a settlement.
+pub(crate) fn settlement_detail(record: &RefundRequestRecord) -> String {
+    serde_json::json!({
+        "refund_request": record.id,
+        "cause": record.cause,
+        "amount_minor": record.amount.minor,
+        "currency": record.amount.currency.code(),
+        "state": record.state,
+        "reference": record.reference,
+        "note": record.note,
+    })
+    .to_string()
+}
+
+/// A refund request's columns, in the order the backends read them. A macro because
+/// `query()` takes only `&'static str`.
+macro_rules! refund_columns {
+    () => {
+        "id, case_id, resolution_number, cause, payment_id, amount_minor, currency, detail, \
+         requested_at, requested_by, state, settled_at, settled_by, reference, note"
+    };
+}
+pub(crate) use refund_columns;
+
+/// A refund request's columns as read.
+pub(crate) struct RefundColumns {
+    pub id: i64,
+    pub case_id: i64,
+    pub resolution_number: String,
+    pub cause: String,
+    pub payment_id: Option<i64>,
+    pub amount_minor: i64,
+    pub currency: String,
     pub detail: String,
     pub requested_at: DateTime<Utc>,
     pub requested_by: String,
     pub state: String,
+    pub settled_at: Option<DateTime<Utc>>,
+    pub settled_by: Option<String>,
+    pub reference: Option<String>,
+    pub note: Option<String>,
+}
+
+impl RefundColumns {
+    pub(crate) fn record(self) -> Result<RefundRequestRecord, StoreError> {
+        let currency: kozomol_core::Currency = self
+            .currency
+            .parse()
+            .map_err(|_| crate::error::corrupt(format!("currency `{}`", self.currency)))?;
+        Ok(RefundRequestRecord {
+            id: self.id,
+            case_id: CaseId(self.case_id),
+            resolution_number: self.resolution_number,
+            cause: self.cause,
+            payment_id: self.payment_id,
+            amount: kozomol_core::Money::new(self.amount_minor, currency),
+            detail: self.detail,
+            requested_at: self.requested_at,
+            requested_by: self.requested_by,
+            state: self.state,
+            settled_at: self.settled_at,
+            settled_by: self.settled_by,
+            reference: self.reference,
+            note: self.note,
+        })
+    }
 }
 
 /// The device serial of a stored event (its `device.serial`).

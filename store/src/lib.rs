@@ -77,8 +77,8 @@ pub use accidents::{
 pub use accounts::{ACCOUNT_CREATED, OFFICER_REGISTERED};
 pub use appeals::{
     AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest,
-    BulkVoidResult, DeadlineWrite, DueClock, NewAppeal, NewAttachment, RefundRequestRecord,
-    StoredClock,
+    BulkVoidResult, DeadlineWrite, DueClock, NewAppeal, NewAttachment, RefundOutcome,
+    RefundRequestRecord, RefundSettled, RefundSettlement, StoredClock,
 };
 pub use checks::{
     AlertAcknowledged, AlertKind, AlertQuery, AlertRaised, AlertRecord, ChecksPassed,
@@ -532,6 +532,13 @@ pub trait Appeals: Send + Sync {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<RefundRequestRecord>, StoreError>;
+
+    /// Settles a queued refund request (`refunded` with the transfer's reference, or
+    /// `cancelled` with why), audited, once: a settled one is answered as it stands.
+    async fn settle_refund(
+        &self,
+        settlement: &RefundSettlement,
+    ) -> Result<RefundSettled, StoreError>;
 }
 
 /// What officers file themselves: violations they saw, which become cases in

@@ -103,6 +103,11 @@ const SQLITE: &[Migration] = &[
         name: "violation_subscriptions",
         sql: include_str!("../migrations/sqlite/0017_violation_subscriptions.sql"),
     },
+    Migration {
+        version: 18,
+        name: "refunds",
+        sql: include_str!("../migrations/sqlite/0018_refunds.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -190,6 +195,11 @@ const POSTGRES: &[Migration] = &[
         version: 17,
         name: "violation_subscriptions",
         sql: include_str!("../migrations/postgres/0017_violation_subscriptions.sql"),
+    },
+    Migration {
+        version: 18,
+        name: "refunds",
+        sql: include_str!("../migrations/postgres/0018_refunds.sql"),
     },
 ];
 

@@ -6,16 +6,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, Utc};
-use kozomol_core::{CaseId, CaseState};
+use kozomol_core::{CaseId, CaseState, Money};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use crate::appeals::{
-    self, AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest,
-    BulkVoidResult, DeadlineWrite, DueClock, NewAppeal, RefundRequestRecord, StoredClock,
-    APPEALABLE, APPEAL_DECIDED, APPEAL_FILED, CASE_VOIDED, CLOCKS_DATED, CLOSED, DEADLINE_PASSED,
-    MONEY_TAKEN, REFUND_REQUESTED,
+    self, check_settlement, refund_columns, settlement_detail, AppealDecided, AppealFiled,
+    AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest, BulkVoidResult, DeadlineWrite,
+    DueClock, NewAppeal, RefundColumns, RefundRequestRecord, RefundSettled, RefundSettlement,
+    StoredClock, APPEALABLE, APPEAL_DECIDED, APPEAL_FILED, CASE_VOIDED, CLOCKS_DATED, CLOSED,
+    DEADLINE_PASSED, MONEY_TAKEN, REFUND_REQUESTED, REFUND_SETTLED,
 };
+use crate::payments::PaymentRecord;
 use crate::postgres::{location_from_row, PgStore};
 use crate::postgres_recognition::{insert_audit, insert_evidence};
 use crate::recognition::{audit_row, delay_millis};
@@ -123,7 +125,9 @@ pub(crate) async fn stop_clock(tx: &mut PgConnection, case_id: CaseId) -> Result
     Ok(())
 }
 
-/// Queues the refund of a case whose money was taken; returns its id.
+/// Queues the refund of a case whose money was taken — what its payments not reversed
+/// took, less the excess queued or paid back apart — and returns its id; `None` when
+/// that is nothing or the case has its refund already.
 pub(crate) async fn request_refund(
     tx: &mut PgConnection,
     case_id: CaseId,
@@ -134,16 +138,21 @@ pub(crate) async fn request_refund(
     let now = Utc::now();
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO refund_requests (case_id, resolution_number, cause, detail, requested_at, \
-         requested_by, state) \
-         SELECT $1, number, $2, $3, $4, $5, 'queued' FROM resolutions WHERE case_id = $6 \
-         ON CONFLICT (case_id) DO NOTHING RETURNING id",
+         requested_by, state, amount_minor, currency) \
+         SELECT * FROM (SELECT $1::bigint, r.number, $2, $3, $4::timestamptz, $5, 'queued', \
+         (SELECT coalesce(sum(p.amount_minor), 0) FROM payments p \
+          WHERE p.case_id = r.case_id AND p.reversed_at IS NULL) - \
+         (SELECT coalesce(sum(q.amount_minor), 0) FROM refund_requests q \
+          WHERE q.case_id = r.case_id AND q.cause = 'excess' AND q.state <> 'cancelled') \
+         AS amount_minor, r.currency FROM resolutions r WHERE r.case_id = $1) AS refund \
+         WHERE amount_minor > 0 \
+         ON CONFLICT (case_id) WHERE cause <> 'excess' DO NOTHING RETURNING id",
     )
     .bind(case_id.0)
     .bind(cause)
     .bind(detail)
     .bind(now)
     .bind(actor)
-    .bind(case_id.0)
     .fetch_optional(&mut *tx)
     .await?;
     if id.is_some() {
@@ -154,6 +163,87 @@ pub(crate) async fn request_refund(
         .await?;
     }
     Ok(id)
+}
+
+/// Queues the refund of what `payment` paid beyond its fine.
+pub(crate) async fn request_excess_refund(
+    tx: &mut PgConnection,
+    payment: &PaymentRecord,
+) -> Result<(), StoreError> {
+    let detail = format!(
+        "payment {} paid {} more than the fine",
+        payment.id,
+        Money::new(payment.excess_minor, payment.amount.currency)
+    );
+    let now = Utc::now();
+    sqlx::query(
+        "INSERT INTO refund_requests (case_id, resolution_number, cause, detail, requested_at, \
+         requested_by, state, payment_id, amount_minor, currency) \
+         VALUES ($1, $2, 'excess', $3, $4, $5, 'queued', $6, $7, $8)",
+    )
+    .bind(payment.case_id.0)
+    .bind(&payment.resolution_number)
+    .bind(&detail)
+    .bind(now)
+    .bind(&payment.posted_by)
+    .bind(payment.id)
+    .bind(payment.excess_minor)
+    .bind(payment.amount.currency.code())
+    .execute(&mut *tx)
+    .await?;
+    insert_audit(
+        tx,
+        &audit_row(
+            payment.case_id,
+            REFUND_REQUESTED,
+            None,
+            None,
+            &payment.posted_by,
+            &detail,
+            now,
+        ),
+    )
+    .await
+}
+
+/// Cancels the queued excess refund of a payment reversed: its money never stayed.
+pub(crate) async fn cancel_excess_refund(
+    tx: &mut PgConnection,
+    payment_id: i64,
+    by: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE refund_requests SET state = 'cancelled', settled_at = $1, settled_by = $2, \
+         note = 'its payment was reversed' \
+         WHERE payment_id = $3 AND cause = 'excess' AND state = 'queued'",
+    )
+    .bind(Utc::now())
+    .bind(by)
+    .bind(payment_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+fn refund_from_row(row: &PgRow) -> Result<RefundRequestRecord, StoreError> {
+    RefundColumns {
+        id: row.try_get("id")?,
+        case_id: row.try_get("case_id")?,
+        resolution_number: row.try_get("resolution_number")?,
+        cause: row.try_get("cause")?,
+        payment_id: row.try_get("payment_id")?,
+        amount_minor: row.try_get("amount_minor")?,
+        currency: row.try_get("currency")?,
+        detail: row.try_get("detail")?,
+        requested_at: row.try_get("requested_at")?,
+        requested_by: row.try_get("requested_by")?,
+        state: row.try_get("state")?,
+        settled_at: row.try_get("settled_at")?,
+        settled_by: row.try_get("settled_by")?,
+        reference: row.try_get("reference")?,
+        note: row.try_get("note")?,
+    }
+    .record()
 }
 
 async fn attachments(
@@ -689,27 +779,69 @@ impl Appeals for PgStore {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<RefundRequestRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, case_id, resolution_number, cause, detail, requested_at, requested_by, \
-             state FROM refund_requests WHERE id > $1 ORDER BY id LIMIT $2",
-        )
+        sqlx::query(concat!(
+            "SELECT ",
+            refund_columns!(),
+            " FROM refund_requests WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
         .bind(after_id)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(refund_from_row)
+        .collect()
+    }
+
+    async fn settle_refund(
+        &self,
+        settlement: &RefundSettlement,
+    ) -> Result<RefundSettled, StoreError> {
+        check_settlement(settlement)?;
+        let mut tx = self.pool.begin().await?;
+        let now = crate::audit::now_millis();
+        let settled = sqlx::query(concat!(
+            "UPDATE refund_requests SET state = $1, settled_at = $2, settled_by = $3, \
+             reference = $4, note = $5 WHERE id = $6 AND state = 'queued' RETURNING ",
+            refund_columns!()
+        ))
+        .bind(settlement.outcome.as_str())
+        .bind(now)
+        .bind(&settlement.settled_by)
+        .bind(settlement.reference.as_deref().map(str::trim))
+        .bind(settlement.note.as_deref().map(str::trim))
+        .bind(settlement.id)
+        .fetch_optional(&mut *tx)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RefundRequestRecord {
-                    id: row.try_get("id")?,
-                    case_id: CaseId(row.try_get("case_id")?),
-                    resolution_number: row.try_get("resolution_number")?,
-                    cause: row.try_get("cause")?,
-                    detail: row.try_get("detail")?,
-                    requested_at: row.try_get("requested_at")?,
-                    requested_by: row.try_get("requested_by")?,
-                    state: row.try_get("state")?,
-                })
-            })
-            .collect()
+        let Some(row) = settled else {
+            let standing = sqlx::query(concat!(
+                "SELECT ",
+                refund_columns!(),
+                " FROM refund_requests WHERE id = $1"
+            ))
+            .bind(settlement.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            return Ok(match standing {
+                Some(row) => RefundSettled::AlreadySettled(refund_from_row(&row)?),
+                None => RefundSettled::NotFound,
+            });
+        };
+        let record = refund_from_row(&row)?;
+        insert_audit(
+            &mut tx,
+            &audit_row(
+                record.case_id,
+                REFUND_SETTLED,
+                None,
+                None,
+                &settlement.settled_by,
+                &settlement_detail(&record),
+                now,
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(RefundSettled::Settled(record))
     }
 }

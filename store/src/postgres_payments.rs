@@ -252,6 +252,9 @@ pub(crate) async fn post_locked(
         .await?;
     }
     let record = payments::record(standing, payment, id, paid_at, now, &decided);
+    if record.excess_minor > 0 {
+        crate::postgres_appeals::request_excess_refund(&mut *tx, &record).await?;
+    }
     let detail = payments::audit_detail(&record);
     insert_audit(
         &mut *tx,
@@ -437,6 +440,8 @@ impl PaymentLedger for PgStore {
             .execute(&mut *tx)
             .await?;
         record.reversed_at = Some(now);
+        crate::postgres_appeals::cancel_excess_refund(&mut tx, record.id, &reversal.reversed_by)
+            .await?;
         sqlx::query(
             "UPDATE payment_intents SET status = 'reversed', updated_at = $2 WHERE payment_id = $1",
         )

@@ -6,16 +6,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, Utc};
-use kozomol_core::{CaseId, CaseState};
+use kozomol_core::{CaseId, CaseState, Money};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use crate::appeals::{
-    self, AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest,
-    BulkVoidResult, DeadlineWrite, DueClock, NewAppeal, RefundRequestRecord, StoredClock,
-    APPEALABLE, APPEAL_DECIDED, APPEAL_FILED, CASE_VOIDED, CLOCKS_DATED, CLOSED, DEADLINE_PASSED,
-    MONEY_TAKEN, REFUND_REQUESTED,
+    self, check_settlement, refund_columns, settlement_detail, AppealDecided, AppealFiled,
+    AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest, BulkVoidResult, DeadlineWrite,
+    DueClock, NewAppeal, RefundColumns, RefundRequestRecord, RefundSettled, RefundSettlement,
+    StoredClock, APPEALABLE, APPEAL_DECIDED, APPEAL_FILED, CASE_VOIDED, CLOCKS_DATED, CLOSED,
+    DEADLINE_PASSED, MONEY_TAKEN, REFUND_REQUESTED, REFUND_SETTLED,
 };
+use crate::payments::PaymentRecord;
 use crate::recognition::{audit_row, delay_millis};
 use crate::sqlite::{location_from_row, ms, SqliteStore};
 use crate::sqlite_recognition::{insert_audit, insert_evidence};
@@ -124,7 +126,9 @@ pub(crate) async fn stop_clock(
     Ok(())
 }
 
-/// Queues the refund of a case whose money was taken; returns its id.
+/// Queues the refund of a case whose money was taken — what its payments not reversed
+/// took, less the excess queued or paid back apart — and returns its id; `None` when
+/// that is nothing or the case has its refund already.
 pub(crate) async fn request_refund(
     tx: &mut SqliteConnection,
     case_id: CaseId,
@@ -135,16 +139,21 @@ pub(crate) async fn request_refund(
     let now = Utc::now();
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO refund_requests (case_id, resolution_number, cause, detail, requested_at, \
-         requested_by, state) \
-         SELECT ?, number, ?, ?, ?, ?, 'queued' FROM resolutions WHERE case_id = ? \
-         ON CONFLICT (case_id) DO NOTHING RETURNING id",
+         requested_by, state, amount_minor, currency) \
+         SELECT * FROM (SELECT ?1, r.number, ?2, ?3, ?4, ?5, 'queued', \
+         (SELECT coalesce(sum(p.amount_minor), 0) FROM payments p \
+          WHERE p.case_id = r.case_id AND p.reversed_at IS NULL) - \
+         (SELECT coalesce(sum(q.amount_minor), 0) FROM refund_requests q \
+          WHERE q.case_id = r.case_id AND q.cause = 'excess' AND q.state <> 'cancelled') \
+         AS amount_minor, r.currency FROM resolutions r WHERE r.case_id = ?1) AS refund \
+         WHERE amount_minor > 0 \
+         ON CONFLICT (case_id) WHERE cause <> 'excess' DO NOTHING RETURNING id",
     )
     .bind(case_id.0)
     .bind(cause)
     .bind(detail)
     .bind(ms(now))
     .bind(actor)
-    .bind(case_id.0)
     .fetch_optional(&mut *tx)
     .await?;
     if id.is_some() {
@@ -155,6 +164,87 @@ pub(crate) async fn request_refund(
         .await?;
     }
     Ok(id)
+}
+
+/// Queues the refund of what `payment` paid beyond its fine.
+pub(crate) async fn request_excess_refund(
+    tx: &mut SqliteConnection,
+    payment: &PaymentRecord,
+) -> Result<(), StoreError> {
+    let detail = format!(
+        "payment {} paid {} more than the fine",
+        payment.id,
+        Money::new(payment.excess_minor, payment.amount.currency)
+    );
+    let now = Utc::now();
+    sqlx::query(
+        "INSERT INTO refund_requests (case_id, resolution_number, cause, detail, requested_at, \
+         requested_by, state, payment_id, amount_minor, currency) \
+         VALUES (?, ?, 'excess', ?, ?, ?, 'queued', ?, ?, ?)",
+    )
+    .bind(payment.case_id.0)
+    .bind(&payment.resolution_number)
+    .bind(&detail)
+    .bind(ms(now))
+    .bind(&payment.posted_by)
+    .bind(payment.id)
+    .bind(payment.excess_minor)
+    .bind(payment.amount.currency.code())
+    .execute(&mut *tx)
+    .await?;
+    insert_audit(
+        tx,
+        &audit_row(
+            payment.case_id,
+            REFUND_REQUESTED,
+            None,
+            None,
+            &payment.posted_by,
+            &detail,
+            now,
+        ),
+    )
+    .await
+}
+
+/// Cancels the queued excess refund of a payment reversed: its money never stayed.
+pub(crate) async fn cancel_excess_refund(
+    tx: &mut SqliteConnection,
+    payment_id: i64,
+    by: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE refund_requests SET state = 'cancelled', settled_at = ?, settled_by = ?, \
+         note = 'its payment was reversed' \
+         WHERE payment_id = ? AND cause = 'excess' AND state = 'queued'",
+    )
+    .bind(ms(Utc::now()))
+    .bind(by)
+    .bind(payment_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+fn refund_from_row(row: &SqliteRow) -> Result<RefundRequestRecord, StoreError> {
+    RefundColumns {
+        id: row.try_get("id")?,
+        case_id: row.try_get("case_id")?,
+        resolution_number: row.try_get("resolution_number")?,
+        cause: row.try_get("cause")?,
+        payment_id: row.try_get("payment_id")?,
+        amount_minor: row.try_get("amount_minor")?,
+        currency: row.try_get("currency")?,
+        detail: row.try_get("detail")?,
+        requested_at: decode::millis(row.try_get("requested_at")?)?,
+        requested_by: row.try_get("requested_by")?,
+        state: row.try_get("state")?,
+        settled_at: decode::opt_millis(row.try_get("settled_at")?)?,
+        settled_by: row.try_get("settled_by")?,
+        reference: row.try_get("reference")?,
+        note: row.try_get("note")?,
+    }
+    .record()
 }
 
 async fn attachments(
@@ -686,27 +776,69 @@ impl Appeals for SqliteStore {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<RefundRequestRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, case_id, resolution_number, cause, detail, requested_at, requested_by, \
-             state FROM refund_requests WHERE id > ? ORDER BY id LIMIT ?",
-        )
+        sqlx::query(concat!(
+            "SELECT ",
+            refund_columns!(),
+            " FROM refund_requests WHERE id > ? ORDER BY id LIMIT ?"
+        ))
         .bind(after_id)
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(refund_from_row)
+        .collect()
+    }
+
+    async fn settle_refund(
+        &self,
+        settlement: &RefundSettlement,
+    ) -> Result<RefundSettled, StoreError> {
+        check_settlement(settlement)?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let now = crate::audit::now_millis();
+        let settled = sqlx::query(concat!(
+            "UPDATE refund_requests SET state = ?, settled_at = ?, settled_by = ?, \
+             reference = ?, note = ? WHERE id = ? AND state = 'queued' RETURNING ",
+            refund_columns!()
+        ))
+        .bind(settlement.outcome.as_str())
+        .bind(ms(now))
+        .bind(&settlement.settled_by)
+        .bind(settlement.reference.as_deref().map(str::trim))
+        .bind(settlement.note.as_deref().map(str::trim))
+        .bind(settlement.id)
+        .fetch_optional(&mut *tx)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RefundRequestRecord {
-                    id: row.try_get("id")?,
-                    case_id: CaseId(row.try_get("case_id")?),
-                    resolution_number: row.try_get("resolution_number")?,
-                    cause: row.try_get("cause")?,
-                    detail: row.try_get("detail")?,
-                    requested_at: decode::millis(row.try_get("requested_at")?)?,
-                    requested_by: row.try_get("requested_by")?,
-                    state: row.try_get("state")?,
-                })
-            })
-            .collect()
+        let Some(row) = settled else {
+            let standing = sqlx::query(concat!(
+                "SELECT ",
+                refund_columns!(),
+                " FROM refund_requests WHERE id = ?"
+            ))
+            .bind(settlement.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            return Ok(match standing {
+                Some(row) => RefundSettled::AlreadySettled(refund_from_row(&row)?),
+                None => RefundSettled::NotFound,
+            });
+        };
+        let record = refund_from_row(&row)?;
+        insert_audit(
+            &mut tx,
+            &audit_row(
+                record.case_id,
+                REFUND_SETTLED,
+                None,
+                None,
+                &settlement.settled_by,
+                &settlement_detail(&record),
+                now,
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(RefundSettled::Settled(record))
     }
 }

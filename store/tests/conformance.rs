@@ -199,6 +199,7 @@ conformance!(
         the_discount_follows_the_payers_days,
         a_quote_says_what_a_payment_would_take,
         a_reversed_payment_no_longer_counts,
+        money_to_give_back_is_queued_and_settled_once,
         an_appeal_forfeits_the_discount,
         exact_payments_take_only_what_is_outstanding,
         payments_no_fine_can_take_are_refused,
@@ -4878,6 +4879,192 @@ async fn a_reversed_payment_no_longer_counts(store: Arc<dyn Store>) {
             "case.payment_reversed",
             "case.payment_reversed"
         ]
+    );
+}
+
+/// Excess is queued for refund with its payment (and cancelled when that payment is
+/// reversed); an annulled fine's money less its excess is queued apart; finance
+/// settles each once.
+async fn money_to_give_back_is_queued_and_settled_once(store: Arc<dyn Store>) {
+    use kozomol_store::{RefundOutcome, RefundSettled, RefundSettlement};
+    let numbers = issued(store.as_ref(), 2, &person()).await;
+    let (a, b) = (&numbers[0], &numbers[1]);
+    delivered_and_dated(store.as_ref(), a, date("2026-03-15")).await;
+    let mut over = payment_for(store.as_ref(), a, "x-1", 300_000).await;
+    over.paid_at = bishkek_noon(date("2026-03-10"));
+    let over = applied(store.post_payment(&over).await.unwrap());
+    assert_eq!(
+        (over.to_state, over.excess_minor),
+        (CaseState::PaidDiscounted, 50_000)
+    );
+    // B, not delivered yet, takes the discounted amount; its overpayment is then reversed.
+    let b_over = applied(
+        store
+            .post_payment(&payment_for(store.as_ref(), b, "x-2", 600_000).await)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(b_over.excess_minor, 350_000);
+    let code_b = store.resolution(b).await.unwrap().unwrap().payment_code;
+    store
+        .reverse_payment(&reversal_of(&code_b, Some("x-2")))
+        .await
+        .unwrap();
+
+    let requests = store.refund_requests(0, 10).await.unwrap();
+    let summary: Vec<(&str, Option<i64>, i64, &str)> = requests
+        .iter()
+        .map(|r| {
+            (
+                r.cause.as_str(),
+                r.payment_id,
+                r.amount.minor,
+                r.state.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("excess", Some(over.id), 50_000, "queued"),
+            ("excess", Some(b_over.id), 350_000, "cancelled"),
+        ]
+    );
+    assert_eq!(
+        requests[1].note.as_deref(),
+        Some("its payment was reversed")
+    );
+
+    // A annulled on appeal: what it took, less the excess queued apart.
+    let case_a = store.resolution(a).await.unwrap().unwrap().case_id;
+    let kozomol_store::AppealFiled::Filed(appeal) = store
+        .file_appeal(&kozomol_store::NewAppeal {
+            case_id: case_a,
+            appellant: "Асанов Бакыт Токтогулович".to_owned(),
+            contact: None,
+            grounds: "Камера не поверена".to_owned(),
+            filed_by: "portal".to_owned(),
+            attachments: vec![],
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("not filed");
+    };
+    store
+        .decide_appeal(
+            appeal.id,
+            kozomol_store::AppealState::Annulled,
+            "supervisor-1",
+            "",
+        )
+        .await
+        .unwrap();
+    let requests = store.refund_requests(0, 10).await.unwrap();
+    assert_eq!(requests.len(), 3);
+    let annulled = &requests[2];
+    assert_eq!(
+        (
+            annulled.cause.as_str(),
+            annulled.payment_id,
+            annulled.amount.minor
+        ),
+        ("annulled", None, 250_000)
+    );
+
+    let settle = |id: i64, outcome: RefundOutcome, reference: Option<&str>, note: Option<&str>| {
+        RefundSettlement {
+            id,
+            outcome,
+            reference: reference.map(str::to_owned),
+            note: note.map(str::to_owned),
+            settled_by: "finance-1".to_owned(),
+        }
+    };
+    let excess_id = requests[0].id;
+    // Money paid back names its transfer; a cancellation says why.
+    for refused in [
+        settle(excess_id, RefundOutcome::Refunded, None, Some("paid")),
+        settle(excess_id, RefundOutcome::Refunded, Some("  "), None),
+        settle(excess_id, RefundOutcome::Cancelled, Some("TR-1"), None),
+    ] {
+        assert!(matches!(
+            store.settle_refund(&refused).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    let RefundSettled::Settled(paid) = store
+        .settle_refund(&settle(
+            excess_id,
+            RefundOutcome::Refunded,
+            Some("TR-77"),
+            None,
+        ))
+        .await
+        .unwrap()
+    else {
+        panic!("settled");
+    };
+    assert_eq!(
+        (
+            paid.state.as_str(),
+            paid.reference.as_deref(),
+            paid.settled_by.as_deref()
+        ),
+        ("refunded", Some("TR-77"), Some("finance-1"))
+    );
+    assert!(paid.settled_at.is_some());
+    // Settled once: a second settlement, either way, changes nothing.
+    assert_eq!(
+        store
+            .settle_refund(&settle(
+                excess_id,
+                RefundOutcome::Cancelled,
+                None,
+                Some("twice")
+            ))
+            .await
+            .unwrap(),
+        RefundSettled::AlreadySettled(paid)
+    );
+    assert!(matches!(
+        store
+            .settle_refund(&settle(
+                requests[1].id,
+                RefundOutcome::Refunded,
+                Some("TR-1"),
+                None
+            ))
+            .await
+            .unwrap(),
+        RefundSettled::AlreadySettled(_)
+    ));
+    assert!(matches!(
+        store
+            .settle_refund(&settle(
+                annulled.id,
+                RefundOutcome::Cancelled,
+                None,
+                Some("paid in cash at the office")
+            ))
+            .await
+            .unwrap(),
+        RefundSettled::Settled(_)
+    ));
+    assert_eq!(
+        store
+            .settle_refund(&settle(9_999, RefundOutcome::Refunded, Some("TR-9"), None))
+            .await
+            .unwrap(),
+        RefundSettled::NotFound
+    );
+    let audit = store.case_audit(case_a).await.unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|row| row.action == "case.refund_settled")
+            .count(),
+        2
     );
 }
 

@@ -14,12 +14,15 @@ use chrono::{DateTime, Utc};
 use kozomol_fines::appeals::{appeal_in_time, check_attachment, AppealRefusal, MAX_ATTACHMENTS};
 use kozomol_store::{
     AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest,
-    BulkVoidResult, EvidenceRef, NewAppeal, NewAttachment, RefundRequestRecord,
+    BulkVoidResult, EvidenceRef, NewAppeal, NewAttachment, RefundOutcome, RefundRequestRecord,
+    RefundSettled, RefundSettlement,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::access::{Authorized, CaseReaders, DeskOfficers, FinanceReaders, Supervisors, Voiders};
+use super::access::{
+    Authorized, CaseReaders, DeskOfficers, Finance, FinanceReaders, Supervisors, Voiders,
+};
 use super::cases::{find_case, read_evidence_of};
 use super::paging::{after_page, AfterPage, AfterQuery};
 use super::{json_body, text_field, ApiError, ApiState, FieldProblem};
@@ -411,4 +414,81 @@ pub async fn refunds(
     let (after, limit) = query.bounds()?;
     let items = state.app.store.refund_requests(after, limit).await?;
     Ok(Json(after_page(items, limit, |r| r.id)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SettlementBody {
+    /// `refunded` (with `reference`) or `cancelled` (with `note`).
+    outcome: String,
+    /// The transfer's reference at the bank or payment provider.
+    reference: Option<String>,
+    note: Option<String>,
+}
+
+/// `POST /api/v1/refund-requests/{id}/settlement`: finance records the money paid
+/// back (`refunded`, with the transfer's reference) or why it is not (`cancelled`);
+/// once: a settled request answers 409.
+pub async fn settle_refund(
+    caller: Authorized<Finance>,
+    State(state): State<ApiState>,
+    Path(id): Path<i64>,
+    body: Result<Json<SettlementBody>, JsonRejection>,
+) -> Result<Json<RefundRequestRecord>, ApiError> {
+    let body = json_body(body)?;
+    let mut problems = Vec::new();
+    let outcome = match body.outcome.as_str() {
+        "refunded" => Some(RefundOutcome::Refunded),
+        "cancelled" => Some(RefundOutcome::Cancelled),
+        other => {
+            problems.push(FieldProblem::new(
+                "outcome",
+                format!("`{other}`: refunded or cancelled"),
+            ));
+            None
+        }
+    };
+    let reference = text_field(
+        &mut problems,
+        "reference",
+        body.reference,
+        200,
+        (outcome == Some(RefundOutcome::Refunded)).then_some("the transfer's reference"),
+    );
+    let note = text_field(
+        &mut problems,
+        "note",
+        body.note,
+        200,
+        (outcome == Some(RefundOutcome::Cancelled)).then_some("say why it is not paid back"),
+    );
+    let (Some(outcome), true) = (outcome, problems.is_empty()) else {
+        return Err(ApiError::Validation(problems));
+    };
+    let settled = state
+        .app
+        .store
+        .settle_refund(&RefundSettlement {
+            id,
+            outcome,
+            reference,
+            note,
+            settled_by: caller.account.login.clone(),
+        })
+        .await?;
+    match settled {
+        RefundSettled::Settled(record) => {
+            tracing::info!(
+                refund_request = record.id,
+                state = %record.state,
+                by = %caller.account.login,
+                "refund settled"
+            );
+            Ok(Json(record))
+        }
+        RefundSettled::AlreadySettled(record) => Err(ApiError::Conflict(format!(
+            "refund request {id} is {} already",
+            record.state
+        ))),
+        RefundSettled::NotFound => Err(ApiError::NotFound(format!("refund request {id}"))),
+    }
 }

@@ -223,6 +223,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/bulk-voids", post(appeals::bulk_void))
         .route("/api/v1/refund-requests", get(appeals::refunds))
         .route(
+            "/api/v1/refund-requests/{id}/settlement",
+            post(appeals::settle_refund),
+        )
+        .route(
             "/api/v1/exemptions",
             get(checks::exemptions).post(checks::add_exemption),
         )

@@ -968,6 +968,69 @@ async fn statements_are_imported_matched_queued_and_totalled() {
     );
     // B was paid 5,000 within the window: 2,500 to refund.
     assert_eq!(api.payments(1).await[0].excess_minor, 250_000);
+    // The excess waits for finance, who pays it back once.
+    let json_body = |body: Value| body.to_string();
+    let refunds = api
+        .staff(
+            reqwest::Method::GET,
+            "/api/v1/refund-requests",
+            &finance,
+            "application/json",
+            String::new(),
+        )
+        .await;
+    let excess = &refunds.body["items"][0];
+    assert_eq!(
+        (
+            excess["cause"].clone(),
+            excess["amount"]["minor"].clone(),
+            excess["state"].clone()
+        ),
+        (json!("excess"), json!(250_000), json!("queued")),
+        "{}",
+        refunds.body
+    );
+    let settle = format!("/api/v1/refund-requests/{}/settlement", excess["id"]);
+    let unnamed = api
+        .staff(
+            post.clone(),
+            &settle,
+            &finance,
+            "application/json",
+            json_body(json!({"outcome": "refunded"})),
+        )
+        .await;
+    assert_eq!(
+        (unnamed.status, unnamed.body["code"].clone()),
+        (422, json!("validation_failed"))
+    );
+    let paid_back = json_body(json!({"outcome": "refunded", "reference": "KICB-2026-0042"}));
+    let settled = api
+        .staff(
+            post.clone(),
+            &settle,
+            &finance,
+            "application/json",
+            paid_back.clone(),
+        )
+        .await;
+    assert_eq!(
+        (settled.status, settled.body["state"].clone()),
+        (200, json!("refunded")),
+        "{}",
+        settled.body
+    );
+    assert_eq!(settled.body["reference"], "KICB-2026-0042");
+    let twice = api
+        .staff(
+            post.clone(),
+            &settle,
+            &finance,
+            "application/json",
+            paid_back,
+        )
+        .await;
+    assert_eq!(twice.status, 409);
     // The same statement again changes nothing.
     let again = api
         .staff(
