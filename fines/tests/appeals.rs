@@ -11,7 +11,7 @@ use kozomol_fines::clocks::{run_dating, run_deadlines, Dated, DatingStage};
 use kozomol_store::{
     AppealDecided, AppealFiled, AppealState, BulkVoidRequest, NewAppeal, NewAttachment,
 };
-use support::issued::{audit_actions, issued_speeding, issuer, state, world, World};
+use support::issued::{audit_actions, issued_speeding, issuer, paid_in_full, state, world, World};
 use support::Backend;
 
 mod support;
@@ -311,7 +311,8 @@ async fn annulling_a_paid_resolution_queues_a_refund(backend: Backend) {
     let w = world(backend).await;
     let store = w.store.as_ref();
     let (id, number) = delivered(&w).await;
-    w._db.force_state(id, CaseState::PaidDiscounted).await;
+    let paid = paid_in_full(&w, &number).await;
+    assert_eq!(state(store, id).await, CaseState::PaidDiscounted);
     let AppealFiled::Filed(filed) = store.file_appeal(&appeal(id, &w)).await.expect("file") else {
         panic!("not filed");
     };
@@ -340,9 +341,10 @@ async fn annulling_a_paid_resolution_queues_a_refund(backend: Backend) {
             refunds[0].case_id,
             refunds[0].resolution_number.as_str(),
             refunds[0].cause.as_str(),
-            refunds[0].state.as_str()
+            refunds[0].state.as_str(),
+            refunds[0].amount
         ),
-        (refund, id, number.as_str(), "annulled", "queued")
+        (refund, id, number.as_str(), "annulled", "queued", paid)
     );
     // An annulled case takes no new appeal.
     assert_eq!(
@@ -364,8 +366,8 @@ async fn a_bulk_void_ends_a_devices_open_cases_in_its_range_on_postgres() {
 async fn a_bulk_void_ends_a_devices_open_cases_in_its_range(backend: Backend) {
     let w = world(backend).await;
     let store = w.store.as_ref();
-    let (paid, _) = delivered(&w).await;
-    w._db.force_state(paid, CaseState::Paid).await;
+    let (paid, paid_number) = delivered(&w).await;
+    paid_in_full(&w, &paid_number).await;
     let (appealed, _) = issued_speeding(&w).await;
     let AppealFiled::Filed(open) = store
         .file_appeal(&appeal(appealed, &w))

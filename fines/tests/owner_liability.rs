@@ -13,7 +13,8 @@ use kozomol_store::{
     Claim, CompleteResult, NewNomination, NominatedDriver, NominationRecorded, OwnerLookupRecord,
 };
 use support::issued::{
-    approved_plate, audit_actions, issued_speeding, issuer, stage, state, world, World, PLATE,
+    approved_plate, audit_actions, issued_speeding, issuer, paid_in_full, stage, state, world,
+    World, PLATE,
 };
 use support::Backend;
 
@@ -195,7 +196,7 @@ async fn a_named_driver_gets_a_new_resolution(backend: Backend) {
         address: Some("Бишкек, ул. Ахунбаева 1".to_owned()),
     };
     let drivers_earlier = issued_to(&w, "01KG555DDD", &person(&driver.pin, &driver.name)).await;
-    w._db.force_state(case, CaseState::Paid).await;
+    paid_in_full(&w, &number).await;
 
     let nomination = NewNomination {
         resolution_number: number.clone(),
@@ -215,7 +216,7 @@ async fn a_named_driver_gets_a_new_resolution(backend: Backend) {
     };
     assert!(refund_request.is_some(), "the owner had paid");
     assert_eq!(hot_list_entry, None);
-    assert_eq!(recorded.from_state, CaseState::Paid);
+    assert_eq!(recorded.from_state, CaseState::PaidDiscounted);
     let reissued = recorded.reissued_case_id.expect("a case for the driver");
     assert_ne!(reissued, case);
     assert_eq!(state(store, case).await, CaseState::Annulled);

@@ -109,7 +109,10 @@ pub use reconciliation::{
     daily_totals, DayTotals, LineReconciled, LineResolution, LineResolved, LineStatus,
     NewStatementLine, StatementLineRecord,
 };
-pub use subscriptions::{NewSubscription, Subscribed, SubscriptionRecord, Unsubscribed};
+pub use subscriptions::{
+    notice_address, noticed_subscription, NewSubscription, Subscribed, SubscriptionRecord,
+    Unsubscribed,
+};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -671,22 +674,17 @@ pub trait Subscriptions: Send + Sync {
     /// Records a subscription; `Exists` when the client has one for this owner and
     /// plate already.
     async fn subscribe(&self, subscription: &NewSubscription) -> Result<Subscribed, StoreError>;
-    /// Ends the client's subscription for this owner and plate, if it is the one under
-    /// `unique_number`. Notices of it still queued are not sent.
+    /// Ends the client's subscription for this owner and plate (by its key), if it is
+    /// the one under `unique_number`. Notices of it still queued are not sent.
     async fn unsubscribe(
         &self,
         client: &str,
         pin: &str,
-        plate: &str,
+        plate_key: &str,
         unique_number: &str,
     ) -> Result<Unsubscribed, StoreError>;
-    /// The client's subscription a resolution's notice is for: the one for the
-    /// resolution's owner and decided plate; `None` once it has ended.
-    async fn subscription_for(
-        &self,
-        client: &str,
-        resolution_number: &str,
-    ) -> Result<Option<SubscriptionRecord>, StoreError>;
+    /// A subscription by its id (a notice's address names it); `None` once it ended.
+    async fn subscription(&self, id: i64) -> Result<Option<SubscriptionRecord>, StoreError>;
 }
 
 /// Bank statements reconciled with the ledger ([`reconciliation`]).

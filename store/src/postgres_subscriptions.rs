@@ -17,6 +17,7 @@ fn record(row: &PgRow) -> Result<SubscriptionRecord, StoreError> {
         client: row.try_get("client")?,
         pin: row.try_get("pin")?,
         plate: row.try_get("plate")?,
+        plate_key: row.try_get("plate_key")?,
         unique_number: row.try_get("unique_number")?,
         created_at: row.try_get("created_at")?,
         xroad_id: row.try_get("xroad_id")?,
@@ -27,14 +28,15 @@ fn record(row: &PgRow) -> Result<SubscriptionRecord, StoreError> {
 impl Subscriptions for PgStore {
     async fn subscribe(&self, new: &NewSubscription) -> Result<Subscribed, StoreError> {
         let created = sqlx::query(
-            "INSERT INTO violation_subscriptions (client, pin, plate, unique_number, \
-             created_at, xroad_id) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (client, pin, plate) DO NOTHING RETURNING id, client, pin, plate, unique_number, \
+            "INSERT INTO violation_subscriptions (client, pin, plate, plate_key, unique_number, \
+             created_at, xroad_id) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (client, pin, plate_key) DO NOTHING RETURNING id, client, pin, plate, plate_key, unique_number, \
              created_at, xroad_id",
         )
         .bind(&new.client)
         .bind(&new.pin)
         .bind(&new.plate)
+        .bind(&new.plate_key)
         .bind(&new.unique_number)
         .bind(now_millis())
         .bind(&new.xroad_id)
@@ -44,13 +46,13 @@ impl Subscriptions for PgStore {
             return Ok(Subscribed::Created(record(&row)?));
         }
         let row = sqlx::query(
-            "SELECT id, client, pin, plate, unique_number, created_at, xroad_id \
+            "SELECT id, client, pin, plate, plate_key, unique_number, created_at, xroad_id \
              FROM violation_subscriptions \
-             WHERE client = $1 AND pin = $2 AND plate = $3",
+             WHERE client = $1 AND pin = $2 AND plate_key = $3",
         )
         .bind(&new.client)
         .bind(&new.pin)
-        .bind(&new.plate)
+        .bind(&new.plate_key)
         .fetch_one(&self.pool)
         .await?;
         Ok(Subscribed::Exists(record(&row)?))
@@ -60,17 +62,17 @@ impl Subscriptions for PgStore {
         &self,
         client: &str,
         pin: &str,
-        plate: &str,
+        plate_key: &str,
         unique_number: &str,
     ) -> Result<Unsubscribed, StoreError> {
         let ended = sqlx::query(
             "DELETE FROM violation_subscriptions WHERE client = $1 AND pin = $2 \
-             AND plate = $3 AND unique_number = $4 RETURNING id, client, pin, plate, unique_number, \
+             AND plate_key = $3 AND unique_number = $4 RETURNING id, client, pin, plate, plate_key, unique_number, \
              created_at, xroad_id",
         )
         .bind(client)
         .bind(pin)
-        .bind(plate)
+        .bind(plate_key)
         .bind(unique_number)
         .fetch_optional(&self.pool)
         .await?;
@@ -80,22 +82,12 @@ impl Subscriptions for PgStore {
         })
     }
 
-    async fn subscription_for(
-        &self,
-        client: &str,
-        resolution_number: &str,
-    ) -> Result<Option<SubscriptionRecord>, StoreError> {
+    async fn subscription(&self, id: i64) -> Result<Option<SubscriptionRecord>, StoreError> {
         sqlx::query(
-            "SELECT s.id, s.client, s.pin, s.plate, s.unique_number, \
-             s.created_at, s.xroad_id \
-             FROM violation_subscriptions s \
-             JOIN owner_lookups l ON l.owner_id = s.pin \
-             JOIN cases c ON c.id = l.case_id AND c.decided_plate = s.plate \
-             JOIN resolutions r ON r.case_id = c.id \
-             WHERE s.client = $1 AND r.number = $2",
+            "SELECT id, client, pin, plate, plate_key, unique_number, created_at, xroad_id \
+             FROM violation_subscriptions WHERE id = $1",
         )
-        .bind(client)
-        .bind(resolution_number)
+        .bind(id)
         .fetch_optional(&self.pool)
         .await?
         .as_ref()

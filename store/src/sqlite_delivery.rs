@@ -15,6 +15,7 @@ use crate::delivery::{self, AttemptRow, DeliveryColumns, JobColumns};
 use crate::recognition::delay_millis;
 use crate::sqlite::{location_from_row, ms, rows_per_statement, SqliteStore};
 use crate::sqlite_recognition::{insert_audit, insert_evidence};
+use crate::subscriptions::decided_plate_key;
 use crate::{
     decode, AttemptOutcome, AttemptRecord, AttemptResult, CompleteResult, ContactAdded,
     ContactRecord, DeliveryId, DeliveryJob, DeliveryOutbox, DeliveryRecord, DeliveryRecorded,
@@ -99,7 +100,7 @@ pub(crate) async fn plan_deliveries(
                     .push_bind(case_id.0);
             },
         );
-        qb.push(
+        qb.push(concat!(
             ") INSERT INTO deliveries (resolution_number, case_id, channel, address, state, \
              next_attempt_at, created_at) \
              SELECT number, case_id, channel, address, 'queued', at, at FROM (\
@@ -112,12 +113,13 @@ pub(crate) async fn plan_deliveries(
              JOIN owner_lookups l ON l.case_id = p.case_id \
              JOIN owner_contacts c ON c.owner_id = l.owner_id \
              UNION ALL \
-             SELECT p.idx, 2, s.id, p.number, l.case_id, 'portal', s.client FROM planned p \
-             JOIN owner_lookups l ON l.case_id = p.case_id \
-             JOIN cases k ON k.id = l.case_id \
-             JOIN violation_subscriptions s ON s.pin = l.owner_id AND s.plate = k.decided_plate\
-             ) JOIN (SELECT ",
-        );
+             SELECT p.idx, 2, s.id, p.number, l.case_id, 'portal', 'subscription:' || s.id \
+             FROM planned p JOIN owner_lookups l ON l.case_id = p.case_id \
+             JOIN cases c ON c.id = l.case_id \
+             JOIN violation_subscriptions s ON s.pin = l.owner_id AND s.plate_key = ",
+            decided_plate_key!(),
+            ") JOIN (SELECT "
+        ));
         qb.push_bind(now);
         // The post first, then the owner's contacts, then subscribed systems.
         qb.push(" AS at) ORDER BY idx, kind, contact");

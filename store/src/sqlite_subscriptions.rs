@@ -17,6 +17,7 @@ fn record(row: &SqliteRow) -> Result<SubscriptionRecord, StoreError> {
         client: row.try_get("client")?,
         pin: row.try_get("pin")?,
         plate: row.try_get("plate")?,
+        plate_key: row.try_get("plate_key")?,
         unique_number: row.try_get("unique_number")?,
         created_at: decode::millis(row.try_get("created_at")?)?,
         xroad_id: row.try_get("xroad_id")?,
@@ -27,14 +28,15 @@ fn record(row: &SqliteRow) -> Result<SubscriptionRecord, StoreError> {
 impl Subscriptions for SqliteStore {
     async fn subscribe(&self, new: &NewSubscription) -> Result<Subscribed, StoreError> {
         let created = sqlx::query(
-            "INSERT INTO violation_subscriptions (client, pin, plate, unique_number, \
-             created_at, xroad_id) VALUES (?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (client, pin, plate) DO NOTHING RETURNING id, client, pin, plate, unique_number, \
+            "INSERT INTO violation_subscriptions (client, pin, plate, plate_key, unique_number, \
+             created_at, xroad_id) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (client, pin, plate_key) DO NOTHING RETURNING id, client, pin, plate, plate_key, unique_number, \
              created_at, xroad_id",
         )
         .bind(&new.client)
         .bind(&new.pin)
         .bind(&new.plate)
+        .bind(&new.plate_key)
         .bind(&new.unique_number)
         .bind(ms(now_millis()))
         .bind(&new.xroad_id)
@@ -44,13 +46,13 @@ impl Subscriptions for SqliteStore {
             return Ok(Subscribed::Created(record(&row)?));
         }
         let row = sqlx::query(
-            "SELECT id, client, pin, plate, unique_number, created_at, xroad_id \
+            "SELECT id, client, pin, plate, plate_key, unique_number, created_at, xroad_id \
              FROM violation_subscriptions \
-             WHERE client = ? AND pin = ? AND plate = ?",
+             WHERE client = ? AND pin = ? AND plate_key = ?",
         )
         .bind(&new.client)
         .bind(&new.pin)
-        .bind(&new.plate)
+        .bind(&new.plate_key)
         .fetch_one(&self.writer)
         .await?;
         Ok(Subscribed::Exists(record(&row)?))
@@ -60,17 +62,17 @@ impl Subscriptions for SqliteStore {
         &self,
         client: &str,
         pin: &str,
-        plate: &str,
+        plate_key: &str,
         unique_number: &str,
     ) -> Result<Unsubscribed, StoreError> {
         let ended = sqlx::query(
             "DELETE FROM violation_subscriptions WHERE client = ? AND pin = ? \
-             AND plate = ? AND unique_number = ? RETURNING id, client, pin, plate, unique_number, \
+             AND plate_key = ? AND unique_number = ? RETURNING id, client, pin, plate, plate_key, unique_number, \
              created_at, xroad_id",
         )
         .bind(client)
         .bind(pin)
-        .bind(plate)
+        .bind(plate_key)
         .bind(unique_number)
         .fetch_optional(&self.writer)
         .await?;
@@ -80,22 +82,12 @@ impl Subscriptions for SqliteStore {
         })
     }
 
-    async fn subscription_for(
-        &self,
-        client: &str,
-        resolution_number: &str,
-    ) -> Result<Option<SubscriptionRecord>, StoreError> {
+    async fn subscription(&self, id: i64) -> Result<Option<SubscriptionRecord>, StoreError> {
         sqlx::query(
-            "SELECT s.id, s.client, s.pin, s.plate, s.unique_number, \
-             s.created_at, s.xroad_id \
-             FROM violation_subscriptions s \
-             JOIN owner_lookups l ON l.owner_id = s.pin \
-             JOIN cases c ON c.id = l.case_id AND c.decided_plate = s.plate \
-             JOIN resolutions r ON r.case_id = c.id \
-             WHERE s.client = ? AND r.number = ?",
+            "SELECT id, client, pin, plate, plate_key, unique_number, created_at, xroad_id \
+             FROM violation_subscriptions WHERE id = ?",
         )
-        .bind(client)
-        .bind(resolution_number)
+        .bind(id)
         .fetch_optional(&self.reader)
         .await?
         .as_ref()

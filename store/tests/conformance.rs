@@ -2496,20 +2496,21 @@ fn failed(retry_after: Option<std::time::Duration>) -> AttemptOutcome {
 }
 
 async fn subscriptions_queue_a_notice_of_each_new_resolution(store: Arc<dyn Store>) {
-    use kozomol_store::{NewSubscription, Subscribed, Unsubscribed};
+    use kozomol_store::{notice_address, NewSubscription, Subscribed, Unsubscribed};
     let portal = "central-server/GOV/70000001/portal";
     let bank = "central-server/COM/10000001/payments";
     let asanov = owner("21212198000123", None);
-    let subscription = |client: &str, pin: &str, number: &str| NewSubscription {
+    // The reviews in these tests decide 01KG123ABC; its key drops the KG.
+    let subscription = |client: &str, pin: &str, plate: &str, number: &str| NewSubscription {
         client: client.to_owned(),
         pin: pin.to_owned(),
-        // The plate the reviews in these tests decide.
-        plate: "01KG123ABC".to_owned(),
+        plate: plate.to_owned(),
+        plate_key: plate.replace("KG", ""),
         unique_number: number.to_owned(),
         xroad_id: format!("msg-{number}"),
     };
     let Subscribed::Created(created) = store
-        .subscribe(&subscription(portal, &asanov.id, "sub-1"))
+        .subscribe(&subscription(portal, &asanov.id, "01123ABC", "sub-1"))
         .await
         .unwrap()
     else {
@@ -2519,80 +2520,76 @@ async fn subscriptions_queue_a_notice_of_each_new_resolution(store: Arc<dyn Stor
         (created.client.as_str(), created.unique_number.as_str()),
         (portal, "sub-1")
     );
-    // The same client, owner and plate again, under any number: the one it has.
+    // The same client, owner and plate (spelt with its KG) again, under any number:
+    // the one it has.
     assert_eq!(
         store
-            .subscribe(&subscription(portal, &asanov.id, "sub-2"))
+            .subscribe(&subscription(portal, &asanov.id, "01KG123ABC", "sub-2"))
             .await
             .unwrap(),
         Subscribed::Exists(created.clone())
     );
-    // Another owner's, and another system's for the same owner.
-    store
-        .subscribe(&subscription(portal, "10101199900011", "sub-3"))
+    // Another owner's and another plate of the owner's get no notice; another system
+    // subscribed to the same owner and plate does.
+    for (client, pin, plate, number) in [
+        (portal, "10101199900011", "01KG123ABC", "sub-3"),
+        (portal, asanov.id.as_str(), "01KG999ZZZ", "sub-4"),
+        (bank, asanov.id.as_str(), "01KG123ABC", "b-1"),
+    ] {
+        store
+            .subscribe(&subscription(client, pin, plate, number))
+            .await
+            .unwrap();
+    }
+    let bank_id = match store
+        .subscribe(&subscription(bank, &asanov.id, "01KG123ABC", "b-1"))
         .await
-        .unwrap();
-    store
-        .subscribe(&subscription(bank, &asanov.id, "b-1"))
-        .await
-        .unwrap();
+        .unwrap()
+    {
+        Subscribed::Exists(record) => record.id,
+        other => panic!("{other:?}"),
+    };
 
-    // Each subscribed system gets a notice of the owner's resolution, in the outbox.
+    // Each subscribed system gets a notice of the owner's resolution, in the outbox,
+    // addressed by its subscription.
     let numbers = issued(&*store, 1, &asanov).await;
     let planned = store.deliveries(&numbers[0]).await.unwrap();
-    let mut notices: Vec<(&str, DeliveryState)> = planned
+    let mut notices: Vec<(String, DeliveryState)> = planned
         .iter()
         .filter(|d| d.channel == DeliveryChannel::Portal)
-        .map(|d| (d.address.as_str(), d.state))
+        .map(|d| (d.address.clone(), d.state))
         .collect();
-    notices.sort_by_key(|(client, _)| *client);
+    notices.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut expected = vec![
+        (notice_address(created.id), DeliveryState::Queued),
+        (notice_address(bank_id), DeliveryState::Queued),
+    ];
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(notices, expected, "{planned:?}");
     assert_eq!(
-        notices,
-        [
-            (bank, DeliveryState::Queued),
-            (portal, DeliveryState::Queued)
-        ],
-        "{planned:?}"
-    );
-    assert_eq!(
-        store.subscription_for(portal, &numbers[0]).await.unwrap(),
+        store.subscription(created.id).await.unwrap(),
         Some(created.clone())
-    );
-    assert_eq!(
-        store
-            .subscription_for(portal, "KG-BSK-2026-9999999")
-            .await
-            .unwrap(),
-        None
     );
 
     // Unsubscribing needs the number it was made under; then its notice has no
     // subscription to go to.
+    let unsubscribe = |number: &'static str| {
+        let store = Arc::clone(&store);
+        let pin = asanov.id.clone();
+        async move {
+            store
+                .unsubscribe(portal, &pin, "01123ABC", number)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(unsubscribe("sub-2").await, Unsubscribed::NotFound);
     assert_eq!(
-        store
-            .unsubscribe(portal, &asanov.id, "01KG123ABC", "sub-2")
-            .await
-            .unwrap(),
-        Unsubscribed::NotFound
+        unsubscribe("sub-1").await,
+        Unsubscribed::Ended(created.clone())
     );
-    assert_eq!(
-        store
-            .unsubscribe(portal, &asanov.id, "01KG123ABC", "sub-1")
-            .await
-            .unwrap(),
-        Unsubscribed::Ended(created)
-    );
-    assert_eq!(
-        store
-            .unsubscribe(portal, &asanov.id, "01KG123ABC", "sub-1")
-            .await
-            .unwrap(),
-        Unsubscribed::NotFound
-    );
-    assert_eq!(
-        store.subscription_for(portal, &numbers[0]).await.unwrap(),
-        None
-    );
+    assert_eq!(unsubscribe("sub-1").await, Unsubscribed::NotFound);
+    assert_eq!(store.subscription(created.id).await.unwrap(), None);
     // A later resolution of the owner goes to the system still subscribed alone.
     let later = issued(&*store, 1, &asanov).await;
     let notices: Vec<String> = store
@@ -2603,7 +2600,7 @@ async fn subscriptions_queue_a_notice_of_each_new_resolution(store: Arc<dyn Stor
         .filter(|d| d.channel == DeliveryChannel::Portal)
         .map(|d| d.address)
         .collect();
-    assert_eq!(notices, [bank]);
+    assert_eq!(notices, [notice_address(bank_id)]);
 }
 
 async fn deliveries_are_planned_with_the_resolution_and_claimed_once(store: Arc<dyn Store>) {

@@ -66,7 +66,7 @@ pub fn is_domestic_plate(raw: &str) -> bool {
 
 /// The key under which two spellings of one plate meet: normalised, with the `KG` of
 /// the 2016 format dropped.
-pub(crate) fn plate_key(raw: &str) -> String {
+pub fn plate_key(raw: &str) -> String {
     let plate = normalize_plate(raw);
     let chars: Vec<char> = plate.chars().collect();
     if chars.len() == 10 && chars[2..4] == ['K', 'G'] && chars[..2].iter().all(char::is_ascii_digit)

@@ -1,7 +1,7 @@
 //! Notices of new violations to the systems subscribed to an owner's violations
-//! (smartcity-service's `subscribeViolations`): the outbox's `portal` rows, addressed
-//! to a subscriber's X-Road client, go to its `violationNotification` service through
-//! kozomol's security server. The body names the subscription (PIN, plate, the
+//! (smartcity-service's `subscribeViolations`): the outbox's `portal` rows addressed
+//! `subscription:{id}` go to the subscriber's `violationNotification` service through
+//! kozomol's security server, as kozomol's `[tunduk]` client. The body names the subscription (PIN, plate, the
 //! subscriber's unique number), the resolution and the notice's reference, so a notice
 //! sent twice (a crash between sending and recording) is recognisably the same.
 
@@ -77,7 +77,7 @@ impl MessageSender for SubscriberNotifier {
             .subscription
             .as_ref()
             .ok_or_else(|| SendError::Permanent("the notice names no subscription".into()))?;
-        let client = XRoadClient::parse(&notice.to)
+        let client = XRoadClient::parse(&subscription.client)
             .map_err(|e| SendError::Permanent(format!("not an X-Road client: {e}")))?;
         let subscriber = self
             .subscribers
@@ -111,11 +111,20 @@ impl MessageSender for SubscriberNotifier {
             Ok((code, message)) if code >= 500 => {
                 Err(SendError::Temporary(format!("{code} {message}")))
             }
+            // The subscriber read the notice and refused it.
             Ok((code, message)) => Err(SendError::Permanent(format!("{code} {message}"))),
             // kozomol's own security server not reached: no notice is at fault.
             Err(TundukError::Transport(e)) => Err(SendError::Unavailable(e)),
-            Err(e) if e.is_transient() => Err(SendError::Temporary(e.to_string())),
-            Err(e) => Err(SendError::Permanent(e.to_string())),
+            // A notice kozomol cannot even write is never worth sending again.
+            Err(
+                e @ (TundukError::InvalidInput(_)
+                | TundukError::InvalidIdentifier { .. }
+                | TundukError::Config(_)),
+            ) => Err(SendError::Permanent(e.to_string())),
+            // Anything else (time-outs, 5xx, the bus's faults, access to the
+            // subscriber's service not granted yet among them) is tried again with the
+            // outbox's backoff, each notice on its own, until its attempts run out.
+            Err(e) => Err(SendError::Temporary(e.to_string())),
         }
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use kozomol_core::{CaseState, DeliveryChannel};
+use kozomol_store::noticed_subscription;
 use kozomol_store::{
     AttemptOutcome, AttemptResult, CompleteResult, DeliveryId, DeliveryJob, DeliveryRecorded,
     DeliveryTarget, EvidenceRef, EvidenceStore, NewPrintBatch, PrintBatchId, PrintBatchWrite,
@@ -308,15 +309,16 @@ impl DeliveryWorker {
         if job.channel != DeliveryChannel::Portal {
             return Ok(Ok((resolution, None)));
         }
-        Ok(
-            match store
-                .subscription_for(&job.address, &resolution.number)
-                .await?
-            {
-                Some(subscription) => Ok((resolution, Some(subscription))),
-                None => Err("not sent: the subscription has ended".to_owned()),
-            },
-        )
+        let Some(id) = noticed_subscription(&job.address) else {
+            return Ok(Err(format!(
+                "not sent: `{}` names no subscription",
+                job.address
+            )));
+        };
+        Ok(match store.subscription(id).await? {
+            Some(subscription) => Ok((resolution, Some(subscription))),
+            None => Err("not sent: the subscription has ended".to_owned()),
+        })
     }
 
     async fn send_one(

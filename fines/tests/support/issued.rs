@@ -17,7 +17,8 @@ use kozomol_fines::resolution::{Ed25519Signer, Officer, SignerIdentity};
 use kozomol_payments::MerchantAccount;
 use kozomol_store::{
     CaseWrite, DeliveryRecorded, DeliveryTarget, EvidenceStore, NewAccount, NewCase, NewFrame,
-    NewReview, OfficerIdentity, ProvenDelivery, ReviewWrite, Store,
+    NewPayment, NewReview, OfficerIdentity, PaymentChannel, PaymentPosted, ProvenDelivery,
+    ReviewWrite, Store,
 };
 use kozomol_tunduk::standin::{RegistryEntry, StandIn, StandInConfig};
 use kozomol_tunduk::{RegistryConfig, VehicleRegistry, XRoadClient};
@@ -369,6 +370,40 @@ pub async fn deliver(w: &World, number: &str, at: DateTime<Utc>) {
         matches!(recorded, DeliveryRecorded::First { .. }),
         "{recorded:?}"
     );
+}
+
+/// Pays what the fine takes today, as a provider would; what was paid.
+pub async fn paid_in_full(w: &World, number: &str) -> kozomol_core::Money {
+    let store = w.store.as_ref();
+    let code = store
+        .resolution(number)
+        .await
+        .expect("read")
+        .expect("issued")
+        .payment_code;
+    let now = Utc::now();
+    let due = store
+        .payment_quote(&code, now)
+        .await
+        .expect("read")
+        .expect("payable")
+        .outstanding;
+    let posted = store
+        .post_payment(&NewPayment {
+            payment_code: code,
+            channel: PaymentChannel::Api,
+            source: "provider-1".into(),
+            external_id: format!("pay-{number}"),
+            amount: due,
+            paid_at: now,
+            exact_only: true,
+            intent: None,
+            posted_by: "payments-api".into(),
+        })
+        .await
+        .expect("post");
+    assert!(matches!(posted, PaymentPosted::Applied(_)), "{posted:?}");
+    due
 }
 
 /// The case's state now.

@@ -769,8 +769,10 @@ impl Exchange<'_> {
             .await?
             .into_iter()
             .max_by_key(|a| a.filed_at);
+        // A case re-issued to a named driver cites the reviews of the case it came from.
+        let reviewed = store.reissued_from(case.id).await?.unwrap_or(case.id);
         let approvals: Vec<String> = store
-            .reviews(case.id)
+            .reviews(reviewed)
             .await?
             .into_iter()
             .filter(|r| r.decision != kozomol_core::ReviewDecision::Reject)
@@ -805,9 +807,7 @@ impl Exchange<'_> {
             car_brand: vehicle("make"),
             car_model: vehicle("model"),
             car_color: vehicle("colour"),
-            car_year: Some(vehicle("year"))
-                .filter(|y| !y.is_empty())
-                .unwrap_or_else(|| NO_YEAR.to_owned()),
+            car_year: gyear(&vehicle("year")),
             pin: owner.as_ref().map(|o| o.id.clone()).unwrap_or_default(),
             lastname,
             firstname: firstname.unwrap_or_default(),
@@ -918,6 +918,7 @@ impl Exchange<'_> {
             .subscribe(&NewSubscription {
                 client: self.request.client.to_string(),
                 pin,
+                plate_key: kozomol_tunduk::plate_key(&plate),
                 plate,
                 unique_number,
                 xroad_id: self.request.id.clone(),
@@ -940,7 +941,12 @@ impl Exchange<'_> {
         Ok(
             match self
                 .store()
-                .unsubscribe(&client, &pin, &plate, &unique_number)
+                .unsubscribe(
+                    &client,
+                    &pin,
+                    &kozomol_tunduk::plate_key(&plate),
+                    &unique_number,
+                )
                 .await?
             {
                 Unsubscribed::Ended(_) => (200, coded_response(200, "Подписка успешно удалена")),
@@ -1154,8 +1160,14 @@ struct PaymentStanding {
     last_paid_at: Option<DateTime<Utc>>,
 }
 
-/// `protocol`'s `carYear` (an `xsd:gYear`, required) when the registry gave none.
-const NO_YEAR: &str = "0001";
+/// `protocol`'s `carYear`, an `xsd:gYear` the schema requires: the registry's year in
+/// four digits, or `0001` when it gave none that is a year.
+fn gyear(raw: &str) -> String {
+    match raw.trim().parse::<u16>() {
+        Ok(year) if year > 0 => format!("{year:04}"),
+        _ => "0001".to_owned(),
+    }
+}
 
 /// A 200 `response` with `items` after its code and message.
 fn listing(message: &str, items: impl Iterator<Item = Element>) -> Element {
@@ -1218,6 +1230,20 @@ mod tests {
             ("", (String::new(), None, None)),
         ] {
             assert_eq!(split_name(full), want, "{full}");
+        }
+    }
+
+    #[test]
+    fn vehicle_years_are_written_as_xsd_years() {
+        for (raw, want) in [
+            ("2015", "2015"),
+            (" 998 ", "0998"),
+            ("0", "0001"),
+            ("", "0001"),
+            ("около 2010", "0001"),
+            ("70000", "0001"),
+        ] {
+            assert_eq!(gyear(raw), want, "{raw:?}");
         }
     }
 

@@ -4,17 +4,19 @@
 -- subscribes through smartcity-service's subscribeViolations to the new violations of
 -- one owner (PIN or INN) and plate, under its own unique number. Each resolution issued
 -- afterwards to that owner for that plate is queued in the outbox as a `portal`
--- delivery addressed to the client; unsubscribing deletes the row, and a queued
--- notice of it is then not sent.
+-- delivery addressed `subscription:{id}`; unsubscribing deletes the row, and a queued
+-- notice of it is then not sent. Plates meet by their key (normalized, the `KG` of
+-- the 2016 format dropped), as the recognizer and the registry spell them apart.
 CREATE TABLE violation_subscriptions (
     id            INTEGER PRIMARY KEY NOT NULL,
     client        TEXT NOT NULL,
     pin           TEXT NOT NULL,
     plate         TEXT NOT NULL,
+    plate_key     TEXT NOT NULL,
     unique_number TEXT NOT NULL,
     created_at    INTEGER NOT NULL,
     -- The X-Road message that subscribed.
     xroad_id      TEXT NOT NULL,
-    UNIQUE (client, pin, plate)
+    UNIQUE (client, pin, plate_key)
 ) STRICT;
-CREATE INDEX violation_subscriptions_owner ON violation_subscriptions (pin, plate);
+CREATE INDEX violation_subscriptions_owner ON violation_subscriptions (pin, plate_key);
