@@ -79,6 +79,8 @@ impl Provider {
         allowed.insert("protocol".to_owned(), clients(&[PORTAL]));
         allowed.insert("subscribeViolations".to_owned(), clients(&[BANK, PORTAL]));
         allowed.insert("unsubscribeViolations".to_owned(), clients(&[BANK, PORTAL]));
+        allowed.insert("vehicleOwnerSearch".to_owned(), clients(&[PORTAL]));
+        allowed.insert("vehicleOwnerList".to_owned(), clients(&[PORTAL]));
         allowed.insert("resolutionDeliveryStatus".to_owned(), clients(&[PORTAL]));
         allowed.insert("getEvents".to_owned(), clients(&[POLICE]));
         allowed.insert("getEventPhoto".to_owned(), clients(&[POLICE]));
@@ -711,7 +713,7 @@ async fn subscriptions_through_the_stock_client() {
         // Not allowed to call at all.
         (POLICE, subscribe, pin, plate, "u-1", 0, ""),
     ];
-    let calls = table
+    let mut calls: Vec<Value> = table
         .iter()
         .enumerate()
         .map(|(i, (client, operation, pin, plate, number, ..))| {
@@ -719,7 +721,25 @@ async fn subscriptions_through_the_stock_client() {
             call(client, operation, &format!("s-{i}"), request)
         })
         .collect();
+    // The vehicle registry's owner searches are not kozomol's to answer.
+    calls.push(call(
+        PORTAL,
+        "vehicleOwnerSearch",
+        "o-1",
+        json!({"type": 1, "carPlate": "01KG001ABC", "carBrand": "Toyota", "carModel": "Camry",
+               "carYear": {"gYear": 2015}, "name": "Асанов Бакыт", "phone": "+996555123456",
+               "email": "asanov@example.kg", "note": ""}),
+    ));
+    calls.push(call(
+        PORTAL,
+        "vehicleOwnerList",
+        "o-2",
+        json!({"type": 1, "perPage": 10, "page": 1, "name": null, "plate": "01KG001ABC"}),
+    ));
     let answers = stock_client(&provider.url, calls).await;
+    for answer in &answers[table.len()..] {
+        assert_eq!(fault_code(answer), "Server.UnknownOperation", "{answer}");
+    }
     for (i, (.., code, message)) in table.iter().enumerate() {
         if *code == 0 {
             assert_eq!(fault_code(&answers[i]), "Server.ServerProxy.AccessDenied");

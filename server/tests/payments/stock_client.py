@@ -64,6 +64,15 @@ def plain(value):
     return value
 
 
+def typed(value):
+    """JSON has no tuples: `{"gYear": 2015}` is zeep's xsd:gYear value (2015, None)."""
+    if isinstance(value, dict):
+        if set(value) == {"gYear"}:
+            return (value["gYear"], None)
+        return {key: typed(item) for key, item in value.items()}
+    return value
+
+
 def main():
     job = json.load(sys.stdin)
     client = zeep.Client(job["wsdl"], transport=LocalSchemas(os.path.dirname(job["wsdl"])))
@@ -84,7 +93,7 @@ def main():
         }
         try:
             body = getattr(service, call["operation"])(
-                request=call["request"], _soapheaders=headers
+                request=typed(call["request"]), _soapheaders=headers
             )
             # With headers in the output message, zeep returns the body and the header.
             result = plain(zeep.helpers.serialize_object(body, dict))
