@@ -348,13 +348,19 @@ pub(crate) fn quote(
 }
 
 /// A repeat of an earlier report: the same payment if it names the same fine and
-/// amount, else refused.
+/// amount (and, naming an intent, the intent that payment paid: `paid_intent`), else
+/// refused.
 pub(crate) fn repeat(
     earlier: PaymentRecord,
+    paid_intent: Option<String>,
     payment: &NewPayment,
     resolution_number: &str,
 ) -> PaymentPosted {
-    if earlier.resolution_number == resolution_number && earlier.amount == payment.amount {
+    let same_intent = payment.intent.is_none() || payment.intent == paid_intent;
+    if earlier.resolution_number == resolution_number
+        && earlier.amount == payment.amount
+        && same_intent
+    {
         PaymentPosted::AlreadyPosted(earlier)
     } else {
         PaymentPosted::Refused(PaymentRefusal::IdReused(Box::new(earlier)))

@@ -76,6 +76,19 @@ pub(crate) async fn take_intent(
     })
 }
 
+/// The intent the ledger's payment `payment_id` paid, if any.
+pub(crate) async fn intent_paid_by(
+    conn: &mut PgConnection,
+    payment_id: i64,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM payment_intents WHERE payment_id = $1")
+            .bind(payment_id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
 /// Marks the intent paid by the ledger's payment `payment_id`.
 pub(crate) async fn mark_intent_paid(
     conn: &mut PgConnection,

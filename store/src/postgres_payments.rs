@@ -152,8 +152,11 @@ pub(crate) async fn post_locked(
     payment: &NewPayment,
 ) -> Result<Option<PaymentPosted>, StoreError> {
     if let Some(earlier) = earlier_report(&mut *tx, payment).await? {
+        let paid_intent =
+            crate::postgres_payment_intents::intent_paid_by(&mut *tx, earlier.id).await?;
         return Ok(Some(payments::repeat(
             earlier,
+            paid_intent,
             payment,
             &standing.resolution_number,
         )));
@@ -371,13 +374,15 @@ impl PaymentLedger for PgStore {
             }
             None => {
                 tx.rollback().await?;
-                let earlier = earlier_report(&mut *self.pool.acquire().await?, payment)
-                    .await?
-                    .ok_or_else(|| {
-                        crate::error::corrupt("a payment's reporter id is taken by no row")
-                    })?;
+                let mut conn = self.pool.acquire().await?;
+                let earlier = earlier_report(&mut conn, payment).await?.ok_or_else(|| {
+                    crate::error::corrupt("a payment's reporter id is taken by no row")
+                })?;
+                let paid_intent =
+                    crate::postgres_payment_intents::intent_paid_by(&mut conn, earlier.id).await?;
                 Ok(payments::repeat(
                     earlier,
+                    paid_intent,
                     payment,
                     &standing.resolution_number,
                 ))

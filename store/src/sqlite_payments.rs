@@ -114,8 +114,11 @@ pub(crate) async fn post_locked(
     payment: &NewPayment,
 ) -> Result<PaymentPosted, StoreError> {
     if let Some(earlier) = earlier_report(&mut *tx, payment).await? {
+        let paid_intent =
+            crate::sqlite_payment_intents::intent_paid_by(&mut *tx, earlier.id).await?;
         return Ok(payments::repeat(
             earlier,
+            paid_intent,
             payment,
             &standing.resolution_number,
         ));

@@ -628,6 +628,23 @@ async fn intents_take_part_and_over_payments_are_cancelled_and_reversed() {
         .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(api.state(0).await, CaseState::PaidDiscounted);
+    // The same payment reported again under another intent is not that payment.
+    let other_intent = api
+        .callback(&paid(
+            "e2b",
+            "payment.succeeded",
+            "p-a2",
+            &a,
+            150_000,
+            Some(&part_id),
+        ))
+        .await;
+    assert_eq!(
+        (other_intent.status, problem_code(&other_intent)),
+        (409, "payment_id_reused"),
+        "{}",
+        other_intent.body
+    );
     // Paid: no intent is made for it any more, and another payment is refused.
     let more = api.intent("k-a3", json!({ "payment_code": a })).await;
     assert_eq!((more.status, problem_code(&more)), (409, "already_paid"));
