@@ -443,7 +443,7 @@ fn fines_paths() -> Value {
         }))},
         "/api/v1/refund-requests/{id}/settlement": { "post": secured(roles::<Finance>(), json!({
             "operationId": "settleRefundRequest",
-            "summary": "Settles a queued refund once: `refunded` with the transfer's `reference`, or `cancelled` with a `note` saying why. Audited (`case.refund_settled`).",
+            "summary": "Settles a queued refund once: `refunded` with the transfer's `reference`, or `cancelled` with a `note` saying why; a `withdrawn` excess takes `refunded` alone (a transfer made before the reversal). The same settlement again answers 200 as it stands. Audited (`case.refund_settled`).",
             "parameters": [path_param("id", "The refund request's id.", json!({ "type": "integer" }))],
             "requestBody": body_of("RefundSettlement"),
             "responses": {
@@ -1486,11 +1486,11 @@ fn components() -> Value {
         "properties": {
             "id": { "type": "integer" }, "case_id": { "type": "integer" },
             "resolution_number": text,
-            "cause": { "type": "string", "enum": ["annulled", "voided", "excess"], "description": "`annulled`/`voided`: the money the case took, less its excess queued apart; `excess`: what one payment paid beyond the fine." },
+            "cause": { "type": "string", "enum": ["annulled", "voided", "excess"], "description": "`annulled`/`voided`: the money the case took, less its excess owed apart; `excess`: what the fine's payments brought beyond it, on the payment that brought it." },
             "payment_id": { "type": ["integer", "null"], "description": "The payment whose excess it is (`excess` only)." },
             "amount": money,
             "detail": text, "requested_at": instant, "requested_by": text,
-            "state": { "type": "string", "enum": ["queued", "refunded", "cancelled"], "description": "An excess whose payment is reversed is cancelled." },
+            "state": { "type": "string", "enum": ["queued", "refunded", "cancelled", "withdrawn"], "description": "`cancelled` by finance; `withdrawn`: an excess a reversal of one of the fine's payments no longer leaves (what the rest brings is queued again)." },
             "settled_at": { "type": ["string", "null"], "format": "date-time" },
             "settled_by": { "type": ["string", "null"] },
             "reference": { "type": ["string", "null"], "description": "The transfer's reference at the bank or provider." },

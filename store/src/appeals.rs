@@ -30,14 +30,6 @@ pub const APPEALABLE: [CaseState; 6] = [
     CaseState::PaidDiscounted,
 ];
 
-/// States in which money has been taken for the resolution: annulling or voiding such
-/// a case queues a refund request.
-pub const MONEY_TAKEN: [CaseState; 3] = [
-    CaseState::Paid,
-    CaseState::PaidDiscounted,
-    CaseState::PartiallyPaid,
-];
-
 /// States in which nothing stands against anyone any more: a bulk void leaves them
 /// alone, and the payments ledger refuses money for them.
 pub const CLOSED: [CaseState; 7] = [
@@ -219,8 +211,9 @@ pub struct RefundRequestRecord {
     pub id: i64,
     pub case_id: CaseId,
     pub resolution_number: String,
-    /// `annulled` or `voided` (the money the case took, less excess queued apart), or
-    /// `excess` (what one payment paid beyond the fine).
+    /// `annulled` or `voided` (the money the case took, less its excess owed apart), or
+    /// `excess` (what the case's payments brought beyond the fine, on the payment that
+    /// brought it).
     pub cause: String,
     /// The payment whose excess this is (`excess` only).
     pub payment_id: Option<i64>,
@@ -228,7 +221,8 @@ pub struct RefundRequestRecord {
     pub detail: String,
     pub requested_at: DateTime<Utc>,
     pub requested_by: String,
-    /// `queued`, `refunded` or `cancelled`.
+    /// `queued`, `refunded`, `cancelled` (by finance), or `withdrawn` (an excess a
+    /// reversal no longer leaves; the rest is queued again as it stands).
     pub state: String,
     pub settled_at: Option<DateTime<Utc>>,
     pub settled_by: Option<String>,
@@ -301,10 +295,18 @@ pub(crate) fn check_settlement(settlement: &RefundSettlement) -> Result<(), Stor
     }
 }
 
-/// The audit detail of a settlement.
-pub(crate) fn settlement_detail(record: &RefundRequestRecord) -> String {
+/// Whether a request in `state` takes `outcome`: a queued one either; one a reversal
+/// withdrew only `refunded` (the transfer went before the reversal: it is recorded, so
+/// the money that left is known and can be recovered).
+pub(crate) fn takes_settlement(state: &str, outcome: RefundOutcome) -> bool {
+    state == "queued" || (state == "withdrawn" && outcome == RefundOutcome::Refunded)
+}
+
+/// The audit detail of a settlement of a request that was `before`.
+pub(crate) fn settlement_detail(record: &RefundRequestRecord, before: &str) -> String {
     serde_json::json!({
         "refund_request": record.id,
+        "was": before,
         "cause": record.cause,
         "amount_minor": record.amount.minor,
         "currency": record.amount.currency.code(),
@@ -399,4 +401,29 @@ pub(crate) fn check_void(request: &BulkVoidRequest) -> Result<(), StoreError> {
 
 pub(crate) fn decode_appeal_state(raw: &str) -> Result<AppealState, StoreError> {
     AppealState::parse(raw).ok_or_else(|| crate::error::corrupt(format!("appeal state `{raw}`")))
+}
+
+#[cfg(test)]
+mod settlement_tests {
+    use super::*;
+
+    #[test]
+    fn settled_requests_take_no_second_settlement() {
+        use RefundOutcome::{Cancelled, Refunded};
+        for (state, outcome, takes) in [
+            ("queued", Refunded, true),
+            ("queued", Cancelled, true),
+            ("withdrawn", Refunded, true),
+            ("withdrawn", Cancelled, false),
+            ("refunded", Refunded, false),
+            ("refunded", Cancelled, false),
+            ("cancelled", Refunded, false),
+        ] {
+            assert_eq!(
+                takes_settlement(state, outcome),
+                takes,
+                "{state} {outcome:?}"
+            );
+        }
+    }
 }

@@ -329,31 +329,29 @@ pub(crate) async fn postgres(pool: &PgPool) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
-    /// 0008 rebuilds SQLite's `cases` to make `camera_id` nullable: the rows, their ids,
-    /// the id sequence and every reference to them must come through unchanged.
-    #[tokio::test]
-    async fn sqlite_cases_survive_the_rebuild_that_frees_the_camera() {
+    /// A SQLite database migrated up to `version` (the ledger kept as kozomol keeps it),
+    /// with foreign keys on, for a test to add rows of that age to.
+    async fn sqlite_at(version: usize) -> (tempfile::TempDir, SqlitePool) {
         use sqlx::sqlite::SqliteConnectOptions;
         use std::str::FromStr;
 
         let dir = tempfile::tempdir().expect("temporary folder");
-        let url = format!("sqlite://{}", dir.path().join("v7.db").display());
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
         let options = SqliteConnectOptions::from_str(&url)
             .expect("url")
             .create_if_missing(true)
             .foreign_keys(true);
         let pool = SqlitePool::connect_with(options).await.expect("sqlite");
-        let v7 = &SQLITE[..7];
         let mut tx = pool.begin().await.expect("tx");
         sqlx::raw_sql(SQLITE_LEDGER)
             .execute(&mut *tx)
             .await
             .expect("ledger");
-        for m in v7 {
+        for m in &SQLITE[..version] {
             sqlx::raw_sql(m.sql)
                 .execute(&mut *tx)
                 .await
-                .expect("v7 schema");
+                .expect("old schema");
             sqlx::query("INSERT INTO schema_migrations VALUES (?, ?, ?, 0)")
                 .bind(m.version)
                 .bind(m.name)
@@ -362,6 +360,25 @@ mod tests {
                 .await
                 .expect("ledger row");
         }
+        tx.commit().await.expect("commit the old schema");
+        (dir, pool)
+    }
+
+    async fn assert_no_dangling_references(pool: &SqlitePool) {
+        let dangling: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(pool)
+                .await
+                .expect("foreign key check");
+        assert!(dangling.is_empty(), "{dangling:?}");
+    }
+
+    /// 0008 rebuilds SQLite's `cases` to make `camera_id` nullable: the rows, their ids,
+    /// the id sequence and every reference to them must come through unchanged.
+    #[tokio::test]
+    async fn sqlite_cases_survive_the_rebuild_that_frees_the_camera() {
+        let (_dir, pool) = sqlite_at(7).await;
+        let mut tx = pool.begin().await.expect("tx");
         sqlx::raw_sql(
             "INSERT INTO cameras (camera_id, public_key, device_serial, site_id, site_lat_e6, \
              site_lon_e6, site_address, site_direction, site_lane, registered_at) \
@@ -390,12 +407,7 @@ mod tests {
         .await
         .expect("the case is kept");
         assert_eq!(kept, (41, "cam-1".into(), "01KG1".into(), 3));
-        let dangling: Vec<(String,)> =
-            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
-                .fetch_all(&pool)
-                .await
-                .expect("foreign key check");
-        assert!(dangling.is_empty(), "{dangling:?}");
+        assert_no_dangling_references(&pool).await;
         // The sequence goes on from the old ids, and a case may now have no camera.
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO cases (event_id, camera_id, captured_at, received_at, kind, state, \
@@ -422,6 +434,77 @@ mod tests {
         .await
         .expect("indexes");
         assert_eq!(indexes, 6);
+        pool.close().await;
+    }
+
+    /// 0018 gives the refund requests before it their amounts — the money taken less
+    /// its excess — and queues the excess of payments before it, once, on SQLite's
+    /// rebuilt table.
+    #[tokio::test]
+    async fn sqlite_refunds_before_v18_get_their_amounts_and_excess_once() {
+        let (_dir, pool) = sqlite_at(17).await;
+        sqlx::raw_sql(
+            "INSERT INTO cameras (camera_id, public_key, device_serial, site_id, site_lat_e6, \
+             site_lon_e6, site_address, site_direction, site_lane, registered_at) \
+             VALUES ('cam-1', zeroblob(32), 'SER-1', 's', 0, 0, 'a', 'n', 1, 0); \
+             INSERT INTO cases (id, event_id, camera_id, captured_at, received_at, kind, state, \
+             plate, enforceable, fingerprint, event) \
+             VALUES (7, 'e-7', 'cam-1', 1, 2, 'speeding', 'annulled', '01KG1', 1, \
+             zeroblob(32), '{}'); \
+             INSERT INTO evidence_blobs VALUES (zeroblob(32), 'seg', 0, 10); \
+             INSERT INTO resolution_numbers VALUES (7, 'BSK', 2026, 1); \
+             INSERT INTO resolutions (number, case_id, payment_code, jurisdiction, article, \
+             units, amount_minor, discounted_minor, currency, issued_at, pdf_sha256, signature, \
+             signature_key_id, signer) VALUES ('KG-BSK-2026-0000001', 7, '112600100000000019', \
+             'kg', 'a', 50, 500000, 250000, 'KGS', 0, zeroblob(32), x'00', 'k', 'issuer:x'); \
+             INSERT INTO payments (id, resolution_number, case_id, channel, source, \
+             external_id, amount_minor, currency, paid_at, posted_at, posted_by, from_state, \
+             to_state, excess_minor, reversed_at) VALUES \
+             (1, 'KG-BSK-2026-0000001', 7, 'api', 'p', 'x-1', 300000, 'KGS', 0, 0, 'api', \
+              'delivered', 'paid_discounted', 50000, NULL), \
+             (2, 'KG-BSK-2026-0000001', 7, 'api', 'p', 'x-2', 400000, 'KGS', 0, 0, 'api', \
+              'paid_discounted', 'paid_discounted', 400000, 5); \
+             INSERT INTO refund_requests (id, case_id, resolution_number, cause, detail, \
+             requested_at, requested_by, state) VALUES (3, 7, 'KG-BSK-2026-0000001', \
+             'annulled', 'appeal 1 annulled the resolution', 9, 'supervisor-1', 'queued');",
+        )
+        .execute(&pool)
+        .await
+        .expect("v17 rows");
+
+        sqlite(&pool).await.expect("migrates to the newest schema");
+
+        let requests: Vec<(i64, String, Option<i64>, i64, String, String)> = sqlx::query_as(
+            "SELECT id, cause, payment_id, amount_minor, currency, state FROM refund_requests \
+             ORDER BY id",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("requests");
+        assert_eq!(
+            requests,
+            [
+                (
+                    3,
+                    "annulled".into(),
+                    None,
+                    250_000,
+                    "KGS".into(),
+                    "queued".into()
+                ),
+                (
+                    4,
+                    "excess".into(),
+                    Some(1),
+                    50_000,
+                    "KGS".into(),
+                    "queued".into()
+                ),
+            ],
+            "the annulled fine's 2,500 and its 500 excess, each once; the reversed \
+             payment's none"
+        );
+        assert_no_dangling_references(&pool).await;
         pool.close().await;
     }
 

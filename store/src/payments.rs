@@ -215,6 +215,24 @@ pub(crate) fn state_after_reversal(standing: &Standing, unpaid_state: CaseState)
     }
 }
 
+/// What the fine's standing payments bring beyond what settles it (after a reversal).
+pub(crate) fn excess_of(standing: &Standing) -> Money {
+    let excess = match standing.due.settlement(standing.paid) {
+        Settlement::Paid { excess } | Settlement::PaidDiscounted { excess } => excess,
+        Settlement::PartiallyPaid { .. } => 0,
+    };
+    Money::new(excess, standing.due.amount.currency)
+}
+
+/// The refund request's words for the excess a payment brought.
+pub(crate) fn excess_detail(payment: &PaymentRecord) -> String {
+    format!(
+        "payment {} paid {} more than the fine",
+        payment.id,
+        Money::new(payment.excess_minor, payment.amount.currency)
+    )
+}
+
 pub(crate) fn reversal_detail(record: &PaymentRecord, reversal: &PaymentReversal) -> String {
     payment_detail(record, serde_json::json!({ "reason": reversal.reason }))
 }

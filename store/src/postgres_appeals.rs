@@ -11,11 +11,11 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use crate::appeals::{
-    self, check_settlement, refund_columns, settlement_detail, AppealDecided, AppealFiled,
-    AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest, BulkVoidResult, DeadlineWrite,
-    DueClock, NewAppeal, RefundColumns, RefundRequestRecord, RefundSettled, RefundSettlement,
-    StoredClock, APPEALABLE, APPEAL_DECIDED, APPEAL_FILED, CASE_VOIDED, CLOCKS_DATED, CLOSED,
-    DEADLINE_PASSED, MONEY_TAKEN, REFUND_REQUESTED, REFUND_SETTLED,
+    self, check_settlement, refund_columns, settlement_detail, takes_settlement, AppealDecided,
+    AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest, BulkVoidResult,
+    DeadlineWrite, DueClock, NewAppeal, RefundColumns, RefundRequestRecord, RefundSettled,
+    RefundSettlement, StoredClock, APPEALABLE, APPEAL_DECIDED, APPEAL_FILED, CASE_VOIDED,
+    CLOCKS_DATED, CLOSED, DEADLINE_PASSED, REFUND_REQUESTED, REFUND_SETTLED,
 };
 use crate::payments::PaymentRecord;
 use crate::postgres::{location_from_row, PgStore};
@@ -126,8 +126,9 @@ pub(crate) async fn stop_clock(tx: &mut PgConnection, case_id: CaseId) -> Result
 }
 
 /// Queues the refund of a case whose money was taken — what its payments not reversed
-/// took, less the excess queued or paid back apart — and returns its id; `None` when
-/// that is nothing or the case has its refund already.
+/// took, less the excess owed apart (every excess request but those a reversal
+/// withdrew, paid back or not) — and returns its id; `None` when that is nothing or the
+/// case has its refund already.
 pub(crate) async fn request_refund(
     tx: &mut PgConnection,
     case_id: CaseId,
@@ -143,7 +144,7 @@ pub(crate) async fn request_refund(
          (SELECT coalesce(sum(p.amount_minor), 0) FROM payments p \
           WHERE p.case_id = r.case_id AND p.reversed_at IS NULL) - \
          (SELECT coalesce(sum(q.amount_minor), 0) FROM refund_requests q \
-          WHERE q.case_id = r.case_id AND q.cause = 'excess' AND q.state <> 'cancelled') \
+          WHERE q.case_id = r.case_id AND q.cause = 'excess' AND q.state <> 'withdrawn') \
          AS amount_minor, r.currency FROM resolutions r WHERE r.case_id = $1) AS refund \
          WHERE amount_minor > 0 \
          ON CONFLICT (case_id) WHERE cause <> 'excess' DO NOTHING RETURNING id",
@@ -165,16 +166,14 @@ pub(crate) async fn request_refund(
     Ok(id)
 }
 
-/// Queues the refund of what `payment` paid beyond its fine.
+/// Queues the refund of the excess `payment` brought beyond its fine.
 pub(crate) async fn request_excess_refund(
     tx: &mut PgConnection,
     payment: &PaymentRecord,
+    excess: Money,
+    detail: &str,
+    actor: &str,
 ) -> Result<(), StoreError> {
-    let detail = format!(
-        "payment {} paid {} more than the fine",
-        payment.id,
-        Money::new(payment.excess_minor, payment.amount.currency)
-    );
     let now = Utc::now();
     sqlx::query(
         "INSERT INTO refund_requests (case_id, resolution_number, cause, detail, requested_at, \
@@ -183,12 +182,12 @@ pub(crate) async fn request_excess_refund(
     )
     .bind(payment.case_id.0)
     .bind(&payment.resolution_number)
-    .bind(&detail)
+    .bind(detail)
     .bind(now)
-    .bind(&payment.posted_by)
+    .bind(actor)
     .bind(payment.id)
-    .bind(payment.excess_minor)
-    .bind(payment.amount.currency.code())
+    .bind(excess.minor)
+    .bind(excess.currency.code())
     .execute(&mut *tx)
     .await?;
     insert_audit(
@@ -198,31 +197,77 @@ pub(crate) async fn request_excess_refund(
             REFUND_REQUESTED,
             None,
             None,
-            &payment.posted_by,
-            &detail,
+            actor,
+            detail,
             now,
         ),
     )
     .await
 }
 
-/// Cancels the queued excess refund of a payment reversed: its money never stayed.
-pub(crate) async fn cancel_excess_refund(
+/// Whether an excess of the case was paid back already: a payment of it is then not
+/// reversed automatically (the money has left; finance settles it by hand).
+pub(crate) async fn excess_refunded(
     tx: &mut PgConnection,
-    payment_id: i64,
+    case_id: CaseId,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar::<_, i64>(
+        "SELECT id FROM refund_requests WHERE case_id = $1 AND cause = 'excess' \
+         AND state = 'refunded' LIMIT 1",
+    )
+    .bind(case_id.0)
+    .fetch_optional(&mut *tx)
+    .await?
+    .is_some())
+}
+
+/// Withdraws the case's queued excess when one of its payments is reversed: what the
+/// rest of its money brings beyond the fine is worked out again.
+pub(crate) async fn withdraw_excess(
+    tx: &mut PgConnection,
+    case_id: CaseId,
+    reversed_payment: i64,
     by: &str,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE refund_requests SET state = 'cancelled', settled_at = $1, settled_by = $2, \
-         note = 'its payment was reversed' \
-         WHERE payment_id = $3 AND cause = 'excess' AND state = 'queued'",
+        "UPDATE refund_requests SET state = 'withdrawn', settled_at = $1, settled_by = $2, \
+         note = 'payment ' || $3 || ' was reversed' \
+         WHERE case_id = $4 AND cause = 'excess' AND state = 'queued'",
     )
     .bind(Utc::now())
     .bind(by)
-    .bind(payment_id)
+    .bind(reversed_payment.to_string())
+    .bind(case_id.0)
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// After a reversal: queues what the case's standing money still brings beyond the
+/// fine (`excess`, as the ledger settles it), less the excess finance cancelled, on
+/// `latest`, the newest payment still standing.
+pub(crate) async fn requeue_excess(
+    tx: &mut PgConnection,
+    latest: &PaymentRecord,
+    excess: Money,
+    reversed_payment: i64,
+    actor: &str,
+) -> Result<(), StoreError> {
+    let cancelled: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(amount_minor), 0)::bigint FROM refund_requests \
+         WHERE case_id = $1 AND cause = 'excess' AND state = 'cancelled'",
+    )
+    .bind(latest.case_id.0)
+    .fetch_one(&mut *tx)
+    .await?;
+    let owed = Money::new(excess.minor - cancelled, excess.currency);
+    if owed.minor <= 0 {
+        return Ok(());
+    }
+    let detail = format!(
+        "after payment {reversed_payment} was reversed, the fine's payments bring {owed} more than it"
+    );
+    request_excess_refund(tx, latest, owed, &detail, actor).await
 }
 
 fn refund_from_row(row: &PgRow) -> Result<RefundRequestRecord, StoreError> {
@@ -663,13 +708,13 @@ impl Appeals for PgStore {
             ),
         )
         .await?;
-        let refund_request =
-            if decision == AppealState::Annulled && MONEY_TAKEN.contains(&appeal.from_state) {
-                let why = format!("appeal {id} annulled the resolution");
-                request_refund(&mut tx, appeal.case_id, "annulled", &why, decided_by).await?
-            } else {
-                None
-            };
+        // Whatever the state, the money it took (if any) goes back.
+        let refund_request = if decision == AppealState::Annulled {
+            let why = format!("appeal {id} annulled the resolution");
+            request_refund(&mut tx, appeal.case_id, "annulled", &why, decided_by).await?
+        } else {
+            None
+        };
         tx.commit().await?;
         Ok(AppealDecided::Decided {
             case_state: to,
@@ -722,15 +767,15 @@ impl Appeals for PgStore {
             move_case(&mut tx, case_id, state, CaseState::Voided).await?;
             stop_clock(&mut tx, case_id).await?;
             // An open appeal has nothing left to decide.
-            let paused: Option<String> = sqlx::query_scalar(
+            sqlx::query(
                 "UPDATE appeals SET state = 'annulled', decided_by = $1, decided_at = $2, \
-                 decision_note = $3 WHERE case_id = $4 AND state = 'filed' RETURNING from_state",
+                 decision_note = $3 WHERE case_id = $4 AND state = 'filed'",
             )
             .bind(&request.requested_by)
             .bind(now)
             .bind(format!("bulk void {id}: {}", request.reason))
             .bind(case_id.0)
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await?;
             insert_audit(
                 &mut tx,
@@ -745,18 +790,13 @@ impl Appeals for PgStore {
                 ),
             )
             .await?;
-            let paid_state = match paused {
-                Some(raw) => decode::state(&raw)?,
-                None => state,
-            };
-            if MONEY_TAKEN.contains(&paid_state) {
-                let why = format!("bulk void {id}: {}", request.reason);
-                if request_refund(&mut tx, case_id, "voided", &why, &request.requested_by)
-                    .await?
-                    .is_some()
-                {
-                    refunds += 1;
-                }
+            // Whatever the state, the money it took (if any) goes back.
+            let why = format!("bulk void {id}: {}", request.reason);
+            if request_refund(&mut tx, case_id, "voided", &why, &request.requested_by)
+                .await?
+                .is_some()
+            {
+                refunds += 1;
             }
             voided.push(case_id);
         }
@@ -799,10 +839,25 @@ impl Appeals for PgStore {
     ) -> Result<RefundSettled, StoreError> {
         check_settlement(settlement)?;
         let mut tx = self.pool.begin().await?;
+        let Some(row) = sqlx::query(concat!(
+            "SELECT ",
+            refund_columns!(),
+            " FROM refund_requests WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(settlement.id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(RefundSettled::NotFound);
+        };
+        let before = refund_from_row(&row)?;
+        if !takes_settlement(&before.state, settlement.outcome) {
+            return Ok(RefundSettled::AlreadySettled(before));
+        }
         let now = crate::audit::now_millis();
-        let settled = sqlx::query(concat!(
+        let row = sqlx::query(concat!(
             "UPDATE refund_requests SET state = $1, settled_at = $2, settled_by = $3, \
-             reference = $4, note = $5 WHERE id = $6 AND state = 'queued' RETURNING ",
+             reference = $4, note = $5 WHERE id = $6 RETURNING ",
             refund_columns!()
         ))
         .bind(settlement.outcome.as_str())
@@ -811,22 +866,8 @@ impl Appeals for PgStore {
         .bind(settlement.reference.as_deref().map(str::trim))
         .bind(settlement.note.as_deref().map(str::trim))
         .bind(settlement.id)
-        .fetch_optional(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
-        let Some(row) = settled else {
-            let standing = sqlx::query(concat!(
-                "SELECT ",
-                refund_columns!(),
-                " FROM refund_requests WHERE id = $1"
-            ))
-            .bind(settlement.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            return Ok(match standing {
-                Some(row) => RefundSettled::AlreadySettled(refund_from_row(&row)?),
-                None => RefundSettled::NotFound,
-            });
-        };
         let record = refund_from_row(&row)?;
         insert_audit(
             &mut tx,
@@ -836,7 +877,7 @@ impl Appeals for PgStore {
                 None,
                 None,
                 &settlement.settled_by,
-                &settlement_detail(&record),
+                &settlement_detail(&record, &before.state),
                 now,
             ),
         )

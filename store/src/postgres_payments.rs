@@ -256,7 +256,14 @@ pub(crate) async fn post_locked(
     }
     let record = payments::record(standing, payment, id, paid_at, now, &decided);
     if record.excess_minor > 0 {
-        crate::postgres_appeals::request_excess_refund(&mut *tx, &record).await?;
+        crate::postgres_appeals::request_excess_refund(
+            &mut *tx,
+            &record,
+            Money::new(record.excess_minor, record.amount.currency),
+            &payments::excess_detail(&record),
+            &record.posted_by,
+        )
+        .await?;
     }
     let detail = payments::audit_detail(&record);
     insert_audit(
@@ -436,6 +443,9 @@ impl PaymentLedger for PgStore {
         if record.reversed_at.is_some() {
             return Ok(PaymentReversed::AlreadyReversed(record));
         }
+        if crate::postgres_appeals::excess_refunded(&mut tx, before.case_id).await? {
+            return Ok(PaymentReversed::NotReversible(before.state));
+        }
         let now = now_millis();
         sqlx::query("UPDATE payments SET reversed_at = $1, reversed_by = $2, reversal_reason = $3 WHERE id = $4")
             .bind(now)
@@ -445,8 +455,13 @@ impl PaymentLedger for PgStore {
             .execute(&mut *tx)
             .await?;
         record.reversed_at = Some(now);
-        crate::postgres_appeals::cancel_excess_refund(&mut tx, record.id, &reversal.reversed_by)
-            .await?;
+        crate::postgres_appeals::withdraw_excess(
+            &mut tx,
+            before.case_id,
+            record.id,
+            &reversal.reversed_by,
+        )
+        .await?;
         sqlx::query(
             "UPDATE payment_intents SET status = 'reversed', updated_at = $2 WHERE payment_id = $1",
         )
@@ -482,6 +497,16 @@ impl PaymentLedger for PgStore {
                 let discount_open = discount_open && after.due.discounted.is_some();
                 restart_clock(&mut tx, before.case_id, discount_open, next_wakeup).await?;
             }
+        }
+        if let Some(latest) = moved.iter().rev().find(|p| p.reversed_at.is_none()) {
+            crate::postgres_appeals::requeue_excess(
+                &mut tx,
+                latest,
+                payments::excess_of(&after),
+                record.id,
+                &reversal.reversed_by,
+            )
+            .await?;
         }
         let detail = payments::reversal_detail(&record, reversal);
         insert_audit(

@@ -11,11 +11,11 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use crate::appeals::{
-    self, check_settlement, refund_columns, settlement_detail, AppealDecided, AppealFiled,
-    AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest, BulkVoidResult, DeadlineWrite,
-    DueClock, NewAppeal, RefundColumns, RefundRequestRecord, RefundSettled, RefundSettlement,
-    StoredClock, APPEALABLE, APPEAL_DECIDED, APPEAL_FILED, CASE_VOIDED, CLOCKS_DATED, CLOSED,
-    DEADLINE_PASSED, MONEY_TAKEN, REFUND_REQUESTED, REFUND_SETTLED,
+    self, check_settlement, refund_columns, settlement_detail, takes_settlement, AppealDecided,
+    AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest, BulkVoidResult,
+    DeadlineWrite, DueClock, NewAppeal, RefundColumns, RefundRequestRecord, RefundSettled,
+    RefundSettlement, StoredClock, APPEALABLE, APPEAL_DECIDED, APPEAL_FILED, CASE_VOIDED,
+    CLOCKS_DATED, CLOSED, DEADLINE_PASSED, REFUND_REQUESTED, REFUND_SETTLED,
 };
 use crate::payments::PaymentRecord;
 use crate::recognition::{audit_row, delay_millis};
@@ -127,8 +127,9 @@ pub(crate) async fn stop_clock(
 }
 
 /// Queues the refund of a case whose money was taken — what its payments not reversed
-/// took, less the excess queued or paid back apart — and returns its id; `None` when
-/// that is nothing or the case has its refund already.
+/// took, less the excess owed apart (every excess request but those a reversal
+/// withdrew, paid back or not) — and returns its id; `None` when that is nothing or the
+/// case has its refund already.
 pub(crate) async fn request_refund(
     tx: &mut SqliteConnection,
     case_id: CaseId,
@@ -144,7 +145,7 @@ pub(crate) async fn request_refund(
          (SELECT coalesce(sum(p.amount_minor), 0) FROM payments p \
           WHERE p.case_id = r.case_id AND p.reversed_at IS NULL) - \
          (SELECT coalesce(sum(q.amount_minor), 0) FROM refund_requests q \
-          WHERE q.case_id = r.case_id AND q.cause = 'excess' AND q.state <> 'cancelled') \
+          WHERE q.case_id = r.case_id AND q.cause = 'excess' AND q.state <> 'withdrawn') \
          AS amount_minor, r.currency FROM resolutions r WHERE r.case_id = ?1) AS refund \
          WHERE amount_minor > 0 \
          ON CONFLICT (case_id) WHERE cause <> 'excess' DO NOTHING RETURNING id",
@@ -166,16 +167,14 @@ pub(crate) async fn request_refund(
     Ok(id)
 }
 
-/// Queues the refund of what `payment` paid beyond its fine.
+/// Queues the refund of the excess `payment` brought beyond its fine.
 pub(crate) async fn request_excess_refund(
     tx: &mut SqliteConnection,
     payment: &PaymentRecord,
+    excess: Money,
+    detail: &str,
+    actor: &str,
 ) -> Result<(), StoreError> {
-    let detail = format!(
-        "payment {} paid {} more than the fine",
-        payment.id,
-        Money::new(payment.excess_minor, payment.amount.currency)
-    );
     let now = Utc::now();
     sqlx::query(
         "INSERT INTO refund_requests (case_id, resolution_number, cause, detail, requested_at, \
@@ -184,12 +183,12 @@ pub(crate) async fn request_excess_refund(
     )
     .bind(payment.case_id.0)
     .bind(&payment.resolution_number)
-    .bind(&detail)
+    .bind(detail)
     .bind(ms(now))
-    .bind(&payment.posted_by)
+    .bind(actor)
     .bind(payment.id)
-    .bind(payment.excess_minor)
-    .bind(payment.amount.currency.code())
+    .bind(excess.minor)
+    .bind(excess.currency.code())
     .execute(&mut *tx)
     .await?;
     insert_audit(
@@ -199,31 +198,77 @@ pub(crate) async fn request_excess_refund(
             REFUND_REQUESTED,
             None,
             None,
-            &payment.posted_by,
-            &detail,
+            actor,
+            detail,
             now,
         ),
     )
     .await
 }
 
-/// Cancels the queued excess refund of a payment reversed: its money never stayed.
-pub(crate) async fn cancel_excess_refund(
+/// Whether an excess of the case was paid back already: a payment of it is then not
+/// reversed automatically (the money has left; finance settles it by hand).
+pub(crate) async fn excess_refunded(
     tx: &mut SqliteConnection,
-    payment_id: i64,
+    case_id: CaseId,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar::<_, i64>(
+        "SELECT id FROM refund_requests WHERE case_id = ? AND cause = 'excess' \
+         AND state = 'refunded' LIMIT 1",
+    )
+    .bind(case_id.0)
+    .fetch_optional(&mut *tx)
+    .await?
+    .is_some())
+}
+
+/// Withdraws the case's queued excess when one of its payments is reversed: what the
+/// rest of its money brings beyond the fine is worked out again.
+pub(crate) async fn withdraw_excess(
+    tx: &mut SqliteConnection,
+    case_id: CaseId,
+    reversed_payment: i64,
     by: &str,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE refund_requests SET state = 'cancelled', settled_at = ?, settled_by = ?, \
-         note = 'its payment was reversed' \
-         WHERE payment_id = ? AND cause = 'excess' AND state = 'queued'",
+        "UPDATE refund_requests SET state = 'withdrawn', settled_at = ?, settled_by = ?, \
+         note = 'payment ' || ? || ' was reversed' \
+         WHERE case_id = ? AND cause = 'excess' AND state = 'queued'",
     )
     .bind(ms(Utc::now()))
     .bind(by)
-    .bind(payment_id)
+    .bind(reversed_payment.to_string())
+    .bind(case_id.0)
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// After a reversal: queues what the case's standing money still brings beyond the
+/// fine (`excess`, as the ledger settles it), less the excess finance cancelled, on
+/// `latest`, the newest payment still standing.
+pub(crate) async fn requeue_excess(
+    tx: &mut SqliteConnection,
+    latest: &PaymentRecord,
+    excess: Money,
+    reversed_payment: i64,
+    actor: &str,
+) -> Result<(), StoreError> {
+    let cancelled: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(amount_minor), 0) FROM refund_requests \
+         WHERE case_id = ? AND cause = 'excess' AND state = 'cancelled'",
+    )
+    .bind(latest.case_id.0)
+    .fetch_one(&mut *tx)
+    .await?;
+    let owed = Money::new(excess.minor - cancelled, excess.currency);
+    if owed.minor <= 0 {
+        return Ok(());
+    }
+    let detail = format!(
+        "after payment {reversed_payment} was reversed, the fine's payments bring {owed} more than it"
+    );
+    request_excess_refund(tx, latest, owed, &detail, actor).await
 }
 
 fn refund_from_row(row: &SqliteRow) -> Result<RefundRequestRecord, StoreError> {
@@ -658,13 +703,13 @@ impl Appeals for SqliteStore {
             ),
         )
         .await?;
-        let refund_request =
-            if decision == AppealState::Annulled && MONEY_TAKEN.contains(&appeal.from_state) {
-                let why = format!("appeal {id} annulled the resolution");
-                request_refund(&mut tx, appeal.case_id, "annulled", &why, decided_by).await?
-            } else {
-                None
-            };
+        // Whatever the state, the money it took (if any) goes back.
+        let refund_request = if decision == AppealState::Annulled {
+            let why = format!("appeal {id} annulled the resolution");
+            request_refund(&mut tx, appeal.case_id, "annulled", &why, decided_by).await?
+        } else {
+            None
+        };
         tx.commit().await?;
         Ok(AppealDecided::Decided {
             case_state: to,
@@ -719,15 +764,15 @@ impl Appeals for SqliteStore {
             move_case(&mut tx, case_id, state, CaseState::Voided).await?;
             stop_clock(&mut tx, case_id).await?;
             // An open appeal has nothing left to decide.
-            let paused: Option<String> = sqlx::query_scalar(
+            sqlx::query(
                 "UPDATE appeals SET state = 'annulled', decided_by = ?, decided_at = ?, \
-                 decision_note = ? WHERE case_id = ? AND state = 'filed' RETURNING from_state",
+                 decision_note = ? WHERE case_id = ? AND state = 'filed'",
             )
             .bind(&request.requested_by)
             .bind(ms(now))
             .bind(format!("bulk void {id}: {}", request.reason))
             .bind(case_id.0)
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await?;
             insert_audit(
                 &mut tx,
@@ -742,18 +787,13 @@ impl Appeals for SqliteStore {
                 ),
             )
             .await?;
-            let paid_state = match paused {
-                Some(raw) => decode::state(&raw)?,
-                None => state,
-            };
-            if MONEY_TAKEN.contains(&paid_state) {
-                let why = format!("bulk void {id}: {}", request.reason);
-                if request_refund(&mut tx, case_id, "voided", &why, &request.requested_by)
-                    .await?
-                    .is_some()
-                {
-                    refunds += 1;
-                }
+            // Whatever the state, the money it took (if any) goes back.
+            let why = format!("bulk void {id}: {}", request.reason);
+            if request_refund(&mut tx, case_id, "voided", &why, &request.requested_by)
+                .await?
+                .is_some()
+            {
+                refunds += 1;
             }
             voided.push(case_id);
         }
@@ -796,10 +836,25 @@ impl Appeals for SqliteStore {
     ) -> Result<RefundSettled, StoreError> {
         check_settlement(settlement)?;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let Some(row) = sqlx::query(concat!(
+            "SELECT ",
+            refund_columns!(),
+            " FROM refund_requests WHERE id = ?"
+        ))
+        .bind(settlement.id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(RefundSettled::NotFound);
+        };
+        let before = refund_from_row(&row)?;
+        if !takes_settlement(&before.state, settlement.outcome) {
+            return Ok(RefundSettled::AlreadySettled(before));
+        }
         let now = crate::audit::now_millis();
-        let settled = sqlx::query(concat!(
+        let row = sqlx::query(concat!(
             "UPDATE refund_requests SET state = ?, settled_at = ?, settled_by = ?, \
-             reference = ?, note = ? WHERE id = ? AND state = 'queued' RETURNING ",
+             reference = ?, note = ? WHERE id = ? RETURNING ",
             refund_columns!()
         ))
         .bind(settlement.outcome.as_str())
@@ -808,22 +863,8 @@ impl Appeals for SqliteStore {
         .bind(settlement.reference.as_deref().map(str::trim))
         .bind(settlement.note.as_deref().map(str::trim))
         .bind(settlement.id)
-        .fetch_optional(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
-        let Some(row) = settled else {
-            let standing = sqlx::query(concat!(
-                "SELECT ",
-                refund_columns!(),
-                " FROM refund_requests WHERE id = ?"
-            ))
-            .bind(settlement.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            return Ok(match standing {
-                Some(row) => RefundSettled::AlreadySettled(refund_from_row(&row)?),
-                None => RefundSettled::NotFound,
-            });
-        };
         let record = refund_from_row(&row)?;
         insert_audit(
             &mut tx,
@@ -833,7 +874,7 @@ impl Appeals for SqliteStore {
                 None,
                 None,
                 &settlement.settled_by,
-                &settlement_detail(&record),
+                &settlement_detail(&record, &before.state),
                 now,
             ),
         )

@@ -9,7 +9,6 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use crate::appeals::MONEY_TAKEN;
 use crate::checks::{self, HOT_LIST_ADDED};
 use crate::error::{corrupt, db_error};
 use crate::nominations::{
@@ -291,12 +290,9 @@ impl Offenders for SqliteStore {
             )
             .await?;
         }
-        let refund_request = if MONEY_TAKEN.contains(&state) {
-            let why = format!("owner's statement {id} annulled resolution {number}");
-            request_refund(&mut tx, case_id, "annulled", &why, actor).await?
-        } else {
-            None
-        };
+        // Whatever the state, the money it took (if any) goes back.
+        let why = format!("owner's statement {id} annulled resolution {number}");
+        let refund_request = request_refund(&mut tx, case_id, "annulled", &why, actor).await?;
         let hot_list_entry = match (stolen, plate.as_deref()) {
             (Some(_), Some(plate)) => list_stolen(&mut tx, plate, nomination, now).await?,
             _ => None,

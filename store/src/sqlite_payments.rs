@@ -199,7 +199,14 @@ pub(crate) async fn post_locked(
     }
     let record = payments::record(standing, payment, id, paid_at, now, &decided);
     if record.excess_minor > 0 {
-        crate::sqlite_appeals::request_excess_refund(&mut *tx, &record).await?;
+        crate::sqlite_appeals::request_excess_refund(
+            &mut *tx,
+            &record,
+            Money::new(record.excess_minor, record.amount.currency),
+            &payments::excess_detail(&record),
+            &record.posted_by,
+        )
+        .await?;
     }
     let detail = payments::audit_detail(&record);
     insert_audit(
@@ -388,6 +395,9 @@ impl PaymentLedger for SqliteStore {
         if record.reversed_at.is_some() {
             return Ok(PaymentReversed::AlreadyReversed(record));
         }
+        if crate::sqlite_appeals::excess_refunded(&mut tx, before.case_id).await? {
+            return Ok(PaymentReversed::NotReversible(before.state));
+        }
         let now = now_millis();
         sqlx::query("UPDATE payments SET reversed_at = ?, reversed_by = ?, reversal_reason = ? WHERE id = ?")
             .bind(ms(now))
@@ -397,8 +407,13 @@ impl PaymentLedger for SqliteStore {
             .execute(&mut *tx)
             .await?;
         record.reversed_at = Some(now);
-        crate::sqlite_appeals::cancel_excess_refund(&mut tx, record.id, &reversal.reversed_by)
-            .await?;
+        crate::sqlite_appeals::withdraw_excess(
+            &mut tx,
+            before.case_id,
+            record.id,
+            &reversal.reversed_by,
+        )
+        .await?;
         sqlx::query(
             "UPDATE payment_intents SET status = 'reversed', updated_at = ? WHERE payment_id = ?",
         )
@@ -434,6 +449,16 @@ impl PaymentLedger for SqliteStore {
                 let discount_open = discount_open && after.due.discounted.is_some();
                 restart_clock(&mut tx, before.case_id, discount_open, next_wakeup).await?;
             }
+        }
+        if let Some(latest) = moved.iter().rev().find(|p| p.reversed_at.is_none()) {
+            crate::sqlite_appeals::requeue_excess(
+                &mut tx,
+                latest,
+                payments::excess_of(&after),
+                record.id,
+                &reversal.reversed_by,
+            )
+            .await?;
         }
         let detail = payments::reversal_detail(&record, reversal);
         insert_audit(

@@ -4879,96 +4879,28 @@ async fn a_reversed_payment_no_longer_counts(store: Arc<dyn Store>) {
     );
 }
 
-/// Excess is queued for refund with its payment (and cancelled when that payment is
-/// reversed); an annulled fine's money less its excess is queued apart; finance
-/// settles each once.
+/// Excess is queued for refund with its payment; a reversal withdraws the case's queued
+/// excess and queues what the rest still brings; an annulled fine's money less its
+/// excess is queued apart, whatever state it was in; finance settles each once.
 async fn money_to_give_back_is_queued_and_settled_once(store: Arc<dyn Store>) {
-    use kozomol_store::{RefundOutcome, RefundSettled, RefundSettlement};
-    let numbers = issued(store.as_ref(), 2, &person()).await;
-    let (a, b) = (&numbers[0], &numbers[1]);
-    delivered_and_dated(store.as_ref(), a, date("2026-03-15")).await;
-    let mut over = payment_for(store.as_ref(), a, "x-1", 300_000).await;
-    over.paid_at = bishkek_noon(date("2026-03-10"));
-    let over = applied(store.post_payment(&over).await.unwrap());
-    assert_eq!(
-        (over.to_state, over.excess_minor),
-        (CaseState::PaidDiscounted, 50_000)
-    );
-    // B, not delivered yet, takes the discounted amount; its overpayment is then reversed.
-    let b_over = applied(
-        store
-            .post_payment(&payment_for(store.as_ref(), b, "x-2", 600_000).await)
-            .await
-            .unwrap(),
-    );
-    assert_eq!(b_over.excess_minor, 350_000);
-    let code_b = store.resolution(b).await.unwrap().unwrap().payment_code;
-    store
-        .reverse_payment(&reversal_of(&code_b, Some("x-2")))
-        .await
-        .unwrap();
-
-    let requests = store.refund_requests(0, 10).await.unwrap();
-    let summary: Vec<(&str, Option<i64>, i64, &str)> = requests
-        .iter()
-        .map(|r| {
-            (
-                r.cause.as_str(),
-                r.payment_id,
-                r.amount.minor,
-                r.state.as_str(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        summary,
-        [
-            ("excess", Some(over.id), 50_000, "queued"),
-            ("excess", Some(b_over.id), 350_000, "cancelled"),
-        ]
-    );
-    assert_eq!(
-        requests[1].note.as_deref(),
-        Some("its payment was reversed")
-    );
-
-    // A annulled on appeal: what it took, less the excess queued apart.
-    let case_a = store.resolution(a).await.unwrap().unwrap().case_id;
-    let kozomol_store::AppealFiled::Filed(appeal) = store
-        .file_appeal(&kozomol_store::NewAppeal {
-            case_id: case_a,
-            appellant: "Асанов Бакыт Токтогулович".to_owned(),
-            contact: None,
-            grounds: "Камера не поверена".to_owned(),
-            filed_by: "portal".to_owned(),
-            attachments: vec![],
-        })
-        .await
-        .unwrap()
-    else {
-        panic!("not filed");
+    use kozomol_store::{PaymentReversed, RefundOutcome, RefundSettled, RefundSettlement};
+    let numbers = issued(store.as_ref(), 3, &person()).await;
+    let (a, b, c) = (&numbers[0], &numbers[1], &numbers[2]);
+    let refunds = || {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .refund_requests(0, 20)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.cause, r.payment_id, r.amount.minor, r.state))
+                .collect::<Vec<_>>()
+        }
     };
-    store
-        .decide_appeal(
-            appeal.id,
-            kozomol_store::AppealState::Annulled,
-            "supervisor-1",
-            "",
-        )
-        .await
-        .unwrap();
-    let requests = store.refund_requests(0, 10).await.unwrap();
-    assert_eq!(requests.len(), 3);
-    let annulled = &requests[2];
-    assert_eq!(
-        (
-            annulled.cause.as_str(),
-            annulled.payment_id,
-            annulled.amount.minor
-        ),
-        ("annulled", None, 250_000)
-    );
-
+    let row = |cause: &str, payment: Option<i64>, minor: i64, state: &str| {
+        (cause.to_owned(), payment, minor, state.to_owned())
+    };
     let settle = |id: i64, outcome: RefundOutcome, reference: Option<&str>, note: Option<&str>| {
         RefundSettlement {
             id,
@@ -4978,12 +4910,145 @@ async fn money_to_give_back_is_queued_and_settled_once(store: Arc<dyn Store>) {
             settled_by: "finance-1".to_owned(),
         }
     };
-    let excess_id = requests[0].id;
+    let annul = |number: &String| {
+        let store = Arc::clone(&store);
+        let number = number.clone();
+        async move {
+            let case_id = store.resolution(&number).await.unwrap().unwrap().case_id;
+            let kozomol_store::AppealFiled::Filed(appeal) = store
+                .file_appeal(&kozomol_store::NewAppeal {
+                    case_id,
+                    appellant: "Асанов Бакыт Токтогулович".to_owned(),
+                    contact: None,
+                    grounds: "Камера не поверена".to_owned(),
+                    filed_by: "portal".to_owned(),
+                    attachments: vec![],
+                })
+                .await
+                .unwrap()
+            else {
+                panic!("not filed");
+            };
+            store
+                .decide_appeal(
+                    appeal.id,
+                    kozomol_store::AppealState::Annulled,
+                    "supervisor-1",
+                    "",
+                )
+                .await
+                .unwrap()
+        }
+    };
+
+    // A: 3,000 within the window settles the discounted 2,500; 500 to give back.
+    delivered_and_dated(store.as_ref(), a, date("2026-03-15")).await;
+    let mut over = payment_for(store.as_ref(), a, "x-1", 300_000).await;
+    over.paid_at = bishkek_noon(date("2026-03-10"));
+    let over = applied(store.post_payment(&over).await.unwrap());
+    assert_eq!(
+        (over.to_state, over.excess_minor),
+        (CaseState::PaidDiscounted, 50_000)
+    );
+    // B, not delivered yet: 1,000 then 3,000 against the discounted 2,500.
+    let b1 = applied(
+        store
+            .post_payment(&payment_for(store.as_ref(), b, "x-2", 100_000).await)
+            .await
+            .unwrap(),
+    );
+    let b2 = applied(
+        store
+            .post_payment(&payment_for(store.as_ref(), b, "x-3", 300_000).await)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(b2.excess_minor, 150_000);
+    assert_eq!(
+        refunds().await,
+        [
+            row("excess", Some(over.id), 50_000, "queued"),
+            row("excess", Some(b2.id), 150_000, "queued"),
+        ]
+    );
+    // The 1,000 is taken back: the 3,000 left brings 500 beyond the 2,500, not 1,500.
+    let code_b = store.resolution(b).await.unwrap().unwrap().payment_code;
+    assert!(matches!(
+        store
+            .reverse_payment(&reversal_of(&code_b, Some("x-2")))
+            .await
+            .unwrap(),
+        PaymentReversed::Reversed { .. }
+    ));
+    assert_eq!(
+        refunds().await[1..],
+        [
+            row("excess", Some(b2.id), 150_000, "withdrawn"),
+            row("excess", Some(b2.id), 50_000, "queued"),
+        ]
+    );
+    let requests = store.refund_requests(0, 20).await.unwrap();
+    let (a_excess, b_withdrawn, b_excess) = (requests[0].id, requests[1].id, requests[2].id);
+    // Money once paid back stops automatic reversals of the fine's payments.
+    assert!(matches!(
+        store
+            .settle_refund(&settle(
+                b_excess,
+                RefundOutcome::Refunded,
+                Some("TR-B"),
+                None
+            ))
+            .await
+            .unwrap(),
+        RefundSettled::Settled(_)
+    ));
+    assert!(matches!(
+        store
+            .reverse_payment(&reversal_of(&code_b, Some("x-3")))
+            .await
+            .unwrap(),
+        PaymentReversed::NotReversible(CaseState::PaidDiscounted)
+    ));
+    assert!(b1.id < b2.id);
+
+    // A's excess is kept by the payer's wish; then A is annulled: the 2,500 it took for
+    // the fine goes back, not the 500 again.
+    assert!(matches!(
+        store
+            .settle_refund(&settle(
+                a_excess,
+                RefundOutcome::Cancelled,
+                None,
+                Some("paid in cash at the office")
+            ))
+            .await
+            .unwrap(),
+        RefundSettled::Settled(_)
+    ));
+    annul(a).await;
+    // C took 1,000 while issued (no state says it): annulled, that goes back.
+    applied(
+        store
+            .post_payment(&payment_for(store.as_ref(), c, "x-4", 100_000).await)
+            .await
+            .unwrap(),
+    );
+    annul(c).await;
+    let requests = store.refund_requests(0, 20).await.unwrap();
+    assert_eq!(
+        requests[3..]
+            .iter()
+            .map(|r| (r.cause.as_str(), r.payment_id, r.amount.minor))
+            .collect::<Vec<_>>(),
+        [("annulled", None, 250_000), ("annulled", None, 100_000)]
+    );
+    let annulled = requests[3].id;
+
     // Money paid back names its transfer; a cancellation says why.
     for refused in [
-        settle(excess_id, RefundOutcome::Refunded, None, Some("paid")),
-        settle(excess_id, RefundOutcome::Refunded, Some("  "), None),
-        settle(excess_id, RefundOutcome::Cancelled, Some("TR-1"), None),
+        settle(annulled, RefundOutcome::Refunded, None, Some("paid")),
+        settle(annulled, RefundOutcome::Refunded, Some("  "), None),
+        settle(annulled, RefundOutcome::Cancelled, Some("TR-1"), None),
     ] {
         assert!(matches!(
             store.settle_refund(&refused).await,
@@ -4992,7 +5057,7 @@ async fn money_to_give_back_is_queued_and_settled_once(store: Arc<dyn Store>) {
     }
     let RefundSettled::Settled(paid) = store
         .settle_refund(&settle(
-            excess_id,
+            annulled,
             RefundOutcome::Refunded,
             Some("TR-77"),
             None,
@@ -5015,7 +5080,7 @@ async fn money_to_give_back_is_queued_and_settled_once(store: Arc<dyn Store>) {
     assert_eq!(
         store
             .settle_refund(&settle(
-                excess_id,
+                annulled,
                 RefundOutcome::Cancelled,
                 None,
                 Some("twice")
@@ -5024,13 +5089,14 @@ async fn money_to_give_back_is_queued_and_settled_once(store: Arc<dyn Store>) {
             .unwrap(),
         RefundSettled::AlreadySettled(paid)
     );
+    // A withdrawn excess takes a refund finance made before the reversal, nothing else.
     assert!(matches!(
         store
             .settle_refund(&settle(
-                requests[1].id,
-                RefundOutcome::Refunded,
-                Some("TR-1"),
-                None
+                b_withdrawn,
+                RefundOutcome::Cancelled,
+                None,
+                Some("no")
             ))
             .await
             .unwrap(),
@@ -5039,10 +5105,10 @@ async fn money_to_give_back_is_queued_and_settled_once(store: Arc<dyn Store>) {
     assert!(matches!(
         store
             .settle_refund(&settle(
-                annulled.id,
-                RefundOutcome::Cancelled,
-                None,
-                Some("paid in cash at the office")
+                b_withdrawn,
+                RefundOutcome::Refunded,
+                Some("TR-0"),
+                None
             ))
             .await
             .unwrap(),
@@ -5055,6 +5121,7 @@ async fn money_to_give_back_is_queued_and_settled_once(store: Arc<dyn Store>) {
             .unwrap(),
         RefundSettled::NotFound
     );
+    let case_a = store.resolution(a).await.unwrap().unwrap().case_id;
     let audit = store.case_audit(case_a).await.unwrap();
     assert_eq!(
         audit

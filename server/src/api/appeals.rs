@@ -464,17 +464,14 @@ pub async fn settle_refund(
     let (Some(outcome), true) = (outcome, problems.is_empty()) else {
         return Err(ApiError::Validation(problems));
     };
-    let settled = state
-        .app
-        .store
-        .settle_refund(&RefundSettlement {
-            id,
-            outcome,
-            reference,
-            note,
-            settled_by: caller.account.login.clone(),
-        })
-        .await?;
+    let settlement = RefundSettlement {
+        id,
+        outcome,
+        reference,
+        note,
+        settled_by: caller.account.login.clone(),
+    };
+    let settled = state.app.store.settle_refund(&settlement).await?;
     match settled {
         RefundSettled::Settled(record) => {
             tracing::info!(
@@ -483,6 +480,15 @@ pub async fn settle_refund(
                 by = %caller.account.login,
                 "refund settled"
             );
+            Ok(Json(record))
+        }
+        // The same settlement again (a retry after a lost answer) is answered as it
+        // stands.
+        RefundSettled::AlreadySettled(record)
+            if record.state == outcome.as_str()
+                && record.reference == settlement.reference
+                && record.note == settlement.note =>
+        {
             Ok(Json(record))
         }
         RefundSettled::AlreadySettled(record) => Err(ApiError::Conflict(format!(

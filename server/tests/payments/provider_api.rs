@@ -1038,7 +1038,9 @@ async fn statements_are_imported_matched_queued_and_totalled() {
         settled.body
     );
     assert_eq!(settled.body["reference"], "KICB-2026-0042");
-    let twice = api
+    // The same settlement again (an answer lost on the way) is answered as it stands;
+    // another is refused.
+    let again = api
         .staff(
             post.clone(),
             &settle,
@@ -1046,6 +1048,14 @@ async fn statements_are_imported_matched_queued_and_totalled() {
             "application/json",
             paid_back,
         )
+        .await;
+    assert_eq!(
+        (again.status, again.body["id"].clone()),
+        (200, excess["id"].clone())
+    );
+    let other = json_body(json!({"outcome": "cancelled", "note": "twice"}));
+    let twice = api
+        .staff(post.clone(), &settle, &finance, "application/json", other)
         .await;
     assert_eq!(twice.status, 409);
     // The same statement again changes nothing.
