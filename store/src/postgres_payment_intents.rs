@@ -76,11 +76,16 @@ pub(crate) async fn take_intent(
     })
 }
 
-/// The intent the ledger's payment `payment_id` paid, if any.
+/// The intent the ledger's payment `payment_id` paid, read only when `repeat` (a report
+/// of that payment again) names an intent: nothing else asks.
 pub(crate) async fn intent_paid_by(
     conn: &mut PgConnection,
     payment_id: i64,
+    repeat: &NewPayment,
 ) -> Result<Option<String>, StoreError> {
+    if repeat.intent.is_none() {
+        return Ok(None);
+    }
     Ok(
         sqlx::query_scalar("SELECT id FROM payment_intents WHERE payment_id = $1")
             .bind(payment_id)

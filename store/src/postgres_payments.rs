@@ -153,7 +153,7 @@ pub(crate) async fn post_locked(
 ) -> Result<Option<PaymentPosted>, StoreError> {
     if let Some(earlier) = earlier_report(&mut *tx, payment).await? {
         let paid_intent =
-            crate::postgres_payment_intents::intent_paid_by(&mut *tx, earlier.id).await?;
+            crate::postgres_payment_intents::intent_paid_by(&mut *tx, earlier.id, payment).await?;
         return Ok(Some(payments::repeat(
             earlier,
             paid_intent,
@@ -386,7 +386,8 @@ impl PaymentLedger for PgStore {
                     crate::error::corrupt("a payment's reporter id is taken by no row")
                 })?;
                 let paid_intent =
-                    crate::postgres_payment_intents::intent_paid_by(&mut conn, earlier.id).await?;
+                    crate::postgres_payment_intents::intent_paid_by(&mut conn, earlier.id, payment)
+                        .await?;
                 Ok(payments::repeat(
                     earlier,
                     paid_intent,

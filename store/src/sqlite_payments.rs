@@ -115,7 +115,7 @@ pub(crate) async fn post_locked(
 ) -> Result<PaymentPosted, StoreError> {
     if let Some(earlier) = earlier_report(&mut *tx, payment).await? {
         let paid_intent =
-            crate::sqlite_payment_intents::intent_paid_by(&mut *tx, earlier.id).await?;
+            crate::sqlite_payment_intents::intent_paid_by(&mut *tx, earlier.id, payment).await?;
         return Ok(payments::repeat(
             earlier,
             paid_intent,
