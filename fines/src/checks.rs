@@ -131,7 +131,8 @@ impl PlatePattern {
     /// Whether `plate` (normalised here) matches.
     pub fn matches(&self, plate: &str) -> bool {
         let plate: Vec<char> = plate_chars(plate).collect();
-        let pattern: Vec<char> = self.0.chars().collect();
+        // Read as typed today: a pattern kept before look-alikes were written in Latin.
+        let pattern: Vec<char> = plate_chars(&self.0).collect();
         glob(&pattern, &plate)
     }
 }

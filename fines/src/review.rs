@@ -73,16 +73,24 @@ pub fn reviewable(tier: ReviewTier, state: CaseState) -> bool {
     }
 }
 
-/// A plate as typed, upper case, without spaces and hyphens.
+/// A plate as typed, upper case, without spaces and hyphens, its Cyrillic look-alike
+/// letters in Latin (as the recognizer and the registry write them), so a plate typed
+/// on either keyboard is one plate.
 pub(crate) fn plate_chars(raw: &str) -> impl Iterator<Item = char> + '_ {
     raw.chars()
         .filter(|c| !c.is_whitespace() && *c != '-')
         .flat_map(char::to_uppercase)
+        .map(kozomol_tunduk::latin_lookalike)
+}
+
+/// A typed plate normalised ([`plate_chars`]), whatever it holds.
+pub fn plate_as_typed(raw: &str) -> String {
+    plate_chars(raw).collect()
 }
 
 /// Normalises a typed plate: upper case, letters and digits only.
 pub fn normalise_plate(raw: &str) -> Option<String> {
-    let plate: String = plate_chars(raw).collect();
+    let plate = plate_as_typed(raw);
     let ok = (2..=12).contains(&plate.chars().count()) && plate.chars().all(char::is_alphanumeric);
     ok.then_some(plate)
 }
@@ -159,6 +167,22 @@ mod tests {
     use super::*;
     use CaseState::*;
     use ReviewDecision::*;
+
+    #[test]
+    fn typed_plates_are_one_spelling() {
+        for (raw, want) in [
+            ("01 kg 123-abc", Some("01KG123ABC")),
+            // A Cyrillic keyboard's look-alikes (К, А, В, С) are the Latin letters.
+            ("01 КG 123 АВС", Some("01KG123ABC")),
+            ("в 1234 ав", Some("B1234AB")),
+            // Other Cyrillic letters stay: they are no Latin letter's twins.
+            ("01KG123ЖЖЖ", Some("01KG123ЖЖЖ")),
+            ("A", None),
+            ("01/KG", None),
+        ] {
+            assert_eq!(normalise_plate(raw).as_deref(), want, "{raw}");
+        }
+    }
     use ReviewTier::*;
 
     fn machine(plate: &str, confidence: u16) -> MachineRead {

@@ -97,6 +97,8 @@ fn plate_patterns_parse_normalised() {
         // (raw, normalised or refused, exact)
         ("01KG123ABC", Some("01KG123ABC"), true),
         ("01 kg 123-abc", Some("01KG123ABC"), true),
+        // Typed on a Cyrillic keyboard: the look-alike letters are the Latin ones.
+        ("01 КG 123 АВС", Some("01KG123ABC"), true),
         ("D*", Some("D*"), false),
         ("cmd*", Some("CMD*"), false),
         ("??D???", Some("??D???"), false),
@@ -140,6 +142,8 @@ fn plate_patterns_match() {
         ("D*1?", "D0001", false),
         ("01KG123ABC", "01KG123ABC", true),
         ("01KG123ABC", "01kg 123abc", true),
+        ("01KG123ABC", "01KG123АВС", true),
+        ("В1234*", "B1234AB", true),
         ("01KG123ABC", "01KG123AB", false),
         ("01KG123ABC", "01KG123ABCD", false),
     ];

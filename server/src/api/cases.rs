@@ -82,7 +82,10 @@ fn parse_case_query(params: CaseParams) -> Result<CaseQuery, ApiError> {
                 None
             }
         });
-    let plate = params.plate.as_deref().map(normalize_plate);
+    let plate = params
+        .plate
+        .as_deref()
+        .map(kozomol_fines::review::plate_as_typed);
     if plate
         .as_deref()
         .is_some_and(|p| p.is_empty() || p.len() > 32)
@@ -118,13 +121,6 @@ fn parse_case_query(params: CaseParams) -> Result<CaseQuery, ApiError> {
 }
 
 /// Plates are stored upper case without spaces; accept them as people type them.
-fn normalize_plate(raw: &str) -> String {
-    raw.chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .flat_map(char::to_uppercase)
-        .collect()
-}
-
 fn instant(
     raw: Option<&str>,
     field: &str,
