@@ -36,4 +36,6 @@ pub use money::{Currency, Jurisdiction, Money};
 pub use officer::{OfficerReport, ReportedPlace, OFFICER_SOURCE};
 pub use owner::{OwnerKind, OwnerOfRecord, OwnerOutcome};
 pub use review::{RejectReason, ReviewDecision, ReviewTier};
-pub use violation::{decimal_degrees, ClockSource, Measurement, PlateRead, Site, ViolationKind};
+pub use violation::{
+    decimal_degrees, latin_lookalike, ClockSource, Measurement, PlateRead, Site, ViolationKind,
+};

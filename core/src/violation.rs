@@ -144,9 +144,51 @@ pub struct PlateRead {
     pub country: Option<String>,
 }
 
+/// A character of a plate as the recognizer, the registry and people's typing all write
+/// it: a Cyrillic letter that looks like a Latin one (either case), the Kazakh and
+/// Ukrainian dotted І, and a full-width form (as some readers emit) become that Latin
+/// letter or digit; anything else stays as it is.
+pub fn latin_lookalike(c: char) -> char {
+    match c {
+        'А' | 'а' => 'A',
+        'В' | 'в' => 'B',
+        'Е' | 'е' => 'E',
+        'К' | 'к' => 'K',
+        'М' | 'м' => 'M',
+        'Н' | 'н' => 'H',
+        'О' | 'о' => 'O',
+        'Р' | 'р' => 'P',
+        'С' | 'с' => 'C',
+        'Т' | 'т' => 'T',
+        'У' | 'у' => 'Y',
+        'Х' | 'х' => 'X',
+        'І' | 'і' => 'I',
+        '\u{FF10}'..='\u{FF5A}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        _ => c,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookalikes_are_written_in_latin() {
+        for (c, want) in [
+            ('А', 'A'),
+            ('в', 'B'),
+            ('К', 'K'),
+            ('У', 'Y'),
+            ('і', 'I'),
+            ('\u{FF11}', '1'),
+            ('\u{FF21}', 'A'),
+            ('Ж', 'Ж'),
+            ('7', '7'),
+            ('Z', 'Z'),
+        ] {
+            assert_eq!(latin_lookalike(c), want, "{c}");
+        }
+    }
 
     #[test]
     fn degrees_are_written_exactly() {

@@ -80,7 +80,7 @@ pub(crate) fn plate_chars(raw: &str) -> impl Iterator<Item = char> + '_ {
     raw.chars()
         .filter(|c| !c.is_whitespace() && *c != '-')
         .flat_map(char::to_uppercase)
-        .map(kozomol_tunduk::latin_lookalike)
+        .map(kozomol_core::latin_lookalike)
 }
 
 /// A typed plate normalised ([`plate_chars`]), whatever it holds.

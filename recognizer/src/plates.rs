@@ -213,35 +213,12 @@ pub struct Scored {
     pub format: Option<&'static PlateFormat>,
 }
 
-/// Cyrillic letters that look like Latin ones (upper and lower case), and the
-/// Kazakh/Ukrainian dotted I.
-fn homoglyph(c: char) -> char {
-    match c {
-        'А' | 'а' => 'A',
-        'В' | 'в' => 'B',
-        'Е' | 'е' => 'E',
-        'К' | 'к' => 'K',
-        'М' | 'м' => 'M',
-        'Н' | 'н' => 'H',
-        'О' | 'о' => 'O',
-        'Р' | 'р' => 'P',
-        'С' | 'с' => 'C',
-        'Т' | 'т' => 'T',
-        'У' | 'у' => 'Y',
-        'Х' | 'х' => 'X',
-        'І' | 'і' => 'I',
-        // full-width forms, as Chinese-trained readers may emit
-        '\u{FF10}'..='\u{FF5A}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
-        _ => c,
-    }
-}
-
 /// A read character as it counts on a plate: homoglyphs to Latin, upper case;
 /// `None` for separators and for anything else that is not a Latin letter or a
 /// digit (plates in these formats carry nothing else; a Chinese-trained reader may
 /// add a province character that is not there).
 pub fn normalise_char(c: char) -> Option<char> {
-    let c = homoglyph(c).to_ascii_uppercase();
+    let c = kozomol_core::latin_lookalike(c).to_ascii_uppercase();
     c.is_ascii_alphanumeric().then_some(c)
 }
 

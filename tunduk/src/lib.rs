@@ -37,7 +37,7 @@ pub use identifiers::{XRoadClient, XRoadService};
 pub use owner::{
     Address, Company, IdentityDocument, Owner, OwnerLookup, OwnerRecord, Person, Vehicle,
 };
-pub use plate::{is_domestic_plate, latin_lookalike, normalize_plate, plate_key, PlateOrigin};
+pub use plate::{is_domestic_plate, normalize_plate, plate_key, PlateOrigin};
 pub use registry::VehicleRegistry;
 pub use rest::RestClient;
 pub use soap::SoapClient;

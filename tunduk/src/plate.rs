@@ -15,35 +15,14 @@ pub enum PlateOrigin {
     Foreign,
 }
 
-/// Upper case, without spaces, hyphens or dots, with the Cyrillic letters that look
-/// like Latin ones (А В Е К М Н О Р С Т Х У) written in Latin.
+/// Upper case, without spaces, hyphens or dots, with the letters that look like Latin
+/// ones written in Latin (`kozomol_core::latin_lookalike`).
 pub fn normalize_plate(raw: &str) -> String {
     raw.chars()
         .filter(|c| !c.is_whitespace() && !matches!(c, '-' | '.' | '_'))
         .flat_map(char::to_uppercase)
-        .map(latin_lookalike)
+        .map(kozomol_core::latin_lookalike)
         .collect()
-}
-
-/// An upper-case Cyrillic letter that looks like a Latin one (А В Е К М Н О Р С Т Х У)
-/// as that Latin letter; any other character as it is. Plates carry only these, so a
-/// plate typed on a Cyrillic keyboard is the same plate.
-pub fn latin_lookalike(c: char) -> char {
-    match c {
-        'А' => 'A',
-        'В' => 'B',
-        'Е' => 'E',
-        'К' => 'K',
-        'М' => 'M',
-        'Н' => 'H',
-        'О' => 'O',
-        'Р' => 'P',
-        'С' => 'C',
-        'Т' => 'T',
-        'Х' => 'X',
-        'У' => 'Y',
-        other => other,
-    }
 }
 
 /// Whether a plate is in a Kyrgyz format this crate knows, after [`normalize_plate`]:
