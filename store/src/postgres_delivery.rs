@@ -17,7 +17,7 @@ use crate::delivery::{self, AttemptRow, DeliveryColumns, JobColumns};
 use crate::postgres::{location_from_row, PgStore};
 use crate::postgres_recognition::{insert_audit, insert_evidence};
 use crate::recognition::delay_millis;
-use crate::subscriptions::decided_plate_key;
+use crate::subscriptions::{decided_plate_key, notice_prefix};
 use crate::{
     decode, AttemptKind, AttemptOutcome, AttemptRecord, AttemptResult, CompleteResult,
     ContactAdded, ContactRecord, DeliveryId, DeliveryJob, DeliveryOutbox, DeliveryRecord,
@@ -126,7 +126,9 @@ pub(crate) async fn plan_deliveries(
     sqlx::query(concat!(
         "INSERT INTO deliveries (resolution_number, case_id, channel, address, state, \
          next_attempt_at, created_at) \
-         SELECT $1, l.case_id, 'portal', 'subscription:' || s.id, 'queued', now(), $2 \
+         SELECT $1, l.case_id, 'portal', '",
+        notice_prefix!(),
+        "' || s.id, 'queued', now(), $2 \
          FROM violation_subscriptions s JOIN owner_lookups l ON l.owner_id = s.pin \
          JOIN cases c ON c.id = l.case_id AND s.plate_key = ",
         decided_plate_key!(),

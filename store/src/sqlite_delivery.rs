@@ -15,7 +15,7 @@ use crate::delivery::{self, AttemptRow, DeliveryColumns, JobColumns};
 use crate::recognition::delay_millis;
 use crate::sqlite::{location_from_row, ms, rows_per_statement, SqliteStore};
 use crate::sqlite_recognition::{insert_audit, insert_evidence};
-use crate::subscriptions::decided_plate_key;
+use crate::subscriptions::{decided_plate_key, notice_prefix};
 use crate::{
     decode, AttemptOutcome, AttemptRecord, AttemptResult, CompleteResult, ContactAdded,
     ContactRecord, DeliveryId, DeliveryJob, DeliveryOutbox, DeliveryRecord, DeliveryRecorded,
@@ -113,7 +113,9 @@ pub(crate) async fn plan_deliveries(
              JOIN owner_lookups l ON l.case_id = p.case_id \
              JOIN owner_contacts c ON c.owner_id = l.owner_id \
              UNION ALL \
-             SELECT p.idx, 2, s.id, p.number, l.case_id, 'portal', 'subscription:' || s.id \
+             SELECT p.idx, 2, s.id, p.number, l.case_id, 'portal', '",
+            notice_prefix!(),
+            "' || s.id \
              FROM planned p JOIN owner_lookups l ON l.case_id = p.case_id \
              JOIN cases c ON c.id = l.case_id \
              JOIN violation_subscriptions s ON s.pin = l.owner_id AND s.plate_key = ",

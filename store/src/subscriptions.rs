@@ -62,7 +62,16 @@ pub fn noticed_subscription(address: &str) -> Option<i64> {
     address.strip_prefix(NOTICE_PREFIX)?.parse().ok()
 }
 
-const NOTICE_PREFIX: &str = "subscription:";
+/// The prefix of a notice's outbox address; a macro so that the backends' SQL, which
+/// plans notices, spells it from the same place (`query()` takes only `&'static str`).
+macro_rules! notice_prefix {
+    () => {
+        "subscription:"
+    };
+}
+pub(crate) use notice_prefix;
+
+const NOTICE_PREFIX: &str = notice_prefix!();
 
 /// `kozomol_tunduk::plate_key` of `cases.decided_plate` (aliased `c`), in SQL both
 /// backends speak: a 2016-format plate (two digits, `KG`, six more) without its `KG`.

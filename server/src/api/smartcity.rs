@@ -586,10 +586,13 @@ impl Exchange<'_> {
                     .to_owned()
             };
             let site = sites.site(self.store(), summary.camera_id.as_ref()).await?;
-            let image = if with_image {
-                self.overview_base64(summary.id).await?
-            } else {
-                None
+            let case = match with_image {
+                true => self.store().case(summary.id).await?,
+                false => None,
+            };
+            let image = match &case {
+                Some(case) => self.overview_base64(case).await?,
+                None => None,
             };
             fines.push(OwnerFine {
                 lastname,
@@ -630,10 +633,10 @@ impl Exchange<'_> {
     }
 
     /// The case's overview frame (or its first), base64; `None` if it has no frame.
-    async fn overview_base64(&self, case_id: CaseId) -> Result<Option<String>, Fault> {
-        let Some(case) = self.store().case(case_id).await? else {
-            return Ok(None);
-        };
+    async fn overview_base64(
+        &self,
+        case: &kozomol_store::CaseRecord,
+    ) -> Result<Option<String>, Fault> {
         let Some(frame) = case
             .frames
             .iter()
@@ -859,7 +862,7 @@ impl Exchange<'_> {
             cert_ecp: resolution.signature_key_id.clone(),
             cert_ecp_issue: NO_DATE.to_owned(),
             cert_ecp_expire: SIGNATURE_NEVER_EXPIRES.to_owned(),
-            violation_image: self.overview_base64(case.id).await?.unwrap_or_default(),
+            violation_image: self.overview_base64(&case).await?.unwrap_or_default(),
             operator_fio: officer_name(approvals.first()),
             // kozomol keeps no ranks.
             manager_rank: String::new(),
@@ -1108,7 +1111,7 @@ impl Exchange<'_> {
         if case.captured_at.timestamp() != at.timestamp() {
             return not_found();
         }
-        let Some(image) = self.overview_base64(case.id).await? else {
+        let Some(image) = self.overview_base64(&case).await? else {
             return not_found();
         };
         Ok((
