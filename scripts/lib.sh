@@ -81,6 +81,26 @@ PY
 # zeep from PyPI, in its own virtual environment under .cache/stock-soap/. Exports
 # KOZOMOL_STOCK_SOAP_PYTHON unless the caller already names a Python.
 ZEEP_VERSION=4.3.3
+# The browser tests (server/tests/browser.rs) drive Debian's Chromium with npm's
+# playwright-core (the library alone: it never downloads a browser of its own).
+PLAYWRIGHT_VERSION=1.65.2
+
+ensure_browser() {
+    if [ -z "${KOZOMOL_CHROMIUM:-}" ]; then
+        command -v chromium >/dev/null || apt_install chromium
+        export KOZOMOL_CHROMIUM="$(command -v chromium)"
+    fi
+    local root
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.cache/playwright"
+    if ! grep -qs "\"version\": \"$PLAYWRIGHT_VERSION\"" "$root/node_modules/playwright-core/package.json"; then
+        command -v npm >/dev/null || apt_install nodejs npm
+        step "installing playwright-core $PLAYWRIGHT_VERSION (npm)"
+        mkdir -p "$root"
+        npm install --silent --no-audit --no-fund --prefix "$root" "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null
+    fi
+    export KOZOMOL_PLAYWRIGHT="$root/node_modules"
+}
+
 ensure_stock_soap_client() {
     if [ -n "${KOZOMOL_STOCK_SOAP_PYTHON:-}" ]; then
         return 0

@@ -9,6 +9,7 @@ ensure_services
 ensure_nextest
 ensure_onnxruntime
 ensure_stock_soap_client
+ensure_browser
 
 export KOZOMOL_TEST_POSTGRES_URL="${KOZOMOL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export KOZOMOL_TEST_MOSQUITTO="${KOZOMOL_TEST_MOSQUITTO:-127.0.0.1:1883}"

@@ -432,15 +432,8 @@ fn compose(
         // The QR asks for what is due while the discount lasts; a bank confirms the
         // amount due through setPaymentLegal before it takes the money.
         let due_now = priced.discounted_amount.unwrap_or(priced.amount);
-        let qr = match stage.jurisdiction {
-            Jurisdiction::Kg => {
-                kozomol_payments::kg_payment_payload(&stage.merchant, &code, due_now)
-            }
-            Jurisdiction::Kz => {
-                kozomol_payments::emvco_payment_payload(&stage.merchant, &code, due_now)
-            }
-        }
-        .map_err(|e| e.to_string())?;
+        let qr = kozomol_payments::payment_payload(&stage.merchant, &code, due_now)
+            .map_err(|e| e.to_string())?;
         Ok((number, code, qr))
     })();
     let (number, code, payment_qr) = built?;

@@ -23,8 +23,8 @@ pub use code::{check_digit, CodeKind, PaymentCode, Receipt, PAYMENT_CODE_LEN};
 pub use decimal::{format_decimal, parse_decimal, DecimalError};
 pub use error::{PaymentCodeError, QrError};
 pub use qr::{
-    emvco_payment_payload, kg_payment_payload, parse_tlv, verify, Checksum, MerchantAccount,
-    TlvField,
+    emvco_payment_payload, kg_payment_payload, parse_tlv, payment_payload, verify, Checksum,
+    MerchantAccount, TlvField,
 };
 pub use settlement::{check_payment, settle, Due, PaidSoFar, Settlement, SettlementError};
 pub use statement::{

@@ -359,6 +359,19 @@ fn bill_number(code: &PaymentCode) -> Result<String, QrError> {
     out.finish_field(TAG_ADDITIONAL)
 }
 
+/// The payment QR in the form of the code's own jurisdiction: the Kyrgyz national form
+/// for a Kyrgyz code, EMVCo for a Kazakh one.
+pub fn payment_payload(
+    merchant: &MerchantAccount,
+    payment_code: &PaymentCode,
+    amount: Money,
+) -> Result<String, QrError> {
+    match payment_code.jurisdiction() {
+        Jurisdiction::Kg => kg_payment_payload(merchant, payment_code, amount),
+        Jurisdiction::Kz => emvco_payment_payload(merchant, payment_code, amount),
+    }
+}
+
 /// kozomol's payment QR for one fine (or receipt) in the Kyrgyz national form.
 ///
 /// Fields: 00 `01`, 01 `12` (dynamic), 32 merchant account, 52 `9222`, 53 `417`, 54 the

@@ -1,5 +1,6 @@
-//! Accounts and access: argon2id passwords, bearer tokens (stored only as SHA-256),
-//! a limit on failed logins, and the demo accounts `kozomol serve --demo` creates.
+//! Accounts and access: argon2id passwords, bearer tokens and browser sessions (both
+//! stored only as SHA-256) with their anti-forgery tokens, a limit on failed logins,
+//! and the demo accounts `kozomol serve --demo` creates.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -166,6 +167,22 @@ pub async fn account_for_token(
     }
 }
 
+/// The cookie a browser session's id travels in.
+pub const SESSION_COOKIE: &str = "kozomol_session";
+
+/// How long a console login lasts: a shift and some.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+/// The anti-forgery token of a browser session: derived from its secret id, so it
+/// needs no storage, and readable by the page (the id's cookie is not) — a request
+/// another site makes the browser send carries the cookie but cannot know this.
+pub fn csrf_token(session: &ApiToken) -> String {
+    let mut digest = Sha256::new();
+    digest.update(b"kozomol csrf v1\0");
+    digest.update(session.0);
+    hex::encode(digest.finalize())
+}
+
 /// A random password of 24 letters and digits (~142 bits).
 pub fn random_password() -> String {
     rand::rngs::OsRng
@@ -175,37 +192,41 @@ pub fn random_password() -> String {
         .collect()
 }
 
-/// Counts failed logins per login name in a sliding window and refuses more than
-/// `max_failures` within it. In memory: each API process limits on its own.
-pub struct LoginLimiter {
-    max_failures: usize,
+/// Counts attempts per key (a login name's failed logins, an address's fine lookups)
+/// in a sliding window and refuses more than `max_attempts` within it. In memory:
+/// each API process limits on its own.
+pub struct AttemptLimiter {
+    max_attempts: usize,
     window: Duration,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    attempts: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
-/// Above this many tracked logins, stale entries are swept on the next failure.
+/// Above this many tracked keys, stale entries are swept on the next attempt.
 const LIMITER_SWEEP_ABOVE: usize = 10_000;
 
-impl Default for LoginLimiter {
-    fn default() -> Self {
-        LoginLimiter::new(5, Duration::from_secs(60))
-    }
-}
-
-impl LoginLimiter {
-    pub fn new(max_failures: usize, window: Duration) -> Self {
-        LoginLimiter {
-            max_failures,
+impl AttemptLimiter {
+    pub fn new(max_attempts: usize, window: Duration) -> Self {
+        AttemptLimiter {
+            max_attempts,
             window,
-            failures: Mutex::new(HashMap::new()),
+            attempts: Mutex::new(HashMap::new()),
         }
     }
 
-    /// `Err(wait)` while `login` has used up its failures in the window.
-    pub fn check(&self, login: &str) -> Result<(), Duration> {
+    /// Five failed logins a minute per login name.
+    pub fn for_logins() -> Self {
+        AttemptLimiter::new(5, Duration::from_secs(60))
+    }
+
+    /// `Err(wait)` while `key` has used up its attempts in the window; a limit of 0
+    /// refuses nothing.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        if self.max_attempts == 0 {
+            return Ok(());
+        }
         let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(times) = failures.get_mut(login) else {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(times) = attempts.get_mut(key) else {
             return Ok(());
         };
         while times
@@ -214,34 +235,37 @@ impl LoginLimiter {
         {
             times.pop_front();
         }
-        if times.len() < self.max_failures {
+        if times.len() < self.max_attempts {
             return Ok(());
         }
         let oldest = times.front().copied().unwrap_or(now);
         Err(self.window.saturating_sub(now.duration_since(oldest)))
     }
 
-    pub fn record_failure(&self, login: &str) {
+    pub fn record(&self, key: &str) {
+        if self.max_attempts == 0 {
+            return;
+        }
         let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if failures.len() > LIMITER_SWEEP_ABOVE {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        if attempts.len() > LIMITER_SWEEP_ABOVE {
             let window = self.window;
-            failures.retain(|_, times| {
+            attempts.retain(|_, times| {
                 times
                     .back()
                     .is_some_and(|t| now.duration_since(*t) < window)
             });
         }
-        let times = failures.entry(login.to_owned()).or_default();
+        let times = attempts.entry(key.to_owned()).or_default();
         times.push_back(now);
-        while times.len() > self.max_failures {
+        while times.len() > self.max_attempts {
             times.pop_front();
         }
     }
 
-    pub fn clear(&self, login: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures.remove(login);
+    pub fn clear(&self, key: &str) {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        attempts.remove(key);
     }
 }
 
@@ -509,11 +533,21 @@ mod tests {
     }
 
     #[test]
-    fn limiter_refuses_after_five_failures_per_login() {
-        let limiter = LoginLimiter::new(5, Duration::from_secs(60));
+    fn csrf_tokens_are_per_session_and_not_the_session() {
+        let one = ApiToken::generate().expect("token");
+        let two = ApiToken::generate().expect("token");
+        assert_eq!(csrf_token(&one), csrf_token(&one));
+        assert_ne!(csrf_token(&one), csrf_token(&two));
+        assert_eq!(csrf_token(&one).len(), 64);
+        assert!(!csrf_token(&one).contains(&one.reveal()[4..]));
+    }
+
+    #[test]
+    fn limiter_refuses_after_five_attempts_per_login() {
+        let limiter = AttemptLimiter::new(5, Duration::from_secs(60));
         for _ in 0..5 {
             assert!(limiter.check("alice").is_ok());
-            limiter.record_failure("alice");
+            limiter.record("alice");
         }
         let wait = limiter.check("alice").expect_err("sixth attempt refused");
         assert!(wait <= Duration::from_secs(60) && wait > Duration::from_secs(50));
@@ -523,10 +557,19 @@ mod tests {
     }
 
     #[test]
-    fn limiter_forgets_old_failures() {
-        let limiter = LoginLimiter::new(2, Duration::from_millis(30));
-        limiter.record_failure("carol");
-        limiter.record_failure("carol");
+    fn a_limit_of_zero_refuses_nothing() {
+        let limiter = AttemptLimiter::new(0, Duration::from_secs(60));
+        for _ in 0..100 {
+            limiter.record("load generator");
+        }
+        assert!(limiter.check("load generator").is_ok());
+    }
+
+    #[test]
+    fn limiter_forgets_old_attempts() {
+        let limiter = AttemptLimiter::new(2, Duration::from_millis(30));
+        limiter.record("carol");
+        limiter.record("carol");
         assert!(limiter.check("carol").is_err());
         std::thread::sleep(Duration::from_millis(40));
         assert!(limiter.check("carol").is_ok());

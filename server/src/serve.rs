@@ -232,6 +232,13 @@ pub async fn run(
         state.weak_read_below_milli = (settings.recognizer.auto_accept * 1000.0).round() as u16;
         state.jurisdiction = settings.fines.jurisdiction;
         state.payment_providers = Arc::new(settings.payment_providers.clone());
+        state.merchant = Some(Arc::new(
+            kozomol_payments::MerchantAccount::new(
+                &settings.fines.merchant_guid,
+                &settings.fines.merchant_name,
+            )
+            .map_err(|e| ServeError::Fines(e.to_string()))?,
+        ));
         state.smartcity = settings.smartcity.clone().map(|provider| {
             Arc::new(api::SmartcityService {
                 settings: provider,

@@ -205,6 +205,22 @@ pub trait AccountStore: Send + Sync {
     ) -> Result<Option<Account>, StoreError>;
     /// Every account, by login (for the admin's account list).
     async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
+    /// Keeps a browser session (its id's SHA-256) of `account` until `expires_at`;
+    /// sessions expired by now are dropped on the way.
+    async fn open_web_session(
+        &self,
+        account: AccountId,
+        session_sha256: &[u8; 32],
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError>;
+    /// The account of a session that has not expired at `now`.
+    async fn account_by_web_session(
+        &self,
+        session_sha256: &[u8; 32],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Account>, StoreError>;
+    /// Ends a session (logging out); nothing when it is unknown.
+    async fn close_web_session(&self, session_sha256: &[u8; 32]) -> Result<(), StoreError>;
 }
 
 /// The plate-recognition queue over cases in state `received`.

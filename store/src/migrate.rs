@@ -108,6 +108,11 @@ const SQLITE: &[Migration] = &[
         name: "refunds",
         sql: include_str!("../migrations/sqlite/0018_refunds.sql"),
     },
+    Migration {
+        version: 19,
+        name: "web_sessions",
+        sql: include_str!("../migrations/sqlite/0019_web_sessions.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -200,6 +205,11 @@ const POSTGRES: &[Migration] = &[
         version: 18,
         name: "refunds",
         sql: include_str!("../migrations/postgres/0018_refunds.sql"),
+    },
+    Migration {
+        version: 19,
+        name: "web_sessions",
+        sql: include_str!("../migrations/postgres/0019_web_sessions.sql"),
     },
 ];
 

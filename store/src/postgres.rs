@@ -843,4 +843,56 @@ impl AccountStore for PgStore {
         .map(account_from_row)
         .collect()
     }
+
+    async fn open_web_session(
+        &self,
+        account: AccountId,
+        session_sha256: &[u8; 32],
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO web_sessions (session_sha256, account_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&session_sha256[..])
+        .bind(account.0)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error(e, || "web session".to_owned()))?;
+        Ok(())
+    }
+
+    async fn account_by_web_session(
+        &self,
+        session_sha256: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<Option<Account>, StoreError> {
+        sqlx::query(
+            "SELECT a.id, a.login, a.role, a.password_hash, a.full_name, a.badge \
+             FROM web_sessions s JOIN accounts a ON a.id = s.account_id \
+             WHERE s.session_sha256 = $1 AND s.expires_at > $2",
+        )
+        .bind(&session_sha256[..])
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(account_from_row)
+        .transpose()
+    }
+
+    async fn close_web_session(&self, session_sha256: &[u8; 32]) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM web_sessions WHERE session_sha256 = $1")
+            .bind(&session_sha256[..])
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }

@@ -817,4 +817,56 @@ impl AccountStore for SqliteStore {
         .map(account_from_row)
         .collect()
     }
+
+    async fn open_web_session(
+        &self,
+        account: AccountId,
+        session_sha256: &[u8; 32],
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        sqlx::query("DELETE FROM web_sessions WHERE expires_at <= ?")
+            .bind(ms(now))
+            .execute(&self.writer)
+            .await?;
+        sqlx::query(
+            "INSERT INTO web_sessions (session_sha256, account_id, created_at, expires_at) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(&session_sha256[..])
+        .bind(account.0)
+        .bind(ms(now))
+        .bind(ms(expires_at))
+        .execute(&self.writer)
+        .await
+        .map_err(|e| db_error(e, || "web session".to_owned()))?;
+        Ok(())
+    }
+
+    async fn account_by_web_session(
+        &self,
+        session_sha256: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<Option<Account>, StoreError> {
+        sqlx::query(
+            "SELECT a.id, a.login, a.role, a.password_hash, a.full_name, a.badge \
+             FROM web_sessions s JOIN accounts a ON a.id = s.account_id \
+             WHERE s.session_sha256 = ? AND s.expires_at > ?",
+        )
+        .bind(&session_sha256[..])
+        .bind(ms(now))
+        .fetch_optional(&self.reader)
+        .await?
+        .as_ref()
+        .map(account_from_row)
+        .transpose()
+    }
+
+    async fn close_web_session(&self, session_sha256: &[u8; 32]) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM web_sessions WHERE session_sha256 = ?")
+            .bind(&session_sha256[..])
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
 }

@@ -70,16 +70,103 @@ pub async fn owner_found_cases(
     overview: &[u8],
     plate: &[u8],
 ) -> Result<Vec<CaseId>> {
-    let camera = CameraId::parse("cam-1")?;
+    let ids = received_cases(store, evidence, n, overview, plate).await?;
+    // The document names the approving officer from the officers' register.
     store
-        .register_camera(&CameraRegistration {
-            camera_id: camera.clone(),
-            public_key: [1; 32],
-            device_serial: device().serial,
-            certificate: device().certificate,
-            site: site(),
+        .create_account(&NewAccount {
+            login: "officer-1".into(),
+            role: Role::Reviewer,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$bench".into(),
+            officer: Some(OfficerIdentity {
+                full_name: OFFICER_NAME.into(),
+                badge: OFFICER_BADGE.into(),
+            }),
+            created_by: "bench".into(),
         })
         .await?;
+    for (i, id) in ids.iter().enumerate() {
+        store
+            .record_review(&NewReview {
+                case_id: *id,
+                tier: ReviewTier::First,
+                reviewer: "officer-1".into(),
+                decision: ReviewDecision::Approve,
+                reason: None,
+                plate: Some(format!("01KG{:03}ABC", i % 1000)),
+                note: None,
+                from_state: CaseState::Received,
+                to_state: CaseState::Approved,
+            })
+            .await?;
+    }
+    let claimed = store
+        .claim_stage(
+            CaseState::Approved,
+            "bench",
+            n as u32,
+            Duration::from_secs(600),
+        )
+        .await?;
+    for (i, id) in claimed.into_iter().enumerate() {
+        store
+            .record_owner_lookup(
+                "bench",
+                &OwnerLookupRecord {
+                    case_id: id,
+                    outcome: OwnerOutcome::Found,
+                    owner: Some(OwnerOfRecord {
+                        kind: OwnerKind::Person,
+                        id: format!("2121219{:07}", i % owners),
+                        name: "Асанов Бакыт Токтогулович".into(),
+                        address: Some("Бишкек, ул. Киевская 96".into()),
+                    }),
+                    vehicle: serde_json::json!({
+                        "make": "Toyota", "model": "Camry", "colour": "белый", "year": 2015,
+                        "registration_certificate": format!("KG01{:06}", i % owners)
+                    }),
+                    // As the registry answers it (kozomol_tunduk::Owner).
+                    registry_owner: serde_json::json!({
+                        "kind": "person",
+                        "pin": format!("2121219{:07}", i % owners),
+                        "surname": "Асанов", "name": "Бакыт", "patronymic": "Токтогулович",
+                        "birth_date": "1980-12-21",
+                        "address": {
+                            "region": "Чуйская", "district": "Аламединский",
+                            "village": "Бишкек", "street": "ул. Киевская", "house": "96",
+                            "flat": "12", "full": "Бишкек, ул. Киевская 96"
+                        }
+                    }),
+                    reason: None,
+                    exchange_id: None,
+                    looked_up_at: Utc::now(),
+                },
+            )
+            .await?;
+    }
+    Ok(ids)
+}
+
+/// `n` speeding cases just received from camera `cam-1` (registered on first use),
+/// with the same two frames each.
+pub async fn received_cases(
+    store: &dyn Store,
+    evidence: &EvidenceStore,
+    n: usize,
+    overview: &[u8],
+    plate: &[u8],
+) -> Result<Vec<CaseId>> {
+    let camera = CameraId::parse("cam-1")?;
+    if store.camera(&camera).await?.is_none() {
+        store
+            .register_camera(&CameraRegistration {
+                camera_id: camera.clone(),
+                public_key: [1; 32],
+                device_serial: device().serial,
+                certificate: device().certificate,
+                site: site(),
+            })
+            .await?;
+    }
     let frames = [(FrameRole::Overview, overview), (FrameRole::Plate, plate)];
     let locations = evidence.append_batch(&[overview, plate])?;
     let captured_at = Utc
@@ -141,77 +228,6 @@ pub async fn owner_found_cases(
                 other => bail!("case not created: {other:?}"),
             }
         }
-    }
-    // The document names the approving officer from the officers' register.
-    store
-        .create_account(&NewAccount {
-            login: "officer-1".into(),
-            role: Role::Reviewer,
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$bench".into(),
-            officer: Some(OfficerIdentity {
-                full_name: OFFICER_NAME.into(),
-                badge: OFFICER_BADGE.into(),
-            }),
-            created_by: "bench".into(),
-        })
-        .await?;
-    for (i, id) in ids.iter().enumerate() {
-        store
-            .record_review(&NewReview {
-                case_id: *id,
-                tier: ReviewTier::First,
-                reviewer: "officer-1".into(),
-                decision: ReviewDecision::Approve,
-                reason: None,
-                plate: Some(format!("01KG{:03}ABC", i % 1000)),
-                note: None,
-                from_state: CaseState::Received,
-                to_state: CaseState::Approved,
-            })
-            .await?;
-    }
-    let claimed = store
-        .claim_stage(
-            CaseState::Approved,
-            "bench",
-            n as u32,
-            Duration::from_secs(600),
-        )
-        .await?;
-    for (i, id) in claimed.into_iter().enumerate() {
-        store
-            .record_owner_lookup(
-                "bench",
-                &OwnerLookupRecord {
-                    case_id: id,
-                    outcome: OwnerOutcome::Found,
-                    owner: Some(OwnerOfRecord {
-                        kind: OwnerKind::Person,
-                        id: format!("2121219{:07}", i % owners),
-                        name: "Асанов Бакыт Токтогулович".into(),
-                        address: Some("Бишкек, ул. Киевская 96".into()),
-                    }),
-                    vehicle: serde_json::json!({
-                        "make": "Toyota", "model": "Camry", "colour": "белый", "year": 2015
-                    }),
-                    // As the registry answers it (kozomol_tunduk::Owner).
-                    registry_owner: serde_json::json!({
-                        "kind": "person",
-                        "pin": format!("2121219{:07}", i % owners),
-                        "surname": "Асанов", "name": "Бакыт", "patronymic": "Токтогулович",
-                        "birth_date": "1980-12-21",
-                        "address": {
-                            "region": "Чуйская", "district": "Аламединский",
-                            "village": "Бишкек", "street": "ул. Киевская", "house": "96",
-                            "flat": "12", "full": "Бишкек, ул. Киевская 96"
-                        }
-                    }),
-                    reason: None,
-                    exchange_id: None,
-                    looked_up_at: Utc::now(),
-                },
-            )
-            .await?;
     }
     Ok(ids)
 }

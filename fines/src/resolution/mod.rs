@@ -31,6 +31,7 @@ pub fn embeddable_photo(bytes: &[u8]) -> Result<(), &'static str> {
     jpeg::read_info(bytes).map(|_| ())
 }
 pub use number::{ResolutionNumber, MAX_SEQUENCE};
+pub use qr::QrMatrix;
 pub use signature::{
     key_id, verify, DetachedSignature, Ed25519Signer, SignError, SignatureAlgorithm, Signer,
     SignerIdentity, Verdict, VerifyingKeys,

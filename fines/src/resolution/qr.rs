@@ -55,21 +55,10 @@ impl QrMatrix {
         let modules = self.modules();
         let mut content = String::with_capacity(16 * self.width * self.width / 4);
         content.push_str("0 g\n");
-        for row in 0..self.width {
-            let mut col = 0;
-            while col < self.width {
-                if !self.is_dark(col, row) {
-                    col += 1;
-                    continue;
-                }
-                let start = col;
-                while col < self.width && self.is_dark(col, row) {
-                    col += 1;
-                }
-                // Row 0 is the top of the symbol; PDF's y grows upwards.
-                let y = modules - QUIET_ZONE - row - 1;
-                let _ = writeln!(content, "{} {y} {} 1 re", QUIET_ZONE + start, col - start);
-            }
+        for (row, start, run) in self.dark_runs() {
+            // Row 0 is the top of the symbol; PDF's y grows upwards.
+            let y = modules - QUIET_ZONE - row - 1;
+            let _ = writeln!(content, "{} {y} {run} 1 re", QUIET_ZONE + start);
         }
         content.push_str("f\n");
         let name = |s: &str| DictItem::Name(s.as_bytes().to_vec());
@@ -95,6 +84,46 @@ impl QrMatrix {
         }
     }
 
+    /// The symbol with its quiet zone as an SVG picture, one unit a module, each row's
+    /// runs of dark modules one path segment: for web pages, sharp at any zoom.
+    pub fn svg(&self) -> String {
+        let modules = self.modules();
+        let mut path = String::with_capacity(8 * self.width * self.width / 4);
+        for (row, start, run) in self.dark_runs() {
+            let _ = write!(
+                path,
+                "M{} {}h{run}v1h-{run}z",
+                QUIET_ZONE + start,
+                QUIET_ZONE + row
+            );
+        }
+        format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {modules} {modules}\" \
+             shape-rendering=\"crispEdges\"><rect width=\"{modules}\" height=\"{modules}\" \
+             fill=\"#fff\"/><path d=\"{path}\" fill=\"#000\"/></svg>"
+        )
+    }
+
+    /// Each row's runs of dark modules, as (row, first column, length), top to bottom.
+    fn dark_runs(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        (0..self.width).flat_map(move |row| {
+            let mut col = 0;
+            std::iter::from_fn(move || {
+                while col < self.width && !self.is_dark(col, row) {
+                    col += 1;
+                }
+                if col == self.width {
+                    return None;
+                }
+                let start = col;
+                while col < self.width && self.is_dark(col, row) {
+                    col += 1;
+                }
+                Some((row, start, col - start))
+            })
+        })
+    }
+
     /// Modules across the symbol with its quiet zone on both sides.
     pub fn modules(&self) -> usize {
         self.width + 2 * QUIET_ZONE
@@ -116,6 +145,38 @@ mod tests {
             assert!(qr.is_dark(x, y), "finder corner {x},{y}");
         }
         assert!(!qr.is_dark(w, 0), "outside is light");
+    }
+
+    #[test]
+    fn svg_paints_the_dark_modules() {
+        let qr = QrMatrix::encode("00020101021232", "payment").expect("fits");
+        let svg = qr.svg();
+        let n = qr.modules();
+        assert!(svg.starts_with("<svg "), "{svg}");
+        assert!(svg.contains(&format!("viewBox=\"0 0 {n} {n}\"")));
+        let path = svg
+            .split("d=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a path");
+        let mut painted = vec![false; n * n];
+        for segment in path.split('M').filter(|s| !s.is_empty()) {
+            let (xy, rest) = segment.split_once('h').expect("h");
+            let (x, y) = xy.split_once(' ').expect("x y");
+            let (x, y): (usize, usize) = (x.parse().expect("x"), y.parse().expect("y"));
+            let run: usize = rest.split_once('v').expect("v").0.parse().expect("run");
+            for dx in 0..run {
+                painted[y * n + x + dx] = true;
+            }
+        }
+        for y in 0..n {
+            for x in 0..n {
+                let dark = x >= QUIET_ZONE
+                    && y >= QUIET_ZONE
+                    && qr.is_dark(x - QUIET_ZONE, y - QUIET_ZONE);
+                assert_eq!(painted[y * n + x], dark, "module {x},{y}");
+            }
+        }
     }
 
     /// The modules the form XObject fills, read back from its inflated content stream.

@@ -1,16 +1,17 @@
-//! Who may call what: the bearer-token extractor and the role policies each handler
-//! names in its signature. The matrix is written out in docs/api.md.
+//! Who may call what: the caller's extractor (bearer token or console session with its
+//! anti-forgery token) and the role policies each handler names in its signature. The matrix is written out in docs/api.md.
 
 use std::marker::PhantomData;
 
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use kozomol_core::Role;
 use kozomol_store::Account;
 
 use super::{ApiError, ApiState};
-use crate::auth::account_for_token;
+use crate::auth::{account_for_token, csrf_token, ApiToken, SESSION_COOKIE};
 
 /// A set of roles allowed on a route.
 pub trait Policy {
@@ -90,23 +91,22 @@ impl Policy for Admins {
     const ROLES: &'static [Role] = &[Role::Admin];
 }
 
-/// The caller, authenticated by bearer token and holding a role `P` allows.
+/// The caller, authenticated by bearer token or by a console session, and holding a
+/// role `P` allows. A session's requests that change anything (every method but GET,
+/// HEAD and OPTIONS) must also carry its anti-forgery token in `X-CSRF-Token`.
 pub struct Authorized<P> {
     pub account: Account,
     policy: PhantomData<P>,
 }
 
+/// The header a console page sends its session's anti-forgery token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
 impl<P: Policy + Send + Sync> FromRequestParts<ApiState> for Authorized<P> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(bearer_token)
-            .ok_or(ApiError::Unauthenticated)?;
-        let account = account_for_token(state.app.store.as_ref(), token)
+        let account = caller(parts, state)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
         if !P::ROLES.contains(&account.role) {
@@ -117,6 +117,57 @@ impl<P: Policy + Send + Sync> FromRequestParts<ApiState> for Authorized<P> {
             policy: PhantomData,
         })
     }
+}
+
+/// The account behind a request: a bearer token wins over a session cookie; `None`
+/// when neither is present or valid.
+pub(crate) async fn caller(parts: &Parts, state: &ApiState) -> Result<Option<Account>, ApiError> {
+    if let Some(header) = parts.headers.get(AUTHORIZATION) {
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(bearer_token)
+            .ok_or(ApiError::Unauthenticated)?;
+        return Ok(account_for_token(state.app.store.as_ref(), token).await?);
+    }
+    let Some(session) = session_cookie(&parts.headers) else {
+        return Ok(None);
+    };
+    let Some(account) = state
+        .app
+        .store
+        .account_by_web_session(&session.sha256(), chrono::Utc::now())
+        .await?
+    else {
+        return Ok(None);
+    };
+    if !parts.method.is_safe() {
+        let sent = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("");
+        if !constant_time_eq(sent.as_bytes(), csrf_token(&session).as_bytes()) {
+            return Err(ApiError::CsrfRejected);
+        }
+    }
+    Ok(Some(account))
+}
+
+/// The session id in the request's cookies, if one is well-formed.
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<ApiToken> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .and_then(|(_, value)| ApiToken::parse(value))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme without case).
@@ -137,5 +188,26 @@ mod tests {
         assert_eq!(bearer_token("Basic abc"), None);
         assert_eq!(bearer_token("Bearer"), None);
         assert_eq!(bearer_token("Bearer "), None);
+    }
+
+    #[test]
+    fn session_cookies() {
+        let token = ApiToken::generate().expect("token");
+        let text = token.reveal();
+        for (header, found) in [
+            (format!("kozomol_session={text}"), true),
+            (format!("lang=ky; kozomol_session={text}; x=1"), true),
+            (format!("other_session={text}"), false),
+            ("kozomol_session=garbage".to_owned(), false),
+            ("kozomol_session".to_owned(), false),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(COOKIE, header.parse().expect("header"));
+            let got = session_cookie(&headers).map(|t| t.sha256());
+            assert_eq!(got, found.then(|| token.sha256()), "{header}");
+        }
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }

@@ -17,7 +17,7 @@ use crate::auth::{
 };
 
 #[derive(Deserialize)]
-pub struct LoginRequest {
+pub(crate) struct LoginRequest {
     login: String,
     password: String,
 }
@@ -33,7 +33,20 @@ pub async fn login(
     State(state): State<ApiState>,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Json<LoginAnswer>, ApiError> {
-    let LoginRequest { login, password } = json_body(body)?;
+    let account = check_credentials(&state, json_body(body)?).await?;
+    let token = issue_token(state.app.store.as_ref(), account.id, "login").await?;
+    info!(login = %account.login, role = %account.role, "token issued");
+    Ok(Json(LoginAnswer {
+        token,
+        role: account.role,
+    }))
+}
+
+/// The account a login and password open, within the limit on failed attempts.
+pub(crate) async fn check_credentials(
+    state: &ApiState,
+    LoginRequest { login, password }: LoginRequest,
+) -> Result<Account, ApiError> {
     if let Err(wait) = state.logins.check(&login) {
         warn!(login = %login, "login refused: too many failed attempts");
         return Err(ApiError::TooManyAttempts {
@@ -48,21 +61,17 @@ pub async fn login(
         None => tokio::task::spawn_blocking(|| decoy_password_hash().to_owned()).await?,
     };
     let matches = verify_password_in_pool(password, phc).await?;
-    let account = match account {
-        Some(account) if matches => account,
-        _ => {
-            state.logins.record_failure(&login);
-            info!(login = %login, "login failed");
-            return Err(ApiError::InvalidCredentials);
+    match account {
+        Some(account) if matches => {
+            state.logins.clear(&login);
+            Ok(account)
         }
-    };
-    state.logins.clear(&login);
-    let token = issue_token(state.app.store.as_ref(), account.id, "login").await?;
-    info!(login = %account.login, role = %account.role, "token issued");
-    Ok(Json(LoginAnswer {
-        token,
-        role: account.role,
-    }))
+        _ => {
+            state.logins.record(&login);
+            info!(login = %login, "login failed");
+            Err(ApiError::InvalidCredentials)
+        }
+    }
 }
 
 #[derive(Serialize)]

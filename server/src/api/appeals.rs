@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use kozomol_fines::appeals::{appeal_in_time, check_attachment, AppealRefusal, MAX_ATTACHMENTS};
 use kozomol_store::{
     AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest,
-    BulkVoidResult, EvidenceRef, NewAppeal, NewAttachment, RefundOutcome, RefundRequestRecord,
-    RefundSettled, RefundSettlement,
+    BulkVoidResult, CaseRecord, EvidenceRef, NewAppeal, NewAttachment, RefundOutcome,
+    RefundRequestRecord, RefundSettled, RefundSettlement,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -40,7 +40,7 @@ pub struct AttachmentUpload {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AppealRequest {
+pub(crate) struct AppealRequest {
     appellant: Option<String>,
     contact: Option<String>,
     grounds: Option<String>,
@@ -56,6 +56,19 @@ pub async fn file(
     body: Result<Json<AppealRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<AppealRecord>), ApiError> {
     let request = json_body(body)?;
+    let case = find_case(&state, &id).await?;
+    let record = file_appeal_for(&state, &case, request, caller.account.login.clone()).await?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+/// Files an appeal against `case`'s resolution in the appellant's words, by `filed_by`
+/// (an officer's login, or `portal` for a citizen's own).
+pub(crate) async fn file_appeal_for(
+    state: &ApiState,
+    case: &CaseRecord,
+    request: AppealRequest,
+    filed_by: String,
+) -> Result<AppealRecord, ApiError> {
     let mut problems = Vec::new();
     let appellant = text_field(
         &mut problems,
@@ -89,26 +102,25 @@ pub async fn file(
         return Err(ApiError::Validation(problems));
     };
 
-    let case = find_case(&state, &id).await?;
     let store = &state.app.store;
     let clock = store.clock(case.id).await?;
     if let Some(clock) = &clock {
         appeal_in_time(Some(clock), clock.jurisdiction.local_date(Utc::now()))
             .map_err(|e| ApiError::Conflict(e.to_string()))?;
     }
-    let stored = store_uploads(&state, files).await?;
+    let stored = store_uploads(state, files).await?;
     let appeal = NewAppeal {
         case_id: case.id,
         appellant,
         contact,
         grounds,
-        filed_by: caller.account.login.clone(),
+        filed_by,
         attachments: stored,
     };
     match store.file_appeal(&appeal).await? {
         AppealFiled::Filed(record) => {
             tracing::info!(case_id = %case.id, appeal_id = record.id, "appeal filed");
-            Ok((StatusCode::CREATED, Json(*record)))
+            Ok(*record)
         }
         AppealFiled::NotAppealable(now) => Err(ApiError::Conflict(format!(
             "case {} is `{now}`: no appeal is taken in that state",

@@ -297,7 +297,7 @@ pub async fn plate_crop(
 }
 
 /// Evidence bytes as an immutable JPEG response, re-verified against their hash.
-async fn serve_evidence(
+pub(crate) async fn serve_evidence(
     state: &ApiState,
     case_id: CaseId,
     what: &str,

@@ -35,6 +35,15 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("too many failed attempts for this login; retry in {retry_after_s} s")]
     TooManyAttempts { retry_after_s: u64 },
+    /// A console session's change without its anti-forgery token (`X-CSRF-Token`).
+    #[error("this session's X-CSRF-Token header is missing or wrong")]
+    CsrfRejected,
+    /// A portal route of one fine without a valid grant from a lookup.
+    #[error("look the fine up again: this link has expired or is not valid")]
+    GrantRequired,
+    /// Too many public lookups from one address.
+    #[error("too many lookups from this address; retry in {retry_after_s} s")]
+    TooManyLookups { retry_after_s: u64 },
     #[error("{0} not found")]
     NotFound(String),
     #[error("this route does not take that method")]
@@ -97,6 +106,21 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_attempts",
                 "Too many failed attempts",
+            ),
+            CsrfRejected => (
+                StatusCode::FORBIDDEN,
+                "csrf_rejected",
+                "Anti-forgery token missing or wrong",
+            ),
+            GrantRequired => (
+                StatusCode::FORBIDDEN,
+                "grant_required",
+                "A lookup's grant is required",
+            ),
+            TooManyLookups { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_lookups",
+                "Too many lookups",
             ),
             NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             MethodNotAllowed => (
@@ -181,6 +205,9 @@ pub const PROBLEM_CODES: &[&str] = &[
     "forbidden",
     "invalid_credentials",
     "too_many_attempts",
+    "csrf_rejected",
+    "too_many_lookups",
+    "grant_required",
     "not_found",
     "method_not_allowed",
     "bad_request",
@@ -260,7 +287,8 @@ impl IntoResponse for ApiError {
             ApiError::Unauthenticated | ApiError::InvalidCredentials => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::TooManyAttempts { retry_after_s } => {
+            ApiError::TooManyAttempts { retry_after_s }
+            | ApiError::TooManyLookups { retry_after_s } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
             }
             _ => {}

@@ -13,10 +13,13 @@ mod dead_letters;
 mod error;
 mod nominations;
 mod officer_violations;
+mod pages;
 mod paging;
 mod payment_api;
+mod portal;
 mod resolutions;
 mod review;
+mod sessions;
 mod smartcity;
 mod statements;
 mod system;
@@ -45,9 +48,10 @@ pub use error::{ApiError, FieldProblem, PROBLEM_CODES};
 pub use payment_api::{
     request_signing_payload, PaymentProblem, IDEMPOTENCY_HEADER, REPLAYED_HEADER, SIGNATURE_HEADER,
 };
+pub use portal::LookupLimit;
 pub use smartcity::SmartcityService;
 
-use crate::auth::LoginLimiter;
+use crate::auth::AttemptLimiter;
 use crate::metrics::HttpMetrics;
 
 /// Hands a signed camera config to the cameras (over MQTT: a retained publish on
@@ -84,6 +88,10 @@ pub struct AppState {
     pub smartcity: Option<Arc<SmartcityService>>,
     /// The payment providers of the REST payment API, with their secrets.
     pub payment_providers: Arc<Vec<crate::settings::PaymentProvider>>,
+    /// The account fines are paid to, for the portal's payment QR; `None` shows none.
+    pub merchant: Option<Arc<kozomol_payments::MerchantAccount>>,
+    /// How many fine lookups the portal takes from one address.
+    pub lookup_limit: LookupLimit,
 }
 
 impl AppState {
@@ -107,6 +115,8 @@ impl AppState {
             jurisdiction: kozomol_core::Jurisdiction::Kg,
             smartcity: None,
             payment_providers: Arc::default(),
+            merchant: None,
+            lookup_limit: LookupLimit::default(),
         }
     }
 
@@ -126,7 +136,8 @@ impl AppState {
 pub(crate) struct ApiState {
     pub(crate) app: AppState,
     pub(crate) http_metrics: Arc<HttpMetrics>,
-    pub(crate) logins: Arc<LoginLimiter>,
+    pub(crate) logins: Arc<AttemptLimiter>,
+    pub(crate) lookups: Arc<AttemptLimiter>,
 }
 
 /// Ten attachments of 10 MiB, base64 (4/3), and the text around them.
@@ -134,12 +145,23 @@ const APPEAL_BODY_LIMIT: usize = 10 * 14 * 1024 * 1024 + 64 * 1024;
 
 /// Every route of the API; each handler names its role policy in its signature.
 pub fn router(state: AppState) -> Router {
+    let lookup_limit = state.lookup_limit;
     let state = ApiState {
         app: state,
         http_metrics: Arc::new(HttpMetrics::default()),
-        logins: Arc::new(LoginLimiter::default()),
+        logins: Arc::new(AttemptLimiter::for_logins()),
+        lookups: Arc::new(AttemptLimiter::new(
+            lookup_limit.lookups,
+            lookup_limit.window,
+        )),
     };
     Router::new()
+        .route("/", get(pages::portal))
+        .route("/v/{number}", get(pages::portal))
+        .route("/console", get(pages::console))
+        .route("/console/login", get(pages::login))
+        .route("/console/queue", get(pages::queue))
+        .route("/assets/{*file}", get(pages::asset))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))
@@ -174,7 +196,25 @@ pub fn router(state: AppState) -> Router {
             post(statements::resolve),
         )
         .route("/api/v1/payment-totals", get(statements::totals))
+        .route("/api/v1/public/lookups", post(portal::lookup))
+        .route("/api/v1/public/fines/{number}", get(portal::show))
+        .route(
+            "/api/v1/public/fines/{number}/frames/{n}",
+            get(portal::frame),
+        )
+        .route("/api/v1/public/fines/{number}/pdf", get(portal::pdf))
+        .route("/api/v1/public/fines/{number}/qr.svg", get(portal::qr_svg))
+        .route(
+            "/api/v1/public/fines/{number}/appeals",
+            post(portal::appeal).layer(DefaultBodyLimit::max(APPEAL_BODY_LIMIT)),
+        )
         .route("/api/v1/auth/token", post(accounts::login))
+        .route(
+            "/api/v1/auth/session",
+            get(sessions::show)
+                .post(sessions::open)
+                .delete(sessions::close),
+        )
         .route(
             "/api/v1/accounts",
             get(accounts::list).post(accounts::create),

@@ -73,8 +73,16 @@ pub async fn pdf(
     Path(number): Path<String>,
 ) -> Result<Response, ApiError> {
     let record = find(&state, &number).await?;
+    pdf_response(&state, &record).await
+}
+
+/// The resolution's PDF as stored, byte for byte as signed, with its hash as ETag.
+pub(crate) async fn pdf_response(
+    state: &ApiState,
+    record: &ResolutionRecord,
+) -> Result<Response, ApiError> {
     let bytes = read_evidence(
-        &state,
+        state,
         record.case_id,
         "resolution PDF",
         record.pdf_location.clone(),

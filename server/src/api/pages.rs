@@ -1,0 +1,291 @@
+//! The pages: the citizens' portal at `/` (and `/v/{number}`, the link printed on every
+//! resolution), the officers' console under `/console`, and their scripts, styles and
+//! translations under `/assets`. Pages are HTML shells drawn in the browser from the
+//! JSON API; a console page checks its caller's session and role as its API routes do.
+//! The files live in `server/web/` and are compiled into the binary.
+
+use axum::extract::{Path, Query, State};
+use axum::http::header::{self, ACCEPT_LANGUAGE, COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::access::{caller, Policy, Reviewers};
+use super::ApiState;
+
+/// The languages pages are translated into; the first is the default.
+pub const LANGUAGES: [&str; 3] = ["ru", "ky", "en"];
+
+/// Scripts, styles and translations, by the name under `/assets/`.
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("app.css", "text/css", include_str!("../../web/app.css")),
+    (
+        "page.js",
+        "text/javascript",
+        include_str!("../../web/page.js"),
+    ),
+    (
+        "portal.js",
+        "text/javascript",
+        include_str!("../../web/portal.js"),
+    ),
+    (
+        "console.js",
+        "text/javascript",
+        include_str!("../../web/console.js"),
+    ),
+    (
+        "i18n/ru.ftl",
+        "text/plain",
+        include_str!("../../web/i18n/ru.ftl"),
+    ),
+    (
+        "i18n/ky.ftl",
+        "text/plain",
+        include_str!("../../web/i18n/ky.ftl"),
+    ),
+    (
+        "i18n/en.ftl",
+        "text/plain",
+        include_str!("../../web/i18n/en.ftl"),
+    ),
+];
+
+const PORTAL: &str = include_str!("../../web/portal.html");
+const LOGIN: &str = include_str!("../../web/login.html");
+const QUEUE: &str = include_str!("../../web/queue.html");
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    lang: Option<String>,
+}
+
+/// `GET /` and `GET /v/{number}`: the citizens' portal.
+pub async fn portal(headers: HeaderMap, Query(query): Query<PageQuery>) -> Response {
+    page(PORTAL, &headers, query.lang.as_deref())
+}
+
+/// `GET /console/login`.
+pub async fn login(headers: HeaderMap, Query(query): Query<PageQuery>) -> Response {
+    page(LOGIN, &headers, query.lang.as_deref())
+}
+
+/// `GET /console`: the desk every console user starts at.
+pub async fn console() -> Redirect {
+    Redirect::to("/console/queue")
+}
+
+/// `GET /console/queue`: the review desk, for those who may decide reviews.
+pub async fn queue(
+    State(state): State<ApiState>,
+    parts: Parts,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    if let Err(refusal) = allowed::<Reviewers>(&state, &parts, "/console/queue").await {
+        return refusal;
+    }
+    page(QUEUE, &parts.headers, query.lang.as_deref())
+}
+
+/// `GET /assets/{*file}`.
+pub async fn asset(Path(file): Path<String>) -> Response {
+    let Some((_, content_type, body)) = ASSETS.iter().find(|(name, _, _)| *name == file) else {
+        return (StatusCode::NOT_FOUND, "no such file").into_response();
+    };
+    let mut response = (*body).into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&format!("{content_type}; charset=utf-8")) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    // Served with the binary: a new release may change them, so browsers ask again.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    secure(headers);
+    response
+}
+
+/// Lets the request through when its session's role is one `P` allows; otherwise the
+/// login page (no session) or a refusal (a role that may not see the page).
+async fn allowed<P: Policy>(state: &ApiState, parts: &Parts, path: &str) -> Result<(), Response> {
+    match caller(parts, state).await {
+        Ok(Some(account)) if P::ROLES.contains(&account.role) => Ok(()),
+        Ok(Some(account)) => Err((
+            StatusCode::FORBIDDEN,
+            secure_html(format!(
+                "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>403</title>\
+                 <p>The role <b>{}</b> may not open this page. <a href=\"/console/login\">Log in \
+                 as someone else</a>.</p></html>",
+                account.role
+            )),
+        )
+            .into_response()),
+        Ok(None) => Err(Redirect::to(&format!("/console/login?next={path}")).into_response()),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
+fn page(template: &str, headers: &HeaderMap, asked: Option<&str>) -> Response {
+    let lang = language(headers, asked);
+    secure_html(template.replace("{{lang}}", lang)).into_response()
+}
+
+fn secure_html(body: String) -> Response {
+    let mut response = axum::response::Html(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    secure(headers);
+    response
+}
+
+/// What every page and asset is sent with: only this site's own scripts and styles run
+/// (no inline code, so injected markup cannot run), no framing, no sniffing, and no
+/// referrer (a fine's links carry its grant).
+fn secure(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+             form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+}
+
+/// The page's language: the one asked for in the link, else the visitor's pick (the
+/// `lang` cookie), else the first of `Accept-Language` we have, else Russian.
+pub fn language(headers: &HeaderMap, asked: Option<&str>) -> &'static str {
+    let known = |tag: &str| {
+        let primary = tag.split(['-', '_']).next().unwrap_or("").trim();
+        LANGUAGES
+            .iter()
+            .copied()
+            .find(|l| l.eq_ignore_ascii_case(primary))
+    };
+    if let Some(lang) = asked.and_then(known) {
+        return lang;
+    }
+    let cookie = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == "lang")
+        .and_then(|(_, value)| known(value));
+    if let Some(lang) = cookie {
+        return lang;
+    }
+    let mut offered: Vec<(f32, &'static str)> = headers
+        .get_all(ACCEPT_LANGUAGE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|item| {
+            let mut parts = item.split(';');
+            let lang = known(parts.next()?)?;
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())?;
+            (q > 0.0).then_some((q, lang))
+        })
+        .collect();
+    // Stable: of equal weights the one named first wins.
+    offered.sort_by(|a, b| b.0.total_cmp(&a.0));
+    offered.first().map_or(LANGUAGES[0], |(_, lang)| lang)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn languages_follow_the_link_then_the_pick_then_the_browser() {
+        for (asked, cookie, accept, lang) in [
+            (None, None, None, "ru"),
+            (None, None, Some("ky-KG,ky;q=0.9,ru;q=0.8"), "ky"),
+            (None, None, Some("en-US,en;q=0.9"), "en"),
+            (None, None, Some("de-DE,de;q=0.9,en;q=0.5,ru;q=0.7"), "ru"),
+            (None, None, Some("fr"), "ru"),
+            (None, None, Some("ru;q=0,en;q=0.1"), "en"),
+            (None, Some("lang=en"), Some("ky"), "en"),
+            (None, Some("x=1; lang=ky"), Some("en"), "ky"),
+            (None, Some("lang=xx"), Some("en"), "en"),
+            (Some("ky"), Some("lang=en"), Some("ru"), "ky"),
+            (Some("zz"), None, Some("en"), "en"),
+        ] {
+            let mut headers = HeaderMap::new();
+            if let Some(cookie) = cookie {
+                headers.insert(COOKIE, cookie.parse().expect("cookie"));
+            }
+            if let Some(accept) = accept {
+                headers.insert(ACCEPT_LANGUAGE, accept.parse().expect("accept"));
+            }
+            assert_eq!(
+                language(&headers, asked),
+                lang,
+                "{asked:?} {cookie:?} {accept:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_language_has_every_message() {
+        let keys = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| !l.starts_with('#') && l.contains(" = "))
+                .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.to_owned()))
+                .collect()
+        };
+        let files: Vec<(&str, Vec<String>)> = ASSETS
+            .iter()
+            .filter(|(name, _, _)| name.ends_with(".ftl"))
+            .map(|(name, _, body)| (*name, keys(body)))
+            .collect();
+        assert_eq!(files.len(), LANGUAGES.len());
+        let (first, reference) = &files[0];
+        assert!(reference.len() > 100, "{first}");
+        for (name, keys) in &files[1..] {
+            assert_eq!(keys, reference, "{name} and {first} differ");
+        }
+        // Every message a page or script names by a literal key is translated.
+        let sources = ASSETS
+            .iter()
+            .filter(|(name, _, _)| name.ends_with(".js"))
+            .map(|(_, _, body)| *body)
+            .chain([PORTAL, LOGIN, QUEUE]);
+        for source in sources {
+            for opener in [
+                "t(\"",
+                "data-i18n=\"",
+                "data-i18n-label=\"",
+                "data-i18n-title=\"",
+            ] {
+                let pieces: Vec<&str> = source.split(opener).collect();
+                for (before, used) in pieces.iter().zip(&pieces[1..]) {
+                    // `split("` is not a call of `t`.
+                    if opener == "t(\""
+                        && before
+                            .chars()
+                            .last()
+                            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+                    {
+                        continue;
+                    }
+                    let key = used.split('"').next().unwrap_or("");
+                    assert!(
+                        reference.iter().any(|k| k == key),
+                        "`{key}` is not translated"
+                    );
+                }
+            }
+        }
+    }
+}

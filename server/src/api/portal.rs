@@ -1,0 +1,604 @@
+//! The citizens' side of the API, no account needed: finding one's fines (by plate and
+//! vehicle registration certificate, by resolution number, by payment code), then
+//! seeing, downloading, paying and appealing each through a short-lived grant the
+//! lookup hands out. Lookups are counted per address so nobody can walk through
+//! other people's fines; the grant keeps the photos and the PDF behind a lookup.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, NaiveDate, Utc};
+use kozomol_core::{decimal_degrees, CaseId, CaseState, ViolationKind};
+use kozomol_payments::PaymentCode;
+use kozomol_store::{AppealRecord, AppealState, CaseRecord, ResolutionRecord};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::info;
+
+use super::appeals::{file_appeal_for, AppealRequest};
+use super::cases::serve_evidence;
+use super::resolutions::pdf_response;
+use super::{json_body, ApiError, ApiState, FieldProblem};
+
+/// How many lookups one address may make in a window.
+#[derive(Clone, Copy, Debug)]
+pub struct LookupLimit {
+    /// 0 lets every lookup through (a load test behind one address).
+    pub lookups: usize,
+    pub window: Duration,
+}
+
+impl Default for LookupLimit {
+    /// Thirty lookups in ten minutes: a family's cars several times over, far too few
+    /// to walk through plates or numbers.
+    fn default() -> Self {
+        LookupLimit {
+            lookups: 30,
+            window: Duration::from_secs(600),
+        }
+    }
+}
+
+/// How long the photos, PDF and payment of a fine stay open after a lookup.
+const GRANT_LIFETIME_S: i64 = 2 * 3600;
+
+/// At most this many fines answer one plate lookup.
+const PLATE_LOOKUP_LIMIT: u32 = 50;
+
+/// One of three ways to name one's fines.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupRequest {
+    plate: Option<String>,
+    /// The vehicle registration certificate (свидетельство о регистрации ТС) number,
+    /// with the plate.
+    certificate: Option<String>,
+    resolution: Option<String>,
+    payment_code: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct LookupAnswer {
+    fines: Vec<PublicFine>,
+}
+
+/// A fine as its payer sees it: no personal data beyond what the lookup named.
+#[derive(Serialize)]
+pub struct PublicFine {
+    number: String,
+    payment_code: String,
+    /// Opens this fine's other routes (`?grant=`) until `grant_expires_at`.
+    grant: String,
+    grant_expires_at: DateTime<Utc>,
+    status: FineStatus,
+    case_state: CaseState,
+    kind: ViolationKind,
+    /// The violation as the resolution words it (Russian, the document's language).
+    violation: &'static str,
+    article: String,
+    captured_at: DateTime<Utc>,
+    plate: Option<String>,
+    place: Option<Place>,
+    issued_at: DateTime<Utc>,
+    currency: &'static str,
+    amount_minor: i64,
+    /// The reduced sum while the discount lasts.
+    discounted_minor: Option<i64>,
+    discount_until: Option<NaiveDate>,
+    due: Option<NaiveDate>,
+    appeal_until: Option<NaiveDate>,
+    /// What paying today takes; 0 when nothing more is owed.
+    outstanding_minor: i64,
+    paid_minor: i64,
+    /// The payment QR for what is due today (banking apps scan it); none when nothing is.
+    qr_payload: Option<String>,
+    frames: Vec<String>,
+    pdf_url: String,
+    qr_svg_url: Option<String>,
+    appeal: Option<PublicAppeal>,
+}
+
+/// Where the fine stands for its payer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FineStatus {
+    Unpaid,
+    PartiallyPaid,
+    Paid,
+    /// Under appeal: nothing runs until it is decided.
+    Appealed,
+    /// Annulled, voided or refunded: nothing is owed.
+    Cancelled,
+    /// Past its deadlines: with the bailiffs, or lapsed.
+    Closed,
+}
+
+impl FineStatus {
+    fn of(state: CaseState) -> Self {
+        use CaseState::*;
+        match state {
+            Paid | PaidDiscounted => FineStatus::Paid,
+            PartiallyPaid => FineStatus::PartiallyPaid,
+            Appealed => FineStatus::Appealed,
+            Annulled | Voided | Refunded => FineStatus::Cancelled,
+            Enforcement | Lapsed => FineStatus::Closed,
+            _ => FineStatus::Unpaid,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Place {
+    address: String,
+    latitude: String,
+    longitude: String,
+    /// The spot on OpenStreetMap.
+    map_url: String,
+}
+
+#[derive(Serialize)]
+pub struct PublicAppeal {
+    id: i64,
+    state: AppealState,
+    filed_at: DateTime<Utc>,
+    decided_at: Option<DateTime<Utc>>,
+    decision_note: Option<String>,
+}
+
+impl From<&AppealRecord> for PublicAppeal {
+    fn from(appeal: &AppealRecord) -> Self {
+        PublicAppeal {
+            id: appeal.id,
+            state: appeal.state,
+            filed_at: appeal.filed_at,
+            decided_at: appeal.decided_at,
+            decision_note: appeal.decision_note.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct GrantQuery {
+    grant: Option<String>,
+}
+
+/// `POST /api/v1/public/lookups`.
+pub async fn lookup(
+    State(state): State<ApiState>,
+    parts: Parts,
+    body: Result<Json<LookupRequest>, JsonRejection>,
+) -> Result<Json<LookupAnswer>, ApiError> {
+    let client = client_address(&parts);
+    if let Err(wait) = state.lookups.check(&client) {
+        info!(client = %client, "fine lookup refused: too many from this address");
+        return Err(ApiError::TooManyLookups {
+            retry_after_s: wait.as_secs().max(1),
+        });
+    }
+    // Every lookup counts, found or not: a hit is as telling as a miss.
+    state.lookups.record(&client);
+    let request = json_body(body)?;
+    let records = match (
+        filled(request.plate),
+        filled(request.certificate),
+        filled(request.resolution),
+        filled(request.payment_code),
+    ) {
+        (Some(plate), Some(certificate), None, None) => {
+            by_plate_and_certificate(&state, &plate, &certificate).await?
+        }
+        (None, None, Some(number), None) => by_number(&state, &number).await?,
+        (None, None, None, Some(code)) => by_payment_code(&state, &code).await?,
+        (Some(_), None, None, None) => {
+            return Err(ApiError::Validation(vec![FieldProblem::new(
+                "certificate",
+                "required with the plate",
+            )]))
+        }
+        (None, Some(_), None, None) => {
+            return Err(ApiError::Validation(vec![FieldProblem::new(
+                "plate",
+                "required with the certificate",
+            )]))
+        }
+        _ => {
+            return Err(ApiError::Validation(vec![FieldProblem::new(
+                "body",
+                "give the plate with the certificate, or a resolution number, or a payment code",
+            )]))
+        }
+    };
+    if records.is_empty() {
+        return Err(ApiError::NotFound("a fine matching this lookup".into()));
+    }
+    let mut fines = Vec::with_capacity(records.len());
+    for (case, resolution) in records {
+        fines.push(public_fine(&state, case, resolution).await?);
+    }
+    Ok(Json(LookupAnswer { fines }))
+}
+
+/// `GET /api/v1/public/fines/{number}?grant=`: the fine as it stands now.
+pub async fn show(
+    State(state): State<ApiState>,
+    Path(number): Path<String>,
+    Query(query): Query<GrantQuery>,
+) -> Result<Json<PublicFine>, ApiError> {
+    let (case, resolution) = granted(&state, &number, query.grant.as_deref()).await?;
+    Ok(Json(public_fine(&state, case, resolution).await?))
+}
+
+/// `GET /api/v1/public/fines/{number}/frames/{n}?grant=`.
+pub async fn frame(
+    State(state): State<ApiState>,
+    Path((number, n)): Path<(String, String)>,
+    Query(query): Query<GrantQuery>,
+) -> Result<Response, ApiError> {
+    let (case, _) = granted(&state, &number, query.grant.as_deref()).await?;
+    let frame = n
+        .parse::<u32>()
+        .ok()
+        .and_then(|index| case.frames.iter().find(|f| f.index == index))
+        .ok_or_else(|| ApiError::NotFound(format!("photo {n} of resolution {number}")))?;
+    serve_evidence(
+        &state,
+        case.id,
+        &format!("frame {}", frame.index),
+        frame.location.clone(),
+        frame.sha256,
+    )
+    .await
+}
+
+/// `GET /api/v1/public/fines/{number}/pdf?grant=`: the signed resolution.
+pub async fn pdf(
+    State(state): State<ApiState>,
+    Path(number): Path<String>,
+    Query(query): Query<GrantQuery>,
+) -> Result<Response, ApiError> {
+    let (_, resolution) = granted(&state, &number, query.grant.as_deref()).await?;
+    pdf_response(&state, &resolution).await
+}
+
+/// `GET /api/v1/public/fines/{number}/qr.svg?grant=`: the payment QR for what is due
+/// today, drawn for the screen.
+pub async fn qr_svg(
+    State(state): State<ApiState>,
+    Path(number): Path<String>,
+    Query(query): Query<GrantQuery>,
+) -> Result<Response, ApiError> {
+    let (case, resolution) = granted(&state, &number, query.grant.as_deref()).await?;
+    let fine = public_fine(&state, case, resolution).await?;
+    let payload = fine
+        .qr_payload
+        .ok_or_else(|| ApiError::NotFound(format!("a payment due on resolution {number}")))?;
+    let matrix = kozomol_fines::resolution::QrMatrix::encode(&payload, "payment QR")
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut response = matrix.svg().into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("image/svg+xml"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `POST /api/v1/public/fines/{number}/appeals?grant=`: the citizen's own appeal.
+pub async fn appeal(
+    State(state): State<ApiState>,
+    Path(number): Path<String>,
+    Query(query): Query<GrantQuery>,
+    body: Result<Json<AppealRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<PublicAppeal>), ApiError> {
+    let (case, _) = granted(&state, &number, query.grant.as_deref()).await?;
+    let request = json_body(body)?;
+    let record = file_appeal_for(&state, &case, request, PORTAL_ACTOR.to_owned()).await?;
+    Ok((StatusCode::CREATED, Json(PublicAppeal::from(&record))))
+}
+
+/// Who the audit names for what citizens do through the portal.
+const PORTAL_ACTOR: &str = "portal";
+
+/// The address a request came from (the limiter's key).
+fn client_address(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn filled(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// A certificate number as people type it: letters and digits only, upper case.
+fn certificate_key(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_uppercase)
+        .map(kozomol_core::latin_lookalike)
+        .collect()
+}
+
+async fn by_plate_and_certificate(
+    state: &ApiState,
+    plate: &str,
+    certificate: &str,
+) -> Result<Vec<(CaseRecord, ResolutionRecord)>, ApiError> {
+    let plate = kozomol_tunduk::normalize_plate(plate);
+    let wanted = certificate_key(certificate);
+    if plate.is_empty() || wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let store = &state.app.store;
+    let cases = store
+        .cases(&kozomol_store::CaseQuery {
+            sighted_plate: Some(plate),
+            limit: PLATE_LOOKUP_LIMIT,
+            ..kozomol_store::CaseQuery::default()
+        })
+        .await?;
+    let mut found = Vec::new();
+    for summary in cases {
+        let Some(lookup) = store.owner_lookup(summary.id).await? else {
+            continue;
+        };
+        let registered = lookup
+            .vehicle
+            .get("registration_certificate")
+            .and_then(|v| v.as_str())
+            .map(certificate_key);
+        if registered.as_deref() != Some(wanted.as_str()) {
+            continue;
+        }
+        if let Some(pair) = case_with_resolution(state, summary.id).await? {
+            found.push(pair);
+        }
+    }
+    Ok(found)
+}
+
+async fn by_number(
+    state: &ApiState,
+    number: &str,
+) -> Result<Vec<(CaseRecord, ResolutionRecord)>, ApiError> {
+    let number = number.to_uppercase();
+    if kozomol_fines::resolution::ResolutionNumber::parse(&number).is_err() {
+        return Ok(Vec::new());
+    }
+    let Some(resolution) = state.app.store.resolution(&number).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(state
+        .app
+        .store
+        .case(resolution.case_id)
+        .await?
+        .map(|case| vec![(case, resolution)])
+        .unwrap_or_default())
+}
+
+/// A payment code names its case by its sequence; the resolution must carry the code.
+async fn by_payment_code(
+    state: &ApiState,
+    code: &str,
+) -> Result<Vec<(CaseRecord, ResolutionRecord)>, ApiError> {
+    let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    let Ok(parsed) = PaymentCode::parse(&digits) else {
+        return Ok(Vec::new());
+    };
+    let Ok(case_id) = i64::try_from(parsed.sequence()) else {
+        return Ok(Vec::new());
+    };
+    Ok(case_with_resolution(state, CaseId(case_id))
+        .await?
+        .filter(|(_, resolution)| resolution.payment_code == parsed.to_string())
+        .into_iter()
+        .collect())
+}
+
+async fn case_with_resolution(
+    state: &ApiState,
+    case_id: CaseId,
+) -> Result<Option<(CaseRecord, ResolutionRecord)>, ApiError> {
+    let store = &state.app.store;
+    let Some(resolution) = store.resolution_of_case(case_id).await? else {
+        return Ok(None);
+    };
+    Ok(store.case(case_id).await?.map(|case| (case, resolution)))
+}
+
+/// The fine `number` names, if `grant` opens it.
+async fn granted(
+    state: &ApiState,
+    number: &str,
+    grant: Option<&str>,
+) -> Result<(CaseRecord, ResolutionRecord), ApiError> {
+    let grant = grant.ok_or(ApiError::GrantRequired)?;
+    if !grant_valid(state, number, grant, Utc::now().timestamp()) {
+        return Err(ApiError::GrantRequired);
+    }
+    by_number(state, number)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::NotFound(format!("resolution {number}")))
+}
+
+/// The key grants are signed with: derived from the server's own signing key, so
+/// every process of one installation accepts the others' grants.
+fn grant_key(state: &ApiState) -> [u8; 32] {
+    let mut digest = Sha256::new();
+    digest.update(b"kozomol portal grant v1\0");
+    digest.update(state.app.server_key.to_bytes());
+    digest.finalize().into()
+}
+
+/// `{expires}.{HMAC-SHA256 of the number and expiry, hex}`.
+fn make_grant(state: &ApiState, number: &str, expires: i64) -> String {
+    let header = kozomol_payments::signature_header(&grant_key(state), expires, number.as_bytes());
+    let mac = header.rsplit_once("v1=").map_or("", |(_, mac)| mac);
+    format!("{expires}.{mac}")
+}
+
+fn grant_valid(state: &ApiState, number: &str, grant: &str, now: i64) -> bool {
+    let Some((expires, _)) = grant.split_once('.') else {
+        return false;
+    };
+    let Ok(expires) = expires.parse::<i64>() else {
+        return false;
+    };
+    let expected = make_grant(state, number, expires);
+    expires > now
+        && expected.len() == grant.len()
+        && expected
+            .bytes()
+            .zip(grant.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+async fn public_fine(
+    state: &ApiState,
+    case: CaseRecord,
+    resolution: ResolutionRecord,
+) -> Result<PublicFine, ApiError> {
+    let store = &state.app.store;
+    let now = Utc::now();
+    let number = resolution.number.clone();
+    let expires = now.timestamp() + GRANT_LIFETIME_S;
+    let grant = make_grant(state, &number, expires);
+    let link = |path: &str| {
+        state.app.link(&format!(
+            "/api/v1/public/fines/{number}{path}?grant={grant}"
+        ))
+    };
+
+    let clock = store.clock(case.id).await?;
+    let paid_minor: i64 = store
+        .payments(&number)
+        .await?
+        .iter()
+        .map(|p| p.amount.minor - p.excess_minor)
+        .sum();
+    let outstanding = match store.payment_quote(&resolution.payment_code, now).await? {
+        Ok(quote) => Some(quote.outstanding),
+        Err(_) => None,
+    };
+    let qr_payload = match (&state.app.merchant, outstanding) {
+        (Some(merchant), Some(amount)) if amount.minor > 0 => {
+            PaymentCode::parse(&resolution.payment_code)
+                .ok()
+                .and_then(|code| kozomol_payments::payment_payload(merchant, &code, amount).ok())
+        }
+        _ => None,
+    };
+    let place = match &case.camera_id {
+        Some(camera) => store.camera(camera).await?.map(|camera| {
+            let (lat, lon) = (
+                decimal_degrees(camera.site.lat_e6),
+                decimal_degrees(camera.site.lon_e6),
+            );
+            Place {
+                address: camera.site.address,
+                map_url: format!(
+                    "https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=18/{lat}/{lon}"
+                ),
+                latitude: lat,
+                longitude: lon,
+            }
+        }),
+        None => None,
+    };
+    let appeal = store
+        .appeals_of_case(case.id)
+        .await?
+        .iter()
+        .max_by_key(|a| a.filed_at)
+        .map(PublicAppeal::from);
+    let plate = match store.decided_plate(case.id).await? {
+        Some(plate) => Some(plate),
+        None => case.plate.clone(),
+    };
+    Ok(PublicFine {
+        frames: case
+            .frames
+            .iter()
+            .map(|f| link(&format!("/frames/{}", f.index)))
+            .collect(),
+        pdf_url: link("/pdf"),
+        qr_svg_url: qr_payload.as_ref().map(|_| link("/qr.svg")),
+        status: FineStatus::of(case.state),
+        case_state: case.state,
+        kind: case.kind,
+        violation: kozomol_fines::resolution::violation_wording(case.kind),
+        article: resolution.article,
+        captured_at: case.captured_at,
+        plate,
+        place,
+        issued_at: resolution.issued_at,
+        currency: resolution.amount.currency.code(),
+        amount_minor: resolution.amount.minor,
+        discounted_minor: resolution
+            .discounted
+            .filter(|_| clock.as_ref().is_none_or(|c| c.discount_open))
+            .map(|m| m.minor),
+        discount_until: clock.as_ref().and_then(|c| c.discount_until),
+        due: clock.as_ref().and_then(|c| c.due),
+        appeal_until: clock.as_ref().and_then(|c| c.appeal_until),
+        outstanding_minor: outstanding.map_or(0, |m| m.minor),
+        paid_minor,
+        qr_payload,
+        appeal,
+        payment_code: resolution.payment_code,
+        grant_expires_at: DateTime::from_timestamp(expires, 0).unwrap_or(now),
+        grant,
+        number,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificates_compare_as_typed_loosely() {
+        for (typed, key) in [
+            ("KG 01 123456", "KG01123456"),
+            ("kg-01-123456", "KG01123456"),
+            ("АВ 123456", "AB123456"),
+            ("  ", ""),
+        ] {
+            assert_eq!(certificate_key(typed), key, "{typed}");
+        }
+    }
+
+    #[test]
+    fn statuses_of_states() {
+        use CaseState::*;
+        for (state, status) in [
+            (Issued, FineStatus::Unpaid),
+            (Delivered, FineStatus::Unpaid),
+            (Overdue, FineStatus::Unpaid),
+            (PartiallyPaid, FineStatus::PartiallyPaid),
+            (Paid, FineStatus::Paid),
+            (PaidDiscounted, FineStatus::Paid),
+            (Appealed, FineStatus::Appealed),
+            (AppealRejected, FineStatus::Unpaid),
+            (Annulled, FineStatus::Cancelled),
+            (Voided, FineStatus::Cancelled),
+            (Refunded, FineStatus::Cancelled),
+            (Enforcement, FineStatus::Closed),
+            (Lapsed, FineStatus::Closed),
+        ] {
+            assert_eq!(FineStatus::of(state), status, "{state}");
+        }
+    }
+}

@@ -1,0 +1,167 @@
+// The pages in headless Chromium, as their users work them. Started by
+// server/tests/browser.rs with a seeded server; every step waits for what a person
+// would see, and a screenshot of each page is saved under SCREENSHOTS.
+"use strict";
+
+const crypto = require("node:crypto");
+const path = require("node:path");
+const { chromium } = require(path.join(process.env.KOZOMOL_PLAYWRIGHT, "playwright-core"));
+
+const base = process.env.BASE_URL;
+const world = JSON.parse(process.env.WORLD);
+const shots = process.env.SCREENSHOTS;
+
+function check(condition, what) {
+  if (!condition) throw new Error(`failed: ${what}`);
+  console.log(`ok: ${what}`);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+}
+
+// Waits for the decision on case `id` to be saved: the case leaves the queue.
+async function decided(page, id) {
+  await shot(page, `decision-${id}`);
+  await page.waitForFunction((n) => !document.getElementById(`q-${n}`) || document.querySelector("#desk-message.error"), id);
+  const message = await page.textContent("#desk-message");
+  check(!(await page.$(`#q-${id}`)), `case ${id} is decided: ${message}`);
+}
+
+async function login(page, who) {
+  await page.goto(`${base}/console/queue?lang=ru`);
+  check(page.url().includes("/console/login"), `${who.login}: the console sends a stranger to the login page`);
+  await page.fill("#login-name", who.login);
+  await page.fill("#password", who.password);
+  await shot(page, `console-login-${who.login}`);
+  await page.press("#password", "Enter");
+  await page.waitForURL("**/console/queue");
+  await page.waitForSelector("#queue li");
+}
+
+async function officer(browser) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.on("pageerror", (e) => console.log(`page error: ${e}`));
+  page.on("requestfailed", (r) => console.log(`request failed: ${r.url()}`));
+  page.on("response", (r) => { if (r.status() >= 400) console.log(`HTTP ${r.status()} ${r.url()}`); });
+  await login(page, world.reviewer);
+  const [corrected, approved] = world.review_cases;
+  // The keyboard alone: J/K move, C corrects, A approves.
+  await page.waitForSelector(`#q-${corrected}[aria-selected="true"]`);
+  await page.waitForSelector("#machine-read");
+  await shot(page, "console-queue");
+  await page.keyboard.press("j");
+  await page.waitForSelector(`#q-${approved}[aria-selected="true"]`);
+  await page.keyboard.press("k");
+  await page.waitForSelector(`#q-${corrected}[aria-selected="true"]`);
+  await page.keyboard.press("+");
+  await page.keyboard.press("c");
+  await page.waitForSelector("#corrected-plate:focus");
+  await page.keyboard.type(world.corrected_plate);
+  await shot(page, "console-correct-plate");
+  await page.keyboard.press("Enter");
+  await decided(page, corrected);
+  await page.waitForSelector(`#q-${approved}[aria-selected="true"]`);
+  await page.waitForSelector("#machine-read");
+  await page.keyboard.press("a");
+  await decided(page, approved);
+  check(await page.isVisible("#queue-empty"), "the reviewer's queue is worked through");
+  await page.click("#logout");
+  await page.waitForURL("**/console/login");
+  await page.close();
+
+  // The supervisor settles the disagreement the correction made.
+  const desk = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await login(desk, world.supervisor);
+  await desk.waitForSelector(`#q-${corrected}[aria-selected="true"]`);
+  await desk.waitForSelector("#machine-read");
+  const reviews = await desk.textContent("#case");
+  check(reviews.includes(world.corrected_plate), "the supervisor sees the reviewer's plate");
+  await shot(desk, "console-supervisor");
+  await desk.keyboard.press("a");
+  await decided(desk, corrected);
+  await desk.close();
+}
+
+async function citizen(browser) {
+  const context = await browser.newContext({ locale: "ru-RU", acceptDownloads: true, viewport: { width: 390, height: 844 } });
+  const page = await context.newPage();
+  // Russian by the browser's Accept-Language.
+  await page.goto(`${base}/`);
+  check((await page.getAttribute("html", "lang")) === "ru", "the portal speaks the browser's language");
+  await page.waitForSelector("#tab-plate:has-text('По номеру')");
+  await page.fill("#plate", world.plate);
+  await page.fill("#certificate", world.certificate);
+  await page.click("#by-plate button[type=submit]");
+  const card = page.locator(`article[data-number="${world.number}"]`);
+  await card.waitFor();
+  check((await card.locator(".status").textContent()) === "Не оплачен", "the fine is found by plate and certificate, unpaid, in Russian");
+  // Every photo arrives.
+  await page.waitForFunction((n) => [...document.querySelectorAll(`article[data-number="${n}"] .photos img`)].every((i) => i.complete && i.naturalWidth > 0), world.number);
+  check(await card.locator(".photos img").count() === 2, "the citizen sees both photos");
+  check(await card.locator("img.qr").isVisible(), "the payment QR is shown");
+  await shot(page, "portal-fine-ru");
+  const [download] = await Promise.all([page.waitForEvent("download"), card.locator("a.pdf").click()]);
+  const pdf = require("node:fs").readFileSync(await download.path());
+  check(pdf.subarray(0, 5).toString() === "%PDF-", "the resolution downloads as a PDF");
+
+  // The bank pays the code (the stand-in provider's signed callback), the citizen sees it paid.
+  const body = JSON.stringify({
+    id: `evt-${Date.now()}`, type: "payment.succeeded",
+    data: { payment_id: `pay-${Date.now()}`, payment_code: world.payment_code, amount_minor: world.due_minor, currency: "KGS", paid_at: new Date().toISOString() },
+  });
+  const t = Math.floor(Date.now() / 1000);
+  const mac = crypto.createHmac("sha256", world.provider_secret).update(`${t}.${body}`).digest("hex");
+  const paid = await fetch(`${base}/api/v1/providers/${world.provider}/callbacks`, {
+    method: "POST", headers: { "Content-Type": "application/json", "Kozomol-Signature": `t=${t},v1=${mac}` }, body,
+  });
+  check(paid.ok, `the stand-in bank's payment is taken (${paid.status})`);
+  await card.locator("button.secondary").click();
+  await page.waitForFunction((n) => document.querySelector(`article[data-number="${n}"] .status`).textContent === "Оплачен", world.number);
+  await shot(page, "portal-paid-ru");
+  check(true, "the citizen sees the fine paid");
+
+  // In Kyrgyz: the second fine by its number, then an appeal.
+  await page.goto(`${base}/v/${world.appeal_number}?lang=ky`);
+  check((await page.getAttribute("html", "lang")) === "ky", "the visitor's pick of Kyrgyz wins");
+  const second = page.locator(`article[data-number="${world.appeal_number}"]`);
+  await second.waitFor();
+  check((await second.locator(".status").textContent()) === "Төлөнгөн эмес", "the printed link finds the fine, in Kyrgyz");
+  await second.locator("input[name=appellant]").fill("Асанов Бакыт");
+  await second.locator("input[name=contact]").fill("+996555000111");
+  await second.locator("textarea[name=grounds]").fill("Унааны мен башкарган эмесмин.");
+  await shot(page, "portal-appeal-ky");
+  await second.locator(".appeal-form button[type=submit]").click();
+  await second.locator(".appeal-status").waitFor();
+  check((await second.locator(".status").textContent()) === "Даттанылууда", "the appeal is filed and the fine shows it");
+
+  // A supervisor decides it; the citizen follows it to the end.
+  const appeals = await (await fetch(`${base}/api/v1/cases/${world.appeal_case}/appeals`, { headers: { Authorization: `Bearer ${world.supervisor.token}` } })).json();
+  const open = (appeals.items || appeals).find((a) => a.state === "filed");
+  const decided = await fetch(`${base}/api/v1/appeals/${open.id}/decision`, {
+    method: "POST", headers: { Authorization: `Bearer ${world.supervisor.token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ decision: "annulled", note: "Айдоочу башка адам." }),
+  });
+  check(decided.ok, `the supervisor decides the appeal (${decided.status})`);
+  await second.locator("button.secondary").click();
+  await page.waitForFunction((n) => document.querySelector(`article[data-number="${n}"] .status`).textContent === "Жокко чыгарылды", world.appeal_number);
+  check((await second.locator(".appeal-status").textContent()).includes("Айдоочу башка адам."), "the citizen sees the decision");
+  await shot(page, "portal-appeal-decided-ky");
+  await context.close();
+}
+
+(async () => {
+  const browser = await chromium.launch({
+    executablePath: process.env.KOZOMOL_CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    await officer(browser);
+    await citizen(browser);
+  } finally {
+    await browser.close();
+  }
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

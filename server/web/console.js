@@ -1,0 +1,177 @@
+// The officers' console: logging in, and the review desk worked from the keyboard.
+// Calls the same JSON API as any client; the session cookie authenticates and each
+// change carries the session's anti-forgery token.
+"use strict";
+
+const Desk = { csrf: null, role: null, cases: [], index: -1, zoom: 1, mode: null };
+
+function change(method, path, body) {
+  return api(method, path, body, { "X-CSRF-Token": Desk.csrf });
+}
+
+async function loginPage() {
+  document.getElementById("login").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const message = document.getElementById("login-message");
+    try {
+      await api("POST", "/api/v1/auth/session", { login: form.login.value, password: form.password.value });
+      const next = new URLSearchParams(location.search).get("next") || "";
+      // Only a console page of this site: never an address someone slipped into the link.
+      location.assign(/^\/console\/[\w/-]*$/.test(next) ? next : "/console/queue");
+    } catch (e) {
+      message.textContent = e.status === 429 ? t("too-many-logins") : t("login-failed");
+    }
+  });
+  document.getElementById("login-name").focus();
+}
+
+async function queuePage() {
+  const session = await api("GET", "/api/v1/auth/session");
+  Desk.csrf = session.csrf_token;
+  Desk.role = session.role;
+  document.getElementById("who").textContent = `${session.login} (${t(`role-${session.role}`)})`;
+  document.getElementById("logout").addEventListener("click", async () => {
+    await change("DELETE", "/api/v1/auth/session");
+    location.assign("/console/login");
+  });
+  // A supervisor settles what reviewers passed up first, then reviews like anyone.
+  const states = Desk.role === "supervisor" ? ["supervisor_review", "needs_review"] : ["needs_review"];
+  Desk.cases = [];
+  for (const state of states) {
+    const page = await api("GET", `/api/v1/cases?state=${state}&limit=100`);
+    Desk.cases.push(...page.items);
+  }
+  drawQueue();
+  select(0);
+  document.addEventListener("keydown", onKey);
+}
+
+function drawQueue() {
+  const list = document.getElementById("queue");
+  list.replaceChildren(...Desk.cases.map((c, i) => el("li", {
+    role: "option", id: `q-${c.id}`, "aria-selected": String(i === Desk.index), onclick: () => select(i),
+  }, `#${c.id} `, c.plate || "—", " ", el("span", { class: "muted", text: t(`state-${c.state}`) }))));
+  document.getElementById("queue-empty").hidden = Desk.cases.length > 0;
+}
+
+async function select(i) {
+  if (Desk.cases.length === 0) {
+    Desk.index = -1;
+    drawQueue();
+    document.getElementById("case").replaceChildren();
+    return;
+  }
+  Desk.index = Math.max(0, Math.min(i, Desk.cases.length - 1));
+  Desk.mode = null;
+  drawQueue();
+  const id = Desk.cases[Desk.index].id;
+  const [detail, reviews] = await Promise.all([
+    api("GET", `/api/v1/cases/${id}`),
+    api("GET", `/api/v1/cases/${id}/reviews`),
+  ]);
+  drawCase(detail, Array.isArray(reviews) ? reviews : []);
+}
+
+function drawCase(c, reviews) {
+  const r = c.recognition || {};
+  const measurement = (c.event && c.event.measurement) || {};
+  const measured = measurement.speed_kmh !== undefined
+    ? t("measured-speed", { speed: measurement.speed_kmh, limit: measurement.limit_kmh })
+    : measurement.red_elapsed_ms !== undefined ? t("measured-red", { ms: measurement.red_elapsed_ms }) : "—";
+  const section = document.getElementById("case");
+  section.replaceChildren(
+    el("h2", {}, `${t("case")} #${c.id} — ${t(`kind-${c.kind}`)}`),
+    el("div", { class: "frames", style: `--zoom: ${Desk.zoom}` }, c.frames.map((f) =>
+      el("img", { src: `/api/v1/cases/${c.id}/frames/${f.index}`, alt: t("photo", { n: f.index + 1 }) }))),
+    el("div", { class: "reads" },
+      c.plate_crop_url ? el("img", { src: `/api/v1/cases/${c.id}/plate-crop`, alt: t("plate-crop") }) : el("span", { class: "muted", text: t("no-crop") }),
+      el("div", {}, el("div", { class: "muted", text: t("camera-read") }), el("div", { class: "plate", id: "camera-read", text: (r.camera_read && r.camera_read.text) || c.plate || "—" })),
+      el("div", {}, el("div", { class: "muted", text: t("machine-read") }), el("div", { class: "plate", id: "machine-read", text: r.plate ? `${r.plate.text}` : "—" }),
+        r.plate && el("div", { class: "muted", text: `${(r.plate.confidence_milli / 10).toFixed(1)} %` }))),
+    el("dl", { class: "facts" },
+      el("dt", { text: t("when") }), el("dd", { text: when(c.captured_at) }),
+      el("dt", { text: t("measurement") }), el("dd", { text: measured }),
+      el("dt", { text: t("calibration") }), el("dd", { class: c.enforceable ? "notice" : "error", text: c.enforceable ? t("calibration-valid") : `${t("calibration-invalid")} ${c.enforceability_note || ""}` }),
+      el("dt", { text: t("state") }), el("dd", { text: t(`state-${c.state}`) }),
+    ),
+    reviews.length > 0 && el("section", {}, el("h3", { text: t("earlier-reviews") }), el("ul", {}, reviews.map((v) =>
+      el("li", {}, `${v.reviewer} (${v.tier}): ${v.decision} ${v.plate || ""} ${v.reason || ""}`)))),
+    el("div", { id: "actions" },
+      el("button", { type: "button", onclick: () => decide({ decision: "approve" }) }, t("approve"), " ", el("kbd", { text: "A" })), " ",
+      el("button", { type: "button", class: "secondary", onclick: () => startCorrect() }, t("correct-plate"), " ", el("kbd", { text: "C" })), " ",
+      el("button", { type: "button", class: "danger", onclick: () => startReject() }, t("reject"), " ", el("kbd", { text: "R" }))),
+    el("div", { id: "decision-form" }),
+    el("details", {}, el("summary", { text: t("audit-trail") }), el("table", { class: "audit" },
+      el("tbody", {}, (c.audit || []).map((a) => el("tr", {}, el("td", { text: when(a.at) }), el("td", { text: a.actor }), el("td", { text: a.action }), el("td", { text: a.to_state || "" })))))),
+  );
+}
+
+function startCorrect() {
+  Desk.mode = "correct";
+  const input = el("input", { id: "corrected-plate", "aria-label": t("correct-plate"), autocomplete: "off" });
+  const form = el("form", {}, el("label", { for: "corrected-plate", text: t("correct-plate") }), input, el("button", { type: "submit", text: t("save") }));
+  form.addEventListener("submit", (e) => { e.preventDefault(); decide({ decision: "correct_plate", plate: input.value }); });
+  document.getElementById("decision-form").replaceChildren(form);
+  input.focus();
+}
+
+const REASONS = ["plate_unreadable", "no_violation", "emergency_vehicle", "wrong_vehicle", "camera_fault", "calibration_invalid", "duplicate_event", "other"];
+
+function startReject() {
+  Desk.mode = "reject";
+  const select = el("select", { id: "reject-reason" }, REASONS.map((code) => el("option", { value: code, text: t(`reason-${code}`) })));
+  const note = el("input", { id: "reject-note", autocomplete: "off" });
+  const form = el("form", {},
+    el("label", { for: "reject-reason", text: t("reason") }), select,
+    el("label", { for: "reject-note", text: t("note") }), note,
+    el("p", {}, el("button", { type: "submit", class: "danger", text: t("reject") })));
+  form.addEventListener("submit", (e) => { e.preventDefault(); decide({ decision: "reject", reason: select.value, note: note.value || undefined }); });
+  document.getElementById("decision-form").replaceChildren(form);
+  select.focus();
+}
+
+async function decide(body) {
+  const message = document.getElementById("desk-message");
+  const c = Desk.cases[Desk.index];
+  if (!c) return;
+  try {
+    const result = await change("POST", `/api/v1/cases/${c.id}/review`, body);
+    message.className = "notice";
+    message.textContent = t("decided", { id: c.id, state: t(`state-${result.state}`) });
+    Desk.cases.splice(Desk.index, 1);
+    await select(Desk.index);
+  } catch (e) {
+    message.className = "error";
+    message.textContent = `${t("decision-failed")} ${e.message}`;
+  }
+}
+
+function onKey(event) {
+  const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement && document.activeElement.tagName);
+  if (event.key === "Escape") { Desk.mode = null; document.getElementById("decision-form").replaceChildren(); return; }
+  if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+  const keys = {
+    j: () => select(Desk.index + 1), ArrowDown: () => select(Desk.index + 1),
+    k: () => select(Desk.index - 1), ArrowUp: () => select(Desk.index - 1),
+    a: () => decide({ decision: "approve" }),
+    c: () => startCorrect(),
+    r: () => startReject(),
+    "+": () => zoom(1.25), "=": () => zoom(1.25), "-": () => zoom(0.8),
+  };
+  const action = keys[event.key];
+  if (action) { event.preventDefault(); action(); }
+}
+
+function zoom(factor) {
+  Desk.zoom = Math.max(0.5, Math.min(4, Desk.zoom * factor));
+  const frames = document.querySelector(".frames");
+  if (frames) frames.style.setProperty("--zoom", Desk.zoom);
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  await loadMessages();
+  const page = document.body.dataset.page;
+  if (page === "login") await loginPage();
+  else if (page === "queue") await queuePage();
+});

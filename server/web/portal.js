@@ -1,0 +1,150 @@
+// The citizens' portal: find one's fines, see the evidence, download the signed
+// resolution, pay by QR, appeal and follow the appeal. Every call is to the public
+// API; a lookup's grant opens the fine's photos, PDF and appeal.
+"use strict";
+
+const tabs = ["plate", "number", "code"];
+
+function showTab(name) {
+  for (const other of tabs) {
+    document.getElementById(`tab-${other}`).setAttribute("aria-selected", String(other === name));
+    document.getElementById(`by-${other}`).hidden = other !== name;
+  }
+}
+
+async function lookUp(body) {
+  const message = document.getElementById("lookup-message");
+  const list = document.getElementById("fines");
+  message.textContent = t("searching");
+  message.className = "";
+  list.replaceChildren();
+  try {
+    const answer = await api("POST", "/api/v1/public/lookups", body);
+    message.textContent = t("found", { count: answer.fines.length });
+    list.replaceChildren(...answer.fines.map(fineCard));
+  } catch (e) {
+    message.className = "error";
+    if (e.status === 404) message.textContent = t("nothing-found");
+    else if (e.status === 429) message.textContent = t("too-many-lookups");
+    else message.textContent = t("lookup-failed");
+  }
+}
+
+function fineCard(fine) {
+  const card = el("article", { class: "card", "data-number": fine.number, "aria-labelledby": `h-${fine.number}` });
+  drawFine(card, fine);
+  return card;
+}
+
+async function refresh(card, fine) {
+  const fresh = await api("GET", `/api/v1/public/fines/${encodeURIComponent(fine.number)}?grant=${encodeURIComponent(fine.grant)}`);
+  drawFine(card, fresh);
+}
+
+function drawFine(card, fine) {
+  const facts = el("dl", { class: "facts" },
+    el("dt", { text: t("violation") }), el("dd", { text: t(`kind-${fine.kind}`) }),
+    el("dt", { text: t("article") }), el("dd", { text: fine.article }),
+    el("dt", { text: t("when") }), el("dd", { text: when(fine.captured_at) }),
+    el("dt", { text: t("plate") }), el("dd", { class: "plate", text: fine.plate || "" }),
+    fine.place && [
+      el("dt", { text: t("place") }),
+      el("dd", {}, fine.place.address, " ", el("a", { href: fine.place.map_url, target: "_blank", rel: "noopener", text: t("on-map") })),
+    ],
+    el("dt", { text: t("amount") }), el("dd", { class: "amount", text: money(fine.amount_minor, fine.currency) }),
+    fine.discounted_minor !== null && [
+      el("dt", { text: t("discounted") }),
+      el("dd", { text: fine.discount_until ? t("discount-until", { amount: money(fine.discounted_minor, fine.currency), date: day(fine.discount_until) }) : money(fine.discounted_minor, fine.currency) }),
+    ],
+    fine.due && [el("dt", { text: t("due") }), el("dd", { text: day(fine.due) })],
+    el("dt", { text: t("outstanding") }), el("dd", { class: "outstanding", text: money(fine.outstanding_minor, fine.currency) }),
+    fine.paid_minor > 0 && [el("dt", { text: t("paid") }), el("dd", { text: money(fine.paid_minor, fine.currency) })],
+    el("dt", { text: t("payment-code") }), el("dd", { class: "code", text: fine.payment_code }),
+  );
+  const photos = el("div", { class: "photos" }, fine.frames.map((url, i) =>
+    el("img", { src: url, alt: t("photo", { n: i + 1 }), tabindex: "0", onclick: (e) => e.target.classList.toggle("zoomed"), onkeydown: (e) => { if (e.key === "Enter") e.target.classList.toggle("zoomed"); } })));
+  const pay = fine.qr_svg_url && el("section", { class: "pay", "aria-label": t("pay") },
+    el("img", { class: "qr", src: fine.qr_svg_url, alt: t("qr-alt") }),
+    el("div", {}, el("h4", { text: t("pay") }), el("p", { text: t("pay-by-qr") })));
+  card.replaceChildren(...[
+    el("h3", { id: `h-${fine.number}` }, `${t("resolution")} ${fine.number} `,
+      el("span", { class: `status ${fine.status}`, text: t(`status-${fine.status}`) })),
+    facts,
+    el("h4", { text: t("photos") }),
+    photos,
+    el("p", {}, el("a", { class: "pdf", href: fine.pdf_url, download: `${fine.number}.pdf`, text: t("download-pdf") })),
+    pay,
+    appealSection(card, fine),
+    el("p", {}, el("button", { type: "button", class: "secondary", onclick: () => refresh(card, fine), text: t("refresh") })),
+  ].filter(Boolean));
+}
+
+function appealSection(card, fine) {
+  const section = el("section", { class: "appeal", "aria-label": t("appeal") }, el("h4", { text: t("appeal") }));
+  if (fine.appeal) {
+    section.append(el("p", { class: "appeal-status" },
+      t(`appeal-${fine.appeal.state}`, { date: when(fine.appeal.filed_at) }),
+      fine.appeal.decision_note ? ` — ${fine.appeal.decision_note}` : ""));
+    if (fine.appeal.state === "filed") return section;
+  }
+  if (["cancelled", "closed"].includes(fine.status)) return section;
+  const id = (name) => `${name}-${fine.number}`;
+  const message = el("p", { role: "status" });
+  const form = el("form", { class: "appeal-form" },
+    el("label", { for: id("appellant"), text: t("appellant") }), el("input", { id: id("appellant"), name: "appellant", required: true, autocomplete: "name" }),
+    el("label", { for: id("contact"), text: t("contact") }), el("input", { id: id("contact"), name: "contact", autocomplete: "tel" }),
+    el("label", { for: id("grounds"), text: t("grounds") }), el("textarea", { id: id("grounds"), name: "grounds", rows: "4", required: true }),
+    el("label", { for: id("files"), text: t("attachments") }), el("input", { id: id("files"), name: "files", type: "file", multiple: true, accept: "image/jpeg,image/png,application/pdf" }),
+    el("p", {}, el("button", { type: "submit", text: t("file-appeal") })),
+    message);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    try {
+      const attachments = await Promise.all([...form.querySelector("input[type=file]").files].map(readUpload));
+      await api("POST", `/api/v1/public/fines/${encodeURIComponent(fine.number)}/appeals?grant=${encodeURIComponent(fine.grant)}`, {
+        appellant: data.get("appellant"), contact: data.get("contact"), grounds: data.get("grounds"), attachments,
+      });
+      await refresh(card, fine);
+    } catch (e) {
+      message.className = "error";
+      message.textContent = e.status === 409 ? t("appeal-not-taken") : `${t("appeal-failed")} ${e.message}`;
+    }
+  });
+  section.append(form);
+  return section;
+}
+
+function readUpload(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve({ name: file.name, content_type: file.type || "application/octet-stream", data: String(reader.result).split(",", 2)[1] || "" });
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  await loadMessages();
+  for (const name of tabs) document.getElementById(`tab-${name}`).addEventListener("click", () => showTab(name));
+  document.getElementById("by-plate").addEventListener("submit", (e) => {
+    e.preventDefault();
+    lookUp({ plate: e.target.plate.value, certificate: e.target.certificate.value });
+  });
+  document.getElementById("by-number").addEventListener("submit", (e) => {
+    e.preventDefault();
+    lookUp({ resolution: e.target.resolution.value });
+  });
+  document.getElementById("by-code").addEventListener("submit", (e) => {
+    e.preventDefault();
+    lookUp({ payment_code: e.target.payment_code.value });
+  });
+  // The link printed on every resolution: /v/{number}.
+  const printed = /^\/v\/([^/]+)$/.exec(location.pathname);
+  if (printed) {
+    const number = decodeURIComponent(printed[1]);
+    showTab("number");
+    document.getElementById("resolution").value = number;
+    lookUp({ resolution: number });
+  }
+});
