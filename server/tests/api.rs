@@ -100,9 +100,24 @@ impl Harness {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Answer {
+        let headers: Vec<(header::HeaderName, String)> = token
+            .map(|token| (header::AUTHORIZATION, format!("Bearer {token}")))
+            .into_iter()
+            .collect();
+        self.call_with(method, uri, &headers, body).await
+    }
+
+    /// A request with `headers` of the caller's choosing (cookies, anti-forgery tokens).
+    async fn call_with(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(header::HeaderName, String)],
+        body: Option<Value>,
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(uri);
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        for (name, value) in headers {
+            request = request.header(name, value);
         }
         let request = match body {
             Some(body) => request
@@ -2420,4 +2435,216 @@ async fn officers_file_violations_and_accidents_whose_investigation_moves_on() {
     h.get("/api/v1/accidents?state=lost", Role::Auditor)
         .await
         .problem(StatusCode::BAD_REQUEST, "invalid_query");
+}
+
+/// Logs `role`'s demo account in for a console session: its cookie and its token.
+async fn console_session(h: &Harness, role: Role) -> (String, String) {
+    let account = h.creds.for_role(role);
+    let answer = h
+        .call(
+            Method::POST,
+            "/api/v1/auth/session",
+            None,
+            Some(json!({"login": account.login, "password": account.password})),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&answer.bytes)
+    );
+    let set_cookie = answer.headers[header::SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().expect("pair").to_owned();
+    (
+        cookie,
+        answer.json()["csrf_token"]
+            .as_str()
+            .expect("token")
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn console_sessions_change_nothing_without_their_anti_forgery_token() {
+    let h = Harness::new().await;
+    let camera = h.register_camera(1).await;
+    let (case, _) = record_case(&h, &camera, 1, "01KG123ABC", at(0)).await;
+    recognised(&h, case, "01KG123ABC", 950).await;
+    let (cookie, csrf) = console_session(&h, Role::Reviewer).await;
+    let review = format!("/api/v1/cases/{case}/review");
+    let approve = json!({"decision": "approve"});
+
+    let shown = h
+        .call_with(
+            Method::GET,
+            "/api/v1/auth/session",
+            &[(header::COOKIE, cookie.clone())],
+            None,
+        )
+        .await;
+    assert_eq!(shown.json()["csrf_token"], csrf.as_str());
+    assert_eq!(shown.json()["role"], "reviewer");
+    // A session reads with its cookie alone.
+    let read = h
+        .call_with(
+            Method::GET,
+            &format!("/api/v1/cases/{case}"),
+            &[(header::COOKIE, cookie.clone())],
+            None,
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+    // A change without the token, or with another session's, is refused and changes nothing.
+    for csrf_header in [None, Some("0".repeat(64)), Some(csrf.to_uppercase())] {
+        let mut headers = vec![(header::COOKIE, cookie.clone())];
+        headers.extend(csrf_header.map(|t| (header::HeaderName::from_static("x-csrf-token"), t)));
+        let refused = h
+            .call_with(Method::POST, &review, &headers, Some(approve.clone()))
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert_eq!(refused.json()["code"], "csrf_rejected");
+    }
+    assert_eq!(
+        h.store.case(case).await.expect("read").expect("case").state,
+        CaseState::NeedsReview
+    );
+    let decided = h
+        .call_with(
+            Method::POST,
+            &review,
+            &[
+                (header::COOKIE, cookie.clone()),
+                (
+                    header::HeaderName::from_static("x-csrf-token"),
+                    csrf.clone(),
+                ),
+            ],
+            Some(approve),
+        )
+        .await;
+    assert_eq!(
+        decided.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&decided.bytes)
+    );
+
+    // Pages: a stranger is sent to log in, a role the page is not for is refused.
+    let anonymous = h.call(Method::GET, "/console/queue", None, None).await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        anonymous.headers[header::LOCATION],
+        "/console/login?next=/console/queue"
+    );
+    let (finance, _) = console_session(&h, Role::Finance).await;
+    let refused = h
+        .call_with(
+            Method::GET,
+            "/console/queue",
+            &[(header::COOKIE, finance)],
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let page = h
+        .call_with(
+            Method::GET,
+            "/console/queue",
+            &[(header::COOKIE, cookie.clone())],
+            None,
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .expect("ascii")
+        .contains("default-src 'self'"));
+
+    // Logging out needs the token too, and ends the session everywhere.
+    let refused = h
+        .call_with(
+            Method::DELETE,
+            "/api/v1/auth/session",
+            &[(header::COOKIE, cookie.clone())],
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let out = h
+        .call_with(
+            Method::DELETE,
+            "/api/v1/auth/session",
+            &[
+                (header::COOKIE, cookie.clone()),
+                (header::HeaderName::from_static("x-csrf-token"), csrf),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    let gone = h
+        .call_with(
+            Method::GET,
+            &format!("/api/v1/cases/{case}"),
+            &[(header::COOKIE, cookie)],
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn portal_lookups_are_throttled_and_fines_open_only_with_a_grant() {
+    let h = Harness::new().await;
+    // Nothing to find: every miss still counts against the address.
+    for i in 0..30 {
+        let miss = h
+            .call(
+                Method::POST,
+                "/api/v1/public/lookups",
+                None,
+                Some(json!({"resolution": format!("KG-BSK-2026-{i:07}")})),
+            )
+            .await;
+        assert_eq!(
+            miss.status,
+            StatusCode::NOT_FOUND,
+            "{}",
+            String::from_utf8_lossy(&miss.bytes)
+        );
+    }
+    let throttled = h
+        .call(
+            Method::POST,
+            "/api/v1/public/lookups",
+            None,
+            Some(json!({"payment_code": "112600100000000023"})),
+        )
+        .await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(throttled.json()["code"], "too_many_lookups");
+    assert!(throttled.headers.contains_key(header::RETRY_AFTER));
+
+    // A fine's routes want a lookup's grant, signed for that fine and not expired.
+    for grant in ["", "?grant=1", "?grant=99999999999.00", "?grant=abc"] {
+        for route in ["", "/pdf", "/frames/0", "/qr.svg"] {
+            let refused = h
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/public/fines/KG-BSK-2026-0000001{route}{grant}"),
+                    None,
+                    None,
+                )
+                .await;
+            assert_eq!(refused.status, StatusCode::FORBIDDEN, "{route}{grant}");
+            assert_eq!(refused.json()["code"], "grant_required");
+        }
+    }
 }
