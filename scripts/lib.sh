@@ -101,6 +101,26 @@ ensure_browser() {
     export KOZOMOL_PLAYWRIGHT="$root/node_modules"
 }
 
+# The API fuzzer (server/tests/web.rs): schemathesis from PyPI, in its own venv.
+SCHEMATHESIS_VERSION=4.32.5
+
+ensure_schemathesis() {
+    if [ -n "${KOZOMOL_SCHEMATHESIS:-}" ]; then
+        return 0
+    fi
+    local root
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.cache/schemathesis"
+    if ! "$root/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+        step "installing the API fuzzer (PyPI schemathesis $SCHEMATHESIS_VERSION)"
+        python3 -m venv --clear "$root" 2>/dev/null || {
+            apt_install python3-venv
+            python3 -m venv --clear "$root"
+        }
+        "$root/bin/python" -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+    fi
+    export KOZOMOL_SCHEMATHESIS="$root/bin/schemathesis"
+}
+
 ensure_stock_soap_client() {
     if [ -n "${KOZOMOL_STOCK_SOAP_PYTHON:-}" ]; then
         return 0

@@ -10,6 +10,7 @@ ensure_nextest
 ensure_onnxruntime
 ensure_stock_soap_client
 ensure_browser
+ensure_schemathesis
 
 export KOZOMOL_TEST_POSTGRES_URL="${KOZOMOL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export KOZOMOL_TEST_MOSQUITTO="${KOZOMOL_TEST_MOSQUITTO:-127.0.0.1:1883}"

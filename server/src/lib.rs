@@ -9,6 +9,7 @@ pub mod settings;
 
 pub mod api;
 pub mod auth;
+pub mod card_standin;
 pub mod demo_bus;
 pub mod metrics;
 pub mod openapi;

@@ -16,10 +16,11 @@ pub fn document(public_base_url: &str) -> Value {
             "title": "kozomol API",
             "version": "1",
             "description": "Traffic-camera enforcement back end: the device register, \
-                cases with their evidence, dead letters, accounts. Every route but \
-                /healthz, /readyz, /metrics and /api/v1/auth/token needs \
-                `Authorization: Bearer <token>` of a role listed in the operation's \
-                `x-kozomol-roles`. Errors are RFC 9457 problem details with a stable `code`.",
+                cases with their evidence, dead letters, accounts, fines and payments, the \
+                citizens' portal and the pages. A staff route needs \
+                `Authorization: Bearer <token>` (or a console session's cookie) of a role \
+                listed in the operation's `x-kozomol-roles`; an operation whose `security` is \
+                empty is public. Errors are RFC 9457 problem details with a stable `code`.",
             "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" }
         },
         "servers": [ { "url": public_base_url.trim_end_matches('/') } ],
@@ -28,7 +29,10 @@ pub fn document(public_base_url: &str) -> Value {
             merged(merged(paths(), fines_paths()), checks_paths()),
             merged(
                 merged(owner_liability_paths(), officer_filings_paths()),
-                merged(payment_api_paths(), reconciliation_paths())
+                merged(
+                    merged(payment_api_paths(), reconciliation_paths()),
+                    web_paths()
+                )
             )
         ),
         "components": components(),
@@ -533,8 +537,11 @@ fn fines_paths() -> Value {
             "summary": "Whether a PDF is this resolution as issued, signed with a published key. Anyone may ask.",
             "security": [],
             "parameters": [number],
-            "requestBody": { "required": true, "content": { "application/pdf": { "schema": {
-                "type": "string", "contentMediaType": "application/pdf" } } } },
+            "requestBody": { "required": true, "content": {
+                "application/pdf": { "schema": { "type": "string", "contentMediaType": "application/pdf" } },
+                // The bytes are what is checked, whatever type the sender names.
+                "application/octet-stream": { "schema": { "type": "string", "format": "binary" } }
+            } },
             "responses": {
                 "200": json_of("The verdict; `valid` is true only for the exact bytes issued.", "Verification"),
                 "400": problem("Not a resolution number, or no body (`bad_request`)."),
@@ -1175,6 +1182,190 @@ fn checks_schemas(schemas: &mut serde_json::Map<String, Value>) {
 }
 
 /// `a` with `b`'s entries added.
+/// An HTML page (or a file under `/assets/`) rather than JSON.
+fn page(operation_id: &str, summary: &str, security: Value, extra: Value) -> Value {
+    let mut op = json!({
+        "operationId": operation_id,
+        "summary": summary,
+        "security": security,
+        "parameters": [query_param("lang", "The page's language (`ky`, `ru`, `en`); else the `lang` cookie, else Accept-Language.", json!({ "type": "string" }))],
+        "responses": {
+            "200": { "description": "The page.", "content": { "text/html": { "schema": { "type": "string" } } } }
+        }
+    });
+    if let (Some(op), Some(extra)) = (op.as_object_mut(), extra.as_object()) {
+        for (key, value) in extra {
+            op.insert(key.clone(), value.clone());
+        }
+    }
+    op
+}
+
+/// The console's sessions, the citizens' portal, the pages, and the bus's SOAP endpoint.
+fn web_paths() -> Value {
+    let number = path_param(
+        "number",
+        "The resolution's number, e.g. `KG-BSK-2026-0000001`.",
+        json!({ "type": "string" }),
+    );
+    let grant = json!({ "name": "grant", "in": "query", "required": true,
+        "description": "The grant a lookup handed out with this fine.", "schema": { "type": "string" } });
+    let no_grant = problem(
+        "No grant, or one not for this fine or expired (`grant_required`); look the fine up again.",
+    );
+    json!({
+        "/api/v1/auth/session": {
+            "post": {
+                "operationId": "openSession",
+                "summary": "Log in to the console: sets the HttpOnly session cookie and answers the session's anti-forgery token. At most 5 failures per login per minute.",
+                "security": [],
+                "requestBody": body_of("LoginRequest"),
+                "responses": {
+                    "200": json_of("Logged in; `Set-Cookie: kozomol_session=...`.", "Session"),
+                    "400": problem("Not JSON (`bad_request`)."),
+                    "401": problem("Login or password wrong (`invalid_credentials`)."),
+                    "422": problem("Fields missing (`validation_failed`)."),
+                    "429": problem("Too many failures for this login; see Retry-After (`too_many_attempts`).")
+                }
+            },
+            "get": {
+                "operationId": "showSession",
+                "summary": "Who this session is, with its anti-forgery token.",
+                "security": [{ "session": [] }],
+                "responses": {
+                    "200": json_of("The session.", "Session"),
+                    "401": problem("No session, or an ended one (`unauthenticated`).")
+                }
+            },
+            "delete": {
+                "operationId": "closeSession",
+                "summary": "Log out: the session ends and its cookie is cleared. Needs `X-CSRF-Token`.",
+                "security": [{ "session": [] }],
+                "responses": {
+                    "204": { "description": "Logged out." },
+                    "401": problem("No session, or an ended one (`unauthenticated`)."),
+                    "403": problem("No or a wrong `X-CSRF-Token` (`csrf_rejected`).")
+                }
+            }
+        },
+        "/api/v1/public/lookups": { "post": {
+            "operationId": "lookUpFines",
+            "summary": "The citizens' portal: find fines by plate and vehicle registration certificate, by resolution number, or by payment code. No account; at most 30 lookups per address in 10 minutes.",
+            "security": [],
+            "requestBody": body_of("LookupRequest"),
+            "responses": {
+                "200": json_of("The fines found, each with a grant for its other routes.", "LookupAnswer"),
+                "400": problem("Not JSON (`bad_request`)."),
+                "404": problem("Nothing matches (`not_found`)."),
+                "422": problem("Neither plate with certificate, nor a number, nor a code (`validation_failed`)."),
+                "429": problem("Too many lookups from this address; see Retry-After (`too_many_lookups`).")
+            }
+        }},
+        "/api/v1/public/fines/{number}": { "get": {
+            "operationId": "showPublicFine",
+            "summary": "The fine as it stands now, as its payer sees it.",
+            "security": [],
+            "parameters": [number.clone(), grant.clone()],
+            "responses": {
+                "200": json_of("The fine.", "PublicFine"),
+                "403": no_grant.clone(),
+                "404": problem("No such resolution (`not_found`).")
+            }
+        }},
+        "/api/v1/public/fines/{number}/frames/{n}": { "get": {
+            "operationId": "publicFinePhoto",
+            "summary": "A photo of the violation, as the camera signed it.",
+            "security": [],
+            "parameters": [number.clone(), path_param("n", "The frame's index, from 0.", json!({ "type": "string" })), grant.clone()],
+            "responses": {
+                "200": { "description": "The JPEG.", "content": { "image/jpeg": { "schema": { "type": "string", "format": "binary" } } } },
+                "403": no_grant.clone(),
+                "404": problem("No such photo (`not_found`).")
+            }
+        }},
+        "/api/v1/public/fines/{number}/pdf": { "get": {
+            "operationId": "publicFinePdf",
+            "summary": "The signed resolution, byte for byte as issued.",
+            "security": [],
+            "parameters": [number.clone(), grant.clone()],
+            "responses": {
+                "200": { "description": "The PDF.", "content": { "application/pdf": { "schema": { "type": "string", "format": "binary" } } } },
+                "403": no_grant.clone(),
+                "404": problem("No such resolution (`not_found`).")
+            }
+        }},
+        "/api/v1/public/fines/{number}/qr.svg": { "get": {
+            "operationId": "publicFineQr",
+            "summary": "The payment QR for what is due today, as SVG.",
+            "security": [],
+            "parameters": [number.clone(), grant.clone()],
+            "responses": {
+                "200": { "description": "The QR.", "content": { "image/svg+xml": { "schema": { "type": "string" } } } },
+                "403": no_grant.clone(),
+                "404": problem("No such resolution, or nothing due (`not_found`).")
+            }
+        }},
+        "/api/v1/public/fines/{number}/appeals": { "post": {
+            "operationId": "filePublicAppeal",
+            "summary": "The citizen's own appeal against the resolution, filed by `portal`.",
+            "security": [],
+            "parameters": [number, grant],
+            "requestBody": body_of("AppealRequest"),
+            "responses": {
+                "201": json_of("Filed.", "PublicAppeal"),
+                "400": problem("Body not JSON (`bad_request`)."),
+                "403": no_grant,
+                "404": problem("No such resolution (`not_found`)."),
+                "409": problem("A state that takes no appeal, an appeal already open, or the window closed (`conflict`)."),
+                "413": { "description": "The body is larger than ten attachments." },
+                "422": problem("Missing appellant or grounds, a file of the wrong type, size or content (`validation_failed`).")
+            }
+        }},
+        "/": { "get": page("portalPage", "The citizens' portal.", json!([]), json!({})) },
+        "/v/{number}": { "get": page("printedLinkPage", "The portal with the fine a resolution's printed link names looked up.", json!([]),
+            json!({ "parameters": [path_param("number", "The resolution's number.", json!({ "type": "string" })),
+                query_param("lang", "The page's language.", json!({ "type": "string" }))] })) },
+        "/console": { "get": {
+            "operationId": "consolePage",
+            "summary": "The console's start: redirects to the review desk.",
+            "security": [],
+            "responses": { "303": { "description": "To `/console/queue`." } }
+        }},
+        "/console/login": { "get": page("consoleLoginPage", "The console's login.", json!([]), json!({})) },
+        "/console/queue": { "get": page("reviewDeskPage", "The review desk, worked from the keyboard.", json!([{ "session": [] }]), json!({
+            "x-kozomol-roles": roles::<Reviewers>(),
+            "responses": {
+                "200": { "description": "The page.", "content": { "text/html": { "schema": { "type": "string" } } } },
+                "303": { "description": "No session: to the login page." },
+                "403": { "description": "A role that may not use the desk.", "content": { "text/html": { "schema": { "type": "string" } } } }
+            }
+        })) },
+        "/assets/{file}": { "get": {
+            "operationId": "asset",
+            "summary": "The pages' scripts, style sheet and translations (`i18n/{lang}.ftl`).",
+            "security": [],
+            "parameters": [path_param("file", "The file's name, e.g. `portal.js` or `i18n/ky.ftl`.", json!({ "type": "string" }))],
+            "responses": {
+                "200": { "description": "The file.", "content": { "text/plain": { "schema": { "type": "string" } } } },
+                "404": { "description": "No such file." }
+            }
+        }},
+        "/xroad/soap": { "post": {
+            "operationId": "smartcityService",
+            "summary": "Tunduk's `smartcity-service` (SOAP 1.1 over X-Road; its WSDL is the contract, docs/payments.md), for the security server's address and the X-Road clients configured.",
+            "security": [],
+            "requestBody": { "required": true, "content": { "text/xml": { "schema": { "type": "string" } } } },
+            "responses": {
+                "200": { "description": "The SOAP answer.", "content": { "text/xml": { "schema": { "type": "string" } } } },
+                "403": { "description": "Not from the security server (a SOAP fault, `Client.AccessDenied`)." },
+                "413": { "description": "Larger than 64 KiB (a SOAP fault)." },
+                "500": { "description": "A SOAP fault.", "content": { "text/xml": { "schema": { "type": "string" } } } },
+                "503": { "description": "This kozomol provides no smartcity-service (a SOAP fault)." }
+            }
+        }}
+    })
+}
+
 fn merged(mut a: Value, b: Value) -> Value {
     if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
         a.extend(b);
@@ -1192,6 +1383,8 @@ fn components() -> Value {
         "securitySchemes": {
             "bearer": { "type": "http", "scheme": "bearer",
                         "description": "A token from POST /api/v1/auth/token (32 random bytes, base64url)." },
+            "session": { "type": "apiKey", "in": "cookie", "name": "kozomol_session",
+                        "description": "A console session from POST /api/v1/auth/session: authenticates every route a token does, for the same roles; a change (not GET, HEAD, OPTIONS) also needs the session's `X-CSRF-Token`, else 403 `csrf_rejected`." },
             "providerSignature": { "type": "apiKey", "in": "header", "name": "Kozomol-Signature",
                         "description": "`t=<unix seconds>,v1=<hex>`: HMAC-SHA256 with a secret shared with the provider over `{t}.{body}` for a callback, and over `{t}.{METHOD} {path?query}\\n{Idempotency-Key or empty}\\n{body}` for a request; several `v1` during a key rotation; `t` within 300 s of now." }
         }
@@ -1282,6 +1475,53 @@ fn components() -> Value {
             "verify_href": text,
             "case_href": text
         }
+    }));
+    schemas.insert("Session".into(), json!({
+        "type": "object", "required": ["login", "role", "csrf_token"],
+        "properties": {
+            "login": text, "role": { "type": "string", "enum": ["reviewer", "supervisor", "finance", "admin", "auditor"] },
+            "csrf_token": { "type": "string", "description": "Send as `X-CSRF-Token` with every change in this session." }
+        }
+    }));
+    schemas.insert("LookupRequest".into(), json!({
+        "type": "object", "additionalProperties": false,
+        "description": "Either `plate` with `certificate`, or `resolution`, or `payment_code`.",
+        "properties": {
+            "plate": text,
+            "certificate": { "type": "string", "description": "The vehicle registration certificate number." },
+            "resolution": text, "payment_code": text
+        }
+    }));
+    schemas.insert("PublicAppeal".into(), json!({
+        "type": "object", "required": ["id", "state", "filed_at", "decided_at", "decision_note"],
+        "properties": {
+            "id": { "type": "integer" }, "state": { "type": "string", "enum": ["filed", "rejected", "annulled"] },
+            "filed_at": instant, "decided_at": { "type": ["string", "null"], "format": "date-time" }, "decision_note": nullable_text
+        }
+    }));
+    let nullable_minor = json!({ "type": ["integer", "null"] });
+    let nullable_date = json!({ "type": ["string", "null"], "format": "date" });
+    schemas.insert("PublicFine".into(), json!({
+        "type": "object",
+        "required": ["number", "payment_code", "grant", "grant_expires_at", "status", "case_state", "kind", "violation", "article",
+            "captured_at", "plate", "place", "issued_at", "currency", "amount_minor", "discounted_minor", "discount_until", "due",
+            "appeal_until", "outstanding_minor", "paid_minor", "qr_payload", "card_payment_url", "frames", "pdf_url", "qr_svg_url", "appeal"],
+        "properties": {
+            "number": text, "payment_code": text, "grant": text, "grant_expires_at": instant,
+            "status": { "type": "string", "enum": ["unpaid", "partially_paid", "paid", "appealed", "cancelled", "closed"] },
+            "case_state": text, "kind": text, "violation": text, "article": text, "captured_at": instant, "plate": nullable_text,
+            "place": { "type": ["object", "null"], "properties": { "address": text, "latitude": text, "longitude": text, "map_url": text } },
+            "issued_at": instant, "currency": text, "amount_minor": { "type": "integer" }, "discounted_minor": nullable_minor,
+            "discount_until": nullable_date.clone(), "due": nullable_date.clone(), "appeal_until": nullable_date,
+            "outstanding_minor": { "type": "integer" }, "paid_minor": { "type": "integer" }, "qr_payload": nullable_text,
+            "card_payment_url": { "type": ["string", "null"], "description": "The card provider's checkout, returning to the portal." },
+            "frames": { "type": "array", "items": text }, "pdf_url": text, "qr_svg_url": nullable_text,
+            "appeal": { "oneOf": [ { "type": "null" }, { "$ref": "#/components/schemas/PublicAppeal" } ] }
+        }
+    }));
+    schemas.insert("LookupAnswer".into(), json!({
+        "type": "object", "required": ["fines"],
+        "properties": { "fines": { "type": "array", "items": { "$ref": "#/components/schemas/PublicFine" } } }
     }));
     schemas.insert("AppealRequest".into(), json!({
         "type": "object", "required": ["appellant", "grounds"],

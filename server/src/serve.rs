@@ -32,7 +32,10 @@ use kozomol_fines::resolution::{Ed25519Signer, Officer, SignerIdentity, Verifyin
 use kozomol_fines::worker::{DeadlineSchedule, FinesWorker};
 
 use crate::api::{self, AppState, CameraConfigPublisher};
-use crate::settings::Settings;
+use crate::settings::{PaymentProvider, Settings};
+
+/// The demo's card acquirer's id among the payment providers.
+const DEMO_CARD_PROVIDER: &str = "demo-card";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -215,6 +218,7 @@ pub async fn run(
     }
 
     let mut http_addr = None;
+    let mut _demo_acquirer = None;
     if plan.parts.contains(&Part::Api) {
         let publisher =
             MqttConfigPublisher::connect(&broker_host, broker_port, &instance, cancel.clone());
@@ -231,7 +235,35 @@ pub async fn run(
         // The confidence at which a read may decide alone is where it stops being weak.
         state.weak_read_below_milli = (settings.recognizer.auto_accept * 1000.0).round() as u16;
         state.jurisdiction = settings.fines.jurisdiction;
-        state.payment_providers = Arc::new(settings.payment_providers.clone());
+        let mut providers = settings.payment_providers.clone();
+        state.card_checkout_url = settings.portal.card_checkout_url.clone();
+        // The demo's card payments: a stand-in acquirer, a provider like any other.
+        if plan.demo && state.card_checkout_url.is_none() {
+            let secret = crate::auth::random_password();
+            let acquirer =
+                crate::card_standin::CardAcquirer::start(crate::card_standin::CardAcquirerConfig {
+                    kozomol_base_url: settings.public_base_url(),
+                    provider: DEMO_CARD_PROVIDER.to_owned(),
+                    secret: secret.clone(),
+                })
+                .await
+                .map_err(|source| ServeError::Io {
+                    what: "demo card acquirer stand-in".into(),
+                    source,
+                })?;
+            tracing::info!(url = %acquirer.checkout_url(), "demo card acquirer stand-in taking card payments");
+            state.card_checkout_url = Some(acquirer.checkout_url());
+            providers.push(PaymentProvider {
+                id: DEMO_CARD_PROVIDER.to_owned(),
+                secrets: vec![secret],
+            });
+            _demo_acquirer = Some(acquirer);
+        }
+        state.payment_providers = Arc::new(providers);
+        state.lookup_limit = api::LookupLimit {
+            lookups: settings.portal.lookups_per_window,
+            window: Duration::from_secs(settings.portal.lookup_window_s),
+        };
         state.merchant = Some(Arc::new(
             kozomol_payments::MerchantAccount::new(
                 &settings.fines.merchant_guid,

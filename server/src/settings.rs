@@ -49,12 +49,39 @@ pub struct Settings {
     /// Payment providers allowed on the REST payment API, each with the secrets its
     /// requests and callbacks are signed with (docs/payments.md).
     pub payment_providers: Vec<PaymentProvider>,
+    pub portal: PortalSettings,
     /// The jurisdiction's offset from UTC in minutes (Bishkek: 360).
     pub utc_offset_minutes: i32,
     /// Ed25519 key that signs camera config; default `DATA_DIR/server.key`.
     pub server_key_file: Option<PathBuf>,
     /// Evidence folder; default `DATA_DIR/evidence`.
     pub evidence_dir: Option<PathBuf>,
+}
+
+/// The citizens' portal (docs/web.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalSettings {
+    /// A card payment provider's checkout page: the portal's "pay by card" sends the
+    /// payer there with `?payment_code=...&return_url=...`; the provider opens an
+    /// intent on the REST payment API, takes the card and calls back. None: no card
+    /// payments (`serve --demo` starts a stand-in acquirer).
+    pub card_checkout_url: Option<String>,
+    /// Fine lookups one address may make in `lookup_window_s`; 0 lets every one
+    /// through (a load test).
+    pub lookups_per_window: usize,
+    pub lookup_window_s: u64,
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        let limit = crate::api::LookupLimit::default();
+        PortalSettings {
+            card_checkout_url: None,
+            lookups_per_window: limit.lookups,
+            lookup_window_s: limit.window.as_secs(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -107,6 +134,7 @@ impl Default for Settings {
             tunduk: None,
             smartcity: None,
             payment_providers: Vec::new(),
+            portal: PortalSettings::default(),
             utc_offset_minutes: 6 * 60,
             server_key_file: None,
             evidence_dir: None,
@@ -589,6 +617,16 @@ impl Settings {
                     "public_base_url `{url}` must start with http:// or https://"
                 ));
             }
+        }
+        if let Some(url) = &self.portal.card_checkout_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                problems.push(format!(
+                    "portal.card_checkout_url `{url}` must start with http:// or https://"
+                ));
+            }
+        }
+        if self.portal.lookup_window_s == 0 {
+            problems.push("portal.lookup_window_s must be above 0".into());
         }
         if !(-12 * 60..=14 * 60).contains(&self.utc_offset_minutes) {
             problems.push("utc_offset_minutes must be between -720 and 840".into());

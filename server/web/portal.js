@@ -65,7 +65,8 @@ function drawFine(card, fine) {
     el("img", { src: url, alt: t("photo", { n: i + 1 }), tabindex: "0", onclick: (e) => e.target.classList.toggle("zoomed"), onkeydown: (e) => { if (e.key === "Enter") e.target.classList.toggle("zoomed"); } })));
   const pay = fine.qr_svg_url && el("section", { class: "pay", "aria-label": t("pay") },
     el("img", { class: "qr", src: fine.qr_svg_url, alt: t("qr-alt") }),
-    el("div", {}, el("h4", { text: t("pay") }), el("p", { text: t("pay-by-qr") })));
+    el("div", {}, el("h4", { text: t("pay") }), el("p", { text: t("pay-by-qr") }),
+      fine.card_payment_url && el("p", {}, el("a", { class: "card-pay button", href: fine.card_payment_url, text: t("pay-by-card") }))));
   card.replaceChildren(...[
     el("h3", { id: `h-${fine.number}` }, `${t("resolution")} ${fine.number} `,
       el("span", { class: `status ${fine.status}`, text: t(`status-${fine.status}`) })),

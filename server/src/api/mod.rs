@@ -92,6 +92,9 @@ pub struct AppState {
     pub merchant: Option<Arc<kozomol_payments::MerchantAccount>>,
     /// How many fine lookups the portal takes from one address.
     pub lookup_limit: LookupLimit,
+    /// A card payment provider's checkout page the portal sends payers to; `None`
+    /// offers no card payment.
+    pub card_checkout_url: Option<String>,
 }
 
 impl AppState {
@@ -117,6 +120,7 @@ impl AppState {
             payment_providers: Arc::default(),
             merchant: None,
             lookup_limit: LookupLimit::default(),
+            card_checkout_url: None,
         }
     }
 

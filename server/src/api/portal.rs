@@ -98,6 +98,9 @@ pub struct PublicFine {
     paid_minor: i64,
     /// The payment QR for what is due today (banking apps scan it); none when nothing is.
     qr_payload: Option<String>,
+    /// The card payment provider's checkout for what is due today, returning to the
+    /// portal; none when nothing is due or no provider is configured.
+    card_payment_url: Option<String>,
     frames: Vec<String>,
     pdf_url: String,
     qr_svg_url: Option<String>,
@@ -500,6 +503,18 @@ async fn public_fine(
         }
         _ => None,
     };
+    let card_payment_url = match (&state.app.card_checkout_url, outstanding) {
+        (Some(checkout), Some(amount)) if amount.minor > 0 => reqwest::Url::parse_with_params(
+            checkout,
+            [
+                ("payment_code", resolution.payment_code.as_str()),
+                ("return_url", &state.app.link(&format!("/v/{number}"))),
+            ],
+        )
+        .ok()
+        .map(String::from),
+        _ => None,
+    };
     let place = match &case.camera_id {
         Some(camera) => store.camera(camera).await?.map(|camera| {
             let (lat, lon) = (
@@ -556,6 +571,7 @@ async fn public_fine(
         outstanding_minor: outstanding.map_or(0, |m| m.minor),
         paid_minor,
         qr_payload,
+        card_payment_url,
         appeal,
         payment_code: resolution.payment_code,
         grant_expires_at: DateTime::from_timestamp(expires, 0).unwrap_or(now),

@@ -3,7 +3,6 @@
 // would see, and a screenshot of each page is saved under SCREENSHOTS.
 "use strict";
 
-const crypto = require("node:crypto");
 const path = require("node:path");
 const { chromium } = require(path.join(process.env.KOZOMOL_PLAYWRIGHT, "playwright-core"));
 
@@ -105,21 +104,27 @@ async function citizen(browser) {
   const pdf = require("node:fs").readFileSync(await download.path());
   check(pdf.subarray(0, 5).toString() === "%PDF-", "the resolution downloads as a PDF");
 
-  // The bank pays the code (the stand-in provider's signed callback), the citizen sees it paid.
-  const body = JSON.stringify({
-    id: `evt-${Date.now()}`, type: "payment.succeeded",
-    data: { payment_id: `pay-${Date.now()}`, payment_code: world.payment_code, amount_minor: world.due_minor, currency: "KGS", paid_at: new Date().toISOString() },
-  });
-  const t = Math.floor(Date.now() / 1000);
-  const mac = crypto.createHmac("sha256", world.provider_secret).update(`${t}.${body}`).digest("hex");
-  const paid = await fetch(`${base}/api/v1/providers/${world.provider}/callbacks`, {
-    method: "POST", headers: { "Content-Type": "application/json", "Kozomol-Signature": `t=${t},v1=${mac}` }, body,
-  });
-  check(paid.ok, `the stand-in bank's payment is taken (${paid.status})`);
-  await card.locator("button.secondary").click();
-  await page.waitForFunction((n) => document.querySelector(`article[data-number="${n}"] .status`).textContent === "Оплачен", world.number);
+  // Pay by card: the portal hands over to the (stand-in) acquirer's page and gets the
+  // payer back; a declined card is said so, and nothing is taken.
+  await card.locator("a.card-pay").click();
+  await page.waitForSelector("#card_number");
+  check((await page.textContent("#order-number")) === world.number, "the acquirer's page names the fine");
+  await page.fill("#card_number", "4000 0000 0000 0002");
+  await page.fill("#expiry", "12/39");
+  await page.fill("#cvc", "123");
+  await page.click("#pay");
+  await page.waitForSelector("#card-problem");
+  check((await page.textContent("#card-problem")).includes("declined"), "a declined card takes nothing");
+  await page.fill("#card_number", "4111 1111 1111 1111");
+  await page.fill("#expiry", "12/39");
+  await page.fill("#cvc", "123");
+  await shot(page, "acquirer-card-page");
+  await page.click("#pay");
+  await page.waitForURL(`**/v/${world.number}`);
+  await page.waitForFunction((n) => { const s = document.querySelector(`article[data-number="${n}"] .status`); return s && s.textContent === "Оплачен"; }, world.number);
+  check(await card.locator("a.card-pay").count() === 0, "a paid fine offers no more payment");
   await shot(page, "portal-paid-ru");
-  check(true, "the citizen sees the fine paid");
+  check(true, "the citizen pays by card and sees the fine paid");
 
   // In Kyrgyz: the second fine by its number, then an appeal.
   await page.goto(`${base}/v/${world.appeal_number}?lang=ky`);

@@ -34,6 +34,7 @@ photos = Photos of the violation
 download-pdf = Download the resolution (PDF)
 pay = Payment
 pay-by-qr = Scan the QR code in your bank's app.
+pay-by-card = Pay by card
 qr-alt = QR code for payment
 refresh = Refresh
 status-unpaid = Unpaid
