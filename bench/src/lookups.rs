@@ -168,6 +168,13 @@ async fn copy_fines(pool: &PgPool, pattern: usize, total: usize) -> Result<()> {
         ("case_frames", vec![("case_id", "case_id + g * $1")]),
         ("owner_lookups", vec![("case_id", "case_id + g * $1")]),
         (
+            "resolution_numbers",
+            vec![
+                ("case_id", "case_id + g * $1"),
+                ("sequence", "case_id + g * $1"),
+            ],
+        ),
+        (
             "resolutions",
             vec![
                 ("case_id", "case_id + g * $1"),
@@ -216,7 +223,7 @@ async fn copy_fines(pool: &PgPool, pattern: usize, total: usize) -> Result<()> {
             .bind(copies)
             .execute(pool)
             .await
-            .with_context(|| format!("copying {table}"))?;
+            .map_err(|e| anyhow::anyhow!("copying {table}: {e}"))?;
     }
     // Valid payment codes (the portal parses them for the QR): made here, as issuing does.
     let template: String =

@@ -22,6 +22,18 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum AuditAction {
+    Verify {
+        /// Settings file (TOML): its database is checked.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Database URL, instead of the settings' [default: SQLite in the data folder].
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run every part in one process: embedded MQTT broker, ingest, recognizer, fines,
     /// HTTP API (SQLite, evidence on the local disk).
@@ -113,6 +125,12 @@ enum Command {
         /// Settings file (TOML), as for `recognize`.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// The audit log: `verify` checks every row's hash chain and every seal, prints
+    /// what it checked as one line of JSON, and exits 1 naming the first break.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
     },
     /// Price and date one offence from the catalogue: one line of JSON. Exits 2 when no
     /// fine applies (below the lowest band, or a sanction that is not a fine).
@@ -230,6 +248,21 @@ async fn main() -> anyhow::Result<()> {
             })
             .await??;
             println!("{}", serde_json::to_string(&summary)?);
+        }
+        Command::Audit {
+            action:
+                AuditAction::Verify {
+                    config,
+                    database_url,
+                },
+        } => {
+            let settings = Settings::load(config.as_deref(), |k| std::env::var(k).ok())?;
+            let url = database_url.unwrap_or_else(|| settings.database_url());
+            let store = kozomol_store::connect(&url).await?;
+            match kozomol_store::audit::verify(store.as_ref()).await? {
+                Ok(verified) => println!("{}", serde_json::to_string(&verified)?),
+                Err(broken) => anyhow::bail!("the audit log is broken: {broken}"),
+            }
         }
         Command::Quote {
             jurisdiction,

@@ -288,6 +288,13 @@ pub async fn run(
             source,
         })?;
         http_addr = Some(addr);
+        // Every API process seals the audit log; seals are numbered, so two processes
+        // never write the same one.
+        let (sealing, stop) = (Arc::clone(&store), cancel.clone());
+        tasks.spawn(async move {
+            seal_audit_log(sealing.as_ref(), stop).await;
+            Ok(())
+        });
         let router = api::router(state);
         let shutdown = cancel.clone();
         tasks.spawn(async move {
@@ -623,5 +630,39 @@ impl CameraConfigPublisher for MqttConfigPublisher {
             .map_err(|e| e.to_string())?;
         tracing::info!(camera = %camera, at = %Utc::now(), "camera config published");
         Ok(())
+    }
+}
+
+/// How long after its writing an audit row is sealed: longer than any transaction of
+/// kozomol's lasts, so no row commits under an id already sealed.
+const AUDIT_SETTLE: Duration = Duration::from_secs(60);
+
+/// Seals the audit log once a minute until cancelled; a failure is logged and tried
+/// again the next minute.
+async fn seal_audit_log(store: &dyn kozomol_store::Store, cancel: CancellationToken) {
+    loop {
+        let settled = chrono::Utc::now()
+            - chrono::Duration::from_std(AUDIT_SETTLE).unwrap_or(chrono::Duration::zero());
+        loop {
+            match store.seal_audit(settled, 100_000).await {
+                Ok(Some(seal)) => {
+                    tracing::debug!(
+                        seal = seal.id,
+                        up_to = seal.up_to_id,
+                        rows = seal.rows,
+                        "audit log sealed"
+                    )
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sealing the audit log failed; trying again in a minute");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(AUDIT_SETTLE) => {}
+        }
     }
 }

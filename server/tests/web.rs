@@ -265,6 +265,22 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
     );
     let annulled = store.case(second).await.expect("read").expect("case");
     assert_eq!(annulled.state, CaseState::Annulled);
+    // The citizen's download of the PDF (it names the owner) is in the audit log.
+    let views: Vec<_> = store
+        .audit_rows(0, 10_000)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|row| row.action == kozomol_store::audit::OWNER_DATA_VIEWED)
+        .collect();
+    assert_eq!(views.len(), 1, "{views:?}");
+    assert!(views[0].actor.starts_with("portal:127.0.0.1"), "{views:?}");
+    assert_eq!(views[0].case_id, Some(first));
+    let verified = kozomol_store::audit::verify(store.as_ref())
+        .await
+        .expect("audit reads")
+        .expect("audit intact");
+    assert!(verified.rows > 10, "{verified:?}");
 }
 
 /// The API fuzzed from its own OpenAPI description by schemathesis (PyPI; installed by

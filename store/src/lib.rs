@@ -172,6 +172,27 @@ pub trait DeadLetterStore: Send + Sync {
     ) -> Result<Vec<DeadLetter>, StoreError>;
 }
 
+/// The audit log as a whole: rows written on their own (views of personal data), read
+/// in id order, and sealed (see `audit`).
+#[async_trait]
+pub trait AuditTrail: Send + Sync {
+    /// Writes one audit row as a batch of its own.
+    async fn record_audit(&self, entry: &NewAuditEntry) -> Result<(), StoreError>;
+    /// At most `limit` audit rows with ids above `after`, in id order.
+    async fn audit_rows(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// At most `limit` seals with ids above `after`, in id order.
+    async fn audit_seals(&self, after: i64, limit: u32) -> Result<Vec<AuditSeal>, StoreError>;
+    /// Seals the rows after the last seal, in id order, up to (not including) the
+    /// first written at or after `settled` and at most `limit` of them; `None` when
+    /// there is none, or another process sealed first. `settled` lags now by more than
+    /// any transaction lasts, so no row commits later under an id already sealed.
+    async fn seal_audit(
+        &self,
+        settled: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Option<AuditSeal>, StoreError>;
+}
+
 /// Accounts, roles and API tokens (only token hashes are stored).
 #[async_trait]
 pub trait AccountStore: Send + Sync {
@@ -766,6 +787,7 @@ pub trait Store:
     + PaymentIntents
     + Reconciliation
     + Subscriptions
+    + AuditTrail
 {
     fn backend(&self) -> Backend;
 }

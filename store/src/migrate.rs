@@ -113,6 +113,11 @@ const SQLITE: &[Migration] = &[
         name: "web_sessions",
         sql: include_str!("../migrations/sqlite/0019_web_sessions.sql"),
     },
+    Migration {
+        version: 20,
+        name: "audit_seals",
+        sql: include_str!("../migrations/sqlite/0020_audit_seals.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -210,6 +215,11 @@ const POSTGRES: &[Migration] = &[
         version: 19,
         name: "web_sessions",
         sql: include_str!("../migrations/postgres/0019_web_sessions.sql"),
+    },
+    Migration {
+        version: 20,
+        name: "audit_seals",
+        sql: include_str!("../migrations/postgres/0020_audit_seals.sql"),
     },
 ];
 

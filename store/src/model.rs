@@ -164,6 +164,29 @@ pub struct AuditEntry {
     pub prev_hash: String,
 }
 
+/// A seal over the audit log (see `audit`): every row after the previous seal up to
+/// `up_to_id`, chained to the seal before it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditSeal {
+    pub id: i64,
+    pub up_to_id: i64,
+    pub rows: i64,
+    /// Hex.
+    pub prev_hash: String,
+    /// Hex.
+    pub hash: String,
+    pub sealed_at: DateTime<Utc>,
+}
+
+/// One audit row written on its own (a batch of one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAuditEntry {
+    pub case_id: Option<CaseId>,
+    pub actor: String,
+    pub action: String,
+    pub detail: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewDeadLetter {
     pub received_at: DateTime<Utc>,

@@ -17,19 +17,20 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 use tracing::debug;
+use uuid::Uuid;
 
 use crate::accounts::{self, account_columns};
-use crate::audit::now_millis;
+use crate::audit::{now_millis, AuditRow};
 use crate::batch::{self, BatchPlan, CaseKey, CreatedRows};
 use crate::checks;
 use crate::error::{corrupt, db_error};
 use crate::sqlite_recognition::insert_audit;
 use crate::{
-    decode, Account, AccountId, AccountStore, AuditEntry, Backend, CameraRecord, CameraRegister,
-    CameraRegistration, CameraStatusUpdate, CaseFrame, CaseQuery, CaseRecord, CaseStore,
-    CaseSummary, CaseWrite, DeadLetter, DeadLetterStore, FrameLocation, NewAccount, NewCase,
-    NewDeadLetter, OfficerIdentity, Store, StoreError, ACCOUNT_CREATED, DEAD_LETTER_RAW_LIMIT,
-    OFFICER_REGISTERED,
+    decode, Account, AccountId, AccountStore, AuditEntry, AuditSeal, AuditTrail, Backend,
+    CameraRecord, CameraRegister, CameraRegistration, CameraStatusUpdate, CaseFrame, CaseQuery,
+    CaseRecord, CaseStore, CaseSummary, CaseWrite, DeadLetter, DeadLetterStore, FrameLocation,
+    NewAccount, NewAuditEntry, NewCase, NewDeadLetter, OfficerIdentity, Store, StoreError,
+    ACCOUNT_CREATED, DEAD_LETTER_RAW_LIMIT, OFFICER_REGISTERED,
 };
 
 /// SQLite's default limit on bound parameters per statement (since 3.32).
@@ -482,24 +483,139 @@ impl CaseStore for SqliteStore {
         .fetch_all(&self.reader)
         .await?
         .iter()
-        .map(|row| {
-            let prev_hash: Vec<u8> = row.try_get("prev_hash")?;
-            let hash: Vec<u8> = row.try_get("hash")?;
-            Ok(AuditEntry {
-                id: row.try_get("id")?,
-                batch_id: decode::uuid(row.try_get("batch_id")?)?,
-                case_id: row.try_get::<Option<i64>, _>("case_id")?.map(CaseId),
-                at: decode::millis(row.try_get("at")?)?,
-                actor: row.try_get("actor")?,
-                action: row.try_get("action")?,
-                from_state: decode::opt_state(row.try_get("from_state")?)?,
-                to_state: decode::opt_state(row.try_get("to_state")?)?,
-                detail: row.try_get("detail")?,
-                prev_hash: hex::encode(prev_hash),
-                hash: hex::encode(hash),
-            })
-        })
+        .map(audit_entry_from_row)
         .collect()
+    }
+}
+
+fn audit_entry_from_row(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
+    let prev_hash: Vec<u8> = row.try_get("prev_hash")?;
+    let hash: Vec<u8> = row.try_get("hash")?;
+    Ok(AuditEntry {
+        id: row.try_get("id")?,
+        batch_id: decode::uuid(row.try_get("batch_id")?)?,
+        case_id: row.try_get::<Option<i64>, _>("case_id")?.map(CaseId),
+        at: decode::millis(row.try_get("at")?)?,
+        actor: row.try_get("actor")?,
+        action: row.try_get("action")?,
+        from_state: decode::opt_state(row.try_get("from_state")?)?,
+        to_state: decode::opt_state(row.try_get("to_state")?)?,
+        detail: row.try_get("detail")?,
+        prev_hash: hex::encode(prev_hash),
+        hash: hex::encode(hash),
+    })
+}
+
+fn hash32(bytes: Vec<u8>, what: &str) -> Result<[u8; 32], StoreError> {
+    <[u8; 32]>::try_from(bytes).map_err(|_| corrupt(format!("{what} is not 32 bytes")))
+}
+
+fn audit_seal_from_row(row: &SqliteRow) -> Result<AuditSeal, StoreError> {
+    Ok(AuditSeal {
+        id: row.try_get("id")?,
+        up_to_id: row.try_get("up_to_id")?,
+        rows: row.try_get("row_count")?,
+        prev_hash: hex::encode(row.try_get::<Vec<u8>, _>("prev_hash")?),
+        hash: hex::encode(row.try_get::<Vec<u8>, _>("hash")?),
+        sealed_at: decode::millis(row.try_get("sealed_at")?)?,
+    })
+}
+
+#[async_trait]
+impl AuditTrail for SqliteStore {
+    async fn record_audit(&self, entry: &NewAuditEntry) -> Result<(), StoreError> {
+        let audit = crate::recognition::chained(AuditRow {
+            batch_id: Uuid::now_v7(),
+            case_id: entry.case_id,
+            at: now_millis(),
+            actor: &entry.actor,
+            action: &entry.action,
+            from_state: None,
+            to_state: None,
+            detail: entry.detail.as_deref(),
+        });
+        let mut conn = self.writer.acquire().await?;
+        insert_audit(&mut conn, &audit).await
+    }
+
+    async fn audit_rows(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        sqlx::query(
+            "SELECT id, batch_id, case_id, at, actor, action, from_state, to_state, detail, \
+             prev_hash, hash FROM audit_log WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(audit_entry_from_row)
+        .collect()
+    }
+
+    async fn audit_seals(&self, after: i64, limit: u32) -> Result<Vec<AuditSeal>, StoreError> {
+        sqlx::query(
+            "SELECT id, up_to_id, row_count, prev_hash, hash, sealed_at FROM audit_seals \
+             WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(audit_seal_from_row)
+        .collect()
+    }
+
+    async fn seal_audit(
+        &self,
+        settled: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Option<AuditSeal>, StoreError> {
+        let last = sqlx::query(
+            "SELECT id, up_to_id, row_count, prev_hash, hash, sealed_at FROM audit_seals \
+             ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.writer)
+        .await?
+        .as_ref()
+        .map(audit_seal_from_row)
+        .transpose()?;
+        let rows =
+            sqlx::query("SELECT id, at, hash FROM audit_log WHERE id > ? ORDER BY id LIMIT ?")
+                .bind(last.as_ref().map_or(0, |seal| seal.up_to_id))
+                .bind(i64::from(limit))
+                .fetch_all(&self.writer)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get::<i64, _>("id")?,
+                        decode::millis(row.try_get("at")?)?,
+                        hash32(row.try_get("hash")?, "an audit row's hash")?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+        let Some(seal) = crate::audit::next_seal(last.as_ref(), &rows, settled, now_millis())?
+        else {
+            return Ok(None);
+        };
+        let bytes = |text: &str| -> Result<Vec<u8>, StoreError> {
+            hex::decode(text).map_err(|_| corrupt("a seal's hash".to_owned()))
+        };
+        let written = sqlx::query(
+            "INSERT INTO audit_seals (id, up_to_id, row_count, prev_hash, hash, sealed_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(seal.id)
+        .bind(seal.up_to_id)
+        .bind(seal.rows)
+        .bind(bytes(&seal.prev_hash)?)
+        .bind(bytes(&seal.hash)?)
+        .bind(ms(seal.sealed_at))
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok((written == 1).then_some(seal))
     }
 }
 

@@ -208,6 +208,7 @@ conformance!(
         a_queued_credit_holds_the_fines_clocks,
     ],
     url: [
+        the_audit_log_is_sealed_and_verify_names_the_first_break,
         migrations_are_idempotent,
         concurrent_first_connects_migrate_once,
         concurrent_claimers_never_share_a_case,
@@ -3862,6 +3863,79 @@ async fn checks_of_one_plate_pass_one_at_a_time(store: Arc<dyn Store>) {
     }
     let marked = marks(&store.plate_sightings(plate, from, until).await.unwrap());
     assert_eq!(marked.iter().filter(|(_, m)| *m).count(), 1, "{marked:?}");
+}
+
+/// Runs one statement on the database behind the store, as someone with its password
+/// could.
+async fn tamper(url: &str, sql: &'static str) {
+    if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+async fn the_audit_log_is_sealed_and_verify_names_the_first_break(url: String) {
+    use kozomol_store::audit::{verify, AuditBreak};
+    use kozomol_store::NewAuditEntry;
+    let store = kozomol_store::connect(&url).await.unwrap();
+    let view = |n: i64| NewAuditEntry {
+        case_id: None,
+        actor: format!("officer-{n}"),
+        action: kozomol_store::audit::OWNER_DATA_VIEWED.to_owned(),
+        detail: Some(format!("resolution PDF of resolution KG-BSK-2026-{n:07}")),
+    };
+    for n in 1..=4 {
+        store.record_audit(&view(n)).await.unwrap();
+    }
+    let verified = verify(store.as_ref()).await.unwrap().expect("intact");
+    assert_eq!((verified.rows, verified.seals), (4, 0));
+
+    // Nothing settled yet: nothing sealed. Then everything up to now.
+    let past = Utc::now() - chrono::Duration::hours(1);
+    assert_eq!(store.seal_audit(past, 100).await.unwrap(), None);
+    let soon = Utc::now() + chrono::Duration::seconds(1);
+    let seal = store.seal_audit(soon, 100).await.unwrap().expect("sealed");
+    assert_eq!((seal.id, seal.rows), (1, 4));
+    assert_eq!(
+        store.seal_audit(soon, 100).await.unwrap(),
+        None,
+        "nothing new"
+    );
+    store.record_audit(&view(5)).await.unwrap();
+    let verified = verify(store.as_ref()).await.unwrap().expect("intact");
+    assert_eq!(
+        (verified.rows, verified.seals, verified.sealed_up_to),
+        (5, 1, seal.up_to_id)
+    );
+    let rows = store.audit_rows(0, 10).await.unwrap();
+    assert_eq!(rows.len(), 5);
+    assert!(rows.windows(2).all(|w| w[0].id < w[1].id));
+
+    // A row of its own taken out: its chain cannot tell, the seal does.
+    tamper(&url, "DELETE FROM audit_log WHERE actor = 'officer-3'").await;
+    let broken = verify(store.as_ref()).await.unwrap().expect_err("broken");
+    assert_eq!(
+        broken,
+        AuditBreak::SealBroken {
+            id: 1,
+            after_row: 0,
+            up_to_row: seal.up_to_id
+        }
+    );
+    // A row changed: named by its id, before any seal is looked at.
+    tamper(
+        &url,
+        "UPDATE audit_log SET detail = 'nothing to see' WHERE actor = 'officer-5'",
+    )
+    .await;
+    let broken = verify(store.as_ref()).await.unwrap().expect_err("broken");
+    assert_eq!(broken, AuditBreak::RowChanged { id: rows[4].id });
+    assert!(broken.to_string().contains(&rows[4].id.to_string()));
 }
 
 /// The audit rows that name no case: `(action, actor, detail)`, oldest first.

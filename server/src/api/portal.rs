@@ -23,7 +23,7 @@ use tracing::info;
 
 use super::appeals::{file_appeal_for, AppealRequest};
 use super::cases::serve_evidence;
-use super::resolutions::pdf_response;
+use super::resolutions::{pdf_response, record_owner_view};
 use super::{json_body, ApiError, ApiState, FieldProblem};
 
 /// How many lookups one address may make in a window.
@@ -259,13 +259,22 @@ pub async fn frame(
     .await
 }
 
-/// `GET /api/v1/public/fines/{number}/pdf?grant=`: the signed resolution.
+/// `GET /api/v1/public/fines/{number}/pdf?grant=`: the signed resolution. It names the
+/// owner: each download is audited with the address it went to.
 pub async fn pdf(
     State(state): State<ApiState>,
     Path(number): Path<String>,
     Query(query): Query<GrantQuery>,
+    parts: Parts,
 ) -> Result<Response, ApiError> {
     let (_, resolution) = granted(&state, &number, query.grant.as_deref()).await?;
+    record_owner_view(
+        &state,
+        &resolution,
+        format!("{PORTAL_ACTOR}:{}", client_address(&parts)),
+        "resolution PDF",
+    )
+    .await?;
     pdf_response(&state, &resolution).await
 }
 

@@ -67,13 +67,42 @@ pub async fn show(
 }
 
 /// `GET /api/v1/resolutions/{number}/pdf`: the stored PDF, byte for byte as signed.
+/// It names the owner: each download is audited.
 pub async fn pdf(
-    _caller: Authorized<CaseReaders>,
+    caller: Authorized<CaseReaders>,
     State(state): State<ApiState>,
     Path(number): Path<String>,
 ) -> Result<Response, ApiError> {
     let record = find(&state, &number).await?;
+    record_owner_view(
+        &state,
+        &record,
+        caller.account.login.clone(),
+        "resolution PDF",
+    )
+    .await?;
     pdf_response(&state, &record).await
+}
+
+/// Audits that `actor` was shown the personal data of the owner a resolution names
+/// (`owner.viewed`); nothing is shown unless this is written.
+pub(crate) async fn record_owner_view(
+    state: &ApiState,
+    record: &ResolutionRecord,
+    actor: String,
+    what: &str,
+) -> Result<(), ApiError> {
+    state
+        .app
+        .store
+        .record_audit(&kozomol_store::NewAuditEntry {
+            case_id: Some(record.case_id),
+            actor,
+            action: kozomol_store::audit::OWNER_DATA_VIEWED.to_owned(),
+            detail: Some(format!("{what} of resolution {}", record.number)),
+        })
+        .await?;
+    Ok(())
 }
 
 /// The resolution's PDF as stored, byte for byte as signed, with its hash as ETag.

@@ -737,6 +737,17 @@ impl Exchange<'_> {
             None => None,
         };
         let lookup = store.owner_lookup(case.id).await?;
+        if lookup.as_ref().is_some_and(|l| l.owner.is_some()) {
+            // The protocol names the owner, born when and living where: audited.
+            store
+                .record_audit(&kozomol_store::NewAuditEntry {
+                    case_id: Some(case.id),
+                    actor: format!("xroad:{}", self.request.client),
+                    action: kozomol_store::audit::OWNER_DATA_VIEWED.to_owned(),
+                    detail: Some(format!("protocol of resolution {}", resolution.number)),
+                })
+                .await?;
+        }
         let owner = lookup.as_ref().and_then(|l| l.owner.clone());
         let registry_owner = lookup.as_ref().map(registry_owner).transpose()?.flatten();
         let vehicle = |key: &str| -> String {
