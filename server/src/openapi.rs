@@ -1201,6 +1201,16 @@ fn page(operation_id: &str, summary: &str, security: Value, extra: Value) -> Val
     op
 }
 
+/// What a console page answers: the page, the login page without a session, a refusal
+/// for a role it is not for.
+fn console_page_answers() -> Value {
+    json!({
+        "200": { "description": "The page.", "content": { "text/html": { "schema": { "type": "string" } } } },
+        "303": { "description": "No session: to the login page." },
+        "403": { "description": "A role that may not use the page.", "content": { "text/html": { "schema": { "type": "string" } } } }
+    })
+}
+
 /// The console's sessions, the citizens' portal, the pages, and the bus's SOAP endpoint.
 fn web_paths() -> Value {
     let number = path_param(
@@ -1334,11 +1344,15 @@ fn web_paths() -> Value {
         "/console/login": { "get": page("consoleLoginPage", "The console's login.", json!([]), json!({})) },
         "/console/queue": { "get": page("reviewDeskPage", "The review desk, worked from the keyboard.", json!([{ "session": [] }]), json!({
             "x-kozomol-roles": roles::<Reviewers>(),
-            "responses": {
-                "200": { "description": "The page.", "content": { "text/html": { "schema": { "type": "string" } } } },
-                "303": { "description": "No session: to the login page." },
-                "403": { "description": "A role that may not use the desk.", "content": { "text/html": { "schema": { "type": "string" } } } }
-            }
+            "responses": console_page_answers()
+        })) },
+        "/console/cameras": { "get": page("camerasPage", "Camera health: online, last seen, clock offset, outbox depth, certificates.", json!([{ "session": [] }]), json!({
+            "x-kozomol-roles": roles::<AnyStaff>(),
+            "responses": console_page_answers()
+        })) },
+        "/console/dead-letters": { "get": page("deadLettersPage", "Messages refused at the door, with why.", json!([{ "session": [] }]), json!({
+            "x-kozomol-roles": roles::<DeadLetterReaders>(),
+            "responses": console_page_answers()
         })) },
         "/assets/{file}": { "get": {
             "operationId": "asset",

@@ -715,6 +715,12 @@ fn session_routes() -> Vec<(Method, &'static str, &'static str)> {
             "/api/v1/auth/session",
         ),
         (Method::GET, "/console/queue", "/console/queue"),
+        (Method::GET, "/console/cameras", "/console/cameras"),
+        (
+            Method::GET,
+            "/console/dead-letters",
+            "/console/dead-letters",
+        ),
     ]
 }
 
@@ -2622,11 +2628,32 @@ async fn console_sessions_change_nothing_without_their_anti_forgery_token() {
         "/console/login?next=/console/queue"
     );
     let (finance, _) = console_session(&h, Role::Finance).await;
+    for (path, finance_may) in [
+        ("/console/queue", false),
+        ("/console/cameras", true),
+        ("/console/dead-letters", false),
+    ] {
+        let answer = h
+            .call_with(
+                Method::GET,
+                path,
+                &[(header::COOKIE, finance.clone())],
+                None,
+            )
+            .await;
+        let expected = if finance_may {
+            StatusCode::OK
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(answer.status, expected, "{path} as finance");
+    }
+    // A reviewer works the queue but does not read dead letters.
     let refused = h
         .call_with(
             Method::GET,
-            "/console/queue",
-            &[(header::COOKIE, finance)],
+            "/console/dead-letters",
+            &[(header::COOKIE, cookie.clone())],
             None,
         )
         .await;

@@ -205,6 +205,7 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         "supervisor": creds.supervisor,
         "review_cases": review_cases.iter().map(|c| c.0).collect::<Vec<_>>(),
         "corrected_plate": "01KG556XYZ",
+        "camera_site": kozomol_testkit::fines::site().address,
         "plate": "01 KG 000 ABC",
         "certificate": "kg01 000000",
         "number": fine.number,

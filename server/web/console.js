@@ -26,7 +26,8 @@ async function loginPage() {
   document.getElementById("login-name").focus();
 }
 
-async function queuePage() {
+// Every console page but the login: who is logged in, and logging out.
+async function sessionBar() {
   const session = await api("GET", "/api/v1/auth/session");
   Desk.csrf = session.csrf_token;
   Desk.role = session.role;
@@ -35,6 +36,50 @@ async function queuePage() {
     await change("DELETE", "/api/v1/auth/session");
     location.assign("/console/login");
   });
+  document.querySelectorAll(".console-nav a").forEach((a) => {
+    if (a.getAttribute("href") === location.pathname) a.setAttribute("aria-current", "page");
+  });
+}
+
+// Camera health: online or not, when last seen, its clock's offset, its outbox's depth.
+async function camerasPage() {
+  const cameras = (await api("GET", "/api/v1/cameras")).items;
+  const now = Date.now();
+  const rows = cameras.map((c) => {
+    const silentMin = c.last_seen ? Math.round((now - Date.parse(c.last_seen)) / 60000) : null;
+    return el("tr", { id: `camera-${c.camera_id}` },
+      el("td", { text: c.camera_id }),
+      el("td", { text: c.site.address }),
+      el("td", {}, el("span", { class: `status ${c.online ? "paid" : "closed"}`, text: t(c.online ? "online" : "offline") })),
+      el("td", { text: c.last_seen ? `${when(c.last_seen)} (${t("minutes-ago", { n: silentMin })})` : "—" }),
+      el("td", { class: Math.abs(c.clock_offset_ms || 0) > 500 ? "error" : "", text: c.clock_offset_ms === null || c.clock_offset_ms === undefined ? "—" : `${c.clock_offset_ms} ms` }),
+      el("td", { class: (c.outbox_depth || 0) > 0 ? "error" : "", text: c.outbox_depth === null || c.outbox_depth === undefined ? "—" : String(c.outbox_depth) }),
+      el("td", { text: (c.certificates || []).map((cert) => `${cert.number} (${day(cert.valid_from)}–${day(cert.valid_until)})`).join(", ") }));
+  });
+  document.getElementById("content").replaceChildren(
+    el("p", { class: "muted", text: t("cameras-count", { count: cameras.length, online: cameras.filter((c) => c.online).length }) }),
+    el("table", { class: "audit", id: "cameras" },
+      el("thead", {}, el("tr", {}, ["camera", "site", "status", "last-seen", "clock-offset", "outbox", "certificates"].map((k) => el("th", { scope: "col", text: t(k) })))),
+      el("tbody", {}, rows)));
+}
+
+// Messages from cameras refused at the door, newest first, with why.
+async function deadLettersPage() {
+  const letters = (await api("GET", "/api/v1/dead-letters?limit=100")).items;
+  document.getElementById("content").replaceChildren(
+    letters.length === 0 ? el("p", { class: "muted", text: t("dead-letters-empty") }) :
+    el("table", { class: "audit", id: "dead-letters" },
+      el("thead", {}, el("tr", {}, ["received", "camera", "reason", "detail", "size"].map((k) => el("th", { scope: "col", text: t(k) })))),
+      el("tbody", {}, letters.map((d) => el("tr", {},
+        el("td", { text: when(d.received_at) }),
+        el("td", { text: d.camera_id || "—" }),
+        el("td", { text: d.reason }),
+        el("td", { text: d.detail }),
+        el("td", {}, el("a", { href: `/api/v1/dead-letters/${d.id}/raw`, text: `${d.raw_len} B` })))))));
+}
+
+async function queuePage() {
+  await sessionBar();
   // A supervisor settles what reviewers passed up first, then reviews like anyone.
   const states = Desk.role === "supervisor" ? ["supervisor_review", "needs_review"] : ["needs_review"];
   Desk.cases = [];
@@ -174,4 +219,6 @@ document.addEventListener("DOMContentLoaded", async () => {
   const page = document.body.dataset.page;
   if (page === "login") await loginPage();
   else if (page === "queue") await queuePage();
+  else if (page === "cameras") { await sessionBar(); await camerasPage(); }
+  else if (page === "dead-letters") { await sessionBar(); await deadLettersPage(); }
 });

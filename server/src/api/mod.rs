@@ -165,6 +165,8 @@ pub fn router(state: AppState) -> Router {
         .route("/console", get(pages::console))
         .route("/console/login", get(pages::login))
         .route("/console/queue", get(pages::queue))
+        .route("/console/cameras", get(pages::cameras))
+        .route("/console/dead-letters", get(pages::dead_letters))
         .route("/assets/{*file}", get(pages::asset))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::access::{caller, Policy, Reviewers};
+use super::access::{caller, AnyStaff, DeadLetterReaders, Policy, Reviewers};
 use super::ApiState;
 
 /// The languages pages are translated into; the first is the default.
@@ -55,6 +55,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
 const PORTAL: &str = include_str!("../../web/portal.html");
 const LOGIN: &str = include_str!("../../web/login.html");
 const QUEUE: &str = include_str!("../../web/queue.html");
+/// The shell of a console page the script draws whole: `{{page}}` and `{{title}}`.
+const CONSOLE: &str = include_str!("../../web/console.html");
 
 #[derive(Deserialize)]
 pub struct PageQuery {
@@ -86,6 +88,43 @@ pub async fn queue(
         return refusal;
     }
     page(QUEUE, &parts.headers, query.lang.as_deref())
+}
+
+/// `GET /console/cameras`: camera health, for every staff role.
+pub async fn cameras(
+    State(state): State<ApiState>,
+    parts: Parts,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    console_page::<AnyStaff>(&state, &parts, query, "cameras", "cameras-title").await
+}
+
+/// `GET /console/dead-letters`: messages refused at the door.
+pub async fn dead_letters(
+    State(state): State<ApiState>,
+    parts: Parts,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    console_page::<DeadLetterReaders>(&state, &parts, query, "dead-letters", "dead-letters-title")
+        .await
+}
+
+/// A console page drawn whole by the script, for the roles `P` allows.
+async fn console_page<P: Policy>(
+    state: &ApiState,
+    parts: &Parts,
+    query: PageQuery,
+    page_name: &str,
+    title: &str,
+) -> Response {
+    let path = format!("/console/{page_name}");
+    if let Err(refusal) = allowed::<P>(state, parts, &path).await {
+        return refusal;
+    }
+    let shell = CONSOLE
+        .replace("{{page}}", page_name)
+        .replace("{{title}}", title);
+    page(&shell, &parts.headers, query.lang.as_deref())
 }
 
 /// `GET /assets/{*file}`.
@@ -260,7 +299,7 @@ mod tests {
             .iter()
             .filter(|(name, _, _)| name.ends_with(".js"))
             .map(|(_, _, body)| *body)
-            .chain([PORTAL, LOGIN, QUEUE]);
+            .chain([PORTAL, LOGIN, QUEUE, CONSOLE]);
         for source in sources {
             for opener in [
                 "t(\"",
@@ -280,6 +319,10 @@ mod tests {
                         continue;
                     }
                     let key = used.split('"').next().unwrap_or("");
+                    if key.starts_with("{{") {
+                        // A console page's title, filled in by the server.
+                        continue;
+                    }
                     assert!(
                         reference.iter().any(|k| k == key),
                         "`{key}` is not translated"

@@ -79,6 +79,15 @@ async function officer(browser) {
   await shot(desk, "console-supervisor");
   await desk.keyboard.press("a");
   await decided(desk, corrected);
+  // Camera health and dead letters, from the console's menu.
+  await desk.click(".console-nav a[href='/console/cameras']");
+  await desk.waitForSelector("#camera-cam-1");
+  check((await desk.textContent("#camera-cam-1")).includes(world.camera_site), "the supervisor sees the camera's health");
+  await shot(desk, "console-cameras");
+  await desk.click(".console-nav a[href='/console/dead-letters']");
+  await desk.waitForSelector("#content p, #dead-letters");
+  await shot(desk, "console-dead-letters");
+  check(true, "the supervisor opens the dead letters");
   await desk.close();
 }
 
