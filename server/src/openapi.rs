@@ -1331,6 +1331,24 @@ fn web_paths() -> Value {
                 "422": problem("Missing appellant or grounds, a file of the wrong type, size or content (`validation_failed`).")
             }
         }},
+        "/api/v1/open-data/violations": { "get": {
+            "operationId": "openDataViolations",
+            "summary": "Open data: violations recorded and fines issued per local day, hour, camera site and kind; no plate or personal data. At most 92 days a request.",
+            "security": [],
+            "parameters": [
+                query_param("from", "First day, YYYY-MM-DD (default: six days before `to`).", json!({ "type": "string", "format": "date" })),
+                query_param("to", "Last day, inclusive (default: today).", json!({ "type": "string", "format": "date" })),
+                query_param("format", "`json` (default) or `csv`.", json!({ "type": "string", "enum": ["json", "csv"] }))
+            ],
+            "responses": {
+                "200": { "description": "The counts.", "content": {
+                    "application/json": { "schema": { "$ref": "#/components/schemas/OpenData" } },
+                    "text/csv": { "schema": { "type": "string" } }
+                } },
+                "400": problem("A day not as YYYY-MM-DD, `from` after `to`, a range over 92 days, or another format (`invalid_query`).")
+            }
+        }},
+        "/open-data": { "get": page("openDataPage", "The open-data page: totals per site and kind, downloads.", json!([]), json!({})) },
         "/": { "get": page("portalPage", "The citizens' portal.", json!([]), json!({})) },
         "/v/{number}": { "get": page("printedLinkPage", "The portal with the fine a resolution's printed link names looked up.", json!([]),
             json!({ "parameters": [path_param("number", "The resolution's number.", json!({ "type": "string" })),
@@ -1531,6 +1549,21 @@ fn components() -> Value {
             "card_payment_url": { "type": ["string", "null"], "description": "The card provider's checkout, returning to the portal." },
             "frames": { "type": "array", "items": text }, "pdf_url": text, "qr_svg_url": nullable_text,
             "appeal": { "oneOf": [ { "type": "null" }, { "$ref": "#/components/schemas/PublicAppeal" } ] }
+        }
+    }));
+    schemas.insert("OpenData".into(), json!({
+        "type": "object", "required": ["from", "to", "rows"],
+        "properties": {
+            "from": date, "to": date,
+            "rows": { "type": "array", "items": {
+                "type": "object",
+                "required": ["day", "hour", "site_id", "site", "latitude", "longitude", "kind", "recorded", "fined"],
+                "properties": {
+                    "day": date, "hour": { "type": "integer", "minimum": 0, "maximum": 23 },
+                    "site_id": nullable_text, "site": nullable_text, "latitude": nullable_text, "longitude": nullable_text,
+                    "kind": text, "recorded": { "type": "integer" }, "fined": { "type": "integer" }
+                }
+            } }
         }
     }));
     schemas.insert("LookupAnswer".into(), json!({

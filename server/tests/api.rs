@@ -696,6 +696,12 @@ fn public_routes() -> Vec<(Method, &'static str, &'static str)> {
             "/api/v1/public/fines/{number}/appeals",
             "/api/v1/public/fines/KG-BSK-2026-0000001/appeals?grant=1.00",
         ),
+        (
+            Method::GET,
+            "/api/v1/open-data/violations",
+            "/api/v1/open-data/violations",
+        ),
+        (Method::GET, "/open-data", "/open-data"),
         (Method::GET, "/", "/"),
         (Method::GET, "/v/{number}", "/v/KG-BSK-2026-0000001"),
         (Method::GET, "/console", "/console"),
@@ -2751,5 +2757,65 @@ async fn portal_lookups_are_throttled_and_fines_open_only_with_a_grant() {
             assert_eq!(refused.status, StatusCode::FORBIDDEN, "{route}{grant}");
             assert_eq!(refused.json()["code"], "grant_required");
         }
+    }
+}
+
+#[tokio::test]
+async fn open_data_counts_violations_per_site_hour_and_kind_without_plates() {
+    let h = Harness::new().await;
+    let camera = h.register_camera(1).await;
+    record_case(&h, &camera, 1, "01KG123ABC", at(0)).await;
+    record_case(&h, &camera, 2, "01KG777XYZ", at(1)).await;
+    let day = at(0)
+        .with_timezone(&chrono::FixedOffset::east_opt(6 * 3600).expect("offset"))
+        .date_naive();
+    let uri = format!("/api/v1/open-data/violations?from={day}&to={day}");
+
+    let answer = h.call(Method::GET, &uri, None, None).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&answer.bytes)
+    );
+    let rows = answer.json()["rows"].as_array().expect("rows").clone();
+    let recorded: i64 = rows
+        .iter()
+        .map(|r| r["recorded"].as_i64().expect("count"))
+        .sum();
+    assert_eq!(recorded, 2);
+    assert!(rows
+        .iter()
+        .all(|r| r["site_id"].is_string() && r["fined"] == 0));
+    let text = String::from_utf8_lossy(&answer.bytes).to_string();
+    assert!(
+        !text.contains("01KG") && !text.contains("123ABC"),
+        "no plate: {text}"
+    );
+
+    let csv = h
+        .call(Method::GET, &format!("{uri}&format=csv"), None, None)
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    let csv = String::from_utf8_lossy(&csv.bytes).to_string();
+    assert!(csv.starts_with("day,hour,site_id,site,latitude,longitude,kind,recorded,fined\r\n"));
+    assert_eq!(csv.lines().count(), rows.len() + 1);
+
+    for bad in [
+        "from=2026-03-10&to=2026-03-01",
+        "from=2026-01-01&to=2026-06-01",
+        "from=yesterday",
+        "format=xml",
+    ] {
+        let refused = h
+            .call(
+                Method::GET,
+                &format!("/api/v1/open-data/violations?{bad}"),
+                None,
+                None,
+            )
+            .await;
+        refused.problem(StatusCode::BAD_REQUEST, "invalid_query");
     }
 }

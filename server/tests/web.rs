@@ -206,6 +206,10 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         "review_cases": review_cases.iter().map(|c| c.0).collect::<Vec<_>>(),
         "corrected_plate": "01KG556XYZ",
         "camera_site": kozomol_testkit::fines::site().address,
+        // The day (Bishkek's) the seeded fines were captured.
+        "captured_day": kozomol_core::Jurisdiction::Kg
+            .local_date(store.case(first).await.expect("read").expect("case").captured_at)
+            .to_string(),
         "plate": "01 KG 000 ABC",
         "certificate": "kg01 000000",
         "number": fine.number,

@@ -3,7 +3,7 @@
 // change carries the session's anti-forgery token.
 "use strict";
 
-const Desk = { csrf: null, role: null, cases: [], index: -1, zoom: 1, mode: null };
+const Desk = { csrf: null, role: null, cases: [], index: -1, zoom: 1, mode: null, loading: 0 };
 
 function change(method, path, body) {
   return api(method, path, body, { "X-CSRF-Token": Desk.csrf });
@@ -109,12 +109,16 @@ async function select(i) {
   }
   Desk.index = Math.max(0, Math.min(i, Desk.cases.length - 1));
   Desk.mode = null;
+  document.getElementById("decision-form").replaceChildren();
   drawQueue();
   const id = Desk.cases[Desk.index].id;
+  // Keys move faster than cases load: only the last case asked for is drawn.
+  const loading = ++Desk.loading;
   const [detail, reviews] = await Promise.all([
     api("GET", `/api/v1/cases/${id}`),
     api("GET", `/api/v1/cases/${id}/reviews`),
   ]);
+  if (loading !== Desk.loading) return;
   drawCase(detail, Array.isArray(reviews) ? reviews : []);
 }
 
@@ -125,7 +129,7 @@ function drawCase(c, reviews) {
     ? t("measured-speed", { speed: measurement.speed_kmh, limit: measurement.limit_kmh })
     : measurement.red_elapsed_ms !== undefined ? t("measured-red", { ms: measurement.red_elapsed_ms }) : "—";
   const section = document.getElementById("case");
-  section.replaceChildren(
+  section.replaceChildren(...[
     el("h2", {}, `${t("case")} #${c.id} — ${t(`kind-${c.kind}`)}`),
     el("div", { class: "frames", style: `--zoom: ${Desk.zoom}` }, c.frames.map((f) =>
       el("img", { src: `/api/v1/cases/${c.id}/frames/${f.index}`, alt: t("photo", { n: f.index + 1 }) }))),
@@ -146,10 +150,9 @@ function drawCase(c, reviews) {
       el("button", { type: "button", onclick: () => decide({ decision: "approve" }) }, t("approve"), " ", el("kbd", { text: "A" })), " ",
       el("button", { type: "button", class: "secondary", onclick: () => startCorrect() }, t("correct-plate"), " ", el("kbd", { text: "C" })), " ",
       el("button", { type: "button", class: "danger", onclick: () => startReject() }, t("reject"), " ", el("kbd", { text: "R" }))),
-    el("div", { id: "decision-form" }),
     el("details", {}, el("summary", { text: t("audit-trail") }), el("table", { class: "audit" },
       el("tbody", {}, (c.audit || []).map((a) => el("tr", {}, el("td", { text: when(a.at) }), el("td", { text: a.actor }), el("td", { text: a.action }), el("td", { text: a.to_state || "" })))))),
-  );
+  ].filter(Boolean));
 }
 
 function startCorrect() {

@@ -154,6 +154,13 @@ pub trait CaseStore: Send + Sync {
     async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseSummary>, StoreError>;
     /// How many cases match the filters of `query`; its `after` and `limit` are ignored.
     async fn count_cases(&self, query: &CaseQuery) -> Result<u64, StoreError>;
+    /// Cases captured in `[from, to)` counted per UTC hour, camera and kind, with how
+    /// many of them became fines: open data, no plate or person in it.
+    async fn hourly_counts(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<HourlyCount>, StoreError>;
     /// Which of these frame hashes already have evidence stored.
     async fn known_frames(&self, sha256s: &[[u8; 32]]) -> Result<HashSet<[u8; 32]>, StoreError>;
     /// The audit rows of one case, oldest first.

@@ -164,6 +164,19 @@ pub struct AuditEntry {
     pub prev_hash: String,
 }
 
+/// Cases of one UTC hour, camera and kind (see `CaseStore::hourly_counts`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HourlyCount {
+    /// The hour's start.
+    pub hour: DateTime<Utc>,
+    /// None for cases officers filed.
+    pub camera_id: Option<CameraId>,
+    pub kind: ViolationKind,
+    pub recorded: i64,
+    /// Those that became fines (a resolution was issued).
+    pub fined: i64,
+}
+
 /// A seal over the audit log (see `audit`): every row after the previous seal up to
 /// `up_to_id`, chained to the seal before it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

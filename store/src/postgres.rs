@@ -24,8 +24,8 @@ use crate::{
     decode, Account, AccountId, AccountStore, AuditEntry, AuditSeal, AuditTrail, Backend,
     CameraRecord, CameraRegister, CameraRegistration, CameraStatusUpdate, CaseFrame, CaseQuery,
     CaseRecord, CaseStore, CaseSummary, CaseWrite, DeadLetter, DeadLetterStore, FrameLocation,
-    NewAccount, NewAuditEntry, NewCase, NewDeadLetter, OfficerIdentity, Store, StoreError,
-    ACCOUNT_CREATED, DEAD_LETTER_RAW_LIMIT, OFFICER_REGISTERED,
+    HourlyCount, NewAccount, NewAuditEntry, NewCase, NewDeadLetter, OfficerIdentity, Store,
+    StoreError, ACCOUNT_CREATED, DEAD_LETTER_RAW_LIMIT, OFFICER_REGISTERED,
 };
 
 /// The wire protocol counts bind parameters in 16 bits.
@@ -483,6 +483,39 @@ impl CaseStore for PgStore {
             event,
             frames,
         }))
+    }
+
+    async fn hourly_counts(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourlyCount>, StoreError> {
+        sqlx::query(
+            "SELECT date_trunc('hour', c.captured_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, \
+             c.camera_id, c.kind, \
+             count(*) AS recorded, count(r.number) AS fined \
+             FROM cases c LEFT JOIN resolutions r ON r.case_id = c.id \
+             WHERE c.captured_at >= $1 AND c.captured_at < $2 \
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(HourlyCount {
+                hour: row.try_get::<DateTime<Utc>, _>("hour")?,
+                camera_id: row
+                    .try_get::<Option<String>, _>("camera_id")?
+                    .map(|id| CameraId::parse(&id).map_err(|e| corrupt(e.to_string())))
+                    .transpose()?,
+                kind: decode::kind(row.try_get("kind")?)?,
+                recorded: row.try_get("recorded")?,
+                fined: row.try_get("fined")?,
+            })
+        })
+        .collect()
     }
 
     async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseSummary>, StoreError> {

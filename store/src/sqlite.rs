@@ -29,8 +29,8 @@ use crate::{
     decode, Account, AccountId, AccountStore, AuditEntry, AuditSeal, AuditTrail, Backend,
     CameraRecord, CameraRegister, CameraRegistration, CameraStatusUpdate, CaseFrame, CaseQuery,
     CaseRecord, CaseStore, CaseSummary, CaseWrite, DeadLetter, DeadLetterStore, FrameLocation,
-    NewAccount, NewAuditEntry, NewCase, NewDeadLetter, OfficerIdentity, Store, StoreError,
-    ACCOUNT_CREATED, DEAD_LETTER_RAW_LIMIT, OFFICER_REGISTERED,
+    HourlyCount, NewAccount, NewAuditEntry, NewCase, NewDeadLetter, OfficerIdentity, Store,
+    StoreError, ACCOUNT_CREATED, DEAD_LETTER_RAW_LIMIT, OFFICER_REGISTERED,
 };
 
 /// SQLite's default limit on bound parameters per statement (since 3.32).
@@ -428,6 +428,38 @@ impl CaseStore for SqliteStore {
         .map(frame_from_row)
         .collect::<Result<Vec<_>, _>>()?;
         case_from_row(&row, frames).map(Some)
+    }
+
+    async fn hourly_counts(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourlyCount>, StoreError> {
+        sqlx::query(
+            "SELECT (c.captured_at / 3600000) * 3600000 AS hour, c.camera_id, c.kind, \
+             count(*) AS recorded, count(r.number) AS fined \
+             FROM cases c LEFT JOIN resolutions r ON r.case_id = c.id \
+             WHERE c.captured_at >= ? AND c.captured_at < ? \
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        )
+        .bind(ms(from))
+        .bind(ms(to))
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(HourlyCount {
+                hour: decode::millis(row.try_get("hour")?)?,
+                camera_id: row
+                    .try_get::<Option<String>, _>("camera_id")?
+                    .map(|id| CameraId::parse(&id).map_err(|e| corrupt(e.to_string())))
+                    .transpose()?,
+                kind: decode::kind(row.try_get("kind")?)?,
+                recorded: row.try_get("recorded")?,
+                fined: row.try_get("fined")?,
+            })
+        })
+        .collect()
     }
 
     async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseSummary>, StoreError> {

@@ -163,6 +163,7 @@ conformance!(
         repeats_are_duplicates_or_conflicts_and_change_nothing,
         repeats_inside_one_batch_behave_like_repeats_across_batches,
         case_ids_are_numeric_and_increase,
+        cases_are_counted_per_hour_camera_and_kind,
         every_case_filter_narrows_and_the_cursor_pages,
         each_created_case_gets_one_chained_audit_row,
         recording_cases_updates_last_seen,
@@ -584,6 +585,43 @@ async fn case_ids_are_numeric_and_increase(store: Arc<dyn Store>) {
         assert!(ids[0].0 > 0);
         last = ids[3];
     }
+}
+
+async fn cases_are_counted_per_hour_camera_and_kind(store: Arc<dyn Store>) {
+    register(&*store, &["cam-1", "cam-2"]).await;
+    // t(m) is 08:00 UTC plus m minutes: 08:00, 08:30 and 09:10 on cam-1, 08:05 on cam-2.
+    let batch = vec![
+        new_case("cam-1", None, t(0)),
+        new_case("cam-1", None, t(30)),
+        new_case("cam-1", None, t(70)),
+        new_case("cam-2", None, t(5)),
+    ];
+    store.record_cases(&batch, "ingest").await.unwrap();
+    let counts = store.hourly_counts(t(0), t(120)).await.unwrap();
+    let seen: Vec<(String, String, i64, i64)> = counts
+        .iter()
+        .map(|c| {
+            (
+                c.hour.format("%H:%M").to_string(),
+                c.camera_id
+                    .as_ref()
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+                c.recorded,
+                c.fined,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("08:00".into(), "cam-1".into(), 2, 0),
+            ("08:00".into(), "cam-2".into(), 1, 0),
+            ("09:00".into(), "cam-1".into(), 1, 0),
+        ]
+    );
+    // The range is half-open.
+    assert!(store.hourly_counts(t(0), t(0)).await.unwrap().is_empty());
 }
 
 async fn every_case_filter_narrows_and_the_cursor_pages(store: Arc<dyn Store>) {

@@ -13,6 +13,7 @@ mod dead_letters;
 mod error;
 mod nominations;
 mod officer_violations;
+mod open_data;
 mod pages;
 mod paging;
 mod payment_api;
@@ -202,6 +203,8 @@ pub fn router(state: AppState) -> Router {
             post(statements::resolve),
         )
         .route("/api/v1/payment-totals", get(statements::totals))
+        .route("/api/v1/open-data/violations", get(open_data::violations))
+        .route("/open-data", get(pages::open_data))
         .route("/api/v1/public/lookups", post(portal::lookup))
         .route("/api/v1/public/fines/{number}", get(portal::show))
         .route(

@@ -31,6 +31,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../web/portal.js"),
     ),
     (
+        "open-data.js",
+        "text/javascript",
+        include_str!("../../web/open-data.js"),
+    ),
+    (
         "console.js",
         "text/javascript",
         include_str!("../../web/console.js"),
@@ -53,6 +58,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
 ];
 
 const PORTAL: &str = include_str!("../../web/portal.html");
+const OPEN_DATA: &str = include_str!("../../web/open-data.html");
 const LOGIN: &str = include_str!("../../web/login.html");
 const QUEUE: &str = include_str!("../../web/queue.html");
 /// The shell of a console page the script draws whole: `{{page}}` and `{{title}}`.
@@ -66,6 +72,11 @@ pub struct PageQuery {
 /// `GET /` and `GET /v/{number}`: the citizens' portal.
 pub async fn portal(headers: HeaderMap, Query(query): Query<PageQuery>) -> Response {
     page(PORTAL, &headers, query.lang.as_deref())
+}
+
+/// `GET /open-data`: the anonymised counts, for anyone.
+pub async fn open_data(headers: HeaderMap, Query(query): Query<PageQuery>) -> Response {
+    page(OPEN_DATA, &headers, query.lang.as_deref())
 }
 
 /// `GET /console/login`.
@@ -276,6 +287,21 @@ mod tests {
     }
 
     #[test]
+    fn every_asset_a_page_names_is_served() {
+        for template in [PORTAL, OPEN_DATA, LOGIN, QUEUE, CONSOLE] {
+            for opener in ["src=\"/assets/", "href=\"/assets/"] {
+                for named in template.split(opener).skip(1) {
+                    let file = named.split('"').next().unwrap_or("");
+                    assert!(
+                        ASSETS.iter().any(|(name, _, _)| *name == file),
+                        "/assets/{file} is not served"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn every_language_has_every_message() {
         let keys = |text: &str| -> Vec<String> {
             text.lines()
@@ -299,7 +325,7 @@ mod tests {
             .iter()
             .filter(|(name, _, _)| name.ends_with(".js"))
             .map(|(_, _, body)| *body)
-            .chain([PORTAL, LOGIN, QUEUE, CONSOLE]);
+            .chain([PORTAL, OPEN_DATA, LOGIN, QUEUE, CONSOLE]);
         for source in sources {
             for opener in [
                 "t(\"",

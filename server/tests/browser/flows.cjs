@@ -53,6 +53,7 @@ async function officer(browser) {
   await page.waitForSelector(`#q-${approved}[aria-selected="true"]`);
   await page.keyboard.press("k");
   await page.waitForSelector(`#q-${corrected}[aria-selected="true"]`);
+  await page.waitForSelector(`#case h2:has-text("#${corrected}")`);
   await page.keyboard.press("+");
   await page.keyboard.press("c");
   await page.waitForSelector("#corrected-plate:focus");
@@ -94,6 +95,8 @@ async function officer(browser) {
 async function citizen(browser) {
   const context = await browser.newContext({ locale: "ru-RU", acceptDownloads: true, viewport: { width: 390, height: 844 } });
   const page = await context.newPage();
+  page.on("pageerror", (e) => console.log(`page error: ${e}`));
+  page.on("response", (r) => { if (r.status() >= 500) console.log(`HTTP ${r.status()} ${r.url()}`); });
   // Russian by the browser's Accept-Language.
   await page.goto(`${base}/`);
   check((await page.getAttribute("html", "lang")) === "ru", "the portal speaks the browser's language");
@@ -161,6 +164,15 @@ async function citizen(browser) {
   await page.waitForFunction((n) => document.querySelector(`article[data-number="${n}"] .status`).textContent === "Жокко чыгарылды", world.appeal_number);
   check((await second.locator(".appeal-status").textContent()).includes("Айдоочу башка адам."), "the citizen sees the decision");
   await shot(page, "portal-appeal-decided-ky");
+
+  // Open data: counts per site and kind, in English, no plate anywhere.
+  await page.goto(`${base}/open-data?lang=en&from=${world.captured_day}&to=${world.captured_day}`);
+  await page.waitForFunction(() => document.getElementById("open-data-message").textContent !== "");
+  const said = await page.textContent("#open-data-message");
+  check(await page.$("#open-data-totals tbody tr") !== null, `open data answers (${said})`);
+  const totals = await page.textContent("#open-data-totals");
+  check(totals.includes(world.camera_site) && !totals.includes("01KG"), "open data shows counts per site, no plates");
+  await shot(page, "open-data-en");
   await context.close();
 }
 

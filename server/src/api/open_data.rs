@@ -1,0 +1,253 @@
+//! Open data: how many violations each camera site recorded per day, hour and kind,
+//! and how many became fines, as JSON or CSV, for anyone. No plate, no person, nothing
+//! finer than an hour at a site; days and hours are the jurisdiction's.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
+use kozomol_core::{decimal_degrees, Jurisdiction, ViolationKind};
+use kozomol_store::{CameraRecord, HourlyCount};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiState, FieldProblem};
+
+/// The longest range one request covers.
+pub const MAX_DAYS: i64 = 92;
+
+#[derive(Deserialize)]
+pub struct OpenDataQuery {
+    /// First day, `YYYY-MM-DD` (default: six days before `to`).
+    from: Option<String>,
+    /// Last day, inclusive (default: today).
+    to: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+/// One day, hour, site and kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OpenDataRow {
+    pub day: NaiveDate,
+    /// 0-23, the jurisdiction's clock.
+    pub hour: u32,
+    /// The site's id in the device register; none for violations officers filed.
+    pub site_id: Option<String>,
+    pub site: Option<String>,
+    pub latitude: Option<String>,
+    pub longitude: Option<String>,
+    pub kind: ViolationKind,
+    pub recorded: i64,
+    pub fined: i64,
+}
+
+#[derive(Serialize)]
+pub struct OpenData {
+    from: NaiveDate,
+    to: NaiveDate,
+    rows: Vec<OpenDataRow>,
+}
+
+/// `GET /api/v1/open-data/violations`.
+pub async fn violations(
+    State(state): State<ApiState>,
+    Query(query): Query<OpenDataQuery>,
+) -> Result<Response, ApiError> {
+    let jurisdiction = state.app.jurisdiction;
+    let today = jurisdiction.local_date(Utc::now());
+    let mut problems = Vec::new();
+    let day = |field: &str, text: Option<String>, problems: &mut Vec<FieldProblem>| {
+        text.and_then(|t| match NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d") {
+            Ok(day) => Some(day),
+            Err(_) => {
+                problems.push(FieldProblem::new(field, "a day as YYYY-MM-DD"));
+                None
+            }
+        })
+    };
+    let to = day("to", query.to, &mut problems).unwrap_or(today);
+    let from = day("from", query.from, &mut problems).unwrap_or(to - Duration::days(6));
+    let csv = match query.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => {
+            problems.push(FieldProblem::new("format", "json or csv"));
+            false
+        }
+    };
+    if from > to {
+        problems.push(FieldProblem::new("from", "on or before `to`"));
+    } else if (to - from).num_days() >= MAX_DAYS {
+        problems.push(FieldProblem::new(
+            "to",
+            format!("at most {MAX_DAYS} days from `from`"),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::InvalidQuery(problems));
+    }
+    let (start, end) = (
+        local_midnight(jurisdiction, from)?,
+        local_midnight(jurisdiction, to + Duration::days(1))?,
+    );
+    let counts = state.app.store.hourly_counts(start, end).await?;
+    let cameras = state.app.store.cameras().await?;
+    let rows = by_site(jurisdiction, &counts, &cameras);
+    if csv {
+        let mut response = to_csv(&rows).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        );
+        if let Ok(value) = HeaderValue::from_str(&format!(
+            "attachment; filename=\"kozomol-violations-{from}-{to}.csv\""
+        )) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+        return Ok(response);
+    }
+    Ok(Json(OpenData { from, to, rows }).into_response())
+}
+
+/// The instant a local day starts.
+fn local_midnight(jurisdiction: Jurisdiction, day: NaiveDate) -> Result<DateTime<Utc>, ApiError> {
+    let midnight = day
+        .and_hms_opt(0, 0, 0)
+        .ok_or_else(|| ApiError::Internal(format!("midnight of {day}")))?;
+    Ok(midnight.and_utc() - Duration::seconds(i64::from(jurisdiction.utc_offset_seconds())))
+}
+
+/// Hourly counts per camera as rows per local day, hour, site and kind: cameras at one
+/// site are added together; a camera no longer in the register counts under no site.
+pub fn by_site(
+    jurisdiction: Jurisdiction,
+    counts: &[HourlyCount],
+    cameras: &[CameraRecord],
+) -> Vec<OpenDataRow> {
+    let site_of = |camera: &kozomol_core::CameraId| {
+        cameras
+            .iter()
+            .find(|c| &c.camera_id == camera)
+            .map(|c| &c.site)
+    };
+    // Kinds by their code: ordered, as rows are.
+    let mut rows: BTreeMap<(NaiveDate, u32, Option<String>, &'static str), OpenDataRow> =
+        BTreeMap::new();
+    for count in counts {
+        let local = jurisdiction.local_time(count.hour);
+        let site = count.camera_id.as_ref().and_then(site_of);
+        let key = (
+            local.date_naive(),
+            local.hour(),
+            site.map(|s| s.id.clone()),
+            count.kind.as_str(),
+        );
+        let row = rows.entry(key).or_insert_with(|| OpenDataRow {
+            day: local.date_naive(),
+            hour: local.hour(),
+            site_id: site.map(|s| s.id.clone()),
+            site: site.map(|s| s.address.clone()),
+            latitude: site.map(|s| decimal_degrees(s.lat_e6)),
+            longitude: site.map(|s| decimal_degrees(s.lon_e6)),
+            kind: count.kind,
+            recorded: 0,
+            fined: 0,
+        });
+        row.recorded += count.recorded;
+        row.fined += count.fined;
+    }
+    rows.into_values().collect()
+}
+
+/// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+pub fn to_csv(rows: &[OpenDataRow]) -> String {
+    let mut out = String::from("day,hour,site_id,site,latitude,longitude,kind,recorded,fined\r\n");
+    for row in rows {
+        let fields = [
+            row.day.to_string(),
+            row.hour.to_string(),
+            csv_field(row.site_id.as_deref().unwrap_or("")),
+            csv_field(row.site.as_deref().unwrap_or("")),
+            row.latitude.clone().unwrap_or_default(),
+            row.longitude.clone().unwrap_or_default(),
+            row.kind.as_str().to_owned(),
+            row.recorded.to_string(),
+            row.fined.to_string(),
+        ];
+        out.push_str(&fields.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_when_they_must_be() {
+        for (text, field) in [
+            ("plain", "plain"),
+            ("проспект Чуй, Бишкек", "\"проспект Чуй, Бишкек\""),
+            ("say \"hi\"", "\"say \"\"hi\"\"\""),
+            ("two\nlines", "\"two\nlines\""),
+        ] {
+            assert_eq!(csv_field(text), field, "{text}");
+        }
+    }
+
+    #[test]
+    fn utc_hours_become_local_days_and_hours() {
+        let camera = kozomol_core::CameraId::parse("cam-1").expect("id");
+        let at = |h: u32| {
+            NaiveDate::from_ymd_opt(2026, 3, 10)
+                .and_then(|d| d.and_hms_opt(h, 0, 0))
+                .expect("instant")
+                .and_utc()
+        };
+        let counts = [
+            // 18:00 UTC is midnight in Bishkek (UTC+6): the next local day.
+            HourlyCount {
+                hour: at(18),
+                camera_id: Some(camera.clone()),
+                kind: ViolationKind::Speeding,
+                recorded: 3,
+                fined: 1,
+            },
+            HourlyCount {
+                hour: at(2),
+                camera_id: None,
+                kind: ViolationKind::RedLight,
+                recorded: 1,
+                fined: 0,
+            },
+        ];
+        let rows = by_site(Jurisdiction::Kg, &counts, &[]);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].day.to_string(), rows[0].hour),
+            ("2026-03-10".into(), 8)
+        );
+        assert_eq!(rows[0].site_id, None);
+        assert_eq!(
+            (rows[1].day.to_string(), rows[1].hour),
+            ("2026-03-11".into(), 0)
+        );
+        assert_eq!((rows[1].recorded, rows[1].fined), (3, 1));
+        let csv = to_csv(&rows);
+        assert!(csv.starts_with("day,hour,site_id,site,latitude,longitude,kind,recorded,fined\r\n"));
+        assert!(csv.contains("2026-03-11,0,,,,,speeding,3,1\r\n"), "{csv}");
+    }
+}
