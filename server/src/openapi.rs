@@ -1315,6 +1315,22 @@ fn web_paths() -> Value {
                 "404": problem("No such resolution, or nothing due (`not_found`).")
             }
         }},
+        "/api/v1/public/fines/{number}/contacts": { "post": {
+            "operationId": "leavePublicContact",
+            "summary": "The owner leaves a phone number (E.164) or e-mail address for notices of this resolution (if not yet delivered) and every later one. Only with a grant from a lookup by plate and registration certificate.",
+            "security": [],
+            "parameters": [number.clone(), grant.clone()],
+            "requestBody": body_of("ContactRequest"),
+            "responses": {
+                "201": json_of("Added.", "ContactResult"),
+                "200": json_of("Known already; nothing changed.", "ContactResult"),
+                "400": problem("Body not JSON (`bad_request`)."),
+                "403": problem("No grant, or one from a lookup by number or payment code (`grant_required`)."),
+                "404": problem("No such resolution (`not_found`)."),
+                "409": problem("The resolution names no owner (`conflict`)."),
+                "422": problem("Unknown channel, or an address that channel cannot use (`validation_failed`).")
+            }
+        }},
         "/api/v1/public/fines/{number}/appeals": { "post": {
             "operationId": "filePublicAppeal",
             "summary": "The citizen's own appeal against the resolution, filed by `portal`.",
@@ -1537,7 +1553,7 @@ fn components() -> Value {
         "type": "object",
         "required": ["number", "payment_code", "grant", "grant_expires_at", "status", "case_state", "kind", "violation", "article",
             "captured_at", "plate", "place", "issued_at", "currency", "amount_minor", "discounted_minor", "discount_until", "due",
-            "appeal_until", "outstanding_minor", "paid_minor", "qr_payload", "card_payment_url", "frames", "pdf_url", "qr_svg_url", "appeal"],
+            "appeal_until", "outstanding_minor", "paid_minor", "qr_payload", "card_payment_url", "contacts_url", "frames", "pdf_url", "qr_svg_url", "appeal"],
         "properties": {
             "number": text, "payment_code": text, "grant": text, "grant_expires_at": instant,
             "status": { "type": "string", "enum": ["unpaid", "partially_paid", "paid", "appealed", "cancelled", "closed"] },
@@ -1547,6 +1563,7 @@ fn components() -> Value {
             "discount_until": nullable_date.clone(), "due": nullable_date.clone(), "appeal_until": nullable_date,
             "outstanding_minor": { "type": "integer" }, "paid_minor": { "type": "integer" }, "qr_payload": nullable_text,
             "card_payment_url": { "type": ["string", "null"], "description": "The card provider's checkout, returning to the portal." },
+            "contacts_url": { "type": ["string", "null"], "description": "Where the owner leaves a contact for notices; only for a fine found by plate and certificate." },
             "frames": { "type": "array", "items": text }, "pdf_url": text, "qr_svg_url": nullable_text,
             "appeal": { "oneOf": [ { "type": "null" }, { "$ref": "#/components/schemas/PublicAppeal" } ] }
         }

@@ -693,6 +693,11 @@ fn public_routes() -> Vec<(Method, &'static str, &'static str)> {
         ),
         (
             Method::POST,
+            "/api/v1/public/fines/{number}/contacts",
+            "/api/v1/public/fines/KG-BSK-2026-0000001/contacts?grant=1.o.00",
+        ),
+        (
+            Method::POST,
             "/api/v1/public/fines/{number}/appeals",
             "/api/v1/public/fines/KG-BSK-2026-0000001/appeals?grant=1.00",
         ),

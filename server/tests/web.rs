@@ -217,10 +217,11 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         "appeal_case": second.0,
     });
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/flows.cjs");
+    let node_base = base.clone();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new("node")
             .arg(script)
-            .env("BASE_URL", &base)
+            .env("BASE_URL", &node_base)
             .env("WORLD", world.to_string())
             .env("SCREENSHOTS", &screenshots)
             .env("KOZOMOL_CHROMIUM", chromium)
@@ -270,6 +271,40 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
     );
     let annulled = store.case(second).await.expect("read").expect("case");
     assert_eq!(annulled.state, CaseState::Annulled);
+    // A grant from a lookup by number opens the fine, not the owner's notices.
+    let http = reqwest::Client::new();
+    let found: serde_json::Value = http
+        .post(format!("{base}/api/v1/public/lookups"))
+        .json(&json!({ "resolution": fine.number }))
+        .send()
+        .await
+        .expect("lookup")
+        .json()
+        .await
+        .expect("json");
+    let by_number = &found["fines"][0];
+    assert!(by_number["contacts_url"].is_null(), "{by_number}");
+    let refused = http
+        .post(format!(
+            "{base}/api/v1/public/fines/{}/contacts?grant={}",
+            fine.number,
+            by_number["grant"].as_str().expect("grant")
+        ))
+        .json(&json!({ "channel": "sms", "address": "+996555000111" }))
+        .send()
+        .await
+        .expect("contacts");
+    assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
+    // The owner's address for notices, left through the portal.
+    let owner = store
+        .owner_lookup(first)
+        .await
+        .expect("lookup")
+        .and_then(|l| l.owner)
+        .expect("owner");
+    let contacts = store.contacts(&owner.id).await.expect("contacts");
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(contacts[0].address, "owner@example.kg");
     // The citizen's download of the PDF (it names the owner) is in the audit log.
     let views: Vec<_> = store
         .audit_rows(0, 10_000)

@@ -76,6 +76,7 @@ function drawFine(card, fine) {
     el("p", {}, el("a", { class: "pdf", href: fine.pdf_url, download: `${fine.number}.pdf`, text: t("download-pdf") })),
     pay,
     appealSection(card, fine),
+    fine.contacts_url && noticesSection(fine),
     el("p", {}, el("button", { type: "button", class: "secondary", onclick: () => refresh(card, fine), text: t("refresh") })),
   ].filter(Boolean));
 }
@@ -114,6 +115,32 @@ function appealSection(card, fine) {
   });
   section.append(form);
   return section;
+}
+
+// Only for a fine found by plate and certificate: the owner's phone or e-mail for
+// notices of this resolution and every later one.
+function noticesSection(fine) {
+  const id = `notices-${fine.number}`;
+  const message = el("p", { role: "status", class: "notices-status" });
+  const channel = el("select", { id: `${id}-channel`, name: "channel" },
+    el("option", { value: "sms", text: t("by-sms") }), el("option", { value: "email", text: t("by-email") }));
+  const address = el("input", { id: `${id}-address`, name: "address", required: true, autocomplete: "email tel" });
+  const form = el("form", { class: "notices-form" },
+    el("label", { for: `${id}-channel`, text: t("notices-channel") }), channel,
+    el("label", { for: `${id}-address`, text: t("notices-address") }), address,
+    el("p", {}, el("button", { type: "submit", text: t("subscribe") })), message);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const answer = await api("POST", fine.contacts_url, { channel: channel.value, address: address.value });
+      message.className = "notices-status notice";
+      message.textContent = t(answer.already_known ? "subscribed-already" : "subscribed");
+    } catch (e) {
+      message.className = "notices-status error";
+      message.textContent = e.status === 422 ? t("notices-address-wrong") : `${t("subscribe-failed")} ${e.message}`;
+    }
+  });
+  return el("section", { class: "notices", "aria-label": t("notices") }, el("h4", { text: t("notices") }), el("p", { class: "muted", text: t("notices-about") }), form);
 }
 
 function readUpload(file) {

@@ -214,6 +214,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/public/fines/{number}/pdf", get(portal::pdf))
         .route("/api/v1/public/fines/{number}/qr.svg", get(portal::qr_svg))
         .route(
+            "/api/v1/public/fines/{number}/contacts",
+            post(portal::leave_contact),
+        )
+        .route(
             "/api/v1/public/fines/{number}/appeals",
             post(portal::appeal).layer(DefaultBodyLimit::max(APPEAL_BODY_LIMIT)),
         )

@@ -23,7 +23,9 @@ use tracing::info;
 
 use super::appeals::{file_appeal_for, AppealRequest};
 use super::cases::serve_evidence;
-use super::resolutions::{pdf_response, record_owner_view};
+use super::resolutions::{
+    add_contact_for, pdf_response, record_owner_view, ContactRequest, ContactResult,
+};
 use super::{json_body, ApiError, ApiState, FieldProblem};
 
 /// How many lookups one address may make in a window.
@@ -101,6 +103,9 @@ pub struct PublicFine {
     /// The card payment provider's checkout for what is due today, returning to the
     /// portal; none when nothing is due or no provider is configured.
     card_payment_url: Option<String>,
+    /// Where the owner leaves a phone number or e-mail address for notices of this
+    /// and later resolutions; only for a fine found by plate and certificate.
+    contacts_url: Option<String>,
     frames: Vec<String>,
     pdf_url: String,
     qr_svg_url: Option<String>,
@@ -187,17 +192,18 @@ pub async fn lookup(
     // Every lookup counts, found or not: a hit is as telling as a miss.
     state.lookups.record(&client);
     let request = json_body(body)?;
-    let records = match (
+    let (records, scope) = match (
         filled(request.plate),
         filled(request.certificate),
         filled(request.resolution),
         filled(request.payment_code),
     ) {
-        (Some(plate), Some(certificate), None, None) => {
-            by_plate_and_certificate(&state, &plate, &certificate).await?
-        }
-        (None, None, Some(number), None) => by_number(&state, &number).await?,
-        (None, None, None, Some(code)) => by_payment_code(&state, &code).await?,
+        (Some(plate), Some(certificate), None, None) => (
+            by_plate_and_certificate(&state, &plate, &certificate).await?,
+            GrantScope::Owner,
+        ),
+        (None, None, Some(number), None) => (by_number(&state, &number).await?, GrantScope::Fine),
+        (None, None, None, Some(code)) => (by_payment_code(&state, &code).await?, GrantScope::Fine),
         (Some(_), None, None, None) => {
             return Err(ApiError::Validation(vec![FieldProblem::new(
                 "certificate",
@@ -222,7 +228,7 @@ pub async fn lookup(
     }
     let mut fines = Vec::with_capacity(records.len());
     for (case, resolution) in records {
-        fines.push(public_fine(&state, case, resolution).await?);
+        fines.push(public_fine(&state, case, resolution, scope).await?);
     }
     Ok(Json(LookupAnswer { fines }))
 }
@@ -233,8 +239,8 @@ pub async fn show(
     Path(number): Path<String>,
     Query(query): Query<GrantQuery>,
 ) -> Result<Json<PublicFine>, ApiError> {
-    let (case, resolution) = granted(&state, &number, query.grant.as_deref()).await?;
-    Ok(Json(public_fine(&state, case, resolution).await?))
+    let (case, resolution, scope) = granted(&state, &number, query.grant.as_deref()).await?;
+    Ok(Json(public_fine(&state, case, resolution, scope).await?))
 }
 
 /// `GET /api/v1/public/fines/{number}/frames/{n}?grant=`.
@@ -243,7 +249,7 @@ pub async fn frame(
     Path((number, n)): Path<(String, String)>,
     Query(query): Query<GrantQuery>,
 ) -> Result<Response, ApiError> {
-    let (case, _) = granted(&state, &number, query.grant.as_deref()).await?;
+    let (case, _, _) = granted(&state, &number, query.grant.as_deref()).await?;
     let frame = n
         .parse::<u32>()
         .ok()
@@ -267,7 +273,7 @@ pub async fn pdf(
     Query(query): Query<GrantQuery>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
-    let (_, resolution) = granted(&state, &number, query.grant.as_deref()).await?;
+    let (_, resolution, _) = granted(&state, &number, query.grant.as_deref()).await?;
     record_owner_view(
         &state,
         &resolution,
@@ -285,8 +291,8 @@ pub async fn qr_svg(
     Path(number): Path<String>,
     Query(query): Query<GrantQuery>,
 ) -> Result<Response, ApiError> {
-    let (case, resolution) = granted(&state, &number, query.grant.as_deref()).await?;
-    let fine = public_fine(&state, case, resolution).await?;
+    let (case, resolution, scope) = granted(&state, &number, query.grant.as_deref()).await?;
+    let fine = public_fine(&state, case, resolution, scope).await?;
     let payload = fine
         .qr_payload
         .ok_or_else(|| ApiError::NotFound(format!("a payment due on resolution {number}")))?;
@@ -309,10 +315,35 @@ pub async fn appeal(
     Query(query): Query<GrantQuery>,
     body: Result<Json<AppealRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<PublicAppeal>), ApiError> {
-    let (case, _) = granted(&state, &number, query.grant.as_deref()).await?;
+    let (case, _, _) = granted(&state, &number, query.grant.as_deref()).await?;
     let request = json_body(body)?;
     let record = file_appeal_for(&state, &case, request, PORTAL_ACTOR.to_owned()).await?;
     Ok((StatusCode::CREATED, Json(PublicAppeal::from(&record))))
+}
+
+/// `POST /api/v1/public/fines/{number}/contacts?grant=`: the owner leaves a phone
+/// number or e-mail address for notices: this fine's resolution (if not yet delivered)
+/// and every later one go there. Only with a grant from a lookup by plate and
+/// registration certificate: a resolution number alone does not make one the owner.
+pub async fn leave_contact(
+    State(state): State<ApiState>,
+    Path(number): Path<String>,
+    Query(query): Query<GrantQuery>,
+    body: Result<Json<ContactRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<ContactResult>), ApiError> {
+    let (case, _, scope) = granted(&state, &number, query.grant.as_deref()).await?;
+    if scope != GrantScope::Owner {
+        return Err(ApiError::GrantRequired);
+    }
+    let request = json_body(body)?;
+    let owner = state
+        .app
+        .store
+        .owner_lookup(case.id)
+        .await?
+        .and_then(|lookup| lookup.owner)
+        .ok_or_else(|| ApiError::Conflict(format!("resolution {number} names no owner")))?;
+    add_contact_for(&state, &owner.id, request, PORTAL_ACTOR).await
 }
 
 /// Who the audit names for what citizens do through the portal.
@@ -428,20 +459,46 @@ async fn case_with_resolution(
     Ok(store.case(case_id).await?.map(|case| (case, resolution)))
 }
 
-/// The fine `number` names, if `grant` opens it.
+/// What a grant lets its holder do: every grant opens the fine; only a lookup by plate
+/// and registration certificate (which only the vehicle's keeper holds) also lets
+/// them leave a contact for the owner's notices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantScope {
+    Fine,
+    Owner,
+}
+
+impl GrantScope {
+    fn letter(self) -> char {
+        match self {
+            GrantScope::Fine => 'f',
+            GrantScope::Owner => 'o',
+        }
+    }
+
+    fn of_letter(letter: &str) -> Option<Self> {
+        match letter {
+            "f" => Some(GrantScope::Fine),
+            "o" => Some(GrantScope::Owner),
+            _ => None,
+        }
+    }
+}
+
+/// The fine `number` names and what `grant` allows on it, if it opens it.
 async fn granted(
     state: &ApiState,
     number: &str,
     grant: Option<&str>,
-) -> Result<(CaseRecord, ResolutionRecord), ApiError> {
+) -> Result<(CaseRecord, ResolutionRecord, GrantScope), ApiError> {
     let grant = grant.ok_or(ApiError::GrantRequired)?;
-    if !grant_valid(state, number, grant, Utc::now().timestamp()) {
-        return Err(ApiError::GrantRequired);
-    }
-    by_number(state, number)
+    let scope =
+        grant_scope(state, number, grant, Utc::now().timestamp()).ok_or(ApiError::GrantRequired)?;
+    let (case, resolution) = by_number(state, number)
         .await?
         .pop()
-        .ok_or_else(|| ApiError::NotFound(format!("resolution {number}")))
+        .ok_or_else(|| ApiError::NotFound(format!("resolution {number}")))?;
+    Ok((case, resolution, scope))
 }
 
 /// The key grants are signed with: derived from the server's own signing key, so
@@ -453,40 +510,40 @@ fn grant_key(state: &ApiState) -> [u8; 32] {
     digest.finalize().into()
 }
 
-/// `{expires}.{HMAC-SHA256 of the number and expiry, hex}`.
-fn make_grant(state: &ApiState, number: &str, expires: i64) -> String {
-    let header = kozomol_payments::signature_header(&grant_key(state), expires, number.as_bytes());
+/// `{expires}.{scope letter}.{HMAC-SHA256 of the number, scope and expiry, hex}`.
+fn make_grant(state: &ApiState, number: &str, scope: GrantScope, expires: i64) -> String {
+    let signed = format!("{number}\0{}", scope.letter());
+    let header = kozomol_payments::signature_header(&grant_key(state), expires, signed.as_bytes());
     let mac = header.rsplit_once("v1=").map_or("", |(_, mac)| mac);
-    format!("{expires}.{mac}")
+    format!("{expires}.{}.{mac}", scope.letter())
 }
 
-fn grant_valid(state: &ApiState, number: &str, grant: &str, now: i64) -> bool {
-    let Some((expires, _)) = grant.split_once('.') else {
-        return false;
-    };
-    let Ok(expires) = expires.parse::<i64>() else {
-        return false;
-    };
-    let expected = make_grant(state, number, expires);
-    expires > now
-        && expected.len() == grant.len()
+/// The scope of a grant for `number` still valid at `now`.
+fn grant_scope(state: &ApiState, number: &str, grant: &str, now: i64) -> Option<GrantScope> {
+    let mut parts = grant.splitn(3, '.');
+    let expires = parts.next()?.parse::<i64>().ok()?;
+    let scope = GrantScope::of_letter(parts.next()?)?;
+    let expected = make_grant(state, number, scope, expires);
+    let same = expected.len() == grant.len()
         && expected
             .bytes()
             .zip(grant.bytes())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+            == 0;
+    (expires > now && same).then_some(scope)
 }
 
 async fn public_fine(
     state: &ApiState,
     case: CaseRecord,
     resolution: ResolutionRecord,
+    scope: GrantScope,
 ) -> Result<PublicFine, ApiError> {
     let store = &state.app.store;
     let now = Utc::now();
     let number = resolution.number.clone();
     let expires = now.timestamp() + GRANT_LIFETIME_S;
-    let grant = make_grant(state, &number, expires);
+    let grant = make_grant(state, &number, scope, expires);
     let link = |path: &str| {
         state.app.link(&format!(
             "/api/v1/public/fines/{number}{path}?grant={grant}"
@@ -581,6 +638,7 @@ async fn public_fine(
         paid_minor,
         qr_payload,
         card_payment_url,
+        contacts_url: (scope == GrantScope::Owner).then(|| link("/contacts")),
         appeal,
         payment_code: resolution.payment_code,
         grant_expires_at: DateTime::from_timestamp(expires, 0).unwrap_or(now),

@@ -344,7 +344,7 @@ pub async fn record_proof(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ContactRequest {
+pub(crate) struct ContactRequest {
     channel: Option<String>,
     address: Option<String>,
 }
@@ -365,7 +365,17 @@ pub async fn add_contact(
     Path(owner_id): Path<String>,
     body: Result<Json<ContactRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ContactResult>), ApiError> {
-    let request = json_body(body)?;
+    add_contact_for(&state, &owner_id, json_body(body)?, &caller.account.login).await
+}
+
+/// Stores a contact of `owner_id` left by `by` and queues the owner's undelivered
+/// resolutions to it: 201 when new, 200 when it was known.
+pub(crate) async fn add_contact_for(
+    state: &ApiState,
+    owner_id: &str,
+    request: ContactRequest,
+    by: &str,
+) -> Result<(StatusCode, Json<ContactResult>), ApiError> {
     let channel = match request.channel.as_deref() {
         Some("sms") => Some(DeliveryChannel::Sms),
         Some("email") => Some(DeliveryChannel::Email),
@@ -377,24 +387,18 @@ pub async fn add_contact(
             "`sms` or `email`, with the `address`",
         )]));
     };
-    let added = delivery::add_contact(
-        state.app.store.as_ref(),
-        &owner_id,
-        channel,
-        &address,
-        &caller.account.login,
-    )
-    .await
-    .map_err(|e| match e {
-        DeliveryError::Store(store) => ApiError::from(store),
-        DeliveryError::Contact(_) => {
-            ApiError::Validation(vec![FieldProblem::new("address", e.to_string())])
-        }
-        DeliveryError::NoOwner => {
-            ApiError::Validation(vec![FieldProblem::new("owner_id", e.to_string())])
-        }
-        other => ApiError::Internal(other.to_string()),
-    })?;
+    let added = delivery::add_contact(state.app.store.as_ref(), owner_id, channel, &address, by)
+        .await
+        .map_err(|e| match e {
+            DeliveryError::Store(store) => ApiError::from(store),
+            DeliveryError::Contact(_) => {
+                ApiError::Validation(vec![FieldProblem::new("address", e.to_string())])
+            }
+            DeliveryError::NoOwner => {
+                ApiError::Validation(vec![FieldProblem::new("owner_id", e.to_string())])
+            }
+            other => ApiError::Internal(other.to_string()),
+        })?;
     Ok(match added {
         ContactAdded::Added { id, planned } => (
             StatusCode::CREATED,

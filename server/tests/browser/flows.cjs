@@ -112,6 +112,13 @@ async function citizen(browser) {
   check(await card.locator(".photos img").count() === 2, "the citizen sees both photos");
   check(await card.locator("img.qr").isVisible(), "the payment QR is shown");
   await shot(page, "portal-fine-ru");
+  // Found by plate and certificate: the owner may leave an address for notices.
+  await card.locator(".notices-form select").selectOption("email");
+  await card.locator(".notices-form input").fill("owner@example.kg");
+  await card.locator(".notices-form button").click();
+  await page.waitForFunction((n) => document.querySelector(`article[data-number="${n}"] .notices-status`).textContent !== "", world.number);
+  const subscribed = await card.locator(".notices-status").textContent();
+  check(await card.locator(".notices-status.notice").count() === 1, `the owner subscribes to notices by e-mail (${subscribed})`);
   const [download] = await Promise.all([page.waitForEvent("download"), card.locator("a.pdf").click()]);
   const pdf = require("node:fs").readFileSync(await download.path());
   check(pdf.subarray(0, 5).toString() === "%PDF-", "the resolution downloads as a PDF");
@@ -144,6 +151,7 @@ async function citizen(browser) {
   const second = page.locator(`article[data-number="${world.appeal_number}"]`);
   await second.waitFor();
   check((await second.locator(".status").textContent()) === "Төлөнгөн эмес", "the printed link finds the fine, in Kyrgyz");
+  check(await second.locator(".notices-form").count() === 0, "a number alone does not let one subscribe to the owner's notices");
   await second.locator("input[name=appellant]").fill("Асанов Бакыт");
   await second.locator("input[name=contact]").fill("+996555000111");
   await second.locator("textarea[name=grounds]").fill("Унааны мен башкарган эмесмин.");
