@@ -1388,6 +1388,10 @@ fn web_paths() -> Value {
             "x-kozomol-roles": roles::<DeadLetterReaders>(),
             "responses": console_page_answers()
         })) },
+        "/console/accounts": { "get": page("accountsPage", "The accounts; admins make new ones.", json!([{ "session": [] }]), json!({
+            "x-kozomol-roles": roles::<AccountReaders>(),
+            "responses": console_page_answers()
+        })) },
         "/assets/{file}": { "get": {
             "operationId": "asset",
             "summary": "The pages' scripts, style sheet and translations (`i18n/{lang}.ftl`).",

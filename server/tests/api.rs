@@ -732,6 +732,7 @@ fn session_routes() -> Vec<(Method, &'static str, &'static str)> {
             "/console/dead-letters",
             "/console/dead-letters",
         ),
+        (Method::GET, "/console/accounts", "/console/accounts"),
     ]
 }
 
@@ -2643,6 +2644,7 @@ async fn console_sessions_change_nothing_without_their_anti_forgery_token() {
         ("/console/queue", false),
         ("/console/cameras", true),
         ("/console/dead-letters", false),
+        ("/console/accounts", false),
     ] {
         let answer = h
             .call_with(

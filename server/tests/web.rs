@@ -203,6 +203,7 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
     let world = json!({
         "reviewer": creds.reviewer,
         "supervisor": creds.supervisor,
+        "admin": creds.admin,
         "review_cases": review_cases.iter().map(|c| c.0).collect::<Vec<_>>(),
         "corrected_plate": "01KG556XYZ",
         "camera_site": kozomol_testkit::fines::site().address,

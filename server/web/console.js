@@ -78,6 +78,53 @@ async function deadLettersPage() {
         el("td", {}, el("a", { href: `/api/v1/dead-letters/${d.id}/raw`, text: `${d.raw_len} B` })))))));
 }
 
+// Accounts: the list for admins and auditors; admins make new ones.
+async function accountsPage() {
+  const content = document.getElementById("content");
+  const draw = async () => {
+    const accounts = (await api("GET", "/api/v1/accounts")).items;
+    const table = el("table", { class: "audit", id: "accounts" },
+      el("thead", {}, el("tr", {}, ["login-name", "role", "officer"].map((k) => el("th", { scope: "col", text: t(k) })))),
+      el("tbody", {}, accounts.map((a) => el("tr", { id: `account-${a.login}` },
+        el("td", { text: a.login }), el("td", { text: t(`role-${a.role}`) }),
+        el("td", { text: a.officer ? `${a.officer.full_name} (${a.officer.badge})` : "—" })))));
+    content.replaceChildren(...[table, Desk.role === "admin" && newAccountForm(draw)].filter(Boolean));
+  };
+  await draw();
+}
+
+function newAccountForm(redraw) {
+  const field = (name, label, attrs) => [el("label", { for: `new-${name}`, text: t(label) }), el("input", Object.assign({ id: `new-${name}`, name, autocomplete: "off" }, attrs || {}))];
+  const role = el("select", { id: "new-role", name: "role" }, ["reviewer", "supervisor", "finance", "admin", "auditor"].map((r) => el("option", { value: r, text: t(`role-${r}`) })));
+  const message = el("p", { role: "status" });
+  const form = el("form", { class: "card", id: "new-account" },
+    el("h2", { text: t("new-account") }),
+    field("login", "login-name", { required: true }),
+    el("label", { for: "new-role", text: t("role") }), role,
+    field("password", "password", { type: "password", autocomplete: "new-password", required: true, minlength: "12" }),
+    field("full_name", "full-name"),
+    field("badge", "badge"),
+    el("p", {}, el("button", { type: "submit", text: t("create") })),
+    message);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const body = { login: data.get("login"), role: data.get("role"), password: data.get("password") };
+    if (data.get("full_name")) body.full_name = data.get("full_name");
+    if (data.get("badge")) body.badge = data.get("badge");
+    try {
+      await change("POST", "/api/v1/accounts", body);
+      await redraw();
+      document.getElementById("desk-message").textContent = t("account-created", { login: body.login });
+    } catch (e) {
+      message.className = "error";
+      const fields = (e.problem.errors || []).map((p) => `${p.field}: ${p.message}`).join("; ");
+      message.textContent = `${t("account-not-created")} ${fields || e.message}`;
+    }
+  });
+  return form;
+}
+
 async function queuePage() {
   await sessionBar();
   // A supervisor settles what reviewers passed up first, then reviews like anyone.
@@ -224,4 +271,5 @@ document.addEventListener("DOMContentLoaded", async () => {
   else if (page === "queue") await queuePage();
   else if (page === "cameras") { await sessionBar(); await camerasPage(); }
   else if (page === "dead-letters") { await sessionBar(); await deadLettersPage(); }
+  else if (page === "accounts") { await sessionBar(); await accountsPage(); }
 });

@@ -168,6 +168,7 @@ pub fn router(state: AppState) -> Router {
         .route("/console/queue", get(pages::queue))
         .route("/console/cameras", get(pages::cameras))
         .route("/console/dead-letters", get(pages::dead_letters))
+        .route("/console/accounts", get(pages::accounts))
         .route("/assets/{*file}", get(pages::asset))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::access::{caller, AnyStaff, DeadLetterReaders, Policy, Reviewers};
+use super::access::{caller, AccountReaders, AnyStaff, DeadLetterReaders, Policy, Reviewers};
 use super::ApiState;
 
 /// The languages pages are translated into; the first is the default.
@@ -118,6 +118,15 @@ pub async fn dead_letters(
 ) -> Response {
     console_page::<DeadLetterReaders>(&state, &parts, query, "dead-letters", "dead-letters-title")
         .await
+}
+
+/// `GET /console/accounts`: the accounts, for admins (who also make them) and auditors.
+pub async fn accounts(
+    State(state): State<ApiState>,
+    parts: Parts,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    console_page::<AccountReaders>(&state, &parts, query, "accounts", "accounts-title").await
 }
 
 /// A console page drawn whole by the script, for the roles `P` allows.

@@ -92,6 +92,26 @@ async function officer(browser) {
   await desk.close();
 }
 
+async function admin(browser) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(`${base}/console/accounts?lang=en`);
+  await page.fill("#login-name", world.admin.login);
+  await page.fill("#password", world.admin.password);
+  await page.press("#password", "Enter");
+  await page.waitForURL("**/console/accounts");
+  await page.waitForSelector("#account-reviewer");
+  await page.fill("#new-login", "officer-asanov");
+  await page.selectOption("#new-role", "reviewer");
+  await page.fill("#new-password", "a-long-enough-password");
+  await page.fill("#new-full_name", "Асанов Бакыт");
+  await page.fill("#new-badge", "BSK-0042");
+  await page.click("#new-account button[type=submit]");
+  await page.waitForSelector("#account-officer-asanov");
+  check((await page.textContent("#account-officer-asanov")).includes("BSK-0042"), "an admin makes an officer's account");
+  await shot(page, "console-accounts");
+  await page.close();
+}
+
 async function citizen(browser) {
   const context = await browser.newContext({ locale: "ru-RU", acceptDownloads: true, viewport: { width: 390, height: 844 } });
   const page = await context.newPage();
@@ -191,6 +211,7 @@ async function citizen(browser) {
   });
   try {
     await officer(browser);
+    await admin(browser);
     await citizen(browser);
   } finally {
     await browser.close();
