@@ -1364,6 +1364,22 @@ fn web_paths() -> Value {
                 "400": problem("A day not as YYYY-MM-DD, `from` after `to`, a range over 92 days, or another format (`invalid_query`).")
             }
         }},
+        "/api/v1/dashboard": { "get": secured(roles::<AnyStaff>(), json!({
+            "operationId": "dashboard",
+            "summary": "The console's dashboard: violations per local day, hour, site and kind; the review backlog now; decisions by tier, the share made automatically and the mean time to a decision; resolutions issued, money kept and the collection rate. At most 92 days.",
+            "parameters": [
+                query_param("from", "First day, YYYY-MM-DD (default: six days before `to`).", json!({ "type": "string", "format": "date" })),
+                query_param("to", "Last day, inclusive (default: today).", json!({ "type": "string", "format": "date" }))
+            ],
+            "responses": {
+                "200": { "description": "The figures.", "content": { "application/json": { "schema": { "type": "object" } } } },
+                "400": problem("A day not as YYYY-MM-DD, `from` after `to`, or a range over 92 days (`invalid_query`).")
+            }
+        }))},
+        "/console/dashboard": { "get": page("dashboardPage", "The dashboard's charts.", json!([{ "session": [] }]), json!({
+            "x-kozomol-roles": roles::<AnyStaff>(),
+            "responses": console_page_answers()
+        })) },
         "/open-data": { "get": page("openDataPage", "The open-data page: totals per site and kind, downloads.", json!([]), json!({})) },
         "/": { "get": page("portalPage", "The citizens' portal.", json!([]), json!({})) },
         "/v/{number}": { "get": page("printedLinkPage", "The portal with the fine a resolution's printed link names looked up.", json!([]),

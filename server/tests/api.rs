@@ -361,6 +361,7 @@ fn secured_routes() -> Vec<RouteCase> {
             )
         },
         r(Method::GET, "/api/v1/server-key", "/api/v1/server-key", ALL),
+        r(Method::GET, "/api/v1/dashboard", "/api/v1/dashboard", ALL),
         r(Method::GET, "/api/v1/cameras", "/api/v1/cameras", ALL),
         RouteCase {
             body: Some(|| registration_json("cam-matrix", 9, "KG-9")),
@@ -733,6 +734,7 @@ fn session_routes() -> Vec<(Method, &'static str, &'static str)> {
             "/console/dead-letters",
         ),
         (Method::GET, "/console/accounts", "/console/accounts"),
+        (Method::GET, "/console/dashboard", "/console/dashboard"),
     ]
 }
 
@@ -2825,4 +2827,64 @@ async fn open_data_counts_violations_per_site_hour_and_kind_without_plates() {
             .await;
         refused.problem(StatusCode::BAD_REQUEST, "invalid_query");
     }
+}
+
+#[tokio::test]
+async fn the_dashboard_counts_violations_backlog_and_decisions() {
+    let h = Harness::new().await;
+    let camera = h.register_camera(1).await;
+    let (agreed, _) = record_case(&h, &camera, 1, "01KG123ABC", at(0)).await;
+    recognised(&h, agreed, "01KG123ABC", 950).await;
+    let (waiting, _) = record_case(&h, &camera, 2, "01KG777XYZ", at(1)).await;
+    recognised(&h, waiting, "01KG777XYZ", 950).await;
+    let review = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/cases/{agreed}/review"),
+            Some(h.token(Role::Reviewer)),
+            Some(json!({"decision": "approve"})),
+        )
+        .await;
+    assert_eq!(review.status, StatusCode::OK);
+    let day = at(0)
+        .with_timezone(&chrono::FixedOffset::east_opt(6 * 3600).expect("offset"))
+        .date_naive();
+    let today = Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(6 * 3600).expect("offset"))
+        .date_naive();
+    // Captured on `day`, reviewed today.
+    let captured = h
+        .get(
+            &format!("/api/v1/dashboard?from={day}&to={day}"),
+            Role::Finance,
+        )
+        .await;
+    assert_eq!(
+        captured.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&captured.bytes)
+    );
+    let captured = captured.json();
+    let recorded: i64 = captured["violations"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["recorded"].as_i64().expect("count"))
+        .sum();
+    assert_eq!(recorded, 2);
+    assert_eq!(captured["backlog"]["needs_review"], 1);
+    assert_eq!(captured["currency"], "KGS");
+    let reviewed = h
+        .get(
+            &format!("/api/v1/dashboard?from={today}&to={today}"),
+            Role::Auditor,
+        )
+        .await
+        .json();
+    assert_eq!(reviewed["decisions"]["first"], 1, "{reviewed}");
+    assert_eq!(reviewed["automatic_share"], 0.0);
+    assert!(reviewed["mean_seconds_to_decision"].as_f64().expect("mean") > 0.0);
+    assert_eq!(reviewed["issued"], 0);
+    assert!(reviewed["collection_rate"].is_null());
 }

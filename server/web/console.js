@@ -125,6 +125,87 @@ function newAccountForm(redraw) {
   return form;
 }
 
+// SVG, drawn with DOM calls as the rest of the page.
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
+  for (const child of children.flat()) if (child) node.append(child);
+  return node;
+}
+
+const KIND_COLOURS = ["#0b5cad", "#a40e26", "#116329", "#8a4b00", "#6639ba", "#1b7c83", "#bf3989", "#4b5563"];
+
+// Bars of `series` (label → {kind → count}), stacked by kind, with a legend.
+function barChart(id, title, series, kinds) {
+  const labels = Object.keys(series);
+  const width = Math.max(320, labels.length * 28 + 60);
+  const height = 200;
+  const max = Math.max(1, ...labels.map((l) => Object.values(series[l]).reduce((a, b) => a + b, 0)));
+  const bar = (width - 60) / Math.max(1, labels.length);
+  const bars = labels.flatMap((label, i) => {
+    let y = height - 30;
+    return kinds.map((kind, k) => {
+      const value = series[label][kind] || 0;
+      const h = (value / max) * (height - 50);
+      y -= h;
+      return value > 0 && svg("rect", { x: 50 + i * bar + 2, y, width: Math.max(2, bar - 4), height: h, fill: KIND_COLOURS[k % KIND_COLOURS.length] },
+        svg("title", {}, document.createTextNode(`${label} ${t(`kind-${kind}`)}: ${value}`)));
+    });
+  });
+  const ticks = labels.map((label, i) => (labels.length <= 12 || i % Math.ceil(labels.length / 12) === 0) &&
+    svg("text", { x: 50 + i * bar + bar / 2, y: height - 12, "text-anchor": "middle", "font-size": "10" }, document.createTextNode(label)));
+  return el("figure", { id, class: "chart" },
+    el("figcaption", { text: title }),
+    svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": title },
+      svg("text", { x: 4, y: 20, "font-size": "10" }, document.createTextNode(String(max))),
+      svg("line", { x1: 48, y1: height - 30, x2: width, y2: height - 30, stroke: "#4b5563" }),
+      bars, ticks),
+    el("p", { class: "legend" }, kinds.map((kind, k) => el("span", { style: `border-left: 1em solid ${KIND_COLOURS[k % KIND_COLOURS.length]}; padding-left: .3em; margin-right: 1em` }, t(`kind-${kind}`)))));
+}
+
+async function dashboardPage() {
+  const content = document.getElementById("content");
+  const form = el("form", { class: "card", id: "dashboard-range" },
+    el("label", { for: "from", text: t("from-day") }), el("input", { id: "from", name: "from", type: "date", required: true }),
+    el("label", { for: "to", text: t("to-day") }), el("input", { id: "to", name: "to", type: "date", required: true }),
+    el("p", {}, el("button", { type: "submit", text: t("show") })));
+  const figures = el("div", { id: "figures" });
+  content.replaceChildren(form, figures);
+  const asked = new URLSearchParams(location.search);
+  const today = new Date();
+  form.to.value = asked.get("to") || today.toISOString().slice(0, 10);
+  form.from.value = asked.get("from") || new Date(today.getTime() - 6 * 86400000).toISOString().slice(0, 10);
+  const draw = async () => {
+    const d = await api("GET", `/api/v1/dashboard?from=${form.from.value}&to=${form.to.value}`);
+    const kinds = [...new Set(d.violations.map((r) => r.kind))];
+    const byDay = {};
+    const byHour = {};
+    const bySite = {};
+    for (let h = 0; h < 24; h++) byHour[String(h)] = {};
+    for (const r of d.violations) {
+      for (const [series, key] of [[byDay, r.day], [byHour, String(r.hour)], [bySite, r.site || t("officer-filed")]]) {
+        series[key] = series[key] || {};
+        series[key][r.kind] = (series[key][r.kind] || 0) + r.recorded;
+      }
+    }
+    const pct = (x) => (x === null || x === undefined ? "—" : `${(x * 100).toFixed(1)} %`);
+    const minutes = d.mean_seconds_to_decision === null ? "—" : t("minutes", { n: (d.mean_seconds_to_decision / 60).toFixed(1) });
+    figures.replaceChildren(
+      el("dl", { class: "facts", id: "dashboard-facts" },
+        el("dt", { text: t("backlog") }), el("dd", { id: "backlog", text: t("backlog-counts", { reviewer: d.backlog.needs_review, supervisor: d.backlog.supervisor_review }) }),
+        el("dt", { text: t("automatic-share") }), el("dd", { id: "automatic-share", text: pct(d.automatic_share) }),
+        el("dt", { text: t("time-to-decision") }), el("dd", { text: minutes }),
+        el("dt", { text: t("issued-amount") }), el("dd", { text: `${d.issued} — ${money(d.issued_minor, d.currency)}` }),
+        el("dt", { text: t("paid-amount") }), el("dd", { text: money(d.paid_minor, d.currency) }),
+        el("dt", { text: t("collection-rate") }), el("dd", { id: "collection-rate", text: pct(d.collection_rate) })),
+      barChart("chart-days", t("per-day"), byDay, kinds),
+      barChart("chart-hours", t("per-hour"), byHour, kinds),
+      barChart("chart-sites", t("per-site"), bySite, kinds));
+  };
+  form.addEventListener("submit", (e) => { e.preventDefault(); draw(); });
+  await draw();
+}
+
 async function queuePage() {
   await sessionBar();
   // A supervisor settles what reviewers passed up first, then reviews like anyone.
@@ -272,4 +353,5 @@ document.addEventListener("DOMContentLoaded", async () => {
   else if (page === "cameras") { await sessionBar(); await camerasPage(); }
   else if (page === "dead-letters") { await sessionBar(); await deadLettersPage(); }
   else if (page === "accounts") { await sessionBar(); await accountsPage(); }
+  else if (page === "dashboard") { await sessionBar(); await dashboardPage(); }
 });

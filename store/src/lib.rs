@@ -154,6 +154,13 @@ pub trait CaseStore: Send + Sync {
     async fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseSummary>, StoreError>;
     /// How many cases match the filters of `query`; its `after` and `limit` are ignored.
     async fn count_cases(&self, query: &CaseQuery) -> Result<u64, StoreError>;
+    /// Review decisions, time to decision, resolutions issued and money kept over
+    /// `[from, to)`.
+    async fn work_summary(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<WorkSummary, StoreError>;
     /// Cases captured in `[from, to)` counted per UTC hour, camera and kind, with how
     /// many of them became fines: open data, no plate or person in it.
     async fn hourly_counts(

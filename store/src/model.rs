@@ -177,6 +177,21 @@ pub struct HourlyCount {
     pub fined: i64,
 }
 
+/// How work went over a range of time, for the console's dashboard (see
+/// `CaseStore::work_summary`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct WorkSummary {
+    /// Review decisions made in the range, by tier (`auto`, `first`, `supervisor`).
+    pub decisions_by_tier: Vec<(String, i64)>,
+    /// Mean seconds from a case's arrival to each decision made in the range.
+    pub mean_seconds_to_decision: Option<f64>,
+    /// Resolutions issued in the range, and their amounts (minor units).
+    pub issued: i64,
+    pub issued_minor: i64,
+    /// Money taken in the range and kept (less excess, reversals left out).
+    pub paid_minor: i64,
+}
+
 /// A seal over the audit log (see `audit`): every row after the previous seal up to
 /// `up_to_id`, chained to the seal before it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -25,7 +25,7 @@ use crate::{
     CameraRecord, CameraRegister, CameraRegistration, CameraStatusUpdate, CaseFrame, CaseQuery,
     CaseRecord, CaseStore, CaseSummary, CaseWrite, DeadLetter, DeadLetterStore, FrameLocation,
     HourlyCount, NewAccount, NewAuditEntry, NewCase, NewDeadLetter, OfficerIdentity, Store,
-    StoreError, ACCOUNT_CREATED, DEAD_LETTER_RAW_LIMIT, OFFICER_REGISTERED,
+    StoreError, WorkSummary, ACCOUNT_CREATED, DEAD_LETTER_RAW_LIMIT, OFFICER_REGISTERED,
 };
 
 /// The wire protocol counts bind parameters in 16 bits.
@@ -483,6 +483,55 @@ impl CaseStore for PgStore {
             event,
             frames,
         }))
+    }
+
+    async fn work_summary(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<WorkSummary, StoreError> {
+        let tiers = sqlx::query(
+            "SELECT r.tier, count(*) AS n, \
+             avg(extract(epoch FROM (r.decided_at - c.received_at)))::float8 AS mean_s \
+             FROM reviews r JOIN cases c ON c.id = r.case_id \
+             WHERE r.decided_at >= $1 AND r.decided_at < $2 GROUP BY r.tier ORDER BY r.tier",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut summary = WorkSummary::default();
+        let (mut weighted, mut decisions) = (0.0, 0i64);
+        for row in &tiers {
+            let n: i64 = row.try_get("n")?;
+            let mean: Option<f64> = row.try_get("mean_s")?;
+            summary.decisions_by_tier.push((row.try_get("tier")?, n));
+            if let Some(mean) = mean {
+                weighted += mean * n as f64;
+                decisions += n;
+            }
+        }
+        summary.mean_seconds_to_decision = (decisions > 0).then(|| weighted / decisions as f64);
+        let issued = sqlx::query(
+            "SELECT count(*) AS issued, coalesce(sum(amount_minor), 0)::bigint AS issued_minor \
+             FROM resolutions WHERE issued_at >= $1 AND issued_at < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        summary.issued = issued.try_get("issued")?;
+        summary.issued_minor = issued.try_get("issued_minor")?;
+        summary.paid_minor = sqlx::query(
+            "SELECT coalesce(sum(amount_minor - excess_minor), 0)::bigint AS paid_minor \
+             FROM payments WHERE paid_at >= $1 AND paid_at < $2 AND reversed_at IS NULL",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("paid_minor")?;
+        Ok(summary)
     }
 
     async fn hourly_counts(

@@ -30,7 +30,7 @@ use crate::{
     CameraRecord, CameraRegister, CameraRegistration, CameraStatusUpdate, CaseFrame, CaseQuery,
     CaseRecord, CaseStore, CaseSummary, CaseWrite, DeadLetter, DeadLetterStore, FrameLocation,
     HourlyCount, NewAccount, NewAuditEntry, NewCase, NewDeadLetter, OfficerIdentity, Store,
-    StoreError, ACCOUNT_CREATED, DEAD_LETTER_RAW_LIMIT, OFFICER_REGISTERED,
+    StoreError, WorkSummary, ACCOUNT_CREATED, DEAD_LETTER_RAW_LIMIT, OFFICER_REGISTERED,
 };
 
 /// SQLite's default limit on bound parameters per statement (since 3.32).
@@ -428,6 +428,54 @@ impl CaseStore for SqliteStore {
         .map(frame_from_row)
         .collect::<Result<Vec<_>, _>>()?;
         case_from_row(&row, frames).map(Some)
+    }
+
+    async fn work_summary(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<WorkSummary, StoreError> {
+        let tiers = sqlx::query(
+            "SELECT r.tier, count(*) AS n, avg(r.decided_at - c.received_at) / 1000.0 AS mean_s \
+             FROM reviews r JOIN cases c ON c.id = r.case_id \
+             WHERE r.decided_at >= ? AND r.decided_at < ? GROUP BY r.tier ORDER BY r.tier",
+        )
+        .bind(ms(from))
+        .bind(ms(to))
+        .fetch_all(&self.reader)
+        .await?;
+        let mut summary = WorkSummary::default();
+        let (mut weighted, mut decisions) = (0.0, 0i64);
+        for row in &tiers {
+            let n: i64 = row.try_get("n")?;
+            let mean: Option<f64> = row.try_get("mean_s")?;
+            summary.decisions_by_tier.push((row.try_get("tier")?, n));
+            if let Some(mean) = mean {
+                weighted += mean * n as f64;
+                decisions += n;
+            }
+        }
+        summary.mean_seconds_to_decision = (decisions > 0).then(|| weighted / decisions as f64);
+        let issued = sqlx::query(
+            "SELECT count(*) AS issued, coalesce(sum(amount_minor), 0) AS issued_minor \
+             FROM resolutions WHERE issued_at >= ? AND issued_at < ?",
+        )
+        .bind(ms(from))
+        .bind(ms(to))
+        .fetch_one(&self.reader)
+        .await?;
+        summary.issued = issued.try_get("issued")?;
+        summary.issued_minor = issued.try_get("issued_minor")?;
+        summary.paid_minor = sqlx::query(
+            "SELECT coalesce(sum(amount_minor - excess_minor), 0) AS paid_minor \
+             FROM payments WHERE paid_at >= ? AND paid_at < ? AND reversed_at IS NULL",
+        )
+        .bind(ms(from))
+        .bind(ms(to))
+        .fetch_one(&self.reader)
+        .await?
+        .try_get("paid_minor")?;
+        Ok(summary)
     }
 
     async fn hourly_counts(

@@ -9,6 +9,7 @@ mod appeals;
 mod cameras;
 mod cases;
 mod checks;
+mod dashboard;
 mod dead_letters;
 mod error;
 mod nominations;
@@ -205,6 +206,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/payment-totals", get(statements::totals))
         .route("/api/v1/open-data/violations", get(open_data::violations))
+        .route("/api/v1/dashboard", get(dashboard::show))
+        .route("/console/dashboard", get(pages::dashboard))
         .route("/open-data", get(pages::open_data))
         .route("/api/v1/public/lookups", post(portal::lookup))
         .route("/api/v1/public/fines/{number}", get(portal::show))

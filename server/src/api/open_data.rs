@@ -57,19 +57,7 @@ pub async fn violations(
     Query(query): Query<OpenDataQuery>,
 ) -> Result<Response, ApiError> {
     let jurisdiction = state.app.jurisdiction;
-    let today = jurisdiction.local_date(Utc::now());
     let mut problems = Vec::new();
-    let day = |field: &str, text: Option<String>, problems: &mut Vec<FieldProblem>| {
-        text.and_then(|t| match NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d") {
-            Ok(day) => Some(day),
-            Err(_) => {
-                problems.push(FieldProblem::new(field, "a day as YYYY-MM-DD"));
-                None
-            }
-        })
-    };
-    let to = day("to", query.to, &mut problems).unwrap_or(today);
-    let from = day("from", query.from, &mut problems).unwrap_or(to - Duration::days(6));
     let csv = match query.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
@@ -78,21 +66,19 @@ pub async fn violations(
             false
         }
     };
-    if from > to {
-        problems.push(FieldProblem::new("from", "on or before `to`"));
-    } else if (to - from).num_days() >= MAX_DAYS {
-        problems.push(FieldProblem::new(
-            "to",
-            format!("at most {MAX_DAYS} days from `from`"),
-        ));
-    }
-    if !problems.is_empty() {
+    let range = DayRange::parse(jurisdiction, query.from, query.to, &mut problems);
+    let (
+        Some(DayRange {
+            from,
+            to,
+            start,
+            end,
+        }),
+        true,
+    ) = (range, problems.is_empty())
+    else {
         return Err(ApiError::InvalidQuery(problems));
-    }
-    let (start, end) = (
-        local_midnight(jurisdiction, from)?,
-        local_midnight(jurisdiction, to + Duration::days(1))?,
-    );
+    };
     let counts = state.app.store.hourly_counts(start, end).await?;
     let cameras = state.app.store.cameras().await?;
     let rows = by_site(jurisdiction, &counts, &cameras);
@@ -113,12 +99,59 @@ pub async fn violations(
     Ok(Json(OpenData { from, to, rows }).into_response())
 }
 
+/// A range of whole local days, `from` to `to` inclusive, and the instants it spans.
+pub(crate) struct DayRange {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl DayRange {
+    /// `from` and `to` as `YYYY-MM-DD` (default: the last seven days up to today), at
+    /// most [`MAX_DAYS`]; what is wrong goes into `problems`.
+    pub(crate) fn parse(
+        jurisdiction: Jurisdiction,
+        from: Option<String>,
+        to: Option<String>,
+        problems: &mut Vec<FieldProblem>,
+    ) -> Option<DayRange> {
+        let today = jurisdiction.local_date(Utc::now());
+        let day = |field: &str, text: Option<String>, problems: &mut Vec<FieldProblem>| {
+            text.and_then(|t| match NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d") {
+                Ok(day) => Some(day),
+                Err(_) => {
+                    problems.push(FieldProblem::new(field, "a day as YYYY-MM-DD"));
+                    None
+                }
+            })
+        };
+        let to = day("to", to, problems).unwrap_or(today);
+        let from = day("from", from, problems).unwrap_or(to - Duration::days(6));
+        if from > to {
+            problems.push(FieldProblem::new("from", "on or before `to`"));
+            return None;
+        }
+        if (to - from).num_days() >= MAX_DAYS {
+            problems.push(FieldProblem::new(
+                "to",
+                format!("at most {MAX_DAYS} days from `from`"),
+            ));
+            return None;
+        }
+        Some(DayRange {
+            from,
+            to,
+            start: local_midnight(jurisdiction, from)?,
+            end: local_midnight(jurisdiction, to + Duration::days(1))?,
+        })
+    }
+}
+
 /// The instant a local day starts.
-fn local_midnight(jurisdiction: Jurisdiction, day: NaiveDate) -> Result<DateTime<Utc>, ApiError> {
-    let midnight = day
-        .and_hms_opt(0, 0, 0)
-        .ok_or_else(|| ApiError::Internal(format!("midnight of {day}")))?;
-    Ok(midnight.and_utc() - Duration::seconds(i64::from(jurisdiction.utc_offset_seconds())))
+fn local_midnight(jurisdiction: Jurisdiction, day: NaiveDate) -> Option<DateTime<Utc>> {
+    let midnight = day.and_hms_opt(0, 0, 0)?;
+    Some(midnight.and_utc() - Duration::seconds(i64::from(jurisdiction.utc_offset_seconds())))
 }
 
 /// Hourly counts per camera as rows per local day, hour, site and kind: cameras at one

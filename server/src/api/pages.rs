@@ -129,6 +129,15 @@ pub async fn accounts(
     console_page::<AccountReaders>(&state, &parts, query, "accounts", "accounts-title").await
 }
 
+/// `GET /console/dashboard`: the figures in charts, for every staff role.
+pub async fn dashboard(
+    State(state): State<ApiState>,
+    parts: Parts,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    console_page::<AnyStaff>(&state, &parts, query, "dashboard", "dashboard-title").await
+}
+
 /// A console page drawn whole by the script, for the roles `P` allows.
 async fn console_page<P: Policy>(
     state: &ApiState,

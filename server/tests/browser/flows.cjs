@@ -85,6 +85,10 @@ async function officer(browser) {
   await desk.waitForSelector("#camera-cam-1");
   check((await desk.textContent("#camera-cam-1")).includes(world.camera_site), "the supervisor sees the camera's health");
   await shot(desk, "console-cameras");
+  await desk.goto(`${base}/console/dashboard?from=${world.captured_day}&to=${world.captured_day}`);
+  await desk.waitForSelector("#chart-days rect");
+  check((await desk.textContent("#backlog")).length > 0, "the dashboard draws its charts and figures");
+  await shot(desk, "console-dashboard");
   await desk.click(".console-nav a[href='/console/dead-letters']");
   await desk.waitForSelector("#content p, #dead-letters");
   await shot(desk, "console-dead-letters");
