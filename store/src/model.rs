@@ -192,6 +192,25 @@ pub struct WorkSummary {
     pub paid_minor: i64,
 }
 
+impl WorkSummary {
+    /// From each tier's decisions and their mean seconds to decision: the mean over
+    /// all of them is weighted by each tier's count.
+    pub fn of_tiers(tiers: Vec<(String, i64, Option<f64>)>) -> WorkSummary {
+        let (mut weighted, mut decisions) = (0.0, 0i64);
+        for (_, n, mean) in &tiers {
+            if let Some(mean) = mean {
+                weighted += mean * *n as f64;
+                decisions += n;
+            }
+        }
+        WorkSummary {
+            decisions_by_tier: tiers.into_iter().map(|(tier, n, _)| (tier, n)).collect(),
+            mean_seconds_to_decision: (decisions > 0).then(|| weighted / decisions as f64),
+            ..WorkSummary::default()
+        }
+    }
+}
+
 /// A seal over the audit log (see `audit`): every row after the previous seal up to
 /// `up_to_id`, chained to the seal before it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -500,18 +500,18 @@ impl CaseStore for PgStore {
         .bind(to)
         .fetch_all(&self.pool)
         .await?;
-        let mut summary = WorkSummary::default();
-        let (mut weighted, mut decisions) = (0.0, 0i64);
-        for row in &tiers {
-            let n: i64 = row.try_get("n")?;
-            let mean: Option<f64> = row.try_get("mean_s")?;
-            summary.decisions_by_tier.push((row.try_get("tier")?, n));
-            if let Some(mean) = mean {
-                weighted += mean * n as f64;
-                decisions += n;
-            }
-        }
-        summary.mean_seconds_to_decision = (decisions > 0).then(|| weighted / decisions as f64);
+        let mut summary = WorkSummary::of_tiers(
+            tiers
+                .iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get("tier")?,
+                        row.try_get("n")?,
+                        row.try_get("mean_s")?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?,
+        );
         let issued = sqlx::query(
             "SELECT count(*) AS issued, coalesce(sum(amount_minor), 0)::bigint AS issued_minor \
              FROM resolutions WHERE issued_at >= $1 AND issued_at < $2",

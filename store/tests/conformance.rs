@@ -164,6 +164,7 @@ conformance!(
         repeats_inside_one_batch_behave_like_repeats_across_batches,
         case_ids_are_numeric_and_increase,
         cases_are_counted_per_hour_camera_and_kind,
+        the_work_summary_counts_decisions_by_tier_and_money,
         every_case_filter_narrows_and_the_cursor_pages,
         each_created_case_gets_one_chained_audit_row,
         recording_cases_updates_last_seen,
@@ -1864,6 +1865,49 @@ fn review(case_id: CaseId, tier: ReviewTier, from: CaseState, to: CaseState) -> 
         from_state: from,
         to_state: to,
     }
+}
+
+async fn the_work_summary_counts_decisions_by_tier_and_money(store: Arc<dyn Store>) {
+    let (from, to) = (
+        Utc::now() - Duration::hours(1),
+        Utc::now() + Duration::hours(1),
+    );
+    let empty = store.work_summary(from, to).await.unwrap();
+    assert_eq!(empty.decisions_by_tier, vec![]);
+    assert_eq!(empty.mean_seconds_to_decision, None);
+    assert_eq!(
+        (empty.issued, empty.issued_minor, empty.paid_minor),
+        (0, 0, 0)
+    );
+
+    let ids = reviewable(&*store, 2).await;
+    let mut auto = review(
+        ids[0],
+        ReviewTier::Auto,
+        CaseState::Recognized,
+        CaseState::Approved,
+    );
+    auto.reviewer = "auto-approval".to_owned();
+    store.record_review(&auto).await.unwrap();
+    let first = review(
+        ids[1],
+        ReviewTier::First,
+        CaseState::NeedsReview,
+        CaseState::Approved,
+    );
+    store.record_review(&first).await.unwrap();
+    let summary = store.work_summary(from, to).await.unwrap();
+    assert_eq!(
+        summary.decisions_by_tier,
+        vec![("auto".to_owned(), 1), ("first".to_owned(), 1)]
+    );
+    assert!(summary.mean_seconds_to_decision.is_some());
+    // Outside the range: nothing.
+    let later = store
+        .work_summary(to, to + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(later.decisions_by_tier, vec![]);
 }
 
 async fn reviews_move_the_case_and_are_audited(store: Arc<dyn Store>) {
