@@ -1573,7 +1573,7 @@ fn components() -> Value {
         "type": "object",
         "required": ["number", "payment_code", "grant", "grant_expires_at", "status", "case_state", "kind", "violation", "article",
             "captured_at", "plate", "place", "issued_at", "currency", "amount_minor", "discounted_minor", "discount_until", "due",
-            "appeal_until", "outstanding_minor", "paid_minor", "qr_payload", "card_payment_url", "contacts_url", "frames", "pdf_url", "qr_svg_url", "appeal"],
+            "appeal_until", "outstanding_minor", "paid_minor", "qr_payload", "card_payment_url", "contacts_url", "owner_view", "frames", "pdf_url", "qr_svg_url", "appeal"],
         "properties": {
             "number": text, "payment_code": text, "grant": text, "grant_expires_at": instant,
             "status": { "type": "string", "enum": ["unpaid", "partially_paid", "paid", "appealed", "cancelled", "closed"] },
@@ -1584,7 +1584,8 @@ fn components() -> Value {
             "outstanding_minor": { "type": "integer" }, "paid_minor": { "type": "integer" }, "qr_payload": nullable_text,
             "card_payment_url": { "type": ["string", "null"], "description": "The card provider's checkout, returning to the portal." },
             "contacts_url": { "type": ["string", "null"], "description": "Where the owner leaves a contact for notices; only for a fine found by plate and certificate." },
-            "frames": { "type": "array", "items": text }, "pdf_url": text, "qr_svg_url": nullable_text,
+            "owner_view": { "type": "boolean", "description": "A grant from a lookup by plate and certificate: photos, PDF, appeals and notices open." },
+            "frames": { "type": "array", "items": text }, "pdf_url": nullable_text, "qr_svg_url": nullable_text,
             "appeal": { "oneOf": [ { "type": "null" }, { "$ref": "#/components/schemas/PublicAppeal" } ] }
         }
     }));

@@ -215,6 +215,8 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         "certificate": "kg01 000000",
         "number": fine.number,
         "appeal_number": appealed.number,
+        // The testkit's owners hold certificates KG01000000, KG01000001, ...
+        "appeal_certificate": "KG01000001",
         "appeal_case": second.0,
     });
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/flows.cjs");

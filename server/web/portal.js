@@ -61,7 +61,7 @@ function drawFine(card, fine) {
     fine.paid_minor > 0 && [el("dt", { text: t("paid") }), el("dd", { text: money(fine.paid_minor, fine.currency) })],
     el("dt", { text: t("payment-code") }), el("dd", { class: "code", text: fine.payment_code }),
   );
-  const photos = el("div", { class: "photos" }, fine.frames.map((url, i) =>
+  const photos = fine.owner_view && el("div", { class: "photos" }, fine.frames.map((url, i) =>
     el("img", { src: url, alt: t("photo", { n: i + 1 }), tabindex: "0", onclick: (e) => e.target.classList.toggle("zoomed"), onkeydown: (e) => { if (e.key === "Enter") e.target.classList.toggle("zoomed"); } })));
   const pay = fine.qr_svg_url && el("section", { class: "pay", "aria-label": t("pay") },
     el("img", { class: "qr", src: fine.qr_svg_url, alt: t("qr-alt") }),
@@ -71,11 +71,11 @@ function drawFine(card, fine) {
     el("h3", { id: `h-${fine.number}` }, `${t("resolution")} ${fine.number} `,
       el("span", { class: `status ${fine.status}`, text: t(`status-${fine.status}`) })),
     facts,
-    el("h4", { text: t("photos") }),
+    fine.owner_view && el("h4", { text: t("photos") }),
     photos,
-    el("p", {}, el("a", { class: "pdf", href: fine.pdf_url, download: `${fine.number}.pdf`, text: t("download-pdf") })),
+    fine.pdf_url && el("p", {}, el("a", { class: "pdf", href: fine.pdf_url, download: `${fine.number}.pdf`, text: t("download-pdf") })),
     pay,
-    appealSection(card, fine),
+    fine.owner_view ? appealSection(card, fine) : ownerSection(fine),
     fine.contacts_url && noticesSection(fine),
     el("p", {}, el("button", { type: "button", class: "secondary", onclick: () => refresh(card, fine), text: t("refresh") })),
   ].filter(Boolean));
@@ -115,6 +115,25 @@ function appealSection(card, fine) {
   });
   section.append(form);
   return section;
+}
+
+// A fine found by its number or payment code shows and pays; its photos, PDF, appeal
+// and notices open with the vehicle's registration certificate.
+function ownerSection(fine) {
+  const id = `owner-${fine.number}`;
+  const certificate = el("input", { id, name: "certificate", required: true, autocomplete: "off", autocapitalize: "characters" });
+  const form = el("form", { class: "owner-form" },
+    el("p", { class: "muted", text: t("owner-more") }),
+    el("label", { for: id, text: t("certificate") }), certificate,
+    el("p", {}, el("button", { type: "submit", text: t("open-as-owner") })));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    lookUp({ plate: fine.plate || "", certificate: certificate.value });
+  });
+  return el("section", { class: "appeal", "aria-label": t("appeal") },
+    el("h4", { text: t("appeal") }),
+    fine.appeal && el("p", { class: "appeal-status" }, t(`appeal-${fine.appeal.state}`, { date: when(fine.appeal.filed_at) })),
+    form);
 }
 
 // Only for a fine found by plate and certificate: the owner's phone or e-mail for

@@ -707,11 +707,18 @@ impl AuditTrail for PgStore {
         settled: DateTime<Utc>,
         limit: u32,
     ) -> Result<Option<AuditSeal>, StoreError> {
+        // SHARE mode waits for every transaction still inserting audit rows and holds
+        // new ones off while the seal is made (a few milliseconds a minute), so no row
+        // commits later under an id this seal passes over.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("LOCK TABLE audit_log IN SHARE MODE")
+            .execute(&mut *tx)
+            .await?;
         let last = sqlx::query(
             "SELECT id, up_to_id, row_count, prev_hash, hash, sealed_at FROM audit_seals \
              ORDER BY id DESC LIMIT 1",
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?
         .as_ref()
         .map(audit_seal_from_row)
@@ -720,7 +727,7 @@ impl AuditTrail for PgStore {
             sqlx::query("SELECT id, at, hash FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2")
                 .bind(last.as_ref().map_or(0, |seal| seal.up_to_id))
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?
                 .iter()
                 .map(|row| {
@@ -733,6 +740,7 @@ impl AuditTrail for PgStore {
                 .collect::<Result<Vec<_>, StoreError>>()?;
         let Some(seal) = crate::audit::next_seal(last.as_ref(), &rows, settled, now_millis())?
         else {
+            tx.commit().await?;
             return Ok(None);
         };
         let bytes = |text: &str| -> Result<Vec<u8>, StoreError> {
@@ -748,9 +756,10 @@ impl AuditTrail for PgStore {
         .bind(bytes(&seal.prev_hash)?)
         .bind(bytes(&seal.hash)?)
         .bind(seal.sealed_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        tx.commit().await?;
         Ok((written == 1).then_some(seal))
     }
 }

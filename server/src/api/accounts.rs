@@ -53,6 +53,9 @@ pub(crate) async fn check_credentials(
             retry_after_s: wait.as_secs().max(1),
         });
     }
+    // Counted before the password is checked, so attempts sent at once cannot all pass
+    // the check before the first failure is recorded; a success clears the count.
+    state.logins.record(&login);
     let account = state.app.store.account_by_login(&login).await?;
     // An unknown login is checked against a decoy hash so both failures take as long.
     let phc = match &account {
@@ -67,7 +70,6 @@ pub(crate) async fn check_credentials(
             Ok(account)
         }
         _ => {
-            state.logins.record(&login);
             info!(login = %login, "login failed");
             Err(ApiError::InvalidCredentials)
         }

@@ -108,6 +108,31 @@ pub(crate) async fn file_appeal_for(
         appeal_in_time(Some(clock), clock.jurisdiction.local_date(Utc::now()))
             .map_err(|e| ApiError::Conflict(e.to_string()))?;
     }
+    // What the store would refuse is refused before any file is stored: a refused
+    // filing must not leave its uploads behind.
+    if store.resolution_of_case(case.id).await?.is_none() {
+        return Err(ApiError::Conflict(format!(
+            "case {} has no resolution to appeal",
+            case.id
+        )));
+    }
+    if !kozomol_store::appeals::APPEALABLE.contains(&case.state) {
+        return Err(ApiError::Conflict(format!(
+            "case {} is `{}`: no appeal is taken in that state",
+            case.id, case.state
+        )));
+    }
+    if let Some(open) = store
+        .appeals_of_case(case.id)
+        .await?
+        .iter()
+        .find(|a| a.state == AppealState::Filed)
+    {
+        return Err(ApiError::Conflict(format!(
+            "appeal {} of case {} is still open",
+            open.id, case.id
+        )));
+    }
     let stored = store_uploads(state, files).await?;
     let appeal = NewAppeal {
         case_id: case.id,

@@ -148,6 +148,9 @@ pub(crate) struct ApiState {
 
 /// Ten attachments of 10 MiB, base64 (4/3), and the text around them.
 const APPEAL_BODY_LIMIT: usize = 10 * 14 * 1024 * 1024 + 64 * 1024;
+/// A citizen's appeal through the portal: about 15 MiB of photos and documents, as a
+/// phone sends them; anything larger goes through an officer's desk.
+const PUBLIC_APPEAL_BODY_LIMIT: usize = 20 * 1024 * 1024 + 64 * 1024;
 
 /// Every route of the API; each handler names its role policy in its signature.
 pub fn router(state: AppState) -> Router {
@@ -223,7 +226,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/public/fines/{number}/appeals",
-            post(portal::appeal).layer(DefaultBodyLimit::max(APPEAL_BODY_LIMIT)),
+            post(portal::appeal).layer(DefaultBodyLimit::max(PUBLIC_APPEAL_BODY_LIMIT)),
         )
         .route("/api/v1/auth/token", post(accounts::login))
         .route(

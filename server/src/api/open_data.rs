@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
 use kozomol_core::{decimal_degrees, Jurisdiction, ViolationKind};
 use kozomol_store::{CameraRecord, HourlyCount};
 use serde::{Deserialize, Serialize};
@@ -119,9 +119,13 @@ impl DayRange {
         let today = jurisdiction.local_date(Utc::now());
         let day = |field: &str, text: Option<String>, problems: &mut Vec<FieldProblem>| {
             text.and_then(|t| match NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d") {
-                Ok(day) => Some(day),
-                Err(_) => {
-                    problems.push(FieldProblem::new(field, "a day as YYYY-MM-DD"));
+                // Years far out would overflow the arithmetic on days below.
+                Ok(day) if (2000..=2100).contains(&day.year()) => Some(day),
+                _ => {
+                    problems.push(FieldProblem::new(
+                        field,
+                        "a day as YYYY-MM-DD, 2000 to 2100",
+                    ));
                     None
                 }
             })

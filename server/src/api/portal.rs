@@ -50,8 +50,11 @@ impl Default for LookupLimit {
 /// How long the photos, PDF and payment of a fine stay open after a lookup.
 const GRANT_LIFETIME_S: i64 = 2 * 3600;
 
-/// At most this many fines answer one plate lookup.
-const PLATE_LOOKUP_LIMIT: u32 = 50;
+/// At most this many fines answer one plate lookup, the newest.
+const PLATE_LOOKUP_LIMIT: usize = 50;
+/// A plate's cases are read this many at a time, at most this many pages (2,000 cases).
+const PLATE_LOOKUP_PAGE: u32 = 200;
+const PLATE_LOOKUP_PAGES: usize = 10;
 
 /// One of three ways to name one's fines.
 #[derive(Deserialize)]
@@ -106,8 +109,11 @@ pub struct PublicFine {
     /// Where the owner leaves a phone number or e-mail address for notices of this
     /// and later resolutions; only for a fine found by plate and certificate.
     contacts_url: Option<String>,
+    /// Whether this grant is an owner's (a lookup by plate and certificate): only then
+    /// the photos, the PDF, appeals and notices.
+    owner_view: bool,
     frames: Vec<String>,
-    pdf_url: String,
+    pdf_url: Option<String>,
     qr_svg_url: Option<String>,
     appeal: Option<PublicAppeal>,
 }
@@ -249,7 +255,7 @@ pub async fn frame(
     Path((number, n)): Path<(String, String)>,
     Query(query): Query<GrantQuery>,
 ) -> Result<Response, ApiError> {
-    let (case, _, _) = granted(&state, &number, query.grant.as_deref()).await?;
+    let (case, _) = owner_granted(&state, &number, query.grant.as_deref()).await?;
     let frame = n
         .parse::<u32>()
         .ok()
@@ -273,7 +279,8 @@ pub async fn pdf(
     Query(query): Query<GrantQuery>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
-    let (_, resolution, _) = granted(&state, &number, query.grant.as_deref()).await?;
+    let (_, resolution) = owner_granted(&state, &number, query.grant.as_deref()).await?;
+    count_against_address(&state, &parts)?;
     record_owner_view(
         &state,
         &resolution,
@@ -313,9 +320,11 @@ pub async fn appeal(
     State(state): State<ApiState>,
     Path(number): Path<String>,
     Query(query): Query<GrantQuery>,
+    parts: Parts,
     body: Result<Json<AppealRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<PublicAppeal>), ApiError> {
-    let (case, _, _) = granted(&state, &number, query.grant.as_deref()).await?;
+    let (case, _) = owner_granted(&state, &number, query.grant.as_deref()).await?;
+    count_against_address(&state, &parts)?;
     let request = json_body(body)?;
     let record = file_appeal_for(&state, &case, request, PORTAL_ACTOR.to_owned()).await?;
     Ok((StatusCode::CREATED, Json(PublicAppeal::from(&record))))
@@ -331,10 +340,7 @@ pub async fn leave_contact(
     Query(query): Query<GrantQuery>,
     body: Result<Json<ContactRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ContactResult>), ApiError> {
-    let (case, _, scope) = granted(&state, &number, query.grant.as_deref()).await?;
-    if scope != GrantScope::Owner {
-        return Err(ApiError::GrantRequired);
-    }
+    let (case, _) = owner_granted(&state, &number, query.grant.as_deref()).await?;
     let request = json_body(body)?;
     let owner = state
         .app
@@ -346,16 +352,54 @@ pub async fn leave_contact(
     add_contact_for(&state, &owner.id, request, PORTAL_ACTOR).await
 }
 
+/// The fine, if `grant` is an owner's (from a lookup by plate and certificate): the
+/// photos, the PDF (which names the owner), appeals and notices are theirs alone; a
+/// resolution number or payment code is easy to come by and only shows and pays.
+async fn owner_granted(
+    state: &ApiState,
+    number: &str,
+    grant: Option<&str>,
+) -> Result<(CaseRecord, ResolutionRecord), ApiError> {
+    match granted(state, number, grant).await? {
+        (case, resolution, GrantScope::Owner) => Ok((case, resolution)),
+        _ => Err(ApiError::GrantRequired),
+    }
+}
+
+/// Counts a public request that writes (an appeal, a PDF download's audit row) against
+/// the caller's address, as a lookup is counted.
+fn count_against_address(state: &ApiState, parts: &Parts) -> Result<(), ApiError> {
+    let client = client_address(parts);
+    if let Err(wait) = state.lookups.check(&client) {
+        return Err(ApiError::TooManyLookups {
+            retry_after_s: wait.as_secs().max(1),
+        });
+    }
+    state.lookups.record(&client);
+    Ok(())
+}
+
 /// Who the audit names for what citizens do through the portal.
 const PORTAL_ACTOR: &str = "portal";
 
-/// The address a request came from (the limiter's key).
+/// The address a request came from (the limiter's key): an IPv6 client by its /64,
+/// the block one subscriber gets, so it cannot take a fresh allowance per address.
 fn client_address(parts: &Parts) -> String {
-    parts
+    match parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned())
+        .map(|ConnectInfo(addr)| addr.ip())
+    {
+        Some(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(std::net::IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
+        Some(ip) => ip.to_string(),
+        None => "unknown".to_owned(),
+    }
 }
 
 fn filled(value: Option<String>) -> Option<String> {
@@ -382,30 +426,44 @@ async fn by_plate_and_certificate(
         return Ok(Vec::new());
     }
     let store = &state.app.store;
-    let cases = store
-        .cases(&kozomol_store::CaseQuery {
-            sighted_plate: Some(plate),
-            limit: PLATE_LOOKUP_LIMIT,
-            ..kozomol_store::CaseQuery::default()
-        })
-        .await?;
     let mut found = Vec::new();
-    for summary in cases {
-        let Some(lookup) = store.owner_lookup(summary.id).await? else {
-            continue;
-        };
-        let registered = lookup
-            .vehicle
-            .get("registration_certificate")
-            .and_then(|v| v.as_str())
-            .map(certificate_key);
-        if registered.as_deref() != Some(wanted.as_str()) {
-            continue;
+    let mut after = None;
+    // A plate's cases oldest first, page by page: a bus with hundreds of recorded
+    // cases (rejected ones too) still finds its newest fines.
+    for _ in 0..PLATE_LOOKUP_PAGES {
+        let page = store
+            .cases(&kozomol_store::CaseQuery {
+                sighted_plate: Some(plate.clone()),
+                limit: PLATE_LOOKUP_PAGE,
+                after,
+                ..kozomol_store::CaseQuery::default()
+            })
+            .await?;
+        after = page.last().map(|c| c.id);
+        let last_page = page.len() < PLATE_LOOKUP_PAGE as usize;
+        for summary in page {
+            let Some(lookup) = store.owner_lookup(summary.id).await? else {
+                continue;
+            };
+            let registered = lookup
+                .vehicle
+                .get("registration_certificate")
+                .and_then(|v| v.as_str())
+                .map(certificate_key);
+            if registered.as_deref() != Some(wanted.as_str()) {
+                continue;
+            }
+            if let Some(pair) = case_with_resolution(state, summary.id).await? {
+                found.push(pair);
+            }
         }
-        if let Some(pair) = case_with_resolution(state, summary.id).await? {
-            found.push(pair);
+        if last_page {
+            break;
         }
     }
+    // Newest first, as a payer reads them.
+    found.reverse();
+    found.truncate(PLATE_LOOKUP_LIMIT);
     Ok(found)
 }
 
@@ -609,12 +667,16 @@ async fn public_fine(
         None => case.plate.clone(),
     };
     Ok(PublicFine {
-        frames: case
-            .frames
-            .iter()
-            .map(|f| link(&format!("/frames/{}", f.index)))
-            .collect(),
-        pdf_url: link("/pdf"),
+        owner_view: scope == GrantScope::Owner,
+        frames: if scope == GrantScope::Owner {
+            case.frames
+                .iter()
+                .map(|f| link(&format!("/frames/{}", f.index)))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        pdf_url: (scope == GrantScope::Owner).then(|| link("/pdf")),
         qr_svg_url: qr_payload.as_ref().map(|_| link("/qr.svg")),
         status: FineStatus::of(case.state),
         case_state: case.state,
@@ -661,6 +723,23 @@ mod tests {
         ] {
             assert_eq!(certificate_key(typed), key, "{typed}");
         }
+    }
+
+    #[test]
+    fn addresses_are_counted_by_host_and_ipv6_by_its_64() {
+        for (peer, key) in [
+            ("203.0.113.7:5000", "203.0.113.7"),
+            ("[2001:db8:1:2:aaaa::1]:443", "2001:db8:1:2::/64"),
+            ("[2001:db8:1:2:bbbb::9]:443", "2001:db8:1:2::/64"),
+            ("[::ffff:198.51.100.4]:80", "198.51.100.4"),
+        ] {
+            let (mut parts, _) = axum::http::Request::new(()).into_parts();
+            let addr: SocketAddr = peer.parse().expect("address");
+            parts.extensions.insert(ConnectInfo(addr));
+            assert_eq!(client_address(&parts), key, "{peer}");
+        }
+        let (parts, _) = axum::http::Request::new(()).into_parts();
+        assert_eq!(client_address(&parts), "unknown");
     }
 
     #[test]

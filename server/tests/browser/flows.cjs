@@ -175,7 +175,13 @@ async function citizen(browser) {
   const second = page.locator(`article[data-number="${world.appeal_number}"]`);
   await second.waitFor();
   check((await second.locator(".status").textContent()) === "Төлөнгөн эмес", "the printed link finds the fine, in Kyrgyz");
-  check(await second.locator(".notices-form").count() === 0, "a number alone does not let one subscribe to the owner's notices");
+  check(await second.locator(".notices-form").count() === 0 && await second.locator(".photos img").count() === 0 && await second.locator("a.pdf").count() === 0,
+    "a number alone shows and pays the fine, not its photos, PDF or notices");
+  // The owner opens it with the registration certificate.
+  await second.locator(".owner-form input").fill(world.appeal_certificate);
+  await second.locator(".owner-form button").click();
+  await second.locator(".appeal-form").waitFor();
+  check(await second.locator(".photos img").count() === 2, "the certificate opens the photos and the appeal");
   await second.locator("input[name=appellant]").fill("Асанов Бакыт");
   await second.locator("input[name=contact]").fill("+996555000111");
   await second.locator("textarea[name=grounds]").fill("Унааны мен башкарган эмесмин.");

@@ -191,3 +191,5 @@ collection-rate = Collection rate
 per-day = Violations per day
 per-hour = Violations per hour
 per-site = Violations per site
+owner-more = Photos, the resolution (PDF), appeals and notices are the owner's: enter the vehicle registration certificate number.
+open-as-owner = Open
