@@ -1404,6 +1404,10 @@ fn web_paths() -> Value {
             "x-kozomol-roles": roles::<DeadLetterReaders>(),
             "responses": console_page_answers()
         })) },
+        "/console/finance": { "get": page("financePage", "Credits waiting for a decision and refunds owed.", json!([{ "session": [] }]), json!({
+            "x-kozomol-roles": roles::<FinanceReaders>(),
+            "responses": console_page_answers()
+        })) },
         "/console/accounts": { "get": page("accountsPage", "The accounts; admins make new ones.", json!([{ "session": [] }]), json!({
             "x-kozomol-roles": roles::<AccountReaders>(),
             "responses": console_page_answers()

@@ -735,6 +735,7 @@ fn session_routes() -> Vec<(Method, &'static str, &'static str)> {
         ),
         (Method::GET, "/console/accounts", "/console/accounts"),
         (Method::GET, "/console/dashboard", "/console/dashboard"),
+        (Method::GET, "/console/finance", "/console/finance"),
     ]
 }
 
@@ -2647,6 +2648,7 @@ async fn console_sessions_change_nothing_without_their_anti_forgery_token() {
         ("/console/cameras", true),
         ("/console/dead-letters", false),
         ("/console/accounts", false),
+        ("/console/finance", true),
     ] {
         let answer = h
             .call_with(

@@ -206,6 +206,29 @@ async function dashboardPage() {
   await draw();
 }
 
+// Finance: bank credits waiting for a decision, and refunds owed.
+async function financePage() {
+  const [lines, refunds] = await Promise.all([
+    api("GET", "/api/v1/statement-lines?queued=true&limit=200"),
+    api("GET", "/api/v1/refund-requests?limit=200"),
+  ]);
+  const amount = (m) => money(m.minor, String(m.currency).toUpperCase());
+  const table = (id, heads, rows) => el("table", { class: "audit", id },
+    el("thead", {}, el("tr", {}, heads.map((k) => el("th", { scope: "col", text: t(k) })))),
+    el("tbody", {}, rows));
+  document.getElementById("content").replaceChildren(
+    el("h2", { text: t("queued-credits") }),
+    lines.items.length === 0 ? el("p", { class: "muted", text: t("nothing-queued") }) :
+      table("queued-credits", ["booked-on", "amount", "payer", "remittance", "detail"], lines.items.map((l) => el("tr", {},
+        el("td", { text: day(l.booked_on) }), el("td", { text: amount(l.amount) }), el("td", { text: l.payer || "—" }),
+        el("td", { text: l.remittance }), el("td", { text: l.detail })))),
+    el("h2", { text: t("refunds-owed") }),
+    refunds.items.length === 0 ? el("p", { class: "muted", text: t("nothing-queued") }) :
+      table("refunds", ["resolution", "amount", "reason", "state", "requested"], refunds.items.map((r) => el("tr", {},
+        el("td", { text: r.resolution_number }), el("td", { text: amount(r.amount) }), el("td", { text: r.cause }),
+        el("td", { text: r.state }), el("td", { text: when(r.requested_at) })))));
+}
+
 async function queuePage() {
   await sessionBar();
   // A supervisor settles what reviewers passed up first, then reviews like anyone.
@@ -354,4 +377,5 @@ document.addEventListener("DOMContentLoaded", async () => {
   else if (page === "dead-letters") { await sessionBar(); await deadLettersPage(); }
   else if (page === "accounts") { await sessionBar(); await accountsPage(); }
   else if (page === "dashboard") { await sessionBar(); await dashboardPage(); }
+  else if (page === "finance") { await sessionBar(); await financePage(); }
 });

@@ -173,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         .route("/console/cameras", get(pages::cameras))
         .route("/console/dead-letters", get(pages::dead_letters))
         .route("/console/accounts", get(pages::accounts))
+        .route("/console/finance", get(pages::finance))
         .route("/assets/{*file}", get(pages::asset))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))

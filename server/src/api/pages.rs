@@ -11,7 +11,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::access::{caller, AccountReaders, AnyStaff, DeadLetterReaders, Policy, Reviewers};
+use super::access::{
+    caller, AccountReaders, AnyStaff, DeadLetterReaders, FinanceReaders, Policy, Reviewers,
+};
 use super::ApiState;
 
 /// The languages pages are translated into; the first is the default.
@@ -136,6 +138,15 @@ pub async fn dashboard(
     Query(query): Query<PageQuery>,
 ) -> Response {
     console_page::<AnyStaff>(&state, &parts, query, "dashboard", "dashboard-title").await
+}
+
+/// `GET /console/finance`: credits waiting for a decision and refunds owed.
+pub async fn finance(
+    State(state): State<ApiState>,
+    parts: Parts,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    console_page::<FinanceReaders>(&state, &parts, query, "finance", "finance-title").await
 }
 
 /// A console page drawn whole by the script, for the roles `P` allows.

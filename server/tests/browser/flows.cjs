@@ -113,6 +113,10 @@ async function admin(browser) {
   await page.waitForSelector("#account-officer-asanov");
   check((await page.textContent("#account-officer-asanov")).includes("BSK-0042"), "an admin makes an officer's account");
   await shot(page, "console-accounts");
+  await page.click(".console-nav a[href='/console/finance']");
+  await page.waitForSelector("#content h2");
+  check((await page.textContent("#content")).includes("Refunds owed"), "the finance page lists credits and refunds");
+  await shot(page, "console-finance");
   await page.close();
 }
 
