@@ -36,6 +36,22 @@ impl CameraConfigPublisher for AcceptingPublisher {
     }
 }
 
+/// Runs a tool (off the server's threads) to its end: whether it passed, and all it
+/// printed.
+async fn run_to_end(mut command: std::process::Command) -> (bool, String) {
+    let what = format!("{:?}", command.get_program());
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("{what} runs: {e}"));
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), log)
+}
+
 fn required_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!(
@@ -220,26 +236,15 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         "appeal_case": second.0,
     });
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/flows.cjs");
-    let node_base = base.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg(script)
-            .env("BASE_URL", &node_base)
-            .env("WORLD", world.to_string())
-            .env("SCREENSHOTS", &screenshots)
-            .env("KOZOMOL_CHROMIUM", chromium)
-            .env("KOZOMOL_PLAYWRIGHT", playwright)
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("node runs");
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "the browser flows failed:\n{log}");
+    let mut node = std::process::Command::new("node");
+    node.arg(script)
+        .env("BASE_URL", &base)
+        .env("WORLD", world.to_string())
+        .env("SCREENSHOTS", &screenshots)
+        .env("KOZOMOL_CHROMIUM", chromium)
+        .env("KOZOMOL_PLAYWRIGHT", playwright);
+    let (passed, log) = run_to_end(node).await;
+    assert!(passed, "the browser flows failed:\n{log}");
     println!("{log}");
 
     // What the browser did is what the store holds.
@@ -384,15 +389,7 @@ async fn no_generated_request_gets_a_server_error() {
         if let Some(token) = token {
             command.args(["--header", &format!("Authorization: Bearer {token}")]);
         }
-        let output = tokio::task::spawn_blocking(move || command.output())
-            .await
-            .expect("join")
-            .expect("schemathesis runs");
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(output.status.success(), "fuzzing as {who} found:\n{log}");
+        let (passed, log) = run_to_end(command).await;
+        assert!(passed, "fuzzing as {who} found:\n{log}");
     }
 }

@@ -166,7 +166,8 @@ pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<ApiToken> {
         .and_then(|(_, value)| ApiToken::parse(value))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Whether two secrets are equal, in time that does not tell how much of them matched.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

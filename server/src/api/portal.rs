@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
+use super::access::constant_time_eq;
 use super::appeals::{file_appeal_for, AppealRequest};
 use super::cases::serve_evidence;
 use super::resolutions::{
@@ -188,15 +189,8 @@ pub async fn lookup(
     parts: Parts,
     body: Result<Json<LookupRequest>, JsonRejection>,
 ) -> Result<Json<LookupAnswer>, ApiError> {
-    let client = client_address(&parts);
-    if let Err(wait) = state.lookups.check(&client) {
-        info!(client = %client, "fine lookup refused: too many from this address");
-        return Err(ApiError::TooManyLookups {
-            retry_after_s: wait.as_secs().max(1),
-        });
-    }
     // Every lookup counts, found or not: a hit is as telling as a miss.
-    state.lookups.record(&client);
+    count_against_address(&state, &parts)?;
     let request = json_body(body)?;
     let (records, scope) = match (
         filled(request.plate),
@@ -366,11 +360,12 @@ async fn owner_granted(
     }
 }
 
-/// Counts a public request that writes (an appeal, a PDF download's audit row) against
-/// the caller's address, as a lookup is counted.
+/// Counts a lookup, or a public request that writes (an appeal, a PDF download's audit
+/// row), against the caller's address; refused once the address has used its allowance.
 fn count_against_address(state: &ApiState, parts: &Parts) -> Result<(), ApiError> {
     let client = client_address(parts);
     if let Err(wait) = state.lookups.check(&client) {
+        info!(client = %client, "portal request refused: too many from this address");
         return Err(ApiError::TooManyLookups {
             retry_after_s: wait.as_secs().max(1),
         });
@@ -582,13 +577,7 @@ fn grant_scope(state: &ApiState, number: &str, grant: &str, now: i64) -> Option<
     let expires = parts.next()?.parse::<i64>().ok()?;
     let scope = GrantScope::of_letter(parts.next()?)?;
     let expected = make_grant(state, number, scope, expires);
-    let same = expected.len() == grant.len()
-        && expected
-            .bytes()
-            .zip(grant.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    (expires > now && same).then_some(scope)
+    (expires > now && constant_time_eq(expected.as_bytes(), grant.as_bytes())).then_some(scope)
 }
 
 async fn public_fine(
