@@ -231,6 +231,16 @@ async function financePage() {
 
 async function queuePage() {
   await sessionBar();
+  document.getElementById("content").replaceChildren(
+    el("p", { class: "muted", text: t("shortcuts") }),
+    el("div", { class: "desk" },
+      el("nav", { "aria-label": t("queue-title") },
+        el("ul", { class: "queue", id: "queue", role: "listbox", tabindex: "0" }),
+        el("p", { id: "queue-empty", class: "muted", hidden: true, text: t("queue-empty") })),
+      el("div", {},
+        el("section", { id: "case", "aria-live": "polite" }),
+        // Outside the case's section: a decision begun while the case loads stays.
+        el("div", { id: "decision-form" }))));
   // A supervisor settles what reviewers passed up first, then reviews like anyone.
   const states = Desk.role === "supervisor" ? ["supervisor_review", "needs_review"] : ["needs_review"];
   Desk.cases = [];

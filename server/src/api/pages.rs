@@ -62,7 +62,6 @@ const ASSETS: &[(&str, &str, &str)] = &[
 const PORTAL: &str = include_str!("../../web/portal.html");
 const OPEN_DATA: &str = include_str!("../../web/open-data.html");
 const LOGIN: &str = include_str!("../../web/login.html");
-const QUEUE: &str = include_str!("../../web/queue.html");
 /// The shell of a console page the script draws whole: `{{page}}` and `{{title}}`.
 const CONSOLE: &str = include_str!("../../web/console.html");
 
@@ -97,10 +96,7 @@ pub async fn queue(
     parts: Parts,
     Query(query): Query<PageQuery>,
 ) -> Response {
-    if let Err(refusal) = allowed::<Reviewers>(&state, &parts, "/console/queue").await {
-        return refusal;
-    }
-    page(QUEUE, &parts.headers, query.lang.as_deref())
+    console_page::<Reviewers>(&state, &parts, query, "queue", "queue-title").await
 }
 
 /// `GET /console/cameras`: camera health, for every staff role.
@@ -317,7 +313,7 @@ mod tests {
 
     #[test]
     fn every_asset_a_page_names_is_served() {
-        for template in [PORTAL, OPEN_DATA, LOGIN, QUEUE, CONSOLE] {
+        for template in [PORTAL, OPEN_DATA, LOGIN, CONSOLE] {
             for opener in ["src=\"/assets/", "href=\"/assets/"] {
                 for named in template.split(opener).skip(1) {
                     let file = named.split('"').next().unwrap_or("");
@@ -354,7 +350,7 @@ mod tests {
             .iter()
             .filter(|(name, _, _)| name.ends_with(".js"))
             .map(|(_, _, body)| *body)
-            .chain([PORTAL, OPEN_DATA, LOGIN, QUEUE, CONSOLE]);
+            .chain([PORTAL, OPEN_DATA, LOGIN, CONSOLE]);
         for source in sources {
             for opener in [
                 "t(\"",
