@@ -102,8 +102,9 @@ pub use payment_intents::{
     NewCallback, NewPaymentIntent, PaymentIntent, StoredResponse,
 };
 pub use payments::{
-    ClockRestart, NewPayment, PaymentChannel, PaymentPosted, PaymentQuote, PaymentRecord,
-    PaymentRefusal, PaymentReversal, PaymentReversed, PAYMENT_POSTED, PAYMENT_REVERSED,
+    AppealGist, ClockRestart, NewPayment, PayerSite, PayerView, PaymentChannel, PaymentPosted,
+    PaymentQuote, PaymentRecord, PaymentRefusal, PaymentReversal, PaymentReversed, PAYMENT_POSTED,
+    PAYMENT_REVERSED,
 };
 pub use reconciliation::{
     daily_totals, DayTotals, LineReconciled, LineResolution, LineResolved, LineStatus,
@@ -657,6 +658,15 @@ pub trait PaymentLedger: Send + Sync {
 
     /// The payments of a resolution, oldest first.
     async fn payments(&self, resolution_number: &str) -> Result<Vec<PaymentRecord>, StoreError>;
+
+    /// The fine with resolution `number` as its payer sees it, paying at `at`, read in
+    /// one snapshot (on PostgreSQL in one statement: the portal's lookups are many);
+    /// none when no resolution has the number.
+    async fn payer_view(
+        &self,
+        number: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<PayerView>, StoreError>;
 }
 
 /// What the REST payment API of payment providers keeps: intents, idempotency keys and

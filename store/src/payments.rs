@@ -592,3 +592,123 @@ mod tests {
         }
     }
 }
+
+/// A fine as its payer sees it (the citizens' portal), read in one snapshot: the
+/// resolution, where the case stands, its photos, place and deadlines, what was paid
+/// and what paying now takes, and the latest appeal.
+#[derive(Clone, Debug)]
+pub struct PayerView {
+    pub resolution: crate::ResolutionRecord,
+    pub state: CaseState,
+    pub kind: kozomol_core::ViolationKind,
+    pub captured_at: DateTime<Utc>,
+    /// The plate the case was decided on, else the camera's read.
+    pub plate: Option<String>,
+    /// The indexes of the case's frames, in order.
+    pub frames: Vec<u32>,
+    pub site: Option<PayerSite>,
+    pub discount_until: Option<NaiveDate>,
+    pub due: Option<NaiveDate>,
+    pub appeal_until: Option<NaiveDate>,
+    /// Whether the reduced sum is still offered (true until the clocks are dated).
+    pub discount_open: bool,
+    /// What the standing payments took, less what they paid over.
+    pub paid_minor: i64,
+    /// What paying at the moment asked for takes; none when the fine takes nothing.
+    pub outstanding: Option<Money>,
+    pub latest_appeal: Option<AppealGist>,
+}
+
+/// Where the camera that saw the offence stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayerSite {
+    pub address: String,
+    pub lat_e6: i32,
+    pub lon_e6: i32,
+}
+
+/// What a payer is told of an appeal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppealGist {
+    pub id: i64,
+    pub state: crate::AppealState,
+    pub filed_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decision_note: Option<String>,
+}
+
+impl From<&crate::AppealRecord> for AppealGist {
+    fn from(appeal: &crate::AppealRecord) -> Self {
+        AppealGist {
+            id: appeal.id,
+            state: appeal.state,
+            filed_at: appeal.filed_at,
+            decided_at: appeal.decided_at,
+            decision_note: appeal.decision_note.clone(),
+        }
+    }
+}
+
+/// A standing payment as the payer's view counts it.
+pub(crate) struct ViewPayment {
+    pub amount_minor: i64,
+    pub excess_minor: i64,
+    pub paid_at: DateTime<Utc>,
+    pub channel: PaymentChannel,
+}
+
+/// What both backends read for a payer's view.
+pub(crate) struct PayerViewRows {
+    pub resolution: crate::ResolutionRecord,
+    /// The same fine's row as a payment reads it.
+    pub standing: StandingRow,
+    pub kind: String,
+    pub captured_at: DateTime<Utc>,
+    pub plate: Option<String>,
+    pub decided_plate: Option<String>,
+    pub frames: Vec<i64>,
+    pub site: Option<PayerSite>,
+    pub due: Option<NaiveDate>,
+    pub appeal_until: Option<NaiveDate>,
+    pub discount_open: Option<bool>,
+    pub payments: Vec<ViewPayment>,
+    pub latest_appeal: Option<AppealGist>,
+}
+
+/// The payer's view of `rows` at `at`: the outstanding sum is the one a payment's
+/// quote gives.
+pub(crate) fn payer_view(rows: PayerViewRows, at: DateTime<Utc>) -> Result<PayerView, StoreError> {
+    let paid: Vec<(i64, DateTime<Utc>, PaymentChannel)> = rows
+        .payments
+        .iter()
+        .map(|p| (p.amount_minor, p.paid_at, p.channel))
+        .collect();
+    let paid_minor = rows
+        .payments
+        .iter()
+        .map(|p| p.amount_minor - p.excess_minor)
+        .sum();
+    let discount_until = rows.standing.discount_until;
+    let standing = standing_of(rows.standing, &paid)?;
+    let outstanding = quote(&standing, at).ok().map(|q| q.outstanding);
+    Ok(PayerView {
+        resolution: rows.resolution,
+        state: standing.state,
+        kind: crate::decode::kind(&rows.kind)?,
+        captured_at: rows.captured_at,
+        plate: rows.decided_plate.or(rows.plate),
+        frames: rows
+            .frames
+            .into_iter()
+            .map(|i| crate::decode::u32_of(i, "frame index"))
+            .collect::<Result<_, _>>()?,
+        site: rows.site,
+        discount_until,
+        due: rows.due,
+        appeal_until: rows.appeal_until,
+        discount_open: rows.discount_open.unwrap_or(true),
+        paid_minor,
+        outstanding,
+        latest_appeal: rows.latest_appeal,
+    })
+}

@@ -12,14 +12,16 @@ use sqlx::{PgConnection, Row};
 
 use crate::audit::{now_millis, whole_millis};
 use crate::payments::{
-    self, NewPayment, PaymentChannel, PaymentPosted, PaymentQuote, PaymentRecord, PaymentRefusal,
-    PaymentReversal, PaymentReversed, Standing, StandingRow, PAYMENT_POSTED, PAYMENT_REVERSED,
+    self, AppealGist, NewPayment, PayerSite, PayerView, PayerViewRows, PaymentChannel,
+    PaymentPosted, PaymentQuote, PaymentRecord, PaymentRefusal, PaymentReversal, PaymentReversed,
+    Standing, StandingRow, ViewPayment, PAYMENT_POSTED, PAYMENT_REVERSED,
 };
 use crate::postgres::PgStore;
 use crate::postgres_appeals::{clock_of, move_case, restart_clock};
 use crate::postgres_recognition::insert_audit;
+use crate::postgres_stages::resolution_from_row;
 use crate::recognition::audit_row;
-use crate::reconciliation;
+use crate::{appeals, reconciliation};
 use crate::{decode, PaymentLedger, StoreError};
 
 /// A payment's columns. A macro because `query()` takes only `&'static str`.
@@ -87,18 +89,7 @@ pub(crate) async fn standing(
     else {
         return Ok(None);
     };
-    let row = StandingRow {
-        resolution_number: row.try_get("number")?,
-        case_id: CaseId(row.try_get("case_id")?),
-        jurisdiction: row.try_get("jurisdiction")?,
-        state: row.try_get("state")?,
-        amount_minor: row.try_get("amount_minor")?,
-        discounted_minor: row.try_get("discounted_minor")?,
-        currency: row.try_get("currency")?,
-        discount_until: row.try_get("discount_until")?,
-        dated: row.try_get::<bool, _>("dated")?,
-        appealed: row.try_get::<bool, _>("appealed")?,
-    };
+    let row = standing_row(&row)?;
     let paid = sqlx::query(
         "SELECT amount_minor, paid_at, channel FROM payments \
              WHERE resolution_number = $1 AND reversed_at IS NULL",
@@ -140,6 +131,22 @@ async fn earlier_report(
     .as_ref()
     .map(payment_from_row)
     .transpose()
+}
+
+/// A fine's standing columns (`number` … `appealed`, as `standing` selects them).
+fn standing_row(row: &PgRow) -> Result<StandingRow, StoreError> {
+    Ok(StandingRow {
+        resolution_number: row.try_get("number")?,
+        case_id: CaseId(row.try_get("case_id")?),
+        jurisdiction: row.try_get("jurisdiction")?,
+        state: row.try_get("state")?,
+        amount_minor: row.try_get("amount_minor")?,
+        discounted_minor: row.try_get("discounted_minor")?,
+        currency: row.try_get("currency")?,
+        discount_until: row.try_get("discount_until")?,
+        dated: row.try_get::<bool, _>("dated")?,
+        appealed: row.try_get::<bool, _>("appealed")?,
+    })
 }
 
 /// Posts `payment` to the fine `standing` describes, its case row locked by the caller's
@@ -556,4 +563,103 @@ impl PaymentLedger for PgStore {
             .map(payment_from_row)
             .collect()
     }
+
+    async fn payer_view(
+        &self,
+        number: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<PayerView>, StoreError> {
+        let Some(row) = sqlx::query(PAYER_VIEW)
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let latest_appeal = match row.try_get::<Option<i64>, _>("appeal_id")? {
+            Some(id) => Some(AppealGist {
+                id,
+                state: appeals::decode_appeal_state(&row.try_get::<String, _>("appeal_state")?)?,
+                filed_at: row.try_get("appeal_filed_at")?,
+                decided_at: row.try_get("appeal_decided_at")?,
+                decision_note: row.try_get("appeal_note")?,
+            }),
+            None => None,
+        };
+        let site = match row.try_get::<Option<String>, _>("site_address")? {
+            Some(address) => Some(PayerSite {
+                address,
+                lat_e6: row.try_get("site_lat_e6")?,
+                lon_e6: row.try_get("site_lon_e6")?,
+            }),
+            None => None,
+        };
+        let amounts: Vec<i64> = row.try_get("paid_amounts")?;
+        let excesses: Vec<i64> = row.try_get("paid_excesses")?;
+        let times: Vec<DateTime<Utc>> = row.try_get("paid_times")?;
+        let channels: Vec<String> = row.try_get("paid_channels")?;
+        let payments = amounts
+            .into_iter()
+            .zip(excesses)
+            .zip(times)
+            .zip(channels)
+            .map(|(((amount_minor, excess_minor), paid_at), channel)| {
+                Ok::<_, StoreError>(ViewPayment {
+                    amount_minor,
+                    excess_minor,
+                    paid_at,
+                    channel: PaymentChannel::parse(&channel)?,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let rows = PayerViewRows {
+            resolution: resolution_from_row(&row)?,
+            standing: standing_row(&row)?,
+            kind: row.try_get("kind")?,
+            captured_at: row.try_get("captured_at")?,
+            plate: row.try_get("plate")?,
+            decided_plate: row.try_get("decided_plate")?,
+            frames: row
+                .try_get::<Vec<i32>, _>("frames")?
+                .into_iter()
+                .map(i64::from)
+                .collect(),
+            site,
+            due: row.try_get("due")?,
+            appeal_until: row.try_get("appeal_until")?,
+            discount_open: row.try_get("discount_open")?,
+            payments,
+            latest_appeal,
+        };
+        payments::payer_view(rows, at).map(Some)
+    }
 }
+
+/// Everything a payer's view reads, in one statement: the resolution with its case,
+/// clock, camera site, frames, standing payments and latest appeal.
+const PAYER_VIEW: &str = "SELECT r.number, r.case_id, r.payment_code, r.jurisdiction, \
+     r.article, r.units, r.amount_minor, r.discounted_minor, r.currency, r.issued_at, \
+     r.pdf_sha256, b.segment, b.byte_offset, b.byte_len, r.signature, r.signature_key_id, \
+     r.signer, r.delivered_at, r.delivered_via, r.repeat_of, \
+     s.state, s.kind, s.captured_at, s.plate, s.decided_plate, \
+     c.discount_until, c.due, c.appeal_until, c.discount_open, \
+     c.case_id IS NOT NULL AS dated, a.id IS NOT NULL AS appealed, \
+     m.site_address, m.site_lat_e6, m.site_lon_e6, \
+     ARRAY(SELECT f.idx FROM case_frames f WHERE f.case_id = r.case_id ORDER BY f.idx) AS frames, \
+     p.amounts AS paid_amounts, p.excesses AS paid_excesses, p.times AS paid_times, \
+     p.channels AS paid_channels, \
+     a.id AS appeal_id, a.state AS appeal_state, a.filed_at AS appeal_filed_at, \
+     a.decided_at AS appeal_decided_at, a.decision_note AS appeal_note \
+     FROM resolutions r JOIN evidence_blobs b ON b.sha256 = r.pdf_sha256 \
+     JOIN cases s ON s.id = r.case_id \
+     LEFT JOIN case_clocks c ON c.case_id = r.case_id \
+     LEFT JOIN cameras m ON m.camera_id = s.camera_id \
+     CROSS JOIN LATERAL (SELECT \
+         COALESCE(array_agg(amount_minor ORDER BY id), '{}') AS amounts, \
+         COALESCE(array_agg(excess_minor ORDER BY id), '{}') AS excesses, \
+         COALESCE(array_agg(paid_at ORDER BY id), '{}') AS times, \
+         COALESCE(array_agg(channel ORDER BY id), '{}') AS channels \
+         FROM payments WHERE resolution_number = r.number AND reversed_at IS NULL) p \
+     LEFT JOIN LATERAL (SELECT id, state, filed_at, decided_at, decision_note FROM appeals \
+         WHERE case_id = r.case_id ORDER BY filed_at DESC, id DESC LIMIT 1) a ON TRUE \
+     WHERE r.number = $1";

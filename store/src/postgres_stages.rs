@@ -34,7 +34,7 @@ macro_rules! resolution_select {
     };
 }
 
-fn resolution_from_row(row: &PgRow) -> Result<ResolutionRecord, StoreError> {
+pub(crate) fn resolution_from_row(row: &PgRow) -> Result<ResolutionRecord, StoreError> {
     ResolutionColumns {
         number: row.try_get("number")?,
         case_id: row.try_get("case_id")?,

@@ -10,14 +10,16 @@ use sqlx::{Row, SqliteConnection};
 
 use crate::audit::{now_millis, whole_millis};
 use crate::payments::{
-    self, NewPayment, PaymentChannel, PaymentPosted, PaymentQuote, PaymentRecord, PaymentRefusal,
-    PaymentReversal, PaymentReversed, Standing, StandingRow, PAYMENT_POSTED, PAYMENT_REVERSED,
+    self, AppealGist, NewPayment, PayerSite, PayerView, PayerViewRows, PaymentChannel,
+    PaymentPosted, PaymentQuote, PaymentRecord, PaymentRefusal, PaymentReversal, PaymentReversed,
+    Standing, StandingRow, ViewPayment, PAYMENT_POSTED, PAYMENT_REVERSED,
 };
 use crate::recognition::audit_row;
-use crate::reconciliation;
 use crate::sqlite::{ms, SqliteStore};
 use crate::sqlite_appeals::{clock_of, move_case, restart_clock};
 use crate::sqlite_recognition::insert_audit;
+use crate::sqlite_stages::resolution_from_row;
+use crate::{appeals, reconciliation};
 use crate::{decode, PaymentLedger, StoreError};
 
 /// A payment's columns. A macro because `query()` takes only `&'static str`.
@@ -75,18 +77,7 @@ pub(crate) async fn standing(
     else {
         return Ok(None);
     };
-    let row = StandingRow {
-        resolution_number: row.try_get("number")?,
-        case_id: CaseId(row.try_get("case_id")?),
-        jurisdiction: row.try_get("jurisdiction")?,
-        state: row.try_get("state")?,
-        amount_minor: row.try_get("amount_minor")?,
-        discounted_minor: row.try_get("discounted_minor")?,
-        currency: row.try_get("currency")?,
-        discount_until: row.try_get("discount_until")?,
-        dated: row.try_get::<i64, _>("dated")? != 0,
-        appealed: row.try_get::<i64, _>("appealed")? != 0,
-    };
+    let row = standing_row(&row)?;
     let paid = sqlx::query(
         "SELECT amount_minor, paid_at, channel FROM payments \
              WHERE resolution_number = ? AND reversed_at IS NULL",
@@ -104,6 +95,22 @@ pub(crate) async fn standing(
     })
     .collect::<Result<Vec<_>, _>>()?;
     payments::standing_of(row, &paid).map(Some)
+}
+
+/// A fine's standing columns (`number` … `appealed`, as `standing` selects them).
+fn standing_row(row: &SqliteRow) -> Result<StandingRow, StoreError> {
+    Ok(StandingRow {
+        resolution_number: row.try_get("number")?,
+        case_id: CaseId(row.try_get("case_id")?),
+        jurisdiction: row.try_get("jurisdiction")?,
+        state: row.try_get("state")?,
+        amount_minor: row.try_get("amount_minor")?,
+        discounted_minor: row.try_get("discounted_minor")?,
+        currency: row.try_get("currency")?,
+        discount_until: row.try_get("discount_until")?,
+        dated: row.try_get::<i64, _>("dated")? != 0,
+        appealed: row.try_get::<i64, _>("appealed")? != 0,
+    })
 }
 
 /// Posts `payment` to the fine `standing` describes, in the caller's `BEGIN IMMEDIATE`
@@ -502,5 +509,103 @@ impl PaymentLedger for SqliteStore {
             .iter()
             .map(payment_from_row)
             .collect()
+    }
+
+    async fn payer_view(
+        &self,
+        number: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<PayerView>, StoreError> {
+        // One read transaction: every statement reads the same snapshot.
+        let mut tx = self.reader.begin().await?;
+        let Some(row) = sqlx::query(
+            "SELECT r.number, r.case_id, r.payment_code, r.jurisdiction, \
+             r.article, r.units, r.amount_minor, r.discounted_minor, r.currency, r.issued_at, \
+             r.pdf_sha256, b.segment, b.byte_offset, b.byte_len, r.signature, \
+             r.signature_key_id, r.signer, r.delivered_at, r.delivered_via, r.repeat_of, \
+             s.state, s.kind, s.captured_at, s.plate, s.decided_plate, \
+             c.discount_until, c.due, c.appeal_until, c.discount_open, \
+             c.case_id IS NOT NULL AS dated, \
+             EXISTS (SELECT 1 FROM appeals a WHERE a.case_id = r.case_id) AS appealed, \
+             m.site_address, m.site_lat_e6, m.site_lon_e6 \
+             FROM resolutions r JOIN evidence_blobs b ON b.sha256 = r.pdf_sha256 \
+             JOIN cases s ON s.id = r.case_id \
+             LEFT JOIN case_clocks c ON c.case_id = r.case_id \
+             LEFT JOIN cameras m ON m.camera_id = s.camera_id \
+             WHERE r.number = ?",
+        )
+        .bind(number)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let case_id: i64 = row.try_get("case_id")?;
+        let frames =
+            sqlx::query_scalar("SELECT idx FROM case_frames WHERE case_id = ? ORDER BY idx")
+                .bind(case_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let payments = sqlx::query(
+            "SELECT amount_minor, excess_minor, paid_at, channel FROM payments \
+             WHERE resolution_number = ? AND reversed_at IS NULL ORDER BY id",
+        )
+        .bind(number)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok::<_, StoreError>(ViewPayment {
+                amount_minor: row.try_get("amount_minor")?,
+                excess_minor: row.try_get("excess_minor")?,
+                paid_at: decode::millis(row.try_get("paid_at")?)?,
+                channel: PaymentChannel::parse(&row.try_get::<String, _>("channel")?)?,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+        let latest_appeal = sqlx::query(
+            "SELECT id, state, filed_at, decided_at, decision_note FROM appeals \
+             WHERE case_id = ? ORDER BY filed_at DESC, id DESC LIMIT 1",
+        )
+        .bind(case_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| {
+            Ok::<_, StoreError>(AppealGist {
+                id: row.try_get("id")?,
+                state: appeals::decode_appeal_state(&row.try_get::<String, _>("state")?)?,
+                filed_at: decode::millis(row.try_get("filed_at")?)?,
+                decided_at: decode::opt_millis(row.try_get("decided_at")?)?,
+                decision_note: row.try_get("decision_note")?,
+            })
+        })
+        .transpose()?;
+        tx.rollback().await?;
+        let site = match row.try_get::<Option<String>, _>("site_address")? {
+            Some(address) => Some(PayerSite {
+                address,
+                lat_e6: row.try_get("site_lat_e6")?,
+                lon_e6: row.try_get("site_lon_e6")?,
+            }),
+            None => None,
+        };
+        let rows = PayerViewRows {
+            resolution: resolution_from_row(&row)?,
+            standing: standing_row(&row)?,
+            kind: row.try_get("kind")?,
+            captured_at: decode::millis(row.try_get("captured_at")?)?,
+            plate: row.try_get("plate")?,
+            decided_plate: row.try_get("decided_plate")?,
+            frames,
+            site,
+            due: row.try_get("due")?,
+            appeal_until: row.try_get("appeal_until")?,
+            discount_open: row
+                .try_get::<Option<i64>, _>("discount_open")?
+                .map(|open| open != 0),
+            payments,
+            latest_appeal,
+        };
+        payments::payer_view(rows, at).map(Some)
     }
 }

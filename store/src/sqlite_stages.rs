@@ -40,7 +40,7 @@ macro_rules! resolution_select {
     };
 }
 
-fn resolution_from_row(row: &SqliteRow) -> Result<ResolutionRecord, StoreError> {
+pub(crate) fn resolution_from_row(row: &SqliteRow) -> Result<ResolutionRecord, StoreError> {
     ResolutionColumns {
         number: row.try_get("number")?,
         case_id: row.try_get("case_id")?,

@@ -200,6 +200,7 @@ conformance!(
         payments_are_applied_once_and_move_the_case,
         the_discount_follows_the_payers_days,
         a_quote_says_what_a_payment_would_take,
+        a_payers_view_reads_the_fine_at_once,
         a_reversed_payment_no_longer_counts,
         money_to_give_back_is_queued_and_settled_once,
         an_appeal_forfeits_the_discount,
@@ -5288,13 +5289,8 @@ async fn money_to_give_back_is_queued_and_settled_once(store: Arc<dyn Store>) {
     );
 }
 
-/// An appeal takes no payment while it is open and forfeits the discount for good.
-async fn an_appeal_forfeits_the_discount(store: Arc<dyn Store>) {
-    let numbers = issued(store.as_ref(), 1, &person()).await;
-    let number = &numbers[0];
-    let until = date("2026-03-15");
-    delivered_and_dated(store.as_ref(), number, until).await;
-    let case_id = store.resolution(number).await.unwrap().unwrap().case_id;
+/// The owner's appeal of `case_id`, filed through the portal.
+async fn owners_appeal(store: &dyn Store, case_id: CaseId) -> kozomol_store::AppealRecord {
     let filed = store
         .file_appeal(&kozomol_store::NewAppeal {
             case_id,
@@ -5306,9 +5302,123 @@ async fn an_appeal_forfeits_the_discount(store: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-    let kozomol_store::AppealFiled::Filed(appeal) = filed else {
-        panic!("not filed: {filed:?}");
+    match filed {
+        kozomol_store::AppealFiled::Filed(appeal) => *appeal,
+        other => panic!("not filed: {other:?}"),
+    }
+}
+
+/// The portal's one read of a fine says what the separate reads say: the case, its
+/// photos and place, the clock, what the standing payments took (a reversed one no
+/// longer), what paying on a day takes, and the latest appeal.
+async fn a_payers_view_reads_the_fine_at_once(store: Arc<dyn Store>) {
+    let numbers = issued(store.as_ref(), 1, &person()).await;
+    let number = &numbers[0];
+    let resolution = store.resolution(number).await.unwrap().unwrap();
+    let case = store.case(resolution.case_id).await.unwrap().unwrap();
+    let view = |day: &'static str| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .payer_view(number, bishkek_noon(date(day)))
+                .await
+                .unwrap()
+                .expect("a view")
+        }
     };
+
+    let fresh = view("2026-09-01").await;
+    assert_eq!(fresh.resolution, resolution);
+    assert_eq!(
+        (fresh.state, fresh.kind, fresh.captured_at),
+        (CaseState::Issued, case.kind, case.captured_at)
+    );
+    let decided = store.decided_plate(case.id).await.unwrap();
+    assert_eq!(fresh.plate, decided.or(case.plate.clone()));
+    assert_eq!(
+        fresh.frames,
+        case.frames.iter().map(|f| f.index).collect::<Vec<_>>()
+    );
+    let site = fresh.site.expect("the camera's site");
+    assert_eq!(site.address, "Бишкек, пр. Чуй / ул. Советская");
+    assert_eq!(site.lat_e6, 42_874_621);
+    assert!(fresh.discount_open && fresh.discount_until.is_none());
+    assert_eq!(
+        (fresh.paid_minor, fresh.outstanding),
+        (0, Some(som(250_000)))
+    );
+    assert!(fresh.latest_appeal.is_none());
+
+    delivered_and_dated(store.as_ref(), number, date("2026-03-15")).await;
+    let mut part = payment_for(store.as_ref(), number, "v-1", 100_000).await;
+    part.paid_at = bishkek_noon(date("2026-03-10"));
+    applied(store.post_payment(&part).await.unwrap());
+    let clock = store.clock(case.id).await.unwrap().unwrap();
+    for day in ["2026-03-11", "2026-03-16"] {
+        let seen = view(day).await;
+        let quote = store
+            .payment_quote(&resolution.payment_code, bishkek_noon(date(day)))
+            .await
+            .unwrap()
+            .expect("a quote");
+        assert_eq!(seen.outstanding, Some(quote.outstanding), "{day}");
+        assert_eq!(seen.state, CaseState::PartiallyPaid);
+        assert_eq!(seen.paid_minor, 100_000);
+        assert_eq!(
+            (
+                seen.discount_until,
+                seen.due,
+                seen.appeal_until,
+                seen.discount_open
+            ),
+            (
+                clock.discount_until,
+                clock.due,
+                clock.appeal_until,
+                clock.discount_open
+            )
+        );
+    }
+    assert_eq!(view("2026-03-16").await.outstanding, Some(som(400_000)));
+
+    store
+        .reverse_payment(&reversal_of(&resolution.payment_code, Some("v-1")))
+        .await
+        .unwrap();
+    let reversed = view("2026-03-11").await;
+    assert_eq!(
+        reversed.paid_minor, 0,
+        "a reversed payment no longer counts"
+    );
+    assert_eq!(reversed.outstanding, Some(som(250_000)));
+
+    let appeal = owners_appeal(store.as_ref(), case.id).await;
+    let appealed = view("2026-03-11").await;
+    assert_eq!(appealed.state, CaseState::Appealed);
+    assert_eq!(
+        appealed.outstanding, None,
+        "an open appeal takes no payment"
+    );
+    assert_eq!(
+        appealed.latest_appeal,
+        Some(kozomol_store::AppealGist::from(&appeal))
+    );
+
+    assert!(store
+        .payer_view("KG-BSK-2026-9999999", Utc::now())
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// An appeal takes no payment while it is open and forfeits the discount for good.
+async fn an_appeal_forfeits_the_discount(store: Arc<dyn Store>) {
+    let numbers = issued(store.as_ref(), 1, &person()).await;
+    let number = &numbers[0];
+    let until = date("2026-03-15");
+    delivered_and_dated(store.as_ref(), number, until).await;
+    let case_id = store.resolution(number).await.unwrap().unwrap().case_id;
+    let appeal = owners_appeal(store.as_ref(), case_id).await;
     let mut payment = payment_for(store.as_ref(), number, "c-1", 250_000).await;
     payment.paid_at = bishkek_noon(date("2026-03-10"));
     assert_eq!(

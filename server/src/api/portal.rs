@@ -16,7 +16,7 @@ use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use kozomol_core::{decimal_degrees, CaseId, CaseState, ViolationKind};
 use kozomol_payments::PaymentCode;
-use kozomol_store::{AppealRecord, AppealState, CaseRecord, ResolutionRecord};
+use kozomol_store::{AppealGist, AppealState, CaseRecord, PayerView, ResolutionRecord};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::info;
@@ -166,14 +166,14 @@ pub struct PublicAppeal {
     decision_note: Option<String>,
 }
 
-impl From<&AppealRecord> for PublicAppeal {
-    fn from(appeal: &AppealRecord) -> Self {
+impl From<AppealGist> for PublicAppeal {
+    fn from(appeal: AppealGist) -> Self {
         PublicAppeal {
             id: appeal.id,
             state: appeal.state,
             filed_at: appeal.filed_at,
             decided_at: appeal.decided_at,
-            decision_note: appeal.decision_note.clone(),
+            decision_note: appeal.decision_note,
         }
     }
 }
@@ -192,7 +192,7 @@ pub async fn lookup(
     // Every lookup counts, found or not: a hit is as telling as a miss.
     count_against_address(&state, &parts)?;
     let request = json_body(body)?;
-    let (records, scope) = match (
+    let (numbers, scope) = match (
         filled(request.plate),
         filled(request.certificate),
         filled(request.resolution),
@@ -202,7 +202,7 @@ pub async fn lookup(
             by_plate_and_certificate(&state, &plate, &certificate).await?,
             GrantScope::Owner,
         ),
-        (None, None, Some(number), None) => (by_number(&state, &number).await?, GrantScope::Fine),
+        (None, None, Some(number), None) => (by_number(&number), GrantScope::Fine),
         (None, None, None, Some(code)) => (by_payment_code(&state, &code).await?, GrantScope::Fine),
         (Some(_), None, None, None) => {
             return Err(ApiError::Validation(vec![FieldProblem::new(
@@ -223,12 +223,14 @@ pub async fn lookup(
             )]))
         }
     };
-    if records.is_empty() {
-        return Err(ApiError::NotFound("a fine matching this lookup".into()));
+    let mut fines = Vec::with_capacity(numbers.len());
+    for number in numbers {
+        if let Some(view) = state.app.store.payer_view(&number, Utc::now()).await? {
+            fines.push(public_fine(&state, view, scope));
+        }
     }
-    let mut fines = Vec::with_capacity(records.len());
-    for (case, resolution) in records {
-        fines.push(public_fine(&state, case, resolution, scope).await?);
+    if fines.is_empty() {
+        return Err(ApiError::NotFound("a fine matching this lookup".into()));
     }
     Ok(Json(LookupAnswer { fines }))
 }
@@ -239,8 +241,8 @@ pub async fn show(
     Path(number): Path<String>,
     Query(query): Query<GrantQuery>,
 ) -> Result<Json<PublicFine>, ApiError> {
-    let (case, resolution, scope) = granted(&state, &number, query.grant.as_deref()).await?;
-    Ok(Json(public_fine(&state, case, resolution, scope).await?))
+    let (view, scope) = granted_view(&state, &number, query.grant.as_deref()).await?;
+    Ok(Json(public_fine(&state, view, scope)))
 }
 
 /// `GET /api/v1/public/fines/{number}/frames/{n}?grant=`.
@@ -292,8 +294,8 @@ pub async fn qr_svg(
     Path(number): Path<String>,
     Query(query): Query<GrantQuery>,
 ) -> Result<Response, ApiError> {
-    let (case, resolution, scope) = granted(&state, &number, query.grant.as_deref()).await?;
-    let fine = public_fine(&state, case, resolution, scope).await?;
+    let (view, scope) = granted_view(&state, &number, query.grant.as_deref()).await?;
+    let fine = public_fine(&state, view, scope);
     let payload = fine
         .qr_payload
         .ok_or_else(|| ApiError::NotFound(format!("a payment due on resolution {number}")))?;
@@ -321,7 +323,10 @@ pub async fn appeal(
     count_against_address(&state, &parts)?;
     let request = json_body(body)?;
     let record = file_appeal_for(&state, &case, request, PORTAL_ACTOR.to_owned()).await?;
-    Ok((StatusCode::CREATED, Json(PublicAppeal::from(&record))))
+    Ok((
+        StatusCode::CREATED,
+        Json(PublicAppeal::from(AppealGist::from(&record))),
+    ))
 }
 
 /// `POST /api/v1/public/fines/{number}/contacts?grant=`: the owner leaves a phone
@@ -354,10 +359,23 @@ async fn owner_granted(
     number: &str,
     grant: Option<&str>,
 ) -> Result<(CaseRecord, ResolutionRecord), ApiError> {
-    match granted(state, number, grant).await? {
-        (case, resolution, GrantScope::Owner) => Ok((case, resolution)),
-        _ => Err(ApiError::GrantRequired),
+    if grant_for(state, number, grant)? != GrantScope::Owner {
+        return Err(ApiError::GrantRequired);
     }
+    let number = number.to_uppercase();
+    let resolution = state
+        .app
+        .store
+        .resolution(&number)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("resolution {number}")))?;
+    let case = state
+        .app
+        .store
+        .case(resolution.case_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("resolution {number}")))?;
+    Ok((case, resolution))
 }
 
 /// Counts a lookup, or a public request that writes (an appeal, a PDF download's audit
@@ -414,7 +432,7 @@ async fn by_plate_and_certificate(
     state: &ApiState,
     plate: &str,
     certificate: &str,
-) -> Result<Vec<(CaseRecord, ResolutionRecord)>, ApiError> {
+) -> Result<Vec<String>, ApiError> {
     let plate = kozomol_tunduk::normalize_plate(plate);
     let wanted = certificate_key(certificate);
     if plate.is_empty() || wanted.is_empty() {
@@ -448,8 +466,8 @@ async fn by_plate_and_certificate(
             if registered.as_deref() != Some(wanted.as_str()) {
                 continue;
             }
-            if let Some(pair) = case_with_resolution(state, summary.id).await? {
-                found.push(pair);
+            if let Some(resolution) = store.resolution_of_case(summary.id).await? {
+                found.push(resolution.number);
             }
         }
         if last_page {
@@ -462,31 +480,17 @@ async fn by_plate_and_certificate(
     Ok(found)
 }
 
-async fn by_number(
-    state: &ApiState,
-    number: &str,
-) -> Result<Vec<(CaseRecord, ResolutionRecord)>, ApiError> {
-    let number = number.to_uppercase();
+/// A resolution number as people type it, if it is one.
+fn by_number(number: &str) -> Vec<String> {
+    let number = number.trim().to_uppercase();
     if kozomol_fines::resolution::ResolutionNumber::parse(&number).is_err() {
-        return Ok(Vec::new());
+        return Vec::new();
     }
-    let Some(resolution) = state.app.store.resolution(&number).await? else {
-        return Ok(Vec::new());
-    };
-    Ok(state
-        .app
-        .store
-        .case(resolution.case_id)
-        .await?
-        .map(|case| vec![(case, resolution)])
-        .unwrap_or_default())
+    vec![number]
 }
 
 /// A payment code names its case by its sequence; the resolution must carry the code.
-async fn by_payment_code(
-    state: &ApiState,
-    code: &str,
-) -> Result<Vec<(CaseRecord, ResolutionRecord)>, ApiError> {
+async fn by_payment_code(state: &ApiState, code: &str) -> Result<Vec<String>, ApiError> {
     let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     let Ok(parsed) = PaymentCode::parse(&digits) else {
         return Ok(Vec::new());
@@ -494,22 +498,15 @@ async fn by_payment_code(
     let Ok(case_id) = i64::try_from(parsed.sequence()) else {
         return Ok(Vec::new());
     };
-    Ok(case_with_resolution(state, CaseId(case_id))
+    Ok(state
+        .app
+        .store
+        .resolution_of_case(CaseId(case_id))
         .await?
-        .filter(|(_, resolution)| resolution.payment_code == parsed.to_string())
+        .filter(|resolution| resolution.payment_code == parsed.to_string())
+        .map(|resolution| resolution.number)
         .into_iter()
         .collect())
-}
-
-async fn case_with_resolution(
-    state: &ApiState,
-    case_id: CaseId,
-) -> Result<Option<(CaseRecord, ResolutionRecord)>, ApiError> {
-    let store = &state.app.store;
-    let Some(resolution) = store.resolution_of_case(case_id).await? else {
-        return Ok(None);
-    };
-    Ok(store.case(case_id).await?.map(|case| (case, resolution)))
 }
 
 /// What a grant lets its holder do: every grant opens the fine; only a lookup by plate
@@ -538,20 +535,26 @@ impl GrantScope {
     }
 }
 
-/// The fine `number` names and what `grant` allows on it, if it opens it.
-async fn granted(
+/// What `grant` allows on the fine `number`, if it opens it.
+fn grant_for(state: &ApiState, number: &str, grant: Option<&str>) -> Result<GrantScope, ApiError> {
+    let grant = grant.ok_or(ApiError::GrantRequired)?;
+    grant_scope(state, number, grant, Utc::now().timestamp()).ok_or(ApiError::GrantRequired)
+}
+
+/// The fine `number` names as its payer sees it, and what `grant` allows on it.
+async fn granted_view(
     state: &ApiState,
     number: &str,
     grant: Option<&str>,
-) -> Result<(CaseRecord, ResolutionRecord, GrantScope), ApiError> {
-    let grant = grant.ok_or(ApiError::GrantRequired)?;
-    let scope =
-        grant_scope(state, number, grant, Utc::now().timestamp()).ok_or(ApiError::GrantRequired)?;
-    let (case, resolution) = by_number(state, number)
+) -> Result<(PayerView, GrantScope), ApiError> {
+    let scope = grant_for(state, number, grant)?;
+    let view = state
+        .app
+        .store
+        .payer_view(&number.to_uppercase(), Utc::now())
         .await?
-        .pop()
         .ok_or_else(|| ApiError::NotFound(format!("resolution {number}")))?;
-    Ok((case, resolution, scope))
+    Ok((view, scope))
 }
 
 /// The key grants are signed with: derived from the server's own signing key, so
@@ -580,13 +583,8 @@ fn grant_scope(state: &ApiState, number: &str, grant: &str, now: i64) -> Option<
     (expires > now && constant_time_eq(expected.as_bytes(), grant.as_bytes())).then_some(scope)
 }
 
-async fn public_fine(
-    state: &ApiState,
-    case: CaseRecord,
-    resolution: ResolutionRecord,
-    scope: GrantScope,
-) -> Result<PublicFine, ApiError> {
-    let store = &state.app.store;
+fn public_fine(state: &ApiState, view: PayerView, scope: GrantScope) -> PublicFine {
+    let resolution = view.resolution;
     let now = Utc::now();
     let number = resolution.number.clone();
     let expires = now.timestamp() + GRANT_LIFETIME_S;
@@ -596,18 +594,7 @@ async fn public_fine(
             "/api/v1/public/fines/{number}{path}?grant={grant}"
         ))
     };
-
-    let clock = store.clock(case.id).await?;
-    let paid_minor: i64 = store
-        .payments(&number)
-        .await?
-        .iter()
-        .map(|p| p.amount.minor - p.excess_minor)
-        .sum();
-    let outstanding = match store.payment_quote(&resolution.payment_code, now).await? {
-        Ok(quote) => Some(quote.outstanding),
-        Err(_) => None,
-    };
+    let outstanding = view.outstanding;
     let qr_payload = match (&state.app.merchant, outstanding) {
         (Some(merchant), Some(amount)) if amount.minor > 0 => {
             PaymentCode::parse(&resolution.payment_code)
@@ -628,74 +615,58 @@ async fn public_fine(
         .map(String::from),
         _ => None,
     };
-    let place = match &case.camera_id {
-        Some(camera) => store.camera(camera).await?.map(|camera| {
-            let (lat, lon) = (
-                decimal_degrees(camera.site.lat_e6),
-                decimal_degrees(camera.site.lon_e6),
-            );
-            Place {
-                address: camera.site.address,
-                map_url: format!(
-                    "https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=18/{lat}/{lon}"
-                ),
-                latitude: lat,
-                longitude: lon,
-            }
-        }),
-        None => None,
-    };
-    let appeal = store
-        .appeals_of_case(case.id)
-        .await?
-        .iter()
-        .max_by_key(|a| a.filed_at)
-        .map(PublicAppeal::from);
-    let plate = match store.decided_plate(case.id).await? {
-        Some(plate) => Some(plate),
-        None => case.plate.clone(),
-    };
-    Ok(PublicFine {
+    let place = view.site.map(|site| {
+        let (lat, lon) = (decimal_degrees(site.lat_e6), decimal_degrees(site.lon_e6));
+        Place {
+            address: site.address,
+            map_url: format!(
+                "https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=18/{lat}/{lon}"
+            ),
+            latitude: lat,
+            longitude: lon,
+        }
+    });
+    PublicFine {
         owner_view: scope == GrantScope::Owner,
         frames: if scope == GrantScope::Owner {
-            case.frames
+            view.frames
                 .iter()
-                .map(|f| link(&format!("/frames/{}", f.index)))
+                .map(|index| link(&format!("/frames/{index}")))
                 .collect()
         } else {
             Vec::new()
         },
         pdf_url: (scope == GrantScope::Owner).then(|| link("/pdf")),
         qr_svg_url: qr_payload.as_ref().map(|_| link("/qr.svg")),
-        status: FineStatus::of(case.state),
-        case_state: case.state,
-        kind: case.kind,
-        violation: kozomol_fines::resolution::violation_wording(case.kind),
+        status: FineStatus::of(view.state),
+        case_state: view.state,
+        kind: view.kind,
+        violation: kozomol_fines::resolution::violation_wording(view.kind),
         article: resolution.article,
-        captured_at: case.captured_at,
-        plate,
+        captured_at: view.captured_at,
+        plate: view.plate,
         place,
         issued_at: resolution.issued_at,
         currency: resolution.amount.currency.code(),
         amount_minor: resolution.amount.minor,
         discounted_minor: resolution
             .discounted
-            .filter(|_| clock.as_ref().is_none_or(|c| c.discount_open))
+            .filter(|_| view.discount_open)
             .map(|m| m.minor),
-        discount_until: clock.as_ref().and_then(|c| c.discount_until),
-        due: clock.as_ref().and_then(|c| c.due),
-        appeal_until: clock.as_ref().and_then(|c| c.appeal_until),
+        discount_until: view.discount_until,
+        due: view.due,
+        appeal_until: view.appeal_until,
         outstanding_minor: outstanding.map_or(0, |m| m.minor),
-        paid_minor,
+        paid_minor: view.paid_minor,
         qr_payload,
         card_payment_url,
         contacts_url: (scope == GrantScope::Owner).then(|| link("/contacts")),
-        appeal,
+        appeal: view.latest_appeal.map(PublicAppeal::from),
         payment_code: resolution.payment_code,
         grant_expires_at: DateTime::from_timestamp(expires, 0).unwrap_or(now),
         grant,
         number,
-    })
+    }
 }
 
 #[cfg(test)]
