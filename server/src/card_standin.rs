@@ -18,7 +18,7 @@ use axum::{Form, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::{request_signing_payload, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
+use crate::api::{escape_html, request_signing_payload, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
 
 /// The card number the stand-in declines.
 pub const DECLINED_CARD: &str = "4000000000000002";
@@ -321,13 +321,6 @@ fn expiry_valid(text: &str) -> bool {
     (1..=12).contains(&month) && (2000 + year, month) >= (today.year(), today.month())
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 fn card_form(intent: &str, order: &Order, problem: Option<&str>) -> Response {
     let amount = format!(
         "{}.{:02} {}",
@@ -336,7 +329,12 @@ fn card_form(intent: &str, order: &Order, problem: Option<&str>) -> Response {
         order.currency
     );
     let problem = problem
-        .map(|p| format!("<p role=\"alert\" id=\"card-problem\">{}</p>", escape(p)))
+        .map(|p| {
+            format!(
+                "<p role=\"alert\" id=\"card-problem\">{}</p>",
+                escape_html(p)
+            )
+        })
         .unwrap_or_default();
     page(
         StatusCode::OK,
@@ -350,11 +348,11 @@ fn card_form(intent: &str, order: &Order, problem: Option<&str>) -> Response {
              <label for=\"cvc\">CVC</label><input id=\"cvc\" name=\"cvc\" inputmode=\"numeric\" autocomplete=\"cc-csc\" required>\
              <p><button type=\"submit\" id=\"pay\">Pay {amount}</button></p></form>\
              <p><a href=\"{back}\">Cancel and return</a></p>",
-            number = escape(&order.resolution_number),
-            code = escape(&order.payment_code),
-            amount = escape(&amount),
-            intent = escape(intent),
-            back = escape(&order.return_url),
+            number = escape_html(&order.resolution_number),
+            code = escape_html(&order.payment_code),
+            amount = escape_html(&amount),
+            intent = escape_html(intent),
+            back = escape_html(&order.return_url),
         ),
     )
 }
@@ -365,8 +363,8 @@ fn failure(return_url: &str, detail: &str) -> Response {
         "Payment not possible",
         &format!(
             "<p id=\"card-problem\">The payment cannot be taken: {}</p><p><a href=\"{}\">Return</a></p>",
-            escape(detail),
-            escape(return_url)
+            escape_html(detail),
+            escape_html(return_url)
         ),
     )
 }

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod card_standin;
 pub mod demo_bus;
 pub mod metrics;
+pub mod oidc_standin;
 pub mod openapi;
 pub mod plate_reading;
 pub mod serve;

@@ -31,7 +31,7 @@ pub fn document(public_base_url: &str) -> Value {
                 merged(owner_liability_paths(), officer_filings_paths()),
                 merged(
                     merged(payment_api_paths(), reconciliation_paths()),
-                    web_paths()
+                    merged(web_paths(), oidc_paths())
                 )
             )
         ),
@@ -1181,7 +1181,37 @@ fn checks_schemas(schemas: &mut serde_json::Map<String, Value>) {
     );
 }
 
-/// `a` with `b`'s entries added.
+/// Logging in through the city's identity provider (`[oidc]`, docs/web.md).
+fn oidc_paths() -> Value {
+    json!({
+        "/console/oidc/login": { "get": {
+            "operationId": "oidcLogin",
+            "summary": "Off to the city's identity provider (OpenID Connect, authorization code with PKCE S256); sets the flow's cookie.",
+            "security": [],
+            "responses": {
+                "303": { "description": "To the provider's authorization endpoint; to `/console/login?failed=oidc` when it cannot be reached." },
+                "404": problem("No identity provider is configured (`not_found`).")
+            }
+        } },
+        "/console/oidc/callback": { "get": {
+            "operationId": "oidcCallback",
+            "summary": "Back from the identity provider: the code is exchanged, the ID token checked (signature from the provider's JWKS, issuer, audience, expiry, nonce) and a session opened for kozomol's account of the login the token names.",
+            "security": [],
+            "parameters": [
+                query_param("code", "The authorization code.", json!({ "type": "string" })),
+                query_param("state", "The flow's state, as sent.", json!({ "type": "string" })),
+                query_param("error", "The provider's refusal.", json!({ "type": "string" })),
+                query_param("error_description", "Its explanation.", json!({ "type": "string" }))
+            ],
+            "responses": {
+                "200": { "description": "Logged in: the session cookie, and a page moving on to the dashboard.", "content": { "text/html": { "schema": { "type": "string" } } } },
+                "303": { "description": "Not logged in: to `/console/login?failed=oidc` (why is logged)." },
+                "404": problem("No identity provider is configured (`not_found`).")
+            }
+        } }
+    })
+}
+
 /// An HTML page (or a file under `/assets/`) rather than JSON.
 fn page(operation_id: &str, summary: &str, security: Value, extra: Value) -> Value {
     let mut op = json!({
@@ -1391,7 +1421,7 @@ fn web_paths() -> Value {
             "security": [],
             "responses": { "303": { "description": "To `/console/queue`." } }
         }},
-        "/console/login": { "get": page("consoleLoginPage", "The console's login.", json!([]), json!({})) },
+        "/console/login": { "get": page("consoleLoginPage", "The console's login: login and password, and the city's identity provider where `[oidc]` names one.", json!([]), json!({})) },
         "/console/queue": { "get": page("reviewDeskPage", "The review desk, worked from the keyboard.", json!([{ "session": [] }]), json!({
             "x-kozomol-roles": roles::<Reviewers>(),
             "responses": console_page_answers()
@@ -1404,8 +1434,12 @@ fn web_paths() -> Value {
             "x-kozomol-roles": roles::<DeadLetterReaders>(),
             "responses": console_page_answers()
         })) },
-        "/console/finance": { "get": page("financePage", "Credits waiting for a decision and refunds owed.", json!([{ "session": [] }]), json!({
+        "/console/finance": { "get": page("financePage", "Statements imported, credits waiting for a decision, reconciliation totals per day and channel, refunds owed.", json!([{ "session": [] }]), json!({
             "x-kozomol-roles": roles::<FinanceReaders>(),
+            "responses": console_page_answers()
+        })) },
+        "/console/reports": { "get": page("reportsPage", "Violations officers saw themselves, and road accidents through their investigation.", json!([{ "session": [] }]), json!({
+            "x-kozomol-roles": roles::<DeskOfficers>(),
             "responses": console_page_answers()
         })) },
         "/console/accounts": { "get": page("accountsPage", "The accounts; admins make new ones.", json!([{ "session": [] }]), json!({
@@ -1438,6 +1472,7 @@ fn web_paths() -> Value {
     })
 }
 
+/// `a` with `b`'s entries added.
 fn merged(mut a: Value, b: Value) -> Value {
     if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
         a.extend(b);
@@ -1795,8 +1830,9 @@ fn components() -> Value {
     schemas.insert(
         "PaymentTotals".into(),
         json!({
-            "type": "object", "required": ["days", "balanced"],
+            "type": "object", "required": ["currency", "days", "balanced"],
             "properties": {
+                "currency": { "type": "string", "description": "Of every sum: the jurisdiction's (ISO 4217)." },
                 "balanced": { "type": "boolean" },
                 "days": { "type": "array", "items": {
                     "type": "object",

@@ -237,6 +237,10 @@ pub async fn run(
         state.jurisdiction = settings.fines.jurisdiction;
         let mut providers = settings.payment_providers.clone();
         state.card_checkout_url = settings.portal.card_checkout_url.clone();
+        state.oidc = settings
+            .oidc
+            .clone()
+            .map(|oidc| Arc::new(api::OidcClient::new(oidc)));
         // The demo's card payments: a stand-in acquirer, a provider like any other.
         if plan.demo && state.card_checkout_url.is_none() {
             let secret = crate::auth::random_password();

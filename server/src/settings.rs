@@ -50,6 +50,9 @@ pub struct Settings {
     /// requests and callbacks are signed with (docs/payments.md).
     pub payment_providers: Vec<PaymentProvider>,
     pub portal: PortalSettings,
+    /// The city's identity provider (OpenID Connect) for console logins, where it
+    /// runs one; officers still need a kozomol account of the same login.
+    pub oidc: Option<OidcSettings>,
     /// The jurisdiction's offset from UTC in minutes (Bishkek: 360).
     pub utc_offset_minutes: i32,
     /// Ed25519 key that signs camera config; default `DATA_DIR/server.key`.
@@ -71,6 +74,31 @@ pub struct PortalSettings {
     /// through (a load test).
     pub lookups_per_window: usize,
     pub lookup_window_s: u64,
+}
+
+/// kozomol as a client of the city's OpenID Connect provider (docs/web.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// The issuer, exactly as its ID tokens name it; its discovery document is at
+    /// `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// What the login page calls the provider, e.g. "Tunduk ID".
+    #[serde(default = "default_oidc_name")]
+    pub display_name: String,
+    /// The ID token's claim holding the kozomol login.
+    #[serde(default = "default_login_claim")]
+    pub login_claim: String,
+}
+
+fn default_oidc_name() -> String {
+    "OpenID Connect".to_owned()
+}
+
+fn default_login_claim() -> String {
+    "preferred_username".to_owned()
 }
 
 impl Default for PortalSettings {
@@ -135,6 +163,7 @@ impl Default for Settings {
             smartcity: None,
             payment_providers: Vec::new(),
             portal: PortalSettings::default(),
+            oidc: None,
             utc_offset_minutes: 6 * 60,
             server_key_file: None,
             evidence_dir: None,
@@ -623,6 +652,17 @@ impl Settings {
                 problems.push(format!(
                     "portal.card_checkout_url `{url}` must start with http:// or https://"
                 ));
+            }
+        }
+        if let Some(oidc) = &self.oidc {
+            if !oidc.issuer.starts_with("https://") && !oidc.issuer.starts_with("http://") {
+                problems.push(format!(
+                    "oidc.issuer `{}` must start with https:// (or http:// on a test bench)",
+                    oidc.issuer
+                ));
+            }
+            if oidc.client_id.is_empty() || oidc.client_secret.is_empty() {
+                problems.push("oidc.client_id and oidc.client_secret are required".into());
             }
         }
         if self.portal.lookup_window_s == 0 {

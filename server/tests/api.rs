@@ -712,6 +712,12 @@ fn public_routes() -> Vec<(Method, &'static str, &'static str)> {
         (Method::GET, "/v/{number}", "/v/KG-BSK-2026-0000001"),
         (Method::GET, "/console", "/console"),
         (Method::GET, "/console/login", "/console/login"),
+        (Method::GET, "/console/oidc/login", "/console/oidc/login"),
+        (
+            Method::GET,
+            "/console/oidc/callback",
+            "/console/oidc/callback?code=x&state=y",
+        ),
         (Method::GET, "/assets/{file}", "/assets/portal.js"),
         (Method::POST, "/xroad/soap", "/xroad/soap"),
     ]
@@ -736,6 +742,7 @@ fn session_routes() -> Vec<(Method, &'static str, &'static str)> {
         (Method::GET, "/console/accounts", "/console/accounts"),
         (Method::GET, "/console/dashboard", "/console/dashboard"),
         (Method::GET, "/console/finance", "/console/finance"),
+        (Method::GET, "/console/reports", "/console/reports"),
     ]
 }
 
@@ -2649,6 +2656,7 @@ async fn console_sessions_change_nothing_without_their_anti_forgery_token() {
         ("/console/dead-letters", false),
         ("/console/accounts", false),
         ("/console/finance", true),
+        ("/console/reports", false),
     ] {
         let answer = h
             .call_with(

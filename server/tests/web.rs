@@ -17,6 +17,8 @@ use kozomol_ingest::IngestMetrics;
 use kozomol_server::api::{router, AppState, CameraConfigPublisher};
 use kozomol_server::auth::{create_demo_accounts, DemoCredentials};
 use kozomol_server::card_standin::{CardAcquirer, CardAcquirerConfig};
+use kozomol_server::oidc_standin::{IdentityProvider, IdentityProviderConfig};
+use kozomol_server::settings::OidcSettings;
 use kozomol_server::settings::PaymentProvider;
 use kozomol_store::{
     EvidenceStore, RecognitionDecision, RecognitionOutcome, ResolutionRecord, Store,
@@ -25,6 +27,10 @@ use kozomol_testkit::fines::{issued_fines, noise_jpeg, received_cases};
 use serde_json::json;
 
 const PROVIDER_SECRET: &str = "browser-test-acquirer-secret-01";
+/// The password the stand-in identity provider knows its people by.
+const CITY_ID_PASSWORD: &str = "city-id-password";
+/// Known to the identity provider, unknown to kozomol.
+const CITY_ONLY_LOGIN: &str = "someone-else";
 
 /// Takes every camera config as the broker would.
 struct AcceptingPublisher;
@@ -62,11 +68,13 @@ fn required_env(name: &str) -> String {
 }
 
 /// A server on a free port with two fines issued (plates 01KG000ABC, 01KG001ABC), two
-/// cases waiting for review, the demo accounts, and card payments through the stand-in
-/// acquirer.
+/// cases waiting for review, the demo accounts, card payments through the stand-in
+/// acquirer and console logins through the stand-in identity provider (which knows the
+/// demo admin, and `CITY_ONLY_LOGIN`, who has no kozomol account).
 struct Seeded {
     _dir: tempfile::TempDir,
     _acquirer: CardAcquirer,
+    _identity_provider: IdentityProvider,
     store: Arc<dyn Store>,
     base: String,
     creds: DemoCredentials,
@@ -168,6 +176,25 @@ async fn seeded() -> Seeded {
     .await
     .expect("acquirer");
     state.card_checkout_url = Some(acquirer.checkout_url());
+    let identity_provider = IdentityProvider::start(IdentityProviderConfig {
+        client_id: "kozomol".to_owned(),
+        client_secret: "oidc-client-secret".to_owned(),
+        redirect_uri: format!("{base}{}", kozomol_server::api::OIDC_CALLBACK_PATH),
+        users: [creds.admin.login.as_str(), CITY_ONLY_LOGIN]
+            .map(|login| (login.to_owned(), CITY_ID_PASSWORD.to_owned()))
+            .to_vec(),
+    })
+    .await
+    .expect("identity provider");
+    state.oidc = Some(Arc::new(kozomol_server::api::OidcClient::new(
+        OidcSettings {
+            issuer: identity_provider.issuer(),
+            client_id: "kozomol".to_owned(),
+            client_secret: "oidc-client-secret".to_owned(),
+            display_name: "City ID".to_owned(),
+            login_claim: "preferred_username".to_owned(),
+        },
+    )));
     state.payment_providers = Arc::new(vec![PaymentProvider {
         id: "card".to_owned(),
         secrets: vec![PROVIDER_SECRET.to_owned()],
@@ -184,6 +211,7 @@ async fn seeded() -> Seeded {
     Seeded {
         _dir: dir,
         _acquirer: acquirer,
+        _identity_provider: identity_provider,
         store,
         base,
         creds,
@@ -208,18 +236,25 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         second,
         appealed,
         review_cases,
-        // Bound, not `..`: the folder and the acquirer live as long as the test.
-        _dir,
+        // Bound, not `..`: the folder and the stand-ins live as long as the test.
+        _dir: dir,
         _acquirer,
+        _identity_provider,
     } = seeded().await;
 
     let screenshots =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/browser-screenshots");
     std::fs::create_dir_all(&screenshots).expect("screenshot folder");
+    // A scene photo the desk officer attaches, as a phone would send it.
+    let photo = dir.path().join("scene.jpg");
+    std::fs::write(&photo, noise_jpeg(800, 600, 21)).expect("photo");
     let world = json!({
+        "photo": photo,
+        "finance": creds.finance,
         "reviewer": creds.reviewer,
         "supervisor": creds.supervisor,
         "admin": creds.admin,
+        "city_id_password": CITY_ID_PASSWORD,
         "review_cases": review_cases.iter().map(|c| c.0).collect::<Vec<_>>(),
         "corrected_plate": "01KG556XYZ",
         "camera_site": kozomol_testkit::fines::site().address,
@@ -329,6 +364,143 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         .expect("audit reads")
         .expect("audit intact");
     assert!(verified.rows > 10, "{verified:?}");
+}
+
+/// A `Location` header's value.
+fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The flow cookie's `name=value` from a response's `Set-Cookie`.
+fn cookie_of(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Through the identity provider to kozomol's callback, as a browser would go: the
+/// callback's URL (with the code and state) and the flow cookie.
+async fn provider_login(http: &reqwest::Client, base: &str, login: &str) -> (String, String) {
+    let start = http
+        .get(format!("{base}/console/oidc/login"))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(start.status(), reqwest::StatusCode::SEE_OTHER);
+    let flow = cookie_of(&start, "kozomol_oidc");
+    let authorize = reqwest::Url::parse(&location(&start)).expect("authorization URL");
+    let mut form: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
+    assert!(form
+        .iter()
+        .any(|(k, v)| k == "code_challenge_method" && v == "S256"));
+    form.push(("username".into(), login.into()));
+    form.push(("password".into(), CITY_ID_PASSWORD.into()));
+    let mut back = authorize.clone();
+    back.set_query(None);
+    let answer = http.post(back).form(&form).send().await.expect("log in");
+    assert_eq!(answer.status(), reqwest::StatusCode::SEE_OTHER);
+    (location(&answer), flow)
+}
+
+/// Console logins through the city's identity provider: the provider's login opens a
+/// session for kozomol's account of the same login; a replayed code, another flow's
+/// state, a person kozomol has no account for and the provider's refusal all end on
+/// the login page with no session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_city_identity_provider_logs_officers_in_and_nothing_else() {
+    let seeded = seeded().await;
+    let base = &seeded.base;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let refused = |response: &reqwest::Response| {
+        response.status() == reqwest::StatusCode::SEE_OTHER
+            && location(response) == "/console/login?failed=oidc"
+            && cookie_of(response, "kozomol_session").is_empty()
+    };
+    let login_page = http
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("text");
+    assert!(login_page.contains("/console/oidc/login") && login_page.contains("City ID"));
+
+    let (callback, flow) = provider_login(&http, base, &seeded.creds.admin.login).await;
+    let opened = http
+        .get(&callback)
+        .header(reqwest::header::COOKIE, &flow)
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(opened.status(), reqwest::StatusCode::OK);
+    let session = cookie_of(&opened, "kozomol_session");
+    assert!(!session.is_empty(), "a session cookie is set");
+    let me: serde_json::Value = http
+        .get(format!("{base}/api/v1/auth/session"))
+        .header(reqwest::header::COOKIE, &session)
+        .send()
+        .await
+        .expect("session")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["login"], seeded.creds.admin.login.as_str());
+    assert_eq!(me["role"], "admin");
+
+    // The same code again: the provider takes a code once.
+    let replayed = http
+        .get(&callback)
+        .header(reqwest::header::COOKIE, &flow)
+        .send()
+        .await
+        .expect("replay");
+    assert!(refused(&replayed), "{}", replayed.status());
+    // A code that came back to another browser (no flow cookie, or another's).
+    let (callback, _) = provider_login(&http, base, &seeded.creds.admin.login).await;
+    for cookie in ["", "kozomol_oidc=a.b.c"] {
+        let stolen = http
+            .get(&callback)
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await
+            .expect("callback");
+        assert!(refused(&stolen), "{cookie}: {}", stolen.status());
+    }
+    // Someone the provider knows and kozomol does not.
+    let (callback, flow) = provider_login(&http, base, CITY_ONLY_LOGIN).await;
+    let stranger = http
+        .get(&callback)
+        .header(reqwest::header::COOKIE, &flow)
+        .send()
+        .await
+        .expect("callback");
+    assert!(refused(&stranger), "{}", stranger.status());
+    // The provider's own refusal.
+    let denied = http
+        .get(format!(
+            "{base}{}?error=access_denied&state=x",
+            kozomol_server::api::OIDC_CALLBACK_PATH
+        ))
+        .header(reqwest::header::COOKIE, &flow)
+        .send()
+        .await
+        .expect("callback");
+    assert!(refused(&denied), "{}", denied.status());
 }
 
 /// The API fuzzed from its own OpenAPI description by schemathesis (PyPI; installed by

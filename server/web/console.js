@@ -23,6 +23,9 @@ async function loginPage() {
       message.textContent = e.status === 429 ? t("too-many-logins") : t("login-failed");
     }
   });
+  if (new URLSearchParams(location.search).get("failed") === "oidc") {
+    document.getElementById("login-message").textContent = t("oidc-failed");
+  }
   document.getElementById("login-name").focus();
 }
 
@@ -56,11 +59,42 @@ async function camerasPage() {
       el("td", { class: (c.outbox_depth || 0) > 0 ? "error" : "", text: c.outbox_depth === null || c.outbox_depth === undefined ? "—" : String(c.outbox_depth) }),
       el("td", { text: (c.certificates || []).map((cert) => `${cert.number} (${day(cert.valid_from)}–${day(cert.valid_until)})`).join(", ") }));
   });
-  document.getElementById("content").replaceChildren(
+  document.getElementById("content").replaceChildren(...[
     el("p", { class: "muted", text: t("cameras-count", { count: cameras.length, online: cameras.filter((c) => c.online).length }) }),
-    el("table", { class: "audit", id: "cameras" },
-      el("thead", {}, el("tr", {}, ["camera", "site", "status", "last-seen", "clock-offset", "outbox", "certificates"].map((k) => el("th", { scope: "col", text: t(k) })))),
-      el("tbody", {}, rows)));
+    table("cameras", ["camera", "site", "status", "last-seen", "clock-offset", "outbox", "certificates"], rows),
+    ["supervisor", "admin"].includes(Desk.role) && bulkVoidForm(cameras),
+  ].filter(Boolean));
+}
+
+// Every open case of a device over a time range voided at once (a calibration found
+// wrong, a camera tampered with); paid fines among them are queued for refund.
+function bulkVoidForm(cameras) {
+  const serials = [...new Set(cameras.map((c) => c.device_serial))].sort();
+  const message = el("p", { role: "status" });
+  const form = el("form", { class: "card", id: "bulk-void" },
+    el("h2", { text: t("bulk-void") }),
+    ...choice("void", "device_serial", "device-serial", serials.map((s) => [s, s])),
+    ...field("void", "captured_from", "from-day", { type: "datetime-local", required: true }),
+    ...field("void", "captured_until", "to-day", { type: "datetime-local", required: true }),
+    ...field("void", "reason", "reason", { required: true }),
+    el("p", {}, el("button", { type: "submit", class: "danger", text: t("void-cases") })),
+    message);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!window.confirm(t("void-confirm", { serial: form.device_serial.value }))) return;
+    try {
+      const done = await change("POST", "/api/v1/bulk-voids", {
+        device_serial: form.device_serial.value, captured_from: instant(form.captured_from.value),
+        captured_until: instant(form.captured_until.value), reason: form.reason.value,
+      });
+      message.className = "notice";
+      message.textContent = t("voided", { count: done.voided.length, refunds: done.refund_requests });
+    } catch (e) {
+      message.className = "error";
+      message.textContent = refusal("void-refused", e);
+    }
+  });
+  return form;
 }
 
 // Messages from cameras refused at the door, newest first, with why.
@@ -118,8 +152,7 @@ function newAccountForm(redraw) {
       document.getElementById("desk-message").textContent = t("account-created", { login: body.login });
     } catch (e) {
       message.className = "error";
-      const fields = (e.problem.errors || []).map((p) => `${p.field}: ${p.message}`).join("; ");
-      message.textContent = `${t("account-not-created")} ${fields || e.message}`;
+      message.textContent = refusal("account-not-created", e);
     }
   });
   return form;
@@ -206,27 +239,277 @@ async function dashboardPage() {
   await draw();
 }
 
-// Finance: bank credits waiting for a decision, and refunds owed.
-async function financePage() {
-  const [lines, refunds] = await Promise.all([
-    api("GET", "/api/v1/statement-lines?queued=true&limit=200"),
-    api("GET", "/api/v1/refund-requests?limit=200"),
-  ]);
-  const amount = (m) => money(m.minor, String(m.currency).toUpperCase());
-  const table = (id, heads, rows) => el("table", { class: "audit", id },
+function table(id, heads, rows) {
+  return el("table", { class: "audit", id },
     el("thead", {}, el("tr", {}, heads.map((k) => el("th", { scope: "col", text: t(k) })))),
     el("tbody", {}, rows));
-  document.getElementById("content").replaceChildren(
-    el("h2", { text: t("queued-credits") }),
-    lines.items.length === 0 ? el("p", { class: "muted", text: t("nothing-queued") }) :
-      table("queued-credits", ["booked-on", "amount", "payer", "remittance", "detail"], lines.items.map((l) => el("tr", {},
-        el("td", { text: day(l.booked_on) }), el("td", { text: amount(l.amount) }), el("td", { text: l.payer || "—" }),
-        el("td", { text: l.remittance }), el("td", { text: l.detail })))),
-    el("h2", { text: t("refunds-owed") }),
-    refunds.items.length === 0 ? el("p", { class: "muted", text: t("nothing-queued") }) :
-      table("refunds", ["resolution", "amount", "reason", "state", "requested"], refunds.items.map((r) => el("tr", {},
-        el("td", { text: r.resolution_number }), el("td", { text: amount(r.amount) }), el("td", { text: r.cause }),
-        el("td", { text: r.state }), el("td", { text: when(r.requested_at) })))));
+}
+
+// A labelled input: [label, input], the input's id from the form's prefix.
+function field(prefix, name, label, attrs) {
+  const input = el(attrs && attrs.tag || "input", Object.assign({ id: `${prefix}-${name}`, name, autocomplete: "off" }, attrs || {}, { tag: undefined }));
+  return [el("label", { for: `${prefix}-${name}`, text: t(label) }), input];
+}
+
+function choice(prefix, name, label, options, attrs) {
+  return [el("label", { for: `${prefix}-${name}`, text: t(label) }),
+    el("select", Object.assign({ id: `${prefix}-${name}`, name }, attrs || {}), options.map(([value, text]) => el("option", { value, text })))];
+}
+
+// A field's problems as the API reports them, after the form's own message.
+function refusal(prefix, e) {
+  const fields = ((e.problem && e.problem.errors) || []).map((p) => `${p.field}: ${p.message}`).join("; ");
+  return `${t(prefix)} ${fields || e.message}`;
+}
+
+// A JPEG the officer picked, as the API takes files: base64 in JSON.
+function upload(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve({ name: file.name, content_type: file.type || "application/octet-stream", data: String(reader.result).split(",", 2)[1] || "" });
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+// A datetime-local value (the officer's clock) as the instant the API takes.
+function instant(value) {
+  return value ? new Date(value).toISOString() : undefined;
+}
+
+function amountOf(m) { return money(m.minor, String(m.currency).toUpperCase()); }
+
+// Finance: statements imported, bank credits waiting for a decision, the day's totals
+// per channel (reconciliation), and refunds owed.
+async function financePage() {
+  const content = document.getElementById("content");
+  const finance = Desk.role === "finance";
+  const draw = async () => {
+    const [lines, refunds] = await Promise.all([
+      api("GET", "/api/v1/statement-lines?queued=true&limit=200"),
+      api("GET", "/api/v1/refund-requests?limit=200"),
+    ]);
+    content.replaceChildren(...[
+      finance && statementForm(draw),
+      el("h2", { text: t("queued-credits") }),
+      lines.items.length === 0 ? el("p", { class: "muted", text: t("nothing-queued") }) :
+        table("queued-credits", ["booked-on", "amount", "payer", "remittance", "detail", finance && "decision"].filter(Boolean), lines.items.map((l) => el("tr", { id: `line-${l.id}` },
+          el("td", { text: day(l.booked_on) }), el("td", { text: amountOf(l.amount) }), el("td", { text: l.payer || "—" }),
+          el("td", { text: l.remittance }), el("td", { text: l.detail }),
+          finance && el("td", {}, creditDecision(l, draw))))),
+      totalsSection(),
+      el("h2", { text: t("refunds-owed") }),
+      refunds.items.length === 0 ? el("p", { class: "muted", text: t("nothing-queued") }) :
+        table("refunds", ["resolution", "amount", "reason", "state", "requested"], refunds.items.map((r) => el("tr", {},
+          el("td", { text: r.resolution_number }), el("td", { text: amountOf(r.amount) }), el("td", { text: r.cause }),
+          el("td", { text: r.state }), el("td", { text: when(r.requested_at) })))),
+    ].filter(Boolean));
+  };
+  await draw();
+}
+
+function statementForm(redraw) {
+  const message = el("p", { role: "status" });
+  const form = el("form", { class: "card", id: "statement-import" },
+    el("h2", { text: t("import-statement") }),
+    ...field("statement", "file", "statement-file", { type: "file", required: true, accept: ".xml,.csv,application/xml,text/csv" }),
+    ...choice("statement", "format", "statement-format", [["camt053", "camt.053 (XML)"], ["csv", "CSV"]]),
+    ...field("statement", "account", "statement-account"),
+    el("p", {}, el("button", { type: "submit", text: t("import") })),
+    message);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const file = form.file.files[0];
+    const format = form.format.value;
+    const query = new URLSearchParams({ format });
+    if (format === "csv" && form.account.value) query.set("account", form.account.value);
+    // The statement goes as the bank wrote it, not in JSON.
+    const response = await fetch(`/api/v1/statements?${query}`, {
+      method: "POST", credentials: "same-origin", body: file,
+      headers: { Accept: "application/json", "Content-Type": format === "csv" ? "text/csv" : "application/xml", "X-CSRF-Token": Desk.csrf },
+    });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      message.className = "error";
+      message.textContent = refusal("statement-refused", new ApiProblem(response.status, data));
+      return;
+    }
+    await redraw();
+    document.getElementById("desk-message").textContent = t("statement-imported", data);
+  });
+  return form;
+}
+
+// Apply a queued credit to the fine it was meant for, or take it off the queue.
+function creditDecision(line, redraw) {
+  const code = el("input", { id: `code-${line.id}`, "aria-label": t("payment-code"), placeholder: t("payment-code"), inputmode: "numeric", autocomplete: "off" });
+  const note = el("input", { id: `note-${line.id}`, "aria-label": t("note"), placeholder: t("note"), autocomplete: "off" });
+  const decide = async (action) => {
+    const body = { action, note: note.value || undefined };
+    if (action === "apply") body.payment_code = code.value.replace(/\s/g, "");
+    try {
+      await change("POST", `/api/v1/statement-lines/${line.id}/resolution`, body);
+      await redraw();
+      document.getElementById("desk-message").textContent = t(`credit-${action}`, { id: line.id });
+    } catch (e) {
+      document.getElementById("desk-message").textContent = refusal("credit-refused", e);
+    }
+  };
+  return el("span", { class: "inline-form" }, code, note,
+    el("button", { type: "button", onclick: () => decide("apply"), text: t("apply") }), " ",
+    el("button", { type: "button", class: "secondary", onclick: () => decide("dismiss"), text: t("dismiss") }));
+}
+
+// Reconciliation: per day, the money of each channel and the bank's credits.
+function totalsSection() {
+  const today = new Date();
+  const iso = (d) => d.toISOString().slice(0, 10);
+  const result = el("div", { id: "totals" });
+  const form = el("form", { class: "inline-form" },
+    ...field("totals", "from", "from-day", { type: "date", value: iso(new Date(today.getTime() - 6 * 86400000)) }),
+    ...field("totals", "to", "to-day", { type: "date", value: iso(today) }),
+    el("button", { type: "submit", text: t("show") }));
+  const draw = async () => {
+    try {
+      const totals = await api("GET", `/api/v1/payment-totals?from=${form.from.value}&to=${form.to.value}`);
+      const pair = (p) => `${p[0]} · ${money(p[1], totals.currency)}`;
+      result.replaceChildren(
+        el("p", { class: totals.balanced ? "notice" : "error", text: t(totals.balanced ? "totals-balanced" : "totals-unbalanced") }),
+        table("totals-table", ["booked-on", "channel-soap", "channel-api", "channel-statement", "awaiting-statement", "credits", "credits-applied", "credits-matched", "credits-queued", "credits-resolved"],
+          totals.days.map((d) => el("tr", {}, el("td", { text: d.day ? day(d.day) : t("later") }),
+            [d.soap, d.api, d.statement, d.awaiting_statement, d.credits, d.credits_applied, d.credits_matched, d.credits_queued, d.credits_resolved].map((p) => el("td", { text: pair(p) }))))));
+    } catch (e) {
+      result.replaceChildren(el("p", { class: "error", text: e.message }));
+    }
+  };
+  form.addEventListener("submit", (e) => { e.preventDefault(); draw(); });
+  draw();
+  return el("section", {}, el("h2", { text: t("reconciliation") }), form, result);
+}
+
+const KINDS = ["speeding", "red_light", "stop_line", "wrong_lane", "bus_lane", "oncoming_lane", "seat_belt", "phone"];
+
+// Officers' reports: a violation an officer saw himself, and road accidents through
+// their investigation.
+async function reportsPage() {
+  const content = document.getElementById("content");
+  const draw = async () => {
+    const accidents = (await api("GET", "/api/v1/accidents?limit=200")).items;
+    content.replaceChildren(
+      officerViolationForm(),
+      el("h2", { text: t("accidents") }),
+      accidents.length === 0 ? el("p", { class: "muted", text: t("nothing-queued") }) :
+        table("accidents", ["accident", "when", "place", "state", "registered-by", "decision"], accidents.map((a) => el("tr", { id: `accident-${a.id}` },
+          el("td", { text: `#${a.id}` }), el("td", { text: when(a.occurred_at) }), el("td", { text: a.address }),
+          el("td", { text: t(`accident-${a.state}`) + (a.outcome ? ` — ${t(`outcome-${a.outcome}`)}` : "") }),
+          el("td", { text: a.registered_by }), el("td", {}, accidentMove(a, draw))))),
+      accidentForm(draw));
+  };
+  await draw();
+}
+
+function officerViolationForm() {
+  const message = el("p", { role: "status" });
+  const form = el("form", { class: "card", id: "officer-violation" },
+    el("h2", { text: t("officer-violation") }),
+    ...field("violation", "plate", "plate", { required: true }),
+    ...choice("violation", "kind", "violation-kind", KINDS.map((k) => [k, t(`kind-${k}`)])),
+    ...field("violation", "occurred_at", "when", { type: "datetime-local", required: true }),
+    ...field("violation", "address", "place", { required: true }),
+    ...field("violation", "speed_kmh", "speed", { type: "number", min: "1", max: "400" }),
+    ...field("violation", "limit_kmh", "speed-limit", { type: "number", min: "1", max: "200" }),
+    ...field("violation", "device_serial", "device-serial"),
+    ...field("violation", "certificate", "certificate-number"),
+    ...field("violation", "valid_from", "valid-from", { type: "date" }),
+    ...field("violation", "valid_until", "valid-until", { type: "date" }),
+    ...field("violation", "notes", "note", { tag: "textarea" }),
+    ...field("violation", "photos", "scene-photos", { type: "file", multiple: true, required: true, accept: "image/jpeg" }),
+    ...field("violation", "plate_photo", "plate-photo", { type: "file", accept: "image/jpeg" }),
+    el("p", {}, el("button", { type: "submit", text: t("file-violation") })),
+    message);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const number = (name) => (form[name].value ? Number(form[name].value) : undefined);
+    const body = {
+      plate: form.plate.value, kind: form.kind.value, occurred_at: instant(form.occurred_at.value),
+      place: { address: form.address.value }, speed_kmh: number("speed_kmh"), limit_kmh: number("limit_kmh"),
+      notes: form.notes.value || undefined,
+      photos: await Promise.all([...form.photos.files].map(upload)),
+    };
+    if (form.plate_photo.files[0]) body.plate_photo = await upload(form.plate_photo.files[0]);
+    if (form.device_serial.value) {
+      body.device = { serial: form.device_serial.value, certificate: { number: form.certificate.value, valid_from: form.valid_from.value, valid_until: form.valid_until.value } };
+    }
+    try {
+      const filed = await change("POST", "/api/v1/officer-violations", body);
+      form.reset();
+      message.className = "notice";
+      message.textContent = t("violation-filed", { id: filed.case_id, state: t(`state-${filed.state}`) });
+    } catch (e) {
+      message.className = "error";
+      message.textContent = refusal("violation-refused", e);
+    }
+  });
+  return form;
+}
+
+// The next step of an accident's investigation, from where it stands.
+function accidentMove(accident, redraw) {
+  const move = async (to, outcome) => {
+    try {
+      await change("POST", `/api/v1/accidents/${accident.id}/moves`, { from: accident.state, to, outcome });
+      await redraw();
+    } catch (e) {
+      document.getElementById("desk-message").textContent = refusal("move-refused", e);
+    }
+  };
+  if (accident.state === "registered") {
+    return el("button", { type: "button", onclick: () => move("under_investigation"), text: t("investigate") });
+  }
+  if (accident.state === "under_investigation") {
+    const outcome = el("select", { "aria-label": t("outcome"), id: `outcome-${accident.id}` },
+      ["violations_filed", "no_violation", "referred_to_court"].map((o) => el("option", { value: o, text: t(`outcome-${o}`) })));
+    return el("span", { class: "inline-form" }, outcome, el("button", { type: "button", onclick: () => move("closed", outcome.value), text: t("close-accident") }));
+  }
+  return "";
+}
+
+function accidentForm(redraw) {
+  const message = el("p", { role: "status" });
+  const form = el("form", { class: "card", id: "accident" },
+    el("h2", { text: t("new-accident") }),
+    ...field("accident", "occurred_at", "when", { type: "datetime-local", required: true }),
+    ...field("accident", "address", "place", { required: true }),
+    ...field("accident", "description", "description", { tag: "textarea", required: true }),
+    ...field("accident", "vehicle_plate", "plate"),
+    ...field("accident", "damage", "damage"),
+    ...field("accident", "driver", "driver-name"),
+    ...field("accident", "photos", "scene-photos", { type: "file", multiple: true, accept: "image/jpeg" }),
+    el("p", {}, el("button", { type: "submit", text: t("register-accident") })),
+    message);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = {
+      occurred_at: instant(form.occurred_at.value), place: { address: form.address.value },
+      description: form.description.value, vehicles: [], participants: [],
+      photos: await Promise.all([...form.photos.files].map(upload)),
+    };
+    if (form.vehicle_plate.value || form.damage.value) {
+      body.vehicles.push({ plate: form.vehicle_plate.value || undefined, damage: form.damage.value || undefined });
+      if (form.driver.value) body.participants.push({ name: form.driver.value, role: "driver", vehicle: 0 });
+    } else if (form.driver.value) {
+      body.participants.push({ name: form.driver.value, role: "witness" });
+    }
+    try {
+      const accident = await change("POST", "/api/v1/accidents", body);
+      await redraw();
+      document.getElementById("desk-message").textContent = t("accident-added", { id: accident.id });
+    } catch (e) {
+      message.className = "error";
+      message.textContent = refusal("accident-refused", e);
+    }
+  });
+  return form;
 }
 
 async function queuePage() {
@@ -388,4 +671,5 @@ document.addEventListener("DOMContentLoaded", async () => {
   else if (page === "accounts") { await sessionBar(); await accountsPage(); }
   else if (page === "dashboard") { await sessionBar(); await dashboardPage(); }
   else if (page === "finance") { await sessionBar(); await financePage(); }
+  else if (page === "reports") { await sessionBar(); await reportsPage(); }
 });

@@ -156,14 +156,19 @@ pub(crate) async fn caller(parts: &Parts, state: &ApiState) -> Result<Option<Acc
 
 /// The session id in the request's cookies, if one is well-formed.
 pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<ApiToken> {
+    cookie(headers, SESSION_COOKIE).and_then(ApiToken::parse)
+}
+
+/// The value of the cookie `name`, if the request carries it.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .and_then(|(_, value)| ApiToken::parse(value))
+        .find(|(found, _)| *found == name)
+        .map(|(_, value)| value)
 }
 
 /// Whether two secrets are equal, in time that does not tell how much of them matched.

@@ -14,6 +14,7 @@ mod dead_letters;
 mod error;
 mod nominations;
 mod officer_violations;
+mod oidc;
 mod open_data;
 mod pages;
 mod paging;
@@ -47,6 +48,8 @@ pub use access::{
     FinanceReaders, ListKeepers, Policy, Reviewers, Supervisors, Voiders,
 };
 pub use error::{ApiError, FieldProblem, PROBLEM_CODES};
+pub use oidc::{OidcClient, CALLBACK_PATH as OIDC_CALLBACK_PATH};
+pub use pages::escape_html;
 pub use payment_api::{
     request_signing_payload, PaymentProblem, IDEMPOTENCY_HEADER, REPLAYED_HEADER, SIGNATURE_HEADER,
 };
@@ -97,6 +100,8 @@ pub struct AppState {
     /// A card payment provider's checkout page the portal sends payers to; `None`
     /// offers no card payment.
     pub card_checkout_url: Option<String>,
+    /// The city's identity provider for console logins; `None`: passwords only.
+    pub oidc: Option<Arc<OidcClient>>,
 }
 
 impl AppState {
@@ -123,6 +128,7 @@ impl AppState {
             merchant: None,
             lookup_limit: LookupLimit::default(),
             card_checkout_url: None,
+            oidc: None,
         }
     }
 
@@ -169,11 +175,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v/{number}", get(pages::portal))
         .route("/console", get(pages::console))
         .route("/console/login", get(pages::login))
+        .route("/console/oidc/login", get(oidc::start))
+        .route("/console/oidc/callback", get(oidc::callback))
         .route("/console/queue", get(pages::queue))
         .route("/console/cameras", get(pages::cameras))
         .route("/console/dead-letters", get(pages::dead_letters))
         .route("/console/accounts", get(pages::accounts))
         .route("/console/finance", get(pages::finance))
+        .route("/console/reports", get(pages::reports))
         .route("/assets/{*file}", get(pages::asset))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))

@@ -5,14 +5,15 @@
 //! The files live in `server/web/` and are compiled into the binary.
 
 use axum::extract::{Path, Query, State};
-use axum::http::header::{self, ACCEPT_LANGUAGE, COOKIE};
+use axum::http::header::{self, ACCEPT_LANGUAGE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::access::{
-    caller, AccountReaders, AnyStaff, DeadLetterReaders, FinanceReaders, Policy, Reviewers,
+    caller, AccountReaders, AnyStaff, DeadLetterReaders, DeskOfficers, FinanceReaders, Policy,
+    Reviewers,
 };
 use super::ApiState;
 
@@ -80,9 +81,22 @@ pub async fn open_data(headers: HeaderMap, Query(query): Query<PageQuery>) -> Re
     page(OPEN_DATA, &headers, query.lang.as_deref())
 }
 
-/// `GET /console/login`.
-pub async fn login(headers: HeaderMap, Query(query): Query<PageQuery>) -> Response {
-    page(LOGIN, &headers, query.lang.as_deref())
+/// `GET /console/login`: login and password, and the city's identity provider where
+/// one is configured.
+pub async fn login(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let shell = match &state.app.oidc {
+        Some(oidc) => LOGIN
+            .replace("{{oidc-hidden}}", "")
+            .replace("{{oidc-name}}", &escape_html(oidc.display_name())),
+        None => LOGIN
+            .replace("{{oidc-hidden}}", "hidden")
+            .replace("{{oidc-name}}", ""),
+    };
+    page(&shell, &headers, query.lang.as_deref())
 }
 
 /// `GET /console`: the desk every console user starts at.
@@ -136,13 +150,24 @@ pub async fn dashboard(
     console_page::<AnyStaff>(&state, &parts, query, "dashboard", "dashboard-title").await
 }
 
-/// `GET /console/finance`: credits waiting for a decision and refunds owed.
+/// `GET /console/finance`: statements, credits waiting for a decision, reconciliation
+/// totals and refunds owed.
 pub async fn finance(
     State(state): State<ApiState>,
     parts: Parts,
     Query(query): Query<PageQuery>,
 ) -> Response {
     console_page::<FinanceReaders>(&state, &parts, query, "finance", "finance-title").await
+}
+
+/// `GET /console/reports`: violations officers saw themselves and road accidents, for
+/// the officers at a desk.
+pub async fn reports(
+    State(state): State<ApiState>,
+    parts: Parts,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    console_page::<DeskOfficers>(&state, &parts, query, "reports", "reports-title").await
 }
 
 /// A console page drawn whole by the script, for the roles `P` allows.
@@ -199,6 +224,24 @@ async fn allowed<P: Policy>(state: &ApiState, parts: &Parts, path: &str) -> Resu
     }
 }
 
+/// `text` safe inside HTML text and quoted attributes.
+pub fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A page that moves the browser on to `path` by itself: a navigation this site starts,
+/// so its SameSite=Strict session cookie goes with it.
+pub(crate) fn moving_on(path: &'static str) -> Response {
+    secure_html(format!(
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"0;url={path}\"><title>kozomol</title>\
+         <p><a href=\"{path}\">{path}</a></p></html>"
+    ))
+}
+
 fn page(template: &str, headers: &HeaderMap, asked: Option<&str>) -> Response {
     let lang = language(headers, asked);
     secure_html(template.replace("{{lang}}", lang)).into_response()
@@ -247,15 +290,7 @@ pub fn language(headers: &HeaderMap, asked: Option<&str>) -> &'static str {
     if let Some(lang) = asked.and_then(known) {
         return lang;
     }
-    let cookie = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == "lang")
-        .and_then(|(_, value)| known(value));
-    if let Some(lang) = cookie {
+    if let Some(lang) = super::access::cookie(headers, "lang").and_then(known) {
         return lang;
     }
     let mut offered: Vec<(f32, &'static str)> = headers
@@ -280,6 +315,7 @@ pub fn language(headers: &HeaderMap, asked: Option<&str>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header::COOKIE;
 
     #[test]
     fn languages_follow_the_link_then_the_pick_then_the_browser() {

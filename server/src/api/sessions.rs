@@ -44,6 +44,18 @@ pub async fn open(
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let account = check_credentials(&state, json_body(body)?).await?;
+    let (view, cookie) = begin_session(&state, &account).await?;
+    let mut response = Json(view).into_response();
+    response.headers_mut().insert(SET_COOKIE, cookie);
+    Ok(response)
+}
+
+/// A new console session for `account` (whose login was proven by password or by the
+/// identity provider): what its pages know of it and its `Set-Cookie`.
+pub(crate) async fn begin_session(
+    state: &ApiState,
+    account: &Account,
+) -> Result<(SessionView, HeaderValue), ApiError> {
     let session = ApiToken::generate().map_err(|e| ApiError::Internal(e.to_string()))?;
     let expires = chrono::Utc::now()
         + chrono::Duration::from_std(SESSION_LIFETIME)
@@ -54,10 +66,8 @@ pub async fn open(
         .open_web_session(account.id, &session.sha256(), expires)
         .await?;
     info!(login = %account.login, role = %account.role, "console session opened");
-    let cookie = session_cookie_header(&state, &session.reveal(), SESSION_LIFETIME.as_secs())?;
-    let mut response = Json(SessionView::new(&account, &session)).into_response();
-    response.headers_mut().insert(SET_COOKIE, cookie);
-    Ok(response)
+    let cookie = session_cookie_header(state, &session.reveal(), SESSION_LIFETIME.as_secs())?;
+    Ok((SessionView::new(account, &session), cookie))
 }
 
 /// `GET /api/v1/auth/session`: who is logged in, with the anti-forgery token.
@@ -88,12 +98,23 @@ pub async fn close(State(state): State<ApiState>, parts: Parts) -> Result<Respon
     Ok(response)
 }
 
-/// `Set-Cookie` for the session: HttpOnly (no script reads it), SameSite=Strict (no
-/// other site's request carries it), and Secure wherever kozomol is served over HTTPS.
+/// `Set-Cookie` for the session: SameSite=Strict, so no other site's request carries it.
 fn session_cookie_header(
     state: &ApiState,
     value: &str,
     max_age_s: u64,
+) -> Result<HeaderValue, ApiError> {
+    cookie_header(state, (SESSION_COOKIE, value), "/", max_age_s, "Strict")
+}
+
+/// `Set-Cookie` for one of kozomol's own cookies: HttpOnly (no script reads it), and
+/// Secure wherever kozomol is served over HTTPS.
+pub(crate) fn cookie_header(
+    state: &ApiState,
+    (name, value): (&str, &str),
+    path: &str,
+    max_age_s: u64,
+    same_site: &str,
 ) -> Result<HeaderValue, ApiError> {
     let secure = if state.app.public_base_url.starts_with("https://") {
         "; Secure"
@@ -101,7 +122,7 @@ fn session_cookie_header(
         ""
     };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age_s}; HttpOnly; SameSite=Strict{secure}"
+        "{name}={value}; Path={path}; Max-Age={max_age_s}; HttpOnly; SameSite={same_site}{secure}"
     ))
     .map_err(|e| ApiError::Internal(e.to_string()))
 }

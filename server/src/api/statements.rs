@@ -274,6 +274,8 @@ const MAX_TOTALS_DAYS: u64 = 62;
 
 #[derive(Debug, Serialize)]
 pub struct Totals {
+    /// The currency of every sum (the jurisdiction's).
+    currency: &'static str,
     days: Vec<DayTotals>,
     /// Whether every day's credits are accounted for.
     balanced: bool,
@@ -320,5 +322,9 @@ pub async fn totals(
     let lines = store.statement_lines_booked(query.from, lag_end).await?;
     let days = daily_totals(jurisdiction, (query.from, query.to), &payments, &lines);
     let balanced = days.iter().all(DayTotals::balanced);
-    Ok(Json(Totals { days, balanced }))
+    Ok(Json(Totals {
+        currency: jurisdiction.currency().code(),
+        days,
+        balanced,
+    }))
 }

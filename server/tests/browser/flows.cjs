@@ -15,6 +15,13 @@ function check(condition, what) {
   console.log(`ok: ${what}`);
 }
 
+// A datetime-local value `hours` before now, on the browser's clock.
+function hoursAgo(hours) {
+  const d = new Date(Date.now() - hours * 3600000);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
 async function shot(page, name) {
   await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
 }
@@ -85,6 +92,14 @@ async function officer(browser) {
   await desk.waitForSelector("#camera-cam-1");
   check((await desk.textContent("#camera-cam-1")).includes(world.camera_site), "the supervisor sees the camera's health");
   await shot(desk, "console-cameras");
+  // A bulk void over a range with no cases voids none (and asks first).
+  desk.once("dialog", (d) => d.accept());
+  await desk.fill("#void-captured_from", "2020-01-01T00:00");
+  await desk.fill("#void-captured_until", "2020-01-02T00:00");
+  await desk.fill("#void-reason", "calibration found wrong");
+  await desk.click("#bulk-void button[type=submit]");
+  await desk.waitForSelector("#bulk-void p.notice");
+  check((await desk.textContent("#bulk-void p.notice")).includes("0"), "a supervisor voids a device's cases over a range");
   await desk.goto(`${base}/console/dashboard?from=${world.captured_day}&to=${world.captured_day}`);
   await desk.waitForSelector("#chart-days rect");
   check((await desk.textContent("#backlog")).length > 0, "the dashboard draws its charts and figures");
@@ -98,11 +113,18 @@ async function officer(browser) {
 
 async function admin(browser) {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  // The admin logs in through the city's identity provider (its stand-in).
+  await page.goto(`${base}/console/login?lang=en`);
+  await page.click("#oidc-login");
+  await page.waitForSelector("#idp-login");
+  await page.fill("#idp-username", world.admin.login);
+  await page.fill("#idp-password", world.city_id_password);
+  await shot(page, "city-id-login");
+  await page.click("#idp-login button[type=submit]");
+  await page.waitForURL("**/console/dashboard");
+  await page.waitForFunction(() => document.getElementById("who").textContent !== "");
+  check((await page.textContent("#who")).includes(world.admin.login), "the admin logs in through the city's identity provider");
   await page.goto(`${base}/console/accounts?lang=en`);
-  await page.fill("#login-name", world.admin.login);
-  await page.fill("#password", world.admin.password);
-  await page.press("#password", "Enter");
-  await page.waitForURL("**/console/accounts");
   await page.waitForSelector("#account-reviewer");
   await page.fill("#new-login", "officer-asanov");
   await page.selectOption("#new-role", "reviewer");
@@ -117,6 +139,75 @@ async function admin(browser) {
   await page.waitForSelector("#content h2");
   check((await page.textContent("#content")).includes("Refunds owed"), "the finance page lists credits and refunds");
   await shot(page, "console-finance");
+  await page.close();
+}
+
+// Opens a console page, logging in on the way.
+async function logInTo(page, name, who) {
+  await page.goto(`${base}/console/${name}`);
+  await page.fill("#login-name", who.login);
+  await page.fill("#password", who.password);
+  await page.press("#password", "Enter");
+  await page.waitForURL(`**/console/${name}`);
+}
+
+// The officer the admin made files what he saw himself and registers an accident.
+async function deskOfficer(browser) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
+  page.on("pageerror", (e) => console.log(`page error: ${e}`));
+  await logInTo(page, "reports", { login: "officer-asanov", password: "a-long-enough-password" });
+  await page.waitForSelector("#officer-violation");
+  await page.fill("#violation-plate", "01KG777OFC");
+  await page.selectOption("#violation-kind", "phone");
+  await page.fill("#violation-occurred_at", hoursAgo(1));
+  await page.fill("#violation-address", "Бишкек, пр. Манаса / ул. Киевская");
+  await page.setInputFiles("#violation-photos", world.photo);
+  await page.click("#officer-violation button[type=submit]");
+  await page.waitForSelector("#officer-violation p.notice, #officer-violation p.error");
+  const filed = await page.textContent("#officer-violation p[role=status]");
+  check(/[#№]\d+/.test(filed) && !(await page.$("#officer-violation p.error")), `an officer files a violation he saw: ${filed}`);
+  await shot(page, "console-officer-violation");
+
+  await page.fill("#accident-occurred_at", hoursAgo(2));
+  await page.fill("#accident-address", "Бишкек, ул. Токтогула 100");
+  await page.fill("#accident-description", "Столкновение двух автомобилей на перекрёстке");
+  await page.fill("#accident-vehicle_plate", "01KG123DTP");
+  await page.fill("#accident-damage", "передний бампер");
+  await page.fill("#accident-driver", "Исаков Нурлан");
+  await page.setInputFiles("#accident-photos", world.photo);
+  await page.click("#accident button[type=submit]");
+  await page.waitForSelector("#accidents tbody tr");
+  const row = page.locator("#accidents tbody tr").first();
+  await row.locator("button").click();
+  await page.waitForSelector("#accidents tbody tr select");
+  check((await page.$("#accidents select[id^=outcome-]")) !== null, "an accident is registered and its investigation started");
+  await shot(page, "console-reports");
+  await page.close();
+}
+
+// Finance imports a statement, returns the credit nobody can match, reads the totals.
+async function finance(browser) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1200 } });
+  page.on("pageerror", (e) => console.log(`page error: ${e}`));
+  await logInTo(page, "finance", world.finance);
+  await page.waitForSelector("#statement-import");
+  const today = new Date().toISOString().slice(0, 10);
+  const csv = path.join(shots, "statement.csv");
+  require("node:fs").writeFileSync(csv, `booking_date,amount,currency,reference,remittance,payer\n${today},1500.00,KGS,BANK-REF-1,fine without a code,Tokonov A.\n`);
+  await page.setInputFiles("#statement-file", csv);
+  await page.selectOption("#statement-format", "csv");
+  await page.fill("#statement-account", "1280016000000001");
+  await page.click("#statement-import button[type=submit]");
+  await page.waitForSelector("#queued-credits tbody tr");
+  check((await page.textContent("#desk-message")).includes("1 credits"), "finance imports a bank statement; the credit waits for a decision");
+  await shot(page, "console-finance-queued");
+  const line = page.locator("#queued-credits tbody tr").first();
+  await line.locator("input[id^=note-]").fill("no fine named; returned to the payer");
+  await line.locator("button.secondary").click();
+  await page.waitForFunction(() => !document.querySelector("#queued-credits"));
+  await page.waitForSelector("#totals-table tbody tr");
+  check((await page.textContent("#totals")).length > 0, "finance resolves the credit and reads the day's totals");
+  await shot(page, "console-finance-totals");
   await page.close();
 }
 
@@ -226,6 +317,8 @@ async function citizen(browser) {
   try {
     await officer(browser);
     await admin(browser);
+    await deskOfficer(browser);
+    await finance(browser);
     await citizen(browser);
   } finally {
     await browser.close();
