@@ -88,7 +88,10 @@ pub struct OidcSettings {
     /// What the login page calls the provider, e.g. "Tunduk ID".
     #[serde(default = "default_oidc_name")]
     pub display_name: String,
-    /// The ID token's claim holding the kozomol login.
+    /// The ID token's claim holding the kozomol login: by default `sub`, the
+    /// provider's stable id of the person. `preferred_username` only where people
+    /// cannot change their own username at the provider; `email` is taken only when
+    /// the provider marks it verified.
     #[serde(default = "default_login_claim")]
     pub login_claim: String,
 }
@@ -98,7 +101,7 @@ fn default_oidc_name() -> String {
 }
 
 fn default_login_claim() -> String {
-    "preferred_username".to_owned()
+    "sub".to_owned()
 }
 
 impl Default for PortalSettings {
@@ -851,6 +854,38 @@ mod tests {
             panic!("expected invalid settings");
         };
         assert!(problems.len() >= 3, "{problems:?}");
+    }
+
+    #[test]
+    fn the_identity_provider_is_read_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("k.toml");
+        for (text, problem) in [
+            (
+                "[oidc]\nissuer = \"https://id.example.kg/realms/city\"\nclient_id = \"kozomol\"\nclient_secret = \"s\"\n",
+                None,
+            ),
+            (
+                "[oidc]\nissuer = \"id.example.kg\"\nclient_id = \"kozomol\"\nclient_secret = \"s\"\n",
+                Some("oidc.issuer"),
+            ),
+            (
+                "[oidc]\nissuer = \"https://id.example.kg\"\nclient_id = \"kozomol\"\nclient_secret = \"\"\n",
+                Some("oidc.client_id and oidc.client_secret"),
+            ),
+        ] {
+            std::fs::write(&file, text).expect("write");
+            let s = Settings::load(Some(&file), |_| None).expect("loads");
+            let oidc = s.oidc.as_ref().expect("oidc");
+            assert_eq!(oidc.login_claim, "sub");
+            match (s.validate(), problem) {
+                (Ok(()), None) => {}
+                (Err(SettingsError::Invalid(problems)), Some(problem)) => {
+                    assert!(problems.iter().any(|p| p.contains(problem)), "{problems:?}")
+                }
+                (other, _) => panic!("{text}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -272,6 +272,29 @@ function upload(file) {
   });
 }
 
+// The day on the officer's own calendar, as YYYY-MM-DD.
+function localDay(d) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+// A report's own id, made once per filling of a form: the API files a retried or
+// double-submitted report once. From getRandomValues, which plain HTTP also has.
+function reportId() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+// Sends a form's request once at a time: the button waits for the answer.
+async function submitting(form, send) {
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try { await send(); } finally { button.disabled = false; }
+}
+
 // A datetime-local value (the officer's clock) as the instant the API takes.
 function instant(value) {
   return value ? new Date(value).toISOString() : undefined;
@@ -363,11 +386,11 @@ function creditDecision(line, redraw) {
 // Reconciliation: per day, the money of each channel and the bank's credits.
 function totalsSection() {
   const today = new Date();
-  const iso = (d) => d.toISOString().slice(0, 10);
+  const weekAgo = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 6);
   const result = el("div", { id: "totals" });
   const form = el("form", { class: "inline-form" },
-    ...field("totals", "from", "from-day", { type: "date", value: iso(new Date(today.getTime() - 6 * 86400000)) }),
-    ...field("totals", "to", "to-day", { type: "date", value: iso(today) }),
+    ...field("totals", "from", "from-day", { type: "date", value: localDay(weekAgo) }),
+    ...field("totals", "to", "to-day", { type: "date", value: localDay(today) }),
     el("button", { type: "submit", text: t("show") }));
   const draw = async () => {
     try {
@@ -394,7 +417,10 @@ const KINDS = ["speeding", "red_light", "stop_line", "wrong_lane", "bus_lane", "
 async function reportsPage() {
   const content = document.getElementById("content");
   const draw = async () => {
-    const accidents = (await api("GET", "/api/v1/accidents?limit=200")).items;
+    // The open ones: closed accidents take no more steps here.
+    const [registered, investigated] = await Promise.all(["registered", "under_investigation"].map((state) =>
+      api("GET", `/api/v1/accidents?state=${state}&limit=1000`)));
+    const accidents = registered.items.concat(investigated.items).sort((a, b) => b.id - a.id);
     content.replaceChildren(
       officerViolationForm(),
       el("h2", { text: t("accidents") }),
@@ -427,10 +453,11 @@ function officerViolationForm() {
     ...field("violation", "plate_photo", "plate-photo", { type: "file", accept: "image/jpeg" }),
     el("p", {}, el("button", { type: "submit", text: t("file-violation") })),
     message);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  let id = reportId();
+  form.addEventListener("submit", (event) => { event.preventDefault(); submitting(form, async () => {
     const number = (name) => (form[name].value ? Number(form[name].value) : undefined);
     const body = {
+      report_id: id,
       plate: form.plate.value, kind: form.kind.value, occurred_at: instant(form.occurred_at.value),
       place: { address: form.address.value }, speed_kmh: number("speed_kmh"), limit_kmh: number("limit_kmh"),
       notes: form.notes.value || undefined,
@@ -443,13 +470,14 @@ function officerViolationForm() {
     try {
       const filed = await change("POST", "/api/v1/officer-violations", body);
       form.reset();
+      id = reportId();
       message.className = "notice";
       message.textContent = t("violation-filed", { id: filed.case_id, state: t(`state-${filed.state}`) });
     } catch (e) {
       message.className = "error";
       message.textContent = refusal("violation-refused", e);
     }
-  });
+  }); });
   return form;
 }
 
@@ -481,25 +509,23 @@ function accidentForm(redraw) {
     ...field("accident", "occurred_at", "when", { type: "datetime-local", required: true }),
     ...field("accident", "address", "place", { required: true }),
     ...field("accident", "description", "description", { tag: "textarea", required: true }),
-    ...field("accident", "vehicle_plate", "plate"),
-    ...field("accident", "damage", "damage"),
-    ...field("accident", "driver", "driver-name"),
+    ...field("accident", "vehicle_plate", "plate", { required: true }),
+    ...field("accident", "damage", "damage", { required: true }),
+    ...field("accident", "driver", "driver-name", { required: true }),
     ...field("accident", "photos", "scene-photos", { type: "file", multiple: true, accept: "image/jpeg" }),
     el("p", {}, el("button", { type: "submit", text: t("register-accident") })),
     message);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  const id = reportId();
+  form.addEventListener("submit", (event) => { event.preventDefault(); submitting(form, async () => {
+    // One vehicle and its driver here; the API takes more (up to 50 vehicles).
     const body = {
+      report_id: id,
       occurred_at: instant(form.occurred_at.value), place: { address: form.address.value },
-      description: form.description.value, vehicles: [], participants: [],
+      description: form.description.value,
+      vehicles: [{ plate: form.vehicle_plate.value, damage: form.damage.value }],
+      participants: [{ name: form.driver.value, role: "driver", vehicle: 0 }],
       photos: await Promise.all([...form.photos.files].map(upload)),
     };
-    if (form.vehicle_plate.value || form.damage.value) {
-      body.vehicles.push({ plate: form.vehicle_plate.value || undefined, damage: form.damage.value || undefined });
-      if (form.driver.value) body.participants.push({ name: form.driver.value, role: "driver", vehicle: 0 });
-    } else if (form.driver.value) {
-      body.participants.push({ name: form.driver.value, role: "witness" });
-    }
     try {
       const accident = await change("POST", "/api/v1/accidents", body);
       await redraw();
@@ -508,7 +534,7 @@ function accidentForm(redraw) {
       message.className = "error";
       message.textContent = refusal("accident-refused", e);
     }
-  });
+  }); });
   return form;
 }
 

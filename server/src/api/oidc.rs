@@ -178,17 +178,44 @@ impl OidcClient {
         )
         .map_err(|e| OidcError::IdToken(e.to_string()))?
         .claims;
-        let nonce = claims.get("nonce").and_then(|v| v.as_str()).unwrap_or("");
+        let nonce = claims
+            .get("nonce")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| OidcError::IdToken("no nonce".into()))?;
         if !constant_time_eq(nonce.as_bytes(), flow.nonce.as_bytes()) {
             return Err(OidcError::IdToken("its nonce is not this login's".into()));
         }
-        claims
-            .get(&self.settings.login_claim)
-            .and_then(|v| v.as_str())
-            .filter(|login| !login.is_empty())
-            .map(str::to_owned)
-            .ok_or_else(|| OidcError::IdToken(format!("no `{}` claim", self.settings.login_claim)))
+        // A token for several audiences must name kozomol as the party it was issued to
+        // (OpenID Connect Core 3.1.3.7).
+        if claims
+            .get("aud")
+            .and_then(|v| v.as_array())
+            .is_some_and(|a| a.len() > 1)
+            && claims.get("azp").and_then(|v| v.as_str()) != Some(self.settings.client_id.as_str())
+        {
+            return Err(OidcError::IdToken("issued to another party (azp)".into()));
+        }
+        login_in(&claims, &self.settings.login_claim)
     }
+}
+
+/// The kozomol login `claims` name in `claim`. An e-mail address counts only once the
+/// provider has verified it: anyone may type one in.
+fn login_in(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    claim: &str,
+) -> Result<String, OidcError> {
+    if claim == "email" && claims.get("email_verified").and_then(|v| v.as_bool()) != Some(true) {
+        return Err(OidcError::IdToken(
+            "its e-mail address is not verified".into(),
+        ));
+    }
+    claims
+        .get(claim)
+        .and_then(|v| v.as_str())
+        .filter(|login| !login.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| OidcError::IdToken(format!("no `{claim}` claim")))
 }
 
 /// Signature algorithms an ID token may use: the provider's private key, our copy of
@@ -240,14 +267,24 @@ impl Flow {
         format!("{}.{}.{}", self.state, self.nonce, self.verifier)
     }
 
+    /// The flow in the request's cookie: three parts of 32 random bytes each, nothing
+    /// shorter (an empty state or nonce would match an empty answer).
     fn from_cookies(headers: &HeaderMap) -> Option<Self> {
         let value = super::access::cookie(headers, FLOW_COOKIE)?;
-        let mut parts = value.splitn(3, '.');
-        Some(Flow {
-            state: parts.next()?.to_owned(),
-            nonce: parts.next()?.to_owned(),
-            verifier: parts.next()?.to_owned(),
-        })
+        let parts: Vec<&str> = value.split('.').collect();
+        let well_formed = |part: &&str| {
+            URL_SAFE_NO_PAD
+                .decode(part)
+                .is_ok_and(|bytes| bytes.len() == 32)
+        };
+        match parts.as_slice() {
+            [state, nonce, verifier] if parts.iter().all(well_formed) => Some(Flow {
+                state: (*state).to_owned(),
+                nonce: (*nonce).to_owned(),
+                verifier: (*verifier).to_owned(),
+            }),
+            _ => None,
+        }
     }
 
     /// PKCE's S256 challenge.
@@ -279,7 +316,7 @@ pub async fn start(State(state): State<ApiState>) -> Result<Response, ApiError> 
     let oidc = client(&state)?;
     let discovery = match oidc.discovery().await {
         Ok(discovery) => discovery,
-        Err(e) => return failed(&state, &e),
+        Err(e) => return failed(&state, &e.to_string()),
     };
     let flow = Flow::new()?;
     let redirect_uri = state.app.link(CALLBACK_PATH);
@@ -329,25 +366,26 @@ pub async fn callback(
     let oidc = client(&state)?;
     let flow = Flow::from_cookies(&headers);
     let outcome = finish(&state, oidc, flow.as_ref(), &query).await;
-    let mut response = match outcome {
-        Ok(login) => {
-            let account = match state.app.store.account_by_login(&login).await? {
-                Some(account) => account,
-                None => return failed(&state, &OidcError::NoAccount(login)),
-            };
-            let (_, cookie) = begin_session(&state, &account).await?;
-            info!(login = %account.login, "console login proven by the identity provider");
-            // A page, not a redirect: the session cookie is SameSite=Strict, and a
-            // redirect chain begun on the provider's site would not carry it.
-            let mut response = super::pages::moving_on("/console/dashboard");
-            response.headers_mut().append(SET_COOKIE, cookie);
-            response
-        }
-        Err(e) => return failed(&state, &e),
+    let login = match outcome {
+        Ok(login) => login,
+        Err(e) => return failed(&state, &e.to_string()),
     };
-    response
-        .headers_mut()
-        .append(SET_COOKIE, flow_cookie(&state, "", 0)?);
+    let account = match state.app.store.account_by_login(&login).await {
+        Ok(Some(account)) => account,
+        Ok(None) => return failed(&state, &OidcError::NoAccount(login).to_string()),
+        Err(e) => return failed(&state, &e.to_string()),
+    };
+    let cookie = match begin_session(&state, &account).await {
+        Ok((_, cookie)) => cookie,
+        Err(e) => return failed(&state, &e.to_string()),
+    };
+    info!(login = %account.login, "console login proven by the identity provider");
+    // A page, not a redirect: the session cookie is SameSite=Strict, and a redirect
+    // chain begun on the provider's site would not carry it.
+    let mut response = super::pages::moving_on("/console/dashboard");
+    let headers = response.headers_mut();
+    headers.append(SET_COOKIE, cookie);
+    headers.append(SET_COOKIE, flow_cookie(&state, "", 0)?);
     Ok(response)
 }
 
@@ -373,7 +411,7 @@ async fn finish(
         .await
 }
 
-fn failed(state: &ApiState, why: &OidcError) -> Result<Response, ApiError> {
+fn failed(state: &ApiState, why: &str) -> Result<Response, ApiError> {
     warn!(error = %why, "console login through the identity provider failed");
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
@@ -383,4 +421,61 @@ fn failed(state: &ApiState, why: &OidcError) -> Result<Response, ApiError> {
     );
     headers.append(SET_COOKIE, flow_cookie(state, "", 0)?);
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::header::COOKIE;
+    use serde_json::json;
+
+    #[test]
+    fn logins_come_from_the_claim_named_and_e_mail_only_when_verified() {
+        let claims = |value: serde_json::Value| value.as_object().cloned().expect("object");
+        for (claim, token, login) in [
+            ("sub", json!({"sub": "officer-1"}), Some("officer-1")),
+            ("sub", json!({"sub": ""}), None),
+            ("sub", json!({"preferred_username": "admin"}), None),
+            (
+                "preferred_username",
+                json!({"preferred_username": "admin"}),
+                Some("admin"),
+            ),
+            (
+                "email",
+                json!({"email": "a@example.kg", "email_verified": true}),
+                Some("a@example.kg"),
+            ),
+            (
+                "email",
+                json!({"email": "a@example.kg", "email_verified": false}),
+                None,
+            ),
+            ("email", json!({"email": "a@example.kg"}), None),
+        ] {
+            let found = login_in(&claims(token.clone()), claim).ok();
+            assert_eq!(found.as_deref(), login, "{claim} in {token}");
+        }
+    }
+
+    #[test]
+    fn the_flow_cookie_holds_three_random_parts_or_nothing() {
+        let part = URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let short = URL_SAFE_NO_PAD.encode([7u8; 8]);
+        for (value, found) in [
+            (format!("{part}.{part}.{part}"), true),
+            ("..".to_owned(), false),
+            (format!("{part}.{part}"), false),
+            (format!("{part}.{part}.{part}.{part}"), false),
+            (format!("{part}.{short}.{part}"), false),
+            (format!("{part}.{part}.!!"), false),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                COOKIE,
+                format!("{FLOW_COOKIE}={value}").parse().expect("header"),
+            );
+            assert_eq!(Flow::from_cookies(&headers).is_some(), found, "{value}");
+        }
+    }
 }
