@@ -237,6 +237,8 @@ pub async fn run(
         state.jurisdiction = settings.fines.jurisdiction;
         let mut providers = settings.payment_providers.clone();
         state.card_checkout_url = settings.portal.card_checkout_url.clone();
+        // Checked by `Settings::validate` before serving.
+        state.trusted_proxies = Arc::new(settings.http.proxies().unwrap_or_default());
         state.oidc = settings
             .oidc
             .clone()

@@ -119,6 +119,34 @@ impl Default for PortalSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
     pub listen: String,
+    /// Reverse proxies in front of kozomol (addresses or networks, e.g. `10.0.0.0/8`):
+    /// the portal counts lookups per client by the `X-Forwarded-For` they add. Only
+    /// proxies: a client inside these networks could name any address.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl HttpSettings {
+    /// `trusted_proxies` read; the ones that are no address or network, as problems.
+    pub fn proxies(&self) -> Result<Vec<ipnet::IpNet>, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut nets = Vec::new();
+        for text in &self.trusted_proxies {
+            match text.parse::<ipnet::IpNet>() {
+                Ok(net) => nets.push(net),
+                Err(_) => match text.parse::<std::net::IpAddr>() {
+                    Ok(ip) => nets.push(ipnet::IpNet::from(ip)),
+                    Err(_) => problems.push(format!(
+                        "http.trusted_proxies `{text}` is no address or network"
+                    )),
+                },
+            }
+        }
+        if problems.is_empty() {
+            Ok(nets)
+        } else {
+            Err(problems)
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -178,6 +206,7 @@ impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             listen: "127.0.0.1:8080".into(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -657,6 +686,9 @@ impl Settings {
                 ));
             }
         }
+        if let Err(found) = self.http.proxies() {
+            problems.extend(found);
+        }
         if let Some(oidc) = &self.oidc {
             if !oidc.issuer.starts_with("https://") && !oidc.issuer.starts_with("http://") {
                 problems.push(format!(
@@ -850,10 +882,20 @@ mod tests {
         s.http.listen = "nowhere".into();
         s.mqtt.broker = "no-port".into();
         s.ingest.batch_max = 0;
+        s.http.trusted_proxies = vec![
+            "10.0.0.0/8".into(),
+            "192.0.2.1".into(),
+            "proxy.local".into(),
+        ];
+        assert_eq!(s.http.proxies().map_err(|p| p.len()), Err(1));
         let Err(SettingsError::Invalid(problems)) = s.validate() else {
             panic!("expected invalid settings");
         };
-        assert!(problems.len() >= 3, "{problems:?}");
+        assert!(problems.len() >= 4, "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.contains("`proxy.local`")),
+            "{problems:?}"
+        );
     }
 
     #[test]

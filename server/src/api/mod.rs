@@ -102,6 +102,9 @@ pub struct AppState {
     pub card_checkout_url: Option<String>,
     /// The city's identity provider for console logins; `None`: passwords only.
     pub oidc: Option<Arc<OidcClient>>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client the portal's limiter
+    /// counts; empty: the peer is the client.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 impl AppState {
@@ -129,6 +132,7 @@ impl AppState {
             lookup_limit: LookupLimit::default(),
             card_checkout_url: None,
             oidc: None,
+            trusted_proxies: Arc::default(),
         }
     }
 

@@ -4,16 +4,17 @@
 //! lookup hands out. Lookups are counted per address so nobody can walk through
 //! other people's fines; the grant keeps the photos and the PDF behind a lookup.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
+use ipnet::IpNet;
 use kozomol_core::{decimal_degrees, CaseId, CaseState, ViolationKind};
 use kozomol_payments::PaymentCode;
 use kozomol_store::{AppealGist, AppealState, CaseRecord, PayerView, ResolutionRecord};
@@ -280,7 +281,10 @@ pub async fn pdf(
     record_owner_view(
         &state,
         &resolution,
-        format!("{PORTAL_ACTOR}:{}", client_address(&parts)),
+        format!(
+            "{PORTAL_ACTOR}:{}",
+            client_address(&parts, &state.app.trusted_proxies)
+        ),
         "resolution PDF",
     )
     .await?;
@@ -381,7 +385,7 @@ async fn owner_granted(
 /// Counts a lookup, or a public request that writes (an appeal, a PDF download's audit
 /// row), against the caller's address; refused once the address has used its allowance.
 fn count_against_address(state: &ApiState, parts: &Parts) -> Result<(), ApiError> {
-    let client = client_address(parts);
+    let client = client_address(parts, &state.app.trusted_proxies);
     if let Err(wait) = state.lookups.check(&client) {
         info!(client = %client, "portal request refused: too many from this address");
         return Err(ApiError::TooManyLookups {
@@ -397,11 +401,12 @@ const PORTAL_ACTOR: &str = "portal";
 
 /// The address a request came from (the limiter's key): an IPv6 client by its /64,
 /// the block one subscriber gets, so it cannot take a fresh allowance per address.
-fn client_address(parts: &Parts) -> String {
+/// Behind `trusted` proxies, the client they name.
+fn client_address(parts: &Parts, trusted: &[IpNet]) -> String {
     match parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
+        .map(|ConnectInfo(addr)| forwarded_client(addr.ip(), &parts.headers, trusted))
     {
         Some(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
             let s = v6.segments();
@@ -413,6 +418,35 @@ fn client_address(parts: &Parts) -> String {
         Some(ip) => ip.to_string(),
         None => "unknown".to_owned(),
     }
+}
+
+/// The client a request from `peer` was made for: `peer` itself, unless it is one of
+/// the `trusted` proxies; then `X-Forwarded-For` read from the right, past each hop a
+/// trusted proxy added, to the first address that is not a proxy's. What lies further
+/// left the client wrote itself and is never read.
+fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_proxy = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_proxy(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_proxy(&ip) {
+            break;
+        }
+    }
+    client
 }
 
 fn filled(value: Option<String>) -> Option<String> {
@@ -696,10 +730,48 @@ mod tests {
             let (mut parts, _) = axum::http::Request::new(()).into_parts();
             let addr: SocketAddr = peer.parse().expect("address");
             parts.extensions.insert(ConnectInfo(addr));
-            assert_eq!(client_address(&parts), key, "{peer}");
+            assert_eq!(client_address(&parts, &[]), key, "{peer}");
         }
         let (parts, _) = axum::http::Request::new(()).into_parts();
-        assert_eq!(client_address(&parts), "unknown");
+        assert_eq!(client_address(&parts, &[]), "unknown");
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_client_they_name_is_counted() {
+        let trusted: Vec<IpNet> = ["10.0.0.0/8", "192.0.2.1/32"]
+            .iter()
+            .map(|net| net.parse().expect("net"))
+            .collect();
+        for (peer, forwarded, client) in [
+            // Not a proxy: its header is the client's own say.
+            ("203.0.113.7", Some("198.51.100.1"), "203.0.113.7"),
+            ("10.1.1.1", Some("198.51.100.1"), "198.51.100.1"),
+            // What the client wrote left of the proxies' entries is not read.
+            ("10.1.1.1", Some("1.1.1.1, 198.51.100.1"), "198.51.100.1"),
+            (
+                "192.0.2.1",
+                Some("1.1.1.1, 198.51.100.1, 10.2.2.2"),
+                "198.51.100.1",
+            ),
+            ("10.1.1.1", Some("garbage, 198.51.100.1"), "198.51.100.1"),
+            ("10.1.1.1", None, "10.1.1.1"),
+            ("10.1.1.1", Some("not-an-address"), "10.1.1.1"),
+            ("10.1.1.1", Some("2001:db8:1:2::7"), "2001:db8:1:2::/64"),
+        ] {
+            let (mut parts, _) = axum::http::Request::new(()).into_parts();
+            let addr = SocketAddr::new(peer.parse().expect("peer"), 40000);
+            parts.extensions.insert(ConnectInfo(addr));
+            if let Some(forwarded) = forwarded {
+                parts
+                    .headers
+                    .insert("x-forwarded-for", forwarded.parse().expect("header"));
+            }
+            assert_eq!(
+                client_address(&parts, &trusted),
+                client,
+                "{peer} {forwarded:?}"
+            );
+        }
     }
 
     #[test]
