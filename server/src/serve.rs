@@ -219,6 +219,19 @@ pub async fn run(
 
     let mut http_addr = None;
     let mut _demo_acquirer = None;
+    let mut _demo_identity_provider = None;
+    // Made before the API starts: the demo's identity provider knows the same people.
+    let demo_credentials = if plan.demo {
+        let credentials =
+            crate::auth::create_demo_accounts(store.as_ref(), &settings.data_dir).await?;
+        tracing::info!(
+            file = %settings.data_dir.join("demo-credentials.json").display(),
+            "demo accounts ready"
+        );
+        Some(credentials)
+    } else {
+        None
+    };
     if plan.parts.contains(&Part::Api) {
         let publisher =
             MqttConfigPublisher::connect(&broker_host, broker_port, &instance, cancel.clone());
@@ -243,6 +256,48 @@ pub async fn run(
             .oidc
             .clone()
             .map(|oidc| Arc::new(api::OidcClient::new(oidc)));
+        // The demo's city identity provider: a stand-in that knows the demo accounts by
+        // their logins and passwords.
+        if let (Some(credentials), None) = (demo_credentials.as_ref(), state.oidc.as_ref()) {
+            let secret = crate::auth::random_password();
+            let users = [
+                &credentials.reviewer,
+                &credentials.supervisor,
+                &credentials.finance,
+                &credentials.admin,
+                &credentials.auditor,
+            ]
+            .map(|a| (a.login.clone(), a.password.clone()))
+            .to_vec();
+            let provider = crate::oidc_standin::IdentityProvider::start(
+                crate::oidc_standin::IdentityProviderConfig {
+                    client_id: "kozomol-demo".to_owned(),
+                    client_secret: secret.clone(),
+                    redirect_uri: format!(
+                        "{}{}",
+                        settings.public_base_url().trim_end_matches('/'),
+                        api::OIDC_CALLBACK_PATH
+                    ),
+                    users,
+                },
+            )
+            .await
+            .map_err(|source| ServeError::Io {
+                what: "demo identity provider stand-in".into(),
+                source,
+            })?;
+            tracing::info!(issuer = %provider.issuer(), "demo identity provider stand-in taking console logins");
+            state.oidc = Some(Arc::new(api::OidcClient::new(
+                crate::settings::OidcSettings {
+                    issuer: provider.issuer(),
+                    client_id: "kozomol-demo".to_owned(),
+                    client_secret: secret,
+                    display_name: "City ID (demo stand-in)".to_owned(),
+                    login_claim: "sub".to_owned(),
+                },
+            )));
+            _demo_identity_provider = Some(provider);
+        }
         // The demo's card payments: a stand-in acquirer, a provider like any other.
         if plan.demo && state.card_checkout_url.is_none() {
             let secret = crate::auth::random_password();
@@ -319,13 +374,7 @@ pub async fn run(
         tracing::info!(listen = %addr, public_base_url = %settings.public_base_url(), "HTTP API listening");
     }
 
-    if plan.demo {
-        let credentials =
-            crate::auth::create_demo_accounts(store.as_ref(), &settings.data_dir).await?;
-        tracing::info!(
-            file = %settings.data_dir.join("demo-credentials.json").display(),
-            "demo accounts ready"
-        );
+    if let Some(credentials) = demo_credentials.as_ref() {
         if let (Some(addr), true) = (http_addr, plan.demo_cameras > 0) {
             let options = crate::simulate::SimulationOptions {
                 cameras: plan.demo_cameras,
