@@ -84,6 +84,8 @@ ZEEP_VERSION=4.3.3
 # The browser tests (server/tests/browser.rs) drive Debian's Chromium with npm's
 # playwright-core (the library alone: it never downloads a browser of its own).
 PLAYWRIGHT_VERSION=1.65.2
+# The accessibility checker the browser tests run on every page (WCAG 2 A and AA rules).
+AXE_VERSION=4.11.1
 
 ensure_browser() {
     if [ -z "${KOZOMOL_CHROMIUM:-}" ]; then
@@ -92,11 +94,13 @@ ensure_browser() {
     fi
     local root
     root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.cache/playwright"
-    if ! grep -qs "\"version\": \"$PLAYWRIGHT_VERSION\"" "$root/node_modules/playwright-core/package.json"; then
+    if ! grep -qs "\"version\": \"$PLAYWRIGHT_VERSION\"" "$root/node_modules/playwright-core/package.json" \
+        || ! grep -qs "\"version\": \"$AXE_VERSION\"" "$root/node_modules/axe-core/package.json"; then
         command -v npm >/dev/null || apt_install nodejs npm
-        step "installing playwright-core $PLAYWRIGHT_VERSION (npm)"
+        step "installing playwright-core $PLAYWRIGHT_VERSION and axe-core $AXE_VERSION (npm)"
         mkdir -p "$root"
-        npm install --silent --no-audit --no-fund --prefix "$root" "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null
+        npm install --silent --no-audit --no-fund --prefix "$root" \
+            "playwright-core@$PLAYWRIGHT_VERSION" "axe-core@$AXE_VERSION" >/dev/null
     fi
     export KOZOMOL_PLAYWRIGHT="$root/node_modules"
 }

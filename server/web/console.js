@@ -544,7 +544,7 @@ async function queuePage() {
     el("p", { class: "muted", text: t("shortcuts") }),
     el("div", { class: "desk" },
       el("nav", { "aria-label": t("queue-title") },
-        el("ul", { class: "queue", id: "queue", role: "listbox", tabindex: "0" }),
+        el("ul", { class: "queue", id: "queue", role: "listbox", tabindex: "0", "aria-label": t("queue-title") }),
         el("p", { id: "queue-empty", class: "muted", hidden: true, text: t("queue-empty") })),
       el("div", {},
         el("section", { id: "case", "aria-live": "polite" }),

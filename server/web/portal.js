@@ -143,7 +143,13 @@ function noticesSection(fine) {
   const message = el("p", { role: "status", class: "notices-status" });
   const channel = el("select", { id: `${id}-channel`, name: "channel" },
     el("option", { value: "sms", text: t("by-sms") }), el("option", { value: "email", text: t("by-email") }));
-  const address = el("input", { id: `${id}-address`, name: "address", required: true, autocomplete: "email tel" });
+  const address = el("input", { id: `${id}-address`, name: "address", required: true, autocomplete: "tel", type: "tel" });
+  // The browser offers what the channel takes: a phone number, or an e-mail address.
+  channel.addEventListener("change", () => {
+    const email = channel.value === "email";
+    address.autocomplete = email ? "email" : "tel";
+    address.type = email ? "email" : "tel";
+  });
   const form = el("form", { class: "notices-form" },
     el("label", { for: `${id}-channel`, text: t("notices-channel") }), channel,
     el("label", { for: `${id}-address`, text: t("notices-address") }), address,

@@ -22,8 +22,25 @@ function hoursAgo(hours) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
+// axe-core, run in the page through the driver (the pages' policy refuses injected
+// script tags, and rightly).
+const axeSource = require("node:fs").readFileSync(path.join(process.env.KOZOMOL_PLAYWRIGHT, "axe-core", "axe.min.js"), "utf8");
+
+// Every page as shown must pass the WCAG 2 A and AA rules axe checks (labels, names,
+// contrast, language, landmarks); a serious or critical finding fails the run.
+async function accessible(page, name) {
+  if (!(await page.evaluate(() => Boolean(window.axe)))) await page.evaluate(axeSource);
+  const found = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } });
+    return result.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`);
+  });
+  check(found.length === 0, `${name} passes the accessibility rules${found.length ? `: ${found.join("; ")}` : ""}`);
+}
+
 async function shot(page, name) {
   await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+  await accessible(page, name);
 }
 
 // Waits for the decision on case `id` to be saved: the case leaves the queue.
