@@ -137,6 +137,19 @@ pub fn tail(text: &str, chars: usize) -> String {
     text.chars().skip(skip).collect()
 }
 
+/// What a process that stopped said: its error (the `Error:` paragraph, before any
+/// backtrace, which would push it out of a tail) and the log's last lines.
+pub fn exit_report(log: &str) -> String {
+    let error: String = log
+        .lines()
+        .skip_while(|line| !line.starts_with("Error:"))
+        .take_while(|line| !line.starts_with("Stack backtrace"))
+        .take(20)
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!("{error}\n--- last lines ---\n{}", tail(log, 2000))
+}
+
 /// `kozomol serve` on free ports with its own data folder.
 pub struct Kozomol {
     pub process: Process,
@@ -174,12 +187,34 @@ impl Kozomol {
         database_url: Option<String>,
         env: &[(&str, &str)],
     ) -> Result<Kozomol> {
-        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
-        let mqtt: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        // A free port can be taken by another test's process before kozomol binds it:
+        // then kozomol stops at once, and it starts again on other ports.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Kozomol::start_once(data_dir, &external_broker, &database_url, &env) {
+                Err(e) if attempt < 3 && e.to_string().contains("Address already in use") => {
+                    continue
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(
+        data_dir: &Path,
+        external_broker: &Option<String>,
+        database_url: &Option<String>,
+        env: &[(String, String)],
+    ) -> Result<Kozomol> {
+        let (external_broker, database_url, env) =
+            (external_broker.clone(), database_url.clone(), env.to_vec());
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+        let mqtt: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
         let mut k = Kozomol {
             process: Kozomol::spawn(
                 data_dir,
@@ -243,7 +278,7 @@ impl Kozomol {
             if !self.process.is_running() {
                 bail!(
                     "kozomol exited; log:\n{}",
-                    tail(&self.process.log_text(), 4000)
+                    exit_report(&self.process.log_text())
                 );
             }
             if let Ok(r) = reqwest::blocking::get(&url) {
