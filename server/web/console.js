@@ -102,14 +102,12 @@ async function deadLettersPage() {
   const letters = (await api("GET", "/api/v1/dead-letters?limit=100")).items;
   document.getElementById("content").replaceChildren(
     letters.length === 0 ? el("p", { class: "muted", text: t("dead-letters-empty") }) :
-    el("table", { class: "audit", id: "dead-letters" },
-      el("thead", {}, el("tr", {}, ["received", "camera", "reason", "detail", "size"].map((k) => el("th", { scope: "col", text: t(k) })))),
-      el("tbody", {}, letters.map((d) => el("tr", {},
-        el("td", { text: when(d.received_at) }),
-        el("td", { text: d.camera_id || "—" }),
-        el("td", { text: d.reason }),
-        el("td", { text: d.detail }),
-        el("td", {}, el("a", { href: `/api/v1/dead-letters/${d.id}/raw`, text: `${d.raw_len} B` })))))));
+    table("dead-letters", ["received", "camera", "reason", "detail", "size"], letters.map((d) => el("tr", {},
+      el("td", { text: when(d.received_at) }),
+      el("td", { text: d.camera_id || "—" }),
+      el("td", { text: d.reason }),
+      el("td", { text: d.detail }),
+      el("td", {}, el("a", { href: `/api/v1/dead-letters/${d.id}/raw`, text: `${d.raw_len} B` }))))));
 }
 
 // Accounts: the list for admins and auditors; admins make new ones.
@@ -117,27 +115,23 @@ async function accountsPage() {
   const content = document.getElementById("content");
   const draw = async () => {
     const accounts = (await api("GET", "/api/v1/accounts")).items;
-    const table = el("table", { class: "audit", id: "accounts" },
-      el("thead", {}, el("tr", {}, ["login-name", "role", "officer"].map((k) => el("th", { scope: "col", text: t(k) })))),
-      el("tbody", {}, accounts.map((a) => el("tr", { id: `account-${a.login}` },
-        el("td", { text: a.login }), el("td", { text: t(`role-${a.role}`) }),
-        el("td", { text: a.officer ? `${a.officer.full_name} (${a.officer.badge})` : "—" })))));
-    content.replaceChildren(...[table, Desk.role === "admin" && newAccountForm(draw)].filter(Boolean));
+    const list = table("accounts", ["login-name", "role", "officer"], accounts.map((a) => el("tr", { id: `account-${a.login}` },
+      el("td", { text: a.login }), el("td", { text: t(`role-${a.role}`) }),
+      el("td", { text: a.officer ? `${a.officer.full_name} (${a.officer.badge})` : "—" }))));
+    content.replaceChildren(...[list, Desk.role === "admin" && newAccountForm(draw)].filter(Boolean));
   };
   await draw();
 }
 
 function newAccountForm(redraw) {
-  const field = (name, label, attrs) => [el("label", { for: `new-${name}`, text: t(label) }), el("input", Object.assign({ id: `new-${name}`, name, autocomplete: "off" }, attrs || {}))];
-  const role = el("select", { id: "new-role", name: "role" }, ["reviewer", "supervisor", "finance", "admin", "auditor"].map((r) => el("option", { value: r, text: t(`role-${r}`) })));
   const message = el("p", { role: "status" });
   const form = el("form", { class: "card", id: "new-account" },
     el("h2", { text: t("new-account") }),
-    field("login", "login-name", { required: true }),
-    el("label", { for: "new-role", text: t("role") }), role,
-    field("password", "password", { type: "password", autocomplete: "new-password", required: true, minlength: "12" }),
-    field("full_name", "full-name"),
-    field("badge", "badge"),
+    ...field("new", "login", "login-name", { required: true }),
+    ...choice("new", "role", "role", ["reviewer", "supervisor", "finance", "admin", "auditor"].map((r) => [r, t(`role-${r}`)])),
+    ...field("new", "password", "password", { type: "password", autocomplete: "new-password", required: true, minlength: "12" }),
+    ...field("new", "full_name", "full-name"),
+    ...field("new", "badge", "badge"),
     el("p", {}, el("button", { type: "submit", text: t("create") })),
     message);
   form.addEventListener("submit", async (event) => {
