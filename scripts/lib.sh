@@ -141,3 +141,25 @@ ensure_stock_soap_client() {
     fi
     export KOZOMOL_STOCK_SOAP_PYTHON="$root/bin/python"
 }
+
+# The deploy files' validators (scripts/validate-deploy.sh), from PyPI, in their own
+# venv: kubernetes-validate carries the Kubernetes schemas and check-jsonschema the
+# compose specification's, so nothing is downloaded when they run.
+KUBERNETES_VALIDATE_VERSION=1.37.0
+CHECK_JSONSCHEMA_VERSION=0.39.0
+
+ensure_deploy_validators() {
+    local root
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.cache/deploy-validators"
+    if ! "$root/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_VERSION" \
+        || ! "$root/bin/check-jsonschema" --version 2>/dev/null | grep -q "$CHECK_JSONSCHEMA_VERSION"; then
+        step "installing the deploy validators (PyPI kubernetes-validate $KUBERNETES_VALIDATE_VERSION, check-jsonschema $CHECK_JSONSCHEMA_VERSION)"
+        python3 -m venv --clear "$root" 2>/dev/null || {
+            apt_install python3-venv
+            python3 -m venv --clear "$root"
+        }
+        "$root/bin/python" -m pip install --quiet \
+            "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
+    fi
+    export KOZOMOL_DEPLOY_VALIDATORS="$root/bin"
+}

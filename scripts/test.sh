@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check CI runs: format, lints, and the whole test suite against SQLite,
-# the embedded broker, and the PostgreSQL and Mosquitto on this machine.
+# Runs every check CI runs: format, lints, the deploy files' schemas, and the whole
+# test suite against SQLite, the embedded broker, and the PostgreSQL and Mosquitto on
+# this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -19,6 +20,7 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+bash scripts/validate-deploy.sh
 step "build the binaries the end-to-end tests start"
 cargo build --workspace --bins --locked
 step "tests"

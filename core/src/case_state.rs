@@ -63,6 +63,18 @@ impl CaseState {
         CaseState::Voided,
     ];
 
+    /// States in which a case waits for the pipeline or an officer to move it on:
+    /// the queues whose depth and age operators watch.
+    pub const WAITING: [CaseState; 7] = [
+        CaseState::Received,
+        CaseState::Recognized,
+        CaseState::NeedsReview,
+        CaseState::SupervisorReview,
+        CaseState::Approved,
+        CaseState::OwnerFound,
+        CaseState::Issued,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             CaseState::Received => "received",

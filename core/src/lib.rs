@@ -5,7 +5,8 @@
 //! calibration certificates), case states, review decisions and owner lookups,
 //! delivery channels and the contacts citizens give, money and jurisdictions, and the
 //! camera wire protocol: the signed evidence envelope, receipts, status and config
-//! messages, and the report an officer files for a violation he saw. It does no I/O.
+//! messages, the report an officer files for a violation he saw, and what the
+//! pipeline's stages count for operators. It does no I/O.
 
 pub mod access;
 pub mod case_state;
@@ -21,6 +22,7 @@ pub mod money;
 pub mod officer;
 pub mod owner;
 pub mod review;
+pub mod stage_metrics;
 pub mod topics;
 pub mod violation;
 

@@ -1,6 +1,25 @@
-//! MQTT topic names of the camera wire protocol.
+//! MQTT topic names of the camera wire protocol, and the login a broker may ask of
+//! its clients.
 
 use crate::CameraId;
+
+/// A user name and password the broker checks at connect (Mosquitto's
+/// `password_file`); the messages themselves are signed either way.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BrokerLogin {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for BrokerLogin {
+    // Logged settings never show the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerLogin")
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
 
 pub const PREFIX: &str = "kozomol/v1/cameras";
 /// What ingest subscribes to (as `$share/ingest/...` on an external broker).

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use kozomol_core::envelope::{encode_signed, FrameRef};
 use kozomol_core::messages::{CameraLinkState, CameraStatus};
-use kozomol_core::topics::{topic, TopicKind};
+use kozomol_core::topics::{topic, BrokerLogin, TopicKind};
 use kozomol_core::{
     CameraId, ClockSource, EventId, FrameRole, Measurement, MeasuringDevice, PlateRead, Site,
     ViolationEvent, ViolationKind,
@@ -33,6 +33,8 @@ pub struct AgentConfig {
     pub signing_key: SigningKey,
     /// The MQTT broker, `host:port`.
     pub broker: String,
+    /// `None`: the broker takes anonymous clients.
+    pub broker_login: Option<BrokerLogin>,
     /// Holds `outbox/`, `rejected/` and `state/` (the applied config).
     pub data_dir: PathBuf,
     /// The server's key; camera config is ignored without it.
@@ -63,6 +65,7 @@ impl AgentConfig {
             camera_id,
             signing_key,
             broker: broker.into(),
+            broker_login: None,
             data_dir: data_dir.into(),
             server_public_key: None,
             site,

@@ -47,6 +47,9 @@ pub(crate) fn client(
             QoS::AtLeastOnce,
             true,
         ));
+    if let Some(login) = &config.broker_login {
+        options.set_credentials(&login.username, &login.password);
+    }
     AsyncClient::new(options, REQUEST_CAPACITY)
 }
 

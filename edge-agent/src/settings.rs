@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use kozomol_core::envelope::parse_public_key;
+use kozomol_core::topics::BrokerLogin;
 use kozomol_core::{CalibrationCertificate, CameraId, MeasuringDevice, Site};
 use kozomol_edge_agent::AgentConfig;
 use serde::Deserialize;
@@ -19,6 +20,12 @@ pub struct SettingsFile {
     pub key_file: PathBuf,
     #[serde(default = "default_broker")]
     pub broker: String,
+    /// The user the broker knows this camera by; `None`: connect anonymously.
+    #[serde(default)]
+    pub broker_username: Option<String>,
+    /// File holding that user's password (mode 0600), needed with `broker_username`.
+    #[serde(default)]
+    pub broker_password_file: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub spool_dir: PathBuf,
     /// The server's config-signing public key, hex; without it config is ignored.
@@ -88,10 +95,12 @@ pub struct Settings {
 }
 
 /// The environment variables that override the file, by setting name.
-pub const ENV_OVERRIDES: [(&str, &str); 6] = [
+pub const ENV_OVERRIDES: [(&str, &str); 8] = [
     ("KOZOMOL_EDGE_CAMERA_ID", "camera_id"),
     ("KOZOMOL_EDGE_KEY_FILE", "key_file"),
     ("KOZOMOL_EDGE_BROKER", "broker"),
+    ("KOZOMOL_EDGE_BROKER_USERNAME", "broker_username"),
+    ("KOZOMOL_EDGE_BROKER_PASSWORD_FILE", "broker_password_file"),
     ("KOZOMOL_EDGE_DATA_DIR", "data_dir"),
     ("KOZOMOL_EDGE_SPOOL_DIR", "spool_dir"),
     ("KOZOMOL_EDGE_SERVER_PUBLIC_KEY", "server_public_key"),
@@ -111,6 +120,10 @@ impl SettingsFile {
                 "KOZOMOL_EDGE_CAMERA_ID" => self.camera_id = value,
                 "KOZOMOL_EDGE_KEY_FILE" => self.key_file = value.into(),
                 "KOZOMOL_EDGE_BROKER" => self.broker = value,
+                "KOZOMOL_EDGE_BROKER_USERNAME" => self.broker_username = Some(value),
+                "KOZOMOL_EDGE_BROKER_PASSWORD_FILE" => {
+                    self.broker_password_file = Some(value.into())
+                }
                 "KOZOMOL_EDGE_DATA_DIR" => self.data_dir = value.into(),
                 "KOZOMOL_EDGE_SPOOL_DIR" => self.spool_dir = value.into(),
                 "KOZOMOL_EDGE_SERVER_PUBLIC_KEY" => self.server_public_key = Some(value),
@@ -140,6 +153,27 @@ impl SettingsFile {
         if !broker_ok {
             errors.push(format!("broker `{}`: expected host:port", self.broker));
         }
+        let broker_login = match (&self.broker_username, &self.broker_password_file) {
+            (Some(username), Some(file)) => match std::fs::read_to_string(file) {
+                Ok(password) => Some(BrokerLogin {
+                    username: username.clone(),
+                    password: password.trim_end_matches(['\r', '\n']).to_owned(),
+                }),
+                Err(e) => {
+                    errors.push(format!("broker_password_file {}: {e}", file.display()));
+                    None
+                }
+            },
+            (Some(_), None) => {
+                errors.push("broker_username needs broker_password_file".into());
+                None
+            }
+            (None, Some(_)) => {
+                errors.push("broker_password_file needs broker_username".into());
+                None
+            }
+            (None, None) => None,
+        };
         for (name, value) in [
             ("resend_after_secs", self.resend_after_secs),
             ("max_outbox_mb", self.max_outbox_mb),
@@ -210,6 +244,7 @@ impl SettingsFile {
             device,
         );
         agent.server_public_key = server_public_key;
+        agent.broker_login = broker_login;
         agent.resend_after = Duration::from_secs(self.resend_after_secs);
         agent.max_outbox_bytes = self.max_outbox_mb.saturating_mul(1024 * 1024);
         agent.status_interval = Duration::from_secs(self.status_interval_secs);

@@ -6,8 +6,9 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use kozomol_core::stage_metrics::StageMetrics;
 use kozomol_store::{Store, StoreError};
 use kozomol_tunduk::VehicleRegistry;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +41,8 @@ pub struct FinesWorker {
     pub idle_poll: Duration,
     /// The pause after a stage's pass failed (the database is down, say).
     pub error_backoff: Duration,
+    /// Each stage's passes, items and failures, under the stage's name.
+    pub metrics: Arc<StageMetrics>,
 }
 
 /// How the deadlines scheduler runs. Deadlines are days, so a pass a minute is ample;
@@ -66,30 +69,45 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     let mut tasks = tokio::task::JoinSet::new();
     let (idle, backoff) = (worker.idle_poll, worker.error_backoff);
+    let metrics = Arc::clone(&worker.metrics);
     if let Some(stage) = worker.approval {
         let (store, cancel) = (Arc::clone(&store), cancel.clone());
-        tasks.spawn(repeat("approval", idle, backoff, cancel, move || {
-            let (stage, store) = (stage.clone(), Arc::clone(&store));
-            async move {
-                run_approvals(&stage, store.as_ref())
-                    .await
-                    .map(|done| done.len())
-                    .map_err(|e: StoreError| e.to_string())
-            }
-        }));
+        tasks.spawn(repeat(
+            Arc::clone(&metrics),
+            "approval",
+            idle,
+            backoff,
+            cancel,
+            move || {
+                let (stage, store) = (stage.clone(), Arc::clone(&store));
+                async move {
+                    run_approvals(&stage, store.as_ref())
+                        .await
+                        .map(|done| done.len())
+                        .map_err(|e: StoreError| e.to_string())
+                }
+            },
+        ));
     }
     if let Some((stage, registry)) = worker.lookup {
         let (store, cancel) = (Arc::clone(&store), cancel.clone());
-        tasks.spawn(repeat("owner lookup", idle, backoff, cancel, move || {
-            let (stage, store, registry) =
-                (stage.clone(), Arc::clone(&store), Arc::clone(&registry));
-            async move {
-                run_lookups(&stage, store.as_ref(), &registry)
-                    .await
-                    .map(|done| done.len())
-                    .map_err(|e| e.to_string())
-            }
-        }));
+        tasks.spawn(repeat(
+            Arc::clone(&metrics),
+            "owner_lookup",
+            idle,
+            backoff,
+            cancel,
+            move || {
+                let (stage, store, registry) =
+                    (stage.clone(), Arc::clone(&store), Arc::clone(&registry));
+                async move {
+                    run_lookups(&stage, store.as_ref(), &registry)
+                        .await
+                        .map(|done| done.len())
+                        .map_err(|e| e.to_string())
+                }
+            },
+        ));
     }
     if let Some((first, issuer)) = worker.issuing {
         for n in 1..=worker.issuing_loops.max(1) {
@@ -98,55 +116,84 @@ pub async fn run(
                 stage.worker = format!("{}-{n}", first.worker);
             }
             let (store, cancel, issuer) = (Arc::clone(&store), cancel.clone(), Arc::clone(&issuer));
-            tasks.spawn(repeat("issuing", idle, backoff, cancel, move || {
-                let (stage, store, issuer) =
-                    (stage.clone(), Arc::clone(&store), Arc::clone(&issuer));
-                async move {
-                    run_issuing(&stage, &issuer, store.as_ref())
-                        .await
-                        .map(|done| done.len())
-                        .map_err(|e: IssuingError| e.to_string())
-                }
-            }));
+            tasks.spawn(repeat(
+                Arc::clone(&metrics),
+                "issuing",
+                idle,
+                backoff,
+                cancel,
+                move || {
+                    let (stage, store, issuer) =
+                        (stage.clone(), Arc::clone(&store), Arc::clone(&issuer));
+                    async move {
+                        run_issuing(&stage, &issuer, store.as_ref())
+                            .await
+                            .map(|done| done.len())
+                            .map_err(|e: IssuingError| e.to_string())
+                    }
+                },
+            ));
         }
     }
     if let Some((stage, issuer)) = worker.dating {
         let (store, cancel) = (Arc::clone(&store), cancel.clone());
-        tasks.spawn(repeat("clock dating", idle, backoff, cancel, move || {
-            let (stage, store, issuer) = (stage.clone(), Arc::clone(&store), Arc::clone(&issuer));
-            async move {
-                run_dating(&stage, &issuer.catalogue, &issuer.calendars, store.as_ref())
-                    .await
-                    .map(|done| done.len())
-                    .map_err(|e| e.to_string())
-            }
-        }));
+        tasks.spawn(repeat(
+            Arc::clone(&metrics),
+            "clock_dating",
+            idle,
+            backoff,
+            cancel,
+            move || {
+                let (stage, store, issuer) =
+                    (stage.clone(), Arc::clone(&store), Arc::clone(&issuer));
+                async move {
+                    run_dating(&stage, &issuer.catalogue, &issuer.calendars, store.as_ref())
+                        .await
+                        .map(|done| done.len())
+                        .map_err(|e| e.to_string())
+                }
+            },
+        ));
     }
     if let Some(schedule) = worker.deadlines {
         let (store, cancel) = (Arc::clone(&store), cancel.clone());
         let every = schedule.every;
-        tasks.spawn(repeat("deadlines", every, backoff, cancel, move || {
-            let (schedule, store) = (schedule.clone(), Arc::clone(&store));
-            async move {
-                run_deadlines(store.as_ref(), &schedule.actor, Utc::now(), schedule.batch)
-                    .await
-                    .map(|pass| pass.moved.len())
-                    .map_err(|e| e.to_string())
-            }
-        }));
+        tasks.spawn(repeat(
+            Arc::clone(&metrics),
+            "deadlines",
+            every,
+            backoff,
+            cancel,
+            move || {
+                let (schedule, store) = (schedule.clone(), Arc::clone(&store));
+                async move {
+                    run_deadlines(store.as_ref(), &schedule.actor, Utc::now(), schedule.batch)
+                        .await
+                        .map(|pass| pass.moved.len())
+                        .map_err(|e| e.to_string())
+                }
+            },
+        ));
     }
     if let Some(delivery) = worker.delivery {
         let (store, cancel) = (Arc::clone(&store), cancel.clone());
-        tasks.spawn(repeat("delivery", idle, backoff, cancel, move || {
-            let (delivery, store) = (Arc::clone(&delivery), Arc::clone(&store));
-            async move {
-                delivery
-                    .run_once(store.as_ref())
-                    .await
-                    .map(|report| usize::from(!report.is_idle()))
-                    .map_err(|e| e.to_string())
-            }
-        }));
+        tasks.spawn(repeat(
+            Arc::clone(&metrics),
+            "delivery",
+            idle,
+            backoff,
+            cancel,
+            move || {
+                let (delivery, store) = (Arc::clone(&delivery), Arc::clone(&store));
+                async move {
+                    delivery
+                        .run_once(store.as_ref())
+                        .await
+                        .map(|report| usize::from(!report.is_idle()))
+                        .map_err(|e| e.to_string())
+                }
+            },
+        ));
     }
     while let Some(joined) = tasks.join_next().await {
         joined.map_err(|e| WorkerError::Task(e.to_string()))?;
@@ -157,6 +204,7 @@ pub async fn run(
 /// Runs `pass` until cancelled: again at once while it finds work, after `idle` when
 /// it finds none, after `backoff` when it fails.
 async fn repeat<F, Fut>(
+    metrics: Arc<StageMetrics>,
     name: &'static str,
     idle: Duration,
     backoff: Duration,
@@ -168,10 +216,16 @@ async fn repeat<F, Fut>(
 {
     info!(stage = name, "fines stage started");
     while !cancel.is_cancelled() {
-        let pause = match pass().await {
+        let started = Instant::now();
+        let result = pass().await;
+        let pause = match result {
             Ok(0) => idle,
-            Ok(_) => continue,
+            Ok(n) => {
+                metrics.record_pass(name, n, started.elapsed());
+                continue;
+            }
             Err(e) => {
+                metrics.record_failure(name);
                 warn!(stage = name, error = %e, "fines stage pass failed; trying again");
                 backoff
             }

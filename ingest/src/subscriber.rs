@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{FixedOffset, Utc};
 use kozomol_core::messages::{CameraLinkState, CameraStatus, Receipt, ReceiptStatus};
-use kozomol_core::topics::{self, TopicKind};
+use kozomol_core::topics::{self, BrokerLogin, TopicKind};
 use kozomol_store::{CameraStatusUpdate, EvidenceStore, Store};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::mpsc;
@@ -35,6 +35,8 @@ pub struct IngestConfig {
     pub actor: String,
     /// The jurisdiction's offset from UTC, for calibration dates.
     pub local_utc_offset_minutes: i32,
+    /// `None`: the broker takes anonymous clients.
+    pub login: Option<BrokerLogin>,
 }
 
 impl IngestConfig {
@@ -53,6 +55,7 @@ impl IngestConfig {
             batch_max: 512,
             batch_linger: Duration::from_millis(3),
             local_utc_offset_minutes: 6 * 60,
+            login: None,
         }
     }
 }
@@ -82,6 +85,9 @@ pub async fn run(
         .set_manual_acks(true)
         .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES)
         .set_inflight(1000);
+    if let Some(login) = &config.login {
+        options.set_credentials(&login.username, &login.password);
+    }
     let (client, eventloop) = AsyncClient::new(options, 50_000);
     // Unbounded, so the driver never stops polling the event loop: the committer's
     // acks and receipts go through the client's request channel, which only that

@@ -5,9 +5,10 @@
 //! cases, and a crashed worker's cases come back when its lease ends.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use image::codecs::jpeg::JpegEncoder;
+use kozomol_core::stage_metrics::StageMetrics;
 use kozomol_core::{CaseId, FrameRole, PlateRead};
 use kozomol_store::{
     CameraPlateRead, CompleteResult, EvidenceRef, EvidenceStore, FailResult, PlateBox,
@@ -84,6 +85,9 @@ pub fn decide(
     }
 }
 
+/// The stage name the worker's counts go under.
+const STAGE: &str = "recognition";
+
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -100,6 +104,9 @@ pub struct WorkerConfig {
     /// ...at most this many times, then it goes to review with the error.
     pub max_attempts: u32,
     pub thresholds: Thresholds,
+    /// Counts each case read (stage `recognition`): its time is the recognizer's
+    /// latency, frames from evidence to the best plate.
+    pub metrics: Arc<StageMetrics>,
 }
 
 impl WorkerConfig {
@@ -112,6 +119,7 @@ impl WorkerConfig {
             retry_after: Duration::from_secs(30),
             max_attempts: 3,
             thresholds: Thresholds::default(),
+            metrics: Arc::default(),
         }
     }
 }
@@ -196,6 +204,7 @@ async fn handle(
     evidence: &Arc<EvidenceStore>,
     job: RecognitionJob,
 ) -> Result<JobResult, WorkerError> {
+    let started = Instant::now();
     let read = {
         let (recognizer, evidence, job) =
             (Arc::clone(recognizer), Arc::clone(evidence), job.clone());
@@ -204,8 +213,12 @@ async fn handle(
             .map_err(|e| WorkerError::Task(e.to_string()))?
     };
     let best = match read {
-        Ok(best) => best,
+        Ok(best) => {
+            config.metrics.record_pass(STAGE, 1, started.elapsed());
+            best
+        }
         Err(failure) => {
+            config.metrics.record_failure(STAGE);
             warn!(case = %job.case_id, attempt = job.attempt, error = %failure.message, "recognition failed");
             let max_attempts = if failure.permanent {
                 job.attempt

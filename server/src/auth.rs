@@ -448,6 +448,34 @@ async fn ensure_demo_account(
     })
 }
 
+/// Makes an administrator's account with a random password and an API token, for the
+/// first administrator of a new installation (`kozomol admin create`); the admin makes
+/// everyone else in the console. `Conflict` when the login is taken.
+pub async fn create_admin_account(
+    store: &dyn Store,
+    login: &str,
+    created_by: &str,
+) -> Result<DemoAccount, AuthError> {
+    let password = random_password();
+    let password_hash = hash_password_in_pool(password.clone()).await?;
+    let id = store
+        .create_account(&NewAccount {
+            login: login.to_owned(),
+            role: Role::Admin,
+            password_hash,
+            officer: None,
+            created_by: created_by.to_owned(),
+        })
+        .await?;
+    let token = issue_token(store, id, "created with the account").await?;
+    info!(login, "administrator account created");
+    Ok(DemoAccount {
+        login: login.to_owned(),
+        password,
+        token,
+    })
+}
+
 async fn read_credentials(path: &Path) -> Result<Option<DemoCredentials>, AuthError> {
     let owned = path.to_owned();
     let bytes = tokio::task::spawn_blocking(move || std::fs::read(&owned)).await?;

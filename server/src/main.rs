@@ -34,6 +34,19 @@ enum AuditAction {
 }
 
 #[derive(Subcommand)]
+enum AdminAction {
+    /// Makes an administrator's account and prints its login, password and API token
+    /// as one line of JSON (shown once; only hashes are stored).
+    Create {
+        #[arg(long)]
+        login: String,
+        /// Settings file (TOML): its database gets the account.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run every part in one process: embedded MQTT broker, ingest, recognizer, fines,
     /// HTTP API (SQLite, evidence on the local disk).
@@ -85,6 +98,10 @@ enum Command {
         rate: f64,
         #[arg(long, default_value = "127.0.0.1:1884")]
         broker: String,
+        /// The broker user the simulated cameras log in as (with
+        /// KOZOMOL_SIMULATE_BROKER_PASSWORD); anonymous without it.
+        #[arg(long, env = "KOZOMOL_SIMULATE_BROKER_USERNAME")]
+        broker_username: Option<String>,
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         api: String,
         /// Admin bearer token [default: the admin token in DATA_DIR/demo-credentials.json].
@@ -103,6 +120,10 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// A container health check: GET the URL (for example
+    /// `http://127.0.0.1:8080/readyz`); exits 0 on a 2xx answer within 3 seconds, 1
+    /// otherwise. Images without curl use it.
+    Probe { url: String },
     /// Read the plates in JPEG files or folders of them.
     Recognize {
         /// Files, or folders whose `.jpg` files are read.
@@ -131,6 +152,26 @@ enum Command {
     Audit {
         #[command(subcommand)]
         action: AuditAction,
+    },
+    /// A stand-in for a system that cannot run here, for tests and demos only: `tunduk`
+    /// is a security server whose vehicle registry knows every plate (the demo's). It
+    /// prints `{"url": ..., "client": ...}` on its first line and serves until stopped.
+    #[command(hide = true)]
+    Standin {
+        #[arg(value_parser = ["tunduk"])]
+        system: String,
+        /// Every request waits this long first.
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+        /// Every N-th request fails with HTTP 500 (0: none).
+        #[arg(long, default_value_t = 0)]
+        fail_every: usize,
+    },
+    /// The first administrator of a new installation; the admin makes every other
+    /// account in the console.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
     },
     /// Price and date one offence from the catalogue: one line of JSON. Exits 2 when no
     /// fine applies (below the lowest band, or a sanction that is not a fine).
@@ -227,6 +268,18 @@ async fn main() -> anyhow::Result<()> {
             };
             serve::run(settings, plan, cancel).await?;
         }
+        Command::Probe { url } => {
+            let answer = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(3))
+                .build()?
+                .get(&url)
+                .send()
+                .await?;
+            let status = answer.status();
+            if !status.is_success() {
+                anyhow::bail!("{url} answered {status}");
+            }
+        }
         Command::Recognize {
             paths,
             json,
@@ -264,6 +317,31 @@ async fn main() -> anyhow::Result<()> {
                 Err(broken) => anyhow::bail!("the audit log is broken: {broken}"),
             }
         }
+        Command::Standin {
+            system: _,
+            delay_ms,
+            fail_every,
+        } => {
+            let (bus, config) = kozomol_server::demo_bus::start().await?;
+            bus.set_delay(Duration::from_millis(delay_ms));
+            bus.fail_every(fail_every);
+            println!(
+                "{}",
+                serde_json::json!({ "url": bus.url(), "client": config.client.to_string() })
+            );
+            cancel.cancelled().await;
+            bus.shutdown().await;
+        }
+        Command::Admin {
+            action: AdminAction::Create { login, config },
+        } => {
+            let settings = Settings::load(config.as_deref(), |k| std::env::var(k).ok())?;
+            std::fs::create_dir_all(&settings.data_dir)?;
+            let store = kozomol_store::connect(&settings.database_url()).await?;
+            let account =
+                kozomol_server::auth::create_admin_account(store.as_ref(), &login, "cli").await?;
+            println!("{}", serde_json::to_string(&account)?);
+        }
         Command::Quote {
             jurisdiction,
             kind,
@@ -300,6 +378,7 @@ async fn main() -> anyhow::Result<()> {
             events,
             rate,
             broker,
+            broker_username,
             api,
             token,
             data_dir,
@@ -317,6 +396,10 @@ async fn main() -> anyhow::Result<()> {
                 events: Some(events),
                 rate,
                 broker,
+                broker_login: broker_username.map(|username| kozomol_core::topics::BrokerLogin {
+                    username,
+                    password: std::env::var("KOZOMOL_SIMULATE_BROKER_PASSWORD").unwrap_or_default(),
+                }),
                 api,
                 token,
                 work_dir: std::env::temp_dir()

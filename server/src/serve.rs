@@ -10,7 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use ed25519_dalek::SigningKey;
-use kozomol_core::topics::{self, TopicKind};
+use kozomol_core::stage_metrics::StageMetrics;
+use kozomol_core::topics::{self, BrokerLogin, TopicKind};
 use kozomol_core::CameraId;
 use kozomol_ingest::{IngestConfig, IngestMetrics};
 use kozomol_store::EvidenceStore;
@@ -106,6 +107,7 @@ pub async fn run(
     let instance = instance_id();
     let evidence = Arc::new(EvidenceStore::open(&settings.evidence_dir(), &instance)?);
     let metrics = Arc::new(IngestMetrics::default());
+    let stage_metrics = Arc::new(StageMetrics::default());
     let server_key = Arc::new(load_or_create_key(&settings.server_key_file())?);
     let resolution_keys = ResolutionKeys::load(&settings)?;
     let (broker_host, broker_port) = settings.broker_host_port().ok_or_else(|| {
@@ -135,6 +137,7 @@ pub async fn run(
         config.batch_linger = Duration::from_millis(settings.ingest.batch_linger_ms);
         config.local_utc_offset_minutes = settings.utc_offset_minutes;
         config.actor = format!("ingest:{}", settings.ingest.client_id);
+        config.login = settings.mqtt.login();
         let (store, evidence, metrics, cancel) = (
             Arc::clone(&store),
             Arc::clone(&evidence),
@@ -164,6 +167,7 @@ pub async fn run(
         config.lease = Duration::from_secs(r.lease_s);
         config.max_attempts = r.max_attempts;
         config.thresholds = r.thresholds();
+        config.metrics = Arc::clone(&stage_metrics);
         let (store, evidence, cancel) = (Arc::clone(&store), Arc::clone(&evidence), cancel.clone());
         tasks.spawn(async move {
             kozomol_recognizer::worker::run(config, Arc::new(recognizer), store, evidence, cancel)
@@ -201,7 +205,7 @@ pub async fn run(
     }
 
     if plan.parts.contains(&Part::Fines) {
-        let worker = fines_worker(
+        let mut worker = fines_worker(
             &settings,
             &instance,
             registry_config,
@@ -209,6 +213,7 @@ pub async fn run(
             &resolution_keys,
             Arc::clone(&evidence),
         )?;
+        worker.metrics = Arc::clone(&stage_metrics);
         let (store, cancel) = (Arc::clone(&store), cancel.clone());
         tasks.spawn(async move {
             kozomol_fines::worker::run(worker, store, cancel)
@@ -233,8 +238,13 @@ pub async fn run(
         None
     };
     if plan.parts.contains(&Part::Api) {
-        let publisher =
-            MqttConfigPublisher::connect(&broker_host, broker_port, &instance, cancel.clone());
+        let publisher = MqttConfigPublisher::connect(
+            &broker_host,
+            broker_port,
+            settings.mqtt.login(),
+            &instance,
+            cancel.clone(),
+        );
         let mut state = AppState::new(
             Arc::clone(&store),
             Arc::clone(&evidence),
@@ -244,6 +254,7 @@ pub async fn run(
         )
         .with_config_publisher(Arc::new(publisher));
         state.ready = Arc::clone(&ready);
+        state.stage_metrics = Arc::clone(&stage_metrics);
         state.resolution_keys = Arc::new(resolution_keys.verifying.clone());
         // The confidence at which a read may decide alone is where it stops being weak.
         state.weak_read_below_milli = (settings.recognizer.auto_accept * 1000.0).round() as u16;
@@ -338,12 +349,7 @@ pub async fn run(
                 offset: settings.utc_offset(),
             })
         });
-        let listener = tokio::net::TcpListener::bind(&settings.http.listen)
-            .await
-            .map_err(|source| ServeError::HttpBind {
-                addr: settings.http.listen.clone(),
-                source,
-            })?;
+        let listener = bind_http(&settings.http.listen).await?;
         let addr = listener.local_addr().map_err(|source| ServeError::Io {
             what: "http listener address".into(),
             source,
@@ -372,6 +378,26 @@ pub async fn run(
             })
         });
         tracing::info!(listen = %addr, public_base_url = %settings.public_base_url(), "HTTP API listening");
+    } else {
+        // A process without the API still answers its probes and its scrapes.
+        let probes = api::ProcessProbes {
+            store: Arc::clone(&store),
+            ready: Arc::clone(&ready),
+            ingest_metrics: Arc::clone(&metrics),
+            stage_metrics: Arc::clone(&stage_metrics),
+        };
+        let listener = bind_http(&settings.http.listen).await?;
+        let shutdown = cancel.clone();
+        tracing::info!(listen = %settings.http.listen, "health and metrics listening");
+        tasks.spawn(async move {
+            axum::serve(listener, api::probes_router(probes))
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+                .map_err(|source| ServeError::Io {
+                    what: "health and metrics listener".into(),
+                    source,
+                })
+        });
     }
 
     if let Some(credentials) = demo_credentials.as_ref() {
@@ -381,6 +407,8 @@ pub async fn run(
                 events: None,
                 rate: 0.5,
                 broker: settings.mqtt.broker.clone(),
+                // The demo's cameras share kozomol's own login to the broker.
+                broker_login: settings.mqtt.login(),
                 api: format!("http://{addr}"),
                 token: credentials.admin.token.clone(),
                 work_dir: settings.data_dir.join("simulated-cameras"),
@@ -420,6 +448,15 @@ pub async fn run(
         }
     }
     result
+}
+
+async fn bind_http(listen: &str) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::HttpBind {
+            addr: listen.to_owned(),
+            source,
+        })
 }
 
 fn create_dir(dir: &Path) -> Result<(), ServeError> {
@@ -599,6 +636,7 @@ fn fines_worker(
         delivery,
         idle_poll: Duration::from_millis(f.idle_poll_ms),
         error_backoff: Duration::from_secs(2),
+        metrics: Arc::default(),
     })
 }
 
@@ -650,11 +688,20 @@ pub struct MqttConfigPublisher {
 }
 
 impl MqttConfigPublisher {
-    pub fn connect(host: &str, port: u16, instance: &str, cancel: CancellationToken) -> Self {
+    pub fn connect(
+        host: &str,
+        port: u16,
+        login: Option<BrokerLogin>,
+        instance: &str,
+        cancel: CancellationToken,
+    ) -> Self {
         let mut options = MqttOptions::new(format!("kozomol-config-{instance}"), host, port);
         options
             .set_keep_alive(Duration::from_secs(30))
             .set_max_packet_size(1024 * 1024, 1024 * 1024);
+        if let Some(login) = login {
+            options.set_credentials(login.username, login.password);
+        }
         let (client, mut eventloop) = AsyncClient::new(options, 64);
         tokio::spawn(async move {
             loop {

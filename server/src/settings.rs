@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use kozomol_core::topics::BrokerLogin;
 use kozomol_fines::delivery::{
     DeliveryError, SmsGateway, SmsGatewayConfig, SmtpConfig, SmtpCredentials, SmtpMailer,
     SmtpSecurity, TrustedCertificates,
@@ -156,6 +157,21 @@ pub struct MqttSettings {
     pub broker: String,
     /// Run the embedded broker on `broker` (serve only).
     pub embedded: bool,
+    /// The user the broker knows kozomol's parts by; `None`: connect anonymously.
+    pub username: Option<String>,
+    /// Its password: only from `KOZOMOL_MQTT_PASSWORD`, never the settings file.
+    #[serde(skip)]
+    pub password: Option<String>,
+}
+
+impl MqttSettings {
+    /// The login to present at connect, when a user is configured.
+    pub fn login(&self) -> Option<BrokerLogin> {
+        Some(BrokerLogin {
+            username: self.username.clone()?,
+            password: self.password.clone().unwrap_or_default(),
+        })
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -216,6 +232,8 @@ impl Default for MqttSettings {
         MqttSettings {
             broker: "127.0.0.1:1884".into(),
             embedded: true,
+            username: None,
+            password: None,
         }
     }
 }
@@ -591,6 +609,18 @@ impl Settings {
         if let Some(v) = env("KOZOMOL_MQTT_BROKER") {
             settings.mqtt.broker = v;
         }
+        if let Some(v) = env("KOZOMOL_SERVER_KEY_FILE") {
+            settings.server_key_file = Some(v.into());
+        }
+        if let Some(v) = env("KOZOMOL_SIGNING_KEY_FILE") {
+            settings.fines.signing_key_file = Some(v.into());
+        }
+        if let Some(v) = env("KOZOMOL_EVIDENCE_DIR") {
+            settings.evidence_dir = Some(v.into());
+        }
+        if let Some(v) = env("KOZOMOL_MQTT_USERNAME") {
+            settings.mqtt.username = Some(v);
+        }
         for (name, target) in [
             ("KOZOMOL_MQTT_EMBEDDED", &mut settings.mqtt.embedded),
             (
@@ -611,6 +641,9 @@ impl Settings {
             }
         }
         // Secrets kept out of the settings file.
+        if let Some(v) = env("KOZOMOL_MQTT_PASSWORD") {
+            settings.mqtt.password = Some(v);
+        }
         if let Some(v) = env("KOZOMOL_SMS_GATEWAY_TOKEN") {
             settings.delivery.sms_gateway_token = Some(v);
         }
@@ -657,6 +690,9 @@ impl Settings {
                 "mqtt.broker `{}` is not host:port",
                 self.mqtt.broker
             ));
+        }
+        if self.mqtt.username.is_some() && self.mqtt.password.is_none() {
+            problems.push("mqtt.username is set but KOZOMOL_MQTT_PASSWORD is not".into());
         }
         if self.mqtt.embedded && self.mqtt.broker.parse::<SocketAddr>().is_err() {
             problems.push(format!(
@@ -875,6 +911,58 @@ fn split_host_port(addr: &str) -> Option<(String, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The settings the deploy files carry: the example file and the Kubernetes
+    /// ConfigMap's copy, as a part started from them reads them.
+    #[test]
+    fn the_deploy_files_settings_load_and_validate() {
+        let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+        let configmap =
+            std::fs::read_to_string(deploy.join("kubernetes/config.yaml")).expect("the ConfigMap");
+        // Its `kozomol.toml: |` block, indented four spaces.
+        let (_, block) = configmap
+            .split_once("kozomol.toml: |\n")
+            .expect("a kozomol.toml block");
+        let toml_text: String = block
+            .lines()
+            .map(|l| l.strip_prefix("    ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let from_configmap = dir.path().join("kozomol.toml");
+        std::fs::write(&from_configmap, toml_text).expect("write");
+        let env = |k: &str| match k {
+            "KOZOMOL_MQTT_PASSWORD" => Some("secret".to_owned()),
+            _ => None,
+        };
+        for file in [deploy.join("kozomol.toml"), from_configmap] {
+            let settings = Settings::load(Some(&file), env)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            settings
+                .validate()
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        }
+        let k8s = Settings::load(Some(&dir.path().join("kozomol.toml")), env).expect("loads");
+        assert_eq!(
+            k8s.mqtt.login(),
+            Some(BrokerLogin {
+                username: "kozomol".into(),
+                password: "secret".into()
+            })
+        );
+        assert!(k8s.ingest.shared_subscription);
+    }
+
+    #[test]
+    fn a_broker_user_without_its_password_is_refused() {
+        let mut s = Settings::default();
+        s.mqtt.username = Some("kozomol".into());
+        let problems = s.validate().expect_err("no password").to_string();
+        assert!(problems.contains("KOZOMOL_MQTT_PASSWORD"), "{problems}");
+        s.mqtt.password = Some("secret".into());
+        s.validate().expect("with its password");
+        assert!(!format!("{:?}", s.mqtt.login()).contains("secret"));
+    }
 
     #[test]
     fn every_problem_is_reported_at_once() {

@@ -37,6 +37,8 @@ pub struct SimulationOptions {
     pub rate: f64,
     /// The MQTT broker, `host:port`.
     pub broker: String,
+    /// The login every simulated camera presents; `None`: anonymous.
+    pub broker_login: Option<kozomol_core::topics::BrokerLogin>,
     /// Base URL of the HTTP API, e.g. `http://127.0.0.1:8080`.
     pub api: String,
     /// An admin's bearer token (cameras are registered with it).
@@ -187,6 +189,7 @@ pub async fn run_simulation(
             camera.device,
         );
         config.resend_after = RESEND_AFTER;
+        config.broker_login = opts.broker_login.clone();
         let agent = Agent::start(config, agents_cancel.child_token())
             .await
             .map_err(|source| SimulateError::Agent {
@@ -550,6 +553,7 @@ mod tests {
             events: Some(10),
             rate: 5.0,
             broker: "127.0.0.1:1884".into(),
+            broker_login: None,
             api: "http://127.0.0.1:8080".into(),
             token: "t".into(),
             work_dir: PathBuf::from("/tmp"),

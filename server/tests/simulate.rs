@@ -259,6 +259,7 @@ fn options(api: String, broker_port: u16, work_dir: &std::path::Path) -> Simulat
         events: Some(12),
         rate: 24.0,
         broker: format!("127.0.0.1:{broker_port}"),
+        broker_login: None,
         api,
         token: TOKEN.into(),
         work_dir: work_dir.to_path_buf(),

@@ -169,6 +169,9 @@ pub trait CaseStore: Send + Sync {
         from: chrono::DateTime<chrono::Utc>,
         to: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<HourlyCount>, StoreError>;
+    /// How many cases wait in each of `CaseState::WAITING`, and since when the
+    /// oldest was received: the queue depths and ages on `/metrics`.
+    async fn backlog(&self) -> Result<Vec<Backlog>, StoreError>;
     /// Which of these frame hashes already have evidence stored.
     async fn known_frames(&self, sha256s: &[[u8; 32]]) -> Result<HashSet<[u8; 32]>, StoreError>;
     /// The audit rows of one case, oldest first.

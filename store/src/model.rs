@@ -177,6 +177,32 @@ pub struct HourlyCount {
     pub fined: i64,
 }
 
+/// Cases waiting in one state (see `CaseStore::backlog`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Backlog {
+    pub state: CaseState,
+    pub cases: u64,
+    /// When the longest-waiting case of the state was received; `None` when empty.
+    pub oldest_received_at: Option<DateTime<Utc>>,
+}
+
+/// Every waiting state in `CaseState::WAITING` order, empty ones with zero cases.
+pub(crate) fn backlog_of(
+    mut found: std::collections::HashMap<CaseState, (i64, Option<DateTime<Utc>>)>,
+) -> Vec<Backlog> {
+    CaseState::WAITING
+        .into_iter()
+        .map(|state| {
+            let (n, oldest) = found.remove(&state).unwrap_or((0, None));
+            Backlog {
+                state,
+                cases: u64::try_from(n).unwrap_or(0),
+                oldest_received_at: oldest,
+            }
+        })
+        .collect()
+}
+
 /// How work went over a range of time, for the console's dashboard (see
 /// `CaseStore::work_summary`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

@@ -21,7 +21,7 @@ use crate::checks;
 use crate::error::{corrupt, db_error};
 use crate::postgres_recognition::insert_audit;
 use crate::{
-    decode, Account, AccountId, AccountStore, AuditEntry, AuditSeal, AuditTrail, Backend,
+    decode, Account, AccountId, AccountStore, AuditEntry, AuditSeal, AuditTrail, Backend, Backlog,
     CameraRecord, CameraRegister, CameraRegistration, CameraStatusUpdate, CaseFrame, CaseQuery,
     CaseRecord, CaseStore, CaseSummary, CaseWrite, DeadLetter, DeadLetterStore, FrameLocation,
     HourlyCount, NewAccount, NewAuditEntry, NewCase, NewDeadLetter, OfficerIdentity, Store,
@@ -591,6 +591,25 @@ impl CaseStore for PgStore {
         push_case_filter(&mut qb, query);
         let n: i64 = qb.build().fetch_one(&self.pool).await?.try_get("n")?;
         u64::try_from(n).map_err(|_| corrupt(format!("count {n}")))
+    }
+
+    async fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
+        let waiting: Vec<&str> = CaseState::WAITING.iter().map(|s| s.as_str()).collect();
+        let rows = sqlx::query(
+            "SELECT state, count(*) AS n, min(received_at) AS oldest FROM cases \
+             WHERE state = ANY($1) GROUP BY state",
+        )
+        .bind(&waiting)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut found = HashMap::new();
+        for row in &rows {
+            let state = decode::state(row.try_get("state")?)?;
+            let n: i64 = row.try_get("n")?;
+            let oldest: Option<DateTime<Utc>> = row.try_get("oldest")?;
+            found.insert(state, (n, oldest));
+        }
+        Ok(crate::model::backlog_of(found))
     }
 
     async fn known_frames(&self, sha256s: &[[u8; 32]]) -> Result<HashSet<[u8; 32]>, StoreError> {

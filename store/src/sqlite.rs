@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use kozomol_core::{CalibrationCertificate, CameraId, CaseId, Site};
+use kozomol_core::{CalibrationCertificate, CameraId, CaseId, CaseState, Site};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -26,7 +26,7 @@ use crate::checks;
 use crate::error::{corrupt, db_error};
 use crate::sqlite_recognition::insert_audit;
 use crate::{
-    decode, Account, AccountId, AccountStore, AuditEntry, AuditSeal, AuditTrail, Backend,
+    decode, Account, AccountId, AccountStore, AuditEntry, AuditSeal, AuditTrail, Backend, Backlog,
     CameraRecord, CameraRegister, CameraRegistration, CameraStatusUpdate, CaseFrame, CaseQuery,
     CaseRecord, CaseStore, CaseSummary, CaseWrite, DeadLetter, DeadLetterStore, FrameLocation,
     HourlyCount, NewAccount, NewAuditEntry, NewCase, NewDeadLetter, OfficerIdentity, Store,
@@ -534,6 +534,25 @@ impl CaseStore for SqliteStore {
         push_case_filter(&mut qb, query);
         let n: i64 = qb.build().fetch_one(&self.reader).await?.try_get("n")?;
         u64::try_from(n).map_err(|_| corrupt(format!("count {n}")))
+    }
+
+    async fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT state, count(*) AS n, min(received_at) AS oldest FROM cases WHERE state IN (",
+        );
+        let mut list = qb.separated(", ");
+        for state in CaseState::WAITING {
+            list.push_bind(state.as_str());
+        }
+        qb.push(") GROUP BY state");
+        let mut found = HashMap::new();
+        for row in qb.build().fetch_all(&self.reader).await? {
+            let state = decode::state(row.try_get("state")?)?;
+            let n: i64 = row.try_get("n")?;
+            let oldest = decode::opt_millis(row.try_get("oldest")?)?;
+            found.insert(state, (n, oldest));
+        }
+        Ok(crate::model::backlog_of(found))
     }
 
     async fn known_frames(&self, sha256s: &[[u8; 32]]) -> Result<HashSet<[u8; 32]>, StoreError> {

@@ -165,6 +165,7 @@ conformance!(
         case_ids_are_numeric_and_increase,
         cases_are_counted_per_hour_camera_and_kind,
         the_work_summary_counts_decisions_by_tier_and_money,
+        the_backlog_counts_waiting_cases_per_state,
         every_case_filter_narrows_and_the_cursor_pages,
         each_created_case_gets_one_chained_audit_row,
         recording_cases_updates_last_seen,
@@ -1852,6 +1853,34 @@ async fn reviewable(store: &dyn Store, n: usize) -> Vec<CaseId> {
         );
     }
     ids
+}
+
+async fn the_backlog_counts_waiting_cases_per_state(store: Arc<dyn Store>) {
+    let empty = store.backlog().await.unwrap();
+    let states: Vec<CaseState> = empty.iter().map(|b| b.state).collect();
+    assert_eq!(
+        states,
+        CaseState::WAITING.to_vec(),
+        "every waiting state, in order"
+    );
+    assert!(empty
+        .iter()
+        .all(|b| b.cases == 0 && b.oldest_received_at.is_none()));
+
+    let before = Utc::now() - Duration::seconds(1);
+    // One recognized, two waiting for review, one not yet recognized.
+    reviewable(&*store, 3).await;
+    queued(&*store, 1).await;
+    let after = Utc::now() + Duration::seconds(1);
+    let backlog = store.backlog().await.unwrap();
+    let of = |state: CaseState| backlog.iter().find(|b| b.state == state).unwrap();
+    assert_eq!(of(CaseState::Received).cases, 1);
+    assert_eq!(of(CaseState::Recognized).cases, 1);
+    assert_eq!(of(CaseState::NeedsReview).cases, 2);
+    assert_eq!(of(CaseState::Approved).cases, 0);
+    assert_eq!(of(CaseState::Approved).oldest_received_at, None);
+    let oldest = of(CaseState::NeedsReview).oldest_received_at.unwrap();
+    assert!(before <= oldest && oldest <= after, "{oldest}");
 }
 
 fn review(case_id: CaseId, tier: ReviewTier, from: CaseState, to: CaseState) -> NewReview {

@@ -5,6 +5,8 @@
 //! PostgreSQL clusters on free ports, so the machine's shared services are never
 //! disturbed. Everything it starts is killed when its handle drops.
 
+pub mod split;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -13,6 +15,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
+
+/// Runs `start` again, at most three times in all, while it fails because another
+/// test's process took a free port before the started one bound it.
+pub fn starting_again_on_lost_ports<T>(mut start: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match start() {
+            Err(e) if attempt < 3 && e.to_string().contains("Address already in use") => {}
+            other => return other,
+        }
+    }
+}
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -191,18 +206,9 @@ impl Kozomol {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        // A free port can be taken by another test's process before kozomol binds it:
-        // then kozomol stops at once, and it starts again on other ports.
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match Kozomol::start_once(data_dir, &external_broker, &database_url, &env) {
-                Err(e) if attempt < 3 && e.to_string().contains("Address already in use") => {
-                    continue
-                }
-                other => return other,
-            }
-        }
+        starting_again_on_lost_ports(|| {
+            Kozomol::start_once(data_dir, &external_broker, &database_url, &env)
+        })
     }
 
     fn start_once(
@@ -359,31 +365,12 @@ impl Kozomol {
 
     /// Every case, following the cursor.
     pub fn all_cases(&self) -> Result<Vec<Value>> {
-        let mut items = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let path = match &next {
-                Some(c) => format!("/api/v1/cases?limit=1000&cursor={c}"),
-                None => "/api/v1/cases?limit=1000".to_owned(),
-            };
-            let page = self.get_json(&path, "auditor")?;
-            items.extend(page["items"].as_array().cloned().unwrap_or_default());
-            match page["next"].as_str() {
-                Some(c) => next = Some(c.to_owned()),
-                None => return Ok(items),
-            }
-        }
+        all_cases(|path| self.get_json(path, "auditor"))
     }
 
     /// Runs `kozomol simulate` against this server; returns its JSON report.
     pub fn simulate(&self, cameras: u32, events: u64, rate: f64, extra: &[&str]) -> Result<Value> {
-        let mut sim = self.spawn_simulate(cameras, events, rate, extra)?;
-        let code = sim.wait(Duration::from_secs(600))?;
-        let log = sim.log_text();
-        if code != 0 {
-            bail!("simulate exited {code}; log:\n{}", tail(&log, 4000));
-        }
-        last_json_line(&log)
+        simulation_report(self.spawn_simulate(cameras, events, rate, extra)?)
     }
 
     pub fn spawn_simulate(
@@ -393,18 +380,65 @@ impl Kozomol {
         rate: f64,
         extra: &[&str],
     ) -> Result<Process> {
-        let mut command = Command::new(bin("kozomol"));
-        command
-            .arg("simulate")
-            .args(["--cameras", &cameras.to_string()])
-            .args(["--events", &events.to_string()])
-            .args(["--rate", &rate.to_string()])
-            .args(["--broker", &self.broker()])
-            .args(["--api", &self.api()])
-            .arg(format!("--token={}", self.token("admin")?))
-            .args(extra)
-            .env("RUST_LOG", "warn");
+        let mut command = simulate_command(
+            Simulation {
+                cameras,
+                events,
+                rate,
+            },
+            &self.broker(),
+            &self.api(),
+            &self.token("admin")?,
+        );
+        command.args(extra);
         Process::spawn("simulate", command, &self.data_dir.with_extension("logs"))
+    }
+}
+
+/// How many simulated cameras send how many events at what rate (all together).
+#[derive(Clone, Copy, Debug)]
+pub struct Simulation {
+    pub cameras: u32,
+    pub events: u64,
+    pub rate: f64,
+}
+
+/// `kozomol simulate` against a broker and an API, registering cameras with `token`.
+pub fn simulate_command(sim: Simulation, broker: &str, api: &str, token: &str) -> Command {
+    let mut command = Command::new(bin("kozomol"));
+    command
+        .arg("simulate")
+        .args(["--cameras", &sim.cameras.to_string()])
+        .args(["--events", &sim.events.to_string()])
+        .args(["--rate", &sim.rate.to_string()])
+        .args(["--broker", broker])
+        .args(["--api", api])
+        .arg(format!("--token={token}"))
+        .env("RUST_LOG", "warn");
+    command
+}
+
+/// Waits for a simulation to end; its JSON report, or its log's tail when it failed.
+pub fn simulation_report(mut sim: Process) -> Result<Value> {
+    let code = sim.wait(Duration::from_secs(900))?;
+    let log = sim.log_text();
+    if code != 0 {
+        bail!("simulate exited {code}; log:\n{}", tail(&log, 4000));
+    }
+    last_json_line(&log)
+}
+
+/// Every case, following the cursor, read with `get_json`.
+pub fn all_cases(get_json: impl Fn(&str) -> Result<Value>) -> Result<Vec<Value>> {
+    let mut items = Vec::new();
+    let mut path = "/api/v1/cases?limit=1000".to_owned();
+    loop {
+        let page = get_json(&path)?;
+        items.extend(page["items"].as_array().cloned().unwrap_or_default());
+        match page["next"].as_str() {
+            Some(c) => path = format!("/api/v1/cases?limit=1000&cursor={c}"),
+            None => return Ok(items),
+        }
     }
 }
 
@@ -431,9 +465,35 @@ impl Mosquitto {
         Mosquitto::start_on(free_port())
     }
 
+    /// One that refuses anonymous clients and knows these users and passwords
+    /// (a password file made by `mosquitto_passwd`, as in production).
+    pub fn start_with_logins(logins: &[(&str, &str)]) -> Result<Mosquitto> {
+        let dir = tempfile::tempdir()?;
+        let passwd = dir.path().join("passwd");
+        for (i, (user, password)) in logins.iter().enumerate() {
+            let mut command = Command::new("mosquitto_passwd");
+            if i == 0 {
+                command.arg("-c");
+            }
+            let status = command
+                .arg("-b")
+                .arg(&passwd)
+                .args([user, password])
+                .status()
+                .context("run mosquitto_passwd")?;
+            if !status.success() {
+                bail!("mosquitto_passwd failed for {user}: {status}");
+            }
+        }
+        Mosquitto::start_in(dir, free_port())
+    }
+
     /// On a given port (e.g. one a client was already told to use).
     pub fn start_on(port: u16) -> Result<Mosquitto> {
-        let dir = tempfile::tempdir()?;
+        Mosquitto::start_in(tempfile::tempdir()?, port)
+    }
+
+    fn start_in(dir: tempfile::TempDir, port: u16) -> Result<Mosquitto> {
         let mut m = Mosquitto {
             process: Mosquitto::spawn(dir.path(), port)?,
             port,
@@ -445,10 +505,16 @@ impl Mosquitto {
 
     fn spawn(dir: &Path, port: u16) -> Result<Process> {
         let config = dir.join("mosquitto.conf");
+        let passwd = dir.join("passwd");
+        let access = if passwd.exists() {
+            format!("allow_anonymous false\npassword_file {}", passwd.display())
+        } else {
+            "allow_anonymous true".to_owned()
+        };
         std::fs::write(
             &config,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\nmax_inflight_messages 1000\nmax_queued_messages 1000000\nmax_queued_bytes 0\nmessage_size_limit 4194304\n",
+                "listener {port} 127.0.0.1\n{access}\npersistence true\npersistence_location {}/\nautosave_interval 1\nmax_inflight_messages 1000\nmax_queued_messages 1000000\nmax_queued_bytes 0\nmessage_size_limit 4194304\n",
                 dir.display()
             ),
         )?;

@@ -313,6 +313,8 @@ struct Shared {
     tamper: Mutex<Option<EchoTamper>>,
     fallback: Mutex<Option<Fallback>>,
     requests: AtomicUsize,
+    /// Every this-many-th request fails with HTTP 500 (0: none).
+    fail_every: AtomicUsize,
 }
 
 /// Makes the registry's record for a plate that has no answer set.
@@ -338,12 +340,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     /// Counts the request, waits the set delay, and takes the next planned failure.
     async fn arrive(&self) -> Option<Failure> {
-        self.requests.fetch_add(1, Ordering::SeqCst);
+        let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
         let delay = *lock(&self.delay);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        lock(&self.failures).pop_front()
+        let planned = lock(&self.failures).pop_front();
+        let every = self.fail_every.load(Ordering::SeqCst);
+        planned.or_else(|| (every > 0 && n.is_multiple_of(every)).then_some(Failure::Http500))
     }
 
     fn answer(&self, plate: &str) -> Option<Answer> {
@@ -377,6 +381,7 @@ impl StandIn {
             tamper: Mutex::new(None),
             fallback: Mutex::new(None),
             requests: AtomicUsize::new(0),
+            fail_every: AtomicUsize::new(0),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
@@ -438,6 +443,12 @@ impl StandIn {
     /// The next `n` requests, of either protocol, get `failure`.
     pub fn fail_next(&self, n: usize, failure: Failure) {
         lock(&self.shared.failures).extend(std::iter::repeat_n(failure, n));
+    }
+
+    /// From now on every `n`-th request (counted from the start) fails with HTTP 500;
+    /// 0 stops it.
+    pub fn fail_every(&self, n: usize) {
+        self.shared.fail_every.store(n, Ordering::SeqCst);
     }
 
     pub fn set_fault_style(&self, style: FaultStyle) {

@@ -38,6 +38,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
+use kozomol_core::stage_metrics::StageMetrics;
 use kozomol_core::CameraId;
 use kozomol_ingest::IngestMetrics;
 use kozomol_store::{EvidenceStore, Store};
@@ -55,6 +56,7 @@ pub use payment_api::{
 };
 pub use portal::LookupLimit;
 pub use smartcity::SmartcityService;
+pub use system::{probes_router, ProcessProbes};
 
 use crate::auth::AttemptLimiter;
 use crate::metrics::HttpMetrics;
@@ -73,6 +75,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub evidence: Arc<EvidenceStore>,
     pub ingest_metrics: Arc<IngestMetrics>,
+    /// The process's pipeline stages (recognizer, fines), shown on `/metrics`.
+    pub stage_metrics: Arc<StageMetrics>,
     /// Base of every link the API prints, e.g. `https://kozomol.example.kg`.
     pub public_base_url: String,
     /// Set once the process's parts have started; `/readyz` answers 503 until then.
@@ -119,6 +123,7 @@ impl AppState {
             store,
             evidence,
             ingest_metrics,
+            stage_metrics: Arc::default(),
             public_base_url: public_base_url.into(),
             ready: Arc::new(AtomicBool::new(false)),
             server_key,
@@ -139,6 +144,16 @@ impl AppState {
     pub fn with_config_publisher(mut self, publisher: Arc<dyn CameraConfigPublisher>) -> Self {
         self.config_publisher = Some(publisher);
         self
+    }
+
+    /// What `/readyz` and `/metrics` read.
+    pub fn probes(&self) -> ProcessProbes {
+        ProcessProbes {
+            store: Arc::clone(&self.store),
+            ready: Arc::clone(&self.ready),
+            ingest_metrics: Arc::clone(&self.ingest_metrics),
+            stage_metrics: Arc::clone(&self.stage_metrics),
+        }
     }
 
     /// `public_base_url` joined with an absolute `path`.

@@ -4,4 +4,5 @@ mod backbone;
 mod bad_input;
 mod faults;
 mod fines;
+mod production;
 mod recognition;
