@@ -99,6 +99,8 @@ pub struct WorkerConfig {
     pub lease: Duration,
     /// How long to wait before looking again when the queue is empty.
     pub idle_poll: Duration,
+    /// The pause after a pass failed (the database is down, say).
+    pub error_backoff: Duration,
     /// A case whose frames could not be read is tried again after this...
     pub retry_after: Duration,
     /// ...at most this many times, then it goes to review with the error.
@@ -116,6 +118,7 @@ impl WorkerConfig {
             batch: 8,
             lease: Duration::from_secs(120),
             idle_poll: Duration::from_millis(500),
+            error_backoff: Duration::from_secs(2),
             retry_after: Duration::from_secs(30),
             max_attempts: 3,
             thresholds: Thresholds::default(),
@@ -152,12 +155,20 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     info!(worker = %config.worker, model = recognizer.model_name(), "recognizer worker started");
     while !cancel.is_cancelled() {
-        let done = run_once(&config, &recognizer, &store, &evidence).await?;
-        if done.is_empty() {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(config.idle_poll) => {}
+        // A database that is down stops nothing: the leases keep the claimed cases,
+        // and the worker looks again after a pause.
+        let pause = match run_once(&config, &recognizer, &store, &evidence).await {
+            Ok(done) if done.is_empty() => config.idle_poll,
+            Ok(_) => continue,
+            Err(e) => {
+                config.metrics.record_failure(STAGE);
+                warn!(worker = %config.worker, error = %e, "recognition pass failed; trying again");
+                config.error_backoff
             }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(pause) => {}
         }
     }
     info!(worker = %config.worker, "recognizer worker stopped");
@@ -212,10 +223,16 @@ async fn handle(
             .await
             .map_err(|e| WorkerError::Task(e.to_string()))?
     };
-    let best = match read {
-        Ok(best) => {
+    // The plate crop is evidence: a read whose crop cannot be stored (a full disk)
+    // fails like an unreadable frame, and the case is tried again later.
+    let stored = match read {
+        Ok(best) => store_crop(evidence, best).await?,
+        Err(failure) => Err(failure),
+    };
+    let (best, crop) = match stored {
+        Ok(read) => {
             config.metrics.record_pass(STAGE, 1, started.elapsed());
-            best
+            read
         }
         Err(failure) => {
             config.metrics.record_failure(STAGE);
@@ -241,26 +258,6 @@ async fn handle(
         }
     };
 
-    let crop = match &best {
-        Some(read) => {
-            let jpeg = encode_crop(&read.plate.crop);
-            let evidence = Arc::clone(evidence);
-            let stored =
-                tokio::task::spawn_blocking(move || -> Result<_, kozomol_store::StoreError> {
-                    let jpeg = jpeg?;
-                    let location = evidence.append_batch(&[&jpeg])?.remove(0);
-                    Ok(EvidenceRef {
-                        sha256: sha256(&jpeg),
-                        location,
-                    })
-                })
-                .await
-                .map_err(|e| WorkerError::Task(e.to_string()))??;
-            Some(stored)
-        }
-        None => None,
-    };
-
     let outcome = outcome(
         &job,
         best.as_ref(),
@@ -275,6 +272,35 @@ async fn handle(
             CompleteResult::LeaseLost => JobResult::LeaseLost,
         },
     )
+}
+
+/// Keeps the best read's plate crop as evidence; a failure to store it is the job's.
+async fn store_crop(
+    evidence: &Arc<EvidenceStore>,
+    best: Option<FrameRead>,
+) -> Result<Result<(Option<FrameRead>, Option<EvidenceRef>), JobFailure>, WorkerError> {
+    let Some(read) = best else {
+        return Ok(Ok((None, None)));
+    };
+    let jpeg = encode_crop(&read.plate.crop);
+    let evidence = Arc::clone(evidence);
+    let stored = tokio::task::spawn_blocking(move || -> Result<_, kozomol_store::StoreError> {
+        let jpeg = jpeg?;
+        let location = evidence.append_batch(&[&jpeg])?.remove(0);
+        Ok(EvidenceRef {
+            sha256: sha256(&jpeg),
+            location,
+        })
+    })
+    .await
+    .map_err(|e| WorkerError::Task(e.to_string()))?;
+    Ok(match stored {
+        Ok(crop) => Ok((Some(read), Some(crop))),
+        Err(e) => Err(JobFailure {
+            message: format!("storing the plate crop: {e}"),
+            permanent: false,
+        }),
+    })
 }
 
 /// Reads every frame of the job (plate close-ups and overviews alike) and keeps the

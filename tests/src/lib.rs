@@ -5,6 +5,7 @@
 //! PostgreSQL clusters on free ports, so the machine's shared services are never
 //! disturbed. Everything it starts is killed when its handle drops.
 
+pub mod link;
 pub mod split;
 
 use std::io::{BufRead, BufReader};
@@ -701,6 +702,18 @@ impl Drop for ScratchDatabase {
             &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
         );
     }
+}
+
+/// One value a query answers (`psql -At`), as text.
+pub fn psql_value(url: &str, sql: &str) -> Result<String> {
+    let out = Command::new("psql")
+        .arg(url)
+        .args(["-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
+        .output()?;
+    if !out.status.success() {
+        bail!("psql `{sql}`: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 fn psql(url: &str, sql: &str) -> Result<()> {

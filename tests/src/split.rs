@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::{
     bin, free_port, last_json_line, models_dir, onnxruntime, simulate_command, simulation_report,
-    starting_again_on_lost_ports, tail, Mosquitto, Process, ScratchDatabase, Simulation,
+    starting_again_on_lost_ports, tail, Mosquitto, PgCluster, Process, ScratchDatabase, Simulation,
 };
 
 /// The broker users: kozomol's parts, and the simulated cameras.
@@ -34,12 +34,47 @@ pub struct PartProcess {
 
 pub struct Split {
     pub mosquitto: Mosquitto,
-    pub db: ScratchDatabase,
+    pub db: SplitDatabase,
     pub bus: Process,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub parts: Vec<PartProcess>,
     pub admin_token: String,
+}
+
+/// The database the parts share.
+pub enum SplitDatabase {
+    /// A fresh database on the machine's PostgreSQL.
+    Scratch(ScratchDatabase),
+    /// A cluster of the test's own, which it may kill and restart.
+    Private(PgCluster),
+}
+
+impl SplitDatabase {
+    pub fn url(&self) -> String {
+        match self {
+            SplitDatabase::Scratch(db) => db.url.clone(),
+            SplitDatabase::Private(cluster) => cluster.url(),
+        }
+    }
+
+    /// The private cluster, for a test that kills it.
+    pub fn cluster(&self) -> Result<&PgCluster> {
+        match self {
+            SplitDatabase::Private(cluster) => Ok(cluster),
+            SplitDatabase::Scratch(_) => bail!("the split runs on a scratch database"),
+        }
+    }
+}
+
+/// What the split runs on.
+#[derive(Clone, Debug, Default)]
+pub struct SplitOptions {
+    pub bus: BusFaults,
+    /// A PostgreSQL cluster of its own instead of a scratch database.
+    pub private_postgres: bool,
+    /// Evidence somewhere else than the data folder (a small file system, say).
+    pub evidence_dir: Option<PathBuf>,
 }
 
 /// How the stand-in bus behaves.
@@ -52,11 +87,15 @@ pub struct BusFaults {
 
 impl Split {
     /// The infrastructure and the first administrator; no part runs yet.
-    pub fn prepare(bus_faults: BusFaults) -> Result<Split> {
+    pub fn prepare(options: SplitOptions) -> Result<Split> {
         let mosquitto = Mosquitto::start_with_logins(&[KOZOMOL_USER, CAMERAS_USER])?;
-        let db = ScratchDatabase::create()?;
+        let db = if options.private_postgres {
+            SplitDatabase::Private(PgCluster::start()?)
+        } else {
+            SplitDatabase::Scratch(ScratchDatabase::create()?)
+        };
         let dir = tempfile::tempdir()?;
-        let bus = start_bus(&dir.path().join("logs"), bus_faults)?;
+        let bus = start_bus(&dir.path().join("logs"), options.bus)?;
         let bus_line = wait_for_json_line(&bus, Duration::from_secs(30))?;
         let url = bus_line["url"].as_str().context("bus url")?;
         let client = bus_line["client"].as_str().context("bus client")?;
@@ -66,6 +105,7 @@ impl Split {
             format!(
                 r#"data_dir = "{data}"
 database_url = "{db}"
+evidence_dir = "{evidence}"
 public_base_url = "http://127.0.0.1"
 
 [mqtt]
@@ -89,7 +129,11 @@ security_server_url = "{url}"
 client = "{client}"
 "#,
                 data = dir.path().join("data").display(),
-                db = db.url,
+                db = db.url(),
+                evidence = options
+                    .evidence_dir
+                    .unwrap_or_else(|| dir.path().join("data/evidence"))
+                    .display(),
                 broker = mosquitto.addr(),
                 user = KOZOMOL_USER.0,
                 models = models_dir().display(),
@@ -115,6 +159,20 @@ client = "{client}"
             parts: Vec::new(),
             admin_token,
         })
+    }
+
+    /// The infrastructure and every part: the API, two ingest processes, a recognizer
+    /// and a fines worker.
+    pub fn start(options: SplitOptions) -> Result<Split> {
+        let mut split = Split::prepare(options)?;
+        // The API first: the first process makes the server's keys in the shared folder.
+        split.start_part("api", "api", &[])?;
+        for name in ["ingest-a", "ingest-b"] {
+            split.start_part(name, "ingest", &[])?;
+        }
+        split.start_part("recognizer", "recognizer", &[])?;
+        split.start_part("fines", "fines", &[])?;
+        Ok(split)
     }
 
     /// Starts `kozomol run PART` as `name` and waits until it is ready.
@@ -193,6 +251,15 @@ client = "{client}"
     }
 
     pub fn get_json(&self, path: &str) -> Result<Value> {
+        Ok(self.get(path)?.json()?)
+    }
+
+    /// GET bytes from the API as the administrator.
+    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        Ok(self.get(path)?.bytes()?.to_vec())
+    }
+
+    fn get(&self, path: &str) -> Result<reqwest::blocking::Response> {
         let response = reqwest::blocking::Client::new()
             .get(format!("{}{path}", self.api()?))
             .bearer_auth(&self.admin_token)
@@ -200,7 +267,7 @@ client = "{client}"
         if !response.status().is_success() {
             bail!("GET {path}: {}", response.status());
         }
-        Ok(response.json()?)
+        Ok(response)
     }
 
     /// `/metrics` of one part.

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
+use kozomol_tests::link::CuttableLink;
 use kozomol_tests::{bin, free_port, tail, Kozomol, Mosquitto, Process};
 use serde_json::json;
 
@@ -137,8 +138,16 @@ valid_until = "2099-12-31"
     config
 }
 
-/// Drops `n` captures (two distinct JPEG-framed frames each) in the spool folder.
+/// Drops `n` captures (two distinct JPEG-framed frames each) in the spool folder, all
+/// captured at one instant.
 fn fill_spool(spool: &Path, n: usize) {
+    fill_spool_over(spool, n, 0);
+}
+
+/// Drops `n` captures `spacing_s` seconds of capture time apart.
+fn fill_spool_over(spool: &Path, n: usize, spacing_s: i64) {
+    let first =
+        chrono::DateTime::parse_from_rfc3339("2026-11-20T09:00:00+06:00").expect("a capture time");
     for i in 0..n {
         let name = format!("cap-{i:05}");
         for (role, size) in [("overview", 40_000usize), ("plate", 6_000)] {
@@ -148,7 +157,7 @@ fn fill_spool(spool: &Path, n: usize) {
             std::fs::write(spool.join(format!("{name}-{role}.jpg")), bytes).expect("frame");
         }
         let sidecar = json!({
-            "captured_at": "2026-11-20T09:00:00+06:00",
+            "captured_at": (first + chrono::Duration::seconds(spacing_s * i as i64)).to_rfc3339(),
             "clock_source": "gnss",
             "kind": "speeding",
             "measurement": {"speed_kmh": 70 + (i % 50), "limit_kmh": 60},
@@ -279,4 +288,84 @@ fn two_ingest_processes_share_one_mosquitto_subscription() {
         tail(&second.log_text(), 2000)
     );
     drop(second);
+}
+
+#[test]
+fn an_edge_agent_cut_off_for_an_hour_drains_its_outbox_in_order() {
+    let mosquitto = Mosquitto::start().expect("mosquitto starts");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = Kozomol::start_in(&tmp.path().join("data"), Some(mosquitto.addr()), None)
+        .expect("kozomol starts");
+    // The camera reaches the broker through a link the test cuts.
+    let link = CuttableLink::start(mosquitto.addr().parse().expect("address")).expect("link");
+    let dir = tmp.path().join("camera");
+    let config = edge_agent_setup(&server, &dir, "edge-cut-off", &link.addr.to_string());
+    let _agent = start_agent(&config, &dir);
+    wait_until("the camera online", Duration::from_secs(30), || {
+        agent_online(&server, "edge-cut-off")
+    });
+    link.cut();
+    // An hour of captures, one every 10 s, while the camera cannot reach the broker;
+    // the other cameras go on.
+    let captures = 360;
+    fill_spool_over(&dir.join("spool"), captures, 10);
+    let others = server
+        .spawn_simulate(3, 150, 30.0, &["--small-frames"])
+        .expect("simulate");
+    let outbox = dir.join("agent-data/outbox");
+    wait_until(
+        "the outbox to hold the hour",
+        Duration::from_secs(120),
+        || {
+            std::fs::read_dir(&outbox)
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .filter(|e| e.path().extension().is_some_and(|x| x == "env"))
+                        .count()
+                        >= captures
+                })
+                .unwrap_or(false)
+        },
+    );
+    let report = finish_simulation(others);
+    assert_eq!(report["submitted"], 150, "{report}");
+    let mine = |server: &Kozomol| -> Vec<serde_json::Value> {
+        server
+            .all_cases()
+            .expect("cases")
+            .into_iter()
+            .filter(|c| c["camera_id"] == "edge-cut-off")
+            .collect()
+    };
+    assert!(mine(&server).is_empty(), "nothing got through the cut link");
+
+    link.mend();
+    wait_until("the outbox to drain", Duration::from_secs(180), || {
+        mine(&server).len() >= captures
+    });
+    // Late re-sends must still be absorbed as duplicates.
+    std::thread::sleep(Duration::from_secs(6));
+    let cases = mine(&server);
+    assert_eq!(cases.len(), captures, "every capture once");
+    // Cases are numbered as ingest commits them: the hour arrived in capture order.
+    let captured: Vec<String> = cases
+        .iter()
+        .map(|c| c["captured_at"].as_str().expect("captured_at").to_owned())
+        .collect();
+    let mut sorted = captured.clone();
+    sorted.sort();
+    assert_eq!(captured, sorted, "drained in capture order");
+    assert_cases_with_frames(&server, captures + 150);
+}
+
+fn agent_online(server: &Kozomol, camera: &str) -> bool {
+    server
+        .get_json("/api/v1/cameras", "admin")
+        .ok()
+        .and_then(|list| list["items"].as_array().or(list.as_array()).cloned())
+        .is_some_and(|cameras| {
+            cameras
+                .iter()
+                .any(|c| c["camera_id"] == camera && c["online"] == true)
+        })
 }

@@ -2,6 +2,7 @@
 
 mod backbone;
 mod bad_input;
+mod fault_suite;
 mod faults;
 mod fines;
 mod production;

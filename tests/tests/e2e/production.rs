@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use kozomol_tests::split::{BusFaults, Split};
+use kozomol_tests::split::{Split, SplitOptions};
 use kozomol_tests::Simulation;
 use rumqttc::{ConnectReturnCode, Event, MqttOptions, Packet};
 use serde_json::Value;
@@ -49,16 +49,7 @@ pub fn settled_cases(split: &Split, expected: usize, timeout: Duration) -> Vec<V
 
 #[test]
 fn parts_in_separate_processes_turn_violations_into_resolutions() {
-    let mut split = Split::prepare(BusFaults::default()).expect("infrastructure");
-    // The API first: the first process makes the server's keys in the shared folder.
-    split.start_part("api", "api", &[]).expect("api");
-    for name in ["ingest-a", "ingest-b"] {
-        split.start_part(name, "ingest", &[]).expect("ingest");
-    }
-    split
-        .start_part("recognizer", "recognizer", &[])
-        .expect("recognizer");
-    split.start_part("fines", "fines", &[]).expect("fines");
+    let mut split = Split::start(SplitOptions::default()).expect("the split starts");
 
     // The broker refuses a client without a login.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
