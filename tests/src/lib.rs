@@ -38,8 +38,12 @@ pub fn free_port() -> u16 {
         .expect("an ephemeral port is available")
 }
 
-/// The folder holding the workspace's built binaries (`target/debug`).
+/// The folder holding the workspace's built binaries: `KOZOMOL_BIN_DIR` (a benchmark
+/// points it at `target/release`), else the test binary's own profile folder.
 pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KOZOMOL_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
     let exe = std::env::current_exe().expect("test binary path");
     // target/debug/deps/e2e-HASH → target/debug
     exe.parent()

@@ -75,6 +75,8 @@ pub struct SplitOptions {
     pub private_postgres: bool,
     /// Evidence somewhere else than the data folder (a small file system, say).
     pub evidence_dir: Option<PathBuf>,
+    /// ONNX Runtime threads per recognizer model (0: one).
+    pub recognizer_threads: u32,
 }
 
 /// How the stand-in bus behaves.
@@ -119,10 +121,15 @@ shared_subscription = true
 [recognizer]
 models_dir = "{models}"
 onnxruntime = "{ort}"
-threads = 1
+threads = {threads}
+# A killed recognizer's cases come back after the lease: short, so the fault suite
+# does not wait minutes for them (a batch of two takes about 2.5 s here).
+batch = 2
+lease_s = 15
 
 [fines]
 idle_poll_ms = 200
+lease_s = 30
 
 [tunduk]
 security_server_url = "{url}"
@@ -138,6 +145,7 @@ client = "{client}"
                 user = KOZOMOL_USER.0,
                 models = models_dir().display(),
                 ort = onnxruntime(),
+                threads = options.recognizer_threads.max(1),
             ),
         )?;
         let mut admin = Command::new(bin("kozomol"));
