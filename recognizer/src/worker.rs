@@ -186,13 +186,26 @@ pub async fn run_once(
         .claim_recognition(&config.worker, config.batch, config.lease)
         .await?;
     let mut results = Vec::with_capacity(jobs.len());
+    let mut first_error = None;
     for job in jobs {
         let case_id = job.case_id;
-        let result = handle(config, recognizer, store, evidence, job).await?;
-        debug!(case = %case_id, ?result, "recognition job done");
-        results.push((case_id, result));
+        // One job's error (a task that panicked, the store failing on its write) does
+        // not abandon the rest of the batch; its own case returns after the lease.
+        match handle(config, recognizer, store, evidence, job).await {
+            Ok(result) => {
+                debug!(case = %case_id, ?result, "recognition job done");
+                results.push((case_id, result));
+            }
+            Err(e) => {
+                warn!(case = %case_id, error = %e, "recognition job not finished");
+                first_error.get_or_insert(e);
+            }
+        }
     }
-    Ok(results)
+    match first_error {
+        Some(e) if results.is_empty() => Err(e),
+        _ => Ok(results),
+    }
 }
 
 /// A read of one frame: the best plate on it.
@@ -202,10 +215,13 @@ struct FrameRead {
 }
 
 /// Why a job's frames gave no result. `permanent` errors (bad JPEG bytes) will not
-/// change on a retry, so the case goes to review at once.
+/// change on a retry, so the case goes to review at once; an `outage` (the evidence
+/// store cannot take the crop: a full disk) is no fault of the case, which is tried
+/// again without using up its attempts.
 struct JobFailure {
     message: String,
     permanent: bool,
+    outage: bool,
 }
 
 async fn handle(
@@ -239,6 +255,8 @@ async fn handle(
             warn!(case = %job.case_id, attempt = job.attempt, error = %failure.message, "recognition failed");
             let max_attempts = if failure.permanent {
                 job.attempt
+            } else if failure.outage {
+                u32::MAX
             } else {
                 config.max_attempts
             };
@@ -299,6 +317,7 @@ async fn store_crop(
         Err(e) => Err(JobFailure {
             message: format!("storing the plate crop: {e}"),
             permanent: false,
+            outage: true,
         }),
     })
 }
@@ -320,6 +339,7 @@ fn read_job(
             .map_err(|e| JobFailure {
                 message: format!("frame {}: {e}", frame.index),
                 permanent: false,
+                outage: false,
             })?;
         let recognition = recognizer.recognize_jpeg(&bytes).map_err(|e| JobFailure {
             permanent: matches!(
@@ -327,6 +347,7 @@ fn read_job(
                 RecognizerError::Decode(_) | RecognizerError::ImageTooSmall { .. }
             ),
             message: format!("frame {}: {e}", frame.index),
+            outage: false,
         })?;
         if let Some(plate) = recognition.plates.into_iter().next() {
             // A read in a known plate format beats one in none, however confident:

@@ -150,7 +150,7 @@ impl HttpSettings {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MqttSettings {
     /// The broker's `host:port`.
@@ -162,6 +162,18 @@ pub struct MqttSettings {
     /// Its password: only from `KOZOMOL_MQTT_PASSWORD`, never the settings file.
     #[serde(skip)]
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for MqttSettings {
+    // Settings are logged: the password never is.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttSettings")
+            .field("broker", &self.broker)
+            .field("embedded", &self.embedded)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl MqttSettings {
@@ -1097,6 +1109,8 @@ mod tests {
         let s = Settings::load(Some(&file), |k| match k {
             "KOZOMOL_SMTP_PASSWORD" => Some("from-env".to_owned()),
             "KOZOMOL_SMS_GATEWAY_TOKEN" => Some("token-from-env".to_owned()),
+            "KOZOMOL_MQTT_USERNAME" => Some("kozomol".to_owned()),
+            "KOZOMOL_MQTT_PASSWORD" => Some("mqtt-from-env".to_owned()),
             _ => None,
         })
         .expect("loads");
@@ -1107,6 +1121,7 @@ mod tests {
         assert_eq!(sms.token, "token-from-env");
         let shown = format!("{s:?}");
         assert!(!shown.contains("from-env"), "a secret in Debug: {shown}");
+        assert_eq!(s.mqtt.login().expect("a login").password, "mqtt-from-env");
 
         // A certificate file that is not one, and a password sent in clear.
         std::fs::write(dir.path().join("ca.pem"), "not a certificate\n").expect("write");
