@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use kozomol_tests::split::{Split, SplitOptions};
-use kozomol_tests::{psql_value, simulation_report, Simulation};
+use kozomol_tests::{metric_value, psql_value, simulation_report, Simulation};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -140,13 +140,16 @@ fn main() -> Result<()> {
             let page = split
                 .metrics(&format!("recognizer-{n}"))
                 .unwrap_or_default();
-            let value = |series: &str| {
-                page.lines()
-                    .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
-                    .unwrap_or(0.0)
-            };
-            1000.0 * value("kozomol_stage_pass_seconds_sum{stage=\"recognition\"} ")
-                / value("kozomol_stage_pass_seconds_count{stage=\"recognition\"} ").max(1.0)
+            1000.0
+                * metric_value(
+                    &page,
+                    "kozomol_stage_pass_seconds_sum{stage=\"recognition\"}",
+                )
+                / metric_value(
+                    &page,
+                    "kozomol_stage_pass_seconds_count{stage=\"recognition\"}",
+                )
+                .max(1.0)
         })
         .collect();
     println!(

@@ -447,6 +447,18 @@ pub fn all_cases(get_json: impl Fn(&str) -> Result<Value>) -> Result<Vec<Value>>
     }
 }
 
+/// A series' value on a Prometheus metrics page (0 when absent), the series named
+/// with its labels, e.g. `kozomol_stage_items_total{stage="recognition"}`.
+pub fn metric_value(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
 /// The last line of `log` that parses as a JSON object.
 pub fn last_json_line(log: &str) -> Result<Value> {
     BufReader::new(log.as_bytes())

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use kozomol_tests::split::{BusFaults, Split, SplitOptions};
 use kozomol_tests::{psql_value, sha256_hex, simulation_report, Process, Simulation};
 
-use crate::production::{counter, settled_cases};
+use kozomol_tests::metric_value;
+
+use crate::production::settled_cases;
 
 /// Events per stream: `KOZOMOL_FAULT_EVENTS`, else a CI-sized 60 (every case is
 /// recognised, at about a second each on 2 cores).
@@ -86,7 +88,7 @@ fn assert_every_event_once(split: &mut Split, sim: Process, events: u64) {
     let cases = settled_cases(split, events as usize, timeout);
     // The figures docs/performance.md quotes for the suite.
     let recognizer = split.metrics("recognizer").unwrap_or_default();
-    let read = |series: &str| counter(&recognizer, series);
+    let read = |series: &str| metric_value(&recognizer, series);
     eprintln!(
         "fault suite: {events} events settled {:.0} s after the stream ended; the recognizer \
          process read {} cases at {:.0} ms each",
@@ -217,7 +219,7 @@ fn the_bus_answers_slowly_and_with_errors() {
     assert_every_event_once(&mut split, sim, events);
     // The lookups waited on the slow bus (plates met before come from the cache).
     let fines = split.metrics("fines").expect("metrics");
-    let seconds = counter(
+    let seconds = metric_value(
         &fines,
         "kozomol_stage_pass_seconds_sum{stage=\"owner_lookup\"}",
     );

@@ -8,20 +8,9 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use kozomol_tests::split::{Split, SplitOptions};
-use kozomol_tests::Simulation;
+use kozomol_tests::{metric_value, Simulation};
 use rumqttc::{ConnectReturnCode, Event, MqttOptions, Packet};
 use serde_json::Value;
-
-/// A counter's value on a metrics page (0 when absent).
-pub fn counter(page: &str, series: &str) -> f64 {
-    page.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
-}
 
 /// Waits until no case is in a stage the machine works alone.
 pub fn settled_cases(split: &Split, expected: usize, timeout: Duration) -> Vec<Value> {
@@ -94,7 +83,7 @@ fn parts_in_separate_processes_turn_violations_into_resolutions() {
     let ingested: f64 = ["ingest-a", "ingest-b"]
         .iter()
         .map(|name| {
-            counter(
+            metric_value(
                 &split.metrics(name).expect("ingest metrics"),
                 "kozomol_ingest_accepted_total",
             )
@@ -103,7 +92,7 @@ fn parts_in_separate_processes_turn_violations_into_resolutions() {
     assert_eq!(ingested, events as f64, "the two ingest processes took all");
     let recognizer = split.metrics("recognizer").expect("recognizer metrics");
     assert_eq!(
-        counter(
+        metric_value(
             &recognizer,
             "kozomol_stage_items_total{stage=\"recognition\"}"
         ),
@@ -111,7 +100,7 @@ fn parts_in_separate_processes_turn_violations_into_resolutions() {
         "{recognizer}"
     );
     assert_eq!(
-        counter(
+        metric_value(
             &recognizer,
             "kozomol_stage_pass_seconds_count{stage=\"recognition\"}"
         ),
@@ -119,15 +108,17 @@ fn parts_in_separate_processes_turn_violations_into_resolutions() {
     );
     let fines = split.metrics("fines").expect("fines metrics");
     // Issuing counts the cases it handled: those it issued and those it set aside.
-    let handled = counter(&fines, "kozomol_stage_items_total{stage=\"issuing\"}");
+    let handled = metric_value(&fines, "kozomol_stage_items_total{stage=\"issuing\"}");
     assert!(
         handled >= issued as f64 && handled <= events as f64,
         "{handled} handled, {issued} issued\n{fines}"
     );
-    assert!(counter(&fines, "kozomol_stage_items_total{stage=\"owner_lookup\"}") >= issued as f64);
+    assert!(
+        metric_value(&fines, "kozomol_stage_items_total{stage=\"owner_lookup\"}") >= issued as f64
+    );
     // The queues, read from the shared database by any part.
     assert_eq!(
-        counter(&fines, "kozomol_cases_waiting{state=\"received\"}"),
+        metric_value(&fines, "kozomol_cases_waiting{state=\"received\"}"),
         0.0
     );
     assert!(
