@@ -105,7 +105,25 @@ ensure_browser() {
     export KOZOMOL_PLAYWRIGHT="$root/node_modules"
 }
 
-# The API fuzzer (server/tests/web.rs): schemathesis from PyPI, in its own venv.
+# Python tools from PyPI, each in a venv of its own under .cache/: `python_venv NAME
+# LABEL CHECK PACKAGE...` installs the packages into .cache/NAME unless CHECK (a shell
+# command, run with $root set to that venv) already succeeds, and leaves the venv's
+# path in $root.
+python_venv() {
+    local name="$1" label="$2" check="$3"
+    shift 3
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.cache/$name"
+    if ! (eval "$check") >/dev/null 2>&1; then
+        step "installing $label"
+        python3 -m venv --clear "$root" 2>/dev/null || {
+            apt_install python3-venv
+            python3 -m venv --clear "$root"
+        }
+        "$root/bin/python" -m pip install --quiet "$@"
+    fi
+}
+
+# The API fuzzer (server/tests/web.rs).
 SCHEMATHESIS_VERSION=4.32.5
 
 ensure_schemathesis() {
@@ -113,16 +131,25 @@ ensure_schemathesis() {
         return 0
     fi
     local root
-    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.cache/schemathesis"
-    if ! "$root/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
-        step "installing the API fuzzer (PyPI schemathesis $SCHEMATHESIS_VERSION)"
-        python3 -m venv --clear "$root" 2>/dev/null || {
-            apt_install python3-venv
-            python3 -m venv --clear "$root"
-        }
-        "$root/bin/python" -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
-    fi
+    python_venv schemathesis "the API fuzzer (PyPI schemathesis $SCHEMATHESIS_VERSION)" \
+        '"$root/bin/schemathesis" --version | grep -q "$SCHEMATHESIS_VERSION"' \
+        "schemathesis==$SCHEMATHESIS_VERSION"
     export KOZOMOL_SCHEMATHESIS="$root/bin/schemathesis"
+}
+
+# The S3 stand-in the evidence bucket's tests run against (moto's server: it checks
+# request signatures once an account exists).
+MOTO_VERSION=5.2.6
+
+ensure_s3_standin() {
+    if [ -n "${KOZOMOL_MOTO_SERVER:-}" ]; then
+        return 0
+    fi
+    local root
+    python_venv moto "the S3 stand-in (PyPI moto[server] $MOTO_VERSION)" \
+        '"$root/bin/python" -c "import moto; assert moto.__version__ == \"$MOTO_VERSION\""' \
+        "moto[server]==$MOTO_VERSION"
+    export KOZOMOL_MOTO_SERVER="$root/bin/moto_server"
 }
 
 ensure_stock_soap_client() {
@@ -130,36 +157,22 @@ ensure_stock_soap_client() {
         return 0
     fi
     local root
-    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.cache/stock-soap"
-    if ! "$root/bin/python" -c "import zeep; assert zeep.__version__ == '$ZEEP_VERSION'" 2>/dev/null; then
-        step "installing the stock SOAP client (PyPI zeep $ZEEP_VERSION)"
-        python3 -m venv --clear "$root" 2>/dev/null || {
-            apt_install python3-venv
-            python3 -m venv --clear "$root"
-        }
-        "$root/bin/python" -m pip install --quiet "zeep==$ZEEP_VERSION"
-    fi
+    python_venv stock-soap "the stock SOAP client (PyPI zeep $ZEEP_VERSION)" \
+        '"$root/bin/python" -c "import zeep; assert zeep.__version__ == \"$ZEEP_VERSION\""' \
+        "zeep==$ZEEP_VERSION"
     export KOZOMOL_STOCK_SOAP_PYTHON="$root/bin/python"
 }
 
-# The deploy files' validators (scripts/validate-deploy.sh), from PyPI, in their own
-# venv: kubernetes-validate carries the Kubernetes schemas and check-jsonschema the
-# compose specification's, so nothing is downloaded when they run.
+# The deploy files' validators (scripts/validate-deploy.sh): kubernetes-validate carries
+# the Kubernetes schemas and check-jsonschema the compose specification's, so nothing
+# is downloaded when they run.
 KUBERNETES_VALIDATE_VERSION=1.37.0
 CHECK_JSONSCHEMA_VERSION=0.39.0
 
 ensure_deploy_validators() {
     local root
-    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.cache/deploy-validators"
-    if ! "$root/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_VERSION" \
-        || ! "$root/bin/check-jsonschema" --version 2>/dev/null | grep -q "$CHECK_JSONSCHEMA_VERSION"; then
-        step "installing the deploy validators (PyPI kubernetes-validate $KUBERNETES_VALIDATE_VERSION, check-jsonschema $CHECK_JSONSCHEMA_VERSION)"
-        python3 -m venv --clear "$root" 2>/dev/null || {
-            apt_install python3-venv
-            python3 -m venv --clear "$root"
-        }
-        "$root/bin/python" -m pip install --quiet \
-            "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
-    fi
+    python_venv deploy-validators "the deploy validators (PyPI kubernetes-validate $KUBERNETES_VALIDATE_VERSION, check-jsonschema $CHECK_JSONSCHEMA_VERSION)" \
+        '"$root/bin/kubernetes-validate" --version | grep -q "$KUBERNETES_VALIDATE_VERSION" && "$root/bin/check-jsonschema" --version | grep -q "$CHECK_JSONSCHEMA_VERSION"' \
+        "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
     export KOZOMOL_DEPLOY_VALIDATORS="$root/bin"
 }

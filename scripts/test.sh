@@ -12,6 +12,7 @@ ensure_onnxruntime
 ensure_stock_soap_client
 ensure_browser
 ensure_schemathesis
+ensure_s3_standin
 
 export KOZOMOL_TEST_POSTGRES_URL="${KOZOMOL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export KOZOMOL_TEST_MOSQUITTO="${KOZOMOL_TEST_MOSQUITTO:-127.0.0.1:1883}"

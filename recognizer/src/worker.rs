@@ -16,7 +16,7 @@ use kozomol_store::{
 };
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, info_span, warn, Instrument, Span};
 
 use crate::plates::canonicalise;
 use crate::{PlateReading, Recognizer, RecognizerError};
@@ -191,13 +191,18 @@ pub async fn run_once(
         let case_id = job.case_id;
         // One job's error (a task that panicked, the store failing on its write) does
         // not abandon the rest of the batch; its own case returns after the lease.
-        match handle(config, recognizer, store, evidence, job).await {
+        // Every line logged while the job is handled names its case.
+        let span = info_span!("case", case_id = %case_id);
+        match handle(config, recognizer, store, evidence, job)
+            .instrument(span)
+            .await
+        {
             Ok(result) => {
-                debug!(case = %case_id, ?result, "recognition job done");
+                info!(case_id = %case_id, ?result, "recognition job done");
                 results.push((case_id, result));
             }
             Err(e) => {
-                warn!(case = %case_id, error = %e, "recognition job not finished");
+                warn!(case_id = %case_id, error = %e, "recognition job not finished");
                 first_error.get_or_insert(e);
             }
         }
@@ -233,11 +238,18 @@ async fn handle(
 ) -> Result<JobResult, WorkerError> {
     let started = Instant::now();
     let read = {
-        let (recognizer, evidence, job) =
-            (Arc::clone(recognizer), Arc::clone(evidence), job.clone());
-        tokio::task::spawn_blocking(move || read_job(&recognizer, &evidence, &job))
-            .await
-            .map_err(|e| WorkerError::Task(e.to_string()))?
+        let (recognizer, evidence, job, thresholds) = (
+            Arc::clone(recognizer),
+            Arc::clone(evidence),
+            job.clone(),
+            config.thresholds,
+        );
+        let span = Span::current();
+        tokio::task::spawn_blocking(move || {
+            span.in_scope(|| read_job(&recognizer, &evidence, &job, &thresholds))
+        })
+        .await
+        .map_err(|e| WorkerError::Task(e.to_string()))?
     };
     // The plate crop is evidence: a read whose crop cannot be stored (a full disk)
     // fails like an unreadable frame, and the case is tried again later.
@@ -252,7 +264,7 @@ async fn handle(
         }
         Err(failure) => {
             config.metrics.record_failure(STAGE);
-            warn!(case = %job.case_id, attempt = job.attempt, error = %failure.message, "recognition failed");
+            warn!(case_id = %job.case_id, attempt = job.attempt, error = %failure.message, "recognition failed");
             let max_attempts = if failure.permanent {
                 job.attempt
             } else if failure.outage {
@@ -324,10 +336,15 @@ async fn store_crop(
 
 /// Reads every frame of the job (plate close-ups and overviews alike) and keeps the
 /// best plate: one in a known format first, then the most confident. Blocking.
+/// Reads the job's frames, the close-up first, until a read decides the case (the
+/// dual-read rule would accept it): the rest could only offer a read the case no
+/// longer needs, and each overview costs as much as the close-up or more. Without a
+/// deciding read every frame is read and the best read is kept.
 fn read_job(
     recognizer: &Recognizer,
     evidence: &EvidenceStore,
     job: &RecognitionJob,
+    thresholds: &Thresholds,
 ) -> Result<Option<FrameRead>, JobFailure> {
     let mut best: Option<FrameRead> = None;
     // The close-up shows the plate largest: read it first, so that on a tie it wins.
@@ -361,8 +378,29 @@ fn read_job(
                 });
             }
         }
+        let decided = best.as_ref().is_some_and(|b| {
+            decide(camera_text(job), Some(our_read(b)), thresholds).0
+                == RecognitionDecision::Recognized
+        });
+        if decided {
+            break;
+        }
     }
     Ok(best)
+}
+
+fn camera_text(job: &RecognitionJob) -> Option<&str> {
+    job.camera_read
+        .as_ref()
+        .map(|c: &CameraPlateRead| c.text.as_str())
+}
+
+fn our_read(read: &FrameRead) -> OurRead<'_> {
+    OurRead {
+        text: &read.plate.text.text,
+        confidence: read.plate.text.confidence,
+        may_decide_alone: read.plate.text.may_decide_alone(),
+    }
 }
 
 fn outcome(
@@ -372,16 +410,7 @@ fn outcome(
     model: &str,
     thresholds: &Thresholds,
 ) -> RecognitionOutcome {
-    let camera = job
-        .camera_read
-        .as_ref()
-        .map(|c: &CameraPlateRead| c.text.as_str());
-    let ours = best.map(|b| OurRead {
-        text: &b.plate.text.text,
-        confidence: b.plate.text.confidence,
-        may_decide_alone: b.plate.text.may_decide_alone(),
-    });
-    let (decision, agreement) = decide(camera, ours, thresholds);
+    let (decision, agreement) = decide(camera_text(job), best.map(our_read), thresholds);
     let text = best.map(|b| &b.plate.text).filter(|t| !t.text.is_empty());
     RecognitionOutcome {
         case_id: job.case_id,

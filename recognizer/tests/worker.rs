@@ -147,6 +147,16 @@ async fn record(
     }
 }
 
+/// A grey close-up with nothing on it.
+fn blank_jpeg() -> Vec<u8> {
+    let grey = image::RgbImage::from_pixel(400, 176, image::Rgb([128, 128, 128]));
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&grey)
+        .unwrap();
+    out
+}
+
 async fn worker_routes_reads(store: Arc<dyn Store>) {
     let recognizer = recognizer();
     let dir = tempfile::tempdir().unwrap();
@@ -183,6 +193,28 @@ async fn worker_routes_reads(store: Arc<dyn Store>) {
     )
     .await;
     let no_camera_read = record(&*store, &evidence, &frames_c, None).await;
+    // A close-up whose read decides the case ends the job: the overview behind it,
+    // unreadable here, is never read. One whose read does not (a blank close-up) leaves
+    // the overview to be read.
+    let (frames_d, plate_d) = scene(4);
+    let decided_by_close_up = record(
+        &*store,
+        &evidence,
+        &[
+            (FrameRole::Overview, b"\xff\xd8 not read".to_vec()),
+            frames_d[1].clone(),
+        ],
+        Some(&plate_d),
+    )
+    .await;
+    let (frames_e, plate_e) = scene(5);
+    let blank_close_up = record(
+        &*store,
+        &evidence,
+        &[frames_e[0].clone(), (FrameRole::Plate, blank_jpeg())],
+        Some(&plate_e),
+    )
+    .await;
 
     let config = WorkerConfig::new("worker-test");
     let mut results = run_once(&config, &recognizer, &store, &evidence)
@@ -233,6 +265,33 @@ async fn worker_routes_reads(store: Arc<dyn Store>) {
     assert_eq!(
         store.case(corrupt).await.unwrap().unwrap().state,
         CaseState::NeedsReview
+    );
+
+    assert_eq!(
+        result(decided_by_close_up),
+        Some(JobResult::Decided(RecognitionDecision::Recognized))
+    );
+    let read = store
+        .recognition(decided_by_close_up)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.plate.unwrap().text, plate_d);
+    assert_eq!(
+        read.plate_box.unwrap().frame_index,
+        1,
+        "read on the close-up"
+    );
+    assert_eq!(
+        result(blank_close_up),
+        Some(JobResult::Decided(RecognitionDecision::Recognized))
+    );
+    let read = store.recognition(blank_close_up).await.unwrap().unwrap();
+    assert_eq!(read.plate.unwrap().text, plate_e);
+    assert_eq!(
+        read.plate_box.unwrap().frame_index,
+        0,
+        "read on the overview"
     );
 
     // No camera read: our read alone, correct whichever way the threshold sends it.

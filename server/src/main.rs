@@ -201,13 +201,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rumqttd=warn,rumqttc=warn,sqlx=warn,ort=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging()?;
     // Usage errors exit 64 (EX_USAGE), not clap's 2, which `quote` gives to "no fine".
     let cli = Cli::try_parse().unwrap_or_else(|e| {
         let _ = e.print();
@@ -479,4 +473,27 @@ fn shutdown_on_signals() -> CancellationToken {
         }
     });
     cancel
+}
+
+/// Logs go to stderr as text, or with `KOZOMOL_LOG_FORMAT=json` as one JSON object a
+/// line for a log collector: time, level, target, the event's fields at the top and
+/// the spans it happened in (a recognition job's `case` span carries its `case_id`).
+fn init_logging() -> anyhow::Result<()> {
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttd=warn,rumqttc=warn,sqlx=warn,ort=warn".into()),
+        )
+        .with_writer(std::io::stderr);
+    match std::env::var("KOZOMOL_LOG_FORMAT").as_deref() {
+        Ok("json") => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+        Ok("text") | Err(_) => logs.init(),
+        Ok(other) => anyhow::bail!("KOZOMOL_LOG_FORMAT must be `text` or `json`, not `{other}`"),
+    }
+    Ok(())
 }

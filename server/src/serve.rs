@@ -105,7 +105,7 @@ pub async fn run(
     create_dir(&settings.data_dir)?;
     let store = kozomol_store::connect(&settings.database_url()).await?;
     let instance = instance_id();
-    let evidence = Arc::new(EvidenceStore::open(&settings.evidence_dir(), &instance)?);
+    let evidence = Arc::new(settings.evidence_store(&instance)?);
     let metrics = Arc::new(IngestMetrics::default());
     let stage_metrics = Arc::new(StageMetrics::default());
     let server_key = Arc::new(load_or_create_key(&settings.server_key_file())?);

@@ -10,6 +10,8 @@ use kozomol_fines::delivery::{
     DeliveryError, SmsGateway, SmsGatewayConfig, SmtpConfig, SmtpCredentials, SmtpMailer,
     SmtpSecurity, TrustedCertificates,
 };
+use kozomol_store::evidence::S3Segments;
+use kozomol_store::{EvidenceStore, StoreError};
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,9 @@ pub struct Settings {
     pub server_key_file: Option<PathBuf>,
     /// Evidence folder; default `DATA_DIR/evidence`.
     pub evidence_dir: Option<PathBuf>,
+    /// An S3-compatible bucket for evidence instead of the folder (docs/operations.md);
+    /// its secret key comes from `KOZOMOL_EVIDENCE_SECRET_ACCESS_KEY`.
+    pub evidence_bucket: Option<kozomol_store::evidence::S3Bucket>,
 }
 
 /// The citizens' portal (docs/web.md).
@@ -226,6 +231,7 @@ impl Default for Settings {
             utc_offset_minutes: 6 * 60,
             server_key_file: None,
             evidence_dir: None,
+            evidence_bucket: None,
         }
     }
 }
@@ -656,6 +662,11 @@ impl Settings {
         if let Some(v) = env("KOZOMOL_MQTT_PASSWORD") {
             settings.mqtt.password = Some(v);
         }
+        if let Some(bucket) = &mut settings.evidence_bucket {
+            if let Some(v) = env("KOZOMOL_EVIDENCE_SECRET_ACCESS_KEY") {
+                bucket.secret_access_key = v;
+            }
+        }
         if let Some(v) = env("KOZOMOL_SMS_GATEWAY_TOKEN") {
             settings.delivery.sms_gateway_token = Some(v);
         }
@@ -705,6 +716,9 @@ impl Settings {
         }
         if self.mqtt.username.is_some() && self.mqtt.password.is_none() {
             problems.push("mqtt.username is set but KOZOMOL_MQTT_PASSWORD is not".into());
+        }
+        if let Some(bucket) = &self.evidence_bucket {
+            problems.extend(bucket.problems());
         }
         if self.mqtt.embedded && self.mqtt.broker.parse::<SocketAddr>().is_err() {
             problems.push(format!(
@@ -879,6 +893,18 @@ impl Settings {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("kozomol.db").display()))
+    }
+
+    /// The evidence store for the writer `writer_id`: the bucket where one is set,
+    /// else the folder.
+    pub fn evidence_store(&self, writer_id: &str) -> Result<EvidenceStore, StoreError> {
+        match &self.evidence_bucket {
+            Some(bucket) => Ok(EvidenceStore::on(S3Segments::open(
+                bucket.clone(),
+                writer_id,
+            )?)),
+            None => EvidenceStore::open(&self.evidence_dir(), writer_id),
+        }
     }
 
     pub fn evidence_dir(&self) -> PathBuf {

@@ -1,6 +1,6 @@
 //! What kozomol's tests share (a dev-dependency, never shipped; the benchmarks use it
 //! too): fines as the stages leave them (`fines`), scratch databases on PostgreSQL
-//! (`postgres`), and TLS peers: certificates made
+//! (`postgres`), an S3-compatible bucket (`s3`), and TLS peers: certificates made
 //! per run for 127.0.0.1 — a server's, which the client under test is told to trust or
 //! not, and a client's, which a server may require — and a front that takes TLS
 //! connections and passes their plain bytes to a stand-in behind it (the stand-ins
@@ -8,6 +8,7 @@
 
 pub mod fines;
 pub mod postgres;
+pub mod s3;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use kozomol_testkit::s3::S3StandIn;
 use serde_json::Value;
 
 use crate::{
@@ -40,6 +41,8 @@ pub struct Split {
     pub config: PathBuf,
     pub parts: Vec<PartProcess>,
     pub admin_token: String,
+    /// The S3 stand-in holding the evidence, where the options asked for one.
+    pub evidence_bucket: Option<S3StandIn>,
 }
 
 /// The database the parts share.
@@ -77,6 +80,8 @@ pub struct SplitOptions {
     pub evidence_dir: Option<PathBuf>,
     /// ONNX Runtime threads per recognizer model (0: one).
     pub recognizer_threads: u32,
+    /// Evidence in an S3-compatible bucket (the stand-in) instead of a folder.
+    pub evidence_bucket: bool,
 }
 
 /// How the stand-in bus behaves.
@@ -101,6 +106,19 @@ impl Split {
         let bus_line = wait_for_json_line(&bus, Duration::from_secs(30))?;
         let url = bus_line["url"].as_str().context("bus url")?;
         let client = bus_line["client"].as_str().context("bus client")?;
+        let evidence_bucket = if options.evidence_bucket {
+            Some(S3StandIn::start("kozomol-evidence")?)
+        } else {
+            None
+        };
+        let bucket_table = evidence_bucket.as_ref().map_or(String::new(), |s3| {
+            format!(
+                "\n[evidence_bucket]\nendpoint = \"{}\"\nbucket = \"{}\"\nprefix = \"city/\"\naccess_key_id = \"{}\"\n",
+                s3.endpoint(),
+                s3.bucket,
+                s3.access_key_id
+            )
+        });
         let config = dir.path().join("kozomol.toml");
         std::fs::write(
             &config,
@@ -134,7 +152,7 @@ lease_s = 30
 [tunduk]
 security_server_url = "{url}"
 client = "{client}"
-"#,
+{bucket_table}"#,
                 data = dir.path().join("data").display(),
                 db = db.url(),
                 evidence = options
@@ -166,6 +184,7 @@ client = "{client}"
             config,
             parts: Vec::new(),
             admin_token,
+            evidence_bucket,
         })
     }
 
@@ -220,7 +239,15 @@ client = "{client}"
             .env("KOZOMOL_HTTP_LISTEN", http.to_string())
             .env("KOZOMOL_MQTT_PASSWORD", KOZOMOL_USER.1)
             .env("KOZOMOL_INGEST_CLIENT_ID", name)
+            .env(
+                "KOZOMOL_EVIDENCE_SECRET_ACCESS_KEY",
+                self.evidence_bucket
+                    .as_ref()
+                    .map_or("", |s3| s3.secret_access_key.as_str()),
+            )
             .env("RUST_LOG", "info,rumqttc=warn,sqlx=warn,ort=warn")
+            // As a log collector would take them.
+            .env("KOZOMOL_LOG_FORMAT", "json")
             .envs(env.iter().map(|(k, v)| (k, v)));
         Process::spawn(name, command, &self.dir.path().join("logs"))
     }

@@ -424,7 +424,7 @@ impl DeliveryWorker {
                         // The proof does not fit this resolution (a clock far off):
                         // stop asking and let a person look.
                         Err(StoreError::Invalid(reason)) => {
-                            error!(delivery_id = %job.id, number = %job.resolution_number, reason = %reason, "delivery report refused");
+                            error!(case_id = %job.case_id, delivery_id = %job.id, number = %job.resolution_number, reason = %reason, "delivery report refused");
                             store.check_later(worker, job.id, None, &reason).await?;
                             report.unconfirmed += 1;
                         }
@@ -446,7 +446,7 @@ impl DeliveryWorker {
                 | Err(SendError::Temporary(_))
                 | Err(SendError::Unavailable(_)) => {
                     if let Err(SendError::Temporary(e) | SendError::Unavailable(e)) = &status {
-                        warn!(delivery_id = %job.id, error = %e, "delivery status not read; asked again later");
+                        warn!(case_id = %job.case_id, delivery_id = %job.id, error = %e, "delivery status not read; asked again later");
                     }
                     let (next, note) = if since_sent >= self.config.proof_window {
                         let hours = self.config.proof_window.as_secs() / 3600;
@@ -457,7 +457,7 @@ impl DeliveryWorker {
                     match store.check_later(worker, job.id, next, &note).await? {
                         CompleteResult::LeaseLost => report.lease_lost += 1,
                         CompleteResult::Completed if next.is_none() => {
-                            warn!(delivery_id = %job.id, number = %job.resolution_number, "no delivery report came; the delivery stays unproven");
+                            warn!(case_id = %job.case_id, delivery_id = %job.id, number = %job.resolution_number, "no delivery report came; the delivery stays unproven");
                             report.unconfirmed += 1;
                         }
                         CompleteResult::Completed => report.pending += 1,
@@ -495,7 +495,7 @@ impl DeliveryWorker {
             })
             .await?;
         if let DeliveryRecorded::First { delivered_at, .. } = recorded {
-            info!(delivery_id = %job.id, number = %job.resolution_number, channel = %job.channel, %delivered_at, "resolution delivered; its clocks start");
+            info!(case_id = %job.case_id, delivery_id = %job.id, number = %job.resolution_number, channel = %job.channel, %delivered_at, "resolution delivered; its clocks start");
         }
         Ok(recorded)
     }
@@ -616,21 +616,21 @@ fn log_attempt(job: &DeliveryJob, outcome: &AttemptOutcome, result: AttemptResul
     };
     match result {
         AttemptResult::Sent => {
-            debug!(delivery_id = %job.id, number = %job.resolution_number, channel = %job.channel, "notice sent");
+            debug!(case_id = %job.case_id, delivery_id = %job.id, number = %job.resolution_number, channel = %job.channel, "notice sent");
         }
         AttemptResult::WillRetry { attempts } => {
-            warn!(delivery_id = %job.id, channel = %job.channel, attempts, error = %error, "delivery failed; retried later");
+            warn!(case_id = %job.case_id, delivery_id = %job.id, channel = %job.channel, attempts, error = %error, "delivery failed; retried later");
         }
         // An operator must act: the addressee is not reached by this channel.
         AttemptResult::GaveUp { attempts } => {
-            error!(delivery_id = %job.id, number = %job.resolution_number, channel = %job.channel, attempts, error = %error, "delivery failed for good");
+            error!(case_id = %job.case_id, delivery_id = %job.id, number = %job.resolution_number, channel = %job.channel, attempts, error = %error, "delivery failed for good");
         }
         // Logged once per pass by the caller.
         AttemptResult::Deferred { .. } => {
-            debug!(delivery_id = %job.id, channel = %job.channel, error = %error, "delivery deferred");
+            debug!(case_id = %job.case_id, delivery_id = %job.id, channel = %job.channel, error = %error, "delivery deferred");
         }
         AttemptResult::LeaseLost => {
-            warn!(delivery_id = %job.id, "delivery taken over by another worker; nothing recorded");
+            warn!(case_id = %job.case_id, delivery_id = %job.id, "delivery taken over by another worker; nothing recorded");
         }
     }
 }

@@ -2,13 +2,14 @@
 //! each its own `kozomol run PART` process, on PostgreSQL and a Mosquitto that refuses
 //! anonymous clients, with the stand-in Tunduk as a process of its own. Simulated
 //! cameras' violations become issued resolutions; each part answers its probes and
-//! counts its own work on `/metrics`.
+//! counts its own work on `/metrics`. Evidence lies in an S3-compatible bucket (the
+//! stand-in), which every part writes to or reads from.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use kozomol_tests::split::{Split, SplitOptions};
-use kozomol_tests::{metric_value, Simulation};
+use kozomol_tests::{metric_value, sha256_hex, Simulation};
 use rumqttc::{ConnectReturnCode, Event, MqttOptions, Packet};
 use serde_json::Value;
 
@@ -38,7 +39,11 @@ pub fn settled_cases(split: &Split, expected: usize, timeout: Duration) -> Vec<V
 
 #[test]
 fn parts_in_separate_processes_turn_violations_into_resolutions() {
-    let mut split = Split::start(SplitOptions::default()).expect("the split starts");
+    let mut split = Split::start(SplitOptions {
+        evidence_bucket: true,
+        ..SplitOptions::default()
+    })
+    .expect("the split starts");
 
     // The broker refuses a client without a login.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -78,6 +83,73 @@ fn parts_in_separate_processes_turn_violations_into_resolutions() {
         cases.iter().map(|c| &c["state"]).collect::<Vec<_>>(),
         split.logs()
     );
+
+    // The frames ingest stored, and the plate crops the recognizer cut, come back
+    // from the bucket through the API as they were signed; nothing went to a folder.
+    for case in &cases {
+        let id = case["id"].as_i64().expect("numeric case id");
+        let detail = split
+            .get_json(&format!("/api/v1/cases/{id}"))
+            .expect("case detail");
+        let frames = detail["frames"].as_array().expect("stored frames");
+        assert!(!frames.is_empty(), "case {id} has frames");
+        for (n, frame) in frames.iter().enumerate() {
+            let bytes = split
+                .get_bytes(&format!("/api/v1/cases/{id}/frames/{n}"))
+                .expect("frame bytes");
+            assert_eq!(
+                Some(sha256_hex(&bytes).as_str()),
+                frame["sha256"].as_str(),
+                "case {id} frame {n}"
+            );
+        }
+        if case["state"] == "issued" {
+            let crop = split
+                .get_bytes(&format!("/api/v1/cases/{id}/plate-crop"))
+                .expect("plate crop");
+            assert_eq!(&crop[..2], &[0xff, 0xd8], "case {id}: the crop is a JPEG");
+        }
+    }
+    let folder = split.dir.path().join("data/evidence");
+    let files = std::fs::read_dir(&folder).map_or(0, |entries| entries.count());
+    assert_eq!(files, 0, "evidence written to {}", folder.display());
+
+    // Every part logs JSON lines, and each case's recognition and resolution name it.
+    let mut named = HashSet::new();
+    for part in &split.parts {
+        for line in part
+            .process
+            .log_text()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+        {
+            let value: Value = serde_json::from_str(line).unwrap_or_else(|e| {
+                panic!("{}: a log line that is not JSON ({e}): {line}", part.name)
+            });
+            assert!(
+                value["timestamp"].is_string() && value["level"].is_string(),
+                "{line}"
+            );
+            let message = value["message"].as_str().unwrap_or_default();
+            if ["recognition job done", "resolution issued"].contains(&message) {
+                let case_id = value["case_id"].as_str().expect("case_id").to_owned();
+                named.insert((message.to_owned(), case_id));
+            }
+        }
+    }
+    for case in &cases {
+        let id = case["id"].to_string();
+        assert!(
+            named.contains(&("recognition job done".to_owned(), id.clone())),
+            "no recognition line names case {id}"
+        );
+        if case["state"] == "issued" {
+            assert!(
+                named.contains(&("resolution issued".to_owned(), id.clone())),
+                "no issuing line names case {id}"
+            );
+        }
+    }
 
     // Each process counts its own share, and they add up.
     let ingested: f64 = ["ingest-a", "ingest-b"]

@@ -1,32 +1,38 @@
-//! Evidence frames in append-only segment files, one fsync per batch.
+//! Evidence frames in append-only segments, one durable write per batch.
 //!
 //! A segment is named `seg-{writer_id}-{sequence}.kzs`, so several processes sharing
-//! one folder never write the same file, and holds records back to back:
+//! one store never write the same segment, and holds records back to back:
 //!
 //! ```text
 //! record = magic "KZF1" | length: u32 little-endian | sha256: 32 bytes | frame bytes
 //! ```
 //!
 //! so a segment can be scanned and checked without the database ([`scan_segment`]).
-//! A writer never appends to a segment it did not create in this process: after a
-//! crash, a torn record can only sit at the end of a segment nobody writes to again.
+//! Where segments lie is a [`SegmentStorage`]: files in a folder ([`LocalSegments`],
+//! the default), or objects in an S3-compatible bucket ([`S3Segments`]). A writer
+//! never appends to a segment it did not create in this process: after a crash, a
+//! torn record can only sit at the end of a segment nobody writes to again.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+mod local;
+mod s3;
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tracing::{info, warn};
 
 use crate::StoreError;
+
+pub use local::LocalSegments;
+pub use s3::{S3Bucket, S3Segments};
 
 /// Where a frame's bytes lie.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FrameLocation {
-    /// Segment file name, relative to the evidence folder.
+    /// Segment name: a file in the evidence folder, or an object under the bucket's
+    /// prefix.
     pub segment: String,
     /// Byte offset of the frame's first byte.
     pub offset: u64,
@@ -41,80 +47,42 @@ pub const DEFAULT_SEGMENT_LIMIT: u64 = 256 * 1024 * 1024;
 const SEGMENT_PREFIX: &str = "seg-";
 const SEGMENT_SUFFIX: &str = ".kzs";
 
-/// Append-only frame storage in a folder. `append_batch` and `read` block: call
-/// them from `spawn_blocking`.
+/// Where evidence segments are kept. Both calls block: the store is used from
+/// `spawn_blocking`.
+pub trait SegmentStorage: Send + Sync {
+    /// Makes `records` (whole records, back to back) durable at the end of a segment
+    /// this writer created, and returns that segment's name and the offset the
+    /// records start at. Nothing is durable before it returns.
+    fn append(&self, records: &[u8]) -> Result<(String, u64), StoreError>;
+
+    /// The `len` bytes of `segment` from `start`, or `None` where the segment is
+    /// shorter: a location that points past what was written.
+    fn read_at(&self, segment: &str, start: u64, len: u64) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// Append-only frame storage. `append_batch` and `read` block: call them from
+/// `spawn_blocking`.
 pub struct EvidenceStore {
-    dir: PathBuf,
-    writer_id: String,
-    segment_limit: u64,
-    writer: Mutex<Writer>,
-}
-
-struct Writer {
-    /// The segment being appended to; `None` until the first batch, after a
-    /// rotation, and after a failed write (whose tail is left behind, not reused).
-    current: Option<OpenSegment>,
-    next_sequence: u64,
-}
-
-struct OpenSegment {
-    file: File,
-    name: String,
-    len: u64,
+    segments: Box<dyn SegmentStorage>,
 }
 
 impl EvidenceStore {
-    /// Opens `dir` (created if missing) for the writer `writer_id`, which must be
-    /// unique among the processes sharing the folder (letters, digits, `-`, `_`).
+    /// Evidence in the folder `dir` (created if missing), for the writer `writer_id`,
+    /// which must be unique among the processes sharing the folder (letters, digits,
+    /// `-`, `_`).
     pub fn open(dir: &Path, writer_id: &str) -> Result<Self, StoreError> {
-        let valid = !writer_id.is_empty()
-            && writer_id.len() <= 64
-            && writer_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid {
-            return Err(StoreError::Io(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "evidence writer id `{writer_id}` must be 1-64 letters, digits, `-` or `_`"
-                ),
-            )));
+        Ok(Self::on(LocalSegments::open(dir, writer_id)?))
+    }
+
+    /// Evidence kept in `segments`.
+    pub fn on(segments: impl SegmentStorage + 'static) -> Self {
+        EvidenceStore {
+            segments: Box::new(segments),
         }
-        fs::create_dir_all(dir)?;
-        let own_prefix = format!("{SEGMENT_PREFIX}{writer_id}-");
-        let mut last = None;
-        for entry in fs::read_dir(dir)? {
-            let name = entry?.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let sequence = name
-                .strip_prefix(&own_prefix)
-                .and_then(|rest| rest.strip_suffix(SEGMENT_SUFFIX))
-                .and_then(|seq| seq.parse::<u64>().ok());
-            last = last.max(sequence);
-        }
-        Ok(EvidenceStore {
-            dir: dir.to_owned(),
-            writer_id: writer_id.to_owned(),
-            segment_limit: DEFAULT_SEGMENT_LIMIT,
-            writer: Mutex::new(Writer {
-                current: None,
-                next_sequence: last.map_or(1, |seq| seq + 1),
-            }),
-        })
     }
 
-    /// Sets the size at which segments rotate (tests use small ones).
-    pub fn with_segment_limit(mut self, bytes: u64) -> Self {
-        self.segment_limit = bytes.max(1);
-        self
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Appends every frame, then makes them durable with one `fdatasync`. Returns
-    /// each frame's location, in input order. Nothing is durable before it returns.
+    /// Appends every frame, then makes them durable with one write to the storage.
+    /// Returns each frame's location, in input order.
     pub fn append_batch(&self, frames: &[&[u8]]) -> Result<Vec<FrameLocation>, StoreError> {
         let hashed: Vec<(&[u8], [u8; 32])> = frames
             .iter()
@@ -148,59 +116,25 @@ impl EvidenceStore {
             .iter()
             .map(|&len| RECORD_HEADER_LEN + u64::from(len))
             .sum();
-
-        // The lock only guards our own state, which stays consistent: a panic while
-        // holding it leaves at worst a torn tail, which the next append skips.
-        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        if writer
-            .current
-            .as_ref()
-            .is_some_and(|seg| seg.len > 0 && seg.len + batch_len > self.segment_limit)
-        {
-            writer.current = None;
+        let mut records = Vec::with_capacity(usize::try_from(batch_len).unwrap_or(0));
+        let mut offsets = Vec::with_capacity(frames.len());
+        for ((frame, sha256), &len) in frames.iter().zip(&lens) {
+            records.extend_from_slice(&MAGIC);
+            records.extend_from_slice(&len.to_le_bytes());
+            records.extend_from_slice(sha256);
+            offsets.push(records.len() as u64);
+            records.extend_from_slice(frame);
         }
-        if writer.current.is_none() {
-            let segment = self.create_segment(&mut writer.next_sequence)?;
-            writer.current = Some(segment);
-        }
-        let segment = writer
-            .current
-            .as_mut()
-            .expect("a segment was opened just above");
-        match write_records(segment, frames, &lens) {
-            Ok(locations) => Ok(locations),
-            Err(err) => {
-                warn!(segment = %segment.name, error = %err, "evidence write failed; the segment is closed");
-                writer.current = None;
-                Err(StoreError::Io(err))
-            }
-        }
-    }
-
-    fn create_segment(&self, next_sequence: &mut u64) -> Result<OpenSegment, StoreError> {
-        loop {
-            let sequence = *next_sequence;
-            *next_sequence += 1;
-            let name = format!(
-                "{SEGMENT_PREFIX}{}-{sequence:010}{SEGMENT_SUFFIX}",
-                self.writer_id
-            );
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(self.dir.join(&name))
-            {
-                Ok(file) => {
-                    // The new name must survive a crash as well as the bytes in it.
-                    File::open(&self.dir)?.sync_all()?;
-                    info!(segment = %name, "evidence segment started");
-                    return Ok(OpenSegment { file, name, len: 0 });
-                }
-                // Left by a process that shared our writer id; never append to it.
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(err) => return Err(err.into()),
-            }
-        }
+        let (segment, start) = self.segments.append(&records)?;
+        Ok(offsets
+            .into_iter()
+            .zip(lens)
+            .map(|(offset, len)| FrameLocation {
+                segment: segment.clone(),
+                offset: start + offset,
+                len,
+            })
+            .collect())
     }
 
     /// Reads a frame and checks that its bytes hash to `sha256`.
@@ -208,26 +142,21 @@ impl EvidenceStore {
         let corrupt = || StoreError::EvidenceCorrupt {
             sha256: hex::encode(sha256),
         };
-        if !is_segment_name(&loc.segment) {
-            return Err(StoreError::Corrupt(format!(
-                "evidence segment name `{}`",
-                loc.segment
-            )));
-        }
+        check_segment_name(&loc.segment)?;
         let Some(record_start) = loc.offset.checked_sub(RECORD_HEADER_LEN) else {
             return Err(corrupt());
         };
-        let file = File::open(self.dir.join(&loc.segment))?;
-        let mut header = [0u8; RECORD_HEADER_LEN as usize];
-        let mut bytes = vec![0u8; loc.len as usize];
-        let read = file
-            .read_exact_at(&mut header, record_start)
-            .and_then(|()| file.read_exact_at(&mut bytes, loc.offset));
-        match read {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Err(corrupt()),
-            Err(err) => return Err(err.into()),
-        }
+        let Some(mut record) = self.segments.read_at(
+            &loc.segment,
+            record_start,
+            RECORD_HEADER_LEN + u64::from(loc.len),
+        )?
+        else {
+            return Err(corrupt());
+        };
+        let bytes = record.split_off(RECORD_HEADER_LEN as usize);
+        let header: [u8; RECORD_HEADER_LEN as usize] =
+            record.as_slice().try_into().map_err(|_| corrupt())?;
         let header = Header::parse(&header);
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
         match header {
@@ -235,32 +164,6 @@ impl EvidenceStore {
             _ => Err(corrupt()),
         }
     }
-}
-
-fn write_records(
-    segment: &mut OpenSegment,
-    frames: &[(&[u8], [u8; 32])],
-    lens: &[u32],
-) -> io::Result<Vec<FrameLocation>> {
-    let mut locations = Vec::with_capacity(frames.len());
-    let mut position = segment.len;
-    for ((frame, sha256), &len) in frames.iter().zip(lens) {
-        let mut header = [0u8; RECORD_HEADER_LEN as usize];
-        header[..4].copy_from_slice(&MAGIC);
-        header[4..8].copy_from_slice(&len.to_le_bytes());
-        header[8..].copy_from_slice(sha256);
-        segment.file.write_all(&header)?;
-        segment.file.write_all(frame)?;
-        locations.push(FrameLocation {
-            segment: segment.name.clone(),
-            offset: position + RECORD_HEADER_LEN,
-            len,
-        });
-        position += RECORD_HEADER_LEN + u64::from(len);
-    }
-    segment.file.sync_data()?;
-    segment.len = position;
-    Ok(locations)
 }
 
 struct Header {
@@ -276,6 +179,34 @@ impl Header {
         let len = u32::from_le_bytes(raw[4..8].try_into().expect("four bytes"));
         let sha256 = raw[8..].try_into().expect("thirty-two bytes");
         Some(Header { len, sha256 })
+    }
+}
+
+/// A writer id goes into segment names: letters, digits, `-`, `_`, at most 64.
+fn check_writer_id(writer_id: &str) -> Result<(), StoreError> {
+    let valid = !writer_id.is_empty()
+        && writer_id.len() <= 64
+        && writer_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(StoreError::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("evidence writer id `{writer_id}` must be 1-64 letters, digits, `-` or `_`"),
+        )))
+    }
+}
+
+/// A segment name is a file or object name this code made, never a path.
+fn check_segment_name(name: &str) -> Result<(), StoreError> {
+    if is_segment_name(name) {
+        Ok(())
+    } else {
+        Err(StoreError::Corrupt(format!(
+            "evidence segment name `{name}`"
+        )))
     }
 }
 
@@ -300,13 +231,9 @@ pub struct SegmentScan {
     pub torn_at: Option<u64>,
 }
 
-/// Walks every record of `dir/segment`, re-hashing each frame.
+/// Walks every record of the segment file `dir/segment`, re-hashing each frame.
 pub fn scan_segment(dir: &Path, segment: &str) -> Result<SegmentScan, StoreError> {
-    if !is_segment_name(segment) {
-        return Err(StoreError::Corrupt(format!(
-            "evidence segment name `{segment}`"
-        )));
-    }
+    check_segment_name(segment)?;
     let file = File::open(dir.join(segment))?;
     let size = file.metadata()?.len();
     let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -347,6 +274,8 @@ pub fn scan_segment(dir: &Path, segment: &str) -> Result<SegmentScan, StoreError
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
+    use std::fs::{self, OpenOptions};
+    use std::io::Write;
 
     fn sha(bytes: &[u8]) -> [u8; 32] {
         Sha256::digest(bytes).into()
@@ -471,9 +400,11 @@ mod tests {
     #[test]
     fn segments_rotate_at_the_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EvidenceStore::open(dir.path(), "w")
-            .unwrap()
-            .with_segment_limit(10_000);
+        let store = EvidenceStore::on(
+            LocalSegments::open(dir.path(), "w")
+                .unwrap()
+                .with_segment_limit(10_000),
+        );
         let big = frame(1, 6_000);
         let l1 = store.append_batch(&[&big]).unwrap().remove(0);
         let l2 = store.append_batch(&[&big]).unwrap().remove(0);

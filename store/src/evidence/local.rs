@@ -1,0 +1,144 @@
+//! Segments as files in a folder, one `fdatasync` per batch.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use tracing::{info, warn};
+
+use super::{SegmentStorage, DEFAULT_SEGMENT_LIMIT, SEGMENT_PREFIX, SEGMENT_SUFFIX};
+use crate::StoreError;
+
+/// Segment files in one folder, which several writers may share.
+pub struct LocalSegments {
+    dir: PathBuf,
+    writer_id: String,
+    segment_limit: u64,
+    writer: Mutex<Writer>,
+}
+
+struct Writer {
+    /// The segment being appended to; `None` until the first batch, after a
+    /// rotation, and after a failed write (whose tail is left behind, not reused).
+    current: Option<OpenSegment>,
+    next_sequence: u64,
+}
+
+struct OpenSegment {
+    file: File,
+    name: String,
+    len: u64,
+}
+
+impl LocalSegments {
+    /// Opens `dir` (created if missing) for the writer `writer_id`, which must be
+    /// unique among the processes sharing the folder.
+    pub fn open(dir: &Path, writer_id: &str) -> Result<Self, StoreError> {
+        super::check_writer_id(writer_id)?;
+        fs::create_dir_all(dir)?;
+        let own_prefix = format!("{SEGMENT_PREFIX}{writer_id}-");
+        let mut last = None;
+        for entry in fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let sequence = name
+                .strip_prefix(&own_prefix)
+                .and_then(|rest| rest.strip_suffix(SEGMENT_SUFFIX))
+                .and_then(|seq| seq.parse::<u64>().ok());
+            last = last.max(sequence);
+        }
+        Ok(LocalSegments {
+            dir: dir.to_owned(),
+            writer_id: writer_id.to_owned(),
+            segment_limit: DEFAULT_SEGMENT_LIMIT,
+            writer: Mutex::new(Writer {
+                current: None,
+                next_sequence: last.map_or(1, |seq| seq + 1),
+            }),
+        })
+    }
+
+    /// Sets the size at which segments rotate (tests use small ones).
+    pub fn with_segment_limit(mut self, bytes: u64) -> Self {
+        self.segment_limit = bytes.max(1);
+        self
+    }
+
+    fn create_segment(&self, next_sequence: &mut u64) -> Result<OpenSegment, StoreError> {
+        loop {
+            let sequence = *next_sequence;
+            *next_sequence += 1;
+            let name = format!(
+                "{SEGMENT_PREFIX}{}-{sequence:010}{SEGMENT_SUFFIX}",
+                self.writer_id
+            );
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(self.dir.join(&name))
+            {
+                Ok(file) => {
+                    // The new name must survive a crash as well as the bytes in it.
+                    File::open(&self.dir)?.sync_all()?;
+                    info!(segment = %name, "evidence segment started");
+                    return Ok(OpenSegment { file, name, len: 0 });
+                }
+                // Left by a process that shared our writer id; never append to it.
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+}
+
+impl SegmentStorage for LocalSegments {
+    fn append(&self, records: &[u8]) -> Result<(String, u64), StoreError> {
+        let batch_len = records.len() as u64;
+        // The lock only guards our own state, which stays consistent: a panic while
+        // holding it leaves at worst a torn tail, which the next append skips.
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if writer
+            .current
+            .as_ref()
+            .is_some_and(|seg| seg.len > 0 && seg.len + batch_len > self.segment_limit)
+        {
+            writer.current = None;
+        }
+        if writer.current.is_none() {
+            let segment = self.create_segment(&mut writer.next_sequence)?;
+            writer.current = Some(segment);
+        }
+        let segment = writer
+            .current
+            .as_mut()
+            .expect("a segment was opened just above");
+        let start = segment.len;
+        match segment
+            .file
+            .write_all(records)
+            .and_then(|()| segment.file.sync_data())
+        {
+            Ok(()) => {
+                segment.len += batch_len;
+                Ok((segment.name.clone(), start))
+            }
+            Err(err) => {
+                warn!(segment = %segment.name, error = %err, "evidence write failed; the segment is closed");
+                writer.current = None;
+                Err(StoreError::Io(err))
+            }
+        }
+    }
+
+    fn read_at(&self, segment: &str, start: u64, len: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let file = File::open(self.dir.join(segment))?;
+        let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| io::Error::other("length"))?];
+        match file.read_exact_at(&mut bytes, start) {
+            Ok(()) => Ok(Some(bytes)),
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
