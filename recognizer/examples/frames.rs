@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use chrono::DateTime;
 use kozomol_camera_sim::{render_frames, FrameSpec};
-use kozomol_recognizer::{Recognizer, RecognizerConfig};
+use kozomol_recognizer::{Recognizer, RecognizerConfig, View};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ))?;
         let truth = f.spec.plate.canonical();
         let start = Instant::now();
-        let r = recognizer.recognize_jpeg(&f.overview)?;
+        let r = recognizer.recognize_jpeg(&f.overview, View::Scene)?;
         ms.push(start.elapsed().as_secs_f64() * 1000.0);
         let read = r.plates.first().map_or("", |p| p.text.text.as_str());
         exact += usize::from(read == truth);

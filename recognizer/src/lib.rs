@@ -105,6 +105,17 @@ pub struct PixelBox {
     pub height: u32,
 }
 
+/// How a frame shows its plate, which decides the scale text is looked for at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// A scene (an overview, a photo): plates may be a few pixels high, so a small
+    /// frame is scaled up to the detector's `min_side` before text is looked for.
+    Scene,
+    /// A plate close-up, the plate across much of the frame: the plate detector is
+    /// skipped and text is looked for at the detector's `close_up_min_side`.
+    CloseUp,
+}
+
 /// What a frame shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct Recognition {
@@ -286,18 +297,22 @@ impl Recognizer {
 
     /// Decodes a JPEG frame and reads its plates; anything but a decodable JPEG is an
     /// error.
-    pub fn recognize_jpeg(&self, jpeg: &[u8]) -> Result<Recognition, RecognizerError> {
+    pub fn recognize_jpeg(&self, jpeg: &[u8], view: View) -> Result<Recognition, RecognizerError> {
         let start = Instant::now();
         let img = image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg)
             .map_err(|e| RecognizerError::Decode(e.to_string()))?
             .into_rgb8();
         let decode_ms = ms(start);
-        let mut recognition = self.recognize_image(&img)?;
+        let mut recognition = self.recognize_image(&img, view)?;
         recognition.decode_ms = decode_ms;
         Ok(recognition)
     }
 
-    pub fn recognize_image(&self, img: &RgbImage) -> Result<Recognition, RecognizerError> {
+    pub fn recognize_image(
+        &self,
+        img: &RgbImage,
+        view: View,
+    ) -> Result<Recognition, RecognizerError> {
         if img.width() < 8 || img.height() < 8 {
             return Err(RecognizerError::ImageTooSmall {
                 width: img.width(),
@@ -305,14 +320,22 @@ impl Recognizer {
             });
         }
         let start = Instant::now();
-        if let Some(plate_detector) = &self.plate_detector {
+        // The plate detector finds plates in scenes; a close-up is a plate already.
+        if let Some(plate_detector) = self.plate_detector.as_ref().filter(|_| view == View::Scene) {
             let found = plate_detector.detect(img)?;
             let (detect_ms, reading) = (ms(start), Instant::now());
             if let Some(plates) = self.read_detected_plates(img, &found)? {
                 return self.finish(img, plates, Vec::new(), Vec::new(), detect_ms, reading);
             }
         }
-        let boxes = self.detector.detect(img)?;
+        let boxes = match view {
+            View::Scene => self.detector.detect(img)?,
+            View::CloseUp => self.detector.detect_scaled(
+                img,
+                self.detector.spec.max_side,
+                self.detector.spec.close_up_min_side.unwrap_or(0),
+            )?,
+        };
         let detect_ms = ms(start);
         let start = Instant::now();
         let (reads, crop_of) = self.read_boxes(img, &boxes)?;

@@ -93,6 +93,9 @@ pub struct DetectorSpec {
     /// multiple of 32. boxes: the side of the square the frame is letterboxed into.
     pub max_side: u32,
     pub min_side: Option<u32>,
+    /// db: `min_side` for a plate close-up, whose text is large already (none: the
+    /// close-up's own scale).
+    pub close_up_min_side: Option<u32>,
     #[serde(default)]
     pub resize_filter: ResizeFilter,
     pub mean: [f32; 3],
@@ -453,9 +456,11 @@ alphabet = "rec_alphabet.txt"
             .as_ref()
             .is_some_and(|p| p.format == DetectorFormat::Boxes
                 && models.join("kozomol-reader").join(&p.file).is_file()));
-        // the copied sections say what ppocr-v4's say, files aside
+        // the copied sections say what ppocr-v4's say, files and kozomol's own scale
+        // for close-ups aside
         let shared = |m: &ModelManifest| {
             let (mut d, mut r) = (m.detector.clone(), m.reader.clone());
+            d.close_up_min_side = None;
             for f in [&mut d.file, &mut r.file, &mut r.alphabet] {
                 *f = PathBuf::from(f.file_name().expect("a file name"));
             }

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument, Span};
 
 use crate::plates::canonicalise;
-use crate::{PlateReading, Recognizer, RecognizerError};
+use crate::{PlateReading, Recognizer, RecognizerError, View};
 
 /// When a read may decide a case without a person.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -249,7 +249,15 @@ async fn handle(
             span.in_scope(|| read_job(&recognizer, &evidence, &job, &thresholds))
         })
         .await
-        .map_err(|e| WorkerError::Task(e.to_string()))?
+        // A reader that panics on a case is a failed attempt like any other, so the
+        // case reaches review after `max_attempts` rather than returning for ever.
+        .unwrap_or_else(|e| {
+            Err(JobFailure {
+                message: format!("the reader stopped: {e}"),
+                permanent: false,
+                outage: false,
+            })
+        })
     };
     // The plate crop is evidence: a read whose crop cannot be stored (a full disk)
     // fails like an unreadable frame, and the case is tried again later.
@@ -358,14 +366,20 @@ fn read_job(
                 permanent: false,
                 outage: false,
             })?;
-        let recognition = recognizer.recognize_jpeg(&bytes).map_err(|e| JobFailure {
-            permanent: matches!(
-                e,
-                RecognizerError::Decode(_) | RecognizerError::ImageTooSmall { .. }
-            ),
-            message: format!("frame {}: {e}", frame.index),
-            outage: false,
-        })?;
+        let view = match frame.role {
+            FrameRole::Plate => View::CloseUp,
+            _ => View::Scene,
+        };
+        let recognition = recognizer
+            .recognize_jpeg(&bytes, view)
+            .map_err(|e| JobFailure {
+                permanent: matches!(
+                    e,
+                    RecognizerError::Decode(_) | RecognizerError::ImageTooSmall { .. }
+                ),
+                message: format!("frame {}: {e}", frame.index),
+                outage: false,
+            })?;
         if let Some(plate) = recognition.plates.into_iter().next() {
             // A read in a known plate format beats one in none, however confident:
             // the latter is often a plate line cut short or joined with its marks.

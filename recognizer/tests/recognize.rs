@@ -8,7 +8,7 @@ use std::time::Instant;
 use chrono::DateTime;
 use image::RgbImage;
 use kozomol_camera_sim::{render_frames, FrameSpec, RenderedFrames};
-use kozomol_recognizer::{Look, Recognizer, RecognizerConfig, RecognizerError};
+use kozomol_recognizer::{Look, Recognizer, RecognizerConfig, RecognizerError, View};
 
 const SEEDS: u64 = 10;
 
@@ -83,7 +83,7 @@ fn reads_rendered_plates() {
         let truth = f.spec.plate.canonical();
         let start = Instant::now();
         let r = recognizer
-            .recognize_jpeg(&f.overview)
+            .recognize_jpeg(&f.overview, View::Scene)
             .expect("overview reads");
         frame_ms.push(start.elapsed().as_secs_f64() * 1000.0);
         assert_eq!((r.width, r.height), (1920, 1080));
@@ -114,7 +114,7 @@ fn reads_rendered_plates() {
         }
         // the close-up shows the plate with its surroundings (2×): detect and read it
         let close = recognizer
-            .recognize_jpeg(&f.plate_close_up)
+            .recognize_jpeg(&f.plate_close_up, View::CloseUp)
             .expect("close-up reads");
         let close_read = close.plates.first().map_or("", |p| p.text.text.as_str());
         close_hits += usize::from(close_read == truth);
@@ -192,7 +192,9 @@ fn a_plate_the_plate_detector_misses_is_found_in_the_whole_frame() {
         let f = frames(seed);
         let truth = f.spec.plate.canonical();
         let best = |r: &Recognizer| {
-            let read = r.recognize_jpeg(&f.overview).expect("overview reads");
+            let read = r
+                .recognize_jpeg(&f.overview, View::Scene)
+                .expect("overview reads");
             read.plates.into_iter().next().expect("a plate").text
         };
         let (seen, whole) = (best(&sighted), best(&blind));
@@ -222,19 +224,19 @@ fn bad_frames_are_errors() {
         ("truncated jpeg", &jpeg[..600]),
     ];
     for (what, bytes) in cases {
-        match recognizer.recognize_jpeg(bytes) {
+        match recognizer.recognize_jpeg(bytes, View::Scene) {
             Err(RecognizerError::Decode(e)) => println!("{what}: {e}"),
             other => panic!("{what} should not decode: {other:?}"),
         }
     }
     assert!(matches!(
-        recognizer.recognize_image(&RgbImage::new(4, 4)),
+        recognizer.recognize_image(&RgbImage::new(4, 4), View::Scene),
         Err(RecognizerError::ImageTooSmall { .. })
     ));
     // the same recognizer serves several threads at once
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..2)
-            .map(|_| s.spawn(|| recognizer.recognize_jpeg(&jpeg)))
+            .map(|_| s.spawn(|| recognizer.recognize_jpeg(&jpeg, View::Scene)))
             .collect();
         for h in handles {
             let r = h.join().expect("thread").expect("reads");

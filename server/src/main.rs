@@ -132,6 +132,10 @@ enum Command {
         /// One JSON object per image: boxes, text, confidence, candidates, country.
         #[arg(long)]
         json: bool,
+        /// The images are plate close-ups (as cameras send beside their overviews):
+        /// text is looked for at their own scale.
+        #[arg(long)]
+        close_up: bool,
         /// Settings file (TOML): its `[recognizer]` section names the models and the library.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -277,11 +281,17 @@ async fn main() -> anyhow::Result<()> {
         Command::Recognize {
             paths,
             json,
+            close_up,
             config,
         } => {
             let (recognizer, _) = load_recognizer(config.as_deref()).await?;
+            let view = if close_up {
+                kozomol_recognizer::View::CloseUp
+            } else {
+                kozomol_recognizer::View::Scene
+            };
             let failed = tokio::task::spawn_blocking(move || {
-                kozomol_server::plate_reading::recognize(&recognizer, &paths, json)
+                kozomol_server::plate_reading::recognize(&recognizer, &paths, view, json)
             })
             .await??;
             if failed > 0 {

@@ -10,7 +10,7 @@ use kozomol_recognizer::evaluation::{
     EvaluationSummary, PlateScore,
 };
 use kozomol_recognizer::worker::{OurRead, Thresholds};
-use kozomol_recognizer::{Recognition, Recognizer, RecognizerError};
+use kozomol_recognizer::{Recognition, Recognizer, RecognizerError, View};
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +110,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, PlateReadingError> {
 pub fn recognize(
     recognizer: &Recognizer,
     paths: &[PathBuf],
+    view: View,
     json: bool,
 ) -> Result<usize, PlateReadingError> {
     let files = jpeg_files(paths)?;
@@ -117,7 +118,7 @@ pub fn recognize(
     let mut failed = 0;
     let mut out = std::io::stdout().lock();
     for file in &files {
-        let result = read_file(file).and_then(|bytes| Ok(recognizer.recognize_jpeg(&bytes)?));
+        let result = read_file(file).and_then(|bytes| Ok(recognizer.recognize_jpeg(&bytes, view)?));
         progress.step(&file.display().to_string());
         let line = match result {
             Ok(recognition) if json => json!({
@@ -229,8 +230,8 @@ pub fn evaluate(
         let mut progress = Progress::new(photos.len());
         for photo in &photos {
             let started = Instant::now();
-            let recognition =
-                read_file(&photo.image).and_then(|bytes| Ok(recognizer.recognize_jpeg(&bytes)?));
+            let recognition = read_file(&photo.image)
+                .and_then(|bytes| Ok(recognizer.recognize_jpeg(&bytes, View::Scene)?));
             ms.push(started.elapsed().as_secs_f64() * 1000.0);
             let reads: Vec<_> = match recognition {
                 Ok(r) => r
