@@ -333,7 +333,11 @@ impl Recognizer {
             View::CloseUp => self.detector.detect_scaled(
                 img,
                 self.detector.spec.max_side,
-                self.detector.spec.close_up_min_side.unwrap_or(0),
+                self.detector
+                    .spec
+                    .close_up_min_side
+                    .or(self.detector.spec.min_side)
+                    .unwrap_or(0),
             )?,
         };
         let detect_ms = ms(start);

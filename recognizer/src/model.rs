@@ -94,7 +94,7 @@ pub struct DetectorSpec {
     pub max_side: u32,
     pub min_side: Option<u32>,
     /// db: `min_side` for a plate close-up, whose text is large already (none: the
-    /// close-up's own scale).
+    /// same as for a scene).
     pub close_up_min_side: Option<u32>,
     #[serde(default)]
     pub resize_filter: ResizeFilter,

@@ -12,7 +12,7 @@ use kozomol_core::stage_metrics::StageMetrics;
 use kozomol_core::{CaseId, FrameRole, PlateRead};
 use kozomol_store::{
     CameraPlateRead, CompleteResult, EvidenceRef, EvidenceStore, FailResult, PlateBox,
-    RecognitionDecision, RecognitionJob, RecognitionOutcome, Store,
+    RecognitionDecision, RecognitionJob, RecognitionOutcome, Store, StoreError,
 };
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -130,7 +130,7 @@ impl WorkerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error("store: {0}")]
-    Store(#[from] kozomol_store::StoreError),
+    Store(#[from] StoreError),
     #[error("a recognition task stopped: {0}")]
     Task(String),
 }
@@ -322,7 +322,7 @@ async fn store_crop(
     };
     let jpeg = encode_crop(&read.plate.crop);
     let evidence = Arc::clone(evidence);
-    let stored = tokio::task::spawn_blocking(move || -> Result<_, kozomol_store::StoreError> {
+    let stored = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
         let jpeg = jpeg?;
         let location = evidence.append_batch(&[&jpeg])?.remove(0);
         Ok(EvidenceRef {
@@ -342,12 +342,11 @@ async fn store_crop(
     })
 }
 
-/// Reads every frame of the job (plate close-ups and overviews alike) and keeps the
-/// best plate: one in a known format first, then the most confident. Blocking.
 /// Reads the job's frames, the close-up first, until a read decides the case (the
 /// dual-read rule would accept it): the rest could only offer a read the case no
 /// longer needs, and each overview costs as much as the close-up or more. Without a
-/// deciding read every frame is read and the best read is kept.
+/// deciding read every frame is read and the best plate kept: one in a known format
+/// first, then the most confident. Blocking.
 fn read_job(
     recognizer: &Recognizer,
     evidence: &EvidenceStore,
@@ -363,8 +362,11 @@ fn read_job(
             .read(&frame.location, &frame.sha256)
             .map_err(|e| JobFailure {
                 message: format!("frame {}: {e}", frame.index),
-                permanent: false,
-                outage: false,
+                // Bytes that do not match their hash stay so; an evidence store that
+                // does not answer (a network, a bucket) is no fault of the case and
+                // uses none of its attempts; a segment that is not there does.
+                permanent: matches!(e, StoreError::EvidenceCorrupt { .. } | StoreError::Corrupt(_)),
+                outage: matches!(&e, StoreError::Io(io) if io.kind() != std::io::ErrorKind::NotFound),
             })?;
         let view = match frame.role {
             FrameRole::Plate => View::CloseUp,
@@ -466,13 +468,11 @@ fn milli(p: f32) -> u16 {
     (p.clamp(0.0, 1.0) * 1000.0).round() as u16
 }
 
-fn encode_crop(crop: &image::RgbImage) -> Result<Vec<u8>, kozomol_store::StoreError> {
+fn encode_crop(crop: &image::RgbImage) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::new();
     JpegEncoder::new_with_quality(&mut out, 90)
         .encode_image(crop)
-        .map_err(|e| {
-            kozomol_store::StoreError::Io(std::io::Error::other(format!("plate crop JPEG: {e}")))
-        })?;
+        .map_err(|e| StoreError::Io(std::io::Error::other(format!("plate crop JPEG: {e}"))))?;
     Ok(out)
 }
 

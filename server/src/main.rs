@@ -205,7 +205,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_logging()?;
+    init_logging();
     // Usage errors exit 64 (EX_USAGE), not clap's 2, which `quote` gives to "no fine".
     let cli = Cli::try_parse().unwrap_or_else(|e| {
         let _ = e.print();
@@ -488,7 +488,7 @@ fn shutdown_on_signals() -> CancellationToken {
 /// Logs go to stderr as text, or with `KOZOMOL_LOG_FORMAT=json` as one JSON object a
 /// line for a log collector: time, level, target, the event's fields at the top and
 /// the spans it happened in (a recognition job's `case` span carries its `case_id`).
-fn init_logging() -> anyhow::Result<()> {
+fn init_logging() {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -503,7 +503,12 @@ fn init_logging() -> anyhow::Result<()> {
             .with_span_list(true)
             .init(),
         Ok("text") | Err(_) => logs.init(),
-        Ok(other) => anyhow::bail!("KOZOMOL_LOG_FORMAT must be `text` or `json`, not `{other}`"),
+        Ok(other) => {
+            logs.init();
+            tracing::warn!(
+                value = other,
+                "KOZOMOL_LOG_FORMAT is `text` or `json`; logging text"
+            );
+        }
     }
-    Ok(())
 }

@@ -474,7 +474,8 @@ fn instance_id() -> String {
     let host: String = host
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .take(32)
+        // 31 + `-` + 32 hex digits: the 64 an evidence writer id may have.
+        .take(31)
         .collect();
     format!(
         "{}-{}",

@@ -315,7 +315,7 @@ fn the_evidence_disk_fills_up() {
 #[test]
 fn a_backup_restored_after_losing_database_and_evidence() {
     let mut split = running_split(SplitOptions::default());
-    let events = 12;
+    let events = events();
     let sim = stream(&split, events);
     assert_every_event_once(&mut split, sim, events, 0);
     let before = split.all_cases().expect("cases");
