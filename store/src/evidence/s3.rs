@@ -433,6 +433,9 @@ fn uri_encode_path(path: &str) -> String {
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
 
     fn example_bucket() -> S3Bucket {
         S3Bucket {
@@ -514,6 +517,79 @@ mod tests {
         assert_eq!(
             put_sha,
             "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072"
+        );
+    }
+
+    /// A store that answers every request with `status` and `body`; counts them.
+    fn answering(status: &str, body: &'static str) -> (String, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&requests);
+        let status = status.to_owned();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                counted.fetch_add(1, Ordering::SeqCst);
+                // Read the head, then as much body as it announces.
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                let mut body_in = vec![0u8; length];
+                let _ = stream.read_exact(&mut body_in);
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        (endpoint, requests)
+    }
+
+    fn segments_at(endpoint: String) -> S3Segments {
+        S3Segments::open(
+            S3Bucket {
+                endpoint,
+                ..example_bucket()
+            },
+            "w",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_store_that_never_takes_a_conditional_put_is_an_error_not_a_loop() {
+        let (endpoint, requests) = answering("412 Precondition Failed", "");
+        let err = segments_at(endpoint).append(b"records").unwrap_err();
+        assert!(err.to_string().contains("If-None-Match"), "{err}");
+        assert_eq!(requests.load(Ordering::SeqCst), TAKEN_NAMES_TRIED as usize);
+    }
+
+    #[test]
+    fn a_store_that_ignores_range_is_refused_and_errors_carry_the_code() {
+        let (endpoint, _) = answering("200 OK", "the whole object, not the range asked");
+        let err = segments_at(endpoint)
+            .read_at("seg-w-0000000001.kzs", 8, 4)
+            .unwrap_err();
+        assert!(err.to_string().contains("ignored the Range"), "{err}");
+
+        let (endpoint, _) = answering(
+            "403 Forbidden",
+            "<Error><Code>RequestTimeTooSkewed</Code></Error>",
+        );
+        let err = segments_at(endpoint).append(b"records").unwrap_err();
+        assert!(
+            err.to_string().contains("HTTP 403 RequestTimeTooSkewed"),
+            "{err}"
         );
     }
 
