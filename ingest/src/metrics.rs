@@ -1,6 +1,6 @@
 //! Counters that ingest keeps and the server exposes at `/metrics`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use kozomol_core::DeadLetterReason;
 
@@ -22,6 +22,8 @@ pub struct IngestMetrics {
     pub receipts: AtomicU64,
     /// Status messages recorded.
     pub status_updates: AtomicU64,
+    /// The broker connection: 0 where no ingest runs, 1 disconnected, 2 connected.
+    broker: AtomicU8,
 }
 
 impl IngestMetrics {
@@ -29,6 +31,19 @@ impl IngestMetrics {
         if let Some(i) = DeadLetterReason::ALL.iter().position(|r| *r == reason) {
             self.dead_letters[i].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Whether ingest holds its broker connection now; `None` where no ingest runs.
+    pub fn broker_connected(&self) -> Option<bool> {
+        match self.broker.load(Ordering::Acquire) {
+            0 => None,
+            state => Some(state == 2),
+        }
+    }
+
+    pub fn set_broker_connected(&self, connected: bool) {
+        self.broker
+            .store(if connected { 2 } else { 1 }, Ordering::Release);
     }
 
     pub fn dead_letter_count(&self, reason: DeadLetterReason) -> u64 {

@@ -102,6 +102,7 @@ pub async fn run(
         eventloop,
         client.clone(),
         config.clone(),
+        Arc::clone(&metrics),
         tx,
         driver_cancel.clone(),
     ));
@@ -283,9 +284,11 @@ async fn drive(
     mut eventloop: EventLoop,
     client: AsyncClient,
     config: IngestConfig,
+    metrics: Arc<IngestMetrics>,
     tx: mpsc::UnboundedSender<Publish>,
     cancel: CancellationToken,
 ) {
+    metrics.set_broker_connected(false);
     let violations = if config.shared_subscription {
         topics::shared_violations_filter()
     } else {
@@ -301,6 +304,7 @@ async fn drive(
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff = Duration::from_millis(100);
+                metrics.set_broker_connected(true);
                 tracing::info!("connected to broker");
                 // try_: the request channel is drained by this very loop.
                 for filter in [&violations, &status] {
@@ -316,6 +320,7 @@ async fn drive(
             }
             Ok(_) => {}
             Err(e) => {
+                metrics.set_broker_connected(false);
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "broker connection lost");
                 tokio::select! {
                     _ = cancel.cancelled() => return,

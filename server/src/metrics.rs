@@ -131,6 +131,7 @@ pub fn render(page: &MetricsPage<'_>) -> String {
     );
     let _ = writeln!(out, "kozomol_cameras_online {}", cameras.online);
 
+    render_broker(&mut out, ingest);
     render_stages(&mut out, page.stages);
     render_backlog(&mut out, page.backlog, page.now);
 
@@ -151,6 +152,20 @@ pub fn render(page: &MetricsPage<'_>) -> String {
         }
     }
     out
+}
+
+/// Where ingest runs: whether it holds its broker connection now.
+fn render_broker(out: &mut String, ingest: &IngestMetrics) {
+    if let Some(connected) = ingest.broker_connected() {
+        let name = "kozomol_ingest_broker_connected";
+        header(
+            out,
+            name,
+            "1 while this process's ingest holds its broker connection.",
+            "gauge",
+        );
+        let _ = writeln!(out, "{name} {}", u8::from(connected));
+    }
 }
 
 fn render_stages(out: &mut String, stages: &StageMetrics) {
@@ -300,6 +315,41 @@ mod tests {
             .filter(|l| l.starts_with("kozomol_ingest_dead_letters_total{"))
             .count();
         assert_eq!(reasons, DeadLetterReason::ALL.len());
+    }
+
+    #[test]
+    fn the_broker_gauge_shows_where_ingest_runs() {
+        let ingest = IngestMetrics::default();
+        let stages = StageMetrics::default();
+        let page = |ingest: &IngestMetrics| {
+            render(&MetricsPage {
+                ingest,
+                stages: &stages,
+                backlog: &[],
+                now: Utc::now(),
+                cameras: CameraCounts {
+                    registered: 0,
+                    online: 0,
+                },
+                http: None,
+            })
+        };
+        let gauge = |text: &str| {
+            text.lines()
+                .find(|l| l.starts_with("kozomol_ingest_broker_connected "))
+                .map(str::to_owned)
+        };
+        assert_eq!(gauge(&page(&ingest)), None, "no ingest here");
+        ingest.set_broker_connected(false);
+        assert_eq!(
+            gauge(&page(&ingest)).as_deref(),
+            Some("kozomol_ingest_broker_connected 0")
+        );
+        ingest.set_broker_connected(true);
+        assert_eq!(
+            gauge(&page(&ingest)).as_deref(),
+            Some("kozomol_ingest_broker_connected 1")
+        );
     }
 
     /// Every metric the Grafana dashboard in deploy/ queries is one this page exports.

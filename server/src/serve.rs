@@ -385,6 +385,7 @@ pub async fn run(
             ready: Arc::clone(&ready),
             ingest_metrics: Arc::clone(&metrics),
             stage_metrics: Arc::clone(&stage_metrics),
+            needs_broker: true,
         };
         let listener = bind_http(&settings.http.listen).await?;
         let shutdown = cancel.clone();

@@ -153,6 +153,7 @@ impl AppState {
             ready: Arc::clone(&self.ready),
             ingest_metrics: Arc::clone(&self.ingest_metrics),
             stage_metrics: Arc::clone(&self.stage_metrics),
+            needs_broker: false,
         }
     }
 

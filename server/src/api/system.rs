@@ -28,12 +28,19 @@ pub struct ProcessProbes {
     pub ready: Arc<AtomicBool>,
     pub ingest_metrics: Arc<IngestMetrics>,
     pub stage_metrics: Arc<StageMetrics>,
+    /// Not ready while its ingest has no broker connection: a process that serves
+    /// no API, whose only work then is waiting (an API stays ready for its users).
+    pub needs_broker: bool,
 }
 
 impl ProcessProbes {
-    /// Ready: the parts have started and the database answers.
+    /// Ready: the parts have started, the database answers and, where
+    /// `needs_broker`, ingest holds its broker connection.
     async fn ready(&self) -> bool {
         if !self.ready.load(Ordering::Acquire) {
+            return false;
+        }
+        if self.needs_broker && self.ingest_metrics.broker_connected() == Some(false) {
             return false;
         }
         // A point lookup by login is the cheapest read every backend has.

@@ -206,8 +206,20 @@ fn broker_restarted_mid_stream() {
     let sim = stream(&split, events);
     wait_for_cases(&split, events / 3);
     split.mosquitto.kill();
-    std::thread::sleep(Duration::from_secs(2));
+    // The ingest processes say they lost the broker (not ready, gauge 0), and say
+    // when they have it back.
+    for name in ["ingest-a", "ingest-b"] {
+        wait_for_readiness(&mut split, name, false);
+    }
     split.mosquitto.restart().expect("mosquitto restarts");
+    for name in ["ingest-a", "ingest-b"] {
+        wait_for_readiness(&mut split, name, true);
+        let metrics = split.metrics(name).expect("metrics");
+        assert_eq!(
+            metric_value(&metrics, "kozomol_ingest_broker_connected"),
+            1.0
+        );
+    }
     assert_every_event_once(&mut split, sim, events, 0);
 }
 
@@ -378,6 +390,26 @@ fn a_backup_restored_after_losing_database_and_evidence() {
     // And work goes on: a new stream is taken, read and issued next to the old cases.
     let sim = stream_seeded(&split, events, "20261206");
     assert_every_event_once(&mut split, sim, events, events);
+}
+
+/// Waits until the part's `/readyz` answers 200 (`ready`) or 503 (not).
+fn wait_for_readiness(split: &mut Split, name: &str, ready: bool) {
+    let http = split.part(name).expect("part").http;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = reqwest::blocking::get(format!("http://{http}/readyz"))
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0);
+        if (status == 200) == ready && status != 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: /readyz {status}, waiting for ready = {ready}\n{}",
+            split.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn run_ok(command: &mut std::process::Command) {
