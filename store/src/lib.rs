@@ -46,11 +46,13 @@ mod postgres_payment_intents;
 mod postgres_payments;
 mod postgres_recognition;
 mod postgres_reconciliation;
+mod postgres_retention;
 mod postgres_review;
 mod postgres_stages;
 mod postgres_subscriptions;
 mod recognition;
 pub mod reconciliation;
+pub mod retention;
 mod review;
 mod sqlite;
 mod sqlite_accidents;
@@ -62,6 +64,7 @@ mod sqlite_payment_intents;
 mod sqlite_payments;
 mod sqlite_recognition;
 mod sqlite_reconciliation;
+mod sqlite_retention;
 mod sqlite_review;
 mod sqlite_stages;
 mod sqlite_subscriptions;
@@ -110,6 +113,7 @@ pub use reconciliation::{
     daily_totals, DayTotals, LineReconciled, LineResolution, LineResolved, LineStatus,
     NewStatementLine, StatementLineRecord,
 };
+pub use retention::PurgeReport;
 pub use subscriptions::{
     notice_address, noticed_subscription, NewSubscription, Subscribed, SubscriptionRecord,
     Unsubscribed,
@@ -795,6 +799,24 @@ pub trait Reconciliation: Send + Sync {
     ) -> Result<Vec<PaymentRecord>, StoreError>;
 }
 
+/// Retention of personal data (see `retention`).
+#[async_trait]
+pub trait PersonalDataRetention: Send + Sync {
+    /// One pass of the purge, in one transaction: the personal data of at most `limit`
+    /// settled cases (`retention::SETTLED`, nothing owed back, no notice on its way)
+    /// with no lifecycle row (`case.*`) in the audit log since `quiet_since`, oldest
+    /// first; the participants of at most `limit` accidents closed with no move since;
+    /// and at most `limit` contacts added before it, of owners no case still holding
+    /// personal data names. Each case and accident gets an audit row, the contacts one
+    /// for the pass. Several processes may run it at once.
+    async fn purge_personal_data(
+        &self,
+        quiet_since: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+        actor: &str,
+    ) -> Result<PurgeReport, StoreError>;
+}
+
 /// Everything kozomol persists in its database.
 pub trait Store:
     CameraRegister
@@ -815,6 +837,7 @@ pub trait Store:
     + Reconciliation
     + Subscriptions
     + AuditTrail
+    + PersonalDataRetention
 {
     fn backend(&self) -> Backend;
 }

@@ -118,6 +118,11 @@ const SQLITE: &[Migration] = &[
         name: "audit_seals",
         sql: include_str!("../migrations/sqlite/0020_audit_seals.sql"),
     },
+    Migration {
+        version: 21,
+        name: "retention",
+        sql: include_str!("../migrations/sqlite/0021_retention.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -220,6 +225,11 @@ const POSTGRES: &[Migration] = &[
         version: 20,
         name: "audit_seals",
         sql: include_str!("../migrations/postgres/0020_audit_seals.sql"),
+    },
+    Migration {
+        version: 21,
+        name: "retention",
+        sql: include_str!("../migrations/postgres/0021_retention.sql"),
     },
 ];
 

@@ -100,6 +100,8 @@ pub struct CaseRecord {
     pub fingerprint: [u8; 32],
     pub event: serde_json::Value,
     pub frames: Vec<CaseFrame>,
+    /// When the retention purge took the personal data out of this case.
+    pub personal_data_purged_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -446,7 +446,8 @@ impl CaseStore for PgStore {
     async fn case(&self, id: CaseId) -> Result<Option<CaseRecord>, StoreError> {
         let Some(row) = sqlx::query(
             "SELECT id, event_id, camera_id, captured_at, received_at, kind, state, plate, \
-             enforceable, enforceability_note, fingerprint, event FROM cases WHERE id = $1",
+             enforceable, enforceability_note, fingerprint, event, personal_data_purged_at \
+             FROM cases WHERE id = $1",
         )
         .bind(id.0)
         .fetch_optional(&self.pool)
@@ -482,6 +483,7 @@ impl CaseStore for PgStore {
             fingerprint: decode::hash32(&fingerprint, "fingerprint")?,
             event,
             frames,
+            personal_data_purged_at: row.try_get("personal_data_purged_at")?,
         }))
     }
 

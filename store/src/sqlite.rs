@@ -408,7 +408,8 @@ impl CaseStore for SqliteStore {
     async fn case(&self, id: CaseId) -> Result<Option<CaseRecord>, StoreError> {
         let Some(row) = sqlx::query(
             "SELECT id, event_id, camera_id, captured_at, received_at, kind, state, plate, \
-             enforceable, enforceability_note, fingerprint, event FROM cases WHERE id = ?",
+             enforceable, enforceability_note, fingerprint, event, personal_data_purged_at \
+             FROM cases WHERE id = ?",
         )
         .bind(id.0)
         .fetch_optional(&self.reader)
@@ -768,6 +769,10 @@ pub(crate) fn case_from_row(
         fingerprint: decode::hash32(&fingerprint, "fingerprint")?,
         event: serde_json::from_str(&event).map_err(|e| corrupt(format!("case event: {e}")))?,
         frames,
+        personal_data_purged_at: row
+            .try_get::<Option<i64>, _>("personal_data_purged_at")?
+            .map(decode::millis)
+            .transpose()?,
     })
 }
 

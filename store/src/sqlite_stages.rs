@@ -180,7 +180,8 @@ impl FineStages for SqliteStore {
             let rows = select_in(
                 &mut conn,
                 "SELECT id, event_id, camera_id, captured_at, received_at, kind, state, plate, \
-                 enforceable, enforceability_note, fingerprint, event, decided_plate \
+                 enforceable, enforceability_note, fingerprint, event, decided_plate, \
+                 personal_data_purged_at \
                  FROM cases WHERE id IN (",
                 chunk,
                 ")",

@@ -210,6 +210,7 @@ conformance!(
         callbacks_are_kept_with_their_answer,
         statement_credits_are_matched_applied_or_queued,
         a_queued_credit_holds_the_fines_clocks,
+        retention_purges_settled_quiet_cases_and_nothing_else,
     ],
     url: [
         the_audit_log_is_sealed_and_verify_names_the_first_break,
@@ -6296,4 +6297,243 @@ async fn a_bank_payment_over_soap_and_in_a_statement_counts_once(url: String) {
         );
     }
     assert_eq!(soap_first + statement_first, 8);
+}
+
+// ---- retention of personal data --------------------------------------------------------
+
+/// A closed accident with a named driver and a witness; its id.
+async fn closed_accident(store: &dyn Store) -> i64 {
+    use kozomol_store::{
+        AccidentMove, AccidentMoved, AccidentOutcome, AccidentParticipant, AccidentRegistered,
+        AccidentState, Injury, NewAccident, ParticipantRole,
+    };
+    let accident = NewAccident {
+        report_id: Uuid::now_v7(),
+        occurred_at: at_millis(t(-90)),
+        place: kozomol_core::ReportedPlace {
+            address: "г. Бишкек, ул. Киевская — ул. Тоголок Молдо".to_owned(),
+            lat_e6: None,
+            lon_e6: None,
+        },
+        description: "наезд на ограждение".to_owned(),
+        vehicles: vec![],
+        participants: vec![
+            AccidentParticipant {
+                name: "Асанов Б.".to_owned(),
+                role: ParticipantRole::Pedestrian,
+                vehicle: None,
+                pin: Some("21234567890123".to_owned()),
+                injury: Injury::Light,
+            },
+            AccidentParticipant {
+                name: "Иванова А.".to_owned(),
+                role: ParticipantRole::Witness,
+                vehicle: None,
+                pin: None,
+                injury: Injury::None,
+            },
+        ],
+        files: vec![],
+        registered_by: "officer-7".to_owned(),
+    };
+    let AccidentRegistered::Registered(record) = store.register_accident(&accident).await.unwrap()
+    else {
+        panic!("not registered");
+    };
+    for (from, to, outcome) in [
+        (
+            AccidentState::Registered,
+            AccidentState::UnderInvestigation,
+            None,
+        ),
+        (
+            AccidentState::UnderInvestigation,
+            AccidentState::Closed,
+            Some(AccidentOutcome::NoViolation),
+        ),
+    ] {
+        let moved = store
+            .move_accident(&AccidentMove {
+                accident_id: record.id,
+                from,
+                to,
+                outcome,
+                actor: "supervisor-1".to_owned(),
+                note: None,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(moved, AccidentMoved::Moved(_)), "{moved:?}");
+    }
+    record.id
+}
+
+async fn retention_purges_settled_quiet_cases_and_nothing_else(store: Arc<dyn Store>) {
+    use kozomol_store::retention::{CASE_PURGED, CONTACTS_PURGED, PURGED};
+    use kozomol_store::AppealState;
+
+    // Y's two fines end settled: A paid with the discount, B annulled on appeal. X's
+    // fine C stands issued. Neither owner gave an address, so nothing is queued for post.
+    let y = owner("21010199000111", None);
+    let x = owner("21010199000222", None);
+    let numbers = issued(store.as_ref(), 2, &y).await;
+    let (a, b) = (&numbers[0], &numbers[1]);
+    let c = &issued(store.as_ref(), 1, &x).await[0];
+    let case_of = |number: &str| {
+        let store = Arc::clone(&store);
+        let number = number.to_owned();
+        async move { store.resolution(&number).await.unwrap().unwrap().case_id }
+    };
+    let (case_a, case_b, case_c) = (case_of(a).await, case_of(b).await, case_of(c).await);
+    delivered_and_dated(store.as_ref(), a, date("2026-03-15")).await;
+    let mut paid = payment_for(store.as_ref(), a, "r-1", 250_000).await;
+    paid.paid_at = bishkek_noon(date("2026-03-10"));
+    assert_eq!(
+        applied(store.post_payment(&paid).await.unwrap()).to_state,
+        CaseState::PaidDiscounted
+    );
+    delivered_and_dated(store.as_ref(), b, date("2026-03-15")).await;
+    let appeal = owners_appeal(store.as_ref(), case_b).await;
+    store
+        .decide_appeal(
+            appeal.id,
+            AppealState::Annulled,
+            "supervisor-1",
+            "доводы приняты",
+        )
+        .await
+        .unwrap();
+    assert_eq!(state_of(store.as_ref(), b).await, CaseState::Annulled);
+    for (owner_id, raw) in [(&y.id, "+996700111222"), (&x.id, "+996700333444")] {
+        store
+            .add_contact(&contact(owner_id, DeliveryChannel::Sms, raw))
+            .await
+            .unwrap();
+    }
+    let accident = closed_accident(store.as_ref()).await;
+
+    // Everything happened just now: a year's quiet finds nothing.
+    let report = store
+        .purge_personal_data(Utc::now() - Duration::days(365), 100, "retention")
+        .await
+        .unwrap();
+    assert_eq!(report.purged(), 0, "{report:?}");
+    assert!(store
+        .owner_lookup(case_a)
+        .await
+        .unwrap()
+        .unwrap()
+        .owner
+        .is_some_and(|o| o.id == y.id));
+
+    // Quiet since a minute from now: both settled cases, the accident and Y's contact
+    // go; the issued case and X's contact stay. A limit of one takes the oldest case.
+    let quiet_since = Utc::now() + Duration::minutes(1);
+    let first = store
+        .purge_personal_data(quiet_since, 1, "retention")
+        .await
+        .unwrap();
+    assert_eq!(first.cases, vec![case_a]);
+    assert_eq!(first.accidents, vec![accident]);
+    assert_eq!(first.contacts, 0, "B still names Y");
+    let second = store
+        .purge_personal_data(quiet_since, 100, "retention")
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            second.cases.clone(),
+            second.accidents.clone(),
+            second.contacts
+        ),
+        (vec![case_b], vec![], 1)
+    );
+    let again = store
+        .purge_personal_data(quiet_since, 100, "retention")
+        .await
+        .unwrap();
+    assert_eq!(again.purged(), 0, "a purged case is purged once: {again:?}");
+
+    for case in [case_a, case_b] {
+        let record = store.case(case).await.unwrap().unwrap();
+        assert!(record.personal_data_purged_at.is_some());
+        assert!(!record.frames.is_empty(), "the evidence stays");
+        let lookup = store.owner_lookup(case).await.unwrap().unwrap();
+        let owner = lookup
+            .owner
+            .expect("the lookup still says an owner was found");
+        assert_eq!(
+            (owner.id.as_str(), owner.name.as_str(), owner.address),
+            (PURGED, "", None)
+        );
+        assert_eq!(lookup.registry_owner, serde_json::Value::Null);
+        assert_eq!(lookup.vehicle["make"], "Toyota", "the vehicle stays");
+        let resolution = store.resolution_of_case(case).await.unwrap().unwrap();
+        let deliveries = store.deliveries(&resolution.number).await.unwrap();
+        assert!(!deliveries.is_empty());
+        for delivery in &deliveries {
+            assert_eq!(delivery.address, format!("[purged {}]", delivery.id.0));
+            assert_eq!(delivery.state, DeliveryState::Delivered);
+        }
+        let audit = store.case_audit(case).await.unwrap();
+        let last = audit.last().unwrap();
+        assert_eq!(
+            (last.action.as_str(), last.actor.as_str()),
+            (CASE_PURGED, "retention")
+        );
+        let detail: serde_json::Value =
+            serde_json::from_str(last.detail.as_deref().unwrap()).unwrap();
+        assert_eq!(detail["rows"]["owner_lookups"], 1);
+    }
+    assert_eq!(
+        store.payments(a).await.unwrap().len(),
+        1,
+        "the ledger stays"
+    );
+    let appeal = store.appeal(appeal.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            appeal.appellant.as_str(),
+            appeal.grounds.as_str(),
+            appeal.contact,
+            appeal.decision_note
+        ),
+        (PURGED, PURGED, None, None)
+    );
+    assert_eq!(appeal.state, AppealState::Annulled);
+
+    // The standing fine and its owner are untouched.
+    let standing = store.case(case_c).await.unwrap().unwrap();
+    assert_eq!(standing.personal_data_purged_at, None);
+    assert_eq!(
+        store
+            .owner_lookup(case_c)
+            .await
+            .unwrap()
+            .unwrap()
+            .owner
+            .unwrap()
+            .name,
+        x.name
+    );
+    assert!(store.contacts(&y.id).await.unwrap().is_empty());
+    assert_eq!(store.contacts(&x.id).await.unwrap().len(), 1);
+
+    let accident = store.accident(accident).await.unwrap().unwrap();
+    for participant in &accident.participants {
+        assert_eq!(
+            (participant.name.as_str(), participant.pin.as_deref()),
+            (PURGED, None)
+        );
+    }
+    let rows = store.audit_rows(0, 10_000).await.unwrap();
+    let contacts_row = rows
+        .iter()
+        .find(|row| row.action == CONTACTS_PURGED)
+        .expect("the contacts' purge is audited");
+    assert_eq!(contacts_row.case_id, None);
+    assert!(
+        !contacts_row.detail.as_deref().unwrap().contains("+996"),
+        "the audit names no address"
+    );
 }

@@ -1,0 +1,198 @@
+//! Retention of personal data: once a case is settled and nothing has happened to it
+//! for the retention period, the names, identity numbers and addresses it holds are
+//! purged from the database. What stays is what the fine itself was (the case, its
+//! plate and photos, the resolution, the payments, the audit trail): enough to answer
+//! for the decision, nothing that says who the person was.
+//!
+//! Purged text columns that must hold something keep [`PURGED`]; the rest become NULL.
+//! The signed PDF and appeal attachments are evidence (content-addressed, immutable)
+//! and stay in the evidence store with the case file (docs/operations.md).
+
+use chrono::{DateTime, Utc};
+use kozomol_core::{CaseId, CaseState};
+use serde::Serialize;
+
+use crate::batch::ChainedAudit;
+use crate::recognition::audit_row;
+
+/// A settled case's personal data were purged (detail: rows changed per table).
+pub const CASE_PURGED: &str = "case.personal_data_purged";
+/// A closed accident's participants were purged (detail: the accident, the rows).
+pub const ACCIDENT_PURGED: &str = "accident.personal_data_purged";
+/// Contacts of owners the database no longer holds a case of were deleted.
+pub const CONTACTS_PURGED: &str = "owner_contacts.purged";
+
+/// What a purged text column that cannot be empty holds instead.
+pub const PURGED: &str = "[purged]";
+
+/// States in which nothing more is owed by or to anyone: the closed ones and the paid
+/// ones (a paid case can still be appealed, but only within days, far inside any
+/// retention period).
+pub const SETTLED: [CaseState; 9] = [
+    CaseState::Rejected,
+    CaseState::Duplicate,
+    CaseState::Exempt,
+    CaseState::Annulled,
+    CaseState::Refunded,
+    CaseState::Voided,
+    CaseState::Lapsed,
+    CaseState::Paid,
+    CaseState::PaidDiscounted,
+];
+
+/// `SETTLED` as an SQL list of literals (queries spell states as literals, see 0002).
+pub(crate) fn settled_states_sql() -> String {
+    SETTLED
+        .iter()
+        .map(|state| format!("'{}'", state.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What one pass of the purge did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeReport {
+    pub cases: Vec<CaseId>,
+    pub accidents: Vec<i64>,
+    pub contacts: u64,
+}
+
+impl PurgeReport {
+    /// How many things the pass purged: cases, accidents and contacts together.
+    pub fn purged(&self) -> usize {
+        self.cases.len() + self.accidents.len() + usize::try_from(self.contacts).unwrap_or(0)
+    }
+}
+
+/// Rows changed in each table of one case, in the order the purge changes them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct CasePurge {
+    pub owner_lookups: u64,
+    pub deliveries: u64,
+    pub delivery_attempts: u64,
+    pub appeals: u64,
+    pub appeal_attachments: u64,
+    pub nominations: u64,
+}
+
+impl CasePurge {
+    /// From the rows each of `CASE_PURGES` changed, in its order.
+    pub(crate) fn from_counts(counts: [u64; 6]) -> Self {
+        let [owner_lookups, deliveries, delivery_attempts, appeals, appeal_attachments, nominations] =
+            counts;
+        CasePurge {
+            owner_lookups,
+            deliveries,
+            delivery_attempts,
+            appeals,
+            appeal_attachments,
+            nominations,
+        }
+    }
+}
+
+/// The statements that purge one case, its id bound as parameter `param` (`$1` on
+/// PostgreSQL, `?1` on SQLite). Identity numbers that a row's checks require keep
+/// `PURGED`; a delivery's address keeps its id, as (resolution, channel, address) is
+/// unique.
+pub(crate) fn case_purges(param: &str) -> [String; 6] {
+    let p = param;
+    [
+        format!(
+            "UPDATE owner_lookups SET owner_id = CASE WHEN owner_id IS NULL THEN NULL \
+             ELSE '{PURGED}' END, owner_name = NULL, owner_address = NULL, \
+             registry_owner = NULL WHERE case_id = {p}"
+        ),
+        format!(
+            "UPDATE deliveries SET address = '[purged ' || CAST(id AS TEXT) || ']', proof = NULL, \
+             last_error = NULL WHERE case_id = {p}"
+        ),
+        format!(
+            "UPDATE delivery_attempts SET proof = NULL, error = NULL \
+             WHERE delivery_id IN (SELECT id FROM deliveries WHERE case_id = {p})"
+        ),
+        format!(
+            "UPDATE appeals SET appellant = '{PURGED}', contact = NULL, grounds = '{PURGED}', \
+             decision_note = NULL WHERE case_id = {p}"
+        ),
+        format!(
+            "UPDATE appeal_attachments SET name = '{PURGED}' \
+             WHERE appeal_id IN (SELECT id FROM appeals WHERE case_id = {p})"
+        ),
+        format!(
+            "UPDATE nominations SET \
+             driver_pin = CASE WHEN driver_pin IS NULL THEN NULL ELSE '{PURGED}' END, \
+             driver_name = CASE WHEN driver_name IS NULL THEN NULL ELSE '{PURGED}' END, \
+             driver_address = NULL, statement = '{PURGED}' WHERE case_id = {p}"
+        ),
+    ]
+}
+
+/// The statement that purges a closed accident's participants.
+pub(crate) fn participants_purge(param: &str) -> String {
+    format!("UPDATE accident_participants SET name = '{PURGED}', pin = NULL WHERE accident_id = {param}")
+}
+
+pub(crate) fn case_audit<'a>(
+    case: CaseId,
+    actor: &'a str,
+    detail: &'a str,
+    at: DateTime<Utc>,
+) -> ChainedAudit<'a> {
+    audit_row(case, CASE_PURGED, None, None, actor, detail, at)
+}
+
+pub(crate) fn case_detail(purge: &CasePurge, quiet_since: DateTime<Utc>) -> String {
+    serde_json::json!({ "rows": purge, "quiet_since": quiet_since }).to_string()
+}
+
+pub(crate) fn accident_detail(
+    accident: i64,
+    participants: u64,
+    quiet_since: DateTime<Utc>,
+) -> String {
+    serde_json::json!({
+        "accident_id": accident,
+        "participants": participants,
+        "quiet_since": quiet_since,
+    })
+    .to_string()
+}
+
+pub(crate) fn contacts_detail(contacts: u64, quiet_since: DateTime<Utc>) -> String {
+    serde_json::json!({ "contacts": contacts, "quiet_since": quiet_since }).to_string()
+}
+
+pub(crate) fn untied_audit<'a>(
+    action: &'a str,
+    actor: &'a str,
+    detail: &'a str,
+    at: DateTime<Utc>,
+) -> ChainedAudit<'a> {
+    audit_row(None, action, None, None, actor, detail, at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settled_states_are_listed_once_each() {
+        let sql = settled_states_sql();
+        for state in SETTLED {
+            assert_eq!(sql.matches(&format!("'{}'", state.as_str())).count(), 1);
+        }
+        assert!(!sql.contains("'issued'"));
+        assert!(!sql.contains("'enforcement'"));
+    }
+
+    #[test]
+    fn every_purge_statement_is_bound_to_its_case() {
+        for sql in case_purges("?1") {
+            assert!(
+                sql.ends_with("case_id = ?1") || sql.ends_with("case_id = ?1)"),
+                "{sql}"
+            );
+        }
+    }
+}
