@@ -1,8 +1,8 @@
 //! The fines worker: the stages after recognition (approval, owner lookup, issuing,
-//! delivery, dating delivered cases' clocks, the deadlines scheduler) run side by side in one
-//! process, each claiming its own batches under leases, so several workers (processes
-//! or machines) share the queues without doing a case twice. A stage that finds
-//! nothing to do waits `idle_poll` before it looks again.
+//! delivery, dating delivered cases' clocks, the deadlines scheduler, the retention
+//! purge) run side by side in one process, each claiming its own batches under leases,
+//! so several workers (processes or machines) share the queues without doing a case
+//! twice. A stage that finds nothing to do waits `idle_poll` before it looks again.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -38,6 +38,8 @@ pub struct FinesWorker {
     pub deadlines: Option<DeadlineSchedule>,
     /// Sends issued resolutions from the outbox and checks their proofs.
     pub delivery: Option<Arc<DeliveryWorker>>,
+    /// Purges the personal data of cases settled and quiet for the retention period.
+    pub purge: Option<PurgeSchedule>,
     pub idle_poll: Duration,
     /// The pause after a stage's pass failed (the database is down, say).
     pub error_backoff: Duration,
@@ -50,6 +52,18 @@ pub struct FinesWorker {
 #[derive(Clone, Debug)]
 pub struct DeadlineSchedule {
     pub actor: String,
+    pub every: Duration,
+    pub batch: u32,
+}
+
+/// How the retention purge runs: a pass of `batch` cases at a time while it finds
+/// some, then again after `every`. Every worker may run it; the store never gives two
+/// the same case.
+#[derive(Clone, Debug)]
+pub struct PurgeSchedule {
+    pub actor: String,
+    /// How long a settled case stays untouched before its personal data go.
+    pub keep: chrono::Duration,
     pub every: Duration,
     pub batch: u32,
 }
@@ -171,6 +185,36 @@ pub async fn run(
                         .await
                         .map(|pass| pass.moved.len())
                         .map_err(|e| e.to_string())
+                }
+            },
+        ));
+    }
+    if let Some(schedule) = worker.purge {
+        let (store, cancel) = (Arc::clone(&store), cancel.clone());
+        let every = schedule.every;
+        tasks.spawn(repeat(
+            Arc::clone(&metrics),
+            "retention",
+            every,
+            backoff,
+            cancel,
+            move || {
+                let (schedule, store) = (schedule.clone(), Arc::clone(&store));
+                async move {
+                    let quiet_since = Utc::now() - schedule.keep;
+                    let report = store
+                        .purge_personal_data(quiet_since, schedule.batch, &schedule.actor)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if report.purged() > 0 {
+                        info!(
+                            cases = report.cases.len(),
+                            accidents = report.accidents.len(),
+                            contacts = report.contacts,
+                            "personal data purged"
+                        );
+                    }
+                    Ok(report.purged())
                 }
             },
         ));

@@ -157,6 +157,15 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Purge personal data now, as the fines workers do every hour: from every case
+    /// settled and untouched for `[retention] personal_data_days`, every accident closed
+    /// as long, and contacts no remaining case needs. Prints what it purged as one line
+    /// of JSON.
+    PurgePersonalData {
+        /// Settings file (TOML): its database and `[retention]` section.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// A stand-in for a system that cannot run here, for tests and demos only: `tunduk`
     /// is a security server whose vehicle registry knows every plate (the demo's). It
     /// prints `{"url": ..., "client": ...}` on its first line and serves until stopped.
@@ -320,6 +329,33 @@ async fn main() -> anyhow::Result<()> {
                 Ok(verified) => println!("{}", serde_json::to_string(&verified)?),
                 Err(broken) => anyhow::bail!("the audit log is broken: {broken}"),
             }
+        }
+        Command::PurgePersonalData { config } => {
+            let settings = Settings::load(config.as_deref(), |k| std::env::var(k).ok())?;
+            settings.validate()?;
+            let store = kozomol_store::connect(&settings.database_url()).await?;
+            let quiet_since = chrono::Utc::now() - settings.retention.keep();
+            let (mut cases, mut accidents, mut contacts) = (0, 0, 0);
+            loop {
+                let pass = store
+                    .purge_personal_data(quiet_since, 500, "cli:purge-personal-data")
+                    .await?;
+                if pass.purged() == 0 {
+                    break;
+                }
+                cases += pass.cases.len();
+                accidents += pass.accidents.len();
+                contacts += pass.contacts;
+            }
+            println!(
+                "{}",
+                serde_json::json!({
+                    "quiet_since": quiet_since,
+                    "cases": cases,
+                    "accidents": accidents,
+                    "contacts": contacts,
+                })
+            );
         }
         Command::Standin {
             system: _,

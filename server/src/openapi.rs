@@ -2079,6 +2079,7 @@ fn components() -> Value {
                     "plate": nullable_text, "enforceable": { "type": "boolean" },
                     "enforceability_note": nullable_text, "fingerprint": hex32,
                     "event": { "type": "object", "description": "The event as the camera signed it." },
+                    "personal_data_purged_at": { "type": ["string", "null"], "format": "date-time", "description": "When the retention purge took the owner's, driver's and appellant's personal data out of the case." },
                     "frames": { "type": "array", "items": { "$ref": "#/components/schemas/Frame" } },
                     "recognition": { "oneOf": [{ "type": "null" }, { "$ref": "#/components/schemas/Recognition" }] },
                     "plate_crop_url": nullable_text,

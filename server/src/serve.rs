@@ -30,7 +30,7 @@ use kozomol_fines::delivery::{
 use kozomol_fines::issuing::{Issuer, IssuingStage};
 use kozomol_fines::lookup::LookupStage;
 use kozomol_fines::resolution::{Ed25519Signer, Officer, SignerIdentity, VerifyingKeys};
-use kozomol_fines::worker::{DeadlineSchedule, FinesWorker};
+use kozomol_fines::worker::{DeadlineSchedule, FinesWorker, PurgeSchedule};
 
 use crate::api::{self, AppState, CameraConfigPublisher};
 use crate::settings::{PaymentProvider, Settings};
@@ -636,6 +636,12 @@ fn fines_worker(
             batch: 500,
         }),
         delivery,
+        purge: settings.retention.purge.then(|| PurgeSchedule {
+            actor: format!("fines:{}", worker("retention")),
+            keep: settings.retention.keep(),
+            every: Duration::from_secs(60 * 60),
+            batch: 200,
+        }),
         idle_poll: Duration::from_millis(f.idle_poll_ms),
         error_backoff: Duration::from_secs(2),
         metrics: Arc::default(),

@@ -53,6 +53,7 @@ pub struct Settings {
     /// requests and callbacks are signed with (docs/payments.md).
     pub payment_providers: Vec<PaymentProvider>,
     pub portal: PortalSettings,
+    pub retention: RetentionSettings,
     /// The city's identity provider (OpenID Connect) for console logins, where it
     /// runs one; officers still need a kozomol account of the same login.
     pub oidc: Option<OidcSettings>,
@@ -80,6 +81,40 @@ pub struct PortalSettings {
     /// through (a load test).
     pub lookups_per_window: usize,
     pub lookup_window_s: u64,
+}
+
+/// How long personal data stay after a case is settled (docs/operations.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Days a settled case stays untouched (no payment, appeal, refund or other move)
+    /// before the fines workers purge its personal data; at least
+    /// `MIN_PERSONAL_DATA_DAYS`.
+    pub personal_data_days: u32,
+    /// Whether the fines workers purge at all; `kozomol purge-personal-data` runs a
+    /// purge by hand either way.
+    pub purge: bool,
+}
+
+/// A year: a settled case may still be appealed, refunded or found lapsed within
+/// months; nothing shorter is accepted.
+pub const MIN_PERSONAL_DATA_DAYS: u32 = 365;
+
+impl RetentionSettings {
+    pub fn keep(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.personal_data_days))
+    }
+}
+
+impl Default for RetentionSettings {
+    /// Three years: the general limitation period of both civil codes, within which a
+    /// citizen may still claim money back.
+    fn default() -> Self {
+        RetentionSettings {
+            personal_data_days: 3 * 365,
+            purge: true,
+        }
+    }
 }
 
 /// kozomol as a client of the city's OpenID Connect provider (docs/web.md).
@@ -227,6 +262,7 @@ impl Default for Settings {
             smartcity: None,
             payment_providers: Vec::new(),
             portal: PortalSettings::default(),
+            retention: RetentionSettings::default(),
             oidc: None,
             utc_offset_minutes: 6 * 60,
             server_key_file: None,
@@ -748,6 +784,12 @@ impl Settings {
                 ));
             }
         }
+        if self.retention.personal_data_days < MIN_PERSONAL_DATA_DAYS {
+            problems.push(format!(
+                "retention.personal_data_days {} is below the {MIN_PERSONAL_DATA_DAYS} days a settled case may still need its owner",
+                self.retention.personal_data_days
+            ));
+        }
         if let Err(found) = self.http.proxies() {
             problems.extend(found);
         }
@@ -1000,6 +1042,38 @@ mod tests {
         s.mqtt.password = Some("secret".into());
         s.validate().expect("with its password");
         assert!(!format!("{:?}", s.mqtt.login()).contains("secret"));
+    }
+
+    #[test]
+    fn retention_is_read_and_shorter_than_a_year_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("k.toml");
+        let defaults = Settings::default().retention;
+        assert_eq!((defaults.personal_data_days, defaults.purge), (1095, true));
+        for (text, days, refused) in [
+            ("[retention]\npersonal_data_days = 1825\n", 1825, false),
+            (
+                "[retention]\npersonal_data_days = 365\npurge = false\n",
+                365,
+                false,
+            ),
+            ("[retention]\npersonal_data_days = 30\n", 30, true),
+        ] {
+            std::fs::write(&file, text).expect("write");
+            let settings = Settings::load(Some(&file), |_| None).expect(text);
+            assert_eq!(settings.retention.personal_data_days, days);
+            assert_eq!(
+                settings.retention.keep(),
+                chrono::Duration::days(days.into())
+            );
+            match settings.validate() {
+                Err(e) => assert!(
+                    refused && e.to_string().contains("retention.personal_data_days"),
+                    "{e}"
+                ),
+                Ok(()) => assert!(!refused, "{text} accepted"),
+            }
+        }
     }
 
     #[test]

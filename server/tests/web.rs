@@ -364,6 +364,87 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         .expect("audit reads")
         .expect("audit intact");
     assert!(verified.rows > 10, "{verified:?}");
+
+    // Years later both settled fines are purged: the portal no longer finds them, nor
+    // serves the PDF that names the owner, and the console says when it happened.
+    let by_owner: serde_json::Value = http
+        .post(format!("{base}/api/v1/public/lookups"))
+        .json(&json!({ "plate": "01 KG 000 ABC", "certificate": "KG01000000" }))
+        .send()
+        .await
+        .expect("lookup")
+        .json()
+        .await
+        .expect("json");
+    let owner_grant = by_owner["fines"][0]["grant"]
+        .as_str()
+        .expect("an owner's grant")
+        .to_owned();
+    let pdf_of = || {
+        http.get(format!(
+            "{base}/api/v1/public/fines/{}/pdf?grant={owner_grant}",
+            fine.number
+        ))
+        .send()
+    };
+    assert_eq!(
+        pdf_of().await.expect("pdf").status(),
+        reqwest::StatusCode::OK
+    );
+    // The letters no delivery worker sent here end, undeliverable, as the post's would.
+    for channel in [
+        kozomol_core::DeliveryChannel::Post,
+        kozomol_core::DeliveryChannel::Sms,
+        kozomol_core::DeliveryChannel::Email,
+    ] {
+        let jobs = store
+            .claim_deliveries(channel, "post-office", 100, Duration::from_secs(60))
+            .await
+            .expect("claim letters");
+        for job in jobs {
+            let outcome = kozomol_store::AttemptOutcome::Failed {
+                error: "addressee unknown".to_owned(),
+                retry_after: None,
+            };
+            store
+                .record_attempt("post-office", job.id, &outcome, 1)
+                .await
+                .expect("attempt");
+        }
+    }
+    let purge = store
+        .purge_personal_data(
+            chrono::Utc::now() + chrono::Duration::minutes(1),
+            100,
+            "retention",
+        )
+        .await
+        .expect("purge");
+    assert!(
+        purge.cases.contains(&first) && purge.cases.contains(&second),
+        "{purge:?}"
+    );
+    let gone = http
+        .post(format!("{base}/api/v1/public/lookups"))
+        .json(&json!({ "resolution": fine.number }))
+        .send()
+        .await
+        .expect("lookup");
+    assert_eq!(gone.status(), reqwest::StatusCode::NOT_FOUND);
+    assert_eq!(
+        pdf_of().await.expect("pdf").status(),
+        reqwest::StatusCode::NOT_FOUND
+    );
+    let detail: serde_json::Value = http
+        .get(format!("{base}/api/v1/cases/{}", first.0))
+        .bearer_auth(&creds.admin.token)
+        .send()
+        .await
+        .expect("case")
+        .json()
+        .await
+        .expect("json");
+    assert!(detail["personal_data_purged_at"].is_string(), "{detail}");
 }
 
 /// A `Location` header's value.

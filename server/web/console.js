@@ -607,6 +607,8 @@ function drawCase(c, reviews) {
       el("dt", { text: t("measurement") }), el("dd", { text: measured }),
       el("dt", { text: t("calibration") }), el("dd", { class: c.enforceable ? "notice" : "error", text: c.enforceable ? t("calibration-valid") : `${t("calibration-invalid")} ${c.enforceability_note || ""}` }),
       el("dt", { text: t("state") }), el("dd", { text: t(`state-${c.state}`) }),
+      c.personal_data_purged_at && el("dt", { text: t("personal-data-purged") }),
+      c.personal_data_purged_at && el("dd", { text: when(c.personal_data_purged_at) }),
     ),
     reviews.length > 0 && el("section", {}, el("h3", { text: t("earlier-reviews") }), el("ul", {}, reviews.map((v) =>
       el("li", {}, `${v.reviewer} (${v.tier}): ${v.decision} ${v.plate || ""} ${v.reason || ""}`)))),

@@ -19,7 +19,8 @@
 //! road accidents themselves ([`OfficerFilings`]).
 //! An owner may name the driver or report the car stolen, and repeat offences count
 //! per offender ([`Offenders`]). Payments reported for a resolution's payment code are
-//! recorded once each and applied to the fine ([`PaymentLedger`]).
+//! recorded once each and applied to the fine ([`PaymentLedger`]). Settled cases lose
+//! their personal data after the retention period ([`PersonalDataRetention`]).
 
 pub mod accidents;
 mod accounts;
@@ -668,7 +669,8 @@ pub trait PaymentLedger: Send + Sync {
 
     /// The fine with resolution `number` as its payer sees it, paying at `at`, read in
     /// one snapshot (on PostgreSQL in one statement: the portal's lookups are many);
-    /// none when no resolution has the number.
+    /// none when no resolution has the number, or when its case's personal data were
+    /// purged (the portal no longer shows a fine settled years ago).
     async fn payer_view(
         &self,
         number: &str,
@@ -803,7 +805,7 @@ pub trait Reconciliation: Send + Sync {
 #[async_trait]
 pub trait PersonalDataRetention: Send + Sync {
     /// One pass of the purge, in one transaction: the personal data of at most `limit`
-    /// settled cases (`retention::SETTLED`, nothing owed back, no notice on its way)
+    /// settled cases (`retention::settled`, nothing owed back, no notice on its way)
     /// with no lifecycle row (`case.*`) in the audit log since `quiet_since`, oldest
     /// first; the participants of at most `limit` accidents closed with no move since;
     /// and at most `limit` contacts added before it, of owners no case still holding

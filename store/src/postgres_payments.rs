@@ -662,4 +662,4 @@ const PAYER_VIEW: &str = "SELECT r.number, r.case_id, r.payment_code, r.jurisdic
          FROM payments WHERE resolution_number = r.number AND reversed_at IS NULL) p \
      LEFT JOIN LATERAL (SELECT id, state, filed_at, decided_at, decision_note FROM appeals \
          WHERE case_id = r.case_id ORDER BY filed_at DESC, id DESC LIMIT 1) a ON TRUE \
-     WHERE r.number = $1";
+     WHERE r.number = $1 AND s.personal_data_purged_at IS NULL";

@@ -12,8 +12,9 @@ use chrono::{DateTime, Utc};
 use kozomol_core::{CaseId, CaseState};
 use serde::Serialize;
 
+use crate::appeals::CLOSED;
 use crate::batch::ChainedAudit;
-use crate::recognition::audit_row;
+use crate::checks::audit;
 
 /// A settled case's personal data were purged (detail: rows changed per table).
 pub const CASE_PURGED: &str = "case.personal_data_purged";
@@ -28,22 +29,15 @@ pub const PURGED: &str = "[purged]";
 /// States in which nothing more is owed by or to anyone: the closed ones and the paid
 /// ones (a paid case can still be appealed, but only within days, far inside any
 /// retention period).
-pub const SETTLED: [CaseState; 9] = [
-    CaseState::Rejected,
-    CaseState::Duplicate,
-    CaseState::Exempt,
-    CaseState::Annulled,
-    CaseState::Refunded,
-    CaseState::Voided,
-    CaseState::Lapsed,
-    CaseState::Paid,
-    CaseState::PaidDiscounted,
-];
+pub fn settled() -> impl Iterator<Item = CaseState> {
+    CLOSED
+        .into_iter()
+        .chain([CaseState::Paid, CaseState::PaidDiscounted])
+}
 
-/// `SETTLED` as an SQL list of literals (queries spell states as literals, see 0002).
+/// `settled()` as an SQL list of literals (queries spell states as literals, see 0002).
 pub(crate) fn settled_states_sql() -> String {
-    SETTLED
-        .iter()
+    settled()
         .map(|state| format!("'{}'", state.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
@@ -139,7 +133,7 @@ pub(crate) fn case_audit<'a>(
     detail: &'a str,
     at: DateTime<Utc>,
 ) -> ChainedAudit<'a> {
-    audit_row(case, CASE_PURGED, None, None, actor, detail, at)
+    audit(Some(case), CASE_PURGED, actor, detail, at)
 }
 
 pub(crate) fn case_detail(purge: &CasePurge, quiet_since: DateTime<Utc>) -> String {
@@ -169,7 +163,7 @@ pub(crate) fn untied_audit<'a>(
     detail: &'a str,
     at: DateTime<Utc>,
 ) -> ChainedAudit<'a> {
-    audit_row(None, action, None, None, actor, detail, at)
+    audit(None, action, actor, detail, at)
 }
 
 #[cfg(test)]
@@ -179,7 +173,7 @@ mod tests {
     #[test]
     fn settled_states_are_listed_once_each() {
         let sql = settled_states_sql();
-        for state in SETTLED {
+        for state in settled() {
             assert_eq!(sql.matches(&format!("'{}'", state.as_str())).count(), 1);
         }
         assert!(!sql.contains("'issued'"));

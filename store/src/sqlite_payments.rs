@@ -532,7 +532,7 @@ impl PaymentLedger for SqliteStore {
              JOIN cases s ON s.id = r.case_id \
              LEFT JOIN case_clocks c ON c.case_id = r.case_id \
              LEFT JOIN cameras m ON m.camera_id = s.camera_id \
-             WHERE r.number = ?",
+             WHERE r.number = ? AND s.personal_data_purged_at IS NULL",
         )
         .bind(number)
         .fetch_optional(&mut *tx)

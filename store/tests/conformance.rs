@@ -225,6 +225,7 @@ conformance!(
         an_intent_is_either_paid_once_or_cancelled,
         an_idempotency_key_is_claimed_once,
         a_bank_payment_over_soap_and_in_a_statement_counts_once,
+        concurrent_purgers_never_purge_a_case_twice,
     ]
 );
 
@@ -6490,6 +6491,11 @@ async fn retention_purges_settled_quiet_cases_and_nothing_else(store: Arc<dyn St
         1,
         "the ledger stays"
     );
+    assert!(
+        store.payer_view(a, Utc::now()).await.unwrap().is_none(),
+        "payers are no longer shown a purged fine"
+    );
+    assert!(store.payer_view(c, Utc::now()).await.unwrap().is_some());
     let appeal = store.appeal(appeal.id).await.unwrap().unwrap();
     assert_eq!(
         (
@@ -6536,4 +6542,64 @@ async fn retention_purges_settled_quiet_cases_and_nothing_else(store: Arc<dyn St
         !contacts_row.detail.as_deref().unwrap().contains("+996"),
         "the audit names no address"
     );
+}
+
+/// Four purgers at once over forty settled cases: each case is purged, and audited,
+/// by exactly one of them.
+async fn concurrent_purgers_never_purge_a_case_twice(url: String) {
+    use kozomol_store::retention::CASE_PURGED;
+    let store = connect(&url).await.unwrap();
+    let ids = reviewable(&*store, 40).await;
+    for (i, id) in ids.iter().enumerate() {
+        let from = if i == 0 {
+            CaseState::Recognized
+        } else {
+            CaseState::NeedsReview
+        };
+        let mut rejected = review(*id, ReviewTier::First, from, CaseState::Rejected);
+        rejected.decision = ReviewDecision::Reject;
+        rejected.reason = Some(RejectReason::PlateUnreadable);
+        rejected.plate = None;
+        assert_eq!(
+            store.record_review(&rejected).await.unwrap(),
+            ReviewWrite::Recorded
+        );
+    }
+    let quiet_since = Utc::now() + Duration::minutes(1);
+    let mut tasks = Vec::new();
+    for purger in 0..4 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let store = connect(&url).await.unwrap();
+            let mut mine = Vec::new();
+            loop {
+                let pass = store
+                    .purge_personal_data(quiet_since, 3, &format!("retention-{purger}"))
+                    .await
+                    .unwrap();
+                if pass.cases.is_empty() {
+                    break;
+                }
+                mine.extend(pass.cases);
+            }
+            mine
+        }));
+    }
+    let mut purged = Vec::new();
+    for task in tasks {
+        purged.extend(task.await.unwrap());
+    }
+    let count = purged.len();
+    purged.sort();
+    purged.dedup();
+    assert_eq!(count, purged.len(), "a case was purged twice");
+    assert_eq!(purged, ids, "every case was purged");
+    let audited = store
+        .audit_rows(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|row| row.action == CASE_PURGED)
+        .count();
+    assert_eq!(audited, ids.len());
 }

@@ -164,6 +164,8 @@ pub struct CaseDetail {
     fingerprint: String,
     /// The event as the camera signed it.
     event: serde_json::Value,
+    /// When the retention purge took the personal data out of the case.
+    personal_data_purged_at: Option<DateTime<Utc>>,
     frames: Vec<FrameView>,
     /// The recognizer's read, once it has decided.
     recognition: Option<RecognitionRecord>,
@@ -229,6 +231,7 @@ pub async fn show(
         enforceability_note: case.enforceability_note,
         fingerprint: hex::encode(case.fingerprint),
         event: case.event,
+        personal_data_purged_at: case.personal_data_purged_at,
         frames,
         recognition,
         plate_crop_url,

@@ -373,11 +373,13 @@ async fn owner_granted(
         .resolution(&number)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("resolution {number}")))?;
+    // A case whose personal data were purged is no longer shown, as `payer_view` says.
     let case = state
         .app
         .store
         .case(resolution.case_id)
         .await?
+        .filter(|case| case.personal_data_purged_at.is_none())
         .ok_or_else(|| ApiError::NotFound(format!("resolution {number}")))?;
     Ok((case, resolution))
 }

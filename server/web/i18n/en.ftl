@@ -131,6 +131,7 @@ state-appeal_rejected = appeal rejected
 state-annulled = annulled
 state-refunded = refunded
 state-voided = voided
+personal-data-purged = Personal data purged
 cameras-title = Cameras
 dead-letters-title = Dead letters
 dead-letters-empty = No dead letters.

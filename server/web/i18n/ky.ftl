@@ -131,6 +131,7 @@ state-appeal_rejected = даттануу четке кагылды
 state-annulled = жокко чыгарылды
 state-refunded = кайтарылды
 state-voided = күчүн жоготту
+personal-data-purged = Жеке маалыматтар өчүрүлгөн
 cameras-title = Камералар
 dead-letters-title = Четке кагылган билдирүүлөр
 dead-letters-empty = Четке кагылган билдирүүлөр жок.

@@ -131,6 +131,7 @@ state-appeal_rejected = жалоба отклонена
 state-annulled = отменено
 state-refunded = возвращено
 state-voided = аннулировано
+personal-data-purged = Персональные данные удалены
 cameras-title = Камеры
 dead-letters-title = Отклонённые сообщения
 dead-letters-empty = Отклонённых сообщений нет.
