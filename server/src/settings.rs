@@ -96,9 +96,10 @@ pub struct RetentionSettings {
     pub purge: bool,
 }
 
-/// A year: a settled case may still be appealed, refunded or found lapsed within
-/// months; nothing shorter is accepted.
-pub const MIN_PERSONAL_DATA_DAYS: u32 = 365;
+/// Two years: a repeat offence looks back a year from its own issuing, which may come
+/// months after its capture, for the earlier offender's identity; nothing shorter is
+/// accepted.
+pub const MIN_PERSONAL_DATA_DAYS: u32 = 730;
 
 impl RetentionSettings {
     pub fn keep(&self) -> chrono::Duration {
@@ -786,7 +787,7 @@ impl Settings {
         }
         if self.retention.personal_data_days < MIN_PERSONAL_DATA_DAYS {
             problems.push(format!(
-                "retention.personal_data_days {} is below the {MIN_PERSONAL_DATA_DAYS} days a settled case may still need its owner",
+                "retention.personal_data_days {} is below the {MIN_PERSONAL_DATA_DAYS} days repeat offences look back over",
                 self.retention.personal_data_days
             ));
         }
@@ -1045,7 +1046,7 @@ mod tests {
     }
 
     #[test]
-    fn retention_is_read_and_shorter_than_a_year_refused() {
+    fn retention_is_read_and_shorter_than_two_years_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("k.toml");
         let defaults = Settings::default().retention;
@@ -1053,11 +1054,11 @@ mod tests {
         for (text, days, refused) in [
             ("[retention]\npersonal_data_days = 1825\n", 1825, false),
             (
-                "[retention]\npersonal_data_days = 365\npurge = false\n",
-                365,
+                "[retention]\npersonal_data_days = 730\npurge = false\n",
+                730,
                 false,
             ),
-            ("[retention]\npersonal_data_days = 30\n", 30, true),
+            ("[retention]\npersonal_data_days = 365\n", 365, true),
         ] {
             std::fs::write(&file, text).expect("write");
             let settings = Settings::load(Some(&file), |_| None).expect(text);

@@ -445,6 +445,23 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         .await
         .expect("json");
     assert!(detail["personal_data_purged_at"].is_string(), "{detail}");
+    // Nor does a purged case take new personal data: an appeal at the desk is refused.
+    let late = http
+        .post(format!("{base}/api/v1/cases/{}/appeals", first.0))
+        .bearer_auth(&creds.reviewer.token)
+        .json(&json!({ "appellant": "Асанов Б.", "grounds": "не управлял" }))
+        .send()
+        .await
+        .expect("appeal");
+    assert_eq!(late.status(), reqwest::StatusCode::CONFLICT);
+    assert!(
+        store
+            .appeals_of_case(first)
+            .await
+            .expect("appeals")
+            .is_empty(),
+        "nothing was filed"
+    );
 }
 
 /// A `Location` header's value.

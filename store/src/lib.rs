@@ -805,7 +805,8 @@ pub trait Reconciliation: Send + Sync {
 #[async_trait]
 pub trait PersonalDataRetention: Send + Sync {
     /// One pass of the purge, in one transaction: the personal data of at most `limit`
-    /// settled cases (`retention::settled`, nothing owed back, no notice on its way)
+    /// settled cases (`retention::settled`, nothing owed back, no notice on its way, no
+    /// re-issued fine of theirs still holding personal data)
     /// with no lifecycle row (`case.*`) in the audit log since `quiet_since`, oldest
     /// first; the participants of at most `limit` accidents closed with no move since;
     /// and at most `limit` contacts added before it, of owners no case still holding

@@ -414,7 +414,15 @@ impl PaymentLedger for PgStore {
         let Some(before) = standing(&mut tx, &reversal.payment_code).await? else {
             return Ok(PaymentReversed::UnknownCode);
         };
-        if !payments::reversible(before.state) {
+        // A case whose personal data were purged is closed for good: its money is
+        // refunded through finance, never taken back into an open fine.
+        let purged: bool = sqlx::query_scalar(
+            "SELECT personal_data_purged_at IS NOT NULL FROM cases WHERE id = $1",
+        )
+        .bind(before.case_id.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        if purged || !payments::reversible(before.state) {
             return Ok(PaymentReversed::NotReversible(before.state));
         }
         let number = before.resolution_number.clone();

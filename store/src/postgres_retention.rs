@@ -56,7 +56,11 @@ async fn purge_cases(
            AND NOT EXISTS (SELECT 1 FROM refund_requests r WHERE r.case_id = c.id \
                            AND r.state = 'queued') \
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.case_id = c.id \
-                           AND d.state IN ('queued', 'sending', 'sent')) \
+                           AND (d.state IN ('queued', 'sending') \
+                                OR (d.state = 'sent' AND d.next_attempt_at IS NOT NULL))) \
+           AND NOT EXISTS (SELECT 1 FROM nominations n \
+                           JOIN cases r ON r.id = n.reissued_case_id \
+                           WHERE n.case_id = c.id AND r.personal_data_purged_at IS NULL) \
          ORDER BY c.captured_at, c.id LIMIT $2 FOR UPDATE OF c SKIP LOCKED",
         settled_states_sql()
     )))
@@ -102,6 +106,8 @@ async fn purge_accidents(
          WHERE a.personal_data_purged_at IS NULL AND a.state = 'closed' \
            AND NOT EXISTS (SELECT 1 FROM accident_moves m WHERE m.accident_id = a.id \
                            AND m.at >= $1) \
+           AND NOT EXISTS (SELECT 1 FROM officer_filings f JOIN cases c ON c.id = f.case_id \
+                           WHERE f.accident_id = a.id AND c.personal_data_purged_at IS NULL) \
          ORDER BY a.id LIMIT $2 FOR UPDATE OF a SKIP LOCKED",
     )
     .bind(quiet_since)

@@ -27,8 +27,7 @@ pub const CONTACTS_PURGED: &str = "owner_contacts.purged";
 pub const PURGED: &str = "[purged]";
 
 /// States in which nothing more is owed by or to anyone: the closed ones and the paid
-/// ones (a paid case can still be appealed, but only within days, far inside any
-/// retention period).
+/// ones (an appeal or an owner's statement on a purged paid case is refused).
 pub fn settled() -> impl Iterator<Item = CaseState> {
     CLOSED
         .into_iter()

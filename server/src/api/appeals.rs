@@ -103,6 +103,7 @@ pub(crate) async fn file_appeal_for(
     };
 
     let store = &state.app.store;
+    refuse_purged(case.personal_data_purged_at)?;
     let clock = store.clock(case.id).await?;
     if let Some(clock) = &clock {
         appeal_in_time(Some(clock), clock.jurisdiction.local_date(Utc::now()))
@@ -533,5 +534,17 @@ pub async fn settle_refund(
             record.state
         ))),
         RefundSettled::NotFound => Err(ApiError::NotFound(format!("refund request {id}"))),
+    }
+}
+
+/// A case whose personal data were purged takes no new statement about it: it was
+/// settled and quiet for the whole retention period.
+pub(crate) fn refuse_purged(purged_at: Option<chrono::DateTime<Utc>>) -> Result<(), ApiError> {
+    match purged_at {
+        Some(at) => Err(ApiError::Conflict(format!(
+            "the case was settled and its personal data purged on {}: it takes no appeal or statement",
+            at.format("%Y-%m-%d")
+        ))),
+        None => Ok(()),
     }
 }

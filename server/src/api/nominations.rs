@@ -183,6 +183,11 @@ pub async fn record(
     let (claim, statement) = claim_of(request, now)?;
     let resolution = find(&state, &number).await?;
     let store = &state.app.store;
+    let case = store
+        .case(resolution.case_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("resolution {number}")))?;
+    super::appeals::refuse_purged(case.personal_data_purged_at)?;
     // The statement contests the resolution: it is taken within the appeal period.
     if let Some(clock) = store.clock(resolution.case_id).await? {
         appeal_in_time(Some(&clock), clock.jurisdiction.local_date(now))

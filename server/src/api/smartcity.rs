@@ -346,11 +346,22 @@ impl Exchange<'_> {
 
     /// A resolution named by its number (`KG-BSK-2026-0000123`) or by its case's
     /// numeric id, as `smartcityGetViolations` writes `protocolNumber`.
+    /// A resolution by its number or its case's id; none once its case's personal data
+    /// were purged (settled years ago: the bus is told of it no more than the portal).
     async fn resolution(&self, protocol: &str) -> Result<Option<ResolutionRecord>, Fault> {
-        if let Ok(id) = protocol.parse::<i64>() {
-            return Ok(self.store().resolution_of_case(CaseId(id)).await?);
-        }
-        Ok(self.store().resolution(protocol).await?)
+        let resolution = match protocol.parse::<i64>() {
+            Ok(id) => self.store().resolution_of_case(CaseId(id)).await?,
+            Err(_) => self.store().resolution(protocol).await?,
+        };
+        let Some(resolution) = resolution else {
+            return Ok(None);
+        };
+        let purged = self
+            .store()
+            .case(resolution.case_id)
+            .await?
+            .is_none_or(|case| case.personal_data_purged_at.is_some());
+        Ok((!purged).then_some(resolution))
     }
 
     /// `setPaymentLegal`: 0 checks what the fine takes on the payment day, 1 pays
@@ -548,7 +559,12 @@ impl Exchange<'_> {
             let Some(lookup) = self.store().owner_lookup(summary.id).await? else {
                 continue;
             };
-            let Some(owner) = lookup.owner.as_ref().filter(|owner| owner.id == pin) else {
+            // A purged lookup's owner id is `[purged]`, never a PIN that proves anything.
+            let Some(owner) = lookup
+                .owner
+                .as_ref()
+                .filter(|owner| owner.id == pin && owner.id != kozomol_store::retention::PURGED)
+            else {
                 continue;
             };
             let Some(resolution) = self.store().resolution_of_case(summary.id).await? else {

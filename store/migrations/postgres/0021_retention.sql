@@ -8,5 +8,9 @@
 ALTER TABLE cases ADD COLUMN personal_data_purged_at TIMESTAMPTZ;
 CREATE INDEX cases_retention ON cases (captured_at) WHERE personal_data_purged_at IS NULL;
 
+-- A case's deliveries, which the purge rewrites (the outbox's own indexes are by
+-- channel and due time).
+CREATE INDEX deliveries_case ON deliveries (case_id);
+
 -- The same for a closed accident's participants.
 ALTER TABLE accidents ADD COLUMN personal_data_purged_at TIMESTAMPTZ;
