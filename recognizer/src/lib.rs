@@ -299,9 +299,7 @@ impl Recognizer {
     /// error.
     pub fn recognize_jpeg(&self, jpeg: &[u8], view: View) -> Result<Recognition, RecognizerError> {
         let start = Instant::now();
-        let img = image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg)
-            .map_err(|e| RecognizerError::Decode(e.to_string()))?
-            .into_rgb8();
+        let img = decode_jpeg(jpeg)?;
         let decode_ms = ms(start);
         let mut recognition = self.recognize_image(&img, view)?;
         recognition.decode_ms = decode_ms;
@@ -355,6 +353,78 @@ impl Recognizer {
             })
             .collect::<Result<Vec<_>, _>>()?;
         self.finish(img, looked, boxes, crop_of, detect_ms, start)
+    }
+
+    /// The long side close-ups are scaled to for their quick read
+    /// ([`Recognizer::read_close_up_whole`]), where the models name one.
+    pub fn quick_close_up_side(&self) -> Option<u32> {
+        self.plate_reader
+            .as_ref()
+            .and(self.detector.spec.close_up_quick_side)
+    }
+
+    /// A quick read of a plate close-up: text looked for with the frame's long side
+    /// scaled to at most `max_side` (a close-up's plate is large), the strongest line taken as the plate, cut out and read whole
+    /// by the plate reader. `None` without a plate reader or where no text is found.
+    /// Such a read never decides a case alone (`Look::WholePlate`): only a camera read
+    /// that agrees with it lets it decide.
+    pub fn read_close_up_whole(
+        &self,
+        img: &RgbImage,
+        max_side: u32,
+    ) -> Result<Option<PlateReading>, RecognizerError> {
+        if self.plate_reader.is_none() || img.width() < 8 || img.height() < 8 {
+            return Ok(None);
+        }
+        let boxes = self.detector.detect_scaled(img, max_side, 0)?;
+        // The strongest line: its area weighed by its score; a plate is the largest
+        // text in its close-up.
+        let weight = |b: &detect::TextBox| {
+            let [x0, y0, x1, y1] = assemble::bounds(&b.corners);
+            (x1 - x0) * (y1 - y0) * b.score
+        };
+        let Some(line) = boxes.iter().max_by(|a, b| weight(a).total_cmp(&weight(b))) else {
+            return Ok(None);
+        };
+        // With the lines beside it on its row: a region code or a flag field is a
+        // line of its own.
+        let mut bounds = assemble::bounds(&line.corners);
+        let height = bounds[3] - bounds[1];
+        for other in &boxes {
+            let [x0, y0, x1, y1] = assemble::bounds(&other.corners);
+            let centre = (y0 + y1) / 2.0;
+            let gap = (x0 - bounds[2]).max(bounds[0] - x1);
+            if centre > bounds[1] && centre < bounds[3] && gap < 1.5 * height {
+                bounds = [
+                    bounds[0].min(x0),
+                    bounds[1].min(y0),
+                    bounds[2].max(x1),
+                    bounds[3].max(y1),
+                ];
+            }
+        }
+        let cut_out = whole_plate_regions(img, bounds)
+            .into_iter()
+            .map(|[x, y, w, h]| (0, image::imageops::crop_imm(img, x, y, w, h).to_image()))
+            .collect();
+        let Some(Some((raw, scored))) = self.read_whole(cut_out, 1)?.into_iter().next() else {
+            return Ok(None);
+        };
+        let [x0, y0, x1, y1] = bounds;
+        let bbox = PixelBox {
+            x: x0.max(0.0).floor() as u32,
+            y: y0.max(0.0).floor() as u32,
+            width: ((x1.min(img.width() as f32) - x0.max(0.0)).ceil() as u32).max(1),
+            height: ((y1.min(img.height() as f32) - y0.max(0.0)).ceil() as u32).max(1),
+        };
+        Ok(Some(PlateReading {
+            crop: image::imageops::crop_imm(img, bbox.x, bbox.y, bbox.width, bbox.height)
+                .to_image(),
+            bbox,
+            corners: line.corners,
+            detection_score: line.score,
+            text: PlateText::from_scored(Look::WholePlate, raw, scored),
+        }))
     }
 
     /// The plates the plate detector found (`found`, best first), each read from the
@@ -676,6 +746,15 @@ fn whole_plate_regions(img: &RgbImage, bounds: [f32; 4]) -> Vec<[u32; 4]> {
     .into_iter()
     .filter_map(|(dx, dy)| grown(img, bounds, dx, dy))
     .collect()
+}
+
+/// An RGB image from JPEG bytes; anything else is a `Decode` error.
+pub fn decode_jpeg(jpeg: &[u8]) -> Result<RgbImage, RecognizerError> {
+    Ok(
+        image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg)
+            .map_err(|e| RecognizerError::Decode(e.to_string()))?
+            .into_rgb8(),
+    )
 }
 
 /// Whether the best candidate is in a country's plate format.

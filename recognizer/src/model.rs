@@ -96,6 +96,10 @@ pub struct DetectorSpec {
     /// db: `min_side` for a plate close-up, whose text is large already (none: the
     /// same as for a scene).
     pub close_up_min_side: Option<u32>,
+    /// db: the long side a plate close-up is scaled to for its quick read (the plate
+    /// reader on its strongest line), tried first where the camera's read can confirm
+    /// it (none: no quick read).
+    pub close_up_quick_side: Option<u32>,
     #[serde(default)]
     pub resize_filter: ResizeFilter,
     pub mean: [f32; 3],
@@ -456,11 +460,12 @@ alphabet = "rec_alphabet.txt"
             .as_ref()
             .is_some_and(|p| p.format == DetectorFormat::Boxes
                 && models.join("kozomol-reader").join(&p.file).is_file()));
-        // the copied sections say what ppocr-v4's say, files and kozomol's own scale
+        // the copied sections say what ppocr-v4's say, files and kozomol's own scales
         // for close-ups aside
         let shared = |m: &ModelManifest| {
             let (mut d, mut r) = (m.detector.clone(), m.reader.clone());
             d.close_up_min_side = None;
+            d.close_up_quick_side = None;
             for f in [&mut d.file, &mut r.file, &mut r.alphabet] {
                 *f = PathBuf::from(f.file_name().expect("a file name"));
             }

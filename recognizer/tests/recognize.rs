@@ -74,7 +74,10 @@ fn reads_rendered_plates() {
     let Some(cfg) = config() else { return };
     let recognizer = Recognizer::load(&cfg).expect("recognizer loads");
     assert_eq!(recognizer.model_name(), "kozomol-reader-v2");
-    let (mut scene_hits, mut close_hits, mut tight_hits) = (0, 0, 0);
+    let (mut scene_hits, mut close_hits, mut tight_hits, mut quick_hits) = (0, 0, 0, 0);
+    let quick_side = recognizer
+        .quick_close_up_side()
+        .expect("the models read close-ups quickly");
     let mut frame_ms = Vec::new();
     let mut crops = Vec::new();
     let mut truths = Vec::new();
@@ -118,8 +121,17 @@ fn reads_rendered_plates() {
             .expect("close-up reads");
         let close_read = close.plates.first().map_or("", |p| p.text.text.as_str());
         close_hits += usize::from(close_read == truth);
-        // and the plate alone, cut from the close-up (margins as camera-sim's close_up)
+        // read quickly: the plate reader on its strongest line, which never decides
+        // alone (only an agreeing camera read lets it)
         let close = decode(&f.plate_close_up);
+        let quick = recognizer
+            .read_close_up_whole(&close, quick_side)
+            .expect("quick read");
+        let quick_read = quick.as_ref().map_or("", |p| p.text.text.as_str());
+        quick_hits += usize::from(quick_read == truth);
+        assert!(quick.as_ref().is_none_or(|p| !p.text.may_decide_alone()));
+        println!("  quick close-up read {quick_read:?}");
+        // and the plate alone, cut from the close-up (margins as camera-sim's close_up)
         let (mx, my) = (f.plate_box.width / 2, f.plate_box.height * 3 / 2);
         let (px, py) = (f.plate_box.x.min(mx) * 2, f.plate_box.y.min(my) * 2);
         crops.push(
@@ -158,11 +170,16 @@ fn reads_rendered_plates() {
         crops_ms / crops.len() as f64,
     );
     println!(
-        "exact: scenes {scene_hits}/{SEEDS}, close-ups {close_hits}/{SEEDS}, plate crops {tight_hits}/{SEEDS}"
+        "exact: scenes {scene_hits}/{SEEDS}, close-ups {close_hits}/{SEEDS} (quickly \
+         {quick_hits}/{SEEDS}), plate crops {tight_hits}/{SEEDS}"
     );
     let most = |hits: usize| hits * 10 >= SEEDS as usize * 7;
     assert!(most(scene_hits), "scenes read {scene_hits}/{SEEDS}");
     assert!(most(close_hits), "close-ups read {close_hits}/{SEEDS}");
+    assert!(
+        most(quick_hits),
+        "close-ups read quickly {quick_hits}/{SEEDS}"
+    );
     assert!(most(tight_hits), "plate crops read {tight_hits}/{SEEDS}");
 }
 
