@@ -383,25 +383,41 @@ impl Recognizer {
             let [x0, y0, x1, y1] = assemble::bounds(&b.corners);
             (x1 - x0) * (y1 - y0) * b.score
         };
-        let Some(line) = boxes.iter().max_by(|a, b| weight(a).total_cmp(&weight(b))) else {
+        let Some(line) = boxes
+            .iter()
+            .filter(|b| weight(b).is_finite())
+            .max_by(|a, b| weight(a).total_cmp(&weight(b)))
+        else {
             return Ok(None);
         };
-        // With the lines beside it on its row: a region code or a flag field is a
-        // line of its own.
-        let mut bounds = assemble::bounds(&line.corners);
-        let height = bounds[3] - bounds[1];
-        for other in &boxes {
-            let [x0, y0, x1, y1] = assemble::bounds(&other.corners);
-            let centre = (y0 + y1) / 2.0;
-            let gap = (x0 - bounds[2]).max(bounds[0] - x1);
-            if centre > bounds[1] && centre < bounds[3] && gap < 1.5 * height {
-                bounds = [
-                    bounds[0].min(x0),
-                    bounds[1].min(y0),
-                    bounds[2].max(x1),
-                    bounds[3].max(y1),
-                ];
-            }
+        // With the lines beside it on its row (a region code or a flag field is a line
+        // of its own): boxes whose centre lies within the line's height, each joined
+        // once it is near the row as far as it reaches, until none is left to join.
+        let own = assemble::bounds(&line.corners);
+        let height = own[3] - own[1];
+        let mut bounds = own;
+        let mut joined = 1;
+        let mut left: Vec<assemble::Bounds> = boxes
+            .iter()
+            .filter(|b| !std::ptr::eq(*b, line))
+            .map(|b| assemble::bounds(&b.corners))
+            .filter(|[_, y0, _, y1]| {
+                let centre = (y0 + y1) / 2.0;
+                centre > own[1] && centre < own[3]
+            })
+            .collect();
+        while let Some(i) = left
+            .iter()
+            .position(|[x0, _, x1, _]| (x0 - bounds[2]).max(bounds[0] - x1) < 1.5 * height)
+        {
+            let [x0, y0, x1, y1] = left.swap_remove(i);
+            bounds = [
+                bounds[0].min(x0),
+                bounds[1].min(y0),
+                bounds[2].max(x1),
+                bounds[3].max(y1),
+            ];
+            joined += 1;
         }
         let cut_out = whole_plate_regions(img, bounds)
             .into_iter()
@@ -421,7 +437,11 @@ impl Recognizer {
             crop: image::imageops::crop_imm(img, bbox.x, bbox.y, bbox.width, bbox.height)
                 .to_image(),
             bbox,
-            corners: line.corners,
+            corners: if joined == 1 {
+                line.corners
+            } else {
+                [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+            },
             detection_score: line.score,
             text: PlateText::from_scored(Look::WholePlate, raw, scored),
         }))

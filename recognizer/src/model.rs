@@ -244,6 +244,24 @@ impl ModelManifest {
                 problems.push(format!("{what}.channels must be \"rgb\" or \"bgr\""));
             }
         }
+        // The quick close-up read scales a close-up for text detection: a db
+        // detector's, of a useful size.
+        let d = &manifest.detector;
+        if d.close_up_quick_side
+            .is_some_and(|side| side < 32 || d.format != DetectorFormat::Db)
+        {
+            problems.push(
+                "detector.close_up_quick_side must be at least 32, on a \"db\" detector".to_owned(),
+            );
+        }
+        if manifest
+            .plate_detector
+            .as_ref()
+            .is_some_and(|p| p.close_up_quick_side.is_some())
+        {
+            problems
+                .push("plate_detector.close_up_quick_side is the text detector's alone".to_owned());
+        }
         if manifest
             .plate_detector
             .as_ref()
@@ -412,6 +430,13 @@ alphabet = "rec_alphabet.txt"
             (
                 PPOCR.replace("bin_threshold = 0.3\n", ""),
                 "bin_threshold is required",
+            ),
+            (
+                PPOCR.replace(
+                    "max_side = 2000",
+                    "max_side = 2000\nclose_up_quick_side = 16",
+                ),
+                "close_up_quick_side must be at least 32",
             ),
             (
                 PPOCR.replace("std = [0.5, 0.5, 0.5]", "std = [0.5, 0.0, 0.5]"),

@@ -384,9 +384,13 @@ fn read_job(
         // A close-up the camera read: the plate reader on its strongest line first (a
         // tenth of the full read's time); a read the camera's agrees with decides, any
         // other is read again the full way.
-        if let (View::CloseUp, Some(side)) = (view, recognizer.quick_close_up_side()) {
-            if camera_text(job).is_some() {
-                if let Some(plate) = recognizer.read_close_up_whole(&img, side).map_err(failed)? {
+        let camera_read = camera_text(job).is_some_and(|c| !canonicalise(c).is_empty());
+        if let (View::CloseUp, Some(side), true) =
+            (view, recognizer.quick_close_up_side(), camera_read)
+        {
+            // A shortcut only: where it fails, the full read still runs.
+            match recognizer.read_close_up_whole(&img, side) {
+                Ok(Some(plate)) => {
                     let quick = FrameRead {
                         frame_index: frame.index,
                         plate,
@@ -396,6 +400,10 @@ fn read_job(
                     {
                         return Ok(Some(quick));
                     }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(frame = frame.index, error = %e, "quick close-up read failed; reading it the full way")
                 }
             }
         }
