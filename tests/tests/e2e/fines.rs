@@ -177,7 +177,7 @@ fn a_simulated_violation_becomes_a_signed_resolution() {
         .to_owned();
     let deliveries = format!("/api/v1/resolutions/{number}/deliveries");
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let sent_at = loop {
         let rows = server
             .get_json(&deliveries, "reviewer")
             .expect("deliveries");
@@ -187,19 +187,20 @@ fn a_simulated_violation_becomes_a_signed_resolution() {
             .iter()
             .find(|d| d["channel"] == "post")
             .cloned();
-        if letter.as_ref().is_some_and(|l| l["state"] == "sent") {
-            break;
+        if let Some(letter) = letter.filter(|l| l["state"] == "sent") {
+            break letter["sent_at"].as_str().expect("sent_at").to_owned();
         }
         assert!(Instant::now() < deadline, "no letter sent: {rows}");
         std::thread::sleep(Duration::from_millis(300));
-    }
+    };
     let receipt = reqwest::blocking::Client::new()
         .post(format!("{}{deliveries}", server.api()))
         .bearer_auth(server.token("reviewer").expect("token"))
         .json(&serde_json::json!({
             "kind": "return_receipt",
-            // A second back, so it is never in the server's future.
-            "delivered_at": (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339(),
+            // When the letter was posted: after issuing (the pipeline takes well under
+            // a second now) and never in the server's future.
+            "delivered_at": sent_at,
             "proof": {"receipt": "RR123456789KG"}
         }))
         .send()
