@@ -6,13 +6,14 @@
 //! the resolution document (its PDF and signature), where a review decision sends a
 //! case, and the stages after review: auto-approval, the checks before issuing and the
 //! owner lookup over Tunduk, issuing, delivery, dating a delivered case's clocks and
-//! moving them on (the deadlines scheduler), the rules around appeals, and the worker
-//! that runs the stages. A case an officer filed himself (no camera, no device) reads
+//! moving them on (the deadlines scheduler), the rules around appeals, destroying case
+//! files at the end of their archive period, and the worker that runs the stages. A case an officer filed himself (no camera, no device) reads
 //! through [`officer::case_facts`] like a camera's.
 
 pub mod accidents;
 pub mod appeals;
 pub mod approval;
+pub mod archive;
 pub mod calendar;
 pub mod catalogue;
 pub mod checks;

@@ -1,6 +1,6 @@
 //! The fines worker: the stages after recognition (approval, owner lookup, issuing,
 //! delivery, dating delivered cases' clocks, the deadlines scheduler, the retention
-//! purge) run side by side in one process, each claiming its own batches under leases,
+//! purge, destroying case files at the end of their archive period) run side by side in one process, each claiming its own batches under leases,
 //! so several workers (processes or machines) share the queues without doing a case
 //! twice. A stage that finds nothing to do waits `idle_poll` before it looks again.
 
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kozomol_core::stage_metrics::StageMetrics;
-use kozomol_store::{Store, StoreError};
+use kozomol_store::{EvidenceStore, Store, StoreError};
 use kozomol_tunduk::VehicleRegistry;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use chrono::Utc;
 
 use crate::approval::{run_approvals, ApprovalStage};
+use crate::archive::destroy_case_files;
 use crate::clocks::{run_dating, run_deadlines, DatingStage};
 use crate::delivery::DeliveryWorker;
 use crate::issuing::{run_issuing, Issuer, IssuingError, IssuingStage};
@@ -40,6 +41,8 @@ pub struct FinesWorker {
     pub delivery: Option<Arc<DeliveryWorker>>,
     /// Purges the personal data of cases settled and quiet for the retention period.
     pub purge: Option<PurgeSchedule>,
+    /// Destroys the files of cases at the end of their archive period.
+    pub archive: Option<ArchiveSchedule>,
     pub idle_poll: Duration,
     /// The pause after a stage's pass failed (the database is down, say).
     pub error_backoff: Duration,
@@ -68,6 +71,19 @@ pub struct PurgeSchedule {
     pub batch: u32,
 }
 
+/// How case files are destroyed at the end of their archive period: a pass of `batch`
+/// cases at a time while it finds some, then again after `every`. Every worker may run
+/// it; the store never gives two the same case.
+#[derive(Clone)]
+pub struct ArchiveSchedule {
+    pub actor: String,
+    /// How long after its personal data were purged a case's file is destroyed.
+    pub keep_after_purge: chrono::Duration,
+    pub every: Duration,
+    pub batch: u32,
+    pub evidence: Arc<EvidenceStore>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error("a fines stage task stopped: {0}")]
@@ -81,47 +97,35 @@ pub async fn run(
     store: Arc<dyn Store>,
     cancel: CancellationToken,
 ) -> Result<(), WorkerError> {
-    let mut tasks = tokio::task::JoinSet::new();
-    let (idle, backoff) = (worker.idle_poll, worker.error_backoff);
-    let metrics = Arc::clone(&worker.metrics);
+    let idle = worker.idle_poll;
+    let mut stages = Stages {
+        tasks: tokio::task::JoinSet::new(),
+        store,
+        metrics: Arc::clone(&worker.metrics),
+        backoff: worker.error_backoff,
+        cancel,
+    };
     if let Some(stage) = worker.approval {
-        let (store, cancel) = (Arc::clone(&store), cancel.clone());
-        tasks.spawn(repeat(
-            Arc::clone(&metrics),
-            "approval",
-            idle,
-            backoff,
-            cancel,
-            move || {
-                let (stage, store) = (stage.clone(), Arc::clone(&store));
-                async move {
-                    run_approvals(&stage, store.as_ref())
-                        .await
-                        .map(|done| done.len())
-                        .map_err(|e: StoreError| e.to_string())
-                }
-            },
-        ));
+        stages.spawn("approval", idle, move |store| {
+            let stage = stage.clone();
+            async move {
+                run_approvals(&stage, store.as_ref())
+                    .await
+                    .map(|done| done.len())
+                    .map_err(|e: StoreError| e.to_string())
+            }
+        });
     }
     if let Some((stage, registry)) = worker.lookup {
-        let (store, cancel) = (Arc::clone(&store), cancel.clone());
-        tasks.spawn(repeat(
-            Arc::clone(&metrics),
-            "owner_lookup",
-            idle,
-            backoff,
-            cancel,
-            move || {
-                let (stage, store, registry) =
-                    (stage.clone(), Arc::clone(&store), Arc::clone(&registry));
-                async move {
-                    run_lookups(&stage, store.as_ref(), &registry)
-                        .await
-                        .map(|done| done.len())
-                        .map_err(|e| e.to_string())
-                }
-            },
-        ));
+        stages.spawn("owner_lookup", idle, move |store| {
+            let (stage, registry) = (stage.clone(), Arc::clone(&registry));
+            async move {
+                run_lookups(&stage, store.as_ref(), &registry)
+                    .await
+                    .map(|done| done.len())
+                    .map_err(|e| e.to_string())
+            }
+        });
     }
     if let Some((first, issuer)) = worker.issuing {
         for n in 1..=worker.issuing_loops.max(1) {
@@ -129,120 +133,135 @@ pub async fn run(
             if n > 1 {
                 stage.worker = format!("{}-{n}", first.worker);
             }
-            let (store, cancel, issuer) = (Arc::clone(&store), cancel.clone(), Arc::clone(&issuer));
-            tasks.spawn(repeat(
-                Arc::clone(&metrics),
-                "issuing",
-                idle,
-                backoff,
-                cancel,
-                move || {
-                    let (stage, store, issuer) =
-                        (stage.clone(), Arc::clone(&store), Arc::clone(&issuer));
-                    async move {
-                        run_issuing(&stage, &issuer, store.as_ref())
-                            .await
-                            .map(|done| done.len())
-                            .map_err(|e: IssuingError| e.to_string())
-                    }
-                },
-            ));
+            let issuer = Arc::clone(&issuer);
+            stages.spawn("issuing", idle, move |store| {
+                let (stage, issuer) = (stage.clone(), Arc::clone(&issuer));
+                async move {
+                    run_issuing(&stage, &issuer, store.as_ref())
+                        .await
+                        .map(|done| done.len())
+                        .map_err(|e: IssuingError| e.to_string())
+                }
+            });
         }
     }
     if let Some((stage, issuer)) = worker.dating {
-        let (store, cancel) = (Arc::clone(&store), cancel.clone());
-        tasks.spawn(repeat(
-            Arc::clone(&metrics),
-            "clock_dating",
-            idle,
-            backoff,
-            cancel,
-            move || {
-                let (stage, store, issuer) =
-                    (stage.clone(), Arc::clone(&store), Arc::clone(&issuer));
-                async move {
-                    run_dating(&stage, &issuer.catalogue, &issuer.calendars, store.as_ref())
-                        .await
-                        .map(|done| done.len())
-                        .map_err(|e| e.to_string())
-                }
-            },
-        ));
+        stages.spawn("clock_dating", idle, move |store| {
+            let (stage, issuer) = (stage.clone(), Arc::clone(&issuer));
+            async move {
+                run_dating(&stage, &issuer.catalogue, &issuer.calendars, store.as_ref())
+                    .await
+                    .map(|done| done.len())
+                    .map_err(|e| e.to_string())
+            }
+        });
     }
     if let Some(schedule) = worker.deadlines {
-        let (store, cancel) = (Arc::clone(&store), cancel.clone());
         let every = schedule.every;
-        tasks.spawn(repeat(
-            Arc::clone(&metrics),
-            "deadlines",
-            every,
-            backoff,
-            cancel,
-            move || {
-                let (schedule, store) = (schedule.clone(), Arc::clone(&store));
-                async move {
-                    run_deadlines(store.as_ref(), &schedule.actor, Utc::now(), schedule.batch)
-                        .await
-                        .map(|pass| pass.moved.len())
-                        .map_err(|e| e.to_string())
-                }
-            },
-        ));
+        stages.spawn("deadlines", every, move |store| {
+            let schedule = schedule.clone();
+            async move {
+                run_deadlines(store.as_ref(), &schedule.actor, Utc::now(), schedule.batch)
+                    .await
+                    .map(|pass| pass.moved.len())
+                    .map_err(|e| e.to_string())
+            }
+        });
     }
     if let Some(schedule) = worker.purge {
-        let (store, cancel) = (Arc::clone(&store), cancel.clone());
         let every = schedule.every;
-        tasks.spawn(repeat(
-            Arc::clone(&metrics),
-            "retention",
-            every,
-            backoff,
-            cancel,
-            move || {
-                let (schedule, store) = (schedule.clone(), Arc::clone(&store));
-                async move {
-                    let quiet_since = Utc::now() - schedule.keep;
-                    let report = store
-                        .purge_personal_data(quiet_since, schedule.batch, &schedule.actor)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    if report.purged() > 0 {
-                        info!(
-                            cases = report.cases.len(),
-                            accidents = report.accidents.len(),
-                            contacts = report.contacts,
-                            "personal data purged"
-                        );
-                    }
-                    Ok(report.purged())
+        stages.spawn("retention", every, move |store| {
+            let schedule = schedule.clone();
+            async move {
+                let quiet_since = Utc::now() - schedule.keep;
+                let report = store
+                    .purge_personal_data(quiet_since, schedule.batch, &schedule.actor)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if report.purged() > 0 {
+                    info!(
+                        cases = report.cases.len(),
+                        accidents = report.accidents.len(),
+                        contacts = report.contacts,
+                        "personal data purged"
+                    );
                 }
-            },
-        ));
+                Ok(report.purged())
+            }
+        });
+    }
+    if let Some(schedule) = worker.archive {
+        let every = schedule.every;
+        stages.spawn("archive", every, move |store| {
+            let schedule = schedule.clone();
+            async move {
+                let purged_before = Utc::now() - schedule.keep_after_purge;
+                let pass = destroy_case_files(
+                    store.as_ref(),
+                    &schedule.evidence,
+                    purged_before,
+                    schedule.batch,
+                    &schedule.actor,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                if pass.did_work() {
+                    info!(
+                        cases = pass.cases.len(),
+                        blobs_erased = pass.blobs_erased,
+                        records_overwritten = pass.records_overwritten,
+                        "case files destroyed at the end of their archive period"
+                    );
+                }
+                Ok(pass.cases.len() + pass.records_overwritten)
+            }
+        });
     }
     if let Some(delivery) = worker.delivery {
-        let (store, cancel) = (Arc::clone(&store), cancel.clone());
-        tasks.spawn(repeat(
-            Arc::clone(&metrics),
-            "delivery",
-            idle,
-            backoff,
-            cancel,
-            move || {
-                let (delivery, store) = (Arc::clone(&delivery), Arc::clone(&store));
-                async move {
-                    delivery
-                        .run_once(store.as_ref())
-                        .await
-                        .map(|report| usize::from(!report.is_idle()))
-                        .map_err(|e| e.to_string())
-                }
-            },
-        ));
+        stages.spawn("delivery", idle, move |store| {
+            let delivery = Arc::clone(&delivery);
+            async move {
+                delivery
+                    .run_once(store.as_ref())
+                    .await
+                    .map(|report| usize::from(!report.is_idle()))
+                    .map_err(|e| e.to_string())
+            }
+        });
     }
-    while let Some(joined) = tasks.join_next().await {
+    while let Some(joined) = stages.tasks.join_next().await {
         joined.map_err(|e| WorkerError::Task(e.to_string()))?;
     }
     Ok(())
+}
+
+/// What every stage's loop shares.
+struct Stages {
+    tasks: tokio::task::JoinSet<()>,
+    store: Arc<dyn Store>,
+    metrics: Arc<StageMetrics>,
+    backoff: Duration,
+    cancel: CancellationToken,
+}
+
+impl Stages {
+    /// Runs `pass` (given the store) in a loop of its own under `name`, `pause` after
+    /// a pass that found nothing (see [`repeat`]).
+    fn spawn<F, Fut>(&mut self, name: &'static str, pause: Duration, pass: F)
+    where
+        F: Fn(Arc<dyn Store>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<usize, String>> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        self.tasks.spawn(repeat(
+            Arc::clone(&self.metrics),
+            name,
+            pause,
+            self.backoff,
+            self.cancel.clone(),
+            move || pass(Arc::clone(&store)),
+        ));
+    }
 }
 
 /// Runs `pass` until cancelled: again at once while it finds work, after `idle` when

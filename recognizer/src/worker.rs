@@ -362,10 +362,16 @@ fn read_job(
             .read(&frame.location, &frame.sha256)
             .map_err(|e| JobFailure {
                 message: format!("frame {}: {e}", frame.index),
-                // Bytes that do not match their hash stay so; an evidence store that
-                // does not answer (a network, a bucket) is no fault of the case and
-                // uses none of its attempts; a segment that is not there does.
-                permanent: matches!(e, StoreError::EvidenceCorrupt { .. } | StoreError::Corrupt(_)),
+                // Bytes that do not match their hash stay so, and destroyed ones gone;
+                // an evidence store that does not answer (a network, a bucket) is no
+                // fault of the case and uses none of its attempts; a segment that is
+                // not there does.
+                permanent: matches!(
+                    e,
+                    StoreError::EvidenceCorrupt { .. }
+                        | StoreError::EvidenceErased { .. }
+                        | StoreError::Corrupt(_)
+                ),
                 outage: matches!(&e, StoreError::Io(io) if io.kind() != std::io::ErrorKind::NotFound),
             })?;
         let view = match frame.role {

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -159,8 +160,9 @@ enum Command {
     },
     /// Purge personal data now, as the fines workers do every hour: from every case
     /// settled and untouched for `[retention] personal_data_days`, every accident closed
-    /// as long, and contacts no remaining case needs. Prints what it purged as one line
-    /// of JSON.
+    /// as long, and contacts no remaining case needs; where `case_file_days` is set,
+    /// destroy the files of cases at the end of that archive period too. Prints what it
+    /// did as one line of JSON.
     PurgePersonalData {
         /// Settings file (TOML): its database and `[retention]` section.
         #[arg(long)]
@@ -347,15 +349,55 @@ async fn main() -> anyhow::Result<()> {
                 accidents += pass.accidents.len();
                 contacts += pass.contacts;
             }
-            println!(
-                "{}",
-                serde_json::json!({
-                    "quiet_since": quiet_since,
-                    "cases": cases,
-                    "accidents": accidents,
-                    "contacts": contacts,
-                })
-            );
+            let mut report = serde_json::json!({
+                "quiet_since": quiet_since,
+                "cases": cases,
+                "accidents": accidents,
+                "contacts": contacts,
+            });
+            if let Some(after_purge) = settings.retention.keep_file_after_purge() {
+                let evidence = Arc::new(settings.evidence_store("cli-purge")?);
+                let purged_before = chrono::Utc::now() - after_purge;
+                let mut total = kozomol_fines::archive::ArchivePass::default();
+                loop {
+                    let pass = kozomol_fines::archive::destroy_case_files(
+                        store.as_ref(),
+                        &evidence,
+                        purged_before,
+                        500,
+                        "cli:purge-personal-data",
+                    )
+                    .await?;
+                    if pass.busy {
+                        anyhow::bail!(
+                            "another process is destroying case files now (the archive lease); run it again later"
+                        );
+                    }
+                    // A record that failed is put off, so it is counted once.
+                    total.overwrite_failures += pass.overwrite_failures;
+                    if !pass.did_work() {
+                        break;
+                    }
+                    total.cases.extend(pass.cases);
+                    total.blobs_erased += pass.blobs_erased;
+                    total.records_overwritten += pass.records_overwritten;
+                }
+                report["case_files"] = serde_json::json!({
+                    "purged_before": purged_before,
+                    "cases": total.cases.len(),
+                    "blobs_erased": total.blobs_erased,
+                    "records_overwritten": total.records_overwritten,
+                    "overwrite_failures": total.overwrite_failures,
+                });
+                if total.overwrite_failures > 0 {
+                    println!("{report}");
+                    anyhow::bail!(
+                        "{} destroyed records could not be overwritten (see the log); run it again",
+                        total.overwrite_failures
+                    );
+                }
+            }
+            println!("{report}");
         }
         Command::Standin {
             system: _,

@@ -308,6 +308,7 @@ fn paths() -> Value {
                 },
                 "400": problem("Id or number not a number (`bad_request`)."),
                 "404": problem("No such case or frame (`not_found`)."),
+                "410": problem("The case file was destroyed at the end of its archive period (`evidence_destroyed`)."),
                 "500": problem("The stored bytes no longer match their hash (`evidence_corrupt`); nothing is served.")
             }
         }))},
@@ -323,6 +324,7 @@ fn paths() -> Value {
                 },
                 "400": problem("Id not a number (`bad_request`)."),
                 "404": problem("No such case, or no plate read on it yet (`not_found`)."),
+                "410": problem("The case file was destroyed at the end of its archive period (`evidence_destroyed`)."),
                 "500": problem("The stored bytes no longer match their hash (`evidence_corrupt`); nothing is served.")
             }
         }))},
@@ -432,6 +434,7 @@ fn fines_paths() -> Value {
                 "200": { "description": "The file.", "content": { "*/*": { "schema": { "type": "string" } } } },
                 "400": problem("Id or position not a number (`bad_request`)."),
                 "404": problem("No such appeal or attachment (`not_found`)."),
+                "410": problem("The case file was destroyed at the end of its archive period (`evidence_destroyed`)."),
                 "500": problem("The stored bytes no longer match their hash (`evidence_corrupt`).")
             }
         }))},
@@ -491,6 +494,7 @@ fn fines_paths() -> Value {
                 },
                 "400": problem("Not a resolution number (`bad_request`)."),
                 "404": problem("No such resolution (`not_found`)."),
+                "410": problem("The case file was destroyed at the end of its archive period (`evidence_destroyed`)."),
                 "500": problem("The stored bytes no longer match their hash (`evidence_corrupt`); nothing is served.")
             }
         }))},
@@ -927,6 +931,7 @@ fn officer_filings_paths() -> Value {
                 "200": { "description": "The file.", "content": { "*/*": { "schema": { "type": "string" } } } },
                 "400": problem("Id or position not a number (`bad_request`)."),
                 "404": problem("No such accident or file (`not_found`)."),
+                "410": problem("The case file was destroyed at the end of its archive period (`evidence_destroyed`)."),
                 "500": problem("The stored bytes no longer match their hash (`evidence_corrupt`).")
             }
         }))},
@@ -2080,6 +2085,7 @@ fn components() -> Value {
                     "enforceability_note": nullable_text, "fingerprint": hex32,
                     "event": { "type": "object", "description": "The event as the camera signed it." },
                     "personal_data_purged_at": { "type": ["string", "null"], "format": "date-time", "description": "When the retention purge took the owner's, driver's and appellant's personal data out of the case." },
+                    "evidence_destroyed_at": { "type": ["string", "null"], "format": "date-time", "description": "When the case file (photos, signed PDF, appeal files) was destroyed at the end of its archive period; its evidence answers 410 since." },
                     "frames": { "type": "array", "items": { "$ref": "#/components/schemas/Frame" } },
                     "recognition": { "oneOf": [{ "type": "null" }, { "$ref": "#/components/schemas/Recognition" }] },
                     "plate_crop_url": nullable_text,

@@ -30,7 +30,7 @@ use kozomol_fines::delivery::{
 use kozomol_fines::issuing::{Issuer, IssuingStage};
 use kozomol_fines::lookup::LookupStage;
 use kozomol_fines::resolution::{Ed25519Signer, Officer, SignerIdentity, VerifyingKeys};
-use kozomol_fines::worker::{DeadlineSchedule, FinesWorker, PurgeSchedule};
+use kozomol_fines::worker::{ArchiveSchedule, DeadlineSchedule, FinesWorker, PurgeSchedule};
 
 use crate::api::{self, AppState, CameraConfigPublisher};
 use crate::settings::{PaymentProvider, Settings};
@@ -600,7 +600,7 @@ fn fines_worker(
     let delivery = if settings.delivery.enabled {
         let fail = |e: kozomol_fines::delivery::DeliveryError| ServeError::Fines(e.to_string());
         let config = DeliveryConfig::new(worker("delivery"), settings.public_base_url());
-        let mut delivery = DeliveryWorker::new(config, evidence).map_err(fail)?;
+        let mut delivery = DeliveryWorker::new(config, Arc::clone(&evidence)).map_err(fail)?;
         if let Some(sms) = sms {
             delivery = delivery.with_sender(Arc::new(SmsGateway::new(sms).map_err(fail)?));
         }
@@ -642,6 +642,16 @@ fn fines_worker(
             every: Duration::from_secs(60 * 60),
             batch: 200,
         }),
+        archive: settings
+            .retention
+            .keep_file_after_purge()
+            .map(|keep_after_purge| ArchiveSchedule {
+                actor: format!("fines:{}", worker("archive")),
+                keep_after_purge,
+                every: Duration::from_secs(60 * 60),
+                batch: 200,
+                evidence: Arc::clone(&evidence),
+            }),
         idle_poll: Duration::from_millis(f.idle_poll_ms),
         error_backoff: Duration::from_secs(2),
         metrics: Arc::default(),

@@ -94,6 +94,10 @@ pub struct RetentionSettings {
     /// Whether the fines workers purge at all; `kozomol purge-personal-data` runs a
     /// purge by hand either way.
     pub purge: bool,
+    /// The archive period: days a settled case stays untouched before its file (photos,
+    /// signed PDF, appeal files) is destroyed; more than `personal_data_days`. None
+    /// (the default): case files are kept.
+    pub case_file_days: Option<u32>,
 }
 
 /// Two years: a repeat offence looks back a year from its own issuing, which may come
@@ -105,6 +109,15 @@ impl RetentionSettings {
     pub fn keep(&self) -> chrono::Duration {
         chrono::Duration::days(i64::from(self.personal_data_days))
     }
+
+    /// How long after its personal data were purged a case's file is destroyed (the
+    /// purge comes `personal_data_days` after the case's last move); None where case
+    /// files are kept.
+    pub fn keep_file_after_purge(&self) -> Option<chrono::Duration> {
+        self.case_file_days.map(|days| {
+            chrono::Duration::days(i64::from(days) - i64::from(self.personal_data_days))
+        })
+    }
 }
 
 impl Default for RetentionSettings {
@@ -114,6 +127,7 @@ impl Default for RetentionSettings {
         RetentionSettings {
             personal_data_days: 3 * 365,
             purge: true,
+            case_file_days: None,
         }
     }
 }
@@ -791,6 +805,16 @@ impl Settings {
                 self.retention.personal_data_days
             ));
         }
+        if let Some(days) = self
+            .retention
+            .case_file_days
+            .filter(|&days| days <= self.retention.personal_data_days)
+        {
+            problems.push(format!(
+                "retention.case_file_days {days} must be more than personal_data_days {}: a case file is destroyed after its personal data are purged",
+                self.retention.personal_data_days
+            ));
+        }
         if let Err(found) = self.http.proxies() {
             problems.extend(found);
         }
@@ -1050,15 +1074,41 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("k.toml");
         let defaults = Settings::default().retention;
-        assert_eq!((defaults.personal_data_days, defaults.purge), (1095, true));
-        for (text, days, refused) in [
-            ("[retention]\npersonal_data_days = 1825\n", 1825, false),
+        assert_eq!(
+            (
+                defaults.personal_data_days,
+                defaults.purge,
+                defaults.case_file_days
+            ),
+            (1095, true, None)
+        );
+        assert_eq!(defaults.keep_file_after_purge(), None);
+        for (text, days, after_purge, refused) in [
+            ("[retention]\npersonal_data_days = 1825\n", 1825, None, None),
             (
                 "[retention]\npersonal_data_days = 730\npurge = false\n",
                 730,
-                false,
+                None,
+                None,
             ),
-            ("[retention]\npersonal_data_days = 365\n", 365, true),
+            (
+                "[retention]\npersonal_data_days = 365\n",
+                365,
+                None,
+                Some("retention.personal_data_days"),
+            ),
+            (
+                "[retention]\ncase_file_days = 1825\n",
+                1095,
+                Some(730),
+                None,
+            ),
+            (
+                "[retention]\ncase_file_days = 1095\n",
+                1095,
+                Some(0),
+                Some("retention.case_file_days"),
+            ),
         ] {
             std::fs::write(&file, text).expect("write");
             let settings = Settings::load(Some(&file), |_| None).expect(text);
@@ -1067,12 +1117,15 @@ mod tests {
                 settings.retention.keep(),
                 chrono::Duration::days(days.into())
             );
-            match settings.validate() {
-                Err(e) => assert!(
-                    refused && e.to_string().contains("retention.personal_data_days"),
-                    "{e}"
-                ),
-                Ok(()) => assert!(!refused, "{text} accepted"),
+            assert_eq!(
+                settings.retention.keep_file_after_purge(),
+                after_purge.map(chrono::Duration::days)
+            );
+            match (settings.validate(), refused) {
+                (Err(e), Some(named)) => assert!(e.to_string().contains(named), "{e}"),
+                (Err(e), None) => panic!("{text} refused: {e}"),
+                (Ok(()), Some(_)) => panic!("{text} accepted"),
+                (Ok(()), None) => {}
             }
         }
     }

@@ -1318,6 +1318,17 @@ async fn case_detail_frames_and_corrupt_evidence() {
             .status,
         StatusCode::OK
     );
+    // Destroyed at the end of the archive period: gone, and said so.
+    let overview = &record.frames[0];
+    h.evidence
+        .erase(
+            &overview.location.segment,
+            &[(overview.location.clone(), overview.sha256)],
+        )
+        .expect("erased");
+    h.get(&format!("/api/v1/cases/{id}/frames/0"), Role::Reviewer)
+        .await
+        .problem(StatusCode::GONE, "evidence_destroyed");
 }
 
 /// The file named `name` somewhere under `dir`.

@@ -1,7 +1,7 @@
 //! Evidence in an S3-compatible bucket, against moto's server with signatures
 //! checked (`kozomol_testkit::s3`): the store the settings make writes batches as
-//! objects and reads frames back by range, refuses what does not match its hash, and
-//! fails clearly on a wrong key, a stopped store or an untrusted certificate.
+//! objects and reads frames back by range, refuses what does not match its hash,
+//! overwrites a destroyed frame in its object, and fails clearly on a wrong key, a stopped store or an untrusted certificate.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap
 
 use std::io;
@@ -112,6 +112,39 @@ fn batches_become_objects_and_frames_read_back_by_range() {
         reader.read(&escape, &sha(bytes)),
         Err(StoreError::Corrupt(_))
     ));
+}
+
+/// Destroying a frame rewrites its object with the record zeroed in place: the other
+/// frames of the object read as before, the destroyed one answers that it was erased.
+#[test]
+fn an_erased_frame_is_overwritten_in_its_object() {
+    let s3 = S3StandIn::start("kozomol-evidence").expect("S3 stand-in");
+    let store = store_on(bucket_of(&s3), "ingest-a");
+    let frames = [frame(1, 40_000), frame(2, 5_000), frame(3, 20_000)];
+    let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    let locs = store.append_batch(&refs).expect("batch stored");
+
+    let archive = store_on(bucket_of(&s3), "fines-1");
+    let segment = locs[0].segment.clone();
+    assert!(matches!(
+        archive.erase(&segment, &[(locs[1].clone(), sha(b"another frame"))]),
+        Err(StoreError::EvidenceCorrupt { .. })
+    ));
+    let record = |i: usize| (locs[i].clone(), sha(&frames[i]));
+    archive.erase(&segment, &[record(1)]).expect("erased");
+    archive
+        .erase(&segment, &[record(1)])
+        .expect("erasing again changes nothing");
+    assert!(matches!(
+        store.read(&locs[1], &sha(&frames[1])),
+        Err(StoreError::EvidenceErased { .. })
+    ));
+    for i in [0, 2] {
+        assert_eq!(
+            store.read(&locs[i], &sha(&frames[i])).expect("kept"),
+            frames[i]
+        );
+    }
 }
 
 #[test]

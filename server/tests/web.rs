@@ -462,6 +462,48 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
             .is_empty(),
         "nothing was filed"
     );
+
+    // The archive period ends: the case files go (photos, the PDF both fines share),
+    // the cases stay and say so.
+    let archive =
+        Arc::new(EvidenceStore::open(&dir.path().join("evidence"), "archive").expect("evidence"));
+    let destroyed = kozomol_fines::archive::destroy_case_files(
+        store.as_ref(),
+        &archive,
+        chrono::Utc::now() + chrono::Duration::minutes(1),
+        100,
+        "archive",
+    )
+    .await
+    .expect("destroyed");
+    assert!(
+        destroyed.cases.contains(&first)
+            && destroyed.cases.contains(&second)
+            && destroyed.records_overwritten >= 3
+            && destroyed.overwrite_failures == 0,
+        "{destroyed:?}"
+    );
+    let photo = http
+        .get(format!("{base}/api/v1/cases/{}/frames/0", first.0))
+        .bearer_auth(&creds.admin.token)
+        .send()
+        .await
+        .expect("frame");
+    assert_eq!(photo.status(), reqwest::StatusCode::GONE);
+    let detail: serde_json::Value = http
+        .get(format!("{base}/api/v1/cases/{}", first.0))
+        .bearer_auth(&creds.admin.token)
+        .send()
+        .await
+        .expect("case")
+        .json()
+        .await
+        .expect("json");
+    assert!(detail["evidence_destroyed_at"].is_string(), "{detail}");
+    assert!(
+        detail["state"] == "paid" || detail["state"] == "paid_discounted",
+        "the case stays: {detail}"
+    );
 }
 
 /// A `Location` header's value.

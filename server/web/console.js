@@ -609,6 +609,8 @@ function drawCase(c, reviews) {
       el("dt", { text: t("state") }), el("dd", { text: t(`state-${c.state}`) }),
       c.personal_data_purged_at && el("dt", { text: t("personal-data-purged") }),
       c.personal_data_purged_at && el("dd", { text: when(c.personal_data_purged_at) }),
+      c.evidence_destroyed_at && el("dt", { text: t("case-file-destroyed") }),
+      c.evidence_destroyed_at && el("dd", { text: when(c.evidence_destroyed_at) }),
     ),
     reviews.length > 0 && el("section", {}, el("h3", { text: t("earlier-reviews") }), el("ul", {}, reviews.map((v) =>
       el("li", {}, `${v.reviewer} (${v.tier}): ${v.decision} ${v.plate || ""} ${v.reason || ""}`)))),

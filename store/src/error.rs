@@ -14,6 +14,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("evidence {sha256} does not match its hash")]
     EvidenceCorrupt { sha256: String },
+    #[error("evidence {sha256} was destroyed at the end of its case file's archive period")]
+    EvidenceErased { sha256: String },
     #[error("evidence i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("migration failed: {0}")]

@@ -30,6 +30,7 @@ mod batch;
 pub mod checks;
 mod decode;
 mod delivery;
+pub mod destruction;
 mod error;
 pub mod evidence;
 mod migrate;
@@ -94,6 +95,7 @@ pub use delivery::{
     DeliveryId, DeliveryJob, DeliveryRecord, DeliveryRecorded, DeliveryTarget, NewContact,
     NewPrintBatch, PrintBatchId, PrintBatchRecord, PrintBatchWrite, ProvenDelivery,
 };
+pub use destruction::{DestructionReport, Erasure};
 pub use error::StoreError;
 pub use evidence::{scan_segment, EvidenceStore, FrameLocation, SegmentScan};
 pub use model::*;
@@ -820,6 +822,43 @@ pub trait PersonalDataRetention: Send + Sync {
     ) -> Result<PurgeReport, StoreError>;
 }
 
+/// Destroying case files at the end of their archive period (see `destruction`). A
+/// pass runs under the archive lease, one process at a time.
+#[async_trait]
+pub trait CaseFileDestruction: Send + Sync {
+    /// Takes the archive lease for `holder` for `lease`; false while another holder's
+    /// lease runs.
+    async fn claim_archive(&self, holder: &str, lease: Duration) -> Result<bool, StoreError>;
+
+    /// Gives the archive lease back, if `holder` holds it.
+    async fn release_archive(&self, holder: &str) -> Result<(), StoreError>;
+
+    /// In one transaction: marks the files of at most `limit` cases whose personal data
+    /// were purged before `purged_before` destroyed (oldest purge first; a case waits
+    /// for the cases re-issued from it), marks erased every blob of theirs that nothing
+    /// still kept refers to, and queues where those bytes lie. Each case gets an audit
+    /// row.
+    async fn destroy_case_files(
+        &self,
+        purged_before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+        actor: &str,
+    ) -> Result<DestructionReport, StoreError>;
+
+    /// Erased bytes still to overwrite and not put off, oldest first, at most `limit`.
+    async fn erasures_due(&self, limit: u32) -> Result<Vec<Erasure>, StoreError>;
+
+    /// Records that these erasures' bytes were overwritten.
+    async fn erasures_overwritten(&self, erasures: &[Erasure]) -> Result<(), StoreError>;
+
+    /// Puts these erasures off until `retry_at` (their segment could not be rewritten).
+    async fn erasures_put_off(
+        &self,
+        erasures: &[Erasure],
+        retry_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError>;
+}
+
 /// Everything kozomol persists in its database.
 pub trait Store:
     CameraRegister
@@ -841,6 +880,7 @@ pub trait Store:
     + Subscriptions
     + AuditTrail
     + PersonalDataRetention
+    + CaseFileDestruction
 {
     fn backend(&self) -> Backend;
 }

@@ -123,6 +123,11 @@ const SQLITE: &[Migration] = &[
         name: "retention",
         sql: include_str!("../migrations/sqlite/0021_retention.sql"),
     },
+    Migration {
+        version: 22,
+        name: "case_file_destruction",
+        sql: include_str!("../migrations/sqlite/0022_case_file_destruction.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -230,6 +235,11 @@ const POSTGRES: &[Migration] = &[
         version: 21,
         name: "retention",
         sql: include_str!("../migrations/postgres/0021_retention.sql"),
+    },
+    Migration {
+        version: 22,
+        name: "case_file_destruction",
+        sql: include_str!("../migrations/postgres/0022_case_file_destruction.sql"),
     },
 ];
 

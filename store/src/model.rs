@@ -102,6 +102,9 @@ pub struct CaseRecord {
     pub frames: Vec<CaseFrame>,
     /// When the retention purge took the personal data out of this case.
     pub personal_data_purged_at: Option<DateTime<Utc>>,
+    /// When its file (photos, signed PDF, appeal files) was destroyed at the end of
+    /// the archive period (`destruction`).
+    pub evidence_destroyed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

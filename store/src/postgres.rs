@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use kozomol_core::{CalibrationCertificate, CameraId, CaseId, CaseState, EventId, Site};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Row};
 use tracing::debug;
 use uuid::Uuid;
 
@@ -334,11 +334,11 @@ impl CaseStore for PgStore {
 
         let rows = CreatedRows::new(cases, &created, actor, now);
         if !rows.blobs.is_empty() {
-            sqlx::query(
+            sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) \
-                 SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::bigint[], $4::bigint[]) \
-                 ON CONFLICT (sha256) DO NOTHING",
-            )
+                 SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::bigint[], $4::bigint[]){}",
+                crate::destruction::ON_STORED_BLOB
+            )))
             .bind(
                 rows.blobs
                     .iter()
@@ -365,6 +365,25 @@ impl CaseStore for PgStore {
             )
             .execute(&mut *tx)
             .await?;
+            // A frame ingest found stored may have been erased since: not recorded, so
+            // that ingest, trying again, stores its bytes anew.
+            let erased: Option<Vec<u8>> = sqlx::query_scalar(
+                "SELECT sha256 FROM evidence_blobs \
+                 WHERE erased_at IS NOT NULL AND sha256 = ANY($1) LIMIT 1",
+            )
+            .bind(
+                rows.blobs
+                    .iter()
+                    .map(|(sha, _)| &sha[..])
+                    .collect::<Vec<_>>(),
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(sha) = erased {
+                return Err(StoreError::EvidenceErased {
+                    sha256: hex::encode(sha),
+                });
+            }
         }
         if !rows.frames.is_empty() {
             sqlx::query(
@@ -446,7 +465,8 @@ impl CaseStore for PgStore {
     async fn case(&self, id: CaseId) -> Result<Option<CaseRecord>, StoreError> {
         let Some(row) = sqlx::query(
             "SELECT id, event_id, camera_id, captured_at, received_at, kind, state, plate, \
-             enforceable, enforceability_note, fingerprint, event, personal_data_purged_at \
+             enforceable, enforceability_note, fingerprint, event, personal_data_purged_at, \
+             evidence_destroyed_at \
              FROM cases WHERE id = $1",
         )
         .bind(id.0)
@@ -484,6 +504,7 @@ impl CaseStore for PgStore {
             event,
             frames,
             personal_data_purged_at: row.try_get("personal_data_purged_at")?,
+            evidence_destroyed_at: row.try_get("evidence_destroyed_at")?,
         }))
     }
 
@@ -619,16 +640,19 @@ impl CaseStore for PgStore {
             return Ok(HashSet::new());
         }
         let wanted: Vec<&[u8]> = sha256s.iter().map(|sha| &sha[..]).collect();
-        sqlx::query("SELECT sha256 FROM evidence_blobs WHERE sha256 = ANY($1)")
-            .bind(&wanted)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| {
-                let sha: Vec<u8> = row.try_get("sha256")?;
-                decode::hash32(&sha, "evidence hash")
-            })
-            .collect()
+        // An erased blob is not known: its bytes must be stored again.
+        sqlx::query(
+            "SELECT sha256 FROM evidence_blobs WHERE sha256 = ANY($1) AND erased_at IS NULL",
+        )
+        .bind(&wanted)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let sha: Vec<u8> = row.try_get("sha256")?;
+            decode::hash32(&sha, "evidence hash")
+        })
+        .collect()
     }
 
     async fn case_audit(&self, id: CaseId) -> Result<Vec<AuditEntry>, StoreError> {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kozomol_core::{CaseId, CaseState};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::{AssertSqlSafe, PgConnection, Row};
 use tracing::debug;
 
 use crate::audit::now_millis;
@@ -75,10 +75,11 @@ pub(crate) async fn insert_evidence(
     crop: &EvidenceRef,
 ) -> Result<(), StoreError> {
     // The same bytes may be stored already (the first location wins, as for frames).
-    sqlx::query(
+    sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING",
-    )
+         VALUES ($1, $2, $3, $4){}",
+        crate::destruction::ON_STORED_BLOB
+    )))
     .bind(&crop.sha256[..])
     .bind(crop.location.segment.as_str())
     .bind(offset_i64(crop.location.offset))

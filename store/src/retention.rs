@@ -121,6 +121,70 @@ pub(crate) fn case_purges(param: &str) -> [String; 6] {
     ]
 }
 
+/// `FOR UPDATE OF alias SKIP LOCKED` on PostgreSQL, where processes purging at once
+/// must never take the same row; nothing on SQLite, whose one writer runs a pass alone.
+pub(crate) fn skip_locked(alias: &str, skip_locked: bool) -> String {
+    if skip_locked {
+        format!(" FOR UPDATE OF {alias} SKIP LOCKED")
+    } else {
+        String::new()
+    }
+}
+
+/// Cases to purge: settled, captured and quiet since parameter `p1`, nothing owed back,
+/// no notice on its way, no re-issued fine still holding personal data; oldest first,
+/// at most parameter `p2`.
+pub(crate) fn cases_due(p1: &str, p2: &str, locked: bool) -> String {
+    format!(
+        "SELECT c.id FROM cases c \
+         WHERE c.personal_data_purged_at IS NULL AND c.captured_at < {p1} \
+           AND c.state IN ({}) \
+           AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.case_id = c.id \
+                           AND a.action LIKE 'case.%' AND a.at >= {p1}) \
+           AND NOT EXISTS (SELECT 1 FROM refund_requests r WHERE r.case_id = c.id \
+                           AND r.state = 'queued') \
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.case_id = c.id \
+                           AND (d.state IN ('queued', 'sending') \
+                                OR (d.state = 'sent' AND d.next_attempt_at IS NOT NULL))) \
+           AND NOT EXISTS (SELECT 1 FROM nominations n \
+                           JOIN cases r ON r.id = n.reissued_case_id \
+                           WHERE n.case_id = c.id AND r.personal_data_purged_at IS NULL) \
+         ORDER BY c.captured_at, c.id LIMIT {p2}{}",
+        settled_states_sql(),
+        skip_locked("c", locked)
+    )
+}
+
+/// Accidents to purge: closed, no move since parameter `p1`, no officer case of theirs
+/// still holding personal data; at most parameter `p2`.
+pub(crate) fn accidents_due(p1: &str, p2: &str, locked: bool) -> String {
+    format!(
+        "SELECT a.id FROM accidents a \
+         WHERE a.personal_data_purged_at IS NULL AND a.state = 'closed' \
+           AND NOT EXISTS (SELECT 1 FROM accident_moves m WHERE m.accident_id = a.id \
+                           AND m.at >= {p1}) \
+           AND NOT EXISTS (SELECT 1 FROM officer_filings f JOIN cases c ON c.id = f.case_id \
+                           WHERE f.accident_id = a.id AND c.personal_data_purged_at IS NULL) \
+         ORDER BY a.id LIMIT {p2}{}",
+        skip_locked("a", locked)
+    )
+}
+
+/// Deletes at most parameter `p2` contacts added before parameter `p1` of owners no
+/// case still holding personal data names.
+pub(crate) fn contacts_purge(p1: &str, p2: &str, locked: bool) -> String {
+    format!(
+        "DELETE FROM owner_contacts WHERE id IN (\
+           SELECT o.id FROM owner_contacts o WHERE o.added_at < {p1} \
+           AND NOT EXISTS (SELECT 1 FROM owner_lookups l JOIN cases c ON c.id = l.case_id \
+                           WHERE l.owner_kind IN ('person', 'company') \
+                           AND l.owner_id = o.owner_id \
+                           AND c.personal_data_purged_at IS NULL) \
+           ORDER BY o.id LIMIT {p2}{})",
+        skip_locked("o", locked)
+    )
+}
+
 /// The statement that purges a closed accident's participants.
 pub(crate) fn participants_purge(param: &str) -> String {
     format!("UPDATE accident_participants SET name = '{PURGED}', pin = NULL WHERE accident_id = {param}")

@@ -373,6 +373,24 @@ impl CaseStore for SqliteStore {
 
         let rows = CreatedRows::new(cases, &created, actor, now);
         crate::sqlite_recognition::insert_blobs(&mut tx, &rows.blobs).await?;
+        // A frame ingest found stored may have been erased since: not recorded, so
+        // that ingest, trying again, stores its bytes anew.
+        for chunk in rows.blobs.chunks(rows_per_statement(1)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT sha256 FROM evidence_blobs WHERE erased_at IS NOT NULL AND sha256 IN (",
+            );
+            let mut list = qb.separated(", ");
+            for (sha, _) in chunk {
+                list.push_bind(&sha[..]);
+            }
+            qb.push(") LIMIT 1");
+            if let Some(row) = qb.build().fetch_optional(&mut *tx).await? {
+                let sha: Vec<u8> = row.try_get("sha256")?;
+                return Err(StoreError::EvidenceErased {
+                    sha256: hex::encode(sha),
+                });
+            }
+        }
         for chunk in rows.frames.chunks(rows_per_statement(4)) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO case_frames (case_id, idx, role, sha256) ",
@@ -408,7 +426,8 @@ impl CaseStore for SqliteStore {
     async fn case(&self, id: CaseId) -> Result<Option<CaseRecord>, StoreError> {
         let Some(row) = sqlx::query(
             "SELECT id, event_id, camera_id, captured_at, received_at, kind, state, plate, \
-             enforceable, enforceability_note, fingerprint, event, personal_data_purged_at \
+             enforceable, enforceability_note, fingerprint, event, personal_data_purged_at, \
+             evidence_destroyed_at \
              FROM cases WHERE id = ?",
         )
         .bind(id.0)
@@ -560,7 +579,10 @@ impl CaseStore for SqliteStore {
         let mut known = HashSet::new();
         for chunk in sha256s.chunks(rows_per_statement(1)) {
             let mut qb =
-                QueryBuilder::<Sqlite>::new("SELECT sha256 FROM evidence_blobs WHERE sha256 IN (");
+                // An erased blob is not known: its bytes must be stored again.
+                QueryBuilder::<Sqlite>::new(
+                    "SELECT sha256 FROM evidence_blobs WHERE erased_at IS NULL AND sha256 IN (",
+                );
             let mut list = qb.separated(", ");
             for sha in chunk {
                 list.push_bind(&sha[..]);
@@ -771,6 +793,10 @@ pub(crate) fn case_from_row(
         frames,
         personal_data_purged_at: row
             .try_get::<Option<i64>, _>("personal_data_purged_at")?
+            .map(decode::millis)
+            .transpose()?,
+        evidence_destroyed_at: row
+            .try_get::<Option<i64>, _>("evidence_destroyed_at")?
             .map(decode::millis)
             .transpose()?,
     })

@@ -99,7 +99,7 @@ pub(crate) async fn insert_blobs(
                 .push_bind(offset_i64(location.offset))
                 .push_bind(i64::from(location.len));
         });
-        qb.push(" ON CONFLICT (sha256) DO NOTHING");
+        qb.push(crate::destruction::ON_STORED_BLOB);
         qb.build().execute(&mut *tx).await?;
     }
     Ok(())

@@ -1,5 +1,8 @@
-//! Retention of personal data on SQLite: one `BEGIN IMMEDIATE` transaction a pass, so
-//! the one writer finds, purges and audits each case without anyone acting between.
+//! Retention of personal data and destruction of case files on SQLite: one `BEGIN
+//! IMMEDIATE` transaction a pass, so the one writer finds, purges (or destroys) and
+//! audits each case without anyone acting between.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -9,13 +12,14 @@ use kozomol_core::CaseId;
 use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 
 use crate::audit::now_millis;
+use crate::destruction::{self, DestructionReport, Erasure, ErasureMark};
 use crate::retention::{
     self, accident_detail, case_detail, case_purges, contacts_detail, participants_purge,
-    settled_states_sql, CasePurge, PurgeReport, ACCIDENT_PURGED, CONTACTS_PURGED,
+    CasePurge, PurgeReport, ACCIDENT_PURGED, CONTACTS_PURGED,
 };
-use crate::sqlite::{ms, SqliteStore};
+use crate::sqlite::{location_from_row, ms, offset_i64, SqliteStore};
 use crate::sqlite_recognition::insert_audit;
-use crate::{PersonalDataRetention, StoreError};
+use crate::{decode, CaseFileDestruction, PersonalDataRetention, StoreError};
 
 #[async_trait]
 impl PersonalDataRetention for SqliteStore {
@@ -46,30 +50,13 @@ async fn purge_cases(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<CaseId>, StoreError> {
-    let ids: Vec<i64> = sqlx::query(AssertSqlSafe(format!(
-        "SELECT c.id FROM cases c \
-         WHERE c.personal_data_purged_at IS NULL AND c.captured_at < ?1 \
-           AND c.state IN ({}) \
-           AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.case_id = c.id \
-                           AND a.action LIKE 'case.%' AND a.at >= ?1) \
-           AND NOT EXISTS (SELECT 1 FROM refund_requests r WHERE r.case_id = c.id \
-                           AND r.state = 'queued') \
-           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.case_id = c.id \
-                           AND (d.state IN ('queued', 'sending') \
-                                OR (d.state = 'sent' AND d.next_attempt_at IS NOT NULL))) \
-           AND NOT EXISTS (SELECT 1 FROM nominations n \
-                           JOIN cases r ON r.id = n.reissued_case_id \
-                           WHERE n.case_id = c.id AND r.personal_data_purged_at IS NULL) \
-         ORDER BY c.captured_at, c.id LIMIT ?2",
-        settled_states_sql()
-    )))
-    .bind(ms(quiet_since))
-    .bind(i64::from(limit))
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(|row| row.try_get("id"))
-    .collect::<Result<_, _>>()?;
+    let ids = ids_due(
+        &mut *tx,
+        &retention::cases_due("?1", "?2", false),
+        quiet_since,
+        limit,
+    )
+    .await?;
     let statements = case_purges("?1");
     let mut purged = Vec::with_capacity(ids.len());
     for id in ids {
@@ -100,22 +87,13 @@ async fn purge_accidents(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<i64>, StoreError> {
-    let ids: Vec<i64> = sqlx::query(
-        "SELECT a.id FROM accidents a \
-         WHERE a.personal_data_purged_at IS NULL AND a.state = 'closed' \
-           AND NOT EXISTS (SELECT 1 FROM accident_moves m WHERE m.accident_id = a.id \
-                           AND m.at >= ?1) \
-           AND NOT EXISTS (SELECT 1 FROM officer_filings f JOIN cases c ON c.id = f.case_id \
-                           WHERE f.accident_id = a.id AND c.personal_data_purged_at IS NULL) \
-         ORDER BY a.id LIMIT ?2",
+    let ids = ids_due(
+        &mut *tx,
+        &retention::accidents_due("?1", "?2", false),
+        quiet_since,
+        limit,
     )
-    .bind(ms(quiet_since))
-    .bind(i64::from(limit))
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(|row| row.try_get("id"))
-    .collect::<Result<_, _>>()?;
+    .await?;
     let purge = participants_purge("?1");
     for &id in &ids {
         let participants = sqlx::query(AssertSqlSafe(purge.as_str()))
@@ -145,20 +123,12 @@ async fn purge_contacts(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
-    let deleted = sqlx::query(
-        "DELETE FROM owner_contacts WHERE id IN (\
-           SELECT o.id FROM owner_contacts o WHERE o.added_at < ?1 \
-           AND NOT EXISTS (SELECT 1 FROM owner_lookups l JOIN cases c ON c.id = l.case_id \
-                           WHERE l.owner_kind IN ('person', 'company') \
-                           AND l.owner_id = o.owner_id \
-                           AND c.personal_data_purged_at IS NULL) \
-           ORDER BY o.id LIMIT ?2)",
-    )
-    .bind(ms(quiet_since))
-    .bind(i64::from(limit))
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let deleted = sqlx::query(AssertSqlSafe(retention::contacts_purge("?1", "?2", false)))
+        .bind(ms(quiet_since))
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
     if deleted > 0 {
         let detail = contacts_detail(deleted, quiet_since);
         insert_audit(
@@ -168,4 +138,152 @@ async fn purge_contacts(
         .await?;
     }
     Ok(deleted)
+}
+
+#[async_trait]
+impl CaseFileDestruction for SqliteStore {
+    async fn claim_archive(&self, holder: &str, lease: Duration) -> Result<bool, StoreError> {
+        let now = now_millis();
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let claimed = sqlx::query(AssertSqlSafe(destruction::claim_lease("?1", "?2", "?3")))
+            .bind(holder)
+            .bind(ms(now))
+            .bind(ms(until))
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(claimed == 1)
+    }
+
+    async fn release_archive(&self, holder: &str) -> Result<(), StoreError> {
+        sqlx::query(AssertSqlSafe(destruction::release_lease("?1")))
+            .bind(holder)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn destroy_case_files(
+        &self,
+        purged_before: DateTime<Utc>,
+        limit: u32,
+        actor: &str,
+    ) -> Result<DestructionReport, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now_millis();
+        let ids = ids_due(
+            &mut tx,
+            &destruction::cases_due("?1", "?2", false),
+            purged_before,
+            limit,
+        )
+        .await?;
+        let (mark, erase, queue) = (
+            destruction::mark_case("?1", "?2"),
+            destruction::erase_blobs("?1", "?2"),
+            destruction::queue_erasures("?1", "?2"),
+        );
+        let mut report = DestructionReport::default();
+        for id in ids {
+            let mut changed = [0u64; 3];
+            for (count, sql) in changed.iter_mut().zip([&mark, &erase, &queue]) {
+                *count = sqlx::query(AssertSqlSafe(sql.as_str()))
+                    .bind(id)
+                    .bind(ms(now))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            let erased = changed[1];
+            let detail = destruction::case_detail(erased, purged_before);
+            insert_audit(
+                &mut tx,
+                &destruction::case_audit(CaseId(id), actor, &detail, now),
+            )
+            .await?;
+            report.blobs_erased += erased;
+            report.cases.push(CaseId(id));
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn erasures_due(&self, limit: u32) -> Result<Vec<Erasure>, StoreError> {
+        sqlx::query(AssertSqlSafe(destruction::erasures_due("?1", "?2")))
+            .bind(ms(now_millis()))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|row| {
+                let sha: Vec<u8> = row.try_get("sha256")?;
+                Ok(Erasure {
+                    sha256: decode::hash32(&sha, "evidence hash")?,
+                    location: location_from_row(row)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn erasures_overwritten(&self, erasures: &[Erasure]) -> Result<(), StoreError> {
+        mark_erasures(
+            &self.writer,
+            erasures,
+            ErasureMark::Overwritten,
+            now_millis(),
+        )
+        .await
+    }
+
+    async fn erasures_put_off(
+        &self,
+        erasures: &[Erasure],
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        mark_erasures(&self.writer, erasures, ErasureMark::RetryAt, retry_at).await
+    }
+}
+
+/// Sets `mark`'s column to `at` on `erasures`.
+async fn mark_erasures(
+    writer: &sqlx::SqlitePool,
+    erasures: &[Erasure],
+    mark: ErasureMark,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut tx = writer.begin().await?;
+    let sql = format!(
+        "UPDATE evidence_erasures SET {} = ?1 \
+         WHERE segment = ?2 AND byte_offset = ?3 AND sha256 = ?4",
+        mark.column()
+    );
+    for erasure in erasures {
+        sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(ms(at))
+            .bind(erasure.location.segment.as_str())
+            .bind(offset_i64(erasure.location.offset))
+            .bind(&erasure.sha256[..])
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The ids a selection (`cases_due`, `accidents_due`) finds: rows of `id`, its cut-off
+/// bound first and its limit second.
+async fn ids_due(
+    tx: &mut SqliteConnection,
+    sql: &str,
+    since: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<i64>, StoreError> {
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(ms(since))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| row.try_get("id").map_err(StoreError::from))
+        .collect()
 }

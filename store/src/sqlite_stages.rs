@@ -181,7 +181,7 @@ impl FineStages for SqliteStore {
                 &mut conn,
                 "SELECT id, event_id, camera_id, captured_at, received_at, kind, state, plate, \
                  enforceable, enforceability_note, fingerprint, event, decided_plate, \
-                 personal_data_purged_at \
+                 personal_data_purged_at, evidence_destroyed_at \
                  FROM cases WHERE id IN (",
                 chunk,
                 ")",

@@ -211,6 +211,7 @@ conformance!(
         statement_credits_are_matched_applied_or_queued,
         a_queued_credit_holds_the_fines_clocks,
         retention_purges_settled_quiet_cases_and_nothing_else,
+        case_files_are_destroyed_after_the_purge_and_shared_evidence_stays,
     ],
     url: [
         the_audit_log_is_sealed_and_verify_names_the_first_break,
@@ -6577,6 +6578,196 @@ async fn retention_purges_settled_quiet_cases_and_nothing_else(store: Arc<dyn St
     assert!(
         !contacts_row.detail.as_deref().unwrap().contains("+996"),
         "the audit names no address"
+    );
+}
+
+/// Two rejected cases (settled) are purged, then destroyed once the archive period
+/// since the purge has passed: each case's blobs are marked erased and queued for
+/// overwriting, except the frame one of them shares with a case still open. One
+/// holder at a time has the archive lease. An erased frame that comes back is stored
+/// again, never pointed at.
+async fn case_files_are_destroyed_after_the_purge_and_shared_evidence_stays(store: Arc<dyn Store>) {
+    use kozomol_store::destruction::CASE_FILE_DESTROYED;
+    let hour = std::time::Duration::from_secs(3600);
+    assert!(store.claim_archive("fines-a", hour).await.unwrap());
+    assert!(
+        store.claim_archive("fines-a", hour).await.unwrap(),
+        "its own again"
+    );
+    assert!(!store.claim_archive("fines-b", hour).await.unwrap());
+    store.release_archive("fines-b").await.unwrap();
+    assert!(
+        !store.claim_archive("fines-b", hour).await.unwrap(),
+        "not b's to give back"
+    );
+    store.release_archive("fines-a").await.unwrap();
+    assert!(store
+        .claim_archive("fines-b", std::time::Duration::ZERO)
+        .await
+        .unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert!(
+        store.claim_archive("fines-a", hour).await.unwrap(),
+        "an expired lease is free"
+    );
+
+    let ids = reviewable(&*store, 3).await;
+    let (p, q, open) = (ids[0], ids[1], ids[2]);
+    for (id, from) in [(p, CaseState::Recognized), (q, CaseState::NeedsReview)] {
+        let mut rejected = review(id, ReviewTier::First, from, CaseState::Rejected);
+        rejected.decision = ReviewDecision::Reject;
+        rejected.reason = Some(RejectReason::PlateUnreadable);
+        rejected.plate = None;
+        assert_eq!(
+            store.record_review(&rejected).await.unwrap(),
+            ReviewWrite::Recorded
+        );
+    }
+    // A case still open showing the same overview as Q.
+    let q_case = store.case(q).await.unwrap().unwrap();
+    let shared = q_case.frames[0].sha256;
+    let mut sharing = new_case("cam-1", None, t(5));
+    sharing.frames[0].sha256 = shared;
+    let sharing = created(store.record_cases(&[sharing], "ingest").await.unwrap()[0]);
+
+    // Nothing is destroyed before its personal data are purged.
+    let far_ahead = Utc::now() + Duration::days(1);
+    let none = store
+        .destroy_case_files(far_ahead, 100, "archive")
+        .await
+        .unwrap();
+    assert!(none.cases.is_empty(), "{none:?}");
+    let purged = store
+        .purge_personal_data(Utc::now() + Duration::minutes(1), 100, "retention")
+        .await
+        .unwrap();
+    assert_eq!(purged.cases, vec![p, q]);
+    // Purged just now: an archive period that ended a day ago finds nothing.
+    let early = store
+        .destroy_case_files(Utc::now() - Duration::days(1), 100, "archive")
+        .await
+        .unwrap();
+    assert!(early.cases.is_empty(), "{early:?}");
+
+    let first = store
+        .destroy_case_files(far_ahead, 1, "archive")
+        .await
+        .unwrap();
+    assert_eq!((first.cases.clone(), first.blobs_erased), (vec![p], 2));
+    let second = store
+        .destroy_case_files(far_ahead, 100, "archive")
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.cases.clone(), second.blobs_erased),
+        (vec![q], 1),
+        "the overview the open case shares stays"
+    );
+    let again = store
+        .destroy_case_files(far_ahead, 100, "archive")
+        .await
+        .unwrap();
+    assert!(
+        again.cases.is_empty(),
+        "a file is destroyed once: {again:?}"
+    );
+
+    let p_case = store.case(p).await.unwrap().unwrap();
+    assert!(p_case.evidence_destroyed_at.is_some());
+    for kept in [open, sharing] {
+        assert_eq!(
+            store
+                .case(kept)
+                .await
+                .unwrap()
+                .unwrap()
+                .evidence_destroyed_at,
+            None
+        );
+    }
+    let mut expected: Vec<([u8; 32], FrameLocation)> = p_case
+        .frames
+        .iter()
+        .chain(&q_case.frames[1..])
+        .map(|f| (f.sha256, f.location.clone()))
+        .collect();
+    expected.sort_by_key(|(sha, _)| *sha);
+    let due = |store: Arc<dyn Store>| async move {
+        let mut due: Vec<([u8; 32], FrameLocation)> = store
+            .erasures_due(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.sha256, e.location))
+            .collect();
+        due.sort_by_key(|(sha, _)| *sha);
+        due
+    };
+    let erased = due(Arc::clone(&store)).await;
+    assert_eq!(erased, expected);
+    assert!(!erased.iter().any(|(sha, _)| *sha == shared));
+
+    // Overwritten, or put off: either way no longer due now.
+    let erasure = |i: usize| kozomol_store::Erasure {
+        sha256: erased[i].0,
+        location: erased[i].1.clone(),
+    };
+    store.erasures_overwritten(&[erasure(0)]).await.unwrap();
+    store
+        .erasures_put_off(&[erasure(1)], Utc::now() + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(due(Arc::clone(&store)).await, vec![erased[2].clone()]);
+    assert_eq!(store.erasures_due(0).await.unwrap().len(), 0);
+    store
+        .erasures_put_off(&[erasure(1)], Utc::now() - Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        due(Arc::clone(&store)).await.len(),
+        2,
+        "a put-off erasure comes back"
+    );
+
+    let audit = store.case_audit(q).await.unwrap();
+    let last = audit.last().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.actor.as_str()),
+        (CASE_FILE_DESTROYED, "archive")
+    );
+    let detail: serde_json::Value = serde_json::from_str(last.detail.as_deref().unwrap()).unwrap();
+    assert_eq!(detail["blobs_erased"], 1);
+
+    // The same photo comes back in a new case. Ingest, finding it stored before it was
+    // erased, names no location: refused, nothing recorded. It is not known now, so
+    // ingest stores its bytes again and the new location takes the erased one's place;
+    // the old copy stays queued for overwriting.
+    let back = erased[0].0;
+    let mut pointing = new_case("cam-1", None, t(6));
+    pointing.frames[0].sha256 = back;
+    pointing.frames[0].location = FrameLocation {
+        segment: String::new(),
+        offset: 0,
+        len: 1000,
+    };
+    assert!(matches!(
+        store.record_cases(&[pointing.clone()], "ingest").await,
+        Err(kozomol_store::StoreError::EvidenceErased { .. })
+    ));
+    let known = store.known_frames(&[back, shared]).await.unwrap();
+    assert!(
+        known.contains(&shared) && !known.contains(&back),
+        "{known:?}"
+    );
+    pointing.frames[0].location = location(777_000);
+    let returning = created(store.record_cases(&[pointing], "ingest").await.unwrap()[0]);
+    let frame = store.case(returning).await.unwrap().unwrap().frames[0].clone();
+    assert_eq!((frame.sha256, frame.location), (back, location(777_000)));
+    assert!(store.known_frames(&[back]).await.unwrap().contains(&back));
+    let still = due(Arc::clone(&store)).await;
+    assert!(
+        still.iter().all(|(_, l)| *l != location(777_000)),
+        "the new copy is kept: {still:?}"
     );
 }
 

@@ -166,6 +166,9 @@ pub struct CaseDetail {
     event: serde_json::Value,
     /// When the retention purge took the personal data out of the case.
     personal_data_purged_at: Option<DateTime<Utc>>,
+    /// When its file (photos, signed PDF, appeal files) was destroyed at the end of
+    /// the archive period: its frames answer 410 since.
+    evidence_destroyed_at: Option<DateTime<Utc>>,
     frames: Vec<FrameView>,
     /// The recognizer's read, once it has decided.
     recognition: Option<RecognitionRecord>,
@@ -232,6 +235,7 @@ pub async fn show(
         fingerprint: hex::encode(case.fingerprint),
         event: case.event,
         personal_data_purged_at: case.personal_data_purged_at,
+        evidence_destroyed_at: case.evidence_destroyed_at,
         frames,
         recognition,
         plate_crop_url,

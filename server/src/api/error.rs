@@ -71,6 +71,8 @@ pub enum ApiError {
     },
     #[error("stored evidence does not match its hash")]
     EvidenceCorrupt { sha256: String },
+    #[error("this evidence was destroyed with its case file at the end of the archive period")]
+    EvidenceDestroyed,
     #[error("the service is not ready")]
     NotReady,
     #[error("this process does not publish camera config")]
@@ -166,6 +168,7 @@ impl ApiError {
                 "evidence_corrupt",
                 "Evidence is corrupt",
             ),
+            EvidenceDestroyed => (StatusCode::GONE, "evidence_destroyed", "Evidence destroyed"),
             NotReady => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not_ready",
@@ -233,6 +236,7 @@ pub const PROBLEM_CODES: &[&str] = &[
     "not_reversible",
     "unknown_event_type",
     "evidence_corrupt",
+    "evidence_destroyed",
     "not_ready",
     "config_unavailable",
     "config_publish_failed",
@@ -302,6 +306,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict { what } => ApiError::Conflict(format!("{what} already exists")),
             StoreError::EvidenceCorrupt { sha256 } => ApiError::EvidenceCorrupt { sha256 },
+            StoreError::EvidenceErased { .. } => ApiError::EvidenceDestroyed,
             StoreError::NotFound { what } => ApiError::NotFound(what),
             StoreError::Invalid(why) => ApiError::Validation(vec![FieldProblem::new("body", why)]),
             other => ApiError::Internal(other.to_string()),

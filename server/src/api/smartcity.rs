@@ -1135,7 +1135,8 @@ impl Exchange<'_> {
         let Some(case) = self.store().case(CaseId(id)).await? else {
             return not_found();
         };
-        if case.captured_at.timestamp() != at.timestamp() {
+        // A file destroyed at the end of its archive period has no photo to give.
+        if case.captured_at.timestamp() != at.timestamp() || case.evidence_destroyed_at.is_some() {
             return not_found();
         }
         let Some(image) = self.overview_base64(&case).await? else {

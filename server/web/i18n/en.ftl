@@ -132,6 +132,7 @@ state-annulled = annulled
 state-refunded = refunded
 state-voided = voided
 personal-data-purged = Personal data purged
+case-file-destroyed = Case file destroyed
 cameras-title = Cameras
 dead-letters-title = Dead letters
 dead-letters-empty = No dead letters.

@@ -132,6 +132,7 @@ state-annulled = жокко чыгарылды
 state-refunded = кайтарылды
 state-voided = күчүн жоготту
 personal-data-purged = Жеке маалыматтар өчүрүлгөн
+case-file-destroyed = Иштин материалдары жок кылынган
 cameras-title = Камералар
 dead-letters-title = Четке кагылган билдирүүлөр
 dead-letters-empty = Четке кагылган билдирүүлөр жок.

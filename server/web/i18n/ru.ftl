@@ -132,6 +132,7 @@ state-annulled = отменено
 state-refunded = возвращено
 state-voided = аннулировано
 personal-data-purged = Персональные данные удалены
+case-file-destroyed = Материалы дела уничтожены
 cameras-title = Камеры
 dead-letters-title = Отклонённые сообщения
 dead-letters-empty = Отклонённых сообщений нет.

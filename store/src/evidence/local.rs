@@ -141,4 +141,28 @@ impl SegmentStorage for LocalSegments {
             Err(err) => Err(err.into()),
         }
     }
+
+    /// In place: a writer appending to the same segment writes past its end through
+    /// its own handle, never over these bytes. One `fdatasync` for all of them.
+    fn overwrite(&self, segment: &str, writes: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(self.dir.join(segment))?;
+        let size = file.metadata()?.len();
+        if let Some(end) = writes
+            .iter()
+            .map(|(start, bytes)| start + bytes.len() as u64)
+            .find(|&end| end > size)
+        {
+            return Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("segment {segment} ends before byte {end}"),
+            )));
+        }
+        for (start, bytes) in writes {
+            file.write_all_at(bytes, *start)?;
+        }
+        file.sync_data()?;
+        Ok(())
+    }
 }

@@ -8,6 +8,9 @@
 //! ```
 //!
 //! so a segment can be scanned and checked without the database ([`scan_segment`]).
+//! A record destroyed at the end of its case file's archive period
+//! ([`EvidenceStore::erase`]) keeps its place and length, so every other location
+//! stays valid: magic "KZX0", its length, and zeros where its hash and bytes were.
 //! Where segments lie is a [`SegmentStorage`]: files in a folder ([`LocalSegments`],
 //! the default), or objects in an S3-compatible bucket ([`S3Segments`]). A writer
 //! never appends to a segment it did not create in this process: after a crash, a
@@ -40,6 +43,7 @@ pub struct FrameLocation {
 }
 
 const MAGIC: [u8; 4] = *b"KZF1";
+const ERASED_MAGIC: [u8; 4] = *b"KZX0";
 /// Bytes of a record before its frame: magic, length, SHA-256.
 pub const RECORD_HEADER_LEN: u64 = 4 + 4 + 32;
 /// A segment is closed once the next batch would take it past this size.
@@ -58,6 +62,11 @@ pub trait SegmentStorage: Send + Sync {
     /// The `len` bytes of `segment` from `start`, or `None` where the segment is
     /// shorter: a location that points past what was written.
     fn read_at(&self, segment: &str, start: u64, len: u64) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Replaces, for each `(start, bytes)` of `writes`, the bytes of `segment` from
+    /// `start` by `bytes`, durably, leaving every other byte as it was; an error where
+    /// the segment ends before them.
+    fn overwrite(&self, segment: &str, writes: &[(u64, Vec<u8>)]) -> Result<(), StoreError>;
 }
 
 /// Append-only frame storage. `append_batch` and `read` block: call them from
@@ -157,12 +166,68 @@ impl EvidenceStore {
         let bytes = record.split_off(RECORD_HEADER_LEN as usize);
         let header: [u8; RECORD_HEADER_LEN as usize] =
             record.as_slice().try_into().map_err(|_| corrupt())?;
+        if header[..4] == ERASED_MAGIC {
+            return Err(StoreError::EvidenceErased {
+                sha256: hex::encode(sha256),
+            });
+        }
         let header = Header::parse(&header);
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
         match header {
             Some(h) if h.len == loc.len && h.sha256 == *sha256 && digest == *sha256 => Ok(bytes),
             _ => Err(corrupt()),
         }
+    }
+
+    /// Destroys the frames at `records` (location and SHA-256), all in `segment`: each
+    /// record becomes an erased one of the same length (zeros), durably, in one rewrite
+    /// of the segment. A record erased already is written again (a crash may have left
+    /// only its header written); a location past the segment's end has nothing to
+    /// erase (a torn batch the database never kept). If any record is not the frame
+    /// named ([`StoreError::EvidenceCorrupt`]: the database and the segment disagree,
+    /// which an operator must see), nothing is written.
+    pub fn erase(
+        &self,
+        segment: &str,
+        records: &[(FrameLocation, [u8; 32])],
+    ) -> Result<(), StoreError> {
+        check_segment_name(segment)?;
+        let mut writes = Vec::with_capacity(records.len());
+        for (loc, sha256) in records {
+            let corrupt = || StoreError::EvidenceCorrupt {
+                sha256: hex::encode(sha256),
+            };
+            let Some(record_start) = loc.offset.checked_sub(RECORD_HEADER_LEN) else {
+                return Err(corrupt());
+            };
+            if loc.segment != segment {
+                return Err(corrupt());
+            }
+            let Some(header) = self
+                .segments
+                .read_at(segment, record_start, RECORD_HEADER_LEN)?
+            else {
+                continue;
+            };
+            let raw: [u8; RECORD_HEADER_LEN as usize] =
+                header.as_slice().try_into().map_err(|_| corrupt())?;
+            let len = u32::from_le_bytes(raw[4..8].try_into().expect("four bytes"));
+            let ours = match Header::parse(&raw) {
+                Some(h) => h.len == loc.len && h.sha256 == *sha256,
+                None => raw[..4] == ERASED_MAGIC && len == loc.len,
+            };
+            if !ours {
+                return Err(corrupt());
+            }
+            let mut record = vec![0u8; (RECORD_HEADER_LEN + u64::from(loc.len)) as usize];
+            record[..4].copy_from_slice(&ERASED_MAGIC);
+            record[4..8].copy_from_slice(&loc.len.to_le_bytes());
+            writes.push((record_start, record));
+        }
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.segments.overwrite(segment, &writes)
     }
 }
 
@@ -226,6 +291,8 @@ pub struct SegmentScan {
     pub frames: Vec<(FrameLocation, [u8; 32])>,
     /// Complete records whose bytes do not match their hash.
     pub corrupt: Vec<FrameLocation>,
+    /// Records destroyed at the end of their case file's archive period.
+    pub erased: Vec<FrameLocation>,
     /// Where an incomplete or unreadable record starts (a crash mid-batch); the
     /// scan stops there.
     pub torn_at: Option<u64>,
@@ -242,6 +309,10 @@ pub fn scan_segment(dir: &Path, segment: &str) -> Result<SegmentScan, StoreError
     while position < size {
         let mut raw = [0u8; RECORD_HEADER_LEN as usize];
         let header = match reader.read_exact(&mut raw) {
+            Ok(()) if raw[..4] == ERASED_MAGIC => Some(Header {
+                len: u32::from_le_bytes(raw[4..8].try_into().expect("four bytes")),
+                sha256: [0; 32],
+            }),
             Ok(()) => Header::parse(&raw),
             Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => None,
             Err(err) => return Err(err.into()),
@@ -260,7 +331,9 @@ pub fn scan_segment(dir: &Path, segment: &str) -> Result<SegmentScan, StoreError
             len: header.len,
         };
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        if digest == header.sha256 {
+        if raw[..4] == ERASED_MAGIC {
+            scan.erased.push(location);
+        } else if digest == header.sha256 {
             scan.frames.push((location, digest));
         } else {
             scan.corrupt.push(location);
@@ -384,6 +457,76 @@ mod tests {
         let scan = scan_segment(dir.path(), &loc.segment).unwrap();
         assert_eq!(scan.frames.len(), 1);
         assert_eq!(scan.torn_at, Some(RECORD_HEADER_LEN + 5000));
+    }
+
+    #[test]
+    fn erased_frames_keep_their_place_and_every_other_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EvidenceStore::open(dir.path(), "w1").unwrap();
+        let frames = [frame(1, 3000), frame(2, 500), frame(3, 7000), frame(4, 90)];
+        let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        let locs = store.append_batch(&refs).unwrap();
+        let segment = locs[0].segment.clone();
+        let path = dir.path().join(&segment);
+        let size = fs::metadata(&path).unwrap().len();
+        let record = |i: usize| (locs[i].clone(), sha(&frames[i]));
+
+        // One record not the frame named: nothing is written, not even the others.
+        assert!(matches!(
+            store.erase(
+                &segment,
+                &[record(1), (locs[3].clone(), sha(b"another frame"))]
+            ),
+            Err(StoreError::EvidenceCorrupt { .. })
+        ));
+        assert_eq!(store.read(&locs[1], &sha(&frames[1])).unwrap(), frames[1]);
+
+        store.erase(&segment, &[record(1), record(3)]).unwrap();
+        // Again: an erased record is written again, nothing else changes.
+        store.erase(&segment, &[record(1)]).unwrap();
+        for i in [1, 3] {
+            assert!(matches!(
+                store.read(&locs[i], &sha(&frames[i])),
+                Err(StoreError::EvidenceErased { .. })
+            ));
+        }
+        for i in [0, 2] {
+            assert_eq!(store.read(&locs[i], &sha(&frames[i])).unwrap(), frames[i]);
+        }
+        assert_eq!(fs::metadata(&path).unwrap().len(), size, "nothing moved");
+        let raw = fs::read(&path).unwrap();
+        let start = (locs[1].offset - RECORD_HEADER_LEN) as usize;
+        let end = locs[1].offset as usize + frames[1].len();
+        assert_eq!(&raw[start..start + 4], b"KZX0");
+        assert!(
+            raw[start + 8..end].iter().all(|&b| b == 0),
+            "hash and bytes are gone"
+        );
+
+        // A crash that left the erased header written but not the bytes behind it:
+        // erasing again finishes it.
+        let mut torn = raw.clone();
+        torn[start + 100] = 0x5a;
+        fs::write(&path, &torn).unwrap();
+        store.erase(&segment, &[record(1)]).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), raw);
+
+        let scan = scan_segment(dir.path(), &segment).unwrap();
+        assert_eq!(scan.erased, vec![locs[1].clone(), locs[3].clone()]);
+        assert_eq!(scan.frames.len(), 2);
+        assert!(scan.corrupt.is_empty() && scan.torn_at.is_none());
+
+        // A location past the segment's end has nothing to erase; one in another
+        // segment is refused.
+        let beyond = FrameLocation {
+            offset: size + 1_000,
+            ..locs[2].clone()
+        };
+        store.erase(&segment, &[(beyond, sha(&frames[2]))]).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), size);
+        assert!(store
+            .erase("seg-other-0000000001.kzs", &[record(2)])
+            .is_err());
     }
 
     #[test]

@@ -29,6 +29,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Object names found taken in a row before a batch fails: one is a writer id shared
 /// by mistake, many a store that does not honour `If-None-Match`.
 const TAKEN_NAMES_TRIED: u32 = 8;
+/// The largest object read whole (to overwrite an erased record in it): a segment
+/// object is one batch, far smaller than the local segments' rotation size.
+const MAX_OBJECT_BYTES: u64 = super::DEFAULT_SEGMENT_LIMIT;
+/// Overwrites of one object found it changed since it was read, in a row, before the
+/// erasure fails (and is tried again on the next pass).
+const OVERWRITES_TRIED: u32 = 8;
 
 /// An S3-compatible bucket for evidence (`[evidence_bucket]` in the settings). The
 /// secret key never comes from a settings file; `Debug` hides it.
@@ -300,6 +306,87 @@ impl SegmentStorage for S3Segments {
                 ),
             ))),
             status => Err(refused("GET", &key, status, response.body_mut())),
+        }
+    }
+
+    /// An object is never changed in place: the whole object is read and written back
+    /// with the records replaced, on condition that it is still the object read
+    /// (`If-Match` its ETag), so an erasure never undoes a change made meanwhile (one
+    /// process erases at a time, under the archive lease; this guards the rest). In a
+    /// versioned bucket the earlier version stays until the bucket's own rules expire
+    /// it (docs/operations.md).
+    fn overwrite(&self, segment: &str, writes: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+        let key = self.key(segment);
+        for _ in 0..OVERWRITES_TRIED {
+            let (mut object, etag) = self.whole(&key)?;
+            for (start, bytes) in writes {
+                let end = *start as usize + bytes.len();
+                let Some(place) = object.get_mut(*start as usize..end) else {
+                    return Err(StoreError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("evidence object `{key}` ends before byte {end}"),
+                    )));
+                };
+                place.copy_from_slice(bytes);
+            }
+            let digest = Sha256::digest(&object);
+            let checksum = base64::engine::general_purpose::STANDARD.encode(digest);
+            let (url, headers) = self.signed(
+                "PUT",
+                &key,
+                &[("if-match", etag), ("x-amz-checksum-sha256", checksum)],
+                &hex::encode(digest),
+            );
+            let mut request = self.agent.put(&url);
+            for (name, value) in &headers {
+                request = request.header(name, value);
+            }
+            let mut response = request
+                .send(&object[..])
+                .map_err(|e| transport("PUT", &key, e))?;
+            match response.status().as_u16() {
+                200..=299 => return Ok(()),
+                // Changed since it was read: read it again.
+                412 => continue,
+                status => return Err(refused("PUT", &key, status, response.body_mut())),
+            }
+        }
+        Err(StoreError::Io(io::Error::other(format!(
+            "evidence object `{key}` changed under {OVERWRITES_TRIED} overwrites in a row"
+        ))))
+    }
+}
+
+impl S3Segments {
+    /// A whole object and its ETag.
+    fn whole(&self, key: &str) -> Result<(Vec<u8>, String), StoreError> {
+        let (url, headers) = self.signed("GET", key, &[], EMPTY_SHA256);
+        let mut request = self.agent.get(&url);
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        let mut response = request.call().map_err(|e| transport("GET", key, e))?;
+        match response.status().as_u16() {
+            200 => {
+                let etag = response
+                    .headers()
+                    .get("etag")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        StoreError::Io(io::Error::other(format!(
+                            "evidence bucket sent `{key}` without an ETag"
+                        )))
+                    })?;
+                let body = response
+                    .body_mut()
+                    .with_config()
+                    .limit(MAX_OBJECT_BYTES)
+                    .read_to_vec()
+                    .map_err(|e| transport("GET", key, e))?;
+                Ok((body, etag))
+            }
+            status => Err(refused("GET", key, status, response.body_mut())),
         }
     }
 }

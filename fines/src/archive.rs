@@ -1,0 +1,137 @@
+//! The end of a case file's archive period: under the archive lease (one process at a
+//! time), the store marks the files of cases purged long enough ago destroyed, the
+//! evidence only they held erased, and queues where those bytes lie; then the queued
+//! records are overwritten in the evidence store, a segment at a time, and that is
+//! recorded. The overwrite works from the queue, so a pass that died between the two
+//! is finished by the next; a segment that cannot be rewritten is put off an hour.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kozomol_core::CaseId;
+use kozomol_store::{Erasure, EvidenceStore, FrameLocation, Store, StoreError};
+use serde::Serialize;
+use tracing::error;
+
+/// Erased records overwritten per pass, at most.
+const OVERWRITES_PER_PASS: u32 = 2_000;
+/// How long a pass may hold the archive lease: far longer than a pass takes, short
+/// enough that a process that died holding it does not stop destruction for long.
+const LEASE: Duration = Duration::from_secs(60 * 60);
+/// How long a segment that could not be rewritten is put off.
+const RETRY_AFTER: chrono::Duration = chrono::Duration::hours(1);
+
+/// What one pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ArchivePass {
+    /// Another process held the archive lease: this pass did nothing.
+    pub busy: bool,
+    /// Cases whose files were destroyed.
+    pub cases: Vec<CaseId>,
+    /// Blobs marked erased (evidence only those cases held).
+    pub blobs_erased: u64,
+    /// Records overwritten in their segments (this pass's and any an earlier pass
+    /// left).
+    pub records_overwritten: usize,
+    /// Records whose segment could not be rewritten; each is logged and put off.
+    pub overwrite_failures: usize,
+}
+
+impl ArchivePass {
+    /// Whether the pass did anything (failures are not work done).
+    pub fn did_work(&self) -> bool {
+        !self.cases.is_empty() || self.records_overwritten > 0
+    }
+}
+
+/// One pass, if the archive lease is free: destroys the files of at most `limit` cases
+/// whose personal data were purged before `purged_before`, then overwrites the erased
+/// records queued. `actor` names the pass in the audit log; the lease is held as
+/// `actor` and this process's id.
+pub async fn destroy_case_files(
+    store: &dyn Store,
+    evidence: &Arc<EvidenceStore>,
+    purged_before: DateTime<Utc>,
+    limit: u32,
+    actor: &str,
+) -> Result<ArchivePass, StoreError> {
+    let holder = format!("{actor}:{}", std::process::id());
+    if !store.claim_archive(&holder, LEASE).await? {
+        return Ok(ArchivePass {
+            busy: true,
+            ..ArchivePass::default()
+        });
+    }
+    let pass = under_lease(store, evidence, purged_before, limit, actor).await;
+    let released = store.release_archive(&holder).await;
+    let pass = pass?;
+    released?;
+    Ok(pass)
+}
+
+async fn under_lease(
+    store: &dyn Store,
+    evidence: &Arc<EvidenceStore>,
+    purged_before: DateTime<Utc>,
+    limit: u32,
+    actor: &str,
+) -> Result<ArchivePass, StoreError> {
+    let report = store
+        .destroy_case_files(purged_before, limit, actor)
+        .await?;
+    let mut segments: BTreeMap<String, Vec<Erasure>> = BTreeMap::new();
+    for erasure in store.erasures_due(OVERWRITES_PER_PASS).await? {
+        segments
+            .entry(erasure.location.segment.clone())
+            .or_default()
+            .push(erasure);
+    }
+    let evidence = Arc::clone(evidence);
+    // Reading and rewriting segments is blocking work.
+    let outcomes = tokio::task::spawn_blocking(move || {
+        segments
+            .into_iter()
+            .map(|(segment, erasures)| {
+                let records: Vec<(FrameLocation, [u8; 32])> = erasures
+                    .iter()
+                    .map(|e| (e.location.clone(), e.sha256))
+                    .collect();
+                let outcome = evidence.erase(&segment, &records);
+                (segment, erasures, outcome)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
+    let (mut overwritten, mut failed) = (Vec::new(), Vec::new());
+    for (segment, erasures, outcome) in outcomes {
+        match outcome {
+            Ok(()) => overwritten.extend(erasures),
+            Err(e) => {
+                error!(
+                    segment = %segment,
+                    error = %e,
+                    "destroyed evidence not overwritten; put off an hour"
+                );
+                failed.extend(erasures);
+            }
+        }
+    }
+    if !overwritten.is_empty() {
+        store.erasures_overwritten(&overwritten).await?;
+    }
+    if !failed.is_empty() {
+        store
+            .erasures_put_off(&failed, Utc::now() + RETRY_AFTER)
+            .await?;
+    }
+    Ok(ArchivePass {
+        busy: false,
+        cases: report.cases,
+        blobs_erased: report.blobs_erased,
+        records_overwritten: overwritten.len(),
+        overwrite_failures: failed.len(),
+    })
+}

@@ -1,0 +1,131 @@
+//! Destroying case files at the end of their archive period, with the evidence store on
+//! disk: a destroyed case's frames are overwritten unless a kept case shows the same
+//! bytes, and a pass that died between marking and overwriting is finished by the next.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use kozomol_core::{CaseId, CaseState};
+use kozomol_fines::archive::destroy_case_files;
+use kozomol_store::{CaseFrame, EvidenceStore, Store, StoreError};
+use kozomol_testkit::fines::{noise_jpeg, received_cases};
+use support::{Backend, Db};
+
+mod support;
+
+#[tokio::test]
+async fn destroyed_files_are_overwritten_and_shared_frames_kept_on_sqlite() {
+    destroyed_files_are_overwritten_and_shared_frames_kept(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn destroyed_files_are_overwritten_and_shared_frames_kept_on_postgres() {
+    destroyed_files_are_overwritten_and_shared_frames_kept(Backend::Postgres).await;
+}
+
+async fn frames(store: &dyn Store, case: CaseId) -> Vec<CaseFrame> {
+    store.case(case).await.expect("read").expect("case").frames
+}
+
+fn readable(evidence: &EvidenceStore, frames: &[CaseFrame]) -> Vec<bool> {
+    frames
+        .iter()
+        .map(|f| match evidence.read(&f.location, &f.sha256) {
+            Ok(_) => true,
+            Err(StoreError::EvidenceErased { .. }) => false,
+            Err(e) => panic!("frame {} neither read nor erased: {e}", f.index),
+        })
+        .collect()
+}
+
+async fn destroyed_files_are_overwritten_and_shared_frames_kept(backend: Backend) {
+    let db = Db::new(backend).await;
+    let store = db.store.as_ref();
+    let evidence =
+        Arc::new(EvidenceStore::open(&db.dir.path().join("evidence"), "test").expect("evidence"));
+    // A and B show the same two frames; C has its own.
+    let (overview, plate) = (noise_jpeg(64, 36, 1), noise_jpeg(32, 8, 2));
+    let ab = received_cases(store, &evidence, 2, &overview, &plate)
+        .await
+        .expect("A and B");
+    let (a, b) = (ab[0], ab[1]);
+    let (overview_c, plate_c) = (noise_jpeg(64, 36, 3), noise_jpeg(32, 8, 4));
+    let c = received_cases(store, &evidence, 1, &overview_c, &plate_c)
+        .await
+        .expect("C")[0];
+    for case in [a, c] {
+        db.force_state(case, CaseState::Rejected).await;
+    }
+    let soon = Utc::now() + Duration::minutes(1);
+    let purged = store
+        .purge_personal_data(soon, 100, "retention")
+        .await
+        .expect("purge");
+    assert_eq!(purged.cases, vec![a, c]);
+
+    // A's file goes, but B (open) still shows its frames: nothing to erase.
+    let first = destroy_case_files(store, &evidence, soon, 1, "archive")
+        .await
+        .expect("pass");
+    assert_eq!(
+        (
+            first.cases.clone(),
+            first.blobs_erased,
+            first.records_overwritten
+        ),
+        (vec![a], 0, 0)
+    );
+    assert_eq!(readable(&evidence, &frames(store, a).await), [true, true]);
+
+    // C's file goes with its frames.
+    let second = destroy_case_files(store, &evidence, soon, 100, "archive")
+        .await
+        .expect("pass");
+    assert_eq!(
+        (
+            second.cases.clone(),
+            second.blobs_erased,
+            second.records_overwritten,
+            second.overwrite_failures
+        ),
+        (vec![c], 2, 2, 0)
+    );
+    assert_eq!(readable(&evidence, &frames(store, c).await), [false, false]);
+    assert_eq!(readable(&evidence, &frames(store, b).await), [true, true]);
+
+    // B settles and is purged; its file is marked destroyed, then the process dies
+    // before overwriting: the next pass, with no case due, overwrites.
+    db.force_state(b, CaseState::Rejected).await;
+    let soon = Utc::now() + Duration::minutes(1);
+    assert_eq!(
+        store
+            .purge_personal_data(soon, 100, "retention")
+            .await
+            .expect("purge")
+            .cases,
+        vec![b]
+    );
+    let marked = store
+        .destroy_case_files(soon, 100, "archive")
+        .await
+        .expect("marked");
+    assert_eq!((marked.cases.clone(), marked.blobs_erased), (vec![b], 2));
+    assert_eq!(readable(&evidence, &frames(store, b).await), [true, true]);
+    let finished = destroy_case_files(store, &evidence, soon, 100, "archive")
+        .await
+        .expect("pass");
+    assert_eq!(
+        (finished.cases.clone(), finished.records_overwritten),
+        (vec![], 2)
+    );
+    for case in [a, b] {
+        assert_eq!(
+            readable(&evidence, &frames(store, case).await),
+            [false, false]
+        );
+    }
+    let idle = destroy_case_files(store, &evidence, soon, 100, "archive")
+        .await
+        .expect("pass");
+    assert!(!idle.did_work(), "{idle:?}");
+}

@@ -1,0 +1,215 @@
+//! Destroying case files at the end of their archive period. Years after a case's
+//! personal data were purged (`retention`), the signed PDF that still names its owner,
+//! the photos, the plate crop, the appeal files and, once every letter in it is gone,
+//! the print batch are erased from the evidence store. The case row, its resolution's
+//! number, amounts and signature, the payments and the audit trail stay.
+//!
+//! Evidence is content-addressed, so a blob is erased only when nothing whose file is
+//! still kept refers to it. The database marks the blob erased and queues where its
+//! bytes lie ([`Erasure`], by location: a blob stored again elsewhere later does not
+//! hide the old copy); the bytes are overwritten afterwards (`EvidenceStore::erase`)
+//! and the erasure recorded done: a crash in between leaves the overwrite to the next
+//! pass. One process at a time runs a pass, under the archive lease.
+
+use chrono::{DateTime, Utc};
+use kozomol_core::CaseId;
+use serde::Serialize;
+
+use crate::batch::ChainedAudit;
+use crate::checks::audit;
+use crate::evidence::FrameLocation;
+
+/// A case file's evidence was destroyed (detail: blobs erased, the purge cut-off).
+pub const CASE_FILE_DESTROYED: &str = "case.file_destroyed";
+
+/// How an evidence insert meets a blob already stored: the first location wins,
+/// unless that blob was erased, when bytes stored again take its place (the same photo
+/// or file came back after the case holding it was destroyed). A location with no
+/// segment (ingest's for a frame it found stored) never does: the insert then finds
+/// the blob still erased and fails, and ingest stores the bytes again.
+pub(crate) const ON_STORED_BLOB: &str = " ON CONFLICT (sha256) DO UPDATE SET \
+     segment = excluded.segment, byte_offset = excluded.byte_offset, \
+     byte_len = excluded.byte_len, erased_at = NULL \
+     WHERE evidence_blobs.erased_at IS NOT NULL AND excluded.segment <> ''";
+
+/// Erased bytes still to overwrite: a record in a segment and the blob it held.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Erasure {
+    pub sha256: [u8; 32],
+    pub location: FrameLocation,
+}
+
+/// What one pass of marking did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DestructionReport {
+    /// Cases whose files were destroyed in this pass.
+    pub cases: Vec<CaseId>,
+    /// Blobs the pass marked erased (shared blobs some kept file still holds are not).
+    pub blobs_erased: u64,
+}
+
+/// Cases whose personal data were purged before parameter 1, whose file is kept, and
+/// of which no re-issued case still keeps its file (a re-issued case's evidence is
+/// that of the case it came from), oldest purge first, at most parameter 2.
+pub(crate) fn cases_due(p1: &str, p2: &str, locked: bool) -> String {
+    format!(
+        "SELECT c.id FROM cases c \
+         WHERE c.personal_data_purged_at IS NOT NULL AND c.evidence_destroyed_at IS NULL \
+           AND c.personal_data_purged_at < {p1} \
+           AND NOT EXISTS (SELECT 1 FROM nominations n \
+                           JOIN cases r ON r.id = n.reissued_case_id \
+                           WHERE n.case_id = c.id AND r.evidence_destroyed_at IS NULL) \
+         ORDER BY c.personal_data_purged_at, c.id LIMIT {p2}{}",
+        crate::retention::skip_locked("c", locked)
+    )
+}
+
+/// Marks the case `case` destroyed at `now`.
+pub(crate) fn mark_case(case: &str, now: &str) -> String {
+    format!("UPDATE cases SET evidence_destroyed_at = {now} WHERE id = {case}")
+}
+
+/// The blobs the case `case` refers to: frames, crop, PDF, appeal files, and the print
+/// batches its letters went out in.
+fn blobs_of(case: &str) -> String {
+    format!(
+        "SELECT sha256 FROM case_frames WHERE case_id = {case} \
+         UNION SELECT crop_sha256 FROM recognitions \
+               WHERE case_id = {case} AND crop_sha256 IS NOT NULL \
+         UNION SELECT pdf_sha256 FROM resolutions WHERE case_id = {case} \
+         UNION SELECT t.sha256 FROM appeal_attachments t \
+               JOIN appeals a ON a.id = t.appeal_id WHERE a.case_id = {case} \
+         UNION SELECT b.pdf_sha256 FROM print_batches b \
+               JOIN deliveries d ON d.batch_id = b.id WHERE d.case_id = {case}"
+    )
+}
+
+/// PostgreSQL: locks the case's blobs not erased yet, in one order, before
+/// [`erase_blobs`] looks for who else holds them. An insert of the same blob holds the
+/// same row lock until it commits, so the look (a statement of its own, with a fresh
+/// snapshot) sees every case that committed a reference to it.
+pub(crate) fn lock_blobs(case: &str) -> String {
+    format!(
+        "SELECT sha256 FROM evidence_blobs WHERE erased_at IS NULL \
+         AND sha256 IN ({}) ORDER BY sha256 FOR UPDATE",
+        blobs_of(case)
+    )
+}
+
+/// Marks erased at `now` every blob of the case `case` that no case whose file is kept,
+/// no accident and no print batch with a letter of a kept case refers to. Run after
+/// [`mark_case`].
+pub(crate) fn erase_blobs(case: &str, now: &str) -> String {
+    let kept = "c.evidence_destroyed_at IS NULL";
+    format!(
+        "UPDATE evidence_blobs SET erased_at = {now} \
+         WHERE erased_at IS NULL AND sha256 IN ({}) \
+           AND NOT EXISTS (SELECT 1 FROM case_frames f JOIN cases c ON c.id = f.case_id \
+                           WHERE f.sha256 = evidence_blobs.sha256 AND {kept}) \
+           AND NOT EXISTS (SELECT 1 FROM recognitions r JOIN cases c ON c.id = r.case_id \
+                           WHERE r.crop_sha256 = evidence_blobs.sha256 AND {kept}) \
+           AND NOT EXISTS (SELECT 1 FROM resolutions s JOIN cases c ON c.id = s.case_id \
+                           WHERE s.pdf_sha256 = evidence_blobs.sha256 AND {kept}) \
+           AND NOT EXISTS (SELECT 1 FROM appeal_attachments t \
+                           JOIN appeals a ON a.id = t.appeal_id \
+                           JOIN cases c ON c.id = a.case_id \
+                           WHERE t.sha256 = evidence_blobs.sha256 AND {kept}) \
+           AND NOT EXISTS (SELECT 1 FROM accident_files x \
+                           WHERE x.sha256 = evidence_blobs.sha256) \
+           AND NOT EXISTS (SELECT 1 FROM print_batches b \
+                           JOIN deliveries d ON d.batch_id = b.id \
+                           JOIN cases c ON c.id = d.case_id \
+                           WHERE b.pdf_sha256 = evidence_blobs.sha256 AND {kept})",
+        blobs_of(case)
+    )
+}
+
+/// Queues where the blobs [`erase_blobs`] just erased (at `now`) lie.
+pub(crate) fn queue_erasures(case: &str, now: &str) -> String {
+    format!(
+        "INSERT INTO evidence_erasures (segment, byte_offset, byte_len, sha256, erased_at) \
+         SELECT segment, byte_offset, byte_len, sha256, erased_at FROM evidence_blobs \
+         WHERE erased_at = {now} AND sha256 IN ({}) \
+         ON CONFLICT (segment, byte_offset, sha256) DO NOTHING",
+        blobs_of(case)
+    )
+}
+
+/// Takes the archive lease for `holder` (parameter 1) until parameter 3, if it is free
+/// or expired at parameter 2 or `holder`'s already.
+pub(crate) fn claim_lease(holder: &str, now: &str, until: &str) -> String {
+    format!(
+        "UPDATE archive_lease SET holder = {holder}, until = {until} \
+         WHERE id = 1 AND (holder IS NULL OR until < {now} OR holder = {holder})"
+    )
+}
+
+/// Gives the archive lease back, if `holder` holds it.
+pub(crate) fn release_lease(holder: &str) -> String {
+    format!(
+        "UPDATE archive_lease SET holder = NULL, until = NULL WHERE id = 1 AND holder = {holder}"
+    )
+}
+
+/// Erasures not overwritten yet and not put off past parameter `now`, oldest first,
+/// a segment's together, at most parameter `limit`.
+pub(crate) fn erasures_due(now: &str, limit: &str) -> String {
+    format!(
+        "SELECT segment, byte_offset, byte_len, sha256 FROM evidence_erasures \
+         WHERE overwritten_at IS NULL AND (retry_at IS NULL OR retry_at <= {now}) \
+         ORDER BY erased_at, segment, byte_offset, sha256 LIMIT {limit}"
+    )
+}
+
+/// What became of erasures: their bytes overwritten, or the segment put off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ErasureMark {
+    Overwritten,
+    RetryAt,
+}
+
+impl ErasureMark {
+    pub(crate) fn column(self) -> &'static str {
+        match self {
+            ErasureMark::Overwritten => "overwritten_at",
+            ErasureMark::RetryAt => "retry_at",
+        }
+    }
+}
+
+pub(crate) fn case_audit<'a>(
+    case: CaseId,
+    actor: &'a str,
+    detail: &'a str,
+    at: DateTime<Utc>,
+) -> ChainedAudit<'a> {
+    audit(Some(case), CASE_FILE_DESTROYED, actor, detail, at)
+}
+
+pub(crate) fn case_detail(blobs_erased: u64, purged_before: DateTime<Utc>) -> String {
+    serde_json::json!({ "blobs_erased": blobs_erased, "purged_before": purged_before }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_statement_is_bound_to_its_parameters() {
+        let erase = erase_blobs("?1", "?2");
+        assert_eq!(erase.matches("case_id = ?1").count(), 5, "{erase}");
+        assert!(erase.starts_with("UPDATE evidence_blobs SET erased_at = ?2"));
+        assert_eq!(
+            queue_erasures("$1", "$2").matches("case_id = $1").count(),
+            5
+        );
+        assert!(lock_blobs("$1").ends_with("FOR UPDATE"));
+        assert!(cases_due("$1", "$2", true).ends_with("LIMIT $2 FOR UPDATE OF c SKIP LOCKED"));
+        assert!(cases_due("?1", "?2", false).ends_with("LIMIT ?2"));
+        assert_eq!(
+            mark_case("?1", "?2"),
+            "UPDATE cases SET evidence_destroyed_at = ?2 WHERE id = ?1"
+        );
+        assert!(ON_STORED_BLOB.contains("excluded.segment <> ''"));
+    }
+}
