@@ -26,6 +26,7 @@ async function loginPage() {
   if (new URLSearchParams(location.search).get("failed") === "oidc") {
     document.getElementById("login-message").textContent = t("oidc-failed");
   }
+  document.querySelector("#login button[type=submit]").disabled = false;
   document.getElementById("login-name").focus();
 }
 

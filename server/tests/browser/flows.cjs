@@ -51,9 +51,16 @@ async function decided(page, id) {
   check(!(await page.$(`#q-${id}`)), `case ${id} is decided: ${message}`);
 }
 
+// The login form takes a submission once its script handles it (a page loaded on a
+// busy machine may still be fetching its messages).
+async function loginReady(page) {
+  await page.waitForSelector("#login button[type=submit]:enabled");
+}
+
 async function login(page, who) {
   await page.goto(`${base}/console/queue?lang=ru`);
   check(page.url().includes("/console/login"), `${who.login}: the console sends a stranger to the login page`);
+  await loginReady(page);
   await page.fill("#login-name", who.login);
   await page.fill("#password", who.password);
   await shot(page, `console-login-${who.login}`);
@@ -162,6 +169,7 @@ async function admin(browser) {
 // Opens a console page, logging in on the way.
 async function logInTo(page, name, who) {
   await page.goto(`${base}/console/${name}`);
+  await loginReady(page);
   await page.fill("#login-name", who.login);
   await page.fill("#password", who.password);
   await page.press("#password", "Enter");
