@@ -17,9 +17,12 @@ use tracing::error;
 
 /// Erased records overwritten per pass, at most.
 const OVERWRITES_PER_PASS: u32 = 2_000;
-/// How long a pass may hold the archive lease: far longer than a pass takes, short
-/// enough that a process that died holding it does not stop destruction for long.
+/// How long a pass may hold the archive lease: short enough that a process that died
+/// holding it does not stop destruction for long.
 const LEASE: Duration = Duration::from_secs(60 * 60);
+/// A pass starts no segment's rewrite after this long (what is left stays queued for
+/// the next): it ends well inside its lease, so no other process starts meanwhile.
+const OVERWRITING_FOR: Duration = Duration::from_secs(20 * 60);
 /// How long a segment that could not be rewritten is put off.
 const RETRY_AFTER: chrono::Duration = chrono::Duration::hours(1);
 
@@ -46,25 +49,25 @@ impl ArchivePass {
     }
 }
 
-/// One pass, if the archive lease is free: destroys the files of at most `limit` cases
-/// whose personal data were purged before `purged_before`, then overwrites the erased
-/// records queued. `actor` names the pass in the audit log; the lease is held as
-/// `actor` and this process's id.
+/// One pass, if the archive lease is free: destroys the files of at most `limit` purged
+/// cases with no move since before `quiet_before`, then overwrites the erased records
+/// queued. `actor` names the pass in the audit log; the lease is held under `actor`
+/// and an id of the pass's own.
 pub async fn destroy_case_files(
     store: &dyn Store,
     evidence: &Arc<EvidenceStore>,
-    purged_before: DateTime<Utc>,
+    quiet_before: DateTime<Utc>,
     limit: u32,
     actor: &str,
 ) -> Result<ArchivePass, StoreError> {
-    let holder = format!("{actor}:{}", std::process::id());
+    let holder = format!("{actor}:{}", uuid::Uuid::now_v7().simple());
     if !store.claim_archive(&holder, LEASE).await? {
         return Ok(ArchivePass {
             busy: true,
             ..ArchivePass::default()
         });
     }
-    let pass = under_lease(store, evidence, purged_before, limit, actor).await;
+    let pass = under_lease(store, evidence, quiet_before, limit, actor).await;
     let released = store.release_archive(&holder).await;
     let pass = pass?;
     released?;
@@ -74,13 +77,11 @@ pub async fn destroy_case_files(
 async fn under_lease(
     store: &dyn Store,
     evidence: &Arc<EvidenceStore>,
-    purged_before: DateTime<Utc>,
+    quiet_before: DateTime<Utc>,
     limit: u32,
     actor: &str,
 ) -> Result<ArchivePass, StoreError> {
-    let report = store
-        .destroy_case_files(purged_before, limit, actor)
-        .await?;
+    let report = store.destroy_case_files(quiet_before, limit, actor).await?;
     let mut segments: BTreeMap<String, Vec<Erasure>> = BTreeMap::new();
     for erasure in store.erasures_due(OVERWRITES_PER_PASS).await? {
         segments
@@ -91,8 +92,10 @@ async fn under_lease(
     let evidence = Arc::clone(evidence);
     // Reading and rewriting segments is blocking work.
     let outcomes = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
         segments
             .into_iter()
+            .take_while(|_| started.elapsed() < OVERWRITING_FOR)
             .map(|(segment, erasures)| {
                 let records: Vec<(FrameLocation, [u8; 32])> = erasures
                     .iter()

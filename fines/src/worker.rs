@@ -77,8 +77,8 @@ pub struct PurgeSchedule {
 #[derive(Clone)]
 pub struct ArchiveSchedule {
     pub actor: String,
-    /// How long after its personal data were purged a case's file is destroyed.
-    pub keep_after_purge: chrono::Duration,
+    /// How long a purged case stays without a move before its file is destroyed.
+    pub keep: chrono::Duration,
     pub every: Duration,
     pub batch: u32,
     pub evidence: Arc<EvidenceStore>,
@@ -195,11 +195,11 @@ pub async fn run(
         stages.spawn("archive", every, move |store| {
             let schedule = schedule.clone();
             async move {
-                let purged_before = Utc::now() - schedule.keep_after_purge;
+                let quiet_before = Utc::now() - schedule.keep;
                 let pass = destroy_case_files(
                     store.as_ref(),
                     &schedule.evidence,
-                    purged_before,
+                    quiet_before,
                     schedule.batch,
                     &schedule.actor,
                 )

@@ -62,9 +62,11 @@ async fn destroyed_files_are_overwritten_and_shared_frames_kept(backend: Backend
         .await
         .expect("purge");
     assert_eq!(purged.cases, vec![a, c]);
+    // The archive period counts from the purge's cut-off: just past it.
+    let due = soon + Duration::minutes(1);
 
     // A's file goes, but B (open) still shows its frames: nothing to erase.
-    let first = destroy_case_files(store, &evidence, soon, 1, "archive")
+    let first = destroy_case_files(store, &evidence, due, 1, "archive")
         .await
         .expect("pass");
     assert_eq!(
@@ -78,7 +80,7 @@ async fn destroyed_files_are_overwritten_and_shared_frames_kept(backend: Backend
     assert_eq!(readable(&evidence, &frames(store, a).await), [true, true]);
 
     // C's file goes with its frames.
-    let second = destroy_case_files(store, &evidence, soon, 100, "archive")
+    let second = destroy_case_files(store, &evidence, due, 100, "archive")
         .await
         .expect("pass");
     assert_eq!(
@@ -97,6 +99,7 @@ async fn destroyed_files_are_overwritten_and_shared_frames_kept(backend: Backend
     // before overwriting: the next pass, with no case due, overwrites.
     db.force_state(b, CaseState::Rejected).await;
     let soon = Utc::now() + Duration::minutes(1);
+    let due = soon + Duration::minutes(1);
     assert_eq!(
         store
             .purge_personal_data(soon, 100, "retention")
@@ -106,12 +109,12 @@ async fn destroyed_files_are_overwritten_and_shared_frames_kept(backend: Backend
         vec![b]
     );
     let marked = store
-        .destroy_case_files(soon, 100, "archive")
+        .destroy_case_files(due, 100, "archive")
         .await
         .expect("marked");
     assert_eq!((marked.cases.clone(), marked.blobs_erased), (vec![b], 2));
     assert_eq!(readable(&evidence, &frames(store, b).await), [true, true]);
-    let finished = destroy_case_files(store, &evidence, soon, 100, "archive")
+    let finished = destroy_case_files(store, &evidence, due, 100, "archive")
         .await
         .expect("pass");
     assert_eq!(
@@ -124,7 +127,7 @@ async fn destroyed_files_are_overwritten_and_shared_frames_kept(backend: Backend
             [false, false]
         );
     }
-    let idle = destroy_case_files(store, &evidence, soon, 100, "archive")
+    let idle = destroy_case_files(store, &evidence, due, 100, "archive")
         .await
         .expect("pass");
     assert!(!idle.did_work(), "{idle:?}");

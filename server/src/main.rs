@@ -355,20 +355,21 @@ async fn main() -> anyhow::Result<()> {
                 "accidents": accidents,
                 "contacts": contacts,
             });
-            if let Some(after_purge) = settings.retention.keep_file_after_purge() {
+            if let Some(keep) = settings.retention.keep_case_file() {
                 let evidence = Arc::new(settings.evidence_store("cli-purge")?);
-                let purged_before = chrono::Utc::now() - after_purge;
+                let quiet_before = chrono::Utc::now() - keep;
                 let mut total = kozomol_fines::archive::ArchivePass::default();
                 loop {
                     let pass = kozomol_fines::archive::destroy_case_files(
                         store.as_ref(),
                         &evidence,
-                        purged_before,
+                        quiet_before,
                         500,
                         "cli:purge-personal-data",
                     )
                     .await?;
                     if pass.busy {
+                        println!("{report}");
                         anyhow::bail!(
                             "another process is destroying case files now (the archive lease); run it again later"
                         );
@@ -383,7 +384,7 @@ async fn main() -> anyhow::Result<()> {
                     total.records_overwritten += pass.records_overwritten;
                 }
                 report["case_files"] = serde_json::json!({
-                    "purged_before": purged_before,
+                    "quiet_before": quiet_before,
                     "cases": total.cases.len(),
                     "blobs_erased": total.blobs_erased,
                     "records_overwritten": total.records_overwritten,

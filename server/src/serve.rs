@@ -642,12 +642,14 @@ fn fines_worker(
             every: Duration::from_secs(60 * 60),
             batch: 200,
         }),
+        // Destruction follows the purge: off with it.
         archive: settings
             .retention
-            .keep_file_after_purge()
-            .map(|keep_after_purge| ArchiveSchedule {
+            .keep_case_file()
+            .filter(|_| settings.retention.purge)
+            .map(|keep| ArchiveSchedule {
                 actor: format!("fines:{}", worker("archive")),
-                keep_after_purge,
+                keep,
                 every: Duration::from_secs(60 * 60),
                 batch: 200,
                 evidence: Arc::clone(&evidence),

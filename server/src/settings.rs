@@ -96,7 +96,7 @@ pub struct RetentionSettings {
     pub purge: bool,
     /// The archive period: days a settled case stays untouched before its file (photos,
     /// signed PDF, appeal files) is destroyed; more than `personal_data_days`. None
-    /// (the default): case files are kept.
+    /// (the default): case files are kept. `purge = false` stops this too.
     pub case_file_days: Option<u32>,
 }
 
@@ -110,13 +110,11 @@ impl RetentionSettings {
         chrono::Duration::days(i64::from(self.personal_data_days))
     }
 
-    /// How long after its personal data were purged a case's file is destroyed (the
-    /// purge comes `personal_data_days` after the case's last move); None where case
-    /// files are kept.
-    pub fn keep_file_after_purge(&self) -> Option<chrono::Duration> {
-        self.case_file_days.map(|days| {
-            chrono::Duration::days(i64::from(days) - i64::from(self.personal_data_days))
-        })
+    /// How long a purged case stays without a move before its file is destroyed; None
+    /// where case files are kept.
+    pub fn keep_case_file(&self) -> Option<chrono::Duration> {
+        self.case_file_days
+            .map(|days| chrono::Duration::days(i64::from(days)))
     }
 }
 
@@ -1082,8 +1080,8 @@ mod tests {
             ),
             (1095, true, None)
         );
-        assert_eq!(defaults.keep_file_after_purge(), None);
-        for (text, days, after_purge, refused) in [
+        assert_eq!(defaults.keep_case_file(), None);
+        for (text, days, case_file, refused) in [
             ("[retention]\npersonal_data_days = 1825\n", 1825, None, None),
             (
                 "[retention]\npersonal_data_days = 730\npurge = false\n",
@@ -1100,13 +1098,13 @@ mod tests {
             (
                 "[retention]\ncase_file_days = 1825\n",
                 1095,
-                Some(730),
+                Some(1825),
                 None,
             ),
             (
                 "[retention]\ncase_file_days = 1095\n",
                 1095,
-                Some(0),
+                Some(1095),
                 Some("retention.case_file_days"),
             ),
         ] {
@@ -1118,8 +1116,8 @@ mod tests {
                 chrono::Duration::days(days.into())
             );
             assert_eq!(
-                settings.retention.keep_file_after_purge(),
-                after_purge.map(chrono::Duration::days)
+                settings.retention.keep_case_file(),
+                case_file.map(chrono::Duration::days)
             );
             match (settings.validate(), refused) {
                 (Err(e), Some(named)) => assert!(e.to_string().contains(named), "{e}"),

@@ -19,7 +19,7 @@ use crate::batch::ChainedAudit;
 use crate::checks::audit;
 use crate::evidence::FrameLocation;
 
-/// A case file's evidence was destroyed (detail: blobs erased, the purge cut-off).
+/// A case file's evidence was destroyed (detail: blobs erased, the quiet cut-off).
 pub const CASE_FILE_DESTROYED: &str = "case.file_destroyed";
 
 /// How an evidence insert meets a blob already stored: the first location wins,
@@ -48,18 +48,22 @@ pub struct DestructionReport {
     pub blobs_erased: u64,
 }
 
-/// Cases whose personal data were purged before parameter 1, whose file is kept, and
-/// of which no re-issued case still keeps its file (a re-issued case's evidence is
-/// that of the case it came from), oldest purge first, at most parameter 2.
+/// Since when a purged case has had no move: the purge's cut-off, or for a case purged
+/// before it was kept, the purge itself (later, so never too early).
+const QUIET_SINCE: &str = "COALESCE(c.personal_data_quiet_since, c.personal_data_purged_at)";
+
+/// Purged cases quiet since before parameter 1, whose file is kept, and of which no
+/// re-issued case still keeps its file (a re-issued case's evidence is that of the case
+/// it came from), longest quiet first, at most parameter 2.
 pub(crate) fn cases_due(p1: &str, p2: &str, locked: bool) -> String {
     format!(
         "SELECT c.id FROM cases c \
          WHERE c.personal_data_purged_at IS NOT NULL AND c.evidence_destroyed_at IS NULL \
-           AND c.personal_data_purged_at < {p1} \
+           AND {QUIET_SINCE} < {p1} \
            AND NOT EXISTS (SELECT 1 FROM nominations n \
                            JOIN cases r ON r.id = n.reissued_case_id \
                            WHERE n.case_id = c.id AND r.evidence_destroyed_at IS NULL) \
-         ORDER BY c.personal_data_purged_at, c.id LIMIT {p2}{}",
+         ORDER BY {QUIET_SINCE}, c.id LIMIT {p2}{}",
         crate::retention::skip_locked("c", locked)
     )
 }
@@ -84,15 +88,16 @@ fn blobs_of(case: &str) -> String {
     )
 }
 
-/// PostgreSQL: locks the case's blobs not erased yet, in one order, before
-/// [`erase_blobs`] looks for who else holds them. An insert of the same blob holds the
-/// same row lock until it commits, so the look (a statement of its own, with a fresh
-/// snapshot) sees every case that committed a reference to it.
-pub(crate) fn lock_blobs(case: &str) -> String {
+/// PostgreSQL: locks the blobs not erased yet of the cases `cases` (`ANY($1)`), in one
+/// order, before [`erase_blobs`] looks for who else holds them. An insert of the same
+/// blob holds the same row lock until it commits (and takes its locks in the same
+/// order), so the look (a statement of its own, with a fresh snapshot) sees every case
+/// that committed a reference to it.
+pub(crate) fn lock_blobs(cases: &str) -> String {
     format!(
         "SELECT sha256 FROM evidence_blobs WHERE erased_at IS NULL \
          AND sha256 IN ({}) ORDER BY sha256 FOR UPDATE",
-        blobs_of(case)
+        blobs_of(cases)
     )
 }
 
@@ -186,8 +191,8 @@ pub(crate) fn case_audit<'a>(
     audit(Some(case), CASE_FILE_DESTROYED, actor, detail, at)
 }
 
-pub(crate) fn case_detail(blobs_erased: u64, purged_before: DateTime<Utc>) -> String {
-    serde_json::json!({ "blobs_erased": blobs_erased, "purged_before": purged_before }).to_string()
+pub(crate) fn case_detail(blobs_erased: u64, quiet_before: DateTime<Utc>) -> String {
+    serde_json::json!({ "blobs_erased": blobs_erased, "quiet_before": quiet_before }).to_string()
 }
 
 #[cfg(test)]
@@ -203,7 +208,9 @@ mod tests {
             queue_erasures("$1", "$2").matches("case_id = $1").count(),
             5
         );
-        assert!(lock_blobs("$1").ends_with("FOR UPDATE"));
+        let lock = lock_blobs("ANY($1)");
+        assert!(lock.ends_with("FOR UPDATE"));
+        assert_eq!(lock.matches("case_id = ANY($1)").count(), 5, "{lock}");
         assert!(cases_due("$1", "$2", true).ends_with("LIMIT $2 FOR UPDATE OF c SKIP LOCKED"));
         assert!(cases_due("?1", "?2", false).ends_with("LIMIT ?2"));
         assert_eq!(

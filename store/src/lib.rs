@@ -833,14 +833,13 @@ pub trait CaseFileDestruction: Send + Sync {
     /// Gives the archive lease back, if `holder` holds it.
     async fn release_archive(&self, holder: &str) -> Result<(), StoreError>;
 
-    /// In one transaction: marks the files of at most `limit` cases whose personal data
-    /// were purged before `purged_before` destroyed (oldest purge first; a case waits
-    /// for the cases re-issued from it), marks erased every blob of theirs that nothing
-    /// still kept refers to, and queues where those bytes lie. Each case gets an audit
-    /// row.
+    /// In one transaction: marks the files of at most `limit` purged cases with no move
+    /// since before `quiet_before` destroyed (longest quiet first; a case waits for the
+    /// cases re-issued from it), marks erased every blob of theirs that nothing still
+    /// kept refers to, and queues where those bytes lie. Each case gets an audit row.
     async fn destroy_case_files(
         &self,
-        purged_before: chrono::DateTime<chrono::Utc>,
+        quiet_before: chrono::DateTime<chrono::Utc>,
         limit: u32,
         actor: &str,
     ) -> Result<DestructionReport, StoreError>;

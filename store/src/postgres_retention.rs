@@ -69,11 +69,15 @@ async fn purge_cases(
                 .await?
                 .rows_affected();
         }
-        sqlx::query("UPDATE cases SET personal_data_purged_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE cases SET personal_data_purged_at = $1, personal_data_quiet_since = $2 \
+             WHERE id = $3",
+        )
+        .bind(now)
+        .bind(quiet_since)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         let detail = case_detail(&CasePurge::from_counts(counts), quiet_since);
         insert_audit(tx, &retention::case_audit(CaseId(id), actor, &detail, now)).await?;
         purged.push(CaseId(id));
@@ -166,7 +170,7 @@ impl CaseFileDestruction for PgStore {
 
     async fn destroy_case_files(
         &self,
-        purged_before: DateTime<Utc>,
+        quiet_before: DateTime<Utc>,
         limit: u32,
         actor: &str,
     ) -> Result<DestructionReport, StoreError> {
@@ -175,11 +179,16 @@ impl CaseFileDestruction for PgStore {
         let ids = ids_due(
             &mut tx,
             &destruction::cases_due("$1", "$2", true),
-            purged_before,
+            quiet_before,
             limit,
         )
         .await?;
-        let lock = destruction::lock_blobs("$1");
+        // Every blob of the cases at once, in one order: a pass never waits on an ingest
+        // batch while holding what that batch waits for.
+        sqlx::query(AssertSqlSafe(destruction::lock_blobs("ANY($1)")))
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
         let (mark, erase, queue) = (
             destruction::mark_case("$1", "$2"),
             destruction::erase_blobs("$1", "$2"),
@@ -192,10 +201,6 @@ impl CaseFileDestruction for PgStore {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(AssertSqlSafe(lock.as_str()))
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
             let erased = sqlx::query(AssertSqlSafe(erase.as_str()))
                 .bind(id)
                 .bind(now)
@@ -207,7 +212,7 @@ impl CaseFileDestruction for PgStore {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            let detail = destruction::case_detail(erased, purged_before);
+            let detail = destruction::case_detail(erased, quiet_before);
             insert_audit(
                 &mut tx,
                 &destruction::case_audit(CaseId(id), actor, &detail, now),

@@ -68,11 +68,15 @@ async fn purge_cases(
                 .await?
                 .rows_affected();
         }
-        sqlx::query("UPDATE cases SET personal_data_purged_at = ?1 WHERE id = ?2")
-            .bind(ms(now))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE cases SET personal_data_purged_at = ?1, personal_data_quiet_since = ?2 \
+             WHERE id = ?3",
+        )
+        .bind(ms(now))
+        .bind(ms(quiet_since))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         let detail = case_detail(&CasePurge::from_counts(counts), quiet_since);
         insert_audit(tx, &retention::case_audit(CaseId(id), actor, &detail, now)).await?;
         purged.push(CaseId(id));
@@ -165,7 +169,7 @@ impl CaseFileDestruction for SqliteStore {
 
     async fn destroy_case_files(
         &self,
-        purged_before: DateTime<Utc>,
+        quiet_before: DateTime<Utc>,
         limit: u32,
         actor: &str,
     ) -> Result<DestructionReport, StoreError> {
@@ -174,7 +178,7 @@ impl CaseFileDestruction for SqliteStore {
         let ids = ids_due(
             &mut tx,
             &destruction::cases_due("?1", "?2", false),
-            purged_before,
+            quiet_before,
             limit,
         )
         .await?;
@@ -195,7 +199,7 @@ impl CaseFileDestruction for SqliteStore {
                     .rows_affected();
             }
             let erased = changed[1];
-            let detail = destruction::case_detail(erased, purged_before);
+            let detail = destruction::case_detail(erased, quiet_before);
             insert_audit(
                 &mut tx,
                 &destruction::case_audit(CaseId(id), actor, &detail, now),

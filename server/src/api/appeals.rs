@@ -266,6 +266,7 @@ pub async fn attachment(
     Path((id, n)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let appeal = find_appeal(&state, &id).await?;
+    super::cases::refuse_destroyed_case(&state, appeal.case_id).await?;
     serve_file(
         &state,
         &format!("appeal {} of case {}", appeal.id, appeal.case_id),

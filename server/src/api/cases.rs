@@ -266,6 +266,7 @@ pub async fn frame(
     Path((id, n)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let case = find_case(&state, &id).await?;
+    refuse_destroyed(&case)?;
     let index: u32 = n
         .parse()
         .map_err(|_| ApiError::BadRequest("a frame number is a whole number from 0".into()))?;
@@ -293,6 +294,7 @@ pub async fn plate_crop(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let case = find_case(&state, &id).await?;
+    refuse_destroyed(&case)?;
     let crop = state
         .app
         .store
@@ -301,6 +303,27 @@ pub async fn plate_crop(
         .and_then(|r| r.crop)
         .ok_or_else(|| ApiError::NotFound(format!("plate crop of case {}", case.id)))?;
     serve_evidence(&state, case.id, "plate crop", crop.location, crop.sha256).await
+}
+
+/// Nothing of a case file destroyed at the end of its archive period is served,
+/// whatever its segments still hold (a photo a kept case shares, bytes not overwritten
+/// yet).
+pub(crate) fn refuse_destroyed(case: &CaseRecord) -> Result<(), ApiError> {
+    match case.evidence_destroyed_at {
+        Some(_) => Err(ApiError::EvidenceDestroyed),
+        None => Ok(()),
+    }
+}
+
+/// [`refuse_destroyed`] for a case known by its id.
+pub(crate) async fn refuse_destroyed_case(
+    state: &ApiState,
+    case_id: CaseId,
+) -> Result<(), ApiError> {
+    match state.app.store.case(case_id).await? {
+        Some(case) => refuse_destroyed(&case),
+        None => Err(ApiError::NotFound(format!("case {case_id}"))),
+    }
 }
 
 /// Evidence bytes as an immutable JPEG response, re-verified against their hash.

@@ -110,6 +110,7 @@ pub(crate) async fn pdf_response(
     state: &ApiState,
     record: &ResolutionRecord,
 ) -> Result<Response, ApiError> {
+    super::cases::refuse_destroyed_case(state, record.case_id).await?;
     let bytes = read_evidence(
         state,
         record.case_id,

@@ -9,7 +9,11 @@
 -- overwrite to the next pass, and a blob stored again elsewhere does not hide the old
 -- copy. retry_at puts off a segment that could not be overwritten.
 ALTER TABLE cases ADD COLUMN evidence_destroyed_at INTEGER;
-CREATE INDEX cases_destruction ON cases (personal_data_purged_at)
+-- The cut-off the purge used (the case had no move since): the archive period counts
+-- from it. Cases purged before this version count from the purge itself, later.
+ALTER TABLE cases ADD COLUMN personal_data_quiet_since INTEGER;
+CREATE INDEX cases_destruction
+    ON cases ((COALESCE(personal_data_quiet_since, personal_data_purged_at)), id)
     WHERE personal_data_purged_at IS NOT NULL AND evidence_destroyed_at IS NULL;
 
 ALTER TABLE evidence_blobs ADD COLUMN erased_at INTEGER;

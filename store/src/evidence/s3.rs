@@ -29,9 +29,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Object names found taken in a row before a batch fails: one is a writer id shared
 /// by mistake, many a store that does not honour `If-None-Match`.
 const TAKEN_NAMES_TRIED: u32 = 8;
-/// The largest object read whole (to overwrite an erased record in it): a segment
-/// object is one batch, far smaller than the local segments' rotation size.
-const MAX_OBJECT_BYTES: u64 = super::DEFAULT_SEGMENT_LIMIT;
+/// The largest object read whole (to overwrite erased records in it): an object is one
+/// batch, which ingest bounds far below this (its messages' count and size).
+const MAX_OBJECT_BYTES: u64 = 4 << 30;
 /// Overwrites of one object found it changed since it was read, in a row, before the
 /// erasure fails (and is tried again on the next pass).
 const OVERWRITES_TRIED: u32 = 8;
