@@ -205,7 +205,7 @@ fn make_events(cameras: &[Camera], n: usize, frame_bytes: usize) -> Result<Vec<(
                     })
                     .collect(),
             };
-            let bytes = encode_signed(&event, &frames, &camera.key)?;
+            let bytes = encode_signed(&event, &frames, &camera.key, None)?;
             Ok((
                 format!("kozomol/v1/cameras/{}/violations", camera.id),
                 bytes,

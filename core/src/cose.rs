@@ -6,7 +6,7 @@ use ciborium::Value;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::Serialize;
 
-use crate::CoreError;
+use crate::{CoreError, TraceParent};
 
 /// CBOR tag of COSE_Sign1.
 pub const COSE_SIGN1_TAG: u64 = 18;
@@ -14,6 +14,9 @@ pub const COSE_SIGN1_TAG: u64 = 18;
 pub const ALG_EDDSA: i64 = -8;
 const HEADER_ALG: i64 = 1;
 const HEADER_KID: i64 = 4;
+/// The unprotected header's label for a W3C `traceparent` (a text label: COSE allows
+/// them for private use; RFC 9052 §3.1).
+const HEADER_TRACEPARENT: &str = "traceparent";
 
 /// A COSE_Sign1 structure with its payload attached.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +26,10 @@ pub struct Sign1 {
     /// The payload, as the exact bytes that were signed.
     pub payload: Vec<u8>,
     pub signature: [u8; 64],
+    /// The trace the message belongs to, from the unprotected header: unsigned and
+    /// only a hint to telemetry, so one that is absent or unreadable is `None` and
+    /// never refuses the message.
+    pub trace_parent: Option<TraceParent>,
 }
 
 impl Sign1 {
@@ -46,6 +53,7 @@ impl Sign1 {
             protected,
             payload,
             signature,
+            trace_parent: None,
         })
     }
 
@@ -69,13 +77,24 @@ impl Sign1 {
             .map_err(|_| CoreError::BadSignature)
     }
 
-    /// The tagged CBOR value `18([protected, {}, payload, signature])`.
+    /// The tagged CBOR value `18([protected, unprotected, payload, signature])`; the
+    /// unprotected header is `{}`, or `{"traceparent": tstr}` with a trace.
     pub fn to_value(&self) -> Value {
+        let unprotected = self
+            .trace_parent
+            .iter()
+            .map(|trace| {
+                (
+                    Value::Text(HEADER_TRACEPARENT.into()),
+                    Value::Text(trace.to_string()),
+                )
+            })
+            .collect();
         Value::Tag(
             COSE_SIGN1_TAG,
             Box::new(Value::Array(vec![
                 Value::Bytes(self.protected.clone()),
-                Value::Map(Vec::new()),
+                Value::Map(unprotected),
                 Value::Bytes(self.payload.clone()),
                 Value::Bytes(self.signature.to_vec()),
             ])),
@@ -92,7 +111,7 @@ impl Sign1 {
         let Value::Array(items) = inner else {
             return Err(malformed("not an array"));
         };
-        let [protected, _unprotected, payload, signature]: [Value; 4] = items
+        let [protected, unprotected, payload, signature]: [Value; 4] = items
             .try_into()
             .map_err(|_| malformed("needs four items"))?;
         let (Value::Bytes(protected), Value::Bytes(payload), Value::Bytes(signature)) =
@@ -105,10 +124,18 @@ impl Sign1 {
         let signature: [u8; 64] = signature
             .try_into()
             .map_err(|_| malformed("signature must be 64 bytes"))?;
+        let trace_parent = unprotected.as_map().and_then(|header| {
+            header.iter().find_map(|(label, value)| {
+                (label.as_text() == Some(HEADER_TRACEPARENT))
+                    .then(|| value.as_text()?.parse().ok())
+                    .flatten()
+            })
+        });
         Ok(Sign1 {
             protected,
             payload,
             signature,
+            trace_parent,
         })
     }
 
@@ -205,6 +232,43 @@ mod tests {
             tampered.verify(&key(7).verifying_key()),
             Err(CoreError::BadSignature)
         );
+    }
+
+    #[test]
+    fn a_trace_rides_unsigned_in_the_unprotected_header() {
+        let trace: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .expect("traceparent");
+        let mut signed = Sign1::sign(b"payload".to_vec(), "cam-1", &key(7)).expect("sign");
+        signed.trace_parent = Some(trace);
+        let back = Sign1::from_bytes(&signed.to_bytes().expect("encode")).expect("decode");
+        assert_eq!(back.trace_parent, Some(trace));
+        // The trace is not signed: adding, changing or dropping it keeps the signature.
+        back.verify(&key(7).verifying_key()).expect("verifies");
+
+        let header = |value: Value| {
+            let Value::Tag(_, inner) = signed.to_value() else {
+                unreachable!("to_value is tagged")
+            };
+            let Value::Array(mut items) = *inner else {
+                unreachable!("to_value is an array")
+            };
+            items[1] = value;
+            Sign1::from_value(Value::Array(items)).expect("decodes")
+        };
+        let text = |s: &str| Value::Text(s.into());
+        for odd in [
+            Value::Map(vec![(text("traceparent"), text("00-nonsense"))]),
+            Value::Map(vec![(text("traceparent"), Value::Integer(1.into()))]),
+            Value::Map(vec![(Value::Integer(1.into()), text("x"))]),
+            Value::Array(vec![text("traceparent")]),
+        ] {
+            let decoded = header(odd);
+            assert_eq!(decoded.trace_parent, None);
+            decoded
+                .verify(&key(7).verifying_key())
+                .expect("still verifies");
+        }
     }
 
     #[test]

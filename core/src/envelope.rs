@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::cose::{to_canonical_cbor, Sign1};
 use crate::{
     CameraId, ClockSource, CoreError, EventId, Measurement, MeasuringDevice, PlateRead, Site,
-    ViolationKind,
+    TraceParent, ViolationKind,
 };
 
 /// The envelope version this code speaks.
@@ -147,11 +147,13 @@ impl ViolationEvent {
     }
 }
 
-/// Builds and signs a version-1 envelope. `frames` are in the order of `event.frames`.
+/// Builds and signs a version-1 envelope. `frames` are in the order of `event.frames`;
+/// `trace`, the capture's place in a trace, travels unsigned beside the signature.
 pub fn encode_signed(
     event: &ViolationEvent,
     frames: &[Vec<u8>],
     key: &SigningKey,
+    trace: Option<TraceParent>,
 ) -> Result<Vec<u8>, CoreError> {
     event.check()?;
     if frames.len() != event.frames.len() {
@@ -161,7 +163,8 @@ pub fn encode_signed(
         });
     }
     let payload = to_canonical_cbor(event)?;
-    let sign1 = Sign1::sign(payload, event.camera_id.as_str(), key)?;
+    let mut sign1 = Sign1::sign(payload, event.camera_id.as_str(), key)?;
+    sign1.trace_parent = trace;
     let message = Value::Array(vec![
         Value::Integer(ENVELOPE_VERSION.into()),
         sign1.to_value(),
@@ -333,23 +336,45 @@ pub(crate) mod tests {
     fn round_trip_verifies() {
         let frames = frames();
         let event = sample_event(&frames);
-        let bytes = encode_signed(&event, &frames, &key()).expect("encode");
+        let bytes = encode_signed(&event, &frames, &key(), None).expect("encode");
         let decoded = DecodedEnvelope::decode(&bytes).expect("decode");
         assert_eq!(decoded.event, event);
         assert_eq!(decoded.frames, frames);
         decoded.verify(&key().verifying_key()).expect("verify");
         // deterministic: the same event signs to the same bytes
         assert_eq!(
-            encode_signed(&event, &frames, &key()).expect("encode"),
+            encode_signed(&event, &frames, &key(), None).expect("encode"),
             bytes
         );
+    }
+
+    #[test]
+    fn a_traced_envelope_carries_its_trace_and_the_same_signature() {
+        let frames = frames();
+        let event = sample_event(&frames);
+        let trace: TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+            .parse()
+            .expect("traceparent");
+        let plain =
+            DecodedEnvelope::decode(&encode_signed(&event, &frames, &key(), None).expect("encode"))
+                .expect("decode");
+        let traced = DecodedEnvelope::decode(
+            &encode_signed(&event, &frames, &key(), Some(trace)).expect("encode"),
+        )
+        .expect("decode");
+        assert_eq!(traced.sign1.trace_parent, Some(trace));
+        assert_eq!(plain.sign1.trace_parent, None);
+        traced.verify(&key().verifying_key()).expect("verify");
+        // Same event, same signature: ingest's duplicate check does not see the trace.
+        assert_eq!(traced.fingerprint(), plain.fingerprint());
+        assert_eq!(traced.sign1.signature, plain.sign1.signature);
     }
 
     #[test]
     fn tampered_frame_is_caught() {
         let frames = frames();
         let event = sample_event(&frames);
-        let mut bytes = encode_signed(&event, &frames, &key()).expect("encode");
+        let mut bytes = encode_signed(&event, &frames, &key(), None).expect("encode");
         let last_frame_byte = bytes.len() - 3;
         bytes[last_frame_byte] ^= 0x55;
         let decoded = DecodedEnvelope::decode(&bytes).expect("decode");
@@ -362,7 +387,7 @@ pub(crate) mod tests {
     #[test]
     fn wrong_key_is_caught() {
         let frames = frames();
-        let bytes = encode_signed(&sample_event(&frames), &frames, &key()).expect("encode");
+        let bytes = encode_signed(&sample_event(&frames), &frames, &key(), None).expect("encode");
         let decoded = DecodedEnvelope::decode(&bytes).expect("decode");
         let other = SigningKey::from_bytes(&[1; 32]).verifying_key();
         assert_eq!(decoded.verify(&other), Err(CoreError::BadSignature));
@@ -371,7 +396,7 @@ pub(crate) mod tests {
     #[test]
     fn bad_inputs_are_classified() {
         let frames = frames();
-        let bytes = encode_signed(&sample_event(&frames), &frames, &key()).expect("encode");
+        let bytes = encode_signed(&sample_event(&frames), &frames, &key(), None).expect("encode");
         let truncated = DecodedEnvelope::decode(&bytes[..bytes.len() / 2]).map(|_| ());
         assert!(matches!(truncated, Err(CoreError::Malformed(_))));
         let mut v2 = bytes.clone();

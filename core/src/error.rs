@@ -48,6 +48,8 @@ pub enum CoreError {
     FrameCountMismatch { listed: usize, carried: usize },
     #[error("event is not valid: {0}")]
     InvalidEvent(String),
+    #[error("invalid W3C traceparent: {0}")]
+    InvalidTraceParent(String),
     #[error("config is signed for camera `{signed_for}`, not `{expected}`")]
     ConfigForOtherCamera {
         signed_for: String,

@@ -5,7 +5,7 @@
 //! calibration certificates), case states, review decisions and owner lookups,
 //! delivery channels and the contacts citizens give, money and jurisdictions, and the
 //! camera wire protocol: the signed evidence envelope, receipts, status and config
-//! messages, the report an officer files for a violation he saw, and what the
+//! messages, the trace context an event carries, the report an officer files for a violation he saw, and what the
 //! pipeline's stages count for operators. It does no I/O.
 
 pub mod access;
@@ -24,6 +24,7 @@ pub mod owner;
 pub mod review;
 pub mod stage_metrics;
 pub mod topics;
+pub mod trace;
 pub mod violation;
 
 pub use access::Role;
@@ -38,6 +39,7 @@ pub use money::{Currency, Jurisdiction, Money};
 pub use officer::{OfficerReport, ReportedPlace, OFFICER_SOURCE};
 pub use owner::{OwnerKind, OwnerOfRecord, OwnerOutcome};
 pub use review::{RejectReason, ReviewDecision, ReviewTier};
+pub use trace::TraceParent;
 pub use violation::{
     decimal_degrees, latin_lookalike, ClockSource, Measurement, PlateRead, Site, ViolationKind,
 };

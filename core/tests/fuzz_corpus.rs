@@ -384,7 +384,7 @@ fn envelope_seeds() -> Vec<(String, Vec<u8>)> {
         let roles = [FrameRole::Overview, FrameRole::Plate];
         let listed: Vec<(FrameRole, &[u8])> =
             frames.iter().zip(roles).map(|(f, r)| (r, &f[..])).collect();
-        let bytes = encode_signed(&event(n, kind, &listed), &frames, &key).expect("encode");
+        let bytes = encode_signed(&event(n, kind, &listed), &frames, &key, None).expect("encode");
         add(&format!("ok-{}", kind.as_str().replace('_', "-")), bytes);
     }
     let many: Vec<Vec<u8>> = (0..MAX_FRAMES)
@@ -395,7 +395,7 @@ fn envelope_seeds() -> Vec<(String, Vec<u8>)> {
     let most = event(0x20, ViolationKind::Phone, &listed);
     add(
         "ok-max-frames",
-        encode_signed(&most, &many, &key).expect("encode"),
+        encode_signed(&most, &many, &key, None).expect("encode"),
     );
     let empty_frame = vec![Vec::new()];
     let bare = event(
@@ -405,11 +405,11 @@ fn envelope_seeds() -> Vec<(String, Vec<u8>)> {
     );
     add(
         "ok-empty-frame",
-        encode_signed(&bare, &empty_frame, &key).expect("encode"),
+        encode_signed(&bare, &empty_frame, &key, None).expect("encode"),
     );
     let frames = two_frames();
     let good = speeding(&frames);
-    let good_bytes = encode_signed(&good, &frames, &key).expect("encode");
+    let good_bytes = encode_signed(&good, &frames, &key, None).expect("encode");
     let decoded = DecodedEnvelope::decode(&good_bytes).expect("decodes");
     let sign1 = decoded.sign1.clone();
     let Value::Tag(_, untagged) = sign1.to_value() else {
@@ -438,7 +438,7 @@ fn envelope_seeds() -> Vec<(String, Vec<u8>)> {
     let other = SigningKey::from_bytes(&[0x11; 32]);
     add(
         "unverified-other-key",
-        encode_signed(&good, &frames, &other).expect("encode"),
+        encode_signed(&good, &frames, &other, None).expect("encode"),
     );
     let mut zero_signature = sign1.clone();
     zero_signature.signature = [0; 64];

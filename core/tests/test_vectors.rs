@@ -65,7 +65,7 @@ fn vector() -> serde_json::Value {
         ],
     };
     let payload = to_canonical_cbor(&event).expect("payload");
-    let envelope = encode_signed(&event, &frames, &key).expect("envelope");
+    let envelope = encode_signed(&event, &frames, &key, None).expect("envelope");
     let decoded = DecodedEnvelope::decode(&envelope).expect("decodes");
     decoded.verify(&key.verifying_key()).expect("verifies");
     assert_eq!(decoded.sign1.payload, payload);

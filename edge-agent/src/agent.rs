@@ -13,13 +13,13 @@ use kozomol_core::messages::{CameraLinkState, CameraStatus};
 use kozomol_core::topics::{topic, BrokerLogin, TopicKind};
 use kozomol_core::{
     CameraId, ClockSource, EventId, FrameRole, Measurement, MeasuringDevice, PlateRead, Site,
-    ViolationEvent, ViolationKind,
+    TraceParent, ViolationEvent, ViolationKind,
 };
 use rumqttc::{AsyncClient, QoS};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 use crate::link::{self, Link};
 use crate::outbox::Outbox;
@@ -316,6 +316,24 @@ impl Agent {
         event_id: EventId,
         capture: Capture,
     ) -> Result<EventId, EdgeError> {
+        // The capture starts the event's trace; its context travels in the envelope.
+        let span = tracing::info_span!(
+            "capture",
+            camera_id = %self.inner.config.camera_id,
+            event_id = %event_id,
+        );
+        let trace = kozomol_telemetry::context_of(&span);
+        self.write_event(event_id, capture, trace)
+            .instrument(span)
+            .await
+    }
+
+    async fn write_event(
+        &self,
+        event_id: EventId,
+        capture: Capture,
+        trace: Option<TraceParent>,
+    ) -> Result<EventId, EdgeError> {
         let inner = &self.inner;
         if self.cancel.is_cancelled() || inner.shutting_down.load(Ordering::Relaxed) {
             return Err(EdgeError::ShuttingDown);
@@ -328,7 +346,8 @@ impl Agent {
         let frames: Vec<Vec<u8>> = capture.frames.into_iter().map(|(_, jpeg)| jpeg).collect();
         // Hashing the frames and signing is CPU work.
         let bytes =
-            tokio::task::spawn_blocking(move || encode_signed(&event, &frames, &key)).await??;
+            tokio::task::spawn_blocking(move || encode_signed(&event, &frames, &key, trace))
+                .await??;
         let len = bytes.len() as u64;
         let evicted = inner.outbox.reserve(len, inner.config.max_outbox_bytes)?;
         inner.evict(evicted);

@@ -52,20 +52,13 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Keygen { out, force } => keygen(&out, force),
         Command::Run { config } => {
-            init_logging();
+            let telemetry = kozomol_telemetry::install("kozomol-edge-agent", "info")?;
             let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-            runtime.block_on(run(&config))
+            let outcome = runtime.block_on(run(&config));
+            telemetry.shutdown();
+            outcome
         }
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 fn keygen(out: &Path, force: bool) -> anyhow::Result<()> {

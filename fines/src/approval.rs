@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kozomol_core::{CaseId, CaseState, ReviewDecision, ReviewTier};
 use kozomol_store::{CompleteResult, NewReview, ReviewWrite, Store, StoreError};
-use tracing::info;
+use tracing::{info, info_span, Instrument};
 
 use crate::review::{auto_approves, MachineRead};
 
@@ -48,44 +48,13 @@ pub async fn run_approvals(
             stage.lease,
         )
         .await?;
+    let traces = store.trace_parents(&claimed).await?;
     let mut decided = Vec::with_capacity(claimed.len());
     for case_id in claimed {
-        let Some(case) = store.case(case_id).await? else {
+        let span = info_span!("approve", case_id = %case_id);
+        kozomol_telemetry::follow(&span, traces.get(&case_id).copied());
+        let Some(state) = approve(stage, store, case_id).instrument(span).await? else {
             continue;
-        };
-        let recognition = store.recognition(case_id).await?;
-        let machine = MachineRead::of(recognition.as_ref());
-        let state = if auto_approves(&machine, stage.threshold_milli, case.enforceable) {
-            let review = NewReview {
-                case_id,
-                tier: ReviewTier::Auto,
-                reviewer: AUTO_REVIEWER.to_owned(),
-                decision: ReviewDecision::Approve,
-                reason: None,
-                plate: machine.plate.clone(),
-                note: None,
-                from_state: CaseState::Recognized,
-                to_state: CaseState::Approved,
-            };
-            match store.record_review(&review).await? {
-                ReviewWrite::Recorded => Some(CaseState::Approved),
-                ReviewWrite::StateChanged(_) => None,
-            }
-        } else {
-            let reason = why_not(&machine, stage.threshold_milli, case.enforceable);
-            match store
-                .set_aside(
-                    &stage.worker,
-                    case_id,
-                    CaseState::Recognized,
-                    CaseState::NeedsReview,
-                    &reason,
-                )
-                .await?
-            {
-                CompleteResult::Completed => Some(CaseState::NeedsReview),
-                CompleteResult::LeaseLost => None,
-            }
         };
         if let Some(state) = state {
             info!(case_id = %case_id, to = %state, "auto-approval decided");
@@ -93,6 +62,53 @@ pub async fn run_approvals(
         decided.push((case_id, state));
     }
     Ok(decided)
+}
+
+/// Decides one claimed case: `None` where the case is gone, `Some(None)` where another
+/// worker or a reviewer got there first.
+async fn approve(
+    stage: &ApprovalStage,
+    store: &dyn Store,
+    case_id: CaseId,
+) -> Result<Option<Option<CaseState>>, StoreError> {
+    let Some(case) = store.case(case_id).await? else {
+        return Ok(None);
+    };
+    let recognition = store.recognition(case_id).await?;
+    let machine = MachineRead::of(recognition.as_ref());
+    let state = if auto_approves(&machine, stage.threshold_milli, case.enforceable) {
+        let review = NewReview {
+            case_id,
+            tier: ReviewTier::Auto,
+            reviewer: AUTO_REVIEWER.to_owned(),
+            decision: ReviewDecision::Approve,
+            reason: None,
+            plate: machine.plate.clone(),
+            note: None,
+            from_state: CaseState::Recognized,
+            to_state: CaseState::Approved,
+        };
+        match store.record_review(&review).await? {
+            ReviewWrite::Recorded => Some(CaseState::Approved),
+            ReviewWrite::StateChanged(_) => None,
+        }
+    } else {
+        let reason = why_not(&machine, stage.threshold_milli, case.enforceable);
+        match store
+            .set_aside(
+                &stage.worker,
+                case_id,
+                CaseState::Recognized,
+                CaseState::NeedsReview,
+                &reason,
+            )
+            .await?
+        {
+            CompleteResult::Completed => Some(CaseState::NeedsReview),
+            CompleteResult::LeaseLost => None,
+        }
+    };
+    Ok(Some(state))
 }
 
 fn why_not(machine: &MachineRead, threshold_milli: u16, calibrated: bool) -> String {

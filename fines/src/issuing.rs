@@ -22,7 +22,7 @@ use kozomol_store::{
     CaseRecord, CompleteResult, EvidenceRef, EvidenceStore, IssuingRead, NewResolution,
     OfficerIdentity, ReviewRecord, Store, StoreError,
 };
-use tracing::{error, info, warn};
+use tracing::{error, info, info_span, warn};
 
 use crate::calendar::Calendars;
 use crate::catalogue::Catalogue;
@@ -101,6 +101,16 @@ pub async fn run_issuing(
             stage.lease,
         )
         .await?;
+    // A case's span lasts the batch it is issued in, and joins the case's trace.
+    let traces = store.trace_parents(&claimed).await?;
+    let spans: HashMap<CaseId, tracing::Span> = claimed
+        .iter()
+        .map(|&case_id| {
+            let span = info_span!("issue", case_id = %case_id, outcome = tracing::field::Empty);
+            kozomol_telemetry::follow(&span, traces.get(&case_id).copied());
+            (case_id, span)
+        })
+        .collect();
     let mut results = Vec::with_capacity(claimed.len());
     let mut drafts = Vec::new();
     // The batch's reads in a few queries: one round trip per read and case cost more
@@ -143,6 +153,18 @@ pub async fn run_issuing(
     results.extend(finish(stage, issuer, store, fines).await?);
     // In the order claimed, as each case was before batching.
     results.sort_by_key(|(case_id, _)| claimed.iter().position(|c| c == case_id));
+    for (case_id, issued) in &results {
+        if let Some(span) = spans.get(case_id) {
+            let outcome = match issued {
+                // Not the number: a number finds the fine on the portal.
+                Issued::Resolution(_) => "issued",
+                Issued::SetAside(_) => "set aside",
+                Issued::LeaseLost => "lease lost",
+                Issued::Failed(_) => "failed",
+            };
+            span.record("outcome", outcome);
+        }
+    }
     Ok(results)
 }
 

@@ -14,7 +14,7 @@ use kozomol_store::{CompleteResult, OwnerLookupRecord, Store, StoreError};
 use kozomol_tunduk::{
     ExchangeContext, Owner, OwnerLookup, OwnerRecord, PlateOrigin, TundukError, VehicleRegistry,
 };
-use tracing::{info, warn};
+use tracing::{info, info_span, warn, Instrument};
 
 use crate::checks::ChecksConfig;
 use crate::pre_issue::{check_case, CheckLists, CheckRun, Checked};
@@ -66,57 +66,65 @@ pub async fn run_lookups(
         jurisdiction: stage.jurisdiction,
         lists: &lists,
     };
+    let traces = store.trace_parents(&claimed).await?;
     let mut moved = Vec::with_capacity(claimed.len());
     for case_id in claimed {
-        let record = store.case(case_id).await?;
-        let plate = match store.decided_plate(case_id).await? {
-            Some(plate) => Some(plate),
-            None => record.as_ref().and_then(|c| c.plate.clone()),
-        };
-        // A case without a plate has nothing to check: its lookup records why.
-        if let (Some(record), Some(plate)) = (&record, &plate) {
-            match check_case(&run, store, record, plate).await? {
-                Checked::Proceed(_) => {}
-                Checked::SetAside(outcome) => {
-                    moved.push((case_id, outcome.to));
-                    continue;
-                }
-                Checked::LeaseLost => {
-                    moved.push((case_id, None));
-                    continue;
-                }
-            }
-        }
-        let answer = match &plate {
-            Some(plate) => Some(
-                registry
-                    .transport_current_info(
-                        plate,
-                        PlateOrigin::Auto,
-                        &ExchangeContext::system(case_id),
-                    )
-                    .await,
-            ),
-            None => None,
-        };
-        let record = lookup_record(case_id, plate.as_deref(), answer, Utc::now());
-        let to = match record.outcome {
-            OwnerOutcome::Found => CaseState::OwnerFound,
-            _ => CaseState::OwnerUnknown,
-        };
-        match store.record_owner_lookup(&stage.worker, &record).await? {
-            CompleteResult::Completed => {
-                if to == CaseState::OwnerUnknown {
-                    warn!(case_id = %case_id, outcome = record.outcome.as_str(), reason = record.reason.as_deref().unwrap_or(""), "owner unknown");
-                } else {
-                    info!(case_id = %case_id, "owner found");
-                }
-                moved.push((case_id, Some(to)));
-            }
-            CompleteResult::LeaseLost => moved.push((case_id, None)),
-        }
+        let span = info_span!("owner_lookup", case_id = %case_id);
+        kozomol_telemetry::follow(&span, traces.get(&case_id).copied());
+        let to = look_up(&run, stage, store, registry, case_id)
+            .instrument(span)
+            .await?;
+        moved.push((case_id, to));
     }
     Ok(moved)
+}
+
+/// Checks one claimed case and, where the checks let it through, looks up its owner;
+/// where the case went (`None`: another worker took it over meanwhile).
+async fn look_up(
+    run: &CheckRun<'_>,
+    stage: &LookupStage,
+    store: &dyn Store,
+    registry: &VehicleRegistry,
+    case_id: CaseId,
+) -> Result<Option<CaseState>, StoreError> {
+    let record = store.case(case_id).await?;
+    let plate = match store.decided_plate(case_id).await? {
+        Some(plate) => Some(plate),
+        None => record.as_ref().and_then(|c| c.plate.clone()),
+    };
+    // A case without a plate has nothing to check: its lookup records why.
+    if let (Some(record), Some(plate)) = (&record, &plate) {
+        match check_case(run, store, record, plate).await? {
+            Checked::Proceed(_) => {}
+            Checked::SetAside(outcome) => return Ok(outcome.to),
+            Checked::LeaseLost => return Ok(None),
+        }
+    }
+    let answer = match &plate {
+        Some(plate) => Some(
+            registry
+                .transport_current_info(plate, PlateOrigin::Auto, &ExchangeContext::system(case_id))
+                .await,
+        ),
+        None => None,
+    };
+    let record = lookup_record(case_id, plate.as_deref(), answer, Utc::now());
+    let to = match record.outcome {
+        OwnerOutcome::Found => CaseState::OwnerFound,
+        _ => CaseState::OwnerUnknown,
+    };
+    match store.record_owner_lookup(&stage.worker, &record).await? {
+        CompleteResult::Completed => {
+            if to == CaseState::OwnerUnknown {
+                warn!(case_id = %case_id, outcome = record.outcome.as_str(), reason = record.reason.as_deref().unwrap_or(""), "owner unknown");
+            } else {
+                info!(case_id = %case_id, "owner found");
+            }
+            Ok(Some(to))
+        }
+        CompleteResult::LeaseLost => Ok(None),
+    }
 }
 
 /// What to store for a case's lookup: `plate` is the plate asked about (none: the

@@ -42,6 +42,7 @@ async fn recognised(
         camera_plate: Some("01KG123ABC".into()),
         enforceable,
         enforceability_note: (!enforceable).then(|| "certificate expired".to_owned()),
+        trace_parent: None,
         frames: vec![NewFrame {
             role: FrameRole::Overview,
             sha256: hash("overview"),

@@ -175,6 +175,7 @@ impl World {
             camera_plate: None,
             enforceable: true,
             enforceability_note: None,
+            trace_parent: None,
             frames: vec![NewFrame {
                 role: FrameRole::Overview,
                 sha256: hash("overview"),

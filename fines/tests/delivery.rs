@@ -177,6 +177,7 @@ async fn approved(w: &World, owner: &Owner, seed: u8) {
         camera_plate: None,
         enforceable: true,
         enforceability_note: None,
+        trace_parent: None,
         frames: frames
             .iter()
             .zip(locations)

@@ -42,6 +42,7 @@ async fn approved(store: &dyn Store, plate: Option<&str>) -> CaseId {
         camera_plate: None,
         enforceable: true,
         enforceability_note: None,
+        trace_parent: None,
         frames: vec![NewFrame {
             role: FrameRole::Overview,
             sha256: hash("overview"),

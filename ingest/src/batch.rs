@@ -122,10 +122,30 @@ impl BatchWriter {
                 Slot::Refused(_) => None,
             })
             .collect();
+        // One span an event, from its verification to its commit, following the
+        // camera's capture; the case keeps it for the stages after.
+        let spans: Vec<tracing::Span> = accepted
+            .iter()
+            .map(|a| {
+                let span = tracing::info_span!(
+                    "ingest",
+                    camera_id = %a.envelope.event.camera_id,
+                    event_id = %a.envelope.event.event_id,
+                    case_id = tracing::field::Empty,
+                );
+                kozomol_telemetry::follow(&span, a.envelope.sign1.trace_parent);
+                span
+            })
+            .collect();
         let locations = self.store_frames(&accepted).await?;
         let new_cases: Vec<NewCase> = accepted
             .iter()
-            .map(|a| new_case(a, &locations))
+            .zip(&spans)
+            .map(|(a, span)| {
+                // Where this process exports no spans, the camera's trace goes on as is.
+                let trace = kozomol_telemetry::context_of(span).or(a.envelope.sign1.trace_parent);
+                new_case(a, &locations, trace)
+            })
             .collect::<Result<_, _>>()?;
         let writes = if new_cases.is_empty() {
             Vec::new()
@@ -134,6 +154,7 @@ impl BatchWriter {
         };
 
         let mut writes = writes.into_iter();
+        let mut spans = spans.into_iter();
         let mut outcomes = Vec::with_capacity(messages.len());
         let mut dead_letters = Vec::new();
         let now = Utc::now();
@@ -146,7 +167,14 @@ impl BatchWriter {
                 Slot::Verified(a) => {
                     let camera = a.envelope.event.camera_id.clone();
                     let event_id = a.envelope.event.event_id.to_string();
-                    match writes.next() {
+                    let write = writes.next();
+                    if let (Some(span), Some(write)) = (spans.next(), &write) {
+                        let (CaseWrite::Created(id)
+                        | CaseWrite::Duplicate(id)
+                        | CaseWrite::Conflict(id)) = write;
+                        span.record("case_id", tracing::field::display(id));
+                    }
+                    match write {
                         Some(CaseWrite::Created(case_id)) => BatchOutcome::Accepted {
                             camera,
                             event_id,
@@ -310,6 +338,7 @@ fn dead_letter(
 fn new_case(
     a: &AcceptedEvent,
     locations: &HashMap<[u8; 32], kozomol_store::FrameLocation>,
+    trace_parent: Option<kozomol_core::TraceParent>,
 ) -> Result<NewCase, IngestError> {
     let event = &a.envelope.event;
     let frames = event
@@ -343,6 +372,7 @@ fn new_case(
         enforceable: a.enforceable,
         enforceability_note: a.enforceability_note.clone(),
         frames,
+        trace_parent,
     })
 }
 

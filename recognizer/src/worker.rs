@@ -185,14 +185,18 @@ pub async fn run_once(
     let jobs = store
         .claim_recognition(&config.worker, config.batch, config.lease)
         .await?;
+    let ids: Vec<CaseId> = jobs.iter().map(|job| job.case_id).collect();
+    let traces = store.trace_parents(&ids).await?;
     let mut results = Vec::with_capacity(jobs.len());
     let mut first_error = None;
     for job in jobs {
         let case_id = job.case_id;
         // One job's error (a task that panicked, the store failing on its write) does
         // not abandon the rest of the batch; its own case returns after the lease.
-        // Every line logged while the job is handled names its case.
-        let span = info_span!("case", case_id = %case_id);
+        // Every line logged while the job is handled names its case; the span joins
+        // the case's trace.
+        let span = info_span!("recognize", case_id = %case_id);
+        kozomol_telemetry::follow(&span, traces.get(&case_id).copied());
         match handle(config, recognizer, store, evidence, job)
             .instrument(span)
             .await

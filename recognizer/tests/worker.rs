@@ -131,6 +131,7 @@ async fn record(
         camera_plate: camera_plate.map(str::to_owned),
         enforceable: true,
         enforceability_note: None,
+        trace_parent: None,
         frames: frames
             .iter()
             .zip(locations)

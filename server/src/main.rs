@@ -216,12 +216,26 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_logging();
     // Usage errors exit 64 (EX_USAGE), not clap's 2, which `quote` gives to "no fine".
     let cli = Cli::try_parse().unwrap_or_else(|e| {
         let _ = e.print();
         std::process::exit(if e.use_stderr() { 64 } else { 0 });
     });
+    let service = match &cli.command {
+        Command::Serve { .. } => "kozomol".to_owned(),
+        Command::Run { part, .. } => format!("kozomol-{}", part.name()),
+        _ => "kozomol-cli".to_owned(),
+    };
+    let telemetry = kozomol_telemetry::install(
+        &service,
+        "info,rumqttd=warn,rumqttc=warn,sqlx=warn,ort=warn",
+    )?;
+    let outcome = run(cli).await;
+    telemetry.shutdown();
+    outcome
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let cancel = shutdown_on_signals();
     match cli.command {
         Command::Serve {
@@ -562,32 +576,4 @@ fn shutdown_on_signals() -> CancellationToken {
         }
     });
     cancel
-}
-
-/// Logs go to stderr as text, or with `KOZOMOL_LOG_FORMAT=json` as one JSON object a
-/// line for a log collector: time, level, target, the event's fields at the top and
-/// the spans it happened in (a recognition job's `case` span carries its `case_id`).
-fn init_logging() {
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rumqttd=warn,rumqttc=warn,sqlx=warn,ort=warn".into()),
-        )
-        .with_writer(std::io::stderr);
-    match std::env::var("KOZOMOL_LOG_FORMAT").as_deref() {
-        Ok("json") => logs
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(true)
-            .init(),
-        Ok("text") | Err(_) => logs.init(),
-        Ok(other) => {
-            logs.init();
-            tracing::warn!(
-                value = other,
-                "KOZOMOL_LOG_FORMAT is `text` or `json`; logging text"
-            );
-        }
-    }
 }

@@ -83,6 +83,18 @@ pub enum Part {
     Fines,
 }
 
+impl Part {
+    /// The part's name on the command line (`kozomol run NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Ingest => "ingest",
+            Part::Api => "api",
+            Part::Recognizer => "recognizer",
+            Part::Fines => "fines",
+        }
+    }
+}
+
 /// What to start.
 #[derive(Clone, Debug)]
 pub struct Plan {

@@ -279,6 +279,7 @@ async fn record_case(
         camera_plate: Some(plate.to_owned()),
         enforceable: true,
         enforceability_note: None,
+        trace_parent: None,
         frames: [FrameRole::Overview, FrameRole::Plate]
             .into_iter()
             .zip(frames.iter().zip(locations))

@@ -50,6 +50,10 @@ pub(crate) fn hash32(raw: &[u8], what: &str) -> Result<[u8; 32], StoreError> {
         .map_err(|_| corrupt(format!("{what} has {} bytes, not 32", raw.len())))
 }
 
+pub(crate) fn trace_parent(raw: &str) -> Result<kozomol_core::TraceParent, StoreError> {
+    raw.parse().map_err(|e| corrupt(format!("case trace: {e}")))
+}
+
 pub(crate) fn uuid(raw: &str) -> Result<uuid::Uuid, StoreError> {
     uuid::Uuid::parse_str(raw).map_err(|e| corrupt(format!("uuid `{raw}`: {e}")))
 }

@@ -183,6 +183,12 @@ pub trait CaseStore: Send + Sync {
     async fn known_frames(&self, sha256s: &[[u8; 32]]) -> Result<HashSet<[u8; 32]>, StoreError>;
     /// The audit rows of one case, oldest first.
     async fn case_audit(&self, id: CaseId) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The traces these cases belong to (those that have one), for the spans of the
+    /// stage that claimed them.
+    async fn trace_parents(
+        &self,
+        cases: &[CaseId],
+    ) -> Result<HashMap<CaseId, kozomol_core::TraceParent>, StoreError>;
 }
 
 /// Messages that were refused, with the reason and (bounded) raw bytes.

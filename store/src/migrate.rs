@@ -128,6 +128,11 @@ const SQLITE: &[Migration] = &[
         name: "case_file_destruction",
         sql: include_str!("../migrations/sqlite/0022_case_file_destruction.sql"),
     },
+    Migration {
+        version: 23,
+        name: "trace_context",
+        sql: include_str!("../migrations/sqlite/0023_trace_context.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -240,6 +245,11 @@ const POSTGRES: &[Migration] = &[
         version: 22,
         name: "case_file_destruction",
         sql: include_str!("../migrations/postgres/0022_case_file_destruction.sql"),
+    },
+    Migration {
+        version: 23,
+        name: "trace_context",
+        sql: include_str!("../migrations/postgres/0023_trace_context.sql"),
     },
 ];
 

@@ -66,6 +66,8 @@ pub struct NewCase {
     pub enforceable: bool,
     pub enforceability_note: Option<String>,
     pub frames: Vec<NewFrame>,
+    /// Ingest's span for the event, which the later stages' spans follow.
+    pub trace_parent: Option<kozomol_core::TraceParent>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -245,13 +245,13 @@ impl CaseStore for PgStore {
         let events: Vec<String> = candidates.iter().map(|c| c.event.to_string()).collect();
         let inserted = sqlx::query(
             "INSERT INTO cases (event_id, camera_id, captured_at, received_at, kind, state, \
-             plate, enforceable, enforceability_note, fingerprint, event) \
+             plate, enforceable, enforceability_note, fingerprint, event, trace_parent) \
              SELECT event_id, camera_id, captured_at, $4, kind, $5, plate, enforceable, note, \
-             fingerprint, event::jsonb \
+             fingerprint, event::jsonb, trace_parent \
              FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $6::text[], $7::text[], \
-             $8::boolean[], $9::text[], $10::bytea[], $11::text[]) WITH ORDINALITY \
+             $8::boolean[], $9::text[], $10::bytea[], $11::text[], $12::text[]) WITH ORDINALITY \
              AS t (event_id, camera_id, captured_at, kind, plate, enforceable, note, \
-             fingerprint, event, n) ORDER BY n \
+             fingerprint, event, trace_parent, n) ORDER BY n \
              ON CONFLICT (camera_id, event_id) DO NOTHING RETURNING id, camera_id, event_id",
         )
         .bind(candidates.iter().map(|c| c.event_id.0).collect::<Vec<_>>())
@@ -290,6 +290,12 @@ impl CaseStore for PgStore {
                 .collect::<Vec<_>>(),
         )
         .bind(&events)
+        .bind(
+            candidates
+                .iter()
+                .map(|c| c.trace_parent.map(|t| t.to_string()))
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(&mut *tx)
         .await?;
         for row in inserted {
@@ -665,6 +671,25 @@ impl CaseStore for PgStore {
         .await?
         .iter()
         .map(audit_entry_from_row)
+        .collect()
+    }
+
+    async fn trace_parents(
+        &self,
+        cases: &[CaseId],
+    ) -> Result<HashMap<CaseId, kozomol_core::TraceParent>, StoreError> {
+        let ids: Vec<i64> = cases.iter().map(|c| c.0).collect();
+        sqlx::query(
+            "SELECT id, trace_parent FROM cases WHERE id = ANY($1) AND trace_parent IS NOT NULL",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let trace: String = row.try_get("trace_parent")?;
+            Ok((CaseId(row.try_get("id")?), decode::trace_parent(&trace)?))
+        })
         .collect()
     }
 }

@@ -313,7 +313,7 @@ impl CaseStore for SqliteStore {
         for chunk in plan.candidates.chunks(rows_per_statement(11)) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO cases (event_id, camera_id, captured_at, received_at, kind, state, \
-                 plate, enforceable, enforceability_note, fingerprint, event) ",
+                 plate, enforceable, enforceability_note, fingerprint, event, trace_parent) ",
             );
             qb.push_values(chunk, |mut row, &i| {
                 let case = &cases[i];
@@ -327,7 +327,8 @@ impl CaseStore for SqliteStore {
                     .push_bind(case.enforceable)
                     .push_bind(case.enforceability_note.as_deref())
                     .push_bind(&case.fingerprint[..])
-                    .push_bind(case.event.to_string());
+                    .push_bind(case.event.to_string())
+                    .push_bind(case.trace_parent.map(|t| t.to_string()));
             });
             qb.push(
                 " ON CONFLICT (camera_id, event_id) DO NOTHING RETURNING id, camera_id, event_id",
@@ -607,6 +608,28 @@ impl CaseStore for SqliteStore {
         .iter()
         .map(audit_entry_from_row)
         .collect()
+    }
+
+    async fn trace_parents(
+        &self,
+        cases: &[CaseId],
+    ) -> Result<HashMap<CaseId, kozomol_core::TraceParent>, StoreError> {
+        let mut traces = HashMap::new();
+        for chunk in cases.chunks(rows_per_statement(1)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT id, trace_parent FROM cases WHERE trace_parent IS NOT NULL AND id IN (",
+            );
+            let mut list = qb.separated(", ");
+            for case in chunk {
+                list.push_bind(case.0);
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(&self.reader).await? {
+                let trace: String = row.try_get("trace_parent")?;
+                traces.insert(CaseId(row.try_get("id")?), decode::trace_parent(&trace)?);
+            }
+        }
+        Ok(traces)
     }
 }
 

@@ -163,6 +163,7 @@ conformance!(
         repeats_are_duplicates_or_conflicts_and_change_nothing,
         repeats_inside_one_batch_behave_like_repeats_across_batches,
         case_ids_are_numeric_and_increase,
+        a_case_keeps_the_trace_it_was_recorded_in,
         cases_are_counted_per_hour_camera_and_kind,
         the_work_summary_counts_decisions_by_tier_and_money,
         the_backlog_counts_waiting_cases_per_state,
@@ -305,6 +306,7 @@ fn new_case(camera: &str, plate: Option<&str>, captured_at: DateTime<Utc>) -> Ne
         camera_plate: plate.map(str::to_owned),
         enforceable: true,
         enforceability_note: None,
+        trace_parent: None,
         frames: vec![
             NewFrame {
                 role: FrameRole::Overview,
@@ -591,6 +593,48 @@ async fn case_ids_are_numeric_and_increase(store: Arc<dyn Store>) {
         assert!(ids[0].0 > 0);
         last = ids[3];
     }
+}
+
+async fn a_case_keeps_the_trace_it_was_recorded_in(store: Arc<dyn Store>) {
+    register(&*store, &["cam-1"]).await;
+    let trace: kozomol_core::TraceParent =
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .unwrap();
+    let mut traced = new_case("cam-1", None, t(0));
+    traced.trace_parent = Some(trace);
+    let untraced = new_case("cam-1", None, t(1));
+    let ids: Vec<CaseId> = store
+        .record_cases(&[traced.clone(), untraced], "ingest")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(created)
+        .collect();
+    let traces = store.trace_parents(&ids).await.unwrap();
+    assert_eq!(traces.len(), 1, "{traces:?}");
+    assert_eq!(traces.get(&ids[0]), Some(&trace));
+    // A repeat of the event in another trace (a camera's resend) keeps the first.
+    let mut again = traced;
+    again.trace_parent = Some(
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+            .parse()
+            .unwrap(),
+    );
+    assert_eq!(
+        store.record_cases(&[again], "ingest").await.unwrap(),
+        vec![CaseWrite::Duplicate(ids[0])]
+    );
+    assert_eq!(
+        store.trace_parents(&ids).await.unwrap().get(&ids[0]),
+        Some(&trace)
+    );
+    assert!(store.trace_parents(&[]).await.unwrap().is_empty());
+    assert!(store
+        .trace_parents(&[CaseId(ids[1].0 + 1000)])
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn cases_are_counted_per_hour_camera_and_kind(store: Arc<dyn Store>) {

@@ -209,6 +209,7 @@ pub async fn received_cases(
             camera_plate: None,
             enforceable: true,
             enforceability_note: None,
+            trace_parent: None,
             frames: frames
                 .iter()
                 .zip(&locations)

@@ -6,6 +6,7 @@
 //! disturbed. Everything it starts is killed when its handle drops.
 
 pub mod link;
+pub mod otlp;
 pub mod split;
 
 use std::io::{BufRead, BufReader};

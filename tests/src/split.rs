@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use kozomol_testkit::s3::S3StandIn;
 use serde_json::Value;
 
+use crate::otlp::TraceCollector;
 use crate::{
     bin, free_port, last_json_line, models_dir, onnxruntime, simulate_command, simulation_report,
     starting_again_on_lost_ports, tail, Mosquitto, PgCluster, Process, ScratchDatabase, Simulation,
@@ -43,6 +44,8 @@ pub struct Split {
     pub admin_token: String,
     /// The S3 stand-in holding the evidence, where the options asked for one.
     pub evidence_bucket: Option<S3StandIn>,
+    /// The collector the parts send their spans to, where the options asked for one.
+    pub trace_collector: Option<TraceCollector>,
 }
 
 /// The database the parts share.
@@ -82,6 +85,8 @@ pub struct SplitOptions {
     pub recognizer_threads: u32,
     /// Evidence in an S3-compatible bucket (the stand-in) instead of a folder.
     pub evidence_bucket: bool,
+    /// Every part and the simulated cameras export their spans to a stand-in collector.
+    pub trace_collector: bool,
 }
 
 /// How the stand-in bus behaves.
@@ -185,6 +190,10 @@ client = "{client}"
             parts: Vec::new(),
             admin_token,
             evidence_bucket,
+            trace_collector: options
+                .trace_collector
+                .then(TraceCollector::start)
+                .transpose()?,
         })
     }
 
@@ -248,6 +257,7 @@ client = "{client}"
             .env("RUST_LOG", "info,rumqttc=warn,sqlx=warn,ort=warn")
             // As a log collector would take them.
             .env("KOZOMOL_LOG_FORMAT", "json")
+            .envs(self.trace_collector.iter().flat_map(TraceCollector::env))
             .envs(env.iter().map(|(k, v)| (k, v)));
         Process::spawn(name, command, &self.dir.path().join("logs"))
     }
@@ -323,6 +333,7 @@ client = "{client}"
         command
             .args(["--broker-username", CAMERAS_USER.0])
             .env("KOZOMOL_SIMULATE_BROKER_PASSWORD", CAMERAS_USER.1)
+            .envs(self.trace_collector.iter().flat_map(TraceCollector::env))
             .args(extra);
         Process::spawn("simulate", command, &self.dir.path().join("logs"))
     }

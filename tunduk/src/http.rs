@@ -1,10 +1,32 @@
-//! What the SOAP and REST clients share about HTTP: reading a bounded body and naming
-//! reqwest's errors.
+//! What the SOAP and REST clients share about HTTP: the exchange's span and its
+//! `traceparent`, reading a bounded body and naming reqwest's errors.
 
 use std::error::Error as _;
 use std::time::Duration;
 
-use crate::TundukError;
+use tracing::Span;
+
+use crate::{TundukError, XRoadService};
+
+/// The span of one exchange over the bus; the request made inside it carries its
+/// `traceparent` (see [`traced`]).
+pub(crate) fn exchange_span(id: &str, service: &XRoadService, protocol: &'static str) -> Span {
+    tracing::info_span!(
+        "tunduk",
+        otel.kind = "client",
+        service = %service,
+        protocol,
+        x_road_id = id,
+    )
+}
+
+/// `request` with the current span's `traceparent`, where spans are exported.
+pub(crate) fn traced(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    match kozomol_telemetry::header_value(&Span::current()) {
+        Some(value) => request.header(kozomol_telemetry::TRACEPARENT, value),
+        None => request,
+    }
+}
 
 /// Reads the body, refusing one longer than `limit` bytes.
 pub(crate) async fn read_body(

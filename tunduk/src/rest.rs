@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use tracing::Instrument;
+
 use crate::exchange::log_exchange;
-use crate::http::{read_body, transport_error};
+use crate::http::{exchange_span, read_body, traced, transport_error};
 use crate::soap::RequestHeader;
 use crate::{ExchangeContext, TundukError, XRoadClient, XRoadFault, XRoadService};
 
@@ -195,7 +197,11 @@ impl RestClient {
         let header = RequestHeader::new(self.client.clone(), service.clone(), context);
         let started = Instant::now();
         let result = match self.url(service, path) {
-            Ok(url) => self.exchange(url, &header, timeout, parse).await,
+            Ok(url) => {
+                self.exchange(url, &header, timeout, parse)
+                    .instrument(exchange_span(&header.id, service, "rest"))
+                    .await
+            }
             Err(e) => Err(e),
         };
         log_exchange(
@@ -216,9 +222,7 @@ impl RestClient {
         timeout: Duration,
         parse: impl FnOnce(serde_json::Value) -> Result<T, TundukError>,
     ) -> Result<T, TundukError> {
-        let response = self
-            .http
-            .get(url)
+        let response = traced(self.http.get(url))
             .header("X-Road-Client", client_header(&header.client))
             .header("X-Road-Id", &header.id)
             .header("X-Road-UserId", encode_header_value(&header.user_id))

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use roxmltree::Node;
 use uuid::Uuid;
 
+use tracing::Instrument;
+
 use crate::exchange::log_exchange;
-use crate::http::{body_text, read_body, transport_error};
+use crate::http::{body_text, exchange_span, read_body, traced, transport_error};
 use crate::xml::{self, child, escape, is, Element, IDENTIFIERS_NS, SOAP_ENV_NS, XROAD_NS};
 use crate::{ExchangeContext, TundukError, XRoadClient, XRoadFault, XRoadService};
 
@@ -239,7 +241,10 @@ impl SoapClient {
         let header = RequestHeader::new(self.client.clone(), service.clone(), context);
         let envelope = build_envelope(&header, payload);
         let started = Instant::now();
-        let result = self.exchange(envelope, &header, timeout, parse).await;
+        let result = self
+            .exchange(envelope, &header, timeout, parse)
+            .instrument(exchange_span(&header.id, service, "soap"))
+            .await;
         log_exchange(
             &header.id,
             context,
@@ -258,9 +263,7 @@ impl SoapClient {
         timeout: Duration,
         parse: impl FnOnce(Node<'_, '_>) -> Result<T, TundukError>,
     ) -> Result<T, TundukError> {
-        let response = self
-            .http
-            .post(self.endpoint.clone())
+        let response = traced(self.http.post(self.endpoint.clone()))
             .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
             .header("SOAPAction", "\"\"")
             .timeout(timeout)

@@ -169,6 +169,7 @@ pub async fn approved_by_anyone(
         camera_plate: None,
         enforceable: true,
         enforceability_note: None,
+        trace_parent: None,
         frames: frames
             .iter()
             .zip(locations)

@@ -29,11 +29,12 @@ mod system;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post, put};
@@ -43,6 +44,7 @@ use kozomol_core::CameraId;
 use kozomol_ingest::IngestMetrics;
 use kozomol_store::{EvidenceStore, Store};
 use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 pub use access::{
     AccountReaders, Admins, AnyStaff, CaseReaders, DeadLetterReaders, DeskOfficers, Finance,
@@ -358,8 +360,33 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             count_responses,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(|response: &Response, _: Duration, span: &Span| {
+                    span.record("http.response.status_code", response.status().as_u16());
+                }),
+        )
         .with_state(state)
+}
+
+/// One span a request, named after its route (never the path: it holds plates and
+/// numbers), following the caller's `traceparent` where it sent one.
+fn request_span(request: &Request) -> Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let span = tracing::info_span!(
+        "http",
+        otel.name = format!("{} {route}", request.method()),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    kozomol_telemetry::follow(&span, kozomol_telemetry::from_headers(request.headers()));
+    span
 }
 
 /// Counts every response by status class for `/metrics`.

@@ -116,19 +116,19 @@ fn each_bad_message_is_dead_lettered_and_the_stream_goes_on() {
     let ok = "2026-11-20T08:00:00Z";
     let f = frames(1);
     let good_a = event("cam-bad", ok, 90, &f);
-    let good_a_bytes = encode_signed(&good_a, &f, &key).expect("encode");
+    let good_a_bytes = encode_signed(&good_a, &f, &key, None).expect("encode");
     let mut conflicting = event("cam-bad", ok, 99, &f);
     conflicting.event_id = good_a.event_id;
     let ghost = event("cam-ghost", ok, 90, &f);
     let bad_sig = event("cam-bad", ok, 91, &f);
     let hash_mismatch = event("cam-bad", ok, 92, &f);
-    let mut hash_bytes = encode_signed(&hash_mismatch, &f, &key).expect("encode");
+    let mut hash_bytes = encode_signed(&hash_mismatch, &f, &key, None).expect("encode");
     let n = hash_bytes.len();
     hash_bytes[n - 10] ^= 0xff; // inside the last frame
     let mut wrong_device = event("cam-bad", ok, 93, &f);
     wrong_device.device.serial = "SOMEONE-ELSE".into();
     let lapsed = event("cam-bad", "2027-02-01T08:00:00Z", 94, &f);
-    let mut v2 = encode_signed(&event("cam-bad", ok, 95, &f), &f, &key).expect("encode");
+    let mut v2 = encode_signed(&event("cam-bad", ok, 95, &f), &f, &key, None).expect("encode");
     v2[1] = 0x02;
     let good_b = event("cam-bad", ok, 96, &f);
 
@@ -138,12 +138,12 @@ fn each_bad_message_is_dead_lettered_and_the_stream_goes_on() {
         (
             "unknown_camera",
             topic("cam-ghost"),
-            encode_signed(&ghost, &f, &key).expect("encode"),
+            encode_signed(&ghost, &f, &key, None).expect("encode"),
         ),
         (
             "bad_signature",
             topic("cam-bad"),
-            encode_signed(&bad_sig, &f, &other_key).expect("encode"),
+            encode_signed(&bad_sig, &f, &other_key, None).expect("encode"),
         ),
         ("frame_hash_mismatch", topic("cam-bad"), hash_bytes),
         (
@@ -160,28 +160,28 @@ fn each_bad_message_is_dead_lettered_and_the_stream_goes_on() {
         (
             "conflicting_duplicate",
             topic("cam-bad"),
-            encode_signed(&conflicting, &f, &key).expect("encode"),
+            encode_signed(&conflicting, &f, &key, None).expect("encode"),
         ),
         (
             "topic_mismatch",
             topic("cam-other"),
-            encode_signed(&event("cam-bad", ok, 97, &f), &f, &key).expect("encode"),
+            encode_signed(&event("cam-bad", ok, 97, &f), &f, &key, None).expect("encode"),
         ),
         (
             "register_mismatch",
             topic("cam-bad"),
-            encode_signed(&wrong_device, &f, &key).expect("encode"),
+            encode_signed(&wrong_device, &f, &key, None).expect("encode"),
         ),
         ("duplicate", topic("cam-bad"), good_a_bytes.clone()),
         (
             "lapsed",
             topic("cam-bad"),
-            encode_signed(&lapsed, &f, &key).expect("encode"),
+            encode_signed(&lapsed, &f, &key, None).expect("encode"),
         ),
         (
             "good_b",
             topic("cam-bad"),
-            encode_signed(&good_b, &f, &key).expect("encode"),
+            encode_signed(&good_b, &f, &key, None).expect("encode"),
         ),
     ];
 

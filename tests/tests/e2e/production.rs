@@ -13,6 +13,118 @@ use kozomol_tests::{metric_value, sha256_hex, Simulation};
 use rumqttc::{ConnectReturnCode, Event, MqttOptions, Packet};
 use serde_json::Value;
 
+/// One trace a violation across the processes — the simulated camera's capture, then
+/// ingest, recognition, approval, the owner lookup with its exchange over the bus, and
+/// issuing, each a child of the span before it — and an API request joins its caller's.
+fn follow_the_traces(split: &Split, cases: &[Value]) {
+    let collector = split.trace_collector.as_ref().expect("a collector");
+    let issued: Vec<&Value> = cases.iter().filter(|c| c["state"] == "issued").collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let spans = loop {
+        let spans = collector.spans();
+        let traced = |case: &&Value| {
+            let id = case["id"].to_string();
+            spans
+                .iter()
+                .any(|s| s.name == "issue" && s.attributes.get("case_id") == Some(&id))
+        };
+        if issued.iter().all(traced) {
+            break spans;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the issuing spans did not all arrive: {:?}\n{}",
+            spans
+                .iter()
+                .map(|s| (&s.service, &s.name))
+                .collect::<Vec<_>>(),
+            split.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut exchanges = 0;
+    for case in issued {
+        let id = case["id"].to_string();
+        let event_id = case["event_id"].as_str().expect("event id");
+        let find = |name: &str, key: &str, value: &str| {
+            spans
+                .iter()
+                .find(|s| {
+                    s.name == name && s.attributes.get(key).map(String::as_str) == Some(value)
+                })
+                .unwrap_or_else(|| panic!("no {name} span for {key} {value}"))
+        };
+        let capture = find("capture", "event_id", event_id);
+        let ingest = find("ingest", "event_id", event_id);
+        let recognize = find("recognize", "case_id", &id);
+        let approve = find("approve", "case_id", &id);
+        let lookup = find("owner_lookup", "case_id", &id);
+        let issue = find("issue", "case_id", &id);
+        // A plate asked about recently is answered from the cache, without the bus.
+        let exchange = spans
+            .iter()
+            .find(|s| s.name == "tunduk" && s.parent_span_id == lookup.span_id);
+        exchanges += usize::from(exchange.is_some());
+        assert_eq!(ingest.attributes.get("case_id"), Some(&id));
+        let mut family = vec![
+            (ingest, "kozomol-ingest", capture),
+            (recognize, "kozomol-recognizer", ingest),
+            (approve, "kozomol-fines", ingest),
+            (lookup, "kozomol-fines", ingest),
+            (issue, "kozomol-fines", ingest),
+        ];
+        family.extend(exchange.map(|exchange| (exchange, "kozomol-fines", lookup)));
+        for (span, service, parent) in family {
+            assert_eq!(
+                span.trace_id, capture.trace_id,
+                "case {id}: {} in another trace",
+                span.name
+            );
+            assert_eq!(
+                span.parent_span_id, parent.span_id,
+                "case {id}: {}'s parent",
+                span.name
+            );
+            assert_eq!(span.service, service, "case {id}: {}", span.name);
+        }
+        assert_eq!(capture.service, "kozomol-cli");
+        assert_eq!(capture.trace_id.len(), 32, "{capture:?}");
+    }
+    assert!(exchanges > 0, "no owner lookup went over the bus");
+
+    let (trace, caller) = ("5e1ec7ed0000000000000000c0ffee01", "00000000000c0de1");
+    let id = cases[0]["id"].as_i64().expect("case id");
+    let answer = reqwest::blocking::Client::new()
+        .get(format!("{}/api/v1/cases/{id}", split.api().expect("api")))
+        .bearer_auth(&split.admin_token)
+        .header("traceparent", format!("00-{trace}-{caller}-01"))
+        .send()
+        .expect("GET");
+    assert_eq!(answer.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let spans = collector.spans();
+        if let Some(request) = spans.iter().find(|s| s.trace_id == trace) {
+            assert_eq!(request.parent_span_id, caller);
+            assert_eq!(request.name, "GET /api/v1/cases/{id}");
+            assert_eq!(request.service, "kozomol-api");
+            assert_eq!(
+                request
+                    .attributes
+                    .get("http.response.status_code")
+                    .map(String::as_str),
+                Some("200")
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the request's span did not arrive"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Waits until no case is in a stage the machine works alone.
 pub fn settled_cases(split: &Split, expected: usize, timeout: Duration) -> Vec<Value> {
     let automatic = ["received", "recognized", "approved", "owner_found"];
@@ -41,6 +153,7 @@ pub fn settled_cases(split: &Split, expected: usize, timeout: Duration) -> Vec<V
 fn parts_in_separate_processes_turn_violations_into_resolutions() {
     let mut split = Split::start(SplitOptions {
         evidence_bucket: true,
+        trace_collector: true,
         ..SplitOptions::default()
     })
     .expect("the split starts");
@@ -150,6 +263,8 @@ fn parts_in_separate_processes_turn_violations_into_resolutions() {
             );
         }
     }
+
+    follow_the_traces(&split, &cases);
 
     // Each process counts its own share, and they add up.
     let ingested: f64 = ["ingest-a", "ingest-b"]
