@@ -165,13 +165,22 @@ pub fn encode_signed(
     let payload = to_canonical_cbor(event)?;
     let mut sign1 = Sign1::sign(payload, event.camera_id.as_str(), key)?;
     sign1.trace_parent = trace;
-    let message = Value::Array(vec![
-        Value::Integer(ENVELOPE_VERSION.into()),
-        sign1.to_value(),
-        Value::Array(frames.iter().map(|f| Value::Bytes(f.clone())).collect()),
-    ]);
-    let mut out = Vec::with_capacity(frames.iter().map(Vec::len).sum::<usize>() + 1024);
-    ciborium::into_writer(&message, &mut out).map_err(|e| CoreError::Malformed(e.to_string()))?;
+    let encode = |sign1: &Sign1| -> Result<Vec<u8>, CoreError> {
+        let message = Value::Array(vec![
+            Value::Integer(ENVELOPE_VERSION.into()),
+            sign1.to_value(),
+            Value::Array(frames.iter().map(|f| Value::Bytes(f.clone())).collect()),
+        ]);
+        let mut out = Vec::with_capacity(frames.iter().map(Vec::len).sum::<usize>() + 1024);
+        ciborium::into_writer(&message, &mut out)
+            .map_err(|e| CoreError::Malformed(e.to_string()))?;
+        Ok(out)
+    };
+    let mut out = encode(&sign1)?;
+    if out.len() > MAX_ENVELOPE_BYTES && sign1.trace_parent.take().is_some() {
+        // The trace is a hint: an event that fits without it goes without it.
+        out = encode(&sign1)?;
+    }
     if out.len() > MAX_ENVELOPE_BYTES {
         return Err(CoreError::Oversize {
             len: out.len(),
@@ -368,6 +377,35 @@ pub(crate) mod tests {
         // Same event, same signature: ingest's duplicate check does not see the trace.
         assert_eq!(traced.fingerprint(), plain.fingerprint());
         assert_eq!(traced.sign1.signature, plain.sign1.signature);
+    }
+
+    #[test]
+    fn an_event_that_fits_only_without_its_trace_goes_without_it() {
+        let trace: TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+            .parse()
+            .expect("traceparent");
+        let sized = |fill: usize| {
+            let mut frames = frames();
+            frames[0] = vec![7; fill];
+            let event = sample_event(&frames);
+            (event, frames)
+        };
+        // Lengths above 65,535 take the same header bytes whatever their size.
+        let (event, frames) = sized(1 << 20);
+        let base = encode_signed(&event, &frames, &key(), None)
+            .expect("encode")
+            .len();
+        // Grow the first frame until the untraced envelope is exactly at the limit.
+        let (event, frames) = sized((1 << 20) + MAX_ENVELOPE_BYTES - base);
+        let untraced = encode_signed(&event, &frames, &key(), None).expect("fits");
+        assert_eq!(untraced.len(), MAX_ENVELOPE_BYTES);
+        let traced = encode_signed(&event, &frames, &key(), Some(trace)).expect("still fits");
+        assert_eq!(traced, untraced);
+        let (event, frames) = sized((1 << 20) + 1 + MAX_ENVELOPE_BYTES - base);
+        assert!(matches!(
+            encode_signed(&event, &frames, &key(), Some(trace)),
+            Err(CoreError::Oversize { .. })
+        ));
     }
 
     #[test]

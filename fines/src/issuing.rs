@@ -102,7 +102,7 @@ pub async fn run_issuing(
         )
         .await?;
     // A case's span lasts the batch it is issued in, and joins the case's trace.
-    let traces = store.trace_parents(&claimed).await?;
+    let traces = kozomol_telemetry::parents_of(store.trace_parents(&claimed)).await;
     let spans: HashMap<CaseId, tracing::Span> = claimed
         .iter()
         .map(|&case_id| {

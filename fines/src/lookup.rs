@@ -66,7 +66,7 @@ pub async fn run_lookups(
         jurisdiction: stage.jurisdiction,
         lists: &lists,
     };
-    let traces = store.trace_parents(&claimed).await?;
+    let traces = kozomol_telemetry::parents_of(store.trace_parents(&claimed)).await;
     let mut moved = Vec::with_capacity(claimed.len());
     for case_id in claimed {
         let span = info_span!("owner_lookup", case_id = %case_id);

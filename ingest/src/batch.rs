@@ -122,8 +122,8 @@ impl BatchWriter {
                 Slot::Refused(_) => None,
             })
             .collect();
-        // One span an event, from its verification to its commit, following the
-        // camera's capture; the case keeps it for the stages after.
+        // One span an event, from after its verification to the batch's commit,
+        // following the camera's capture; the case keeps it for the stages after.
         let spans: Vec<tracing::Span> = accepted
             .iter()
             .map(|a| {
@@ -132,6 +132,7 @@ impl BatchWriter {
                     camera_id = %a.envelope.event.camera_id,
                     event_id = %a.envelope.event.event_id,
                     case_id = tracing::field::Empty,
+                    outcome = tracing::field::Empty,
                 );
                 kozomol_telemetry::follow(&span, a.envelope.sign1.trace_parent);
                 span
@@ -169,10 +170,19 @@ impl BatchWriter {
                     let event_id = a.envelope.event.event_id.to_string();
                     let write = writes.next();
                     if let (Some(span), Some(write)) = (spans.next(), &write) {
-                        let (CaseWrite::Created(id)
-                        | CaseWrite::Duplicate(id)
-                        | CaseWrite::Conflict(id)) = write;
-                        span.record("case_id", tracing::field::display(id));
+                        let outcome = match write {
+                            CaseWrite::Created(id) | CaseWrite::Duplicate(id) => {
+                                span.record("case_id", tracing::field::display(id));
+                                if matches!(write, CaseWrite::Created(_)) {
+                                    "created"
+                                } else {
+                                    "duplicate"
+                                }
+                            }
+                            // Its id is the other event's case, not this one's.
+                            CaseWrite::Conflict(_) => "conflicting duplicate",
+                        };
+                        span.record("outcome", outcome);
                     }
                     match write {
                         Some(CaseWrite::Created(case_id)) => BatchOutcome::Accepted {

@@ -186,7 +186,7 @@ pub async fn run_once(
         .claim_recognition(&config.worker, config.batch, config.lease)
         .await?;
     let ids: Vec<CaseId> = jobs.iter().map(|job| job.case_id).collect();
-    let traces = store.trace_parents(&ids).await?;
+    let traces = kozomol_telemetry::parents_of(store.trace_parents(&ids)).await;
     let mut results = Vec::with_capacity(jobs.len());
     let mut first_error = None;
     for job in jobs {
@@ -195,7 +195,7 @@ pub async fn run_once(
         // not abandon the rest of the batch; its own case returns after the lease.
         // Every line logged while the job is handled names its case; the span joins
         // the case's trace.
-        let span = info_span!("recognize", case_id = %case_id);
+        let span = info_span!("case", otel.name = "recognize", case_id = %case_id);
         kozomol_telemetry::follow(&span, traces.get(&case_id).copied());
         match handle(config, recognizer, store, evidence, job)
             .instrument(span)

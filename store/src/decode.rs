@@ -50,8 +50,15 @@ pub(crate) fn hash32(raw: &[u8], what: &str) -> Result<[u8; 32], StoreError> {
         .map_err(|_| corrupt(format!("{what} has {} bytes, not 32", raw.len())))
 }
 
-pub(crate) fn trace_parent(raw: &str) -> Result<kozomol_core::TraceParent, StoreError> {
-    raw.parse().map_err(|e| corrupt(format!("case trace: {e}")))
+/// A case's stored trace; an unreadable one is only a lost parent for the next span,
+/// never a reason to stop work on the case.
+pub(crate) fn trace_parent(
+    case: kozomol_core::CaseId,
+    raw: &str,
+) -> Option<kozomol_core::TraceParent> {
+    raw.parse()
+        .map_err(|e| tracing::warn!(case_id = %case, error = %e, "unreadable case trace ignored"))
+        .ok()
 }
 
 pub(crate) fn uuid(raw: &str) -> Result<uuid::Uuid, StoreError> {

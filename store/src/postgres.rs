@@ -678,19 +678,24 @@ impl CaseStore for PgStore {
         &self,
         cases: &[CaseId],
     ) -> Result<HashMap<CaseId, kozomol_core::TraceParent>, StoreError> {
+        if cases.is_empty() {
+            return Ok(HashMap::new());
+        }
         let ids: Vec<i64> = cases.iter().map(|c| c.0).collect();
-        sqlx::query(
+        let mut traces = HashMap::new();
+        for row in sqlx::query(
             "SELECT id, trace_parent FROM cases WHERE id = ANY($1) AND trace_parent IS NOT NULL",
         )
         .bind(&ids)
         .fetch_all(&self.pool)
         .await?
-        .iter()
-        .map(|row| {
-            let trace: String = row.try_get("trace_parent")?;
-            Ok((CaseId(row.try_get("id")?), decode::trace_parent(&trace)?))
-        })
-        .collect()
+        {
+            let (id, trace) = (row.try_get("id")?, row.try_get("trace_parent")?);
+            if let Some(trace) = decode::trace_parent(CaseId(id), trace) {
+                traces.insert(CaseId(id), trace);
+            }
+        }
+        Ok(traces)
     }
 }
 

@@ -310,7 +310,7 @@ impl CaseStore for SqliteStore {
         }
 
         let mut created: HashMap<CaseKey, CaseId> = HashMap::with_capacity(cases.len());
-        for chunk in plan.candidates.chunks(rows_per_statement(11)) {
+        for chunk in plan.candidates.chunks(rows_per_statement(12)) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO cases (event_id, camera_id, captured_at, received_at, kind, state, \
                  plate, enforceable, enforceability_note, fingerprint, event, trace_parent) ",
@@ -625,8 +625,10 @@ impl CaseStore for SqliteStore {
             }
             qb.push(")");
             for row in qb.build().fetch_all(&self.reader).await? {
-                let trace: String = row.try_get("trace_parent")?;
-                traces.insert(CaseId(row.try_get("id")?), decode::trace_parent(&trace)?);
+                let (id, trace) = (row.try_get("id")?, row.try_get("trace_parent")?);
+                if let Some(trace) = decode::trace_parent(CaseId(id), trace) {
+                    traces.insert(CaseId(id), trace);
+                }
             }
         }
         Ok(traces)

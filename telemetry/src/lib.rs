@@ -7,9 +7,13 @@
 //! kozomol as every other service: `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) turns them on; `OTEL_EXPORTER_OTLP_PROTOCOL`
 //! (`http/protobuf`, the default, or `http/json`), `OTEL_EXPORTER_OTLP_HEADERS`,
-//! `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER` and `OTEL_BSP_*` tune them;
-//! `OTEL_SDK_DISABLED=true` turns them off.
+//! `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER` and
+//! `OTEL_BSP_*` tune them; `OTEL_SDK_DISABLED=true` turns them off.
 
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kozomol_core::TraceParent;
@@ -17,11 +21,15 @@ use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
 };
 use opentelemetry::Context;
-use opentelemetry_otlp::WithHttpConfig;
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Dispatch, Metadata, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::Context as LayerContext;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
@@ -30,10 +38,6 @@ pub const TRACEPARENT: &str = "traceparent";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
-    #[error("KOZOMOL_LOG_FORMAT is `text` or `json`, not `{0}`")]
-    LogFormat(String),
-    #[error("the OTLP trace exporter: {0}")]
-    Exporter(String),
     #[error("a logger is already installed")]
     AlreadyInstalled,
 }
@@ -45,25 +49,29 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Whether spans are being exported.
-    pub fn tracing(&self) -> bool {
-        self.traces.is_some()
-    }
-
-    /// Exports what is buffered and stops the exporter (at most a few seconds).
+    /// Exports what is buffered and stops the exporter, waiting at most one export's
+    /// time-out.
     pub fn shutdown(self) {
         if let Some(traces) = self.traces {
-            if let Err(e) = traces.shutdown_with_timeout(Duration::from_secs(5)) {
+            let wait = export_timeout(&|name| std::env::var(name).ok()) + Duration::from_secs(1);
+            if let Err(e) = traces.shutdown_with_timeout(wait) {
                 tracing::warn!(error = %e, "sending the last spans failed");
             }
         }
     }
 }
 
+/// Whether this process exports spans: without an exporter, nothing reads the traces
+/// stored with cases.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
 /// Installs the process's logger (`RUST_LOG` or `default_filter`; `KOZOMOL_LOG_FORMAT`
 /// `text` or `json`: one JSON object a line with the spans an event happened in) and,
-/// where the environment names a collector, the trace exporter for kozomol's own
-/// info-level spans, as `service` (unless `OTEL_SERVICE_NAME` names it).
+/// where the environment names a collector, the trace exporter for kozomol's own spans
+/// (info level: `RUST_LOG` must keep kozomol's crates at `info` or finer; log lines,
+/// which may name plates and people, are not sent), as `service` (unless the
+/// environment names the service). Telemetry never
+/// stops a process: a setting it cannot use is logged and left out.
 pub fn install(service: &str, default_filter: &str) -> Result<Telemetry, TelemetryError> {
     install_from(service, default_filter, |name| std::env::var(name).ok())
 }
@@ -74,11 +82,12 @@ fn install_from(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Telemetry, TelemetryError> {
     let filter =
-        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let json = match env("KOZOMOL_LOG_FORMAT").as_deref() {
-        None | Some("text") => false,
-        Some("json") => true,
-        Some(other) => return Err(TelemetryError::LogFormat(other.to_owned())),
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let format = env("KOZOMOL_LOG_FORMAT");
+    let (json, unknown_format) = match format.as_deref().map(str::trim) {
+        None | Some("" | "text") => (false, None),
+        Some("json") => (true, None),
+        Some(other) => (false, Some(other.to_owned())),
     };
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let logs = if json {
@@ -90,21 +99,36 @@ fn install_from(
     } else {
         logs.boxed()
     };
-    let traces = traces_wanted(&env)
-        .then(|| exporter(service, &env))
-        .transpose()?;
-    // kozomol's own spans, whatever RUST_LOG keeps of the logs: quieter logs must not
-    // cut a trace in two.
+    let (traces, exporter_problem) = match traces_wanted(&env).then(|| exporter(service, &env)) {
+        None => (None, None),
+        Some(Ok(provider)) => (Some(provider), None),
+        Some(Err(problem)) => (None, Some(problem)),
+    };
     let spans = traces.as_ref().map(|provider| {
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("kozomol"))
-            .with_filter(EnvFilter::new("kozomol=info"))
+        SpansOnly(
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("kozomol"))
+                // Parents come from tracing's own spans, never from a thread's
+                // OpenTelemetry context, which async tasks moving between threads leave
+                // stale.
+                .with_context_activation(false),
+        )
     });
+    // One filter for both: per-layer filters lost spans here (a span created on a
+    // thread where both layers had just turned an event down reached neither).
     tracing_subscriber::registry()
-        .with(logs.with_filter(filter()))
+        .with(filter)
+        .with(logs)
         .with(spans)
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInstalled)?;
+    if let Some(format) = unknown_format {
+        tracing::warn!(value = %format, "KOZOMOL_LOG_FORMAT is `text` or `json`; logging text");
+    }
+    if let Some(problem) = exporter_problem {
+        tracing::warn!(error = %problem, "traces are not exported");
+    }
+    EXPORTING.store(traces.is_some(), Ordering::Relaxed);
     Ok(Telemetry { traces })
 }
 
@@ -114,23 +138,117 @@ fn traces_wanted(env: &impl Fn(&str) -> Option<String>) -> bool {
     !disabled && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 }
 
+/// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else `OTEL_EXPORTER_OTLP_TIMEOUT` (ms), else 10 s.
+fn export_timeout(env: &impl Fn(&str) -> Option<String>) -> Duration {
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+    ]
+    .iter()
+    .find_map(|name| env(name)?.trim().parse().ok())
+    .map_or(Duration::from_secs(10), Duration::from_millis)
+}
+
 fn exporter(
     service: &str,
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<SdkTracerProvider, TelemetryError> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
+) -> Result<SdkTracerProvider, String> {
+    let mut builder = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
-        .with_http_client(OtlpHttp::new())
-        .build()
-        .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+        .with_http_client(OtlpHttp::new(export_timeout(env)));
+    // OTLP's default is protobuf; the library's, with JSON built in too, would be JSON.
+    let protocol_set = [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ]
+    .iter()
+    .any(|name| env(name).is_some_and(|v| !v.trim().is_empty()));
+    if !protocol_set {
+        builder = builder.with_protocol(Protocol::HttpBinary);
+    }
+    let exporter = builder.build().map_err(|e| e.to_string())?;
     let mut resource = Resource::builder();
-    if env("OTEL_SERVICE_NAME").is_none() {
+    let named = env("OTEL_SERVICE_NAME").is_some()
+        || env("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|a| a.contains("service.name="));
+    if !named {
         resource = resource.with_service_name(service.to_owned());
     }
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_resource(resource.build())
         .build())
+}
+
+/// kozomol's own spans and nothing else: no spans of the libraries underneath, and no
+/// events, since a log line may name a plate or a login.
+struct SpansOnly<L>(L);
+
+fn ours(meta: Option<&Metadata<'_>>) -> bool {
+    meta.is_some_and(|meta| meta.target().starts_with("kozomol"))
+}
+
+impl<S, L> Layer<S> for SpansOnly<L>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    L: Layer<S>,
+{
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        self.0.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.0.on_layer(subscriber);
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
+        if ours(Some(attrs.metadata())) {
+            self.0.on_new_span(attrs, id, ctx);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: LayerContext<'_, S>) {
+        if ours(ctx.metadata(id)) {
+            self.0.on_record(id, values, ctx);
+        }
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: LayerContext<'_, S>) {
+        if ours(ctx.metadata(id)) {
+            self.0.on_follows_from(id, follows, ctx);
+        }
+    }
+
+    fn on_enter(&self, id: &Id, ctx: LayerContext<'_, S>) {
+        if ours(ctx.metadata(id)) {
+            self.0.on_enter(id, ctx);
+        }
+    }
+
+    fn on_exit(&self, id: &Id, ctx: LayerContext<'_, S>) {
+        if ours(ctx.metadata(id)) {
+            self.0.on_exit(id, ctx);
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: LayerContext<'_, S>) {
+        if ours(ctx.metadata(&id)) {
+            self.0.on_close(id, ctx);
+        }
+    }
+
+    fn on_id_change(&self, old: &Id, new: &Id, ctx: LayerContext<'_, S>) {
+        self.0.on_id_change(old, new, ctx);
+    }
+
+    // `OpenTelemetrySpanExt` finds the layer underneath by downcasting.
+    unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
+        if id == TypeId::of::<Self>() {
+            Some(self as *const Self as *const ())
+        } else {
+            // SAFETY: passed on as asked, to the layer that answers for its own types.
+            unsafe { self.0.downcast_raw(id) }
+        }
+    }
 }
 
 /// The exporter's HTTP client: the workspace's blocking one, which the batch processor's
@@ -141,15 +259,14 @@ struct OtlpHttp {
 }
 
 impl OtlpHttp {
-    fn new() -> Self {
-        let timeout = std::env::var("OTEL_EXPORTER_OTLP_TIMEOUT")
-            .ok()
-            .and_then(|ms| ms.trim().parse().ok())
-            .map_or(Duration::from_secs(10), Duration::from_millis);
+    fn new(timeout: Duration) -> Self {
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             // A collector's 4xx/5xx is an answer to pass on, not a transport error.
             .http_status_as_error(false)
+            // A connection per export, seconds apart, rather than one the collector may
+            // have closed meanwhile.
+            .max_idle_connections_per_host(0)
             .build()
             .new_agent();
         OtlpHttp { agent }
@@ -170,6 +287,21 @@ impl opentelemetry_http::HttpClient for OtlpHttp {
         let bytes = body.with_config().limit(1 << 20).read_to_vec()?;
         Ok(http::Response::from_parts(parts, bytes.into()))
     }
+}
+
+/// The traces `read` finds (those of the cases a stage claimed), read only where this
+/// process exports spans: a failed read costs the spans their parents, never the stage
+/// its work.
+pub async fn parents_of<K, E: std::fmt::Display>(
+    read: impl Future<Output = Result<HashMap<K, TraceParent>, E>>,
+) -> HashMap<K, TraceParent> {
+    if !EXPORTING.load(Ordering::Relaxed) {
+        return HashMap::new();
+    }
+    read.await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "reading the cases' traces failed; their spans start new ones");
+        HashMap::new()
+    })
 }
 
 /// The trace context of the current span, where spans are being exported; a stage
@@ -261,22 +393,59 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_log_format_is_refused() {
-        let env = |name: &str| (name == "KOZOMOL_LOG_FORMAT").then(|| "xml".to_owned());
-        assert!(matches!(
-            install_from("kozomol", "info", env),
-            Err(TelemetryError::LogFormat(f)) if f == "xml"
-        ));
+    fn the_export_time_out_is_the_traces_own_then_the_general_one() {
+        let cases: &[(&[(&str, &str)], u64)] = &[
+            (&[], 10_000),
+            (&[("OTEL_EXPORTER_OTLP_TIMEOUT", "2500")], 2_500),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+                    ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", " 700 "),
+                ],
+                700,
+            ),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+                    ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "soon"),
+                ],
+                2_500,
+            ),
+        ];
+        for (vars, ms) in cases {
+            let env = |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            };
+            assert_eq!(export_timeout(&env), Duration::from_millis(*ms), "{vars:?}");
+        }
     }
 
     #[test]
-    fn without_an_exporter_spans_carry_no_context_and_parents_are_ignored() {
+    fn without_an_exporter_no_trace_is_read() {
+        // Installing nothing: this process exports no spans.
+        let read_at_all = std::cell::Cell::new(false);
+        let read = async {
+            read_at_all.set(true);
+            Ok::<_, String>(HashMap::from([(1_u8, trace())]))
+        };
+        let parents = std::pin::pin!(parents_of(read));
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match parents.poll(&mut context) {
+            std::task::Poll::Ready(parents) => assert!(parents.is_empty()),
+            std::task::Poll::Pending => panic!("answered at once"),
+        }
+        assert!(!read_at_all.get());
         let span = tracing::info_span!("stage");
-        let parent: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-            .parse()
-            .expect("traceparent");
-        follow(&span, Some(parent));
+        follow(&span, Some(trace()));
         assert_eq!(context_of(&span), None);
+    }
+
+    fn trace() -> TraceParent {
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .expect("traceparent")
     }
 
     #[test]

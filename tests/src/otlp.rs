@@ -25,6 +25,8 @@ pub struct ReceivedSpan {
     pub parent_span_id: String,
     /// String, integer and boolean attributes, as text.
     pub attributes: HashMap<String, String>,
+    /// How many events (log lines) the span carried.
+    pub events: usize,
 }
 
 type Received = Arc<Mutex<Vec<ReceivedSpan>>>;
@@ -114,6 +116,7 @@ fn read_spans(request: &Value) -> Option<Vec<ReceivedSpan>> {
                     span_id: span["spanId"].as_str()?.to_owned(),
                     parent_span_id: span["parentSpanId"].as_str().unwrap_or("").to_owned(),
                     attributes: attributes(&span["attributes"]),
+                    events: span["events"].as_array().map_or(0, Vec::len),
                 });
             }
         }

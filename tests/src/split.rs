@@ -333,8 +333,13 @@ client = "{client}"
         command
             .args(["--broker-username", CAMERAS_USER.0])
             .env("KOZOMOL_SIMULATE_BROKER_PASSWORD", CAMERAS_USER.1)
-            .envs(self.trace_collector.iter().flat_map(TraceCollector::env))
             .args(extra);
+        if let Some(collector) = &self.trace_collector {
+            // The cameras' capture spans are info-level.
+            command
+                .envs(collector.env())
+                .env("RUST_LOG", "warn,kozomol=info");
+        }
         Process::spawn("simulate", command, &self.dir.path().join("logs"))
     }
 

@@ -363,8 +363,13 @@ pub fn router(state: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
-                .on_response(|response: &Response, _: Duration, span: &Span| {
+                .on_response(|response: &Response, latency: Duration, span: &Span| {
                     span.record("http.response.status_code", response.status().as_u16());
+                    tracing::debug!(
+                        status = response.status().as_u16(),
+                        latency_ms = latency.as_millis() as u64,
+                        "finished processing request"
+                    );
                 }),
         )
         .with_state(state)
