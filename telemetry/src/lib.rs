@@ -157,12 +157,14 @@ fn exporter(
         .with_http()
         .with_http_client(OtlpHttp::new(export_timeout(env)));
     // OTLP's default is protobuf; the library's, with JSON built in too, would be JSON.
+    // A value the library cannot use (`grpc`, a typo) would leave it at its own
+    // default too.
     let protocol_set = [
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
         "OTEL_EXPORTER_OTLP_PROTOCOL",
     ]
     .iter()
-    .any(|name| env(name).is_some_and(|v| !v.trim().is_empty()));
+    .any(|name| env(name).is_some_and(|v| matches!(v.trim(), "http/protobuf" | "http/json")));
     if !protocol_set {
         builder = builder.with_protocol(Protocol::HttpBinary);
     }
@@ -201,8 +203,39 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
-        if ours(Some(attrs.metadata())) {
-            self.0.on_new_span(attrs, id, ctx);
+        if !ours(Some(attrs.metadata())) {
+            return;
+        }
+        // A library's span between this one and its nearest kozomol ancestor is not
+        // exported: the span hangs from that ancestor instead (or starts a trace).
+        // `None`: its parent is fine as it is.
+        let hang_from: Option<Option<Id>> = {
+            let parent = match attrs.parent() {
+                Some(parent) => ctx.span(parent),
+                None if attrs.is_contextual() => ctx.lookup_current(),
+                None => None,
+            };
+            parent
+                .filter(|parent| !ours(Some(parent.metadata())))
+                .map(|parent| {
+                    parent
+                        .scope()
+                        .find(|span| ours(Some(span.metadata())))
+                        .map(|span| span.id())
+                })
+        };
+        match hang_from {
+            None => self.0.on_new_span(attrs, id, ctx),
+            Some(Some(ancestor)) => self.0.on_new_span(
+                &Attributes::child_of(ancestor, attrs.metadata(), attrs.values()),
+                id,
+                ctx,
+            ),
+            Some(None) => self.0.on_new_span(
+                &Attributes::new_root(attrs.metadata(), attrs.values()),
+                id,
+                ctx,
+            ),
         }
     }
 

@@ -338,7 +338,7 @@ client = "{client}"
             // The cameras' capture spans are info-level.
             command
                 .envs(collector.env())
-                .env("RUST_LOG", "warn,kozomol=info");
+                .env("RUST_LOG", "warn,kozomol_edge_agent=info");
         }
         Process::spawn("simulate", command, &self.dir.path().join("logs"))
     }

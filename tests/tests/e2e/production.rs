@@ -22,18 +22,28 @@ fn follow_the_traces(split: &Split, cases: &[Value]) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let spans = loop {
         let spans = collector.spans();
+        // Each process sends its spans on its own clock: wait for every one needed.
         let traced = |case: &&Value| {
             let id = case["id"].to_string();
-            spans
+            let event_id = case["event_id"].as_str().unwrap_or_default().to_owned();
+            let has = |name: &str, key: &str, value: &String| {
+                spans
+                    .iter()
+                    .find(|s| s.name == name && s.attributes.get(key) == Some(value))
+            };
+            let recognize = has("recognize", "case_id", &id);
+            ["approve", "owner_lookup", "issue"]
                 .iter()
-                .any(|s| s.name == "issue" && s.attributes.get("case_id") == Some(&id))
+                .all(|name| has(name, "case_id", &id).is_some())
+                && has("capture", "event_id", &event_id).is_some()
+                && recognize.is_some_and(|r| spans.iter().any(|s| s.span_id == r.parent_span_id))
         };
         if issued.iter().all(traced) {
             break spans;
         }
         assert!(
             Instant::now() < deadline,
-            "the issuing spans of {:?} did not all arrive: {:?}\n{}",
+            "the spans of {:?} did not all arrive: {:?}\n{}",
             issued.iter().map(|c| &c["id"]).collect::<Vec<_>>(),
             spans
                 .iter()
