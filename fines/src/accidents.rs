@@ -103,6 +103,7 @@ mod tests {
             files: Vec::new(),
             cases: (0..cases as i64).map(CaseId).collect(),
             moves: Vec::new(),
+            evidence_destroyed_at: None,
         }
     }
 

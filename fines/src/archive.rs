@@ -1,9 +1,10 @@
 //! The end of a case file's archive period: under the archive lease (one process at a
-//! time), the store marks the files of cases purged long enough ago destroyed, the
-//! evidence only they held erased, and queues where those bytes lie; then the queued
-//! records are overwritten in the evidence store, a segment at a time, and that is
-//! recorded. The overwrite works from the queue, so a pass that died between the two
-//! is finished by the next; a segment that cannot be rewritten is put off an hour.
+//! time), the store marks the files of cases (and road accidents) purged long enough
+//! ago destroyed, the evidence only they held erased, and queues where those bytes
+//! lie; then the queued records are overwritten in the evidence store, a segment at a
+//! time, and that is recorded. The overwrite works from the queue, so a pass that died
+//! between the two is finished by the next; a segment that cannot be rewritten is put
+//! off an hour.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub struct ArchivePass {
     pub busy: bool,
     /// Cases whose files were destroyed.
     pub cases: Vec<CaseId>,
+    /// Accidents whose photos and scheme were destroyed.
+    pub accidents: Vec<i64>,
     /// Blobs marked erased (evidence only those cases held).
     pub blobs_erased: u64,
     /// Records overwritten in their segments (this pass's and any an earlier pass
@@ -45,13 +48,13 @@ pub struct ArchivePass {
 impl ArchivePass {
     /// Whether the pass did anything (failures are not work done).
     pub fn did_work(&self) -> bool {
-        !self.cases.is_empty() || self.records_overwritten > 0
+        !self.cases.is_empty() || !self.accidents.is_empty() || self.records_overwritten > 0
     }
 }
 
 /// One pass, if the archive lease is free: destroys the files of at most `limit` purged
-/// cases with no move since before `quiet_before`, then overwrites the erased records
-/// queued. `actor` names the pass in the audit log; the lease is held under `actor`
+/// cases and `limit` purged accidents with no move since before `quiet_before`, then
+/// overwrites the erased records queued. `actor` names the pass in the audit log; the lease is held under `actor`
 /// and an id of the pass's own.
 pub async fn destroy_case_files(
     store: &dyn Store,
@@ -133,6 +136,7 @@ async fn under_lease(
     Ok(ArchivePass {
         busy: false,
         cases: report.cases,
+        accidents: report.accidents,
         blobs_erased: report.blobs_erased,
         records_overwritten: overwritten.len(),
         overwrite_failures: failed.len(),

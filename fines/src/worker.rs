@@ -208,12 +208,13 @@ pub async fn run(
                 if pass.did_work() {
                     info!(
                         cases = pass.cases.len(),
+                        accidents = pass.accidents.len(),
                         blobs_erased = pass.blobs_erased,
                         records_overwritten = pass.records_overwritten,
                         "case files destroyed at the end of their archive period"
                     );
                 }
-                Ok(pass.cases.len() + pass.records_overwritten)
+                Ok(pass.cases.len() + pass.accidents.len() + pass.records_overwritten)
             }
         });
     }

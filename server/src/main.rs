@@ -394,12 +394,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         break;
                     }
                     total.cases.extend(pass.cases);
+                    total.accidents.extend(pass.accidents);
                     total.blobs_erased += pass.blobs_erased;
                     total.records_overwritten += pass.records_overwritten;
                 }
                 report["case_files"] = serde_json::json!({
                     "quiet_before": quiet_before,
                     "cases": total.cases.len(),
+                    "accidents": total.accidents.len(),
                     "blobs_erased": total.blobs_erased,
                     "records_overwritten": total.records_overwritten,
                     "overwrite_failures": total.overwrite_failures,

@@ -931,7 +931,7 @@ fn officer_filings_paths() -> Value {
                 "200": { "description": "The file.", "content": { "*/*": { "schema": { "type": "string" } } } },
                 "400": problem("Id or position not a number (`bad_request`)."),
                 "404": problem("No such accident or file (`not_found`)."),
-                "410": problem("The case file was destroyed at the end of its archive period (`evidence_destroyed`)."),
+                "410": problem("The accident's photos and scheme were destroyed at the end of its archive period, or the file is evidence a destroyed case file held (`evidence_destroyed`)."),
                 "500": problem("The stored bytes no longer match their hash (`evidence_corrupt`).")
             }
         }))},
@@ -1046,7 +1046,7 @@ fn officer_filings_schemas(schemas: &mut serde_json::Map<String, Value>) {
         "type": "object",
         "required": ["id", "report_id", "occurred_at", "place", "description", "state", "outcome",
                      "registered_by", "registered_at", "vehicles", "participants", "files",
-                     "cases", "moves", "file_urls", "case_hrefs"],
+                     "cases", "moves", "evidence_destroyed_at", "file_urls", "case_hrefs"],
         "properties": {
             "id": id, "report_id": uuid, "occurred_at": instant, "place": place,
             "description": text, "state": states, "outcome": outcomes,
@@ -1058,6 +1058,7 @@ fn officer_filings_schemas(schemas: &mut serde_json::Map<String, Value>) {
             "moves": { "type": "array", "items": { "type": "object", "properties": {
                 "id": id, "from_state": nullable_text, "to_state": text, "outcome": nullable_text,
                 "actor": text, "note": nullable_text, "at": instant } } },
+            "evidence_destroyed_at": { "type": ["string", "null"], "format": "date-time", "description": "When the accident's photos and scheme were destroyed at the end of its archive period; its files answer 410 since." },
             "file_urls": { "type": "array", "items": { "type": "object" } },
             "case_hrefs": { "type": "array", "items": text }
         }

@@ -2553,6 +2553,55 @@ async fn officers_file_violations_and_accidents_whose_investigation_moves_on() {
     h.get("/api/v1/accidents?state=lost", Role::Auditor)
         .await
         .problem(StatusCode::BAD_REQUEST, "invalid_query");
+
+    // A minor one closed with no violation: once purged and past its archive period its
+    // file is destroyed, and its photo answers 410 even before the bytes are overwritten.
+    let minor = post(
+        "/api/v1/accidents",
+        json!({
+            "occurred_at": "2026-03-02T09:00:00Z", "place": {"address": "г. Бишкек, ул. Ахунбаева"},
+            "description": "касание зеркалами",
+            "vehicles": [{"plate": "01KG555MMM", "damage": "зеркало"}],
+            "participants": [{"name": "Осмонов Т.", "role": "driver", "vehicle": 0}],
+            "photos": [jpeg_upload("mirror.jpg", 9)],
+        }),
+    )
+    .await;
+    assert_eq!(minor.status, StatusCode::CREATED);
+    let minor = minor.json()["id"].as_i64().expect("id");
+    for body in [
+        json!({"to": "under_investigation"}),
+        json!({"to": "closed", "outcome": "no_violation"}),
+    ] {
+        let moved = h
+            .call(
+                Method::POST,
+                &format!("/api/v1/accidents/{minor}/moves"),
+                Some(&officer),
+                Some(body),
+            )
+            .await;
+        assert_eq!(moved.status, StatusCode::OK);
+    }
+    let photo = format!("/api/v1/accidents/{minor}/files/0");
+    assert_eq!(h.get(&photo, Role::Auditor).await.status, StatusCode::OK);
+    let later = chrono::Utc::now() + chrono::Duration::minutes(1);
+    let purged = h.store.purge_personal_data(later, 100, "retention").await;
+    assert_eq!(purged.expect("purged").accidents, vec![minor]);
+    let destroyed = h.store.destroy_case_files(later, 100, "archive").await;
+    assert_eq!(destroyed.expect("destroyed").accidents, vec![minor]);
+    h.get(&photo, Role::Auditor)
+        .await
+        .problem(StatusCode::GONE, "evidence_destroyed");
+    let shown = h
+        .get(&format!("/api/v1/accidents/{minor}"), Role::Auditor)
+        .await
+        .json();
+    assert!(shown["evidence_destroyed_at"].is_string(), "{shown}");
+    assert!(
+        shown["files"][0]["sha256"].is_string(),
+        "the file's row stays"
+    );
 }
 
 /// Logs `role`'s demo account in for a console session: its cookie and its token.

@@ -186,6 +186,8 @@ pub struct AccidentRecord {
     pub cases: Vec<CaseId>,
     /// Its moves, the registration first.
     pub moves: Vec<AccidentMoveRecord>,
+    /// When its photos and scheme were destroyed at the end of the archive period.
+    pub evidence_destroyed_at: Option<DateTime<Utc>>,
 }
 
 impl AccidentRecord {

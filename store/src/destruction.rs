@@ -2,7 +2,9 @@
 //! personal data were purged (`retention`), the signed PDF that still names its owner,
 //! the photos, the plate crop, the appeal files and, once every letter in it is gone,
 //! the print batch are erased from the evidence store. The case row, its resolution's
-//! number, amounts and signature, the payments and the audit trail stay.
+//! number, amounts and signature, the payments and the audit trail stay. A road
+//! accident's photos and scheme go the same way once its participants were purged and
+//! no violation filed under it keeps its file.
 //!
 //! Evidence is content-addressed, so a blob is erased only when nothing whose file is
 //! still kept refers to it. The database marks the blob erased and queues where its
@@ -21,6 +23,9 @@ use crate::evidence::FrameLocation;
 
 /// A case file's evidence was destroyed (detail: blobs erased, the quiet cut-off).
 pub const CASE_FILE_DESTROYED: &str = "case.file_destroyed";
+/// An accident's photos and scheme were destroyed (detail: the accident, blobs erased,
+/// the quiet cut-off).
+pub const ACCIDENT_FILE_DESTROYED: &str = "accident.file_destroyed";
 
 /// How an evidence insert meets a blob already stored: the first location wins,
 /// unless that blob was erased, when bytes stored again take its place (the same photo
@@ -44,6 +49,8 @@ pub struct Erasure {
 pub struct DestructionReport {
     /// Cases whose files were destroyed in this pass.
     pub cases: Vec<CaseId>,
+    /// Accidents whose files were destroyed in this pass.
+    pub accidents: Vec<i64>,
     /// Blobs the pass marked erased (shared blobs some kept file still holds are not).
     pub blobs_erased: u64,
 }
@@ -68,14 +75,53 @@ pub(crate) fn cases_due(p1: &str, p2: &str, locked: bool) -> String {
     )
 }
 
-/// Marks the case `case` destroyed at `now`.
-pub(crate) fn mark_case(case: &str, now: &str) -> String {
-    format!("UPDATE cases SET evidence_destroyed_at = {now} WHERE id = {case}")
+/// Purged accidents with no move since before parameter 1, whose file is kept, and
+/// none of whose violations still keeps its file (the photos and scheme are their
+/// evidence too), at most parameter 2.
+pub(crate) fn accidents_due(p1: &str, p2: &str, locked: bool) -> String {
+    format!(
+        "SELECT a.id FROM accidents a \
+         WHERE a.personal_data_purged_at IS NOT NULL AND a.evidence_destroyed_at IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM accident_moves m WHERE m.accident_id = a.id \
+                           AND m.at >= {p1}) \
+           AND NOT EXISTS (SELECT 1 FROM officer_filings f JOIN cases c ON c.id = f.case_id \
+                           WHERE f.accident_id = a.id AND c.evidence_destroyed_at IS NULL) \
+         ORDER BY a.id LIMIT {p2}{}",
+        crate::retention::skip_locked("a", locked)
+    )
+}
+
+/// Whose file a pass destroys: a case's or an accident's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileHolder {
+    Case,
+    Accident,
+}
+
+impl FileHolder {
+    /// Marks the holder with id `id` destroyed at `now`.
+    pub(crate) fn mark(self, id: &str, now: &str) -> String {
+        let table = match self {
+            FileHolder::Case => "cases",
+            FileHolder::Accident => "accidents",
+        };
+        format!("UPDATE {table} SET evidence_destroyed_at = {now} WHERE id = {id}")
+    }
+
+    /// The blobs the holder(s) `id` refer to.
+    fn blobs(self, id: &str) -> String {
+        match self {
+            FileHolder::Case => case_blobs(id),
+            FileHolder::Accident => {
+                format!("SELECT sha256 FROM accident_files WHERE accident_id = {id}")
+            }
+        }
+    }
 }
 
 /// The blobs the case `case` refers to: frames, crop, PDF, appeal files, and the print
 /// batches its letters went out in.
-fn blobs_of(case: &str) -> String {
+fn case_blobs(case: &str) -> String {
     format!(
         "SELECT sha256 FROM case_frames WHERE case_id = {case} \
          UNION SELECT crop_sha256 FROM recognitions \
@@ -88,23 +134,25 @@ fn blobs_of(case: &str) -> String {
     )
 }
 
-/// PostgreSQL: locks the blobs not erased yet of the cases `cases` (`ANY($1)`), in one
-/// order, before [`erase_blobs`] looks for who else holds them. An insert of the same
-/// blob holds the same row lock until it commits (and takes its locks in the same
-/// order), so the look (a statement of its own, with a fresh snapshot) sees every case
-/// that committed a reference to it.
-pub(crate) fn lock_blobs(cases: &str) -> String {
+/// PostgreSQL: locks the blobs not erased yet of the cases `cases` and the accidents
+/// `accidents` (`ANY($1)`, `ANY($2)`), in one order, before [`erase_blobs`] looks for
+/// who else holds them. An insert of the same blob holds the same row lock until it
+/// commits (and takes its locks in the same order), so the look (a statement of its
+/// own, with a fresh snapshot) sees every case or accident that committed a reference
+/// to it.
+pub(crate) fn lock_blobs(cases: &str, accidents: &str) -> String {
     format!(
         "SELECT sha256 FROM evidence_blobs WHERE erased_at IS NULL \
-         AND sha256 IN ({}) ORDER BY sha256 FOR UPDATE",
-        blobs_of(cases)
+         AND sha256 IN ({} UNION {}) ORDER BY sha256 FOR UPDATE",
+        FileHolder::Case.blobs(cases),
+        FileHolder::Accident.blobs(accidents)
     )
 }
 
-/// Marks erased at `now` every blob of the case `case` that no case whose file is kept,
-/// no accident and no print batch with a letter of a kept case refers to. Run after
-/// [`mark_case`].
-pub(crate) fn erase_blobs(case: &str, now: &str) -> String {
+/// Marks erased at `now` every blob of the holder `id` that no case or accident whose
+/// file is kept and no print batch with a letter of a kept case refers to. Run after
+/// [`FileHolder::mark`].
+pub(crate) fn erase_blobs(holder: FileHolder, id: &str, now: &str) -> String {
     let kept = "c.evidence_destroyed_at IS NULL";
     format!(
         "UPDATE evidence_blobs SET erased_at = {now} \
@@ -120,23 +168,25 @@ pub(crate) fn erase_blobs(case: &str, now: &str) -> String {
                            JOIN cases c ON c.id = a.case_id \
                            WHERE t.sha256 = evidence_blobs.sha256 AND {kept}) \
            AND NOT EXISTS (SELECT 1 FROM accident_files x \
-                           WHERE x.sha256 = evidence_blobs.sha256) \
+                           JOIN accidents a ON a.id = x.accident_id \
+                           WHERE x.sha256 = evidence_blobs.sha256 \
+                           AND a.evidence_destroyed_at IS NULL) \
            AND NOT EXISTS (SELECT 1 FROM print_batches b \
                            JOIN deliveries d ON d.batch_id = b.id \
                            JOIN cases c ON c.id = d.case_id \
                            WHERE b.pdf_sha256 = evidence_blobs.sha256 AND {kept})",
-        blobs_of(case)
+        holder.blobs(id)
     )
 }
 
 /// Queues where the blobs [`erase_blobs`] just erased (at `now`) lie.
-pub(crate) fn queue_erasures(case: &str, now: &str) -> String {
+pub(crate) fn queue_erasures(holder: FileHolder, id: &str, now: &str) -> String {
     format!(
         "INSERT INTO evidence_erasures (segment, byte_offset, byte_len, sha256, erased_at) \
          SELECT segment, byte_offset, byte_len, sha256, erased_at FROM evidence_blobs \
          WHERE erased_at = {now} AND sha256 IN ({}) \
          ON CONFLICT (segment, byte_offset, sha256) DO NOTHING",
-        blobs_of(case)
+        holder.blobs(id)
     )
 }
 
@@ -182,17 +232,36 @@ impl ErasureMark {
     }
 }
 
-pub(crate) fn case_audit<'a>(
-    case: CaseId,
-    actor: &'a str,
-    detail: &'a str,
-    at: DateTime<Utc>,
-) -> ChainedAudit<'a> {
-    audit(Some(case), CASE_FILE_DESTROYED, actor, detail, at)
-}
+impl FileHolder {
+    /// The audit row of the holder `id`'s destruction: a case's names the case.
+    pub(crate) fn audit<'a>(
+        self,
+        id: i64,
+        actor: &'a str,
+        detail: &'a str,
+        at: DateTime<Utc>,
+    ) -> ChainedAudit<'a> {
+        match self {
+            FileHolder::Case => audit(Some(CaseId(id)), CASE_FILE_DESTROYED, actor, detail, at),
+            FileHolder::Accident => audit(None, ACCIDENT_FILE_DESTROYED, actor, detail, at),
+        }
+    }
 
-pub(crate) fn case_detail(blobs_erased: u64, quiet_before: DateTime<Utc>) -> String {
-    serde_json::json!({ "blobs_erased": blobs_erased, "quiet_before": quiet_before }).to_string()
+    /// The audit detail: blobs erased and the quiet cut-off (and the accident's id, as
+    /// its row names no case).
+    pub(crate) fn detail(self, id: i64, blobs_erased: u64, quiet_before: DateTime<Utc>) -> String {
+        match self {
+            FileHolder::Case => {
+                serde_json::json!({ "blobs_erased": blobs_erased, "quiet_before": quiet_before })
+            }
+            FileHolder::Accident => serde_json::json!({
+                "accident_id": id,
+                "blobs_erased": blobs_erased,
+                "quiet_before": quiet_before,
+            }),
+        }
+        .to_string()
+    }
 }
 
 #[cfg(test)]
@@ -201,22 +270,61 @@ mod tests {
 
     #[test]
     fn every_statement_is_bound_to_its_parameters() {
-        let erase = erase_blobs("?1", "?2");
+        use FileHolder::{Accident, Case};
+        let erase = erase_blobs(Case, "?1", "?2");
         assert_eq!(erase.matches("case_id = ?1").count(), 5, "{erase}");
         assert!(erase.starts_with("UPDATE evidence_blobs SET erased_at = ?2"));
         assert_eq!(
-            queue_erasures("$1", "$2").matches("case_id = $1").count(),
+            queue_erasures(Case, "$1", "$2")
+                .matches("case_id = $1")
+                .count(),
             5
         );
-        let lock = lock_blobs("ANY($1)");
+        let lock = lock_blobs("ANY($1)", "ANY($2)");
         assert!(lock.ends_with("FOR UPDATE"));
         assert_eq!(lock.matches("case_id = ANY($1)").count(), 5, "{lock}");
         assert!(cases_due("$1", "$2", true).ends_with("LIMIT $2 FOR UPDATE OF c SKIP LOCKED"));
         assert!(cases_due("?1", "?2", false).ends_with("LIMIT ?2"));
         assert_eq!(
-            mark_case("?1", "?2"),
+            Case.mark("?1", "?2"),
             "UPDATE cases SET evidence_destroyed_at = ?2 WHERE id = ?1"
         );
         assert!(ON_STORED_BLOB.contains("excluded.segment <> ''"));
+
+        let erase = erase_blobs(Accident, "$1", "$2");
+        assert!(
+            erase.contains("sha256 IN (SELECT sha256 FROM accident_files WHERE accident_id = $1)")
+        );
+        assert!(!erase.contains("case_id = $1"), "{erase}");
+        assert!(erase.contains("a.evidence_destroyed_at IS NULL"), "{erase}");
+        assert!(queue_erasures(Accident, "?1", "?2").contains("accident_id = ?1"));
+        assert!(
+            lock.contains("WHERE accident_id = ANY($2)) ORDER BY sha256"),
+            "{lock}"
+        );
+        assert!(accidents_due("$1", "$2", true).ends_with("LIMIT $2 FOR UPDATE OF a SKIP LOCKED"));
+        assert_eq!(
+            Accident.mark("$1", "$2"),
+            "UPDATE accidents SET evidence_destroyed_at = $2 WHERE id = $1"
+        );
+    }
+
+    #[test]
+    fn an_accident_s_audit_names_the_accident() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let detail = FileHolder::Accident.detail(7, 2, at);
+        let row = FileHolder::Accident.audit(7, "archive", &detail, at);
+        assert_eq!(row.row.action, ACCIDENT_FILE_DESTROYED);
+        assert_eq!(row.row.case_id, None);
+        assert!(detail.contains("\"accident_id\":7"), "{detail}");
+        let detail = FileHolder::Case.detail(7, 2, at);
+        assert!(!detail.contains("accident_id"), "{detail}");
+        assert_eq!(
+            FileHolder::Case
+                .audit(7, "archive", &detail, at)
+                .row
+                .case_id,
+            Some(CaseId(7))
+        );
     }
 }

@@ -133,6 +133,11 @@ const SQLITE: &[Migration] = &[
         name: "trace_context",
         sql: include_str!("../migrations/sqlite/0023_trace_context.sql"),
     },
+    Migration {
+        version: 24,
+        name: "accident_file_destruction",
+        sql: include_str!("../migrations/sqlite/0024_accident_file_destruction.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -250,6 +255,11 @@ const POSTGRES: &[Migration] = &[
         version: 23,
         name: "trace_context",
         sql: include_str!("../migrations/postgres/0023_trace_context.sql"),
+    },
+    Migration {
+        version: 24,
+        name: "accident_file_destruction",
+        sql: include_str!("../migrations/postgres/0024_accident_file_destruction.sql"),
     },
 ];
 

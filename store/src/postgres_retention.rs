@@ -13,7 +13,7 @@ use kozomol_core::CaseId;
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 
 use crate::audit::now_millis;
-use crate::destruction::{self, DestructionReport, Erasure, ErasureMark};
+use crate::destruction::{self, DestructionReport, Erasure, ErasureMark, FileHolder};
 use crate::postgres::{location_from_row, offset_i64, PgStore};
 use crate::postgres_recognition::insert_audit;
 use crate::retention::{
@@ -176,51 +176,41 @@ impl CaseFileDestruction for PgStore {
     ) -> Result<DestructionReport, StoreError> {
         let mut tx = self.pool.begin().await?;
         let now = now_millis();
-        let ids = ids_due(
+        // An accident waits for the violations filed under it, so one whose last case
+        // goes in this pass goes in the next.
+        let cases = ids_due(
             &mut tx,
             &destruction::cases_due("$1", "$2", true),
             quiet_before,
             limit,
         )
         .await?;
-        // Every blob of the cases at once, in one order: a pass never waits on an ingest
+        let accidents = ids_due(
+            &mut tx,
+            &destruction::accidents_due("$1", "$2", true),
+            quiet_before,
+            limit,
+        )
+        .await?;
+        // Every blob of them at once, in one order: a pass never waits on an ingest
         // batch while holding what that batch waits for.
-        sqlx::query(AssertSqlSafe(destruction::lock_blobs("ANY($1)")))
-            .bind(&ids)
+        sqlx::query(AssertSqlSafe(destruction::lock_blobs("ANY($1)", "ANY($2)")))
+            .bind(&cases)
+            .bind(&accidents)
             .fetch_all(&mut *tx)
             .await?;
-        let (mark, erase, queue) = (
-            destruction::mark_case("$1", "$2"),
-            destruction::erase_blobs("$1", "$2"),
-            destruction::queue_erasures("$1", "$2"),
-        );
-        let mut report = DestructionReport::default();
-        for id in ids {
-            sqlx::query(AssertSqlSafe(mark.as_str()))
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            let erased = sqlx::query(AssertSqlSafe(erase.as_str()))
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            sqlx::query(AssertSqlSafe(queue.as_str()))
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            let detail = destruction::case_detail(erased, quiet_before);
-            insert_audit(
-                &mut tx,
-                &destruction::case_audit(CaseId(id), actor, &detail, now),
-            )
-            .await?;
-            report.blobs_erased += erased;
-            report.cases.push(CaseId(id));
+        let mut blobs_erased = 0;
+        for (holder, ids) in [
+            (FileHolder::Case, &cases),
+            (FileHolder::Accident, &accidents),
+        ] {
+            blobs_erased += destroy_files(&mut tx, holder, ids, quiet_before, actor, now).await?;
         }
+        let report = DestructionReport {
+            cases: cases.into_iter().map(CaseId).collect(),
+            accidents,
+            blobs_erased,
+        };
         tx.commit().await?;
         Ok(report)
     }
@@ -253,6 +243,38 @@ impl CaseFileDestruction for PgStore {
     ) -> Result<(), StoreError> {
         mark_erasures(&self.pool, erasures, ErasureMark::RetryAt, retry_at).await
     }
+}
+
+/// Marks the files of `ids` destroyed, erases the blobs only they held, queues where
+/// those lie and audits each; the blobs erased.
+async fn destroy_files(
+    tx: &mut PgConnection,
+    holder: FileHolder,
+    ids: &[i64],
+    quiet_before: DateTime<Utc>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let (mark, erase, queue) = (
+        holder.mark("$1", "$2"),
+        destruction::erase_blobs(holder, "$1", "$2"),
+        destruction::queue_erasures(holder, "$1", "$2"),
+    );
+    let mut erased = 0;
+    for &id in ids {
+        let run = |sql: &str| {
+            sqlx::query(AssertSqlSafe(sql.to_owned()))
+                .bind(id)
+                .bind(now)
+        };
+        run(&mark).execute(&mut *tx).await?;
+        let blobs = run(&erase).execute(&mut *tx).await?.rows_affected();
+        run(&queue).execute(&mut *tx).await?;
+        let detail = holder.detail(id, blobs, quiet_before);
+        insert_audit(tx, &holder.audit(id, actor, &detail, now)).await?;
+        erased += blobs;
+    }
+    Ok(erased)
 }
 
 /// Sets `mark`'s column to `at` on `erasures`.

@@ -52,7 +52,7 @@ async fn accident_by_id(
 ) -> Result<Option<AccidentRecord>, StoreError> {
     let Some(row) = sqlx::query(
         "SELECT id, report_id, occurred_at, address, lat_e6, lon_e6, description, state, \
-         outcome, registered_by, registered_at FROM accidents WHERE id = ?",
+         outcome, registered_by, registered_at, evidence_destroyed_at FROM accidents WHERE id = ?",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
@@ -174,6 +174,10 @@ async fn accident_by_id(
         files,
         cases,
         moves,
+        evidence_destroyed_at: row
+            .try_get::<Option<i64>, _>("evidence_destroyed_at")?
+            .map(decode::millis)
+            .transpose()?,
     }))
 }
 

@@ -12,7 +12,7 @@ use kozomol_core::CaseId;
 use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 
 use crate::audit::now_millis;
-use crate::destruction::{self, DestructionReport, Erasure, ErasureMark};
+use crate::destruction::{self, DestructionReport, Erasure, ErasureMark, FileHolder};
 use crate::retention::{
     self, accident_detail, case_detail, case_purges, contacts_detail, participants_purge,
     CasePurge, PurgeReport, ACCIDENT_PURGED, CONTACTS_PURGED,
@@ -175,39 +175,34 @@ impl CaseFileDestruction for SqliteStore {
     ) -> Result<DestructionReport, StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let now = now_millis();
-        let ids = ids_due(
+        // An accident waits for the violations filed under it, so one whose last case
+        // goes in this pass goes in the next.
+        let cases = ids_due(
             &mut tx,
             &destruction::cases_due("?1", "?2", false),
             quiet_before,
             limit,
         )
         .await?;
-        let (mark, erase, queue) = (
-            destruction::mark_case("?1", "?2"),
-            destruction::erase_blobs("?1", "?2"),
-            destruction::queue_erasures("?1", "?2"),
-        );
-        let mut report = DestructionReport::default();
-        for id in ids {
-            let mut changed = [0u64; 3];
-            for (count, sql) in changed.iter_mut().zip([&mark, &erase, &queue]) {
-                *count = sqlx::query(AssertSqlSafe(sql.as_str()))
-                    .bind(id)
-                    .bind(ms(now))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            }
-            let erased = changed[1];
-            let detail = destruction::case_detail(erased, quiet_before);
-            insert_audit(
-                &mut tx,
-                &destruction::case_audit(CaseId(id), actor, &detail, now),
-            )
-            .await?;
-            report.blobs_erased += erased;
-            report.cases.push(CaseId(id));
+        let accidents = ids_due(
+            &mut tx,
+            &destruction::accidents_due("?1", "?2", false),
+            quiet_before,
+            limit,
+        )
+        .await?;
+        let mut blobs_erased = 0;
+        for (holder, ids) in [
+            (FileHolder::Case, &cases),
+            (FileHolder::Accident, &accidents),
+        ] {
+            blobs_erased += destroy_files(&mut tx, holder, ids, quiet_before, actor, now).await?;
         }
+        let report = DestructionReport {
+            cases: cases.into_iter().map(CaseId).collect(),
+            accidents,
+            blobs_erased,
+        };
         tx.commit().await?;
         Ok(report)
     }
@@ -246,6 +241,38 @@ impl CaseFileDestruction for SqliteStore {
     ) -> Result<(), StoreError> {
         mark_erasures(&self.writer, erasures, ErasureMark::RetryAt, retry_at).await
     }
+}
+
+/// Marks the files of `ids` destroyed, erases the blobs only they held, queues where
+/// those lie and audits each; the blobs erased.
+async fn destroy_files(
+    tx: &mut SqliteConnection,
+    holder: FileHolder,
+    ids: &[i64],
+    quiet_before: DateTime<Utc>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let (mark, erase, queue) = (
+        holder.mark("?1", "?2"),
+        destruction::erase_blobs(holder, "?1", "?2"),
+        destruction::queue_erasures(holder, "?1", "?2"),
+    );
+    let mut erased = 0;
+    for &id in ids {
+        let run = |sql: &str| {
+            sqlx::query(AssertSqlSafe(sql.to_owned()))
+                .bind(id)
+                .bind(ms(now))
+        };
+        run(&mark).execute(&mut *tx).await?;
+        let blobs = run(&erase).execute(&mut *tx).await?.rows_affected();
+        run(&queue).execute(&mut *tx).await?;
+        let detail = holder.detail(id, blobs, quiet_before);
+        insert_audit(tx, &holder.audit(id, actor, &detail, now)).await?;
+        erased += blobs;
+    }
+    Ok(erased)
 }
 
 /// Sets `mark`'s column to `at` on `erasures`.

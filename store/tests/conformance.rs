@@ -213,6 +213,7 @@ conformance!(
         a_queued_credit_holds_the_fines_clocks,
         retention_purges_settled_quiet_cases_and_nothing_else,
         case_files_are_destroyed_after_the_purge_and_shared_evidence_stays,
+        accident_files_are_destroyed_after_the_purge_and_shared_evidence_stays,
     ],
     url: [
         the_audit_log_is_sealed_and_verify_names_the_first_break,
@@ -1944,6 +1945,16 @@ fn review(case_id: CaseId, tier: ReviewTier, from: CaseState, to: CaseState) -> 
     }
 }
 
+/// A first-tier rejection from `from`: the plate unreadable.
+fn rejection(case_id: CaseId, from: CaseState) -> NewReview {
+    NewReview {
+        decision: ReviewDecision::Reject,
+        reason: Some(RejectReason::PlateUnreadable),
+        plate: None,
+        ..review(case_id, ReviewTier::First, from, CaseState::Rejected)
+    }
+}
+
 async fn the_work_summary_counts_decisions_by_tier_and_money(store: Arc<dyn Store>) {
     let (from, to) = (
         Utc::now() - Duration::hours(1),
@@ -2034,15 +2045,7 @@ async fn reviews_move_the_case_and_are_audited(store: Arc<dyn Store>) {
         ReviewWrite::Recorded
     );
 
-    let mut reject = review(
-        rejected,
-        ReviewTier::First,
-        CaseState::NeedsReview,
-        CaseState::Rejected,
-    );
-    reject.decision = ReviewDecision::Reject;
-    reject.reason = Some(RejectReason::PlateUnreadable);
-    reject.plate = None;
+    let reject = rejection(rejected, CaseState::NeedsReview);
     assert_eq!(
         store.record_review(&reject).await.unwrap(),
         ReviewWrite::Recorded
@@ -6349,6 +6352,16 @@ async fn a_bank_payment_over_soap_and_in_a_statement_counts_once(url: String) {
 
 /// A closed accident with a named driver and a witness; its id.
 async fn closed_accident(store: &dyn Store) -> i64 {
+    accident_with_files(store, Vec::new(), true).await
+}
+
+/// An accident with a named pedestrian and a witness and `files`, closed (no violation)
+/// if `close`; its id.
+async fn accident_with_files(
+    store: &dyn Store,
+    files: Vec<kozomol_store::NewAccidentFile>,
+    close: bool,
+) -> i64 {
     use kozomol_store::{
         AccidentMove, AccidentMoved, AccidentOutcome, AccidentParticipant, AccidentRegistered,
         AccidentState, Injury, NewAccident, ParticipantRole,
@@ -6379,13 +6392,16 @@ async fn closed_accident(store: &dyn Store) -> i64 {
                 injury: Injury::None,
             },
         ],
-        files: vec![],
+        files,
         registered_by: "officer-7".to_owned(),
     };
     let AccidentRegistered::Registered(record) = store.register_accident(&accident).await.unwrap()
     else {
         panic!("not registered");
     };
+    if !close {
+        return record.id;
+    }
     for (from, to, outcome) in [
         (
             AccidentState::Registered,
@@ -6658,10 +6674,7 @@ async fn case_files_are_destroyed_after_the_purge_and_shared_evidence_stays(stor
     let ids = reviewable(&*store, 3).await;
     let (p, q, open) = (ids[0], ids[1], ids[2]);
     for (id, from) in [(p, CaseState::Recognized), (q, CaseState::NeedsReview)] {
-        let mut rejected = review(id, ReviewTier::First, from, CaseState::Rejected);
-        rejected.decision = ReviewDecision::Reject;
-        rejected.reason = Some(RejectReason::PlateUnreadable);
-        rejected.plate = None;
+        let rejected = rejection(id, from);
         assert_eq!(
             store.record_review(&rejected).await.unwrap(),
             ReviewWrite::Recorded
@@ -6828,10 +6841,7 @@ async fn concurrent_purgers_never_purge_a_case_twice(url: String) {
         } else {
             CaseState::NeedsReview
         };
-        let mut rejected = review(*id, ReviewTier::First, from, CaseState::Rejected);
-        rejected.decision = ReviewDecision::Reject;
-        rejected.reason = Some(RejectReason::PlateUnreadable);
-        rejected.plate = None;
+        let rejected = rejection(*id, from);
         assert_eq!(
             store.record_review(&rejected).await.unwrap(),
             ReviewWrite::Recorded
@@ -6874,4 +6884,147 @@ async fn concurrent_purgers_never_purge_a_case_twice(url: String) {
         .filter(|row| row.action == CASE_PURGED)
         .count();
     assert_eq!(audited, ids.len());
+}
+
+/// A closed accident, once purged and quiet for the archive period, has its photos and
+/// scheme destroyed, except the photo a case still open shares; an open accident holds
+/// the photo a destroyed case shared with it.
+async fn accident_files_are_destroyed_after_the_purge_and_shared_evidence_stays(
+    store: Arc<dyn Store>,
+) {
+    use kozomol_store::destruction::{DestructionReport, ACCIDENT_FILE_DESTROYED};
+    use kozomol_store::{AccidentFileRole, NewAccidentFile, NewAttachment};
+    let file = |role, name: &str, sha256: [u8; 32], offset| NewAccidentFile {
+        role,
+        file: NewAttachment {
+            name: name.to_owned(),
+            content_type: "image/jpeg".to_owned(),
+            evidence: EvidenceRef {
+                sha256,
+                location: location(offset),
+            },
+        },
+    };
+    // A rejected case (settled) whose overview an open accident holds as well; reviewable
+    // registers cam-1 too.
+    let rejected = reviewable(&*store, 1).await[0];
+    assert_eq!(
+        store
+            .record_review(&rejection(rejected, CaseState::Recognized))
+            .await
+            .unwrap(),
+        ReviewWrite::Recorded
+    );
+    // A case still open shows the scene photo the accident has too.
+    let open = created(
+        store
+            .record_cases(&[new_case("cam-1", None, t(5))], "ingest")
+            .await
+            .unwrap()[0],
+    );
+    let shared = store.case(open).await.unwrap().unwrap().frames[0].clone();
+    let accident = accident_with_files(
+        store.as_ref(),
+        vec![
+            file(AccidentFileRole::Photo, "scene.jpg", shared.sha256, 0),
+            file(
+                AccidentFileRole::Photo,
+                "close-up.jpg",
+                sha("close-up"),
+                7_000,
+            ),
+            file(AccidentFileRole::Scheme, "scheme.jpg", sha("scheme"), 9_000),
+        ],
+        true,
+    )
+    .await;
+    let overview = store.case(rejected).await.unwrap().unwrap().frames[0].clone();
+    let holding = accident_with_files(
+        store.as_ref(),
+        vec![file(
+            AccidentFileRole::Photo,
+            "overview.jpg",
+            overview.sha256,
+            11_000,
+        )],
+        false,
+    )
+    .await;
+
+    let far_ahead = Utc::now() + Duration::days(1);
+    let unpurged = store
+        .destroy_case_files(far_ahead, 100, "archive")
+        .await
+        .unwrap();
+    assert_eq!(unpurged, DestructionReport::default(), "nothing purged yet");
+    let purged = store
+        .purge_personal_data(Utc::now() + Duration::minutes(1), 100, "retention")
+        .await
+        .unwrap();
+    assert_eq!(
+        (purged.cases, purged.accidents),
+        (vec![rejected], vec![accident])
+    );
+    // Its moves are recent: quiet since before an hour ago finds nothing.
+    let early = store
+        .destroy_case_files(Utc::now() - Duration::hours(1), 100, "archive")
+        .await
+        .unwrap();
+    assert_eq!(early, DestructionReport::default());
+
+    let pass = store
+        .destroy_case_files(far_ahead, 100, "archive")
+        .await
+        .unwrap();
+    assert_eq!(pass.cases, vec![rejected]);
+    assert_eq!(pass.accidents, vec![accident]);
+    let again = store
+        .destroy_case_files(far_ahead, 100, "archive")
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        DestructionReport::default(),
+        "a file is destroyed once"
+    );
+
+    let destroyed = store.accident(accident).await.unwrap().unwrap();
+    assert!(destroyed.evidence_destroyed_at.is_some());
+    assert_eq!(destroyed.files.len(), 3, "the rows naming the files stay");
+    let kept = store.accident(holding).await.unwrap().unwrap();
+    assert_eq!(kept.evidence_destroyed_at, None);
+    let mut erased: Vec<[u8; 32]> = store
+        .erasures_due(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.sha256)
+        .collect();
+    erased.sort();
+    assert!(erased.contains(&sha("close-up")) && erased.contains(&sha("scheme")));
+    assert!(
+        !erased.contains(&shared.sha256),
+        "the photo the open case shows stays"
+    );
+    assert!(
+        !erased.contains(&overview.sha256),
+        "the photo the open accident holds stays"
+    );
+    let rejected_blobs = store.case(rejected).await.unwrap().unwrap().frames.len() as u64;
+    assert_eq!(pass.blobs_erased, 2 + rejected_blobs - 1, "{erased:?}");
+
+    let rows = store.audit_rows(0, 10_000).await.unwrap();
+    let row = rows
+        .iter()
+        .find(|row| row.action == ACCIDENT_FILE_DESTROYED)
+        .expect("the destruction is audited");
+    assert_eq!((row.case_id, row.actor.as_str()), (None, "archive"));
+    let detail: serde_json::Value = serde_json::from_str(row.detail.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (
+            detail["accident_id"].as_i64(),
+            detail["blobs_erased"].as_u64()
+        ),
+        (Some(accident), Some(2))
+    );
 }

@@ -447,6 +447,9 @@ pub async fn file(
     Path((id, n)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let accident = find_accident(&state, &id).await?;
+    if accident.evidence_destroyed_at.is_some() {
+        return Err(ApiError::EvidenceDestroyed);
+    }
     let owner = format!("accident {}", accident.id);
     serve_file(&state, &owner, &n, accident.files.iter().map(|f| &f.file)).await
 }
