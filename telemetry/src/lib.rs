@@ -46,6 +46,8 @@ pub enum TelemetryError {
 #[must_use = "dropping it without shutdown loses the last spans"]
 pub struct Telemetry {
     traces: Option<SdkTracerProvider>,
+    /// One export's time-out, as the exporter was given it.
+    export_timeout: Duration,
 }
 
 impl Telemetry {
@@ -53,7 +55,7 @@ impl Telemetry {
     /// time-out.
     pub fn shutdown(self) {
         if let Some(traces) = self.traces {
-            let wait = export_timeout(&|name| std::env::var(name).ok()) + Duration::from_secs(1);
+            let wait = self.export_timeout + Duration::from_secs(1);
             if let Err(e) = traces.shutdown_with_timeout(wait) {
                 tracing::warn!(error = %e, "sending the last spans failed");
             }
@@ -129,7 +131,10 @@ fn install_from(
         tracing::warn!(error = %problem, "traces are not exported");
     }
     EXPORTING.store(traces.is_some(), Ordering::Relaxed);
-    Ok(Telemetry { traces })
+    Ok(Telemetry {
+        traces,
+        export_timeout: export_timeout(&env),
+    })
 }
 
 fn traces_wanted(env: &impl Fn(&str) -> Option<String>) -> bool {
@@ -322,13 +327,18 @@ impl opentelemetry_http::HttpClient for OtlpHttp {
     }
 }
 
+/// Whether this process exports spans (an exporter was installed).
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
 /// The traces `read` finds (those of the cases a stage claimed), read only where this
 /// process exports spans: a failed read costs the spans their parents, never the stage
 /// its work.
 pub async fn parents_of<K, E: std::fmt::Display>(
     read: impl Future<Output = Result<HashMap<K, TraceParent>, E>>,
 ) -> HashMap<K, TraceParent> {
-    if !EXPORTING.load(Ordering::Relaxed) {
+    if !exporting() {
         return HashMap::new();
     }
     read.await.unwrap_or_else(|e| {

@@ -384,13 +384,17 @@ fn request_span(request: &Request) -> Span {
         .map_or("unmatched", MatchedPath::as_str);
     let span = tracing::info_span!(
         "http",
-        otel.name = format!("{} {route}", request.method()),
+        otel.name = tracing::field::Empty,
         otel.kind = "server",
         http.request.method = %request.method(),
         http.route = route,
         http.response.status_code = tracing::field::Empty,
     );
-    kozomol_telemetry::follow(&span, kozomol_telemetry::from_headers(request.headers()));
+    // Only an exported span needs its name spelled out (a string a request).
+    if kozomol_telemetry::exporting() {
+        span.record("otel.name", format!("{} {route}", request.method()));
+        kozomol_telemetry::follow(&span, kozomol_telemetry::from_headers(request.headers()));
+    }
     span
 }
 
