@@ -36,7 +36,7 @@ pub struct ArchivePass {
     pub cases: Vec<CaseId>,
     /// Accidents whose photos and scheme were destroyed.
     pub accidents: Vec<i64>,
-    /// Blobs marked erased (evidence only those cases held).
+    /// Blobs marked erased (evidence only those cases and accidents held).
     pub blobs_erased: u64,
     /// Records overwritten in their segments (this pass's and any an earlier pass
     /// left).

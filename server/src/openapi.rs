@@ -931,7 +931,7 @@ fn officer_filings_paths() -> Value {
                 "200": { "description": "The file.", "content": { "*/*": { "schema": { "type": "string" } } } },
                 "400": problem("Id or position not a number (`bad_request`)."),
                 "404": problem("No such accident or file (`not_found`)."),
-                "410": problem("The accident's photos and scheme were destroyed at the end of its archive period, or the file is evidence a destroyed case file held (`evidence_destroyed`)."),
+                "410": problem("The accident's photos and scheme were destroyed at the end of its archive period (`evidence_destroyed`)."),
                 "500": problem("The stored bytes no longer match their hash (`evidence_corrupt`).")
             }
         }))},

@@ -101,6 +101,9 @@ impl BatchPlan {
 pub(crate) struct CreatedRows<'a> {
     /// One row per distinct frame hash, sorted by hash; the first location wins.
     pub(crate) blobs: Vec<(&'a [u8; 32], &'a FrameLocation)>,
+    /// Every frame's hash and location, the same bytes stored twice included (their
+    /// second copies are recorded from it).
+    pub(crate) stored: Vec<(&'a [u8; 32], &'a FrameLocation)>,
     /// (case, index from 0, role, hash).
     pub(crate) frames: Vec<(CaseId, i32, &'static str, &'a [u8; 32])>,
     pub(crate) audit: Vec<ChainedAudit<'a>>,
@@ -127,10 +130,11 @@ impl<'a> CreatedRows<'a> {
         made.sort_by_key(|(id, _)| *id);
         made.dedup_by_key(|(id, _)| *id);
 
-        let mut blobs: Vec<(&'a [u8; 32], &'a FrameLocation)> = made
+        let stored: Vec<(&'a [u8; 32], &'a FrameLocation)> = made
             .iter()
             .flat_map(|(_, case)| case.frames.iter().map(|f| (&f.sha256, &f.location)))
             .collect();
+        let mut blobs = stored.clone();
         // Stable sort keeps the first location of each hash first.
         blobs.sort_by_key(|(sha, _)| *sha);
         blobs.dedup_by_key(|(sha, _)| *sha);
@@ -172,6 +176,7 @@ impl<'a> CreatedRows<'a> {
 
         CreatedRows {
             blobs,
+            stored,
             frames,
             audit,
         }

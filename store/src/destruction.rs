@@ -9,7 +9,8 @@
 //! Evidence is content-addressed, so a blob is erased only when nothing whose file is
 //! still kept refers to it. The database marks the blob erased and queues where its
 //! bytes lie ([`Erasure`], by location: a blob stored again elsewhere later does not
-//! hide the old copy); the bytes are overwritten afterwards (`EvidenceStore::erase`)
+//! hide the old copy, and a second copy stored while the first was kept is recorded
+//! when stored and queued with it); the bytes are overwritten afterwards (`EvidenceStore::erase`)
 //! and the erasure recorded done: a crash in between leaves the overwrite to the next
 //! pass. One process at a time runs a pass, under the archive lease.
 
@@ -36,6 +37,21 @@ pub(crate) const ON_STORED_BLOB: &str = " ON CONFLICT (sha256) DO UPDATE SET \
      segment = excluded.segment, byte_offset = excluded.byte_offset, \
      byte_len = excluded.byte_len, erased_at = NULL \
      WHERE evidence_blobs.erased_at IS NOT NULL AND excluded.segment <> ''";
+
+/// Records second copies of stored bytes: each row of `stored` (a relation named `s`
+/// of `sha256, segment, byte_offset, byte_len`, the locations just inserted) whose
+/// blob's row names another place, the first copy, which is kept. Run after the blobs'
+/// insert ([`ON_STORED_BLOB`]); a location with no segment (bytes found stored, not
+/// stored) is none.
+pub(crate) fn record_copies(stored: &str) -> String {
+    format!(
+        "INSERT INTO evidence_copies (sha256, segment, byte_offset, byte_len) \
+         SELECT s.sha256, s.segment, s.byte_offset, s.byte_len \
+         FROM {stored} JOIN evidence_blobs b ON b.sha256 = s.sha256 \
+         WHERE s.segment <> '' AND (b.segment <> s.segment OR b.byte_offset <> s.byte_offset) \
+         ON CONFLICT (sha256, segment, byte_offset) DO NOTHING"
+    )
+}
 
 /// Erased bytes still to overwrite: a record in a segment and the blob it held.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -179,14 +195,19 @@ pub(crate) fn erase_blobs(holder: FileHolder, id: &str, now: &str) -> String {
     )
 }
 
-/// Queues where the blobs [`erase_blobs`] just erased (at `now`) lie.
+/// Queues where the blobs [`erase_blobs`] just erased (at `now`) lie: their first
+/// copies and any recorded since ([`record_copies`]).
 pub(crate) fn queue_erasures(holder: FileHolder, id: &str, now: &str) -> String {
+    let blobs = holder.blobs(id);
     format!(
         "INSERT INTO evidence_erasures (segment, byte_offset, byte_len, sha256, erased_at) \
          SELECT segment, byte_offset, byte_len, sha256, erased_at FROM evidence_blobs \
-         WHERE erased_at = {now} AND sha256 IN ({}) \
-         ON CONFLICT (segment, byte_offset, sha256) DO NOTHING",
-        holder.blobs(id)
+         WHERE erased_at = {now} AND sha256 IN ({blobs}) \
+         UNION ALL \
+         SELECT c.segment, c.byte_offset, c.byte_len, c.sha256, b.erased_at \
+         FROM evidence_copies c JOIN evidence_blobs b ON b.sha256 = c.sha256 \
+         WHERE b.erased_at = {now} AND c.sha256 IN ({blobs}) \
+         ON CONFLICT (segment, byte_offset, sha256) DO NOTHING"
     )
 }
 
@@ -274,11 +295,13 @@ mod tests {
         let erase = erase_blobs(Case, "?1", "?2");
         assert_eq!(erase.matches("case_id = ?1").count(), 5, "{erase}");
         assert!(erase.starts_with("UPDATE evidence_blobs SET erased_at = ?2"));
-        assert_eq!(
-            queue_erasures(Case, "$1", "$2")
-                .matches("case_id = $1")
-                .count(),
-            5
+        let queue = queue_erasures(Case, "$1", "$2");
+        assert_eq!(queue.matches("case_id = $1").count(), 10, "{queue}");
+        assert_eq!(queue.matches("erased_at = $2").count(), 2, "{queue}");
+        let copies = record_copies("(VALUES (1)) s");
+        assert!(
+            copies.contains("FROM (VALUES (1)) s JOIN evidence_blobs b"),
+            "{copies}"
         );
         let lock = lock_blobs("ANY($1)", "ANY($2)");
         assert!(lock.ends_with("FOR UPDATE"));

@@ -138,6 +138,11 @@ const SQLITE: &[Migration] = &[
         name: "accident_file_destruction",
         sql: include_str!("../migrations/sqlite/0024_accident_file_destruction.sql"),
     },
+    Migration {
+        version: 25,
+        name: "evidence_copies",
+        sql: include_str!("../migrations/sqlite/0025_evidence_copies.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -260,6 +265,11 @@ const POSTGRES: &[Migration] = &[
         version: 24,
         name: "accident_file_destruction",
         sql: include_str!("../migrations/postgres/0024_accident_file_destruction.sql"),
+    },
+    Migration {
+        version: 25,
+        name: "evidence_copies",
+        sql: include_str!("../migrations/postgres/0025_evidence_copies.sql"),
     },
 ];
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use kozomol_core::{CalibrationCertificate, CameraId, CaseId, CaseState, EventId, Site};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Row};
+use sqlx::{Postgres, QueryBuilder, Row};
 use tracing::debug;
 use uuid::Uuid;
 
@@ -340,37 +340,7 @@ impl CaseStore for PgStore {
 
         let rows = CreatedRows::new(cases, &created, actor, now);
         if !rows.blobs.is_empty() {
-            sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) \
-                 SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::bigint[], $4::bigint[]){}",
-                crate::destruction::ON_STORED_BLOB
-            )))
-            .bind(
-                rows.blobs
-                    .iter()
-                    .map(|(sha, _)| &sha[..])
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                rows.blobs
-                    .iter()
-                    .map(|(_, l)| l.segment.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                rows.blobs
-                    .iter()
-                    .map(|(_, l)| offset_i64(l.offset))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                rows.blobs
-                    .iter()
-                    .map(|(_, l)| i64::from(l.len))
-                    .collect::<Vec<_>>(),
-            )
-            .execute(&mut *tx)
-            .await?;
+            crate::postgres_recognition::insert_blobs(&mut tx, &rows.stored).await?;
             // A frame ingest found stored may have been erased since: not recorded, so
             // that ingest, trying again, stores its bytes anew.
             let erased: Option<Vec<u8>> = sqlx::query_scalar(

@@ -14,9 +14,9 @@ use crate::accidents::{
     OFFICER_FILED,
 };
 use crate::postgres::{location_from_row, PgStore};
-use crate::postgres_recognition::{insert_audit, insert_evidence};
+use crate::postgres_recognition::{insert_audit, insert_blobs};
 use crate::recognition::audit_row;
-use crate::{decode, AttachmentRecord, EvidenceRef, OfficerFilings, StoreError};
+use crate::{decode, AttachmentRecord, OfficerFilings, StoreError};
 
 fn opt_named<T>(
     parse: fn(&str) -> Option<T>,
@@ -271,15 +271,13 @@ impl OfficerFilings for PgStore {
         .bind(&event)
         .fetch_one(&mut *tx)
         .await?;
+        let photos: Vec<_> = filing
+            .photos
+            .iter()
+            .map(|photo| (&photo.sha256, &photo.location))
+            .collect();
+        insert_blobs(&mut tx, &photos).await?;
         for (idx, photo) in filing.photos.iter().enumerate() {
-            insert_evidence(
-                &mut tx,
-                &EvidenceRef {
-                    sha256: photo.sha256,
-                    location: photo.location.clone(),
-                },
-            )
-            .await?;
             sqlx::query(
                 "INSERT INTO case_frames (case_id, idx, role, sha256) VALUES ($1, $2, $3, $4)",
             )
@@ -377,8 +375,13 @@ impl OfficerFilings for PgStore {
             .execute(&mut *tx)
             .await?;
         }
+        let files: Vec<_> = accident
+            .files
+            .iter()
+            .map(|f| (&f.file.evidence.sha256, &f.file.evidence.location))
+            .collect();
+        insert_blobs(&mut tx, &files).await?;
         for (position, f) in accident.files.iter().enumerate() {
-            insert_evidence(&mut tx, &f.file.evidence).await?;
             sqlx::query(
                 "INSERT INTO accident_files (accident_id, position, role, name, content_type, \
                  sha256) VALUES ($1, $2, $3, $4, $5, $6)",

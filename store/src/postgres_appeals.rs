@@ -19,7 +19,7 @@ use crate::appeals::{
 };
 use crate::payments::PaymentRecord;
 use crate::postgres::{location_from_row, PgStore};
-use crate::postgres_recognition::{insert_audit, insert_evidence};
+use crate::postgres_recognition::{insert_audit, insert_blobs};
 use crate::recognition::{audit_row, delay_millis};
 use crate::{decode, Appeals, CaseClocks, CompleteResult, StoreError};
 
@@ -600,8 +600,13 @@ impl Appeals for PgStore {
         .bind(state.as_str())
         .fetch_one(&mut *tx)
         .await?;
+        let files: Vec<_> = appeal
+            .attachments
+            .iter()
+            .map(|f| (&f.evidence.sha256, &f.evidence.location))
+            .collect();
+        insert_blobs(&mut tx, &files).await?;
         for (position, file) in appeal.attachments.iter().enumerate() {
-            insert_evidence(&mut tx, &file.evidence).await?;
             sqlx::query(
                 "INSERT INTO appeal_attachments (appeal_id, position, name, content_type, \
                  sha256) VALUES ($1, $2, $3, $4, $5)",

@@ -24,8 +24,8 @@ use crate::error::db_error;
 use crate::postgres::{frame_from_row, offset_i64, PgStore};
 use crate::recognition::{self, CameraReadColumns, ClaimedRow, OutcomeColumns, RecordRow};
 use crate::{
-    decode, CompleteResult, EvidenceRef, FailResult, RecognitionJob, RecognitionOutcome,
-    RecognitionQueue, RecognitionRecord, StoreError,
+    decode, CompleteResult, EvidenceRef, FailResult, FrameLocation, RecognitionJob,
+    RecognitionOutcome, RecognitionQueue, RecognitionRecord, StoreError,
 };
 
 /// The camera's read, selected from a `cases` row: the text ingest stored, the rest
@@ -70,23 +70,59 @@ pub(crate) async fn insert_audit(
     Ok(())
 }
 
+/// Where stored bytes lie, by their hash. The same bytes may be stored already: the
+/// first location wins, and a second copy is recorded so that destruction overwrites
+/// it too. Rows go in hash order: the archive pass locks blobs in that order
+/// (`destruction::lock_blobs`), so an insert and a pass never each hold a blob the
+/// other waits for.
+pub(crate) async fn insert_blobs(
+    tx: &mut PgConnection,
+    stored: &[(&[u8; 32], &FrameLocation)],
+) -> Result<(), StoreError> {
+    let mut blobs = stored.to_vec();
+    // Stable: the first location of each hash stays first.
+    blobs.sort_by_key(|(sha, _)| **sha);
+    blobs.dedup_by_key(|(sha, _)| **sha);
+    let unnest = "UNNEST($1::bytea[], $2::text[], $3::bigint[], $4::bigint[]) \
+                  AS s (sha256, segment, byte_offset, byte_len)";
+    let insert = format!(
+        "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) \
+         SELECT s.sha256, s.segment, s.byte_offset, s.byte_len FROM {unnest}{}",
+        crate::destruction::ON_STORED_BLOB
+    );
+    for (sql, rows) in [
+        (insert, blobs.as_slice()),
+        (crate::destruction::record_copies(unnest), stored),
+    ] {
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(rows.iter().map(|(sha, _)| &sha[..]).collect::<Vec<_>>())
+            .bind(
+                rows.iter()
+                    .map(|(_, l)| l.segment.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                rows.iter()
+                    .map(|(_, l)| offset_i64(l.offset))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                rows.iter()
+                    .map(|(_, l)| i64::from(l.len))
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// One blob's location (see [`insert_blobs`]).
 pub(crate) async fn insert_evidence(
     tx: &mut PgConnection,
-    crop: &EvidenceRef,
+    blob: &EvidenceRef,
 ) -> Result<(), StoreError> {
-    // The same bytes may be stored already (the first location wins, as for frames).
-    sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) \
-         VALUES ($1, $2, $3, $4){}",
-        crate::destruction::ON_STORED_BLOB
-    )))
-    .bind(&crop.sha256[..])
-    .bind(crop.location.segment.as_str())
-    .bind(offset_i64(crop.location.offset))
-    .bind(i64::from(crop.location.len))
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    insert_blobs(tx, &[(&blob.sha256, &blob.location)]).await
 }
 
 fn conflict(case_id: CaseId) -> impl FnOnce(sqlx::Error) -> StoreError {

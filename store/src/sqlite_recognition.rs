@@ -84,7 +84,8 @@ pub(crate) async fn insert_evidence(
 }
 
 /// Where stored bytes lie, by their hash, as many to a statement as the binds allow.
-/// The same bytes may be stored already: the first location wins.
+/// The same bytes may be stored already: the first location wins, and a second copy
+/// is recorded so that destruction overwrites it too.
 pub(crate) async fn insert_blobs(
     tx: &mut SqliteConnection,
     blobs: &[(&[u8; 32], &FrameLocation)],
@@ -100,6 +101,19 @@ pub(crate) async fn insert_blobs(
                 .push_bind(i64::from(location.len));
         });
         qb.push(crate::destruction::ON_STORED_BLOB);
+        qb.build().execute(&mut *tx).await?;
+    }
+    for chunk in blobs.chunks(rows_per_statement(4)) {
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("WITH s (sha256, segment, byte_offset, byte_len) AS (");
+        qb.push_values(chunk, |mut row, (sha, location)| {
+            row.push_bind(&sha[..])
+                .push_bind(location.segment.as_str())
+                .push_bind(offset_i64(location.offset))
+                .push_bind(i64::from(location.len));
+        });
+        qb.push(") ");
+        qb.push(crate::destruction::record_copies("s"));
         qb.build().execute(&mut *tx).await?;
     }
     Ok(())

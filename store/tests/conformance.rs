@@ -214,6 +214,7 @@ conformance!(
         retention_purges_settled_quiet_cases_and_nothing_else,
         case_files_are_destroyed_after_the_purge_and_shared_evidence_stays,
         accident_files_are_destroyed_after_the_purge_and_shared_evidence_stays,
+        second_copies_of_evidence_are_destroyed_with_the_first,
     ],
     url: [
         the_audit_log_is_sealed_and_verify_names_the_first_break,
@@ -6363,8 +6364,7 @@ async fn accident_with_files(
     close: bool,
 ) -> i64 {
     use kozomol_store::{
-        AccidentMove, AccidentMoved, AccidentOutcome, AccidentParticipant, AccidentRegistered,
-        AccidentState, Injury, NewAccident, ParticipantRole,
+        AccidentParticipant, AccidentRegistered, Injury, NewAccident, ParticipantRole,
     };
     let accident = NewAccident {
         report_id: Uuid::now_v7(),
@@ -6399,9 +6399,15 @@ async fn accident_with_files(
     else {
         panic!("not registered");
     };
-    if !close {
-        return record.id;
+    if close {
+        close_accident(store, record.id).await;
     }
+    record.id
+}
+
+/// Closes the accident `id` with no violation, through the investigation.
+async fn close_accident(store: &dyn Store, id: i64) {
+    use kozomol_store::{AccidentMove, AccidentMoved, AccidentOutcome, AccidentState};
     for (from, to, outcome) in [
         (
             AccidentState::Registered,
@@ -6416,7 +6422,7 @@ async fn accident_with_files(
     ] {
         let moved = store
             .move_accident(&AccidentMove {
-                accident_id: record.id,
+                accident_id: id,
                 from,
                 to,
                 outcome,
@@ -6427,7 +6433,6 @@ async fn accident_with_files(
             .unwrap();
         assert!(matches!(moved, AccidentMoved::Moved(_)), "{moved:?}");
     }
-    record.id
 }
 
 async fn retention_purges_settled_quiet_cases_and_nothing_else(store: Arc<dyn Store>) {
@@ -7027,4 +7032,117 @@ async fn accident_files_are_destroyed_after_the_purge_and_shared_evidence_stays(
         ),
         (Some(accident), Some(2))
     );
+
+    // Once the accident holding the overview goes too, so does the overview.
+    close_accident(store.as_ref(), holding).await;
+    let purged = store
+        .purge_personal_data(Utc::now() + Duration::minutes(1), 100, "retention")
+        .await
+        .unwrap();
+    assert_eq!(purged.accidents, vec![holding]);
+    let last = store
+        .destroy_case_files(far_ahead, 100, "archive")
+        .await
+        .unwrap();
+    assert_eq!((last.accidents, last.blobs_erased), (vec![holding], 1));
+    assert!(store
+        .erasures_due(100)
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.sha256 == overview.sha256 && e.location == overview.location));
+}
+
+/// The same bytes stored again while the first copy was kept (two ingest batches, two
+/// events of one batch, two accidents' files) are recorded where they lie, and
+/// destruction queues every copy with the first.
+async fn second_copies_of_evidence_are_destroyed_with_the_first(store: Arc<dyn Store>) {
+    use kozomol_store::{AccidentFileRole, NewAccidentFile, NewAttachment};
+    let first = reviewable(&*store, 1).await[0];
+    let overview = store.case(first).await.unwrap().unwrap().frames[0].clone();
+    // Two more events showing the same overview, stored again in one batch.
+    let twins: Vec<NewCase> = [500_000, 600_000]
+        .into_iter()
+        .enumerate()
+        .map(|(i, offset)| {
+            let mut twin = new_case("cam-1", None, t(6 + i as i64));
+            twin.frames[0].sha256 = overview.sha256;
+            twin.frames[0].location = location(offset);
+            twin
+        })
+        .collect();
+    let twins: Vec<CaseId> = store
+        .record_cases(&twins, "ingest")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(created)
+        .collect();
+    assert_eq!(
+        store.case(twins[1]).await.unwrap().unwrap().frames[0].location,
+        overview.location,
+        "the first copy is the one read"
+    );
+    store.claim_recognition("w1", 2, LONG_LEASE).await.unwrap();
+    for &id in &twins {
+        assert_eq!(
+            store
+                .complete_recognition("w1", &outcome(id))
+                .await
+                .unwrap(),
+            CompleteResult::Completed
+        );
+    }
+    for &id in std::iter::once(&first).chain(&twins) {
+        assert_eq!(
+            store
+                .record_review(&rejection(id, CaseState::Recognized))
+                .await
+                .unwrap(),
+            ReviewWrite::Recorded
+        );
+    }
+    let scene = sha("scene shown twice");
+    let file = |offset| NewAccidentFile {
+        role: AccidentFileRole::Photo,
+        file: NewAttachment {
+            name: "scene.jpg".to_owned(),
+            content_type: "image/jpeg".to_owned(),
+            evidence: EvidenceRef {
+                sha256: scene,
+                location: location(offset),
+            },
+        },
+    };
+    let mut accidents = Vec::new();
+    for offset in [700_000, 800_000] {
+        accidents.push(accident_with_files(store.as_ref(), vec![file(offset)], true).await);
+    }
+
+    let purged = store
+        .purge_personal_data(Utc::now() + Duration::minutes(1), 100, "retention")
+        .await
+        .unwrap();
+    assert_eq!(purged.cases.len(), 3, "{purged:?}");
+    assert_eq!(purged.accidents, accidents);
+    let pass = store
+        .destroy_case_files(Utc::now() + Duration::days(1), 100, "archive")
+        .await
+        .unwrap();
+    assert_eq!((pass.cases.len(), pass.accidents.len()), (3, 2), "{pass:?}");
+    let due = store.erasures_due(100).await.unwrap();
+    let offsets_of = |hash: [u8; 32]| {
+        let mut offsets: Vec<u64> = due
+            .iter()
+            .filter(|e| e.sha256 == hash)
+            .map(|e| e.location.offset)
+            .collect();
+        offsets.sort();
+        offsets
+    };
+    assert_eq!(
+        offsets_of(overview.sha256),
+        vec![overview.location.offset, 500_000, 600_000]
+    );
+    assert_eq!(offsets_of(scene), vec![700_000, 800_000]);
 }
