@@ -215,6 +215,7 @@ conformance!(
         case_files_are_destroyed_after_the_purge_and_shared_evidence_stays,
         accident_files_are_destroyed_after_the_purge_and_shared_evidence_stays,
         second_copies_of_evidence_are_destroyed_with_the_first,
+        an_accident_file_waits_for_the_violations_filed_under_it,
     ],
     url: [
         the_audit_log_is_sealed_and_verify_names_the_first_break,
@@ -7145,4 +7146,106 @@ async fn second_copies_of_evidence_are_destroyed_with_the_first(store: Arc<dyn S
         vec![overview.location.offset, 500_000, 600_000]
     );
     assert_eq!(offsets_of(scene), vec![700_000, 800_000]);
+}
+
+/// A violation an officer filed under an accident is its evidence too: once both are
+/// purged, the violation's file goes in one pass and the accident's in the next.
+async fn an_accident_file_waits_for_the_violations_filed_under_it(store: Arc<dyn Store>) {
+    use kozomol_store::{
+        AccidentFileRole, AccidentMove, AccidentMoved, AccidentOutcome, AccidentState,
+        BulkVoidRequest, NewAccidentFile, NewAttachment, OfficerFiled,
+    };
+    let scheme = NewAccidentFile {
+        role: AccidentFileRole::Scheme,
+        file: NewAttachment {
+            name: "scheme.jpg".to_owned(),
+            content_type: "image/jpeg".to_owned(),
+            evidence: EvidenceRef {
+                sha256: sha("the accident's scheme"),
+                location: location(900_000),
+            },
+        },
+    };
+    let accident = accident_with_files(store.as_ref(), vec![scheme], false).await;
+    // Speeding measured with a speed gun, filed under it, then voided with the gun's
+    // other cases: settled.
+    let mut report = officer_report("01KG123ABC", Some(accident));
+    report.kind = ViolationKind::Speeding;
+    report.measurement.speed_kmh = Some(97);
+    report.measurement.limit_kmh = Some(60);
+    report.device = Some(kozomol_core::MeasuringDevice {
+        serial: "ИСКРА-ВИДЕО-2 №4471".to_owned(),
+        certificate: CalibrationCertificate {
+            number: "KG-CSM-2026-0117".to_owned(),
+            valid_from: date("2026-01-10"),
+            valid_until: date("2027-01-09"),
+        },
+    });
+    let OfficerFiled::Filed(case) = store
+        .file_officer_violation(&officer_filing(report))
+        .await
+        .unwrap()
+    else {
+        panic!("not filed");
+    };
+    let voided = store
+        .bulk_void(&BulkVoidRequest {
+            device_serial: "ИСКРА-ВИДЕО-2 №4471".to_owned(),
+            captured_from: t(-60),
+            captured_until: t(60),
+            reason: "поверка прибора недействительна".to_owned(),
+            requested_by: "supervisor-1".to_owned(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(voided.voided, vec![case]);
+    for (from, to, outcome) in [
+        (
+            AccidentState::Registered,
+            AccidentState::UnderInvestigation,
+            None,
+        ),
+        (
+            AccidentState::UnderInvestigation,
+            AccidentState::Closed,
+            Some(AccidentOutcome::ViolationsFiled),
+        ),
+    ] {
+        let moved = store
+            .move_accident(&AccidentMove {
+                accident_id: accident,
+                from,
+                to,
+                outcome,
+                actor: "supervisor-1".to_owned(),
+                note: None,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(moved, AccidentMoved::Moved(_)), "{moved:?}");
+    }
+    let purged = store
+        .purge_personal_data(Utc::now() + Duration::minutes(1), 100, "retention")
+        .await
+        .unwrap();
+    assert_eq!(
+        (purged.cases, purged.accidents),
+        (vec![case], vec![accident])
+    );
+
+    let far_ahead = Utc::now() + Duration::days(1);
+    let first = store
+        .destroy_case_files(far_ahead, 100, "archive")
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.cases, first.accidents),
+        (vec![case], vec![]),
+        "the accident waits for its violation"
+    );
+    let second = store
+        .destroy_case_files(far_ahead, 100, "archive")
+        .await
+        .unwrap();
+    assert_eq!((second.cases, second.accidents), (vec![], vec![accident]));
 }
