@@ -6365,7 +6365,8 @@ async fn accident_with_files(
     close: bool,
 ) -> i64 {
     use kozomol_store::{
-        AccidentParticipant, AccidentRegistered, Injury, NewAccident, ParticipantRole,
+        AccidentOutcome, AccidentParticipant, AccidentRegistered, Injury, NewAccident,
+        ParticipantRole,
     };
     let accident = NewAccident {
         report_id: Uuid::now_v7(),
@@ -6401,14 +6402,14 @@ async fn accident_with_files(
         panic!("not registered");
     };
     if close {
-        close_accident(store, record.id).await;
+        close_accident(store, record.id, AccidentOutcome::NoViolation).await;
     }
     record.id
 }
 
-/// Closes the accident `id` with no violation, through the investigation.
-async fn close_accident(store: &dyn Store, id: i64) {
-    use kozomol_store::{AccidentMove, AccidentMoved, AccidentOutcome, AccidentState};
+/// Closes the accident `id` with `outcome`, through the investigation.
+async fn close_accident(store: &dyn Store, id: i64, outcome: kozomol_store::AccidentOutcome) {
+    use kozomol_store::{AccidentMove, AccidentMoved, AccidentState};
     for (from, to, outcome) in [
         (
             AccidentState::Registered,
@@ -6418,7 +6419,7 @@ async fn close_accident(store: &dyn Store, id: i64) {
         (
             AccidentState::UnderInvestigation,
             AccidentState::Closed,
-            Some(AccidentOutcome::NoViolation),
+            Some(outcome),
         ),
     ] {
         let moved = store
@@ -6899,7 +6900,7 @@ async fn accident_files_are_destroyed_after_the_purge_and_shared_evidence_stays(
     store: Arc<dyn Store>,
 ) {
     use kozomol_store::destruction::{DestructionReport, ACCIDENT_FILE_DESTROYED};
-    use kozomol_store::{AccidentFileRole, NewAccidentFile, NewAttachment};
+    use kozomol_store::{AccidentFileRole, AccidentOutcome, NewAccidentFile, NewAttachment};
     let file = |role, name: &str, sha256: [u8; 32], offset| NewAccidentFile {
         role,
         file: NewAttachment {
@@ -7035,7 +7036,7 @@ async fn accident_files_are_destroyed_after_the_purge_and_shared_evidence_stays(
     );
 
     // Once the accident holding the overview goes too, so does the overview.
-    close_accident(store.as_ref(), holding).await;
+    close_accident(store.as_ref(), holding, AccidentOutcome::NoViolation).await;
     let purged = store
         .purge_personal_data(Utc::now() + Duration::minutes(1), 100, "retention")
         .await
@@ -7152,8 +7153,8 @@ async fn second_copies_of_evidence_are_destroyed_with_the_first(store: Arc<dyn S
 /// purged, the violation's file goes in one pass and the accident's in the next.
 async fn an_accident_file_waits_for_the_violations_filed_under_it(store: Arc<dyn Store>) {
     use kozomol_store::{
-        AccidentFileRole, AccidentMove, AccidentMoved, AccidentOutcome, AccidentState,
-        BulkVoidRequest, NewAccidentFile, NewAttachment, OfficerFiled,
+        AccidentFileRole, AccidentOutcome, BulkVoidRequest, NewAccidentFile, NewAttachment,
+        OfficerFiled,
     };
     let scheme = NewAccidentFile {
         role: AccidentFileRole::Scheme,
@@ -7199,31 +7200,7 @@ async fn an_accident_file_waits_for_the_violations_filed_under_it(store: Arc<dyn
         .await
         .unwrap();
     assert_eq!(voided.voided, vec![case]);
-    for (from, to, outcome) in [
-        (
-            AccidentState::Registered,
-            AccidentState::UnderInvestigation,
-            None,
-        ),
-        (
-            AccidentState::UnderInvestigation,
-            AccidentState::Closed,
-            Some(AccidentOutcome::ViolationsFiled),
-        ),
-    ] {
-        let moved = store
-            .move_accident(&AccidentMove {
-                accident_id: accident,
-                from,
-                to,
-                outcome,
-                actor: "supervisor-1".to_owned(),
-                note: None,
-            })
-            .await
-            .unwrap();
-        assert!(matches!(moved, AccidentMoved::Moved(_)), "{moved:?}");
-    }
+    close_accident(store.as_ref(), accident, AccidentOutcome::ViolationsFiled).await;
     let purged = store
         .purge_personal_data(Utc::now() + Duration::minutes(1), 100, "retention")
         .await
