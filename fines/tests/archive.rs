@@ -1,6 +1,7 @@
 //! Destroying case files at the end of their archive period, with the evidence store on
 //! disk: a destroyed case's frames are overwritten unless a kept case shows the same
-//! bytes, and a pass that died between marking and overwriting is finished by the next.
+//! bytes, the same bytes stored twice are overwritten in both places, and a pass that
+//! died between marking and overwriting is finished by the next.
 
 use std::sync::Arc;
 
@@ -21,6 +22,16 @@ async fn destroyed_files_are_overwritten_and_shared_frames_kept_on_sqlite() {
 #[tokio::test]
 async fn destroyed_files_are_overwritten_and_shared_frames_kept_on_postgres() {
     destroyed_files_are_overwritten_and_shared_frames_kept(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn second_copies_are_overwritten_with_the_first_on_sqlite() {
+    second_copies_are_overwritten_with_the_first(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn second_copies_are_overwritten_with_the_first_on_postgres() {
+    second_copies_are_overwritten_with_the_first(Backend::Postgres).await;
 }
 
 async fn frames(store: &dyn Store, case: CaseId) -> Vec<CaseFrame> {
@@ -131,4 +142,64 @@ async fn destroyed_files_are_overwritten_and_shared_frames_kept(backend: Backend
         .await
         .expect("pass");
     assert!(!idle.did_work(), "{idle:?}");
+}
+
+/// Every record still holding bytes in the segments under `dir`.
+fn frames_left(dir: &std::path::Path) -> usize {
+    let mut left = 0;
+    for entry in std::fs::read_dir(dir).expect("evidence folder") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            left += frames_left(&path);
+        } else if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+            left += kozomol_store::scan_segment(dir, name)
+                .expect("scan")
+                .frames
+                .len();
+        }
+    }
+    left
+}
+
+async fn second_copies_are_overwritten_with_the_first(backend: Backend) {
+    let db = Db::new(backend).await;
+    let store = db.store.as_ref();
+    let folder = db.dir.path().join("evidence");
+    let evidence = Arc::new(EvidenceStore::open(&folder, "test").expect("evidence"));
+    // The same two frames stored twice, once for each case (two ingest processes).
+    let (overview, plate) = (noise_jpeg(64, 36, 5), noise_jpeg(32, 8, 6));
+    let mut cases = Vec::new();
+    for _ in 0..2 {
+        let case = received_cases(store, &evidence, 1, &overview, &plate)
+            .await
+            .expect("case")[0];
+        db.force_state(case, CaseState::Rejected).await;
+        cases.push(case);
+    }
+    assert_eq!(frames_left(&folder), 4);
+    let soon = Utc::now() + Duration::minutes(1);
+    let purged = store
+        .purge_personal_data(soon, 100, "retention")
+        .await
+        .expect("purge");
+    assert_eq!(purged.cases, cases);
+    let pass = destroy_case_files(
+        store,
+        &evidence,
+        soon + Duration::minutes(1),
+        100,
+        "archive",
+    )
+    .await
+    .expect("pass");
+    assert_eq!(
+        (
+            pass.blobs_erased,
+            pass.records_overwritten,
+            pass.overwrite_failures
+        ),
+        (2, 4, 0),
+        "{pass:?}"
+    );
+    assert_eq!(frames_left(&folder), 0, "no copy left behind");
 }

@@ -104,6 +104,9 @@ pub(crate) struct CreatedRows<'a> {
     /// Every frame's hash and location, the same bytes stored twice included (their
     /// second copies are recorded from it).
     pub(crate) stored: Vec<(&'a [u8; 32], &'a FrameLocation)>,
+    /// The frames of the events that made no case (duplicates): their bytes, stored
+    /// again, are recorded as copies where a blob holds them, never as blobs.
+    pub(crate) unkept: Vec<(&'a [u8; 32], &'a FrameLocation)>,
     /// (case, index from 0, role, hash).
     pub(crate) frames: Vec<(CaseId, i32, &'static str, &'a [u8; 32])>,
     pub(crate) audit: Vec<ChainedAudit<'a>>,
@@ -133,6 +136,11 @@ impl<'a> CreatedRows<'a> {
         let stored: Vec<(&'a [u8; 32], &'a FrameLocation)> = made
             .iter()
             .flat_map(|(_, case)| case.frames.iter().map(|f| (&f.sha256, &f.location)))
+            .collect();
+        let unkept = cases
+            .iter()
+            .filter(|case| !created.contains_key(&key_of(case)))
+            .flat_map(|case| case.frames.iter().map(|f| (&f.sha256, &f.location)))
             .collect();
         let mut blobs = stored.clone();
         // Stable sort keeps the first location of each hash first.
@@ -177,6 +185,7 @@ impl<'a> CreatedRows<'a> {
         CreatedRows {
             blobs,
             stored,
+            unkept,
             frames,
             audit,
         }

@@ -48,10 +48,27 @@ pub(crate) fn record_copies(stored: &str) -> String {
         "INSERT INTO evidence_copies (sha256, segment, byte_offset, byte_len) \
          SELECT s.sha256, s.segment, s.byte_offset, s.byte_len \
          FROM {stored} JOIN evidence_blobs b ON b.sha256 = s.sha256 \
-         WHERE s.segment <> '' AND (b.segment <> s.segment OR b.byte_offset <> s.byte_offset) \
+         WHERE {COPY} \
          ON CONFLICT (sha256, segment, byte_offset) DO NOTHING"
     )
 }
+
+/// Queues for overwriting the copies among `stored` (as in [`record_copies`]) of blobs
+/// erased already: bytes of a destroyed file stored again and not kept (an event sent
+/// again long after its case's file was destroyed comes back a duplicate).
+pub(crate) fn queue_erased_copies(stored: &str) -> String {
+    format!(
+        "INSERT INTO evidence_erasures (segment, byte_offset, byte_len, sha256, erased_at) \
+         SELECT s.segment, s.byte_offset, s.byte_len, s.sha256, b.erased_at \
+         FROM {stored} JOIN evidence_blobs b ON b.sha256 = s.sha256 \
+         WHERE b.erased_at IS NOT NULL AND {COPY} \
+         ON CONFLICT (segment, byte_offset, sha256) DO NOTHING"
+    )
+}
+
+/// A stored location `s` that is not its blob's `b`, the first copy (a location with no
+/// segment is bytes found stored, not stored).
+const COPY: &str = "s.segment <> '' AND (b.segment <> s.segment OR b.byte_offset <> s.byte_offset)";
 
 /// Erased bytes still to overwrite: a record in a segment and the blob it held.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -79,41 +79,69 @@ pub(crate) async fn insert_blobs(
     tx: &mut PgConnection,
     stored: &[(&[u8; 32], &FrameLocation)],
 ) -> Result<(), StoreError> {
+    if stored.is_empty() {
+        return Ok(());
+    }
     let mut blobs = stored.to_vec();
     // Stable: the first location of each hash stays first.
     blobs.sort_by_key(|(sha, _)| **sha);
     blobs.dedup_by_key(|(sha, _)| **sha);
-    let unnest = "UNNEST($1::bytea[], $2::text[], $3::bigint[], $4::bigint[]) \
-                  AS s (sha256, segment, byte_offset, byte_len)";
     let insert = format!(
         "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) \
-         SELECT s.sha256, s.segment, s.byte_offset, s.byte_len FROM {unnest}{}",
+         SELECT s.sha256, s.segment, s.byte_offset, s.byte_len FROM {STORED}{}",
         crate::destruction::ON_STORED_BLOB
     );
-    for (sql, rows) in [
-        (insert, blobs.as_slice()),
-        (crate::destruction::record_copies(unnest), stored),
-    ] {
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(rows.iter().map(|(sha, _)| &sha[..]).collect::<Vec<_>>())
-            .bind(
-                rows.iter()
-                    .map(|(_, l)| l.segment.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                rows.iter()
-                    .map(|(_, l)| offset_i64(l.offset))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                rows.iter()
-                    .map(|(_, l)| i64::from(l.len))
-                    .collect::<Vec<_>>(),
-            )
-            .execute(&mut *tx)
-            .await?;
+    execute_on_locations(tx, &insert, &blobs).await?;
+    record_copies(tx, stored).await
+}
+
+/// The locations bound by [`execute_on_locations`], as a relation `s`.
+const STORED: &str = "UNNEST($1::bytea[], $2::text[], $3::bigint[], $4::bigint[]) \
+                      AS s (sha256, segment, byte_offset, byte_len)";
+
+/// Records which of `stored` are second copies of blobs, and queues for overwriting
+/// those of blobs erased already.
+pub(crate) async fn record_copies(
+    tx: &mut PgConnection,
+    stored: &[(&[u8; 32], &FrameLocation)],
+) -> Result<(), StoreError> {
+    if stored.is_empty() {
+        return Ok(());
     }
+    for sql in [
+        crate::destruction::record_copies(STORED),
+        crate::destruction::queue_erased_copies(STORED),
+    ] {
+        execute_on_locations(tx, &sql, stored).await?;
+    }
+    Ok(())
+}
+
+/// Runs `sql` with the hashes and locations of `rows` bound as arrays ([`STORED`]).
+async fn execute_on_locations(
+    tx: &mut PgConnection,
+    sql: &str,
+    rows: &[(&[u8; 32], &FrameLocation)],
+) -> Result<(), StoreError> {
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(rows.iter().map(|(sha, _)| &sha[..]).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|(_, l)| l.segment.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|(_, l)| offset_i64(l.offset))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|(_, l)| i64::from(l.len))
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 

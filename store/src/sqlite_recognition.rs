@@ -85,38 +85,57 @@ pub(crate) async fn insert_evidence(
 
 /// Where stored bytes lie, by their hash, as many to a statement as the binds allow.
 /// The same bytes may be stored already: the first location wins, and a second copy
-/// is recorded so that destruction overwrites it too.
+/// is recorded so that destruction overwrites it too (at once, if the blob was erased
+/// already).
 pub(crate) async fn insert_blobs(
     tx: &mut SqliteConnection,
-    blobs: &[(&[u8; 32], &FrameLocation)],
+    stored: &[(&[u8; 32], &FrameLocation)],
 ) -> Result<(), StoreError> {
+    let mut blobs = stored.to_vec();
+    // Stable: the first location of each hash stays first.
+    blobs.sort_by_key(|(sha, _)| **sha);
+    blobs.dedup_by_key(|(sha, _)| **sha);
     for chunk in blobs.chunks(rows_per_statement(4)) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) ",
         );
-        qb.push_values(chunk, |mut row, (sha, location)| {
-            row.push_bind(&sha[..])
-                .push_bind(location.segment.as_str())
-                .push_bind(offset_i64(location.offset))
-                .push_bind(i64::from(location.len));
-        });
+        push_locations(&mut qb, chunk);
         qb.push(crate::destruction::ON_STORED_BLOB);
         qb.build().execute(&mut *tx).await?;
     }
-    for chunk in blobs.chunks(rows_per_statement(4)) {
-        let mut qb =
-            QueryBuilder::<Sqlite>::new("WITH s (sha256, segment, byte_offset, byte_len) AS (");
-        qb.push_values(chunk, |mut row, (sha, location)| {
-            row.push_bind(&sha[..])
-                .push_bind(location.segment.as_str())
-                .push_bind(offset_i64(location.offset))
-                .push_bind(i64::from(location.len));
-        });
-        qb.push(") ");
-        qb.push(crate::destruction::record_copies("s"));
-        qb.build().execute(&mut *tx).await?;
+    record_copies(tx, stored).await
+}
+
+/// Records which of `stored` are second copies of blobs, and queues for overwriting
+/// those of blobs erased already.
+pub(crate) async fn record_copies(
+    tx: &mut SqliteConnection,
+    stored: &[(&[u8; 32], &FrameLocation)],
+) -> Result<(), StoreError> {
+    for sql in [
+        crate::destruction::record_copies("s"),
+        crate::destruction::queue_erased_copies("s"),
+    ] {
+        for chunk in stored.chunks(rows_per_statement(4)) {
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("WITH s (sha256, segment, byte_offset, byte_len) AS (");
+            push_locations(&mut qb, chunk);
+            qb.push(") ");
+            qb.push(&sql);
+            qb.build().execute(&mut *tx).await?;
+        }
     }
     Ok(())
+}
+
+/// `VALUES` of blobs' hashes and locations.
+fn push_locations(qb: &mut QueryBuilder<Sqlite>, blobs: &[(&[u8; 32], &FrameLocation)]) {
+    qb.push_values(blobs, |mut row, (sha, location)| {
+        row.push_bind(&sha[..])
+            .push_bind(location.segment.as_str())
+            .push_bind(offset_i64(location.offset))
+            .push_bind(i64::from(location.len));
+    });
 }
 
 fn conflict(case_id: CaseId) -> impl FnOnce(sqlx::Error) -> StoreError {

@@ -7062,19 +7062,25 @@ async fn second_copies_of_evidence_are_destroyed_with_the_first(store: Arc<dyn S
     use kozomol_store::{AccidentFileRole, NewAccidentFile, NewAttachment};
     let first = reviewable(&*store, 1).await[0];
     let overview = store.case(first).await.unwrap().unwrap().frames[0].clone();
-    // Two more events showing the same overview, stored again in one batch.
-    let twins: Vec<NewCase> = [500_000, 600_000]
+    // Two more events showing the same overview, stored again in one batch, and a
+    // third whose ingest found it stored (a location with no segment: no copy).
+    let found_stored = FrameLocation {
+        segment: String::new(),
+        offset: 0,
+        len: 1000,
+    };
+    let twin_events: Vec<NewCase> = [location(500_000), location(600_000), found_stored]
         .into_iter()
         .enumerate()
-        .map(|(i, offset)| {
+        .map(|(i, at)| {
             let mut twin = new_case("cam-1", None, t(6 + i as i64));
             twin.frames[0].sha256 = overview.sha256;
-            twin.frames[0].location = location(offset);
+            twin.frames[0].location = at;
             twin
         })
         .collect();
     let twins: Vec<CaseId> = store
-        .record_cases(&twins, "ingest")
+        .record_cases(&twin_events, "ingest")
         .await
         .unwrap()
         .into_iter()
@@ -7085,7 +7091,7 @@ async fn second_copies_of_evidence_are_destroyed_with_the_first(store: Arc<dyn S
         overview.location,
         "the first copy is the one read"
     );
-    store.claim_recognition("w1", 2, LONG_LEASE).await.unwrap();
+    store.claim_recognition("w1", 3, LONG_LEASE).await.unwrap();
     for &id in &twins {
         assert_eq!(
             store
@@ -7125,13 +7131,13 @@ async fn second_copies_of_evidence_are_destroyed_with_the_first(store: Arc<dyn S
         .purge_personal_data(Utc::now() + Duration::minutes(1), 100, "retention")
         .await
         .unwrap();
-    assert_eq!(purged.cases.len(), 3, "{purged:?}");
+    assert_eq!(purged.cases.len(), 4, "{purged:?}");
     assert_eq!(purged.accidents, accidents);
     let pass = store
         .destroy_case_files(Utc::now() + Duration::days(1), 100, "archive")
         .await
         .unwrap();
-    assert_eq!((pass.cases.len(), pass.accidents.len()), (3, 2), "{pass:?}");
+    assert_eq!((pass.cases.len(), pass.accidents.len()), (4, 2), "{pass:?}");
     let due = store.erasures_due(100).await.unwrap();
     let offsets_of = |hash: [u8; 32]| {
         let mut offsets: Vec<u64> = due
@@ -7147,6 +7153,23 @@ async fn second_copies_of_evidence_are_destroyed_with_the_first(store: Arc<dyn S
         vec![overview.location.offset, 500_000, 600_000]
     );
     assert_eq!(offsets_of(scene), vec![700_000, 800_000]);
+    assert!(
+        due.iter().all(|e| !e.location.segment.is_empty()),
+        "bytes found stored were never stored again"
+    );
+
+    // The first event sent again, long after: its overview stored again, the event a
+    // duplicate. The bytes of a destroyed file are queued for overwriting at once.
+    let mut again = twin_events[0].clone();
+    again.frames[0].location = location(950_000);
+    assert!(matches!(
+        store.record_cases(&[again], "ingest").await.unwrap()[0],
+        CaseWrite::Duplicate(_)
+    ));
+    let due = store.erasures_due(100).await.unwrap();
+    assert!(due
+        .iter()
+        .any(|e| e.sha256 == overview.sha256 && e.location == location(950_000)));
 }
 
 /// A violation an officer filed under an accident is its evidence too: once both are
