@@ -104,8 +104,9 @@ pub(crate) struct CreatedRows<'a> {
     /// Every frame's hash and location, the same bytes stored twice included (their
     /// second copies are recorded from it).
     pub(crate) stored: Vec<(&'a [u8; 32], &'a FrameLocation)>,
-    /// The frames of the events that made no case (duplicates): their bytes, stored
-    /// again, are recorded as copies where a blob holds them, never as blobs.
+    /// The frames of the events that made no case (duplicates, conflicting ones too):
+    /// their bytes, stored again, are recorded as copies where a blob holds them, never
+    /// as blobs.
     pub(crate) unkept: Vec<(&'a [u8; 32], &'a FrameLocation)>,
     /// (case, index from 0, role, hash).
     pub(crate) frames: Vec<(CaseId, i32, &'static str, &'a [u8; 32])>,

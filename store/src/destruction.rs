@@ -40,7 +40,7 @@ pub(crate) const ON_STORED_BLOB: &str = " ON CONFLICT (sha256) DO UPDATE SET \
 
 /// Records second copies of stored bytes: each row of `stored` (a relation named `s`
 /// of `sha256, segment, byte_offset, byte_len`, the locations just inserted) whose
-/// blob's row names another place, the first copy, which is kept. Run after the blobs'
+/// blob's row names another place, the first copy. Run after the blobs'
 /// insert ([`ON_STORED_BLOB`]); a location with no segment (bytes found stored, not
 /// stored) is none.
 pub(crate) fn record_copies(stored: &str) -> String {
@@ -64,6 +64,18 @@ pub(crate) fn queue_erased_copies(stored: &str) -> String {
          WHERE b.erased_at IS NOT NULL AND {COPY} \
          ON CONFLICT (segment, byte_offset, sha256) DO NOTHING"
     )
+}
+
+/// The locations of `stored` where bytes were written (a location with no segment is
+/// bytes ingest found stored, not stored again): the only ones that can be copies.
+pub(crate) fn stored_again<'a>(
+    stored: &[(&'a [u8; 32], &'a FrameLocation)],
+) -> Vec<(&'a [u8; 32], &'a FrameLocation)> {
+    stored
+        .iter()
+        .copied()
+        .filter(|(_, location)| !location.segment.is_empty())
+        .collect()
 }
 
 /// A stored location `s` that is not its blob's `b`, the first copy (a location with no

@@ -362,7 +362,7 @@ impl CaseStore for PgStore {
             }
         }
         // After the blobs: a duplicate's frame may be a copy of one this batch stored.
-        crate::postgres_recognition::record_copies(&mut tx, &rows.unkept).await?;
+        crate::postgres_recognition::record_unkept(&mut tx, &rows.unkept).await?;
         if !rows.frames.is_empty() {
             sqlx::query(
                 "INSERT INTO case_frames (case_id, idx, role, sha256) \

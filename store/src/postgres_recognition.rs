@@ -99,20 +99,33 @@ pub(crate) async fn insert_blobs(
 const STORED: &str = "UNNEST($1::bytea[], $2::text[], $3::bigint[], $4::bigint[]) \
                       AS s (sha256, segment, byte_offset, byte_len)";
 
-/// Records which of `stored` are second copies of blobs, and queues for overwriting
-/// those of blobs erased already.
-pub(crate) async fn record_copies(
+/// Records which of `stored` are second copies of blobs.
+async fn record_copies(
     tx: &mut PgConnection,
     stored: &[(&[u8; 32], &FrameLocation)],
 ) -> Result<(), StoreError> {
-    if stored.is_empty() {
-        return Ok(());
+    let stored = crate::destruction::stored_again(stored);
+    if !stored.is_empty() {
+        execute_on_locations(tx, &crate::destruction::record_copies(STORED), &stored).await?;
     }
-    for sql in [
-        crate::destruction::record_copies(STORED),
-        crate::destruction::queue_erased_copies(STORED),
-    ] {
-        execute_on_locations(tx, &sql, stored).await?;
+    Ok(())
+}
+
+/// Records which of the frames of events that made no case (`unkept`) are copies of
+/// blobs, and queues at once those of blobs erased already. Run after the batch's
+/// blobs: a blob a created case brings back is no longer erased.
+pub(crate) async fn record_unkept(
+    tx: &mut PgConnection,
+    unkept: &[(&[u8; 32], &FrameLocation)],
+) -> Result<(), StoreError> {
+    let unkept = crate::destruction::stored_again(unkept);
+    if !unkept.is_empty() {
+        for sql in [
+            crate::destruction::record_copies(STORED),
+            crate::destruction::queue_erased_copies(STORED),
+        ] {
+            execute_on_locations(tx, &sql, &unkept).await?;
+        }
     }
     Ok(())
 }

@@ -374,7 +374,7 @@ impl CaseStore for SqliteStore {
 
         let rows = CreatedRows::new(cases, &created, actor, now);
         crate::sqlite_recognition::insert_blobs(&mut tx, &rows.stored).await?;
-        crate::sqlite_recognition::record_copies(&mut tx, &rows.unkept).await?;
+        crate::sqlite_recognition::record_unkept(&mut tx, &rows.unkept).await?;
         // A frame ingest found stored may have been erased since: not recorded, so
         // that ingest, trying again, stores its bytes anew.
         for chunk in rows.blobs.chunks(rows_per_statement(1)) {

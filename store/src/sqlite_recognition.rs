@@ -106,24 +106,46 @@ pub(crate) async fn insert_blobs(
     record_copies(tx, stored).await
 }
 
-/// Records which of `stored` are second copies of blobs, and queues for overwriting
-/// those of blobs erased already.
-pub(crate) async fn record_copies(
+/// Records which of `stored` are second copies of blobs.
+async fn record_copies(
     tx: &mut SqliteConnection,
     stored: &[(&[u8; 32], &FrameLocation)],
 ) -> Result<(), StoreError> {
+    let sql = crate::destruction::record_copies("s");
+    execute_on_locations(tx, &sql, &crate::destruction::stored_again(stored)).await
+}
+
+/// Records which of the frames of events that made no case (`unkept`) are copies of
+/// blobs, and queues at once those of blobs erased already. Run after the batch's
+/// blobs: a blob a created case brings back is no longer erased.
+pub(crate) async fn record_unkept(
+    tx: &mut SqliteConnection,
+    unkept: &[(&[u8; 32], &FrameLocation)],
+) -> Result<(), StoreError> {
+    let unkept = crate::destruction::stored_again(unkept);
     for sql in [
         crate::destruction::record_copies("s"),
         crate::destruction::queue_erased_copies("s"),
     ] {
-        for chunk in stored.chunks(rows_per_statement(4)) {
-            let mut qb =
-                QueryBuilder::<Sqlite>::new("WITH s (sha256, segment, byte_offset, byte_len) AS (");
-            push_locations(&mut qb, chunk);
-            qb.push(") ");
-            qb.push(&sql);
-            qb.build().execute(&mut *tx).await?;
-        }
+        execute_on_locations(tx, &sql, &unkept).await?;
+    }
+    Ok(())
+}
+
+/// Runs `sql` (reading the relation `s`) on `rows`, as many to a statement as the
+/// binds allow.
+async fn execute_on_locations(
+    tx: &mut SqliteConnection,
+    sql: &str,
+    rows: &[(&[u8; 32], &FrameLocation)],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(rows_per_statement(4)) {
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("WITH s (sha256, segment, byte_offset, byte_len) AS (");
+        push_locations(&mut qb, chunk);
+        qb.push(") ");
+        qb.push(sql);
+        qb.build().execute(&mut *tx).await?;
     }
     Ok(())
 }

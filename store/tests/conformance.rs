@@ -7127,6 +7127,16 @@ async fn second_copies_of_evidence_are_destroyed_with_the_first(store: Arc<dyn S
         accidents.push(accident_with_files(store.as_ref(), vec![file(offset)], true).await);
     }
 
+    // The first twin sent again while the overview is kept: a duplicate whose bytes
+    // ingest stored again, a copy to overwrite later, not now.
+    let mut resent = twin_events[0].clone();
+    resent.frames[0].location = location(550_000);
+    assert!(matches!(
+        store.record_cases(&[resent], "ingest").await.unwrap()[0],
+        CaseWrite::Duplicate(_)
+    ));
+    assert!(store.erasures_due(100).await.unwrap().is_empty());
+
     let purged = store
         .purge_personal_data(Utc::now() + Duration::minutes(1), 100, "retention")
         .await
@@ -7150,7 +7160,7 @@ async fn second_copies_of_evidence_are_destroyed_with_the_first(store: Arc<dyn S
     };
     assert_eq!(
         offsets_of(overview.sha256),
-        vec![overview.location.offset, 500_000, 600_000]
+        vec![overview.location.offset, 500_000, 550_000, 600_000]
     );
     assert_eq!(offsets_of(scene), vec![700_000, 800_000]);
     assert!(
@@ -7170,6 +7180,30 @@ async fn second_copies_of_evidence_are_destroyed_with_the_first(store: Arc<dyn S
     assert!(due
         .iter()
         .any(|e| e.sha256 == overview.sha256 && e.location == location(950_000)));
+
+    // Sent again beside a new event showing the same photo: ingest stored it once, for
+    // both; the new case brings the blob back there, so nothing of it is queued.
+    let mut resent = twin_events[1].clone();
+    resent.frames[0].location = location(990_000);
+    let mut fresh = new_case("cam-1", None, t(20));
+    fresh.frames[0].sha256 = overview.sha256;
+    fresh.frames[0].location = location(990_000);
+    let writes = store
+        .record_cases(&[resent, fresh], "ingest")
+        .await
+        .unwrap();
+    assert!(matches!(writes[0], CaseWrite::Duplicate(_)), "{writes:?}");
+    let fresh = created(writes[1]);
+    assert_eq!(
+        store.case(fresh).await.unwrap().unwrap().frames[0].location,
+        location(990_000)
+    );
+    assert!(!store
+        .erasures_due(100)
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.location == location(990_000)));
 }
 
 /// A violation an officer filed under an accident is its evidence too: once both are
