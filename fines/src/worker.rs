@@ -183,6 +183,7 @@ pub async fn run(
                         cases = report.cases.len(),
                         accidents = report.accidents.len(),
                         contacts = report.contacts,
+                        dead_letters = report.dead_letters,
                         "personal data purged"
                     );
                 }

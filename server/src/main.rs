@@ -351,7 +351,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             settings.validate()?;
             let store = kozomol_store::connect(&settings.database_url()).await?;
             let quiet_since = chrono::Utc::now() - settings.retention.keep();
-            let (mut cases, mut accidents, mut contacts) = (0, 0, 0);
+            let (mut cases, mut accidents, mut contacts, mut dead_letters) = (0, 0, 0, 0);
             loop {
                 let pass = store
                     .purge_personal_data(quiet_since, 500, "cli:purge-personal-data")
@@ -362,12 +362,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 cases += pass.cases.len();
                 accidents += pass.accidents.len();
                 contacts += pass.contacts;
+                dead_letters += pass.dead_letters;
             }
             let mut report = serde_json::json!({
                 "quiet_since": quiet_since,
                 "cases": cases,
                 "accidents": accidents,
                 "contacts": contacts,
+                "dead_letters": dead_letters,
             });
             if let Some(keep) = settings.retention.keep_case_file() {
                 let evidence = Arc::new(settings.evidence_store("cli-purge")?);

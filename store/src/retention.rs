@@ -22,6 +22,8 @@ pub const CASE_PURGED: &str = "case.personal_data_purged";
 pub const ACCIDENT_PURGED: &str = "accident.personal_data_purged";
 /// Contacts of owners the database no longer holds a case of were deleted.
 pub const CONTACTS_PURGED: &str = "owner_contacts.purged";
+/// Refused messages lost the bytes kept of them (detail: how many).
+pub const DEAD_LETTERS_PURGED: &str = "dead_letters.purged";
 
 /// What a purged text column that cannot be empty holds instead.
 pub const PURGED: &str = "[purged]";
@@ -48,12 +50,16 @@ pub struct PurgeReport {
     pub cases: Vec<CaseId>,
     pub accidents: Vec<i64>,
     pub contacts: u64,
+    /// Dead letters whose kept bytes (a refused message: photos, plate, camera read)
+    /// were dropped.
+    pub dead_letters: u64,
 }
 
 impl PurgeReport {
-    /// How many things the pass purged: cases, accidents and contacts together.
+    /// How many things the pass purged: cases, accidents, contacts and dead letters.
     pub fn purged(&self) -> usize {
-        self.cases.len() + self.accidents.len() + usize::try_from(self.contacts).unwrap_or(0)
+        let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        self.cases.len() + self.accidents.len() + count(self.contacts) + count(self.dead_letters)
     }
 }
 
@@ -185,6 +191,43 @@ pub(crate) fn contacts_purge(p1: &str, p2: &str, locked: bool) -> String {
     )
 }
 
+/// A purge of rows tied to no case: its statement (the cut-off bound first, the limit
+/// second) and how what it changed is audited.
+pub(crate) struct UntiedPurge {
+    pub(crate) sql: String,
+    pub(crate) action: &'static str,
+    pub(crate) detail: fn(u64, DateTime<Utc>) -> String,
+}
+
+/// The purges of rows tied to no case, owners' contacts and dead letters' bytes, with
+/// their cut-off parameter `p1` and limit `p2`.
+pub(crate) fn untied_purges(p1: &str, p2: &str, locked: bool) -> [UntiedPurge; 2] {
+    [
+        UntiedPurge {
+            sql: contacts_purge(p1, p2, locked),
+            action: CONTACTS_PURGED,
+            detail: contacts_detail,
+        },
+        UntiedPurge {
+            sql: dead_letters_purge(p1, p2, locked),
+            action: DEAD_LETTERS_PURGED,
+            detail: dead_letters_detail,
+        },
+    ]
+}
+
+/// Drops the kept bytes of at most parameter `p2` dead letters received before
+/// parameter `p1`; the rest of each row (what was refused, when, why) stays.
+pub(crate) fn dead_letters_purge(p1: &str, p2: &str, locked: bool) -> String {
+    // `substr(raw, 1, 0)`: the empty byte string, spelled alike on both backends.
+    format!(
+        "UPDATE dead_letters SET raw = substr(raw, 1, 0) WHERE id IN (\
+           SELECT d.id FROM dead_letters d WHERE d.received_at < {p1} AND length(d.raw) > 0 \
+           ORDER BY d.id LIMIT {p2}{})",
+        skip_locked("d", locked)
+    )
+}
+
 /// The statement that purges a closed accident's participants.
 pub(crate) fn participants_purge(param: &str) -> String {
     format!("UPDATE accident_participants SET name = '{PURGED}', pin = NULL WHERE accident_id = {param}")
@@ -218,6 +261,10 @@ pub(crate) fn accident_detail(
 
 pub(crate) fn contacts_detail(contacts: u64, quiet_since: DateTime<Utc>) -> String {
     serde_json::json!({ "contacts": contacts, "quiet_since": quiet_since }).to_string()
+}
+
+pub(crate) fn dead_letters_detail(dead_letters: u64, quiet_since: DateTime<Utc>) -> String {
+    serde_json::json!({ "dead_letters": dead_letters, "quiet_since": quiet_since }).to_string()
 }
 
 pub(crate) fn untied_audit<'a>(

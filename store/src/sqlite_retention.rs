@@ -14,8 +14,8 @@ use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 use crate::audit::now_millis;
 use crate::destruction::{self, DestructionReport, Erasure, ErasureMark, FileHolder};
 use crate::retention::{
-    self, accident_detail, case_detail, case_purges, contacts_detail, participants_purge,
-    CasePurge, PurgeReport, ACCIDENT_PURGED, CONTACTS_PURGED,
+    self, accident_detail, case_detail, case_purges, participants_purge, CasePurge, PurgeReport,
+    UntiedPurge, ACCIDENT_PURGED,
 };
 use crate::sqlite::{location_from_row, ms, offset_i64, SqliteStore};
 use crate::sqlite_recognition::insert_audit;
@@ -33,12 +33,16 @@ impl PersonalDataRetention for SqliteStore {
         let now = now_millis();
         let cases = purge_cases(&mut tx, quiet_since, limit, actor, now).await?;
         let accidents = purge_accidents(&mut tx, quiet_since, limit, actor, now).await?;
-        let contacts = purge_contacts(&mut tx, quiet_since, limit, actor, now).await?;
+        let [contacts, dead_letters] = retention::untied_purges("?1", "?2", false);
+        let contacts = purge_untied(&mut tx, contacts, quiet_since, limit, actor, now).await?;
+        let dead_letters =
+            purge_untied(&mut tx, dead_letters, quiet_since, limit, actor, now).await?;
         tx.commit().await?;
         Ok(PurgeReport {
             cases,
             accidents,
             contacts,
+            dead_letters,
         })
     }
 }
@@ -120,28 +124,30 @@ async fn purge_accidents(
     Ok(ids)
 }
 
-async fn purge_contacts(
+/// Runs a purge of rows tied to no case and audits what it changed, if anything.
+async fn purge_untied(
     tx: &mut SqliteConnection,
+    purge: UntiedPurge,
     quiet_since: DateTime<Utc>,
     limit: u32,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
-    let deleted = sqlx::query(AssertSqlSafe(retention::contacts_purge("?1", "?2", false)))
+    let purged = sqlx::query(AssertSqlSafe(purge.sql))
         .bind(ms(quiet_since))
         .bind(i64::from(limit))
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    if deleted > 0 {
-        let detail = contacts_detail(deleted, quiet_since);
+    if purged > 0 {
+        let detail = (purge.detail)(purged, quiet_since);
         insert_audit(
             tx,
-            &retention::untied_audit(CONTACTS_PURGED, actor, &detail, now),
+            &retention::untied_audit(purge.action, actor, &detail, now),
         )
         .await?;
     }
-    Ok(deleted)
+    Ok(purged)
 }
 
 #[async_trait]

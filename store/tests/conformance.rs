@@ -1032,6 +1032,40 @@ async fn dead_letters_keep_bounded_raw_bytes(store: Arc<dyn Store>) {
         page.iter().map(|d| d.id).collect::<Vec<_>>(),
         vec![stored[4].id, stored[5].id]
     );
+
+    // The retention purge drops the kept bytes of those received before its cut-off,
+    // and keeps the rest of each row.
+    use kozomol_store::retention::DEAD_LETTERS_PURGED;
+    let purged = store
+        .purge_personal_data(t(2), 100, "retention")
+        .await
+        .unwrap();
+    assert_eq!(purged.dead_letters, 2);
+    let after = store.dead_letters(100, None).await.unwrap();
+    let kept: Vec<usize> = after.iter().map(|d| d.raw.len()).collect();
+    assert_eq!(kept[..3], [0, 0, 10]);
+    assert_eq!(
+        after[0].raw_len as usize,
+        huge.len(),
+        "the length received stays"
+    );
+    assert_eq!(
+        (after[1].reason, after[1].detail.as_str()),
+        (letters[1].reason, "detail 1")
+    );
+    let again = store
+        .purge_personal_data(t(2), 100, "retention")
+        .await
+        .unwrap();
+    assert_eq!(again.dead_letters, 0, "purged once");
+    let rows = store.audit_rows(0, 10_000).await.unwrap();
+    let audited: Vec<&str> = rows
+        .iter()
+        .filter(|row| row.action == DEAD_LETTERS_PURGED)
+        .filter_map(|row| row.detail.as_deref())
+        .collect();
+    assert_eq!(audited.len(), 1, "{audited:?}");
+    assert!(audited[0].contains("\"dead_letters\":2"), "{audited:?}");
 }
 
 async fn accounts_and_tokens(store: Arc<dyn Store>) {
