@@ -363,13 +363,14 @@ fn paths() -> Value {
         }))},
         "/api/v1/dead-letters/{id}/raw": { "get": secured(roles::<DeadLetterReaders>(), json!({
             "operationId": "getDeadLetterRaw",
-            "summary": "The refused message's bytes as received (at most 64 KiB are kept).",
+            "summary": "The refused message's bytes as received (at most 64 KiB are kept), until the retention purge drops them.",
             "parameters": [path_param("id", "Dead letter id.", json!({ "type": "integer", "format": "int64" }))],
             "responses": {
                 "200": { "description": "Raw bytes.",
                          "content": { "application/octet-stream": { "schema": { "type": "string", "contentMediaType": "application/octet-stream" } } } },
                 "400": problem("The id is not a number (`bad_request`)."),
-                "404": problem("No such dead letter (`not_found`).")
+                "404": problem("No such dead letter (`not_found`)."),
+                "410": problem("The bytes were dropped by the retention purge (`evidence_destroyed`; `raw_kept` is 0).")
             }
         }))}
     })
@@ -2130,7 +2131,7 @@ fn components() -> Value {
                     "id": { "type": "integer", "format": "int64" }, "received_at": instant, "topic": text,
                     "camera_id": nullable_text, "event_id": nullable_text,
                     "reason": { "type": "string", "enum": kozomol_core::DeadLetterReason::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>() },
-                    "detail": text, "raw_len": { "type": "integer" }, "raw_kept": { "type": "integer" }, "raw_url": text
+                    "detail": text, "raw_len": { "type": "integer" }, "raw_kept": { "type": "integer", "description": "Bytes kept of the message: at most 64 KiB, 0 once the retention purge dropped them." }, "raw_url": text
                 }
             }));
     schemas.insert("DeadLetterPage".into(), json!({

@@ -1414,6 +1414,20 @@ async fn dead_letters_page_without_bytes_and_serve_them_raw() {
     h.get("/api/v1/dead-letters/987654/raw", Role::Admin)
         .await
         .problem(StatusCode::NOT_FOUND, "not_found");
+
+    // Past the retention period the bytes go: the list says so, the download is gone.
+    let purged = h
+        .store
+        .purge_personal_data(at(3), 100, "retention")
+        .await
+        .expect("purge");
+    assert_eq!(purged.dead_letters, 3);
+    let listed = h.get("/api/v1/dead-letters", Role::Admin).await.json();
+    assert_eq!(listed["items"][2]["raw_kept"], 0);
+    assert_eq!(listed["items"][2]["raw_len"], 102);
+    h.get(path, Role::Admin)
+        .await
+        .problem(StatusCode::GONE, "evidence_destroyed");
 }
 
 #[tokio::test]

@@ -108,7 +108,9 @@ async function deadLettersPage() {
       el("td", { text: d.camera_id || "—" }),
       el("td", { text: d.reason }),
       el("td", { text: d.detail }),
-      el("td", {}, el("a", { href: `/api/v1/dead-letters/${d.id}/raw`, text: `${d.raw_len} B` }))))));
+      el("td", {}, d.raw_kept === 0 && d.raw_len > 0
+        ? el("span", { class: "muted", text: t("dead-letter-purged", { size: d.raw_len }) })
+        : el("a", { href: `/api/v1/dead-letters/${d.id}/raw`, text: `${d.raw_len} B` }))))));
 }
 
 // Accounts: the list for admins and auditors; admins make new ones.

@@ -59,7 +59,9 @@ impl PurgeReport {
     /// How many things the pass purged: cases, accidents, contacts and dead letters.
     pub fn purged(&self) -> usize {
         let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-        self.cases.len() + self.accidents.len() + count(self.contacts) + count(self.dead_letters)
+        (self.cases.len() + self.accidents.len())
+            .saturating_add(count(self.contacts))
+            .saturating_add(count(self.dead_letters))
     }
 }
 

@@ -61,7 +61,8 @@ pub async fn list(
     )))
 }
 
-/// `GET /api/v1/dead-letters/{id}/raw`: the bytes as received (bounded).
+/// `GET /api/v1/dead-letters/{id}/raw`: the bytes as received (bounded), until the
+/// retention purge drops them.
 pub async fn raw(
     _caller: Authorized<DeadLetterReaders>,
     State(state): State<ApiState>,
@@ -81,6 +82,10 @@ pub async fn raw(
         .into_iter()
         .find(|l| l.id == id)
         .ok_or_else(not_found)?;
+    // Dropped by the retention purge: gone, as destroyed evidence is.
+    if letter.raw.is_empty() && letter.raw_len > 0 {
+        return Err(ApiError::EvidenceDestroyed);
+    }
     let mut response = letter.raw.into_response();
     let headers = response.headers_mut();
     headers.insert(

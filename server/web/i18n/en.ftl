@@ -136,6 +136,7 @@ case-file-destroyed = Case file destroyed
 cameras-title = Cameras
 dead-letters-title = Dead letters
 dead-letters-empty = No dead letters.
+dead-letter-purged = { $size } B, purged
 online = online
 offline = offline
 minutes-ago = { $n } min ago

@@ -136,6 +136,7 @@ case-file-destroyed = Иштин материалдары жок кылынга�
 cameras-title = Камералар
 dead-letters-title = Четке кагылган билдирүүлөр
 dead-letters-empty = Четке кагылган билдирүүлөр жок.
+dead-letter-purged = { $size } Б, өчүрүлгөн
 online = байланышта
 offline = байланыш жок
 minutes-ago = { $n } мүн мурун

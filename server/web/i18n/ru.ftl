@@ -136,6 +136,7 @@ case-file-destroyed = Материалы дела уничтожены
 cameras-title = Камеры
 dead-letters-title = Отклонённые сообщения
 dead-letters-empty = Отклонённых сообщений нет.
+dead-letter-purged = { $size } Б, удалено
 online = на связи
 offline = нет связи
 minutes-ago = { $n } мин назад
