@@ -85,8 +85,7 @@ pub(crate) async fn insert_evidence(
 
 /// Where stored bytes lie, by their hash, as many to a statement as the binds allow.
 /// The same bytes may be stored already: the first location wins, and a second copy
-/// is recorded so that destruction overwrites it too (at once, if the blob was erased
-/// already).
+/// is recorded so that destruction overwrites it too.
 pub(crate) async fn insert_blobs(
     tx: &mut SqliteConnection,
     stored: &[(&[u8; 32], &FrameLocation)],
