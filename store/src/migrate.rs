@@ -143,6 +143,11 @@ const SQLITE: &[Migration] = &[
         name: "evidence_copies",
         sql: include_str!("../migrations/sqlite/0025_evidence_copies.sql"),
     },
+    Migration {
+        version: 26,
+        name: "dead_letters_unpurged",
+        sql: include_str!("../migrations/sqlite/0026_dead_letters_unpurged.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -270,6 +275,11 @@ const POSTGRES: &[Migration] = &[
         version: 25,
         name: "evidence_copies",
         sql: include_str!("../migrations/postgres/0025_evidence_copies.sql"),
+    },
+    Migration {
+        version: 26,
+        name: "dead_letters_unpurged",
+        sql: include_str!("../migrations/postgres/0026_dead_letters_unpurged.sql"),
     },
 ];
 
