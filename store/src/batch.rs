@@ -99,8 +99,6 @@ impl BatchPlan {
 
 /// The rows that go with the cases a batch created.
 pub(crate) struct CreatedRows<'a> {
-    /// One row per distinct frame hash, sorted by hash; the first location wins.
-    pub(crate) blobs: Vec<(&'a [u8; 32], &'a FrameLocation)>,
     /// Every frame's hash and location, the same bytes stored twice included (their
     /// second copies are recorded from it).
     pub(crate) stored: Vec<(&'a [u8; 32], &'a FrameLocation)>,
@@ -143,10 +141,6 @@ impl<'a> CreatedRows<'a> {
             .filter(|case| !created.contains_key(&key_of(case)))
             .flat_map(|case| case.frames.iter().map(|f| (&f.sha256, &f.location)))
             .collect();
-        let mut blobs = stored.clone();
-        // Stable sort keeps the first location of each hash first.
-        blobs.sort_by_key(|(sha, _)| *sha);
-        blobs.dedup_by_key(|(sha, _)| *sha);
 
         let frames = made
             .iter()
@@ -184,7 +178,6 @@ impl<'a> CreatedRows<'a> {
             .collect();
 
         CreatedRows {
-            blobs,
             stored,
             unkept,
             frames,

@@ -66,6 +66,30 @@ pub(crate) fn queue_erased_copies(stored: &str) -> String {
     )
 }
 
+/// Queues for overwriting the locations among `stored` whose hash no blob holds: the
+/// own photos of an event that made no case (a conflicting duplicate), which no row
+/// would ever name. `now` is the SQL of the time they are queued.
+pub(crate) fn queue_unheld(stored: &str, now: &str) -> String {
+    format!(
+        "INSERT INTO evidence_erasures (segment, byte_offset, byte_len, sha256, erased_at) \
+         SELECT s.segment, s.byte_offset, s.byte_len, s.sha256, {now} FROM {stored} \
+         WHERE NOT EXISTS (SELECT 1 FROM evidence_blobs b WHERE b.sha256 = s.sha256) \
+         ON CONFLICT (segment, byte_offset, sha256) DO NOTHING"
+    )
+}
+
+/// One location per distinct hash of `stored`, sorted by hash (the order inserts lock
+/// blobs in); the first location of each hash wins, as [`ON_STORED_BLOB`] has it.
+pub(crate) fn first_locations<'a>(
+    stored: &[(&'a [u8; 32], &'a FrameLocation)],
+) -> Vec<(&'a [u8; 32], &'a FrameLocation)> {
+    let mut blobs = stored.to_vec();
+    // Stable: the first location of each hash stays first.
+    blobs.sort_by_key(|(sha, _)| **sha);
+    blobs.dedup_by_key(|(sha, _)| **sha);
+    blobs
+}
+
 /// The locations of `stored` where bytes were written (a location with no segment is
 /// bytes ingest found stored, not stored again): the only ones that can be copies.
 pub(crate) fn stored_again<'a>(
@@ -257,11 +281,15 @@ pub(crate) fn release_lease(holder: &str) -> String {
 }
 
 /// Erasures not overwritten yet and not put off past parameter `now`, oldest first,
-/// a segment's together, at most parameter `limit`.
+/// a segment's together, at most parameter `limit`. Never the bytes a kept blob reads:
+/// a resolution's PDF queued when a worker lost its lease, then recorded after all.
 pub(crate) fn erasures_due(now: &str, limit: &str) -> String {
     format!(
-        "SELECT segment, byte_offset, byte_len, sha256 FROM evidence_erasures \
+        "SELECT segment, byte_offset, byte_len, sha256 FROM evidence_erasures e \
          WHERE overwritten_at IS NULL AND (retry_at IS NULL OR retry_at <= {now}) \
+           AND NOT EXISTS (SELECT 1 FROM evidence_blobs b WHERE b.sha256 = e.sha256 \
+                           AND b.erased_at IS NULL AND b.segment = e.segment \
+                           AND b.byte_offset = e.byte_offset) \
          ORDER BY erased_at, segment, byte_offset, sha256 LIMIT {limit}"
     )
 }

@@ -339,7 +339,7 @@ impl CaseStore for PgStore {
         let writes = plan.resolve(cases, &created, &existing)?;
 
         let rows = CreatedRows::new(cases, &created, actor, now);
-        if !rows.blobs.is_empty() {
+        if !rows.stored.is_empty() {
             crate::postgres_recognition::insert_blobs(&mut tx, &rows.stored).await?;
             // A frame ingest found stored may have been erased since: not recorded, so
             // that ingest, trying again, stores its bytes anew.
@@ -348,7 +348,7 @@ impl CaseStore for PgStore {
                  WHERE erased_at IS NOT NULL AND sha256 = ANY($1) LIMIT 1",
             )
             .bind(
-                rows.blobs
+                rows.stored
                     .iter()
                     .map(|(sha, _)| &sha[..])
                     .collect::<Vec<_>>(),

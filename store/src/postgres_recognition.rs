@@ -82,10 +82,7 @@ pub(crate) async fn insert_blobs(
     if stored.is_empty() {
         return Ok(());
     }
-    let mut blobs = stored.to_vec();
-    // Stable: the first location of each hash stays first.
-    blobs.sort_by_key(|(sha, _)| **sha);
-    blobs.dedup_by_key(|(sha, _)| **sha);
+    let blobs = crate::destruction::first_locations(stored);
     let insert = format!(
         "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) \
          SELECT s.sha256, s.segment, s.byte_offset, s.byte_len FROM {STORED}{}",
@@ -111,9 +108,10 @@ async fn record_copies(
     Ok(())
 }
 
-/// Records which of the frames of events that made no case (`unkept`) are copies of
-/// blobs, and queues at once those of blobs erased already. Run after the batch's
-/// blobs: a blob a created case brings back is no longer erased.
+/// Records which of the bytes stored that no row keeps (`unkept`: the frames of events
+/// that made no case, the PDFs of resolutions not recorded) are copies of blobs, and queues at once those of blobs erased already and those no blob holds (a
+/// conflicting duplicate's own photos). Run after the batch's blobs: a blob a created
+/// case brings back is no longer erased, and one it stores holds its bytes.
 pub(crate) async fn record_unkept(
     tx: &mut PgConnection,
     unkept: &[(&[u8; 32], &FrameLocation)],
@@ -123,6 +121,7 @@ pub(crate) async fn record_unkept(
         for sql in [
             crate::destruction::record_copies(STORED),
             crate::destruction::queue_erased_copies(STORED),
+            crate::destruction::queue_unheld(STORED, "now()"),
         ] {
             execute_on_locations(tx, &sql, &unkept).await?;
         }

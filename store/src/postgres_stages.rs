@@ -230,9 +230,16 @@ impl FineStages for PgStore {
         let actor = stages::actor(worker);
         let mut tx = self.pool.begin().await?;
         let mut results = Vec::with_capacity(resolutions.len());
+        let mut unkept = Vec::new();
         for resolution in resolutions {
-            results.push(record_one(&mut tx, worker, &actor, resolution, now).await?);
+            let result = record_one(&mut tx, worker, &actor, resolution, now).await?;
+            if result == CompleteResult::LeaseLost {
+                unkept.push((&resolution.pdf.sha256, &resolution.pdf.location));
+            }
+            results.push(result);
         }
+        // The PDFs of cases another worker issued: stored, never to be read.
+        crate::postgres_recognition::record_unkept(&mut tx, &unkept).await?;
         tx.commit().await?;
         Ok(results)
     }

@@ -377,7 +377,7 @@ impl CaseStore for SqliteStore {
         crate::sqlite_recognition::record_unkept(&mut tx, &rows.unkept).await?;
         // A frame ingest found stored may have been erased since: not recorded, so
         // that ingest, trying again, stores its bytes anew.
-        for chunk in rows.blobs.chunks(rows_per_statement(1)) {
+        for chunk in rows.stored.chunks(rows_per_statement(1)) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "SELECT sha256 FROM evidence_blobs WHERE erased_at IS NOT NULL AND sha256 IN (",
             );

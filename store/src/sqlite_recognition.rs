@@ -90,10 +90,7 @@ pub(crate) async fn insert_blobs(
     tx: &mut SqliteConnection,
     stored: &[(&[u8; 32], &FrameLocation)],
 ) -> Result<(), StoreError> {
-    let mut blobs = stored.to_vec();
-    // Stable: the first location of each hash stays first.
-    blobs.sort_by_key(|(sha, _)| **sha);
-    blobs.dedup_by_key(|(sha, _)| **sha);
+    let blobs = crate::destruction::first_locations(stored);
     for chunk in blobs.chunks(rows_per_statement(4)) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) ",
@@ -114,9 +111,10 @@ async fn record_copies(
     execute_on_locations(tx, &sql, &crate::destruction::stored_again(stored)).await
 }
 
-/// Records which of the frames of events that made no case (`unkept`) are copies of
-/// blobs, and queues at once those of blobs erased already. Run after the batch's
-/// blobs: a blob a created case brings back is no longer erased.
+/// Records which of the bytes stored that no row keeps (`unkept`: the frames of events
+/// that made no case, the PDFs of resolutions not recorded) are copies of blobs, and queues at once those of blobs erased already and those no blob holds (a
+/// conflicting duplicate's own photos). Run after the batch's blobs: a blob a created
+/// case brings back is no longer erased, and one it stores holds its bytes.
 pub(crate) async fn record_unkept(
     tx: &mut SqliteConnection,
     unkept: &[(&[u8; 32], &FrameLocation)],
@@ -125,6 +123,8 @@ pub(crate) async fn record_unkept(
     for sql in [
         crate::destruction::record_copies("s"),
         crate::destruction::queue_erased_copies("s"),
+        // Milliseconds, as every time is kept here.
+        crate::destruction::queue_unheld("s", "CAST(unixepoch('subsec') * 1000 AS INTEGER)"),
     ] {
         execute_on_locations(tx, &sql, &unkept).await?;
     }

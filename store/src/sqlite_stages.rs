@@ -416,15 +416,21 @@ impl FineStages for SqliteStore {
         // A case given twice is recorded once: its first copy; the others found it
         // moved already, as they would one at a time.
         let mut first = HashSet::with_capacity(resolutions.len());
-        let recorded: Vec<&NewResolution> = resolutions
+        let (recorded, unrecorded): (Vec<&NewResolution>, Vec<&NewResolution>) = resolutions
             .iter()
-            .filter(|r| moved.contains(&r.case_id) && first.insert(r.case_id))
-            .collect();
+            .partition(|r| moved.contains(&r.case_id) && first.insert(r.case_id));
         let blobs: Vec<_> = recorded
             .iter()
             .map(|r| (&r.pdf.sha256, &r.pdf.location))
             .collect();
         insert_blobs(&mut tx, &blobs).await?;
+        // The PDFs of cases another worker issued (or given twice): stored, never to
+        // be read.
+        let unkept: Vec<_> = unrecorded
+            .iter()
+            .map(|r| (&r.pdf.sha256, &r.pdf.location))
+            .collect();
+        crate::sqlite_recognition::record_unkept(&mut tx, &unkept).await?;
         for chunk in recorded.chunks(rows_per_statement(15)) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO resolutions (number, case_id, payment_code, jurisdiction, article, \

@@ -215,6 +215,7 @@ conformance!(
         case_files_are_destroyed_after_the_purge_and_shared_evidence_stays,
         accident_files_are_destroyed_after_the_purge_and_shared_evidence_stays,
         second_copies_of_evidence_are_destroyed_with_the_first,
+        a_conflicting_duplicates_own_photos_are_queued_for_overwriting,
         an_accident_file_waits_for_the_violations_filed_under_it,
     ],
     url: [
@@ -331,6 +332,30 @@ fn altered(case: &NewCase) -> NewCase {
     other.fingerprint = sha(&format!("altered {}", case.event_id));
     other.camera_plate = Some("01KG999ZZZ".to_owned());
     other
+}
+
+/// Records `batch` as `actor`, every event of it a new case.
+async fn created_cases(store: &dyn Store, batch: &[NewCase], actor: &str) -> Vec<CaseId> {
+    store
+        .record_cases(batch, actor)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(created)
+        .collect()
+}
+
+/// The erasures due now (at most 100), by hash.
+async fn erasures_queued(store: &dyn Store) -> Vec<([u8; 32], FrameLocation)> {
+    let mut due: Vec<([u8; 32], FrameLocation)> = store
+        .erasures_due(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.sha256, e.location))
+        .collect();
+    due.sort_by_key(|(sha, _)| *sha);
+    due
 }
 
 fn created(write: CaseWrite) -> CaseId {
@@ -457,8 +482,7 @@ async fn new_cases_are_created_with_their_frames(store: Arc<dyn Store>) {
     lapsed.kind = ViolationKind::RedLight;
     let batch = vec![new_case("cam-1", Some("01KG123ABC"), t(1)), lapsed];
     let before = Utc::now() - Duration::seconds(5);
-    let writes = store.record_cases(&batch, "ingest-test").await.unwrap();
-    let ids: Vec<CaseId> = writes.into_iter().map(created).collect();
+    let ids = created_cases(store.as_ref(), &batch, "ingest-test").await;
 
     for (input, id) in batch.iter().zip(&ids) {
         let case = store.case(*id).await.unwrap().expect("created case");
@@ -495,13 +519,7 @@ async fn repeats_are_duplicates_or_conflicts_and_change_nothing(store: Arc<dyn S
     let batch: Vec<NewCase> = (0..3)
         .map(|i| new_case("cam-1", Some("01KG123ABC"), t(i)))
         .collect();
-    let ids: Vec<CaseId> = store
-        .record_cases(&batch, "ingest")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(created)
-        .collect();
+    let ids = created_cases(store.as_ref(), &batch, "ingest").await;
     let before = store.case(ids[1]).await.unwrap();
 
     let again = store.record_cases(&batch, "ingest").await.unwrap();
@@ -582,13 +600,7 @@ async fn case_ids_are_numeric_and_increase(store: Arc<dyn Store>) {
         let batch: Vec<NewCase> = (0..4)
             .map(|i| new_case(if i % 2 == 0 { "cam-1" } else { "cam-2" }, None, t(round)))
             .collect();
-        let mut ids: Vec<CaseId> = store
-            .record_cases(&batch, "ingest")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(created)
-            .collect();
+        let mut ids = created_cases(store.as_ref(), &batch, "ingest").await;
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), 4, "ids are distinct");
@@ -607,13 +619,7 @@ async fn a_case_keeps_the_trace_it_was_recorded_in(store: Arc<dyn Store>) {
     let mut traced = new_case("cam-1", None, t(0));
     traced.trace_parent = Some(trace);
     let untraced = new_case("cam-1", None, t(1));
-    let ids: Vec<CaseId> = store
-        .record_cases(&[traced.clone(), untraced], "ingest")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(created)
-        .collect();
+    let ids = created_cases(store.as_ref(), &[traced.clone(), untraced], "ingest").await;
     let traces = store.trace_parents(&ids).await.unwrap();
     assert_eq!(traces.len(), 1, "{traces:?}");
     assert_eq!(traces.get(&ids[0]), Some(&trace));
@@ -691,13 +697,7 @@ async fn every_case_filter_narrows_and_the_cursor_pages(store: Arc<dyn Store>) {
             )
         })
         .collect();
-    let ids: Vec<CaseId> = store
-        .record_cases(&batch, "ingest")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(created)
-        .collect();
+    let ids = created_cases(store.as_ref(), &batch, "ingest").await;
     let expect = |pred: &dyn Fn(usize) -> bool| -> Vec<CaseId> {
         let mut want: Vec<CaseId> = (0..10).filter(|&i| pred(i)).map(|i| ids[i]).collect();
         want.sort();
@@ -829,13 +829,7 @@ async fn every_case_filter_narrows_and_the_cursor_pages(store: Arc<dyn Store>) {
 async fn each_created_case_gets_one_chained_audit_row(store: Arc<dyn Store>) {
     register(&*store, &["cam-1"]).await;
     let batch: Vec<NewCase> = (0..3).map(|i| new_case("cam-1", None, t(i))).collect();
-    let mut ids: Vec<CaseId> = store
-        .record_cases(&batch, "ingest-7")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(created)
-        .collect();
+    let mut ids = created_cases(store.as_ref(), &batch, "ingest-7").await;
     ids.sort();
 
     let mut rows = Vec::new();
@@ -1404,13 +1398,7 @@ async fn queued(store: &dyn Store, n: usize) -> Vec<CaseId> {
     let batch: Vec<NewCase> = (0..n)
         .map(|i| new_case_read("cam-1", &format!("01KG{i:03}ABC"), 900))
         .collect();
-    let mut ids: Vec<CaseId> = store
-        .record_cases(&batch, "ingest")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(created)
-        .collect();
+    let mut ids = created_cases(store, &batch, "ingest").await;
     ids.sort();
     ids
 }
@@ -2527,6 +2515,7 @@ async fn resolution_numbers_are_reserved_once_and_issued(store: Arc<dyn Store>) 
         CaseState::OwnerFound
     );
     let gone = resolution(ids[0], "KG-BSK-2026-0000099", "111260010000000099");
+    let unkept_pdf = gone.pdf.location.clone();
     assert_eq!(
         store
             .record_resolutions("f1", &[second.clone(), gone, third, second])
@@ -2547,6 +2536,12 @@ async fn resolution_numbers_are_reserved_once_and_issued(store: Arc<dyn Store>) 
         );
     }
     assert_eq!(store.resolution("KG-BSK-2026-0000099").await.unwrap(), None);
+    // The PDF of a case another worker issued is queued for overwriting; the first
+    // one, lost by f2 and then recorded by f1, is its resolution's and stays.
+    assert_eq!(
+        erasures_queued(store.as_ref()).await,
+        vec![(sha("KG-BSK-2026-0000099"), unkept_pdf)]
+    );
 
     let stored = store
         .resolution("KG-BSK-2026-0000001")
@@ -3819,13 +3814,7 @@ async fn plate_sightings_read_the_decided_plate_and_the_events_site(store: Arc<d
             Some(("S3", -33_868_800, 151_209_300)),
         ),
     ];
-    let ids: Vec<CaseId> = store
-        .record_cases(&cases, "ingest")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(created)
-        .collect();
+    let ids = created_cases(store.as_ref(), &cases, "ingest").await;
     for (case, decided) in [(ids[1], plate), (ids[2], "01KG999ZZZ")] {
         let mut decision = review(
             case,
@@ -3899,13 +3888,7 @@ async fn approved_sightings(
         .iter()
         .map(|s| sighted_case("cam-1", plate, t(0) + Duration::seconds(*s), site))
         .collect();
-    let ids: Vec<CaseId> = store
-        .record_cases(&cases, "ingest")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(created)
-        .collect();
+    let ids = created_cases(store, &cases, "ingest").await;
     for id in &ids {
         let mut decision = review(
             *id,
@@ -6803,18 +6786,7 @@ async fn case_files_are_destroyed_after_the_purge_and_shared_evidence_stays(stor
         .map(|f| (f.sha256, f.location.clone()))
         .collect();
     expected.sort_by_key(|(sha, _)| *sha);
-    let due = |store: Arc<dyn Store>| async move {
-        let mut due: Vec<([u8; 32], FrameLocation)> = store
-            .erasures_due(100)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.sha256, e.location))
-            .collect();
-        due.sort_by_key(|(sha, _)| *sha);
-        due
-    };
-    let erased = due(Arc::clone(&store)).await;
+    let erased = erasures_queued(store.as_ref()).await;
     assert_eq!(erased, expected);
     assert!(!erased.iter().any(|(sha, _)| *sha == shared));
 
@@ -6828,14 +6800,17 @@ async fn case_files_are_destroyed_after_the_purge_and_shared_evidence_stays(stor
         .erasures_put_off(&[erasure(1)], Utc::now() + Duration::hours(1))
         .await
         .unwrap();
-    assert_eq!(due(Arc::clone(&store)).await, vec![erased[2].clone()]);
+    assert_eq!(
+        erasures_queued(store.as_ref()).await,
+        vec![erased[2].clone()]
+    );
     assert_eq!(store.erasures_due(0).await.unwrap().len(), 0);
     store
         .erasures_put_off(&[erasure(1)], Utc::now() - Duration::seconds(1))
         .await
         .unwrap();
     assert_eq!(
-        due(Arc::clone(&store)).await.len(),
+        erasures_queued(store.as_ref()).await.len(),
         2,
         "a put-off erasure comes back"
     );
@@ -6875,7 +6850,7 @@ async fn case_files_are_destroyed_after_the_purge_and_shared_evidence_stays(stor
     let frame = store.case(returning).await.unwrap().unwrap().frames[0].clone();
     assert_eq!((frame.sha256, frame.location), (back, location(777_000)));
     assert!(store.known_frames(&[back]).await.unwrap().contains(&back));
-    let still = due(Arc::clone(&store)).await;
+    let still = erasures_queued(store.as_ref()).await;
     assert!(
         still.iter().all(|(_, l)| *l != location(777_000)),
         "the new copy is kept: {still:?}"
@@ -7046,14 +7021,11 @@ async fn accident_files_are_destroyed_after_the_purge_and_shared_evidence_stays(
     assert_eq!(destroyed.files.len(), 3, "the rows naming the files stay");
     let kept = store.accident(holding).await.unwrap().unwrap();
     assert_eq!(kept.evidence_destroyed_at, None);
-    let mut erased: Vec<[u8; 32]> = store
-        .erasures_due(100)
+    let erased: Vec<[u8; 32]> = erasures_queued(store.as_ref())
         .await
-        .unwrap()
         .into_iter()
-        .map(|e| e.sha256)
+        .map(|(sha, _)| sha)
         .collect();
-    erased.sort();
     assert!(erased.contains(&sha("close-up")) && erased.contains(&sha("scheme")));
     assert!(
         !erased.contains(&shared.sha256),
@@ -7104,6 +7076,34 @@ async fn accident_files_are_destroyed_after_the_purge_and_shared_evidence_stays(
 /// The same bytes stored again while the first copy was kept (two ingest batches, two
 /// events of one batch, two accidents' files) are recorded where they lie, and
 /// destruction queues every copy with the first.
+async fn a_conflicting_duplicates_own_photos_are_queued_for_overwriting(store: Arc<dyn Store>) {
+    register(&*store, &["cam-1"]).await;
+    let original = new_case("cam-1", Some("01KG123ABC"), t(1));
+    let id = created_cases(store.as_ref(), std::slice::from_ref(&original), "ingest").await[0];
+    // Other bytes under the same event id: an overview of its own, and the original's
+    // close-up, stored again.
+    let mut conflicting = altered(&original);
+    conflicting.frames[0].sha256 = sha("an overview no case shows");
+    conflicting.frames[0].location = location(400_000);
+    conflicting.frames[1].location = location(410_000);
+    assert_eq!(
+        store
+            .record_cases(std::slice::from_ref(&conflicting), "ingest")
+            .await
+            .unwrap(),
+        vec![CaseWrite::Conflict(id)]
+    );
+    // The close-up's copy waits for the case's file, which still reads the first one.
+    assert_eq!(
+        erasures_queued(store.as_ref()).await,
+        vec![(conflicting.frames[0].sha256, location(400_000))]
+    );
+    assert_eq!(
+        store.case(id).await.unwrap().unwrap().frames[1].location,
+        original.frames[1].location
+    );
+}
+
 async fn second_copies_of_evidence_are_destroyed_with_the_first(store: Arc<dyn Store>) {
     use kozomol_store::{AccidentFileRole, NewAccidentFile, NewAttachment};
     let first = reviewable(&*store, 1).await[0];
@@ -7125,13 +7125,7 @@ async fn second_copies_of_evidence_are_destroyed_with_the_first(store: Arc<dyn S
             twin
         })
         .collect();
-    let twins: Vec<CaseId> = store
-        .record_cases(&twin_events, "ingest")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(created)
-        .collect();
+    let twins = created_cases(store.as_ref(), &twin_events, "ingest").await;
     assert_eq!(
         store.case(twins[1]).await.unwrap().unwrap().frames[0].location,
         overview.location,
