@@ -4,7 +4,9 @@
 //! lie; then the queued records are overwritten in the evidence store, a segment at a
 //! time, and that is recorded. The overwrite works from the queue, so a pass that died
 //! between the two is finished by the next; a segment that cannot be rewritten is put
-//! off an hour.
+//! off an hour. Where no file is destroyed, the queue is still worked: bytes stored that
+//! no row will read (a conflicting duplicate's photos, a lost issuing's PDF) are
+//! queued whenever they are stored.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use kozomol_core::CaseId;
-use kozomol_store::{Erasure, EvidenceStore, FrameLocation, Store, StoreError};
+use kozomol_store::{DestructionReport, Erasure, EvidenceStore, FrameLocation, Store, StoreError};
 use serde::Serialize;
 use tracing::error;
 
@@ -53,13 +55,13 @@ impl ArchivePass {
 }
 
 /// One pass, if the archive lease is free: destroys the files of at most `limit` purged
-/// cases and `limit` purged accidents with no move since before `quiet_before`, then
-/// overwrites the erased records queued. `actor` names the pass in the audit log; the lease is held under `actor`
-/// and an id of the pass's own.
+/// cases and `limit` purged accidents with no move since before `quiet_before` (none
+/// without it), then overwrites the erased records queued. `actor` names the pass in
+/// the audit log; the lease is held under `actor` and an id of the pass's own.
 pub async fn destroy_case_files(
     store: &dyn Store,
     evidence: &Arc<EvidenceStore>,
-    quiet_before: DateTime<Utc>,
+    quiet_before: Option<DateTime<Utc>>,
     limit: u32,
     actor: &str,
 ) -> Result<ArchivePass, StoreError> {
@@ -80,11 +82,14 @@ pub async fn destroy_case_files(
 async fn under_lease(
     store: &dyn Store,
     evidence: &Arc<EvidenceStore>,
-    quiet_before: DateTime<Utc>,
+    quiet_before: Option<DateTime<Utc>>,
     limit: u32,
     actor: &str,
 ) -> Result<ArchivePass, StoreError> {
-    let report = store.destroy_case_files(quiet_before, limit, actor).await?;
+    let report = match quiet_before {
+        Some(quiet_before) => store.destroy_case_files(quiet_before, limit, actor).await?,
+        None => DestructionReport::default(),
+    };
     let mut segments: BTreeMap<String, Vec<Erasure>> = BTreeMap::new();
     for erasure in store.erasures_due(OVERWRITES_PER_PASS).await? {
         segments

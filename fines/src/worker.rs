@@ -73,12 +73,14 @@ pub struct PurgeSchedule {
 
 /// How case files are destroyed at the end of their archive period: a pass of `batch`
 /// cases at a time while it finds some, then again after `every`. Every worker may run
-/// it; the store never gives two the same case.
+/// it; the store never gives two the same case. Each pass also overwrites the bytes
+/// queued for it, destruction or not.
 #[derive(Clone)]
 pub struct ArchiveSchedule {
     pub actor: String,
-    /// How long a purged case stays without a move before its file is destroyed.
-    pub keep: chrono::Duration,
+    /// How long a purged case stays without a move before its file is destroyed; none:
+    /// no file is.
+    pub keep: Option<chrono::Duration>,
     pub every: Duration,
     pub batch: u32,
     pub evidence: Arc<EvidenceStore>,
@@ -196,7 +198,7 @@ pub async fn run(
         stages.spawn("archive", every, move |store| {
             let schedule = schedule.clone();
             async move {
-                let quiet_before = Utc::now() - schedule.keep;
+                let quiet_before = schedule.keep.map(|keep| Utc::now() - keep);
                 let pass = destroy_case_files(
                     store.as_ref(),
                     &schedule.evidence,
@@ -212,7 +214,7 @@ pub async fn run(
                         accidents = pass.accidents.len(),
                         blobs_erased = pass.blobs_erased,
                         records_overwritten = pass.records_overwritten,
-                        "case files destroyed at the end of their archive period"
+                        "archive pass: case files destroyed, queued bytes overwritten"
                     );
                 }
                 Ok(pass.cases.len() + pass.accidents.len() + pass.records_overwritten)

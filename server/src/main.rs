@@ -373,7 +373,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             if let Some(keep) = settings.retention.keep_case_file() {
                 let evidence = Arc::new(settings.evidence_store("cli-purge")?);
-                let quiet_before = chrono::Utc::now() - keep;
+                let quiet_before = Some(chrono::Utc::now() - keep);
                 let mut total = kozomol_fines::archive::ArchivePass::default();
                 loop {
                     let pass = kozomol_fines::archive::destroy_case_files(

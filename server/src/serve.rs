@@ -654,18 +654,18 @@ fn fines_worker(
             every: Duration::from_secs(60 * 60),
             batch: 200,
         }),
-        // Destruction follows the purge: off with it.
-        archive: settings
-            .retention
-            .keep_case_file()
-            .filter(|_| settings.retention.purge)
-            .map(|keep| ArchiveSchedule {
-                actor: format!("fines:{}", worker("archive")),
-                keep,
-                every: Duration::from_secs(60 * 60),
-                batch: 200,
-                evidence: Arc::clone(&evidence),
-            }),
+        // Destruction follows the purge: off with it. The pass runs regardless, to
+        // overwrite the bytes stored that no row will read.
+        archive: Some(ArchiveSchedule {
+            actor: format!("fines:{}", worker("archive")),
+            keep: settings
+                .retention
+                .keep_case_file()
+                .filter(|_| settings.retention.purge),
+            every: Duration::from_secs(60 * 60),
+            batch: 200,
+            evidence: Arc::clone(&evidence),
+        }),
         idle_poll: Duration::from_millis(f.idle_poll_ms),
         error_backoff: Duration::from_secs(2),
         metrics: Arc::default(),

@@ -470,7 +470,7 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
     let destroyed = kozomol_fines::archive::destroy_case_files(
         store.as_ref(),
         &archive,
-        chrono::Utc::now() + chrono::Duration::minutes(2),
+        Some(chrono::Utc::now() + chrono::Duration::minutes(2)),
         100,
         "archive",
     )

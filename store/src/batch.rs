@@ -3,7 +3,7 @@
 //! database has said which candidates it took, and which frame, blob and audit rows
 //! the created cases need.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use kozomol_core::{CaseId, CaseState};
@@ -124,22 +124,23 @@ impl<'a> CreatedRows<'a> {
         actor: &'a str,
         at: DateTime<Utc>,
     ) -> Self {
+        // The first event of each created key made its case; every other event made
+        // none (a repeat inside the batch, a conflicting one too).
+        let mut made: Vec<(CaseId, &'a NewCase)> = Vec::new();
+        let mut unkept = Vec::new();
+        let mut firsts = HashSet::with_capacity(created.len());
+        for case in cases {
+            match created.get(&key_of(case)) {
+                Some(&id) if firsts.insert(id) => made.push((id, case)),
+                _ => unkept.extend(case.frames.iter().map(|f| (&f.sha256, &f.location))),
+            }
+        }
         // Cases in id order: the audit chain follows the order the ids were given.
-        let mut made: Vec<(CaseId, &'a NewCase)> = cases
-            .iter()
-            .filter_map(|case| created.get(&key_of(case)).map(|&id| (id, case)))
-            .collect();
         made.sort_by_key(|(id, _)| *id);
-        made.dedup_by_key(|(id, _)| *id);
 
         let stored: Vec<(&'a [u8; 32], &'a FrameLocation)> = made
             .iter()
             .flat_map(|(_, case)| case.frames.iter().map(|f| (&f.sha256, &f.location)))
-            .collect();
-        let unkept = cases
-            .iter()
-            .filter(|case| !created.contains_key(&key_of(case)))
-            .flat_map(|case| case.frames.iter().map(|f| (&f.sha256, &f.location)))
             .collect();
 
         let frames = made

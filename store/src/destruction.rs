@@ -66,9 +66,9 @@ pub(crate) fn queue_erased_copies(stored: &str) -> String {
     )
 }
 
-/// Queues for overwriting the locations among `stored` whose hash no blob holds: the
-/// own photos of an event that made no case (a conflicting duplicate), which no row
-/// would ever name. `now` is the SQL of the time they are queued.
+/// Queues for overwriting the locations among `stored` whose hash no blob holds: bytes
+/// stored that no row will name (a conflicting duplicate's own photos, the crop or PDF
+/// of work whose lease was lost). `now` is the SQL of the time they are queued.
 pub(crate) fn queue_unheld(stored: &str, now: &str) -> String {
     format!(
         "INSERT INTO evidence_erasures (segment, byte_offset, byte_len, sha256, erased_at) \
@@ -281,8 +281,9 @@ pub(crate) fn release_lease(holder: &str) -> String {
 }
 
 /// Erasures not overwritten yet and not put off past parameter `now`, oldest first,
-/// a segment's together, at most parameter `limit`. Never the bytes a kept blob reads:
-/// a resolution's PDF queued when a worker lost its lease, then recorded after all.
+/// a segment's together, at most parameter `limit`. Never where a kept blob reads the
+/// same bytes: a location is queued by the one that stored it, when no row kept it, so
+/// this only guards against a caller recording bytes it gave up before.
 pub(crate) fn erasures_due(now: &str, limit: &str) -> String {
     format!(
         "SELECT segment, byte_offset, byte_len, sha256 FROM evidence_erasures e \

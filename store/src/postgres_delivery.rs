@@ -659,6 +659,13 @@ impl DeliveryOutbox for PgStore {
         .fetch_all(&mut *tx)
         .await?;
         if held.len() != ids.len() {
+            // Its PDF, stored already, names the owners: overwritten, never kept.
+            crate::postgres_recognition::record_unkept(
+                &mut tx,
+                &[(&batch.pdf.sha256, &batch.pdf.location)],
+            )
+            .await?;
+            tx.commit().await?;
             return Ok(PrintBatchWrite::LeaseLost);
         }
         insert_evidence(&mut tx, &batch.pdf).await?;

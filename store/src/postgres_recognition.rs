@@ -109,19 +109,23 @@ async fn record_copies(
 }
 
 /// Records which of the bytes stored that no row keeps (`unkept`: the frames of events
-/// that made no case, the PDFs of resolutions not recorded) are copies of blobs, and queues at once those of blobs erased already and those no blob holds (a
-/// conflicting duplicate's own photos). Run after the batch's blobs: a blob a created
-/// case brings back is no longer erased, and one it stores holds its bytes.
+/// that made no case, the crop or PDF of work whose lease was lost) are copies of
+/// blobs, and queues at once those of blobs erased already and those no blob holds.
+/// Run after the batch's blobs: a blob a created case brings back is no longer erased,
+/// and one it stores holds its bytes.
 pub(crate) async fn record_unkept(
     tx: &mut PgConnection,
     unkept: &[(&[u8; 32], &FrameLocation)],
 ) -> Result<(), StoreError> {
     let unkept = crate::destruction::stored_again(unkept);
     if !unkept.is_empty() {
+        // Unheld first: each statement sees blobs committed since the one before, so
+        // one another process stores meanwhile finds these bytes queued and recorded
+        // as its copy (harmless), never neither.
         for sql in [
+            crate::destruction::queue_unheld(STORED, "now()"),
             crate::destruction::record_copies(STORED),
             crate::destruction::queue_erased_copies(STORED),
-            crate::destruction::queue_unheld(STORED, "now()"),
         ] {
             execute_on_locations(tx, &sql, &unkept).await?;
         }
@@ -244,7 +248,7 @@ impl RecognitionQueue for PgStore {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
         // The lease is checked by the update itself; without a row it was lost, and
-        // dropping the transaction rolls back nothing but the empty update.
+        // only the crop stored for it is recorded, to be overwritten.
         let Some(row) = sqlx::query(
             "UPDATE cases SET state = $1, recognition_worker = NULL, \
              recognition_lease_until = NULL \
@@ -257,6 +261,10 @@ impl RecognitionQueue for PgStore {
         .fetch_optional(&mut *tx)
         .await?
         else {
+            if let Some(crop) = &outcome.crop {
+                record_unkept(&mut tx, &[(&crop.sha256, &crop.location)]).await?;
+            }
+            tx.commit().await?;
             return Ok(CompleteResult::LeaseLost);
         };
         let attempts: i32 = row.try_get("recognition_attempts")?;

@@ -238,7 +238,8 @@ impl FineStages for PgStore {
             }
             results.push(result);
         }
-        // The PDFs of cases another worker issued: stored, never to be read.
+        // The PDFs of cases no longer this worker's (or given twice): stored, never
+        // to be read.
         crate::postgres_recognition::record_unkept(&mut tx, &unkept).await?;
         tx.commit().await?;
         Ok(results)

@@ -632,6 +632,13 @@ impl DeliveryOutbox for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         if usize::try_from(held).ok() != Some(ids.len()) {
+            // Its PDF, stored already, names the owners: overwritten, never kept.
+            crate::sqlite_recognition::record_unkept(
+                &mut tx,
+                &[(&batch.pdf.sha256, &batch.pdf.location)],
+            )
+            .await?;
+            tx.commit().await?;
             return Ok(PrintBatchWrite::LeaseLost);
         }
         insert_evidence(&mut tx, &batch.pdf).await?;

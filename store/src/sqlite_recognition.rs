@@ -112,19 +112,20 @@ async fn record_copies(
 }
 
 /// Records which of the bytes stored that no row keeps (`unkept`: the frames of events
-/// that made no case, the PDFs of resolutions not recorded) are copies of blobs, and queues at once those of blobs erased already and those no blob holds (a
-/// conflicting duplicate's own photos). Run after the batch's blobs: a blob a created
-/// case brings back is no longer erased, and one it stores holds its bytes.
+/// that made no case, the crop or PDF of work whose lease was lost) are copies of
+/// blobs, and queues at once those of blobs erased already and those no blob holds.
+/// Run after the batch's blobs: a blob a created case brings back is no longer erased,
+/// and one it stores holds its bytes.
 pub(crate) async fn record_unkept(
     tx: &mut SqliteConnection,
     unkept: &[(&[u8; 32], &FrameLocation)],
 ) -> Result<(), StoreError> {
     let unkept = crate::destruction::stored_again(unkept);
     for sql in [
-        crate::destruction::record_copies("s"),
-        crate::destruction::queue_erased_copies("s"),
         // Milliseconds, as every time is kept here.
         crate::destruction::queue_unheld("s", "CAST(unixepoch('subsec') * 1000 AS INTEGER)"),
+        crate::destruction::record_copies("s"),
+        crate::destruction::queue_erased_copies("s"),
     ] {
         execute_on_locations(tx, &sql, &unkept).await?;
     }
@@ -241,7 +242,7 @@ impl RecognitionQueue for SqliteStore {
         let now = now_millis();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         // The lease is checked by the update itself; without a row it was lost, and
-        // dropping the transaction rolls back nothing but the empty update.
+        // only the crop stored for it is recorded, to be overwritten.
         let Some(row) = sqlx::query(
             "UPDATE cases SET state = ?, recognition_worker = NULL, \
              recognition_lease_until = NULL \
@@ -254,6 +255,10 @@ impl RecognitionQueue for SqliteStore {
         .fetch_optional(&mut *tx)
         .await?
         else {
+            if let Some(crop) = &outcome.crop {
+                record_unkept(&mut tx, &[(&crop.sha256, &crop.location)]).await?;
+            }
+            tx.commit().await?;
             return Ok(CompleteResult::LeaseLost);
         };
         let attempts: i64 = row.try_get("recognition_attempts")?;

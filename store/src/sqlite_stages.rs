@@ -424,8 +424,8 @@ impl FineStages for SqliteStore {
             .map(|r| (&r.pdf.sha256, &r.pdf.location))
             .collect();
         insert_blobs(&mut tx, &blobs).await?;
-        // The PDFs of cases another worker issued (or given twice): stored, never to
-        // be read.
+        // The PDFs of cases no longer this worker's (or given twice): stored, never
+        // to be read.
         let unkept: Vec<_> = unrecorded
             .iter()
             .map(|r| (&r.pdf.sha256, &r.pdf.location))

@@ -1583,6 +1583,11 @@ async fn a_lost_lease_can_neither_complete_nor_fail(store: Arc<dyn Store>) {
             .is_empty(),
         "a refused completion stores no crop"
     );
+    assert_eq!(
+        erasures_queued(store.as_ref()).await,
+        vec![(sha("late crop"), location(77_000))],
+        "its bytes, stored already, are overwritten"
+    );
     // w2 still holds it: another claim takes only what is free.
     let unlucky = store.claim_recognition("w3", 5, SHORT_LEASE).await.unwrap();
     assert_eq!(job_ids(&unlucky), ids[1..]);
@@ -2467,7 +2472,9 @@ async fn resolution_numbers_are_reserved_once_and_issued(store: Arc<dyn Store>) 
             sha256: sha(number),
             location: FrameLocation {
                 segment: "seg-res-0000000001.kzs".to_owned(),
-                offset: 4_000_000_000 + u64::from(case.0 as u32),
+                // Each PDF its own place, as each is stored anew.
+                offset: u64::from(u32::from_le_bytes(sha(number)[..4].try_into().unwrap()))
+                    * 100_000,
                 len: 61_234,
             },
         },
@@ -2536,8 +2543,9 @@ async fn resolution_numbers_are_reserved_once_and_issued(store: Arc<dyn Store>) 
         );
     }
     assert_eq!(store.resolution("KG-BSK-2026-0000099").await.unwrap(), None);
-    // The PDF of a case another worker issued is queued for overwriting; the first
-    // one, lost by f2 and then recorded by f1, is its resolution's and stays.
+    // The PDF of a resolution whose case was no longer f1's is queued for overwriting;
+    // the first one, given up by f2 and then recorded by f1, is its resolution's and
+    // stays.
     assert_eq!(
         erasures_queued(store.as_ref()).await,
         vec![(sha("KG-BSK-2026-0000099"), unkept_pdf)]
@@ -3338,8 +3346,17 @@ async fn print_batches_send_the_claimed_letters(store: Arc<dyn Store>) {
             .map(|(i, j)| (j.id, i as u32 + 1))
             .collect(),
     };
+    // p2 holds none of the letters: its PDF, stored already, is queued for overwriting.
+    let mut theirs = batch.clone();
+    theirs.pdf = EvidenceRef {
+        sha256: sha("p2's batch pdf"),
+        location: FrameLocation {
+            offset: 200_000,
+            ..pdf.location.clone()
+        },
+    };
     assert_eq!(
-        store.record_print_batch("p2", &batch).await.unwrap(),
+        store.record_print_batch("p2", &theirs).await.unwrap(),
         PrintBatchWrite::LeaseLost
     );
     // A page outside the batch, or a letter twice, is refused.
@@ -3384,10 +3401,14 @@ async fn print_batches_send_the_claimed_letters(store: Arc<dyn Store>) {
             None
         );
     }
-    // Recorded once: the same batch again finds no lease.
+    // Recorded once: the same batch again finds no lease, and its PDF stays.
     assert_eq!(
         store.record_print_batch("p1", &batch).await.unwrap(),
         PrintBatchWrite::LeaseLost
+    );
+    assert_eq!(
+        erasures_queued(store.as_ref()).await,
+        vec![(theirs.pdf.sha256, theirs.pdf.location.clone())]
     );
     // Letters wait for a return receipt, not for a status check.
     assert!(store
@@ -7073,9 +7094,8 @@ async fn accident_files_are_destroyed_after_the_purge_and_shared_evidence_stays(
         .any(|e| e.sha256 == overview.sha256 && e.location == overview.location));
 }
 
-/// The same bytes stored again while the first copy was kept (two ingest batches, two
-/// events of one batch, two accidents' files) are recorded where they lie, and
-/// destruction queues every copy with the first.
+/// The photos of an event that came back a conflicting duplicate, in a later batch or
+/// in its own, are queued for overwriting where no case shows them.
 async fn a_conflicting_duplicates_own_photos_are_queued_for_overwriting(store: Arc<dyn Store>) {
     register(&*store, &["cam-1"]).await;
     let original = new_case("cam-1", Some("01KG123ABC"), t(1));
@@ -7102,8 +7122,29 @@ async fn a_conflicting_duplicates_own_photos_are_queued_for_overwriting(store: A
         store.case(id).await.unwrap().unwrap().frames[1].location,
         original.frames[1].location
     );
+
+    // A new event and its conflicting twin in one batch: the first makes the case.
+    let fresh = new_case("cam-1", None, t(2));
+    let mut twin = altered(&fresh);
+    twin.frames[0].sha256 = sha("the twin's own overview");
+    twin.frames[0].location = location(420_000);
+    let writes = store
+        .record_cases(&[fresh, twin.clone()], "ingest")
+        .await
+        .unwrap();
+    let fresh_id = created(writes[0]);
+    assert_eq!(writes[1], CaseWrite::Conflict(fresh_id));
+    let mut expected = vec![
+        (conflicting.frames[0].sha256, location(400_000)),
+        (twin.frames[0].sha256, location(420_000)),
+    ];
+    expected.sort_by_key(|(sha, _)| *sha);
+    assert_eq!(erasures_queued(store.as_ref()).await, expected);
 }
 
+/// The same bytes stored again while the first copy was kept (two ingest batches, two
+/// events of one batch, two accidents' files) are recorded where they lie, and
+/// destruction queues every copy with the first.
 async fn second_copies_of_evidence_are_destroyed_with_the_first(store: Arc<dyn Store>) {
     use kozomol_store::{AccidentFileRole, NewAccidentFile, NewAttachment};
     let first = reviewable(&*store, 1).await[0];
