@@ -165,13 +165,25 @@ impl AppState {
     }
 }
 
-/// The router's own state: the caller's `AppState` plus what lives as long as the router.
+/// The router's own state, shared: every handler and middleware takes a clone of it a
+/// request, so a clone is one reference count, not a copy of every field.
 #[derive(Clone)]
-pub(crate) struct ApiState {
+pub(crate) struct ApiState(Arc<RouterState>);
+
+/// The caller's `AppState` plus what lives as long as the router.
+pub(crate) struct RouterState {
     pub(crate) app: AppState,
-    pub(crate) http_metrics: Arc<HttpMetrics>,
-    pub(crate) logins: Arc<AttemptLimiter>,
-    pub(crate) lookups: Arc<AttemptLimiter>,
+    pub(crate) http_metrics: HttpMetrics,
+    pub(crate) logins: AttemptLimiter,
+    pub(crate) lookups: AttemptLimiter,
+}
+
+impl std::ops::Deref for ApiState {
+    type Target = RouterState;
+
+    fn deref(&self) -> &RouterState {
+        &self.0
+    }
 }
 
 /// Ten attachments of 10 MiB, base64 (4/3), and the text around them.
@@ -183,15 +195,12 @@ const PUBLIC_APPEAL_BODY_LIMIT: usize = 20 * 1024 * 1024 + 64 * 1024;
 /// Every route of the API; each handler names its role policy in its signature.
 pub fn router(state: AppState) -> Router {
     let lookup_limit = state.lookup_limit;
-    let state = ApiState {
+    let state = ApiState(Arc::new(RouterState {
         app: state,
-        http_metrics: Arc::new(HttpMetrics::default()),
-        logins: Arc::new(AttemptLimiter::for_logins()),
-        lookups: Arc::new(AttemptLimiter::new(
-            lookup_limit.lookups,
-            lookup_limit.window,
-        )),
-    };
+        http_metrics: HttpMetrics::default(),
+        logins: AttemptLimiter::for_logins(),
+        lookups: AttemptLimiter::new(lookup_limit.lookups, lookup_limit.window),
+    }));
     Router::new()
         .route("/", get(pages::portal))
         .route("/v/{number}", get(pages::portal))
