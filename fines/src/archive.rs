@@ -5,8 +5,8 @@
 //! time, and that is recorded. The overwrite works from the queue, so a pass that died
 //! between the two is finished by the next; a segment that cannot be rewritten is put
 //! off an hour. Where no file is destroyed, the queue is still worked: bytes stored that
-//! no row will read (a conflicting duplicate's photos, a lost issuing's PDF) are
-//! queued whenever they are stored.
+//! no row will read (a conflicting duplicate's photos; the crop, resolution PDF or print
+//! batch of work whose lease was lost) are queued whenever they are stored.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -124,7 +124,7 @@ async fn under_lease(
                 error!(
                     segment = %segment,
                     error = %e,
-                    "destroyed evidence not overwritten; put off an hour"
+                    "queued evidence not overwritten; put off an hour"
                 );
                 failed.extend(erasures);
             }

@@ -41,7 +41,8 @@ pub struct FinesWorker {
     pub delivery: Option<Arc<DeliveryWorker>>,
     /// Purges the personal data of cases settled and quiet for the retention period.
     pub purge: Option<PurgeSchedule>,
-    /// Destroys the files of cases at the end of their archive period.
+    /// Destroys the files of cases at the end of their archive period, and overwrites
+    /// the evidence queued for it.
     pub archive: Option<ArchiveSchedule>,
     pub idle_poll: Duration,
     /// The pause after a stage's pass failed (the database is down, say).

@@ -654,14 +654,12 @@ fn fines_worker(
             every: Duration::from_secs(60 * 60),
             batch: 200,
         }),
-        // Destruction follows the purge: off with it. The pass runs regardless, to
-        // overwrite the bytes stored that no row will read.
-        archive: Some(ArchiveSchedule {
+        // Destruction follows the purge: off with it, overwriting too (an operator's
+        // stop). Without an archive period the pass only overwrites what is queued:
+        // bytes stored that no row will read.
+        archive: settings.retention.purge.then(|| ArchiveSchedule {
             actor: format!("fines:{}", worker("archive")),
-            keep: settings
-                .retention
-                .keep_case_file()
-                .filter(|_| settings.retention.purge),
+            keep: settings.retention.keep_case_file(),
             every: Duration::from_secs(60 * 60),
             batch: 200,
             evidence: Arc::clone(&evidence),

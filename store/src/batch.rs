@@ -104,7 +104,7 @@ pub(crate) struct CreatedRows<'a> {
     pub(crate) stored: Vec<(&'a [u8; 32], &'a FrameLocation)>,
     /// The frames of the events that made no case (duplicates, conflicting ones too):
     /// their bytes, stored again, are recorded as copies where a blob holds them, never
-    /// as blobs.
+    /// as blobs, and queued for overwriting where none does.
     pub(crate) unkept: Vec<(&'a [u8; 32], &'a FrameLocation)>,
     /// (case, index from 0, role, hash).
     pub(crate) frames: Vec<(CaseId, i32, &'static str, &'a [u8; 32])>,
@@ -125,7 +125,8 @@ impl<'a> CreatedRows<'a> {
         at: DateTime<Utc>,
     ) -> Self {
         // The first event of each created key made its case; every other event made
-        // none (a repeat inside the batch, a conflicting one too).
+        // none (a repeat of a case recorded before, or inside the batch, a conflicting
+        // one too).
         let mut made: Vec<(CaseId, &'a NewCase)> = Vec::new();
         let mut unkept = Vec::new();
         let mut firsts = HashSet::with_capacity(created.len());

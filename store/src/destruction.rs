@@ -283,7 +283,8 @@ pub(crate) fn release_lease(holder: &str) -> String {
 /// Erasures not overwritten yet and not put off past parameter `now`, oldest first,
 /// a segment's together, at most parameter `limit`. Never where a kept blob reads the
 /// same bytes: a location is queued by the one that stored it, when no row kept it, so
-/// this only guards against a caller recording bytes it gave up before.
+/// this guards against a caller recording bytes it gave up before (the same PDF given
+/// again after a lease was lost).
 pub(crate) fn erasures_due(now: &str, limit: &str) -> String {
     format!(
         "SELECT segment, byte_offset, byte_len, sha256 FROM evidence_erasures e \

@@ -339,6 +339,7 @@ impl CaseStore for PgStore {
         let writes = plan.resolve(cases, &created, &existing)?;
 
         let rows = CreatedRows::new(cases, &created, actor, now);
+        crate::postgres_recognition::lock_blob_rows(&mut tx, &[&rows.stored, &rows.unkept]).await?;
         if !rows.stored.is_empty() {
             crate::postgres_recognition::insert_blobs(&mut tx, &rows.stored).await?;
             // A frame ingest found stored may have been erased since: not recorded, so

@@ -119,6 +119,7 @@ pub(crate) async fn record_unkept(
 ) -> Result<(), StoreError> {
     let unkept = crate::destruction::stored_again(unkept);
     if !unkept.is_empty() {
+        lock_blob_rows(tx, &[&unkept]).await?;
         // Unheld first: each statement sees blobs committed since the one before, so
         // one another process stores meanwhile finds these bytes queued and recorded
         // as its copy (harmless), never neither.
@@ -130,6 +131,33 @@ pub(crate) async fn record_unkept(
             execute_on_locations(tx, &sql, &unkept).await?;
         }
     }
+    Ok(())
+}
+
+/// Locks the blob rows of the hashes in `stored`, in hash order as the archive pass
+/// locks them ([`crate::destruction::lock_blobs`]), before this transaction reads
+/// whether they are kept: a blob cannot then be erased between that reading and the
+/// copies recorded of it, where the pass's queueing would miss them. Taken once over
+/// all of a transaction's hashes, before its first insert, to keep that order.
+pub(crate) async fn lock_blob_rows(
+    tx: &mut PgConnection,
+    stored: &[&[(&[u8; 32], &FrameLocation)]],
+) -> Result<(), StoreError> {
+    let mut hashes: Vec<&[u8]> = stored
+        .iter()
+        .flat_map(|rows| rows.iter().map(|(sha, _)| &sha[..]))
+        .collect();
+    if hashes.is_empty() {
+        return Ok(());
+    }
+    hashes.sort_unstable();
+    hashes.dedup();
+    sqlx::query(
+        "SELECT sha256 FROM evidence_blobs WHERE sha256 = ANY($1) ORDER BY sha256 FOR UPDATE",
+    )
+    .bind(hashes)
+    .fetch_all(&mut *tx)
+    .await?;
     Ok(())
 }
 

@@ -572,6 +572,8 @@ async fn repeats_inside_one_batch_behave_like_repeats_across_batches(store: Arc<
             CaseWrite::Duplicate(b_id),
         ]
     );
+    // The conflicting twin's frames are its original's, stored once for both.
+    assert!(erasures_queued(store.as_ref()).await.is_empty());
     assert_eq!(store.count_cases(&all()).await.unwrap(), 2);
     let stored = store.case(a_id).await.unwrap().unwrap();
     assert_eq!(
