@@ -339,7 +339,12 @@ impl CaseStore for PgStore {
         let writes = plan.resolve(cases, &created, &existing)?;
 
         let rows = CreatedRows::new(cases, &created, actor, now);
-        crate::postgres_recognition::lock_blob_rows(&mut tx, &[&rows.stored, &rows.unkept]).await?;
+        let unkept = crate::destruction::stored_again(&rows.unkept);
+        // Most batches have nothing unkept: their one sorted upsert below is their only
+        // run of blob locks.
+        if !unkept.is_empty() {
+            crate::postgres_recognition::lock_blob_rows(&mut tx, &[&rows.stored, &unkept]).await?;
+        }
         if !rows.stored.is_empty() {
             crate::postgres_recognition::insert_blobs(&mut tx, &rows.stored).await?;
             // A frame ingest found stored may have been erased since: not recorded, so
@@ -363,7 +368,7 @@ impl CaseStore for PgStore {
             }
         }
         // After the blobs: a duplicate's frame may be a copy of one this batch stored.
-        crate::postgres_recognition::record_unkept(&mut tx, &rows.unkept).await?;
+        crate::postgres_recognition::record_unkept_locked(&mut tx, &unkept).await?;
         if !rows.frames.is_empty() {
             sqlx::query(
                 "INSERT INTO case_frames (case_id, idx, role, sha256) \

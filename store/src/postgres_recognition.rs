@@ -118,8 +118,17 @@ pub(crate) async fn record_unkept(
     unkept: &[(&[u8; 32], &FrameLocation)],
 ) -> Result<(), StoreError> {
     let unkept = crate::destruction::stored_again(unkept);
+    lock_blob_rows(tx, &[&unkept]).await?;
+    record_unkept_locked(tx, &unkept).await
+}
+
+/// [`record_unkept`] for a caller that has locked the blob rows of `unkept` (locations
+/// where bytes were written: [`crate::destruction::stored_again`]) already.
+pub(crate) async fn record_unkept_locked(
+    tx: &mut PgConnection,
+    unkept: &[(&[u8; 32], &FrameLocation)],
+) -> Result<(), StoreError> {
     if !unkept.is_empty() {
-        lock_blob_rows(tx, &[&unkept]).await?;
         // Unheld first: each statement sees blobs committed since the one before, so
         // one another process stores meanwhile finds these bytes queued and recorded
         // as its copy (harmless), never neither.
@@ -128,7 +137,7 @@ pub(crate) async fn record_unkept(
             crate::destruction::record_copies(STORED),
             crate::destruction::queue_erased_copies(STORED),
         ] {
-            execute_on_locations(tx, &sql, &unkept).await?;
+            execute_on_locations(tx, &sql, unkept).await?;
         }
     }
     Ok(())
@@ -137,8 +146,9 @@ pub(crate) async fn record_unkept(
 /// Locks the blob rows of the hashes in `stored`, in hash order as the archive pass
 /// locks them ([`crate::destruction::lock_blobs`]), before this transaction reads
 /// whether they are kept: a blob cannot then be erased between that reading and the
-/// copies recorded of it, where the pass's queueing would miss them. Taken once over
-/// all of a transaction's hashes, before its first insert, to keep that order.
+/// copies recorded of it, where the pass's queueing would miss them. The order holds
+/// for the rows that exist when it runs: a caller that also inserts blobs locks them
+/// all in one go, before its first insert.
 pub(crate) async fn lock_blob_rows(
     tx: &mut PgConnection,
     stored: &[&[(&[u8; 32], &FrameLocation)]],
