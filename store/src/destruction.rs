@@ -78,6 +78,20 @@ pub(crate) fn queue_unheld(stored: &str, now: &str) -> String {
     )
 }
 
+/// The statements, in order, that take care of bytes stored that no row keeps
+/// (`stored`, as in [`record_copies`]; `now` as in [`queue_unheld`]): queued where no
+/// blob holds them, recorded as copies where one does, queued at once where that blob
+/// is erased already. Unheld first: on PostgreSQL each statement sees blobs committed
+/// since the one before, so bytes another process stores as a blob meanwhile are found
+/// queued and recorded as its copy (harmless), never neither.
+pub(crate) fn unkept_statements(stored: &str, now: &str) -> [String; 3] {
+    [
+        queue_unheld(stored, now),
+        record_copies(stored),
+        queue_erased_copies(stored),
+    ]
+}
+
 /// One location per distinct hash of `stored`, sorted by hash (the order inserts lock
 /// blobs in); the first location of each hash wins, as [`ON_STORED_BLOB`] has it.
 pub(crate) fn first_locations<'a>(

@@ -129,14 +129,7 @@ pub(crate) async fn record_unkept_locked(
     unkept: &[(&[u8; 32], &FrameLocation)],
 ) -> Result<(), StoreError> {
     if !unkept.is_empty() {
-        // Unheld first: each statement sees blobs committed since the one before, so
-        // one another process stores meanwhile finds these bytes queued and recorded
-        // as its copy (harmless), never neither.
-        for sql in [
-            crate::destruction::queue_unheld(STORED, "now()"),
-            crate::destruction::record_copies(STORED),
-            crate::destruction::queue_erased_copies(STORED),
-        ] {
+        for sql in crate::destruction::unkept_statements(STORED, "now()") {
             execute_on_locations(tx, &sql, unkept).await?;
         }
     }

@@ -121,12 +121,9 @@ pub(crate) async fn record_unkept(
     unkept: &[(&[u8; 32], &FrameLocation)],
 ) -> Result<(), StoreError> {
     let unkept = crate::destruction::stored_again(unkept);
-    for sql in [
-        // Milliseconds, as every time is kept here.
-        crate::destruction::queue_unheld("s", "CAST(unixepoch('subsec') * 1000 AS INTEGER)"),
-        crate::destruction::record_copies("s"),
-        crate::destruction::queue_erased_copies("s"),
-    ] {
+    // Milliseconds, as every time is kept here.
+    let now = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+    for sql in crate::destruction::unkept_statements("s", now) {
         execute_on_locations(tx, &sql, &unkept).await?;
     }
     Ok(())
