@@ -14,7 +14,8 @@ look-alikes, no country marks ("KG", "RUS").
 
 Held-out split (`--split test`, the default), as the generator defines it:
 - fonts (fonts.py): the ParaType faces PTS75F, PTN77F and PTM55F are used only for test;
-  training draws with OpenDIN, DejaVu, Liberation and Roboto. (So test KG-old plates are
+  training draws with OpenDIN, DejaVu, Liberation, Roboto, JetBrains Mono and Quicksand
+  (the last two for their flat-topped 3). (So test KG-old plates are
   drawn in PT, not DIN: that measures unseen type, not the real KG-old face.)
 - effects (effects.py): `rain` (streaks with haze) is applied only when split == "test",
   to about a third of the images, on top of the shared degradations.
