@@ -52,6 +52,19 @@ impl ArchivePass {
     pub fn did_work(&self) -> bool {
         !self.cases.is_empty() || !self.accidents.is_empty() || self.records_overwritten > 0
     }
+
+    /// What the workers' stage loop counts: the files destroyed and records overwritten,
+    /// or a failed pass where queued bytes stay readable, so that
+    /// `kozomol_stage_failures_total{stage="archive"}` shows them.
+    pub fn stage_outcome(&self) -> Result<usize, String> {
+        if self.overwrite_failures > 0 {
+            return Err(format!(
+                "{} queued records not overwritten (put off an hour); {} overwritten",
+                self.overwrite_failures, self.records_overwritten
+            ));
+        }
+        Ok(self.cases.len() + self.accidents.len() + self.records_overwritten)
+    }
 }
 
 /// One pass, if the archive lease is free: destroys the files of at most `limit` purged
@@ -146,4 +159,40 @@ async fn under_lease(
         records_overwritten: overwritten.len(),
         overwrite_failures: failed.len(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pass_that_left_bytes_readable_counts_as_failed() {
+        let pass = |cases: Vec<CaseId>, accidents: Vec<i64>, overwritten, failures| ArchivePass {
+            cases,
+            accidents,
+            records_overwritten: overwritten,
+            overwrite_failures: failures,
+            ..ArchivePass::default()
+        };
+        let table: [(ArchivePass, Result<usize, &str>); 5] = [
+            (pass(vec![], vec![], 0, 0), Ok(0)),
+            (pass(vec![CaseId(1)], vec![7], 3, 0), Ok(5)),
+            (pass(vec![], vec![], 4, 0), Ok(4)),
+            (
+                pass(vec![], vec![], 0, 2),
+                Err("2 queued records not overwritten (put off an hour); 0 overwritten"),
+            ),
+            (
+                pass(vec![CaseId(1)], vec![], 3, 1),
+                Err("1 queued records not overwritten (put off an hour); 3 overwritten"),
+            ),
+        ];
+        for (pass, expected) in table {
+            assert_eq!(
+                pass.stage_outcome(),
+                expected.map_err(str::to_owned),
+                "{pass:?}"
+            );
+        }
+    }
 }

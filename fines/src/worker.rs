@@ -218,7 +218,7 @@ pub async fn run(
                         "archive pass: case files destroyed, queued bytes overwritten"
                     );
                 }
-                Ok(pass.cases.len() + pass.accidents.len() + pass.records_overwritten)
+                pass.stage_outcome()
             }
         });
     }
