@@ -32,6 +32,10 @@ use crate::{
 const MAX_BINDS: usize = 65_535;
 const MAX_ROWS: usize = 1_000;
 const MAX_CONNECTIONS: u32 = 8;
+/// A pooled connection idle this long is pinged before it is handed out (a database
+/// restart leaves idle ones dead); one in steady use is not: sqlx's default pings on
+/// every acquire, a round trip more per statement.
+const PING_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(crate) struct PgStore {
     pub(crate) pool: PgPool,
@@ -41,6 +45,15 @@ impl PgStore {
     pub(crate) async fn open(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IDLE_AFTER {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect(url)
             .await?;
         crate::migrate::postgres(&pool).await?;
