@@ -33,8 +33,9 @@ const MAX_BINDS: usize = 65_535;
 const MAX_ROWS: usize = 1_000;
 const MAX_CONNECTIONS: u32 = 8;
 /// A pooled connection idle this long is pinged before it is handed out (a database
-/// restart leaves idle ones dead); one in steady use is not: sqlx's default pings on
-/// every acquire, a round trip more per statement.
+/// restart leaves idle ones dead); one in steady use is not. sqlx's default pings on
+/// every acquire, a round trip on each statement's path (it pings again on release,
+/// off that path, and closes a connection that fails).
 const PING_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(crate) struct PgStore {
