@@ -50,7 +50,7 @@ pub struct ArchivePass {
 impl ArchivePass {
     /// Whether the pass did anything (failures are not work done).
     pub fn did_work(&self) -> bool {
-        !self.cases.is_empty() || !self.accidents.is_empty() || self.records_overwritten > 0
+        self.stage_outcome().0 > 0
     }
 
     /// What the workers' stage loop counts: the items done (files destroyed, records

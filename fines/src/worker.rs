@@ -210,7 +210,10 @@ pub async fn run(
                 )
                 .await
                 .map_err(|e| e.to_string())?;
-                if pass.did_work() {
+                // A segment not rewritten is logged and put off an hour by the pass;
+                // it counts as a failure here while the pass's work still counts as done.
+                let (items, failed) = pass.stage_outcome();
+                if items > 0 {
                     info!(
                         cases = pass.cases.len(),
                         accidents = pass.accidents.len(),
@@ -219,9 +222,6 @@ pub async fn run(
                         "archive pass: case files destroyed, queued bytes overwritten"
                     );
                 }
-                // A segment not rewritten is logged and put off an hour by the pass;
-                // it counts as a failure here while the pass's work still counts as done.
-                let (items, failed) = pass.stage_outcome();
                 if failed {
                     metrics.record_failure("archive");
                 }
