@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use ed25519_dalek::SigningKey;
-use kozomol_core::envelope::{encode_signed, FrameRef};
+use kozomol_core::envelope::encode_signed;
 use kozomol_core::{
-    CalibrationCertificate, CameraId, ClockSource, EventId, FrameRole, Measurement,
-    MeasuringDevice, PlateRead, Site, ViolationEvent, ViolationKind,
+    CalibrationCertificate, CameraId, ClockSource, MeasuringDevice, PlateRead, Site,
 };
 use kozomol_ingest::{IngestConfig, IngestMetrics};
 use kozomol_store::{CameraRegistration, EvidenceStore, Store};
+use kozomol_testkit::fines::speeding_event;
 use rand::{Rng, SeedableRng};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::json;
@@ -171,40 +171,17 @@ fn make_events(cameras: &[Camera], n: usize, frame_bytes: usize) -> Result<Vec<(
                     f
                 })
                 .collect();
-            let event = ViolationEvent {
-                event_id: EventId::new_v7(),
-                camera_id: camera.id.clone(),
-                captured_at_ms: chrono::Utc::now().timestamp_millis(),
-                clock_source: ClockSource::Ntp,
-                clock_offset_ms: None,
-                site: site(),
-                kind: ViolationKind::Speeding,
-                measurement: Measurement {
-                    speed_kmh: Some(95),
-                    limit_kmh: Some(60),
-                    red_elapsed_ms: None,
-                },
-                device: device(),
-                plate_read: Some(PlateRead {
-                    text: "01123ABC".into(),
-                    confidence_milli: 950,
-                    country: Some("KG".into()),
-                }),
-                frames: frames
-                    .iter()
-                    .enumerate()
-                    .map(|(j, f)| {
-                        FrameRef::of(
-                            if j == 0 {
-                                FrameRole::Overview
-                            } else {
-                                FrameRole::Plate
-                            },
-                            f,
-                        )
-                    })
-                    .collect(),
-            };
+            let mut event =
+                speeding_event(&camera.id, chrono::Utc::now().timestamp_millis(), &frames);
+            // Its own device, certified for decades: the bench takes the time from the clock.
+            event.site = site();
+            event.device = device();
+            event.clock_source = ClockSource::Ntp;
+            event.plate_read = Some(PlateRead {
+                text: "01123ABC".into(),
+                confidence_milli: 950,
+                country: Some("KG".into()),
+            });
             let bytes = encode_signed(&event, &frames, &camera.key, None)?;
             Ok((
                 format!("kozomol/v1/cameras/{}/violations", camera.id),

@@ -48,6 +48,10 @@ pub struct BatchWriter {
     actor: String,
     local_offset: FixedOffset,
     cameras: Mutex<HashMap<CameraId, (Instant, CameraRecord)>>,
+    /// Cases created by an attempt whose dead letters then could not be stored: the
+    /// batch is retried and meets them as duplicates of itself, and they are answered
+    /// as accepted still, so receipts and counters say once what happened.
+    created_unanswered: Mutex<HashSet<CaseId>>,
 }
 
 enum Slot {
@@ -70,6 +74,7 @@ impl BatchWriter {
             actor,
             local_offset,
             cameras: Mutex::new(HashMap::new()),
+            created_unanswered: Mutex::new(HashSet::new()),
         }
     }
 
@@ -153,6 +158,14 @@ impl BatchWriter {
         } else {
             self.store.record_cases(&new_cases, &self.actor).await?
         };
+        let writes = self.created_earlier(writes);
+        let created: Vec<CaseId> = writes
+            .iter()
+            .filter_map(|w| match w {
+                CaseWrite::Created(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
 
         let mut writes = writes.into_iter();
         let mut spans = spans.into_iter();
@@ -218,7 +231,10 @@ impl BatchWriter {
             outcomes.push(outcome);
         }
         if !dead_letters.is_empty() {
-            self.store.record_dead_letters(&dead_letters).await?;
+            if let Err(e) = self.store.record_dead_letters(&dead_letters).await {
+                self.lock_created_unanswered().extend(created);
+                return Err(e.into());
+            }
         }
         self.count(&outcomes);
         tracing::debug!(
@@ -227,6 +243,29 @@ impl BatchWriter {
             "batch committed"
         );
         Ok(outcomes)
+    }
+
+    /// `writes` with each duplicate of a case an earlier, failed attempt created
+    /// answered as created (and forgotten: the attempt that answers it is the last).
+    fn created_earlier(&self, writes: Vec<CaseWrite>) -> Vec<CaseWrite> {
+        let mut unanswered = self.lock_created_unanswered();
+        if unanswered.is_empty() {
+            return writes;
+        }
+        writes
+            .into_iter()
+            .map(|w| match w {
+                CaseWrite::Duplicate(id) if unanswered.remove(&id) => CaseWrite::Created(id),
+                other => other,
+            })
+            .collect()
+    }
+
+    fn lock_created_unanswered(&self) -> std::sync::MutexGuard<'_, HashSet<CaseId>> {
+        // A set of ids stays whole whatever panicked while it was held.
+        self.created_unanswered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Appends the frames not already stored, one fsync for the batch.

@@ -159,22 +159,24 @@ async fn commit_batch(
             _ => violations.push((p.topic.clone(), p.payload.to_vec())),
         }
     }
-    let mut backoff = Duration::from_millis(200);
-    let outcomes = loop {
-        match writer.write(&violations).await {
-            Ok(outcomes) => break outcomes,
-            Err(e) => {
-                tracing::error!(error = %e, messages = violations.len(), "batch not committed; retrying");
-                tokio::select! {
-                    _ = cancel.cancelled() => return false,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
+    let Some(outcomes) = until_stored(cancel, "batch", || writer.write(&violations)).await else {
+        return false;
     };
+    // A status is acked with the batch, so it is stored first: one the store cannot
+    // take now waits for it as the batch did (each status carries the camera's state
+    // at its time, and the newest stored wins).
     for (camera, payload) in statuses {
-        record_status(store.as_ref(), metrics, &camera, &payload).await;
+        let Some(update) = status_update(&camera, &payload) else {
+            continue;
+        };
+        let stored = until_stored(cancel, "camera status", || {
+            store.record_camera_status(&camera, &update)
+        })
+        .await;
+        if stored.is_none() {
+            return false;
+        }
+        metrics.status_updates.fetch_add(1, Ordering::Relaxed);
     }
     // Acks go out in arrival order, as the broker expects.
     for p in batch {
@@ -247,35 +249,55 @@ fn receipt_for(outcome: BatchOutcome) -> (Option<kozomol_core::CameraId>, Receip
     }
 }
 
-async fn record_status(
-    store: &dyn Store,
-    metrics: &IngestMetrics,
-    camera: &kozomol_core::CameraId,
-    payload: &[u8],
-) {
+/// Runs `attempt` until it succeeds, waiting 200 ms doubling to 5 s between tries while
+/// the store cannot take it (nothing is acked meanwhile, so nothing is lost); `None`
+/// when cancelled first.
+async fn until_stored<T, E, F, Fut>(
+    cancel: &CancellationToken,
+    what: &str,
+    mut attempt: F,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match attempt().await {
+            Ok(done) => return Some(done),
+            Err(e) => {
+                tracing::error!(error = %e, what, "not committed; retrying");
+                tokio::select! {
+                    _ = cancel.cancelled() => return None,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// The update a camera's status message asks for; `None` (logged) for one that is not
+/// valid JSON: statuses are unsigned and only shown, so it is dropped, not dead-lettered.
+fn status_update(camera: &kozomol_core::CameraId, payload: &[u8]) -> Option<CameraStatusUpdate> {
     let status: CameraStatus = match serde_json::from_slice(payload) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(camera = %camera, error = %e, "camera status is not valid JSON; ignored");
-            return;
+            return None;
         }
     };
     let at = status
         .at_ms
         .and_then(chrono::DateTime::from_timestamp_millis)
         .unwrap_or_else(Utc::now);
-    let update = CameraStatusUpdate {
+    Some(CameraStatusUpdate {
         online: status.state == CameraLinkState::Online,
         outbox_depth: status.outbox_depth.and_then(|d| i64::try_from(d).ok()),
         clock_offset_ms: status.clock_offset_ms,
         at,
-    };
-    match store.record_camera_status(camera, &update).await {
-        Ok(()) => {
-            metrics.status_updates.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(e) => tracing::warn!(camera = %camera, error = %e, "camera status not recorded"),
-    }
+    })
 }
 
 /// Drives the MQTT connection: reconnects with backoff, (re)subscribes on every
@@ -329,5 +351,43 @@ async fn drive(
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::until_stored;
+
+    #[tokio::test]
+    async fn a_write_the_store_refuses_is_tried_again_until_it_is_taken() {
+        let tries = AtomicU32::new(0);
+        let cancel = CancellationToken::new();
+        let stored = until_stored(&cancel, "test", || async {
+            match tries.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err("database unavailable"),
+                n => Ok(n),
+            }
+        })
+        .await;
+        assert_eq!(stored, Some(2));
+        assert_eq!(tries.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn cancelling_while_the_store_is_away_gives_up_without_a_result() {
+        let cancel = CancellationToken::new();
+        let stopper = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            stopper.cancel();
+        });
+        let stored: Option<()> =
+            until_stored(&cancel, "test", || async { Err("database unavailable") }).await;
+        assert_eq!(stored, None);
     }
 }

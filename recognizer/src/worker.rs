@@ -157,7 +157,7 @@ pub async fn run(
     while !cancel.is_cancelled() {
         // A database that is down stops nothing: the leases keep the claimed cases,
         // and the worker looks again after a pause.
-        let pause = match run_once(&config, &recognizer, &store, &evidence).await {
+        let pause = match run_once(&config, &recognizer, &store, &evidence, &cancel).await {
             Ok(done) if done.is_empty() => config.idle_poll,
             Ok(_) => continue,
             Err(e) => {
@@ -176,11 +176,13 @@ pub async fn run(
 }
 
 /// Claims one batch and handles every job in it; returns what became of each.
+/// `cancel` ends the waits for a store that could not record a read.
 pub async fn run_once(
     config: &WorkerConfig,
     recognizer: &Arc<Recognizer>,
     store: &Arc<dyn Store>,
     evidence: &Arc<EvidenceStore>,
+    cancel: &CancellationToken,
 ) -> Result<Vec<(CaseId, JobResult)>, WorkerError> {
     let jobs = store
         .claim_recognition(&config.worker, config.batch, config.lease)
@@ -197,7 +199,7 @@ pub async fn run_once(
         // the case's trace.
         let span = info_span!("case", otel.name = "recognize", case_id = %case_id);
         kozomol_telemetry::follow(&span, traces.get(&case_id).copied());
-        match handle(config, recognizer, store, evidence, job)
+        match handle(config, recognizer, store, evidence, job, cancel)
             .instrument(span)
             .await
         {
@@ -239,6 +241,7 @@ async fn handle(
     store: &Arc<dyn Store>,
     evidence: &Arc<EvidenceStore>,
     job: RecognitionJob,
+    cancel: &CancellationToken,
 ) -> Result<JobResult, WorkerError> {
     let started = Instant::now();
     let read = {
@@ -309,11 +312,56 @@ async fn handle(
     );
     let decision = outcome.decision;
     Ok(
-        match store.complete_recognition(&config.worker, &outcome).await? {
+        match record_outcome(config, store, &outcome, job.leased_until, cancel).await? {
             CompleteResult::Completed => JobResult::Decided(decision),
             CompleteResult::LeaseLost => JobResult::LeaseLost,
         },
     )
+}
+
+/// Records a read. Its plate crop is in an evidence segment already, and only a
+/// recorded outcome (or a lost lease's) queues those bytes to be overwritten with the
+/// case file: so a write the store fails (a restarted PostgreSQL fails one statement
+/// on each pooled connection) is tried again, 200 ms doubling to 5 s, until the lease
+/// ends. A store away longer, or a worker stopping, leaves the crop unrecorded, and
+/// the log names where it lies.
+async fn record_outcome(
+    config: &WorkerConfig,
+    store: &Arc<dyn Store>,
+    outcome: &RecognitionOutcome,
+    leased_until: chrono::DateTime<chrono::Utc>,
+    cancel: &CancellationToken,
+) -> Result<CompleteResult, WorkerError> {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let err = match store.complete_recognition(&config.worker, outcome).await {
+            Ok(result) => return Ok(result),
+            Err(e) => e,
+        };
+        let lease_left = (leased_until - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        if backoff < lease_left && !cancel.is_cancelled() {
+            warn!(case_id = %outcome.case_id, error = %err, retry_in_ms = backoff.as_millis() as u64, "recognition not recorded; trying again");
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            continue;
+        }
+        if let Some(crop) = &outcome.crop {
+            tracing::error!(
+                case_id = %outcome.case_id,
+                sha256 = %hex::encode(crop.sha256),
+                segment = %crop.location.segment,
+                offset = crop.location.offset,
+                len = crop.location.len,
+                "a plate crop was stored but not recorded: it is in no overwrite queue"
+            );
+        }
+        return Err(err.into());
+    }
 }
 
 /// Keeps the best read's plate crop as evidence; a failure to store it is the job's.

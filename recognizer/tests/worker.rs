@@ -21,6 +21,7 @@ use kozomol_store::{
     RecognitionDecision, Store,
 };
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -218,9 +219,15 @@ async fn worker_routes_reads(store: Arc<dyn Store>) {
     .await;
 
     let config = WorkerConfig::new("worker-test");
-    let mut results = run_once(&config, &recognizer, &store, &evidence)
-        .await
-        .unwrap();
+    let mut results = run_once(
+        &config,
+        &recognizer,
+        &store,
+        &evidence,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     results.sort_by_key(|(id, _)| id.0);
     let result = |id: CaseId| results.iter().find(|(c, _)| *c == id).map(|(_, r)| *r);
 
@@ -301,10 +308,16 @@ async fn worker_routes_reads(store: Arc<dyn Store>) {
     assert_eq!(read.agreement, None);
 
     // Nothing is left to take.
-    assert!(run_once(&config, &recognizer, &store, &evidence)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(run_once(
+        &config,
+        &recognizer,
+        &store,
+        &evidence,
+        &CancellationToken::new()
+    )
+    .await
+    .unwrap()
+    .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,4 +335,77 @@ async fn worker_on_postgres() {
     let store = connect(&db.url).await.unwrap();
     worker_routes_reads(store).await;
     db.drop_database().await;
+}
+
+/// A read the store cannot record at first (its plate crop is stored already) is
+/// recorded once the store takes writes again, within the lease: not read again later
+/// with an attempt used, and its crop not left out of the overwrite queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_the_store_refuses_for_a_while_is_recorded_when_it_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let store = connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let evidence = Arc::new(EvidenceStore::open(&dir.path().join("evidence"), "t").unwrap());
+    register(&*store).await;
+    let at = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+    let f = render_frames(&FrameSpec::random(
+        11,
+        "cam-rec-1",
+        "проспект Чуй, Бишкек",
+        at,
+    ))
+    .unwrap();
+    let plate = f.spec.plate.canonical();
+    let case = record(
+        &*store,
+        &evidence,
+        &[
+            (FrameRole::Overview, f.overview),
+            (FrameRole::Plate, f.plate_close_up),
+        ],
+        Some(&plate),
+    )
+    .await;
+
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_recognitions BEFORE INSERT ON recognitions \
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
+    let store_back = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        sqlx::query("DROP TRIGGER refuse_recognitions")
+            .execute(&raw)
+            .await
+            .unwrap();
+    });
+
+    let config = WorkerConfig::new("worker-test");
+    let results = run_once(
+        &config,
+        &recognizer(),
+        &store,
+        &evidence,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    store_back.await.unwrap();
+    assert_eq!(results.len(), 1);
+    assert!(
+        matches!(results[0], (id, JobResult::Decided(_)) if id == case),
+        "{results:?}"
+    );
+    let read = store.recognition(case).await.unwrap().expect("recorded");
+    assert!(read.crop.is_some(), "the crop is recorded with the read");
+    assert_eq!(read.attempts, 1, "read once");
+    let stored = store.case(case).await.unwrap().unwrap();
+    assert_ne!(stored.state, CaseState::Received);
 }

@@ -60,6 +60,43 @@ pub fn device() -> MeasuringDevice {
     }
 }
 
+/// A camera's speeding event (95 in a 60 zone, GNSS time, the kit's site and device,
+/// no plate read) carrying `frames`: the first the overview, the rest plate close-ups.
+pub fn speeding_event(
+    camera: &CameraId,
+    captured_at_ms: i64,
+    frames: &[Vec<u8>],
+) -> ViolationEvent {
+    ViolationEvent {
+        event_id: EventId::new_v7(),
+        camera_id: camera.clone(),
+        captured_at_ms,
+        clock_source: ClockSource::Gnss,
+        clock_offset_ms: None,
+        site: site(),
+        kind: ViolationKind::Speeding,
+        measurement: Measurement {
+            speed_kmh: Some(95),
+            limit_kmh: Some(60),
+            red_elapsed_ms: None,
+        },
+        device: device(),
+        plate_read: None,
+        frames: frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let role = if i == 0 {
+                    FrameRole::Overview
+                } else {
+                    FrameRole::Plate
+                };
+                FrameRef::of(role, f)
+            })
+            .collect(),
+    }
+}
+
 /// `n` speeding cases whose owner was found, with the same two frames each, addressed
 /// to `owners` people in turn.
 pub async fn owner_found_cases(
@@ -168,6 +205,7 @@ pub async fn received_cases(
             .await?;
     }
     let frames = [(FrameRole::Overview, overview), (FrameRole::Plate, plate)];
+    let frame_bytes = [overview.to_vec(), plate.to_vec()];
     let locations = evidence.append_batch(&[overview, plate])?;
     let captured_at = Utc
         .with_ymd_and_hms(2026, 3, 10, 8, 30, 0)
@@ -175,30 +213,12 @@ pub async fn received_cases(
         .context("instant")?;
     let mut cases = Vec::with_capacity(n);
     for i in 0..n {
-        let event = ViolationEvent {
-            event_id: EventId::new_v7(),
-            camera_id: camera.clone(),
-            captured_at_ms: captured_at.timestamp_millis() + i as i64,
-            clock_source: ClockSource::Gnss,
-            clock_offset_ms: None,
-            site: site(),
-            kind: ViolationKind::Speeding,
-            measurement: Measurement {
-                speed_kmh: Some(105),
-                limit_kmh: Some(60),
-                red_elapsed_ms: None,
-            },
-            device: device(),
-            plate_read: None,
-            frames: frames
-                .iter()
-                .map(|(role, b)| FrameRef {
-                    role: *role,
-                    sha256: Sha256::digest(b).to_vec(),
-                    len: b.len() as u32,
-                })
-                .collect(),
-        };
+        let mut event = speeding_event(
+            &camera,
+            captured_at.timestamp_millis() + i as i64,
+            &frame_bytes,
+        );
+        event.measurement.speed_kmh = Some(105);
         cases.push(NewCase {
             event_id: event.event_id,
             camera_id: camera.clone(),
