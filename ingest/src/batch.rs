@@ -4,13 +4,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{FixedOffset, Utc};
 use kozomol_core::{CameraId, CaseId, DeadLetterReason};
 use kozomol_store::{
-    CameraRecord, CaseWrite, EvidenceStore, NewCase, NewDeadLetter, NewFrame, Store,
+    CameraRecord, CaseWrite, EvidenceStore, FrameLocation, NewCase, NewDeadLetter, NewFrame, Store,
 };
 
 use crate::verify::{self, AcceptedEvent, Refusal, Verdict};
@@ -52,6 +52,10 @@ pub struct BatchWriter {
     /// batch is retried and meets them as duplicates of itself, and they are answered
     /// as accepted still, so receipts and counters say once what happened.
     created_unanswered: Mutex<HashSet<CaseId>>,
+    /// Frames appended by an attempt whose cases then did not commit, where they lie:
+    /// the retry points its cases at these bytes instead of appending them again, so
+    /// no copy is left that no row records (and destruction would never overwrite).
+    appended_uncommitted: Mutex<HashMap<[u8; 32], FrameLocation>>,
 }
 
 enum Slot {
@@ -75,6 +79,7 @@ impl BatchWriter {
             local_offset,
             cameras: Mutex::new(HashMap::new()),
             created_unanswered: Mutex::new(HashSet::new()),
+            appended_uncommitted: Mutex::new(HashMap::new()),
         }
     }
 
@@ -156,7 +161,19 @@ impl BatchWriter {
         let writes = if new_cases.is_empty() {
             Vec::new()
         } else {
-            self.store.record_cases(&new_cases, &self.actor).await?
+            match self.store.record_cases(&new_cases, &self.actor).await {
+                Ok(writes) => {
+                    let mut appended = self.lock_appended_uncommitted();
+                    for hash in locations.keys() {
+                        appended.remove(hash);
+                    }
+                    writes
+                }
+                Err(e) => {
+                    self.lock_appended_uncommitted().extend(locations);
+                    return Err(e.into());
+                }
+            }
         };
         let writes = self.created_earlier(writes);
         let created: Vec<CaseId> = writes
@@ -261,18 +278,25 @@ impl BatchWriter {
             .collect()
     }
 
-    fn lock_created_unanswered(&self) -> std::sync::MutexGuard<'_, HashSet<CaseId>> {
-        // A set of ids stays whole whatever panicked while it was held.
+    // Sets of ids and locations stay whole whatever panicked while they were held.
+    fn lock_created_unanswered(&self) -> MutexGuard<'_, HashSet<CaseId>> {
         self.created_unanswered
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends the frames not already stored, one fsync for the batch.
+    fn lock_appended_uncommitted(&self) -> MutexGuard<'_, HashMap<[u8; 32], FrameLocation>> {
+        self.appended_uncommitted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends the frames not already stored, one fsync for the batch; returns where
+    /// each frame the store did not know lies (appended now, or by a failed attempt).
     async fn store_frames(
         &self,
         accepted: &[&AcceptedEvent],
-    ) -> Result<HashMap<[u8; 32], kozomol_store::FrameLocation>, IngestError> {
+    ) -> Result<HashMap<[u8; 32], FrameLocation>, IngestError> {
         let mut hashes: Vec<[u8; 32]> = Vec::new();
         let mut seen = HashSet::new();
         for a in accepted {
@@ -288,16 +312,34 @@ impl BatchWriter {
             return Ok(HashMap::new());
         }
         let known = self.store.known_frames(&hashes).await?;
+        let mut appended_before = HashMap::new();
         let mut to_write: Vec<([u8; 32], Vec<u8>)> = Vec::new();
-        let mut queued = HashSet::new();
-        for a in accepted {
-            for (f, bytes) in a.envelope.event.frames.iter().zip(&a.envelope.frames) {
-                if let Ok(h) = <[u8; 32]>::try_from(f.sha256.as_slice()) {
-                    if !known.contains(&h) && queued.insert(h) {
-                        to_write.push((h, bytes.clone()));
+        {
+            let appended = self.lock_appended_uncommitted();
+            let mut queued = HashSet::new();
+            for a in accepted {
+                for (f, bytes) in a.envelope.event.frames.iter().zip(&a.envelope.frames) {
+                    let Ok(h) = <[u8; 32]>::try_from(f.sha256.as_slice()) else {
+                        continue;
+                    };
+                    if !queued.insert(h) {
+                        continue;
+                    }
+                    // Bytes a failed attempt appended are named even where the store
+                    // knows their blob by now (stored since by another process): the
+                    // store records them as a copy, overwritten with the case file.
+                    match appended.get(&h) {
+                        Some(location) => {
+                            appended_before.insert(h, location.clone());
+                        }
+                        None if !known.contains(&h) => to_write.push((h, bytes.clone())),
+                        None => {}
                     }
                 }
             }
+        }
+        if to_write.is_empty() {
+            return Ok(appended_before);
         }
         let evidence = Arc::clone(&self.evidence);
         let bytes_total: usize = to_write.iter().map(|(_, b)| b.len()).sum();
@@ -315,7 +357,7 @@ impl BatchWriter {
         self.metrics
             .evidence_bytes
             .fetch_add(bytes_total as u64, Ordering::Relaxed);
-        Ok(written)
+        Ok(written.into_iter().chain(appended_before).collect())
     }
 
     async fn camera(&self, id: &CameraId) -> Result<Option<CameraRecord>, IngestError> {
@@ -386,7 +428,7 @@ fn dead_letter(
 
 fn new_case(
     a: &AcceptedEvent,
-    locations: &HashMap<[u8; 32], kozomol_store::FrameLocation>,
+    locations: &HashMap<[u8; 32], FrameLocation>,
     trace_parent: Option<kozomol_core::TraceParent>,
 ) -> Result<NewCase, IngestError> {
     let event = &a.envelope.event;
@@ -399,14 +441,11 @@ fn new_case(
                 role: f.role,
                 sha256,
                 // Frames already stored keep their first location; the store ignores this one.
-                location: locations
-                    .get(&sha256)
-                    .cloned()
-                    .unwrap_or(kozomol_store::FrameLocation {
-                        segment: String::new(),
-                        offset: 0,
-                        len: f.len,
-                    }),
+                location: locations.get(&sha256).cloned().unwrap_or(FrameLocation {
+                    segment: String::new(),
+                    offset: 0,
+                    len: f.len,
+                }),
             }
         })
         .collect();
