@@ -613,6 +613,7 @@ async fn finish(
             outcomes
         }
     };
+    let mut unrecorded = Vec::new();
     for (record, outcome) in records.into_iter().zip(outcomes) {
         let result = match outcome {
             Ok(CompleteResult::Completed) => {
@@ -622,10 +623,24 @@ async fn finish(
             Ok(CompleteResult::LeaseLost) => Issued::LeaseLost,
             Err(reason) => {
                 error!(case_id = %record.case_id, error = %reason, "resolution not recorded; retried when the lease ends");
+                unrecorded.push(record.pdf);
                 Issued::Failed(reason)
             }
         };
         results.push((record.case_id, result));
+    }
+    // The retry renders a new PDF; the stored one would otherwise lie in its segment,
+    // named by no row, past the case file's destruction.
+    if let Err(e) = store.queue_unkept(&unrecorded).await {
+        for pdf in &unrecorded {
+            error!(
+                sha256 = %hex::encode(pdf.sha256),
+                segment = %pdf.location.segment,
+                offset = pdf.location.offset,
+                error = %e,
+                "an unrecorded resolution's PDF is in no overwrite queue"
+            );
+        }
     }
     Ok(results)
 }

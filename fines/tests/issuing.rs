@@ -19,8 +19,8 @@ use kozomol_fines::resolution::{
     VerifyingKeys,
 };
 use support::issued::{
-    approved, approved_by_anyone, issuer, look_up_owners, officer_name, pdf_text, register_officer,
-    resolution_text, stage, world, PLATE,
+    approved, approved_by_anyone, approved_speeding, issuer, look_up_owners, officer_name,
+    pdf_text, register_officer, resolution_text, stage, world, PLATE,
 };
 use support::Backend;
 
@@ -38,17 +38,7 @@ async fn an_approved_case_becomes_a_signed_resolution_on_postgres() {
 
 async fn an_approved_case_becomes_a_signed_resolution(backend: Backend) {
     let w = world(backend).await;
-    let speeding = approved(
-        &w,
-        ViolationKind::Speeding,
-        Measurement {
-            speed_kmh: Some(112),
-            limit_kmh: Some(60),
-            red_elapsed_ms: None,
-        },
-        "officer-7",
-    )
-    .await;
+    let speeding = approved_speeding(&w).await;
     let unpriced = approved(
         &w,
         ViolationKind::Phone,
@@ -233,4 +223,39 @@ async fn an_officer_missing_from_the_register_sets_the_case_aside(backend: Backe
     let text = resolution_text(&w, number).await;
     assert!(text.contains(&officer_name("supervisor-2")), "{text}");
     assert!(!text.contains("old-account"), "{text}");
+}
+
+/// A resolution the store refuses to record (here a trigger; in life a constraint or a
+/// store that stays away) leaves its PDF in an evidence segment, where no row names
+/// it: it is queued for overwriting at once, and the case is issued again later.
+#[tokio::test]
+async fn the_pdf_of_a_resolution_the_store_refuses_is_queued_for_overwriting() {
+    let w = world(Backend::Sqlite).await;
+    let case = approved_speeding(&w).await;
+    look_up_owners(&w).await;
+    let raw = sqlx::SqlitePool::connect(&w._db.url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql(
+        "CREATE TRIGGER refuse_resolutions BEFORE INSERT ON resolutions \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .execute(&raw)
+    .await
+    .expect("trigger");
+
+    let results = run_issuing(&stage(), &issuer(&w), w.store.as_ref())
+        .await
+        .expect("issuing");
+    assert!(
+        matches!(&results[..], [(id, Issued::Failed(_))] if *id == case),
+        "{results:?}"
+    );
+    let queued = w.store.erasures_due(10).await.expect("erasures");
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    let pdf = w
+        .evidence
+        .read(&queued[0].location, &queued[0].sha256)
+        .expect("the queued bytes are there");
+    assert!(pdf.starts_with(b"%PDF"), "the resolution's PDF is queued");
 }

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use chrono::{FixedOffset, Utc};
 use kozomol_core::{CameraId, CaseId, DeadLetterReason};
 use kozomol_store::{
-    CameraRecord, CaseWrite, EvidenceStore, FrameLocation, NewCase, NewDeadLetter, NewFrame, Store,
+    CameraRecord, CaseWrite, EvidenceRef, EvidenceStore, FrameLocation, NewCase, NewDeadLetter,
+    NewFrame, Store,
 };
 
 use crate::verify::{self, AcceptedEvent, Refusal, Verdict};
@@ -40,7 +41,9 @@ pub enum BatchOutcome {
     },
 }
 
-/// Writes batches of violation messages; shared by every ingest loop of a process.
+/// Writes one ingest loop's batches of violation messages. A batch that fails is
+/// written again as it is before any other (the loop retries it until it commits), and
+/// the writer remembers what the failed attempt left for that retry.
 pub struct BatchWriter {
     store: Arc<dyn Store>,
     evidence: Arc<EvidenceStore>,
@@ -49,12 +52,14 @@ pub struct BatchWriter {
     local_offset: FixedOffset,
     cameras: Mutex<HashMap<CameraId, (Instant, CameraRecord)>>,
     /// Cases created by an attempt whose dead letters then could not be stored: the
-    /// batch is retried and meets them as duplicates of itself, and they are answered
-    /// as accepted still, so receipts and counters say once what happened.
+    /// retry meets them as duplicates of itself and answers them as accepted still, so
+    /// receipts and counters say once what happened. Emptied when a write succeeds.
     created_unanswered: Mutex<HashSet<CaseId>>,
     /// Frames appended by an attempt whose cases then did not commit, where they lie:
     /// the retry points its cases at these bytes instead of appending them again, so
-    /// no copy is left that no row records (and destruction would never overwrite).
+    /// no copy is left that no row records (and destruction would never overwrite);
+    /// those the retry no longer takes (its event now refused) are queued for
+    /// overwriting. Emptied when cases commit.
     appended_uncommitted: Mutex<HashMap<[u8; 32], FrameLocation>>,
 }
 
@@ -162,19 +167,14 @@ impl BatchWriter {
             Vec::new()
         } else {
             match self.store.record_cases(&new_cases, &self.actor).await {
-                Ok(writes) => {
-                    let mut appended = self.lock_appended_uncommitted();
-                    for hash in locations.keys() {
-                        appended.remove(hash);
-                    }
-                    writes
-                }
+                Ok(writes) => writes,
                 Err(e) => {
                     self.lock_appended_uncommitted().extend(locations);
                     return Err(e.into());
                 }
             }
         };
+        self.queue_appended_untaken(&locations).await;
         let writes = self.created_earlier(writes);
         let created: Vec<CaseId> = writes
             .iter()
@@ -249,10 +249,11 @@ impl BatchWriter {
         }
         if !dead_letters.is_empty() {
             if let Err(e) = self.store.record_dead_letters(&dead_letters).await {
-                self.lock_created_unanswered().extend(created);
+                *self.lock_created_unanswered() = created.into_iter().collect();
                 return Err(e.into());
             }
         }
+        self.lock_created_unanswered().clear();
         self.count(&outcomes);
         tracing::debug!(
             messages = messages.len(),
@@ -262,20 +263,47 @@ impl BatchWriter {
         Ok(outcomes)
     }
 
-    /// `writes` with each duplicate of a case an earlier, failed attempt created
-    /// answered as created (and forgotten: the attempt that answers it is the last).
+    /// `writes` with each duplicate of a case the failed attempt before created
+    /// answered as created.
     fn created_earlier(&self, writes: Vec<CaseWrite>) -> Vec<CaseWrite> {
-        let mut unanswered = self.lock_created_unanswered();
+        let unanswered = self.lock_created_unanswered();
         if unanswered.is_empty() {
             return writes;
         }
         writes
             .into_iter()
             .map(|w| match w {
-                CaseWrite::Duplicate(id) if unanswered.remove(&id) => CaseWrite::Created(id),
+                CaseWrite::Duplicate(id) if unanswered.contains(&id) => CaseWrite::Created(id),
                 other => other,
             })
             .collect()
+    }
+
+    /// Once cases committed: the frames a failed attempt appended that they did not
+    /// name (`taken`) are bytes no row will keep, queued for overwriting.
+    async fn queue_appended_untaken(&self, taken: &HashMap<[u8; 32], FrameLocation>) {
+        let untaken: Vec<EvidenceRef> = {
+            let mut appended = self.lock_appended_uncommitted();
+            appended
+                .drain()
+                .filter(|(hash, _)| !taken.contains_key(hash))
+                .map(|(sha256, location)| EvidenceRef { sha256, location })
+                .collect()
+        };
+        if untaken.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.queue_unkept(&untaken).await {
+            for bytes in &untaken {
+                tracing::error!(
+                    sha256 = %hex::encode(bytes.sha256),
+                    segment = %bytes.location.segment,
+                    offset = bytes.location.offset,
+                    error = %e,
+                    "frames appended for a batch that did not commit are in no overwrite queue"
+                );
+            }
+        }
     }
 
     // Sets of ids and locations stay whole whatever panicked while they were held.

@@ -6,10 +6,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use kozomol_core::messages::{CameraLinkState, CameraStatus, Receipt, ReceiptStatus};
 use kozomol_core::topics::{self, BrokerLogin, TopicKind};
-use kozomol_store::{CameraStatusUpdate, EvidenceStore, Store};
+use kozomol_store::{CameraStatusUpdate, EvidenceStore, Store, StoreError};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -159,25 +159,34 @@ async fn commit_batch(
             _ => violations.push((p.topic.clone(), p.payload.to_vec())),
         }
     }
-    let Some(outcomes) = until_stored(cancel, "batch", || writer.write(&violations)).await else {
-        return false;
-    };
-    // A status is acked with the batch, so it is stored first: one the store cannot
-    // take now waits for it as the batch did (each status carries the camera's state
-    // at its time, and the newest stored wins).
+    // A status is acked with the batch, so it is stored before it: one the store cannot
+    // take now waits for it (stored again after a cancel, harmless: the newest wins),
+    // and it comes first so that a cancel while it waits leaves no committed batch
+    // unacked. A status the store refuses for its own content is dropped: statuses are
+    // only shown, and the camera sends the next one soon.
+    let now = Utc::now();
     for (camera, payload) in statuses {
-        let Some(update) = status_update(&camera, &payload) else {
+        let Some(update) = status_update(&camera, &payload, now) else {
             continue;
         };
-        let stored = until_stored(cancel, "camera status", || {
-            store.record_camera_status(&camera, &update)
-        })
-        .await;
-        if stored.is_none() {
-            return false;
+        let what = format!("status of camera {camera}");
+        let attempt = || store.record_camera_status(&camera, &update);
+        match until_stored(cancel, &what, StoreError::is_transient, attempt).await {
+            None => return false,
+            Some(Ok(())) => {
+                metrics.status_updates.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Err(e)) => {
+                tracing::warn!(camera = %camera, error = %e, "camera status not recorded; dropped");
+            }
         }
-        metrics.status_updates.fetch_add(1, Ordering::Relaxed);
     }
+    let what = format!("batch of {} violation messages", violations.len());
+    let outcomes = match until_stored(cancel, &what, |_| true, || writer.write(&violations)).await {
+        Some(Ok(outcomes)) => outcomes,
+        // Nothing of a batch is dropped: it waits until the store takes it.
+        Some(Err(_)) | None => return false,
+    };
     // Acks go out in arrival order, as the broker expects.
     for p in batch {
         if let Err(e) = client.ack(p).await {
@@ -250,13 +259,14 @@ fn receipt_for(outcome: BatchOutcome) -> (Option<kozomol_core::CameraId>, Receip
 }
 
 /// Runs `attempt` until it succeeds, waiting 200 ms doubling to 5 s between tries while
-/// the store cannot take it (nothing is acked meanwhile, so nothing is lost); `None`
-/// when cancelled first.
+/// the error is one `retry` takes as passing (nothing is acked meanwhile, so nothing is
+/// lost); `Some(Err)` with an error it does not, `None` when cancelled first.
 async fn until_stored<T, E, F, Fut>(
     cancel: &CancellationToken,
     what: &str,
+    retry: impl Fn(&E) -> bool,
     mut attempt: F,
-) -> Option<T>
+) -> Option<Result<T, E>>
 where
     E: std::fmt::Display,
     F: FnMut() -> Fut,
@@ -265,22 +275,28 @@ where
     let mut backoff = Duration::from_millis(200);
     loop {
         match attempt().await {
-            Ok(done) => return Some(done),
-            Err(e) => {
-                tracing::error!(error = %e, what, "not committed; retrying");
+            Ok(done) => return Some(Ok(done)),
+            Err(e) if retry(&e) => {
+                tracing::error!(error = %e, what, retry_in_ms = backoff.as_millis() as u64, "not committed; retrying");
                 tokio::select! {
                     _ = cancel.cancelled() => return None,
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
+            Err(e) => return Some(Err(e)),
         }
     }
 }
 
-/// The update a camera's status message asks for; `None` (logged) for one that is not
-/// valid JSON: statuses are unsigned and only shown, so it is dropped, not dead-lettered.
-fn status_update(camera: &kozomol_core::CameraId, payload: &[u8]) -> Option<CameraStatusUpdate> {
+/// The update a camera's status message asks for at `now`; `None` (logged) for one
+/// that is not valid JSON: statuses are unsigned and only shown, so it is dropped, not
+/// dead-lettered.
+fn status_update(
+    camera: &kozomol_core::CameraId,
+    payload: &[u8],
+    now: DateTime<Utc>,
+) -> Option<CameraStatusUpdate> {
     let status: CameraStatus = match serde_json::from_slice(payload) {
         Ok(s) => s,
         Err(e) => {
@@ -288,16 +304,24 @@ fn status_update(camera: &kozomol_core::CameraId, payload: &[u8]) -> Option<Came
             return None;
         }
     };
-    let at = status
-        .at_ms
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .unwrap_or_else(Utc::now);
     Some(CameraStatusUpdate {
         online: status.state == CameraLinkState::Online,
         outbox_depth: status.outbox_depth.and_then(|d| i64::try_from(d).ok()),
         clock_offset_ms: status.clock_offset_ms,
-        at,
+        at: status_time(status.at_ms, now),
     })
+}
+
+/// When a status is taken to be from: the camera's own time, unless it has none or
+/// one no working clock gives (before 2020, or more than an hour ahead of `now`),
+/// when it is the time it arrived. The newest stored status wins, so a time far
+/// ahead would hide every later status; one out of a database's range would fail.
+fn status_time(at_ms: Option<i64>, now: DateTime<Utc>) -> DateTime<Utc> {
+    let earliest = DateTime::from_timestamp(1_577_836_800, 0).unwrap_or(now); // 2020-01-01
+    at_ms
+        .and_then(DateTime::from_timestamp_millis)
+        .filter(|at| *at >= earliest && *at <= now + chrono::Duration::hours(1))
+        .unwrap_or(now)
 }
 
 /// Drives the MQTT connection: reconnects with backoff, (re)subscribes on every
@@ -359,23 +383,46 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
+    use chrono::{DateTime, Utc};
     use tokio_util::sync::CancellationToken;
 
-    use super::until_stored;
+    use super::{status_time, until_stored};
 
     #[tokio::test]
-    async fn a_write_the_store_refuses_is_tried_again_until_it_is_taken() {
+    async fn a_write_the_store_refuses_for_a_while_is_tried_again_until_it_is_taken() {
         let tries = AtomicU32::new(0);
         let cancel = CancellationToken::new();
-        let stored = until_stored(&cancel, "test", || async {
-            match tries.fetch_add(1, Ordering::SeqCst) {
-                0 | 1 => Err("database unavailable"),
-                n => Ok(n),
-            }
-        })
+        let stored = until_stored(
+            &cancel,
+            "test",
+            |_| true,
+            || async {
+                match tries.fetch_add(1, Ordering::SeqCst) {
+                    0 | 1 => Err("database unavailable"),
+                    n => Ok(n),
+                }
+            },
+        )
         .await;
-        assert_eq!(stored, Some(2));
+        assert_eq!(stored, Some(Ok(2)));
         assert_eq!(tries.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_write_refused_for_its_own_content_is_given_up_at_once() {
+        let tries = AtomicU32::new(0);
+        let stored: Option<Result<(), &str>> = until_stored(
+            &CancellationToken::new(),
+            "test",
+            |e: &&str| *e == "database unavailable",
+            || async {
+                tries.fetch_add(1, Ordering::SeqCst);
+                Err("value out of range")
+            },
+        )
+        .await;
+        assert_eq!(stored, Some(Err("value out of range")));
+        assert_eq!(tries.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
@@ -386,8 +433,45 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(300)).await;
             stopper.cancel();
         });
-        let stored: Option<()> =
-            until_stored(&cancel, "test", || async { Err("database unavailable") }).await;
+        let stored: Option<Result<(), &str>> = until_stored(
+            &cancel,
+            "test",
+            |_| true,
+            || async { Err("database unavailable") },
+        )
+        .await;
         assert_eq!(stored, None);
+    }
+
+    #[test]
+    fn a_status_is_dated_by_the_camera_unless_no_working_clock_gives_that_time() {
+        let now = DateTime::parse_from_rfc3339("2026-12-06T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let ms = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .expect("time")
+                .timestamp_millis()
+        };
+        for (at_ms, taken) in [
+            (Some(ms("2026-12-06T11:59:58Z")), "2026-12-06T11:59:58Z"),
+            (Some(ms("2026-12-06T12:59:00Z")), "2026-12-06T12:59:00Z"),
+            (Some(ms("2020-01-01T00:00:00Z")), "2020-01-01T00:00:00Z"),
+            (None, "2026-12-06T12:00:00Z"),
+            (Some(ms("2026-12-06T13:00:01Z")), "2026-12-06T12:00:00Z"),
+            (Some(ms("2099-01-01T00:00:00Z")), "2026-12-06T12:00:00Z"),
+            (Some(0), "2026-12-06T12:00:00Z"),
+            (Some(-8_000_000_000_000_000), "2026-12-06T12:00:00Z"),
+            (Some(i64::MAX), "2026-12-06T12:00:00Z"),
+        ] {
+            assert_eq!(
+                status_time(at_ms, now).to_rfc3339(),
+                DateTime::parse_from_rfc3339(taken)
+                    .expect("time")
+                    .with_timezone(&Utc)
+                    .to_rfc3339(),
+                "{at_ms:?}"
+            );
+        }
     }
 }

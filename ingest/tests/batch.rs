@@ -189,3 +189,35 @@ async fn a_batch_retried_after_its_cases_failed_keeps_the_frames_it_appended_onc
     let case = f.store.case(case_id).await.expect("case").expect("stored");
     assert_eq!(case.frames.len(), 2);
 }
+
+/// Frames a failed attempt appended that its retry no longer takes (the event refused
+/// on the second look: a camera's key replaced meanwhile, say; here the retry simply
+/// lacks it) are bytes no row will keep: queued for overwriting once the retry commits.
+#[tokio::test]
+async fn frames_a_failed_attempt_appended_and_its_retry_left_are_queued_for_overwriting() {
+    let f = Fixture::new().await;
+    f.refuse("cases").await;
+    assert!(f.writer.write(&f.batch).await.is_err());
+    f.take_again("cases").await;
+    assert!(f.store.erasures_due(10).await.expect("due").is_empty());
+
+    let outcomes = f.writer.write(&f.batch[1..]).await.expect("commits");
+    assert!(matches!(&outcomes[..], [BatchOutcome::Rejected { .. }]));
+    let mut queued: Vec<[u8; 32]> = f
+        .store
+        .erasures_due(10)
+        .await
+        .expect("due")
+        .into_iter()
+        .map(|e| e.sha256)
+        .collect();
+    queued.sort();
+    let mut frames: Vec<[u8; 32]> = f
+        .event
+        .frames
+        .iter()
+        .map(|frame| <[u8; 32]>::try_from(frame.sha256.as_slice()).expect("hash"))
+        .collect();
+    frames.sort();
+    assert_eq!(queued, frames, "both frames the first attempt appended");
+}

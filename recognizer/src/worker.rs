@@ -184,6 +184,9 @@ pub async fn run_once(
     evidence: &Arc<EvidenceStore>,
     cancel: &CancellationToken,
 ) -> Result<Vec<(CaseId, JobResult)>, WorkerError> {
+    // The lease as this process's monotonic clock sees it (PostgreSQL dates leases by
+    // its own clock): how long a read the store fails may be tried again.
+    let lease_ends = Instant::now() + config.lease;
     let jobs = store
         .claim_recognition(&config.worker, config.batch, config.lease)
         .await?;
@@ -192,6 +195,10 @@ pub async fn run_once(
     let mut results = Vec::with_capacity(jobs.len());
     let mut first_error = None;
     for job in jobs {
+        // A worker stopping reads no more: the rest come back when their lease ends.
+        if cancel.is_cancelled() {
+            break;
+        }
         let case_id = job.case_id;
         // One job's error (a task that panicked, the store failing on its write) does
         // not abandon the rest of the batch; its own case returns after the lease.
@@ -199,7 +206,7 @@ pub async fn run_once(
         // the case's trace.
         let span = info_span!("case", otel.name = "recognize", case_id = %case_id);
         kozomol_telemetry::follow(&span, traces.get(&case_id).copied());
-        match handle(config, recognizer, store, evidence, job, cancel)
+        match handle(config, recognizer, store, evidence, job, lease_ends, cancel)
             .instrument(span)
             .await
         {
@@ -241,6 +248,7 @@ async fn handle(
     store: &Arc<dyn Store>,
     evidence: &Arc<EvidenceStore>,
     job: RecognitionJob,
+    lease_ends: Instant,
     cancel: &CancellationToken,
 ) -> Result<JobResult, WorkerError> {
     let started = Instant::now();
@@ -312,7 +320,7 @@ async fn handle(
     );
     let decision = outcome.decision;
     Ok(
-        match record_outcome(config, store, &outcome, job.leased_until, cancel).await? {
+        match record_outcome(config, store, &outcome, lease_ends, cancel).await? {
             CompleteResult::Completed => JobResult::Decided(decision),
             CompleteResult::LeaseLost => JobResult::LeaseLost,
         },
@@ -320,16 +328,17 @@ async fn handle(
 }
 
 /// Records a read. Its plate crop is in an evidence segment already, and only a
-/// recorded outcome (or a lost lease's) queues those bytes to be overwritten with the
-/// case file: so a write the store fails (a restarted PostgreSQL fails one statement
-/// on each pooled connection) is tried again, 200 ms doubling to 5 s, until the lease
-/// ends. A store away longer, or a worker stopping, leaves the crop unrecorded, and
-/// the log names where it lies.
+/// recorded outcome (or a lost lease's) keeps track of those bytes, to be overwritten
+/// with the case file: so a write the store fails for a passing reason (a restarted
+/// PostgreSQL fails one statement on each pooled connection) is tried again, 200 ms
+/// doubling to 5 s, until `lease_ends` and once more then. A write refused for good,
+/// or still failing then (or when the worker stops), queues the crop for overwriting,
+/// and where even that fails the log names where it lies.
 async fn record_outcome(
     config: &WorkerConfig,
     store: &Arc<dyn Store>,
     outcome: &RecognitionOutcome,
-    leased_until: chrono::DateTime<chrono::Utc>,
+    lease_ends: Instant,
     cancel: &CancellationToken,
 ) -> Result<CompleteResult, WorkerError> {
     let mut backoff = Duration::from_millis(200);
@@ -338,27 +347,30 @@ async fn record_outcome(
             Ok(result) => return Ok(result),
             Err(e) => e,
         };
-        let lease_left = (leased_until - chrono::Utc::now())
-            .to_std()
-            .unwrap_or_default();
-        if backoff < lease_left && !cancel.is_cancelled() {
-            warn!(case_id = %outcome.case_id, error = %err, retry_in_ms = backoff.as_millis() as u64, "recognition not recorded; trying again");
+        let left = lease_ends.saturating_duration_since(Instant::now());
+        if err.is_transient() && !left.is_zero() && !cancel.is_cancelled() {
+            let pause = backoff.min(left);
+            warn!(case_id = %outcome.case_id, error = %err, retry_in_ms = pause.as_millis() as u64, "recognition not recorded; trying again");
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));
             continue;
         }
         if let Some(crop) = &outcome.crop {
-            tracing::error!(
-                case_id = %outcome.case_id,
-                sha256 = %hex::encode(crop.sha256),
-                segment = %crop.location.segment,
-                offset = crop.location.offset,
-                len = crop.location.len,
-                "a plate crop was stored but not recorded: it is in no overwrite queue"
-            );
+            // The next attempt stores its own crop.
+            if let Err(queue_err) = store.queue_unkept(std::slice::from_ref(crop)).await {
+                tracing::error!(
+                    case_id = %outcome.case_id,
+                    sha256 = %hex::encode(crop.sha256),
+                    segment = %crop.location.segment,
+                    offset = crop.location.offset,
+                    len = crop.location.len,
+                    error = %queue_err,
+                    "a plate crop was stored but not recorded: it is in no overwrite queue"
+                );
+            }
         }
         return Err(err.into());
     }

@@ -337,18 +337,19 @@ async fn worker_on_postgres() {
     db.drop_database().await;
 }
 
-/// A read the store cannot record at first (its plate crop is stored already) is
-/// recorded once the store takes writes again, within the lease: not read again later
-/// with an attempt used, and its crop not left out of the overwrite queue.
+/// A read the store cannot record at first (PostgreSQL out of disk space; its plate
+/// crop is stored already) is recorded once the store takes writes again, within the
+/// lease: not read again later with an attempt used, and its crop not left out of
+/// the overwrite queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_the_store_refuses_for_a_while_is_recorded_when_it_comes_back() {
+    let db = PgDb::new().await;
+    let store = connect(&db.url).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("k.db");
-    let store = connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    let evidence = Arc::new(EvidenceStore::open(&dir.path().join("evidence"), "t").unwrap());
+    let evidence_dir = dir.path().join("evidence");
+    let evidence = Arc::new(EvidenceStore::open(&evidence_dir, "t").unwrap());
     register(&*store).await;
+    let recognizer = recognizer();
     let at = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
     let f = render_frames(&FrameSpec::random(
         11,
@@ -369,35 +370,42 @@ async fn a_read_the_store_refuses_for_a_while_is_recorded_when_it_comes_back() {
     )
     .await;
 
-    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    sqlx::query(
-        "CREATE TRIGGER refuse_recognitions BEFORE INSERT ON recognitions \
-         BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
+    let raw = sqlx::PgPool::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$; \
+         CREATE TRIGGER refuse_recognitions BEFORE INSERT ON recognitions \
+         FOR EACH ROW EXECUTE FUNCTION refuse();",
     )
     .execute(&raw)
     .await
     .unwrap();
-    let store_back = tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-        sqlx::query("DROP TRIGGER refuse_recognitions")
+    // The disk is freed once the worker has stored the crop, and so has tried to
+    // record its read, which the store refused.
+    let segments_before = evidence_bytes(&evidence_dir);
+    let disk_freed = tokio::spawn(async move {
+        while evidence_bytes(&evidence_dir) == segments_before {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        sqlx::raw_sql("DROP TRIGGER refuse_recognitions ON recognitions")
             .execute(&raw)
             .await
             .unwrap();
+        raw.close().await;
     });
 
     let config = WorkerConfig::new("worker-test");
     let results = run_once(
         &config,
-        &recognizer(),
+        &recognizer,
         &store,
         &evidence,
         &CancellationToken::new(),
     )
     .await
     .unwrap();
-    store_back.await.unwrap();
+    disk_freed.await.unwrap();
     assert_eq!(results.len(), 1);
     assert!(
         matches!(results[0], (id, JobResult::Decided(_)) if id == case),
@@ -408,4 +416,19 @@ async fn a_read_the_store_refuses_for_a_while_is_recorded_when_it_comes_back() {
     assert_eq!(read.attempts, 1, "read once");
     let stored = store.case(case).await.unwrap().unwrap();
     assert_ne!(stored.state, CaseState::Received);
+    drop(store);
+    db.drop_database().await;
+}
+
+/// The bytes in an evidence folder's segments.
+fn evidence_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| entry.metadata().ok())
+                .map(|meta| meta.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }

@@ -24,6 +24,56 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// Whether the same statement may succeed when tried again: the database, or the
+    /// connection to it, was away, busy or short of resources, or the transaction lost
+    /// a conflict with another; not a write that its own data makes fail, which would
+    /// fail the same way for ever.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Io(_) => true,
+            StoreError::Database(err) => match err {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::BeginFailed => true,
+                sqlx::Error::Database(db) => {
+                    let Some(code) = db.code() else {
+                        return false;
+                    };
+                    if db
+                        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                        .is_some()
+                    {
+                        transient_sqlstate(&code)
+                    } else {
+                        code.parse::<i32>().is_ok_and(transient_sqlite_code)
+                    }
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+/// PostgreSQL's SQLSTATEs of a passing condition: connection exceptions (08),
+/// insufficient resources (53: a full disk, too many connections), the server shutting
+/// down or restarting (57P01-57P03), a serialisation failure and a deadlock.
+fn transient_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+}
+
+/// SQLite's result codes (extended ones carry the primary in their low byte) of a
+/// passing condition: busy, locked, an I/O error, a full disk.
+fn transient_sqlite_code(code: i32) -> bool {
+    matches!(code & 0xff, 5 | 6 | 10 | 13)
+}
+
 /// The one place where database errors become domain errors: a unique violation
 /// means `what` already exists; everything else stays a database error.
 pub(crate) fn db_error(err: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
@@ -38,4 +88,50 @@ pub(crate) fn db_error(err: sqlx::Error, what: impl FnOnce() -> String) -> Store
 /// A stored value that does not parse: the database holds something this code never wrote.
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{transient_sqlite_code, transient_sqlstate, StoreError};
+
+    #[test]
+    fn passing_conditions_are_transient_and_the_datas_own_faults_are_not() {
+        for (code, transient) in [
+            ("08006", true),  // connection failure
+            ("08P01", true),  // protocol violation
+            ("53100", true),  // disk full
+            ("53300", true),  // too many connections
+            ("57P01", true),  // admin shutdown
+            ("57P03", true),  // cannot connect now
+            ("40001", true),  // serialization failure
+            ("40P01", true),  // deadlock detected
+            ("23505", false), // unique violation
+            ("22008", false), // datetime field overflow
+            ("22P02", false), // invalid text representation
+            ("42P01", false), // undefined table
+        ] {
+            assert_eq!(transient_sqlstate(code), transient, "{code}");
+        }
+        for (code, transient) in [
+            (5, true),     // SQLITE_BUSY
+            (517, true),   // SQLITE_BUSY_SNAPSHOT
+            (6, true),     // SQLITE_LOCKED
+            (10, true),    // SQLITE_IOERR
+            (3850, true),  // SQLITE_IOERR_LOCK
+            (13, true),    // SQLITE_FULL
+            (19, false),   // SQLITE_CONSTRAINT
+            (1811, false), // SQLITE_CONSTRAINT_TRIGGER
+            (2067, false), // SQLITE_CONSTRAINT_UNIQUE
+            (1, false),    // SQLITE_ERROR
+        ] {
+            assert_eq!(transient_sqlite_code(code), transient, "{code}");
+        }
+        let unavailable = StoreError::Database(sqlx::Error::PoolTimedOut);
+        assert!(unavailable.is_transient());
+        assert!(!StoreError::Corrupt("a row this code never wrote".into()).is_transient());
+        assert!(!StoreError::Conflict {
+            what: "case 7".into()
+        }
+        .is_transient());
+    }
 }

@@ -856,6 +856,12 @@ pub trait CaseFileDestruction: Send + Sync {
     /// Records that these erasures' bytes were overwritten.
     async fn erasures_overwritten(&self, erasures: &[Erasure]) -> Result<(), StoreError>;
 
+    /// Queues for overwriting bytes stored that no row will keep (the PDF of a
+    /// resolution the store refused), or records them as copies where a blob holds
+    /// them elsewhere; bytes a blob holds at that very place stay as they are, so a
+    /// record whose commit only seemed to fail loses nothing. One transaction.
+    async fn queue_unkept(&self, unkept: &[EvidenceRef]) -> Result<(), StoreError>;
+
     /// Puts these erasures off until `retry_at` (their segment could not be rewritten).
     async fn erasures_put_off(
         &self,

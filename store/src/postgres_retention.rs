@@ -20,7 +20,7 @@ use crate::retention::{
     self, accident_detail, case_detail, case_purges, participants_purge, CasePurge, PurgeReport,
     UntiedPurge, ACCIDENT_PURGED,
 };
-use crate::{decode, CaseFileDestruction, PersonalDataRetention, StoreError};
+use crate::{decode, CaseFileDestruction, EvidenceRef, PersonalDataRetention, StoreError};
 
 #[async_trait]
 impl PersonalDataRetention for PgStore {
@@ -240,6 +240,17 @@ impl CaseFileDestruction for PgStore {
 
     async fn erasures_overwritten(&self, erasures: &[Erasure]) -> Result<(), StoreError> {
         mark_erasures(&self.pool, erasures, ErasureMark::Overwritten, now_millis()).await
+    }
+
+    async fn queue_unkept(&self, unkept: &[EvidenceRef]) -> Result<(), StoreError> {
+        if unkept.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<_> = unkept.iter().map(|e| (&e.sha256, &e.location)).collect();
+        let mut tx = self.pool.begin().await?;
+        crate::postgres_recognition::record_unkept(&mut tx, &rows).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn erasures_put_off(

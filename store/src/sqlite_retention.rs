@@ -19,7 +19,7 @@ use crate::retention::{
 };
 use crate::sqlite::{location_from_row, ms, offset_i64, SqliteStore};
 use crate::sqlite_recognition::insert_audit;
-use crate::{decode, CaseFileDestruction, PersonalDataRetention, StoreError};
+use crate::{decode, CaseFileDestruction, EvidenceRef, PersonalDataRetention, StoreError};
 
 #[async_trait]
 impl PersonalDataRetention for SqliteStore {
@@ -238,6 +238,17 @@ impl CaseFileDestruction for SqliteStore {
             now_millis(),
         )
         .await
+    }
+
+    async fn queue_unkept(&self, unkept: &[EvidenceRef]) -> Result<(), StoreError> {
+        if unkept.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<_> = unkept.iter().map(|e| (&e.sha256, &e.location)).collect();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        crate::sqlite_recognition::record_unkept(&mut tx, &rows).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn erasures_put_off(

@@ -216,6 +216,7 @@ conformance!(
         accident_files_are_destroyed_after_the_purge_and_shared_evidence_stays,
         second_copies_of_evidence_are_destroyed_with_the_first,
         a_conflicting_duplicates_own_photos_are_queued_for_overwriting,
+        bytes_no_row_keeps_are_queued_for_overwriting_and_kept_bytes_are_not,
         an_accident_file_waits_for_the_violations_filed_under_it,
     ],
     url: [
@@ -7287,6 +7288,39 @@ async fn second_copies_of_evidence_are_destroyed_with_the_first(store: Arc<dyn S
         .unwrap()
         .iter()
         .any(|e| e.location == location(990_000)));
+}
+
+/// `queue_unkept`: bytes no blob holds are queued at once; a blob's own bytes at its own
+/// place are left alone (a record whose commit only seemed to fail); its bytes
+/// elsewhere become a copy, overwritten with its file, not before.
+async fn bytes_no_row_keeps_are_queued_for_overwriting_and_kept_bytes_are_not(
+    store: Arc<dyn Store>,
+) {
+    let case = reviewable(&*store, 1).await[0];
+    let overview = store.case(case).await.unwrap().unwrap().frames[0].clone();
+    store.queue_unkept(&[]).await.unwrap();
+    let refused = EvidenceRef {
+        sha256: sha("the PDF of a refused resolution"),
+        location: location(400_000),
+    };
+    let kept = EvidenceRef {
+        sha256: overview.sha256,
+        location: overview.location.clone(),
+    };
+    let copy = EvidenceRef {
+        sha256: overview.sha256,
+        location: location(410_000),
+    };
+    store
+        .queue_unkept(&[refused.clone(), kept, copy])
+        .await
+        .unwrap();
+    assert_eq!(
+        erasures_queued(&*store).await,
+        vec![(refused.sha256, refused.location)]
+    );
+    let back = store.case(case).await.unwrap().unwrap().frames[0].clone();
+    assert_eq!(back.location, overview.location, "the kept bytes are read");
 }
 
 /// A violation an officer filed under an accident is its evidence too: once both are

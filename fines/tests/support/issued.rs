@@ -331,9 +331,9 @@ pub fn issuer(w: &World) -> Arc<Issuer> {
     })
 }
 
-/// An issued speeding case (52 km/h over): its id and resolution number.
-pub async fn issued_speeding(w: &World) -> (CaseId, String) {
-    let id = approved(
+/// A speeding case (52 km/h over) approved by `officer-7`.
+pub async fn approved_speeding(w: &World) -> CaseId {
+    approved(
         w,
         ViolationKind::Speeding,
         Measurement {
@@ -343,7 +343,12 @@ pub async fn issued_speeding(w: &World) -> (CaseId, String) {
         },
         "officer-7",
     )
-    .await;
+    .await
+}
+
+/// An issued speeding case (52 km/h over): its id and resolution number.
+pub async fn issued_speeding(w: &World) -> (CaseId, String) {
+    let id = approved_speeding(w).await;
     let issued = issue_all(w).await;
     match issued.iter().find(|(case, _)| *case == id) {
         Some((_, Issued::Resolution(number))) => (id, number.clone()),
