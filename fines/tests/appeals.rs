@@ -377,7 +377,7 @@ async fn a_bulk_void_ends_a_devices_open_cases_in_its_range(backend: Backend) {
         panic!("not filed");
     };
     let (rejected, _) = issued_speeding(&w).await;
-    w._db.force_state(rejected, CaseState::Rejected).await;
+    w.db.force_state(rejected, CaseState::Rejected).await;
 
     // Every test case was captured at 2026-03-10 08:30 UTC by device KRIS-P-12345.
     let at = |h: u32| {

@@ -233,9 +233,7 @@ async fn the_pdf_of_a_resolution_the_store_refuses_is_queued_for_overwriting() {
     let w = world(Backend::Sqlite).await;
     let case = approved_speeding(&w).await;
     look_up_owners(&w).await;
-    let raw = sqlx::SqlitePool::connect(&w._db.url)
-        .await
-        .expect("connect");
+    let raw = sqlx::SqlitePool::connect(&w.db.url).await.expect("connect");
     sqlx::raw_sql(
         "CREATE TRIGGER refuse_resolutions BEFORE INSERT ON resolutions \
          BEGIN SELECT RAISE(ABORT, 'refused'); END",

@@ -98,7 +98,7 @@ async fn issued_to(w: &World, plate: &str, owner: &OwnerOfRecord) -> String {
         CompleteResult::Completed
     );
     let number = issue(w, case).await;
-    w._db.force_issued_at(&number, long_ago()).await;
+    w.db.force_issued_at(&number, long_ago()).await;
     number
 }
 
@@ -367,7 +367,7 @@ async fn a_stolen_car_closes_the_case(backend: Backend) {
 
     // An appeal decides first; an unknown number is no resolution.
     let (other, other_number) = issued_speeding(&w).await;
-    w._db.force_state(other, CaseState::Appealed).await;
+    w.db.force_state(other, CaseState::Appealed).await;
     assert_eq!(
         store
             .record_nomination(&stolen(&other_number))

@@ -43,7 +43,8 @@ pub enum BatchOutcome {
 
 /// Writes one ingest loop's batches of violation messages. A batch that fails is
 /// written again as it is before any other (the loop retries it until it commits), and
-/// the writer remembers what the failed attempt left for that retry.
+/// the writer remembers what the failed attempt left for that retry: so each loop has
+/// a writer of its own, never shared.
 pub struct BatchWriter {
     store: Arc<dyn Store>,
     evidence: Arc<EvidenceStore>,
@@ -279,8 +280,10 @@ impl BatchWriter {
             .collect()
     }
 
-    /// Once cases committed: the frames a failed attempt appended that they did not
-    /// name (`taken`) are bytes no row will keep, queued for overwriting.
+    /// Once the attempt's cases (if it had any) committed: the frames the failed
+    /// attempt before appended that they did not name (`taken`) are bytes no row will
+    /// keep, queued for overwriting; remembered still where the store cannot queue them
+    /// now, for the next write to try again.
     async fn queue_appended_untaken(&self, taken: &HashMap<[u8; 32], FrameLocation>) {
         let untaken: Vec<EvidenceRef> = {
             let mut appended = self.lock_appended_uncommitted();
@@ -294,15 +297,9 @@ impl BatchWriter {
             return;
         }
         if let Err(e) = self.store.queue_unkept(&untaken).await {
-            for bytes in &untaken {
-                tracing::error!(
-                    sha256 = %hex::encode(bytes.sha256),
-                    segment = %bytes.location.segment,
-                    offset = bytes.location.offset,
-                    error = %e,
-                    "frames appended for a batch that did not commit are in no overwrite queue"
-                );
-            }
+            tracing::warn!(error = %e, frames = untaken.len(), "frames appended for a batch that did not commit not queued for overwriting; tried again with the next batch");
+            self.lock_appended_uncommitted()
+                .extend(untaken.into_iter().map(|e| (e.sha256, e.location)));
         }
     }
 

@@ -182,10 +182,14 @@ async fn commit_batch(
         }
     }
     let what = format!("batch of {} violation messages", violations.len());
+    // Nothing of a batch is dropped: it waits until the store takes it.
     let outcomes = match until_stored(cancel, &what, |_| true, || writer.write(&violations)).await {
         Some(Ok(outcomes)) => outcomes,
-        // Nothing of a batch is dropped: it waits until the store takes it.
-        Some(Err(_)) | None => return false,
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "batch not committed; ingest stops");
+            return false;
+        }
+        None => return false,
     };
     // Acks go out in arrival order, as the broker expects.
     for p in batch {

@@ -14,7 +14,7 @@ use kozomol_camera_sim::{render_frames, FrameSpec};
 use kozomol_core::{
     CalibrationCertificate, CameraId, CaseId, CaseState, EventId, FrameRole, Site, ViolationKind,
 };
-use kozomol_recognizer::worker::{run_once, JobResult, WorkerConfig};
+use kozomol_recognizer::worker::{run_once, JobResult, WorkerConfig, WorkerError};
 use kozomol_recognizer::{Recognizer, RecognizerConfig};
 use kozomol_store::{
     connect, CameraRegistration, CaseWrite, EvidenceStore, FailResult, NewCase, NewFrame,
@@ -337,87 +337,153 @@ async fn worker_on_postgres() {
     db.drop_database().await;
 }
 
+/// One case, with a camera read, on a fresh PostgreSQL database whose `recognitions`
+/// table refuses rows with SQLSTATE `errcode` until `take_again`.
+struct RefusingStore {
+    db: PgDb,
+    store: Arc<dyn Store>,
+    evidence: Arc<EvidenceStore>,
+    evidence_dir: PathBuf,
+    _dir: tempfile::TempDir,
+    case: CaseId,
+    raw: sqlx::PgPool,
+}
+
+impl RefusingStore {
+    async fn new(errcode: &str) -> RefusingStore {
+        let db = PgDb::new().await;
+        let store = connect(&db.url).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let evidence_dir = dir.path().join("evidence");
+        let evidence = Arc::new(EvidenceStore::open(&evidence_dir, "t").unwrap());
+        register(&*store).await;
+        let at = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        let f = render_frames(&FrameSpec::random(
+            11,
+            "cam-rec-1",
+            "проспект Чуй, Бишкек",
+            at,
+        ))
+        .unwrap();
+        let plate = f.spec.plate.canonical();
+        let case = record(
+            &*store,
+            &evidence,
+            &[
+                (FrameRole::Overview, f.overview),
+                (FrameRole::Plate, f.plate_close_up),
+            ],
+            Some(&plate),
+        )
+        .await;
+        let raw = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let refuse = format!(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'refused' USING ERRCODE = '{errcode}'; END $$; \
+             CREATE TRIGGER refuse_recognitions BEFORE INSERT ON recognitions \
+             FOR EACH ROW EXECUTE FUNCTION refuse();"
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(refuse))
+            .execute(&raw)
+            .await
+            .unwrap();
+        RefusingStore {
+            db,
+            store,
+            evidence,
+            evidence_dir,
+            _dir: dir,
+            case,
+            raw,
+        }
+    }
+
+    async fn run_once(&self) -> Result<Vec<(CaseId, JobResult)>, WorkerError> {
+        let config = WorkerConfig::new("worker-test");
+        run_once(
+            &config,
+            &recognizer(),
+            &self.store,
+            &self.evidence,
+            &CancellationToken::new(),
+        )
+        .await
+    }
+
+    async fn drop_database(self) {
+        self.raw.close().await;
+        drop(self.store);
+        self.db.drop_database().await;
+    }
+}
+
 /// A read the store cannot record at first (PostgreSQL out of disk space; its plate
 /// crop is stored already) is recorded once the store takes writes again, within the
 /// lease: not read again later with an attempt used, and its crop not left out of
 /// the overwrite queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_the_store_refuses_for_a_while_is_recorded_when_it_comes_back() {
-    let db = PgDb::new().await;
-    let store = connect(&db.url).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let evidence_dir = dir.path().join("evidence");
-    let evidence = Arc::new(EvidenceStore::open(&evidence_dir, "t").unwrap());
-    register(&*store).await;
-    let recognizer = recognizer();
-    let at = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
-    let f = render_frames(&FrameSpec::random(
-        11,
-        "cam-rec-1",
-        "проспект Чуй, Бишкек",
-        at,
-    ))
-    .unwrap();
-    let plate = f.spec.plate.canonical();
-    let case = record(
-        &*store,
-        &evidence,
-        &[
-            (FrameRole::Overview, f.overview),
-            (FrameRole::Plate, f.plate_close_up),
-        ],
-        Some(&plate),
-    )
-    .await;
-
-    let raw = sqlx::PgPool::connect(&db.url).await.unwrap();
-    sqlx::raw_sql(
-        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
-         $$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$; \
-         CREATE TRIGGER refuse_recognitions BEFORE INSERT ON recognitions \
-         FOR EACH ROW EXECUTE FUNCTION refuse();",
-    )
-    .execute(&raw)
-    .await
-    .unwrap();
+    let s = RefusingStore::new("53100").await;
     // The disk is freed once the worker has stored the crop, and so has tried to
     // record its read, which the store refused.
-    let segments_before = evidence_bytes(&evidence_dir);
+    let segments_before = evidence_bytes(&s.evidence_dir);
+    let (evidence_dir, raw) = (s.evidence_dir.clone(), s.raw.clone());
     let disk_freed = tokio::spawn(async move {
-        while evidence_bytes(&evidence_dir) == segments_before {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        let crop_stored = async {
+            while evidence_bytes(&evidence_dir) == segments_before {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(120), crop_stored)
+            .await
+            .expect("the worker stores a crop");
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         sqlx::raw_sql("DROP TRIGGER refuse_recognitions ON recognitions")
             .execute(&raw)
             .await
             .unwrap();
-        raw.close().await;
     });
-
-    let config = WorkerConfig::new("worker-test");
-    let results = run_once(
-        &config,
-        &recognizer,
-        &store,
-        &evidence,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let results = s.run_once().await.unwrap();
     disk_freed.await.unwrap();
     assert_eq!(results.len(), 1);
     assert!(
-        matches!(results[0], (id, JobResult::Decided(_)) if id == case),
+        matches!(results[0], (id, JobResult::Decided(_)) if id == s.case),
         "{results:?}"
     );
-    let read = store.recognition(case).await.unwrap().expect("recorded");
+    let read = s
+        .store
+        .recognition(s.case)
+        .await
+        .unwrap()
+        .expect("recorded");
     assert!(read.crop.is_some(), "the crop is recorded with the read");
     assert_eq!(read.attempts, 1, "read once");
-    let stored = store.case(case).await.unwrap().unwrap();
+    let stored = s.store.case(s.case).await.unwrap().unwrap();
     assert_ne!(stored.state, CaseState::Received);
-    drop(store);
-    db.drop_database().await;
+    s.drop_database().await;
+}
+
+/// A read the store refuses for its content is not tried again: the job fails, and
+/// the plate crop stored for it, which no row will name, is queued for overwriting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crop_of_a_read_the_store_refuses_for_good_is_queued_for_overwriting() {
+    let s = RefusingStore::new("23514").await;
+    let segments_before = evidence_bytes(&s.evidence_dir);
+    let failed = s.run_once().await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(
+        evidence_bytes(&s.evidence_dir) > segments_before,
+        "a crop was stored"
+    );
+    let queued = s.store.erasures_due(10).await.unwrap();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    let crop = s
+        .evidence
+        .read(&queued[0].location, &queued[0].sha256)
+        .expect("the queued bytes are there");
+    assert!(crop.starts_with(&[0xff, 0xd8]), "a JPEG: the plate crop");
+    assert!(s.store.recognition(s.case).await.unwrap().is_none());
+    s.drop_database().await;
 }
 
 /// The bytes in an evidence folder's segments.

@@ -31,7 +31,12 @@ impl StoreError {
     /// fail the same way for ever.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Io(_) => true,
+            // The evidence store's: a full or failing disk passes; bytes it refuses
+            // (a frame over the segment limit) do not.
+            StoreError::Io(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            ),
             StoreError::Database(err) => match err {
                 sqlx::Error::Io(_)
                 | sqlx::Error::Tls(_)
@@ -61,11 +66,16 @@ impl StoreError {
 
 /// PostgreSQL's SQLSTATEs of a passing condition: connection exceptions (08),
 /// insufficient resources (53: a full disk, too many connections), the server shutting
-/// down or restarting (57P01-57P03), a serialisation failure and a deadlock.
+/// down or restarting (57P01-57P03), a statement cancelled (57014: a timeout), an I/O
+/// error (58030), a lock not available (55P03), a serialisation failure, a deadlock,
+/// and a read-only transaction (25006: a standby during failover).
 fn transient_sqlstate(code: &str) -> bool {
     code.starts_with("08")
         || code.starts_with("53")
-        || matches!(code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "57014" | "58030" | "55P03" | "40001" | "40P01" | "25006"
+        )
 }
 
 /// SQLite's result codes (extended ones carry the primary in their low byte) of a
@@ -105,6 +115,10 @@ mod tests {
             ("57P03", true),  // cannot connect now
             ("40001", true),  // serialization failure
             ("40P01", true),  // deadlock detected
+            ("57014", true),  // query canceled
+            ("58030", true),  // io error
+            ("55P03", true),  // lock not available
+            ("25006", true),  // read only sql transaction
             ("23505", false), // unique violation
             ("22008", false), // datetime field overflow
             ("22P02", false), // invalid text representation
@@ -126,6 +140,10 @@ mod tests {
         ] {
             assert_eq!(transient_sqlite_code(code), transient, "{code}");
         }
+        let full = std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left");
+        assert!(StoreError::Io(full).is_transient());
+        let too_large = std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame too large");
+        assert!(!StoreError::Io(too_large).is_transient());
         let unavailable = StoreError::Database(sqlx::Error::PoolTimedOut);
         assert!(unavailable.is_transient());
         assert!(!StoreError::Corrupt("a row this code never wrote".into()).is_transient());

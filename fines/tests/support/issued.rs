@@ -67,7 +67,7 @@ pub fn certificate() -> CalibrationCertificate {
 }
 
 pub struct World {
-    pub _db: Db,
+    pub db: Db,
     pub store: Arc<dyn Store>,
     pub evidence: Arc<EvidenceStore>,
 }
@@ -79,7 +79,7 @@ pub async fn world(backend: Backend) -> World {
     let evidence =
         Arc::new(EvidenceStore::open(&db.dir.path().join("evidence"), "t").expect("evidence"));
     World {
-        _db: db,
+        db,
         store,
         evidence,
     }
