@@ -312,20 +312,21 @@ fn status_update(
         online: status.state == CameraLinkState::Online,
         outbox_depth: status.outbox_depth.and_then(|d| i64::try_from(d).ok()),
         clock_offset_ms: status.clock_offset_ms,
-        at: status_time(status.at_ms, now),
+        at: camera_time(status.at_ms, now),
+        received_at: now,
     })
 }
 
-/// When a status is taken to be from: the camera's own time, unless it has none or
-/// one no working clock gives (before 2020, or more than an hour ahead of `now`),
-/// when it is the time it arrived. The newest stored status wins, so a time far
-/// ahead would hide every later status; one out of a database's range would fail.
-fn status_time(at_ms: Option<i64>, now: DateTime<Utc>) -> DateTime<Utc> {
-    let earliest = DateTime::from_timestamp(1_577_836_800, 0).unwrap_or(now); // 2020-01-01
+/// The camera's own time of a status, unless it has none or one no working clock
+/// gives (before 2020, or more than an hour ahead of `now`): such a status is taken
+/// as of its arrival (`CameraStatusUpdate::at`). The newest stored status wins, so a
+/// time far ahead would hide every later status; one out of a database's range would
+/// fail.
+fn camera_time(at_ms: Option<i64>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let earliest = DateTime::from_timestamp(1_577_836_800, 0)?; // 2020-01-01
     at_ms
         .and_then(DateTime::from_timestamp_millis)
         .filter(|at| *at >= earliest && *at <= now + chrono::Duration::hours(1))
-        .unwrap_or(now)
 }
 
 /// Drives the MQTT connection: reconnects with backoff, (re)subscribes on every
@@ -390,7 +391,7 @@ mod tests {
     use chrono::{DateTime, Utc};
     use tokio_util::sync::CancellationToken;
 
-    use super::{status_time, until_stored};
+    use super::{camera_time, until_stored};
 
     #[tokio::test]
     async fn a_write_the_store_refuses_for_a_while_is_tried_again_until_it_is_taken() {
@@ -449,33 +450,34 @@ mod tests {
 
     #[test]
     fn a_status_is_dated_by_the_camera_unless_no_working_clock_gives_that_time() {
-        let now = DateTime::parse_from_rfc3339("2026-12-06T12:00:00Z")
-            .expect("time")
-            .with_timezone(&Utc);
-        let ms = |text: &str| {
+        let at = |text: &str| {
             DateTime::parse_from_rfc3339(text)
                 .expect("time")
-                .timestamp_millis()
+                .with_timezone(&Utc)
         };
+        let now = at("2026-12-06T12:00:00Z");
+        let ms = |text: &str| at(text).timestamp_millis();
         for (at_ms, taken) in [
-            (Some(ms("2026-12-06T11:59:58Z")), "2026-12-06T11:59:58Z"),
-            (Some(ms("2026-12-06T12:59:00Z")), "2026-12-06T12:59:00Z"),
-            (Some(ms("2020-01-01T00:00:00Z")), "2020-01-01T00:00:00Z"),
-            (None, "2026-12-06T12:00:00Z"),
-            (Some(ms("2026-12-06T13:00:01Z")), "2026-12-06T12:00:00Z"),
-            (Some(ms("2099-01-01T00:00:00Z")), "2026-12-06T12:00:00Z"),
-            (Some(0), "2026-12-06T12:00:00Z"),
-            (Some(-8_000_000_000_000_000), "2026-12-06T12:00:00Z"),
-            (Some(i64::MAX), "2026-12-06T12:00:00Z"),
+            (
+                Some(ms("2026-12-06T11:59:58Z")),
+                Some("2026-12-06T11:59:58Z"),
+            ),
+            (
+                Some(ms("2026-12-06T12:59:00Z")),
+                Some("2026-12-06T12:59:00Z"),
+            ),
+            (
+                Some(ms("2020-01-01T00:00:00Z")),
+                Some("2020-01-01T00:00:00Z"),
+            ),
+            (None, None),
+            (Some(ms("2026-12-06T13:00:01Z")), None),
+            (Some(ms("2099-01-01T00:00:00Z")), None),
+            (Some(0), None),
+            (Some(-8_000_000_000_000_000), None),
+            (Some(i64::MAX), None),
         ] {
-            assert_eq!(
-                status_time(at_ms, now).to_rfc3339(),
-                DateTime::parse_from_rfc3339(taken)
-                    .expect("time")
-                    .with_timezone(&Utc)
-                    .to_rfc3339(),
-                "{at_ms:?}"
-            );
+            assert_eq!(camera_time(at_ms, now), taken.map(at), "{at_ms:?}");
         }
     }
 }

@@ -46,7 +46,15 @@ pub struct CameraStatusUpdate {
     pub online: bool,
     pub outbox_depth: Option<i64>,
     pub clock_offset_ms: Option<i64>,
-    pub at: DateTime<Utc>,
+    /// When the camera was in this state by its own clock: the newest such status
+    /// wins, whatever order they arrive in. `None` for a status with no time (the last
+    /// will the broker publishes when the camera drops off): the broker's word that
+    /// it is so now, which always applies, dated `received_at` or just after the
+    /// status it replaces, whichever is later, so that none of the camera's statuses
+    /// before it (the last one, handled late by a second ingest process) undoes it.
+    pub at: Option<DateTime<Utc>>,
+    /// When the status arrived, by this server's clock.
+    pub received_at: DateTime<Utc>,
 }
 
 /// A case as ingest hands it over, its frames already durable in evidence segments.

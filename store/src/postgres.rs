@@ -214,15 +214,18 @@ impl CameraRegister for PgStore {
         id: &CameraId,
         status: &CameraStatusUpdate,
     ) -> Result<(), StoreError> {
-        // A retained status can arrive after a newer one; the newest wins.
+        // A retained status can arrive after a newer one; the newest wins (see
+        // `CameraStatusUpdate::at` for a status with no time).
         sqlx::query(
             "UPDATE cameras SET online = $1, outbox_depth = $2, clock_offset_ms = $3, \
-             status_at = $4 WHERE camera_id = $5 AND (status_at IS NULL OR status_at <= $4)",
+             status_at = COALESCE($4, GREATEST(status_at + interval '1 millisecond', $5)) \
+             WHERE camera_id = $6 AND ($4::timestamptz IS NULL OR status_at IS NULL OR status_at <= $4)",
         )
         .bind(status.online)
         .bind(status.outbox_depth)
         .bind(status.clock_offset_ms)
         .bind(status.at)
+        .bind(status.received_at)
         .bind(id.as_str())
         .execute(&self.pool)
         .await?;

@@ -260,17 +260,20 @@ impl CameraRegister for SqliteStore {
         id: &CameraId,
         status: &CameraStatusUpdate,
     ) -> Result<(), StoreError> {
-        // A retained status can arrive after a newer one; the newest wins.
+        // A retained status can arrive after a newer one; the newest wins (see
+        // `CameraStatusUpdate::at` for a status with no time).
+        let at = status.at.map(ms);
         sqlx::query(
-            "UPDATE cameras SET online = ?, outbox_depth = ?, clock_offset_ms = ?, status_at = ? \
-             WHERE camera_id = ? AND (status_at IS NULL OR status_at <= ?)",
+            "UPDATE cameras SET online = ?1, outbox_depth = ?2, clock_offset_ms = ?3, \
+             status_at = COALESCE(?4, max(COALESCE(status_at + 1, ?5), ?5)) \
+             WHERE camera_id = ?6 AND (?4 IS NULL OR status_at IS NULL OR status_at <= ?4)",
         )
         .bind(status.online)
         .bind(status.outbox_depth)
         .bind(status.clock_offset_ms)
-        .bind(ms(status.at))
+        .bind(at)
+        .bind(ms(status.received_at))
         .bind(id.as_str())
-        .bind(ms(status.at))
         .execute(&self.writer)
         .await?;
         Ok(())

@@ -438,7 +438,8 @@ async fn camera_status_keeps_the_newest(store: Arc<dyn Store>) {
         online,
         outbox_depth: Some(depth),
         clock_offset_ms: Some(-12),
-        at: t(minutes),
+        at: Some(t(minutes)),
+        received_at: t(minutes),
     };
     store
         .record_camera_status(&cam("cam-1"), &status(true, 5, 10))
@@ -466,6 +467,57 @@ async fn camera_status_keeps_the_newest(store: Arc<dyn Store>) {
     let got = store.camera(&cam("cam-1")).await.unwrap().unwrap();
     assert!(!got.online);
     assert_eq!(got.outbox_depth, Some(0));
+
+    // Back online by a clock 30 minutes ahead; then it drops off, and the broker's last
+    // will (no time of its own) arrives at minute 20: it applies, and is dated just
+    // after the camera's last status, so that status, handled again, does not undo it.
+    store
+        .record_camera_status(&cam("cam-1"), &status(true, 2, 45))
+        .await
+        .unwrap();
+    let will = CameraStatusUpdate {
+        online: false,
+        outbox_depth: None,
+        clock_offset_ms: None,
+        at: None,
+        received_at: t(20),
+    };
+    store
+        .record_camera_status(&cam("cam-1"), &will)
+        .await
+        .unwrap();
+    let got = store.camera(&cam("cam-1")).await.unwrap().unwrap();
+    assert!(!got.online, "the last will applies");
+    assert_eq!(got.status_at, Some(t(45) + Duration::milliseconds(1)));
+    store
+        .record_camera_status(&cam("cam-1"), &status(true, 2, 45))
+        .await
+        .unwrap();
+    assert!(!store.camera(&cam("cam-1")).await.unwrap().unwrap().online);
+    // A will arriving after the status it follows is dated on arrival.
+    let later = CameraStatusUpdate {
+        received_at: t(50),
+        ..will
+    };
+    store
+        .record_camera_status(&cam("cam-1"), &later)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .camera(&cam("cam-1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .status_at,
+        Some(t(50))
+    );
+    // The camera back, by its clock: a status newer than the will's date applies.
+    store
+        .record_camera_status(&cam("cam-1"), &status(true, 0, 51))
+        .await
+        .unwrap();
+    assert!(store.camera(&cam("cam-1")).await.unwrap().unwrap().online);
 
     // A status for a camera nobody registered is ignored.
     store
