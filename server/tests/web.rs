@@ -327,6 +327,57 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         .expect("json");
     let by_number = &found["fines"][0];
     assert!(by_number["contacts_url"].is_null(), "{by_number}");
+    // Showing the fine again with its grant hands on the same grant: never a later end.
+    let shown: serde_json::Value = http
+        .get(format!(
+            "{base}/api/v1/public/fines/{}?grant={}",
+            fine.number,
+            by_number["grant"].as_str().expect("grant")
+        ))
+        .send()
+        .await
+        .expect("show")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shown["grant"], by_number["grant"], "{shown}");
+    assert_eq!(shown["grant_expires_at"], by_number["grant_expires_at"]);
+    // The decided appeal's reasons are the owner's to read, not anyone's with the number.
+    let appeal_of = |body: serde_json::Value| {
+        let http = http.clone();
+        let base = base.clone();
+        let number = appealed.number.clone();
+        async move {
+            let found: serde_json::Value = http
+                .post(format!("{base}/api/v1/public/lookups"))
+                .json(&body)
+                .send()
+                .await
+                .expect("lookup")
+                .json()
+                .await
+                .expect("json");
+            found["fines"]
+                .as_array()
+                .expect("fines")
+                .iter()
+                .find(|f| f["number"] == number.as_str())
+                .expect("the appealed fine")["appeal"]
+                .clone()
+        }
+    };
+    let seen_by_number = appeal_of(json!({ "resolution": appealed.number })).await;
+    assert!(seen_by_number["state"].is_string(), "{seen_by_number}");
+    assert!(
+        seen_by_number["decision_note"].is_null(),
+        "{seen_by_number}"
+    );
+    let seen_by_owner =
+        appeal_of(json!({ "plate": "01 KG 001 ABC", "certificate": "KG01000001" })).await;
+    assert!(
+        seen_by_owner["decision_note"].is_string(),
+        "{seen_by_owner}"
+    );
     let refused = http
         .post(format!(
             "{base}/api/v1/public/fines/{}/contacts?grant={}",

@@ -560,9 +560,11 @@ impl Appeals for PgStore {
         appeals::check_appeal(appeal)?;
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
+        // Locked: a payment committing between this read and the move would leave a
+        // paid case with an open appeal (READ COMMITTED; SQLite's writers are serial).
         let row = sqlx::query(
             "SELECT s.state, r.number FROM cases s LEFT JOIN resolutions r ON r.case_id = s.id \
-             WHERE s.id = $1",
+             WHERE s.id = $1 FOR UPDATE OF s",
         )
         .bind(appeal.case_id.0)
         .fetch_optional(&mut *tx)
@@ -732,20 +734,32 @@ impl Appeals for PgStore {
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
-            "SELECT id, state, event FROM cases WHERE captured_at >= $1 AND captured_at < $2 \
+            "SELECT id, event FROM cases WHERE captured_at >= $1 AND captured_at < $2 \
              ORDER BY id",
         )
         .bind(request.captured_from)
         .bind(request.captured_until)
         .fetch_all(&mut *tx)
         .await?;
-        let mut affected = Vec::new();
+        let mut candidates: Vec<i64> = Vec::new();
         for row in &rows {
-            let state = decode::state(&row.try_get::<String, _>("state")?)?;
             let event: serde_json::Value = row.try_get("event")?;
-            if !CLOSED.contains(&state)
-                && appeals::event_device_serial(&event) == Some(request.device_serial.as_str())
-            {
+            if appeals::event_device_serial(&event) == Some(request.device_serial.as_str()) {
+                candidates.push(row.try_get("id")?);
+            }
+        }
+        // The device's cases locked (in id order) and their states read again under the
+        // lock: a payment or a deadline moving one meanwhile would otherwise leave it
+        // paid with a refund queued, or overdue, while the void says it is voided.
+        let mut affected = Vec::new();
+        for row in
+            sqlx::query("SELECT id, state FROM cases WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(&candidates)
+                .fetch_all(&mut *tx)
+                .await?
+        {
+            let state = decode::state(&row.try_get::<String, _>("state")?)?;
+            if !CLOSED.contains(&state) {
                 affected.push((CaseId(row.try_get("id")?), state));
             }
         }

@@ -428,13 +428,20 @@ impl PaymentLedger for PgStore {
         let number = before.resolution_number.clone();
         let row = match &reversal.external_id {
             Some(external_id) => {
-                sqlx::query(payment_select!("WHERE channel = $1 AND source = $2 AND external_id = $3 AND resolution_number = $4 FOR UPDATE"))
-                    .bind(reversal.channel.as_str())
-                    .bind(&reversal.source)
-                    .bind(external_id)
-                    .bind(&number)
-                    .fetch_optional(&mut *tx)
-                    .await?
+                // The amount named must be the payment's: a reversal of part of it is
+                // not this one, and never takes back the whole.
+                sqlx::query(payment_select!(
+                    "WHERE channel = $1 AND source = $2 AND external_id = $3 \
+                     AND resolution_number = $4 \
+                     AND ($5::BIGINT IS NULL OR amount_minor = $5) FOR UPDATE"
+                ))
+                .bind(reversal.channel.as_str())
+                .bind(&reversal.source)
+                .bind(external_id)
+                .bind(&number)
+                .bind(reversal.amount.map(|a| a.minor))
+                .fetch_optional(&mut *tx)
+                .await?
             }
             None => {
                 sqlx::query(payment_select!(
@@ -443,13 +450,13 @@ impl PaymentLedger for PgStore {
                      AND ($5::TIMESTAMPTZ IS NULL OR paid_at = $5) \
                      ORDER BY reversed_at IS NULL DESC, id DESC LIMIT 1 FOR UPDATE"
                 ))
-                    .bind(reversal.channel.as_str())
-                    .bind(&reversal.source)
-                    .bind(&number)
-                    .bind(reversal.amount.map(|a| a.minor))
-                    .bind(reversal.paid_at.map(whole_millis))
-                    .fetch_optional(&mut *tx)
-                    .await?
+                .bind(reversal.channel.as_str())
+                .bind(&reversal.source)
+                .bind(&number)
+                .bind(reversal.amount.map(|a| a.minor))
+                .bind(reversal.paid_at.map(whole_millis))
+                .fetch_optional(&mut *tx)
+                .await?
             }
         };
         let Some(row) = row else {

@@ -376,13 +376,17 @@ impl PaymentLedger for SqliteStore {
         let number = before.resolution_number.clone();
         let row = match &reversal.external_id {
             Some(external_id) => {
+                // The amount named must be the payment's: a reversal of part of it is
+                // not this one, and never takes back the whole.
                 sqlx::query(payment_select!(
-                "WHERE channel = ? AND source = ? AND external_id = ? AND resolution_number = ?"
-            ))
+                    "WHERE channel = ?1 AND source = ?2 AND external_id = ?3 \
+                     AND resolution_number = ?4 AND (?5 IS NULL OR amount_minor = ?5)"
+                ))
                 .bind(reversal.channel.as_str())
                 .bind(&reversal.source)
                 .bind(external_id)
                 .bind(&number)
+                .bind(reversal.amount.map(|a| a.minor))
                 .fetch_optional(&mut *tx)
                 .await?
             }

@@ -143,7 +143,20 @@ pub(crate) async fn file_appeal_for(
         filed_by,
         attachments: stored,
     };
-    match store.file_appeal(&appeal).await? {
+    let filed = store.file_appeal(&appeal).await;
+    if !matches!(filed, Ok(AppealFiled::Filed(_))) {
+        // Stored already, and no row will name them: an appellant's documents must not
+        // outlive the rules that erase the rest.
+        let unkept: Vec<_> = appeal
+            .attachments
+            .iter()
+            .map(|a| a.evidence.clone())
+            .collect();
+        if let Err(e) = store.queue_unkept(&unkept).await {
+            tracing::error!(case_id = %case.id, files = unkept.len(), error = %e, "the attachments of an appeal not filed are in no overwrite queue");
+        }
+    }
+    match filed? {
         AppealFiled::Filed(record) => {
             tracing::info!(case_id = %case.id, appeal_id = record.id, "appeal filed");
             Ok(*record)

@@ -167,14 +167,17 @@ pub struct PublicAppeal {
     decision_note: Option<String>,
 }
 
-impl From<AppealGist> for PublicAppeal {
-    fn from(appeal: AppealGist) -> Self {
+impl PublicAppeal {
+    /// The appeal as `scope` may see it: the decision's reasons, which may repeat the
+    /// appellant's circumstances, only for the owner (a resolution number or payment
+    /// code is no proof of being the appellant).
+    fn seen_with(appeal: AppealGist, scope: GrantScope) -> Self {
         PublicAppeal {
             id: appeal.id,
             state: appeal.state,
             filed_at: appeal.filed_at,
             decided_at: appeal.decided_at,
-            decision_note: appeal.decision_note,
+            decision_note: appeal.decision_note.filter(|_| scope == GrantScope::Owner),
         }
     }
 }
@@ -224,10 +227,13 @@ pub async fn lookup(
             )]))
         }
     };
+    // Every grant a lookup gives ends this long after it; showing the fine again with
+    // one hands on the same end, never a later one.
+    let grant_expires = Utc::now().timestamp() + GRANT_LIFETIME_S;
     let mut fines = Vec::with_capacity(numbers.len());
     for number in numbers {
         if let Some(view) = state.app.store.payer_view(&number, Utc::now()).await? {
-            fines.push(public_fine(&state, view, scope));
+            fines.push(public_fine(&state, view, scope, grant_expires));
         }
     }
     if fines.is_empty() {
@@ -242,8 +248,8 @@ pub async fn show(
     Path(number): Path<String>,
     Query(query): Query<GrantQuery>,
 ) -> Result<Json<PublicFine>, ApiError> {
-    let (view, scope) = granted_view(&state, &number, query.grant.as_deref()).await?;
-    Ok(Json(public_fine(&state, view, scope)))
+    let (view, scope, expires) = granted_view(&state, &number, query.grant.as_deref()).await?;
+    Ok(Json(public_fine(&state, view, scope, expires)))
 }
 
 /// `GET /api/v1/public/fines/{number}/frames/{n}?grant=`.
@@ -298,8 +304,8 @@ pub async fn qr_svg(
     Path(number): Path<String>,
     Query(query): Query<GrantQuery>,
 ) -> Result<Response, ApiError> {
-    let (view, scope) = granted_view(&state, &number, query.grant.as_deref()).await?;
-    let fine = public_fine(&state, view, scope);
+    let (view, scope, expires) = granted_view(&state, &number, query.grant.as_deref()).await?;
+    let fine = public_fine(&state, view, scope, expires);
     let payload = fine
         .qr_payload
         .ok_or_else(|| ApiError::NotFound(format!("a payment due on resolution {number}")))?;
@@ -329,7 +335,10 @@ pub async fn appeal(
     let record = file_appeal_for(&state, &case, request, PORTAL_ACTOR.to_owned()).await?;
     Ok((
         StatusCode::CREATED,
-        Json(PublicAppeal::from(AppealGist::from(&record))),
+        Json(PublicAppeal::seen_with(
+            AppealGist::from(&record),
+            GrantScope::Owner,
+        )),
     ))
 }
 
@@ -341,9 +350,12 @@ pub async fn leave_contact(
     State(state): State<ApiState>,
     Path(number): Path<String>,
     Query(query): Query<GrantQuery>,
+    parts: Parts,
     body: Result<Json<ContactRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ContactResult>), ApiError> {
     let (case, _) = owner_granted(&state, &number, query.grant.as_deref()).await?;
+    // Each address left sends messages at the city's cost: counted as lookups are.
+    count_against_address(&state, &parts)?;
     let request = json_body(body)?;
     let owner = state
         .app
@@ -363,7 +375,7 @@ async fn owner_granted(
     number: &str,
     grant: Option<&str>,
 ) -> Result<(CaseRecord, ResolutionRecord), ApiError> {
-    if grant_for(state, number, grant)? != GrantScope::Owner {
+    if grant_for(state, number, grant)?.0 != GrantScope::Owner {
         return Err(ApiError::GrantRequired);
     }
     let number = number.to_uppercase();
@@ -572,25 +584,31 @@ impl GrantScope {
 }
 
 /// What `grant` allows on the fine `number`, if it opens it.
-fn grant_for(state: &ApiState, number: &str, grant: Option<&str>) -> Result<GrantScope, ApiError> {
+/// The scope of a valid grant for `number`, and when it ends.
+fn grant_for(
+    state: &ApiState,
+    number: &str,
+    grant: Option<&str>,
+) -> Result<(GrantScope, i64), ApiError> {
     let grant = grant.ok_or(ApiError::GrantRequired)?;
     grant_scope(state, number, grant, Utc::now().timestamp()).ok_or(ApiError::GrantRequired)
 }
 
-/// The fine `number` names as its payer sees it, and what `grant` allows on it.
+/// The fine `number` names as its payer sees it, what `grant` allows on it, and when
+/// the grant ends.
 async fn granted_view(
     state: &ApiState,
     number: &str,
     grant: Option<&str>,
-) -> Result<(PayerView, GrantScope), ApiError> {
-    let scope = grant_for(state, number, grant)?;
+) -> Result<(PayerView, GrantScope, i64), ApiError> {
+    let (scope, expires) = grant_for(state, number, grant)?;
     let view = state
         .app
         .store
         .payer_view(&number.to_uppercase(), Utc::now())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("resolution {number}")))?;
-    Ok((view, scope))
+    Ok((view, scope, expires))
 }
 
 /// The key grants are signed with: derived from the server's own signing key, so
@@ -610,20 +628,22 @@ fn make_grant(state: &ApiState, number: &str, scope: GrantScope, expires: i64) -
     format!("{expires}.{}.{mac}", scope.letter())
 }
 
-/// The scope of a grant for `number` still valid at `now`.
-fn grant_scope(state: &ApiState, number: &str, grant: &str, now: i64) -> Option<GrantScope> {
+/// The scope of a grant for `number` still valid at `now`, and when it ends.
+fn grant_scope(state: &ApiState, number: &str, grant: &str, now: i64) -> Option<(GrantScope, i64)> {
     let mut parts = grant.splitn(3, '.');
     let expires = parts.next()?.parse::<i64>().ok()?;
     let scope = GrantScope::of_letter(parts.next()?)?;
     let expected = make_grant(state, number, scope, expires);
-    (expires > now && constant_time_eq(expected.as_bytes(), grant.as_bytes())).then_some(scope)
+    (expires > now && constant_time_eq(expected.as_bytes(), grant.as_bytes()))
+        .then_some((scope, expires))
 }
 
-fn public_fine(state: &ApiState, view: PayerView, scope: GrantScope) -> PublicFine {
+/// The fine as a citizen sees it, its links carrying a grant of `scope` that ends at
+/// `expires` (a lookup's: a fine shown again never lengthens its grant).
+fn public_fine(state: &ApiState, view: PayerView, scope: GrantScope, expires: i64) -> PublicFine {
     let resolution = view.resolution;
     let now = Utc::now();
     let number = resolution.number.clone();
-    let expires = now.timestamp() + GRANT_LIFETIME_S;
     let grant = make_grant(state, &number, scope, expires);
     let link = |path: &str| {
         state.app.link(&format!(
@@ -697,7 +717,9 @@ fn public_fine(state: &ApiState, view: PayerView, scope: GrantScope) -> PublicFi
         qr_payload,
         card_payment_url,
         contacts_url: (scope == GrantScope::Owner).then(|| link("/contacts")),
-        appeal: view.latest_appeal.map(PublicAppeal::from),
+        appeal: view
+            .latest_appeal
+            .map(|appeal| PublicAppeal::seen_with(appeal, scope)),
         payment_code: resolution.payment_code,
         grant_expires_at: DateTime::from_timestamp(expires, 0).unwrap_or(now),
         grant,

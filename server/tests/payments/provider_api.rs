@@ -685,6 +685,18 @@ async fn intents_take_part_and_over_payments_are_cancelled_and_reversed() {
     assert_eq!(over.status, 200, "{}", over.body);
     assert_eq!(over.body["payment"]["excess_minor"], 250_000);
     assert_eq!(api.state(1).await, CaseState::PaidDiscounted);
+    // A reversal of part of it names no payment: 1.00 taken back never takes the whole.
+    let part = api
+        .callback(&paid("e6a", "payment.reversed", "p-b1", &b, 100, None))
+        .await;
+    assert_eq!(
+        (part.status, part.body["code"].clone()),
+        (404, json!("unknown_payment")),
+        "{}",
+        part.body
+    );
+    assert_eq!(api.state(1).await, CaseState::PaidDiscounted);
+    assert!(api.payments(1).await[0].reversed_at.is_none());
     // Reversed: the fine is unpaid again; the same reversal again changes nothing.
     let reversal = paid("e6", "payment.reversed", "p-b1", &b, 500_000, None);
     let answer = api.callback(&reversal).await;
