@@ -316,15 +316,7 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
     assert_eq!(annulled.state, CaseState::Annulled);
     // A grant from a lookup by number opens the fine, not the owner's notices.
     let http = reqwest::Client::new();
-    let found: serde_json::Value = http
-        .post(format!("{base}/api/v1/public/lookups"))
-        .json(&json!({ "resolution": fine.number }))
-        .send()
-        .await
-        .expect("lookup")
-        .json()
-        .await
-        .expect("json");
+    let found = portal_lookup(&http, &base, json!({ "resolution": fine.number })).await;
     let by_number = &found["fines"][0];
     assert!(by_number["contacts_url"].is_null(), "{by_number}");
     // Showing the fine again with its grant hands on the same grant: never a later end.
@@ -344,19 +336,9 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
     assert_eq!(shown["grant_expires_at"], by_number["grant_expires_at"]);
     // The decided appeal's reasons are the owner's to read, not anyone's with the number.
     let appeal_of = |body: serde_json::Value| {
-        let http = http.clone();
-        let base = base.clone();
-        let number = appealed.number.clone();
+        let (http, base, number) = (http.clone(), base.clone(), appealed.number.clone());
         async move {
-            let found: serde_json::Value = http
-                .post(format!("{base}/api/v1/public/lookups"))
-                .json(&body)
-                .send()
-                .await
-                .expect("lookup")
-                .json()
-                .await
-                .expect("json");
+            let found = portal_lookup(&http, &base, body).await;
             found["fines"]
                 .as_array()
                 .expect("fines")
@@ -418,15 +400,12 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
 
     // Years later both settled fines are purged: the portal no longer finds them, nor
     // serves the PDF that names the owner, and the console says when it happened.
-    let by_owner: serde_json::Value = http
-        .post(format!("{base}/api/v1/public/lookups"))
-        .json(&json!({ "plate": "01 KG 000 ABC", "certificate": "KG01000000" }))
-        .send()
-        .await
-        .expect("lookup")
-        .json()
-        .await
-        .expect("json");
+    let by_owner = portal_lookup(
+        &http,
+        &base,
+        json!({ "plate": "01 KG 000 ABC", "certificate": "KG01000000" }),
+    )
+    .await;
     let owner_grant = by_owner["fines"][0]["grant"]
         .as_str()
         .expect("an owner's grant")
@@ -582,6 +561,22 @@ fn cookie_of(response: &reqwest::Response, name: &str) -> String {
 
 /// Through the identity provider to kozomol's callback, as a browser would go: the
 /// callback's URL (with the code and state) and the flow cookie.
+/// The portal's answer to a lookup of `body`.
+async fn portal_lookup(
+    http: &reqwest::Client,
+    base: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    http.post(format!("{base}/api/v1/public/lookups"))
+        .json(&body)
+        .send()
+        .await
+        .expect("lookup")
+        .json()
+        .await
+        .expect("json")
+}
+
 async fn provider_login(http: &reqwest::Client, base: &str, login: &str) -> (String, String) {
     let start = http
         .get(format!("{base}/console/oidc/login"))
