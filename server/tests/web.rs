@@ -417,10 +417,10 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         ))
         .send()
     };
-    assert_eq!(
-        pdf_of().await.expect("pdf").status(),
-        reqwest::StatusCode::OK
-    );
+    let pdf = pdf_of().await.expect("pdf");
+    assert_eq!(pdf.status(), reqwest::StatusCode::OK);
+    // It names the owner: kept by no browser cache.
+    assert_eq!(pdf.headers()[reqwest::header::CACHE_CONTROL], "no-store");
     // The letters no delivery worker sent here end, undeliverable, as the post's would.
     for channel in [
         kozomol_core::DeliveryChannel::Post,

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequest, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -272,6 +272,16 @@ pub async fn frame(
         frame.sha256,
     )
     .await
+    .map(kept_by_no_cache)
+}
+
+/// A portal answer that shows the owner's data is kept in no cache: the browser may be a
+/// shared one, and the grant that opened it ends in hours.
+fn kept_by_no_cache(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// `GET /api/v1/public/fines/{number}/pdf?grant=`: the signed resolution. It names the
@@ -294,7 +304,9 @@ pub async fn pdf(
         "resolution PDF",
     )
     .await?;
-    pdf_response(&state, &resolution).await
+    pdf_response(&state, &resolution)
+        .await
+        .map(kept_by_no_cache)
 }
 
 /// `GET /api/v1/public/fines/{number}/qr.svg?grant=`: the payment QR for what is due
@@ -327,10 +339,12 @@ pub async fn appeal(
     Path(number): Path<String>,
     Query(query): Query<GrantQuery>,
     parts: Parts,
-    body: Result<Json<AppealRequest>, JsonRejection>,
+    request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<PublicAppeal>), ApiError> {
     let (case, _) = owner_granted(&state, &number, query.grant.as_deref()).await?;
     count_against_address(&state, &parts)?;
+    // Read only now: a body of up to 20 MiB is no one's to send without a grant.
+    let body = Json::<AppealRequest>::from_request(request, &state).await;
     let request = json_body(body)?;
     let record = file_appeal_for(&state, &case, request, PORTAL_ACTOR.to_owned()).await?;
     Ok((
