@@ -481,7 +481,7 @@ impl PaymentLedger for PgStore {
         crate::postgres_appeals::withdraw_excess(
             &mut tx,
             before.case_id,
-            record.id,
+            &format!("payment {} was reversed", record.id),
             &reversal.reversed_by,
         )
         .await?;

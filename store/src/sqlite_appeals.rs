@@ -11,11 +11,12 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use crate::appeals::{
-    self, check_settlement, refund_columns, settlement_detail, takes_settlement, AppealDecided,
-    AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest, BulkVoidResult,
-    DeadlineWrite, DueClock, NewAppeal, RefundColumns, RefundRequestRecord, RefundSettled,
-    RefundSettlement, StoredClock, APPEALABLE, APPEAL_DECIDED, APPEAL_FILED, CASE_VOIDED,
-    CLOCKS_DATED, CLOSED, DEADLINE_PASSED, REFUND_REQUESTED, REFUND_SETTLED,
+    self, check_settlement, pays_back_withdrawn_excess, refund_columns, settlement_detail,
+    takes_settlement, AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord,
+    BulkVoidRequest, BulkVoidResult, DeadlineWrite, DueClock, NewAppeal, RefundColumns,
+    RefundRequestRecord, RefundSettled, RefundSettlement, StoredClock, APPEALABLE, APPEAL_DECIDED,
+    APPEAL_FILED, CASE_VOIDED, CLOCKS_DATED, CLOSED, DEADLINE_PASSED, REFUND_REQUESTED,
+    REFUND_SETTLED,
 };
 use crate::payments::PaymentRecord;
 use crate::recognition::{audit_row, delay_millis};
@@ -222,22 +223,22 @@ pub(crate) async fn excess_refunded(
     .is_some())
 }
 
-/// Withdraws the case's queued excess when one of its payments is reversed: what the
-/// rest of its money brings beyond the fine is worked out again.
+/// Withdraws the case's queued excess, saying why (`note`): when one of its payments is
+/// reversed, what the rest of its money brings beyond the fine is worked out again.
 pub(crate) async fn withdraw_excess(
     tx: &mut SqliteConnection,
     case_id: CaseId,
-    reversed_payment: i64,
+    note: &str,
     by: &str,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE refund_requests SET state = 'withdrawn', settled_at = ?, settled_by = ?, \
-         note = 'payment ' || ? || ' was reversed' \
+         note = ? \
          WHERE case_id = ? AND cause = 'excess' AND state = 'queued'",
     )
     .bind(ms(Utc::now()))
     .bind(by)
-    .bind(reversed_payment.to_string())
+    .bind(note)
     .bind(case_id.0)
     .execute(&mut *tx)
     .await?;
@@ -866,6 +867,13 @@ impl Appeals for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         let record = refund_from_row(&row)?;
+        if pays_back_withdrawn_excess(&before) {
+            let note = format!(
+                "excess refund request {} was paid back before the reversal that withdrew it",
+                record.id
+            );
+            withdraw_excess(&mut tx, record.case_id, &note, &settlement.settled_by).await?;
+        }
         insert_audit(
             &mut tx,
             &audit_row(

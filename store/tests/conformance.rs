@@ -205,6 +205,7 @@ conformance!(
         a_payers_view_reads_the_fine_at_once,
         a_reversed_payment_no_longer_counts,
         money_to_give_back_is_queued_and_settled_once,
+        an_excess_paid_back_before_its_reversal_withdraws_the_excess_queued_after,
         an_appeal_forfeits_the_discount,
         exact_payments_take_only_what_is_outstanding,
         payments_no_fine_can_take_are_refused,
@@ -5472,6 +5473,76 @@ async fn money_to_give_back_is_queued_and_settled_once(store: Arc<dyn Store>) {
             .filter(|row| row.action == "case.refund_settled")
             .count(),
         2
+    );
+}
+
+/// Finance paid back an excess, then a reversal withdrew it before that was recorded
+/// and queued the smaller excess the rest brings: recording the refund withdraws that
+/// one, or the payer would get both (the reversal only took money away).
+async fn an_excess_paid_back_before_its_reversal_withdraws_the_excess_queued_after(
+    store: Arc<dyn Store>,
+) {
+    use kozomol_store::{PaymentReversed, RefundOutcome, RefundSettled, RefundSettlement};
+    let numbers = issued(store.as_ref(), 1, &person()).await;
+    let number = &numbers[0];
+    // 1,000 then 3,000 against the discounted 2,500: 1,500 to give back.
+    applied(
+        store
+            .post_payment(&payment_for(store.as_ref(), number, "y-1", 100_000).await)
+            .await
+            .unwrap(),
+    );
+    let second = applied(
+        store
+            .post_payment(&payment_for(store.as_ref(), number, "y-2", 300_000).await)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(second.excess_minor, 150_000);
+    // Finance transfers the 1,500; before it records that, the 1,000 is reversed.
+    let code = store
+        .resolution(number)
+        .await
+        .unwrap()
+        .unwrap()
+        .payment_code;
+    assert!(matches!(
+        store
+            .reverse_payment(&reversal_of(&code, Some("y-1")))
+            .await
+            .unwrap(),
+        PaymentReversed::Reversed { .. }
+    ));
+    let requests = store.refund_requests(0, 20).await.unwrap();
+    let states: Vec<(i64, &str)> = requests
+        .iter()
+        .map(|r| (r.amount.minor, r.state.as_str()))
+        .collect();
+    assert_eq!(states, [(150_000, "withdrawn"), (50_000, "queued")]);
+    let settled = store
+        .settle_refund(&RefundSettlement {
+            id: requests[0].id,
+            outcome: RefundOutcome::Refunded,
+            reference: Some("TR-1".to_owned()),
+            note: None,
+            settled_by: "finance-1".to_owned(),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(settled, RefundSettled::Settled(_)), "{settled:?}");
+    let after: Vec<(i64, String)> = store
+        .refund_requests(0, 20)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.amount.minor, r.state))
+        .collect();
+    assert_eq!(
+        after,
+        [
+            (150_000, "refunded".to_owned()),
+            (50_000, "withdrawn".to_owned())
+        ]
     );
 }
 
