@@ -453,6 +453,9 @@ fn client_address(parts: &Parts, trusted: &[IpNet]) -> String {
 /// trusted proxy added, to the first address that is not a proxy's. What lies further
 /// left the client wrote itself and is never read.
 fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    // A server listening on `[::]` sees IPv4 peers as `::ffff:a.b.c.d`: compared, and
+    // counted, as the IPv4 addresses they are.
+    let peer = peer.to_canonical();
     let is_proxy = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_proxy(&peer) {
         return peer;
@@ -466,7 +469,7 @@ fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpA
         .collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        let Ok(ip) = hop.parse::<IpAddr>() else {
+        let Ok(ip) = hop.parse::<IpAddr>().map(|ip| ip.to_canonical()) else {
             break;
         };
         client = ip;
@@ -795,6 +798,10 @@ mod tests {
             ("10.1.1.1", None, "10.1.1.1"),
             ("10.1.1.1", Some("not-an-address"), "10.1.1.1"),
             ("10.1.1.1", Some("2001:db8:1:2::7"), "2001:db8:1:2::/64"),
+            // A server on `[::]` sees IPv4 peers mapped into IPv6.
+            ("::ffff:10.1.1.1", Some("198.51.100.1"), "198.51.100.1"),
+            ("::ffff:203.0.113.7", None, "203.0.113.7"),
+            ("10.1.1.1", Some("::ffff:198.51.100.1"), "198.51.100.1"),
         ] {
             let (mut parts, _) = axum::http::Request::new(()).into_parts();
             let addr = SocketAddr::new(peer.parse().expect("peer"), 40000);
