@@ -224,11 +224,44 @@ impl AttemptLimiter {
         if self.max_attempts == 0 {
             return Ok(());
         }
+        let mut attempts = self.lock();
+        match attempts.get_mut(key) {
+            Some(times) => self.left(times, Instant::now()),
+            None => Ok(()),
+        }
+    }
+
+    pub fn record(&self, key: &str) {
+        if self.max_attempts == 0 {
+            return;
+        }
         let now = Instant::now();
-        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(times) = attempts.get_mut(key) else {
+        let mut attempts = self.lock();
+        self.push(&mut attempts, key, now);
+    }
+
+    /// Takes one of `key`'s attempts if any is left in the window, else `Err(wait)`:
+    /// the check and the count under one lock, so requests arriving together cannot
+    /// all pass on the last attempt left.
+    pub fn try_acquire(&self, key: &str) -> Result<(), Duration> {
+        if self.max_attempts == 0 {
             return Ok(());
-        };
+        }
+        let now = Instant::now();
+        let mut attempts = self.lock();
+        if let Some(times) = attempts.get_mut(key) {
+            self.left(times, now)?;
+        }
+        self.push(&mut attempts, key, now);
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<Instant>>> {
+        self.attempts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `Err(wait)` when `times` (dropping those out of the window) fill it.
+    fn left(&self, times: &mut VecDeque<Instant>, now: Instant) -> Result<(), Duration> {
         while times
             .front()
             .is_some_and(|t| now.duration_since(*t) >= self.window)
@@ -242,12 +275,7 @@ impl AttemptLimiter {
         Err(self.window.saturating_sub(now.duration_since(oldest)))
     }
 
-    pub fn record(&self, key: &str) {
-        if self.max_attempts == 0 {
-            return;
-        }
-        let now = Instant::now();
-        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+    fn push(&self, attempts: &mut HashMap<String, VecDeque<Instant>>, key: &str, now: Instant) {
         if attempts.len() > LIMITER_SWEEP_ABOVE {
             let window = self.window;
             attempts.retain(|_, times| {
@@ -264,8 +292,7 @@ impl AttemptLimiter {
     }
 
     pub fn clear(&self, key: &str) {
-        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-        attempts.remove(key);
+        self.lock().remove(key);
     }
 }
 
@@ -591,6 +618,30 @@ mod tests {
             limiter.record("load generator");
         }
         assert!(limiter.check("load generator").is_ok());
+    }
+
+    #[test]
+    fn attempts_taken_at_once_never_pass_the_limit() {
+        let limiter = std::sync::Arc::new(AttemptLimiter::new(30, Duration::from_secs(600)));
+        let passed: usize = (0..8)
+            .map(|_| {
+                let limiter = std::sync::Arc::clone(&limiter);
+                std::thread::spawn(move || {
+                    (0..20)
+                        .filter(|_| limiter.try_acquire("198.51.100.1").is_ok())
+                        .count()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().expect("thread"))
+            .sum();
+        assert_eq!(passed, 30);
+        assert!(limiter.try_acquire("198.51.100.1").is_err());
+        assert!(
+            limiter.try_acquire("198.51.100.2").is_ok(),
+            "other addresses unaffected"
+        );
     }
 
     #[test]

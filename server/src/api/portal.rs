@@ -414,13 +414,12 @@ async fn owner_granted(
 /// row), against the caller's address; refused once the address has used its allowance.
 fn count_against_address(state: &ApiState, parts: &Parts) -> Result<(), ApiError> {
     let client = client_address(parts, &state.app.trusted_proxies);
-    if let Err(wait) = state.lookups.check(&client) {
+    if let Err(wait) = state.lookups.try_acquire(&client) {
         info!(client = %client, "portal request refused: too many from this address");
         return Err(ApiError::TooManyLookups {
             retry_after_s: wait.as_secs().max(1),
         });
     }
-    state.lookups.record(&client);
     Ok(())
 }
 
