@@ -319,7 +319,9 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
     let found = portal_lookup(&http, &base, json!({ "resolution": fine.number })).await;
     let by_number = &found["fines"][0];
     assert!(by_number["contacts_url"].is_null(), "{by_number}");
-    // Showing the fine again with its grant hands on the same grant: never a later end.
+    // Showing the fine again with its grant hands on the same grant: never a later end
+    // (a second on, when a fresh grant would end a second later).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let shown: serde_json::Value = http
         .get(format!(
             "{base}/api/v1/public/fines/{}?grant={}",
@@ -559,8 +561,6 @@ fn cookie_of(response: &reqwest::Response, name: &str) -> String {
         .to_owned()
 }
 
-/// Through the identity provider to kozomol's callback, as a browser would go: the
-/// callback's URL (with the code and state) and the flow cookie.
 /// The portal's answer to a lookup of `body`.
 async fn portal_lookup(
     http: &reqwest::Client,
@@ -577,6 +577,8 @@ async fn portal_lookup(
         .expect("json")
 }
 
+/// Through the identity provider to kozomol's callback, as a browser would go: the
+/// callback's URL (with the code and state) and the flow cookie.
 async fn provider_login(http: &reqwest::Client, base: &str, login: &str) -> (String, String) {
     let start = http
         .get(format!("{base}/console/oidc/login"))

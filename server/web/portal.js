@@ -37,8 +37,16 @@ function fineCard(fine) {
 }
 
 async function refresh(card, fine) {
-  const fresh = await api("GET", `/api/v1/public/fines/${encodeURIComponent(fine.number)}?grant=${encodeURIComponent(fine.grant)}`);
-  drawFine(card, fresh);
+  try {
+    const fresh = await api("GET", `/api/v1/public/fines/${encodeURIComponent(fine.number)}?grant=${encodeURIComponent(fine.grant)}`);
+    drawFine(card, fresh);
+  } catch (e) {
+    // A grant ends two hours after its lookup: the visitor looks the fine up again.
+    if (e.status !== 403) throw e;
+    const message = document.getElementById("lookup-message");
+    message.className = "error";
+    message.textContent = t("grant-expired");
+  }
 }
 
 function drawFine(card, fine) {
@@ -110,7 +118,8 @@ function appealSection(card, fine) {
       await refresh(card, fine);
     } catch (e) {
       message.className = "error";
-      message.textContent = e.status === 409 ? t("appeal-not-taken") : `${t("appeal-failed")} ${e.message}`;
+      message.textContent = e.status === 409 ? t("appeal-not-taken")
+        : e.status === 403 ? t("grant-expired") : `${t("appeal-failed")} ${e.message}`;
     }
   });
   section.append(form);

@@ -310,6 +310,23 @@ pub(crate) fn pays_back_withdrawn_excess(before: &RefundRequestRecord) -> bool {
     before.state == "withdrawn" && before.cause == "excess"
 }
 
+/// Which of the queued excess requests `queued` (id, amount; newest first) a refund
+/// of `paid_back` already made covers, and what each is left at: 0 withdraws it.
+/// Table-tested.
+pub(crate) fn covered_excess(queued: &[(i64, i64)], paid_back: i64) -> Vec<(i64, i64)> {
+    let mut left = paid_back;
+    let mut covered = Vec::new();
+    for &(id, amount) in queued {
+        if left <= 0 {
+            break;
+        }
+        let taken = amount.min(left);
+        covered.push((id, amount - taken));
+        left -= taken;
+    }
+    covered
+}
+
 /// The audit detail of a settlement of a request that was `before`.
 pub(crate) fn settlement_detail(record: &RefundRequestRecord, before: &str) -> String {
     serde_json::json!({
@@ -431,6 +448,36 @@ mod settlement_tests {
                 takes_settlement(state, outcome),
                 takes,
                 "{state} {outcome:?}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::covered_excess;
+
+    #[test]
+    fn a_refund_made_covers_the_newest_queued_excess_first() {
+        for (queued, paid_back, covered) in [
+            // The reversal queued 500 again after 1,500 had left: withdrawn.
+            (vec![(2, 50_000)], 150_000, vec![(2, 0)]),
+            // Paid again since: 3,500 queued, 1,500 of it left already.
+            (vec![(3, 350_000)], 150_000, vec![(3, 200_000)]),
+            // Two queued, newest first: the newest withdrawn, the older cut.
+            (
+                vec![(5, 40_000), (4, 100_000)],
+                100_000,
+                vec![(5, 0), (4, 40_000)],
+            ),
+            (vec![(6, 10_000)], 10_000, vec![(6, 0)]),
+            (vec![], 150_000, vec![]),
+            (vec![(7, 10_000)], 0, vec![]),
+        ] {
+            assert_eq!(
+                covered_excess(&queued, paid_back),
+                covered,
+                "{queued:?} {paid_back}"
             );
         }
     }

@@ -51,7 +51,9 @@ pub struct CameraStatusUpdate {
     /// will the broker publishes when the camera drops off): the broker's word that
     /// it is so now, which always applies, dated `received_at` or just after the
     /// status it replaces, whichever is later, so that none of the camera's statuses
-    /// before it (the last one, handled late by a second ingest process) undoes it.
+    /// before it (the last one, handled late by a second ingest process) undoes it;
+    /// one that changes nothing (a retained will delivered again when ingest
+    /// reconnects) keeps the date of the state, so "offline since" stays true.
     pub at: Option<DateTime<Utc>>,
     /// When the status arrived, by this server's clock.
     pub received_at: DateTime<Utc>,

@@ -15,7 +15,7 @@ use tracing::debug;
 use uuid::Uuid;
 
 use crate::accounts::{self, account_columns};
-use crate::audit::{now_millis, AuditRow};
+use crate::audit::{now_millis, whole_millis, AuditRow};
 use crate::batch::{self, BatchPlan, CaseKey, CreatedRows};
 use crate::checks;
 use crate::error::{corrupt, db_error};
@@ -218,14 +218,15 @@ impl CameraRegister for PgStore {
         // `CameraStatusUpdate::at` for a status with no time).
         sqlx::query(
             "UPDATE cameras SET online = $1, outbox_depth = $2, clock_offset_ms = $3, \
-             status_at = COALESCE($4, GREATEST(status_at + interval '1 millisecond', $5)) \
+             status_at = COALESCE($4, CASE WHEN online = $1 AND status_at IS NOT NULL THEN status_at \
+             ELSE GREATEST(status_at + interval '1 millisecond', $5) END) \
              WHERE camera_id = $6 AND ($4::timestamptz IS NULL OR status_at IS NULL OR status_at <= $4)",
         )
         .bind(status.online)
         .bind(status.outbox_depth)
         .bind(status.clock_offset_ms)
-        .bind(status.at)
-        .bind(status.received_at)
+        .bind(status.at.map(whole_millis))
+        .bind(whole_millis(status.received_at))
         .bind(id.as_str())
         .execute(&self.pool)
         .await?;

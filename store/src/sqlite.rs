@@ -265,7 +265,8 @@ impl CameraRegister for SqliteStore {
         let at = status.at.map(ms);
         sqlx::query(
             "UPDATE cameras SET online = ?1, outbox_depth = ?2, clock_offset_ms = ?3, \
-             status_at = COALESCE(?4, max(COALESCE(status_at + 1, ?5), ?5)) \
+             status_at = COALESCE(?4, CASE WHEN online = ?1 AND status_at IS NOT NULL THEN status_at \
+             ELSE max(COALESCE(status_at + 1, ?5), ?5) END) \
              WHERE camera_id = ?6 AND (?4 IS NULL OR status_at IS NULL OR status_at <= ?4)",
         )
         .bind(status.online)

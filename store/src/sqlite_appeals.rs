@@ -245,6 +245,45 @@ pub(crate) async fn withdraw_excess(
     Ok(())
 }
 
+/// What a refund recorded on an excess a reversal withdrew (`paid_back`) covers of the
+/// case's queued excess, newest first: those it covers whole are withdrawn, the one it
+/// covers in part keeps the rest. The reversal only took money away, so whatever was
+/// queued since is owed less what already left.
+async fn cover_queued_excess(
+    tx: &mut SqliteConnection,
+    paid_back: &RefundRequestRecord,
+    by: &str,
+) -> Result<(), StoreError> {
+    let queued: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT id, amount_minor FROM refund_requests \
+         WHERE case_id = ? AND cause = 'excess' AND state = 'queued' ORDER BY id DESC",
+    )
+    .bind(paid_back.case_id.0)
+    .fetch_all(&mut *tx)
+    .await?;
+    let note = format!(
+        "excess refund request {} was paid back before the reversal that withdrew it",
+        paid_back.id
+    );
+    for (id, amount) in appeals::covered_excess(&queued, paid_back.amount.minor) {
+        let sql = if amount == 0 {
+            "UPDATE refund_requests SET state = 'withdrawn', settled_at = ?, settled_by = ?, \
+             note = ? WHERE id = ?"
+        } else {
+            "UPDATE refund_requests SET amount_minor = ?, detail = detail || ' (less ' || ? || ')', \
+             note = ? WHERE id = ?"
+        };
+        let query = sqlx::query(sql);
+        let query = if amount == 0 {
+            query.bind(ms(Utc::now())).bind(by)
+        } else {
+            query.bind(amount).bind(paid_back.amount.to_string())
+        };
+        query.bind(&note).bind(id).execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
 /// After a reversal: queues what the case's standing money still brings beyond the
 /// fine (`excess`, as the ledger settles it), less the excess finance cancelled, on
 /// `latest`, the newest payment still standing.
@@ -868,11 +907,7 @@ impl Appeals for SqliteStore {
         .await?;
         let record = refund_from_row(&row)?;
         if pays_back_withdrawn_excess(&before) {
-            let note = format!(
-                "excess refund request {} was paid back before the reversal that withdrew it",
-                record.id
-            );
-            withdraw_excess(&mut tx, record.case_id, &note, &settlement.settled_by).await?;
+            cover_queued_excess(&mut tx, &record, &settlement.settled_by).await?;
         }
         insert_audit(
             &mut tx,

@@ -495,7 +495,28 @@ async fn camera_status_keeps_the_newest(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(!store.camera(&cam("cam-1")).await.unwrap().unwrap().online);
-    // A will arriving after the status it follows is dated on arrival.
+    // The retained will delivered again when ingest reconnects changes nothing: the
+    // camera is offline since it first came.
+    let again = CameraStatusUpdate {
+        received_at: t(50),
+        ..will.clone()
+    };
+    store
+        .record_camera_status(&cam("cam-1"), &again)
+        .await
+        .unwrap();
+    let got = store.camera(&cam("cam-1")).await.unwrap().unwrap();
+    assert_eq!(got.status_at, Some(t(45) + Duration::milliseconds(1)));
+    // Back by a status with no time, then a will after it: dated on arrival.
+    let back = CameraStatusUpdate {
+        online: true,
+        received_at: t(48),
+        ..will.clone()
+    };
+    store
+        .record_camera_status(&cam("cam-1"), &back)
+        .await
+        .unwrap();
     let later = CameraStatusUpdate {
         received_at: t(50),
         ..will
@@ -504,15 +525,8 @@ async fn camera_status_keeps_the_newest(store: Arc<dyn Store>) {
         .record_camera_status(&cam("cam-1"), &later)
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .camera(&cam("cam-1"))
-            .await
-            .unwrap()
-            .unwrap()
-            .status_at,
-        Some(t(50))
-    );
+    let got = store.camera(&cam("cam-1")).await.unwrap().unwrap();
+    assert_eq!(got.status_at, Some(t(50)));
     // The camera back, by its clock: a status newer than the will's date applies.
     store
         .record_camera_status(&cam("cam-1"), &status(true, 0, 51))
@@ -5180,6 +5194,17 @@ async fn a_reversed_payment_no_longer_counts(store: Arc<dyn Store>) {
     assert!(matches!(
         store.reverse_payment(&reversal_of(&code, Some("r-2"))).await.unwrap(),
         PaymentReversed::AlreadyReversed(p) if p.id == rest.id
+    ));
+    // A reversal naming another amount than the payment's is not of that payment: 1.00
+    // taken back never takes back the whole.
+    let mut partial = reversal_of(&code, Some("r-1"));
+    partial.amount = Some(kozomol_core::Money::new(
+        part.amount.minor - 100,
+        part.amount.currency,
+    ));
+    assert!(matches!(
+        store.reverse_payment(&partial).await.unwrap(),
+        PaymentReversed::NoPayment
     ));
     // The first payment too: the case is as if never paid.
     assert!(matches!(

@@ -345,8 +345,8 @@ pub async fn appeal(
     count_against_address(&state, &parts)?;
     // Read only now: a body of up to 20 MiB is no one's to send without a grant.
     let body = Json::<AppealRequest>::from_request(request, &state).await;
-    let request = json_body(body)?;
-    let record = file_appeal_for(&state, &case, request, PORTAL_ACTOR.to_owned()).await?;
+    let appeal = json_body(body)?;
+    let record = file_appeal_for(&state, &case, appeal, PORTAL_ACTOR.to_owned()).await?;
     Ok((
         StatusCode::CREATED,
         Json(PublicAppeal::seen_with(
@@ -599,8 +599,7 @@ impl GrantScope {
     }
 }
 
-/// What `grant` allows on the fine `number`, if it opens it.
-/// The scope of a valid grant for `number`, and when it ends.
+/// What `grant` allows on the fine `number`, if it opens it, and when it ends.
 fn grant_for(
     state: &ApiState,
     number: &str,

@@ -110,7 +110,8 @@ pub async fn endpoint(State(state): State<ApiState>, request: axum::extract::Req
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+        // A server on `[::]` sees an IPv4 security server as `::ffff:a.b.c.d`.
+        .map(|ConnectInfo(addr)| addr.ip().to_canonical());
     let headers: HeaderMap = request.headers().clone();
     let body = match axum::body::to_bytes(request.into_body(), BODY_LIMIT).await {
         Ok(body) => body,

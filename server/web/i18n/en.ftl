@@ -16,6 +16,7 @@ searching = Searching…
 found = Fines found: { $count }
 nothing-found = No fine found. Check what you entered.
 too-many-lookups = Too many lookups. Try again later.
+grant-expired = This page has expired: look the fine up again.
 lookup-failed = The lookup failed. Try again later.
 resolution = Resolution
 violation = Violation
