@@ -124,6 +124,18 @@ macro_rules! select_cameras {
     };
 }
 
+/// Ends a transaction that took row locks and changed nothing, answering `answer`.
+/// Rolled back now, not when the dropped transaction's connection is next used: until
+/// then its locks stay held, and a claim that skips locked rows (`SKIP LOCKED`) would
+/// pass the case over.
+pub(crate) async fn finish_unchanged<T>(
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    answer: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    tx.rollback().await?;
+    answer
+}
+
 #[async_trait]
 impl CameraRegister for PgStore {
     async fn register_camera(&self, camera: &CameraRegistration) -> Result<(), StoreError> {

@@ -594,18 +594,6 @@ impl CaseClocks for PgStore {
     }
 }
 
-/// Ends a transaction that took row locks and changed nothing, answering `answer`.
-/// Rolled back now, not when the dropped transaction's connection is next used: until
-/// then its locks stay held, and a claim that skips locked rows (`SKIP LOCKED`) would
-/// pass the case over.
-async fn finish_unchanged<T>(
-    tx: sqlx::Transaction<'_, sqlx::Postgres>,
-    answer: Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    tx.rollback().await?;
-    answer
-}
-
 #[async_trait]
 impl Appeals for PgStore {
     async fn file_appeal(&self, appeal: &NewAppeal) -> Result<AppealFiled, StoreError> {
@@ -622,11 +610,11 @@ impl Appeals for PgStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
-            return finish_unchanged(tx, Ok(AppealFiled::NoResolution)).await;
+            return crate::postgres::finish_unchanged(tx, Ok(AppealFiled::NoResolution)).await;
         };
         let state = decode::state(&row.try_get::<String, _>("state")?)?;
         let Some(number) = row.try_get::<Option<String>, _>("number")? else {
-            return finish_unchanged(tx, Ok(AppealFiled::NoResolution)).await;
+            return crate::postgres::finish_unchanged(tx, Ok(AppealFiled::NoResolution)).await;
         };
         if state == CaseState::Appealed {
             let open: i64 =
@@ -634,10 +622,11 @@ impl Appeals for PgStore {
                     .bind(appeal.case_id.0)
                     .fetch_one(&mut *tx)
                     .await?;
-            return finish_unchanged(tx, Ok(AppealFiled::AlreadyOpen(open))).await;
+            return crate::postgres::finish_unchanged(tx, Ok(AppealFiled::AlreadyOpen(open))).await;
         }
         if !APPEALABLE.contains(&state) {
-            return finish_unchanged(tx, Ok(AppealFiled::NotAppealable(state))).await;
+            return crate::postgres::finish_unchanged(tx, Ok(AppealFiled::NotAppealable(state)))
+                .await;
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO appeals (case_id, resolution_number, appellant, contact, grounds, \
@@ -738,10 +727,11 @@ impl Appeals for PgStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(appeal) = appeal_by(&mut tx, false, id).await?.pop() else {
-            return finish_unchanged(tx, Ok(AppealDecided::NotFound)).await;
+            return crate::postgres::finish_unchanged(tx, Ok(AppealDecided::NotFound)).await;
         };
         if appeal.state != AppealState::Filed {
-            return finish_unchanged(tx, Ok(AppealDecided::NotOpen(appeal.state))).await;
+            return crate::postgres::finish_unchanged(tx, Ok(AppealDecided::NotOpen(appeal.state)))
+                .await;
         }
         sqlx::query(
             "UPDATE appeals SET state = $1, decided_by = $2, decided_at = $3, decision_note = $4 \
@@ -938,11 +928,15 @@ impl Appeals for PgStore {
         .fetch_optional(&mut *tx)
         .await?
         else {
-            return finish_unchanged(tx, Ok(RefundSettled::NotFound)).await;
+            return crate::postgres::finish_unchanged(tx, Ok(RefundSettled::NotFound)).await;
         };
         let before = refund_from_row(&row)?;
         if !takes_settlement(&before.state, settlement.outcome) {
-            return finish_unchanged(tx, Ok(RefundSettled::AlreadySettled(before))).await;
+            return crate::postgres::finish_unchanged(
+                tx,
+                Ok(RefundSettled::AlreadySettled(before)),
+            )
+            .await;
         }
         let now = crate::audit::now_millis();
         let row = sqlx::query(concat!(

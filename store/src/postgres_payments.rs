@@ -423,7 +423,11 @@ impl PaymentLedger for PgStore {
         .fetch_one(&mut *tx)
         .await?;
         if purged || !payments::reversible(before.state) {
-            return Ok(PaymentReversed::NotReversible(before.state));
+            return crate::postgres::finish_unchanged(
+                tx,
+                Ok(PaymentReversed::NotReversible(before.state)),
+            )
+            .await;
         }
         let number = before.resolution_number.clone();
         let row = match &reversal.external_id {
@@ -460,14 +464,22 @@ impl PaymentLedger for PgStore {
             }
         };
         let Some(row) = row else {
-            return Ok(PaymentReversed::NoPayment);
+            return crate::postgres::finish_unchanged(tx, Ok(PaymentReversed::NoPayment)).await;
         };
         let mut record = payment_from_row(&row)?;
         if record.reversed_at.is_some() {
-            return Ok(PaymentReversed::AlreadyReversed(record));
+            return crate::postgres::finish_unchanged(
+                tx,
+                Ok(PaymentReversed::AlreadyReversed(record)),
+            )
+            .await;
         }
         if crate::postgres_appeals::excess_refunded(&mut tx, before.case_id).await? {
-            return Ok(PaymentReversed::NotReversible(before.state));
+            return crate::postgres::finish_unchanged(
+                tx,
+                Ok(PaymentReversed::NotReversible(before.state)),
+            )
+            .await;
         }
         let now = now_millis();
         sqlx::query("UPDATE payments SET reversed_at = $1, reversed_by = $2, reversal_reason = $3 WHERE id = $4")
