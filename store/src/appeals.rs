@@ -303,9 +303,8 @@ pub(crate) fn takes_settlement(state: &str, outcome: RefundOutcome) -> bool {
 }
 
 /// Whether settling `before` (taken by [`takes_settlement`]) pays back an excess a
-/// reversal withdrew: the transfer went before the reversal, so the excess queued
-/// again after it is owed no more (the reversal only took money away, and what left
-/// is at least what is owed now) and is withdrawn; finance recovers any difference.
+/// reversal withdrew: the transfer went before the reversal, so what left covers the
+/// excess queued since ([`covered_excess`]); finance recovers any difference.
 pub(crate) fn pays_back_withdrawn_excess(before: &RefundRequestRecord) -> bool {
     before.state == "withdrawn" && before.cause == "excess"
 }

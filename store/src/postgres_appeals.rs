@@ -222,22 +222,22 @@ pub(crate) async fn excess_refunded(
     .is_some())
 }
 
-/// Withdraws the case's queued excess, saying why (`note`): when one of its payments is
-/// reversed, what the rest of its money brings beyond the fine is worked out again.
+/// Withdraws the case's queued excess when one of its payments is reversed: what the
+/// rest of its money brings beyond the fine is worked out again.
 pub(crate) async fn withdraw_excess(
     tx: &mut PgConnection,
     case_id: CaseId,
-    note: &str,
+    reversed_payment: i64,
     by: &str,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE refund_requests SET state = 'withdrawn', settled_at = $1, settled_by = $2, \
-         note = $3 \
+         note = 'payment ' || $3 || ' was reversed' \
          WHERE case_id = $4 AND cause = 'excess' AND state = 'queued'",
     )
     .bind(Utc::now())
     .bind(by)
-    .bind(note)
+    .bind(reversed_payment.to_string())
     .bind(case_id.0)
     .execute(&mut *tx)
     .await?;
@@ -265,18 +265,20 @@ async fn cover_queued_excess(
         paid_back.id
     );
     for (id, amount) in appeals::covered_excess(&queued, paid_back.amount.minor) {
-        let sql = if amount == 0 {
-            "UPDATE refund_requests SET state = 'withdrawn', settled_at = $1, settled_by = $2, \
-             note = $3 WHERE id = $4"
-        } else {
-            "UPDATE refund_requests SET amount_minor = $1, detail = detail || ' (less ' || $2 || ')', \
-             note = $3 WHERE id = $4"
-        };
-        let query = sqlx::query(sql);
         let query = if amount == 0 {
-            query.bind(Utc::now()).bind(by)
+            sqlx::query(
+                "UPDATE refund_requests SET state = 'withdrawn', settled_at = $1, \
+                 settled_by = $2, note = $3 WHERE id = $4",
+            )
+            .bind(Utc::now())
+            .bind(by)
         } else {
-            query.bind(amount).bind(paid_back.amount.to_string())
+            sqlx::query(
+                "UPDATE refund_requests SET amount_minor = $1, \
+                 detail = detail || ' (less ' || $2 || ')', note = $3 WHERE id = $4",
+            )
+            .bind(amount)
+            .bind(paid_back.amount.to_string())
         };
         query.bind(&note).bind(id).execute(&mut *tx).await?;
     }

@@ -493,7 +493,7 @@ impl PaymentLedger for PgStore {
         crate::postgres_appeals::withdraw_excess(
             &mut tx,
             before.case_id,
-            &format!("payment {} was reversed", record.id),
+            record.id,
             &reversal.reversed_by,
         )
         .await?;

@@ -223,22 +223,22 @@ pub(crate) async fn excess_refunded(
     .is_some())
 }
 
-/// Withdraws the case's queued excess, saying why (`note`): when one of its payments is
-/// reversed, what the rest of its money brings beyond the fine is worked out again.
+/// Withdraws the case's queued excess when one of its payments is reversed: what the
+/// rest of its money brings beyond the fine is worked out again.
 pub(crate) async fn withdraw_excess(
     tx: &mut SqliteConnection,
     case_id: CaseId,
-    note: &str,
+    reversed_payment: i64,
     by: &str,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE refund_requests SET state = 'withdrawn', settled_at = ?, settled_by = ?, \
-         note = ? \
+         note = 'payment ' || ? || ' was reversed' \
          WHERE case_id = ? AND cause = 'excess' AND state = 'queued'",
     )
     .bind(ms(Utc::now()))
     .bind(by)
-    .bind(note)
+    .bind(reversed_payment.to_string())
     .bind(case_id.0)
     .execute(&mut *tx)
     .await?;
@@ -266,18 +266,20 @@ async fn cover_queued_excess(
         paid_back.id
     );
     for (id, amount) in appeals::covered_excess(&queued, paid_back.amount.minor) {
-        let sql = if amount == 0 {
-            "UPDATE refund_requests SET state = 'withdrawn', settled_at = ?, settled_by = ?, \
-             note = ? WHERE id = ?"
-        } else {
-            "UPDATE refund_requests SET amount_minor = ?, detail = detail || ' (less ' || ? || ')', \
-             note = ? WHERE id = ?"
-        };
-        let query = sqlx::query(sql);
         let query = if amount == 0 {
-            query.bind(ms(Utc::now())).bind(by)
+            sqlx::query(
+                "UPDATE refund_requests SET state = 'withdrawn', settled_at = ?, \
+                 settled_by = ?, note = ? WHERE id = ?",
+            )
+            .bind(ms(Utc::now()))
+            .bind(by)
         } else {
-            query.bind(amount).bind(paid_back.amount.to_string())
+            sqlx::query(
+                "UPDATE refund_requests SET amount_minor = ?, \
+                 detail = detail || ' (less ' || ? || ')', note = ? WHERE id = ?",
+            )
+            .bind(amount)
+            .bind(paid_back.amount.to_string())
         };
         query.bind(&note).bind(id).execute(&mut *tx).await?;
     }

@@ -429,7 +429,7 @@ impl PaymentLedger for SqliteStore {
         crate::sqlite_appeals::withdraw_excess(
             &mut tx,
             before.case_id,
-            &format!("payment {} was reversed", record.id),
+            record.id,
             &reversal.reversed_by,
         )
         .await?;
