@@ -1260,7 +1260,24 @@ fn web_paths() -> Value {
     let no_grant = problem(
         "No grant, or one not for this fine or expired (`grant_required`); look the fine up again.",
     );
-    json!({
+    // Apart: one `json!` of every path would pass the macro recursion limit.
+    let confirm_contact = json!({ "post": {
+        "operationId": "confirmPublicContact",
+        "summary": "The code sent to the contact: the right one stores the contact for this vehicle's notices; 5 tries per code.",
+        "security": [],
+        "parameters": [number.clone(), path_param("handle", "The request's handle (`handle` of the 202).", json!({ "type": "string" })), grant.clone()],
+        "requestBody": body_of("ContactCode"),
+        "responses": {
+            "201": json_of("Confirmed and added.", "ContactResult"),
+            "200": json_of("Confirmed; the contact was known already.", "ContactResult"),
+            "400": problem("Body not JSON (`bad_request`)."),
+            "403": no_grant.clone(),
+            "404": problem("No such resolution, or no such request for it (`not_found`)."),
+            "409": problem("The code expired, was used, or was mistyped 5 times: ask for a new one (`conflict`)."),
+            "422": problem("Not six digits, or the wrong code; the detail says how many tries are left (`validation_failed`).")
+        }
+    }});
+    let mut paths = json!({
         "/api/v1/auth/session": {
             "post": {
                 "operationId": "openSession",
@@ -1354,18 +1371,19 @@ fn web_paths() -> Value {
         }},
         "/api/v1/public/fines/{number}/contacts": { "post": {
             "operationId": "leavePublicContact",
-            "summary": "The owner leaves a phone number (E.164) or e-mail address for notices of this resolution (if not yet delivered) and every later one. Only with a grant from a lookup by plate and registration certificate.",
+            "summary": "The owner asks for notices of this vehicle's resolutions (this one if not yet delivered, and every later one) at a phone number (E.164) or e-mail address: a six-digit code goes there, valid 15 minutes; the contact is stored only when it comes back (`confirm_url`). Only with a grant from a lookup by plate and registration certificate; counted against the caller's address as lookups are.",
             "security": [],
             "parameters": [number.clone(), grant.clone()],
             "requestBody": body_of("ContactRequest"),
             "responses": {
-                "201": json_of("Added.", "ContactResult"),
-                "200": json_of("Known already; nothing changed.", "ContactResult"),
+                "202": json_of("The code was sent.", "ContactConfirmationRequested"),
                 "400": problem("Body not JSON (`bad_request`)."),
                 "403": problem("No grant, or one from a lookup by number or payment code (`grant_required`)."),
                 "404": problem("No such resolution (`not_found`)."),
                 "409": problem("The resolution names no owner (`conflict`)."),
-                "422": problem("Unknown channel, or an address that channel cannot use (`validation_failed`).")
+                "422": problem("Unknown channel, one this server sends nothing by, or an address that channel cannot use (`validation_failed`)."),
+                "429": problem("Too many requests from this address; see Retry-After (`too_many_lookups`)."),
+                "503": problem("The channel did not take the code; try again later (`code_not_sent`).")
             }
         }},
         "/api/v1/public/fines/{number}/appeals": { "post": {
@@ -1476,7 +1494,9 @@ fn web_paths() -> Value {
                 "503": { "description": "This kozomol provides no smartcity-service (a SOAP fault)." }
             }
         }}
-    })
+    });
+    paths["/api/v1/public/fines/{number}/contacts/{handle}"] = confirm_contact;
+    paths
 }
 
 /// `a` with `b`'s entries added.
@@ -1904,6 +1924,22 @@ fn components() -> Value {
     schemas.insert("ContactRequest".into(), json!({
         "type": "object", "required": ["channel", "address"],
         "properties": { "channel": { "type": "string", "enum": ["sms", "email"] }, "address": text }
+    }));
+    schemas.insert(
+        "ContactConfirmationRequested".into(),
+        json!({
+            "type": "object", "required": ["handle", "confirm_url", "expires_at", "tries"],
+            "properties": {
+                "handle": text,
+                "confirm_url": { "type": "string", "description": "Where the code is posted." },
+                "expires_at": instant,
+                "tries": { "type": "integer", "description": "How many codes may be typed." }
+            }
+        }),
+    );
+    schemas.insert("ContactCode".into(), json!({
+        "type": "object", "required": ["code"],
+        "properties": { "code": { "type": "string", "description": "The six digits sent to the contact." } }
     }));
     schemas.insert("ContactResult".into(), json!({
         "type": "object", "required": ["id", "planned", "already_known"],

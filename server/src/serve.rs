@@ -25,7 +25,8 @@ use kozomol_fines::catalogue::Catalogue;
 use kozomol_fines::clocks::DatingStage;
 use kozomol_fines::delivery::standin::StandInGateway;
 use kozomol_fines::delivery::{
-    DeliveryConfig, DeliveryWorker, SmsGateway, SmsGatewayConfig, SmtpMailer, SubscriberNotifier,
+    DeliveryConfig, DeliveryWorker, MessageSender, SmsGateway, SmsGatewayConfig, SmtpMailer,
+    SubscriberNotifier,
 };
 use kozomol_fines::issuing::{Issuer, IssuingStage};
 use kozomol_fines::lookup::LookupStage;
@@ -216,12 +217,20 @@ pub async fn run(
         _demo_sms = Some(gateway);
     }
 
+    // The channels' senders, shared by the delivery worker and the portal's contact
+    // confirmations.
+    let senders = if d.enabled {
+        message_senders(&settings, sms)?
+    } else {
+        Vec::new()
+    };
+
     if plan.parts.contains(&Part::Fines) {
         let mut worker = fines_worker(
             &settings,
             &instance,
             registry_config,
-            sms,
+            senders.clone(),
             &resolution_keys,
             Arc::clone(&evidence),
         )?;
@@ -275,6 +284,7 @@ pub async fn run(
         state.card_checkout_url = settings.portal.card_checkout_url.clone();
         // Checked by `Settings::validate` before serving.
         state.trusted_proxies = Arc::new(settings.http.proxies().unwrap_or_default());
+        state.contact_channels = Arc::new(senders.clone());
         state.oidc = settings
             .oidc
             .clone()
@@ -526,12 +536,29 @@ pub fn parse_public_key(hex_key: &str) -> Option<ed25519_dalek::VerifyingKey> {
     ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok()
 }
 
+/// The SMS gateway (`sms`, the demo's stand-in where the settings name none) and the
+/// mail server the settings name.
+fn message_senders(
+    settings: &Settings,
+    sms: Option<SmsGatewayConfig>,
+) -> Result<Vec<Arc<dyn MessageSender>>, ServeError> {
+    let fail = |e: kozomol_fines::delivery::DeliveryError| ServeError::Fines(e.to_string());
+    let mut senders: Vec<Arc<dyn MessageSender>> = Vec::new();
+    if let Some(sms) = sms {
+        senders.push(Arc::new(SmsGateway::new(sms).map_err(fail)?));
+    }
+    if let Some(smtp) = settings.delivery.smtp().map_err(fail)? {
+        senders.push(Arc::new(SmtpMailer::new(smtp).map_err(fail)?));
+    }
+    Ok(senders)
+}
+
 /// The fines stages as the settings describe them.
 fn fines_worker(
     settings: &Settings,
     instance: &str,
     registry: Option<kozomol_tunduk::RegistryConfig>,
-    sms: Option<SmsGatewayConfig>,
+    senders: Vec<Arc<dyn MessageSender>>,
     keys: &ResolutionKeys,
     evidence: Arc<EvidenceStore>,
 ) -> Result<FinesWorker, ServeError> {
@@ -613,13 +640,10 @@ fn fines_worker(
         let fail = |e: kozomol_fines::delivery::DeliveryError| ServeError::Fines(e.to_string());
         let config = DeliveryConfig::new(worker("delivery"), settings.public_base_url());
         let mut delivery = DeliveryWorker::new(config, Arc::clone(&evidence)).map_err(fail)?;
-        if let Some(sms) = sms {
-            delivery = delivery.with_sender(Arc::new(SmsGateway::new(sms).map_err(fail)?));
+        for sender in senders {
+            delivery = delivery.with_sender(sender);
         }
         let d = &settings.delivery;
-        if let Some(smtp) = d.smtp().map_err(fail)? {
-            delivery = delivery.with_sender(Arc::new(SmtpMailer::new(smtp).map_err(fail)?));
-        }
         if d.post {
             delivery = delivery.with_post();
         }

@@ -700,6 +700,11 @@ fn public_routes() -> Vec<(Method, &'static str, &'static str)> {
         ),
         (
             Method::POST,
+            "/api/v1/public/fines/{number}/contacts/{handle}",
+            "/api/v1/public/fines/KG-BSK-2026-0000001/contacts/ab12?grant=1.o.00",
+        ),
+        (
+            Method::POST,
             "/api/v1/public/fines/{number}/appeals",
             "/api/v1/public/fines/KG-BSK-2026-0000001/appeals?grant=1.00",
         ),

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use kozomol_core::{CameraId, CaseId, CaseState, PlateRead};
+use kozomol_fines::delivery::standin::StandInGateway;
+use kozomol_fines::delivery::{SmsGateway, SmsGatewayConfig};
 use kozomol_ingest::IngestMetrics;
 use kozomol_server::api::{router, AppState, CameraConfigPublisher};
 use kozomol_server::auth::{create_demo_accounts, DemoCredentials};
@@ -31,6 +33,7 @@ const PROVIDER_SECRET: &str = "browser-test-acquirer-secret-01";
 const CITY_ID_PASSWORD: &str = "city-id-password";
 /// Known to the identity provider, unknown to kozomol.
 const CITY_ONLY_LOGIN: &str = "someone-else";
+const SMS_TOKEN: &str = "browser-test-sms-gateway";
 
 /// Takes every camera config as the broker would.
 struct AcceptingPublisher;
@@ -75,6 +78,7 @@ struct Seeded {
     _dir: tempfile::TempDir,
     _acquirer: CardAcquirer,
     _identity_provider: IdentityProvider,
+    sms: StandInGateway,
     store: Arc<dyn Store>,
     base: String,
     creds: DemoCredentials,
@@ -176,6 +180,12 @@ async fn seeded() -> Seeded {
     .await
     .expect("acquirer");
     state.card_checkout_url = Some(acquirer.checkout_url());
+    // A contact's confirmation code goes through the stand-in SMS gateway; the browser
+    // reads it from the gateway's inbox, as a phone would show it.
+    let sms = StandInGateway::start(SMS_TOKEN).await.expect("sms gateway");
+    state.contact_channels = Arc::new(vec![Arc::new(
+        SmsGateway::new(SmsGatewayConfig::new(sms.url(), SMS_TOKEN)).expect("sms sender"),
+    )]);
     let identity_provider = IdentityProvider::start(IdentityProviderConfig {
         client_id: "kozomol".to_owned(),
         client_secret: "oidc-client-secret".to_owned(),
@@ -212,6 +222,7 @@ async fn seeded() -> Seeded {
         _dir: dir,
         _acquirer: acquirer,
         _identity_provider: identity_provider,
+        sms,
         store,
         base,
         creds,
@@ -240,6 +251,7 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         _dir: dir,
         _acquirer,
         _identity_provider,
+        sms,
     } = seeded().await;
 
     let screenshots =
@@ -269,6 +281,9 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         // The testkit's owners hold certificates KG01000000, KG01000001, ...
         "appeal_certificate": "KG01000001",
         "appeal_case": second.0,
+        "phone": "+996555000123",
+        "sms_inbox": format!("{}/v1/inbox/", sms.url()),
+        "sms_token": SMS_TOKEN,
     });
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/flows.cjs");
     let mut node = std::process::Command::new("node");
@@ -382,7 +397,14 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         .expect("owner");
     let contacts = store.contacts(&owner.id).await.expect("contacts");
     assert_eq!(contacts.len(), 1, "{contacts:?}");
-    assert_eq!(contacts[0].address, "owner@example.kg");
+    assert_eq!(
+        (
+            contacts[0].address.as_str(),
+            contacts[0].plate_key.as_deref(),
+            contacts[0].added_by.as_str()
+        ),
+        ("+996555000123", Some("01000ABC"), "portal")
+    );
     // The citizen's download of the PDF (it names the owner) is in the audit log.
     let views: Vec<_> = store
         .audit_rows(0, 10_000)
@@ -562,6 +584,97 @@ fn cookie_of(response: &reqwest::Response, name: &str) -> String {
 }
 
 /// The portal's answer to a lookup of `body`.
+/// A contact left on the portal is stored only when the code sent to it comes back:
+/// five tries, once, and for the vehicle whose certificate was shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_contact_is_stored_only_when_its_code_comes_back() {
+    let seeded = seeded().await;
+    let (base, store, number) = (&seeded.base, &seeded.store, &seeded.fine.number);
+    let http = reqwest::Client::new();
+    let found = portal_lookup(
+        &http,
+        base,
+        json!({ "plate": "01 KG 000 ABC", "certificate": "KG01000000" }),
+    )
+    .await;
+    let fine = &found["fines"][0];
+    let contacts_url = fine["contacts_url"].as_str().expect("url").to_owned();
+    let ask = |body: serde_json::Value| {
+        let (http, url) = (http.clone(), contacts_url.clone());
+        async move { http.post(url).json(&body).send().await.expect("ask") }
+    };
+    // No channel here sends e-mail: refused before anything is kept or sent.
+    let by_email = ask(json!({ "channel": "email", "address": "a@mail.kg" })).await;
+    assert_eq!(by_email.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let asked = ask(json!({ "channel": "sms", "address": "+996 555 000 777" })).await;
+    assert_eq!(asked.status(), reqwest::StatusCode::ACCEPTED);
+    let asked: serde_json::Value = asked.json().await.expect("json");
+    let confirm_url = asked["confirm_url"].as_str().expect("url").to_owned();
+    let owner = store
+        .owner_lookup(seeded.first)
+        .await
+        .expect("lookup")
+        .and_then(|l| l.owner)
+        .expect("owner");
+    assert!(store
+        .contacts(&owner.id)
+        .await
+        .expect("contacts")
+        .is_empty());
+    let texts = seeded.sms.messages();
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert_eq!(texts[0].to, "+996555000777");
+    let code: String = texts[0]
+        .text
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(6)
+        .collect();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let confirm = |url: String, code: &str| {
+        let (http, body) = (http.clone(), json!({ "code": code }));
+        async move { http.post(url).json(&body).send().await.expect("confirm") }
+    };
+    // Not six digits: no try used.
+    let malformed = confirm(confirm_url.clone(), "12ab").await;
+    assert_eq!(
+        malformed.status(),
+        reqwest::StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let mistyped = confirm(confirm_url.clone(), wrong).await;
+    assert_eq!(mistyped.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: serde_json::Value = mistyped.json().await.expect("json");
+    assert!(problem.to_string().contains("4 tries left"), "{problem}");
+    let unknown = confirm(
+        confirm_url.replace(asked["handle"].as_str().expect("handle"), "ab12"),
+        &code,
+    )
+    .await;
+    assert_eq!(unknown.status(), reqwest::StatusCode::NOT_FOUND);
+    // A grant from a lookup by number does not confirm either.
+    let by_number = portal_lookup(&http, base, json!({ "resolution": number })).await;
+    let number_grant = by_number["fines"][0]["grant"].as_str().expect("grant");
+    let owner_grant = fine["grant"].as_str().expect("grant");
+    let refused = confirm(confirm_url.replace(owner_grant, number_grant), &code).await;
+    assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
+    let confirmed = confirm(
+        confirm_url.clone(),
+        &format!(" {} {} ", &code[..3], &code[3..]),
+    )
+    .await;
+    assert_eq!(confirmed.status(), reqwest::StatusCode::CREATED);
+    let again = confirm(confirm_url.clone(), &code).await;
+    assert_eq!(again.status(), reqwest::StatusCode::CONFLICT);
+    let contacts = store.contacts(&owner.id).await.expect("contacts");
+    assert_eq!(
+        contacts
+            .iter()
+            .map(|c| (c.address.as_str(), c.plate_key.as_deref()))
+            .collect::<Vec<_>>(),
+        [("+996555000777", Some("01000ABC"))]
+    );
+}
+
 async fn portal_lookup(
     http: &reqwest::Client,
     base: &str,

@@ -162,19 +162,43 @@ function noticesSection(fine) {
   const form = el("form", { class: "notices-form" },
     el("label", { for: `${id}-channel`, text: t("notices-channel") }), channel,
     el("label", { for: `${id}-address`, text: t("notices-address") }), address,
-    el("p", {}, el("button", { type: "submit", text: t("subscribe") })), message);
+    el("p", {}, el("button", { type: "submit", text: t("subscribe") })));
+  // The second step: the code sent to the address stores it (nothing is stored before).
+  const code = el("input", { id: `${id}-code`, name: "code", required: true, inputmode: "numeric", autocomplete: "one-time-code", pattern: "[0-9 ]{6,7}", maxlength: "7" });
+  const codeForm = el("form", { class: "notices-code", hidden: true },
+    el("label", { for: `${id}-code`, text: t("notices-code") }), code,
+    el("p", {}, el("button", { type: "submit", text: t("confirm-code") })));
+  let confirmUrl = null;
+  const say = (kind, text) => { message.className = `notices-status ${kind}`; message.textContent = text; };
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
       const answer = await api("POST", fine.contacts_url, { channel: channel.value, address: address.value });
-      message.className = "notices-status notice";
-      message.textContent = t(answer.already_known ? "subscribed-already" : "subscribed");
+      confirmUrl = answer.confirm_url;
+      code.value = "";
+      codeForm.hidden = false;
+      say("notice", t("notices-code-sent", { address: address.value }));
+      code.focus();
     } catch (e) {
-      message.className = "notices-status error";
-      message.textContent = e.status === 422 ? t("notices-address-wrong") : `${t("subscribe-failed")} ${e.message}`;
+      if (e.status === 422) say("error", t("notices-address-wrong"));
+      else if (e.status === 503) say("error", t("code-not-sent"));
+      else say("error", `${t("subscribe-failed")} ${e.message}`);
     }
   });
-  return el("section", { class: "notices", "aria-label": t("notices") }, el("h4", { text: t("notices") }), el("p", { class: "muted", text: t("notices-about") }), form);
+  codeForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const answer = await api("POST", confirmUrl, { code: code.value });
+      codeForm.hidden = true;
+      say("notice", t(answer.already_known ? "subscribed-already" : "subscribed"));
+    } catch (e) {
+      const field = (e.problem && e.problem.errors && e.problem.errors[0]) || null;
+      if (e.status === 422) say("error", `${t("code-wrong")} ${field ? field.message : ""}`);
+      else if (e.status === 409 || e.status === 404) { codeForm.hidden = true; say("error", t("code-lapsed")); }
+      else say("error", `${t("subscribe-failed")} ${e.message}`);
+    }
+  });
+  return el("section", { class: "notices", "aria-label": t("notices") }, el("h4", { text: t("notices") }), el("p", { class: "muted", text: t("notices-about") }), form, codeForm, message);
 }
 
 function readUpload(file) {

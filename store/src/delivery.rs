@@ -57,6 +57,11 @@ pub struct NewContact {
     pub address: ContactAddress,
     /// Who took it: an officer's login, `portal:...` for a citizen's own form.
     pub added_by: String,
+    /// The one vehicle (its plate key, `kozomol_tunduk::plate_key`) whose resolutions
+    /// go to the contact: a citizen on the portal proved that vehicle's certificate,
+    /// not who the owner is. `None`: every resolution of the owner (an officer saw the
+    /// owner's papers).
+    pub plate_key: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -67,7 +72,39 @@ pub struct ContactRecord {
     pub address: String,
     pub added_at: DateTime<Utc>,
     pub added_by: String,
+    /// As [`NewContact::plate_key`].
+    pub plate_key: Option<String>,
 }
+
+/// A contact a citizen asked for on the portal, waiting for the code sent to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewContactConfirmation {
+    /// The request's random handle, the citizen's to name it by.
+    pub handle: String,
+    /// The fine whose lookup (by plate and certificate) asked for it.
+    pub resolution_number: String,
+    /// Its plate key is required: a portal contact serves one vehicle.
+    pub contact: NewContact,
+    /// SHA-256 (hex) of the handle and the code; the code itself is never stored.
+    pub code_sha256: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What became of a code a citizen typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContactConfirmed {
+    /// The code matched: the contact was stored (or was known already).
+    Confirmed(ContactAdded),
+    /// The code did not match; `tries_left` more may be typed.
+    WrongCode { tries_left: u32 },
+    /// Expired, confirmed already or out of tries: a new code must be asked for.
+    Lapsed,
+    /// No such request for this fine.
+    Unknown,
+}
+
+/// How many codes may be typed for one request.
+pub const CONFIRMATION_TRIES: u32 = 5;
 
 /// What became of a new contact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -426,6 +463,69 @@ pub(crate) fn delivered_audit<'a>(
 pub(crate) fn channel(raw: &str) -> Result<DeliveryChannel, StoreError> {
     raw.parse()
         .map_err(|e| corrupt(format!("delivery channel: {e}")))
+}
+
+/// A stored contact's scope: `''` is every vehicle of the owner.
+pub(crate) fn contact_scope(plate_key: String) -> Option<String> {
+    (!plate_key.is_empty()).then_some(plate_key)
+}
+
+/// A portal contact serves one vehicle: a request without its plate key is a mistake.
+pub(crate) fn confirmation_plate_key(request: &NewContactConfirmation) -> Result<&str, StoreError> {
+    match request.contact.plate_key.as_deref() {
+        Some(key) if !key.is_empty() => Ok(key),
+        _ => Err(StoreError::Invalid(
+            "a contact confirmed on the portal names the vehicle it serves".into(),
+        )),
+    }
+}
+
+/// How long a lapsed request is kept, so that its code typed late is told "lapsed",
+/// not "unknown".
+pub(crate) const LAPSED_KEPT: chrono::Duration = chrono::Duration::days(1);
+
+/// A stored request for a contact's confirmation, as both backends read it.
+pub(crate) struct PendingConfirmation {
+    pub owner_id: String,
+    pub plate_key: String,
+    pub channel: String,
+    pub address: String,
+    pub code_sha256: String,
+    pub requested_by: String,
+    pub expires_at: DateTime<Utc>,
+    pub tries: i64,
+    pub confirmed: bool,
+}
+
+/// A typed code judged against its request.
+pub(crate) enum Judged {
+    Lapsed,
+    Wrong { tries_left: u32 },
+    Right(NewContact),
+}
+
+impl PendingConfirmation {
+    /// The rule both backends apply to one try, the try itself counted.
+    pub(crate) fn judge(self, code_sha256: &str, now: DateTime<Utc>) -> Result<Judged, StoreError> {
+        let tried = u32::try_from(self.tries).unwrap_or(u32::MAX);
+        if self.confirmed || now >= self.expires_at || tried >= CONFIRMATION_TRIES {
+            return Ok(Judged::Lapsed);
+        }
+        if code_sha256 != self.code_sha256 {
+            return Ok(Judged::Wrong {
+                tries_left: CONFIRMATION_TRIES - tried - 1,
+            });
+        }
+        let channel = channel(&self.channel)?;
+        let address = ContactAddress::parse(channel, &self.address)
+            .map_err(|e| corrupt(format!("contact awaiting confirmation: {e}")))?;
+        Ok(Judged::Right(NewContact {
+            owner_id: self.owner_id,
+            address,
+            added_by: self.requested_by,
+            plate_key: contact_scope(self.plate_key),
+        }))
+    }
 }
 
 pub(crate) fn state(raw: &str) -> Result<DeliveryState, StoreError> {

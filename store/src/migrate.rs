@@ -148,6 +148,11 @@ const SQLITE: &[Migration] = &[
         name: "dead_letters_unpurged",
         sql: include_str!("../migrations/sqlite/0026_dead_letters_unpurged.sql"),
     },
+    Migration {
+        version: 27,
+        name: "contact_confirmations",
+        sql: include_str!("../migrations/sqlite/0027_contact_confirmations.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -280,6 +285,11 @@ const POSTGRES: &[Migration] = &[
         version: 26,
         name: "dead_letters_unpurged",
         sql: include_str!("../migrations/postgres/0026_dead_letters_unpurged.sql"),
+    },
+    Migration {
+        version: 27,
+        name: "contact_confirmations",
+        sql: include_str!("../migrations/postgres/0027_contact_confirmations.sql"),
     },
 ];
 

@@ -14,15 +14,15 @@ use sqlx::{PgConnection, Row};
 
 use crate::audit::now_millis;
 use crate::delivery::{self, AttemptRow, DeliveryColumns, JobColumns};
-use crate::postgres::{location_from_row, PgStore};
+use crate::postgres::{finish_unchanged, location_from_row, PgStore};
 use crate::postgres_recognition::{insert_audit, insert_evidence};
 use crate::recognition::delay_millis;
 use crate::subscriptions::{decided_plate_key, notice_prefix};
 use crate::{
     decode, AttemptKind, AttemptOutcome, AttemptRecord, AttemptResult, CompleteResult,
-    ContactAdded, ContactRecord, DeliveryId, DeliveryJob, DeliveryOutbox, DeliveryRecord,
-    DeliveryRecorded, DeliveryTarget, NewContact, NewPrintBatch, PrintBatchId, PrintBatchRecord,
-    PrintBatchWrite, ProvenDelivery, StoreError,
+    ContactAdded, ContactConfirmed, ContactRecord, DeliveryId, DeliveryJob, DeliveryOutbox,
+    DeliveryRecord, DeliveryRecorded, DeliveryTarget, NewContact, NewContactConfirmation,
+    NewPrintBatch, PrintBatchId, PrintBatchRecord, PrintBatchWrite, ProvenDelivery, StoreError,
 };
 
 /// What a claim returns. A macro because `query()` takes only `&'static str`.
@@ -110,13 +110,17 @@ pub(crate) async fn plan_deliveries(
     .bind(case_id.0)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
+    sqlx::query(concat!(
         "INSERT INTO deliveries (resolution_number, case_id, channel, address, state, \
          next_attempt_at, created_at) \
-         SELECT $1, l.case_id, c.channel, c.address, 'queued', now(), $2 \
-         FROM owner_contacts c JOIN owner_lookups l ON l.owner_id = c.owner_id \
-         WHERE l.case_id = $3 ORDER BY c.id",
-    )
+         SELECT $1, l.case_id, o.channel, o.address, 'queued', now(), $2 \
+         FROM owner_contacts o JOIN owner_lookups l ON l.owner_id = o.owner_id \
+         JOIN cases c ON c.id = l.case_id \
+         WHERE l.case_id = $3 AND (o.plate_key = '' OR o.plate_key = ",
+        decided_plate_key!(),
+        // One address may serve the owner's every vehicle and this one besides.
+        ") ORDER BY o.id ON CONFLICT (resolution_number, channel, address) DO NOTHING"
+    ))
     .bind(number)
     .bind(now)
     .bind(case_id.0)
@@ -164,67 +168,84 @@ async fn insert_attempt(tx: &mut PgConnection, row: AttemptRow<'_>) -> Result<()
     Ok(())
 }
 
+/// Stores a contact and queues a delivery to it for each resolution it serves that no
+/// delivery has proven yet; the same contact again changes nothing.
+async fn insert_contact(
+    tx: &mut PgConnection,
+    contact: &NewContact,
+    now: DateTime<Utc>,
+) -> Result<ContactAdded, StoreError> {
+    let channel = contact.address.channel().as_str();
+    let address = contact.address.as_str();
+    let plate_key = contact.plate_key.as_deref().unwrap_or_default();
+    // Two clerks adding the same contact at once: one inserts, the other's insert
+    // does nothing, and it reads the row the first one wrote.
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO owner_contacts (owner_id, channel, address, added_at, added_by, plate_key) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (owner_id, channel, address, plate_key) DO NOTHING RETURNING id",
+    )
+    .bind(&contact.owner_id)
+    .bind(channel)
+    .bind(address)
+    .bind(now)
+    .bind(&contact.added_by)
+    .bind(plate_key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(id) = inserted else {
+        let id: i64 = sqlx::query_scalar(
+            "SELECT id FROM owner_contacts WHERE owner_id = $1 AND channel = $2 AND address = $3 \
+             AND plate_key = $4",
+        )
+        .bind(&contact.owner_id)
+        .bind(channel)
+        .bind(address)
+        .bind(plate_key)
+        .fetch_one(&mut *tx)
+        .await?;
+        return Ok(ContactAdded::AlreadyKnown { id });
+    };
+    // Resolutions already out but not yet proven delivered get the new contact too:
+    // a citizen who leaves a number after the letter went still gets the text.
+    let planned = sqlx::query(concat!(
+        "INSERT INTO deliveries (resolution_number, case_id, channel, address, state, \
+         next_attempt_at, created_at) \
+         SELECT r.number, r.case_id, $1, $2, 'queued', now(), $3 FROM resolutions r \
+         JOIN owner_lookups l ON l.case_id = r.case_id \
+         JOIN cases c ON c.id = r.case_id \
+         WHERE l.owner_id = $4 AND r.delivered_at IS NULL AND c.state = 'issued' \
+         AND ($5 = '' OR $5 = ",
+        decided_plate_key!(),
+        ") ON CONFLICT (resolution_number, channel, address) DO NOTHING"
+    ))
+    .bind(channel)
+    .bind(address)
+    .bind(now)
+    .bind(&contact.owner_id)
+    .bind(plate_key)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(ContactAdded::Added {
+        id,
+        planned: u32::try_from(planned).unwrap_or(u32::MAX),
+    })
+}
+
 #[async_trait]
 impl DeliveryOutbox for PgStore {
     async fn add_contact(&self, contact: &NewContact) -> Result<ContactAdded, StoreError> {
-        let now = now_millis();
-        let channel = contact.address.channel().as_str();
-        let address = contact.address.as_str();
         let mut tx = self.pool.begin().await?;
-        // Two clerks adding the same contact at once: one inserts, the other's insert
-        // does nothing, and it reads the row the first one wrote.
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO owner_contacts (owner_id, channel, address, added_at, added_by) \
-             VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (owner_id, channel, address) DO NOTHING RETURNING id",
-        )
-        .bind(&contact.owner_id)
-        .bind(channel)
-        .bind(address)
-        .bind(now)
-        .bind(&contact.added_by)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(id) = inserted else {
-            let id: i64 = sqlx::query_scalar(
-                "SELECT id FROM owner_contacts WHERE owner_id = $1 AND channel = $2 AND address = $3",
-            )
-            .bind(&contact.owner_id)
-            .bind(channel)
-            .bind(address)
-            .fetch_one(&mut *tx)
-            .await?;
-            return Ok(ContactAdded::AlreadyKnown { id });
-        };
-        // Resolutions already out but not yet proven delivered get the new contact too:
-        // a citizen who leaves a number after the letter went still gets the text.
-        let planned = sqlx::query(
-            "INSERT INTO deliveries (resolution_number, case_id, channel, address, state, \
-             next_attempt_at, created_at) \
-             SELECT r.number, r.case_id, $1, $2, 'queued', now(), $3 FROM resolutions r \
-             JOIN owner_lookups l ON l.case_id = r.case_id \
-             JOIN cases k ON k.id = r.case_id \
-             WHERE l.owner_id = $4 AND r.delivered_at IS NULL AND k.state = 'issued' \
-             ON CONFLICT (resolution_number, channel, address) DO NOTHING",
-        )
-        .bind(channel)
-        .bind(address)
-        .bind(now)
-        .bind(&contact.owner_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let added = insert_contact(&mut tx, contact, now_millis()).await?;
         tx.commit().await?;
-        Ok(ContactAdded::Added {
-            id,
-            planned: u32::try_from(planned).unwrap_or(u32::MAX),
-        })
+        Ok(added)
     }
 
     async fn contacts(&self, owner_id: &str) -> Result<Vec<ContactRecord>, StoreError> {
         sqlx::query(
-            "SELECT id, owner_id, channel, address, added_at, added_by FROM owner_contacts \
-             WHERE owner_id = $1 ORDER BY id",
+            "SELECT id, owner_id, channel, address, added_at, added_by, plate_key \
+             FROM owner_contacts WHERE owner_id = $1 ORDER BY id",
         )
         .bind(owner_id)
         .fetch_all(&self.pool)
@@ -238,9 +259,103 @@ impl DeliveryOutbox for PgStore {
                 address: row.try_get("address")?,
                 added_at: row.try_get("added_at")?,
                 added_by: row.try_get("added_by")?,
+                plate_key: delivery::contact_scope(row.try_get("plate_key")?),
             })
         })
         .collect()
+    }
+
+    async fn request_contact_confirmation(
+        &self,
+        request: &NewContactConfirmation,
+    ) -> Result<(), StoreError> {
+        let contact = &request.contact;
+        let plate_key = delivery::confirmation_plate_key(request)?;
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM contact_confirmations WHERE expires_at < $1")
+            .bind(now - delivery::LAPSED_KEPT)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO contact_confirmations (handle, resolution_number, owner_id, plate_key, \
+             channel, address, code_sha256, requested_at, requested_by, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&request.handle)
+        .bind(&request.resolution_number)
+        .bind(&contact.owner_id)
+        .bind(plate_key)
+        .bind(contact.address.channel().as_str())
+        .bind(contact.address.as_str())
+        .bind(&request.code_sha256)
+        .bind(now)
+        .bind(&contact.added_by)
+        .bind(request.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn confirm_contact(
+        &self,
+        number: &str,
+        handle: &str,
+        code_sha256: &str,
+    ) -> Result<ContactConfirmed, StoreError> {
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT owner_id, plate_key, channel, address, code_sha256, requested_by, \
+             expires_at, tries, confirmed_at FROM contact_confirmations \
+             WHERE handle = $1 AND resolution_number = $2 FOR UPDATE",
+        )
+        .bind(handle)
+        .bind(number)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return finish_unchanged(tx, Ok(ContactConfirmed::Unknown)).await;
+        };
+        let pending = delivery::PendingConfirmation {
+            owner_id: row.try_get("owner_id")?,
+            plate_key: row.try_get("plate_key")?,
+            channel: row.try_get("channel")?,
+            address: row.try_get("address")?,
+            code_sha256: row.try_get("code_sha256")?,
+            requested_by: row.try_get("requested_by")?,
+            expires_at: row.try_get("expires_at")?,
+            tries: i64::from(row.try_get::<i32, _>("tries")?),
+            confirmed: row
+                .try_get::<Option<DateTime<Utc>>, _>("confirmed_at")?
+                .is_some(),
+        };
+        let contact = match pending.judge(code_sha256, now)? {
+            delivery::Judged::Lapsed => {
+                return finish_unchanged(tx, Ok(ContactConfirmed::Lapsed)).await
+            }
+            delivery::Judged::Wrong { tries_left } => {
+                sqlx::query("UPDATE contact_confirmations SET tries = tries + 1 WHERE handle = $1")
+                    .bind(handle)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(ContactConfirmed::WrongCode { tries_left });
+            }
+            delivery::Judged::Right(contact) => contact,
+        };
+        sqlx::query(
+            "UPDATE contact_confirmations SET tries = tries + 1, confirmed_at = $2 \
+             WHERE handle = $1",
+        )
+        .bind(handle)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let added = insert_contact(&mut tx, &contact, now).await?;
+        tx.commit().await?;
+        Ok(ContactConfirmed::Confirmed(added))
     }
 
     async fn claim_deliveries(
@@ -330,7 +445,7 @@ impl DeliveryOutbox for PgStore {
         .fetch_optional(&mut *tx)
         .await?
         else {
-            return Ok(AttemptResult::LeaseLost);
+            return finish_unchanged(tx, Ok(AttemptResult::LeaseLost)).await;
         };
         let state = delivery::state(row.try_get("state")?)?;
         let attempts = delivery::count(
@@ -345,9 +460,8 @@ impl DeliveryOutbox for PgStore {
                 check_after,
             } => {
                 if state != DeliveryState::Sending {
-                    return Err(StoreError::Invalid(format!(
-                        "delivery {id} was sent already"
-                    )));
+                    let refused = StoreError::Invalid(format!("delivery {id} was sent already"));
+                    return finish_unchanged(tx, Err(refused)).await;
                 }
                 sqlx::query(
                     "UPDATE deliveries SET state = 'sent', external_id = $1, sent_at = $2, \
@@ -508,14 +622,19 @@ impl DeliveryOutbox for PgStore {
         .fetch_optional(&mut *tx)
         .await?
         else {
-            return Err(StoreError::NotFound {
+            let missing = StoreError::NotFound {
                 what: format!("resolution {number}"),
-            });
+            };
+            return finish_unchanged(tx, Err(missing)).await;
         };
         let case_id = CaseId(resolution.try_get("case_id")?);
         let issued_at: DateTime<Utc> = resolution.try_get("issued_at")?;
         let resolution_delivered: Option<DateTime<Utc>> = resolution.try_get("delivered_at")?;
-        delivery::check_delivered_at(number, issued_at, proof.delivered_at, now)?;
+        if let Err(refused) =
+            delivery::check_delivered_at(number, issued_at, proof.delivered_at, now)
+        {
+            return finish_unchanged(tx, Err(refused)).await;
+        }
 
         let (id, channel, state, external_id) = match &proof.target {
             DeliveryTarget::Outbox(id) => {
@@ -527,12 +646,15 @@ impl DeliveryOutbox for PgStore {
                 .fetch_optional(&mut *tx)
                 .await?
                 else {
-                    return Err(StoreError::NotFound {
+                    let missing = StoreError::NotFound {
                         what: format!("delivery {id}"),
-                    });
+                    };
+                    return finish_unchanged(tx, Err(missing)).await;
                 };
                 let row_number: String = row.try_get("resolution_number")?;
-                delivery::check_target_row(*id, number, &row_number)?;
+                if let Err(refused) = delivery::check_target_row(*id, number, &row_number) {
+                    return finish_unchanged(tx, Err(refused)).await;
+                }
                 (
                     *id,
                     delivery::channel(row.try_get("channel")?)?,
@@ -541,7 +663,9 @@ impl DeliveryOutbox for PgStore {
                 )
             }
             DeliveryTarget::Reported { channel, source } => {
-                delivery::check_reported(*channel, source)?;
+                if let Err(refused) = delivery::check_reported(*channel, source) {
+                    return finish_unchanged(tx, Err(refused)).await;
+                }
                 // Kept as a row of its own in `sent` (waiting for its proof), so it is
                 // recorded below exactly as an outbox delivery is. The resolution's row
                 // lock makes the insert and the read one step.
@@ -567,7 +691,8 @@ impl DeliveryOutbox for PgStore {
             }
         };
         if state == DeliveryState::Delivered {
-            return Ok(DeliveryRecorded::AlreadyRecorded { delivery_id: id });
+            let recorded = DeliveryRecorded::AlreadyRecorded { delivery_id: id };
+            return finish_unchanged(tx, Ok(recorded)).await;
         }
         sqlx::query(
             "UPDATE deliveries SET state = 'delivered', delivered_at = $1, proof = $2, \

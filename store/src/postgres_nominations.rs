@@ -17,7 +17,7 @@ use crate::nominations::{
     NominationRecorded, OffenderLists, OffenderResolution, Offenders, CASE_REISSUED, NOMINABLE,
     OFFENDERS_SELECT,
 };
-use crate::postgres::PgStore;
+use crate::postgres::{finish_unchanged, PgStore};
 use crate::postgres_appeals::{move_case, request_refund, stop_clock};
 use crate::postgres_checks::hot_list_from_row;
 use crate::postgres_recognition::insert_audit;
@@ -205,16 +205,17 @@ impl Offenders for PgStore {
         .fetch_optional(&mut *tx)
         .await?
         else {
-            return Ok(NominationRecorded::NotFound);
+            return finish_unchanged(tx, Ok(NominationRecorded::NotFound)).await;
         };
         let case_id = CaseId(row.try_get("case_id")?);
         let state = decode::state(&row.try_get::<String, _>("state")?)?;
         let plate: Option<String> = row.try_get("plate")?;
         if let Some(earlier) = nomination_of(&mut tx, number).await? {
-            return Ok(NominationRecorded::AlreadyRecorded(earlier.id));
+            let recorded = NominationRecorded::AlreadyRecorded(earlier.id);
+            return finish_unchanged(tx, Ok(recorded)).await;
         }
         if !NOMINABLE.contains(&state) {
-            return Ok(NominationRecorded::NotOpen(state));
+            return finish_unchanged(tx, Ok(NominationRecorded::NotOpen(state))).await;
         }
         let (driver, stolen) = match &nomination.claim {
             Claim::Driver { driver } => (Some(driver), None),

@@ -14,7 +14,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::audit::now_millis;
 use crate::payments::{PaymentPosted, PaymentRecord, PaymentRefusal, Standing};
-use crate::postgres::PgStore;
+use crate::postgres::{finish_unchanged, PgStore};
 use crate::postgres_payments::{
     channel_payments, payment_by_id, payments_paid, post_locked, standing,
 };
@@ -312,17 +312,18 @@ impl Reconciliation for PgStore {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(line) = line_where(&mut tx, row).await? else {
-            return Ok(None);
+            return finish_unchanged(tx, Ok(None)).await;
         };
         if !line.status.queued() {
-            return Ok(Some(LineResolved::NotQueued(line)));
+            return finish_unchanged(tx, Ok(Some(LineResolved::NotQueued(line)))).await;
         }
         let now = now_millis();
         let (status, payment, code) = match resolution {
             LineResolution::Dismiss => (LineStatus::Resolved, None, None),
             LineResolution::Apply { payment_code } => {
                 let Some(standing) = standing(&mut tx, payment_code).await? else {
-                    return Ok(Some(LineResolved::Refused(PaymentRefusal::UnknownCode)));
+                    let refused = LineResolved::Refused(PaymentRefusal::UnknownCode);
+                    return finish_unchanged(tx, Ok(Some(refused))).await;
                 };
                 match take_credit(
                     &mut tx,
@@ -332,7 +333,10 @@ impl Reconciliation for PgStore {
                 .await?
                 {
                     Ok((status, payment)) => (status, Some(payment), Some(payment_code)),
-                    Err(refusal) => return Ok(Some(LineResolved::Refused(refusal))),
+                    Err(refusal) => {
+                        let refused = LineResolved::Refused(refusal);
+                        return finish_unchanged(tx, Ok(Some(refused))).await;
+                    }
                 }
             }
         };

@@ -18,9 +18,9 @@ use crate::sqlite_recognition::{insert_audit, insert_evidence};
 use crate::subscriptions::{decided_plate_key, notice_prefix};
 use crate::{
     decode, AttemptOutcome, AttemptRecord, AttemptResult, CompleteResult, ContactAdded,
-    ContactRecord, DeliveryId, DeliveryJob, DeliveryOutbox, DeliveryRecord, DeliveryRecorded,
-    DeliveryTarget, NewContact, NewPrintBatch, PrintBatchId, PrintBatchRecord, PrintBatchWrite,
-    ProvenDelivery, StoreError,
+    ContactConfirmed, ContactRecord, DeliveryId, DeliveryJob, DeliveryOutbox, DeliveryRecord,
+    DeliveryRecorded, DeliveryTarget, NewContact, NewContactConfirmation, NewPrintBatch,
+    PrintBatchId, PrintBatchRecord, PrintBatchWrite, ProvenDelivery, StoreError,
 };
 
 /// What a claim returns. A macro because `query()` takes only `&'static str`.
@@ -109,9 +109,12 @@ pub(crate) async fn plan_deliveries(
              JOIN owner_lookups l ON l.case_id = p.case_id \
              WHERE l.owner_id IS NOT NULL AND trim(coalesce(l.owner_address, '')) <> '' \
              UNION ALL \
-             SELECT p.idx, 1, c.id, p.number, l.case_id, c.channel, c.address FROM planned p \
+             SELECT p.idx, 1, o.id, p.number, l.case_id, o.channel, o.address FROM planned p \
              JOIN owner_lookups l ON l.case_id = p.case_id \
-             JOIN owner_contacts c ON c.owner_id = l.owner_id \
+             JOIN cases c ON c.id = l.case_id \
+             JOIN owner_contacts o ON o.owner_id = l.owner_id AND (o.plate_key = '' OR o.plate_key = ",
+            decided_plate_key!(),
+            ") \
              UNION ALL \
              SELECT p.idx, 2, s.id, p.number, l.case_id, 'portal', '",
             notice_prefix!(),
@@ -124,7 +127,11 @@ pub(crate) async fn plan_deliveries(
         ));
         qb.push_bind(now);
         // The post first, then the owner's contacts, then subscribed systems.
-        qb.push(" AS at) ORDER BY idx, kind, contact");
+        // One address may serve the owner's every vehicle and this one besides.
+        qb.push(
+            " AS at) ORDER BY idx, kind, contact \
+             ON CONFLICT (resolution_number, channel, address) DO NOTHING",
+        );
         qb.build().execute(&mut *tx).await?;
     }
     Ok(())
@@ -147,65 +154,81 @@ async fn insert_attempt(tx: &mut SqliteConnection, row: AttemptRow<'_>) -> Resul
     Ok(())
 }
 
+/// Stores a contact and queues a delivery to it for each resolution it serves that no
+/// delivery has proven yet; the same contact again changes nothing.
+async fn insert_contact(
+    tx: &mut SqliteConnection,
+    contact: &NewContact,
+    now: i64,
+) -> Result<ContactAdded, StoreError> {
+    let channel = contact.address.channel().as_str();
+    let address = contact.address.as_str();
+    let plate_key = contact.plate_key.as_deref().unwrap_or_default();
+    let known: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM owner_contacts WHERE owner_id = ? AND channel = ? AND address = ? \
+         AND plate_key = ?",
+    )
+    .bind(&contact.owner_id)
+    .bind(channel)
+    .bind(address)
+    .bind(plate_key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(id) = known {
+        return Ok(ContactAdded::AlreadyKnown { id });
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO owner_contacts (owner_id, channel, address, added_at, added_by, plate_key) \
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&contact.owner_id)
+    .bind(channel)
+    .bind(address)
+    .bind(now)
+    .bind(&contact.added_by)
+    .bind(plate_key)
+    .fetch_one(&mut *tx)
+    .await?;
+    // Resolutions already out but not yet proven delivered get the new contact too:
+    // a citizen who leaves a number after the letter went still gets the text.
+    let planned = sqlx::query(concat!(
+        "INSERT INTO deliveries (resolution_number, case_id, channel, address, state, \
+         next_attempt_at, created_at) \
+         SELECT r.number, r.case_id, ?1, ?2, 'queued', ?3, ?3 FROM resolutions r \
+         JOIN owner_lookups l ON l.case_id = r.case_id \
+         JOIN cases c ON c.id = r.case_id \
+         WHERE l.owner_id = ?4 AND r.delivered_at IS NULL AND c.state = 'issued' \
+         AND (?5 = '' OR ?5 = ",
+        decided_plate_key!(),
+        ") ON CONFLICT (resolution_number, channel, address) DO NOTHING"
+    ))
+    .bind(channel)
+    .bind(address)
+    .bind(now)
+    .bind(&contact.owner_id)
+    .bind(plate_key)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(ContactAdded::Added {
+        id,
+        planned: u32::try_from(planned).unwrap_or(u32::MAX),
+    })
+}
+
 #[async_trait]
 impl DeliveryOutbox for SqliteStore {
     async fn add_contact(&self, contact: &NewContact) -> Result<ContactAdded, StoreError> {
-        let now = ms(now_millis());
-        let channel = contact.address.channel().as_str();
-        let address = contact.address.as_str();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let known: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM owner_contacts WHERE owner_id = ? AND channel = ? AND address = ?",
-        )
-        .bind(&contact.owner_id)
-        .bind(channel)
-        .bind(address)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(id) = known {
-            return Ok(ContactAdded::AlreadyKnown { id });
-        }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO owner_contacts (owner_id, channel, address, added_at, added_by) \
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(&contact.owner_id)
-        .bind(channel)
-        .bind(address)
-        .bind(now)
-        .bind(&contact.added_by)
-        .fetch_one(&mut *tx)
-        .await?;
-        // Resolutions already out but not yet proven delivered get the new contact too:
-        // a citizen who leaves a number after the letter went still gets the text.
-        let planned = sqlx::query(
-            "INSERT INTO deliveries (resolution_number, case_id, channel, address, state, \
-             next_attempt_at, created_at) \
-             SELECT r.number, r.case_id, ?, ?, 'queued', ?, ? FROM resolutions r \
-             JOIN owner_lookups l ON l.case_id = r.case_id \
-             JOIN cases k ON k.id = r.case_id \
-             WHERE l.owner_id = ? AND r.delivered_at IS NULL AND k.state = 'issued' \
-             ON CONFLICT (resolution_number, channel, address) DO NOTHING",
-        )
-        .bind(channel)
-        .bind(address)
-        .bind(now)
-        .bind(now)
-        .bind(&contact.owner_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let added = insert_contact(&mut tx, contact, ms(now_millis())).await?;
         tx.commit().await?;
-        Ok(ContactAdded::Added {
-            id,
-            planned: u32::try_from(planned).unwrap_or(u32::MAX),
-        })
+        Ok(added)
     }
 
     async fn contacts(&self, owner_id: &str) -> Result<Vec<ContactRecord>, StoreError> {
         sqlx::query(
-            "SELECT id, owner_id, channel, address, added_at, added_by FROM owner_contacts \
-             WHERE owner_id = ? ORDER BY id",
+            "SELECT id, owner_id, channel, address, added_at, added_by, plate_key \
+             FROM owner_contacts WHERE owner_id = ? ORDER BY id",
         )
         .bind(owner_id)
         .fetch_all(&self.reader)
@@ -219,9 +242,102 @@ impl DeliveryOutbox for SqliteStore {
                 address: row.try_get("address")?,
                 added_at: decode::millis(row.try_get("added_at")?)?,
                 added_by: row.try_get("added_by")?,
+                plate_key: delivery::contact_scope(row.try_get("plate_key")?),
             })
         })
         .collect()
+    }
+
+    async fn request_contact_confirmation(
+        &self,
+        request: &NewContactConfirmation,
+    ) -> Result<(), StoreError> {
+        let contact = &request.contact;
+        let plate_key = delivery::confirmation_plate_key(request)?;
+        let now = now_millis();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("DELETE FROM contact_confirmations WHERE expires_at < ?")
+            .bind(ms(now - delivery::LAPSED_KEPT))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO contact_confirmations (handle, resolution_number, owner_id, plate_key, \
+             channel, address, code_sha256, requested_at, requested_by, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&request.handle)
+        .bind(&request.resolution_number)
+        .bind(&contact.owner_id)
+        .bind(plate_key)
+        .bind(contact.address.channel().as_str())
+        .bind(contact.address.as_str())
+        .bind(&request.code_sha256)
+        .bind(ms(now))
+        .bind(&contact.added_by)
+        .bind(ms(request.expires_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn confirm_contact(
+        &self,
+        number: &str,
+        handle: &str,
+        code_sha256: &str,
+    ) -> Result<ContactConfirmed, StoreError> {
+        let now = now_millis();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(
+            "SELECT owner_id, plate_key, channel, address, code_sha256, requested_by, \
+             expires_at, tries, confirmed_at FROM contact_confirmations \
+             WHERE handle = ? AND resolution_number = ?",
+        )
+        .bind(handle)
+        .bind(number)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(ContactConfirmed::Unknown);
+        };
+        let pending = delivery::PendingConfirmation {
+            owner_id: row.try_get("owner_id")?,
+            plate_key: row.try_get("plate_key")?,
+            channel: row.try_get("channel")?,
+            address: row.try_get("address")?,
+            code_sha256: row.try_get("code_sha256")?,
+            requested_by: row.try_get("requested_by")?,
+            expires_at: decode::millis(row.try_get("expires_at")?)?,
+            tries: row.try_get("tries")?,
+            confirmed: row.try_get::<Option<i64>, _>("confirmed_at")?.is_some(),
+        };
+        let contact = match pending.judge(code_sha256, now)? {
+            delivery::Judged::Lapsed => {
+                tx.rollback().await?;
+                return Ok(ContactConfirmed::Lapsed);
+            }
+            delivery::Judged::Wrong { tries_left } => {
+                sqlx::query("UPDATE contact_confirmations SET tries = tries + 1 WHERE handle = ?")
+                    .bind(handle)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(ContactConfirmed::WrongCode { tries_left });
+            }
+            delivery::Judged::Right(contact) => contact,
+        };
+        sqlx::query(
+            "UPDATE contact_confirmations SET tries = tries + 1, confirmed_at = ? WHERE handle = ?",
+        )
+        .bind(ms(now))
+        .bind(handle)
+        .execute(&mut *tx)
+        .await?;
+        let added = insert_contact(&mut tx, &contact, ms(now)).await?;
+        tx.commit().await?;
+        Ok(ContactConfirmed::Confirmed(added))
     }
 
     async fn claim_deliveries(

@@ -27,9 +27,9 @@ use kozomol_store::{
     RecognitionOutcome, ReviewWrite, Store, StoreError, DEAD_LETTER_RAW_LIMIT,
 };
 use kozomol_store::{
-    AttemptKind, AttemptOutcome, AttemptResult, ContactAdded, DeliveryId, DeliveryRecord,
-    DeliveryRecorded, DeliveryTarget, NewContact, NewPrintBatch, PrintBatchId, PrintBatchWrite,
-    ProvenDelivery,
+    AttemptKind, AttemptOutcome, AttemptResult, ContactAdded, ContactConfirmed, DeliveryId,
+    DeliveryRecord, DeliveryRecorded, DeliveryTarget, NewContact, NewContactConfirmation,
+    NewPrintBatch, PrintBatchId, PrintBatchWrite, ProvenDelivery,
 };
 use kozomol_store::{OfficerIdentity, ACCOUNT_CREATED, OFFICER_REGISTERED};
 use sha2::{Digest, Sha256};
@@ -188,6 +188,7 @@ conformance!(
         resolution_numbers_are_reserved_once_and_issued,
         offenders_count_by_pin_or_inn_and_owners_state_once,
         deliveries_are_planned_with_the_resolution_and_claimed_once,
+        portal_contacts_wait_for_their_code_and_serve_one_vehicle,
         subscriptions_queue_a_notice_of_each_new_resolution,
         failed_attempts_retry_after_a_delay_then_give_up,
         proofs_start_the_clocks_once_and_are_idempotent,
@@ -2690,6 +2691,7 @@ fn contact(owner_id: &str, channel: DeliveryChannel, raw: &str) -> NewContact {
         owner_id: owner_id.to_owned(),
         address: ContactAddress::parse(channel, raw).unwrap(),
         added_by: "clerk-1".to_owned(),
+        plate_key: None,
     }
 }
 
@@ -2885,6 +2887,152 @@ async fn subscriptions_queue_a_notice_of_each_new_resolution(store: Arc<dyn Stor
         .map(|d| d.address)
         .collect();
     assert_eq!(notices, [notice_address(bank_id)]);
+}
+
+async fn portal_contacts_wait_for_their_code_and_serve_one_vehicle(store: Arc<dyn Store>) {
+    let asanov = owner("21212198000123", Some("Бишкек, ул. Киевская 96"));
+    // The issued cases' plate is 01KG123ABC: its key 01123ABC.
+    let first = issued(&*store, 1, &asanov).await;
+    let request =
+        |handle: &str, plate_key: Option<&str>, phone: &str, minutes: i64| NewContactConfirmation {
+            handle: handle.to_owned(),
+            resolution_number: first[0].clone(),
+            contact: NewContact {
+                plate_key: plate_key.map(str::to_owned),
+                added_by: "portal".to_owned(),
+                ..contact(&asanov.id, DeliveryChannel::Sms, phone)
+            },
+            code_sha256: format!("right-{handle}"),
+            expires_at: chrono::Utc::now() + chrono::Duration::minutes(minutes),
+        };
+    let sms_to = |deliveries: Vec<DeliveryRecord>| -> Vec<String> {
+        deliveries
+            .into_iter()
+            .filter(|d| d.channel == DeliveryChannel::Sms)
+            .map(|d| d.address)
+            .collect()
+    };
+    assert_eq!(
+        store
+            .confirm_contact(&first[0], "h1", "right-h1")
+            .await
+            .unwrap(),
+        ContactConfirmed::Unknown
+    );
+    store
+        .request_contact_confirmation(&request("h1", Some("01123ABC"), "+996555000111", 15))
+        .await
+        .unwrap();
+    // Nothing is stored, nothing is sent, before the code comes back.
+    assert!(store.contacts(&asanov.id).await.unwrap().is_empty());
+    // Only under the fine it was asked for.
+    assert_eq!(
+        store
+            .confirm_contact("KG-BSK-2026-9999999", "h1", "right-h1")
+            .await
+            .unwrap(),
+        ContactConfirmed::Unknown
+    );
+    assert_eq!(
+        store
+            .confirm_contact(&first[0], "h1", "wrong")
+            .await
+            .unwrap(),
+        ContactConfirmed::WrongCode { tries_left: 4 }
+    );
+    assert!(matches!(
+        store
+            .confirm_contact(&first[0], "h1", "right-h1")
+            .await
+            .unwrap(),
+        ContactConfirmed::Confirmed(ContactAdded::Added { planned: 1, .. })
+    ));
+    // Used once: a second use is refused.
+    assert_eq!(
+        store
+            .confirm_contact(&first[0], "h1", "right-h1")
+            .await
+            .unwrap(),
+        ContactConfirmed::Lapsed
+    );
+    let contacts = store.contacts(&asanov.id).await.unwrap();
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(
+        (
+            contacts[0].plate_key.as_deref(),
+            contacts[0].added_by.as_str()
+        ),
+        (Some("01123ABC"), "portal")
+    );
+    // The undelivered resolution of that vehicle goes to it at once.
+    assert_eq!(
+        sms_to(store.deliveries(&first[0]).await.unwrap()),
+        ["+996555000111"]
+    );
+    // A contact confirmed for another vehicle of the owner gets none of this one's.
+    store
+        .request_contact_confirmation(&request("h2", Some("02999XYZ"), "+996555000222", 15))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .confirm_contact(&first[0], "h2", "right-h2")
+            .await
+            .unwrap(),
+        ContactConfirmed::Confirmed(ContactAdded::Added { planned: 0, .. })
+    ));
+    // Out of tries: the right code no longer helps.
+    store
+        .request_contact_confirmation(&request("h3", Some("01123ABC"), "+996555000333", 15))
+        .await
+        .unwrap();
+    for left in (0..5).rev() {
+        assert_eq!(
+            store
+                .confirm_contact(&first[0], "h3", "wrong")
+                .await
+                .unwrap(),
+            ContactConfirmed::WrongCode { tries_left: left }
+        );
+    }
+    assert_eq!(
+        store
+            .confirm_contact(&first[0], "h3", "right-h3")
+            .await
+            .unwrap(),
+        ContactConfirmed::Lapsed
+    );
+    // Expired: the same.
+    store
+        .request_contact_confirmation(&request("h4", Some("01123ABC"), "+996555000444", -1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .confirm_contact(&first[0], "h4", "right-h4")
+            .await
+            .unwrap(),
+        ContactConfirmed::Lapsed
+    );
+    // A portal contact names its vehicle.
+    assert!(matches!(
+        store
+            .request_contact_confirmation(&request("h5", None, "+996555000555", 15))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    // A desk officer takes the same number for every vehicle of the owner: the next
+    // resolution sends it one text, not two.
+    store
+        .add_contact(&contact(&asanov.id, DeliveryChannel::Sms, "+996555000111"))
+        .await
+        .unwrap();
+    assert_eq!(store.contacts(&asanov.id).await.unwrap().len(), 3);
+    let later = issued(&*store, 1, &asanov).await;
+    assert_eq!(
+        sms_to(store.deliveries(&later[0]).await.unwrap()),
+        ["+996555000111"]
+    );
 }
 
 async fn deliveries_are_planned_with_the_resolution_and_claimed_once(store: Arc<dyn Store>) {

@@ -11,6 +11,7 @@
 //! With the `standin` feature, [`standin`] serves a stand-in SMS gateway for tests and
 //! the demo.
 
+pub mod confirmation;
 pub mod email;
 pub mod message;
 pub mod post;
@@ -53,11 +54,18 @@ pub enum DeliveryError {
     Store(#[from] StoreError),
     #[error("a delivery task stopped: {0}")]
     Task(String),
+    /// The channel did not take a contact's confirmation code.
+    #[error("the confirmation code could not be sent: {0}")]
+    CodeNotSent(SendError),
+    #[error("a confirmation code is six digits")]
+    CodeMalformed,
 }
 
 /// Takes a citizen's phone number (`sms`) or e-mail address (`email`) for the owner
 /// `owner_id` (PIN or INN, as owner lookups name owners), checks it, and stores it; the
-/// owner's resolutions not yet proven delivered are queued to it at once.
+/// owner's resolutions not yet proven delivered are queued to it at once. For an
+/// officer who saw the owner's papers: it serves every vehicle of the owner (the
+/// portal's contacts are confirmed and scoped, [`confirmation`]).
 pub async fn add_contact(
     store: &dyn Store,
     owner_id: &str,
@@ -75,6 +83,7 @@ pub async fn add_contact(
             owner_id: owner_id.to_owned(),
             address,
             added_by: added_by.to_owned(),
+            plate_key: None,
         })
         .await?)
 }

@@ -4,7 +4,10 @@
 //! reports every message it accepted as delivered at the time it accepted it, unless
 //! told never to; it can be told to fail the next sends, to fail every send to one
 //! number, or to refuse one number for good; and it counts the send requests made for
-//! each reference, so a test can see that no message went out twice.
+//! each reference, so a test can see that no message went out twice. `GET
+//! /v1/inbox/{to}` (no real gateway has it) shows the texts a number got, as a phone
+//! would: the browser tests read a contact's confirmation code there, and the demo
+//! logs each text it accepts.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -77,6 +80,7 @@ impl StandInGateway {
         let router = Router::new()
             .route("/v1/messages", post(send))
             .route("/v1/messages/{id}", get(status))
+            .route("/v1/inbox/{to}", get(inbox))
             .with_state(Arc::clone(&shared));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -241,10 +245,30 @@ async fn send(
         delivered_at: None,
         error: None,
     };
+    // The demo's visitor has no phone on this gateway: the log is where a code shows.
+    tracing::info!(to = %message.to, text = %message.text, "stand-in sms gateway accepted a text");
     let index = gateway.messages.len();
     gateway.messages.push(message);
     gateway.by_reference.insert(request.reference, index);
     (StatusCode::ACCEPTED, Json(accepted)).into_response()
+}
+
+/// The texts accepted for `to`, oldest first.
+async fn inbox(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(to): Path<String>,
+) -> Response {
+    if !authorised(&shared, &headers) {
+        return problem(StatusCode::UNAUTHORIZED, "bad token");
+    }
+    let texts: Vec<String> = lock(&shared)
+        .messages
+        .iter()
+        .filter(|m| m.to == to)
+        .map(|m| m.text.clone())
+        .collect();
+    Json(texts).into_response()
 }
 
 async fn status(

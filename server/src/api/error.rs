@@ -75,6 +75,9 @@ pub enum ApiError {
     EvidenceDestroyed,
     #[error("the service is not ready")]
     NotReady,
+    /// A contact's confirmation code the channel (SMS gateway, mail server) did not take.
+    #[error("the confirmation code could not be sent just now; try again later")]
+    CodeNotSent,
     #[error("this process does not publish camera config")]
     ConfigUnavailable,
     #[error("camera config could not be published")]
@@ -173,6 +176,11 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not_ready",
                 "Service not ready",
+            ),
+            CodeNotSent => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "code_not_sent",
+                "Confirmation code not sent",
             ),
             ConfigUnavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,

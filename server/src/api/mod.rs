@@ -111,6 +111,9 @@ pub struct AppState {
     /// Reverse proxies whose `X-Forwarded-For` names the client the portal's limiter
     /// counts; empty: the peer is the client.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// The channels (SMS, e-mail) a portal contact's confirmation code goes by: the
+    /// delivery worker's own senders; a channel not here takes no contacts on the portal.
+    pub contact_channels: Arc<Vec<Arc<dyn kozomol_fines::delivery::MessageSender>>>,
 }
 
 impl AppState {
@@ -140,6 +143,7 @@ impl AppState {
             card_checkout_url: None,
             oidc: None,
             trusted_proxies: Arc::default(),
+            contact_channels: Arc::default(),
         }
     }
 
@@ -264,6 +268,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/public/fines/{number}/contacts",
             post(portal::leave_contact),
+        )
+        .route(
+            "/api/v1/public/fines/{number}/contacts/{handle}",
+            post(portal::confirm_contact),
         )
         .route(
             "/api/v1/public/fines/{number}/appeals",

@@ -16,8 +16,12 @@ use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use ipnet::IpNet;
 use kozomol_core::{decimal_degrees, CaseId, CaseState, ViolationKind};
+use kozomol_fines::delivery::{confirmation, DeliveryError};
 use kozomol_payments::PaymentCode;
-use kozomol_store::{AppealGist, AppealState, CaseRecord, PayerView, ResolutionRecord};
+use kozomol_store::{
+    AppealGist, AppealState, CaseRecord, ContactConfirmed, PayerView, ResolutionRecord,
+    CONFIRMATION_TRIES,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::info;
@@ -26,7 +30,7 @@ use super::access::constant_time_eq;
 use super::appeals::{file_appeal_for, AppealRequest};
 use super::cases::serve_evidence;
 use super::resolutions::{
-    add_contact_for, pdf_response, record_owner_view, ContactRequest, ContactResult,
+    contact_answer, contact_problem, pdf_response, record_owner_view, ContactRequest, ContactResult,
 };
 use super::{json_body, ApiError, ApiState, FieldProblem};
 
@@ -356,29 +360,137 @@ pub async fn appeal(
     ))
 }
 
-/// `POST /api/v1/public/fines/{number}/contacts?grant=`: the owner leaves a phone
-/// number or e-mail address for notices: this fine's resolution (if not yet delivered)
-/// and every later one go there. Only with a grant from a lookup by plate and
-/// registration certificate: a resolution number alone does not make one the owner.
+/// `POST /api/v1/public/fines/{number}/contacts?grant=`: the owner asks for notices to
+/// a phone number or e-mail address; a code goes there (202 with the request's handle),
+/// and only the code typed back stores the contact ([`confirm_contact`]). A delivery to
+/// a contact proves the resolution delivered, so the address must be the citizen's own;
+/// and it serves this fine's vehicle alone: the certificate shown proves that vehicle,
+/// not who its owner is. Only with a grant from a lookup by plate and registration
+/// certificate: a resolution number alone does not make one the owner.
 pub async fn leave_contact(
     State(state): State<ApiState>,
     Path(number): Path<String>,
     Query(query): Query<GrantQuery>,
     parts: Parts,
     body: Result<Json<ContactRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<ContactResult>), ApiError> {
-    let (case, _) = owner_granted(&state, &number, query.grant.as_deref()).await?;
-    // Each address left sends messages at the city's cost: counted as lookups are.
+) -> Result<(StatusCode, Json<ContactConfirmationAnswer>), ApiError> {
+    let (case, resolution) = owner_granted(&state, &number, query.grant.as_deref()).await?;
+    // Each code sent costs the city a message: counted as lookups are.
     count_against_address(&state, &parts)?;
-    let request = json_body(body)?;
+    let (channel, address) = json_body(body)?.channel_and_address()?;
+    let sender = state
+        .app
+        .contact_channels
+        .iter()
+        .find(|sender| sender.channel() == channel)
+        .ok_or_else(|| {
+            ApiError::Validation(vec![FieldProblem::new(
+                "channel",
+                format!("notices by {channel} are not sent here"),
+            )])
+        })?;
     let owner = state
         .app
         .store
         .owner_lookup(case.id)
         .await?
         .and_then(|lookup| lookup.owner)
-        .ok_or_else(|| ApiError::Conflict(format!("resolution {number} names no owner")))?;
-    add_contact_for(&state, &owner.id, request, PORTAL_ACTOR).await
+        .ok_or_else(|| {
+            ApiError::Conflict(format!("resolution {} names no owner", resolution.number))
+        })?;
+    let plate = state
+        .app
+        .store
+        .decided_plate(case.id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("issued case {} has no plate", case.id)))?;
+    let requested = confirmation::request_confirmation(
+        state.app.store.as_ref(),
+        sender.as_ref(),
+        confirmation::ContactRequest {
+            resolution_number: &resolution.number,
+            owner_id: &owner.id,
+            plate_key: &kozomol_tunduk::plate_key(&plate),
+            channel,
+            address: &address,
+            requested_by: PORTAL_ACTOR,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        DeliveryError::CodeNotSent(why) => {
+            tracing::warn!(error = %why, %channel, "a contact's confirmation code was not sent");
+            ApiError::CodeNotSent
+        }
+        other => contact_problem(other),
+    })?;
+    let grant = query.grant.as_deref().unwrap_or_default();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ContactConfirmationAnswer {
+            confirm_url: state.app.link(&format!(
+                "/api/v1/public/fines/{}/contacts/{}?grant={grant}",
+                resolution.number, requested.handle
+            )),
+            handle: requested.handle,
+            expires_at: requested.expires_at,
+            tries: CONFIRMATION_TRIES,
+        }),
+    ))
+}
+
+/// A contact waiting for its code.
+#[derive(Serialize)]
+pub struct ContactConfirmationAnswer {
+    handle: String,
+    /// Where the code is posted (`{"code": "123456"}`).
+    confirm_url: String,
+    expires_at: DateTime<Utc>,
+    /// How many codes may be typed.
+    tries: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactCode {
+    code: Option<String>,
+}
+
+/// `POST /api/v1/public/fines/{number}/contacts/{handle}?grant=`: the code sent to the
+/// address: 201 stores the contact (200 when known already); a wrong code is 422 with
+/// the tries left; one expired, used or out of tries 409; an unknown handle 404.
+pub async fn confirm_contact(
+    State(state): State<ApiState>,
+    Path((number, handle)): Path<(String, String)>,
+    Query(query): Query<GrantQuery>,
+    body: Result<Json<ContactCode>, JsonRejection>,
+) -> Result<(StatusCode, Json<ContactResult>), ApiError> {
+    let (_, resolution) = owner_granted(&state, &number, query.grant.as_deref()).await?;
+    let typed = json_body(body)?.code.unwrap_or_default();
+    let judged = confirmation::confirm(
+        state.app.store.as_ref(),
+        &resolution.number,
+        &handle,
+        &typed,
+    )
+    .await
+    .map_err(contact_problem)?;
+    match judged {
+        ContactConfirmed::Confirmed(added) => Ok(contact_answer(added)),
+        ContactConfirmed::WrongCode { tries_left } => {
+            Err(ApiError::Validation(vec![FieldProblem::new(
+                "code",
+                format!("wrong code; {tries_left} tries left"),
+            )]))
+        }
+        ContactConfirmed::Lapsed => Err(ApiError::Conflict(
+            "this code has expired, was used or was mistyped too often: ask for a new one".into(),
+        )),
+        ContactConfirmed::Unknown => Err(ApiError::NotFound(format!(
+            "contact request {handle} of resolution {}",
+            resolution.number
+        ))),
+    }
 }
 
 /// The fine, if `grant` is an owner's (from a lookup by plate and certificate): the

@@ -377,30 +377,51 @@ pub(crate) async fn add_contact_for(
     request: ContactRequest,
     by: &str,
 ) -> Result<(StatusCode, Json<ContactResult>), ApiError> {
-    let channel = match request.channel.as_deref() {
-        Some("sms") => Some(DeliveryChannel::Sms),
-        Some("email") => Some(DeliveryChannel::Email),
-        _ => None,
-    };
-    let (Some(channel), Some(address)) = (channel, request.address) else {
-        return Err(ApiError::Validation(vec![FieldProblem::new(
-            "channel",
-            "`sms` or `email`, with the `address`",
-        )]));
-    };
+    let (channel, address) = request.channel_and_address()?;
     let added = delivery::add_contact(state.app.store.as_ref(), owner_id, channel, &address, by)
         .await
-        .map_err(|e| match e {
-            DeliveryError::Store(store) => ApiError::from(store),
-            DeliveryError::Contact(_) => {
-                ApiError::Validation(vec![FieldProblem::new("address", e.to_string())])
-            }
-            DeliveryError::NoOwner => {
-                ApiError::Validation(vec![FieldProblem::new("owner_id", e.to_string())])
-            }
-            other => ApiError::Internal(other.to_string()),
-        })?;
-    Ok(match added {
+        .map_err(contact_problem)?;
+    Ok(contact_answer(added))
+}
+
+impl ContactRequest {
+    /// The channel (`sms` or `email`) and the address as given.
+    pub(crate) fn channel_and_address(self) -> Result<(DeliveryChannel, String), ApiError> {
+        let channel = match self.channel.as_deref() {
+            Some("sms") => Some(DeliveryChannel::Sms),
+            Some("email") => Some(DeliveryChannel::Email),
+            _ => None,
+        };
+        match (channel, self.address) {
+            (Some(channel), Some(address)) => Ok((channel, address)),
+            _ => Err(ApiError::Validation(vec![FieldProblem::new(
+                "channel",
+                "`sms` or `email`, with the `address`",
+            )])),
+        }
+    }
+}
+
+/// A contact's refusal as the API answers it.
+pub(crate) fn contact_problem(e: DeliveryError) -> ApiError {
+    match e {
+        DeliveryError::Store(store) => ApiError::from(store),
+        DeliveryError::Contact(_) => {
+            ApiError::Validation(vec![FieldProblem::new("address", e.to_string())])
+        }
+        DeliveryError::NoOwner => {
+            ApiError::Validation(vec![FieldProblem::new("owner_id", e.to_string())])
+        }
+        DeliveryError::CodeMalformed => {
+            ApiError::Validation(vec![FieldProblem::new("code", e.to_string())])
+        }
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// 201 with a new contact, 200 with one known already.
+pub(crate) fn contact_answer(added: ContactAdded) -> (StatusCode, Json<ContactResult>) {
+    match added {
         ContactAdded::Added { id, planned } => (
             StatusCode::CREATED,
             Json(ContactResult {
@@ -417,5 +438,5 @@ pub(crate) async fn add_contact_for(
                 already_known: true,
             }),
         ),
-    })
+    }
 }

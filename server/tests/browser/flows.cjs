@@ -256,13 +256,24 @@ async function citizen(browser) {
   check(await card.locator(".photos img").count() === 2, "the citizen sees both photos");
   check(await card.locator("img.qr").isVisible(), "the payment QR is shown");
   await shot(page, "portal-fine-ru");
-  // Found by plate and certificate: the owner may leave an address for notices.
-  await card.locator(".notices-form select").selectOption("email");
-  await card.locator(".notices-form input").fill("owner@example.kg");
+  // Found by plate and certificate: the owner may leave an address for notices; a
+  // code goes to it, and only the code typed back stores it.
+  await card.locator(".notices-form select").selectOption("sms");
+  await card.locator(".notices-form input").fill(world.phone);
   await card.locator(".notices-form button").click();
-  await page.waitForFunction((n) => document.querySelector(`article[data-number="${n}"] .notices-status`).textContent !== "", world.number);
+  await card.locator(".notices-code input").waitFor();
+  const sent = await card.locator(".notices-status").textContent();
+  check(await card.locator(".notices-status.notice").count() === 1, `a code is sent to the phone (${sent})`);
+  await shot(page, "portal-notices-code");
+  const inbox = await fetch(world.sms_inbox + encodeURIComponent(world.phone), { headers: { Authorization: `Bearer ${world.sms_token}` } });
+  const texts = await inbox.json();
+  const code = (texts[texts.length - 1] || "").match(/\d{6}/);
+  check(code !== null, `the phone got a six-digit code (${texts})`);
+  await card.locator(".notices-code input").fill(code ? code[0] : "");
+  await card.locator(".notices-code button").click();
+  await card.locator(".notices-code").waitFor({ state: "hidden" });
   const subscribed = await card.locator(".notices-status").textContent();
-  check(await card.locator(".notices-status.notice").count() === 1, `the owner subscribes to notices by e-mail (${subscribed})`);
+  check(await card.locator(".notices-status.notice").count() === 1 && subscribed === "Готово: уведомления будут приходить сюда.", `the owner confirms the code and gets notices by SMS (${subscribed})`);
   const [download] = await Promise.all([page.waitForEvent("download"), card.locator("a.pdf").click()]);
   const pdf = require("node:fs").readFileSync(await download.path());
   check(pdf.subarray(0, 5).toString() === "%PDF-", "the resolution downloads as a PDF");
