@@ -1274,7 +1274,8 @@ fn web_paths() -> Value {
             "403": no_grant.clone(),
             "404": problem("No such resolution, or no such request for it (`not_found`)."),
             "409": problem("The code expired, was used, or was mistyped 5 times: ask for a new one (`conflict`)."),
-            "422": problem("Not six digits, or the wrong code; the detail says how many tries are left (`validation_failed`).")
+            "422": problem("Not six digits, or the wrong code; the detail says how many tries are left (`validation_failed`)."),
+            "429": problem("Too many requests from this address; see Retry-After (`too_many_lookups`).")
         }
     }});
     let mut paths = json!({
@@ -1381,8 +1382,8 @@ fn web_paths() -> Value {
                 "403": problem("No grant, or one from a lookup by number or payment code (`grant_required`)."),
                 "404": problem("No such resolution (`not_found`)."),
                 "409": problem("The resolution names no owner (`conflict`)."),
-                "422": problem("Unknown channel, one this server sends nothing by, or an address that channel cannot use (`validation_failed`)."),
-                "429": problem("Too many requests from this address; see Retry-After (`too_many_lookups`)."),
+                "422": problem("Unknown channel, one this server sends nothing by, or an address that channel cannot use or refused (`validation_failed`)."),
+                "429": problem("Too many requests from this address, see Retry-After (`too_many_lookups`); or the address was sent 3 codes in the last hour (`too_many_codes`)."),
                 "503": problem("The channel did not take the code; try again later (`code_not_sent`).")
             }
         }},
@@ -1639,7 +1640,7 @@ fn components() -> Value {
         "type": "object",
         "required": ["number", "payment_code", "grant", "grant_expires_at", "status", "case_state", "kind", "violation", "article",
             "captured_at", "plate", "place", "issued_at", "currency", "amount_minor", "discounted_minor", "discount_until", "due",
-            "appeal_until", "outstanding_minor", "paid_minor", "qr_payload", "card_payment_url", "contacts_url", "owner_view", "frames", "pdf_url", "qr_svg_url", "appeal"],
+            "appeal_until", "outstanding_minor", "paid_minor", "qr_payload", "card_payment_url", "contacts_url", "contact_channels", "owner_view", "frames", "pdf_url", "qr_svg_url", "appeal"],
         "properties": {
             "number": text, "payment_code": text, "grant": text, "grant_expires_at": instant,
             "status": { "type": "string", "enum": ["unpaid", "partially_paid", "paid", "appealed", "cancelled", "closed"] },
@@ -1649,7 +1650,8 @@ fn components() -> Value {
             "discount_until": nullable_date.clone(), "due": nullable_date.clone(), "appeal_until": nullable_date,
             "outstanding_minor": { "type": "integer" }, "paid_minor": { "type": "integer" }, "qr_payload": nullable_text,
             "card_payment_url": { "type": ["string", "null"], "description": "The card provider's checkout, returning to the portal." },
-            "contacts_url": { "type": ["string", "null"], "description": "Where the owner leaves a contact for notices; only for a fine found by plate and certificate." },
+            "contacts_url": { "type": ["string", "null"], "description": "Where the owner asks for notices of this vehicle's resolutions; only for a fine found by plate and certificate, and only where some channel sends the confirmation code." },
+            "contact_channels": { "type": "array", "items": { "type": "string", "enum": ["sms", "email"] }, "description": "The channels `contacts_url` takes." },
             "owner_view": { "type": "boolean", "description": "A grant from a lookup by plate and certificate: photos, PDF, appeals and notices open." },
             "frames": { "type": "array", "items": text }, "pdf_url": nullable_text, "qr_svg_url": nullable_text,
             "appeal": { "oneOf": [ { "type": "null" }, { "$ref": "#/components/schemas/PublicAppeal" } ] }

@@ -219,11 +219,17 @@ pub async fn run(
 
     // The channels' senders, shared by the delivery worker and the portal's contact
     // confirmations.
-    let senders = if d.enabled {
-        message_senders(&settings, sms)?
-    } else {
-        Vec::new()
-    };
+    let senders =
+        if d.enabled && (plan.parts.contains(&Part::Fines) || plan.parts.contains(&Part::Api)) {
+            message_senders(&settings, sms)?
+        } else {
+            Vec::new()
+        };
+    if plan.parts.contains(&Part::Api) && senders.is_empty() {
+        tracing::warn!(
+            "no SMS gateway or mail server is configured in [delivery]: the portal takes no contacts for notices"
+        );
+    }
 
     if plan.parts.contains(&Part::Fines) {
         let mut worker = fines_worker(

@@ -2810,6 +2810,54 @@ async fn console_sessions_change_nothing_without_their_anti_forgery_token() {
     assert_eq!(gone.status, StatusCode::UNAUTHORIZED);
 }
 
+/// Certificates tried for one plate meet one budget, whichever addresses they come
+/// from (here an address limit high enough never to be met).
+#[tokio::test]
+async fn certificate_guesses_for_one_plate_are_throttled_across_addresses() {
+    let h = Harness::new().await;
+    let mut state = h.state.clone();
+    state.lookup_limit = kozomol_server::api::LookupLimit {
+        lookups: 1_000,
+        window: std::time::Duration::from_secs(600),
+    };
+    let app = router(state);
+    let lookup = |plate: &str, certificate: String| {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/public/lookups")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({ "plate": plate, "certificate": certificate }).to_string(),
+            ))
+            .expect("request builds");
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request).await.expect("infallible");
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .expect("body reads");
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+    // Spelled two ways, one plate.
+    for i in 0..20 {
+        let plate = if i % 2 == 0 {
+            "01KG123ABC"
+        } else {
+            "01 kg 123 abc"
+        };
+        let (status, body) = lookup(plate, format!("KG0{i:07}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    }
+    let (status, body) = lookup("01KG123ABC", "KG01000000".into()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(body.contains("too_many_lookups"), "{body}");
+    // Another plate is not held up by it.
+    let (status, body) = lookup("01KG124ABC", "KG01000000".into()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
+
 #[tokio::test]
 async fn portal_lookups_are_throttled_and_fines_open_only_with_a_grant() {
     let h = Harness::new().await;

@@ -403,7 +403,7 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
             contacts[0].plate_key.as_deref(),
             contacts[0].added_by.as_str()
         ),
-        ("+996555000123", Some("01000ABC"), "portal")
+        ("+996555000123", Some("01000ABC"), "portal:127.0.0.1")
     );
     // The citizen's download of the PDF (it names the owner) is in the audit log.
     let views: Vec<_> = store

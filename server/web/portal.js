@@ -150,15 +150,18 @@ function ownerSection(fine) {
 function noticesSection(fine) {
   const id = `notices-${fine.number}`;
   const message = el("p", { role: "status", class: "notices-status" });
+  // Only the channels this server sends codes by.
   const channel = el("select", { id: `${id}-channel`, name: "channel" },
-    el("option", { value: "sms", text: t("by-sms") }), el("option", { value: "email", text: t("by-email") }));
+    fine.contact_channels.map((c) => el("option", { value: c, text: t(c === "sms" ? "by-sms" : "by-email") })));
   const address = el("input", { id: `${id}-address`, name: "address", required: true, autocomplete: "tel", type: "tel" });
   // The browser offers what the channel takes: a phone number, or an e-mail address.
-  channel.addEventListener("change", () => {
+  const fitAddress = () => {
     const email = channel.value === "email";
     address.autocomplete = email ? "email" : "tel";
     address.type = email ? "email" : "tel";
-  });
+  };
+  channel.addEventListener("change", fitAddress);
+  fitAddress();
   const form = el("form", { class: "notices-form" },
     el("label", { for: `${id}-channel`, text: t("notices-channel") }), channel,
     el("label", { for: `${id}-address`, text: t("notices-address") }), address,
@@ -182,6 +185,7 @@ function noticesSection(fine) {
     } catch (e) {
       if (e.status === 422) say("error", t("notices-address-wrong"));
       else if (e.status === 503) say("error", t("code-not-sent"));
+      else if (e.status === 429) say("error", t(e.problem && e.problem.code === "too_many_codes" ? "code-too-many" : "too-many-lookups"));
       else say("error", `${t("subscribe-failed")} ${e.message}`);
     }
   });
@@ -192,9 +196,12 @@ function noticesSection(fine) {
       codeForm.hidden = true;
       say("notice", t(answer.already_known ? "subscribed-already" : "subscribed"));
     } catch (e) {
+      // The detail names the tries left in English: only the number is taken from it.
       const field = (e.problem && e.problem.errors && e.problem.errors[0]) || null;
-      if (e.status === 422) say("error", `${t("code-wrong")} ${field ? field.message : ""}`);
+      const left = field && /(\d+) tries left/.exec(field.message);
+      if (e.status === 422) say("error", left ? t("code-wrong", { left: left[1] }) : t("code-six-digits"));
       else if (e.status === 409 || e.status === 404) { codeForm.hidden = true; say("error", t("code-lapsed")); }
+      else if (e.status === 429) say("error", t("too-many-lookups"));
       else say("error", `${t("subscribe-failed")} ${e.message}`);
     }
   });

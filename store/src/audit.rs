@@ -89,6 +89,10 @@ pub fn chain(batch_id: Uuid, rows: &[AuditRow<'_>]) -> Vec<([u8; 32], [u8; 32])>
         .collect()
 }
 
+/// A contact left on the portal was confirmed by the code sent to it: who (the portal
+/// and the client's address), for which resolution and vehicle, by which channel.
+pub const CONTACT_CONFIRMED: &str = "owner.contact_confirmed";
+
 /// Action of the audit row written whenever someone is shown an owner's personal data
 /// (a resolution's PDF, the bus's protocol): who saw whose, when.
 pub const OWNER_DATA_VIEWED: &str = "owner.viewed";

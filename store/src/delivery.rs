@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use kozomol_core::{CaseId, CaseState, ContactAddress, DeliveryChannel, DeliveryState};
 use serde::Serialize;
 
-use crate::audit::RESOLUTION_DELIVERED;
+use crate::audit::{CONTACT_CONFIRMED, RESOLUTION_DELIVERED};
 use crate::batch::ChainedAudit;
 use crate::error::corrupt;
 use crate::recognition::audit_row;
@@ -105,6 +105,19 @@ pub enum ContactConfirmed {
 
 /// How many codes may be typed for one request.
 pub const CONFIRMATION_TRIES: u32 = 5;
+/// How many codes one address is sent an hour, whoever asks: the portal's grant holders
+/// cannot flood a stranger's phone with texts.
+pub const CODES_PER_ADDRESS_HOUR: i64 = 3;
+
+/// What became of a request for a contact's code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeRequest {
+    /// Kept: its code may be sent.
+    Kept,
+    /// The address was sent [`CODES_PER_ADDRESS_HOUR`] codes in the last hour: nothing
+    /// kept, no code to send.
+    AddressBusy,
+}
 
 /// What became of a new contact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -486,6 +499,8 @@ pub(crate) const LAPSED_KEPT: chrono::Duration = chrono::Duration::days(1);
 
 /// A stored request for a contact's confirmation, as both backends read it.
 pub(crate) struct PendingConfirmation {
+    /// The case of the resolution it was asked under (for the audit row).
+    pub case_id: CaseId,
     pub owner_id: String,
     pub plate_key: String,
     pub channel: String,
@@ -496,6 +511,40 @@ pub(crate) struct PendingConfirmation {
     pub tries: i64,
     pub confirmed: bool,
 }
+
+/// The audit row of a confirmed contact: who confirmed it (`portal:{client}`), for
+/// which fine and vehicle, by which channel; not the address (the log is never purged).
+pub(crate) fn contact_confirmed_audit<'a>(
+    case_id: CaseId,
+    actor: &'a str,
+    detail: &'a str,
+    at: DateTime<Utc>,
+) -> ChainedAudit<'a> {
+    audit_row(case_id, CONTACT_CONFIRMED, None, None, actor, detail, at)
+}
+
+pub(crate) fn contact_confirmed_detail(number: &str, contact: &NewContact) -> String {
+    serde_json::json!({
+        "resolution": number,
+        "channel": contact.address.channel().as_str(),
+        "plate_key": contact.plate_key,
+    })
+    .to_string()
+}
+
+/// The columns both backends read of a request. A macro because `query()` takes only
+/// `&'static str`.
+macro_rules! pending_confirmation_select {
+    ($where:literal) => {
+        concat!(
+            "SELECT r.case_id, k.owner_id, k.plate_key, k.channel, k.address, k.code_sha256, \
+             k.requested_by, k.expires_at, k.tries, k.confirmed_at \
+             FROM contact_confirmations k JOIN resolutions r ON r.number = k.resolution_number ",
+            $where
+        )
+    };
+}
+pub(crate) use pending_confirmation_select;
 
 /// A typed code judged against its request.
 pub(crate) enum Judged {

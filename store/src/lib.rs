@@ -91,10 +91,10 @@ pub use checks::{
     PreIssueChecks, SightingSite,
 };
 pub use delivery::{
-    AttemptKind, AttemptOutcome, AttemptRecord, AttemptResult, ContactAdded, ContactConfirmed,
-    ContactRecord, DeliveryId, DeliveryJob, DeliveryRecord, DeliveryRecorded, DeliveryTarget,
-    NewContact, NewContactConfirmation, NewPrintBatch, PrintBatchId, PrintBatchRecord,
-    PrintBatchWrite, ProvenDelivery, CONFIRMATION_TRIES,
+    AttemptKind, AttemptOutcome, AttemptRecord, AttemptResult, CodeRequest, ContactAdded,
+    ContactConfirmed, ContactRecord, DeliveryId, DeliveryJob, DeliveryRecord, DeliveryRecorded,
+    DeliveryTarget, NewContact, NewContactConfirmation, NewPrintBatch, PrintBatchId,
+    PrintBatchRecord, PrintBatchWrite, ProvenDelivery, CODES_PER_ADDRESS_HOUR, CONFIRMATION_TRIES,
 };
 pub use destruction::{DestructionReport, Erasure};
 pub use error::StoreError;
@@ -464,16 +464,18 @@ pub trait DeliveryOutbox: Send + Sync {
     async fn add_contact(&self, contact: &NewContact) -> Result<ContactAdded, StoreError>;
     /// The owner's contacts, oldest first.
     async fn contacts(&self, owner_id: &str) -> Result<Vec<ContactRecord>, StoreError>;
-    /// Keeps a portal contact waiting for its code (and drops requests lapsed a day
-    /// ago: they hold an address no one confirmed).
+    /// Keeps a portal contact waiting for its code, unless its address was sent
+    /// [`CODES_PER_ADDRESS_HOUR`] codes in the last hour (and drops requests lapsed a
+    /// day ago: they hold an address no one confirmed).
     async fn request_contact_confirmation(
         &self,
         request: &NewContactConfirmation,
-    ) -> Result<(), StoreError>;
+    ) -> Result<CodeRequest, StoreError>;
     /// Counts one try of the code whose SHA-256 (with the handle) is `code_sha256`
     /// against the request `handle` of resolution `number`; the right code, within
     /// [`CONFIRMATION_TRIES`] and before it expires, stores the contact as
-    /// [`DeliveryOutbox::add_contact`] does, in the same transaction.
+    /// [`DeliveryOutbox::add_contact`] does, with its audit row
+    /// (`owner.contact_confirmed`), in the same transaction.
     async fn confirm_contact(
         &self,
         number: &str,

@@ -531,6 +531,63 @@ mod tests {
     /// its excess — and queues the excess of payments before it, once, on SQLite's
     /// rebuilt table.
     #[tokio::test]
+    async fn sqlite_portal_contacts_before_v27_go_with_what_was_queued_only_to_them() {
+        let (_dir, pool) = sqlite_at(26).await;
+        sqlx::raw_sql(
+            "INSERT INTO cameras (camera_id, public_key, device_serial, site_id, site_lat_e6, \
+             site_lon_e6, site_address, site_direction, site_lane, registered_at) \
+             VALUES ('cam-1', zeroblob(32), 'SER-1', 's', 0, 0, 'a', 'n', 1, 0); \
+             INSERT INTO cases (id, event_id, camera_id, captured_at, received_at, kind, state, \
+             plate, enforceable, fingerprint, event) \
+             VALUES (7, 'e-7', 'cam-1', 1, 2, 'speeding', 'issued', '01KG1', 1, \
+             zeroblob(32), '{}'); \
+             INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) \
+             VALUES (zeroblob(32), 'seg', 0, 10); \
+             INSERT INTO resolution_numbers VALUES (7, 'BSK', 2026, 1); \
+             INSERT INTO resolutions (number, case_id, payment_code, jurisdiction, article, \
+             units, amount_minor, discounted_minor, currency, issued_at, pdf_sha256, signature, \
+             signature_key_id, signer) VALUES ('KG-BSK-2026-0000001', 7, '112600100000000019', \
+             'kg', 'a', 50, 500000, 250000, 'KGS', 0, zeroblob(32), x'00', 'k', 'issuer:x'); \
+             INSERT INTO owner_lookups (case_id, outcome, owner_kind, owner_id, vehicle, \
+             looked_up_at) VALUES (7, 'found', 'person', 'P1', '{}', 0); \
+             INSERT INTO owner_contacts (id, owner_id, channel, address, added_at, added_by) \
+             VALUES (1, 'P1', 'sms', '+996555000001', 0, 'portal'), \
+             (2, 'P1', 'sms', '+996555000002', 0, 'clerk-1'), \
+             (3, 'P1', 'email', 'a@mail.kg', 0, 'portal'); \
+             INSERT INTO deliveries (id, resolution_number, case_id, channel, address, state, \
+             created_at) VALUES \
+             (1, 'KG-BSK-2026-0000001', 7, 'sms', '+996555000001', 'queued', 0), \
+             (2, 'KG-BSK-2026-0000001', 7, 'sms', '+996555000002', 'queued', 0), \
+             (3, 'KG-BSK-2026-0000001', 7, 'email', 'a@mail.kg', 'sent', 0);",
+        )
+        .execute(&pool)
+        .await
+        .expect("v26 rows");
+
+        sqlite(&pool).await.expect("migrates to the newest schema");
+
+        let contacts: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT id, added_by, plate_key FROM owner_contacts ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .expect("contacts");
+        assert_eq!(contacts, [(2, "clerk-1".to_owned(), String::new())]);
+        let deliveries: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, state FROM deliveries ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .expect("deliveries");
+        assert_eq!(
+            deliveries,
+            [
+                (1, "failed".to_owned()),
+                (2, "queued".to_owned()),
+                (3, "sent".to_owned())
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn sqlite_refunds_before_v18_get_their_amounts_and_excess_once() {
         let (_dir, pool) = sqlite_at(17).await;
         sqlx::raw_sql(

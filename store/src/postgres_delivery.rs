@@ -19,10 +19,11 @@ use crate::postgres_recognition::{insert_audit, insert_evidence};
 use crate::recognition::delay_millis;
 use crate::subscriptions::{decided_plate_key, notice_prefix};
 use crate::{
-    decode, AttemptKind, AttemptOutcome, AttemptRecord, AttemptResult, CompleteResult,
+    decode, AttemptKind, AttemptOutcome, AttemptRecord, AttemptResult, CodeRequest, CompleteResult,
     ContactAdded, ContactConfirmed, ContactRecord, DeliveryId, DeliveryJob, DeliveryOutbox,
     DeliveryRecord, DeliveryRecorded, DeliveryTarget, NewContact, NewContactConfirmation,
     NewPrintBatch, PrintBatchId, PrintBatchRecord, PrintBatchWrite, ProvenDelivery, StoreError,
+    CODES_PER_ADDRESS_HOUR,
 };
 
 /// What a claim returns. A macro because `query()` takes only `&'static str`.
@@ -168,6 +169,23 @@ async fn insert_attempt(tx: &mut PgConnection, row: AttemptRow<'_>) -> Result<()
     Ok(())
 }
 
+fn pending_from_row(row: &PgRow) -> Result<delivery::PendingConfirmation, StoreError> {
+    Ok(delivery::PendingConfirmation {
+        case_id: CaseId(row.try_get("case_id")?),
+        owner_id: row.try_get("owner_id")?,
+        plate_key: row.try_get("plate_key")?,
+        channel: row.try_get("channel")?,
+        address: row.try_get("address")?,
+        code_sha256: row.try_get("code_sha256")?,
+        requested_by: row.try_get("requested_by")?,
+        expires_at: row.try_get("expires_at")?,
+        tries: i64::from(row.try_get::<i32, _>("tries")?),
+        confirmed: row
+            .try_get::<Option<DateTime<Utc>>, _>("confirmed_at")?
+            .is_some(),
+    })
+}
+
 /// Stores a contact and queues a delivery to it for each resolution it serves that no
 /// delivery has proven yet; the same contact again changes nothing.
 async fn insert_contact(
@@ -268,15 +286,29 @@ impl DeliveryOutbox for PgStore {
     async fn request_contact_confirmation(
         &self,
         request: &NewContactConfirmation,
-    ) -> Result<(), StoreError> {
+    ) -> Result<CodeRequest, StoreError> {
         let contact = &request.contact;
         let plate_key = delivery::confirmation_plate_key(request)?;
+        let (channel, address) = (contact.address.channel().as_str(), contact.address.as_str());
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM contact_confirmations WHERE expires_at < $1")
             .bind(now - delivery::LAPSED_KEPT)
             .execute(&mut *tx)
             .await?;
+        let recent: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM contact_confirmations WHERE channel = $1 AND address = $2 \
+             AND requested_at > $3",
+        )
+        .bind(channel)
+        .bind(address)
+        .bind(now - chrono::Duration::hours(1))
+        .fetch_one(&mut *tx)
+        .await?;
+        if recent >= CODES_PER_ADDRESS_HOUR {
+            tx.commit().await?;
+            return Ok(CodeRequest::AddressBusy);
+        }
         sqlx::query(
             "INSERT INTO contact_confirmations (handle, resolution_number, owner_id, plate_key, \
              channel, address, code_sha256, requested_at, requested_by, expires_at) \
@@ -286,8 +318,8 @@ impl DeliveryOutbox for PgStore {
         .bind(&request.resolution_number)
         .bind(&contact.owner_id)
         .bind(plate_key)
-        .bind(contact.address.channel().as_str())
-        .bind(contact.address.as_str())
+        .bind(channel)
+        .bind(address)
         .bind(&request.code_sha256)
         .bind(now)
         .bind(&contact.added_by)
@@ -295,7 +327,7 @@ impl DeliveryOutbox for PgStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(CodeRequest::Kept)
     }
 
     async fn confirm_contact(
@@ -306,11 +338,9 @@ impl DeliveryOutbox for PgStore {
     ) -> Result<ContactConfirmed, StoreError> {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "SELECT owner_id, plate_key, channel, address, code_sha256, requested_by, \
-             expires_at, tries, confirmed_at FROM contact_confirmations \
-             WHERE handle = $1 AND resolution_number = $2 FOR UPDATE",
-        )
+        let row = sqlx::query(delivery::pending_confirmation_select!(
+            "WHERE k.handle = $1 AND k.resolution_number = $2 FOR UPDATE OF k"
+        ))
         .bind(handle)
         .bind(number)
         .fetch_optional(&mut *tx)
@@ -318,19 +348,8 @@ impl DeliveryOutbox for PgStore {
         let Some(row) = row else {
             return finish_unchanged(tx, Ok(ContactConfirmed::Unknown)).await;
         };
-        let pending = delivery::PendingConfirmation {
-            owner_id: row.try_get("owner_id")?,
-            plate_key: row.try_get("plate_key")?,
-            channel: row.try_get("channel")?,
-            address: row.try_get("address")?,
-            code_sha256: row.try_get("code_sha256")?,
-            requested_by: row.try_get("requested_by")?,
-            expires_at: row.try_get("expires_at")?,
-            tries: i64::from(row.try_get::<i32, _>("tries")?),
-            confirmed: row
-                .try_get::<Option<DateTime<Utc>>, _>("confirmed_at")?
-                .is_some(),
-        };
+        let pending = pending_from_row(&row)?;
+        let case_id = pending.case_id;
         let contact = match pending.judge(code_sha256, now)? {
             delivery::Judged::Lapsed => {
                 return finish_unchanged(tx, Ok(ContactConfirmed::Lapsed)).await
@@ -354,6 +373,12 @@ impl DeliveryOutbox for PgStore {
         .execute(&mut *tx)
         .await?;
         let added = insert_contact(&mut tx, &contact, now).await?;
+        let detail = delivery::contact_confirmed_detail(number, &contact);
+        insert_audit(
+            &mut tx,
+            &delivery::contact_confirmed_audit(case_id, &contact.added_by, &detail, now),
+        )
+        .await?;
         tx.commit().await?;
         Ok(ContactConfirmed::Confirmed(added))
     }

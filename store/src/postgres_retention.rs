@@ -38,6 +38,12 @@ impl PersonalDataRetention for PgStore {
         let contacts = purge_untied(&mut tx, contacts, quiet_since, limit, actor, now).await?;
         let dead_letters =
             purge_untied(&mut tx, dead_letters, quiet_since, limit, actor, now).await?;
+        // Portal contacts never confirmed: kept a day past their code, whether or not
+        // new requests come to sweep them.
+        sqlx::query("DELETE FROM contact_confirmations WHERE expires_at < $1")
+            .bind(now - crate::delivery::LAPSED_KEPT)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(PurgeReport {
             cases,

@@ -17,10 +17,11 @@ use crate::sqlite::{location_from_row, ms, rows_per_statement, SqliteStore};
 use crate::sqlite_recognition::{insert_audit, insert_evidence};
 use crate::subscriptions::{decided_plate_key, notice_prefix};
 use crate::{
-    decode, AttemptOutcome, AttemptRecord, AttemptResult, CompleteResult, ContactAdded,
-    ContactConfirmed, ContactRecord, DeliveryId, DeliveryJob, DeliveryOutbox, DeliveryRecord,
-    DeliveryRecorded, DeliveryTarget, NewContact, NewContactConfirmation, NewPrintBatch,
-    PrintBatchId, PrintBatchRecord, PrintBatchWrite, ProvenDelivery, StoreError,
+    decode, AttemptOutcome, AttemptRecord, AttemptResult, CodeRequest, CompleteResult,
+    ContactAdded, ContactConfirmed, ContactRecord, DeliveryId, DeliveryJob, DeliveryOutbox,
+    DeliveryRecord, DeliveryRecorded, DeliveryTarget, NewContact, NewContactConfirmation,
+    NewPrintBatch, PrintBatchId, PrintBatchRecord, PrintBatchWrite, ProvenDelivery, StoreError,
+    CODES_PER_ADDRESS_HOUR,
 };
 
 /// What a claim returns. A macro because `query()` takes only `&'static str`.
@@ -154,6 +155,21 @@ async fn insert_attempt(tx: &mut SqliteConnection, row: AttemptRow<'_>) -> Resul
     Ok(())
 }
 
+fn pending_from_row(row: &SqliteRow) -> Result<delivery::PendingConfirmation, StoreError> {
+    Ok(delivery::PendingConfirmation {
+        case_id: CaseId(row.try_get("case_id")?),
+        owner_id: row.try_get("owner_id")?,
+        plate_key: row.try_get("plate_key")?,
+        channel: row.try_get("channel")?,
+        address: row.try_get("address")?,
+        code_sha256: row.try_get("code_sha256")?,
+        requested_by: row.try_get("requested_by")?,
+        expires_at: decode::millis(row.try_get("expires_at")?)?,
+        tries: row.try_get("tries")?,
+        confirmed: row.try_get::<Option<i64>, _>("confirmed_at")?.is_some(),
+    })
+}
+
 /// Stores a contact and queues a delivery to it for each resolution it serves that no
 /// delivery has proven yet; the same contact again changes nothing.
 async fn insert_contact(
@@ -251,15 +267,29 @@ impl DeliveryOutbox for SqliteStore {
     async fn request_contact_confirmation(
         &self,
         request: &NewContactConfirmation,
-    ) -> Result<(), StoreError> {
+    ) -> Result<CodeRequest, StoreError> {
         let contact = &request.contact;
         let plate_key = delivery::confirmation_plate_key(request)?;
+        let (channel, address) = (contact.address.channel().as_str(), contact.address.as_str());
         let now = now_millis();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM contact_confirmations WHERE expires_at < ?")
             .bind(ms(now - delivery::LAPSED_KEPT))
             .execute(&mut *tx)
             .await?;
+        let recent: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM contact_confirmations WHERE channel = ? AND address = ? \
+             AND requested_at > ?",
+        )
+        .bind(channel)
+        .bind(address)
+        .bind(ms(now - chrono::Duration::hours(1)))
+        .fetch_one(&mut *tx)
+        .await?;
+        if recent >= CODES_PER_ADDRESS_HOUR {
+            tx.commit().await?;
+            return Ok(CodeRequest::AddressBusy);
+        }
         sqlx::query(
             "INSERT INTO contact_confirmations (handle, resolution_number, owner_id, plate_key, \
              channel, address, code_sha256, requested_at, requested_by, expires_at) \
@@ -269,8 +299,8 @@ impl DeliveryOutbox for SqliteStore {
         .bind(&request.resolution_number)
         .bind(&contact.owner_id)
         .bind(plate_key)
-        .bind(contact.address.channel().as_str())
-        .bind(contact.address.as_str())
+        .bind(channel)
+        .bind(address)
         .bind(&request.code_sha256)
         .bind(ms(now))
         .bind(&contact.added_by)
@@ -278,7 +308,7 @@ impl DeliveryOutbox for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(CodeRequest::Kept)
     }
 
     async fn confirm_contact(
@@ -287,32 +317,38 @@ impl DeliveryOutbox for SqliteStore {
         handle: &str,
         code_sha256: &str,
     ) -> Result<ContactConfirmed, StoreError> {
+        const SELECT: &str = delivery::pending_confirmation_select!(
+            "WHERE k.handle = ? AND k.resolution_number = ?"
+        );
         let now = now_millis();
+        // Judged first on a reader: a handle unknown or lapsed never takes the one
+        // writer's lock (a flood of them would hold up every write).
+        let seen = sqlx::query(SELECT)
+            .bind(handle)
+            .bind(number)
+            .fetch_optional(&self.reader)
+            .await?;
+        let Some(seen) = seen else {
+            return Ok(ContactConfirmed::Unknown);
+        };
+        if matches!(
+            pending_from_row(&seen)?.judge(code_sha256, now)?,
+            delivery::Judged::Lapsed
+        ) {
+            return Ok(ContactConfirmed::Lapsed);
+        }
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query(
-            "SELECT owner_id, plate_key, channel, address, code_sha256, requested_by, \
-             expires_at, tries, confirmed_at FROM contact_confirmations \
-             WHERE handle = ? AND resolution_number = ?",
-        )
-        .bind(handle)
-        .bind(number)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let row = sqlx::query(SELECT)
+            .bind(handle)
+            .bind(number)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(row) = row else {
             tx.rollback().await?;
             return Ok(ContactConfirmed::Unknown);
         };
-        let pending = delivery::PendingConfirmation {
-            owner_id: row.try_get("owner_id")?,
-            plate_key: row.try_get("plate_key")?,
-            channel: row.try_get("channel")?,
-            address: row.try_get("address")?,
-            code_sha256: row.try_get("code_sha256")?,
-            requested_by: row.try_get("requested_by")?,
-            expires_at: decode::millis(row.try_get("expires_at")?)?,
-            tries: row.try_get("tries")?,
-            confirmed: row.try_get::<Option<i64>, _>("confirmed_at")?.is_some(),
-        };
+        let pending = pending_from_row(&row)?;
+        let case_id = pending.case_id;
         let contact = match pending.judge(code_sha256, now)? {
             delivery::Judged::Lapsed => {
                 tx.rollback().await?;
@@ -336,6 +372,12 @@ impl DeliveryOutbox for SqliteStore {
         .execute(&mut *tx)
         .await?;
         let added = insert_contact(&mut tx, &contact, ms(now)).await?;
+        let detail = delivery::contact_confirmed_detail(number, &contact);
+        insert_audit(
+            &mut tx,
+            &delivery::contact_confirmed_audit(case_id, &contact.added_by, &detail, now),
+        )
+        .await?;
         tx.commit().await?;
         Ok(ContactConfirmed::Confirmed(added))
     }

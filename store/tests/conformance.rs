@@ -27,9 +27,9 @@ use kozomol_store::{
     RecognitionOutcome, ReviewWrite, Store, StoreError, DEAD_LETTER_RAW_LIMIT,
 };
 use kozomol_store::{
-    AttemptKind, AttemptOutcome, AttemptResult, ContactAdded, ContactConfirmed, DeliveryId,
-    DeliveryRecord, DeliveryRecorded, DeliveryTarget, NewContact, NewContactConfirmation,
-    NewPrintBatch, PrintBatchId, PrintBatchWrite, ProvenDelivery,
+    AttemptKind, AttemptOutcome, AttemptResult, CodeRequest, ContactAdded, ContactConfirmed,
+    DeliveryId, DeliveryRecord, DeliveryRecorded, DeliveryTarget, NewContact,
+    NewContactConfirmation, NewPrintBatch, PrintBatchId, PrintBatchWrite, ProvenDelivery,
 };
 use kozomol_store::{OfficerIdentity, ACCOUNT_CREATED, OFFICER_REGISTERED};
 use sha2::{Digest, Sha256};
@@ -2923,7 +2923,7 @@ async fn portal_contacts_wait_for_their_code_and_serve_one_vehicle(store: Arc<dy
         .request_contact_confirmation(&request("h1", Some("01123ABC"), "+996555000111", 15))
         .await
         .unwrap();
-    // Nothing is stored, nothing is sent, before the code comes back.
+    // Nothing is stored before the code comes back.
     assert!(store.contacts(&asanov.id).await.unwrap().is_empty());
     // Only under the fine it was asked for.
     assert_eq!(
@@ -3021,6 +3021,49 @@ async fn portal_contacts_wait_for_their_code_and_serve_one_vehicle(store: Arc<dy
             .await,
         Err(StoreError::Invalid(_))
     ));
+    // An address is sent three codes an hour, whoever asks.
+    for (n, kept) in [
+        CodeRequest::Kept,
+        CodeRequest::Kept,
+        CodeRequest::Kept,
+        CodeRequest::AddressBusy,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(
+            store
+                .request_contact_confirmation(&request(
+                    &format!("busy-{n}"),
+                    Some("01123ABC"),
+                    "+996555000666",
+                    15
+                ))
+                .await
+                .unwrap(),
+            kept
+        );
+    }
+    assert_eq!(
+        store
+            .confirm_contact(&first[0], "busy-3", "right-busy-3")
+            .await
+            .unwrap(),
+        ContactConfirmed::Unknown
+    );
+    // Each confirmation is audited: who, which fine, which channel; never the address.
+    let confirmed: Vec<_> = store
+        .audit_rows(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|row| row.action == kozomol_store::audit::CONTACT_CONFIRMED)
+        .collect();
+    assert_eq!(confirmed.len(), 2, "{confirmed:?}");
+    assert!(confirmed
+        .iter()
+        .all(|row| row.actor == "portal"
+            && !row.detail.as_deref().unwrap_or_default().contains("+996")));
     // A desk officer takes the same number for every vehicle of the owner: the next
     // resolution sends it one text, not two.
     store

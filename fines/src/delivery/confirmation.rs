@@ -1,14 +1,15 @@
 //! Confirming a contact a citizen leaves on the portal: a six-digit code goes to the
 //! phone number or e-mail address, and the contact is stored only when the code comes
 //! back. A delivery to a contact proves the resolution delivered and starts the clocks,
-//! so no one may name an address for someone else's fines; and a contact left on the
-//! portal serves the one vehicle whose certificate the citizen showed.
+//! so the address must be one its holder chose: whoever confirms holds both the
+//! vehicle's certificate and the address (and is audited). A contact left on the portal
+//! serves the one vehicle whose certificate the citizen showed.
 
 use std::time::Duration;
 
 use chrono::Utc;
 use kozomol_core::{ContactAddress, DeliveryChannel};
-use kozomol_store::{ContactConfirmed, NewContact, NewContactConfirmation, Store};
+use kozomol_store::{CodeRequest, ContactConfirmed, NewContact, NewContactConfirmation, Store};
 use sha2::{Digest, Sha256};
 
 use super::message::Notice;
@@ -35,13 +36,14 @@ pub struct ContactRequest<'a> {
     pub plate_key: &'a str,
     pub channel: DeliveryChannel,
     pub address: &'a str,
-    /// `portal:{client}`.
+    /// `portal:{client}`: kept with the contact and in its audit row.
     pub requested_by: &'a str,
 }
 
 /// Checks the address, keeps the request, and sends the code by `sender` (the
 /// channel's own). The request is stored before the code is sent, so no code goes
-/// out that could not be confirmed.
+/// out that could not be confirmed; an address sent a few codes in the last hour
+/// already gets none (`AddressBusy`).
 pub async fn request_confirmation(
     store: &dyn Store,
     sender: &dyn MessageSender,
@@ -57,7 +59,7 @@ pub async fn request_confirmation(
     let code = code_from(&random[16..]);
     let expires_at = Utc::now()
         + chrono::Duration::from_std(CODE_VALID).map_err(|e| DeliveryError::Task(e.to_string()))?;
-    store
+    let kept = store
         .request_contact_confirmation(&NewContactConfirmation {
             handle: handle.clone(),
             resolution_number: request.resolution_number.to_owned(),
@@ -71,6 +73,9 @@ pub async fn request_confirmation(
             expires_at,
         })
         .await?;
+    if kept == CodeRequest::AddressBusy {
+        return Err(DeliveryError::AddressBusy);
+    }
     let text = code_text(&code);
     let notice = Notice {
         to: address.as_str().to_owned(),

@@ -59,6 +59,9 @@ pub enum DeliveryError {
     CodeNotSent(SendError),
     #[error("a confirmation code is six digits")]
     CodeMalformed,
+    /// The address was sent as many codes as it may be in an hour.
+    #[error("this address was sent several codes in the last hour; try again later")]
+    AddressBusy,
 }
 
 /// Takes a citizen's phone number (`sms`) or e-mail address (`email`) for the owner

@@ -78,6 +78,9 @@ pub enum ApiError {
     /// A contact's confirmation code the channel (SMS gateway, mail server) did not take.
     #[error("the confirmation code could not be sent just now; try again later")]
     CodeNotSent,
+    /// The address was sent as many confirmation codes as it may be in an hour.
+    #[error("this address was sent several codes in the last hour; try again in an hour")]
+    TooManyCodes,
     #[error("this process does not publish camera config")]
     ConfigUnavailable,
     #[error("camera config could not be published")]
@@ -176,6 +179,11 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not_ready",
                 "Service not ready",
+            ),
+            TooManyCodes => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_codes",
+                "Too many codes to this address",
             ),
             CodeNotSent => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -16,7 +16,7 @@ use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use ipnet::IpNet;
 use kozomol_core::{decimal_degrees, CaseId, CaseState, ViolationKind};
-use kozomol_fines::delivery::{confirmation, DeliveryError};
+use kozomol_fines::delivery::{confirmation, DeliveryError, SendError};
 use kozomol_payments::PaymentCode;
 use kozomol_store::{
     AppealGist, AppealState, CaseRecord, ContactConfirmed, PayerView, ResolutionRecord,
@@ -33,6 +33,7 @@ use super::resolutions::{
     contact_answer, contact_problem, pdf_response, record_owner_view, ContactRequest, ContactResult,
 };
 use super::{json_body, ApiError, ApiState, FieldProblem};
+use crate::auth::AttemptLimiter;
 
 /// How many lookups one address may make in a window.
 #[derive(Clone, Copy, Debug)]
@@ -61,6 +62,27 @@ const PLATE_LOOKUP_LIMIT: usize = 50;
 /// A plate's cases are read this many at a time, at most this many pages (2,000 cases).
 const PLATE_LOOKUP_PAGE: u32 = 200;
 const PLATE_LOOKUP_PAGES: usize = 10;
+
+/// Lookups by one plate whose certificate matched nothing, per hour, from all
+/// addresses together: guessing a certificate (ten characters) from many addresses at
+/// once still gets nowhere. The owner, refused meanwhile, finds the fine by the
+/// resolution number or payment code the resolution carries.
+const CERTIFICATE_MISSES_PER_PLATE: usize = 20;
+const CERTIFICATE_MISS_WINDOW: Duration = Duration::from_secs(3600);
+/// A lookup by plate answers no sooner than this: reading a plate's recorded cases
+/// takes longer the more there are, and the time would tell how often a plate was
+/// recorded to someone who does not hold its certificate.
+const PLATE_LOOKUP_FLOOR: Duration = Duration::from_millis(300);
+
+/// The budget of certificate misses per plate; off where lookups are not limited.
+pub(crate) fn certificate_misses(limit: LookupLimit) -> AttemptLimiter {
+    let misses = if limit.lookups == 0 {
+        0
+    } else {
+        CERTIFICATE_MISSES_PER_PLATE
+    };
+    AttemptLimiter::new(misses, CERTIFICATE_MISS_WINDOW)
+}
 
 /// One of three ways to name one's fines.
 #[derive(Deserialize)]
@@ -113,8 +135,11 @@ pub struct PublicFine {
     /// portal; none when nothing is due or no provider is configured.
     card_payment_url: Option<String>,
     /// Where the owner leaves a phone number or e-mail address for notices of this
-    /// and later resolutions; only for a fine found by plate and certificate.
+    /// vehicle's resolutions; only for a fine found by plate and certificate, and only
+    /// where some channel sends the code.
     contacts_url: Option<String>,
+    /// The channels (`sms`, `email`) `contacts_url` takes; empty with no `contacts_url`.
+    contact_channels: Vec<&'static str>,
     /// Whether this grant is an owner's (a lookup by plate and certificate): only then
     /// the photos, the PDF, appeals and notices.
     owner_view: bool,
@@ -207,7 +232,7 @@ pub async fn lookup(
         filled(request.payment_code),
     ) {
         (Some(plate), Some(certificate), None, None) => (
-            by_plate_and_certificate(&state, &plate, &certificate).await?,
+            guarded_plate_lookup(&state, &plate, &certificate).await?,
             GrantScope::Owner,
         ),
         (None, None, Some(number), None) => (by_number(&number), GrantScope::Fine),
@@ -404,6 +429,10 @@ pub async fn leave_contact(
         .decided_plate(case.id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("issued case {} has no plate", case.id)))?;
+    let requested_by = format!(
+        "{PORTAL_ACTOR}:{}",
+        client_address(&parts, &state.app.trusted_proxies)
+    );
     let requested = confirmation::request_confirmation(
         state.app.store.as_ref(),
         sender.as_ref(),
@@ -413,15 +442,23 @@ pub async fn leave_contact(
             plate_key: &kozomol_tunduk::plate_key(&plate),
             channel,
             address: &address,
-            requested_by: PORTAL_ACTOR,
+            requested_by: &requested_by,
         },
     )
     .await
     .map_err(|e| match e {
+        // The gateway or mail server refused the address itself: not worth repeating.
+        DeliveryError::CodeNotSent(SendError::Permanent(why)) => {
+            ApiError::Validation(vec![FieldProblem::new(
+                "address",
+                format!("the {channel} channel refused this address: {why}"),
+            )])
+        }
         DeliveryError::CodeNotSent(why) => {
             tracing::warn!(error = %why, %channel, "a contact's confirmation code was not sent");
             ApiError::CodeNotSent
         }
+        DeliveryError::AddressBusy => ApiError::TooManyCodes,
         other => contact_problem(other),
     })?;
     let grant = query.grant.as_deref().unwrap_or_default();
@@ -463,9 +500,11 @@ pub async fn confirm_contact(
     State(state): State<ApiState>,
     Path((number, handle)): Path<(String, String)>,
     Query(query): Query<GrantQuery>,
+    parts: Parts,
     body: Result<Json<ContactCode>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ContactResult>), ApiError> {
     let (_, resolution) = owner_granted(&state, &number, query.grant.as_deref()).await?;
+    count_against_address(&state, &parts)?;
     let typed = json_body(body)?.code.unwrap_or_default();
     let judged = confirmation::confirm(
         state.app.store.as_ref(),
@@ -602,6 +641,29 @@ fn certificate_key(text: &str) -> String {
         .flat_map(char::to_uppercase)
         .map(kozomol_core::latin_lookalike)
         .collect()
+}
+
+/// [`by_plate_and_certificate`] within the plate's budget of misses, answered no
+/// sooner than [`PLATE_LOOKUP_FLOOR`].
+async fn guarded_plate_lookup(
+    state: &ApiState,
+    plate: &str,
+    certificate: &str,
+) -> Result<Vec<String>, ApiError> {
+    let started = tokio::time::Instant::now();
+    let key = kozomol_tunduk::plate_key(plate);
+    if let Err(wait) = state.certificate_misses.check(&key) {
+        info!(plate = %key, "lookup by plate refused: too many certificates tried for it");
+        return Err(ApiError::TooManyLookups {
+            retry_after_s: wait.as_secs().max(1),
+        });
+    }
+    let found = by_plate_and_certificate(state, plate, certificate).await;
+    if matches!(&found, Ok(numbers) if numbers.is_empty()) {
+        state.certificate_misses.record(&key);
+    }
+    tokio::time::sleep_until(started + PLATE_LOOKUP_FLOOR).await;
+    found
 }
 
 async fn by_plate_and_certificate(
@@ -772,6 +834,8 @@ fn public_fine(state: &ApiState, view: PayerView, scope: GrantScope, expires: i6
     let now = Utc::now();
     let number = resolution.number.clone();
     let grant = make_grant(state, &number, scope, expires);
+    // Notices are the owner's, and only where some channel sends the code.
+    let notices = scope == GrantScope::Owner && !state.app.contact_channels.is_empty();
     let link = |path: &str| {
         state.app.link(&format!(
             "/api/v1/public/fines/{number}{path}?grant={grant}"
@@ -843,7 +907,17 @@ fn public_fine(state: &ApiState, view: PayerView, scope: GrantScope, expires: i6
         paid_minor: view.paid_minor,
         qr_payload,
         card_payment_url,
-        contacts_url: (scope == GrantScope::Owner).then(|| link("/contacts")),
+        contacts_url: notices.then(|| link("/contacts")),
+        contact_channels: if notices {
+            state
+                .app
+                .contact_channels
+                .iter()
+                .map(|sender| sender.channel().as_str())
+                .collect()
+        } else {
+            Vec::new()
+        },
         appeal: view
             .latest_appeal
             .map(|appeal| PublicAppeal::seen_with(appeal, scope)),

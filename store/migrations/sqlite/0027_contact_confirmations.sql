@@ -8,6 +8,20 @@
 -- citizen proved (`plate_key`), and only that vehicle's resolutions go to it; '' is a
 -- contact a desk officer took after seeing the owner's papers: every resolution of the
 -- owner. SQLite cannot change a table's UNIQUE constraint: the table is rebuilt.
+-- Contacts the portal stored before this version were never confirmed (and the
+-- scope below would make them serve every vehicle): they go, and the texts and
+-- e-mails still queued to them only, with them. The owners leave them again.
+UPDATE deliveries SET state = 'failed', next_attempt_at = NULL,
+    last_error = 'left on the portal unconfirmed before contacts were confirmed: dropped'
+ WHERE state = 'queued' AND channel IN ('sms', 'email')
+   AND EXISTS (SELECT 1 FROM owner_contacts o JOIN owner_lookups l ON l.owner_id = o.owner_id
+               WHERE l.case_id = deliveries.case_id AND o.channel = deliveries.channel
+                 AND o.address = deliveries.address AND o.added_by = 'portal')
+   AND NOT EXISTS (SELECT 1 FROM owner_contacts o JOIN owner_lookups l ON l.owner_id = o.owner_id
+                   WHERE l.case_id = deliveries.case_id AND o.channel = deliveries.channel
+                     AND o.address = deliveries.address AND o.added_by <> 'portal');
+DELETE FROM owner_contacts WHERE added_by = 'portal';
+
 CREATE TABLE owner_contacts_scoped (
     id        INTEGER PRIMARY KEY NOT NULL,
     owner_id  TEXT NOT NULL,
