@@ -105,8 +105,8 @@ pub use nominations::{
     OffenderResolution, Offenders,
 };
 pub use payment_intents::{
-    CallbackOutcome, CallbackRecord, IdempotentStart, IntentCancelled, IntentRefusal, IntentStatus,
-    NewCallback, NewPaymentIntent, PaymentIntent, StoredResponse,
+    CallbackOutcome, CallbackRecord, IdempotencyClaim, IdempotentStart, IntentCancelled,
+    IntentRefusal, IntentStatus, NewCallback, NewPaymentIntent, PaymentIntent, StoredResponse,
 };
 pub use payments::{
     AppealGist, ClockRestart, NewPayment, PayerSite, PayerView, PaymentChannel, PaymentPosted,
@@ -741,17 +741,18 @@ pub trait PaymentIntents: Send + Sync {
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<IdempotentStart, StoreError>;
 
-    /// Keeps the response to the request that claimed `key`.
+    /// Keeps the response to the request that holds `claim`; `false` when the key was
+    /// claimed again since (the request took longer than the in-flight time): nothing
+    /// is kept then.
     async fn finish_idempotent(
         &self,
-        scope: &str,
-        key: &str,
+        claim: &IdempotencyClaim,
         response: &StoredResponse,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
-    /// Frees `key` when its request could not be answered (a server error): the same
-    /// request may be tried again.
-    async fn abandon_idempotent(&self, scope: &str, key: &str) -> Result<(), StoreError>;
+    /// Frees the key `claim` holds when its request could not be answered (a server
+    /// error): the same request may be tried again. A key claimed again since stays.
+    async fn abandon_idempotent(&self, claim: &IdempotencyClaim) -> Result<(), StoreError>;
 
     /// Records a callback as received and answered.
     async fn record_callback(&self, callback: &NewCallback) -> Result<i64, StoreError>;

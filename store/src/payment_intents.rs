@@ -111,12 +111,25 @@ pub struct StoredResponse {
     pub body: String,
 }
 
+/// One request's hold on an idempotency key: the key and the instant it was claimed.
+/// A key whose request went unanswered for
+/// [`IDEMPOTENCY_IN_FLIGHT_SECONDS`] is claimed again at a later instant, so the slow
+/// first request, finishing after all, can neither keep its response over the retry's
+/// nor free the retry's claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    pub scope: String,
+    pub key: String,
+    /// Whole milliseconds, as stored.
+    pub claimed_at: DateTime<Utc>,
+}
+
 /// What an idempotency key says about a request that carries it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IdempotentStart {
-    /// The key is new: the request is answered, and its response kept
-    /// ([`crate::PaymentIntents::finish_idempotent`]).
-    Fresh,
+    /// The key is new: the request is answered, and its response kept under this
+    /// claim ([`crate::PaymentIntents::finish_idempotent`]).
+    Fresh(IdempotencyClaim),
     /// The same request was answered before: this is its response.
     Replay(StoredResponse),
     /// The key was used for another request (other parameters).

@@ -10,9 +10,9 @@ use sqlx::{PgConnection, Row};
 use crate::audit::whole_millis;
 use crate::error::db_error;
 use crate::payment_intents::{
-    self, CallbackOutcome, CallbackRecord, IdempotentStart, IntentCancelled, IntentRefusal,
-    IntentRow, IntentStatus, NewCallback, NewPaymentIntent, PaymentIntent, StoredResponse,
-    IDEMPOTENCY_IN_FLIGHT_SECONDS, IDEMPOTENCY_KEY_HOURS,
+    self, CallbackOutcome, CallbackRecord, IdempotencyClaim, IdempotentStart, IntentCancelled,
+    IntentRefusal, IntentRow, IntentStatus, NewCallback, NewPaymentIntent, PaymentIntent,
+    StoredResponse, IDEMPOTENCY_IN_FLIGHT_SECONDS, IDEMPOTENCY_KEY_HOURS,
 };
 use crate::payments::NewPayment;
 use crate::postgres::PgStore;
@@ -245,7 +245,11 @@ impl PaymentIntents for PgStore {
         .await?
         .rows_affected();
         if claimed == 1 {
-            return Ok(IdempotentStart::Fresh);
+            return Ok(IdempotentStart::Fresh(IdempotencyClaim {
+                scope: scope.to_owned(),
+                key: key.to_owned(),
+                claimed_at: at,
+            }));
         }
         let row = sqlx::query(
             "SELECT fingerprint, status, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
@@ -268,28 +272,32 @@ impl PaymentIntents for PgStore {
 
     async fn finish_idempotent(
         &self,
-        scope: &str,
-        key: &str,
+        claim: &IdempotencyClaim,
         response: &StoredResponse,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET status = $3, body = $4 WHERE scope = $1 AND key = $2",
+    ) -> Result<bool, StoreError> {
+        let kept = sqlx::query(
+            "UPDATE idempotency_keys SET status = $3, body = $4 WHERE scope = $1 AND key = $2 \
+             AND created_at = $5 AND status IS NULL",
         )
-        .bind(scope)
-        .bind(key)
+        .bind(&claim.scope)
+        .bind(&claim.key)
         .bind(i32::from(response.status))
         .bind(&response.body)
+        .bind(claim.claimed_at)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(kept == 1)
     }
 
-    async fn abandon_idempotent(&self, scope: &str, key: &str) -> Result<(), StoreError> {
+    async fn abandon_idempotent(&self, claim: &IdempotencyClaim) -> Result<(), StoreError> {
         sqlx::query(
-            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL",
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at = $3 \
+             AND status IS NULL",
         )
-        .bind(scope)
-        .bind(key)
+        .bind(&claim.scope)
+        .bind(&claim.key)
+        .bind(claim.claimed_at)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -11,9 +11,9 @@ use crate::audit::whole_millis;
 use crate::decode;
 use crate::error::db_error;
 use crate::payment_intents::{
-    self, CallbackOutcome, CallbackRecord, IdempotentStart, IntentCancelled, IntentRefusal,
-    IntentRow, IntentStatus, NewCallback, NewPaymentIntent, PaymentIntent, StoredResponse,
-    IDEMPOTENCY_IN_FLIGHT_SECONDS, IDEMPOTENCY_KEY_HOURS,
+    self, CallbackOutcome, CallbackRecord, IdempotencyClaim, IdempotentStart, IntentCancelled,
+    IntentRefusal, IntentRow, IntentStatus, NewCallback, NewPaymentIntent, PaymentIntent,
+    StoredResponse, IDEMPOTENCY_IN_FLIGHT_SECONDS, IDEMPOTENCY_KEY_HOURS,
 };
 use crate::payments::NewPayment;
 use crate::sqlite::{ms, SqliteStore};
@@ -246,7 +246,11 @@ impl PaymentIntents for SqliteStore {
         .await?
         .rows_affected();
         if claimed == 1 {
-            return Ok(IdempotentStart::Fresh);
+            return Ok(IdempotentStart::Fresh(IdempotencyClaim {
+                scope: scope.to_owned(),
+                key: key.to_owned(),
+                claimed_at: at,
+            }));
         }
         let row = sqlx::query(
             "SELECT fingerprint, status, body FROM idempotency_keys WHERE scope = ? AND key = ?",
@@ -269,28 +273,34 @@ impl PaymentIntents for SqliteStore {
 
     async fn finish_idempotent(
         &self,
-        scope: &str,
-        key: &str,
+        claim: &IdempotencyClaim,
         response: &StoredResponse,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET status = ?3, body = ?4 WHERE scope = ?1 AND key = ?2",
+    ) -> Result<bool, StoreError> {
+        let kept = sqlx::query(
+            "UPDATE idempotency_keys SET status = ?3, body = ?4 WHERE scope = ?1 AND key = ?2 \
+             AND created_at = ?5 AND status IS NULL",
         )
-        .bind(scope)
-        .bind(key)
+        .bind(&claim.scope)
+        .bind(&claim.key)
         .bind(i64::from(response.status))
         .bind(&response.body)
+        .bind(ms(claim.claimed_at))
         .execute(&self.writer)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(kept == 1)
     }
 
-    async fn abandon_idempotent(&self, scope: &str, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND status IS NULL")
-            .bind(scope)
-            .bind(key)
-            .execute(&self.writer)
-            .await?;
+    async fn abandon_idempotent(&self, claim: &IdempotencyClaim) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND created_at = ? \
+             AND status IS NULL",
+        )
+        .bind(&claim.scope)
+        .bind(&claim.key)
+        .bind(ms(claim.claimed_at))
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 

@@ -6185,15 +6185,16 @@ async fn an_idempotency_key_is_claimed_once(url: String) {
                 .unwrap()
         });
     }
-    let mut fresh = 0;
+    let mut claims = Vec::new();
     while let Some(done) = tasks.join_next().await {
         match done.unwrap() {
-            IdempotentStart::Fresh => fresh += 1,
+            IdempotentStart::Fresh(claim) => claims.push(claim),
             IdempotentStart::InFlight => {}
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(fresh, 1);
+    assert_eq!(claims.len(), 1);
+    let first = claims.remove(0);
     assert_eq!(
         store
             .begin_idempotent("bank", "k1", "fp-2", now)
@@ -6205,39 +6206,40 @@ async fn an_idempotency_key_is_claimed_once(url: String) {
         status: 201,
         body: "{\"id\":\"pi_1\"}".to_owned(),
     };
-    store.finish_idempotent("bank", "k1", &kept).await.unwrap();
+    assert!(store.finish_idempotent(&first, &kept).await.unwrap());
     // Abandoning an answered key changes nothing: its answer stays.
-    store.abandon_idempotent("bank", "k1").await.unwrap();
+    store.abandon_idempotent(&first).await.unwrap();
     assert_eq!(
         store
             .begin_idempotent("bank", "k1", "fp-1", now)
             .await
             .unwrap(),
-        IdempotentStart::Replay(kept)
+        IdempotentStart::Replay(kept.clone())
     );
+    let fresh = |start: IdempotentStart| match start {
+        IdempotentStart::Fresh(claim) => claim,
+        other => panic!("{other:?}"),
+    };
     // A key abandoned while in flight (a server error) is free again.
-    assert_eq!(
+    let k2 = fresh(
         store
             .begin_idempotent("bank", "k2", "fp", now)
             .await
             .unwrap(),
-        IdempotentStart::Fresh
     );
-    store.abandon_idempotent("bank", "k2").await.unwrap();
-    assert_eq!(
+    store.abandon_idempotent(&k2).await.unwrap();
+    fresh(
         store
             .begin_idempotent("bank", "k2", "fp", now)
             .await
             .unwrap(),
-        IdempotentStart::Fresh
     );
     // A first request unanswered for over a minute (its process stopped) frees its key.
-    assert_eq!(
+    let slow = fresh(
         store
             .begin_idempotent("bank", "k3", "fp", now)
             .await
             .unwrap(),
-        IdempotentStart::Fresh
     );
     assert_eq!(
         store
@@ -6246,21 +6248,42 @@ async fn an_idempotency_key_is_claimed_once(url: String) {
             .unwrap(),
         IdempotentStart::InFlight
     );
-    assert_eq!(
+    let retry = fresh(
         store
             .begin_idempotent("bank", "k3", "fp", now + chrono::Duration::seconds(61))
             .await
             .unwrap(),
-        IdempotentStart::Fresh
+    );
+    // The slow first request, answered after all, neither keeps its answer over the
+    // retry's nor frees the retry's claim.
+    assert!(!store.finish_idempotent(&slow, &kept).await.unwrap());
+    store.abandon_idempotent(&slow).await.unwrap();
+    assert_eq!(
+        store
+            .begin_idempotent("bank", "k3", "fp", now + chrono::Duration::seconds(62))
+            .await
+            .unwrap(),
+        IdempotentStart::InFlight
+    );
+    let answered = StoredResponse {
+        status: 200,
+        body: "{}".to_owned(),
+    };
+    assert!(store.finish_idempotent(&retry, &answered).await.unwrap());
+    assert_eq!(
+        store
+            .begin_idempotent("bank", "k3", "fp", now + chrono::Duration::seconds(63))
+            .await
+            .unwrap(),
+        IdempotentStart::Replay(answered)
     );
     // After a day a key is new.
     let tomorrow = now + chrono::Duration::hours(24) + chrono::Duration::seconds(1);
-    assert_eq!(
+    fresh(
         store
             .begin_idempotent("bank", "k1", "fp-3", tomorrow)
             .await
             .unwrap(),
-        IdempotentStart::Fresh
     );
 }
 

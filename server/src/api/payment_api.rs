@@ -355,11 +355,11 @@ where
         hex::encode(hash.finalize())
     };
     let store = &state.app.store;
-    match store
+    let claim = match store
         .begin_idempotent(&provider.id, &key, &fingerprint, Utc::now())
         .await?
     {
-        IdempotentStart::Fresh => {}
+        IdempotentStart::Fresh(claim) => claim,
         IdempotentStart::Replay(kept) => {
             let status = StatusCode::from_u16(kept.status)
                 .map_err(|_| ApiError::Internal(format!("kept status {}", kept.status)))?;
@@ -371,25 +371,29 @@ where
         }
         IdempotentStart::OtherRequest => return Err(ApiError::IdempotencyKeyReused),
         IdempotentStart::InFlight => return Err(ApiError::IdempotencyKeyInUse),
-    }
+    };
     let answered = match answer.await {
         Ok(answered) => answered,
         Err(error) => answer_of_error(error).await,
     };
     if answered.status.is_server_error() {
         // Not kept: the provider may send the request again.
-        store.abandon_idempotent(&provider.id, &key).await?;
+        store.abandon_idempotent(&claim).await?;
     } else {
-        store
+        let kept = store
             .finish_idempotent(
-                &provider.id,
-                &key,
+                &claim,
                 &StoredResponse {
                     status: answered.status.as_u16(),
                     body: answered.body.clone(),
                 },
             )
             .await?;
+        if !kept {
+            // Answered after the in-flight time: a retry holds the key now, and its
+            // response is the one kept.
+            tracing::warn!(provider = %provider.id, key = %key, "a slow request's response was not kept: its key was claimed again");
+        }
     }
     Ok(answered.into_response(false))
 }
