@@ -2810,10 +2810,11 @@ async fn console_sessions_change_nothing_without_their_anti_forgery_token() {
     assert_eq!(gone.status, StatusCode::UNAUTHORIZED);
 }
 
-/// Certificates tried for one plate meet one budget, whichever addresses they come
-/// from (here an address limit high enough never to be met).
+/// Lookups of one plate meet one budget, whichever addresses they come from (here an
+/// address limit high enough never to be met) and however the plate is spelled; sent
+/// all at once, no more than the budget gets through.
 #[tokio::test]
-async fn certificate_guesses_for_one_plate_are_throttled_across_addresses() {
+async fn lookups_of_one_plate_are_throttled_across_addresses() {
     let h = Harness::new().await;
     let mut state = h.state.clone();
     state.lookup_limit = kozomol_server::api::LookupLimit {
@@ -2840,22 +2841,34 @@ async fn certificate_guesses_for_one_plate_are_throttled_across_addresses() {
             (status, String::from_utf8_lossy(&bytes).into_owned())
         }
     };
-    // Spelled two ways, one plate.
-    for i in 0..20 {
-        let plate = if i % 2 == 0 {
-            "01KG123ABC"
-        } else {
-            "01 kg 123 abc"
-        };
-        let (status, body) = lookup(plate, format!("KG0{i:07}")).await;
-        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    // Thirty guesses at once, one plate spelled three ways (the recognizer's form
+    // without `KG`, and Cyrillic look-alikes).
+    let started = std::time::Instant::now();
+    let mut guesses = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let plate = ["01KG123ABC", "01123ABC", "01 KG 123 АВС"][i % 3];
+        guesses.spawn(lookup(plate, format!("KG0{i:07}")));
     }
-    let (status, body) = lookup("01KG123ABC", "KG01000000".into()).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
-    assert!(body.contains("too_many_lookups"), "{body}");
-    // Another plate is not held up by it.
+    let (mut missed, mut refused) = (0, 0);
+    while let Some(answer) = guesses.join_next().await {
+        let (status, body) = answer.expect("lookup");
+        match status {
+            StatusCode::NOT_FOUND => missed += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(body.contains("too_many_lookups"), "{body}");
+                refused += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!((missed, refused), (20, 10));
+    // A lookup that ran answered no sooner than the floor.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    // Another plate is not held up by it; a text no plate is that long is refused.
     let (status, body) = lookup("01KG124ABC", "KG01000000".into()).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = lookup(&"7".repeat(40), "KG01000000".into()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }
 
 #[tokio::test]

@@ -512,8 +512,9 @@ pub(crate) struct PendingConfirmation {
     pub confirmed: bool,
 }
 
-/// The audit row of a confirmed contact: who confirmed it (`portal:{client}`), for
-/// which fine and vehicle, by which channel; not the address (the log is never purged).
+/// The audit row of a confirmed contact: who typed the code (`portal:{client}`), who
+/// asked for it, for which fine and vehicle, by which channel; not the address (the
+/// log is never purged).
 pub(crate) fn contact_confirmed_audit<'a>(
     case_id: CaseId,
     actor: &'a str,
@@ -528,6 +529,7 @@ pub(crate) fn contact_confirmed_detail(number: &str, contact: &NewContact) -> St
         "resolution": number,
         "channel": contact.address.channel().as_str(),
         "plate_key": contact.plate_key,
+        "requested_by": contact.added_by,
     })
     .to_string()
 }

@@ -475,12 +475,14 @@ pub trait DeliveryOutbox: Send + Sync {
     /// against the request `handle` of resolution `number`; the right code, within
     /// [`CONFIRMATION_TRIES`] and before it expires, stores the contact as
     /// [`DeliveryOutbox::add_contact`] does, with its audit row
-    /// (`owner.contact_confirmed`), in the same transaction.
+    /// (`owner.contact_confirmed`, actor `by`: who typed the code), in the same
+    /// transaction.
     async fn confirm_contact(
         &self,
         number: &str,
         handle: &str,
         code_sha256: &str,
+        by: &str,
     ) -> Result<ContactConfirmed, StoreError>;
 
     /// Takes up to `limit` due deliveries of `channel` (queued with their attempt time

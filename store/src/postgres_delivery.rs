@@ -292,6 +292,12 @@ impl DeliveryOutbox for PgStore {
         let (channel, address) = (contact.address.channel().as_str(), contact.address.as_str());
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
+        // Requests for one address one at a time: two counted together could both pass
+        // the hourly cap.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("contact-code:{channel}:{address}"))
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM contact_confirmations WHERE expires_at < $1")
             .bind(now - delivery::LAPSED_KEPT)
             .execute(&mut *tx)
@@ -335,6 +341,7 @@ impl DeliveryOutbox for PgStore {
         number: &str,
         handle: &str,
         code_sha256: &str,
+        by: &str,
     ) -> Result<ContactConfirmed, StoreError> {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
@@ -376,7 +383,7 @@ impl DeliveryOutbox for PgStore {
         let detail = delivery::contact_confirmed_detail(number, &contact);
         insert_audit(
             &mut tx,
-            &delivery::contact_confirmed_audit(case_id, &contact.added_by, &detail, now),
+            &delivery::contact_confirmed_audit(case_id, by, &detail, now),
         )
         .await?;
         tx.commit().await?;

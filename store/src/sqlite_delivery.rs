@@ -316,6 +316,7 @@ impl DeliveryOutbox for SqliteStore {
         number: &str,
         handle: &str,
         code_sha256: &str,
+        by: &str,
     ) -> Result<ContactConfirmed, StoreError> {
         const SELECT: &str = delivery::pending_confirmation_select!(
             "WHERE k.handle = ? AND k.resolution_number = ?"
@@ -375,7 +376,7 @@ impl DeliveryOutbox for SqliteStore {
         let detail = delivery::contact_confirmed_detail(number, &contact);
         insert_audit(
             &mut tx,
-            &delivery::contact_confirmed_audit(case_id, &contact.added_by, &detail, now),
+            &delivery::contact_confirmed_audit(case_id, by, &detail, now),
         )
         .await?;
         tx.commit().await?;

@@ -2914,7 +2914,7 @@ async fn portal_contacts_wait_for_their_code_and_serve_one_vehicle(store: Arc<dy
     };
     assert_eq!(
         store
-            .confirm_contact(&first[0], "h1", "right-h1")
+            .confirm_contact(&first[0], "h1", "right-h1", "portal:10.0.0.9")
             .await
             .unwrap(),
         ContactConfirmed::Unknown
@@ -2928,21 +2928,21 @@ async fn portal_contacts_wait_for_their_code_and_serve_one_vehicle(store: Arc<dy
     // Only under the fine it was asked for.
     assert_eq!(
         store
-            .confirm_contact("KG-BSK-2026-9999999", "h1", "right-h1")
+            .confirm_contact("KG-BSK-2026-9999999", "h1", "right-h1", "portal:10.0.0.9")
             .await
             .unwrap(),
         ContactConfirmed::Unknown
     );
     assert_eq!(
         store
-            .confirm_contact(&first[0], "h1", "wrong")
+            .confirm_contact(&first[0], "h1", "wrong", "portal:10.0.0.9")
             .await
             .unwrap(),
         ContactConfirmed::WrongCode { tries_left: 4 }
     );
     assert!(matches!(
         store
-            .confirm_contact(&first[0], "h1", "right-h1")
+            .confirm_contact(&first[0], "h1", "right-h1", "portal:10.0.0.9")
             .await
             .unwrap(),
         ContactConfirmed::Confirmed(ContactAdded::Added { planned: 1, .. })
@@ -2950,7 +2950,7 @@ async fn portal_contacts_wait_for_their_code_and_serve_one_vehicle(store: Arc<dy
     // Used once: a second use is refused.
     assert_eq!(
         store
-            .confirm_contact(&first[0], "h1", "right-h1")
+            .confirm_contact(&first[0], "h1", "right-h1", "portal:10.0.0.9")
             .await
             .unwrap(),
         ContactConfirmed::Lapsed
@@ -2976,7 +2976,7 @@ async fn portal_contacts_wait_for_their_code_and_serve_one_vehicle(store: Arc<dy
         .unwrap();
     assert!(matches!(
         store
-            .confirm_contact(&first[0], "h2", "right-h2")
+            .confirm_contact(&first[0], "h2", "right-h2", "portal:10.0.0.9")
             .await
             .unwrap(),
         ContactConfirmed::Confirmed(ContactAdded::Added { planned: 0, .. })
@@ -2989,7 +2989,7 @@ async fn portal_contacts_wait_for_their_code_and_serve_one_vehicle(store: Arc<dy
     for left in (0..5).rev() {
         assert_eq!(
             store
-                .confirm_contact(&first[0], "h3", "wrong")
+                .confirm_contact(&first[0], "h3", "wrong", "portal:10.0.0.9")
                 .await
                 .unwrap(),
             ContactConfirmed::WrongCode { tries_left: left }
@@ -2997,7 +2997,7 @@ async fn portal_contacts_wait_for_their_code_and_serve_one_vehicle(store: Arc<dy
     }
     assert_eq!(
         store
-            .confirm_contact(&first[0], "h3", "right-h3")
+            .confirm_contact(&first[0], "h3", "right-h3", "portal:10.0.0.9")
             .await
             .unwrap(),
         ContactConfirmed::Lapsed
@@ -3009,7 +3009,7 @@ async fn portal_contacts_wait_for_their_code_and_serve_one_vehicle(store: Arc<dy
         .unwrap();
     assert_eq!(
         store
-            .confirm_contact(&first[0], "h4", "right-h4")
+            .confirm_contact(&first[0], "h4", "right-h4", "portal:10.0.0.9")
             .await
             .unwrap(),
         ContactConfirmed::Lapsed
@@ -3046,7 +3046,7 @@ async fn portal_contacts_wait_for_their_code_and_serve_one_vehicle(store: Arc<dy
     }
     assert_eq!(
         store
-            .confirm_contact(&first[0], "busy-3", "right-busy-3")
+            .confirm_contact(&first[0], "busy-3", "right-busy-3", "portal:10.0.0.9")
             .await
             .unwrap(),
         ContactConfirmed::Unknown
@@ -3060,10 +3060,8 @@ async fn portal_contacts_wait_for_their_code_and_serve_one_vehicle(store: Arc<dy
         .filter(|row| row.action == kozomol_store::audit::CONTACT_CONFIRMED)
         .collect();
     assert_eq!(confirmed.len(), 2, "{confirmed:?}");
-    assert!(confirmed
-        .iter()
-        .all(|row| row.actor == "portal"
-            && !row.detail.as_deref().unwrap_or_default().contains("+996")));
+    assert!(confirmed.iter().all(|row| row.actor == "portal:10.0.0.9"
+        && !row.detail.as_deref().unwrap_or_default().contains("+996")));
     // A desk officer takes the same number for every vehicle of the owner: the next
     // resolution sends it one text, not two.
     store

@@ -93,20 +93,22 @@ pub async fn request_confirmation(
     Ok(ConfirmationRequested { handle, expires_at })
 }
 
-/// Judges a code typed for the request `handle` of resolution `number`; the right one
-/// stores the contact. A code that is not six digits is no try at all.
+/// Judges a code typed (by `by`, `portal:{client}`) for the request `handle` of
+/// resolution `number`; the right one stores the contact. A code that is not six
+/// digits is no try at all.
 pub async fn confirm(
     store: &dyn Store,
     number: &str,
     handle: &str,
     typed: &str,
+    by: &str,
 ) -> Result<ContactConfirmed, DeliveryError> {
     let code: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(DeliveryError::CodeMalformed);
     }
     Ok(store
-        .confirm_contact(number, handle, &code_sha256(handle, &code))
+        .confirm_contact(number, handle, &code_sha256(handle, &code), by)
         .await?)
 }
 

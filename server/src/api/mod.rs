@@ -180,9 +180,9 @@ pub(crate) struct RouterState {
     pub(crate) http_metrics: HttpMetrics,
     pub(crate) logins: AttemptLimiter,
     pub(crate) lookups: AttemptLimiter,
-    /// Lookups by plate whose certificate matched nothing, per plate key: guesses made
-    /// from many addresses still meet one budget.
-    pub(crate) certificate_misses: AttemptLimiter,
+    /// Lookups by plate, per plate key: certificate guesses made from many addresses
+    /// still meet one budget.
+    pub(crate) plate_lookups: AttemptLimiter,
 }
 
 impl std::ops::Deref for ApiState {
@@ -207,7 +207,7 @@ pub fn router(state: AppState) -> Router {
         http_metrics: HttpMetrics::default(),
         logins: AttemptLimiter::for_logins(),
         lookups: AttemptLimiter::new(lookup_limit.lookups, lookup_limit.window),
-        certificate_misses: portal::certificate_misses(lookup_limit),
+        plate_lookups: portal::plate_lookups(lookup_limit),
     }));
     Router::new()
         .route("/", get(pages::portal))

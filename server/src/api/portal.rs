@@ -63,25 +63,27 @@ const PLATE_LOOKUP_LIMIT: usize = 50;
 const PLATE_LOOKUP_PAGE: u32 = 200;
 const PLATE_LOOKUP_PAGES: usize = 10;
 
-/// Lookups by one plate whose certificate matched nothing, per hour, from all
-/// addresses together: guessing a certificate (ten characters) from many addresses at
-/// once still gets nowhere. The owner, refused meanwhile, finds the fine by the
-/// resolution number or payment code the resolution carries.
-const CERTIFICATE_MISSES_PER_PLATE: usize = 20;
-const CERTIFICATE_MISS_WINDOW: Duration = Duration::from_secs(3600);
+/// Lookups by one plate (and some certificate) an hour, from all addresses together:
+/// guessing a certificate (ten characters) from many addresses at once still gets
+/// nowhere. The owner, refused meanwhile, finds the fine by the resolution number or
+/// payment code the resolution carries.
+const LOOKUPS_PER_PLATE: usize = 20;
+const PLATE_LOOKUP_WINDOW: Duration = Duration::from_secs(3600);
+/// The longest plate key taken (the longest plates of the formats read are 10).
+const PLATE_KEY_LONGEST: usize = 16;
 /// A lookup by plate answers no sooner than this: reading a plate's recorded cases
 /// takes longer the more there are, and the time would tell how often a plate was
 /// recorded to someone who does not hold its certificate.
 const PLATE_LOOKUP_FLOOR: Duration = Duration::from_millis(300);
 
-/// The budget of certificate misses per plate; off where lookups are not limited.
-pub(crate) fn certificate_misses(limit: LookupLimit) -> AttemptLimiter {
-    let misses = if limit.lookups == 0 {
+/// The budget of lookups per plate; off where lookups are not limited.
+pub(crate) fn plate_lookups(limit: LookupLimit) -> AttemptLimiter {
+    let lookups = if limit.lookups == 0 {
         0
     } else {
-        CERTIFICATE_MISSES_PER_PLATE
+        LOOKUPS_PER_PLATE
     };
-    AttemptLimiter::new(misses, CERTIFICATE_MISS_WINDOW)
+    AttemptLimiter::new(lookups, PLATE_LOOKUP_WINDOW)
 }
 
 /// One of three ways to name one's fines.
@@ -506,11 +508,16 @@ pub async fn confirm_contact(
     let (_, resolution) = owner_granted(&state, &number, query.grant.as_deref()).await?;
     count_against_address(&state, &parts)?;
     let typed = json_body(body)?.code.unwrap_or_default();
+    let by = format!(
+        "{PORTAL_ACTOR}:{}",
+        client_address(&parts, &state.app.trusted_proxies)
+    );
     let judged = confirmation::confirm(
         state.app.store.as_ref(),
         &resolution.number,
         &handle,
         &typed,
+        &by,
     )
     .await
     .map_err(contact_problem)?;
@@ -643,7 +650,7 @@ fn certificate_key(text: &str) -> String {
         .collect()
 }
 
-/// [`by_plate_and_certificate`] within the plate's budget of misses, answered no
+/// [`by_plate_and_certificate`] within the plate's budget of lookups, answered no
 /// sooner than [`PLATE_LOOKUP_FLOOR`].
 async fn guarded_plate_lookup(
     state: &ApiState,
@@ -652,16 +659,22 @@ async fn guarded_plate_lookup(
 ) -> Result<Vec<String>, ApiError> {
     let started = tokio::time::Instant::now();
     let key = kozomol_tunduk::plate_key(plate);
-    if let Err(wait) = state.certificate_misses.check(&key) {
-        info!(plate = %key, "lookup by plate refused: too many certificates tried for it");
+    // No plate is longer: a longer text is no plate, and no key of the budget.
+    if key.is_empty() || key.chars().count() > PLATE_KEY_LONGEST {
+        return Err(ApiError::Validation(vec![FieldProblem::new(
+            "plate",
+            format!("a plate of 1 to {PLATE_KEY_LONGEST} letters and digits"),
+        )]));
+    }
+    // Counted before the lookup, under one lock: guesses sent together cannot all pass
+    // before the first is counted. A lookup that finds the fines counts too.
+    if let Err(wait) = state.plate_lookups.try_acquire(&key) {
+        info!(plate = %key, "lookup by plate refused: too many for this plate");
         return Err(ApiError::TooManyLookups {
             retry_after_s: wait.as_secs().max(1),
         });
     }
     let found = by_plate_and_certificate(state, plate, certificate).await;
-    if matches!(&found, Ok(numbers) if numbers.is_empty()) {
-        state.certificate_misses.record(&key);
-    }
     tokio::time::sleep_until(started + PLATE_LOOKUP_FLOOR).await;
     found
 }
