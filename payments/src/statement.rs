@@ -10,7 +10,14 @@
 //! in any order: `booking_date` (`YYYY-MM-DD` or `DD.MM.YYYY`), `amount` (major units,
 //! `.` or, with `;` separators, `,` as the decimal mark; negative for a debit),
 //! `currency`, `reference` (the bank's unique id of the entry), `remittance` (the
-//! payer's text, where the payment code is), and optionally `payer`.
+//! payer's text, where the payment code is), and optionally `payer` and `paid_date`
+//! (the day the payer paid, as `booking_date` is written).
+//!
+//! The day the payer paid (camt: a transaction's `RltdDts/AccptncDtTm`, the payer's
+//! bank accepting it) is kept where the statement gives one on the booking day or up
+//! to [`BOOKING_LAG_DAYS`] before it ([`paid_day`]): money paid on a discount's last day
+//! and booked the next keeps the discount. Another day is not taken (the booking day
+//! stands).
 
 use chrono::NaiveDate;
 use kozomol_core::{Currency, Money};
@@ -23,6 +30,8 @@ pub struct StatementCredit {
     /// The bank's own id of the entry, unique within the account.
     pub bank_reference: String,
     pub booked_on: NaiveDate,
+    /// The day the payer paid, where the statement says ([`paid_day`]).
+    pub paid_on: Option<NaiveDate>,
     pub amount: Money,
     /// What the payer wrote: the payment code is looked for here.
     pub remittance: String,
@@ -69,6 +78,21 @@ pub fn books_the_payment(paid_on: NaiveDate, booked_on: NaiveDate) -> bool {
             .is_none_or(|last| booked_on <= last)
 }
 
+/// The day a statement says the payer paid, taken where the money could be that day's
+/// payment ([`books_the_payment`]); another day is the bank's mistake, not the payer's
+/// day, and the booking day stands.
+pub fn paid_day(stated: Option<NaiveDate>, booked_on: NaiveDate) -> Option<NaiveDate> {
+    stated.filter(|paid_on| books_the_payment(*paid_on, booked_on))
+}
+
+/// `YYYY-MM-DD` or `DD.MM.YYYY`; a date-time's date.
+fn statement_day(text: &str) -> Option<NaiveDate> {
+    let text = text.trim();
+    NaiveDate::parse_from_str(text.get(..10).unwrap_or(text), "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(text, "%d.%m.%Y"))
+        .ok()
+}
+
 /// The most lines or entries one statement may hold.
 pub const MAX_STATEMENT_CREDITS: usize = 100_000;
 
@@ -109,6 +133,7 @@ pub fn parse_csv(bytes: &[u8], account: &str, id: &str) -> Result<Statement, Sta
         required("remittance"),
     );
     let payer_at = column("payer");
+    let paid_at = column("paid_date");
     if !problems.is_empty() {
         return Err(StatementError::Problems(problems));
     }
@@ -154,6 +179,7 @@ pub fn parse_csv(bytes: &[u8], account: &str, id: &str) -> Result<Statement, Sta
                 Ok(amount) => credits.push(StatementCredit {
                     bank_reference: reference.to_owned(),
                     booked_on,
+                    paid_on: paid_day(paid_at.and_then(|at| statement_day(field(at))), booked_on),
                     amount,
                     remittance: field(remittance_at).to_owned(),
                     payer: payer_at
@@ -405,6 +431,13 @@ pub fn parse_camt053(bytes: &[u8]) -> Result<Statement, StatementError> {
                 })
                 .unwrap_or_default()
         };
+        let paid_of = |node: roxmltree::Node<'_, '_>| {
+            paid_day(
+                camt.text(node, &["RltdDts", "AccptncDtTm"])
+                    .and_then(|t| statement_day(&t)),
+                booked_on,
+            )
+        };
         let payer_of = |node: roxmltree::Node<'_, '_>| {
             camt.text(node, &["RltdPties", "Dbtr", "Nm"])
                 .or_else(|| camt.text(node, &["RltdPties", "Dbtr", "Pty", "Nm"]))
@@ -439,6 +472,7 @@ pub fn parse_camt053(bytes: &[u8]) -> Result<Statement, StatementError> {
             credits.push(StatementCredit {
                 bank_reference: reference,
                 booked_on,
+                paid_on: detail.and_then(paid_of),
                 amount,
                 remittance: detail.map(remittance_of).unwrap_or_default(),
                 payer: detail.and_then(payer_of),
@@ -493,6 +527,7 @@ pub fn parse_camt053(bytes: &[u8]) -> Result<Statement, StatementError> {
             credits.push(StatementCredit {
                 bank_reference: reference,
                 booked_on,
+                paid_on: paid_of(*detail),
                 amount,
                 remittance: remittance_of(*detail),
                 payer: payer_of(*detail),
@@ -542,6 +577,44 @@ mod tests {
     }
 
     #[test]
+    fn the_payers_day_is_taken_where_the_money_could_be_that_days() {
+        for (stated, booked, taken) in [
+            (None, "2026-03-11", None),
+            (Some("2026-03-10"), "2026-03-11", Some("2026-03-10")),
+            (Some("2026-03-11"), "2026-03-11", Some("2026-03-11")),
+            (Some("2026-03-06"), "2026-03-11", Some("2026-03-06")),
+            (Some("2026-03-05"), "2026-03-11", None),
+            (Some("2026-03-12"), "2026-03-11", None),
+        ] {
+            assert_eq!(
+                paid_day(stated.map(day), day(booked)),
+                taken.map(day),
+                "{stated:?} {booked}"
+            );
+        }
+        for (text, read) in [
+            ("2026-03-10", Some("2026-03-10")),
+            ("10.03.2026", Some("2026-03-10")),
+            ("2026-03-10T23:59:00+06:00", Some("2026-03-10")),
+            ("", None),
+            ("yesterday", None),
+        ] {
+            assert_eq!(statement_day(text), read.map(day), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_csv_statement_may_say_when_the_payer_paid() {
+        let csv = "booking_date,paid_date,amount,currency,reference,remittance\n\
+            2026-03-11,10.03.2026,2500,KGS,BR-1,x\n\
+            2026-03-11,,2500,KGS,BR-2,x\n\
+            2026-03-11,2026-03-12,2500,KGS,BR-3,x\n";
+        let statement = parse_csv(csv.as_bytes(), "KG001", "sha").expect("read");
+        let paid: Vec<_> = statement.credits.iter().map(|c| c.paid_on).collect();
+        assert_eq!(paid, [Some(day("2026-03-10")), None, None]);
+    }
+
+    #[test]
     fn csv_statements_are_read_whole() {
         let comma = "booking_date,amount,currency,reference,remittance,payer\n\
             2026-03-10,2500.00,KGS,BR-1,\"Штраф, код 1126 0010 0000 1234 54\",Асанов А.\n\
@@ -556,6 +629,7 @@ mod tests {
                 StatementCredit {
                     bank_reference: "BR-1".into(),
                     booked_on: day("2026-03-10"),
+                    paid_on: None,
                     amount: som(250_000),
                     remittance: "Штраф, код 1126 0010 0000 1234 54".into(),
                     payer: Some("Асанов А.".into()),
@@ -563,6 +637,7 @@ mod tests {
                 StatementCredit {
                     bank_reference: "BR-3".into(),
                     booked_on: day("2026-03-11"),
+                    paid_on: None,
                     amount: som(500_000),
                     remittance: "a \"quoted\" text\nover two lines".into(),
                     payer: None,
@@ -656,6 +731,7 @@ mod tests {
           <Refs><EndToEndId>NOTPROVIDED</EndToEndId></Refs>
           <RltdPties><Dbtr><Nm>Асанов Алмаз</Nm></Dbtr></RltdPties>
           <RmtInf><Ustrd>Штраф код 112600100000123454</Ustrd><Ustrd>постановление</Ustrd></RmtInf>
+          <RltdDts><AccptncDtTm>2026-03-09T18:30:00+06:00</AccptncDtTm></RltdDts>
         </TxDtls></NtryDtls>
       </Ntry>
       <Ntry>
@@ -722,6 +798,9 @@ mod tests {
             .credits
             .iter()
             .all(|c| c.booked_on == day("2026-03-10")));
+        // The payer's bank took the first the evening before.
+        let paid: Vec<_> = statement.credits.iter().map(|c| c.paid_on).collect();
+        assert_eq!(paid, [Some(day("2026-03-09")), None, None]);
 
         // A later version, other prefixes, the status as a code, the debtor as a party.
         let v8 = CAMT_V2

@@ -1813,6 +1813,7 @@ fn components() -> Value {
         "properties": {
             "id": { "type": "integer" }, "account": text, "statement_id": text, "bank_reference": text,
             "booked_on": date,
+            "paid_on": { "type": ["string", "null"], "format": "date", "description": "The day the payer paid, where the statement says (camt RltdDts/AccptncDtTm, CSV paid_date); a payment applied from the line is dated that day." },
             "amount": { "type": "object", "properties": { "minor": { "type": "integer" }, "currency": text } },
             "remittance": text, "payer": nullable_text,
             "codes": { "type": "array", "items": text },

@@ -153,6 +153,11 @@ const SQLITE: &[Migration] = &[
         name: "contact_confirmations",
         sql: include_str!("../migrations/sqlite/0027_contact_confirmations.sql"),
     },
+    Migration {
+        version: 28,
+        name: "statement_paid_on",
+        sql: include_str!("../migrations/sqlite/0028_statement_paid_on.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -290,6 +295,11 @@ const POSTGRES: &[Migration] = &[
         version: 27,
         name: "contact_confirmations",
         sql: include_str!("../migrations/postgres/0027_contact_confirmations.sql"),
+    },
+    Migration {
+        version: 28,
+        name: "statement_paid_on",
+        sql: include_str!("../migrations/postgres/0028_statement_paid_on.sql"),
     },
 ];
 

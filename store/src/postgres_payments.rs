@@ -310,13 +310,28 @@ async fn booked_twin(
     .await?
     .into_iter()
     .collect();
+    // The day each statement payment's credit was booked: the payment is dated by its
+    // payer's day where the statement said so.
+    let booked_on: std::collections::HashMap<i64, chrono::NaiveDate> = sqlx::query_as(
+        "SELECT l.payment_id, l.booked_on FROM statement_lines l \
+         JOIN payments p ON p.id = l.payment_id \
+         WHERE p.resolution_number = $1 AND p.channel = 'statement'",
+    )
+    .bind(&standing.resolution_number)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
     let paid_on = standing.jurisdiction.local_date(payment.paid_at);
     Ok(reconciliation::twin(
         &booked,
         &reported,
         standing.jurisdiction,
         payment.amount,
-        reconciliation::Seen::PaidOn(paid_on),
+        reconciliation::Seen::PaidOn {
+            paid: paid_on,
+            booked: &booked_on,
+        },
     )
     .cloned())
 }

@@ -28,9 +28,9 @@ use crate::{Reconciliation, StoreError};
 macro_rules! line_select {
     ($rest:literal) => {
         concat!(
-            "SELECT id, account, statement_id, bank_reference, booked_on, amount_minor, \
-             currency, remittance, payer, status, payment_id, detail, imported_at, \
-             imported_by, resolved_at, resolved_by FROM statement_lines ",
+            "SELECT id, account, statement_id, bank_reference, booked_on, paid_on, \
+             amount_minor, currency, remittance, payer, status, payment_id, detail, \
+             imported_at, imported_by, resolved_at, resolved_by FROM statement_lines ",
             $rest
         )
     };
@@ -44,6 +44,7 @@ fn line_from_row(row: &PgRow) -> Result<StatementLineRecord, StoreError> {
         statement_id: row.try_get("statement_id")?,
         bank_reference: row.try_get("bank_reference")?,
         booked_on: row.try_get("booked_on")?,
+        paid_on: row.try_get("paid_on")?,
         amount: Money::new(
             row.try_get("amount_minor")?,
             currency
@@ -239,8 +240,8 @@ impl Reconciliation for PgStore {
         let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
             "INSERT INTO statement_lines (account, bank_reference, statement_id, booked_on, \
              amount_minor, currency, remittance, payer, status, payment_id, detail, \
-             imported_at, imported_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+             imported_at, imported_by, paid_on) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
         )
         .bind(&line.account)
         .bind(&line.bank_reference)
@@ -255,6 +256,7 @@ impl Reconciliation for PgStore {
         .bind(&detail)
         .bind(now)
         .bind(&line.imported_by)
+        .bind(line.paid_on)
         .fetch_one(&mut *tx)
         .await;
         let id = match inserted {

@@ -35,6 +35,9 @@ pub struct NewStatementLine {
     /// The bank's own id of the credit, unique within the account.
     pub bank_reference: String,
     pub booked_on: NaiveDate,
+    /// The day the payer paid, where the statement says
+    /// (`kozomol_payments::statement::paid_day`).
+    pub paid_on: Option<NaiveDate>,
     pub amount: Money,
     pub remittance: String,
     pub payer: Option<String>,
@@ -103,6 +106,7 @@ pub struct StatementLineRecord {
     pub statement_id: String,
     pub bank_reference: String,
     pub booked_on: NaiveDate,
+    pub paid_on: Option<NaiveDate>,
     pub amount: Money,
     pub remittance: String,
     pub payer: Option<String>,
@@ -219,7 +223,10 @@ pub(crate) struct CreditPayment<'a> {
     pub account: &'a str,
     pub bank_reference: &'a str,
     pub amount: Money,
+    /// When the bank booked it: a report paid then or up to the lag before is its twin.
     pub booked_on: NaiveDate,
+    /// The day the payer paid where the statement says, else the booking day.
+    pub paid_on: NaiveDate,
     pub posted_by: &'a str,
 }
 
@@ -231,6 +238,7 @@ impl<'a> CreditPayment<'a> {
             bank_reference: &line.bank_reference,
             amount: line.amount,
             booked_on: line.booked_on,
+            paid_on: line.paid_on.unwrap_or(line.booked_on),
             posted_by: &line.imported_by,
         }
     }
@@ -247,6 +255,7 @@ impl<'a> CreditPayment<'a> {
             bank_reference: &line.bank_reference,
             amount: line.amount,
             booked_on: line.booked_on,
+            paid_on: line.paid_on.unwrap_or(line.booked_on),
             posted_by: by,
         }
     }
@@ -258,7 +267,7 @@ impl<'a> CreditPayment<'a> {
             source: self.account.to_owned(),
             external_id: self.bank_reference.to_owned(),
             amount: self.amount,
-            paid_at: booked_instant(standing.jurisdiction, self.booked_on),
+            paid_at: noon_of(standing.jurisdiction, self.paid_on),
             exact_only: false,
             intent: None,
             posted_by: self.posted_by.to_owned(),
@@ -295,6 +304,7 @@ pub(crate) fn record_of(
         statement_id: line.statement_id.clone(),
         bank_reference: line.bank_reference.clone(),
         booked_on: line.booked_on,
+        paid_on: line.paid_on,
         amount: line.amount,
         remittance: line.remittance.clone(),
         payer: line.payer.clone(),
@@ -309,28 +319,32 @@ pub(crate) fn record_of(
     }
 }
 
-/// When a statement's payer is taken to have paid: noon of the booking day on the
-/// jurisdiction's clock. A statement says when the bank booked the money, not when the
-/// payer paid, which may be days earlier: where the bank reported the payment before the
-/// statement came (over SOAP), that report is the payment and keeps the payer's day; a
-/// report after the statement is matched to the statement's payment, whose day stands.
-pub(crate) fn booked_instant(jurisdiction: Jurisdiction, booked_on: NaiveDate) -> DateTime<Utc> {
-    let noon = booked_on
-        .and_hms_opt(12, 0, 0)
-        .unwrap_or_default()
-        .and_utc();
+/// When a statement's payer is taken to have paid: noon of the day the statement says
+/// they paid, else of the booking day, on the jurisdiction's clock. A statement without
+/// the payer's day says when the bank booked the money, which may be days after:
+/// where the bank reported the payment before the statement came (over SOAP), that
+/// report is the payment and keeps the payer's day; a report after the statement is
+/// matched to the statement's payment, whose day stands.
+pub(crate) fn noon_of(jurisdiction: Jurisdiction, day: NaiveDate) -> DateTime<Utc> {
+    let noon = day.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc();
     noon - chrono::Duration::seconds(i64::from(jurisdiction.utc_offset_seconds()))
 }
 
 /// How the money being matched was seen.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Seen {
+pub(crate) enum Seen<'a> {
     /// A statement's credit booked that day: its twin is a report of money paid then or
     /// before.
     BookedOn(NaiveDate),
     /// A bank's or provider's report of money paid that day: its twin is a credit booked
-    /// then or after.
-    PaidOn(NaiveDate),
+    /// then or after. `booked`: the day each statement payment's credit was booked, by
+    /// payment id (such a payment is dated the day its payer paid where the statement
+    /// said so; the booking day decides the twin); one not there was dated by its
+    /// booking.
+    PaidOn {
+        paid: NaiveDate,
+        booked: &'a std::collections::HashMap<i64, NaiveDate>,
+    },
 }
 
 /// The other sighting of the same money among `candidates` (the fine's standing
@@ -342,7 +356,7 @@ pub(crate) fn twin<'a>(
     twinned: &std::collections::HashSet<i64>,
     jurisdiction: Jurisdiction,
     amount: Money,
-    seen: Seen,
+    seen: Seen<'_>,
 ) -> Option<&'a PaymentRecord> {
     candidates
         .iter()
@@ -355,7 +369,9 @@ pub(crate) fn twin<'a>(
             let day = jurisdiction.local_date(payment.paid_at);
             let (paid, booked) = match seen {
                 Seen::BookedOn(booked) => (day, booked),
-                Seen::PaidOn(paid) => (paid, day),
+                Seen::PaidOn { paid, booked } => {
+                    (paid, booked.get(&payment.id).copied().unwrap_or(day))
+                }
             };
             kozomol_payments::books_the_payment(paid, booked)
                 .then(|| ((booked - paid).num_days(), payment))
@@ -407,7 +423,9 @@ fn add(total: &mut (u64, i64), minor: i64) {
 
 /// Totals per day from `from` to `to` (of `jurisdiction`'s calendar) of the `payments`
 /// paid and the `lines` booked. `lines` may reach past `to` (by the booking lag): those
-/// count only as the credits that matched a payment of the range.
+/// count only as the credits that matched a payment of the range. A statement payment
+/// counts on its credit's booking day (it is dated by its payer's day where the
+/// statement said so), so `payments` should reach back by the booking lag before `from`.
 pub fn daily_totals(
     jurisdiction: Jurisdiction,
     (from, to): (NaiveDate, NaiveDate),
@@ -417,9 +435,20 @@ pub fn daily_totals(
     let mut days: std::collections::BTreeMap<NaiveDate, DayTotals> = Default::default();
     let linked: std::collections::HashSet<i64> =
         lines.iter().filter_map(|l| l.payment_id).collect();
+    // A statement payment is dated by its payer's day where the statement said so: it
+    // counts on the day its credit was booked, beside that credit.
+    let booked: std::collections::HashMap<i64, NaiveDate> = lines
+        .iter()
+        .filter(|l| l.status == LineStatus::Applied)
+        .filter_map(|l| l.payment_id.map(|id| (id, l.booked_on)))
+        .collect();
     let in_range = |day: &NaiveDate| (from..=to).contains(day);
     for payment in payments.iter().filter(|p| p.reversed_at.is_none()) {
-        let day = jurisdiction.local_date(payment.paid_at);
+        let paid_on = jurisdiction.local_date(payment.paid_at);
+        let day = match payment.channel {
+            PaymentChannel::Statement => booked.get(&payment.id).copied().unwrap_or(paid_on),
+            _ => paid_on,
+        };
         if !in_range(&day) {
             continue;
         }
@@ -480,7 +509,7 @@ mod tests {
             source: "bank".into(),
             external_id: format!("x{id}"),
             amount: Money::new(minor, Currency::KGS),
-            paid_at: booked_instant(Jurisdiction::Kg, day(paid)),
+            paid_at: noon_of(Jurisdiction::Kg, day(paid)),
             posted_at: DateTime::UNIX_EPOCH,
             posted_by: "t".into(),
             from_state: CaseState::Issued,
@@ -503,6 +532,7 @@ mod tests {
             statement_id: "S".into(),
             bank_reference: format!("B{id}"),
             booked_on: day(booked),
+            paid_on: None,
             amount: Money::new(minor, Currency::KGS),
             remittance: String::new(),
             payer: None,
@@ -524,9 +554,12 @@ mod tests {
             payment(1, PaymentChannel::Soap, 250_000, "2026-03-10"),
             payment(2, PaymentChannel::Statement, 500_000, "2026-03-10"),
             payment(3, PaymentChannel::Api, 100_000, "2026-03-11"),
+            // Dated by its payer's day, the 9th; booked on the 10th.
+            payment(4, PaymentChannel::Statement, 300_000, "2026-03-09"),
         ];
         let lines = vec![
             line(1, LineStatus::Applied, 500_000, "2026-03-10", Some(2)),
+            line(4, LineStatus::Applied, 300_000, "2026-03-10", Some(4)),
             line(2, LineStatus::Unmatched, 7_000, "2026-03-10", None),
             // Booked after the range: it only says payment 1's money came.
             line(3, LineStatus::Matched, 250_000, "2026-03-12", Some(1)),
@@ -536,11 +569,11 @@ mod tests {
         let tenth = &days[0];
         assert_eq!(
             (tenth.soap, tenth.statement, tenth.awaiting_statement),
-            ((1, 250_000), (1, 500_000), (0, 0))
+            ((1, 250_000), (2, 800_000), (0, 0))
         );
         assert_eq!(
             (tenth.credits, tenth.credits_applied, tenth.credits_queued),
-            ((2, 507_000), (1, 500_000), (1, 7_000))
+            ((3, 807_000), (2, 800_000), (1, 7_000))
         );
         assert!(tenth.balanced());
         // The API payment of the 11th has no credit yet.
@@ -580,7 +613,21 @@ mod tests {
         assert_eq!(twin_of(Seen::BookedOn(day("2026-02-28"))), None);
         assert_eq!(twin_of(Seen::BookedOn(day("2026-03-12"))), None);
         // Paid on the 1st: the credit booked closest after.
-        assert_eq!(twin_of(Seen::PaidOn(day("2026-03-01"))), Some(1));
-        assert_eq!(twin_of(Seen::PaidOn(day("2026-03-04"))), Some(2));
+        let dated_by_booking = std::collections::HashMap::new();
+        let paid_on = |paid: &str| Seen::PaidOn {
+            paid: day(paid),
+            booked: &dated_by_booking,
+        };
+        assert_eq!(twin_of(paid_on("2026-03-01")), Some(1));
+        assert_eq!(twin_of(paid_on("2026-03-04")), Some(2));
+        // A credit dated by its payer's day (the 5th) but booked on the 8th is the twin
+        // of a report of money paid on the 7th: the booking day decides.
+        let booked = std::collections::HashMap::from([(2, day("2026-03-08"))]);
+        let seen = Seen::PaidOn {
+            paid: day("2026-03-07"),
+            booked: &booked,
+        };
+        assert_eq!(twin_of(seen), Some(2));
+        assert_eq!(twin_of(paid_on("2026-03-07")), None);
     }
 }

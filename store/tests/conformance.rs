@@ -6356,6 +6356,7 @@ fn credit(
         statement_id: "STMT-1".to_owned(),
         bank_reference: reference.to_owned(),
         booked_on: date(booked_on),
+        paid_on: None,
         amount: som(minor),
         remittance: format!("Штраф {}", codes.join(" ")),
         payer: Some("Асанов Б.".to_owned()),
@@ -6436,13 +6437,19 @@ async fn statement_credits_are_matched_applied_or_queued(store: Arc<dyn Store>) 
 
     // B's money is booked before the bank reports it: applied, and the bank's report
     // then is that payment, as is the same report sent again.
+    // The statement says the payer paid the day before: the payment is dated then.
     let booked = store
-        .reconcile_credit(&credit("BR-3", "2026-03-10", 250_000, &[b]))
+        .reconcile_credit(&kozomol_store::NewStatementLine {
+            paid_on: Some(date("2026-03-09")),
+            ..credit("BR-3", "2026-03-10", 250_000, &[b])
+        })
         .await
         .unwrap();
     assert_eq!(booked.line.status, LineStatus::Applied);
+    assert_eq!(booked.line.paid_on, Some(date("2026-03-09")));
     let booked_payment = booked.payment.expect("a payment");
     assert_eq!(booked_payment.channel, PaymentChannel::Statement);
+    assert_eq!(booked_payment.paid_at, bishkek_noon(date("2026-03-09")));
     assert_eq!(
         state_of(store.as_ref(), &numbers[1]).await,
         CaseState::PaidDiscounted

@@ -138,6 +138,7 @@ pub async fn import(
                 statement_id: statement.id.clone(),
                 bank_reference: credit.bank_reference.clone(),
                 booked_on: credit.booked_on,
+                paid_on: credit.paid_on,
                 amount: credit.amount,
                 remittance: credit.remittance.clone(),
                 payer: credit.payer.clone(),
@@ -312,7 +313,10 @@ pub async fn totals(
         .and_utc()
         - offset;
     let store = &state.app.store;
-    let payments = store.payments_paid(start, end).await?;
+    // From the booking lag before the range: a statement payment dated by its payer's
+    // day counts on its credit's booking day, up to the lag later.
+    let lag = chrono::Duration::days(BOOKING_LAG_DAYS as i64);
+    let payments = store.payments_paid(start - lag, end).await?;
     // Credits booked up to the booking lag after the range may be the money of its
     // payments.
     let lag_end = query
