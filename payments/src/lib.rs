@@ -28,5 +28,6 @@ pub use qr::{
 };
 pub use settlement::{check_payment, settle, Due, PaidSoFar, Settlement, SettlementError};
 pub use statement::{
-    books_the_payment, parse_camt053, parse_csv, Statement, StatementCredit, StatementError,
+    books_the_payment, parse_camt053, parse_csv, PayerTime, Statement, StatementCredit,
+    StatementError,
 };

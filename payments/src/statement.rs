@@ -13,14 +13,15 @@
 //! payer's text, where the payment code is), and optionally `payer` and `paid_date`
 //! (the day the payer paid, as `booking_date` is written).
 //!
-//! The day the payer paid (camt: a transaction's `RltdDts/AccptncDtTm`, the payer's
-//! bank accepting it) is kept where the statement gives one on the booking day or up
-//! to [`BOOKING_LAG_DAYS`] before it ([`paid_day`]): money paid on a discount's last day
-//! and booked the next keeps the discount. Another day is not taken (the booking day
-//! stands).
+//! When the payer paid (camt: a transaction's `RltdDts/AccptncDtTm`, the payer's bank
+//! accepting it, an instant whose day is the jurisdiction's; CSV: the day) is kept where
+//! its day is the booking day or up to [`BOOKING_LAG_DAYS`] before it
+//! ([`StatementCredit::paid_on`]): money paid on a discount's last day and booked the
+//! next keeps the discount. A day further back is not taken (the booking day stands);
+//! a CSV `paid_date` that is no day, or after the booking, is a problem of the file.
 
-use chrono::NaiveDate;
-use kozomol_core::{Currency, Money};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use kozomol_core::{Currency, Jurisdiction, Money};
 
 use crate::decimal::parse_decimal;
 
@@ -30,12 +31,33 @@ pub struct StatementCredit {
     /// The bank's own id of the entry, unique within the account.
     pub bank_reference: String,
     pub booked_on: NaiveDate,
-    /// The day the payer paid, where the statement says ([`paid_day`]).
-    pub paid_on: Option<NaiveDate>,
+    /// When the payer paid, where the statement says ([`StatementCredit::paid_on`]).
+    pub paid: Option<PayerTime>,
     pub amount: Money,
     /// What the payer wrote: the payment code is looked for here.
     pub remittance: String,
     pub payer: Option<String>,
+}
+
+/// When a statement says the payer paid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayerTime {
+    /// An instant with its offset (camt's `AccptncDtTm`): its day is the jurisdiction's.
+    Instant(DateTime<Utc>),
+    /// A day (CSV's `paid_date`, or a date-time written without an offset): as written.
+    Day(NaiveDate),
+}
+
+impl StatementCredit {
+    /// The day the payer paid on `jurisdiction`'s calendar, where the statement says
+    /// and it could be this money's day ([`paid_day`]).
+    pub fn paid_on(&self, jurisdiction: Jurisdiction) -> Option<NaiveDate> {
+        let stated = self.paid.map(|paid| match paid {
+            PayerTime::Instant(at) => jurisdiction.local_date(at),
+            PayerTime::Day(day) => day,
+        });
+        paid_day(stated, self.booked_on)
+    }
 }
 
 /// A statement as read.
@@ -85,12 +107,26 @@ pub fn paid_day(stated: Option<NaiveDate>, booked_on: NaiveDate) -> Option<Naive
     stated.filter(|paid_on| books_the_payment(*paid_on, booked_on))
 }
 
-/// `YYYY-MM-DD` or `DD.MM.YYYY`; a date-time's date.
+/// `YYYY-MM-DD` or `DD.MM.YYYY`, as statements write days.
 fn statement_day(text: &str) -> Option<NaiveDate> {
     let text = text.trim();
-    NaiveDate::parse_from_str(text.get(..10).unwrap_or(text), "%Y-%m-%d")
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .or_else(|_| NaiveDate::parse_from_str(text, "%d.%m.%Y"))
         .ok()
+}
+
+/// An ISO date-time: with an offset (or `Z`) an instant; without one, or a bare date,
+/// the day as written.
+fn payer_time(text: &str) -> Option<PayerTime> {
+    let text = text.trim();
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Some(PayerTime::Instant(at.with_timezone(&Utc)));
+    }
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .map(|at| at.date())
+        .or_else(|_| NaiveDate::parse_from_str(text, "%Y-%m-%d"))
+        .ok()
+        .map(PayerTime::Day)
 }
 
 /// The most lines or entries one statement may hold.
@@ -161,6 +197,18 @@ pub fn parse_csv(bytes: &[u8], account: &str, id: &str) -> Result<Statement, Sta
             field(amount_at).to_owned()
         };
         let reference = field(reference_at);
+        if let Some(at) = paid_at.filter(|at| !field(*at).is_empty()) {
+            match (statement_day(field(at)), &booked_on) {
+                (None, _) => problems.push(format!(
+                    "line {line}: paid_date `{}` is not YYYY-MM-DD or DD.MM.YYYY",
+                    clip(field(at))
+                )),
+                (Some(paid), Ok(booked)) if paid > *booked => problems.push(format!(
+                    "line {line}: paid_date {paid} is after booking_date {booked}"
+                )),
+                _ => {}
+            }
+        }
         match (booked_on, currency) {
             (Err(_), _) => problems.push(format!(
                 "line {line}: booking_date `{}` is not YYYY-MM-DD or DD.MM.YYYY",
@@ -179,7 +227,9 @@ pub fn parse_csv(bytes: &[u8], account: &str, id: &str) -> Result<Statement, Sta
                 Ok(amount) => credits.push(StatementCredit {
                     bank_reference: reference.to_owned(),
                     booked_on,
-                    paid_on: paid_day(paid_at.and_then(|at| statement_day(field(at))), booked_on),
+                    paid: paid_at
+                        .and_then(|at| statement_day(field(at)))
+                        .map(PayerTime::Day),
                     amount,
                     remittance: field(remittance_at).to_owned(),
                     payer: payer_at
@@ -432,11 +482,8 @@ pub fn parse_camt053(bytes: &[u8]) -> Result<Statement, StatementError> {
                 .unwrap_or_default()
         };
         let paid_of = |node: roxmltree::Node<'_, '_>| {
-            paid_day(
-                camt.text(node, &["RltdDts", "AccptncDtTm"])
-                    .and_then(|t| statement_day(&t)),
-                booked_on,
-            )
+            camt.text(node, &["RltdDts", "AccptncDtTm"])
+                .and_then(|t| payer_time(&t))
         };
         let payer_of = |node: roxmltree::Node<'_, '_>| {
             camt.text(node, &["RltdPties", "Dbtr", "Nm"])
@@ -472,7 +519,7 @@ pub fn parse_camt053(bytes: &[u8]) -> Result<Statement, StatementError> {
             credits.push(StatementCredit {
                 bank_reference: reference,
                 booked_on,
-                paid_on: detail.and_then(paid_of),
+                paid: detail.and_then(paid_of),
                 amount,
                 remittance: detail.map(remittance_of).unwrap_or_default(),
                 payer: detail.and_then(payer_of),
@@ -527,7 +574,7 @@ pub fn parse_camt053(bytes: &[u8]) -> Result<Statement, StatementError> {
             credits.push(StatementCredit {
                 bank_reference: reference,
                 booked_on,
-                paid_on: paid_of(*detail),
+                paid: paid_of(*detail),
                 amount,
                 remittance: remittance_of(*detail),
                 payer: payer_of(*detail),
@@ -595,7 +642,8 @@ mod tests {
         for (text, read) in [
             ("2026-03-10", Some("2026-03-10")),
             ("10.03.2026", Some("2026-03-10")),
-            ("2026-03-10T23:59:00+06:00", Some("2026-03-10")),
+            ("2026-03-10T23:59:00+06:00", None),
+            ("2026-03-10xyz", None),
             ("", None),
             ("yesterday", None),
         ] {
@@ -604,14 +652,83 @@ mod tests {
     }
 
     #[test]
+    fn the_payers_instant_is_a_day_of_the_jurisdictions_calendar() {
+        // (what camt says, the day in Kyrgyzstan (UTC+6), in Kazakhstan (UTC+5)); booked
+        // on the 10th.
+        for (stated, kg, kz) in [
+            (
+                "2026-03-09T18:30:00+06:00",
+                Some("2026-03-09"),
+                Some("2026-03-09"),
+            ),
+            (
+                "2026-03-09T19:00:00Z",
+                Some("2026-03-10"),
+                Some("2026-03-10"),
+            ),
+            (
+                "2026-03-10T00:30:00+06:00",
+                Some("2026-03-10"),
+                Some("2026-03-09"),
+            ),
+            (
+                "2026-03-09T23:59:59.5+05:00",
+                Some("2026-03-10"),
+                Some("2026-03-09"),
+            ),
+            // No offset: the day as written.
+            (
+                "2026-03-09T23:30:00",
+                Some("2026-03-09"),
+                Some("2026-03-09"),
+            ),
+            ("2026-03-09", Some("2026-03-09"), Some("2026-03-09")),
+            ("the 9th", None, None),
+        ] {
+            let credit = StatementCredit {
+                bank_reference: "E-1".into(),
+                booked_on: day("2026-03-10"),
+                paid: payer_time(stated),
+                amount: som(100),
+                remittance: String::new(),
+                payer: None,
+            };
+            assert_eq!(
+                (
+                    credit.paid_on(Jurisdiction::Kg),
+                    credit.paid_on(Jurisdiction::Kz)
+                ),
+                (kg.map(day), kz.map(day)),
+                "{stated}"
+            );
+        }
+    }
+
+    #[test]
     fn a_csv_statement_may_say_when_the_payer_paid() {
         let csv = "booking_date,paid_date,amount,currency,reference,remittance\n\
             2026-03-11,10.03.2026,2500,KGS,BR-1,x\n\
             2026-03-11,,2500,KGS,BR-2,x\n\
-            2026-03-11,2026-03-12,2500,KGS,BR-3,x\n";
+            2026-03-11,2026-03-01,2500,KGS,BR-3,x\n";
         let statement = parse_csv(csv.as_bytes(), "KG001", "sha").expect("read");
-        let paid: Vec<_> = statement.credits.iter().map(|c| c.paid_on).collect();
+        let paid: Vec<_> = statement
+            .credits
+            .iter()
+            .map(|c| c.paid_on(Jurisdiction::Kg))
+            .collect();
+        // Ten days before the booking: not this money's day, the booking day stands.
         assert_eq!(paid, [Some(day("2026-03-10")), None, None]);
+        // A day that is none, or after the booking: the file is refused.
+        let wrong = "booking_date,paid_date,amount,currency,reference,remittance\n\
+            2026-03-11,2026/03/10,2500,KGS,BR-1,x\n\
+            2026-03-11,2026-03-12,2500,KGS,BR-2,x\n";
+        assert_eq!(
+            parse_csv(wrong.as_bytes(), "KG001", "sha"),
+            Err(StatementError::Problems(vec![
+                "line 2: paid_date `2026/03/10` is not YYYY-MM-DD or DD.MM.YYYY".into(),
+                "line 3: paid_date 2026-03-12 is after booking_date 2026-03-11".into(),
+            ]))
+        );
     }
 
     #[test]
@@ -629,7 +746,7 @@ mod tests {
                 StatementCredit {
                     bank_reference: "BR-1".into(),
                     booked_on: day("2026-03-10"),
-                    paid_on: None,
+                    paid: None,
                     amount: som(250_000),
                     remittance: "Штраф, код 1126 0010 0000 1234 54".into(),
                     payer: Some("Асанов А.".into()),
@@ -637,7 +754,7 @@ mod tests {
                 StatementCredit {
                     bank_reference: "BR-3".into(),
                     booked_on: day("2026-03-11"),
-                    paid_on: None,
+                    paid: None,
                     amount: som(500_000),
                     remittance: "a \"quoted\" text\nover two lines".into(),
                     payer: None,
@@ -799,7 +916,11 @@ mod tests {
             .iter()
             .all(|c| c.booked_on == day("2026-03-10")));
         // The payer's bank took the first the evening before.
-        let paid: Vec<_> = statement.credits.iter().map(|c| c.paid_on).collect();
+        let paid: Vec<_> = statement
+            .credits
+            .iter()
+            .map(|c| c.paid_on(Jurisdiction::Kg))
+            .collect();
         assert_eq!(paid, [Some(day("2026-03-09")), None, None]);
 
         // A later version, other prefixes, the status as a code, the debtor as a party.

@@ -716,7 +716,7 @@ fn reconciliation_paths() -> Value {
         }))},
         "/api/v1/payment-totals": { "get": secured(roles::<FinanceReaders>(), json!({
             "operationId": "paymentTotals",
-            "summary": "Per day of the jurisdiction's calendar: the standing payments of each channel (count, minor units), those reported over SOAP or the API that no credit has matched yet, and the credits booked by what became of them; `balanced` when every day's credits are accounted for.",
+            "summary": "Per day of the jurisdiction's calendar: the standing payments of each channel (count, minor units; a statement's payment on its credit's booking day), those reported over SOAP or the API that no credit has matched yet, and the credits booked by what became of them; `balanced` when every day's credits are accounted for.",
             "parameters": [
                 { "name": "from", "in": "query", "required": true, "schema": { "type": "string", "format": "date" } },
                 { "name": "to", "in": "query", "required": true, "description": "At most 62 days after `from`, included.", "schema": { "type": "string", "format": "date" } }

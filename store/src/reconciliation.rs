@@ -213,6 +213,15 @@ pub(crate) fn check_line(line: &NewStatementLine) -> Result<(), StoreError> {
             line.amount.minor
         )));
     }
+    // A payment is dated by it: never after the booking, nor before the booking lag.
+    if let Some(paid_on) = line.paid_on {
+        if !kozomol_payments::books_the_payment(paid_on, line.booked_on) {
+            return Err(StoreError::Invalid(format!(
+                "a credit booked on {} cannot have been paid on {paid_on}",
+                line.booked_on
+            )));
+        }
+    }
     Ok(())
 }
 

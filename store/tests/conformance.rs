@@ -6450,6 +6450,28 @@ async fn statement_credits_are_matched_applied_or_queued(store: Arc<dyn Store>) 
     let booked_payment = booked.payment.expect("a payment");
     assert_eq!(booked_payment.channel, PaymentChannel::Statement);
     assert_eq!(booked_payment.paid_at, bishkek_noon(date("2026-03-09")));
+    let stored = store
+        .statement_lines_booked(date("2026-03-10"), date("2026-03-10"))
+        .await
+        .unwrap();
+    let stored = stored
+        .iter()
+        .find(|l| l.bank_reference == "BR-3")
+        .expect("the line");
+    assert_eq!(stored.paid_on, Some(date("2026-03-09")));
+    // A payer's day after the booking, or before the booking lag, is refused.
+    for paid_on in ["2026-03-11", "2026-03-01"] {
+        let refused = store
+            .reconcile_credit(&kozomol_store::NewStatementLine {
+                paid_on: Some(date(paid_on)),
+                ..credit("BR-X", "2026-03-10", 250_000, &[b])
+            })
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Invalid(_))),
+            "{refused:?}"
+        );
+    }
     assert_eq!(
         state_of(store.as_ref(), &numbers[1]).await,
         CaseState::PaidDiscounted

@@ -138,7 +138,7 @@ pub async fn import(
                 statement_id: statement.id.clone(),
                 bank_reference: credit.bank_reference.clone(),
                 booked_on: credit.booked_on,
-                paid_on: credit.paid_on,
+                paid_on: credit.paid_on(state.app.jurisdiction),
                 amount: credit.amount,
                 remittance: credit.remittance.clone(),
                 payer: credit.payer.clone(),
