@@ -49,9 +49,7 @@ pub async fn request_confirmation(
     sender: &dyn MessageSender,
     request: ContactRequest<'_>,
 ) -> Result<ConfirmationRequested, DeliveryError> {
-    if request.owner_id.trim().is_empty() {
-        return Err(DeliveryError::NoOwner);
-    }
+    let owner_id = super::contact_owner(request.owner_id)?;
     let address = ContactAddress::parse(request.channel, request.address)?;
     let mut random = [0u8; 20];
     getrandom::getrandom(&mut random).map_err(|e| DeliveryError::Task(e.to_string()))?;
@@ -64,7 +62,7 @@ pub async fn request_confirmation(
             handle: handle.clone(),
             resolution_number: request.resolution_number.to_owned(),
             contact: NewContact {
-                owner_id: request.owner_id.trim().to_owned(),
+                owner_id: owner_id.to_owned(),
                 address: address.clone(),
                 added_by: request.requested_by.to_owned(),
                 plate_key: Some(request.plate_key.to_owned()),

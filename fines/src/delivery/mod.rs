@@ -76,10 +76,7 @@ pub async fn add_contact(
     raw: &str,
     added_by: &str,
 ) -> Result<ContactAdded, DeliveryError> {
-    let owner_id = owner_id.trim();
-    if owner_id.is_empty() {
-        return Err(DeliveryError::NoOwner);
-    }
+    let owner_id = contact_owner(owner_id)?;
     let address = ContactAddress::parse(channel, raw)?;
     Ok(store
         .add_contact(&NewContact {
@@ -89,6 +86,15 @@ pub async fn add_contact(
             plate_key: None,
         })
         .await?)
+}
+
+/// The owner id (PIN or INN) a contact belongs to, trimmed; none is refused.
+fn contact_owner(owner_id: &str) -> Result<&str, DeliveryError> {
+    let owner_id = owner_id.trim();
+    if owner_id.is_empty() {
+        return Err(DeliveryError::NoOwner);
+    }
+    Ok(owner_id)
 }
 
 /// Records a delivery another system reports (the state portal, `source` its name):

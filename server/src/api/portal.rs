@@ -328,10 +328,7 @@ pub async fn pdf(
     record_owner_view(
         &state,
         &resolution,
-        format!(
-            "{PORTAL_ACTOR}:{}",
-            client_address(&parts, &state.app.trusted_proxies)
-        ),
+        portal_actor(&state, &parts),
         "resolution PDF",
     )
     .await?;
@@ -431,10 +428,7 @@ pub async fn leave_contact(
         .decided_plate(case.id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("issued case {} has no plate", case.id)))?;
-    let requested_by = format!(
-        "{PORTAL_ACTOR}:{}",
-        client_address(&parts, &state.app.trusted_proxies)
-    );
+    let requested_by = portal_actor(&state, &parts);
     let requested = confirmation::request_confirmation(
         state.app.store.as_ref(),
         sender.as_ref(),
@@ -508,10 +502,7 @@ pub async fn confirm_contact(
     let (_, resolution) = owner_granted(&state, &number, query.grant.as_deref()).await?;
     count_against_address(&state, &parts)?;
     let typed = json_body(body)?.code.unwrap_or_default();
-    let by = format!(
-        "{PORTAL_ACTOR}:{}",
-        client_address(&parts, &state.app.trusted_proxies)
-    );
+    let by = portal_actor(&state, &parts);
     let judged = confirmation::confirm(
         state.app.store.as_ref(),
         &resolution.number,
@@ -583,6 +574,14 @@ fn count_against_address(state: &ApiState, parts: &Parts) -> Result<(), ApiError
 
 /// Who the audit names for what citizens do through the portal.
 const PORTAL_ACTOR: &str = "portal";
+
+/// Who acts through the portal, as audit rows name it: `portal:{client}`.
+fn portal_actor(state: &ApiState, parts: &Parts) -> String {
+    format!(
+        "{PORTAL_ACTOR}:{}",
+        client_address(parts, &state.app.trusted_proxies)
+    )
+}
 
 /// The address a request came from (the limiter's key): an IPv6 client by its /64,
 /// the block one subscriber gets, so it cannot take a fresh allowance per address.
