@@ -2466,10 +2466,36 @@ async fn officers_file_violations_and_accidents_whose_investigation_moves_on() {
     );
     let case_id = filed.json()["case_id"].as_i64().expect("case id");
     assert_eq!(filed.json()["state"], "approved");
-    let repeat = post("/api/v1/officer-violations", violation).await;
+    let repeat = post("/api/v1/officer-violations", violation.clone()).await;
     assert_eq!(
         (repeat.status, repeat.json()["created"].clone()),
         (StatusCode::OK, json!(false))
+    );
+    // The report id again for another report: refused, and its photo, stored before
+    // the store said so and named by no row, is queued for overwriting.
+    let other_photo = jpeg_upload("other.jpg", 9);
+    let conflicting = post(
+        "/api/v1/officer-violations",
+        json!({
+            "report_id": violation["report_id"], "plate": "01KG555QQQ", "kind": "red_light",
+            "occurred_at": "2026-03-01T07:40:00Z", "place": {"address": "Бишкек"},
+            "photos": [other_photo.clone()],
+        }),
+    )
+    .await;
+    conflicting.problem(StatusCode::CONFLICT, "conflict");
+    let other_sha: [u8; 32] = {
+        use base64::Engine;
+        use sha2::Digest;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(other_photo["data"].as_str().expect("data"))
+            .expect("base64");
+        sha2::Sha256::digest(&bytes).into()
+    };
+    let queued = h.store.erasures_due(100).await.expect("erasures");
+    assert!(
+        queued.iter().any(|e| e.sha256 == other_sha),
+        "the refused report's photo is queued: {queued:?}"
     );
     let case = h
         .get(&format!("/api/v1/cases/{case_id}"), Role::Auditor)

@@ -587,7 +587,22 @@ impl DeliveryWorker {
                 .collect(),
         };
         let count = u32::try_from(batch.letters.len()).unwrap_or(u32::MAX);
-        match store.record_print_batch(worker, &batch).await? {
+        let recorded = store.record_print_batch(worker, &batch).await;
+        if let Err(e) = &recorded {
+            // A later pass merges a new PDF; this one, every addressee's name and
+            // address, would otherwise lie in its segment, named by no row.
+            error!(worker = %worker, letters = count, error = %e, "print batch not recorded");
+            if let Err(queue_err) = store.queue_unkept(std::slice::from_ref(&batch.pdf)).await {
+                error!(
+                    sha256 = %hex::encode(batch.pdf.sha256),
+                    segment = %batch.pdf.location.segment,
+                    offset = batch.pdf.location.offset,
+                    error = %queue_err,
+                    "an unrecorded print batch's PDF is in no overwrite queue"
+                );
+            }
+        }
+        match recorded? {
             PrintBatchWrite::Recorded(id) => {
                 info!(print_batch = %id, letters = count, pages, "print batch ready");
                 report.print_batches.push(id);

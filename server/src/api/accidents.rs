@@ -22,7 +22,7 @@ use kozomol_store::{
 use serde::{Deserialize, Serialize};
 
 use super::access::{Authorized, CaseReaders, DeskOfficers};
-use super::appeals::{decode_uploads, serve_file, store_uploads, AttachmentUpload};
+use super::appeals::{decode_uploads, file_with_uploads, serve_file, AttachmentUpload};
 use super::officer_violations::check_photos;
 use super::{json_body, text_field, ApiError, ApiState, FieldProblem};
 
@@ -329,23 +329,34 @@ pub async fn register(
 
     let mut roles = vec![AccidentFileRole::Photo; photos.len()];
     roles.extend(scheme.iter().map(|_| AccidentFileRole::Scheme));
-    let files = store_uploads(&state, photos.into_iter().chain(scheme).collect()).await?;
-    let accident = NewAccident {
-        report_id: request.report_id.unwrap_or_else(uuid::Uuid::now_v7),
-        occurred_at,
-        place,
-        description,
-        vehicles,
-        participants,
-        files: files
-            .into_iter()
-            .zip(roles)
-            .map(|(file, role)| NewAccidentFile { role, file })
-            .collect(),
-        registered_by: caller.account.login.clone(),
-    };
+    let report_id = request.report_id.unwrap_or_else(uuid::Uuid::now_v7);
+    let registered_by = caller.account.login.clone();
+    let registered = file_with_uploads(
+        &state,
+        photos.into_iter().chain(scheme).collect(),
+        "an accident not registered",
+        move |state, files| async move {
+            let accident = NewAccident {
+                report_id,
+                occurred_at,
+                place,
+                description,
+                vehicles,
+                participants,
+                files: files
+                    .into_iter()
+                    .zip(roles)
+                    .map(|(file, role)| NewAccidentFile { role, file })
+                    .collect(),
+                registered_by,
+            };
+            state.app.store.register_accident(&accident).await
+        },
+        |registered| matches!(registered, AccidentRegistered::Registered(_)),
+    )
+    .await?;
     let store = &state.app.store;
-    let (status, record) = match store.register_accident(&accident).await? {
+    let (status, record) = match registered? {
         AccidentRegistered::Registered(record) => {
             tracing::info!(accident_id = record.id, officer = %caller.account.login, "accident registered");
             (StatusCode::CREATED, *record)

@@ -15,7 +15,7 @@ use kozomol_fines::appeals::{appeal_in_time, check_attachment, AppealRefusal, MA
 use kozomol_store::{
     AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest,
     BulkVoidResult, CaseRecord, EvidenceRef, NewAppeal, NewAttachment, RefundOutcome,
-    RefundRequestRecord, RefundSettled, RefundSettlement,
+    RefundRequestRecord, RefundSettled, RefundSettlement, StoreError,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -134,28 +134,25 @@ pub(crate) async fn file_appeal_for(
             open.id, case.id
         )));
     }
-    let stored = store_uploads(state, files).await?;
-    let appeal = NewAppeal {
-        case_id: case.id,
-        appellant,
-        contact,
-        grounds,
-        filed_by,
-        attachments: stored,
-    };
-    let filed = store.file_appeal(&appeal).await;
-    if !matches!(filed, Ok(AppealFiled::Filed(_))) {
-        // Stored already, and no row will name them: an appellant's documents must not
-        // outlive the rules that erase the rest.
-        let unkept: Vec<_> = appeal
-            .attachments
-            .iter()
-            .map(|a| a.evidence.clone())
-            .collect();
-        if let Err(e) = store.queue_unkept(&unkept).await {
-            tracing::error!(case_id = %case.id, files = unkept.len(), error = %e, "the attachments of an appeal not filed are in no overwrite queue");
-        }
-    }
+    let case_id = case.id;
+    let filed = file_with_uploads(
+        state,
+        files,
+        "an appeal not filed",
+        move |state, attachments| async move {
+            let appeal = NewAppeal {
+                case_id,
+                appellant,
+                contact,
+                grounds,
+                filed_by,
+                attachments,
+            };
+            state.app.store.file_appeal(&appeal).await
+        },
+        |filed| matches!(filed, AppealFiled::Filed(_)),
+    )
+    .await?;
     match filed? {
         AppealFiled::Filed(record) => {
             tracing::info!(case_id = %case.id, appeal_id = record.id, "appeal filed");
@@ -222,9 +219,9 @@ pub(crate) fn decode_uploads(
 }
 
 /// Writes checked files to the evidence store. The files go there before the record
-/// that names them: a filing that then fails leaves unreferenced bytes, never a
-/// reference to missing ones.
-pub(crate) async fn store_uploads(
+/// that names them: a filing that then fails leaves bytes to queue for overwriting,
+/// never a reference to missing ones.
+async fn store_uploads(
     state: &ApiState,
     files: Vec<Upload>,
 ) -> Result<Vec<NewAttachment>, ApiError> {
@@ -247,6 +244,39 @@ pub(crate) async fn store_uploads(
         })
     })
     .await??)
+}
+
+/// Stores `files` and records what `filing` makes of them, in a task of its own: axum
+/// drops the handler of a client that hangs up, and one dropped between storing and
+/// recording would leave bytes that no row names. Uploads of a filing that `named`
+/// says no row names (refused, or a repeat of one recorded before, whose own copies
+/// are kept) are queued for overwriting: an appellant's documents or an officer's
+/// photos must not outlive the rules that erase the rest.
+pub(crate) async fn file_with_uploads<T, F, Fut>(
+    state: &ApiState,
+    files: Vec<Upload>,
+    filing_name: &'static str,
+    filing: F,
+    named: fn(&T) -> bool,
+) -> Result<Result<T, StoreError>, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(ApiState, Vec<NewAttachment>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, StoreError>> + Send,
+{
+    let state = state.clone();
+    tokio::spawn(async move {
+        let stored = store_uploads(&state, files).await?;
+        let unkept: Vec<EvidenceRef> = stored.iter().map(|a| a.evidence.clone()).collect();
+        let filed = filing(state.clone(), stored).await;
+        if !matches!(&filed, Ok(done) if named(done)) {
+            if let Err(e) = state.app.store.queue_unkept(&unkept).await {
+                tracing::error!(files = unkept.len(), error = %e, "the uploads of {filing_name} are in no overwrite queue");
+            }
+        }
+        Ok(filed)
+    })
+    .await?
 }
 
 /// `GET /api/v1/cases/{id}/appeals`: the case's appeals, oldest first.

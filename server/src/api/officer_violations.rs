@@ -14,12 +14,12 @@ use kozomol_core::{
 };
 use kozomol_fines::appeals::MAX_ATTACHMENTS;
 use kozomol_fines::review::normalise_plate;
-use kozomol_store::{NewFrame, NewOfficerViolation, OfficerFiled};
+use kozomol_store::{AccidentState, NewFrame, NewOfficerViolation, OfficerFiled};
 use serde::{Deserialize, Serialize};
 
 use super::access::{Authorized, DeskOfficers};
 use super::accidents::{check_occurred_at, place_field, PlaceRequest, MAX_TEXT_CHARS};
-use super::appeals::{decode_uploads, store_uploads, AttachmentUpload, Upload};
+use super::appeals::{decode_uploads, file_with_uploads, AttachmentUpload, Upload};
 use super::{json_body, text_field, ApiError, ApiState, FieldProblem};
 
 #[derive(Deserialize)]
@@ -160,10 +160,25 @@ pub async fn file(
         return Err(ApiError::Validation(problems));
     };
 
+    // What the store would refuse is refused before any photo is stored (the store
+    // still decides, under its lock).
+    if let Some(accident) = request.accident_id {
+        match state.app.store.accident(accident).await? {
+            None => {
+                return Err(ApiError::Validation(vec![FieldProblem::new(
+                    "accident_id",
+                    "no such accident",
+                )]))
+            }
+            Some(found) if found.state == AccidentState::Closed => {
+                return Err(accident_closed(accident));
+            }
+            Some(_) => {}
+        }
+    }
     let mut roles = vec![FrameRole::Overview; photos.len()];
     roles.extend(plate_photo.iter().map(|_| FrameRole::Plate));
     photos.extend(plate_photo);
-    let stored = store_uploads(&state, photos).await?;
     let report = OfficerReport {
         source: OFFICER_SOURCE.to_owned(),
         report_id: request.report_id.unwrap_or_else(uuid::Uuid::now_v7),
@@ -177,19 +192,30 @@ pub async fn file(
         notes,
         accident_id: request.accident_id,
     };
-    let filing = NewOfficerViolation {
-        report,
-        photos: stored
-            .into_iter()
-            .zip(roles)
-            .map(|(file, role)| NewFrame {
-                role,
-                sha256: file.evidence.sha256,
-                location: file.evidence.location,
-            })
-            .collect(),
-    };
-    let (status, case_id) = match state.app.store.file_officer_violation(&filing).await? {
+    let (report_id, accident_id) = (report.report_id, report.accident_id);
+    let filed = file_with_uploads(
+        &state,
+        photos,
+        "an officer's report not filed",
+        move |state, stored| async move {
+            let filing = NewOfficerViolation {
+                report,
+                photos: stored
+                    .into_iter()
+                    .zip(roles)
+                    .map(|(file, role)| NewFrame {
+                        role,
+                        sha256: file.evidence.sha256,
+                        location: file.evidence.location,
+                    })
+                    .collect(),
+            };
+            state.app.store.file_officer_violation(&filing).await
+        },
+        |filed| matches!(filed, OfficerFiled::Filed(_)),
+    )
+    .await?;
+    let (status, case_id) = match filed? {
         OfficerFiled::Filed(id) => {
             tracing::info!(case_id = %id, officer = %caller.account.login, kind = %kind, "officer filed a violation");
             (StatusCode::CREATED, id)
@@ -197,8 +223,7 @@ pub async fn file(
         OfficerFiled::Duplicate(id) => (StatusCode::OK, id),
         OfficerFiled::Conflict(id) => {
             return Err(ApiError::Conflict(format!(
-                "report id {} was used for another report (case {id})",
-                filing.report.report_id
+                "report id {report_id} was used for another report (case {id})"
             )))
         }
         OfficerFiled::AccidentNotFound => {
@@ -208,10 +233,7 @@ pub async fn file(
             )]))
         }
         OfficerFiled::AccidentClosed => {
-            return Err(ApiError::Conflict(format!(
-                "accident {} is closed: nothing more is filed under it",
-                filing.report.accident_id.unwrap_or_default()
-            )))
+            return Err(accident_closed(accident_id.unwrap_or_default()))
         }
     };
     let case = state
@@ -228,5 +250,11 @@ pub async fn file(
             created: status == StatusCode::CREATED,
             case_href: state.app.link(&format!("/api/v1/cases/{case_id}")),
         }),
+    ))
+}
+
+fn accident_closed(accident: i64) -> ApiError {
+    ApiError::Conflict(format!(
+        "accident {accident} is closed: nothing more is filed under it"
     ))
 }
