@@ -364,6 +364,10 @@ pub trait FineStages: Send + Sync {
 
     async fn owner_lookup(&self, case_id: CaseId) -> Result<Option<OwnerLookupRecord>, StoreError>;
 
+    /// The owner lookups of those of `cases` that have one, in no order: a page of
+    /// cases in one query, not one per case.
+    async fn owner_lookups(&self, cases: &[CaseId]) -> Result<Vec<OwnerLookupRecord>, StoreError>;
+
     /// What issuing reads of each case, in the order of `cases` (`None` for a case
     /// that does not exist): a claimed batch's reads in a few queries, not several per
     /// case.
@@ -442,6 +446,12 @@ pub trait FineStages: Send + Sync {
         &self,
         case_id: CaseId,
     ) -> Result<Option<ResolutionRecord>, StoreError>;
+
+    /// The resolutions of those of `cases` that have one, in no order.
+    async fn resolutions_of_cases(
+        &self,
+        cases: &[CaseId],
+    ) -> Result<Vec<ResolutionRecord>, StoreError>;
 }
 
 /// The delivery outbox of issued resolutions, and the contacts citizens leave for it.

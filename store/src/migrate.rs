@@ -158,6 +158,11 @@ const SQLITE: &[Migration] = &[
         name: "statement_paid_on",
         sql: include_str!("../migrations/sqlite/0028_statement_paid_on.sql"),
     },
+    Migration {
+        version: 29,
+        name: "payment_reversal_id",
+        sql: include_str!("../migrations/sqlite/0029_payment_reversal_id.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -300,6 +305,11 @@ const POSTGRES: &[Migration] = &[
         version: 28,
         name: "statement_paid_on",
         sql: include_str!("../migrations/postgres/0028_statement_paid_on.sql"),
+    },
+    Migration {
+        version: 29,
+        name: "payment_reversal_id",
+        sql: include_str!("../migrations/postgres/0029_payment_reversal_id.sql"),
     },
 ];
 

@@ -137,6 +137,9 @@ pub struct PaymentReversal {
     pub external_id: Option<String>,
     pub amount: Option<Money>,
     pub paid_at: Option<DateTime<Utc>>,
+    /// The reporter's id of this cancel, where it has one: the same cancel sent again
+    /// finds the payment it took back, never a later one of the same sum and time.
+    pub reversal_id: Option<String>,
     pub reason: String,
     pub reversed_by: String,
     pub restart_clock: ClockRestart,

@@ -310,18 +310,20 @@ async fn booked_twin(
     .await?
     .into_iter()
     .collect();
-    // The day each statement payment's credit was booked: the payment is dated by its
-    // payer's day where the statement said so.
-    let booked_on: std::collections::HashMap<i64, chrono::NaiveDate> = sqlx::query_as(
-        "SELECT l.payment_id, l.booked_on FROM statement_lines l \
-         JOIN payments p ON p.id = l.payment_id \
-         WHERE p.resolution_number = $1 AND p.channel = 'statement'",
-    )
-    .bind(&standing.resolution_number)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
+    // Each statement payment's credit: the payment is dated by its payer's day where
+    // the statement said so, and the booking day decides the twin.
+    let credits: std::collections::HashMap<i64, reconciliation::CreditDays> =
+        sqlx::query_as::<_, (i64, chrono::NaiveDate, Option<chrono::NaiveDate>)>(
+            "SELECT l.payment_id, l.booked_on, l.paid_on FROM statement_lines l \
+             JOIN payments p ON p.id = l.payment_id \
+             WHERE p.resolution_number = $1 AND p.channel = 'statement'",
+        )
+        .bind(&standing.resolution_number)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|(id, booked, paid)| (id, reconciliation::CreditDays { booked, paid }))
+        .collect();
     let paid_on = standing.jurisdiction.local_date(payment.paid_at);
     Ok(reconciliation::twin(
         &booked,
@@ -330,7 +332,7 @@ async fn booked_twin(
         payment.amount,
         reconciliation::Seen::PaidOn {
             paid: paid_on,
-            booked: &booked_on,
+            credits: &credits,
         },
     )
     .cloned())
@@ -467,13 +469,15 @@ impl PaymentLedger for PgStore {
                     "WHERE channel = $1 AND source = $2 AND resolution_number = $3 \
                      AND ($4::BIGINT IS NULL OR amount_minor = $4) \
                      AND ($5::TIMESTAMPTZ IS NULL OR paid_at = $5) \
-                     ORDER BY reversed_at IS NULL DESC, id DESC LIMIT 1 FOR UPDATE"
+                     ORDER BY COALESCE(reversal_id = $6, FALSE) DESC, \
+                     reversed_at IS NULL DESC, id DESC LIMIT 1 FOR UPDATE"
                 ))
                 .bind(reversal.channel.as_str())
                 .bind(&reversal.source)
                 .bind(&number)
                 .bind(reversal.amount.map(|a| a.minor))
                 .bind(reversal.paid_at.map(whole_millis))
+                .bind(reversal.reversal_id.as_deref())
                 .fetch_optional(&mut *tx)
                 .await?
             }
@@ -497,13 +501,17 @@ impl PaymentLedger for PgStore {
             .await;
         }
         let now = now_millis();
-        sqlx::query("UPDATE payments SET reversed_at = $1, reversed_by = $2, reversal_reason = $3 WHERE id = $4")
-            .bind(now)
-            .bind(&reversal.reversed_by)
-            .bind(&reversal.reason)
-            .bind(record.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE payments SET reversed_at = $1, reversed_by = $2, reversal_reason = $3, \
+             reversal_id = $5 WHERE id = $4",
+        )
+        .bind(now)
+        .bind(&reversal.reversed_by)
+        .bind(&reversal.reason)
+        .bind(record.id)
+        .bind(reversal.reversal_id.as_deref())
+        .execute(&mut *tx)
+        .await?;
         record.reversed_at = Some(now);
         crate::postgres_appeals::withdraw_excess(
             &mut tx,

@@ -118,13 +118,12 @@ async fn line_by_reference(
     line_where(conn, row).await
 }
 
-/// The earlier report (over SOAP or the API) of the money a credit of `amount` booked
-/// on `booked_on` brings, matched to no credit yet.
+/// The earlier report (over SOAP or the API) of the money `credit` brings, matched to
+/// no credit yet.
 async fn reported_twin(
     conn: &mut PgConnection,
     standing: &Standing,
-    amount: Money,
-    booked_on: NaiveDate,
+    credit: &reconciliation::CreditPayment<'_>,
 ) -> Result<Option<PaymentRecord>, StoreError> {
     if !crate::reconciliation::REPORTING
         .iter()
@@ -146,8 +145,11 @@ async fn reported_twin(
         &reported,
         &linked,
         standing.jurisdiction,
-        amount,
-        reconciliation::Seen::BookedOn(booked_on),
+        credit.amount,
+        reconciliation::Seen::BookedOn {
+            booked: credit.booked_on,
+            paid: credit.paid_on,
+        },
     )
     .cloned())
 }
@@ -159,8 +161,7 @@ async fn take_credit(
     standing: &Standing,
     credit: &reconciliation::CreditPayment<'_>,
 ) -> Result<Result<(LineStatus, PaymentRecord), PaymentRefusal>, StoreError> {
-    if let Some(twin) = reported_twin(&mut *conn, standing, credit.amount, credit.booked_on).await?
-    {
+    if let Some(twin) = reported_twin(&mut *conn, standing, credit).await? {
         return Ok(Ok((LineStatus::Matched, twin)));
     }
     let payment = credit.payment(standing);

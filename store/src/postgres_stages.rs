@@ -13,7 +13,7 @@ use crate::audit::now_millis;
 use crate::postgres::{location_from_row, PgStore};
 use crate::postgres_recognition::{insert_audit, insert_evidence};
 use crate::recognition::delay_millis;
-use crate::stages::{self, LookupColumns, ResolutionColumns};
+use crate::stages::{self, lookup_select, LookupColumns, ResolutionColumns};
 use crate::{
     CompleteResult, FineStages, IssuingRead, NewResolution, OwnerLookupRecord, ResolutionRecord,
     StoreError,
@@ -150,31 +150,24 @@ impl FineStages for PgStore {
     }
 
     async fn owner_lookup(&self, case_id: CaseId) -> Result<Option<OwnerLookupRecord>, StoreError> {
-        let Some(row) = sqlx::query(
-            "SELECT case_id, outcome, owner_kind, owner_id, owner_name, owner_address, \
-             vehicle, registry_owner, reason, exchange_id, looked_up_at FROM owner_lookups WHERE case_id = $1",
-        )
-        .bind(case_id.0)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        LookupColumns {
-            case_id: row.try_get("case_id")?,
-            outcome: row.try_get("outcome")?,
-            owner_kind: row.try_get("owner_kind")?,
-            owner_id: row.try_get("owner_id")?,
-            owner_name: row.try_get("owner_name")?,
-            owner_address: row.try_get("owner_address")?,
-            vehicle: row.try_get("vehicle")?,
-            registry_owner: row.try_get("registry_owner")?,
-            reason: row.try_get("reason")?,
-            exchange_id: row.try_get("exchange_id")?,
-            looked_up_at: row.try_get("looked_up_at")?,
-        }
-        .record()
-        .map(Some)
+        sqlx::query(concat!(lookup_select!(), "WHERE case_id = $1"))
+            .bind(case_id.0)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(lookup_from_row)
+            .transpose()
+    }
+
+    async fn owner_lookups(&self, cases: &[CaseId]) -> Result<Vec<OwnerLookupRecord>, StoreError> {
+        let ids: Vec<i64> = cases.iter().map(|c| c.0).collect();
+        sqlx::query(concat!(lookup_select!(), "WHERE case_id = ANY($1)"))
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(lookup_from_row)
+            .collect()
     }
 
     async fn issuing_reads(
@@ -303,6 +296,20 @@ impl FineStages for PgStore {
             .map(resolution_from_row)
             .transpose()
     }
+
+    async fn resolutions_of_cases(
+        &self,
+        cases: &[CaseId],
+    ) -> Result<Vec<ResolutionRecord>, StoreError> {
+        let ids: Vec<i64> = cases.iter().map(|c| c.0).collect();
+        sqlx::query(resolution_select!("WHERE r.case_id = ANY($1)"))
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(resolution_from_row)
+            .collect()
+    }
 }
 
 /// The case's reserved number, or the next free one, reserved now.
@@ -415,4 +422,21 @@ async fn record_one(
     )
     .await?;
     Ok(CompleteResult::Completed)
+}
+
+fn lookup_from_row(row: &PgRow) -> Result<OwnerLookupRecord, StoreError> {
+    LookupColumns {
+        case_id: row.try_get("case_id")?,
+        outcome: row.try_get("outcome")?,
+        owner_kind: row.try_get("owner_kind")?,
+        owner_id: row.try_get("owner_id")?,
+        owner_name: row.try_get("owner_name")?,
+        owner_address: row.try_get("owner_address")?,
+        vehicle: row.try_get("vehicle")?,
+        registry_owner: row.try_get("registry_owner")?,
+        reason: row.try_get("reason")?,
+        exchange_id: row.try_get("exchange_id")?,
+        looked_up_at: row.try_get("looked_up_at")?,
+    }
+    .record()
 }

@@ -234,8 +234,8 @@ pub(crate) struct CreditPayment<'a> {
     pub amount: Money,
     /// When the bank booked it: a report paid then or up to the lag before is its twin.
     pub booked_on: NaiveDate,
-    /// The day the payer paid where the statement says, else the booking day.
-    pub paid_on: NaiveDate,
+    /// The day the payer paid, where the statement says.
+    pub paid_on: Option<NaiveDate>,
     pub posted_by: &'a str,
 }
 
@@ -247,7 +247,7 @@ impl<'a> CreditPayment<'a> {
             bank_reference: &line.bank_reference,
             amount: line.amount,
             booked_on: line.booked_on,
-            paid_on: line.paid_on.unwrap_or(line.booked_on),
+            paid_on: line.paid_on,
             posted_by: &line.imported_by,
         }
     }
@@ -264,7 +264,7 @@ impl<'a> CreditPayment<'a> {
             bank_reference: &line.bank_reference,
             amount: line.amount,
             booked_on: line.booked_on,
-            paid_on: line.paid_on.unwrap_or(line.booked_on),
+            paid_on: line.paid_on,
             posted_by: by,
         }
     }
@@ -276,7 +276,10 @@ impl<'a> CreditPayment<'a> {
             source: self.account.to_owned(),
             external_id: self.bank_reference.to_owned(),
             amount: self.amount,
-            paid_at: noon_of(standing.jurisdiction, self.paid_on),
+            paid_at: noon_of(
+                standing.jurisdiction,
+                self.paid_on.unwrap_or(self.booked_on),
+            ),
             exact_only: false,
             intent: None,
             posted_by: self.posted_by.to_owned(),
@@ -342,24 +345,45 @@ pub(crate) fn noon_of(jurisdiction: Jurisdiction, day: NaiveDate) -> DateTime<Ut
 /// How the money being matched was seen.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Seen<'a> {
-    /// A statement's credit booked that day: its twin is a report of money paid then or
-    /// before.
-    BookedOn(NaiveDate),
+    /// A statement's credit booked on `booked`, paid on `paid` where the statement
+    /// says: its twin is a report of money paid then or before.
+    BookedOn {
+        booked: NaiveDate,
+        paid: Option<NaiveDate>,
+    },
     /// A bank's or provider's report of money paid that day: its twin is a credit booked
-    /// then or after. `booked`: the day each statement payment's credit was booked, by
-    /// payment id (such a payment is dated the day its payer paid where the statement
-    /// said so; the booking day decides the twin); one not there was dated by its
-    /// booking.
+    /// then or after. `credits`: each statement payment's credit by payment id (such a
+    /// payment is dated the day its payer paid where the statement said so; the booking
+    /// day decides the twin); one not there was dated by its booking.
     PaidOn {
         paid: NaiveDate,
-        booked: &'a std::collections::HashMap<i64, NaiveDate>,
+        credits: &'a std::collections::HashMap<i64, CreditDays>,
     },
+}
+
+/// A statement credit's days: booked, and paid where the statement says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CreditDays {
+    pub booked: NaiveDate,
+    pub paid: Option<NaiveDate>,
+}
+
+/// How well a credit's payer's day (where its statement says) agrees with a report's
+/// day, best first: the same day, not said, another day. A prior among credits the
+/// lag allows, not a filter: a bank may date a payment a day off.
+fn payer_day_rank(credit_paid: Option<NaiveDate>, reported: NaiveDate) -> u8 {
+    match credit_paid {
+        Some(day) if day == reported => 0,
+        None => 1,
+        Some(_) => 2,
+    }
 }
 
 /// The other sighting of the same money among `candidates` (the fine's standing
 /// payments of the other kind; those in `twinned` have theirs already): the same amount,
-/// within the booking lag, and of those the closest in time — so two equal payments of
-/// one fine are each matched to their own credit.
+/// within the booking lag; of those first the one whose payer's day the statement gives
+/// as the report's, then the closest in time — so two equal payments of one fine are
+/// each matched to their own credit.
 pub(crate) fn twin<'a>(
     candidates: &'a [PaymentRecord],
     twinned: &std::collections::HashSet<i64>,
@@ -376,16 +400,17 @@ pub(crate) fn twin<'a>(
         })
         .filter_map(|payment| {
             let day = jurisdiction.local_date(payment.paid_at);
-            let (paid, booked) = match seen {
-                Seen::BookedOn(booked) => (day, booked),
-                Seen::PaidOn { paid, booked } => {
-                    (paid, booked.get(&payment.id).copied().unwrap_or(day))
-                }
+            let (paid, booked, rank) = match seen {
+                Seen::BookedOn { booked, paid } => (day, booked, payer_day_rank(paid, day)),
+                Seen::PaidOn { paid, credits } => match credits.get(&payment.id) {
+                    Some(credit) => (paid, credit.booked, payer_day_rank(credit.paid, paid)),
+                    None => (paid, day, payer_day_rank(None, paid)),
+                },
             };
             kozomol_payments::books_the_payment(paid, booked)
-                .then(|| ((booked - paid).num_days(), payment))
+                .then(|| ((rank, (booked - paid).num_days()), payment))
         })
-        .min_by_key(|(gap, payment)| (*gap, payment.id))
+        .min_by_key(|(order, payment)| (*order, payment.id))
         .map(|(_, payment)| payment)
 }
 
@@ -615,28 +640,108 @@ mod tests {
             )
             .map(|p| p.id)
         };
-        // Booked on the 6th: the payment of the 5th, not the 1st (also within the lag),
-        // nor the 6th's (matched already) or another amount.
-        assert_eq!(twin_of(Seen::BookedOn(day("2026-03-06"))), Some(2));
-        assert_eq!(twin_of(Seen::BookedOn(day("2026-03-02"))), Some(1));
-        assert_eq!(twin_of(Seen::BookedOn(day("2026-02-28"))), None);
-        assert_eq!(twin_of(Seen::BookedOn(day("2026-03-12"))), None);
+        let booked_on = |booked: &str, paid: Option<&str>| Seen::BookedOn {
+            booked: day(booked),
+            paid: paid.map(day),
+        };
+        // (credit booked, its payer's day, the report that is its twin)
+        let credits = [
+            // The payment of the 5th, not the 1st (also within the lag), nor the 6th's
+            // (matched already) or another amount.
+            ("2026-03-06", None, Some(2)),
+            ("2026-03-02", None, Some(1)),
+            ("2026-02-28", None, None),
+            ("2026-03-12", None, None),
+            // The statement says the 1st: that report, though the 5th's is closer.
+            ("2026-03-06", Some("2026-03-01"), Some(1)),
+            // A payer's day no report has is no filter: the closest still.
+            ("2026-03-06", Some("2026-03-03"), Some(2)),
+        ];
+        for (booked, paid, expected) in credits {
+            assert_eq!(
+                twin_of(booked_on(booked, paid)),
+                expected,
+                "{booked} {paid:?}"
+            );
+        }
         // Paid on the 1st: the credit booked closest after.
         let dated_by_booking = std::collections::HashMap::new();
         let paid_on = |paid: &str| Seen::PaidOn {
             paid: day(paid),
-            booked: &dated_by_booking,
+            credits: &dated_by_booking,
         };
         assert_eq!(twin_of(paid_on("2026-03-01")), Some(1));
         assert_eq!(twin_of(paid_on("2026-03-04")), Some(2));
         // A credit dated by its payer's day (the 5th) but booked on the 8th is the twin
         // of a report of money paid on the 7th: the booking day decides.
-        let booked = std::collections::HashMap::from([(2, day("2026-03-08"))]);
+        let credits = std::collections::HashMap::from([(
+            2,
+            CreditDays {
+                booked: day("2026-03-08"),
+                paid: Some(day("2026-03-05")),
+            },
+        )]);
         let seen = Seen::PaidOn {
             paid: day("2026-03-07"),
-            booked: &booked,
+            credits: &credits,
         };
         assert_eq!(twin_of(seen), Some(2));
         assert_eq!(twin_of(paid_on("2026-03-07")), None);
+    }
+
+    #[test]
+    fn equal_credits_booked_together_go_to_the_report_of_their_payers_day() {
+        // Two equal credits of one fine booked on the 10th, the statement saying one
+        // was paid on the 9th and one on the 10th, each dated by its payer's day.
+        let candidates = vec![
+            payment(1, PaymentChannel::Statement, 250_000, "2026-03-09"),
+            payment(2, PaymentChannel::Statement, 250_000, "2026-03-10"),
+        ];
+        let days = |paid: Option<&str>| CreditDays {
+            booked: day("2026-03-10"),
+            paid: paid.map(day),
+        };
+        let said = std::collections::HashMap::from([
+            (1, days(Some("2026-03-09"))),
+            (2, days(Some("2026-03-10"))),
+        ]);
+        let unsaid = std::collections::HashMap::from([(1, days(None)), (2, days(None))]);
+        let one_said = std::collections::HashMap::from([
+            (1, days(None)),
+            (
+                2,
+                CreditDays {
+                    booked: day("2026-03-11"),
+                    paid: Some(day("2026-03-10")),
+                },
+            ),
+        ]);
+        // (credits, twinned already, the report's day, its twin)
+        let table = [
+            (&said, vec![], "2026-03-10", Some(2)),
+            (&said, vec![], "2026-03-09", Some(1)),
+            (&said, vec![2], "2026-03-10", Some(1)),
+            // The other taken: the payer's day is a prior, not a filter.
+            (&said, vec![1], "2026-03-09", Some(2)),
+            // Neither says: the lower id, as before.
+            (&unsaid, vec![], "2026-03-10", Some(1)),
+            // The credit whose payer's day is the report's, though booked a day later.
+            (&one_said, vec![], "2026-03-10", Some(2)),
+        ];
+        for (credits, twinned, paid, expected) in table {
+            let twinned: std::collections::HashSet<i64> = twinned.into_iter().collect();
+            let found = twin(
+                &candidates,
+                &twinned,
+                Jurisdiction::Kg,
+                Money::new(250_000, Currency::KGS),
+                Seen::PaidOn {
+                    paid: day(paid),
+                    credits,
+                },
+            )
+            .map(|p| p.id);
+            assert_eq!(found, expected, "{paid} twinned {twinned:?}");
+        }
     }
 }

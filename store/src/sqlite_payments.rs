@@ -277,18 +277,20 @@ async fn booked_twin(
     .await?
     .into_iter()
     .collect();
-    // The day each statement payment's credit was booked: the payment is dated by its
-    // payer's day where the statement said so.
-    let booked_on: std::collections::HashMap<i64, chrono::NaiveDate> = sqlx::query_as(
-        "SELECT l.payment_id, l.booked_on FROM statement_lines l \
-         JOIN payments p ON p.id = l.payment_id \
-         WHERE p.resolution_number = ? AND p.channel = 'statement'",
-    )
-    .bind(&standing.resolution_number)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
+    // Each statement payment's credit: the payment is dated by its payer's day where
+    // the statement said so, and the booking day decides the twin.
+    let credits: std::collections::HashMap<i64, reconciliation::CreditDays> =
+        sqlx::query_as::<_, (i64, chrono::NaiveDate, Option<chrono::NaiveDate>)>(
+            "SELECT l.payment_id, l.booked_on, l.paid_on FROM statement_lines l \
+             JOIN payments p ON p.id = l.payment_id \
+             WHERE p.resolution_number = ? AND p.channel = 'statement'",
+        )
+        .bind(&standing.resolution_number)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|(id, booked, paid)| (id, reconciliation::CreditDays { booked, paid }))
+        .collect();
     let paid_on = standing.jurisdiction.local_date(payment.paid_at);
     Ok(reconciliation::twin(
         &booked,
@@ -297,7 +299,7 @@ async fn booked_twin(
         payment.amount,
         reconciliation::Seen::PaidOn {
             paid: paid_on,
-            booked: &booked_on,
+            credits: &credits,
         },
     )
     .cloned())
@@ -409,7 +411,8 @@ impl PaymentLedger for SqliteStore {
                 sqlx::query(payment_select!(
                     "WHERE channel = ? AND source = ? AND resolution_number = ? \
                      AND (? IS NULL OR amount_minor = ?) AND (? IS NULL OR paid_at = ?) \
-                     ORDER BY reversed_at IS NULL DESC, id DESC LIMIT 1"
+                     ORDER BY COALESCE(reversal_id = ?, 0) DESC, \
+                     reversed_at IS NULL DESC, id DESC LIMIT 1"
                 ))
                 .bind(reversal.channel.as_str())
                 .bind(&reversal.source)
@@ -418,6 +421,7 @@ impl PaymentLedger for SqliteStore {
                 .bind(reversal.amount.map(|a| a.minor))
                 .bind(reversal.paid_at.map(|at| ms(whole_millis(at))))
                 .bind(reversal.paid_at.map(|at| ms(whole_millis(at))))
+                .bind(reversal.reversal_id.as_deref())
                 .fetch_optional(&mut *tx)
                 .await?
             }
@@ -433,13 +437,17 @@ impl PaymentLedger for SqliteStore {
             return Ok(PaymentReversed::NotReversible(before.state));
         }
         let now = now_millis();
-        sqlx::query("UPDATE payments SET reversed_at = ?, reversed_by = ?, reversal_reason = ? WHERE id = ?")
-            .bind(ms(now))
-            .bind(&reversal.reversed_by)
-            .bind(&reversal.reason)
-            .bind(record.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE payments SET reversed_at = ?, reversed_by = ?, reversal_reason = ?, \
+             reversal_id = ? WHERE id = ?",
+        )
+        .bind(ms(now))
+        .bind(&reversal.reversed_by)
+        .bind(&reversal.reason)
+        .bind(reversal.reversal_id.as_deref())
+        .bind(record.id)
+        .execute(&mut *tx)
+        .await?;
         record.reversed_at = Some(now);
         crate::sqlite_appeals::withdraw_excess(
             &mut tx,

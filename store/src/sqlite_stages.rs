@@ -19,7 +19,7 @@ use crate::sqlite::{
 };
 use crate::sqlite_recognition::{insert_audit, insert_audits, insert_blobs};
 use crate::sqlite_review::review_from_row;
-use crate::stages::{self, LookupColumns, ResolutionColumns};
+use crate::stages::{self, lookup_select, LookupColumns, ResolutionColumns};
 use crate::{
     decode, CaseFrame, CompleteResult, EvidenceRef, FineStages, IssuingRead, NewResolution,
     OwnerLookupRecord, ResolutionRecord, ReviewRecord, StoreError,
@@ -156,17 +156,25 @@ impl FineStages for SqliteStore {
     }
 
     async fn owner_lookup(&self, case_id: CaseId) -> Result<Option<OwnerLookupRecord>, StoreError> {
-        let Some(row) = sqlx::query(
-            "SELECT case_id, outcome, owner_kind, owner_id, owner_name, owner_address, \
-             vehicle, registry_owner, reason, exchange_id, looked_up_at FROM owner_lookups WHERE case_id = ?",
-        )
-        .bind(case_id.0)
-        .fetch_optional(&self.reader)
-        .await?
-        else {
-            return Ok(None);
-        };
-        lookup_from_row(&row).map(Some)
+        sqlx::query(concat!(lookup_select!(), "WHERE case_id = ?"))
+            .bind(case_id.0)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(lookup_from_row)
+            .transpose()
+    }
+
+    async fn owner_lookups(&self, cases: &[CaseId]) -> Result<Vec<OwnerLookupRecord>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let mut lookups = Vec::with_capacity(cases.len());
+        for chunk in cases.chunks(rows_per_statement(1)) {
+            let head = concat!(lookup_select!(), "WHERE case_id IN (");
+            for row in select_in(&mut conn, head, chunk, ")").await? {
+                lookups.push(lookup_from_row(&row)?);
+            }
+        }
+        Ok(lookups)
     }
 
     async fn issuing_reads(
@@ -549,6 +557,21 @@ impl FineStages for SqliteStore {
             .as_ref()
             .map(resolution_from_row)
             .transpose()
+    }
+
+    async fn resolutions_of_cases(
+        &self,
+        cases: &[CaseId],
+    ) -> Result<Vec<ResolutionRecord>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let mut resolutions = Vec::with_capacity(cases.len());
+        for chunk in cases.chunks(rows_per_statement(1)) {
+            let head = resolution_select!("WHERE r.case_id IN (");
+            for row in select_in(&mut conn, head, chunk, ")").await? {
+                resolutions.push(resolution_from_row(&row)?);
+            }
+        }
+        Ok(resolutions)
     }
 }
 

@@ -125,6 +125,16 @@ pub(crate) fn actor(worker: &str) -> String {
     format!("fines:{worker}")
 }
 
+/// An owner lookup's columns (`LookupColumns`) up to its `WHERE`, in both backends. A
+/// macro because `query()` takes only `&'static str`.
+macro_rules! lookup_select {
+    () => {
+        "SELECT case_id, outcome, owner_kind, owner_id, owner_name, owner_address, \
+         vehicle, registry_owner, reason, exchange_id, looked_up_at FROM owner_lookups "
+    };
+}
+pub(crate) use lookup_select;
+
 /// An owner lookup's columns as read.
 pub(crate) struct LookupColumns {
     pub case_id: i64,

@@ -212,6 +212,7 @@ conformance!(
         payments_no_fine_can_take_are_refused,
         callbacks_are_kept_with_their_answer,
         statement_credits_are_matched_applied_or_queued,
+        equal_credits_are_each_matched_to_their_own_report,
         a_queued_credit_holds_the_fines_clocks,
         retention_purges_settled_quiet_cases_and_nothing_else,
         case_files_are_destroyed_after_the_purge_and_shared_evidence_stays,
@@ -2416,6 +2417,11 @@ async fn owner_lookups_move_approved_cases_once(store: Arc<dyn Store>) {
         Some(&unknown)
     );
     assert_eq!(store.owner_lookup(ids[2]).await.unwrap(), None);
+    // A page of cases in one read: those without a lookup are left out.
+    let mut batch = store.owner_lookups(&ids).await.unwrap();
+    batch.sort_by_key(|l| l.case_id);
+    assert_eq!(batch, vec![found.clone(), unknown.clone()]);
+    assert!(store.owner_lookups(&[]).await.unwrap().is_empty());
     assert_eq!(
         store
             .claim_stage(CaseState::OwnerFound, "f2", 10, LONG_LEASE)
@@ -2654,7 +2660,14 @@ async fn resolution_numbers_are_reserved_once_and_issued(store: Arc<dyn Store>) 
     assert_eq!(stored.issued_at, first.issued_at);
     assert_eq!(
         store.resolution_of_case(ids[0]).await.unwrap(),
-        Some(stored)
+        Some(stored.clone())
+    );
+    assert_eq!(
+        store
+            .resolutions_of_cases(&[ids[0], CaseId(987_654)])
+            .await
+            .unwrap(),
+        vec![stored]
     );
     assert_eq!(store.resolution("KG-BSK-2026-0000009").await.unwrap(), None);
     assert!(store
@@ -5288,6 +5301,7 @@ fn reversal_of(code: &str, external_id: Option<&str>) -> kozomol_store::PaymentR
         external_id: external_id.map(str::to_owned),
         amount: None,
         paid_at: None,
+        reversal_id: None,
         reason: "the payer's bank recalled it".to_owned(),
         reversed_by: "payments-api".to_owned(),
         restart_clock: restart_on_the_16th,
@@ -5401,6 +5415,37 @@ async fn a_reversed_payment_no_longer_counts(store: Arc<dyn Store>) {
         PaymentReversed::Reversed { payment, to_state: CaseState::Delivered, .. } if payment.id == part.id
     ));
     assert_eq!(state_of(store.as_ref(), number).await, CaseState::Delivered);
+    // A cancel naming sum and time takes back the latest standing payment of them; the
+    // same cancel sent again (by its id) finds the payment it took back, never one the
+    // reporter sent after it with the same sum and time.
+    let first = paid_on("r-3", 100_000).await;
+    let mut cancel = reversal_of(&code, None);
+    cancel.amount = Some(first.amount);
+    cancel.paid_at = Some(first.paid_at);
+    cancel.reversal_id = Some("cancel-3".to_owned());
+    assert!(matches!(
+        store.reverse_payment(&cancel).await.unwrap(),
+        PaymentReversed::Reversed { payment, .. } if payment.id == first.id
+    ));
+    let corrected = paid_on("r-4", 100_000).await;
+    assert_eq!(corrected.paid_at, first.paid_at);
+    assert!(matches!(
+        store.reverse_payment(&cancel).await.unwrap(),
+        PaymentReversed::AlreadyReversed(p) if p.id == first.id
+    ));
+    assert_eq!(
+        state_of(store.as_ref(), number).await,
+        CaseState::PartiallyPaid,
+        "the corrected payment stands"
+    );
+    // Another cancel of that sum and time is of the payment still standing.
+    let mut another = cancel.clone();
+    another.reversal_id = Some("cancel-4".to_owned());
+    assert!(matches!(
+        store.reverse_payment(&another).await.unwrap(),
+        PaymentReversed::Reversed { payment, .. } if payment.id == corrected.id
+    ));
+    assert_eq!(state_of(store.as_ref(), number).await, CaseState::Delivered);
     assert!(matches!(
         store
             .reverse_payment(&reversal_of(&code, Some("r-9")))
@@ -5416,7 +5461,7 @@ async fn a_reversed_payment_no_longer_counts(store: Arc<dyn Store>) {
         PaymentReversed::UnknownCode
     ));
     let ledger = store.payments(number).await.unwrap();
-    assert_eq!(ledger.len(), 2);
+    assert_eq!(ledger.len(), 4);
     assert!(ledger.iter().all(|p| p.reversed_at.is_some()));
     let actions: Vec<String> = store
         .case_audit(case_id)
@@ -5432,6 +5477,10 @@ async fn a_reversed_payment_no_longer_counts(store: Arc<dyn Store>) {
             "case.payment_posted",
             "case.payment_posted",
             "case.payment_reversed",
+            "case.payment_reversed",
+            "case.payment_posted",
+            "case.payment_reversed",
+            "case.payment_posted",
             "case.payment_reversed"
         ]
     );
@@ -6388,6 +6437,38 @@ async fn soap_payment(
     payment.exact_only = true;
     payment.paid_at = bishkek_noon(date(day));
     payment
+}
+
+/// Two equal credits of one fine booked the same day, their statement giving each its
+/// payer's day: a bank's report is matched to the credit paid on the report's day,
+/// though the other was recorded first, and the other report to the other credit.
+async fn equal_credits_are_each_matched_to_their_own_report(store: Arc<dyn Store>) {
+    use kozomol_store::{LineStatus, PaymentPosted};
+    let numbers = issued(store.as_ref(), 1, &person()).await;
+    let code = code_of(store.as_ref(), &numbers[0]).await;
+    let mut credited = Vec::new();
+    for (reference, paid) in [("BR-1", "2026-03-09"), ("BR-2", "2026-03-10")] {
+        let taken = store
+            .reconcile_credit(&kozomol_store::NewStatementLine {
+                paid_on: Some(date(paid)),
+                ..credit(reference, "2026-03-10", 100_000, &[&code])
+            })
+            .await
+            .unwrap();
+        assert_eq!(taken.line.status, LineStatus::Applied);
+        credited.push(taken.payment.expect("a payment").id);
+    }
+    for (message, day, twin) in [
+        ("msg-10", "2026-03-10", credited[1]),
+        ("msg-9", "2026-03-09", credited[0]),
+    ] {
+        let report = soap_payment(store.as_ref(), &numbers[0], message, 100_000, day).await;
+        match store.post_payment(&report).await.unwrap() {
+            PaymentPosted::AlreadyPosted(record) => assert_eq!(record.id, twin, "{message}"),
+            other => panic!("{message}: {other:?}"),
+        }
+    }
+    assert_eq!(store.payments(&numbers[0]).await.unwrap().len(), 2);
 }
 
 async fn statement_credits_are_matched_applied_or_queued(store: Arc<dyn Store>) {

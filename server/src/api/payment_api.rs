@@ -809,6 +809,8 @@ async fn apply_callback(
                     external_id: Some(payment.payment_id),
                     amount: Some(amount),
                     paid_at: None,
+                    // The provider's payment id names the payment itself.
+                    reversal_id: None,
                     reason: payment
                         .reason
                         .filter(|r| !r.trim().is_empty())

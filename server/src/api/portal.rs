@@ -704,22 +704,30 @@ async fn by_plate_and_certificate(
             .await?;
         after = page.last().map(|c| c.id);
         let last_page = page.len() < PLATE_LOOKUP_PAGE as usize;
-        for summary in page {
-            let Some(lookup) = store.owner_lookup(summary.id).await? else {
-                continue;
-            };
-            let registered = lookup
-                .vehicle
-                .get("registration_certificate")
-                .and_then(|v| v.as_str())
-                .map(certificate_key);
-            if registered.as_deref() != Some(wanted.as_str()) {
-                continue;
-            }
-            if let Some(resolution) = store.resolution_of_case(summary.id).await? {
-                found.push(resolution.number);
-            }
-        }
+        // A page's lookups and resolutions in two queries, not two per case: the time a
+        // lookup takes must not tell how many cases a plate has.
+        let ids: Vec<CaseId> = page.iter().map(|c| c.id).collect();
+        let shown: Vec<CaseId> = store
+            .owner_lookups(&ids)
+            .await?
+            .into_iter()
+            .filter(|lookup| {
+                let registered = lookup
+                    .vehicle
+                    .get("registration_certificate")
+                    .and_then(|v| v.as_str())
+                    .map(certificate_key);
+                registered.as_deref() == Some(wanted.as_str())
+            })
+            .map(|lookup| lookup.case_id)
+            .collect();
+        let mut resolutions = if shown.is_empty() {
+            Vec::new()
+        } else {
+            store.resolutions_of_cases(&shown).await?
+        };
+        resolutions.sort_by_key(|r| r.case_id);
+        found.extend(resolutions.into_iter().map(|r| r.number));
         if last_page {
             break;
         }

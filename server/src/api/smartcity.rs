@@ -455,11 +455,13 @@ impl Exchange<'_> {
                         payment_code: code.to_string(),
                         channel: PaymentChannel::Soap,
                         source: client.clone(),
-                        // The bank's payment of the code with this sum and time: a
-                        // cancel sent again never takes back a later payment.
+                        // The bank's payment of the code with this sum and time; the
+                        // message id: this cancel sent again finds the payment it took
+                        // back, never a later one of the same sum and time.
                         external_id: None,
                         amount: Some(sum),
                         paid_at: Some(paid_at),
+                        reversal_id: Some(self.request.id.clone()),
                         reason: format!("cancelled over Tunduk (message {})", self.request.id),
                         reversed_by: format!("xroad:{client}"),
                         restart_clock: kozomol_fines::clocks::restart_clock,
