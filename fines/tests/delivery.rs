@@ -69,6 +69,7 @@ macro_rules! both_backends {
 both_backends!(
     an_sms_proven_delivered_starts_the_clocks,
     gateway_failures_retry_with_backoff_then_give_up,
+    a_text_reported_undeliverable_is_sent_again_as_a_new_message,
     an_unavailable_gateway_counts_no_attempt,
     two_workers_never_send_one_delivery_twice,
     an_email_reaches_the_smtp_server_with_its_pdf,
@@ -493,6 +494,41 @@ async fn gateway_failures_retry_with_backoff_then_give_up(backend: Backend) {
     let fine = of_channel(&w, &numbers[1], DeliveryChannel::Sms).await;
     assert_eq!((fine.state, fine.attempts), (DeliveryState::Delivered, 1));
     assert_eq!(state_of(&w, &numbers[1]).await, CaseState::Delivered);
+}
+
+/// The gateway reports a text undeliverable: the resend goes out under a reference of
+/// its own (the gateway sends nothing for one it has seen), once, and is delivered.
+async fn a_text_reported_undeliverable_is_sent_again_as_a_new_message(backend: Backend) {
+    let w = world(backend).await;
+    add_phone(&w, 0).await;
+    let numbers = issue(&w, &[&OWNERS[0]]).await;
+    let gateway = StandInGateway::start(TOKEN).await.expect("gateway");
+    gateway.undeliverable_once(&e164(0));
+    let worker = sms_worker(&w, fast("d1"), &gateway);
+    let sms = of_channel(&w, &numbers[0], DeliveryChannel::Sms).await.id;
+    for _ in 0..40 {
+        worker.run_once(w.store.as_ref()).await.expect("pass");
+        let row = w.store.delivery(sms).await.expect("read").expect("row");
+        if matches!(row.state, DeliveryState::Delivered | DeliveryState::Failed) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let row = w.store.delivery(sms).await.expect("read").expect("row");
+    assert_eq!(
+        (row.state, row.attempts),
+        (DeliveryState::Delivered, 2),
+        "{row:?}"
+    );
+    let sent = gateway.messages();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.iter().all(|m| m.to == e164(0)));
+    assert_ne!(sent[0].reference, sent[1].reference);
+    assert_eq!(row.external_id.as_deref(), Some(sent[1].id.as_str()));
+    for message in &sent {
+        assert_eq!(gateway.requests_for(&message.reference), 1, "{message:?}");
+    }
+    assert_eq!(state_of(&w, &numbers[0]).await, CaseState::Delivered);
 }
 
 async fn an_unavailable_gateway_counts_no_attempt(backend: Backend) {

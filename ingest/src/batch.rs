@@ -303,6 +303,23 @@ impl BatchWriter {
         }
     }
 
+    /// Before ingest stops with a batch uncommitted (cancelled, or a write the store
+    /// refuses): the frames its attempts appended are queued for overwriting, since the
+    /// broker hands the unacked messages to the next process, which appends them anew.
+    /// One try; where the store cannot take them now, each location is logged for an
+    /// operator to overwrite.
+    pub async fn queue_uncommitted_on_stop(&self) {
+        self.queue_appended_untaken(&HashMap::new()).await;
+        for (sha256, location) in self.lock_appended_uncommitted().iter() {
+            tracing::error!(
+                sha256 = %hex::encode(sha256),
+                segment = %location.segment,
+                offset = location.offset,
+                "a frame appended for a batch that never committed is in no overwrite queue"
+            );
+        }
+    }
+
     // Sets of ids and locations stay whole whatever panicked while they were held.
     fn lock_created_unanswered(&self) -> MutexGuard<'_, HashSet<CaseId>> {
         self.created_unanswered

@@ -187,9 +187,13 @@ async fn commit_batch(
         Some(Ok(outcomes)) => outcomes,
         Some(Err(e)) => {
             tracing::error!(error = %e, "batch not committed; ingest stops");
+            writer.queue_uncommitted_on_stop().await;
             return false;
         }
-        None => return false,
+        None => {
+            writer.queue_uncommitted_on_stop().await;
+            return false;
+        }
     };
     // Acks go out in arrival order, as the broker expects.
     for p in batch {

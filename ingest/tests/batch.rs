@@ -221,3 +221,34 @@ async fn frames_a_failed_attempt_appended_and_its_retry_left_are_queued_for_over
     frames.sort();
     assert_eq!(queued, frames, "both frames the first attempt appended");
 }
+
+/// Ingest stopping with a batch uncommitted (its messages unacked, so the broker hands
+/// them to the next process, which appends the frames anew): the frames the failed
+/// attempt appended are queued for overwriting before it stops.
+#[tokio::test]
+async fn frames_of_a_batch_left_uncommitted_at_a_stop_are_queued_for_overwriting() {
+    let f = Fixture::new().await;
+    f.refuse("cases").await;
+    assert!(f.writer.write(&f.batch).await.is_err());
+    f.take_again("cases").await;
+    assert!(f.store.erasures_due(10).await.expect("due").is_empty());
+
+    f.writer.queue_uncommitted_on_stop().await;
+    let mut queued: Vec<[u8; 32]> = f
+        .store
+        .erasures_due(10)
+        .await
+        .expect("due")
+        .into_iter()
+        .map(|e| e.sha256)
+        .collect();
+    queued.sort();
+    let mut frames: Vec<[u8; 32]> = f
+        .event
+        .frames
+        .iter()
+        .map(|frame| <[u8; 32]>::try_from(frame.sha256.as_slice()).expect("hash"))
+        .collect();
+    frames.sort();
+    assert_eq!(queued, frames, "both frames the attempt appended");
+}

@@ -4,6 +4,7 @@
 //! SMS, a subject and a body for e-mail; the e-mail carries the PDF itself.
 
 use kozomol_store::{ResolutionRecord, SubscriptionRecord};
+use sha2::Digest;
 
 use crate::resolution::wording;
 
@@ -18,7 +19,7 @@ pub struct Notice {
     /// The e-mail's subject (unused by SMS).
     pub subject: String,
     /// Passed to the channel so that a repeated send (after a crash between sending and
-    /// recording it) is recognised as the same message: `kozomol-delivery-{id}`.
+    /// recording it) is recognised as the same message: [`delivery_reference`].
     pub reference: String,
     /// The resolution PDF, for channels that attach it.
     pub pdf: Option<Vec<u8>>,
@@ -96,6 +97,28 @@ pub fn email_body(resolution: &ResolutionRecord, public_base_url: &str) -> Strin
     )
 }
 
+/// The idempotency reference a delivery's message is sent under. A channel that dedupes
+/// by reference (the SMS gateway) sends nothing for a reference it has seen: the first
+/// send is `kozomol-delivery-{id}`, and after a message the channel reported failed
+/// (the row keeps that message's id) the next carries a digest of it, so the resend
+/// goes out, while a send retried after a time-out, whose fate is unknown, keeps the
+/// reference it had and is never sent twice.
+pub fn delivery_reference(
+    delivery: kozomol_store::DeliveryId,
+    failed_message: Option<&str>,
+) -> String {
+    match failed_message {
+        None => format!("kozomol-delivery-{delivery}"),
+        Some(failed) => {
+            let digest = sha2::Sha256::digest(failed.as_bytes());
+            format!(
+                "kozomol-delivery-{delivery}-after-{}",
+                &hex::encode(digest)[..16]
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +180,30 @@ mod tests {
         assert_eq!(
             email_subject(&plain),
             "Постановление № KG-BSK-2026-0000001 об административном правонарушении"
+        );
+    }
+
+    #[test]
+    fn a_resend_after_a_failed_message_has_a_reference_of_its_own() {
+        let id = kozomol_store::DeliveryId(17);
+        let first = delivery_reference(id, None);
+        let after_a = delivery_reference(id, Some("sg-000001"));
+        let after_b = delivery_reference(id, Some("sg-000002"));
+        assert_eq!(first, "kozomol-delivery-17");
+        assert!(
+            after_a.starts_with("kozomol-delivery-17-after-"),
+            "{after_a}"
+        );
+        assert_eq!(after_a.len(), "kozomol-delivery-17-after-".len() + 16);
+        // The same failed message, the same reference: a time-out's retry is one send.
+        assert_eq!(after_a, delivery_reference(id, Some("sg-000001")));
+        assert_ne!(after_a, after_b);
+        assert_ne!(after_a, first);
+        // Whatever the gateway's id holds, the reference keeps to safe characters.
+        let odd = delivery_reference(id, Some("../ü id/"));
+        assert!(
+            odd.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+            "{odd}"
         );
     }
 }

@@ -3,7 +3,8 @@
 //! (bearer token, JSON, idempotent by `reference`) and `GET /v1/messages/{id}`. It
 //! reports every message it accepted as delivered at the time it accepted it, unless
 //! told never to; it can be told to fail the next sends, to fail every send to one
-//! number, or to refuse one number for good; and it counts the send requests made for
+//! number, to refuse one number for good, or to report one number's next message
+//! undeliverable; and it counts the send requests made for
 //! each reference, so a test can see that no message went out twice. `GET
 //! /v1/inbox/{to}` (no real gateway has it) shows the texts a number got, as a phone
 //! would: the browser tests read a contact's confirmation code there, and the demo
@@ -44,6 +45,10 @@ struct Gateway {
     fail_next: usize,
     fail_to: HashSet<String>,
     refuse_to: HashSet<String>,
+    /// Numbers whose next accepted message is reported undeliverable.
+    undeliverable_once: HashSet<String>,
+    /// Ids of messages reported undeliverable.
+    undeliverable: HashSet<String>,
     never_deliver: bool,
 }
 
@@ -121,6 +126,12 @@ impl StandInGateway {
         lock(&self.shared).refuse_to.insert(to.to_owned());
     }
 
+    /// The next message accepted for `to` is reported `undeliverable` (the handset out
+    /// of reach until the operator gave up); later ones are delivered.
+    pub fn undeliverable_once(&self, to: &str) {
+        lock(&self.shared).undeliverable_once.insert(to.to_owned());
+    }
+
     /// With `true`, accepted messages stay `sent` and are never reported delivered.
     pub fn set_never_deliver(&self, never: bool) {
         lock(&self.shared).never_deliver = never;
@@ -185,6 +196,14 @@ fn authorised(shared: &Shared, headers: &HeaderMap) -> bool {
 }
 
 fn answer(message: &SentMessage, gateway: &Gateway) -> MessageStatus {
+    if gateway.undeliverable.contains(&message.id) {
+        return MessageStatus {
+            id: message.id.clone(),
+            status: "undeliverable".to_owned(),
+            delivered_at: None,
+            error: Some("subscriber unreachable".to_owned()),
+        };
+    }
     MessageStatus {
         id: message.id.clone(),
         status: if gateway.never_deliver {
@@ -247,6 +266,9 @@ async fn send(
     };
     // The demo's visitor has no phone on this gateway: the log is where a code shows.
     tracing::info!(to = %message.to, text = %message.text, "stand-in sms gateway accepted a text");
+    if gateway.undeliverable_once.remove(&message.to) {
+        gateway.undeliverable.insert(message.id.clone());
+    }
     let index = gateway.messages.len();
     gateway.messages.push(message);
     gateway.by_reference.insert(request.reference, index);

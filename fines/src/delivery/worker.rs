@@ -351,7 +351,7 @@ impl DeliveryWorker {
                 _ => message::email_body(resolution, base),
             },
             subject: message::email_subject(resolution),
-            reference: format!("kozomol-delivery-{}", job.id),
+            reference: message::delivery_reference(job.id, job.external_id.as_deref()),
             pdf,
             subscription,
         };
