@@ -30,6 +30,26 @@ struct Fixture {
 }
 
 impl Fixture {
+    /// The hashes of the bytes queued for overwriting, sorted.
+    async fn queued_for_overwriting(&self) -> Vec<[u8; 32]> {
+        let due = self.store.erasures_due(10).await.expect("due");
+        let mut queued: Vec<[u8; 32]> = due.into_iter().map(|e| e.sha256).collect();
+        queued.sort();
+        queued
+    }
+
+    /// The hashes of the event's frames, sorted.
+    fn event_frames(&self) -> Vec<[u8; 32]> {
+        let mut frames: Vec<[u8; 32]> = self
+            .event
+            .frames
+            .iter()
+            .map(|frame| <[u8; 32]>::try_from(frame.sha256.as_slice()).expect("hash"))
+            .collect();
+        frames.sort();
+        frames
+    }
+
     async fn new() -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}", dir.path().join("k.db").display());
@@ -203,22 +223,7 @@ async fn frames_a_failed_attempt_appended_and_its_retry_left_are_queued_for_over
 
     let outcomes = f.writer.write(&f.batch[1..]).await.expect("commits");
     assert!(matches!(&outcomes[..], [BatchOutcome::Rejected { .. }]));
-    let mut queued: Vec<[u8; 32]> = f
-        .store
-        .erasures_due(10)
-        .await
-        .expect("due")
-        .into_iter()
-        .map(|e| e.sha256)
-        .collect();
-    queued.sort();
-    let mut frames: Vec<[u8; 32]> = f
-        .event
-        .frames
-        .iter()
-        .map(|frame| <[u8; 32]>::try_from(frame.sha256.as_slice()).expect("hash"))
-        .collect();
-    frames.sort();
+    let (queued, frames) = (f.queued_for_overwriting().await, f.event_frames());
     assert_eq!(queued, frames, "both frames the first attempt appended");
 }
 
@@ -234,21 +239,6 @@ async fn frames_of_a_batch_left_uncommitted_at_a_stop_are_queued_for_overwriting
     assert!(f.store.erasures_due(10).await.expect("due").is_empty());
 
     f.writer.queue_uncommitted_on_stop().await;
-    let mut queued: Vec<[u8; 32]> = f
-        .store
-        .erasures_due(10)
-        .await
-        .expect("due")
-        .into_iter()
-        .map(|e| e.sha256)
-        .collect();
-    queued.sort();
-    let mut frames: Vec<[u8; 32]> = f
-        .event
-        .frames
-        .iter()
-        .map(|frame| <[u8; 32]>::try_from(frame.sha256.as_slice()).expect("hash"))
-        .collect();
-    frames.sort();
+    let (queued, frames) = (f.queued_for_overwriting().await, f.event_frames());
     assert_eq!(queued, frames, "both frames the attempt appended");
 }
