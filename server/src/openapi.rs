@@ -26,7 +26,10 @@ pub fn document(public_base_url: &str) -> Value {
         "servers": [ { "url": public_base_url.trim_end_matches('/') } ],
         "security": [ { "bearer": [] } ],
         "paths": merged(
-            merged(merged(paths(), fines_paths()), checks_paths()),
+            merged(
+                merged(merged(paths(), fines_paths()), checks_paths()),
+                print_batch_paths(),
+            ),
             merged(
                 merged(owner_liability_paths(), officer_filings_paths()),
                 merged(
@@ -371,6 +374,63 @@ fn paths() -> Value {
                 "400": problem("The id is not a number (`bad_request`)."),
                 "404": problem("No such dead letter (`not_found`)."),
                 "410": problem("The bytes were dropped by the retention purge (`evidence_destroyed`; `raw_kept` is 0).")
+            }
+        }))}
+    })
+}
+
+/// The print room's routes (a `json!` of their own: the others are at the macro's
+/// recursion limit).
+fn print_batch_paths() -> Value {
+    let batch_id = path_param(
+        "id",
+        "The print batch's id.",
+        json!({ "type": "integer", "format": "int64" }),
+    );
+    let printed = json!({ "type": "object", "properties": {
+        "id": { "type": "integer" },
+        "recorded": { "type": "string", "enum": ["first", "already_recorded"] },
+        "printed_at": { "type": "string", "format": "date-time" },
+        "printed_by": { "type": "string" }
+    } });
+    json!({
+        "/api/v1/print-batches": { "get": secured(roles::<DeskOfficers>(), json!({
+            "operationId": "listPrintBatches",
+            "summary": "The letters the delivery worker merged for the post, batch by batch in id order: pages, letters, when and by whom printed, the PDF's link.",
+            "parameters": [
+                query_param("printed", "false: waiting for the print room; true: printed.", json!({ "type": "boolean" })),
+                query_param("after", "The last id of the previous page.", json!({ "type": "integer" })),
+                query_param("limit", "1 to 1000, default 100.", json!({ "type": "integer", "minimum": 1, "maximum": 1000 }))
+            ],
+            "responses": {
+                "200": { "description": "A page.", "content": { "application/json": { "schema": {
+                    "type": "object", "properties": {
+                        "items": { "type": "array", "items": { "type": "object" } },
+                        "next": { "type": ["integer", "null"] }
+                    } } } } },
+                "400": problem("A parameter of the wrong type, or a limit out of range (`bad_request`, `invalid_query`).")
+            }
+        }))},
+        "/api/v1/print-batches/{id}/pdf": { "get": secured(roles::<DeskOfficers>(), json!({
+            "operationId": "getPrintBatchPdf",
+            "summary": "The batch's merged letters as stored. They name every addressee: each download is audited as a view of each case's owner data.",
+            "parameters": [batch_id],
+            "responses": {
+                "200": { "description": "The PDF.", "content": { "application/pdf": { "schema": { "type": "string", "contentMediaType": "application/pdf" } } } },
+                "400": problem("The id is not a number (`bad_request`)."),
+                "404": problem("No such print batch (`not_found`)."),
+                "410": problem("Its cases' files were destroyed at the end of their archive period (`evidence_destroyed`)."),
+                "500": problem("The stored bytes no longer match their hash (`evidence_corrupt`); nothing is served.")
+            }
+        }))},
+        "/api/v1/print-batches/{id}/printed": { "post": secured(roles::<DeskOfficers>(), json!({
+            "operationId": "recordPrintBatchPrinted",
+            "summary": "The print room printed and posted the batch: recorded once, audited; again, the first record is answered. Each letter's proof is still its return receipt.",
+            "parameters": [batch_id],
+            "responses": {
+                "200": { "description": "Recorded, now or before.", "content": { "application/json": { "schema": printed } } },
+                "400": problem("The id is not a number (`bad_request`)."),
+                "404": problem("No such print batch (`not_found`).")
             }
         }))}
     })

@@ -572,6 +572,24 @@ fn secured_routes() -> Vec<RouteCase> {
         ),
         r(
             Method::GET,
+            "/api/v1/print-batches",
+            "/api/v1/print-batches",
+            DESK_OFFICERS,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/print-batches/{id}/pdf",
+            "/api/v1/print-batches/1/pdf",
+            DESK_OFFICERS,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/print-batches/{id}/printed",
+            "/api/v1/print-batches/1/printed",
+            DESK_OFFICERS,
+        ),
+        r(
+            Method::GET,
             "/api/v1/exemptions",
             "/api/v1/exemptions",
             CASES,
@@ -3067,4 +3085,153 @@ async fn the_dashboard_counts_violations_backlog_and_decisions() {
     assert!(reviewed["mean_seconds_to_decision"].as_f64().expect("mean") > 0.0);
     assert_eq!(reviewed["issued"], 0);
     assert!(reviewed["collection_rate"].is_null());
+}
+
+/// The print room: a batch the delivery worker merged waits unprinted, its PDF is
+/// served byte for byte with a view audited on each case it serves, and it is recorded
+/// printed once.
+#[tokio::test]
+async fn the_print_room_downloads_a_batch_and_records_it_printed_once() {
+    use kozomol_store::{EvidenceRef, NewPrintBatch, PrintBatchWrite};
+    let h = Harness::new().await;
+    let (first, _) = kozomol_testkit::fines::issued_fines(h.store.as_ref(), &h.evidence, 2)
+        .await
+        .expect("fines issued");
+    let jobs = h
+        .store
+        .claim_deliveries(
+            kozomol_core::DeliveryChannel::Post,
+            "post-worker",
+            10,
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .expect("letters claimed");
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    let merged = b"%PDF-1.7 merged letters".to_vec();
+    let location = h
+        .evidence
+        .append_batch(&[&merged])
+        .expect("stored")
+        .remove(0);
+    let batch = NewPrintBatch {
+        pdf: EvidenceRef {
+            sha256: Sha256::digest(&merged).into(),
+            location,
+        },
+        pages: 2,
+        letters: jobs
+            .iter()
+            .zip(1..)
+            .map(|(job, page)| (job.id, page))
+            .collect(),
+    };
+    let PrintBatchWrite::Recorded(id) = h
+        .store
+        .record_print_batch("post-worker", &batch)
+        .await
+        .expect("batch recorded")
+    else {
+        panic!("batch not recorded")
+    };
+    let officer = h.token(Role::Reviewer).to_owned();
+    let list = |query: &'static str| {
+        let (h, officer) = (&h, officer.clone());
+        async move {
+            let answer = h
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/print-batches{query}"),
+                    Some(&officer),
+                    None,
+                )
+                .await;
+            assert_eq!(answer.status, StatusCode::OK);
+            answer.json()
+        }
+    };
+    let waiting = list("?printed=false").await;
+    assert_eq!(waiting["items"][0]["id"], id.0, "{waiting}");
+    assert_eq!(waiting["items"][0]["letters"], 2);
+    assert_eq!(waiting["items"][0]["printed_at"], Value::Null);
+    let href = waiting["items"][0]["pdf_href"].as_str().expect("href");
+    assert_eq!(href, format!("{BASE}api/v1/print-batches/{id}/pdf"));
+
+    let pdf = h
+        .call(
+            Method::GET,
+            &format!("/api/v1/print-batches/{id}/pdf"),
+            Some(&officer),
+            None,
+        )
+        .await;
+    assert_eq!(pdf.status, StatusCode::OK);
+    assert_eq!(pdf.bytes, merged);
+    assert_eq!(pdf.headers[header::CONTENT_TYPE], "application/pdf");
+    let viewed = h.store.case_audit(first).await.expect("audit");
+    assert!(
+        viewed
+            .iter()
+            .any(|e| e.action == kozomol_store::audit::OWNER_DATA_VIEWED
+                && e.actor == "reviewer"
+                && e.detail.as_deref() == Some(format!("print batch {id}").as_str())),
+        "{viewed:?}"
+    );
+
+    let printed = |token: String| {
+        let h = &h;
+        async move {
+            h.call(
+                Method::POST,
+                &format!("/api/v1/print-batches/{id}/printed"),
+                Some(&token),
+                None,
+            )
+            .await
+        }
+    };
+    let first_record = printed(officer.clone()).await;
+    assert_eq!(first_record.status, StatusCode::OK);
+    let first_record = first_record.json();
+    assert_eq!(
+        (
+            first_record["recorded"].clone(),
+            first_record["printed_by"].clone()
+        ),
+        (json!("first"), json!("reviewer"))
+    );
+    let again = printed(h.token(Role::Supervisor).to_owned()).await.json();
+    assert_eq!(
+        (
+            again["recorded"].clone(),
+            again["printed_by"].clone(),
+            again["printed_at"].clone()
+        ),
+        (
+            json!("already_recorded"),
+            json!("reviewer"),
+            first_record["printed_at"].clone()
+        )
+    );
+    assert_eq!(list("?printed=false").await["items"], json!([]));
+    assert_eq!(
+        list("?printed=true").await["items"][0]["printed_by"],
+        "reviewer"
+    );
+    h.call(
+        Method::POST,
+        "/api/v1/print-batches/999/printed",
+        Some(&officer),
+        None,
+    )
+    .await
+    .problem(StatusCode::NOT_FOUND, "not_found");
+    h.call(
+        Method::GET,
+        "/api/v1/print-batches/x/pdf",
+        Some(&officer),
+        None,
+    )
+    .await
+    .problem(StatusCode::BAD_REQUEST, "bad_request");
 }

@@ -93,6 +93,9 @@ pub fn chain(batch_id: Uuid, rows: &[AuditRow<'_>]) -> Vec<([u8; 32], [u8; 32])>
 /// and the client's address), for which resolution and vehicle, by which channel.
 pub const CONTACT_CONFIRMED: &str = "owner.contact_confirmed";
 
+/// The print room recorded a print batch printed (its letters posted): who, which batch.
+pub const PRINT_BATCH_PRINTED: &str = "print_batch.printed";
+
 /// Action of the audit row written whenever someone is shown an owner's personal data
 /// (a resolution's PDF, the bus's protocol): who saw whose, when.
 pub const OWNER_DATA_VIEWED: &str = "owner.viewed";

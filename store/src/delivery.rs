@@ -343,6 +343,31 @@ pub struct PrintBatchRecord {
     pub pages: u32,
     /// Its letters, by first page.
     pub letters: Vec<(DeliveryId, u32)>,
+    /// The cases its letters serve, each once, by id: whose owners the batch names.
+    pub cases: Vec<CaseId>,
+    /// When the print room recorded it printed, and who.
+    pub printed_at: Option<DateTime<Utc>>,
+    pub printed_by: Option<String>,
+}
+
+/// A print batch as the print room lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PrintBatchSummary {
+    pub id: PrintBatchId,
+    pub created_at: DateTime<Utc>,
+    pub pages: u32,
+    pub letters: u32,
+    pub printed_at: Option<DateTime<Utc>>,
+    pub printed_by: Option<String>,
+}
+
+/// What recording a batch printed did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PrintBatchPrinted {
+    /// Recorded now, audited (`print_batch.printed`).
+    Recorded(DateTime<Utc>),
+    /// Recorded before: when and by whom; nothing changed.
+    AlreadyRecorded { at: DateTime<Utc>, by: String },
 }
 
 fn hex_hash<S: serde::Serializer>(hash: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
@@ -709,4 +734,9 @@ pub(crate) struct AttemptRow<'a> {
     pub external_id: Option<&'a str>,
     pub error: Option<&'a str>,
     pub proof: Option<&'a str>,
+}
+
+/// The audit detail of a print batch recorded printed.
+pub(crate) fn printed_detail(id: PrintBatchId) -> String {
+    serde_json::json!({ "print_batch": id.0 }).to_string()
 }

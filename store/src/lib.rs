@@ -94,7 +94,8 @@ pub use delivery::{
     AttemptKind, AttemptOutcome, AttemptRecord, AttemptResult, CodeRequest, ContactAdded,
     ContactConfirmed, ContactRecord, DeliveryId, DeliveryJob, DeliveryRecord, DeliveryRecorded,
     DeliveryTarget, NewContact, NewContactConfirmation, NewPrintBatch, PrintBatchId,
-    PrintBatchRecord, PrintBatchWrite, ProvenDelivery, CODES_PER_ADDRESS_HOUR, CONFIRMATION_TRIES,
+    PrintBatchPrinted, PrintBatchRecord, PrintBatchSummary, PrintBatchWrite, ProvenDelivery,
+    CODES_PER_ADDRESS_HOUR, CONFIRMATION_TRIES,
 };
 pub use destruction::{DestructionReport, Erasure};
 pub use error::StoreError;
@@ -561,6 +562,23 @@ pub trait DeliveryOutbox: Send + Sync {
     /// A delivery's attempts, oldest first.
     async fn delivery_attempts(&self, id: DeliveryId) -> Result<Vec<AttemptRecord>, StoreError>;
     async fn print_batch(&self, id: PrintBatchId) -> Result<Option<PrintBatchRecord>, StoreError>;
+
+    /// Print batches by id after `after`, at most `limit`; where `printed` is given,
+    /// only those recorded printed (`true`) or not yet (`false`).
+    async fn print_batches(
+        &self,
+        printed: Option<bool>,
+        after: Option<PrintBatchId>,
+        limit: u32,
+    ) -> Result<Vec<PrintBatchSummary>, StoreError>;
+
+    /// Records the batch printed by `by`, once, with its audit row; `None` when there is
+    /// no such batch.
+    async fn record_print_batch_printed(
+        &self,
+        id: PrintBatchId,
+        by: &str,
+    ) -> Result<Option<PrintBatchPrinted>, StoreError>;
 }
 
 /// A delivered case's clocks: dated once delivery is proven (and again after a

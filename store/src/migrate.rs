@@ -163,6 +163,11 @@ const SQLITE: &[Migration] = &[
         name: "payment_reversal_id",
         sql: include_str!("../migrations/sqlite/0029_payment_reversal_id.sql"),
     },
+    Migration {
+        version: 30,
+        name: "print_batches_printed",
+        sql: include_str!("../migrations/sqlite/0030_print_batches_printed.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -310,6 +315,11 @@ const POSTGRES: &[Migration] = &[
         version: 29,
         name: "payment_reversal_id",
         sql: include_str!("../migrations/postgres/0029_payment_reversal_id.sql"),
+    },
+    Migration {
+        version: 30,
+        name: "print_batches_printed",
+        sql: include_str!("../migrations/postgres/0030_print_batches_printed.sql"),
     },
 ];
 

@@ -22,8 +22,8 @@ use crate::{
     decode, AttemptKind, AttemptOutcome, AttemptRecord, AttemptResult, CodeRequest, CompleteResult,
     ContactAdded, ContactConfirmed, ContactRecord, DeliveryId, DeliveryJob, DeliveryOutbox,
     DeliveryRecord, DeliveryRecorded, DeliveryTarget, NewContact, NewContactConfirmation,
-    NewPrintBatch, PrintBatchId, PrintBatchRecord, PrintBatchWrite, ProvenDelivery, StoreError,
-    CODES_PER_ADDRESS_HOUR,
+    NewPrintBatch, PrintBatchId, PrintBatchPrinted, PrintBatchRecord, PrintBatchSummary,
+    PrintBatchWrite, ProvenDelivery, StoreError, CODES_PER_ADDRESS_HOUR,
 };
 
 /// What a claim returns. A macro because `query()` takes only `&'static str`.
@@ -924,8 +924,8 @@ impl DeliveryOutbox for PgStore {
 
     async fn print_batch(&self, id: PrintBatchId) -> Result<Option<PrintBatchRecord>, StoreError> {
         let Some(row) = sqlx::query(
-            "SELECT p.id, p.created_at, p.created_by, p.pdf_sha256, p.pages, b.segment, \
-             b.byte_offset, b.byte_len FROM print_batches p \
+            "SELECT p.id, p.created_at, p.created_by, p.pdf_sha256, p.pages, p.printed_at, \
+             p.printed_by, b.segment, b.byte_offset, b.byte_len FROM print_batches p \
              JOIN evidence_blobs b ON b.sha256 = p.pdf_sha256 WHERE p.id = $1",
         )
         .bind(id.0)
@@ -934,20 +934,24 @@ impl DeliveryOutbox for PgStore {
         else {
             return Ok(None);
         };
-        let letters = sqlx::query(
-            "SELECT id, batch_page FROM deliveries WHERE batch_id = $1 ORDER BY batch_page, id",
+        let rows = sqlx::query(
+            "SELECT id, case_id, batch_page FROM deliveries WHERE batch_id = $1 \
+             ORDER BY batch_page, id",
         )
         .bind(id.0)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok((
+        .await?;
+        let mut letters = Vec::with_capacity(rows.len());
+        let mut cases = Vec::with_capacity(rows.len());
+        for r in &rows {
+            letters.push((
                 DeliveryId(r.try_get("id")?),
                 delivery::count(i64::from(r.try_get::<i32, _>("batch_page")?), "batch page")?,
-            ))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+            ));
+            cases.push(CaseId(r.try_get("case_id")?));
+        }
+        cases.sort();
+        cases.dedup();
         let sha: Vec<u8> = row.try_get("pdf_sha256")?;
         Ok(Some(PrintBatchRecord {
             id: PrintBatchId(row.try_get("id")?),
@@ -957,6 +961,88 @@ impl DeliveryOutbox for PgStore {
             pdf_location: location_from_row(&row)?,
             pages: delivery::count(i64::from(row.try_get::<i32, _>("pages")?), "pages")?,
             letters,
+            cases,
+            printed_at: row.try_get("printed_at")?,
+            printed_by: row.try_get("printed_by")?,
         }))
+    }
+
+    async fn print_batches(
+        &self,
+        printed: Option<bool>,
+        after: Option<PrintBatchId>,
+        limit: u32,
+    ) -> Result<Vec<PrintBatchSummary>, StoreError> {
+        sqlx::query(
+            "SELECT p.id, p.created_at, p.pages, p.printed_at, p.printed_by, \
+             (SELECT count(*) FROM deliveries d WHERE d.batch_id = p.id) AS letters \
+             FROM print_batches p WHERE p.id > $1 \
+             AND ($2::BOOLEAN IS NULL OR (p.printed_at IS NOT NULL) = $2) \
+             ORDER BY p.id LIMIT $3",
+        )
+        .bind(after.map_or(0, |a| a.0))
+        .bind(printed)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(PrintBatchSummary {
+                id: PrintBatchId(row.try_get("id")?),
+                created_at: row.try_get("created_at")?,
+                pages: delivery::count(i64::from(row.try_get::<i32, _>("pages")?), "pages")?,
+                letters: delivery::count(row.try_get("letters")?, "letters")?,
+                printed_at: row.try_get("printed_at")?,
+                printed_by: row.try_get("printed_by")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn record_print_batch_printed(
+        &self,
+        id: PrintBatchId,
+        by: &str,
+    ) -> Result<Option<PrintBatchPrinted>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = sqlx::query(
+            "SELECT printed_at, printed_by FROM print_batches WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return finish_unchanged(tx, Ok(None)).await;
+        };
+        if let Some(at) = row.try_get::<Option<DateTime<Utc>>, _>("printed_at")? {
+            let by = row
+                .try_get::<Option<String>, _>("printed_by")?
+                .unwrap_or_default();
+            return finish_unchanged(tx, Ok(Some(PrintBatchPrinted::AlreadyRecorded { at, by })))
+                .await;
+        }
+        let now = now_millis();
+        sqlx::query("UPDATE print_batches SET printed_at = $1, printed_by = $2 WHERE id = $3")
+            .bind(now)
+            .bind(by)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        let detail = delivery::printed_detail(id);
+        insert_audit(
+            &mut tx,
+            &crate::recognition::audit_row(
+                None,
+                crate::audit::PRINT_BATCH_PRINTED,
+                None,
+                None,
+                by,
+                &detail,
+                now,
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(PrintBatchPrinted::Recorded(now)))
     }
 }

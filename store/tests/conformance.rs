@@ -3695,6 +3695,82 @@ async fn print_batches_send_the_claimed_letters(store: Arc<dyn Store>) {
             .unwrap(),
         None
     );
+
+    // The print room: the batch waits unprinted, names its letters' cases, and is
+    // recorded printed once, audited.
+    let mut cases = Vec::new();
+    for (id, _) in &batch.letters {
+        cases.push(store.delivery(*id).await.unwrap().unwrap().case_id);
+    }
+    cases.sort();
+    assert_eq!(stored.cases, cases);
+    assert_eq!((stored.printed_at, stored.printed_by), (None, None));
+    let listed = |printed| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .print_batches(printed, None, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|b| (b.id, b.letters, b.pages, b.printed_by))
+                .collect::<Vec<_>>()
+        }
+    };
+    let waiting = (batch_id, batch.letters.len() as u32, 3, None);
+    assert_eq!(listed(Some(false)).await, vec![waiting.clone()]);
+    assert_eq!(listed(None).await, vec![waiting]);
+    assert!(listed(Some(true)).await.is_empty());
+    assert!(store
+        .print_batches(None, Some(batch_id), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let Some(kozomol_store::PrintBatchPrinted::Recorded(at)) = store
+        .record_print_batch_printed(batch_id, "print-room")
+        .await
+        .unwrap()
+    else {
+        panic!("batch not recorded printed")
+    };
+    assert_eq!(
+        store
+            .record_print_batch_printed(batch_id, "someone-else")
+            .await
+            .unwrap(),
+        Some(kozomol_store::PrintBatchPrinted::AlreadyRecorded {
+            at,
+            by: "print-room".to_owned()
+        })
+    );
+    assert_eq!(
+        store
+            .record_print_batch_printed(PrintBatchId(batch_id.0 + 1), "print-room")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(listed(Some(false)).await.is_empty());
+    assert_eq!(
+        listed(Some(true)).await,
+        vec![(
+            batch_id,
+            batch.letters.len() as u32,
+            3,
+            Some("print-room".to_owned())
+        )]
+    );
+    let printed = store.print_batch(batch_id).await.unwrap().unwrap();
+    assert_eq!(printed.printed_at, Some(at));
+    let audited: Vec<_> = store
+        .audit_rows(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == kozomol_store::audit::PRINT_BATCH_PRINTED)
+        .map(|r| r.actor)
+        .collect();
+    assert_eq!(audited, ["print-room"]);
 }
 
 /// Three outbox workers (a store each, so separate connections and pools) claiming

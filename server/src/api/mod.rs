@@ -20,6 +20,7 @@ mod pages;
 mod paging;
 mod payment_api;
 mod portal;
+mod print_batches;
 mod resolutions;
 mod review;
 mod sessions;
@@ -373,6 +374,12 @@ pub fn router(state: AppState) -> Router {
             post(resolutions::check).layer(DefaultBodyLimit::max(resolutions::MAX_PDF_BYTES)),
         )
         .route("/api/v1/resolution-keys", get(resolutions::keys))
+        .route("/api/v1/print-batches", get(print_batches::list))
+        .route("/api/v1/print-batches/{id}/pdf", get(print_batches::pdf))
+        .route(
+            "/api/v1/print-batches/{id}/printed",
+            post(print_batches::printed),
+        )
         .route("/api/v1/dead-letters", get(dead_letters::list))
         .route("/api/v1/dead-letters/{id}/raw", get(dead_letters::raw))
         .fallback(system::not_found)
