@@ -847,6 +847,14 @@ fn grant_scope(state: &ApiState, number: &str, grant: &str, now: i64) -> Option<
         .then_some((scope, expires))
 }
 
+/// Whether the fine still offers its discount on `today`: its clock says the window is
+/// open and its last day (once delivery dated it) has not passed. The flag alone stays
+/// open past that day while a bank credit waits for finance (the scheduler holds such a
+/// fine's clock), and a payer must not be shown a sum the fine no longer takes.
+fn discount_shown(open: bool, until: Option<NaiveDate>, today: NaiveDate) -> bool {
+    open && until.is_none_or(|last| today <= last)
+}
+
 /// The fine as a citizen sees it, its links carrying a grant of `scope` that ends at
 /// `expires` (a lookup's: a fine shown again never lengthens its grant).
 fn public_fine(state: &ApiState, view: PayerView, scope: GrantScope, expires: i64) -> PublicFine {
@@ -916,10 +924,14 @@ fn public_fine(state: &ApiState, view: PayerView, scope: GrantScope, expires: i6
         issued_at: resolution.issued_at,
         currency: resolution.amount.currency.code(),
         amount_minor: resolution.amount.minor,
-        discounted_minor: resolution
-            .discounted
-            .filter(|_| view.discount_open)
-            .map(|m| m.minor),
+        discounted_minor: discount_shown(
+            view.discount_open,
+            view.discount_until,
+            resolution.jurisdiction.local_date(now),
+        )
+        .then_some(resolution.discounted)
+        .flatten()
+        .map(|m| m.minor),
         discount_until: view.discount_until,
         due: view.due,
         appeal_until: view.appeal_until,
@@ -1042,6 +1054,28 @@ mod tests {
             (Lapsed, FineStatus::Closed),
         ] {
             assert_eq!(FineStatus::of(state), status, "{state}");
+        }
+    }
+
+    #[test]
+    fn the_discount_is_shown_while_its_window_is_open_and_its_day_not_past() {
+        let day = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").expect("day");
+        let last = Some(day("2026-03-25"));
+        for (open, until, today, shown) in [
+            (true, last, "2026-03-20", true),
+            (true, last, "2026-03-25", true),
+            // Past its last day, though the clock (held for a queued credit) says open.
+            (true, last, "2026-03-26", false),
+            (false, last, "2026-03-20", false),
+            // Not delivered yet: no window dated, the discount stands.
+            (true, None, "2026-03-26", true),
+            (false, None, "2026-03-26", false),
+        ] {
+            assert_eq!(
+                discount_shown(open, until, day(today)),
+                shown,
+                "{open} {until:?} {today}"
+            );
         }
     }
 }
