@@ -496,6 +496,17 @@ pub trait DeliveryOutbox: Send + Sync {
         by: &str,
     ) -> Result<ContactConfirmed, StoreError>;
 
+    /// Extends `worker`'s lease on a delivery it claimed for sending to `lease` from now;
+    /// `false` when it no longer holds it (the lease ran out, and another worker may have
+    /// claimed it): then it must not be sent. Asked before each send, so a batch whose
+    /// sends run long never sends a message another worker sends too.
+    async fn renew_delivery_lease(
+        &self,
+        worker: &str,
+        id: DeliveryId,
+        lease: Duration,
+    ) -> Result<bool, StoreError>;
+
     /// Takes up to `limit` due deliveries of `channel` (queued with their attempt time
     /// passed, or left `sending` by a worker whose lease ran out), earliest due first,
     /// leases them to `worker` and counts the attempt.

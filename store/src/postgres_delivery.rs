@@ -425,6 +425,25 @@ impl DeliveryOutbox for PgStore {
         Ok(jobs)
     }
 
+    async fn renew_delivery_lease(
+        &self,
+        worker: &str,
+        id: DeliveryId,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let renewed = sqlx::query(
+            "UPDATE deliveries \
+             SET lease_until = now() + $1::double precision * interval '1 millisecond' \
+             WHERE id = $2 AND worker = $3 AND state = 'sending' AND lease_until > now()",
+        )
+        .bind(millis_f64(lease))
+        .bind(id.0)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
     async fn claim_unconfirmed(
         &self,
         channel: DeliveryChannel,

@@ -421,6 +421,26 @@ impl DeliveryOutbox for SqliteStore {
         Ok(jobs)
     }
 
+    async fn renew_delivery_lease(
+        &self,
+        worker: &str,
+        id: DeliveryId,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let renewed = sqlx::query(
+            "UPDATE deliveries SET lease_until = ? WHERE id = ? AND worker = ? \
+             AND state = 'sending' AND lease_until > ?",
+        )
+        .bind(now.saturating_add(delay_millis(lease)))
+        .bind(id.0)
+        .bind(worker)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
     async fn claim_unconfirmed(
         &self,
         channel: DeliveryChannel,

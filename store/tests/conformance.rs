@@ -3175,6 +3175,16 @@ async fn deliveries_are_planned_with_the_resolution_and_claimed_once(store: Arc<
         1
     );
 
+    // Only the holder renews its lease before a send.
+    assert!(store
+        .renew_delivery_lease("d1", job.id, LONG_LEASE)
+        .await
+        .unwrap());
+    assert!(!store
+        .renew_delivery_lease("d2", job.id, LONG_LEASE)
+        .await
+        .unwrap());
+
     // Only the holder records the attempt.
     let check = std::time::Duration::ZERO;
     assert_eq!(
@@ -3197,6 +3207,11 @@ async fn deliveries_are_planned_with_the_resolution_and_claimed_once(store: Arc<
         (DeliveryState::Sent, Some("m-1"))
     );
     assert!(row.sent_at.is_some());
+    // Sent: no lease is left to renew.
+    assert!(!store
+        .renew_delivery_lease("d1", job.id, LONG_LEASE)
+        .await
+        .unwrap());
     assert_eq!(row.proof.as_ref().unwrap()["gateway"], "accepted");
 
     // A sent message waits for its status check, then for the next one.

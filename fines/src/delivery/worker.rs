@@ -264,6 +264,16 @@ impl DeliveryWorker {
                     retry_after: self.config.retry_base,
                 },
                 (None, Ok((resolution, subscription))) => {
+                    // The sends before may have run long: a full lease again, or, where
+                    // it ran out (another worker may hold the row now), no send at all.
+                    if !store
+                        .renew_delivery_lease(&self.config.worker, job.id, self.config.lease)
+                        .await?
+                    {
+                        warn!(worker = %self.config.worker, delivery_id = %job.id, "delivery not sent: its lease ran out before its turn");
+                        report.lease_lost += 1;
+                        continue;
+                    }
                     self.send_one(sender, &job, &resolution, subscription)
                         .await?
                 }
