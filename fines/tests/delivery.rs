@@ -489,6 +489,28 @@ async fn gateway_failures_retry_with_backoff_then_give_up(backend: Backend) {
         (DeliveryState::Failed, 1)
     );
     assert!(refused.last_error.as_deref().unwrap_or("").contains("422"));
+    // Both failures stand in their case's history for an operator to act on.
+    for (number, delivery) in [(&numbers[0], failing), (&numbers[2], refused.id)] {
+        let case_id = w
+            .store
+            .resolution(number)
+            .await
+            .expect("read")
+            .expect("r")
+            .case_id;
+        let failed: Vec<serde_json::Value> = w
+            .store
+            .case_audit(case_id)
+            .await
+            .expect("audit")
+            .into_iter()
+            .filter(|e| e.action == kozomol_store::audit::DELIVERY_FAILED)
+            .map(|e| serde_json::from_str(e.detail.as_deref().unwrap_or("")).expect("json"))
+            .collect();
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(failed[0]["delivery_id"], delivery.0);
+        assert_eq!(failed[0]["channel"], "sms");
+    }
 
     // The others went on regardless: owner 1 was reached and proven delivered.
     let fine = of_channel(&w, &numbers[1], DeliveryChannel::Sms).await;

@@ -29,6 +29,10 @@ pub const RESOLUTION_ISSUED: &str = "case.resolution_issued";
 /// Action of the audit row written when a proof of delivery of a case's resolution is
 /// recorded (the first one starts the clocks and moves an `issued` case to `delivered`).
 pub const RESOLUTION_DELIVERED: &str = "case.resolution_delivered";
+/// Action of the audit row written when a delivery of a case's resolution failed for
+/// good (its attempts spent, or its address refused): an operator must reach the owner
+/// another way; the case history shows it.
+pub const DELIVERY_FAILED: &str = "case.delivery_failed";
 /// Action of the audit row written when a stage hands a case to a person.
 pub const CASE_SET_ASIDE: &str = "case.set_aside";
 

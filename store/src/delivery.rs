@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use kozomol_core::{CaseId, CaseState, ContactAddress, DeliveryChannel, DeliveryState};
 use serde::Serialize;
 
-use crate::audit::{CONTACT_CONFIRMED, RESOLUTION_DELIVERED};
+use crate::audit::{CONTACT_CONFIRMED, DELIVERY_FAILED, RESOLUTION_DELIVERED};
 use crate::batch::ChainedAudit;
 use crate::error::corrupt;
 use crate::recognition::audit_row;
@@ -476,6 +476,27 @@ pub(crate) fn delivered_detail(
         "first": first,
     })
     .to_string()
+}
+
+/// The detail of a delivery that failed for good.
+pub(crate) fn failed_detail(id: DeliveryId, channel: &str, attempts: u32, error: &str) -> String {
+    serde_json::json!({
+        "delivery_id": id.0,
+        "channel": channel,
+        "attempts": attempts,
+        "error": error,
+    })
+    .to_string()
+}
+
+/// The audit row of a delivery that failed for good.
+pub(crate) fn failed_audit<'a>(
+    case_id: CaseId,
+    actor: &'a str,
+    detail: &'a str,
+    at: DateTime<Utc>,
+) -> ChainedAudit<'a> {
+    audit_row(case_id, DELIVERY_FAILED, None, None, actor, detail, at)
 }
 
 /// The audit row of a recorded proof; it moves the case only when this proof started

@@ -488,8 +488,8 @@ impl DeliveryOutbox for PgStore {
         let at = now_millis();
         let mut tx = self.pool.begin().await?;
         let Some(row) = sqlx::query(
-            "SELECT state, attempts FROM deliveries WHERE id = $1 AND worker = $2 \
-             AND state IN ('sending', 'sent') FOR UPDATE",
+            "SELECT state, attempts, case_id, channel FROM deliveries WHERE id = $1 \
+             AND worker = $2 AND state IN ('sending', 'sent') FOR UPDATE",
         )
         .bind(id.0)
         .bind(worker)
@@ -575,7 +575,17 @@ impl DeliveryOutbox for PgStore {
                 .await?;
                 match retry {
                     Some(_) => AttemptResult::WillRetry { attempts },
-                    None => AttemptResult::GaveUp { attempts },
+                    None => {
+                        let channel: String = row.try_get("channel")?;
+                        let detail = delivery::failed_detail(id, &channel, attempts, &error);
+                        let case_id = CaseId(row.try_get("case_id")?);
+                        insert_audit(
+                            &mut tx,
+                            &delivery::failed_audit(case_id, &actor, &detail, at),
+                        )
+                        .await?;
+                        AttemptResult::GaveUp { attempts }
+                    }
                 }
             }
             AttemptOutcome::Deferred { error, retry_after } => {

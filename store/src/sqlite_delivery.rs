@@ -488,8 +488,8 @@ impl DeliveryOutbox for SqliteStore {
         let now = ms(at);
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let Some(row) = sqlx::query(
-            "SELECT state, attempts FROM deliveries WHERE id = ? AND worker = ? \
-             AND state IN ('sending', 'sent')",
+            "SELECT state, attempts, case_id, channel FROM deliveries WHERE id = ? \
+             AND worker = ? AND state IN ('sending', 'sent')",
         )
         .bind(id.0)
         .bind(worker)
@@ -568,7 +568,17 @@ impl DeliveryOutbox for SqliteStore {
                 .await?;
                 match retry {
                     Some(_) => AttemptResult::WillRetry { attempts },
-                    None => AttemptResult::GaveUp { attempts },
+                    None => {
+                        let channel: String = row.try_get("channel")?;
+                        let detail = delivery::failed_detail(id, &channel, attempts, &error);
+                        let case_id = CaseId(row.try_get("case_id")?);
+                        insert_audit(
+                            &mut tx,
+                            &delivery::failed_audit(case_id, &actor, &detail, at),
+                        )
+                        .await?;
+                        AttemptResult::GaveUp { attempts }
+                    }
                 }
             }
             AttemptOutcome::Deferred { error, retry_after } => {
