@@ -41,6 +41,9 @@ pub enum BatchOutcome {
     },
 }
 
+/// How long a stopping ingest waits for the store to queue its uncommitted frames.
+const STOP_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Writes one ingest loop's batches of violation messages. A batch that fails is
 /// written again as it is before any other (the loop retries it until it commits), and
 /// the writer remembers what the failed attempt left for that retry: so each loop has
@@ -309,8 +312,23 @@ impl BatchWriter {
     /// One try; where the store cannot take them now, each location is logged for an
     /// operator to overwrite.
     pub async fn queue_uncommitted_on_stop(&self) {
-        self.queue_appended_untaken(&HashMap::new()).await;
-        for (sha256, location) in self.lock_appended_uncommitted().iter() {
+        let appended = self.appended_snapshot();
+        if appended.is_empty() {
+            return;
+        }
+        // The store is often what the batch was waiting for: the stop waits on it a
+        // few seconds at most.
+        let queued = tokio::time::timeout(
+            STOP_QUEUE_WAIT,
+            self.queue_appended_untaken(&HashMap::new()),
+        )
+        .await;
+        // Not taken (left for a next batch that will not come), or not answered in time.
+        let unqueued = match queued {
+            Ok(()) => self.appended_snapshot(),
+            Err(_) => appended,
+        };
+        for (sha256, location) in unqueued {
             tracing::error!(
                 sha256 = %hex::encode(sha256),
                 segment = %location.segment,
@@ -318,6 +336,13 @@ impl BatchWriter {
                 "a frame appended for a batch that never committed is in no overwrite queue"
             );
         }
+    }
+
+    fn appended_snapshot(&self) -> Vec<([u8; 32], FrameLocation)> {
+        self.lock_appended_uncommitted()
+            .iter()
+            .map(|(sha256, location)| (*sha256, location.clone()))
+            .collect()
     }
 
     // Sets of ids and locations stay whole whatever panicked while they were held.

@@ -419,7 +419,7 @@ fn print_batch_paths() -> Value {
                 "200": { "description": "The PDF.", "content": { "application/pdf": { "schema": { "type": "string", "contentMediaType": "application/pdf" } } } },
                 "400": problem("The id is not a number (`bad_request`)."),
                 "404": problem("No such print batch (`not_found`)."),
-                "410": problem("Its cases' files were destroyed at the end of their archive period (`evidence_destroyed`)."),
+                "410": problem("A case it serves had its file destroyed at the end of its archive period (`evidence_destroyed`): the batch names that owner."),
                 "500": problem("The stored bytes no longer match their hash (`evidence_corrupt`); nothing is served.")
             }
         }))},

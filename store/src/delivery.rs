@@ -345,6 +345,9 @@ pub struct PrintBatchRecord {
     pub letters: Vec<(DeliveryId, u32)>,
     /// The cases its letters serve, each once, by id: whose owners the batch names.
     pub cases: Vec<CaseId>,
+    /// Whether one of those cases' files was destroyed (the end of its archive period):
+    /// the batch names that owner, so it is no longer served.
+    pub case_file_destroyed: bool,
     /// When the print room recorded it printed, and who.
     pub printed_at: Option<DateTime<Utc>>,
     pub printed_by: Option<String>,

@@ -964,15 +964,19 @@ impl DeliveryOutbox for PgStore {
             return Ok(None);
         };
         let rows = sqlx::query(
-            "SELECT id, case_id, batch_page FROM deliveries WHERE batch_id = $1 \
-             ORDER BY batch_page, id",
+            "SELECT d.id, d.case_id, d.batch_page, \
+             c.evidence_destroyed_at IS NOT NULL AS destroyed \
+             FROM deliveries d JOIN cases c ON c.id = d.case_id WHERE d.batch_id = $1 \
+             ORDER BY d.batch_page, d.id",
         )
         .bind(id.0)
         .fetch_all(&self.pool)
         .await?;
         let mut letters = Vec::with_capacity(rows.len());
         let mut cases = Vec::with_capacity(rows.len());
+        let mut case_file_destroyed = false;
         for r in &rows {
+            case_file_destroyed |= r.try_get::<bool, _>("destroyed")?;
             letters.push((
                 DeliveryId(r.try_get("id")?),
                 delivery::count(i64::from(r.try_get::<i32, _>("batch_page")?), "batch page")?,
@@ -991,6 +995,7 @@ impl DeliveryOutbox for PgStore {
             pages: delivery::count(i64::from(row.try_get::<i32, _>("pages")?), "pages")?,
             letters,
             cases,
+            case_file_destroyed,
             printed_at: row.try_get("printed_at")?,
             printed_by: row.try_get("printed_by")?,
         }))

@@ -936,15 +936,19 @@ impl DeliveryOutbox for SqliteStore {
             return Ok(None);
         };
         let rows = sqlx::query(
-            "SELECT id, case_id, batch_page FROM deliveries WHERE batch_id = ? \
-             ORDER BY batch_page, id",
+            "SELECT d.id, d.case_id, d.batch_page, \
+             c.evidence_destroyed_at IS NOT NULL AS destroyed \
+             FROM deliveries d JOIN cases c ON c.id = d.case_id WHERE d.batch_id = ? \
+             ORDER BY d.batch_page, d.id",
         )
         .bind(id.0)
         .fetch_all(&self.reader)
         .await?;
         let mut letters = Vec::with_capacity(rows.len());
         let mut cases = Vec::with_capacity(rows.len());
+        let mut case_file_destroyed = false;
         for r in &rows {
+            case_file_destroyed |= r.try_get::<bool, _>("destroyed")?;
             letters.push((
                 DeliveryId(r.try_get("id")?),
                 delivery::count(r.try_get("batch_page")?, "batch page")?,
@@ -963,6 +967,7 @@ impl DeliveryOutbox for SqliteStore {
             pages: delivery::count(row.try_get("pages")?, "pages")?,
             letters,
             cases,
+            case_file_destroyed,
             printed_at: row
                 .try_get::<Option<i64>, _>("printed_at")?
                 .map(decode::millis)

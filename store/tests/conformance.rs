@@ -3719,6 +3719,7 @@ async fn print_batches_send_the_claimed_letters(store: Arc<dyn Store>) {
     }
     cases.sort();
     assert_eq!(stored.cases, cases);
+    assert!(!stored.case_file_destroyed);
     assert_eq!((stored.printed_at, stored.printed_by), (None, None));
     let listed = |printed| {
         let store = Arc::clone(&store);

@@ -14,7 +14,7 @@ use kozomol_core::{
 };
 use kozomol_fines::appeals::MAX_ATTACHMENTS;
 use kozomol_fines::review::normalise_plate;
-use kozomol_store::{AccidentState, NewFrame, NewOfficerViolation, OfficerFiled};
+use kozomol_store::{NewFrame, NewOfficerViolation, OfficerFiled};
 use serde::{Deserialize, Serialize};
 
 use super::access::{Authorized, DeskOfficers};
@@ -160,20 +160,15 @@ pub async fn file(
         return Err(ApiError::Validation(problems));
     };
 
-    // What the store would refuse is refused before any photo is stored (the store
-    // still decides, under its lock).
+    // An accident that does not exist is refused before any photo is stored: no report
+    // under it was ever filed. A closed one is the store's to judge, after the report
+    // id: a report filed before the accident closed, sent again, is that report.
     if let Some(accident) = request.accident_id {
-        match state.app.store.accident(accident).await? {
-            None => {
-                return Err(ApiError::Validation(vec![FieldProblem::new(
-                    "accident_id",
-                    "no such accident",
-                )]))
-            }
-            Some(found) if found.state == AccidentState::Closed => {
-                return Err(accident_closed(accident));
-            }
-            Some(_) => {}
+        if state.app.store.accident(accident).await?.is_none() {
+            return Err(ApiError::Validation(vec![FieldProblem::new(
+                "accident_id",
+                "no such accident",
+            )]));
         }
     }
     let mut roles = vec![FrameRole::Overview; photos.len()];

@@ -721,11 +721,7 @@ async fn by_plate_and_certificate(
             })
             .map(|lookup| lookup.case_id)
             .collect();
-        let mut resolutions = if shown.is_empty() {
-            Vec::new()
-        } else {
-            store.resolutions_of_cases(&shown).await?
-        };
+        let mut resolutions = store.resolutions_of_cases(&shown).await?;
         resolutions.sort_by_key(|r| r.case_id);
         found.extend(resolutions.into_iter().map(|r| r.number));
         if last_page {

@@ -74,6 +74,10 @@ pub async fn pdf(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let batch = find(&state, &id).await?;
+    // Its blob stays while any case it serves is kept, but it names every owner.
+    if batch.case_file_destroyed {
+        return Err(ApiError::EvidenceDestroyed);
+    }
     for case_id in &batch.cases {
         state
             .app
