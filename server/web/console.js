@@ -426,9 +426,31 @@ async function reportsPage() {
           el("td", { text: `#${a.id}` }), el("td", { text: when(a.occurred_at) }), el("td", { text: a.address }),
           el("td", { text: t(`accident-${a.state}`) + (a.outcome ? ` — ${t(`outcome-${a.outcome}`)}` : "") }),
           el("td", { text: a.registered_by }), el("td", {}, accidentMove(a, draw))))),
-      accidentForm(draw));
+      accidentForm(draw),
+      el("h2", { text: t("print-batches") }),
+      await printBatches(draw));
   };
   await draw();
+}
+
+// The post's letters, merged in batches by the delivery worker: each downloaded for
+// printing (the download is audited) and marked printed once it went to the post.
+async function printBatches(redraw) {
+  const batches = (await api("GET", "/api/v1/print-batches?printed=false&limit=1000")).items;
+  if (batches.length === 0) return el("p", { class: "muted", id: "print-batches", text: t("print-batches-empty") });
+  const printed = async (batch) => {
+    try {
+      await change("POST", `/api/v1/print-batches/${batch.id}/printed`);
+      await redraw();
+    } catch (e) {
+      document.getElementById("desk-message").textContent = refusal("printed-refused", e);
+    }
+  };
+  return table("print-batches", ["print-batch", "when", "letters", "pages", "print-batch-pdf", "mark-printed"], batches.map((b) => el("tr", { id: `print-batch-${b.id}` },
+    el("td", { text: `#${b.id}` }), el("td", { text: when(b.created_at) }),
+    el("td", { text: String(b.letters) }), el("td", { text: String(b.pages) }),
+    el("td", {}, el("a", { href: `/api/v1/print-batches/${b.id}/pdf`, text: t("print-batch-pdf") })),
+    el("td", {}, el("button", { type: "button", onclick: () => printed(b), text: t("mark-printed") })))));
 }
 
 function officerViolationForm() {
