@@ -228,7 +228,10 @@ pub async fn file(
             )]))
         }
         OfficerFiled::AccidentClosed => {
-            return Err(accident_closed(accident_id.unwrap_or_default()))
+            return Err(ApiError::Conflict(format!(
+                "accident {} is closed: nothing more is filed under it",
+                accident_id.unwrap_or_default()
+            )))
         }
     };
     let case = state
@@ -245,11 +248,5 @@ pub async fn file(
             created: status == StatusCode::CREATED,
             case_href: state.app.link(&format!("/api/v1/cases/{case_id}")),
         }),
-    ))
-}
-
-fn accident_closed(accident: i64) -> ApiError {
-    ApiError::Conflict(format!(
-        "accident {accident} is closed: nothing more is filed under it"
     ))
 }

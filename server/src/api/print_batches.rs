@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::access::{Authorized, DeskOfficers};
 use super::cases::read_evidence_of;
 use super::paging::{after_page, AfterPage, AfterQuery};
+use super::resolutions::record_case_owner_view;
 use super::{ApiError, ApiState};
 
 #[derive(Deserialize)]
@@ -79,16 +80,11 @@ pub async fn pdf(
         return Err(ApiError::EvidenceDestroyed);
     }
     for case_id in &batch.cases {
-        state
-            .app
-            .store
-            .record_audit(&kozomol_store::NewAuditEntry {
-                case_id: Some(*case_id),
-                actor: caller.account.login.clone(),
-                action: kozomol_store::audit::OWNER_DATA_VIEWED.to_owned(),
-                detail: Some(format!("print batch {}", batch.id)),
-            })
-            .await?;
+        let (actor, detail) = (
+            caller.account.login.clone(),
+            format!("print batch {}", batch.id),
+        );
+        record_case_owner_view(&state, *case_id, actor, detail).await?;
     }
     let bytes = read_evidence_of(
         &state,

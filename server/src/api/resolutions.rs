@@ -92,14 +92,26 @@ pub(crate) async fn record_owner_view(
     actor: String,
     what: &str,
 ) -> Result<(), ApiError> {
+    let detail = format!("{what} of resolution {}", record.number);
+    record_case_owner_view(state, record.case_id, actor, detail).await
+}
+
+/// Audits that `actor` was shown the personal data of `case_id`'s owner
+/// (`owner.viewed`), with what they were shown.
+pub(crate) async fn record_case_owner_view(
+    state: &ApiState,
+    case_id: kozomol_core::CaseId,
+    actor: String,
+    detail: String,
+) -> Result<(), ApiError> {
     state
         .app
         .store
         .record_audit(&kozomol_store::NewAuditEntry {
-            case_id: Some(record.case_id),
+            case_id: Some(case_id),
             actor,
             action: kozomol_store::audit::OWNER_DATA_VIEWED.to_owned(),
-            detail: Some(format!("{what} of resolution {}", record.number)),
+            detail: Some(detail),
         })
         .await?;
     Ok(())
