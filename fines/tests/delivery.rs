@@ -19,14 +19,14 @@ use kozomol_core::{
 use kozomol_fines::delivery::standin::StandInGateway;
 use kozomol_fines::delivery::{
     add_contact, record_portal_delivery, record_return_receipt, DeliveryConfig, DeliveryError,
-    DeliveryWorker, SmsGateway, SmsGatewayConfig, SmtpConfig, SmtpMailer, SmtpSecurity,
+    DeliveryWorker, PassReport, SmsGateway, SmsGatewayConfig, SmtpConfig, SmtpMailer, SmtpSecurity,
 };
 use kozomol_fines::issuing::{run_issuing, Issued};
 use kozomol_fines::lookup::{run_lookups, LookupStage};
 use kozomol_store::audit::RESOLUTION_DELIVERED;
 use kozomol_store::{
     AttemptKind, ContactAdded, DeliveryRecord, DeliveryRecorded, DeliveryTarget, NewCase, NewFrame,
-    NewReview, ProvenDelivery, ReviewWrite,
+    NewReview, PrintBatchId, PrintBatchRecord, ProvenDelivery, ReviewWrite,
 };
 use kozomol_tunduk::standin::{RegistryEntry, StandIn, StandInConfig};
 use kozomol_tunduk::{RegistryConfig, VehicleRegistry};
@@ -74,6 +74,8 @@ both_backends!(
     two_workers_never_send_one_delivery_twice,
     an_email_reaches_the_smtp_server_with_its_pdf,
     a_print_batch_holds_every_letter_and_passes_qpdf,
+    a_letter_that_does_not_read_fails_alone_and_the_rest_are_printed,
+    a_delivery_whose_claims_end_without_an_outcome_is_given_up,
     portal_reports_and_return_receipts_are_recorded_once,
     contacts_no_channel_could_use_are_refused,
 );
@@ -491,22 +493,7 @@ async fn gateway_failures_retry_with_backoff_then_give_up(backend: Backend) {
     assert!(refused.last_error.as_deref().unwrap_or("").contains("422"));
     // Both failures stand in their case's history for an operator to act on.
     for (number, delivery) in [(&numbers[0], failing), (&numbers[2], refused.id)] {
-        let case_id = w
-            .store
-            .resolution(number)
-            .await
-            .expect("read")
-            .expect("r")
-            .case_id;
-        let failed: Vec<serde_json::Value> = w
-            .store
-            .case_audit(case_id)
-            .await
-            .expect("audit")
-            .into_iter()
-            .filter(|e| e.action == kozomol_store::audit::DELIVERY_FAILED)
-            .map(|e| serde_json::from_str(e.detail.as_deref().unwrap_or("")).expect("json"))
-            .collect();
+        let failed = failed_audit(&w, number).await;
         assert_eq!(failed.len(), 1, "{failed:?}");
         assert_eq!(failed[0]["delivery_id"], delivery.0);
         assert_eq!(failed[0]["channel"], "sms");
@@ -768,16 +755,17 @@ fn qpdf(args: &[&str], path: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-async fn a_print_batch_holds_every_letter_and_passes_qpdf(backend: Backend) {
-    let w = world(backend).await;
-    let numbers = issue(&w, &[&OWNERS[0], &OWNERS[1], &OWNERS[2]]).await;
+/// A worker that prints the letters, up to 10 a batch.
+fn print_worker(w: &World) -> DeliveryWorker {
     let mut config = fast("print-1");
     config.print_batch_max = 10;
-    let worker = DeliveryWorker::new(config, Arc::clone(&w.evidence))
+    DeliveryWorker::new(config, Arc::clone(&w.evidence))
         .expect("worker")
-        .with_post();
-    let pass = worker.run_once(w.store.as_ref()).await.expect("pass");
-    assert_eq!(pass.letters, 3, "{pass:?}");
+        .with_post()
+}
+
+/// The one print batch `pass` made.
+async fn only_batch(w: &World, pass: &PassReport) -> (PrintBatchId, PrintBatchRecord) {
     let [batch_id] = pass.print_batches.as_slice() else {
         panic!("{pass:?}")
     };
@@ -787,6 +775,16 @@ async fn a_print_batch_holds_every_letter_and_passes_qpdf(backend: Backend) {
         .await
         .expect("read")
         .expect("batch");
+    (*batch_id, batch)
+}
+
+async fn a_print_batch_holds_every_letter_and_passes_qpdf(backend: Backend) {
+    let w = world(backend).await;
+    let numbers = issue(&w, &[&OWNERS[0], &OWNERS[1], &OWNERS[2]]).await;
+    let worker = print_worker(&w);
+    let pass = worker.run_once(w.store.as_ref()).await.expect("pass");
+    assert_eq!(pass.letters, 3, "{pass:?}");
+    let (batch_id, batch) = only_batch(&w, &pass).await;
     assert_eq!(batch.pages, 3);
     let pdf = w
         .evidence
@@ -803,7 +801,7 @@ async fn a_print_batch_holds_every_letter_and_passes_qpdf(backend: Backend) {
         let row = w.store.delivery(*id).await.expect("read").expect("letter");
         assert_eq!(
             (row.state, row.batch_id, row.batch_page),
-            (DeliveryState::Sent, Some(*batch_id), Some(*page))
+            (DeliveryState::Sent, Some(batch_id), Some(*page))
         );
         on_page.insert(*page, row.resolution_number);
     }
@@ -869,6 +867,154 @@ async fn a_print_batch_holds_every_letter_and_passes_qpdf(backend: Backend) {
         .expect("r");
     assert_eq!(resolution.delivered_via, Some(DeliveryChannel::Post));
     assert_eq!(state_of(&w, &numbers[0]).await, CaseState::Delivered);
+}
+
+/// The cases whose resolution waits for a person (no delivery under way or proven),
+/// as the operators' list and the metric count them.
+async fn undeliverable(w: &World) -> Vec<kozomol_core::CaseId> {
+    let query = kozomol_store::CaseQuery {
+        undeliverable: true,
+        limit: 100,
+        ..Default::default()
+    };
+    let cases: Vec<_> = w
+        .store
+        .cases(&query)
+        .await
+        .expect("cases")
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(
+        w.store.count_cases(&query).await.expect("count"),
+        cases.len() as u64
+    );
+    cases
+}
+
+/// The delivery-failed audit entries of `number`'s case, as JSON.
+async fn failed_audit(w: &World, number: &str) -> Vec<serde_json::Value> {
+    let case_id = w
+        .store
+        .resolution(number)
+        .await
+        .expect("read")
+        .expect("resolution")
+        .case_id;
+    w.store
+        .case_audit(case_id)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.action == kozomol_store::audit::DELIVERY_FAILED)
+        .map(|e| serde_json::from_str(e.detail.as_deref().unwrap_or("")).expect("json"))
+        .collect()
+}
+
+/// A letter whose PDF does not read fails for good on its own (a person must look);
+/// the batch is printed with the others.
+async fn a_letter_that_does_not_read_fails_alone_and_the_rest_are_printed(backend: Backend) {
+    let w = world(backend).await;
+    let numbers = issue(&w, &[&OWNERS[0], &OWNERS[1], &OWNERS[2]]).await;
+    let garbage: &[u8] = b"%PDF-1.7 these bytes are not a document";
+    let location = w
+        .evidence
+        .append_batch(&[garbage])
+        .expect("stored")
+        .pop()
+        .expect("location");
+    w.db.force_resolution_pdf(&numbers[1], Sha256::digest(garbage).into(), &location)
+        .await;
+    let worker = print_worker(&w);
+    let pass = worker.run_once(w.store.as_ref()).await.expect("pass");
+    assert_eq!((pass.letters, pass.failed), (2, 1), "{pass:?}");
+    let (batch_id, batch) = only_batch(&w, &pass).await;
+    assert_eq!(batch.pages, 2);
+    let bad = of_channel(&w, &numbers[1], DeliveryChannel::Post).await;
+    assert_eq!(
+        (bad.state, bad.attempts, bad.batch_id),
+        (DeliveryState::Failed, 1, None)
+    );
+    assert!(
+        bad.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("does not read"),
+        "{bad:?}"
+    );
+    assert_eq!(failed_audit(&w, &numbers[1]).await.len(), 1);
+    // Its only delivery failed: the case is on the operators' list of resolutions
+    // waiting for a person, and the others are not.
+    let bad_case = w
+        .store
+        .resolution(&numbers[1])
+        .await
+        .expect("read")
+        .expect("resolution")
+        .case_id;
+    assert_eq!(undeliverable(&w).await, [bad_case]);
+    for number in [&numbers[0], &numbers[2]] {
+        let letter = of_channel(&w, number, DeliveryChannel::Post).await;
+        assert_eq!(
+            (letter.state, letter.batch_id),
+            (DeliveryState::Sent, Some(batch_id))
+        );
+    }
+    assert!(worker
+        .run_once(w.store.as_ref())
+        .await
+        .expect("pass")
+        .is_idle());
+}
+
+/// Claims that end with no outcome (a worker that stopped mid-send, its lease run out)
+/// count as attempts: past the last, the delivery fails for good instead of being
+/// sent, so one that stops every worker taking it is not taken for ever.
+async fn a_delivery_whose_claims_end_without_an_outcome_is_given_up(backend: Backend) {
+    let w = world(backend).await;
+    add_phone(&w, 0).await;
+    let numbers = issue(&w, &[&OWNERS[0]]).await;
+    let gateway = StandInGateway::start(TOKEN).await.expect("gateway");
+    let config = fast("d1");
+    let sms = of_channel(&w, &numbers[0], DeliveryChannel::Sms).await.id;
+    for claim in 1..=config.max_attempts {
+        let claimed = w
+            .store
+            .claim_deliveries(
+                DeliveryChannel::Sms,
+                "stopped",
+                8,
+                Duration::from_millis(20),
+            )
+            .await
+            .expect("claim");
+        assert_eq!(
+            claimed
+                .iter()
+                .map(|j| (j.id, j.attempt))
+                .collect::<Vec<_>>(),
+            [(sms, claim)]
+        );
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let worker = sms_worker(&w, config, &gateway);
+    let pass = worker.run_once(w.store.as_ref()).await.expect("pass");
+    assert_eq!((pass.sent, pass.failed), (0, 1), "{pass:?}");
+    assert!(gateway.messages().is_empty());
+    let row = w.store.delivery(sms).await.expect("read").expect("row");
+    assert_eq!(row.state, DeliveryState::Failed, "{row:?}");
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("no outcome"),
+        "{row:?}"
+    );
+    let failed = failed_audit(&w, &numbers[0]).await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["delivery_id"], sms.0);
+    // The owner's letter is still to go: nothing waits for a person yet.
+    assert_eq!(undeliverable(&w).await, []);
 }
 
 async fn portal_reports_and_return_receipts_are_recorded_once(backend: Backend) {

@@ -52,6 +52,8 @@ pub struct MetricsPage<'a> {
     pub backlog: &'a [Backlog],
     pub now: DateTime<Utc>,
     pub cameras: CameraCounts,
+    /// Resolutions waiting for a person: no delivery of them is under way or proven.
+    pub undeliverable: u64,
     /// `None` in a process that serves no API.
     pub http: Option<&'a HttpMetrics>,
 }
@@ -134,6 +136,14 @@ pub fn render(page: &MetricsPage<'_>) -> String {
     render_broker(&mut out, ingest);
     render_stages(&mut out, page.stages);
     render_backlog(&mut out, page.backlog, page.now);
+    let name = "kozomol_resolutions_undeliverable";
+    header(
+        &mut out,
+        name,
+        "Issued resolutions not proven delivered with no delivery still under way (every one failed for good): each waits for a person.",
+        "gauge",
+    );
+    let _ = writeln!(out, "{name} {}", page.undeliverable);
 
     if let Some(http) = http {
         let name = "kozomol_http_responses_total";
@@ -279,6 +289,7 @@ mod tests {
             stages: &stages,
             backlog: &backlog,
             now,
+            undeliverable: 5,
             cameras: CameraCounts {
                 registered: 3,
                 online: 2,
@@ -304,6 +315,7 @@ mod tests {
             "kozomol_cases_waiting{state=\"needs_review\"} 0",
             "kozomol_cases_oldest_waiting_seconds{state=\"received\"} 2.5",
             "kozomol_cases_oldest_waiting_seconds{state=\"needs_review\"} 0",
+            "kozomol_resolutions_undeliverable 5",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -327,6 +339,7 @@ mod tests {
                 stages: &stages,
                 backlog: &[],
                 now: Utc::now(),
+                undeliverable: 0,
                 cameras: CameraCounts {
                     registered: 0,
                     online: 0,
@@ -365,6 +378,7 @@ mod tests {
             stages: &StageMetrics::default(),
             backlog: &[],
             now: Utc::now(),
+            undeliverable: 0,
             cameras: CameraCounts::default(),
             http: Some(&HttpMetrics::default()),
         });

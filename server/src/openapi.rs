@@ -149,6 +149,11 @@ fn paths() -> Value {
             "Capture time, exclusive (RFC 3339).",
             json!({ "type": "string", "format": "date-time" }),
         ),
+        query_param(
+            "undeliverable",
+            "Only cases whose resolution waits for a person: issued, not proven delivered, and no delivery of it still under way.",
+            json!({ "type": "boolean" }),
+        ),
     ];
     case_params.extend(paging_params());
 

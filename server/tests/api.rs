@@ -1207,6 +1207,21 @@ async fn cases_filter_and_page_with_a_cursor() {
         count(h.get("/api/v1/cases?state=paid", Role::Auditor).await),
         0
     );
+    // None is issued, so none waits for a person to deliver it.
+    assert_eq!(
+        count(
+            h.get("/api/v1/cases?undeliverable=true", Role::Auditor)
+                .await
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            h.get("/api/v1/cases?undeliverable=false", Role::Auditor)
+                .await
+        ),
+        7
+    );
     // [08:10, 08:40): captures at 08:10, 08:20, 08:30.
     assert_eq!(
         count(
@@ -1242,7 +1257,7 @@ async fn cases_filter_and_page_with_a_cursor() {
 
     let bad = h
         .get(
-            "/api/v1/cases?state=lost&from=yesterday&limit=5000&cursor=zzz&camera=a%2Fb",
+            "/api/v1/cases?state=lost&from=yesterday&limit=5000&cursor=zzz&camera=a%2Fb&undeliverable=maybe",
             Role::Reviewer,
         )
         .await
@@ -1255,9 +1270,16 @@ async fn cases_filter_and_page_with_a_cursor() {
         .collect();
     assert_eq!(
         fields,
-        ["camera", "cursor", "from", "limit", "state"]
-            .into_iter()
-            .collect()
+        [
+            "camera",
+            "cursor",
+            "from",
+            "limit",
+            "state",
+            "undeliverable"
+        ]
+        .into_iter()
+        .collect()
     );
 }
 

@@ -428,7 +428,9 @@ async function reportsPage() {
           el("td", { text: a.registered_by }), el("td", {}, accidentMove(a, draw))))),
       accidentForm(draw),
       el("h2", { text: t("print-batches") }),
-      await printBatches(draw));
+      await printBatches(draw),
+      el("h2", { text: t("undeliverable") }),
+      await undeliverable());
   };
   await draw();
 }
@@ -451,6 +453,16 @@ async function printBatches(redraw) {
     el("td", { text: String(b.letters) }), el("td", { text: String(b.pages) }),
     el("td", {}, el("a", { href: `/api/v1/print-batches/${b.id}/pdf`, text: t("print-batch-pdf") })),
     el("td", {}, el("button", { type: "button", onclick: () => printed(b), text: t("mark-printed") })))));
+}
+
+// Resolutions no delivery is under way for and none proven: each waits for a person to
+// reach the owner another way (the case's history says what failed).
+async function undeliverable() {
+  const cases = (await api("GET", "/api/v1/cases?undeliverable=true&limit=1000")).items;
+  if (cases.length === 0) return el("p", { class: "muted", id: "undeliverable", text: t("undeliverable-empty") });
+  return table("undeliverable", ["case", "plate", "when", "case-file"], cases.map((c) => el("tr", { id: `undeliverable-${c.id}` },
+    el("td", { text: `#${c.id}` }), el("td", { text: c.plate || "—" }), el("td", { text: when(c.captured_at) }),
+    el("td", {}, el("a", { href: `/api/v1/cases/${c.id}`, text: t("case-file") })))));
 }
 
 function officerViolationForm() {

@@ -143,6 +143,11 @@ pub struct CaseSummary {
     pub enforceable: bool,
 }
 
+/// [`CaseQuery::undeliverable`] in SQL both backends read alike.
+pub(crate) const UNDELIVERABLE: &str = " AND state = 'issued' AND EXISTS (SELECT 1 FROM resolutions r \
+     WHERE r.case_id = cases.id AND r.delivered_at IS NULL AND NOT EXISTS (SELECT 1 FROM deliveries d \
+     WHERE d.resolution_number = r.number AND d.state IN ('queued', 'sending', 'sent')))";
+
 /// A filter over cases; every field narrows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CaseQuery {
@@ -161,6 +166,10 @@ pub struct CaseQuery {
     pub limit: u32,
     /// Cursor: only ids above this.
     pub after: Option<CaseId>,
+    /// Only cases whose resolution waits for a person: issued, not proven delivered,
+    /// and no delivery of it still under way (every one failed for good, or there is
+    /// none).
+    pub undeliverable: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -873,6 +873,9 @@ fn push_case_filter(qb: &mut QueryBuilder<Postgres>, query: &CaseQuery) {
     if let Some(to) = query.to {
         qb.push(" AND captured_at < ").push_bind(to);
     }
+    if query.undeliverable {
+        qb.push(crate::model::UNDELIVERABLE);
+    }
 }
 
 fn summary_from_row(row: &PgRow) -> Result<CaseSummary, StoreError> {

@@ -797,6 +797,9 @@ fn push_case_filter(qb: &mut QueryBuilder<Sqlite>, query: &CaseQuery) {
     if let Some(to) = query.to {
         qb.push(" AND captured_at < ").push_bind(ms(to));
     }
+    if query.undeliverable {
+        qb.push(crate::model::UNDELIVERABLE);
+    }
 }
 
 /// A case from a row of the `cases` columns `case` selects, and its frames.

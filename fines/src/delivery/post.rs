@@ -22,8 +22,8 @@ const MAX_TREE_DEPTH: usize = 64;
 pub enum PrintError {
     #[error("a print batch needs at least one document")]
     Empty,
-    #[error("document {index} of the batch does not read: {reason}")]
-    Unreadable { index: usize, reason: String },
+    #[error("no document of the batch reads: {}", .0.join("; "))]
+    NoneReadable(Vec<String>),
     #[error("the merged batch does not write: {0}")]
     Write(String),
 }
@@ -33,11 +33,21 @@ pub enum PrintError {
 pub struct MergedPdf {
     pub bytes: Vec<u8>,
     pub pages: u32,
-    /// Where each input document starts, from page 1, in input order.
-    pub first_pages: Vec<u32>,
+    /// For each input document, in input order: the page it starts on (from 1), or why
+    /// it does not read and was left out. One bad letter costs its own place in the
+    /// batch, not the batch.
+    pub letters: Vec<Result<u32, String>>,
 }
 
-/// Merges `documents` into one PDF, in order.
+/// One document's pages, re-parented, and the objects they need, numbered from where
+/// the batch has got to.
+struct TakenDocument {
+    objects: Vec<(ObjectId, Object)>,
+    pages: Vec<(ObjectId, Dictionary)>,
+    next_id: u32,
+}
+
+/// Merges `documents` into one PDF, in order, leaving out those that do not read.
 pub fn merge_pdfs(documents: &[&[u8]]) -> Result<MergedPdf, PrintError> {
     if documents.is_empty() {
         return Err(PrintError::Empty);
@@ -49,47 +59,31 @@ pub fn merge_pdfs(documents: &[&[u8]]) -> Result<MergedPdf, PrintError> {
     let pages_id = merged.new_object_id();
     let mut next_id = pages_id.0 + 1;
     let mut kids: Vec<Object> = Vec::new();
-    let mut first_pages = Vec::with_capacity(documents.len());
+    let mut letters = Vec::with_capacity(documents.len());
     for (index, bytes) in documents.iter().enumerate() {
-        let unreadable = |reason: String| PrintError::Unreadable { index, reason };
-        let mut doc = Document::load_mem(bytes).map_err(|e| unreadable(e.to_string()))?;
-        if doc.is_encrypted() {
-            return Err(unreadable("it is encrypted".into()));
-        }
-        doc.renumber_objects_with(next_id);
-        next_id = doc.max_id + 1;
-        let page_ids: Vec<ObjectId> = doc.get_pages().into_values().collect();
-        if page_ids.is_empty() {
-            return Err(unreadable("it has no pages".into()));
-        }
-        first_pages
-            .push(u32::try_from(kids.len() + 1).map_err(|_| unreadable("too many pages".into()))?);
-        let mut pages = Vec::with_capacity(page_ids.len());
-        for id in &page_ids {
-            let mut page = doc
-                .get_dictionary(*id)
-                .map_err(|e| unreadable(format!("page {id:?}: {e}")))?
-                .clone();
-            inherit(&doc, &mut page).map_err(unreadable)?;
-            page.set("Parent", pages_id);
-            pages.push((*id, page));
-        }
-        // The old catalog and page tree go; the pages are re-parented below, and what
-        // only the old catalog referred to (metadata, outlines) is pruned at the end.
-        let mut dropped: HashSet<ObjectId> = page_ids.iter().copied().collect();
-        if let Ok(root) = doc.trailer.get(b"Root").and_then(Object::as_reference) {
-            dropped.insert(root);
-        }
-        for (id, object) in doc.objects {
-            let is_tree = object.type_name().is_ok_and(|t| t == b"Pages");
-            if !is_tree && !dropped.contains(&id) {
-                merged.objects.insert(id, object);
+        let first_page = u32::try_from(kids.len() + 1)
+            .map_err(|_| PrintError::Write("too many pages".into()))?;
+        let taken = match take_document(bytes, next_id, pages_id) {
+            Ok(taken) => taken,
+            Err(reason) => {
+                letters.push(Err(format!(
+                    "document {index} of the print batch does not read: {reason}"
+                )));
+                continue;
             }
-        }
-        for (id, page) in pages {
+        };
+        next_id = taken.next_id;
+        merged.objects.extend(taken.objects);
+        for (id, page) in taken.pages {
             merged.objects.insert(id, Object::Dictionary(page));
             kids.push(Object::Reference(id));
         }
+        letters.push(Ok(first_page));
+    }
+    if kids.is_empty() {
+        return Err(PrintError::NoneReadable(
+            letters.into_iter().filter_map(Result::err).collect(),
+        ));
     }
     let count =
         i64::try_from(kids.len()).map_err(|_| PrintError::Write("too many pages".into()))?;
@@ -115,7 +109,50 @@ pub fn merge_pdfs(documents: &[&[u8]]) -> Result<MergedPdf, PrintError> {
     Ok(MergedPdf {
         bytes,
         pages,
-        first_pages,
+        letters,
+    })
+}
+
+/// Reads one document and takes its pages and objects for the batch, renumbered from
+/// `next_id`; nothing is added to the batch unless all of it reads.
+fn take_document(bytes: &[u8], next_id: u32, pages_id: ObjectId) -> Result<TakenDocument, String> {
+    let mut doc = Document::load_mem(bytes).map_err(|e| e.to_string())?;
+    if doc.is_encrypted() {
+        return Err("it is encrypted".into());
+    }
+    doc.renumber_objects_with(next_id);
+    let next_id = doc.max_id + 1;
+    let page_ids: Vec<ObjectId> = doc.get_pages().into_values().collect();
+    if page_ids.is_empty() {
+        return Err("it has no pages".into());
+    }
+    let mut pages = Vec::with_capacity(page_ids.len());
+    for id in &page_ids {
+        let mut page = doc
+            .get_dictionary(*id)
+            .map_err(|e| format!("page {id:?}: {e}"))?
+            .clone();
+        inherit(&doc, &mut page)?;
+        page.set("Parent", pages_id);
+        pages.push((*id, page));
+    }
+    // The old catalog and page tree go; the pages are re-parented, and what only the
+    // old catalog referred to (metadata, outlines) is pruned at the end.
+    let mut dropped: HashSet<ObjectId> = page_ids.iter().copied().collect();
+    if let Ok(root) = doc.trailer.get(b"Root").and_then(Object::as_reference) {
+        dropped.insert(root);
+    }
+    let objects = doc
+        .objects
+        .into_iter()
+        .filter(|(id, object)| {
+            !dropped.contains(id) && !object.type_name().is_ok_and(|t| t == b"Pages")
+        })
+        .collect();
+    Ok(TakenDocument {
+        objects,
+        pages,
+        next_id,
     })
 }
 
@@ -189,7 +226,7 @@ mod tests {
         let c = sample(1, "C");
         let merged = merge_pdfs(&[&a, &b, &c]).expect("merges");
         assert_eq!(merged.pages, 4);
-        assert_eq!(merged.first_pages, [1, 2, 4]);
+        assert_eq!(merged.letters, [Ok(1), Ok(2), Ok(4)]);
         let doc = Document::load_mem(&merged.bytes).expect("merged reads");
         let pages: Vec<ObjectId> = doc.get_pages().into_values().collect();
         assert_eq!(pages.len(), 4);
@@ -210,12 +247,28 @@ mod tests {
     }
 
     #[test]
+    fn a_letter_that_does_not_read_is_left_out_and_the_rest_are_merged() {
+        let a = sample(1, "A");
+        let c = sample(2, "C");
+        let merged = merge_pdfs(&[&a, b"not a pdf", &c]).expect("merges the rest");
+        assert_eq!(merged.pages, 3);
+        assert_eq!(merged.letters[0], Ok(1));
+        assert!(merged.letters[1]
+            .as_ref()
+            .is_err_and(|why| why.contains("document 1")));
+        assert_eq!(merged.letters[2], Ok(2));
+        let doc = Document::load_mem(&merged.bytes).expect("merged reads");
+        assert_eq!(doc.get_pages().len(), 3);
+        // The same as merging the good ones alone.
+        assert_eq!(merge_pdfs(&[&a, &c]).expect("merges").bytes, merged.bytes);
+    }
+
+    #[test]
     fn garbage_and_empty_batches_are_refused() {
         assert!(matches!(merge_pdfs(&[]), Err(PrintError::Empty)));
-        let a = sample(1, "A");
         assert!(matches!(
-            merge_pdfs(&[&a, b"not a pdf"]),
-            Err(PrintError::Unreadable { index: 1, .. })
+            merge_pdfs(&[b"not a pdf", b"%PDF-1.7 nor this"]),
+            Err(PrintError::NoneReadable(why)) if why.len() == 2
         ));
     }
 }

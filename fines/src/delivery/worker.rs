@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tracing::{debug, error, info, warn};
 
 use super::message::{self, Notice};
-use super::post::merge_pdfs;
+use super::post::{merge_pdfs, PrintError};
 use super::sender::{MessageSender, SendError, Status};
 use super::DeliveryError;
 
@@ -254,6 +254,10 @@ impl DeliveryWorker {
         // Once the channel proves unavailable, the rest of the batch waits untried.
         let mut unavailable: Option<String> = None;
         for job in jobs {
+            if let Some(outcome) = self.spent(&job) {
+                self.record(store, &job, &outcome, report).await?;
+                continue;
+            }
             let outcome = match (&unavailable, self.sendable(store, &job).await?) {
                 (_, Err(reason)) => AttemptOutcome::Failed {
                     error: reason,
@@ -284,17 +288,42 @@ impl DeliveryWorker {
                     unavailable = Some(error.clone());
                 }
             }
-            let result = store
-                .record_attempt(
-                    &self.config.worker,
-                    job.id,
-                    &outcome,
-                    self.config.max_attempts,
-                )
-                .await?;
-            log_attempt(&job, &outcome, result);
-            report.count(result);
+            self.record(store, &job, &outcome, report).await?;
         }
+        Ok(())
+    }
+
+    /// A claim beyond the last attempt: the one before it ended with no outcome (its
+    /// worker stopped or failed mid-send, and the lease ran out). It fails for good
+    /// rather than being sent: a delivery that stops every worker that takes it would
+    /// otherwise be taken for ever.
+    fn spent(&self, job: &DeliveryJob) -> Option<AttemptOutcome> {
+        let max = self.config.max_attempts;
+        (job.attempt > max).then(|| AttemptOutcome::Failed {
+            error: format!(
+                "given up after {max} attempts; the last ended with no outcome (its worker stopped or failed before recording one)"
+            ),
+            retry_after: None,
+        })
+    }
+
+    async fn record(
+        &self,
+        store: &dyn Store,
+        job: &DeliveryJob,
+        outcome: &AttemptOutcome,
+        report: &mut PassReport,
+    ) -> Result<(), DeliveryError> {
+        let result = store
+            .record_attempt(
+                &self.config.worker,
+                job.id,
+                outcome,
+                self.config.max_attempts,
+            )
+            .await?;
+        log_attempt(job, outcome, result);
+        report.count(result);
         Ok(())
     }
 
@@ -446,11 +475,7 @@ impl DeliveryWorker {
                         error: reason,
                         retry_after: Some(self.config.retry_delay(job.attempt, job.id)),
                     };
-                    let result = store
-                        .record_attempt(worker, job.id, &outcome, self.config.max_attempts)
-                        .await?;
-                    log_attempt(&job, &outcome, result);
-                    report.count(result);
+                    self.record(store, &job, &outcome, report).await?;
                 }
                 Ok(Status::Pending)
                 | Err(SendError::Temporary(_))
@@ -526,6 +551,10 @@ impl DeliveryWorker {
             .await?;
         let mut letters: Vec<(DeliveryJob, Vec<u8>)> = Vec::with_capacity(jobs.len());
         for job in jobs {
+            if let Some(outcome) = self.spent(&job) {
+                self.record(store, &job, &outcome, report).await?;
+                continue;
+            }
             let outcome = match self.sendable(store, &job).await? {
                 Ok((resolution, _)) => match self.read_pdf(&resolution).await? {
                     Ok(pdf) => {
@@ -542,59 +571,74 @@ impl DeliveryWorker {
                     retry_after: None,
                 },
             };
-            let result = store
-                .record_attempt(worker, job.id, &outcome, self.config.max_attempts)
-                .await?;
-            log_attempt(&job, &outcome, result);
-            report.count(result);
+            self.record(store, &job, &outcome, report).await?;
         }
         if letters.is_empty() {
             return Ok(());
         }
         let evidence = Arc::clone(&self.evidence);
         let pdfs: Vec<Vec<u8>> = letters.iter().map(|(_, pdf)| pdf.clone()).collect();
-        let built = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let built = tokio::task::spawn_blocking(move || -> Result<_, PrintFailure> {
             let refs: Vec<&[u8]> = pdfs.iter().map(Vec::as_slice).collect();
-            let merged = merge_pdfs(&refs).map_err(|e| e.to_string())?;
+            let merged = merge_pdfs(&refs).map_err(|e| match e {
+                PrintError::NoneReadable(reasons) => PrintFailure::NoLetterReads(reasons),
+                e => PrintFailure::Batch(e.to_string()),
+            })?;
             let location = evidence
                 .append_batch(&[&merged.bytes])
-                .map_err(|e| format!("print batch not stored: {e}"))?
+                .map_err(|e| PrintFailure::Batch(format!("print batch not stored: {e}")))?
                 .pop()
-                .ok_or_else(|| "print batch not stored".to_owned())?;
+                .ok_or_else(|| PrintFailure::Batch("print batch not stored".to_owned()))?;
             let sha256: [u8; 32] = Sha256::digest(&merged.bytes).into();
             Ok((
                 merged.pages,
-                merged.first_pages,
+                merged.letters,
                 EvidenceRef { sha256, location },
             ))
         })
         .await
         .map_err(|e| DeliveryError::Task(e.to_string()))?;
-        let (pages, first_pages, pdf) = match built {
+        let (pages, placed, pdf) = match built {
             Ok(parts) => parts,
-            Err(reason) => {
-                error!(worker = %worker, letters = letters.len(), error = %reason, "print batch not made; its letters are retried");
-                for (job, _) in &letters {
+            Err(failure) => {
+                // A letter that does not read will not read next time either: it fails
+                // for good, for a person to look at; anything else is retried.
+                let reasons: Vec<(String, bool)> = match failure {
+                    PrintFailure::NoLetterReads(reasons) => {
+                        reasons.into_iter().map(|r| (r, false)).collect()
+                    }
+                    PrintFailure::Batch(reason) => {
+                        error!(worker = %worker, letters = letters.len(), error = %reason, "print batch not made; its letters are retried");
+                        vec![(reason, true); letters.len()]
+                    }
+                };
+                for ((job, _), (reason, retry)) in letters.iter().zip(reasons) {
                     let outcome = AttemptOutcome::Failed {
-                        error: reason.clone(),
-                        retry_after: Some(self.config.retry_delay(job.attempt, job.id)),
+                        error: reason,
+                        retry_after: retry.then(|| self.config.retry_delay(job.attempt, job.id)),
                     };
-                    let result = store
-                        .record_attempt(worker, job.id, &outcome, self.config.max_attempts)
-                        .await?;
-                    report.count(result);
+                    self.record(store, job, &outcome, report).await?;
                 }
                 return Ok(());
             }
         };
+        let mut batched = Vec::with_capacity(letters.len());
+        for ((job, _), place) in letters.iter().zip(placed) {
+            match place {
+                Ok(first_page) => batched.push((job.id, first_page)),
+                Err(reason) => {
+                    let outcome = AttemptOutcome::Failed {
+                        error: reason,
+                        retry_after: None,
+                    };
+                    self.record(store, job, &outcome, report).await?;
+                }
+            }
+        }
         let batch = NewPrintBatch {
             pdf,
             pages,
-            letters: letters
-                .iter()
-                .zip(first_pages)
-                .map(|((job, _), page)| (job.id, page))
-                .collect(),
+            letters: batched,
         };
         let count = u32::try_from(batch.letters.len()).unwrap_or(u32::MAX);
         let recorded = store.record_print_batch(worker, &batch).await;
@@ -625,6 +669,14 @@ impl DeliveryWorker {
         }
         Ok(())
     }
+}
+
+/// Why a print batch was not made.
+enum PrintFailure {
+    /// None of its letters' PDFs reads (why, for each, in order): each fails for good.
+    NoLetterReads(Vec<String>),
+    /// The batch itself (writing or storing it): its letters are tried again.
+    Batch(String),
 }
 
 /// The store's precision, so the instant recorded reads back equal.

@@ -106,6 +106,32 @@ impl Db {
         .await;
     }
 
+    /// Points a resolution at other stored bytes as its PDF (bytes the evidence store
+    /// holds under `sha256` at `location`): a document that no longer reads.
+    #[allow(dead_code)]
+    pub async fn force_resolution_pdf(
+        &self,
+        number: &str,
+        sha256: [u8; 32],
+        location: &kozomol_store::FrameLocation,
+    ) {
+        let hex = hex::encode(sha256);
+        let (segment, offset, len) = (&location.segment, location.offset, location.len);
+        self.execute(
+            format!(
+                "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) \
+                 VALUES ('\\x{hex}', '{segment}', {offset}, {len}); \
+                 UPDATE resolutions SET pdf_sha256 = '\\x{hex}' WHERE number = '{number}'"
+            ),
+            format!(
+                "INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) \
+                 VALUES (X'{hex}', '{segment}', {offset}, {len}); \
+                 UPDATE resolutions SET pdf_sha256 = X'{hex}' WHERE number = '{number}'"
+            ),
+        )
+        .await;
+    }
+
     /// Runs one statement, written for each backend, for what no store method does.
     async fn execute(&self, postgres: String, sqlite: String) {
         if self.postgres.is_some() {

@@ -25,6 +25,7 @@ pub struct CaseParams {
     plate: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    undeliverable: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
@@ -99,6 +100,14 @@ fn parse_case_query(params: CaseParams) -> Result<CaseQuery, ApiError> {
             problems.push(FieldProblem::new("to", "must not be before from"));
         }
     }
+    let undeliverable = match params.undeliverable.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            problems.push(FieldProblem::new("undeliverable", "must be true or false"));
+            false
+        }
+    };
     let (limit, after) = parse_paging(
         params.limit.as_deref(),
         params.cursor.as_deref(),
@@ -117,6 +126,7 @@ fn parse_case_query(params: CaseParams) -> Result<CaseQuery, ApiError> {
         to,
         limit,
         after: after.map(CaseId),
+        undeliverable,
     })
 }
 

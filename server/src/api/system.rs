@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use kozomol_core::stage_metrics::StageMetrics;
 use kozomol_ingest::IngestMetrics;
-use kozomol_store::Store;
+use kozomol_store::{CaseQuery, Store};
 use serde_json::json;
 
 use super::access::{AnyStaff, Authorized};
@@ -56,11 +56,19 @@ impl ProcessProbes {
     async fn metrics_page(&self, http: Option<&HttpMetrics>) -> Result<Response, ApiError> {
         let cameras = self.store.cameras().await?;
         let backlog = self.store.backlog().await?;
+        let undeliverable = self
+            .store
+            .count_cases(&CaseQuery {
+                undeliverable: true,
+                ..CaseQuery::default()
+            })
+            .await?;
         let text = render(&MetricsPage {
             ingest: &self.ingest_metrics,
             stages: &self.stage_metrics,
             backlog: &backlog,
             now: chrono::Utc::now(),
+            undeliverable,
             cameras: CameraCounts {
                 registered: cameras.len() as u64,
                 online: cameras.iter().filter(|c| c.online).count() as u64,

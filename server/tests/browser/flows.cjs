@@ -206,6 +206,7 @@ async function deskOfficer(browser) {
   await row.locator("button").click();
   await page.waitForSelector("#accidents tbody tr select");
   check((await page.$("#accidents select[id^=outcome-]")) !== null, "an accident is registered and its investigation started");
+  check((await page.$("#undeliverable")) !== null, "the desk shows the resolutions no delivery reached");
   await shot(page, "console-reports");
   await page.close();
 }
