@@ -6,7 +6,9 @@
 //! between the two is finished by the next; a segment that cannot be rewritten is put
 //! off an hour. Where no file is destroyed, the queue is still worked: bytes stored that
 //! no row will read (a conflicting duplicate's photos; the crop, resolution PDF or print
-//! batch of work whose lease was lost) are queued whenever they are stored.
+//! batch of work whose lease was lost) are queued whenever they are stored; what escapes
+//! that (a process that died between append and commit, a write that failed part-way)
+//! is found by the sweep of segments long unwritten ([`sweep_unnamed_evidence`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +16,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use kozomol_core::CaseId;
-use kozomol_store::{DestructionReport, Erasure, EvidenceStore, FrameLocation, Store, StoreError};
+use kozomol_store::{
+    DestructionReport, Erasure, EvidenceRef, EvidenceStore, FrameLocation, SegmentInfo, Store,
+    StoreError,
+};
 use serde::Serialize;
 use tracing::error;
 
@@ -157,6 +162,78 @@ async fn under_lease(
         records_overwritten: overwritten.len(),
         overwrite_failures: failed.len(),
     })
+}
+
+/// Segments read per sweep, at most: what is left waits for the next.
+const SEGMENTS_PER_SWEEP: usize = 200;
+/// A sweep reads no further segment after this long.
+const SWEEPING_FOR: Duration = Duration::from_secs(20 * 60);
+
+/// What one sweep did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SweepPass {
+    /// Segments read and recorded swept.
+    pub segments: usize,
+    /// Frames those segments hold (named by a row or not).
+    pub frames: usize,
+    /// Segments that could not be read; each is logged and read again next time.
+    pub failures: usize,
+}
+
+/// Sweeps the evidence for bytes no row names: each segment last written before
+/// `written_before` and not swept since its last write is read (its records'
+/// headers), and its frames are given to the store as bytes stored and not kept
+/// ([`kozomol_store::CaseFileDestruction::sweep_segment`]): those no row names are
+/// queued and overwritten by the next archive pass. This closes what failures leave
+/// behind: an append whose sync failed after its records were written, an S3 PUT
+/// stored whose answer was lost, a queueing that failed. `written_before` must lie far
+/// enough back that no append before it still waits for its row (a day at least):
+/// bytes whose row comes later would be overwritten.
+pub async fn sweep_unnamed_evidence(
+    store: &dyn Store,
+    evidence: &Arc<EvidenceStore>,
+    written_before: DateTime<Utc>,
+) -> Result<SweepPass, StoreError> {
+    let listed = Arc::clone(evidence);
+    let segments = tokio::task::spawn_blocking(move || listed.segments())
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))??;
+    let swept = store.swept_segments().await?;
+    let due: Vec<SegmentInfo> = segments
+        .into_iter()
+        .filter(|s| s.written_at < written_before)
+        .filter(|s| swept.get(&s.name).is_none_or(|at| *at < s.written_at))
+        .take(SEGMENTS_PER_SWEEP)
+        .collect();
+    let started = std::time::Instant::now();
+    let mut pass = SweepPass::default();
+    for segment in due {
+        if started.elapsed() >= SWEEPING_FOR {
+            break;
+        }
+        let reader = Arc::clone(evidence);
+        let name = segment.name.clone();
+        let read = tokio::task::spawn_blocking(move || reader.frames(&name))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
+        let frames: Vec<EvidenceRef> = match read {
+            Ok(frames) => frames
+                .into_iter()
+                .map(|(location, sha256)| EvidenceRef { sha256, location })
+                .collect(),
+            Err(e) => {
+                error!(segment = %segment.name, error = %e, "evidence segment not swept; read again next time");
+                pass.failures += 1;
+                continue;
+            }
+        };
+        store
+            .sweep_segment(&segment.name, segment.written_at, &frames)
+            .await?;
+        pass.segments += 1;
+        pass.frames += frames.len();
+    }
+    Ok(pass)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use chrono::Utc;
 
 use crate::approval::{run_approvals, ApprovalStage};
-use crate::archive::destroy_case_files;
+use crate::archive::{destroy_case_files, sweep_unnamed_evidence};
 use crate::clocks::{run_dating, run_deadlines, DatingStage};
 use crate::delivery::DeliveryWorker;
 use crate::issuing::{run_issuing, Issuer, IssuingError, IssuingStage};
@@ -85,6 +85,9 @@ pub struct ArchiveSchedule {
     pub every: Duration,
     pub batch: u32,
     pub evidence: Arc<EvidenceStore>,
+    /// How long a segment stays unwritten before it is swept for bytes no row names
+    /// (`archive::sweep_unnamed_evidence`); none: no sweep.
+    pub sweep_after: Option<chrono::Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -196,6 +199,30 @@ pub async fn run(
     }
     if let Some(schedule) = worker.archive {
         let every = schedule.every;
+        if let Some(after) = schedule.sweep_after {
+            let evidence = Arc::clone(&schedule.evidence);
+            let metrics = Arc::clone(&stages.metrics);
+            stages.spawn("evidence_sweep", every, move |store| {
+                let (evidence, metrics) = (Arc::clone(&evidence), Arc::clone(&metrics));
+                async move {
+                    let pass =
+                        sweep_unnamed_evidence(store.as_ref(), &evidence, Utc::now() - after)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    if pass.segments > 0 {
+                        info!(
+                            segments = pass.segments,
+                            frames = pass.frames,
+                            "evidence swept: bytes no row names queued for overwriting"
+                        );
+                    }
+                    if pass.failures > 0 {
+                        metrics.record_failure("evidence_sweep");
+                    }
+                    Ok(pass.segments)
+                }
+            });
+        }
         let metrics = Arc::clone(&stages.metrics);
         stages.spawn("archive", every, move |store| {
             let (schedule, metrics) = (schedule.clone(), Arc::clone(&metrics));

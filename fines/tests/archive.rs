@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use kozomol_core::{CaseId, CaseState};
-use kozomol_fines::archive::destroy_case_files;
+use kozomol_fines::archive::{destroy_case_files, sweep_unnamed_evidence, SweepPass};
 use kozomol_store::{CaseFrame, EvidenceStore, Store, StoreError};
 use kozomol_testkit::fines::{noise_jpeg, received_cases};
+use sha2::{Digest, Sha256};
 use support::{Backend, Db};
 
 mod support;
@@ -32,6 +33,16 @@ async fn second_copies_are_overwritten_with_the_first_on_sqlite() {
 #[tokio::test]
 async fn second_copies_are_overwritten_with_the_first_on_postgres() {
     second_copies_are_overwritten_with_the_first(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn bytes_no_row_names_are_swept_and_overwritten_on_sqlite() {
+    bytes_no_row_names_are_swept_and_overwritten(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn bytes_no_row_names_are_swept_and_overwritten_on_postgres() {
+    bytes_no_row_names_are_swept_and_overwritten(Backend::Postgres).await;
 }
 
 async fn frames(store: &dyn Store, case: CaseId) -> Vec<CaseFrame> {
@@ -143,6 +154,60 @@ async fn destroyed_files_are_overwritten_and_shared_frames_kept(backend: Backend
         .await
         .expect("pass");
     assert!(!idle.did_work(), "{idle:?}");
+}
+
+/// Bytes appended that no row names (an append whose sync failed after writing, a
+/// stored PUT whose answer was lost) are found by the sweep once their segment has
+/// been left long enough, and overwritten by the next archive pass; the case's frames
+/// and a second copy of one of them (recorded as its copy) stay.
+async fn bytes_no_row_names_are_swept_and_overwritten(backend: Backend) {
+    let db = Db::new(backend).await;
+    let store = db.store.as_ref();
+    let evidence =
+        Arc::new(EvidenceStore::open(&db.dir.path().join("evidence"), "test").expect("evidence"));
+    let (overview, plate) = (noise_jpeg(64, 36, 7), noise_jpeg(32, 8, 8));
+    let case = received_cases(store, &evidence, 1, &overview, &plate)
+        .await
+        .expect("case")[0];
+    let orphan = noise_jpeg(48, 24, 9);
+    let stray = evidence
+        .append_batch(&[&orphan, &overview])
+        .expect("appended");
+    let orphan_sha: [u8; 32] = Sha256::digest(&orphan).into();
+    let overview_sha: [u8; 32] = Sha256::digest(&overview).into();
+
+    // A segment written within the grace is left alone.
+    let early = sweep_unnamed_evidence(store, &evidence, Utc::now() - Duration::days(1))
+        .await
+        .expect("sweep");
+    assert_eq!(early, SweepPass::default());
+    let later = Utc::now() + Duration::minutes(1);
+    let swept = sweep_unnamed_evidence(store, &evidence, later)
+        .await
+        .expect("sweep");
+    assert_eq!((swept.segments, swept.frames, swept.failures), (1, 4, 0));
+    // Swept as of its last write: not read again until it changes.
+    let again = sweep_unnamed_evidence(store, &evidence, later)
+        .await
+        .expect("sweep");
+    assert_eq!(again, SweepPass::default());
+
+    let pass = destroy_case_files(store, &evidence, None, 100, "archive")
+        .await
+        .expect("pass");
+    assert_eq!((pass.records_overwritten, pass.overwrite_failures), (1, 0));
+    assert!(matches!(
+        evidence.read(&stray[0], &orphan_sha),
+        Err(StoreError::EvidenceErased { .. })
+    ));
+    assert!(
+        evidence.read(&stray[1], &overview_sha).is_ok(),
+        "a kept blob's copy stays"
+    );
+    assert_eq!(
+        readable(&evidence, &frames(store, case).await),
+        [true, true]
+    );
 }
 
 /// Every record still holding bytes in the segments under `dir`.

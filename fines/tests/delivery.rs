@@ -977,6 +977,25 @@ async fn a_delivery_whose_claims_end_without_an_outcome_is_given_up(backend: Bac
     let gateway = StandInGateway::start(TOKEN).await.expect("gateway");
     let config = fast("d1");
     let sms = of_channel(&w, &numbers[0], DeliveryChannel::Sms).await.id;
+    // A claim given back untried does not count; only its holder can give it back.
+    let claimed = w
+        .store
+        .claim_deliveries(DeliveryChannel::Sms, "slow", 8, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    w.store
+        .release_deliveries("another", &[sms])
+        .await
+        .expect("release");
+    let row = w.store.delivery(sms).await.expect("read").expect("row");
+    assert_eq!((row.state, row.attempts), (DeliveryState::Sending, 1));
+    w.store
+        .release_deliveries("slow", &[sms])
+        .await
+        .expect("release");
+    let row = w.store.delivery(sms).await.expect("read").expect("row");
+    assert_eq!((row.state, row.attempts), (DeliveryState::Queued, 0));
     for claim in 1..=config.max_attempts {
         let claimed = w
             .store

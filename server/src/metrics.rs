@@ -140,7 +140,7 @@ pub fn render(page: &MetricsPage<'_>) -> String {
     header(
         &mut out,
         name,
-        "Issued resolutions not proven delivered with no delivery still under way (every one failed for good): each waits for a person.",
+        "Issued resolutions not proven delivered with no delivery queued, being sent or sent (every one failed for good, or there was none): each waits for a person.",
         "gauge",
     );
     let _ = writeln!(out, "{name} {}", page.undeliverable);

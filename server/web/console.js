@@ -458,11 +458,14 @@ async function printBatches(redraw) {
 // Resolutions no delivery is under way for and none proven: each waits for a person to
 // reach the owner another way (the case's history says what failed).
 async function undeliverable() {
-  const cases = (await api("GET", "/api/v1/cases?undeliverable=true&limit=1000")).items;
+  const page = await api("GET", "/api/v1/cases?undeliverable=true&limit=1000");
+  const cases = page.items;
   if (cases.length === 0) return el("p", { class: "muted", id: "undeliverable", text: t("undeliverable-empty") });
-  return table("undeliverable", ["case", "plate", "when", "case-file"], cases.map((c) => el("tr", { id: `undeliverable-${c.id}` },
-    el("td", { text: `#${c.id}` }), el("td", { text: c.plate || "—" }), el("td", { text: when(c.captured_at) }),
-    el("td", {}, el("a", { href: `/api/v1/cases/${c.id}`, text: t("case-file") })))));
+  return el("div", {},
+    table("undeliverable", ["case", "plate", "when", "case-file"], cases.map((c) => el("tr", { id: `undeliverable-${c.id}` },
+      el("td", { text: `#${c.id}` }), el("td", { text: c.plate || "—" }), el("td", { text: when(c.captured_at) }),
+      el("td", {}, el("a", { href: `/api/v1/cases/${c.id}`, text: t("case-file") }))))),
+    page.next && el("p", { class: "muted", text: t("undeliverable-more", { n: cases.length }) }));
 }
 
 function officerViolationForm() {

@@ -99,7 +99,7 @@ pub use delivery::{
 };
 pub use destruction::{DestructionReport, Erasure};
 pub use error::StoreError;
-pub use evidence::{scan_segment, EvidenceStore, FrameLocation, SegmentScan};
+pub use evidence::{scan_segment, EvidenceStore, FrameLocation, SegmentInfo, SegmentScan};
 pub use model::*;
 pub use nominations::{
     Claim, NewNomination, NominatedDriver, NominationRecord, NominationRecorded,
@@ -506,6 +506,12 @@ pub trait DeliveryOutbox: Send + Sync {
         id: DeliveryId,
         lease: Duration,
     ) -> Result<bool, StoreError>;
+
+    /// Gives back deliveries `worker` claimed for sending and never tried (a lease that
+    /// ran out before their turn, a print batch not recorded): queued again, due at
+    /// once, their claim not counted as an attempt. Rows another worker holds now are
+    /// left as they are.
+    async fn release_deliveries(&self, worker: &str, ids: &[DeliveryId]) -> Result<(), StoreError>;
 
     /// Takes up to `limit` due deliveries of `channel` (queued with their attempt time
     /// passed, or left `sending` by a worker whose lease ran out), earliest due first,
@@ -928,6 +934,23 @@ pub trait CaseFileDestruction: Send + Sync {
         &self,
         erasures: &[Erasure],
         retry_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The segments swept for records no row names, each with the last write the sweep
+    /// saw of it ([`CaseFileDestruction::sweep_segment`]).
+    async fn swept_segments(
+        &self,
+    ) -> Result<std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>, StoreError>;
+
+    /// What a sweep read in `segment`, last written at `written_at`: its frames, each
+    /// taken as [`CaseFileDestruction::queue_unkept`] takes bytes (those no row names
+    /// are queued for overwriting, copies of kept blobs recorded, the rest left), and
+    /// the segment recorded swept as of that write. One transaction.
+    async fn sweep_segment(
+        &self,
+        segment: &str,
+        written_at: chrono::DateTime<chrono::Utc>,
+        frames: &[EvidenceRef],
     ) -> Result<(), StoreError>;
 }
 

@@ -168,6 +168,11 @@ const SQLITE: &[Migration] = &[
         name: "print_batches_printed",
         sql: include_str!("../migrations/sqlite/0030_print_batches_printed.sql"),
     },
+    Migration {
+        version: 31,
+        name: "evidence_sweeps",
+        sql: include_str!("../migrations/sqlite/0031_evidence_sweeps.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -320,6 +325,11 @@ const POSTGRES: &[Migration] = &[
         version: 30,
         name: "print_batches_printed",
         sql: include_str!("../migrations/postgres/0030_print_batches_printed.sql"),
+    },
+    Migration {
+        version: 31,
+        name: "evidence_sweeps",
+        sql: include_str!("../migrations/postgres/0031_evidence_sweeps.sql"),
     },
 ];
 

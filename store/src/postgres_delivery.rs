@@ -444,6 +444,22 @@ impl DeliveryOutbox for PgStore {
         Ok(renewed.rows_affected() == 1)
     }
 
+    async fn release_deliveries(&self, worker: &str, ids: &[DeliveryId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE deliveries SET state = 'queued', worker = NULL, lease_until = NULL, \
+             attempts = GREATEST(attempts - 1, 0) \
+             WHERE id = ANY($1) AND worker = $2 AND state = 'sending'",
+        )
+        .bind(ids.iter().map(|id| id.0).collect::<Vec<_>>())
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn claim_unconfirmed(
         &self,
         channel: DeliveryChannel,

@@ -3,6 +3,7 @@
 //! processes purging (or destroying) at once never take the same one, and no other
 //! transaction moves a case while it is purged.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -265,6 +266,37 @@ impl CaseFileDestruction for PgStore {
         retry_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         mark_erasures(&self.pool, erasures, ErasureMark::RetryAt, retry_at).await
+    }
+
+    async fn swept_segments(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        sqlx::query("SELECT segment, written_at FROM evidence_sweeps")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get("segment")?, row.try_get("written_at")?)))
+            .collect()
+    }
+
+    async fn sweep_segment(
+        &self,
+        segment: &str,
+        written_at: DateTime<Utc>,
+        frames: &[EvidenceRef],
+    ) -> Result<(), StoreError> {
+        let rows: Vec<_> = frames.iter().map(|e| (&e.sha256, &e.location)).collect();
+        let mut tx = self.pool.begin().await?;
+        crate::postgres_recognition::record_unkept(&mut tx, &rows).await?;
+        sqlx::query(
+            "INSERT INTO evidence_sweeps (segment, written_at, swept_at) VALUES ($1, $2, now()) \
+             ON CONFLICT (segment) DO UPDATE SET written_at = EXCLUDED.written_at, \
+             swept_at = EXCLUDED.swept_at",
+        )
+        .bind(segment)
+        .bind(written_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 

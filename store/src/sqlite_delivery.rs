@@ -441,6 +441,22 @@ impl DeliveryOutbox for SqliteStore {
         Ok(renewed.rows_affected() == 1)
     }
 
+    async fn release_deliveries(&self, worker: &str, ids: &[DeliveryId]) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE deliveries SET state = 'queued', worker = NULL, lease_until = NULL, \
+                 attempts = max(attempts - 1, 0) WHERE id = ? AND worker = ? AND state = 'sending'",
+            )
+            .bind(id.0)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn claim_unconfirmed(
         &self,
         channel: DeliveryChannel,

@@ -2,6 +2,7 @@
 //! IMMEDIATE` transaction a pass, so the one writer finds, purges (or destroys) and
 //! audits each case without anyone acting between.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -263,6 +264,43 @@ impl CaseFileDestruction for SqliteStore {
         retry_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         mark_erasures(&self.writer, erasures, ErasureMark::RetryAt, retry_at).await
+    }
+
+    async fn swept_segments(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        sqlx::query("SELECT segment, written_at FROM evidence_sweeps")
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("segment")?,
+                    decode::millis(row.try_get("written_at")?)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn sweep_segment(
+        &self,
+        segment: &str,
+        written_at: DateTime<Utc>,
+        frames: &[EvidenceRef],
+    ) -> Result<(), StoreError> {
+        let rows: Vec<_> = frames.iter().map(|e| (&e.sha256, &e.location)).collect();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        crate::sqlite_recognition::record_unkept(&mut tx, &rows).await?;
+        sqlx::query(
+            "INSERT INTO evidence_sweeps (segment, written_at, swept_at) VALUES (?, ?, ?) \
+             ON CONFLICT (segment) DO UPDATE SET written_at = excluded.written_at, \
+             swept_at = excluded.swept_at",
+        )
+        .bind(segment)
+        .bind(ms(written_at))
+        .bind(ms(now_millis()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 

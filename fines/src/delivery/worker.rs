@@ -275,6 +275,11 @@ impl DeliveryWorker {
                         .await?
                     {
                         warn!(worker = %self.config.worker, delivery_id = %job.id, "delivery not sent: its lease ran out before its turn");
+                        // Untried: the claim does not count (unless another worker
+                        // holds the row now).
+                        store
+                            .release_deliveries(&self.config.worker, &[job.id])
+                            .await?;
                         report.lease_lost += 1;
                         continue;
                     }
@@ -301,7 +306,8 @@ impl DeliveryWorker {
         let max = self.config.max_attempts;
         (job.attempt > max).then(|| AttemptOutcome::Failed {
             error: format!(
-                "given up after {max} attempts; the last ended with no outcome (its worker stopped or failed before recording one)"
+                "given up: claim {} is past the {max} attempts allowed (a claim before it ended with no outcome recorded, its worker stopped mid-send, or the limit was lowered)",
+                job.attempt
             ),
             retry_after: None,
         })
@@ -642,10 +648,12 @@ impl DeliveryWorker {
         };
         let count = u32::try_from(batch.letters.len()).unwrap_or(u32::MAX);
         let recorded = store.record_print_batch(worker, &batch).await;
-        if let Err(e) = &recorded {
+        if !matches!(recorded, Ok(PrintBatchWrite::Recorded(_))) {
             // A later pass merges a new PDF; this one, every addressee's name and
             // address, would otherwise lie in its segment, named by no row.
-            error!(worker = %worker, letters = count, error = %e, "print batch not recorded");
+            if let Err(e) = &recorded {
+                error!(worker = %worker, letters = count, error = %e, "print batch not recorded");
+            }
             if let Err(queue_err) = store.queue_unkept(std::slice::from_ref(&batch.pdf)).await {
                 error!(
                     sha256 = %hex::encode(batch.pdf.sha256),
@@ -664,6 +672,9 @@ impl DeliveryWorker {
             }
             PrintBatchWrite::LeaseLost => {
                 warn!(worker = %worker, letters = count, "print batch not recorded: a letter's lease was lost");
+                // The letters still held go back untried, their claims not counted.
+                let ids: Vec<DeliveryId> = batch.letters.iter().map(|(id, _)| *id).collect();
+                store.release_deliveries(worker, &ids).await?;
                 report.lease_lost += count;
             }
         }

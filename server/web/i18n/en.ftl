@@ -271,6 +271,7 @@ printed-refused = The batch was not marked printed:
 print-batches-empty = No batches wait for printing.
 undeliverable = Resolutions no delivery reached
 undeliverable-empty = Every resolution is delivered or on its way.
+undeliverable-more = Only the first { $n } are shown: the API lists the rest (GET /api/v1/cases?undeliverable=true).
 case-file = Case file
 officer-violation = A violation seen by an officer
 violation-kind = Violation

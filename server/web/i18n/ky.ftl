@@ -271,6 +271,7 @@ printed-refused = Топтом басылды деп белгиленген жо
 print-batches-empty = Басып чыгарууну күткөн топтом жок.
 undeliverable = Жеткирилбей калган токтомдор
 undeliverable-empty = Бардык токтомдор жеткирилди же жолдо.
+undeliverable-more = Биринчи { $n } гана көрсөтүлдү: калганы API аркылуу (GET /api/v1/cases?undeliverable=true).
 case-file = Иштин материалдары
 officer-violation = Инспектор аныктаган укук бузуу
 violation-kind = Укук бузуу

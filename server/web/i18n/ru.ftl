@@ -271,6 +271,7 @@ printed-refused = Пакет не отмечен напечатанным:
 print-batches-empty = Нет пакетов, ожидающих печати.
 undeliverable = Постановления, которые не удалось доставить
 undeliverable-empty = Все постановления доставлены или в пути.
+undeliverable-more = Показаны только первые { $n }: остальные в API (GET /api/v1/cases?undeliverable=true).
 case-file = Материалы дела
 officer-violation = Нарушение, выявленное инспектором
 violation-kind = Нарушение

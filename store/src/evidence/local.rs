@@ -1,14 +1,17 @@
 //! Segments as files in a folder, one `fdatasync` per batch.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufReader, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use tracing::{info, warn};
 
-use super::{SegmentStorage, DEFAULT_SEGMENT_LIMIT, SEGMENT_PREFIX, SEGMENT_SUFFIX};
+use super::{
+    FrameLocation, SegmentInfo, SegmentStorage, DEFAULT_SEGMENT_LIMIT, SEGMENT_PREFIX,
+    SEGMENT_SUFFIX,
+};
 use crate::StoreError;
 
 /// Segment files in one folder, which several writers may share.
@@ -164,5 +167,35 @@ impl SegmentStorage for LocalSegments {
         }
         file.sync_data()?;
         Ok(())
+    }
+
+    fn segments(&self) -> Result<Vec<SegmentInfo>, StoreError> {
+        let mut segments = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if !super::is_segment_name(&name) {
+                continue;
+            }
+            let modified = entry.metadata()?.modified()?;
+            let seconds = modified
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let written_at = i64::try_from(seconds)
+                .ok()
+                .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+                .ok_or_else(|| io::Error::other(format!("segment {name}: modification time")))?;
+            segments.push(SegmentInfo { name, written_at });
+        }
+        segments.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(segments)
+    }
+
+    fn frames(&self, segment: &str) -> Result<Vec<(FrameLocation, [u8; 32])>, StoreError> {
+        let file = File::open(self.dir.join(segment))?;
+        let size = file.metadata()?.len();
+        super::frames_in(BufReader::with_capacity(64 * 1024, file), size, segment)
     }
 }

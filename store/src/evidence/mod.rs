@@ -20,7 +20,7 @@ mod local;
 mod s3;
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -67,6 +67,55 @@ pub trait SegmentStorage: Send + Sync {
     /// `start` by `bytes`, durably, leaving every other byte as it was; an error where
     /// the segment ends before them.
     fn overwrite(&self, segment: &str, writes: &[(u64, Vec<u8>)]) -> Result<(), StoreError>;
+
+    /// Every segment here, whoever wrote it, with when it was last written.
+    fn segments(&self) -> Result<Vec<SegmentInfo>, StoreError>;
+
+    /// The frames `segment` holds (location and the SHA-256 its record names), from
+    /// the records' headers: erased records are left out, and the walk stops at a torn
+    /// tail.
+    fn frames(&self, segment: &str) -> Result<Vec<(FrameLocation, [u8; 32])>, StoreError>;
+}
+
+/// A segment and its last write (an append or an overwrite), to the second.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub name: String,
+    pub written_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The frames of the segment `segment` read from `reader` (its `size` bytes), as
+/// [`SegmentStorage::frames`] gives them: only the headers are read.
+fn frames_in(
+    mut reader: impl Read + Seek,
+    size: u64,
+    segment: &str,
+) -> Result<Vec<(FrameLocation, [u8; 32])>, StoreError> {
+    let mut frames = Vec::new();
+    let mut position = 0u64;
+    while position + RECORD_HEADER_LEN <= size {
+        let mut raw = [0u8; RECORD_HEADER_LEN as usize];
+        reader.read_exact(&mut raw)?;
+        let len = u32::from_le_bytes(raw[4..8].try_into().expect("four bytes"));
+        let end = position + RECORD_HEADER_LEN + u64::from(len);
+        let live = Header::parse(&raw);
+        if end > size || (live.is_none() && raw[..4] != ERASED_MAGIC) {
+            break;
+        }
+        if let Some(header) = live {
+            frames.push((
+                FrameLocation {
+                    segment: segment.to_owned(),
+                    offset: position + RECORD_HEADER_LEN,
+                    len,
+                },
+                header.sha256,
+            ));
+        }
+        reader.seek(SeekFrom::Start(end))?;
+        position = end;
+    }
+    Ok(frames)
 }
 
 /// Append-only frame storage. `append_batch` and `read` block: call them from
@@ -177,6 +226,18 @@ impl EvidenceStore {
             Some(h) if h.len == loc.len && h.sha256 == *sha256 && digest == *sha256 => Ok(bytes),
             _ => Err(corrupt()),
         }
+    }
+
+    /// Every segment, with its last write ([`SegmentStorage::segments`]).
+    pub fn segments(&self) -> Result<Vec<SegmentInfo>, StoreError> {
+        self.segments.segments()
+    }
+
+    /// The frames `segment` holds, from its records' headers
+    /// ([`SegmentStorage::frames`]).
+    pub fn frames(&self, segment: &str) -> Result<Vec<(FrameLocation, [u8; 32])>, StoreError> {
+        check_segment_name(segment)?;
+        self.segments.frames(segment)
     }
 
     /// Destroys the frames at `records` (location and SHA-256), all in `segment`: each
@@ -457,6 +518,41 @@ mod tests {
         let scan = scan_segment(dir.path(), &loc.segment).unwrap();
         assert_eq!(scan.frames.len(), 1);
         assert_eq!(scan.torn_at, Some(RECORD_HEADER_LEN + 5000));
+    }
+
+    #[test]
+    fn segments_list_their_live_frames_from_the_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EvidenceStore::open(dir.path(), "w1").unwrap();
+        let (a, b, c) = (frame(1, 3000), frame(2, 4000), frame(3, 10));
+        let locs = store.append_batch(&[&a, &b, &c]).unwrap();
+        store
+            .erase(&locs[1].segment, &[(locs[1].clone(), sha(&b))])
+            .unwrap();
+        // A torn tail: a record whose bytes never all arrived.
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(&locs[0].segment))
+            .unwrap();
+        file.write_all(&MAGIC).unwrap();
+        file.write_all(&100u32.to_le_bytes()).unwrap();
+        file.write_all(&[0u8; 50]).unwrap();
+        drop(file);
+        // Not a segment: never listed.
+        fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+
+        let segments = store.segments().unwrap();
+        assert_eq!(
+            segments.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            [locs[0].segment.as_str()]
+        );
+        let age = chrono::Utc::now() - segments[0].written_at;
+        assert!((0..5).contains(&age.num_seconds()), "{segments:?}");
+        assert_eq!(
+            store.frames(&locs[0].segment).unwrap(),
+            [(locs[0].clone(), sha(&a)), (locs[2].clone(), sha(&c))]
+        );
+        assert!(store.frames("../etc/passwd").is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
 
-use super::{SegmentStorage, SEGMENT_PREFIX, SEGMENT_SUFFIX};
+use super::{FrameLocation, SegmentInfo, SegmentStorage, SEGMENT_PREFIX, SEGMENT_SUFFIX};
 use crate::StoreError;
 
 /// SHA-256 of an empty body, the payload hash of a GET.
@@ -35,6 +35,8 @@ const MAX_OBJECT_BYTES: u64 = 4 << 30;
 /// Overwrites of one object found it changed since it was read, in a row, before the
 /// erasure fails (and is tried again on the next pass).
 const OVERWRITES_TRIED: u32 = 8;
+/// The largest listing page read (a thousand keys take about 300 KB).
+const MAX_LIST_BYTES: u64 = 16 << 20;
 
 /// An S3-compatible bucket for evidence (`[evidence_bucket]` in the settings). The
 /// secret key never comes from a settings file; `Debug` hides it.
@@ -198,6 +200,19 @@ impl S3Segments {
         payload_sha256: &str,
     ) -> (String, Vec<(String, String)>) {
         let path = uri_encode_path(&format!("/{}/{key}", self.bucket.bucket));
+        self.signed_on(method, &path, "", extra, payload_sha256)
+    }
+
+    /// [`S3Segments::signed`] for an encoded `path` and canonical `query` (names and
+    /// values encoded, sorted by name; empty for none).
+    fn signed_on(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        extra: &[(&str, String)],
+        payload_sha256: &str,
+    ) -> (String, Vec<(String, String)>) {
         let amz_date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
         let mut headers: Vec<(String, String)> = vec![
             ("host".into(), self.host.clone()),
@@ -209,7 +224,8 @@ impl S3Segments {
         let authorization = authorization(
             &Request {
                 method,
-                path: &path,
+                path,
+                query,
                 headers: &headers,
                 payload_sha256,
                 amz_date: &amz_date,
@@ -218,7 +234,52 @@ impl S3Segments {
         );
         headers.retain(|(name, _)| name != "host");
         headers.push(("authorization".into(), authorization));
-        (format!("{}{path}", self.base_url), headers)
+        let url = if query.is_empty() {
+            format!("{}{path}", self.base_url)
+        } else {
+            format!("{}{path}?{query}", self.base_url)
+        };
+        (url, headers)
+    }
+
+    /// One page of ListObjectsV2 under the prefix: the segments on it and the token of
+    /// the next page, if any.
+    fn list_page(
+        &self,
+        continuation: Option<&str>,
+    ) -> Result<(Vec<SegmentInfo>, Option<String>), StoreError> {
+        let mut params = vec![
+            ("list-type", "2".to_owned()),
+            ("prefix", self.bucket.prefix.clone()),
+        ];
+        if let Some(token) = continuation {
+            params.push(("continuation-token", token.to_owned()));
+        }
+        params.sort();
+        let query = params
+            .iter()
+            .map(|(name, value)| format!("{}={}", uri_encode(name), uri_encode(value)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let path = uri_encode_path(&format!("/{}", self.bucket.bucket));
+        let (url, headers) = self.signed_on("GET", &path, &query, &[], EMPTY_SHA256);
+        let mut request = self.agent.get(&url);
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        let what = format!("{}?list-type=2", self.bucket.prefix);
+        let mut response = request.call().map_err(|e| transport("GET", &what, e))?;
+        if response.status().as_u16() != 200 {
+            let status = response.status().as_u16();
+            return Err(refused("GET", &what, status, response.body_mut()));
+        }
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_LIST_BYTES)
+            .read_to_string()
+            .map_err(|e| transport("GET", &what, e))?;
+        parse_listing(&body, &self.bucket.prefix)
     }
 }
 
@@ -355,9 +416,34 @@ impl SegmentStorage for S3Segments {
             "evidence object `{key}` changed under {OVERWRITES_TRIED} overwrites in a row"
         ))))
     }
+
+    fn segments(&self) -> Result<Vec<SegmentInfo>, StoreError> {
+        self.all_segments()
+    }
+
+    /// The object is one batch: read whole.
+    fn frames(&self, segment: &str) -> Result<Vec<(FrameLocation, [u8; 32])>, StoreError> {
+        let (object, _) = self.whole(&self.key(segment))?;
+        let size = object.len() as u64;
+        super::frames_in(io::Cursor::new(object), size, segment)
+    }
 }
 
 impl S3Segments {
+    /// Every segment object under the prefix, page by page.
+    fn all_segments(&self) -> Result<Vec<SegmentInfo>, StoreError> {
+        let mut segments = Vec::new();
+        let mut continuation: Option<String> = None;
+        loop {
+            let (page, next) = self.list_page(continuation.as_deref())?;
+            segments.extend(page);
+            match next {
+                Some(token) if Some(&token) != continuation.as_ref() => continuation = Some(token),
+                _ => return Ok(segments),
+            }
+        }
+    }
+
     /// A whole object and its ETag.
     fn whole(&self, key: &str) -> Result<(Vec<u8>, String), StoreError> {
         let (url, headers) = self.signed("GET", key, &[], EMPTY_SHA256);
@@ -449,6 +535,8 @@ struct Request<'a> {
     method: &'a str,
     /// Already URI-encoded.
     path: &'a str,
+    /// The canonical query string: encoded, sorted by name; empty for none.
+    query: &'a str,
     /// Lower-case names, sorted, every one signed.
     headers: &'a [(String, String)],
     payload_sha256: &'a str,
@@ -456,8 +544,8 @@ struct Request<'a> {
     amz_date: &'a str,
 }
 
-/// The `Authorization` header of AWS Signature Version 4 for a request without a
-/// query string, as the S3 API reference defines it.
+/// The `Authorization` header of AWS Signature Version 4, as the S3 API reference
+/// defines it.
 fn authorization(request: &Request<'_>, bucket: &S3Bucket) -> String {
     let signed_headers = request
         .headers
@@ -471,8 +559,8 @@ fn authorization(request: &Request<'_>, bucket: &S3Bucket) -> String {
         .map(|(name, value)| format!("{name}:{}\n", value.trim()))
         .collect();
     let canonical_request = format!(
-        "{}\n{}\n\n{canonical_headers}\n{signed_headers}\n{}",
-        request.method, request.path, request.payload_sha256
+        "{}\n{}\n{}\n{canonical_headers}\n{signed_headers}\n{}",
+        request.method, request.path, request.query, request.payload_sha256
     );
     let date = &request.amz_date[..request.amz_date.len().min(8)];
     let scope = format!("{date}/{}/s3/aws4_request", bucket.region);
@@ -500,6 +588,55 @@ fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts every key length");
     mac.update(message);
     mac.finalize().into_bytes().to_vec()
+}
+
+/// Percent-encodes a query name or value as Signature Version 4 wants it: every byte
+/// but the unreserved ones.
+fn uri_encode(text: &str) -> String {
+    uri_encode_path(text).replace('/', "%2F")
+}
+
+/// The segments of a ListObjectsV2 answer (keys under `prefix` with a segment's name)
+/// and its continuation token where the listing is truncated. Segment names need no
+/// XML unescaping: their characters have none.
+fn parse_listing(
+    body: &str,
+    prefix: &str,
+) -> Result<(Vec<SegmentInfo>, Option<String>), StoreError> {
+    let element = |text: &'_ str, name: &str| -> Option<String> {
+        let open = format!("<{name}>");
+        let close = format!("</{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&close)? + start;
+        Some(text[start..end].to_owned())
+    };
+    let mut segments = Vec::new();
+    for contents in body.split("<Contents>").skip(1) {
+        let contents = contents.split("</Contents>").next().unwrap_or_default();
+        let Some(name) = element(contents, "Key")
+            .and_then(|key| key.strip_prefix(prefix).map(str::to_owned))
+            .filter(|name| super::is_segment_name(name))
+        else {
+            continue;
+        };
+        let written_at = element(contents, "LastModified")
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok())
+            .and_then(|at| chrono::DateTime::from_timestamp(at.timestamp(), 0))
+            .ok_or_else(|| {
+                StoreError::Io(io::Error::other(format!(
+                    "evidence bucket listed `{name}` without a readable LastModified"
+                )))
+            })?;
+        segments.push(SegmentInfo { name, written_at });
+    }
+    let truncated = element(body, "IsTruncated").is_some_and(|t| t == "true");
+    let next = element(body, "NextContinuationToken").filter(|_| truncated);
+    if truncated && next.is_none() {
+        return Err(StoreError::Io(io::Error::other(
+            "evidence bucket sent a truncated listing without a continuation token",
+        )));
+    }
+    Ok((segments, next))
 }
 
 /// Percent-encodes a path as Signature Version 4 wants it: every byte but the
@@ -536,8 +673,15 @@ mod tests {
         }
     }
 
-    /// Method, path, headers (sorted), payload hash, expected signature.
-    type Example<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    /// Method, path, canonical query, headers (sorted), payload hash, expected signature.
+    type Example<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        &'a str,
+        &'a str,
+    );
 
     /// The worked examples of the S3 API reference ("Signature Calculations for the
     /// Authorization Header: Transferring Payload in a Single Chunk").
@@ -545,10 +689,11 @@ mod tests {
     fn signatures_match_the_s3_reference_examples() {
         let put_body = b"Welcome to Amazon S3.";
         let put_sha = hex::encode(Sha256::digest(put_body));
-        let cases: [Example; 2] = [
+        let cases: [Example; 3] = [
             (
                 "GET",
                 "/test.txt",
+                "",
                 vec![
                     ("host", "examplebucket.s3.amazonaws.com"),
                     ("range", "bytes=0-9"),
@@ -561,6 +706,7 @@ mod tests {
             (
                 "PUT",
                 "/test$file.text",
+                "",
                 vec![
                     ("date", "Fri, 24 May 2013 00:00:00 GMT"),
                     ("host", "examplebucket.s3.amazonaws.com"),
@@ -571,8 +717,21 @@ mod tests {
                 &put_sha,
                 "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd",
             ),
+            // "GET Bucket (List Objects)": a query string, signed sorted and encoded.
+            (
+                "GET",
+                "/",
+                "max-keys=2&prefix=J",
+                vec![
+                    ("host", "examplebucket.s3.amazonaws.com"),
+                    ("x-amz-content-sha256", EMPTY_SHA256),
+                    ("x-amz-date", "20130524T000000Z"),
+                ],
+                EMPTY_SHA256,
+                "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7",
+            ),
         ];
-        for (method, path, headers, payload, signature) in cases {
+        for (method, path, query, headers, payload, signature) in cases {
             let headers: Vec<(String, String)> = headers
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -587,6 +746,7 @@ mod tests {
                 &Request {
                     method,
                     path: &path,
+                    query,
                     headers: &headers,
                     payload_sha256: payload,
                     amz_date: "20130524T000000Z",
@@ -605,6 +765,45 @@ mod tests {
             put_sha,
             "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072"
         );
+    }
+
+    #[test]
+    fn a_listing_gives_the_segments_under_the_prefix_and_the_next_page() {
+        let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name>
+<Prefix>city/</Prefix><KeyCount>3</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated>
+<Contents><Key>city/seg-ingest-0000000001.kzs</Key><LastModified>2026-12-01T10:20:30.456Z</LastModified><ETag>"x"</ETag><Size>10</Size></Contents>
+<Contents><Key>city/notes.txt</Key><LastModified>2026-12-01T10:20:30.000Z</LastModified></Contents>
+<Contents><Key>city/seg-fines-0000000002.kzs</Key><LastModified>2026-12-02T00:00:00Z</LastModified></Contents>
+<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken></ListBucketResult>"#;
+        let (segments, next) = parse_listing(body, "city/").unwrap();
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        assert_eq!(
+            segments,
+            [
+                SegmentInfo {
+                    name: "seg-ingest-0000000001.kzs".into(),
+                    written_at: at("2026-12-01T10:20:30Z"),
+                },
+                SegmentInfo {
+                    name: "seg-fines-0000000002.kzs".into(),
+                    written_at: at("2026-12-02T00:00:00Z"),
+                },
+            ]
+        );
+        assert_eq!(
+            next.as_deref(),
+            Some("1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=")
+        );
+        assert_eq!(
+            uri_encode("1ueG/X+Y="),
+            "1ueG%2FX%2BY%3D",
+            "a token is signed encoded"
+        );
+        let last = body.replace("<IsTruncated>true", "<IsTruncated>false");
+        assert_eq!(parse_listing(&last, "city/").unwrap().1, None);
+        let broken = body.replace("<NextContinuationToken>", "<Other>");
+        assert!(parse_listing(&broken, "city/").is_err());
     }
 
     /// A store that answers every request with `status` and `body`; counts them.
