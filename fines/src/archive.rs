@@ -21,7 +21,7 @@ use kozomol_store::{
     StoreError,
 };
 use serde::Serialize;
-use tracing::error;
+use tracing::{error, info};
 
 /// Erased records overwritten per pass, at most.
 const OVERWRITES_PER_PASS: u32 = 2_000;
@@ -81,18 +81,31 @@ pub async fn destroy_case_files(
     limit: u32,
     actor: &str,
 ) -> Result<ArchivePass, StoreError> {
-    let holder = format!("{actor}:{}", uuid::Uuid::now_v7().simple());
-    if !store.claim_archive(&holder, LEASE).await? {
-        return Ok(ArchivePass {
+    let work = under_lease(store, evidence, quiet_before, limit, actor);
+    Ok(with_archive_lease(store, actor, work)
+        .await?
+        .unwrap_or(ArchivePass {
             busy: true,
             ..ArchivePass::default()
-        });
+        }))
+}
+
+/// Runs `work` holding the archive lease, under `actor` and an id of the run's own;
+/// `None` (nothing run) while another process holds it.
+async fn with_archive_lease<T>(
+    store: &dyn Store,
+    actor: &str,
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<Option<T>, StoreError> {
+    let holder = format!("{actor}:{}", uuid::Uuid::now_v7().simple());
+    if !store.claim_archive(&holder, LEASE).await? {
+        return Ok(None);
     }
-    let pass = under_lease(store, evidence, quiet_before, limit, actor).await;
+    let done = work.await;
     let released = store.release_archive(&holder).await;
-    let pass = pass?;
+    let done = done?;
     released?;
-    Ok(pass)
+    Ok(Some(done))
 }
 
 async fn under_lease(
@@ -164,46 +177,66 @@ async fn under_lease(
     })
 }
 
-/// Segments read per sweep, at most: what is left waits for the next.
-const SEGMENTS_PER_SWEEP: usize = 200;
 /// A sweep reads no further segment after this long.
 const SWEEPING_FOR: Duration = Duration::from_secs(20 * 60);
 
 /// What one sweep did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SweepPass {
+    /// Another process held the archive lease: this sweep did nothing.
+    pub busy: bool,
     /// Segments read and recorded swept.
     pub segments: usize,
-    /// Frames those segments hold (named by a row or not).
+    /// The whole frames those segments hold (named by a row or not).
     pub frames: usize,
+    /// Records whose bytes do not match their header's hash: never queued, logged.
+    pub corrupt: usize,
+    /// Segments written while they were read: read again next time.
+    pub changed: usize,
     /// Segments that could not be read; each is logged and read again next time.
     pub failures: usize,
 }
 
-/// Sweeps the evidence for bytes no row names: each segment last written before
-/// `written_before` and not swept since its last write is read (its records'
-/// headers), and its frames are given to the store as bytes stored and not kept
+/// Sweeps the evidence for bytes no row names, under the archive lease (one process
+/// at a time): each segment last written before `written_before` and not swept since
+/// its last write is read whole, every record re-hashed, and its whole frames are given
+/// to the store as bytes stored and not kept
 /// ([`kozomol_store::CaseFileDestruction::sweep_segment`]): those no row names are
-/// queued and overwritten by the next archive pass. This closes what failures leave
-/// behind: an append whose sync failed after its records were written, an S3 PUT
-/// stored whose answer was lost, a queueing that failed. `written_before` must lie far
-/// enough back that no append before it still waits for its row (a day at least):
-/// bytes whose row comes later would be overwritten.
+/// queued and overwritten by the next archive pass. A record whose bytes do not match
+/// its hash is never queued. A segment written while it was read (a quiet writer's
+/// open segment taking a batch) is left for the next sweep, so nothing appended after
+/// the listing is ever taken. This closes what failures leave behind: an append whose
+/// sync failed after its records were written, an S3 PUT stored whose answer was lost,
+/// a queueing that failed. Bytes whose row was committed later than `written_before`,
+/// or lost (a database restored from an old backup, or one that is not this evidence's),
+/// would be overwritten: the sweep is an operator's choice (docs/operations.md).
 pub async fn sweep_unnamed_evidence(
+    store: &dyn Store,
+    evidence: &Arc<EvidenceStore>,
+    written_before: DateTime<Utc>,
+    actor: &str,
+) -> Result<SweepPass, StoreError> {
+    let work = sweep_under_lease(store, evidence, written_before);
+    Ok(with_archive_lease(store, actor, work)
+        .await?
+        .unwrap_or(SweepPass {
+            busy: true,
+            ..SweepPass::default()
+        }))
+}
+
+async fn sweep_under_lease(
     store: &dyn Store,
     evidence: &Arc<EvidenceStore>,
     written_before: DateTime<Utc>,
 ) -> Result<SweepPass, StoreError> {
     let listed = Arc::clone(evidence);
-    let segments = tokio::task::spawn_blocking(move || listed.segments())
-        .await
-        .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))??;
+    let segments = blocking(move || listed.segments()).await?;
     let swept = store.swept_segments().await?;
     let due: Vec<SegmentInfo> = segments
         .into_iter()
         .filter(|s| s.written_at < written_before)
         .filter(|s| swept.get(&s.name).is_none_or(|at| *at < s.written_at))
-        .take(SEGMENTS_PER_SWEEP)
         .collect();
     let started = std::time::Instant::now();
     let mut pass = SweepPass::default();
@@ -213,20 +246,35 @@ pub async fn sweep_unnamed_evidence(
         }
         let reader = Arc::clone(evidence);
         let name = segment.name.clone();
-        let read = tokio::task::spawn_blocking(move || reader.frames(&name))
-            .await
-            .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
-        let frames: Vec<EvidenceRef> = match read {
-            Ok(frames) => frames
-                .into_iter()
-                .map(|(location, sha256)| EvidenceRef { sha256, location })
-                .collect(),
+        // The scan, then the segment's last write again: unchanged, so every record
+        // read was there when it was listed, older than `written_before`.
+        let read = blocking(move || {
+            let scan = reader.scan(&name)?;
+            Ok((scan, reader.written_at(&name)?))
+        })
+        .await;
+        let scan = match read {
+            Ok((scan, written_at)) if written_at == segment.written_at => scan,
+            Ok(_) => {
+                info!(segment = %segment.name, "evidence segment written while swept; read again next time");
+                pass.changed += 1;
+                continue;
+            }
             Err(e) => {
                 error!(segment = %segment.name, error = %e, "evidence segment not swept; read again next time");
                 pass.failures += 1;
                 continue;
             }
         };
+        if !scan.corrupt.is_empty() {
+            error!(segment = %segment.name, records = scan.corrupt.len(), first_offset = scan.corrupt[0].offset, "evidence records whose bytes do not match their hash; left as they are");
+            pass.corrupt += scan.corrupt.len();
+        }
+        let frames: Vec<EvidenceRef> = scan
+            .frames
+            .into_iter()
+            .map(|(location, sha256)| EvidenceRef { sha256, location })
+            .collect();
         store
             .sweep_segment(&segment.name, segment.written_at, &frames)
             .await?;
@@ -234,6 +282,15 @@ pub async fn sweep_unnamed_evidence(
         pass.frames += frames.len();
     }
     Ok(pass)
+}
+
+/// Blocking evidence work, off the async executor.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?
 }
 
 #[cfg(test)]

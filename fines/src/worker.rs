@@ -86,7 +86,7 @@ pub struct ArchiveSchedule {
     pub batch: u32,
     pub evidence: Arc<EvidenceStore>,
     /// How long a segment stays unwritten before it is swept for bytes no row names
-    /// (`archive::sweep_unnamed_evidence`); none: no sweep.
+    /// (`archive::sweep_unnamed_evidence`); none (the default): no sweep.
     pub sweep_after: Option<chrono::Duration>,
 }
 
@@ -200,15 +200,20 @@ pub async fn run(
     if let Some(schedule) = worker.archive {
         let every = schedule.every;
         if let Some(after) = schedule.sweep_after {
-            let evidence = Arc::clone(&schedule.evidence);
+            let (evidence, actor) = (Arc::clone(&schedule.evidence), schedule.actor.clone());
             let metrics = Arc::clone(&stages.metrics);
             stages.spawn("evidence_sweep", every, move |store| {
-                let (evidence, metrics) = (Arc::clone(&evidence), Arc::clone(&metrics));
+                let (evidence, metrics, actor) =
+                    (Arc::clone(&evidence), Arc::clone(&metrics), actor.clone());
                 async move {
-                    let pass =
-                        sweep_unnamed_evidence(store.as_ref(), &evidence, Utc::now() - after)
-                            .await
-                            .map_err(|e| e.to_string())?;
+                    let pass = sweep_unnamed_evidence(
+                        store.as_ref(),
+                        &evidence,
+                        Utc::now() - after,
+                        &actor,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
                     if pass.segments > 0 {
                         info!(
                             segments = pass.segments,

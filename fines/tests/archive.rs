@@ -170,24 +170,34 @@ async fn bytes_no_row_names_are_swept_and_overwritten(backend: Backend) {
         .await
         .expect("case")[0];
     let orphan = noise_jpeg(48, 24, 9);
+    let damaged = noise_jpeg(40, 20, 10);
     let stray = evidence
-        .append_batch(&[&orphan, &overview])
+        .append_batch(&[&orphan, &overview, &damaged])
         .expect("appended");
+    // A byte of the last one flipped on disk: its header's hash no longer fits it.
+    let path = db.dir.path().join("evidence").join(&stray[2].segment);
+    let mut bytes = std::fs::read(&path).expect("segment");
+    let at = usize::try_from(stray[2].offset).expect("offset") + 5;
+    bytes[at] ^= 0xff;
+    std::fs::write(&path, bytes).expect("segment written");
     let orphan_sha: [u8; 32] = Sha256::digest(&orphan).into();
     let overview_sha: [u8; 32] = Sha256::digest(&overview).into();
 
     // A segment written within the grace is left alone.
-    let early = sweep_unnamed_evidence(store, &evidence, Utc::now() - Duration::days(1))
+    let early = sweep_unnamed_evidence(store, &evidence, Utc::now() - Duration::days(1), "archive")
         .await
         .expect("sweep");
     assert_eq!(early, SweepPass::default());
     let later = Utc::now() + Duration::minutes(1);
-    let swept = sweep_unnamed_evidence(store, &evidence, later)
+    let swept = sweep_unnamed_evidence(store, &evidence, later, "archive")
         .await
         .expect("sweep");
-    assert_eq!((swept.segments, swept.frames, swept.failures), (1, 4, 0));
+    assert_eq!(
+        (swept.segments, swept.frames, swept.corrupt, swept.failures),
+        (1, 4, 1, 0)
+    );
     // Swept as of its last write: not read again until it changes.
-    let again = sweep_unnamed_evidence(store, &evidence, later)
+    let again = sweep_unnamed_evidence(store, &evidence, later, "archive")
         .await
         .expect("sweep");
     assert_eq!(again, SweepPass::default());
@@ -204,6 +214,12 @@ async fn bytes_no_row_names_are_swept_and_overwritten(backend: Backend) {
         evidence.read(&stray[1], &overview_sha).is_ok(),
         "a kept blob's copy stays"
     );
+    // A damaged record is never queued: a person must look at it.
+    let damaged_sha: [u8; 32] = Sha256::digest(&damaged).into();
+    assert!(matches!(
+        evidence.read(&stray[2], &damaged_sha),
+        Err(StoreError::EvidenceCorrupt { .. })
+    ));
     assert_eq!(
         readable(&evidence, &frames(store, case).await),
         [true, true]

@@ -1,5 +1,6 @@
 //! Accounts and access: argon2id passwords, bearer tokens and browser sessions (both
-//! stored only as SHA-256) with their anti-forgery tokens, a limit on failed logins,
+//! stored only as SHA-256) with their anti-forgery tokens, the limits on failed logins
+//! and on portal requests,
 //! and the demo accounts `kozomol serve --demo` creates.
 
 use std::collections::{HashMap, VecDeque};
@@ -192,9 +193,11 @@ pub fn random_password() -> String {
         .collect()
 }
 
-/// Counts attempts per key (a login name's failed logins, an address's fine lookups)
-/// in a sliding window and refuses more than `max_attempts` within it. In memory:
-/// each API process limits on its own.
+/// Counts attempts per key (an address's portal requests) in a sliding window and
+/// refuses more than `max_attempts` within it. In memory: each API process limits on
+/// its own, which is right for a flood guard on the hot path; budgets that guard a
+/// secret (failed logins per login, lookups per plate) are the database's
+/// (`kozomol_store::Allowance`), shared by every replica.
 pub struct AttemptLimiter {
     max_attempts: usize,
     window: Duration,
@@ -213,36 +216,9 @@ impl AttemptLimiter {
         }
     }
 
-    /// Five failed logins a minute per login name.
-    pub fn for_logins() -> Self {
-        AttemptLimiter::new(5, Duration::from_secs(60))
-    }
-
-    /// `Err(wait)` while `key` has used up its attempts in the window; a limit of 0
-    /// refuses nothing.
-    pub fn check(&self, key: &str) -> Result<(), Duration> {
-        if self.max_attempts == 0 {
-            return Ok(());
-        }
-        let mut attempts = self.lock();
-        match attempts.get_mut(key) {
-            Some(times) => self.left(times, Instant::now()),
-            None => Ok(()),
-        }
-    }
-
-    pub fn record(&self, key: &str) {
-        if self.max_attempts == 0 {
-            return;
-        }
-        let now = Instant::now();
-        let mut attempts = self.lock();
-        self.push(&mut attempts, key, now);
-    }
-
-    /// Takes one of `key`'s attempts if any is left in the window, else `Err(wait)`:
-    /// the check and the count under one lock, so requests arriving together cannot
-    /// all pass on the last attempt left.
+    /// Takes one of `key`'s attempts if any is left in the window, else `Err(wait)`
+    /// (a limit of 0 refuses nothing): the check and the count under one lock, so
+    /// requests arriving together cannot all pass on the last attempt left.
     pub fn try_acquire(&self, key: &str) -> Result<(), Duration> {
         if self.max_attempts == 0 {
             return Ok(());
@@ -290,11 +266,13 @@ impl AttemptLimiter {
             times.pop_front();
         }
     }
-
-    pub fn clear(&self, key: &str) {
-        self.lock().remove(key);
-    }
 }
+
+/// Five failed logins a minute per login name, shared by every API process.
+pub const LOGIN_ALLOWANCE: kozomol_store::Allowance = kozomol_store::Allowance {
+    max: 5,
+    window: Duration::from_secs(60),
+};
 
 /// One demo account's credentials.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -598,26 +576,27 @@ mod tests {
     }
 
     #[test]
-    fn limiter_refuses_after_five_attempts_per_login() {
+    fn limiter_refuses_after_five_attempts_per_address() {
         let limiter = AttemptLimiter::new(5, Duration::from_secs(60));
         for _ in 0..5 {
-            assert!(limiter.check("alice").is_ok());
-            limiter.record("alice");
+            assert!(limiter.try_acquire("198.51.100.7").is_ok());
         }
-        let wait = limiter.check("alice").expect_err("sixth attempt refused");
+        let wait = limiter
+            .try_acquire("198.51.100.7")
+            .expect_err("sixth attempt refused");
         assert!(wait <= Duration::from_secs(60) && wait > Duration::from_secs(50));
-        assert!(limiter.check("bob").is_ok(), "other logins unaffected");
-        limiter.clear("alice");
-        assert!(limiter.check("alice").is_ok());
+        assert!(
+            limiter.try_acquire("198.51.100.8").is_ok(),
+            "other addresses unaffected"
+        );
     }
 
     #[test]
     fn a_limit_of_zero_refuses_nothing() {
         let limiter = AttemptLimiter::new(0, Duration::from_secs(60));
         for _ in 0..100 {
-            limiter.record("load generator");
+            assert!(limiter.try_acquire("load generator").is_ok());
         }
-        assert!(limiter.check("load generator").is_ok());
     }
 
     #[test]
@@ -647,10 +626,10 @@ mod tests {
     #[test]
     fn limiter_forgets_old_attempts() {
         let limiter = AttemptLimiter::new(2, Duration::from_millis(30));
-        limiter.record("carol");
-        limiter.record("carol");
-        assert!(limiter.check("carol").is_err());
+        assert!(limiter.try_acquire("carol").is_ok());
+        assert!(limiter.try_acquire("carol").is_ok());
+        assert!(limiter.try_acquire("carol").is_err());
         std::thread::sleep(Duration::from_millis(40));
-        assert!(limiter.check("carol").is_ok());
+        assert!(limiter.try_acquire("carol").is_ok());
     }
 }

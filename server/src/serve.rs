@@ -38,10 +38,6 @@ use crate::settings::{PaymentProvider, Settings};
 
 /// The demo's card acquirer's id among the payment providers.
 const DEMO_CARD_PROVIDER: &str = "demo-card";
-/// A segment unwritten this long is swept for bytes no row names: far longer than any
-/// append waits for its row (a stage's work is recorded within its lease, ingest's
-/// batch as soon as the database takes it).
-const EVIDENCE_SWEEP_AFTER_DAYS: i64 = 7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -697,7 +693,7 @@ fn fines_worker(
             every: Duration::from_secs(60 * 60),
             batch: 200,
             evidence: Arc::clone(&evidence),
-            sweep_after: Some(chrono::Duration::days(EVIDENCE_SWEEP_AFTER_DAYS)),
+            sweep_after: settings.retention.sweep_evidence_after(),
         }),
         idle_poll: Duration::from_millis(f.idle_poll_ms),
         error_backoff: Duration::from_secs(2),

@@ -98,7 +98,15 @@ pub struct RetentionSettings {
     /// signed PDF, appeal files) is destroyed; more than `personal_data_days`. None
     /// (the default): case files are kept. `purge = false` stops this too.
     pub case_file_days: Option<u32>,
+    /// Days an evidence segment stays unwritten before the fines workers sweep it for
+    /// bytes no row names (queued and overwritten); at least `MIN_EVIDENCE_SWEEP_DAYS`.
+    /// None (the default): no sweep. Only for a database that is this evidence's own
+    /// and whole (docs/operations.md); `purge = false` stops this too.
+    pub evidence_sweep_days: Option<u32>,
 }
+
+/// A week: far longer than any write waits for its row.
+pub const MIN_EVIDENCE_SWEEP_DAYS: u32 = 7;
 
 /// Two years: a repeat offence looks back a year from its own issuing, which may come
 /// months after its capture, for the earlier offender's identity; nothing shorter is
@@ -116,6 +124,12 @@ impl RetentionSettings {
         self.case_file_days
             .map(|days| chrono::Duration::days(i64::from(days)))
     }
+
+    /// How long a segment stays unwritten before it is swept; None: no sweep.
+    pub fn sweep_evidence_after(&self) -> Option<chrono::Duration> {
+        self.evidence_sweep_days
+            .map(|days| chrono::Duration::days(i64::from(days)))
+    }
 }
 
 impl Default for RetentionSettings {
@@ -126,6 +140,7 @@ impl Default for RetentionSettings {
             personal_data_days: 3 * 365,
             purge: true,
             case_file_days: None,
+            evidence_sweep_days: None,
         }
     }
 }
@@ -813,6 +828,15 @@ impl Settings {
                 self.retention.personal_data_days
             ));
         }
+        if let Some(days) = self
+            .retention
+            .evidence_sweep_days
+            .filter(|&days| days < MIN_EVIDENCE_SWEEP_DAYS)
+        {
+            problems.push(format!(
+                "retention.evidence_sweep_days {days} is below {MIN_EVIDENCE_SWEEP_DAYS}: a segment written more recently may hold bytes whose row is still to come"
+            ));
+        }
         if let Err(found) = self.http.proxies() {
             problems.extend(found);
         }
@@ -1081,6 +1105,7 @@ mod tests {
             (1095, true, None)
         );
         assert_eq!(defaults.keep_case_file(), None);
+        assert_eq!(defaults.sweep_evidence_after(), None);
         for (text, days, case_file, refused) in [
             ("[retention]\npersonal_data_days = 1825\n", 1825, None, None),
             (
@@ -1107,6 +1132,13 @@ mod tests {
                 Some(1095),
                 Some("retention.case_file_days"),
             ),
+            (
+                "[retention]\nevidence_sweep_days = 6\n",
+                1095,
+                None,
+                Some("retention.evidence_sweep_days"),
+            ),
+            ("[retention]\nevidence_sweep_days = 7\n", 1095, None, None),
         ] {
             std::fs::write(&file, text).expect("write");
             let settings = Settings::load(Some(&file), |_| None).expect(text);

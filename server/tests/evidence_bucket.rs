@@ -159,10 +159,14 @@ fn an_erased_frame_is_overwritten_in_its_object() {
     assert_eq!(names, want);
     let age = chrono::Utc::now() - listed[0].written_at;
     assert!((-60..600).contains(&age.num_seconds()), "{listed:?}");
+    let first = listed.iter().find(|s| s.name == segment).expect("listed");
     assert_eq!(
-        archive.frames(&segment).expect("read"),
-        [record(0), record(2)]
+        archive.written_at(&segment).expect("head"),
+        first.written_at
     );
+    let scan = archive.scan(&segment).expect("read");
+    assert_eq!(scan.frames, [record(0), record(2)]);
+    assert_eq!(scan.erased, [locs[1].clone()]);
 }
 
 /// Listing pages: more segment objects than one page holds are all listed (moto

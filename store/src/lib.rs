@@ -79,7 +79,7 @@ pub use accidents::{
     AccidentState, AccidentSummary, AccidentVehicle, Injury, NewAccident, NewAccidentFile,
     NewOfficerViolation, OfficerFiled, ParticipantRole,
 };
-pub use accounts::{ACCOUNT_CREATED, OFFICER_REGISTERED};
+pub use accounts::{Allowance, ACCOUNT_CREATED, OFFICER_REGISTERED};
 pub use appeals::{
     AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest,
     BulkVoidResult, DeadlineWrite, DueClock, NewAppeal, NewAttachment, RefundOutcome,
@@ -229,6 +229,16 @@ pub trait AuditTrail: Send + Sync {
 /// Accounts, roles and API tokens (only token hashes are stored).
 #[async_trait]
 pub trait AccountStore: Send + Sync {
+    /// Takes one attempt from `key`'s budget, which every process on this database
+    /// shares; `Ok(Err(wait))` when none is left (nothing is taken then). Keys are kept
+    /// hashed; budgets full again are dropped as others are taken.
+    async fn take_allowance(
+        &self,
+        key: &str,
+        allowance: Allowance,
+    ) -> Result<Result<(), Duration>, StoreError>;
+    /// Gives `key` its whole budget back (a login that succeeded).
+    async fn reset_allowance(&self, key: &str) -> Result<(), StoreError>;
     /// Makes an account, audited (`account.created`, with its register entry if any);
     /// `Conflict` when the login or the badge is taken.
     async fn create_account(&self, account: &NewAccount) -> Result<AccountId, StoreError>;
@@ -508,8 +518,8 @@ pub trait DeliveryOutbox: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     /// Gives back deliveries `worker` claimed for sending and never tried (a lease that
-    /// ran out before their turn, a print batch not recorded): queued again, due at
-    /// once, their claim not counted as an attempt. Rows another worker holds now are
+    /// ran out before their turn): queued again, due at once, their claim not counted
+    /// as an attempt. Rows another worker holds now are
     /// left as they are.
     async fn release_deliveries(&self, worker: &str, ids: &[DeliveryId]) -> Result<(), StoreError>;
 

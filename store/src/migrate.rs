@@ -173,6 +173,11 @@ const SQLITE: &[Migration] = &[
         name: "evidence_sweeps",
         sql: include_str!("../migrations/sqlite/0031_evidence_sweeps.sql"),
     },
+    Migration {
+        version: 32,
+        name: "allowances",
+        sql: include_str!("../migrations/sqlite/0032_allowances.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -330,6 +335,11 @@ const POSTGRES: &[Migration] = &[
         version: 31,
         name: "evidence_sweeps",
         sql: include_str!("../migrations/postgres/0031_evidence_sweeps.sql"),
+    },
+    Migration {
+        version: 32,
+        name: "allowances",
+        sql: include_str!("../migrations/postgres/0032_allowances.sql"),
     },
 ];
 

@@ -21,11 +21,12 @@ use crate::checks;
 use crate::error::{corrupt, db_error};
 use crate::postgres_recognition::insert_audit;
 use crate::{
-    decode, Account, AccountId, AccountStore, AuditEntry, AuditSeal, AuditTrail, Backend, Backlog,
-    CameraRecord, CameraRegister, CameraRegistration, CameraStatusUpdate, CaseFrame, CaseQuery,
-    CaseRecord, CaseStore, CaseSummary, CaseWrite, DeadLetter, DeadLetterStore, FrameLocation,
-    HourlyCount, NewAccount, NewAuditEntry, NewCase, NewDeadLetter, OfficerIdentity, Store,
-    StoreError, WorkSummary, ACCOUNT_CREATED, DEAD_LETTER_RAW_LIMIT, OFFICER_REGISTERED,
+    decode, Account, AccountId, AccountStore, Allowance, AuditEntry, AuditSeal, AuditTrail,
+    Backend, Backlog, CameraRecord, CameraRegister, CameraRegistration, CameraStatusUpdate,
+    CaseFrame, CaseQuery, CaseRecord, CaseStore, CaseSummary, CaseWrite, DeadLetter,
+    DeadLetterStore, FrameLocation, HourlyCount, NewAccount, NewAuditEntry, NewCase, NewDeadLetter,
+    OfficerIdentity, Store, StoreError, WorkSummary, ACCOUNT_CREATED, DEAD_LETTER_RAW_LIMIT,
+    OFFICER_REGISTERED,
 };
 
 /// The wire protocol counts bind parameters in 16 bits.
@@ -985,6 +986,60 @@ fn account_from_row(row: &PgRow) -> Result<Account, StoreError> {
 
 #[async_trait]
 impl AccountStore for PgStore {
+    async fn take_allowance(
+        &self,
+        key: &str,
+        allowance: Allowance,
+    ) -> Result<Result<(), std::time::Duration>, StoreError> {
+        let hash = accounts::allowance_key(key);
+        let mut tx = self.pool.begin().await?;
+        // Made first (empty), so two processes taking a new key's first attempt at once
+        // both find its row, and its lock orders them.
+        sqlx::query(
+            "INSERT INTO allowances (key_hash, attempts, full_at) VALUES ($1, '', $2) \
+             ON CONFLICT (key_hash) DO NOTHING",
+        )
+        .bind(&hash)
+        .bind(Utc::now())
+        .execute(&mut *tx)
+        .await?;
+        let text: String =
+            sqlx::query("SELECT attempts FROM allowances WHERE key_hash = $1 FOR UPDATE")
+                .bind(&hash)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("attempts")?;
+        // Read under the row's lock: a take that waited for another sees its time after
+        // the other's.
+        let now = now_millis();
+        let (kept, verdict) = allowance.take(accounts::attempts_of(&text)?, now);
+        sqlx::query("UPDATE allowances SET attempts = $2, full_at = $3 WHERE key_hash = $1")
+            .bind(&hash)
+            .bind(accounts::attempts_text(&kept))
+            .bind(allowance.full_at(kept.last().copied().unwrap_or(now)))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM allowances WHERE key_hash IN (SELECT key_hash FROM allowances \
+             WHERE full_at < $1 AND key_hash <> $2 LIMIT $3 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(now)
+        .bind(&hash)
+        .bind(accounts::FULL_BUDGETS_DROPPED)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(verdict)
+    }
+
+    async fn reset_allowance(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM allowances WHERE key_hash = $1")
+            .bind(accounts::allowance_key(key))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn create_account(&self, account: &NewAccount) -> Result<AccountId, StoreError> {
         if let Some(officer) = &account.officer {
             accounts::check_officer(officer)?;

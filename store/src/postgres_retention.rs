@@ -45,6 +45,11 @@ impl PersonalDataRetention for PgStore {
             .bind(now - crate::delivery::LAPSED_KEPT)
             .execute(&mut *tx)
             .await?;
+        // Budgets of attempts whole again (a hashed plate or login): nothing to keep.
+        sqlx::query("DELETE FROM allowances WHERE full_at < $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(PurgeReport {
             cases,

@@ -26,11 +26,12 @@ use crate::checks;
 use crate::error::{corrupt, db_error};
 use crate::sqlite_recognition::insert_audit;
 use crate::{
-    decode, Account, AccountId, AccountStore, AuditEntry, AuditSeal, AuditTrail, Backend, Backlog,
-    CameraRecord, CameraRegister, CameraRegistration, CameraStatusUpdate, CaseFrame, CaseQuery,
-    CaseRecord, CaseStore, CaseSummary, CaseWrite, DeadLetter, DeadLetterStore, FrameLocation,
-    HourlyCount, NewAccount, NewAuditEntry, NewCase, NewDeadLetter, OfficerIdentity, Store,
-    StoreError, WorkSummary, ACCOUNT_CREATED, DEAD_LETTER_RAW_LIMIT, OFFICER_REGISTERED,
+    decode, Account, AccountId, AccountStore, Allowance, AuditEntry, AuditSeal, AuditTrail,
+    Backend, Backlog, CameraRecord, CameraRegister, CameraRegistration, CameraStatusUpdate,
+    CaseFrame, CaseQuery, CaseRecord, CaseStore, CaseSummary, CaseWrite, DeadLetter,
+    DeadLetterStore, FrameLocation, HourlyCount, NewAccount, NewAuditEntry, NewCase, NewDeadLetter,
+    OfficerIdentity, Store, StoreError, WorkSummary, ACCOUNT_CREATED, DEAD_LETTER_RAW_LIMIT,
+    OFFICER_REGISTERED,
 };
 
 /// SQLite's default limit on bound parameters per statement (since 3.32).
@@ -941,6 +942,56 @@ fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
 
 #[async_trait]
 impl AccountStore for SqliteStore {
+    async fn take_allowance(
+        &self,
+        key: &str,
+        allowance: Allowance,
+    ) -> Result<Result<(), Duration>, StoreError> {
+        let hash = accounts::allowance_key(key);
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        // Read under the write lock: a take that waited for another sees its time after
+        // the other's.
+        let now = now_millis();
+        let text: Option<String> =
+            sqlx::query("SELECT attempts FROM allowances WHERE key_hash = ?")
+                .bind(&hash)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| row.try_get("attempts"))
+                .transpose()?;
+        let taken = accounts::attempts_of(text.as_deref().unwrap_or_default())?;
+        let (kept, verdict) = allowance.take(taken, now);
+        sqlx::query(
+            "INSERT INTO allowances (key_hash, attempts, full_at) VALUES (?, ?, ?) \
+             ON CONFLICT (key_hash) DO UPDATE SET attempts = excluded.attempts, \
+             full_at = excluded.full_at",
+        )
+        .bind(&hash)
+        .bind(accounts::attempts_text(&kept))
+        .bind(ms(allowance.full_at(kept.last().copied().unwrap_or(now))))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM allowances WHERE key_hash IN (SELECT key_hash FROM allowances \
+             WHERE full_at < ? AND key_hash <> ? LIMIT ?)",
+        )
+        .bind(ms(now))
+        .bind(&hash)
+        .bind(accounts::FULL_BUDGETS_DROPPED)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(verdict)
+    }
+
+    async fn reset_allowance(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM allowances WHERE key_hash = ?")
+            .bind(accounts::allowance_key(key))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
     async fn create_account(&self, account: &NewAccount) -> Result<AccountId, StoreError> {
         if let Some(officer) = &account.officer {
             accounts::check_officer(officer)?;

@@ -44,6 +44,11 @@ impl PersonalDataRetention for SqliteStore {
             .bind(crate::sqlite::ms(now - crate::delivery::LAPSED_KEPT))
             .execute(&mut *tx)
             .await?;
+        // Budgets of attempts whole again (a hashed plate or login): nothing to keep.
+        sqlx::query("DELETE FROM allowances WHERE full_at < ?1")
+            .bind(crate::sqlite::ms(now))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(PurgeReport {
             cases,

@@ -174,6 +174,7 @@ conformance!(
         known_frames_keep_their_first_location,
         dead_letters_keep_bounded_raw_bytes,
         accounts_and_tokens,
+        budgets_of_attempts_are_shared_and_given_back,
         large_batches_are_written_in_one_call,
         concurrent_overlapping_batches_create_each_case_once,
         recognition_claims_the_oldest_free_cases_up_to_the_limit,
@@ -1144,6 +1145,45 @@ async fn dead_letters_keep_bounded_raw_bytes(store: Arc<dyn Store>) {
         .collect();
     assert_eq!(audited.len(), 2, "{audited:?}");
     assert!(audited[0].contains("\"dead_letters\":1"), "{audited:?}");
+}
+
+/// A budget is the database's, not a process's: takes at once (as from several API
+/// replicas) never grant more than it; a reset gives it back; keys are apart.
+async fn budgets_of_attempts_are_shared_and_given_back(store: Arc<dyn Store>) {
+    let three = kozomol_store::Allowance {
+        max: 3,
+        window: std::time::Duration::from_secs(3600),
+    };
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.take_allowance("plate:01KG123ABC", three).await })
+        })
+        .collect();
+    let mut takes = Vec::new();
+    for task in tasks {
+        takes.push(task.await.unwrap());
+    }
+    let granted = takes.iter().filter(|t| matches!(t, Ok(Ok(())))).count();
+    assert_eq!(granted, 3, "{takes:?}");
+    for take in &takes {
+        if let Ok(Err(wait)) = take {
+            // Until the first attempt leaves the hour.
+            assert!(*wait <= std::time::Duration::from_secs(3600), "{wait:?}");
+            assert!(*wait >= std::time::Duration::from_secs(3500), "{wait:?}");
+        }
+    }
+    assert!(store
+        .take_allowance("plate:01KG456DEF", three)
+        .await
+        .unwrap()
+        .is_ok());
+    store.reset_allowance("plate:01KG123ABC").await.unwrap();
+    assert!(store
+        .take_allowance("plate:01KG123ABC", three)
+        .await
+        .unwrap()
+        .is_ok());
 }
 
 async fn accounts_and_tokens(store: Arc<dyn Store>) {

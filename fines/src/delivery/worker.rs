@@ -670,11 +670,10 @@ impl DeliveryWorker {
                 report.print_batches.push(id);
                 report.letters += count;
             }
+            // The letters' claims count: a batch that always outlasts the lease fails
+            // after max_attempts instead of being merged again for ever.
             PrintBatchWrite::LeaseLost => {
                 warn!(worker = %worker, letters = count, "print batch not recorded: a letter's lease was lost");
-                // The letters still held go back untried, their claims not counted.
-                let ids: Vec<DeliveryId> = batch.letters.iter().map(|(id, _)| *id).collect();
-                store.release_deliveries(worker, &ids).await?;
                 report.lease_lost += count;
             }
         }

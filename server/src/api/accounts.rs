@@ -14,6 +14,7 @@ use super::access::{AccountReaders, Admins, Authorized};
 use super::{json_body, ApiError, ApiState, FieldProblem};
 use crate::auth::{
     decoy_password_hash, hash_password_in_pool, issue_token, verify_password_in_pool,
+    LOGIN_ALLOWANCE,
 };
 
 #[derive(Deserialize)]
@@ -47,15 +48,21 @@ pub(crate) async fn check_credentials(
     state: &ApiState,
     LoginRequest { login, password }: LoginRequest,
 ) -> Result<Account, ApiError> {
-    if let Err(wait) = state.logins.check(&login) {
+    // Counted before the password is checked, in the database every replica shares,
+    // so attempts sent at once (or to several replicas) cannot all pass before the
+    // first failure counts; a success gives the budget back.
+    let budget = format!("login:{login}");
+    if let Err(wait) = state
+        .app
+        .store
+        .take_allowance(&budget, LOGIN_ALLOWANCE)
+        .await?
+    {
         warn!(login = %login, "login refused: too many failed attempts");
         return Err(ApiError::TooManyAttempts {
             retry_after_s: wait.as_secs().max(1),
         });
     }
-    // Counted before the password is checked, so attempts sent at once cannot all pass
-    // the check before the first failure is recorded; a success clears the count.
-    state.logins.record(&login);
     let account = state.app.store.account_by_login(&login).await?;
     // An unknown login is checked against a decoy hash so both failures take as long.
     let phc = match &account {
@@ -66,7 +73,7 @@ pub(crate) async fn check_credentials(
     let matches = verify_password_in_pool(password, phc).await?;
     match account {
         Some(account) if matches => {
-            state.logins.clear(&login);
+            state.app.store.reset_allowance(&budget).await?;
             Ok(account)
         }
         _ => {

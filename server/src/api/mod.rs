@@ -179,11 +179,9 @@ pub(crate) struct ApiState(Arc<RouterState>);
 pub(crate) struct RouterState {
     pub(crate) app: AppState,
     pub(crate) http_metrics: HttpMetrics,
-    pub(crate) logins: AttemptLimiter,
+    /// Portal requests per address (a flood guard, per process; the budgets that guard
+    /// secrets are the database's: `auth::LOGIN_ALLOWANCE`, the plate lookups').
     pub(crate) lookups: AttemptLimiter,
-    /// Lookups by plate, per plate key: certificate guesses made from many addresses
-    /// still meet one budget.
-    pub(crate) plate_lookups: AttemptLimiter,
 }
 
 impl std::ops::Deref for ApiState {
@@ -206,9 +204,7 @@ pub fn router(state: AppState) -> Router {
     let state = ApiState(Arc::new(RouterState {
         app: state,
         http_metrics: HttpMetrics::default(),
-        logins: AttemptLimiter::for_logins(),
         lookups: AttemptLimiter::new(lookup_limit.lookups, lookup_limit.window),
-        plate_lookups: portal::plate_lookups(lookup_limit),
     }));
     Router::new()
         .route("/", get(pages::portal))

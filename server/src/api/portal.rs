@@ -19,7 +19,7 @@ use kozomol_core::{decimal_degrees, CaseId, CaseState, ViolationKind};
 use kozomol_fines::delivery::{confirmation, DeliveryError, SendError};
 use kozomol_payments::PaymentCode;
 use kozomol_store::{
-    AppealGist, AppealState, CaseRecord, ContactConfirmed, PayerView, ResolutionRecord,
+    Allowance, AppealGist, AppealState, CaseRecord, ContactConfirmed, PayerView, ResolutionRecord,
     CONFIRMATION_TRIES,
 };
 use serde::{Deserialize, Serialize};
@@ -33,7 +33,6 @@ use super::resolutions::{
     contact_answer, contact_problem, pdf_response, record_owner_view, ContactRequest, ContactResult,
 };
 use super::{json_body, ApiError, ApiState, FieldProblem};
-use crate::auth::AttemptLimiter;
 
 /// How many lookups one address may make in a window.
 #[derive(Clone, Copy, Debug)]
@@ -67,7 +66,7 @@ const PLATE_LOOKUP_PAGES: usize = 10;
 /// guessing a certificate (ten characters) from many addresses at once still gets
 /// nowhere. The owner, refused meanwhile, finds the fine by the resolution number or
 /// payment code the resolution carries.
-const LOOKUPS_PER_PLATE: usize = 20;
+const LOOKUPS_PER_PLATE: u32 = 20;
 const PLATE_LOOKUP_WINDOW: Duration = Duration::from_secs(3600);
 /// The longest plate key taken (the longest plates of the formats read are 10).
 const PLATE_KEY_LONGEST: usize = 16;
@@ -76,15 +75,11 @@ const PLATE_KEY_LONGEST: usize = 16;
 /// recorded to someone who does not hold its certificate.
 const PLATE_LOOKUP_FLOOR: Duration = Duration::from_millis(300);
 
-/// The budget of lookups per plate; off where lookups are not limited.
-pub(crate) fn plate_lookups(limit: LookupLimit) -> AttemptLimiter {
-    let lookups = if limit.lookups == 0 {
-        0
-    } else {
-        LOOKUPS_PER_PLATE
-    };
-    AttemptLimiter::new(lookups, PLATE_LOOKUP_WINDOW)
-}
+/// The budget of lookups per plate, shared by every API process.
+const PLATE_ALLOWANCE: Allowance = Allowance {
+    max: LOOKUPS_PER_PLATE,
+    window: PLATE_LOOKUP_WINDOW,
+};
 
 /// One of three ways to name one's fines.
 #[derive(Deserialize)]
@@ -665,9 +660,19 @@ async fn guarded_plate_lookup(
             format!("a plate of 1 to {PLATE_KEY_LONGEST} letters and digits"),
         )]));
     }
-    // Counted before the lookup, under one lock: guesses sent together cannot all pass
-    // before the first is counted. A lookup that finds the fines counts too.
-    if let Err(wait) = state.plate_lookups.try_acquire(&key) {
+    // Counted before the lookup, in the database every replica shares: guesses sent
+    // together (or to several replicas) cannot all pass before the first is counted.
+    // A lookup that finds the fines counts too. Off where lookups are not limited.
+    let counted = if state.app.lookup_limit.lookups == 0 {
+        Ok(())
+    } else {
+        state
+            .app
+            .store
+            .take_allowance(&format!("plate:{key}"), PLATE_ALLOWANCE)
+            .await?
+    };
+    if let Err(wait) = counted {
         info!(plate = %key, "lookup by plate refused: too many for this plate");
         return Err(ApiError::TooManyLookups {
             retry_after_s: wait.as_secs().max(1),

@@ -1,16 +1,17 @@
 //! Segments as files in a folder, one `fdatasync` per batch.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use tracing::{info, warn};
 
+use chrono::{DateTime, Utc};
+
 use super::{
-    FrameLocation, SegmentInfo, SegmentStorage, DEFAULT_SEGMENT_LIMIT, SEGMENT_PREFIX,
-    SEGMENT_SUFFIX,
+    SegmentInfo, SegmentScan, SegmentStorage, DEFAULT_SEGMENT_LIMIT, SEGMENT_PREFIX, SEGMENT_SUFFIX,
 };
 use crate::StoreError;
 
@@ -179,23 +180,34 @@ impl SegmentStorage for LocalSegments {
             if !super::is_segment_name(&name) {
                 continue;
             }
-            let modified = entry.metadata()?.modified()?;
-            let seconds = modified
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let written_at = i64::try_from(seconds)
-                .ok()
-                .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-                .ok_or_else(|| io::Error::other(format!("segment {name}: modification time")))?;
+            let written_at = modified(&name, &entry.metadata()?)?;
             segments.push(SegmentInfo { name, written_at });
         }
         segments.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(segments)
     }
 
-    fn frames(&self, segment: &str) -> Result<Vec<(FrameLocation, [u8; 32])>, StoreError> {
-        let file = File::open(self.dir.join(segment))?;
-        let size = file.metadata()?.len();
-        super::frames_in(BufReader::with_capacity(64 * 1024, file), size, segment)
+    fn scan(&self, segment: &str) -> Result<SegmentScan, StoreError> {
+        super::scan_segment(&self.dir, segment)
     }
+
+    fn written_at(&self, segment: &str) -> Result<DateTime<Utc>, StoreError> {
+        modified(segment, &fs::metadata(self.dir.join(segment))?)
+    }
+}
+
+/// A segment file's modification time, to the second.
+fn modified(name: &str, metadata: &fs::Metadata) -> Result<DateTime<Utc>, StoreError> {
+    let seconds = metadata
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    i64::try_from(seconds)
+        .ok()
+        .and_then(|s| DateTime::from_timestamp(s, 0))
+        .ok_or_else(|| {
+            StoreError::Io(io::Error::other(format!(
+                "segment {name}: modification time"
+            )))
+        })
 }

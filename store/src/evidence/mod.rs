@@ -20,7 +20,7 @@ mod local;
 mod s3;
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -71,10 +71,11 @@ pub trait SegmentStorage: Send + Sync {
     /// Every segment here, whoever wrote it, with when it was last written.
     fn segments(&self) -> Result<Vec<SegmentInfo>, StoreError>;
 
-    /// The frames `segment` holds (location and the SHA-256 its record names), from
-    /// the records' headers: erased records are left out, and the walk stops at a torn
-    /// tail.
-    fn frames(&self, segment: &str) -> Result<Vec<(FrameLocation, [u8; 32])>, StoreError>;
+    /// Reads the whole of `segment`, re-hashing every record ([`SegmentScan`]).
+    fn scan(&self, segment: &str) -> Result<SegmentScan, StoreError>;
+
+    /// When `segment` was last written, to the second.
+    fn written_at(&self, segment: &str) -> Result<chrono::DateTime<chrono::Utc>, StoreError>;
 }
 
 /// A segment and its last write (an append or an overwrite), to the second.
@@ -82,40 +83,6 @@ pub trait SegmentStorage: Send + Sync {
 pub struct SegmentInfo {
     pub name: String,
     pub written_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// The frames of the segment `segment` read from `reader` (its `size` bytes), as
-/// [`SegmentStorage::frames`] gives them: only the headers are read.
-fn frames_in(
-    mut reader: impl Read + Seek,
-    size: u64,
-    segment: &str,
-) -> Result<Vec<(FrameLocation, [u8; 32])>, StoreError> {
-    let mut frames = Vec::new();
-    let mut position = 0u64;
-    while position + RECORD_HEADER_LEN <= size {
-        let mut raw = [0u8; RECORD_HEADER_LEN as usize];
-        reader.read_exact(&mut raw)?;
-        let len = u32::from_le_bytes(raw[4..8].try_into().expect("four bytes"));
-        let end = position + RECORD_HEADER_LEN + u64::from(len);
-        let live = Header::parse(&raw);
-        if end > size || (live.is_none() && raw[..4] != ERASED_MAGIC) {
-            break;
-        }
-        if let Some(header) = live {
-            frames.push((
-                FrameLocation {
-                    segment: segment.to_owned(),
-                    offset: position + RECORD_HEADER_LEN,
-                    len,
-                },
-                header.sha256,
-            ));
-        }
-        reader.seek(SeekFrom::Start(end))?;
-        position = end;
-    }
-    Ok(frames)
 }
 
 /// Append-only frame storage. `append_batch` and `read` block: call them from
@@ -233,11 +200,16 @@ impl EvidenceStore {
         self.segments.segments()
     }
 
-    /// The frames `segment` holds, from its records' headers
-    /// ([`SegmentStorage::frames`]).
-    pub fn frames(&self, segment: &str) -> Result<Vec<(FrameLocation, [u8; 32])>, StoreError> {
+    /// Reads the whole of `segment`, re-hashing every record ([`SegmentStorage::scan`]).
+    pub fn scan(&self, segment: &str) -> Result<SegmentScan, StoreError> {
         check_segment_name(segment)?;
-        self.segments.frames(segment)
+        self.segments.scan(segment)
+    }
+
+    /// When `segment` was last written ([`SegmentStorage::written_at`]).
+    pub fn written_at(&self, segment: &str) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+        check_segment_name(segment)?;
+        self.segments.written_at(segment)
     }
 
     /// Destroys the frames at `records` (location and SHA-256), all in `segment`: each
@@ -364,7 +336,16 @@ pub fn scan_segment(dir: &Path, segment: &str) -> Result<SegmentScan, StoreError
     check_segment_name(segment)?;
     let file = File::open(dir.join(segment))?;
     let size = file.metadata()?.len();
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    scan_records(BufReader::with_capacity(1 << 20, file), size, segment)
+}
+
+/// Walks every record of the segment `segment` read from `reader` (its `size` bytes),
+/// re-hashing each frame.
+fn scan_records(
+    mut reader: impl Read,
+    size: u64,
+    segment: &str,
+) -> Result<SegmentScan, StoreError> {
     let mut scan = SegmentScan::default();
     let mut position = 0u64;
     while position < size {
@@ -521,7 +502,7 @@ mod tests {
     }
 
     #[test]
-    fn segments_list_their_live_frames_from_the_headers() {
+    fn segments_are_listed_and_scanned_through_their_storage() {
         let dir = tempfile::tempdir().unwrap();
         let store = EvidenceStore::open(dir.path(), "w1").unwrap();
         let (a, b, c) = (frame(1, 3000), frame(2, 4000), frame(3, 10));
@@ -549,10 +530,17 @@ mod tests {
         let age = chrono::Utc::now() - segments[0].written_at;
         assert!((0..5).contains(&age.num_seconds()), "{segments:?}");
         assert_eq!(
-            store.frames(&locs[0].segment).unwrap(),
+            store.written_at(&locs[0].segment).unwrap(),
+            segments[0].written_at
+        );
+        let scan = store.scan(&locs[0].segment).unwrap();
+        assert_eq!(
+            scan.frames,
             [(locs[0].clone(), sha(&a)), (locs[2].clone(), sha(&c))]
         );
-        assert!(store.frames("../etc/passwd").is_err());
+        assert_eq!(scan.erased, [locs[1].clone()]);
+        assert!(scan.torn_at.is_some());
+        assert!(store.scan("../etc/passwd").is_err());
     }
 
     #[test]

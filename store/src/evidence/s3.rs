@@ -19,7 +19,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
 
-use super::{FrameLocation, SegmentInfo, SegmentStorage, SEGMENT_PREFIX, SEGMENT_SUFFIX};
+use super::{SegmentInfo, SegmentScan, SegmentStorage, SEGMENT_PREFIX, SEGMENT_SUFFIX};
 use crate::StoreError;
 
 /// SHA-256 of an empty body, the payload hash of a GET.
@@ -422,10 +422,35 @@ impl SegmentStorage for S3Segments {
     }
 
     /// The object is one batch: read whole.
-    fn frames(&self, segment: &str) -> Result<Vec<(FrameLocation, [u8; 32])>, StoreError> {
+    fn scan(&self, segment: &str) -> Result<SegmentScan, StoreError> {
         let (object, _) = self.whole(&self.key(segment))?;
         let size = object.len() as u64;
-        super::frames_in(io::Cursor::new(object), size, segment)
+        super::scan_records(object.as_slice(), size, segment)
+    }
+
+    fn written_at(&self, segment: &str) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
+        let key = self.key(segment);
+        let (url, headers) = self.signed("HEAD", &key, &[], EMPTY_SHA256);
+        let mut request = self.agent.head(&url);
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        let mut response = request.call().map_err(|e| transport("HEAD", &key, e))?;
+        if response.status().as_u16() != 200 {
+            let status = response.status().as_u16();
+            return Err(refused("HEAD", &key, status, response.body_mut()));
+        }
+        response
+            .headers()
+            .get("last-modified")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+            .and_then(|at| chrono::DateTime::from_timestamp(at.timestamp(), 0))
+            .ok_or_else(|| {
+                StoreError::Io(io::Error::other(format!(
+                    "evidence bucket sent `{key}` without a readable Last-Modified"
+                )))
+            })
     }
 }
 
