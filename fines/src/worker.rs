@@ -199,35 +199,6 @@ pub async fn run(
     }
     if let Some(schedule) = worker.archive {
         let every = schedule.every;
-        if let Some(after) = schedule.sweep_after {
-            let (evidence, actor) = (Arc::clone(&schedule.evidence), schedule.actor.clone());
-            let metrics = Arc::clone(&stages.metrics);
-            stages.spawn("evidence_sweep", every, move |store| {
-                let (evidence, metrics, actor) =
-                    (Arc::clone(&evidence), Arc::clone(&metrics), actor.clone());
-                async move {
-                    let pass = sweep_unnamed_evidence(
-                        store.as_ref(),
-                        &evidence,
-                        Utc::now() - after,
-                        &actor,
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                    if pass.segments > 0 {
-                        info!(
-                            segments = pass.segments,
-                            frames = pass.frames,
-                            "evidence swept: bytes no row names queued for overwriting"
-                        );
-                    }
-                    if pass.failures > 0 {
-                        metrics.record_failure("evidence_sweep");
-                    }
-                    Ok(pass.segments)
-                }
-            });
-        }
         let metrics = Arc::clone(&stages.metrics);
         stages.spawn("archive", every, move |store| {
             let (schedule, metrics) = (schedule.clone(), Arc::clone(&metrics));
@@ -254,10 +225,31 @@ pub async fn run(
                         "archive pass: case files destroyed, queued bytes overwritten"
                     );
                 }
-                if failed {
+                // The sweep after the pass, in the same task: the two take turns at the
+                // archive lease instead of one holding it whenever the other wakes.
+                let (mut swept, mut sweep_failed) = (0, false);
+                if let Some(after) = schedule.sweep_after {
+                    let sweep = sweep_unnamed_evidence(
+                        store.as_ref(),
+                        &schedule.evidence,
+                        Utc::now() - after,
+                        &schedule.actor,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    if sweep.segments > 0 {
+                        info!(
+                            segments = sweep.segments,
+                            frames = sweep.frames,
+                            "evidence swept: bytes no row names queued for overwriting"
+                        );
+                    }
+                    (swept, sweep_failed) = (sweep.segments, sweep.failures > 0);
+                }
+                if failed || sweep_failed {
                     metrics.record_failure("archive");
                 }
-                Ok(items)
+                Ok(items + swept)
             }
         });
     }

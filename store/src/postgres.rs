@@ -993,22 +993,19 @@ impl AccountStore for PgStore {
     ) -> Result<Result<(), std::time::Duration>, StoreError> {
         let hash = accounts::allowance_key(key);
         let mut tx = self.pool.begin().await?;
-        // Made first (empty), so two processes taking a new key's first attempt at once
-        // both find its row, and its lock orders them.
-        sqlx::query(
+        // Made (empty) or found, and locked, in one statement: two processes taking a
+        // new key's first attempt at once both find its row and its lock orders them,
+        // and no cleanup can delete it between finding and locking.
+        let text: String = sqlx::query(
             "INSERT INTO allowances (key_hash, attempts, full_at) VALUES ($1, '', $2) \
-             ON CONFLICT (key_hash) DO NOTHING",
+             ON CONFLICT (key_hash) DO UPDATE SET key_hash = EXCLUDED.key_hash \
+             RETURNING attempts",
         )
         .bind(&hash)
         .bind(Utc::now())
-        .execute(&mut *tx)
-        .await?;
-        let text: String =
-            sqlx::query("SELECT attempts FROM allowances WHERE key_hash = $1 FOR UPDATE")
-                .bind(&hash)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("attempts")?;
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("attempts")?;
         // Read under the row's lock: a take that waited for another sees its time after
         // the other's.
         let now = now_millis();

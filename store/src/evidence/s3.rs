@@ -444,7 +444,8 @@ impl SegmentStorage for S3Segments {
             .headers()
             .get("last-modified")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+            // An HTTP-date ends in GMT; some stores write UTC.
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(&v.replace(" UTC", " GMT")).ok())
             .and_then(|at| chrono::DateTime::from_timestamp(at.timestamp(), 0))
             .ok_or_else(|| {
                 StoreError::Io(io::Error::other(format!(
