@@ -229,22 +229,31 @@ pub async fn run(
                 // archive lease instead of one holding it whenever the other wakes.
                 let (mut swept, mut sweep_failed) = (0, false);
                 if let Some(after) = schedule.sweep_after {
-                    let sweep = sweep_unnamed_evidence(
+                    // A sweep that fails (a bucket that will not list) is logged and
+                    // counted; the pass's work still counts, and the stage keeps its pace.
+                    match sweep_unnamed_evidence(
                         store.as_ref(),
                         &schedule.evidence,
                         Utc::now() - after,
                         &schedule.actor,
                     )
                     .await
-                    .map_err(|e| e.to_string())?;
-                    if sweep.segments > 0 {
-                        info!(
-                            segments = sweep.segments,
-                            frames = sweep.frames,
-                            "evidence swept: bytes no row names queued for overwriting"
-                        );
+                    {
+                        Ok(sweep) => {
+                            if sweep.segments > 0 {
+                                info!(
+                                    segments = sweep.segments,
+                                    frames = sweep.frames,
+                                    "evidence swept: bytes no row names queued for overwriting"
+                                );
+                            }
+                            (swept, sweep_failed) = (sweep.segments, sweep.failures > 0);
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "evidence sweep failed; tried again next pass");
+                            sweep_failed = true;
+                        }
                     }
-                    (swept, sweep_failed) = (sweep.segments, sweep.failures > 0);
                 }
                 if failed || sweep_failed {
                     metrics.record_failure("archive");
