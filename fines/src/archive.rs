@@ -128,9 +128,9 @@ async fn under_lease(
     }
     let evidence = Arc::clone(evidence);
     // Reading and rewriting segments is blocking work.
-    let outcomes = tokio::task::spawn_blocking(move || {
+    let outcomes = blocking(move || {
         let started = std::time::Instant::now();
-        segments
+        Ok(segments
             .into_iter()
             .take_while(|_| started.elapsed() < OVERWRITING_FOR)
             .map(|(segment, erasures)| {
@@ -141,10 +141,9 @@ async fn under_lease(
                 let outcome = evidence.erase(&segment, &records);
                 (segment, erasures, outcome)
             })
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>())
     })
-    .await
-    .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
+    .await?;
     let (mut overwritten, mut failed) = (Vec::new(), Vec::new());
     for (segment, erasures, outcome) in outcomes {
         match outcome {

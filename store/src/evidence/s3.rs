@@ -417,8 +417,18 @@ impl SegmentStorage for S3Segments {
         ))))
     }
 
+    /// Every segment object under the prefix, page by page.
     fn segments(&self) -> Result<Vec<SegmentInfo>, StoreError> {
-        self.all_segments()
+        let mut segments = Vec::new();
+        let mut continuation: Option<String> = None;
+        loop {
+            let (page, next) = self.list_page(continuation.as_deref())?;
+            segments.extend(page);
+            match next {
+                Some(token) if Some(&token) != continuation.as_ref() => continuation = Some(token),
+                _ => return Ok(segments),
+            }
+        }
     }
 
     /// The object is one batch: read whole.
@@ -456,20 +466,6 @@ impl SegmentStorage for S3Segments {
 }
 
 impl S3Segments {
-    /// Every segment object under the prefix, page by page.
-    fn all_segments(&self) -> Result<Vec<SegmentInfo>, StoreError> {
-        let mut segments = Vec::new();
-        let mut continuation: Option<String> = None;
-        loop {
-            let (page, next) = self.list_page(continuation.as_deref())?;
-            segments.extend(page);
-            match next {
-                Some(token) if Some(&token) != continuation.as_ref() => continuation = Some(token),
-                _ => return Ok(segments),
-            }
-        }
-    }
-
     /// A whole object and its ETag.
     fn whole(&self, key: &str) -> Result<(Vec<u8>, String), StoreError> {
         let (url, headers) = self.signed("GET", key, &[], EMPTY_SHA256);
