@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use kozomol_core::{CaseId, CaseState, Jurisdiction, OwnerKind, OwnerOfRecord, OwnerOutcome};
 use kozomol_store::{CompleteResult, OwnerLookupRecord, Store, StoreError};
 use kozomol_tunduk::{
-    ExchangeContext, Owner, OwnerLookup, OwnerRecord, PlateOrigin, TundukError, VehicleRegistry,
+    ExchangeContext, Owner, OwnerAnswer, OwnerLookup, OwnerRecord, PlateOrigin, TundukError,
+    VehicleRegistry,
 };
 use tracing::{info, info_span, warn, Instrument};
 
@@ -132,9 +133,13 @@ async fn look_up(
 pub fn lookup_record(
     case_id: CaseId,
     plate: Option<&str>,
-    answer: Option<Result<OwnerLookup, TundukError>>,
+    answer: Option<Result<OwnerAnswer, TundukError>>,
     now: DateTime<Utc>,
 ) -> OwnerLookupRecord {
+    let exchange_id = match &answer {
+        Some(Ok(answer)) => answer.exchange_id.clone(),
+        _ => None,
+    };
     let unknown =
         |outcome: OwnerOutcome, reason: String, vehicle: serde_json::Value| OwnerLookupRecord {
             case_id,
@@ -143,11 +148,11 @@ pub fn lookup_record(
             vehicle,
             registry_owner: serde_json::Value::Null,
             reason: Some(reason),
-            exchange_id: None,
+            exchange_id: exchange_id.clone(),
             looked_up_at: now,
         };
     let plate_text = plate.unwrap_or("");
-    match answer {
+    match answer.map(|a| a.map(|a| a.lookup)) {
         None => unknown(
             OwnerOutcome::NoData,
             "no plate was decided for this case".into(),
@@ -161,7 +166,7 @@ pub fn lookup_record(
                 vehicle: vehicle_json(&record),
                 registry_owner: registry_owner_json(&record),
                 reason: None,
-                exchange_id: None,
+                exchange_id: exchange_id.clone(),
                 looked_up_at: now,
             },
             None => unknown(

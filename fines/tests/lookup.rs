@@ -197,6 +197,14 @@ async fn every_answer_lands_the_case_where_it_belongs(backend: Backend) {
             "{plate:?}: {:?}",
             lookup.reason
         );
+        // What the bus answered is traceable in its logs; what it was not asked is not.
+        let asked = plate.is_some() && *outcome != OwnerOutcome::ForeignPlate;
+        assert_eq!(
+            lookup.exchange_id.is_some(),
+            asked,
+            "{plate:?}: {:?}",
+            lookup.exchange_id
+        );
     }
     let person = store
         .owner_lookup(ids[0])

@@ -77,6 +77,14 @@ pub(crate) fn outcome_of<T>(result: &Result<T, TundukError>) -> &'static str {
     }
 }
 
+/// What an exchange's reply read as, with the X-Road message id the request carried:
+/// the bus's own logs (and its proof of the exchange) are found by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchanged<T> {
+    pub id: String,
+    pub value: T,
+}
+
 /// Logs one exchange: INFO when it succeeded, WARN when it failed in a way that may
 /// pass, ERROR when an operator must act (access denied, unknown service or member).
 pub(crate) fn log_exchange<T>(

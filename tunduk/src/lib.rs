@@ -32,10 +32,11 @@ pub mod xml;
 
 pub use config::{BusProtocol, RegistryConfig, DEFAULT_SERVICE};
 pub use error::{normalise_fault_code, FaultKind, TundukError, XRoadFault};
-pub use exchange::{ExchangeContext, SYSTEM_USER_ID};
+pub use exchange::{ExchangeContext, Exchanged, SYSTEM_USER_ID};
 pub use identifiers::{XRoadClient, XRoadService};
 pub use owner::{
-    Address, Company, IdentityDocument, Owner, OwnerLookup, OwnerRecord, Person, Vehicle,
+    Address, Company, IdentityDocument, Owner, OwnerAnswer, OwnerLookup, OwnerRecord, Person,
+    Vehicle,
 };
 pub use plate::{is_domestic_plate, normalize_plate, plate_key, PlateOrigin};
 pub use registry::VehicleRegistry;

@@ -35,6 +35,15 @@ pub enum OwnerLookup {
     ForeignPlate,
 }
 
+/// The registry's answer with the X-Road message id of the exchange that brought it
+/// (none where the registry was not asked: a foreign plate). A cached answer keeps
+/// the id of the exchange it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerAnswer {
+    pub lookup: OwnerLookup,
+    pub exchange_id: Option<String>,
+}
+
 /// An owner and the vehicle as registered to them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnerRecord {

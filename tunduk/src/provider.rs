@@ -78,6 +78,9 @@ impl XRoadRequest {
         let text = std::str::from_utf8(body).map_err(|_| {
             RequestFault::client("InvalidSoap", "malformed SOAP message: not utf-8")
         })?;
+        // X-Road allows a BOM; dropped here, so the text kept and the parsed ranges
+        // (the header echoed back) count from the same byte.
+        let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
         let doc = xml::parse(text).map_err(|e| {
             RequestFault::client("InvalidSoap", format!("malformed SOAP message: {e}"))
         })?;
@@ -303,6 +306,26 @@ mod tests {
         assert!(reply.contains("<s:Body><r/></s:Body>"), "{reply}");
         let doc = xml::parse(&reply).expect("the reply is well-formed");
         assert!(is(doc.root_element(), SOAP_ENV_NS, "Envelope"));
+    }
+
+    #[test]
+    fn a_request_with_a_byte_order_mark_is_echoed_whole() {
+        for prolog in [
+            "\u{FEFF}",
+            "\u{FEFF}<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+        ] {
+            let text = format!("{prolog}{}", request(HEADER, "<p/>"));
+            let request =
+                XRoadRequest::read("text/xml; charset=utf-8", text.as_bytes()).expect("read");
+            assert_eq!(request.header_fields(), HEADER, "{prolog:?}");
+            let reply = request.reply("<r/>");
+            assert!(
+                reply.contains(&format!("<s:Header>{HEADER}</s:Header>")),
+                "{reply}"
+            );
+            let doc = xml::parse(&reply).expect("the reply is well-formed");
+            assert!(is(doc.root_element(), SOAP_ENV_NS, "Envelope"));
+        }
     }
 
     #[test]

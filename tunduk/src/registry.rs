@@ -13,7 +13,10 @@ use crate::owner::{interpret, raw_from_json, raw_from_xml};
 use crate::plate::{is_domestic_plate, normalize_plate, plate_key};
 use crate::resilience::{backoff_delay, CircuitBreaker};
 use crate::xml::{Element, VEHICLES_NS};
-use crate::{ExchangeContext, OwnerLookup, PlateOrigin, RestClient, SoapClient, TundukError};
+use crate::{
+    ExchangeContext, Exchanged, OwnerAnswer, OwnerLookup, PlateOrigin, RestClient, SoapClient,
+    TundukError,
+};
 
 const MAX_PLATE_LEN: usize = 16;
 
@@ -111,7 +114,7 @@ pub struct VehicleRegistry {
     soap: SoapClient,
     rest: RestClient,
     breaker: CircuitBreaker,
-    cache: TtlCache<String, OwnerLookup>,
+    cache: TtlCache<String, OwnerAnswer>,
 }
 
 impl VehicleRegistry {
@@ -146,7 +149,7 @@ impl VehicleRegistry {
         plate: &str,
         origin: PlateOrigin,
         context: &ExchangeContext,
-    ) -> Result<OwnerLookup, TundukError> {
+    ) -> Result<OwnerAnswer, TundukError> {
         context.validate()?;
         let plate = normalize_plate(plate);
         if plate.is_empty() {
@@ -171,7 +174,10 @@ impl VehicleRegistry {
                 outcome = "foreign_plate",
                 "vehicle registry not asked"
             );
-            return Ok(OwnerLookup::ForeignPlate);
+            return Ok(OwnerAnswer {
+                lookup: OwnerLookup::ForeignPlate,
+                exchange_id: None,
+            });
         }
         let key = plate_key(&plate);
         if let Some(answer) = self.cache.get(&key, Instant::now()) {
@@ -185,7 +191,11 @@ impl VehicleRegistry {
             );
             return Ok(answer);
         }
-        let answer = self.ask_with_retries(&plate, context).await?;
+        let Exchanged { id, value } = self.ask_with_retries(&plate, context).await?;
+        let answer = OwnerAnswer {
+            lookup: value,
+            exchange_id: Some(id),
+        };
         self.cache.insert(key, answer.clone(), Instant::now());
         Ok(answer)
     }
@@ -194,7 +204,7 @@ impl VehicleRegistry {
         &self,
         plate: &str,
         context: &ExchangeContext,
-    ) -> Result<OwnerLookup, TundukError> {
+    ) -> Result<Exchanged<OwnerLookup>, TundukError> {
         let max_attempts = self.config.max_attempts.max(1);
         let mut attempt = 0;
         loop {
@@ -254,7 +264,7 @@ impl VehicleRegistry {
         &self,
         plate: &str,
         context: &ExchangeContext,
-    ) -> Result<OwnerLookup, TundukError> {
+    ) -> Result<Exchanged<OwnerLookup>, TundukError> {
         let service = &self.config.service;
         let timeout = self.config.request_timeout();
         match self.config.protocol {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use tracing::Instrument;
 
-use crate::exchange::log_exchange;
+use crate::exchange::{log_exchange, Exchanged};
 use crate::http::{exchange_span, read_body, traced, transport_error};
 use crate::soap::RequestHeader;
 use crate::{ExchangeContext, TundukError, XRoadClient, XRoadFault, XRoadService};
@@ -68,9 +68,11 @@ pub struct ReplyHeaders {
     pub id: Option<String>,
     pub client: Option<String>,
     pub service: Option<String>,
+    /// `X-Road-Error`: set only by a security server, on an error of its own.
+    pub error: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct ErrorBody {
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -78,8 +80,10 @@ struct ErrorBody {
     detail: Option<serde_json::Value>,
 }
 
-/// Interprets a REST reply to `sent`: an X-Road error body becomes `Fault` whatever the
-/// status; another non-2xx status becomes `HttpStatus`; a success must echo the
+/// Interprets a REST reply to `sent`: a non-2xx reply with `X-Road-Error` (a security
+/// server's own error) becomes `Fault`, its body's `type`, `message` and `detail` read
+/// where it has them; any other non-2xx status becomes `HttpStatus`, whatever its body
+/// (a provider's `{"type": ...}` problem is the provider's); a success must echo the
 /// request's `X-Road-Id` (and its client and service when the reply names them), and
 /// its JSON body goes to `parse`.
 pub fn interpret_reply<T>(
@@ -90,25 +94,29 @@ pub fn interpret_reply<T>(
     parse: impl FnOnce(serde_json::Value) -> Result<T, TundukError>,
 ) -> Result<T, TundukError> {
     if !(200..300).contains(&status) {
-        if let Ok(ErrorBody {
-            kind: Some(kind),
+        let Some(error) = headers
+            .error
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        else {
+            return Err(TundukError::HttpStatus { status });
+        };
+        let ErrorBody {
+            kind,
             message,
             detail,
-        }) = serde_json::from_slice::<ErrorBody>(body)
-        {
-            if !kind.trim().is_empty() {
-                let detail = detail.map(|d| match d {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                });
-                return Err(TundukError::Fault(XRoadFault::new(
-                    kind.trim(),
-                    message.unwrap_or_default(),
-                    detail,
-                )));
-            }
-        }
-        return Err(TundukError::HttpStatus { status });
+        } = serde_json::from_slice::<ErrorBody>(body).unwrap_or_default();
+        let kind = kind.filter(|k| !k.trim().is_empty());
+        let detail = detail.map(|d| match d {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        });
+        return Err(TundukError::Fault(XRoadFault::new(
+            kind.as_deref().unwrap_or(error).trim(),
+            message.unwrap_or_default(),
+            detail,
+        )));
     }
     if headers.id.as_deref().map(str::trim) != Some(sent.id.as_str()) {
         return Err(TundukError::HeaderMismatch {
@@ -185,7 +193,7 @@ impl RestClient {
     }
 
     /// `GET`s `path` under `service` and hands the JSON reply to `parse`. Logs the
-    /// exchange.
+    /// exchange; its message id comes back with what `parse` read.
     pub async fn get<T>(
         &self,
         service: &XRoadService,
@@ -193,7 +201,7 @@ impl RestClient {
         context: &ExchangeContext,
         timeout: Duration,
         parse: impl FnOnce(serde_json::Value) -> Result<T, TundukError>,
-    ) -> Result<T, TundukError> {
+    ) -> Result<Exchanged<T>, TundukError> {
         let header = RequestHeader::new(self.client.clone(), service.clone(), context);
         let started = Instant::now();
         let result = match self.url(service, path) {
@@ -212,7 +220,10 @@ impl RestClient {
             &result,
             started.elapsed(),
         );
-        result
+        result.map(|value| Exchanged {
+            id: header.id,
+            value,
+        })
     }
 
     async fn exchange<T>(
@@ -244,6 +255,7 @@ impl RestClient {
             id: text_header("x-road-id"),
             client: text_header("x-road-client"),
             service: text_header("x-road-service"),
+            error: text_header("x-road-error"),
         };
         let body = read_body(response, self.max_response_bytes, timeout).await?;
         interpret_reply(status, &headers, &body, header, parse)
@@ -315,6 +327,7 @@ mod tests {
             service: Some(
                 "central-server/GOV/70000005/vehicles-service/transportCurrentInfo".to_owned(),
             ),
+            error: None,
         };
         let parse = |v: serde_json::Value| Ok(v["a"].as_i64());
         assert_eq!(
@@ -323,7 +336,11 @@ mod tests {
         );
 
         let denied = br#"{"type":"Server.ServerProxy.AccessDenied","message":"Request is not allowed","detail":"x"}"#;
-        match interpret_reply(500, &ReplyHeaders::default(), denied, &sent(), parse) {
+        let from_x_road = ReplyHeaders {
+            error: Some("Server.ServerProxy.AccessDenied".to_owned()),
+            ..ReplyHeaders::default()
+        };
+        match interpret_reply(500, &from_x_road, denied, &sent(), parse) {
             Err(TundukError::Fault(f)) => {
                 assert_eq!(f.kind, crate::FaultKind::AccessDenied);
                 assert_eq!(f.detail.as_deref(), Some("x"));
@@ -334,6 +351,22 @@ mod tests {
             interpret_reply(503, &ReplyHeaders::default(), b"busy", &sent(), parse),
             Err(TundukError::HttpStatus { status: 503 })
         );
+        // The provider's own problem details, without X-Road-Error: its status, which
+        // a retry may pass, not a fault of X-Road's.
+        let problem = br#"{"type":"about:blank","title":"Service Unavailable","status":503}"#;
+        assert_eq!(
+            interpret_reply(503, &ReplyHeaders::default(), problem, &sent(), parse),
+            Err(TundukError::HttpStatus { status: 503 })
+        );
+        // X-Road's error with a body that is not its JSON: the header names it.
+        let timed_out = ReplyHeaders {
+            error: Some("Server.ServerProxy.NetworkError".to_owned()),
+            ..ReplyHeaders::default()
+        };
+        match interpret_reply(500, &timed_out, b"<html>", &sent(), parse) {
+            Err(TundukError::Fault(f)) => assert_eq!(f.code, "Server.ServerProxy.NetworkError"),
+            other => panic!("expected a fault, got {other:?}"),
+        }
 
         let cases = [
             (

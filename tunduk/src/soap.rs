@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use tracing::Instrument;
 
-use crate::exchange::log_exchange;
+use crate::exchange::{log_exchange, Exchanged};
 use crate::http::{body_text, exchange_span, read_body, traced, transport_error};
 use crate::xml::{self, child, escape, is, Element, IDENTIFIERS_NS, SOAP_ENV_NS, XROAD_NS};
 use crate::{ExchangeContext, TundukError, XRoadClient, XRoadFault, XRoadService};
@@ -222,7 +222,7 @@ impl SoapClient {
 
     /// Posts `payload` (whose element name must be the service code) to `service`,
     /// and hands the reply's `{serviceCode}Response` element to `parse`. Logs the
-    /// exchange.
+    /// exchange; its message id comes back with what `parse` read.
     pub async fn call<T>(
         &self,
         service: &XRoadService,
@@ -230,7 +230,7 @@ impl SoapClient {
         context: &ExchangeContext,
         timeout: Duration,
         parse: impl FnOnce(Node<'_, '_>) -> Result<T, TundukError>,
-    ) -> Result<T, TundukError> {
+    ) -> Result<Exchanged<T>, TundukError> {
         if payload.name() != service.service_code() {
             return Err(TundukError::InvalidInput(format!(
                 "the body element `{}` must be named after the service code `{}`",
@@ -253,7 +253,10 @@ impl SoapClient {
             &result,
             started.elapsed(),
         );
-        result
+        result.map(|value| Exchanged {
+            id: header.id,
+            value,
+        })
     }
 
     async fn exchange<T>(

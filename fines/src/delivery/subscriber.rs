@@ -99,20 +99,21 @@ impl MessageSender for SubscriberNotifier {
                 read_answer,
             )
             .await;
-        match answer {
-            Ok((200, message)) => Ok(Handover {
-                external_id: None,
+        match answer.map(|exchanged| (exchanged.id, exchanged.value)) {
+            // The X-Road message id finds the exchange in both sides' bus logs.
+            Ok((id, (200, message))) => Ok(Handover {
+                external_id: Some(id),
                 proof: serde_json::json!({
                     "service": subscriber.service.to_string(),
                     "code": 200,
                     "message": message,
                 }),
             }),
-            Ok((code, message)) if code >= 500 => {
+            Ok((_, (code, message))) if code >= 500 => {
                 Err(SendError::Temporary(format!("{code} {message}")))
             }
             // The subscriber read the notice and refused it.
-            Ok((code, message)) => Err(SendError::Permanent(format!("{code} {message}"))),
+            Ok((_, (code, message))) => Err(SendError::Permanent(format!("{code} {message}"))),
             // kozomol's own security server not reached: no notice is at fault.
             Err(TundukError::Transport(e)) => Err(SendError::Unavailable(e)),
             // A notice kozomol cannot even write is never worth sending again.

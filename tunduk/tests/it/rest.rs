@@ -14,7 +14,12 @@ async fn rest_found_and_errors() {
     );
     let registry = registry(config(&standin, BusProtocol::Rest));
     let context = context();
-    let lookup = || registry.transport_current_info(PLATE, PlateOrigin::Auto, &context);
+    let lookup = || async {
+        registry
+            .transport_current_info(PLATE, PlateOrigin::Auto, &context)
+            .await
+            .map(|a| a.lookup)
+    };
 
     assert!(matches!(lookup().await, Ok(OwnerLookup::Found(_))));
     assert_eq!(standin.request_count(), 1);

@@ -46,7 +46,8 @@ async fn unavailability_is_retried_definite_faults_are_not() {
             config.max_attempts = *attempts;
             let result = registry(config)
                 .transport_current_info(PLATE, PlateOrigin::Auto, &context())
-                .await;
+                .await
+                .map(|answer| answer.lookup);
             assert_eq!(
                 matches!(result, Ok(OwnerLookup::Found(_))),
                 *found,
@@ -72,7 +73,8 @@ async fn a_slow_bus_times_out_is_retried_then_fails() {
     let started = Instant::now();
     let result = registry(config)
         .transport_current_info(PLATE, PlateOrigin::Auto, &context())
-        .await;
+        .await
+        .map(|answer| answer.lookup);
     assert_eq!(
         result,
         Err(TundukError::Timeout(Duration::from_millis(100)))
@@ -95,7 +97,12 @@ async fn the_circuit_opens_after_failures_and_closes_after_the_cool_down() {
     config.breaker_cool_down_ms = 300;
     let registry = registry(config);
     let context = context();
-    let lookup = || registry.transport_current_info(PLATE, PlateOrigin::Auto, &context);
+    let lookup = || async {
+        registry
+            .transport_current_info(PLATE, PlateOrigin::Auto, &context)
+            .await
+            .map(|a| a.lookup)
+    };
 
     for _ in 0..3 {
         assert_eq!(lookup().await, Err(TundukError::HttpStatus { status: 500 }));
@@ -130,7 +137,12 @@ async fn a_failed_probe_opens_the_circuit_again() {
     config.breaker_cool_down_ms = 200;
     let registry = registry(config);
     let context = context();
-    let lookup = || registry.transport_current_info(PLATE, PlateOrigin::Auto, &context);
+    let lookup = || async {
+        registry
+            .transport_current_info(PLATE, PlateOrigin::Auto, &context)
+            .await
+            .map(|a| a.lookup)
+    };
 
     assert_eq!(lookup().await, Err(TundukError::HttpStatus { status: 500 }));
     tokio::time::sleep(Duration::from_millis(250)).await;
@@ -152,7 +164,8 @@ async fn refusals_do_not_open_the_circuit() {
     for _ in 0..4 {
         let result = registry
             .transport_current_info(PLATE, PlateOrigin::Auto, &context())
-            .await;
+            .await
+            .map(|answer| answer.lookup);
         assert!(
             matches!(&result, Err(TundukError::Fault(f)) if f.kind == FaultKind::AccessDenied),
             "{result:?}"
@@ -173,25 +186,40 @@ async fn answers_are_cached_errors_are_not() {
 
     let failed = registry
         .transport_current_info(PLATE, PlateOrigin::Auto, &context())
-        .await;
+        .await
+        .map(|answer| answer.lookup);
     assert_eq!(failed, Err(TundukError::HttpStatus { status: 500 }));
     let first = registry
         .transport_current_info(PLATE, PlateOrigin::Auto, &context())
         .await
         .expect("found");
-    // Another spelling of the same plate meets the cached answer.
+    // Another spelling of the same plate meets the cached answer, with the message id
+    // of the exchange that brought it.
     let second = registry
         .transport_current_info("01 123 abc", PlateOrigin::Auto, &context())
         .await
         .expect("cached");
     assert_eq!(first, second);
+    assert!(first
+        .exchange_id
+        .as_deref()
+        .is_some_and(|id| !id.is_empty()));
+    let foreign = registry
+        .transport_current_info("A123BC77", PlateOrigin::Auto, &context())
+        .await
+        .expect("not asked");
+    assert_eq!(
+        (foreign.lookup, foreign.exchange_id),
+        (OwnerLookup::ForeignPlate, None)
+    );
     assert_eq!(standin.request_count(), 2);
 
     // "Not found" is an answer too, and is cached.
     for _ in 0..2 {
         let lookup = registry
             .transport_current_info("02KG999XYZ", PlateOrigin::Auto, &context())
-            .await;
+            .await
+            .map(|answer| answer.lookup);
         assert_eq!(lookup, Ok(OwnerLookup::NoData));
     }
     assert_eq!(standin.request_count(), 3);
@@ -206,6 +234,7 @@ async fn without_a_cache_every_lookup_asks() {
         registry
             .transport_current_info(PLATE, PlateOrigin::Auto, &context())
             .await
+            .map(|answer| answer.lookup)
             .expect("found");
     }
     assert_eq!(standin.request_count(), 2);

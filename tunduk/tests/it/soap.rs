@@ -23,6 +23,7 @@ async fn found_person() {
         let lookup = registry
             .transport_current_info("01 kg 123 abc", PlateOrigin::Auto, &context())
             .await
+            .map(|answer| answer.lookup)
             .expect("lookup succeeds");
         let OwnerLookup::Found(record) = lookup else {
             panic!("{protocol:?}: expected one owner, got {lookup:?}");
@@ -73,6 +74,7 @@ async fn found_company() {
         let lookup = registry(config(&standin, protocol))
             .transport_current_info(PLATE, PlateOrigin::Auto, &context())
             .await
+            .map(|answer| answer.lookup)
             .expect("lookup succeeds");
         let OwnerLookup::Found(record) = lookup else {
             panic!("{protocol:?}: expected one owner, got {lookup:?}");
@@ -95,7 +97,8 @@ async fn no_data() {
         let standin = standin(FaultStyle::Legacy).await;
         let lookup = registry(config(&standin, protocol))
             .transport_current_info("02KG999XYZ", PlateOrigin::Auto, &context())
-            .await;
+            .await
+            .map(|answer| answer.lookup);
         assert_eq!(lookup, Ok(OwnerLookup::NoData), "{protocol:?}");
         assert_eq!(standin.request_count(), 1);
     }
@@ -116,6 +119,7 @@ async fn several_owners() {
         let lookup = registry(config(&standin, protocol))
             .transport_current_info(PLATE, PlateOrigin::Auto, &context())
             .await
+            .map(|answer| answer.lookup)
             .expect("lookup succeeds");
         let OwnerLookup::SeveralOwners(records) = lookup else {
             panic!("{protocol:?}: expected several owners, got {lookup:?}");
@@ -155,6 +159,7 @@ async fn foreign_plates_are_not_asked() {
         let lookup = registry
             .transport_current_info(plate, origin, &context())
             .await
+            .map(|answer| answer.lookup)
             .expect("lookup succeeds");
         assert_eq!(
             lookup == OwnerLookup::ForeignPlate,
@@ -197,7 +202,8 @@ async fn access_denied_in_both_spellings_is_not_retried() {
         config.max_attempts = 3;
         let result = registry(config)
             .transport_current_info(PLATE, PlateOrigin::Auto, &context())
-            .await;
+            .await
+            .map(|answer| answer.lookup);
         match result {
             Err(TundukError::Fault(fault)) => {
                 assert_eq!(fault.kind, FaultKind::AccessDenied, "{code}");
@@ -231,7 +237,8 @@ async fn an_unknown_service_is_a_definite_fault() {
         }
         let result = registry(config)
             .transport_current_info(PLATE, PlateOrigin::Auto, &context())
-            .await;
+            .await
+            .map(|answer| answer.lookup);
         assert!(
             matches!(&result, Err(TundukError::Fault(f)) if f.kind == FaultKind::UnknownService),
             "{protocol:?}: {result:?}"
@@ -257,7 +264,8 @@ async fn header_echo_mismatch_is_rejected() {
             standin.set_echo_tamper(Some(tamper));
             let result = registry(config(&standin, protocol))
                 .transport_current_info(PLATE, PlateOrigin::Auto, &context())
-                .await;
+                .await
+                .map(|answer| answer.lookup);
             match result {
                 Err(TundukError::HeaderMismatch { field: got, .. }) => {
                     assert_eq!(got, field, "{protocol:?}")
@@ -297,6 +305,7 @@ async fn odd_fields_are_read_leniently() {
     let lookup = registry
         .transport_current_info(PLATE, PlateOrigin::Auto, &context())
         .await
+        .map(|answer| answer.lookup)
         .expect("odd fields do not fail the reply");
     let OwnerLookup::Found(record) = lookup else {
         panic!("expected one owner, got {lookup:?}");
@@ -334,7 +343,8 @@ async fn odd_fields_are_read_leniently() {
         standin.set_answer(PLATE, Answer::RawSoapPayload(payload.clone()));
         let result = registry
             .transport_current_info(PLATE, PlateOrigin::Auto, &context())
-            .await;
+            .await
+            .map(|answer| answer.lookup);
         assert!(
             matches!(result, Err(TundukError::NoUsableData(_))),
             "{payload}: {result:?}"
@@ -350,7 +360,8 @@ async fn odd_fields_are_read_leniently() {
     );
     let result = registry
         .transport_current_info(PLATE, PlateOrigin::Auto, &context())
-        .await;
+        .await
+        .map(|answer| answer.lookup);
     assert!(
         matches!(result, Err(TundukError::MalformedReply(_))),
         "{result:?}"
@@ -370,7 +381,8 @@ async fn bad_input_is_refused_before_the_bus() {
     for (plate, context) in cases {
         let result = registry
             .transport_current_info(plate, PlateOrigin::Domestic, &context)
-            .await;
+            .await
+            .map(|answer| answer.lookup);
         assert!(
             matches!(result, Err(TundukError::InvalidInput(_))),
             "{plate:?}: {result:?}"
