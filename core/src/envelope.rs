@@ -27,6 +27,10 @@ pub const MAX_ENVELOPE_BYTES: usize = 2 * 1024 * 1024;
 pub const MAX_FRAMES: usize = 8;
 /// Longest text field accepted in an event (addresses, serials, ids).
 const MAX_TEXT: usize = 256;
+/// Captures are taken between these instants (2000-01-01 and 2100-01-01 UTC): far
+/// outside is a broken clock or a forged event, and databases refuse some such dates.
+const EARLIEST_CAPTURE_MS: i64 = 946_684_800_000;
+const LATEST_CAPTURE_MS: i64 = 4_102_444_800_000;
 
 /// What a frame shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -120,15 +124,27 @@ impl ViolationEvent {
         if self.frames.iter().any(|f| f.sha256.len() != 32) {
             return invalid("frame sha256 must be 32 bytes".into());
         }
+        if !(EARLIEST_CAPTURE_MS..LATEST_CAPTURE_MS).contains(&self.captured_at_ms) {
+            return invalid("captured_at_ms is not between the years 2000 and 2100".into());
+        }
+        let read = self.plate_read.as_ref();
         let texts = [
-            &self.site.id,
-            &self.site.address,
-            &self.site.direction,
-            &self.device.serial,
-            &self.device.certificate.number,
+            Some(&self.site.id),
+            Some(&self.site.address),
+            Some(&self.site.direction),
+            Some(&self.device.serial),
+            Some(&self.device.certificate.number),
+            read.map(|r| &r.text),
+            read.and_then(|r| r.country.as_ref()),
         ];
-        if texts.iter().any(|t| t.len() > MAX_TEXT) {
+        let texts = texts.into_iter().flatten();
+        if texts.clone().any(|t| t.len() > MAX_TEXT) {
             return invalid(format!("text fields are at most {MAX_TEXT} bytes"));
+        }
+        // A NUL or other control character is no part of an address, serial or plate
+        // (and PostgreSQL refuses a NUL in text).
+        if texts.clone().any(|t| t.chars().any(char::is_control)) {
+            return invalid("text fields hold no control characters".into());
         }
         if let Some(read) = &self.plate_read {
             if read.text.is_empty() || read.text.chars().count() > 16 {
@@ -406,6 +422,64 @@ pub(crate) mod tests {
             encode_signed(&event, &frames, &key(), Some(trace)),
             Err(CoreError::Oversize { .. })
         ));
+    }
+
+    #[test]
+    fn events_with_control_characters_or_impossible_times_are_refused() {
+        let frames = frames();
+        type Spoil = fn(&mut ViolationEvent);
+        let table: [(Spoil, Option<&str>); 8] = [
+            (|_| {}, None),
+            (|e| e.site.address.push('\0'), Some("control characters")),
+            (
+                |e| e.device.serial.push('\u{1b}'),
+                Some("control characters"),
+            ),
+            (
+                |e| {
+                    if let Some(read) = &mut e.plate_read {
+                        read.text = "01KG\0".into();
+                    }
+                },
+                Some("control characters"),
+            ),
+            (
+                |e| {
+                    if let Some(read) = &mut e.plate_read {
+                        read.country = Some("KG\n".into());
+                    }
+                },
+                Some("control characters"),
+            ),
+            (
+                |e| e.captured_at_ms = -300_000_000_000_000,
+                Some("between the years"),
+            ),
+            (
+                |e| e.captured_at_ms = EARLIEST_CAPTURE_MS - 1,
+                Some("between the years"),
+            ),
+            (
+                |e| e.captured_at_ms = LATEST_CAPTURE_MS,
+                Some("between the years"),
+            ),
+        ];
+        for (i, (spoil, want)) in table.into_iter().enumerate() {
+            let mut event = sample_event(&frames);
+            if event.plate_read.is_none() {
+                event.plate_read = Some(PlateRead {
+                    text: "01KG123ABC".into(),
+                    confidence_milli: 900,
+                    country: None,
+                });
+            }
+            spoil(&mut event);
+            match (event.check(), want) {
+                (Ok(()), None) => {}
+                (Err(CoreError::InvalidEvent(m)), Some(words)) if m.contains(words) => {}
+                (got, _) => panic!("row {i}: {got:?}, wanted {want:?}"),
+            }
+        }
     }
 
     #[test]

@@ -484,13 +484,28 @@ fn dead_letter(
     );
     NewDeadLetter {
         received_at: now,
-        topic: topic.chars().take(512).collect(),
+        topic: printable(topic).chars().take(512).collect(),
         camera_id: r.camera_id,
         event_id: r.event_id,
         reason: r.reason,
-        detail: r.detail,
+        detail: printable(&r.detail),
         raw: payload.to_vec(),
     }
+}
+
+/// `text` with its control characters escaped (`\u{0}`, `\n`): a dead letter's topic
+/// and detail may quote what a sender wrote, and a NUL would make PostgreSQL refuse the
+/// row — and with it the batch, which waits until it is stored.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn new_case(

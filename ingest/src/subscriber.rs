@@ -17,8 +17,12 @@ use tokio_util::sync::CancellationToken;
 use crate::batch::{BatchOutcome, BatchWriter};
 use crate::{IngestError, IngestMetrics};
 
-/// The largest MQTT packet ingest accepts: above the envelope limit (2 MiB).
-pub const MAX_PACKET_BYTES: usize = 4 * 1024 * 1024;
+/// The largest MQTT packet ingest accepts: well above what the brokers pass on (4 MiB
+/// of payload: the embedded broker, deploy/mosquitto.conf), so that any message they
+/// deliver reaches the envelope check (2 MiB) and is dead-lettered if too large. A
+/// packet over this would drop ingest's connection, and the broker would deliver it
+/// again first on every reconnect.
+pub const MAX_PACKET_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct IngestConfig {

@@ -16,6 +16,23 @@ use kozomol_store::{CameraRegistration, EvidenceStore, Store};
 use kozomol_testkit::fines::{device, noise_jpeg, site, speeding_event};
 use tempfile::TempDir;
 
+/// A camera registered on `store` as `id`, and the key it signs with.
+async fn registered(store: &dyn Store, id: &str) -> (CameraId, SigningKey) {
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let camera = CameraId::parse(id).expect("camera id");
+    store
+        .register_camera(&CameraRegistration {
+            camera_id: camera.clone(),
+            public_key: key.verifying_key().to_bytes(),
+            device_serial: device().serial,
+            certificate: device().certificate,
+            site: site(),
+        })
+        .await
+        .expect("register");
+    (camera, key)
+}
+
 /// A writer on a fresh SQLite store, a raw connection to that database for triggers,
 /// and a batch of one signed event and one message that is not an envelope.
 struct Fixture {
@@ -56,18 +73,7 @@ impl Fixture {
         let store = kozomol_store::connect(&url).await.expect("store");
         let evidence =
             Arc::new(EvidenceStore::open(&dir.path().join("evidence"), "t").expect("evidence"));
-        let key = SigningKey::from_bytes(&[7; 32]);
-        let camera = CameraId::parse("cam-batch").expect("camera id");
-        store
-            .register_camera(&CameraRegistration {
-                camera_id: camera.clone(),
-                public_key: key.verifying_key().to_bytes(),
-                device_serial: device().serial,
-                certificate: device().certificate,
-                site: site(),
-            })
-            .await
-            .expect("register");
+        let (camera, key) = registered(store.as_ref(), "cam-batch").await;
         let frames = vec![noise_jpeg(64, 48, 1), noise_jpeg(32, 16, 2)];
         let captured = chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z").expect("time");
         let event = speeding_event(&camera, captured.timestamp_millis(), &frames);
@@ -241,4 +247,86 @@ async fn frames_of_a_batch_left_uncommitted_at_a_stop_are_queued_for_overwriting
     f.writer.queue_uncommitted_on_stop().await;
     let (queued, frames) = (f.queued_for_overwriting().await, f.event_frames());
     assert_eq!(queued, frames, "both frames the attempt appended");
+}
+
+#[tokio::test]
+async fn what_a_sender_writes_never_stops_a_batch_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("k.db").display());
+    what_a_sender_writes_never_stops_a_batch(&url, dir.path()).await;
+}
+
+#[tokio::test]
+async fn what_a_sender_writes_never_stops_a_batch_on_postgres() {
+    let scratch = kozomol_testkit::postgres::ScratchPostgres::create(
+        &kozomol_testkit::postgres::server_url(),
+        "ingest_nul",
+    )
+    .await
+    .expect("scratch database");
+    let dir = tempfile::tempdir().expect("tempdir");
+    what_a_sender_writes_never_stops_a_batch(&scratch.url, dir.path()).await;
+    scratch.drop_now().await.expect("drop");
+}
+
+/// A NUL in a topic, or in a signed event's text (PostgreSQL refuses it in text and
+/// JSON), is dead-lettered with the NUL escaped; the batch commits, its good event
+/// with it. (The batch waits until the store takes it, so a row the store refuses for
+/// its content would stop ingest.)
+async fn what_a_sender_writes_never_stops_a_batch(url: &str, dir: &Path) {
+    let store = kozomol_store::connect(url).await.expect("store");
+    let evidence = Arc::new(EvidenceStore::open(&dir.join("evidence"), "t").expect("evidence"));
+    let (camera, key) = registered(store.as_ref(), "cam-nul").await;
+    let captured = chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z").expect("time");
+    let signed = |n: u8| {
+        let frames = vec![
+            noise_jpeg(64, 48, u64::from(n)),
+            noise_jpeg(32, 16, u64::from(n) + 1),
+        ];
+        let event = speeding_event(&camera, captured.timestamp_millis() + i64::from(n), &frames);
+        encode_signed(&event, &frames, &key, None).expect("encode")
+    };
+    // The site's direction with a NUL in it: the signature no longer fits either, but
+    // the event's own check refuses it first.
+    let mut spoiled = signed(1);
+    let at = spoiled
+        .windows(b"eastbound".len())
+        .position(|w| w == b"eastbound")
+        .expect("the direction is in the envelope");
+    spoiled[at + 4] = 0;
+    let topic = "kozomol/v1/cameras/cam-nul/violations".to_owned();
+    let batch = vec![
+        (
+            "kozomol/v1/cameras/cam\0nul/violations".to_owned(),
+            signed(3),
+        ),
+        (topic.clone(), spoiled),
+        (topic, signed(5)),
+    ];
+    let writer = BatchWriter::new(
+        Arc::clone(&store),
+        evidence,
+        Arc::new(IngestMetrics::default()),
+        "ingest:test".into(),
+        FixedOffset::east_opt(6 * 3600).expect("offset"),
+    );
+    let outcomes = writer.write(&batch).await.expect("the batch commits");
+    assert!(
+        matches!(outcomes[2], BatchOutcome::Accepted { .. }),
+        "{outcomes:?}"
+    );
+    let letters = store.dead_letters(10, None).await.expect("dead letters");
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    let topics: Vec<&str> = letters.iter().map(|l| l.topic.as_str()).collect();
+    assert!(
+        topics.contains(&"kozomol/v1/cameras/cam\\u{0}nul/violations"),
+        "{topics:?}"
+    );
+    let spoiled = letters
+        .iter()
+        .find(|l| l.topic == "kozomol/v1/cameras/cam-nul/violations")
+        .expect("the spoiled event's letter");
+    assert_eq!(spoiled.reason, DeadLetterReason::Malformed, "{spoiled:?}");
+    assert!(spoiled.detail.contains("control characters"), "{spoiled:?}");
+    assert!(letters.iter().all(|l| !l.detail.contains('\0')));
 }
