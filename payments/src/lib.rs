@@ -26,7 +26,9 @@ pub use qr::{
     emvco_payment_payload, kg_payment_payload, parse_tlv, payment_payload, verify, Checksum,
     MerchantAccount, TlvField,
 };
-pub use settlement::{check_payment, settle, Due, PaidSoFar, Settlement, SettlementError};
+pub use settlement::{
+    check_payment, settle, Due, PaidSoFar, Settlement, SettlementError, MAX_PAYMENT_MINOR,
+};
 pub use statement::{
     books_the_payment, parse_camt053, parse_csv, PayerTime, Statement, StatementCredit,
     StatementError,

@@ -101,7 +101,14 @@ pub enum SettlementError {
     },
     #[error("a payment must be above zero, not {0}")]
     NotPositive(i64),
+    #[error("a payment of {0} minor units is no fine's: at most {MAX_PAYMENT_MINOR}")]
+    TooLarge(i64),
 }
+
+/// The most one payment may bring, in minor units (ten trillion major units): far
+/// beyond any fine, and low enough that the sums of a fine's payments, a day's or a
+/// statement's never overflow.
+pub const MAX_PAYMENT_MINOR: i64 = 1_000_000_000_000_000;
 
 /// Whether `payment` can pay the fine at all: its currency, and more than nothing.
 pub fn check_payment(due: &Due, payment: Money) -> Result<(), SettlementError> {
@@ -113,6 +120,9 @@ pub fn check_payment(due: &Due, payment: Money) -> Result<(), SettlementError> {
     }
     if payment.minor <= 0 {
         return Err(SettlementError::NotPositive(payment.minor));
+    }
+    if payment.minor > MAX_PAYMENT_MINOR {
+        return Err(SettlementError::TooLarge(payment.minor));
     }
     Ok(())
 }
@@ -352,6 +362,13 @@ mod tests {
             assert_eq!(
                 settle(&due, within(0), som(minor), day(1)),
                 Err(SettlementError::NotPositive(minor))
+            );
+        }
+        assert!(settle(&due, within(0), som(MAX_PAYMENT_MINOR), day(1)).is_ok());
+        for minor in [MAX_PAYMENT_MINOR + 1, i64::MAX] {
+            assert_eq!(
+                settle(&due, within(0), som(minor), day(1)),
+                Err(SettlementError::TooLarge(minor))
             );
         }
     }

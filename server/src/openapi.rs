@@ -1812,7 +1812,7 @@ fn components() -> Value {
         "type": "object", "required": ["payment_code"], "additionalProperties": false,
         "properties": {
             "payment_code": { "type": "string", "pattern": "^[1-9][0-9]{17}$" },
-            "amount_minor": { "type": "integer", "minimum": 1, "description": "Default: due today." },
+            "amount_minor": { "type": "integer", "minimum": 1, "maximum": kozomol_payments::MAX_PAYMENT_MINOR, "description": "Default: due today." },
             "currency": { "type": "string", "description": "If given, the fine's (KGS, KZT)." }
         }
     }));
@@ -1840,7 +1840,7 @@ fn components() -> Value {
                     "payment_id": { "type": "string", "description": "The provider's id of the payment: the same id again is the same payment." },
                     "payment_code": text,
                     "intent": { "type": "string", "description": "The intent paid: the payment must be its fine and amount." },
-                    "amount_minor": { "type": "integer", "minimum": 1 },
+                    "amount_minor": { "type": "integer", "minimum": 1, "maximum": kozomol_payments::MAX_PAYMENT_MINOR },
                     "currency": text,
                     "paid_at": { "type": "string", "format": "date-time", "description": "When the payer paid: it decides the discount." },
                     "reason": { "type": "string", "description": "Why a payment is taken back." }

@@ -57,7 +57,8 @@ pub struct Settings {
     /// The city's identity provider (OpenID Connect) for console logins, where it
     /// runs one; officers still need a kozomol account of the same login.
     pub oidc: Option<OidcSettings>,
-    /// The jurisdiction's offset from UTC in minutes (Bishkek: 360).
+    /// The jurisdiction's offset from UTC in minutes (Kyrgyzstan: 360, Kazakhstan:
+    /// 300); validate refuses any other than `fines.jurisdiction`'s.
     pub utc_offset_minutes: i32,
     /// Ed25519 key that signs camera config; default `DATA_DIR/server.key`.
     pub server_key_file: Option<PathBuf>,
@@ -854,8 +855,17 @@ impl Settings {
         if self.portal.lookup_window_s == 0 {
             problems.push("portal.lookup_window_s must be above 0".into());
         }
-        if !(-12 * 60..=14 * 60).contains(&self.utc_offset_minutes) {
-            problems.push("utc_offset_minutes must be between -720 and 840".into());
+        // The ledger and the clocks date by the jurisdiction's own offset; a bank's
+        // zoneless dates and calibration days read at another would move a payment or
+        // a capture across midnight (a discount granted or lost by a day).
+        let jurisdiction = self.fines.jurisdiction;
+        if i64::from(self.utc_offset_minutes) * 60 != i64::from(jurisdiction.utc_offset_seconds()) {
+            problems.push(format!(
+                "utc_offset_minutes is {}, but fines.jurisdiction `{}` dates fines at {}",
+                self.utc_offset_minutes,
+                jurisdiction.as_str(),
+                jurisdiction.utc_offset_seconds() / 60
+            ));
         }
         if self.ingest.batch_max == 0 || self.ingest.batch_max > 10_000 {
             problems.push("ingest.batch_max must be 1..=10000".into());
@@ -1180,6 +1190,29 @@ mod tests {
             problems.iter().any(|p| p.contains("`proxy.local`")),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn the_offset_is_the_jurisdictions() {
+        use kozomol_core::Jurisdiction::{Kg, Kz};
+        for (jurisdiction, minutes, fine) in [
+            (Kg, 360, true),
+            (Kz, 300, true),
+            (Kz, 360, false),
+            (Kg, 300, false),
+            (Kg, i32::MAX, false),
+        ] {
+            let mut s = Settings::default();
+            s.fines.jurisdiction = jurisdiction;
+            s.utc_offset_minutes = minutes;
+            let problems = match s.validate() {
+                Ok(()) => Vec::new(),
+                Err(SettingsError::Invalid(problems)) => problems,
+                Err(e) => panic!("{e}"),
+            };
+            let refused = problems.iter().any(|p| p.contains("utc_offset_minutes"));
+            assert_eq!(refused, !fine, "{jurisdiction:?} {minutes}: {problems:?}");
+        }
     }
 
     #[test]

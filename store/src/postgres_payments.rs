@@ -158,6 +158,19 @@ pub(crate) async fn post_locked(
     standing: &Standing,
     payment: &NewPayment,
 ) -> Result<Option<PaymentPosted>, StoreError> {
+    // One reporter's id is looked for in two tables (`payments`, and `payment_reports`
+    // for a report matched to money a statement booked), and no unique index spans
+    // both: posts of one id, for whichever fines, take their turns here, so the later
+    // one finds the earlier as a repeat. (Each holds only its own fine's row before.)
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!(
+            "payment-report:{}:{}:{}",
+            payment.channel.as_str(),
+            payment.source,
+            payment.external_id
+        ))
+        .execute(&mut *tx)
+        .await?;
     if let Some(earlier) = earlier_report(&mut *tx, payment).await? {
         let paid_intent =
             crate::postgres_payment_intents::intent_paid_by(&mut *tx, earlier.id, payment).await?;
@@ -450,9 +463,12 @@ impl PaymentLedger for PgStore {
         let row = match &reversal.external_id {
             Some(external_id) => {
                 // The amount named must be the payment's: a reversal of part of it is
-                // not this one, and never takes back the whole.
+                // not this one, and never takes back the whole. A report matched to
+                // money a statement had booked is that payment: its cancel takes it back.
                 sqlx::query(payment_select!(
-                    "WHERE channel = $1 AND source = $2 AND external_id = $3 \
+                    "WHERE ((channel = $1 AND source = $2 AND external_id = $3) \
+                      OR id IN (SELECT payment_id FROM payment_reports \
+                        WHERE channel = $1 AND source = $2 AND external_id = $3)) \
                      AND resolution_number = $4 \
                      AND ($5::BIGINT IS NULL OR amount_minor = $5) FOR UPDATE"
                 ))
@@ -510,6 +526,16 @@ impl PaymentLedger for PgStore {
         .bind(&reversal.reason)
         .bind(record.id)
         .bind(reversal.reversal_id.as_deref())
+        .execute(&mut *tx)
+        .await?;
+        // A statement credit that was this money goes back to finance's queue: the
+        // account did receive it, and the fine it names is not escalated meanwhile.
+        sqlx::query(
+            "UPDATE statement_lines SET status = 'unmatched', detail = $2 \
+             WHERE payment_id = $1 AND status IN ('applied', 'matched')",
+        )
+        .bind(record.id)
+        .bind(reconciliation::requeued_detail(record.id, &reversal.reason))
         .execute(&mut *tx)
         .await?;
         record.reversed_at = Some(now);

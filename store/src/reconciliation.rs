@@ -287,6 +287,11 @@ impl<'a> CreditPayment<'a> {
     }
 }
 
+/// Why a credit taken as (or matched to) a payment later reversed is queued again.
+pub(crate) fn requeued_detail(payment_id: i64, reason: &str) -> String {
+    format!("its payment {payment_id} was reversed ({reason}): the account holds the money")
+}
+
 /// What a taken credit's detail says.
 pub(crate) fn taken_detail(status: LineStatus, payment: &PaymentRecord) -> String {
     match status {

@@ -394,9 +394,12 @@ impl PaymentLedger for SqliteStore {
         let row = match &reversal.external_id {
             Some(external_id) => {
                 // The amount named must be the payment's: a reversal of part of it is
-                // not this one, and never takes back the whole.
+                // not this one, and never takes back the whole. A report matched to
+                // money a statement had booked is that payment: its cancel takes it back.
                 sqlx::query(payment_select!(
-                    "WHERE channel = ?1 AND source = ?2 AND external_id = ?3 \
+                    "WHERE ((channel = ?1 AND source = ?2 AND external_id = ?3) \
+                      OR id IN (SELECT payment_id FROM payment_reports \
+                        WHERE channel = ?1 AND source = ?2 AND external_id = ?3)) \
                      AND resolution_number = ?4 AND (?5 IS NULL OR amount_minor = ?5)"
                 ))
                 .bind(reversal.channel.as_str())
@@ -445,6 +448,16 @@ impl PaymentLedger for SqliteStore {
         .bind(&reversal.reversed_by)
         .bind(&reversal.reason)
         .bind(reversal.reversal_id.as_deref())
+        .bind(record.id)
+        .execute(&mut *tx)
+        .await?;
+        // A statement credit that was this money goes back to finance's queue: the
+        // account did receive it, and the fine it names is not escalated meanwhile.
+        sqlx::query(
+            "UPDATE statement_lines SET status = 'unmatched', detail = ? \
+             WHERE payment_id = ? AND status IN ('applied', 'matched')",
+        )
+        .bind(reconciliation::requeued_detail(record.id, &reversal.reason))
         .bind(record.id)
         .execute(&mut *tx)
         .await?;

@@ -214,6 +214,7 @@ conformance!(
         callbacks_are_kept_with_their_answer,
         statement_credits_are_matched_applied_or_queued,
         equal_credits_are_each_matched_to_their_own_report,
+        a_reversal_reaches_the_statement_money_it_was,
         a_queued_credit_holds_the_fines_clocks,
         retention_purges_settled_quiet_cases_and_nothing_else,
         case_files_are_destroyed_after_the_purge_and_shared_evidence_stays,
@@ -6569,6 +6570,98 @@ async fn soap_payment(
     payment.exact_only = true;
     payment.paid_at = bishkek_noon(date(day));
     payment
+}
+
+/// A bank's cancel of its report reaches the payment the report was matched to (money
+/// a statement booked first), and a reversed payment's statement credit goes back to
+/// finance's queue (the account holds that money).
+async fn a_reversal_reaches_the_statement_money_it_was(store: Arc<dyn Store>) {
+    use kozomol_store::{LineStatus, PaymentChannel, PaymentPosted, PaymentReversed};
+    let numbers = issued(store.as_ref(), 2, &person()).await;
+    let (a, b) = (
+        code_of(store.as_ref(), &numbers[0]).await,
+        code_of(store.as_ref(), &numbers[1]).await,
+    );
+    let bank_cancel = |code: &str, id: &str| kozomol_store::PaymentReversal {
+        channel: PaymentChannel::Soap,
+        source: "central-server/COM/10000001/bank".to_owned(),
+        ..reversal_of(code, Some(id))
+    };
+    let queued = |line_id: i64| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .statement_lines(true, 0, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|l| l.id == line_id)
+        }
+    };
+
+    // A: the bank's report first, its money matched on the statement, then cancelled.
+    let soap = applied(
+        store
+            .post_payment(
+                &soap_payment(store.as_ref(), &numbers[0], "msg-a", 250_000, "2026-03-10").await,
+            )
+            .await
+            .unwrap(),
+    );
+    let matched = store
+        .reconcile_credit(&credit("BR-1", "2026-03-11", 250_000, &[&a]))
+        .await
+        .unwrap();
+    assert_eq!(matched.line.status, LineStatus::Matched);
+    match store
+        .reverse_payment(&bank_cancel(&a, "msg-a"))
+        .await
+        .unwrap()
+    {
+        PaymentReversed::Reversed { payment, .. } => assert_eq!(payment.id, soap.id),
+        other => panic!("{other:?}"),
+    }
+    let requeued = queued(matched.line.id).await.expect("queued again");
+    assert_eq!(requeued.status, LineStatus::Unmatched);
+    assert!(requeued.detail.contains("reversed"), "{}", requeued.detail);
+
+    // B: the statement's money first, the bank's report matched to it, then the bank
+    // cancels its report: the statement's payment is taken back.
+    let booked = store
+        .reconcile_credit(&credit("BR-3", "2026-03-10", 250_000, &[&b]))
+        .await
+        .unwrap();
+    assert_eq!(booked.line.status, LineStatus::Applied);
+    let statement_payment = booked.payment.expect("a payment");
+    let report = soap_payment(store.as_ref(), &numbers[1], "msg-b", 250_000, "2026-03-10").await;
+    match store.post_payment(&report).await.unwrap() {
+        PaymentPosted::AlreadyPosted(record) => assert_eq!(record.id, statement_payment.id),
+        other => panic!("{other:?}"),
+    }
+    match store
+        .reverse_payment(&bank_cancel(&b, "msg-b"))
+        .await
+        .unwrap()
+    {
+        PaymentReversed::Reversed { payment, .. } => {
+            assert_eq!(payment.id, statement_payment.id)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        state_of(store.as_ref(), &numbers[1]).await,
+        CaseState::Issued
+    );
+    let requeued = queued(booked.line.id).await.expect("queued again");
+    assert_eq!(requeued.status, LineStatus::Unmatched);
+    // Sent again: the same payment, already reversed.
+    assert!(matches!(
+        store
+            .reverse_payment(&bank_cancel(&b, "msg-b"))
+            .await
+            .unwrap(),
+        PaymentReversed::AlreadyReversed(_)
+    ));
 }
 
 /// Two equal credits of one fine booked the same day, their statement giving each its

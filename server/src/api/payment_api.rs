@@ -515,10 +515,13 @@ pub async fn create_intent(
                 request.amount_minor.unwrap_or(quote.outstanding.minor),
                 currency,
             );
-            if amount.minor <= 0 {
+            if amount.minor <= 0 || amount.minor > kozomol_payments::MAX_PAYMENT_MINOR {
                 return Err(ApiError::Validation(vec![FieldProblem::new(
                     "amount_minor",
-                    "must be above zero",
+                    format!(
+                        "must be above zero and at most {}",
+                        kozomol_payments::MAX_PAYMENT_MINOR
+                    ),
                 )]));
             }
             let intent = state
@@ -752,8 +755,14 @@ async fn apply_callback(
     if payment.payment_id.trim().is_empty() || payment.payment_id.len() > 200 {
         problems.push(FieldProblem::new("data.payment_id", "1 to 200 characters"));
     }
-    if amount.minor <= 0 {
-        problems.push(FieldProblem::new("data.amount_minor", "must be above zero"));
+    if amount.minor <= 0 || amount.minor > kozomol_payments::MAX_PAYMENT_MINOR {
+        problems.push(FieldProblem::new(
+            "data.amount_minor",
+            format!(
+                "must be above zero and at most {}",
+                kozomol_payments::MAX_PAYMENT_MINOR
+            ),
+        ));
     }
     if (payment.paid_at - received_at).num_seconds() > PAID_AT_LEEWAY_S {
         problems.push(FieldProblem::new(

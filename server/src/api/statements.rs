@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
-use chrono::{Days, NaiveDate};
+use chrono::{Datelike, Days, NaiveDate};
 use kozomol_payments::statement::BOOKING_LAG_DAYS;
 use kozomol_payments::{parse_camt053, parse_csv, PaymentCode, Statement, StatementError};
 use kozomol_store::{
@@ -289,6 +289,15 @@ pub async fn totals(
     State(state): State<ApiState>,
     Query(query): Query<TotalsQuery>,
 ) -> Result<Json<Totals>, ApiError> {
+    // Days kozomol could have taken money on: far outside, the instants below (less the
+    // offset and the booking lag) would leave chrono's range.
+    let plausible = |day: NaiveDate| (2000..2200).contains(&day.year());
+    if !plausible(query.from) || !plausible(query.to) {
+        return Err(ApiError::InvalidQuery(vec![FieldProblem::new(
+            "from",
+            "`from` and `to` are days between the years 2000 and 2199",
+        )]));
+    }
     let last = query.from.checked_add_days(Days::new(MAX_TOTALS_DAYS - 1));
     if query.to < query.from || last.is_some_and(|last| query.to > last) {
         return Err(ApiError::InvalidQuery(vec![FieldProblem::new(

@@ -1269,5 +1269,25 @@ async fn statements_are_imported_matched_queued_and_totalled() {
         (too_long.status, too_long.body["code"].clone()),
         (400, json!("invalid_query"))
     );
+    // Days chrono reads but no instant of theirs fits: refused, not a dropped answer.
+    for range in [
+        "from=-262143-01-01&to=-262143-01-01",
+        "from=1900-01-01&to=1900-01-02",
+    ] {
+        let absurd = api
+            .staff(
+                reqwest::Method::GET,
+                &format!("/api/v1/payment-totals?{range}"),
+                &finance,
+                "application/json",
+                String::new(),
+            )
+            .await;
+        assert_eq!(
+            (absurd.status, absurd.body["code"].clone()),
+            (400, json!("invalid_query")),
+            "{range}"
+        );
+    }
     api.finish().await;
 }
