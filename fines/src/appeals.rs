@@ -1,8 +1,8 @@
 //! The rules around appeals that are not the store's: whether an appeal is still in
-//! time, and what an appellant may attach.
+//! time, whether the case takes another, and what an appellant may attach.
 
 use chrono::NaiveDate;
-use kozomol_store::StoredClock;
+use kozomol_store::{AppealRecord, AppealState, StoredClock};
 
 /// Attachments an appeal takes: photos and documents, each at most this size.
 pub const MAX_ATTACHMENT_BYTES: usize = 10 * 1024 * 1024;
@@ -13,6 +13,10 @@ pub const ATTACHMENT_TYPES: [&str; 3] = ["image/jpeg", "image/png", "application
 pub enum AppealRefusal {
     #[error("the appeal window closed on {0}")]
     Late(NaiveDate),
+    #[error("appeal {0} is still open")]
+    StillOpen(i64),
+    #[error("appeal {0} was rejected: that decision is appealed in court, not here")]
+    AlreadyRejected(i64),
     #[error("at most {MAX_ATTACHMENTS} attachments")]
     TooManyAttachments,
     #[error("attachment `{0}` is larger than 10 MiB")]
@@ -30,6 +34,21 @@ pub fn appeal_in_time(clock: Option<&StoredClock>, today: NaiveDate) -> Result<(
         Some(last) if today > last => Err(AppealRefusal::Late(last)),
         _ => Ok(()),
     }
+}
+
+/// Whether a case whose appeals so far are `appeals` takes another: not while one is
+/// open, and not once one was rejected — the police hear one appeal against a
+/// resolution; their decision on it goes to court. (A rejection re-dates the clocks
+/// from the decision, which would otherwise open the window again after every one.)
+pub fn another_appeal(appeals: &[AppealRecord]) -> Result<(), AppealRefusal> {
+    for appeal in appeals {
+        match appeal.state {
+            AppealState::Filed => return Err(AppealRefusal::StillOpen(appeal.id)),
+            AppealState::Rejected => return Err(AppealRefusal::AlreadyRejected(appeal.id)),
+            AppealState::Annulled => {}
+        }
+    }
+    Ok(())
 }
 
 /// Checks an attachment's declared type, size and first bytes.
@@ -95,6 +114,48 @@ mod tests {
         ];
         for (clock, today, want) in cases {
             assert_eq!(appeal_in_time(clock.as_ref(), today), want, "{today}");
+        }
+    }
+
+    #[test]
+    fn one_appeal_is_heard() {
+        let appeal = |id: i64, state: AppealState| AppealRecord {
+            id,
+            case_id: CaseId(1),
+            resolution_number: "KG-BSK-2026-0000001".to_owned(),
+            appellant: "А. Б.".to_owned(),
+            contact: None,
+            grounds: "—".to_owned(),
+            filed_at: chrono::Utc::now(),
+            filed_by: "portal".to_owned(),
+            from_state: kozomol_core::CaseState::Delivered,
+            state,
+            decided_by: None,
+            decided_at: None,
+            decision_note: None,
+            attachments: Vec::new(),
+        };
+        let cases = [
+            (vec![], Ok(())),
+            (vec![appeal(1, AppealState::Annulled)], Ok(())),
+            (
+                vec![appeal(1, AppealState::Filed)],
+                Err(AppealRefusal::StillOpen(1)),
+            ),
+            (
+                vec![appeal(1, AppealState::Rejected)],
+                Err(AppealRefusal::AlreadyRejected(1)),
+            ),
+            (
+                vec![
+                    appeal(1, AppealState::Annulled),
+                    appeal(2, AppealState::Rejected),
+                ],
+                Err(AppealRefusal::AlreadyRejected(2)),
+            ),
+        ];
+        for (appeals, want) in cases {
+            assert_eq!(another_appeal(&appeals), want, "{appeals:?}");
         }
     }
 

@@ -5,7 +5,9 @@
 //! enforcement, lapse — and a case whose appeal was rejected (`appeal_rejected`) gets
 //! them again from the decision day, with no discount (it was forgone by appealing),
 //! and goes back to where the appeal found it: `delivered`, `partially_paid`, or its
-//! paid state. Claimed under a lease, like the stages before.
+//! paid state. A case paid before its delivery was proven is dated too when the proof
+//! comes, staying paid (its appeal window must end). Claimed under a lease, like the
+//! stages before.
 //!
 //! The deadlines scheduler: each pass takes the clocks whose wake-up day has come and
 //! applies the one move `deadlines::due_moves` gives (discount ended, overdue,
@@ -113,8 +115,9 @@ async fn date_case(
         Ok(facts) => facts,
         Err(reason) => return Ok(Err((from, reason))),
     };
-    // Where the periods run from, and where the case goes once dated.
-    let (runs_from_instant, to, discount) = if from == CaseState::AppealRejected {
+    // Where the periods run from, where the case goes once dated, and the days of the
+    // payments it took before it had clocks.
+    let (runs_from_instant, to, discount, paid_on) = if from == CaseState::AppealRejected {
         let appeal = store
             .appeals_of_case(case_id)
             .await?
@@ -130,16 +133,28 @@ async fn date_case(
             CaseState::Paid | CaseState::PaidDiscounted | CaseState::PartiallyPaid => paused,
             _ => CaseState::Delivered,
         };
-        (decided_at, to, false)
+        (decided_at, to, false, Vec::new())
     } else {
-        let delivered_at = store
-            .resolution_of_case(case_id)
-            .await?
-            .and_then(|r| r.delivered_at);
-        let Some(delivered_at) = delivered_at else {
+        let Some(resolution) = store.resolution_of_case(case_id).await? else {
+            return Ok(Err((from, "no resolution is recorded".into())));
+        };
+        let Some(delivered_at) = resolution.delivered_at else {
             return Ok(Err((from, "no proven delivery is recorded".into())));
         };
-        (delivered_at, CaseState::Delivered, true)
+        let paid_on: Vec<NaiveDate> = store
+            .payments(&resolution.number)
+            .await?
+            .iter()
+            .filter(|p| p.reversed_at.is_none())
+            .map(|p| stage.jurisdiction.local_date(p.paid_at))
+            .collect();
+        // Paid before the proof came: dated where it is (its appeal window ends);
+        // otherwise it is delivered now (also one a reversal took back to `issued`).
+        let to = match from {
+            CaseState::Paid | CaseState::PaidDiscounted => from,
+            _ => CaseState::Delivered,
+        };
+        (delivered_at, to, true, paid_on)
     };
     let runs_from = stage.jurisdiction.local_date(runs_from_instant);
     let offence = offence_of(stage.jurisdiction, &case, &event, Some(runs_from));
@@ -150,6 +165,14 @@ async fn date_case(
     };
     let mut clock = CaseClock::from_quote(to, &priced);
     clock.discount_open &= discount;
+    // Until dated, the discount was offered whatever the day (the periods had not
+    // started): a payment taken at it before the proof came keeps it, even where the
+    // proof dates the delivery so early that the window ends before that payment.
+    if let (Some(until), Some(&last_paid)) = (clock.discount_until, paid_on.iter().max()) {
+        if discount && last_paid > until {
+            clock.discount_until = Some(last_paid);
+        }
+    }
     let stored = stored_clock(case_id, runs_from, &clock, priced.appeal_until);
     let detail = serde_json::json!({
         "runs_from": runs_from,

@@ -10,8 +10,11 @@ use kozomol_core::{CaseId, CaseState, Jurisdiction};
 use kozomol_fines::clocks::{run_dating, run_deadlines, Dated, DatingStage};
 use kozomol_store::{
     AppealDecided, AppealFiled, AppealState, BulkVoidRequest, NewAppeal, NewAttachment,
+    PaymentChannel, PaymentReversal, PaymentReversed,
 };
-use support::issued::{audit_actions, issued_speeding, issuer, paid_in_full, state, world, World};
+use support::issued::{
+    audit_actions, issued_speeding, issuer, paid_in_full, paid_in_full_at, state, world, World,
+};
 use support::Backend;
 
 mod support;
@@ -47,6 +50,99 @@ async fn delivered(w: &World) -> (CaseId, String) {
         vec![(id, Dated::Clock(CaseState::Delivered))]
     );
     (id, number)
+}
+
+#[tokio::test]
+async fn a_fine_paid_before_its_delivery_is_dated_when_the_proof_comes_on_sqlite() {
+    a_fine_paid_before_its_delivery_is_dated_when_the_proof_comes(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_fine_paid_before_its_delivery_is_dated_when_the_proof_comes_on_postgres() {
+    a_fine_paid_before_its_delivery_is_dated_when_the_proof_comes(Backend::Postgres).await;
+}
+
+/// Paid while `issued`, then delivered: its appeal window runs from the delivery and
+/// ends (it never closed before); the discount it was paid at stands, though the proof
+/// dates the delivery so early that the window would have ended before the payment; a
+/// reversal of the payment afterwards puts it in `delivered` with its clocks running,
+/// not back in `issued` with nothing to move it.
+async fn a_fine_paid_before_its_delivery_is_dated_when_the_proof_comes(backend: Backend) {
+    let w = world(backend).await;
+    let store = w.store.as_ref();
+    let (id, number) = issued_speeding(&w).await;
+    // Signed for today; paid forty days on, still at the discount (no clock yet); the
+    // receipt reaches the office after that.
+    let signed_for = Utc::now();
+    let paid_at = signed_for + chrono::Duration::days(40);
+    let amount = paid_in_full_at(&w, &number, paid_at).await;
+    assert_eq!(state(store, id).await, CaseState::PaidDiscounted);
+    assert!(date_all(&w).await.is_empty(), "nothing is delivered yet");
+    support::issued::deliver(&w, &number, signed_for).await;
+    assert_eq!(
+        state(store, id).await,
+        CaseState::PaidDiscounted,
+        "the proof leaves it paid"
+    );
+    assert_eq!(
+        date_all(&w).await,
+        vec![(id, Dated::Clock(CaseState::PaidDiscounted))]
+    );
+    assert!(date_all(&w).await.is_empty(), "dated once");
+    let clock = store.clock(id).await.expect("read").expect("clock");
+    let day = |at: chrono::DateTime<Utc>| Jurisdiction::Kg.local_date(at);
+    assert_eq!(clock.runs_from, day(signed_for));
+    assert_eq!(clock.next_wakeup, None, "a paid case's clocks do not wake");
+    assert_eq!(clock.discount_until, Some(day(paid_at)), "{clock:?}");
+    let appeal_until = clock.appeal_until.expect("an appeal window");
+    assert!(appeal_until < day(paid_at), "{clock:?}");
+    let after = appeal_until.succ_opt().expect("day");
+    assert_eq!(
+        kozomol_fines::appeals::appeal_in_time(Some(&clock), after),
+        Err(kozomol_fines::appeals::AppealRefusal::Late(appeal_until))
+    );
+
+    // The provider takes the money back: the case is delivered, and its deadlines come.
+    let reversed = store
+        .reverse_payment(&PaymentReversal {
+            payment_code: store
+                .resolution(&number)
+                .await
+                .expect("read")
+                .expect("issued")
+                .payment_code,
+            channel: PaymentChannel::Api,
+            source: "provider-1".into(),
+            external_id: Some(format!("pay-{number}")),
+            amount: Some(amount),
+            paid_at: None,
+            reversal_id: None,
+            reason: "chargeback".into(),
+            reversed_by: "payments-api".into(),
+            restart_clock: kozomol_fines::clocks::restart_clock,
+        })
+        .await
+        .expect("reverse");
+    assert!(
+        matches!(
+            reversed,
+            PaymentReversed::Reversed {
+                to_state: CaseState::Delivered,
+                ..
+            }
+        ),
+        "{reversed:?}"
+    );
+    let restarted = store.clock(id).await.expect("read").expect("clock");
+    let wakeup = restarted.next_wakeup.expect("the clocks run again");
+    let noon = Utc.from_utc_datetime(&wakeup.and_hms_opt(6, 0, 0).expect("time"));
+    let pass = run_deadlines(store, "fines:deadlines", noon, 100)
+        .await
+        .expect("pass");
+    assert!(
+        pass.moved.iter().any(|(case, _)| *case == id),
+        "{restarted:?}: {pass:?}"
+    );
 }
 
 #[tokio::test]

@@ -10,7 +10,8 @@ use kozomol_core::{
 };
 use kozomol_fines::issuing::{run_issuing, Issued};
 use kozomol_store::{
-    Claim, CompleteResult, NewNomination, NominatedDriver, NominationRecorded, OwnerLookupRecord,
+    CaseQuery, Claim, CompleteResult, NewNomination, NominatedDriver, NominationRecorded,
+    OwnerLookupRecord,
 };
 use support::issued::{
     approved_plate, audit_actions, issued_speeding, issuer, paid_in_full, stage, state, world,
@@ -288,6 +289,26 @@ async fn a_named_driver_gets_a_new_resolution(backend: Backend) {
         .expect("read")
         .expect("lookup");
     assert_eq!(owner.owner.expect("owner").id, "21212198000123");
+    // The vehicle's papers find the owner's case, not the driver's (the portal's
+    // lookup by plate and certificate gives its finder the owner's rights).
+    let sighted_plate = store.decided_plate(case).await.expect("read");
+    let plate = sighted_plate
+        .or(store.case(case).await.expect("read").expect("case").plate)
+        .expect("a plate");
+    let sighted = |owner_from_registry| {
+        let query = CaseQuery {
+            sighted_plate: Some(plate.clone()),
+            owner_from_registry,
+            limit: 10,
+            ..CaseQuery::default()
+        };
+        async move {
+            let found = store.cases(&query).await.expect("cases");
+            found.iter().map(|c| c.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(sighted(false).await, vec![case, reissued]);
+    assert_eq!(sighted(true).await, vec![case]);
     assert_eq!(
         store
             .case(reissued)

@@ -2876,6 +2876,18 @@ async fn console_sessions_change_nothing_without_their_anti_forgery_token() {
     assert_eq!(gone.status, StatusCode::UNAUTHORIZED);
 }
 
+#[tokio::test]
+async fn a_body_larger_than_its_route_takes_is_refused_as_too_large() {
+    let h = Harness::new().await;
+    // Three MiB of JSON to a route that takes the default two.
+    let body = json!({ "resolution": "x".repeat(3 << 20) });
+    let answer = h
+        .call(Method::POST, "/api/v1/public/lookups", None, Some(body))
+        .await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer.json()["code"], "too_large");
+}
+
 /// Lookups of one plate meet one budget, whichever addresses they come from (here an
 /// address limit high enough never to be met) and however the plate is spelled; sent
 /// all at once, no more than the budget gets through.

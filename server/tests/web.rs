@@ -365,6 +365,16 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
                 .clone()
         }
     };
+    // Filed through the portal, by the browser's address (as the portal's other acts).
+    let filed = store
+        .appeals_of_case(appealed.case_id)
+        .await
+        .expect("appeals");
+    assert_eq!(
+        filed.first().map(|a| a.filed_by.as_str()),
+        Some("portal:127.0.0.1"),
+        "{filed:?}"
+    );
     let seen_by_number = appeal_of(json!({ "resolution": appealed.number })).await;
     assert!(seen_by_number["state"].is_string(), "{seen_by_number}");
     assert!(
@@ -413,9 +423,21 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         .into_iter()
         .filter(|row| row.action == kozomol_store::audit::OWNER_DATA_VIEWED)
         .collect();
-    assert_eq!(views.len(), 1, "{views:?}");
-    assert!(views[0].actor.starts_with("portal:127.0.0.1"), "{views:?}");
-    assert_eq!(views[0].case_id, Some(first));
+    // So is the supervisor's reading of the appeal (it names the appellant).
+    let (portal, staff): (Vec<_>, Vec<_>) = views
+        .iter()
+        .partition(|row| row.actor.starts_with("portal:"));
+    assert_eq!(portal.len(), 1, "{views:?}");
+    assert!(portal[0].actor.starts_with("portal:127.0.0.1"), "{views:?}");
+    assert_eq!(portal[0].case_id, Some(first));
+    assert!(
+        staff.iter().any(|row| row.case_id == Some(appealed.case_id)
+            && row
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("appeals of case"))),
+        "{views:?}"
+    );
     let verified = kozomol_store::audit::verify(store.as_ref())
         .await
         .expect("audit reads")

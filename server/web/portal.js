@@ -95,7 +95,8 @@ function appealSection(card, fine) {
     section.append(el("p", { class: "appeal-status" },
       t(`appeal-${fine.appeal.state}`, { date: when(fine.appeal.filed_at) }),
       fine.appeal.decision_note ? ` — ${fine.appeal.decision_note}` : ""));
-    if (fine.appeal.state === "filed") return section;
+    // One appeal is heard here: an open one waits, a rejected one goes on in court.
+    if (["filed", "rejected"].includes(fine.appeal.state)) return section;
   }
   if (["cancelled", "closed"].includes(fine.status)) return section;
   const id = (name) => `${name}-${fine.number}`;

@@ -178,6 +178,11 @@ const SQLITE: &[Migration] = &[
         name: "allowances",
         sql: include_str!("../migrations/sqlite/0032_allowances.sql"),
     },
+    Migration {
+        version: 33,
+        name: "undated_deliveries",
+        sql: include_str!("../migrations/sqlite/0033_undated_deliveries.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -340,6 +345,11 @@ const POSTGRES: &[Migration] = &[
         version: 32,
         name: "allowances",
         sql: include_str!("../migrations/postgres/0032_allowances.sql"),
+    },
+    Migration {
+        version: 33,
+        name: "undated_deliveries",
+        sql: include_str!("../migrations/postgres/0033_undated_deliveries.sql"),
     },
 ];
 

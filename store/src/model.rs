@@ -148,6 +148,11 @@ pub(crate) const UNDELIVERABLE: &str = " AND state = 'issued' AND EXISTS (SELECT
      WHERE r.case_id = cases.id AND r.delivered_at IS NULL AND NOT EXISTS (SELECT 1 FROM deliveries d \
      WHERE d.resolution_number = r.number AND d.state IN ('queued', 'sending', 'sent')))";
 
+/// Cases not re-issued to a driver the vehicle's owner named: their owner is the one
+/// the registry gave.
+pub(crate) const OWNER_FROM_REGISTRY: &str =
+    " AND NOT EXISTS (SELECT 1 FROM nominations n WHERE n.reissued_case_id = cases.id)";
+
 /// A filter over cases; every field narrows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CaseQuery {
@@ -170,6 +175,9 @@ pub struct CaseQuery {
     /// and no delivery of it still under way (every one failed for good, or there is
     /// none).
     pub undeliverable: bool,
+    /// Only cases whose owner is the registry's: a case re-issued to a driver the
+    /// owner named is the driver's, not the vehicle owner's.
+    pub owner_from_registry: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

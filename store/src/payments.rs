@@ -198,6 +198,11 @@ pub(crate) fn moved_from(state: CaseState, payments: &[PaymentRecord]) -> Option
 /// (at the discount or not, as that money decides); otherwise it goes back, to
 /// `partially_paid` if money remains and it was delivered and dated.
 pub(crate) fn state_after_reversal(standing: &Standing, unpaid_state: CaseState) -> CaseState {
+    // Paid while `issued`, dated once the delivery was proven: it is delivered now.
+    let unpaid_state = match unpaid_state {
+        CaseState::Issued if standing.dated => CaseState::Delivered,
+        state => state,
+    };
     if !matches!(
         standing.state,
         CaseState::Paid | CaseState::PaidDiscounted | CaseState::PartiallyPaid
@@ -574,6 +579,53 @@ mod tests {
                 moved_from(state, &payments),
                 want,
                 "{moves:?} now {state:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_reversal_leaves_the_case_where_its_remaining_money_and_delivery_put_it() {
+        use CaseState::*;
+        let due = Due {
+            amount: Money::new(1000, Currency::KGS),
+            discounted: None,
+            discount_until: None,
+        };
+        let day = NaiveDate::from_ymd_opt(2026, 3, 2).expect("date");
+        // (state now, money left standing, where payments moved it from, dated, want)
+        let table = [
+            (Paid, 0, Issued, false, Issued),
+            // Paid before delivery, dated when the proof came: delivered now.
+            (Paid, 0, Issued, true, Delivered),
+            (Paid, 500, Issued, true, PartiallyPaid),
+            (Paid, 500, Issued, false, Issued),
+            (Paid, 500, Delivered, true, PartiallyPaid),
+            (Paid, 500, Overdue, true, Overdue),
+            (Paid, 1000, Delivered, true, Paid),
+            (PartiallyPaid, 0, Delivered, true, Delivered),
+            // No payment moved it: it stays.
+            (Overdue, 0, Issued, true, Overdue),
+        ];
+        for (state, left, unpaid_state, dated, want) in table {
+            let paid = if left > 0 {
+                due.with_payment(PaidSoFar::default(), left, day)
+            } else {
+                PaidSoFar::default()
+            };
+            let standing = Standing {
+                resolution_number: "KG-BSK-2026-0000001".into(),
+                jurisdiction: kozomol_core::Jurisdiction::Kg,
+                case_id: CaseId(1),
+                state,
+                due,
+                paid,
+                dated,
+                channels: Vec::new(),
+            };
+            assert_eq!(
+                state_after_reversal(&standing, unpaid_state),
+                want,
+                "{state:?} with {left} left, from {unpaid_state:?}, dated {dated}"
             );
         }
     }

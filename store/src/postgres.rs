@@ -877,6 +877,9 @@ fn push_case_filter(qb: &mut QueryBuilder<Postgres>, query: &CaseQuery) {
     if query.undeliverable {
         qb.push(crate::model::UNDELIVERABLE);
     }
+    if query.owner_from_registry {
+        qb.push(crate::model::OWNER_FROM_REGISTRY);
+    }
 }
 
 fn summary_from_row(row: &PgRow) -> Result<CaseSummary, StoreError> {

@@ -412,7 +412,9 @@ impl CaseClocks for PgStore {
              WHERE id = ANY (ARRAY (SELECT id FROM cases WHERE \
              ((state = 'delivered' AND NOT EXISTS \
                (SELECT 1 FROM case_clocks k WHERE k.case_id = cases.id)) \
-              OR state = 'appeal_rejected') \
+              OR state = 'appeal_rejected' \
+              OR (state IN ('issued', 'paid', 'paid_discounted') \
+                  AND id IN (SELECT case_id FROM undated_deliveries))) \
              AND (stage_lease_until IS NULL OR stage_lease_until <= now()) \
              ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)) \
              RETURNING id",
@@ -481,6 +483,10 @@ impl CaseClocks for PgStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM undated_deliveries WHERE case_id = $1")
+            .bind(clock.case_id.0)
+            .execute(&mut *tx)
+            .await?;
         insert_audit(
             &mut tx,
             &audit_row(

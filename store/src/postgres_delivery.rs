@@ -820,6 +820,16 @@ impl DeliveryOutbox for PgStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                // Paid before the proof came: dating still has its clocks to set (the
+                // appeal window among them), without moving it.
+                sqlx::query(
+                    "INSERT INTO undated_deliveries (case_id) SELECT id FROM cases \
+                     WHERE id = $1 AND state IN ('paid', 'paid_discounted') \
+                     ON CONFLICT (case_id) DO NOTHING",
+                )
+                .bind(case_id.0)
+                .execute(&mut *tx)
+                .await?;
                 (
                     DeliveryRecorded::First {
                         delivery_id: id,

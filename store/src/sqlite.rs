@@ -801,6 +801,9 @@ fn push_case_filter(qb: &mut QueryBuilder<Sqlite>, query: &CaseQuery) {
     if query.undeliverable {
         qb.push(crate::model::UNDELIVERABLE);
     }
+    if query.owner_from_registry {
+        qb.push(crate::model::OWNER_FROM_REGISTRY);
+    }
 }
 
 /// A case from a row of the `cases` columns `case` selects, and its frames.

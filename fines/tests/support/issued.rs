@@ -378,8 +378,14 @@ pub async fn deliver(w: &World, number: &str, at: DateTime<Utc>) {
     );
 }
 
-/// Pays what the fine takes today, as a provider would; what was paid.
+/// Pays what the fine takes today, as a provider would (its id `pay-{number}`); what
+/// was paid.
 pub async fn paid_in_full(w: &World, number: &str) -> kozomol_core::Money {
+    paid_in_full_at(w, number, Utc::now()).await
+}
+
+/// Pays what the fine takes at `now`, as [`paid_in_full`].
+pub async fn paid_in_full_at(w: &World, number: &str, now: DateTime<Utc>) -> kozomol_core::Money {
     let store = w.store.as_ref();
     let code = store
         .resolution(number)
@@ -387,7 +393,6 @@ pub async fn paid_in_full(w: &World, number: &str) -> kozomol_core::Money {
         .expect("read")
         .expect("issued")
         .payment_code;
-    let now = Utc::now();
     let due = store
         .payment_quote(&code, now)
         .await

@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use kozomol_fines::appeals::{appeal_in_time, check_attachment, AppealRefusal, MAX_ATTACHMENTS};
+use kozomol_fines::appeals::{
+    another_appeal, appeal_in_time, check_attachment, AppealRefusal, MAX_ATTACHMENTS,
+};
 use kozomol_store::{
     AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest,
     BulkVoidResult, CaseRecord, EvidenceRef, NewAppeal, NewAttachment, RefundOutcome,
@@ -25,6 +27,7 @@ use super::access::{
 };
 use super::cases::{find_case, read_evidence_of};
 use super::paging::{after_page, AfterPage, AfterQuery};
+use super::resolutions::record_case_owner_view;
 use super::{json_body, text_field, ApiError, ApiState, FieldProblem};
 
 const MAX_TEXT_CHARS: usize = 4000;
@@ -123,17 +126,8 @@ pub(crate) async fn file_appeal_for(
             case.id, case.state
         )));
     }
-    if let Some(open) = store
-        .appeals_of_case(case.id)
-        .await?
-        .iter()
-        .find(|a| a.state == AppealState::Filed)
-    {
-        return Err(ApiError::Conflict(format!(
-            "appeal {} of case {} is still open",
-            open.id, case.id
-        )));
-    }
+    another_appeal(&store.appeals_of_case(case.id).await?)
+        .map_err(|e| ApiError::Conflict(format!("case {}: {e}", case.id)))?;
     let case_id = case.id;
     let filed = file_with_uploads(
         state,
@@ -279,14 +273,20 @@ where
     .await?
 }
 
-/// `GET /api/v1/cases/{id}/appeals`: the case's appeals, oldest first.
+/// `GET /api/v1/cases/{id}/appeals`: the case's appeals, oldest first. They name the
+/// appellant (the owner, mostly) and how to reach them: each view is audited.
 pub async fn list(
-    _caller: Authorized<CaseReaders>,
+    caller: Authorized<CaseReaders>,
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<AppealRecord>>, ApiError> {
     let case = find_case(&state, &id).await?;
-    Ok(Json(state.app.store.appeals_of_case(case.id).await?))
+    let appeals = state.app.store.appeals_of_case(case.id).await?;
+    if !appeals.is_empty() {
+        let detail = format!("appeals of case {}", case.id);
+        record_case_owner_view(&state, case.id, caller.account.login.clone(), detail).await?;
+    }
+    Ok(Json(appeals))
 }
 
 async fn find_appeal(state: &ApiState, raw: &str) -> Result<AppealRecord, ApiError> {
@@ -304,12 +304,14 @@ async fn find_appeal(state: &ApiState, raw: &str) -> Result<AppealRecord, ApiErr
 /// `GET /api/v1/appeals/{id}/attachments/{n}`: one of the appellant's files, served
 /// only while it matches its hash.
 pub async fn attachment(
-    _caller: Authorized<CaseReaders>,
+    caller: Authorized<CaseReaders>,
     State(state): State<ApiState>,
     Path((id, n)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let appeal = find_appeal(&state, &id).await?;
     super::cases::refuse_destroyed_case(&state, appeal.case_id).await?;
+    let detail = format!("file {n} of appeal {}", appeal.id);
+    record_case_owner_view(&state, appeal.case_id, caller.account.login.clone(), detail).await?;
     serve_file(
         &state,
         &format!("appeal {} of case {}", appeal.id, appeal.case_id),
@@ -336,9 +338,20 @@ pub(crate) async fn serve_file<'a>(
         .ok_or_else(|| ApiError::NotFound(format!("file {position} of {owner}")))?;
     let bytes = read_evidence_of(state, owner, "file", file.location.clone(), file.sha256).await?;
     let mut response = bytes.into_response();
+    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&file.content_type) {
-        response.headers_mut().insert(header::CONTENT_TYPE, value);
+        headers.insert(header::CONTENT_TYPE, value);
     }
+    // A citizen's upload, checked only by its first bytes: saved, never rendered in
+    // the console's origin.
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment"),
+    );
     Ok(response)
 }
 

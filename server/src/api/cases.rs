@@ -127,6 +127,7 @@ fn parse_case_query(params: CaseParams) -> Result<CaseQuery, ApiError> {
         limit,
         after: after.map(CaseId),
         undeliverable,
+        owner_from_registry: false,
     })
 }
 

@@ -50,6 +50,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     BadRequest(String),
+    #[error("the request body is larger than this route takes")]
+    TooLarge,
     #[error("invalid query parameters")]
     InvalidQuery(Vec<FieldProblem>),
     #[error("the request body is not valid")]
@@ -137,6 +139,11 @@ impl ApiError {
                 "Method not allowed",
             ),
             BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", "Bad request"),
+            TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "Request body too large",
+            ),
             InvalidQuery(_) => (
                 StatusCode::BAD_REQUEST,
                 "invalid_query",

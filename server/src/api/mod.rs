@@ -458,6 +458,9 @@ pub(crate) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Ap
             "body",
             e.body_text(),
         )])),
+        Err(other) if other.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(ApiError::TooLarge)
+        }
         Err(other) => Err(ApiError::BadRequest(other.body_text())),
     }
 }

@@ -369,7 +369,9 @@ pub async fn appeal(
     // Read only now: a body of up to 20 MiB is no one's to send without a grant.
     let body = Json::<AppealRequest>::from_request(request, &state).await;
     let appeal = json_body(body)?;
-    let record = file_appeal_for(&state, &case, appeal, PORTAL_ACTOR.to_owned()).await?;
+    // Who filed it, as the portal's other acts are audited: by the client's address.
+    let filed_by = portal_actor(&state, &parts);
+    let record = file_appeal_for(&state, &case, appeal, filed_by).await?;
     Ok((
         StatusCode::CREATED,
         Json(PublicAppeal::seen_with(
@@ -702,6 +704,10 @@ async fn by_plate_and_certificate(
         let page = store
             .cases(&kozomol_store::CaseQuery {
                 sighted_plate: Some(plate.clone()),
+                // A fine re-issued to a driver the owner named is the driver's: the
+                // vehicle's papers give no rights over it (its letter's number still
+                // finds it).
+                owner_from_registry: true,
                 limit: PLATE_LOOKUP_PAGE,
                 after,
                 ..kozomol_store::CaseQuery::default()
