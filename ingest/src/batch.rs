@@ -117,6 +117,7 @@ impl BatchWriter {
             }
         }
         let offset = self.local_offset;
+        let received_at = Utc::now();
         let slots: Vec<Slot> = tokio::task::spawn_blocking(move || {
             decoded
                 .into_iter()
@@ -124,7 +125,7 @@ impl BatchWriter {
                     Err(refusal) => Slot::Refused(refusal),
                     Ok((camera, envelope)) => {
                         let record = cameras.get(&camera).and_then(Option::as_ref);
-                        match verify::check_event(envelope, record, offset) {
+                        match verify::check_event(envelope, record, offset, received_at) {
                             Verdict::Accept(accepted) => Slot::Verified(accepted),
                             Verdict::Refuse(refusal) => Slot::Refused(refusal),
                         }

@@ -1,7 +1,7 @@
 //! Checks one message against the protocol and the device register, without I/O:
 //! the caller looks the camera up and passes its register record.
 
-use chrono::{FixedOffset, TimeZone};
+use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use kozomol_core::envelope::{DecodedEnvelope, MAX_ENVELOPE_BYTES};
 use kozomol_core::topics::{self, TopicKind};
 use kozomol_core::{CameraId, CoreError, DeadLetterReason};
@@ -91,13 +91,20 @@ pub fn decode(topic: &str, payload: &[u8]) -> Result<(CameraId, DecodedEnvelope)
     Ok((topic_camera, envelope))
 }
 
+/// How far ahead of its arrival a capture may be dated before its time is not trusted:
+/// clocks kept by NTP or GNSS agree within a second; this leaves room for a camera's
+/// drift between synchronisations.
+pub const MAX_CLOCK_AHEAD_MS: i64 = 2 * 60 * 1000;
+
 /// Verifies a decoded envelope against the camera's register record (`None`: the
 /// camera is not registered). `local_offset` is the jurisdiction's UTC offset, used to
-/// find the capture's calendar date for the calibration check.
+/// find the capture's calendar date for the calibration check; a capture dated more
+/// than [`MAX_CLOCK_AHEAD_MS`] after `received_at` is kept but not enforceable.
 pub fn check_event(
     envelope: DecodedEnvelope,
     camera: Option<&CameraRecord>,
     local_offset: FixedOffset,
+    received_at: DateTime<Utc>,
 ) -> Verdict {
     let event = &envelope.event;
     let refuse = |reason, detail: String| {
@@ -169,6 +176,23 @@ pub fn check_event(
                 "capture time is out of range".to_owned(),
             )
         }
+    };
+    // A capture can reach kozomol late (a camera's outbox keeps it while the link is
+    // down), never early: one dated after its own arrival has a clock that runs ahead,
+    // and its time — the offence's time — cannot be trusted. Kept, for a person.
+    let ahead_ms = event.captured_at_ms - received_at.timestamp_millis();
+    let (enforceable, note) = if ahead_ms > MAX_CLOCK_AHEAD_MS {
+        let why = format!(
+            "the capture time is {} s after the event was received: the camera's clock runs ahead",
+            ahead_ms / 1000
+        );
+        let note = match note {
+            Some(earlier) => format!("{earlier}; {why}"),
+            None => why,
+        };
+        (false, Some(note))
+    } else {
+        (enforceable, note)
     };
     Verdict::Accept(Box::new(AcceptedEvent {
         envelope,

@@ -330,3 +330,47 @@ async fn what_a_sender_writes_never_stops_a_batch(url: &str, dir: &Path) {
     assert!(spoiled.detail.contains("control characters"), "{spoiled:?}");
     assert!(letters.iter().all(|l| !l.detail.contains('\0')));
 }
+
+/// A capture dated after its own arrival (a camera clock running ahead) is kept, not
+/// enforceable, with the reason; one dated a moment ago is not marked so.
+#[tokio::test]
+async fn a_capture_dated_after_its_arrival_is_kept_but_not_enforceable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("k.db").display());
+    let store = kozomol_store::connect(&url).await.expect("store");
+    let evidence =
+        Arc::new(EvidenceStore::open(&dir.path().join("evidence"), "t").expect("evidence"));
+    let (camera, key) = registered(store.as_ref(), "cam-clock").await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let topic = "kozomol/v1/cameras/cam-clock/violations".to_owned();
+    let batch: Vec<(String, Vec<u8>)> = [(now - 1_000, 1), (now + 3_600_000, 3)]
+        .into_iter()
+        .map(|(at, seed)| {
+            let frames = vec![noise_jpeg(64, 48, seed), noise_jpeg(32, 16, seed + 1)];
+            let event = speeding_event(&camera, at, &frames);
+            (
+                topic.clone(),
+                encode_signed(&event, &frames, &key, None).expect("encode"),
+            )
+        })
+        .collect();
+    let writer = BatchWriter::new(
+        Arc::clone(&store),
+        evidence,
+        Arc::new(IngestMetrics::default()),
+        "ingest:test".into(),
+        FixedOffset::east_opt(6 * 3600).expect("offset"),
+    );
+    let outcomes = writer.write(&batch).await.expect("the batch commits");
+    let mut notes = Vec::new();
+    for outcome in &outcomes {
+        let BatchOutcome::Accepted { case_id, .. } = outcome else {
+            panic!("{outcomes:?}");
+        };
+        let case = store.case(*case_id).await.expect("read").expect("case");
+        notes.push((case.enforceable, case.enforceability_note));
+    }
+    let ahead = |note: &Option<String>| note.as_deref().is_some_and(|n| n.contains("runs ahead"));
+    assert!(!ahead(&notes[0].1), "{notes:?}");
+    assert!(!notes[1].0 && ahead(&notes[1].1), "{notes:?}");
+}
