@@ -278,6 +278,9 @@ impl VehicleRegistry {
                                 reply.tag_name().namespace().unwrap_or_default()
                             )));
                         }
+                        if let Some(fault) = non_technical_fault(reply) {
+                            return Err(TundukError::Fault(fault));
+                        }
                         interpret(plate, raw_from_xml(reply))
                     })
                     .await
@@ -293,4 +296,23 @@ impl VehicleRegistry {
             }
         }
     }
+}
+
+/// A provider's refusal written inside its reply (X-Road message protocol, annex D:
+/// `fault` with `faultCode` and `faultString` in the response wrapper), not as a SOAP
+/// fault: the provider's own answer, with its words kept.
+fn non_technical_fault(reply: roxmltree::Node<'_, '_>) -> Option<crate::XRoadFault> {
+    fn named<'a, 'i>(
+        node: roxmltree::Node<'a, 'i>,
+        local: &str,
+    ) -> Option<roxmltree::Node<'a, 'i>> {
+        node.children()
+            .find(|n| n.is_element() && n.tag_name().name() == local)
+    }
+    let fault = named(reply, "fault")?;
+    let code = named(fault, "faultCode").map(crate::xml::text)?;
+    let text = named(fault, "faultString")
+        .map(crate::xml::text)
+        .unwrap_or_default();
+    Some(crate::XRoadFault::new(code.trim(), text, None))
 }

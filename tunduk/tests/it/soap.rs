@@ -351,6 +351,27 @@ async fn odd_fields_are_read_leniently() {
         );
     }
 
+    // The provider's refusal inside its reply (X-Road annex D) is its fault, words kept.
+    standin.set_answer(
+        PLATE,
+        Answer::RawSoapPayload(format!(
+            r#"<transportCurrentInfoResponse xmlns="{VEHICLES_NS}"><request/><fault><faultCode>Server.Registry.Busy</faultCode><faultString>try later</faultString></fault></transportCurrentInfoResponse>"#
+        )),
+    );
+    let result = registry
+        .transport_current_info(PLATE, PlateOrigin::Auto, &context())
+        .await
+        .map(|answer| answer.lookup);
+    match result {
+        Err(TundukError::Fault(fault)) => {
+            assert_eq!(
+                (fault.code.as_str(), fault.message.as_str()),
+                ("Server.Registry.Busy", "try later")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+
     // The wrapper in another namespace is not the registry's reply.
     standin.set_answer(
         PLATE,
