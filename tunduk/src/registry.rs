@@ -179,8 +179,17 @@ impl VehicleRegistry {
                 exchange_id: None,
             });
         }
+        // An owner found is the vehicle's whichever way its plate was spelled; "no such
+        // plate" is an answer about the text asked (the registry may know the plate
+        // only with its `KG`), so it stands for that text alone.
         let key = plate_key(&plate);
-        if let Some(answer) = self.cache.get(&key, Instant::now()) {
+        let asked = format!("={plate}");
+        let now = Instant::now();
+        let cached = self
+            .cache
+            .get(&key, now)
+            .or_else(|| self.cache.get(&asked, now));
+        if let Some(answer) = cached {
             // Still a look at personal data: logged like an exchange.
             tracing::info!(
                 user_id = %context.user_id,
@@ -195,6 +204,10 @@ impl VehicleRegistry {
         let answer = OwnerAnswer {
             lookup: value,
             exchange_id: Some(id),
+        };
+        let key = match answer.lookup {
+            OwnerLookup::NoData => asked,
+            _ => key,
         };
         self.cache.insert(key, answer.clone(), Instant::now());
         Ok(answer)

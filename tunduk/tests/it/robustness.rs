@@ -214,7 +214,8 @@ async fn answers_are_cached_errors_are_not() {
     );
     assert_eq!(standin.request_count(), 2);
 
-    // "Not found" is an answer too, and is cached.
+    // "Not found" is an answer too, and is cached for the text asked; another spelling
+    // of it asks again (the registry may know the plate only spelled that way).
     for _ in 0..2 {
         let lookup = registry
             .transport_current_info("02KG999XYZ", PlateOrigin::Auto, &context())
@@ -223,6 +224,12 @@ async fn answers_are_cached_errors_are_not() {
         assert_eq!(lookup, Ok(OwnerLookup::NoData));
     }
     assert_eq!(standin.request_count(), 3);
+    let respelled = registry
+        .transport_current_info("02 999 XYZ", PlateOrigin::Auto, &context())
+        .await
+        .map(|answer| answer.lookup);
+    assert_eq!(respelled, Ok(OwnerLookup::NoData));
+    assert_eq!(standin.request_count(), 4);
 }
 
 #[tokio::test]
