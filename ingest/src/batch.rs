@@ -99,41 +99,29 @@ impl BatchWriter {
         messages: &[(String, Vec<u8>)],
     ) -> Result<Vec<BatchOutcome>, IngestError> {
         let started = Instant::now();
-        let decoded = {
-            let messages = messages.to_vec();
-            tokio::task::spawn_blocking(move || {
-                messages
-                    .iter()
-                    .map(|(topic, payload)| verify::decode(topic, payload))
-                    .collect::<Vec<_>>()
+        let mut slots = self.verify(messages).await?;
+        // A refusal by the register may come from a record cached before the camera
+        // was registered anew (a new key, a new certificate): those cameras are read
+        // again, and the batch checked once more, before anything is refused for good.
+        let refused_by_register: Vec<CameraId> = slots
+            .iter()
+            .filter_map(|slot| match slot {
+                Slot::Refused(r)
+                    if matches!(
+                        r.reason,
+                        DeadLetterReason::BadSignature | DeadLetterReason::RegisterMismatch
+                    ) =>
+                {
+                    r.camera_id
+                        .as_deref()
+                        .and_then(|id| CameraId::parse(id).ok())
+                }
+                _ => None,
             })
-            .await?
-        };
-        let mut cameras: HashMap<CameraId, Option<CameraRecord>> = HashMap::new();
-        for (camera, _) in decoded.iter().flatten() {
-            if !cameras.contains_key(camera) {
-                let record = self.camera(camera).await?;
-                cameras.insert(camera.clone(), record);
-            }
+            .collect();
+        if self.forget_cameras(&refused_by_register) {
+            slots = self.verify(messages).await?;
         }
-        let offset = self.local_offset;
-        let received_at = Utc::now();
-        let slots: Vec<Slot> = tokio::task::spawn_blocking(move || {
-            decoded
-                .into_iter()
-                .map(|d| match d {
-                    Err(refusal) => Slot::Refused(refusal),
-                    Ok((camera, envelope)) => {
-                        let record = cameras.get(&camera).and_then(Option::as_ref);
-                        match verify::check_event(envelope, record, offset, received_at) {
-                            Verdict::Accept(accepted) => Slot::Verified(accepted),
-                            Verdict::Refuse(refusal) => Slot::Refused(refusal),
-                        }
-                    }
-                })
-                .collect()
-        })
-        .await?;
 
         let accepted: Vec<&AcceptedEvent> = slots
             .iter()
@@ -426,6 +414,57 @@ impl BatchWriter {
             .evidence_bytes
             .fetch_add(bytes_total as u64, Ordering::Relaxed);
         Ok(written.into_iter().chain(appended_before).collect())
+    }
+
+    /// Decodes `messages` and checks each against its camera's register record.
+    async fn verify(&self, messages: &[(String, Vec<u8>)]) -> Result<Vec<Slot>, IngestError> {
+        let decoded = {
+            let messages = messages.to_vec();
+            tokio::task::spawn_blocking(move || {
+                messages
+                    .iter()
+                    .map(|(topic, payload)| verify::decode(topic, payload))
+                    .collect::<Vec<_>>()
+            })
+            .await?
+        };
+        let mut cameras: HashMap<CameraId, Option<CameraRecord>> = HashMap::new();
+        for (camera, _) in decoded.iter().flatten() {
+            if !cameras.contains_key(camera) {
+                let record = self.camera(camera).await?;
+                cameras.insert(camera.clone(), record);
+            }
+        }
+        let offset = self.local_offset;
+        let received_at = Utc::now();
+        Ok(tokio::task::spawn_blocking(move || {
+            decoded
+                .into_iter()
+                .map(|d| match d {
+                    Err(refusal) => Slot::Refused(refusal),
+                    Ok((camera, envelope)) => {
+                        let record = cameras.get(&camera).and_then(Option::as_ref);
+                        match verify::check_event(envelope, record, offset, received_at) {
+                            Verdict::Accept(accepted) => Slot::Verified(accepted),
+                            Verdict::Refuse(refusal) => Slot::Refused(refusal),
+                        }
+                    }
+                })
+                .collect()
+        })
+        .await?)
+    }
+
+    /// Drops `ids` from the register cache; whether any was there.
+    fn forget_cameras(&self, ids: &[CameraId]) -> bool {
+        let Ok(mut cache) = self.cameras.lock() else {
+            return false;
+        };
+        let mut forgot = false;
+        for id in ids {
+            forgot |= cache.remove(id).is_some();
+        }
+        forgot
     }
 
     async fn camera(&self, id: &CameraId) -> Result<Option<CameraRecord>, IngestError> {

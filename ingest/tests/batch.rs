@@ -374,3 +374,65 @@ async fn a_capture_dated_after_its_arrival_is_kept_but_not_enforceable() {
     assert!(!ahead(&notes[0].1), "{notes:?}");
     assert!(!notes[1].0 && ahead(&notes[1].1), "{notes:?}");
 }
+
+/// A camera registered anew (a new key) is heard at once: a refusal by the register
+/// reads it again before anything is refused for good (the writer keeps records ten
+/// seconds).
+#[tokio::test]
+async fn a_camera_registered_anew_is_checked_against_its_new_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("k.db").display());
+    let store = kozomol_store::connect(&url).await.expect("store");
+    let evidence =
+        Arc::new(EvidenceStore::open(&dir.path().join("evidence"), "t").expect("evidence"));
+    let (camera, old_key) = registered(store.as_ref(), "cam-rekey").await;
+    let writer = BatchWriter::new(
+        Arc::clone(&store),
+        evidence,
+        Arc::new(IngestMetrics::default()),
+        "ingest:test".into(),
+        FixedOffset::east_opt(6 * 3600).expect("offset"),
+    );
+    let topic = "kozomol/v1/cameras/cam-rekey/violations".to_owned();
+    let captured = chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z").expect("time");
+    let signed = |key: &SigningKey, seed: u64| {
+        let frames = vec![noise_jpeg(64, 48, seed), noise_jpeg(32, 16, seed + 1)];
+        let event = speeding_event(&camera, captured.timestamp_millis() + seed as i64, &frames);
+        (
+            topic.clone(),
+            encode_signed(&event, &frames, key, None).expect("encode"),
+        )
+    };
+    let first = writer.write(&[signed(&old_key, 1)]).await.expect("commit");
+    assert!(
+        matches!(first[0], BatchOutcome::Accepted { .. }),
+        "{first:?}"
+    );
+
+    let new_key = SigningKey::from_bytes(&[9; 32]);
+    store
+        .register_camera(&CameraRegistration {
+            camera_id: camera.clone(),
+            public_key: new_key.verifying_key().to_bytes(),
+            device_serial: device().serial,
+            certificate: device().certificate,
+            site: site(),
+        })
+        .await
+        .expect("registered anew");
+    let outcomes = writer
+        .write(&[signed(&new_key, 3), signed(&old_key, 5)])
+        .await
+        .expect("commit");
+    assert!(
+        matches!(outcomes[0], BatchOutcome::Accepted { .. }),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(
+            &outcomes[1],
+            BatchOutcome::Rejected { reason, .. } if *reason == DeadLetterReason::BadSignature
+        ),
+        "the old key is refused once the record is read again: {outcomes:?}"
+    );
+}
