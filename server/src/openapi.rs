@@ -220,6 +220,31 @@ fn paths() -> Value {
                 }
             }))
         },
+        "/api/v1/accounts/{login}": { "patch": secured(roles::<Admins>(), json!({
+            "operationId": "changeAccount",
+            "summary": "Change an account's role, set a new password, or disable or enable it. A new password or disabling ends its tokens and sessions.",
+            "parameters": [{ "name": "login", "in": "path", "required": true, "schema": { "type": "string" } }],
+            "requestBody": body_of("AccountChange"),
+            "responses": {
+                "200": json_of("The account as changed.", "Account"),
+                "400": problem("Not JSON (`bad_request`)."),
+                "404": problem("No such account (`not_found`)."),
+                "409": problem("No admin in use would be left (`conflict`)."),
+                "422": problem("Every invalid field, in `errors` (`validation_failed`).")
+            }
+        }))},
+        "/api/v1/auth/password": { "put": secured(roles::<AnyStaff>(), json!({
+            "operationId": "changeOwnPassword",
+            "summary": "The caller's own new password, given the current one (failures count as failed logins). Every token and session of the account ends, this one too.",
+            "requestBody": body_of("PasswordChange"),
+            "responses": {
+                "204": { "description": "Changed; log in again." },
+                "400": problem("Not JSON (`bad_request`)."),
+                "401": problem("The current password is wrong (`invalid_credentials`)."),
+                "422": problem("Every invalid field, in `errors` (`validation_failed`)."),
+                "429": problem("Too many failures for this login; see Retry-After (`too_many_attempts`).")
+            }
+        }))},
         "/api/v1/accounts/{login}/officer": { "put": secured(roles::<Admins>(), json!({
             "operationId": "registerOfficer",
             "summary": "Set the account's entry in the officers' register: the name and badge a resolution names its confirming officer by.",
@@ -2067,10 +2092,27 @@ fn components() -> Value {
                 }
             }));
     schemas.insert("Account".into(), json!({
-                "type": "object", "required": ["id", "login", "role", "officer"],
+                "type": "object", "required": ["id", "login", "role", "officer", "disabled"],
                 "properties": {
                     "id": { "type": "integer" }, "login": text, "role": { "$ref": "#/components/schemas/Role" },
-                    "officer": { "oneOf": [{ "$ref": "#/components/schemas/Officer" }, { "type": "null" }] }
+                    "officer": { "oneOf": [{ "$ref": "#/components/schemas/Officer" }, { "type": "null" }] },
+                    "disabled": { "type": "boolean" }
+                }
+            }));
+    schemas.insert("AccountChange".into(), json!({
+                "type": "object", "additionalProperties": false, "minProperties": 1,
+                "properties": {
+                    "role": { "$ref": "#/components/schemas/Role" },
+                    "password": { "type": "string", "format": "password", "minLength": 12, "maxLength": 256 },
+                    "disabled": { "type": "boolean" }
+                }
+            }));
+    schemas.insert("PasswordChange".into(), json!({
+                "type": "object", "additionalProperties": false,
+                "required": ["current_password", "new_password"],
+                "properties": {
+                    "current_password": { "type": "string", "format": "password" },
+                    "new_password": { "type": "string", "format": "password", "minLength": 12, "maxLength": 256 }
                 }
             }));
     schemas.insert("AccountList".into(), json!({ "type": "object", "required": ["items"],

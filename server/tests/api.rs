@@ -139,6 +139,17 @@ impl Harness {
         }
     }
 
+    /// `POST /api/v1/auth/token` with a login and password.
+    async fn log_in(&self, login: &str, password: String) -> Answer {
+        self.call(
+            Method::POST,
+            "/api/v1/auth/token",
+            None,
+            Some(json!({"login": login, "password": password})),
+        )
+        .await
+    }
+
     async fn get(&self, uri: &str, role: Role) -> Answer {
         self.call(Method::GET, uri, Some(self.token(role)), None)
             .await
@@ -359,6 +370,24 @@ fn secured_routes() -> Vec<RouteCase> {
                 "/api/v1/accounts/{login}/officer",
                 "/api/v1/accounts/nobody/officer",
                 ADMIN,
+            )
+        },
+        RouteCase {
+            body: Some(|| json!({"role": "nope"})),
+            ..r(
+                Method::PATCH,
+                "/api/v1/accounts/{login}",
+                "/api/v1/accounts/nobody",
+                ADMIN,
+            )
+        },
+        RouteCase {
+            body: Some(|| json!({"current_password": "x", "new_password": "short"})),
+            ..r(
+                Method::PUT,
+                "/api/v1/auth/password",
+                "/api/v1/auth/password",
+                ALL,
             )
         },
         r(Method::GET, "/api/v1/server-key", "/api/v1/server-key", ALL),
@@ -1564,18 +1593,7 @@ async fn demo_accounts_are_recreated_in_a_fresh_database_from_the_file() {
 async fn login_failures_are_limited_per_login() {
     let h = Harness::new().await;
     let password = h.creds.reviewer.password.clone();
-    let attempt = |login: &'static str, password: String| {
-        let h = &h;
-        async move {
-            h.call(
-                Method::POST,
-                "/api/v1/auth/token",
-                None,
-                Some(json!({"login": login, "password": password})),
-            )
-            .await
-        }
-    };
+    let attempt = |login: &'static str, password: String| h.log_in(login, password);
     for _ in 0..5 {
         attempt("reviewer", "wrong password".into())
             .await
@@ -1599,6 +1617,126 @@ async fn login_failures_are_limited_per_login() {
     attempt("supervisor", String::new())
         .await
         .problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+}
+
+/// An admin disables an account (its token stops working, its login fails as a wrong
+/// password does), enables it again, changes its role or sets a new password (its old
+/// tokens end); the last admin in use is neither demoted nor disabled. Each holder
+/// changes their own password, given the current one, and logs in again.
+#[tokio::test]
+async fn admins_change_and_disable_accounts_and_holders_change_their_password() {
+    let h = Harness::new().await;
+    let admin = h.token(Role::Admin).to_owned();
+    let patch = |login: &'static str, body: Value| {
+        let (h, admin) = (&h, admin.clone());
+        async move {
+            h.call(
+                Method::PATCH,
+                &format!("/api/v1/accounts/{login}"),
+                Some(&admin),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let login = |login: &'static str, password: String| h.log_in(login, password);
+    let reviewer_token = h.token(Role::Reviewer).to_owned();
+    let reviewer_password = h.creds.reviewer.password.clone();
+    let cases = |token: String| {
+        let h = &h;
+        async move {
+            h.call(Method::GET, "/api/v1/cases", Some(&token), None)
+                .await
+                .status
+        }
+    };
+    assert_eq!(cases(reviewer_token.clone()).await, StatusCode::OK);
+
+    let disabled = patch("reviewer", json!({"disabled": true})).await;
+    assert_eq!(disabled.status, StatusCode::OK);
+    assert_eq!(disabled.json()["disabled"], true);
+    assert_eq!(
+        cases(reviewer_token.clone()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    login("reviewer", reviewer_password.clone())
+        .await
+        .problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let enabled = patch("reviewer", json!({"disabled": false})).await;
+    assert_eq!(enabled.json()["disabled"], false);
+    // Disabling ended its tokens: the old one stays dead; a new login works.
+    assert_eq!(cases(reviewer_token).await, StatusCode::UNAUTHORIZED);
+    let fresh = login("reviewer", reviewer_password.clone()).await;
+    assert_eq!(fresh.status, StatusCode::OK);
+    let fresh_token = fresh.json()["token"].as_str().expect("token").to_owned();
+
+    // A new password from the admin ends the old tokens too.
+    let reset = patch("reviewer", json!({"password": "a brand new secret"})).await;
+    assert_eq!(reset.status, StatusCode::OK);
+    assert_eq!(cases(fresh_token).await, StatusCode::UNAUTHORIZED);
+    login("reviewer", reviewer_password)
+        .await
+        .problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let after_reset = login("reviewer", "a brand new secret".into()).await;
+    assert_eq!(after_reset.status, StatusCode::OK);
+    let own_token = after_reset.json()["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+
+    // The holder's own change needs the current password.
+    let own = |current: &'static str, new: &'static str| {
+        let (h, token) = (&h, own_token.clone());
+        async move {
+            h.call(
+                Method::PUT,
+                "/api/v1/auth/password",
+                Some(&token),
+                Some(json!({"current_password": current, "new_password": new})),
+            )
+            .await
+        }
+    };
+    own("not the password", "another new secret")
+        .await
+        .problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    assert_eq!(
+        own("a brand new secret", "another new secret").await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(cases(own_token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        login("reviewer", "another new secret".into()).await.status,
+        StatusCode::OK
+    );
+
+    // Roles change; the last admin in use stays one.
+    let promoted = patch("auditor", json!({"role": "admin"})).await;
+    assert_eq!(promoted.json()["role"], "admin");
+    let demoted = patch("auditor", json!({"role": "auditor"})).await;
+    assert_eq!(demoted.json()["role"], "auditor");
+    patch("admin", json!({"role": "reviewer"}))
+        .await
+        .problem(StatusCode::CONFLICT, "conflict");
+    patch("admin", json!({"disabled": true}))
+        .await
+        .problem(StatusCode::CONFLICT, "conflict");
+    patch("nobody", json!({"disabled": true}))
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
+    let empty = patch("reviewer", json!({}))
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(empty["errors"][0]["field"], "body", "{empty}");
+    let audited = h.store.audit_rows(0, 10_000).await.expect("audit");
+    assert!(
+        audited
+            .iter()
+            .filter(|row| row.action == kozomol_store::ACCOUNT_CHANGED)
+            .count()
+            >= 6,
+        "{audited:?}"
+    );
 }
 
 #[tokio::test]

@@ -40,6 +40,9 @@ async function sessionBar() {
     await change("DELETE", "/api/v1/auth/session");
     location.assign("/console/login");
   });
+  document.getElementById("change-password").addEventListener("click", () => {
+    document.getElementById("content").replaceChildren(passwordForm());
+  });
   document.querySelectorAll(".console-nav a").forEach((a) => {
     if (a.getAttribute("href") === location.pathname) a.setAttribute("aria-current", "page");
   });
@@ -113,17 +116,62 @@ async function deadLettersPage() {
         : el("a", { href: `/api/v1/dead-letters/${d.id}/raw`, text: `${d.raw_len} B` }))))));
 }
 
-// Accounts: the list for admins and auditors; admins make new ones.
+// The holder's own new password; every session of the account ends with it.
+function passwordForm() {
+  const message = el("p", { role: "status" });
+  const form = el("form", { class: "card", id: "password-form" },
+    el("h2", { text: t("change-password") }),
+    ...field("own", "current_password", "current-password", { type: "password", autocomplete: "current-password", required: true }),
+    ...field("own", "new_password", "new-password", { type: "password", autocomplete: "new-password", required: true, minlength: "12" }),
+    el("p", {}, el("button", { type: "submit", text: t("change-password") })),
+    message);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    try {
+      await change("PUT", "/api/v1/auth/password", { current_password: data.get("current_password"), new_password: data.get("new_password") });
+      location.assign("/console/login");
+    } catch (e) {
+      message.className = "error";
+      message.textContent = refusal("password-not-changed", e);
+    }
+  });
+  return form;
+}
+
+// Accounts: the list for admins and auditors; admins make new ones, disable or enable
+// them and set a new password (each ends the account's sessions and tokens).
 async function accountsPage() {
   const content = document.getElementById("content");
+  const admin = Desk.role === "admin";
   const draw = async () => {
     const accounts = (await api("GET", "/api/v1/accounts")).items;
-    const list = table("accounts", ["login-name", "role", "officer"], accounts.map((a) => el("tr", { id: `account-${a.login}` },
+    const heads = ["login-name", "role", "officer", "account-state"].concat(admin ? ["account-actions"] : []);
+    const list = table("accounts", heads, accounts.map((a) => el("tr", { id: `account-${a.login}` },
       el("td", { text: a.login }), el("td", { text: t(`role-${a.role}`) }),
-      el("td", { text: a.officer ? `${a.officer.full_name} (${a.officer.badge})` : "—" }))));
-    content.replaceChildren(...[list, Desk.role === "admin" && newAccountForm(draw)].filter(Boolean));
+      el("td", { text: a.officer ? `${a.officer.full_name} (${a.officer.badge})` : "—" }),
+      el("td", {}, el("span", { class: `status ${a.disabled ? "closed" : "paid"}`, text: t(a.disabled ? "account-disabled" : "account-in-use") })),
+      admin && el("td", {}, accountActions(a, draw)))));
+    content.replaceChildren(...[list, admin && newAccountForm(draw)].filter(Boolean));
   };
   await draw();
+}
+
+function accountActions(account, redraw) {
+  const patch = async (body) => {
+    try {
+      await change("PATCH", `/api/v1/accounts/${encodeURIComponent(account.login)}`, body);
+      await redraw();
+      document.getElementById("desk-message").textContent = t("account-changed", { login: account.login });
+    } catch (e) {
+      document.getElementById("desk-message").textContent = refusal("account-not-changed", e);
+    }
+  };
+  const password = el("input", { type: "password", autocomplete: "new-password", minlength: "12", "aria-label": `${t("set-password")} ${account.login}` });
+  return el("span", {},
+    el("button", { type: "button", class: "secondary", text: t(account.disabled ? "enable" : "disable"), onclick: () => patch({ disabled: !account.disabled }) }),
+    " ", password,
+    el("button", { type: "button", class: "secondary", text: t("set-password"), onclick: () => patch({ password: password.value }) }));
 }
 
 function newAccountForm(redraw) {

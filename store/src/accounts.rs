@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::{NewAccount, OfficerIdentity, StoreError};
+use crate::{Account, NewAccount, OfficerIdentity, StoreError};
 
 /// A budget of attempts: at most `max` within any `window` (a sliding window).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,12 +89,59 @@ pub(crate) const FULL_BUDGETS_DROPPED: i64 = 100;
 pub const ACCOUNT_CREATED: &str = "account.created";
 /// Action of the audit row written when an account's register entry is set (no case).
 pub const OFFICER_REGISTERED: &str = "account.officer_registered";
+/// Action of the audit row written when an account's role, password or standing is
+/// changed (no case).
+pub const ACCOUNT_CHANGED: &str = "account.changed";
+
+/// What changes of an account: by an admin (role, password, disabled), or its own
+/// password by its holder. `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountChange {
+    pub role: Option<kozomol_core::Role>,
+    pub password_hash: Option<String>,
+    pub disabled: Option<bool>,
+}
+
+/// The answer to `change_account`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccountChanged {
+    Changed(Account),
+    NoAccount,
+    /// Refused: no admin account in use would be left to manage the others.
+    LastAdmin,
+}
+
+impl AccountChange {
+    /// Whether the account's tokens and sessions end with the change: a new password
+    /// (the old one may be known to someone) or the account disabled.
+    pub(crate) fn ends_access(&self) -> bool {
+        self.password_hash.is_some() || self.disabled == Some(true)
+    }
+
+    /// Whether `account`, an admin in use, stops being one.
+    pub(crate) fn leaves_admins(&self, account: &Account) -> bool {
+        account.role == kozomol_core::Role::Admin
+            && !account.disabled
+            && (self.role.is_some_and(|r| r != kozomol_core::Role::Admin)
+                || self.disabled == Some(true))
+    }
+}
+
+pub(crate) fn changed_detail(login: &str, change: &AccountChange) -> String {
+    serde_json::json!({
+        "login": login,
+        "role": change.role.map(kozomol_core::Role::as_str),
+        "disabled": change.disabled,
+        "password_changed": change.password_hash.is_some(),
+    })
+    .to_string()
+}
 
 /// The columns `account_from_row` reads, in both backends. A macro because `query()`
 /// takes only `&'static str`.
 macro_rules! account_columns {
     () => {
-        "id, login, role, password_hash, full_name, badge"
+        "id, login, role, password_hash, full_name, badge, disabled_at"
     };
 }
 pub(crate) use account_columns;

@@ -79,7 +79,9 @@ pub use accidents::{
     AccidentState, AccidentSummary, AccidentVehicle, Injury, NewAccident, NewAccidentFile,
     NewOfficerViolation, OfficerFiled, ParticipantRole,
 };
-pub use accounts::{Allowance, ACCOUNT_CREATED, OFFICER_REGISTERED};
+pub use accounts::{
+    AccountChange, AccountChanged, Allowance, ACCOUNT_CHANGED, ACCOUNT_CREATED, OFFICER_REGISTERED,
+};
 pub use appeals::{
     AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest,
     BulkVoidResult, DeadlineWrite, DueClock, NewAppeal, NewAttachment, RefundOutcome,
@@ -269,6 +271,15 @@ pub trait AccountStore: Send + Sync {
     ) -> Result<Option<Account>, StoreError>;
     /// Every account, by login (for the admin's account list).
     async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
+    /// Changes `login`'s role, password or standing, audited (`account.changed`, by
+    /// `by`); a new password or disabling ends the account's tokens and sessions. Refused
+    /// (`LastAdmin`) where no admin in use would be left.
+    async fn change_account(
+        &self,
+        login: &str,
+        change: &AccountChange,
+        by: &str,
+    ) -> Result<AccountChanged, StoreError>;
     /// Keeps a browser session (its id's SHA-256) of `account` until `expires_at`;
     /// sessions expired by now are dropped on the way.
     async fn open_web_session(

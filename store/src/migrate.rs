@@ -183,6 +183,11 @@ const SQLITE: &[Migration] = &[
         name: "undated_deliveries",
         sql: include_str!("../migrations/sqlite/0033_undated_deliveries.sql"),
     },
+    Migration {
+        version: 34,
+        name: "accounts_disabled",
+        sql: include_str!("../migrations/sqlite/0034_accounts_disabled.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -350,6 +355,11 @@ const POSTGRES: &[Migration] = &[
         version: 33,
         name: "undated_deliveries",
         sql: include_str!("../migrations/postgres/0033_undated_deliveries.sql"),
+    },
+    Migration {
+        version: 34,
+        name: "accounts_disabled",
+        sql: include_str!("../migrations/postgres/0034_accounts_disabled.sql"),
     },
 ];
 

@@ -357,6 +357,8 @@ pub struct Account {
     pub password_hash: String,
     /// `None` for an account that is not in the officers' register.
     pub officer: Option<OfficerIdentity>,
+    /// Disabled by an admin: it logs in no more, and its tokens and sessions ended.
+    pub disabled: bool,
 }
 
 // ---- recognition -------------------------------------------------------------------

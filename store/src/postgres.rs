@@ -14,7 +14,7 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use tracing::debug;
 use uuid::Uuid;
 
-use crate::accounts::{self, account_columns};
+use crate::accounts::{self, account_columns, AccountChange, AccountChanged, ACCOUNT_CHANGED};
 use crate::audit::{now_millis, whole_millis, AuditRow};
 use crate::batch::{self, BatchPlan, CaseKey, CreatedRows};
 use crate::checks;
@@ -984,6 +984,9 @@ fn account_from_row(row: &PgRow) -> Result<Account, StoreError> {
         role: decode::role(row.try_get("role")?)?,
         password_hash: row.try_get("password_hash")?,
         officer: accounts::officer_of(row.try_get("full_name")?, row.try_get("badge")?)?,
+        disabled: row
+            .try_get::<Option<DateTime<Utc>>, _>("disabled_at")?
+            .is_some(),
     })
 }
 
@@ -1166,9 +1169,9 @@ impl AccountStore for PgStore {
         token_sha256: &[u8; 32],
     ) -> Result<Option<Account>, StoreError> {
         sqlx::query(
-            "SELECT a.id, a.login, a.role, a.password_hash, a.full_name, a.badge \
+            "SELECT a.id, a.login, a.role, a.password_hash, a.full_name, a.badge, a.disabled_at \
              FROM api_tokens t JOIN accounts a ON a.id = t.account_id \
-             WHERE t.token_sha256 = $1",
+             WHERE t.token_sha256 = $1 AND a.disabled_at IS NULL",
         )
         .bind(&token_sha256[..])
         .fetch_optional(&self.pool)
@@ -1189,6 +1192,73 @@ impl AccountStore for PgStore {
         .iter()
         .map(account_from_row)
         .collect()
+    }
+
+    async fn change_account(
+        &self,
+        login: &str,
+        change: &AccountChange,
+        by: &str,
+    ) -> Result<AccountChanged, StoreError> {
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        // The admins in use are locked first, in id order: two admins demoting each
+        // other at once cannot both count the other as the one left.
+        let admins: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM accounts WHERE role = 'admin' AND disabled_at IS NULL \
+             ORDER BY id FOR UPDATE",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(row) = sqlx::query(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE login = $1 FOR UPDATE"
+        ))
+        .bind(login)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return crate::postgres::finish_unchanged(tx, Ok(AccountChanged::NoAccount)).await;
+        };
+        let account = account_from_row(&row)?;
+        if change.leaves_admins(&account) && !admins.iter().any(|id| *id != account.id.0) {
+            return crate::postgres::finish_unchanged(tx, Ok(AccountChanged::LastAdmin)).await;
+        }
+        let row = sqlx::query(concat!(
+            "UPDATE accounts SET role = COALESCE($1, role), \
+             password_hash = COALESCE($2, password_hash), \
+             disabled_at = CASE WHEN $3::BOOLEAN IS NULL THEN disabled_at \
+               WHEN $3 THEN COALESCE(disabled_at, $4) ELSE NULL END \
+             WHERE id = $5 RETURNING ",
+            account_columns!()
+        ))
+        .bind(change.role.map(kozomol_core::Role::as_str))
+        .bind(change.password_hash.as_deref())
+        .bind(change.disabled)
+        .bind(now)
+        .bind(account.id.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        if change.ends_access() {
+            for table in [
+                "DELETE FROM api_tokens WHERE account_id = $1",
+                "DELETE FROM web_sessions WHERE account_id = $1",
+            ] {
+                sqlx::query(table)
+                    .bind(account.id.0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let detail = accounts::changed_detail(login, change);
+        insert_audit(
+            &mut tx,
+            &checks::audit(None, ACCOUNT_CHANGED, by, &detail, now),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(AccountChanged::Changed(account_from_row(&row)?))
     }
 
     async fn open_web_session(
@@ -1222,9 +1292,9 @@ impl AccountStore for PgStore {
         now: DateTime<Utc>,
     ) -> Result<Option<Account>, StoreError> {
         sqlx::query(
-            "SELECT a.id, a.login, a.role, a.password_hash, a.full_name, a.badge \
+            "SELECT a.id, a.login, a.role, a.password_hash, a.full_name, a.badge, a.disabled_at \
              FROM web_sessions s JOIN accounts a ON a.id = s.account_id \
-             WHERE s.session_sha256 = $1 AND s.expires_at > $2",
+             WHERE s.session_sha256 = $1 AND s.expires_at > $2 AND a.disabled_at IS NULL",
         )
         .bind(&session_sha256[..])
         .bind(now)

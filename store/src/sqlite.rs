@@ -19,7 +19,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use tracing::debug;
 use uuid::Uuid;
 
-use crate::accounts::{self, account_columns};
+use crate::accounts::{self, account_columns, AccountChange, AccountChanged, ACCOUNT_CHANGED};
 use crate::audit::{now_millis, AuditRow};
 use crate::batch::{self, BatchPlan, CaseKey, CreatedRows};
 use crate::checks;
@@ -940,6 +940,7 @@ fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
         role: decode::role(row.try_get("role")?)?,
         password_hash: row.try_get("password_hash")?,
         officer: accounts::officer_of(row.try_get("full_name")?, row.try_get("badge")?)?,
+        disabled: row.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
     })
 }
 
@@ -1126,9 +1127,9 @@ impl AccountStore for SqliteStore {
         token_sha256: &[u8; 32],
     ) -> Result<Option<Account>, StoreError> {
         sqlx::query(
-            "SELECT a.id, a.login, a.role, a.password_hash, a.full_name, a.badge \
+            "SELECT a.id, a.login, a.role, a.password_hash, a.full_name, a.badge, a.disabled_at \
              FROM api_tokens t JOIN accounts a ON a.id = t.account_id \
-             WHERE t.token_sha256 = ?",
+             WHERE t.token_sha256 = ? AND a.disabled_at IS NULL",
         )
         .bind(&token_sha256[..])
         .fetch_optional(&self.reader)
@@ -1149,6 +1150,75 @@ impl AccountStore for SqliteStore {
         .iter()
         .map(account_from_row)
         .collect()
+    }
+
+    async fn change_account(
+        &self,
+        login: &str,
+        change: &AccountChange,
+        by: &str,
+    ) -> Result<AccountChanged, StoreError> {
+        let now = now_millis();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let Some(row) = sqlx::query(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE login = ?"
+        ))
+        .bind(login)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(AccountChanged::NoAccount);
+        };
+        let account = account_from_row(&row)?;
+        if change.leaves_admins(&account) {
+            let others: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM accounts \
+                 WHERE role = 'admin' AND disabled_at IS NULL AND id <> ?",
+            )
+            .bind(account.id.0)
+            .fetch_one(&mut *tx)
+            .await?;
+            if others == 0 {
+                return Ok(AccountChanged::LastAdmin);
+            }
+        }
+        let row = sqlx::query(concat!(
+            "UPDATE accounts SET role = COALESCE(?, role), \
+             password_hash = COALESCE(?, password_hash), \
+             disabled_at = CASE WHEN ? IS NULL THEN disabled_at \
+               WHEN ? THEN COALESCE(disabled_at, ?) ELSE NULL END \
+             WHERE id = ? RETURNING ",
+            account_columns!()
+        ))
+        .bind(change.role.map(kozomol_core::Role::as_str))
+        .bind(change.password_hash.as_deref())
+        .bind(change.disabled)
+        .bind(change.disabled)
+        .bind(ms(now))
+        .bind(account.id.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        if change.ends_access() {
+            for table in [
+                "DELETE FROM api_tokens WHERE account_id = ?",
+                "DELETE FROM web_sessions WHERE account_id = ?",
+            ] {
+                sqlx::query(table)
+                    .bind(account.id.0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let detail = accounts::changed_detail(login, change);
+        insert_audit(
+            &mut tx,
+            &checks::audit(None, ACCOUNT_CHANGED, by, &detail, now),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(AccountChanged::Changed(account_from_row(&row)?))
     }
 
     async fn open_web_session(
@@ -1182,9 +1252,9 @@ impl AccountStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Option<Account>, StoreError> {
         sqlx::query(
-            "SELECT a.id, a.login, a.role, a.password_hash, a.full_name, a.badge \
+            "SELECT a.id, a.login, a.role, a.password_hash, a.full_name, a.badge, a.disabled_at \
              FROM web_sessions s JOIN accounts a ON a.id = s.account_id \
-             WHERE s.session_sha256 = ? AND s.expires_at > ?",
+             WHERE s.session_sha256 = ? AND s.expires_at > ? AND a.disabled_at IS NULL",
         )
         .bind(&session_sha256[..])
         .bind(ms(now))

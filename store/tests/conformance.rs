@@ -1239,6 +1239,88 @@ async fn accounts_and_tokens(store: Arc<dyn Store>) {
         .map(|a| a.login)
         .collect();
     assert_eq!(logins, ["admin", "officer"]);
+
+    // Disabling ends the account's tokens and sessions; enabling brings none back.
+    let session = sha("a session");
+    store
+        .open_web_session(
+            officer,
+            &session,
+            chrono::Utc::now() + chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    let disable = |disabled| kozomol_store::AccountChange {
+        disabled: Some(disabled),
+        ..Default::default()
+    };
+    match store
+        .change_account("officer", &disable(true), "admin")
+        .await
+        .unwrap()
+    {
+        kozomol_store::AccountChanged::Changed(account) => assert!(account.disabled),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.account_by_token(&token).await.unwrap(), None);
+    assert_eq!(
+        store
+            .account_by_web_session(&session, chrono::Utc::now())
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .account_by_login("officer")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    store
+        .change_account("officer", &disable(false), "admin")
+        .await
+        .unwrap();
+    assert_eq!(store.account_by_token(&token).await.unwrap(), None);
+
+    // Two admins demoting each other at once: one of them stays an admin.
+    store
+        .create_account(&account("second", Role::Admin))
+        .await
+        .unwrap();
+    let demote = kozomol_store::AccountChange {
+        role: Some(Role::Auditor),
+        ..Default::default()
+    };
+    let (a, b) = tokio::join!(
+        store.change_account("admin", &demote, "second"),
+        store.change_account("second", &demote, "admin")
+    );
+    let outcomes = [a.unwrap(), b.unwrap()];
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == kozomol_store::AccountChanged::LastAdmin)
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    let admins = store
+        .accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.role == Role::Admin && !a.disabled)
+        .count();
+    assert_eq!(admins, 1);
+    assert_eq!(
+        store
+            .change_account("nobody", &disable(true), "admin")
+            .await
+            .unwrap(),
+        kozomol_store::AccountChanged::NoAccount
+    );
 }
 
 /// The officers' register: an entry made with the account or set later, audited, a

@@ -6,11 +6,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use kozomol_core::Role;
-use kozomol_store::{Account, AccountId, NewAccount, OfficerIdentity};
+use kozomol_store::{
+    Account, AccountChange, AccountChanged, AccountId, NewAccount, OfficerIdentity,
+};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::access::{AccountReaders, Admins, Authorized};
+use super::access::{AccountReaders, Admins, AnyStaff, Authorized};
 use super::{json_body, ApiError, ApiState, FieldProblem};
 use crate::auth::{
     decoy_password_hash, hash_password_in_pool, issue_token, verify_password_in_pool,
@@ -72,7 +74,8 @@ pub(crate) async fn check_credentials(
     };
     let matches = verify_password_in_pool(password, phc).await?;
     match account {
-        Some(account) if matches => {
+        // A disabled account fails as a wrong password does: the caller learns nothing.
+        Some(account) if matches && !account.disabled => {
             state.app.store.reset_allowance(&budget).await?;
             Ok(account)
         }
@@ -90,6 +93,8 @@ pub struct AccountView {
     role: Role,
     /// The officers' register entry; `null` for an account without one.
     officer: Option<OfficerIdentity>,
+    /// Disabled by an admin: it cannot log in, and has no tokens or sessions.
+    disabled: bool,
 }
 
 impl From<Account> for AccountView {
@@ -99,6 +104,7 @@ impl From<Account> for AccountView {
             login: a.login,
             role: a.role,
             officer: a.officer,
+            disabled: a.disabled,
         }
     }
 }
@@ -152,24 +158,9 @@ pub async fn create(
             "must be 1-64 characters from a-z 0-9 . _ - @",
         ));
     }
-    let role = match request.role.as_deref().map(str::parse::<Role>) {
-        Some(Ok(role)) => Some(role),
-        _ => {
-            problems.push(FieldProblem::new(
-                "role",
-                "must be one of reviewer, supervisor, finance, admin, auditor",
-            ));
-            None
-        }
-    };
+    let role = role_field(request.role.as_deref().unwrap_or_default(), &mut problems);
     let password = request.password.unwrap_or_default();
-    let chars = password.chars().count();
-    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
-        problems.push(FieldProblem::new(
-            "password",
-            format!("must be {MIN_PASSWORD_CHARS}-{MAX_PASSWORD_CHARS} characters"),
-        ));
-    }
+    password_field("password", &password, &mut problems);
     // A reviewer or supervisor confirms violations, and resolutions name him: both
     // fields are required (and reported missing) for those roles.
     let officer = match (request.full_name, request.badge) {
@@ -199,6 +190,7 @@ pub async fn create(
             login,
             role,
             officer,
+            disabled: false,
         }),
     ))
 }
@@ -226,6 +218,134 @@ pub async fn register_officer(
         .ok_or_else(|| ApiError::NotFound(format!("account `{login}`")))?;
     info!(login = %login, badge = %officer.badge, by = %caller.account.login, "officer registered");
     Ok(Json(AccountView::from(account)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountChangeRequest {
+    role: Option<String>,
+    password: Option<String>,
+    disabled: Option<bool>,
+}
+
+/// `PATCH /api/v1/accounts/{login}`: an admin changes an account's role, sets a new
+/// password (one forgotten, or one that got out) or disables or enables it; a new
+/// password or disabling ends the account's tokens and sessions. 409 where no admin in
+/// use would be left.
+pub async fn change(
+    caller: Authorized<Admins>,
+    State(state): State<ApiState>,
+    Path(login): Path<String>,
+    body: Result<Json<AccountChangeRequest>, JsonRejection>,
+) -> Result<Json<AccountView>, ApiError> {
+    let request = json_body(body)?;
+    let mut problems = Vec::new();
+    let role = request
+        .role
+        .as_deref()
+        .and_then(|role| role_field(role, &mut problems));
+    if let Some(password) = &request.password {
+        password_field("password", password, &mut problems);
+    }
+    if request.role.is_none() && request.password.is_none() && request.disabled.is_none() {
+        problems.push(FieldProblem::new(
+            "body",
+            "name at least one of role, password, disabled",
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    let password_hash = match request.password {
+        Some(password) => Some(hash_password_in_pool(password).await?),
+        None => None,
+    };
+    let change = AccountChange {
+        role,
+        password_hash,
+        disabled: request.disabled,
+    };
+    let account = changed(&state, &login, &change, &caller.account.login).await?;
+    info!(login = %login, by = %caller.account.login, "account changed");
+    Ok(Json(AccountView::from(account)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeRequest {
+    current_password: Option<String>,
+    new_password: Option<String>,
+}
+
+/// `PUT /api/v1/auth/password`: the caller's own new password, given the current one
+/// (counted as a login's attempts are); every token and session of the account ends
+/// with it, this one too.
+pub async fn change_password(
+    caller: Authorized<AnyStaff>,
+    State(state): State<ApiState>,
+    body: Result<Json<PasswordChangeRequest>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let request = json_body(body)?;
+    let mut problems = Vec::new();
+    let new_password = request.new_password.unwrap_or_default();
+    password_field("new_password", &new_password, &mut problems);
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    let login = caller.account.login.clone();
+    check_credentials(
+        &state,
+        LoginRequest {
+            login: login.clone(),
+            password: request.current_password.unwrap_or_default(),
+        },
+    )
+    .await?;
+    let change = AccountChange {
+        password_hash: Some(hash_password_in_pool(new_password).await?),
+        ..AccountChange::default()
+    };
+    changed(&state, &login, &change, &login).await?;
+    info!(login = %login, "password changed by its holder");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn changed(
+    state: &ApiState,
+    login: &str,
+    change: &AccountChange,
+    by: &str,
+) -> Result<Account, ApiError> {
+    match state.app.store.change_account(login, change, by).await? {
+        AccountChanged::Changed(account) => Ok(account),
+        AccountChanged::NoAccount => Err(ApiError::NotFound(format!("account `{login}`"))),
+        AccountChanged::LastAdmin => Err(ApiError::Conflict(format!(
+            "`{login}` is the last admin in use: make or enable another first"
+        ))),
+    }
+}
+
+fn role_field(raw: &str, problems: &mut Vec<FieldProblem>) -> Option<Role> {
+    match raw.parse::<Role>() {
+        Ok(role) => Some(role),
+        Err(_) => {
+            problems.push(FieldProblem::new(
+                "role",
+                "must be one of reviewer, supervisor, finance, admin, auditor",
+            ));
+            None
+        }
+    }
+}
+
+fn password_field(field: &str, password: &str, problems: &mut Vec<FieldProblem>) {
+    let chars = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
+        problems.push(FieldProblem::new(
+            field,
+            format!("must be {MIN_PASSWORD_CHARS}-{MAX_PASSWORD_CHARS} characters"),
+        ));
+    }
 }
 
 const MAX_NAME_CHARS: usize = 120;

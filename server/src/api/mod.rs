@@ -38,7 +38,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 use kozomol_core::stage_metrics::StageMetrics;
 use kozomol_core::CameraId;
@@ -285,10 +285,12 @@ pub fn router(state: AppState) -> Router {
                 .post(sessions::open)
                 .delete(sessions::close),
         )
+        .route("/api/v1/auth/password", put(accounts::change_password))
         .route(
             "/api/v1/accounts",
             get(accounts::list).post(accounts::create),
         )
+        .route("/api/v1/accounts/{login}", patch(accounts::change))
         .route(
             "/api/v1/accounts/{login}/officer",
             put(accounts::register_officer),

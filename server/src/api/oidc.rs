@@ -1,7 +1,7 @@
 //! Console logins through the city's identity provider, for cities that run one
 //! (`[oidc]`): OpenID Connect's authorization code flow with PKCE. The provider proves
 //! who the officer is; kozomol's own account of the same login says what they may do,
-//! so roles stay where admins manage them and an account removed here cannot log in.
+//! so roles stay where admins manage them and an account disabled here cannot log in.
 
 use std::time::Duration;
 
@@ -371,8 +371,9 @@ pub async fn callback(
         Err(e) => return failed(&state, &e.to_string()),
     };
     let account = match state.app.store.account_by_login(&login).await {
-        Ok(Some(account)) => account,
-        Ok(None) => return failed(&state, &OidcError::NoAccount(login).to_string()),
+        Ok(Some(account)) if !account.disabled => account,
+        // A disabled account is no account to log in to.
+        Ok(_) => return failed(&state, &OidcError::NoAccount(login).to_string()),
         Err(e) => return failed(&state, &e.to_string()),
     };
     let cookie = match begin_session(&state, &account).await {

@@ -158,7 +158,13 @@ async function admin(browser) {
   await page.click("#new-account button[type=submit]");
   await page.waitForSelector("#account-officer-asanov");
   check((await page.textContent("#account-officer-asanov")).includes("BSK-0042"), "an admin makes an officer's account");
+  await page.click("#account-officer-asanov button:has-text('Disable')");
+  await page.waitForFunction(() => document.getElementById("account-officer-asanov").textContent.includes("Disabled"));
+  check((await page.textContent("#account-officer-asanov")).includes("Enable"), "an admin disables an account");
   await shot(page, "console-accounts");
+  // ... and enables it again: the officer files his own cases below.
+  await page.click("#account-officer-asanov button:has-text('Enable')");
+  await page.waitForFunction(() => document.getElementById("account-officer-asanov").textContent.includes("In use"));
   await page.click(".console-nav a[href='/console/finance']");
   await page.waitForSelector("#content h2");
   check((await page.textContent("#content")).includes("Refunds owed"), "the finance page lists credits and refunds");
