@@ -307,6 +307,17 @@ fn prepare(
         Some(plate) => plate,
         None => return Prepared::SetAside("no plate was decided".into()),
     };
+    // Ingest keeps a case whose evidence cannot carry a fine (its calibration did not
+    // cover the day, its camera's clock ran ahead), and review only rejects one; should
+    // one reach here all the same, it is no one's fine.
+    if !case.enforceable {
+        return Prepared::SetAside(format!(
+            "the case is not enforceable: {}",
+            case.enforceability_note
+                .as_deref()
+                .unwrap_or("see its case file")
+        ));
+    }
     // A camera's calibration was checked against the register at ingest; an officer's
     // speed gun is checked here, on the jurisdiction's calendar day of the offence.
     if let (Some(_), Some(device)) = (&event.witness, &event.device) {

@@ -59,6 +59,10 @@ pub enum ReviewError {
     NothingToApprove,
     #[error("auto-approval is the machine's tier, not a reviewer's")]
     AutoByHand,
+    #[error(
+        "the case is not enforceable (its evidence cannot carry a fine): it can only be rejected"
+    )]
+    NotEnforceable,
 }
 
 /// The states each tier may decide.
@@ -97,9 +101,12 @@ pub fn normalise_plate(raw: &str) -> Option<String> {
 
 /// Where `submitted` sends a case in `state`. `proposed` is the plate an earlier
 /// reviewer typed (for a supervisor looking at a disagreement); `weak_below_milli` is
-/// the confidence under which the machine's read is weak.
+/// the confidence under which the machine's read is weak. A case ingest found not
+/// enforceable (a calibration not covering the capture day, a clock running ahead)
+/// can only be rejected: no one's approval makes its evidence carry a fine.
 pub fn route(
     state: CaseState,
+    enforceable: bool,
     machine: &MachineRead,
     proposed: Option<&str>,
     submitted: &Submitted,
@@ -123,6 +130,7 @@ pub fn route(
             })
         }
         (_, Some(_)) => return Err(ReviewError::ReasonNotExpected),
+        _ if !enforceable => return Err(ReviewError::NotEnforceable),
         _ => {}
     }
     let plate = match submitted.decision {
@@ -323,7 +331,14 @@ mod tests {
             ),
         ];
         for (state, m, proposed, tier, decision, typed, to, plate) in table {
-            let routed = route(state, m, proposed, &submit(tier, decision, typed), 900);
+            let routed = route(
+                state,
+                true,
+                m,
+                proposed,
+                &submit(tier, decision, typed),
+                900,
+            );
             assert_eq!(
                 routed,
                 Ok(Routed {
@@ -418,25 +433,40 @@ mod tests {
         ];
         for (state, m, submitted, error) in table {
             assert_eq!(
-                route(state, &m, None, &submitted, 900),
+                route(state, true, &m, None, &submitted, 900),
                 Err(error.clone()),
                 "{error}"
             );
         }
-        let rejected = route(
-            NeedsReview,
-            &strong,
-            None,
-            &reject(Some(RejectReason::NoViolation)),
-            900,
-        );
-        assert_eq!(
-            rejected,
-            Ok(Routed {
-                to: Rejected,
-                plate: None
-            })
-        );
+        for enforceable in [true, false] {
+            let rejected = route(
+                NeedsReview,
+                enforceable,
+                &strong,
+                None,
+                &reject(Some(RejectReason::NoViolation)),
+                900,
+            );
+            assert_eq!(
+                rejected,
+                Ok(Routed {
+                    to: Rejected,
+                    plate: None
+                })
+            );
+        }
+        // Not enforceable: no tier approves it, nor corrects its plate.
+        for submitted in [
+            submit(First, Approve, None),
+            submit(Supervisor, Approve, None),
+            submit(Supervisor, CorrectPlate, Some("01KG123ABC")),
+        ] {
+            assert_eq!(
+                route(NeedsReview, false, &strong, None, &submitted, 900),
+                Err(ReviewError::NotEnforceable),
+                "{submitted:?}"
+            );
+        }
     }
 
     #[test]

@@ -277,6 +277,18 @@ async fn record_case(
     plate: &str,
     captured_at: DateTime<Utc>,
 ) -> (kozomol_core::CaseId, Vec<Vec<u8>>) {
+    record_case_flagged(h, camera, seed, plate, captured_at, None).await
+}
+
+/// [`record_case`], flagged not enforceable for `why` where it is given.
+async fn record_case_flagged(
+    h: &Harness,
+    camera: &CameraId,
+    seed: u32,
+    plate: &str,
+    captured_at: DateTime<Utc>,
+    not_enforceable: Option<&str>,
+) -> (kozomol_core::CaseId, Vec<Vec<u8>>) {
     let frames = vec![frame_bytes(seed, 0), frame_bytes(seed, 1)];
     let locations = store_frames(&h.evidence, &frames);
     let event_id = EventId::new_v7();
@@ -288,8 +300,8 @@ async fn record_case(
         fingerprint: Sha256::digest(format!("event {event_id}")).into(),
         event: json!({"event_id": event_id.to_string(), "kind": "speeding", "speed_kmh": 97}),
         camera_plate: Some(plate.to_owned()),
-        enforceable: true,
-        enforceability_note: None,
+        enforceable: not_enforceable.is_none(),
+        enforceability_note: not_enforceable.map(str::to_owned),
         trace_parent: None,
         frames: [FrameRole::Overview, FrameRole::Plate]
             .into_iter()
@@ -2109,6 +2121,31 @@ async fn reviewers_decide_and_supervisors_settle() {
     )
     .await
     .problem(StatusCode::NOT_FOUND, "not_found");
+
+    // A case whose evidence cannot carry a fine is only ever rejected, by either tier.
+    let why = "certificate KG-1 ended on 2026-01-01, the capture date";
+    let (flagged, _) = record_case_flagged(h, &camera, 4, "01KG123ABC", at(3), Some(why)).await;
+    recognised(h, flagged, "01KG123ABC", 950).await;
+    for (role, body) in [
+        (Role::Reviewer, json!({"decision": "approve"})),
+        (Role::Supervisor, json!({"decision": "approve"})),
+        (
+            Role::Supervisor,
+            json!({"decision": "correct_plate", "plate": "01KG999ZZZ"}),
+        ),
+    ] {
+        let refused = review(flagged, role, body)
+            .await
+            .problem(StatusCode::CONFLICT, "conflict");
+        assert!(refused.to_string().contains(why), "{refused}");
+    }
+    let answer = review(
+        flagged,
+        Role::Reviewer,
+        json!({"decision": "reject", "reason": "calibration_invalid"}),
+    )
+    .await;
+    assert_eq!(answer.json()["state"], "rejected", "{}", answer.json());
 }
 
 #[tokio::test]

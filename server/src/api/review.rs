@@ -104,13 +104,19 @@ pub async fn decide(
     };
     let routed = route(
         case.state,
+        case.enforceable,
         &machine,
         proposed.as_deref(),
         &submitted,
         state.app.weak_read_below_milli,
     )
     .map_err(|e| match e {
-        ReviewError::NotReviewable { .. } => ApiError::Conflict(e.to_string()),
+        ReviewError::NotReviewable { .. } | ReviewError::NotEnforceable => {
+            ApiError::Conflict(match &case.enforceability_note {
+                Some(why) => format!("{e} ({why})"),
+                None => e.to_string(),
+            })
+        }
         ReviewError::ReasonMissing | ReviewError::ReasonNotExpected => {
             ApiError::Validation(vec![FieldProblem::new("reason", e.to_string())])
         }
