@@ -203,6 +203,19 @@ impl FineStages for PgStore {
         year: i32,
     ) -> Result<Vec<u64>, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // A reservation made for another year (or issuer) was never used: a case that
+        // comes back after the new year takes one of the year it is issued in.
+        let ids: Vec<i64> = cases.iter().map(|c| c.0).collect();
+        sqlx::query(
+            "DELETE FROM resolution_numbers n WHERE n.case_id = ANY($1) \
+             AND (n.issuer <> $2 OR n.year <> $3) \
+             AND NOT EXISTS (SELECT 1 FROM resolutions r WHERE r.case_id = n.case_id)",
+        )
+        .bind(&ids)
+        .bind(issuer)
+        .bind(year)
+        .execute(&mut *tx)
+        .await?;
         let mut numbers = Vec::with_capacity(cases.len());
         for &case_id in cases {
             numbers.push(reserve_number(&mut tx, case_id, issuer, year).await?);

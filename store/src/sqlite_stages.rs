@@ -312,6 +312,26 @@ impl FineStages for SqliteStore {
         year: i32,
     ) -> Result<Vec<u64>, StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        // A reservation made for another year (or issuer) was never used: a case that
+        // comes back after the new year takes one of the year it is issued in.
+        for chunk in cases.chunks(rows_per_statement(1) - 2) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "DELETE FROM resolution_numbers WHERE (issuer <> ",
+            );
+            qb.push_bind(issuer)
+                .push(" OR year <> ")
+                .push_bind(year)
+                .push(
+                    ") AND NOT EXISTS (SELECT 1 FROM resolutions r \
+                     WHERE r.case_id = resolution_numbers.case_id) AND case_id IN (",
+                );
+            let mut ids = qb.separated(", ");
+            for id in chunk {
+                ids.push_bind(id.0);
+            }
+            qb.push(")");
+            qb.build().execute(&mut *tx).await?;
+        }
         let mut numbers = HashMap::with_capacity(cases.len());
         for chunk in cases.chunks(rows_per_statement(1) - 2) {
             let mut qb = QueryBuilder::<Sqlite>::new(

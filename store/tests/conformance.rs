@@ -2652,6 +2652,17 @@ async fn resolution_numbers_are_reserved_once_and_issued(store: Arc<dyn Store>) 
         .await
         .unwrap();
     assert_eq!(batch, vec![5, kept, 6]);
+    // Not issued by the new year: the case takes a number of the year it is issued in
+    // (the old one is given up), and keeps that one.
+    for _ in 0..2 {
+        assert_eq!(
+            store
+                .reserve_resolution_numbers(&[more[3]], "BSK", 2027)
+                .await
+                .unwrap(),
+            vec![1]
+        );
+    }
 
     let claimed = store
         .claim_stage(CaseState::OwnerFound, "f1", 10, LONG_LEASE)
