@@ -1642,7 +1642,8 @@ fn components() -> Value {
                     "decision": enum_of(kozomol_core::ReviewDecision::ALL.iter().map(|d| d.as_str()).collect()),
                     "plate": { "type": "string", "description": "The plate as it should read (correct_plate)." },
                     "reason": enum_of(kozomol_core::RejectReason::ALL.iter().map(|r| r.as_str()).collect()),
-                    "note": { "type": "string", "maxLength": 2000 }
+                    "note": { "type": "string", "maxLength": 2000 },
+                    "seen_state": { "$ref": "#/components/schemas/CaseState", "description": "The state the case was shown in: another now is 409." }
                 }
             }));
     schemas.insert(

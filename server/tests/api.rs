@@ -2122,6 +2122,22 @@ async fn reviewers_decide_and_supervisors_settle() {
     .await
     .problem(StatusCode::NOT_FOUND, "not_found");
 
+    // Decided on what was shown: a case that moved on meanwhile answers 409.
+    let (moved, _) = record_case(h, &camera, 5, "01KG123ABC", at(4)).await;
+    recognised(h, moved, "01KG123ABC", 950).await;
+    let shown_as = json!({"decision": "approve", "seen_state": "supervisor_review"});
+    let stale = review(moved, Role::Supervisor, shown_as.clone())
+        .await
+        .problem(StatusCode::CONFLICT, "conflict");
+    assert!(stale.to_string().contains("reload"), "{stale}");
+    review(
+        moved,
+        Role::Supervisor,
+        json!({"decision": "approve", "seen_state": "no such state"}),
+    )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+
     // A case whose evidence cannot carry a fine is only ever rejected, by either tier.
     let why = "certificate KG-1 ended on 2026-01-01, the capture date";
     let (flagged, _) = record_case_flagged(h, &camera, 4, "01KG123ABC", at(3), Some(why)).await;

@@ -3,7 +3,7 @@
 // change carries the session's anti-forgery token.
 "use strict";
 
-const Desk = { csrf: null, role: null, cases: [], index: -1, zoom: 1, mode: null, loading: 0 };
+const Desk = { csrf: null, role: null, cases: [], index: -1, zoom: 1, mode: null, loading: 0, shown: null, deciding: false };
 
 function change(method, path, body) {
   return api(method, path, body, { "X-CSRF-Token": Desk.csrf });
@@ -661,6 +661,7 @@ async function select(i) {
   }
   Desk.index = Math.max(0, Math.min(i, Desk.cases.length - 1));
   Desk.mode = null;
+  Desk.shown = null;
   document.getElementById("decision-form").replaceChildren();
   drawQueue();
   const id = Desk.cases[Desk.index].id;
@@ -675,6 +676,7 @@ async function select(i) {
 }
 
 function drawCase(c, reviews) {
+  Desk.shown = { id: c.id, state: c.state };
   const r = c.recognition || {};
   const measurement = (c.event && c.event.measurement) || {};
   const measured = measurement.speed_kmh !== undefined
@@ -738,9 +740,12 @@ function startReject() {
 async function decide(body) {
   const message = document.getElementById("desk-message");
   const c = Desk.cases[Desk.index];
-  if (!c) return;
+  // Only the case on screen is decided: a key pressed while the next one loads (or a
+  // second press while the first decision is on its way) decides nothing.
+  if (!c || !Desk.shown || Desk.shown.id !== c.id || Desk.deciding) return;
+  Desk.deciding = true;
   try {
-    const result = await change("POST", `/api/v1/cases/${c.id}/review`, body);
+    const result = await change("POST", `/api/v1/cases/${c.id}/review`, Object.assign({ seen_state: Desk.shown.state }, body));
     message.className = "notice";
     message.textContent = t("decided", { id: c.id, state: t(`state-${result.state}`) });
     Desk.cases.splice(Desk.index, 1);
@@ -748,6 +753,8 @@ async function decide(body) {
   } catch (e) {
     message.className = "error";
     message.textContent = `${t("decision-failed")} ${e.message}`;
+  } finally {
+    Desk.deciding = false;
   }
 }
 

@@ -315,9 +315,8 @@ impl FineStages for SqliteStore {
         // A reservation made for another year (or issuer) was never used: a case that
         // comes back after the new year takes one of the year it is issued in.
         for chunk in cases.chunks(rows_per_statement(1) - 2) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "DELETE FROM resolution_numbers WHERE (issuer <> ",
-            );
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("DELETE FROM resolution_numbers WHERE (issuer <> ");
             qb.push_bind(issuer)
                 .push(" OR year <> ")
                 .push_bind(year)

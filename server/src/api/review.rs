@@ -24,6 +24,10 @@ pub struct ReviewRequest {
     plate: Option<String>,
     reason: Option<String>,
     note: Option<String>,
+    /// The case's state as the reviewer saw it: a case that moved on meanwhile (a
+    /// reviewer's correction sent it to a supervisor with another plate) is not
+    /// decided on what was on their screen.
+    seen_state: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -80,11 +84,25 @@ pub async fn decide(
             format!("at most {MAX_NOTE_CHARS} characters"),
         ));
     }
+    let seen_state = match request.seen_state.as_deref().map(str::parse::<CaseState>) {
+        None => None,
+        Some(Ok(seen)) => Some(seen),
+        Some(Err(_)) => {
+            problems.push(FieldProblem::new("seen_state", "must be a case state"));
+            None
+        }
+    };
     let Some(decision) = decision.filter(|_| problems.is_empty()) else {
         return Err(ApiError::Validation(problems));
     };
 
     let case = find_case(&state, &id).await?;
+    if let Some(seen) = seen_state.filter(|seen| *seen != case.state) {
+        return Err(ApiError::Conflict(format!(
+            "case {} is `{}` now, not `{seen}` as it was shown; reload it",
+            case.id, case.state
+        )));
+    }
     let store = &state.app.store;
     let recognition = store.recognition(case.id).await?;
     let machine = MachineRead::of(recognition.as_ref());
