@@ -241,6 +241,27 @@ fn token_accepts(token: u8, c: char) -> bool {
     }
 }
 
+/// The number a plate's text names: its canonical form with the marks printed beside
+/// the number dropped where the text fits a format with them (`"01 KG 123 ABC"` →
+/// `"01123ABC"`, `"A123BC77RUS"` → `"A123BC77"`), as our reads are written; other text
+/// as it is. A camera that reports the printed "KG" reads the same plate as we do.
+pub fn number_of(text: &str) -> String {
+    let text = canonicalise(text);
+    for format in FORMATS {
+        for pattern in format.patterns {
+            if pattern.bytes().any(|b| b.is_ascii_lowercase()) && matches(pattern, &text) {
+                return pattern
+                    .bytes()
+                    .zip(text.chars())
+                    .filter(|(t, _)| !t.is_ascii_lowercase())
+                    .map(|(_, c)| c)
+                    .collect();
+            }
+        }
+    }
+    text
+}
+
 /// Whether the text fits the pattern exactly, printed extras included.
 pub fn matches(pattern: &str, text: &str) -> bool {
     pattern.len() == text.chars().count()
@@ -524,6 +545,23 @@ mod tests {
                 },
             })
             .collect()
+    }
+
+    #[test]
+    fn printed_marks_are_not_part_of_the_number() {
+        for (text, number) in [
+            ("01 KG 123 ABC", "01123ABC"),
+            ("01KG123ABC", "01123ABC"),
+            ("01123ABC", "01123ABC"),
+            ("KZ 123 ABC 02", "123ABC02"),
+            ("А123ВС77RUS", "A123BC77"),
+            ("A123BC777", "A123BC777"),
+            // not a format with marks: kept whole
+            ("KG1234", "KG1234"),
+            ("", ""),
+        ] {
+            assert_eq!(number_of(text), number, "{text}");
+        }
     }
 
     #[test]

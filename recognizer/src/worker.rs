@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument, Span};
 
-use crate::plates::canonicalise;
+use crate::plates::{canonicalise, number_of};
 use crate::{PlateReading, Recognizer, RecognizerError, View};
 
 /// When a read may decide a case without a person.
@@ -67,7 +67,8 @@ pub fn decide(
     else {
         return (NeedsReview, None);
     };
-    let camera = camera.map(canonicalise).filter(|c| !c.is_empty());
+    // The camera's read as a number: a camera may report the printed "KG" ours leaves out.
+    let camera = camera.map(number_of).filter(|c| !c.is_empty());
     match camera {
         Some(camera) => {
             let agree = camera == text;
@@ -593,7 +594,7 @@ mod tests {
     #[test]
     fn dual_read_routing() {
         let t = Thresholds::default();
-        let table: [Row; 11] = [
+        let table: [Row; 12] = [
             // camera and we agree: the lower threshold applies
             (
                 Some("01123ABC"),
@@ -619,6 +620,12 @@ mod tests {
             // the camera's read is canonicalised first (spaces, Cyrillic look-alikes)
             (
                 Some("01 123 АВС"),
+                Some(("01123ABC", 0.97, true)),
+                (Recognized, Some(true)),
+            ),
+            // ... and read as a number: the "KG" printed under the region is no part of it
+            (
+                Some("01KG123ABC"),
                 Some(("01123ABC", 0.97, true)),
                 (Recognized, Some(true)),
             ),
