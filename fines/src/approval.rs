@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kozomol_core::{CaseId, CaseState, ReviewDecision, ReviewTier};
 use kozomol_store::{CompleteResult, NewReview, ReviewWrite, Store, StoreError};
-use tracing::{info, info_span, Instrument};
+use tracing::{error, info, info_span, Instrument};
 
 use crate::review::{auto_approves, MachineRead};
 
@@ -53,8 +53,25 @@ pub async fn run_approvals(
     for case_id in claimed {
         let span = info_span!("approve", case_id = %case_id);
         kozomol_telemetry::follow(&span, traces.get(&case_id).copied());
-        let Some(state) = approve(stage, store, case_id).instrument(span).await? else {
-            continue;
+        let state = match approve(stage, store, case_id).instrument(span).await {
+            Ok(Some(state)) => state,
+            Ok(None) => continue,
+            // The database away: the whole stage waits and tries again.
+            Err(e) if e.is_transient() => return Err(e),
+            // This case's own trouble (a stored read that does not decode): a person
+            // decides it, and the rest of the batch goes on.
+            Err(e) => {
+                error!(case_id = %case_id, error = %e, "case not decided automatically; set aside");
+                let reason = format!("it could not be decided automatically: {e}");
+                let to = CaseState::NeedsReview;
+                match store
+                    .set_aside(&stage.worker, case_id, CaseState::Recognized, to, &reason)
+                    .await?
+                {
+                    CompleteResult::Completed => Some(to),
+                    CompleteResult::LeaseLost => None,
+                }
+            }
         };
         if let Some(state) = state {
             info!(case_id = %case_id, to = %state, "auto-approval decided");

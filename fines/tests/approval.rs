@@ -166,3 +166,34 @@ async fn only_confirmed_strong_reads_on_calibrated_devices_are_approved(backend:
         .expect("claim");
     assert_eq!(next, ids[..2]);
 }
+
+/// A case whose stored read does not decode goes to a person; the rest of its batch is
+/// decided as ever (it failed the whole batch, again on every lease).
+#[tokio::test]
+async fn a_case_that_cannot_be_decided_goes_to_a_person_and_the_batch_goes_on() {
+    let (db, store) = store(Backend::Sqlite).await;
+    let broken = recognised(store.as_ref(), true, 990, Some(true)).await;
+    let sound = recognised(store.as_ref(), true, 990, Some(true)).await;
+    let raw = sqlx::SqlitePool::connect(&db.url).await.expect("connect");
+    sqlx::query("UPDATE recognitions SET candidates = 'not json' WHERE case_id = ?")
+        .bind(broken.0)
+        .execute(&raw)
+        .await
+        .expect("spoiled");
+    let stage = ApprovalStage {
+        worker: "approval-1".into(),
+        batch: 10,
+        lease: Duration::from_secs(60),
+        threshold_milli: 900,
+    };
+    let decided = run_approvals(&stage, store.as_ref()).await.expect("runs");
+    assert_eq!(
+        decided,
+        vec![
+            (broken, Some(CaseState::NeedsReview)),
+            (sound, Some(CaseState::Approved))
+        ]
+    );
+    let case = store.case(broken).await.expect("read").expect("case");
+    assert_eq!(case.state, CaseState::NeedsReview);
+}

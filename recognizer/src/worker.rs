@@ -561,8 +561,10 @@ fn outcome(
     }
 }
 
+/// Thousandths, rounded down: thresholds are compared with what is stored, and a read
+/// just under one (0.8996 against 0.900) must stay under it.
 fn milli(p: f32) -> u16 {
-    (p.clamp(0.0, 1.0) * 1000.0).round() as u16
+    (p.clamp(0.0, 1.0) * 1000.0).floor() as u16
 }
 
 fn encode_crop(crop: &image::RgbImage) -> Result<Vec<u8>, StoreError> {
