@@ -549,7 +549,14 @@ async fn finish(
     for (pending, rendered) in pendings.into_iter().zip(rendered) {
         match rendered {
             Ok(issued) => signed.push((pending, issued)),
-            Err(reason) => {
+            Err(Unrendered::ForGood(reason)) => {
+                let reason = format!("the resolution does not render: {reason}");
+                results.push((
+                    pending.case_id,
+                    set_aside(stage, store, pending.case_id, reason).await?,
+                ));
+            }
+            Err(Unrendered::ForNow(reason)) => {
                 error!(case_id = %pending.case_id, error = %reason, "resolution not rendered; retried when the lease ends");
                 results.push((pending.case_id, Issued::Failed(reason)));
             }
@@ -657,10 +664,17 @@ async fn finish(
 }
 
 /// Renders and signs `documents` on as many threads as there are cores, in order.
+/// Why a document did not render: its own content (the same on every try: it goes to
+/// a supervisor) or something that may pass (signing, writing: tried again).
+enum Unrendered {
+    ForGood(String),
+    ForNow(String),
+}
+
 fn render_all(
     signer: &dyn Signer,
     documents: &[Resolution],
-) -> Vec<Result<resolution::IssuedResolution, String>> {
+) -> Vec<Result<resolution::IssuedResolution, Unrendered>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(documents.len())
@@ -673,7 +687,13 @@ fn render_all(
                 scope.spawn(move || {
                     part.iter()
                         .map(|document| {
-                            resolution::issue(document, signer).map_err(|e| e.to_string())
+                            resolution::issue(document, signer).map_err(|e| {
+                                if e.is_the_documents() {
+                                    Unrendered::ForGood(e.to_string())
+                                } else {
+                                    Unrendered::ForNow(e.to_string())
+                                }
+                            })
                         })
                         .collect::<Vec<_>>()
                 })
@@ -684,7 +704,14 @@ fn render_all(
             .zip(documents.chunks(chunk))
             .flat_map(|(handle, part)| {
                 handle.join().unwrap_or_else(|_| {
-                    vec![Err("rendering the resolution panicked".to_owned()); part.len()]
+                    // A bug meets these documents on every try: a person sees them.
+                    part.iter()
+                        .map(|_| {
+                            Err(Unrendered::ForGood(
+                                "rendering the resolution panicked".to_owned(),
+                            ))
+                        })
+                        .collect()
                 })
             })
             .collect()

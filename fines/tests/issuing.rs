@@ -257,3 +257,51 @@ async fn the_pdf_of_a_resolution_the_store_refuses_is_queued_for_overwriting() {
         .expect("the queued bytes are there");
     assert!(pdf.starts_with(b"%PDF"), "the resolution's PDF is queued");
 }
+
+/// A document that can never render (here an owner's address too long for the page)
+/// goes to a supervisor with the reason; it was retried on every lease, unseen.
+#[tokio::test]
+async fn a_resolution_that_never_renders_is_set_aside() {
+    let w = world(Backend::Sqlite).await;
+    let case = approved_speeding(&w).await;
+    let claimed = w
+        .store
+        .claim_stage(
+            CaseState::Approved,
+            "lookup-t",
+            8,
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .expect("claim");
+    assert_eq!(claimed, vec![case]);
+    let lookup = kozomol_store::OwnerLookupRecord {
+        case_id: case,
+        outcome: kozomol_core::OwnerOutcome::Found,
+        owner: Some(kozomol_core::OwnerOfRecord {
+            kind: kozomol_core::OwnerKind::Person,
+            id: "21212198000123".into(),
+            name: "Асанов Бакыт".into(),
+            address: Some("улица Длинная, дом 1, ".repeat(400)),
+        }),
+        vehicle: serde_json::json!({"make": "Toyota"}),
+        registry_owner: serde_json::Value::Null,
+        reason: None,
+        exchange_id: None,
+        looked_up_at: Utc::now(),
+    };
+    w.store
+        .record_owner_lookup("lookup-t", &lookup)
+        .await
+        .expect("lookup");
+    let results = run_issuing(&stage(), &issuer(&w), w.store.as_ref())
+        .await
+        .expect("issuing");
+    assert!(
+        matches!(&results[..], [(id, Issued::SetAside(reason))]
+            if *id == case && reason.contains("does not render")),
+        "{results:?}"
+    );
+    let stored = w.store.case(case).await.expect("read").expect("case");
+    assert_eq!(stored.state, CaseState::SupervisorReview);
+}

@@ -46,3 +46,14 @@ pub enum ResolutionError {
     #[error(transparent)]
     Sign(#[from] SignError),
 }
+
+impl ResolutionError {
+    /// Whether the document's own content fails it (its number, data, photos, length):
+    /// the same on every try, so a person must see it; signing and writing may pass.
+    pub fn is_the_documents(&self) -> bool {
+        !matches!(
+            self,
+            ResolutionError::PdfWrite { .. } | ResolutionError::Sign(_)
+        )
+    }
+}
