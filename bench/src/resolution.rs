@@ -210,6 +210,7 @@ fn sample_document(overview: &[u8], plate: &[u8]) -> Result<kozomol_fines::resol
         },
         violation: ViolationKind::Speeding,
         measurement: "105 км/ч при разрешенной скорости 60 км/ч (превышение на 45 км/ч)".into(),
+        detection: kozomol_fines::resolution::Detection::AutomaticCamera,
         device: Some(device()),
         officer: Officer {
             name: OFFICER_NAME.into(),

@@ -30,8 +30,8 @@ use crate::officer::{case_facts, CaseFacts};
 use crate::quote::{quote, Offence, Pricing, Quote, Speed};
 use crate::repeat::earlier_penalty;
 use crate::resolution::{
-    self, Article, Discount, Liability, Officer, Owner, Photos, Resolution, ResolutionNumber,
-    Signer, Term, Vehicle,
+    self, Article, Detection, Discount, Liability, Officer, Owner, Photos, Resolution,
+    ResolutionNumber, Signer, Term, Vehicle,
 };
 
 /// Who issues, and how: one issuing authority of one jurisdiction.
@@ -486,6 +486,12 @@ fn compose(
         },
         violation: draft.case.kind,
         measurement: measurement_text(&draft.event),
+        // An officer's own report names him as witness; a camera's event does not.
+        detection: if draft.event.witness.is_some() {
+            Detection::Officer
+        } else {
+            Detection::AutomaticCamera
+        },
         device: draft.event.device.clone(),
         officer: draft.officer,
         amount: priced.amount,

@@ -222,6 +222,7 @@ async fn an_officer_missing_from_the_register_sets_the_case_aside(backend: Backe
     assert_eq!(*id, case);
     let text = resolution_text(&w, number).await;
     assert!(text.contains(&officer_name("supervisor-2")), "{text}");
+    assert!(text.contains("автоматическом режиме"), "{text}");
     assert!(!text.contains("old-account"), "{text}");
 }
 

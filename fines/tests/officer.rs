@@ -153,6 +153,9 @@ async fn an_officer_filed_case_is_issued(backend: Backend) {
     let text = pdf_text(&pdf);
     assert!(text.contains(&officer_name("officer-12")), "{text}");
     assert!(text.contains("B-OFFICER-12"), "{text}");
+    // An officer saw it: the title says so, not a camera in automatic mode.
+    assert!(text.contains("выявленное сотрудником милиции"), "{text}");
+    assert!(!text.contains("автоматическом режиме"), "{text}");
 }
 
 #[tokio::test]
@@ -211,7 +214,12 @@ async fn an_officers_speeding_report_cites_his_speed_gun(backend: Backend) {
         "{issued:?}"
     );
     let text = resolution_text(&w, number).await;
-    for want in ["4471", "KG-CSM-2026-0117", "112 км/ч"] {
+    for want in [
+        "4471",
+        "KG-CSM-2026-0117",
+        "112 км/ч",
+        "выявленное сотрудником милиции",
+    ] {
         assert!(text.contains(want), "`{want}` missing from:\n{text}");
     }
 }

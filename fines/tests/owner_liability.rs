@@ -270,6 +270,8 @@ async fn a_named_driver_gets_a_new_resolution(backend: Backend) {
         .expect("pdftotext runs (apt-get install poppler-utils)");
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("Водитель (указан собственником)"), "{text}");
+    assert!(text.contains("Адрес водителя"), "{text}");
+    assert!(!text.contains("Адрес собственника"), "{text}");
     assert!(text.contains(driver.name.as_str()), "{text}");
     let addressed = store
         .owner_lookup(reissued)

@@ -16,9 +16,9 @@ use image::{ImageBuffer, Rgb};
 use kozomol_core::ViolationKind;
 use kozomol_core::{CalibrationCertificate, Currency, Jurisdiction, MeasuringDevice, Money};
 use kozomol_fines::resolution::{
-    issue, render_pdf, verify, Article, Discount, Ed25519Signer, Liability, Officer, Owner, Photos,
-    Place, Resolution, ResolutionError, ResolutionNumber, Signer, SignerIdentity, Term, Vehicle,
-    Verdict, VerifyingKeys,
+    issue, render_pdf, verify, Article, Detection, Discount, Ed25519Signer, Liability, Officer,
+    Owner, Photos, Place, Resolution, ResolutionError, ResolutionNumber, Signer, SignerIdentity,
+    Term, Vehicle, Verdict, VerifyingKeys,
 };
 
 fn d(s: &str) -> NaiveDate {
@@ -75,6 +75,7 @@ fn sample() -> Resolution {
         },
         violation: ViolationKind::Speeding,
         measurement: "96 км/ч при разрешенной скорости 60 км/ч (превышение на 36 км/ч)".into(),
+        detection: Detection::AutomaticCamera,
         device: Some(MeasuringDevice {
             serial: "KZM-0042".into(),
             certificate: CalibrationCertificate {

@@ -11,7 +11,7 @@ use super::fonts::{self, Fonts, Weight};
 use super::jpeg::JpegInfo;
 use super::qr::QrMatrix;
 use super::wording;
-use super::{Liability, Resolution, ResolutionError};
+use super::{Detection, Liability, Resolution, ResolutionError};
 
 /// A4 in points.
 pub const PAGE_WIDTH: f32 = 595.28;
@@ -94,8 +94,15 @@ fn body<'f>(inputs: &Inputs<'_>, fonts: &'f Fonts, photo_height: f32) -> Page<'f
     page.centered(
         Weight::Regular,
         9.0,
-        "о наложении штрафа за правонарушение, зафиксированное специальным техническим \
-         средством, работающим в автоматическом режиме",
+        match r.detection {
+            Detection::AutomaticCamera => {
+                "о наложении штрафа за правонарушение, зафиксированное специальным \
+                 техническим средством, работающим в автоматическом режиме"
+            }
+            Detection::Officer => {
+                "о наложении штрафа за правонарушение, выявленное сотрудником милиции"
+            }
+        },
     );
     page.y += 4.0;
     page.line(
@@ -142,7 +149,11 @@ fn body<'f>(inputs: &Inputs<'_>, fonts: &'f Fonts, photo_height: f32) -> Page<'f
     } else {
         r.owner.address.as_str()
     };
-    page.field("Адрес собственника", address, Weight::Regular, BODY, fw);
+    let address_label = match r.owner.liable_as {
+        Liability::Owner => "Адрес собственника",
+        Liability::NamedDriver => "Адрес водителя",
+    };
+    page.field(address_label, address, Weight::Regular, BODY, fw);
 
     // The offence.
     page.section("Сведения о правонарушении");

@@ -60,6 +60,8 @@ pub struct Resolution {
     pub violation: ViolationKind,
     /// The measurement in words, e.g. "96 км/ч при ограничении 60 км/ч".
     pub measurement: String,
+    /// How the offence was detected: the document's title says so.
+    pub detection: Detection,
     /// The measuring device and its calibration certificate; none when an officer saw
     /// the violation himself (he is then the one who confirms it).
     pub device: Option<MeasuringDevice>,
@@ -81,6 +83,15 @@ pub struct Resolution {
     /// Where anyone can check the document; encoded into the "verify" QR code.
     pub verification_url: String,
     pub photos: Photos,
+}
+
+/// How an offence was detected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detection {
+    /// A camera working in automatic mode captured it.
+    AutomaticCamera,
+    /// An officer on duty saw it (by eye, or measuring with a speed gun).
+    Officer,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
