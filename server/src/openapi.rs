@@ -1394,11 +1394,11 @@ fn web_paths() -> Value {
             },
             "delete": {
                 "operationId": "closeSession",
-                "summary": "Log out: the session ends and its cookie is cleared. Needs `X-CSRF-Token`.",
+                "summary": "Log out: the session ends and its cookie is cleared. A live session needs `X-CSRF-Token`; an ended one only has its cookie cleared.",
                 "security": [{ "session": [] }],
                 "responses": {
-                    "204": { "description": "Logged out." },
-                    "401": problem("No session, or an ended one (`unauthenticated`)."),
+                    "204": { "description": "Logged out, or an ended session's cookie cleared." },
+                    "401": problem("No session cookie (`unauthenticated`)."),
                     "403": problem("No or a wrong `X-CSRF-Token` (`csrf_rejected`).")
                 }
             }

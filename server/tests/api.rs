@@ -3060,11 +3060,24 @@ async fn console_sessions_change_nothing_without_their_anti_forgery_token() {
         .call_with(
             Method::GET,
             &format!("/api/v1/cases/{case}"),
-            &[(header::COOKIE, cookie)],
+            &[(header::COOKIE, cookie.clone())],
             None,
         )
         .await;
     assert_eq!(gone.status, StatusCode::UNAUTHORIZED);
+    // Logging out of a session already ended (expired, or ended by a new password)
+    // clears its cookie all the same.
+    let again = h
+        .call_with(
+            Method::DELETE,
+            "/api/v1/auth/session",
+            &[(header::COOKIE, cookie)],
+            None,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NO_CONTENT);
+    let cleared = again.headers[header::SET_COOKIE].to_str().expect("ascii");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
 }
 
 #[tokio::test]

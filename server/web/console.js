@@ -37,8 +37,11 @@ async function sessionBar() {
   Desk.role = session.role;
   document.getElementById("who").textContent = `${session.login} (${t(`role-${session.role}`)})`;
   document.getElementById("logout").addEventListener("click", async () => {
-    await change("DELETE", "/api/v1/auth/session");
-    location.assign("/console/login");
+    try {
+      await change("DELETE", "/api/v1/auth/session");
+    } finally {
+      location.assign("/console/login");
+    }
   });
   document.getElementById("change-password").addEventListener("click", () => {
     document.getElementById("content").replaceChildren(passwordForm());

@@ -82,15 +82,19 @@ pub async fn show(
     Ok(Json(SessionView::new(&account, &session)))
 }
 
-/// `DELETE /api/v1/auth/session`: logs out (the anti-forgery token is required, so
-/// another site cannot log an officer out mid-review) and clears the cookie.
+/// `DELETE /api/v1/auth/session`: logs out (the anti-forgery token is required of a
+/// live session, so another site cannot log an officer out mid-review) and clears the
+/// cookie; a session already expired or ended elsewhere (a password changed) has its
+/// cookie cleared all the same.
 pub async fn close(State(state): State<ApiState>, parts: Parts) -> Result<Response, ApiError> {
     let session = session_cookie(&parts.headers).ok_or(ApiError::Unauthenticated)?;
-    let account = caller(&parts, &state)
-        .await?
-        .ok_or(ApiError::Unauthenticated)?;
-    state.app.store.close_web_session(&session.sha256()).await?;
-    info!(login = %account.login, "console session closed");
+    match caller(&parts, &state).await? {
+        Some(account) => {
+            state.app.store.close_web_session(&session.sha256()).await?;
+            info!(login = %account.login, "console session closed");
+        }
+        None => info!("an ended console session's cookie cleared"),
+    }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()
