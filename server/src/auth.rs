@@ -82,20 +82,30 @@ fn hashing_permits() -> &'static Semaphore {
 
 /// [`hash_password`] on the blocking pool, bounded by the hashing permits.
 pub async fn hash_password_in_pool(password: String) -> Result<String, AuthError> {
-    let _permit = hashing_permits()
+    let permit = hashing_permits()
         .acquire()
         .await
         .map_err(|e| AuthError::Hash(e.to_string()))?;
-    tokio::task::spawn_blocking(move || hash_password(&password)).await?
+    // The permit goes with the hashing: a request dropped meanwhile (its client gone)
+    // does not free it while the hash still runs.
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        hash_password(&password)
+    })
+    .await?
 }
 
 /// [`verify_password`] on the blocking pool, bounded by the hashing permits.
 pub async fn verify_password_in_pool(password: String, phc: String) -> Result<bool, AuthError> {
-    let _permit = hashing_permits()
+    let permit = hashing_permits()
         .acquire()
         .await
         .map_err(|e| AuthError::Hash(e.to_string()))?;
-    Ok(tokio::task::spawn_blocking(move || verify_password(&password, &phc)).await?)
+    Ok(tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        verify_password(&password, &phc)
+    })
+    .await?)
 }
 
 /// A hash nobody's password matches, verified against when a login is unknown so that
@@ -267,6 +277,12 @@ impl AttemptLimiter {
         }
     }
 }
+
+/// Password checks a minute from one address (per process): each costs an Argon2 hash,
+/// and logins under ever new names would each meet a fresh per-login budget. An office
+/// behind one address logging in at a shift's start stays well below it.
+pub const ADDRESS_PASSWORD_CHECKS: usize = 60;
+pub const ADDRESS_PASSWORD_WINDOW: Duration = Duration::from_secs(60);
 
 /// Five failed logins a minute per login name, shared by every API process.
 pub const LOGIN_ALLOWANCE: kozomol_store::Allowance = kozomol_store::Allowance {

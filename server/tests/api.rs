@@ -1751,6 +1751,21 @@ async fn admins_change_and_disable_accounts_and_holders_change_their_password() 
     );
 }
 
+/// Password checks from one address are counted whatever login they name (each is an
+/// Argon2 hash; names ever new would each meet a fresh per-login budget).
+#[tokio::test]
+async fn password_checks_from_one_address_are_limited() {
+    let h = Harness::new().await;
+    for i in 0..kozomol_server::auth::ADDRESS_PASSWORD_CHECKS {
+        h.log_in(&format!("guess-{i}"), "whatever".into())
+            .await
+            .problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    h.log_in("guess-last", "whatever".into())
+        .await
+        .problem(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
+}
+
 #[tokio::test]
 async fn admins_create_accounts_once() {
     let h = Harness::new().await;

@@ -3,6 +3,7 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
 use kozomol_core::Role;
@@ -34,9 +35,10 @@ pub struct LoginAnswer {
 /// `POST /api/v1/auth/token`: a fresh bearer token for a login and password.
 pub async fn login(
     State(state): State<ApiState>,
+    parts: Parts,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Json<LoginAnswer>, ApiError> {
-    let account = check_credentials(&state, json_body(body)?).await?;
+    let account = check_credentials(&state, &parts, json_body(body)?).await?;
     let token = issue_token(state.app.store.as_ref(), account.id, "login").await?;
     info!(login = %account.login, role = %account.role, "token issued");
     Ok(Json(LoginAnswer {
@@ -48,8 +50,21 @@ pub async fn login(
 /// The account a login and password open, within the limit on failed attempts.
 pub(crate) async fn check_credentials(
     state: &ApiState,
+    parts: &Parts,
     LoginRequest { login, password }: LoginRequest,
 ) -> Result<Account, ApiError> {
+    // A name no account can have is no login: refused before any database or hashing
+    // work (and before its text reaches the log).
+    if !valid_login(&login) {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let client = super::portal::client_address(parts, &state.app.trusted_proxies);
+    if let Err(wait) = state.password_checks.try_acquire(&client) {
+        warn!(client = %client, "login refused: too many password checks from this address");
+        return Err(ApiError::TooManyAttempts {
+            retry_after_s: wait.as_secs().max(1),
+        });
+    }
     // Counted before the password is checked, in the database every replica shares,
     // so attempts sent at once (or to several replicas) cannot all pass before the
     // first failure counts; a success gives the budget back.
@@ -283,6 +298,7 @@ pub struct PasswordChangeRequest {
 pub async fn change_password(
     caller: Authorized<AnyStaff>,
     State(state): State<ApiState>,
+    parts: Parts,
     body: Result<Json<PasswordChangeRequest>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let request = json_body(body)?;
@@ -295,6 +311,7 @@ pub async fn change_password(
     let login = caller.account.login.clone();
     check_credentials(
         &state,
+        &parts,
         LoginRequest {
             login: login.clone(),
             password: request.current_password.unwrap_or_default(),

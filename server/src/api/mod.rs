@@ -182,6 +182,9 @@ pub(crate) struct RouterState {
     /// Portal requests per address (a flood guard, per process; the budgets that guard
     /// secrets are the database's: `auth::LOGIN_ALLOWANCE`, the plate lookups').
     pub(crate) lookups: AttemptLimiter,
+    /// Password checks per address (a flood guard, per process: each is an Argon2
+    /// hash; `auth::ADDRESS_PASSWORD_CHECKS`).
+    pub(crate) password_checks: AttemptLimiter,
 }
 
 impl std::ops::Deref for ApiState {
@@ -205,6 +208,10 @@ pub fn router(state: AppState) -> Router {
         app: state,
         http_metrics: HttpMetrics::default(),
         lookups: AttemptLimiter::new(lookup_limit.lookups, lookup_limit.window),
+        password_checks: AttemptLimiter::new(
+            crate::auth::ADDRESS_PASSWORD_CHECKS,
+            crate::auth::ADDRESS_PASSWORD_WINDOW,
+        ),
     }));
     Router::new()
         .route("/", get(pages::portal))

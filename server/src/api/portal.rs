@@ -583,7 +583,7 @@ fn portal_actor(state: &ApiState, parts: &Parts) -> String {
 /// The address a request came from (the limiter's key): an IPv6 client by its /64,
 /// the block one subscriber gets, so it cannot take a fresh allowance per address.
 /// Behind `trusted` proxies, the client they name.
-fn client_address(parts: &Parts, trusted: &[IpNet]) -> String {
+pub(crate) fn client_address(parts: &Parts, trusted: &[IpNet]) -> String {
     match parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()

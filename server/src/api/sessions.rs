@@ -41,9 +41,10 @@ impl SessionView {
 /// form on another site cannot log a browser in under someone else's account.
 pub async fn open(
     State(state): State<ApiState>,
+    parts: Parts,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let account = check_credentials(&state, json_body(body)?).await?;
+    let account = check_credentials(&state, &parts, json_body(body)?).await?;
     let (view, cookie) = begin_session(&state, &account).await?;
     let mut response = Json(view).into_response();
     response.headers_mut().insert(SET_COOKIE, cookie);
