@@ -365,11 +365,7 @@ pub async fn run(
             window: Duration::from_secs(settings.portal.lookup_window_s),
         };
         state.merchant = Some(Arc::new(
-            kozomol_payments::MerchantAccount::new(
-                &settings.fines.merchant_guid,
-                &settings.fines.merchant_name,
-            )
-            .map_err(|e| ServeError::Fines(e.to_string()))?,
+            settings.fines.merchant().map_err(ServeError::Fines)?,
         ));
         state.smartcity = settings.smartcity.clone().map(|provider| {
             Arc::new(api::SmartcityService {
@@ -612,8 +608,7 @@ fn fines_worker(
             None
         }
     };
-    let merchant = kozomol_payments::MerchantAccount::new(&f.merchant_guid, &f.merchant_name)
-        .map_err(|e| ServeError::Fines(e.to_string()))?;
+    let merchant = f.merchant().map_err(ServeError::Fines)?;
     let stage = IssuingStage {
         worker: worker("issuing"),
         batch: f.issue_batch,

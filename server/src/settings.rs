@@ -266,6 +266,27 @@ pub struct IngestSettings {
     pub batch_linger_ms: u64,
 }
 
+impl FinesSettings {
+    /// The payee the payment QR names, from `merchant_*`.
+    pub fn merchant(&self) -> Result<kozomol_payments::MerchantAccount, String> {
+        let mut merchant =
+            kozomol_payments::MerchantAccount::new(&self.merchant_guid, &self.merchant_name)
+                .map_err(|e| e.to_string())?;
+        for (tag, value) in &self.merchant_sub_fields {
+            let number: u8 = tag
+                .parse()
+                .map_err(|_| format!("merchant sub-field tag `{tag}` is not 01-99"))?;
+            merchant = merchant
+                .with_sub_field(number, value)
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some(city) = &self.merchant_city {
+            merchant = merchant.with_city(city).map_err(|e| e.to_string())?;
+        }
+        Ok(merchant)
+    }
+}
+
 impl Settings {
     /// The jurisdiction's offset from UTC (`utc_offset_minutes`, checked by validate;
     /// UTC if out of range).
@@ -399,6 +420,11 @@ pub struct FinesSettings {
     /// The payee in the payment QR: the payment system's merchant GUID and name.
     pub merchant_guid: String,
     pub merchant_name: String,
+    /// The account template's further sub-fields, by tag (`"01"`–`"99"`), as the
+    /// acquiring bank assigns them (the account number, for one).
+    pub merchant_sub_fields: std::collections::BTreeMap<String, String>,
+    /// The merchant city (QR field 60): required in Kazakhstan's EMVCo form.
+    pub merchant_city: Option<String>,
     /// Named as confirming officer where the machine approved a case.
     pub duty_officer_name: String,
     pub duty_officer_badge: String,
@@ -436,6 +462,8 @@ impl Default for FinesSettings {
             retired_public_keys: Vec::new(),
             merchant_guid: "qr.kozomol.kg".into(),
             merchant_name: "KOZOMOL".into(),
+            merchant_sub_fields: std::collections::BTreeMap::new(),
+            merchant_city: None,
             duty_officer_name: "Дежурный инспектор".into(),
             duty_officer_badge: "0001".into(),
             batch: 16,
@@ -902,8 +930,12 @@ impl Settings {
                 problems.push(format!("{name} must not be empty"));
             }
         }
-        if let Err(e) = kozomol_payments::MerchantAccount::new(&f.merchant_guid, &f.merchant_name) {
-            problems.push(format!("fines.merchant_guid/merchant_name: {e}"));
+        if let Err(e) = f.merchant() {
+            problems.push(format!("fines.merchant_*: {e}"));
+        }
+        if f.jurisdiction == kozomol_core::Jurisdiction::Kz && f.merchant_city.is_none() {
+            // Without it every Kazakh fine's QR fails, and every case is set aside.
+            problems.push("fines.merchant_city is required for Kazakhstan (QR field 60)".into());
         }
         for key in &f.retired_public_keys {
             if crate::serve::parse_public_key(key).is_none() {
@@ -1190,6 +1222,40 @@ mod tests {
             problems.iter().any(|p| p.contains("`proxy.local`")),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn the_payee_is_read_and_kazakhstan_needs_a_city() {
+        let problems = |s: &Settings| match s.validate() {
+            Ok(()) => Vec::new(),
+            Err(SettingsError::Invalid(problems)) => problems,
+            Err(e) => panic!("{e}"),
+        };
+        let merchant_problems = |s: &Settings| {
+            problems(s)
+                .into_iter()
+                .filter(|p| p.contains("merchant"))
+                .collect::<Vec<_>>()
+        };
+        let mut s = Settings::default();
+        s.fines
+            .merchant_sub_fields
+            .insert("01".into(), "1180000112345678".into());
+        assert_eq!(merchant_problems(&s), Vec::<String>::new());
+        s.fines.merchant_sub_fields.insert("x1".into(), "1".into());
+        assert_eq!(merchant_problems(&s).len(), 1, "{:?}", problems(&s));
+        let mut kz = Settings::default();
+        kz.fines.jurisdiction = kozomol_core::Jurisdiction::Kz;
+        kz.utc_offset_minutes = 300;
+        assert!(
+            merchant_problems(&kz)
+                .iter()
+                .any(|p| p.contains("merchant_city")),
+            "{:?}",
+            problems(&kz)
+        );
+        kz.fines.merchant_city = Some("ALMATY".into());
+        assert_eq!(merchant_problems(&kz), Vec::<String>::new());
     }
 
     #[test]
