@@ -228,14 +228,24 @@ impl PaymentCode {
             if digits.len() == PAYMENT_CODE_LEN {
                 push(&digits);
             } else if digits.len() > PAYMENT_CODE_LEN {
-                // Grouping may have joined a code to a neighbouring number: the
-                // ungrouped runs inside are tried on their own.
-                for run in chars[i..j]
+                // Grouping may have joined a code to a neighbouring number ("1126 0010
+                // 0000 1234 54 500 сом"): every run of whole groups that makes 18
+                // digits is tried (the check digit keeps out what is no code).
+                let groups: Vec<String> = chars[i..j]
                     .split(|c| !c.is_ascii_digit())
                     .map(|run| run.iter().collect::<String>())
-                    .filter(|run| run.len() == PAYMENT_CODE_LEN)
-                {
-                    push(&run);
+                    .collect();
+                for first in 0..groups.len() {
+                    let mut joined = String::new();
+                    for group in &groups[first..] {
+                        joined.push_str(group);
+                        if joined.len() >= PAYMENT_CODE_LEN {
+                            break;
+                        }
+                    }
+                    if joined.len() == PAYMENT_CODE_LEN {
+                        push(&joined);
+                    }
                 }
             }
             i = j.max(i + 1);
@@ -448,6 +458,15 @@ mod tests {
             ("1126.0010.0000.1234.54".to_owned(), vec![]),
             // A code next to a grouped number is still found on its own.
             (format!("12 {a}"), vec![a.to_owned()]),
+            // ... grouped itself, with a sum or a number beside it.
+            (
+                "код 1126 0010 0000 1234 54 500 сом".to_owned(),
+                vec![a.to_owned()],
+            ),
+            (
+                "№ 12 1126-0010-0000-1234-54".to_owned(),
+                vec![a.to_owned()],
+            ),
             (String::new(), vec![]),
         ] {
             let found: Vec<String> = PaymentCode::find_in(&text)
