@@ -463,10 +463,7 @@ mod tests {
                 "код 1126 0010 0000 1234 54 500 сом".to_owned(),
                 vec![a.to_owned()],
             ),
-            (
-                "№ 12 1126-0010-0000-1234-54".to_owned(),
-                vec![a.to_owned()],
-            ),
+            ("№ 12 1126-0010-0000-1234-54".to_owned(), vec![a.to_owned()]),
             (String::new(), vec![]),
         ] {
             let found: Vec<String> = PaymentCode::find_in(&text)

@@ -253,7 +253,19 @@ async fn handle(
     cancel: &CancellationToken,
 ) -> Result<JobResult, WorkerError> {
     let started = Instant::now();
-    let read = {
+    // Claimed more often than a case may fail, though outages are not counted: its
+    // earlier claims ended without an outcome — a worker stopped while reading it (a
+    // crash inside the reader kills the process, and would again every time).
+    let read = if job.attempt > config.max_attempts {
+        Err(JobFailure {
+            message: format!(
+                "claimed {} times without an outcome: a worker stopped while reading it",
+                job.attempt - 1
+            ),
+            permanent: true,
+            outage: false,
+        })
+    } else {
         let (recognizer, evidence, job, thresholds) = (
             Arc::clone(recognizer),
             Arc::clone(evidence),
@@ -290,11 +302,12 @@ async fn handle(
             config.metrics.record_failure(STAGE);
             warn!(case_id = %job.case_id, attempt = job.attempt, error = %failure.message, "recognition failed");
             let max_attempts = if failure.permanent {
-                job.attempt
+                Some(job.attempt)
             } else if failure.outage {
-                u32::MAX
+                // Not the case's fault: the claim is given back.
+                None
             } else {
-                config.max_attempts
+                Some(config.max_attempts)
             };
             let result = store
                 .fail_recognition(

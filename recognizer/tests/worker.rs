@@ -498,3 +498,51 @@ fn evidence_bytes(dir: &std::path::Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// A case whose claims keep ending without an outcome (a crash inside the reader kills
+/// each worker that takes it) goes to a person once claimed more often than a case may
+/// fail, unread; other cases go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_that_stops_every_worker_goes_to_a_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = connect(&format!("sqlite://{}", dir.path().join("k.db").display()))
+        .await
+        .unwrap();
+    let evidence = Arc::new(EvidenceStore::open(&dir.path().join("evidence"), "t").unwrap());
+    register(&*store).await;
+    let case = record(
+        &*store,
+        &evidence,
+        &[(FrameRole::Overview, blank_jpeg())],
+        Some("01123ABC"),
+    )
+    .await;
+    let config = WorkerConfig::new("worker-test");
+    // Claims that end with no outcome: each worker died while reading.
+    for _ in 0..config.max_attempts {
+        let claimed = store
+            .claim_recognition("doomed", 1, std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+    }
+    let results = run_once(
+        &config,
+        &recognizer(),
+        &store,
+        &evidence,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(results.len(), 1, "{results:?}");
+    let stored = store.case(case).await.unwrap().unwrap();
+    assert_eq!(stored.state, CaseState::NeedsReview);
+    let read = store.recognition(case).await.unwrap().expect("recorded");
+    assert!(
+        read.error
+            .as_deref()
+            .is_some_and(|e| e.contains("without an outcome")),
+        "{read:?}"
+    );
+}

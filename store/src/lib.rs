@@ -330,14 +330,16 @@ pub trait RecognitionQueue: Send + Sync {
     /// Records that `worker` could not recognise the case. Once the case has been
     /// claimed `max_attempts` times it goes to `needs_review` with `error` stored as
     /// its recognition (and audited); before that it returns to the queue when
-    /// `retry_after` has passed. `LeaseLost` as for `complete_recognition`.
+    /// `retry_after` has passed. `None`: an outage, not the case's fault — the claim
+    /// is not counted and the case always returns. `LeaseLost` as for
+    /// `complete_recognition`.
     async fn fail_recognition(
         &self,
         worker: &str,
         case_id: CaseId,
         error: &str,
         retry_after: Duration,
-        max_attempts: u32,
+        max_attempts: Option<u32>,
     ) -> Result<FailResult, StoreError>;
 
     /// The stored recognition of a case, if it has one.

@@ -348,22 +348,26 @@ impl RecognitionQueue for PgStore {
         case_id: CaseId,
         error: &str,
         retry_after: Duration,
-        max_attempts: u32,
+        max_attempts: Option<u32>,
     ) -> Result<FailResult, StoreError> {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
         // Every SET expression sees the row as it was, so both CASEs test the same
         // attempt count. The error stays on the case either way.
+        // No limit (an outage): the comparisons are NULL, never true, and the claim's
+        // count is given back.
         let Some(row) = sqlx::query(
             "UPDATE cases SET recognition_error = $1, recognition_worker = NULL, \
              recognition_lease_until = CASE WHEN recognition_attempts >= $2 THEN NULL \
              ELSE now() + $3::double precision * interval '1 millisecond' END, \
-             state = CASE WHEN recognition_attempts >= $2 THEN 'needs_review' ELSE state END \
+             state = CASE WHEN recognition_attempts >= $2 THEN 'needs_review' ELSE state END, \
+             recognition_attempts = recognition_attempts \
+               - CASE WHEN $2::BIGINT IS NULL THEN 1 ELSE 0 END \
              WHERE id = $4 AND state = 'received' AND recognition_worker = $5 \
              RETURNING state, recognition_attempts",
         )
         .bind(error)
-        .bind(i64::from(max_attempts))
+        .bind(max_attempts.map(i64::from))
         .bind(recognition::delay_millis(retry_after) as f64)
         .bind(case_id.0)
         .bind(worker)

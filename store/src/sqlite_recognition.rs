@@ -307,25 +307,30 @@ impl RecognitionQueue for SqliteStore {
         case_id: CaseId,
         error: &str,
         retry_after: Duration,
-        max_attempts: u32,
+        max_attempts: Option<u32>,
     ) -> Result<FailResult, StoreError> {
         let now = now_millis();
         let retry_at = ms(now).saturating_add(recognition::delay_millis(retry_after));
+        let max_attempts = max_attempts.map(i64::from);
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         // Every SET expression sees the row as it was, so both CASEs test the same
         // attempt count. The error stays on the case either way.
+        // No limit (an outage): the comparisons are NULL, never true, and the claim's
+        // count is given back.
         let Some(row) = sqlx::query(
             "UPDATE cases SET recognition_error = ?, recognition_worker = NULL, \
              recognition_lease_until = \
              CASE WHEN recognition_attempts >= ? THEN NULL ELSE ? END, \
-             state = CASE WHEN recognition_attempts >= ? THEN 'needs_review' ELSE state END \
+             state = CASE WHEN recognition_attempts >= ? THEN 'needs_review' ELSE state END, \
+             recognition_attempts = recognition_attempts - (? IS NULL) \
              WHERE id = ? AND state = 'received' AND recognition_worker = ? \
              RETURNING state, recognition_attempts",
         )
         .bind(error)
-        .bind(i64::from(max_attempts))
+        .bind(max_attempts)
         .bind(retry_at)
-        .bind(i64::from(max_attempts))
+        .bind(max_attempts)
+        .bind(max_attempts)
         .bind(case_id.0)
         .bind(worker)
         .fetch_optional(&mut *tx)

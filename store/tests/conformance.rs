@@ -1762,7 +1762,7 @@ async fn a_lost_lease_can_neither_complete_nor_fail(store: Arc<dyn Store>) {
     );
     assert_eq!(
         store
-            .fail_recognition("w1", id, "timed out", std::time::Duration::ZERO, 1)
+            .fail_recognition("w1", id, "timed out", std::time::Duration::ZERO, Some(1))
             .await
             .unwrap(),
         FailResult::LeaseLost
@@ -1892,14 +1892,14 @@ async fn failures_retry_after_a_delay_then_go_to_review(store: Arc<dyn Store>) {
     store.claim_recognition("w1", 1, LONG_LEASE).await.unwrap();
     assert_eq!(
         store
-            .fail_recognition("w2", id, "not mine", retry, 2)
+            .fail_recognition("w2", id, "not mine", retry, Some(2))
             .await
             .unwrap(),
         FailResult::LeaseLost
     );
     assert_eq!(
         store
-            .fail_recognition("w1", id, "frame 0: not a JPEG", retry, 2)
+            .fail_recognition("w1", id, "frame 0: not a JPEG", retry, Some(2))
             .await
             .unwrap(),
         FailResult::WillRetry { attempts: 1 }
@@ -1935,11 +1935,22 @@ async fn failures_retry_after_a_delay_then_go_to_review(store: Arc<dyn Store>) {
     assert_eq!(job_ids(&again), vec![id]);
     assert_eq!(again[0].attempt, 2);
     assert_eq!(again[0].last_error.as_deref(), Some("frame 0: not a JPEG"));
+    // An outage (a full disk) is no attempt of the case's: the claim is given back.
+    assert_eq!(
+        store
+            .fail_recognition("w2", id, "disk full", std::time::Duration::ZERO, None)
+            .await
+            .unwrap(),
+        FailResult::WillRetry { attempts: 1 }
+    );
+    let again = store.claim_recognition("w2", 1, LONG_LEASE).await.unwrap();
+    assert_eq!(job_ids(&again), vec![id]);
+    assert_eq!(again[0].attempt, 2);
 
     let error = "frame 0: not a JPEG (again)";
     assert_eq!(
         store
-            .fail_recognition("w2", id, error, retry, 2)
+            .fail_recognition("w2", id, error, retry, Some(2))
             .await
             .unwrap(),
         FailResult::SentToReview { attempts: 2 }
@@ -1982,7 +1993,7 @@ async fn failures_retry_after_a_delay_then_go_to_review(store: Arc<dyn Store>) {
     );
     assert_eq!(
         store
-            .fail_recognition("w2", id, error, retry, 2)
+            .fail_recognition("w2", id, error, retry, Some(2))
             .await
             .unwrap(),
         FailResult::LeaseLost
