@@ -46,6 +46,10 @@ pub enum Dated {
     Clock(CaseState),
     /// Handed to a supervisor with the reason (the catalogue cannot date it).
     SetAside(String),
+    /// A paid case the catalogue cannot date, left paid (a settled fine is not taken
+    /// to a supervisor for its appeal window): tried again when its lease ends, five
+    /// times in all; the reason is logged.
+    LeftUndated(String),
     LeaseLost,
 }
 
@@ -73,6 +77,10 @@ pub async fn run_dating(
                     }
                     CompleteResult::LeaseLost => Dated::LeaseLost,
                 }
+            }
+            Err((from, reason)) if matches!(from, CaseState::Paid | CaseState::PaidDiscounted) => {
+                warn!(case_id = %case_id, reason = %reason, "paid case's clocks not dated; left paid");
+                Dated::LeftUndated(reason)
             }
             Err((from, reason)) => {
                 match store

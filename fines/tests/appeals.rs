@@ -145,6 +145,35 @@ async fn a_fine_paid_before_its_delivery_is_dated_when_the_proof_comes(backend: 
     );
 }
 
+/// A fine paid while `issued`, appealed and rejected (its clocks dated from the
+/// decision, the discount forgone), then proven delivered: it is not dated again from
+/// the delivery (which would give the discount back).
+#[tokio::test]
+async fn a_paid_fine_dated_after_its_appeal_is_not_dated_again_on_delivery() {
+    let w = world(Backend::Sqlite).await;
+    let store = w.store.as_ref();
+    let (id, number) = issued_speeding(&w).await;
+    paid_in_full(&w, &number).await;
+    let filed = match store.file_appeal(&appeal(id, &w)).await.expect("file") {
+        AppealFiled::Filed(record) => record,
+        other => panic!("{other:?}"),
+    };
+    store
+        .decide_appeal(filed.id, AppealState::Rejected, "supervisor-1", "нет")
+        .await
+        .expect("decide");
+    let dated = date_all(&w).await;
+    assert_eq!(dated.len(), 1, "{dated:?}");
+    let clock = store.clock(id).await.expect("read").expect("clock");
+    assert!(!clock.discount_open, "{clock:?}");
+    support::issued::deliver(&w, &number, Utc::now()).await;
+    assert!(
+        date_all(&w).await.is_empty(),
+        "dated once, from the decision"
+    );
+    assert_eq!(store.clock(id).await.expect("read").expect("clock"), clock);
+}
+
 #[tokio::test]
 async fn clocks_are_dated_at_delivery_and_deadlines_move_cases_on_sqlite() {
     clocks_are_dated_at_delivery_and_deadlines_move_cases(Backend::Sqlite).await;

@@ -237,6 +237,10 @@ pub(crate) struct CreditPayment<'a> {
     /// The day the payer paid, where the statement says.
     pub paid_on: Option<NaiveDate>,
     pub posted_by: &'a str,
+    /// The payment this credit's money was before it was reversed (a queued line
+    /// finance applies again): the new payment gets a reference of its own, since the
+    /// old one stays in the ledger, reversed, under the bank's.
+    pub retaken_from: Option<i64>,
 }
 
 impl<'a> CreditPayment<'a> {
@@ -249,6 +253,7 @@ impl<'a> CreditPayment<'a> {
             booked_on: line.booked_on,
             paid_on: line.paid_on,
             posted_by: &line.imported_by,
+            retaken_from: None,
         }
     }
 
@@ -266,6 +271,7 @@ impl<'a> CreditPayment<'a> {
             booked_on: line.booked_on,
             paid_on: line.paid_on,
             posted_by: by,
+            retaken_from: line.payment_id,
         }
     }
 
@@ -274,7 +280,12 @@ impl<'a> CreditPayment<'a> {
             payment_code: self.payment_code.to_owned(),
             channel: PaymentChannel::Statement,
             source: self.account.to_owned(),
-            external_id: self.bank_reference.to_owned(),
+            external_id: match self.retaken_from {
+                Some(reversed) => {
+                    format!("{} (again after payment {reversed})", self.bank_reference)
+                }
+                None => self.bank_reference.to_owned(),
+            },
             amount: self.amount,
             paid_at: noon_of(
                 standing.jurisdiction,

@@ -415,8 +415,9 @@ impl CaseClocks for SqliteStore {
              ((state = 'delivered' AND NOT EXISTS \
                (SELECT 1 FROM case_clocks k WHERE k.case_id = cases.id)) \
               OR state = 'appeal_rejected' \
-              OR (state IN ('issued', 'paid', 'paid_discounted') \
-                  AND id IN (SELECT case_id FROM undated_deliveries))) \
+              OR (state IN ('issued', 'paid', 'paid_discounted') AND stage_attempts < 5 \
+                  AND id IN (SELECT case_id FROM undated_deliveries) \
+                  AND NOT EXISTS (SELECT 1 FROM case_clocks k WHERE k.case_id = cases.id))) \
              AND (stage_lease_until IS NULL OR stage_lease_until <= ?) ORDER BY id LIMIT ?) \
              RETURNING id",
         )

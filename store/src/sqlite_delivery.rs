@@ -802,6 +802,7 @@ impl DeliveryOutbox for SqliteStore {
                 sqlx::query(
                     "INSERT INTO undated_deliveries (case_id) SELECT id FROM cases \
                      WHERE id = ? AND state IN ('paid', 'paid_discounted') \
+                     AND NOT EXISTS (SELECT 1 FROM case_clocks k WHERE k.case_id = cases.id) \
                      ON CONFLICT (case_id) DO NOTHING",
                 )
                 .bind(case_id.0)

@@ -6766,6 +6766,31 @@ async fn a_reversal_reaches_the_statement_money_it_was(store: Arc<dyn Store>) {
             .unwrap(),
         PaymentReversed::AlreadyReversed(_)
     ));
+    // Finance applies the money again: a payment of its own, and the fine is paid.
+    match store
+        .resolve_statement_line(
+            booked.line.id,
+            &kozomol_store::LineResolution::Apply {
+                payment_code: b.clone(),
+            },
+            "finance-1",
+            "the account holds it",
+        )
+        .await
+        .unwrap()
+    {
+        Some(kozomol_store::LineResolved::Resolved(done)) => {
+            assert_eq!(done.line.status, LineStatus::Applied);
+            let payment = done.payment.expect("a payment");
+            assert_ne!(payment.id, statement_payment.id);
+            assert_eq!(payment.reversed_at, None);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        state_of(store.as_ref(), &numbers[1]).await,
+        CaseState::PaidDiscounted
+    );
 }
 
 /// Two equal credits of one fine booked the same day, their statement giving each its
