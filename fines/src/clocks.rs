@@ -78,7 +78,7 @@ pub async fn run_dating(
                     CompleteResult::LeaseLost => Dated::LeaseLost,
                 }
             }
-            Err((from, reason)) if matches!(from, CaseState::Paid | CaseState::PaidDiscounted) => {
+            Err((CaseState::Paid | CaseState::PaidDiscounted, reason)) => {
                 warn!(case_id = %case_id, reason = %reason, "paid case's clocks not dated; left paid");
                 Dated::LeftUndated(reason)
             }
