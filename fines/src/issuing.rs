@@ -9,6 +9,7 @@
 //! resolutions say so (`crate::repeat`), and the resolution names the one it repeats.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -693,13 +694,22 @@ fn render_all(
                 scope.spawn(move || {
                     part.iter()
                         .map(|document| {
-                            resolution::issue(document, signer).map_err(|e| {
-                                if e.is_the_documents() {
-                                    Unrendered::ForGood(e.to_string())
-                                } else {
-                                    Unrendered::ForNow(e.to_string())
+                            // One document's panic is that document's: the others of
+                            // its thread render as ever.
+                            let issued = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                resolution::issue(document, signer)
+                            }));
+                            match issued {
+                                Ok(Ok(issued)) => Ok(issued),
+                                Ok(Err(e)) if e.is_the_documents() => {
+                                    Err(Unrendered::ForGood(e.to_string()))
                                 }
-                            })
+                                Ok(Err(e)) => Err(Unrendered::ForNow(e.to_string())),
+                                // A bug meets this document on every try: a person sees it.
+                                Err(_) => Err(Unrendered::ForGood(
+                                    "rendering the resolution panicked".to_owned(),
+                                )),
+                            }
                         })
                         .collect::<Vec<_>>()
                 })
@@ -710,11 +720,10 @@ fn render_all(
             .zip(documents.chunks(chunk))
             .flat_map(|(handle, part)| {
                 handle.join().unwrap_or_else(|_| {
-                    // A bug meets these documents on every try: a person sees them.
                     part.iter()
                         .map(|_| {
-                            Err(Unrendered::ForGood(
-                                "rendering the resolution panicked".to_owned(),
+                            Err(Unrendered::ForNow(
+                                "the rendering thread stopped".to_owned(),
                             ))
                         })
                         .collect()

@@ -196,9 +196,22 @@ pub async fn run_once(
     let mut results = Vec::with_capacity(jobs.len());
     let mut first_error = None;
     for job in jobs {
-        // A worker stopping reads no more: the rest come back when their lease ends.
+        // A worker stopping reads no more: the rest are given back uncounted (their
+        // claims are no attempt of theirs), or come back when their lease ends.
         if cancel.is_cancelled() {
-            break;
+            let given_back = store
+                .fail_recognition(
+                    &config.worker,
+                    job.case_id,
+                    "the worker stopped before reading it",
+                    Duration::ZERO,
+                    None,
+                )
+                .await;
+            if let Err(e) = given_back {
+                warn!(case_id = %job.case_id, error = %e, "case not given back; it returns when its lease ends");
+            }
+            continue;
         }
         let case_id = job.case_id;
         // One job's error (a task that panicked, the store failing on its write) does

@@ -47,6 +47,17 @@ pub enum AuthError {
     DemoAccountUnknownPassword { login: String, path: PathBuf },
     #[error("blocking task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("login `{0}` is not 1-64 characters from a-z 0-9 . _ - @")]
+    InvalidLogin(String),
+}
+
+/// Whether `login` can name an account: 1-64 of `a-z 0-9 . _ - @`.
+pub fn valid_login(login: &str) -> bool {
+    !login.is_empty()
+        && login.len() <= 64
+        && login.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-' | b'@')
+        })
 }
 
 /// Hashes a password with argon2id (the crate's defaults) into a PHC string.
@@ -477,6 +488,10 @@ pub async fn create_admin_account(
     login: &str,
     created_by: &str,
 ) -> Result<DemoAccount, AuthError> {
+    // The logins the login routes take, or it could never log in.
+    if !valid_login(login) {
+        return Err(AuthError::InvalidLogin(login.to_owned()));
+    }
     let password = random_password();
     let password_hash = hash_password_in_pool(password.clone()).await?;
     let id = store
@@ -556,6 +571,35 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logins_are_what_accounts_can_have() {
+        for (login, valid) in [
+            ("admin", true),
+            ("aigul.officer@bishkek.kg", true),
+            ("officer-7_b", true),
+            ("Admin", false),
+            ("", false),
+            ("with space", false),
+            ("auth0|123", false),
+        ] {
+            assert_eq!(valid_login(login), valid, "{login:?}");
+        }
+        assert!(valid_login(&"a".repeat(64)));
+        assert!(!valid_login(&"a".repeat(65)));
+    }
+
+    #[tokio::test]
+    async fn an_admin_made_on_the_command_line_has_a_login_that_logs_in() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("k.db").display());
+        let store = kozomol_store::connect(&url).await.expect("store");
+        assert!(matches!(
+            create_admin_account(store.as_ref(), "Admin", "cli").await,
+            Err(AuthError::InvalidLogin(_))
+        ));
+        assert_eq!(store.account_by_login("Admin").await.expect("read"), None);
+    }
 
     #[test]
     fn passwords_verify_only_themselves() {

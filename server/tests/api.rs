@@ -1722,12 +1722,17 @@ async fn admins_change_and_disable_accounts_and_holders_change_their_password() 
         StatusCode::OK
     );
 
-    // Roles change; the last admin in use stays one.
+    // Roles change; the last admin in use stays one. A reviewer needs his entry in
+    // the officers' register first.
+    let unregistered = patch("auditor", json!({"role": "reviewer"}))
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(unregistered["errors"][0]["field"], "role", "{unregistered}");
     let promoted = patch("auditor", json!({"role": "admin"})).await;
     assert_eq!(promoted.json()["role"], "admin");
     let demoted = patch("auditor", json!({"role": "auditor"})).await;
     assert_eq!(demoted.json()["role"], "auditor");
-    patch("admin", json!({"role": "reviewer"}))
+    patch("admin", json!({"role": "finance"}))
         .await
         .problem(StatusCode::CONFLICT, "conflict");
     patch("admin", json!({"disabled": true}))

@@ -114,7 +114,9 @@ pub(crate) fn case_purges(param: &str) -> [String; 6] {
         ),
         format!(
             "UPDATE appeals SET appellant = '{PURGED}', contact = NULL, grounds = '{PURGED}', \
-             decision_note = NULL WHERE case_id = {p}"
+             decision_note = NULL, \
+             filed_by = CASE WHEN filed_by LIKE 'portal:%' THEN 'portal' ELSE filed_by END \
+             WHERE case_id = {p}"
         ),
         format!(
             "UPDATE appeal_attachments SET name = '{PURGED}' \

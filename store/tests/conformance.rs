@@ -6054,7 +6054,7 @@ async fn owners_appeal(store: &dyn Store, case_id: CaseId) -> kozomol_store::App
             appellant: "Асанов Бакыт Токтогулович".to_owned(),
             contact: None,
             grounds: "Я не управлял автомобилем".to_owned(),
-            filed_by: "portal".to_owned(),
+            filed_by: "portal:203.0.113.7".to_owned(),
             attachments: vec![],
         })
         .await
@@ -7487,6 +7487,7 @@ async fn retention_purges_settled_quiet_cases_and_nothing_else(store: Arc<dyn St
         ),
         (PURGED, PURGED, None, None)
     );
+    assert_eq!(appeal.filed_by, "portal", "the filer's address goes too");
     assert_eq!(appeal.state, AppealState::Annulled);
 
     // The standing fine and its owner are untouched.

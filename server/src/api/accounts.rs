@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use super::access::{AccountReaders, Admins, AnyStaff, Authorized};
 use super::{json_body, ApiError, ApiState, FieldProblem};
 use crate::auth::{
-    decoy_password_hash, hash_password_in_pool, issue_token, verify_password_in_pool,
+    decoy_password_hash, hash_password_in_pool, issue_token, valid_login, verify_password_in_pool,
     LOGIN_ALLOWANCE,
 };
 
@@ -271,6 +271,25 @@ pub async fn change(
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
+    // A reviewer or supervisor confirms violations, and resolutions name him from the
+    // officers' register: the entry comes first.
+    if let Some(role) = role.filter(|r| r.confirms_violations()) {
+        let account = state
+            .app
+            .store
+            .account_by_login(&login)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("account `{login}`")))?;
+        if account.officer.is_none() {
+            return Err(ApiError::Validation(vec![FieldProblem::new(
+                "role",
+                format!(
+                    "a {role} needs an entry in the officers' register: set its full name \
+                     and badge first (PUT /api/v1/accounts/{login}/officer)"
+                ),
+            )]));
+        }
+    }
     let password_hash = match request.password {
         Some(password) => Some(hash_password_in_pool(password).await?),
         None => None,
@@ -399,12 +418,4 @@ fn officer_identity(
         ));
     }
     (name_ok && badge_ok).then_some(OfficerIdentity { full_name, badge })
-}
-
-fn valid_login(login: &str) -> bool {
-    !login.is_empty()
-        && login.len() <= 64
-        && login.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-' | b'@')
-        })
 }
