@@ -87,7 +87,19 @@ pub(crate) async fn check_credentials(
         // The decoy is made by hashing once, on first use: off the executor too.
         None => tokio::task::spawn_blocking(|| decoy_password_hash().to_owned()).await?,
     };
-    let matches = verify_password_in_pool(password, phc).await?;
+    let matches = verify_password_in_pool(password, phc.clone()).await?;
+    // The hash takes tens of milliseconds: an admin may have set a new password or
+    // disabled the account meanwhile (ending its sessions), and a login checked against
+    // the old password must not open a new one. Read again, it must be as checked.
+    let account = match account {
+        Some(_) if matches => state
+            .app
+            .store
+            .account_by_login(&login)
+            .await?
+            .filter(|now| now.password_hash == phc),
+        other => other,
+    };
     match account {
         // A disabled account fails as a wrong password does: the caller learns nothing.
         Some(account) if matches && !account.disabled => {
