@@ -72,6 +72,16 @@ enum Slot {
     Verified(Box<AcceptedEvent>),
 }
 
+impl Slot {
+    /// The camera the message came from, where known.
+    fn camera(&self) -> Option<CameraId> {
+        match self {
+            Slot::Verified(accepted) => Some(accepted.envelope.event.camera_id.clone()),
+            Slot::Refused(r) => CameraId::parse(r.camera_id.as_deref()?).ok(),
+        }
+    }
+}
+
 impl BatchWriter {
     pub fn new(
         store: Arc<dyn Store>,
@@ -102,8 +112,9 @@ impl BatchWriter {
         let mut slots = self.verify(messages).await?;
         // A refusal by the register may come from a record cached before the camera
         // was registered anew (a new key, a new certificate): those cameras are read
-        // again, and the batch checked once more, before anything is refused for good.
-        let refused_by_register: Vec<CameraId> = slots
+        // again, and their messages checked once more against the fresh record, before
+        // anything is refused for good.
+        let refused_by: Vec<CameraId> = slots
             .iter()
             .filter_map(|slot| match slot {
                 Slot::Refused(r)
@@ -112,15 +123,20 @@ impl BatchWriter {
                         DeadLetterReason::BadSignature | DeadLetterReason::RegisterMismatch
                     ) =>
                 {
-                    r.camera_id
-                        .as_deref()
-                        .and_then(|id| CameraId::parse(id).ok())
+                    slot.camera()
                 }
                 _ => None,
             })
             .collect();
-        if self.forget_cameras(&refused_by_register) {
-            slots = self.verify(messages).await?;
+        if self.forget_cameras(&refused_by) {
+            let of_them: Vec<usize> = (0..slots.len())
+                .filter(|&at| slots[at].camera().is_some_and(|c| refused_by.contains(&c)))
+                .collect();
+            let again: Vec<(String, Vec<u8>)> =
+                of_them.iter().map(|&at| messages[at].clone()).collect();
+            for (at, slot) in of_them.into_iter().zip(self.verify(&again).await?) {
+                slots[at] = slot;
+            }
         }
 
         let accepted: Vec<&AcceptedEvent> = slots
