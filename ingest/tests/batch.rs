@@ -20,6 +20,12 @@ use tempfile::TempDir;
 async fn registered(store: &dyn Store, id: &str) -> (CameraId, SigningKey) {
     let key = SigningKey::from_bytes(&[7; 32]);
     let camera = CameraId::parse(id).expect("camera id");
+    register(store, &camera, &key).await;
+    (camera, key)
+}
+
+/// Registers `camera` (anew, where it is already) with `key`, the kit's device and site.
+async fn register(store: &dyn Store, camera: &CameraId, key: &SigningKey) {
     store
         .register_camera(&CameraRegistration {
             camera_id: camera.clone(),
@@ -30,7 +36,36 @@ async fn registered(store: &dyn Store, id: &str) -> (CameraId, SigningKey) {
         })
         .await
         .expect("register");
-    (camera, key)
+}
+
+/// A store at `url` and an evidence folder in `dir`.
+async fn opened(url: &str, dir: &Path) -> (Arc<dyn Store>, Arc<EvidenceStore>) {
+    let store = kozomol_store::connect(url).await.expect("store");
+    let evidence = Arc::new(EvidenceStore::open(&dir.join("evidence"), "t").expect("evidence"));
+    (store, evidence)
+}
+
+/// A batch writer on `store`, dating calibrations in Bishkek.
+fn writer_on(
+    store: &Arc<dyn Store>,
+    evidence: Arc<EvidenceStore>,
+    metrics: Arc<IngestMetrics>,
+) -> BatchWriter {
+    BatchWriter::new(
+        Arc::clone(store),
+        evidence,
+        metrics,
+        "ingest:test".into(),
+        FixedOffset::east_opt(6 * 3600).expect("offset"),
+    )
+}
+
+/// A speeding event of `camera` captured at `at_ms`, signed with `key`, its two frames
+/// made from `seed`.
+fn signed(camera: &CameraId, key: &SigningKey, at_ms: i64, seed: u64) -> Vec<u8> {
+    let frames = vec![noise_jpeg(64, 48, seed), noise_jpeg(32, 16, seed + 1)];
+    let event = speeding_event(camera, at_ms, &frames);
+    encode_signed(&event, &frames, key, None).expect("encode")
 }
 
 /// A writer on a fresh SQLite store, a raw connection to that database for triggers,
@@ -70,9 +105,7 @@ impl Fixture {
     async fn new() -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}", dir.path().join("k.db").display());
-        let store = kozomol_store::connect(&url).await.expect("store");
-        let evidence =
-            Arc::new(EvidenceStore::open(&dir.path().join("evidence"), "t").expect("evidence"));
+        let (store, evidence) = opened(&url, dir.path()).await;
         let (camera, key) = registered(store.as_ref(), "cam-batch").await;
         let frames = vec![noise_jpeg(64, 48, 1), noise_jpeg(32, 16, 2)];
         let captured = chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z").expect("time");
@@ -86,13 +119,7 @@ impl Fixture {
             (topic, b"not an envelope".to_vec()),
         ];
         let metrics = Arc::new(IngestMetrics::default());
-        let writer = BatchWriter::new(
-            Arc::clone(&store),
-            evidence,
-            Arc::clone(&metrics),
-            "ingest:test".into(),
-            FixedOffset::east_opt(6 * 3600).expect("offset"),
-        );
+        let writer = writer_on(&store, evidence, Arc::clone(&metrics));
         let raw = sqlx::SqlitePool::connect(&url)
             .await
             .expect("a second connection");
@@ -274,17 +301,12 @@ async fn what_a_sender_writes_never_stops_a_batch_on_postgres() {
 /// with it. (The batch waits until the store takes it, so a row the store refuses for
 /// its content would stop ingest.)
 async fn what_a_sender_writes_never_stops_a_batch(url: &str, dir: &Path) {
-    let store = kozomol_store::connect(url).await.expect("store");
-    let evidence = Arc::new(EvidenceStore::open(&dir.join("evidence"), "t").expect("evidence"));
+    let (store, evidence) = opened(url, dir).await;
     let (camera, key) = registered(store.as_ref(), "cam-nul").await;
     let captured = chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z").expect("time");
     let signed = |n: u8| {
-        let frames = vec![
-            noise_jpeg(64, 48, u64::from(n)),
-            noise_jpeg(32, 16, u64::from(n) + 1),
-        ];
-        let event = speeding_event(&camera, captured.timestamp_millis() + i64::from(n), &frames);
-        encode_signed(&event, &frames, &key, None).expect("encode")
+        let at = captured.timestamp_millis() + i64::from(n);
+        signed(&camera, &key, at, u64::from(n))
     };
     // The site's direction with a NUL in it: the signature no longer fits either, but
     // the event's own check refuses it first.
@@ -303,13 +325,7 @@ async fn what_a_sender_writes_never_stops_a_batch(url: &str, dir: &Path) {
         (topic.clone(), spoiled),
         (topic, signed(5)),
     ];
-    let writer = BatchWriter::new(
-        Arc::clone(&store),
-        evidence,
-        Arc::new(IngestMetrics::default()),
-        "ingest:test".into(),
-        FixedOffset::east_opt(6 * 3600).expect("offset"),
-    );
+    let writer = writer_on(&store, evidence, Arc::new(IngestMetrics::default()));
     let outcomes = writer.write(&batch).await.expect("the batch commits");
     assert!(
         matches!(outcomes[2], BatchOutcome::Accepted { .. }),
@@ -337,30 +353,15 @@ async fn what_a_sender_writes_never_stops_a_batch(url: &str, dir: &Path) {
 async fn a_capture_dated_after_its_arrival_is_kept_but_not_enforceable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("k.db").display());
-    let store = kozomol_store::connect(&url).await.expect("store");
-    let evidence =
-        Arc::new(EvidenceStore::open(&dir.path().join("evidence"), "t").expect("evidence"));
+    let (store, evidence) = opened(&url, dir.path()).await;
     let (camera, key) = registered(store.as_ref(), "cam-clock").await;
     let now = chrono::Utc::now().timestamp_millis();
     let topic = "kozomol/v1/cameras/cam-clock/violations".to_owned();
     let batch: Vec<(String, Vec<u8>)> = [(now - 1_000, 1), (now + 3_600_000, 3)]
         .into_iter()
-        .map(|(at, seed)| {
-            let frames = vec![noise_jpeg(64, 48, seed), noise_jpeg(32, 16, seed + 1)];
-            let event = speeding_event(&camera, at, &frames);
-            (
-                topic.clone(),
-                encode_signed(&event, &frames, &key, None).expect("encode"),
-            )
-        })
+        .map(|(at, seed)| (topic.clone(), signed(&camera, &key, at, seed)))
         .collect();
-    let writer = BatchWriter::new(
-        Arc::clone(&store),
-        evidence,
-        Arc::new(IngestMetrics::default()),
-        "ingest:test".into(),
-        FixedOffset::east_opt(6 * 3600).expect("offset"),
-    );
+    let writer = writer_on(&store, evidence, Arc::new(IngestMetrics::default()));
     let outcomes = writer.write(&batch).await.expect("the batch commits");
     let mut notes = Vec::new();
     for outcome in &outcomes {
@@ -382,26 +383,14 @@ async fn a_capture_dated_after_its_arrival_is_kept_but_not_enforceable() {
 async fn a_camera_registered_anew_is_checked_against_its_new_record() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("k.db").display());
-    let store = kozomol_store::connect(&url).await.expect("store");
-    let evidence =
-        Arc::new(EvidenceStore::open(&dir.path().join("evidence"), "t").expect("evidence"));
+    let (store, evidence) = opened(&url, dir.path()).await;
     let (camera, old_key) = registered(store.as_ref(), "cam-rekey").await;
-    let writer = BatchWriter::new(
-        Arc::clone(&store),
-        evidence,
-        Arc::new(IngestMetrics::default()),
-        "ingest:test".into(),
-        FixedOffset::east_opt(6 * 3600).expect("offset"),
-    );
+    let writer = writer_on(&store, evidence, Arc::new(IngestMetrics::default()));
     let topic = "kozomol/v1/cameras/cam-rekey/violations".to_owned();
     let captured = chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z").expect("time");
     let signed = |key: &SigningKey, seed: u64| {
-        let frames = vec![noise_jpeg(64, 48, seed), noise_jpeg(32, 16, seed + 1)];
-        let event = speeding_event(&camera, captured.timestamp_millis() + seed as i64, &frames);
-        (
-            topic.clone(),
-            encode_signed(&event, &frames, key, None).expect("encode"),
-        )
+        let at = captured.timestamp_millis() + seed as i64;
+        (topic.clone(), signed(&camera, key, at, seed))
     };
     let first = writer.write(&[signed(&old_key, 1)]).await.expect("commit");
     assert!(
@@ -410,16 +399,7 @@ async fn a_camera_registered_anew_is_checked_against_its_new_record() {
     );
 
     let new_key = SigningKey::from_bytes(&[9; 32]);
-    store
-        .register_camera(&CameraRegistration {
-            camera_id: camera.clone(),
-            public_key: new_key.verifying_key().to_bytes(),
-            device_serial: device().serial,
-            certificate: device().certificate,
-            site: site(),
-        })
-        .await
-        .expect("registered anew");
+    register(store.as_ref(), &camera, &new_key).await;
     let outcomes = writer
         .write(&[signed(&new_key, 3), signed(&old_key, 5)])
         .await
