@@ -60,10 +60,28 @@ pub struct Procedure {
     pub enforcement_days: u32,
     /// Months from the decision taking effect after which it is no longer executed.
     pub lapse_months: u32,
+    /// Months from the day of the offence after which no one may be fined for it
+    /// (the limitation period); none where the catalogue knows of none.
+    #[serde(default)]
+    pub limitation_months: Option<u32>,
     #[serde(default)]
     pub unconfirmed: Vec<String>,
     #[serde(default)]
     pub source: String,
+}
+
+impl Procedure {
+    /// The last day a penalty may be imposed for an offence of `offence_day`: a period
+    /// of months ends on the same date of its last month (the month's last day where it
+    /// has no such date). None without a limitation period.
+    pub fn last_day_to_impose(&self, offence_day: NaiveDate) -> Option<NaiveDate> {
+        let months = self.limitation_months?;
+        Some(
+            offence_day
+                .checked_add_months(chrono::Months::new(months))
+                .unwrap_or(NaiveDate::MAX),
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -358,5 +376,39 @@ impl Catalogue {
             .find(|a| a.article == article)
             .and_then(|a| a.repeat_article.as_deref())
             .unwrap_or(article)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        text.parse().expect("a date")
+    }
+
+    #[test]
+    fn a_limitation_period_ends_on_the_same_date_of_its_last_month() {
+        let kz = Catalogue::bundled(Jurisdiction::Kz);
+        let procedure = kz.procedure(day("2026-01-01")).expect("procedure");
+        assert_eq!(procedure.limitation_months, Some(2));
+        for (offence, last) in [
+            ("2026-03-10", "2026-05-10"),
+            // No such date in the last month: its last day.
+            ("2026-01-31", "2026-03-31"),
+            ("2025-12-31", "2026-02-28"),
+            ("2027-12-31", "2028-02-29"),
+            ("2026-11-30", "2027-01-30"),
+        ] {
+            assert_eq!(
+                procedure.last_day_to_impose(day(offence)),
+                Some(day(last)),
+                "{offence}"
+            );
+        }
+        // Kyrgyzstan's catalogue names no period.
+        let kg = Catalogue::bundled(Jurisdiction::Kg);
+        let procedure = kg.procedure(day("2026-01-01")).expect("procedure");
+        assert_eq!(procedure.last_day_to_impose(day("2026-03-10")), None);
     }
 }

@@ -13,7 +13,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{Datelike, Utc};
+use chrono::{Datelike, NaiveDate, Utc};
 use kozomol_core::{
     CaseId, CaseState, FrameRole, Jurisdiction, Money, OwnerKind, ReviewTier, ViolationKind,
 };
@@ -123,8 +123,13 @@ pub async fn run_issuing(
         .map(|read| read.as_ref().map(|r| case_facts(&r.case)))
         .collect();
     let register = officers_register(store, &reads, &facts).await?;
+    let batch = BatchFacts {
+        histories,
+        register,
+        today: stage.jurisdiction.local_date(Utc::now()),
+    };
     for ((&case_id, read), facts) in claimed.iter().zip(reads).zip(facts) {
-        match prepare(stage, issuer, case_id, read, facts, &histories, &register) {
+        match prepare(stage, issuer, case_id, read, facts, &batch) {
             Prepared::Fine(draft) => drafts.push(*draft),
             Prepared::SetAside(reason) => {
                 results.push((case_id, set_aside(stage, store, case_id, reason).await?));
@@ -271,6 +276,14 @@ async fn officers_register(
     Ok(store.officers(&logins).await?)
 }
 
+/// What every case of a batch is prepared against: the offenders' earlier
+/// resolutions, the officers' register entries, and the day it is issued.
+struct BatchFacts {
+    histories: Histories,
+    register: Register,
+    today: NaiveDate,
+}
+
 /// Gathers everything the document says; the stored record's PDF fields are filled
 /// in once it is rendered.
 fn prepare(
@@ -279,9 +292,14 @@ fn prepare(
     case_id: CaseId,
     read: Option<IssuingRead>,
     facts: Option<Result<CaseFacts, String>>,
-    histories: &Histories,
-    register: &Register,
+    batch: &BatchFacts,
 ) -> Prepared {
+    let BatchFacts {
+        histories,
+        register,
+        today,
+    } = batch;
+    let today = *today;
     let Some(IssuingRead {
         case,
         decided_plate,
@@ -377,6 +395,18 @@ fn prepare(
         Ok(p) => p.clone(),
         Err(e) => return Prepared::SetAside(e.to_string()),
     };
+    // A case that waited (in review, for its owner, for a camera's outbox) past the
+    // limitation period is no one's fine any more.
+    if let Some(last) = procedure.last_day_to_impose(offence.date) {
+        if today > last {
+            return Prepared::SetAside(format!(
+                "the limitation period ended on {last}: an offence of {} can no longer be \
+                 fined ({} months)",
+                offence.date,
+                procedure.limitation_months.unwrap_or_default()
+            ));
+        }
+    }
     let photos = match photos(issuer, &case, crop) {
         Ok(photos) => photos,
         Err(reason) => return Prepared::Failed(reason),

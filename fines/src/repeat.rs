@@ -176,6 +176,22 @@ mod tests {
                 earlier(Kz, "592.3", at(2025, 6, 1), Paid),
                 false,
             ),
+            // A red light after a repeated red light (priced under 599.2) is again a
+            // repeat; a bus lane after a stop line is one too (both 601.1, repeat 601.2).
+            (
+                &kz,
+                "599.1",
+                at(2026, 1, 1),
+                earlier(Kz, "599.2", at(2025, 6, 1), Paid),
+                true,
+            ),
+            (
+                &kz,
+                "601.1",
+                at(2026, 1, 1),
+                earlier(Kz, "601.2", at(2025, 6, 1), Paid),
+                true,
+            ),
             // The penalty must come before the offence.
             (
                 &kz,

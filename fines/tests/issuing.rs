@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{Datelike, Utc};
 use kozomol_core::{
     CaseState, Jurisdiction, Measurement, ReviewDecision, ReviewTier, ViolationKind,
 };
@@ -305,4 +305,65 @@ async fn a_resolution_that_never_renders_is_set_aside() {
     );
     let stored = w.store.case(case).await.expect("read").expect("case");
     assert_eq!(stored.state, CaseState::SupervisorReview);
+}
+
+/// A case that waited past its jurisdiction's limitation period (here two months, as
+/// КоАП РК art. 62 sets; the case was captured on 2026-03-10) is no one's fine: it goes
+/// to a supervisor with the day the period ended. Within the period it is issued.
+#[tokio::test]
+async fn a_case_past_the_limitation_period_is_set_aside() {
+    let w = world(Backend::Sqlite).await;
+    let case = approved_speeding(&w).await;
+    look_up_owners(&w).await;
+    let bundled =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/catalogue/kg.toml"))
+            .expect("the Kyrgyz catalogue");
+    let with_limitation = |months: u32| {
+        let text = bundled.replacen(
+            "lapse_months = 12\n",
+            &format!("lapse_months = 12\nlimitation_months = {months}\n"),
+            1,
+        );
+        assert_ne!(text, bundled, "the procedure takes the period");
+        let base = issuer(&w);
+        Arc::new(Issuer {
+            catalogue: Catalogue::parse("kg.toml", &text).expect("catalogue"),
+            calendars: Calendars::bundled(),
+            signer: Arc::clone(&base.signer),
+            evidence: Arc::clone(&base.evidence),
+        })
+    };
+    let months_since = {
+        let today = Jurisdiction::Kg.local_date(Utc::now());
+        let captured = chrono::NaiveDate::from_ymd_opt(2026, 3, 10).expect("date");
+        u32::try_from((today.year() - captured.year()) * 12).expect("months") + today.month()
+            - captured.month()
+    };
+
+    let results = run_issuing(&stage(), &with_limitation(2), w.store.as_ref())
+        .await
+        .expect("issuing");
+    assert!(
+        matches!(&results[..], [(id, Issued::SetAside(reason))]
+            if *id == case && reason.contains("limitation period ended on 2026-05-10")),
+        "{results:?}"
+    );
+    assert_eq!(
+        w.store.case(case).await.expect("read").expect("case").state,
+        CaseState::SupervisorReview
+    );
+
+    let again = approved_speeding(&w).await;
+    look_up_owners(&w).await;
+    let results = run_issuing(
+        &stage(),
+        &with_limitation(months_since + 2),
+        w.store.as_ref(),
+    )
+    .await
+    .expect("issuing");
+    assert!(
+        matches!(&results[..], [(id, Issued::Resolution(_))] if *id == again),
+        "{results:?}"
+    );
 }

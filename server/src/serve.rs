@@ -189,10 +189,15 @@ pub async fn run(
         });
     }
 
-    // The demo's bus: a stand-in security server whose registry knows every plate.
+    // The demo's bus: a stand-in security server whose registry knows every plate
+    // (Kyrgyz ones: Tunduk is Kyrgyzstan's, as validate insists).
     let mut registry_config = settings.tunduk.clone();
     let mut _demo_bus = None;
-    if plan.demo && registry_config.is_none() && plan.parts.contains(&Part::Fines) {
+    if plan.demo
+        && registry_config.is_none()
+        && plan.parts.contains(&Part::Fines)
+        && settings.fines.jurisdiction == kozomol_core::Jurisdiction::Kg
+    {
         let (bus, config) = crate::demo_bus::start().await?;
         tracing::info!(url = %bus.url(), "demo Tunduk stand-in answering owner lookups");
         registry_config = Some(config);

@@ -1001,6 +1001,22 @@ impl Settings {
                 problems.push(format!("tunduk: {e}"));
             }
         }
+        // Tunduk is Kyrgyzstan's bus: its registry knows Kyrgyz plates only, so a Kazakh
+        // deployment would take every Kazakh plate for a foreign one and fine no one.
+        if self.fines.jurisdiction != kozomol_core::Jurisdiction::Kg {
+            for (section, present) in [
+                ("tunduk", self.tunduk.is_some()),
+                ("smartcity", self.smartcity.is_some()),
+            ] {
+                if present {
+                    problems.push(format!(
+                        "{section}: Tunduk is Kyrgyzstan's exchange bus, but fines.jurisdiction \
+                         is `{}`: leave [{section}] out",
+                        self.fines.jurisdiction.as_str()
+                    ));
+                }
+            }
+        }
         if let Some(smartcity) = &self.smartcity {
             if let Err(e) = smartcity.validate() {
                 problems.push(format!("smartcity: {e}"));
@@ -1256,6 +1272,40 @@ mod tests {
         );
         kz.fines.merchant_city = Some("ALMATY".into());
         assert_eq!(merchant_problems(&kz), Vec::<String>::new());
+    }
+
+    #[test]
+    fn tunduk_serves_a_kyrgyz_deployment_only() {
+        let problems = |s: &Settings| match s.validate() {
+            Ok(()) => Vec::new(),
+            Err(SettingsError::Invalid(problems)) => problems,
+            Err(e) => panic!("{e}"),
+        };
+        let registry = kozomol_tunduk::RegistryConfig::new(
+            "http://127.0.0.1:8443".to_owned(),
+            kozomol_tunduk::XRoadClient::parse("central-server/GOV/70000001/kozomol")
+                .expect("a client"),
+        );
+        let kg = Settings {
+            tunduk: Some(registry),
+            ..Settings::default()
+        };
+        assert!(
+            !problems(&kg).iter().any(|p| p.contains("exchange bus")),
+            "{:?}",
+            problems(&kg)
+        );
+        let mut kz = kg.clone();
+        kz.fines.jurisdiction = kozomol_core::Jurisdiction::Kz;
+        kz.utc_offset_minutes = 300;
+        kz.fines.merchant_city = Some("ALMATY".into());
+        assert!(
+            problems(&kz)
+                .iter()
+                .any(|p| p.starts_with("tunduk:") && p.contains("`kz`")),
+            "{:?}",
+            problems(&kz)
+        );
     }
 
     #[test]
