@@ -2,7 +2,8 @@
 //! STARTTLS, with TLS from the first byte and with AUTH, each presenting a certificate
 //! made for this run. A client told to trust it hands the notice over encrypted; one
 //! that is not, or a relay that offers no TLS where TLS is required, sends nothing and
-//! reports the channel unavailable (an operator's matter, no message at fault).
+//! reports the channel unavailable (an operator's matter, no message at fault), as does
+//! a gateway or relay whose host never answers the connection.
 
 use kozomol_fines::delivery::standin::StandInGateway;
 use kozomol_fines::delivery::{
@@ -251,4 +252,52 @@ fn plain_connections_take_neither_credentials_nor_certificates() {
 
     // The password never shows in logs.
     assert!(!format!("{:?}", account()).contains("relay-secret"));
+}
+
+// ---- A host that never answers the connection ---------------------------------------
+
+/// A port on this machine whose connections stall: a listener with a backlog of none,
+/// its queue filled by connections nobody accepts, so the kernel drops further SYNs
+/// (as a firewall in front of a host that is down does). The listener and fillers are
+/// kept alive by the caller.
+fn stalled_port() -> (socket2::Socket, Vec<std::net::TcpStream>, u16) {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("address");
+    listener.bind(&any.into()).expect("bind");
+    listener.listen(0).expect("listen");
+    let port = listener
+        .local_addr()
+        .expect("address")
+        .as_socket()
+        .expect("an inet address")
+        .port();
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut fillers = Vec::new();
+    for _ in 0..16 {
+        match std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_millis(300))
+        {
+            Ok(stream) => fillers.push(stream),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return (listener, fillers, port),
+            Err(e) => panic!("filling the listen queue: {e}"),
+        }
+    }
+    panic!("connections to a full listen queue never stalled");
+}
+
+#[tokio::test]
+async fn a_gateway_or_relay_whose_host_never_answers_is_unavailable() {
+    let (_listener, _fillers, port) = stalled_port();
+
+    let mut sms = SmsGatewayConfig::new(format!("http://127.0.0.1:{port}"), TOKEN);
+    sms.timeout = std::time::Duration::from_secs(2);
+    let gateway = SmsGateway::new(sms).expect("client");
+    let why = unavailable(gateway.send(&notice("+996555000101")).await);
+    assert!(why.contains("sms gateway"), "{why}");
+
+    let mut mail = mail_config(port, SmtpSecurity::None);
+    mail.timeout = std::time::Duration::from_secs(1);
+    let mailer = SmtpMailer::new(mail).expect("mailer");
+    let why = unavailable(mailer.send(&notice("asanov@mail.kg")).await);
+    assert!(why.contains("smtp"), "{why}");
 }

@@ -235,6 +235,12 @@ impl MessageSender for SmtpMailer {
                 Err(SendError::Unavailable(format!("smtp: {e}")))
             }
             Err(e) if e.is_permanent() => Err(SendError::Permanent(format!("smtp: {e}"))),
+            // The relay not connected to in time (its host drops our packets): no
+            // message is at fault, as when it refuses the connection. lettre says so
+            // only in its text; the channels' tests hold it to that.
+            Err(e) if e.to_string().starts_with("Connection error") => {
+                Err(SendError::Unavailable(format!("smtp: {e}")))
+            }
             // A 4xx reply or a time-out concerns this message: it counts.
             Err(e) if e.is_transient() || e.is_timeout() => {
                 Err(SendError::Temporary(format!("smtp: {e}")))

@@ -111,6 +111,10 @@ impl SmsGateway {
         }
         let mut http = reqwest::Client::builder()
             .timeout(config.timeout)
+            // Shorter than the whole exchange's: a gateway host that drops the
+            // connection's packets is then reported as not reached (the channel is
+            // away), not as a time-out that may have sent the message and counts.
+            .connect_timeout((config.timeout / 2).min(Duration::from_secs(5)))
             .https_only(base.starts_with("https://"));
         if let Some(trusted) = &config.trusted {
             for certificate in trusted.for_http()? {
