@@ -32,6 +32,12 @@ pub enum ReceiptStatus {
     Rejected,
 }
 
+/// How long a camera may say nothing (no status, no event) before it is taken for
+/// offline whatever its last status said: a broker that restarts, or crashes, loses
+/// the last will that would have said so. Cameras send a status at least every
+/// minute (the edge agent's `status_interval_secs`, 30 s by default).
+pub const CAMERA_SILENT_AFTER_SECS: i64 = 180;
+
 /// A camera's retained status; its last will says `offline`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CameraStatus {

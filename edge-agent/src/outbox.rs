@@ -2,7 +2,7 @@
 //! ingest's receipt for it arrives, plus the in-memory index that says what to send
 //! next. File operations here block; callers run them on `spawn_blocking`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -20,11 +20,27 @@ const TMP_SUFFIX: &str = ".tmp";
 /// Fresh envelopes are kept in memory up to this many bytes so their first publish
 /// does not read them back; beyond it they are read from disk when sent.
 const FRESH_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+/// The longest wait for a receipt before the next re-send (unless `resend_after` is
+/// longer): while ingest is away, each re-send of an entry waits twice as long as the
+/// one before, so a camera does not pile a copy of its whole outbox into the broker's
+/// queue every `resend_after` (a reconnect still re-sends everything at once).
+const MAX_RESEND_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// How long an entry sent for the `sends`-th time waits for its receipt: `resend_after`,
+/// doubling with each send, up to [`MAX_RESEND_INTERVAL`] (or `resend_after` itself
+/// where that is longer).
+pub(crate) fn resend_interval(resend_after: Duration, sends: u32) -> Duration {
+    let doublings = sends.saturating_sub(1).min(31);
+    resend_after
+        .saturating_mul(1 << doublings)
+        .min(resend_after.max(MAX_RESEND_INTERVAL))
+}
 
 #[derive(Debug)]
 struct Entry {
     len: u64,
-    sent_at: Option<Instant>,
+    /// When the receipt of its latest send is overdue; none while not sent (or reset).
+    due_at: Option<Instant>,
     sends: u32,
     fresh: Option<Vec<u8>>,
 }
@@ -38,8 +54,8 @@ struct Index {
     fresh_bytes: u64,
     /// Entries to send now (never sent, or reset by a reconnect), oldest first.
     ready: VecDeque<EventId>,
-    /// Sent entries in send order, to find those whose receipt is overdue.
-    sent: VecDeque<(Instant, EventId)>,
+    /// Sent entries by when their receipt is overdue.
+    sent: BTreeSet<(Instant, EventId)>,
 }
 
 /// One envelope the publisher should send now.
@@ -103,7 +119,7 @@ impl Outbox {
                 id,
                 Entry {
                     len,
-                    sent_at: None,
+                    due_at: None,
                     // Loaded entries may have been sent before the restart.
                     sends: 1,
                     fresh: None,
@@ -182,7 +198,7 @@ impl Outbox {
             id,
             Entry {
                 len,
-                sent_at: None,
+                due_at: None,
                 sends: 0,
                 fresh,
             },
@@ -207,13 +223,11 @@ impl Outbox {
             let id = if let Some(id) = index.ready.pop_front() {
                 id
             } else {
-                match index.sent.front() {
-                    Some((at, _)) if now.duration_since(*at) >= resend_after => {
-                        let Some((at, id)) = index.sent.pop_front() else {
-                            break;
-                        };
+                match index.sent.first() {
+                    Some(&(at, id)) if at <= now => {
+                        index.sent.remove(&(at, id));
                         // A later send of the same entry makes this record stale.
-                        let current = index.entries.get(&id).and_then(|e| e.sent_at);
+                        let current = index.entries.get(&id).and_then(|e| e.due_at);
                         if current != Some(at) {
                             continue;
                         }
@@ -225,10 +239,7 @@ impl Outbox {
             let Some(entry) = index.entries.get_mut(&id) else {
                 continue; // settled meanwhile
             };
-            if entry
-                .sent_at
-                .is_some_and(|at| now.duration_since(at) < resend_after)
-            {
+            if entry.due_at.is_some_and(|at| at > now) {
                 continue; // queued twice; the recent send stands
             }
             let bytes = entry.fresh.take();
@@ -236,21 +247,24 @@ impl Outbox {
                 index.fresh_bytes -= entry.len;
             }
             let resend = entry.sends > 0;
-            entry.sends += 1;
-            entry.sent_at = Some(now);
-            index.sent.push_back((now, id));
+            entry.sends = entry.sends.saturating_add(1);
+            let at = now
+                .checked_add(resend_interval(resend_after, entry.sends))
+                .unwrap_or(now);
+            entry.due_at = Some(at);
+            index.sent.insert((at, id));
             due.push(Due { id, bytes, resend });
         }
         due
     }
 
-    /// When the oldest outstanding send becomes overdue, if any is outstanding.
-    pub fn next_resend_at(&self, resend_after: Duration) -> Option<Instant> {
+    /// When the first outstanding send becomes overdue, if any is outstanding.
+    pub fn next_resend_at(&self) -> Option<Instant> {
         let index = self.index();
         if !index.ready.is_empty() {
             return Some(Instant::now());
         }
-        index.sent.front().map(|(at, _)| *at + resend_after)
+        index.sent.first().map(|(at, _)| *at)
     }
 
     /// Marks every entry to be sent again at once (after a reconnect: what was in
@@ -260,7 +274,7 @@ impl Outbox {
         let index = &mut *index;
         index.sent.clear();
         for entry in index.entries.values_mut() {
-            entry.sent_at = None;
+            entry.due_at = None;
         }
         index.ready = index.entries.keys().copied().collect();
     }
@@ -365,6 +379,52 @@ mod tests {
         assert_eq!(again.len(), 1);
         assert!(again[0].resend && again[0].bytes.is_none() && again[0].id == b);
         assert_eq!(outbox.depth(), (1, 10));
+    }
+
+    #[test]
+    fn each_resend_waits_twice_as_long_up_to_a_cap() {
+        let s = Duration::from_secs;
+        for (resend_after, sends, wait) in [
+            (s(30), 1, s(30)),
+            (s(30), 2, s(60)),
+            (s(30), 3, s(120)),
+            (s(30), 5, s(480)),
+            (s(30), 6, s(900)),
+            (s(30), 40, s(900)),
+            (s(30), u32::MAX, s(900)),
+            // A longer setting is its own cap.
+            (s(3600), 1, s(3600)),
+            (s(3600), 4, s(3600)),
+        ] {
+            assert_eq!(
+                resend_interval(resend_after, sends),
+                wait,
+                "{resend_after:?} {sends}"
+            );
+        }
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outbox = Outbox::open(dir.path()).expect("open");
+        let a = id();
+        outbox.reserve(10, 100).expect("reserve");
+        outbox.write_durable(a, &[7; 10]).expect("write");
+        outbox.insert(a, vec![7; 10]);
+        let t0 = Instant::now();
+        let wait = s(30);
+        let sent_at = |at: Duration| outbox.take_due(t0 + at, wait, 10).len();
+        assert_eq!(sent_at(s(0)), 1);
+        assert_eq!(outbox.next_resend_at(), Some(t0 + s(30)));
+        assert_eq!(sent_at(s(30)), 1);
+        // The second re-send waits a minute, not another 30 s.
+        assert_eq!(sent_at(s(60)), 0);
+        assert_eq!(outbox.next_resend_at(), Some(t0 + s(90)));
+        assert_eq!(sent_at(s(90)), 1);
+        assert_eq!(sent_at(s(200)), 0);
+        assert_eq!(sent_at(s(210)), 1);
+        // A reconnect sends it at once, and its backoff goes on from there.
+        outbox.reset_for_resend();
+        assert_eq!(sent_at(s(211)), 1);
+        assert_eq!(outbox.next_resend_at(), Some(t0 + s(211 + 480)));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Sends what the outbox says is due: new events at once, unreceipted ones again after
-//! `resend_after`, everything after a reconnect. It never waits for a PUBACK before
-//! the next publish; rumqttc keeps many in flight.
+//! `resend_after` (doubling per re-send), everything after a reconnect. It never waits
+//! for a PUBACK before the next publish; rumqttc keeps many in flight.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,12 +17,11 @@ const BATCH: usize = 64;
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
 pub(crate) async fn run(inner: Arc<Inner>, cancel: CancellationToken) {
-    let resend_after = inner.config.resend_after;
     loop {
         let idle = if inner.connected.load(Ordering::Relaxed) {
             inner
                 .outbox
-                .next_resend_at(resend_after)
+                .next_resend_at()
                 .map(|at| at.saturating_duration_since(Instant::now()))
                 .unwrap_or(MAX_IDLE)
                 .min(MAX_IDLE)

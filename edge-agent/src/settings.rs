@@ -184,6 +184,21 @@ impl SettingsFile {
                 errors.push(format!("{name} must be above 0"));
             }
         }
+        // A resend interval beyond a day serves no camera, and a huge one overflowed the
+        // clock arithmetic of the task that publishes (it died; the camera looked online).
+        if self.resend_after_secs > 86_400 {
+            errors.push(format!(
+                "resend_after_secs {} is over a day (86400)",
+                self.resend_after_secs
+            ));
+        }
+        // The server takes a camera it has not heard from for 3 minutes for offline.
+        if self.status_interval_secs > 60 {
+            errors.push(format!(
+                "status_interval_secs {} is over 60: the server takes a camera silent for 3 minutes for offline",
+                self.status_interval_secs
+            ));
+        }
         if self.utc_offset_minutes.abs() > 14 * 60 {
             errors.push(format!(
                 "utc_offset_minutes {} is outside -840..=840",
@@ -310,6 +325,38 @@ valid_until = "2027-01-14"
             assert!(text.contains(expected), "missing {expected} in:\n{text}");
         }
         assert_eq!(errors.len(), 5, "{text}");
+    }
+
+    #[test]
+    fn intervals_have_an_upper_bound() {
+        for (line, refused) in [
+            ("resend_after_secs = 86400", false),
+            ("resend_after_secs = 86401", true),
+            ("resend_after_secs = 1000000000000", true),
+            ("status_interval_secs = 60", false),
+            ("status_interval_secs = 61", true),
+        ] {
+            let text = FILE
+                .replace("resend_after_secs = 0", line)
+                .replace("lane = 0", "lane = 1")
+                .replace(
+                    "spool_dir = \"/var/lib/kozomol-edge\"",
+                    "spool_dir = \"/var/spool/kozomol-edge\"",
+                );
+            let errors = SettingsFile::parse(&text)
+                .expect("parses")
+                .validate()
+                .err()
+                .unwrap_or_default();
+            let name = line.split(' ').next().unwrap_or_default();
+            assert_eq!(
+                errors
+                    .iter()
+                    .any(|e| e.starts_with(name) && e.contains(" is over ")),
+                refused,
+                "{line}: {errors:?}"
+            );
+        }
     }
 
     #[test]

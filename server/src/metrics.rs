@@ -37,7 +37,7 @@ impl HttpMetrics {
     }
 }
 
-/// Cameras in the device register, and how many say they are online.
+/// Cameras in the device register, and how many are online (`CameraRecord::online_at`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CameraCounts {
     pub registered: u64,
@@ -128,7 +128,7 @@ pub fn render(page: &MetricsPage<'_>) -> String {
     header(
         &mut out,
         "kozomol_cameras_online",
-        "Registered cameras whose last status said online.",
+        "Registered cameras whose last status said online, heard from in the last 3 minutes.",
         "gauge",
     );
     let _ = writeln!(out, "kozomol_cameras_online {}", cameras.online);

@@ -2161,10 +2161,11 @@ fn components() -> Value {
                     "site": { "$ref": "#/components/schemas/Site" },
                     "registered_at": instant,
                     "last_seen": { "type": ["string", "null"], "format": "date-time" },
-                    "online": { "type": "boolean" },
+                    "online": { "type": "boolean", "description": "Its last status said online and it was heard from (an event or an online status) in the last 3 minutes." },
                     "outbox_depth": { "type": ["integer", "null"] },
                     "clock_offset_ms": { "type": ["integer", "null"] },
                     "status_at": { "type": ["string", "null"], "format": "date-time" },
+                    "heard_at": { "type": ["string", "null"], "format": "date-time", "description": "Its newest event or online status." },
                     "href": text
                 }
             }));

@@ -1128,6 +1128,37 @@ async fn cameras_register_validate_update_and_list() {
         .await
         .problem(StatusCode::NOT_FOUND, "not_found");
 
+    // An online status gone stale (the broker lost the will that would have said the
+    // camera went) reads offline, with when it was last heard from; a fresh one online.
+    let id = CameraId::parse("bishkek-chuy-001").expect("id");
+    for (minutes_ago, online) in [(10, false), (1, true)] {
+        let at = Utc::now() - chrono::Duration::minutes(minutes_ago);
+        h.store
+            .record_camera_status(
+                &id,
+                &kozomol_store::CameraStatusUpdate {
+                    online: true,
+                    outbox_depth: Some(0),
+                    clock_offset_ms: Some(3),
+                    at: Some(at),
+                    received_at: at,
+                },
+            )
+            .await
+            .expect("status");
+        let camera = h
+            .get("/api/v1/cameras/bishkek-chuy-001", Role::Reviewer)
+            .await
+            .json();
+        assert_eq!(camera["online"], online, "{minutes_ago} min: {camera}");
+        let heard: DateTime<Utc> = camera["heard_at"]
+            .as_str()
+            .expect("heard from")
+            .parse()
+            .expect("an instant");
+        assert_eq!(heard.timestamp_millis(), at.timestamp_millis());
+    }
+
     // Every problem at once.
     let bad = json!({
         "camera_id": "a/b",

@@ -56,12 +56,12 @@ async function camerasPage() {
   const cameras = (await api("GET", "/api/v1/cameras")).items;
   const now = Date.now();
   const rows = cameras.map((c) => {
-    const silentMin = c.last_seen ? Math.round((now - Date.parse(c.last_seen)) / 60000) : null;
+    const silentMin = c.heard_at ? Math.round((now - Date.parse(c.heard_at)) / 60000) : null;
     return el("tr", { id: `camera-${c.camera_id}` },
       el("td", { text: c.camera_id }),
       el("td", { text: c.site.address }),
       el("td", {}, el("span", { class: `status ${c.online ? "paid" : "closed"}`, text: t(c.online ? "online" : "offline") })),
-      el("td", { text: c.last_seen ? `${when(c.last_seen)} (${t("minutes-ago", { n: silentMin })})` : "—" }),
+      el("td", { text: c.heard_at ? `${when(c.heard_at)} (${t("minutes-ago", { n: silentMin })})` : "—" }),
       el("td", { class: Math.abs(c.clock_offset_ms || 0) > 500 ? "error" : "", text: c.clock_offset_ms === null || c.clock_offset_ms === undefined ? "—" : `${c.clock_offset_ms} ms` }),
       el("td", { class: (c.outbox_depth || 0) > 0 ? "error" : "", text: c.outbox_depth === null || c.outbox_depth === undefined ? "—" : String(c.outbox_depth) }),
       el("td", { text: (c.certificates || []).map((cert) => `${cert.number} (${day(cert.valid_from)}–${day(cert.valid_until)})`).join(", ") }));

@@ -37,6 +37,23 @@ pub struct CameraRecord {
     pub status_at: Option<DateTime<Utc>>,
 }
 
+impl CameraRecord {
+    /// When the camera was last heard from: its newest event, or its newest status
+    /// saying it is online (an offline status is the broker's word, not the camera's).
+    pub fn heard_at(&self) -> Option<DateTime<Utc>> {
+        let status = self.status_at.filter(|_| self.online);
+        self.last_seen.max(status)
+    }
+
+    /// Whether the camera is online at `now`: its last status said so and it was heard
+    /// from within [`kozomol_core::messages::CAMERA_SILENT_AFTER_SECS`].
+    pub fn online_at(&self, now: DateTime<Utc>) -> bool {
+        let silent_after =
+            chrono::Duration::seconds(kozomol_core::messages::CAMERA_SILENT_AFTER_SECS);
+        self.online && self.heard_at().is_some_and(|at| now - at <= silent_after)
+    }
+}
+
 pub(crate) fn hex_key<S: serde::Serializer>(key: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&hex::encode(key))
 }

@@ -21,16 +21,26 @@ use super::{json_body, ApiError, ApiState, FieldProblem};
 
 #[derive(Serialize)]
 pub struct CameraView {
+    /// `online` is whether it is online now: its last status said so and it was
+    /// heard from lately (`CameraRecord::online_at`).
     #[serde(flatten)]
     record: CameraRecord,
+    /// Its newest event or online status.
+    heard_at: Option<chrono::DateTime<chrono::Utc>>,
     href: String,
 }
 
-fn view(state: &ApiState, record: CameraRecord) -> CameraView {
+fn view(state: &ApiState, mut record: CameraRecord) -> CameraView {
     let href = state
         .app
         .link(&format!("/api/v1/cameras/{}", record.camera_id));
-    CameraView { record, href }
+    let heard_at = record.heard_at();
+    record.online = record.online_at(chrono::Utc::now());
+    CameraView {
+        heard_at,
+        record,
+        href,
+    }
 }
 
 #[derive(Serialize)]

@@ -63,15 +63,16 @@ impl ProcessProbes {
                 ..CaseQuery::default()
             })
             .await?;
+        let now = chrono::Utc::now();
         let text = render(&MetricsPage {
             ingest: &self.ingest_metrics,
             stages: &self.stage_metrics,
             backlog: &backlog,
-            now: chrono::Utc::now(),
+            now,
             undeliverable,
             cameras: CameraCounts {
                 registered: cameras.len() as u64,
-                online: cameras.iter().filter(|c| c.online).count() as u64,
+                online: cameras.iter().filter(|c| c.online_at(now)).count() as u64,
             },
             http,
         });
