@@ -31,6 +31,10 @@ enum AuditAction {
         /// Database URL, instead of the settings' [default: SQLite in the data folder].
         #[arg(long)]
         database_url: Option<String>,
+        /// A seal recorded outside the database from an earlier run's `last_seal`
+        /// (`ID:HASH`; may be given again): the log must still hold it, as it was.
+        #[arg(long = "expect-seal", value_name = "ID:HASH")]
+        expect_seal: Vec<kozomol_store::audit::SealMark>,
     },
 }
 
@@ -336,13 +340,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 AuditAction::Verify {
                     config,
                     database_url,
+                    expect_seal,
                 },
         } => {
             let settings = Settings::load(config.as_deref(), |k| std::env::var(k).ok())?;
             let url = database_url.unwrap_or_else(|| settings.database_url());
             let store = kozomol_store::connect(&url).await?;
-            match kozomol_store::audit::verify(store.as_ref()).await? {
-                Ok(verified) => println!("{}", serde_json::to_string(&verified)?),
+            match kozomol_store::audit::verify(store.as_ref(), &expect_seal).await? {
+                Ok(verified) => {
+                    // The API process seals each minute: rows an hour old unsealed say
+                    // it stopped (or never ran), and they are not yet tamper-evident.
+                    if let Some(oldest) = verified.oldest_unsealed_at {
+                        if chrono::Utc::now() - oldest > chrono::Duration::hours(1) {
+                            eprintln!(
+                                "warning: {} audit rows are not sealed, the oldest written {oldest}: is `kozomol run api` sealing?",
+                                verified.unsealed_rows
+                            );
+                        }
+                    }
+                    println!("{}", serde_json::to_string(&verified)?);
+                }
                 Err(broken) => anyhow::bail!("the audit log is broken: {broken}"),
             }
         }

@@ -808,11 +808,14 @@ async fn seal_audit_log(store: &dyn kozomol_store::Store, cancel: CancellationTo
             - chrono::Duration::from_std(AUDIT_SETTLE).unwrap_or(chrono::Duration::zero());
         loop {
             match store.seal_audit(settled, 100_000).await {
+                // At info, with its hash: logs shipped off the machine keep a record
+                // of each seal that `audit verify --expect-seal` can hold the log to.
                 Ok(Some(seal)) => {
-                    tracing::debug!(
+                    tracing::info!(
                         seal = seal.id,
                         up_to = seal.up_to_id,
                         rows = seal.rows,
+                        hash = %seal.hash,
                         "audit log sealed"
                     )
                 }

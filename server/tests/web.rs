@@ -438,7 +438,7 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
                 .is_some_and(|d| d.starts_with("appeals of case"))),
         "{views:?}"
     );
-    let verified = kozomol_store::audit::verify(store.as_ref())
+    let verified = kozomol_store::audit::verify(store.as_ref(), &[])
         .await
         .expect("audit reads")
         .expect("audit intact");

@@ -177,6 +177,9 @@ pub enum AuditBreak {
     },
     /// A seal that does not follow the seal before it (a seal taken out).
     SealOutOfChain { id: i64 },
+    /// A seal recorded elsewhere (`--expect-seal`) that the log no longer holds, or
+    /// holds with another hash: the log was cut back or rewritten from it on.
+    SealNotAsRecorded { id: i64 },
 }
 
 impl std::fmt::Display for AuditBreak {
@@ -196,6 +199,10 @@ impl std::fmt::Display for AuditBreak {
             } => write!(
                 f,
                 "seal {id} no longer matches audit rows {after_row} (exclusive) to {up_to_row}: a row was taken out or added"
+            ),
+            AuditBreak::SealNotAsRecorded { id } => write!(
+                f,
+                "seal {id} is not as recorded outside the log: the log was cut back or rewritten from it on"
             ),
             AuditBreak::SealOutOfChain { id } => {
                 write!(f, "seal {id} does not follow the seal before it: a seal was taken out")
@@ -304,21 +311,57 @@ pub struct Verified {
     pub seals: u64,
     /// The last row a seal covers (0 when none is sealed yet).
     pub sealed_up_to: i64,
+    /// The last seal's id and hash: recorded outside the database (`audit verify
+    /// --expect-seal ID:HASH` later), they show a log cut back or rewritten whole,
+    /// which its own chains cannot.
+    pub last_seal: Option<SealMark>,
+    /// Rows after the last seal, and when the oldest of them was written: the API
+    /// process seals each minute, so an old one says sealing has stopped.
+    pub unsealed_rows: u64,
+    pub oldest_unsealed_at: Option<DateTime<Utc>>,
+}
+
+/// A seal as recorded outside the log.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SealMark {
+    pub id: i64,
+    /// Hex.
+    pub hash: String,
+}
+
+impl std::str::FromStr for SealMark {
+    type Err = String;
+
+    /// `ID:HASH`, as `audit verify` prints a seal.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (id, hash) = text
+            .split_once(':')
+            .ok_or_else(|| format!("`{text}` is not ID:HASH"))?;
+        let id: i64 = id.parse().map_err(|_| format!("`{id}` is not a seal id"))?;
+        let hash = hash.to_ascii_lowercase();
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("`{hash}` is not a seal hash (64 hex digits)"));
+        }
+        Ok(SealMark { id, hash })
+    }
 }
 
 /// Rows and seals read per query while checking.
 const PAGE: u32 = 5_000;
 
-/// Checks the whole log: every row against its hash and its batch's chain, in id
-/// order, then every seal against the rows it covers and the seal before it. The
-/// first break found, in that order, is the answer's error.
+/// Checks the whole log, as one moment sees it: every row against its hash and its
+/// batch's chain, in id order, then every seal against the rows it covers and the
+/// seal before it, and each of `expected` (seals recorded outside the log) against the
+/// seal of its id. The first break found, in that order, is the answer's error.
 pub async fn verify(
     trail: &dyn crate::AuditTrail,
+    expected: &[SealMark],
 ) -> Result<Result<Verified, AuditBreak>, crate::StoreError> {
+    let snapshot = trail.audit_snapshot().await?;
     let mut rows = RowVerifier::default();
     let mut after = 0;
     loop {
-        let page = trail.audit_rows(after, PAGE).await?;
+        let page = snapshot.rows(after, PAGE).await?;
         for row in &page {
             if let Err(broken) = rows.check(row) {
                 return Ok(Err(broken));
@@ -332,8 +375,9 @@ pub async fn verify(
     let mut seals = 0;
     let mut previous: Option<crate::AuditSeal> = None;
     let mut after_seal = 0;
+    let mut unmet: Vec<&SealMark> = expected.iter().collect();
     loop {
-        let page = trail.audit_seals(after_seal, PAGE).await?;
+        let page = snapshot.seals(after_seal, PAGE).await?;
         for seal in &page {
             let from = previous.as_ref().map_or(0, |p| p.up_to_id);
             // A seal covers `rows` rows; one more is read, so that a row added in its
@@ -342,8 +386,8 @@ pub async fn verify(
             let mut covered: Vec<crate::AuditEntry> = Vec::new();
             let mut cursor = from;
             while covered.len() < wanted as usize {
-                let chunk = trail
-                    .audit_rows(cursor, PAGE.min(wanted - covered.len() as u32))
+                let chunk = snapshot
+                    .rows(cursor, PAGE.min(wanted - covered.len() as u32))
                     .await?;
                 let Some(last) = chunk.last() else { break };
                 cursor = last.id;
@@ -355,6 +399,12 @@ pub async fn verify(
             if let Err(broken) = check_seal(seal, previous.as_ref(), &covered) {
                 return Ok(Err(broken));
             }
+            if let Some(mark) = unmet.iter().position(|m| m.id == seal.id) {
+                if unmet[mark].hash != seal.hash {
+                    return Ok(Err(AuditBreak::SealNotAsRecorded { id: seal.id }));
+                }
+                unmet.swap_remove(mark);
+            }
             seals += 1;
             previous = Some(seal.clone());
         }
@@ -363,10 +413,32 @@ pub async fn verify(
             None => break,
         }
     }
+    if let Some(mark) = unmet.iter().min_by_key(|m| m.id) {
+        return Ok(Err(AuditBreak::SealNotAsRecorded { id: mark.id }));
+    }
+    let sealed_up_to = previous.as_ref().map_or(0, |p| p.up_to_id);
+    let (mut unsealed_rows, mut oldest_unsealed_at) = (0, None);
+    let mut after = sealed_up_to;
+    loop {
+        let page = snapshot.rows(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        unsealed_rows += page.len() as u64;
+        for row in &page {
+            oldest_unsealed_at =
+                Some(oldest_unsealed_at.map_or(row.at, |o: DateTime<Utc>| o.min(row.at)));
+        }
+    }
     Ok(Ok(Verified {
         rows: rows.checked(),
         seals,
-        sealed_up_to: previous.map_or(0, |p| p.up_to_id),
+        sealed_up_to,
+        last_seal: previous.map(|p| SealMark {
+            id: p.id,
+            hash: p.hash,
+        }),
+        unsealed_rows,
+        oldest_unsealed_at,
     }))
 }
 

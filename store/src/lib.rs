@@ -217,6 +217,10 @@ pub trait AuditTrail: Send + Sync {
     async fn audit_rows(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
     /// At most `limit` seals with ids above `after`, in id order.
     async fn audit_seals(&self, after: i64, limit: u32) -> Result<Vec<AuditSeal>, StoreError>;
+    /// The log as one moment sees it, for a check that reads it in pages: on
+    /// PostgreSQL ids are handed out before their transactions commit, so pages read
+    /// one by one could meet a batch's later row without its earlier one.
+    async fn audit_snapshot(&self) -> Result<Box<dyn AuditSnapshot>, StoreError>;
     /// Seals the rows after the last seal, in id order, up to (not including) the
     /// first written at or after `settled` and at most `limit` of them; `None` when
     /// there is none, or another process sealed first. `settled` lags now by more than
@@ -226,6 +230,15 @@ pub trait AuditTrail: Send + Sync {
         settled: chrono::DateTime<chrono::Utc>,
         limit: u32,
     ) -> Result<Option<AuditSeal>, StoreError>;
+}
+
+/// The audit log read in one snapshot (`AuditTrail::audit_snapshot`).
+#[async_trait]
+pub trait AuditSnapshot: Send + Sync {
+    /// At most `limit` audit rows with ids above `after`, in id order.
+    async fn rows(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// At most `limit` seals with ids above `after`, in id order.
+    async fn seals(&self, after: i64, limit: u32) -> Result<Vec<AuditSeal>, StoreError>;
 }
 
 /// Accounts, roles and API tokens (only token hashes are stored).

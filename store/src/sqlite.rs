@@ -641,6 +641,60 @@ impl CaseStore for SqliteStore {
     }
 }
 
+async fn audit_rows_in<'e>(
+    executor: impl sqlx::Executor<'e, Database = Sqlite>,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    sqlx::query(
+        "SELECT id, batch_id, case_id, at, actor, action, from_state, to_state, detail, \
+         prev_hash, hash FROM audit_log WHERE id > ? ORDER BY id LIMIT ?",
+    )
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(executor)
+    .await?
+    .iter()
+    .map(audit_entry_from_row)
+    .collect()
+}
+
+async fn audit_seals_in<'e>(
+    executor: impl sqlx::Executor<'e, Database = Sqlite>,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<AuditSeal>, StoreError> {
+    sqlx::query(
+        "SELECT id, up_to_id, row_count, prev_hash, hash, sealed_at FROM audit_seals \
+         WHERE id > ? ORDER BY id LIMIT ?",
+    )
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(executor)
+    .await?
+    .iter()
+    .map(audit_seal_from_row)
+    .collect()
+}
+
+/// The audit log read inside one transaction, which reads one snapshot.
+struct AuditSnapshotIn {
+    tx: tokio::sync::Mutex<sqlx::Transaction<'static, Sqlite>>,
+}
+
+#[async_trait]
+impl crate::AuditSnapshot for AuditSnapshotIn {
+    async fn rows(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut tx = self.tx.lock().await;
+        audit_rows_in(&mut **tx, after, limit).await
+    }
+
+    async fn seals(&self, after: i64, limit: u32) -> Result<Vec<AuditSeal>, StoreError> {
+        let mut tx = self.tx.lock().await;
+        audit_seals_in(&mut **tx, after, limit).await
+    }
+}
+
 fn audit_entry_from_row(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
     let prev_hash: Vec<u8> = row.try_get("prev_hash")?;
     let hash: Vec<u8> = row.try_get("hash")?;
@@ -692,31 +746,19 @@ impl AuditTrail for SqliteStore {
     }
 
     async fn audit_rows(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        sqlx::query(
-            "SELECT id, batch_id, case_id, at, actor, action, from_state, to_state, detail, \
-             prev_hash, hash FROM audit_log WHERE id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?
-        .iter()
-        .map(audit_entry_from_row)
-        .collect()
+        audit_rows_in(&self.reader, after, limit).await
     }
 
     async fn audit_seals(&self, after: i64, limit: u32) -> Result<Vec<AuditSeal>, StoreError> {
-        sqlx::query(
-            "SELECT id, up_to_id, row_count, prev_hash, hash, sealed_at FROM audit_seals \
-             WHERE id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?
-        .iter()
-        .map(audit_seal_from_row)
-        .collect()
+        audit_seals_in(&self.reader, after, limit).await
+    }
+
+    async fn audit_snapshot(&self) -> Result<Box<dyn crate::AuditSnapshot>, StoreError> {
+        let tx = self.reader.begin().await?;
+        // In WAL mode a read transaction sees one snapshot from its first read on.
+        Ok(Box::new(AuditSnapshotIn {
+            tx: tokio::sync::Mutex::new(tx),
+        }))
     }
 
     async fn seal_audit(

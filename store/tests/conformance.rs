@@ -4603,7 +4603,7 @@ async fn tamper(url: &str, sql: &'static str) {
 }
 
 async fn the_audit_log_is_sealed_and_verify_names_the_first_break(url: String) {
-    use kozomol_store::audit::{verify, AuditBreak};
+    use kozomol_store::audit::{verify, AuditBreak, SealMark};
     use kozomol_store::NewAuditEntry;
     let store = kozomol_store::connect(&url).await.unwrap();
     let view = |n: i64| NewAuditEntry {
@@ -4615,8 +4615,10 @@ async fn the_audit_log_is_sealed_and_verify_names_the_first_break(url: String) {
     for n in 1..=4 {
         store.record_audit(&view(n)).await.unwrap();
     }
-    let verified = verify(store.as_ref()).await.unwrap().expect("intact");
+    let verified = verify(store.as_ref(), &[]).await.unwrap().expect("intact");
     assert_eq!((verified.rows, verified.seals), (4, 0));
+    assert_eq!((verified.unsealed_rows, verified.last_seal), (4, None));
+    assert!(verified.oldest_unsealed_at.is_some());
 
     // Nothing settled yet: nothing sealed. Then everything up to now.
     let past = Utc::now() - chrono::Duration::hours(1);
@@ -4630,18 +4632,57 @@ async fn the_audit_log_is_sealed_and_verify_names_the_first_break(url: String) {
         "nothing new"
     );
     store.record_audit(&view(5)).await.unwrap();
-    let verified = verify(store.as_ref()).await.unwrap().expect("intact");
+    let recorded = SealMark {
+        id: seal.id,
+        hash: seal.hash.clone(),
+    };
+    let verified = verify(store.as_ref(), std::slice::from_ref(&recorded))
+        .await
+        .unwrap()
+        .expect("intact");
     assert_eq!(
         (verified.rows, verified.seals, verified.sealed_up_to),
         (5, 1, seal.up_to_id)
     );
+    assert_eq!(verified.last_seal.as_ref(), Some(&recorded));
+    assert_eq!(verified.unsealed_rows, 1);
+    // A seal recorded outside the log that it no longer holds, or holds otherwise: the
+    // log was cut back or rewritten, which its own chains cannot show.
+    for mark in [
+        SealMark {
+            id: 2,
+            hash: seal.hash.clone(),
+        },
+        format!("1:{}", "0".repeat(64)).parse().unwrap(),
+    ] {
+        let broken = verify(store.as_ref(), std::slice::from_ref(&mark))
+            .await
+            .unwrap()
+            .expect_err("not as recorded");
+        assert_eq!(broken, AuditBreak::SealNotAsRecorded { id: mark.id });
+    }
+    for bad in ["1", "x:ab", &format!("1:{}", "g".repeat(64))] {
+        assert!(bad.parse::<SealMark>().is_err(), "{bad}");
+    }
+
+    // A snapshot reads the log as it was when it was taken.
+    let snapshot = store.audit_snapshot().await.unwrap();
+    assert_eq!(snapshot.rows(0, 10).await.unwrap().len(), 5);
+    store.record_audit(&view(6)).await.unwrap();
+    assert_eq!(snapshot.rows(0, 10).await.unwrap().len(), 5);
+    assert_eq!(snapshot.seals(0, 10).await.unwrap().len(), 1);
+    drop(snapshot);
+    tamper(&url, "DELETE FROM audit_log WHERE actor = 'officer-6'").await;
     let rows = store.audit_rows(0, 10).await.unwrap();
     assert_eq!(rows.len(), 5);
     assert!(rows.windows(2).all(|w| w[0].id < w[1].id));
 
     // A row of its own taken out: its chain cannot tell, the seal does.
     tamper(&url, "DELETE FROM audit_log WHERE actor = 'officer-3'").await;
-    let broken = verify(store.as_ref()).await.unwrap().expect_err("broken");
+    let broken = verify(store.as_ref(), &[])
+        .await
+        .unwrap()
+        .expect_err("broken");
     assert_eq!(
         broken,
         AuditBreak::SealBroken {
@@ -4656,7 +4697,10 @@ async fn the_audit_log_is_sealed_and_verify_names_the_first_break(url: String) {
         "UPDATE audit_log SET detail = 'nothing to see' WHERE actor = 'officer-5'",
     )
     .await;
-    let broken = verify(store.as_ref()).await.unwrap().expect_err("broken");
+    let broken = verify(store.as_ref(), &[])
+        .await
+        .unwrap()
+        .expect_err("broken");
     assert_eq!(broken, AuditBreak::RowChanged { id: rows[4].id });
     assert!(broken.to_string().contains(&rows[4].id.to_string()));
 }
