@@ -188,6 +188,11 @@ const SQLITE: &[Migration] = &[
         name: "accounts_disabled",
         sql: include_str!("../migrations/sqlite/0034_accounts_disabled.sql"),
     },
+    Migration {
+        version: 35,
+        name: "subscription_ids_never_reused",
+        sql: include_str!("../migrations/sqlite/0035_subscription_ids_never_reused.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -360,6 +365,11 @@ const POSTGRES: &[Migration] = &[
         version: 34,
         name: "accounts_disabled",
         sql: include_str!("../migrations/postgres/0034_accounts_disabled.sql"),
+    },
+    Migration {
+        version: 35,
+        name: "subscription_ids_never_reused",
+        sql: include_str!("../migrations/postgres/0035_subscription_ids_never_reused.sql"),
     },
 ];
 
@@ -655,6 +665,58 @@ mod tests {
                 (3, "sent".to_owned())
             ]
         );
+    }
+
+    /// 0035 rebuilds SQLite's `violation_subscriptions` so that no id is given twice:
+    /// the rows come through, and the next id is above every one a notice went to
+    /// (subscription 9 ended before the rebuild, its notice still queued).
+    #[tokio::test]
+    async fn sqlite_subscriptions_after_v35_never_take_an_id_a_notice_went_to() {
+        let (_dir, pool) = sqlite_at(34).await;
+        sqlx::raw_sql(
+            "INSERT INTO cameras (camera_id, public_key, device_serial, site_id, site_lat_e6, \
+             site_lon_e6, site_address, site_direction, site_lane, registered_at) \
+             VALUES ('cam-1', zeroblob(32), 'SER-1', 's', 0, 0, 'a', 'n', 1, 0); \
+             INSERT INTO cases (id, event_id, camera_id, captured_at, received_at, kind, state, \
+             plate, enforceable, fingerprint, event) \
+             VALUES (7, 'e-7', 'cam-1', 1, 2, 'speeding', 'issued', '01KG1', 1, \
+             zeroblob(32), '{}'); \
+             INSERT INTO evidence_blobs (sha256, segment, byte_offset, byte_len) \
+             VALUES (zeroblob(32), 'seg', 0, 10); \
+             INSERT INTO resolution_numbers VALUES (7, 'BSK', 2026, 1); \
+             INSERT INTO resolutions (number, case_id, payment_code, jurisdiction, article, \
+             units, amount_minor, discounted_minor, currency, issued_at, pdf_sha256, signature, \
+             signature_key_id, signer) VALUES ('KG-BSK-2026-0000001', 7, '112600100000000019', \
+             'kg', 'a', 50, 500000, 250000, 'KGS', 0, zeroblob(32), x'00', 'k', 'issuer:x'); \
+             INSERT INTO deliveries (id, resolution_number, case_id, channel, address, state, \
+             created_at) VALUES \
+             (1, 'KG-BSK-2026-0000001', 7, 'portal', 'subscription:9', 'queued', 0); \
+             INSERT INTO violation_subscriptions (id, client, pin, plate, plate_key, \
+             unique_number, created_at, xroad_id) VALUES \
+             (3, 'c', 'P1', '01KG1', '011', 'n-3', 0, 'x-3'), \
+             (5, 'c', 'P2', '01KG2', '012', 'n-5', 0, 'x-5');",
+        )
+        .execute(&pool)
+        .await
+        .expect("v34 rows");
+
+        sqlite(&pool).await.expect("migrates to the newest schema");
+
+        let ids: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, unique_number FROM violation_subscriptions ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .expect("subscriptions");
+        assert_eq!(ids, [(3, "n-3".to_owned()), (5, "n-5".to_owned())]);
+        let next: (i64,) = sqlx::query_as(
+            "INSERT INTO violation_subscriptions (client, pin, plate, plate_key, \
+             unique_number, created_at, xroad_id) VALUES ('c', 'P3', '01KG3', '013', 'n', 0, 'x') \
+             RETURNING id",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("a new subscription");
+        assert_eq!(next.0, 10);
     }
 
     #[tokio::test]

@@ -3045,6 +3045,30 @@ async fn subscriptions_queue_a_notice_of_each_new_resolution(store: Arc<dyn Stor
         .map(|d| d.address)
         .collect();
     assert_eq!(notices, [notice_address(bank_id)]);
+
+    // The newest subscription ends and another begins: it never takes the ended one's
+    // id, which that resolution's queued notice is addressed to.
+    assert!(matches!(
+        store
+            .unsubscribe(bank, &asanov.id, "01123ABC", "b-1")
+            .await
+            .unwrap(),
+        Unsubscribed::Ended(_)
+    ));
+    let Subscribed::Created(next) = store
+        .subscribe(&subscription(
+            portal,
+            "30303199700033",
+            "01KG555XYZ",
+            "sub-5",
+        ))
+        .await
+        .unwrap()
+    else {
+        panic!("a new subscription is created");
+    };
+    assert!(next.id > bank_id, "{} after {bank_id}", next.id);
+    assert_eq!(store.subscription(bank_id).await.unwrap(), None);
 }
 
 async fn portal_contacts_wait_for_their_code_and_serve_one_vehicle(store: Arc<dyn Store>) {
