@@ -1736,7 +1736,7 @@ fn components() -> Value {
             "number": text, "payment_code": text, "grant": text, "grant_expires_at": instant,
             "status": { "type": "string", "enum": ["unpaid", "partially_paid", "paid", "appealed", "cancelled", "closed"] },
             "case_state": text, "kind": text, "violation": text, "article": text, "captured_at": instant, "plate": nullable_text,
-            "place": { "type": ["object", "null"], "properties": { "address": text, "latitude": text, "longitude": text, "map_url": text } },
+            "place": { "type": ["object", "null"], "properties": { "address": text, "latitude": nullable_text, "longitude": nullable_text, "map_url": nullable_text } },
             "issued_at": instant, "currency": text, "amount_minor": { "type": "integer" }, "discounted_minor": nullable_minor,
             "discount_until": nullable_date.clone(), "due": nullable_date.clone(), "appeal_until": nullable_date,
             "outstanding_minor": { "type": "integer" }, "paid_minor": { "type": "integer" }, "qr_payload": nullable_text,

@@ -222,6 +222,14 @@ fn camera_key(n: u8) -> SigningKey {
     SigningKey::from_bytes(&[n; 32])
 }
 
+/// The `n` of a camera `Harness::register_camera(n)` registered (`cam-00n`).
+fn camera_number(id: &CameraId) -> u8 {
+    id.to_string()
+        .trim_start_matches("cam-")
+        .parse()
+        .expect("a harness camera")
+}
+
 fn registration(id: &CameraId, n: u8) -> CameraRegistration {
     CameraRegistration {
         camera_id: id.clone(),
@@ -298,7 +306,9 @@ async fn record_case_flagged(
         captured_at,
         kind: ViolationKind::Speeding,
         fingerprint: Sha256::digest(format!("event {event_id}")).into(),
-        event: json!({"event_id": event_id.to_string(), "kind": "speeding", "speed_kmh": 97}),
+        // The site the camera stood at, as a signed event names it.
+        event: json!({"event_id": event_id.to_string(), "kind": "speeding", "speed_kmh": 97,
+                      "site": registration(camera, camera_number(camera)).site}),
         camera_plate: Some(plate.to_owned()),
         enforceable: not_enforceable.is_none(),
         enforceability_note: not_enforceable.map(str::to_owned),

@@ -57,7 +57,7 @@ function drawFine(card, fine) {
     el("dt", { text: t("plate") }), el("dd", { class: "plate", text: fine.plate || "" }),
     fine.place && [
       el("dt", { text: t("place") }),
-      el("dd", {}, fine.place.address, " ", el("a", { href: fine.place.map_url, target: "_blank", rel: "noopener", text: t("on-map") })),
+      el("dd", {}, fine.place.address, fine.place.map_url && [" ", el("a", { href: fine.place.map_url, target: "_blank", rel: "noopener", text: t("on-map") })]),
     ],
     el("dt", { text: t("amount") }), el("dd", { class: "amount", text: money(fine.amount_minor, fine.currency) }),
     fine.discounted_minor !== null && [

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use kozomol_core::{CameraId, CaseState, DeadLetterReason, FrameRole, Role, ViolationKind};
 
 use crate::error::corrupt;
-use crate::StoreError;
+use crate::{CountedSite, StoreError};
 
 pub(crate) fn camera_id(raw: &str) -> Result<CameraId, StoreError> {
     CameraId::parse(raw).map_err(|e| corrupt(format!("camera id: {e}")))
@@ -84,4 +84,27 @@ pub(crate) fn u8_of(raw: i64, what: &str) -> Result<u8, StoreError> {
 
 pub(crate) fn u16_of(raw: i64, what: &str) -> Result<u16, StoreError> {
     u16::try_from(raw).map_err(|_| corrupt(format!("{what} {raw} out of range")))
+}
+
+/// A counted site from its parts as the events name them (`HourlyCount::site`); none
+/// where the events name no site (an officer's cases).
+pub(crate) fn counted_site(
+    id: Option<String>,
+    address: Option<String>,
+    lat_e6: Option<i64>,
+    lon_e6: Option<i64>,
+) -> Result<Option<CountedSite>, StoreError> {
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let coordinate = |raw: Option<i64>, what: &str| {
+        raw.and_then(|v| i32::try_from(v).ok())
+            .ok_or_else(|| corrupt(format!("site {id}: {what} {raw:?}")))
+    };
+    Ok(Some(CountedSite {
+        address: address.ok_or_else(|| corrupt(format!("site {id}: no address")))?,
+        lat_e6: coordinate(lat_e6, "latitude")?,
+        lon_e6: coordinate(lon_e6, "longitude")?,
+        id,
+    }))
 }

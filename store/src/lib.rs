@@ -173,8 +173,9 @@ pub trait CaseStore: Send + Sync {
         from: chrono::DateTime<chrono::Utc>,
         to: chrono::DateTime<chrono::Utc>,
     ) -> Result<WorkSummary, StoreError>;
-    /// Cases captured in `[from, to)` counted per UTC hour, camera and kind, with how
-    /// many of them became fines: open data, no plate or person in it.
+    /// Cases captured in `[from, to)` counted per UTC hour, site (as each case's event
+    /// names it) and kind, with how many of them became fines: open data, no plate or
+    /// person in it.
     async fn hourly_counts(
         &self,
         from: chrono::DateTime<chrono::Utc>,

@@ -215,17 +215,28 @@ pub struct AuditEntry {
     pub prev_hash: String,
 }
 
-/// Cases of one UTC hour, camera and kind (see `CaseStore::hourly_counts`).
+/// Cases of one UTC hour, site and kind (see `CaseStore::hourly_counts`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HourlyCount {
     /// The hour's start.
     pub hour: DateTime<Utc>,
-    /// None for cases officers filed.
-    pub camera_id: Option<CameraId>,
+    /// The site the cases' signed events name, where they were seen (a camera that
+    /// moved since counts its earlier cases at its earlier site); none for cases
+    /// officers filed.
+    pub site: Option<CountedSite>,
     pub kind: ViolationKind,
     pub recorded: i64,
     /// Those that became fines (a resolution was issued).
     pub fined: i64,
+}
+
+/// A camera site as the events counted name it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CountedSite {
+    pub id: String,
+    pub address: String,
+    pub lat_e6: i32,
+    pub lon_e6: i32,
 }
 
 /// Cases waiting in one state (see `CaseStore::backlog`).

@@ -674,12 +674,13 @@ pub struct PayerView {
     pub latest_appeal: Option<AppealGist>,
 }
 
-/// Where the camera that saw the offence stands.
+/// Where the offence was seen, as the case's signed event (or officer's report) says:
+/// the camera may have moved since. An officer's report may give no coordinates.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PayerSite {
     pub address: String,
-    pub lat_e6: i32,
-    pub lon_e6: i32,
+    pub lat_e6: Option<i32>,
+    pub lon_e6: Option<i32>,
 }
 
 /// What a payer is told of an appeal.

@@ -579,11 +579,14 @@ impl CaseStore for PgStore {
     ) -> Result<Vec<HourlyCount>, StoreError> {
         sqlx::query(
             "SELECT date_trunc('hour', c.captured_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, \
-             c.camera_id, c.kind, \
+             c.event #>> '{site,id}' AS site_id, \
+             max(c.event #>> '{site,address}') AS site_address, \
+             max((c.event #>> '{site,lat_e6}')::bigint) AS site_lat_e6, \
+             max((c.event #>> '{site,lon_e6}')::bigint) AS site_lon_e6, c.kind, \
              count(*) AS recorded, count(r.number) AS fined \
              FROM cases c LEFT JOIN resolutions r ON r.case_id = c.id \
              WHERE c.captured_at >= $1 AND c.captured_at < $2 \
-             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+             GROUP BY 1, 2, c.kind ORDER BY 1, 2, c.kind",
         )
         .bind(from)
         .bind(to)
@@ -593,10 +596,12 @@ impl CaseStore for PgStore {
         .map(|row| {
             Ok(HourlyCount {
                 hour: row.try_get::<DateTime<Utc>, _>("hour")?,
-                camera_id: row
-                    .try_get::<Option<String>, _>("camera_id")?
-                    .map(|id| CameraId::parse(&id).map_err(|e| corrupt(e.to_string())))
-                    .transpose()?,
+                site: decode::counted_site(
+                    row.try_get("site_id")?,
+                    row.try_get("site_address")?,
+                    row.try_get("site_lat_e6")?,
+                    row.try_get("site_lon_e6")?,
+                )?,
                 kind: decode::kind(row.try_get("kind")?)?,
                 recorded: row.try_get("recorded")?,
                 fined: row.try_get("fined")?,

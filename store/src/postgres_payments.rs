@@ -720,7 +720,9 @@ const PAYER_VIEW: &str = "SELECT r.number, r.case_id, r.payment_code, r.jurisdic
      s.state, s.kind, s.captured_at, s.plate, s.decided_plate, \
      c.discount_until, c.due, c.appeal_until, c.discount_open, \
      c.case_id IS NOT NULL AS dated, a.id IS NOT NULL AS appealed, \
-     m.site_address, m.site_lat_e6, m.site_lon_e6, \
+     COALESCE(s.event #>> '{site,address}', s.event #>> '{place,address}') AS site_address, \
+     COALESCE(s.event #>> '{site,lat_e6}', s.event #>> '{place,lat_e6}')::int AS site_lat_e6, \
+     COALESCE(s.event #>> '{site,lon_e6}', s.event #>> '{place,lon_e6}')::int AS site_lon_e6, \
      ARRAY(SELECT f.idx FROM case_frames f WHERE f.case_id = r.case_id ORDER BY f.idx) AS frames, \
      p.amounts AS paid_amounts, p.excesses AS paid_excesses, p.times AS paid_times, \
      p.channels AS paid_channels, \
@@ -729,7 +731,6 @@ const PAYER_VIEW: &str = "SELECT r.number, r.case_id, r.payment_code, r.jurisdic
      FROM resolutions r JOIN evidence_blobs b ON b.sha256 = r.pdf_sha256 \
      JOIN cases s ON s.id = r.case_id \
      LEFT JOIN case_clocks c ON c.case_id = r.case_id \
-     LEFT JOIN cameras m ON m.camera_id = s.camera_id \
      CROSS JOIN LATERAL (SELECT \
          COALESCE(array_agg(amount_minor ORDER BY id), '{}') AS amounts, \
          COALESCE(array_agg(excess_minor ORDER BY id), '{}') AS excesses, \

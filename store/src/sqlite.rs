@@ -511,11 +511,15 @@ impl CaseStore for SqliteStore {
         to: DateTime<Utc>,
     ) -> Result<Vec<HourlyCount>, StoreError> {
         sqlx::query(
-            "SELECT (c.captured_at / 3600000) * 3600000 AS hour, c.camera_id, c.kind, \
+            "SELECT (c.captured_at / 3600000) * 3600000 AS hour, \
+             json_extract(c.event, '$.site.id') AS site_id, \
+             max(json_extract(c.event, '$.site.address')) AS site_address, \
+             max(json_extract(c.event, '$.site.lat_e6')) AS site_lat_e6, \
+             max(json_extract(c.event, '$.site.lon_e6')) AS site_lon_e6, c.kind, \
              count(*) AS recorded, count(r.number) AS fined \
              FROM cases c LEFT JOIN resolutions r ON r.case_id = c.id \
              WHERE c.captured_at >= ? AND c.captured_at < ? \
-             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+             GROUP BY 1, 2, c.kind ORDER BY 1, 2, c.kind",
         )
         .bind(ms(from))
         .bind(ms(to))
@@ -525,10 +529,12 @@ impl CaseStore for SqliteStore {
         .map(|row| {
             Ok(HourlyCount {
                 hour: decode::millis(row.try_get("hour")?)?,
-                camera_id: row
-                    .try_get::<Option<String>, _>("camera_id")?
-                    .map(|id| CameraId::parse(&id).map_err(|e| corrupt(e.to_string())))
-                    .transpose()?,
+                site: decode::counted_site(
+                    row.try_get("site_id")?,
+                    row.try_get("site_address")?,
+                    row.try_get("site_lat_e6")?,
+                    row.try_get("site_lon_e6")?,
+                )?,
                 kind: decode::kind(row.try_get("kind")?)?,
                 recorded: row.try_get("recorded")?,
                 fined: row.try_get("fined")?,

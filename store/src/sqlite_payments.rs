@@ -575,11 +575,15 @@ impl PaymentLedger for SqliteStore {
              c.discount_until, c.due, c.appeal_until, c.discount_open, \
              c.case_id IS NOT NULL AS dated, \
              EXISTS (SELECT 1 FROM appeals a WHERE a.case_id = r.case_id) AS appealed, \
-             m.site_address, m.site_lat_e6, m.site_lon_e6 \
+             COALESCE(json_extract(s.event, '$.site.address'), \
+                 json_extract(s.event, '$.place.address')) AS site_address, \
+             COALESCE(json_extract(s.event, '$.site.lat_e6'), \
+                 json_extract(s.event, '$.place.lat_e6')) AS site_lat_e6, \
+             COALESCE(json_extract(s.event, '$.site.lon_e6'), \
+                 json_extract(s.event, '$.place.lon_e6')) AS site_lon_e6 \
              FROM resolutions r JOIN evidence_blobs b ON b.sha256 = r.pdf_sha256 \
              JOIN cases s ON s.id = r.case_id \
              LEFT JOIN case_clocks c ON c.case_id = r.case_id \
-             LEFT JOIN cameras m ON m.camera_id = s.camera_id \
              WHERE r.number = ? AND s.personal_data_purged_at IS NULL",
         )
         .bind(number)

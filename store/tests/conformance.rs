@@ -164,7 +164,7 @@ conformance!(
         repeats_inside_one_batch_behave_like_repeats_across_batches,
         case_ids_are_numeric_and_increase,
         a_case_keeps_the_trace_it_was_recorded_in,
-        cases_are_counted_per_hour_camera_and_kind,
+        cases_are_counted_per_hour_site_and_kind,
         the_work_summary_counts_decisions_by_tier_and_money,
         the_backlog_counts_waiting_cases_per_state,
         every_case_filter_narrows_and_the_cursor_pages,
@@ -261,14 +261,19 @@ fn registration(id: &str, serial: &str, certificate: &str) -> CameraRegistration
             valid_from: date("2026-01-10"),
             valid_until: date("2027-01-09"),
         },
-        site: Site {
-            id: format!("site-{id}"),
-            lat_e6: 42_874_621,
-            lon_e6: 74_569_762,
-            address: "Бишкек, пр. Чуй / ул. Советская".to_owned(),
-            direction: "eastbound".to_owned(),
-            lane: 2,
-        },
+        site: site_of(id),
+    }
+}
+
+/// Where camera `id` stands, as its registration and its events say.
+fn site_of(id: &str) -> Site {
+    Site {
+        id: format!("site-{id}"),
+        lat_e6: 42_874_621,
+        lon_e6: 74_569_762,
+        address: "Бишкек, пр. Чуй / ул. Советская".to_owned(),
+        direction: "eastbound".to_owned(),
+        lane: 2,
     }
 }
 
@@ -311,6 +316,7 @@ fn new_case(camera: &str, plate: Option<&str>, captured_at: DateTime<Utc>) -> Ne
         event: serde_json::json!({
             "event_id": event_id.to_string(),
             "camera_id": camera,
+            "site": site_of(camera),
             "measurement": {"speed_kmh": 97, "limit_kmh": 60},
         }),
         camera_plate: plate.map(str::to_owned),
@@ -720,7 +726,7 @@ async fn a_case_keeps_the_trace_it_was_recorded_in(store: Arc<dyn Store>) {
         .is_empty());
 }
 
-async fn cases_are_counted_per_hour_camera_and_kind(store: Arc<dyn Store>) {
+async fn cases_are_counted_per_hour_site_and_kind(store: Arc<dyn Store>) {
     register(&*store, &["cam-1", "cam-2"]).await;
     // t(m) is 08:00 UTC plus m minutes: 08:00, 08:30 and 09:10 on cam-1, 08:05 on cam-2.
     let batch = vec![
@@ -736,10 +742,7 @@ async fn cases_are_counted_per_hour_camera_and_kind(store: Arc<dyn Store>) {
         .map(|c| {
             (
                 c.hour.format("%H:%M").to_string(),
-                c.camera_id
-                    .as_ref()
-                    .map(|id| id.to_string())
-                    .unwrap_or_default(),
+                c.site.as_ref().map(|s| s.id.clone()).unwrap_or_default(),
                 c.recorded,
                 c.fined,
             )
@@ -748,11 +751,22 @@ async fn cases_are_counted_per_hour_camera_and_kind(store: Arc<dyn Store>) {
     assert_eq!(
         seen,
         vec![
-            ("08:00".into(), "cam-1".into(), 2, 0),
-            ("08:00".into(), "cam-2".into(), 1, 0),
-            ("09:00".into(), "cam-1".into(), 1, 0),
+            ("08:00".into(), "site-cam-1".into(), 2, 0),
+            ("08:00".into(), "site-cam-2".into(), 1, 0),
+            ("09:00".into(), "site-cam-1".into(), 1, 0),
         ]
     );
+    let site = counts[0].site.clone().expect("a site");
+    assert_eq!(
+        (site.address.as_str(), site.lat_e6, site.lon_e6),
+        ("Бишкек, пр. Чуй / ул. Советская", 42_874_621, 74_569_762)
+    );
+    // A camera that moves counts its earlier cases where they were seen.
+    let mut moved = registration("cam-1", "dev-cam-1", "KG-1");
+    moved.site.id = "site-elsewhere".to_owned();
+    store.register_camera(&moved).await.unwrap();
+    let again = store.hourly_counts(t(0), t(120)).await.unwrap();
+    assert_eq!(again, counts);
     // The range is half-open.
     assert!(store.hourly_counts(t(0), t(0)).await.unwrap().is_empty());
 }
@@ -4039,11 +4053,18 @@ fn sighted_case(
     site: Option<(&str, i32, i32)>,
 ) -> NewCase {
     let mut case = new_case(camera, Some(plate), captured_at);
-    if let Some((id, lat_e6, lon_e6)) = site {
-        case.event["site"] = serde_json::json!({
-            "id": id, "lat_e6": lat_e6, "lon_e6": lon_e6,
-            "address": "Бишкек", "direction": "east", "lane": 1
-        });
+    match site {
+        Some((id, lat_e6, lon_e6)) => {
+            case.event["site"] = serde_json::json!({
+                "id": id, "lat_e6": lat_e6, "lon_e6": lon_e6,
+                "address": "Бишкек", "direction": "east", "lane": 1
+            });
+        }
+        None => {
+            if let Some(event) = case.event.as_object_mut() {
+                event.remove("site");
+            }
+        }
     }
     case
 }
@@ -6166,7 +6187,24 @@ async fn a_payers_view_reads_the_fine_at_once(store: Arc<dyn Store>) {
     );
     let site = fresh.site.expect("the camera's site");
     assert_eq!(site.address, "Бишкек, пр. Чуй / ул. Советская");
-    assert_eq!(site.lat_e6, 42_874_621);
+    assert_eq!(site.lat_e6, Some(42_874_621));
+
+    // The camera moves to another site: the fine stays where it was seen.
+    let camera_id = case.camera_id.clone().expect("a camera's case");
+    let mut moved = store.camera(&camera_id).await.unwrap().expect("registered");
+    moved.site.address = "Бишкек, ул. Ахунбаева / ул. Манаса".to_owned();
+    moved.site.lat_e6 = 42_845_000;
+    store
+        .register_camera(&kozomol_store::CameraRegistration {
+            camera_id: moved.camera_id.clone(),
+            public_key: moved.public_key,
+            device_serial: moved.device_serial.clone(),
+            certificate: moved.certificates[0].clone(),
+            site: moved.site.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(view("2026-09-01").await.site, Some(site));
     assert!(fresh.discount_open && fresh.discount_until.is_none());
     assert_eq!(
         (fresh.paid_minor, fresh.outstanding),

@@ -63,7 +63,6 @@ pub async fn show(
     }
     let store = &state.app.store;
     let counts = store.hourly_counts(range.start, range.end).await?;
-    let cameras = store.cameras().await?;
     let waiting = |state: CaseState| CaseQuery {
         state: Some(state),
         ..CaseQuery::default()
@@ -85,7 +84,7 @@ pub async fn show(
     Ok(Json(Dashboard {
         from: range.from,
         to: range.to,
-        violations: by_site(jurisdiction, &counts, &cameras),
+        violations: by_site(jurisdiction, &counts),
         backlog,
         decisions: work.decisions_by_tier.into_iter().collect(),
         automatic_share: (decided > 0).then(|| automatic as f64 / decided as f64),

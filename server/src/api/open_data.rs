@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
 use kozomol_core::{decimal_degrees, Jurisdiction, ViolationKind};
-use kozomol_store::{CameraRecord, HourlyCount};
+use kozomol_store::HourlyCount;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiState, FieldProblem};
@@ -80,8 +80,7 @@ pub async fn violations(
         return Err(ApiError::InvalidQuery(problems));
     };
     let counts = state.app.store.hourly_counts(start, end).await?;
-    let cameras = state.app.store.cameras().await?;
-    let rows = by_site(jurisdiction, &counts, &cameras);
+    let rows = by_site(jurisdiction, &counts);
     if csv {
         let mut response = to_csv(&rows).into_response();
         let headers = response.headers_mut();
@@ -158,25 +157,15 @@ fn local_midnight(jurisdiction: Jurisdiction, day: NaiveDate) -> Option<DateTime
     Some(midnight.and_utc() - Duration::seconds(i64::from(jurisdiction.utc_offset_seconds())))
 }
 
-/// Hourly counts per camera as rows per local day, hour, site and kind: cameras at one
-/// site are added together; a camera no longer in the register counts under no site.
-pub fn by_site(
-    jurisdiction: Jurisdiction,
-    counts: &[HourlyCount],
-    cameras: &[CameraRecord],
-) -> Vec<OpenDataRow> {
-    let site_of = |camera: &kozomol_core::CameraId| {
-        cameras
-            .iter()
-            .find(|c| &c.camera_id == camera)
-            .map(|c| &c.site)
-    };
+/// Hourly counts as rows per local day, hour, site and kind; cases officers filed
+/// count under no site.
+pub fn by_site(jurisdiction: Jurisdiction, counts: &[HourlyCount]) -> Vec<OpenDataRow> {
     // Kinds by their code: ordered, as rows are.
     let mut rows: BTreeMap<(NaiveDate, u32, Option<String>, &'static str), OpenDataRow> =
         BTreeMap::new();
     for count in counts {
         let local = jurisdiction.local_time(count.hour);
-        let site = count.camera_id.as_ref().and_then(site_of);
+        let site = count.site.as_ref();
         let key = (
             local.date_naive(),
             local.hour(),
@@ -200,12 +189,20 @@ pub fn by_site(
     rows.into_values().collect()
 }
 
-/// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
+/// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled. Text
+/// a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, tab or CR first: the
+/// register's addresses are free text) starts with an apostrophe, as spreadsheets
+/// expect; only text fields go through here, so negative coordinates stay numbers.
 fn csv_field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
-        text.to_owned()
+        text
     }
 }
 
@@ -240,6 +237,13 @@ mod tests {
             ("проспект Чуй, Бишкек", "\"проспект Чуй, Бишкек\""),
             ("say \"hi\"", "\"say \"\"hi\"\"\""),
             ("two\nlines", "\"two\nlines\""),
+            ("=HYPERLINK(\"x\")", "\"'=HYPERLINK(\"\"x\"\")\""),
+            ("+996", "'+996"),
+            ("-1", "'-1"),
+            ("@cmd", "'@cmd"),
+            ("\tx", "'\tx"),
+            ("\rx", "\"'\rx\""),
+            ("a-b", "a-b"),
         ] {
             assert_eq!(csv_field(text), field, "{text}");
         }
@@ -247,7 +251,12 @@ mod tests {
 
     #[test]
     fn utc_hours_become_local_days_and_hours() {
-        let camera = kozomol_core::CameraId::parse("cam-1").expect("id");
+        let site = kozomol_store::CountedSite {
+            id: "site-chuy".to_owned(),
+            address: "пр. Чуй".to_owned(),
+            lat_e6: 42_874_621,
+            lon_e6: 74_603_000,
+        };
         let at = |h: u32| {
             NaiveDate::from_ymd_opt(2026, 3, 10)
                 .and_then(|d| d.and_hms_opt(h, 0, 0))
@@ -258,20 +267,20 @@ mod tests {
             // 18:00 UTC is midnight in Bishkek (UTC+6): the next local day.
             HourlyCount {
                 hour: at(18),
-                camera_id: Some(camera.clone()),
+                site: Some(site.clone()),
                 kind: ViolationKind::Speeding,
                 recorded: 3,
                 fined: 1,
             },
             HourlyCount {
                 hour: at(2),
-                camera_id: None,
+                site: None,
                 kind: ViolationKind::RedLight,
                 recorded: 1,
                 fined: 0,
             },
         ];
-        let rows = by_site(Jurisdiction::Kg, &counts, &[]);
+        let rows = by_site(Jurisdiction::Kg, &counts);
         assert_eq!(rows.len(), 2);
         assert_eq!(
             (rows[0].day.to_string(), rows[0].hour),
@@ -285,6 +294,9 @@ mod tests {
         assert_eq!((rows[1].recorded, rows[1].fined), (3, 1));
         let csv = to_csv(&rows);
         assert!(csv.starts_with("day,hour,site_id,site,latitude,longitude,kind,recorded,fined\r\n"));
-        assert!(csv.contains("2026-03-11,0,,,,,speeding,3,1\r\n"), "{csv}");
+        assert!(
+            csv.contains("2026-03-11,0,site-chuy,пр. Чуй,42.874621,74.603000,speeding,3,1\r\n"),
+            "{csv}"
+        );
     }
 }

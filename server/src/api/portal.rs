@@ -178,10 +178,11 @@ impl FineStatus {
 #[derive(Serialize)]
 pub struct Place {
     address: String,
-    latitude: String,
-    longitude: String,
+    /// None where an officer's report gave no coordinates.
+    latitude: Option<String>,
+    longitude: Option<String>,
     /// The spot on OpenStreetMap.
-    map_url: String,
+    map_url: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -898,14 +899,17 @@ fn public_fine(state: &ApiState, view: PayerView, scope: GrantScope, expires: i6
         _ => None,
     };
     let place = view.site.map(|site| {
-        let (lat, lon) = (decimal_degrees(site.lat_e6), decimal_degrees(site.lon_e6));
+        let position = site
+            .lat_e6
+            .zip(site.lon_e6)
+            .map(|(lat, lon)| (decimal_degrees(lat), decimal_degrees(lon)));
         Place {
             address: site.address,
-            map_url: format!(
-                "https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=18/{lat}/{lon}"
-            ),
-            latitude: lat,
-            longitude: lon,
+            map_url: position.as_ref().map(|(lat, lon)| {
+                format!("https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=18/{lat}/{lon}")
+            }),
+            latitude: position.as_ref().map(|(lat, _)| lat.clone()),
+            longitude: position.map(|(_, lon)| lon),
         }
     });
     PublicFine {
