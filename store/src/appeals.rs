@@ -173,6 +173,9 @@ pub enum AppealFiled {
     AlreadyOpen(i64),
     /// The case has no resolution to appeal.
     NoResolution,
+    /// The case's personal data were purged (when): it takes no appeal, whose
+    /// appellant and grounds no later purge would reach (nothing written).
+    Purged(DateTime<Utc>),
 }
 
 /// The answer to `decide_appeal`.

@@ -117,6 +117,9 @@ pub enum NominationRecorded {
     /// A statement against this resolution was recorded before (its id).
     AlreadyRecorded(i64),
     NotFound,
+    /// The case's personal data were purged (when): it takes no statement, whose
+    /// driver no later purge would reach (nothing written).
+    Purged(DateTime<Utc>),
 }
 
 /// Owner liability: an offender's earlier resolutions, and the owner's statements.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use kozomol_core::{CaseId, CaseState, Money};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -612,8 +612,8 @@ impl Appeals for PgStore {
         // Locked: a payment committing between this read and the move would leave a
         // paid case with an open appeal (READ COMMITTED; SQLite's writers are serial).
         let row = sqlx::query(
-            "SELECT s.state, r.number FROM cases s LEFT JOIN resolutions r ON r.case_id = s.id \
-             WHERE s.id = $1 FOR UPDATE OF s",
+            "SELECT s.state, r.number, s.personal_data_purged_at FROM cases s \
+             LEFT JOIN resolutions r ON r.case_id = s.id WHERE s.id = $1 FOR UPDATE OF s",
         )
         .bind(appeal.case_id.0)
         .fetch_optional(&mut *tx)
@@ -621,6 +621,11 @@ impl Appeals for PgStore {
         let Some(row) = row else {
             return crate::postgres::finish_unchanged(tx, Ok(AppealFiled::NoResolution)).await;
         };
+        // The API refuses a purged case before storing the uploads; a purge that
+        // committed while this waited for the lock is seen here.
+        if let Some(at) = row.try_get::<Option<DateTime<Utc>>, _>("personal_data_purged_at")? {
+            return crate::postgres::finish_unchanged(tx, Ok(AppealFiled::Purged(at))).await;
+        }
         let state = decode::state(&row.try_get::<String, _>("state")?)?;
         let Some(number) = row.try_get::<Option<String>, _>("number")? else {
             return crate::postgres::finish_unchanged(tx, Ok(AppealFiled::NoResolution)).await;

@@ -197,7 +197,8 @@ impl Offenders for PgStore {
         let number = nomination.resolution_number.as_str();
         let mut tx = self.pool.begin().await?;
         let Some(row) = sqlx::query(
-            "SELECT r.case_id, c.state, COALESCE(c.decided_plate, c.plate) AS plate \
+            "SELECT r.case_id, c.state, COALESCE(c.decided_plate, c.plate) AS plate, \
+             c.personal_data_purged_at \
              FROM resolutions r JOIN cases c ON c.id = r.case_id WHERE r.number = $1 \
              FOR UPDATE OF c",
         )
@@ -207,6 +208,9 @@ impl Offenders for PgStore {
         else {
             return finish_unchanged(tx, Ok(NominationRecorded::NotFound)).await;
         };
+        if let Some(at) = row.try_get::<Option<DateTime<Utc>>, _>("personal_data_purged_at")? {
+            return finish_unchanged(tx, Ok(NominationRecorded::Purged(at))).await;
+        }
         let case_id = CaseId(row.try_get("case_id")?);
         let state = decode::state(&row.try_get::<String, _>("state")?)?;
         let plate: Option<String> = row.try_get("plate")?;

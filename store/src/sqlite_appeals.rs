@@ -605,8 +605,8 @@ impl Appeals for SqliteStore {
         let now = Utc::now();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
-            "SELECT s.state, r.number FROM cases s LEFT JOIN resolutions r ON r.case_id = s.id \
-             WHERE s.id = ?",
+            "SELECT s.state, r.number, s.personal_data_purged_at FROM cases s \
+             LEFT JOIN resolutions r ON r.case_id = s.id WHERE s.id = ?",
         )
         .bind(appeal.case_id.0)
         .fetch_optional(&mut *tx)
@@ -614,6 +614,11 @@ impl Appeals for SqliteStore {
         let Some(row) = row else {
             return Ok(AppealFiled::NoResolution);
         };
+        // The API refuses a purged case before storing the uploads; a purge that
+        // committed since is seen here, under the write lock.
+        if let Some(at) = decode::opt_millis(row.try_get("personal_data_purged_at")?)? {
+            return Ok(AppealFiled::Purged(at));
+        }
         let state = decode::state(&row.try_get::<String, _>("state")?)?;
         let Some(number) = row.try_get::<Option<String>, _>("number")? else {
             return Ok(AppealFiled::NoResolution);

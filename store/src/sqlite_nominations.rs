@@ -197,7 +197,8 @@ impl Offenders for SqliteStore {
         let number = nomination.resolution_number.as_str();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let Some(row) = sqlx::query(
-            "SELECT r.case_id, c.state, COALESCE(c.decided_plate, c.plate) AS plate \
+            "SELECT r.case_id, c.state, COALESCE(c.decided_plate, c.plate) AS plate, \
+             c.personal_data_purged_at \
              FROM resolutions r JOIN cases c ON c.id = r.case_id WHERE r.number = ?",
         )
         .bind(number)
@@ -206,6 +207,9 @@ impl Offenders for SqliteStore {
         else {
             return Ok(NominationRecorded::NotFound);
         };
+        if let Some(at) = decode::opt_millis(row.try_get("personal_data_purged_at")?)? {
+            return Ok(NominationRecorded::Purged(at));
+        }
         let case_id = CaseId(row.try_get("case_id")?);
         let state = decode::state(&row.try_get::<String, _>("state")?)?;
         let plate: Option<String> = row.try_get("plate")?;

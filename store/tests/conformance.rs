@@ -7532,6 +7532,42 @@ async fn retention_purges_settled_quiet_cases_and_nothing_else(store: Arc<dyn St
         .await
         .unwrap();
     assert_eq!(again.purged(), 0, "a purged case is purged once: {again:?}");
+    // A paid case can still be appealed, but not once purged: an appellant or named
+    // driver written now would be kept for good, since no purge comes again.
+    let late = store
+        .file_appeal(&kozomol_store::NewAppeal {
+            case_id: case_a,
+            appellant: "Асанов Бакыт Токтогулович".to_owned(),
+            contact: None,
+            grounds: "Я не управлял автомобилем".to_owned(),
+            filed_by: "portal:203.0.113.7".to_owned(),
+            attachments: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(late, kozomol_store::AppealFiled::Purged(_)),
+        "{late:?}"
+    );
+    let statement = store
+        .record_nomination(&kozomol_store::NewNomination {
+            resolution_number: a.clone(),
+            claim: kozomol_store::Claim::Driver {
+                driver: kozomol_store::NominatedDriver {
+                    pin: "12345678901234".to_owned(),
+                    name: "Токтосунов Нурлан".to_owned(),
+                    address: None,
+                },
+            },
+            statement: "за рулём был Токтосунов Н.".to_owned(),
+            recorded_by: "desk-1".to_owned(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(statement, kozomol_store::NominationRecorded::Purged(_)),
+        "{statement:?}"
+    );
 
     for case in [case_a, case_b] {
         let record = store.case(case).await.unwrap().unwrap();

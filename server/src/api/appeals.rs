@@ -164,6 +164,7 @@ pub(crate) async fn file_appeal_for(
             "case {} has no resolution to appeal",
             case.id
         ))),
+        AppealFiled::Purged(at) => Err(purged(at)),
     }
 }
 
@@ -597,11 +598,13 @@ pub async fn settle_refund(
 /// A case whose personal data were purged takes no new statement about it: it was
 /// settled and quiet for the whole retention period.
 pub(crate) fn refuse_purged(purged_at: Option<chrono::DateTime<Utc>>) -> Result<(), ApiError> {
-    match purged_at {
-        Some(at) => Err(ApiError::Conflict(format!(
-            "the case was settled and its personal data purged on {}: it takes no appeal or statement",
-            at.format("%Y-%m-%d")
-        ))),
-        None => Ok(()),
-    }
+    purged_at.map_or(Ok(()), |at| Err(purged(at)))
+}
+
+/// A case whose personal data were purged (at `at`) takes no appeal or statement.
+pub(crate) fn purged(at: chrono::DateTime<Utc>) -> ApiError {
+    ApiError::Conflict(format!(
+        "the case was settled and its personal data purged on {}: it takes no appeal or statement",
+        at.format("%Y-%m-%d")
+    ))
 }

@@ -233,6 +233,7 @@ pub async fn record(
             "resolution {}",
             resolution.number
         ))),
+        NominationRecorded::Purged(at) => Err(super::appeals::purged(at)),
     }
 }
 
