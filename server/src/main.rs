@@ -345,7 +345,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let settings = Settings::load(config.as_deref(), |k| std::env::var(k).ok())?;
             let url = database_url.unwrap_or_else(|| settings.database_url());
-            let store = kozomol_store::connect(&url).await?;
+            let store = kozomol_store::connect_existing(&url).await?;
             match kozomol_store::audit::verify(store.as_ref(), &expect_seal).await? {
                 Ok(verified) => {
                     // The API process seals each minute: rows an hour old unsealed say
@@ -366,7 +366,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::PurgePersonalData { config } => {
             let settings = Settings::load(config.as_deref(), |k| std::env::var(k).ok())?;
             settings.validate()?;
-            let store = kozomol_store::connect(&settings.database_url()).await?;
+            let store = kozomol_store::connect_existing(&settings.database_url()).await?;
             let quiet_since = chrono::Utc::now() - settings.retention.keep();
             let (mut cases, mut accidents, mut contacts, mut dead_letters) = (0, 0, 0, 0);
             loop {

@@ -114,6 +114,9 @@ pub const MIN_EVIDENCE_SWEEP_DAYS: u32 = 7;
 /// accepted.
 pub const MIN_PERSONAL_DATA_DAYS: u32 = 730;
 
+/// The longest any retention period may be set to.
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
 impl RetentionSettings {
     pub fn keep(&self) -> chrono::Duration {
         chrono::Duration::days(i64::from(self.personal_data_days))
@@ -795,11 +798,21 @@ impl Settings {
     /// Checks everything at once; call after command-line flags are applied.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let mut problems = Vec::new();
-        if self.http.listen.parse::<SocketAddr>().is_err() {
-            problems.push(format!(
+        match self.http.listen.parse::<SocketAddr>() {
+            Err(_) => problems.push(format!(
                 "http.listen `{}` is not an address like 127.0.0.1:8080",
                 self.http.listen
-            ));
+            )),
+            // Links without public_base_url name the listen address: every signed
+            // PDF's QR and every notice would send citizens to http://0.0.0.0:….
+            Ok(listen) if listen.ip().is_unspecified() && self.public_base_url.is_none() => {
+                problems.push(format!(
+                    "http.listen `{listen}` listens on every address: set public_base_url, \
+                     the address citizens reach kozomol at (the links in signed PDFs and \
+                     notices name it)"
+                ));
+            }
+            Ok(_) => {}
         }
         if split_host_port(&self.mqtt.broker).is_none() {
             problems.push(format!(
@@ -838,6 +851,22 @@ impl Settings {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 problems.push(format!(
                     "portal.card_checkout_url `{url}` must start with http:// or https://"
+                ));
+            }
+        }
+        // A century is "keep"; more overflowed the date arithmetic (the fines part
+        // stopped at every start).
+        for (name, days) in [
+            (
+                "personal_data_days",
+                Some(self.retention.personal_data_days),
+            ),
+            ("case_file_days", self.retention.case_file_days),
+            ("evidence_sweep_days", self.retention.evidence_sweep_days),
+        ] {
+            if let Some(days) = days.filter(|&d| d > MAX_RETENTION_DAYS) {
+                problems.push(format!(
+                    "retention.{name} {days} is over {MAX_RETENTION_DAYS} days (a century)"
                 ));
             }
         }
@@ -1272,6 +1301,41 @@ mod tests {
         );
         kz.fines.merchant_city = Some("ALMATY".into());
         assert_eq!(merchant_problems(&kz), Vec::<String>::new());
+    }
+
+    #[test]
+    fn listening_everywhere_needs_the_public_address() {
+        let mut s = Settings::default();
+        s.http.listen = "0.0.0.0:8080".into();
+        let Err(SettingsError::Invalid(problems)) = s.validate() else {
+            panic!("expected invalid settings");
+        };
+        assert!(
+            problems.iter().any(|p| p.contains("public_base_url")),
+            "{problems:?}"
+        );
+        s.public_base_url = Some("https://kozomol.example.kg".into());
+        s.validate().expect("valid");
+        s.public_base_url = None;
+        s.http.listen = "127.0.0.1:8080".into();
+        s.validate().expect("valid");
+    }
+
+    #[test]
+    fn retention_periods_are_at_most_a_century() {
+        let mut s = Settings::default();
+        s.retention.personal_data_days = MAX_RETENTION_DAYS;
+        s.retention.case_file_days = Some(MAX_RETENTION_DAYS + 1);
+        s.retention.evidence_sweep_days = Some(99_999_999);
+        let Err(SettingsError::Invalid(problems)) = s.validate() else {
+            panic!("expected invalid settings");
+        };
+        let over: Vec<&String> = problems
+            .iter()
+            .filter(|p| p.contains("a century"))
+            .collect();
+        assert_eq!(over.len(), 2, "{problems:?}");
+        assert!(over[0].contains("case_file_days") && over[1].contains("evidence_sweep_days"));
     }
 
     #[test]

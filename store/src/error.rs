@@ -2,6 +2,8 @@
 pub enum StoreError {
     #[error("unsupported database url `{0}`: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
+    #[error("no database at `{0}`: check --config or --database-url")]
+    NoDatabase(String),
     #[error("{what} already exists")]
     Conflict { what: String },
     #[error("{what} does not exist")]

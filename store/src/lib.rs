@@ -1025,11 +1025,7 @@ pub enum Backend {
 
 /// Opens (and migrates) the database at `url`: `sqlite://PATH` or `postgres://...`.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .filter(|path| !path.is_empty())
-    {
+    if let Some(path) = sqlite_path(url) {
         let store = sqlite::SqliteStore::open(std::path::Path::new(path)).await?;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -1038,6 +1034,25 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     } else {
         Err(StoreError::UnsupportedUrl(redact(url)))
     }
+}
+
+/// [`connect`] to a database that must already exist: a command that only checks or
+/// cleans one must not make an empty SQLite file where a path was mistyped and then
+/// report on it.
+pub async fn connect_existing(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(path) = sqlite_path(url) {
+        if !tokio::fs::try_exists(path).await.unwrap_or(false) {
+            return Err(StoreError::NoDatabase(path.to_owned()));
+        }
+    }
+    connect(url).await
+}
+
+/// The file of a `sqlite://PATH` (or `sqlite:PATH`) url.
+fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .filter(|path| !path.is_empty())
 }
 
 /// The url without its password, for messages.
@@ -1063,6 +1078,21 @@ mod tests {
         assert_eq!(redact("mysql://u:secret@h/db"), "mysql://u:***@h/db");
         assert_eq!(redact("mysql://u@h/db"), "mysql://u@h/db");
         assert_eq!(redact("nonsense"), "nonsense");
+    }
+
+    #[tokio::test]
+    async fn a_check_finds_a_database_or_makes_none() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = dir.path().join("mistyped.db");
+        let url = format!("sqlite://{}", path.display());
+        match connect_existing(&url).await {
+            Err(StoreError::NoDatabase(shown)) => assert!(shown.ends_with("mistyped.db")),
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("a missing database was opened"),
+        }
+        assert!(!path.exists(), "no file is made");
+        connect(&url).await.expect("made by connect");
+        connect_existing(&url).await.expect("then found");
     }
 
     #[tokio::test]
