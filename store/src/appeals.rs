@@ -42,6 +42,14 @@ pub const CLOSED: [CaseState; 7] = [
     CaseState::Lapsed,
 ];
 
+/// Whether a bulk void takes a case: not closed, and its personal data not purged. A
+/// purged case was settled and quiet for the whole retention period, past which no one
+/// claims its money back, and its payer's and owner's data are gone; voiding it would
+/// queue a refund to no one and hold its file from destruction for ever.
+pub(crate) fn voidable(state: CaseState, purged: bool) -> bool {
+    !purged && !CLOSED.contains(&state)
+}
+
 /// A case's clocks as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StoredClock {

@@ -142,14 +142,17 @@ pub struct DestructionReport {
 /// before it was kept, the purge itself (later, so never too early).
 const QUIET_SINCE: &str = "COALESCE(c.personal_data_quiet_since, c.personal_data_purged_at)";
 
-/// Purged cases quiet since before parameter 1, whose file is kept, and of which no
-/// re-issued case still keeps its file (a re-issued case's evidence is that of the case
+/// Purged cases quiet since before parameter 1, whose file is kept, with no refund
+/// still queued (its payment is the file's business), and of which no re-issued case
+/// still keeps its file (a re-issued case's evidence is that of the case
 /// it came from), longest quiet first, at most parameter 2.
 pub(crate) fn cases_due(p1: &str, p2: &str, locked: bool) -> String {
     format!(
         "SELECT c.id FROM cases c \
          WHERE c.personal_data_purged_at IS NOT NULL AND c.evidence_destroyed_at IS NULL \
            AND {QUIET_SINCE} < {p1} \
+           AND NOT EXISTS (SELECT 1 FROM refund_requests r WHERE r.case_id = c.id \
+                           AND r.state = 'queued') \
            AND NOT EXISTS (SELECT 1 FROM nominations n \
                            JOIN cases r ON r.id = n.reissued_case_id \
                            WHERE n.case_id = c.id AND r.evidence_destroyed_at IS NULL) \

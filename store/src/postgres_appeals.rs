@@ -15,8 +15,7 @@ use crate::appeals::{
     takes_settlement, AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord,
     BulkVoidRequest, BulkVoidResult, DeadlineWrite, DueClock, NewAppeal, RefundColumns,
     RefundRequestRecord, RefundSettled, RefundSettlement, StoredClock, APPEALABLE, APPEAL_DECIDED,
-    APPEAL_FILED, CASE_VOIDED, CLOCKS_DATED, CLOSED, DEADLINE_PASSED, REFUND_REQUESTED,
-    REFUND_SETTLED,
+    APPEAL_FILED, CASE_VOIDED, CLOCKS_DATED, DEADLINE_PASSED, REFUND_REQUESTED, REFUND_SETTLED,
 };
 use crate::payments::PaymentRecord;
 use crate::postgres::{location_from_row, PgStore};
@@ -818,14 +817,16 @@ impl Appeals for PgStore {
         // lock: a payment or a deadline moving one meanwhile would otherwise leave it
         // paid with a refund queued, or overdue, while the void says it is voided.
         let mut affected = Vec::new();
-        for row in
-            sqlx::query("SELECT id, state FROM cases WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-                .bind(&candidates)
-                .fetch_all(&mut *tx)
-                .await?
+        for row in sqlx::query(
+            "SELECT id, state, personal_data_purged_at IS NOT NULL AS purged FROM cases \
+                 WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .bind(&candidates)
+        .fetch_all(&mut *tx)
+        .await?
         {
             let state = decode::state(&row.try_get::<String, _>("state")?)?;
-            if !CLOSED.contains(&state) {
+            if appeals::voidable(state, row.try_get("purged")?) {
                 affected.push((CaseId(row.try_get("id")?), state));
             }
         }

@@ -15,8 +15,7 @@ use crate::appeals::{
     takes_settlement, AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord,
     BulkVoidRequest, BulkVoidResult, DeadlineWrite, DueClock, NewAppeal, RefundColumns,
     RefundRequestRecord, RefundSettled, RefundSettlement, StoredClock, APPEALABLE, APPEAL_DECIDED,
-    APPEAL_FILED, CASE_VOIDED, CLOCKS_DATED, CLOSED, DEADLINE_PASSED, REFUND_REQUESTED,
-    REFUND_SETTLED,
+    APPEAL_FILED, CASE_VOIDED, CLOCKS_DATED, DEADLINE_PASSED, REFUND_REQUESTED, REFUND_SETTLED,
 };
 use crate::payments::PaymentRecord;
 use crate::recognition::{audit_row, delay_millis};
@@ -776,8 +775,8 @@ impl Appeals for SqliteStore {
         let now = Utc::now();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let rows = sqlx::query(
-            "SELECT id, state, event FROM cases WHERE captured_at >= ? AND captured_at < ? \
-             ORDER BY id",
+            "SELECT id, state, event, personal_data_purged_at IS NOT NULL AS purged FROM cases \
+             WHERE captured_at >= ? AND captured_at < ? ORDER BY id",
         )
         .bind(ms(request.captured_from))
         .bind(ms(request.captured_until))
@@ -789,7 +788,7 @@ impl Appeals for SqliteStore {
             let event: serde_json::Value =
                 serde_json::from_str(&row.try_get::<String, _>("event")?)
                     .map_err(|e| crate::error::corrupt(format!("stored event: {e}")))?;
-            if !CLOSED.contains(&state)
+            if appeals::voidable(state, row.try_get("purged")?)
                 && appeals::event_device_serial(&event) == Some(request.device_serial.as_str())
             {
                 affected.push((CaseId(row.try_get("id")?), state));

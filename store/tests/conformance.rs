@@ -317,6 +317,7 @@ fn new_case(camera: &str, plate: Option<&str>, captured_at: DateTime<Utc>) -> Ne
             "event_id": event_id.to_string(),
             "camera_id": camera,
             "site": site_of(camera),
+            "device": {"serial": format!("dev-{camera}")},
             "measurement": {"speed_kmh": 97, "limit_kmh": 60},
         }),
         camera_plate: plate.map(str::to_owned),
@@ -7666,6 +7667,21 @@ async fn retention_purges_settled_quiet_cases_and_nothing_else(store: Arc<dyn St
         !contacts_row.detail.as_deref().unwrap().contains("+996"),
         "the audit names no address"
     );
+    // A purged case takes no bulk void of its camera either: no one is left to refund, and the
+    // refund would hold its file from destruction for ever. The open case C is voided.
+    let record_a = store.case(case_a).await.unwrap().unwrap();
+    let voided = store
+        .bulk_void(&kozomol_store::BulkVoidRequest {
+            device_serial: format!("dev-{}", record_a.camera_id.expect("a camera's case")),
+            captured_from: record_a.captured_at - Duration::days(1),
+            captured_until: Utc::now() + Duration::days(1),
+            reason: "поверка прибора недействительна".to_owned(),
+            requested_by: "supervisor-1".to_owned(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(voided.voided, vec![case_c]);
+    assert_eq!(state_of(store.as_ref(), a).await, CaseState::PaidDiscounted);
 }
 
 /// Two rejected cases (settled) are purged, then destroyed once the archive period
