@@ -68,6 +68,7 @@ macro_rules! both_backends {
 
 both_backends!(
     an_sms_proven_delivered_starts_the_clocks,
+    a_delivery_reported_before_its_text_was_sent_dates_from_the_sending,
     gateway_failures_retry_with_backoff_then_give_up,
     a_text_reported_undeliverable_is_sent_again_as_a_new_message,
     an_unavailable_gateway_counts_no_attempt,
@@ -419,6 +420,42 @@ async fn an_sms_proven_delivered_starts_the_clocks(backend: Backend) {
     assert_eq!(
         gateway.requests_for(&format!("kozomol-delivery-{}", sms.id)),
         1
+    );
+}
+
+/// A resolution issued days ago, its owner's phone confirmed and texted only now: a
+/// report dating the delivery between the two (a gateway's clock off, a stale report)
+/// would start the appeal and discount windows before the text existed. The delivery
+/// is dated no earlier than its sending.
+async fn a_delivery_reported_before_its_text_was_sent_dates_from_the_sending(backend: Backend) {
+    let w = world(backend).await;
+    add_phone(&w, 0).await;
+    let numbers = issue(&w, &[&OWNERS[0]]).await;
+    let number = &numbers[0];
+    w.db.force_issued_at(number, Utc::now() - chrono::Duration::days(10))
+        .await;
+    let gateway = StandInGateway::start(TOKEN).await.expect("gateway");
+    gateway.report_delivered_at(Some(Utc::now() - chrono::Duration::days(5)));
+    let worker = sms_worker(&w, fast("d1"), &gateway);
+    let first = worker.run_once(w.store.as_ref()).await.expect("pass");
+    assert_eq!(first.sent, 1, "{first:?}");
+    let sent_at = of_channel(&w, number, DeliveryChannel::Sms)
+        .await
+        .sent_at
+        .expect("sent");
+    let second = worker.run_once(w.store.as_ref()).await.expect("pass");
+    assert_eq!(second.delivered, 1, "{second:?}");
+    let delivered_at = w
+        .store
+        .resolution(number)
+        .await
+        .expect("read")
+        .expect("stored")
+        .delivered_at
+        .expect("delivered");
+    assert!(
+        delivered_at >= sent_at && delivered_at <= Utc::now(),
+        "{delivered_at} before {sent_at}"
     );
 }
 

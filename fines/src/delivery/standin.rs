@@ -50,6 +50,9 @@ struct Gateway {
     /// Ids of messages reported undeliverable.
     undeliverable: HashSet<String>,
     never_deliver: bool,
+    /// Reported as every message's delivery time instead of its acceptance (a
+    /// gateway whose clock is off, or a stale report).
+    delivered_at: Option<DateTime<Utc>>,
 }
 
 struct Shared {
@@ -137,6 +140,11 @@ impl StandInGateway {
         lock(&self.shared).never_deliver = never;
     }
 
+    /// Reports `at` as every message's delivery time (none: its acceptance).
+    pub fn report_delivered_at(&self, at: Option<DateTime<Utc>>) {
+        lock(&self.shared).delivered_at = at;
+    }
+
     /// The messages accepted, in order.
     pub fn messages(&self) -> Vec<SentMessage> {
         lock(&self.shared).messages.clone()
@@ -211,7 +219,8 @@ fn answer(message: &SentMessage, gateway: &Gateway) -> MessageStatus {
         } else {
             "delivered".to_owned()
         },
-        delivered_at: (!gateway.never_deliver).then_some(message.accepted_at),
+        delivered_at: (!gateway.never_deliver)
+            .then_some(gateway.delivered_at.unwrap_or(message.accepted_at)),
         error: None,
     }
 }

@@ -524,8 +524,11 @@ impl DeliveryWorker {
             .await?
             .map(|r| r.issued_at)
             .unwrap_or(at);
+        // Nothing arrives before it was sent: a report dated earlier (a gateway's
+        // clock off, a stale report) would start the appeal and discount windows early.
+        let sent = job.sent_at.unwrap_or(issued).max(issued);
         let now = kozomol_now();
-        let delivered_at = at.max(issued).min(now);
+        let delivered_at = at.max(sent).min(now);
         let recorded = store
             .record_delivery(&ProvenDelivery {
                 resolution_number: job.resolution_number.clone(),
