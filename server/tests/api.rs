@@ -1401,6 +1401,8 @@ async fn case_detail_frames_and_corrupt_evidence() {
         assert_eq!(served.status, StatusCode::OK);
         assert_eq!(served.content_type(), "image/jpeg");
         assert_eq!(&served.bytes, bytes);
+        // Personal data: no browser keeps it.
+        assert_eq!(served.headers[header::CACHE_CONTROL], "no-store");
     }
     h.get(&format!("/api/v1/cases/{id}/frames/2"), Role::Auditor)
         .await

@@ -337,7 +337,7 @@ pub(crate) async fn refuse_destroyed_case(
     }
 }
 
-/// Evidence bytes as an immutable JPEG response, re-verified against their hash.
+/// Evidence bytes as a JPEG response, re-verified against their hash.
 pub(crate) async fn serve_evidence(
     state: &ApiState,
     case_id: CaseId,
@@ -350,11 +350,10 @@ pub(crate) async fn serve_evidence(
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-    // Content-addressed: the bytes behind this URL never change.
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=31536000, immutable"),
-    );
+    // A plate, a face, a car at a place and time: personal data, which a browser (a
+    // shared computer at a station) must not keep after it is shown, nor past the
+    // purge or destruction that takes it from here.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(value) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, value);
     }

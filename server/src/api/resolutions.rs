@@ -144,10 +144,8 @@ pub(crate) async fn pdf_response(
     if let Ok(value) = HeaderValue::from_str(&format!("\"{}\"", hex::encode(record.pdf_sha256))) {
         headers.insert(header::ETAG, value);
     }
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=31536000, immutable"),
-    );
+    // It names the owner: no browser keeps it (see `cases::serve_evidence`).
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 

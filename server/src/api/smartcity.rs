@@ -610,7 +610,7 @@ impl Exchange<'_> {
                 false => None,
             };
             let image = match &case {
-                Some(case) => self.overview_base64(case).await?,
+                Some(case) => self.overview_if_readable(case).await,
                 None => None,
             };
             fines.push(OwnerFine {
@@ -649,6 +649,19 @@ impl Exchange<'_> {
             200,
             listing("Успешно", fines.iter().map(|item| item.element())),
         ))
+    }
+
+    /// [`Self::overview_base64`] where the photo is one part of a larger answer: a
+    /// photo that cannot be read (damaged, destroyed, its bucket away) is logged and
+    /// left out, so one case does not fail a citizen's whole list of fines.
+    async fn overview_if_readable(&self, case: &kozomol_store::CaseRecord) -> Option<String> {
+        match self.overview_base64(case).await {
+            Ok(image) => image,
+            Err(fault) => {
+                tracing::warn!(case_id = %case.id, error = %fault.message, "evidence photo left out of a bus answer");
+                None
+            }
+        }
     }
 
     /// The case's overview frame (or its first), base64; `None` if it has no frame.
@@ -892,7 +905,7 @@ impl Exchange<'_> {
             cert_ecp: resolution.signature_key_id.clone(),
             cert_ecp_issue: NO_DATE.to_owned(),
             cert_ecp_expire: SIGNATURE_NEVER_EXPIRES.to_owned(),
-            violation_image: self.overview_base64(&case).await?.unwrap_or_default(),
+            violation_image: self.overview_if_readable(&case).await.unwrap_or_default(),
             operator_fio: officer_name(approvals.first()),
             // kozomol keeps no ranks.
             manager_rank: String::new(),
