@@ -112,8 +112,8 @@ pub use payment_intents::{
     IntentRefusal, IntentStatus, NewCallback, NewPaymentIntent, PaymentIntent, StoredResponse,
 };
 pub use payments::{
-    AppealGist, ClockRestart, NewPayment, PayerSite, PayerView, PaymentChannel, PaymentPosted,
-    PaymentQuote, PaymentRecord, PaymentRefusal, PaymentReversal, PaymentReversed, PAYMENT_POSTED,
+    AppealGist, ClockRestart, NewPayment, PayerView, PaymentChannel, PaymentPosted, PaymentQuote,
+    PaymentRecord, PaymentRefusal, PaymentReversal, PaymentReversed, PAYMENT_POSTED,
     PAYMENT_REVERSED,
 };
 pub use reconciliation::{
@@ -194,6 +194,10 @@ pub trait CaseStore: Send + Sync {
         &self,
         cases: &[CaseId],
     ) -> Result<HashMap<CaseId, kozomol_core::TraceParent>, StoreError>;
+    /// Where each of `cases` was seen, as its event (or officer's report) says; a case
+    /// whose record names no place is left out.
+    async fn case_places(&self, cases: &[CaseId])
+        -> Result<HashMap<CaseId, CasePlace>, StoreError>;
 }
 
 /// Messages that were refused, with the reason and (bounded) raw bytes.

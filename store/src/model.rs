@@ -230,6 +230,40 @@ pub struct HourlyCount {
     pub fined: i64,
 }
 
+/// Where an offence was seen, as the case's signed event (or the officer's report)
+/// says: the camera may have moved since. An officer's report may give no coordinates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CasePlace {
+    pub address: String,
+    pub lat_e6: Option<i32>,
+    pub lon_e6: Option<i32>,
+}
+
+/// The columns `site_address`, `site_lat_e6`, `site_lon_e6` of a [`CasePlace`], read
+/// from the event of the case aliased `s`: a camera's `site`, or an officer's `place`.
+/// Macros because `query()` takes only `&'static str`.
+macro_rules! sqlite_place_columns {
+    () => {
+        "COALESCE(json_extract(s.event, '$.site.address'), \
+         json_extract(s.event, '$.place.address')) AS site_address, \
+         COALESCE(json_extract(s.event, '$.site.lat_e6'), \
+         json_extract(s.event, '$.place.lat_e6')) AS site_lat_e6, \
+         COALESCE(json_extract(s.event, '$.site.lon_e6'), \
+         json_extract(s.event, '$.place.lon_e6')) AS site_lon_e6"
+    };
+}
+pub(crate) use sqlite_place_columns;
+
+/// [`sqlite_place_columns`] on PostgreSQL.
+macro_rules! postgres_place_columns {
+    () => {
+        "COALESCE(s.event #>> '{site,address}', s.event #>> '{place,address}') AS site_address, \
+         COALESCE(s.event #>> '{site,lat_e6}', s.event #>> '{place,lat_e6}')::int AS site_lat_e6, \
+         COALESCE(s.event #>> '{site,lon_e6}', s.event #>> '{place,lon_e6}')::int AS site_lon_e6"
+    };
+}
+pub(crate) use postgres_place_columns;
+
 /// A camera site as the events counted name it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CountedSite {

@@ -661,7 +661,7 @@ pub struct PayerView {
     pub plate: Option<String>,
     /// The indexes of the case's frames, in order.
     pub frames: Vec<u32>,
-    pub site: Option<PayerSite>,
+    pub site: Option<crate::CasePlace>,
     pub discount_until: Option<NaiveDate>,
     pub due: Option<NaiveDate>,
     pub appeal_until: Option<NaiveDate>,
@@ -672,15 +672,6 @@ pub struct PayerView {
     /// What paying at the moment asked for takes; none when the fine takes nothing.
     pub outstanding: Option<Money>,
     pub latest_appeal: Option<AppealGist>,
-}
-
-/// Where the offence was seen, as the case's signed event (or officer's report) says:
-/// the camera may have moved since. An officer's report may give no coordinates.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PayerSite {
-    pub address: String,
-    pub lat_e6: Option<i32>,
-    pub lon_e6: Option<i32>,
 }
 
 /// What a payer is told of an appeal.
@@ -723,7 +714,7 @@ pub(crate) struct PayerViewRows {
     pub plate: Option<String>,
     pub decided_plate: Option<String>,
     pub frames: Vec<i64>,
-    pub site: Option<PayerSite>,
+    pub site: Option<crate::CasePlace>,
     pub due: Option<NaiveDate>,
     pub appeal_until: Option<NaiveDate>,
     pub discount_open: Option<bool>,

@@ -711,6 +711,43 @@ impl CaseStore for PgStore {
         }
         Ok(traces)
     }
+
+    async fn case_places(
+        &self,
+        cases: &[CaseId],
+    ) -> Result<HashMap<CaseId, crate::CasePlace>, StoreError> {
+        if cases.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<i64> = cases.iter().map(|c| c.0).collect();
+        let mut places = HashMap::new();
+        for row in sqlx::query(concat!(
+            "SELECT s.id, ",
+            crate::model::postgres_place_columns!(),
+            " FROM cases s WHERE s.id = ANY($1)"
+        ))
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            if let Some(place) = case_place(&row)? {
+                places.insert(CaseId(row.try_get("id")?), place);
+            }
+        }
+        Ok(places)
+    }
+}
+
+/// The [`crate::CasePlace`] of a row with `postgres_place_columns!()`.
+pub(crate) fn case_place(row: &PgRow) -> Result<Option<crate::CasePlace>, StoreError> {
+    Ok(match row.try_get::<Option<String>, _>("site_address")? {
+        Some(address) => Some(crate::CasePlace {
+            address,
+            lat_e6: row.try_get("site_lat_e6")?,
+            lon_e6: row.try_get("site_lon_e6")?,
+        }),
+        None => None,
+    })
 }
 
 async fn audit_rows_in<'e>(

@@ -12,9 +12,9 @@ use sqlx::{PgConnection, Row};
 
 use crate::audit::{now_millis, whole_millis};
 use crate::payments::{
-    self, AppealGist, NewPayment, PayerSite, PayerView, PayerViewRows, PaymentChannel,
-    PaymentPosted, PaymentQuote, PaymentRecord, PaymentRefusal, PaymentReversal, PaymentReversed,
-    Standing, StandingRow, ViewPayment, PAYMENT_POSTED, PAYMENT_REVERSED,
+    self, AppealGist, NewPayment, PayerView, PayerViewRows, PaymentChannel, PaymentPosted,
+    PaymentQuote, PaymentRecord, PaymentRefusal, PaymentReversal, PaymentReversed, Standing,
+    StandingRow, ViewPayment, PAYMENT_POSTED, PAYMENT_REVERSED,
 };
 use crate::postgres::PgStore;
 use crate::postgres_appeals::{clock_of, move_case, restart_clock};
@@ -662,14 +662,7 @@ impl PaymentLedger for PgStore {
             }),
             None => None,
         };
-        let site = match row.try_get::<Option<String>, _>("site_address")? {
-            Some(address) => Some(PayerSite {
-                address,
-                lat_e6: row.try_get("site_lat_e6")?,
-                lon_e6: row.try_get("site_lon_e6")?,
-            }),
-            None => None,
-        };
+        let site = crate::postgres::case_place(&row)?;
         let amounts: Vec<i64> = row.try_get("paid_amounts")?;
         let excesses: Vec<i64> = row.try_get("paid_excesses")?;
         let times: Vec<DateTime<Utc>> = row.try_get("paid_times")?;
@@ -713,17 +706,16 @@ impl PaymentLedger for PgStore {
 
 /// Everything a payer's view reads, in one statement: the resolution with its case,
 /// clock, camera site, frames, standing payments and latest appeal.
-const PAYER_VIEW: &str = "SELECT r.number, r.case_id, r.payment_code, r.jurisdiction, \
+const PAYER_VIEW: &str = concat!(
+    "SELECT r.number, r.case_id, r.payment_code, r.jurisdiction, \
      r.article, r.units, r.amount_minor, r.discounted_minor, r.currency, r.issued_at, \
      r.pdf_sha256, b.segment, b.byte_offset, b.byte_len, r.signature, r.signature_key_id, \
      r.signer, r.delivered_at, r.delivered_via, r.repeat_of, \
      s.state, s.kind, s.captured_at, s.plate, s.decided_plate, \
      c.discount_until, c.due, c.appeal_until, c.discount_open, \
-     c.case_id IS NOT NULL AS dated, a.id IS NOT NULL AS appealed, \
-     COALESCE(s.event #>> '{site,address}', s.event #>> '{place,address}') AS site_address, \
-     COALESCE(s.event #>> '{site,lat_e6}', s.event #>> '{place,lat_e6}')::int AS site_lat_e6, \
-     COALESCE(s.event #>> '{site,lon_e6}', s.event #>> '{place,lon_e6}')::int AS site_lon_e6, \
-     ARRAY(SELECT f.idx FROM case_frames f WHERE f.case_id = r.case_id ORDER BY f.idx) AS frames, \
+     c.case_id IS NOT NULL AS dated, a.id IS NOT NULL AS appealed, ",
+    crate::model::postgres_place_columns!(),
+    ", ARRAY(SELECT f.idx FROM case_frames f WHERE f.case_id = r.case_id ORDER BY f.idx) AS frames, \
      p.amounts AS paid_amounts, p.excesses AS paid_excesses, p.times AS paid_times, \
      p.channels AS paid_channels, \
      a.id AS appeal_id, a.state AS appeal_state, a.filed_at AS appeal_filed_at, \
@@ -739,4 +731,5 @@ const PAYER_VIEW: &str = "SELECT r.number, r.case_id, r.payment_code, r.jurisdic
          FROM payments WHERE resolution_number = r.number AND reversed_at IS NULL) p \
      LEFT JOIN LATERAL (SELECT id, state, filed_at, decided_at, decision_note FROM appeals \
          WHERE case_id = r.case_id ORDER BY filed_at DESC, id DESC LIMIT 1) a ON TRUE \
-     WHERE r.number = $1 AND s.personal_data_purged_at IS NULL";
+     WHERE r.number = $1 AND s.personal_data_purged_at IS NULL"
+);

@@ -645,6 +645,43 @@ impl CaseStore for SqliteStore {
         }
         Ok(traces)
     }
+
+    async fn case_places(
+        &self,
+        cases: &[CaseId],
+    ) -> Result<HashMap<CaseId, crate::CasePlace>, StoreError> {
+        let mut places = HashMap::new();
+        for chunk in cases.chunks(rows_per_statement(1)) {
+            let mut qb = QueryBuilder::<Sqlite>::new(concat!(
+                "SELECT s.id, ",
+                crate::model::sqlite_place_columns!(),
+                " FROM cases s WHERE s.id IN ("
+            ));
+            let mut list = qb.separated(", ");
+            for case in chunk {
+                list.push_bind(case.0);
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(&self.reader).await? {
+                if let Some(place) = case_place(&row)? {
+                    places.insert(CaseId(row.try_get("id")?), place);
+                }
+            }
+        }
+        Ok(places)
+    }
+}
+
+/// The [`crate::CasePlace`] of a row with `sqlite_place_columns!()`.
+pub(crate) fn case_place(row: &SqliteRow) -> Result<Option<crate::CasePlace>, StoreError> {
+    Ok(match row.try_get::<Option<String>, _>("site_address")? {
+        Some(address) => Some(crate::CasePlace {
+            address,
+            lat_e6: row.try_get("site_lat_e6")?,
+            lon_e6: row.try_get("site_lon_e6")?,
+        }),
+        None => None,
+    })
 }
 
 async fn audit_rows_in<'e>(

@@ -10,9 +10,9 @@ use sqlx::{Row, SqliteConnection};
 
 use crate::audit::{now_millis, whole_millis};
 use crate::payments::{
-    self, AppealGist, NewPayment, PayerSite, PayerView, PayerViewRows, PaymentChannel,
-    PaymentPosted, PaymentQuote, PaymentRecord, PaymentRefusal, PaymentReversal, PaymentReversed,
-    Standing, StandingRow, ViewPayment, PAYMENT_POSTED, PAYMENT_REVERSED,
+    self, AppealGist, NewPayment, PayerView, PayerViewRows, PaymentChannel, PaymentPosted,
+    PaymentQuote, PaymentRecord, PaymentRefusal, PaymentReversal, PaymentReversed, Standing,
+    StandingRow, ViewPayment, PAYMENT_POSTED, PAYMENT_REVERSED,
 };
 use crate::recognition::audit_row;
 use crate::sqlite::{ms, SqliteStore};
@@ -566,7 +566,7 @@ impl PaymentLedger for SqliteStore {
     ) -> Result<Option<PayerView>, StoreError> {
         // One read transaction: every statement reads the same snapshot.
         let mut tx = self.reader.begin().await?;
-        let Some(row) = sqlx::query(
+        let Some(row) = sqlx::query(concat!(
             "SELECT r.number, r.case_id, r.payment_code, r.jurisdiction, \
              r.article, r.units, r.amount_minor, r.discounted_minor, r.currency, r.issued_at, \
              r.pdf_sha256, b.segment, b.byte_offset, b.byte_len, r.signature, \
@@ -574,18 +574,13 @@ impl PaymentLedger for SqliteStore {
              s.state, s.kind, s.captured_at, s.plate, s.decided_plate, \
              c.discount_until, c.due, c.appeal_until, c.discount_open, \
              c.case_id IS NOT NULL AS dated, \
-             EXISTS (SELECT 1 FROM appeals a WHERE a.case_id = r.case_id) AS appealed, \
-             COALESCE(json_extract(s.event, '$.site.address'), \
-                 json_extract(s.event, '$.place.address')) AS site_address, \
-             COALESCE(json_extract(s.event, '$.site.lat_e6'), \
-                 json_extract(s.event, '$.place.lat_e6')) AS site_lat_e6, \
-             COALESCE(json_extract(s.event, '$.site.lon_e6'), \
-                 json_extract(s.event, '$.place.lon_e6')) AS site_lon_e6 \
-             FROM resolutions r JOIN evidence_blobs b ON b.sha256 = r.pdf_sha256 \
+             EXISTS (SELECT 1 FROM appeals a WHERE a.case_id = r.case_id) AS appealed, ",
+            crate::model::sqlite_place_columns!(),
+            " FROM resolutions r JOIN evidence_blobs b ON b.sha256 = r.pdf_sha256 \
              JOIN cases s ON s.id = r.case_id \
              LEFT JOIN case_clocks c ON c.case_id = r.case_id \
-             WHERE r.number = ? AND s.personal_data_purged_at IS NULL",
-        )
+             WHERE r.number = ? AND s.personal_data_purged_at IS NULL"
+        ))
         .bind(number)
         .fetch_optional(&mut *tx)
         .await?
@@ -633,14 +628,7 @@ impl PaymentLedger for SqliteStore {
         })
         .transpose()?;
         tx.rollback().await?;
-        let site = match row.try_get::<Option<String>, _>("site_address")? {
-            Some(address) => Some(PayerSite {
-                address,
-                lat_e6: row.try_get("site_lat_e6")?,
-                lon_e6: row.try_get("site_lon_e6")?,
-            }),
-            None => None,
-        };
+        let site = crate::sqlite::case_place(&row)?;
         let rows = PayerViewRows {
             resolution: resolution_from_row(&row)?,
             standing: standing_row(&row)?,

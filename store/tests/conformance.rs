@@ -4879,6 +4879,15 @@ async fn officer_violations_enter_the_fine_flow_once(store: Arc<dyn Store>) {
     let roles: Vec<FrameRole> = case.frames.iter().map(|f| f.role).collect();
     assert_eq!(roles, [FrameRole::Overview, FrameRole::Plate]);
     assert_eq!(case.frames[1].location, filing.photos[1].location);
+    // Its place is the one the officer gave, here without coordinates.
+    assert_eq!(
+        store.case_places(&[id]).await.unwrap().get(&id),
+        Some(&kozomol_store::CasePlace {
+            address: "г. Бишкек, пр. Чуй — ул. Советская".to_owned(),
+            lat_e6: None,
+            lon_e6: None,
+        })
+    );
     assert_eq!(
         store.decided_plate(id).await.unwrap().as_deref(),
         Some("01KG777AAA")
@@ -6205,7 +6214,14 @@ async fn a_payers_view_reads_the_fine_at_once(store: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-    assert_eq!(view("2026-09-01").await.site, Some(site));
+    assert_eq!(view("2026-09-01").await.site, Some(site.clone()));
+    // The bus's listings read the same place for many cases at once.
+    let places = store
+        .case_places(&[case.id, CaseId(case.id.0 + 10_000)])
+        .await
+        .unwrap();
+    assert_eq!(places.len(), 1, "{places:?}");
+    assert_eq!(places[&case.id], site);
     assert!(fresh.discount_open && fresh.discount_until.is_none());
     assert_eq!(
         (fresh.paid_minor, fresh.outstanding),

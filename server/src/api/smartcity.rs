@@ -4,7 +4,6 @@
 //! `id`, `userId` and `issue`. Answers follow `tunduk/wsdl/smartcity-service.wsdl`:
 //! the request echoed, then the operation's codes (docs/payments.md maps them).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
@@ -14,7 +13,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use chrono::{DateTime, Datelike, FixedOffset, Utc};
-use kozomol_core::{decimal_degrees, CameraId, CaseId, CaseState, FrameRole, Money};
+use kozomol_core::{decimal_degrees, CaseId, CaseState, FrameRole, Money};
 use kozomol_fines::delivery;
 use kozomol_payments::{format_decimal, parse_decimal, PaymentCode};
 use kozomol_store::{
@@ -556,7 +555,10 @@ impl Exchange<'_> {
         }
         let cases = self.plate_cases(&plate).await?;
         let now = Utc::now();
-        let mut sites = SiteCache::default();
+        let places = self
+            .store()
+            .case_places(&cases.iter().map(|c| c.id).collect::<Vec<_>>())
+            .await?;
         let mut fines = Vec::new();
         for summary in cases {
             let Some(lookup) = self.store().owner_lookup(summary.id).await? else {
@@ -604,7 +606,6 @@ impl Exchange<'_> {
                     .unwrap_or_default()
                     .to_owned()
             };
-            let site = sites.site(self.store(), summary.camera_id.as_ref()).await?;
             let case = match with_image {
                 true => self.store().case(summary.id).await?,
                 false => None,
@@ -633,7 +634,10 @@ impl Exchange<'_> {
                 amount: format_decimal(amount),
                 violation_date: self.date(summary.captured_at),
                 article: resolution.article.clone(),
-                place: site.map(|s| s.address).unwrap_or_default(),
+                place: places
+                    .get(&summary.id)
+                    .map(|p| p.address.clone())
+                    .unwrap_or_default(),
                 image,
                 cert_expire: SIGNATURE_NEVER_EXPIRES.to_owned(),
                 delivery_date: resolution.delivered_at.map(|at| self.date(at)),
@@ -764,10 +768,9 @@ impl Exchange<'_> {
             .case(resolution.case_id)
             .await?
             .ok_or_else(|| Fault::internal(format!("the case of {} is gone", resolution.number)))?;
-        let camera = match &case.camera_id {
-            Some(id) => store.camera(id).await?,
-            None => None,
-        };
+        // Where and with what it was measured, as the signed event (or the officer's
+        // report) says: the camera may have moved, or been re-certified, since.
+        let facts = kozomol_fines::officer::case_facts(&case).map_err(Fault::internal)?;
         let lookup = store.owner_lookup(case.id).await?;
         if lookup.as_ref().is_some_and(|l| l.owner.is_some()) {
             // The protocol names the owner, born when and living where: audited.
@@ -831,11 +834,8 @@ impl Exchange<'_> {
                 .map(|l| officers.get(l).map_or(l.clone(), |o| o.full_name.clone()))
                 .unwrap_or_default()
         };
-        let certificate = camera.as_ref().and_then(|c| {
-            let day = case.captured_at.with_timezone(&self.offset).date_naive();
-            c.certificates.iter().rev().find(|cert| cert.covers(day))
-        });
-        let site = camera.as_ref().map(|c| &c.site);
+        let certificate = facts.device.as_ref().map(|d| &d.certificate);
+        let place = &facts.place;
         let (article, part) = article_and_part(&resolution.article);
         let record = ProtocolRecord {
             id: case.id.0,
@@ -846,9 +846,10 @@ impl Exchange<'_> {
                 .as_ref()
                 .map(|c| c.to_string())
                 .unwrap_or_default(),
-            device_serial: camera
+            device_serial: facts
+                .device
                 .as_ref()
-                .map(|c| c.device_serial.clone())
+                .map(|d| d.serial.clone())
                 .unwrap_or_default(),
             car_brand: vehicle("make"),
             car_model: vehicle("model"),
@@ -882,7 +883,7 @@ impl Exchange<'_> {
             violation_article: article.to_owned(),
             violation_article_part: part.unwrap_or_default().to_owned(),
             violation_category: case.kind.as_str().to_owned(),
-            violation_place: site.map(|s| s.address.clone()).unwrap_or_default(),
+            violation_place: place.address.clone(),
             delivered: resolution.delivered_at.is_some(),
             delivery_date: resolution.delivered_at.map(|at| self.date(at)),
             delivery_note: resolution.delivered_via.map(|via| via.as_str().to_owned()),
@@ -896,8 +897,8 @@ impl Exchange<'_> {
             sign_date: self.date(resolution.issued_at),
             protocol_hash: hex::encode(resolution.pdf_sha256),
             signed_hash: base64::engine::general_purpose::STANDARD.encode(&resolution.signature),
-            gps_y: site.map(|s| decimal_degrees(s.lat_e6)).unwrap_or_default(),
-            gps_x: site.map(|s| decimal_degrees(s.lon_e6)).unwrap_or_default(),
+            gps_y: place.lat_e6.map(decimal_degrees).unwrap_or_default(),
+            gps_x: place.lon_e6.map(decimal_degrees).unwrap_or_default(),
             certificate: certificate.map(|c| c.number.clone()).unwrap_or_default(),
             certificate_date: certificate
                 .map(|c| self.day(c.valid_from))
@@ -1097,22 +1098,25 @@ impl Exchange<'_> {
                 ..CaseQuery::default()
             })
             .await?;
-        let mut sites = SiteCache::default();
+        let places = self
+            .store()
+            .case_places(&cases.iter().map(|c| c.id).collect::<Vec<_>>())
+            .await?;
         let mut passages = Vec::new();
         for case in cases {
-            let site = sites.site(self.store(), case.camera_id.as_ref()).await?;
+            let site = places.get(&case.id);
             passages.push(Passage {
                 id: case.id.0,
-                crossroad: site.as_ref().map(|s| s.address.clone()).unwrap_or_default(),
+                crossroad: site.map(|s| s.address.clone()).unwrap_or_default(),
                 plate_number: plate.clone(),
                 event_date: self.date(case.captured_at),
                 gps_y: site
-                    .as_ref()
-                    .map(|s| decimal_degrees(s.lat_e6))
+                    .and_then(|s| s.lat_e6)
+                    .map(decimal_degrees)
                     .unwrap_or_default(),
                 gps_x: site
-                    .as_ref()
-                    .map(|s| decimal_degrees(s.lon_e6))
+                    .and_then(|s| s.lon_e6)
+                    .map(decimal_degrees)
                     .unwrap_or_default(),
             });
         }
@@ -1219,28 +1223,6 @@ fn gyear(raw: &str) -> String {
 /// A 200 `response` with `items` after its code and message.
 fn listing(message: &str, items: impl Iterator<Item = Element>) -> Element {
     items.fold(coded_response(200, message), Element::child)
-}
-
-/// The cameras' sites, each read once per answer.
-#[derive(Default)]
-struct SiteCache(HashMap<CameraId, Option<kozomol_core::Site>>);
-
-impl SiteCache {
-    async fn site(
-        &mut self,
-        store: &dyn kozomol_store::Store,
-        camera: Option<&CameraId>,
-    ) -> Result<Option<kozomol_core::Site>, Fault> {
-        let Some(camera) = camera else {
-            // An officer's own filing: no camera, no site.
-            return Ok(None);
-        };
-        if !self.0.contains_key(camera) {
-            let site = store.camera(camera).await?.map(|c| c.site);
-            self.0.insert(camera.clone(), site);
-        }
-        Ok(self.0.get(camera).cloned().flatten())
-    }
 }
 
 /// A person's name as registries write it, "Surname Name Patronymic": the surname, then
