@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use kozomol_core::EventId;
+use kozomol_core::envelope::DecodedEnvelope;
+use kozomol_core::messages::{Receipt, ReceiptStatus};
+use kozomol_core::{DeadLetterReason, EventId};
 use tracing::{debug, warn};
 
 use crate::EdgeError;
@@ -308,13 +310,37 @@ impl Outbox {
         sync_dir(&self.dir)
     }
 
-    /// Reads an entry's bytes; `None` if its file is gone. Blocking.
+    /// Reads an entry's bytes to send again; `None` if its file is gone, or no longer
+    /// decodes as the envelope it is named for (damaged on its card). Ingest cannot
+    /// name such a message in a receipt, so it would be sent, and dead-lettered, for
+    /// ever: it is moved to `rejected/` with a receipt written here, and forgotten.
+    /// Blocking.
     pub fn read(&self, id: EventId) -> io::Result<Option<Vec<u8>>> {
-        match fs::read(self.path_of(id)) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        let bytes = match fs::read(self.path_of(id)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let damage = match DecodedEnvelope::decode(&bytes) {
+            Ok(envelope) if envelope.event.event_id == id => None,
+            Ok(envelope) => Some(format!("the file holds event {}", envelope.event.event_id)),
+            Err(e) => Some(e.to_string()),
+        };
+        let Some(detail) = damage else {
+            return Ok(Some(bytes));
+        };
+        warn!(event_id = %id, %detail, "outbox entry is damaged; moved to rejected/");
+        let receipt = Receipt {
+            event_id: Some(id.to_string()),
+            status: ReceiptStatus::Rejected,
+            reason: Some(DeadLetterReason::Malformed),
+            detail: Some(format!("damaged in the outbox: {detail}")),
+            case_id: None,
+        };
+        let json = serde_json::to_vec(&receipt).map_err(io::Error::other)?;
+        self.reject(id, &json)?;
+        self.forget(id);
+        Ok(None)
     }
 
     /// Deletes settled or evicted entries' files. Blocking. A deletion lost in a crash
@@ -425,6 +451,38 @@ mod tests {
         outbox.reset_for_resend();
         assert_eq!(sent_at(s(211)), 1);
         assert_eq!(outbox.next_resend_at(), Some(t0 + s(211 + 480)));
+    }
+
+    #[test]
+    fn a_damaged_entry_is_moved_aside_not_sent_for_ever() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = id();
+        fs::create_dir_all(dir.path().join("outbox")).expect("outbox");
+        fs::write(
+            dir.path().join(format!("outbox/{a}.env")),
+            [0x84, 0x01, 0xff],
+        )
+        .expect("junk");
+        let outbox = Outbox::open(dir.path()).expect("open");
+        assert_eq!(outbox.depth(), (1, 3));
+        assert_eq!(outbox.read(a).expect("read"), None);
+        assert_eq!(outbox.depth(), (0, 0), "forgotten");
+        assert!(!dir.path().join(format!("outbox/{a}.env")).exists());
+        assert!(dir.path().join(format!("rejected/{a}.env")).exists());
+        let receipt: Receipt = serde_json::from_slice(
+            &fs::read(dir.path().join(format!("rejected/{a}.receipt.json"))).expect("receipt"),
+        )
+        .expect("a receipt");
+        assert_eq!(
+            (receipt.status, receipt.reason),
+            (ReceiptStatus::Rejected, Some(DeadLetterReason::Malformed))
+        );
+        assert!(receipt
+            .detail
+            .is_some_and(|d| d.starts_with("damaged in the outbox")));
+        assert!(outbox
+            .take_due(Instant::now(), Duration::from_secs(1), 10)
+            .is_empty());
     }
 
     #[test]
