@@ -24,7 +24,6 @@ bin="target/$target/release/edge-agent"
 if [ "${1:-}" = --check ]; then
     command -v qemu-aarch64 >/dev/null || apt_install qemu-user
     ensure_services
-    export KOZOMOL_TEST_MOSQUITTO="${KOZOMOL_TEST_MOSQUITTO:-127.0.0.1:1883}"
     export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L $sysroot"
     step "the edge agent's tests, built for $target, under qemu-user"
     # qemu-user cannot start a foreign binary from inside one, so the test that starts

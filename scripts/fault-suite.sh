@@ -12,7 +12,6 @@ ensure_services
 ensure_nextest
 ensure_onnxruntime
 export KOZOMOL_TEST_POSTGRES_URL="${KOZOMOL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
-export KOZOMOL_TEST_MOSQUITTO="${KOZOMOL_TEST_MOSQUITTO:-127.0.0.1:1883}"
 export KOZOMOL_FAULT_EVENTS="${KOZOMOL_FAULT_EVENTS:-10000}"
 
 step "build the binaries (release)"

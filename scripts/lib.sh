@@ -17,8 +17,9 @@ ensure_nextest() {
     fi
 }
 
-# PostgreSQL (127.0.0.1:5432, trust auth, database `test`) and Mosquitto (1883) are
-# what the tests use; start whichever is down.
+# PostgreSQL (127.0.0.1:5432, trust auth, database `test`) is what the tests use, and
+# the mosquitto binary (each test runs its own broker on a free port); the machine's
+# Mosquitto on 1883 is started too where it is down.
 ensure_services() {
     command -v mosquitto >/dev/null || command -v /usr/sbin/mosquitto >/dev/null || apt_install mosquitto
     # xmllint checks the Tunduk stand-in's bodies against the WSDL's schema.
@@ -26,11 +27,30 @@ ensure_services() {
     # qpdf and pdftotext check the resolution PDFs.
     command -v qpdf >/dev/null || apt_install qpdf
     command -v pdftotext >/dev/null || apt_install poppler-utils
-    command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || apt_install postgresql
+    local installed_postgres=
+    if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+        apt_install postgresql
+        installed_postgres=1
+    fi
     if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
         step "starting PostgreSQL"
         as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
         for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+        pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2; return 1; }
+    fi
+    if ! psql -h 127.0.0.1 -U postgres -d postgres -c 'select 1' >/dev/null 2>&1; then
+        # Debian's package asks a password of TCP clients; the tests connect as
+        # postgres without one. Only a PostgreSQL installed here, for the tests, is
+        # opened to 127.0.0.1; someone else's is left as it is.
+        if [ -z "$installed_postgres" ]; then
+            echo "PostgreSQL on 127.0.0.1:5432 refuses user postgres without a password: the tests need trust auth for 127.0.0.1" >&2
+            return 1
+        fi
+        step "letting 127.0.0.1 into the PostgreSQL installed for the tests without a password"
+        as_root sed -i '1i host all all 127.0.0.1/32 trust' \
+            "$(ls /etc/postgresql/*/main/pg_hba.conf | head -1)"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main reload
+        sleep 1
     fi
     psql -h 127.0.0.1 -U postgres -d test -c 'select 1' >/dev/null 2>&1 \
         || psql -h 127.0.0.1 -U postgres -c 'create database test' >/dev/null
@@ -103,6 +123,19 @@ ensure_browser() {
             "playwright-core@$PLAYWRIGHT_VERSION" "axe-core@$AXE_VERSION" >/dev/null
     fi
     export KOZOMOL_PLAYWRIGHT="$root/node_modules"
+    # playwright-core runs on Node.js 20 or newer; Debian 12's is 18. Where the
+    # machine's is older, the npm registry's `node` package brings a newer one.
+    local major
+    major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+    if [ "$major" -lt 20 ]; then
+        local node_root
+        node_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.cache/node"
+        if [ ! -x "$node_root/node_modules/node/bin/node" ]; then
+            step "fetching Node.js 20 (npm package node): this machine's is $major"
+            npm install --silent --no-audit --no-fund --prefix "$node_root" node@20 >/dev/null
+        fi
+        export PATH="$node_root/node_modules/node/bin:$PATH"
+    fi
 }
 
 # Python tools from PyPI, each in a venv of its own under .cache/: `python_venv NAME

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: format, lints, the deploy files' schemas, and the whole
-# test suite against SQLite, the embedded broker, and the PostgreSQL and Mosquitto on
-# this machine.
+# test suite against SQLite, the embedded broker, the PostgreSQL on this machine, and
+# Mosquitto brokers the tests start on free ports from this machine's mosquitto.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -15,7 +15,6 @@ ensure_schemathesis
 ensure_s3_standin
 
 export KOZOMOL_TEST_POSTGRES_URL="${KOZOMOL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
-export KOZOMOL_TEST_MOSQUITTO="${KOZOMOL_TEST_MOSQUITTO:-127.0.0.1:1883}"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -47,7 +47,7 @@ impl Mosquitto {
             format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
         )
         .expect("write mosquitto.conf");
-        let child = Command::new("mosquitto")
+        let child = Command::new(kozomol_testkit::mosquitto_bin())
             .arg("-c")
             .arg(&conf)
             .stdout(Stdio::null())

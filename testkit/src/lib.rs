@@ -5,10 +5,21 @@
 //! not, and a client's, which a server may require — and a front that takes TLS
 //! connections and passes their plain bytes to a stand-in behind it (the stand-ins
 //! speak plain HTTP). Every certificate signs itself: trusting one means naming it.
+//! Also where this machine's `mosquitto` is, for the tests that start a broker of
+//! their own.
 
 pub mod fines;
 pub mod postgres;
 pub mod s3;
+
+/// This machine's `mosquitto`: Debian puts it in /usr/sbin, which a user's PATH lacks.
+pub fn mosquitto_bin() -> std::path::PathBuf {
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| std::path::PathBuf::from("mosquitto"))
+}
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -536,7 +536,7 @@ impl Mosquitto {
                 dir.display()
             ),
         )?;
-        let mut command = Command::new(mosquitto_bin());
+        let mut command = Command::new(kozomol_testkit::mosquitto_bin());
         command.arg("-c").arg(&config);
         Process::spawn("mosquitto", command, &dir.join("logs"))
     }
@@ -561,14 +561,6 @@ impl Mosquitto {
         self.process = Mosquitto::spawn(self.dir.path(), self.port)?;
         self.wait()
     }
-}
-
-fn mosquitto_bin() -> PathBuf {
-    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("mosquitto"))
 }
 
 /// A private PostgreSQL cluster (initdb + pg_ctl as the `postgres` user) on a free port.
