@@ -1758,7 +1758,9 @@ fn components() -> Value {
                 "properties": {
                     "day": date, "hour": { "type": "integer", "minimum": 0, "maximum": 23 },
                     "site_id": nullable_text, "site": nullable_text, "latitude": nullable_text, "longitude": nullable_text,
-                    "kind": text, "recorded": { "type": "integer" }, "fined": { "type": "integer" }
+                    "kind": text,
+                    "recorded": { "type": ["integer", "null"], "description": "Null where 1 to 4: withheld, as it points at the few who drove past." },
+                    "fined": { "type": ["integer", "null"], "description": "Null where withheld: when it, the violations not fined, or `recorded` is 1 to 4." }
                 }
             } }
         }

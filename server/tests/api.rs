@@ -3269,8 +3269,10 @@ async fn portal_lookups_are_throttled_and_fines_open_only_with_a_grant() {
 async fn open_data_counts_violations_per_site_hour_and_kind_without_plates() {
     let h = Harness::new().await;
     let camera = h.register_camera(1).await;
-    record_case(&h, &camera, 1, "01KG123ABC", at(0)).await;
-    record_case(&h, &camera, 2, "01KG777XYZ", at(1)).await;
+    // Six speeders in one hour at one site, none fined yet: published.
+    for seed in 1..=6 {
+        record_case(&h, &camera, seed, "01KG123ABC", at(seed)).await;
+    }
     let day = at(0)
         .with_timezone(&chrono::FixedOffset::east_opt(6 * 3600).expect("offset"))
         .date_naive();
@@ -3288,7 +3290,7 @@ async fn open_data_counts_violations_per_site_hour_and_kind_without_plates() {
         .iter()
         .map(|r| r["recorded"].as_i64().expect("count"))
         .sum();
-    assert_eq!(recorded, 2);
+    assert_eq!(recorded, 6);
     assert!(rows
         .iter()
         .all(|r| r["site_id"].is_string() && r["fined"] == 0));

@@ -254,8 +254,8 @@ async function dashboardPage() {
   content.replaceChildren(form, figures);
   const asked = new URLSearchParams(location.search);
   const today = new Date();
-  form.to.value = asked.get("to") || today.toISOString().slice(0, 10);
-  form.from.value = asked.get("from") || new Date(today.getTime() - 6 * 86400000).toISOString().slice(0, 10);
+  form.to.value = asked.get("to") || isoDay(today);
+  form.from.value = asked.get("from") || isoDay(new Date(today.getTime() - 6 * 86400000));
   const draw = async () => {
     const d = await api("GET", `/api/v1/dashboard?from=${form.from.value}&to=${form.to.value}`);
     const kinds = [...new Set(d.violations.map((r) => r.kind))];

@@ -2,8 +2,6 @@
 // hourly rows to download as CSV or JSON. Only counts: no plate, no person.
 "use strict";
 
-function isoDay(date) { return date.toISOString().slice(0, 10); }
-
 async function show(from, to) {
   const query = `from=${from}&to=${to}`;
   document.getElementById("csv").href = `/api/v1/open-data/violations?${query}&format=csv`;
@@ -15,8 +13,9 @@ async function show(from, to) {
     for (const row of data.rows) {
       const key = `${row.site_id || ""}|${row.kind}`;
       const total = totals.get(key) || { site: row.site || t("officer-filed"), kind: row.kind, recorded: 0, fined: 0 };
-      total.recorded += row.recorded;
-      total.fined += row.fined;
+      // A withheld count (null: 1 to 4) adds nothing; totals are what is shown.
+      total.recorded += row.recorded || 0;
+      total.fined += row.fined || 0;
       totals.set(key, total);
     }
     message.className = "";

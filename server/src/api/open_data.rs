@@ -44,11 +44,51 @@ pub struct OpenDataRow {
     pub fined: i64,
 }
 
+/// A row as it is published: a count of 1 to [`WITHHELD_BELOW`]` - 1` is withheld
+/// (none), see [`published`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PublicRow {
+    pub day: NaiveDate,
+    pub hour: u32,
+    pub site_id: Option<String>,
+    pub site: Option<String>,
+    pub latitude: Option<String>,
+    pub longitude: Option<String>,
+    pub kind: ViolationKind,
+    pub recorded: Option<i64>,
+    pub fined: Option<i64>,
+}
+
+/// The smallest count published: fewer violations of a kind at a site in an hour
+/// point at the few who drove past (someone who saw the car learns it was fined).
+pub const WITHHELD_BELOW: i64 = 5;
+
+/// What of a row is published. `recorded` is withheld when it is 1 to 4; `fined` then
+/// too, and when it, or the violations not fined (an exempt car), is 1 to 4. Zero is
+/// published: it points at no one.
+pub fn published(row: OpenDataRow) -> PublicRow {
+    let small = |n: i64| (1..WITHHELD_BELOW).contains(&n);
+    let recorded = (!small(row.recorded)).then_some(row.recorded);
+    let fined = (recorded.is_some() && !small(row.fined) && !small(row.recorded - row.fined))
+        .then_some(row.fined);
+    PublicRow {
+        day: row.day,
+        hour: row.hour,
+        site_id: row.site_id,
+        site: row.site,
+        latitude: row.latitude,
+        longitude: row.longitude,
+        kind: row.kind,
+        recorded,
+        fined,
+    }
+}
+
 #[derive(Serialize)]
 pub struct OpenData {
     from: NaiveDate,
     to: NaiveDate,
-    rows: Vec<OpenDataRow>,
+    rows: Vec<PublicRow>,
 }
 
 /// `GET /api/v1/open-data/violations`.
@@ -80,7 +120,10 @@ pub async fn violations(
         return Err(ApiError::InvalidQuery(problems));
     };
     let counts = state.app.store.hourly_counts(start, end).await?;
-    let rows = by_site(jurisdiction, &counts);
+    let rows: Vec<PublicRow> = by_site(jurisdiction, &counts)
+        .into_iter()
+        .map(published)
+        .collect();
     if csv {
         let mut response = to_csv(&rows).into_response();
         let headers = response.headers_mut();
@@ -206,7 +249,7 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-pub fn to_csv(rows: &[OpenDataRow]) -> String {
+pub fn to_csv(rows: &[PublicRow]) -> String {
     let mut out = String::from("day,hour,site_id,site,latitude,longitude,kind,recorded,fined\r\n");
     for row in rows {
         let fields = [
@@ -217,8 +260,8 @@ pub fn to_csv(rows: &[OpenDataRow]) -> String {
             row.latitude.clone().unwrap_or_default(),
             row.longitude.clone().unwrap_or_default(),
             row.kind.as_str().to_owned(),
-            row.recorded.to_string(),
-            row.fined.to_string(),
+            row.recorded.map(|n| n.to_string()).unwrap_or_default(),
+            row.fined.map(|n| n.to_string()).unwrap_or_default(),
         ];
         out.push_str(&fields.join(","));
         out.push_str("\r\n");
@@ -269,7 +312,7 @@ mod tests {
                 hour: at(18),
                 site: Some(site.clone()),
                 kind: ViolationKind::Speeding,
-                recorded: 3,
+                recorded: 7,
                 fined: 1,
             },
             HourlyCount {
@@ -291,12 +334,45 @@ mod tests {
             (rows[1].day.to_string(), rows[1].hour),
             ("2026-03-11".into(), 0)
         );
-        assert_eq!((rows[1].recorded, rows[1].fined), (3, 1));
-        let csv = to_csv(&rows);
+        assert_eq!((rows[1].recorded, rows[1].fined), (7, 1));
+        let public: Vec<PublicRow> = rows.into_iter().map(published).collect();
+        let csv = to_csv(&public);
         assert!(csv.starts_with("day,hour,site_id,site,latitude,longitude,kind,recorded,fined\r\n"));
+        // One red light at 08:00 is withheld whole; of seven speeders one fine is.
+        assert!(csv.contains("2026-03-10,8,,,,,red_light,,\r\n"), "{csv}");
         assert!(
-            csv.contains("2026-03-11,0,site-chuy,пр. Чуй,42.874621,74.603000,speeding,3,1\r\n"),
+            csv.contains("2026-03-11,0,site-chuy,пр. Чуй,42.874621,74.603000,speeding,7,\r\n"),
             "{csv}"
         );
+    }
+
+    #[test]
+    fn counts_that_point_at_a_few_are_withheld() {
+        let row = |recorded, fined| OpenDataRow {
+            day: NaiveDate::from_ymd_opt(2026, 3, 10).expect("day"),
+            hour: 3,
+            site_id: None,
+            site: None,
+            latitude: None,
+            longitude: None,
+            kind: ViolationKind::Speeding,
+            recorded,
+            fined,
+        };
+        for (recorded, fined, shown) in [
+            (0, 0, (Some(0), Some(0))),
+            (1, 1, (None, None)),
+            (4, 0, (None, None)),
+            (5, 5, (Some(5), Some(5))),
+            (5, 0, (Some(5), Some(0))),
+            // One fined, or one not (an exempt car): the fines are withheld.
+            (12, 1, (Some(12), None)),
+            (12, 11, (Some(12), None)),
+            (12, 7, (Some(12), Some(7))),
+            (12, 8, (Some(12), None)),
+        ] {
+            let public = published(row(recorded, fined));
+            assert_eq!((public.recorded, public.fined), shown, "{recorded} {fined}");
+        }
     }
 }
