@@ -411,18 +411,21 @@ impl PaymentLedger for SqliteStore {
                 .await?
             }
             None => {
+                // Its own payment by sum and time; or, where a statement had booked
+                // the money before the report came, the payment the report was matched
+                // to (its time is the statement's: the sum must do).
                 sqlx::query(payment_select!(
-                    "WHERE channel = ? AND source = ? AND resolution_number = ? \
-                     AND (? IS NULL OR amount_minor = ?) AND (? IS NULL OR paid_at = ?) \
-                     ORDER BY COALESCE(reversal_id = ?, 0) DESC, \
+                    "WHERE ((channel = ?1 AND source = ?2 AND (?5 IS NULL OR paid_at = ?5)) \
+                        OR id IN (SELECT payment_id FROM payment_reports \
+                          WHERE channel = ?1 AND source = ?2)) \
+                     AND resolution_number = ?3 AND (?4 IS NULL OR amount_minor = ?4) \
+                     ORDER BY COALESCE(reversal_id = ?6, 0) DESC, \
                      reversed_at IS NULL DESC, id DESC LIMIT 1"
                 ))
                 .bind(reversal.channel.as_str())
                 .bind(&reversal.source)
                 .bind(&number)
                 .bind(reversal.amount.map(|a| a.minor))
-                .bind(reversal.amount.map(|a| a.minor))
-                .bind(reversal.paid_at.map(|at| ms(whole_millis(at))))
                 .bind(reversal.paid_at.map(|at| ms(whole_millis(at))))
                 .bind(reversal.reversal_id.as_deref())
                 .fetch_optional(&mut *tx)

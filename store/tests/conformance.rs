@@ -6804,7 +6804,7 @@ async fn soap_payment(
 /// finance's queue (the account holds that money).
 async fn a_reversal_reaches_the_statement_money_it_was(store: Arc<dyn Store>) {
     use kozomol_store::{LineStatus, PaymentChannel, PaymentPosted, PaymentReversed};
-    let numbers = issued(store.as_ref(), 2, &person()).await;
+    let numbers = issued(store.as_ref(), 3, &person()).await;
     let (a, b) = (
         code_of(store.as_ref(), &numbers[0]).await,
         code_of(store.as_ref(), &numbers[1]).await,
@@ -6913,6 +6913,44 @@ async fn a_reversal_reaches_the_statement_money_it_was(store: Arc<dyn Store>) {
     assert_eq!(
         state_of(store.as_ref(), &numbers[1]).await,
         CaseState::PaidDiscounted
+    );
+
+    // C: as B, but cancelled as a bank's SOAP cancel names it, by sum and time (no id):
+    // the report's time is not the statement's, yet its payment is found by the sum.
+    let c = code_of(store.as_ref(), &numbers[2]).await;
+    let booked = store
+        .reconcile_credit(&credit("BR-4", "2026-03-10", 250_000, &[&c]))
+        .await
+        .unwrap();
+    let statement_payment = booked.payment.expect("a payment");
+    let report = soap_payment(store.as_ref(), &numbers[2], "msg-c", 250_000, "2026-03-10").await;
+    let reported_at = report.paid_at;
+    assert!(matches!(
+        store.post_payment(&report).await.unwrap(),
+        PaymentPosted::AlreadyPosted(_)
+    ));
+    let soap_cancel = kozomol_store::PaymentReversal {
+        amount: Some(kozomol_core::Money::new(
+            250_000,
+            kozomol_core::Currency::KGS,
+        )),
+        paid_at: Some(reported_at),
+        reversal_id: Some("cancel-c".to_owned()),
+        ..bank_cancel(&c, "unused")
+    };
+    let soap_cancel = kozomol_store::PaymentReversal {
+        external_id: None,
+        ..soap_cancel
+    };
+    match store.reverse_payment(&soap_cancel).await.unwrap() {
+        PaymentReversed::Reversed { payment, .. } => {
+            assert_eq!(payment.id, statement_payment.id)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        state_of(store.as_ref(), &numbers[2]).await,
+        CaseState::Issued
     );
 }
 
