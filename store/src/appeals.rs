@@ -42,6 +42,17 @@ pub const CLOSED: [CaseState; 7] = [
     CaseState::Lapsed,
 ];
 
+/// Who filed an appeal, as the audit log keeps it: a portal appeal's `portal:{address}`
+/// is `portal` there. The audit log is never purged, and the address is personal data
+/// the appeal's own row keeps only until the case's purge.
+pub(crate) fn audited_filer(filed_by: &str) -> &str {
+    if filed_by.starts_with("portal:") {
+        "portal"
+    } else {
+        filed_by
+    }
+}
+
 /// Whether a bulk void takes a case: not closed, and its personal data not purged. A
 /// purged case was settled and quiet for the whole retention period, past which no one
 /// claims its money back, and its payer's and owner's data are gone; voiding it would

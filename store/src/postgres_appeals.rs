@@ -679,7 +679,8 @@ impl Appeals for PgStore {
         // An appeal pauses the clocks; a rejection dates them again.
         stop_clock(&mut tx, appeal.case_id).await?;
         let detail =
-            serde_json::json!({ "appeal_id": id, "filed_by": appeal.filed_by }).to_string();
+            serde_json::json!({ "appeal_id": id, "filed_by": appeals::audited_filer(&appeal.filed_by) })
+                .to_string();
         insert_audit(
             &mut tx,
             &audit_row(
@@ -687,7 +688,7 @@ impl Appeals for PgStore {
                 APPEAL_FILED,
                 Some(state),
                 Some(CaseState::Appealed),
-                &appeal.filed_by,
+                appeals::audited_filer(&appeal.filed_by),
                 &detail,
                 now,
             ),

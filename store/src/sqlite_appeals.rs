@@ -666,7 +666,8 @@ impl Appeals for SqliteStore {
         // An appeal pauses the clocks; a rejection dates them again.
         stop_clock(&mut tx, appeal.case_id).await?;
         let detail =
-            serde_json::json!({ "appeal_id": id, "filed_by": appeal.filed_by }).to_string();
+            serde_json::json!({ "appeal_id": id, "filed_by": appeals::audited_filer(&appeal.filed_by) })
+                .to_string();
         insert_audit(
             &mut tx,
             &audit_row(
@@ -674,7 +675,7 @@ impl Appeals for SqliteStore {
                 APPEAL_FILED,
                 Some(state),
                 Some(CaseState::Appealed),
-                &appeal.filed_by,
+                appeals::audited_filer(&appeal.filed_by),
                 &detail,
                 now,
             ),

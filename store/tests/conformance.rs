@@ -7685,6 +7685,19 @@ async fn retention_purges_settled_quiet_cases_and_nothing_else(store: Arc<dyn St
         (PURGED, PURGED, None, None)
     );
     assert_eq!(appeal.filed_by, "portal", "the filer's address goes too");
+    // The audit log, never purged, never had it.
+    let filed = store
+        .case_audit(case_b)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|row| row.action == kozomol_store::appeals::APPEAL_FILED)
+        .expect("the filing audited");
+    assert_eq!(filed.actor, "portal");
+    assert!(
+        !filed.detail.unwrap_or_default().contains("203.0.113"),
+        "no address in the audit"
+    );
     assert_eq!(appeal.state, AppealState::Annulled);
 
     // The standing fine and its owner are untouched.
