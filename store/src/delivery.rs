@@ -481,15 +481,65 @@ pub(crate) fn delivered_detail(
     .to_string()
 }
 
-/// The detail of a delivery that failed for good.
+/// The detail of a delivery that failed for good. The channel's error goes in without
+/// the addresses it may quote (a relay's "550 <ivan@mail.kg> User unknown", a
+/// gateway's body naming the number): the audit log is never purged, while the
+/// attempt's own row, with the whole text, is.
 pub(crate) fn failed_detail(id: DeliveryId, channel: &str, attempts: u32, error: &str) -> String {
     serde_json::json!({
         "delivery_id": id.0,
         "channel": channel,
         "attempts": attempts,
-        "error": error,
+        "error": without_addresses(error),
     })
     .to_string()
+}
+
+/// `text` with every e-mail address (a word with `@`) and every phone number (a run of
+/// digits, spaces, `+`, `-` and brackets holding 9 digits or more: more than a date or
+/// a code has) replaced by `[address]`.
+pub(crate) fn without_addresses(text: &str) -> String {
+    let words: Vec<String> = text
+        .split(' ')
+        .map(|word| {
+            if word.contains('@') {
+                "[address]".to_owned()
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect();
+    let text = words.join(" ");
+    let chars: Vec<char> = text.chars().collect();
+    let in_number = |c: char| c.is_ascii_digit() || " +-()".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() || chars[i] == '+' || chars[i] == '(' {
+            let mut end = i;
+            while end < chars.len() && in_number(chars[end]) {
+                end += 1;
+            }
+            // What trails the last digit (a space before the next word) stays.
+            let mut last = end;
+            while last > i && !chars[last - 1].is_ascii_digit() {
+                last -= 1;
+            }
+            let digits = chars[i..last].iter().filter(|c| c.is_ascii_digit()).count();
+            if digits >= 9 {
+                out.push_str("[address]");
+                out.extend(&chars[last..end]);
+                i = end;
+                continue;
+            }
+            out.extend(&chars[i..end.max(i + 1)]);
+            i = end.max(i + 1);
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
 }
 
 /// The audit row of a delivery that failed for good.
@@ -763,4 +813,43 @@ pub(crate) struct AttemptRow<'a> {
 /// The audit detail of a print batch recorded printed.
 pub(crate) fn printed_detail(id: PrintBatchId) -> String {
     serde_json::json!({ "print_batch": id.0 }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_audited_names_no_address() {
+        for (error, audited) in [
+            (
+                "smtp: permanent error (550): 5.1.1 <ivan@mail.kg> User unknown",
+                "smtp: permanent error (550): 5.1.1 [address] User unknown",
+            ),
+            (
+                "sms gateway answered 422: number +996 555 123456 is not in service",
+                "sms gateway answered 422: number [address] is not in service",
+            ),
+            (
+                "sms gateway answered 422: +996555123456 blocked",
+                "sms gateway answered 422: [address] blocked",
+            ),
+            (
+                "to \"+996(555)12-34-56\", refused",
+                "to \"[address]\", refused",
+            ),
+            ("0555 123 456 unreachable", "[address] unreachable"),
+            (
+                "smtp: transient error (421): 4.7.0 try again",
+                "smtp: transient error (421): 4.7.0 try again",
+            ),
+            (
+                "timed out after 10s at 2026-12-07T08:00:00Z",
+                "timed out after 10s at 2026-12-07T08:00:00Z",
+            ),
+            ("", ""),
+        ] {
+            assert_eq!(without_addresses(error), audited, "{error}");
+        }
+    }
 }
