@@ -219,7 +219,7 @@ fn phone(raw: &str) -> Result<String, String> {
 
 /// An address SMTP can carry without extensions: ASCII, one `@`, a dot-atom local part
 /// (RFC 5322 3.2.3; quoted local parts are refused, no one gives one on a form) and a
-/// domain name with a top-level domain of letters.
+/// domain name with a top-level domain of letters; written in lower case.
 fn email(raw: &str) -> Result<String, String> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
@@ -275,7 +275,9 @@ fn email(raw: &str) -> Result<String, String> {
     if top.len() < 2 || !top.chars().all(|c| c.is_ascii_alphabetic()) {
         return Err("the domain ends in a top-level domain of letters (.kg, .com)".to_owned());
     }
-    Ok(format!("{local}@{domain}"))
+    // Lower case whole: mail systems take the local part in any case, and an address
+    // spelt ten ways must be one contact and one budget of codes, not ten.
+    Ok(format!("{}@{domain}", local.to_ascii_lowercase()))
 }
 
 #[cfg(test)]
@@ -330,7 +332,7 @@ mod tests {
     #[test]
     fn email_addresses_are_checked() {
         for (raw, want) in [
-            ("Asanov.B@Mail.KG", "Asanov.B@mail.kg"),
+            ("Asanov.B@Mail.KG", "asanov.b@mail.kg"),
             (" user+fines@sub.example.com ", "user+fines@sub.example.com"),
         ] {
             assert_eq!(

@@ -3301,7 +3301,7 @@ async fn deliveries_are_planned_with_the_resolution_and_claimed_once(store: Arc<
             .collect::<Vec<_>>(),
         [
             (DeliveryChannel::Sms, "+996555123456", "clerk-1"),
-            (DeliveryChannel::Email, "Asanov@mail.kg", "clerk-1"),
+            (DeliveryChannel::Email, "asanov@mail.kg", "clerk-1"),
         ]
     );
     assert!(store.contacts("nobody").await.unwrap().is_empty());
