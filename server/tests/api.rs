@@ -1540,6 +1540,7 @@ async fn dead_letters_page_without_bytes_and_serve_them_raw() {
     assert_eq!(raw.status, StatusCode::OK);
     assert_eq!(raw.content_type(), "application/octet-stream");
     assert_eq!(raw.bytes, vec![0xA2; 102]);
+    assert_eq!(raw.headers[header::CACHE_CONTROL], "no-store");
     h.get("/api/v1/dead-letters/987654/raw", Role::Admin)
         .await
         .problem(StatusCode::NOT_FOUND, "not_found");
@@ -2923,7 +2924,9 @@ async fn officers_file_violations_and_accidents_whose_investigation_moves_on() {
         assert_eq!(moved.status, StatusCode::OK);
     }
     let photo = format!("/api/v1/accidents/{minor}/files/0");
-    assert_eq!(h.get(&photo, Role::Auditor).await.status, StatusCode::OK);
+    let served = h.get(&photo, Role::Auditor).await;
+    assert_eq!(served.status, StatusCode::OK);
+    assert_eq!(served.headers[header::CACHE_CONTROL], "no-store");
     let later = chrono::Utc::now() + chrono::Duration::minutes(1);
     let purged = h.store.purge_personal_data(later, 100, "retention").await;
     assert_eq!(purged.expect("purged").accidents, vec![minor]);

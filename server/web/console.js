@@ -252,12 +252,18 @@ async function dashboardPage() {
     el("p", {}, el("button", { type: "submit", text: t("show") })));
   const figures = el("div", { id: "figures" });
   content.replaceChildren(form, figures);
+  // A link may name the range (`?from=&to=`); else the server's default, the last
+  // seven days on the jurisdiction's calendar, which the answer fills the form with.
   const asked = new URLSearchParams(location.search);
-  const today = new Date();
-  form.to.value = asked.get("to") || isoDay(today);
-  form.from.value = asked.get("from") || isoDay(new Date(today.getTime() - 6 * 86400000));
+  form.to.value = asked.get("to") || "";
+  form.from.value = asked.get("from") || "";
   const draw = async () => {
-    const d = await api("GET", `/api/v1/dashboard?from=${form.from.value}&to=${form.to.value}`);
+    const range = new URLSearchParams();
+    if (form.from.value) range.set("from", form.from.value);
+    if (form.to.value) range.set("to", form.to.value);
+    const d = await api("GET", `/api/v1/dashboard?${range}`);
+    form.from.value = d.from;
+    form.to.value = d.to;
     const kinds = [...new Set(d.violations.map((r) => r.kind))];
     const byDay = {};
     const byHour = {};

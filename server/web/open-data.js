@@ -2,13 +2,20 @@
 // hourly rows to download as CSV or JSON. Only counts: no plate, no person.
 "use strict";
 
-async function show(from, to) {
-  const query = `from=${from}&to=${to}`;
-  document.getElementById("csv").href = `/api/v1/open-data/violations?${query}&format=csv`;
-  document.getElementById("json").href = `/api/v1/open-data/violations?${query}`;
+// Shows the range `form` names; an empty day is the server's default (the last seven
+// days on the jurisdiction's calendar), which the answer fills the form with.
+async function show(form) {
+  const range = new URLSearchParams();
+  if (form.from.value) range.set("from", form.from.value);
+  if (form.to.value) range.set("to", form.to.value);
   const message = document.getElementById("open-data-message");
   try {
-    const data = await api("GET", `/api/v1/open-data/violations?${query}`);
+    const data = await api("GET", `/api/v1/open-data/violations?${range}`);
+    form.from.value = data.from;
+    form.to.value = data.to;
+    const query = `from=${data.from}&to=${data.to}`;
+    document.getElementById("csv").href = `/api/v1/open-data/violations?${query}&format=csv`;
+    document.getElementById("json").href = `/api/v1/open-data/violations?${query}`;
     const totals = new Map();
     for (const row of data.rows) {
       const key = `${row.site_id || ""}|${row.kind}`;
@@ -34,11 +41,10 @@ async function show(from, to) {
 document.addEventListener("DOMContentLoaded", async () => {
   await loadMessages();
   const form = document.getElementById("range");
-  // A link may name the range (`?from=&to=`); else the last seven days.
+  // A link may name the range (`?from=&to=`); else the server's default.
   const asked = new URLSearchParams(location.search);
-  const today = new Date();
-  form.to.value = asked.get("to") || isoDay(today);
-  form.from.value = asked.get("from") || isoDay(new Date(today.getTime() - 6 * 86400000));
-  form.addEventListener("submit", (e) => { e.preventDefault(); show(form.from.value, form.to.value); });
-  await show(form.from.value, form.to.value);
+  form.to.value = asked.get("to") || "";
+  form.from.value = asked.get("from") || "";
+  form.addEventListener("submit", (e) => { e.preventDefault(); show(form); });
+  await show(form);
 });

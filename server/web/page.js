@@ -44,13 +44,6 @@ async function loadMessages() {
   translate(document);
 }
 
-// A day as YYYY-MM-DD on the visitor's own calendar (toISOString gives UTC's, a day
-// behind in Bishkek until 06:00).
-function isoDay(date) {
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
-}
-
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs || {})) {

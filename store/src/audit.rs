@@ -321,18 +321,30 @@ pub struct Verified {
     pub oldest_unsealed_at: Option<DateTime<Utc>>,
 }
 
-/// A seal as recorded outside the log.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+/// A seal as recorded outside the log; written `ID:HASH`, as `--expect-seal` takes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SealMark {
     pub id: i64,
     /// Hex.
     pub hash: String,
 }
 
+impl std::fmt::Display for SealMark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.id, self.hash)
+    }
+}
+
+impl serde::Serialize for SealMark {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl std::str::FromStr for SealMark {
     type Err = String;
 
-    /// `ID:HASH`, as `audit verify` prints a seal.
+    /// `ID:HASH`, as `audit verify` prints the last seal.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let (id, hash) = text
             .split_once(':')

@@ -586,6 +586,7 @@ impl CaseStore for PgStore {
              count(*) AS recorded, count(r.number) AS fined \
              FROM cases c LEFT JOIN resolutions r ON r.case_id = c.id \
              WHERE c.captured_at >= $1 AND c.captured_at < $2 \
+             AND NOT EXISTS (SELECT 1 FROM nominations n WHERE n.reissued_case_id = c.id) \
              GROUP BY 1, 2, c.kind ORDER BY 1, 2, c.kind",
         )
         .bind(from)

@@ -519,6 +519,7 @@ impl CaseStore for SqliteStore {
              count(*) AS recorded, count(r.number) AS fined \
              FROM cases c LEFT JOIN resolutions r ON r.case_id = c.id \
              WHERE c.captured_at >= ? AND c.captured_at < ? \
+             AND NOT EXISTS (SELECT 1 FROM nominations n WHERE n.reissued_case_id = c.id) \
              GROUP BY 1, 2, c.kind ORDER BY 1, 2, c.kind",
         )
         .bind(ms(from))

@@ -4691,6 +4691,12 @@ async fn the_audit_log_is_sealed_and_verify_names_the_first_break(url: String) {
         (5, 1, seal.up_to_id)
     );
     assert_eq!(verified.last_seal.as_ref(), Some(&recorded));
+    // Printed as --expect-seal takes it back.
+    let printed = serde_json::to_value(&verified).unwrap();
+    assert_eq!(
+        printed["last_seal"].as_str().map(str::parse::<SealMark>),
+        Some(Ok(recorded.clone()))
+    );
     assert_eq!(verified.unsealed_rows, 1);
     // A seal recorded outside the log that it no longer holds, or holds otherwise: the
     // log was cut back or rewritten, which its own chains cannot show.
@@ -5202,6 +5208,30 @@ async fn offenders_count_by_pin_or_inn_and_owners_state_once(store: Arc<dyn Stor
     assert_eq!(
         store.reissued_from(reissued).await.unwrap(),
         Some(nomination.case_id)
+    );
+    // One violation, counted once by the open data: the re-issued case is the same
+    // event, addressed to another.
+    let original_case = store.case(nomination.case_id).await.unwrap().unwrap();
+    let hour = original_case.captured_at;
+    let counted: i64 = store
+        .hourly_counts(hour - Duration::hours(1), hour + Duration::hours(1))
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.recorded)
+        .sum();
+    let cases_then = store
+        .count_cases(&kozomol_store::CaseQuery {
+            from: Some(hour - Duration::hours(1)),
+            to: Some(hour + Duration::hours(1)),
+            ..kozomol_store::CaseQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        counted,
+        cases_then as i64 - 1,
+        "the re-issued case is not counted"
     );
     // The issuing stage's batched reads say what the single reads say; a re-issued
     // case's crop and reviews are its original's.

@@ -510,7 +510,7 @@ impl DeliveryWorker {
     }
 
     /// Records the channel's delivery report as the proof. The channel's own time is
-    /// kept in the proof; the instant recorded is held within [issued, now], since a
+    /// kept in the proof; the instant recorded is held within [sent, now], since a
     /// gateway's clock can stray and the store refuses an instant outside it.
     async fn prove(
         &self,

@@ -353,6 +353,8 @@ pub(crate) async fn serve_file<'a>(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment"),
     );
+    // An appellant's papers, an accident's participants: no browser keeps them.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 

@@ -97,5 +97,7 @@ pub async fn raw(
     {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
+    // Photos and a plate as the camera sent them: no browser keeps them.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
