@@ -1168,6 +1168,27 @@ async fn cameras_register_validate_update_and_list() {
             .expect("an instant");
         assert_eq!(heard.timestamp_millis(), at.timestamp_millis());
     }
+    // A camera whose clock runs 40 minutes ahead, its last status come 10 minutes
+    // ago: gone, whatever its own time says.
+    let arrived = Utc::now() - chrono::Duration::minutes(10);
+    h.store
+        .record_camera_status(
+            &id,
+            &kozomol_store::CameraStatusUpdate {
+                online: true,
+                outbox_depth: Some(0),
+                clock_offset_ms: Some(3),
+                at: Some(Utc::now() + chrono::Duration::minutes(40)),
+                received_at: arrived,
+            },
+        )
+        .await
+        .expect("status");
+    let camera = h
+        .get("/api/v1/cameras/bishkek-chuy-001", Role::Reviewer)
+        .await
+        .json();
+    assert_eq!(camera["online"], false, "{camera}");
 
     // Every problem at once.
     let bad = json!({

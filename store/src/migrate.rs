@@ -193,6 +193,11 @@ const SQLITE: &[Migration] = &[
         name: "subscription_ids_never_reused",
         sql: include_str!("../migrations/sqlite/0035_subscription_ids_never_reused.sql"),
     },
+    Migration {
+        version: 36,
+        name: "cameras_heard_at",
+        sql: include_str!("../migrations/sqlite/0036_cameras_heard_at.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -370,6 +375,11 @@ const POSTGRES: &[Migration] = &[
         version: 35,
         name: "subscription_ids_never_reused",
         sql: include_str!("../migrations/postgres/0035_subscription_ids_never_reused.sql"),
+    },
+    Migration {
+        version: 36,
+        name: "cameras_heard_at",
+        sql: include_str!("../migrations/postgres/0036_cameras_heard_at.sql"),
     },
 ];
 

@@ -34,14 +34,19 @@ pub struct CameraRecord {
     pub online: bool,
     pub outbox_depth: Option<i64>,
     pub clock_offset_ms: Option<i64>,
+    /// The camera's own time of its newest status (or, for one without, its arrival).
     pub status_at: Option<DateTime<Utc>>,
+    /// When its last online status arrived, by this server's clock (`heard_at`).
+    #[serde(skip)]
+    pub online_heard_at: Option<DateTime<Utc>>,
 }
 
 impl CameraRecord {
-    /// When the camera was last heard from: its newest event, or its newest status
-    /// saying it is online (an offline status is the broker's word, not the camera's).
+    /// When the camera was last heard from, by this server's clock: its newest event,
+    /// or the arrival of its last status saying it is online (an offline status is
+    /// the broker's word, not the camera's; the camera's own times may run off).
     pub fn heard_at(&self) -> Option<DateTime<Utc>> {
-        let status = self.status_at.filter(|_| self.online);
+        let status = self.online_heard_at.filter(|_| self.online);
         self.last_seen.max(status)
     }
 

@@ -110,6 +110,7 @@ fn camera_from_row(
         outbox_depth: row.try_get("outbox_depth")?,
         clock_offset_ms: row.try_get("clock_offset_ms")?,
         status_at: row.try_get("status_at")?,
+        online_heard_at: row.try_get("online_heard_at")?,
     })
 }
 
@@ -119,7 +120,7 @@ macro_rules! select_cameras {
         concat!(
             "SELECT camera_id, public_key, device_serial, site_id, site_lat_e6, site_lon_e6, ",
             "site_address, site_direction, site_lane, registered_at, last_seen, online, ",
-            "outbox_depth, clock_offset_ms, status_at FROM cameras",
+            "outbox_depth, clock_offset_ms, status_at, online_heard_at FROM cameras",
             $tail
         )
     };
@@ -232,7 +233,8 @@ impl CameraRegister for PgStore {
         sqlx::query(
             "UPDATE cameras SET online = $1, outbox_depth = $2, clock_offset_ms = $3, \
              status_at = COALESCE($4, CASE WHEN online = $1 AND status_at IS NOT NULL THEN status_at \
-             ELSE GREATEST(status_at + interval '1 millisecond', $5) END) \
+             ELSE GREATEST(status_at + interval '1 millisecond', $5) END), \
+             online_heard_at = CASE WHEN $1 THEN $5 ELSE online_heard_at END \
              WHERE camera_id = $6 AND ($4::timestamptz IS NULL OR status_at IS NULL OR status_at <= $4)",
         )
         .bind(status.online)

@@ -155,6 +155,7 @@ fn camera_from_row(
         outbox_depth: row.try_get("outbox_depth")?,
         clock_offset_ms: row.try_get("clock_offset_ms")?,
         status_at: decode::opt_millis(row.try_get("status_at")?)?,
+        online_heard_at: decode::opt_millis(row.try_get("online_heard_at")?)?,
     })
 }
 
@@ -164,7 +165,7 @@ macro_rules! select_cameras {
         concat!(
             "SELECT camera_id, public_key, device_serial, site_id, site_lat_e6, site_lon_e6, ",
             "site_address, site_direction, site_lane, registered_at, last_seen, online, ",
-            "outbox_depth, clock_offset_ms, status_at FROM cameras",
+            "outbox_depth, clock_offset_ms, status_at, online_heard_at FROM cameras",
             $tail
         )
     };
@@ -267,7 +268,8 @@ impl CameraRegister for SqliteStore {
         sqlx::query(
             "UPDATE cameras SET online = ?1, outbox_depth = ?2, clock_offset_ms = ?3, \
              status_at = COALESCE(?4, CASE WHEN online = ?1 AND status_at IS NOT NULL THEN status_at \
-             ELSE max(COALESCE(status_at + 1, ?5), ?5) END) \
+             ELSE max(COALESCE(status_at + 1, ?5), ?5) END), \
+             online_heard_at = CASE WHEN ?1 THEN ?5 ELSE online_heard_at END \
              WHERE camera_id = ?6 AND (?4 IS NULL OR status_at IS NULL OR status_at <= ?4)",
         )
         .bind(status.online)
