@@ -1118,6 +1118,22 @@ async fn portal_reports_and_return_receipts_are_recorded_once(backend: Backend) 
         matches!(again, DeliveryRecorded::AlreadyRecorded { .. }),
         "{again:?}"
     );
+    // A receipt dated days before the letter's batch was sent is refused, however long
+    // before that the resolution was issued.
+    w.db.force_issued_at(number, Utc::now() - chrono::Duration::days(10))
+        .await;
+    let early = record_return_receipt(
+        w.store.as_ref(),
+        number,
+        Utc::now() - chrono::Duration::days(5),
+        serde_json::json!({"receipt": "RR000000001KG"}),
+        "post:k",
+    )
+    .await;
+    assert!(
+        matches!(&early, Err(e) if e.to_string().contains("cannot have been delivered")),
+        "{early:?}"
+    );
     // The letter's receipt comes later: recorded, the clocks stay where they started.
     let receipt = serde_json::json!({"receipt": "RR000000001KG"});
     let later = record_return_receipt(

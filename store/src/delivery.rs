@@ -435,16 +435,25 @@ pub(crate) fn check_delivered_at(
     Ok(())
 }
 
-/// The outbox row a proof names: it must belong to the resolution and be a real
-/// delivery channel's row.
+/// The outbox row a proof names: it must belong to the resolution, and the proof
+/// must not come before the row was sent (a return receipt dated before its letter's
+/// batch would start the appeal and discount windows early). A day's slack: receipts
+/// are dated by the day.
 pub(crate) fn check_target_row(
     id: DeliveryId,
     number: &str,
     row_number: &str,
+    sent_at: Option<DateTime<Utc>>,
+    delivered_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     if row_number != number {
         return Err(StoreError::Invalid(format!(
             "delivery {id} belongs to resolution {row_number}, not {number}"
+        )));
+    }
+    if let Some(sent_at) = sent_at.filter(|&sent| delivered_at + chrono::Duration::days(1) < sent) {
+        return Err(StoreError::Invalid(format!(
+            "delivery {id} was sent at {sent_at}: it cannot have been delivered at {delivered_at}"
         )));
     }
     Ok(())

@@ -716,7 +716,7 @@ impl DeliveryOutbox for PgStore {
         let (id, channel, state, external_id) = match &proof.target {
             DeliveryTarget::Outbox(id) => {
                 let Some(row) = sqlx::query(
-                    "SELECT resolution_number, channel, state, external_id FROM deliveries \
+                    "SELECT resolution_number, channel, state, external_id, sent_at FROM deliveries \
                      WHERE id = $1 FOR UPDATE",
                 )
                 .bind(id.0)
@@ -729,7 +729,13 @@ impl DeliveryOutbox for PgStore {
                     return finish_unchanged(tx, Err(missing)).await;
                 };
                 let row_number: String = row.try_get("resolution_number")?;
-                if let Err(refused) = delivery::check_target_row(*id, number, &row_number) {
+                if let Err(refused) = delivery::check_target_row(
+                    *id,
+                    number,
+                    &row_number,
+                    row.try_get::<Option<DateTime<Utc>>, _>("sent_at")?,
+                    proof.delivered_at,
+                ) {
                     return finish_unchanged(tx, Err(refused)).await;
                 }
                 (

@@ -701,7 +701,7 @@ impl DeliveryOutbox for SqliteStore {
         let (id, channel, state, external_id) = match &proof.target {
             DeliveryTarget::Outbox(id) => {
                 let Some(row) = sqlx::query(
-                    "SELECT resolution_number, channel, state, external_id FROM deliveries \
+                    "SELECT resolution_number, channel, state, external_id, sent_at FROM deliveries \
                      WHERE id = ?",
                 )
                 .bind(id.0)
@@ -713,7 +713,13 @@ impl DeliveryOutbox for SqliteStore {
                     });
                 };
                 let row_number: String = row.try_get("resolution_number")?;
-                delivery::check_target_row(*id, number, &row_number)?;
+                delivery::check_target_row(
+                    *id,
+                    number,
+                    &row_number,
+                    decode::opt_millis(row.try_get("sent_at")?)?,
+                    proof.delivered_at,
+                )?;
                 (
                     *id,
                     delivery::channel(row.try_get("channel")?)?,
