@@ -150,13 +150,15 @@ impl Default for RetentionSettings {
 }
 
 /// kozomol as a client of the city's OpenID Connect provider (docs/web.md).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcSettings {
     /// The issuer, exactly as its ID tokens name it; its discovery document is at
     /// `{issuer}/.well-known/openid-configuration`.
     pub issuer: String,
     pub client_id: String,
+    /// Better given as `KOZOMOL_OIDC_CLIENT_SECRET` (a secret, not a setting).
+    #[serde(default)]
     pub client_secret: String,
     /// What the login page calls the provider, e.g. "Tunduk ID".
     #[serde(default = "default_oidc_name")]
@@ -167,6 +169,19 @@ pub struct OidcSettings {
     /// the provider marks it verified.
     #[serde(default = "default_login_claim")]
     pub login_claim: String,
+}
+
+impl std::fmt::Debug for OidcSettings {
+    // Settings are logged: the client's secret never is.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcSettings")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"***")
+            .field("display_name", &self.display_name)
+            .field("login_claim", &self.login_claim)
+            .finish()
+    }
 }
 
 fn default_oidc_name() -> String {
@@ -768,6 +783,9 @@ impl Settings {
         }
         if let Some(v) = env("KOZOMOL_SMTP_PASSWORD") {
             settings.delivery.smtp_password = Some(v);
+        }
+        if let (Some(oidc), Some(v)) = (&mut settings.oidc, env("KOZOMOL_OIDC_CLIENT_SECRET")) {
+            oidc.client_secret = v;
         }
         for provider in &mut settings.payment_providers {
             if let Some(v) = env(&provider.secrets_variable()) {
@@ -1425,6 +1443,20 @@ mod tests {
                 (other, _) => panic!("{text}: {other:?}"),
             }
         }
+        // The secret from the environment, the file holding none; never in a log.
+        std::fs::write(
+            &file,
+            "[oidc]\nissuer = \"https://id.example.kg\"\nclient_id = \"kozomol\"\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&file), |k| {
+            (k == "KOZOMOL_OIDC_CLIENT_SECRET").then(|| "from-the-vault".to_owned())
+        })
+        .expect("loads");
+        s.validate().expect("valid");
+        let oidc = s.oidc.as_ref().expect("oidc");
+        assert_eq!(oidc.client_secret, "from-the-vault");
+        assert!(!format!("{oidc:?}").contains("from-the-vault"));
     }
 
     #[test]

@@ -239,8 +239,9 @@ fn check_options(opts: &SimulationOptions) -> Result<(), SimulateError> {
     if !(1..=999).contains(&opts.cameras) {
         problems.push("cameras must be 1 to 999");
     }
-    if !(opts.rate.is_finite() && opts.rate > 0.0) {
-        problems.push("rate must be a positive number of events per second");
+    // Below one event a day per camera the submit period overflows a Duration.
+    if !(opts.rate.is_finite() && (0.001..=100_000.0).contains(&opts.rate)) {
+        problems.push("rate must be 0.001 to 100000 events per second");
     }
     if opts.broker.trim().is_empty() {
         problems.push("broker is required");
@@ -579,6 +580,14 @@ mod tests {
             text.contains("cameras") && text.contains("rate") && text.contains("api"),
             "{text}"
         );
+        for rate in [1e-19, 0.0, -1.0, f64::INFINITY, 1e9] {
+            let refused = SimulationOptions { rate, ..options() };
+            assert!(check_options(&refused).is_err(), "{rate}");
+        }
+        for rate in [0.001, 100_000.0] {
+            let taken = SimulationOptions { rate, ..options() };
+            check_options(&taken).expect("in range");
+        }
     }
 
     #[test]
