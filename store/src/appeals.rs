@@ -53,6 +53,13 @@ pub(crate) fn audited_filer(filed_by: &str) -> &str {
     }
 }
 
+/// Whether settling `request` with `outcome` ends its case as `refunded`: the money
+/// an annulment or a void owed the payer went back (an excess refund leaves a fine
+/// that stands where it is).
+pub(crate) fn closes_as_refunded(request: &RefundRequestRecord, outcome: RefundOutcome) -> bool {
+    outcome == RefundOutcome::Refunded && matches!(request.cause.as_str(), "annulled" | "voided")
+}
+
 /// Whether a bulk void takes a case: not closed, and its personal data not purged. A
 /// purged case was settled and quiet for the whole retention period, past which no one
 /// claims its money back, and its payer's and owner's data are gone; voiding it would

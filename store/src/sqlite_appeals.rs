@@ -923,13 +923,23 @@ impl Appeals for SqliteStore {
         if pays_back_withdrawn_excess(&before) {
             cover_queued_excess(&mut tx, &record, &settlement.settled_by).await?;
         }
+        // The money an annulment or a void owed went back: the case ends `refunded`.
+        let mut moved_from = None;
+        if appeals::closes_as_refunded(&record, settlement.outcome) {
+            for from in [CaseState::Annulled, CaseState::Voided] {
+                if move_case(&mut tx, record.case_id, from, CaseState::Refunded).await? {
+                    moved_from = Some(from);
+                    break;
+                }
+            }
+        }
         insert_audit(
             &mut tx,
             &audit_row(
                 record.case_id,
                 REFUND_SETTLED,
-                None,
-                None,
+                moved_from,
+                moved_from.map(|_| CaseState::Refunded),
                 &settlement.settled_by,
                 &settlement_detail(&record, &before.state),
                 now,

@@ -6049,6 +6049,22 @@ async fn money_to_give_back_is_queued_and_settled_once(store: Arc<dyn Store>) {
         ("refunded", Some("TR-77"), Some("finance-1"))
     );
     assert!(paid.settled_at.is_some());
+    // The annulment's money went back: A ends refunded, and its audit says so. An
+    // excess paid back (B's above) leaves its standing fine where it was.
+    assert_eq!(state_of(store.as_ref(), a).await, CaseState::Refunded);
+    assert_eq!(state_of(store.as_ref(), b).await, CaseState::PaidDiscounted);
+    let settled = store
+        .case_audit(paid.case_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .find(|row| row.action == kozomol_store::appeals::REFUND_SETTLED)
+        .expect("audited");
+    assert_eq!(
+        (settled.from_state, settled.to_state),
+        (Some(CaseState::Annulled), Some(CaseState::Refunded))
+    );
     // Settled once: a second settlement, either way, changes nothing.
     assert_eq!(
         store
