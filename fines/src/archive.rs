@@ -147,7 +147,21 @@ async fn under_lease(
     let (mut overwritten, mut failed) = (Vec::new(), Vec::new());
     for (segment, erasures, outcome) in outcomes {
         match outcome {
-            Ok(()) => overwritten.extend(erasures),
+            Ok(refused) => {
+                for (index, erasure) in erasures.into_iter().enumerate() {
+                    if refused.contains(&index) {
+                        error!(
+                            segment = %segment,
+                            offset = erasure.location.offset,
+                            sha256 = %hex::encode(erasure.sha256),
+                            "queued evidence not overwritten: the segment holds another record there (database and segment disagree); put off an hour"
+                        );
+                        failed.push(erasure);
+                    } else {
+                        overwritten.push(erasure);
+                    }
+                }
+            }
             Err(e) => {
                 error!(
                     segment = %segment,

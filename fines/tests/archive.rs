@@ -285,3 +285,57 @@ async fn second_copies_are_overwritten_with_the_first(backend: Backend) {
     );
     assert_eq!(frames_left(&folder), 0, "no copy left behind");
 }
+
+/// A record the segment holds otherwise than the database says (bit rot, a restore
+/// gone wrong) is left for an operator, and the case's other frames in that segment
+/// are overwritten all the same: one bad record held every destroyed file's bytes in
+/// its segment readable past their term.
+#[tokio::test]
+async fn a_damaged_record_holds_back_only_itself() {
+    let db = Db::new(Backend::Sqlite).await;
+    let store = db.store.as_ref();
+    let folder = db.dir.path().join("evidence");
+    let evidence = Arc::new(EvidenceStore::open(&folder, "test").expect("evidence"));
+    let (overview, plate) = (noise_jpeg(64, 36, 7), noise_jpeg(32, 8, 8));
+    let case = received_cases(store, &evidence, 1, &overview, &plate)
+        .await
+        .expect("case")[0];
+    db.force_state(case, CaseState::Rejected).await;
+    let soon = Utc::now() + Duration::minutes(1);
+    let purged = store
+        .purge_personal_data(soon, 100, "retention")
+        .await
+        .expect("purge");
+    assert_eq!(purged.cases, vec![case]);
+    // The plate's record header no longer names its bytes.
+    let shown = frames(store, case).await;
+    let damaged = &shown[1].location;
+    let path = folder.join(&damaged.segment);
+    let mut bytes = std::fs::read(&path).expect("segment");
+    let first_hash_byte = (damaged.offset - 32) as usize;
+    bytes[first_hash_byte] ^= 0xff;
+    std::fs::write(&path, bytes).expect("damaged");
+
+    let pass = destroy_case_files(
+        store,
+        &evidence,
+        Some(soon + Duration::minutes(1)),
+        100,
+        "archive",
+    )
+    .await
+    .expect("pass");
+    assert_eq!(
+        (pass.records_overwritten, pass.overwrite_failures),
+        (1, 1),
+        "{pass:?}"
+    );
+    assert!(matches!(
+        evidence.read(&shown[0].location, &shown[0].sha256),
+        Err(StoreError::EvidenceErased { .. })
+    ));
+    assert!(matches!(
+        evidence.read(damaged, &shown[1].sha256),
+        Err(StoreError::EvidenceCorrupt { .. })
+    ));
+}

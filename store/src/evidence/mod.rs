@@ -216,25 +216,26 @@ impl EvidenceStore {
     /// record becomes an erased one of the same length (zeros), durably, in one rewrite
     /// of the segment. A record erased already is written again (a crash may have left
     /// only its header written); a location past the segment's end has nothing to
-    /// erase (a torn batch the database never kept). If any record is not the frame
-    /// named ([`StoreError::EvidenceCorrupt`]: the database and the segment disagree,
-    /// which an operator must see), nothing is written.
+    /// erase (a torn batch the database never kept). A record that is not the frame
+    /// named (the database and the segment disagree, which an operator must see) is
+    /// left as it is and answered, by its index in `records`; the others are erased
+    /// all the same, so that one bad record holds no one else's bytes past their term.
     pub fn erase(
         &self,
         segment: &str,
         records: &[(FrameLocation, [u8; 32])],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<usize>, StoreError> {
         check_segment_name(segment)?;
         let mut writes = Vec::with_capacity(records.len());
-        for (loc, sha256) in records {
-            let corrupt = || StoreError::EvidenceCorrupt {
-                sha256: hex::encode(sha256),
-            };
+        let mut refused = Vec::new();
+        for (index, (loc, sha256)) in records.iter().enumerate() {
             let Some(record_start) = loc.offset.checked_sub(RECORD_HEADER_LEN) else {
-                return Err(corrupt());
+                refused.push(index);
+                continue;
             };
             if loc.segment != segment {
-                return Err(corrupt());
+                refused.push(index);
+                continue;
             }
             let Some(header) = self
                 .segments
@@ -242,25 +243,28 @@ impl EvidenceStore {
             else {
                 continue;
             };
-            let raw: [u8; RECORD_HEADER_LEN as usize] =
-                header.as_slice().try_into().map_err(|_| corrupt())?;
-            let len = u32::from_le_bytes(raw[4..8].try_into().expect("four bytes"));
+            let Ok(raw) = <[u8; RECORD_HEADER_LEN as usize]>::try_from(header.as_slice()) else {
+                refused.push(index);
+                continue;
+            };
+            let len = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]);
             let ours = match Header::parse(&raw) {
                 Some(h) => h.len == loc.len && h.sha256 == *sha256,
                 None => raw[..4] == ERASED_MAGIC && len == loc.len,
             };
             if !ours {
-                return Err(corrupt());
+                refused.push(index);
+                continue;
             }
             let mut record = vec![0u8; (RECORD_HEADER_LEN + u64::from(loc.len)) as usize];
             record[..4].copy_from_slice(&ERASED_MAGIC);
             record[4..8].copy_from_slice(&loc.len.to_le_bytes());
             writes.push((record_start, record));
         }
-        if writes.is_empty() {
-            return Ok(());
+        if !writes.is_empty() {
+            self.segments.overwrite(segment, &writes)?;
         }
-        self.segments.overwrite(segment, &writes)
+        Ok(refused)
     }
 }
 
@@ -555,17 +559,26 @@ mod tests {
         let size = fs::metadata(&path).unwrap().len();
         let record = |i: usize| (locs[i].clone(), sha(&frames[i]));
 
-        // One record not the frame named: nothing is written, not even the others.
+        // One record not the frame named: it is answered and left, the others erased.
+        assert_eq!(
+            store
+                .erase(
+                    &segment,
+                    &[(locs[3].clone(), sha(b"another frame")), record(1)]
+                )
+                .unwrap(),
+            [0]
+        );
+        assert_eq!(store.read(&locs[3], &sha(&frames[3])).unwrap(), frames[3]);
         assert!(matches!(
-            store.erase(
-                &segment,
-                &[record(1), (locs[3].clone(), sha(b"another frame"))]
-            ),
-            Err(StoreError::EvidenceCorrupt { .. })
+            store.read(&locs[1], &sha(&frames[1])),
+            Err(StoreError::EvidenceErased { .. })
         ));
-        assert_eq!(store.read(&locs[1], &sha(&frames[1])).unwrap(), frames[1]);
 
-        store.erase(&segment, &[record(1), record(3)]).unwrap();
+        assert!(store
+            .erase(&segment, &[record(1), record(3)])
+            .unwrap()
+            .is_empty());
         // Again: an erased record is written again, nothing else changes.
         store.erase(&segment, &[record(1)]).unwrap();
         for i in [1, 3] {
@@ -608,9 +621,12 @@ mod tests {
         };
         store.erase(&segment, &[(beyond, sha(&frames[2]))]).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().len(), size);
-        assert!(store
-            .erase("seg-other-0000000001.kzs", &[record(2)])
-            .is_err());
+        assert_eq!(
+            store
+                .erase("seg-other-0000000001.kzs", &[record(2)])
+                .unwrap(),
+            [0]
+        );
     }
 
     #[test]
