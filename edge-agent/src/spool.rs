@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use kozomol_core::envelope::MAX_ENVELOPE_BYTES;
 use kozomol_core::{ClockSource, EventId, FrameRole, Measurement, PlateRead, ViolationKind};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -388,6 +389,19 @@ fn load(dir: &Path, sidecar: &Path, claimed: bool) -> Result<Option<Loaded>, Edg
         fs::read(sidecar).map_err(EdgeError::io(format!("reading {}", sidecar.display())))?;
     let sidecar = Sidecar::parse(&json)?;
     let mut frames = Vec::with_capacity(sidecar.frames.len());
+    // Sized before they are read: a frame file far larger than an envelope can carry
+    // (a video dropped in the spool) must not be read into memory to find that out.
+    let mut total: u64 = 0;
+    for frame in &sidecar.frames {
+        if let Ok(meta) = fs::metadata(dir.join(&frame.file)) {
+            total = total.saturating_add(meta.len());
+        }
+    }
+    if total > MAX_ENVELOPE_BYTES as u64 {
+        return Err(EdgeError::Sidecar(format!(
+            "the frames are {total} bytes: an envelope carries at most {MAX_ENVELOPE_BYTES}"
+        )));
+    }
     for frame in &sidecar.frames {
         let path = dir.join(&frame.file);
         match fs::read(&path) {
@@ -444,6 +458,26 @@ fn rename_if_exists(from: &Path, to: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_too_large_for_an_envelope_are_refused_unread() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sidecar = dir.path().join("a.json");
+        fs::write(
+            &sidecar,
+            br#"{"captured_at":"2026-05-01T08:30:00Z","clock_source":"gnss","kind":"speeding",
+                "frames":[{"file":"a-overview.jpg","role":"overview"}]}"#,
+        )
+        .expect("sidecar");
+        let video = fs::File::create(dir.path().join("a-overview.jpg")).expect("frame");
+        video
+            .set_len(MAX_ENVELOPE_BYTES as u64 + 1)
+            .expect("a sparse file");
+        match load(dir.path(), &sidecar, false) {
+            Err(EdgeError::Sidecar(why)) => assert!(why.contains("at most"), "{why}"),
+            other => panic!("{:?}", other.map(|l| l.is_some())),
+        }
+    }
 
     #[test]
     fn sidecar_parsing() {
