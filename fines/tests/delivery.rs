@@ -990,6 +990,17 @@ async fn a_letter_that_does_not_read_fails_alone_and_the_rest_are_printed(backen
         .expect("resolution")
         .case_id;
     assert_eq!(undeliverable(&w).await, [bad_case]);
+    // A notice to a system subscribed to the owner's violations (a bank's app) reaches
+    // no one in person: the case still waits for a person.
+    let notice = |created_at: &str| {
+        format!(
+            "INSERT INTO deliveries (resolution_number, case_id, channel, address, state, \
+             created_at) VALUES ('{}', {}, 'portal', 'subscription:1', 'sent', {created_at})",
+            numbers[1], bad_case.0
+        )
+    };
+    w.db.execute(notice("now()"), notice("0")).await;
+    assert_eq!(undeliverable(&w).await, [bad_case]);
     for number in [&numbers[0], &numbers[2]] {
         let letter = of_channel(&w, number, DeliveryChannel::Post).await;
         assert_eq!(

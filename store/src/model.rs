@@ -165,10 +165,13 @@ pub struct CaseSummary {
     pub enforceable: bool,
 }
 
-/// [`CaseQuery::undeliverable`] in SQL both backends read alike.
+/// [`CaseQuery::undeliverable`] in SQL both backends read alike. A notice to a system
+/// subscribed to the owner's violations (`subscription:{id}`) reaches no one in person,
+/// so it is not a delivery under way.
 pub(crate) const UNDELIVERABLE: &str = " AND state = 'issued' AND EXISTS (SELECT 1 FROM resolutions r \
      WHERE r.case_id = cases.id AND r.delivered_at IS NULL AND NOT EXISTS (SELECT 1 FROM deliveries d \
-     WHERE d.resolution_number = r.number AND d.state IN ('queued', 'sending', 'sent')))";
+     WHERE d.resolution_number = r.number AND d.state IN ('queued', 'sending', 'sent') \
+     AND d.address NOT LIKE 'subscription:%'))";
 
 /// Cases not re-issued to a driver the vehicle's owner named: their owner is the one
 /// the registry gave.

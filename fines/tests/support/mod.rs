@@ -133,7 +133,8 @@ impl Db {
     }
 
     /// Runs one statement, written for each backend, for what no store method does.
-    async fn execute(&self, postgres: String, sqlite: String) {
+    #[allow(dead_code)]
+    pub async fn execute(&self, postgres: String, sqlite: String) {
         if self.postgres.is_some() {
             let pool = sqlx::PgPool::connect(&self.url).await.expect("connect");
             sqlx::raw_sql(sqlx::AssertSqlSafe(postgres))
