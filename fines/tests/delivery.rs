@@ -68,6 +68,7 @@ macro_rules! both_backends {
 
 both_backends!(
     an_sms_proven_delivered_starts_the_clocks,
+    a_gateway_id_of_any_characters_is_asked_about_not_sent_again,
     a_delivery_reported_before_its_text_was_sent_dates_from_the_sending,
     gateway_failures_retry_with_backoff_then_give_up,
     a_text_reported_undeliverable_is_sent_again_as_a_new_message,
@@ -457,6 +458,27 @@ async fn a_delivery_reported_before_its_text_was_sent_dates_from_the_sending(bac
         delivered_at >= sent_at && delivered_at <= Utc::now(),
         "{delivered_at} before {sent_at}"
     );
+}
+
+/// A gateway whose message ids hold base64's `/+=`: the id is asked about as one
+/// percent-encoded path segment, and the text proven delivered, not sent again.
+async fn a_gateway_id_of_any_characters_is_asked_about_not_sent_again(backend: Backend) {
+    let w = world(backend).await;
+    add_phone(&w, 0).await;
+    let numbers = issue(&w, &[&OWNERS[0]]).await;
+    let gateway = StandInGateway::start(TOKEN).await.expect("gateway");
+    gateway.set_id_prefix("Zm9v/Ym+Fy=");
+    let worker = sms_worker(&w, fast("d1"), &gateway);
+    let first = worker.run_once(w.store.as_ref()).await.expect("pass");
+    assert_eq!(first.sent, 1, "{first:?}");
+    let second = worker.run_once(w.store.as_ref()).await.expect("pass");
+    assert_eq!((second.sent, second.delivered), (0, 1), "{second:?}");
+    assert_eq!(gateway.messages().len(), 1, "sent once");
+    let sms = of_channel(&w, &numbers[0], DeliveryChannel::Sms).await;
+    assert_eq!(sms.state, DeliveryState::Delivered);
+    assert!(sms
+        .external_id
+        .is_some_and(|id| id.starts_with("Zm9v/Ym+Fy=")));
 }
 
 async fn gateway_failures_retry_with_backoff_then_give_up(backend: Backend) {

@@ -134,20 +134,26 @@ impl SmsGateway {
     /// Sends the request and reads a bounded JSON answer; the status decides whether a
     /// failure is worth repeating.
     async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<MessageStatus, SendError> {
-        let response = request
-            .bearer_auth(&self.config.token)
-            .send()
-            .await
-            .map_err(|e| {
-                let text = format!("sms gateway: {}", chain(&e));
-                // Not reached at all: the gateway is down, no message is at fault. A
-                // time-out may have sent it, so that counts (and resends by reference).
-                if e.is_connect() {
-                    SendError::Unavailable(text)
-                } else {
-                    SendError::Temporary(text)
-                }
-            })?;
+        let response = request.bearer_auth(&self.config.token).send().await;
+        self.read_answer(response).await
+    }
+
+    /// Reads a bounded JSON answer to a request sent; the status decides whether a
+    /// failure is worth repeating.
+    async fn read_answer(
+        &self,
+        response: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<MessageStatus, SendError> {
+        let response = response.map_err(|e| {
+            let text = format!("sms gateway: {}", chain(&e));
+            // Not reached at all: the gateway is down, no message is at fault. A
+            // time-out may have sent it, so that counts (and resends by reference).
+            if e.is_connect() {
+                SendError::Unavailable(text)
+            } else {
+                SendError::Temporary(text)
+            }
+        })?;
         let status = response.status();
         let body = read_bounded(response).await?;
         if status.is_success() {
@@ -237,23 +243,50 @@ impl MessageSender for SmsGateway {
     }
 
     async fn status(&self, external_id: &str) -> Result<Status, SendError> {
-        // The id goes into the path: keep it to what gateways hand out.
-        if external_id.is_empty()
-            || !external_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        {
+        // The id is one path segment, percent-encoded: gateways hand out ids of any
+        // characters (base64's `/+=`), and refusing one resent a delivered text.
+        let mut url = reqwest::Url::parse(&self.messages_url)
+            .map_err(|e| SendError::Unavailable(format!("sms gateway url: {e}")))?;
+        if external_id.trim().is_empty() || external_id.chars().any(char::is_control) {
             return Ok(Status::Failed {
-                reason: format!("sms gateway id `{external_id}` cannot be asked about"),
+                reason: format!(
+                    "sms gateway id `{}` cannot be asked about",
+                    external_id.escape_debug()
+                ),
             });
         }
-        let url = format!("{}/{external_id}", self.messages_url);
-        let answer = match self.exchange(self.http.get(&url)).await {
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.push(external_id);
+        }
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(&self.config.token)
+            .send()
+            .await;
+        // Only "no such message" means the gateway lost it: send it again. Any other
+        // refusal of the question is no news of the text; ask again later.
+        if let Ok(response) = &response {
+            if matches!(response.status().as_u16(), 404 | 410) {
+                return Ok(Status::Failed {
+                    reason: format!(
+                        "sms gateway answered {}: no such message",
+                        response.status()
+                    ),
+                });
+            }
+        }
+        let answer = match self.read_answer(response).await {
             Ok(answer) => answer,
-            // The gateway does not know the message (any more): send it again.
-            Err(SendError::Permanent(reason)) => return Ok(Status::Failed { reason }),
-            Err(temporary) => return Err(temporary),
+            Err(SendError::Permanent(reason)) => return Err(SendError::Temporary(reason)),
+            Err(other) => return Err(other),
         };
+        if answer.id != external_id {
+            return Err(SendError::Temporary(format!(
+                "sms gateway answered about message `{}` when asked about `{external_id}`",
+                answer.id
+            )));
+        }
         Ok(match answer.status.as_str() {
             "delivered" => match answer.delivered_at {
                 Some(at) => Status::Delivered {

@@ -53,6 +53,9 @@ struct Gateway {
     /// Reported as every message's delivery time instead of its acceptance (a
     /// gateway whose clock is off, or a stale report).
     delivered_at: Option<DateTime<Utc>>,
+    /// What message ids start with (`sg-` unless set): gateways hand out ids of any
+    /// characters, base64's `/+=` among them.
+    id_prefix: Option<String>,
 }
 
 struct Shared {
@@ -143,6 +146,11 @@ impl StandInGateway {
     /// Reports `at` as every message's delivery time (none: its acceptance).
     pub fn report_delivered_at(&self, at: Option<DateTime<Utc>>) {
         lock(&self.shared).delivered_at = at;
+    }
+
+    /// Message ids start with `prefix` from now on.
+    pub fn set_id_prefix(&self, prefix: &str) {
+        lock(&self.shared).id_prefix = Some(prefix.to_owned());
     }
 
     /// The messages accepted, in order.
@@ -260,7 +268,11 @@ async fn send(
         return (StatusCode::OK, Json(status)).into_response();
     }
     let message = SentMessage {
-        id: format!("sg-{:06}", gateway.messages.len() + 1),
+        id: format!(
+            "{}{:06}",
+            gateway.id_prefix.as_deref().unwrap_or("sg-"),
+            gateway.messages.len() + 1
+        ),
         to: request.to,
         text: request.text,
         sender: request.sender,
