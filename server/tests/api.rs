@@ -1139,10 +1139,16 @@ async fn cameras_register_validate_update_and_list() {
         .problem(StatusCode::NOT_FOUND, "not_found");
 
     // An online status gone stale (the broker lost the will that would have said the
-    // camera went) reads offline, with when it was last heard from; a fresh one online.
+    // camera went) reads offline, with when it arrived; a fresh one online; and one of
+    // a camera whose clock runs 40 minutes ahead, arrived 10 minutes ago, is stale
+    // whatever its own time says.
     let id = CameraId::parse("bishkek-chuy-001").expect("id");
-    for (minutes_ago, online) in [(10, false), (1, true)] {
-        let at = Utc::now() - chrono::Duration::minutes(minutes_ago);
+    let minutes = |n: i64| Utc::now() + chrono::Duration::minutes(n);
+    for (own_time, arrived, online) in [
+        (minutes(-10), minutes(-10), false),
+        (minutes(-1), minutes(-1), true),
+        (minutes(40), minutes(-10), false),
+    ] {
         h.store
             .record_camera_status(
                 &id,
@@ -1150,8 +1156,8 @@ async fn cameras_register_validate_update_and_list() {
                     online: true,
                     outbox_depth: Some(0),
                     clock_offset_ms: Some(3),
-                    at: Some(at),
-                    received_at: at,
+                    at: Some(own_time),
+                    received_at: arrived,
                 },
             )
             .await
@@ -1160,35 +1166,14 @@ async fn cameras_register_validate_update_and_list() {
             .get("/api/v1/cameras/bishkek-chuy-001", Role::Reviewer)
             .await
             .json();
-        assert_eq!(camera["online"], online, "{minutes_ago} min: {camera}");
+        assert_eq!(camera["online"], online, "{own_time} {arrived}: {camera}");
         let heard: DateTime<Utc> = camera["heard_at"]
             .as_str()
             .expect("heard from")
             .parse()
             .expect("an instant");
-        assert_eq!(heard.timestamp_millis(), at.timestamp_millis());
+        assert_eq!(heard.timestamp_millis(), arrived.timestamp_millis());
     }
-    // A camera whose clock runs 40 minutes ahead, its last status come 10 minutes
-    // ago: gone, whatever its own time says.
-    let arrived = Utc::now() - chrono::Duration::minutes(10);
-    h.store
-        .record_camera_status(
-            &id,
-            &kozomol_store::CameraStatusUpdate {
-                online: true,
-                outbox_depth: Some(0),
-                clock_offset_ms: Some(3),
-                at: Some(Utc::now() + chrono::Duration::minutes(40)),
-                received_at: arrived,
-            },
-        )
-        .await
-        .expect("status");
-    let camera = h
-        .get("/api/v1/cameras/bishkek-chuy-001", Role::Reviewer)
-        .await
-        .json();
-    assert_eq!(camera["online"], false, "{camera}");
 
     // Every problem at once.
     let bad = json!({

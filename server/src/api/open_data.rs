@@ -28,9 +28,11 @@ pub struct OpenDataQuery {
     format: Option<String>,
 }
 
-/// One day, hour, site and kind.
+/// One day, hour, site and kind, with its counts: every count for staff (`i64`); as
+/// published, a count of 1 to [`WITHHELD_BELOW`]` - 1` withheld (`Option<i64>`, see
+/// [`published`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct OpenDataRow {
+pub struct OpenDataRow<Count = i64> {
     pub day: NaiveDate,
     /// 0-23, the jurisdiction's clock.
     pub hour: u32,
@@ -40,24 +42,12 @@ pub struct OpenDataRow {
     pub latitude: Option<String>,
     pub longitude: Option<String>,
     pub kind: ViolationKind,
-    pub recorded: i64,
-    pub fined: i64,
+    pub recorded: Count,
+    pub fined: Count,
 }
 
-/// A row as it is published: a count of 1 to [`WITHHELD_BELOW`]` - 1` is withheld
-/// (none), see [`published`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PublicRow {
-    pub day: NaiveDate,
-    pub hour: u32,
-    pub site_id: Option<String>,
-    pub site: Option<String>,
-    pub latitude: Option<String>,
-    pub longitude: Option<String>,
-    pub kind: ViolationKind,
-    pub recorded: Option<i64>,
-    pub fined: Option<i64>,
-}
+/// A row as it is published.
+pub type PublicRow = OpenDataRow<Option<i64>>;
 
 /// The smallest count published: fewer violations of a kind at a site in an hour
 /// point at the few who drove past (someone who saw the car learns it was fined).
@@ -71,7 +61,7 @@ pub fn published(row: OpenDataRow) -> PublicRow {
     let recorded = (!small(row.recorded)).then_some(row.recorded);
     let fined = (recorded.is_some() && !small(row.fined) && !small(row.recorded - row.fined))
         .then_some(row.fined);
-    PublicRow {
+    OpenDataRow {
         day: row.day,
         hour: row.hour,
         site_id: row.site_id,
