@@ -5,7 +5,8 @@
 //! enforcement, lapse — and a case whose appeal was rejected (`appeal_rejected`) gets
 //! them again from the decision day, with no discount (it was forgone by appealing),
 //! and goes back to where the appeal found it: `delivered`, `partially_paid`, or its
-//! paid state. A case paid before its delivery was proven is dated too when the proof
+//! paid state — or, where a payment was taken back meanwhile, where the money left
+//! puts it. A case paid before its delivery was proven is dated too when the proof
 //! comes, staying paid (its appeal window must end). Claimed under a lease, like the
 //! stages before.
 //!
@@ -106,6 +107,40 @@ pub async fn run_dating(
     Ok(results)
 }
 
+/// A rejected appeal's case's money, as the dating reads it.
+#[derive(Clone, Copy, Debug)]
+struct MoneyAfterAppeal {
+    /// A payment was taken back (a provider's chargeback) after the appeal was filed.
+    reversed_since_filed: bool,
+    /// What its payments not reversed bring.
+    standing_minor: i64,
+    /// The fine in full (the appeal forfeited the discount).
+    fine_minor: i64,
+}
+
+/// Where a case whose appeal was rejected goes once dated: back where the appeal found
+/// it (`paused`) — unless a payment was reversed meanwhile, when the money left decides:
+/// paid in full, in part, or not at all (the appeal never held the money).
+fn state_after_rejection(paused: CaseState, money: MoneyAfterAppeal) -> CaseState {
+    match paused {
+        CaseState::Paid | CaseState::PaidDiscounted | CaseState::PartiallyPaid
+            if !money.reversed_since_filed =>
+        {
+            paused
+        }
+        CaseState::Paid | CaseState::PaidDiscounted | CaseState::PartiallyPaid => {
+            if money.standing_minor >= money.fine_minor {
+                CaseState::Paid
+            } else if money.standing_minor > 0 {
+                CaseState::PartiallyPaid
+            } else {
+                CaseState::Delivered
+            }
+        }
+        _ => CaseState::Delivered,
+    }
+}
+
 type Dating = Result<(CaseState, CaseState, StoredClock, String), (CaseState, String)>;
 
 async fn date_case(
@@ -132,16 +167,32 @@ async fn date_case(
             .into_iter()
             .rev()
             .find(|a| a.state == AppealState::Rejected);
-        let Some((decided_at, paused)) =
-            appeal.and_then(|a| a.decided_at.map(|d| (d, a.from_state)))
+        let Some((decided_at, filed_at, paused)) =
+            appeal.and_then(|a| a.decided_at.map(|d| (d, a.filed_at, a.from_state)))
         else {
             return Ok(Err((from, "no rejected appeal is recorded".into())));
         };
-        let to = match paused {
-            CaseState::Paid | CaseState::PaidDiscounted | CaseState::PartiallyPaid => paused,
-            _ => CaseState::Delivered,
+        let Some(resolution) = store.resolution_of_case(case_id).await? else {
+            return Ok(Err((from, "no resolution is recorded".into())));
         };
-        (decided_at, to, false, Vec::new())
+        let payments = store.payments(&resolution.number).await?;
+        let money = MoneyAfterAppeal {
+            reversed_since_filed: payments
+                .iter()
+                .any(|p| p.reversed_at.is_some_and(|at| at >= filed_at)),
+            standing_minor: payments
+                .iter()
+                .filter(|p| p.reversed_at.is_none())
+                .map(|p| p.amount.minor)
+                .sum(),
+            fine_minor: resolution.amount.minor,
+        };
+        (
+            decided_at,
+            state_after_rejection(paused, money),
+            false,
+            Vec::new(),
+        )
     } else {
         let Some(resolution) = store.resolution_of_case(case_id).await? else {
             return Ok(Err((from, "no resolution is recorded".into())));
@@ -332,6 +383,38 @@ mod tests {
 
     fn day(text: &str) -> NaiveDate {
         text.parse().expect("date")
+    }
+
+    #[test]
+    fn a_rejected_appeal_returns_the_case_where_its_money_says() {
+        use CaseState::*;
+        let money = |reversed_since_filed, standing_minor| MoneyAfterAppeal {
+            reversed_since_filed,
+            standing_minor,
+            fine_minor: 1000,
+        };
+        let table = [
+            (Delivered, money(false, 0), Delivered),
+            (Overdue, money(false, 0), Delivered),
+            (Paid, money(false, 1000), Paid),
+            (PaidDiscounted, money(false, 500), PaidDiscounted),
+            (PartiallyPaid, money(false, 300), PartiallyPaid),
+            // A chargeback while it was appealed: the money left decides.
+            (Paid, money(true, 0), Delivered),
+            (Paid, money(true, 400), PartiallyPaid),
+            (Paid, money(true, 1200), Paid),
+            (PaidDiscounted, money(true, 500), PartiallyPaid),
+            (PaidDiscounted, money(true, 0), Delivered),
+            (PartiallyPaid, money(true, 0), Delivered),
+            (Delivered, money(true, 0), Delivered),
+        ];
+        for (paused, money, want) in table {
+            assert_eq!(
+                state_after_rejection(paused, money),
+                want,
+                "{paused:?} {money:?}"
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@ use kozomol_core::{CaseId, CaseState, Jurisdiction};
 use kozomol_fines::clocks::{run_dating, run_deadlines, Dated, DatingStage};
 use kozomol_store::{
     AppealDecided, AppealFiled, AppealState, BulkVoidRequest, NewAppeal, NewAttachment,
-    PaymentChannel, PaymentReversal, PaymentReversed,
+    PaymentChannel, PaymentReversal, PaymentReversed, RefundOutcome, RefundSettled,
+    RefundSettlement,
 };
 use support::issued::{
     audit_actions, issued_speeding, issuer, paid_in_full, paid_in_full_at, state, world, World,
@@ -103,26 +104,7 @@ async fn a_fine_paid_before_its_delivery_is_dated_when_the_proof_comes(backend: 
     );
 
     // The provider takes the money back: the case is delivered, and its deadlines come.
-    let reversed = store
-        .reverse_payment(&PaymentReversal {
-            payment_code: store
-                .resolution(&number)
-                .await
-                .expect("read")
-                .expect("issued")
-                .payment_code,
-            channel: PaymentChannel::Api,
-            source: "provider-1".into(),
-            external_id: Some(format!("pay-{number}")),
-            amount: Some(amount),
-            paid_at: None,
-            reversal_id: None,
-            reason: "chargeback".into(),
-            reversed_by: "payments-api".into(),
-            restart_clock: kozomol_fines::clocks::restart_clock,
-        })
-        .await
-        .expect("reverse");
+    let reversed = chargeback(&w, &number, amount).await;
     assert!(
         matches!(
             reversed,
@@ -475,6 +457,161 @@ async fn annulling_a_paid_resolution_queues_a_refund(backend: Backend) {
     assert_eq!(
         store.file_appeal(&appeal(id, &w)).await.expect("file"),
         AppealFiled::NotAppealable(CaseState::Annulled)
+    );
+}
+
+/// The provider takes back the payment `paid_in_full` made of `number`.
+async fn chargeback(w: &World, number: &str, amount: kozomol_core::Money) -> PaymentReversed {
+    let store = w.store.as_ref();
+    store
+        .reverse_payment(&PaymentReversal {
+            payment_code: store
+                .resolution(number)
+                .await
+                .expect("read")
+                .expect("issued")
+                .payment_code,
+            channel: PaymentChannel::Api,
+            source: "provider-1".into(),
+            external_id: Some(format!("pay-{number}")),
+            amount: Some(amount),
+            paid_at: None,
+            reversal_id: None,
+            reason: "chargeback".into(),
+            reversed_by: "payments-api".into(),
+            restart_clock: kozomol_fines::clocks::restart_clock,
+        })
+        .await
+        .expect("reverse")
+}
+
+/// A paid, appealed case whose appeal is filed and the case `appealed`.
+async fn paid_and_appealed(w: &World) -> (CaseId, String, kozomol_core::Money, i64) {
+    let (id, number) = delivered(w).await;
+    let paid = paid_in_full(w, &number).await;
+    let AppealFiled::Filed(filed) = w.store.file_appeal(&appeal(id, w)).await.expect("file") else {
+        panic!("not filed");
+    };
+    (id, number, paid, filed.id)
+}
+
+/// Annuls the appeal's resolution; the refund request it queued.
+async fn annulled_with_refund(w: &World, appeal_id: i64) -> i64 {
+    match w
+        .store
+        .decide_appeal(appeal_id, AppealState::Annulled, "supervisor-1", "да")
+        .await
+        .expect("decide")
+    {
+        AppealDecided::Decided {
+            refund_request: Some(refund),
+            ..
+        } => refund,
+        other => panic!("no refund queued: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_chargeback_is_taken_under_appeal_and_after_annulment_on_sqlite() {
+    a_chargeback_is_taken_under_appeal_and_after_annulment(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_chargeback_is_taken_under_appeal_and_after_annulment_on_postgres() {
+    a_chargeback_is_taken_under_appeal_and_after_annulment(Backend::Postgres).await;
+}
+
+/// A chargeback is the bank's fact: taken while the case is appealed (a rejection then
+/// leaves it unpaid with its clocks running, an annulment owes nothing back) and after
+/// an annulment (its queued refund is withdrawn: the payer has the money). Only a case
+/// already refunded refuses it (finance recovers the double return by hand).
+async fn a_chargeback_is_taken_under_appeal_and_after_annulment(backend: Backend) {
+    let w = world(backend).await;
+    let store = w.store.as_ref();
+
+    // Appealed, charged back, rejected: back to `delivered`, not `paid` with no money.
+    let (rejected, number, paid, appeal_id) = paid_and_appealed(&w).await;
+    let reversed = chargeback(&w, &number, paid).await;
+    assert!(
+        matches!(
+            reversed,
+            PaymentReversed::Reversed {
+                from_state: CaseState::Appealed,
+                to_state: CaseState::Appealed,
+                ..
+            }
+        ),
+        "{reversed:?}"
+    );
+    store
+        .decide_appeal(appeal_id, AppealState::Rejected, "supervisor-1", "нет")
+        .await
+        .expect("decide");
+    assert_eq!(
+        date_all(&w).await,
+        vec![(rejected, Dated::Clock(CaseState::Delivered))]
+    );
+    let clock = store.clock(rejected).await.expect("read").expect("clock");
+    assert!(clock.next_wakeup.is_some(), "its deadlines run: {clock:?}");
+
+    // Appealed, charged back, annulled: nothing left to return.
+    let (nothing_owed, number, paid, appeal_id) = paid_and_appealed(&w).await;
+    chargeback(&w, &number, paid).await;
+    assert_eq!(
+        store
+            .decide_appeal(appeal_id, AppealState::Annulled, "supervisor-1", "да")
+            .await
+            .expect("decide"),
+        AppealDecided::Decided {
+            case_state: CaseState::Annulled,
+            refund_request: None
+        }
+    );
+    assert_eq!(state(store, nothing_owed).await, CaseState::Annulled);
+
+    // Annulled with its refund queued, then charged back: the refund is withdrawn.
+    let (annulled, number, paid, appeal_id) = paid_and_appealed(&w).await;
+    let refund = annulled_with_refund(&w, appeal_id).await;
+    let reversed = chargeback(&w, &number, paid).await;
+    assert!(
+        matches!(
+            reversed,
+            PaymentReversed::Reversed {
+                to_state: CaseState::Annulled,
+                ..
+            }
+        ),
+        "{reversed:?}"
+    );
+    let refunds = store.refund_requests(0, 100).await.expect("refunds");
+    let request = refunds.iter().find(|r| r.id == refund).expect("request");
+    assert_eq!(request.state, "withdrawn", "{request:?}");
+    assert!(audit_actions(store, annulled)
+        .await
+        .iter()
+        .any(|a| a == "case.refund_repriced"));
+    assert_eq!(state(store, annulled).await, CaseState::Annulled);
+
+    // Refunded, then charged back: refused, the money went back twice.
+    let (refunded, number, paid, appeal_id) = paid_and_appealed(&w).await;
+    let refund = annulled_with_refund(&w, appeal_id).await;
+    assert!(matches!(
+        store
+            .settle_refund(&RefundSettlement {
+                id: refund,
+                outcome: RefundOutcome::Refunded,
+                reference: Some("bank-77".into()),
+                note: None,
+                settled_by: "finance-1".into(),
+            })
+            .await
+            .expect("settle"),
+        RefundSettled::Settled(_)
+    ));
+    assert_eq!(state(store, refunded).await, CaseState::Refunded);
+    assert_eq!(
+        chargeback(&w, &number, paid).await,
+        PaymentReversed::NotReversible(CaseState::Refunded)
     );
 }
 

@@ -18,6 +18,8 @@ pub const APPEAL_DECIDED: &str = "case.appeal_decided";
 pub const CASE_VOIDED: &str = "case.voided";
 pub const REFUND_REQUESTED: &str = "case.refund_requested";
 pub const REFUND_SETTLED: &str = "case.refund_settled";
+/// Action of the audit row written when a reversal changes a queued refund's amount.
+pub const REFUND_REPRICED: &str = "case.refund_repriced";
 
 /// The states an appeal may be filed from: a resolution that stands, paid or not, and
 /// has not gone to enforcement or lapsed.
@@ -353,6 +355,19 @@ pub(crate) fn covered_excess(queued: &[(i64, i64)], paid_back: i64) -> Vec<(i64,
         left -= taken;
     }
     covered
+}
+
+/// The audit detail of a queued refund request whose amount a reversal changed, from
+/// `was` to `amount` (0: withdrawn), and why.
+pub(crate) fn repriced_detail(request: i64, was: i64, amount: i64, why: &str) -> String {
+    serde_json::json!({
+        "refund_request": request,
+        "was_minor": was,
+        "amount_minor": amount.max(0),
+        "state": if amount > 0 { "queued" } else { "withdrawn" },
+        "why": why,
+    })
+    .to_string()
 }
 
 /// The audit detail of a settlement of a request that was `before`.

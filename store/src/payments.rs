@@ -161,16 +161,26 @@ pub enum PaymentReversed {
     UnknownCode,
     /// The reporter has no such payment of this fine.
     NoPayment,
-    /// The case is under appeal or closed (a refund may be queued for its money): a
-    /// payment is not taken back from it.
+    /// The money went back already (the case was refunded, or an excess of it was):
+    /// finance settles the chargeback by hand.
     NotReversible(CaseState),
 }
 
-/// The states a payment is reversed in: paid, or still taking payments.
+/// The states a payment is reversed in: every state a case with money stands in but
+/// `refunded`. A chargeback is the bank's fact, not a request: under appeal it leaves
+/// the decision less money to return or to keep; annulled or voided, it leaves the
+/// queued refund less to pay. Once refunded, the payer has the money twice over, which
+/// finance recovers by hand.
 pub(crate) fn reversible(state: CaseState) -> bool {
     matches!(
         state,
-        CaseState::Paid | CaseState::PaidDiscounted | CaseState::PartiallyPaid
+        CaseState::Paid
+            | CaseState::PaidDiscounted
+            | CaseState::PartiallyPaid
+            | CaseState::Appealed
+            | CaseState::Annulled
+            | CaseState::Voided
+            | CaseState::Lapsed
     ) || PAYABLE.contains(&state)
 }
 
@@ -639,9 +649,13 @@ mod tests {
             (PartiallyPaid, true),
             (Delivered, true),
             (Overdue, true),
-            (Appealed, false),
-            (Annulled, false),
+            (Appealed, true),
+            (AppealRejected, true),
+            (Annulled, true),
+            (Voided, true),
+            (Lapsed, true),
             (Refunded, false),
+            (Issued, true),
         ] {
             assert_eq!(reversible(state), want, "{state:?}");
         }

@@ -598,6 +598,13 @@ impl PaymentLedger for PgStore {
             )
             .await?;
         }
+        crate::postgres_appeals::reprice_refund(
+            &mut tx,
+            before.case_id,
+            record.id,
+            &reversal.reversed_by,
+        )
+        .await?;
         let detail = payments::reversal_detail(&record, reversal);
         insert_audit(
             &mut tx,

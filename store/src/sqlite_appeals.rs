@@ -15,7 +15,8 @@ use crate::appeals::{
     takes_settlement, AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord,
     BulkVoidRequest, BulkVoidResult, DeadlineWrite, DueClock, NewAppeal, RefundColumns,
     RefundRequestRecord, RefundSettled, RefundSettlement, StoredClock, APPEALABLE, APPEAL_DECIDED,
-    APPEAL_FILED, CASE_VOIDED, CLOCKS_DATED, DEADLINE_PASSED, REFUND_REQUESTED, REFUND_SETTLED,
+    APPEAL_FILED, CASE_VOIDED, CLOCKS_DATED, DEADLINE_PASSED, REFUND_REPRICED, REFUND_REQUESTED,
+    REFUND_SETTLED,
 };
 use crate::payments::PaymentRecord;
 use crate::recognition::{audit_row, delay_millis};
@@ -145,7 +146,9 @@ pub(crate) async fn request_refund(
          (SELECT coalesce(sum(p.amount_minor), 0) FROM payments p \
           WHERE p.case_id = r.case_id AND p.reversed_at IS NULL) - \
          (SELECT coalesce(sum(q.amount_minor), 0) FROM refund_requests q \
-          WHERE q.case_id = r.case_id AND q.cause = 'excess' AND q.state <> 'withdrawn') \
+          WHERE q.case_id = r.case_id AND q.cause = 'excess' AND q.state <> 'withdrawn' \
+          AND EXISTS (SELECT 1 FROM payments x \
+          WHERE x.id = q.payment_id AND x.reversed_at IS NULL)) \
          AS amount_minor, r.currency FROM resolutions r WHERE r.case_id = ?1) AS refund \
          WHERE amount_minor > 0 \
          ON CONFLICT (case_id) WHERE cause <> 'excess' DO NOTHING RETURNING id",
@@ -230,18 +233,91 @@ pub(crate) async fn withdraw_excess(
     reversed_payment: i64,
     by: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let now = Utc::now();
+    let note = format!("payment {reversed_payment} was reversed");
+    let withdrawn: Vec<(i64, i64)> = sqlx::query_as(
         "UPDATE refund_requests SET state = 'withdrawn', settled_at = ?, settled_by = ?, \
-         note = 'payment ' || ? || ' was reversed' \
-         WHERE case_id = ? AND cause = 'excess' AND state = 'queued'",
+         note = ? WHERE case_id = ? AND cause = 'excess' AND state = 'queued' \
+         RETURNING id, amount_minor",
     )
-    .bind(ms(Utc::now()))
+    .bind(ms(now))
     .bind(by)
-    .bind(reversed_payment.to_string())
+    .bind(&note)
     .bind(case_id.0)
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
+    for (id, was) in withdrawn {
+        let detail = appeals::repriced_detail(id, was, 0, &note);
+        insert_audit(
+            tx,
+            &audit_row(case_id, REFUND_REPRICED, None, None, by, &detail, now),
+        )
+        .await?;
+    }
     Ok(())
+}
+
+/// After a payment of a closed case (annulled, voided, lapsed) was reversed: the
+/// refund queued for its money asks for what its payments not reversed still bring,
+/// less the excess owed apart, and is withdrawn when that is nothing — the chargeback
+/// already gave the payer the money back.
+pub(crate) async fn reprice_refund(
+    tx: &mut SqliteConnection,
+    case_id: CaseId,
+    reversed_payment: i64,
+    by: &str,
+) -> Result<(), StoreError> {
+    let queued: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT id, amount_minor FROM refund_requests \
+         WHERE case_id = ?1 AND cause <> 'excess' AND state = 'queued'",
+    )
+    .bind(case_id.0)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((id, amount)) = queued else {
+        return Ok(());
+    };
+    let owed: i64 = sqlx::query_scalar(
+        "SELECT (SELECT coalesce(sum(amount_minor), 0) FROM payments \
+          WHERE case_id = ?1 AND reversed_at IS NULL) - \
+         (SELECT coalesce(sum(amount_minor), 0) FROM refund_requests \
+          WHERE case_id = ?1 AND cause = 'excess' AND state <> 'withdrawn' \
+          AND EXISTS (SELECT 1 FROM payments x \
+          WHERE x.id = refund_requests.payment_id AND x.reversed_at IS NULL))",
+    )
+    .bind(case_id.0)
+    .fetch_one(&mut *tx)
+    .await?;
+    if owed == amount {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let note = format!("payment {reversed_payment} was reversed");
+    if owed > 0 {
+        sqlx::query("UPDATE refund_requests SET amount_minor = ?1, note = ?2 WHERE id = ?3")
+            .bind(owed)
+            .bind(&note)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    } else {
+        sqlx::query(
+            "UPDATE refund_requests SET state = 'withdrawn', settled_at = ?1, \
+             settled_by = ?2, note = ?3 WHERE id = ?4",
+        )
+        .bind(ms(now))
+        .bind(by)
+        .bind(&note)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let detail = appeals::repriced_detail(id, amount, owed, &note);
+    insert_audit(
+        tx,
+        &audit_row(case_id, REFUND_REPRICED, None, None, by, &detail, now),
+    )
+    .await
 }
 
 /// What a refund recorded on an excess a reversal withdrew (`paid_back`) covers of the
@@ -264,7 +340,26 @@ async fn cover_queued_excess(
         "excess refund request {} was paid back before the reversal that withdrew it",
         paid_back.id
     );
+    let now = Utc::now();
     for (id, amount) in appeals::covered_excess(&queued, paid_back.amount.minor) {
+        let was = queued
+            .iter()
+            .find(|(queued_id, _)| *queued_id == id)
+            .map_or(0, |(_, was)| *was);
+        let detail = appeals::repriced_detail(id, was, amount, &note);
+        insert_audit(
+            tx,
+            &audit_row(
+                paid_back.case_id,
+                REFUND_REPRICED,
+                None,
+                None,
+                by,
+                &detail,
+                now,
+            ),
+        )
+        .await?;
         let query = if amount == 0 {
             sqlx::query(
                 "UPDATE refund_requests SET state = 'withdrawn', settled_at = ?, \
@@ -297,7 +392,9 @@ pub(crate) async fn requeue_excess(
 ) -> Result<(), StoreError> {
     let cancelled: i64 = sqlx::query_scalar(
         "SELECT coalesce(sum(amount_minor), 0) FROM refund_requests \
-         WHERE case_id = ? AND cause = 'excess' AND state = 'cancelled'",
+         WHERE case_id = ? AND cause = 'excess' AND state = 'cancelled' \
+         AND EXISTS (SELECT 1 FROM payments x \
+         WHERE x.id = refund_requests.payment_id AND x.reversed_at IS NULL)",
     )
     .bind(latest.case_id.0)
     .fetch_one(&mut *tx)

@@ -518,6 +518,13 @@ impl PaymentLedger for SqliteStore {
             )
             .await?;
         }
+        crate::sqlite_appeals::reprice_refund(
+            &mut tx,
+            before.case_id,
+            record.id,
+            &reversal.reversed_by,
+        )
+        .await?;
         let detail = payments::reversal_detail(&record, reversal);
         insert_audit(
             &mut tx,

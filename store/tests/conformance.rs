@@ -208,6 +208,7 @@ conformance!(
         a_reversed_payment_no_longer_counts,
         money_to_give_back_is_queued_and_settled_once,
         an_excess_paid_back_before_its_reversal_withdraws_the_excess_queued_after,
+        an_excess_cancelled_on_a_reversed_payment_takes_nothing_from_a_refund,
         an_appeal_forfeits_the_discount,
         exact_payments_take_only_what_is_outstanding,
         payments_no_fine_can_take_are_refused,
@@ -6187,6 +6188,93 @@ async fn an_excess_paid_back_before_its_reversal_withdraws_the_excess_queued_aft
         [
             (150_000, "refunded".to_owned()),
             (50_000, "withdrawn".to_owned())
+        ]
+    );
+}
+
+/// Finance cancelled the excess of a payment later charged back: that decision was
+/// about money now gone, so an annulment still returns all that the standing payment
+/// brought (less its own excess, owed apart).
+async fn an_excess_cancelled_on_a_reversed_payment_takes_nothing_from_a_refund(
+    store: Arc<dyn Store>,
+) {
+    use kozomol_store::{
+        AppealDecided, AppealState, PaymentReversed, RefundOutcome, RefundSettled, RefundSettlement,
+    };
+    let numbers = issued(store.as_ref(), 1, &person()).await;
+    let number = &numbers[0];
+    let code = store
+        .resolution(number)
+        .await
+        .unwrap()
+        .unwrap()
+        .payment_code;
+    // 3,000 against the discounted 2,500; finance keeps the 500 (cancels its refund).
+    applied(
+        store
+            .post_payment(&payment_for(store.as_ref(), number, "z-1", 300_000).await)
+            .await
+            .unwrap(),
+    );
+    let excess = store.refund_requests(0, 20).await.unwrap();
+    assert_eq!(excess.len(), 1, "{excess:?}");
+    assert!(matches!(
+        store
+            .settle_refund(&RefundSettlement {
+                id: excess[0].id,
+                outcome: RefundOutcome::Cancelled,
+                reference: None,
+                note: Some("the payer asked to keep it".to_owned()),
+                settled_by: "finance-1".to_owned(),
+            })
+            .await
+            .unwrap(),
+        RefundSettled::Settled(_)
+    ));
+    // The 3,000 is charged back; the payer pays 3,000 again, 500 beyond the fine.
+    assert!(matches!(
+        store
+            .reverse_payment(&reversal_of(&code, Some("z-1")))
+            .await
+            .unwrap(),
+        PaymentReversed::Reversed { .. }
+    ));
+    let again = applied(
+        store
+            .post_payment(&payment_for(store.as_ref(), number, "z-2", 300_000).await)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(again.excess_minor, 50_000);
+    let case_id = store.resolution(number).await.unwrap().unwrap().case_id;
+    let appeal = owners_appeal(store.as_ref(), case_id).await;
+    let decided = store
+        .decide_appeal(appeal.id, AppealState::Annulled, "supervisor-1", "отменено")
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            decided,
+            AppealDecided::Decided {
+                refund_request: Some(_),
+                ..
+            }
+        ),
+        "{decided:?}"
+    );
+    let owed: Vec<(String, i64, String)> = store
+        .refund_requests(0, 20)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.cause, r.amount.minor, r.state))
+        .collect();
+    assert_eq!(
+        owed,
+        [
+            ("excess".to_owned(), 50_000, "cancelled".to_owned()),
+            ("excess".to_owned(), 50_000, "queued".to_owned()),
+            ("annulled".to_owned(), 250_000, "queued".to_owned()),
         ]
     );
 }
