@@ -80,6 +80,7 @@ both_backends!(
     a_delivery_whose_claims_end_without_an_outcome_is_given_up,
     portal_reports_and_return_receipts_are_recorded_once,
     contacts_no_channel_could_use_are_refused,
+    a_text_of_an_annulled_resolution_is_withdrawn_not_sent,
 );
 
 // ---- fixtures ----------------------------------------------------------------------
@@ -562,6 +563,60 @@ async fn gateway_failures_retry_with_backoff_then_give_up(backend: Backend) {
     let fine = of_channel(&w, &numbers[1], DeliveryChannel::Sms).await;
     assert_eq!((fine.state, fine.attempts), (DeliveryState::Delivered, 1));
     assert_eq!(state_of(&w, &numbers[1]).await, CaseState::Delivered);
+}
+
+/// A resolution annulled before its text went out: the text is never sent, and the
+/// pass counts it withdrawn, not failed (no one has to act on it).
+async fn a_text_of_an_annulled_resolution_is_withdrawn_not_sent(backend: Backend) {
+    let w = world(backend).await;
+    add_phone(&w, 0).await;
+    let numbers = issue(&w, &[&OWNERS[0]]).await;
+    let case_id = w
+        .store
+        .resolution(&numbers[0])
+        .await
+        .expect("read")
+        .expect("resolution")
+        .case_id;
+    let kozomol_store::AppealFiled::Filed(appeal) = w
+        .store
+        .file_appeal(&kozomol_store::NewAppeal {
+            case_id,
+            appellant: "Асанов Бакыт".into(),
+            contact: None,
+            grounds: "Автомобиль продан до нарушения.".into(),
+            filed_by: "officer-3".into(),
+            attachments: Vec::new(),
+        })
+        .await
+        .expect("file")
+    else {
+        panic!("not filed");
+    };
+    w.store
+        .decide_appeal(
+            appeal.id,
+            kozomol_store::AppealState::Annulled,
+            "supervisor-1",
+            "да",
+        )
+        .await
+        .expect("decide");
+    let gateway = StandInGateway::start(TOKEN).await.expect("gateway");
+    let worker = sms_worker(&w, fast("d1"), &gateway);
+    let pass = worker.run_once(w.store.as_ref()).await.expect("pass");
+    assert_eq!(
+        (pass.sent, pass.failed, pass.withdrawn),
+        (0, 0, 1),
+        "{pass:?}"
+    );
+    assert!(gateway.messages().is_empty());
+    let row = of_channel(&w, &numbers[0], DeliveryChannel::Sms).await;
+    assert_eq!(row.state, DeliveryState::Failed, "{row:?}");
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("not sent: the case is annulled")
+    );
 }
 
 /// The gateway reports a text undeliverable: the resend goes out under a reference of

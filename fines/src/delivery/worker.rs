@@ -133,6 +133,9 @@ pub struct PassReport {
     pub retrying: u32,
     /// Failed for good.
     pub failed: u32,
+    /// Not sent any more, its case closed or its subscription ended: recorded failed,
+    /// but nothing failed and no one has to act.
+    pub withdrawn: u32,
     /// Proven delivered by a status check.
     pub delivered: u32,
     /// Checked, nothing proven yet.
@@ -226,6 +229,7 @@ impl DeliveryWorker {
                 delivered = report.delivered,
                 retrying = report.retrying,
                 failed = report.failed,
+                withdrawn = report.withdrawn,
                 letters = report.letters,
                 "delivery pass"
             );
@@ -255,12 +259,20 @@ impl DeliveryWorker {
         let mut unavailable: Option<String> = None;
         for job in jobs {
             if let Some(outcome) = self.spent(&job) {
-                self.record(store, &job, &outcome, report).await?;
+                self.record(store, &job, &outcome, false, report).await?;
                 continue;
             }
-            let outcome = match (&unavailable, self.sendable(store, &job).await?) {
-                (_, Err(reason)) => AttemptOutcome::Failed {
-                    error: reason,
+            let sendable = self.sendable(store, &job).await?;
+            let withdrawn = matches!(
+                sendable,
+                Err(Unsendable {
+                    withdrawn: true,
+                    ..
+                })
+            );
+            let outcome = match (&unavailable, sendable) {
+                (_, Err(unsendable)) => AttemptOutcome::Failed {
+                    error: unsendable.reason,
                     retry_after: None,
                 },
                 (Some(error), Ok(_)) => AttemptOutcome::Deferred {
@@ -293,7 +305,8 @@ impl DeliveryWorker {
                     unavailable = Some(error.clone());
                 }
             }
-            self.record(store, &job, &outcome, report).await?;
+            self.record(store, &job, &outcome, withdrawn, report)
+                .await?;
         }
         Ok(())
     }
@@ -318,6 +331,7 @@ impl DeliveryWorker {
         store: &dyn Store,
         job: &DeliveryJob,
         outcome: &AttemptOutcome,
+        withdrawn: bool,
         report: &mut PassReport,
     ) -> Result<(), DeliveryError> {
         let result = store
@@ -328,8 +342,16 @@ impl DeliveryWorker {
                 self.config.max_attempts,
             )
             .await?;
-        log_attempt(job, outcome, result);
-        report.count(result);
+        match (withdrawn, result, outcome) {
+            (true, AttemptResult::GaveUp { .. }, AttemptOutcome::Failed { error, .. }) => {
+                info!(case_id = %job.case_id, delivery_id = %job.id, channel = %job.channel, reason = %error, "delivery withdrawn");
+                report.withdrawn += 1;
+            }
+            _ => {
+                log_attempt(job, outcome, result);
+                report.count(result);
+            }
+        }
         Ok(())
     }
 
@@ -339,30 +361,36 @@ impl DeliveryWorker {
         &self,
         store: &dyn Store,
         job: &DeliveryJob,
-    ) -> Result<Result<(ResolutionRecord, Option<SubscriptionRecord>), String>, DeliveryError> {
+    ) -> Result<Result<(ResolutionRecord, Option<SubscriptionRecord>), Unsendable>, DeliveryError>
+    {
         let Some(resolution) = store.resolution(&job.resolution_number).await? else {
-            return Ok(Err(format!(
+            return Ok(Err(Unsendable::broken(format!(
                 "resolution {} does not exist",
                 job.resolution_number
-            )));
+            ))));
         };
         // A voided or annulled resolution is no longer the state's word: never send it.
         let state = store.case(job.case_id).await?.map(|c| c.state);
-        if let Some(state @ (CaseState::Voided | CaseState::Annulled)) = state {
-            return Ok(Err(format!("not sent: the case is {state}")));
+        if let Some(state @ (CaseState::Voided | CaseState::Annulled | CaseState::Refunded)) = state
+        {
+            return Ok(Err(Unsendable::withdrawn(format!(
+                "not sent: the case is {state}"
+            ))));
         }
         if job.channel != DeliveryChannel::Portal {
             return Ok(Ok((resolution, None)));
         }
         let Some(id) = noticed_subscription(&job.address) else {
-            return Ok(Err(format!(
+            return Ok(Err(Unsendable::broken(format!(
                 "not sent: `{}` names no subscription",
                 job.address
-            )));
+            ))));
         };
         Ok(match store.subscription(id).await? {
             Some(subscription) => Ok((resolution, Some(subscription))),
-            None => Err("not sent: the subscription has ended".to_owned()),
+            None => Err(Unsendable::withdrawn(
+                "not sent: the subscription has ended".to_owned(),
+            )),
         })
     }
 
@@ -481,7 +509,7 @@ impl DeliveryWorker {
                         error: reason,
                         retry_after: Some(self.config.retry_delay(job.attempt, job.id)),
                     };
-                    self.record(store, &job, &outcome, report).await?;
+                    self.record(store, &job, &outcome, false, report).await?;
                 }
                 Ok(Status::Pending)
                 | Err(SendError::Temporary(_))
@@ -561,10 +589,18 @@ impl DeliveryWorker {
         let mut letters: Vec<(DeliveryJob, Vec<u8>)> = Vec::with_capacity(jobs.len());
         for job in jobs {
             if let Some(outcome) = self.spent(&job) {
-                self.record(store, &job, &outcome, report).await?;
+                self.record(store, &job, &outcome, false, report).await?;
                 continue;
             }
-            let outcome = match self.sendable(store, &job).await? {
+            let sendable = self.sendable(store, &job).await?;
+            let withdrawn = matches!(
+                sendable,
+                Err(Unsendable {
+                    withdrawn: true,
+                    ..
+                })
+            );
+            let outcome = match sendable {
                 Ok((resolution, _)) => match self.read_pdf(&resolution).await? {
                     Ok(pdf) => {
                         letters.push((job, pdf));
@@ -575,12 +611,13 @@ impl DeliveryWorker {
                         retry_after: Some(self.config.retry_delay(job.attempt, job.id)),
                     },
                 },
-                Err(error) => AttemptOutcome::Failed {
-                    error,
+                Err(unsendable) => AttemptOutcome::Failed {
+                    error: unsendable.reason,
                     retry_after: None,
                 },
             };
-            self.record(store, &job, &outcome, report).await?;
+            self.record(store, &job, &outcome, withdrawn, report)
+                .await?;
         }
         if letters.is_empty() {
             return Ok(());
@@ -626,7 +663,7 @@ impl DeliveryWorker {
                         error: reason,
                         retry_after: retry.then(|| self.config.retry_delay(job.attempt, job.id)),
                     };
-                    self.record(store, job, &outcome, report).await?;
+                    self.record(store, job, &outcome, false, report).await?;
                 }
                 return Ok(());
             }
@@ -640,7 +677,7 @@ impl DeliveryWorker {
                         error: reason,
                         retry_after: None,
                     };
-                    self.record(store, job, &outcome, report).await?;
+                    self.record(store, job, &outcome, false, report).await?;
                 }
             }
         }
@@ -696,6 +733,31 @@ enum PrintFailure {
 fn kozomol_now() -> chrono::DateTime<Utc> {
     let now = Utc::now();
     chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+/// Why a claimed delivery is not sent.
+#[derive(Debug)]
+struct Unsendable {
+    reason: String,
+    /// It must not go out any more (its case closed, its subscription ended): nothing
+    /// failed, and no operator has to act.
+    withdrawn: bool,
+}
+
+impl Unsendable {
+    fn withdrawn(reason: String) -> Self {
+        Unsendable {
+            reason,
+            withdrawn: true,
+        }
+    }
+
+    fn broken(reason: String) -> Self {
+        Unsendable {
+            reason,
+            withdrawn: false,
+        }
+    }
 }
 
 fn log_attempt(job: &DeliveryJob, outcome: &AttemptOutcome, result: AttemptResult) {
