@@ -71,6 +71,9 @@ pub enum Issued {
     Resolution(String),
     /// Handed to a supervisor, with the reason.
     SetAside(String),
+    /// Closed unfined (`rejected`), with the reason: the limitation period ended, and
+    /// no one's decision can fine it any more.
+    TimeBarred(String),
     /// Another worker holds the case now; nothing was written.
     LeaseLost,
     /// Not finished (the error is logged); the case is tried again when the lease ends.
@@ -134,6 +137,9 @@ pub async fn run_issuing(
             Prepared::SetAside(reason) => {
                 results.push((case_id, set_aside(stage, store, case_id, reason).await?));
             }
+            Prepared::TimeBarred(reason) => {
+                results.push((case_id, time_barred(stage, store, case_id, reason).await?));
+            }
             Prepared::Failed(reason) => {
                 error!(case_id = %case_id, error = %reason, "resolution not issued; retried when the lease ends");
                 results.push((case_id, Issued::Failed(reason)));
@@ -165,6 +171,7 @@ pub async fn run_issuing(
                 // Not the number: a number finds the fine on the portal.
                 Issued::Resolution(_) => "issued",
                 Issued::SetAside(_) => "set aside",
+                Issued::TimeBarred(_) => "time-barred",
                 Issued::LeaseLost => "lease lost",
                 Issued::Failed(_) => "failed",
             };
@@ -181,17 +188,37 @@ async fn set_aside(
     case_id: CaseId,
     reason: String,
 ) -> Result<Issued, IssuingError> {
+    leave(stage, store, case_id, CaseState::SupervisorReview, reason).await
+}
+
+/// Closes a case past the limitation period unfined: a supervisor's approval could
+/// only send it back here.
+async fn time_barred(
+    stage: &IssuingStage,
+    store: &dyn Store,
+    case_id: CaseId,
+    reason: String,
+) -> Result<Issued, IssuingError> {
+    leave(stage, store, case_id, CaseState::Rejected, reason).await
+}
+
+/// Moves a claimed case that is not issued to `to` with the reason.
+async fn leave(
+    stage: &IssuingStage,
+    store: &dyn Store,
+    case_id: CaseId,
+    to: CaseState,
+    reason: String,
+) -> Result<Issued, IssuingError> {
     Ok(
         match store
-            .set_aside(
-                &stage.worker,
-                case_id,
-                CaseState::OwnerFound,
-                CaseState::SupervisorReview,
-                &reason,
-            )
+            .set_aside(&stage.worker, case_id, CaseState::OwnerFound, to, &reason)
             .await?
         {
+            CompleteResult::Completed if to == CaseState::Rejected => {
+                warn!(case_id = %case_id, reason = %reason, "case time-barred; closed unfined");
+                Issued::TimeBarred(reason)
+            }
             CompleteResult::Completed => {
                 warn!(case_id = %case_id, reason = %reason, "case set aside for a supervisor");
                 Issued::SetAside(reason)
@@ -217,6 +244,7 @@ struct Pending {
 enum Prepared {
     Fine(Box<Draft>),
     SetAside(String),
+    TimeBarred(String),
     Failed(String),
 }
 
@@ -399,7 +427,7 @@ fn prepare(
     // limitation period is no one's fine any more.
     if let Some(last) = procedure.last_day_to_impose(offence.date) {
         if today > last {
-            return Prepared::SetAside(format!(
+            return Prepared::TimeBarred(format!(
                 "the limitation period ended on {last}: an offence of {} can no longer be \
                  fined ({} months)",
                 offence.date,

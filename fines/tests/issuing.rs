@@ -308,10 +308,11 @@ async fn a_resolution_that_never_renders_is_set_aside() {
 }
 
 /// A case that waited past its jurisdiction's limitation period (here two months, as
-/// КоАП РК art. 62 sets; the case was captured on 2026-03-10) is no one's fine: it goes
-/// to a supervisor with the day the period ended. Within the period it is issued.
+/// КоАП РК art. 62 sets; the case was captured on 2026-03-10) is no one's fine: it is
+/// closed unfined (`rejected`) with the day the period ended, not handed to a
+/// supervisor whose approval would only bring it back. Within the period it is issued.
 #[tokio::test]
-async fn a_case_past_the_limitation_period_is_set_aside() {
+async fn a_case_past_the_limitation_period_is_closed_unfined() {
     let w = world(Backend::Sqlite).await;
     let case = approved_speeding(&w).await;
     look_up_owners(&w).await;
@@ -344,13 +345,13 @@ async fn a_case_past_the_limitation_period_is_set_aside() {
         .await
         .expect("issuing");
     assert!(
-        matches!(&results[..], [(id, Issued::SetAside(reason))]
+        matches!(&results[..], [(id, Issued::TimeBarred(reason))]
             if *id == case && reason.contains("limitation period ended on 2026-05-10")),
         "{results:?}"
     );
     assert_eq!(
         w.store.case(case).await.expect("read").expect("case").state,
-        CaseState::SupervisorReview
+        CaseState::Rejected
     );
 
     let again = approved_speeding(&w).await;
