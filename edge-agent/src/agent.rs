@@ -43,7 +43,8 @@ pub struct AgentConfig {
     pub device: MeasuringDevice,
     /// Unreceipted events are re-sent after this.
     pub resend_after: Duration,
-    /// Beyond this the oldest outbox entries are dropped (with a warning and a counter).
+    /// Beyond this the oldest outbox entries are dropped (with a warning and a counter);
+    /// `rejected/` keeps as much at most, its oldest files deleted first.
     pub max_outbox_bytes: u64,
     pub status_interval: Duration,
     /// Offset of local time from UTC, for the config's time windows (Bishkek: +360).
@@ -222,8 +223,9 @@ impl Agent {
         let data_dir = config.data_dir.clone();
         let server_key = config.server_public_key;
         let camera = config.camera_id.clone();
+        let rejected_limit = config.max_outbox_bytes;
         let (outbox, applied) = tokio::task::spawn_blocking(move || {
-            let outbox = Outbox::open(&data_dir)?;
+            let outbox = Outbox::open(&data_dir, rejected_limit)?;
             let applied = speed_limits::load(&data_dir, server_key.as_ref(), &camera)
                 .map_err(EdgeError::io("reading the applied config"))?;
             Ok::<_, EdgeError>((outbox, applied))

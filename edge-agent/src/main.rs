@@ -112,7 +112,7 @@ async fn run(config_path: &Path) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let agent_cancel = CancellationToken::new();
     tokio::spawn(watch_signals(stop.clone()));
-    let spool = Spool::open(&settings.spool_dir)?;
+    let spool = Spool::open(&settings.spool_dir, settings.agent.max_outbox_bytes)?;
     let agent = Agent::start(settings.agent, agent_cancel.clone()).await?;
     info!(spool = %settings.spool_dir.display(), "watching the spool");
     spool.run(&agent, settings.spool_poll, stop).await;

@@ -80,13 +80,17 @@ pub(crate) struct Settled {
 pub(crate) struct Outbox {
     dir: PathBuf,
     rejected_dir: PathBuf,
+    /// What `rejected/` keeps at most, newest first: ingest dead-letters each
+    /// rejection too, and a camera's card is small.
+    rejected_limit_bytes: u64,
     index: Mutex<Index>,
 }
 
 impl Outbox {
     /// Opens (creating if needed) the outbox under `data_dir` and indexes what it holds;
-    /// leftovers of interrupted writes are removed. Blocking.
-    pub fn open(data_dir: &Path) -> Result<Outbox, EdgeError> {
+    /// leftovers of interrupted writes are removed; `rejected/` keeps at most
+    /// `rejected_limit_bytes`. Blocking.
+    pub fn open(data_dir: &Path, rejected_limit_bytes: u64) -> Result<Outbox, EdgeError> {
         let dir = data_dir.join("outbox");
         let rejected_dir = data_dir.join("rejected");
         for d in [&dir, &rejected_dir] {
@@ -132,6 +136,7 @@ impl Outbox {
         Ok(Outbox {
             dir,
             rejected_dir,
+            rejected_limit_bytes,
             index: Mutex::new(index),
         })
     }
@@ -365,8 +370,42 @@ impl Outbox {
             self.rejected_dir.join(format!("{id}.receipt.json")),
             receipt_json,
         )?;
-        sync_dir(&self.rejected_dir)
+        sync_dir(&self.rejected_dir)?;
+        keep_newest(&self.rejected_dir, self.rejected_limit_bytes)
     }
+}
+
+/// Deletes the oldest files of `dir` (by modification time) until what it holds is at
+/// most `limit_bytes`: what a camera sets aside for people to look at must not fill
+/// its card. Blocking.
+pub(crate) fn keep_newest(dir: &Path, limit_bytes: u64) -> io::Result<()> {
+    let mut files = Vec::new();
+    let mut total: u64 = 0;
+    for item in fs::read_dir(dir)? {
+        let item = item?;
+        let meta = item.metadata()?;
+        if meta.is_file() {
+            total = total.saturating_add(meta.len());
+            files.push((meta.modified()?, item.path(), meta.len()));
+        }
+    }
+    if total <= limit_bytes {
+        return Ok(());
+    }
+    files.sort();
+    let mut removed = 0usize;
+    for (_, path, len) in files {
+        if total <= limit_bytes {
+            break;
+        }
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => total = total.saturating_sub(len),
+        }
+        removed += 1;
+    }
+    warn!(dir = %dir.display(), removed, limit_bytes, "oldest set-aside files deleted to stay within the limit");
+    Ok(())
 }
 
 /// fsyncs a directory so a rename or a new file in it survives power loss.
@@ -385,7 +424,7 @@ mod tests {
     #[test]
     fn due_order_resend_and_settle() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let outbox = Outbox::open(dir.path()).expect("open");
+        let outbox = Outbox::open(dir.path(), u64::MAX).expect("open");
         let (a, b) = (id(), id());
         for x in [a, b] {
             outbox.reserve(10, 100).expect("reserve");
@@ -430,7 +469,7 @@ mod tests {
         }
 
         let dir = tempfile::tempdir().expect("tempdir");
-        let outbox = Outbox::open(dir.path()).expect("open");
+        let outbox = Outbox::open(dir.path(), u64::MAX).expect("open");
         let a = id();
         outbox.reserve(10, 100).expect("reserve");
         outbox.write_durable(a, &[7; 10]).expect("write");
@@ -454,6 +493,31 @@ mod tests {
     }
 
     #[test]
+    fn set_aside_files_beyond_the_limit_go_oldest_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for (i, name) in ["a", "b", "c", "d"].iter().enumerate() {
+            let path = dir.path().join(name);
+            fs::write(&path, [0u8; 10]).expect("write");
+            File::options()
+                .write(true)
+                .open(&path)
+                .expect("open")
+                .set_modified(old + Duration::from_secs(i as u64))
+                .expect("mtime");
+        }
+        keep_newest(dir.path(), 40).expect("within the limit");
+        assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 4);
+        keep_newest(dir.path(), 25).expect("prune");
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["c", "d"]);
+    }
+
+    #[test]
     fn a_damaged_entry_is_moved_aside_not_sent_for_ever() {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = id();
@@ -463,7 +527,7 @@ mod tests {
             [0x84, 0x01, 0xff],
         )
         .expect("junk");
-        let outbox = Outbox::open(dir.path()).expect("open");
+        let outbox = Outbox::open(dir.path(), u64::MAX).expect("open");
         assert_eq!(outbox.depth(), (1, 3));
         assert_eq!(outbox.read(a).expect("read"), None);
         assert_eq!(outbox.depth(), (0, 0), "forgotten");
@@ -488,7 +552,7 @@ mod tests {
     #[test]
     fn reserve_evicts_oldest_and_reopen_indexes_files() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let outbox = Outbox::open(dir.path()).expect("open");
+        let outbox = Outbox::open(dir.path(), u64::MAX).expect("open");
         let ids: Vec<EventId> = (0..3).map(|_| id()).collect();
         for x in &ids {
             let evicted = outbox.reserve(40, 100).expect("reserve");
@@ -504,7 +568,7 @@ mod tests {
             Err(EdgeError::TooLargeForOutbox { .. })
         ));
         fs::write(dir.path().join("outbox/leftover.env.tmp"), b"x").expect("tmp");
-        let reopened = Outbox::open(dir.path()).expect("reopen");
+        let reopened = Outbox::open(dir.path(), u64::MAX).expect("reopen");
         assert_eq!(reopened.depth(), (2, 80));
         assert!(!reopened.contains(ids[0]) && reopened.contains(ids[2]));
         assert!(!dir.path().join("outbox/leftover.env.tmp").exists());

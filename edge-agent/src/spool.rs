@@ -99,6 +99,8 @@ pub struct SpoolReport {
 pub struct Spool {
     dir: PathBuf,
     bad_dir: PathBuf,
+    /// What `bad/` keeps at most, its oldest files deleted first.
+    bad_limit_bytes: u64,
     retry_at: HashMap<String, Instant>,
 }
 
@@ -116,8 +118,9 @@ enum Loaded {
 }
 
 impl Spool {
-    /// Opens the spool folder, creating it and `bad/` if needed.
-    pub fn open(dir: impl Into<PathBuf>) -> Result<Spool, EdgeError> {
+    /// Opens the spool folder, creating it and `bad/` if needed; `bad/` keeps at most
+    /// `bad_limit_bytes`.
+    pub fn open(dir: impl Into<PathBuf>, bad_limit_bytes: u64) -> Result<Spool, EdgeError> {
         let dir = dir.into();
         let bad_dir = dir.join("bad");
         fs::create_dir_all(&bad_dir)
@@ -125,6 +128,7 @@ impl Spool {
         Ok(Spool {
             dir,
             bad_dir,
+            bad_limit_bytes,
             retry_at: HashMap::new(),
         })
     }
@@ -307,6 +311,7 @@ impl Spool {
         let frames = frames.to_vec();
         let message = format!("{why}\n");
         let spool = self.dir.clone();
+        let limit = self.bad_limit_bytes;
         tokio::task::spawn_blocking(move || {
             fs::write(bad.join(format!("{name}{SIDECAR_SUFFIX}.error")), message)?;
             let frames = if frames.is_empty() {
@@ -322,7 +327,8 @@ impl Spool {
                     rename_if_exists(&file, &bad.join(file_name))?;
                 }
             }
-            rename_if_exists(&sidecar, &bad.join(format!("{name}{SIDECAR_SUFFIX}")))
+            rename_if_exists(&sidecar, &bad.join(format!("{name}{SIDECAR_SUFFIX}")))?;
+            crate::outbox::keep_newest(&bad, limit)
         })
         .await?
         .map_err(EdgeError::io("moving a capture to spool/bad"))

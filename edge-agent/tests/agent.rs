@@ -523,7 +523,7 @@ async fn the_spool_submits_complete_captures_and_sets_bad_ones_aside() {
     )
     .await
     .unwrap();
-    let mut spool = Spool::open(&spool_dir).unwrap();
+    let mut spool = Spool::open(&spool_dir, u64::MAX).unwrap();
     write_capture(&spool_dir, "0001", 1, "");
     write_capture(&spool_dir, "0002", 2, r#","colour":"red""#);
     std::fs::write(spool_dir.join("0003.json"), b"{not json").unwrap();
