@@ -110,6 +110,14 @@ async fn look_up(
         ),
         None => None,
     };
+    if let Some(Err(error)) = &answer {
+        if asked_again(error) {
+            // The bus, not the case: it stays `approved`, claimed, and is asked about
+            // again once its lease runs out.
+            warn!(case_id = %case_id, error = %error, "owner lookup failed; asked again when the lease ends");
+            return Ok(Some(CaseState::Approved));
+        }
+    }
     let record = lookup_record(case_id, plate.as_deref(), answer, Utc::now());
     let to = match record.outcome {
         OwnerOutcome::Found => CaseState::OwnerFound,
@@ -125,6 +133,29 @@ async fn look_up(
             Ok(Some(to))
         }
         CompleteResult::LeaseLost => Ok(None),
+    }
+}
+
+/// Whether a failed lookup is the bus's failure, not an answer about the case: the bus
+/// or the registry unreachable, failing or refusing kozomol (a fault, a time-out, the
+/// circuit breaker open, a reply that does not parse or echo the request, a registry
+/// status of 500 or above). Such a case must not be closed as `owner_unknown`: a short
+/// outage would close every approved case unfined. What the case itself brings (a
+/// plate the request cannot carry, a found vehicle with no owner, a registry status
+/// below 500) is recorded as its lookup.
+pub fn asked_again(error: &TundukError) -> bool {
+    match error {
+        TundukError::InvalidInput(_) | TundukError::NoUsableData(_) => false,
+        TundukError::RegistryStatus(status) => *status >= 500,
+        TundukError::InvalidIdentifier { .. }
+        | TundukError::Config(_)
+        | TundukError::Fault(_)
+        | TundukError::HttpStatus { .. }
+        | TundukError::Transport(_)
+        | TundukError::Timeout(_)
+        | TundukError::MalformedReply(_)
+        | TundukError::HeaderMismatch { .. }
+        | TundukError::CircuitOpen { .. } => true,
     }
 }
 
@@ -228,4 +259,32 @@ fn registry_owner_json(record: &OwnerRecord) -> serde_json::Value {
 
 fn vehicle_json(record: &OwnerRecord) -> serde_json::Value {
     serde_json::to_value(&record.vehicle).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_bus_failing_leaves_a_case_to_be_asked_again() {
+        let table = [
+            (TundukError::Timeout(Duration::from_secs(10)), true),
+            (TundukError::Transport("reset".into()), true),
+            (TundukError::HttpStatus { status: 502 }, true),
+            (
+                TundukError::CircuitOpen {
+                    retry_in: Duration::from_secs(30),
+                },
+                true,
+            ),
+            (TundukError::MalformedReply("no body".into()), true),
+            (TundukError::RegistryStatus(500), true),
+            (TundukError::RegistryStatus(400), false),
+            (TundukError::InvalidInput("plate is empty".into()), false),
+            (TundukError::NoUsableData("no PIN".into()), false),
+        ];
+        for (error, want) in table {
+            assert_eq!(asked_again(&error), want, "{error:?}");
+        }
+    }
 }
