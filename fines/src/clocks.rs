@@ -45,11 +45,9 @@ pub struct DatingStage {
 pub enum Dated {
     /// Dated; the case is in this state now.
     Clock(CaseState),
-    /// Handed to a supervisor with the reason (the catalogue cannot date it).
-    SetAside(String),
-    /// A paid case the catalogue cannot date, left paid (a settled fine is not taken
-    /// to a supervisor for its appeal window): tried again when its lease ends, five
-    /// times in all; the reason is logged.
+    /// The catalogue cannot date it (or its record does not say enough): left where
+    /// it is, tried again when its lease ends (a paid one five times in all); the
+    /// reason is logged.
     LeftUndated(String),
     LeaseLost,
 }
@@ -79,27 +77,13 @@ pub async fn run_dating(
                     CompleteResult::LeaseLost => Dated::LeaseLost,
                 }
             }
-            Err((CaseState::Paid | CaseState::PaidDiscounted, reason)) => {
-                warn!(case_id = %case_id, reason = %reason, "paid case's clocks not dated; left paid");
+            // An issued case is never handed back to review (a decision there could
+            // reject or re-plate a resolution that stands): it stays where it is and is
+            // tried again when its lease ends, the reason logged, until the catalogue
+            // or its record is mended.
+            Err(reason) => {
+                warn!(case_id = %case_id, reason = %reason, "clocks not dated; tried again when the lease ends");
                 Dated::LeftUndated(reason)
-            }
-            Err((from, reason)) => {
-                match store
-                    .set_aside(
-                        &stage.worker,
-                        case_id,
-                        from,
-                        CaseState::SupervisorReview,
-                        &reason,
-                    )
-                    .await?
-                {
-                    CompleteResult::Completed => {
-                        warn!(case_id = %case_id, reason = %reason, "clocks not dated; set aside");
-                        Dated::SetAside(reason)
-                    }
-                    CompleteResult::LeaseLost => Dated::LeaseLost,
-                }
             }
         };
         results.push((case_id, outcome));
@@ -141,7 +125,8 @@ fn state_after_rejection(paused: CaseState, money: MoneyAfterAppeal) -> CaseStat
     }
 }
 
-type Dating = Result<(CaseState, CaseState, StoredClock, String), (CaseState, String)>;
+/// Dated (from, to, the clock, the audit detail), or why not.
+type Dating = Result<(CaseState, CaseState, StoredClock, String), String>;
 
 async fn date_case(
     stage: &DatingStage,
@@ -156,7 +141,7 @@ async fn date_case(
     let from = case.state;
     let event = match crate::officer::case_facts(&case) {
         Ok(facts) => facts,
-        Err(reason) => return Ok(Err((from, reason))),
+        Err(reason) => return Ok(Err(reason)),
     };
     // Where the periods run from, where the case goes once dated, and the days of the
     // payments it took before it had clocks.
@@ -170,10 +155,10 @@ async fn date_case(
         let Some((decided_at, filed_at, paused)) =
             appeal.and_then(|a| a.decided_at.map(|d| (d, a.filed_at, a.from_state)))
         else {
-            return Ok(Err((from, "no rejected appeal is recorded".into())));
+            return Ok(Err("no rejected appeal is recorded".into()));
         };
         let Some(resolution) = store.resolution_of_case(case_id).await? else {
-            return Ok(Err((from, "no resolution is recorded".into())));
+            return Ok(Err("no resolution is recorded".into()));
         };
         let payments = store.payments(&resolution.number).await?;
         let money = MoneyAfterAppeal {
@@ -195,10 +180,10 @@ async fn date_case(
         )
     } else {
         let Some(resolution) = store.resolution_of_case(case_id).await? else {
-            return Ok(Err((from, "no resolution is recorded".into())));
+            return Ok(Err("no resolution is recorded".into()));
         };
         let Some(delivered_at) = resolution.delivered_at else {
-            return Ok(Err((from, "no proven delivery is recorded".into())));
+            return Ok(Err("no proven delivery is recorded".into()));
         };
         let paid_on: Vec<NaiveDate> = store
             .payments(&resolution.number)
@@ -219,8 +204,8 @@ async fn date_case(
     let offence = offence_of(stage.jurisdiction, &case, &event, Some(runs_from));
     let priced = match quote(catalogue, calendars, &offence) {
         Ok(Pricing::Fine(q)) => q,
-        Ok(Pricing::NoFine(none)) => return Ok(Err((from, none.reason))),
-        Err(e) => return Ok(Err((from, e.to_string()))),
+        Ok(Pricing::NoFine(none)) => return Ok(Err(none.reason)),
+        Err(e) => return Ok(Err(e.to_string())),
     };
     let mut clock = CaseClock::from_quote(to, &priced);
     clock.discount_open &= discount;

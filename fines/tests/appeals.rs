@@ -156,6 +156,49 @@ async fn a_paid_fine_dated_after_its_appeal_is_not_dated_again_on_delivery() {
     assert_eq!(store.clock(id).await.expect("read").expect("clock"), clock);
 }
 
+/// A delivered case the catalogue cannot date stays `delivered` (never handed back to
+/// review, where a decision could reject or re-plate a resolution that stands) and is
+/// dated once the catalogue is mended and its lease has ended.
+#[tokio::test]
+async fn a_case_the_catalogue_cannot_date_stays_delivered_until_it_can() {
+    let w = world(Backend::Sqlite).await;
+    let (id, number) = issued_speeding(&w).await;
+    support::issued::deliver(&w, &number, Utc::now()).await;
+    let bundled =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/catalogue/kg.toml"))
+            .expect("the Kyrgyz catalogue");
+    // 52 km/h over: the 40–60 article, its amount unknown now.
+    let broken = bundled.replacen(
+        "over_below = 60\nunits = 75\n",
+        "over_below = 60\nsanction = \"unknown\"\n",
+        1,
+    );
+    assert_ne!(broken, bundled);
+    let broken = kozomol_fines::catalogue::Catalogue::parse("kg.toml", &broken).expect("parses");
+    let mut stage = dating();
+    stage.lease = Duration::from_millis(200);
+    let issuer = issuer(&w);
+    let dated = run_dating(&stage, &broken, &issuer.calendars, w.store.as_ref())
+        .await
+        .expect("dating");
+    assert!(
+        matches!(&dated[..], [(case, Dated::LeftUndated(_))] if *case == id),
+        "{dated:?}"
+    );
+    assert_eq!(state(w.store.as_ref(), id).await, CaseState::Delivered);
+    assert!(w.store.clock(id).await.expect("read").is_none());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let dated = run_dating(
+        &stage,
+        &issuer.catalogue,
+        &issuer.calendars,
+        w.store.as_ref(),
+    )
+    .await
+    .expect("dating");
+    assert_eq!(dated, vec![(id, Dated::Clock(CaseState::Delivered))]);
+}
+
 #[tokio::test]
 async fn clocks_are_dated_at_delivery_and_deadlines_move_cases_on_sqlite() {
     clocks_are_dated_at_delivery_and_deadlines_move_cases(Backend::Sqlite).await;
