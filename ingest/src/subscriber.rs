@@ -24,6 +24,15 @@ use crate::{IngestError, IngestMetrics};
 /// again first on every reconnect.
 pub const MAX_PACKET_BYTES: usize = 8 * 1024 * 1024;
 
+/// The most payload bytes one batch holds: a batch is copied a few times on its way
+/// to the store, and 512 messages of 2 MiB would be gigabytes.
+pub const BATCH_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// Whether a batch of `len` messages and `bytes` payload bytes takes no more.
+fn batch_full(len: usize, bytes: usize, batch_max: usize) -> bool {
+    len >= batch_max || bytes >= BATCH_MAX_BYTES
+}
+
 #[derive(Clone, Debug)]
 pub struct IngestConfig {
     pub broker_host: String,
@@ -119,19 +128,22 @@ pub async fn run(
             _ = cancel.cancelled() => break,
             next = rx.recv() => match next { Some(p) => p, None => break },
         };
+        let mut bytes = first.payload.len();
         batch.push(first);
         let linger = tokio::time::sleep(config.batch_linger);
         tokio::pin!(linger);
-        while batch.len() < config.batch_max {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
+        while !batch_full(batch.len(), bytes, config.batch_max) {
+            let next = match rx.try_recv() {
+                Ok(p) => p,
                 Err(_) => {
                     tokio::select! {
                         _ = &mut linger => break,
-                        next = rx.recv() => match next { Some(p) => batch.push(p), None => break },
+                        next = rx.recv() => match next { Some(p) => p, None => break },
                     }
                 }
-            }
+            };
+            bytes = bytes.saturating_add(next.payload.len());
+            batch.push(next);
         }
         if !commit_batch(&writer, &store, &client, &metrics, &batch, &cancel).await {
             break;
@@ -399,7 +411,23 @@ mod tests {
     use chrono::{DateTime, Utc};
     use tokio_util::sync::CancellationToken;
 
-    use super::{camera_time, until_stored};
+    use super::{batch_full, camera_time, until_stored, BATCH_MAX_BYTES};
+
+    #[test]
+    fn a_batch_ends_at_its_count_or_its_bytes() {
+        let mib = 1024 * 1024;
+        for (len, bytes, want) in [
+            (1, 300 * 1024, false),
+            (511, 100 * mib / 2, false),
+            (512, 1, true),
+            // Thirty-two envelopes of 2 MiB fill it long before 512.
+            (31, 31 * 2 * mib, false),
+            (32, 32 * 2 * mib, true),
+            (1, BATCH_MAX_BYTES, true),
+        ] {
+            assert_eq!(batch_full(len, bytes, 512), want, "{len} {bytes}");
+        }
+    }
 
     #[tokio::test]
     async fn a_write_the_store_refuses_for_a_while_is_tried_again_until_it_is_taken() {
