@@ -486,7 +486,16 @@ impl Mosquitto {
     /// One that refuses anonymous clients and knows these users and passwords
     /// (a password file made by `mosquitto_passwd`, as in production).
     pub fn start_with_logins(logins: &[(&str, &str)]) -> Result<Mosquitto> {
+        Mosquitto::start_with_rules(logins, None)
+    }
+
+    /// As [`Mosquitto::start_with_logins`], with the topic rules of `acl` (a Mosquitto
+    /// `acl_file`, e.g. deploy/mosquitto.acl).
+    pub fn start_with_rules(logins: &[(&str, &str)], acl: Option<&Path>) -> Result<Mosquitto> {
         let dir = tempfile::tempdir()?;
+        if let Some(acl) = acl {
+            std::fs::copy(acl, dir.path().join("acl")).context("copy the acl file")?;
+        }
         let passwd = dir.path().join("passwd");
         for (i, (user, password)) in logins.iter().enumerate() {
             let mut command = Command::new("mosquitto_passwd");
@@ -524,11 +533,15 @@ impl Mosquitto {
     fn spawn(dir: &Path, port: u16) -> Result<Process> {
         let config = dir.join("mosquitto.conf");
         let passwd = dir.join("passwd");
-        let access = if passwd.exists() {
+        let mut access = if passwd.exists() {
             format!("allow_anonymous false\npassword_file {}", passwd.display())
         } else {
             "allow_anonymous true".to_owned()
         };
+        let acl = dir.join("acl");
+        if acl.exists() {
+            access.push_str(&format!("\nacl_file {}", acl.display()));
+        }
         std::fs::write(
             &config,
             format!(

@@ -2,6 +2,7 @@
 
 mod backbone;
 mod bad_input;
+mod broker_acl;
 mod fault_suite;
 mod faults;
 mod fines;
