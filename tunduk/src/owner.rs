@@ -186,6 +186,8 @@ pub struct Vehicle {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct RawResponse {
     pub status: Option<String>,
+    /// The plate the reply says it answers (`request/govPlate`, the request echoed).
+    pub echoed_plate: Option<String>,
     pub address: Option<Fields>,
     pub persons: Vec<Fields>,
     pub car: Option<Fields>,
@@ -208,6 +210,10 @@ pub(crate) fn raw_from_xml(payload: Node<'_, '_>) -> Vec<RawResponse> {
             .map(|n| (n.tag_name().name().to_owned(), xml::text(n)))
             .collect()
     };
+    let echoed_plate = payload
+        .children()
+        .find(|n| ours(n, "request"))
+        .and_then(|request| fields(request).remove("govPlate"));
     payload
         .children()
         .filter(|n| ours(n, "response"))
@@ -215,6 +221,7 @@ pub(crate) fn raw_from_xml(payload: Node<'_, '_>) -> Vec<RawResponse> {
             let first = |local: &str| response.children().find(|n| ours(n, local));
             RawResponse {
                 status: first("status").map(xml::text),
+                echoed_plate: echoed_plate.clone(),
                 address: first("address").filter(|n| !xml::is_nil(*n)).map(fields),
                 persons: response
                     .children()
@@ -256,10 +263,15 @@ pub(crate) fn raw_from_json(value: &serde_json::Value) -> Vec<RawResponse> {
             Some(other) => vec![other],
         }
     }
+    let echoed_plate = value
+        .get("request")
+        .and_then(|request| request.get("govPlate"))
+        .and_then(scalar);
     many(value.get("response"))
         .into_iter()
         .map(|response| RawResponse {
             status: response.get("status").and_then(scalar),
+            echoed_plate: echoed_plate.clone(),
             address: response.get("address").and_then(fields),
             persons: many(response.get("person"))
                 .into_iter()
@@ -288,8 +300,15 @@ pub(crate) fn interpret(
                 not_found = true;
                 continue;
             }
-            Some(200) | None => {}
+            Some(200) => {}
             Some(other) => return Err(TundukError::RegistryStatus(other)),
+            // The schema requires it: a reply without one says neither found nor not.
+            None => {
+                return Err(TundukError::MalformedReply(format!(
+                    "a `response` has no numeric `status` ({:?})",
+                    response.status
+                )))
+            }
         }
         let address = response
             .address
@@ -297,12 +316,27 @@ pub(crate) fn interpret(
             .map(read_address)
             .filter(|a| !a.is_empty());
         let vehicle = response.car.as_ref().map(read_vehicle).unwrap_or_default();
-        if let Some(plate) = &vehicle.plate {
-            if plate_key(plate) != plate_key(requested_plate) {
-                return Err(TundukError::NoUsableData(format!(
-                    "the reply is for plate `{plate}`, not `{requested_plate}`"
-                )));
-            }
+        // The owner of another vehicle must never be fined: the reply must name the
+        // plate it answers (its car's, or the request it echoes), and that plate only.
+        let named: Vec<String> = vehicle
+            .plate
+            .iter()
+            .chain(clean(response.echoed_plate.as_ref()).iter())
+            .cloned()
+            .collect();
+        if named.is_empty() {
+            return Err(TundukError::NoUsableData(
+                "the reply names no plate, so it cannot be told to answer the one asked about"
+                    .to_owned(),
+            ));
+        }
+        if let Some(plate) = named
+            .iter()
+            .find(|plate| plate_key(plate) != plate_key(requested_plate))
+        {
+            return Err(TundukError::NoUsableData(format!(
+                "the reply is for plate `{plate}`, not `{requested_plate}`"
+            )));
         }
         for person in &response.persons {
             if let Some(owner) = read_owner(person, address.clone()) {
@@ -481,6 +515,7 @@ mod tests {
     fn response(status: &str, persons: Vec<Fields>, car: Fields) -> RawResponse {
         RawResponse {
             status: Some(status.to_owned()),
+            echoed_plate: None,
             address: Some(fields(&[
                 ("fullAddress", "Бишкек, ул. Киевская 96"),
                 ("house", "12/1"),
@@ -667,6 +702,49 @@ mod tests {
             interpret("01KG123ABC", vec![]),
             Err(TundukError::NoUsableData(_))
         ));
+
+        // The plate the reply answers: the car's, or the request it echoes; one of
+        // them must be there, and every one named must be the plate asked about.
+        let owner = || vec![fields(&[("pin", "21234567890123"), ("surname", "А")])];
+        let echoed = |echo: Option<&str>, car: Fields| RawResponse {
+            echoed_plate: echo.map(str::to_owned),
+            ..response("200", owner(), car)
+        };
+        let no_car_plate = fields(&[("brand", "Toyota")]);
+        for (raw, found) in [
+            (echoed(Some("01 KG 123 ABC"), no_car_plate.clone()), true),
+            (echoed(None, car()), true),
+            (echoed(Some("01KG123ABC"), car()), true),
+            (echoed(None, no_car_plate.clone()), false),
+            (echoed(Some("null"), no_car_plate.clone()), false),
+            (echoed(Some("02KG999XYZ"), car()), false),
+        ] {
+            let result = interpret("01KG123ABC", vec![raw.clone()]);
+            match found {
+                true => assert!(
+                    matches!(result, Ok(OwnerLookup::Found(_))),
+                    "{raw:?}: {result:?}"
+                ),
+                false => assert!(
+                    matches!(result, Err(TundukError::NoUsableData(_))),
+                    "{raw:?}: {result:?}"
+                ),
+            }
+        }
+        // A status the schema requires, as a number.
+        for status in [None, Some("OK".to_owned()), Some(String::new())] {
+            let raw = RawResponse {
+                status,
+                ..response("200", owner(), car())
+            };
+            assert!(
+                matches!(
+                    interpret("01KG123ABC", vec![raw.clone()]),
+                    Err(TundukError::MalformedReply(_))
+                ),
+                "{raw:?}"
+            );
+        }
     }
 
     #[test]
@@ -683,6 +761,7 @@ mod tests {
         let raw = raw_from_json(&value);
         assert_eq!(raw.len(), 1);
         assert_eq!(raw[0].status.as_deref(), Some("200"));
+        assert_eq!(raw[0].echoed_plate.as_deref(), Some("01KG123ABC"));
         assert_eq!(raw[0].address, None);
         assert_eq!(raw[0].persons.len(), 1);
         assert!(!raw[0].persons[0].contains_key("birthdate"));
@@ -717,5 +796,6 @@ mod tests {
         assert_eq!(raw[0].address, None);
         assert_eq!(raw[0].persons, vec![fields(&[("pin", "21234567890123")])]);
         assert_eq!(raw[0].car, Some(fields(&[("brand", "Toyota")])));
+        assert_eq!(raw[0].echoed_plate.as_deref(), Some("01KG123ABC"));
     }
 }
