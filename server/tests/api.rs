@@ -2078,6 +2078,56 @@ async fn recognised(h: &Harness, case: kozomol_core::CaseId, plate: &str, confid
     }
 }
 
+/// A case whose stored read no longer decodes is still shown and decided (without
+/// the read: a supervisor settles it), not answered 500 to everyone for ever.
+#[tokio::test]
+async fn a_case_whose_read_does_not_decode_is_shown_and_decided() {
+    let h = Harness::new().await;
+    let camera = h.register_camera(1).await;
+    let (case, _) = record_case(&h, &camera, 1, "01KG123ABC", at(0)).await;
+    recognised(&h, case, "01KG123ABC", 950).await;
+    let raw = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        h.dir.path().join("kozomol.db").display()
+    ))
+    .await
+    .expect("connect");
+    sqlx::query("UPDATE recognitions SET candidates = 'not json' WHERE case_id = ?")
+        .bind(case.0)
+        .execute(&raw)
+        .await
+        .expect("spoiled");
+    assert!(
+        h.store.recognition(case).await.is_err(),
+        "the read is spoiled"
+    );
+
+    let detail = h
+        .get(&format!("/api/v1/cases/{case}"), Role::Reviewer)
+        .await;
+    assert_eq!(detail.status, StatusCode::OK);
+    assert!(detail.json()["recognition"].is_null(), "{}", detail.json());
+    let uri = format!("/api/v1/cases/{case}/review");
+    let decide = |role: Role, body: Value| {
+        let (uri, token) = (uri.clone(), h.token(role).to_owned());
+        let h = &h;
+        async move {
+            let answer = h.call(Method::POST, &uri, Some(&token), Some(body)).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::OK,
+                "{}",
+                String::from_utf8_lossy(&answer.bytes)
+            );
+            answer.json()["state"].clone()
+        }
+    };
+    let proposed = json!({"decision": "correct_plate", "plate": "01KG123ABC"});
+    assert_eq!(decide(Role::Reviewer, proposed).await, "supervisor_review");
+    let rejected = json!({"decision": "reject", "reason": "plate_unreadable"});
+    assert_eq!(decide(Role::Supervisor, rejected).await, "rejected");
+}
+
 #[tokio::test]
 async fn reviewers_decide_and_supervisors_settle() {
     let h = Harness::new().await;

@@ -200,7 +200,7 @@ pub async fn show(
 ) -> Result<Json<CaseDetail>, ApiError> {
     let case = find_case(&state, &id).await?;
     let audit = state.app.store.case_audit(case.id).await?;
-    let recognition = state.app.store.recognition(case.id).await?;
+    let recognition = readable_recognition(&state, case.id).await?;
     let resolution = state
         .app
         .store
@@ -256,6 +256,23 @@ pub async fn show(
     }))
 }
 
+/// The case's stored machine read, or none where it does not decode (logged): a
+/// damaged read must not keep the case from being shown or decided — without it a
+/// supervisor decides, as for a case the machine could not read.
+pub(crate) async fn readable_recognition(
+    state: &ApiState,
+    case_id: CaseId,
+) -> Result<Option<RecognitionRecord>, ApiError> {
+    match state.app.store.recognition(case_id).await {
+        Ok(read) => Ok(read),
+        Err(e @ kozomol_store::StoreError::Corrupt(_)) => {
+            error!(case_id = %case_id, error = %e, "the case's stored read does not decode; shown and decided without it");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub(crate) async fn find_case(state: &ApiState, raw_id: &str) -> Result<CaseRecord, ApiError> {
     let id = raw_id
         .parse::<i64>()
@@ -306,10 +323,7 @@ pub async fn plate_crop(
 ) -> Result<Response, ApiError> {
     let case = find_case(&state, &id).await?;
     refuse_destroyed(&case)?;
-    let crop = state
-        .app
-        .store
-        .recognition(case.id)
+    let crop = readable_recognition(&state, case.id)
         .await?
         .and_then(|r| r.crop)
         .ok_or_else(|| ApiError::NotFound(format!("plate crop of case {}", case.id)))?;

@@ -104,7 +104,7 @@ pub async fn decide(
         )));
     }
     let store = &state.app.store;
-    let recognition = store.recognition(case.id).await?;
+    let recognition = super::cases::readable_recognition(&state, case.id).await?;
     let machine = MachineRead::of(recognition.as_ref());
     let proposed = match case.state {
         CaseState::SupervisorReview => store.decided_plate(case.id).await?,
