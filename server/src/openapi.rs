@@ -1643,7 +1643,8 @@ fn components() -> Value {
                     "plate": { "type": "string", "description": "The plate as it should read (correct_plate)." },
                     "reason": enum_of(kozomol_core::RejectReason::ALL.iter().map(|r| r.as_str()).collect()),
                     "note": { "type": "string", "maxLength": 2000 },
-                    "seen_state": { "$ref": "#/components/schemas/CaseState", "description": "The state the case was shown in: another now is 409." }
+                    "seen_state": { "$ref": "#/components/schemas/CaseState", "description": "The state the case was shown in: another now is 409." },
+                    "seen_move": { "type": "integer", "format": "int64", "description": "The id of the case's latest audit row that moved it (to_state set), as shown: another now is 409." }
                 }
             }));
     schemas.insert(

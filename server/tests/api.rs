@@ -2128,6 +2128,80 @@ async fn a_case_whose_read_does_not_decode_is_shown_and_decided() {
     assert_eq!(decide(Role::Supervisor, rejected).await, "rejected");
 }
 
+/// A supervisor's decision from a screen shown before the case left and came back to
+/// the same state (approved by another supervisor, then set aside again by the checks
+/// before issuing) is refused: it would settle a question no one looked at.
+#[tokio::test]
+async fn a_decision_on_a_case_that_moved_again_meanwhile_is_refused() {
+    let h = Harness::new().await;
+    let camera = h.register_camera(1).await;
+    let (case, _) = record_case(&h, &camera, 1, "01KG123ABC", at(0)).await;
+    recognised(&h, case, "01KG123ABC", 950).await;
+    let h = &h;
+    let uri = format!("/api/v1/cases/{case}/review");
+    let review = |role: Role, body: Value| {
+        let (uri, token) = (uri.clone(), h.token(role).to_owned());
+        async move { h.call(Method::POST, &uri, Some(&token), Some(body)).await }
+    };
+    let shown_move = || async move {
+        let detail = h
+            .get(&format!("/api/v1/cases/{case}"), Role::Supervisor)
+            .await
+            .json();
+        detail["audit"]
+            .as_array()
+            .expect("audit")
+            .iter()
+            .rev()
+            .find(|row| !row["to_state"].is_null())
+            .and_then(|row| row["id"].as_i64())
+            .expect("a move")
+    };
+    let corrected = json!({"decision": "correct_plate", "plate": "01KG128ABC"});
+    assert_eq!(
+        review(Role::Reviewer, corrected).await.json()["state"],
+        "supervisor_review"
+    );
+    let first_screen = shown_move().await;
+    let approve = |seen_move: i64| json!({"decision": "approve", "seen_state": "supervisor_review", "seen_move": seen_move});
+    assert_eq!(
+        review(Role::Supervisor, approve(first_screen)).await.json()["state"],
+        "approved"
+    );
+    // The checks before issuing set it aside again, as a possible cloned plate.
+    let claimed = h
+        .store
+        .claim_stage(
+            CaseState::Approved,
+            "lookup-1",
+            10,
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .expect("claim");
+    assert_eq!(claimed, vec![case]);
+    h.store
+        .set_aside(
+            "lookup-1",
+            case,
+            CaseState::Approved,
+            CaseState::SupervisorReview,
+            "possible cloned plate",
+        )
+        .await
+        .expect("set aside");
+    review(Role::Supervisor, approve(first_screen))
+        .await
+        .problem(StatusCode::CONFLICT, "conflict");
+    let answer = review(Role::Supervisor, approve(shown_move().await)).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&answer.bytes)
+    );
+}
+
 #[tokio::test]
 async fn reviewers_decide_and_supervisors_settle() {
     let h = Harness::new().await;

@@ -685,7 +685,8 @@ async function select(i) {
 }
 
 function drawCase(c, reviews) {
-  Desk.shown = { id: c.id, state: c.state };
+  const moves = (c.audit || []).filter((row) => row.to_state);
+  Desk.shown = { id: c.id, state: c.state, move: moves.length ? moves[moves.length - 1].id : null };
   const r = c.recognition || {};
   const measurement = (c.event && c.event.measurement) || {};
   const measured = measurement.speed_kmh !== undefined
@@ -754,7 +755,11 @@ async function decide(body) {
   if (!c || !Desk.shown || Desk.shown.id !== c.id || Desk.deciding) return;
   Desk.deciding = true;
   try {
-    const result = await change("POST", `/api/v1/cases/${c.id}/review`, Object.assign({ seen_state: Desk.shown.state }, body));
+    // The case as shown: its state and its latest move, so one that left and came
+    // back to the same state meanwhile is not decided on what is on screen.
+    const seen = { seen_state: Desk.shown.state };
+    if (Desk.shown.move !== null) seen.seen_move = Desk.shown.move;
+    const result = await change("POST", `/api/v1/cases/${c.id}/review`, Object.assign(seen, body));
     message.className = "notice";
     message.textContent = t("decided", { id: c.id, state: t(`state-${result.state}`) });
     Desk.cases.splice(Desk.index, 1);

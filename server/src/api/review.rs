@@ -28,6 +28,10 @@ pub struct ReviewRequest {
     /// reviewer's correction sent it to a supervisor with another plate) is not
     /// decided on what was on their screen.
     seen_state: Option<String>,
+    /// The id of the case's latest audit row that moved it, as the reviewer saw it: a
+    /// case that left and came back to the same state meanwhile (approved, then set
+    /// aside again as a possible clone) is not decided on what was on their screen.
+    seen_move: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -104,6 +108,17 @@ pub async fn decide(
         )));
     }
     let store = &state.app.store;
+    if let Some(seen) = request.seen_move {
+        let latest = last_move(&store.case_audit(case.id).await?);
+        if latest != Some(seen) {
+            return Err(ApiError::Conflict(format!(
+                "case {} moved again since it was shown (its latest move is audit row {}, \
+                 not {seen}); reload it",
+                case.id,
+                latest.map_or_else(|| "none".to_owned(), |id| id.to_string())
+            )));
+        }
+    }
     let recognition = super::cases::readable_recognition(&state, case.id).await?;
     let machine = MachineRead::of(recognition.as_ref());
     let proposed = match case.state {
@@ -180,6 +195,15 @@ pub async fn decide(
         plate: routed.plate,
         href: state.app.link(&format!("/api/v1/cases/{}", case.id)),
     }))
+}
+
+/// The id of the latest of a case's audit rows (oldest first) that moved it.
+pub(crate) fn last_move(audit: &[kozomol_store::AuditEntry]) -> Option<i64> {
+    audit
+        .iter()
+        .rev()
+        .find(|row| row.to_state.is_some())
+        .map(|row| row.id)
 }
 
 /// `GET /api/v1/cases/{id}/reviews`: the decisions on a case, oldest first.
