@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use chrono::{FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use kozomol_core::{CameraId, CaseId, DeadLetterReason};
 use kozomol_store::{
     CameraRecord, CaseWrite, EvidenceRef, EvidenceStore, FrameLocation, NewCase, NewDeadLetter,
@@ -43,6 +43,27 @@ pub enum BatchOutcome {
 
 /// How long a stopping ingest waits for the store to queue its uncommitted frames.
 const STOP_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A violation message as the broker delivered it, stamped when it arrived: a capture
+/// is judged against its arrival (a camera clock running ahead), not against when a
+/// batch that waited for the store was verified at last.
+#[derive(Clone, Debug)]
+pub struct Arrival {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub received_at: DateTime<Utc>,
+}
+
+impl Arrival {
+    /// A message arriving now.
+    pub fn now(topic: impl Into<String>, payload: Vec<u8>) -> Arrival {
+        Arrival {
+            topic: topic.into(),
+            payload,
+            received_at: Utc::now(),
+        }
+    }
+}
 
 /// Writes one ingest loop's batches of violation messages. A batch that fails is
 /// written again as it is before any other (the loop retries it until it commits), and
@@ -102,12 +123,9 @@ impl BatchWriter {
         }
     }
 
-    /// Verifies and commits `messages` (topic, payload). On error nothing of the batch
-    /// may be acknowledged; retrying the same batch is safe (dedupe by event id).
-    pub async fn write(
-        &self,
-        messages: &[(String, Vec<u8>)],
-    ) -> Result<Vec<BatchOutcome>, IngestError> {
+    /// Verifies and commits `messages`. On error nothing of the batch may be
+    /// acknowledged; retrying the same batch is safe (dedupe by event id).
+    pub async fn write(&self, messages: &[Arrival]) -> Result<Vec<BatchOutcome>, IngestError> {
         let started = Instant::now();
         let mut slots = self.verify(messages).await?;
         // A refusal by the register may come from a record cached before the camera
@@ -132,8 +150,7 @@ impl BatchWriter {
             let of_them: Vec<usize> = (0..slots.len())
                 .filter(|&at| slots[at].camera().is_some_and(|c| refused_by.contains(&c)))
                 .collect();
-            let again: Vec<(String, Vec<u8>)> =
-                of_them.iter().map(|&at| messages[at].clone()).collect();
+            let again: Vec<Arrival> = of_them.iter().map(|&at| messages[at].clone()).collect();
             for (at, slot) in of_them.into_iter().zip(self.verify(&again).await?) {
                 slots[at] = slot;
             }
@@ -197,11 +214,10 @@ impl BatchWriter {
         let mut spans = spans.into_iter();
         let mut outcomes = Vec::with_capacity(messages.len());
         let mut dead_letters = Vec::new();
-        let now = Utc::now();
-        for (slot, (topic, payload)) in slots.iter().zip(messages) {
+        for (slot, message) in slots.iter().zip(messages) {
             let outcome = match slot {
                 Slot::Refused(r) => {
-                    dead_letters.push(dead_letter(topic, payload, r.clone(), now));
+                    dead_letters.push(dead_letter(message, r.clone()));
                     rejected(r.clone())
                 }
                 Slot::Verified(a) => {
@@ -243,7 +259,7 @@ impl BatchWriter {
                                 camera_id: Some(camera.to_string()),
                                 event_id: Some(event_id),
                             };
-                            dead_letters.push(dead_letter(topic, payload, refusal.clone(), now));
+                            dead_letters.push(dead_letter(message, refusal.clone()));
                             rejected(refusal)
                         }
                         None => {
@@ -433,17 +449,18 @@ impl BatchWriter {
     }
 
     /// Decodes `messages` and checks each against its camera's register record.
-    async fn verify(&self, messages: &[(String, Vec<u8>)]) -> Result<Vec<Slot>, IngestError> {
+    async fn verify(&self, messages: &[Arrival]) -> Result<Vec<Slot>, IngestError> {
         let decoded = {
             let messages = messages.to_vec();
             tokio::task::spawn_blocking(move || {
                 messages
                     .iter()
-                    .map(|(topic, payload)| verify::decode(topic, payload))
+                    .map(|m| verify::decode(&m.topic, &m.payload))
                     .collect::<Vec<_>>()
             })
             .await?
         };
+        let arrivals: Vec<DateTime<Utc>> = messages.iter().map(|m| m.received_at).collect();
         let mut cameras: HashMap<CameraId, Option<CameraRecord>> = HashMap::new();
         for (camera, _) in decoded.iter().flatten() {
             if !cameras.contains_key(camera) {
@@ -452,11 +469,11 @@ impl BatchWriter {
             }
         }
         let offset = self.local_offset;
-        let received_at = Utc::now();
         Ok(tokio::task::spawn_blocking(move || {
             decoded
                 .into_iter()
-                .map(|d| match d {
+                .zip(arrivals)
+                .map(|(d, received_at)| match d {
                     Err(refusal) => Slot::Refused(refusal),
                     Ok((camera, envelope)) => {
                         let record = cameras.get(&camera).and_then(Option::as_ref);
@@ -526,12 +543,7 @@ fn rejected(r: Refusal) -> BatchOutcome {
     }
 }
 
-fn dead_letter(
-    topic: &str,
-    payload: &[u8],
-    r: Refusal,
-    now: chrono::DateTime<Utc>,
-) -> NewDeadLetter {
+fn dead_letter(message: &Arrival, r: Refusal) -> NewDeadLetter {
     tracing::warn!(
         reason = %r.reason,
         camera = r.camera_id.as_deref().unwrap_or("-"),
@@ -539,13 +551,13 @@ fn dead_letter(
         "message dead-lettered"
     );
     NewDeadLetter {
-        received_at: now,
-        topic: printable(topic).chars().take(512).collect(),
+        received_at: message.received_at,
+        topic: printable(&message.topic).chars().take(512).collect(),
         camera_id: r.camera_id,
         event_id: r.event_id,
         reason: r.reason,
         detail: printable(&r.detail),
-        raw: payload.to_vec(),
+        raw: message.payload.clone(),
     }
 }
 

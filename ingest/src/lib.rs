@@ -12,7 +12,7 @@ pub mod metrics;
 mod subscriber;
 mod verify;
 
-pub use batch::{BatchOutcome, BatchWriter};
+pub use batch::{Arrival, BatchOutcome, BatchWriter};
 pub use error::IngestError;
 pub use metrics::IngestMetrics;
 pub use subscriber::{run, IngestConfig};

@@ -14,7 +14,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{BatchOutcome, BatchWriter};
+use crate::batch::{Arrival, BatchOutcome, BatchWriter};
 use crate::{IngestError, IngestMetrics};
 
 /// The largest MQTT packet ingest accepts: well above what the brokers pass on (4 MiB
@@ -27,6 +27,10 @@ pub const MAX_PACKET_BYTES: usize = 8 * 1024 * 1024;
 /// The most payload bytes one batch holds: a batch is copied a few times on its way
 /// to the store, and 512 messages of 2 MiB would be gigabytes.
 pub const BATCH_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// A message as the broker delivered it, and when: a capture is judged against its
+/// arrival, however long its batch then waits for the store.
+type Received = (Publish, DateTime<Utc>);
 
 /// Whether a batch of `len` messages and `bytes` payload bytes takes no more.
 fn batch_full(len: usize, bytes: usize, batch_max: usize) -> bool {
@@ -109,7 +113,7 @@ pub async fn run(
     // burst did it). What waits here is bounded anyway: acks are manual and sent
     // after the commit, so the broker holds back all but its in-flight window
     // (1,000 messages: deploy/mosquitto.conf, and the embedded broker's settings).
-    let (tx, mut rx) = mpsc::unbounded_channel::<Publish>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Received>();
     let driver_cancel = cancel.child_token();
     let driver = tokio::spawn(drive(
         eventloop,
@@ -121,14 +125,14 @@ pub async fn run(
     ));
     tracing::info!(broker = %format!("{}:{}", config.broker_host, config.broker_port), client_id = %config.client_id, "ingest started");
 
-    let mut batch: Vec<Publish> = Vec::with_capacity(config.batch_max);
+    let mut batch: Vec<Received> = Vec::with_capacity(config.batch_max);
     loop {
         batch.clear();
         let first = tokio::select! {
             _ = cancel.cancelled() => break,
             next = rx.recv() => match next { Some(p) => p, None => break },
         };
-        let mut bytes = first.payload.len();
+        let mut bytes = first.0.payload.len();
         batch.push(first);
         let linger = tokio::time::sleep(config.batch_linger);
         tokio::pin!(linger);
@@ -142,7 +146,7 @@ pub async fn run(
                     }
                 }
             };
-            bytes = bytes.saturating_add(next.payload.len());
+            bytes = bytes.saturating_add(next.0.payload.len());
             batch.push(next);
         }
         if !commit_batch(&writer, &store, &client, &metrics, &batch, &cancel).await {
@@ -164,15 +168,21 @@ async fn commit_batch(
     store: &Arc<dyn Store>,
     client: &AsyncClient,
     metrics: &IngestMetrics,
-    batch: &[Publish],
+    batch: &[Received],
     cancel: &CancellationToken,
 ) -> bool {
-    let mut violations: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut violations: Vec<Arrival> = Vec::new();
     let mut statuses = Vec::new();
-    for p in batch {
+    for (p, received_at) in batch {
         match topics::parse(&p.topic) {
-            Some((camera, TopicKind::Status)) => statuses.push((camera, p.payload.clone())),
-            _ => violations.push((p.topic.clone(), p.payload.to_vec())),
+            Some((camera, TopicKind::Status)) => {
+                statuses.push((camera, p.payload.clone(), *received_at))
+            }
+            _ => violations.push(Arrival {
+                topic: p.topic.clone(),
+                payload: p.payload.to_vec(),
+                received_at: *received_at,
+            }),
         }
     }
     // A status is acked with the batch, so it is stored before it: one the store cannot
@@ -180,9 +190,8 @@ async fn commit_batch(
     // and it comes first so that a cancel while it waits leaves no committed batch
     // unacked. A status the store refuses for its own content is dropped: statuses are
     // only shown, and the camera sends the next one soon.
-    let now = Utc::now();
-    for (camera, payload) in statuses {
-        let Some(update) = status_update(&camera, &payload, now) else {
+    for (camera, payload, received_at) in statuses {
+        let Some(update) = status_update(&camera, &payload, received_at) else {
             continue;
         };
         let what = format!("status of camera {camera}");
@@ -212,7 +221,7 @@ async fn commit_batch(
         }
     };
     // Acks go out in arrival order, as the broker expects.
-    for p in batch {
+    for (p, _) in batch {
         if let Err(e) = client.ack(p).await {
             tracing::warn!(error = %e, "ack not queued");
         }
@@ -356,7 +365,7 @@ async fn drive(
     client: AsyncClient,
     config: IngestConfig,
     metrics: Arc<IngestMetrics>,
-    tx: mpsc::UnboundedSender<Publish>,
+    tx: mpsc::UnboundedSender<Received>,
     cancel: CancellationToken,
 ) {
     metrics.set_broker_connected(false);
@@ -385,7 +394,7 @@ async fn drive(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                if tx.send(p).is_err() {
+                if tx.send((p, Utc::now())).is_err() {
                     return;
                 }
             }

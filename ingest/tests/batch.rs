@@ -11,7 +11,7 @@ use chrono::FixedOffset;
 use ed25519_dalek::SigningKey;
 use kozomol_core::envelope::encode_signed;
 use kozomol_core::{CameraId, DeadLetterReason, ViolationEvent};
-use kozomol_ingest::{BatchOutcome, BatchWriter, IngestMetrics};
+use kozomol_ingest::{Arrival, BatchOutcome, BatchWriter, IngestMetrics};
 use kozomol_store::{CameraRegistration, EvidenceStore, Store};
 use kozomol_testkit::fines::{device, noise_jpeg, site, speeding_event};
 use tempfile::TempDir;
@@ -78,7 +78,7 @@ struct Fixture {
     writer: BatchWriter,
     camera: CameraId,
     event: ViolationEvent,
-    batch: Vec<(String, Vec<u8>)>,
+    batch: Vec<Arrival>,
 }
 
 impl Fixture {
@@ -112,11 +112,11 @@ impl Fixture {
         let event = speeding_event(&camera, captured.timestamp_millis(), &frames);
         let topic = "kozomol/v1/cameras/cam-batch/violations".to_owned();
         let batch = vec![
-            (
+            Arrival::now(
                 topic.clone(),
                 encode_signed(&event, &frames, &key, None).expect("encode"),
             ),
-            (topic, b"not an envelope".to_vec()),
+            Arrival::now(topic, b"not an envelope".to_vec()),
         ];
         let metrics = Arc::new(IngestMetrics::default());
         let writer = writer_on(&store, evidence, Arc::clone(&metrics));
@@ -318,12 +318,9 @@ async fn what_a_sender_writes_never_stops_a_batch(url: &str, dir: &Path) {
     spoiled[at + 4] = 0;
     let topic = "kozomol/v1/cameras/cam-nul/violations".to_owned();
     let batch = vec![
-        (
-            "kozomol/v1/cameras/cam\0nul/violations".to_owned(),
-            signed(3),
-        ),
-        (topic.clone(), spoiled),
-        (topic, signed(5)),
+        Arrival::now("kozomol/v1/cameras/cam\0nul/violations", signed(3)),
+        Arrival::now(topic.clone(), spoiled),
+        Arrival::now(topic, signed(5)),
     ];
     let writer = writer_on(&store, evidence, Arc::new(IngestMetrics::default()));
     let outcomes = writer.write(&batch).await.expect("the batch commits");
@@ -348,7 +345,8 @@ async fn what_a_sender_writes_never_stops_a_batch(url: &str, dir: &Path) {
 }
 
 /// A capture dated after its own arrival (a camera clock running ahead) is kept, not
-/// enforceable, with the reason; one dated a moment ago is not marked so.
+/// enforceable, with the reason — judged against when it arrived, not when its batch
+/// was verified at last; one dated a moment ago is not marked so.
 #[tokio::test]
 async fn a_capture_dated_after_its_arrival_is_kept_but_not_enforceable() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -357,10 +355,20 @@ async fn a_capture_dated_after_its_arrival_is_kept_but_not_enforceable() {
     let (camera, key) = registered(store.as_ref(), "cam-clock").await;
     let now = chrono::Utc::now().timestamp_millis();
     let topic = "kozomol/v1/cameras/cam-clock/violations".to_owned();
-    let batch: Vec<(String, Vec<u8>)> = [(now - 1_000, 1), (now + 3_600_000, 3)]
-        .into_iter()
-        .map(|(at, seed)| (topic.clone(), signed(&camera, &key, at, seed)))
-        .collect();
+    // The third waited eleven minutes for the store: dated five minutes after it
+    // arrived, its camera's clock runs ahead, though it is in the past when verified.
+    let minute = 60_000;
+    let batch: Vec<Arrival> = [
+        (now - 1_000, 1, 0),
+        (now + 60 * minute, 3, 0),
+        (now - 6 * minute, 5, 11 * minute),
+    ]
+    .into_iter()
+    .map(|(at, seed, waited_ms)| Arrival {
+        received_at: chrono::Utc::now() - chrono::Duration::milliseconds(waited_ms),
+        ..Arrival::now(topic.clone(), signed(&camera, &key, at, seed))
+    })
+    .collect();
     let writer = writer_on(&store, evidence, Arc::new(IngestMetrics::default()));
     let outcomes = writer.write(&batch).await.expect("the batch commits");
     let mut notes = Vec::new();
@@ -374,6 +382,7 @@ async fn a_capture_dated_after_its_arrival_is_kept_but_not_enforceable() {
     let ahead = |note: &Option<String>| note.as_deref().is_some_and(|n| n.contains("runs ahead"));
     assert!(!ahead(&notes[0].1), "{notes:?}");
     assert!(!notes[1].0 && ahead(&notes[1].1), "{notes:?}");
+    assert!(!notes[2].0 && ahead(&notes[2].1), "{notes:?}");
 }
 
 /// A camera registered anew (a new key) is heard at once: a refusal by the register
@@ -390,7 +399,7 @@ async fn a_camera_registered_anew_is_checked_against_its_new_record() {
     let captured = chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z").expect("time");
     let signed = |key: &SigningKey, seed: u64| {
         let at = captured.timestamp_millis() + seed as i64;
-        (topic.clone(), signed(&camera, key, at, seed))
+        Arrival::now(topic.clone(), signed(&camera, key, at, seed))
     };
     let first = writer.write(&[signed(&old_key, 1)]).await.expect("commit");
     assert!(
