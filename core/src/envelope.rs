@@ -71,6 +71,28 @@ impl FrameRef {
     }
 }
 
+/// The camera and event an envelope's signed body names, read on their own: for an
+/// envelope that does not decode whole (an event that fails its checks, frames that do
+/// not match its list, a version this side does not speak), so that its refusal can
+/// name the event and its camera stop sending it. Nothing here is verified.
+pub fn named_event(bytes: &[u8]) -> Option<(CameraId, EventId)> {
+    #[derive(Deserialize)]
+    struct Named {
+        #[serde(with = "event_id_text")]
+        event_id: EventId,
+        camera_id: CameraId,
+    }
+    if bytes.len() > MAX_ENVELOPE_BYTES {
+        return None;
+    }
+    let Value::Array(items) = ciborium::from_reader::<Value, _>(bytes).ok()? else {
+        return None;
+    };
+    let sign1 = Sign1::from_value(items.into_iter().nth(1)?).ok()?;
+    let named: Named = ciborium::from_reader(&sign1.payload[..]).ok()?;
+    Some((named.camera_id, named.event_id))
+}
+
 /// The signed body of a violation event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViolationEvent {

@@ -2,7 +2,7 @@
 //! the caller looks the camera up and passes its register record.
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
-use kozomol_core::envelope::{DecodedEnvelope, MAX_ENVELOPE_BYTES};
+use kozomol_core::envelope::{named_event, DecodedEnvelope, MAX_ENVELOPE_BYTES};
 use kozomol_core::topics::{self, TopicKind};
 use kozomol_core::{CameraId, CoreError, DeadLetterReason};
 use kozomol_store::CameraRecord;
@@ -62,8 +62,18 @@ pub fn decode(topic: &str, payload: &[u8]) -> Result<(CameraId, DecodedEnvelope)
             e.to_string(),
         )));
     }
-    let envelope = DecodedEnvelope::decode(payload)
-        .map_err(|e| with_camera(Refusal::new(e.dead_letter_reason(), e.to_string())))?;
+    let envelope = DecodedEnvelope::decode(payload).map_err(|e| {
+        let mut refusal = with_camera(Refusal::new(e.dead_letter_reason(), e.to_string()));
+        // Where the body still names the event, and as the topic's camera's, the
+        // receipt names it: a camera hears of no refusal without the event's id, and
+        // would send it again for ever.
+        if let Some((camera, event_id)) = named_event(payload) {
+            if topic_camera.as_ref() == Some(&camera) {
+                refusal.event_id = Some(event_id.to_string());
+            }
+        }
+        refusal
+    })?;
     let event_id = Some(envelope.event.event_id.to_string());
     let Some(topic_camera) = topic_camera else {
         return Err(Refusal {

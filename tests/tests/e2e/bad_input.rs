@@ -128,7 +128,8 @@ fn each_bad_message_is_dead_lettered_and_the_stream_goes_on() {
     let mut wrong_device = event("cam-bad", ok, 93, &f);
     wrong_device.device.serial = "SOMEONE-ELSE".into();
     let lapsed = event("cam-bad", "2027-02-01T08:00:00Z", 94, &f);
-    let mut v2 = encode_signed(&event("cam-bad", ok, 95, &f), &f, &key, None).expect("encode");
+    let v2_event = event("cam-bad", ok, 95, &f);
+    let mut v2 = encode_signed(&v2_event, &f, &key, None).expect("encode");
     v2[1] = 0x02;
     let good_b = event("cam-bad", ok, 96, &f);
 
@@ -239,6 +240,15 @@ fn each_bad_message_is_dead_lettered_and_the_stream_goes_on() {
     );
     assert_eq!(by_status("duplicate"), 1, "{receipts:?}");
     assert_eq!(by_status("rejected"), 9, "{receipts:?}");
+    // An envelope of a version this side does not speak still names its event, so the
+    // camera hears it was refused and stops sending it.
+    let v2_id = v2_event.event_id.to_string();
+    assert!(
+        receipts
+            .iter()
+            .any(|r| r.event_id.as_deref() == Some(v2_id.as_str())),
+        "{receipts:?}"
+    );
 
     let letters = server
         .get_json("/api/v1/dead-letters?limit=100", "auditor")
