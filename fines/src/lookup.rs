@@ -26,7 +26,7 @@ pub struct LookupStage {
     /// Unique among the workers sharing the store.
     pub worker: String,
     pub batch: u32,
-    /// Longer than a batch of lookups takes with every retry.
+    /// Longer than a batch of lookups takes with every retry ([`lease_covering`]).
     pub lease: Duration,
     /// The checks before issuing, run on every case before its owner is looked up.
     pub checks: ChecksConfig,
@@ -44,6 +44,18 @@ impl LookupStage {
             jurisdiction: Jurisdiction::Kg,
         }
     }
+}
+
+/// The lease a lookup batch is claimed under: at least `configured`, and long enough
+/// for `batch` lookups that each take `longest_lookup` (every retry of a bus that times
+/// out) with a minute to spare — a lease that ran out mid-batch would let another
+/// worker claim the rest and ask the registry about the same people again.
+pub fn lease_covering(batch: u32, longest_lookup: Duration, configured: Duration) -> Duration {
+    configured.max(
+        longest_lookup
+            .saturating_mul(batch)
+            .saturating_add(Duration::from_secs(60)),
+    )
 }
 
 /// Claims one batch of approved cases, checks each one and looks up the owner of those
@@ -264,6 +276,18 @@ fn vehicle_json(record: &OwnerRecord) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lease_covers_a_batch_of_the_slowest_lookups() {
+        let s = Duration::from_secs;
+        for (batch, longest, configured, want) in [
+            (16, s(36), s(300), s(16 * 36 + 60)),
+            (4, s(10), s(300), s(300)),
+            (1, s(0), s(30), s(60)),
+        ] {
+            assert_eq!(lease_covering(batch, longest, configured), want);
+        }
+    }
 
     #[test]
     fn only_the_bus_failing_leaves_a_case_to_be_asked_again() {

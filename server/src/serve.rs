@@ -600,7 +600,8 @@ fn fines_worker(
         Some(config) => {
             let mut stage = LookupStage::new(worker("lookup"));
             stage.batch = f.batch;
-            stage.lease = lease;
+            stage.lease =
+                kozomol_fines::lookup::lease_covering(f.batch, config.longest_lookup(), lease);
             stage.checks = f.checks;
             stage.jurisdiction = f.jurisdiction;
             Some((

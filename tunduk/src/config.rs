@@ -141,6 +141,20 @@ impl RegistryConfig {
         }
     }
 
+    /// The longest one lookup may take with every retry: each attempt its time-out
+    /// (connecting included), each pause between them at most `backoff_max_ms`.
+    pub fn longest_lookup(&self) -> Duration {
+        let attempts = u64::from(self.max_attempts.max(1));
+        Duration::from_millis(
+            attempts
+                .saturating_mul(
+                    self.request_timeout_ms
+                        .saturating_add(self.connect_timeout_ms),
+                )
+                .saturating_add((attempts - 1).saturating_mul(self.backoff_max_ms)),
+        )
+    }
+
     /// Checks every field and reports all problems at once.
     pub fn validate(&self) -> Result<(), TundukError> {
         let mut problems = Vec::new();
@@ -245,6 +259,15 @@ mod tests {
         assert_eq!(config.protocol, BusProtocol::Soap);
         assert_eq!(config.cache_ttl(), Duration::from_secs(300));
         config.validate().expect("defaults are valid");
+        let slow = RegistryConfig {
+            request_timeout_ms: 1_000,
+            connect_timeout_ms: 500,
+            max_attempts: 3,
+            backoff_max_ms: 2_000,
+            ..config
+        };
+        // Three attempts of 1.5 s, two pauses of at most 2 s.
+        assert_eq!(slow.longest_lookup(), Duration::from_millis(8_500));
     }
 
     #[test]
