@@ -131,6 +131,11 @@ pub async fn run_issuing(
         register,
         today: stage.jurisdiction.local_date(Utc::now()),
     };
+    let attempts: HashMap<CaseId, u32> = reads
+        .iter()
+        .flatten()
+        .map(|read| (read.case.id, read.attempts))
+        .collect();
     for ((&case_id, read), facts) in claimed.iter().zip(reads).zip(facts) {
         match prepare(stage, issuer, case_id, read, facts, &batch) {
             Prepared::Fine(draft) => drafts.push(*draft),
@@ -141,8 +146,10 @@ pub async fn run_issuing(
                 results.push((case_id, time_barred(stage, store, case_id, reason).await?));
             }
             Prepared::Failed(reason) => {
-                error!(case_id = %case_id, error = %reason, "resolution not issued; retried when the lease ends");
-                results.push((case_id, Issued::Failed(reason)));
+                results.push((
+                    case_id,
+                    failed(stage, store, case_id, reason, &attempts).await?,
+                ));
             }
         }
     }
@@ -162,7 +169,7 @@ pub async fn run_issuing(
             Err(reason) => results.push((case_id, set_aside(stage, store, case_id, reason).await?)),
         }
     }
-    results.extend(finish(stage, issuer, store, fines).await?);
+    results.extend(finish(stage, issuer, store, fines, &attempts).await?);
     // In the order claimed, as each case was before batching.
     results.sort_by_key(|(case_id, _)| claimed.iter().position(|c| c == case_id));
     for (case_id, issued) in &results {
@@ -189,6 +196,29 @@ async fn set_aside(
     reason: String,
 ) -> Result<Issued, IssuingError> {
     leave(stage, store, case_id, CaseState::SupervisorReview, reason).await
+}
+
+/// How many times a case that fails for its own sake (its evidence does not read, its
+/// document does not render) is claimed before a supervisor is asked: a damaged photo
+/// would otherwise be tried every lease for ever, and no one would hear of it.
+pub const MAX_ISSUE_ATTEMPTS: u32 = 5;
+
+/// A case that failed for its own sake: tried again when its lease ends, or, its
+/// attempts spent, handed to a supervisor with the reason.
+async fn failed(
+    stage: &IssuingStage,
+    store: &dyn Store,
+    case_id: CaseId,
+    reason: String,
+    attempts: &HashMap<CaseId, u32>,
+) -> Result<Issued, IssuingError> {
+    let tried = attempts.get(&case_id).copied().unwrap_or(0);
+    if tried >= MAX_ISSUE_ATTEMPTS {
+        let reason = format!("not issued after {tried} attempts: {reason}");
+        return set_aside(stage, store, case_id, reason).await;
+    }
+    error!(case_id = %case_id, error = %reason, attempt = tried, "resolution not issued; retried when the lease ends");
+    Ok(Issued::Failed(reason))
 }
 
 /// Closes a case past the limitation period unfined: a supervisor's approval could
@@ -335,6 +365,7 @@ fn prepare(
         reissued_from,
         crop,
         reviews,
+        ..
     }) = read
     else {
         return Prepared::Failed(format!("case {case_id} vanished"));
@@ -601,6 +632,7 @@ async fn finish(
     issuer: &Arc<Issuer>,
     store: &dyn Store,
     batch: Vec<(Resolution, Pending)>,
+    attempts: &HashMap<CaseId, u32>,
 ) -> Result<Vec<(CaseId, Issued)>, IssuingError> {
     let mut results = Vec::with_capacity(batch.len());
     let (documents, pendings): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
@@ -622,8 +654,11 @@ async fn finish(
                 ));
             }
             Err(Unrendered::ForNow(reason)) => {
-                error!(case_id = %pending.case_id, error = %reason, "resolution not rendered; retried when the lease ends");
-                results.push((pending.case_id, Issued::Failed(reason)));
+                let reason = format!("the resolution did not render: {reason}");
+                results.push((
+                    pending.case_id,
+                    failed(stage, store, pending.case_id, reason, attempts).await?,
+                ));
             }
         }
     }

@@ -226,6 +226,54 @@ async fn an_officer_missing_from_the_register_sets_the_case_aside(backend: Backe
     assert!(!text.contains("old-account"), "{text}");
 }
 
+/// A case whose photo no longer reads (its bytes damaged on disk) is tried again when
+/// its lease ends, and after five attempts handed to a supervisor with the reason,
+/// not tried every lease for ever with no one told.
+#[tokio::test]
+async fn a_case_whose_photo_does_not_read_goes_to_a_supervisor_after_five_attempts() {
+    let w = world(Backend::Sqlite).await;
+    let case = approved_speeding(&w).await;
+    look_up_owners(&w).await;
+    let frame = w
+        .store
+        .case(case)
+        .await
+        .expect("read")
+        .expect("case")
+        .frames[0]
+        .location
+        .clone();
+    let segment = w.db.dir.path().join("evidence").join(&frame.segment);
+    let mut bytes = std::fs::read(&segment).expect("segment");
+    let at = usize::try_from(frame.offset).expect("offset") + 10;
+    bytes[at] ^= 0xff;
+    std::fs::write(&segment, bytes).expect("damaged");
+
+    let mut quick = stage();
+    quick.lease = std::time::Duration::from_millis(100);
+    let issuer = issuer(&w);
+    for attempt in 1..=kozomol_fines::issuing::MAX_ISSUE_ATTEMPTS {
+        let results = run_issuing(&quick, &issuer, w.store.as_ref())
+            .await
+            .expect("issuing");
+        match &results[..] {
+            [(id, Issued::Failed(_))] if *id == case && attempt < 5 => {}
+            [(id, Issued::SetAside(reason))] if *id == case && attempt == 5 => {
+                assert!(
+                    reason.starts_with("not issued after 5 attempts"),
+                    "{reason}"
+                );
+            }
+            other => panic!("attempt {attempt}: {other:?}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    assert_eq!(
+        w.store.case(case).await.expect("read").expect("case").state,
+        CaseState::SupervisorReview
+    );
+}
+
 /// A resolution the store refuses to record (here a trigger; in life a constraint or a
 /// store that stays away) leaves its PDF in an evidence segment, where no row names
 /// it: it is queued for overwriting at once, and the case is issued again later.

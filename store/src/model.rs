@@ -685,6 +685,8 @@ fn hex_bytes<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error
 #[derive(Clone, Debug)]
 pub struct IssuingRead {
     pub case: CaseRecord,
+    /// Claims of the case by the issuing stage, this one included.
+    pub attempts: u32,
     pub decided_plate: Option<String>,
     pub lookup: Option<OwnerLookupRecord>,
     /// The case a re-issued case came from, whose recognition and reviews it keeps.

@@ -184,8 +184,14 @@ impl FineStages for PgStore {
             };
             let reissued_from = self.reissued_from(case_id).await?;
             let evidence = reissued_from.unwrap_or(case_id);
+            let attempts: i32 =
+                sqlx::query_scalar("SELECT stage_attempts FROM cases WHERE id = $1")
+                    .bind(case_id.0)
+                    .fetch_one(&self.pool)
+                    .await?;
             reads.push(Some(IssuingRead {
                 case,
+                attempts: u32::try_from(attempts).unwrap_or(0),
                 decided_plate: self.decided_plate(case_id).await?,
                 lookup: self.owner_lookup(case_id).await?,
                 reissued_from,

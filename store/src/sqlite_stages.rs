@@ -189,7 +189,7 @@ impl FineStages for SqliteStore {
                 &mut conn,
                 "SELECT id, event_id, camera_id, captured_at, received_at, kind, state, plate, \
                  enforceable, enforceability_note, fingerprint, event, decided_plate, \
-                 personal_data_purged_at, evidence_destroyed_at \
+                 personal_data_purged_at, evidence_destroyed_at, stage_attempts \
                  FROM cases WHERE id IN (",
                 chunk,
                 ")",
@@ -219,6 +219,8 @@ impl FineStages for SqliteStore {
                     id,
                     IssuingRead {
                         case,
+                        attempts: u32::try_from(row.try_get::<i64, _>("stage_attempts")?)
+                            .unwrap_or(u32::MAX),
                         decided_plate: row.try_get("decided_plate")?,
                         lookup: None,
                         reissued_from: None,
