@@ -154,7 +154,8 @@ pub async fn run_issuing(
         }
     }
     // Numbers for the whole batch in one transaction, after the cases set aside have
-    // left it, so no number is taken by a case that is not issued now.
+    // left it: a case set aside past this point keeps its reservation (issued later,
+    // it takes that number; rejected, the number stays unused, and says whose it was).
     let issued_at = Utc::now();
     let year = u16::try_from(stage.jurisdiction.local_date(issued_at).year()).unwrap_or(0);
     let ids: Vec<CaseId> = drafts.iter().map(|d| d.case.id).collect();
