@@ -10,7 +10,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use kozomol_core::messages::{CameraLinkState, CameraStatus, Receipt, ReceiptStatus};
 use kozomol_core::topics::{self, BrokerLogin, TopicKind};
 use kozomol_store::{CameraStatusUpdate, EvidenceStore, Store, StoreError};
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -114,7 +114,9 @@ pub async fn run(
     // after the commit, so the broker holds back all but its in-flight window
     // (1,000 messages: deploy/mosquitto.conf, and the embedded broker's settings).
     let (tx, mut rx) = mpsc::unbounded_channel::<Received>();
-    let driver_cancel = cancel.child_token();
+    // Its own token, not a child of `cancel`: on stopping, the driver must go on
+    // polling until the acks and receipts of the last commit are written.
+    let driver_cancel = CancellationToken::new();
     let driver = tokio::spawn(drive(
         eventloop,
         client.clone(),
@@ -153,10 +155,20 @@ pub async fn run(
             break;
         }
     }
-    // Stop taking messages; what was not committed stays unacked at the broker.
-    driver_cancel.cancel();
+    // Stop taking messages; what was not committed stays unacked at the broker. The
+    // disconnect goes out after every ack and receipt queued before it (the client
+    // sends its requests in order), so the driver polls until it is written; a broker
+    // that does not take it within five seconds is left.
     let _ = client.try_disconnect();
-    let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
+    let mut driver = driver;
+    if tokio::time::timeout(Duration::from_secs(5), &mut driver)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the broker did not take ingest's last acks in time; it will deliver those messages again");
+        driver_cancel.cancel();
+        let _ = driver.await;
+    }
     tracing::info!("ingest stopped");
     Ok(())
 }
@@ -376,6 +388,7 @@ async fn drive(
     };
     let status = format!("{}/+/status", topics::PREFIX);
     let mut backoff = Duration::from_millis(100);
+    let mut disconnecting = false;
     loop {
         let event = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -394,11 +407,15 @@ async fn drive(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                if tx.send((p, Utc::now())).is_err() {
-                    return;
-                }
+                // Once ingest stops taking messages, what still comes is left unacked.
+                let _ = tx.send((p, Utc::now()));
             }
+            // Written after everything queued before it: ingest is stopping. The
+            // broker closes the connection once it has read it; closing first, with
+            // its answers unread, would reset the connection and could lose the acks.
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => disconnecting = true,
             Ok(_) => {}
+            Err(_) if disconnecting => return,
             Err(e) => {
                 metrics.set_broker_connected(false);
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "broker connection lost");

@@ -1,7 +1,8 @@
 //! Batches the store fails part-way, against a real SQLite store whose triggers refuse
 //! one table's rows: a retry after the dead letters failed answers the cases its first
 //! attempt created as accepted, not as duplicates of themselves; a retry after the cases
-//! failed points them at the frames the first attempt appended, not at a second copy.
+//! failed points them at the frames the first attempt appended, not at a second copy;
+//! and, on a real Mosquitto, an ingest stopped right after a commit still acknowledges it.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -424,4 +425,133 @@ async fn a_camera_registered_anew_is_checked_against_its_new_record() {
         ),
         "the old key is refused once the record is read again: {outcomes:?}"
     );
+}
+
+/// A Mosquitto of its own on a free port, stopped when dropped.
+struct Broker {
+    process: std::process::Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Broker {
+    fn start() -> Broker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let config = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 1000\n"
+            ),
+        )
+        .expect("config");
+        let process = std::process::Command::new(kozomol_testkit::mosquitto_bin())
+            .arg("-c")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mosquitto starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "mosquitto listens");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Broker {
+            process,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Waits (up to 20 s) until `done`.
+async fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+/// Ingest stopped right after committing a batch still acknowledges it: started again
+/// under the same client id, it is delivered nothing it had already stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_ingest_acknowledges_what_it_committed() {
+    use std::time::Duration;
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("k.db").display());
+    let (store, evidence) = opened(&url, dir.path()).await;
+    let (camera, key) = registered(store.as_ref(), "cam-stop").await;
+    let config = kozomol_ingest::IngestConfig::new("127.0.0.1", broker.port, "ingest-stop");
+    let start = |metrics: Arc<IngestMetrics>| {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(kozomol_ingest::run(
+            config.clone(),
+            Arc::clone(&store),
+            Arc::clone(&evidence),
+            metrics,
+            cancel.clone(),
+        ));
+        (cancel, task)
+    };
+
+    let first = Arc::new(IngestMetrics::default());
+    let (cancel, task) = start(Arc::clone(&first));
+    wait_for("ingest connects", || first.broker_connected() == Some(true)).await;
+    let (camera_client, mut events) = rumqttc::AsyncClient::new(
+        rumqttc::MqttOptions::new("cam-stop", "127.0.0.1", broker.port),
+        100,
+    );
+    let poller = tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    let topic = format!("kozomol/v1/cameras/{camera}/violations");
+    let captured = chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z").expect("time");
+    let events = 20;
+    for seed in 0..events {
+        let at = captured.timestamp_millis() + i64::try_from(seed).expect("seed");
+        camera_client
+            .publish(
+                topic.clone(),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                signed(&camera, &key, at, seed),
+            )
+            .await
+            .expect("publish");
+    }
+    // Stopped the moment the last case is stored, its acks still to be written.
+    wait_for("every event stored", || {
+        first.accepted.load(Ordering::Relaxed) == events
+    })
+    .await;
+    cancel.cancel();
+    task.await.expect("joins").expect("stops cleanly");
+
+    let second = Arc::new(IngestMetrics::default());
+    let (cancel, task) = start(Arc::clone(&second));
+    wait_for("ingest connects again", || {
+        second.broker_connected() == Some(true)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        second.messages.load(Ordering::Relaxed),
+        0,
+        "nothing delivered again"
+    );
+    cancel.cancel();
+    task.await.expect("joins").expect("stops cleanly");
+    poller.abort();
 }
