@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kozomol_server::serve::{self, Part, Plan};
-use kozomol_server::settings::Settings;
+use kozomol_server::settings::{Settings, SettingsError};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -365,7 +365,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::PurgePersonalData { config } => {
             let settings = Settings::load(config.as_deref(), |k| std::env::var(k).ok())?;
-            settings.validate()?;
+            // The retention settings only: a one-off purge needs no broker or bus.
+            let problems = settings.retention.problems();
+            if !problems.is_empty() {
+                return Err(SettingsError::Invalid(problems).into());
+            }
             let store = kozomol_store::connect_existing(&settings.database_url()).await?;
             let quiet_since = chrono::Utc::now() - settings.retention.keep();
             let (mut cases, mut accidents, mut contacts, mut dead_letters) = (0, 0, 0, 0);
@@ -560,7 +564,11 @@ async fn load_recognizer(
     kozomol_recognizer::worker::Thresholds,
 )> {
     let settings = Settings::load(config, |k| std::env::var(k).ok())?;
-    settings.validate()?;
+    // The recognizer's settings only: reading plates needs no broker or database.
+    let problems = settings.recognizer.problems();
+    if !problems.is_empty() {
+        return Err(SettingsError::Invalid(problems).into());
+    }
     let recognizer_config = settings.recognizer.recognizer_config();
     let recognizer = tokio::task::spawn_blocking(move || {
         kozomol_recognizer::Recognizer::load(&recognizer_config)

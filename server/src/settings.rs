@@ -85,6 +85,70 @@ pub struct PortalSettings {
 }
 
 /// How long personal data stay after a case is settled (docs/operations.md).
+impl RetentionSettings {
+    /// What is wrong with these settings (every problem, each a sentence).
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        // A century is "keep"; more overflowed the date arithmetic (the fines part
+        // stopped at every start).
+        for (name, days) in [
+            ("personal_data_days", Some(self.personal_data_days)),
+            ("case_file_days", self.case_file_days),
+            ("evidence_sweep_days", self.evidence_sweep_days),
+        ] {
+            if let Some(days) = days.filter(|&d| d > MAX_RETENTION_DAYS) {
+                problems.push(format!(
+                    "retention.{name} {days} is over {MAX_RETENTION_DAYS} days (a century)"
+                ));
+            }
+        }
+        if self.personal_data_days < MIN_PERSONAL_DATA_DAYS {
+            problems.push(format!(
+                "retention.personal_data_days {} is below the {MIN_PERSONAL_DATA_DAYS} days repeat offences look back over",
+                self.personal_data_days
+            ));
+        }
+        if let Some(days) = self
+            .case_file_days
+            .filter(|&days| days <= self.personal_data_days)
+        {
+            problems.push(format!(
+                "retention.case_file_days {days} must be more than personal_data_days {}: a case file is destroyed after its personal data are purged",
+                self.personal_data_days
+            ));
+        }
+        if let Some(days) = self
+            .evidence_sweep_days
+            .filter(|&days| days < MIN_EVIDENCE_SWEEP_DAYS)
+        {
+            problems.push(format!(
+                "retention.evidence_sweep_days {days} is below {MIN_EVIDENCE_SWEEP_DAYS}: a segment written more recently may hold bytes whose row is still to come"
+            ));
+        }
+        problems
+    }
+}
+
+impl RecognizerSettings {
+    /// What is wrong with these settings (every problem, each a sentence).
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let r = self;
+        for (name, value) in [
+            ("recognizer.auto_accept", r.auto_accept),
+            ("recognizer.agreement_accept", r.agreement_accept),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                problems.push(format!("{name} must be between 0 and 1"));
+            }
+        }
+        if r.batch == 0 || r.lease_s == 0 || r.max_attempts == 0 {
+            problems.push("recognizer.batch, lease_s and max_attempts must be at least 1".into());
+        }
+        problems
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionSettings {
@@ -872,47 +936,7 @@ impl Settings {
                 ));
             }
         }
-        // A century is "keep"; more overflowed the date arithmetic (the fines part
-        // stopped at every start).
-        for (name, days) in [
-            (
-                "personal_data_days",
-                Some(self.retention.personal_data_days),
-            ),
-            ("case_file_days", self.retention.case_file_days),
-            ("evidence_sweep_days", self.retention.evidence_sweep_days),
-        ] {
-            if let Some(days) = days.filter(|&d| d > MAX_RETENTION_DAYS) {
-                problems.push(format!(
-                    "retention.{name} {days} is over {MAX_RETENTION_DAYS} days (a century)"
-                ));
-            }
-        }
-        if self.retention.personal_data_days < MIN_PERSONAL_DATA_DAYS {
-            problems.push(format!(
-                "retention.personal_data_days {} is below the {MIN_PERSONAL_DATA_DAYS} days repeat offences look back over",
-                self.retention.personal_data_days
-            ));
-        }
-        if let Some(days) = self
-            .retention
-            .case_file_days
-            .filter(|&days| days <= self.retention.personal_data_days)
-        {
-            problems.push(format!(
-                "retention.case_file_days {days} must be more than personal_data_days {}: a case file is destroyed after its personal data are purged",
-                self.retention.personal_data_days
-            ));
-        }
-        if let Some(days) = self
-            .retention
-            .evidence_sweep_days
-            .filter(|&days| days < MIN_EVIDENCE_SWEEP_DAYS)
-        {
-            problems.push(format!(
-                "retention.evidence_sweep_days {days} is below {MIN_EVIDENCE_SWEEP_DAYS}: a segment written more recently may hold bytes whose row is still to come"
-            ));
-        }
+        problems.extend(self.retention.problems());
         if let Err(found) = self.http.proxies() {
             problems.extend(found);
         }
@@ -948,18 +972,7 @@ impl Settings {
         if self.ingest.client_id.is_empty() {
             problems.push("ingest.client_id must not be empty".into());
         }
-        let r = &self.recognizer;
-        for (name, value) in [
-            ("recognizer.auto_accept", r.auto_accept),
-            ("recognizer.agreement_accept", r.agreement_accept),
-        ] {
-            if !(0.0..=1.0).contains(&value) {
-                problems.push(format!("{name} must be between 0 and 1"));
-            }
-        }
-        if r.batch == 0 || r.lease_s == 0 || r.max_attempts == 0 {
-            problems.push("recognizer.batch, lease_s and max_attempts must be at least 1".into());
-        }
+        problems.extend(self.recognizer.problems());
         let f = &self.fines;
         if !(2..=6).contains(&f.issuer.len()) || !f.issuer.bytes().all(|b| b.is_ascii_uppercase()) {
             problems.push("fines.issuer must be 2-6 upper-case Latin letters".into());
@@ -1262,7 +1275,20 @@ mod tests {
                 (Ok(()), Some(_)) => panic!("{text} accepted"),
                 (Ok(()), None) => {}
             }
+            // What `purge-personal-data` checks: the retention alone.
+            assert_eq!(
+                settings.retention.problems().is_empty(),
+                refused.is_none(),
+                "{text}"
+            );
         }
+        // A purge needs no broker: a broker login without its password stops the
+        // server, not the purge.
+        let mut broker_half_set = Settings::default();
+        broker_half_set.mqtt.username = Some("kozomol".into());
+        assert!(broker_half_set.validate().is_err());
+        assert!(broker_half_set.retention.problems().is_empty());
+        assert!(broker_half_set.recognizer.problems().is_empty());
     }
 
     #[test]
