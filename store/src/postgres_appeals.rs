@@ -146,8 +146,8 @@ pub(crate) async fn request_refund(
           WHERE p.case_id = r.case_id AND p.reversed_at IS NULL) - \
          (SELECT coalesce(sum(q.amount_minor), 0) FROM refund_requests q \
           WHERE q.case_id = r.case_id AND q.cause = 'excess' AND q.state <> 'withdrawn' \
-          AND EXISTS (SELECT 1 FROM payments x \
-          WHERE x.id = q.payment_id AND x.reversed_at IS NULL)) \
+          AND (q.state <> 'cancelled' OR EXISTS (SELECT 1 FROM payments x \
+          WHERE x.id = q.payment_id AND x.reversed_at IS NULL))) \
          AS amount_minor, r.currency FROM resolutions r WHERE r.case_id = $1) AS refund \
          WHERE amount_minor > 0 \
          ON CONFLICT (case_id) WHERE cause <> 'excess' DO NOTHING RETURNING id",
@@ -281,8 +281,8 @@ pub(crate) async fn reprice_refund(
           WHERE case_id = $1 AND reversed_at IS NULL)::bigint - \
          (SELECT coalesce(sum(amount_minor), 0) FROM refund_requests \
           WHERE case_id = $1 AND cause = 'excess' AND state <> 'withdrawn' \
-          AND EXISTS (SELECT 1 FROM payments x \
-          WHERE x.id = refund_requests.payment_id AND x.reversed_at IS NULL))::bigint",
+          AND (state <> 'cancelled' OR EXISTS (SELECT 1 FROM payments x \
+          WHERE x.id = refund_requests.payment_id AND x.reversed_at IS NULL)))::bigint",
     )
     .bind(case_id.0)
     .fetch_one(&mut *tx)

@@ -209,6 +209,7 @@ conformance!(
         money_to_give_back_is_queued_and_settled_once,
         an_excess_paid_back_before_its_reversal_withdraws_the_excess_queued_after,
         an_excess_cancelled_on_a_reversed_payment_takes_nothing_from_a_refund,
+        an_excess_paid_back_on_a_reversed_payment_still_counts_against_a_refund,
         an_appeal_forfeits_the_discount,
         exact_payments_take_only_what_is_outstanding,
         payments_no_fine_can_take_are_refused,
@@ -6276,6 +6277,63 @@ async fn an_excess_cancelled_on_a_reversed_payment_takes_nothing_from_a_refund(
             ("excess".to_owned(), 50_000, "queued".to_owned()),
             ("annulled".to_owned(), 250_000, "queued".to_owned()),
         ]
+    );
+}
+
+/// An excess finance had paid back when its payment was charged back still went to
+/// the payer: an annulment afterwards owes only what the money left brings beyond it
+/// (here nothing: 1,000 stands, 1,500 went back).
+async fn an_excess_paid_back_on_a_reversed_payment_still_counts_against_a_refund(
+    store: Arc<dyn Store>,
+) {
+    use kozomol_store::{
+        AppealDecided, AppealState, PaymentReversed, RefundOutcome, RefundSettled, RefundSettlement,
+    };
+    let numbers = issued(store.as_ref(), 1, &person()).await;
+    let number = &numbers[0];
+    let resolution = store.resolution(number).await.unwrap().unwrap();
+    for (id, minor) in [("w-1", 100_000), ("w-2", 300_000)] {
+        applied(
+            store
+                .post_payment(&payment_for(store.as_ref(), number, id, minor).await)
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(matches!(
+        store
+            .reverse_payment(&reversal_of(&resolution.payment_code, Some("w-2")))
+            .await
+            .unwrap(),
+        PaymentReversed::Reversed { .. }
+    ));
+    // Finance had sent the 1,500 before the chargeback; it records that now.
+    let withdrawn = store.refund_requests(0, 20).await.unwrap();
+    assert_eq!(withdrawn.len(), 1, "{withdrawn:?}");
+    assert!(matches!(
+        store
+            .settle_refund(&RefundSettlement {
+                id: withdrawn[0].id,
+                outcome: RefundOutcome::Refunded,
+                reference: Some("TR-9".to_owned()),
+                note: None,
+                settled_by: "finance-1".to_owned(),
+            })
+            .await
+            .unwrap(),
+        RefundSettled::Settled(_)
+    ));
+    let appeal = owners_appeal(store.as_ref(), resolution.case_id).await;
+    let decided = store
+        .decide_appeal(appeal.id, AppealState::Annulled, "supervisor-1", "отменено")
+        .await
+        .unwrap();
+    assert_eq!(
+        decided,
+        AppealDecided::Decided {
+            case_state: CaseState::Annulled,
+            refund_request: None
+        }
     );
 }
 
