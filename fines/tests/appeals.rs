@@ -156,14 +156,23 @@ async fn a_paid_fine_dated_after_its_appeal_is_not_dated_again_on_delivery() {
     assert_eq!(store.clock(id).await.expect("read").expect("clock"), clock);
 }
 
+#[tokio::test]
+async fn a_case_the_catalogue_cannot_date_stays_delivered_until_it_can_on_sqlite() {
+    a_case_the_catalogue_cannot_date_stays_delivered_until_it_can(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_case_the_catalogue_cannot_date_stays_delivered_until_it_can_on_postgres() {
+    a_case_the_catalogue_cannot_date_stays_delivered_until_it_can(Backend::Postgres).await;
+}
+
 /// A delivered case the catalogue cannot date stays `delivered` (never handed back to
 /// review, where a decision could reject or re-plate a resolution that stands) and is
-/// dated once the catalogue is mended and its lease has ended.
-#[tokio::test]
-async fn a_case_the_catalogue_cannot_date_stays_delivered_until_it_can() {
-    let w = world(Backend::Sqlite).await;
-    let (id, number) = issued_speeding(&w).await;
-    support::issued::deliver(&w, &number, Utc::now()).await;
+/// dated once the catalogue is mended and its lease has ended — also when it was paid
+/// in full meanwhile, however often it was tried before: it stays paid, and its appeal
+/// window is dated.
+async fn a_case_the_catalogue_cannot_date_stays_delivered_until_it_can(backend: Backend) {
+    let w = world(backend).await;
     let bundled =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/catalogue/kg.toml"))
             .expect("the Kyrgyz catalogue");
@@ -178,25 +187,40 @@ async fn a_case_the_catalogue_cannot_date_stays_delivered_until_it_can() {
     let mut stage = dating();
     stage.lease = Duration::from_millis(200);
     let issuer = issuer(&w);
-    let dated = run_dating(&stage, &broken, &issuer.calendars, w.store.as_ref())
-        .await
-        .expect("dating");
+    let date_with = |catalogue| run_dating(&stage, catalogue, &issuer.calendars, w.store.as_ref());
+
+    let (unpaid, number) = issued_speeding(&w).await;
+    support::issued::deliver(&w, &number, Utc::now()).await;
+    let dated = date_with(&broken).await.expect("dating");
     assert!(
-        matches!(&dated[..], [(case, Dated::LeftUndated(_))] if *case == id),
+        matches!(&dated[..], [(case, Dated::LeftUndated(_))] if *case == unpaid),
         "{dated:?}"
     );
-    assert_eq!(state(w.store.as_ref(), id).await, CaseState::Delivered);
-    assert!(w.store.clock(id).await.expect("read").is_none());
+    assert_eq!(state(w.store.as_ref(), unpaid).await, CaseState::Delivered);
+    assert!(w.store.clock(unpaid).await.expect("read").is_none());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let dated = run_dating(
-        &stage,
-        &issuer.catalogue,
-        &issuer.calendars,
-        w.store.as_ref(),
-    )
-    .await
-    .expect("dating");
-    assert_eq!(dated, vec![(id, Dated::Clock(CaseState::Delivered))]);
+    let dated = date_with(&issuer.catalogue).await.expect("dating");
+    assert_eq!(dated, vec![(unpaid, Dated::Clock(CaseState::Delivered))]);
+
+    // Tried five times, then paid in full: dated once the catalogue is mended.
+    let (paid, number) = issued_speeding(&w).await;
+    support::issued::deliver(&w, &number, Utc::now()).await;
+    for _ in 0..5 {
+        let dated = date_with(&broken).await.expect("dating");
+        assert!(
+            matches!(&dated[..], [(_, Dated::LeftUndated(_))]),
+            "{dated:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    paid_in_full(&w, &number).await;
+    assert_eq!(
+        state(w.store.as_ref(), paid).await,
+        CaseState::PaidDiscounted
+    );
+    let dated = date_with(&issuer.catalogue).await.expect("dating");
+    assert_eq!(dated, vec![(paid, Dated::Clock(CaseState::PaidDiscounted))]);
+    assert!(w.store.clock(paid).await.expect("read").is_some());
 }
 
 #[tokio::test]

@@ -200,6 +200,29 @@ pub(crate) async fn post_locked(
             standing.case_id, standing.state
         )));
     }
+    if decided.to_state != standing.state && !standing.dated {
+        // Settled while its delivery is proven but its clocks could not be dated yet
+        // (the catalogue failing it): dating still owes it its appeal window, as for
+        // a fine paid before its proof came — tried afresh from here.
+        let listed = sqlx::query(
+            "INSERT INTO undated_deliveries (case_id) SELECT c.id FROM cases c \
+             JOIN resolutions r ON r.case_id = c.id \
+             WHERE c.id = ? AND c.state IN ('paid', 'paid_discounted') \
+             AND r.delivered_at IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM case_clocks k WHERE k.case_id = c.id) \
+             ON CONFLICT (case_id) DO NOTHING",
+        )
+        .bind(standing.case_id.0)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if listed > 0 {
+            sqlx::query("UPDATE cases SET stage_attempts = 0 WHERE id = ?")
+                .bind(standing.case_id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
     if let Some(intent) = &payment.intent {
         crate::sqlite_payment_intents::mark_intent_paid(&mut *tx, &payment.source, intent, id, now)
             .await?;
