@@ -145,11 +145,15 @@ pub async fn run_issuing(
             Prepared::TimeBarred(reason) => {
                 results.push((case_id, time_barred(stage, store, case_id, reason).await?));
             }
-            Prepared::Failed(reason) => {
+            Prepared::Unreadable(reason) => {
                 results.push((
                     case_id,
                     failed(stage, store, case_id, reason, &attempts).await?,
                 ));
+            }
+            Prepared::Failed(reason) => {
+                error!(case_id = %case_id, error = %reason, "resolution not issued; retried when the lease ends");
+                results.push((case_id, Issued::Failed(reason)));
             }
         }
     }
@@ -170,7 +174,7 @@ pub async fn run_issuing(
             Err(reason) => results.push((case_id, set_aside(stage, store, case_id, reason).await?)),
         }
     }
-    results.extend(finish(stage, issuer, store, fines, &attempts).await?);
+    results.extend(finish(stage, issuer, store, fines).await?);
     // In the order claimed, as each case was before batching.
     results.sort_by_key(|(case_id, _)| claimed.iter().position(|c| c == case_id));
     for (case_id, issued) in &results {
@@ -199,13 +203,14 @@ async fn set_aside(
     leave(stage, store, case_id, CaseState::SupervisorReview, reason).await
 }
 
-/// How many times a case that fails for its own sake (its evidence does not read, its
-/// document does not render) is claimed before a supervisor is asked: a damaged photo
-/// would otherwise be tried every lease for ever, and no one would hear of it.
+/// How many times a case whose own evidence fails it (a photo that no longer reads as
+/// signed, or was erased) is claimed before a supervisor is asked: it would otherwise
+/// be tried every lease for ever, and no one would hear of it. A store or signer that
+/// fails is waited for however long it takes.
 pub const MAX_ISSUE_ATTEMPTS: u32 = 5;
 
-/// A case that failed for its own sake: tried again when its lease ends, or, its
-/// attempts spent, handed to a supervisor with the reason.
+/// A case whose evidence fails it: tried again when its lease ends (the evidence may
+/// be mended), or, its attempts spent, handed to a supervisor with the reason.
 async fn failed(
     stage: &IssuingStage,
     store: &dyn Store,
@@ -276,6 +281,9 @@ enum Prepared {
     Fine(Box<Draft>),
     SetAside(String),
     TimeBarred(String),
+    /// The case's own evidence fails it, the same on every try: tried again, and
+    /// after [`MAX_ISSUE_ATTEMPTS`] handed to a supervisor.
+    Unreadable(String),
     Failed(String),
 }
 
@@ -469,7 +477,7 @@ fn prepare(
     }
     let photos = match photos(issuer, &case, crop) {
         Ok(photos) => photos,
-        Err(reason) => return Prepared::Failed(reason),
+        Err(not_read) => return not_read,
     };
     let officer = match confirming_login(&event, &reviews) {
         None => stage.duty_officer.clone(),
@@ -633,7 +641,6 @@ async fn finish(
     issuer: &Arc<Issuer>,
     store: &dyn Store,
     batch: Vec<(Resolution, Pending)>,
-    attempts: &HashMap<CaseId, u32>,
 ) -> Result<Vec<(CaseId, Issued)>, IssuingError> {
     let mut results = Vec::with_capacity(batch.len());
     let (documents, pendings): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
@@ -655,11 +662,8 @@ async fn finish(
                 ));
             }
             Err(Unrendered::ForNow(reason)) => {
-                let reason = format!("the resolution did not render: {reason}");
-                results.push((
-                    pending.case_id,
-                    failed(stage, store, pending.case_id, reason, attempts).await?,
-                ));
+                error!(case_id = %pending.case_id, error = %reason, "resolution not rendered; retried when the lease ends");
+                results.push((pending.case_id, Issued::Failed(reason)));
             }
         }
     }
@@ -830,10 +834,16 @@ fn render_all(
 /// The overview frame and the plate: the recognizer's crop (of the evidence case) when
 /// it made one, else the camera's plate frame; their bytes re-checked against their
 /// hashes.
-fn photos(issuer: &Issuer, case: &CaseRecord, crop: Option<EvidenceRef>) -> Result<Photos, String> {
+/// The case's photos, or why not: its own evidence that no longer reads as signed
+/// (`Unreadable`, the same on every try) or a store that failed (`Failed`, may pass).
+fn photos(
+    issuer: &Issuer,
+    case: &CaseRecord,
+    crop: Option<EvidenceRef>,
+) -> Result<Photos, Prepared> {
     let frame = |role: FrameRole| case.frames.iter().find(|f| f.role == role);
     let Some(overview) = frame(FrameRole::Overview).or_else(|| case.frames.first()) else {
-        return Err("the case has no frames".into());
+        return Err(Prepared::Unreadable("the case has no frames".into()));
     };
     let plate = match (&crop, frame(FrameRole::Plate)) {
         (Some(crop), _) => (crop.location.clone(), crop.sha256),
@@ -841,10 +851,12 @@ fn photos(issuer: &Issuer, case: &CaseRecord, crop: Option<EvidenceRef>) -> Resu
         (None, None) => (overview.location.clone(), overview.sha256),
     };
     let read = |location: &kozomol_store::FrameLocation, sha: &[u8; 32]| {
-        issuer
-            .evidence
-            .read(location, sha)
-            .map_err(|e| e.to_string())
+        issuer.evidence.read(location, sha).map_err(|e| match e {
+            StoreError::EvidenceCorrupt { .. } | StoreError::EvidenceErased { .. } => {
+                Prepared::Unreadable(format!("its photo does not read: {e}"))
+            }
+            e => Prepared::Failed(e.to_string()),
+        })
     };
     Ok(Photos {
         overview: read(&overview.location, &overview.sha256)?,
