@@ -299,7 +299,7 @@ async fn a_named_driver_gets_a_new_resolution(backend: Backend) {
         .expect("a plate");
     let sighted = |owner_from_registry| {
         let query = CaseQuery {
-            sighted_plate: Some(plate.clone()),
+            sighted_plates: vec![plate.clone()],
             owner_from_registry,
             limit: 10,
             ..CaseQuery::default()

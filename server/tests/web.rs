@@ -452,6 +452,18 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         json!({ "plate": "01 KG 000 ABC", "certificate": "KG01000000" }),
     )
     .await;
+    // The plate as the recognizer writes it (without `KG`) finds the same fine.
+    let by_key = portal_lookup(
+        &http,
+        &base,
+        json!({ "plate": "01000ABC", "certificate": "KG01000000" }),
+    )
+    .await;
+    assert!(by_key["fines"][0]["number"].is_string(), "{by_key}");
+    assert_eq!(
+        by_key["fines"][0]["number"], by_owner["fines"][0]["number"],
+        "{by_key}"
+    );
     let owner_grant = by_owner["fines"][0]["grant"]
         .as_str()
         .expect("an owner's grant")

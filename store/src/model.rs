@@ -185,9 +185,10 @@ pub struct CaseQuery {
     pub camera: Option<CameraId>,
     /// Exact plate text (upper case, no spaces) as the camera read it.
     pub plate: Option<String>,
-    /// Exact plate text as a review decided it, else as the camera read it: the plate
-    /// a fine names (the sightings index serves it with a capture-time range).
-    pub sighted_plate: Option<String>,
+    /// Plate texts, as a review decided it, else as the camera read it: the plate a
+    /// fine names, under any of its spellings (`kozomol_tunduk::plate_spellings`; the
+    /// sightings index serves it with a capture-time range). Empty: any plate.
+    pub sighted_plates: Vec<String>,
     /// Capture time, inclusive.
     pub from: Option<DateTime<Utc>>,
     /// Capture time, exclusive.

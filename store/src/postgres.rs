@@ -953,9 +953,13 @@ fn push_case_filter(qb: &mut QueryBuilder<Postgres>, query: &CaseQuery) {
     if let Some(plate) = &query.plate {
         qb.push(" AND plate = ").push_bind(plate.clone());
     }
-    if let Some(plate) = &query.sighted_plate {
-        qb.push(" AND COALESCE(decided_plate, plate) = ")
-            .push_bind(plate.clone());
+    if !query.sighted_plates.is_empty() {
+        qb.push(" AND COALESCE(decided_plate, plate) IN (");
+        let mut spellings = qb.separated(", ");
+        for plate in &query.sighted_plates {
+            spellings.push_bind(plate.clone());
+        }
+        qb.push(")");
     }
     if let Some(from) = query.from {
         qb.push(" AND captured_at >= ").push_bind(from);

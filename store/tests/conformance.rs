@@ -828,7 +828,7 @@ async fn every_case_filter_narrows_and_the_cursor_pages(store: Arc<dyn Store>) {
     .await;
     assert_eq!(got, expect(&|i| i % 3 == 1));
     let (got, _) = run(CaseQuery {
-        sighted_plate: Some("01KG222BBB".to_owned()),
+        sighted_plates: vec!["01KG222BBB".to_owned()],
         ..all()
     })
     .await;

@@ -63,9 +63,47 @@ pub fn plate_key(raw: &str) -> String {
     }
 }
 
+/// Every spelling under which a plate may be stored, normalised: a 2016-format plate
+/// with and without its `KG` (the recognizer drops it, an officer may type it), any
+/// other as it is. A plate typed as printed finds the cases of either spelling.
+pub fn plate_spellings(raw: &str) -> Vec<String> {
+    let plate = normalize_plate(raw);
+    let key = plate_key(&plate);
+    let chars: Vec<char> = key.chars().collect();
+    let with_kg = (chars.len() == 8
+        && chars[..2].iter().all(char::is_ascii_digit)
+        && chars[2..5].iter().all(char::is_ascii_digit)
+        && chars[5..].iter().all(char::is_ascii_uppercase))
+    .then(|| {
+        chars[..2]
+            .iter()
+            .chain(['K', 'G'].iter())
+            .chain(&chars[2..])
+            .collect::<String>()
+    });
+    let mut spellings = vec![key];
+    spellings.extend(with_kg);
+    if !spellings.contains(&plate) {
+        spellings.push(plate);
+    }
+    spellings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plate_is_found_under_each_of_its_spellings() {
+        for (typed, want) in [
+            ("01 KG 123 ABC", vec!["01123ABC", "01KG123ABC"]),
+            ("01123abc", vec!["01123ABC", "01KG123ABC"]),
+            ("B 1234 AB", vec!["B1234AB"]),
+            ("KZ777AAA02", vec!["KZ777AAA02"]),
+        ] {
+            assert_eq!(plate_spellings(typed), want, "{typed}");
+        }
+    }
 
     #[test]
     fn domestic_plates() {

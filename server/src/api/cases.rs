@@ -121,7 +121,7 @@ fn parse_case_query(params: CaseParams) -> Result<CaseQuery, ApiError> {
         state,
         camera,
         plate,
-        sighted_plate: None,
+        sighted_plates: Vec::new(),
         from,
         to,
         limit,

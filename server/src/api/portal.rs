@@ -704,7 +704,7 @@ async fn by_plate_and_certificate(
     for _ in 0..PLATE_LOOKUP_PAGES {
         let page = store
             .cases(&kozomol_store::CaseQuery {
-                sighted_plate: Some(plate.clone()),
+                sighted_plates: kozomol_tunduk::plate_spellings(&plate),
                 // A fine re-issued to a driver the owner named is the driver's: the
                 // vehicle's papers give no rights over it (its letter's number still
                 // finds it).

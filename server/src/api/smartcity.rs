@@ -495,7 +495,7 @@ impl Exchange<'_> {
         Ok(self
             .store()
             .cases(&CaseQuery {
-                sighted_plate: Some(plate.to_owned()),
+                sighted_plates: kozomol_tunduk::plate_spellings(plate),
                 limit: PLATE_FINES_LIMIT,
                 ..CaseQuery::default()
             })
@@ -1090,7 +1090,7 @@ impl Exchange<'_> {
         let cases = self
             .store()
             .cases(&CaseQuery {
-                sighted_plate: Some(plate.clone()),
+                sighted_plates: kozomol_tunduk::plate_spellings(&plate),
                 from: Some(from),
                 // `toDate` is inclusive; the query's end is not.
                 to: Some(to + chrono::Duration::milliseconds(1)),
