@@ -364,7 +364,10 @@ impl Outbox {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 debug!(event_id = %id, "rejected entry had no file left");
             }
-            other => other?,
+            other => {
+                other?;
+                set_aside_now(&target)?;
+            }
         }
         fs::write(
             self.rejected_dir.join(format!("{id}.receipt.json")),
@@ -375,6 +378,15 @@ impl Outbox {
     }
 }
 
+/// Dates a file moved aside as moved now (a rename keeps its old time), so that the
+/// files of one entry are the same age and [`keep_newest`] deletes them together.
+pub(crate) fn set_aside_now(path: &Path) -> io::Result<()> {
+    File::options()
+        .write(true)
+        .open(path)?
+        .set_modified(std::time::SystemTime::now())
+}
+
 /// Deletes the oldest files of `dir` (by modification time) until what it holds is at
 /// most `limit_bytes`: what a camera sets aside for people to look at must not fill
 /// its card. Blocking.
@@ -382,12 +394,16 @@ pub(crate) fn keep_newest(dir: &Path, limit_bytes: u64) -> io::Result<()> {
     let mut files = Vec::new();
     let mut total: u64 = 0;
     for item in fs::read_dir(dir)? {
-        let item = item?;
-        let meta = item.metadata()?;
-        if meta.is_file() {
-            total = total.saturating_add(meta.len());
-            files.push((meta.modified()?, item.path(), meta.len()));
-        }
+        // A file gone meanwhile (an operator moving it back) is no longer counted.
+        let meta = match item.and_then(|item| Ok((item.path(), item.metadata()?))) {
+            Ok((path, meta)) if meta.is_file() => (path, meta),
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let (path, meta) = meta;
+        total = total.saturating_add(meta.len());
+        files.push((meta.modified()?, path, meta.len()));
     }
     if total <= limit_bytes {
         return Ok(());
@@ -527,12 +543,24 @@ mod tests {
             [0x84, 0x01, 0xff],
         )
         .expect("junk");
+        // Written a day ago: moved aside, it is dated now, as its receipt is.
+        let day_ago = std::time::SystemTime::now() - Duration::from_secs(86_400);
+        File::options()
+            .write(true)
+            .open(dir.path().join(format!("outbox/{a}.env")))
+            .expect("open")
+            .set_modified(day_ago)
+            .expect("mtime");
         let outbox = Outbox::open(dir.path(), u64::MAX).expect("open");
         assert_eq!(outbox.depth(), (1, 3));
         assert_eq!(outbox.read(a).expect("read"), None);
         assert_eq!(outbox.depth(), (0, 0), "forgotten");
         assert!(!dir.path().join(format!("outbox/{a}.env")).exists());
-        assert!(dir.path().join(format!("rejected/{a}.env")).exists());
+        let moved = fs::metadata(dir.path().join(format!("rejected/{a}.env")))
+            .expect("moved aside")
+            .modified()
+            .expect("mtime");
+        assert!(moved > day_ago + Duration::from_secs(3_600), "{moved:?}");
         let receipt: Receipt = serde_json::from_slice(
             &fs::read(dir.path().join(format!("rejected/{a}.receipt.json"))).expect("receipt"),
         )

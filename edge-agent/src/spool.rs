@@ -322,12 +322,18 @@ impl Spool {
             } else {
                 frames
             };
+            let mut moved = Vec::with_capacity(frames.len() + 1);
             for file in frames {
                 if let Some(file_name) = file.file_name() {
-                    rename_if_exists(&file, &bad.join(file_name))?;
+                    moved.push((file.clone(), bad.join(file_name)));
                 }
             }
-            rename_if_exists(&sidecar, &bad.join(format!("{name}{SIDECAR_SUFFIX}")))?;
+            moved.push((sidecar, bad.join(format!("{name}{SIDECAR_SUFFIX}"))));
+            for (from, to) in moved {
+                if rename_if_exists(&from, &to)? {
+                    crate::outbox::set_aside_now(&to)?;
+                }
+            }
             crate::outbox::keep_newest(&bad, limit)
         })
         .await?
@@ -454,10 +460,12 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
     }
 }
 
-fn rename_if_exists(from: &Path, to: &Path) -> io::Result<()> {
+/// Renames `from` to `to`; whether there was a file to rename.
+fn rename_if_exists(from: &Path, to: &Path) -> io::Result<bool> {
     match fs::rename(from, to) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
