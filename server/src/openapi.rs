@@ -1735,7 +1735,7 @@ fn components() -> Value {
             "appeal_until", "outstanding_minor", "paid_minor", "qr_payload", "card_payment_url", "contacts_url", "contact_channels", "owner_view", "frames", "pdf_url", "qr_svg_url", "appeal"],
         "properties": {
             "number": text, "payment_code": text, "grant": text, "grant_expires_at": instant,
-            "status": { "type": "string", "enum": ["unpaid", "partially_paid", "paid", "appealed", "cancelled", "closed"] },
+            "status": { "type": "string", "enum": ["unpaid", "partially_paid", "paid", "appealed", "cancelled", "enforcement", "closed"] },
             "case_state": text, "kind": text, "violation": text, "article": text, "captured_at": instant, "plate": nullable_text,
             "place": { "type": ["object", "null"], "properties": { "address": text, "latitude": nullable_text, "longitude": nullable_text, "map_url": nullable_text } },
             "issued_at": instant, "currency": text, "amount_minor": { "type": "integer" }, "discounted_minor": nullable_minor,

@@ -157,7 +157,9 @@ pub enum FineStatus {
     Appealed,
     /// Annulled, voided or refunded: nothing is owed.
     Cancelled,
-    /// Past its deadlines: with the bailiffs, or lapsed.
+    /// Past its due date and sent for enforcement (to the bailiffs): still payable.
+    Enforcement,
+    /// Lapsed: it can no longer be enforced.
     Closed,
 }
 
@@ -169,7 +171,8 @@ impl FineStatus {
             PartiallyPaid => FineStatus::PartiallyPaid,
             Appealed => FineStatus::Appealed,
             Annulled | Voided | Refunded => FineStatus::Cancelled,
-            Enforcement | Lapsed => FineStatus::Closed,
+            Enforcement => FineStatus::Enforcement,
+            Lapsed => FineStatus::Closed,
             _ => FineStatus::Unpaid,
         }
     }
@@ -1061,7 +1064,8 @@ mod tests {
             (Annulled, FineStatus::Cancelled),
             (Voided, FineStatus::Cancelled),
             (Refunded, FineStatus::Cancelled),
-            (Enforcement, FineStatus::Closed),
+            // Still payable: never shown as closed.
+            (Enforcement, FineStatus::Enforcement),
             (Lapsed, FineStatus::Closed),
         ] {
             assert_eq!(FineStatus::of(state), status, "{state}");

@@ -43,6 +43,7 @@ status-partially_paid = Partly paid
 status-paid = Paid
 status-appealed = Under appeal
 status-cancelled = Cancelled
+status-enforcement = Sent for enforcement: still payable
 status-closed = Closed
 appeal = Appeal
 appeal-filed = Appeal filed on { $date }, awaiting a decision.

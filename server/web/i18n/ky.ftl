@@ -43,6 +43,7 @@ status-partially_paid = Жарым-жартылай төлөндү
 status-paid = Төлөндү
 status-appealed = Даттанылууда
 status-cancelled = Жокко чыгарылды
+status-enforcement = Мажбурлап аткарууга берилди: дагы эле төлөсө болот
 status-closed = Жабылды
 appeal = Даттануу
 appeal-filed = Даттануу { $date } берилди, чечим күтүлүүдө.

@@ -43,6 +43,7 @@ status-partially_paid = Оплачен частично
 status-paid = Оплачен
 status-appealed = Обжалуется
 status-cancelled = Отменён
+status-enforcement = Передан на принудительное исполнение: оплатить ещё можно
 status-closed = Закрыт
 appeal = Обжалование
 appeal-filed = Жалоба подана { $date }, ожидает решения.
