@@ -369,7 +369,8 @@ impl Exchange<'_> {
     async fn set_payment(&self) -> Answered {
         let call = self.call;
         let status = call.integer("status").map_err(Fault::invalid)?;
-        let raw_code = call.required("paymentNumber").map_err(Fault::invalid)?;
+        // An `xsd:long`: `+112600…` and `0112600…` are the same number as `112600…`.
+        let raw_code = call.integer("paymentNumber").map_err(Fault::invalid)?;
         let paid_at = call
             .date_time("paymentDate", self.offset)
             .map_err(Fault::invalid)?;
@@ -379,7 +380,10 @@ impl Exchange<'_> {
             ));
         }
         // The fine's currency is the code's jurisdiction's; an unknown code is 404.
-        let Ok(code) = raw_code.parse::<PaymentCode>() else {
+        let Ok(code) = u64::try_from(raw_code)
+            .map_err(|_| ())
+            .and_then(|value| PaymentCode::from_u64(value).map_err(|_| ()))
+        else {
             return Ok((404, payment_response(404, "0.00")));
         };
         let currency = code.jurisdiction().currency();

@@ -943,6 +943,23 @@ async fn the_endpoint_reads_by_namespace_and_answers_only_the_security_server() 
         "{text}"
     );
 
+    // `paymentNumber` is an `xsd:long`: a plus sign or a leading zero names the same
+    // code, not an unknown one.
+    let code = &provider.codes[1];
+    for written in [format!("+{code}"), format!("0{code}")] {
+        let reply = post(envelope(
+            "setPaymentLegal",
+            &format!("<z:setPaymentLegal><z:request><z:status>0</z:status><z:sum>2500.00</z:sum><z:paymentNumber>{written}</z:paymentNumber><z:paymentDate>2026-03-12T15:30:00</z:paymentDate></z:request></z:setPaymentLegal>"),
+        ))
+        .await
+        .expect("sent");
+        let text = reply.text().await.expect("body");
+        assert!(
+            text.contains("<response><status>200</status>"),
+            "{written}: {text}"
+        );
+    }
+
     for (body, service_code, expected) in [
         (
             "<z:protocolInfo><z:request/></z:protocolInfo>",
