@@ -382,8 +382,12 @@ impl Camt<'_> {
 }
 
 /// Reads an ISO 20022 `camt.053` statement: its booked credit entries, one credit per
-/// transaction of a batch-booked entry.
-pub fn parse_camt053(bytes: &[u8]) -> Result<Statement, StatementError> {
+/// transaction of a batch-booked entry. A booking written as an instant (`DtTm` with
+/// an offset) is booked on its day on `jurisdiction`'s calendar.
+pub fn parse_camt053(
+    bytes: &[u8],
+    jurisdiction: Jurisdiction,
+) -> Result<Statement, StatementError> {
     let text = std::str::from_utf8(bytes).map_err(|_| StatementError::NotText)?;
     let doc =
         roxmltree::Document::parse(text).map_err(|e| StatementError::NotXml(e.to_string()))?;
@@ -442,11 +446,15 @@ pub fn parse_camt053(bytes: &[u8]) -> Result<Statement, StatementError> {
         }
         let booked_on = camt
             .text(entry, &["BookgDt", "Dt"])
+            .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
             .or_else(|| {
                 camt.text(entry, &["BookgDt", "DtTm"])
-                    .map(|t| t.chars().take(10).collect())
-            })
-            .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+                    .and_then(|t| payer_time(&t))
+                    .map(|at| match at {
+                        PayerTime::Instant(at) => jurisdiction.local_date(at),
+                        PayerTime::Day(day) => day,
+                    })
+            });
         let Some(booked_on) = booked_on else {
             problems.push(format!("{at}: no booking date (BookgDt/Dt)"));
             continue;
@@ -882,7 +890,7 @@ mod tests {
 
     #[test]
     fn camt053_credits_are_read_by_namespace() {
-        let statement = parse_camt053(CAMT_V2.as_bytes()).expect("read");
+        let statement = parse_camt053(CAMT_V2.as_bytes(), Jurisdiction::Kg).expect("read");
         assert_eq!(statement.account, "KG12BANK0000000001234567");
         assert_eq!(statement.id, "STMT-2026-070");
         assert_eq!(statement.skipped, 3);
@@ -938,24 +946,44 @@ mod tests {
                 "<c:Dbtr><c:Nm>Асанов Алмаз</c:Nm></c:Dbtr>",
                 "<c:Dbtr><c:Pty><c:Nm>Асанов Алмаз</c:Nm></c:Pty></c:Dbtr>",
             );
-        let later = parse_camt053(v8.as_bytes()).expect("read v8");
+        let later = parse_camt053(v8.as_bytes(), Jurisdiction::Kg).expect("read v8");
         assert_eq!(later.credits, statement.credits);
+
+        // A booking written as an instant is booked on the city's day: 19:00 UTC on
+        // the 9th is the 10th in Bishkek; one written without an offset, as written.
+        for (written, day) in [
+            ("<DtTm>2026-03-09T19:00:00Z</DtTm>", "2026-03-10"),
+            ("<DtTm>2026-03-10T01:00:00+06:00</DtTm>", "2026-03-10"),
+            ("<DtTm>2026-03-10T23:30:00</DtTm>", "2026-03-10"),
+        ] {
+            let instant = CAMT_V2.replacen(
+                "<Dt>2026-03-10</Dt></BookgDt>",
+                &format!("{written}</BookgDt>"),
+                1,
+            );
+            assert_ne!(instant, CAMT_V2);
+            let read = parse_camt053(instant.as_bytes(), Jurisdiction::Kg).expect("read");
+            assert_eq!(read.credits[0].booked_on.to_string(), day, "{written}");
+        }
     }
 
     #[test]
     fn camt053_problems_are_reported() {
         assert!(matches!(
-            parse_camt053(b"<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.052.001.02\"/>"),
+            parse_camt053(
+                b"<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.052.001.02\"/>",
+                Jurisdiction::Kg
+            ),
             Err(StatementError::NotCamt053(_))
         ));
         assert!(matches!(
-            parse_camt053(b"<Document"),
+            parse_camt053(b"<Document", Jurisdiction::Kg),
             Err(StatementError::NotXml(_))
         ));
         // Elements of another namespace are not camt's.
         let foreign = CAMT_V2.replace("<Stmt>", "<Stmt xmlns=\"urn:example\">");
         assert_eq!(
-            parse_camt053(foreign.as_bytes()),
+            parse_camt053(foreign.as_bytes(), Jurisdiction::Kg),
             Err(StatementError::Problems(vec![
                 "no BkToCstmrStmt/Stmt".into()
             ]))
@@ -964,7 +992,7 @@ mod tests {
         // credit of nothing.
         let two = CAMT_V2.replace("</Stmt>", "</Stmt><Stmt><Id>S2</Id></Stmt>");
         assert_eq!(
-            parse_camt053(two.as_bytes()),
+            parse_camt053(two.as_bytes(), Jurisdiction::Kg),
             Err(StatementError::Problems(vec![
                 "2 statements in one file: import each on its own".into()
             ]))
@@ -974,7 +1002,7 @@ mod tests {
             "<Amt Ccy=\"KGS\">4999.99</Amt>",
         );
         assert_eq!(
-            parse_camt053(short.as_bytes()),
+            parse_camt053(short.as_bytes(), Jurisdiction::Kg),
             Err(StatementError::Problems(vec![
                 "entry 2: its transactions add up to 749999 minor units, not the entry's 750000"
                     .into()
@@ -985,7 +1013,7 @@ mod tests {
             "<Amt Ccy=\"KGS\">5000.00</Amt><CdtDbtInd>DBIT</CdtDbtInd>",
         );
         assert_eq!(
-            parse_camt053(debit.as_bytes()),
+            parse_camt053(debit.as_bytes(), Jurisdiction::Kg),
             Err(StatementError::Problems(vec![
                 "entry 2, transaction 2: a debit inside a credit entry".into()
             ]))
@@ -995,7 +1023,7 @@ mod tests {
             "<Amt Ccy=\"KGS\">0.00</Amt><CdtDbtInd>CRDT",
         );
         assert_eq!(
-            parse_camt053(nothing.as_bytes()),
+            parse_camt053(nothing.as_bytes(), Jurisdiction::Kg),
             Err(StatementError::Problems(vec![
                 "entry 1: a credit of nothing or less".into()
             ]))
@@ -1006,7 +1034,7 @@ mod tests {
             " kg12 bank 0000 0000 0123 4567 ",
         );
         assert_eq!(
-            parse_camt053(spaced.as_bytes()).map(|s| s.account),
+            parse_camt053(spaced.as_bytes(), Jurisdiction::Kg).map(|s| s.account),
             Ok("KG12BANK0000000001234567".to_owned())
         );
         let broken = CAMT_V2
@@ -1020,7 +1048,7 @@ mod tests {
             )
             .replace("<IBAN>KG12BANK0000000001234567</IBAN>", "<IBAN></IBAN>");
         assert_eq!(
-            parse_camt053(broken.as_bytes()),
+            parse_camt053(broken.as_bytes(), Jurisdiction::Kg),
             Err(StatementError::Problems(vec![
                 "entry 1: no booking date (BookgDt/Dt)".into(),
                 "entry 2, transaction 2: currency `EUR` is not KGS or KZT".into(),

@@ -61,6 +61,7 @@ fn statement_of(
     headers: &HeaderMap,
     query: &ImportQuery,
     body: &[u8],
+    jurisdiction: kozomol_core::Jurisdiction,
 ) -> Result<Statement, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -78,7 +79,7 @@ fn statement_of(
         }
     };
     let parsed = match format.as_str() {
-        "camt053" => parse_camt053(body),
+        "camt053" => parse_camt053(body, jurisdiction),
         "csv" => {
             let account = query.account.as_deref().unwrap_or("");
             let id = hex::encode(Sha256::digest(body));
@@ -112,7 +113,7 @@ pub async fn import(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Imported>), ApiError> {
-    let statement = statement_of(&headers, &query, &body)?;
+    let statement = statement_of(&headers, &query, &body, state.app.jurisdiction)?;
     let mut imported = Imported {
         account: statement.account.clone(),
         statement_id: statement.id.clone(),
