@@ -99,6 +99,30 @@ impl LineStatus {
     }
 }
 
+/// A line imported again must be the credit imported before under its reference: a
+/// bank that reuses a reference (an entry number unique only within one statement)
+/// would otherwise have a new credit taken as a repeat, and its money never counted.
+pub(crate) fn same_credit(
+    existing: &StatementLineRecord,
+    line: &NewStatementLine,
+) -> Result<(), StoreError> {
+    if existing.amount == line.amount && existing.booked_on == line.booked_on {
+        return Ok(());
+    }
+    Err(StoreError::Invalid(format!(
+        "reference `{}` of account {} was imported before (line {}, {} booked on {}); \
+         this credit is {} booked on {}: the bank reused the reference, so this credit \
+         is not taken as a repeat, and must be booked by hand",
+        line.bank_reference,
+        line.account,
+        existing.id,
+        existing.amount,
+        existing.booked_on,
+        line.amount,
+        line.booked_on
+    )))
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StatementLineRecord {
     pub id: i64,

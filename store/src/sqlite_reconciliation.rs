@@ -189,6 +189,7 @@ impl Reconciliation for SqliteStore {
         if let Some(existing) =
             line_by_reference(&mut tx, &line.account, &line.bank_reference).await?
         {
+            reconciliation::same_credit(&existing, line)?;
             let payment = match existing.payment_id {
                 Some(id) => payment_by_id(&mut tx, id).await?,
                 None => None,

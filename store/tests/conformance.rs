@@ -7215,6 +7215,18 @@ async fn statement_credits_are_matched_applied_or_queued(store: Arc<dyn Store>) 
         (again.line.id, again.line.status, again.repeat),
         (matched.line.id, LineStatus::Matched, true)
     );
+    // Another credit under the same reference (the bank reused it, another day or sum)
+    // is no repeat: refused, its money not silently dropped.
+    for other in [
+        credit("BR-1", "2026-03-12", 250_000, &[a]),
+        credit("BR-1", "2026-03-11", 100_000, &[a]),
+    ] {
+        let refused = store.reconcile_credit(&other).await;
+        assert!(
+            matches!(&refused, Err(kozomol_store::StoreError::Invalid(why)) if why.contains("reused")),
+            "{refused:?}"
+        );
+    }
     // More money for A, now paid: queued for finance (a refund).
     let more = store
         .reconcile_credit(&credit("BR-2", "2026-03-11", 250_000, &[a]))
