@@ -104,7 +104,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:1884")]
         broker: String,
         /// The broker user the simulated cameras log in as (with
-        /// KOZOMOL_SIMULATE_BROKER_PASSWORD); anonymous without it.
+        /// KOZOMOL_SIMULATE_BROKER_PASSWORD); anonymous without it. One login for
+        /// every simulated camera: a broker under deploy/mosquitto.acl, where each
+        /// login reaches its own camera's topics only, is no place to simulate.
         #[arg(long, env = "KOZOMOL_SIMULATE_BROKER_USERNAME")]
         broker_username: Option<String>,
         #[arg(long, default_value = "http://127.0.0.1:8080")]
