@@ -124,9 +124,35 @@ async fn look_up(
     };
     if let Some(Err(error)) = &answer {
         if asked_again(error) {
+            let tried = store.stage_attempts(case_id).await?;
+            if answered_amiss(error) && tried >= MAX_AMISS_LOOKUPS {
+                // The same answer that cannot be read, about this plate, every time: a
+                // person looks, and approves the case again once the registry mends it.
+                let reason = format!(
+                    "the registry's answer about this plate could not be used {tried} times: {error}"
+                );
+                return Ok(
+                    match store
+                        .set_aside(
+                            &stage.worker,
+                            case_id,
+                            CaseState::Approved,
+                            CaseState::SupervisorReview,
+                            &reason,
+                        )
+                        .await?
+                    {
+                        CompleteResult::Completed => {
+                            warn!(case_id = %case_id, reason = %reason, "owner lookup set aside for a supervisor");
+                            Some(CaseState::SupervisorReview)
+                        }
+                        CompleteResult::LeaseLost => None,
+                    },
+                );
+            }
             // The bus, not the case: it stays `approved`, claimed, and is asked about
             // again once its lease runs out.
-            warn!(case_id = %case_id, error = %error, "owner lookup failed; asked again when the lease ends");
+            warn!(case_id = %case_id, error = %error, attempt = tried, "owner lookup failed; asked again when the lease ends");
             return Ok(Some(CaseState::Approved));
         }
     }
@@ -168,6 +194,29 @@ pub fn asked_again(error: &TundukError) -> bool {
         | TundukError::MalformedReply(_)
         | TundukError::HeaderMismatch { .. }
         | TundukError::CircuitOpen { .. } => true,
+    }
+}
+
+/// How many times a case is asked about when the registry answers amiss each time
+/// ([`answered_amiss`]) before a supervisor is asked to look.
+pub const MAX_AMISS_LOOKUPS: u32 = 5;
+
+/// Whether a failure is an answer that came but could not be used (a reply that does
+/// not parse or echo the request, a fault of the service, a registry status of 500 or
+/// above): it may be this plate's, the same on every try. The bus or kozomol's own
+/// settings failing (no answer, a time-out, the circuit breaker, the service
+/// unavailable) is waited out however long it lasts.
+pub fn answered_amiss(error: &TundukError) -> bool {
+    match error {
+        TundukError::MalformedReply(_)
+        | TundukError::HeaderMismatch { .. }
+        | TundukError::RegistryStatus(_) => true,
+        // Kozomol's own access (denied, an unknown service or member) is its settings'.
+        TundukError::Fault(fault) => matches!(
+            fault.kind,
+            kozomol_tunduk::FaultKind::InvalidRequest | kozomol_tunduk::FaultKind::Other
+        ),
+        _ => false,
     }
 }
 

@@ -299,4 +299,28 @@ async fn bus_failures_leave_the_case_approved_to_ask_again(backend: Backend) {
         store.case(second).await.expect("read").expect("case").state,
         CaseState::OwnerFound
     );
+
+    // A fault of the service itself about this plate, every time: asked again four
+    // times, then a supervisor is asked to look.
+    let third = approved(store.as_ref(), Some("01KG123ABC")).await;
+    standin.fail_next(
+        100,
+        Failure::Fault {
+            code: "Client.BadPlateValue".into(),
+            message: "plate rejected".into(),
+        },
+    );
+    for attempt in 1..=kozomol_fines::lookup::MAX_AMISS_LOOKUPS {
+        let moved = run_lookups(&short, store.as_ref(), &registry(&standin))
+            .await
+            .expect("runs");
+        let want = if attempt < kozomol_fines::lookup::MAX_AMISS_LOOKUPS {
+            CaseState::Approved
+        } else {
+            CaseState::SupervisorReview
+        };
+        assert_eq!(moved, vec![(third, Some(want))], "attempt {attempt}");
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    }
+    assert!(store.owner_lookup(third).await.expect("read").is_none());
 }

@@ -471,6 +471,9 @@ pub trait FineStages: Send + Sync {
             .ok_or_else(|| StoreError::Corrupt("no resolution recorded".into()))
     }
 
+    /// How many times a stage claimed the case since it last moved (0 for none).
+    async fn stage_attempts(&self, case_id: CaseId) -> Result<u32, StoreError>;
+
     /// Moves a case the stage cannot finish from `from` to `to` (where a person takes
     /// it up, e.g. `supervisor_review`), keeping `reason` on the case and in the audit;
     /// `LeaseLost` when `worker` does not hold the case in `from`.

@@ -184,14 +184,10 @@ impl FineStages for PgStore {
             };
             let reissued_from = self.reissued_from(case_id).await?;
             let evidence = reissued_from.unwrap_or(case_id);
-            let attempts: i32 =
-                sqlx::query_scalar("SELECT stage_attempts FROM cases WHERE id = $1")
-                    .bind(case_id.0)
-                    .fetch_one(&self.pool)
-                    .await?;
+            let attempts = self.stage_attempts(case_id).await?;
             reads.push(Some(IssuingRead {
                 case,
-                attempts: u32::try_from(attempts).unwrap_or(0),
+                attempts,
                 decided_plate: self.decided_plate(case_id).await?,
                 lookup: self.owner_lookup(case_id).await?,
                 reissued_from,
@@ -255,6 +251,15 @@ impl FineStages for PgStore {
         crate::postgres_recognition::record_unkept(&mut tx, &unkept).await?;
         tx.commit().await?;
         Ok(results)
+    }
+
+    async fn stage_attempts(&self, case_id: CaseId) -> Result<u32, StoreError> {
+        let attempts: Option<i32> =
+            sqlx::query_scalar("SELECT stage_attempts FROM cases WHERE id = $1")
+                .bind(case_id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(attempts.map_or(0, |n| u32::try_from(n).unwrap_or(0)))
     }
 
     async fn set_aside(

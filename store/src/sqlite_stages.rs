@@ -521,6 +521,15 @@ impl FineStages for SqliteStore {
             .collect())
     }
 
+    async fn stage_attempts(&self, case_id: CaseId) -> Result<u32, StoreError> {
+        let attempts: Option<i64> =
+            sqlx::query_scalar("SELECT stage_attempts FROM cases WHERE id = ?")
+                .bind(case_id.0)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(attempts.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
     async fn set_aside(
         &self,
         worker: &str,
