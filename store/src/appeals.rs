@@ -385,6 +385,32 @@ pub(crate) fn settlement_detail(record: &RefundRequestRecord, before: &str) -> S
     .to_string()
 }
 
+/// What a case's annulment or void owes its payer, in SQL both backends speak, for the
+/// case id `$case` (a column or a placeholder): what its payments not reversed took,
+/// less every excess of it not withdrawn — one paid back counts even where its payment
+/// was charged back since, a cancelled one only where its payment stands. `$cast` is
+/// PostgreSQL's `::bigint` (its sums are numeric), empty for SQLite. A macro because
+/// `query()` takes only `&'static str`.
+macro_rules! refund_owed {
+    ($case:literal, $cast:literal) => {
+        concat!(
+            "((SELECT coalesce(sum(p.amount_minor), 0) FROM payments p WHERE p.case_id = ",
+            $case,
+            " AND p.reversed_at IS NULL)",
+            $cast,
+            " - (SELECT coalesce(sum(q.amount_minor), 0) FROM refund_requests q \
+             WHERE q.case_id = ",
+            $case,
+            " AND q.cause = 'excess' AND q.state <> 'withdrawn' \
+             AND (q.state <> 'cancelled' OR EXISTS (SELECT 1 FROM payments x \
+             WHERE x.id = q.payment_id AND x.reversed_at IS NULL)))",
+            $cast,
+            ")"
+        )
+    };
+}
+pub(crate) use refund_owed;
+
 /// A refund request's columns, in the order the backends read them. A macro because
 /// `query()` takes only `&'static str`.
 macro_rules! refund_columns {

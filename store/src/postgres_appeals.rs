@@ -138,20 +138,15 @@ pub(crate) async fn request_refund(
     actor: &str,
 ) -> Result<Option<i64>, StoreError> {
     let now = Utc::now();
-    let id: Option<i64> = sqlx::query_scalar(
+    let id: Option<i64> = sqlx::query_scalar(concat!(
         "INSERT INTO refund_requests (case_id, resolution_number, cause, detail, requested_at, \
          requested_by, state, amount_minor, currency) \
-         SELECT * FROM (SELECT $1::bigint, r.number, $2, $3, $4::timestamptz, $5, 'queued', \
-         (SELECT coalesce(sum(p.amount_minor), 0) FROM payments p \
-          WHERE p.case_id = r.case_id AND p.reversed_at IS NULL) - \
-         (SELECT coalesce(sum(q.amount_minor), 0) FROM refund_requests q \
-          WHERE q.case_id = r.case_id AND q.cause = 'excess' AND q.state <> 'withdrawn' \
-          AND (q.state <> 'cancelled' OR EXISTS (SELECT 1 FROM payments x \
-          WHERE x.id = q.payment_id AND x.reversed_at IS NULL))) \
-         AS amount_minor, r.currency FROM resolutions r WHERE r.case_id = $1) AS refund \
+         SELECT * FROM (SELECT $1::bigint, r.number, $2, $3, $4::timestamptz, $5, 'queued', ",
+        appeals::refund_owed!("r.case_id", "::bigint"),
+        " AS amount_minor, r.currency FROM resolutions r WHERE r.case_id = $1) AS refund \
          WHERE amount_minor > 0 \
-         ON CONFLICT (case_id) WHERE cause <> 'excess' DO NOTHING RETURNING id",
-    )
+         ON CONFLICT (case_id) WHERE cause <> 'excess' DO NOTHING RETURNING id"
+    ))
     .bind(case_id.0)
     .bind(cause)
     .bind(detail)
@@ -276,17 +271,10 @@ pub(crate) async fn reprice_refund(
     let Some((id, amount)) = queued else {
         return Ok(());
     };
-    let owed: i64 = sqlx::query_scalar(
-        "SELECT (SELECT coalesce(sum(amount_minor), 0) FROM payments \
-          WHERE case_id = $1 AND reversed_at IS NULL)::bigint - \
-         (SELECT coalesce(sum(amount_minor), 0) FROM refund_requests \
-          WHERE case_id = $1 AND cause = 'excess' AND state <> 'withdrawn' \
-          AND (state <> 'cancelled' OR EXISTS (SELECT 1 FROM payments x \
-          WHERE x.id = refund_requests.payment_id AND x.reversed_at IS NULL)))::bigint",
-    )
-    .bind(case_id.0)
-    .fetch_one(&mut *tx)
-    .await?;
+    let owed: i64 = sqlx::query_scalar(concat!("SELECT ", appeals::refund_owed!("$1", "::bigint")))
+        .bind(case_id.0)
+        .fetch_one(&mut *tx)
+        .await?;
     if owed == amount {
         return Ok(());
     }
@@ -364,7 +352,7 @@ async fn cover_queued_excess(
                 "UPDATE refund_requests SET state = 'withdrawn', settled_at = $1, \
                  settled_by = $2, note = $3 WHERE id = $4",
             )
-            .bind(Utc::now())
+            .bind(now)
             .bind(by)
         } else {
             sqlx::query(
