@@ -3,9 +3,11 @@
 //! already on its way or a possible cloned plate is set aside and the bus is not
 //! asked), the plate the review decided is looked up in the vehicle registry over
 //! Tunduk, and each case moves to `owner_found` or, with the reason, to `owner_unknown`
-//! — the work queue where an officer deals with no data, several owners, foreign
-//! plates and bus failures.
+//! — the work queue where an officer deals with no data, several owners and foreign
+//! plates. A bus failure leaves the case `approved`, asked again when its lease ends;
+//! a store failure mid-pass, on the worker's next pass.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -32,6 +34,10 @@ pub struct LookupStage {
     pub checks: ChecksConfig,
     /// Whose calendar date an exemption's validity dates are read in.
     pub jurisdiction: Jurisdiction,
+    /// Cases this worker claimed that a pass ending on a store error left undone
+    /// (shared by the stage's clones): the next pass takes them up first, under the
+    /// claim it still holds, instead of leaving them until a lease of minutes runs out.
+    unfinished: Arc<Mutex<Vec<CaseId>>>,
 }
 
 impl LookupStage {
@@ -42,7 +48,19 @@ impl LookupStage {
             lease: Duration::from_secs(300),
             checks: ChecksConfig::default(),
             jurisdiction: Jurisdiction::Kg,
+            unfinished: Arc::default(),
         }
+    }
+
+    fn take_unfinished(&self) -> Vec<CaseId> {
+        std::mem::take(&mut *self.unfinished.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn keep_unfinished(&self, cases: &[CaseId]) {
+        self.unfinished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(cases);
     }
 }
 
@@ -66,27 +84,48 @@ pub async fn run_lookups(
     store: &dyn Store,
     registry: &VehicleRegistry,
 ) -> Result<Vec<(CaseId, Option<CaseState>)>, StoreError> {
-    let claimed = store
-        .claim_stage(CaseState::Approved, &stage.worker, stage.batch, stage.lease)
-        .await?;
+    let unfinished = stage.take_unfinished();
+    let claimed = if unfinished.is_empty() {
+        store
+            .claim_stage(CaseState::Approved, &stage.worker, stage.batch, stage.lease)
+            .await?
+    } else {
+        unfinished
+    };
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
-    let lists = CheckLists::load(store).await?;
+    let done = look_up_claimed(stage, store, registry, &claimed).await;
+    if let Err((undone, _)) = &done {
+        stage.keep_unfinished(&claimed[*undone..]);
+    }
+    done.map_err(|(_, error)| error)
+}
+
+/// [`run_lookups`] on the cases claimed; on a store error, the index of the first case
+/// left undone with it.
+async fn look_up_claimed(
+    stage: &LookupStage,
+    store: &dyn Store,
+    registry: &VehicleRegistry,
+    claimed: &[CaseId],
+) -> Result<Vec<(CaseId, Option<CaseState>)>, (usize, StoreError)> {
+    let lists = CheckLists::load(store).await.map_err(|e| (0, e))?;
     let run = CheckRun {
         worker: &stage.worker,
         config: &stage.checks,
         jurisdiction: stage.jurisdiction,
         lists: &lists,
     };
-    let traces = kozomol_telemetry::parents_of(store.trace_parents(&claimed)).await;
+    let traces = kozomol_telemetry::parents_of(store.trace_parents(claimed)).await;
     let mut moved = Vec::with_capacity(claimed.len());
-    for case_id in claimed {
+    for (n, &case_id) in claimed.iter().enumerate() {
         let span = info_span!("owner_lookup", case_id = %case_id);
         kozomol_telemetry::follow(&span, traces.get(&case_id).copied());
         let to = look_up(&run, stage, store, registry, case_id)
             .instrument(span)
-            .await?;
+            .await
+            .map_err(|e| (n, e))?;
         moved.push((case_id, to));
     }
     Ok(moved)

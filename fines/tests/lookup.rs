@@ -80,6 +80,24 @@ async fn approved(store: &dyn Store, plate: Option<&str>) -> CaseId {
     id
 }
 
+/// A security server whose registry knows one car, 01KG123ABC, and its owner.
+async fn standin_knowing_01kg123abc() -> StandIn {
+    let standin = StandIn::start(StandInConfig::new(vec![client()]))
+        .await
+        .expect("stand-in");
+    standin.set_entry(
+        "01KG123ABC",
+        RegistryEntry::person(
+            "01KG123ABC",
+            "21212198000123",
+            "Асанов",
+            "Бакыт",
+            "Токтогулович",
+        ),
+    );
+    standin
+}
+
 fn registry(standin: &StandIn) -> VehicleRegistry {
     let mut config = RegistryConfig::new(standin.url(), client());
     config.request_timeout_ms = 2_000;
@@ -101,19 +119,7 @@ async fn every_answer_lands_the_case_where_it_belongs_on_postgres() {
 
 async fn every_answer_lands_the_case_where_it_belongs(backend: Backend) {
     let (_db, store) = store(backend).await;
-    let standin = StandIn::start(StandInConfig::new(vec![client()]))
-        .await
-        .expect("stand-in");
-    standin.set_entry(
-        "01KG123ABC",
-        RegistryEntry::person(
-            "01KG123ABC",
-            "21212198000123",
-            "Асанов",
-            "Бакыт",
-            "Токтогулович",
-        ),
-    );
+    let standin = standin_knowing_01kg123abc().await;
     standin.set_entry(
         "01KG777AAA",
         RegistryEntry::company("01KG777AAA", "02212199810123", "ОсОО Жол Курулуш"),
@@ -244,19 +250,7 @@ async fn bus_failures_leave_the_case_approved_to_ask_again_on_postgres() {
 
 async fn bus_failures_leave_the_case_approved_to_ask_again(backend: Backend) {
     let (_db, store) = store(backend).await;
-    let standin = StandIn::start(StandInConfig::new(vec![client()]))
-        .await
-        .expect("stand-in");
-    standin.set_entry(
-        "01KG123ABC",
-        RegistryEntry::person(
-            "01KG123ABC",
-            "21212198000123",
-            "Асанов",
-            "Бакыт",
-            "Токтогулович",
-        ),
-    );
+    let standin = standin_knowing_01kg123abc().await;
     // A failure the retries ride out: found.
     let first = approved(store.as_ref(), Some("01KG123ABC")).await;
     standin.fail_next(1, Failure::Http500);
@@ -323,4 +317,56 @@ async fn bus_failures_leave_the_case_approved_to_ask_again(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     }
     assert!(store.owner_lookup(third).await.expect("read").is_none());
+}
+
+#[tokio::test]
+async fn a_pass_cut_short_by_the_store_is_taken_up_again_on_sqlite() {
+    a_pass_cut_short_by_the_store_is_taken_up_again(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_pass_cut_short_by_the_store_is_taken_up_again_on_postgres() {
+    a_pass_cut_short_by_the_store_is_taken_up_again(Backend::Postgres).await;
+}
+
+/// The database failing mid-pass (a restart) leaves the batch claimed by this worker
+/// under a lease of minutes: its next pass finishes them, not the lease's end.
+async fn a_pass_cut_short_by_the_store_is_taken_up_again(backend: Backend) {
+    let db = Db::with_camera(backend).await;
+    let store = Arc::clone(&db.store);
+    let standin = standin_knowing_01kg123abc().await;
+    let cases = [
+        approved(store.as_ref(), Some("01KG123ABC")).await,
+        approved(store.as_ref(), Some("01KG123ABC")).await,
+    ];
+    let stage = LookupStage::new("lookup-1");
+    let rename = |from: &str, to: &str| format!("ALTER TABLE {from} RENAME TO {to}");
+    db.execute(
+        rename("owner_lookups", "owner_lookups_away"),
+        rename("owner_lookups", "owner_lookups_away"),
+    )
+    .await;
+    assert!(run_lookups(&stage, store.as_ref(), &registry(&standin))
+        .await
+        .is_err());
+    db.execute(
+        rename("owner_lookups_away", "owner_lookups"),
+        rename("owner_lookups_away", "owner_lookups"),
+    )
+    .await;
+    let moved = run_lookups(&stage, store.as_ref(), &registry(&standin))
+        .await
+        .expect("runs");
+    assert_eq!(
+        moved,
+        cases
+            .iter()
+            .map(|&id| (id, Some(CaseState::OwnerFound)))
+            .collect::<Vec<_>>()
+    );
+    // Each was done once: nothing is left for a later pass.
+    assert!(run_lookups(&stage, store.as_ref(), &registry(&standin))
+        .await
+        .expect("runs")
+        .is_empty());
 }
