@@ -79,7 +79,7 @@ pub struct PortalSettings {
     /// payments (`serve --demo` starts a stand-in acquirer).
     pub card_checkout_url: Option<String>,
     /// Fine lookups one address may make in `lookup_window_s`; 0 lets every one
-    /// through (a load test).
+    /// through (a load test), but never more than 20 an hour of one plate.
     pub lookups_per_window: usize,
     pub lookup_window_s: u64,
 }

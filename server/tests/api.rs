@@ -3288,15 +3288,15 @@ async fn a_body_larger_than_its_route_takes_is_refused_as_too_large() {
     assert_eq!(answer.json()["code"], "too_large");
 }
 
-/// Lookups of one plate meet one budget, whichever addresses they come from (here an
-/// address limit high enough never to be met) and however the plate is spelled; sent
-/// all at once, no more than the budget gets through.
+/// Lookups of one plate meet one budget, whichever addresses they come from (here the
+/// address limit switched off, as for a load test) and however the plate is spelled;
+/// sent all at once, no more than the budget gets through.
 #[tokio::test]
 async fn lookups_of_one_plate_are_throttled_across_addresses() {
     let h = Harness::new().await;
     let mut state = h.state.clone();
     state.lookup_limit = kozomol_server::api::LookupLimit {
-        lookups: 1_000,
+        lookups: 0,
         window: std::time::Duration::from_secs(600),
     };
     let app = router(state);

@@ -280,6 +280,7 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         "appeal_number": appealed.number,
         // The testkit's owners hold certificates KG01000000, KG01000001, ...
         "appeal_certificate": "KG01000001",
+        "appeal_plate": "01 KG 001 ABC",
         "appeal_case": second.0,
         "phone": "+996555000123",
         "sms_inbox": format!("{}/v1/inbox/", sms.url()),
@@ -334,6 +335,44 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
     let found = portal_lookup(&http, &base, json!({ "resolution": fine.number })).await;
     let by_number = &found["fines"][0];
     assert!(by_number["contacts_url"].is_null(), "{by_number}");
+    // Numbers run in sequence: walking through them tells no car's moment or place,
+    // only the day and enough of the plate to know one's own fine.
+    assert_eq!(by_number["plate"], "01••••••BC", "{by_number}");
+    assert!(
+        by_number["captured_at"].is_null() && by_number["place"].is_null(),
+        "{by_number}"
+    );
+    assert_eq!(
+        by_number["captured_on"],
+        kozomol_core::Jurisdiction::Kg
+            .local_date(
+                store
+                    .case(first)
+                    .await
+                    .expect("read")
+                    .expect("case")
+                    .captured_at
+            )
+            .to_string()
+    );
+    let by_owner = portal_lookup(
+        &http,
+        &base,
+        json!({ "plate": "01KG000ABC", "certificate": "KG01000000" }),
+    )
+    .await;
+    let own = by_owner["fines"]
+        .as_array()
+        .expect("fines")
+        .iter()
+        .find(|f| f["number"] == fine.number.as_str())
+        .expect("the owner finds the fine")
+        .clone();
+    assert_eq!(own["plate"], "01KG000ABC", "{own}");
+    assert!(
+        own["captured_at"].is_string() && own["place"]["address"].is_string(),
+        "{own}"
+    );
     // Showing the fine again with its grant hands on the same grant: never a later end
     // (a second on, when a fresh grant would end a second later).
     tokio::time::sleep(Duration::from_millis(1100)).await;

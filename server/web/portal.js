@@ -53,7 +53,8 @@ function drawFine(card, fine) {
   const facts = el("dl", { class: "facts" },
     el("dt", { text: t("violation") }), el("dd", { text: t(`kind-${fine.kind}`) }),
     el("dt", { text: t("article") }), el("dd", { text: fine.article }),
-    el("dt", { text: t("when") }), el("dd", { text: when(fine.captured_at) }),
+    // The moment and place only for the owner; a number alone tells the day.
+    el("dt", { text: t("when") }), el("dd", { text: fine.captured_at ? when(fine.captured_at) : day(fine.captured_on) }),
     el("dt", { text: t("plate") }), el("dd", { class: "plate", text: fine.plate || "" }),
     fine.place && [
       el("dt", { text: t("place") }),
@@ -128,17 +129,20 @@ function appealSection(card, fine) {
 }
 
 // A fine found by its number or payment code shows and pays; its photos, PDF, appeal
-// and notices open with the vehicle's registration certificate.
+// and notices open with the vehicle's plate (shown only in part) and its registration
+// certificate.
 function ownerSection(fine) {
   const id = `owner-${fine.number}`;
+  const plate = el("input", { id: `${id}-plate`, name: "plate", required: true, autocomplete: "off", autocapitalize: "characters" });
   const certificate = el("input", { id, name: "certificate", required: true, autocomplete: "off", autocapitalize: "characters" });
   const form = el("form", { class: "owner-form" },
     el("p", { class: "muted", text: t("owner-more") }),
+    el("label", { for: `${id}-plate`, text: t("plate") }), plate,
     el("label", { for: id, text: t("certificate") }), certificate,
     el("p", {}, el("button", { type: "submit", text: t("open-as-owner") })));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    lookUp({ plate: fine.plate || "", certificate: certificate.value });
+    lookUp({ plate: plate.value, certificate: certificate.value });
   });
   return el("section", { class: "appeal", "aria-label": t("appeal") },
     el("h4", { text: t("appeal") }),

@@ -112,7 +112,13 @@ pub struct PublicFine {
     /// The violation as the resolution words it (Russian, the document's language).
     violation: &'static str,
     article: String,
-    captured_at: DateTime<Utc>,
+    /// The day of the violation, in the jurisdiction's calendar.
+    captured_on: NaiveDate,
+    /// The moment, the whole plate and the place only for the owner (a lookup by plate
+    /// and certificate): numbers and payment codes run in sequence, and walking through
+    /// them must not tell where and when each car was. Anyone else sees the plate's
+    /// first two and last two characters ([`plate_hint`]), enough to know the fine.
+    captured_at: Option<DateTime<Utc>>,
     plate: Option<String>,
     place: Option<Place>,
     issued_at: DateTime<Utc>,
@@ -668,16 +674,13 @@ async fn guarded_plate_lookup(
     }
     // Counted before the lookup, in the database every replica shares: guesses sent
     // together (or to several replicas) cannot all pass before the first is counted.
-    // A lookup that finds the fines counts too. Off where lookups are not limited.
-    let counted = if state.app.lookup_limit.lookups == 0 {
-        Ok(())
-    } else {
-        state
-            .app
-            .store
-            .take_allowance(&format!("plate:{key}"), PLATE_ALLOWANCE)
-            .await?
-    };
+    // A lookup that finds the fines counts too. Always: it guards the certificate, and
+    // an address limit switched off (a load test behind one address) must not open it.
+    let counted = state
+        .app
+        .store
+        .take_allowance(&format!("plate:{key}"), PLATE_ALLOWANCE)
+        .await?;
     if let Err(wait) = counted {
         info!(plate = %key, "lookup by plate refused: too many for this plate");
         return Err(ApiError::TooManyLookups {
@@ -866,6 +869,24 @@ fn discount_shown(open: bool, until: Option<NaiveDate>, today: NaiveDate) -> boo
     open && until.is_none_or(|last| today <= last)
 }
 
+/// A plate as shown to whoever found its fine by number or payment code: the first two
+/// and last two characters, the rest masked (all of a plate shorter than six).
+fn plate_hint(plate: &str) -> String {
+    let characters: Vec<char> = plate.chars().collect();
+    let kept = if characters.len() >= 6 { 2 } else { 0 };
+    characters
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            if i < kept || i + kept >= characters.len() {
+                c
+            } else {
+                '•'
+            }
+        })
+        .collect()
+}
+
 /// The fine as a citizen sees it, its links carrying a grant of `scope` that ends at
 /// `expires` (a lookup's: a fine shown again never lengthens its grant).
 fn public_fine(state: &ApiState, view: PayerView, scope: GrantScope, expires: i64) -> PublicFine {
@@ -873,8 +894,9 @@ fn public_fine(state: &ApiState, view: PayerView, scope: GrantScope, expires: i6
     let now = Utc::now();
     let number = resolution.number.clone();
     let grant = make_grant(state, &number, scope, expires);
+    let owner = scope == GrantScope::Owner;
     // Notices are the owner's, and only where some channel sends the code.
-    let notices = scope == GrantScope::Owner && !state.app.contact_channels.is_empty();
+    let notices = owner && !state.app.contact_channels.is_empty();
     let link = |path: &str| {
         state.app.link(&format!(
             "/api/v1/public/fines/{number}{path}?grant={grant}"
@@ -916,8 +938,8 @@ fn public_fine(state: &ApiState, view: PayerView, scope: GrantScope, expires: i6
         }
     });
     PublicFine {
-        owner_view: scope == GrantScope::Owner,
-        frames: if scope == GrantScope::Owner {
+        owner_view: owner,
+        frames: if owner {
             view.frames
                 .iter()
                 .map(|index| link(&format!("/frames/{index}")))
@@ -925,16 +947,21 @@ fn public_fine(state: &ApiState, view: PayerView, scope: GrantScope, expires: i6
         } else {
             Vec::new()
         },
-        pdf_url: (scope == GrantScope::Owner).then(|| link("/pdf")),
+        pdf_url: owner.then(|| link("/pdf")),
         qr_svg_url: qr_payload.as_ref().map(|_| link("/qr.svg")),
         status: FineStatus::of(view.state),
         case_state: view.state,
         kind: view.kind,
         violation: kozomol_fines::resolution::violation_wording(view.kind),
         article: resolution.article,
-        captured_at: view.captured_at,
-        plate: view.plate,
-        place,
+        captured_on: resolution.jurisdiction.local_date(view.captured_at),
+        captured_at: owner.then_some(view.captured_at),
+        plate: if owner {
+            view.plate
+        } else {
+            view.plate.as_deref().map(plate_hint)
+        },
+        place: place.filter(|_| owner),
         issued_at: resolution.issued_at,
         currency: resolution.amount.currency.code(),
         amount_minor: resolution.amount.minor,
@@ -1046,6 +1073,20 @@ mod tests {
                 client,
                 "{peer} {forwarded:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_plate_hint_keeps_two_characters_at_each_end() {
+        for (plate, hint) in [
+            ("01KG123ABC", "01••••••BC"),
+            ("123ABC02", "12••••02"),
+            ("A123BC", "A1••BC"),
+            ("AB123", "•••••"),
+            ("", ""),
+            ("01КГ123АВС", "01••••••ВС"),
+        ] {
+            assert_eq!(plate_hint(plate), hint, "{plate}");
         }
     }
 

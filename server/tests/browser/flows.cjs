@@ -315,8 +315,10 @@ async function citizen(browser) {
   check((await second.locator(".status").textContent()) === "Төлөнгөн эмес", "the printed link finds the fine, in Kyrgyz");
   check(await second.locator(".notices-form").count() === 0 && await second.locator(".photos img").count() === 0 && await second.locator("a.pdf").count() === 0,
     "a number alone shows and pays the fine, not its photos, PDF or notices");
-  // The owner opens it with the registration certificate.
-  await second.locator(".owner-form input").fill(world.appeal_certificate);
+  check((await second.locator(".plate").textContent()).includes("•"), "a number alone shows the plate only in part");
+  // The owner opens it with the plate and the registration certificate.
+  await second.locator(".owner-form input[name=plate]").fill(world.appeal_plate);
+  await second.locator(".owner-form input[name=certificate]").fill(world.appeal_certificate);
   await second.locator(".owner-form button").click();
   await second.locator(".appeal-form").waitFor();
   check(await second.locator(".photos img").count() === 2, "the certificate opens the photos and the appeal");
