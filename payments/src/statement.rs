@@ -1,8 +1,10 @@
 //! Bank statements of the city's account, read into the credits they list: ISO 20022
 //! `camt.053` (any `camt.053.001.xx`, read by namespace URI) and kozomol's CSV layout.
 //! A statement is taken whole or not at all: every problem is reported with its line
-//! or entry, so finance gets the file fixed rather than half of it posted. Debits,
-//! reversals and entries not yet booked are counted and left out. Pure: the store
+//! or entry, so finance gets the file fixed rather than half of it posted. A camt.053
+//! debit marked as a reversal (`CdtDbtInd` `DBIT` with `RvslInd`) is a credit the bank
+//! took back: it is read as credits are, into [`Statement::reversals`]. Other debits,
+//! reversed debits and entries not yet booked are counted and left out. Pure: the store
 //! matches the credits to fines.
 //!
 //! CSV: UTF-8 (a byte-order mark is skipped), comma- or semicolon-separated (the
@@ -68,7 +70,10 @@ pub struct Statement {
     /// The bank's id of the statement; for CSV, the file's SHA-256.
     pub id: String,
     pub credits: Vec<StatementCredit>,
-    /// Debits, reversals and entries not booked, left out.
+    /// Credits the bank took back (camt.053 only), read as the credits they reverse
+    /// are: the money named left the account.
+    pub reversals: Vec<StatementCredit>,
+    /// Debits, reversed debits and entries not booked, left out.
     pub skipped: usize,
 }
 
@@ -239,24 +244,25 @@ pub fn parse_csv(bytes: &[u8], account: &str, id: &str) -> Result<Statement, Sta
             },
         }
     }
-    finish(account, id, credits, skipped, problems)
+    finish(account, id, credits, Vec::new(), skipped, problems)
 }
 
 fn finish(
     account: &str,
     id: &str,
     credits: Vec<StatementCredit>,
+    reversals: Vec<StatementCredit>,
     skipped: usize,
     mut problems: Vec<String>,
 ) -> Result<Statement, StatementError> {
-    if credits.len() > MAX_STATEMENT_CREDITS {
+    if credits.len() + reversals.len() > MAX_STATEMENT_CREDITS {
         problems.push(format!(
-            "{} credits: at most {MAX_STATEMENT_CREDITS} per statement",
-            credits.len()
+            "{} credits and reversals: at most {MAX_STATEMENT_CREDITS} per statement",
+            credits.len() + reversals.len()
         ));
     }
     let mut seen = std::collections::HashSet::new();
-    for credit in &credits {
+    for credit in credits.iter().chain(&reversals) {
         if !seen.insert(credit.bank_reference.as_str()) {
             problems.push(format!(
                 "reference `{}` is listed twice",
@@ -280,6 +286,7 @@ fn finish(
             .collect(),
         id: id.to_owned(),
         credits,
+        reversals,
         skipped,
     })
 }
@@ -428,6 +435,7 @@ pub fn parse_camt053(
         problems.push("the statement has no Id".into());
     }
     let mut credits = Vec::new();
+    let mut reversals = Vec::new();
     let mut skipped = 0;
     let entries = camt.children(statement, "Ntry");
     for (n, entry) in entries.enumerate() {
@@ -436,11 +444,20 @@ pub fn parse_camt053(
         let status = camt
             .text(entry, &["Sts", "Cd"])
             .or_else(|| camt.text(entry, &["Sts"]));
-        let credit = camt.text(entry, &["CdtDbtInd"]);
+        let direction = camt.text(entry, &["CdtDbtInd"]);
         let reversal = camt
             .text(entry, &["RvslInd"])
             .is_some_and(|r| r == "true" || r == "1");
-        if status.as_deref() != Some("BOOK") || credit.as_deref() != Some("CRDT") || reversal {
+        // A credit, or a credit taken back (a debit marking the reversal of one).
+        let (found, indicator) = match (direction.as_deref(), reversal) {
+            (Some("CRDT"), false) => (&mut credits, "CRDT"),
+            (Some("DBIT"), true) => (&mut reversals, "DBIT"),
+            _ => {
+                skipped += 1;
+                continue;
+            }
+        };
+        if status.as_deref() != Some("BOOK") {
             skipped += 1;
             continue;
         }
@@ -524,7 +541,7 @@ pub fn parse_camt053(
                 ));
                 continue;
             };
-            credits.push(StatementCredit {
+            found.push(StatementCredit {
                 bank_reference: reference,
                 booked_on,
                 paid: detail.and_then(paid_of),
@@ -537,11 +554,21 @@ pub fn parse_camt053(
         // A batch: each transaction is a payment of its own, and together they are the
         // entry's amount.
         let mut batch_total = Some(0i64);
-        let credits_before = credits.len();
+        let found_before = found.len();
         for (t, detail) in transactions.iter().enumerate() {
             let at = format!("{at}, transaction {}", t + 1);
-            if camt.text(*detail, &["CdtDbtInd"]).as_deref() == Some("DBIT") {
-                problems.push(format!("{at}: a debit inside a credit entry"));
+            if camt
+                .text(*detail, &["CdtDbtInd"])
+                .is_some_and(|own| own != indicator)
+            {
+                problems.push(format!(
+                    "{at}: {}",
+                    if indicator == "CRDT" {
+                        "a debit inside a credit entry"
+                    } else {
+                        "a credit inside the entry of a reversal"
+                    }
+                ));
                 continue;
             }
             let amount = match amount_of(*detail, &["Amt"])
@@ -579,7 +606,7 @@ pub fn parse_camt053(
                 ));
                 continue;
             };
-            credits.push(StatementCredit {
+            found.push(StatementCredit {
                 bank_reference: reference,
                 booked_on,
                 paid: paid_of(*detail),
@@ -588,7 +615,7 @@ pub fn parse_camt053(
                 payer: payer_of(*detail),
             });
         }
-        if credits.len() - credits_before == transactions.len()
+        if found.len() - found_before == transactions.len()
             && batch_total != Some(entry_amount.minor)
         {
             problems.push(format!(
@@ -598,7 +625,7 @@ pub fn parse_camt053(
             ));
         }
     }
-    finish(&account, &id, credits, skipped, problems)
+    finish(&account, &id, credits, reversals, skipped, problems)
 }
 
 #[cfg(test)]
@@ -840,7 +867,7 @@ mod tests {
     }
 
     /// A camt.053.001.02 statement as a bank sends it: a single credit, a batch of two,
-    /// a debit, a pending credit and a reversal.
+    /// a debit, a pending credit, a reversed debit and a credit taken back.
     const CAMT_V2: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">
   <BkToCstmrStmt>
@@ -883,6 +910,13 @@ mod tests {
       <Ntry>
         <Amt Ccy="KGS">100.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><RvslInd>true</RvslInd><Sts>BOOK</Sts>
         <BookgDt><Dt>2026-03-10</Dt></BookgDt><AcctSvcrRef>E-5</AcctSvcrRef>
+      </Ntry>
+      <Ntry>
+        <Amt Ccy="KGS">2500.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><RvslInd>true</RvslInd><Sts>BOOK</Sts>
+        <BookgDt><Dt>2026-03-11</Dt></BookgDt><AcctSvcrRef>E-6</AcctSvcrRef>
+        <NtryDtls><TxDtls>
+          <RmtInf><Ustrd>Штраф код 112600100000123454</Ustrd></RmtInf>
+        </TxDtls></NtryDtls>
       </Ntry>
     </Stmt>
   </BkToCstmrStmt>
@@ -930,6 +964,28 @@ mod tests {
             .map(|c| c.paid_on(Jurisdiction::Kg))
             .collect();
         assert_eq!(paid, [Some(day("2026-03-09")), None, None]);
+        // The credit the bank took back the next day, read as a credit is.
+        let reversals: Vec<(&str, i64, &str, NaiveDate)> = statement
+            .reversals
+            .iter()
+            .map(|r| {
+                (
+                    r.bank_reference.as_str(),
+                    r.amount.minor,
+                    r.remittance.as_str(),
+                    r.booked_on,
+                )
+            })
+            .collect();
+        assert_eq!(
+            reversals,
+            [(
+                "E-6",
+                250_000,
+                "Штраф код 112600100000123454",
+                day("2026-03-11")
+            )]
+        );
 
         // A later version, other prefixes, the status as a code, the debtor as a party.
         let v8 = CAMT_V2
@@ -948,6 +1004,7 @@ mod tests {
             );
         let later = parse_camt053(v8.as_bytes(), Jurisdiction::Kg).expect("read v8");
         assert_eq!(later.credits, statement.credits);
+        assert_eq!(later.reversals, statement.reversals);
 
         // A booking written as an instant is booked on the city's day: 19:00 UTC on
         // the 9th is the 10th in Bishkek; one written without an offset, as written.

@@ -1938,10 +1938,18 @@ fn components() -> Value {
     }));
     schemas.insert("StatementImport".into(), json!({
         "type": "object",
-        "required": ["account", "statement_id", "credits", "skipped", "applied", "matched", "queued", "repeats", "lines"],
+        "required": ["account", "statement_id", "credits", "skipped", "applied", "matched", "queued", "repeats", "lines", "reversals"],
         "properties": {
             "account": text, "statement_id": text,
-            "credits": { "type": "integer" }, "skipped": { "type": "integer", "description": "Debits, reversals and entries not booked." },
+            "credits": { "type": "integer" }, "skipped": { "type": "integer", "description": "Debits, reversed debits and entries not booked." },
+            "reversals": { "type": "array", "description": "The credits the bank took back (camt.053 `DBIT` with `RvslInd`), and what each did.", "items": {
+                "type": "object", "required": ["bank_reference", "amount_minor", "currency", "outcome", "payment_id", "detail"],
+                "properties": {
+                    "bank_reference": text, "amount_minor": { "type": "integer" }, "currency": text,
+                    "outcome": { "type": "string", "enum": ["reversed", "already_reversed", "no_fine", "no_payment", "not_reversible"] },
+                    "payment_id": { "type": ["integer", "null"] }, "detail": text
+                }
+            } },
             "applied": { "type": "integer" }, "matched": { "type": "integer" }, "queued": { "type": "integer" }, "repeats": { "type": "integer" },
             "lines": { "type": "array", "items": {
                 "type": "object", "required": ["id", "bank_reference", "status", "detail", "repeat"],

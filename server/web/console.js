@@ -412,7 +412,11 @@ function statementForm(redraw) {
       return;
     }
     await redraw();
-    document.getElementById("desk-message").textContent = t("statement-imported", data);
+    // Credits the bank took back that no payment could answer for are finance's: named.
+    const reversals = data.reversals || [];
+    const left = reversals.filter((r) => !["reversed", "already_reversed"].includes(r.outcome));
+    const said = t("statement-imported", { ...data, reversals: reversals.length, reversed: reversals.length - left.length, left: left.length });
+    document.getElementById("desk-message").textContent = [said, ...left.map((r) => `${r.bank_reference}: ${r.detail}`)].join(" ");
   });
   return form;
 }

@@ -217,6 +217,7 @@ conformance!(
         statement_credits_are_matched_applied_or_queued,
         equal_credits_are_each_matched_to_their_own_report,
         a_reversal_reaches_the_statement_money_it_was,
+        a_credit_the_bank_took_back_reverses_its_payment,
         a_queued_credit_holds_the_fines_clocks,
         retention_purges_settled_quiet_cases_and_nothing_else,
         case_files_are_destroyed_after_the_purge_and_shared_evidence_stays,
@@ -6991,6 +6992,28 @@ async fn soap_payment(
     payment
 }
 
+/// A bank's report over SOAP of 2,500 som paid on 10 March for the fine `number`
+/// (payment code `code`), and the statement credit `BR-1` of that money a day later,
+/// matched to it.
+async fn reported_then_matched(
+    store: &dyn Store,
+    number: &str,
+    code: &str,
+) -> (kozomol_store::PaymentRecord, kozomol_store::LineReconciled) {
+    let soap = applied(
+        store
+            .post_payment(&soap_payment(store, number, "msg-a", 250_000, "2026-03-10").await)
+            .await
+            .unwrap(),
+    );
+    let matched = store
+        .reconcile_credit(&credit("BR-1", "2026-03-11", 250_000, &[code]))
+        .await
+        .unwrap();
+    assert_eq!(matched.line.status, kozomol_store::LineStatus::Matched);
+    (soap, matched)
+}
+
 /// A bank's cancel of its report reaches the payment the report was matched to (money
 /// a statement booked first), and a reversed payment's statement credit goes back to
 /// finance's queue (the account holds that money).
@@ -7019,19 +7042,7 @@ async fn a_reversal_reaches_the_statement_money_it_was(store: Arc<dyn Store>) {
     };
 
     // A: the bank's report first, its money matched on the statement, then cancelled.
-    let soap = applied(
-        store
-            .post_payment(
-                &soap_payment(store.as_ref(), &numbers[0], "msg-a", 250_000, "2026-03-10").await,
-            )
-            .await
-            .unwrap(),
-    );
-    let matched = store
-        .reconcile_credit(&credit("BR-1", "2026-03-11", 250_000, &[&a]))
-        .await
-        .unwrap();
-    assert_eq!(matched.line.status, LineStatus::Matched);
+    let (soap, matched) = reported_then_matched(store.as_ref(), &numbers[0], &a).await;
     match store
         .reverse_payment(&bank_cancel(&a, "msg-a"))
         .await
@@ -7143,6 +7154,63 @@ async fn a_reversal_reaches_the_statement_money_it_was(store: Arc<dyn Store>) {
     assert_eq!(
         state_of(store.as_ref(), &numbers[2]).await,
         CaseState::Issued
+    );
+}
+
+/// A credit the bank took back (a statement's reversal, naming no payment) reverses the
+/// account's payment of that sum to the fine: the credit's own payment, or the bank's
+/// report it was matched to; the same reversal again finds the payment it took back.
+async fn a_credit_the_bank_took_back_reverses_its_payment(store: Arc<dyn Store>) {
+    use kozomol_store::{PaymentChannel, PaymentReversed};
+    let numbers = issued(store.as_ref(), 2, &person()).await;
+    let (a, b) = (
+        code_of(store.as_ref(), &numbers[0]).await,
+        code_of(store.as_ref(), &numbers[1]).await,
+    );
+    let taken_back = |code: &str, reference: &str| kozomol_store::PaymentReversal {
+        channel: PaymentChannel::Statement,
+        source: "KG1".to_owned(),
+        amount: Some(som(250_000)),
+        reversal_id: Some(reference.to_owned()),
+        ..reversal_of(code, None)
+    };
+    // A: the bank's report, then its money on the statement, matched.
+    let (soap, _) = reported_then_matched(store.as_ref(), &numbers[0], &a).await;
+    // B: the statement's money, a payment of its own.
+    let booked = store
+        .reconcile_credit(&credit("BR-2", "2026-03-11", 250_000, &[&b]))
+        .await
+        .unwrap();
+    let own = booked.payment.expect("a payment");
+    for (code, reference, payment) in [(&a, "RV-1", soap.id), (&b, "RV-2", own.id)] {
+        match store
+            .reverse_payment(&taken_back(code, reference))
+            .await
+            .unwrap()
+        {
+            PaymentReversed::Reversed { payment: p, .. } => assert_eq!(p.id, payment),
+            other => panic!("{reference}: {other:?}"),
+        }
+        match store
+            .reverse_payment(&taken_back(code, reference))
+            .await
+            .unwrap()
+        {
+            PaymentReversed::AlreadyReversed(p) => assert_eq!(p.id, payment),
+            other => panic!("{reference} again: {other:?}"),
+        }
+    }
+    for number in &numbers {
+        assert_eq!(state_of(store.as_ref(), number).await, CaseState::Issued);
+    }
+    // Another account's statement took nothing of this one's back.
+    let elsewhere = kozomol_store::PaymentReversal {
+        source: "KG2".to_owned(),
+        ..taken_back(&a, "RV-3")
+    };
+    assert_eq!(
+        store.reverse_payment(&elsewhere).await.unwrap(),
+        PaymentReversed::NoPayment
     );
 }
 

@@ -8,14 +8,16 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use chrono::{Datelike, Days, NaiveDate};
+use kozomol_payments::statement::StatementCredit;
 use kozomol_payments::statement::BOOKING_LAG_DAYS;
 use kozomol_payments::{parse_camt053, parse_csv, PaymentCode, Statement, StatementError};
 use kozomol_store::{
     daily_totals, DayTotals, LineResolution, LineResolved, LineStatus, NewStatementLine,
-    StatementLineRecord,
+    PaymentChannel, PaymentReversal, PaymentReversed, StatementLineRecord,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tracing::{info, warn};
 
 use super::access::{Authorized, Finance, FinanceReaders};
 use super::paging::{after_page, AfterPage, AfterQuery};
@@ -48,13 +50,44 @@ pub struct Imported {
     account: String,
     statement_id: String,
     credits: usize,
-    /// Debits, reversals and entries not booked, left out.
+    /// Debits, reversed debits and entries not booked, left out.
     skipped: usize,
     applied: usize,
     matched: usize,
     queued: usize,
     repeats: usize,
     lines: Vec<LineOutcome>,
+    /// The credits the bank took back, and what each did to the fine it names.
+    reversals: Vec<ReversalOutcome>,
+}
+
+/// What a credit the bank took back did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TakenBack {
+    /// The fine's payment of this sum from the account was reversed: the fine is owed
+    /// again as its money left decides, and the credit is back in finance's queue.
+    Reversed,
+    /// The payment it names was reversed before (this statement imported again, or a
+    /// reversal reported otherwise).
+    AlreadyReversed,
+    /// No payment code, several, or one no resolution has: finance finds the credit.
+    NoFine,
+    /// The fine has no payment of this sum from the account (its credit was queued):
+    /// finance takes the queued credit off the queue.
+    NoPayment,
+    /// The fine's money went back already (refunded): finance recovers it by hand.
+    NotReversible,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReversalOutcome {
+    bank_reference: String,
+    amount_minor: i64,
+    currency: &'static str,
+    outcome: TakenBack,
+    payment_id: Option<i64>,
+    detail: String,
 }
 
 fn statement_of(
@@ -124,6 +157,7 @@ pub async fn import(
         queued: 0,
         repeats: 0,
         lines: Vec::with_capacity(statement.credits.len()),
+        reversals: Vec::with_capacity(statement.reversals.len()),
     };
     let by = caller.account.login.clone();
     for credit in &statement.credits {
@@ -166,7 +200,107 @@ pub async fn import(
             repeat: reconciled.repeat,
         });
     }
+    // After the credits: a statement may list a credit and, later the same day, its
+    // reversal.
+    for reversal in &statement.reversals {
+        let outcome = take_back(&state, &statement, reversal, &by).await?;
+        imported.reversals.push(outcome);
+    }
     Ok((StatusCode::OK, Json(imported)))
+}
+
+/// A credit the bank took back: the fine's payment of that sum from the account (its
+/// own, or the reported payment the credit was matched to) is reversed, audited, and
+/// the fine is owed again as the money left decides. What cannot be tied to one
+/// payment is left to finance, named in the answer.
+async fn take_back(
+    state: &ApiState,
+    statement: &Statement,
+    reversal: &StatementCredit,
+    by: &str,
+) -> Result<ReversalOutcome, ApiError> {
+    let answer = |outcome, payment_id, detail: String| ReversalOutcome {
+        bank_reference: reversal.bank_reference.clone(),
+        amount_minor: reversal.amount.minor,
+        currency: reversal.amount.currency.code(),
+        outcome,
+        payment_id,
+        detail,
+    };
+    let codes = PaymentCode::find_in(&reversal.remittance);
+    let [code] = codes.as_slice() else {
+        let detail = format!(
+            "the bank took back {} ({}) naming {} payment codes: finance finds the credit it reverses",
+            kozomol_payments::format_decimal(reversal.amount),
+            reversal.bank_reference,
+            codes.len()
+        );
+        warn!(statement = %statement.id, reference = %reversal.bank_reference, "{detail}");
+        return Ok(answer(TakenBack::NoFine, None, detail));
+    };
+    let reason = format!(
+        "the bank took the credit back (statement {}, entry {})",
+        statement.id, reversal.bank_reference
+    );
+    let reversed = state
+        .app
+        .store
+        .reverse_payment(&PaymentReversal {
+            payment_code: code.to_string(),
+            channel: PaymentChannel::Statement,
+            source: statement.account.clone(),
+            // The account's latest payment of this sum to the fine: a statement names
+            // no payment of its own, and the entry's reference finds the one it took
+            // back when the statement is imported again.
+            external_id: None,
+            amount: Some(reversal.amount),
+            paid_at: None,
+            reversal_id: Some(reversal.bank_reference.clone()),
+            reason: reason.clone(),
+            reversed_by: by.to_owned(),
+            restart_clock: kozomol_fines::clocks::restart_clock,
+        })
+        .await?;
+    Ok(match reversed {
+        PaymentReversed::Reversed {
+            payment, to_state, ..
+        } => {
+            info!(statement = %statement.id, reference = %reversal.bank_reference, payment = payment.id, case_state = %to_state, "{reason}");
+            answer(
+                TakenBack::Reversed,
+                Some(payment.id),
+                format!(
+                    "payment {} of {} reversed; the case is {to_state}",
+                    payment.id, payment.resolution_number
+                ),
+            )
+        }
+        PaymentReversed::AlreadyReversed(payment) => answer(
+            TakenBack::AlreadyReversed,
+            Some(payment.id),
+            format!("payment {} was reversed before", payment.id),
+        ),
+        PaymentReversed::UnknownCode => {
+            let detail = format!("no resolution has the payment code {code}");
+            warn!(statement = %statement.id, reference = %reversal.bank_reference, "the bank took a credit back: {detail}");
+            answer(TakenBack::NoFine, None, detail)
+        }
+        PaymentReversed::NoPayment => {
+            let detail = format!(
+                "the fine with code {code} has no payment of {} from this account: take its queued credit off the queue",
+                kozomol_payments::format_decimal(reversal.amount)
+            );
+            warn!(statement = %statement.id, reference = %reversal.bank_reference, "the bank took a credit back: {detail}");
+            answer(TakenBack::NoPayment, None, detail)
+        }
+        PaymentReversed::NotReversible(case_state) => {
+            let detail = format!(
+                "the case of code {code} is {case_state}: its money went back already, recover this by hand"
+            );
+            warn!(statement = %statement.id, reference = %reversal.bank_reference, "the bank took a credit back: {detail}");
+            answer(TakenBack::NotReversible, None, detail)
+        }
+    })
 }
 
 #[derive(Debug, Deserialize)]

@@ -901,8 +901,13 @@ fn camt(entries: &[(&str, &str, &str, &str)]) -> String {
     let entries: String = entries
         .iter()
         .map(|(reference, amount, direction, remittance)| {
+            // `RVSL`: a credit the bank took back, a debit marked as a reversal.
+            let direction = match *direction {
+                "RVSL" => "<CdtDbtInd>DBIT</CdtDbtInd><RvslInd>true</RvslInd>".to_owned(),
+                other => format!("<CdtDbtInd>{other}</CdtDbtInd>"),
+            };
             format!(
-                "<Ntry><Amt Ccy=\"KGS\">{amount}</Amt><CdtDbtInd>{direction}</CdtDbtInd><Sts>BOOK</Sts>\
+                "<Ntry><Amt Ccy=\"KGS\">{amount}</Amt>{direction}<Sts>BOOK</Sts>\
                  <BookgDt><Dt>{today}</Dt></BookgDt><AcctSvcrRef>{reference}</AcctSvcrRef>\
                  <NtryDtls><TxDtls><RmtInf><Ustrd>{remittance}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>"
             )
@@ -977,15 +982,17 @@ async fn statements_are_imported_matched_queued_and_totalled() {
         ("E-3", "2500.00", "CRDT", "штраф за скорость"),
         ("E-4", "100.00", "DBIT", "commission"),
     ]);
-    let imported = api
-        .staff(
-            post.clone(),
+    // A camt.053 statement imported by finance.
+    let import_camt = |statement: String| {
+        api.staff(
+            reqwest::Method::POST,
             "/api/v1/statements",
             &finance,
             "application/xml",
-            statement.clone(),
+            statement,
         )
-        .await;
+    };
+    let imported = import_camt(statement.clone()).await;
     assert_eq!(imported.status, 200, "{}", imported.body);
     let counts = |body: &Value| {
         [
@@ -1083,15 +1090,7 @@ async fn statements_are_imported_matched_queued_and_totalled() {
         .await;
     assert_eq!(twice.status, 409);
     // The same statement again changes nothing.
-    let again = api
-        .staff(
-            post.clone(),
-            "/api/v1/statements",
-            &finance,
-            "application/xml",
-            statement,
-        )
-        .await;
+    let again = import_camt(statement).await;
     assert_eq!(counts(&again.body), [3, 1, 0, 0, 0, 3]);
 
     // A CSV statement names its account; without it, or broken, it is refused whole.
@@ -1151,15 +1150,7 @@ async fn statements_are_imported_matched_queued_and_totalled() {
         )
         .await;
     assert_eq!(unformatted.status, 400);
-    let not_camt = api
-        .staff(
-            post.clone(),
-            "/api/v1/statements",
-            &finance,
-            "application/xml",
-            "<Document/>".into(),
-        )
-        .await;
+    let not_camt = import_camt("<Document/>".into()).await;
     assert_eq!(not_camt.status, 422);
     let forbidden = api
         .staff(
@@ -1295,5 +1286,58 @@ async fn statements_are_imported_matched_queued_and_totalled() {
             "{range}"
         );
     }
+
+    // The bank takes credits back: C's own statement payment and the one matched to
+    // A's provider payment are reversed; one naming no code and one of a sum B was
+    // never paid from the account are left to finance.
+    let taken_back = camt(&[
+        ("R-1", "2500.00", "RVSL", &format!("возврат {c}")),
+        ("R-2", "2500.00", "RVSL", &format!("return {a}")),
+        ("R-3", "100.00", "RVSL", "возврат"),
+        ("R-4", "1.00", "RVSL", &b),
+    ]);
+    let outcomes = |body: &Value| -> Vec<String> {
+        body["reversals"]
+            .as_array()
+            .expect("reversals")
+            .iter()
+            .map(|r| r["outcome"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    let reversed = import_camt(taken_back.clone()).await;
+    assert_eq!(reversed.status, 200, "{}", reversed.body);
+    assert_eq!(
+        outcomes(&reversed.body),
+        ["reversed", "reversed", "no_fine", "no_payment"],
+        "{}",
+        reversed.body
+    );
+    assert_eq!(counts(&reversed.body), [0, 0, 0, 0, 0, 0]);
+    for fine in [0, 2] {
+        let payments = api.payments(fine).await;
+        assert!(
+            payments.iter().all(|p| p.reversed_at.is_some()),
+            "{payments:?}"
+        );
+        let state = api.state(fine).await;
+        assert!(
+            !matches!(state, CaseState::Paid | CaseState::PaidDiscounted),
+            "fine {fine} is {state}"
+        );
+    }
+    assert_eq!(api.payments(1).await[0].reversed_at, None);
+    // Imported again: nothing more is reversed.
+    let again = import_camt(taken_back).await;
+    assert_eq!(
+        outcomes(&again.body),
+        [
+            "already_reversed",
+            "already_reversed",
+            "no_fine",
+            "no_payment"
+        ],
+        "{}",
+        again.body
+    );
     api.finish().await;
 }
