@@ -70,9 +70,16 @@ pub fn reviewable(tier: ReviewTier, state: CaseState) -> bool {
     match tier {
         ReviewTier::Auto => state == CaseState::Recognized,
         ReviewTier::First => matches!(state, CaseState::Recognized | CaseState::NeedsReview),
+        // A case whose owner the registry did not give (no vehicle under the plate,
+        // several owners, a plate not Kyrgyz) is a supervisor's: a misread plate is
+        // corrected, one the registry has mended since is asked about again, one that
+        // cannot be fined is rejected with its reason.
         ReviewTier::Supervisor => matches!(
             state,
-            CaseState::Recognized | CaseState::NeedsReview | CaseState::SupervisorReview
+            CaseState::Recognized
+                | CaseState::NeedsReview
+                | CaseState::SupervisorReview
+                | CaseState::OwnerUnknown
         ),
     }
 }
@@ -329,6 +336,27 @@ mod tests {
                 Approved,
                 "B1234AB",
             ),
+            // A plate the registry knew no vehicle under: corrected, or asked again.
+            (
+                OwnerUnknown,
+                &strong,
+                Some("01KG123ABC"),
+                Supervisor,
+                CorrectPlate,
+                Some("01KG128ABC"),
+                Approved,
+                "01KG128ABC",
+            ),
+            (
+                OwnerUnknown,
+                &weak,
+                Some("01KG128ABC"),
+                Supervisor,
+                Approve,
+                None,
+                Approved,
+                "01KG128ABC",
+            ),
         ];
         for (state, m, proposed, tier, decision, typed, to, plate) in table {
             let routed = route(
@@ -382,6 +410,15 @@ mod tests {
                 submit(First, Approve, None),
                 ReviewError::NotReviewable {
                     state: Received,
+                    tier: First,
+                },
+            ),
+            (
+                OwnerUnknown,
+                strong.clone(),
+                submit(First, CorrectPlate, Some("01KG128ABC")),
+                ReviewError::NotReviewable {
+                    state: OwnerUnknown,
                     tier: First,
                 },
             ),

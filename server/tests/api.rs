@@ -2202,6 +2202,93 @@ async fn a_decision_on_a_case_that_moved_again_meanwhile_is_refused() {
     );
 }
 
+/// A case whose owner the registry did not give is a supervisor's: a misread plate is
+/// corrected and the case asked about again; one that cannot be fined is rejected.
+#[tokio::test]
+async fn a_supervisor_settles_a_case_whose_owner_is_unknown() {
+    let h = Harness::new().await;
+    let camera = h.register_camera(1).await;
+    let mut unknown = Vec::new();
+    for seed in 1..=2 {
+        let (case, _) = record_case(&h, &camera, seed, "01KG123ABC", at(seed)).await;
+        recognised(&h, case, "01KG123ABC", 950).await;
+        let approved = h
+            .call(
+                Method::POST,
+                &format!("/api/v1/cases/{case}/review"),
+                Some(h.token(Role::Reviewer)),
+                Some(json!({"decision": "approve"})),
+            )
+            .await;
+        assert_eq!(approved.json()["state"], "approved");
+        unknown.push(case);
+    }
+    let claimed = h
+        .store
+        .claim_stage(
+            CaseState::Approved,
+            "lookup-test",
+            10,
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .expect("claim");
+    assert_eq!(claimed, unknown);
+    for &case_id in &unknown {
+        let lookup = kozomol_store::OwnerLookupRecord {
+            case_id,
+            outcome: kozomol_core::OwnerOutcome::NoData,
+            owner: None,
+            vehicle: Value::Null,
+            registry_owner: Value::Null,
+            reason: Some("the registry has no vehicle with this plate".into()),
+            exchange_id: None,
+            looked_up_at: Utc::now(),
+        };
+        h.store
+            .record_owner_lookup("lookup-test", &lookup)
+            .await
+            .expect("lookup recorded");
+    }
+    let review = |case: kozomol_core::CaseId, role: Role, body: Value| {
+        let uri = format!("/api/v1/cases/{case}/review");
+        let token = h.token(role).to_owned();
+        let h = &h;
+        async move { h.call(Method::POST, &uri, Some(&token), Some(body)).await }
+    };
+    let corrected =
+        json!({"decision": "correct_plate", "plate": "01KG128ABC", "seen_state": "owner_unknown"});
+    // Not a reviewer's to decide.
+    review(unknown[0], Role::Reviewer, corrected.clone())
+        .await
+        .problem(StatusCode::CONFLICT, "conflict");
+    let answer = review(unknown[0], Role::Supervisor, corrected).await;
+    assert_eq!(
+        (
+            answer.json()["state"].clone(),
+            answer.json()["plate"].clone()
+        ),
+        (json!("approved"), json!("01KG128ABC")),
+        "{}",
+        String::from_utf8_lossy(&answer.bytes)
+    );
+    assert_eq!(
+        h.store
+            .decided_plate(unknown[0])
+            .await
+            .expect("read")
+            .as_deref(),
+        Some("01KG128ABC")
+    );
+    let answer = review(
+        unknown[1],
+        Role::Supervisor,
+        json!({"decision": "reject", "reason": "other", "note": "a foreign car"}),
+    )
+    .await;
+    assert_eq!(answer.json()["state"], "rejected");
+}
+
 #[tokio::test]
 async fn reviewers_decide_and_supervisors_settle() {
     let h = Harness::new().await;

@@ -645,8 +645,9 @@ async function queuePage() {
         el("section", { id: "case", "aria-live": "polite" }),
         // Outside the case's section: a decision begun while the case loads stays.
         el("div", { id: "decision-form" }))));
-  // A supervisor settles what reviewers passed up first, then reviews like anyone.
-  const states = Desk.role === "supervisor" ? ["supervisor_review", "needs_review"] : ["needs_review"];
+  // A supervisor settles what reviewers passed up and the cases whose owner the
+  // registry did not give (the audit says why) first, then reviews like anyone.
+  const states = Desk.role === "supervisor" ? ["supervisor_review", "owner_unknown", "needs_review"] : ["needs_review"];
   Desk.cases = [];
   for (const state of states) {
     const page = await api("GET", `/api/v1/cases?state=${state}&limit=100`);

@@ -121,8 +121,11 @@ pub async fn decide(
     }
     let recognition = super::cases::readable_recognition(&state, case.id).await?;
     let machine = MachineRead::of(recognition.as_ref());
+    // The plate a review decided before: a supervisor's approval keeps it.
     let proposed = match case.state {
-        CaseState::SupervisorReview => store.decided_plate(case.id).await?,
+        CaseState::SupervisorReview | CaseState::OwnerUnknown => {
+            store.decided_plate(case.id).await?
+        }
         _ => None,
     };
     let tier = match caller.account.role {
