@@ -1946,7 +1946,7 @@ fn components() -> Value {
                 "type": "object", "required": ["bank_reference", "amount_minor", "currency", "outcome", "payment_id", "detail"],
                 "properties": {
                     "bank_reference": text, "amount_minor": { "type": "integer" }, "currency": text,
-                    "outcome": { "type": "string", "enum": ["reversed", "already_reversed", "no_fine", "no_payment", "not_reversible"] },
+                    "outcome": { "type": "string", "enum": ["reversed", "already_reversed", "dismissed", "already_settled", "no_credit", "ambiguous", "not_reversible"] },
                     "payment_id": { "type": ["integer", "null"] }, "detail": text
                 }
             } },

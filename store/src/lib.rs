@@ -905,6 +905,17 @@ pub trait Reconciliation: Send + Sync {
         limit: u32,
     ) -> Result<Vec<StatementLineRecord>, StoreError>;
 
+    /// The credits to `account` of `amount` that named `payment_code`, oldest first,
+    /// each with the payment it became (its own, or the reported payment it was
+    /// matched to, whichever fine finance applied it to): where a credit the bank took
+    /// back finds the credit it was.
+    async fn credits_naming(
+        &self,
+        account: &str,
+        payment_code: &str,
+        amount: kozomol_core::Money,
+    ) -> Result<Vec<(StatementLineRecord, Option<PaymentRecord>)>, StoreError>;
+
     /// Credits booked from `from` to `to`, both included.
     async fn statement_lines_booked(
         &self,

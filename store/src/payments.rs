@@ -133,8 +133,7 @@ pub struct PaymentReversal {
     pub channel: PaymentChannel,
     pub source: String,
     /// The reporter's id of the payment; `None`: its latest payment of the code that
-    /// has `amount` and `paid_at` where these are given (for a statement's account,
-    /// also a reported payment one of its credits was matched to).
+    /// has `amount` and `paid_at` where these are given.
     pub external_id: Option<String>,
     pub amount: Option<Money>,
     pub paid_at: Option<DateTime<Utc>>,

@@ -436,14 +436,11 @@ impl PaymentLedger for SqliteStore {
             None => {
                 // Its own payment by sum and time; or, where a statement had booked
                 // the money before the report came, the payment the report was matched
-                // to (its time is the statement's: the sum must do); for an account's
-                // statement, also the reported payments its credits were matched to.
+                // to (its time is the statement's: the sum must do).
                 sqlx::query(payment_select!(
                     "WHERE ((channel = ?1 AND source = ?2 AND (?5 IS NULL OR paid_at = ?5)) \
                         OR id IN (SELECT payment_id FROM payment_reports \
-                          WHERE channel = ?1 AND source = ?2) \
-                        OR (?1 = 'statement' AND id IN (SELECT payment_id \
-                          FROM statement_lines WHERE account = ?2))) \
+                          WHERE channel = ?1 AND source = ?2)) \
                      AND resolution_number = ?3 AND (?4 IS NULL OR amount_minor = ?4) \
                      ORDER BY COALESCE(reversal_id = ?6, 0) DESC, \
                      reversed_at IS NULL DESC, id DESC LIMIT 1"

@@ -392,6 +392,39 @@ impl Reconciliation for SqliteStore {
         with_codes(&mut conn, lines).await
     }
 
+    async fn credits_naming(
+        &self,
+        account: &str,
+        payment_code: &str,
+        amount: Money,
+    ) -> Result<Vec<(StatementLineRecord, Option<PaymentRecord>)>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let lines = sqlx::query(line_select!(
+            "WHERE account = ?1 AND amount_minor = ?2 AND currency = ?3 \
+             AND id IN (SELECT line_id FROM statement_line_codes WHERE payment_code = ?4) \
+             ORDER BY id"
+        ))
+        .bind(account)
+        .bind(amount.minor)
+        .bind(amount.currency.code())
+        .bind(payment_code)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(line_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        let lines = with_codes(&mut conn, lines).await?;
+        let mut credits = Vec::with_capacity(lines.len());
+        for line in lines {
+            let payment = match line.payment_id {
+                Some(id) => payment_by_id(&mut conn, id).await?,
+                None => None,
+            };
+            credits.push((line, payment));
+        }
+        Ok(credits)
+    }
+
     async fn statement_lines_booked(
         &self,
         from: NaiveDate,

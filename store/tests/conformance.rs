@@ -217,7 +217,7 @@ conformance!(
         statement_credits_are_matched_applied_or_queued,
         equal_credits_are_each_matched_to_their_own_report,
         a_reversal_reaches_the_statement_money_it_was,
-        a_credit_the_bank_took_back_reverses_its_payment,
+        credits_are_found_by_the_code_they_named,
         a_queued_credit_holds_the_fines_clocks,
         retention_purges_settled_quiet_cases_and_nothing_else,
         case_files_are_destroyed_after_the_purge_and_shared_evidence_stays,
@@ -7157,61 +7157,90 @@ async fn a_reversal_reaches_the_statement_money_it_was(store: Arc<dyn Store>) {
     );
 }
 
-/// A credit the bank took back (a statement's reversal, naming no payment) reverses the
-/// account's payment of that sum to the fine: the credit's own payment, or the bank's
-/// report it was matched to; the same reversal again finds the payment it took back.
-async fn a_credit_the_bank_took_back_reverses_its_payment(store: Arc<dyn Store>) {
-    use kozomol_store::{PaymentChannel, PaymentReversed};
-    let numbers = issued(store.as_ref(), 2, &person()).await;
-    let (a, b) = (
+/// The credits that named a code, of one sum to one account, each with the payment it
+/// became: the report it was matched to, its own, none while it waits in the queue, or
+/// another fine's where finance applied it there — where a credit the bank took back
+/// finds the credit it was.
+async fn credits_are_found_by_the_code_they_named(store: Arc<dyn Store>) {
+    use kozomol_store::{LineResolution, LineResolved, LineStatus};
+    let numbers = issued(store.as_ref(), 3, &person()).await;
+    let (a, b, c) = (
         code_of(store.as_ref(), &numbers[0]).await,
         code_of(store.as_ref(), &numbers[1]).await,
+        code_of(store.as_ref(), &numbers[2]).await,
     );
-    let taken_back = |code: &str, reference: &str| kozomol_store::PaymentReversal {
-        channel: PaymentChannel::Statement,
-        source: "KG1".to_owned(),
-        amount: Some(som(250_000)),
-        reversal_id: Some(reference.to_owned()),
-        ..reversal_of(code, None)
-    };
-    // A: the bank's report, then its money on the statement, matched.
     let (soap, _) = reported_then_matched(store.as_ref(), &numbers[0], &a).await;
-    // B: the statement's money, a payment of its own.
-    let booked = store
+    let own = store
         .reconcile_credit(&credit("BR-2", "2026-03-11", 250_000, &[&b]))
         .await
-        .unwrap();
-    let own = booked.payment.expect("a payment");
-    for (code, reference, payment) in [(&a, "RV-1", soap.id), (&b, "RV-2", own.id)] {
-        match store
-            .reverse_payment(&taken_back(code, reference))
-            .await
-            .unwrap()
-        {
-            PaymentReversed::Reversed { payment: p, .. } => assert_eq!(p.id, payment),
-            other => panic!("{reference}: {other:?}"),
+        .unwrap()
+        .payment
+        .expect("a payment");
+    // A paid already: a second credit naming it waits; finance applies it to C.
+    let second = store
+        .reconcile_credit(&credit("BR-3", "2026-03-11", 250_000, &[&a]))
+        .await
+        .unwrap()
+        .line;
+    assert_eq!(second.status, LineStatus::Refused);
+    let found = |code: String, minor: i64| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .credits_naming("KG1", &code, som(minor))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(line, payment)| (line.bank_reference, payment.map(|p| p.id)))
+                .collect::<Vec<_>>()
         }
-        match store
-            .reverse_payment(&taken_back(code, reference))
-            .await
-            .unwrap()
-        {
-            PaymentReversed::AlreadyReversed(p) => assert_eq!(p.id, payment),
-            other => panic!("{reference} again: {other:?}"),
-        }
-    }
-    for number in &numbers {
-        assert_eq!(state_of(store.as_ref(), number).await, CaseState::Issued);
-    }
-    // Another account's statement took nothing of this one's back.
-    let elsewhere = kozomol_store::PaymentReversal {
-        source: "KG2".to_owned(),
-        ..taken_back(&a, "RV-3")
     };
     assert_eq!(
-        store.reverse_payment(&elsewhere).await.unwrap(),
-        PaymentReversed::NoPayment
+        found(a.clone(), 250_000).await,
+        [
+            ("BR-1".to_owned(), Some(soap.id)),
+            ("BR-3".to_owned(), None)
+        ]
     );
+    assert_eq!(
+        found(b.clone(), 250_000).await,
+        [("BR-2".to_owned(), Some(own.id))]
+    );
+    let Some(LineResolved::Resolved(applied)) = store
+        .resolve_statement_line(
+            second.id,
+            &LineResolution::Apply {
+                payment_code: c.clone(),
+            },
+            "finance-1",
+            "meant for C",
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("applied to C");
+    };
+    let to_c = applied.payment.expect("C's payment");
+    assert_eq!(to_c.resolution_number, numbers[2]);
+    assert_eq!(
+        found(a.clone(), 250_000).await,
+        [
+            ("BR-1".to_owned(), Some(soap.id)),
+            ("BR-3".to_owned(), Some(to_c.id))
+        ]
+    );
+    // The code finance named is the credit's too.
+    assert_eq!(
+        found(c, 250_000).await,
+        [("BR-3".to_owned(), Some(to_c.id))]
+    );
+    // Another sum, another account: none.
+    assert!(found(b.clone(), 100_000).await.is_empty());
+    assert!(store
+        .credits_naming("KG2", &b, som(250_000))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Two equal credits of one fine booked the same day, their statement giving each its

@@ -13,7 +13,7 @@ use kozomol_payments::statement::BOOKING_LAG_DAYS;
 use kozomol_payments::{parse_camt053, parse_csv, PaymentCode, Statement, StatementError};
 use kozomol_store::{
     daily_totals, DayTotals, LineResolution, LineResolved, LineStatus, NewStatementLine,
-    PaymentChannel, PaymentReversal, PaymentReversed, StatementLineRecord,
+    PaymentReversal, PaymentReversed, StatementLineRecord,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -65,17 +65,21 @@ pub struct Imported {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TakenBack {
-    /// The fine's payment of this sum from the account was reversed: the fine is owed
-    /// again as its money left decides, and the credit is back in finance's queue.
+    /// The payment the credit became was reversed (the fine is owed again as its money
+    /// left decides), and the credit closed.
     Reversed,
-    /// The payment it names was reversed before (this statement imported again, or a
-    /// reversal reported otherwise).
+    /// The payment the credit became was reversed before (this statement imported
+    /// again, or a reversal reported otherwise).
     AlreadyReversed,
-    /// No payment code, several, or one no resolution has: finance finds the credit.
-    NoFine,
-    /// The fine has no payment of this sum from the account (its credit was queued):
-    /// finance takes the queued credit off the queue.
-    NoPayment,
+    /// The credit had paid no fine (it waited in finance's queue): closed.
+    Dismissed,
+    /// The credit was taken off the queue before.
+    AlreadySettled,
+    /// No credit to the account of this sum named the one payment code the reversal
+    /// names (or it names none, or several): finance finds the credit.
+    NoCredit,
+    /// Several credits of this sum named the code: finance decides which went back.
+    Ambiguous,
     /// The fine's money went back already (refunded): finance recovers it by hand.
     NotReversible,
 }
@@ -209,98 +213,168 @@ pub async fn import(
     Ok((StatusCode::OK, Json(imported)))
 }
 
-/// A credit the bank took back: the fine's payment of that sum from the account (its
-/// own, or the reported payment the credit was matched to) is reversed, audited, and
-/// the fine is owed again as the money left decides. What cannot be tied to one
-/// payment is left to finance, named in the answer.
+/// A credit the bank took back, found by what finance can trust: the one credit to the
+/// same account of the same sum that named the payment code the reversal names. The
+/// payment it became (its own, or the report it was matched to, for whichever fine
+/// finance applied it) is reversed, audited, and the fine owed again as the money left
+/// decides; the credit is closed, so no one applies money that is gone. No such
+/// credit, or several, is finance's to settle, named in the answer.
 async fn take_back(
     state: &ApiState,
     statement: &Statement,
     reversal: &StatementCredit,
     by: &str,
 ) -> Result<ReversalOutcome, ApiError> {
-    let answer = |outcome, payment_id, detail: String| ReversalOutcome {
-        bank_reference: reversal.bank_reference.clone(),
-        amount_minor: reversal.amount.minor,
-        currency: reversal.amount.currency.code(),
-        outcome,
-        payment_id,
-        detail,
+    let answer = |outcome, payment_id, detail: String| {
+        if !matches!(
+            outcome,
+            TakenBack::Reversed
+                | TakenBack::AlreadyReversed
+                | TakenBack::Dismissed
+                | TakenBack::AlreadySettled
+        ) {
+            warn!(statement = %statement.id, reference = %reversal.bank_reference, "a credit the bank took back is left to finance: {detail}");
+        }
+        ReversalOutcome {
+            bank_reference: reversal.bank_reference.clone(),
+            amount_minor: reversal.amount.minor,
+            currency: reversal.amount.currency.code(),
+            outcome,
+            payment_id,
+            detail,
+        }
     };
+    let sum = kozomol_payments::format_decimal(reversal.amount);
     let codes = PaymentCode::find_in(&reversal.remittance);
     let [code] = codes.as_slice() else {
-        let detail = format!(
-            "the bank took back {} ({}) naming {} payment codes: finance finds the credit it reverses",
-            kozomol_payments::format_decimal(reversal.amount),
-            reversal.bank_reference,
-            codes.len()
-        );
-        warn!(statement = %statement.id, reference = %reversal.bank_reference, "{detail}");
-        return Ok(answer(TakenBack::NoFine, None, detail));
+        return Ok(answer(
+            TakenBack::NoCredit,
+            None,
+            format!("it names {} payment codes, not one", codes.len()),
+        ));
     };
-    let reason = format!(
+    let store = &state.app.store;
+    let credits = store
+        .credits_naming(&statement.account, &code.to_string(), reversal.amount)
+        .await?;
+    let (line, payment) = match credits.as_slice() {
+        [] => {
+            return Ok(answer(
+                TakenBack::NoCredit,
+                None,
+                format!(
+                    "no credit of {sum} to {} named code {code}",
+                    statement.account
+                ),
+            ))
+        }
+        [one] => one,
+        several => {
+            let lines: Vec<String> = several.iter().map(|(l, _)| l.id.to_string()).collect();
+            return Ok(answer(
+                TakenBack::Ambiguous,
+                None,
+                format!(
+                    "credits {} of {sum} all named code {code}",
+                    lines.join(", ")
+                ),
+            ));
+        }
+    };
+    let note = format!(
         "the bank took the credit back (statement {}, entry {})",
         statement.id, reversal.bank_reference
     );
-    let reversed = state
-        .app
-        .store
-        .reverse_payment(&PaymentReversal {
-            payment_code: code.to_string(),
-            channel: PaymentChannel::Statement,
-            source: statement.account.clone(),
-            // The account's latest payment of this sum to the fine: a statement names
-            // no payment of its own, and the entry's reference finds the one it took
-            // back when the statement is imported again.
-            external_id: None,
-            amount: Some(reversal.amount),
-            paid_at: None,
-            reversal_id: Some(reversal.bank_reference.clone()),
-            reason: reason.clone(),
-            reversed_by: by.to_owned(),
-            restart_clock: kozomol_fines::clocks::restart_clock,
-        })
-        .await?;
-    Ok(match reversed {
-        PaymentReversed::Reversed {
-            payment, to_state, ..
-        } => {
-            info!(statement = %statement.id, reference = %reversal.bank_reference, payment = payment.id, case_state = %to_state, "{reason}");
-            answer(
-                TakenBack::Reversed,
-                Some(payment.id),
-                format!(
-                    "payment {} of {} reversed; the case is {to_state}",
-                    payment.id, payment.resolution_number
-                ),
-            )
+    let outcome = match payment {
+        None if line.status == LineStatus::Resolved => {
+            return Ok(answer(
+                TakenBack::AlreadySettled,
+                None,
+                format!("credit {} was taken off the queue before", line.id),
+            ))
         }
-        PaymentReversed::AlreadyReversed(payment) => answer(
+        None => (
+            TakenBack::Dismissed,
+            None,
+            format!("credit {} closed", line.id),
+        ),
+        Some(payment) if payment.reversed_at.is_some() => (
             TakenBack::AlreadyReversed,
             Some(payment.id),
             format!("payment {} was reversed before", payment.id),
         ),
-        PaymentReversed::UnknownCode => {
-            let detail = format!("no resolution has the payment code {code}");
-            warn!(statement = %statement.id, reference = %reversal.bank_reference, "the bank took a credit back: {detail}");
-            answer(TakenBack::NoFine, None, detail)
+        Some(payment) => {
+            let Some(fine) = store.resolution(&payment.resolution_number).await? else {
+                return Err(ApiError::Internal(format!(
+                    "payment {} names resolution {}, which is not stored",
+                    payment.id, payment.resolution_number
+                )));
+            };
+            let reversed = store
+                .reverse_payment(&PaymentReversal {
+                    payment_code: fine.payment_code,
+                    channel: payment.channel,
+                    source: payment.source.clone(),
+                    external_id: Some(payment.external_id.clone()),
+                    amount: Some(payment.amount),
+                    paid_at: None,
+                    reversal_id: Some(reversal.bank_reference.clone()),
+                    reason: note.clone(),
+                    reversed_by: by.to_owned(),
+                    restart_clock: kozomol_fines::clocks::restart_clock,
+                })
+                .await?;
+            match reversed {
+                PaymentReversed::Reversed { to_state, .. } => {
+                    info!(statement = %statement.id, reference = %reversal.bank_reference, payment = payment.id, case_state = %to_state, "{note}");
+                    (
+                        TakenBack::Reversed,
+                        Some(payment.id),
+                        format!(
+                            "payment {} of {} reversed; the case is {to_state}",
+                            payment.id, payment.resolution_number
+                        ),
+                    )
+                }
+                PaymentReversed::AlreadyReversed(_) => (
+                    TakenBack::AlreadyReversed,
+                    Some(payment.id),
+                    format!("payment {} was reversed before", payment.id),
+                ),
+                PaymentReversed::NotReversible(case_state) => {
+                    return Ok(answer(
+                        TakenBack::NotReversible,
+                        Some(payment.id),
+                        format!(
+                            "payment {} of {}: the case is {case_state}, its money went back already; recover this by hand",
+                            payment.id, payment.resolution_number
+                        ),
+                    ))
+                }
+                PaymentReversed::UnknownCode | PaymentReversed::NoPayment => {
+                    return Err(ApiError::Internal(format!(
+                        "payment {} of credit {} was not found to reverse",
+                        payment.id, line.id
+                    )))
+                }
+            }
         }
-        PaymentReversed::NoPayment => {
-            let detail = format!(
-                "the fine with code {code} has no payment of {} from this account: take its queued credit off the queue",
-                kozomol_payments::format_decimal(reversal.amount)
-            );
-            warn!(statement = %statement.id, reference = %reversal.bank_reference, "the bank took a credit back: {detail}");
-            answer(TakenBack::NoPayment, None, detail)
-        }
-        PaymentReversed::NotReversible(case_state) => {
-            let detail = format!(
-                "the case of code {code} is {case_state}: its money went back already, recover this by hand"
-            );
-            warn!(statement = %statement.id, reference = %reversal.bank_reference, "the bank took a credit back: {detail}");
-            answer(TakenBack::NotReversible, None, detail)
-        }
-    })
+    };
+    // The credit is closed: its money is gone, and no one may apply it to a fine.
+    // One no longer queued (closed before, or still standing as a payment a reversal
+    // reported otherwise took back) is left as it is.
+    if store
+        .resolve_statement_line(line.id, &LineResolution::Dismiss, by, &note)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::Internal(format!(
+            "credit {} is not stored",
+            line.id
+        )));
+    }
+    let (outcome, payment_id, detail) = outcome;
+    Ok(answer(outcome, payment_id, detail))
 }
 
 #[derive(Debug, Deserialize)]

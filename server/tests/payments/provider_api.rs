@@ -1164,15 +1164,17 @@ async fn statements_are_imported_matched_queued_and_totalled() {
     assert_eq!(forbidden.status, 403);
 
     // The queue: the credit with no code; finance sends it back to the payer.
-    let queue = api
-        .staff(
+    // The credits waiting in finance's queue.
+    let queued_lines = || {
+        api.staff(
             reqwest::Method::GET,
             "/api/v1/statement-lines?queued=true",
             &finance,
             "application/json",
             String::new(),
         )
-        .await;
+    };
+    let queue = queued_lines().await;
     let items = queue.body["items"].as_array().expect("items").clone();
     assert_eq!(items.len(), 1, "{}", queue.body);
     assert_eq!(items[0]["bank_reference"], "E-3");
@@ -1287,14 +1289,16 @@ async fn statements_are_imported_matched_queued_and_totalled() {
         );
     }
 
-    // The bank takes credits back: C's own statement payment and the one matched to
-    // A's provider payment are reversed; one naming no code and one of a sum B was
-    // never paid from the account are left to finance.
+    // The bank takes credits back: C's own statement payment and A's provider payment
+    // its credit was matched to are reversed and the credits closed; one naming no
+    // code, one of a sum no credit to B had, and B's whose excess was paid back are
+    // left to finance.
     let taken_back = camt(&[
         ("R-1", "2500.00", "RVSL", &format!("возврат {c}")),
         ("R-2", "2500.00", "RVSL", &format!("return {a}")),
         ("R-3", "100.00", "RVSL", "возврат"),
         ("R-4", "1.00", "RVSL", &b),
+        ("R-5", "5000.00", "RVSL", &b),
     ]);
     let outcomes = |body: &Value| -> Vec<String> {
         body["reversals"]
@@ -1308,7 +1312,13 @@ async fn statements_are_imported_matched_queued_and_totalled() {
     assert_eq!(reversed.status, 200, "{}", reversed.body);
     assert_eq!(
         outcomes(&reversed.body),
-        ["reversed", "reversed", "no_fine", "no_payment"],
+        [
+            "reversed",
+            "reversed",
+            "no_credit",
+            "no_credit",
+            "not_reversible"
+        ],
         "{}",
         reversed.body
     );
@@ -1326,15 +1336,19 @@ async fn statements_are_imported_matched_queued_and_totalled() {
         );
     }
     assert_eq!(api.payments(1).await[0].reversed_at, None);
+    // The credits taken back are closed: no one can apply money that is gone.
+    let queue = queued_lines().await;
+    assert_eq!(queue.body["items"], json!([]), "{}", queue.body);
     // Imported again: nothing more is reversed.
     let again = import_camt(taken_back).await;
     assert_eq!(
         outcomes(&again.body),
         [
-            "already_reversed",
-            "already_reversed",
-            "no_fine",
-            "no_payment"
+            "already_settled",
+            "already_settled",
+            "no_credit",
+            "no_credit",
+            "not_reversible"
         ],
         "{}",
         again.body
