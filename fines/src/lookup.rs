@@ -35,8 +35,9 @@ pub struct LookupStage {
     /// Whose calendar date an exemption's validity dates are read in.
     pub jurisdiction: Jurisdiction,
     /// Cases this worker claimed that a pass ending on a store error left undone
-    /// (shared by the stage's clones): the next pass takes them up first, under the
-    /// claim it still holds, instead of leaving them until a lease of minutes runs out.
+    /// (shared by the stage's clones): the next pass takes them up, under the claim
+    /// it still holds, instead of leaving them until a lease of minutes runs out; once
+    /// only, and where that pass fails too they wait for the lease.
     unfinished: Arc<Mutex<Vec<CaseId>>>,
 }
 
@@ -85,6 +86,7 @@ pub async fn run_lookups(
     registry: &VehicleRegistry,
 ) -> Result<Vec<(CaseId, Option<CaseState>)>, StoreError> {
     let unfinished = stage.take_unfinished();
+    let resumed = !unfinished.is_empty();
     let claimed = if unfinished.is_empty() {
         store
             .claim_stage(CaseState::Approved, &stage.worker, stage.batch, stage.lease)
@@ -96,7 +98,9 @@ pub async fn run_lookups(
         return Ok(Vec::new());
     }
     let done = look_up_claimed(stage, store, registry, &claimed).await;
-    if let Err((undone, _)) = &done {
+    // Taken up once: a store error that comes back on the same case must not hold
+    // the worker to it (and the registry asked about it) every pass; its lease ends.
+    if let (Err((undone, _)), false) = (&done, resumed) {
         stage.keep_unfinished(&claimed[*undone..]);
     }
     done.map_err(|(_, error)| error)
