@@ -1731,7 +1731,7 @@ fn components() -> Value {
     schemas.insert("PublicFine".into(), json!({
         "type": "object",
         "required": ["number", "payment_code", "grant", "grant_expires_at", "status", "case_state", "kind", "violation", "article",
-            "captured_on", "captured_at", "plate", "place", "issued_at", "currency", "amount_minor", "discounted_minor", "discount_until", "due",
+            "captured_on", "captured_at", "plate", "place", "issued_on", "issued_at", "currency", "amount_minor", "discounted_minor", "discount_until", "due",
             "appeal_until", "outstanding_minor", "paid_minor", "qr_payload", "card_payment_url", "contacts_url", "contact_channels", "owner_view", "frames", "pdf_url", "qr_svg_url", "appeal"],
         "properties": {
             "number": text, "payment_code": text, "grant": text, "grant_expires_at": instant,
@@ -1741,7 +1741,9 @@ fn components() -> Value {
             "captured_at": { "type": ["string", "null"], "format": "date-time", "description": "The moment; only with an owner's grant (`owner_view`)." },
             "plate": { "type": ["string", "null"], "description": "Whole only with an owner's grant; else its first two and last two characters, the rest `•`." },
             "place": { "type": ["object", "null"], "description": "Only with an owner's grant.", "properties": { "address": text, "latitude": nullable_text, "longitude": nullable_text, "map_url": nullable_text } },
-            "issued_at": instant, "currency": text, "amount_minor": { "type": "integer" }, "discounted_minor": nullable_minor,
+            "issued_on": { "type": "string", "format": "date", "description": "The day the resolution was issued, in the jurisdiction's calendar." },
+            "issued_at": { "type": ["string", "null"], "format": "date-time", "description": "The moment; only with an owner's grant." },
+            "currency": text, "amount_minor": { "type": "integer" }, "discounted_minor": nullable_minor,
             "discount_until": nullable_date.clone(), "due": nullable_date.clone(), "appeal_until": nullable_date,
             "outstanding_minor": { "type": "integer" }, "paid_minor": { "type": "integer" }, "qr_payload": nullable_text,
             "card_payment_url": { "type": ["string", "null"], "description": "The card provider's checkout, returning to the portal." },

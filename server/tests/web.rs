@@ -339,9 +339,12 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
     // only the day and enough of the plate to know one's own fine.
     assert_eq!(by_number["plate"], "01••••••BC", "{by_number}");
     assert!(
-        by_number["captured_at"].is_null() && by_number["place"].is_null(),
+        by_number["captured_at"].is_null()
+            && by_number["issued_at"].is_null()
+            && by_number["place"].is_null(),
         "{by_number}"
     );
+    assert!(by_number["issued_on"].is_string(), "{by_number}");
     assert_eq!(
         by_number["captured_on"],
         kozomol_core::Jurisdiction::Kg
@@ -370,7 +373,9 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         .clone();
     assert_eq!(own["plate"], "01KG000ABC", "{own}");
     assert!(
-        own["captured_at"].is_string() && own["place"]["address"].is_string(),
+        own["captured_at"].is_string()
+            && own["issued_at"].is_string()
+            && own["place"]["address"].is_string(),
         "{own}"
     );
     // Showing the fine again with its grant hands on the same grant: never a later end

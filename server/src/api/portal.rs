@@ -121,7 +121,11 @@ pub struct PublicFine {
     captured_at: Option<DateTime<Utc>>,
     plate: Option<String>,
     place: Option<Place>,
-    issued_at: DateTime<Utc>,
+    /// The day the resolution was issued, in the jurisdiction's calendar.
+    issued_on: NaiveDate,
+    /// The moment, only for the owner: a case approved by the machine is issued
+    /// minutes after the violation, so this would tell its moment too.
+    issued_at: Option<DateTime<Utc>>,
     currency: &'static str,
     amount_minor: i64,
     /// The reduced sum while the discount lasts.
@@ -962,7 +966,8 @@ fn public_fine(state: &ApiState, view: PayerView, scope: GrantScope, expires: i6
             view.plate.as_deref().map(plate_hint)
         },
         place: place.filter(|_| owner),
-        issued_at: resolution.issued_at,
+        issued_on: resolution.jurisdiction.local_date(resolution.issued_at),
+        issued_at: owner.then_some(resolution.issued_at),
         currency: resolution.amount.currency.code(),
         amount_minor: resolution.amount.minor,
         discounted_minor: discount_shown(
