@@ -34,7 +34,7 @@ use kozomol_fines::resolution::{Ed25519Signer, Officer, SignerIdentity, Verifyin
 use kozomol_fines::worker::{ArchiveSchedule, DeadlineSchedule, FinesWorker, PurgeSchedule};
 
 use crate::api::{self, AppState, CameraConfigPublisher};
-use crate::settings::{PaymentProvider, Settings};
+use crate::settings::{KeyFile, PaymentProvider, Settings};
 
 /// The demo's card acquirer's id among the payment providers.
 const DEMO_CARD_PROVIDER: &str = "demo-card";
@@ -702,30 +702,48 @@ fn fines_worker(
     })
 }
 
-/// Reads an Ed25519 signing key (its seed in hex), or makes one (mode 0600) on first
-/// start.
-pub fn load_or_create_key(path: &Path) -> Result<SigningKey, ServeError> {
+/// Reads an Ed25519 signing key (its seed in hex); one in the data folder by default is
+/// made on first start (by whichever process comes first: the others read it).
+pub fn load_or_create_key(file: &KeyFile) -> Result<SigningKey, ServeError> {
+    let path = file.path();
     let err = |message: String| ServeError::SigningKey {
         path: path.display().to_string(),
         message,
     };
+    let read = |text: String| -> Result<SigningKey, ServeError> {
+        let bytes: [u8; 32] = hex::decode(text.trim())
+            .map_err(|e| err(e.to_string()))?
+            .try_into()
+            .map_err(|_| err("an Ed25519 secret key is 32 bytes of hex".into()))?;
+        Ok(SigningKey::from_bytes(&bytes))
+    };
     match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let bytes: [u8; 32] = hex::decode(text.trim())
-                .map_err(|e| err(e.to_string()))?
-                .try_into()
-                .map_err(|_| err("an Ed25519 secret key is 32 bytes of hex".into()))?;
-            Ok(SigningKey::from_bytes(&bytes))
-        }
+        Ok(text) => read(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let KeyFile::Configured(_) = file {
+                return Err(err(
+                    "the settings name this key file and it does not exist: put the key there \
+                     (its 32-byte seed as 64 hex characters), or leave the setting out to have \
+                     one made in the data folder"
+                        .into(),
+                ));
+            }
             let mut secret = [0u8; 32];
             getrandom::getrandom(&mut secret).map_err(|e| err(e.to_string()))?;
             if let Some(parent) = path.parent() {
                 create_dir(parent)?;
             }
-            write_secret(path, &hex::encode(secret)).map_err(|e| err(e.to_string()))?;
-            tracing::info!(path = %path.display(), "created a signing key");
-            Ok(SigningKey::from_bytes(&secret))
+            match write_secret(path, &hex::encode(secret)) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "created a signing key");
+                    Ok(SigningKey::from_bytes(&secret))
+                }
+                // Another process of this installation made it meanwhile.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    read(std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?)
+                }
+                Err(e) => Err(err(e.to_string())),
+            }
         }
         Err(e) => Err(err(e.to_string())),
     }
@@ -831,5 +849,30 @@ async fn seal_audit_log(store: &dyn kozomol_store::Store, cancel: CancellationTo
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(AUDIT_SETTLE) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_made_only_where_no_setting_names_its_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let default = KeyFile::Default(dir.path().join("keys/server.key"));
+        let made = load_or_create_key(&default).expect("made on first start");
+        let again = load_or_create_key(&default).expect("read on the next");
+        assert_eq!(made.to_bytes(), again.to_bytes());
+
+        let named = KeyFile::Configured(dir.path().join("secrets/signing.key"));
+        let refused = load_or_create_key(&named).expect_err("a named key that is missing");
+        assert!(refused.to_string().contains("does not exist"), "{refused}");
+        assert!(!named.path().exists(), "nothing was made in its place");
+        std::fs::create_dir_all(dir.path().join("secrets")).expect("folder");
+        std::fs::write(named.path(), hex::encode([7u8; 32])).expect("key put in place");
+        let read = load_or_create_key(&named).expect("the key put there");
+        assert_eq!(read.to_bytes(), [7u8; 32]);
+        std::fs::write(named.path(), "not a key").expect("garbage");
+        assert!(load_or_create_key(&named).is_err());
     }
 }

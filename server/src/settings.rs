@@ -27,6 +27,24 @@ pub enum SettingsError {
     Invalid(Vec<String>),
 }
 
+/// Where a signing key is kept, and whether it may be made there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyFile {
+    /// In the data folder, by default: made (mode 0600) on first start.
+    Default(PathBuf),
+    /// Named by the settings: the key must be there. One made in its place would sign
+    /// what cameras or citizens check with the key they hold, and fail them all.
+    Configured(PathBuf),
+}
+
+impl KeyFile {
+    pub fn path(&self) -> &Path {
+        match self {
+            KeyFile::Default(path) | KeyFile::Configured(path) => path,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -1120,17 +1138,20 @@ impl Settings {
             .unwrap_or_else(|| self.data_dir.join("evidence"))
     }
 
-    pub fn server_key_file(&self) -> PathBuf {
-        self.server_key_file
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("server.key"))
+    /// Where the key that signs camera config is kept.
+    pub fn server_key_file(&self) -> KeyFile {
+        match &self.server_key_file {
+            Some(path) => KeyFile::Configured(path.clone()),
+            None => KeyFile::Default(self.data_dir.join("server.key")),
+        }
     }
 
-    pub fn signing_key_file(&self) -> PathBuf {
-        self.fines
-            .signing_key_file
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("resolution-signing.key"))
+    /// Where the key that signs resolutions is kept.
+    pub fn signing_key_file(&self) -> KeyFile {
+        match &self.fines.signing_key_file {
+            Some(path) => KeyFile::Configured(path.clone()),
+            None => KeyFile::Default(self.data_dir.join("resolution-signing.key")),
+        }
     }
 
     pub fn public_base_url(&self) -> String {
