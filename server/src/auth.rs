@@ -14,7 +14,9 @@ use argon2::Argon2;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use kozomol_core::Role;
-use kozomol_store::{Account, AccountId, NewAccount, OfficerIdentity, Store, StoreError};
+use kozomol_store::{
+    Account, CheckedAccount, CredentialStored, NewAccount, OfficerIdentity, Store, StoreError,
+};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -49,6 +51,9 @@ pub enum AuthError {
     Join(#[from] tokio::task::JoinError),
     #[error("login `{0}` is not 1-64 characters from a-z 0-9 . _ - @")]
     InvalidLogin(String),
+    /// Its password changed, or it was disabled, between the check and the write.
+    #[error("the account changed since its password was checked: nothing was stored")]
+    AccountChanged,
 }
 
 /// Whether `login` can name an account: 1-64 of `a-z 0-9 . _ - @`.
@@ -167,15 +172,18 @@ impl ApiToken {
     }
 }
 
-/// Makes a new token for `account`, stores its hash and returns its text.
+/// Makes a new token for `account` (as its caller checked it), stores its hash and
+/// returns its text; `AccountChanged` where the account changed meanwhile.
 pub async fn issue_token(
     store: &dyn Store,
-    account: AccountId,
+    account: CheckedAccount<'_>,
     label: &str,
 ) -> Result<String, AuthError> {
     let token = ApiToken::generate()?;
-    store.store_token(account, &token.sha256(), label).await?;
-    Ok(token.reveal())
+    match store.store_token(account, &token.sha256(), label).await? {
+        CredentialStored::Stored => Ok(token.reveal()),
+        CredentialStored::AccountChanged => Err(AuthError::AccountChanged),
+    }
 }
 
 /// The account a bearer token belongs to, if any.
@@ -444,13 +452,17 @@ async fn ensure_demo_account(
                 .create_account(&NewAccount {
                     login: login.to_owned(),
                     role,
-                    password_hash,
+                    password_hash: password_hash.clone(),
                     officer: demo_officer(role),
                     created_by: DEMO_ACTOR.to_owned(),
                 })
                 .await?;
             info!(login, role = %role, "demo account created");
-            let token = issue_token(store, id, DEMO_TOKEN_LABEL).await?;
+            let checked = CheckedAccount {
+                id,
+                password_hash: &password_hash,
+            };
+            let token = issue_token(store, checked, DEMO_TOKEN_LABEL).await?;
             return Ok(DemoAccount {
                 login: login.to_owned(),
                 password,
@@ -471,7 +483,11 @@ async fn ensure_demo_account(
     let token = if token_works {
         known.token
     } else {
-        issue_token(store, account.id, DEMO_TOKEN_LABEL).await?
+        let checked = CheckedAccount {
+            id: account.id,
+            password_hash: &account.password_hash,
+        };
+        issue_token(store, checked, DEMO_TOKEN_LABEL).await?
     };
     Ok(DemoAccount {
         login: login.to_owned(),
@@ -498,12 +514,16 @@ pub async fn create_admin_account(
         .create_account(&NewAccount {
             login: login.to_owned(),
             role: Role::Admin,
-            password_hash,
+            password_hash: password_hash.clone(),
             officer: None,
             created_by: created_by.to_owned(),
         })
         .await?;
-    let token = issue_token(store, id, "created with the account").await?;
+    let checked = CheckedAccount {
+        id,
+        password_hash: &password_hash,
+    };
+    let token = issue_token(store, checked, "created with the account").await?;
     info!(login, "administrator account created");
     Ok(DemoAccount {
         login: login.to_owned(),

@@ -111,6 +111,34 @@ pub enum AccountChanged {
     LastAdmin,
 }
 
+/// The account a token or session is for, as its caller checked it: stored only while
+/// the account still has this password and is enabled. A password changed or the
+/// account disabled between the check and the write (which ends every token and
+/// session) must not leave one made on the old password.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckedAccount<'a> {
+    pub id: crate::AccountId,
+    pub password_hash: &'a str,
+}
+
+/// What storing a token or session did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialStored {
+    Stored,
+    /// The account's password changed, or it was disabled or removed, since it was
+    /// checked: nothing stored.
+    AccountChanged,
+}
+
+/// What an insert of a checked account's token or session that wrote `rows` did.
+pub(crate) fn credential_stored(rows: u64) -> CredentialStored {
+    if rows == 0 {
+        CredentialStored::AccountChanged
+    } else {
+        CredentialStored::Stored
+    }
+}
+
 impl AccountChange {
     /// Whether the account's tokens and sessions end with the change: a new password
     /// (the old one may be known to someone) or the account disabled.

@@ -80,7 +80,8 @@ pub use accidents::{
     NewOfficerViolation, OfficerFiled, ParticipantRole,
 };
 pub use accounts::{
-    AccountChange, AccountChanged, Allowance, ACCOUNT_CHANGED, ACCOUNT_CREATED, OFFICER_REGISTERED,
+    AccountChange, AccountChanged, Allowance, CheckedAccount, CredentialStored, ACCOUNT_CHANGED,
+    ACCOUNT_CREATED, OFFICER_REGISTERED,
 };
 pub use appeals::{
     AppealDecided, AppealFiled, AppealRecord, AppealState, AttachmentRecord, BulkVoidRequest,
@@ -277,12 +278,13 @@ pub trait AccountStore: Send + Sync {
         logins: &[&str],
     ) -> Result<HashMap<String, OfficerIdentity>, StoreError>;
     async fn account_by_login(&self, login: &str) -> Result<Option<Account>, StoreError>;
+    /// Keeps an API token (its SHA-256) of `account` while it stands as checked.
     async fn store_token(
         &self,
-        account: AccountId,
+        account: CheckedAccount<'_>,
         token_sha256: &[u8; 32],
         label: &str,
-    ) -> Result<(), StoreError>;
+    ) -> Result<CredentialStored, StoreError>;
     async fn account_by_token(
         &self,
         token_sha256: &[u8; 32],
@@ -298,14 +300,14 @@ pub trait AccountStore: Send + Sync {
         change: &AccountChange,
         by: &str,
     ) -> Result<AccountChanged, StoreError>;
-    /// Keeps a browser session (its id's SHA-256) of `account` until `expires_at`;
-    /// sessions expired by now are dropped on the way.
+    /// Keeps a browser session (its id's SHA-256) of `account`, while it stands as
+    /// checked, until `expires_at`; sessions expired by now are dropped on the way.
     async fn open_web_session(
         &self,
-        account: AccountId,
+        account: CheckedAccount<'_>,
         session_sha256: &[u8; 32],
         expires_at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<CredentialStored, StoreError>;
     /// The account of a session that has not expired at `now`.
     async fn account_by_web_session(
         &self,

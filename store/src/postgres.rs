@@ -14,7 +14,10 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use tracing::debug;
 use uuid::Uuid;
 
-use crate::accounts::{self, account_columns, AccountChange, AccountChanged, ACCOUNT_CHANGED};
+use crate::accounts::{
+    self, account_columns, AccountChange, AccountChanged, CheckedAccount, CredentialStored,
+    ACCOUNT_CHANGED,
+};
 use crate::audit::{now_millis, whole_millis, AuditRow};
 use crate::batch::{self, BatchPlan, CaseKey, CreatedRows};
 use crate::checks;
@@ -1240,21 +1243,26 @@ impl AccountStore for PgStore {
 
     async fn store_token(
         &self,
-        account: AccountId,
+        account: CheckedAccount<'_>,
         token_sha256: &[u8; 32],
         label: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+    ) -> Result<CredentialStored, StoreError> {
+        // The account row held (FOR SHARE) until the token is in: a change of password
+        // or a disabling waits and then ends it, or went first and is seen.
+        let stored = sqlx::query(
             "INSERT INTO api_tokens (token_sha256, account_id, label, created_at) \
-             VALUES ($1, $2, $3, now())",
+             SELECT $1, id, $2, now() FROM accounts \
+             WHERE id = $3 AND password_hash = $4 AND disabled_at IS NULL FOR SHARE",
         )
         .bind(&token_sha256[..])
-        .bind(account.0)
         .bind(label)
+        .bind(account.id.0)
+        .bind(account.password_hash)
         .execute(&self.pool)
         .await
-        .map_err(|e| db_error(e, || "api token".to_owned()))?;
-        Ok(())
+        .map_err(|e| db_error(e, || "api token".to_owned()))?
+        .rows_affected();
+        Ok(accounts::credential_stored(stored))
     }
 
     async fn account_by_token(
@@ -1356,27 +1364,31 @@ impl AccountStore for PgStore {
 
     async fn open_web_session(
         &self,
-        account: AccountId,
+        account: CheckedAccount<'_>,
         session_sha256: &[u8; 32],
         expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<CredentialStored, StoreError> {
         let now = Utc::now();
         sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
             .bind(now)
             .execute(&self.pool)
             .await?;
-        sqlx::query(
+        // As for a token: the account row held until the session is in.
+        let stored = sqlx::query(
             "INSERT INTO web_sessions (session_sha256, account_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4)",
+             SELECT $1, id, $2, $3 FROM accounts \
+             WHERE id = $4 AND password_hash = $5 AND disabled_at IS NULL FOR SHARE",
         )
         .bind(&session_sha256[..])
-        .bind(account.0)
         .bind(now)
         .bind(expires_at)
+        .bind(account.id.0)
+        .bind(account.password_hash)
         .execute(&self.pool)
         .await
-        .map_err(|e| db_error(e, || "web session".to_owned()))?;
-        Ok(())
+        .map_err(|e| db_error(e, || "web session".to_owned()))?
+        .rows_affected();
+        Ok(accounts::credential_stored(stored))
     }
 
     async fn account_by_web_session(

@@ -19,7 +19,10 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use tracing::debug;
 use uuid::Uuid;
 
-use crate::accounts::{self, account_columns, AccountChange, AccountChanged, ACCOUNT_CHANGED};
+use crate::accounts::{
+    self, account_columns, AccountChange, AccountChanged, CheckedAccount, CredentialStored,
+    ACCOUNT_CHANGED,
+};
 use crate::audit::{now_millis, AuditRow};
 use crate::batch::{self, BatchPlan, CaseKey, CreatedRows};
 use crate::checks;
@@ -1196,22 +1199,25 @@ impl AccountStore for SqliteStore {
 
     async fn store_token(
         &self,
-        account: AccountId,
+        account: CheckedAccount<'_>,
         token_sha256: &[u8; 32],
         label: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+    ) -> Result<CredentialStored, StoreError> {
+        let stored = sqlx::query(
             "INSERT INTO api_tokens (token_sha256, account_id, label, created_at) \
-             VALUES (?, ?, ?, ?)",
+             SELECT ?, id, ?, ? FROM accounts \
+             WHERE id = ? AND password_hash = ? AND disabled_at IS NULL",
         )
         .bind(&token_sha256[..])
-        .bind(account.0)
         .bind(label)
         .bind(ms(Utc::now()))
+        .bind(account.id.0)
+        .bind(account.password_hash)
         .execute(&self.writer)
         .await
-        .map_err(|e| db_error(e, || "api token".to_owned()))?;
-        Ok(())
+        .map_err(|e| db_error(e, || "api token".to_owned()))?
+        .rows_affected();
+        Ok(accounts::credential_stored(stored))
     }
 
     async fn account_by_token(
@@ -1315,27 +1321,30 @@ impl AccountStore for SqliteStore {
 
     async fn open_web_session(
         &self,
-        account: AccountId,
+        account: CheckedAccount<'_>,
         session_sha256: &[u8; 32],
         expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<CredentialStored, StoreError> {
         let now = Utc::now();
         sqlx::query("DELETE FROM web_sessions WHERE expires_at <= ?")
             .bind(ms(now))
             .execute(&self.writer)
             .await?;
-        sqlx::query(
+        let stored = sqlx::query(
             "INSERT INTO web_sessions (session_sha256, account_id, created_at, expires_at) \
-             VALUES (?, ?, ?, ?)",
+             SELECT ?, id, ?, ? FROM accounts \
+             WHERE id = ? AND password_hash = ? AND disabled_at IS NULL",
         )
         .bind(&session_sha256[..])
-        .bind(account.0)
         .bind(ms(now))
         .bind(ms(expires_at))
+        .bind(account.id.0)
+        .bind(account.password_hash)
         .execute(&self.writer)
         .await
-        .map_err(|e| db_error(e, || "web session".to_owned()))?;
-        Ok(())
+        .map_err(|e| db_error(e, || "web session".to_owned()))?
+        .rows_affected();
+        Ok(accounts::credential_stored(stored))
     }
 
     async fn account_by_web_session(

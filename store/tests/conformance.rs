@@ -1240,12 +1240,50 @@ async fn accounts_and_tokens(store: Arc<dyn Store>) {
     );
     assert_eq!(store.account_by_login("nobody").await.unwrap(), None);
 
+    use kozomol_store::{CheckedAccount, CredentialStored};
+    let officer_hash = account("officer", Role::Reviewer).password_hash;
+    let as_checked = CheckedAccount {
+        id: officer,
+        password_hash: &officer_hash,
+    };
+    let admin_hash = account("admin", Role::Admin).password_hash;
     let token = sha("secret token");
-    store.store_token(officer, &token, "cli").await.unwrap();
+    assert_eq!(
+        store.store_token(as_checked, &token, "cli").await.unwrap(),
+        CredentialStored::Stored
+    );
     assert!(matches!(
-        store.store_token(admin, &token, "again").await,
+        store
+            .store_token(
+                CheckedAccount {
+                    id: admin,
+                    password_hash: &admin_hash
+                },
+                &token,
+                "again"
+            )
+            .await,
         Err(StoreError::Conflict { .. })
     ));
+    // A password other than the account's (checked before a new one was set): nothing.
+    let stale = CheckedAccount {
+        id: officer,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$salt$old",
+    };
+    let later = sha("a token on the old password");
+    assert_eq!(
+        store.store_token(stale, &later, "login").await.unwrap(),
+        CredentialStored::AccountChanged
+    );
+    assert_eq!(store.account_by_token(&later).await.unwrap(), None);
+    let in_hour = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert_eq!(
+        store
+            .open_web_session(stale, &sha("a session on the old password"), in_hour)
+            .await
+            .unwrap(),
+        CredentialStored::AccountChanged
+    );
     assert_eq!(store.account_by_token(&token).await.unwrap(), Some(got));
     assert_eq!(store.account_by_token(&sha("other")).await.unwrap(), None);
 
@@ -1260,14 +1298,13 @@ async fn accounts_and_tokens(store: Arc<dyn Store>) {
 
     // Disabling ends the account's tokens and sessions; enabling brings none back.
     let session = sha("a session");
-    store
-        .open_web_session(
-            officer,
-            &session,
-            chrono::Utc::now() + chrono::Duration::hours(1),
-        )
-        .await
-        .unwrap();
+    assert_eq!(
+        store
+            .open_web_session(as_checked, &session, in_hour)
+            .await
+            .unwrap(),
+        CredentialStored::Stored
+    );
     let disable = |disabled| kozomol_store::AccountChange {
         disabled: Some(disabled),
         ..Default::default()
@@ -1287,6 +1324,14 @@ async fn accounts_and_tokens(store: Arc<dyn Store>) {
             .await
             .unwrap(),
         None
+    );
+    // Disabled: nothing new is stored for it, whatever password was checked.
+    assert_eq!(
+        store
+            .store_token(as_checked, &sha("while disabled"), "login")
+            .await
+            .unwrap(),
+        CredentialStored::AccountChanged
     );
     assert!(
         store

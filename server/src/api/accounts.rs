@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use kozomol_core::Role;
 use kozomol_store::{
-    Account, AccountChange, AccountChanged, AccountId, NewAccount, OfficerIdentity,
+    Account, AccountChange, AccountChanged, AccountId, CheckedAccount, NewAccount, OfficerIdentity,
 };
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -17,7 +17,7 @@ use super::access::{AccountReaders, Admins, AnyStaff, Authorized};
 use super::{json_body, ApiError, ApiState, FieldProblem};
 use crate::auth::{
     decoy_password_hash, hash_password_in_pool, issue_token, valid_login, verify_password_in_pool,
-    LOGIN_ALLOWANCE,
+    AuthError, LOGIN_ALLOWANCE,
 };
 
 #[derive(Deserialize)]
@@ -39,7 +39,14 @@ pub async fn login(
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Json<LoginAnswer>, ApiError> {
     let account = check_credentials(&state, &parts, json_body(body)?).await?;
-    let token = issue_token(state.app.store.as_ref(), account.id, "login").await?;
+    let checked = CheckedAccount {
+        id: account.id,
+        password_hash: &account.password_hash,
+    };
+    let token = match issue_token(state.app.store.as_ref(), checked, "login").await {
+        Err(AuthError::AccountChanged) => return Err(ApiError::InvalidCredentials),
+        issued => issued?,
+    };
     info!(login = %account.login, role = %account.role, "token issued");
     Ok(Json(LoginAnswer {
         token,
@@ -87,19 +94,10 @@ pub(crate) async fn check_credentials(
         // The decoy is made by hashing once, on first use: off the executor too.
         None => tokio::task::spawn_blocking(|| decoy_password_hash().to_owned()).await?,
     };
-    let matches = verify_password_in_pool(password, phc.clone()).await?;
-    // The hash takes tens of milliseconds: an admin may have set a new password or
-    // disabled the account meanwhile (ending its sessions), and a login checked against
-    // the old password must not open a new one. Read again, it must be as checked.
-    let account = match account {
-        Some(_) if matches => state
-            .app
-            .store
-            .account_by_login(&login)
-            .await?
-            .filter(|now| now.password_hash == phc),
-        other => other,
-    };
+    // The hash takes tens of milliseconds: an admin may set a new password or disable
+    // the account meanwhile (ending its sessions). A token or session is stored only
+    // while the account has the password checked here (`CheckedAccount`).
+    let matches = verify_password_in_pool(password, phc).await?;
     match account {
         // A disabled account fails as a wrong password does: the caller learns nothing.
         Some(account) if matches && !account.disabled => {

@@ -61,11 +61,19 @@ pub(crate) async fn begin_session(
     let expires = chrono::Utc::now()
         + chrono::Duration::from_std(SESSION_LIFETIME)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-    state
+    let checked = kozomol_store::CheckedAccount {
+        id: account.id,
+        password_hash: &account.password_hash,
+    };
+    // Its password changed or it was disabled since it was checked: no session.
+    if let kozomol_store::CredentialStored::AccountChanged = state
         .app
         .store
-        .open_web_session(account.id, &session.sha256(), expires)
-        .await?;
+        .open_web_session(checked, &session.sha256(), expires)
+        .await?
+    {
+        return Err(ApiError::InvalidCredentials);
+    }
     info!(login = %account.login, role = %account.role, "console session opened");
     let cookie = session_cookie_header(state, &session.reveal(), SESSION_LIFETIME.as_secs())?;
     Ok((SessionView::new(account, &session), cookie))
