@@ -547,6 +547,7 @@ async fn chargeback(w: &World, number: &str, amount: kozomol_core::Money) -> Pay
             reason: "chargeback".into(),
             reversed_by: "payments-api".into(),
             restart_clock: kozomol_fines::clocks::restart_clock,
+            money_left: false,
         })
         .await
         .expect("reverse")

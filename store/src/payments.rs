@@ -143,6 +143,10 @@ pub struct PaymentReversal {
     pub reason: String,
     pub reversed_by: String,
     pub restart_clock: ClockRestart,
+    /// The money left the city's account (the bank took a statement's credit back): the
+    /// credit that was it is closed, in the same transaction, rather than queued again
+    /// for finance as money the account still holds.
+    pub money_left: bool,
 }
 
 /// What reversing a payment did.

@@ -558,15 +558,33 @@ impl PaymentLedger for PgStore {
         .execute(&mut *tx)
         .await?;
         // A statement credit that was this money goes back to finance's queue: the
-        // account did receive it, and the fine it names is not escalated meanwhile.
-        sqlx::query(
-            "UPDATE statement_lines SET status = 'unmatched', detail = $2 \
-             WHERE payment_id = $1 AND status IN ('applied', 'matched')",
-        )
-        .bind(record.id)
-        .bind(reconciliation::requeued_detail(record.id, &reversal.reason))
-        .execute(&mut *tx)
-        .await?;
+        // account did receive it, and the fine it names is not escalated meanwhile;
+        // unless the bank took it back, when it is closed.
+        if reversal.money_left {
+            sqlx::query(
+                "UPDATE statement_lines SET status = 'resolved', detail = $2, \
+                 resolved_at = $3, resolved_by = $4 \
+                 WHERE payment_id = $1 AND status IN ('applied', 'matched')",
+            )
+            .bind(record.id)
+            .bind(reconciliation::taken_back_detail(
+                record.id,
+                &reversal.reason,
+            ))
+            .bind(now)
+            .bind(&reversal.reversed_by)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query(
+                "UPDATE statement_lines SET status = 'unmatched', detail = $2 \
+                 WHERE payment_id = $1 AND status IN ('applied', 'matched')",
+            )
+            .bind(record.id)
+            .bind(reconciliation::requeued_detail(record.id, &reversal.reason))
+            .execute(&mut *tx)
+            .await?;
+        }
         record.reversed_at = Some(now);
         crate::postgres_appeals::withdraw_excess(
             &mut tx,

@@ -327,6 +327,11 @@ pub(crate) fn requeued_detail(payment_id: i64, reason: &str) -> String {
     format!("its payment {payment_id} was reversed ({reason}): the account holds the money")
 }
 
+/// What a closed credit whose money the bank took back says.
+pub(crate) fn taken_back_detail(payment_id: i64, reason: &str) -> String {
+    format!("its payment {payment_id} was reversed: {reason}")
+}
+
 /// What a taken credit's detail says.
 pub(crate) fn taken_detail(status: LineStatus, payment: &PaymentRecord) -> String {
     match status {

@@ -478,15 +478,33 @@ impl PaymentLedger for SqliteStore {
         .execute(&mut *tx)
         .await?;
         // A statement credit that was this money goes back to finance's queue: the
-        // account did receive it, and the fine it names is not escalated meanwhile.
-        sqlx::query(
-            "UPDATE statement_lines SET status = 'unmatched', detail = ? \
-             WHERE payment_id = ? AND status IN ('applied', 'matched')",
-        )
-        .bind(reconciliation::requeued_detail(record.id, &reversal.reason))
-        .bind(record.id)
-        .execute(&mut *tx)
-        .await?;
+        // account did receive it, and the fine it names is not escalated meanwhile;
+        // unless the bank took it back, when it is closed.
+        if reversal.money_left {
+            sqlx::query(
+                "UPDATE statement_lines SET status = 'resolved', detail = ?, \
+                 resolved_at = ?, resolved_by = ? \
+                 WHERE payment_id = ? AND status IN ('applied', 'matched')",
+            )
+            .bind(reconciliation::taken_back_detail(
+                record.id,
+                &reversal.reason,
+            ))
+            .bind(ms(now))
+            .bind(&reversal.reversed_by)
+            .bind(record.id)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query(
+                "UPDATE statement_lines SET status = 'unmatched', detail = ? \
+                 WHERE payment_id = ? AND status IN ('applied', 'matched')",
+            )
+            .bind(reconciliation::requeued_detail(record.id, &reversal.reason))
+            .bind(record.id)
+            .execute(&mut *tx)
+            .await?;
+        }
         record.reversed_at = Some(now);
         crate::sqlite_appeals::withdraw_excess(
             &mut tx,

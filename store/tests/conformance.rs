@@ -5719,6 +5719,7 @@ fn reversal_of(code: &str, external_id: Option<&str>) -> kozomol_store::PaymentR
         reason: "the payer's bank recalled it".to_owned(),
         reversed_by: "payments-api".to_owned(),
         restart_clock: restart_on_the_16th,
+        money_left: false,
     }
 }
 
@@ -7281,6 +7282,28 @@ async fn credits_are_found_by_the_code_they_named(store: Arc<dyn Store>) {
     );
     // Another sum, another account: none.
     assert!(found(b.clone(), 100_000).await.is_empty());
+    // Its money taken back by the bank: the payment reversed and the credit closed in
+    // one, still naming the payment it was.
+    let taken_back = kozomol_store::PaymentReversal {
+        channel: own.channel,
+        source: own.source.clone(),
+        amount: Some(som(250_000)),
+        reversal_id: Some("RV-2".to_owned()),
+        money_left: true,
+        ..reversal_of(&b, Some(&own.external_id))
+    };
+    assert!(matches!(
+        store.reverse_payment(&taken_back).await.unwrap(),
+        kozomol_store::PaymentReversed::Reversed { .. }
+    ));
+    let closed = store.credits_naming("KG1", &b, som(250_000)).await.unwrap();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].0.status, LineStatus::Resolved);
+    assert_eq!(closed[0].0.payment_id, Some(own.id));
+    assert!(closed[0]
+        .1
+        .as_ref()
+        .is_some_and(|p| p.reversed_at.is_some()));
     assert!(store
         .credits_naming("KG2", &b, som(250_000))
         .await

@@ -826,6 +826,7 @@ async fn apply_callback(
                         .unwrap_or_else(|| format!("reversed by {}", provider.id)),
                     reversed_by: by,
                     restart_clock: kozomol_fines::clocks::restart_clock,
+                    money_left: false,
                 })
                 .await?;
             let (outcome, record) = match reversed {

@@ -468,6 +468,7 @@ impl Exchange<'_> {
                         reason: format!("cancelled over Tunduk (message {})", self.request.id),
                         reversed_by: format!("xroad:{client}"),
                         restart_clock: kozomol_fines::clocks::restart_clock,
+                        money_left: false,
                     })
                     .await?;
                 Ok(match reversed {

@@ -285,24 +285,49 @@ async fn take_back(
         "the bank took the credit back (statement {}, entry {})",
         statement.id, reversal.bank_reference
     );
-    let outcome = match payment {
-        None if line.status == LineStatus::Resolved => {
-            return Ok(answer(
-                TakenBack::AlreadySettled,
-                None,
-                format!("credit {} was taken off the queue before", line.id),
-            ))
+    // A credit still queued (one that paid no fine, or whose payment a reversal
+    // reported otherwise put back) is closed: its money is gone, and no one may apply
+    // it to a fine. One taken off the queue meanwhile is left as it is.
+    let close = || async {
+        match store
+            .resolve_statement_line(line.id, &LineResolution::Dismiss, by, &note)
+            .await?
+        {
+            None => Err(ApiError::Internal(format!(
+                "credit {} is not stored",
+                line.id
+            ))),
+            Some(LineResolved::NotQueued(now)) if now.payment_id.is_some() && payment.is_none() => {
+                Err(ApiError::Conflict(format!(
+                    "credit {} was applied to a fine meanwhile: import the statement again",
+                    line.id
+                )))
+            }
+            Some(_) => Ok(()),
         }
-        None => (
-            TakenBack::Dismissed,
+    };
+    let outcome = match payment {
+        None if line.status == LineStatus::Resolved => (
+            TakenBack::AlreadySettled,
             None,
-            format!("credit {} closed", line.id),
+            format!("credit {} was taken off the queue before", line.id),
         ),
-        Some(payment) if payment.reversed_at.is_some() => (
-            TakenBack::AlreadyReversed,
-            Some(payment.id),
-            format!("payment {} was reversed before", payment.id),
-        ),
+        None => {
+            close().await?;
+            (
+                TakenBack::Dismissed,
+                None,
+                format!("credit {} closed", line.id),
+            )
+        }
+        Some(payment) if payment.reversed_at.is_some() => {
+            close().await?;
+            (
+                TakenBack::AlreadyReversed,
+                Some(payment.id),
+                format!("payment {} was reversed before", payment.id),
+            )
+        }
         Some(payment) => {
             let Some(fine) = store.resolution(&payment.resolution_number).await? else {
                 return Err(ApiError::Internal(format!(
@@ -322,6 +347,8 @@ async fn take_back(
                     reason: note.clone(),
                     reversed_by: by.to_owned(),
                     restart_clock: kozomol_fines::clocks::restart_clock,
+                    // Its credit is closed in the same transaction.
+                    money_left: true,
                 })
                 .await?;
             match reversed {
@@ -336,21 +363,22 @@ async fn take_back(
                         ),
                     )
                 }
-                PaymentReversed::AlreadyReversed(_) => (
-                    TakenBack::AlreadyReversed,
-                    Some(payment.id),
-                    format!("payment {} was reversed before", payment.id),
-                ),
-                PaymentReversed::NotReversible(case_state) => {
-                    return Ok(answer(
-                        TakenBack::NotReversible,
+                PaymentReversed::AlreadyReversed(_) => {
+                    close().await?;
+                    (
+                        TakenBack::AlreadyReversed,
                         Some(payment.id),
-                        format!(
-                            "payment {} of {}: the case is {case_state}, its money went back already; recover this by hand",
-                            payment.id, payment.resolution_number
-                        ),
-                    ))
+                        format!("payment {} was reversed before", payment.id),
+                    )
                 }
+                PaymentReversed::NotReversible(case_state) => (
+                    TakenBack::NotReversible,
+                    Some(payment.id),
+                    format!(
+                        "payment {} of {}: the case is {case_state}, its money went back already; recover this by hand",
+                        payment.id, payment.resolution_number
+                    ),
+                ),
                 PaymentReversed::UnknownCode | PaymentReversed::NoPayment => {
                     return Err(ApiError::Internal(format!(
                         "payment {} of credit {} was not found to reverse",
@@ -360,19 +388,6 @@ async fn take_back(
             }
         }
     };
-    // The credit is closed: its money is gone, and no one may apply it to a fine.
-    // One no longer queued (closed before, or still standing as a payment a reversal
-    // reported otherwise took back) is left as it is.
-    if store
-        .resolve_statement_line(line.id, &LineResolution::Dismiss, by, &note)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::Internal(format!(
-            "credit {} is not stored",
-            line.id
-        )));
-    }
     let (outcome, payment_id, detail) = outcome;
     Ok(answer(outcome, payment_id, detail))
 }

@@ -1344,8 +1344,8 @@ async fn statements_are_imported_matched_queued_and_totalled() {
     assert_eq!(
         outcomes(&again.body),
         [
-            "already_settled",
-            "already_settled",
+            "already_reversed",
+            "already_reversed",
             "no_credit",
             "no_credit",
             "not_reversible"
