@@ -100,6 +100,9 @@ pub struct AccountChange {
     pub role: Option<kozomol_core::Role>,
     pub password_hash: Option<String>,
     pub disabled: Option<bool>,
+    /// Only while the account's password is still this hash (its holder changing it,
+    /// checked against the current one): an admin's reset meanwhile wins.
+    pub password_was: Option<String>,
 }
 
 /// The answer to `change_account`.
@@ -109,6 +112,8 @@ pub enum AccountChanged {
     NoAccount,
     /// Refused: no admin account in use would be left to manage the others.
     LastAdmin,
+    /// Refused: the password is no longer the one `password_was` names.
+    PasswordChangedMeanwhile,
 }
 
 /// The account a token or session is for, as its caller checked it: stored only while
@@ -140,6 +145,13 @@ pub(crate) fn credential_stored(rows: u64) -> CredentialStored {
 }
 
 impl AccountChange {
+    /// Whether `account` no longer has the password this change was checked against.
+    pub(crate) fn stale_for(&self, account: &Account) -> bool {
+        self.password_was
+            .as_deref()
+            .is_some_and(|was| was != account.password_hash)
+    }
+
     /// Whether the account's tokens and sessions end with the change: a new password
     /// (the old one may be known to someone) or the account disabled.
     pub(crate) fn ends_access(&self) -> bool {

@@ -1323,6 +1323,13 @@ impl AccountStore for PgStore {
             return crate::postgres::finish_unchanged(tx, Ok(AccountChanged::NoAccount)).await;
         };
         let account = account_from_row(&row)?;
+        if change.stale_for(&account) {
+            return crate::postgres::finish_unchanged(
+                tx,
+                Ok(AccountChanged::PasswordChangedMeanwhile),
+            )
+            .await;
+        }
         if change.leaves_admins(&account) && !admins.iter().any(|id| *id != account.id.0) {
             return crate::postgres::finish_unchanged(tx, Ok(AccountChanged::LastAdmin)).await;
         }

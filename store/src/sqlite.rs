@@ -1270,6 +1270,9 @@ impl AccountStore for SqliteStore {
             return Ok(AccountChanged::NoAccount);
         };
         let account = account_from_row(&row)?;
+        if change.stale_for(&account) {
+            return Ok(AccountChanged::PasswordChangedMeanwhile);
+        }
         if change.leaves_admins(&account) {
             let others: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM accounts \

@@ -1377,6 +1377,39 @@ async fn accounts_and_tokens(store: Arc<dyn Store>) {
         .filter(|a| a.role == Role::Admin && !a.disabled)
         .count();
     assert_eq!(admins, 1);
+    // A holder's own change over a password an admin has reset meanwhile: refused.
+    let own_change = kozomol_store::AccountChange {
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$salt$holders".into()),
+        password_was: Some(officer_hash.clone()),
+        ..Default::default()
+    };
+    let reset = kozomol_store::AccountChange {
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$salt$reset".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store
+            .change_account("officer", &reset, "admin")
+            .await
+            .unwrap(),
+        kozomol_store::AccountChanged::Changed(_)
+    ));
+    assert_eq!(
+        store
+            .change_account("officer", &own_change, "officer")
+            .await
+            .unwrap(),
+        kozomol_store::AccountChanged::PasswordChangedMeanwhile
+    );
+    assert_eq!(
+        store
+            .account_by_login("officer")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "$argon2id$v=19$m=19456,t=2,p=1$salt$reset"
+    );
     assert_eq!(
         store
             .change_account("nobody", &disable(true), "admin")

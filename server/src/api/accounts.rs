@@ -308,6 +308,8 @@ pub async fn change(
         role,
         password_hash,
         disabled: request.disabled,
+        // An admin's word stands whatever the password was.
+        password_was: None,
     };
     let account = changed(&state, &login, &change, &caller.account.login).await?;
     info!(login = %login, by = %caller.account.login, "account changed");
@@ -338,7 +340,7 @@ pub async fn change_password(
         return Err(ApiError::Validation(problems));
     }
     let login = caller.account.login.clone();
-    check_credentials(
+    let checked = check_credentials(
         &state,
         &parts,
         LoginRequest {
@@ -347,8 +349,11 @@ pub async fn change_password(
         },
     )
     .await?;
+    // Set only over the password just checked: an admin's reset meanwhile (of one
+    // that got out) is not undone by whoever still held the old one.
     let change = AccountChange {
         password_hash: Some(hash_password_in_pool(new_password).await?),
+        password_was: Some(checked.password_hash),
         ..AccountChange::default()
     };
     changed(&state, &login, &change, &login).await?;
@@ -365,6 +370,7 @@ async fn changed(
     match state.app.store.change_account(login, change, by).await? {
         AccountChanged::Changed(account) => Ok(account),
         AccountChanged::NoAccount => Err(ApiError::NotFound(format!("account `{login}`"))),
+        AccountChanged::PasswordChangedMeanwhile => Err(ApiError::InvalidCredentials),
         AccountChanged::LastAdmin => Err(ApiError::Conflict(format!(
             "`{login}` is the last admin in use: make or enable another first"
         ))),
