@@ -47,6 +47,10 @@ pub enum AuthError {
          restore the file"
     )]
     DemoAccountUnknownPassword { login: String, path: PathBuf },
+    #[error(
+        "demo account `{login}` is disabled: enable it in the console, or remove the demo data"
+    )]
+    DemoAccountDisabled { login: String },
     #[error("blocking task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
     #[error("login `{0}` is not 1-64 characters from a-z 0-9 . _ - @")]
@@ -476,6 +480,11 @@ async fn ensure_demo_account(
         store.register_officer(login, &officer, DEMO_ACTOR).await?;
     }
     let known = known.expect("an existing account was only accepted with known credentials");
+    if account.disabled {
+        return Err(AuthError::DemoAccountDisabled {
+            login: login.to_owned(),
+        });
+    }
     let token_works = match account_for_token(store, &known.token).await? {
         Some(holder) => holder.id == account.id,
         None => false,

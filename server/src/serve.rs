@@ -2,7 +2,7 @@
 //! per process (`kozomol run PART`), with one cancellation token for all of them.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -749,17 +749,29 @@ pub fn load_or_create_key(file: &KeyFile) -> Result<SigningKey, ServeError> {
     }
 }
 
+/// Writes `text` (mode 0600) to a file of its own beside `path`, then links it there:
+/// `path` appears whole or not at all (another process never reads it half written,
+/// and a crash leaves no empty key), and `AlreadyExists` where another process's is
+/// there first.
 fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{}.new", uuid::Uuid::now_v7().simple()));
+    let fresh = PathBuf::from(name);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     options.mode(0o600);
-    let mut file = options.open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
+    let written = options.open(&fresh).and_then(|mut file| {
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&fresh, path));
+    // The name of its own goes either way; `path` keeps the bytes where linked.
+    let _ = std::fs::remove_file(&fresh);
+    linked
 }
 
 /// Publishes signed camera config, retained, over its own MQTT connection.
@@ -874,5 +886,22 @@ mod tests {
         assert_eq!(read.to_bytes(), [7u8; 32]);
         std::fs::write(named.path(), "not a key").expect("garbage");
         assert!(load_or_create_key(&named).is_err());
+
+        // Processes starting together make one key between them, and read it whole.
+        let shared = KeyFile::Default(dir.path().join("shared/server.key"));
+        let keys: Vec<[u8; 32]> = std::thread::scope(|scope| {
+            let starts: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| load_or_create_key(&shared).map(|k| k.to_bytes())))
+                .collect();
+            starts
+                .into_iter()
+                .map(|s| s.join().expect("joins").expect("a key"))
+                .collect()
+        });
+        assert!(keys.iter().all(|k| *k == keys[0]), "one key for all");
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("shared"))
+            .expect("folder")
+            .collect();
+        assert_eq!(left.len(), 1, "no file of a start is left beside it");
     }
 }

@@ -1623,6 +1623,23 @@ async fn demo_credentials_file_has_one_working_account_per_role() {
         .expect("second run");
     assert_eq!(again, h.creds);
     assert_eq!(h.store.accounts().await.expect("accounts").len(), 5);
+
+    // A demo account an admin disabled stops the demo with a plain word of why.
+    let disable = kozomol_store::AccountChange {
+        disabled: Some(true),
+        ..Default::default()
+    };
+    h.store
+        .change_account("auditor", &disable, "admin")
+        .await
+        .expect("disabled");
+    let refused = create_demo_accounts(h.store.as_ref(), h.dir.path())
+        .await
+        .expect_err("a disabled demo account");
+    assert!(
+        refused.to_string().contains("`auditor` is disabled"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
