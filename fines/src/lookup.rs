@@ -36,8 +36,8 @@ pub struct LookupStage {
     pub jurisdiction: Jurisdiction,
     /// Cases this worker claimed that a pass ending on a store error left undone
     /// (shared by the stage's clones): the next pass takes them up, under the claim
-    /// it still holds, instead of leaving them until a lease of minutes runs out; once
-    /// only, and where that pass fails too they wait for the lease.
+    /// it still holds, instead of leaving them until a lease of minutes runs out; the
+    /// case a taken-up pass fails on again waits for its lease.
     unfinished: Arc<Mutex<Vec<CaseId>>>,
 }
 
@@ -98,10 +98,11 @@ pub async fn run_lookups(
         return Ok(Vec::new());
     }
     let done = look_up_claimed(stage, store, registry, &claimed).await;
-    // Taken up once: a store error that comes back on the same case must not hold
-    // the worker to it (and the registry asked about it) every pass; its lease ends.
-    if let (Err((undone, _)), false) = (&done, resumed) {
-        stage.keep_unfinished(&claimed[*undone..]);
+    // A case a taken-up pass failed on again waits for its lease: a store error that
+    // comes back on it must not hold the worker (and the registry) to it every pass.
+    if let Err((undone, _)) = &done {
+        let from = if resumed { undone + 1 } else { *undone };
+        stage.keep_unfinished(claimed.get(from..).unwrap_or_default());
     }
     done.map_err(|(_, error)| error)
 }

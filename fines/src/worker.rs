@@ -98,7 +98,7 @@ pub enum WorkerError {
 
 /// Runs every configured stage until `cancel` fires. A stage's failed pass is logged
 /// and tried again after `error_backoff`: the leases keep its cases safe meanwhile (the
-/// owner lookup takes up the rest of its batch on the next pass, once).
+/// owner lookup takes up the rest of its batch on the next pass).
 pub async fn run(
     worker: FinesWorker,
     store: Arc<dyn Store>,

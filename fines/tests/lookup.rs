@@ -370,10 +370,10 @@ async fn a_pass_cut_short_by_the_store_is_taken_up_again(backend: Backend) {
         .expect("runs")
         .is_empty());
 
-    // A store error that comes back on the taken-up pass: the batch is not taken up
+    // A store error that comes back on the taken-up pass: the case is not taken up
     // again and again (the registry asked each time), it waits for its lease.
     let mut short = LookupStage::new("lookup-2");
-    short.lease = std::time::Duration::from_millis(800);
+    short.lease = std::time::Duration::from_secs(3);
     let waiting = approved(store.as_ref(), Some("01KG123ABC")).await;
     db.execute(
         rename("owner_lookups", "owner_lookups_away"),
@@ -397,7 +397,7 @@ async fn a_pass_cut_short_by_the_store_is_taken_up_again(backend: Backend) {
         rename("owner_lookups_away", "owner_lookups"),
     )
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     assert_eq!(
         run_lookups(&short, store.as_ref(), &registry(&standin))
             .await
