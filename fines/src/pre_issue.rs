@@ -149,7 +149,8 @@ pub fn facts_of(sighting: &PlateSighting) -> Option<CaseFacts> {
 /// When a supervisor last approved the case after the checks had sent it to
 /// `supervisor_review` (a clone review): the `case.reviewed` row from
 /// `supervisor_review` to `approved` that follows a `case.set_aside` from `approved` to
-/// `supervisor_review`, the latest such one. `audit` is the case's, oldest first.
+/// `supervisor_review`, the latest such one, unless the case was sent back from
+/// `owner_unknown` since. `audit` is the case's, oldest first.
 pub fn clone_review_cleared_at(audit: &[AuditEntry]) -> Option<DateTime<Utc>> {
     let mut in_clone_review = false;
     let mut cleared = None;
@@ -159,6 +160,11 @@ pub fn clone_review_cleared_at(audit: &[AuditEntry]) -> Option<DateTime<Utc>> {
             && moved == (Some(CaseState::Approved), Some(CaseState::SupervisorReview))
         {
             in_clone_review = true;
+        } else if row.action == CASE_REVIEWED && row.from_state == Some(CaseState::OwnerUnknown) {
+            // Sent back from `owner_unknown`, perhaps under another plate: the checks
+            // start afresh, and what a supervisor cleared before clears nothing now.
+            cleared = None;
+            in_clone_review = false;
         } else if row.action == CASE_REVIEWED && row.from_state == Some(CaseState::SupervisorReview)
         {
             if in_clone_review && row.to_state == Some(CaseState::Approved) {
@@ -431,6 +437,24 @@ mod tests {
                     set_aside(Approved, SupervisorReview, 4),
                 ],
                 at(3),
+            ),
+            (
+                "sent back from owner_unknown, perhaps under another plate",
+                vec![
+                    set_aside(Approved, SupervisorReview, 2),
+                    reviewed(SupervisorReview, Approved, 3),
+                    reviewed(OwnerUnknown, Approved, 4),
+                ],
+                None,
+            ),
+            (
+                "a clone review after it clears again",
+                vec![
+                    reviewed(OwnerUnknown, Approved, 4),
+                    set_aside(Approved, SupervisorReview, 5),
+                    reviewed(SupervisorReview, Approved, 6),
+                ],
+                at(6),
             ),
         ];
         for (what, audit, want) in table {

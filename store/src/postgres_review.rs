@@ -18,7 +18,8 @@ impl ReviewLog for PgStore {
         let mut tx = self.pool.begin().await?;
         let moved = sqlx::query(
             "UPDATE cases SET state = $1, decided_plate = COALESCE($2, decided_plate), \
-             stage_worker = NULL, stage_lease_until = NULL \
+             stage_worker = NULL, stage_lease_until = NULL, \
+             checks_passed_at = CASE WHEN $1 = 'approved' THEN NULL ELSE checks_passed_at END \
              WHERE id = $3 AND state = $4",
         )
         .bind(review.to_state.as_str())

@@ -18,9 +18,10 @@ impl ReviewLog for SqliteStore {
         let now = now_millis();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let moved = sqlx::query(
-            "UPDATE cases SET state = ?, decided_plate = COALESCE(?, decided_plate), \
-             stage_worker = NULL, stage_lease_until = NULL \
-             WHERE id = ? AND state = ?",
+            "UPDATE cases SET state = ?1, decided_plate = COALESCE(?2, decided_plate), \
+             stage_worker = NULL, stage_lease_until = NULL, \
+             checks_passed_at = CASE WHEN ?1 = 'approved' THEN NULL ELSE checks_passed_at END \
+             WHERE id = ?3 AND state = ?4",
         )
         .bind(review.to_state.as_str())
         .bind(review.plate.as_deref())
