@@ -26,13 +26,10 @@ pub enum DeadLetterReason {
     TopicMismatch,
     /// Device, certificate or site differ from the device register.
     RegisterMismatch,
-    /// Verified, but the store refused what the event holds (kozomol's fault, not the
-    /// camera's): set aside with its bytes so the events beside it are not held up.
-    Unstorable,
 }
 
 impl DeadLetterReason {
-    pub const ALL: [DeadLetterReason; 10] = [
+    pub const ALL: [DeadLetterReason; 9] = [
         DeadLetterReason::UnknownCamera,
         DeadLetterReason::BadSignature,
         DeadLetterReason::FrameHashMismatch,
@@ -42,7 +39,6 @@ impl DeadLetterReason {
         DeadLetterReason::ConflictingDuplicate,
         DeadLetterReason::TopicMismatch,
         DeadLetterReason::RegisterMismatch,
-        DeadLetterReason::Unstorable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,7 +52,6 @@ impl DeadLetterReason {
             DeadLetterReason::ConflictingDuplicate => "conflicting_duplicate",
             DeadLetterReason::TopicMismatch => "topic_mismatch",
             DeadLetterReason::RegisterMismatch => "register_mismatch",
-            DeadLetterReason::Unstorable => "unstorable",
         }
     }
 

@@ -288,28 +288,6 @@ impl BatchWriter {
         Ok(outcomes)
     }
 
-    /// Sets `message` aside as a dead letter (`unstorable`, with the store's error):
-    /// it was written alone and the store refused what it holds, for good.
-    pub async fn set_aside(
-        &self,
-        message: &Arrival,
-        error: &IngestError,
-    ) -> Result<BatchOutcome, IngestError> {
-        let named = kozomol_core::envelope::named_event(&message.payload);
-        let refusal = Refusal {
-            reason: DeadLetterReason::Unstorable,
-            detail: format!("the store refused the verified event: {error}"),
-            camera_id: named.as_ref().map(|(camera, _)| camera.to_string()),
-            event_id: named.map(|(_, event)| event.to_string()),
-        };
-        self.store
-            .record_dead_letters(&[dead_letter(message, refusal.clone())])
-            .await?;
-        let outcome = rejected(refusal);
-        self.count(std::slice::from_ref(&outcome));
-        Ok(outcome)
-    }
-
     /// `writes` with each duplicate of a case the failed attempt before created
     /// answered as created.
     fn created_earlier(&self, writes: Vec<CaseWrite>) -> Vec<CaseWrite> {

@@ -219,18 +219,8 @@ async fn commit_batch(
         }
     }
     let what = format!("batch of {} violation messages", violations.len());
-    // Nothing of a batch is dropped: it waits while the store cannot take it, and where
-    // the store refuses what it holds, its messages are written one at a time, so the
-    // one the store refuses is set aside and the others are not held up for ever.
-    let written = match until_stored(cancel, &what, IngestError::is_transient, || {
-        writer.write(&violations)
-    })
-    .await
-    {
-        Some(Err(e)) => each_alone(cancel, writer, &violations, e).await,
-        other => other,
-    };
-    let outcomes = match written {
+    // Nothing of a batch is dropped: it waits until the store takes it.
+    let outcomes = match until_stored(cancel, &what, |_| true, || writer.write(&violations)).await {
         Some(Ok(outcomes)) => outcomes,
         Some(Err(e)) => {
             tracing::error!(error = %e, "batch not committed; ingest stops");
@@ -311,47 +301,6 @@ fn receipt_for(outcome: BatchOutcome) -> (Option<kozomol_core::CameraId>, Receip
             },
         ),
     }
-}
-
-/// Writes the messages of a batch the store refused (`refused`) one at a time, in
-/// order; one the store refuses alone is set aside as an `unstorable` dead letter.
-/// `Some(Err)` only where even its dead letter cannot be stored; `None` when cancelled.
-async fn each_alone(
-    cancel: &CancellationToken,
-    writer: &BatchWriter,
-    violations: &[Arrival],
-    refused: IngestError,
-) -> Option<Result<Vec<BatchOutcome>, IngestError>> {
-    tracing::warn!(error = %refused, messages = violations.len(), "the store refused a batch; writing its messages one at a time");
-    let mut outcomes = Vec::with_capacity(violations.len());
-    for message in violations {
-        let alone = std::slice::from_ref(message);
-        let written = until_stored(
-            cancel,
-            "one violation message",
-            IngestError::is_transient,
-            || writer.write(alone),
-        )
-        .await?;
-        match written {
-            Ok(mut done) => outcomes.append(&mut done),
-            Err(e) => {
-                tracing::error!(error = %e, topic = %message.topic, "the store refused a verified event; set aside as a dead letter");
-                let set_aside = until_stored(
-                    cancel,
-                    "an unstorable message's dead letter",
-                    IngestError::is_transient,
-                    || writer.set_aside(message, &e),
-                )
-                .await?;
-                match set_aside {
-                    Ok(outcome) => outcomes.push(outcome),
-                    Err(e) => return Some(Err(e)),
-                }
-            }
-        }
-    }
-    Some(Ok(outcomes))
 }
 
 /// Runs `attempt` until it succeeds, waiting 200 ms doubling to 5 s between tries while

@@ -477,42 +477,6 @@ impl Drop for Broker {
 }
 
 /// Waits (up to 20 s) until `done`.
-/// When the first event `send_events` sends was captured, in ms.
-fn first_capture_ms() -> i64 {
-    chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z")
-        .expect("time")
-        .timestamp_millis()
-}
-
-/// `camera` sends `n` signed events over the broker at `port`, captured a millisecond
-/// apart from [`first_capture_ms`]; the task that keeps its connection going.
-async fn send_events(
-    port: u16,
-    camera: &CameraId,
-    key: &SigningKey,
-    n: u64,
-) -> tokio::task::JoinHandle<()> {
-    let (client, mut events) = rumqttc::AsyncClient::new(
-        rumqttc::MqttOptions::new(camera.as_str(), "127.0.0.1", port),
-        100,
-    );
-    let poller = tokio::spawn(async move { while events.poll().await.is_ok() {} });
-    let topic = format!("kozomol/v1/cameras/{camera}/violations");
-    for seed in 0..n {
-        let at = first_capture_ms() + i64::try_from(seed).expect("seed");
-        client
-            .publish(
-                topic.clone(),
-                rumqttc::QoS::AtLeastOnce,
-                false,
-                signed(camera, key, at, seed),
-            )
-            .await
-            .expect("publish");
-    }
-    poller
-}
-
 async fn wait_for(what: &str, done: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     while !done() {
@@ -547,8 +511,26 @@ async fn a_stopping_ingest_acknowledges_what_it_committed() {
     let first = Arc::new(IngestMetrics::default());
     let (cancel, task) = start(Arc::clone(&first));
     wait_for("ingest connects", || first.broker_connected() == Some(true)).await;
+    let (camera_client, mut events) = rumqttc::AsyncClient::new(
+        rumqttc::MqttOptions::new("cam-stop", "127.0.0.1", broker.port),
+        100,
+    );
+    let poller = tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    let topic = format!("kozomol/v1/cameras/{camera}/violations");
+    let captured = chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z").expect("time");
     let events = 20;
-    let poller = send_events(broker.port, &camera, &key, events).await;
+    for seed in 0..events {
+        let at = captured.timestamp_millis() + i64::try_from(seed).expect("seed");
+        camera_client
+            .publish(
+                topic.clone(),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                signed(&camera, &key, at, seed),
+            )
+            .await
+            .expect("publish");
+    }
     // Stopped the moment the last case is stored, its acks still to be written.
     wait_for("every event stored", || {
         first.accepted.load(Ordering::Relaxed) == events
@@ -569,63 +551,6 @@ async fn a_stopping_ingest_acknowledges_what_it_committed() {
         0,
         "nothing delivered again"
     );
-    cancel.cancel();
-    task.await.expect("joins").expect("stops cleanly");
-    poller.abort();
-}
-
-/// A verified event the store refuses for what it holds (a trigger stands here for a
-/// fault of kozomol's) is set aside as an `unstorable` dead letter, and the events
-/// sent beside it are stored: the batch is not retried for ever, holding them all up.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_event_the_store_refuses_is_set_aside_and_the_others_stored() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("k.db").display());
-    let (store, evidence) = opened(&url, dir.path()).await;
-    let (camera, key) = registered(store.as_ref(), "cam-refused").await;
-    // The third of the events `send_events` sends.
-    let refused_at = first_capture_ms() + 2;
-    let raw = sqlx::SqlitePool::connect(&url).await.expect("raw pool");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE TRIGGER refuse_one BEFORE INSERT ON cases WHEN NEW.captured_at = {refused_at} \
-         BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
-    )))
-    .execute(&raw)
-    .await
-    .expect("trigger");
-    let metrics = Arc::new(IngestMetrics::default());
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(kozomol_ingest::run(
-        kozomol_ingest::IngestConfig::new("127.0.0.1", broker.port, "ingest-refused"),
-        Arc::clone(&store),
-        Arc::clone(&evidence),
-        Arc::clone(&metrics),
-        cancel.clone(),
-    ));
-    wait_for("ingest connects", || {
-        metrics.broker_connected() == Some(true)
-    })
-    .await;
-    let poller = send_events(broker.port, &camera, &key, 5).await;
-    let unstorable = DeadLetterReason::ALL
-        .iter()
-        .position(|r| *r == DeadLetterReason::Unstorable)
-        .expect("a reason");
-    wait_for("four stored, one set aside", || {
-        metrics.accepted.load(Ordering::Relaxed) == 4
-            && metrics.dead_letters[unstorable].load(Ordering::Relaxed) == 1
-    })
-    .await;
-    let letters = store.dead_letters(10, None).await.expect("dead letters");
-    assert_eq!(letters.len(), 1, "{letters:?}");
-    assert_eq!(letters[0].reason, DeadLetterReason::Unstorable);
-    assert!(
-        letters[0].detail.contains("refused for the test"),
-        "{letters:?}"
-    );
-    assert_eq!(letters[0].camera_id.as_deref(), Some(camera.as_str()));
-    assert!(letters[0].event_id.is_some() && !letters[0].raw.is_empty());
     cancel.cancel();
     task.await.expect("joins").expect("stops cleanly");
     poller.abort();
