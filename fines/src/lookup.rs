@@ -100,22 +100,38 @@ pub async fn run_lookups(
     let done = look_up_claimed(stage, store, registry, &claimed).await;
     // A case a taken-up pass failed on again waits for its lease: a store error that
     // comes back on it must not hold the worker (and the registry) to it every pass.
-    if let Err((undone, _)) = &done {
-        let from = if resumed { undone + 1 } else { *undone };
+    if let Err(cut) = &done {
+        let from = if resumed && cut.on_case {
+            cut.undone + 1
+        } else {
+            cut.undone
+        };
         stage.keep_unfinished(claimed.get(from..).unwrap_or_default());
     }
-    done.map_err(|(_, error)| error)
+    done.map_err(|cut| cut.error)
 }
 
-/// [`run_lookups`] on the cases claimed; on a store error, the index of the first case
-/// left undone with it.
+/// Where a store error cut a pass short.
+struct CutShort {
+    /// The first claimed case left undone.
+    undone: usize,
+    /// Whether the error came on that case (not before any case was begun).
+    on_case: bool,
+    error: StoreError,
+}
+
+/// [`run_lookups`] on the cases claimed; on a store error, where it cut the pass.
 async fn look_up_claimed(
     stage: &LookupStage,
     store: &dyn Store,
     registry: &VehicleRegistry,
     claimed: &[CaseId],
-) -> Result<Vec<(CaseId, Option<CaseState>)>, (usize, StoreError)> {
-    let lists = CheckLists::load(store).await.map_err(|e| (0, e))?;
+) -> Result<Vec<(CaseId, Option<CaseState>)>, CutShort> {
+    let lists = CheckLists::load(store).await.map_err(|error| CutShort {
+        undone: 0,
+        on_case: false,
+        error,
+    })?;
     let run = CheckRun {
         worker: &stage.worker,
         config: &stage.checks,
@@ -130,7 +146,11 @@ async fn look_up_claimed(
         let to = look_up(&run, stage, store, registry, case_id)
             .instrument(span)
             .await
-            .map_err(|e| (n, e))?;
+            .map_err(|error| CutShort {
+                undone: n,
+                on_case: true,
+                error,
+            })?;
         moved.push((case_id, to));
     }
     Ok(moved)

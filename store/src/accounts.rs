@@ -112,7 +112,8 @@ pub enum AccountChanged {
     NoAccount,
     /// Refused: no admin account in use would be left to manage the others.
     LastAdmin,
-    /// Refused: the password is no longer the one `password_was` names.
+    /// Refused: the password is no longer the one `password_was` names, or the
+    /// account was disabled meanwhile.
     PasswordChangedMeanwhile,
 }
 
@@ -145,11 +146,12 @@ pub(crate) fn credential_stored(rows: u64) -> CredentialStored {
 }
 
 impl AccountChange {
-    /// Whether `account` no longer has the password this change was checked against.
+    /// Whether `account` no longer stands as this change was checked against: another
+    /// password, or disabled meanwhile.
     pub(crate) fn stale_for(&self, account: &Account) -> bool {
         self.password_was
             .as_deref()
-            .is_some_and(|was| was != account.password_hash)
+            .is_some_and(|was| was != account.password_hash || account.disabled)
     }
 
     /// Whether the account's tokens and sessions end with the change: a new password

@@ -1410,6 +1410,22 @@ async fn accounts_and_tokens(store: Arc<dyn Store>) {
             .password_hash,
         "$argon2id$v=19$m=19456,t=2,p=1$salt$reset"
     );
+    // Nor over the current password of an account disabled meanwhile.
+    store
+        .change_account("officer", &disable(true), "admin")
+        .await
+        .unwrap();
+    let over_reset = kozomol_store::AccountChange {
+        password_was: Some("$argon2id$v=19$m=19456,t=2,p=1$salt$reset".into()),
+        ..own_change.clone()
+    };
+    assert_eq!(
+        store
+            .change_account("officer", &over_reset, "officer")
+            .await
+            .unwrap(),
+        kozomol_store::AccountChanged::PasswordChangedMeanwhile
+    );
     assert_eq!(
         store
             .change_account("nobody", &disable(true), "admin")

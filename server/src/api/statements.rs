@@ -297,7 +297,10 @@ async fn take_back(
                 "credit {} is not stored",
                 line.id
             ))),
-            Some(LineResolved::NotQueued(now)) if now.payment_id.is_some() && payment.is_none() => {
+            // Applied to a fine meanwhile (a payment other than the one it names here).
+            Some(LineResolved::NotQueued(now))
+                if now.payment_id.is_some() && now.payment_id != line.payment_id =>
+            {
                 Err(ApiError::Conflict(format!(
                     "credit {} was applied to a fine meanwhile: import the statement again",
                     line.id
