@@ -775,6 +775,7 @@ fn reconciliation_paths() -> Value {
             "responses": {
                 "200": json_of("What became of each credit.", "StatementImport"),
                 "400": problem("No format (`bad_request`)."),
+                "409": problem("A credit the bank took back was applied to a fine while the statement was taken (`conflict`): the credits before it stand; import the statement again."),
                 "413": problem("Larger than 32 MiB."),
                 "422": problem("The statement's problems, each with its line or entry (`validation_failed`); an unknown format (`invalid_query`).")
             }
