@@ -13,12 +13,28 @@ pub struct Receipt {
     /// The event id, when the message was decodable far enough to have one.
     pub event_id: Option<String>,
     pub status: ReceiptStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A reason this build does not know (a later kozomol's) reads as none: the
+    /// receipt still says the event was refused, and a camera that could not read it
+    /// would send the event again for ever.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "known_reason"
+    )]
     pub reason: Option<DeadLetterReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub case_id: Option<i64>,
+}
+
+/// A receipt's reason, `None` where it names none this build knows.
+fn known_reason<'de, D>(deserializer: D) -> Result<Option<DeadLetterReason>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let raw: Option<String> = Option::deserialize(deserializer)?;
+    Ok(raw.as_deref().and_then(DeadLetterReason::parse))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +144,42 @@ impl CameraConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_receipt_with_a_reason_this_build_does_not_know_still_reads() {
+        for (json, reason) in [
+            (
+                r#"{"event_id":"e","status":"rejected","reason":"bad_signature"}"#,
+                Some(DeadLetterReason::BadSignature),
+            ),
+            (
+                r#"{"event_id":"e","status":"rejected","reason":"a_later_reason"}"#,
+                None,
+            ),
+            (
+                r#"{"event_id":"e","status":"rejected","reason":null}"#,
+                None,
+            ),
+            (r#"{"event_id":"e","status":"rejected"}"#, None),
+        ] {
+            let receipt: Receipt = serde_json::from_str(json).expect(json);
+            assert_eq!(
+                (receipt.status, receipt.reason),
+                (ReceiptStatus::Rejected, reason),
+                "{json}"
+            );
+        }
+        let sent = Receipt {
+            event_id: Some("e".into()),
+            status: ReceiptStatus::Rejected,
+            reason: Some(DeadLetterReason::Malformed),
+            detail: None,
+            case_id: None,
+        };
+        let read: Receipt =
+            serde_json::from_slice(&serde_json::to_vec(&sent).expect("json")).expect("reads");
+        assert_eq!(read, sent);
+    }
 
     #[test]
     fn config_needs_the_server_signature() {
