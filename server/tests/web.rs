@@ -45,6 +45,34 @@ impl CameraConfigPublisher for AcceptingPublisher {
     }
 }
 
+/// Dates `case`'s clock as a delivery on `runs_from` would, with its last day to appeal
+/// (and to pay at the discount), written past the store (which dates clocks only for a worker holding the case).
+async fn date_clock(
+    dir: &std::path::Path,
+    case: CaseId,
+    runs_from: chrono::NaiveDate,
+    appeal_until: chrono::NaiveDate,
+) {
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.join("k.db").display()))
+        .await
+        .expect("raw connection");
+    // The discount's last day is the appeal's here, as it lies within the same days.
+    let today = kozomol_core::Jurisdiction::Kg.local_date(chrono::Utc::now());
+    sqlx::query(
+        "INSERT INTO case_clocks (case_id, jurisdiction, runs_from, discount_until, \
+         appeal_until, discount_open, dated_at) VALUES (?, 'kg', ?, ?, ?, ?, 0)",
+    )
+    .bind(case.0)
+    .bind(runs_from)
+    .bind(appeal_until)
+    .bind(appeal_until)
+    .bind(i64::from(appeal_until >= today))
+    .execute(&raw)
+    .await
+    .expect("clock dated");
+    raw.close().await;
+}
+
 /// Runs a tool (off the server's threads) to its end: whether it passed, and all it
 /// printed.
 async fn run_to_end(mut command: std::process::Command) -> (bool, String) {
@@ -254,6 +282,19 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         sms,
     } = seeded().await;
 
+    // The first fine reached its owner long ago (the time to appeal it is over), the
+    // second lately.
+    let today = kozomol_core::Jurisdiction::Kg.local_date(chrono::Utc::now());
+    let days = |n: i64| today + chrono::Duration::days(n);
+    date_clock(dir.path(), first, days(-40), days(-30)).await;
+    date_clock(dir.path(), second, days(-2), days(8)).await;
+    let captured_at = store
+        .case(first)
+        .await
+        .expect("read")
+        .expect("case")
+        .captured_at;
+
     let screenshots =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/browser-screenshots");
     std::fs::create_dir_all(&screenshots).expect("screenshot folder");
@@ -270,10 +311,14 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
         "review_cases": review_cases.iter().map(|c| c.0).collect::<Vec<_>>(),
         "corrected_plate": "01KG556XYZ",
         "camera_site": kozomol_testkit::fines::site().address,
-        // The day (Bishkek's) the seeded fines were captured.
-        "captured_day": kozomol_core::Jurisdiction::Kg
-            .local_date(store.case(first).await.expect("read").expect("case").captured_at)
+        // The day (Bishkek's) the seeded fines were captured, and the first one's time
+        // on Bishkek's clock, which the portal shows whatever the browser's zone.
+        "captured_day": kozomol_core::Jurisdiction::Kg.local_date(captured_at).to_string(),
+        "captured_time": kozomol_core::Jurisdiction::Kg
+            .local_time(captured_at)
+            .format("%H:%M")
             .to_string(),
+        "appeal_until": days(8).to_string(),
         "plate": "01 KG 000 ABC",
         "certificate": "kg01 000000",
         "number": fine.number,
@@ -330,6 +375,17 @@ async fn officers_review_and_citizens_find_pay_and_appeal_in_the_browser() {
     );
     let annulled = store.case(second).await.expect("read").expect("case");
     assert_eq!(annulled.state, CaseState::Annulled);
+    // The photo went with the appeal; the text file refused in the page never left it.
+    let appeals = store.appeals_of_case(second).await.expect("appeals");
+    assert_eq!(appeals.len(), 1, "{appeals:?}");
+    assert_eq!(
+        appeals[0]
+            .attachments
+            .iter()
+            .map(|a| a.content_type.as_str())
+            .collect::<Vec<_>>(),
+        ["image/jpeg"]
+    );
     // A grant from a lookup by number opens the fine, not the owner's notices.
     let http = reqwest::Client::new();
     let found = portal_lookup(&http, &base, json!({ "resolution": fine.number })).await;

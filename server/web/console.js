@@ -326,12 +326,6 @@ function upload(file) {
   });
 }
 
-// The day on the officer's own calendar, as YYYY-MM-DD.
-function localDay(d) {
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-}
-
 // A report's own id, made once per filling of a form: the API files a retried or
 // double-submitted report once. From getRandomValues, which plain HTTP also has.
 function reportId() {
@@ -347,11 +341,6 @@ async function submitting(form, send) {
   const button = form.querySelector("button[type=submit]");
   button.disabled = true;
   try { await send(); } finally { button.disabled = false; }
-}
-
-// A datetime-local value (the officer's clock) as the instant the API takes.
-function instant(value) {
-  return value ? new Date(value).toISOString() : undefined;
 }
 
 function amountOf(m) { return money(m.minor, String(m.currency).toUpperCase()); }
@@ -443,12 +432,10 @@ function creditDecision(line, redraw) {
 
 // Reconciliation: per day, the money of each channel and the bank's credits.
 function totalsSection() {
-  const today = new Date();
-  const weekAgo = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 6);
   const result = el("div", { id: "totals" });
   const form = el("form", { class: "inline-form" },
-    ...field("totals", "from", "from-day", { type: "date", value: localDay(weekAgo) }),
-    ...field("totals", "to", "to-day", { type: "date", value: localDay(today) }),
+    ...field("totals", "from", "from-day", { type: "date", value: today(6) }),
+    ...field("totals", "to", "to-day", { type: "date", value: today() }),
     el("button", { type: "submit", text: t("show") }));
   const draw = async () => {
     try {

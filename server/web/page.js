@@ -5,6 +5,9 @@
 
 const Page = {
   lang: document.documentElement.lang || "ru",
+  // Minutes east of UTC of the jurisdiction's clock, which every time and date on
+  // these pages is read and written on, wherever the visitor's device is.
+  offsetMs: (Number(document.documentElement.dataset.utcOffset) || 0) * 60000,
   messages: {},
 };
 
@@ -90,5 +93,16 @@ function money(minor, currency) {
   }
 }
 
-function when(iso) { return iso ? new Date(iso).toLocaleString(Page.lang) : ""; }
-function day(iso) { return iso ? new Date(`${iso}T00:00:00`).toLocaleDateString(Page.lang) : ""; }
+// An instant on the jurisdiction's clock: moved by its offset and printed as UTC.
+function when(iso) {
+  return iso ? new Date(Date.parse(iso) + Page.offsetMs).toLocaleString(Page.lang, { timeZone: "UTC" }) : "";
+}
+// A calendar date (YYYY-MM-DD) as the visitor's language writes it.
+function day(iso) { return iso ? new Date(`${iso}T00:00:00Z`).toLocaleDateString(Page.lang, { timeZone: "UTC" }) : ""; }
+// The date `daysBack` days before today on the jurisdiction's calendar, as YYYY-MM-DD.
+function today(daysBack) { return new Date(Date.now() + Page.offsetMs - (daysBack || 0) * 86400000).toISOString().slice(0, 10); }
+// A datetime-local value (YYYY-MM-DDTHH:MM, on the jurisdiction's clock) as the
+// instant the API takes.
+function instant(value) {
+  return value ? new Date(Date.parse(`${value}Z`) - Page.offsetMs).toISOString() : undefined;
+}

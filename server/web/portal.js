@@ -100,32 +100,80 @@ function appealSection(card, fine) {
     if (["filed", "rejected"].includes(fine.appeal.state)) return section;
   }
   if (["cancelled", "closed"].includes(fine.status)) return section;
+  // Past its last day the API takes no appeal: the card says where a late one goes.
+  if (appealLate(fine)) {
+    section.append(el("p", { class: "appeal-late", text: t("appeal-late", { date: day(fine.appeal_until) }) }));
+    return section;
+  }
   const id = (name) => `${name}-${fine.number}`;
   const message = el("p", { role: "status" });
   const form = el("form", { class: "appeal-form" },
-    el("label", { for: id("appellant"), text: t("appellant") }), el("input", { id: id("appellant"), name: "appellant", required: true, autocomplete: "name" }),
-    el("label", { for: id("contact"), text: t("contact") }), el("input", { id: id("contact"), name: "contact", autocomplete: "tel" }),
-    el("label", { for: id("grounds"), text: t("grounds") }), el("textarea", { id: id("grounds"), name: "grounds", rows: "4", required: true }),
-    el("label", { for: id("files"), text: t("attachments") }), el("input", { id: id("files"), name: "files", type: "file", multiple: true, accept: "image/jpeg,image/png,application/pdf" }),
+    fine.appeal_until && el("p", { class: "muted", text: t("appeal-until", { date: day(fine.appeal_until) }) }),
+    el("label", { for: id("appellant"), text: t("appellant") }), el("input", { id: id("appellant"), name: "appellant", required: true, maxlength: TEXT_LONGEST, autocomplete: "name" }),
+    el("label", { for: id("contact"), text: t("contact") }), el("input", { id: id("contact"), name: "contact", maxlength: TEXT_LONGEST, autocomplete: "tel" }),
+    el("label", { for: id("grounds"), text: t("grounds") }), el("textarea", { id: id("grounds"), name: "grounds", rows: "4", required: true, maxlength: TEXT_LONGEST }),
+    el("label", { for: id("files"), text: t("attachments") }), el("input", { id: id("files"), name: "files", type: "file", multiple: true, accept: ATTACHMENT_TYPES.join(",") }),
     el("p", {}, el("button", { type: "submit", text: t("file-appeal") })),
     message);
+  const say = (text) => { message.className = "error"; message.textContent = text; };
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const data = new FormData(form);
+    const files = [...form.querySelector("input[type=file]").files];
+    const wrong = attachmentProblem(files);
+    if (wrong) { say(wrong); return; }
     try {
-      const attachments = await Promise.all([...form.querySelector("input[type=file]").files].map(readUpload));
+      const attachments = await Promise.all(files.map(readUpload));
       await api("POST", `/api/v1/public/fines/${encodeURIComponent(fine.number)}/appeals?grant=${encodeURIComponent(fine.grant)}`, {
         appellant: data.get("appellant"), contact: data.get("contact"), grounds: data.get("grounds"), attachments,
       });
       await refresh(card, fine);
     } catch (e) {
-      message.className = "error";
-      message.textContent = e.status === 409 ? t("appeal-not-taken")
-        : e.status === 403 ? t("grant-expired") : `${t("appeal-failed")} ${e.message}`;
+      say(appealRefusal(e, files));
     }
   });
   section.append(form);
   return section;
+}
+
+// What the API takes in a citizen's appeal (kozomol_fines::appeals and the portal's
+// body limit), checked here too so that the visitor is told before the upload.
+const TEXT_LONGEST = 4000;
+const ATTACHMENT_TYPES = ["image/jpeg", "image/png", "application/pdf"];
+const ATTACHMENTS_MOST = 10;
+const MIB = 1024 * 1024;
+const ATTACHMENT_LARGEST_MIB = 10;
+const ATTACHMENTS_TOTAL_MIB = 15;
+
+// Whether the fine's last day to appeal (once delivery dated it) has passed.
+function appealLate(fine) { return Boolean(fine.appeal_until) && today() > fine.appeal_until; }
+
+// What is wrong with the files chosen for an appeal, in the visitor's language; null
+// when nothing is.
+function attachmentProblem(files) {
+  if (files.length > ATTACHMENTS_MOST) return t("appeal-too-many-files", { max: ATTACHMENTS_MOST });
+  for (const file of files) {
+    if (!ATTACHMENT_TYPES.includes(file.type)) return t("appeal-file-type", { name: file.name });
+    if (file.size > ATTACHMENT_LARGEST_MIB * MIB) return t("appeal-file-too-large", { name: file.name, size: ATTACHMENT_LARGEST_MIB });
+  }
+  if (files.reduce((sum, f) => sum + f.size, 0) > ATTACHMENTS_TOTAL_MIB * MIB) return t("appeal-files-too-large", { size: ATTACHMENTS_TOTAL_MIB });
+  return null;
+}
+
+// Why the API refused an appeal, in the visitor's language (its details are English).
+function appealRefusal(e, files) {
+  if (e.status === 409) return t("appeal-not-taken");
+  if (e.status === 403) return t("grant-expired");
+  if (e.status === 429) return t("too-many-lookups");
+  if (e.status === 413) return t("appeal-files-too-large", { size: ATTACHMENTS_TOTAL_MIB });
+  if (e.status === 422) {
+    const errors = (e.problem && e.problem.errors) || [];
+    // Type and size were checked above: a file the API refuses is not what it says.
+    const file = errors.map((p) => /^attachments\[(\d+)\]/.exec(p.field || "")).find(Boolean);
+    if (file) return t("appeal-file-unreadable", { name: files[Number(file[1])] ? files[Number(file[1])].name : "" });
+    return t("appeal-check-fields", { max: TEXT_LONGEST });
+  }
+  return t("appeal-failed");
 }
 
 // A fine found by its number or payment code shows and pays; its photos, PDF, appeal
@@ -147,6 +195,7 @@ function ownerSection(fine) {
   return el("section", { class: "appeal", "aria-label": t("appeal") },
     el("h4", { text: t("appeal") }),
     fine.appeal && el("p", { class: "appeal-status" }, t(`appeal-${fine.appeal.state}`, { date: when(fine.appeal.filed_at) })),
+    appealLate(fine) && el("p", { class: "appeal-late", text: t("appeal-late", { date: day(fine.appeal_until) }) }),
     form);
 }
 

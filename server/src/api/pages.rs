@@ -72,13 +72,21 @@ pub struct PageQuery {
 }
 
 /// `GET /` and `GET /v/{number}`: the citizens' portal.
-pub async fn portal(headers: HeaderMap, Query(query): Query<PageQuery>) -> Response {
-    page(PORTAL, &headers, query.lang.as_deref())
+pub async fn portal(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    page(&state, PORTAL, &headers, query.lang.as_deref())
 }
 
 /// `GET /open-data`: the anonymised counts, for anyone.
-pub async fn open_data(headers: HeaderMap, Query(query): Query<PageQuery>) -> Response {
-    page(OPEN_DATA, &headers, query.lang.as_deref())
+pub async fn open_data(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    page(&state, OPEN_DATA, &headers, query.lang.as_deref())
 }
 
 /// `GET /console/login`: login and password, and the city's identity provider where
@@ -96,7 +104,7 @@ pub async fn login(
             .replace("{{oidc-hidden}}", "hidden")
             .replace("{{oidc-name}}", ""),
     };
-    page(&shell, &headers, query.lang.as_deref())
+    page(&state, &shell, &headers, query.lang.as_deref())
 }
 
 /// `GET /console`: the desk every console user starts at.
@@ -185,7 +193,7 @@ async fn console_page<P: Policy>(
     let shell = CONSOLE
         .replace("{{page}}", page_name)
         .replace("{{title}}", title);
-    page(&shell, &parts.headers, query.lang.as_deref())
+    page(state, &shell, &parts.headers, query.lang.as_deref())
 }
 
 /// `GET /assets/{*file}`.
@@ -242,9 +250,18 @@ pub(crate) fn moving_on(path: &'static str) -> Response {
     ))
 }
 
-fn page(template: &str, headers: &HeaderMap, asked: Option<&str>) -> Response {
+/// `template` in the visitor's language. Times are shown on the jurisdiction's clock
+/// (`{{utc-offset}}`, minutes east of UTC), as the resolutions and deadlines are
+/// dated, wherever the visitor's device is.
+fn page(state: &ApiState, template: &str, headers: &HeaderMap, asked: Option<&str>) -> Response {
     let lang = language(headers, asked);
-    secure_html(template.replace("{{lang}}", lang)).into_response()
+    let offset_minutes = state.app.jurisdiction.utc_offset_seconds() / 60;
+    secure_html(
+        template
+            .replace("{{lang}}", lang)
+            .replace("{{utc-offset}}", &offset_minutes.to_string()),
+    )
+    .into_response()
 }
 
 fn secure_html(body: String) -> Response {

@@ -15,11 +15,10 @@ function check(condition, what) {
   console.log(`ok: ${what}`);
 }
 
-// A datetime-local value `hours` before now, on the browser's clock.
+// A datetime-local value `hours` before now, on Bishkek's clock (UTC+6), which the
+// pages read and write times on whatever the browser's zone.
 function hoursAgo(hours) {
-  const d = new Date(Date.now() - hours * 3600000);
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  return new Date(Date.now() + (6 - hours) * 3600000).toISOString().slice(0, 16);
 }
 
 // axe-core, run in the page through the driver (the pages' policy refuses injected
@@ -244,7 +243,8 @@ async function finance(browser) {
 }
 
 async function citizen(browser) {
-  const context = await browser.newContext({ locale: "ru-RU", acceptDownloads: true, viewport: { width: 390, height: 844 } });
+  // A visitor abroad: the portal still tells Bishkek's times.
+  const context = await browser.newContext({ locale: "ru-RU", timezoneId: "America/New_York", acceptDownloads: true, viewport: { width: 390, height: 844 } });
   const page = await context.newPage();
   page.on("pageerror", (e) => console.log(`page error: ${e}`));
   page.on("response", (r) => { if (r.status() >= 500) console.log(`HTTP ${r.status()} ${r.url()}`); });
@@ -262,6 +262,11 @@ async function citizen(browser) {
   await page.waitForFunction((n) => [...document.querySelectorAll(`article[data-number="${n}"] .photos img`)].every((i) => i.complete && i.naturalWidth > 0), world.number);
   check(await card.locator(".photos img").count() === 2, "the citizen sees both photos");
   check(await card.locator("img.qr").isVisible(), "the payment QR is shown");
+  // Delivered long ago: the card takes no appeal and says where a late one goes.
+  check(await card.locator(".appeal-form").count() === 0 && (await card.locator(".appeal-late").textContent()).includes("восстановлении"),
+    "a fine past its time to appeal offers no form and says where a late appeal goes");
+  const shownTime = await card.locator("dl.facts dd").nth(2).textContent();
+  check(shownTime.includes(world.captured_time), `the moment is shown on Bishkek's clock in a browser set to New York (${shownTime}, ${world.captured_time})`);
   await shot(page, "portal-fine-ru");
   // Found by plate and certificate: the owner may leave an address for notices; a
   // code goes to it, and only the code typed back stores it.
@@ -305,6 +310,7 @@ async function citizen(browser) {
   await page.waitForFunction((n) => { const s = document.querySelector(`article[data-number="${n}"] .status`); return s && s.textContent === "Оплачен"; }, world.number);
   check(await card.locator("a.card-pay").count() === 0, "a paid fine offers no more payment");
   await shot(page, "portal-paid-ru");
+  check((await card.locator(".appeal-late").textContent()).includes("восстановлении"), "found by its number, the fine too says its time to appeal is over");
   check(true, "the citizen pays by card and sees the fine paid");
 
   // In Kyrgyz: the second fine by its number, then an appeal.
@@ -325,6 +331,14 @@ async function citizen(browser) {
   await second.locator("input[name=appellant]").fill("Асанов Бакыт");
   await second.locator("input[name=contact]").fill("+996555000111");
   await second.locator("textarea[name=grounds]").fill("Унааны мен башкарган эмесмин.");
+  check((await second.locator(".appeal-form p.muted").textContent()).includes(world.appeal_until.slice(0, 4)), "the form says the last day to appeal");
+  // A file the API would refuse is refused before the upload, in the visitor's language.
+  await second.locator("input[type=file]").setInputFiles({ name: "note.txt", mimeType: "text/plain", buffer: Buffer.from("not a photo") });
+  await second.locator(".appeal-form button[type=submit]").click();
+  await second.locator(".appeal-form p.error").waitFor();
+  const refused = await second.locator(".appeal-form p.error").textContent();
+  check(refused === "note.txt файлы сүрөт (JPEG, PNG) да, PDF да эмес.", `a text file is refused in Kyrgyz before it is sent (${refused})`);
+  await second.locator("input[type=file]").setInputFiles(world.photo);
   await shot(page, "portal-appeal-ky");
   await second.locator(".appeal-form button[type=submit]").click();
   await second.locator(".appeal-status").waitFor();
