@@ -83,9 +83,10 @@ impl ChecksConfig {
     }
 }
 
-/// Whether two plates are the same once normalised.
+/// Whether two plates are one once normalised, a 2016-format plate with or without its
+/// `KG` (a camera writes `01KG123ABC`, the recognizer `01123ABC`).
 fn same_plate(a: &str, b: &str) -> bool {
-    plate_chars(a).eq(plate_chars(b))
+    kozomol_tunduk::plate_key(a) == kozomol_tunduk::plate_key(b)
 }
 
 /// An exact plate (`01KG123ABC`) or a series as a glob: `*` stands for any run of
@@ -130,10 +131,12 @@ impl PlatePattern {
 
     /// Whether `plate` (normalised here) matches.
     pub fn matches(&self, plate: &str) -> bool {
-        let plate: Vec<char> = plate_chars(plate).collect();
         // Read as typed today: a pattern kept before look-alikes were written in Latin.
         let pattern: Vec<char> = plate_chars(&self.0).collect();
-        glob(&pattern, &plate)
+        // Under each of the plate's spellings: `01KG123ABC` exempts `01123ABC` too.
+        kozomol_tunduk::plate_spellings(plate)
+            .iter()
+            .any(|spelling| glob(&pattern, &spelling.chars().collect::<Vec<_>>()))
     }
 }
 

@@ -36,7 +36,7 @@ use kozomol_core::{CaseId, CaseState, Jurisdiction};
 use kozomol_store::audit::{CASE_REVIEWED, CASE_SET_ASIDE};
 use kozomol_store::{
     AlertKind, AlertRaised, AuditEntry, CaseRecord, ChecksPassed, CompleteResult, ExemptionRecord,
-    HotListRecord, NewAlert, PlateSighting, Store, StoreError,
+    HotListRecord, NewAlert, PlateSighting, SightingsQuery, Store, StoreError,
 };
 use tracing::{info, warn};
 
@@ -217,9 +217,18 @@ pub async fn check_case(
     let (case_id, captured_at) = (record.id, record.captured_at);
     let window = TimeDelta::seconds(i64::from(run.config.duplicate_window_s));
     let span = SIGHTING_SPAN.max(window);
-    let sightings = store
-        .plate_sightings(plate, captured_at - span, captured_at + span)
-        .await?;
+    // Under every spelling (a camera writes `01KG123ABC`, the recognizer `01123ABC`),
+    // and as this case holds it.
+    let mut spellings = kozomol_tunduk::plate_spellings(plate);
+    if !spellings.iter().any(|s| s == plate) {
+        spellings.push(plate.to_owned());
+    }
+    let sightings_query = SightingsQuery {
+        spellings: &spellings,
+        from: captured_at - span,
+        until: captured_at + span,
+    };
+    let sightings = store.plate_sightings(&sightings_query).await?;
     let own = sightings
         .iter()
         .find(|s| s.case_id == case_id)
@@ -309,14 +318,7 @@ pub async fn check_case(
                 Some(reason)
             };
             let passed = store
-                .pass_checks(
-                    run.worker,
-                    case_id,
-                    plate,
-                    captured_at - span,
-                    captured_at + span,
-                    &still_clear,
-                )
+                .pass_checks(run.worker, case_id, plate, &sightings_query, &still_clear)
                 .await?;
             match passed {
                 ChecksPassed::Passed => return Ok(Checked::Proceed(Box::new(outcome))),

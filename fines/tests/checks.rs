@@ -146,6 +146,12 @@ fn plate_patterns_match() {
         ("В1234*", "B1234AB", true),
         ("01KG123ABC", "01KG123AB", false),
         ("01KG123ABC", "01KG123ABCD", false),
+        // A 2016-format plate is one plate with or without its KG.
+        ("01KG123ABC", "01123ABC", true),
+        ("01123ABC", "01KG123ABC", true),
+        ("01KG*", "01123ABC", true),
+        ("01KG123ABC", "02123ABC", false),
+        ("01KG*", "01123AB", false),
     ];
     for &(p, plate, want) in table {
         assert_eq!(pattern(p).matches(plate), want, "{p} vs {plate}");
@@ -241,6 +247,8 @@ fn hot_list() {
     let table: &[(&str, Option<HotListReason>)] = &[
         ("01KG123ABC", Some(HotListReason::Stolen)),
         ("01 kg 123 abc", Some(HotListReason::Stolen)),
+        ("01123ABC", Some(HotListReason::Stolen)),
+        ("02123ABC", None),
         ("B777XYZ", Some(HotListReason::Wanted)),
         ("01KG123ABD", None),
         ("01KG123AB", None),
@@ -299,6 +307,14 @@ fn duplicate_window_and_candidates() {
             "the plate spelled with spaces",
             vec![CaseFacts {
                 plate: "01 KG 123 ABC".into(),
+                ..other(1_000)
+            }],
+            Some(2),
+        ),
+        (
+            "the plate without its KG, as the recognizer writes it",
+            vec![CaseFacts {
+                plate: "01123ABC".into(),
                 ..other(1_000)
             }],
             Some(2),
@@ -607,6 +623,22 @@ fn cloned_plate_speed_edges() {
             "Osh an hour later",
             case(2, "OSH-1", OSH, 3_600_000, Delivered),
             Some(Some(300)),
+        ),
+        (
+            "Osh an hour later, the plate read without its KG",
+            CaseFacts {
+                plate: "01123ABC".into(),
+                ..case(2, "OSH-1", OSH, 3_600_000, Delivered)
+            },
+            Some(Some(300)),
+        ),
+        (
+            "Osh an hour later, another plate",
+            CaseFacts {
+                plate: "01124ABC".into(),
+                ..case(2, "OSH-1", OSH, 3_600_000, Delivered)
+            },
+            None,
         ),
         (
             "Osh two hours later",

@@ -259,6 +259,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     an_exempt_plate_is_set_aside_without_asking_the_bus,
     two_cameras_catching_one_act_make_one_fine,
+    one_act_read_under_two_spellings_makes_one_fine,
     two_workers_checking_one_act_at_once_agree,
     an_earlier_case_defers_to_a_later_one_already_let_through,
     a_plate_at_two_far_sites_minutes_apart_goes_to_a_supervisor,
@@ -373,6 +374,27 @@ async fn two_cameras_catching_one_act_make_one_fine(backend: Backend) {
         .set_aside_reason(late_delivery)
         .await
         .starts_with(&format!("duplicate of case {first_camera}:")));
+}
+
+/// A camera writes the plate with its `KG`, the recognizer without: one plate, one act.
+async fn one_act_read_under_two_spellings_makes_one_fine(backend: Backend) {
+    let w = World::new(backend, &["01KG123ABC"]).await;
+    let camera_read = w.approved("cam-1", "01KG123ABC", &CHUY, at(0)).await;
+    let machine_read = w
+        .approved("cam-2", "01123ABC", &CHUY, at(0) + TimeDelta::seconds(12))
+        .await;
+    assert_eq!(
+        w.lookups("lookup-1").await,
+        vec![
+            (camera_read, Some(CaseState::OwnerFound)),
+            (machine_read, Some(CaseState::Duplicate))
+        ]
+    );
+    assert_eq!(w.standin.request_count(), 1, "one lookup for one act");
+    assert!(w
+        .set_aside_reason(machine_read)
+        .await
+        .starts_with(&format!("duplicate of case {camera_read}:")));
 }
 
 async fn two_workers_checking_one_act_at_once_agree(backend: Backend) {

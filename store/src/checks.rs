@@ -261,30 +261,38 @@ pub trait PreIssueChecks: Send + Sync {
     ) -> Result<AlertAcknowledged, StoreError>;
 
     /// The cases whose plate (the review's where it decided one, else the camera's)
-    /// is exactly `plate` and whose capture lies in `from..=until`, by capture time
-    /// then id.
+    /// is one of `query.spellings` and whose capture lies in `query.from..=until`, by
+    /// capture time then id.
     async fn plate_sightings(
         &self,
-        plate: &str,
-        from: DateTime<Utc>,
-        until: DateTime<Utc>,
+        query: &SightingsQuery<'_>,
     ) -> Result<Vec<PlateSighting>, StoreError>;
 
-    /// Marks an approved case that `worker` holds as past the checks, unless the
-    /// plate's sightings say otherwise now. In one transaction, serialized per plate
-    /// (so no two checks of one plate read before either marks): reads the sightings as
-    /// [`Self::plate_sightings`] does, asks `still_clear`, and on `None` sets the mark,
-    /// audited (`case.checks_passed`). (`for<'s>` is spelled out: `async_trait` would
-    /// otherwise tie the slice to the call's lifetime.)
+    /// Marks an approved case that `worker` holds, whose plate is `plate`, as past the
+    /// checks, unless the plate's sightings say otherwise now. In one transaction,
+    /// serialized per plate under all its spellings (so no two checks of one plate read
+    /// before either marks): reads the sightings as [`Self::plate_sightings`] does,
+    /// asks `still_clear`, and on `None` sets the mark, audited (`case.checks_passed`).
+    /// (`for<'s>` is spelled out: `async_trait` would otherwise tie the slice to the
+    /// call's lifetime.)
     async fn pass_checks(
         &self,
         worker: &str,
         case_id: CaseId,
         plate: &str,
-        from: DateTime<Utc>,
-        until: DateTime<Utc>,
+        query: &SightingsQuery<'_>,
         still_clear: &(dyn for<'s> Fn(&'s [PlateSighting]) -> Option<String> + Send + Sync),
     ) -> Result<ChecksPassed, StoreError>;
+}
+
+/// The sightings of one plate a check reads: the cases stored under any of its
+/// `spellings` (`kozomol_tunduk::plate_spellings`: a 2016-format plate with and without
+/// its `KG`, as cameras and the recognizer write it) captured in `from..=until`.
+#[derive(Clone, Copy, Debug)]
+pub struct SightingsQuery<'a> {
+    pub spellings: &'a [String],
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
 }
 
 /// Checks what the columns' constraints cannot say well.

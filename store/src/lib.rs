@@ -91,7 +91,7 @@ pub use appeals::{
 pub use checks::{
     AlertAcknowledged, AlertKind, AlertQuery, AlertRaised, AlertRecord, ChecksPassed,
     ExemptionRecord, HotListRecord, NewAlert, NewExemption, NewHotListEntry, PlateSighting,
-    PreIssueChecks, SightingSite,
+    PreIssueChecks, SightingSite, SightingsQuery,
 };
 pub use delivery::{
     AttemptKind, AttemptOutcome, AttemptRecord, AttemptResult, CodeRequest, ContactAdded,

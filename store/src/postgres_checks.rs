@@ -2,7 +2,6 @@
 //! row in one transaction.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use kozomol_core::CaseId;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
@@ -11,8 +10,8 @@ use crate::audit::now_millis;
 use crate::checks::{
     self, AlertAcknowledged, AlertQuery, AlertRaised, AlertRecord, ChecksPassed, ExemptionRecord,
     HotListRecord, NewAlert, NewExemption, NewHotListEntry, PlateSighting, PreIssueChecks,
-    ALERT_ACKNOWLEDGED, ALERT_RAISED, CHECKS_PASSED, EXEMPTION_ADDED, EXEMPTION_REMOVED,
-    HOT_LIST_ADDED, HOT_LIST_REMOVED,
+    SightingsQuery, ALERT_ACKNOWLEDGED, ALERT_RAISED, CHECKS_PASSED, EXEMPTION_ADDED,
+    EXEMPTION_REMOVED, HOT_LIST_ADDED, HOT_LIST_REMOVED,
 };
 use crate::error::db_error;
 use crate::postgres::PgStore;
@@ -50,7 +49,7 @@ const SIGHTINGS: &str = "SELECT id, COALESCE(decided_plate, plate) AS sighted_pl
           THEN (event #>> '{site,lat_e6}')::numeric::bigint END AS site_lat_e6, \
      CASE WHEN jsonb_typeof(event #> '{site,lon_e6}') = 'number' \
           THEN (event #>> '{site,lon_e6}')::numeric::bigint END AS site_lon_e6 \
-     FROM cases WHERE COALESCE(decided_plate, plate) = $1 \
+     FROM cases WHERE COALESCE(decided_plate, plate) = ANY($1) \
      AND captured_at >= $2 AND captured_at <= $3 ORDER BY captured_at, id";
 
 fn exemption_from_row(row: &PgRow) -> Result<ExemptionRecord, StoreError> {
@@ -368,14 +367,12 @@ impl PreIssueChecks for PgStore {
 
     async fn plate_sightings(
         &self,
-        plate: &str,
-        from: DateTime<Utc>,
-        until: DateTime<Utc>,
+        query: &SightingsQuery<'_>,
     ) -> Result<Vec<PlateSighting>, StoreError> {
         sqlx::query(SIGHTINGS)
-            .bind(plate)
-            .bind(from)
-            .bind(until)
+            .bind(query.spellings)
+            .bind(query.from)
+            .bind(query.until)
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -388,23 +385,28 @@ impl PreIssueChecks for PgStore {
         worker: &str,
         case_id: CaseId,
         plate: &str,
-        from: DateTime<Utc>,
-        until: DateTime<Utc>,
+        query: &SightingsQuery<'_>,
         still_clear: &(dyn for<'s> Fn(&'s [PlateSighting]) -> Option<String> + Send + Sync),
     ) -> Result<ChecksPassed, StoreError> {
         let now = now_millis();
         let actor = stages::actor(worker);
         let mut tx = self.pool.begin().await?;
-        // Checks of one plate take turns until commit; each statement after the lock
-        // (read committed) sees every mark committed before it was granted.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(plate)
-            .execute(&mut *tx)
-            .await?;
+        // Checks of one plate take turns until commit, whichever spelling each holds:
+        // one lock per spelling, taken in one order; each statement after the locks
+        // (read committed) sees every mark committed before they were granted.
+        let mut spellings = query.spellings.to_vec();
+        spellings.sort();
+        spellings.dedup();
+        for spelling in &spellings {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(spelling)
+                .execute(&mut *tx)
+                .await?;
+        }
         let sightings = sqlx::query(SIGHTINGS)
-            .bind(plate)
-            .bind(from)
-            .bind(until)
+            .bind(query.spellings)
+            .bind(query.from)
+            .bind(query.until)
             .fetch_all(&mut *tx)
             .await?
             .iter()

@@ -2,7 +2,6 @@
 //! in one `BEGIN IMMEDIATE` transaction.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use kozomol_core::CaseId;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
@@ -11,8 +10,8 @@ use crate::audit::now_millis;
 use crate::checks::{
     self, AlertAcknowledged, AlertQuery, AlertRaised, AlertRecord, ChecksPassed, ExemptionRecord,
     HotListRecord, NewAlert, NewExemption, NewHotListEntry, PlateSighting, PreIssueChecks,
-    ALERT_ACKNOWLEDGED, ALERT_RAISED, CHECKS_PASSED, EXEMPTION_ADDED, EXEMPTION_REMOVED,
-    HOT_LIST_ADDED, HOT_LIST_REMOVED,
+    SightingsQuery, ALERT_ACKNOWLEDGED, ALERT_RAISED, CHECKS_PASSED, EXEMPTION_ADDED,
+    EXEMPTION_REMOVED, HOT_LIST_ADDED, HOT_LIST_REMOVED,
 };
 use crate::error::db_error;
 use crate::sqlite::{ms, SqliteStore};
@@ -42,16 +41,44 @@ macro_rules! alert_select {
 
 /// A plate's sightings, bound as (plate, from, until). The plate expression is the one
 /// `cases_sightings` indexes.
-const SIGHTINGS: &str = "SELECT id, COALESCE(decided_plate, plate) AS sighted_plate, kind, \
-     state, captured_at, received_at, checks_passed_at IS NOT NULL AS checks_passed, \
-     CASE WHEN json_type(event, '$.site.id') = 'text' \
-          THEN json_extract(event, '$.site.id') END AS site_id, \
-     CASE WHEN json_type(event, '$.site.lat_e6') = 'integer' \
-          THEN json_extract(event, '$.site.lat_e6') END AS site_lat_e6, \
-     CASE WHEN json_type(event, '$.site.lon_e6') = 'integer' \
-          THEN json_extract(event, '$.site.lon_e6') END AS site_lon_e6 \
-     FROM cases WHERE COALESCE(decided_plate, plate) = ? \
-     AND captured_at >= ? AND captured_at <= ? ORDER BY captured_at, id";
+/// The sightings `query` asks for, read through `executor`.
+async fn read_sightings<'e, E>(
+    executor: E,
+    query: &SightingsQuery<'_>,
+) -> Result<Vec<PlateSighting>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    if query.spellings.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "SELECT id, COALESCE(decided_plate, plate) AS sighted_plate, kind, \
+         state, captured_at, received_at, checks_passed_at IS NOT NULL AS checks_passed, \
+         CASE WHEN json_type(event, '$.site.id') = 'text' \
+              THEN json_extract(event, '$.site.id') END AS site_id, \
+         CASE WHEN json_type(event, '$.site.lat_e6') = 'integer' \
+              THEN json_extract(event, '$.site.lat_e6') END AS site_lat_e6, \
+         CASE WHEN json_type(event, '$.site.lon_e6') = 'integer' \
+              THEN json_extract(event, '$.site.lon_e6') END AS site_lon_e6 \
+         FROM cases WHERE COALESCE(decided_plate, plate) IN (",
+    );
+    let mut spellings = qb.separated(", ");
+    for spelling in query.spellings {
+        spellings.push_bind(spelling.clone());
+    }
+    qb.push(") AND captured_at >= ")
+        .push_bind(ms(query.from))
+        .push(" AND captured_at <= ")
+        .push_bind(ms(query.until))
+        .push(" ORDER BY captured_at, id");
+    qb.build()
+        .fetch_all(executor)
+        .await?
+        .iter()
+        .map(sighting_from_row)
+        .collect()
+}
 
 fn exemption_from_row(row: &SqliteRow) -> Result<ExemptionRecord, StoreError> {
     Ok(ExemptionRecord {
@@ -371,19 +398,9 @@ impl PreIssueChecks for SqliteStore {
 
     async fn plate_sightings(
         &self,
-        plate: &str,
-        from: DateTime<Utc>,
-        until: DateTime<Utc>,
+        query: &SightingsQuery<'_>,
     ) -> Result<Vec<PlateSighting>, StoreError> {
-        sqlx::query(SIGHTINGS)
-            .bind(plate)
-            .bind(ms(from))
-            .bind(ms(until))
-            .fetch_all(&self.reader)
-            .await?
-            .iter()
-            .map(sighting_from_row)
-            .collect()
+        read_sightings(&self.reader, query).await
     }
 
     async fn pass_checks(
@@ -391,8 +408,7 @@ impl PreIssueChecks for SqliteStore {
         worker: &str,
         case_id: CaseId,
         plate: &str,
-        from: DateTime<Utc>,
-        until: DateTime<Utc>,
+        query: &SightingsQuery<'_>,
         still_clear: &(dyn for<'s> Fn(&'s [PlateSighting]) -> Option<String> + Send + Sync),
     ) -> Result<ChecksPassed, StoreError> {
         let now = now_millis();
@@ -400,15 +416,7 @@ impl PreIssueChecks for SqliteStore {
         // The one writer, taken before the read: every mark committed so far is seen,
         // and none can be committed until this one is decided (one lock for all plates).
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let sightings = sqlx::query(SIGHTINGS)
-            .bind(plate)
-            .bind(ms(from))
-            .bind(ms(until))
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(sighting_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let sightings = read_sightings(&mut *tx, query).await?;
         if let Some(reason) = still_clear(&sightings) {
             tx.rollback().await?;
             return Ok(ChecksPassed::Conflict(reason));

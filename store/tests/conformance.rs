@@ -4486,6 +4486,13 @@ async fn plate_sightings_read_the_decided_plate_and_the_events_site(store: Arc<d
             at(-60),
             Some(("S3", -33_868_800, 151_209_300)),
         ),
+        // 8: the plate without its KG, as the recognizer writes it.
+        sighted_case(
+            "cam-1",
+            "01123ABC",
+            at(40),
+            Some(("S1", 42_874_600, 74_569_800)),
+        ),
     ];
     let ids = created_cases(store.as_ref(), &cases, "ingest").await;
     for (case, decided) in [(ids[1], plate), (ids[2], "01KG999ZZZ")] {
@@ -4503,14 +4510,29 @@ async fn plate_sightings_read_the_decided_plate_and_the_events_site(store: Arc<d
         );
     }
 
+    let spellings = ["01123ABC".to_owned(), plate.to_owned()];
     let sightings = store
-        .plate_sightings(plate, at(-60), at(600))
+        .plate_sightings(&within(&spellings, at(-60), at(600)))
         .await
         .unwrap();
     assert_eq!(
         sightings.iter().map(|s| s.case_id).collect::<Vec<_>>(),
+        vec![ids[6], ids[7], ids[0], ids[1], ids[8], ids[3]]
+    );
+    // Each spelling finds only the cases stored under it.
+    let as_spelled = store
+        .plate_sightings(&within(&spellings[1..], at(-60), at(600)))
+        .await
+        .unwrap();
+    assert_eq!(
+        as_spelled.iter().map(|s| s.case_id).collect::<Vec<_>>(),
         vec![ids[6], ids[7], ids[0], ids[1], ids[3]]
     );
+    assert!(store
+        .plate_sightings(&within(&[], at(-60), at(600)))
+        .await
+        .unwrap()
+        .is_empty());
     let by_id = |id: CaseId| sightings.iter().find(|s| s.case_id == id).unwrap();
     let corrected = by_id(ids[1]);
     assert_eq!(corrected.plate, plate);
@@ -4534,7 +4556,7 @@ async fn plate_sightings_read_the_decided_plate_and_the_events_site(store: Arc<d
     assert_eq!(by_id(ids[3]).site, None);
     // The corrected-away read is the other plate's sighting.
     let other = store
-        .plate_sightings("01KG999ZZZ", at(-60), at(600))
+        .plate_sightings(&within(&["01KG999ZZZ".to_owned()], at(-60), at(600)))
         .await
         .unwrap();
     assert_eq!(
@@ -4542,10 +4564,23 @@ async fn plate_sightings_read_the_decided_plate_and_the_events_site(store: Arc<d
         vec![ids[2]]
     );
     assert!(store
-        .plate_sightings("01KG000AAA", at(-60), at(600))
+        .plate_sightings(&within(&["01KG000AAA".to_owned()], at(-60), at(600)))
         .await
         .unwrap()
         .is_empty());
+}
+
+/// The sightings of a plate under `spellings` captured in `from..=until`.
+fn within(
+    spellings: &[String],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> kozomol_store::SightingsQuery<'_> {
+    kozomol_store::SightingsQuery {
+        spellings,
+        from,
+        until,
+    }
 }
 
 /// Cases of `plate` at one site, `seconds` after t(0), approved by a supervisor who
@@ -4597,8 +4632,9 @@ async fn passing_the_checks_marks_the_case_under_its_lease(store: Arc<dyn Store>
     register(&*store, &["cam-1"]).await;
     let plate = "01KG123ABC";
     let ids = approved_sightings(&*store, plate, &[0, 40], "f1").await;
-    let (from, until) = (t(-10), t(10));
-    let sightings = || store.plate_sightings(plate, from, until);
+    let spellings = [plate.to_owned()];
+    let query = within(&spellings, t(-10), t(10));
+    let sightings = || store.plate_sightings(&query);
     assert_eq!(
         marks(&sightings().await.unwrap()),
         [(ids[0], false), (ids[1], false)]
@@ -4612,7 +4648,7 @@ async fn passing_the_checks_marks_the_case_under_its_lease(store: Arc<dyn Store>
     };
     assert_eq!(
         store
-            .pass_checks("f1", ids[0], plate, from, until, &conflict)
+            .pass_checks("f1", ids[0], plate, &query, &conflict)
             .await
             .unwrap(),
         ChecksPassed::Conflict("duplicate of case 7".to_owned())
@@ -4627,7 +4663,7 @@ async fn passing_the_checks_marks_the_case_under_its_lease(store: Arc<dyn Store>
     let clear = |_: &[PlateSighting]| -> Option<String> { None };
     assert_eq!(
         store
-            .pass_checks("f2", ids[0], plate, from, until, &clear)
+            .pass_checks("f2", ids[0], plate, &query, &clear)
             .await
             .unwrap(),
         ChecksPassed::LeaseLost
@@ -4640,7 +4676,7 @@ async fn passing_the_checks_marks_the_case_under_its_lease(store: Arc<dyn Store>
     // The holder's: marked, audited, and the case stays approved for its lookup.
     assert_eq!(
         store
-            .pass_checks("f1", ids[0], plate, from, until, &clear)
+            .pass_checks("f1", ids[0], plate, &query, &clear)
             .await
             .unwrap(),
         ChecksPassed::Passed
@@ -4681,7 +4717,7 @@ async fn passing_the_checks_marks_the_case_under_its_lease(store: Arc<dyn Store>
     );
     assert_eq!(
         store
-            .pass_checks("f1", ids[1], plate, from, until, &clear)
+            .pass_checks("f1", ids[1], plate, &query, &clear)
             .await
             .unwrap(),
         ChecksPassed::LeaseLost
@@ -4692,14 +4728,17 @@ async fn passing_the_checks_marks_the_case_under_its_lease(store: Arc<dyn Store>
     );
 }
 
-/// Two checks of one plate at once: each lets its case through only if no other case
-/// is marked; under the plate's lock exactly one of them passes.
+/// Two checks of one plate at once, each case holding another spelling of it: each lets
+/// its case through only if no other case is marked; under the plate's lock (taken on
+/// all its spellings) exactly one of them passes.
 async fn checks_of_one_plate_pass_one_at_a_time(store: Arc<dyn Store>) {
     use kozomol_store::{ChecksPassed, PlateSighting};
     register(&*store, &["cam-1"]).await;
-    let plate = "01KG456DEF";
-    let ids = approved_sightings(&*store, plate, &[0, 5], "f1").await;
-    let (from, until) = (t(-10), t(10));
+    let (plate, recognized) = ("01KG456DEF", "01456DEF");
+    let mut ids = approved_sightings(&*store, plate, &[0], "f1").await;
+    ids.extend(approved_sightings(&*store, recognized, &[5], "f1").await);
+    let spellings = [recognized.to_owned(), plate.to_owned()];
+    let query = within(&spellings, t(-10), t(10));
     let alone = |me: CaseId| {
         move |s: &[PlateSighting]| -> Option<String> {
             s.iter()
@@ -4710,14 +4749,12 @@ async fn checks_of_one_plate_pass_one_at_a_time(store: Arc<dyn Store>) {
     let (first, second) = (alone(ids[0]), alone(ids[1]));
     // Two connections open beforehand, so that neither check waits for one while the
     // other runs to its end.
-    let (warm_a, warm_b) = tokio::join!(
-        store.plate_sightings(plate, from, until),
-        store.plate_sightings(plate, from, until),
-    );
+    let (warm_a, warm_b) =
+        tokio::join!(store.plate_sightings(&query), store.plate_sightings(&query),);
     assert_eq!(warm_a.unwrap().len() + warm_b.unwrap().len(), 4);
     let (a, b) = tokio::join!(
-        store.pass_checks("f1", ids[0], plate, from, until, &first),
-        store.pass_checks("f1", ids[1], plate, from, until, &second),
+        store.pass_checks("f1", ids[0], plate, &query, &first),
+        store.pass_checks("f1", ids[1], recognized, &query, &second),
     );
     let mut results = [a.unwrap(), b.unwrap()];
     results.sort_by_key(|r| matches!(r, ChecksPassed::Passed));
@@ -4727,7 +4764,7 @@ async fn checks_of_one_plate_pass_one_at_a_time(store: Arc<dyn Store>) {
         }
         other => panic!("one passes, one conflicts: {other:?}"),
     }
-    let marked = marks(&store.plate_sightings(plate, from, until).await.unwrap());
+    let marked = marks(&store.plate_sightings(&query).await.unwrap());
     assert_eq!(marked.iter().filter(|(_, m)| *m).count(), 1, "{marked:?}");
 }
 
