@@ -3453,6 +3453,38 @@ async fn lookups_of_one_plate_are_throttled_across_addresses() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }
 
+/// Two API processes behind a load balancer give an address one allowance between
+/// them, not one each.
+#[tokio::test]
+async fn an_address_has_one_allowance_across_api_processes() {
+    let h = Harness::new().await;
+    let replicas = [router(h.state.clone()), router(h.state.clone())];
+    let lookup = |replica: usize, i: usize| {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/public/lookups")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({ "resolution": format!("KG-BSK-2026-{i:07}") }).to_string(),
+            ))
+            .expect("request builds");
+        replicas[replica].clone().oneshot(request)
+    };
+    // The default allowance, 30, spent half on each replica.
+    for i in 0..30 {
+        let answer = lookup(i % 2, i).await.expect("infallible");
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "lookup {i}");
+    }
+    for replica in 0..2 {
+        let answer = lookup(replica, 99).await.expect("infallible");
+        assert_eq!(
+            answer.status(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "replica {replica}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn portal_lookups_are_throttled_and_fines_open_only_with_a_grant() {
     let h = Harness::new().await;

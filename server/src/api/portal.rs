@@ -234,7 +234,7 @@ pub async fn lookup(
     body: Result<Json<LookupRequest>, JsonRejection>,
 ) -> Result<Json<LookupAnswer>, ApiError> {
     // Every lookup counts, found or not: a hit is as telling as a miss.
-    count_against_address(&state, &parts)?;
+    count_against_address(&state, &parts).await?;
     let request = json_body(body)?;
     let (numbers, scope) = match (
         filled(request.plate),
@@ -333,7 +333,7 @@ pub async fn pdf(
     parts: Parts,
 ) -> Result<Response, ApiError> {
     let (_, resolution) = owner_granted(&state, &number, query.grant.as_deref()).await?;
-    count_against_address(&state, &parts)?;
+    count_against_address(&state, &parts).await?;
     record_owner_view(
         &state,
         &resolution,
@@ -379,7 +379,7 @@ pub async fn appeal(
     request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<PublicAppeal>), ApiError> {
     let (case, _) = owner_granted(&state, &number, query.grant.as_deref()).await?;
-    count_against_address(&state, &parts)?;
+    count_against_address(&state, &parts).await?;
     // Read only now: a body of up to 20 MiB is no one's to send without a grant.
     let body = Json::<AppealRequest>::from_request(request, &state).await;
     let appeal = json_body(body)?;
@@ -411,7 +411,7 @@ pub async fn leave_contact(
 ) -> Result<(StatusCode, Json<ContactConfirmationAnswer>), ApiError> {
     let (case, resolution) = owner_granted(&state, &number, query.grant.as_deref()).await?;
     // Each code sent costs the city a message: counted as lookups are.
-    count_against_address(&state, &parts)?;
+    count_against_address(&state, &parts).await?;
     let (channel, address) = json_body(body)?.channel_and_address()?;
     let sender = state
         .app
@@ -511,7 +511,7 @@ pub async fn confirm_contact(
     body: Result<Json<ContactCode>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ContactResult>), ApiError> {
     let (_, resolution) = owner_granted(&state, &number, query.grant.as_deref()).await?;
-    count_against_address(&state, &parts)?;
+    count_against_address(&state, &parts).await?;
     let typed = json_body(body)?.code.unwrap_or_default();
     let by = portal_actor(&state, &parts);
     let judged = confirmation::confirm(
@@ -572,9 +572,30 @@ async fn owner_granted(
 
 /// Counts a lookup, or a public request that writes (an appeal, a PDF download's audit
 /// row), against the caller's address; refused once the address has used its allowance.
-fn count_against_address(state: &ApiState, parts: &Parts) -> Result<(), ApiError> {
+/// Counted first in this process's memory, so that a flood is turned away without a
+/// write, then in the database every API process shares: behind a load balancer an
+/// address has one allowance, not one per replica.
+async fn count_against_address(state: &ApiState, parts: &Parts) -> Result<(), ApiError> {
+    let limit = state.app.lookup_limit;
+    if limit.lookups == 0 {
+        return Ok(());
+    }
     let client = client_address(parts, &state.app.trusted_proxies);
-    if let Err(wait) = state.lookups.try_acquire(&client) {
+    let counted = match state.lookups.try_acquire(&client) {
+        Err(wait) => Err(wait),
+        Ok(()) => {
+            let allowance = Allowance {
+                max: u32::try_from(limit.lookups).unwrap_or(u32::MAX),
+                window: limit.window,
+            };
+            state
+                .app
+                .store
+                .take_allowance(&format!("address:{client}"), allowance)
+                .await?
+        }
+    };
+    if let Err(wait) = counted {
         info!(client = %client, "portal request refused: too many from this address");
         return Err(ApiError::TooManyLookups {
             retry_after_s: wait.as_secs().max(1),
