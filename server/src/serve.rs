@@ -752,26 +752,55 @@ pub fn load_or_create_key(file: &KeyFile) -> Result<SigningKey, ServeError> {
 /// Writes `text` (mode 0600) to a file of its own beside `path`, then links it there:
 /// `path` appears whole or not at all (another process never reads it half written,
 /// and a crash leaves no empty key), and `AlreadyExists` where another process's is
-/// there first.
+/// there first. On a filesystem without hard links (some network and FUSE ones) the
+/// file is created in place, still only where none is. The folder is synced after, so
+/// the key a process went on with is the one found after a power cut.
 fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".{}.new", uuid::Uuid::now_v7().simple()));
     let fresh = PathBuf::from(name);
+    let linked = write_new(&fresh, text).and_then(|()| std::fs::hard_link(&fresh, path));
+    // The name of its own goes either way; `path` keeps the bytes where linked.
+    let _ = std::fs::remove_file(&fresh);
+    match linked {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::Unsupported
+                || e.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            tracing::warn!(path = %path.display(), error = %e, "no hard links here: the key is written in place");
+            write_new(path, text)?;
+        }
+        other => other?,
+    }
+    sync_folder_of(path)
+}
+
+/// Creates `path` (mode 0600; `AlreadyExists` where it is) with `text`, synced.
+fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     options.mode(0o600);
-    let written = options.open(&fresh).and_then(|mut file| {
-        file.write_all(text.as_bytes())?;
-        file.sync_all()
-    });
-    let linked = written.and_then(|()| std::fs::hard_link(&fresh, path));
-    // The name of its own goes either way; `path` keeps the bytes where linked.
-    let _ = std::fs::remove_file(&fresh);
-    linked
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// Syncs the folder `path` lies in, so that its new name survives a crash.
+fn sync_folder_of(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    if let Some(folder) = path.parent() {
+        let folder = if folder.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            folder
+        };
+        std::fs::File::open(folder)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Publishes signed camera config, retained, over its own MQTT connection.
