@@ -3320,6 +3320,12 @@ async fn console_sessions_change_nothing_without_their_anti_forgery_token() {
         )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    // Said in the page's language (Russian, where the browser names none).
+    let said = String::from_utf8_lossy(&refused.bytes);
+    assert!(
+        said.contains("Роли «инспектор» эта страница недоступна."),
+        "{said}"
+    );
     let page = h
         .call_with(
             Method::GET,

@@ -187,7 +187,8 @@ async fn console_page<P: Policy>(
     title: &str,
 ) -> Response {
     let path = format!("/console/{page_name}");
-    if let Err(refusal) = allowed::<P>(state, parts, &path).await {
+    let lang = language(&parts.headers, query.lang.as_deref());
+    if let Err(refusal) = allowed::<P>(state, parts, &path, lang).await {
         return refusal;
     }
     let shell = CONSOLE
@@ -213,23 +214,52 @@ pub async fn asset(Path(file): Path<String>) -> Response {
 }
 
 /// Lets the request through when its session's role is one `P` allows; otherwise the
-/// login page (no session) or a refusal (a role that may not see the page).
-async fn allowed<P: Policy>(state: &ApiState, parts: &Parts, path: &str) -> Result<(), Response> {
+/// login page (no session) or a refusal in `lang` (a role that may not see the page).
+async fn allowed<P: Policy>(
+    state: &ApiState,
+    parts: &Parts,
+    path: &str,
+    lang: &str,
+) -> Result<(), Response> {
     match caller(parts, state).await {
         Ok(Some(account)) if P::ROLES.contains(&account.role) => Ok(()),
-        Ok(Some(account)) => Err((
-            StatusCode::FORBIDDEN,
-            secure_html(format!(
-                "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>403</title>\
-                 <p>The role <b>{}</b> may not open this page. <a href=\"/console/login\">Log in \
-                 as someone else</a>.</p></html>",
-                account.role
-            )),
-        )
-            .into_response()),
+        Ok(Some(account)) => {
+            let role = message(lang, &format!("role-{}", account.role), &[]);
+            Err((
+                StatusCode::FORBIDDEN,
+                secure_html(format!(
+                    "<!doctype html><html lang=\"{lang}\"><meta charset=\"utf-8\">\
+                     <title>{}</title><p>{} <a href=\"/console/login\">{}</a></p></html>",
+                    escape_html(&message(lang, "forbidden-title", &[])),
+                    escape_html(&message(lang, "forbidden-role", &[("role", &role)])),
+                    escape_html(&message(lang, "log-in-as-other", &[])),
+                )),
+            )
+                .into_response())
+        }
         Ok(None) => Err(Redirect::to(&format!("/console/login?next={path}")).into_response()),
         Err(e) => Err(e.into_response()),
     }
+}
+
+/// The pages' message `key` in `lang` (from the translations they load), its
+/// `{ $name }` placeables filled from `args`; the key itself where there is none, as
+/// the pages' own lookup answers.
+fn message(lang: &str, key: &str, args: &[(&str, &str)]) -> String {
+    let file = format!("i18n/{lang}.ftl");
+    let text = ASSETS
+        .iter()
+        .find(|(name, _, _)| *name == file)
+        .and_then(|(_, _, body)| {
+            body.lines()
+                .filter_map(|line| line.split_once(" = "))
+                .find(|(k, _)| k.trim() == key)
+                .map(|(_, text)| text.trim())
+        })
+        .unwrap_or(key);
+    args.iter().fold(text.to_owned(), |text, (name, value)| {
+        text.replace(&format!("{{ ${name} }}"), value)
+    })
 }
 
 /// `text` safe inside HTML text and quoted attributes.
@@ -361,6 +391,32 @@ mod tests {
                 lang,
                 "{asked:?} {cookie:?} {accept:?}"
             );
+        }
+    }
+
+    #[test]
+    fn messages_are_read_in_the_language_asked_with_their_placeables() {
+        let table = [
+            (
+                "ru",
+                "forbidden-role",
+                "Роли «аудитор» эта страница недоступна.",
+            ),
+            (
+                "ky",
+                "forbidden-role",
+                "«аудитор» ролу бул баракты ача албайт.",
+            ),
+            (
+                "en",
+                "forbidden-role",
+                "The role “auditor” may not open this page.",
+            ),
+            ("en", "no-such-message", "no-such-message"),
+        ];
+        for (lang, key, want) in table {
+            let role = message(lang, "role-auditor", &[]);
+            assert_eq!(message(lang, key, &[("role", &role)]), want, "{lang} {key}");
         }
     }
 

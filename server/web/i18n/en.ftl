@@ -314,3 +314,6 @@ voided = { $count } cases voided, { $refunds } refunds queued.
 void-refused = Nothing was voided:
 oidc-login = Log in with
 oidc-failed = The identity provider did not log you in, or kozomol has no account of that login. Ask an admin.
+forbidden-title = Not for this role
+forbidden-role = The role “{ $role }” may not open this page.
+log-in-as-other = Log in as someone else
