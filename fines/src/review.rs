@@ -152,7 +152,12 @@ pub fn route(
             .ok_or(ReviewError::NothingToApprove)?,
     };
     let final_say = submitted.tier == ReviewTier::Supervisor;
-    let machine_agrees = machine.plate.as_deref() == Some(plate.as_str());
+    // One plate however spelled: a reviewer types `01KG123ABC`, the recognizer reads
+    // `01123ABC`.
+    let machine_agrees = machine
+        .plate
+        .as_deref()
+        .is_some_and(|read| kozomol_tunduk::plate_key(read) == kozomol_tunduk::plate_key(&plate));
     let strong = machine
         .confidence_milli
         .is_some_and(|c| c >= weak_below_milli);
@@ -221,6 +226,7 @@ mod tests {
     fn decisions_route_by_tier_agreement_and_strength() {
         let strong = machine("01KG123ABC", 950);
         let weak = machine("01KG123ABC", 600);
+        let recognizer_spelling = machine("01123ABC", 950);
         let none = MachineRead::default();
         // (state, machine, proposed, tier, decision, typed plate, expected state, plate)
         type Row<'a> = (
@@ -284,6 +290,17 @@ mod tests {
                 Some("01KG128ABC"),
                 SupervisorReview,
                 "01KG128ABC",
+            ),
+            // The machine's plate written with the KG it leaves out is the same plate.
+            (
+                NeedsReview,
+                &recognizer_spelling,
+                None,
+                First,
+                CorrectPlate,
+                Some("01KG123ABC"),
+                Approved,
+                "01KG123ABC",
             ),
             (
                 NeedsReview,

@@ -295,6 +295,16 @@ pub struct SightingsQuery<'a> {
     pub until: DateTime<Utc>,
 }
 
+/// A check is serialised on its plate's spellings: it names at least one.
+pub(crate) fn check_spellings(query: &SightingsQuery<'_>) -> Result<(), StoreError> {
+    if query.spellings.is_empty() {
+        return Err(StoreError::Invalid(
+            "a check names its plate in at least one spelling".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks what the columns' constraints cannot say well.
 pub(crate) fn check_exemption(entry: &NewExemption) -> Result<(), StoreError> {
     if entry.pattern.trim().is_empty() || entry.added_by.trim().is_empty() {

@@ -388,6 +388,7 @@ impl PreIssueChecks for PgStore {
         query: &SightingsQuery<'_>,
         still_clear: &(dyn for<'s> Fn(&'s [PlateSighting]) -> Option<String> + Send + Sync),
     ) -> Result<ChecksPassed, StoreError> {
+        checks::check_spellings(query)?;
         let now = now_millis();
         let actor = stages::actor(worker);
         let mut tx = self.pool.begin().await?;

@@ -411,6 +411,7 @@ impl PreIssueChecks for SqliteStore {
         query: &SightingsQuery<'_>,
         still_clear: &(dyn for<'s> Fn(&'s [PlateSighting]) -> Option<String> + Send + Sync),
     ) -> Result<ChecksPassed, StoreError> {
+        checks::check_spellings(query)?;
         let now = now_millis();
         let actor = stages::actor(worker);
         // The one writer, taken before the read: every mark committed so far is seen,

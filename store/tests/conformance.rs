@@ -4694,6 +4694,14 @@ async fn passing_the_checks_marks_the_case_under_its_lease(store: Arc<dyn Store>
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].actor, "fines:f1");
     assert_chained_alone(rows[0]);
+    // A plate in no spelling is refused: it would be checked under no lock.
+    assert!(matches!(
+        store
+            .pass_checks("f1", ids[0], plate, &within(&[], t(-10), t(10)), &conflict)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+
     assert!(store
         .case_audit(ids[1])
         .await

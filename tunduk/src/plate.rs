@@ -65,16 +65,14 @@ pub fn plate_key(raw: &str) -> String {
 
 /// Every spelling under which a plate may be stored, normalised: a 2016-format plate
 /// with and without its `KG` (the recognizer drops it, an officer may type it), any
-/// other as it is. A plate typed as printed finds the cases of either spelling.
+/// other as it is. A plate typed as printed finds the cases of either spelling. The
+/// spellings are exactly those [`plate_key`] takes to one key: any key of two digits
+/// and six more characters is also spelled with `KG` after the digits.
 pub fn plate_spellings(raw: &str) -> Vec<String> {
     let plate = normalize_plate(raw);
     let key = plate_key(&plate);
     let chars: Vec<char> = key.chars().collect();
-    let with_kg = (chars.len() == 8
-        && chars[..2].iter().all(char::is_ascii_digit)
-        && chars[2..5].iter().all(char::is_ascii_digit)
-        && chars[5..].iter().all(char::is_ascii_uppercase))
-    .then(|| {
+    let with_kg = (chars.len() == 8 && chars[..2].iter().all(char::is_ascii_digit)).then(|| {
         chars[..2]
             .iter()
             .chain(['K', 'G'].iter())
@@ -100,8 +98,17 @@ mod tests {
             ("01123abc", vec!["01123ABC", "01KG123ABC"]),
             ("B 1234 AB", vec!["B1234AB"]),
             ("KZ777AAA02", vec!["KZ777AAA02"]),
+            // Whatever `plate_key` takes to one key is found under it.
+            ("01KG12ABCD", vec!["0112ABCD", "01KG12ABCD"]),
         ] {
             assert_eq!(plate_spellings(typed), want, "{typed}");
+            for spelling in plate_spellings(typed) {
+                assert_eq!(
+                    plate_key(&spelling),
+                    plate_key(typed),
+                    "{typed}: {spelling}"
+                );
+            }
         }
     }
 

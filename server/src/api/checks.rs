@@ -202,6 +202,13 @@ pub async fn add_hot_list_entry(
     let Some(plate) = plate.filter(|_| problems.is_empty()) else {
         return Err(ApiError::Validation(problems));
     };
+    // The checks meet a plate under any spelling: so does the list.
+    if let Some(listed) = listed_as(&state, &plate).await?.first() {
+        return Err(ApiError::Conflict(format!(
+            "the plate is on the hot list already, as {}",
+            listed.plate
+        )));
+    }
     let record = state
         .app
         .store
@@ -216,6 +223,20 @@ pub async fn add_hot_list_entry(
     Ok((StatusCode::CREATED, Json(record)))
 }
 
+/// The entries in force for `plate` under any of its spellings
+/// (`kozomol_tunduk::plate_key`), in the order listed.
+async fn listed_as(state: &ApiState, plate: &str) -> Result<Vec<HotListRecord>, ApiError> {
+    let key = kozomol_tunduk::plate_key(plate);
+    Ok(state
+        .app
+        .store
+        .hot_list()
+        .await?
+        .into_iter()
+        .filter(|entry| kozomol_tunduk::plate_key(&entry.plate) == key)
+        .collect())
+}
+
 /// `DELETE /api/v1/hot-list/{plate}`: the plate is no longer listed; its row stays.
 pub async fn remove_hot_list_entry(
     caller: Authorized<ListKeepers>,
@@ -224,12 +245,19 @@ pub async fn remove_hot_list_entry(
 ) -> Result<Json<HotListRecord>, ApiError> {
     let plate = normalise_plate(&plate)
         .ok_or_else(|| ApiError::BadRequest("a plate is 2-12 letters and digits".into()))?;
-    let removed = state
-        .app
-        .store
-        .remove_hot_list_entry(&plate, &caller.account.login)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("hot-list entry for {plate}")))?;
+    // Named in any spelling: `01123ABC` takes `01KG123ABC` off, and every entry of the
+    // plate goes (a theft reported against a resolution lists the plate as decided).
+    let mut removed = None;
+    for listed in listed_as(&state, &plate).await? {
+        let taken_off = state
+            .app
+            .store
+            .remove_hot_list_entry(&listed.plate, &caller.account.login)
+            .await?;
+        removed = removed.or(taken_off);
+    }
+    let removed =
+        removed.ok_or_else(|| ApiError::NotFound(format!("hot-list entry for {plate}")))?;
     tracing::info!(plate = %plate, by = %caller.account.login, "plate taken off the hot list");
     Ok(Json(removed))
 }
