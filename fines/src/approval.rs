@@ -104,10 +104,11 @@ async fn approve(
             note: None,
             from_state: CaseState::Recognized,
             to_state: CaseState::Approved,
+            seen_move: None,
         };
         match store.record_review(&review).await? {
             ReviewWrite::Recorded => Some(CaseState::Approved),
-            ReviewWrite::StateChanged(_) => None,
+            ReviewWrite::StateChanged(_) | ReviewWrite::MovedSince(_) => None,
         }
     } else {
         let reason = why_not(&machine, stage.threshold_milli, case.enforceable);

@@ -216,6 +216,7 @@ impl World {
             note: None,
             from_state: from,
             to_state: CaseState::Approved,
+            seen_move: None,
         };
         assert_eq!(
             self.store.record_review(&review).await.expect("review"),

@@ -209,6 +209,7 @@ async fn approved(w: &World, owner: &Owner, seed: u8) {
         note: None,
         from_state: CaseState::Received,
         to_state: CaseState::Approved,
+        seen_move: None,
     };
     assert_eq!(
         w.store.record_review(&review).await.expect("review"),

@@ -210,6 +210,7 @@ async fn an_officer_missing_from_the_register_sets_the_case_aside(backend: Backe
         note: None,
         from_state: CaseState::SupervisorReview,
         to_state: CaseState::Approved,
+        seen_move: None,
     };
     w.store.record_review(&review).await.expect("review");
     look_up_owners(&w).await;

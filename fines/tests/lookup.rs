@@ -72,6 +72,7 @@ async fn approved(store: &dyn Store, plate: Option<&str>) -> CaseId {
         note: None,
         from_state: CaseState::Received,
         to_state: CaseState::Approved,
+        seen_move: None,
     };
     assert_eq!(
         store.record_review(&review).await.expect("review"),

@@ -581,6 +581,10 @@ pub struct NewReview {
     pub note: Option<String>,
     pub from_state: CaseState,
     pub to_state: CaseState,
+    /// The case's latest move (the id of its latest audit row with a `to_state`) as
+    /// the decider saw it, where the decision was made on what was shown: a case that
+    /// moved since, even back to `from_state`, is not decided ([`ReviewWrite::MovedSince`]).
+    pub seen_move: Option<i64>,
 }
 
 /// What became of a review.
@@ -590,6 +594,9 @@ pub enum ReviewWrite {
     /// The case had moved on (another reviewer, a worker) or does not exist (`None`);
     /// nothing was written.
     StateChanged(Option<CaseState>),
+    /// The case is in `from_state` but moved after the move the decider saw: its latest
+    /// move now (`None`: none); nothing was written.
+    MovedSince(Option<i64>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -37,6 +37,20 @@ impl ReviewLog for PgStore {
                     .await?;
             return Ok(ReviewWrite::StateChanged(decode::opt_state(current)?));
         }
+        if let Some(seen) = review.seen_move {
+            // Read after the case's row is written: any move committed before is seen,
+            // and none can commit until this decision does.
+            let latest: Option<i64> = sqlx::query_scalar(
+                "SELECT MAX(id) FROM audit_log WHERE case_id = $1 AND to_state IS NOT NULL",
+            )
+            .bind(review.case_id.0)
+            .fetch_one(&mut *tx)
+            .await?;
+            if latest != Some(seen) {
+                tx.rollback().await?;
+                return Ok(ReviewWrite::MovedSince(latest));
+            }
+        }
         sqlx::query(
             "INSERT INTO reviews (case_id, tier, reviewer, decision, reason, plate, note, \
              from_state, to_state, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",

@@ -2301,6 +2301,7 @@ fn review(case_id: CaseId, tier: ReviewTier, from: CaseState, to: CaseState) -> 
         note: None,
         from_state: from,
         to_state: to,
+        seen_move: None,
     }
 }
 
@@ -2542,6 +2543,40 @@ async fn a_stale_review_writes_nothing(store: Arc<dyn Store>) {
     assert!(store.reviews(ids[0]).await.unwrap().is_empty());
     let audit = store.case_audit(ids[0]).await.unwrap();
     assert!(audit.iter().all(|a| a.action != CASE_REVIEWED));
+
+    // Decided on a move that is no longer the case's latest (it moved since, if only
+    // back to the same state): nothing is written; on the latest, the review is.
+    let case = ids[0];
+    let latest = store
+        .case_audit(case)
+        .await
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|a| a.to_state.is_some())
+        .map(|a| a.id)
+        .expect("the recognition moved the case");
+    let mut on_older = review(
+        case,
+        ReviewTier::First,
+        CaseState::Recognized,
+        CaseState::Approved,
+    );
+    on_older.seen_move = Some(latest - 1);
+    assert_eq!(
+        store.record_review(&on_older).await.unwrap(),
+        ReviewWrite::MovedSince(Some(latest))
+    );
+    assert_eq!(
+        store.case(case).await.unwrap().unwrap().state,
+        CaseState::Recognized
+    );
+    assert!(store.reviews(case).await.unwrap().is_empty());
+    on_older.seen_move = Some(latest);
+    assert_eq!(
+        store.record_review(&on_older).await.unwrap(),
+        ReviewWrite::Recorded
+    );
 }
 
 // ---- the stages after review --------------------------------------------------------
@@ -4659,6 +4694,14 @@ async fn passing_the_checks_marks_the_case_under_its_lease(store: Arc<dyn Store>
         [(ids[0], false), (ids[1], false)]
     );
 
+    // A plate in no spelling is refused: it would be checked under no lock.
+    assert!(matches!(
+        store
+            .pass_checks("f1", ids[0], plate, &within(&[], t(-10), t(10)), &conflict)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+
     // Another worker's lease marks nothing.
     let clear = |_: &[PlateSighting]| -> Option<String> { None };
     assert_eq!(
@@ -4694,14 +4737,6 @@ async fn passing_the_checks_marks_the_case_under_its_lease(store: Arc<dyn Store>
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].actor, "fines:f1");
     assert_chained_alone(rows[0]);
-    // A plate in no spelling is refused: it would be checked under no lock.
-    assert!(matches!(
-        store
-            .pass_checks("f1", ids[0], plate, &within(&[], t(-10), t(10)), &conflict)
-            .await,
-        Err(StoreError::Invalid(_))
-    ));
-
     assert!(store
         .case_audit(ids[1])
         .await

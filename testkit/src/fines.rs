@@ -133,6 +133,7 @@ pub async fn owner_found_cases(
                 note: None,
                 from_state: CaseState::Received,
                 to_state: CaseState::Approved,
+                seen_move: None,
             })
             .await?;
     }

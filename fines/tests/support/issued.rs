@@ -200,6 +200,7 @@ pub async fn approved_by_anyone(
         note: None,
         from_state: CaseState::Received,
         to_state: CaseState::Approved,
+        seen_move: None,
     };
     assert_eq!(
         w.store.record_review(&review).await.expect("review"),

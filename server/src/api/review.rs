@@ -108,17 +108,6 @@ pub async fn decide(
         )));
     }
     let store = &state.app.store;
-    if let Some(seen) = request.seen_move {
-        let latest = last_move(&store.case_audit(case.id).await?);
-        if latest != Some(seen) {
-            return Err(ApiError::Conflict(format!(
-                "case {} moved again since it was shown (its latest move is audit row {}, \
-                 not {seen}); reload it",
-                case.id,
-                latest.map_or_else(|| "none".to_owned(), |id| id.to_string())
-            )));
-        }
-    }
     let recognition = super::cases::readable_recognition(&state, case.id).await?;
     let machine = MachineRead::of(recognition.as_ref());
     // The plate a review decided before: a supervisor's approval keeps it.
@@ -171,6 +160,7 @@ pub async fn decide(
         note: request.note,
         from_state: case.state,
         to_state: routed.to,
+        seen_move: request.seen_move,
     };
     match store.record_review(&review).await? {
         ReviewWrite::Recorded => {}
@@ -182,6 +172,15 @@ pub async fn decide(
         }
         ReviewWrite::StateChanged(None) => {
             return Err(ApiError::NotFound(format!("case {}", case.id)))
+        }
+        ReviewWrite::MovedSince(latest) => {
+            return Err(ApiError::Conflict(format!(
+                "case {} moved again since it was shown (its latest move is audit row {}, \
+                 not {}); reload it",
+                case.id,
+                latest.map_or_else(|| "none".to_owned(), |id| id.to_string()),
+                request.seen_move.unwrap_or_default()
+            )))
         }
     }
     tracing::info!(
@@ -198,15 +197,6 @@ pub async fn decide(
         plate: routed.plate,
         href: state.app.link(&format!("/api/v1/cases/{}", case.id)),
     }))
-}
-
-/// The id of the latest of a case's audit rows (oldest first) that moved it.
-pub(crate) fn last_move(audit: &[kozomol_store::AuditEntry]) -> Option<i64> {
-    audit
-        .iter()
-        .rev()
-        .find(|row| row.to_state.is_some())
-        .map(|row| row.id)
 }
 
 /// `GET /api/v1/cases/{id}/reviews`: the decisions on a case, oldest first.
