@@ -717,7 +717,7 @@ pub fn load_or_create_key(file: &KeyFile) -> Result<SigningKey, ServeError> {
             .map_err(|_| err("an Ed25519 secret key is 32 bytes of hex".into()))?;
         Ok(SigningKey::from_bytes(&bytes))
     };
-    match std::fs::read_to_string(path) {
+    match read_whole_key(path) {
         Ok(text) => read(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let KeyFile::Configured(_) = file {
@@ -740,7 +740,7 @@ pub fn load_or_create_key(file: &KeyFile) -> Result<SigningKey, ServeError> {
                 }
                 // Another process of this installation made it meanwhile.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    read(std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?)
+                    read(read_whole_key(path).map_err(|e| err(e.to_string()))?)
                 }
                 Err(e) => Err(err(e.to_string())),
             }
@@ -749,13 +749,31 @@ pub fn load_or_create_key(file: &KeyFile) -> Result<SigningKey, ServeError> {
     }
 }
 
+/// The text of the key file at `path`. A file shorter than a key may be one another
+/// process is still writing in place (a filesystem without hard links): it is read
+/// again for up to two seconds before it is taken as it is (and refused as no key).
+fn read_whole_key(path: &Path) -> std::io::Result<String> {
+    let mut text = std::fs::read_to_string(path)?;
+    for _ in 0..40 {
+        if text.trim().len() >= 64 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        text = std::fs::read_to_string(path)?;
+    }
+    Ok(text)
+}
+
 /// Writes `text` (mode 0600) to a file of its own beside `path`, then links it there:
 /// `path` appears whole or not at all (another process never reads it half written,
 /// and a crash leaves no empty key), and `AlreadyExists` where another process's is
 /// there first. On a filesystem without hard links (some network and FUSE ones) the
-/// file is created in place, still only where none is. The folder is synced after, so
-/// the key a process went on with is the one found after a power cut.
+/// file is created in place, still only where none is (readers wait for it whole,
+/// [`read_whole_key`]). The folder is synced after, so the key a process went on with
+/// is the one found after a power cut.
 fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
+    // EOPNOTSUPP on Linux, which the standard library leaves uncategorised.
+    const NOT_SUPPORTED: i32 = 95;
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".{}.new", uuid::Uuid::now_v7().simple()));
     let fresh = PathBuf::from(name);
@@ -765,14 +783,20 @@ fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
     match linked {
         Err(e)
             if e.kind() == std::io::ErrorKind::Unsupported
-                || e.kind() == std::io::ErrorKind::PermissionDenied =>
+                || e.kind() == std::io::ErrorKind::PermissionDenied
+                || e.raw_os_error() == Some(NOT_SUPPORTED) =>
         {
             tracing::warn!(path = %path.display(), error = %e, "no hard links here: the key is written in place");
             write_new(path, text)?;
         }
         other => other?,
     }
-    sync_folder_of(path)
+    // The key is in place: a folder that cannot be synced (some mounts refuse it) is
+    // said, not a reason to stop.
+    if let Err(e) = sync_folder_of(path) {
+        tracing::warn!(path = %path.display(), error = %e, "the key's folder could not be synced");
+    }
+    Ok(())
 }
 
 /// Creates `path` (mode 0600; `AlreadyExists` where it is) with `text`, synced.
@@ -932,5 +956,25 @@ mod tests {
             .expect("folder")
             .collect();
         assert_eq!(left.len(), 1, "no file of a start is left beside it");
+    }
+
+    /// Where another process writes the key in place (no hard links), a start that
+    /// finds it half written waits for the rest.
+    #[test]
+    fn a_key_still_being_written_is_read_whole() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = KeyFile::Default(dir.path().join("server.key"));
+        let whole = hex::encode([9u8; 32]);
+        std::fs::write(file.path(), &whole[..10]).expect("a start");
+        let key = std::thread::scope(|scope| {
+            let writer = scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(300));
+                std::fs::write(file.path(), &whole).expect("the rest");
+            });
+            let key = load_or_create_key(&file).map(|k| k.to_bytes());
+            writer.join().expect("joins");
+            key
+        });
+        assert_eq!(key.expect("read whole"), [9u8; 32]);
     }
 }
