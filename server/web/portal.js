@@ -144,6 +144,7 @@ const ATTACHMENTS_MOST = 10;
 const MIB = 1024 * 1024;
 const ATTACHMENT_LARGEST_MIB = 10;
 const ATTACHMENTS_TOTAL_MIB = 15;
+const ATTACHMENT_NAME_LONGEST = 200;
 
 // Whether the fine's last day to appeal (once delivery dated it) has passed.
 function appealLate(fine) { return Boolean(fine.appeal_until) && today() > fine.appeal_until; }
@@ -153,6 +154,7 @@ function appealLate(fine) { return Boolean(fine.appeal_until) && today() > fine.
 function attachmentProblem(files) {
   if (files.length > ATTACHMENTS_MOST) return t("appeal-too-many-files", { max: ATTACHMENTS_MOST });
   for (const file of files) {
+    if ([...file.name.trim()].length > ATTACHMENT_NAME_LONGEST) return t("appeal-file-name", { name: `${file.name.slice(0, 40)}…`, max: ATTACHMENT_NAME_LONGEST });
     if (!ATTACHMENT_TYPES.includes(file.type)) return t("appeal-file-type", { name: file.name });
     if (file.size > ATTACHMENT_LARGEST_MIB * MIB) return t("appeal-file-too-large", { name: file.name, size: ATTACHMENT_LARGEST_MIB });
   }

@@ -61,6 +61,7 @@ appeal-late = The time to appeal here ended on { $date }. A late appeal, with a 
 appeal-too-many-files = Attach at most { $max } files.
 appeal-file-type = The file { $name } is neither a photo (JPEG, PNG) nor a PDF.
 appeal-file-too-large = The file { $name } is larger than { $size } MB.
+appeal-file-name = The file name { $name } is too long: shorten it to at most { $max } characters.
 appeal-files-too-large = The files together are larger than { $size } MB: attach fewer or smaller ones.
 appeal-file-unreadable = The file { $name } is not what its type says; it may be damaged.
 appeal-check-fields = Check your name and the grounds: both are required, at most { $max } characters each.

@@ -61,6 +61,7 @@ appeal-late = Срок обжалования здесь истёк { $date }. �
 appeal-too-many-files = Приложите не больше { $max } файлов.
 appeal-file-type = Файл { $name } — не фото (JPEG, PNG) и не PDF.
 appeal-file-too-large = Файл { $name } больше { $size } МБ.
+appeal-file-name = Имя файла { $name } слишком длинное: сократите его до { $max } символов.
 appeal-files-too-large = Файлы вместе больше { $size } МБ: приложите меньше файлов или файлы меньшего размера.
 appeal-file-unreadable = Файл { $name } не соответствует своему типу; возможно, он повреждён.
 appeal-check-fields = Проверьте ФИО и основания: оба поля обязательны, не длиннее { $max } символов каждое.
