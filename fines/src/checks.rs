@@ -83,12 +83,6 @@ impl ChecksConfig {
     }
 }
 
-/// Whether two plates are one once normalised, a 2016-format plate with or without its
-/// `KG` (a camera writes `01KG123ABC`, the recognizer `01123ABC`).
-fn same_plate(a: &str, b: &str) -> bool {
-    kozomol_tunduk::plate_key(a) == kozomol_tunduk::plate_key(b)
-}
-
 /// An exact plate (`01KG123ABC`) or a series as a glob: `*` stands for any run of
 /// characters (none included), `?` for exactly one. `D*` is every plate that starts
 /// with `D`; `CMD*` every plate that starts with `CMD`; `??D???` every six-character
@@ -279,7 +273,8 @@ pub struct HotListEntry {
 /// The hot-list entry for `plate`, if any. A hit is an alert, not a reason to stop the
 /// fine.
 pub fn hot_list_hit<'a>(list: &'a [HotListEntry], plate: &str) -> Option<&'a HotListEntry> {
-    list.iter().find(|e| same_plate(&e.plate, plate))
+    list.iter()
+        .find(|e| kozomol_tunduk::same_plate(&e.plate, plate))
 }
 
 /// A point in WGS 84, in millionths of a degree (as `Site` carries it).
@@ -362,7 +357,7 @@ pub fn duplicate_of<'a>(
             o.case_id != case.case_id
                 && o.kind == case.kind
                 && o.site_id == case.site_id
-                && same_plate(&o.plate, &case.plate)
+                && kozomol_tunduk::same_plate(&o.plate, &case.plate)
                 && stands(o.state)
                 && (o.state != CaseState::Approved || o.checks_passed || order(o) < order(case))
                 && (o.captured_at - case.captured_at).abs() <= window
@@ -405,7 +400,7 @@ pub fn clone_conflicts(
                 && o.site_id != case.site_id
                 && o.state != CaseState::Rejected
                 && !cleared.contains(&o.case_id)
-                && same_plate(&o.plate, &case.plate)
+                && kozomol_tunduk::same_plate(&o.plate, &case.plate)
         })
         .filter_map(|o| conflict(config, case, o))
         .collect();

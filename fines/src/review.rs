@@ -157,7 +157,7 @@ pub fn route(
     let machine_agrees = machine
         .plate
         .as_deref()
-        .is_some_and(|read| kozomol_tunduk::plate_key(read) == kozomol_tunduk::plate_key(&plate));
+        .is_some_and(|read| kozomol_tunduk::same_plate(read, &plate));
     let strong = machine
         .confidence_milli
         .is_some_and(|c| c >= weak_below_milli);

@@ -152,6 +152,9 @@ fn plate_patterns_match() {
         ("01KG*", "01123ABC", true),
         ("01KG123ABC", "02123ABC", false),
         ("01KG*", "01123AB", false),
+        // Only the 2016 shape is read with KG: not an Uzbek or a Kazakh plate.
+        ("01KG*", "01A123BC", false),
+        ("01KG*", "012ABC02", false),
     ];
     for &(p, plate, want) in table {
         assert_eq!(pattern(p).matches(plate), want, "{p} vs {plate}");

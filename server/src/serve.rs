@@ -710,11 +710,20 @@ pub fn load_or_create_key(file: &KeyFile) -> Result<SigningKey, ServeError> {
         path: path.display().to_string(),
         message,
     };
+    // A default key cut short is a first start that stopped while writing it (where
+    // the filesystem has no hard links): said so, with the way out.
+    let torn = match file {
+        KeyFile::Default(_) => {
+            "; where it is a key made on first start and cut short (a start stopped while \
+             writing it), nothing was signed with it: delete the file to have a new one made"
+        }
+        KeyFile::Configured(_) => "",
+    };
     let read = |text: String| -> Result<SigningKey, ServeError> {
         let bytes: [u8; 32] = hex::decode(text.trim())
-            .map_err(|e| err(e.to_string()))?
+            .map_err(|e| err(format!("{e}{torn}")))?
             .try_into()
-            .map_err(|_| err("an Ed25519 secret key is 32 bytes of hex".into()))?;
+            .map_err(|_| err(format!("an Ed25519 secret key is 32 bytes of hex{torn}")))?;
         Ok(SigningKey::from_bytes(&bytes))
     };
     match read_whole_key(path) {
@@ -773,7 +782,10 @@ fn read_whole_key(path: &Path) -> std::io::Result<String> {
 /// is the one found after a power cut.
 fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
     // EOPNOTSUPP on Linux, which the standard library leaves uncategorised.
-    const NOT_SUPPORTED: i32 = 95;
+    #[cfg(target_os = "linux")]
+    const NOT_SUPPORTED: Option<i32> = Some(95);
+    #[cfg(not(target_os = "linux"))]
+    const NOT_SUPPORTED: Option<i32> = None;
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".{}.new", uuid::Uuid::now_v7().simple()));
     let fresh = PathBuf::from(name);
@@ -784,7 +796,7 @@ fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
         Err(e)
             if e.kind() == std::io::ErrorKind::Unsupported
                 || e.kind() == std::io::ErrorKind::PermissionDenied
-                || e.raw_os_error() == Some(NOT_SUPPORTED) =>
+                || (NOT_SUPPORTED.is_some() && e.raw_os_error() == NOT_SUPPORTED) =>
         {
             tracing::warn!(path = %path.display(), error = %e, "no hard links here: the key is written in place");
             write_new(path, text)?;

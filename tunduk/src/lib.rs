@@ -38,7 +38,9 @@ pub use owner::{
     Address, Company, IdentityDocument, Owner, OwnerAnswer, OwnerLookup, OwnerRecord, Person,
     Vehicle,
 };
-pub use plate::{is_domestic_plate, normalize_plate, plate_key, plate_spellings, PlateOrigin};
+pub use plate::{
+    is_domestic_plate, normalize_plate, plate_key, plate_spellings, same_plate, PlateOrigin,
+};
 pub use registry::VehicleRegistry;
 pub use rest::RestClient;
 pub use soap::SoapClient;

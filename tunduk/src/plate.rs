@@ -65,14 +65,19 @@ pub fn plate_key(raw: &str) -> String {
 
 /// Every spelling under which a plate may be stored, normalised: a 2016-format plate
 /// with and without its `KG` (the recognizer drops it, an officer may type it), any
-/// other as it is. A plate typed as printed finds the cases of either spelling. The
-/// spellings are exactly those [`plate_key`] takes to one key: any key of two digits
-/// and six more characters is also spelled with `KG` after the digits.
+/// other as it is. A plate typed as printed finds the cases of either spelling. Only
+/// the 2016 shape (two digits, three digits, three letters) gets a `KG` spelling: no
+/// other plate is written with one, and a series such as `01KG*` must not take in a
+/// foreign `01A123BC`.
 pub fn plate_spellings(raw: &str) -> Vec<String> {
     let plate = normalize_plate(raw);
     let key = plate_key(&plate);
     let chars: Vec<char> = key.chars().collect();
-    let with_kg = (chars.len() == 8 && chars[..2].iter().all(char::is_ascii_digit)).then(|| {
+    let with_kg = (chars.len() == 8
+        && chars[..2].iter().all(char::is_ascii_digit)
+        && chars[2..5].iter().all(char::is_ascii_digit)
+        && chars[5..].iter().all(char::is_ascii_uppercase))
+    .then(|| {
         chars[..2]
             .iter()
             .chain(['K', 'G'].iter())
@@ -87,6 +92,14 @@ pub fn plate_spellings(raw: &str) -> Vec<String> {
     spellings
 }
 
+/// Whether two plates are one: the same once normalised, or a 2016-format plate with
+/// and without its `KG` (a camera writes `01KG123ABC`, the recognizer `01123ABC`).
+pub fn same_plate(a: &str, b: &str) -> bool {
+    // Both ways: `12KG3ABC02` has the key `123ABC02`, which is not spelled with KG.
+    plate_spellings(a).contains(&normalize_plate(b))
+        && plate_spellings(b).contains(&normalize_plate(a))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,8 +111,9 @@ mod tests {
             ("01123abc", vec!["01123ABC", "01KG123ABC"]),
             ("B 1234 AB", vec!["B1234AB"]),
             ("KZ777AAA02", vec!["KZ777AAA02"]),
-            // Whatever `plate_key` takes to one key is found under it.
-            ("01KG12ABCD", vec!["0112ABCD", "01KG12ABCD"]),
+            // Only the 2016 shape is also written with KG: not Uzbek or Kazakh plates.
+            ("01A123BC", vec!["01A123BC"]),
+            ("012ABC02", vec!["012ABC02"]),
         ] {
             assert_eq!(plate_spellings(typed), want, "{typed}");
             for spelling in plate_spellings(typed) {
@@ -135,6 +149,24 @@ mod tests {
         ];
         for (plate, domestic) in cases {
             assert_eq!(is_domestic_plate(plate), domestic, "{plate}");
+        }
+    }
+
+    #[test]
+    fn one_plate_whatever_its_spelling() {
+        for (a, b, same) in [
+            ("01KG123ABC", "01123ABC", true),
+            ("01123abc", "01 KG 123 ABC", true),
+            ("01KG123АВС", "01123ABC", true),
+            ("B 1234 AB", "B1234AB", true),
+            ("01KG123ABC", "02123ABC", false),
+            ("01KG123ABC", "01KG123ABD", false),
+            // A KG written into a foreign plate makes another plate.
+            ("123ABC02", "12KG3ABC02", false),
+            ("01A123BC", "01KGA123BC", false),
+        ] {
+            assert_eq!(same_plate(a, b), same, "{a} vs {b}");
+            assert_eq!(same_plate(b, a), same, "{b} vs {a}");
         }
     }
 

@@ -224,16 +224,15 @@ pub async fn add_hot_list_entry(
 }
 
 /// The entries in force for `plate` under any of its spellings
-/// (`kozomol_tunduk::plate_key`), in the order listed.
+/// (`kozomol_tunduk::same_plate`), in the order listed.
 async fn listed_as(state: &ApiState, plate: &str) -> Result<Vec<HotListRecord>, ApiError> {
-    let key = kozomol_tunduk::plate_key(plate);
     Ok(state
         .app
         .store
         .hot_list()
         .await?
         .into_iter()
-        .filter(|entry| kozomol_tunduk::plate_key(&entry.plate) == key)
+        .filter(|entry| kozomol_tunduk::same_plate(&entry.plate, plate))
         .collect())
 }
 

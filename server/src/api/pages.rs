@@ -257,9 +257,38 @@ fn message(lang: &str, key: &str, args: &[(&str, &str)]) -> String {
                 .map(|(_, text)| text.trim())
         })
         .unwrap_or(key);
-    args.iter().fold(text.to_owned(), |text, (name, value)| {
-        text.replace(&format!("{{ ${name} }}"), value)
-    })
+    fill(text, args)
+}
+
+/// `text` with its `{ $name }` placeables (any spacing inside the braces, as the pages'
+/// own lookup reads them) filled from `args`; one `args` lacks is left empty.
+fn fill(text: &str, args: &[(&str, &str)]) -> String {
+    let mut filled = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        filled.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let placeable = after.find('}').and_then(|close| {
+            let name = after[..close].trim().strip_prefix('$')?.trim();
+            let value = args
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or("", |(_, v)| *v);
+            Some((value, close))
+        });
+        match placeable {
+            Some((value, close)) => {
+                filled.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                filled.push('{');
+                rest = after;
+            }
+        }
+    }
+    filled.push_str(rest);
+    filled
 }
 
 /// `text` safe inside HTML text and quoted attributes.
@@ -391,6 +420,21 @@ mod tests {
                 lang,
                 "{asked:?} {cookie:?} {accept:?}"
             );
+        }
+    }
+
+    #[test]
+    fn placeables_are_filled_whatever_their_spacing() {
+        let args = [("role", "admin")];
+        for (text, want) in [
+            ("The role { $role } may not.", "The role admin may not."),
+            ("{$role}", "admin"),
+            ("{  $role}!", "admin!"),
+            ("{ $other } and { $role }", " and admin"),
+            ("no placeable {", "no placeable {"),
+            ("{ not one } { $role }", "{ not one } admin"),
+        ] {
+            assert_eq!(fill(text, &args), want, "{text}");
         }
     }
 
