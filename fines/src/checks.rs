@@ -125,13 +125,24 @@ impl PlatePattern {
 
     /// Whether `plate` (normalised here) matches.
     pub fn matches(&self, plate: &str) -> bool {
+        self.matches_spelled(&spelled(plate))
+    }
+
+    /// Whether any of a plate's spellings ([`spelled`]) matches.
+    fn matches_spelled(&self, spellings: &[Vec<char>]) -> bool {
         // Read as typed today: a pattern kept before look-alikes were written in Latin.
         let pattern: Vec<char> = plate_chars(&self.0).collect();
-        // Under each of the plate's spellings: `01KG123ABC` exempts `01123ABC` too.
-        kozomol_tunduk::plate_spellings(plate)
-            .iter()
-            .any(|spelling| glob(&pattern, &spelling.chars().collect::<Vec<_>>()))
+        spellings.iter().any(|spelling| glob(&pattern, spelling))
     }
+}
+
+/// A plate's spellings as characters, for [`PlatePattern`]: `01KG123ABC` is exempted by
+/// a pattern of `01123ABC` too, and the other way round.
+fn spelled(plate: &str) -> Vec<Vec<char>> {
+    kozomol_tunduk::plate_spellings(plate)
+        .iter()
+        .map(|spelling| spelling.chars().collect())
+        .collect()
 }
 
 /// Glob matching with `*` and `?`, backtracking to the last `*` only (linear in
@@ -229,9 +240,11 @@ impl Exemption {
 /// The entry that exempts `plate` on `date` (the offence's date in the jurisdiction's
 /// time zone). An exact plate wins over a series; among several, the first in the list.
 pub fn exemption<'a>(list: &'a [Exemption], plate: &str, date: NaiveDate) -> Option<&'a Exemption> {
+    // Spelled once for the whole list.
+    let spellings = spelled(plate);
     let mut valid = list
         .iter()
-        .filter(|e| e.valid_on(date) && e.plate.matches(plate));
+        .filter(|e| e.valid_on(date) && e.plate.matches_spelled(&spellings));
     let first = valid.next()?;
     if first.plate.is_exact() {
         return Some(first);
@@ -273,8 +286,10 @@ pub struct HotListEntry {
 /// The hot-list entry for `plate`, if any. A hit is an alert, not a reason to stop the
 /// fine.
 pub fn hot_list_hit<'a>(list: &'a [HotListEntry], plate: &str) -> Option<&'a HotListEntry> {
+    // The case's plate reduced once, not for every entry of a long list.
+    let identity = kozomol_tunduk::plate_identity(plate);
     list.iter()
-        .find(|e| kozomol_tunduk::same_plate(&e.plate, plate))
+        .find(|e| kozomol_tunduk::plate_identity(&e.plate) == identity)
 }
 
 /// A point in WGS 84, in millionths of a degree (as `Site` carries it).

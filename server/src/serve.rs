@@ -726,7 +726,12 @@ pub fn load_or_create_key(file: &KeyFile) -> Result<SigningKey, ServeError> {
             .map_err(|_| err(format!("an Ed25519 secret key is 32 bytes of hex{torn}")))?;
         Ok(SigningKey::from_bytes(&bytes))
     };
-    match read_whole_key(path) {
+    // Only a default key is written by another process, and may be caught half written.
+    let found = match file {
+        KeyFile::Default(_) => read_whole_key(path),
+        KeyFile::Configured(_) => std::fs::read_to_string(path),
+    };
+    match found {
         Ok(text) => read(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let KeyFile::Configured(_) = file {

@@ -39,7 +39,8 @@ pub use owner::{
     Vehicle,
 };
 pub use plate::{
-    is_domestic_plate, normalize_plate, plate_key, plate_spellings, same_plate, PlateOrigin,
+    is_domestic_plate, normalize_plate, plate_identity, plate_key, plate_spellings, same_plate,
+    PlateOrigin,
 };
 pub use registry::VehicleRegistry;
 pub use rest::RestClient;
