@@ -26,10 +26,13 @@ pub enum DeadLetterReason {
     TopicMismatch,
     /// Device, certificate or site differ from the device register.
     RegisterMismatch,
+    /// A verified event the database refuses to store for what it holds (while it
+    /// stores others): kept whole, to be sent again once the store takes it.
+    Unstorable,
 }
 
 impl DeadLetterReason {
-    pub const ALL: [DeadLetterReason; 9] = [
+    pub const ALL: [DeadLetterReason; 10] = [
         DeadLetterReason::UnknownCamera,
         DeadLetterReason::BadSignature,
         DeadLetterReason::FrameHashMismatch,
@@ -39,6 +42,7 @@ impl DeadLetterReason {
         DeadLetterReason::ConflictingDuplicate,
         DeadLetterReason::TopicMismatch,
         DeadLetterReason::RegisterMismatch,
+        DeadLetterReason::Unstorable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +56,7 @@ impl DeadLetterReason {
             DeadLetterReason::ConflictingDuplicate => "conflicting_duplicate",
             DeadLetterReason::TopicMismatch => "topic_mismatch",
             DeadLetterReason::RegisterMismatch => "register_mismatch",
+            DeadLetterReason::Unstorable => "unstorable",
         }
     }
 

@@ -11,7 +11,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use kozomol_core::{CameraId, CaseId, DeadLetterReason};
 use kozomol_store::{
     CameraRecord, CaseWrite, EvidenceRef, EvidenceStore, FrameLocation, NewCase, NewDeadLetter,
-    NewFrame, Store,
+    NewFrame, Store, StoreError,
 };
 
 use crate::verify::{self, AcceptedEvent, Refusal, Verdict};
@@ -86,7 +86,19 @@ pub struct BatchWriter {
     /// those the retry no longer takes (its event now refused) are queued for
     /// overwriting. Emptied when cases commit.
     appended_uncommitted: Mutex<HashMap<[u8; 32], FrameLocation>>,
+    /// For each event (by fingerprint) the store refused alone for its content, the
+    /// attempts running that it did. Emptied when a write succeeds.
+    refusal_runs: Mutex<HashMap<[u8; 32], u32>>,
 }
+
+/// A case written, or the store's refusal of it alone.
+type CaseWritten = Result<CaseWrite, StoreError>;
+
+/// Attempts running in which the store refuses an event for its content, with no other
+/// case of the batch stored, before the event is given up as `unstorable`: a row
+/// refused for what it holds fails each time, a passing conflict with another writer
+/// does not.
+const LONE_REFUSALS: u32 = 3;
 
 enum Slot {
     Refused(Refusal),
@@ -120,6 +132,7 @@ impl BatchWriter {
             cameras: Mutex::new(HashMap::new()),
             created_unanswered: Mutex::new(HashSet::new()),
             appended_uncommitted: Mutex::new(HashMap::new()),
+            refusal_runs: Mutex::new(HashMap::new()),
         }
     }
 
@@ -189,26 +202,40 @@ impl BatchWriter {
                 new_case(a, &locations, trace)
             })
             .collect::<Result<_, _>>()?;
-        let writes = if new_cases.is_empty() {
-            Vec::new()
+        let (writes, failure) = if new_cases.is_empty() {
+            (Vec::new(), None)
         } else {
             match self.store.record_cases(&new_cases, &self.actor).await {
-                Ok(writes) => writes,
-                Err(e) => {
-                    self.lock_appended_uncommitted().extend(locations);
-                    return Err(e.into());
-                }
+                Ok(writes) => (writes.into_iter().map(Ok).collect(), None),
+                Err(e) if e.is_refusal_of_content() => self.record_each(&new_cases, e).await,
+                Err(e) => (Vec::new(), Some(e)),
             }
         };
-        self.queue_appended_untaken(&locations).await;
         let writes = self.created_earlier(writes);
-        let created: Vec<CaseId> = writes
+        // The frames the cases stored (or found stored) name; those only refused events
+        // name are bytes no row will keep.
+        let taken: HashMap<[u8; 32], FrameLocation> = new_cases
             .iter()
-            .filter_map(|w| match w {
-                CaseWrite::Created(id) => Some(*id),
-                _ => None,
-            })
+            .zip(&writes)
+            .filter(|(_, write)| write.is_ok())
+            .flat_map(|(case, _)| &case.frames)
+            .filter_map(|f| Some((f.sha256, locations.get(&f.sha256)?.clone())))
             .collect();
+        {
+            let mut appended = self.lock_appended_uncommitted();
+            appended.extend(
+                locations
+                    .into_iter()
+                    .filter(|(sha256, _)| !taken.contains_key(sha256)),
+            );
+            appended.retain(|sha256, _| !taken.contains_key(sha256));
+        }
+        let created = created_ids(&writes);
+        if let Some(e) = failure {
+            self.lock_created_unanswered().extend(created);
+            return Err(e.into());
+        }
+        self.queue_appended_untaken(&taken).await;
 
         let mut writes = writes.into_iter();
         let mut spans = spans.into_iter();
@@ -226,36 +253,47 @@ impl BatchWriter {
                     let write = writes.next();
                     if let (Some(span), Some(write)) = (spans.next(), &write) {
                         let outcome = match write {
-                            CaseWrite::Created(id) | CaseWrite::Duplicate(id) => {
+                            Ok(CaseWrite::Created(id) | CaseWrite::Duplicate(id)) => {
                                 span.record("case_id", tracing::field::display(id));
-                                if matches!(write, CaseWrite::Created(_)) {
+                                if matches!(write, Ok(CaseWrite::Created(_))) {
                                     "created"
                                 } else {
                                     "duplicate"
                                 }
                             }
                             // Its id is the other event's case, not this one's.
-                            CaseWrite::Conflict(_) => "conflicting duplicate",
+                            Ok(CaseWrite::Conflict(_)) => "conflicting duplicate",
+                            Err(_) => "unstorable",
                         };
                         span.record("outcome", outcome);
                     }
                     match write {
-                        Some(CaseWrite::Created(case_id)) => BatchOutcome::Accepted {
+                        Some(Ok(CaseWrite::Created(case_id))) => BatchOutcome::Accepted {
                             camera,
                             event_id,
                             case_id,
                         },
-                        Some(CaseWrite::Duplicate(case_id)) => BatchOutcome::Duplicate {
+                        Some(Ok(CaseWrite::Duplicate(case_id))) => BatchOutcome::Duplicate {
                             camera,
                             event_id,
                             case_id,
                         },
-                        Some(CaseWrite::Conflict(case_id)) => {
+                        Some(Ok(CaseWrite::Conflict(case_id))) => {
                             let refusal = Refusal {
                                 reason: DeadLetterReason::ConflictingDuplicate,
                                 detail: format!(
                                     "event id already recorded as case {case_id} with other content"
                                 ),
+                                camera_id: Some(camera.to_string()),
+                                event_id: Some(event_id),
+                            };
+                            dead_letters.push(dead_letter(message, refusal.clone()));
+                            rejected(refusal)
+                        }
+                        Some(Err(e)) => {
+                            let refusal = Refusal {
+                                reason: DeadLetterReason::Unstorable,
+                                detail: format!("the store refused the event: {e}"),
                                 camera_id: Some(camera.to_string()),
                                 event_id: Some(event_id),
                             };
@@ -274,11 +312,12 @@ impl BatchWriter {
         }
         if !dead_letters.is_empty() {
             if let Err(e) = self.store.record_dead_letters(&dead_letters).await {
-                *self.lock_created_unanswered() = created.into_iter().collect();
+                self.lock_created_unanswered().extend(created);
                 return Err(e.into());
             }
         }
         self.lock_created_unanswered().clear();
+        self.lock_refusal_runs().clear();
         self.count(&outcomes);
         tracing::debug!(
             messages = messages.len(),
@@ -288,9 +327,9 @@ impl BatchWriter {
         Ok(outcomes)
     }
 
-    /// `writes` with each duplicate of a case the failed attempt before created
-    /// answered as created.
-    fn created_earlier(&self, writes: Vec<CaseWrite>) -> Vec<CaseWrite> {
+    /// `writes` with each duplicate of a case a failed attempt before created answered
+    /// as created.
+    fn created_earlier(&self, writes: Vec<CaseWritten>) -> Vec<CaseWritten> {
         let unanswered = self.lock_created_unanswered();
         if unanswered.is_empty() {
             return writes;
@@ -298,10 +337,59 @@ impl BatchWriter {
         writes
             .into_iter()
             .map(|w| match w {
-                CaseWrite::Duplicate(id) if unanswered.contains(&id) => CaseWrite::Created(id),
+                Ok(CaseWrite::Duplicate(id)) if unanswered.contains(&id) => {
+                    Ok(CaseWrite::Created(id))
+                }
                 other => other,
             })
             .collect()
+    }
+
+    /// The batch's cases written one at a time, after the store refused them together
+    /// for what one of them holds; with the failure that ends the attempt, if any. A
+    /// case the store refuses alone for its content is given up (dead-lettered whole as
+    /// `unstorable`, not retried for ever with its batch) where another case of the
+    /// batch was stored, or where it was refused so on [`LONE_REFUSALS`] attempts
+    /// running: nothing else tells a batch of that one case from a store failing every
+    /// row. Any other failure fails the attempt, and its retry answers the cases stored
+    /// meanwhile as created.
+    async fn record_each(
+        &self,
+        cases: &[NewCase],
+        together: StoreError,
+    ) -> (Vec<CaseWritten>, Option<StoreError>) {
+        tracing::warn!(error = %together, cases = cases.len(), "the store refused a batch's cases together; writing them one at a time");
+        let mut writes: Vec<CaseWritten> = Vec::with_capacity(cases.len());
+        for case in cases {
+            match self
+                .store
+                .record_cases(std::slice::from_ref(case), &self.actor)
+                .await
+            {
+                Ok(mut one) if one.len() == 1 => writes.push(Ok(one.remove(0))),
+                Ok(_) => {
+                    let miscount = "record_cases returned another count of results than cases";
+                    return (writes, Some(StoreError::Corrupt(miscount.into())));
+                }
+                Err(e) if e.is_refusal_of_content() => writes.push(Err(e)),
+                Err(e) => return (writes, Some(e)),
+            }
+        }
+        let stored = writes.iter().any(Result::is_ok);
+        let mut runs = self.lock_refusal_runs();
+        let mut refused_long_enough = true;
+        for (case, write) in cases.iter().zip(&writes) {
+            if write.is_err() {
+                let run = runs.entry(case.fingerprint).or_insert(0);
+                *run += 1;
+                refused_long_enough &= *run >= LONE_REFUSALS;
+            }
+        }
+        if stored || refused_long_enough {
+            (writes, None)
+        } else {
+            (writes, Some(together))
+        }
     }
 
     /// Once the attempt's cases (if it had any) committed: the frames the failed
@@ -369,6 +457,12 @@ impl BatchWriter {
     // Sets of ids and locations stay whole whatever panicked while they were held.
     fn lock_created_unanswered(&self) -> MutexGuard<'_, HashSet<CaseId>> {
         self.created_unanswered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_refusal_runs(&self) -> MutexGuard<'_, HashMap<[u8; 32], u32>> {
+        self.refusal_runs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -532,6 +626,17 @@ impl BatchWriter {
             }
         }
     }
+}
+
+/// The cases `writes` created.
+fn created_ids(writes: &[CaseWritten]) -> Vec<CaseId> {
+    writes
+        .iter()
+        .filter_map(|w| match w {
+            Ok(CaseWrite::Created(id)) => Some(*id),
+            _ => None,
+        })
+        .collect()
 }
 
 fn rejected(r: Refusal) -> BatchOutcome {

@@ -277,24 +277,34 @@ async fn frames_of_a_batch_left_uncommitted_at_a_stop_are_queued_for_overwriting
     assert_eq!(queued, frames, "both frames the attempt appended");
 }
 
-#[tokio::test]
-async fn what_a_sender_writes_never_stops_a_batch_on_sqlite() {
+/// `check` on a fresh SQLite store, with an evidence folder of its own.
+async fn on_sqlite(check: impl AsyncFnOnce(&str, &Path)) {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("k.db").display());
-    what_a_sender_writes_never_stops_a_batch(&url, dir.path()).await;
+    check(&url, dir.path()).await;
 }
 
-#[tokio::test]
-async fn what_a_sender_writes_never_stops_a_batch_on_postgres() {
+/// `check` on a scratch PostgreSQL database named after `name`, dropped after it.
+async fn on_postgres(name: &str, check: impl AsyncFnOnce(&str, &Path)) {
     let scratch = kozomol_testkit::postgres::ScratchPostgres::create(
         &kozomol_testkit::postgres::server_url(),
-        "ingest_nul",
+        name,
     )
     .await
     .expect("scratch database");
     let dir = tempfile::tempdir().expect("tempdir");
-    what_a_sender_writes_never_stops_a_batch(&scratch.url, dir.path()).await;
+    check(&scratch.url, dir.path()).await;
     scratch.drop_now().await.expect("drop");
+}
+
+#[tokio::test]
+async fn what_a_sender_writes_never_stops_a_batch_on_sqlite() {
+    on_sqlite(what_a_sender_writes_never_stops_a_batch).await;
+}
+
+#[tokio::test]
+async fn what_a_sender_writes_never_stops_a_batch_on_postgres() {
+    on_postgres("ingest_nul", what_a_sender_writes_never_stops_a_batch).await;
 }
 
 /// A NUL in a topic, or in a signed event's text (PostgreSQL refuses it in text and
@@ -343,6 +353,212 @@ async fn what_a_sender_writes_never_stops_a_batch(url: &str, dir: &Path) {
     assert_eq!(spoiled.reason, DeadLetterReason::Malformed, "{spoiled:?}");
     assert!(spoiled.detail.contains("control characters"), "{spoiled:?}");
     assert!(letters.iter().all(|l| !l.detail.contains('\0')));
+}
+
+/// A store refusing the case rows of `events` for their content (a check the rows
+/// fail), as a trigger on the database at `url`: a way a verified event becomes
+/// unstorable that a test can bring about on purpose.
+async fn refuse_cases_of(url: &str, events: &[&ViolationEvent]) {
+    let ids: Vec<String> = events.iter().map(|e| format!("'{}'", e.event_id)).collect();
+    let ids = ids.join(", ");
+    if url.starts_with("sqlite:") {
+        let raw = sqlx::SqlitePool::connect(url).await.expect("connect");
+        let sql = format!(
+            "CREATE TRIGGER refuse_some BEFORE INSERT ON cases WHEN NEW.event_id IN ({ids}) \
+             BEGIN SELECT RAISE(ABORT, 'the row fails a check'); END"
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&raw)
+            .await
+            .expect("trigger");
+    } else {
+        let raw = sqlx::PgPool::connect(url).await.expect("connect");
+        let sql = format!(
+            "CREATE FUNCTION refuse_some() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.event_id IN ({ids}) THEN RAISE EXCEPTION 'the row fails a check' \
+             USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER refuse_some BEFORE INSERT ON cases FOR EACH ROW \
+             EXECUTE FUNCTION refuse_some();"
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&raw)
+            .await
+            .expect("trigger");
+    }
+}
+
+/// An event of `camera` whose overview frame alone is larger than what a dead letter
+/// keeps of a sender's mistake, and its envelope.
+fn large_event(camera: &CameraId, key: &SigningKey, at_ms: i64) -> (ViolationEvent, Vec<u8>) {
+    let seed = at_ms as u64;
+    let frames = vec![noise_jpeg(1280, 960, seed), noise_jpeg(32, 16, seed + 1)];
+    let event = speeding_event(camera, at_ms, &frames);
+    let envelope = encode_signed(&event, &frames, key, None).expect("encode");
+    assert!(envelope.len() > kozomol_store::DEAD_LETTER_RAW_LIMIT);
+    (event, envelope)
+}
+
+fn frame_hashes(event: &ViolationEvent) -> Vec<[u8; 32]> {
+    let mut hashes: Vec<[u8; 32]> = event
+        .frames
+        .iter()
+        .map(|f| <[u8; 32]>::try_from(f.sha256.as_slice()).expect("hash"))
+        .collect();
+    hashes.sort();
+    hashes
+}
+
+#[tokio::test]
+async fn an_event_the_store_refuses_never_holds_up_its_batch_on_sqlite() {
+    on_sqlite(an_event_the_store_refuses_never_holds_up_its_batch).await;
+}
+
+#[tokio::test]
+async fn an_event_the_store_refuses_never_holds_up_its_batch_on_postgres() {
+    on_postgres(
+        "ingest_unstorable",
+        an_event_the_store_refuses_never_holds_up_its_batch,
+    )
+    .await;
+}
+
+/// A verified event whose case row the store refuses for what it holds fails the same
+/// way for ever: in a batch with others, the others are stored and it is dead-lettered
+/// as `unstorable`, whole (to be sent again once the store takes it), its frames queued
+/// for overwriting; alone in its batch, it is given up after three attempts running
+/// (a store failing every row is told apart below).
+async fn an_event_the_store_refuses_never_holds_up_its_batch(url: &str, dir: &Path) {
+    let (store, evidence) = opened(url, dir).await;
+    let (camera, key) = registered(store.as_ref(), "cam-poison").await;
+    let captured = chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z").expect("time");
+    let at = captured.timestamp_millis();
+    let (poison, poison_bytes) = large_event(&camera, &key, at);
+    let (lone, lone_bytes) = large_event(&camera, &key, at + 3);
+    refuse_cases_of(url, &[&poison, &lone]).await;
+    let topic = "kozomol/v1/cameras/cam-poison/violations".to_owned();
+    let batch = vec![
+        Arrival::now(topic.clone(), signed(&camera, &key, at + 1, 1)),
+        Arrival::now(topic.clone(), poison_bytes.clone()),
+        Arrival::now(topic.clone(), signed(&camera, &key, at + 2, 3)),
+    ];
+    let metrics = Arc::new(IngestMetrics::default());
+    let writer = writer_on(&store, evidence, Arc::clone(&metrics));
+    let outcomes = writer.write(&batch).await.expect("the batch commits");
+    for at in [0, 2] {
+        let BatchOutcome::Accepted { case_id, .. } = &outcomes[at] else {
+            panic!("{outcomes:?}");
+        };
+        let case = store.case(*case_id).await.expect("read").expect("stored");
+        assert_eq!(case.frames.len(), 2);
+    }
+    let BatchOutcome::Rejected {
+        reason, event_id, ..
+    } = &outcomes[1]
+    else {
+        panic!("{outcomes:?}");
+    };
+    assert_eq!(*reason, DeadLetterReason::Unstorable);
+    assert_eq!(
+        event_id.as_deref(),
+        Some(poison.event_id.to_string().as_str())
+    );
+    assert_eq!(metrics.dead_letter_count(DeadLetterReason::Unstorable), 1);
+    let letters = store.dead_letters(10, None).await.expect("dead letters");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].reason, DeadLetterReason::Unstorable);
+    assert!(
+        letters[0].detail.contains("the row fails a check"),
+        "{letters:?}"
+    );
+    assert_eq!(letters[0].raw, poison_bytes, "kept whole");
+    let mut queued: Vec<[u8; 32]> = store
+        .erasures_due(10)
+        .await
+        .expect("due")
+        .into_iter()
+        .map(|e| e.sha256)
+        .collect();
+    queued.sort();
+    assert_eq!(
+        queued,
+        frame_hashes(&poison),
+        "the refused event's frames only"
+    );
+
+    // Alone in its batch: refused on two attempts, given up on the third.
+    let alone = vec![Arrival::now(topic, lone_bytes)];
+    assert!(writer.write(&alone).await.is_err(), "first attempt");
+    assert!(writer.write(&alone).await.is_err(), "second attempt");
+    let outcomes = writer.write(&alone).await.expect("third attempt");
+    assert!(
+        matches!(
+            &outcomes[..],
+            [BatchOutcome::Rejected {
+                reason: DeadLetterReason::Unstorable,
+                ..
+            }]
+        ),
+        "{outcomes:?}"
+    );
+    let letters = store.dead_letters(10, None).await.expect("letters");
+    assert_eq!(letters.len(), 2);
+    assert_eq!(letters[1].event_id, Some(lone.event_id.to_string()));
+}
+
+/// A store failing every case row alike (here a table it lacks, as a broken schema or
+/// a refused permission would) is not a refusal of one event: the batch is written one
+/// case at a time no more than it is given up, and waits, attempt after attempt, until
+/// the store takes it whole.
+#[tokio::test]
+async fn a_store_failing_every_case_keeps_the_batch_waiting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("k.db").display());
+    let (store, evidence) = opened(&url, dir.path()).await;
+    let (camera, key) = registered(store.as_ref(), "cam-broken").await;
+    let raw = sqlx::SqlitePool::connect(&url).await.expect("connect");
+    sqlx::raw_sql(
+        "CREATE TRIGGER refuse_all BEFORE INSERT ON cases \
+         BEGIN SELECT 1 FROM a_table_the_store_lacks; END",
+    )
+    .execute(&raw)
+    .await
+    .expect("trigger");
+    let topic = "kozomol/v1/cameras/cam-broken/violations".to_owned();
+    let captured = chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z").expect("time");
+    let batch = vec![
+        Arrival::now(
+            topic.clone(),
+            signed(&camera, &key, captured.timestamp_millis(), 1),
+        ),
+        Arrival::now(
+            topic,
+            signed(&camera, &key, captured.timestamp_millis() + 1, 3),
+        ),
+    ];
+    let writer = writer_on(&store, evidence, Arc::new(IngestMetrics::default()));
+    for attempt in 1..=5 {
+        let failed = writer.write(&batch[..1]).await;
+        assert!(failed.is_err(), "attempt {attempt} alone: {failed:?}");
+        let failed = writer.write(&batch).await;
+        assert!(failed.is_err(), "attempt {attempt}: {failed:?}");
+    }
+    assert!(store
+        .dead_letters(10, None)
+        .await
+        .expect("letters")
+        .is_empty());
+
+    sqlx::raw_sql("DROP TRIGGER refuse_all")
+        .execute(&raw)
+        .await
+        .expect("drop");
+    let outcomes = writer.write(&batch).await.expect("the store takes it");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, BatchOutcome::Accepted { .. })),
+        "{outcomes:?}"
+    );
 }
 
 /// A capture dated after its own arrival (a camera clock running ahead) is kept, not

@@ -46,24 +46,71 @@ impl StoreError {
                 | sqlx::Error::PoolTimedOut
                 | sqlx::Error::WorkerCrashed
                 | sqlx::Error::BeginFailed => true,
-                sqlx::Error::Database(db) => {
-                    let Some(code) = db.code() else {
-                        return false;
-                    };
-                    if db
-                        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                        .is_some()
-                    {
-                        transient_sqlstate(&code)
-                    } else {
-                        code.parse::<i32>().is_ok_and(transient_sqlite_code)
-                    }
-                }
-                _ => false,
+                _ => database_code(err)
+                    .is_some_and(|code| code.either(transient_sqlstate, transient_sqlite_code)),
             },
             _ => false,
         }
     }
+
+    /// Whether the database refused the rows for what they hold (a constraint, a value
+    /// out of its range, too long or not representable, a row over a limit): the same
+    /// rows fail for ever, while other rows of the same kind may be stored. Not a fault
+    /// of the database itself (a missing table, a refused permission), which fails every
+    /// row alike.
+    pub fn is_refusal_of_content(&self) -> bool {
+        match self {
+            StoreError::Invalid(_) => true,
+            StoreError::Database(err) => database_code(err)
+                .is_some_and(|code| code.either(content_sqlstate, content_sqlite_code)),
+            _ => false,
+        }
+    }
+}
+
+/// A database's own error code: PostgreSQL's SQLSTATE or SQLite's result code.
+enum DatabaseCode {
+    Postgres(String),
+    Sqlite(i32),
+}
+
+impl DatabaseCode {
+    fn either(&self, postgres: fn(&str) -> bool, sqlite: fn(i32) -> bool) -> bool {
+        match self {
+            DatabaseCode::Postgres(code) => postgres(code),
+            DatabaseCode::Sqlite(code) => sqlite(*code),
+        }
+    }
+}
+
+fn database_code(err: &sqlx::Error) -> Option<DatabaseCode> {
+    let sqlx::Error::Database(db) = err else {
+        return None;
+    };
+    let code = db.code()?;
+    if db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        Some(DatabaseCode::Postgres(code.into_owned()))
+    } else {
+        code.parse().ok().map(DatabaseCode::Sqlite)
+    }
+}
+
+/// PostgreSQL's SQLSTATEs of rows refused for their content: data exceptions (22: a
+/// value too long, out of range, a NUL in text), integrity constraints (23) and program
+/// limits (54: an index row too large).
+fn content_sqlstate(code: &str) -> bool {
+    ["22", "23", "54"]
+        .iter()
+        .any(|class| code.starts_with(class))
+}
+
+/// SQLite's result codes of rows refused for their content: too big (18), a constraint
+/// (19, a trigger's RAISE among them), a datatype mismatch (20), out of range (25).
+fn content_sqlite_code(code: i32) -> bool {
+    matches!(code & 0xff, 18 | 19 | 20 | 25)
 }
 
 /// PostgreSQL's SQLSTATEs of a passing condition: connection exceptions (08),
@@ -104,7 +151,10 @@ pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use super::{transient_sqlite_code, transient_sqlstate, StoreError};
+    use super::{
+        content_sqlite_code, content_sqlstate, transient_sqlite_code, transient_sqlstate,
+        StoreError,
+    };
 
     #[test]
     fn passing_conditions_are_transient_and_the_datas_own_faults_are_not() {
@@ -153,5 +203,39 @@ mod tests {
             what: "case 7".into()
         }
         .is_transient());
+    }
+
+    #[test]
+    fn rows_refused_for_their_content_are_told_from_a_failing_database() {
+        for (code, content) in [
+            ("23505", true),  // unique violation
+            ("23514", true),  // check violation
+            ("22001", true),  // string data right truncation
+            ("22021", true),  // character not in repertoire (a NUL)
+            ("22003", true),  // numeric value out of range
+            ("54000", true),  // program limit exceeded (index row size)
+            ("42P01", false), // undefined table
+            ("42501", false), // insufficient privilege
+            ("53100", false), // disk full
+            ("08006", false), // connection failure
+        ] {
+            assert_eq!(content_sqlstate(code), content, "{code}");
+        }
+        for (code, content) in [
+            (18, true),   // SQLITE_TOOBIG
+            (19, true),   // SQLITE_CONSTRAINT
+            (1811, true), // SQLITE_CONSTRAINT_TRIGGER
+            (20, true),   // SQLITE_MISMATCH
+            (25, true),   // SQLITE_RANGE
+            (1, false),   // SQLITE_ERROR (no such table)
+            (13, false),  // SQLITE_FULL
+            (5, false),   // SQLITE_BUSY
+            (8, false),   // SQLITE_READONLY
+        ] {
+            assert_eq!(content_sqlite_code(code), content, "{code}");
+        }
+        assert!(StoreError::Invalid("a plate of 40 characters".into()).is_refusal_of_content());
+        assert!(!StoreError::Corrupt("a row this code never wrote".into()).is_refusal_of_content());
+        assert!(!StoreError::Database(sqlx::Error::PoolTimedOut).is_refusal_of_content());
     }
 }

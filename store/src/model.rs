@@ -373,11 +373,24 @@ pub struct NewDeadLetter {
     pub event_id: Option<String>,
     pub reason: DeadLetterReason,
     pub detail: String,
-    /// The raw message; the store keeps at most `DEAD_LETTER_RAW_LIMIT` bytes of it.
+    /// The raw message; the store keeps what [`NewDeadLetter::kept_raw`] says.
     pub raw: Vec<u8>,
 }
 
-/// How much of a refused message is kept.
+impl NewDeadLetter {
+    /// The bytes kept: the first `DEAD_LETTER_RAW_LIMIT` of a message refused for what
+    /// its sender wrote (enough to see what it was), all of a verified event the store
+    /// refused (up to the envelope's 2 MiB), which is kozomol's to store once it can.
+    pub fn kept_raw(&self) -> &[u8] {
+        if self.reason == DeadLetterReason::Unstorable {
+            &self.raw
+        } else {
+            &self.raw[..self.raw.len().min(DEAD_LETTER_RAW_LIMIT)]
+        }
+    }
+}
+
+/// How much of a message refused for what its sender wrote is kept.
 pub const DEAD_LETTER_RAW_LIMIT: usize = 64 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -28,8 +28,7 @@ use crate::{
     Backend, Backlog, CameraRecord, CameraRegister, CameraRegistration, CameraStatusUpdate,
     CaseFrame, CaseQuery, CaseRecord, CaseStore, CaseSummary, CaseWrite, DeadLetter,
     DeadLetterStore, FrameLocation, HourlyCount, NewAccount, NewAuditEntry, NewCase, NewDeadLetter,
-    OfficerIdentity, Store, StoreError, WorkSummary, ACCOUNT_CREATED, DEAD_LETTER_RAW_LIMIT,
-    OFFICER_REGISTERED,
+    OfficerIdentity, Store, StoreError, WorkSummary, ACCOUNT_CREATED, OFFICER_REGISTERED,
 };
 
 /// The wire protocol counts bind parameters in 16 bits.
@@ -1026,7 +1025,6 @@ impl DeadLetterStore for PgStore {
                  detail, raw_len, raw) ",
             );
             qb.push_values(chunk, |mut row, letter| {
-                let kept = letter.raw.len().min(DEAD_LETTER_RAW_LIMIT);
                 row.push_bind(letter.received_at)
                     .push_bind(letter.topic.as_str())
                     .push_bind(letter.camera_id.as_deref())
@@ -1034,7 +1032,7 @@ impl DeadLetterStore for PgStore {
                     .push_bind(letter.reason.as_str())
                     .push_bind(letter.detail.as_str())
                     .push_bind(i64::try_from(letter.raw.len()).unwrap_or(i64::MAX))
-                    .push_bind(&letter.raw[..kept]);
+                    .push_bind(letter.kept_raw());
             });
             qb.build().execute(&mut *tx).await?;
         }

@@ -1088,7 +1088,7 @@ async fn dead_letters_keep_bounded_raw_bytes(store: Arc<dyn Store>) {
             event_id: (i % 3 == 0).then(|| Uuid::now_v7().to_string()),
             reason: *reason,
             detail: format!("detail {i}"),
-            raw: if i == 0 {
+            raw: if i == 0 || *reason == DeadLetterReason::Unstorable {
                 huge.clone()
             } else {
                 vec![i as u8; 10]
@@ -1112,6 +1112,12 @@ async fn dead_letters_keep_bounded_raw_bytes(store: Arc<dyn Store>) {
     assert_eq!(stored[0].raw.len(), DEAD_LETTER_RAW_LIMIT);
     assert_eq!(stored[0].raw[..], huge[..DEAD_LETTER_RAW_LIMIT]);
     assert_eq!(stored[1].raw, vec![1u8; 10]);
+    // A verified event the store refused is kept whole, to be sent again.
+    let unstorable = stored
+        .iter()
+        .find(|d| d.reason == DeadLetterReason::Unstorable)
+        .expect("the unstorable letter");
+    assert_eq!(unstorable.raw, huge);
 
     let page = store.dead_letters(2, Some(stored[3].id)).await.unwrap();
     assert_eq!(
