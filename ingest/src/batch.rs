@@ -86,19 +86,31 @@ pub struct BatchWriter {
     /// those the retry no longer takes (its event now refused) are queued for
     /// overwriting. Emptied when cases commit.
     appended_uncommitted: Mutex<HashMap<[u8; 32], FrameLocation>>,
-    /// For each event (by fingerprint) the store refused alone for its content, the
-    /// attempts running that it did. Emptied when a write succeeds.
-    refusal_runs: Mutex<HashMap<[u8; 32], u32>>,
+    /// For each event (by fingerprint) the store refused for its content alone in its
+    /// batch, since when and how often, attempt after attempt. Emptied when a write
+    /// succeeds.
+    refusal_runs: Mutex<HashMap<[u8; 32], RefusalRun>>,
+    /// How long the one event of a batch of one must go on being refused before it is
+    /// given up ([`LONE_REFUSAL_SPAN`] unless a test says otherwise).
+    lone_refusal_span: Duration,
+}
+
+/// An event refused attempt after attempt.
+struct RefusalRun {
+    since: Instant,
+    attempts: u32,
 }
 
 /// A case written, or the store's refusal of it alone.
 type CaseWritten = Result<CaseWrite, StoreError>;
 
-/// Attempts running in which the store refuses an event for its content, with no other
-/// case of the batch stored, before the event is given up as `unstorable`: a row
+/// Attempts running, and for how long, in which the store refuses the one event of a
+/// batch of one for its content before the event is given up as `unstorable`: a row
 /// refused for what it holds fails each time, a passing conflict with another writer
-/// does not.
+/// does not; and ingest waits that long (taking nothing else) before it gives up an
+/// event on what might be a store refusing every row.
 const LONE_REFUSALS: u32 = 3;
+const LONE_REFUSAL_SPAN: Duration = Duration::from_secs(300);
 
 enum Slot {
     Refused(Refusal),
@@ -133,7 +145,15 @@ impl BatchWriter {
             created_unanswered: Mutex::new(HashSet::new()),
             appended_uncommitted: Mutex::new(HashMap::new()),
             refusal_runs: Mutex::new(HashMap::new()),
+            lone_refusal_span: LONE_REFUSAL_SPAN,
         }
+    }
+
+    /// This writer, giving up the one event of a batch of one after `span` of refusals
+    /// (five minutes by default).
+    pub fn giving_up_lone_refusals_after(mut self, span: Duration) -> Self {
+        self.lone_refusal_span = span;
+        self
     }
 
     /// Verifies and commits `messages`. On error nothing of the batch may be
@@ -347,11 +367,14 @@ impl BatchWriter {
 
     /// The batch's cases written one at a time, after the store refused them together
     /// for what one of them holds; with the failure that ends the attempt, if any. A
-    /// case the store refuses alone for its content is given up (dead-lettered whole as
-    /// `unstorable`, not retried for ever with its batch) where another case of the
-    /// batch was stored, or where it was refused so on [`LONE_REFUSALS`] attempts
-    /// running: nothing else tells a batch of that one case from a store failing every
-    /// row. Any other failure fails the attempt, and its retry answers the cases stored
+    /// case the store refuses alone for its content, where another case of the batch
+    /// was stored (or found stored), is given up: dead-lettered whole as `unstorable`,
+    /// not retried for ever with its batch. Where every case of a batch of several is
+    /// refused, the store is at fault, not one event (a migration the running code does
+    /// not know, a wrong constraint): the batch waits. The one case of a batch of one
+    /// is given up only once it has been refused so for [`LONE_REFUSALS`] attempts over
+    /// `lone_refusal_span`; nothing else tells it from a store refusing every row. Any
+    /// other failure fails the attempt, and its retry answers the cases stored
     /// meanwhile as created.
     async fn record_each(
         &self,
@@ -375,17 +398,22 @@ impl BatchWriter {
                 Err(e) => return (writes, Some(e)),
             }
         }
-        let stored = writes.iter().any(Result::is_ok);
-        let mut runs = self.lock_refusal_runs();
-        let mut refused_long_enough = true;
-        for (case, write) in cases.iter().zip(&writes) {
-            if write.is_err() {
-                let run = runs.entry(case.fingerprint).or_insert(0);
-                *run += 1;
-                refused_long_enough &= *run >= LONE_REFUSALS;
-            }
+        if writes.iter().any(Result::is_ok) {
+            return (writes, None);
         }
-        if stored || refused_long_enough {
+        let [lone] = cases else {
+            return (writes, Some(together));
+        };
+        let given_up = {
+            let mut runs = self.lock_refusal_runs();
+            let run = runs.entry(lone.fingerprint).or_insert_with(|| RefusalRun {
+                since: Instant::now(),
+                attempts: 0,
+            });
+            run.attempts += 1;
+            run.attempts >= LONE_REFUSALS && run.since.elapsed() >= self.lone_refusal_span
+        };
+        if given_up {
             (writes, None)
         } else {
             (writes, Some(together))
@@ -461,7 +489,7 @@ impl BatchWriter {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_refusal_runs(&self) -> MutexGuard<'_, HashMap<[u8; 32], u32>> {
+    fn lock_refusal_runs(&self) -> MutexGuard<'_, HashMap<[u8; 32], RefusalRun>> {
         self.refusal_runs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

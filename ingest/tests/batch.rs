@@ -176,22 +176,27 @@ impl Fixture {
     }
 
     fn evidence_bytes(&self) -> u64 {
-        fn walk(dir: &Path) -> u64 {
-            std::fs::read_dir(dir)
-                .expect("evidence folder")
-                .map(|entry| {
-                    let entry = entry.expect("entry");
-                    let meta = entry.metadata().expect("metadata");
-                    if meta.is_dir() {
-                        walk(&entry.path())
-                    } else {
-                        meta.len()
-                    }
-                })
-                .sum()
-        }
-        walk(&self.dir.path().join("evidence"))
+        evidence_bytes(self.dir.path())
     }
+}
+
+/// The bytes in the evidence folder under `dir`.
+fn evidence_bytes(dir: &Path) -> u64 {
+    fn walk(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .expect("evidence folder")
+            .map(|entry| {
+                let entry = entry.expect("entry");
+                let meta = entry.metadata().expect("metadata");
+                if meta.is_dir() {
+                    walk(&entry.path())
+                } else {
+                    meta.len()
+                }
+            })
+            .sum()
+    }
+    walk(&dir.join("evidence"))
 }
 
 #[tokio::test]
@@ -309,8 +314,7 @@ async fn what_a_sender_writes_never_stops_a_batch_on_postgres() {
 
 /// A NUL in a topic, or in a signed event's text (PostgreSQL refuses it in text and
 /// JSON), is dead-lettered with the NUL escaped; the batch commits, its good event
-/// with it. (The batch waits until the store takes it, so a row the store refuses for
-/// its content would stop ingest.)
+/// with it, on its first attempt: no row of the batch is refused for its content.
 async fn what_a_sender_writes_never_stops_a_batch(url: &str, dir: &Path) {
     let (store, evidence) = opened(url, dir).await;
     let (camera, key) = registered(store.as_ref(), "cam-nul").await;
@@ -355,16 +359,29 @@ async fn what_a_sender_writes_never_stops_a_batch(url: &str, dir: &Path) {
     assert!(letters.iter().all(|l| !l.detail.contains('\0')));
 }
 
-/// A store refusing the case rows of `events` for their content (a check the rows
-/// fail), as a trigger on the database at `url`: a way a verified event becomes
-/// unstorable that a test can bring about on purpose.
-async fn refuse_cases_of(url: &str, events: &[&ViolationEvent]) {
-    let ids: Vec<String> = events.iter().map(|e| format!("'{}'", e.event_id)).collect();
-    let ids = ids.join(", ");
+/// A store refusing case rows for their content (a check the rows fail), as a trigger
+/// on the database at `url`: the rows of `events`, or every row where `events` is
+/// empty. On PostgreSQL, the rows of `failing` fail with a refused permission instead,
+/// a fault of the store and not of a row's content. Replaces the trigger set before.
+async fn refuse_cases(url: &str, events: &[&ViolationEvent], failing: &[&ViolationEvent]) {
+    let ids = |events: &[&ViolationEvent]| {
+        let ids: Vec<String> = events.iter().map(|e| format!("'{}'", e.event_id)).collect();
+        ids.join(", ")
+    };
+    let refused = if events.is_empty() {
+        "TRUE".to_owned()
+    } else {
+        format!("NEW.event_id IN ({})", ids(events))
+    };
     if url.starts_with("sqlite:") {
+        assert!(
+            failing.is_empty(),
+            "SQLite's triggers refuse as constraints only"
+        );
         let raw = sqlx::SqlitePool::connect(url).await.expect("connect");
         let sql = format!(
-            "CREATE TRIGGER refuse_some BEFORE INSERT ON cases WHEN NEW.event_id IN ({ids}) \
+            "DROP TRIGGER IF EXISTS refuse_some; \
+             CREATE TRIGGER refuse_some BEFORE INSERT ON cases WHEN {refused} \
              BEGIN SELECT RAISE(ABORT, 'the row fails a check'); END"
         );
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
@@ -372,11 +389,21 @@ async fn refuse_cases_of(url: &str, events: &[&ViolationEvent]) {
             .await
             .expect("trigger");
     } else {
+        let failed = if failing.is_empty() {
+            "FALSE".to_owned()
+        } else {
+            format!("NEW.event_id IN ({})", ids(failing))
+        };
         let raw = sqlx::PgPool::connect(url).await.expect("connect");
         let sql = format!(
-            "CREATE FUNCTION refuse_some() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-             IF NEW.event_id IN ({ids}) THEN RAISE EXCEPTION 'the row fails a check' \
-             USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$; \
+            "CREATE OR REPLACE FUNCTION refuse_some() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN \
+             IF {refused} THEN RAISE EXCEPTION 'the row fails a check' \
+             USING ERRCODE = 'check_violation'; END IF; \
+             IF {failed} THEN RAISE EXCEPTION 'permission denied' \
+             USING ERRCODE = 'insufficient_privilege'; END IF; \
+             RETURN NEW; END $$; \
+             DROP TRIGGER IF EXISTS refuse_some ON cases; \
              CREATE TRIGGER refuse_some BEFORE INSERT ON cases FOR EACH ROW \
              EXECUTE FUNCTION refuse_some();"
         );
@@ -408,6 +435,25 @@ fn frame_hashes(event: &ViolationEvent) -> Vec<[u8; 32]> {
     hashes
 }
 
+async fn queued_for_overwriting(store: &dyn Store) -> Vec<[u8; 32]> {
+    let mut queued: Vec<[u8; 32]> = store
+        .erasures_due(10)
+        .await
+        .expect("due")
+        .into_iter()
+        .map(|e| e.sha256)
+        .collect();
+    queued.sort();
+    queued
+}
+
+/// 08:00 on a day the kit's calibration covers, in ms.
+fn morning() -> i64 {
+    chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z")
+        .expect("time")
+        .timestamp_millis()
+}
+
 #[tokio::test]
 async fn an_event_the_store_refuses_never_holds_up_its_batch_on_sqlite() {
     on_sqlite(an_event_the_store_refuses_never_holds_up_its_batch).await;
@@ -425,16 +471,15 @@ async fn an_event_the_store_refuses_never_holds_up_its_batch_on_postgres() {
 /// A verified event whose case row the store refuses for what it holds fails the same
 /// way for ever: in a batch with others, the others are stored and it is dead-lettered
 /// as `unstorable`, whole (to be sent again once the store takes it), its frames queued
-/// for overwriting; alone in its batch, it is given up after three attempts running
-/// (a store failing every row is told apart below).
+/// for overwriting; alone in its batch, it is given up once refused on three attempts
+/// over the writer's span, not before.
 async fn an_event_the_store_refuses_never_holds_up_its_batch(url: &str, dir: &Path) {
     let (store, evidence) = opened(url, dir).await;
     let (camera, key) = registered(store.as_ref(), "cam-poison").await;
-    let captured = chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z").expect("time");
-    let at = captured.timestamp_millis();
+    let at = morning();
     let (poison, poison_bytes) = large_event(&camera, &key, at);
     let (lone, lone_bytes) = large_event(&camera, &key, at + 3);
-    refuse_cases_of(url, &[&poison, &lone]).await;
+    refuse_cases(url, &[&poison, &lone], &[]).await;
     let topic = "kozomol/v1/cameras/cam-poison/violations".to_owned();
     let batch = vec![
         Arrival::now(topic.clone(), signed(&camera, &key, at + 1, 1)),
@@ -442,7 +487,9 @@ async fn an_event_the_store_refuses_never_holds_up_its_batch(url: &str, dir: &Pa
         Arrival::now(topic.clone(), signed(&camera, &key, at + 2, 3)),
     ];
     let metrics = Arc::new(IngestMetrics::default());
-    let writer = writer_on(&store, evidence, Arc::clone(&metrics));
+    let span = std::time::Duration::from_millis(600);
+    let writer =
+        writer_on(&store, evidence, Arc::clone(&metrics)).giving_up_lone_refusals_after(span);
     let outcomes = writer.write(&batch).await.expect("the batch commits");
     for at in [0, 2] {
         let BatchOutcome::Accepted { case_id, .. } = &outcomes[at] else {
@@ -470,26 +517,31 @@ async fn an_event_the_store_refuses_never_holds_up_its_batch(url: &str, dir: &Pa
         letters[0].detail.contains("the row fails a check"),
         "{letters:?}"
     );
-    assert_eq!(letters[0].raw, poison_bytes, "kept whole");
-    let mut queued: Vec<[u8; 32]> = store
-        .erasures_due(10)
+    let (_, kept) = store
+        .dead_letter_raw(letters[0].id)
         .await
-        .expect("due")
-        .into_iter()
-        .map(|e| e.sha256)
-        .collect();
-    queued.sort();
+        .expect("read")
+        .expect("letter");
+    assert_eq!(kept, poison_bytes, "kept whole");
     assert_eq!(
-        queued,
+        queued_for_overwriting(store.as_ref()).await,
         frame_hashes(&poison),
         "the refused event's frames only"
     );
 
-    // Alone in its batch: refused on two attempts, given up on the third.
+    // Alone in its batch: refused attempt after attempt until the span has passed.
     let alone = vec![Arrival::now(topic, lone_bytes)];
-    assert!(writer.write(&alone).await.is_err(), "first attempt");
-    assert!(writer.write(&alone).await.is_err(), "second attempt");
-    let outcomes = writer.write(&alone).await.expect("third attempt");
+    let started = std::time::Instant::now();
+    for attempt in 1..=3 {
+        let failed = writer.write(&alone).await;
+        assert!(failed.is_err(), "attempt {attempt}: {failed:?}");
+    }
+    assert!(
+        started.elapsed() < span,
+        "three attempts take less than the span"
+    );
+    tokio::time::sleep(span).await;
+    let outcomes = writer.write(&alone).await.expect("given up after the span");
     assert!(
         matches!(
             &outcomes[..],
@@ -505,12 +557,72 @@ async fn an_event_the_store_refuses_never_holds_up_its_batch(url: &str, dir: &Pa
     assert_eq!(letters[1].event_id, Some(lone.event_id.to_string()));
 }
 
-/// A store failing every case row alike (here a table it lacks, as a broken schema or
-/// a refused permission would) is not a refusal of one event: the batch is written one
-/// case at a time no more than it is given up, and waits, attempt after attempt, until
-/// the store takes it whole.
 #[tokio::test]
-async fn a_store_failing_every_case_keeps_the_batch_waiting() {
+async fn a_store_refusing_every_case_keeps_the_batch_waiting_on_sqlite() {
+    on_sqlite(a_store_refusing_every_case_keeps_the_batch_waiting).await;
+}
+
+#[tokio::test]
+async fn a_store_refusing_every_case_keeps_the_batch_waiting_on_postgres() {
+    on_postgres(
+        "ingest_refusing_all",
+        a_store_refusing_every_case_keeps_the_batch_waiting,
+    )
+    .await;
+}
+
+/// A store refusing every case row for its content (a migration the running code does
+/// not know, a wrong constraint) is not one event's fault: a batch of several waits,
+/// attempt after attempt and however long, until the store takes it whole.
+async fn a_store_refusing_every_case_keeps_the_batch_waiting(url: &str, dir: &Path) {
+    let (store, evidence) = opened(url, dir).await;
+    let (camera, key) = registered(store.as_ref(), "cam-refused").await;
+    refuse_cases(url, &[], &[]).await;
+    let topic = "kozomol/v1/cameras/cam-refused/violations".to_owned();
+    let batch = vec![
+        Arrival::now(topic.clone(), signed(&camera, &key, morning(), 1)),
+        Arrival::now(topic, signed(&camera, &key, morning() + 1, 3)),
+    ];
+    let writer = writer_on(&store, evidence, Arc::new(IngestMetrics::default()))
+        .giving_up_lone_refusals_after(std::time::Duration::ZERO);
+    for attempt in 1..=5 {
+        let failed = writer.write(&batch).await;
+        assert!(failed.is_err(), "attempt {attempt}: {failed:?}");
+    }
+    assert!(store
+        .dead_letters(10, None)
+        .await
+        .expect("letters")
+        .is_empty());
+
+    drop_refusals(url).await;
+    let outcomes = writer.write(&batch).await.expect("the store takes it");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, BatchOutcome::Accepted { .. })),
+        "{outcomes:?}"
+    );
+}
+
+/// Drops the trigger [`refuse_cases`] set.
+async fn drop_refusals(url: &str) {
+    if url.starts_with("sqlite:") {
+        let raw = sqlx::SqlitePool::connect(url).await.expect("connect");
+        let sql = "DROP TRIGGER refuse_some";
+        sqlx::raw_sql(sql).execute(&raw).await.expect("drop");
+    } else {
+        let raw = sqlx::PgPool::connect(url).await.expect("connect");
+        let sql = "DROP TRIGGER refuse_some ON cases";
+        sqlx::raw_sql(sql).execute(&raw).await.expect("drop");
+    }
+}
+
+/// A store failing every case row alike for another cause than a row's content (here
+/// a table it lacks, as a broken schema would) is not split at all: even a batch of
+/// one waits.
+#[tokio::test]
+async fn a_store_failing_every_case_keeps_even_a_batch_of_one_waiting() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("k.db").display());
     let (store, evidence) = opened(&url, dir.path()).await;
@@ -524,22 +636,11 @@ async fn a_store_failing_every_case_keeps_the_batch_waiting() {
     .await
     .expect("trigger");
     let topic = "kozomol/v1/cameras/cam-broken/violations".to_owned();
-    let captured = chrono::DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z").expect("time");
-    let batch = vec![
-        Arrival::now(
-            topic.clone(),
-            signed(&camera, &key, captured.timestamp_millis(), 1),
-        ),
-        Arrival::now(
-            topic,
-            signed(&camera, &key, captured.timestamp_millis() + 1, 3),
-        ),
-    ];
-    let writer = writer_on(&store, evidence, Arc::new(IngestMetrics::default()));
+    let alone = vec![Arrival::now(topic, signed(&camera, &key, morning(), 1))];
+    let writer = writer_on(&store, evidence, Arc::new(IngestMetrics::default()))
+        .giving_up_lone_refusals_after(std::time::Duration::ZERO);
     for attempt in 1..=5 {
-        let failed = writer.write(&batch[..1]).await;
-        assert!(failed.is_err(), "attempt {attempt} alone: {failed:?}");
-        let failed = writer.write(&batch).await;
+        let failed = writer.write(&alone).await;
         assert!(failed.is_err(), "attempt {attempt}: {failed:?}");
     }
     assert!(store
@@ -547,18 +648,79 @@ async fn a_store_failing_every_case_keeps_the_batch_waiting() {
         .await
         .expect("letters")
         .is_empty());
+}
 
-    sqlx::raw_sql("DROP TRIGGER refuse_all")
-        .execute(&raw)
-        .await
-        .expect("drop");
-    let outcomes = writer.write(&batch).await.expect("the store takes it");
+/// A batch split after a refusal that stores one case and then meets a fault of the
+/// store (not of a row) fails as a whole; its retry answers the case stored meanwhile
+/// as accepted, once, appends none of the frames again, and queues for overwriting the
+/// refused event's frames only.
+#[tokio::test]
+async fn a_split_cut_short_answers_what_it_stored_on_the_retry() {
+    let scratch = kozomol_testkit::postgres::ScratchPostgres::create(
+        &kozomol_testkit::postgres::server_url(),
+        "ingest_split_cut",
+    )
+    .await
+    .expect("scratch database");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, evidence) = opened(&scratch.url, dir.path()).await;
+    let (camera, key) = registered(store.as_ref(), "cam-split").await;
+    let at = morning();
+    let (good, good_bytes) = large_event(&camera, &key, at);
+    let (poison, poison_bytes) = large_event(&camera, &key, at + 3);
+    let (failing, failing_bytes) = large_event(&camera, &key, at + 6);
+    refuse_cases(&scratch.url, &[&poison], &[&failing]).await;
+    let topic = "kozomol/v1/cameras/cam-split/violations".to_owned();
+    let batch: Vec<Arrival> = [good_bytes, poison_bytes, failing_bytes]
+        .into_iter()
+        .map(|bytes| Arrival::now(topic.clone(), bytes))
+        .collect();
+    let metrics = Arc::new(IngestMetrics::default());
+    let writer = writer_on(&store, evidence, Arc::clone(&metrics));
+    let failed = writer.write(&batch).await;
+    assert!(failed.is_err(), "{failed:?}");
+    let appended = evidence_bytes(dir.path());
+    assert!(queued_for_overwriting(store.as_ref()).await.is_empty());
+
+    refuse_cases(&scratch.url, &[&poison], &[]).await;
+    let outcomes = writer.write(&batch).await.expect("the retry commits");
+    let BatchOutcome::Accepted {
+        case_id, event_id, ..
+    } = &outcomes[0]
+    else {
+        panic!("the case stored by the cut split: {outcomes:?}");
+    };
+    assert_eq!(event_id, &good.event_id.to_string());
     assert!(
-        outcomes
-            .iter()
-            .all(|o| matches!(o, BatchOutcome::Accepted { .. })),
+        matches!(
+            &outcomes[1],
+            BatchOutcome::Rejected {
+                reason: DeadLetterReason::Unstorable,
+                ..
+            }
+        ),
         "{outcomes:?}"
     );
+    let BatchOutcome::Accepted { event_id, .. } = &outcomes[2] else {
+        panic!("{outcomes:?}");
+    };
+    assert_eq!(event_id, &failing.event_id.to_string());
+    assert_eq!(metrics.accepted.load(Ordering::Relaxed), 2);
+    assert_eq!(metrics.duplicates.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        evidence_bytes(dir.path()),
+        appended,
+        "nothing appended again"
+    );
+    assert_eq!(
+        queued_for_overwriting(store.as_ref()).await,
+        frame_hashes(&poison)
+    );
+    let case = store.case(*case_id).await.expect("read").expect("stored");
+    let mut named: Vec<[u8; 32]> = case.frames.iter().map(|f| f.sha256).collect();
+    named.sort();
+    assert_eq!(named, frame_hashes(&good));
+    scratch.drop_now().await.expect("drop");
 }
 
 /// A capture dated after its own arrival (a camera clock running ahead) is kept, not

@@ -396,7 +396,7 @@ fn paths() -> Value {
         }))},
         "/api/v1/dead-letters/{id}/raw": { "get": secured(roles::<DeadLetterReaders>(), json!({
             "operationId": "getDeadLetterRaw",
-            "summary": "The refused message's bytes as received (at most 64 KiB are kept), until the retention purge drops them.",
+            "summary": "The refused message's bytes as received (the first 64 KiB are kept, all of an `unstorable` event), until the retention purge drops them.",
             "parameters": [path_param("id", "Dead letter id.", json!({ "type": "integer", "format": "int64" }))],
             "responses": {
                 "200": { "description": "Raw bytes.",
@@ -2296,7 +2296,7 @@ fn components() -> Value {
                     "id": { "type": "integer", "format": "int64" }, "received_at": instant, "topic": text,
                     "camera_id": nullable_text, "event_id": nullable_text,
                     "reason": { "type": "string", "enum": kozomol_core::DeadLetterReason::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>() },
-                    "detail": text, "raw_len": { "type": "integer" }, "raw_kept": { "type": "integer", "description": "Bytes kept of the message: at most 64 KiB, 0 once the retention purge dropped them." }, "raw_url": text
+                    "detail": text, "raw_len": { "type": "integer" }, "raw_kept": { "type": "integer", "description": "Bytes kept of the message: at most 64 KiB (all of an `unstorable` event), 0 once the retention purge dropped them." }, "raw_url": text
                 }
             }));
     schemas.insert("DeadLetterPage".into(), json!({

@@ -108,9 +108,10 @@ fn content_sqlstate(code: &str) -> bool {
 }
 
 /// SQLite's result codes of rows refused for their content: too big (18), a constraint
-/// (19, a trigger's RAISE among them), a datatype mismatch (20), out of range (25).
+/// (19, a trigger's RAISE among them). Not a datatype mismatch (20) or a parameter out
+/// of range (25): the statement's fault, whatever the row.
 fn content_sqlite_code(code: i32) -> bool {
-    matches!(code & 0xff, 18 | 19 | 20 | 25)
+    matches!(code & 0xff, 18 | 19)
 }
 
 /// PostgreSQL's SQLSTATEs of a passing condition: connection exceptions (08),
@@ -225,8 +226,8 @@ mod tests {
             (18, true),   // SQLITE_TOOBIG
             (19, true),   // SQLITE_CONSTRAINT
             (1811, true), // SQLITE_CONSTRAINT_TRIGGER
-            (20, true),   // SQLITE_MISMATCH
-            (25, true),   // SQLITE_RANGE
+            (20, false),  // SQLITE_MISMATCH
+            (25, false),  // SQLITE_RANGE
             (1, false),   // SQLITE_ERROR (no such table)
             (13, false),  // SQLITE_FULL
             (5, false),   // SQLITE_BUSY

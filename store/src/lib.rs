@@ -205,12 +205,16 @@ pub trait CaseStore: Send + Sync {
 #[async_trait]
 pub trait DeadLetterStore: Send + Sync {
     async fn record_dead_letters(&self, letters: &[NewDeadLetter]) -> Result<(), StoreError>;
-    /// By ascending id, after `after`.
+    /// By ascending id, after `after`; without their bytes, which a page of letters
+    /// kept whole (`unstorable`, up to 2 MiB each) would make large.
     async fn dead_letters(
         &self,
         limit: u32,
         after: Option<i64>,
     ) -> Result<Vec<DeadLetter>, StoreError>;
+    /// Letter `id`'s length as received and the bytes kept of it (none once purged);
+    /// `None` where there is no such letter.
+    async fn dead_letter_raw(&self, id: i64) -> Result<Option<(i64, Vec<u8>)>, StoreError>;
 }
 
 /// The audit log as a whole: rows written on their own (views of personal data), read

@@ -404,8 +404,9 @@ pub struct DeadLetter {
     pub detail: String,
     /// Length of the message as received.
     pub raw_len: i64,
-    #[serde(skip)]
-    pub raw: Vec<u8>,
+    /// Bytes kept of it (`NewDeadLetter::kept_raw`), 0 once the retention purge
+    /// dropped them; read with `DeadLetterStore::dead_letter_raw`.
+    pub raw_kept: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

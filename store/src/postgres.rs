@@ -1046,7 +1046,8 @@ impl DeadLetterStore for PgStore {
         after: Option<i64>,
     ) -> Result<Vec<DeadLetter>, StoreError> {
         sqlx::query(
-            "SELECT id, received_at, topic, camera_id, event_id, reason, detail, raw_len, raw \
+            "SELECT id, received_at, topic, camera_id, event_id, reason, detail, raw_len, \
+             length(raw)::BIGINT AS raw_kept \
              FROM dead_letters WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(after.unwrap_or(i64::MIN))
@@ -1064,10 +1065,19 @@ impl DeadLetterStore for PgStore {
                 reason: decode::reason(row.try_get("reason")?)?,
                 detail: row.try_get("detail")?,
                 raw_len: row.try_get("raw_len")?,
-                raw: row.try_get("raw")?,
+                raw_kept: row.try_get("raw_kept")?,
             })
         })
         .collect()
+    }
+
+    async fn dead_letter_raw(&self, id: i64) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT raw_len, raw FROM dead_letters WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 }
 

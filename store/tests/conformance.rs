@@ -1109,15 +1109,27 @@ async fn dead_letters_keep_bounded_raw_bytes(store: Arc<dyn Store>) {
         assert_eq!(got.detail, sent.detail);
         assert_eq!(got.raw_len as usize, sent.raw.len());
     }
-    assert_eq!(stored[0].raw.len(), DEAD_LETTER_RAW_LIMIT);
-    assert_eq!(stored[0].raw[..], huge[..DEAD_LETTER_RAW_LIMIT]);
-    assert_eq!(stored[1].raw, vec![1u8; 10]);
+    let raw = |id: i64| {
+        let store = Arc::clone(&store);
+        async move {
+            let (raw_len, kept) = store.dead_letter_raw(id).await.unwrap().expect("letter");
+            (raw_len as usize, kept)
+        }
+    };
+    assert_eq!(stored[0].raw_kept as usize, DEAD_LETTER_RAW_LIMIT);
+    assert_eq!(
+        raw(stored[0].id).await,
+        (huge.len(), huge[..DEAD_LETTER_RAW_LIMIT].to_vec())
+    );
+    assert_eq!(raw(stored[1].id).await, (10, vec![1u8; 10]));
     // A verified event the store refused is kept whole, to be sent again.
     let unstorable = stored
         .iter()
         .find(|d| d.reason == DeadLetterReason::Unstorable)
         .expect("the unstorable letter");
-    assert_eq!(unstorable.raw, huge);
+    assert_eq!(unstorable.raw_kept as usize, huge.len());
+    assert_eq!(raw(unstorable.id).await.1, huge);
+    assert_eq!(store.dead_letter_raw(i64::MAX).await.unwrap(), None);
 
     let page = store.dead_letters(2, Some(stored[3].id)).await.unwrap();
     assert_eq!(
@@ -1140,11 +1152,12 @@ async fn dead_letters_keep_bounded_raw_bytes(store: Arc<dyn Store>) {
         assert_eq!(purged.purged(), 1);
     }
     let after = store.dead_letters(100, None).await.unwrap();
-    let kept: Vec<usize> = after.iter().map(|d| d.raw.len()).collect();
+    let kept: Vec<i64> = after.iter().map(|d| d.raw_kept).collect();
     assert_eq!(kept[..2], [0, 0]);
+    assert!(raw(after[0].id).await.1.is_empty());
     for (later, before) in after[2..].iter().zip(&stored[2..]) {
         assert_eq!(
-            later.raw, before.raw,
+            later.raw_kept, before.raw_kept,
             "letters after the cut-off keep their bytes"
         );
     }

@@ -22,8 +22,6 @@ pub struct DeadLetterParams {
 pub struct DeadLetterItem {
     #[serde(flatten)]
     letter: DeadLetter,
-    /// How many bytes were kept (the store bounds them).
-    raw_kept: usize,
     raw_url: String,
 }
 
@@ -52,7 +50,6 @@ pub async fn list(
         CursorKind::DeadLetters,
         |l| l.id,
         |letter| DeadLetterItem {
-            raw_kept: letter.raw.len(),
             raw_url: state
                 .app
                 .link(&format!("/api/v1/dead-letters/{}/raw", letter.id)),
@@ -61,8 +58,8 @@ pub async fn list(
     )))
 }
 
-/// `GET /api/v1/dead-letters/{id}/raw`: the bytes as received (bounded), until the
-/// retention purge drops them.
+/// `GET /api/v1/dead-letters/{id}/raw`: the bytes kept of the message (the first
+/// 64 KiB, or all of an `unstorable` event), until the retention purge drops them.
 pub async fn raw(
     _caller: Authorized<DeadLetterReaders>,
     State(state): State<ApiState>,
@@ -72,21 +69,17 @@ pub async fn raw(
         .parse()
         .map_err(|_| ApiError::BadRequest("a dead letter id is a whole number".into()))?;
     let not_found = || ApiError::NotFound(format!("dead letter {id}"));
-    // The store pages by id; the page of one after `id - 1` is the letter if it exists.
-    let after = id.checked_sub(1).ok_or_else(not_found)?;
-    let letter = state
+    let (raw_len, raw) = state
         .app
         .store
-        .dead_letters(1, Some(after))
+        .dead_letter_raw(id)
         .await?
-        .into_iter()
-        .find(|l| l.id == id)
         .ok_or_else(not_found)?;
     // Dropped by the retention purge: gone, as destroyed evidence is.
-    if letter.raw.is_empty() && letter.raw_len > 0 {
+    if raw.is_empty() && raw_len > 0 {
         return Err(ApiError::EvidenceDestroyed);
     }
-    let mut response = letter.raw.into_response();
+    let mut response = raw.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
