@@ -29,10 +29,14 @@ pub enum DeadLetterReason {
     /// A verified event the database refuses to store for what it holds (while it
     /// stores others): kept whole, to be sent again once the store takes it.
     Unstorable,
+    /// Stands for the messages of one topic refused beyond the minute's allowance of
+    /// kept letters: counted by reason in its detail, not kept one by one. Never in a
+    /// receipt (each of those messages is answered with its own reason).
+    Flood,
 }
 
 impl DeadLetterReason {
-    pub const ALL: [DeadLetterReason; 10] = [
+    pub const ALL: [DeadLetterReason; 11] = [
         DeadLetterReason::UnknownCamera,
         DeadLetterReason::BadSignature,
         DeadLetterReason::FrameHashMismatch,
@@ -43,6 +47,7 @@ impl DeadLetterReason {
         DeadLetterReason::TopicMismatch,
         DeadLetterReason::RegisterMismatch,
         DeadLetterReason::Unstorable,
+        DeadLetterReason::Flood,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +62,7 @@ impl DeadLetterReason {
             DeadLetterReason::TopicMismatch => "topic_mismatch",
             DeadLetterReason::RegisterMismatch => "register_mismatch",
             DeadLetterReason::Unstorable => "unstorable",
+            DeadLetterReason::Flood => "flood",
         }
     }
 

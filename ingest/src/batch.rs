@@ -14,6 +14,7 @@ use kozomol_store::{
     NewFrame, Store, StoreError,
 };
 
+use crate::allowance::DeadLetterAllowance;
 use crate::verify::{self, AcceptedEvent, Refusal, Verdict};
 use crate::{IngestError, IngestMetrics};
 
@@ -93,6 +94,8 @@ pub struct BatchWriter {
     /// How long the one event of a batch of one must go on being refused before it is
     /// given up ([`LONE_REFUSAL_SPAN`] unless a test says otherwise).
     lone_refusal_span: Duration,
+    /// The refused messages kept per topic and minute.
+    allowance: Mutex<DeadLetterAllowance>,
 }
 
 /// An event refused attempt after attempt.
@@ -146,7 +149,15 @@ impl BatchWriter {
             appended_uncommitted: Mutex::new(HashMap::new()),
             refusal_runs: Mutex::new(HashMap::new()),
             lone_refusal_span: LONE_REFUSAL_SPAN,
+            allowance: Mutex::new(DeadLetterAllowance::default()),
         }
+    }
+
+    /// This writer, keeping `per_window` refused messages of a topic each `window`
+    /// ([`crate::KEPT_PER_MINUTE`] a minute by default).
+    pub fn keeping_dead_letters(mut self, per_window: u32, window: Duration) -> Self {
+        self.allowance = Mutex::new(DeadLetterAllowance::new(per_window, window));
+        self
     }
 
     /// This writer, giving up the one event of a batch of one after `span` of refusals
@@ -330,8 +341,30 @@ impl BatchWriter {
             };
             outcomes.push(outcome);
         }
-        if !dead_letters.is_empty() {
-            if let Err(e) = self.store.record_dead_letters(&dead_letters).await {
+        // A flood of refused messages on one topic is kept in part; the state is put
+        // back where the letters are not stored, so that the retry counts them once.
+        let (kept, before) = {
+            let mut allowance = self.lock_allowance();
+            let before = allowance.clone();
+            let mut kept = allowance.ended(Utc::now());
+            for letter in dead_letters {
+                if allowance.admit(&letter) {
+                    tracing::warn!(
+                        reason = %letter.reason,
+                        camera = letter.camera_id.as_deref().unwrap_or("-"),
+                        detail = %letter.detail,
+                        "message dead-lettered"
+                    );
+                    kept.push(letter);
+                } else {
+                    tracing::debug!(reason = %letter.reason, topic = %letter.topic, "message refused beyond its topic's allowance; counted, not kept");
+                }
+            }
+            (kept, before)
+        };
+        if !kept.is_empty() {
+            if let Err(e) = self.store.record_dead_letters(&kept).await {
+                *self.lock_allowance() = before;
                 self.lock_created_unanswered().extend(created);
                 return Err(e.into());
             }
@@ -485,6 +518,12 @@ impl BatchWriter {
     // Sets of ids and locations stay whole whatever panicked while they were held.
     fn lock_created_unanswered(&self) -> MutexGuard<'_, HashSet<CaseId>> {
         self.created_unanswered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_allowance(&self) -> MutexGuard<'_, DeadLetterAllowance> {
+        self.allowance
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -677,12 +716,6 @@ fn rejected(r: Refusal) -> BatchOutcome {
 }
 
 fn dead_letter(message: &Arrival, r: Refusal) -> NewDeadLetter {
-    tracing::warn!(
-        reason = %r.reason,
-        camera = r.camera_id.as_deref().unwrap_or("-"),
-        detail = %r.detail,
-        "message dead-lettered"
-    );
     NewDeadLetter {
         received_at: message.received_at,
         topic: printable(&message.topic).chars().take(512).collect(),

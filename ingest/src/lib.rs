@@ -6,12 +6,14 @@
 //! audit rows in one transaction), acknowledgement only after commit, receipts to
 //! cameras, dead letters, and camera status.
 
+mod allowance;
 mod batch;
 mod error;
 pub mod metrics;
 mod subscriber;
 mod verify;
 
+pub use allowance::KEPT_PER_MINUTE;
 pub use batch::{Arrival, BatchOutcome, BatchWriter};
 pub use error::IngestError;
 pub use metrics::IngestMetrics;

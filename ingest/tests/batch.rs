@@ -933,3 +933,64 @@ async fn a_stopping_ingest_acknowledges_what_it_committed() {
     task.await.expect("joins").expect("stops cleanly");
     poller.abort();
 }
+
+/// A flood of refused messages on one topic (a camera's login taken from the roadside
+/// and used to publish rubbish) is kept in part: the topic's allowance of each window
+/// whole, the rest counted by reason in one `flood` letter once the window has ended;
+/// every message still answered and counted. A write that fails to store its letters
+/// uses none of the allowance, so its retry keeps what the first attempt would have.
+#[tokio::test]
+async fn a_flood_of_refused_messages_is_kept_in_part_and_counted() {
+    let f = Fixture::new().await;
+    let window = std::time::Duration::from_millis(500);
+    // A second writer on the fixture's store, with an evidence writer of its own.
+    let evidence =
+        Arc::new(EvidenceStore::open(&f.dir.path().join("evidence"), "t2").expect("evidence"));
+    let writer =
+        writer_on(&f.store, evidence, Arc::clone(&f.metrics)).keeping_dead_letters(4, window);
+    let flooded = "kozomol/v1/cameras/cam-batch/violations";
+    let other = "kozomol/v1/cameras/cam-other/violations";
+    let rubbish = |topic: &str, n: usize| -> Vec<Arrival> {
+        (0..n)
+            .map(|i| Arrival::now(topic, format!("rubbish {i}").into_bytes()))
+            .collect()
+    };
+    let batch: Vec<Arrival> = [rubbish(flooded, 10), rubbish(other, 2)].concat();
+
+    f.refuse("dead_letters").await;
+    assert!(writer.write(&batch).await.is_err());
+    f.take_again("dead_letters").await;
+    let outcomes = writer.write(&batch).await.expect("the retry commits");
+    assert_eq!(outcomes.len(), 12);
+    assert!(outcomes.iter().all(|o| matches!(
+        o,
+        BatchOutcome::Rejected {
+            reason: DeadLetterReason::Malformed,
+            ..
+        }
+    )));
+    assert_eq!(f.metrics.dead_letter_count(DeadLetterReason::Malformed), 12);
+    let letters = f.store.dead_letters(100, None).await.expect("letters");
+    let on = |topic: &str| letters.iter().filter(|l| l.topic == topic).count();
+    assert_eq!((on(flooded), on(other)), (4, 2), "{letters:?}");
+
+    tokio::time::sleep(window).await;
+    writer.write(&[]).await.expect("a batch after the window");
+    let letters = f.store.dead_letters(100, None).await.expect("letters");
+    let floods: Vec<_> = letters
+        .iter()
+        .filter(|l| l.reason == DeadLetterReason::Flood)
+        .collect();
+    assert_eq!(floods.len(), 1, "{letters:?}");
+    assert_eq!(floods[0].topic, flooded);
+    assert!(
+        floods[0].detail.contains("6 more messages") && floods[0].detail.contains("malformed ×6"),
+        "{}",
+        floods[0].detail
+    );
+    assert_eq!(floods[0].raw_kept, 0);
+    // The next window keeps its allowance anew.
+    writer.write(&rubbish(flooded, 1)).await.expect("commits");
+    let letters = f.store.dead_letters(100, None).await.expect("letters");
+    assert_eq!(letters.len(), 8);
+}
