@@ -198,6 +198,11 @@ const SQLITE: &[Migration] = &[
         name: "cameras_heard_at",
         sql: include_str!("../migrations/sqlite/0036_cameras_heard_at.sql"),
     },
+    Migration {
+        version: 37,
+        name: "payment_reports_paid_at",
+        sql: include_str!("../migrations/sqlite/0037_payment_reports_paid_at.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -380,6 +385,11 @@ const POSTGRES: &[Migration] = &[
         version: 36,
         name: "cameras_heard_at",
         sql: include_str!("../migrations/postgres/0036_cameras_heard_at.sql"),
+    },
+    Migration {
+        version: 37,
+        name: "payment_reports_paid_at",
+        sql: include_str!("../migrations/postgres/0037_payment_reports_paid_at.sql"),
     },
 ];
 

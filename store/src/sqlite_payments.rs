@@ -142,14 +142,15 @@ pub(crate) async fn post_locked(
         if let Some(booked) = booked_twin(&mut *tx, standing, payment).await? {
             let now = now_millis();
             sqlx::query(
-                "INSERT INTO payment_reports (payment_id, channel, source, external_id, reported_at) \
-                 VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO payment_reports (payment_id, channel, source, external_id, \
+                 reported_at, paid_at) VALUES (?, ?, ?, ?, ?, ?)",
             )
             .bind(booked.id)
             .bind(payment.channel.as_str())
             .bind(&payment.source)
             .bind(&payment.external_id)
             .bind(ms(now))
+            .bind(ms(whole_millis(payment.paid_at)))
             .execute(&mut *tx)
             .await?;
             if let Some(intent) = &payment.intent {
@@ -436,11 +437,13 @@ impl PaymentLedger for SqliteStore {
             None => {
                 // Its own payment by sum and time; or, where a statement had booked
                 // the money before the report came, the payment the report was matched
-                // to (its time is the statement's: the sum must do).
+                // to, by the report's time (the payment's is the statement's); a
+                // report stored before its time was kept, by the sum alone.
                 sqlx::query(payment_select!(
                     "WHERE ((channel = ?1 AND source = ?2 AND (?5 IS NULL OR paid_at = ?5)) \
                         OR id IN (SELECT payment_id FROM payment_reports \
-                          WHERE channel = ?1 AND source = ?2)) \
+                          WHERE channel = ?1 AND source = ?2 \
+                            AND (?5 IS NULL OR paid_at IS NULL OR paid_at = ?5))) \
                      AND resolution_number = ?3 AND (?4 IS NULL OR amount_minor = ?4) \
                      ORDER BY COALESCE(reversal_id = ?6, 0) DESC, \
                      reversed_at IS NULL DESC, id DESC LIMIT 1"

@@ -7313,7 +7313,8 @@ async fn a_reversal_reaches_the_statement_money_it_was(store: Arc<dyn Store>) {
     );
 
     // C: as B, but cancelled as a bank's SOAP cancel names it, by sum and time (no id):
-    // the report's time is not the statement's, yet its payment is found by the sum.
+    // the report's time is not the statement's, yet its payment is found by the
+    // report's time and sum.
     let c = code_of(store.as_ref(), &numbers[2]).await;
     let booked = store
         .reconcile_credit(&credit("BR-4", "2026-03-10", 250_000, &[&c]))
@@ -7339,6 +7340,15 @@ async fn a_reversal_reaches_the_statement_money_it_was(store: Arc<dyn Store>) {
         external_id: None,
         ..soap_cancel
     };
+    // A cancel of the same sum at another time is of another payment, not this one.
+    let other_time = kozomol_store::PaymentReversal {
+        paid_at: Some(reported_at + chrono::Duration::hours(1)),
+        ..soap_cancel.clone()
+    };
+    assert!(matches!(
+        store.reverse_payment(&other_time).await.unwrap(),
+        PaymentReversed::NoPayment
+    ));
     match store.reverse_payment(&soap_cancel).await.unwrap() {
         PaymentReversed::Reversed { payment, .. } => {
             assert_eq!(payment.id, statement_payment.id)
