@@ -1,9 +1,10 @@
 //! How many refused messages of one topic are kept as dead letters: a camera's login
 //! taken from a box at the roadside can publish thousands of messages a second on its
-//! topic, and each refused one kept (up to 64 KiB) would fill the database's disk. The
-//! first of each minute are kept whole; the rest are counted by reason and stand as
-//! one `flood` letter when their minute has ended. Every one is still answered with a
-//! `rejected` receipt and counted in the metrics.
+//! topic, and each refused one kept (up to 64 KiB) would fill the database's disk. Of
+//! each minute's, an ingest process keeps the first few with their bytes and some more
+//! with a prefix of them; the rest are counted by reason and stand as one `flood`
+//! letter when their minute has ended (or ingest stops). Every one is still answered
+//! with a `rejected` receipt and counted in the metrics.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -12,8 +13,14 @@ use chrono::{DateTime, Utc};
 use kozomol_core::DeadLetterReason;
 use kozomol_store::NewDeadLetter;
 
-/// Refused messages of one topic kept whole in a minute.
-pub const KEPT_PER_MINUTE: u32 = 120;
+/// Refused messages of one topic kept in a minute by one ingest process.
+pub const KEPT_PER_MINUTE: u32 = 60;
+
+/// Of those, the first kept with their bytes (up to 64 KiB); the rest keep the first
+/// [`PREFIX_BYTES`], enough to see what they were: a stolen login then adds at most
+/// about 0.45 MiB a minute per process.
+pub const WHOLE_PER_MINUTE: u32 = 6;
+pub const PREFIX_BYTES: usize = 1024;
 
 /// One topic's window: what it kept, and what it only counted.
 #[derive(Clone, Debug)]
@@ -62,6 +69,7 @@ impl Window {
                 by_reason.join(", ")
             ),
             raw: Vec::new(),
+            keep_bytes: None,
         })
     }
 }
@@ -71,22 +79,25 @@ impl Window {
 #[derive(Clone, Debug)]
 pub struct DeadLetterAllowance {
     per_window: u32,
+    whole_per_window: u32,
     window: Duration,
     windows: HashMap<String, Window>,
 }
 
 impl DeadLetterAllowance {
-    pub fn new(per_window: u32, window: Duration) -> DeadLetterAllowance {
+    pub fn new(per_window: u32, whole_per_window: u32, window: Duration) -> DeadLetterAllowance {
         DeadLetterAllowance {
             per_window,
+            whole_per_window,
             window,
             windows: HashMap::new(),
         }
     }
 
-    /// Whether `letter` is kept; where it is not, it is counted in its topic's window.
-    /// Letters of events kozomol failed to store (`unstorable`) are always kept.
-    pub fn admit(&mut self, letter: &NewDeadLetter) -> bool {
+    /// Whether `letter` is kept (beyond the window's first few, with a prefix of its
+    /// bytes only); where it is not, it is counted in its topic's window. Letters of
+    /// events kozomol failed to store (`unstorable`) are always kept whole.
+    pub fn admit(&mut self, letter: &mut NewDeadLetter) -> bool {
         if letter.reason == DeadLetterReason::Unstorable {
             return true;
         }
@@ -104,6 +115,9 @@ impl DeadLetterAllowance {
         }
         if open.kept < self.per_window && open.first_unkept.is_none() {
             open.kept += 1;
+            if open.kept > self.whole_per_window {
+                letter.keep_bytes = Some(PREFIX_BYTES);
+            }
             return true;
         }
         *open.unkept.entry(letter.reason.as_str()).or_insert(0) += 1;
@@ -115,10 +129,21 @@ impl DeadLetterAllowance {
     /// The `flood` letters of the windows ended by `now`, each window then closed; and
     /// the windows that kept all they saw forgotten.
     pub fn ended(&mut self, now: DateTime<Utc>) -> Vec<NewDeadLetter> {
-        let (per_window, window) = (self.per_window, self.window);
+        let window = self.window;
+        self.close(|open| ended(open.started, now, window))
+    }
+
+    /// The `flood` letters of every window that counted messages, ended or not (ingest
+    /// stopping: the counts would go with the process).
+    pub fn counted(&mut self) -> Vec<NewDeadLetter> {
+        self.close(|open| open.first_unkept.is_some())
+    }
+
+    fn close(&mut self, closing: impl Fn(&Window) -> bool) -> Vec<NewDeadLetter> {
+        let per_window = self.per_window;
         let mut letters = Vec::new();
         self.windows.retain(|topic, open| {
-            if !ended(open.started, now, window) {
+            if !closing(open) {
                 return true;
             }
             letters.extend(open.summary(topic, per_window));
@@ -130,7 +155,7 @@ impl DeadLetterAllowance {
 
 impl Default for DeadLetterAllowance {
     fn default() -> DeadLetterAllowance {
-        DeadLetterAllowance::new(KEPT_PER_MINUTE, Duration::from_secs(60))
+        DeadLetterAllowance::new(KEPT_PER_MINUTE, WHOLE_PER_MINUTE, Duration::from_secs(60))
     }
 }
 
@@ -152,15 +177,16 @@ mod tests {
             reason,
             detail: "refused".into(),
             raw: vec![1, 2, 3],
+            keep_bytes: None,
         }
     }
 
     #[test]
     fn a_topic_keeps_its_allowance_a_window_and_counts_the_rest() {
-        let mut allowance = DeadLetterAllowance::new(3, Duration::from_secs(60));
+        let mut allowance = DeadLetterAllowance::new(3, 2, Duration::from_secs(60));
         let a = "kozomol/v1/cameras/cam-1/violations";
         let b = "kozomol/v1/cameras/cam-2/violations";
-        let kept: Vec<bool> = [
+        let kept: Vec<(bool, Option<usize>)> = [
             (a, DeadLetterReason::Malformed, 0),
             (a, DeadLetterReason::Malformed, 1),
             (b, DeadLetterReason::BadSignature, 1),
@@ -171,12 +197,27 @@ mod tests {
             (a, DeadLetterReason::Malformed, 6),
         ]
         .into_iter()
-        .map(|(topic, reason, at)| allowance.admit(&letter(topic, reason, at)))
+        .map(|(topic, reason, at)| {
+            let mut letter = letter(topic, reason, at);
+            let kept = allowance.admit(&mut letter);
+            (kept, letter.keep_bytes)
+        })
         .collect();
+        let prefix = Some(PREFIX_BYTES);
         assert_eq!(
             kept,
-            [true, true, true, true, false, true, false, false],
-            "three of a's, b's one, and an unstorable event whatever the count"
+            [
+                (true, None),
+                (true, None),
+                (true, None),
+                (true, prefix),
+                (false, None),
+                (true, None),
+                (false, None),
+                (false, None)
+            ],
+            "three of a's (the third with a prefix of its bytes), b's one, and an \
+             unstorable event whole whatever the count"
         );
         // Nothing has ended yet.
         assert!(allowance
@@ -200,19 +241,33 @@ mod tests {
             ended[0].detail
         );
         // The next window keeps its allowance anew.
-        assert!(allowance.admit(&letter(a, DeadLetterReason::Malformed, 62)));
+        assert!(allowance.admit(&mut letter(a, DeadLetterReason::Malformed, 62)));
     }
 
     #[test]
     fn a_window_with_letters_counted_stays_open_until_it_is_reported() {
-        let mut allowance = DeadLetterAllowance::new(1, Duration::from_secs(60));
+        let mut allowance = DeadLetterAllowance::new(1, 1, Duration::from_secs(60));
         let a = "kozomol/v1/cameras/cam-1/violations";
-        assert!(allowance.admit(&letter(a, DeadLetterReason::Malformed, 0)));
-        assert!(!allowance.admit(&letter(a, DeadLetterReason::Malformed, 10)));
+        let mut admit = |at| allowance.admit(&mut letter(a, DeadLetterReason::Malformed, at));
+        assert!(admit(0));
+        assert!(!admit(10));
         // Past the minute but not yet reported: counted in the same window, not kept.
-        assert!(!allowance.admit(&letter(a, DeadLetterReason::Malformed, 70)));
+        assert!(!admit(70));
         let ended = allowance.ended(letter(a, DeadLetterReason::Malformed, 71).received_at);
         assert!(ended[0].detail.contains("2 more messages"), "{ended:?}");
-        assert!(allowance.admit(&letter(a, DeadLetterReason::Malformed, 72)));
+        assert!(allowance.admit(&mut letter(a, DeadLetterReason::Malformed, 72)));
+    }
+
+    #[test]
+    fn a_stopping_ingest_reports_what_its_open_windows_counted() {
+        let mut allowance = DeadLetterAllowance::new(1, 1, Duration::from_secs(60));
+        let (a, b) = ("cameras/cam-1", "cameras/cam-2");
+        assert!(allowance.admit(&mut letter(a, DeadLetterReason::Malformed, 0)));
+        assert!(!allowance.admit(&mut letter(a, DeadLetterReason::Malformed, 1)));
+        assert!(allowance.admit(&mut letter(b, DeadLetterReason::Malformed, 1)));
+        let counted = allowance.counted();
+        assert_eq!(counted.len(), 1, "{counted:?}");
+        assert_eq!(counted[0].topic, a);
+        assert!(allowance.counted().is_empty(), "reported once");
     }
 }

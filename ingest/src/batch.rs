@@ -42,7 +42,8 @@ pub enum BatchOutcome {
     },
 }
 
-/// How long a stopping ingest waits for the store to queue its uncommitted frames.
+/// How long a stopping ingest waits for the store to queue its uncommitted frames, or
+/// to record what its dead-letter allowance counted.
 const STOP_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A violation message as the broker delivered it, stamped when it arrived: a capture
@@ -87,13 +88,14 @@ pub struct BatchWriter {
     /// those the retry no longer takes (its event now refused) are queued for
     /// overwriting. Emptied when cases commit.
     appended_uncommitted: Mutex<HashMap<[u8; 32], FrameLocation>>,
-    /// For each event (by fingerprint) the store refused for its content alone in its
-    /// batch, since when and how often, attempt after attempt. Emptied when a write
-    /// succeeds.
+    /// For each event (by fingerprint) the store refused for its content in a batch of
+    /// which it took nothing, since when and how often, attempt after attempt. Emptied
+    /// when a write succeeds.
     refusal_runs: Mutex<HashMap<[u8; 32], RefusalRun>>,
-    /// How long the one event of a batch of one must go on being refused before it is
-    /// given up ([`LONE_REFUSAL_SPAN`] unless a test says otherwise).
-    lone_refusal_span: Duration,
+    /// How long the events of a batch the store takes nothing of must go on being
+    /// refused before they are given up ([`REFUSAL_SPAN`] unless a test says
+    /// otherwise).
+    refusal_span: Duration,
     /// The refused messages kept per topic and minute.
     allowance: Mutex<DeadLetterAllowance>,
 }
@@ -107,13 +109,13 @@ struct RefusalRun {
 /// A case written, or the store's refusal of it alone.
 type CaseWritten = Result<CaseWrite, StoreError>;
 
-/// Attempts running, and for how long, in which the store refuses the one event of a
-/// batch of one for its content before the event is given up as `unstorable`: a row
-/// refused for what it holds fails each time, a passing conflict with another writer
-/// does not; and ingest waits that long (taking nothing else) before it gives up an
-/// event on what might be a store refusing every row.
-const LONE_REFUSALS: u32 = 3;
-const LONE_REFUSAL_SPAN: Duration = Duration::from_secs(300);
+/// Attempts running, and for how long, in which the store refuses the events of a batch
+/// it takes nothing of before they are given up as `unstorable`: a row refused for what
+/// it holds fails each time, a passing conflict with another writer does not; and
+/// ingest waits that long (taking nothing else) before it gives up events on what might
+/// be a store refusing every row.
+const REFUSALS_TO_GIVE_UP: u32 = 3;
+const REFUSAL_SPAN: Duration = Duration::from_secs(300);
 
 enum Slot {
     Refused(Refusal),
@@ -148,22 +150,23 @@ impl BatchWriter {
             created_unanswered: Mutex::new(HashSet::new()),
             appended_uncommitted: Mutex::new(HashMap::new()),
             refusal_runs: Mutex::new(HashMap::new()),
-            lone_refusal_span: LONE_REFUSAL_SPAN,
+            refusal_span: REFUSAL_SPAN,
             allowance: Mutex::new(DeadLetterAllowance::default()),
         }
     }
 
-    /// This writer, keeping `per_window` refused messages of a topic each `window`
-    /// ([`crate::KEPT_PER_MINUTE`] a minute by default).
-    pub fn keeping_dead_letters(mut self, per_window: u32, window: Duration) -> Self {
-        self.allowance = Mutex::new(DeadLetterAllowance::new(per_window, window));
+    /// This writer, keeping `per_window` refused messages of a topic each `window`, the
+    /// first `whole` of them with their bytes (60 a minute, six
+    /// whole, by default).
+    pub fn keeping_dead_letters(mut self, per_window: u32, whole: u32, window: Duration) -> Self {
+        self.allowance = Mutex::new(DeadLetterAllowance::new(per_window, whole, window));
         self
     }
 
-    /// This writer, giving up the one event of a batch of one after `span` of refusals
-    /// (five minutes by default).
-    pub fn giving_up_lone_refusals_after(mut self, span: Duration) -> Self {
-        self.lone_refusal_span = span;
+    /// This writer, giving up the events of a batch the store takes nothing of after
+    /// `span` of refusals (five minutes by default).
+    pub fn giving_up_refusals_after(mut self, span: Duration) -> Self {
+        self.refusal_span = span;
         self
     }
 
@@ -347,8 +350,8 @@ impl BatchWriter {
             let mut allowance = self.lock_allowance();
             let before = allowance.clone();
             let mut kept = allowance.ended(Utc::now());
-            for letter in dead_letters {
-                if allowance.admit(&letter) {
+            for mut letter in dead_letters {
+                if allowance.admit(&mut letter) {
                     tracing::warn!(
                         reason = %letter.reason,
                         camera = letter.camera_id.as_deref().unwrap_or("-"),
@@ -402,13 +405,13 @@ impl BatchWriter {
     /// for what one of them holds; with the failure that ends the attempt, if any. A
     /// case the store refuses alone for its content, where another case of the batch
     /// was stored (or found stored), is given up: dead-lettered whole as `unstorable`,
-    /// not retried for ever with its batch. Where every case of a batch of several is
-    /// refused, the store is at fault, not one event (a migration the running code does
-    /// not know, a wrong constraint): the batch waits. The one case of a batch of one
-    /// is given up only once it has been refused so for [`LONE_REFUSALS`] attempts over
-    /// `lone_refusal_span`; nothing else tells it from a store refusing every row. Any
-    /// other failure fails the attempt, and its retry answers the cases stored
-    /// meanwhile as created.
+    /// not retried for ever with its batch. Where the store takes no case of the batch,
+    /// that may be the store's fault and not the events' (a migration the running code
+    /// does not know, a wrong constraint): the batch waits, and is given up whole only
+    /// once each of its cases has been refused so on [`REFUSALS_TO_GIVE_UP`] attempts over
+    /// `refusal_span` — so that bad events cannot stop ingest for good, and a store
+    /// refusing every row sets aside, whole, one batch a span. Any other failure fails
+    /// the attempt, and its retry answers the cases stored meanwhile as created.
     async fn record_each(
         &self,
         cases: &[NewCase],
@@ -434,17 +437,19 @@ impl BatchWriter {
         if writes.iter().any(Result::is_ok) {
             return (writes, None);
         }
-        let [lone] = cases else {
-            return (writes, Some(together));
-        };
         let given_up = {
             let mut runs = self.lock_refusal_runs();
-            let run = runs.entry(lone.fingerprint).or_insert_with(|| RefusalRun {
-                since: Instant::now(),
-                attempts: 0,
-            });
-            run.attempts += 1;
-            run.attempts >= LONE_REFUSALS && run.since.elapsed() >= self.lone_refusal_span
+            let mut given_up = true;
+            for case in cases {
+                let run = runs.entry(case.fingerprint).or_insert_with(|| RefusalRun {
+                    since: Instant::now(),
+                    attempts: 0,
+                });
+                run.attempts += 1;
+                given_up &=
+                    run.attempts >= REFUSALS_TO_GIVE_UP && run.since.elapsed() >= self.refusal_span;
+            }
+            given_up
         };
         if given_up {
             (writes, None)
@@ -505,6 +510,24 @@ impl BatchWriter {
                 offset = location.offset,
                 "a frame appended for a batch that never committed is in no overwrite queue"
             );
+        }
+    }
+
+    /// Before ingest stops: the refused messages counted and not kept are stored as
+    /// their `flood` letters, whether or not their minute has ended (the counts would go
+    /// with the process). One try, a few seconds at most; what the store does not take
+    /// is logged.
+    pub async fn record_floods_on_stop(&self) {
+        let letters = self.lock_allowance().counted();
+        if letters.is_empty() {
+            return;
+        }
+        let recorded =
+            tokio::time::timeout(STOP_QUEUE_WAIT, self.store.record_dead_letters(&letters)).await;
+        if !matches!(recorded, Ok(Ok(()))) {
+            for letter in &letters {
+                tracing::error!(topic = %letter.topic, detail = %letter.detail, "refused messages counted and not kept were not recorded before ingest stopped");
+            }
         }
     }
 
@@ -724,6 +747,7 @@ fn dead_letter(message: &Arrival, r: Refusal) -> NewDeadLetter {
         reason: r.reason,
         detail: printable(&r.detail),
         raw: message.payload.clone(),
+        keep_bytes: None,
     }
 }
 

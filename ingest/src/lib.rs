@@ -13,7 +13,6 @@ pub mod metrics;
 mod subscriber;
 mod verify;
 
-pub use allowance::KEPT_PER_MINUTE;
 pub use batch::{Arrival, BatchOutcome, BatchWriter};
 pub use error::IngestError;
 pub use metrics::IngestMetrics;

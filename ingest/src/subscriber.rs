@@ -155,6 +155,7 @@ pub async fn run(
             break;
         }
     }
+    writer.record_floods_on_stop().await;
     // Stop taking messages; what was not committed stays unacked at the broker. The
     // disconnect goes out after every ack and receipt queued before it (the client
     // sends its requests in order), so the driver polls until it is written; a broker

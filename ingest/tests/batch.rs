@@ -487,9 +487,8 @@ async fn an_event_the_store_refuses_never_holds_up_its_batch(url: &str, dir: &Pa
         Arrival::now(topic.clone(), signed(&camera, &key, at + 2, 3)),
     ];
     let metrics = Arc::new(IngestMetrics::default());
-    let span = std::time::Duration::from_millis(600);
-    let writer =
-        writer_on(&store, evidence, Arc::clone(&metrics)).giving_up_lone_refusals_after(span);
+    let span = std::time::Duration::from_secs(2);
+    let writer = writer_on(&store, evidence, Arc::clone(&metrics)).giving_up_refusals_after(span);
     let outcomes = writer.write(&batch).await.expect("the batch commits");
     for at in [0, 2] {
         let BatchOutcome::Accepted { case_id, .. } = &outcomes[at] else {
@@ -558,35 +557,47 @@ async fn an_event_the_store_refuses_never_holds_up_its_batch(url: &str, dir: &Pa
 }
 
 #[tokio::test]
-async fn a_store_refusing_every_case_keeps_the_batch_waiting_on_sqlite() {
-    on_sqlite(a_store_refusing_every_case_keeps_the_batch_waiting).await;
+async fn a_batch_the_store_refuses_whole_waits_before_it_is_set_aside_on_sqlite() {
+    on_sqlite(a_batch_the_store_refuses_whole_waits_before_it_is_set_aside).await;
 }
 
 #[tokio::test]
-async fn a_store_refusing_every_case_keeps_the_batch_waiting_on_postgres() {
+async fn a_batch_the_store_refuses_whole_waits_before_it_is_set_aside_on_postgres() {
     on_postgres(
         "ingest_refusing_all",
-        a_store_refusing_every_case_keeps_the_batch_waiting,
+        a_batch_the_store_refuses_whole_waits_before_it_is_set_aside,
     )
     .await;
 }
 
 /// A store refusing every case row for its content (a migration the running code does
-/// not know, a wrong constraint) is not one event's fault: a batch of several waits,
-/// attempt after attempt and however long, until the store takes it whole.
-async fn a_store_refusing_every_case_keeps_the_batch_waiting(url: &str, dir: &Path) {
+/// not know, a wrong constraint) may be at fault, not the events: a batch it takes
+/// nothing of waits, and is stored once the store is mended within the span; only
+/// after three attempts over the span is it set aside, whole.
+async fn a_batch_the_store_refuses_whole_waits_before_it_is_set_aside(url: &str, dir: &Path) {
     let (store, evidence) = opened(url, dir).await;
     let (camera, key) = registered(store.as_ref(), "cam-refused").await;
     refuse_cases(url, &[], &[]).await;
     let topic = "kozomol/v1/cameras/cam-refused/violations".to_owned();
-    let batch = vec![
-        Arrival::now(topic.clone(), signed(&camera, &key, morning(), 1)),
-        Arrival::now(topic, signed(&camera, &key, morning() + 1, 3)),
-    ];
-    let writer = writer_on(&store, evidence, Arc::new(IngestMetrics::default()))
-        .giving_up_lone_refusals_after(std::time::Duration::ZERO);
+    let batch = |seed: u64| {
+        vec![
+            Arrival::now(
+                topic.clone(),
+                signed(&camera, &key, morning() + seed as i64, seed),
+            ),
+            Arrival::now(
+                topic.clone(),
+                signed(&camera, &key, morning() + seed as i64 + 1, seed + 1),
+            ),
+        ]
+    };
+    let metrics = Arc::new(IngestMetrics::default());
+    let span = std::time::Duration::from_secs(60);
+    let waiting = writer_on(&store, Arc::clone(&evidence), Arc::clone(&metrics))
+        .giving_up_refusals_after(span);
+    let first = batch(1);
     for attempt in 1..=5 {
-        let failed = writer.write(&batch).await;
+        let failed = waiting.write(&first).await;
         assert!(failed.is_err(), "attempt {attempt}: {failed:?}");
     }
     assert!(store
@@ -594,15 +605,40 @@ async fn a_store_refusing_every_case_keeps_the_batch_waiting(url: &str, dir: &Pa
         .await
         .expect("letters")
         .is_empty());
-
     drop_refusals(url).await;
-    let outcomes = writer.write(&batch).await.expect("the store takes it");
+    let outcomes = waiting.write(&first).await.expect("the store takes it");
     assert!(
         outcomes
             .iter()
             .all(|o| matches!(o, BatchOutcome::Accepted { .. })),
         "{outcomes:?}"
     );
+
+    // Refused on: after the third attempt over the span (here none), set aside whole.
+    refuse_cases(url, &[], &[]).await;
+    let setting_aside =
+        writer_on(&store, evidence, metrics).giving_up_refusals_after(std::time::Duration::ZERO);
+    let second = batch(5);
+    for attempt in 1..=2 {
+        let failed = setting_aside.write(&second).await;
+        assert!(failed.is_err(), "attempt {attempt}: {failed:?}");
+    }
+    let outcomes = setting_aside.write(&second).await.expect("set aside");
+    assert!(
+        outcomes.iter().all(|o| matches!(
+            o,
+            BatchOutcome::Rejected {
+                reason: DeadLetterReason::Unstorable,
+                ..
+            }
+        )),
+        "{outcomes:?}"
+    );
+    let letters = store.dead_letters(10, None).await.expect("letters");
+    assert_eq!(letters.len(), 2);
+    assert!(letters
+        .iter()
+        .all(|l| l.raw_kept as usize == l.raw_len as usize));
 }
 
 /// Drops the trigger [`refuse_cases`] set.
@@ -638,7 +674,7 @@ async fn a_store_failing_every_case_keeps_even_a_batch_of_one_waiting() {
     let topic = "kozomol/v1/cameras/cam-broken/violations".to_owned();
     let alone = vec![Arrival::now(topic, signed(&camera, &key, morning(), 1))];
     let writer = writer_on(&store, evidence, Arc::new(IngestMetrics::default()))
-        .giving_up_lone_refusals_after(std::time::Duration::ZERO);
+        .giving_up_refusals_after(std::time::Duration::ZERO);
     for attempt in 1..=5 {
         let failed = writer.write(&alone).await;
         assert!(failed.is_err(), "attempt {attempt}: {failed:?}");
@@ -947,7 +983,7 @@ async fn a_flood_of_refused_messages_is_kept_in_part_and_counted() {
     let evidence =
         Arc::new(EvidenceStore::open(&f.dir.path().join("evidence"), "t2").expect("evidence"));
     let writer =
-        writer_on(&f.store, evidence, Arc::clone(&f.metrics)).keeping_dead_letters(4, window);
+        writer_on(&f.store, evidence, Arc::clone(&f.metrics)).keeping_dead_letters(4, 2, window);
     let flooded = "kozomol/v1/cameras/cam-batch/violations";
     let other = "kozomol/v1/cameras/cam-other/violations";
     let rubbish = |topic: &str, n: usize| -> Vec<Arrival> {
@@ -993,4 +1029,21 @@ async fn a_flood_of_refused_messages_is_kept_in_part_and_counted() {
     writer.write(&rubbish(flooded, 1)).await.expect("commits");
     let letters = f.store.dead_letters(100, None).await.expect("letters");
     assert_eq!(letters.len(), 8);
+
+    // Stopping before the window ends: what it counted is recorded all the same.
+    writer.write(&rubbish(flooded, 5)).await.expect("commits");
+    assert_eq!(
+        f.store
+            .dead_letters(100, None)
+            .await
+            .expect("letters")
+            .len(),
+        11
+    );
+    writer.record_floods_on_stop().await;
+    let letters = f.store.dead_letters(100, None).await.expect("letters");
+    let last = letters.last().expect("a letter");
+    assert_eq!(letters.len(), 12);
+    assert_eq!(last.reason, DeadLetterReason::Flood);
+    assert!(last.detail.contains("2 more messages"), "{}", last.detail);
 }

@@ -1497,6 +1497,7 @@ async fn dead_letters_page_without_bytes_and_serve_them_raw() {
             reason: DeadLetterReason::UnknownCamera,
             detail: format!("camera cam-x is not registered ({i})"),
             raw: vec![0xA0 + i; 100 + usize::from(i)],
+            keep_bytes: None,
         })
         .collect();
     h.store

@@ -375,18 +375,24 @@ pub struct NewDeadLetter {
     pub detail: String,
     /// The raw message; the store keeps what [`NewDeadLetter::kept_raw`] says.
     pub raw: Vec<u8>,
+    /// At most this many bytes kept, where fewer than the reason's rule: a flood's
+    /// letters beyond the first few keep only enough to see what they were.
+    pub keep_bytes: Option<usize>,
 }
 
 impl NewDeadLetter {
     /// The bytes kept: the first `DEAD_LETTER_RAW_LIMIT` of a message refused for what
     /// its sender wrote (enough to see what it was), all of a verified event the store
-    /// refused (up to the envelope's 2 MiB), which is kozomol's to store once it can.
+    /// refused (up to the envelope's 2 MiB), which is kozomol's to store once it can;
+    /// no more than `keep_bytes` either way.
     pub fn kept_raw(&self) -> &[u8] {
-        if self.reason == DeadLetterReason::Unstorable {
-            &self.raw
+        let rule = if self.reason == DeadLetterReason::Unstorable {
+            self.raw.len()
         } else {
-            &self.raw[..self.raw.len().min(DEAD_LETTER_RAW_LIMIT)]
-        }
+            DEAD_LETTER_RAW_LIMIT
+        };
+        let kept = self.keep_bytes.map_or(rule, |at_most| at_most.min(rule));
+        &self.raw[..self.raw.len().min(kept)]
     }
 }
 

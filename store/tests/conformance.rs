@@ -1093,6 +1093,8 @@ async fn dead_letters_keep_bounded_raw_bytes(store: Arc<dyn Store>) {
             } else {
                 vec![i as u8; 10]
             },
+            // One of a flood's letters beyond its first few: a prefix only.
+            keep_bytes: (i == 2).then_some(4),
         })
         .collect();
     store.record_dead_letters(&letters).await.unwrap();
@@ -1122,6 +1124,7 @@ async fn dead_letters_keep_bounded_raw_bytes(store: Arc<dyn Store>) {
         (huge.len(), huge[..DEAD_LETTER_RAW_LIMIT].to_vec())
     );
     assert_eq!(raw(stored[1].id).await, (10, vec![1u8; 10]));
+    assert_eq!(raw(stored[2].id).await, (10, vec![2u8; 4]));
     // A verified event the store refused is kept whole, to be sent again.
     let unstorable = stored
         .iter()
