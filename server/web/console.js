@@ -3,7 +3,7 @@
 // change carries the session's anti-forgery token.
 "use strict";
 
-const Desk = { csrf: null, role: null, cases: [], index: -1, zoom: 1, mode: null, loading: 0, shown: null, deciding: false };
+const Desk = { csrf: null, role: null, states: [], cases: [], index: -1, zoom: 1, mode: null, loading: 0, shown: null, deciding: false };
 
 function change(method, path, body) {
   return api(method, path, body, { "X-CSRF-Token": Desk.csrf });
@@ -635,6 +635,7 @@ async function queuePage() {
   // A supervisor settles what reviewers passed up and the cases whose owner the
   // registry did not give (the audit says why) first, then reviews like anyone.
   const states = Desk.role === "supervisor" ? ["supervisor_review", "owner_unknown", "needs_review"] : ["needs_review"];
+  Desk.states = states;
   Desk.cases = [];
   for (const state of states) {
     const page = await api("GET", `/api/v1/cases?state=${state}&limit=100`);
@@ -758,10 +759,33 @@ async function decide(body) {
     await select(Desk.index);
   } catch (e) {
     message.className = "error";
-    message.textContent = `${t("decision-failed")} ${e.message}`;
+    message.textContent = (e.status === 409 && await movedMeanwhile(c.id)) || `${t("decision-failed")} ${e.message}`;
   } finally {
     Desk.deciding = false;
   }
+}
+
+// After a refused decision: where the case moved since it was shown (someone else
+// decided it), it is shown as it is now, or leaves the desk if it no longer waits
+// here, and the officer is told so in the page's language; null where it did not
+// move (the refusal is about the decision, and its detail says why).
+async function movedMeanwhile(id) {
+  const shown = Desk.shown;
+  const now = await api("GET", `/api/v1/cases/${id}`).catch(() => null);
+  if (!now || !shown || shown.id !== id) return null;
+  const moves = (now.audit || []).filter((row) => row.to_state);
+  const move = moves.length ? moves[moves.length - 1].id : null;
+  if (now.state === shown.state && move === shown.move) return null;
+  const at = Desk.cases.findIndex((c) => c.id === id);
+  if (at < 0) return null;
+  if (Desk.states.includes(now.state)) {
+    Desk.cases[at].state = now.state;
+    await select(at);
+    return t("case-moved", { id });
+  }
+  Desk.cases.splice(at, 1);
+  await select(at);
+  return t("case-gone", { id });
 }
 
 function onKey(event) {

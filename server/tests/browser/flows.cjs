@@ -74,7 +74,7 @@ async function officer(browser) {
   page.on("requestfailed", (r) => console.log(`request failed: ${r.url()}`));
   page.on("response", (r) => { if (r.status() >= 400) console.log(`HTTP ${r.status()} ${r.url()}`); });
   await login(page, world.reviewer);
-  const [corrected, approved] = world.review_cases;
+  const [corrected, approved, taken] = world.review_cases;
   // The keyboard alone: J/K move, C corrects, A approves.
   await page.waitForSelector(`#q-${corrected}[aria-selected="true"]`);
   await page.waitForSelector("#machine-read");
@@ -95,6 +95,23 @@ async function officer(browser) {
   await page.waitForSelector("#machine-read");
   await page.keyboard.press("a");
   await decided(page, approved);
+  // Someone else decides the case on screen meanwhile: the desk says so in the page's
+  // language and lets it go, instead of the API's English refusal.
+  await page.waitForSelector(`#q-${taken}[aria-selected="true"]`);
+  await page.waitForSelector(`#case h2:has-text("#${taken}")`);
+  await page.evaluate(async (id) => {
+    const r = await fetch(`/api/v1/cases/${id}/review`, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": Desk.csrf },
+      body: JSON.stringify({ decision: "approve" }),
+    });
+    if (!r.ok) throw new Error(`the decision behind the desk: HTTP ${r.status}`);
+  }, taken);
+  await page.keyboard.press("a");
+  await page.waitForFunction((n) => !document.getElementById(`q-${n}`), taken);
+  const gone = await page.textContent("#desk-message");
+  const said = await page.evaluate((n) => t("case-gone", { id: n }), taken);
+  check(gone === said && gone.includes(`#${taken}`), `a case decided by someone else meanwhile leaves the desk, said in the page's language: ${gone}`);
   check(await page.isVisible("#queue-empty"), "the reviewer's queue is worked through");
   await page.click("#logout");
   await page.waitForURL("**/console/login");
