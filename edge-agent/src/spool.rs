@@ -1,8 +1,11 @@
 //! The spool folder that camera firmware fills: one capture is `NAME.json` (the sidecar,
 //! written last or renamed into place from `NAME.json.tmp`) plus the JPEG files it
 //! names. A capture is first *claimed* — renamed to `NAME.<event-id>.claim` — so that a
-//! crash after submitting it re-submits the same event id, which ingest dedupes. Its
-//! files are removed only after `submit` returned (the outbox is fsync'd). A sidecar
+//! crash after submitting it re-submits the same event id, which ingest dedupes. Once
+//! `submit` returned (the outbox is fsync'd) the claim becomes `NAME.<event-id>.done`,
+//! and only then are its files removed, the marker last: a crash part-way is finished
+//! on the next pass, and a claim whose frames are missing is a fault (a frame another
+//! capture named too, or one deleted by hand), never taken for submitted. A sidecar
 //! that cannot be used moves to `bad/` with a `.error` text file beside it.
 
 use std::collections::HashMap;
@@ -23,6 +26,8 @@ use crate::{Agent, Capture, EdgeError};
 
 const SIDECAR_SUFFIX: &str = ".json";
 const CLAIM_SUFFIX: &str = ".claim";
+/// A capture submitted (or discarded) whose files are being removed.
+const DONE_SUFFIX: &str = ".done";
 const MAX_SIDECAR_BYTES: u64 = 64 * 1024;
 /// A capture that could not be submitted for a passing reason is tried again after this.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -80,6 +85,7 @@ fn is_plain_file_name(name: &str) -> bool {
         && !name.contains(['/', '\\'])
         && !name.ends_with(SIDECAR_SUFFIX)
         && !name.ends_with(CLAIM_SUFFIX)
+        && !name.ends_with(DONE_SUFFIX)
 }
 
 /// What one pass over the spool did.
@@ -113,8 +119,6 @@ enum Found {
 
 enum Loaded {
     Ready(Sidecar, Vec<Vec<u8>>),
-    /// A claimed capture whose frames are gone was submitted before a crash.
-    AlreadySubmitted,
 }
 
 impl Spool {
@@ -173,7 +177,11 @@ impl Spool {
         cancel: Option<&CancellationToken>,
     ) -> Result<SpoolReport, EdgeError> {
         let dir = self.dir.clone();
-        let found = tokio::task::spawn_blocking(move || list(&dir)).await??;
+        let found = tokio::task::spawn_blocking(move || {
+            finish_done(&dir)?;
+            list(&dir)
+        })
+        .await??;
         let mut report = SpoolReport::default();
         let now = Instant::now();
         self.retry_at.retain(|_, at| *at > now);
@@ -230,14 +238,6 @@ impl Spool {
             tokio::task::spawn_blocking(move || load(&read_dir, &read_from, claimed)).await?;
         let (sidecar, frames) = match loaded {
             Ok(Some(Loaded::Ready(sidecar, frames))) => (sidecar, frames),
-            Ok(Some(Loaded::AlreadySubmitted)) => {
-                let path = source.clone();
-                tokio::task::spawn_blocking(move || remove_if_exists(&path))
-                    .await?
-                    .map_err(EdgeError::io("removing a finished claim"))?;
-                info!(capture = %name, "removed the claim of a capture submitted before a restart");
-                return Ok(Outcome::Gone);
-            }
             Ok(None) => return Ok(Outcome::Gone), // taken away meanwhile
             Err(e) if e.is_capture_fault() => {
                 self.move_to_bad(&name, &source, &[], &e).await?;
@@ -285,9 +285,15 @@ impl Spool {
             }
             Err(e) => return Err(e),
         };
-        // Frames first, the claim last: a claim without frames means "done".
+        // Marked done first, then the frames, the marker last.
+        let (spool, done) = (
+            self.dir.clone(),
+            self.dir.join(format!("{name}.{id}{DONE_SUFFIX}")),
+        );
         tokio::task::spawn_blocking(move || {
-            for file in frame_files.iter().chain([&claim_path]) {
+            fs::rename(&claim_path, &done)?;
+            sync_dir(&spool)?;
+            for file in frame_files.iter().chain([&done]) {
                 remove_if_exists(file)?;
             }
             Ok::<_, io::Error>(())
@@ -419,12 +425,15 @@ fn load(dir: &Path, sidecar: &Path, claimed: bool) -> Result<Option<Loaded>, Edg
         match fs::read(&path) {
             Ok(bytes) => frames.push(bytes),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if claimed {
-                    return Ok(Some(Loaded::AlreadySubmitted));
-                }
                 return Err(EdgeError::Sidecar(format!(
-                    "frame file `{}` is missing",
-                    frame.file
+                    "frame file `{}` is missing{}",
+                    frame.file,
+                    if claimed {
+                        " (the capture was claimed, not submitted: another capture named \
+                         the same file, or it was deleted)"
+                    } else {
+                        ""
+                    }
                 )));
             }
             Err(e) => return Err(EdgeError::io(format!("reading {}", path.display()))(e)),
@@ -451,6 +460,30 @@ fn frame_files_hint(sidecar: &Path) -> Vec<String> {
         .filter(|f| is_plain_file_name(f))
         .map(str::to_owned)
         .collect()
+}
+
+/// Finishes the removal of captures submitted before a crash: the frames each `.done`
+/// marker names, then the marker.
+fn finish_done(dir: &Path) -> Result<(), EdgeError> {
+    let listing = fs::read_dir(dir).map_err(EdgeError::io(format!("reading {}", dir.display())))?;
+    for item in listing {
+        let item = item.map_err(EdgeError::io(format!("reading {}", dir.display())))?;
+        let path = item.path();
+        if !path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(DONE_SUFFIX))
+        {
+            continue;
+        }
+        for file in frame_files_hint(&path) {
+            remove_if_exists(&dir.join(file))
+                .map_err(EdgeError::io("removing a submitted capture's frame"))?;
+        }
+        remove_if_exists(&path).map_err(EdgeError::io("removing a submitted capture's marker"))?;
+        info!(marker = %path.display(), "finished removing a capture submitted before a restart");
+    }
+    Ok(())
 }
 
 fn remove_if_exists(path: &Path) -> io::Result<()> {

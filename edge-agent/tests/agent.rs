@@ -537,10 +537,18 @@ async fn the_spool_submits_complete_captures_and_sets_bad_ones_aside() {
         spool_dir.join(format!("0005.{claimed_id}.claim")),
     )
     .unwrap();
-    // A claim whose frames are gone was submitted before the crash.
+    // A claim whose frames are gone was not submitted (that marks it done first): a
+    // frame another capture named too, or one deleted by hand. Set aside, not dropped.
     std::fs::write(
         spool_dir.join(format!("0006.{}.claim", EventId::new_v7())),
         br#"{"captured_at":"2026-05-01T08:30:00Z","clock_source":"ntp","kind":"phone","frames":[{"file":"0006-o.jpg","role":"overview"}]}"#,
+    )
+    .unwrap();
+    // A capture submitted before a crash whose frames were still being removed.
+    write_capture(&spool_dir, "0008", 8, "");
+    std::fs::rename(
+        spool_dir.join("0008.json"),
+        spool_dir.join(format!("0008.{}.done", EventId::new_v7())),
     )
     .unwrap();
     // Still being written by the firmware: not touched.
@@ -552,7 +560,7 @@ async fn the_spool_submits_complete_captures_and_sets_bad_ones_aside() {
         SpoolReport {
             submitted: 2,
             discarded: 0,
-            bad: 3,
+            bad: 4,
             deferred: 0
         }
     );
@@ -573,6 +581,11 @@ async fn the_spool_submits_complete_captures_and_sets_bad_ones_aside() {
     }
     let why = std::fs::read_to_string(spool_dir.join("bad/0004.json.error")).unwrap();
     assert!(why.contains("0004-p.jpg"), "{why}");
+    let why = std::fs::read_to_string(spool_dir.join("bad/0006.json.error")).unwrap();
+    assert!(
+        why.contains("0006-o.jpg") && why.contains("not submitted"),
+        "{why}"
+    );
 
     assert!(agent.wait_until_empty(WAIT).await);
     assert_eq!(ingest.distinct_events(), 2);
