@@ -321,6 +321,15 @@ pub(crate) struct Decided {
 pub(crate) fn decide(standing: &Standing, payment: &NewPayment) -> Result<Decided, PaymentRefusal> {
     takes_payment(standing.state)?;
     let due = &standing.due;
+    // Money already standing settles the fine (a paid case between states: a rejected
+    // appeal not yet dated back to paid): more is not taken. Taken, its excess would
+    // be reckoned on all the money and an earlier excess refunded twice.
+    if !matches!(
+        due.settlement(standing.paid),
+        Settlement::PartiallyPaid { .. }
+    ) {
+        return Err(PaymentRefusal::AlreadyPaid);
+    }
     check_payment(due, payment.amount).map_err(|e| PaymentRefusal::Invalid(e.to_string()))?;
     let day: NaiveDate = standing.jurisdiction.local_date(payment.paid_at);
     if payment.exact_only {
@@ -552,6 +561,65 @@ mod tests {
             to_state: to,
             excess_minor: 0,
             reversed_at: None,
+        }
+    }
+
+    #[test]
+    fn a_fine_the_money_standing_settles_takes_no_more() {
+        use CaseState::*;
+        let currency = Currency::KGS;
+        let standing = |state, paid_total: i64| Standing {
+            resolution_number: "KG-BSK-2026-0000001".into(),
+            jurisdiction: kozomol_core::Jurisdiction::Kg,
+            case_id: CaseId(1),
+            state,
+            due: Due {
+                amount: Money::new(500_000, currency),
+                discounted: None,
+                discount_until: None,
+            },
+            paid: PaidSoFar {
+                total: paid_total,
+                within_window: paid_total,
+            },
+            dated: true,
+            channels: Vec::new(),
+        };
+        let payment = |minor| NewPayment {
+            payment_code: "0".into(),
+            channel: PaymentChannel::Statement,
+            source: "account".into(),
+            external_id: "BR-1".into(),
+            amount: Money::new(minor, currency),
+            paid_at: DateTime::<Utc>::UNIX_EPOCH,
+            exact_only: false,
+            intent: None,
+            posted_by: "finance".into(),
+        };
+        // (state, paid so far, payment) → (state after, excess), or refused as paid
+        type Row = (CaseState, i64, i64, Option<(CaseState, i64)>);
+        let table: [Row; 6] = [
+            (Delivered, 0, 500_000, Some((Paid, 0))),
+            (Delivered, 0, 550_000, Some((Paid, 50_000))),
+            (PartiallyPaid, 200_000, 400_000, Some((Paid, 100_000))),
+            // A rejected appeal: an overpaid fine (a refund of 50,000 queued) paid again.
+            (AppealRejected, 550_000, 500_000, None),
+            (AppealRejected, 500_000, 100, None),
+            // The discount forfeited by the appeal: the money short of the full fine.
+            (AppealRejected, 250_000, 250_000, Some((Paid, 0))),
+        ];
+        for (i, (state, paid, minor, want)) in table.into_iter().enumerate() {
+            let got = decide(&standing(state, paid), &payment(minor));
+            match (got, want) {
+                (Ok(d), Some((to, excess))) => {
+                    assert_eq!((d.to_state, d.excess_minor), (to, excess), "row {i}")
+                }
+                (Err(PaymentRefusal::AlreadyPaid), None) => {}
+                (got, want) => panic!(
+                    "row {i}: {:?} against {want:?}",
+                    got.map(|d| (d.to_state, d.excess_minor))
+                ),
+            }
         }
     }
 

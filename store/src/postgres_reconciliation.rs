@@ -263,8 +263,8 @@ impl Reconciliation for PgStore {
         .await;
         let id = match inserted {
             Ok(id) => id,
-            // The same credit imported at this moment by another request (a queued one:
-            // no fine's lock orders the two): that one's.
+            // A credit of this reference imported at this moment by another request (a
+            // queued one: no fine's lock orders the two): that one's, if it is the same.
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 tx.rollback().await?;
                 let mut conn = self.pool.acquire().await?;
@@ -273,6 +273,9 @@ impl Reconciliation for PgStore {
                     .ok_or_else(|| {
                         crate::error::corrupt("a statement line's reference is taken by no row")
                     })?;
+                // Another credit under the same reference is refused, as the check
+                // before the insert refuses it where no other import raced this one.
+                reconciliation::same_credit(&existing, line)?;
                 let payment = match existing.payment_id {
                     Some(id) => payment_by_id(&mut conn, id).await?,
                     None => None,

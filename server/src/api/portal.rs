@@ -174,9 +174,15 @@ pub enum FineStatus {
 }
 
 impl FineStatus {
-    fn of(state: CaseState) -> Self {
+    /// The status of a fine in `state` with `paid_minor` standing and
+    /// `outstanding_minor` left to pay.
+    fn of(state: CaseState, paid_minor: i64, outstanding_minor: i64) -> Self {
         use CaseState::*;
         match state {
+            // A rejected appeal leaves the case where its money puts it once its periods
+            // are dated again; until then the money says (a paid fine is not "unpaid").
+            AppealRejected if paid_minor > 0 && outstanding_minor == 0 => FineStatus::Paid,
+            AppealRejected if paid_minor > 0 => FineStatus::PartiallyPaid,
             Paid | PaidDiscounted => FineStatus::Paid,
             PartiallyPaid => FineStatus::PartiallyPaid,
             Appealed => FineStatus::Appealed,
@@ -974,7 +980,11 @@ fn public_fine(state: &ApiState, view: PayerView, scope: GrantScope, expires: i6
         },
         pdf_url: owner.then(|| link("/pdf")),
         qr_svg_url: qr_payload.as_ref().map(|_| link("/qr.svg")),
-        status: FineStatus::of(view.state),
+        status: FineStatus::of(
+            view.state,
+            view.paid_minor,
+            outstanding.map_or(0, |m| m.minor),
+        ),
         case_state: view.state,
         kind: view.kind,
         violation: kozomol_fines::resolution::violation_wording(view.kind),
@@ -1135,7 +1145,16 @@ mod tests {
             (Enforcement, FineStatus::Enforcement),
             (Lapsed, FineStatus::Closed),
         ] {
-            assert_eq!(FineStatus::of(state), status, "{state}");
+            assert_eq!(FineStatus::of(state, 0, 5_000), status, "{state}");
+        }
+        // A rejected appeal, before its periods are dated again: the money says.
+        for ((paid, outstanding), status) in [
+            ((0, 500_000), FineStatus::Unpaid),
+            ((250_000, 250_000), FineStatus::PartiallyPaid),
+            ((500_000, 0), FineStatus::Paid),
+        ] {
+            let got = FineStatus::of(CaseState::AppealRejected, paid, outstanding);
+            assert_eq!(got, status, "{paid} paid, {outstanding} outstanding");
         }
     }
 
