@@ -29,6 +29,9 @@ const CLAIM_SUFFIX: &str = ".claim";
 /// A capture submitted (or discarded) whose files are being removed.
 const DONE_SUFFIX: &str = ".done";
 const MAX_SIDECAR_BYTES: u64 = 64 * 1024;
+/// How long an unreadable sidecar written in place is given to be finished before it is
+/// set aside as bad.
+const SIDECAR_SETTLE: Duration = Duration::from_secs(5);
 /// A capture that could not be submitted for a passing reason is tried again after this.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -405,7 +408,14 @@ fn load(dir: &Path, sidecar: &Path, claimed: bool) -> Result<Option<Loaded>, Edg
     }
     let json =
         fs::read(sidecar).map_err(EdgeError::io(format!("reading {}", sidecar.display())))?;
-    let sidecar = Sidecar::parse(&json)?;
+    let sidecar = match Sidecar::parse(&json) {
+        Ok(sidecar) => sidecar,
+        // Firmware that writes `NAME.json` in place (not through a `.tmp` rename) may
+        // still be writing it: JSON cut short is left for a later pass until it has
+        // been quiet a while.
+        Err(_) if !claimed && cut_short(&json) && still_being_written(&meta) => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let mut frames = Vec::with_capacity(sidecar.frames.len());
     // Sized before they are read: a frame file far larger than an envelope can carry
     // (a video dropped in the spool) must not be read into memory to find that out.
@@ -440,6 +450,19 @@ fn load(dir: &Path, sidecar: &Path, claimed: bool) -> Result<Option<Loaded>, Edg
         }
     }
     Ok(Some(Loaded::Ready(sidecar, frames)))
+}
+
+/// Whether `json` ends before its value does (empty, or cut off mid-way).
+fn cut_short(json: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(json).is_err_and(|e| e.is_eof())
+}
+
+/// Whether a sidecar changed so recently that its writer may not be done with it.
+fn still_being_written(meta: &fs::Metadata) -> bool {
+    meta.modified()
+        .ok()
+        .and_then(|at| at.elapsed().ok())
+        .is_some_and(|quiet| quiet < SIDECAR_SETTLE)
 }
 
 /// The frame files a sidecar names, read as leniently as possible, so that the JPEGs

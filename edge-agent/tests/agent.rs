@@ -526,7 +526,16 @@ async fn the_spool_submits_complete_captures_and_sets_bad_ones_aside() {
     let mut spool = Spool::open(&spool_dir, u64::MAX).unwrap();
     write_capture(&spool_dir, "0001", 1, "");
     write_capture(&spool_dir, "0002", 2, r#","colour":"red""#);
+    // Unreadable, and quiet for a minute: the firmware is done with it.
     std::fs::write(spool_dir.join("0003.json"), b"{not json").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(spool_dir.join("0003.json"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+    // Unreadable but just written in place: the firmware may still be writing it.
+    std::fs::write(spool_dir.join("0009.json"), b"{\"captured_at\":").unwrap();
     write_capture(&spool_dir, "0004", 4, "");
     std::fs::remove_file(spool_dir.join("0004-p.jpg")).unwrap();
     // A capture claimed before a crash keeps its event id.
@@ -564,7 +573,10 @@ async fn the_spool_submits_complete_captures_and_sets_bad_ones_aside() {
             deferred: 0
         }
     );
-    assert_eq!(files_in(&spool_dir), vec!["0007.json.tmp".to_string()]);
+    assert_eq!(
+        files_in(&spool_dir),
+        vec!["0007.json.tmp".to_string(), "0009.json".to_string()]
+    );
     let bad = files_in(&spool_dir.join("bad"));
     for name in [
         "0002.json",
@@ -594,9 +606,14 @@ async fn the_spool_submits_complete_captures_and_sets_bad_ones_aside() {
     assert!(events.iter().all(|e| e.site.lane == 2
         && e.measurement.red_elapsed_ms == Some(1200)
         && e.captured_at_ms == 1_777_602_600_250));
+    // Finished by the firmware: read on a later pass.
+    write_capture(&spool_dir, "0009", 9, "");
     assert_eq!(
         spool.scan_once(&agent).await.unwrap(),
-        SpoolReport::default()
+        SpoolReport {
+            submitted: 1,
+            ..SpoolReport::default()
+        }
     );
     agent.shutdown().await;
 }
