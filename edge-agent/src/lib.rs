@@ -16,4 +16,5 @@ mod status;
 
 pub use agent::{Agent, AgentConfig, AgentStats, Capture};
 pub use error::EdgeError;
+pub use outbox::requeue_rejected;
 pub use spool::{Sidecar, Spool, SpoolReport};

@@ -15,7 +15,7 @@ use kozomol_edge_agent::{Agent, Spool};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::settings::SettingsFile;
+use crate::settings::{Settings, SettingsFile};
 
 /// kozomol edge agent: signs camera captures and delivers them to ingest over MQTT.
 #[derive(Debug, Parser)]
@@ -45,12 +45,31 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Move the envelopes ingest rejected (`rejected/`) back into the outbox, to be sent
+    /// again at the agent's next start: once the server mended what refused them (the
+    /// device register, an event its database refused). Run it with the agent stopped.
+    Requeue {
+        /// The agent's TOML settings file (for its data folder).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only those whose receipt gave this reason (`register_mismatch`,
+        /// `unknown_camera`, `unstorable`, ...).
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Keygen { out, force } => keygen(&out, force),
+        Command::Requeue { config, reason } => {
+            let settings = settings(&config)?;
+            let moved =
+                kozomol_edge_agent::requeue_rejected(&settings.agent.data_dir, reason.as_deref())?;
+            println!("{moved} rejected events moved back to the outbox");
+            Ok(())
+        }
         Command::Run { config } => {
             let telemetry = kozomol_telemetry::install("kozomol-edge-agent", "info")?;
             let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
@@ -92,10 +111,11 @@ fn keygen(out: &Path, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(config_path: &Path) -> anyhow::Result<()> {
+/// The settings in `config_path`, with the environment's overrides, checked.
+fn settings(config_path: &Path) -> anyhow::Result<Settings> {
     let text = fs::read_to_string(config_path)
         .with_context(|| format!("reading {}", config_path.display()))?;
-    let settings = SettingsFile::parse(&text)
+    SettingsFile::parse(&text)
         .and_then(|mut file| {
             file.apply_env(|var| std::env::var(var).ok());
             file.validate()
@@ -106,7 +126,11 @@ async fn run(config_path: &Path) -> anyhow::Result<()> {
                 config_path.display(),
                 errors.join("\n  - ")
             )
-        })?;
+        })
+}
+
+async fn run(config_path: &Path) -> anyhow::Result<()> {
+    let settings = settings(config_path)?;
     warn_if_key_is_readable_by_others(&settings.agent_key_file);
     // The agent's own token is cancelled only after its graceful shutdown was tried.
     let stop = CancellationToken::new();

@@ -378,6 +378,55 @@ impl Outbox {
     }
 }
 
+/// Moves the envelopes ingest rejected back into the outbox under `data_dir` — those
+/// whose receipt gave `reason`, or all — so that they are sent again: refusals that
+/// were the server's to mend (a register updated after the camera, an event the store
+/// refused) and that `rejected/` may hold the only whole copy of. Their receipts go.
+/// For a stopped agent (a running one indexes its outbox at start). Blocking; returns
+/// how many were moved.
+pub fn requeue_rejected(data_dir: &Path, reason: Option<&str>) -> Result<usize, EdgeError> {
+    let (outbox, rejected) = (data_dir.join("outbox"), data_dir.join("rejected"));
+    let io = |what: &str, path: &Path| EdgeError::io(format!("{what} {}", path.display()));
+    fs::create_dir_all(&outbox).map_err(io("creating", &outbox))?;
+    let mut moved = 0;
+    for item in fs::read_dir(&rejected).map_err(io("reading", &rejected))? {
+        let item = item.map_err(io("reading", &rejected))?;
+        let name = item.file_name();
+        let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(ENVELOPE_SUFFIX))
+            .and_then(|stem| stem.parse::<EventId>().ok())
+        else {
+            continue;
+        };
+        let receipt = rejected.join(format!("{id}.receipt.json"));
+        if let Some(wanted) = reason {
+            let given = fs::read(&receipt)
+                .ok()
+                .and_then(|json| serde_json::from_slice::<serde_json::Value>(&json).ok())
+                .and_then(|v| v.get("reason")?.as_str().map(str::to_owned));
+            if given.as_deref() != Some(wanted) {
+                continue;
+            }
+        }
+        let target = outbox.join(format!("{id}{ENVELOPE_SUFFIX}"));
+        if target.exists() {
+            continue;
+        }
+        fs::rename(item.path(), &target).map_err(io("moving", &item.path()))?;
+        match fs::remove_file(&receipt) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(io("removing", &receipt)(e));
+            }
+            _ => {}
+        }
+        moved += 1;
+    }
+    sync_dir(&outbox).map_err(io("syncing", &outbox))?;
+    sync_dir(&rejected).map_err(io("syncing", &rejected))?;
+    Ok(moved)
+}
+
 /// Dates a file moved aside as moved now (a rename keeps its old time), so that the
 /// files of one entry are the same age and [`keep_newest`] deletes them together.
 pub(crate) fn set_aside_now(path: &Path) -> io::Result<()> {
@@ -435,6 +484,34 @@ mod tests {
 
     fn id() -> EventId {
         EventId::new_v7()
+    }
+
+    #[test]
+    fn rejected_envelopes_go_back_to_the_outbox_by_reason() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outbox = Outbox::open(dir.path(), u64::MAX).expect("open");
+        let (mended, malformed) = (id(), id());
+        for (id, reason) in [(mended, "register_mismatch"), (malformed, "malformed")] {
+            fs::write(outbox.path_of(id), b"envelope").expect("write");
+            let receipt = format!(r#"{{"status":"rejected","reason":"{reason}"}}"#);
+            outbox.reject(id, receipt.as_bytes()).expect("reject");
+        }
+        drop(outbox);
+        assert_eq!(
+            requeue_rejected(dir.path(), Some("register_mismatch")).expect("requeue"),
+            1
+        );
+        let reopened = Outbox::open(dir.path(), u64::MAX).expect("open");
+        assert!(reopened.contains(mended) && !reopened.contains(malformed));
+        assert!(!dir
+            .path()
+            .join(format!("rejected/{mended}.receipt.json"))
+            .exists());
+        drop(reopened);
+        assert_eq!(requeue_rejected(dir.path(), None).expect("requeue"), 1);
+        assert!(Outbox::open(dir.path(), u64::MAX)
+            .expect("open")
+            .contains(malformed));
     }
 
     #[test]
