@@ -294,8 +294,18 @@ impl Spool {
             self.dir.join(format!("{name}.{id}{DONE_SUFFIX}")),
         );
         tokio::task::spawn_blocking(move || {
-            fs::rename(&claim_path, &done)?;
-            sync_dir(&spool)?;
+            match fs::rename(&claim_path, &done) {
+                // The claim taken away meanwhile: the event is in the outbox all the
+                // same, and its frames go.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                other => {
+                    other?;
+                    // Dated now: a frame of the same name written after this (the
+                    // firmware reusing it) is newer, and a restart leaves it alone.
+                    crate::outbox::set_aside_now(&done)?;
+                    sync_dir(&spool)?;
+                }
+            }
             for file in frame_files.iter().chain([&done]) {
                 remove_if_exists(file)?;
             }
@@ -457,12 +467,14 @@ fn cut_short(json: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(json).is_err_and(|e| e.is_eof())
 }
 
-/// Whether a sidecar changed so recently that its writer may not be done with it.
+/// Whether a sidecar changed so recently that its writer may not be done with it; one
+/// dated ahead of the clock (stepped back since, by NTP at boot) counts as recent
+/// within an hour.
 fn still_being_written(meta: &fs::Metadata) -> bool {
-    meta.modified()
-        .ok()
-        .and_then(|at| at.elapsed().ok())
-        .is_some_and(|quiet| quiet < SIDECAR_SETTLE)
+    meta.modified().is_ok_and(|at| match at.elapsed() {
+        Ok(quiet) => quiet < SIDECAR_SETTLE,
+        Err(ahead) => ahead.duration() < Duration::from_secs(3600),
+    })
 }
 
 /// The frame files a sidecar names, read as leniently as possible, so that the JPEGs
@@ -485,28 +497,44 @@ fn frame_files_hint(sidecar: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Finishes the removal of captures submitted before a crash: the frames each `.done`
-/// marker names, then the marker.
+/// Finishes the removal of captures submitted before a crash: the frames each
+/// `NAME.<event-id>.done` marker names that are no newer than it (a name the firmware
+/// reused since is another capture's), then the marker. A marker that cannot be
+/// finished is logged and left for the next pass; the others go on.
 fn finish_done(dir: &Path) -> Result<(), EdgeError> {
     let listing = fs::read_dir(dir).map_err(EdgeError::io(format!("reading {}", dir.display())))?;
     for item in listing {
         let item = item.map_err(EdgeError::io(format!("reading {}", dir.display())))?;
-        let path = item.path();
-        if !path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.ends_with(DONE_SUFFIX))
-        {
+        let is_marker = item.file_name().to_str().is_some_and(|name| {
+            name.strip_suffix(DONE_SUFFIX)
+                .and_then(|stem| stem.rsplit_once('.'))
+                .is_some_and(|(_, id)| id.parse::<EventId>().is_ok())
+        }) && item.file_type().is_ok_and(|t| t.is_file());
+        if !is_marker {
             continue;
         }
-        for file in frame_files_hint(&path) {
-            remove_if_exists(&dir.join(file))
-                .map_err(EdgeError::io("removing a submitted capture's frame"))?;
+        let marker = item.path();
+        if let Err(e) = finish_marker(dir, &marker) {
+            warn!(marker = %marker.display(), error = %e, "a submitted capture's files not removed; tried again on the next pass");
+        } else {
+            info!(marker = %marker.display(), "finished removing a capture submitted before a restart");
         }
-        remove_if_exists(&path).map_err(EdgeError::io("removing a submitted capture's marker"))?;
-        info!(marker = %path.display(), "finished removing a capture submitted before a restart");
     }
     Ok(())
+}
+
+fn finish_marker(dir: &Path, marker: &Path) -> io::Result<()> {
+    let marked = fs::metadata(marker)?.modified()?;
+    for file in frame_files_hint(marker) {
+        let frame = dir.join(file);
+        match fs::metadata(&frame).and_then(|m| m.modified()) {
+            Ok(written) if written <= marked => remove_if_exists(&frame)?,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    remove_if_exists(marker)
 }
 
 fn remove_if_exists(path: &Path) -> io::Result<()> {

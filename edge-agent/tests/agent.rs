@@ -526,8 +526,8 @@ async fn the_spool_submits_complete_captures_and_sets_bad_ones_aside() {
     let mut spool = Spool::open(&spool_dir, u64::MAX).unwrap();
     write_capture(&spool_dir, "0001", 1, "");
     write_capture(&spool_dir, "0002", 2, r#","colour":"red""#);
-    // Unreadable, and quiet for a minute: the firmware is done with it.
-    std::fs::write(spool_dir.join("0003.json"), b"{not json").unwrap();
+    // Cut short, and quiet for a minute: the firmware is done with it.
+    std::fs::write(spool_dir.join("0003.json"), b"{\"captured_at\":").unwrap();
     std::fs::File::options()
         .write(true)
         .open(spool_dir.join("0003.json"))
@@ -553,13 +553,25 @@ async fn the_spool_submits_complete_captures_and_sets_bad_ones_aside() {
         br#"{"captured_at":"2026-05-01T08:30:00Z","clock_source":"ntp","kind":"phone","frames":[{"file":"0006-o.jpg","role":"overview"}]}"#,
     )
     .unwrap();
-    // A capture submitted before a crash whose frames were still being removed.
+    // A capture submitted before a crash whose frames were still being removed; the
+    // firmware has since written a new frame under one of its names, which stays.
     write_capture(&spool_dir, "0008", 8, "");
-    std::fs::rename(
-        spool_dir.join("0008.json"),
-        spool_dir.join(format!("0008.{}.done", EventId::new_v7())),
-    )
-    .unwrap();
+    let marker = spool_dir.join(format!("0008.{}.done", EventId::new_v7()));
+    std::fs::rename(spool_dir.join("0008.json"), &marker).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&marker)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(spool_dir.join("0008-o.jpg"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(90))
+        .unwrap();
+    // Not a marker: a firmware's own flag file.
+    std::fs::write(spool_dir.join("ready.done"), b"").unwrap();
     // Still being written by the firmware: not touched.
     std::fs::write(spool_dir.join("0007.json.tmp"), b"{").unwrap();
 
@@ -575,7 +587,12 @@ async fn the_spool_submits_complete_captures_and_sets_bad_ones_aside() {
     );
     assert_eq!(
         files_in(&spool_dir),
-        vec!["0007.json.tmp".to_string(), "0009.json".to_string()]
+        vec![
+            "0007.json.tmp".to_string(),
+            "0008-p.jpg".to_string(),
+            "0009.json".to_string(),
+            "ready.done".to_string()
+        ]
     );
     let bad = files_in(&spool_dir.join("bad"));
     for name in [
