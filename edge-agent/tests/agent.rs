@@ -506,6 +506,16 @@ fn write_capture(spool: &std::path::Path, name: &str, n: u64, sidecar_extra: &st
     std::fs::rename(tmp, spool.join(format!("{name}.json"))).unwrap();
 }
 
+/// Dates the file at `path` `secs` seconds back, as one written that long ago.
+fn date_back(path: impl AsRef<std::path::Path>, secs: u64) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(secs))
+        .unwrap();
+}
+
 #[tokio::test]
 async fn the_spool_submits_complete_captures_and_sets_bad_ones_aside() {
     let broker = Broker::start();
@@ -528,12 +538,7 @@ async fn the_spool_submits_complete_captures_and_sets_bad_ones_aside() {
     write_capture(&spool_dir, "0002", 2, r#","colour":"red""#);
     // Cut short, and quiet for a minute: the firmware is done with it.
     std::fs::write(spool_dir.join("0003.json"), b"{\"captured_at\":").unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(spool_dir.join("0003.json"))
-        .unwrap()
-        .set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
-        .unwrap();
+    date_back(spool_dir.join("0003.json"), 60);
     // Unreadable but just written in place: the firmware may still be writing it.
     std::fs::write(spool_dir.join("0009.json"), b"{\"captured_at\":").unwrap();
     write_capture(&spool_dir, "0004", 4, "");
@@ -558,18 +563,8 @@ async fn the_spool_submits_complete_captures_and_sets_bad_ones_aside() {
     write_capture(&spool_dir, "0008", 8, "");
     let marker = spool_dir.join(format!("0008.{}.done", EventId::new_v7()));
     std::fs::rename(spool_dir.join("0008.json"), &marker).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&marker)
-        .unwrap()
-        .set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
-        .unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(spool_dir.join("0008-o.jpg"))
-        .unwrap()
-        .set_modified(std::time::SystemTime::now() - Duration::from_secs(90))
-        .unwrap();
+    date_back(&marker, 60);
+    date_back(spool_dir.join("0008-o.jpg"), 90);
     // Not a marker: a firmware's own flag file.
     std::fs::write(spool_dir.join("ready.done"), b"").unwrap();
     // Still being written by the firmware: not touched.
