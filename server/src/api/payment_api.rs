@@ -154,15 +154,16 @@ impl From<PaymentRefusal> for ApiError {
             ),
             PaymentRefusal::Closed(state) => (
                 PaymentProblem::CaseClosed,
-                format!("the case is {state}: its resolution no longer stands"),
+                format!("the case is {state}: its resolution no longer stands; refund the payer"),
             ),
+            // Refused, not recorded: money the provider took for it is the payer's.
             PaymentRefusal::AlreadyPaid => (
                 PaymentProblem::AlreadyPaid,
-                "the fine is paid: nothing is owed".to_owned(),
+                "the fine is paid: nothing is owed; refund the payer".to_owned(),
             ),
             PaymentRefusal::NotPayable(state) => (
                 PaymentProblem::NotPayable,
-                format!("the case is {state} and takes no payment now"),
+                format!("the case is {state} and takes no payment now; refund the payer"),
             ),
             // The API takes part and over payments: these come only from exact channels.
             PaymentRefusal::Overpaid { outstanding }
