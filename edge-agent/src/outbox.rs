@@ -265,6 +265,25 @@ impl Outbox {
         due
     }
 
+    /// Puts entries taken to be sent but not published back at the front of the queue,
+    /// as if never taken (the connection changed between taking and sending them).
+    pub fn put_back(&self, ids: &[EventId]) {
+        let mut index = self.index();
+        let index = &mut *index;
+        for id in ids.iter().rev() {
+            let Some(entry) = index.entries.get_mut(id) else {
+                continue; // settled meanwhile
+            };
+            if let Some(at) = entry.due_at.take() {
+                index.sent.remove(&(at, *id));
+            }
+            entry.sends = entry.sends.saturating_sub(1);
+            if !index.ready.contains(id) {
+                index.ready.push_front(*id);
+            }
+        }
+    }
+
     /// When the first outstanding send becomes overdue, if any is outstanding.
     pub fn next_resend_at(&self) -> Option<Instant> {
         let index = self.index();
@@ -512,6 +531,31 @@ mod tests {
         assert!(Outbox::open(dir.path(), u64::MAX)
             .expect("open")
             .contains(malformed));
+    }
+
+    #[test]
+    fn entries_taken_but_not_sent_go_back_at_the_front() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outbox = Outbox::open(dir.path(), u64::MAX).expect("open");
+        let (a, b, c) = (id(), id(), id());
+        for id in [a, b, c] {
+            outbox.reserve(1, u64::MAX).expect("reserve");
+            outbox.insert(id, vec![1]);
+        }
+        let now = Instant::now();
+        let taken: Vec<EventId> = outbox
+            .take_due(now, Duration::from_secs(30), 2)
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(taken, vec![a, b]);
+        outbox.put_back(&taken);
+        let again = outbox.take_due(now, Duration::from_secs(30), 3);
+        assert_eq!(
+            again.iter().map(|d| d.id).collect::<Vec<_>>(),
+            vec![a, b, c]
+        );
+        assert!(again.iter().all(|d| !d.resend), "never sent: not a resend");
     }
 
     #[test]

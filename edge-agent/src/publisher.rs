@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kozomol_core::EventId;
 use rumqttc::QoS;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error};
@@ -84,11 +85,17 @@ async fn send_due(inner: &Arc<Inner>, cancel: &CancellationToken) -> bool {
                 return true;
             }
         };
-        for (id, resend, bytes) in loaded {
+        let mut loaded = loaded.into_iter();
+        while let Some((id, resend, bytes)) = loaded.next() {
             if inner.epoch.load(Ordering::Relaxed) != epoch
                 || !inner.connected.load(Ordering::Relaxed)
             {
-                // The connection changed; the link has queued everything again.
+                // The connection changed and the link queued everything again — maybe
+                // before these were taken: they go back, not waiting out a resend.
+                let unsent: Vec<EventId> = std::iter::once(id)
+                    .chain(loaded.map(|(id, _, _)| id))
+                    .collect();
+                inner.outbox.put_back(&unsent);
                 return true;
             }
             let publish =
