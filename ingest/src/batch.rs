@@ -257,11 +257,7 @@ impl BatchWriter {
             .collect();
         {
             let mut appended = self.lock_appended_uncommitted();
-            appended.extend(
-                locations
-                    .into_iter()
-                    .filter(|(sha256, _)| !taken.contains_key(sha256)),
-            );
+            appended.extend(locations);
             appended.retain(|sha256, _| !taken.contains_key(sha256));
         }
         let created = created_ids(&writes);

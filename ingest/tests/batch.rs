@@ -85,22 +85,12 @@ struct Fixture {
 impl Fixture {
     /// The hashes of the bytes queued for overwriting, sorted.
     async fn queued_for_overwriting(&self) -> Vec<[u8; 32]> {
-        let due = self.store.erasures_due(10).await.expect("due");
-        let mut queued: Vec<[u8; 32]> = due.into_iter().map(|e| e.sha256).collect();
-        queued.sort();
-        queued
+        queued_for_overwriting(self.store.as_ref()).await
     }
 
     /// The hashes of the event's frames, sorted.
     fn event_frames(&self) -> Vec<[u8; 32]> {
-        let mut frames: Vec<[u8; 32]> = self
-            .event
-            .frames
-            .iter()
-            .map(|frame| <[u8; 32]>::try_from(frame.sha256.as_slice()).expect("hash"))
-            .collect();
-        frames.sort();
-        frames
+        frame_hashes(&self.event)
     }
 
     async fn new() -> Fixture {
@@ -692,20 +682,17 @@ async fn a_store_failing_every_case_keeps_even_a_batch_of_one_waiting() {
 /// refused event's frames only.
 #[tokio::test]
 async fn a_split_cut_short_answers_what_it_stored_on_the_retry() {
-    let scratch = kozomol_testkit::postgres::ScratchPostgres::create(
-        &kozomol_testkit::postgres::server_url(),
-        "ingest_split_cut",
-    )
-    .await
-    .expect("scratch database");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (store, evidence) = opened(&scratch.url, dir.path()).await;
+    on_postgres("ingest_split_cut", split_cut_short_answers_what_it_stored).await;
+}
+
+async fn split_cut_short_answers_what_it_stored(url: &str, dir: &Path) {
+    let (store, evidence) = opened(url, dir).await;
     let (camera, key) = registered(store.as_ref(), "cam-split").await;
     let at = morning();
     let (good, good_bytes) = large_event(&camera, &key, at);
     let (poison, poison_bytes) = large_event(&camera, &key, at + 3);
     let (failing, failing_bytes) = large_event(&camera, &key, at + 6);
-    refuse_cases(&scratch.url, &[&poison], &[&failing]).await;
+    refuse_cases(url, &[&poison], &[&failing]).await;
     let topic = "kozomol/v1/cameras/cam-split/violations".to_owned();
     let batch: Vec<Arrival> = [good_bytes, poison_bytes, failing_bytes]
         .into_iter()
@@ -715,10 +702,10 @@ async fn a_split_cut_short_answers_what_it_stored_on_the_retry() {
     let writer = writer_on(&store, evidence, Arc::clone(&metrics));
     let failed = writer.write(&batch).await;
     assert!(failed.is_err(), "{failed:?}");
-    let appended = evidence_bytes(dir.path());
+    let appended = evidence_bytes(dir);
     assert!(queued_for_overwriting(store.as_ref()).await.is_empty());
 
-    refuse_cases(&scratch.url, &[&poison], &[]).await;
+    refuse_cases(url, &[&poison], &[]).await;
     let outcomes = writer.write(&batch).await.expect("the retry commits");
     let BatchOutcome::Accepted {
         case_id, event_id, ..
@@ -743,11 +730,7 @@ async fn a_split_cut_short_answers_what_it_stored_on_the_retry() {
     assert_eq!(event_id, &failing.event_id.to_string());
     assert_eq!(metrics.accepted.load(Ordering::Relaxed), 2);
     assert_eq!(metrics.duplicates.load(Ordering::Relaxed), 0);
-    assert_eq!(
-        evidence_bytes(dir.path()),
-        appended,
-        "nothing appended again"
-    );
+    assert_eq!(evidence_bytes(dir), appended, "nothing appended again");
     assert_eq!(
         queued_for_overwriting(store.as_ref()).await,
         frame_hashes(&poison)
@@ -756,7 +739,6 @@ async fn a_split_cut_short_answers_what_it_stored_on_the_retry() {
     let mut named: Vec<[u8; 32]> = case.frames.iter().map(|f| f.sha256).collect();
     named.sort();
     assert_eq!(named, frame_hashes(&good));
-    scratch.drop_now().await.expect("drop");
 }
 
 /// A capture dated after its own arrival (a camera clock running ahead) is kept, not
