@@ -120,9 +120,8 @@ enum Found {
     Claimed { name: String, id: EventId },
 }
 
-enum Loaded {
-    Ready(Sidecar, Vec<Vec<u8>>),
-}
+/// A capture's sidecar and its frames' bytes.
+type Loaded = (Sidecar, Vec<Vec<u8>>);
 
 impl Spool {
     /// Opens the spool folder, creating it and `bad/` if needed; `bad/` keeps at most
@@ -240,7 +239,7 @@ impl Spool {
         let loaded =
             tokio::task::spawn_blocking(move || load(&read_dir, &read_from, claimed)).await?;
         let (sidecar, frames) = match loaded {
-            Ok(Some(Loaded::Ready(sidecar, frames))) => (sidecar, frames),
+            Ok(Some(loaded)) => loaded,
             Ok(None) => return Ok(Outcome::Gone), // taken away meanwhile
             Err(e) if e.is_capture_fault() => {
                 self.move_to_bad(&name, &source, &[], &e).await?;
@@ -403,7 +402,8 @@ fn list(dir: &Path) -> Result<Vec<Found>, EdgeError> {
     Ok(claimed)
 }
 
-/// Reads a sidecar and its frames; `Ok(None)` if the sidecar vanished.
+/// Reads a sidecar and its frames; `Ok(None)` if the sidecar vanished, or is being
+/// written still.
 fn load(dir: &Path, sidecar: &Path, claimed: bool) -> Result<Option<Loaded>, EdgeError> {
     let meta = match fs::metadata(sidecar) {
         Ok(meta) => meta,
@@ -459,7 +459,7 @@ fn load(dir: &Path, sidecar: &Path, claimed: bool) -> Result<Option<Loaded>, Edg
             Err(e) => return Err(EdgeError::io(format!("reading {}", path.display()))(e)),
         }
     }
-    Ok(Some(Loaded::Ready(sidecar, frames)))
+    Ok(Some((sidecar, frames)))
 }
 
 /// Whether `json` ends before its value does (empty, or cut off mid-way).
