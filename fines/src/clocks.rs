@@ -3,8 +3,9 @@
 //! Dating: a case whose delivery is proven (`delivered`, no clock yet) gets the dates
 //! the catalogue's rules give from its delivery day — discount, due, appeal window,
 //! enforcement, lapse — and a case whose appeal was rejected (`appeal_rejected`) gets
-//! them again from the decision day, with no discount (it was forgone by appealing),
-//! and goes back to where the appeal found it: `delivered`, `partially_paid`, or its
+//! them again from the decision day, with no discount for money paid after the filing
+//! (it was forgone by appealing; the old window stays for the money paid before), and
+//! goes back to where the appeal found it: `delivered`, `partially_paid`, or its
 //! paid state — or, where a payment was taken back meanwhile, where the money left
 //! puts it. A case paid before its delivery was proven is dated too when the proof
 //! comes, staying paid (its appeal window must end). Claimed under a lease, like the
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use kozomol_core::{CaseId, CaseState, Jurisdiction};
+use kozomol_payments::{Due, PaidSoFar, Settlement};
 use kozomol_store::{
     AppealState, CompleteResult, DeadlineWrite, DueClock, Store, StoreError, StoredClock,
 };
@@ -91,38 +93,43 @@ pub async fn run_dating(
     Ok(results)
 }
 
-/// A rejected appeal's case's money, as the dating reads it.
-#[derive(Clone, Copy, Debug)]
-struct MoneyAfterAppeal {
-    /// A payment was taken back (a provider's chargeback) after the appeal was filed.
-    reversed_since_filed: bool,
-    /// What its payments not reversed bring.
-    standing_minor: i64,
-    /// The fine in full (the appeal forfeited the discount).
-    fine_minor: i64,
-}
-
 /// Where a case whose appeal was rejected goes once dated: back where the appeal found
-/// it (`paused`) — unless a payment was reversed meanwhile, when the money left decides:
-/// paid in full, in part, or not at all (the appeal never held the money).
-fn state_after_rejection(paused: CaseState, money: MoneyAfterAppeal) -> CaseState {
+/// it (`paused`) — unless a payment was reversed after the appeal was filed
+/// (`reversed_since_filed`), when the money left (`paid` towards `due`, by the ledger's
+/// rule) decides: paid at the discount, in full, in part, or not at all (the appeal
+/// never held the money).
+fn state_after_rejection(
+    paused: CaseState,
+    reversed_since_filed: bool,
+    due: &Due,
+    paid: PaidSoFar,
+) -> CaseState {
     match paused {
         CaseState::Paid | CaseState::PaidDiscounted | CaseState::PartiallyPaid
-            if !money.reversed_since_filed =>
+            if !reversed_since_filed =>
         {
             paused
         }
         CaseState::Paid | CaseState::PaidDiscounted | CaseState::PartiallyPaid => {
-            if money.standing_minor >= money.fine_minor {
-                CaseState::Paid
-            } else if money.standing_minor > 0 {
-                CaseState::PartiallyPaid
-            } else {
-                CaseState::Delivered
+            match due.settlement(paid) {
+                Settlement::PaidDiscounted { .. } => CaseState::PaidDiscounted,
+                Settlement::Paid { .. } => CaseState::Paid,
+                Settlement::PartiallyPaid { .. } if paid.total > 0 => CaseState::PartiallyPaid,
+                Settlement::PartiallyPaid { .. } => CaseState::Delivered,
             }
         }
         _ => CaseState::Delivered,
     }
+}
+
+/// The discount's window a dating gives.
+enum Window {
+    /// Dated from the delivery: the catalogue's window, reaching at least to the last
+    /// payment taken before the clocks were dated.
+    FromDelivery { last_paid: Option<NaiveDate> },
+    /// Dated after a rejected appeal: the discount forfeited, the window the appeal
+    /// found kept for the money paid before it.
+    Forfeited { kept_until: Option<NaiveDate> },
 }
 
 /// Dated (from, to, the clock, the audit detail), or why not.
@@ -143,40 +150,57 @@ async fn date_case(
         Ok(facts) => facts,
         Err(reason) => return Ok(Err(reason)),
     };
-    // Where the periods run from, where the case goes once dated, and the days of the
-    // payments it took before it had clocks.
-    let (runs_from_instant, to, discount, paid_on) = if from == CaseState::AppealRejected {
-        let appeal = store
-            .appeals_of_case(case_id)
-            .await?
-            .into_iter()
+    // Where the periods run from, where the case goes once dated, and its discount.
+    let (runs_from_instant, to, window) = if from == CaseState::AppealRejected {
+        let appeals = store.appeals_of_case(case_id).await?;
+        let Some(first_filed) = appeals.iter().map(|a| a.filed_at).min() else {
+            return Ok(Err("no rejected appeal is recorded".into()));
+        };
+        let rejected = appeals
+            .iter()
             .rev()
             .find(|a| a.state == AppealState::Rejected);
         let Some((decided_at, filed_at, paused)) =
-            appeal.and_then(|a| a.decided_at.map(|d| (d, a.filed_at, a.from_state)))
+            rejected.and_then(|a| a.decided_at.map(|d| (d, a.filed_at, a.from_state)))
         else {
             return Ok(Err("no rejected appeal is recorded".into()));
         };
         let Some(resolution) = store.resolution_of_case(case_id).await? else {
             return Ok(Err("no resolution is recorded".into()));
         };
+        // The window the appeal found stays the clock's: the ledger reads it for the
+        // money paid before the filing, which keeps its discount. Undated then, every
+        // payment before the filing was at the discount (the periods had not started).
+        let kept_until = match store.clock(case_id).await? {
+            Some(clock) => clock.discount_until,
+            None => Some(stage.jurisdiction.local_date(first_filed)),
+        };
+        let due = Due {
+            amount: resolution.amount,
+            discounted: resolution.discounted,
+            discount_until: kept_until,
+            forfeited_from: Some(first_filed),
+        };
         let payments = store.payments(&resolution.number).await?;
-        let money = MoneyAfterAppeal {
-            reversed_since_filed: payments
-                .iter()
-                .any(|p| p.reversed_at.is_some_and(|at| at >= filed_at)),
-            standing_minor: payments
+        let reversed_since_filed = payments
+            .iter()
+            .any(|p| p.reversed_at.is_some_and(|at| at >= filed_at));
+        let paid = due.paid_by(
+            payments
                 .iter()
                 .filter(|p| p.reversed_at.is_none())
-                .map(|p| p.amount.minor)
-                .sum(),
-            fine_minor: resolution.amount.minor,
-        };
+                .map(|p| {
+                    (
+                        p.amount.minor,
+                        p.paid_at,
+                        stage.jurisdiction.local_date(p.paid_at),
+                    )
+                }),
+        );
         (
             decided_at,
-            state_after_rejection(paused, money),
-            false,
-            Vec::new(),
+            state_after_rejection(paused, reversed_since_filed, &due, paid),
+            Window::Forfeited { kept_until },
         )
     } else {
         let Some(resolution) = store.resolution_of_case(case_id).await? else {
@@ -198,7 +222,13 @@ async fn date_case(
             CaseState::Paid | CaseState::PaidDiscounted => from,
             _ => CaseState::Delivered,
         };
-        (delivered_at, to, true, paid_on)
+        (
+            delivered_at,
+            to,
+            Window::FromDelivery {
+                last_paid: paid_on.into_iter().max(),
+            },
+        )
     };
     let runs_from = stage.jurisdiction.local_date(runs_from_instant);
     let offence = offence_of(stage.jurisdiction, &case, &event, Some(runs_from));
@@ -208,13 +238,20 @@ async fn date_case(
         Err(e) => return Ok(Err(e.to_string())),
     };
     let mut clock = CaseClock::from_quote(to, &priced);
-    clock.discount_open &= discount;
-    // Until dated, the discount was offered whatever the day (the periods had not
-    // started): a payment taken at it before the proof came keeps it, even where the
-    // proof dates the delivery so early that the window ends before that payment.
-    if let (Some(until), Some(&last_paid)) = (clock.discount_until, paid_on.iter().max()) {
-        if discount && last_paid > until {
-            clock.discount_until = Some(last_paid);
+    match window {
+        Window::Forfeited { kept_until } => {
+            clock.discount_open = false;
+            clock.discount_until = kept_until;
+        }
+        // Until dated, the discount was offered whatever the day (the periods had not
+        // started): a payment taken at it before the proof came keeps it, even where
+        // the proof dates the delivery so early that the window ends before it.
+        Window::FromDelivery { last_paid } => {
+            if let (Some(until), Some(last_paid)) = (clock.discount_until, last_paid) {
+                if last_paid > until {
+                    clock.discount_until = Some(last_paid);
+                }
+            }
         }
     }
     let stored = stored_clock(case_id, runs_from, &clock, priced.appeal_until);
@@ -364,6 +401,8 @@ async fn stop_waking(store: &dyn Store, due: &DueClock, actor: &str) -> Result<(
 
 #[cfg(test)]
 mod tests {
+    use kozomol_core::{Currency, Money};
+
     use super::*;
 
     fn day(text: &str) -> NaiveDate {
@@ -373,31 +412,45 @@ mod tests {
     #[test]
     fn a_rejected_appeal_returns_the_case_where_its_money_says() {
         use CaseState::*;
-        let money = |reversed_since_filed, standing_minor| MoneyAfterAppeal {
-            reversed_since_filed,
-            standing_minor,
-            fine_minor: 1000,
+        let due = Due {
+            amount: Money::new(1000, Currency::KGS),
+            discounted: Some(Money::new(500, Currency::KGS)),
+            discount_until: Some(day("2026-03-15")),
+            forfeited_from: Some(
+                day("2026-03-05")
+                    .and_hms_opt(6, 0, 0)
+                    .expect("time")
+                    .and_utc(),
+            ),
         };
+        // Money standing: paid before the appeal within the window, and in all.
+        let money = |within_window, total| PaidSoFar {
+            total,
+            within_window,
+        };
+        // (where the appeal found it, a reversal since the filing, money left, want)
         let table = [
-            (Delivered, money(false, 0), Delivered),
-            (Overdue, money(false, 0), Delivered),
-            (Paid, money(false, 1000), Paid),
-            (PaidDiscounted, money(false, 500), PaidDiscounted),
-            (PartiallyPaid, money(false, 300), PartiallyPaid),
+            (Delivered, false, money(0, 0), Delivered),
+            (Overdue, false, money(0, 0), Delivered),
+            (Paid, false, money(0, 1000), Paid),
+            (PaidDiscounted, false, money(500, 500), PaidDiscounted),
+            (PartiallyPaid, false, money(300, 300), PartiallyPaid),
             // A chargeback while it was appealed: the money left decides.
-            (Paid, money(true, 0), Delivered),
-            (Paid, money(true, 400), PartiallyPaid),
-            (Paid, money(true, 1200), Paid),
-            (PaidDiscounted, money(true, 500), PartiallyPaid),
-            (PaidDiscounted, money(true, 0), Delivered),
-            (PartiallyPaid, money(true, 0), Delivered),
-            (Delivered, money(true, 0), Delivered),
+            (Paid, true, money(0, 0), Delivered),
+            (Paid, true, money(0, 400), PartiallyPaid),
+            (Paid, true, money(0, 1200), Paid),
+            // The discounted amount paid before the appeal still settles it.
+            (PaidDiscounted, true, money(500, 500), PaidDiscounted),
+            (PaidDiscounted, true, money(400, 500), PartiallyPaid),
+            (PaidDiscounted, true, money(0, 0), Delivered),
+            (PartiallyPaid, true, money(0, 0), Delivered),
+            (Delivered, true, money(0, 0), Delivered),
         ];
-        for (paused, money, want) in table {
+        for (paused, reversed, paid, want) in table {
             assert_eq!(
-                state_after_rejection(paused, money),
+                state_after_rejection(paused, reversed, &due, paid),
                 want,
-                "{paused:?} {money:?}"
+                "{paused:?} reversed {reversed} {paid:?}"
             );
         }
     }

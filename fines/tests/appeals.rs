@@ -10,8 +10,8 @@ use kozomol_core::{CaseId, CaseState, Jurisdiction};
 use kozomol_fines::clocks::{run_dating, run_deadlines, Dated, DatingStage};
 use kozomol_store::{
     AppealDecided, AppealFiled, AppealState, BulkVoidRequest, NewAppeal, NewAttachment,
-    PaymentChannel, PaymentReversal, PaymentReversed, RefundOutcome, RefundSettled,
-    RefundSettlement,
+    PaymentChannel, PaymentPosted, PaymentRefusal, PaymentReversal, PaymentReversed, RefundOutcome,
+    RefundSettled, RefundSettlement,
 };
 use support::issued::{
     audit_actions, issued_speeding, issuer, paid_in_full, paid_in_full_at, state, world, World,
@@ -561,6 +561,85 @@ async fn paid_and_appealed(w: &World) -> (CaseId, String, kozomol_core::Money, i
         panic!("not filed");
     };
     (id, number, paid, filed.id)
+}
+
+#[tokio::test]
+async fn money_paid_before_an_appeal_in_vain_keeps_its_discount_on_sqlite() {
+    money_paid_before_an_appeal_in_vain_keeps_its_discount(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn money_paid_before_an_appeal_in_vain_keeps_its_discount_on_postgres() {
+    money_paid_before_an_appeal_in_vain_keeps_its_discount(Backend::Postgres).await;
+}
+
+/// The appeal forfeits the discount for money paid after it was filed, not before: a
+/// fine paid at the discount and appealed in vain stays paid — before its clocks are
+/// dated again and after — and takes no second half; a part of the discount paid
+/// before the appeal counts towards the full amount.
+async fn money_paid_before_an_appeal_in_vain_keeps_its_discount(backend: Backend) {
+    let w = world(backend).await;
+    let store = w.store.as_ref();
+    let reject = |appeal_id| async move {
+        store
+            .decide_appeal(appeal_id, AppealState::Rejected, "supervisor-1", "нет")
+            .await
+            .expect("decide")
+    };
+    let quote = |number: String| async move {
+        let code = support::issued::payment_code(store, &number).await;
+        store.payment_quote(&code, Utc::now()).await.expect("read")
+    };
+
+    let (settled, number, paid, appeal_id) = paid_and_appealed(&w).await;
+    let fine = store
+        .resolution(&number)
+        .await
+        .expect("read")
+        .expect("issued");
+    assert_eq!(Some(paid), fine.discounted, "paid at the discount");
+    reject(appeal_id).await;
+    for dated in [false, true] {
+        assert_eq!(
+            quote(number.clone()).await.map(|q| q.outstanding),
+            Err(PaymentRefusal::AlreadyPaid),
+            "dated again: {dated}"
+        );
+        let view = store
+            .payer_view(&number, Utc::now())
+            .await
+            .expect("read")
+            .expect("the fine");
+        assert_eq!((view.outstanding, view.paid_minor), (None, paid.minor));
+        if !dated {
+            assert_eq!(
+                date_all(&w).await,
+                vec![(settled, Dated::Clock(CaseState::PaidDiscounted))]
+            );
+        }
+    }
+
+    // Half the discounted amount before the appeal: the rest of the full fine after.
+    let (part, number) = delivered(&w).await;
+    let half = kozomol_core::Money::new(paid.minor / 2, paid.currency);
+    let posted = support::issued::pay(&w, &number, "half", half, Utc::now()).await;
+    assert!(
+        matches!(posted, PaymentPosted::Applied(ref p) if p.to_state == CaseState::PartiallyPaid),
+        "{posted:?}"
+    );
+    let AppealFiled::Filed(filed) = store.file_appeal(&appeal(part, &w)).await.expect("file")
+    else {
+        panic!("not filed");
+    };
+    reject(filed.id).await;
+    assert_eq!(
+        date_all(&w).await,
+        vec![(part, Dated::Clock(CaseState::PartiallyPaid))]
+    );
+    assert_eq!(
+        quote(number).await.map(|q| q.outstanding.minor),
+        Ok(fine.amount.minor - half.minor)
+    );
 }
 
 /// Annuls the appeal's resolution; the refund request it queued.

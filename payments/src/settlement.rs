@@ -9,20 +9,26 @@
 //! Before delivery is proven no window has started, so every payment is within it. The
 //! discount is earned when the money paid on days within the window reaches the
 //! discounted amount; otherwise everything paid counts towards the full amount.
+//!
+//! An appeal forfeits the discount from the moment it is filed: money paid before it
+//! keeps what it earned (a fine paid at the discount and then appealed in vain stays
+//! paid), money paid after it counts towards the full amount only.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use kozomol_core::Money;
 
 /// What a resolution asks for, as issued and as its clocks date it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Due {
     pub amount: Money,
-    /// The amount if paid within the window; `None` where the law grants no discount,
-    /// or where it was forfeited (an appeal).
+    /// The amount if paid within the window; `None` where the law grants no discount.
     pub discounted: Option<Money>,
     /// The last day of the window; `None` until delivery is proven (the window has
     /// not started).
     pub discount_until: Option<NaiveDate>,
+    /// When the first appeal was filed: the discount is forfeited for money paid from
+    /// then on.
+    pub forfeited_from: Option<DateTime<Utc>>,
 }
 
 /// What was paid towards a fine: in all, and on days within the discount's window.
@@ -33,25 +39,65 @@ pub struct PaidSoFar {
 }
 
 impl Due {
-    /// Whether a payment made on `day` is within the discount's window.
+    /// Whether a payment made now, on `day`, earns the discount: within the window,
+    /// and no appeal forfeited it.
     pub fn discount_applies(&self, day: NaiveDate) -> bool {
+        self.offers_discount() && self.within_window(day)
+    }
+
+    /// Whether the fine still offers a discount: the law grants one and no appeal
+    /// forfeited it.
+    pub fn offers_discount(&self) -> bool {
+        self.discounted.is_some() && self.forfeited_from.is_none()
+    }
+
+    /// Whether the law grants a discount and `day` is within its window.
+    fn within_window(&self, day: NaiveDate) -> bool {
         self.discounted.is_some() && self.discount_until.is_none_or(|until| day <= until)
     }
 
-    /// `paid` with one more payment of `minor` made on `day`.
-    pub fn with_payment(&self, paid: PaidSoFar, minor: i64, day: NaiveDate) -> PaidSoFar {
+    /// `paid` with one more payment of `minor` paid at `paid_at`, on `day` (its local
+    /// day in the fine's jurisdiction).
+    pub fn with_payment(
+        &self,
+        paid: PaidSoFar,
+        minor: i64,
+        paid_at: DateTime<Utc>,
+        day: NaiveDate,
+    ) -> PaidSoFar {
+        let earns_discount =
+            self.within_window(day) && self.forfeited_from.is_none_or(|from| paid_at < from);
         PaidSoFar {
             total: paid.total.saturating_add(minor),
-            within_window: paid
-                .within_window
-                .saturating_add(if self.discount_applies(day) { minor } else { 0 }),
+            within_window: paid.within_window.saturating_add(if earns_discount {
+                minor
+            } else {
+                0
+            }),
         }
+    }
+
+    /// What `payments` — each (minor units, paid at, its local day) — paid towards the
+    /// fine.
+    pub fn paid_by(
+        &self,
+        payments: impl IntoIterator<Item = (i64, DateTime<Utc>, NaiveDate)>,
+    ) -> PaidSoFar {
+        payments
+            .into_iter()
+            .fold(PaidSoFar::default(), |paid, (minor, at, day)| {
+                self.with_payment(paid, minor, at, day)
+            })
     }
 
     /// What a payment made on `day` must bring to settle the fine after `paid`: the
     /// rest of the discounted amount while the window is open (or of the full amount,
-    /// if that is less), the rest of the full amount after; zero once settled.
+    /// if that is less), the rest of the full amount after; zero once settled (also at
+    /// the discount by money paid before the window closed or an appeal was filed).
     pub fn outstanding(&self, paid: PaidSoFar, day: NaiveDate) -> i64 {
+        if !matches!(self.settlement(paid), Settlement::PartiallyPaid { .. }) {
+            return 0;
+        }
         let full = self.amount.minor - paid.total;
         let owed = match self.discounted {
             Some(discounted) if self.discount_applies(day) => {
@@ -127,15 +173,17 @@ pub fn check_payment(due: &Due, payment: Money) -> Result<(), SettlementError> {
     Ok(())
 }
 
-/// Applies `payment`, made on `day`, to a fine after `paid` (in its currency).
+/// Applies `payment`, paid at `paid_at` on `day`, to a fine after `paid` (in its
+/// currency).
 pub fn settle(
     due: &Due,
     paid: PaidSoFar,
     payment: Money,
+    paid_at: DateTime<Utc>,
     day: NaiveDate,
 ) -> Result<Settlement, SettlementError> {
     check_payment(due, payment)?;
-    Ok(due.settlement(due.with_payment(paid, payment.minor, day)))
+    Ok(due.settlement(due.with_payment(paid, payment.minor, paid_at, day)))
 }
 
 #[cfg(test)]
@@ -158,7 +206,13 @@ mod tests {
             amount: som(500_000),
             discounted: Some(som(250_000)),
             discount_until: until,
+            forfeited_from: None,
         }
+    }
+
+    /// Noon (UTC) on `day`.
+    fn noon(day: NaiveDate) -> DateTime<Utc> {
+        day.and_hms_opt(12, 0, 0).expect("noon").and_utc()
     }
 
     /// Paid so far: all of it within the window.
@@ -324,7 +378,7 @@ mod tests {
         ];
         for (due, before, now, on, want) in cases {
             assert_eq!(
-                settle(&due, before, som(now), on),
+                settle(&due, before, som(now), noon(on), on),
                 Ok(want),
                 "{before:?} + {now} on {on} of {due:?}"
             );
@@ -339,7 +393,9 @@ mod tests {
             (within(0), day(16), 500_000),
             (within(100_000), day(1), 150_000),
             (within(300_000), day(1), 0),
-            (within(300_000), day(16), 200_000),
+            // Settled at the discount within the window: nothing, also after it.
+            (within(300_000), day(16), 0),
+            (within(100_000), day(16), 400_000),
             // Late money counts only towards the full amount, whichever is less.
             (late(100_000), day(1), 250_000),
             (late(400_000), day(1), 100_000),
@@ -349,10 +405,72 @@ mod tests {
     }
 
     #[test]
+    fn an_appeal_forfeits_the_discount_for_money_paid_after_it_was_filed() {
+        let appealed_at = noon(day(12));
+        let due = Due {
+            forfeited_from: Some(appealed_at),
+            ..kg_speeding(Some(day(15)))
+        };
+        let second = chrono::Duration::seconds(1);
+        // (paid before, paid now, paid at, settlement)
+        let cases = [
+            // Paid at the discount before the appeal: it stays paid at the discount.
+            (
+                within(0),
+                250_000,
+                appealed_at - second,
+                Settlement::PaidDiscounted { excess: 0 },
+            ),
+            // The same money from the moment of filing, within the window: a part.
+            (
+                within(0),
+                250_000,
+                appealed_at,
+                Settlement::PartiallyPaid {
+                    outstanding: 250_000,
+                },
+            ),
+            // Half the discount before, the rest after: the full amount is owed.
+            (
+                within(125_000),
+                125_000,
+                appealed_at + second,
+                Settlement::PartiallyPaid {
+                    outstanding: 250_000,
+                },
+            ),
+            (
+                within(125_000),
+                375_000,
+                appealed_at + second,
+                Settlement::Paid { excess: 0 },
+            ),
+        ];
+        for (before, now, at, want) in cases {
+            let on = at.date_naive();
+            assert_eq!(
+                settle(&due, before, som(now), at, on),
+                Ok(want),
+                "{before:?} + {now} at {at}"
+            );
+        }
+        // Nothing paid now earns it, whatever the day.
+        assert!(!due.discount_applies(day(13)));
+        assert_eq!(due.outstanding(within(125_000), day(13)), 375_000);
+        assert_eq!(due.outstanding(within(0), day(13)), 500_000);
+    }
+
+    #[test]
     fn foreign_money_and_nothing_are_refused() {
         let due = kg_speeding(None);
         assert_eq!(
-            settle(&due, within(0), Money::new(250_000, Currency::KZT), day(1)),
+            settle(
+                &due,
+                within(0),
+                Money::new(250_000, Currency::KZT),
+                noon(day(1)),
+                day(1)
+            ),
             Err(SettlementError::Currency {
                 paid: Currency::KZT,
                 due: Currency::KGS
@@ -360,14 +478,21 @@ mod tests {
         );
         for minor in [0, -1] {
             assert_eq!(
-                settle(&due, within(0), som(minor), day(1)),
+                settle(&due, within(0), som(minor), noon(day(1)), day(1)),
                 Err(SettlementError::NotPositive(minor))
             );
         }
-        assert!(settle(&due, within(0), som(MAX_PAYMENT_MINOR), day(1)).is_ok());
+        assert!(settle(
+            &due,
+            within(0),
+            som(MAX_PAYMENT_MINOR),
+            noon(day(1)),
+            day(1)
+        )
+        .is_ok());
         for minor in [MAX_PAYMENT_MINOR + 1, i64::MAX] {
             assert_eq!(
-                settle(&due, within(0), som(minor), day(1)),
+                settle(&due, within(0), som(minor), noon(day(1)), day(1)),
                 Err(SettlementError::TooLarge(minor))
             );
         }

@@ -10,7 +10,7 @@
 //! (which the deadlines engine runs like `delivered`); in any other state it moves
 //! nothing, so a case still waiting for delivery or dating keeps its place in those
 //! queues, and an overdue case or one in enforcement is not sent round those moves
-//! again. An appeal forfeits the discount for every payment recorded after it.
+//! again. An appeal forfeits the discount for every payment paid after it was filed.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use kozomol_core::{CaseId, CaseState, Money};
@@ -299,7 +299,7 @@ pub(crate) struct Standing {
     pub jurisdiction: kozomol_core::Jurisdiction,
     pub case_id: CaseId,
     pub state: CaseState,
-    /// The discount is gone once an appeal was filed.
+    /// The discount is gone for money paid after an appeal was filed.
     pub due: Due,
     pub paid: PaidSoFar,
     /// Whether the case's clocks are dated (its delivery is proven and the periods
@@ -344,7 +344,9 @@ pub(crate) fn decide(standing: &Standing, payment: &NewPayment) -> Result<Decide
             return Err(PaymentRefusal::Underpaid { outstanding });
         }
     }
-    let after = due.with_payment(standing.paid, payment.amount.minor, day);
+    // As it is recorded, and as the appeal's filing is: in whole milliseconds.
+    let paid_at = crate::audit::whole_millis(payment.paid_at);
+    let after = due.with_payment(standing.paid, payment.amount.minor, paid_at, day);
     Ok(match due.settlement(after) {
         Settlement::Paid { excess } => Decided {
             to_state: CaseState::Paid,
@@ -427,7 +429,8 @@ pub(crate) struct StandingRow {
     pub currency: String,
     pub discount_until: Option<NaiveDate>,
     pub dated: bool,
-    pub appealed: bool,
+    /// When its first appeal was filed, if ever.
+    pub appealed_at: Option<DateTime<Utc>>,
 }
 
 /// The standing of `row`, with the standing payments recorded so far as (amount, paid
@@ -448,15 +451,15 @@ pub(crate) fn standing_of(
         amount: Money::new(row.amount_minor, currency),
         discounted: row
             .discounted_minor
-            .filter(|_| !row.appealed)
             .map(|minor| Money::new(minor, currency)),
         discount_until: row.discount_until,
+        forfeited_from: row.appealed_at,
     };
-    let paid = payments
-        .iter()
-        .fold(PaidSoFar::default(), |paid, (minor, at, _)| {
-            due.with_payment(paid, *minor, jurisdiction.local_date(*at))
-        });
+    let paid = due.paid_by(
+        payments
+            .iter()
+            .map(|(minor, at, _)| (*minor, *at, jurisdiction.local_date(*at))),
+    );
     let mut channels: Vec<PaymentChannel> = payments.iter().map(|(_, _, c)| *c).collect();
     channels.sort_by_key(|c| c.as_str());
     channels.dedup();
@@ -577,6 +580,7 @@ mod tests {
                 amount: Money::new(500_000, currency),
                 discounted: None,
                 discount_until: None,
+                forfeited_from: None,
             },
             paid: PaidSoFar {
                 total: paid_total,
@@ -672,8 +676,10 @@ mod tests {
             amount: Money::new(1000, Currency::KGS),
             discounted: None,
             discount_until: None,
+            forfeited_from: None,
         };
         let day = NaiveDate::from_ymd_opt(2026, 3, 2).expect("date");
+        let at = day.and_hms_opt(6, 0, 0).expect("time").and_utc();
         // (state now, money left standing, where payments moved it from, dated, want)
         let table = [
             (Paid, 0, Issued, false, Issued),
@@ -690,7 +696,7 @@ mod tests {
         ];
         for (state, left, unpaid_state, dated, want) in table {
             let paid = if left > 0 {
-                due.with_payment(PaidSoFar::default(), left, day)
+                due.with_payment(PaidSoFar::default(), left, at, day)
             } else {
                 PaidSoFar::default()
             };

@@ -691,7 +691,9 @@ impl CaseClocks for PgStore {
 impl Appeals for PgStore {
     async fn file_appeal(&self, appeal: &NewAppeal) -> Result<AppealFiled, StoreError> {
         appeals::check_appeal(appeal)?;
-        let now = Utc::now();
+        // In whole milliseconds, as SQLite keeps it and as payments keep their times:
+        // the ledger compares a payment's time with the filing's.
+        let now = crate::audit::whole_millis(Utc::now());
         let mut tx = self.pool.begin().await?;
         // Locked: a payment committing between this read and the move would leave a
         // paid case with an open appeal (READ COMMITTED; SQLite's writers are serial).

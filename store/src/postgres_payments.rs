@@ -79,7 +79,7 @@ pub(crate) async fn standing(
     let Some(row) = sqlx::query(
         "SELECT r.number, r.case_id, r.jurisdiction, r.amount_minor, r.discounted_minor, \
          r.currency, s.state, c.discount_until, c.case_id IS NOT NULL AS dated, \
-         EXISTS (SELECT 1 FROM appeals a WHERE a.case_id = r.case_id) AS appealed \
+         (SELECT MIN(a.filed_at) FROM appeals a WHERE a.case_id = r.case_id) AS appealed_at \
          FROM resolutions r JOIN cases s ON s.id = r.case_id \
          LEFT JOIN case_clocks c ON c.case_id = r.case_id WHERE r.payment_code = $1",
     )
@@ -133,7 +133,7 @@ async fn earlier_report(
     .transpose()
 }
 
-/// A fine's standing columns (`number` … `appealed`, as `standing` selects them).
+/// A fine's standing columns (`number` … `appealed_at`, as `standing` selects them).
 fn standing_row(row: &PgRow) -> Result<StandingRow, StoreError> {
     Ok(StandingRow {
         resolution_number: row.try_get("number")?,
@@ -145,7 +145,7 @@ fn standing_row(row: &PgRow) -> Result<StandingRow, StoreError> {
         currency: row.try_get("currency")?,
         discount_until: row.try_get("discount_until")?,
         dated: row.try_get::<bool, _>("dated")?,
-        appealed: row.try_get::<bool, _>("appealed")?,
+        appealed_at: row.try_get("appealed_at")?,
     })
 }
 
@@ -627,8 +627,8 @@ impl PaymentLedger for PgStore {
             }
             if let Some(clock) = clock_of(&mut tx, before.case_id).await? {
                 let (discount_open, next_wakeup) = (reversal.restart_clock)(&clock, to_state, now);
-                // An appeal forfeited the discount for good (the standing has none then).
-                let discount_open = discount_open && after.due.discounted.is_some();
+                // An appeal forfeited the discount for good.
+                let discount_open = discount_open && after.due.offers_discount();
                 restart_clock(&mut tx, before.case_id, discount_open, next_wakeup).await?;
             }
         }
@@ -770,7 +770,8 @@ const PAYER_VIEW: &str = concat!(
      r.signer, r.delivered_at, r.delivered_via, r.repeat_of, \
      s.state, s.kind, s.captured_at, s.plate, s.decided_plate, \
      c.discount_until, c.due, c.appeal_until, c.discount_open, \
-     c.case_id IS NOT NULL AS dated, a.id IS NOT NULL AS appealed, ",
+     c.case_id IS NOT NULL AS dated, \
+     (SELECT MIN(f.filed_at) FROM appeals f WHERE f.case_id = r.case_id) AS appealed_at, ",
     crate::model::postgres_place_columns!(),
     ", ARRAY(SELECT f.idx FROM case_frames f WHERE f.case_id = r.case_id ORDER BY f.idx) AS frames, \
      p.amounts AS paid_amounts, p.excesses AS paid_excesses, p.times AS paid_times, \

@@ -67,7 +67,7 @@ pub(crate) async fn standing(
     let Some(row) = sqlx::query(
         "SELECT r.number, r.case_id, r.jurisdiction, r.amount_minor, r.discounted_minor, \
          r.currency, s.state, c.discount_until, c.case_id IS NOT NULL AS dated, \
-         EXISTS (SELECT 1 FROM appeals a WHERE a.case_id = r.case_id) AS appealed \
+         (SELECT MIN(a.filed_at) FROM appeals a WHERE a.case_id = r.case_id) AS appealed_at \
          FROM resolutions r JOIN cases s ON s.id = r.case_id \
          LEFT JOIN case_clocks c ON c.case_id = r.case_id WHERE r.payment_code = ?",
     )
@@ -97,7 +97,7 @@ pub(crate) async fn standing(
     payments::standing_of(row, &paid).map(Some)
 }
 
-/// A fine's standing columns (`number` … `appealed`, as `standing` selects them).
+/// A fine's standing columns (`number` … `appealed_at`, as `standing` selects them).
 fn standing_row(row: &SqliteRow) -> Result<StandingRow, StoreError> {
     Ok(StandingRow {
         resolution_number: row.try_get("number")?,
@@ -109,7 +109,7 @@ fn standing_row(row: &SqliteRow) -> Result<StandingRow, StoreError> {
         currency: row.try_get("currency")?,
         discount_until: row.try_get("discount_until")?,
         dated: row.try_get::<i64, _>("dated")? != 0,
-        appealed: row.try_get::<i64, _>("appealed")? != 0,
+        appealed_at: decode::opt_millis(row.try_get("appealed_at")?)?,
     })
 }
 
@@ -547,8 +547,8 @@ impl PaymentLedger for SqliteStore {
             }
             if let Some(clock) = clock_of(&mut tx, before.case_id).await? {
                 let (discount_open, next_wakeup) = (reversal.restart_clock)(&clock, to_state, now);
-                // An appeal forfeited the discount for good (the standing has none then).
-                let discount_open = discount_open && after.due.discounted.is_some();
+                // An appeal forfeited the discount for good.
+                let discount_open = discount_open && after.due.offers_discount();
                 restart_clock(&mut tx, before.case_id, discount_open, next_wakeup).await?;
             }
         }
@@ -628,7 +628,7 @@ impl PaymentLedger for SqliteStore {
              s.state, s.kind, s.captured_at, s.plate, s.decided_plate, \
              c.discount_until, c.due, c.appeal_until, c.discount_open, \
              c.case_id IS NOT NULL AS dated, \
-             EXISTS (SELECT 1 FROM appeals a WHERE a.case_id = r.case_id) AS appealed, ",
+             (SELECT MIN(a.filed_at) FROM appeals a WHERE a.case_id = r.case_id) AS appealed_at, ",
             crate::model::sqlite_place_columns!(),
             " FROM resolutions r JOIN evidence_blobs b ON b.sha256 = r.pdf_sha256 \
              JOIN cases s ON s.id = r.case_id \

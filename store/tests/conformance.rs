@@ -6681,39 +6681,57 @@ async fn a_payers_view_reads_the_fine_at_once(store: Arc<dyn Store>) {
         .is_none());
 }
 
-/// An appeal takes no payment while it is open and forfeits the discount for good.
+/// An appeal takes no payment while it is open and forfeits the discount for money paid
+/// from its filing on; money paid before it (reported late, by the bank's date) keeps
+/// the discount.
 async fn an_appeal_forfeits_the_discount(store: Arc<dyn Store>) {
-    let numbers = issued(store.as_ref(), 1, &person()).await;
-    let number = &numbers[0];
-    let until = date("2026-03-15");
-    delivered_and_dated(store.as_ref(), number, until).await;
-    let case_id = store.resolution(number).await.unwrap().unwrap().case_id;
-    let appeal = owners_appeal(store.as_ref(), case_id).await;
-    let mut payment = payment_for(store.as_ref(), number, "c-1", 250_000).await;
-    payment.paid_at = bishkek_noon(date("2026-03-10"));
-    assert_eq!(
-        refused(store.post_payment(&payment).await.unwrap()),
-        kozomol_store::PaymentRefusal::NotPayable(CaseState::Appealed)
-    );
-    store
-        .decide_appeal(
-            appeal.id,
-            kozomol_store::AppealState::Rejected,
-            "supervisor-1",
-            "",
-        )
-        .await
-        .unwrap();
-    // The same money, paid within the old window, is now a part of the full amount.
+    let numbers = issued(store.as_ref(), 2, &person()).await;
+    let today = kozomol_core::Jurisdiction::Kg.local_date(Utc::now());
+    let until = today + chrono::Days::new(10);
+    let mut filed_at = Vec::new();
+    for number in &numbers {
+        delivered_and_dated(store.as_ref(), number, until).await;
+        let case_id = store.resolution(number).await.unwrap().unwrap().case_id;
+        let appeal = owners_appeal(store.as_ref(), case_id).await;
+        let payment = payment_for(store.as_ref(), number, "c-0", 250_000).await;
+        assert_eq!(
+            refused(store.post_payment(&payment).await.unwrap()),
+            kozomol_store::PaymentRefusal::NotPayable(CaseState::Appealed)
+        );
+        store
+            .decide_appeal(
+                appeal.id,
+                kozomol_store::AppealState::Rejected,
+                "supervisor-1",
+                "",
+            )
+            .await
+            .unwrap();
+        filed_at.push(appeal.filed_at);
+    }
+    let (after, before) = (&numbers[0], &numbers[1]);
+    // The discounted amount paid after the filing, within the window: a part of the
+    // full amount.
+    let mut payment = payment_for(store.as_ref(), after, "c-1", 250_000).await;
+    payment.paid_at = filed_at[0];
     let part = applied(store.post_payment(&payment).await.unwrap());
     assert_eq!(
         (part.from_state, part.to_state),
         (CaseState::AppealRejected, CaseState::AppealRejected)
     );
-    let mut rest = payment_for(store.as_ref(), number, "c-2", 250_000).await;
-    rest.paid_at = bishkek_noon(date("2026-03-11"));
+    let mut rest = payment_for(store.as_ref(), after, "c-2", 250_000).await;
+    rest.paid_at = Utc::now();
     let rest = applied(store.post_payment(&rest).await.unwrap());
     assert_eq!((rest.to_state, rest.excess_minor), (CaseState::Paid, 0));
+    // Paid a second before the filing, reported after the rejection: it settles the
+    // fine at the discount.
+    let mut early = payment_for(store.as_ref(), before, "c-3", 250_000).await;
+    early.paid_at = filed_at[1] - chrono::Duration::seconds(1);
+    let early = applied(store.post_payment(&early).await.unwrap());
+    assert_eq!(
+        (early.to_state, early.excess_minor),
+        (CaseState::PaidDiscounted, 0)
+    );
 }
 
 async fn exact_payments_take_only_what_is_outstanding(store: Arc<dyn Store>) {

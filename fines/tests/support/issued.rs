@@ -387,35 +387,52 @@ pub async fn paid_in_full(w: &World, number: &str) -> kozomol_core::Money {
 
 /// Pays what the fine takes at `now`, as [`paid_in_full`].
 pub async fn paid_in_full_at(w: &World, number: &str, now: DateTime<Utc>) -> kozomol_core::Money {
-    let store = w.store.as_ref();
-    let code = store
-        .resolution(number)
-        .await
-        .expect("read")
-        .expect("issued")
-        .payment_code;
-    let due = store
+    let code = payment_code(w.store.as_ref(), number).await;
+    let due = w
+        .store
         .payment_quote(&code, now)
         .await
         .expect("read")
         .expect("payable")
         .outstanding;
-    let posted = store
+    let posted = pay(w, number, &format!("pay-{number}"), due, now).await;
+    assert!(matches!(posted, PaymentPosted::Applied(_)), "{posted:?}");
+    due
+}
+
+/// Pays `amount` towards the fine at `now`, as a provider would (its id `id`); what the
+/// ledger answered.
+pub async fn pay(
+    w: &World,
+    number: &str,
+    id: &str,
+    amount: kozomol_core::Money,
+    now: DateTime<Utc>,
+) -> PaymentPosted {
+    w.store
         .post_payment(&NewPayment {
-            payment_code: code,
+            payment_code: payment_code(w.store.as_ref(), number).await,
             channel: PaymentChannel::Api,
             source: "provider-1".into(),
-            external_id: format!("pay-{number}"),
-            amount: due,
+            external_id: id.to_owned(),
+            amount,
             paid_at: now,
-            exact_only: true,
+            exact_only: false,
             intent: None,
             posted_by: "payments-api".into(),
         })
         .await
-        .expect("post");
-    assert!(matches!(posted, PaymentPosted::Applied(_)), "{posted:?}");
-    due
+        .expect("post")
+}
+
+/// The fine's payment code.
+pub async fn payment_code(store: &dyn Store, number: &str) -> String {
+    store
+        .resolution(number)
+        .await
+        .expect("read")
+        .expect("issued")
+        .payment_code
 }
 
 /// The case's state now.
