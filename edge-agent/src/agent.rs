@@ -187,6 +187,14 @@ impl Inner {
 
     /// Drops outbox entries to make room; counted and logged once per eviction.
     pub fn evict(&self, evicted: Vec<kozomol_core::EventId>) {
+        self.note_evicted(&evicted);
+        for id in evicted {
+            let _ = self.file_ops.send(FileOp::Delete(id));
+        }
+    }
+
+    /// Counts and logs entries evicted for space.
+    fn note_evicted(&self, evicted: &[kozomol_core::EventId]) {
         if evicted.is_empty() {
             return;
         }
@@ -200,9 +208,6 @@ impl Inner {
             limit_bytes = self.config.max_outbox_bytes,
             "outbox full: dropped the oldest unreceipted events"
         );
-        for id in evicted {
-            let _ = self.file_ops.send(FileOp::Delete(id));
-        }
     }
 }
 
@@ -351,11 +356,13 @@ impl Agent {
             tokio::task::spawn_blocking(move || encode_signed(&event, &frames, &key, trace))
                 .await??;
         let len = bytes.len() as u64;
-        let evicted = inner.outbox.reserve(len, inner.config.max_outbox_bytes)?;
-        inner.evict(evicted);
+        let limit = inner.config.max_outbox_bytes;
+        inner.outbox.reserve(len, limit)?;
         let writer = self.inner.clone();
         let written = tokio::task::spawn_blocking(move || {
-            let result = writer.outbox.write_durable(event_id, &bytes);
+            let (evicted, result) = writer.outbox.write_reserved(event_id, &bytes, limit);
+            // Their files are gone already.
+            writer.note_evicted(&evicted);
             result.map(|()| bytes)
         })
         .await;
@@ -374,6 +381,7 @@ impl Agent {
             }
         };
         inner.outbox.insert(event_id, bytes);
+        inner.evict(inner.outbox.evict_over(limit, event_id));
         if let Some(offset) = capture.clock_offset_ms {
             inner.clock_offset_ms.store(offset, Ordering::Relaxed);
         }

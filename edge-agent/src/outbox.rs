@@ -161,18 +161,31 @@ impl Outbox {
         (index.entries.len() as u64, index.bytes)
     }
 
-    /// Reserves room for `len` more bytes, evicting the oldest entries while the total
-    /// would exceed `limit`. Returns the evicted ids; their files must be deleted.
-    pub fn reserve(&self, len: u64, limit: u64) -> Result<Vec<EventId>, EdgeError> {
+    /// Reserves `len` more bytes for an envelope about to be written. Nothing is evicted
+    /// yet: an entry is given up only once the new one is on the card
+    /// ([`Outbox::evict_over`]), or where the card is full ([`Outbox::write_reserved`]),
+    /// never for a write that fails for another cause. The bound is soft while
+    /// writes are in progress.
+    pub fn reserve(&self, len: u64, limit: u64) -> Result<(), EdgeError> {
         if len > limit {
             return Err(EdgeError::TooLargeForOutbox { len, limit });
         }
+        self.index().bytes += len;
+        Ok(())
+    }
+
+    /// Evicts the oldest entries but `keep` while the outbox holds more than `limit`
+    /// bytes. Returns the evicted ids; their files must be deleted.
+    pub fn evict_over(&self, limit: u64, keep: EventId) -> Vec<EventId> {
         let mut index = self.index();
         let mut evicted = Vec::new();
-        while index.bytes + len > limit {
-            let Some((id, entry)) = index.entries.pop_first() else {
+        while index.bytes > limit {
+            let Some(id) = index.entries.keys().copied().find(|id| *id != keep) else {
                 // Only reservations of writes in progress are left; they will fit
-                // once those finish or fail, and the bound is soft for that moment.
+                // once those finish or fail.
+                break;
+            };
+            let Some(entry) = index.entries.remove(&id) else {
                 break;
             };
             index.bytes -= entry.len;
@@ -181,8 +194,45 @@ impl Outbox {
             }
             evicted.push(id);
         }
-        index.bytes += len;
-        Ok(evicted)
+        evicted
+    }
+
+    /// Writes the envelope `id`, whose bytes are reserved, durably. Where the card is
+    /// full, the entries that keep the outbox within `limit` are evicted (their files
+    /// deleted here) and the write is tried once more: on a card sized for the outbox
+    /// that eviction is what makes room. Returns the ids evicted, and how the write
+    /// went. Blocking.
+    pub fn write_reserved(
+        &self,
+        id: EventId,
+        bytes: &[u8],
+        limit: u64,
+    ) -> (Vec<EventId>, io::Result<()>) {
+        self.write_making_room(id, limit, || self.write_durable(id, bytes))
+    }
+
+    fn write_making_room(
+        &self,
+        id: EventId,
+        limit: u64,
+        mut write: impl FnMut() -> io::Result<()>,
+    ) -> (Vec<EventId>, io::Result<()>) {
+        match write() {
+            Err(e) if out_of_space(&e) => {
+                let evicted = self.evict_over(limit, id);
+                if evicted.is_empty() {
+                    return (evicted, Err(e));
+                }
+                for gone in &evicted {
+                    if let Err(e) = self.delete(*gone) {
+                        return (evicted, Err(e));
+                    }
+                }
+                let written = write();
+                (evicted, written)
+            }
+            written => (Vec::new(), written),
+        }
     }
 
     /// Gives back a reservation whose write failed.
@@ -326,10 +376,15 @@ impl Outbox {
     pub fn write_durable(&self, id: EventId, bytes: &[u8]) -> io::Result<()> {
         let path = self.path_of(id);
         let tmp = self.dir.join(format!("{id}{ENVELOPE_SUFFIX}{TMP_SUFFIX}"));
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
+        let written = File::create(&tmp).and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        });
+        if let Err(e) = written {
+            // A part written to a full card would keep its room taken.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         fs::rename(&tmp, &path)?;
         sync_dir(&self.dir)
     }
@@ -395,6 +450,14 @@ impl Outbox {
         sync_dir(&self.rejected_dir)?;
         keep_newest(&self.rejected_dir, self.rejected_limit_bytes)
     }
+}
+
+/// Whether a write failed because the card (or the agent's quota on it) is full.
+fn out_of_space(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Moves the envelopes ingest rejected back into the outbox under `data_dir` — those
@@ -699,17 +762,17 @@ mod tests {
     }
 
     #[test]
-    fn reserve_evicts_oldest_and_reopen_indexes_files() {
+    fn the_oldest_are_evicted_once_the_new_one_is_written_and_reopen_indexes_files() {
         let dir = tempfile::tempdir().expect("tempdir");
         let outbox = Outbox::open(dir.path(), u64::MAX).expect("open");
         let ids: Vec<EventId> = (0..3).map(|_| id()).collect();
         for x in &ids {
-            let evicted = outbox.reserve(40, 100).expect("reserve");
-            for e in evicted {
-                outbox.delete(e).expect("delete");
-            }
+            outbox.reserve(40, 100).expect("reserve");
             outbox.write_durable(*x, &[1; 40]).expect("write");
             outbox.insert(*x, vec![1; 40]);
+            for e in outbox.evict_over(100, *x) {
+                outbox.delete(e).expect("delete");
+            }
         }
         assert_eq!(outbox.depth(), (2, 80));
         assert!(matches!(
@@ -723,5 +786,54 @@ mod tests {
         assert!(!dir.path().join("outbox/leftover.env.tmp").exists());
         let due = reopened.take_due(Instant::now(), Duration::from_secs(1), 10);
         assert!(due.iter().all(|d| d.resend));
+    }
+
+    #[test]
+    fn a_full_card_evicts_and_writes_again_and_other_failures_evict_nothing() {
+        use io::ErrorKind::{PermissionDenied, StorageFull};
+        // (the failures of the first and second attempts, entries evicted, written in
+        // the end, attempts)
+        type Row = (
+            Option<io::ErrorKind>,
+            Option<io::ErrorKind>,
+            usize,
+            bool,
+            usize,
+        );
+        let table: [Row; 4] = [
+            // Written at once: nothing evicted here (evict_over does it after).
+            (None, None, 0, true, 1),
+            // The card full: the oldest give way and the write is tried once more.
+            (Some(StorageFull), None, 1, true, 2),
+            (Some(StorageFull), Some(StorageFull), 1, false, 2),
+            // Another failure: the entries stay.
+            (Some(PermissionDenied), None, 0, false, 1),
+        ];
+        for (i, (first, second, want_evicted, want_written, want_attempts)) in
+            table.into_iter().enumerate()
+        {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let outbox = Outbox::open(dir.path(), u64::MAX).expect("open");
+            let (old, new) = (id(), id());
+            outbox.reserve(60, 100).expect("reserve");
+            outbox.write_durable(old, &[1; 60]).expect("write");
+            outbox.insert(old, vec![1; 60]);
+            outbox.reserve(60, 100).expect("reserve");
+            let mut attempts = 0;
+            let (evicted, written) = outbox.write_making_room(new, 100, || {
+                attempts += 1;
+                match [first, second][attempts - 1] {
+                    Some(kind) => Err(io::Error::from(kind)),
+                    None => outbox.write_durable(new, &[2; 60]),
+                }
+            });
+            assert_eq!(
+                (evicted.len(), written.is_ok(), attempts),
+                (want_evicted, want_written, want_attempts),
+                "row {i}"
+            );
+            assert_eq!(outbox.contains(old), want_evicted == 0, "row {i}");
+            assert_eq!(outbox.path_of(old).exists(), want_evicted == 0, "row {i}");
+        }
     }
 }

@@ -310,17 +310,21 @@ async fn a_killed_broker_is_reconnected_and_the_outbox_resent() {
     agent.shutdown().await;
 }
 
+/// An agent with no broker to reach (everything stays in its outbox) whose outbox
+/// holds two of [`speeding`]'s envelopes (about 13 KB each) and not three.
+async fn offline_with_room_for_two(camera: &str, dir: &std::path::Path) -> Agent {
+    let dead = format!("127.0.0.1:{}", free_port());
+    let mut config = agent_config(camera, 6, dead, dir);
+    config.max_outbox_bytes = 30_000;
+    Agent::start(config, CancellationToken::new())
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_full_outbox_drops_the_oldest() {
-    // Nothing listens there: everything stays in the outbox.
-    let dead = format!("127.0.0.1:{}", free_port());
     let dir = tempfile::tempdir().unwrap();
-    let mut config = agent_config("cam-f", 6, dead, dir.path());
-    // An envelope here is about 13 KB: two fit, three do not.
-    config.max_outbox_bytes = 30_000;
-    let agent = Agent::start(config, CancellationToken::new())
-        .await
-        .unwrap();
+    let agent = offline_with_room_for_two("cam-f", dir.path()).await;
     let mut ids = Vec::new();
     for n in 0..5 {
         ids.push(agent.submit(speeding(n, 10_000)).await.unwrap());
@@ -347,6 +351,52 @@ async fn a_full_outbox_drops_the_oldest() {
     assert!(
         matches!(huge, Err(EdgeError::TooLargeForOutbox { .. })),
         "{huge:?}"
+    );
+    agent.shutdown().await;
+}
+
+/// A write that fails for another cause than a full card gives up no entry: the
+/// oldest go only once the new envelope is on the card.
+#[tokio::test]
+async fn a_write_that_fails_evicts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = offline_with_room_for_two("cam-w", dir.path()).await;
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        ids.push(agent.submit(speeding(n, 10_000)).await.unwrap());
+    }
+    // The third envelope's temporary file cannot be made: a folder holds its name.
+    let third = EventId::new_v7();
+    let outbox = dir.path().join("outbox");
+    let blocker = outbox.join(format!("{third}.env.tmp"));
+    std::fs::create_dir(&blocker).unwrap();
+    let failed = agent.submit_as(third, speeding(2, 10_000)).await;
+    assert!(matches!(failed, Err(EdgeError::Io { .. })), "{failed:?}");
+    let stats = agent.stats();
+    assert_eq!(
+        (stats.outbox_depth, stats.dropped_for_space),
+        (2, 0),
+        "{stats:?}"
+    );
+    assert!(ids
+        .iter()
+        .all(|id| outbox.join(format!("{id}.env")).exists()));
+    // Written once the way is clear: then the oldest gives way.
+    std::fs::remove_dir(&blocker).unwrap();
+    agent.submit_as(third, speeding(2, 10_000)).await.unwrap();
+    let stats = agent.stats();
+    assert_eq!(
+        (stats.outbox_depth, stats.dropped_for_space),
+        (2, 1),
+        "{stats:?}"
+    );
+    assert!(stats.outbox_bytes <= 30_000);
+    let mut expected = vec![format!("{}.env", ids[1]), format!("{third}.env")];
+    expected.sort();
+    assert!(
+        eventually(WAIT, || files_in(&outbox) == expected).await,
+        "{:?}",
+        files_in(&outbox)
     );
     agent.shutdown().await;
 }
