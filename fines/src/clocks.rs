@@ -305,16 +305,18 @@ fn clock_in(c: &StoredClock, state: CaseState, discount_open: bool) -> CaseClock
 }
 
 /// The clock of a case a reversed payment sends back to `state`
-/// ([`kozomol_store::ClockRestart`]): the discount open while its last day has not
-/// passed, and the next wake-up by the deadlines rules — a day already past is due at
-/// the scheduler's next pass, which then makes the moves missed while it was paid.
+/// ([`kozomol_store::ClockRestart`]): the discount open while it is `offered` (no
+/// appeal forfeited it) and its last day has not passed, and the next wake-up by the
+/// deadlines rules — a day already past is due at the scheduler's next pass, which then
+/// makes the moves missed while it was paid.
 pub fn restart_clock(
     clock: &StoredClock,
     state: CaseState,
+    offered: bool,
     now: DateTime<Utc>,
 ) -> (bool, Option<NaiveDate>) {
     let today = clock.jurisdiction.local_date(now);
-    let discount_open = clock.discount_until.is_some_and(|until| today <= until);
+    let discount_open = offered && clock.discount_until.is_some_and(|until| today <= until);
     (
         discount_open,
         next_wakeup(&clock_in(clock, state, discount_open)),
@@ -474,38 +476,50 @@ mod tests {
         let table = [
             (
                 CaseState::Delivered,
+                true,
                 "2026-03-10",
                 (true, Some(day("2026-03-16"))),
             ),
             (
                 CaseState::Delivered,
+                true,
                 "2026-03-15",
                 (true, Some(day("2026-03-16"))),
             ),
             (
                 CaseState::PartiallyPaid,
+                true,
                 "2026-03-20",
                 (false, Some(day("2026-03-31"))),
             ),
             // Due passed while it was paid: the next pass makes the case overdue.
             (
                 CaseState::Delivered,
+                true,
                 "2026-04-20",
                 (false, Some(day("2026-03-31"))),
             ),
             (
                 CaseState::Overdue,
+                true,
                 "2026-04-20",
                 (false, Some(day("2026-07-01"))),
             ),
-            (CaseState::Issued, "2026-03-10", (true, None)),
-            (CaseState::Paid, "2026-03-10", (true, None)),
+            (CaseState::Issued, true, "2026-03-10", (true, None)),
+            (CaseState::Paid, true, "2026-03-10", (true, None)),
+            // An appeal forfeited the discount: nothing wakes for its end.
+            (
+                CaseState::Delivered,
+                false,
+                "2026-03-10",
+                (false, Some(day("2026-03-31"))),
+            ),
         ];
-        for (state, now, want) in table {
+        for (state, offered, now, want) in table {
             assert_eq!(
-                restart_clock(&clock, state, at(now)),
+                restart_clock(&clock, state, offered, at(now)),
                 want,
-                "{state:?} on {now}"
+                "{state:?} offered {offered} on {now}"
             );
         }
     }

@@ -556,7 +556,9 @@ async fn chargeback(w: &World, number: &str, amount: kozomol_core::Money) -> Pay
 /// A paid, appealed case whose appeal is filed and the case `appealed`.
 async fn paid_and_appealed(w: &World) -> (CaseId, String, kozomol_core::Money, i64) {
     let (id, number) = delivered(w).await;
-    let paid = paid_in_full(w, &number).await;
+    // Paid a second before: an appeal filed in the same millisecond would take the
+    // discount from it.
+    let paid = paid_in_full_at(w, &number, Utc::now() - chrono::Duration::seconds(1)).await;
     let AppealFiled::Filed(filed) = w.store.file_appeal(&appeal(id, w)).await.expect("file") else {
         panic!("not filed");
     };
@@ -622,7 +624,7 @@ async fn money_paid_before_an_appeal_in_vain_keeps_its_discount(backend: Backend
     // Half the discounted amount before the appeal: the rest of the full fine after.
     let (part, number) = delivered(&w).await;
     let half = kozomol_core::Money::new(paid.minor / 2, paid.currency);
-    let posted = support::issued::pay(&w, &number, "half", half, Utc::now()).await;
+    let posted = support::issued::pay(&w, &number, "half", half, Utc::now(), false).await;
     assert!(
         matches!(posted, PaymentPosted::Applied(ref p) if p.to_state == CaseState::PartiallyPaid),
         "{posted:?}"

@@ -39,21 +39,18 @@ pub struct PaidSoFar {
 }
 
 impl Due {
-    /// Whether a payment made now, on `day`, earns the discount: within the window,
-    /// and no appeal forfeited it.
-    pub fn discount_applies(&self, day: NaiveDate) -> bool {
-        self.offers_discount() && self.within_window(day)
-    }
-
     /// Whether the fine still offers a discount: the law grants one and no appeal
     /// forfeited it.
     pub fn offers_discount(&self) -> bool {
         self.discounted.is_some() && self.forfeited_from.is_none()
     }
 
-    /// Whether the law grants a discount and `day` is within its window.
-    fn within_window(&self, day: NaiveDate) -> bool {
-        self.discounted.is_some() && self.discount_until.is_none_or(|until| day <= until)
+    /// Whether money paid at `paid_at`, on `day` (its local day), earns the discount:
+    /// the law grants one, `day` is within its window, and no appeal was filed before.
+    fn earns_discount(&self, paid_at: DateTime<Utc>, day: NaiveDate) -> bool {
+        self.discounted.is_some()
+            && self.discount_until.is_none_or(|until| day <= until)
+            && self.forfeited_from.is_none_or(|from| paid_at < from)
     }
 
     /// `paid` with one more payment of `minor` paid at `paid_at`, on `day` (its local
@@ -65,15 +62,14 @@ impl Due {
         paid_at: DateTime<Utc>,
         day: NaiveDate,
     ) -> PaidSoFar {
-        let earns_discount =
-            self.within_window(day) && self.forfeited_from.is_none_or(|from| paid_at < from);
+        let earned = if self.earns_discount(paid_at, day) {
+            minor
+        } else {
+            0
+        };
         PaidSoFar {
             total: paid.total.saturating_add(minor),
-            within_window: paid.within_window.saturating_add(if earns_discount {
-                minor
-            } else {
-                0
-            }),
+            within_window: paid.within_window.saturating_add(earned),
         }
     }
 
@@ -90,17 +86,18 @@ impl Due {
             })
     }
 
-    /// What a payment made on `day` must bring to settle the fine after `paid`: the
-    /// rest of the discounted amount while the window is open (or of the full amount,
-    /// if that is less), the rest of the full amount after; zero once settled (also at
-    /// the discount by money paid before the window closed or an appeal was filed).
-    pub fn outstanding(&self, paid: PaidSoFar, day: NaiveDate) -> i64 {
+    /// What a payment made at `paid_at`, on `day`, must bring to settle the fine after
+    /// `paid`: the rest of the discounted amount while that payment earns it (or of the
+    /// full amount, if that is less), the rest of the full amount otherwise; zero once
+    /// settled (also at the discount by money paid before the window closed or an
+    /// appeal was filed).
+    pub fn outstanding(&self, paid: PaidSoFar, paid_at: DateTime<Utc>, day: NaiveDate) -> i64 {
         if !matches!(self.settlement(paid), Settlement::PartiallyPaid { .. }) {
             return 0;
         }
         let full = self.amount.minor - paid.total;
         let owed = match self.discounted {
-            Some(discounted) if self.discount_applies(day) => {
+            Some(discounted) if self.earns_discount(paid_at, day) => {
                 full.min(discounted.minor - paid.within_window)
             }
             _ => full,
@@ -400,7 +397,11 @@ mod tests {
             (late(100_000), day(1), 250_000),
             (late(400_000), day(1), 100_000),
         ] {
-            assert_eq!(due.outstanding(before, on), want, "{before:?} on {on}");
+            assert_eq!(
+                due.outstanding(before, noon(on), on),
+                want,
+                "{before:?} on {on}"
+            );
         }
     }
 
@@ -454,10 +455,20 @@ mod tests {
                 "{before:?} + {now} at {at}"
             );
         }
-        // Nothing paid now earns it, whatever the day.
-        assert!(!due.discount_applies(day(13)));
-        assert_eq!(due.outstanding(within(125_000), day(13)), 375_000);
-        assert_eq!(due.outstanding(within(0), day(13)), 500_000);
+        // What a payment must bring: before the filing the rest of the discount, from
+        // it the rest of the full amount.
+        for (before, at, want) in [
+            (within(125_000), appealed_at - second, 125_000),
+            (within(125_000), appealed_at, 375_000),
+            (within(0), appealed_at + second, 500_000),
+            (within(250_000), appealed_at + second, 0),
+        ] {
+            assert_eq!(
+                due.outstanding(before, at, at.date_naive()),
+                want,
+                "{before:?} at {at}"
+            );
+        }
     }
 
     #[test]

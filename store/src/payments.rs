@@ -10,7 +10,7 @@
 //! (which the deadlines engine runs like `delivered`); in any other state it moves
 //! nothing, so a case still waiting for delivery or dating keeps its place in those
 //! queues, and an overdue case or one in enforcement is not sent round those moves
-//! again. An appeal forfeits the discount for every payment paid after it was filed.
+//! again. An appeal forfeits the discount for every payment paid at or after its filing.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use kozomol_core::{CaseId, CaseState, Money};
@@ -122,9 +122,11 @@ pub enum PaymentPosted {
 }
 
 /// The deadlines engine's rule for a clock that runs again (the store keeps no rule of
-/// its own): for the case's clock and the state it returns to, whether the discount is
-/// still open and the clock's next wake-up, judged at the given time.
-pub type ClockRestart = fn(&StoredClock, CaseState, DateTime<Utc>) -> (bool, Option<NaiveDate>);
+/// its own): for the case's clock, the state it returns to and whether the fine still
+/// offers a discount (no appeal forfeited it), whether the discount is still open and
+/// the clock's next wake-up, judged at the given time.
+pub type ClockRestart =
+    fn(&StoredClock, CaseState, bool, DateTime<Utc>) -> (bool, Option<NaiveDate>);
 
 /// A payment its reporter takes back (a bank's cancellation, a provider's reversal).
 #[derive(Clone, Debug)]
@@ -332,8 +334,13 @@ pub(crate) fn decide(standing: &Standing, payment: &NewPayment) -> Result<Decide
     }
     check_payment(due, payment.amount).map_err(|e| PaymentRefusal::Invalid(e.to_string()))?;
     let day: NaiveDate = standing.jurisdiction.local_date(payment.paid_at);
+    // As it is recorded, and as the appeal's filing is: in whole milliseconds.
+    let paid_at = crate::audit::whole_millis(payment.paid_at);
     if payment.exact_only {
-        let outstanding = Money::new(due.outstanding(standing.paid, day), due.amount.currency);
+        let outstanding = Money::new(
+            due.outstanding(standing.paid, paid_at, day),
+            due.amount.currency,
+        );
         if outstanding.minor == 0 {
             return Err(PaymentRefusal::AlreadyPaid);
         }
@@ -344,8 +351,6 @@ pub(crate) fn decide(standing: &Standing, payment: &NewPayment) -> Result<Decide
             return Err(PaymentRefusal::Underpaid { outstanding });
         }
     }
-    // As it is recorded, and as the appeal's filing is: in whole milliseconds.
-    let paid_at = crate::audit::whole_millis(payment.paid_at);
     let after = due.with_payment(standing.paid, payment.amount.minor, paid_at, day);
     Ok(match due.settlement(after) {
         Settlement::Paid { excess } => Decided {
@@ -386,7 +391,7 @@ pub(crate) fn quote(
     takes_payment(standing.state)?;
     let due = &standing.due;
     let day = standing.jurisdiction.local_date(at);
-    let outstanding = Money::new(due.outstanding(standing.paid, day), due.amount.currency);
+    let outstanding = Money::new(due.outstanding(standing.paid, at, day), due.amount.currency);
     if outstanding.minor == 0 {
         return Err(PaymentRefusal::AlreadyPaid);
     }

@@ -546,9 +546,8 @@ impl PaymentLedger for SqliteStore {
                 )));
             }
             if let Some(clock) = clock_of(&mut tx, before.case_id).await? {
-                let (discount_open, next_wakeup) = (reversal.restart_clock)(&clock, to_state, now);
-                // An appeal forfeited the discount for good.
-                let discount_open = discount_open && after.due.offers_discount();
+                let (discount_open, next_wakeup) =
+                    (reversal.restart_clock)(&clock, to_state, after.due.offers_discount(), now);
                 restart_clock(&mut tx, before.case_id, discount_open, next_wakeup).await?;
             }
         }

@@ -5853,9 +5853,10 @@ async fn a_quote_says_what_a_payment_would_take(store: Arc<dyn Store>) {
 fn restart_on_the_16th(
     _clock: &kozomol_store::StoredClock,
     _state: CaseState,
+    offered: bool,
     _now: DateTime<Utc>,
 ) -> (bool, Option<NaiveDate>) {
-    (true, Some(date("2026-03-16")))
+    (offered, Some(date("2026-03-16")))
 }
 
 fn reversal_of(code: &str, external_id: Option<&str>) -> kozomol_store::PaymentReversal {
@@ -6685,7 +6686,7 @@ async fn a_payers_view_reads_the_fine_at_once(store: Arc<dyn Store>) {
 /// from its filing on; money paid before it (reported late, by the bank's date) keeps
 /// the discount.
 async fn an_appeal_forfeits_the_discount(store: Arc<dyn Store>) {
-    let numbers = issued(store.as_ref(), 2, &person()).await;
+    let numbers = issued(store.as_ref(), 3, &person()).await;
     let today = kozomol_core::Jurisdiction::Kg.local_date(Utc::now());
     let until = today + chrono::Days::new(10);
     let mut filed_at = Vec::new();
@@ -6709,7 +6710,7 @@ async fn an_appeal_forfeits_the_discount(store: Arc<dyn Store>) {
             .unwrap();
         filed_at.push(appeal.filed_at);
     }
-    let (after, before) = (&numbers[0], &numbers[1]);
+    let (after, before, exact) = (&numbers[0], &numbers[1], &numbers[2]);
     // The discounted amount paid after the filing, within the window: a part of the
     // full amount.
     let mut payment = payment_for(store.as_ref(), after, "c-1", 250_000).await;
@@ -6723,6 +6724,15 @@ async fn an_appeal_forfeits_the_discount(store: Arc<dyn Store>) {
     rest.paid_at = Utc::now();
     let rest = applied(store.post_payment(&rest).await.unwrap());
     assert_eq!((rest.to_state, rest.excess_minor), (CaseState::Paid, 0));
+    // Taken back: the clock runs again, with no discount to open.
+    let code = store.resolution(after).await.unwrap().unwrap().payment_code;
+    store
+        .reverse_payment(&reversal_of(&code, Some("c-2")))
+        .await
+        .unwrap();
+    let case_id = store.resolution(after).await.unwrap().unwrap().case_id;
+    let clock = store.clock(case_id).await.unwrap().unwrap();
+    assert!(!clock.discount_open, "{clock:?}");
     // Paid a second before the filing, reported after the rejection: it settles the
     // fine at the discount.
     let mut early = payment_for(store.as_ref(), before, "c-3", 250_000).await;
@@ -6730,6 +6740,23 @@ async fn an_appeal_forfeits_the_discount(store: Arc<dyn Store>) {
     let early = applied(store.post_payment(&early).await.unwrap());
     assert_eq!(
         (early.to_state, early.excess_minor),
+        (CaseState::PaidDiscounted, 0)
+    );
+    // The same through a bank that pays only the exact sum: the sum it is quoted, and
+    // takes, is the discounted one for a payment made before the filing, the full one
+    // after.
+    let code = store.resolution(exact).await.unwrap().unwrap().payment_code;
+    let second = chrono::Duration::seconds(1);
+    for (at, want) in [(filed_at[2] - second, 250_000), (filed_at[2], 500_000)] {
+        let quote = store.payment_quote(&code, at).await.unwrap().unwrap();
+        assert_eq!(quote.outstanding, som(want), "paid at {at}");
+    }
+    let mut exactly = payment_for(store.as_ref(), exact, "c-4", 250_000).await;
+    exactly.paid_at = filed_at[2] - second;
+    exactly.exact_only = true;
+    let exactly = applied(store.post_payment(&exactly).await.unwrap());
+    assert_eq!(
+        (exactly.to_state, exactly.excess_minor),
         (CaseState::PaidDiscounted, 0)
     );
 }

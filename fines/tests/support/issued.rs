@@ -395,19 +395,20 @@ pub async fn paid_in_full_at(w: &World, number: &str, now: DateTime<Utc>) -> koz
         .expect("read")
         .expect("payable")
         .outstanding;
-    let posted = pay(w, number, &format!("pay-{number}"), due, now).await;
+    let posted = pay(w, number, &format!("pay-{number}"), due, now, true).await;
     assert!(matches!(posted, PaymentPosted::Applied(_)), "{posted:?}");
     due
 }
 
-/// Pays `amount` towards the fine at `now`, as a provider would (its id `id`); what the
-/// ledger answered.
+/// Pays `amount` towards the fine at `now`, as a provider would (its id `id`; only
+/// the amount outstanding then where `exact_only`); what the ledger answered.
 pub async fn pay(
     w: &World,
     number: &str,
     id: &str,
     amount: kozomol_core::Money,
     now: DateTime<Utc>,
+    exact_only: bool,
 ) -> PaymentPosted {
     w.store
         .post_payment(&NewPayment {
@@ -417,7 +418,7 @@ pub async fn pay(
             external_id: id.to_owned(),
             amount,
             paid_at: now,
-            exact_only: false,
+            exact_only,
             intent: None,
             posted_by: "payments-api".into(),
         })

@@ -709,12 +709,7 @@ impl Exchange<'_> {
                 coded_response(404, "Не найдено").child(Element::nil("data")),
             ));
         };
-        let case = self
-            .store()
-            .case(resolution.case_id)
-            .await?
-            .ok_or_else(|| Fault::internal(format!("the case of {} is gone", resolution.number)))?;
-        let standing = self.payment_standing(&resolution, case.state).await?;
+        let standing = self.payment_standing(&resolution).await?;
         let message = match (standing.paid, standing.paid_sum.minor) {
             (true, _) => "Оплачено",
             (false, 0) => "Не оплачено",
@@ -733,12 +728,18 @@ impl Exchange<'_> {
     }
 
     /// What was paid towards a resolution (reversed payments left out), and whether
-    /// that settled it.
+    /// that settled it — by the ledger, not the case's state: a paid case whose appeal
+    /// was rejected is settled before its clocks put it back to its paid state.
     async fn payment_standing(
         &self,
         resolution: &ResolutionRecord,
-        state: CaseState,
     ) -> Result<PaymentStanding, Fault> {
+        let settled = matches!(
+            self.store()
+                .payment_quote(&resolution.payment_code, Utc::now())
+                .await?,
+            Err(PaymentRefusal::AlreadyPaid)
+        );
         let payments: Vec<_> = self
             .store()
             .payments(&resolution.number)
@@ -747,7 +748,7 @@ impl Exchange<'_> {
             .filter(|p| p.reversed_at.is_none())
             .collect();
         Ok(PaymentStanding {
-            paid: matches!(state, CaseState::Paid | CaseState::PaidDiscounted),
+            paid: settled,
             paid_sum: Money::new(
                 payments.iter().map(|p| p.amount.minor).sum(),
                 resolution.amount.currency,
@@ -817,7 +818,7 @@ impl Exchange<'_> {
             .await?
             .or_else(|| case.plate.clone())
             .unwrap_or_default();
-        let standing = self.payment_standing(&resolution, case.state).await?;
+        let standing = self.payment_standing(&resolution).await?;
         let appeal = store
             .appeals_of_case(case.id)
             .await?
