@@ -363,6 +363,9 @@ impl Agent {
             let (evicted, result) = writer.outbox.write_reserved(event_id, &bytes, limit);
             // Their files are gone already.
             writer.note_evicted(&evicted);
+            if !evicted.is_empty() {
+                writer.depth_changed();
+            }
             result.map(|()| bytes)
         })
         .await;
@@ -381,7 +384,7 @@ impl Agent {
             }
         };
         inner.outbox.insert(event_id, bytes);
-        inner.evict(inner.outbox.evict_over(limit, event_id));
+        inner.evict(inner.outbox.evict_over(limit, event_id, 0));
         if let Some(offset) = capture.clock_offset_ms {
             inner.clock_offset_ms.store(offset, Ordering::Relaxed);
         }

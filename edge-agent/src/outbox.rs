@@ -51,8 +51,11 @@ struct Entry {
 struct Index {
     /// UUIDv7 ids sort by creation time, so the first entry is the oldest.
     entries: BTreeMap<EventId, Entry>,
-    /// Bytes of all entries plus those reserved by writes in progress.
+    /// Bytes of all entries on the card.
     bytes: u64,
+    /// Bytes reserved by writes in progress: counted once written (`insert`), never
+    /// made room for before then.
+    reserved: u64,
     fresh_bytes: u64,
     /// Entries to send now (never sent, or reset by a reconnect), oldest first.
     ready: VecDeque<EventId>,
@@ -164,25 +167,24 @@ impl Outbox {
     /// Reserves `len` more bytes for an envelope about to be written. Nothing is evicted
     /// yet: an entry is given up only once the new one is on the card
     /// ([`Outbox::evict_over`]), or where the card is full ([`Outbox::write_reserved`]),
-    /// never for a write that fails for another cause. The bound is soft while
-    /// writes are in progress.
+    /// never for a write that fails for another cause, nor for another writer's
+    /// write still in progress. While writes are in progress the card holds up to
+    /// their envelopes beyond the bound.
     pub fn reserve(&self, len: u64, limit: u64) -> Result<(), EdgeError> {
         if len > limit {
             return Err(EdgeError::TooLargeForOutbox { len, limit });
         }
-        self.index().bytes += len;
+        self.index().reserved += len;
         Ok(())
     }
 
-    /// Evicts the oldest entries but `keep` while the outbox holds more than `limit`
-    /// bytes. Returns the evicted ids; their files must be deleted.
-    pub fn evict_over(&self, limit: u64, keep: EventId) -> Vec<EventId> {
+    /// Evicts the oldest entries but `keep` while the entries on the card and `room`
+    /// more bytes exceed `limit`. Returns the evicted ids; their files must be deleted.
+    pub fn evict_over(&self, limit: u64, keep: EventId, room: u64) -> Vec<EventId> {
         let mut index = self.index();
         let mut evicted = Vec::new();
-        while index.bytes > limit {
+        while index.bytes + room > limit {
             let Some(id) = index.entries.keys().copied().find(|id| *id != keep) else {
-                // Only reservations of writes in progress are left; they will fit
-                // once those finish or fail.
                 break;
             };
             let Some(entry) = index.entries.remove(&id) else {
@@ -198,37 +200,39 @@ impl Outbox {
     }
 
     /// Writes the envelope `id`, whose bytes are reserved, durably. Where the card is
-    /// full, the entries that keep the outbox within `limit` are evicted (their files
-    /// deleted here) and the write is tried once more: on a card sized for the outbox
-    /// that eviction is what makes room. Returns the ids evicted, and how the write
-    /// went. Blocking.
+    /// full, the oldest entries are evicted until it and the entries fit `limit`
+    /// (their files deleted here) and the write is tried once more: on a card sized
+    /// for the outbox that eviction is what makes room. Returns the ids evicted, and
+    /// how the write went. Blocking.
     pub fn write_reserved(
         &self,
         id: EventId,
         bytes: &[u8],
         limit: u64,
     ) -> (Vec<EventId>, io::Result<()>) {
-        self.write_making_room(id, limit, || self.write_durable(id, bytes))
+        let len = bytes.len() as u64;
+        self.write_making_room(id, len, limit, || self.write_durable(id, bytes))
     }
 
     fn write_making_room(
         &self,
         id: EventId,
+        len: u64,
         limit: u64,
         mut write: impl FnMut() -> io::Result<()>,
     ) -> (Vec<EventId>, io::Result<()>) {
         match write() {
             Err(e) if out_of_space(&e) => {
-                let evicted = self.evict_over(limit, id);
+                let evicted = self.evict_over(limit, id, len);
                 if evicted.is_empty() {
                     return (evicted, Err(e));
                 }
-                for gone in &evicted {
-                    if let Err(e) = self.delete(*gone) {
-                        return (evicted, Err(e));
-                    }
-                }
-                let written = write();
+                // Every file is tried: one left would come back at the next start.
+                let deleted = evicted
+                    .iter()
+                    .map(|gone| self.delete(*gone))
+                    .fold(Ok(()), Result::and);
+                let written = deleted.and_then(|()| write());
                 (evicted, written)
             }
             written => (Vec::new(), written),
@@ -238,13 +242,15 @@ impl Outbox {
     /// Gives back a reservation whose write failed.
     pub fn unreserve(&self, len: u64) {
         let mut index = self.index();
-        index.bytes = index.bytes.saturating_sub(len);
+        index.reserved = index.reserved.saturating_sub(len);
     }
 
     /// Indexes an envelope that is durably on disk (its bytes were reserved).
     pub fn insert(&self, id: EventId, bytes: Vec<u8>) {
         let mut index = self.index();
         let len = bytes.len() as u64;
+        index.reserved = index.reserved.saturating_sub(len);
+        index.bytes += len;
         let fresh = if index.fresh_bytes + len <= FRESH_CACHE_BYTES {
             index.fresh_bytes += len;
             Some(bytes)
@@ -380,12 +386,11 @@ impl Outbox {
             file.write_all(bytes)?;
             file.sync_all()
         });
-        if let Err(e) = written {
+        if let Err(e) = written.and_then(|()| fs::rename(&tmp, &path)) {
             // A part written to a full card would keep its room taken.
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        fs::rename(&tmp, &path)?;
         sync_dir(&self.dir)
     }
 
@@ -770,7 +775,7 @@ mod tests {
             outbox.reserve(40, 100).expect("reserve");
             outbox.write_durable(*x, &[1; 40]).expect("write");
             outbox.insert(*x, vec![1; 40]);
-            for e in outbox.evict_over(100, *x) {
+            for e in outbox.evict_over(100, *x, 0) {
                 outbox.delete(e).expect("delete");
             }
         }
@@ -786,6 +791,23 @@ mod tests {
         assert!(!dir.path().join("outbox/leftover.env.tmp").exists());
         let due = reopened.take_due(Instant::now(), Duration::from_secs(1), 10);
         assert!(due.iter().all(|d| d.resend));
+    }
+
+    #[test]
+    fn no_entry_is_evicted_for_a_write_still_in_progress() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outbox = Outbox::open(dir.path(), u64::MAX).expect("open");
+        let (old, written, failing) = (id(), id(), id());
+        outbox.reserve(60, 100).expect("reserve");
+        outbox.insert(old, vec![1; 60]);
+        // Two writers at once: one fails later, the other is on the card first.
+        outbox.reserve(60, 100).expect("reserve");
+        outbox.reserve(30, 100).expect("reserve");
+        outbox.insert(written, vec![2; 30]);
+        assert!(outbox.evict_over(100, written, 0).is_empty());
+        outbox.unreserve(60);
+        assert_eq!(outbox.depth(), (2, 90));
+        assert!(outbox.contains(old) && !outbox.contains(failing));
     }
 
     #[test]
@@ -820,7 +842,7 @@ mod tests {
             outbox.insert(old, vec![1; 60]);
             outbox.reserve(60, 100).expect("reserve");
             let mut attempts = 0;
-            let (evicted, written) = outbox.write_making_room(new, 100, || {
+            let (evicted, written) = outbox.write_making_room(new, 60, 100, || {
                 attempts += 1;
                 match [first, second][attempts - 1] {
                     Some(kind) => Err(io::Error::from(kind)),
