@@ -13,7 +13,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use chrono::{DateTime, Datelike, FixedOffset, Utc};
-use kozomol_core::{decimal_degrees, CaseId, CaseState, FrameRole, Money};
+use kozomol_core::{decimal_degrees, CaseId, FrameRole, Money};
 use kozomol_fines::delivery;
 use kozomol_payments::{format_decimal, parse_decimal, PaymentCode};
 use kozomol_store::{
@@ -586,15 +586,9 @@ impl Exchange<'_> {
                 .await?
             {
                 Ok(quote) => (false, quote.outstanding),
-                Err(PaymentRefusal::AlreadyPaid) => (
-                    true,
-                    match summary.state {
-                        CaseState::PaidDiscounted => {
-                            resolution.discounted.unwrap_or(resolution.amount)
-                        }
-                        _ => resolution.amount,
-                    },
-                ),
+                // What settled it, by its money (a case whose appeal was rejected is
+                // settled before it is dated back to its paid state).
+                Err(PaymentRefusal::AlreadyPaid) => (true, self.paid_net(&resolution).await?),
                 Err(PaymentRefusal::NotPayable(_)) => (false, resolution.amount),
                 // Annulled, voided, lapsed or refunded: no longer a fine to pay.
                 Err(_) => continue,
@@ -725,6 +719,20 @@ impl Exchange<'_> {
                 .unwrap_or_else(|| NO_DATE.to_owned()),
         };
         Ok((200, coded_response(200, "Успешно").child(info.element())))
+    }
+
+    /// What the payments standing towards a resolution brought to it, excesses (to be
+    /// refunded) left out.
+    async fn paid_net(&self, resolution: &ResolutionRecord) -> Result<Money, Fault> {
+        let payments = self.store().payments(&resolution.number).await?;
+        Ok(Money::new(
+            payments
+                .iter()
+                .filter(|p| p.reversed_at.is_none())
+                .map(|p| p.amount.minor - p.excess_minor)
+                .sum(),
+            resolution.amount.currency,
+        ))
     }
 
     /// What was paid towards a resolution (reversed payments left out), and whether
@@ -1244,7 +1252,7 @@ fn split_name(full: &str) -> (String, Option<String>, Option<String>) {
 
 #[cfg(test)]
 mod tests {
-    use kozomol_core::Currency;
+    use kozomol_core::{CaseState, Currency};
 
     use super::*;
 

@@ -125,6 +125,26 @@ impl Provider {
             .number
     }
 
+    /// Files the owner's appeal of the `i`-th fine; its id.
+    async fn appeal(&self, i: usize) -> i64 {
+        let filed = self
+            .store
+            .file_appeal(&NewAppeal {
+                case_id: kozomol_core::CaseId(self.first_case + i as i64),
+                appellant: "Асанов Бакыт".into(),
+                contact: None,
+                grounds: "Я не превышал скорость".into(),
+                filed_by: "portal".into(),
+                attachments: vec![],
+            })
+            .await
+            .expect("appeal filed");
+        match filed {
+            kozomol_store::AppealFiled::Filed(appeal) => appeal.id,
+            other => panic!("not filed: {other:?}"),
+        }
+    }
+
     async fn state(&self, i: usize) -> CaseState {
         self.store
             .case(kozomol_core::CaseId(self.first_case + i as i64))
@@ -222,18 +242,7 @@ async fn banks_check_and_pay_exactly_once_through_the_stock_client() {
     let provider = Provider::start(vec!["127.0.0.1".parse().expect("ip")]).await;
     let codes = &provider.codes;
     // The third fine is under appeal: it takes no payment.
-    provider
-        .store
-        .file_appeal(&NewAppeal {
-            case_id: kozomol_core::CaseId(provider.first_case + 2),
-            appellant: "Асанов Бакыт".into(),
-            contact: None,
-            grounds: "Я не превышал скорость".into(),
-            filed_by: "portal".into(),
-            attachments: vec![],
-        })
-        .await
-        .expect("appeal filed");
+    provider.appeal(2).await;
     // A valid code no resolution has.
     let stranger = kozomol_payments::PaymentCode::new(
         kozomol_payments::CodeKind::Fine,
@@ -651,6 +660,81 @@ async fn fines_deliveries_events_and_photos_through_the_stock_client() {
         fault_code(&answers[23]),
         "Server.ServerProxy.AccessDenied",
         "a bank reads no owner's data"
+    );
+}
+
+/// A fine paid at the discount whose appeal was rejected is settled by its money before
+/// the dating puts it back to its paid state: `protocolInfo` says paid, and the owner's
+/// listing shows it paid with what it was paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_fine_whose_appeal_was_rejected_reads_paid() {
+    let provider = Provider::start(vec!["127.0.0.1".parse().expect("ip")]).await;
+    let store = provider.store.as_ref();
+    let case_id = kozomol_core::CaseId(provider.first_case + 2);
+    let number = provider.number(2).await;
+    let plate = store
+        .decided_plate(case_id)
+        .await
+        .expect("read")
+        .expect("a decided plate");
+    let posted = store
+        .post_payment(&kozomol_store::NewPayment {
+            payment_code: provider.codes[2].clone(),
+            channel: kozomol_store::PaymentChannel::Api,
+            source: "provider-1".into(),
+            external_id: "early".into(),
+            amount: kozomol_core::Money::new(250_000, kozomol_core::Currency::KGS),
+            paid_at: chrono::Utc::now() - chrono::Duration::seconds(1),
+            exact_only: false,
+            intent: None,
+            posted_by: "payments-api".into(),
+        })
+        .await
+        .expect("post");
+    assert!(
+        matches!(&posted, kozomol_store::PaymentPosted::Applied(p) if p.to_state == CaseState::PaidDiscounted),
+        "{posted:?}"
+    );
+    let appeal = provider.appeal(2).await;
+    store
+        .decide_appeal(
+            appeal,
+            kozomol_store::AppealState::Rejected,
+            "supervisor-1",
+            "",
+        )
+        .await
+        .expect("decided");
+    assert_eq!(provider.state(2).await, CaseState::AppealRejected);
+
+    let answers = stock_client(
+        &provider.url,
+        vec![
+            call(BANK, "protocolInfo", "i-1", json!({"protocol": number})),
+            call(
+                PORTAL,
+                "smartcityGetViolations",
+                "v-1",
+                json!({"pin": "21212190000002", "plate": plate, "image": false}),
+            ),
+        ],
+    )
+    .await;
+    let info = &response(&answers[0])["data"];
+    assert_eq!(
+        (info["paymentStatus"].as_i64(), info["paidSum"].as_f64()),
+        (Some(1), Some(2500.0)),
+        "{info}"
+    );
+    let fines = &response(&answers[1])["protocols"];
+    assert_eq!(fines.as_array().map(Vec::len), Some(1), "{fines}");
+    assert_eq!(
+        (
+            fines[0]["paymentStatus"].as_i64(),
+            fines[0]["violationAmmount"].as_f64()
+        ),
+        (Some(1), Some(2500.0)),
+        "{fines}"
     );
 }
 
